@@ -1,0 +1,47 @@
+"""Closed-form baselines and evaluating an arbitrary mixture on the MixMin objective."""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InputError
+from .objectives import make_objective
+from .proxy_outputs import ProxyOutputs
+from .results import MixtureResult
+from .simplex import frank_wolfe_gap, uniform
+from .validation import check_simplex
+
+
+def mixture_loss(outputs: ProxyOutputs, weights) -> float:
+    """The MixMin objective of ``outputs`` at ``weights`` (shape ``(n_sources,)``, on the simplex)."""
+    w = check_simplex("weights", weights, outputs.n_sources)
+    return float(make_objective(outputs).loss(w))
+
+
+def fixed_mixture(outputs: ProxyOutputs, weights, method: str, meta: dict | None = None) -> MixtureResult:
+    """Wrap given weights as a ``MixtureResult`` scored on ``outputs`` (loss and gap filled in)."""
+    w = check_simplex("weights", weights, outputs.n_sources)
+    loss, grad = make_objective(outputs).loss_grad(w)
+    return MixtureResult(
+        weights=w, source_names=outputs.source_names, loss=float(loss),
+        gap=float(frank_wolfe_gap(w, grad)), method=method, meta=dict(meta or {}),
+        trajectory=w[None, :], losses=np.array([float(loss)]),
+        message=f"{method} mixture (not optimised)",
+    )
+
+
+def balanced(outputs: ProxyOutputs) -> MixtureResult:
+    """Every source the same weight."""
+    return fixed_mixture(outputs, uniform(outputs.n_sources), "balanced")
+
+
+def natural(outputs: ProxyOutputs) -> MixtureResult:
+    """Sources in proportion to their size (``outputs.natural_weights``).
+
+    Raises
+    ------
+    InputError
+        If the outputs carry no natural weights.
+    """
+    if outputs.natural_weights is None:
+        raise InputError("natural needs outputs.natural_weights (source sizes); the proxy outputs have none.")
+    return fixed_mixture(outputs, outputs.natural_weights, "natural")

@@ -1,0 +1,284 @@
+"""``ProxyOutputs``: every proxy model's output on every target sample, cached once.
+
+On disk: ``<name>.npz`` (arrays, never pickled) plus ``<name>.json`` (kind, source names,
+metadata and the SHA-256 of the ``.npz``), so a truncated or altered file is caught on load.
+"""
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from . import fileio
+from .errors import InputError
+from .validation import check_finite, check_shape, describe
+
+KINDS = ("binary", "loglik", "mse")
+FORMAT_VERSION = 1
+_OPTIONAL_ARRAYS = ("labels", "token_counts", "natural_weights", "sample_ids")
+
+
+@dataclass(frozen=True, eq=False)
+class ProxyOutputs:
+    """Cached outputs of ``n_sources`` proxy models on ``n_samples`` target samples.
+
+    Parameters
+    ----------
+    values : array (n_sources, n_samples)
+        ``binary``: P(y=1|x) in [0, 1]; ``loglik``: total log-probability of each sample (<= 0);
+        ``mse``: real-valued predictions. Stored as float32.
+    kind : {"binary", "loglik", "mse"}
+    source_names : sequence of str, optional
+        Unique names; defaults to ``source_0 ... source_{P-1}``.
+    labels : array (n_samples,), required for ``binary`` (values in {0, 1}) and ``mse``.
+    token_counts : array (n_samples,), optional, ``loglik`` only: per-token normalisation.
+    natural_weights : array (n_sources,), optional: source sizes (normalised to sum to 1).
+    sample_ids : sequence of str, optional.
+    meta : dict, optional: JSON-serialisable (dataset, target, split, proxy config, compute).
+
+    Raises
+    ------
+    InputError
+        Naming the field, what was received and what was expected.
+    """
+
+    values: np.ndarray
+    kind: str
+    source_names: tuple = None
+    labels: np.ndarray | None = None
+    token_counts: np.ndarray | None = None
+    natural_weights: np.ndarray | None = None
+    sample_ids: np.ndarray | None = None
+    meta: dict = field(default_factory=dict)
+
+    def __init__(self, values, kind, *, source_names=None, labels=None, token_counts=None,
+                 natural_weights=None, sample_ids=None, meta=None):
+        if kind not in KINDS:
+            raise InputError(f"kind must be one of {KINDS}; got {kind!r}.")
+        values = _as_matrix(values)
+        n_sources, n_samples = values.shape
+        names = _check_names(source_names, n_sources)
+        labels = _check_labels(labels, kind, n_samples)
+        token_counts = _check_token_counts(token_counts, kind, n_samples)
+        natural = _check_natural(natural_weights, n_sources)
+        ids = _check_ids(sample_ids, n_samples)
+        _check_value_range(values, kind)
+        meta = dict(meta or {})
+        try:
+            json.dumps(meta)
+        except TypeError as exc:
+            raise InputError(f"meta must be JSON-serialisable; {exc}.") from None
+        for name, val in [("values", values), ("kind", kind), ("source_names", names),
+                          ("labels", labels), ("token_counts", token_counts),
+                          ("natural_weights", natural), ("sample_ids", ids), ("meta", meta)]:
+            object.__setattr__(self, name, val)
+
+    @property
+    def n_sources(self) -> int:
+        return self.values.shape[0]
+
+    @property
+    def n_samples(self) -> int:
+        return self.values.shape[1]
+
+    def select(self, sources: Sequence | None = None, samples: Sequence | None = None) -> "ProxyOutputs":
+        """A subset by source (names or integer positions) and/or sample (positions or mask).
+
+        Natural weights are renormalised over the kept sources.
+        """
+        src = self._source_index(sources)
+        smp = slice(None) if samples is None else np.asarray(samples)
+        if src.size < 2:
+            raise InputError(f"sources must keep at least two sources; got {src.size}.")
+        pick = lambda a: None if a is None else a[smp]  # noqa: E731
+        natural = None if self.natural_weights is None else self.natural_weights[src]
+        if natural is not None and natural.sum() > 0:
+            natural = natural / natural.sum()
+        return ProxyOutputs(
+            self.values[src][:, smp], self.kind,
+            source_names=[self.source_names[i] for i in src],
+            labels=pick(self.labels), token_counts=pick(self.token_counts),
+            natural_weights=natural, sample_ids=pick(self.sample_ids), meta=self.meta,
+        )
+
+    def _source_index(self, sources) -> np.ndarray:
+        if sources is None:
+            return np.arange(self.n_sources)
+        sources = list(sources)
+        if sources and all(isinstance(s, str) for s in sources):
+            lookup = {n: i for i, n in enumerate(self.source_names)}
+            missing = [s for s in sources if s not in lookup]
+            if missing:
+                raise InputError(f"sources not found: {missing[:5]}; known: {list(self.source_names)[:5]}...")
+            return np.array([lookup[s] for s in sources], dtype=np.int64)
+        idx = np.asarray(sources)
+        if idx.dtype == bool:
+            return np.flatnonzero(idx)
+        return idx.astype(np.int64)
+
+    # ---- persistence -------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write ``<path>.npz`` and ``<path>.json`` atomically; return the ``.npz`` path."""
+        npz_path, json_path = _paths(path)
+        arrays = {"values": self.values}
+        for name in _OPTIONAL_ARRAYS:
+            arr = getattr(self, name)
+            if arr is not None:
+                arrays[name] = arr
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        fileio.write_bytes(npz_path, buf.getvalue())
+        sidecar = {
+            "format_version": FORMAT_VERSION, "kind": self.kind,
+            "source_names": list(self.source_names), "n_sources": self.n_sources,
+            "n_samples": self.n_samples, "meta": self.meta,
+            "sha256": fileio.sha256_file(npz_path),
+        }
+        fileio.write_json(json_path, sidecar)
+        return npz_path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ProxyOutputs":
+        """Load and validate a saved ``ProxyOutputs`` (never unpickles).
+
+        Raises
+        ------
+        InputError
+            If either file is missing, the checksum does not match (truncated or altered), or
+            the arrays fail validation; the message names the file.
+        """
+        npz_path, json_path = _paths(path)
+        for p in (npz_path, json_path):
+            if not p.exists():
+                raise InputError(f"{p}: file not found; a proxy-outputs file needs both {npz_path.name} and {json_path.name}.")
+        try:
+            sidecar = fileio.read_json(json_path)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(f"{json_path}: not valid JSON ({exc}).") from None
+        expected = sidecar.get("sha256") if isinstance(sidecar, dict) else None
+        if not expected:
+            raise InputError(f"{json_path}: missing 'sha256' checksum field.")
+        actual = fileio.sha256_file(npz_path)
+        if actual != expected:
+            raise InputError(
+                f"{npz_path}: checksum mismatch (file is truncated or altered); "
+                f"expected sha256 {expected[:12]}..., got {actual[:12]}...."
+            )
+        return cls.from_npz_bytes(npz_path.read_bytes(), sidecar, source=str(npz_path))
+
+    @classmethod
+    def from_npz_bytes(cls, data: bytes, sidecar: dict, source: str = "<upload>") -> "ProxyOutputs":
+        """Build from the bytes of an ``.npz`` and its parsed sidecar (uploads use this)."""
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+            raise InputError(f"{source}: cannot read arrays ({exc}).") from None
+        if "values" not in arrays:
+            raise InputError(f"{source}: no 'values' array; found {sorted(arrays)}.")
+        try:
+            return cls(
+                arrays["values"], sidecar.get("kind"), source_names=sidecar.get("source_names"),
+                meta=sidecar.get("meta"), **{k: arrays.get(k) for k in _OPTIONAL_ARRAYS},
+            )
+        except InputError as exc:
+            raise InputError(f"{source}: {exc}") from None
+
+
+def _paths(path) -> tuple[Path, Path]:
+    path = Path(path)
+    base = path.with_suffix("") if path.suffix in (".npz", ".json") else path
+    return base.with_name(base.name + ".npz"), base.with_name(base.name + ".json")
+
+
+def _as_matrix(values) -> np.ndarray:
+    try:
+        arr = np.asarray(values)
+    except Exception as exc:  # ragged input and the like
+        raise InputError(f"values must be a 2-D numeric array; {exc}.") from None
+    if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.number):
+        raise InputError(f"values must be a 2-D numeric array (n_sources, n_samples); got {describe(arr)}.")
+    if arr.shape[0] < 2:
+        raise InputError(f"values must hold at least two sources (rows); got {arr.shape[0]}.")
+    if arr.shape[1] < 1:
+        raise InputError("values must hold at least one sample (column); got 0.")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    check_finite("values", arr)
+    return arr
+
+
+def _check_names(names, n_sources) -> tuple:
+    if names is None:
+        return tuple(f"source_{i}" for i in range(n_sources))
+    names = tuple(str(n) for n in names)
+    if len(names) != n_sources:
+        raise InputError(f"source_names must have {n_sources} entries (one per row of values); got {len(names)}.")
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise InputError(f"source_names must be unique; duplicated: {dup[:5]}.")
+    return names
+
+
+def _check_labels(labels, kind, n_samples):
+    if labels is None:
+        if kind in ("binary", "mse"):
+            raise InputError(f"labels are required for kind {kind!r}; got None.")
+        return None
+    arr = np.asarray(labels, dtype=np.float32).reshape(-1) if np.ndim(labels) else None
+    if arr is None:
+        raise InputError(f"labels must be a 1-D array; got {describe(labels)}.")
+    check_shape("labels", arr, (n_samples,))
+    check_finite("labels", arr)
+    if kind == "binary" and not np.isin(arr, (0.0, 1.0)).all():
+        bad = arr[~np.isin(arr, (0.0, 1.0))][:3].tolist()
+        raise InputError(f"labels must be 0 or 1 for kind 'binary'; got values such as {bad}.")
+    return arr
+
+
+def _check_token_counts(counts, kind, n_samples):
+    if counts is None:
+        return None
+    if kind != "loglik":
+        raise InputError(f"token_counts apply only to kind 'loglik'; got kind {kind!r}.")
+    arr = np.asarray(counts, dtype=np.float32)
+    check_shape("token_counts", arr, (n_samples,))
+    check_finite("token_counts", arr)
+    if (arr <= 0).any():
+        raise InputError(f"token_counts must be positive; got minimum {arr.min():g}.")
+    return arr
+
+
+def _check_natural(natural, n_sources):
+    if natural is None:
+        return None
+    arr = np.asarray(natural, dtype=np.float64)
+    check_shape("natural_weights", arr, (n_sources,))
+    check_finite("natural_weights", arr)
+    if (arr < 0).any() or arr.sum() <= 0:
+        raise InputError("natural_weights must be non-negative with a positive sum.")
+    return (arr / arr.sum()).astype(np.float32)
+
+
+def _check_ids(ids, n_samples):
+    if ids is None:
+        return None
+    arr = np.asarray([str(i) for i in ids])
+    check_shape("sample_ids", arr, (n_samples,))
+    return arr
+
+
+def _check_value_range(values, kind):
+    if kind == "binary" and (values.min() < 0 or values.max() > 1):
+        raise InputError(
+            f"values must be probabilities in [0, 1] for kind 'binary'; got range "
+            f"[{values.min():.3g}, {values.max():.3g}]."
+        )
+    if kind == "loglik" and values.max() > 0:
+        raise InputError(
+            f"values must be log-probabilities <= 0 for kind 'loglik'; got maximum {values.max():.3g}."
+        )

@@ -1,0 +1,145 @@
+"""``MixtureResult`` (what every solver and baseline returns) and summary statistics."""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+
+
+class Status(str, enum.Enum):
+    CONVERGED = "converged"
+    MAX_ITER = "max_iter"
+    STOPPED_BY_CALLBACK = "stopped_by_callback"
+    NON_FINITE = "non_finite"
+    NOT_ITERATIVE = "not_iterative"  # closed-form baselines (natural, balanced, search methods)
+
+
+@dataclass(frozen=True, eq=False)
+class MixtureResult:
+    """A mixture over sources and how it was found (fields follow scipy's ``OptimizeResult``).
+
+    Attributes
+    ----------
+    weights : (n_sources,) float32 on the simplex.
+    source_names : tuple of str.
+    loss : objective value at ``weights`` (NaN when the method has no objective).
+    n_iter : iterations taken (0 for non-iterative methods).
+    success, status, message : outcome; ``success`` implies ``gap <= tol`` for iterative solvers.
+    trajectory : (n_iter + 1, n_sources) weights per iteration, the first row the start.
+    losses : (n_iter + 1,) objective per iteration.
+    gaps : (n_iter + 1,) Frank-Wolfe gap per iteration.
+    gap : Frank-Wolfe gap at ``weights`` (an upper bound on the suboptimality).
+    method : name of the method that produced it.
+    meta : extra JSON-serialisable facts (compute spent, step size, ...).
+    """
+
+    weights: np.ndarray
+    source_names: tuple
+    loss: float = float("nan")
+    n_iter: int = 0
+    success: bool = True
+    status: str = Status.NOT_ITERATIVE.value
+    message: str = ""
+    trajectory: np.ndarray | None = None
+    losses: np.ndarray | None = None
+    gaps: np.ndarray | None = None
+    gap: float = float("nan")
+    method: str = "mixmin"
+    meta: dict = field(default_factory=dict)
+
+    def top(self, k: int = 10) -> list[tuple[str, float]]:
+        """The ``k`` largest weights as ``(source_name, weight)``, largest first."""
+        order = np.argsort(-self.weights, kind="stable")[:k]
+        return [(self.source_names[i], float(self.weights[i])) for i in order]
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary (weights by name; no trajectory)."""
+        return {
+            "method": self.method, "weights": dict(zip(self.source_names, map(float, self.weights))),
+            "loss": float(self.loss), "n_iter": int(self.n_iter), "success": bool(self.success),
+            "status": str(self.status), "message": self.message, "gap": float(self.gap), "meta": self.meta,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MixtureResult":
+        names = tuple(d["weights"])
+        return cls(
+            weights=np.array([d["weights"][n] for n in names], dtype=np.float32), source_names=names,
+            loss=d.get("loss", float("nan")), n_iter=d.get("n_iter", 0), success=d.get("success", True),
+            status=d.get("status", Status.NOT_ITERATIVE.value), message=d.get("message", ""),
+            gap=d.get("gap", float("nan")), method=d.get("method", "mixmin"), meta=d.get("meta", {}),
+        )
+
+
+def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and Student-t confidence interval ``(mean, low, high)`` of independent trials.
+
+    With one value the interval is ``(mean, nan, nan)``.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    mean = float(x.mean())
+    if x.size < 2:
+        return mean, float("nan"), float("nan")
+    half = stats.t.ppf(0.5 + level / 2, df=x.size - 1) * x.std(ddof=1) / np.sqrt(x.size)
+    return mean, mean - float(half), mean + float(half)
+
+
+def welch_pvalue(a, b) -> float:
+    """Two-sided Welch t-test p-value of ``mean(a) != mean(b)`` (NaN if undefined)."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.size < 2 or b.size < 2:
+        return float("nan")
+    if np.var(a) == 0 and np.var(b) == 0:
+        return 1.0 if a.mean() == b.mean() else 0.0
+    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def summarize(frame, *, by=("target", "method", "metric"), reference: str | None = None,
+              focus: str = "mixmin", level: float = 0.95):
+    """Per-group mean and CI over trials, improvement over ``reference`` and Welch p-values.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame with columns ``by + ("trial", "value")`` (extra columns ignored).
+    reference : method to subtract trial by trial (e.g. ``"target_only"``); adds
+        ``improvement``/``improvement_low``/``improvement_high``.
+    focus : method whose p-value against every other method (same target and metric) is reported
+        in ``p_vs_<focus>``.
+    """
+    import pandas as pd
+
+    by = list(by)
+    rows = []
+    for key, grp in frame.groupby(by, sort=False, dropna=False):
+        mean, lo, hi = mean_ci(grp["value"], level)
+        row = dict(zip(by, key if isinstance(key, tuple) else (key,)))
+        row.update(mean=mean, ci_low=lo, ci_high=hi, n_trials=int(grp["value"].notna().sum()))
+        if "compute" in grp:
+            row["compute"] = float(grp["compute"].mean())
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    group_cols = [c for c in by if c != "method"]
+    pivot = frame.pivot_table(index=group_cols + ["trial"], columns="method", values="value", aggfunc="mean")
+    if reference is not None and reference in pivot.columns:
+        diffs = pivot.sub(pivot[reference], axis=0)
+        for i, row in out.iterrows():
+            key = tuple(row[c] for c in group_cols)
+            sel = diffs.xs(key if len(key) > 1 else key[0], level=group_cols if len(key) > 1 else group_cols[0])
+            m, lo, hi = mean_ci(sel[row["method"]], level)
+            out.loc[i, ["improvement", "improvement_low", "improvement_high"]] = [m, lo, hi]
+    if focus in pivot.columns:
+        for i, row in out.iterrows():
+            key = tuple(row[c] for c in group_cols)
+            sel = pivot.xs(key if len(key) > 1 else key[0], level=group_cols if len(key) > 1 else group_cols[0])
+            out.loc[i, f"p_vs_{focus}"] = (
+                float("nan") if row["method"] == focus else welch_pvalue(sel[focus].dropna(), sel[row["method"]].dropna())
+            )
+    return out

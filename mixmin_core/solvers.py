@@ -1,0 +1,121 @@
+"""MixMin (the paper's Algorithm 1): entropic mirror descent over cached proxy outputs."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .errors import InputError
+from .objectives import make_objective
+from .proxy_outputs import ProxyOutputs
+from .results import MixtureResult, Status
+from .simplex import entropic_step, frank_wolfe_gap, uniform
+from .validation import check_simplex
+
+
+@dataclass(frozen=True)
+class Iterate:
+    """What a callback sees at each iteration (``iteration`` 0 is the start)."""
+
+    iteration: int
+    weights: np.ndarray
+    loss: float
+    gap: float
+
+
+def mixmin(outputs: ProxyOutputs, *, step_size: float = 1.0, max_iter: int = 100, tol: float = 1e-6,
+           init=None, callback: Callable[[Iterate], bool | None] | None = None) -> MixtureResult:
+    """Find mixture weights minimising the target loss of the mixed proxies.
+
+    Entropic mirror descent ``w_p <- w_p exp(-step_size g_p) / Z`` from ``init``; stops when the
+    Frank-Wolfe gap ``max_p (w.g - g_p)`` (an upper bound on the suboptimality) is <= ``tol``.
+
+    Parameters
+    ----------
+    outputs : ProxyOutputs, shape (n_sources, n_samples).
+    step_size : float > 0, default 1.0 (the paper's eta).
+    max_iter : int >= 0, default 100 (the paper's number of steps).
+    tol : float >= 0, default 1e-6; tolerance on the Frank-Wolfe gap.
+    init : None or "uniform" (default), "natural", or an array (n_sources,) on the simplex.
+        Weights must be strictly positive for every source to stay reachable.
+    callback : called with an :class:`Iterate` after every evaluation; return True to stop.
+
+    Returns
+    -------
+    MixtureResult
+        ``weights`` is the iterate with the lowest loss (so the loss never exceeds the start's);
+        ``trajectory``/``losses``/``gaps`` hold every iterate. Hitting ``max_iter`` gives
+        ``success=False``; a non-finite loss or gradient ends with status ``non_finite``.
+
+    Raises
+    ------
+    InputError
+        For a bad ``step_size``, ``max_iter``, ``tol`` or ``init``.
+    """
+    _check_params(step_size, max_iter, tol)
+    w = start_weights(outputs, init)
+    objective = make_objective(outputs)
+    traj, losses, gaps = [], [], []
+    status, message = Status.MAX_ITER, f"reached max_iter={max_iter} before the gap fell to tol={tol:g}"
+    for it in range(max_iter + 1):
+        loss, grad = objective.loss_grad(w)
+        loss = float(loss)
+        if not (np.isfinite(loss) and np.isfinite(grad).all()):
+            status, message = Status.NON_FINITE, f"non-finite loss or gradient at iteration {it}; returning the best finite iterate"
+            break
+        gap = float(frank_wolfe_gap(w, grad))
+        traj.append(w)
+        losses.append(loss)
+        gaps.append(gap)
+        if callback is not None and callback(Iterate(it, w, loss, gap)):
+            status, message = Status.STOPPED_BY_CALLBACK, f"stopped by callback at iteration {it}"
+            break
+        if gap <= tol:
+            status, message = Status.CONVERGED, f"Frank-Wolfe gap {gap:.3g} <= tol {tol:g} at iteration {it}"
+            break
+        if it < max_iter:
+            w = entropic_step(w, grad, step_size).astype(np.float32, copy=False)
+    if not losses:
+        raise InputError("the objective is not finite at the starting weights; check the proxy outputs.")
+    return _result(outputs, traj, losses, gaps, status, message, step_size)
+
+
+def start_weights(outputs: ProxyOutputs, init) -> np.ndarray:
+    """Resolve ``init`` ("uniform", "natural", None or an array) to float32 simplex weights."""
+    if init is None or (isinstance(init, str) and init == "uniform"):
+        return uniform(outputs.n_sources)
+    if isinstance(init, str):
+        if init != "natural":
+            raise InputError(f"init must be 'uniform', 'natural' or an array of weights; got {init!r}.")
+        if outputs.natural_weights is None:
+            raise InputError("init='natural' needs outputs.natural_weights; the proxy outputs have none.")
+        init = outputs.natural_weights
+    w = check_simplex("init", init, outputs.n_sources)
+    if (w <= 0).any():
+        raise InputError(
+            f"init must be strictly positive (mirror descent cannot revive a zero weight); "
+            f"got {int((w <= 0).sum())} zero weight(s). Mix in a little uniform weight."
+        )
+    return w
+
+
+def _check_params(step_size, max_iter, tol):
+    if not (isinstance(step_size, (int, float)) and np.isfinite(step_size) and step_size > 0):
+        raise InputError(f"step_size must be a positive finite number; got {step_size!r}.")
+    if not (isinstance(max_iter, (int, np.integer)) and max_iter >= 0):
+        raise InputError(f"max_iter must be a non-negative integer; got {max_iter!r}.")
+    if not (isinstance(tol, (int, float)) and tol >= 0):
+        raise InputError(f"tol must be a non-negative number; got {tol!r}.")
+
+
+def _result(outputs, traj, losses, gaps, status, message, step_size) -> MixtureResult:
+    losses = np.asarray(losses, dtype=np.float64)
+    best = int(np.argmin(losses))
+    gaps = np.asarray(gaps, dtype=np.float64)
+    return MixtureResult(
+        weights=traj[best], source_names=outputs.source_names, loss=float(losses[best]),
+        n_iter=len(losses) - 1, success=status == Status.CONVERGED, status=status.value,
+        message=message, trajectory=np.stack(traj), losses=losses, gaps=gaps,
+        gap=float(gaps[best]), method="mixmin", meta={"step_size": float(step_size)},
+    )
