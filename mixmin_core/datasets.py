@@ -1,0 +1,169 @@
+"""Dataset registry: each dataset's public home, checksum and where to find a local copy.
+
+Resolution order for :func:`resolve`: an explicit path, then ``$MIXMIN_DATA_DIR/<relpath>``,
+then the local cache (``$MIXMIN_CACHE``, default ``~/.cache/mixmin``), then a download from the
+public home (with a progress bar and checksum check), else an error saying where to put the file.
+Offline development and CI use ``MIXMIN_DATA_DIR=../shared/data``.
+"""
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import fileio
+from .errors import InputError
+
+_CHEMPROP = "https://raw.githubusercontent.com/chemprop/chemprop/b83635bcddaddcdb91d453128edec9f2be0d25cf/data/"
+_DEEPCHEM = "https://deepchemdata.s3-us-west-1.amazonaws.com/datasets/"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A registered file: ``relpath`` under ``MIXMIN_DATA_DIR``, its ``url`` (None: no public
+    direct download) and ``sha256`` of that download (None: not pinned), and a description."""
+
+    name: str
+    relpath: str
+    url: str | None
+    sha256: str | None
+    description: str
+    parser: str = ""  # dotted path of the loader that reads it
+
+
+REGISTRY: dict[str, Dataset] = {}
+
+
+def register(ds: Dataset) -> Dataset:
+    REGISTRY[ds.name] = ds
+    return ds
+
+
+for _name, _file, _sha, _desc in [
+    ("toxcast", "toxcast.csv.gz", "4b9b4366b02ce7ec7a0831d60f8c46f153c53c5e122376df887476240496abd4", "ToxCast, 8,576 molecules x 617 assays (MoleculeNet layout)"),
+    ("muv", "muv.csv.gz", "ee68d1fad0b10440dc494ac3a74cf99168a0b0da9683556b2b48220b88172135", "MUV, 93,087 molecules x 17 assays"),
+]:
+    register(Dataset(_name, f"chem/{_file}", _CHEMPROP + _file, _sha, _desc, "mixmin_core.chem.data.load_assay_table"))
+for _name, _file, _desc in [
+    ("tox21", "tox21.csv.gz", "Tox21, 7,831 molecules x 12 assays"),
+    ("sider", "sider.csv.gz", "SIDER, 1,427 molecules x 27 side-effect classes (CC BY-NC-SA)"),
+    ("clintox", "clintox.csv.gz", "ClinTox, 1,478 molecules x 2 tasks"),
+]:
+    register(Dataset(_name, f"chem/{_file}", _DEEPCHEM + _file, None, _desc, "mixmin_core.chem.data.load_assay_table"))
+register(Dataset("pcba128", "chem/pcba.csv.gz", _DEEPCHEM + "pcba.csv.gz", None,
+                 "MoleculeNet PCBA-128: 437,929 molecules x 128 assays (columns PCBA-<AID>, mol_id, smiles)",
+                 "mixmin_core.chem.data.load_pcba128"))
+register(Dataset("pcba1328", "chem/pcba_1328_1564k.parquet", None, None,
+                 "Graphium PCBA-1328 (1,328 assays, 1.56M molecules); get it from the Polaris hub "
+                 "(graphium/pcba-1328-1564k-v1) and place the Parquet/CSV here", "mixmin_core.chem.data.load_pcba1328"))
+for _name, _file, _sha in [
+    ("toxcast_assays", "toxcast_assays.csv", "8b0e2e389c373c28ea42e1613fe5fd71b2107087937d324223586e5a89dc6e6a"),
+    ("tox21_assays", "tox21_assays.csv", "5ad963271763eb304ea678f1361981ad88bd1a731cda17b9fbc52ff495836de3"),
+    ("muv_assays", "muv_assays.csv", "450a1798b2b4309d2bba9bd6e07e8c559834213411957098948ea892aad6bdd7"),
+    ("pcba128_assays", "pcba128_assays.csv", "745b7836f8ac8ee996664d362217491cfa64efaa6df7a2f87d1eb2132e9fc74e"),
+]:
+    register(Dataset(_name, f"chem/{_file}", None, _sha, f"assay metadata (title, category) for {_name.split('_')[0]}",
+                     "mixmin_core.chem.data.load_assay_metadata"))
+for _name, _sha in [
+    ("commoncrawl", "4c41ceae1835d9dc951f1d64d6a72d58df1d0c1a9f2115ff1ae57d155f55eeef"),
+    ("c4", "a6e1f2b62c45b714bf88012160412ebba88ec35acca9bced5ce62fd417f7b22a"),
+    ("github", "29f9a3d9e84ff57c138de21a2ba260b94fb79d2d84af028692aa87e358620447"),
+    ("book", "3587ac4e60053b976a9c63863ee65618e9e9c5de49b7b58018cb776de8b2ec3a"),
+    ("arxiv", "6e38a49e41fdfbbed9c75be2005f524f8fc7d343d26d41b95f3adf71a40f66ed"),
+    ("wikipedia", "76018184439af7e0435a5da0dae07f0d627ea1e63f28de12735f122d82ebfe61"),
+    ("stackexchange", "7ed6a451b51bd2fc5647c8dc1676f584c93c2c3181c9b74a427d0124562ac77b"),
+]:
+    register(Dataset(f"text/{_name}", f"text/source/{_name}.jsonl.gz", None, _sha,
+                     f"text source domain '{_name}' (jsonl.gz with a 'text' field; SlimPajama stand-in)",
+                     "mixmin_core.lm.data.read_jsonl"))
+for _name, _sha in [
+    ("piqa_train", "9a474f5b0354d33b5c407a14a0b7b671d3e41eba7d82ae2d5004251e4b87f3bb"),
+    ("piqa_validation", "81bcf133d4800e77c03dface629fe54a40eb1ccbbfc112fc75ae3fb100b1f02e"),
+    ("arc_easy_train", "9ab70ee0eb7182cf1ce98afbd85d17ae2663597630589113020d0519211bf6d6"),
+    ("arc_easy_validation", "ebf80aa7ef45d6998d1ab1e79f2e8ddf2811040c0680eb404f02a5b63f5d985a"),
+    ("arc_easy_test", "c4a7cef24ea73bb52a1fd5a1e987e846c1c4295d6eb96481da696da977eb41c3"),
+    ("sciq_validation", "433b3d1c3cfdf4732c843d2ab5e969888ebfaa29221f446c0388b14e9ca01087"),
+    ("sciq_test", "de2c7edd7755d8b4d8f655873a797325eacc35ea8d26dc5895e92563e08e76fa"),
+]:
+    register(Dataset(f"text/{_name}", f"text/target/{_name}.jsonl.gz", None, _sha,
+                     f"target task split '{_name}' (question + answer text, choices kept)",
+                     "mixmin_core.lm.data.load_target"))
+register(Dataset("pythia_tokenizer", "text/tokenizer/gpt-neox-20b/tokenizer.json",
+                 "https://huggingface.co/EleutherAI/pythia-160m/resolve/main/tokenizer.json", None,
+                 "GPT-NeoX-20B / Pythia tokenizer", "tokenizers.Tokenizer.from_file"))
+for _name, _rel in [
+    ("regmix_train_mixture_1m", "regmix/train_mixture_1m.csv"), ("regmix_train_loss_1m", "regmix/train_pile_loss_1m.csv"),
+    ("regmix_test_mixture_1m", "regmix/test_mixture_1m.csv"), ("regmix_test_loss_1m", "regmix/test_pile_loss_1m.csv"),
+    ("regmix_test_mixture_60m", "regmix/test_mixture_60m.csv"), ("regmix_test_loss_60m", "regmix/test_pile_loss_60m.csv"),
+    ("regmix_test_mixture_1b", "regmix/test_mixture_1B.csv"), ("regmix_test_loss_1b", "regmix/test_pile_loss_1B.csv"),
+    ("olmix_dclm_ratios", "olmix/dclm_ratios.csv"), ("olmix_dclm_metrics", "olmix/dclm_metrics.csv"),
+]:
+    register(Dataset(_name, f"mixture_runs/{_rel}", None, None, f"published mixture-run table {_rel}",
+                     "mixmin_core.run_tables"))
+
+
+def data_dir() -> Path | None:
+    value = os.environ.get("MIXMIN_DATA_DIR")
+    return Path(value).expanduser().resolve() if value else None
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("MIXMIN_CACHE", Path.home() / ".cache" / "mixmin")).expanduser()
+
+
+def resolve(name: str, path: str | os.PathLike | None = None, *, download: bool = True) -> Path:
+    """The local path of registered dataset ``name`` (or of ``path`` if given).
+
+    Raises
+    ------
+    InputError
+        If ``name`` is unknown, ``path`` does not exist, or the file is not available locally
+        and cannot be downloaded (the message says where to put it).
+    """
+    if path is not None:
+        p = Path(path).expanduser()
+        if not p.exists():
+            raise InputError(f"{p}: file not found (given explicitly for dataset {name!r}).")
+        return p
+    if name not in REGISTRY:
+        raise InputError(f"unknown dataset {name!r}; registered: {sorted(REGISTRY)}. Pass a path instead.")
+    ds = REGISTRY[name]
+    candidates = ([data_dir() / ds.relpath] if data_dir() else []) + [cache_dir() / ds.relpath]
+    for candidate in candidates:
+        if candidate.exists():
+            return candidate
+    reason = "no public direct download" if not ds.url else "downloads are disabled (MIXMIN_OFFLINE=1)"
+    if download and ds.url and os.environ.get("MIXMIN_OFFLINE") != "1":
+        try:
+            return _download(ds, cache_dir() / ds.relpath)
+        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+            reason = f"download from {ds.url} failed ({exc})"
+    where = " or ".join(str(c) for c in candidates)
+    raise InputError(
+        f"dataset {name!r} ({ds.description}) is not available locally and {reason}. "
+        f"Put the file at {where}, or set MIXMIN_DATA_DIR to a folder holding {ds.relpath}."
+    )
+
+
+def _download(ds: Dataset, dest: Path) -> Path:
+    from tqdm.auto import tqdm
+
+    with urllib.request.urlopen(ds.url, timeout=30) as resp:
+        total = int(resp.headers.get("Content-Length") or 0) or None
+        with fileio.atomic_path(dest) as tmp, open(tmp, "wb") as fh, \
+                tqdm(total=total, unit="B", unit_scale=True, desc=f"download {ds.name}") as bar:
+            for block in iter(lambda: resp.read(1 << 20), b""):
+                fh.write(block)
+                bar.update(len(block))
+            fh.flush()
+            if ds.sha256 and fileio.sha256_file(tmp) != ds.sha256:
+                raise InputError(f"{ds.url}: checksum mismatch after download; expected sha256 {ds.sha256[:12]}....")
+    return dest
+
+
+def verify(name: str, path: Path) -> bool:
+    """True if ``path`` matches the registered checksum (or none is pinned)."""
+    ds = REGISTRY[name]
+    return ds.sha256 is None or fileio.sha256_file(path) == ds.sha256

@@ -1,0 +1,184 @@
+"""Run units of work (one proxy, one final model) locally or on Ray, skipping finished ones.
+
+A unit's function writes its output file atomically and returns a small JSON-ready dict (its
+cost, e.g. ``{"seconds": 1.2, "flops": 3e12}``). A unit whose output already exists is not run
+again, so a job killed with ``kill -9`` resumes where it stopped and loses nothing finished.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from tqdm.auto import tqdm
+
+from .errors import ConfigError, MixminError
+
+log = logging.getLogger("mixmin.runner")
+BACKENDS = ("local", "ray")
+RESUME = ("if_available", "always", "never")
+
+
+class JobCancelled(MixminError):
+    """The job was cancelled from the catalog (e.g. the app's Jobs page)."""
+
+
+@dataclass
+class Unit:
+    """One resumable piece of work: ``fn(**kwargs)`` writes ``output`` and returns a dict."""
+
+    unit_id: str
+    fn: Callable[..., dict]
+    kwargs: dict = field(default_factory=dict)
+    output: Path | None = None
+    kind: str = "unit"
+
+    def is_done(self) -> bool:
+        return self.output is not None and Path(self.output).exists()
+
+
+def _execute(fn, kwargs):
+    start = time.perf_counter()
+    info = fn(**kwargs) or {}
+    return info, time.perf_counter() - start
+
+
+def default_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 2))
+
+
+def run_tasks(units: list[Unit], *, backend: str = "local", n_workers: int | None = None,
+              desc: str = "units", on_done: Callable[[Unit, dict, float], None] | None = None,
+              should_stop: Callable[[], bool] | None = None, progress: bool = True) -> dict[str, dict]:
+    """Run the unfinished ``units``; return ``{unit_id: info}`` for those that ran now.
+
+    ``backend="local"`` uses worker processes (``n_workers`` > 1) or runs in this process;
+    ``"ray"`` submits each unit as a Ray task (``RAY_ADDRESS`` selects a cluster).
+    ``should_stop`` is polled between units; when it returns True, :class:`JobCancelled` is raised.
+    """
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend must be one of {BACKENDS}; got {backend!r}.")
+    todo = [u for u in units if not u.is_done()]
+    n_workers = n_workers or default_workers()
+    bar = tqdm(total=len(units), initial=len(units) - len(todo), desc=desc, disable=not progress, unit="unit")
+    done: dict[str, dict] = {}
+
+    def finish(unit, info, seconds):
+        done[unit.unit_id] = info
+        if on_done is not None:
+            on_done(unit, info, seconds)
+        bar.update(1)
+        if should_stop is not None and should_stop():
+            raise JobCancelled(f"cancelled after unit {unit.unit_id}")
+
+    try:
+        if not todo:
+            return done
+        if backend == "ray":
+            _run_ray(todo, n_workers, finish)
+        elif n_workers <= 1 or len(todo) == 1:
+            for unit in todo:
+                finish(unit, *_execute(unit.fn, unit.kwargs))
+        else:
+            _run_pool(todo, n_workers, finish)
+    finally:
+        bar.close()
+    return done
+
+
+def _run_pool(todo, n_workers, finish):
+    # spawn, not fork: XGBoost/torch threads in the parent would deadlock forked children
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
+        pending = {pool.submit(_execute, u.fn, u.kwargs): u for u in todo}
+        try:
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    unit = pending.pop(fut)
+                    finish(unit, *fut.result())
+        except BaseException:
+            for fut in pending:
+                fut.cancel()
+            raise
+
+
+def _run_ray(todo, n_workers, finish):
+    import ray
+
+    if not ray.is_initialized():
+        address = os.environ.get("RAY_ADDRESS")
+        ray.init(address=address, num_cpus=None if address else n_workers,
+                 include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    remote = ray.remote(_execute)
+    refs = {remote.remote(u.fn, u.kwargs): u for u in todo}
+    while refs:
+        ready, _ = ray.wait(list(refs), num_returns=1)
+        for ref in ready:
+            finish(refs.pop(ref), *ray.get(ref))
+
+
+@dataclass
+class RunContext:
+    """What a pipeline gets from the job runner: its run folder, the store and ``run_units``."""
+
+    store: "object"
+    run_id: str
+    backend: str = "local"
+    n_workers: int | None = None
+    job_id: int | None = None
+    resume: str = "if_available"
+    progress: bool = True
+
+    @property
+    def run_dir(self) -> Path:
+        return self.store.run_dir(self.run_id)
+
+    def path(self, *parts: str) -> Path:
+        """A path inside the run folder (parent folders created)."""
+        p = self.run_dir.joinpath(*parts)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def run_units(self, units: list[Unit], desc: str) -> dict[str, dict]:
+        """Run ``units`` (skipping finished ones unless ``resume="never"``), recording each in the
+        catalog; return ``{unit_id: info}`` for every unit, including the ones reused."""
+        if self.resume == "never":
+            for u in units:
+                if u.output is not None and u.is_done() and u.unit_id not in self._rerun:
+                    Path(u.output).unlink()
+                self._rerun.add(u.unit_id)
+        total = len(units)
+        n_before = total - sum(not u.is_done() for u in units)
+        counter = {"n": n_before}
+
+        def on_done(unit, info, seconds):
+            counter["n"] += 1
+            self.store.record_unit(self.run_id, unit.unit_id, kind=unit.kind,
+                                   path=None if unit.output is None else str(unit.output),
+                                   info={**info, "seconds": seconds}, seconds=seconds)
+            self.report(counter["n"], total, f"{desc}: {unit.unit_id}")
+
+        self.report(n_before, total, f"{desc}: {n_before}/{total} already done")
+        stop = (lambda: self.store.cancel_requested(self.job_id)) if self.job_id is not None else None
+        ran = run_tasks(units, backend=self.backend, n_workers=self.n_workers, desc=desc,
+                        on_done=on_done, should_stop=stop, progress=self.progress)
+        infos = {}
+        for u in units:
+            infos[u.unit_id] = ran.get(u.unit_id) or self.store.unit_info(self.run_id, u.unit_id) or {}
+        return infos
+
+    def report(self, n_done: int, n_total: int, message: str) -> None:
+        log.info(message)
+        if self.job_id is not None:
+            self.store.update_job(self.job_id, n_done=n_done, n_total=n_total, message=message)
+
+    def __post_init__(self):
+        if self.resume not in RESUME:
+            raise ConfigError(f"resume must be one of {RESUME}; got {self.resume!r}.")
+        self._rerun: set[str] = set()
