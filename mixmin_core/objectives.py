@@ -21,7 +21,13 @@ TINY = np.float32(1e-30)
 
 
 class Objective:
-    """Base: ``loss_grad(weights, sample_weights=None) -> (loss, grad)``."""
+    """Base: ``loss_grad(weights, sample_weights=None) -> (loss, grad)``.
+
+    Per-iteration work is one ``weights @ matrix`` pass, a few in-place O(N) operations and one
+    ``u @ matrix.T`` pass; all in float32.
+    """
+
+    matrix: np.ndarray  # (P, N) float32, what the weights multiply
 
     def __init__(self, outputs: ProxyOutputs):
         self.n_sources, self.n_samples = outputs.values.shape
@@ -34,25 +40,36 @@ class Objective:
         return self.loss_grad(weights, sample_weights, need_grad=False)[0]
 
 
+def _weighted_sum(values: np.ndarray, s) -> np.ndarray:
+    """``sum_x s_x values_x`` over the last axis (``s`` a scalar, ``(N,)`` or ``(B, N)``)."""
+    if np.ndim(s) == 0:
+        return values.sum(axis=-1) * s
+    return np.einsum("...n,...n->...", values, np.broadcast_to(s, values.shape))
+
+
 class BinaryObjective(Objective):
     """Binary cross-entropy of the mixed probability ``sum_p w_p f_p(x)``."""
 
     def __init__(self, outputs: ProxyOutputs):
         super().__init__(outputs)
-        self.values = outputs.values
-        self.labels = outputs.labels.astype(bool)
+        self.matrix = outputs.values
+        y = outputs.labels
+        # q = P(observed label) = a + b p with a = 1 - y, b = 2y - 1; dloss/dp = -b / q
+        self.a = (1.0 - y).astype(np.float32)
+        self.b = (2.0 * y - 1.0).astype(np.float32)
 
     def loss_grad(self, weights, sample_weights=None, need_grad=True):
         s = self._sample_weights(sample_weights)
-        p = np.clip(weights @ self.values, EPS, 1.0 - EPS)
-        # y log p + (1 - y) log(1 - p) with one log per sample
-        q = np.where(self.labels, p, 1.0 - p)
-        loss = -np.sum(s * np.log(q), axis=-1, dtype=np.float64)
+        q = weights @ self.matrix
+        np.clip(q, EPS, 1.0 - EPS, out=q)
+        q *= self.b
+        q += self.a
+        loss = -_weighted_sum(np.log(q), s)
         if not need_grad:
             return loss, None
-        # d/dp of -[y log p + (1-y) log(1-p)] = -1/p if y else 1/(1-p)
-        dl_dp = np.where(self.labels, -1.0 / p, 1.0 / (1.0 - p)) * s
-        return loss, dl_dp @ self.values.T
+        u = np.divide(-self.b, q, out=q)
+        u *= s
+        return loss, u @ self.matrix.T
 
 
 class MSEObjective(Objective):
@@ -60,16 +77,18 @@ class MSEObjective(Objective):
 
     def __init__(self, outputs: ProxyOutputs):
         super().__init__(outputs)
-        self.values = outputs.values
+        self.matrix = outputs.values
         self.labels = outputs.labels
 
     def loss_grad(self, weights, sample_weights=None, need_grad=True):
         s = self._sample_weights(sample_weights)
-        resid = weights @ self.values - self.labels
-        loss = np.sum(s * resid * resid, axis=-1, dtype=np.float64)
+        resid = weights @ self.matrix
+        resid -= self.labels
+        loss = _weighted_sum(resid * resid, s)
         if not need_grad:
             return loss, None
-        return loss, (2.0 * s * resid) @ self.values.T
+        resid *= 2.0 * s
+        return loss, resid @ self.matrix.T
 
 
 class LoglikObjective(Objective):
@@ -84,7 +103,7 @@ class LoglikObjective(Objective):
         super().__init__(outputs)
         vals = outputs.values
         self.shift = vals.max(axis=0)
-        self.scaled = np.exp(vals - self.shift)  # (P, N) in [0, 1], float32
+        self.matrix = np.exp(vals - self.shift)  # (P, N) in [0, 1], float32
         counts = outputs.token_counts
         self.inv_tokens = None if counts is None else (1.0 / counts).astype(np.float32)
 
@@ -92,11 +111,13 @@ class LoglikObjective(Objective):
         s = self._sample_weights(sample_weights)
         if self.inv_tokens is not None:
             s = s * self.inv_tokens
-        mixed = np.maximum(weights @ self.scaled, TINY)
-        loss = -np.sum(s * (np.log(mixed) + self.shift), axis=-1, dtype=np.float64)
+        mixed = weights @ self.matrix
+        np.maximum(mixed, TINY, out=mixed)
+        loss = -_weighted_sum(np.log(mixed) + self.shift, s)
         if not need_grad:
             return loss, None
-        return loss, (-s / mixed) @ self.scaled.T
+        u = np.divide(-s, mixed, out=mixed)
+        return loss, u @ self.matrix.T
 
 
 _OBJECTIVES = {"binary": BinaryObjective, "mse": MSEObjective, "loglik": LoglikObjective}
