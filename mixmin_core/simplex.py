@@ -19,8 +19,9 @@ def frank_wolfe_gap(weights: np.ndarray, grad: np.ndarray) -> np.ndarray:
     """``max_p (w . g - g_p)``: an upper bound on ``f(w) - min f`` for convex ``f`` on the simplex.
 
     Works on one weight vector ``(P,)`` or a batch ``(B, P)``; zero exactly at an optimum.
+    Rounding can push it a hair below zero; it is clamped at 0.
     """
-    return np.sum(weights * grad, axis=-1) - np.min(grad, axis=-1)
+    return np.maximum(np.sum(weights * grad, axis=-1) - np.min(grad, axis=-1), 0.0)
 
 
 def entropic_step(weights: np.ndarray, grad: np.ndarray, step_size: float) -> np.ndarray:

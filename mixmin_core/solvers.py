@@ -44,8 +44,9 @@ def mixmin(outputs: ProxyOutputs, *, step_size: float = 1.0, max_iter: int = 100
     Returns
     -------
     MixtureResult
-        ``weights`` is the iterate with the lowest loss (so the loss never exceeds the start's);
-        ``trajectory``/``losses``/``gaps`` hold every iterate. Hitting ``max_iter`` gives
+        ``weights`` is the last iterate, or, if the run did not converge and an earlier iterate
+        had a clearly lower loss (a too-large step oscillates), that best iterate; so the loss
+        never exceeds the start's. ``trajectory``/``losses``/``gaps`` hold every iterate. Hitting ``max_iter`` gives
         ``success=False``; a non-finite loss or gradient ends with status ``non_finite``.
 
     Raises
@@ -63,8 +64,11 @@ def mixmin(outputs: ProxyOutputs, *, step_size: float = 1.0, max_iter: int = 100
         loss = float(loss)
         if not (np.isfinite(loss) and np.isfinite(grad).all()):
             status, message = Status.NON_FINITE, f"non-finite loss or gradient at iteration {it}; returning the best finite iterate"
+            if it == 0:  # nothing finite to return: report the start as it is
+                traj.append(w), losses.append(loss), gaps.append(float("nan"))
+                message = "non-finite loss or gradient at the starting weights; check the proxy outputs for overflow"
             break
-        gap = float(frank_wolfe_gap(w, grad))
+        gap = float(frank_wolfe_gap(w.astype(np.float64), grad.astype(np.float64)))
         traj.append(w)
         losses.append(loss)
         gaps.append(gap)
@@ -76,8 +80,6 @@ def mixmin(outputs: ProxyOutputs, *, step_size: float = 1.0, max_iter: int = 100
             break
         if it < max_iter:
             w = entropic_step(w, grad, step_size).astype(np.float32, copy=False)
-    if not losses:
-        raise InputError("the objective is not finite at the starting weights; check the proxy outputs.")
     return _result(outputs, traj, losses, gaps, status, message, step_size)
 
 
@@ -111,11 +113,16 @@ def _check_params(step_size, max_iter, tol):
 
 def _result(outputs, traj, losses, gaps, status, message, step_size) -> MixtureResult:
     losses = np.asarray(losses, dtype=np.float64)
-    best = int(np.argmin(losses))
     gaps = np.asarray(gaps, dtype=np.float64)
+    pick = len(losses) - 1
+    best = int(np.argmin(losses))
+    # float32 losses carry ~1e-7 relative noise: only fall back to an earlier iterate for a real rise
+    if status != Status.CONVERGED and np.isfinite(losses[best]) and losses[pick] - losses[best] > 1e-6 * max(1.0, abs(losses[best])):
+        pick = best
+        message += f"; returning iteration {best}, whose loss was lowest (the loss rose afterwards: try a smaller step_size)"
     return MixtureResult(
-        weights=traj[best], source_names=outputs.source_names, loss=float(losses[best]),
+        weights=traj[pick], source_names=outputs.source_names, loss=float(losses[pick]),
         n_iter=len(losses) - 1, success=status == Status.CONVERGED, status=status.value,
         message=message, trajectory=np.stack(traj), losses=losses, gaps=gaps,
-        gap=float(gaps[best]), method="mixmin", meta={"step_size": float(step_size)},
+        gap=float(gaps[pick]), method="mixmin", meta={"step_size": float(step_size), "iterate": pick},
     )

@@ -1,0 +1,43 @@
+import numpy as np
+import pytest
+
+from mixmin_core import InputError, bootstrap_weights, mixmin
+from mixmin_core.synthetic import example_problem
+
+
+def test_intervals_cover_the_point_estimate_and_are_reproducible():
+    outputs, true_w = example_problem(n_sources=4, n_samples=2000, seed=1)
+    point = mixmin(outputs).weights
+    a = bootstrap_weights(outputs, n_boot=60, seed=3)
+    b = bootstrap_weights(outputs, n_boot=60, seed=3)
+    np.testing.assert_array_equal(a.samples, b.samples)
+    assert a.samples.shape == (60, 4) and a.samples.dtype == np.float32
+    np.testing.assert_allclose(a.samples.sum(1), 1, atol=1e-5)
+    assert (a.lower <= point + 0.02).all() and (point - 0.02 <= a.upper).all()
+    assert (a.lower <= a.median).all() and (a.median <= a.upper).all()
+    # more target samples -> narrower intervals
+    big, _ = example_problem(n_sources=4, n_samples=20000, seed=1)
+    c = bootstrap_weights(big, n_boot=60, seed=3)
+    assert (c.upper - c.lower).mean() < (a.upper - a.lower).mean()
+
+
+def test_batched_bootstrap_equals_solving_each_resample():
+    outputs, _ = example_problem(n_sources=3, n_samples=300, seed=2)
+    res = bootstrap_weights(outputs, n_boot=3, seed=5, max_iter=50)
+    rng = np.random.default_rng(5)
+    counts = rng.multinomial(300, np.full(300, 1 / 300), size=3)
+    for i in range(3):
+        idx = np.repeat(np.arange(300), counts[i])
+        single = mixmin(outputs.select(samples=idx), max_iter=50, tol=0)
+        np.testing.assert_allclose(res.samples[i], single.trajectory[-1], atol=2e-5)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"n_boot": 1}, "n_boot must be an integer >= 2"),
+    ({"level": 1.5}, r"level must be in \(0, 1\)"),
+    ({"step_size": -1}, "step_size must be a positive"),
+])
+def test_bootstrap_errors(kwargs, match):
+    outputs, _ = example_problem(n_sources=3, n_samples=50)
+    with pytest.raises(InputError, match=match):
+        bootstrap_weights(outputs, **kwargs)

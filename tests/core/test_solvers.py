@@ -1,0 +1,189 @@
+"""MixMin against independent methods (EM, SLSQP) and the properties every solver must keep."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.optimize import minimize
+
+from mixmin_core import InputError, ProxyOutputs, Status, balanced, fixed_mixture, mixmin, mixture_loss, natural
+from mixmin_core.synthetic import categorical_outputs, categorical_sources, sample_mixture
+
+from .reference import reference_loss
+
+
+def _em_weights(outputs, n_iter=20000):
+    """EM for mixture proportions with fixed component densities (float64, independent code)."""
+    dens = np.exp(outputs.values.astype(np.float64))
+    w = np.full(outputs.n_sources, 1 / outputs.n_sources)
+    for _ in range(n_iter):
+        resp = w[:, None] * dens
+        w = (resp / resp.sum(0)).mean(1)
+    return w
+
+
+def _slsqp(outputs):
+    P = outputs.n_sources
+    res = minimize(lambda w: reference_loss(outputs, np.clip(w, 1e-12, None)),
+                   np.full(P, 1 / P), method="SLSQP", bounds=[(0, 1)] * P,
+                   constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1}],
+                   options={"ftol": 1e-12, "maxiter": 1000})
+    w = np.clip(res.x, 0, None)
+    return w / w.sum()
+
+
+@pytest.fixture(scope="module")
+def well_specified():
+    rng = np.random.default_rng(0)
+    dists = categorical_sources(4, 30, rng)
+    true_w = np.array([0.5, 0.3, 0.15, 0.05])
+    target = sample_mixture(dists, true_w, 20000, rng)
+    return categorical_outputs(dists, target), true_w
+
+
+def test_loglik_recovers_true_weights_and_matches_em(well_specified):
+    outputs, true_w = well_specified
+    result = mixmin(outputs, max_iter=5000, tol=1e-7)
+    assert result.success and result.status == "converged"
+    # sampling error of proportions from 20,000 samples is ~0.005 per source
+    np.testing.assert_allclose(result.weights, true_w, atol=0.03)
+    em = _em_weights(outputs)
+    assert result.loss == pytest.approx(mixture_loss(outputs, em), abs=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["binary", "mse"])
+def test_binary_and_mse_match_slsqp(kind):
+    rng = np.random.default_rng(7)
+    n = 400
+    if kind == "binary":
+        y = rng.integers(0, 2, n)
+        values = np.clip(y * 0.6 + rng.uniform(0, 0.4, (5, n)) * rng.uniform(0.5, 1.5, (5, 1)), 0, 1)
+        outputs = ProxyOutputs(values, "binary", labels=y)
+    else:
+        y = rng.normal(size=n)
+        values = y + rng.normal(scale=rng.uniform(0.5, 2, (5, 1)), size=(5, n))
+        outputs = ProxyOutputs(values, "mse", labels=y)
+    result = mixmin(outputs, max_iter=3000, tol=1e-7)
+    reference = _slsqp(outputs)
+    assert result.loss <= mixture_loss(outputs, reference) + 1e-5
+    np.testing.assert_allclose(result.weights, reference, atol=0.02)
+
+
+def _problem(seed, n_sources, kind):
+    rng = np.random.default_rng(seed)
+    n = 200
+    if kind == "binary":
+        return ProxyOutputs(rng.uniform(0, 1, (n_sources, n)), kind, labels=rng.integers(0, 2, n),
+                            natural_weights=rng.integers(1, 100, n_sources))
+    if kind == "mse":
+        return ProxyOutputs(rng.normal(size=(n_sources, n)), kind, labels=rng.normal(size=n),
+                            natural_weights=rng.integers(1, 100, n_sources))
+    return ProxyOutputs(-rng.uniform(0, 20, (n_sources, n)), kind, token_counts=rng.integers(1, 9, n),
+                        natural_weights=rng.integers(1, 100, n_sources))
+
+
+SOLVERS = {
+    "mixmin": lambda o: mixmin(o),
+    "mixmin_big_step": lambda o: mixmin(o, step_size=50.0),
+    "natural": natural,
+    "balanced": balanced,
+}
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), n_sources=st.integers(2, 8), kind=st.sampled_from(["binary", "mse", "loglik"]))
+def test_contract_holds_for_every_solver(seed, n_sources, kind):
+    outputs = _problem(seed, n_sources, kind)
+    start = mixture_loss(outputs, np.full(n_sources, 1 / n_sources))
+    for name, solve in SOLVERS.items():
+        result = solve(outputs)
+        w = result.weights
+        assert w.shape == (n_sources,) and w.dtype == np.float32, name
+        assert (w >= 0).all() and abs(float(w.sum()) - 1) < 1e-5, name
+        assert result.loss == pytest.approx(mixture_loss(outputs, w), rel=1e-5, abs=1e-6), name
+        assert result.source_names == outputs.source_names
+        if name.startswith("mixmin"):
+            assert result.loss <= start + 1e-6 * max(1, abs(start)), name
+            assert result.trajectory.shape == (result.n_iter + 1, n_sources)
+            assert result.losses.shape == (result.n_iter + 1,)
+            np.testing.assert_allclose(result.trajectory[0], 1 / n_sources, rtol=1e-6)
+            if result.success:
+                assert result.gap <= 1e-6
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), kind=st.sampled_from(["binary", "mse", "loglik"]))
+def test_permuting_sources_permutes_weights(seed, kind):
+    outputs = _problem(seed, 5, kind)
+    perm = np.random.default_rng(seed).permutation(5)
+    a = mixmin(outputs)
+    b = mixmin(outputs.select(sources=perm))
+    np.testing.assert_allclose(b.weights, a.weights[perm], atol=1e-5)
+    assert b.source_names == tuple(outputs.source_names[i] for i in perm)
+
+
+def test_callback_sees_every_iterate_and_can_stop():
+    outputs = _problem(0, 4, "binary")
+    seen = []
+    result = mixmin(outputs, tol=0, callback=lambda it: seen.append(it.iteration) or it.iteration == 5)
+    assert seen == list(range(6))
+    assert result.status == Status.STOPPED_BY_CALLBACK and not result.success and result.n_iter == 5
+
+
+def test_max_iter_returns_unsuccessful_result():
+    result = mixmin(_problem(1, 6, "binary"), max_iter=3, tol=0)
+    assert result.status == "max_iter" and not result.success and result.n_iter == 3
+    assert "max_iter" in result.message
+
+
+def test_non_finite_loss_ends_with_status_not_exception():
+    huge = np.full((2, 3), 3e38, dtype=np.float32)  # squared residuals overflow float32
+    outputs = ProxyOutputs(huge, "mse", labels=[-3e38, -3e38, -3e38])
+    with np.errstate(over="ignore", invalid="ignore"):
+        result = mixmin(outputs)
+    assert result.status == "non_finite" and not result.success
+    assert "starting weights" in result.message
+    assert result.trajectory.shape == (1, 2)
+
+
+def test_init_natural_and_array():
+    outputs = _problem(2, 3, "loglik")
+    r = mixmin(outputs, init="natural", max_iter=0)
+    np.testing.assert_allclose(r.weights, outputs.natural_weights, rtol=1e-6)
+    r = mixmin(outputs, init=[0.2, 0.3, 0.5], max_iter=0)
+    np.testing.assert_allclose(r.weights, [0.2, 0.3, 0.5], rtol=1e-6)
+
+
+def test_fixed_mixture_reports_gap():
+    outputs = _problem(3, 4, "binary")
+    r = fixed_mixture(outputs, [0.25] * 4, "mine")
+    assert r.method == "mine" and r.gap >= 0 and r.status == "not_iterative"
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"step_size": 0}, "step_size must be a positive"),
+    ({"step_size": float("nan")}, "step_size must be a positive"),
+    ({"max_iter": -1}, "max_iter must be a non-negative integer"),
+    ({"max_iter": 2.5}, "max_iter must be a non-negative integer"),
+    ({"tol": -1}, "tol must be a non-negative"),
+    ({"init": "random"}, "init must be 'uniform', 'natural' or an array"),
+    ({"init": [0.5, 0.5]}, r"init must have shape \(3,\)"),
+    ({"init": [0.5, 0.6, -0.1]}, "init must be non-negative"),
+    ({"init": [0.2, 0.2, 0.2]}, "init must sum to 1; got sum 0.6"),
+    ({"init": [0.5, 0.5, 0.0]}, "init must be strictly positive"),
+])
+def test_solver_argument_errors(kwargs, match):
+    with pytest.raises(InputError, match=match):
+        mixmin(_problem(0, 3, "binary"), **kwargs)
+
+
+def test_natural_without_natural_weights_is_an_error():
+    outputs = ProxyOutputs([[0.1, 0.2], [0.3, 0.4]], "binary", labels=[0, 1])
+    with pytest.raises(InputError, match="natural needs outputs.natural_weights"):
+        natural(outputs)
+    with pytest.raises(InputError, match="init='natural' needs"):
+        mixmin(outputs, init="natural")
+
+
+def test_mixture_loss_rejects_weights_off_the_simplex():
+    with pytest.raises(InputError, match="weights must sum to 1; got sum 0.97 for 3 sources"):
+        mixture_loss(_problem(0, 3, "mse"), [0.5, 0.27, 0.2])
