@@ -13,8 +13,8 @@ import yaml
 
 from jobs.config import apply_overrides, build_dataclass, read_config_file, run_id_for
 from jobs.pipelines import load_pipeline
-from mixmin_core.errors import MixminError
-from mixmin_core.runner import BACKENDS, JobCancelled, RunContext
+from mixmin_core.errors import ConfigError, MixminError
+from mixmin_core.runner import BACKENDS, RESUME, JobCancelled, RunContext
 from mixmin_core.store import RunStore
 
 log = logging.getLogger("mixmin.jobs")
@@ -39,6 +39,9 @@ def cmd_run(args) -> int:
     if args.dry_run:
         print(yaml.safe_dump(resolved, sort_keys=False), end="")
         return 0
+    for field, allowed in (("resume", RESUME), ("backend", BACKENDS)):
+        if getattr(config, field, allowed[0]) not in allowed:
+            raise ConfigError(f"{field} must be one of {allowed}; got {getattr(config, field)!r}.")
     if hasattr(pipeline, "validate"):
         pipeline.validate(config)  # bad input fails here, before any run folder exists
     store = RunStore()

@@ -123,6 +123,15 @@ def _run_ray(todo, n_workers, finish):
             finish(refs.pop(ref), *ray.get(ref))
 
 
+def _remove_stale_temp_files(units: list[Unit]) -> None:
+    """Delete temp files left by a killed writer (``.<name>.*.tmp``, see fileio.atomic_path)."""
+    for unit in units:
+        if unit.output is not None and not unit.is_done():
+            out = Path(unit.output)
+            for stale in out.parent.glob(f".{out.name}.*.tmp"):
+                stale.unlink(missing_ok=True)
+
+
 @dataclass
 class RunContext:
     """What a pipeline gets from the job runner: its run folder, the store and ``run_units``."""
@@ -153,6 +162,7 @@ class RunContext:
                 if u.output is not None and u.is_done() and u.unit_id not in self._rerun:
                     Path(u.output).unlink()
                 self._rerun.add(u.unit_id)
+        _remove_stale_temp_files(units)
         total = len(units)
         n_before = total - sum(not u.is_done() for u in units)
         counter = {"n": n_before}

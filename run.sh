@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# One command for a newcomer:
+#   bash run.sh          set up, then start the app on http://localhost:8501
+#   bash run.sh demo     set up, run the offline ToxCast demo experiment, then start the app
+#   bash run.sh test     set up (incl. Chromium for the browser test), then run the test suite
+set -euo pipefail
+cd "$(dirname "$0")"
+export MIXMIN_DATA_DIR="${MIXMIN_DATA_DIR:-$(cd .. && pwd)/shared/data}"
+
+setup() {
+    # torch is pinned to the CPU build in requirements.txt: a looser pin downloads a multi-GB CUDA build
+    python3 -m pip install --quiet -r requirements.txt
+}
+
+setup_browser() {
+    if ! command -v chromium >/dev/null 2>&1; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+    fi
+}
+
+case "${1:-app}" in
+    app)  setup; exec python3 -m streamlit run app.py ;;
+    demo) setup; python3 -m jobs run configs/chem_demo.yaml; exec python3 -m streamlit run app.py ;;
+    test) setup; setup_browser; python3 -m pytest "${@:2}" ;;
+    *)    echo "usage: bash run.sh [app|demo|test [pytest args]]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,36 @@
+import pytest
+
+from mixmin_core import InputError, datasets
+
+
+def test_resolves_local_copies_from_data_dir_with_checksums():
+    for name in ("toxcast", "toxcast_assays", "pcba128_assays", "text/wikipedia", "text/piqa_train"):
+        path = datasets.resolve(name)
+        assert path.exists() and datasets.verify(name, path), name
+
+
+def test_explicit_path_wins_and_must_exist(tmp_path):
+    f = tmp_path / "mine.csv"
+    f.write_text("smiles,a\n")
+    assert datasets.resolve("toxcast", f) == f
+    with pytest.raises(InputError, match=r"nope\.csv: file not found \(given explicitly for dataset 'toxcast'\)"):
+        datasets.resolve("toxcast", tmp_path / "nope.csv")
+
+
+def test_unknown_dataset():
+    with pytest.raises(InputError, match="unknown dataset 'zinc'"):
+        datasets.resolve("zinc")
+
+
+def test_missing_offline_file_says_where_to_put_it(monkeypatch):
+    monkeypatch.setenv("MIXMIN_OFFLINE", "1")
+    with pytest.raises(InputError, match=r"Put the file at .*chem/pcba\.csv\.gz.*MIXMIN_DATA_DIR"):
+        datasets.resolve("pcba128")
+    with pytest.raises(InputError, match="no public direct download"):
+        datasets.resolve("pcba1328")
+
+
+def test_every_registered_local_file_is_present():
+    missing = [n for n, d in datasets.REGISTRY.items()
+               if n not in ("pcba128", "pcba1328") and not (datasets.data_dir() / d.relpath).exists()]
+    assert missing == []

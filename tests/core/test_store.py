@@ -1,0 +1,96 @@
+import sqlite3
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mixmin_core import fileio
+from mixmin_core.layout import Problem, list_mixtures, list_problems, mixture_path, outputs_path
+from mixmin_core.results import mean_ci, summarize, welch_pvalue
+from mixmin_core.store import RunStore, default_home
+
+
+def test_default_home_follows_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("MIXMIN_HOME", str(tmp_path / "h"))
+    assert default_home() == (tmp_path / "h").resolve()
+    store = RunStore()
+    assert store.db_path.exists()
+    with sqlite3.connect(store.db_path) as con:
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_runs_jobs_units_results_round_trip(tmp_path):
+    store = RunStore(tmp_path)
+    folder = store.create_run("r1", name="demo", pipeline="synthetic", config={"a": 1}, dataset="toy")
+    assert fileio.read_json(folder / "config.json") == {"a": 1}
+    store.create_run("r1", name="demo", pipeline="synthetic", config={"a": 2})  # idempotent
+    assert fileio.read_json(folder / "config.json") == {"a": 1}
+    job = store.start_job("r1")
+    store.update_job(job, n_done=3, n_total=10, message="proxies")
+    (j,) = store.list_jobs("r1")
+    assert (j["n_done"], j["n_total"], j["message"], j["status"]) == (3, 10, "proxies", "running")
+    assert not store.cancel_requested(job)
+    store.request_cancel(job)
+    assert store.cancel_requested(job)
+    store.finish_job(job, "cancelled", "by user")
+    assert store.list_jobs()[0]["status"] == "cancelled"
+    store.record_unit("r1", "proxy/a", kind="proxy", path="x", info={"rows": 5}, seconds=0.1)
+    assert store.unit_info("r1", "proxy/a") == {"rows": 5}
+    store.add_results("r1", [{"target": "t", "method": "mixmin", "trial": 0, "metric": "ap", "value": 0.5, "compute": 10}])
+    store.add_results("r1", [{"target": "t", "method": "mixmin", "trial": 0, "metric": "ap", "value": 0.6}])  # replaces
+    res = store.results("r1")
+    assert len(res) == 1 and res["value"].iloc[0] == 0.6
+    store.set_run_status("r1", "done", {"best": "a"})
+    assert store.get_run("r1")["summary"] == {"best": "a"} and store.get_run("nope") is None
+
+
+def test_job_whose_process_died_is_reported(tmp_path):
+    store = RunStore(tmp_path)
+    store.create_run("r", name="n", pipeline="p", config={})
+    store.start_job("r", pid=2 ** 22 + 12345)  # no such process
+    assert store.list_jobs()[0]["status"] == "died"
+
+
+def test_atomic_write_leaves_old_file_on_failure(tmp_path):
+    target = tmp_path / "f.json"
+    fileio.write_json(target, {"v": 1})
+    with pytest.raises(RuntimeError):
+        with fileio.atomic_path(target) as tmp:
+            tmp.write_text("partial")
+            raise RuntimeError("killed")
+    assert fileio.read_json(target) == {"v": 1}
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_layout_paths_round_trip(tmp_path):
+    from mixmin_core.synthetic import example_problem
+
+    outputs, _ = example_problem(n_samples=20)
+    p1, p2 = Problem("TOX21 a/b", 0, "sources-10"), Problem("t2", 2)
+    outputs.save(outputs_path(tmp_path, p1))
+    outputs.save(outputs_path(tmp_path, p2))
+    probs = list_problems(tmp_path)
+    assert [(p.target, p.variant, p.trial) for p in probs] == [("TOX21-a-b", "sources-10", 0), ("t2", "", 2)]
+    fileio.write_json(mixture_path(tmp_path, p2, "mixmin"), {})
+    fileio.write_json(mixture_path(tmp_path, p2, "random_search"), {})
+    assert sorted(list_mixtures(tmp_path, p2)) == ["mixmin", "random_search"]
+
+
+def test_mean_ci_and_welch():
+    m, lo, hi = mean_ci([1.0, 2.0, 3.0])
+    assert m == 2.0 and lo == pytest.approx(2 - 4.302653 * 1 / np.sqrt(3), rel=1e-5) and hi > m
+    assert np.isnan(mean_ci([1.0])[1])
+    assert welch_pvalue([1, 2, 3], [1, 2, 3]) == pytest.approx(1.0)
+    assert welch_pvalue([0, 0.1, 0.05], [5, 5.1, 5.05]) < 1e-3
+
+
+def test_summarize_improvement_and_pvalues():
+    rows = []
+    for trial in range(3):
+        rows += [{"target": "t", "method": "target_only", "trial": trial, "metric": "ap", "value": 0.1 + 0.01 * trial},
+                 {"target": "t", "method": "mixmin", "trial": trial, "metric": "ap", "value": 0.3 + 0.01 * trial},
+                 {"target": "t", "method": "natural", "trial": trial, "metric": "ap", "value": 0.2 + 0.02 * trial}]
+    out = summarize(pd.DataFrame(rows), reference="target_only").set_index("method")
+    assert out.loc["mixmin", "improvement"] == pytest.approx(0.2)
+    assert out.loc["mixmin", "improvement_low"] == pytest.approx(0.2)  # constant difference: zero width
+    assert out.loc["natural", "p_vs_mixmin"] < 0.05 and np.isnan(out.loc["mixmin", "p_vs_mixmin"])

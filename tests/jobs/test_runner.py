@@ -1,0 +1,114 @@
+"""The job runner: CLI, resume after kill -9, catalog records, errors."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jobs.__main__ import main
+from mixmin_core.runner import Unit, run_tasks
+from mixmin_core.store import RunStore
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = str(ROOT / "configs" / "synthetic_demo.yaml")
+
+
+def _write_value(*, value: int, output: str) -> dict:
+    from mixmin_core.fileio import write_json
+
+    write_json(output, {"value": value})
+    return {"rows": value}
+
+
+def test_run_tasks_local_pool_and_skip(tmp_path):
+    units = [Unit(f"u{i}", _write_value, {"value": i, "output": str(tmp_path / f"u{i}.json")}, tmp_path / f"u{i}.json")
+             for i in range(4)]
+    done = run_tasks(units, n_workers=2, progress=False)
+    assert sorted(done) == ["u0", "u1", "u2", "u3"] and done["u3"] == {"rows": 3}
+    assert run_tasks(units, n_workers=2, progress=False) == {}  # all finished: nothing re-runs
+
+
+def test_cli_run_twice_resumes_and_records(capsys):
+    assert main(["run", DEMO, "--quiet"]) == 0
+    store = RunStore()
+    (run,) = store.list_runs()
+    assert run["status"] == "done" and run["pipeline"] == "synthetic"
+    units = store.units(run["run_id"])
+    assert len(units) == 6 and all(u["status"] == "done" for u in units)
+    stamps = {p: p.stat().st_mtime_ns for p in (store.run_dir(run["run_id"]) / "proxies").iterdir()}
+    assert main(["run", DEMO, "--quiet"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # no unit was redone
+    jobs = store.list_jobs(run["run_id"])
+    assert [j["status"] for j in jobs] == ["done", "done"]
+    results = store.results(run["run_id"])
+    assert set(results["method"]) == {"mixmin", "natural", "balanced"} and set(results["trial"]) == {0, 1, 2}
+    config = json.loads((store.run_dir(run["run_id"]) / "config.json").read_text())
+    assert config["pipeline"] == "synthetic"
+
+
+def test_dry_run_prints_resolved_config_and_writes_nothing(capsys):
+    assert main(["run", DEMO, "--dry-run", "--set", "trials=5", "--set", "step_size=0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "trials: 5" in out and "step_size: 0.5" in out and "max_iter: 200" in out
+    assert RunStore().list_runs() == []
+
+
+@pytest.mark.parametrize("args,match", [
+    (["run", "missing.yaml"], "config file missing.yaml not found"),
+    (["run", DEMO, "--set", "trials"], "--set expects key=value"),
+    (["run", DEMO, "--set", "bogus=1"], r"unknown field\(s\) \['bogus'\]"),
+    (["run", DEMO, "--set", "trials=0"], "trials must be a positive integer"),
+    (["run", DEMO, "--set", "pipeline=nope"], "pipeline must be one of"),
+    (["run", DEMO, "--set", "resume=sometimes"], "resume must be one of"),
+])
+def test_cli_errors_are_clear(args, match, capsys):
+    assert main(args) == 2
+    import re
+
+    assert re.search(match, capsys.readouterr().err)
+    assert RunStore().list_runs() == []
+
+
+def test_status_lists_runs(capsys):
+    assert main(["status"]) == 0
+    assert "no runs yet" in capsys.readouterr().out
+    main(["run", DEMO, "--quiet"])
+    capsys.readouterr()
+    assert main(["status"]) == 0
+    assert "synthetic-demo" in capsys.readouterr().out
+
+
+def test_kill_mid_run_then_resume_loses_nothing(tmp_path):
+    """kill -9 a real job mid-way; the re-run redoes no finished unit and leaves no partial file."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "jobs", "run", DEMO, "--quiet", "--set", "n_sources=10",
+           "--set", "source_samples=30000000", "--set", "trials=1"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    home = Path(os.environ["MIXMIN_HOME"])
+    deadline = time.time() + 120
+    proxies = []
+    while time.time() < deadline and len(proxies) < 2:
+        proxies = list(home.glob("runs/*/proxies/*.npy"))
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert 2 <= len(proxies) < 10, "the job must be killed mid-way"
+    finished = {p: p.stat().st_mtime_ns for p in home.glob("runs/*/proxies/*.npy")}
+    for p in finished:
+        assert np.load(p).shape == (40,)  # every file that exists is whole
+    subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for p, stamp in finished.items():
+        assert p.stat().st_mtime_ns == stamp, f"{p.name} was retrained"
+    assert len(list(home.glob("runs/*/proxies/*.npy"))) == 10
+    assert not list(home.glob("runs/*/proxies/.*.tmp"))
+    store = RunStore()
+    (run,) = store.list_runs()
+    statuses = [j["status"] for j in store.list_jobs(run["run_id"])]
+    assert statuses == ["done", "died"]
+    assert run["status"] == "done"
