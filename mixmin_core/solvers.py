@@ -6,6 +6,7 @@ from typing import Callable
 
 import numpy as np
 
+from .constraints import check_caps, kl_to_prior, linear_min_capped, project_capped
 from .errors import InputError
 from .objectives import make_objective
 from .proxy_outputs import ProxyOutputs
@@ -25,7 +26,8 @@ class Iterate:
 
 
 def mixmin(outputs: ProxyOutputs, *, step_size: float = 1.0, max_iter: int = 100, tol: float = 1e-6,
-           init=None, callback: Callable[[Iterate], bool | None] | None = None) -> MixtureResult:
+           init=None, callback: Callable[[Iterate], bool | None] | None = None, caps=None,
+           prior=None, prior_strength: float = 0.0) -> MixtureResult:
     """Find mixture weights minimising the target loss of the mixed proxies.
 
     Entropic mirror descent ``w_p <- w_p exp(-step_size g_p) / Z`` from ``init``; stops when the
@@ -40,6 +42,12 @@ def mixmin(outputs: ProxyOutputs, *, step_size: float = 1.0, max_iter: int = 100
     init : None or "uniform" (default), "natural", or an array (n_sources,) on the simplex.
         Weights must be strictly positive for every source to stay reachable.
     callback : called with an :class:`Iterate` after every evaluation; return True to stop.
+    caps : None or array (n_sources,) in (0, 1] summing to >= 1: per-source upper bounds
+        ``w_p <= caps_p`` (e.g. :func:`~mixmin_core.constraints.availability_caps`). Every step is
+        KL-projected onto the capped simplex and the gap is taken over that set; a start that
+        breaks a cap is projected too.
+    prior, prior_strength : add ``prior_strength * KL(w || prior)`` to the objective (a pull
+        towards ``prior``: "natural", "uniform" or an array; default natural if available).
 
     Returns
     -------
@@ -55,20 +63,27 @@ def mixmin(outputs: ProxyOutputs, *, step_size: float = 1.0, max_iter: int = 100
         For a bad ``step_size``, ``max_iter``, ``tol`` or ``init``.
     """
     _check_params(step_size, max_iter, tol)
+    caps = None if caps is None else check_caps(caps, outputs.n_sources)
+    prior = _prior(outputs, prior, prior_strength)
     w = start_weights(outputs, init)
+    if caps is not None:
+        w = project_capped(w, caps).astype(np.float32)
     objective = make_objective(outputs)
     traj, losses, gaps = [], [], []
     status, message = Status.MAX_ITER, f"reached max_iter={max_iter} before the gap fell to tol={tol:g}"
     for it in range(max_iter + 1):
         loss, grad = objective.loss_grad(w)
         loss = float(loss)
+        if prior_strength:
+            loss += prior_strength * kl_to_prior(w, prior)
+            grad = grad + np.float32(prior_strength) * (np.log(np.maximum(w, 1e-30) / prior) + 1).astype(np.float32)
         if not (np.isfinite(loss) and np.isfinite(grad).all()):
             status, message = Status.NON_FINITE, f"non-finite loss or gradient at iteration {it}; returning the best finite iterate"
             if it == 0:  # nothing finite to return: report the start as it is
                 traj.append(w), losses.append(loss), gaps.append(float("nan"))
                 message = "non-finite loss or gradient at the starting weights; check the proxy outputs for overflow"
             break
-        gap = float(frank_wolfe_gap(w.astype(np.float64), grad.astype(np.float64)))
+        gap = _gap(w, grad, caps)
         traj.append(w)
         losses.append(loss)
         gaps.append(gap)
@@ -79,8 +94,31 @@ def mixmin(outputs: ProxyOutputs, *, step_size: float = 1.0, max_iter: int = 100
             status, message = Status.CONVERGED, f"Frank-Wolfe gap {gap:.3g} <= tol {tol:g} at iteration {it}"
             break
         if it < max_iter:
-            w = entropic_step(w, grad, step_size).astype(np.float32, copy=False)
-    return _result(outputs, traj, losses, gaps, status, message, step_size)
+            w = entropic_step(w, grad, step_size)
+            w = (w if caps is None else project_capped(w, caps)).astype(np.float32, copy=False)
+    result = _result(outputs, traj, losses, gaps, status, message, step_size)
+    if caps is not None or prior_strength:
+        result.meta.update(caps=None if caps is None else caps.tolist(), prior_strength=float(prior_strength))
+    return result
+
+
+def _gap(w: np.ndarray, grad: np.ndarray, caps) -> float:
+    """Frank-Wolfe gap over the simplex, or over the capped simplex when caps are given."""
+    w64, g64 = w.astype(np.float64), grad.astype(np.float64)
+    if caps is None:
+        return float(frank_wolfe_gap(w64, g64))
+    return max(0.0, float(w64 @ g64) - linear_min_capped(g64, caps))
+
+
+def _prior(outputs: ProxyOutputs, prior, prior_strength: float):
+    if not (isinstance(prior_strength, (int, float)) and np.isfinite(prior_strength) and prior_strength >= 0):
+        raise InputError(f"prior_strength must be a non-negative number; got {prior_strength!r}.")
+    if not prior_strength:
+        return None
+    if prior is None:
+        prior = "natural" if outputs.natural_weights is not None else "uniform"
+    pi = start_weights(outputs, prior).astype(np.float64)
+    return pi
 
 
 def start_weights(outputs: ProxyOutputs, init) -> np.ndarray:

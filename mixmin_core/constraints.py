@@ -1,0 +1,75 @@
+"""Per-source caps ``w_p <= u_p`` and a KL-to-prior term for MixMin (Olmix-style availability).
+
+With caps the feasible set is the capped simplex ``{w >= 0, sum w = 1, w <= u}``. Mirror descent
+stays exact on it because the KL (Bregman) projection of a positive vector ``v`` onto that set has
+the closed form ``w_p = min(u_p, c v_p)`` with the scalar ``c`` chosen so the weights sum to one.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InputError
+from .validation import check_finite
+
+
+def check_caps(caps, n_sources: int) -> np.ndarray:
+    """Validate caps ``(n_sources,)`` in (0, 1] summing to at least 1; return float64.
+
+    Raises
+    ------
+    InputError
+        For a wrong shape, a cap outside (0, 1], or caps summing below 1 (infeasible).
+    """
+    u = np.asarray(caps, dtype=np.float64)
+    if u.shape != (n_sources,):
+        raise InputError(f"caps must have shape ({n_sources},), one per source; got shape {u.shape}.")
+    check_finite("caps", u)
+    if (u <= 0).any() or (u > 1).any():
+        raise InputError(f"caps must lie in (0, 1]; got range [{u.min():.3g}, {u.max():.3g}].")
+    if u.sum() < 1 - 1e-9:
+        raise InputError(
+            f"caps sum to {u.sum():.4g} < 1, so no mixture satisfies them (the weights must sum to 1); "
+            "raise some caps or allow more repetitions."
+        )
+    return u
+
+
+def availability_caps(tokens_available, tokens_needed: float, repetitions: float = 1.0) -> np.ndarray:
+    """Caps from data availability: ``min(1, tokens_available * repetitions / tokens_needed)``."""
+    avail = np.asarray(tokens_available, dtype=np.float64)
+    if tokens_needed <= 0 or repetitions <= 0 or (avail < 0).any():
+        raise InputError("tokens_needed and repetitions must be positive and tokens_available non-negative.")
+    return np.minimum(1.0, avail * repetitions / tokens_needed)
+
+
+def project_capped(v: np.ndarray, caps: np.ndarray) -> np.ndarray:
+    """KL projection of positive ``v`` onto the capped simplex: ``min(caps, c v)``, sum one.
+
+    Caps are fixed in order of ``caps_p / v_p`` (the sources that hit their cap first); the rest
+    share what is left in proportion to ``v``. Exact in at most ``n_sources`` rounds.
+    """
+    v = np.asarray(v, dtype=np.float64)
+    capped = np.zeros(v.shape, dtype=bool)
+    for _ in range(v.size):
+        free = ~capped
+        c = (1.0 - caps[capped].sum()) / v[free].sum()
+        over = free & (c * v > caps)
+        if not over.any():
+            break
+        capped |= over
+    w = np.where(capped, caps, c * v)
+    return w
+
+
+def linear_min_capped(grad: np.ndarray, caps: np.ndarray) -> float:
+    """``min_{s in capped simplex} s . grad``: fill the smallest gradients first, up to their caps."""
+    order = np.argsort(grad, kind="stable")
+    filled = np.minimum(caps[order], np.maximum(0.0, 1.0 - np.concatenate(([0.0], np.cumsum(caps[order])[:-1]))))
+    return float(filled @ grad[order])
+
+
+def kl_to_prior(weights: np.ndarray, prior: np.ndarray) -> float:
+    """``sum_p w_p log(w_p / prior_p)`` (0 log 0 = 0)."""
+    w = np.asarray(weights, dtype=np.float64)
+    nz = w > 0
+    return float(np.sum(w[nz] * np.log(w[nz] / prior[nz])))
