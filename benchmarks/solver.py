@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from mixmin_core import ProxyOutputs, mixmin
+from mixmin_core import ProxyOutputs, bootstrap_weights, mixmin
 
 SIZES = [("binary", 128, 30_000), ("binary", 1_328, 100_000), ("loglik", 7, 20_000)]
 QUICK = [("binary", 128, 30_000), ("binary", 600, 5_000), ("loglik", 7, 20_000)]
@@ -64,6 +64,18 @@ def main() -> None:
         solve = best_of(lambda: mixmin(outputs, max_iter=100, tol=0.0), args.repeats)
         gbps = 2 * 100 * matrix.nbytes / floor / 1e9
         print(f"{kind:<7} {n_sources:>8} {n_samples:>8} {solve:>18.4f} {floor:>10.4f} {solve / floor:>6.2f} {gbps:>6.1f}")
+    bootstrap_row(rng)
+
+
+def bootstrap_row(rng: np.random.Generator, n_boot: int = 200) -> None:
+    """Batched bootstrap (600 x 5,000, 200 resamples) against 200 separate solves (extrapolated)."""
+    outputs = make_outputs("binary", 600, 5_000, rng)
+    one = best_of(lambda: mixmin(outputs.select(samples=rng.integers(0, 5_000, 5_000)), tol=0.0), 3)
+    start = time.perf_counter()
+    bootstrap_weights(outputs, n_boot=n_boot)
+    batched = time.perf_counter() - start
+    print(f"\nbootstrap {n_boot} x (600 x 5,000): {batched:.2f} s; {n_boot} separate solves ~{one * n_boot:.2f} s; "
+          f"ratio {batched / (one * n_boot):.2f}")
 
 
 if __name__ == "__main__":

@@ -57,6 +57,7 @@ class BinaryObjective(Objective):
         # q = P(observed label) = a + b p with a = 1 - y, b = 2y - 1; dloss/dp = -b / q
         self.a = (1.0 - y).astype(np.float32)
         self.b = (2.0 * y - 1.0).astype(np.float32)
+        self.neg_b_mean = -self.b * self.uniform_weight  # the gradient's numerator for a plain mean
 
     def loss_grad(self, weights, sample_weights=None, need_grad=True):
         s = self._sample_weights(sample_weights)
@@ -67,8 +68,11 @@ class BinaryObjective(Objective):
         loss = -_weighted_sum(np.log(q), s)
         if not need_grad:
             return loss, None
-        u = np.divide(-self.b, q, out=q)
-        u *= s
+        if sample_weights is None:
+            u = np.divide(self.neg_b_mean, q, out=q)
+        else:
+            u = np.divide(-self.b, q, out=q)
+            u *= s
         return loss, u @ self.matrix.T
 
 
