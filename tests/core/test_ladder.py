@@ -1,0 +1,42 @@
+import numpy as np
+import pytest
+
+from mixmin_core import InputError, mixmin
+from mixmin_core.ladder import proxy_ladder
+from mixmin_core.synthetic import categorical_outputs, categorical_sources, estimate_density, sample_mixture
+
+
+def _world():
+    rng = np.random.default_rng(0)
+    dists = categorical_sources(4, 30, rng)
+    true_w = np.array([0.4, 0.3, 0.2, 0.1])
+    target = sample_mixture(dists, true_w, 20000, rng)
+    return dists, true_w, target
+
+
+def test_ladder_stabilises_as_proxy_data_grows():
+    """Budget = samples each proxy density is estimated from: more budget, better proxies."""
+    dists, true_w, target = _world()
+
+    def solve_at(budget):
+        rng = np.random.default_rng(int(budget))
+        dens = np.stack([estimate_density(rng.choice(30, size=int(budget), p=d), 30) for d in dists])
+        return mixmin(categorical_outputs(dens, target), max_iter=500)
+
+    ladder = proxy_ladder(solve_at, [10, 100, 1000, 10000, 100000], threshold=0.03, run_all=True)
+    assert len(ladder.results) == 5 and np.isnan(ladder.l1_changes[0])
+    assert ladder.l1_changes[-1] < ladder.l1_changes[1]
+    assert ladder.stable_at is not None and ladder.stable_at >= 1000
+    assert np.abs(ladder.weights[-1] - true_w).sum() < np.abs(ladder.weights[0] - true_w).sum()
+    stopped = proxy_ladder(solve_at, [10, 100, 1000, 10000, 100000], threshold=0.03)
+    assert stopped.budgets[-1] == stopped.stable_at and len(stopped.results) <= 5
+
+
+@pytest.mark.parametrize("budgets,threshold,match", [
+    ([], 0.1, "budgets must be a non-empty, strictly increasing list"),
+    ([1, 1], 0.1, "strictly increasing"),
+    ([1, 2], 0.0, "threshold must be positive"),
+])
+def test_ladder_errors(budgets, threshold, match):
+    with pytest.raises(InputError, match=match):
+        proxy_ladder(lambda b: None, budgets, threshold=threshold)
