@@ -1,0 +1,161 @@
+"""Loaders for published tables of mixture runs (mixture weights -> measured losses).
+
+Each table is a :class:`RunTable`: one row per proxy run, its mixture over sources and its measured
+metrics (lower is better). Tables, by name (files resolved through :mod:`mixmin_core.datasets`,
+so ``MIXMIN_DATA_DIR=../shared/data`` finds them under ``mixture_runs/``):
+
+* ``regmix_1m_train`` (512 runs), ``regmix_1m_test`` (256), ``regmix_60m_test`` (256, the same
+  mixtures as ``regmix_1m_test``), ``regmix_1b_test`` (64 mixtures, 63 with losses): RegMix
+  (Liu et al., 2024), 17 Pile sources, validation loss on 13 Pile domains. Source names drop the
+  ``train_the_pile_`` prefix and metric names are the Pile domain (``pile_cc``, ``github``, ...).
+  Natural weights: the Pile token distribution RegMix's swarm was drawn around
+  (``mixture_config/synthesize_mixture.py``).
+* ``olmix_dclm``: Olmix (AllenAI) 30M-parameter swarm, 127 runs over 24 DCLM WebOrganizer topics,
+  110 task metrics (bits-per-byte style, lower is better). No natural weights are published with
+  the table: ``natural_weights`` is None (use the swarm mean, see :func:`prior_for`).
+
+The mixture rows are published rounded (they sum to 1 +- 0.003); they are renormalised here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .datasets import resolve
+from .errors import InputError
+
+#: RegMix's Pile token distribution (17 sources, in the column order of its tables).
+REGMIX_PILE_NATURAL = {
+    "arxiv": 0.113285273, "freelaw": 0.079608651, "nih_exporter": 0.003913491,
+    "pubmed_central": 0.185375901, "wikipedia_en": 0.051081359, "dm_mathematics": 0.015962925,
+    "github": 0.101750772, "philpapers": 0.003707518, "stackexchange": 0.066529351,
+    "enron_emails": 0.001750772, "gutenberg_pg_19": 0.027085479, "pile_cc": 0.236869207,
+    "ubuntu_irc": 0.01184346, "europarl": 0.007929969, "hackernews": 0.008032956,
+    "pubmed_abstracts": 0.038825953, "uspto_backgrounds": 0.046446962,
+}
+
+#: ``name -> (mixture dataset, metrics dataset, scale)``; dataset names as in ``datasets.REGISTRY``.
+TABLES = {
+    "regmix_1m_train": ("regmix_train_mixture_1m", "regmix_train_loss_1m", "1M"),
+    "regmix_1m_test": ("regmix_test_mixture_1m", "regmix_test_loss_1m", "1M"),
+    "regmix_60m_test": ("regmix_test_mixture_60m", "regmix_test_loss_60m", "60M"),
+    "regmix_1b_test": ("regmix_test_mixture_1b", "regmix_test_loss_1b", "1B"),
+    "olmix_dclm": ("olmix_dclm_ratios", "olmix_dclm_metrics", "30M"),
+}
+_META_COLUMNS = ("Unnamed: 0", "index", "run", "name")
+
+
+@dataclass(frozen=True, eq=False)
+class RunTable:
+    """Published proxy runs: ``weights`` ``(n_runs, n_sources)`` float32 (rows on the simplex),
+    ``metrics`` ``(n_runs, n_metrics)`` float64 (NaN where not measured), names and run ids."""
+
+    name: str
+    weights: np.ndarray
+    metrics: np.ndarray
+    source_names: tuple
+    metric_names: tuple
+    run_ids: tuple
+    scale: str = ""
+    natural_weights: np.ndarray | None = None
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def n_runs(self) -> int:
+        return int(self.weights.shape[0])
+
+    def target(self, metric: str) -> np.ndarray:
+        """The ``(n_runs,)`` values of one metric.
+
+        Raises
+        ------
+        InputError
+            If the table has no such metric (the message lists a few that exist).
+        """
+        if metric not in self.metric_names:
+            raise InputError(
+                f"target {metric!r} is not a metric of run table {self.name!r}; it has {len(self.metric_names)} "
+                f"metrics, e.g. {list(self.metric_names[:8])}."
+            )
+        return self.metrics[:, self.metric_names.index(metric)]
+
+    def subset(self, rows) -> "RunTable":
+        """The runs at ``rows`` (indices or a boolean mask)."""
+        rows = np.asarray(rows)
+        ids = np.asarray(self.run_ids, dtype=object)[rows]
+        return RunTable(self.name, self.weights[rows], self.metrics[rows], self.source_names, self.metric_names,
+                        tuple(ids.tolist()), self.scale, self.natural_weights, dict(self.meta))
+
+
+def _short_source(col: str) -> str:
+    return col.removeprefix("train_the_pile_")
+
+
+def _short_metric(col: str) -> str:
+    return col.removeprefix("metric/").removeprefix("the_pile_").removesuffix("_val_loss")
+
+
+def load_run_table(name: str, *, mixtures_path=None, metrics_path=None) -> RunTable:
+    """Load a published run table by name (see the module docstring), joining runs on ``index``.
+
+    ``mixtures_path``/``metrics_path`` override where the two CSV files are read from.
+
+    Raises
+    ------
+    InputError
+        If ``name`` is unknown, a file is missing, or the files do not fit together (no common
+        run index, mixtures that are not on the simplex).
+    """
+    import pandas as pd
+
+    if name not in TABLES:
+        raise InputError(f"unknown run table {name!r}; known: {sorted(TABLES)}.")
+    mix_name, met_name, scale = TABLES[name]
+    mix_file, met_file = resolve(mix_name, mixtures_path), resolve(met_name, metrics_path)
+    mix, met = pd.read_csv(mix_file), pd.read_csv(met_file)
+    for frame, path in ((mix, mix_file), (met, met_file)):
+        if "index" not in frame.columns:
+            raise InputError(f"{path}: expected an 'index' column to join mixtures and metrics; got {list(frame.columns)[:6]}.")
+    joined = mix.merge(met, on="index", how="left", suffixes=("", "__metric"), validate="one_to_one")
+    src_cols = [c for c in mix.columns if c not in _META_COLUMNS]
+    met_cols = [c for c in met.columns if c not in _META_COLUMNS]
+    W = joined[src_cols].to_numpy(dtype=np.float64)
+    M = joined[[c + "__metric" if c in src_cols else c for c in met_cols]].apply(pd.to_numeric, errors="coerce")
+    if not np.isfinite(W).all() or (W < 0).any() or np.abs(W.sum(axis=1) - 1).max() > 0.01:
+        raise InputError(f"{mix_file}: mixture rows must be non-negative and sum to 1 (+-0.01); check the file.")
+    ids = joined["run"] if "run" in joined.columns else joined["index"]
+    sources = tuple(_short_source(c) for c in src_cols)
+    natural = None
+    if name.startswith("regmix"):
+        natural = np.array([REGMIX_PILE_NATURAL[s] for s in sources], dtype=np.float64)
+        natural = natural / natural.sum()
+    return RunTable(name=name, weights=(W / W.sum(axis=1, keepdims=True)).astype(np.float32),
+                    metrics=M.to_numpy(dtype=np.float64), source_names=sources,
+                    metric_names=tuple(_short_metric(c) for c in met_cols), run_ids=tuple(ids.tolist()),
+                    scale=scale, natural_weights=natural,
+                    meta={"mixtures": str(mix_file), "metrics": str(met_file)})
+
+
+PRIORS = ("natural", "table_mean", "uniform")
+
+
+def prior_for(table: RunTable, kind: str = "natural") -> np.ndarray:
+    """Natural weights for RegMix's candidates: the table's published natural weights
+    (``"natural"``, falling back to the swarm mean when none are published), the swarm mean
+    (``"table_mean"``, floored at 1e-6) or uniform. Shape ``(n_sources,)`` float64, positive.
+
+    Raises
+    ------
+    InputError
+        If ``kind`` is not one of ``PRIORS``.
+    """
+    if kind not in PRIORS:
+        raise InputError(f"prior must be one of {PRIORS}; got {kind!r}.")
+    n = len(table.source_names)
+    if kind == "uniform":
+        return np.full(n, 1.0 / n)
+    if kind == "natural" and table.natural_weights is not None:
+        return np.asarray(table.natural_weights, dtype=np.float64)
+    p = np.maximum(table.weights.astype(np.float64).mean(axis=0), 1e-6)
+    return p / p.sum()

@@ -1,0 +1,514 @@
+"""Search baselines MixMin competes with: random search and RegMix, at matched proxy compute.
+
+Both take an ``evaluate(W) -> losses`` callable supplied by the pipeline: it trains one proxy per
+row of ``W`` (shape ``(k, n_sources)``) and returns each proxy's loss on the target's fit split
+(lower is better). Each proxy costs ``compute_per_trial`` / ``compute_per_run``; MixMin costs one
+proxy per source, so :func:`matched_trials` gives the number of search proxies at equal compute.
+
+RegMix follows its authors' implementation (sail-sg/regmix ``mixture_config/synthesize_mixture.py``
+and ``regression_fitting/regression.ipynb``):
+
+* swarm: Dirichlet around the natural prior raised to temperature 0.5 (renormalised), at one of 15
+  log-spaced concentrations in [0.1, 5] chosen at random per mixture; mixtures with a source above
+  its upper bound (``min(15 * natural, 1)``: at most 15 epochs of a source) are rejected; weights
+  below 2e-4 are set to zero, the rest renormalised and rounded to multiples of 2e-4; duplicates
+  are removed and replaced by fresh draws;
+* regressor: LightGBM ``gbdt``, 1000 iterations, learning rate 0.01, seed 42, metrics l1 and l2,
+  early stopping (3 rounds) on a held-out part of the swarm;
+* choice: 100,000 candidates from ``Dirichlet(natural)``; the mixture is the mean of the 128
+  candidates with the lowest predicted loss.
+
+LightGBM is imported only inside :func:`fit_regressor`.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import InputError
+from .results import MixtureResult
+from .validation import check_finite, describe
+
+log = logging.getLogger("mixmin.search")
+
+#: Regressor settings per preset. ``n_runs`` is the swarm size the preset was published with
+#: (pipelines use it as a default; :func:`regmix` takes ``n_runs`` explicitly).
+PRESETS: dict[str, dict] = {
+    # RegMix as released: 512 1M-parameter proxies on The Pile, LightGBM defaults otherwise.
+    "faithful": {"n_runs": 512, "n_estimators": 1000, "learning_rate": 0.01, "val_fraction": 0.125, "extra": {}},
+    # The MixMin paper's RegMix baseline (7 proxies): tiny trees that can split on 7 rows.
+    # Its script trains on the first 2/3 of the runs and early-stops on the rest.
+    "mixmin-paper": {"n_runs": 7, "n_estimators": 10, "learning_rate": 0.01, "val_fraction": 1 / 3,
+                     "extra": {"min_child_samples": 1, "min_data_in_bin": 1}},
+}
+EARLY_STOPPING_ROUNDS = 3
+MAX_USAGE = 15.0  # RegMix: a source may be repeated at most 15 times -> weight <= 15 * natural
+
+
+# ----------------------------------------------------------------------------- input checks
+
+def _check_prior(name: str, prior, n_sources: int | None = None) -> np.ndarray:
+    p = np.asarray(prior, dtype=np.float64)
+    if p.ndim != 1 or p.size < 2 or (n_sources is not None and p.size != n_sources):
+        want = f"({n_sources},)" if n_sources is not None else "(n_sources,) with n_sources >= 2"
+        raise InputError(f"{name} must have shape {want}; got {describe(p)}.")
+    check_finite(name, p)
+    if (p <= 0).any():
+        raise InputError(
+            f"{name} must be positive (Dirichlet parameters); got minimum {p.min():.3g} at source "
+            f"{int(np.argmin(p))}. Give empty sources a small positive weight or drop them."
+        )
+    return p / p.sum()
+
+
+def _check_positive_int(name: str, value, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise InputError(f"{name} must be an integer >= {minimum}; got {value!r}.")
+    return int(value)
+
+
+def _check_preset(preset: str) -> dict:
+    if preset not in PRESETS:
+        raise InputError(f"preset must be one of {sorted(PRESETS)}; got {preset!r}.")
+    return PRESETS[preset]
+
+
+def _check_losses(name: str, losses, n: int) -> np.ndarray:
+    y = np.asarray(losses, dtype=np.float64).reshape(-1) if np.ndim(losses) else np.asarray([losses], float)
+    if y.shape != (n,):
+        raise InputError(f"{name} must return one loss per mixture, shape ({n},); got {describe(np.asarray(losses))}.")
+    return y
+
+
+def _check_weights_table(name: str, W, n_sources: int | None = None) -> np.ndarray:
+    W = np.asarray(W, dtype=np.float64)
+    if W.ndim != 2 or W.shape[0] < 1 or (n_sources is not None and W.shape[1] != n_sources):
+        raise InputError(f"{name} must have shape (n_mixtures, {n_sources or 'n_sources'}); got {describe(W)}.")
+    check_finite(name, W)
+    if (W < 0).any():
+        raise InputError(f"{name} must be non-negative; got minimum {W.min():.3g}.")
+    return W
+
+
+# ----------------------------------------------------------------------------- sampling
+
+def dirichlet_prior(natural: np.ndarray, temperature: float = 0.5) -> np.ndarray:
+    """RegMix prior: ``natural ** temperature``, renormalised (float64, shape ``(n_sources,)``).
+
+    Raises
+    ------
+    InputError
+        If ``natural`` is not a positive vector or ``temperature`` is not positive.
+    """
+    p = _check_prior("natural", natural)
+    if not np.isfinite(temperature) or temperature <= 0:
+        raise InputError(f"temperature must be positive; got {temperature!r}.")
+    q = p ** float(temperature)
+    return q / q.sum()
+
+
+def sample_random_mixtures(n: int, n_sources: int, rng: np.random.Generator, *,
+                           prior: np.ndarray | None = None, concentration: float = 1.0) -> np.ndarray:
+    """``n`` random mixtures, shape ``(n, n_sources)`` float32, rows on the simplex.
+
+    Uniform on the simplex when ``prior`` is None, else ``Dirichlet(concentration * n_sources * prior)``
+    (mean ``prior``; ``concentration=1`` has the spread of the uniform distribution).
+
+    Raises
+    ------
+    InputError
+        If ``n`` or ``n_sources`` is not a positive integer (``n_sources >= 2``), ``prior`` is not a
+        positive vector of length ``n_sources``, or ``concentration`` is not positive.
+    """
+    n = _check_positive_int("n", n)
+    n_sources = _check_positive_int("n_sources", n_sources, 2)
+    if not np.isfinite(concentration) or concentration <= 0:
+        raise InputError(f"concentration must be positive; got {concentration!r}.")
+    alpha = np.ones(n_sources) if prior is None else concentration * n_sources * _check_prior("prior", prior, n_sources)
+    return _normalise_rows(rng.dirichlet(alpha, size=n)).astype(np.float32)
+
+
+def _normalise_rows(W: np.ndarray) -> np.ndarray:
+    W = np.where(np.isfinite(W), W, 0.0)
+    total = W.sum(axis=1, keepdims=True)
+    bad = total[:, 0] <= 0  # a row that underflowed to all zeros becomes uniform
+    if bad.any():
+        W[bad] = 1.0
+        total = W.sum(axis=1, keepdims=True)
+    return W / total
+
+
+def _draw_at_concentrations(p: np.ndarray, concentrations: np.ndarray, m: int, rng) -> np.ndarray:
+    """``m`` draws, each from ``Dirichlet(c * p)`` with ``c`` picked uniformly from ``concentrations``
+    (numpy's Dirichlet sampler, which stays accurate for tiny parameters)."""
+    which = rng.integers(0, len(concentrations), size=m)
+    W = np.empty((m, p.size))
+    for i, c in enumerate(concentrations):
+        rows = np.flatnonzero(which == i)
+        if rows.size:
+            W[rows] = rng.dirichlet(c * p, size=rows.size)
+    return _normalise_rows(W)
+
+
+def regmix_swarm(n_runs: int, prior: np.ndarray, rng: np.random.Generator, *,
+                 n_concentrations: int = 15, min_conc: float = 0.1, max_conc: float = 5.0,
+                 min_weight: float = 2e-4, upper_bounds: np.ndarray | None = None,
+                 max_draws: int = 100) -> np.ndarray:
+    """RegMix swarm design: ``n_runs`` distinct mixtures, shape ``(n_runs, n_sources)`` float32.
+
+    Each mixture is drawn from ``Dirichlet(c * prior)`` with ``c`` picked uniformly from
+    ``n_concentrations`` log-spaced values in ``[min_conc, max_conc]``. Draws with any weight above
+    ``upper_bounds`` are rejected. Weights below ``min_weight`` are set to zero, the rest renormalised
+    and rounded to multiples of ``min_weight`` (then renormalised so rows sum to one exactly).
+    Duplicates are dropped and replaced by fresh draws. ``prior`` is used as given: pass
+    :func:`dirichlet_prior` of the natural weights for RegMix's temperature 0.5.
+
+    Parameters
+    ----------
+    max_draws : give up after ``max_draws * n_runs`` draws (RegMix draws 100 times the swarm size).
+
+    Raises
+    ------
+    InputError
+        For bad arguments, or if fewer than ``n_runs`` distinct mixtures satisfy the bounds within
+        ``max_draws * n_runs`` draws (loosen ``upper_bounds`` or lower ``n_runs``).
+    """
+    n_runs = _check_positive_int("n_runs", n_runs)
+    p = _check_prior("prior", prior)
+    n_sources = p.size
+    n_concentrations = _check_positive_int("n_concentrations", n_concentrations)
+    if not (0 < min_conc <= max_conc) or not np.isfinite(max_conc):
+        raise InputError(f"need 0 < min_conc <= max_conc; got min_conc={min_conc!r}, max_conc={max_conc!r}.")
+    if not (0 <= min_weight < 1.0 / n_sources):
+        raise InputError(f"min_weight must be in [0, 1/n_sources) = [0, {1.0 / n_sources:.3g}); got {min_weight!r}.")
+    bounds = np.ones(n_sources) if upper_bounds is None else np.asarray(upper_bounds, dtype=np.float64)
+    if bounds.shape != (n_sources,) or not np.isfinite(bounds).all() or (bounds <= 0).any() or bounds.sum() < 1:
+        raise InputError(
+            f"upper_bounds must be {n_sources} positive values summing to at least 1 (else no mixture fits); "
+            f"got {describe(bounds)}" + (f" with sum {bounds.sum():.3g}." if bounds.shape == (n_sources,) else ".")
+        )
+    concentrations = np.logspace(np.log10(min_conc), np.log10(max_conc), n_concentrations)
+    grid = min_weight if min_weight > 0 else 1e-6  # dedup resolution (RegMix: L1 distance 1e-5)
+    kept: dict[bytes, np.ndarray] = {}
+    budget = max_draws * n_runs
+    batch = max(256, 4 * n_runs)
+    while len(kept) < n_runs and budget > 0:
+        m = min(batch, budget)
+        budget -= m
+        W = _draw_at_concentrations(p, concentrations, m, rng)
+        W = W[(W <= bounds).all(axis=1)]
+        W = np.where(W < min_weight, 0.0, W)
+        W = W[W.sum(axis=1) > 0]
+        W = _normalise_rows(W)
+        if min_weight > 0:
+            W = _normalise_rows(np.round(W / min_weight) * min_weight)
+        for row in W:
+            key = np.rint(row / grid).astype(np.int64).tobytes()
+            kept.setdefault(key, row)
+    if len(kept) < n_runs:
+        raise InputError(
+            f"regmix_swarm found only {len(kept)} distinct mixtures within the bounds after "
+            f"{max_draws * n_runs} draws; n_runs={n_runs} requested. Loosen upper_bounds, lower n_runs "
+            f"or raise max_draws."
+        )
+    pool = np.stack(list(kept.values()))
+    pick = rng.choice(len(pool), size=n_runs, replace=False)
+    return pool[pick].astype(np.float32)
+
+
+def matched_trials(total_compute: float, compute_per_trial: float) -> int:
+    """Number of search proxies that fit in ``total_compute`` (at least 1).
+
+    Compute matching with MixMin, whose cost is one proxy per source: with equal-cost proxies,
+    ``matched_trials(n_sources * c, c) == n_sources``.
+
+    Raises
+    ------
+    InputError
+        If either argument is not a positive finite number.
+    """
+    for name, value in (("total_compute", total_compute), ("compute_per_trial", compute_per_trial)):
+        if isinstance(value, bool) or not np.isfinite(value) or value <= 0:
+            raise InputError(f"{name} must be a positive number; got {value!r}.")
+    return max(1, int(np.floor(total_compute / compute_per_trial * (1 + 1e-9))))
+
+
+# ----------------------------------------------------------------------------- random search
+
+def random_search(evaluate, *, source_names, n_trials: int, rng: np.random.Generator,
+                  prior=None, concentration: float = 1.0, compute_per_trial: float = 1.0) -> MixtureResult:
+    """Sample ``n_trials`` mixtures, evaluate them all, keep the one with the lowest loss.
+
+    Parameters
+    ----------
+    evaluate : ``evaluate(W) -> losses``; ``W`` is ``(n_trials, n_sources)`` float32. It trains one
+        proxy per mixture and scores it on the target's fit split (lower is better).
+    prior, concentration : see :func:`sample_random_mixtures` (None: uniform on the simplex).
+    compute_per_trial : cost of one proxy; ``meta["compute"] = n_trials * compute_per_trial``.
+
+    Returns
+    -------
+    MixtureResult with ``method="random_search"``, ``loss`` the best measured loss and ``meta``
+    ``{"n_trials", "compute", "candidates", "candidate_losses", "best_index"}``. ``success`` is
+    False if no candidate had a finite loss.
+
+    Raises
+    ------
+    InputError
+        For bad arguments or if ``evaluate`` returns the wrong number of losses.
+    """
+    names = tuple(source_names)
+    W = sample_random_mixtures(n_trials, len(names), rng, prior=prior, concentration=concentration)
+    losses = _check_losses("evaluate", evaluate(W), len(W))
+    return _best_of(W, losses, names, method="random_search", compute=n_trials * float(compute_per_trial),
+                    meta={"n_trials": int(n_trials)})
+
+
+def random_search_table(W, losses, *, source_names, n_trials: int, rng: np.random.Generator,
+                        compute_per_trial: float = 1.0, run_ids=None) -> MixtureResult:
+    """Random search on a published table of runs (mixture -> measured loss).
+
+    "Evaluating" a mixture here means looking up a run that exists in the table: ``n_trials``
+    distinct runs are sampled uniformly and the one with the lowest measured loss is kept. This is
+    exactly random search with the table's own sampling distribution (e.g. the RegMix swarm).
+
+    Returns
+    -------
+    MixtureResult (``method="random_search"``) with ``meta["run_indices"]`` (rows sampled),
+    ``meta["best_run"]`` (row index, or the run id if ``run_ids`` is given) and the keys of
+    :func:`random_search`.
+
+    Raises
+    ------
+    InputError
+        If shapes disagree or ``n_trials`` exceeds the number of runs.
+    """
+    names = tuple(source_names)
+    W = _check_weights_table("W", W, len(names))
+    y = _check_losses("losses", losses, len(W))
+    n_trials = _check_positive_int("n_trials", n_trials)
+    if n_trials > len(W):
+        raise InputError(f"n_trials must be at most the number of runs in the table ({len(W)}); got {n_trials}.")
+    idx = np.sort(rng.choice(len(W), size=n_trials, replace=False))
+    result = _best_of(_normalise_rows(W[idx].copy()).astype(np.float32), y[idx], names, method="random_search",
+                      compute=n_trials * float(compute_per_trial),
+                      meta={"n_trials": n_trials, "run_indices": idx.tolist(), "source": "table lookup"})
+    best = idx[result.meta["best_index"]]
+    result.meta["best_run"] = int(best) if run_ids is None else run_ids[best]
+    return result
+
+
+def _best_of(W: np.ndarray, losses: np.ndarray, names: tuple, *, method: str, compute: float, meta: dict) -> MixtureResult:
+    finite = np.isfinite(losses)
+    meta = {**meta, "compute": float(compute), "candidates": W.tolist(),
+            "candidate_losses": [float(v) if np.isfinite(v) else None for v in losses]}
+    if not finite.any():
+        return MixtureResult(weights=np.full(len(names), 1.0 / len(names), dtype=np.float32), source_names=names,
+                             success=False, status="non_finite", method=method, meta={**meta, "best_index": None},
+                             message=f"{method}: no candidate had a finite loss; returning uniform weights")
+    best = int(np.flatnonzero(finite)[np.argmin(losses[finite])])
+    return MixtureResult(weights=W[best].astype(np.float32), source_names=names, loss=float(losses[best]),
+                         method=method, meta={**meta, "best_index": best},
+                         message=f"{method}: best of {len(W)} evaluated mixtures ({int(finite.sum())} finite)")
+
+
+# ----------------------------------------------------------------------------- RegMix regressor
+
+@dataclass
+class RegMixModel:
+    """A fitted RegMix regressor (weights -> target loss) and how well it ranks held-out runs."""
+
+    regressor: object
+    preset: str
+    n_train: int
+    n_val: int
+    best_iteration: int
+    spearman: float  # on the early-stopping hold-out (NaN if none or undefined)
+    constant: bool  # every tree is a single leaf: the model predicts one value everywhere
+    warnings: list = field(default_factory=list)
+
+    def predict(self, W: np.ndarray) -> np.ndarray:
+        """Predicted loss per mixture, shape ``(n,)`` float64."""
+        return np.asarray(self.regressor.predict(np.asarray(W, dtype=np.float64)), dtype=np.float64)
+
+
+def spearman(pred, y) -> float:
+    """Spearman rank correlation, NaN when undefined (fewer than 3 pairs or a constant input)."""
+    pred = np.asarray(pred, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    ok = np.isfinite(pred) & np.isfinite(y)
+    if ok.sum() < 3 or np.ptp(pred[ok]) == 0 or np.ptp(y[ok]) == 0:
+        return float("nan")
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(pred[ok], y[ok]).statistic)
+
+
+def fit_regressor(W: np.ndarray, y: np.ndarray, *, preset: str = "faithful", seed: int = 42,
+                  val: tuple | None = None, val_fraction: float | None = None) -> RegMixModel:
+    """Fit RegMix's LightGBM regressor from mixture weights ``W`` ``(n, P)`` to losses ``y`` ``(n,)``.
+
+    Early stopping (3 rounds on l1/l2) uses ``val = (W_val, y_val)`` if given, else a seeded random
+    ``val_fraction`` of the rows (default: the preset's, 1/8 for ``faithful`` as RegMix held out 128
+    of 1,000 runs, 1/3 for ``mixmin-paper``; at least one row, none when fewer than 4 rows). Rows with a
+    non-finite loss are dropped. If LightGBM cannot split (too few rows for its minimum leaf size,
+    or constant losses), every tree is one leaf and the model predicts a constant: this is logged
+    with ``logging.warning`` and listed in ``model.warnings``.
+
+    Raises
+    ------
+    InputError
+        For an unknown preset, mismatched shapes, or fewer than 2 finite rows.
+    """
+    import lightgbm as lgb
+
+    settings = _check_preset(preset)
+    W = _check_weights_table("W", W)
+    y = _check_losses("y", y, len(W))
+    keep = np.isfinite(y)
+    W, y = W[keep], y[keep]
+    if len(W) < 2:
+        raise InputError(f"fit_regressor needs at least 2 runs with a finite loss; got {len(W)}.")
+    if val is None:
+        vf = settings["val_fraction"] if val_fraction is None else float(val_fraction)
+        n_val = 0 if len(W) < 4 else min(max(len(W) - int(np.floor((1 - vf) * len(W) + 1e-9)), 1), len(W) - 2)
+        order = np.random.default_rng(seed).permutation(len(W))
+        W_val, y_val = W[order[:n_val]], y[order[:n_val]]
+        W, y = W[order[n_val:]], y[order[n_val:]]
+    else:
+        W_val = _check_weights_table("val[0]", val[0], W.shape[1])
+        y_val = _check_losses("val[1]", val[1], len(W_val))
+        ok = np.isfinite(y_val)
+        W_val, y_val = W_val[ok], y_val[ok]
+    params = {"boosting_type": "gbdt", "objective": "regression", "n_estimators": settings["n_estimators"],
+              "learning_rate": settings["learning_rate"], "random_state": seed, "verbosity": -1,
+              "n_jobs": 1, "deterministic": True, **settings["extra"]}
+    reg = lgb.LGBMRegressor(**params)
+    fit_kw = {}
+    if len(W_val) > 0:
+        fit_kw = {"eval_X": (W_val,), "eval_y": (y_val,), "eval_metric": ["l1", "l2"],
+                  "callbacks": [lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)]}
+    reg.fit(W, y, **fit_kw)
+    constant = all(t["num_leaves"] <= 1 for t in reg.booster_.dump_model()["tree_info"])
+    warnings = []
+    if constant:
+        min_leaf = settings["extra"].get("min_child_samples", 20)
+        warnings.append(
+            f"RegMix regressor cannot split: {len(W)} training runs (LightGBM needs at least 2 x "
+            f"min_data_in_leaf = {2 * min_leaf} and non-constant losses); it predicts a constant, so the "
+            f"chosen mixture is the mean of arbitrary candidates. Use more runs or preset 'mixmin-paper'."
+        )
+        log.warning(warnings[-1])
+    rho = spearman(reg.predict(W_val), y_val) if len(W_val) else float("nan")
+    return RegMixModel(regressor=reg, preset=preset, n_train=len(W), n_val=len(W_val),
+                       best_iteration=int(reg.best_iteration_ or settings["n_estimators"]),
+                       spearman=rho, constant=constant, warnings=warnings)
+
+
+def regmix_choose(model, prior, rng: np.random.Generator, *, n_candidates: int = 100_000,
+                  top_k: int = 128, return_candidates: bool = False):
+    """Mean of the ``top_k`` lowest-predicted of ``n_candidates`` draws from ``Dirichlet(prior)``.
+
+    ``model`` is anything with ``predict(W) -> (n,)`` (a :class:`RegMixModel`). Returns the mixture,
+    shape ``(n_sources,)`` float32 on the simplex (and the top-k candidates if ``return_candidates``).
+
+    Raises
+    ------
+    InputError
+        If ``prior`` is not a positive vector or ``top_k`` is not in ``[1, n_candidates]``.
+    """
+    p = _check_prior("prior", prior)
+    n_candidates = _check_positive_int("n_candidates", n_candidates)
+    top_k = _check_positive_int("top_k", top_k)
+    if top_k > n_candidates:
+        raise InputError(f"top_k must be at most n_candidates ({n_candidates}); got {top_k}.")
+    candidates = _normalise_rows(rng.dirichlet(p, size=n_candidates))
+    pred = np.asarray(model.predict(candidates), dtype=np.float64)
+    pred = np.where(np.isfinite(pred), pred, np.inf)
+    best = np.argpartition(pred, top_k - 1)[:top_k] if top_k < n_candidates else np.arange(n_candidates)
+    top = candidates[best]
+    w = top.mean(axis=0)
+    w = (w / w.sum()).astype(np.float32)
+    return (w, top.astype(np.float32)) if return_candidates else w
+
+
+# ----------------------------------------------------------------------------- RegMix end to end
+
+def regmix_fit_choose(W, y, *, source_names, prior, rng: np.random.Generator, preset: str = "faithful",
+                      n_candidates: int = 100_000, top_k: int = 128, compute: float | None = None,
+                      seed: int = 42, val: tuple | None = None, tests: dict | None = None,
+                      meta: dict | None = None) -> MixtureResult:
+    """RegMix from already measured runs (a swarm or a published table): fit, then choose.
+
+    Parameters
+    ----------
+    W, y : measured runs, ``(n, P)`` weights and ``(n,)`` target losses.
+    prior : natural weights; candidates are drawn from ``Dirichlet(prior)``.
+    val : optional ``(W_val, y_val)`` for early stopping (default: a hold-out part of ``W``).
+    tests : optional ``{name: (W_test, y_test)}`` of held-out runs; their Spearman correlations
+        with the predictions go to ``meta["spearman_tests"]``.
+    compute : proxy compute spent (default ``len(W)`` runs).
+
+    Returns
+    -------
+    MixtureResult, ``method="regmix"``, ``loss`` the regressor's predicted loss at the mixture,
+    ``meta`` with ``n_runs``, ``compute``, ``preset``, ``spearman`` (early-stopping hold-out),
+    ``spearman_tests``, ``best_iteration``, ``warnings``, ``top_k``, ``n_candidates``.
+    """
+    names = tuple(source_names)
+    W = _check_weights_table("W", W, len(names))
+    model = fit_regressor(W, y, preset=preset, seed=seed, val=val)
+    w = regmix_choose(model, _check_prior("prior", prior, len(names)), rng, n_candidates=n_candidates, top_k=top_k)
+    rho_tests = {}
+    for name, (W_t, y_t) in (tests or {}).items():
+        W_t = _check_weights_table(f"tests[{name!r}][0]", W_t, len(names))
+        rho_tests[name] = spearman(model.predict(W_t), _check_losses(f"tests[{name!r}][1]", y_t, len(W_t)))
+    predicted = float(model.predict(w[None, :])[0])
+    info = {**(meta or {}), "n_runs": int(len(W)), "compute": float(len(W) if compute is None else compute),
+            "preset": preset, "spearman": None if np.isnan(model.spearman) else model.spearman,
+            "spearman_tests": {k: (None if np.isnan(v) else v) for k, v in rho_tests.items()},
+            "n_train": model.n_train, "n_val": model.n_val, "best_iteration": model.best_iteration,
+            "predicted_loss": predicted, "warnings": list(model.warnings), "top_k": int(top_k),
+            "n_candidates": int(n_candidates)}
+    return MixtureResult(weights=w, source_names=names, loss=predicted, method="regmix", success=not model.constant,
+                         meta=info, message=("RegMix: mean of the top-{} of {} candidates by predicted loss; loss is "
+                                             "the regressor's prediction").format(top_k, n_candidates)
+                         + ("; WARNING: regressor predicts a constant" if model.constant else ""))
+
+
+def regmix(evaluate, *, source_names, prior, n_runs: int, rng: np.random.Generator,
+           preset: str = "faithful", n_candidates: int = 100_000, top_k: int = 128,
+           compute_per_run: float = 1.0, temperature: float = 0.5, max_usage: float | None = MAX_USAGE,
+           min_weight: float = 2e-4, seed: int = 42) -> MixtureResult:
+    """RegMix: swarm of ``n_runs`` mixtures, evaluate them, fit LightGBM, choose the top-k mean.
+
+    Parameters
+    ----------
+    evaluate : ``evaluate(W) -> losses``, as in :func:`random_search` (one proxy per mixture).
+    prior : natural weights (source sizes, normalised). The swarm is drawn around
+        ``dirichlet_prior(prior, temperature)``; candidates from ``Dirichlet(prior)``.
+    preset : ``"faithful"`` (RegMix's regressor) or ``"mixmin-paper"`` (10 trees, leaves of 1 row).
+    max_usage : per-source upper bound ``min(max_usage * prior, 1)`` on swarm weights (None: none).
+    compute_per_run : cost of one proxy; ``meta["compute"] = n_runs * compute_per_run``.
+
+    Returns
+    -------
+    MixtureResult as in :func:`regmix_fit_choose`, with ``meta["swarm"]`` and ``meta["swarm_losses"]``.
+
+    Raises
+    ------
+    InputError
+        For bad arguments or if ``evaluate`` returns the wrong number of losses.
+    """
+    names = tuple(source_names)
+    _check_preset(preset)
+    p = _check_prior("prior", prior, len(names))
+    bounds = None if max_usage is None else np.minimum(float(max_usage) * p, 1.0)
+    W = regmix_swarm(n_runs, dirichlet_prior(p, temperature), rng, min_weight=min_weight, upper_bounds=bounds)
+    y = _check_losses("evaluate", evaluate(W), len(W))
+    result = regmix_fit_choose(W, y, source_names=names, prior=p, rng=rng, preset=preset, n_candidates=n_candidates,
+                               top_k=top_k, compute=n_runs * float(compute_per_run), seed=seed)
+    result.meta.update(swarm=W.tolist(), swarm_losses=[float(v) if np.isfinite(v) else None for v in y])
+    return result
