@@ -1,0 +1,268 @@
+"""Text sources and target tasks for the language-model experiment (no torch needed here).
+
+Sources are a folder of domains, one ``<source>.jsonl`` or ``<source>.jsonl.gz`` per domain with
+a ``text`` field (or SlimPajama shards grouped by ``meta.redpajama_set_name``). Targets are
+multiple-choice tasks (PIQA, ARC-Easy, SciQ) kept as question + correct answer with their choices,
+OpenWebMath documents, or a user ``jsonl`` with a ``text`` field.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from ..errors import InputError
+
+log = logging.getLogger("mixmin.lm.data")
+
+TARGET_KINDS = ("piqa", "arc_easy", "sciq", "openwebmath", "jsonl")
+SUFFIXES = (".jsonl.gz", ".jsonl")
+
+
+def _open_text(path: Path):
+    return gzip.open(path, "rt", encoding="utf-8", newline="\n") if path.name.endswith(".gz") \
+        else open(path, encoding="utf-8", newline="\n")
+
+
+def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
+    """Yield ``(line_number, record)`` from a ``.jsonl`` or ``.jsonl.gz`` file (blank lines skipped).
+
+    Lines are split on ``"\\n"`` only (texts may hold U+2028, which ``splitlines`` would split on).
+
+    Raises
+    ------
+    InputError
+        If the file does not exist, is not valid gzip/UTF-8, or a line is not a JSON object.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: file not found; expected a .jsonl or .jsonl.gz file.")
+    try:
+        with _open_text(path) as fh:
+            for i, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise InputError(f"{path}: line {i} is not valid JSON ({exc.msg}); "
+                                     "expected one JSON object per line.") from None
+                if not isinstance(rec, dict):
+                    raise InputError(f"{path}: line {i} is a {type(rec).__name__}, expected a JSON object.")
+                yield i, rec
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
+        raise InputError(f"{path}: cannot read as {'gzip ' if path.name.endswith('.gz') else ''}"
+                         f"UTF-8 JSON Lines ({exc}).") from None
+
+
+def read_jsonl(path: str | os.PathLike, *, limit: int | None = None) -> list[dict]:
+    """All records of a JSON Lines file (at most ``limit``). See :func:`iter_jsonl`."""
+    out = []
+    for _, rec in iter_jsonl(path):
+        out.append(rec)
+        if limit is not None and len(out) >= limit:
+            break
+    return out
+
+
+def read_texts(path: str | os.PathLike, *, field: str = "text", limit: int | None = None) -> list[str]:
+    """The non-empty ``field`` strings of a JSON Lines file.
+
+    Raises
+    ------
+    InputError
+        If a record has no ``field`` (or it is not a string), or the file holds no non-empty text.
+    """
+    texts = []
+    for i, rec in iter_jsonl(path):
+        value = rec.get(field)
+        if not isinstance(value, str):
+            raise InputError(f"{path}: line {i} has no string field {field!r} (fields: {sorted(rec)[:8]}); "
+                             f"every record needs a {field!r} string.")
+        if value.strip():
+            texts.append(value)
+        if limit is not None and len(texts) >= limit:
+            break
+    if not texts:
+        raise InputError(f"{path}: no non-empty {field!r} records; a source or target file needs at least one.")
+    return texts
+
+
+def source_name(path: Path) -> str:
+    name = path.name
+    for suffix in SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def find_source_files(folder: str | os.PathLike, *, names: list[str] | None = None) -> dict[str, Path]:
+    """``{source: file}`` for every ``*.jsonl``/``*.jsonl.gz`` in ``folder`` (sorted by name).
+
+    Raises
+    ------
+    InputError
+        If the folder does not exist, holds fewer than two source files, or a requested name is missing.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"sources folder {folder} not found; expected a folder of <source>.jsonl(.gz) files.")
+    files = {source_name(p): p for p in sorted(folder.iterdir()) if p.name.endswith(SUFFIXES)}
+    if names:
+        missing = [n for n in names if n not in files]
+        if missing:
+            raise InputError(f"sources {missing} not found in {folder}; available: {sorted(files)}.")
+        files = {n: files[n] for n in names}
+    if len(files) < 2:
+        raise InputError(f"sources folder {folder} holds {len(files)} source file(s); "
+                         "mixing needs at least two <source>.jsonl(.gz) files.")
+    return files
+
+
+def read_slimpajama(paths: list[str | os.PathLike], *, max_docs_per_source: int | None = None) -> dict[str, list[str]]:
+    """Group SlimPajama records (``text`` + ``meta.redpajama_set_name``) by source.
+
+    Raises
+    ------
+    InputError
+        If a record lacks ``text`` or ``meta.redpajama_set_name`` (naming the file and line).
+    """
+    groups: dict[str, list[str]] = {}
+    for path in paths:
+        for i, rec in iter_jsonl(path):
+            meta = rec.get("meta")
+            name = meta.get("redpajama_set_name") if isinstance(meta, dict) else None
+            if not isinstance(rec.get("text"), str) or not isinstance(name, str):
+                raise InputError(f"{path}: line {i} is not a SlimPajama record; expected 'text' and "
+                                 f"'meta.redpajama_set_name', got fields {sorted(rec)[:8]}.")
+            docs = groups.setdefault(name, [])
+            if rec["text"].strip() and (max_docs_per_source is None or len(docs) < max_docs_per_source):
+                docs.append(rec["text"])
+    return dict(sorted(groups.items()))
+
+
+def write_slimpajama_folder(groups: dict[str, list[str]], folder: str | os.PathLike) -> dict[str, Path]:
+    """Write grouped SlimPajama texts as a source folder (one ``<source>.jsonl.gz`` each)."""
+    from ..fileio import atomic_path
+
+    out = {}
+    for name, texts in groups.items():
+        path = Path(folder) / f"{name}.jsonl.gz"
+        with atomic_path(path) as tmp, gzip.open(tmp, "wt", encoding="utf-8") as fh:
+            for text in texts:
+                fh.write(json.dumps({"text": text}) + "\n")
+        out[name] = path
+    return out
+
+
+@dataclass(frozen=True)
+class TargetExample:
+    """One target sample: ``prefix`` (the question; empty for documents) and ``answer`` (the
+    correct answer, or the whole document), with the answer ``choices`` and ``label`` (index of
+    the correct choice) for multiple-choice tasks."""
+
+    prefix: str
+    answer: str
+    choices: tuple = ()
+    label: int = -1
+    sample_id: str = ""
+
+    @property
+    def text(self) -> str:
+        return f"{self.prefix} {self.answer}" if self.prefix else self.answer
+
+    @property
+    def is_choice(self) -> bool:
+        return len(self.choices) >= 2
+
+
+def _shuffled_choices(correct: str, distractors: list[str], key: str) -> tuple[tuple, int]:
+    """Deterministic order (keyed by the sample) so the correct answer is not always first."""
+    choices = [correct] + list(distractors)
+    order = np.random.default_rng(zlib.crc32(key.encode())).permutation(len(choices))
+    shuffled = tuple(choices[i] for i in order)
+    return shuffled, int(np.flatnonzero(order == 0)[0])
+
+
+def _parse_record(kind: str, rec: dict, i: int) -> TargetExample | None:
+    """A ``TargetExample`` or None when the record carries no answer (unlabelled)."""
+    if kind == "piqa":
+        if rec.get("label") not in (0, 1):
+            return None
+        choices = (rec["sol1"], rec["sol2"])
+        return TargetExample(rec["goal"], choices[rec["label"]], choices, rec["label"], str(rec.get("idx", i)))
+    if kind == "arc_easy":
+        label = rec.get("label")
+        if not isinstance(label, int) or not 0 <= label < len(rec["choices"]):
+            return None
+        return TargetExample(rec["question"], rec["choices"][label], tuple(rec["choices"]), label, str(rec.get("id", i)))
+    if kind == "sciq":
+        if not rec.get("correct_answer"):
+            return None
+        distractors = [rec[k] for k in ("distractor1", "distractor2", "distractor3") if rec.get(k)]
+        choices, label = _shuffled_choices(rec["correct_answer"], distractors, rec["question"])
+        return TargetExample(rec["question"], rec["correct_answer"], choices, label, str(rec.get("idx", i)))
+    # openwebmath and user jsonl: documents; a user file may also carry question/choices/label
+    if kind == "jsonl" and isinstance(rec.get("choices"), list) and isinstance(rec.get("label"), int) \
+            and isinstance(rec.get("question"), str):
+        if not 0 <= rec["label"] < len(rec["choices"]):
+            return None
+        return TargetExample(rec["question"], rec["choices"][rec["label"]], tuple(rec["choices"]), rec["label"], str(rec.get("id", i)))
+    text = rec.get("text")
+    if not isinstance(text, str) or not text.strip():
+        return None
+    return TargetExample("", text, (), -1, str(rec.get("url") or rec.get("id") or i))
+
+
+_REQUIRED = {"piqa": ("goal", "sol1", "sol2"), "arc_easy": ("question", "choices"), "sciq": ("question",),
+             "openwebmath": ("text",), "jsonl": ()}
+
+
+def load_target(kind: str, path: str | os.PathLike, *, limit: int | None = None) -> list[TargetExample]:
+    """Read a target file of ``kind`` (one of ``TARGET_KINDS``) into ``TargetExample`` objects.
+
+    Records without an answer (e.g. PIQA's unlabelled test split) are dropped; at most ``limit`` kept.
+
+    Raises
+    ------
+    InputError
+        If ``kind`` is unknown, a record lacks the fields of its kind, a user record has no ``text``
+        (nor question/choices/label), or no record carries an answer.
+    """
+    if kind not in TARGET_KINDS:
+        raise InputError(f"target kind must be one of {TARGET_KINDS}; got {kind!r}.")
+    out, dropped = [], 0
+    for i, rec in iter_jsonl(path):
+        missing = [f for f in _REQUIRED[kind] if f not in rec]
+        if kind == "jsonl" and "text" not in rec and not {"question", "choices", "label"} <= set(rec):
+            missing = ["text"]
+        if missing:
+            raise InputError(f"{path}: line {i} lacks field(s) {missing} required for target kind {kind!r} "
+                             f"(fields: {sorted(rec)[:8]}).")
+        example = _parse_record(kind, rec, i)
+        if example is None:
+            dropped += 1
+            continue
+        out.append(example)
+        if limit is not None and len(out) >= limit:
+            break
+    if not out:
+        raise InputError(f"{path}: no record of target kind {kind!r} has an answer ({dropped} without one); "
+                         "use a labelled split (e.g. validation instead of test_unlabeled).")
+    if dropped:
+        log.warning("%s: dropped %d record(s) without an answer", path, dropped)
+    return out
+
+
+def split_indices(n: int, *, seed: int, trial: int, fit_fraction: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded random split of ``range(n)`` into fit (``fit_fraction``) and held-out positions."""
+    order = np.random.default_rng([seed, 7, trial]).permutation(n)
+    n_fit = min(max(1, int(round(fit_fraction * n))), n - 1)
+    return np.sort(order[:n_fit]), np.sort(order[n_fit:])
