@@ -352,7 +352,8 @@ def fit_regressor(W: np.ndarray, y: np.ndarray, *, preset: str = "faithful", see
 
     Early stopping (3 rounds on l1/l2) uses ``val = (W_val, y_val)`` if given, else a seeded random
     ``val_fraction`` of the rows (default: the preset's, 1/8 for ``faithful`` as RegMix held out 128
-    of 1,000 runs, 1/3 for ``mixmin-paper``; at least one row, none when fewer than 4 rows). Rows with a
+    of 1,000 runs, 1/3 for ``mixmin-paper``; at least one row; none when ``val_fraction=0`` or fewer
+    than 4 rows, and then all boosting iterations are used). Rows with a
     non-finite loss are dropped. If LightGBM cannot split (too few rows for its minimum leaf size,
     or constant losses), every tree is one leaf and the model predicts a constant: this is logged
     with ``logging.warning`` and listed in ``model.warnings``.
@@ -373,7 +374,7 @@ def fit_regressor(W: np.ndarray, y: np.ndarray, *, preset: str = "faithful", see
         raise InputError(f"fit_regressor needs at least 2 runs with a finite loss; got {len(W)}.")
     if val is None:
         vf = settings["val_fraction"] if val_fraction is None else float(val_fraction)
-        n_val = 0 if len(W) < 4 else min(max(len(W) - int(np.floor((1 - vf) * len(W) + 1e-9)), 1), len(W) - 2)
+        n_val = 0 if len(W) < 4 or vf <= 0 else min(max(len(W) - int(np.floor((1 - vf) * len(W) + 1e-9)), 1), len(W) - 2)
         order = np.random.default_rng(seed).permutation(len(W))
         W_val, y_val = W[order[:n_val]], y[order[:n_val]]
         W, y = W[order[n_val:]], y[order[n_val:]]

@@ -1,0 +1,226 @@
+"""Search baselines: swarm design, top-k averaging, compute matching, random search, RegMix."""
+import logging
+
+import numpy as np
+import pytest
+
+from mixmin_core.errors import InputError
+from mixmin_core.search import (
+    PRESETS, dirichlet_prior, fit_regressor, matched_trials, random_search, random_search_table, regmix,
+    regmix_choose, regmix_fit_choose, regmix_swarm, sample_random_mixtures, spearman,
+)
+
+NAMES = tuple(f"s{i}" for i in range(5))
+
+
+def corner_loss(best: int, n_sources: int):
+    """A synthetic target loss whose best mixture is the corner ``best``."""
+    def evaluate(W):
+        W = np.asarray(W, dtype=np.float64)
+        assert W.shape[1] == n_sources
+        return 1.0 - W[:, best] + 0.1 * (W ** 2).sum(axis=1)
+    return evaluate
+
+
+class LinearModel:
+    def __init__(self, c):
+        self.c = np.asarray(c, dtype=np.float64)
+
+    def predict(self, W):
+        return np.asarray(W, dtype=np.float64) @ self.c
+
+
+# ----------------------------------------------------------------------------- sampling
+
+def test_dirichlet_prior_known_values():
+    np.testing.assert_allclose(dirichlet_prior(np.array([0.64, 0.36])), [0.8 / 1.4, 0.6 / 1.4])
+    np.testing.assert_allclose(dirichlet_prior(np.array([0.64, 0.36]), temperature=1.0), [0.64, 0.36])
+
+
+def test_sample_random_mixtures_uniform_and_prior():
+    rng = np.random.default_rng(0)
+    W = sample_random_mixtures(20000, 4, rng)
+    assert W.shape == (20000, 4) and W.dtype == np.float32
+    np.testing.assert_allclose(W.sum(axis=1), 1, atol=1e-6)
+    np.testing.assert_allclose(W.mean(axis=0), 0.25, atol=0.01)
+    prior = np.array([0.7, 0.1, 0.1, 0.1])
+    W = sample_random_mixtures(20000, 4, rng, prior=prior, concentration=5.0)
+    np.testing.assert_allclose(W.mean(axis=0), prior, atol=0.01)
+    assert W[:, 0].std() < sample_random_mixtures(20000, 4, rng, prior=prior)[:, 0].std()
+
+
+def test_swarm_enumerates_the_grid_when_every_mixture_is_needed():
+    # two sources, weights on a 0.1 grid and below 0.1 dropped: exactly 11 distinct mixtures exist
+    rng = np.random.default_rng(1)
+    W = regmix_swarm(11, np.array([0.5, 0.5]), rng, min_weight=0.1, min_conc=1.0, max_conc=1.0)
+    assert sorted(np.round(W[:, 0], 6).tolist()) == pytest.approx([i / 10 for i in range(11)])
+    with pytest.raises(InputError, match="found only 11 distinct mixtures"):
+        regmix_swarm(12, np.array([0.5, 0.5]), rng, min_weight=0.1, min_conc=1.0, max_conc=1.0)
+
+
+def test_swarm_respects_upper_bounds():
+    # source 0 capped at 0.3: only w0 in {0, 0.1, 0.2, 0.3} is possible
+    W = regmix_swarm(4, np.array([0.5, 0.5]), np.random.default_rng(2), min_weight=0.1,
+                     upper_bounds=np.array([0.3, 1.0]))
+    assert sorted(np.round(W[:, 0], 6).tolist()) == pytest.approx([0.0, 0.1, 0.2, 0.3])
+
+
+def test_swarm_design_properties_on_the_pile_prior():
+    natural = np.array([0.24, 0.19, 0.11, 0.10, 0.08, 0.07, 0.05, 0.05, 0.04, 0.03, 0.02, 0.01, 0.008, 0.002])
+    natural = natural / natural.sum()
+    bounds = np.minimum(15 * natural, 1.0)
+    W = regmix_swarm(300, dirichlet_prior(natural), np.random.default_rng(3), upper_bounds=bounds)
+    assert W.shape == (300, natural.size) and W.dtype == np.float32
+    np.testing.assert_allclose(W.sum(axis=1), 1, atol=1e-5)
+    assert (W <= bounds + 2e-4).all()  # rounding to the 2e-4 grid may add half a step
+    nonzero = W[W > 0]
+    assert nonzero.min() >= 2e-4 * (1 - 1e-3)
+    # on the 2e-4 grid up to the final renormalisation (the rounded rows sum to 1 +- a few grid steps)
+    np.testing.assert_allclose(nonzero / 2e-4, np.round(nonzero / 2e-4), rtol=5e-3)
+    assert len(np.unique(np.round(W / 2e-4).astype(int), axis=0)) == 300  # no duplicates
+    # low concentrations put most weight on few sources, high ones spread it: both are present
+    top = W.max(axis=1)
+    assert (top > 0.9).any() and (top < 0.5).any()
+    again = regmix_swarm(300, dirichlet_prior(natural), np.random.default_rng(3), upper_bounds=bounds)
+    np.testing.assert_array_equal(W, again)
+
+
+def test_matched_trials():
+    assert matched_trials(17 * 2.5, 2.5) == 17  # MixMin: one proxy per source
+    assert matched_trials(10, 3) == 3
+    assert matched_trials(1, 5) == 1  # never zero
+    assert matched_trials(0.7 * 10, 0.7) == 10  # floating-point products do not lose a trial
+
+
+# ----------------------------------------------------------------------------- random search
+
+def test_random_search_keeps_the_best_candidate_and_records_compute():
+    rng = np.random.default_rng(4)
+    result = random_search(corner_loss(2, 5), source_names=NAMES, n_trials=9, rng=rng, compute_per_trial=3.0)
+    losses = np.array(result.meta["candidate_losses"])
+    cands = np.array(result.meta["candidates"])
+    assert result.method == "random_search" and result.meta["n_trials"] == 9 and result.meta["compute"] == 27.0
+    assert result.loss == pytest.approx(losses.min())
+    np.testing.assert_allclose(result.weights, cands[np.argmin(losses)])
+    assert result.weights.dtype == np.float32 and result.source_names == NAMES
+
+
+def test_random_search_all_non_finite_is_not_success():
+    result = random_search(lambda W: np.full(len(W), np.nan), source_names=NAMES, n_trials=3,
+                           rng=np.random.default_rng(0))
+    assert not result.success and result.status == "non_finite"
+    np.testing.assert_allclose(result.weights, 0.2)
+
+
+def test_random_search_table_looks_up_runs():
+    W = np.random.default_rng(5).dirichlet(np.ones(5), size=50)
+    y = np.arange(50, dtype=float)[::-1]  # the last run is the best
+    result = random_search_table(W, y, source_names=NAMES, n_trials=7, rng=np.random.default_rng(6),
+                                 run_ids=[f"r{i}" for i in range(50)])
+    idx = result.meta["run_indices"]
+    assert len(set(idx)) == 7 and result.meta["compute"] == 7.0
+    best = max(idx)
+    assert result.loss == y[best] and result.meta["best_run"] == f"r{best}"
+    np.testing.assert_allclose(result.weights, W[best], atol=1e-6)
+    full = random_search_table(W, y, source_names=NAMES, n_trials=50, rng=np.random.default_rng(0))
+    assert full.loss == 0.0 and full.meta["best_run"] == 49
+
+
+# ----------------------------------------------------------------------------- RegMix
+
+def test_top_k_averaging_matches_an_independent_computation():
+    prior = np.array([0.4, 0.3, 0.2, 0.1, 0.05])
+    prior = prior / prior.sum()
+    model = LinearModel([0.3, -1.0, 0.5, 0.2, 0.0])
+    w = regmix_choose(model, prior, np.random.default_rng(7), n_candidates=5000, top_k=16)
+    cands = np.random.default_rng(7).dirichlet(prior, size=5000)
+    expected = cands[np.argsort(cands @ model.c)[:16]].mean(axis=0)
+    np.testing.assert_allclose(w, expected / expected.sum(), atol=1e-5)
+    one = regmix_choose(model, prior, np.random.default_rng(7), n_candidates=5000, top_k=1)
+    np.testing.assert_allclose(one, cands[np.argmin(cands @ model.c)], atol=1e-5)
+    everything = regmix_choose(model, prior, np.random.default_rng(7), n_candidates=5000, top_k=5000)
+    np.testing.assert_allclose(everything, cands.mean(axis=0), atol=1e-5)
+
+
+def test_regressor_finds_the_known_best_corner():
+    rng = np.random.default_rng(8)
+    prior = np.full(5, 0.2)
+    W = regmix_swarm(400, prior, rng)
+    model = fit_regressor(W, corner_loss(3, 5)(W))
+    assert model.spearman > 0.9 and not model.constant and model.n_val == 50 and model.n_train == 350
+    w = regmix_choose(model, prior, rng, n_candidates=20000, top_k=128)
+    assert int(np.argmax(w)) == 3 and w[3] > 0.6
+
+
+def test_regmix_end_to_end_on_a_synthetic_loss():
+    prior = np.array([0.4, 0.3, 0.15, 0.1, 0.05])
+    result = regmix(corner_loss(1, 5), source_names=NAMES, prior=prior, n_runs=256, rng=np.random.default_rng(9),
+                    n_candidates=20000, compute_per_run=0.5)
+    assert result.method == "regmix" and result.success and result.meta["warnings"] == []
+    assert result.meta["n_runs"] == 256 and result.meta["compute"] == 128.0 and result.meta["preset"] == "faithful"
+    assert result.top(1)[0][0] == "s1" and result.meta["spearman"] > 0.9
+    assert len(result.meta["swarm"]) == 256 and len(result.meta["swarm_losses"]) == 256
+    np.testing.assert_allclose(result.weights.sum(), 1, atol=1e-6)
+
+
+def test_regmix_warns_when_lightgbm_cannot_split(caplog):
+    prior = np.full(5, 0.2)
+    with caplog.at_level(logging.WARNING, logger="mixmin.search"):
+        result = regmix(corner_loss(0, 5), source_names=NAMES, prior=prior, n_runs=7,
+                        rng=np.random.default_rng(10), n_candidates=2000)
+    assert not result.success and "cannot split" in result.meta["warnings"][0]
+    assert "cannot split" in caplog.text
+    small = regmix(corner_loss(0, 5), source_names=NAMES, prior=prior, n_runs=7, rng=np.random.default_rng(10),
+                   n_candidates=2000, preset="mixmin-paper")
+    assert small.success and small.meta["warnings"] == [] and small.meta["n_train"] == 4  # 2/3 of 7 runs
+    assert PRESETS["mixmin-paper"]["n_runs"] == 7
+
+
+def test_regmix_fit_choose_reports_test_spearman():
+    rng = np.random.default_rng(11)
+    W = regmix_swarm(300, np.full(5, 0.2), rng)
+    y = corner_loss(4, 5)(W)
+    W_test = regmix_swarm(60, np.full(5, 0.2), rng)
+    result = regmix_fit_choose(W, y, source_names=NAMES, prior=np.full(5, 0.2), rng=rng, n_candidates=5000,
+                               tests={"test": (W_test, corner_loss(4, 5)(W_test)),
+                                      "reversed": (W_test, -corner_loss(4, 5)(W_test))})
+    assert result.meta["spearman_tests"]["test"] > 0.9 and result.meta["spearman_tests"]["reversed"] < -0.9
+    assert result.meta["compute"] == 300.0 and result.loss == pytest.approx(result.meta["predicted_loss"])
+
+
+def test_spearman_undefined_cases():
+    assert np.isnan(spearman([1, 2], [1, 2])) and np.isnan(spearman([1, 1, 1], [1, 2, 3]))
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 45]) == pytest.approx(1.0)
+
+
+# ----------------------------------------------------------------------------- errors
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: dirichlet_prior(np.array([0.5, 0.0, 0.5])), "natural must be positive"),
+    (lambda: dirichlet_prior(np.array([0.5, 0.5]), temperature=0), "temperature must be positive"),
+    (lambda: sample_random_mixtures(0, 3, np.random.default_rng()), "n must be an integer >= 1"),
+    (lambda: sample_random_mixtures(3, 1, np.random.default_rng()), "n_sources must be an integer >= 2"),
+    (lambda: sample_random_mixtures(3, 3, np.random.default_rng(), prior=[0.5, 0.5]), r"prior must have shape \(3,\)"),
+    (lambda: sample_random_mixtures(3, 2, np.random.default_rng(), concentration=-1), "concentration must be positive"),
+    (lambda: regmix_swarm(5, np.full(4, 0.25), np.random.default_rng(), min_weight=0.3), "min_weight must be in"),
+    (lambda: regmix_swarm(5, np.full(4, 0.25), np.random.default_rng(), min_conc=2, max_conc=1), "min_conc <= max_conc"),
+    (lambda: regmix_swarm(5, np.full(2, 0.5), np.random.default_rng(), upper_bounds=np.array([0.3, 0.3])),
+     "upper_bounds must be 2 positive values summing to at least 1"),
+    (lambda: matched_trials(0, 1), "total_compute must be a positive number"),
+    (lambda: matched_trials(5, float("nan")), "compute_per_trial must be a positive number"),
+    (lambda: random_search(lambda W: np.zeros(2), source_names=NAMES, n_trials=3, rng=np.random.default_rng()),
+     r"evaluate must return one loss per mixture, shape \(3,\)"),
+    (lambda: random_search_table(np.full((3, 5), 0.2), [1, 2, 3], source_names=NAMES, n_trials=4,
+                                 rng=np.random.default_rng()), "n_trials must be at most the number of runs"),
+    (lambda: random_search_table(np.full((3, 4), 0.25), [1, 2, 3], source_names=NAMES, n_trials=1,
+                                 rng=np.random.default_rng()), r"W must have shape \(n_mixtures, 5\)"),
+    (lambda: fit_regressor(np.full((3, 2), 0.5), [1.0, np.nan, np.nan]), "at least 2 runs with a finite loss"),
+    (lambda: fit_regressor(np.full((3, 2), 0.5), [1, 2, 3], preset="fast"), "preset must be one of"),
+    (lambda: regmix_choose(LinearModel([1, 2]), [0.5, 0.5], np.random.default_rng(), n_candidates=10, top_k=11),
+     "top_k must be at most n_candidates"),
+    (lambda: regmix(corner_loss(0, 2), source_names=("a", "b"), prior=[1.0, 0.0], n_runs=5,
+                    rng=np.random.default_rng()), "prior must be positive"),
+])
+def test_documented_errors(call, match):
+    with pytest.raises(InputError, match=match):
+        call()
