@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -510,7 +511,9 @@ def _summarize(ctx, rows, names, mixtures, proxy_flops) -> dict:
     import pandas as pd
 
     frame = pd.DataFrame(rows)
-    table = summarize(frame, by=("target", "variant", "method", "metric"), reference="natural")
+    with warnings.catch_warnings():  # identical trial values (e.g. equal accuracies) make scipy warn
+        warnings.simplefilter("ignore", RuntimeWarning)
+        table = summarize(frame, by=("target", "variant", "method", "metric"), reference="natural")
     with atomic_path(ctx.path("results_summary.csv")) as tmp:
         table.to_csv(tmp, index=False)
     targets = list(dict.fromkeys(t for (t, _, _) in mixtures))

@@ -128,7 +128,7 @@ def train_lm(*, preset: ModelPreset, vocab_size: int, streams: list[np.ndarray],
     counts = count_params(model)
     tokens = n_steps * tokens_per_step
     info = {
-        "preset": preset.name, "steps": n_steps, "tokens": tokens, **counts,
+        "preset": preset.name, "preset_config": preset.to_dict(), "steps": n_steps, "tokens": tokens, **counts,
         "flops": 6.0 * counts["params"] * tokens,
         "matmul_flops": matmul_flops_per_token(preset, counts["params"], counts["embedding"]) * tokens,
         "train_seconds": seconds, "tokens_per_second": tokens / max(seconds, 1e-9),
@@ -154,6 +154,8 @@ def load_model(path: str | Path, *, device: str = "auto"):
 
     blob = torch.load(path, map_location="cpu", weights_only=True)
     meta = blob["meta"]
-    model = build_model(PRESETS[meta["preset"]], int(meta["vocab_size"]))
+    cfg = meta.get("preset_config")
+    preset = ModelPreset(**{**cfg, "betas": tuple(cfg["betas"])}) if cfg else PRESETS[meta["preset"]]
+    model = build_model(preset, int(meta["vocab_size"]))
     model.load_state_dict(blob["state_dict"])
     return model.to(pick_device(device)).eval(), meta

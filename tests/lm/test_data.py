@@ -1,0 +1,136 @@
+"""Text sources and targets: real files from MIXMIN_DATA_DIR, small files written here for errors."""
+import gzip
+import json
+
+import numpy as np
+import pytest
+
+from mixmin_core.errors import InputError
+from mixmin_core.lm import data
+
+
+def _write(path, records, gz=False):
+    lines = "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records)
+    if gz:
+        with gzip.open(path, "wt", encoding="utf-8") as fh:
+            fh.write(lines)
+    else:
+        path.write_text(lines, encoding="utf-8")
+    return path
+
+
+def test_real_sources_folder(data_dir):
+    files = data.find_source_files(data_dir / "text" / "source")
+    assert sorted(files) == ["arxiv", "book", "c4", "commoncrawl", "github", "stackexchange", "wikipedia"]
+    texts = data.read_texts(files["c4"], limit=5)
+    assert len(texts) == 5 and all(isinstance(t, str) and t for t in texts)
+
+
+@pytest.mark.parametrize("kind, name, n_choices", [
+    ("piqa", "piqa_validation", 2), ("arc_easy", "arc_easy_test", None), ("sciq", "sciq_test", 4)])
+def test_real_targets_keep_choices(data_dir, kind, name, n_choices):
+    examples = data.load_target(kind, data_dir / "text" / "target" / f"{name}.jsonl.gz", limit=50)
+    assert len(examples) == 50
+    for e in examples:
+        assert e.is_choice and e.choices[e.label] == e.answer and e.text == f"{e.prefix} {e.answer}"
+        assert n_choices is None or len(e.choices) == n_choices
+    if kind == "sciq":  # correct answers are not always first (deterministic shuffle)
+        labels = [e.label for e in examples]
+        assert len(set(labels)) > 1
+        assert labels == [e.label for e in data.load_target(kind, data_dir / "text" / "target" / f"{name}.jsonl.gz", limit=50)]
+
+
+def test_piqa_text_matches_the_files_text_field(data_dir):
+    path = data_dir / "text" / "target" / "piqa_validation.jsonl.gz"
+    recs = data.read_jsonl(path, limit=20)
+    assert [e.text for e in data.load_target("piqa", path, limit=20)] == [r["text"] for r in recs]
+
+
+def test_openwebmath_and_user_jsonl(tmp_path):
+    owm = _write(tmp_path / "owm.jsonl.gz", [
+        {"text": "Let $x^2 = 4$. Then $x = \u00b12$.", "url": "https://a", "date": "2023", "metadata": "{}"},
+        {"text": "", "url": "https://b", "date": "2023", "metadata": "{}"}], gz=True)
+    (doc,) = data.load_target("openwebmath", owm)
+    assert not doc.is_choice and doc.prefix == "" and doc.sample_id == "https://a"
+    user = _write(tmp_path / "mine.jsonl", [{"text": "plain doc"},
+                                             {"question": "2+2?", "choices": ["3", "4"], "label": 1}])
+    a, b = data.load_target("jsonl", user)
+    assert a.text == "plain doc" and not a.is_choice
+    assert b.is_choice and b.answer == "4" and b.text == "2+2? 4"
+
+
+def test_slimpajama_schema_groups_by_set(tmp_path):
+    shard = _write(tmp_path / "shard.jsonl", [
+        {"text": "a web page", "meta": {"redpajama_set_name": "RedPajamaCommonCrawl"}},
+        {"text": "def f(): pass", "meta": {"redpajama_set_name": "RedPajamaGithub"}},
+        {"text": "another page", "meta": {"redpajama_set_name": "RedPajamaCommonCrawl"}}])
+    groups = data.read_slimpajama([shard])
+    assert groups == {"RedPajamaCommonCrawl": ["a web page", "another page"], "RedPajamaGithub": ["def f(): pass"]}
+    folder = tmp_path / "folder"
+    data.write_slimpajama_folder(groups, folder)
+    assert data.read_texts(data.find_source_files(folder)["RedPajamaGithub"]) == ["def f(): pass"]
+    bad = _write(tmp_path / "bad.jsonl", [{"text": "x", "meta": {}}])
+    with pytest.raises(InputError, match=r"bad.jsonl: line 1 is not a SlimPajama record"):
+        data.read_slimpajama([bad])
+
+
+def test_split_is_seeded_disjoint_and_80_20():
+    fit, test = data.split_indices(100, seed=0, trial=1)
+    assert fit.size == 80 and test.size == 20 and not set(fit) & set(test)
+    again, _ = data.split_indices(100, seed=0, trial=1)
+    other, _ = data.split_indices(100, seed=0, trial=2)
+    assert np.array_equal(fit, again) and not np.array_equal(fit, other)
+
+
+def test_error_missing_file(tmp_path):
+    with pytest.raises(InputError, match=r"nope.jsonl: file not found"):
+        data.read_texts(tmp_path / "nope.jsonl")
+
+
+def test_error_invalid_json_line(tmp_path):
+    path = _write(tmp_path / "broken.jsonl", [{"text": "ok"}, "{not json"])
+    with pytest.raises(InputError, match=r"broken.jsonl: line 2 is not valid JSON"):
+        data.read_texts(path)
+
+
+def test_error_not_gzip(tmp_path):
+    path = tmp_path / "fake.jsonl.gz"
+    path.write_text('{"text": "x"}\n')
+    with pytest.raises(InputError, match=r"fake.jsonl.gz: cannot read as gzip"):
+        data.read_texts(path)
+
+
+def test_error_record_without_text(tmp_path):
+    path = _write(tmp_path / "notext.jsonl", [{"text": "fine"}, {"body": "no text field"}])
+    with pytest.raises(InputError, match=r"notext.jsonl: line 2 has no string field 'text'"):
+        data.read_texts(path)
+
+
+def test_error_empty_domain(tmp_path):
+    path = _write(tmp_path / "empty.jsonl", [{"text": ""}, {"text": "   "}])
+    with pytest.raises(InputError, match=r"empty.jsonl: no non-empty 'text' records"):
+        data.read_texts(path)
+
+
+def test_error_folder_needs_two_sources(tmp_path):
+    _write(tmp_path / "only.jsonl", [{"text": "x"}])
+    with pytest.raises(InputError, match=r"holds 1 source file\(s\)"):
+        data.find_source_files(tmp_path)
+    with pytest.raises(InputError, match=r"sources folder .* not found"):
+        data.find_source_files(tmp_path / "missing")
+    with pytest.raises(InputError, match=r"sources \['web'\] not found"):
+        data.find_source_files(tmp_path, names=["web"])
+
+
+def test_error_target_without_answers(data_dir):
+    path = data_dir / "text" / "target" / "piqa_test_unlabeled.jsonl.gz"
+    with pytest.raises(InputError, match=r"piqa_test_unlabeled.jsonl.gz: no record of target kind 'piqa' has an answer"):
+        data.load_target("piqa", path)
+
+
+def test_error_target_missing_fields(tmp_path):
+    path = _write(tmp_path / "arc.jsonl", [{"question": "q?"}])
+    with pytest.raises(InputError, match=r"arc.jsonl: line 1 lacks field\(s\) \['choices'\]"):
+        data.load_target("arc_easy", path)
+    with pytest.raises(InputError, match=r"target kind must be one of"):
+        data.load_target("mmlu", path)

@@ -1,0 +1,149 @@
+"""The LM pipeline end to end: the CI miniature twice (resume), a user's own files, bad input."""
+import gzip
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jobs.__main__ import main
+from mixmin_core import ProxyOutputs
+from mixmin_core.layout import list_mixtures, list_problems
+from mixmin_core.store import RunStore
+
+ROOT = Path(__file__).resolve().parents[2]
+CI = str(ROOT / "configs" / "lm_ci.yaml")
+
+
+def _only_run(store):
+    (run,) = store.list_runs()
+    return run, store.run_dir(run["run_id"])
+
+
+def test_ci_miniature_runs_end_to_end_and_resumes(capsys):
+    assert main(["run", CI, "--quiet"]) == 0
+    store = RunStore()
+    run, run_dir = _only_run(store)
+    assert run["status"] == "done"
+    problems = list_problems(run_dir)
+    assert {(p.target, p.trial) for p in problems} == {(t, k) for t in ("piqa", "arc_easy") for k in (0, 1)}
+    for p in problems:
+        out = ProxyOutputs.load(run_dir / "proxy_outputs" / p.key)
+        assert out.kind == "loglik" and out.n_sources == 7 and out.token_counts is not None
+        assert out.n_samples == 48  # 80% of 60
+        assert set(list_mixtures(run_dir, p)) == {"mixmin", "natural", "balanced"}
+    res = store.results(run["run_id"])
+    main_rows = res[res.variant == ""]
+    for metric in ("generative_loss", "predictive_loss", "accuracy"):
+        sel = main_rows[main_rows.metric == metric]
+        assert set(zip(sel.target, sel.method)) == {(t, m) for t in ("piqa", "arc_easy") for m in ("mixmin", "natural", "balanced")}
+        assert sel.value.notna().all() and (sel.groupby(["target", "method"]).size() == 2).all()
+    gen = main_rows[main_rows.metric == "generative_loss"].value
+    assert ((gen > 0) & (gen < np.log(512) + 1)).all()  # per-token NLL of a 512-token vocabulary
+    assert set(res.variant) == {"", "cross:piqa", "cross:arc_easy"}
+    cross = json.loads((run_dir / "cross_task.json").read_text())
+    assert cross["weights_from"] == ["piqa", "arc_easy"] and all(v is not None for row in cross["mixmin"] for v in row)
+    summary = (run_dir / "results_summary.csv").read_text()
+    assert "ci_low" in summary.splitlines()[0]
+    units = store.units(run["run_id"])
+    kinds = {u["kind"] for u in units}
+    assert {"tokenizer", "tokens", "proxy", "final", "score"} <= kinds
+    proxy = next(u for u in units if u["kind"] == "proxy")
+    info = json.loads(proxy["info_json"]) if "info_json" in proxy else proxy["info"]
+    assert info["flops"] == pytest.approx(6 * info["params"] * info["tokens"])
+    mtimes = {p: p.stat().st_mtime_ns for p in (run_dir / "models").glob("*.pt")}
+    n_units = len(units)
+    capsys.readouterr()
+
+    assert main(["run", CI, "--quiet"]) == 0  # second run: every unit is skipped
+    assert {p: p.stat().st_mtime_ns for p in (run_dir / "models").glob("*.pt")} == mtimes
+    assert len(store.units(run["run_id"])) == n_units
+    assert len(store.results(run["run_id"])) == len(res)
+
+
+def _write_jsonl(path, records):
+    data = "".join(json.dumps(r) + "\n" for r in records)
+    if str(path).endswith(".gz"):
+        with gzip.open(path, "wt", encoding="utf-8") as fh:
+            fh.write(data)
+    else:
+        Path(path).write_text(data, encoding="utf-8")
+    return path
+
+
+def _user_files(tmp_path):
+    folder = tmp_path / "my_sources"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    animals, numbers = ["cat", "dog", "cow", "hen"], ["one", "two", "three", "four"]
+    _write_jsonl(folder / "animals.jsonl", [{"text": " ".join(rng.choice(animals, 60))} for _ in range(30)])
+    _write_jsonl(folder / "numbers.jsonl.gz", [{"text": " ".join(rng.choice(numbers, 60))} for _ in range(30)])
+    _write_jsonl(folder / "mixed.jsonl", [{"text": " ".join(rng.choice(animals + numbers, 60))} for _ in range(30)])
+    target = _write_jsonl(tmp_path / "my_target.jsonl", [{"text": " ".join(rng.choice(numbers, 12))} for _ in range(40)])
+    return folder, target
+
+
+def _user_overrides(folder, target, **extra):
+    sets = {"sources_dir": str(folder), "targets": json.dumps([{"name": "mine", "kind": "jsonl", "path": str(target)}]),
+            "bpe_vocab_size": 300, "final_tokens": 4096, "trials": 2, "max_target_samples": 40, **extra}
+    return [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
+
+
+def test_user_folder_and_target_with_only_config_changes(tmp_path, capsys):
+    folder, target = _user_files(tmp_path)
+    assert main(["run", CI, "--quiet", *_user_overrides(folder, target)]) == 0
+    store = RunStore()
+    run, run_dir = _only_run(store)
+    out = ProxyOutputs.load(run_dir / "proxy_outputs" / "mine__trial0")
+    assert out.source_names == ("animals", "mixed", "numbers") and out.n_samples == 32
+    from mixmin_core.results import MixtureResult
+
+    w = MixtureResult.from_dict(json.loads((run_dir / "mixtures" / "mine__trial0__mixmin.json").read_text()))
+    assert w.top(1)[0][0] == "numbers"  # the target is made of number words
+    res = store.results(run["run_id"])
+    assert set(res.metric) == {"generative_loss"}  # documents: no answers, no accuracy
+    gen = res.groupby("method").value.mean()
+    assert gen["mixmin"] < gen["balanced"]
+
+
+def _assert_fails_before_run(args, capsys, match):
+    assert main(["run", CI, "--quiet", *args]) == 2
+    err = capsys.readouterr().err
+    assert match in err, err
+    home = Path(os.environ["MIXMIN_HOME"])
+    assert not (home / "runs").exists() or not any((home / "runs").iterdir())
+    return err
+
+
+def test_error_empty_domain(tmp_path, capsys):
+    folder, target = _user_files(tmp_path)
+    _write_jsonl(folder / "empty.jsonl", [{"text": ""}])
+    _assert_fails_before_run(_user_overrides(folder, target), capsys, "empty.jsonl: no non-empty 'text' records")
+
+
+def test_error_source_without_text(tmp_path, capsys):
+    folder, target = _user_files(tmp_path)
+    _write_jsonl(folder / "notext.jsonl", [{"content": "no text field"}])
+    _assert_fails_before_run(_user_overrides(folder, target), capsys, "notext.jsonl: line 1 has no string field 'text'")
+
+
+def test_error_target_with_no_answers(data_dir, capsys):
+    path = data_dir / "text" / "target" / "piqa_test_unlabeled.jsonl.gz"
+    targets = json.dumps([{"name": "piqa", "kind": "piqa", "path": str(path)}])
+    _assert_fails_before_run(["--set", f"targets={targets}"], capsys,
+                             "piqa_test_unlabeled.jsonl.gz: no record of target kind 'piqa' has an answer")
+
+
+def test_error_tokenizer_path_missing(tmp_path, capsys):
+    _assert_fails_before_run(["--set", "tokenizer=pythia", "--set", f"tokenizer_path={tmp_path}/nope/tokenizer.json"],
+                             capsys, "nope/tokenizer.json: file not found")
+
+
+def test_error_bad_config_fields(capsys):
+    assert main(["run", CI, "--set", "methods=[mixmin, magic]"]) == 2
+    assert "methods must be a non-empty list" in capsys.readouterr().err
+    assert main(["run", CI, "--set", "preset=huge"]) == 2
+    assert "preset must be one of" in capsys.readouterr().err
+    assert main(["run", CI, "--set", "proxy_budget=0"]) == 2
+    assert "proxy_budget must be in (0, 100]" in capsys.readouterr().err

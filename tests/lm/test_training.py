@@ -1,0 +1,84 @@
+"""Mixture sampling, the learning-rate schedule and real (micro) GPT-NeoX training."""
+import math
+
+import numpy as np
+import pytest
+
+from mixmin_core.errors import ConfigError, InputError
+from mixmin_core.lm.models import PRESETS, get_preset, model_vocab_size
+from mixmin_core.lm.training import MixtureSampler, load_model, lr_at, save_model, train_lm
+
+from .conftest import MICRO
+
+
+def test_sampler_draws_sources_by_weight(rng):
+    streams = [np.full(1000, 10, np.uint16), np.full(1000, 20, np.uint16), np.full(1000, 30, np.uint16)]
+    batch = MixtureSampler(streams, [0.7, 0.3, 0.0], context=16, rng=rng).batch(4000)
+    assert batch.shape == (4000, 16) and batch.dtype == np.int64
+    first = batch[:, 0]
+    assert not (first == 30).any()  # zero weight: never drawn
+    assert abs((first == 10).mean() - 0.7) < 0.03
+
+
+def test_sampler_windows_are_contiguous(rng):
+    stream = np.arange(500, dtype=np.int32)
+    rows = MixtureSampler([stream, stream], [1.0, 0.0], context=8, rng=rng).batch(50)
+    assert (np.diff(rows, axis=1) == 1).all() and rows.max() < 500
+
+
+def test_sampler_errors():
+    with pytest.raises(InputError, match=r"weights must be non-negative with one entry per stream \(2\)"):
+        MixtureSampler([np.zeros(10), np.zeros(10)], [1.0], context=4, rng=np.random.default_rng(0))
+    with pytest.raises(InputError, match=r"streams \[1\] hold fewer than 2 tokens"):
+        MixtureSampler([np.zeros(10), np.zeros(1)], [0.5, 0.5], context=4, rng=np.random.default_rng(0))
+
+
+def test_lr_schedule_warmup_then_cosine():
+    p = get_preset("tiny")
+    lrs = [lr_at(s, 200, p) for s in range(200)]
+    warm = int(round(p.warmup_fraction * 200))
+    assert lrs[0] < lrs[warm - 1] == pytest.approx(p.learning_rate)
+    assert all(a >= b for a, b in zip(lrs[warm:], lrs[warm + 1:]))
+    assert lrs[-1] == pytest.approx(p.learning_rate * p.min_lr_ratio, rel=0.01)
+
+
+def test_presets_follow_the_paper():
+    for name in ("pythia-160m", "pythia-410m"):
+        p = PRESETS[name]
+        assert p.context == 1024 and p.betas == (0.9, 0.95) and p.weight_decay == 0.1 and p.tokenizer == "pythia"
+    assert model_vocab_size(PRESETS["pythia-160m"], 50277) == 50304
+    assert model_vocab_size(PRESETS["tiny"], 4000) == 4032
+    with pytest.raises(ConfigError, match=r"preset must be one of"):
+        get_preset("gpt-5")
+
+
+def test_pythia_160m_has_160m_parameters():
+    from mixmin_core.lm.models import build_model, count_params
+
+    counts = count_params(build_model(PRESETS["pythia-160m"], 50304))
+    assert 160e6 < counts["params"] < 165e6  # Pythia-160M: 162,322,944
+
+
+def test_training_learns_and_records_compute(micro_model):
+    info = micro_model.info
+    assert info["steps"] == 30 and info["tokens"] == 30 * 8 * 64
+    assert info["flops"] == pytest.approx(6 * info["params"] * info["tokens"])
+    assert info["final_loss"] < info["first_loss"] - 0.5  # log(320) = 5.77 at the start
+    assert abs(info["first_loss"] - math.log(320)) < 0.5
+
+
+def test_training_is_seeded(bpe, streams):
+    a = train_lm(preset=MICRO, vocab_size=320, streams=streams, weights=[1, 0], n_tokens=512, seed=3, n_threads=1)
+    b = train_lm(preset=MICRO, vocab_size=320, streams=streams, weights=[1, 0], n_tokens=512, seed=3, n_threads=1)
+    assert a.info["final_loss"] == b.info["final_loss"]
+
+
+def test_save_load_round_trip(micro_model, tmp_path):
+    import torch
+
+    save_model(micro_model.model, tmp_path / "m.pt", meta={"vocab_size": 320, **micro_model.info})
+    model, meta = load_model(tmp_path / "m.pt", device="cpu")
+    x = torch.randint(0, 320, (2, 16))
+    with torch.no_grad():
+        assert torch.allclose(model(input_ids=x).logits, micro_model.model(input_ids=x).logits)
+    assert meta["preset"] == "micro"
