@@ -90,6 +90,10 @@ for _name, _sha in [
     register(Dataset(f"text/{_name}", f"text/target/{_name}.jsonl.gz", None, _sha,
                      f"target task split '{_name}' (question + answer text, choices kept)",
                      "mixmin_core.lm.data.load_target"))
+register(Dataset("text/openwebmath", "text/target/openwebmath.jsonl.gz", None, None,
+                 "OpenWebMath documents (fields text, url, date, metadata; the paper uses the first 10,000); "
+                 "export them from the Hugging Face dataset open-web-math/open-web-math as JSON Lines",
+                 "mixmin_core.lm.data.load_target"))
 register(Dataset("pythia_tokenizer", "text/tokenizer/gpt-neox-20b/tokenizer.json",
                  "https://huggingface.co/EleutherAI/pythia-160m/resolve/main/tokenizer.json", None,
                  "GPT-NeoX-20B / Pythia tokenizer", "tokenizers.Tokenizer.from_file"))

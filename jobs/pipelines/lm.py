@@ -57,7 +57,7 @@ class LMConfig:
     final_tokens: int = 600_000  # training tokens of each final model
     proxy_budget: float = 1.0  # all proxies together, as a fraction of one final run (paper: 0.01, 0.05, 0.1, 1.0)
     methods: list = field(default_factory=lambda: ["mixmin", "natural", "balanced"])
-    regmix_runs_per_source: int = 0  # RegMix: runs per source at the cheapest proxy size (0 = as many as fit the budget)
+    regmix_runs_per_source: int = 0  # RegMix splits MixMin's proxy compute into this many runs per source; 0 = the paper's (runs of 1%-budget proxy size: 700 x proxy_budget runs)
     trials: int = 3
     fit_fraction: float = 0.8
     seed: int = 0
@@ -101,6 +101,10 @@ class LMConfig:
             names.append(str(t.get("name") or t["kind"]))
         if len(set(names)) != len(names):
             raise ConfigError(f"targets need unique names; got {names}.")
+
+        if self.transfer_preset and self.tokenizer == "auto" and get_preset(self.transfer_preset).tokenizer != self.tokenizer_kind:
+            raise ConfigError(f"transfer_preset {self.transfer_preset!r} uses the {get_preset(self.transfer_preset).tokenizer} "
+                              f"tokenizer but preset {self.preset!r} the {self.tokenizer_kind} one; set tokenizer explicitly.")
 
     @property
     def tokenizer_kind(self) -> str:
@@ -432,7 +436,12 @@ def _search(method, config, models, outputs, spec, fit, proxy_tokens, proxy_flop
     except ImportError:
         raise ConfigError(f"method {method!r} needs mixmin_core.search, which is not available in this checkout.") from None
     n_src = outputs.n_sources
-    tokens = proxy_tokens if method == "random_search" else max(1, proxy_tokens // max(1, config.regmix_runs_per_source or 10))
+    if method == "random_search":
+        tokens = proxy_tokens
+    elif config.regmix_runs_per_source:
+        tokens = max(1, proxy_tokens // config.regmix_runs_per_source)
+    else:  # the paper's RegMix runs: each as large as one proxy of the 1%-budget setting
+        tokens = max(1, int(config.final_tokens * 0.01 / n_src))
 
     def evaluate(W):
         units = [models.unit(preset=config.preset, weights=w / w.sum(), n_tokens=tokens, seed=config.seed, kind=method)
@@ -450,7 +459,7 @@ def _search(method, config, models, outputs, spec, fit, proxy_tokens, proxy_flop
     if method == "random_search":
         return search.random_search(evaluate, source_names=outputs.source_names, n_trials=n_src, rng=rng,
                                     compute_per_trial=proxy_flops / n_src)
-    runs = n_src * max(1, proxy_tokens // tokens)
+    runs = max(1, int(round(n_src * proxy_tokens / tokens)))  # equal total compute to MixMin's proxies
     return search.regmix(evaluate, source_names=outputs.source_names, prior=outputs.natural_weights, n_runs=runs,
                          rng=rng, compute_per_run=proxy_flops / runs)
 

@@ -44,6 +44,9 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: file not found; expected a .jsonl or .jsonl.gz file.")
+    if path.suffix == ".zst":
+        raise InputError(f"{path}: zstd-compressed (as SlimPajama ships its shards); decompress it first "
+                         f"(zstd -d {path.name}) or recompress with gzip.")
     try:
         with _open_text(path) as fh:
             for i, line in enumerate(fh, 1):

@@ -134,3 +134,18 @@ def test_error_target_missing_fields(tmp_path):
         data.load_target("arc_easy", path)
     with pytest.raises(InputError, match=r"target kind must be one of"):
         data.load_target("mmlu", path)
+
+
+def test_error_zstd_shard(tmp_path):
+    path = tmp_path / "example_train_0.jsonl.zst"
+    path.write_bytes(b"\x28\xb5\x2f\xfd")
+    with pytest.raises(InputError, match=r"example_train_0.jsonl.zst: zstd-compressed .*\(zstd -d"):
+        data.read_slimpajama([path])
+
+
+def test_openwebmath_not_available_offline_says_where_to_put_it(monkeypatch, tmp_path):
+    from mixmin_core.datasets import resolve
+
+    monkeypatch.setenv("MIXMIN_OFFLINE", "1")
+    with pytest.raises(InputError, match=r"text/openwebmath.*Put the file at .*text/target/openwebmath.jsonl.gz"):
+        resolve("text/openwebmath")

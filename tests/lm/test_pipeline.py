@@ -92,15 +92,22 @@ def _user_overrides(folder, target, **extra):
 
 def test_user_folder_and_target_with_only_config_changes(tmp_path, capsys):
     folder, target = _user_files(tmp_path)
-    assert main(["run", CI, "--quiet", *_user_overrides(folder, target)]) == 0
+    methods = "[mixmin, natural, balanced, random_search, regmix]"
+    assert main(["run", CI, "--quiet", *_user_overrides(folder, target, methods=methods, regmix_runs_per_source=2)]) == 0
     store = RunStore()
     run, run_dir = _only_run(store)
     out = ProxyOutputs.load(run_dir / "proxy_outputs" / "mine__trial0")
     assert out.source_names == ("animals", "mixed", "numbers") and out.n_samples == 32
     from mixmin_core.results import MixtureResult
 
-    w = MixtureResult.from_dict(json.loads((run_dir / "mixtures" / "mine__trial0__mixmin.json").read_text()))
-    assert w.top(1)[0][0] == "numbers"  # the target is made of number words
+    found = {m: MixtureResult.from_dict(json.loads((run_dir / "mixtures" / f"mine__trial0__{m}.json").read_text()))
+             for m in ("mixmin", "random_search", "regmix")}
+    assert found["mixmin"].top(1)[0][0] == "numbers"  # the target is made of number words
+    proxy_flops = out.meta["proxy_flops"]
+    assert found["random_search"].meta["n_trials"] == 3  # compute-matched: as many proxies as sources
+    for m in ("random_search", "regmix"):
+        assert found[m].meta["compute"] == pytest.approx(proxy_flops, rel=0.05)
+    assert found["regmix"].meta["n_runs"] == 6  # more, smaller runs at equal compute
     res = store.results(run["run_id"])
     assert set(res.metric) == {"generative_loss"}  # documents: no answers, no accuracy
     gen = res.groupby("method").value.mean()
@@ -147,3 +154,5 @@ def test_error_bad_config_fields(capsys):
     assert "preset must be one of" in capsys.readouterr().err
     assert main(["run", CI, "--set", "proxy_budget=0"]) == 2
     assert "proxy_budget must be in (0, 100]" in capsys.readouterr().err
+    assert main(["run", CI, "--set", "transfer_preset=pythia-160m"]) == 2
+    assert "set tokenizer explicitly" in capsys.readouterr().err
