@@ -68,6 +68,7 @@ class LMConfig:
     transfer_tokens: int = 0  # training tokens at the transfer size (0 = final_tokens)
     device: str = "auto"  # auto: CUDA when available
     eval_batch_size: int = 32
+    torch_threads: int = 0  # threads per worker process; 0 = CPU cores / n_workers
     resume: str = "if_available"
     backend: str = "local"
     n_workers: int = 2
@@ -85,6 +86,8 @@ class LMConfig:
         for name in ("trials", "final_tokens", "max_target_samples", "max_iter", "eval_batch_size", "bpe_train_chars"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be a positive integer; got {getattr(self, name)!r}.")
+        if int(self.torch_threads) < 0:
+            raise ConfigError(f"torch_threads must be 0 (automatic) or positive; got {self.torch_threads!r}.")
         if not 0 < self.proxy_budget <= 100:
             raise ConfigError(f"proxy_budget must be in (0, 100] (a fraction of one final run); got {self.proxy_budget!r}.")
         if not 0 < self.fit_fraction < 1:
@@ -268,7 +271,7 @@ class _Models:
         self.config, self.ctx, self.token_files = config, ctx, token_files
         self.vocab_size, self.tokenizer = vocab_size, tokenizer
         workers = max(1, int(ctx.n_workers or 1))
-        self.n_threads = max(1, (os.cpu_count() or 1) // workers)
+        self.n_threads = int(config.torch_threads) or max(1, (os.cpu_count() or 1) // workers)
 
     def unit(self, *, preset: str, weights, n_tokens: int, seed: int, kind: str) -> Unit:
         w = [round(float(x), 6) for x in np.asarray(weights, dtype=np.float64)]
@@ -309,8 +312,9 @@ def _prepare(config: LMConfig, ctx: RunContext):
     files = _source_files(config)
     if config.slimpajama_files:
         folder = ctx.path("sources", "x").parent
-        if not any(folder.glob("*.jsonl.gz")):
+        if not (folder / ".complete").exists():  # each file is written atomically; the marker closes the set
             lmdata.write_slimpajama_folder(lmdata.read_slimpajama(config.slimpajama_files), folder)
+            write_text(folder / ".complete", "")
         files = lmdata.find_source_files(folder)
     files = {n: str(p) for n, p in files.items()}
     preset = get_preset(config.preset)
@@ -386,6 +390,9 @@ def run(config: LMConfig, ctx: RunContext) -> dict:
                                            "proxy_budget": config.proxy_budget})
             problem = Problem(name, k)
             outputs.save(outputs_path(ctx.run_dir, problem))
+            if targets[name][0].is_choice:  # answer-only log-probs given the question (predictive objective)
+                _proxy_outputs(pool_scores[name], fit, names, counts, targets[name], meta={**outputs.meta, "objective": "answer|question"},
+                               answer_only=True).save(ctx.path("proxy_outputs_answer", problem.key))
             for result in _methods(config, ctx, models, outputs, specs[name], pool_scores, fit, proxy_tokens, proxy_flops):
                 write_json(mixture_path(ctx.run_dir, problem, result.method), result.to_dict())
                 mixtures[name, k, result.method] = result
@@ -402,9 +409,15 @@ def run(config: LMConfig, ctx: RunContext) -> dict:
     return _summarize(ctx, rows, names, mixtures, proxy_flops)
 
 
-def _proxy_outputs(scores: list[dict], fit: np.ndarray, names, counts, examples, meta) -> ProxyOutputs:
-    values = np.stack([(s["prefix_logprob"] + s["cont_logprob"])[fit] for s in scores])
-    n_tok = (scores[0]["n_prefix"] + scores[0]["n_cont"])[fit]
+def _proxy_outputs(scores: list[dict], fit: np.ndarray, names, counts, examples, meta, answer_only=False) -> ProxyOutputs:
+    """``loglik`` outputs on the fit split: total log-prob of question + answer (or of the answer
+    given the question when ``answer_only``) under each proxy, with token counts."""
+    if answer_only:
+        values = np.stack([s["cont_logprob"][fit] for s in scores])
+        n_tok = scores[0]["n_cont"][fit]
+    else:
+        values = np.stack([(s["prefix_logprob"] + s["cont_logprob"])[fit] for s in scores])
+        n_tok = (scores[0]["n_prefix"] + scores[0]["n_cont"])[fit]
     return ProxyOutputs(np.minimum(values, 0.0), "loglik", source_names=names, token_counts=n_tok,
                         natural_weights=counts, sample_ids=[examples[i].sample_id for i in fit], meta=meta)
 
