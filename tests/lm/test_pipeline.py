@@ -95,7 +95,8 @@ def _user_overrides(folder, target, **extra):
 def test_user_folder_and_target_with_only_config_changes(tmp_path, capsys):
     folder, target = _user_files(tmp_path)
     methods = "[mixmin, natural, balanced, random_search, regmix]"
-    assert main(["run", CI, "--quiet", *_user_overrides(folder, target, methods=methods, regmix_runs_per_source=2)]) == 0
+    assert main(["run", CI, "--quiet", *_user_overrides(folder, target, methods=methods, regmix_runs_per_source=2,
+                                                        transfer_preset="small")]) == 0
     store = RunStore()
     run, run_dir = _only_run(store)
     out = ProxyOutputs.load(run_dir / "proxy_outputs" / "mine__trial0")
@@ -112,8 +113,12 @@ def test_user_folder_and_target_with_only_config_changes(tmp_path, capsys):
     assert found["regmix"].meta["n_runs"] == 6  # more, smaller runs at equal compute
     res = store.results(run["run_id"])
     assert set(res.metric) == {"generative_loss"}  # documents: no answers, no accuracy
-    gen = res.groupby("method").value.mean()
+    gen = res[res.variant == ""].groupby("method").value.mean()
     assert gen["mixmin"] < gen["balanced"]
+    transfer = res[res.variant == "transfer:small"]  # tiny-proxy weights used to train the small preset
+    assert set(transfer.method) == {"mixmin", "natural", "balanced"} and len(transfer) == 6
+    small = [u for u in store.units(run["run_id"]) if u["unit_id"].startswith("model/small-")]
+    assert len(small) >= 4  # mixmin per trial (2) + natural and balanced, at least
 
 
 def _assert_fails_before_run(args, capsys, match):
