@@ -1,0 +1,91 @@
+"""Evolving source sets (Olmix's setting): sources are added, removed, split or revised over time.
+
+Proxies are keyed by a hash of the source's content and the proxy config, so an update retrains
+only new or changed sources; the solve starts warm from the previous weights, and the update
+reports the proxy compute it saved and how the mixture moved.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import InputError
+from .results import MixtureResult
+
+
+def content_hash(*parts) -> str:
+    """SHA-256 over arrays (dtype, shape and bytes), strings/bytes and JSON-able objects."""
+    digest = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            arr = np.ascontiguousarray(part)
+            digest.update(f"{arr.dtype.str}{arr.shape}".encode())
+            digest.update(arr.tobytes())
+        elif isinstance(part, bytes):
+            digest.update(part)
+        elif isinstance(part, str):
+            digest.update(part.encode())
+        else:
+            digest.update(json.dumps(part, sort_keys=True, default=str).encode())
+        digest.update(b"\x00")
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class UpdatePlan:
+    """Which sources an update adds, removes, changes (same name, new content) or keeps."""
+
+    added: tuple
+    removed: tuple
+    changed: tuple
+    unchanged: tuple
+
+    @property
+    def to_train(self) -> tuple:
+        return self.added + self.changed
+
+
+def plan_update(previous: dict[str, str], current: dict[str, str]) -> UpdatePlan:
+    """Compare ``{source: content_hash}`` of two versions of a source set."""
+    added = tuple(n for n in current if n not in previous)
+    removed = tuple(n for n in previous if n not in current)
+    changed = tuple(n for n in current if n in previous and previous[n] != current[n])
+    unchanged = tuple(n for n in current if n in previous and previous[n] == current[n])
+    return UpdatePlan(added, removed, changed, unchanged)
+
+
+def warm_start(previous: MixtureResult, source_names, new_share: float = 0.5) -> np.ndarray:
+    """Start weights for the new source set from the previous mixture.
+
+    Kept sources keep their previous weight; sources new to the set share, each, ``new_share``
+    times the mean previous weight (mirror descent needs every weight positive); renormalised.
+    """
+    if not 0 < new_share:
+        raise InputError(f"new_share must be positive; got {new_share!r}.")
+    prev = dict(zip(previous.source_names, map(float, previous.weights)))
+    fill = new_share / max(len(prev), 1)
+    w = np.array([max(prev.get(n, fill), 1e-6) for n in source_names], dtype=np.float64)
+    return (w / w.sum()).astype(np.float32)
+
+
+def mixture_change(previous: MixtureResult, current: MixtureResult, top: int = 10) -> dict:
+    """L1 distance over the union of sources (missing = 0) and the largest per-source moves."""
+    names = list(dict.fromkeys([*previous.source_names, *current.source_names]))
+    before = dict(zip(previous.source_names, map(float, previous.weights)))
+    after = dict(zip(current.source_names, map(float, current.weights)))
+    deltas = {n: after.get(n, 0.0) - before.get(n, 0.0) for n in names}
+    moves = sorted(deltas.items(), key=lambda kv: -abs(kv[1]))[:top]
+    return {"l1": float(sum(abs(d) for d in deltas.values())),
+            "largest_moves": [{"source": n, "before": before.get(n, 0.0), "after": after.get(n, 0.0), "delta": d}
+                              for n, d in moves]}
+
+
+def compute_saved(costs: dict[str, float], trained: set[str] | tuple) -> dict:
+    """Proxy compute of an update against recomputing every proxy of the current set."""
+    total = float(sum(costs.values()))
+    spent = float(sum(costs[n] for n in trained if n in costs))
+    return {"total": total, "spent": spent, "saved": total - spent,
+            "saved_fraction": (total - spent) / total if total else 0.0}

@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+
+from mixmin_core import InputError, MixtureResult, mixmin
+from mixmin_core.evolving import compute_saved, content_hash, mixture_change, plan_update, warm_start
+from mixmin_core.synthetic import example_problem
+
+
+def test_content_hash_tracks_content_not_identity():
+    a = np.arange(5, dtype=np.int32)
+    assert content_hash(a, {"trees": 50}) == content_hash(a.copy(), {"trees": 50})
+    assert content_hash(a, {"trees": 50}) != content_hash(a, {"trees": 51})
+    assert content_hash(a) != content_hash(a.astype(np.int64))
+    assert content_hash(a[:4]) != content_hash(a)
+
+
+def test_plan_update_add_remove_split_revise():
+    before = {"a": "1", "b": "2", "c": "3"}
+    after = {"a": "1", "b/part1": "4", "b/part2": "5", "c": "9", "d": "6"}
+    plan = plan_update(before, after)
+    assert plan.added == ("b/part1", "b/part2", "d") and plan.removed == ("b",)
+    assert plan.changed == ("c",) and plan.unchanged == ("a",)
+    assert plan.to_train == ("b/part1", "b/part2", "d", "c")
+
+
+def test_warm_start_is_faster_and_reaches_the_same_mixture():
+    outputs, _ = example_problem(n_sources=6, n_samples=4000, seed=4)
+    old = mixmin(outputs.select(sources=list(outputs.source_names[:5])), max_iter=2000, tol=1e-7)
+    init = warm_start(old, outputs.source_names)
+    assert init.sum() == pytest.approx(1) and (init > 0).all()
+    cold = mixmin(outputs, max_iter=2000, tol=1e-7)
+    warm = mixmin(outputs, max_iter=2000, tol=1e-7, init=init)
+    assert warm.n_iter < cold.n_iter
+    np.testing.assert_allclose(warm.weights, cold.weights, atol=2e-3)
+
+
+def test_mixture_change_and_compute_saved():
+    prev = MixtureResult(np.array([0.5, 0.5], np.float32), ("a", "b"))
+    cur = MixtureResult(np.array([0.5, 0.3, 0.2], np.float32), ("a", "b/1", "b/2"))
+    change = mixture_change(prev, cur)
+    assert change["l1"] == pytest.approx(1.0)
+    assert change["largest_moves"][0]["source"] == "b"
+    saved = compute_saved({"a": 10, "b/1": 5, "b/2": 5}, {"b/1", "b/2"})
+    assert saved == {"total": 20, "spent": 10, "saved": 10, "saved_fraction": 0.5}
+    with pytest.raises(InputError, match="new_share must be positive"):
+        warm_start(prev, ["a"], new_share=0)
