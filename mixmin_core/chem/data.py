@@ -1,0 +1,312 @@
+"""Multi-assay label tables (MoleculeNet layout) and assay metadata.
+
+A table has one SMILES column and one column per assay holding 1 (active), 0 (inactive) or
+empty (not tested). Each assay is one MixMin source: the molecules it labels. Loaders:
+
+* :func:`load_assay_table` — any CSV / CSV.gz / Parquet in that layout (ToxCast, MUV, Tox21, user files);
+* :func:`load_pcba128` — MoleculeNet ``pcba.csv.gz`` (``PCBA-<AID>`` columns, ``mol_id``, ``smiles``);
+* :func:`load_pcba1328` — Graphium PCBA-1328 (``SMILES``, ``assayID-<AID>`` columns, ``CID``, ``SID``),
+  by default its first 100,000 molecules as in the MixMin paper;
+* :func:`load_assay_metadata` / :func:`join_metadata` — titles and categories for the app.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import InputError
+
+log = logging.getLogger("mixmin.chem")
+
+MISSING = -1  # label code for "not tested"
+PARQUET_SUFFIXES = (".parquet", ".pq")
+_AID = re.compile(r"(?:PCBA-|assayID-|AID)?(\d+)$")
+
+
+@dataclass(frozen=True, eq=False)
+class AssayTable:
+    """Molecules x assays labels.
+
+    Attributes
+    ----------
+    smiles : (n_molecules,) object array of str.
+    labels : (n_molecules, n_assays) int8: 1 active, 0 inactive, -1 not tested.
+    assays : tuple of str, the assay (source) names in column order.
+    path : the file it was read from.
+    """
+
+    smiles: np.ndarray
+    labels: np.ndarray
+    assays: tuple
+    path: str = ""
+
+    @property
+    def n_molecules(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def n_assays(self) -> int:
+        return int(self.labels.shape[1])
+
+    def index(self, assay: str) -> int:
+        try:
+            return self.assays.index(assay)
+        except ValueError:
+            raise InputError(unknown_assay_message(assay, self.assays, self.path)) from None
+
+    def select(self, assays: Sequence[str]) -> "AssayTable":
+        """The same molecules with only ``assays`` (in that order)."""
+        idx = [self.index(a) for a in assays]
+        return AssayTable(self.smiles, np.ascontiguousarray(self.labels[:, idx]), tuple(assays), self.path)
+
+
+def unknown_assay_message(assay, assays, path="") -> str:
+    import difflib
+
+    close = difflib.get_close_matches(str(assay), list(assays), n=5, cutoff=0.6)
+    hint = f" Similar names: {close}." if close else f" First assays: {list(assays[:5])}."
+    where = f" in {path}" if path else ""
+    return f"assay {assay!r} does not exist{where} ({len(assays)} assays).{hint}"
+
+
+# ---------------------------------------------------------------------------- reading
+
+def _read_frame(path: Path, columns_hint=None, max_molecules: int = 0):
+    """Read a CSV (optionally gzipped) or Parquet file into a DataFrame (first ``max_molecules`` rows)."""
+    import pandas as pd
+
+    if not path.exists():
+        raise InputError(f"{path}: file not found; expected a CSV, CSV.gz or Parquet table in the MoleculeNet layout.")
+    try:
+        if path.suffix.lower() in PARQUET_SUFFIXES:
+            return _read_parquet_head(path, max_molecules)
+        return pd.read_csv(path, nrows=max_molecules or None, low_memory=False)
+    except InputError:
+        raise
+    except Exception as exc:  # pandas/pyarrow raise many types for corrupt or non-table files
+        raise InputError(
+            f"{path}: cannot read the table ({type(exc).__name__}: {str(exc)[:200]}); expected a CSV, CSV.gz "
+            "or Parquet file with a 'smiles' column and one 0/1 column per assay."
+        ) from None
+
+
+def _read_parquet_head(path: Path, max_molecules: int):
+    """Only the first ``max_molecules`` rows of a Parquet file (PCBA-1328 has 1.56M rows x 1,332 columns)."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    if not max_molecules:
+        return pf.read().to_pandas()
+    frames, n = [], 0
+    for batch in pf.iter_batches(batch_size=min(max_molecules, 65536)):
+        frames.append(batch.to_pandas())
+        n += batch.num_rows
+        if n >= max_molecules:
+            break
+    return pd.concat(frames, ignore_index=True).iloc[:max_molecules] if frames else pf.schema_arrow.empty_table().to_pandas()
+
+
+def _label_matrix(frame, columns: list[str], path: Path) -> np.ndarray:
+    import pandas as pd
+
+    out = np.full((len(frame), len(columns)), MISSING, dtype=np.int8)
+    for j, col in enumerate(columns):
+        raw = frame[col]
+        values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        present = raw.notna().to_numpy() & (raw.astype(str).str.strip() != "").to_numpy()
+        bad = present & ~np.isin(values, (0.0, 1.0))
+        if bad.any():
+            examples = raw[bad].astype(str).unique()[:3].tolist()
+            raise InputError(
+                f"{path}: column {col!r} has label values other than 0, 1 or empty, e.g. {examples} "
+                f"({int(bad.sum())} cells). Every assay column must hold 1 (active), 0 (inactive) or nothing "
+                "(not tested); if this is not an assay, list it in ignore_columns."
+            )
+        ok = present
+        out[ok, j] = values[ok].astype(np.int8)
+    return out
+
+
+def load_assay_table(path, *, smiles_column: str = "smiles", ignore_columns: Sequence[str] = ("mol_id",),
+                     assay_prefix: str = "", max_molecules: int = 0) -> AssayTable:
+    """Read a multi-assay table in the MoleculeNet layout.
+
+    Parameters
+    ----------
+    path : CSV, CSV.gz or Parquet file.
+    smiles_column : name of the SMILES column (case-insensitive match if not exact).
+    ignore_columns : non-assay columns to skip (ids and the like).
+    assay_prefix : if given, only columns starting with it are assays; others are ignored.
+    max_molecules : keep the first ``max_molecules`` rows (0: all).
+
+    Raises
+    ------
+    InputError
+        If the file cannot be read, has no SMILES column, has no assay columns, or an assay
+        column holds anything but 1, 0 or empty; the message names the file and the column.
+    """
+    path = Path(path).expanduser()
+    frame = _read_frame(path, max_molecules=max_molecules)
+    smiles_col = _find_column(frame.columns, smiles_column)
+    if smiles_col is None:
+        raise InputError(
+            f"{path}: no {smiles_column!r} column; found columns {list(map(str, frame.columns[:8]))}"
+            f"{'...' if len(frame.columns) > 8 else ''}. A table needs a SMILES column plus one 0/1 column per assay "
+            "(set smiles_column if it has another name)."
+        )
+    skip = {c.lower() for c in ignore_columns} | {smiles_col.lower(), "unnamed: 0"}
+    columns = [str(c) for c in frame.columns if str(c).lower() not in skip
+               and (not assay_prefix or str(c).startswith(assay_prefix))]
+    if not columns:
+        raise InputError(f"{path}: no assay columns besides {smiles_col!r}"
+                         + (f" starting with {assay_prefix!r}" if assay_prefix else "") + ".")
+    labels = _label_matrix(frame, columns, path)
+    smiles = frame[smiles_col].fillna("").astype(str).to_numpy(dtype=object)
+    log.info("%s: %d molecules x %d assays", path, len(smiles), len(columns))
+    return AssayTable(smiles, labels, tuple(columns), str(path))
+
+
+def _find_column(columns, wanted: str):
+    cols = [str(c) for c in columns]
+    if wanted in cols:
+        return wanted
+    lower = {c.lower(): c for c in cols}
+    return lower.get(wanted.lower())
+
+
+def load_pcba128(path=None, *, max_molecules: int = 0) -> AssayTable:
+    """MoleculeNet PCBA-128 (``pcba.csv.gz``: ``PCBA-<AID>`` x 128, ``mol_id``, ``smiles``).
+
+    ``path`` None resolves the registered dataset (``$MIXMIN_DATA_DIR/chem/pcba.csv.gz``, the cache,
+    or a download from DeepChem's public bucket).
+
+    Raises
+    ------
+    InputError
+        If the file is unavailable or not in that format.
+    """
+    from ..datasets import resolve
+
+    p = resolve("pcba128", path)
+    return load_assay_table(p, smiles_column="smiles", ignore_columns=("mol_id",), assay_prefix="PCBA-",
+                            max_molecules=max_molecules)
+
+
+def load_pcba1328(path=None, *, max_molecules: int = 100_000) -> AssayTable:
+    """Graphium PCBA-1328 (Parquet or CSV: ``SMILES``, ``assayID-<AID>`` x 1,328, ``CID``, ``SID``).
+
+    Only the first ``max_molecules`` molecules are read (the MixMin paper used 100,000; 0: all).
+
+    Raises
+    ------
+    InputError
+        If the file is unavailable (there is no public direct download: get it from the Polaris hub)
+        or not in that format.
+    """
+    from ..datasets import resolve
+
+    p = resolve("pcba1328", path)
+    return load_assay_table(p, smiles_column="SMILES", ignore_columns=("CID", "SID"), assay_prefix="assayID-",
+                            max_molecules=max_molecules)
+
+
+# ---------------------------------------------------------------------------- metadata
+
+def load_assay_metadata(path) -> "object":
+    """Assay metadata as a DataFrame with at least ``source``, ``title``, ``category`` and ``aid``.
+
+    Understands the files in ``shared/data/chem`` (``task`` plus ``title``/``short_name`` for PCBA,
+    ``target``/``mode`` for Tox21 and MUV, ``description`` for ToxCast) and any CSV with a
+    ``task`` or ``source`` column.
+
+    Raises
+    ------
+    InputError
+        If the file cannot be read or has neither a ``task`` nor a ``source`` column.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    try:
+        meta = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except Exception as exc:
+        raise InputError(f"{path}: cannot read assay metadata ({type(exc).__name__}: {str(exc)[:200]}).") from None
+    key = _find_column(meta.columns, "task") or _find_column(meta.columns, "source")
+    if key is None:
+        raise InputError(f"{path}: assay metadata needs a 'task' (or 'source') column; found {list(meta.columns)[:8]}.")
+    meta = meta.rename(columns={key: "source"})
+    for col in meta.columns:  # one line per cell: some descriptions carry Excel line-break escapes
+        meta[col] = meta[col].str.replace("_x000D_", " ", regex=False).str.replace(r"\s+", " ", regex=True).str.strip()
+    meta["title"] = [_title(row) for row in meta.to_dict("records")]
+    if "category" not in meta:
+        meta["category"] = ""
+    meta["aid"] = [_aid(s) if not row.get("aid") else str(row["aid"]) for s, row in zip(meta["source"], meta.to_dict("records"))]
+    return meta
+
+
+def _title(row: dict) -> str:
+    for key in ("title", "short_name"):
+        if row.get(key):
+            return str(row[key])
+    if row.get("target"):
+        return f"{row['target']} ({row['mode']})" if row.get("mode") else str(row["target"])
+    if row.get("provider"):
+        return f"{row['source']} ({row['provider']})"
+    return str(row["source"])
+
+
+def _aid(name: str) -> str:
+    m = _AID.search(str(name))
+    return m.group(1) if m and (str(name)[:1].isdigit() or str(name).startswith(("PCBA-", "assayID-", "AID"))) else ""
+
+
+def join_metadata(assays: Sequence[str], meta=None):
+    """One row per assay: ``source``, ``title``, ``category`` plus the metadata's other columns.
+
+    Rows match by exact name, else by PubChem AID (``PCBA-<AID>``, ``assayID-<AID>``); assays
+    without metadata get their own name as title and an empty category.
+    """
+    import pandas as pd
+
+    base = pd.DataFrame({"source": list(assays)})
+    if meta is None or len(meta) == 0:
+        base["title"] = base["source"]
+        base["category"] = ""
+        return base
+    by_name = meta.drop_duplicates("source").set_index("source")
+    by_aid = meta[meta["aid"] != ""].drop_duplicates("aid").set_index("aid")
+    rows = []
+    for a in assays:
+        if a in by_name.index:
+            row = by_name.loc[a].to_dict()
+        elif _aid(a) and _aid(a) in by_aid.index:
+            row = by_aid.loc[_aid(a)].drop(labels=["source"], errors="ignore").to_dict()
+        else:
+            row = {"title": a, "category": ""}
+        rows.append({"source": a, **row})
+    out = pd.DataFrame(rows)
+    cols = ["source", "title", "category"] + [c for c in out.columns if c not in ("source", "title", "category")]
+    return out[cols].fillna("")
+
+
+# ---------------------------------------------------------------------------- filtering
+
+def informative_assays(table: AssayTable, molecules: np.ndarray | None = None) -> tuple[list[str], list[dict]]:
+    """Split assays into those with both positives and negatives among ``molecules`` (a boolean
+    mask or indices; default all) and the dropped ones (``{"assay", "n_pos", "n_neg"}``)."""
+    labels = table.labels if molecules is None else table.labels[molecules]
+    n_pos = (labels == 1).sum(axis=0)
+    n_neg = (labels == 0).sum(axis=0)
+    keep, dropped = [], []
+    for a, p, n in zip(table.assays, n_pos, n_neg):
+        if p > 0 and n > 0:
+            keep.append(a)
+        else:
+            dropped.append({"assay": a, "n_pos": int(p), "n_neg": int(n)})
+    return keep, dropped

@@ -1,0 +1,83 @@
+"""Per-assay train/test and fit/validation splits, seeded per trial (the MixMin paper's 64/16/20).
+
+Each assay's labelled, valid molecules are split 80/20 into train/test and the train part 80/20
+into fit/validation, stratified by label (positives and negatives are split separately, so a
+rare-positive assay keeps positives in every part when it has at least a handful). The generator
+is seeded with ``(seed, trial, crc32(assay))``: the same split for every method and every run.
+"""
+from __future__ import annotations
+
+import io
+import zlib
+
+import numpy as np
+
+from ..errors import InputError
+from ..fileio import write_bytes
+
+FIT, VAL, TEST = 0, 1, 2
+UNUSED = -1
+PART_NAMES = {"fit": FIT, "val": VAL, "test": TEST}
+
+
+def _check_fraction(name, value):
+    if not (isinstance(value, (int, float)) and 0 < value < 1):
+        raise InputError(f"{name} must be a fraction in (0, 1); got {value!r}.")
+
+
+def _split_indices(idx: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Shuffle ``idx`` and cut ``round(fraction * n)`` off as the second part."""
+    perm = rng.permutation(idx)
+    n_second = int(round(fraction * perm.size))
+    return perm[n_second:], perm[:n_second]
+
+
+def assay_split(labels: np.ndarray, *, seed: int, trial: int, assay: str, test_fraction: float = 0.2,
+                val_fraction: float = 0.2, valid: np.ndarray | None = None) -> np.ndarray:
+    """Split code per molecule for one assay: ``FIT``, ``VAL``, ``TEST`` or ``UNUSED`` (not labelled or invalid).
+
+    Parameters
+    ----------
+    labels : (n_molecules,) int8, 1 / 0 / -1 (not tested).
+    valid : (n_molecules,) bool, molecules with a fingerprint (default all).
+
+    Raises
+    ------
+    InputError
+        For fractions outside (0, 1).
+    """
+    _check_fraction("test_fraction", test_fraction)
+    _check_fraction("val_fraction", val_fraction)
+    rng = np.random.default_rng([int(seed), int(trial), zlib.crc32(str(assay).encode())])
+    code = np.full(labels.shape[0], UNUSED, dtype=np.int8)
+    usable = labels >= 0 if valid is None else (labels >= 0) & valid
+    for cls in (0, 1):
+        idx = np.flatnonzero(usable & (labels == cls))
+        train, test = _split_indices(idx, test_fraction, rng)
+        fit, val = _split_indices(train, val_fraction, rng)
+        code[fit], code[val], code[test] = FIT, VAL, TEST
+    return code
+
+
+def split_table(labels: np.ndarray, assays, *, seed: int, trial: int, test_fraction: float = 0.2,
+                val_fraction: float = 0.2, valid: np.ndarray | None = None) -> np.ndarray:
+    """:func:`assay_split` for every assay: ``(n_molecules, n_assays)`` int8."""
+    return np.stack([assay_split(labels[:, j], seed=seed, trial=trial, assay=a, test_fraction=test_fraction,
+                                 val_fraction=val_fraction, valid=valid) for j, a in enumerate(assays)], axis=1)
+
+
+def save_splits(path, codes: np.ndarray, assays) -> None:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, codes=codes, assays=np.asarray(list(assays), dtype=str))
+    write_bytes(path, buf.getvalue())
+
+
+def load_splits(path) -> tuple[np.ndarray, tuple]:
+    with np.load(path, allow_pickle=False) as z:
+        return z["codes"], tuple(z["assays"].tolist())
+
+
+def part(codes: np.ndarray, which: str | tuple) -> np.ndarray:
+    """Molecule indices in one part (``"fit"``, ``"val"``, ``"test"``) or a tuple of parts (``("fit", "val")``)."""
+    names = (which,) if isinstance(which, str) else tuple(which)
+    return np.flatnonzero(np.isin(codes, [PART_NAMES[n] for n in names]))

@@ -1,0 +1,117 @@
+"""Label tables, PCBA loaders (on files in the public formats), metadata and bad input."""
+import gzip
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from jobs.pipelines.chem import ChemConfig, make_plan, validate
+from mixmin_core.chem import data
+from mixmin_core.errors import InputError
+
+from .conftest import ASSAYS, TOXCAST
+
+
+def test_toxcast_table_has_moleculenet_shape_and_codes():
+    table = data.load_assay_table(TOXCAST)
+    assert (table.n_molecules, table.n_assays) == (8576, 617)
+    assert table.labels.dtype == np.int8 and set(np.unique(table.labels)) == {-1, 0, 1}
+    raw = pd.read_csv(TOXCAST, usecols=["ATG_ERE_CIS_up"])["ATG_ERE_CIS_up"]
+    col = table.labels[:, table.index("ATG_ERE_CIS_up")]
+    assert (col == -1).sum() == raw.isna().sum() and (col == 1).sum() == (raw == 1).sum()
+
+
+def test_pcba128_loader_reads_the_public_layout(pcba128_file, toxcast_head, monkeypatch):
+    table = data.load_pcba128(pcba128_file)
+    assert table.assays == ("PCBA-1030", "PCBA-1379", "PCBA-1452", "PCBA-1454", "PCBA-1457")  # mol_id is not an assay
+    expected = toxcast_head[ASSAYS[0]].fillna(-1).to_numpy()
+    np.testing.assert_array_equal(table.labels[:, 0], expected)
+    monkeypatch.setenv("MIXMIN_DATA_DIR", str(pcba128_file.parent.parent))  # resolved through the registry
+    assert data.load_pcba128(max_molecules=50).n_molecules == 50
+
+
+def test_pcba1328_loader_reads_graphium_parquet_head(pcba1328_file):
+    table = data.load_pcba1328(pcba1328_file, max_molecules=120)
+    assert table.n_molecules == 120 and table.n_assays == 5
+    assert all(a.startswith("assayID-") for a in table.assays)  # CID, SID, 'Unnamed: 0' skipped
+    assert data.load_pcba1328(pcba1328_file, max_molecules=0).n_molecules == 400
+
+
+def test_pcba_metadata_joins_by_aid(data_dir):
+    meta = data.load_assay_metadata(data_dir / "chem" / "pcba128_assays.csv")
+    joined = data.join_metadata(["assayID-1030", "PCBA-1030", "assayID-999999999"], meta)
+    assert joined.loc[0, "title"] == joined.loc[1, "title"] == "qHTS Assay for Inhibitors of Aldehyde Dehydrogenase 1 (ALDH1A1)"
+    assert joined.loc[0, "category"] == "protein inhibition"
+    assert joined.loc[2, "title"] == "assayID-999999999" and joined.loc[2, "category"] == ""
+
+
+@pytest.mark.parametrize("name", ["toxcast", "tox21", "muv", "pcba128"])
+def test_every_shipped_metadata_file_gives_titles_and_categories(data_dir, name):
+    meta = data.load_assay_metadata(data_dir / "chem" / f"{name}_assays.csv")
+    assert (meta["title"] != "").all() and (meta["category"] != "").all()
+    assert not meta["title"].str.contains("\n").any()
+
+
+def test_informative_assays_drops_single_class_assays():
+    table = data.AssayTable(np.array(["C", "CC", "CCC"], dtype=object),
+                            np.array([[1, 0, 1], [0, 0, -1], [-1, 0, 1]], dtype=np.int8), ("a", "b", "c"))
+    keep, dropped = data.informative_assays(table)
+    assert keep == ["a"] and [d["assay"] for d in dropped] == ["b", "c"]
+    assert dropped[0] == {"assay": "b", "n_pos": 0, "n_neg": 3}
+
+
+# ---- bad input: one clear error naming the problem -------------------------------------------
+def test_missing_smiles_column(tmp_path, toxcast_head):
+    path = tmp_path / "t.csv"
+    toxcast_head.rename(columns={"smiles": "molecule"}).to_csv(path, index=False)
+    with pytest.raises(InputError, match=r"t\.csv: no 'smiles' column; found columns \['molecule'"):
+        data.load_assay_table(path)
+
+
+@pytest.mark.parametrize("bad", [2, "yes", 0.5])
+def test_non_binary_label(tmp_path, toxcast_head, bad):
+    frame = toxcast_head.astype(object)
+    frame.loc[3, "ATG_ERa_TRANS_up"] = bad
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(InputError, match=rf"column 'ATG_ERa_TRANS_up' has label values other than 0, 1 or empty, e.g. \['{bad}(\.0)?'\]"):
+        data.load_assay_table(path)
+
+
+def test_unreadable_and_missing_files(tmp_path):
+    junk = tmp_path / "t.parquet"
+    junk.write_bytes(b"\x00not a parquet file")
+    with pytest.raises(InputError, match=r"t\.parquet: cannot read the table"):
+        data.load_assay_table(junk)
+    gz = tmp_path / "t.csv.gz"
+    gz.write_bytes(gzip.compress(b"smiles,a\nC,1\n")[:12])  # truncated gzip
+    with pytest.raises(InputError, match=r"t\.csv\.gz: cannot read the table"):
+        data.load_assay_table(gz)
+    with pytest.raises(InputError, match=r"nothere\.csv: file not found"):
+        data.load_assay_table(tmp_path / "nothere.csv")
+
+
+def test_unknown_assay_is_named(tmp_path, toxcast_head):
+    path = tmp_path / "t.csv"
+    toxcast_head.to_csv(path, index=False)
+    with pytest.raises(InputError, match=r"assay 'ATG_ERE_CIS_dn' does not exist .* Similar names: \['ATG_ERE_CIS_up', "):
+        validate(ChemConfig(dataset="", path=str(path), targets=["ATG_ERE_CIS_dn"]))
+    with pytest.raises(InputError, match=r"assay 'nope' does not exist"):
+        validate(ChemConfig(dataset="", path=str(path), assays=["nope", "ATG_ERE_CIS_up"]))
+
+
+def test_target_without_both_classes(tmp_path, toxcast_head):
+    frame = toxcast_head.copy()
+    frame["flat"] = 0
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    config = ChemConfig(dataset="", path=str(path), targets=["flat"])
+    with pytest.raises(InputError, match=r"target 'flat' has 0 positives and 400 negatives"):
+        make_plan(config, data.load_assay_table(path))
+
+
+def test_metadata_without_task_column(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_text("name,title\nx,y\n")
+    with pytest.raises(InputError, match=r"m\.csv: assay metadata needs a 'task'"):
+        data.load_assay_metadata(path)
