@@ -1,0 +1,197 @@
+"""The chemistry pipeline end to end: the CI miniature twice (resume), a user's table and MUV through
+the same command with only the config changed, and bad input that never leaves a half-written run."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from jobs.__main__ import main
+from jobs.config import build_dataclass, read_config_file
+from jobs.pipelines import chem
+from mixmin_core import MixtureResult, ProxyOutputs
+from mixmin_core.errors import ConfigError
+from mixmin_core.layout import Problem, list_mixtures, list_problems, sources_path, topk_path
+from mixmin_core.store import RunStore
+
+from .conftest import ASSAYS
+
+ROOT = Path(__file__).resolve().parents[2]
+CI = str(ROOT / "configs" / "chem_ci.yaml")
+ALL_METHODS = {"mixmin", "natural", "balanced", "random_search", "regmix", "target_only", "ensemble"}
+
+
+def _only_run(store):
+    (run,) = store.list_runs()
+    return run, store.run_dir(run["run_id"])
+
+
+def test_ci_miniature_runs_end_to_end_and_resumes(capsys):
+    assert main(["run", CI, "--quiet"]) == 0
+    store = RunStore()
+    run, run_dir = _only_run(store)
+    assert run["status"] == "done"
+    targets = ["ATG_ERE_CIS_up", "ATG_ERa_TRANS_up"]
+    problems = list_problems(run_dir)
+    assert {(p.target, p.variant, p.trial) for p in problems} == {
+        (t, v, k) for t in targets for v in ("sources-3", "sources-all") for k in (0, 1)}
+    for p in problems:
+        out = ProxyOutputs.load(run_dir / "proxy_outputs" / p.key)
+        assert out.kind == "binary" and p.target not in out.source_names  # the target's own proxy is left out
+        assert out.n_sources == (2 if p.variant == "sources-3" else 5)
+        assert set(list_mixtures(run_dir, p)) == {"mixmin", "natural", "balanced", "random_search", "regmix"}
+        mm = MixtureResult.from_dict(json.loads(list_mixtures(run_dir, p)["mixmin"].read_text()))
+        nat = MixtureResult.from_dict(json.loads(list_mixtures(run_dir, p)["natural"].read_text()))
+        assert mm.loss <= nat.loss + 1e-6  # MixMin minimises the objective natural is scored on
+        topk = json.loads(topk_path(run_dir, p).read_text())
+        assert topk["k"] == min(3, out.n_sources) and topk["sources"][0]["weight"] == pytest.approx(float(mm.weights.max()))
+        first = topk["sources"][0]
+        assert first["lower"] <= first["weight"] + 1e-6 and first["title"] and first["category"]
+    # random search is compute-matched: one search proxy per source, same trees x rows as MixMin's proxies
+    rs = json.loads(list_mixtures(run_dir, problems[0])["random_search"].read_text())
+    assert rs["meta"]["n_trials"] == len(rs["weights"])
+    sources = pd.read_csv(sources_path(run_dir))
+    assert list(sources.columns[:3]) == ["source", "title", "category"] and len(sources) == 6
+    res = store.results(run["run_id"])
+    assert set(res.method) == ALL_METHODS and set(res.metric) == {"ap"}
+    counts = res.groupby(["target", "variant", "method"]).size()
+    assert len(counts) == 2 * 2 * 7 and (counts == 2).all()
+    assert res.value.between(0, 1).all() and res.compute.notna().all() and (res.compute > 0).all()
+    summary = pd.read_csv(run_dir / "summary.csv")
+    assert {"mean", "ci_low", "ci_high", "improvement", "p_vs_mixmin"} <= set(summary.columns)
+    dataset = json.loads((run_dir / "dataset.json").read_text())
+    assert dataset["n_dropped_assays"] == 0 and dataset["n_invalid_smiles"] == 0
+    splits = np.load(run_dir / "splits" / "trial0.npz")["codes"]
+    assert splits.shape == (400, 6)
+
+    units = {u["unit_id"]: u["finished_at"] for u in store.units(run["run_id"])}
+    assert sum(u.startswith("proxy/") for u in units) == 2 * 6
+    proxies = {p: p.stat().st_mtime_ns for p in (run_dir / "proxies").rglob("*.npz")}
+    n_results = len(res)
+    capsys.readouterr()
+
+    assert main(["run", CI, "--quiet"]) == 0  # second run: every unit is skipped
+    assert {u["unit_id"]: u["finished_at"] for u in store.units(run["run_id"])} == units
+    assert {p: p.stat().st_mtime_ns for p in (run_dir / "proxies").rglob("*.npz")} == proxies
+    assert len(store.results(run["run_id"])) == n_results
+
+
+def test_a_killed_run_retrains_only_missing_units():
+    assert main(["run", CI, "--quiet", "--set", "trials=1", "--set", "source_counts=[all]"]) == 0
+    store = RunStore()
+    run, run_dir = _only_run(store)
+    before = {u["unit_id"]: u["finished_at"] for u in store.units(run["run_id"])}
+    lost = run_dir / "proxies" / "trial0" / "ATG_PXRE_CIS_up.npz"
+    lost.unlink()  # as if killed while this proxy was training
+    (run_dir / "proxies" / "trial0.npz").unlink()
+    for f in (run_dir / "units" / "mix").glob("*.json"):
+        f.unlink()
+    assert main(["run", CI, "--quiet", "--set", "trials=1", "--set", "source_counts=[all]"]) == 0
+    after = {u["unit_id"]: u["finished_at"] for u in store.units(run["run_id"])}
+    rerun = {u for u in after if after[u] != before[u]}
+    assert {u for u in rerun if u.startswith("proxy/")} == {"proxy/trial0/ATG_PXRE_CIS_up"}
+    assert not any(u.startswith(("final/", "target_only/", "features", "splits")) for u in rerun)
+
+
+def _write_config(tmp_path, **fields):
+    path = tmp_path / "my_chem.yaml"
+    path.write_text(yaml.safe_dump({"pipeline": "chem", "name": "my_chem", **fields}))
+    return str(path)
+
+
+SMALL = {"trials": 2, "proxy_trees": 10, "final_trees": 20, "max_final_rows": 2000, "n_boot": 0,
+         "regmix_candidates": 1000, "n_workers": 1}
+
+
+def test_users_own_table_runs_with_only_the_config_changed(tmp_path, toxcast_head):
+    frame = toxcast_head.rename(columns={a: f"my_assay_{i}" for i, a in enumerate(ASSAYS)})
+    frame.insert(0, "compound", [f"X{i}" for i in range(len(frame))])
+    frame.loc[5, "smiles"] = "C1CC(("  # one unparsable SMILES: counted, excluded, reported
+    path = tmp_path / "my_assays.csv"
+    frame.to_csv(path, index=False)
+    cfg = _write_config(tmp_path, dataset="", path=str(path), ignore_columns=["compound"],
+                        targets=["my_assay_1"], source_counts=["all"],
+                        methods=["mixmin", "natural", "target_only"], **SMALL)
+    assert main(["run", cfg, "--quiet"]) == 0
+    run, run_dir = _only_run(RunStore())
+    res = RunStore().results(run["run_id"])
+    assert set(res.method) == {"mixmin", "natural", "target_only"} and set(res.target) == {"my_assay_1"}
+    assert set(res.variant) == {"sources-all"} and len(res) == 3 * 2
+    dataset = json.loads((run_dir / "dataset.json").read_text())
+    assert dataset["n_invalid_smiles"] == 1 and dataset["invalid_examples"] == ["C1CC(("]
+    sources = pd.read_csv(sources_path(run_dir))
+    assert list(sources.source) == [f"my_assay_{i}" for i in range(5)] and (sources.title == sources.source).all()
+    codes = np.load(run_dir / "splits" / "trial0.npz")["codes"]
+    assert (codes[5] == -1).all()  # the invalid molecule is in no split
+
+
+def test_muv_config_only_changes_the_dataset():
+    demo = read_config_file(ROOT / "configs" / "chem_demo.yaml")
+    muv = read_config_file(ROOT / "configs" / "chem_muv.yaml")
+    changed = {k for k in demo.keys() | muv.keys() if demo.get(k) != muv.get(k)}
+    assert changed <= {"name", "dataset", "source_counts"}
+    config = build_dataclass(chem.CONFIG, {k: v for k, v in muv.items() if k not in ("pipeline", "name")})
+    table = chem.load_table(config)
+    assert (table.n_molecules, table.n_assays) == (93087, 17)
+    plan = chem.make_plan(config, table)
+    assert len(plan.targets) == 10 and plan.dropped == []
+    meta = chem.load_metadata(config)
+    assert meta is not None and "MUV-466" in set(meta.source)
+
+
+@pytest.mark.slow
+def test_muv_runs_through_the_same_command():
+    cfg = str(ROOT / "configs" / "chem_muv.yaml")
+    overrides = ["n_targets=2", "trials=2", "source_counts=[all]", "max_final_rows=5000", "n_boot=0",
+                 "methods=[mixmin,natural,balanced,target_only,ensemble]"]
+    assert main(["run", cfg, "--quiet"] + [x for o in overrides for x in ("--set", o)]) == 0
+    run, _ = _only_run(RunStore())
+    res = RunStore().results(run["run_id"])
+    assert set(res.target) == {"MUV-466", "MUV-548"} and res.value.notna().all()
+
+
+# ---- bad input: one clear error, no run folder ------------------------------------------------
+def _bad_tables(tmp_path, toxcast_head):
+    no_smiles = tmp_path / "no_smiles.csv"
+    toxcast_head.rename(columns={"smiles": "structure"}).to_csv(no_smiles, index=False)
+    bad_label = tmp_path / "bad_label.csv"
+    frame = toxcast_head.astype(object)
+    frame.loc[7, ASSAYS[0]] = "active"
+    frame.to_csv(bad_label, index=False)
+    unreadable = tmp_path / "unreadable.parquet"
+    unreadable.write_bytes(b"PAR1 garbage")
+    good = tmp_path / "good.csv"
+    toxcast_head.to_csv(good, index=False)
+    return [
+        ({"path": str(no_smiles)}, r"no_smiles\.csv: no 'smiles' column"),
+        ({"path": str(bad_label)}, r"bad_label\.csv: column 'ATG_ERE_CIS_up' has label values other than 0, 1 or empty, e.g. \['active'\]"),
+        ({"path": str(unreadable)}, r"unreadable\.parquet: cannot read the table"),
+        ({"path": str(good), "targets": ["ATG_ERE_CIS_upp"]}, r"assay 'ATG_ERE_CIS_upp' does not exist"),
+        ({"path": str(tmp_path / "missing.csv")}, r"missing\.csv: file not found"),
+    ]
+
+
+def test_bad_input_gives_one_clear_error_and_no_run(tmp_path, toxcast_head, capsys):
+    for fields, message in _bad_tables(tmp_path, toxcast_head):
+        cfg = _write_config(tmp_path, dataset="", **fields, **SMALL)
+        assert main(["run", cfg, "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("error:") == 1
+        assert pytest.importorskip("re").search(message, err), err
+    assert RunStore().list_runs() == []
+    assert not (Path(RunStore().root) / "runs").exists() or not any((Path(RunStore().root) / "runs").iterdir())
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"methods": ["natural"]}, "methods must be a list from .* including 'mixmin'"),
+    ({"source_counts": [1]}, "source_counts must be a non-empty list of integers >= 2 or 'all'"),
+    ({"format": "sdf"}, "format must be one of"),
+    ({"trials": 0}, "trials must be a positive integer"),
+    ({"test_fraction": 1.0}, r"test_fraction must be in \(0, 1\)"),
+    ({"n_boot": 1}, "n_boot must be 0"),
+])
+def test_config_errors_name_the_field(fields, message):
+    with pytest.raises(ConfigError, match=message):
+        chem.ChemConfig(**fields)
