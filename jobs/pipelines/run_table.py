@@ -54,7 +54,8 @@ class RunTableConfig:
     regmix_runs: int = 0  # 0: all training runs; else a random subset of this many per trial
     bo_budget: int = 0  # runs BO may look up; 0: same as random search
     bo_init: int = 0  # BO's initial random runs; 0: one per source (capped at half the budget)
-    bo_fidelity_table: str = ""  # optional cheaper table with the same mixtures (multi-fidelity BO)
+    bo_fidelity_tables: list = field(default_factory=list)  # cheaper runs for multi-fidelity BO, e.g. 1M runs
+    bo_fidelity_cost: float = 1 / 60  # cost of one such run in train_table runs (RegMix 1M vs 60M parameters)
     resume: str = "if_available"
     backend: str = "local"
     n_workers: int = 1  # units take seconds; LightGBM runs single-threaded
@@ -87,8 +88,11 @@ class RunTableConfig:
                 raise ConfigError(f"{name} must be an integer >= {minimum}; got {value!r}.")
         if self.top_k > self.n_candidates:
             raise ConfigError(f"top_k must be at most n_candidates ({self.n_candidates}); got {self.top_k}.")
-        if self.bo_fidelity_table and self.bo_fidelity_table not in TABLES:
-            raise ConfigError(f"bo_fidelity_table must be '' or one of {sorted(TABLES)}; got {self.bo_fidelity_table!r}.")
+        if not isinstance(self.bo_fidelity_tables, list) or any(t not in TABLES for t in self.bo_fidelity_tables):
+            raise ConfigError(f"bo_fidelity_tables must be a list of known tables {sorted(TABLES)}; "
+                              f"got {self.bo_fidelity_tables!r}.")
+        if not (isinstance(self.bo_fidelity_cost, (int, float)) and self.bo_fidelity_cost >= 0):
+            raise ConfigError(f"bo_fidelity_cost must be a number >= 0; got {self.bo_fidelity_cost!r}.")
 
 
 CONFIG = RunTableConfig
@@ -136,8 +140,10 @@ def validate(config: RunTableConfig) -> None:
                         ("bo_budget", config.bo_budget)):
         if value > n_finite:
             raise ConfigError(f"{name} must be at most the {n_finite} training runs with a measured target; got {value}.")
-    if config.bo_fidelity_table:
-        low = load_run_table(config.bo_fidelity_table)
+    for name in config.bo_fidelity_tables:
+        low = load_run_table(name)
+        if low.source_names != train.source_names:
+            raise InputError(f"bo_fidelity_tables: {name!r} has other sources than {train.name!r}.")
         for target in config.targets:
             low.target(target)
 
@@ -204,12 +210,11 @@ def _solve_bo(cfg, train, W, y, ids, names, target, rng, test_sets) -> MixtureRe
     budget = cfg.bo_budget or _n_random(cfg, train)
     n_init = cfg.bo_init or max(1, min(len(names), budget // 2))
     low = None
-    if cfg.bo_fidelity_table:
-        low_W, low_y, _ = _finite(load_run_table(cfg.bo_fidelity_table), target)
-        low = (low_W, low_y)
-    result = bo_table(W, y, source_names=names, budget=budget, n_init=min(n_init, budget), rng=rng,
-                      run_ids=ids, low_fidelity=low, tests=test_sets)
-    return result
+    if cfg.bo_fidelity_tables:
+        parts = [_finite(load_run_table(name), target) for name in cfg.bo_fidelity_tables]
+        low = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+    return bo_table(W, y, source_names=names, budget=budget, n_init=min(n_init, budget), rng=rng, run_ids=ids,
+                    low_fidelity=low, low_fidelity_cost=cfg.bo_fidelity_cost, tests=test_sets)
 
 
 def _write_sources(ctx: RunContext, table: RunTable) -> None:

@@ -108,6 +108,26 @@ def test_regmix_subset_and_paper_preset():
     assert set(results["compute"]) == {7.0} and set(results["method"]) == {"regmix"}
 
 
+def test_bo_method_on_the_1m_table():
+    assert main(["run", REGMIX, *FAST, "--set", "methods=[bo,random_search]", "--set", "bo_budget=12",
+                 "--set", "bo_init=6", "--set", "test_tables=[regmix_1m_test]"]) == 0
+    results = RunStore().results(_only_run(RunStore())["run_id"])
+    value = results.set_index(["method", "metric"])["value"]
+    assert set(results[results["method"] == "bo"]["compute"]) == {12.0}
+    assert value["bo", "measured_loss"] >= value["bo", "best_run_in_table"]
+    assert 0.3 < value["bo", "spearman/regmix_1m_test"] <= 1
+
+
+@pytest.mark.slow
+def test_multi_fidelity_bo_config_finds_the_best_60m_run():
+    assert main(["run", str(ROOT / "configs" / "regmix_bo.yaml"), "--quiet", "--set", "trials=1",
+                 "--set", "methods=[bo]"]) == 0
+    results = RunStore().results(_only_run(RunStore())["run_id"])
+    value = results.set_index(["method", "metric"])["value"]
+    assert value["bo", "measured_loss"] == pytest.approx(value["bo", "best_run_in_table"])
+    assert results["compute"].to_numpy() == pytest.approx(17 + 768 / 60, rel=1e-3)
+
+
 @pytest.mark.parametrize("overrides,match", [
     (["targets=[pile]"], "target 'pile' is not a metric"),
     (["methods=[grid]"], "methods must be a non-empty subset"),
@@ -118,6 +138,9 @@ def test_regmix_subset_and_paper_preset():
     (["top_k=200", "n_candidates=100"], "top_k must be at most n_candidates"),
     (["preset=fast"], "preset must be one of"),
     (["trials=0"], "trials must be an integer >= 1"),
+    (["bo_fidelity_tables=[pile_1m]"], "bo_fidelity_tables must be a list of known tables"),
+    (["bo_fidelity_tables=[olmix_dclm]"], "bo_fidelity_tables: 'olmix_dclm' has other sources"),
+    (["bo_budget=513"], "bo_budget must be at most the 512 training runs"),
 ])
 def test_config_errors_leave_no_run(overrides, match, capsys):
     args = ["run", REGMIX]

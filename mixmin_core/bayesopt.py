@@ -1,0 +1,244 @@
+"""Bayesian optimisation over mixtures: a Gaussian process on the weights, expected improvement.
+
+Two settings:
+
+* :func:`bo_table` searches a published table of runs. Only runs that exist can be "evaluated"
+  (looked up), so BO is pool-based: after ``n_init`` random look-ups, it repeatedly fits a GP to the
+  runs seen so far and looks up the unseen run with the highest expected improvement, until
+  ``budget`` look-ups are spent; it returns the best measured run (as random search does, at the
+  same number of look-ups). Multi-fidelity: ``low_fidelity=(W_low, y_low)`` adds cheaper runs (e.g.
+  RegMix's 1M-parameter runs when searching the 60M ones) through a fidelity input; each fidelity's
+  losses are standardised separately and the GP learns how far the fidelity input carries.
+* :func:`bayesopt` searches the simplex with an ``evaluate(W) -> losses`` callable (one proxy per
+  mixture, as random search and RegMix in :mod:`mixmin_core.search`), maximising expected
+  improvement over ``Dirichlet(prior)`` candidates each round.
+
+The GP (scikit-learn) uses a constant x Matern(5/2) kernel with one length scale for the weights
+(and one for the fidelity input) plus white noise, with ``normalize_y``; scikit-learn is imported
+only here.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import norm
+
+from .errors import InputError
+from .results import MixtureResult
+from .search import _best_of, _check_losses, _check_positive_int, _check_prior, _check_weights_table, spearman
+
+
+def expected_improvement(mu, sigma, best: float, xi: float = 0.0) -> np.ndarray:
+    """Expected improvement below ``best`` (minimisation): ``E[max(best - xi - f, 0)]`` for
+    ``f ~ N(mu, sigma^2)``; equals ``max(best - xi - mu, 0)`` where ``sigma == 0``."""
+    mu = np.asarray(mu, dtype=np.float64)
+    sigma = np.asarray(sigma, dtype=np.float64)
+    gain = best - xi - mu
+    safe = np.where(sigma > 0, sigma, 1.0)
+    z = gain / safe
+    ei = gain * norm.cdf(z) + safe * norm.pdf(z)
+    return np.where(sigma > 0, np.maximum(ei, 0.0), np.maximum(gain, 0.0))
+
+
+def fit_gp(X: np.ndarray, y: np.ndarray, *, seed: int = 0, n_fidelity_dims: int = 0, kernel=None):
+    """A GP regressor fitted to ``X`` ``(n, d)`` -> ``y`` ``(n,)``. The last ``n_fidelity_dims``
+    columns of ``X`` get their own length scale (the fidelity input). With ``kernel`` (a fitted
+    ``gp.kernel_``) the hyperparameters are kept fixed: one Cholesky factorisation, no optimiser."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
+
+    if kernel is not None:
+        return GaussianProcessRegressor(kernel, normalize_y=True, optimizer=None).fit(X, y)
+    d = X.shape[1]
+    scales = np.r_[np.full(1, 0.3), np.full(n_fidelity_dims, 1.0)] if n_fidelity_dims else 0.3
+    kernel = ConstantKernel(1.0, (1e-2, 1e2)) * Matern(scales, (1e-2, 1e2), nu=2.5) \
+        + WhiteKernel(1e-2, (1e-6, 1.0))
+    if n_fidelity_dims:
+        kernel = ConstantKernel(1.0, (1e-2, 1e2)) * _GroupedMatern(d - n_fidelity_dims, scales) \
+            + WhiteKernel(1e-2, (1e-6, 1.0))
+    gp = GaussianProcessRegressor(kernel, normalize_y=True, random_state=seed, n_restarts_optimizer=1)
+    with warnings.catch_warnings():  # hyperparameters at their bounds are fine here (e.g. no noise)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gp.fit(X, y)
+    return gp
+
+
+def _GroupedMatern(n_weights: int, scales):  # noqa: N802 - a kernel factory, named like the class it builds
+    """Matern(5/2) with one length scale shared by the ``n_weights`` weight columns and one per
+    remaining (fidelity) column: the weights are rescaled as a group so the kernel stays isotropic
+    in mixture space."""
+    from sklearn.gaussian_process.kernels import Matern
+
+    class GroupedMatern(Matern):
+        def __init__(self, length_scale=scales, length_scale_bounds=(1e-2, 1e2), nu=2.5):
+            super().__init__(length_scale, length_scale_bounds, nu)
+
+        def __call__(self, X, Y=None, eval_gradient=False):
+            # expand the (1 + k) scales to (n_weights + k) columns, keep the gradient per group
+            ls = np.atleast_1d(self.length_scale)
+            full = np.r_[np.full(n_weights, ls[0]), ls[1:]]
+            base = Matern(full, "fixed", self.nu)
+            K = base(X, Y)
+            if not eval_gradient:
+                return K
+            eps = 1e-6
+            grads = []
+            for j in range(ls.size):
+                bumped = ls.copy()
+                bumped[j] *= np.exp(eps)
+                full_b = np.r_[np.full(n_weights, bumped[0]), bumped[1:]]
+                grads.append((Matern(full_b, "fixed", self.nu)(X) - K) / eps)
+            return K, np.stack(grads, axis=-1)
+
+    return GroupedMatern()
+
+
+def _standardise(y: np.ndarray) -> tuple[np.ndarray, float, float]:
+    mean, std = float(np.mean(y)), float(np.std(y))
+    std = std if std > 0 else 1.0
+    return (y - mean) / std, mean, std
+
+
+def bo_table(W, y, *, source_names, budget: int, rng: np.random.Generator, n_init: int | None = None,
+             run_ids=None, low_fidelity: tuple | None = None, low_fidelity_cost: float = 0.0,
+             tests: dict | None = None, xi: float = 0.0, seed: int = 0, refit_every: int = 5,
+             max_fit_rows: int = 200) -> MixtureResult:
+    """Pool-based BO on a run table: look up ``budget`` runs, chosen by expected improvement.
+
+    Parameters
+    ----------
+    W, y : the table's runs, ``(n, P)`` weights and ``(n,)`` measured losses (lower is better).
+    budget : number of runs looked up (the compute, in runs of this table).
+    n_init : random look-ups before the GP is used (default: half the budget, at least 2).
+    low_fidelity : optional ``(W_low, y_low)`` cheaper runs, all known up front (fidelity input 0;
+        the table's runs have fidelity 1). ``low_fidelity_cost`` is the cost of one such run in
+        units of one table run; ``meta["compute"] = budget + len(W_low) * low_fidelity_cost``.
+    tests : optional ``{name: (W_test, y_test)}``: the final GP's Spearman correlation with them
+        goes to ``meta["spearman_tests"]`` (and ``meta["metrics"]``).
+    refit_every, max_fit_rows : the GP hyperparameters are re-learnt every ``refit_every`` rounds on
+        at most ``max_fit_rows`` rows, and kept fixed in between (exact GP on all rows each round).
+
+    Returns
+    -------
+    MixtureResult, ``method="bo"``: the best measured run among those looked up; ``meta`` with
+    ``compute``, ``evaluated`` (row order of look-ups), ``best_so_far``, ``best_run`` and ``metrics``.
+
+    Raises
+    ------
+    InputError
+        If shapes disagree, ``budget`` exceeds the number of runs, or ``n_init`` exceeds ``budget``.
+    """
+    names = tuple(source_names)
+    W = _check_weights_table("W", W, len(names))
+    y = _check_losses("y", y, len(W))
+    budget = _check_positive_int("budget", budget)
+    finite = np.flatnonzero(np.isfinite(y))
+    if budget > finite.size:
+        raise InputError(f"budget must be at most the number of runs with a finite loss ({finite.size}); got {budget}.")
+    n_init = max(2, budget // 2) if n_init is None else _check_positive_int("n_init", n_init)
+    if n_init > budget:
+        raise InputError(f"n_init must be at most budget ({budget}); got {n_init}.")
+    low = _low_fidelity(low_fidelity, len(names))
+    seen = list(rng.choice(finite, size=n_init, replace=False))
+    gp, kernel = None, None
+    for step in range(budget - n_init):
+        if step % refit_every == 0:
+            kernel = None  # re-learn the hyperparameters (on at most max_fit_rows rows)
+        gp, X_pool, pool, best_z = _fit_and_pool(W, y, seen, finite, low, seed, kernel, rng, max_fit_rows)
+        kernel = gp.kernel_
+        mu, sd = gp.predict(X_pool, return_std=True)
+        seen.append(int(pool[np.argmax(expected_improvement(mu, sd, best_z, xi))]))
+    seen = np.array(seen)
+    result = _best_of(W[seen].astype(np.float32), y[seen], names, method="bo",
+                      compute=budget + (0 if low is None else len(low[0]) * float(low_fidelity_cost)),
+                      meta={"budget": budget, "n_init": n_init, "evaluated": seen.tolist(),
+                            "best_so_far": np.minimum.accumulate(y[seen]).tolist(),
+                            "n_low_fidelity": 0 if low is None else int(len(low[0]))})
+    result.meta.pop("candidates")
+    result.meta["best_run"] = int(seen[result.meta["best_index"]]) if run_ids is None else run_ids[seen[result.meta["best_index"]]]
+    gp = _fit_and_pool(W, y, list(seen), finite, low, seed, kernel, rng, max_fit_rows)[0] if tests else gp
+    rho = {name: spearman(gp.predict(_features(_check_weights_table(name, Wt, len(names)), 1.0, low is not None)), yt)
+           for name, (Wt, yt) in (tests or {}).items()}
+    result.meta["spearman_tests"] = {k: (None if np.isnan(v) else v) for k, v in rho.items()}
+    result.meta["metrics"] = {"measured_loss": result.loss, "best_run_in_table": float(y[finite].min()),
+                              **{f"spearman/{k}": v for k, v in rho.items() if not np.isnan(v)}}
+    return result
+
+
+def _low_fidelity(low, n_sources):
+    if low is None:
+        return None
+    W_low = _check_weights_table("low_fidelity[0]", low[0], n_sources)
+    y_low = _check_losses("low_fidelity[1]", low[1], len(W_low))
+    ok = np.isfinite(y_low)
+    if ok.sum() < 2:
+        raise InputError(f"low_fidelity needs at least 2 runs with a finite loss; got {int(ok.sum())}.")
+    return W_low[ok], y_low[ok]
+
+
+def _features(W: np.ndarray, fidelity: float, multi: bool) -> np.ndarray:
+    return np.c_[W, np.full(len(W), fidelity)] if multi else np.asarray(W, dtype=np.float64)
+
+
+def _fit_and_pool(W, y, seen, finite, low, seed, kernel, rng, max_fit_rows):
+    """Fit the GP to the seen runs (and the low-fidelity runs) on standardised losses; return it,
+    the features of the unseen runs, their row indices and the best seen loss on the GP's scale.
+    Without ``kernel``, the hyperparameters are learnt first on at most ``max_fit_rows`` rows (all
+    seen runs, then a random subset of the low-fidelity ones): the marginal-likelihood gradient
+    costs O(n^3) per hyperparameter and step."""
+    z_high, mean_h, std_h = _standardise(y[seen])
+    X = _features(W[seen], 1.0, low is not None)
+    z = z_high
+    if low is not None:
+        z_low = _standardise(low[1])[0]
+        X = np.r_[X, _features(low[0], 0.0, True)]
+        z = np.r_[z_high, z_low]
+    n_fid = 1 if low is not None else 0
+    if kernel is None:
+        rows = np.arange(len(X))
+        if len(X) > max_fit_rows:
+            rows = np.r_[np.arange(len(seen)), len(seen) + rng.choice(len(X) - len(seen),
+                                                                     max(max_fit_rows - len(seen), 0), replace=False)]
+        kernel = fit_gp(X[rows], z[rows], seed=seed, n_fidelity_dims=n_fid).kernel_
+    gp = fit_gp(X, z, kernel=kernel)
+    pool = np.setdiff1d(finite, seen)
+    return gp, _features(W[pool], 1.0, low is not None), pool, (y[seen].min() - mean_h) / std_h
+
+
+def bayesopt(evaluate, *, source_names, prior, budget: int, rng: np.random.Generator, n_init: int | None = None,
+             n_candidates: int = 10_000, compute_per_run: float = 1.0, xi: float = 0.0, seed: int = 0) -> MixtureResult:
+    """BO on the simplex with a proxy-training ``evaluate(W) -> losses`` (one proxy per mixture).
+
+    ``n_init`` mixtures from ``Dirichlet(prior)`` (default half the budget, at least 2), then one
+    mixture per round: the ``Dirichlet(prior)`` candidate (of ``n_candidates``) with the highest
+    expected improvement. Returns the best evaluated mixture (``method="bo"``, ``meta["compute"] =
+    budget * compute_per_run``).
+
+    Raises
+    ------
+    InputError
+        For bad arguments or if ``evaluate`` returns the wrong number of losses.
+    """
+    names = tuple(source_names)
+    p = _check_prior("prior", prior, len(names))
+    budget = _check_positive_int("budget", budget)
+    n_init = max(2, budget // 2) if n_init is None else _check_positive_int("n_init", n_init)
+    if n_init > budget:
+        raise InputError(f"n_init must be at most budget ({budget}); got {n_init}.")
+    W = rng.dirichlet(p, size=n_init)
+    y = _check_losses("evaluate", evaluate(W.astype(np.float32)), n_init)
+    while len(W) < budget:
+        ok = np.isfinite(y)
+        z, mean, std = _standardise(y[ok])
+        gp = fit_gp(W[ok], z, seed=seed)
+        cands = rng.dirichlet(p, size=n_candidates)
+        mu, sd = gp.predict(cands, return_std=True)
+        pick = cands[np.argmax(expected_improvement(mu, sd, (y[ok].min() - mean) / std, xi))][None, :]
+        W = np.r_[W, pick]
+        y = np.r_[y, _check_losses("evaluate", evaluate(pick.astype(np.float32)), 1)]
+    result = _best_of((W / W.sum(axis=1, keepdims=True)).astype(np.float32), y, names, method="bo",
+                      compute=budget * float(compute_per_run), meta={"budget": budget, "n_init": n_init})
+    result.meta["best_so_far"] = np.minimum.accumulate(np.where(np.isfinite(y), y, np.inf)).tolist()
+    return result
