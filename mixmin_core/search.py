@@ -449,7 +449,8 @@ def regmix_fit_choose(W, y, *, source_names, prior, rng: np.random.Generator, pr
     prior : natural weights; candidates are drawn from ``Dirichlet(prior)``.
     val : optional ``(W_val, y_val)`` for early stopping (default: a hold-out part of ``W``).
     tests : optional ``{name: (W_test, y_test)}`` of held-out runs; their Spearman correlations
-        with the predictions go to ``meta["spearman_tests"]``.
+        with the predictions go to ``meta["spearman_tests"]``, and the measured loss of the test run
+        predicted best (with the best measured) to ``meta["tests_top1"][name] = {"top1", "best"}``.
     compute : proxy compute spent (default ``len(W)`` runs).
 
     Returns
@@ -462,14 +463,20 @@ def regmix_fit_choose(W, y, *, source_names, prior, rng: np.random.Generator, pr
     W = _check_weights_table("W", W, len(names))
     model = fit_regressor(W, y, preset=preset, seed=seed, val=val)
     w = regmix_choose(model, _check_prior("prior", prior, len(names)), rng, n_candidates=n_candidates, top_k=top_k)
-    rho_tests = {}
+    rho_tests, top1 = {}, {}
     for name, (W_t, y_t) in (tests or {}).items():
         W_t = _check_weights_table(f"tests[{name!r}][0]", W_t, len(names))
-        rho_tests[name] = spearman(model.predict(W_t), _check_losses(f"tests[{name!r}][1]", y_t, len(W_t)))
+        y_t = _check_losses(f"tests[{name!r}][1]", y_t, len(W_t))
+        pred = model.predict(W_t)
+        rho_tests[name] = spearman(pred, y_t)
+        ok = np.isfinite(y_t)
+        if ok.any():  # measured loss of the test run the regressor ranks first, and the best one
+            top1[name] = {"top1": float(y_t[ok][np.argmin(pred[ok])]), "best": float(y_t[ok].min())}
     predicted = float(model.predict(w[None, :])[0])
     info = {**(meta or {}), "n_runs": int(len(W)), "compute": float(len(W) if compute is None else compute),
             "preset": preset, "spearman": None if np.isnan(model.spearman) else model.spearman,
             "spearman_tests": {k: (None if np.isnan(v) else v) for k, v in rho_tests.items()},
+            "tests_top1": top1,
             "n_train": model.n_train, "n_val": model.n_val, "best_iteration": model.best_iteration,
             "predicted_loss": predicted, "warnings": list(model.warnings), "top_k": int(top_k),
             "n_candidates": int(n_candidates)}

@@ -6,7 +6,9 @@ see ``mixmin_core.run_tables``). Per target metric and trial, each method picks 
 * ``regmix``: LightGBM fitted on the training runs (early stopping on a held-out part of them),
   mean of the 128 best-predicted of 100,000 ``Dirichlet(natural)`` candidates. Its Spearman
   correlation with the measured losses of every test table (held-out runs, other model scales)
-  is reported as ``spearman/<test table>``, and on its early-stopping hold-out as ``spearman_holdout``.
+  is reported as ``spearman/<test table>``, and on its early-stopping hold-out as ``spearman_holdout``;
+  ``top1_loss/<test table>`` is the measured loss of the test run it predicts best (``best_loss/...``
+  the best measured there): a measured check of its choice where the mixture itself was never run.
 * ``random_search``: on a table, "evaluating" a mixture means looking up a run that exists: sample
   ``random_search_trials`` runs (default: one per source, MixMin's proxy compute), keep the best
   measured (``measured_loss``).
@@ -194,6 +196,8 @@ def solve(*, config: dict, target: str, method: str, trial: int, output: str, re
         if result.meta["spearman"] is not None:
             metrics["spearman_holdout"] = result.meta["spearman"]
         metrics.update({f"spearman/{k}": v for k, v in result.meta["spearman_tests"].items() if v is not None})
+        for k, v in result.meta["tests_top1"].items():
+            metrics.update({f"top1_loss/{k}": v["top1"], f"best_loss/{k}": v["best"]})
         metrics["predicted_loss"] = result.loss
     else:
         result = _solve_bo(cfg, train, W, y, ids, names, target, rng, test_sets)

@@ -186,6 +186,10 @@ def test_regmix_fit_choose_reports_test_spearman():
                                       "reversed": (W_test, -corner_loss(4, 5)(W_test))})
     assert result.meta["spearman_tests"]["test"] > 0.9 and result.meta["spearman_tests"]["reversed"] < -0.9
     assert result.meta["compute"] == 300.0 and result.loss == pytest.approx(result.meta["predicted_loss"])
+    y_test = corner_loss(4, 5)(W_test)
+    top1 = result.meta["tests_top1"]
+    assert top1["test"]["best"] == y_test.min() and top1["reversed"]["best"] == (-y_test).min()
+    assert top1["test"]["top1"] - y_test.min() < 0.1 * np.ptp(y_test)  # a good ranker picks a near-best run
 
 
 def test_spearman_undefined_cases():
