@@ -1,0 +1,164 @@
+"""Compare: MixMin against the baselines a run has, per target and overall."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from mixmin_core import layout
+from mixmin_core.results import mean_ci, summarize
+from pages import _shared
+
+_shared.route_through_app()
+
+SWEEP = re.compile(r"^(sources|compute|budget)[-=:_]?([0-9.]+|all)(pct|%)?$", re.IGNORECASE)
+
+
+def sweep_point(variant: str):
+    """``(kind, x)`` for sweep variants such as ``sources-10``, ``sources-all`` or ``compute-5pct``."""
+    m = SWEEP.match(str(variant))
+    if not m:
+        return None
+    kind = "sources" if m.group(1).lower() == "sources" else "compute"
+    return kind, (np.inf if m.group(2) == "all" else float(m.group(2)))
+
+
+def overall(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per trial, the mean over targets: one 'overall' pseudo-target."""
+    out = frame.groupby(["method", "metric", "trial"], as_index=False)["value"].mean()
+    comp = frame.groupby(["method", "metric", "trial"], as_index=False)["compute"].mean()
+    out["compute"] = comp["compute"].to_numpy()
+    out["target"] = "overall"
+    return out
+
+
+def bars(summary: pd.DataFrame, x: str, title: str) -> go.Figure:
+    summary = summary.assign(err_plus=summary["ci_high"] - summary["mean"], err_minus=summary["mean"] - summary["ci_low"])
+    methods = sorted(summary["method"].unique(), key=_shared.method_sort_key)
+    fig = px.bar(summary, x=x, y="mean", color="method", barmode="group" if x != "method" else "relative",
+                 error_y="err_plus", error_y_minus="err_minus", category_orders={"method": methods}, title=title,
+                 color_discrete_map=_shared.METHOD_COLOURS)
+    fig.update_layout(height=420, showlegend=x != "method", margin=dict(l=10, r=10, t=40, b=10), yaxis_title=summary["metric"].iloc[0])
+    return fig
+
+
+def main_variant(variants: list[str]) -> str:
+    if "" in variants:
+        return ""
+    alls = [v for v in variants if str(v).endswith("all")]
+    return alls[0] if alls else variants[0]
+
+
+def summary_table(summary: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
+    cols = ["target", "method", "mean", "ci_low", "ci_high", "n_trials"]
+    cols += [c for c in ("improvement", "improvement_low", "improvement_high", "p_vs_mixmin", "compute") if c in summary]
+    table = summary[cols].copy()
+    if baseline and "improvement" in table:
+        table = table.rename(columns={"improvement": f"vs {baseline}", "improvement_low": "vs low",
+                                      "improvement_high": "vs high"})
+    return table.sort_values(["target", "method"], key=lambda s: s.map(_shared.method_sort_key) if s.name == "method" else s)
+
+
+def sweep_figure(frame: pd.DataFrame, kind: str) -> go.Figure | None:
+    points = frame.assign(point=frame["variant"].map(sweep_point)).dropna(subset=["point"])
+    if points.empty:
+        return None
+    points = points[points["point"].map(lambda p: p[0] == kind).astype(bool)]
+    if points["variant"].nunique() < 2:
+        return None
+    points = points.assign(x=points["point"].map(lambda p: p[1]))
+    rows = []
+    for (method, variant), grp in points.groupby(["method", "variant"]):
+        per_trial = grp.groupby("trial")["value"].mean()
+        mean, lo, hi = mean_ci(per_trial)
+        rows.append({"method": method, "variant": variant, "x": grp["x"].iloc[0], "mean": mean, "lo": lo, "hi": hi})
+    table = pd.DataFrame(rows).sort_values("x")
+    order = list(dict.fromkeys(table["variant"]))
+    fig = go.Figure()
+    for method in sorted(table["method"].unique(), key=_shared.method_sort_key):
+        t = table[table["method"] == method]
+        fig.add_trace(go.Scatter(x=t["variant"], y=t["mean"], mode="lines+markers", name=method,
+                                 line=dict(width=3 if method == "mixmin" else 1.5, color=_shared.METHOD_COLOURS.get(method)),
+                                 error_y=dict(type="data", symmetric=False, array=t["hi"] - t["mean"],
+                                              arrayminus=t["mean"] - t["lo"])))
+    label = "number of source assays" if kind == "sources" else "proxy compute budget"
+    fig.update_layout(title=f"Sweep over the {label} (mean over targets, 95% CI over trials)",
+                      xaxis=dict(title=label, categoryorder="array", categoryarray=order),
+                      yaxis_title=frame["metric"].iloc[0], height=380, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def weights_side_by_side(run_id: str) -> None:
+    problems = layout.list_problems(_shared.store().run_dir(run_id))
+    withmix = [p for p in problems if layout.list_mixtures(_shared.store().run_dir(run_id), p)]
+    if not withmix:
+        st.caption("This run saved no mixtures.")
+        return
+    keys = [p.key for p in withmix]
+    key = _shared.select_kept("Problem", keys, "compare.problem",
+                              format_func=lambda k: _shared.problem_label(f"run:{run_id}:{k}"))
+    mixtures = _shared.read_mixtures(run_id, layout.Problem.from_key(key))
+    frame = pd.DataFrame({m: pd.Series(d["weights"]) for m, d in mixtures.items()}).fillna(0.0)
+    frame = frame[sorted(frame.columns, key=_shared.method_sort_key)]
+    order = frame.max(axis=1).sort_values(ascending=False).index[:15]
+    top = frame.loc[order]
+    fig = px.imshow(top.to_numpy(), x=list(top.columns), y=[str(i) for i in top.index], color_continuous_scale="Blues",
+                    aspect="auto", text_auto=".2f", title="Weights each method found (15 largest sources)")
+    fig.update_layout(height=max(320, 26 * len(top) + 100), margin=dict(l=10, r=10, t=40, b=10))
+    st.plotly_chart(fig, key="compare.weights_heatmap")
+    st.dataframe(top.reset_index(names="source"), hide_index=True, width="stretch")
+
+
+def page() -> None:
+    st.title("Compare")
+    run_id = st.session_state["app.run_id"]
+    if not run_id:
+        st.info("No runs yet. Start one on the Runs or Jobs page.")
+        return
+    frame = _shared.results(run_id)
+    if frame.empty:
+        st.info("This run has no results yet (they are written when its job finishes).")
+        return
+    c1, c2, c3 = st.columns(3)
+    metric = _shared.select_kept("Metric", sorted(frame["metric"].unique()), "compare.metric", container=c1)
+    sub = frame[frame["metric"] == metric]
+    variants = sorted(sub["variant"].unique(), key=lambda v: (v != main_variant(list(sub["variant"].unique())), v))
+    variant = _shared.select_kept("Setting", variants, "compare.variant", container=c2,
+                                  format_func=lambda v: v or "main")
+    methods = sorted(sub["method"].unique(), key=_shared.method_sort_key)
+    baselines = [m for m in methods if m != "mixmin"] or methods
+    default = [b for b in ("natural", "target_only", "balanced") if b in baselines] or baselines
+    if st.session_state["compare.baseline"] not in baselines:
+        st.session_state["compare.baseline"] = default[0]
+    baseline = _shared.select_kept("Improvement over", baselines, "compare.baseline", container=c3)
+    data = sub[sub["variant"] == variant]
+    direction = "lower is better" if _shared.lower_is_better(metric) else "higher is better"
+    st.caption(f"`{metric}` ({direction}) · {data['target'].nunique()} targets · "
+               f"{data['trial'].nunique()} trials · 95% CIs over trials · p-values: Welch t-test against MixMin")
+    per_target = summarize(data, reference=baseline, focus="mixmin")
+    total = summarize(overall(data), reference=baseline, focus="mixmin")
+    left, right = st.columns([1, 2])
+    left.plotly_chart(bars(total, "method", "Overall (mean over targets)"), key="compare.overall")
+    right.plotly_chart(bars(per_target, "target", "Per target"), key="compare.per_target")
+    st.subheader("Summary")
+    st.dataframe(summary_table(pd.concat([total, per_target]), baseline), hide_index=True, width="stretch",
+                 column_config={"p_vs_mixmin": st.column_config.NumberColumn(format="%.3g")})
+    if "compute" in total and total["compute"].notna().any():
+        fig = px.bar(total, x="method", y="compute", title="Proxy compute per method", color="method",
+                     color_discrete_map=_shared.METHOD_COLOURS)
+        fig.update_layout(height=300, showlegend=False, margin=dict(l=10, r=10, t=40, b=10))
+        st.plotly_chart(fig, key="compare.compute")
+    for kind in ("sources", "compute"):
+        fig = sweep_figure(sub, kind)
+        if fig is not None:
+            st.plotly_chart(fig, key=f"compare.sweep_{kind}")
+    st.subheader("Weights side by side")
+    weights_side_by_side(run_id)
+
+
+with _shared.shows_errors():
+    page()

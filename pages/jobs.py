@@ -1,0 +1,141 @@
+"""Jobs: start a configured experiment as a background process, watch it, read its log, cancel it."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+import yaml
+
+from jobs.config import read_config_file
+from mixmin_core import jobs_control
+from mixmin_core.errors import InputError
+from pages import _shared
+
+_shared.route_through_app()
+
+CONFIG_DIR = Path("configs")
+
+
+def header_comment(path: Path) -> str:
+    lines = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("# "))
+    return " ".join(lines)
+
+
+def as_text(value) -> str:
+    """A field value as the text ``--set key=value`` parses back (YAML flow style)."""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def parse_extra(text: str) -> dict:
+    extra = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if "=" not in line:
+            raise InputError(f"extra overrides are one key=value per line; got {line!r}.")
+        key, value = line.split("=", 1)
+        extra[key.strip()] = value.strip()
+    return extra
+
+
+def start_form(configs: list[Path]) -> None:
+    path = Path(_shared.select_kept("Config", [str(c) for c in configs], "jobs.config"))
+    note = header_comment(path)
+    if note:
+        st.caption(note)
+    data = read_config_file(path)
+    fields = {k: v for k, v in data.items() if k not in ("pipeline",)}
+    with st.form("jobs.start_form"):
+        st.markdown(f"Pipeline **{data['pipeline']}** · edit a field to override it (`--set key=value`)")
+        cols = st.columns(3)
+        edited = {}
+        for i, (key, value) in enumerate(fields.items()):
+            edited[key] = cols[i % 3].text_input(key, as_text(value), key=f"jobs.field.{path.stem}.{key}")
+        extra = st.text_area("Extra overrides (key=value per line)", key=f"jobs.extra.{path.stem}",
+                             placeholder="n_workers=1")
+        submitted = st.form_submit_button("Start job", type="primary")
+    if submitted:
+        overrides = {k: v for k, v in edited.items() if v != as_text(fields[k])}
+        overrides.update(parse_extra(extra))
+        launch = jobs_control.start_job(path, overrides, home=_shared.store().root)
+        st.session_state["jobs.last_launch"] = str(launch.record_path)
+        st.success(f"Started `{' '.join(launch.argv[1:])}` as process {launch.pid}.")
+
+
+def jobs_table(store) -> pd.DataFrame:
+    names = {r["run_id"]: r["name"] for r in store.list_runs()}
+    rows = [{"job": j["job_id"], "run": names.get(j["run_id"], j["run_id"]), "status": j["status"],
+             "progress": j["n_done"] / j["n_total"] if j["n_total"] else None,
+             "done": f"{j['n_done']}/{j['n_total']}", "message": j["message"],
+             "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(j["started_at"]))}
+            for j in store.list_jobs()]
+    return pd.DataFrame(rows)
+
+
+def job_details(store, jobs: list[dict]) -> None:
+    ids = [j["job_id"] for j in jobs]
+    job_id = st.selectbox("Job", ids, key="jobs.job_widget",
+                          format_func=lambda i: next(f"job {i} · {j['status']}" for j in jobs if j["job_id"] == i))
+    job = next(j for j in jobs if j["job_id"] == job_id)
+    if job["status"] == "running":
+        c1, c2 = st.columns(2)
+        if c1.button("Cancel after the current unit", key="jobs.cancel"):
+            st.info(jobs_control.cancel_job(store, job_id))
+        if c2.button("Stop now (SIGTERM)", key="jobs.kill"):
+            st.info(jobs_control.cancel_job(store, job_id, force=True))
+    if job.get("error"):
+        st.error("The job failed:")
+        st.code(job["error"], language=None)
+    log = jobs_control.read_log_tail(job.get("log_path"))
+    st.caption(f"Log: `{job.get('log_path')}`")
+    st.code(log or "(empty log)", language=None, height=300)
+
+
+def show_jobs(store) -> None:
+    table = jobs_table(store)
+    if table.empty:
+        st.caption("No jobs yet.")
+        return
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
+        "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent")})
+    job_details(store, store.list_jobs())
+
+
+def launches() -> None:
+    recs = jobs_control.list_launches(_shared.store().root, limit=10)
+    if not recs:
+        return
+    with st.expander("Recent launches (process output, including errors before a job starts)"):
+        for rec in recs:
+            state = "running" if rec["alive"] else ("exit " + str(rec["returncode"]) if rec["returncode"] is not None else "ended")
+            st.markdown(f"`{' '.join(rec['argv'][2:])}` · pid {rec['pid']} · {state}")
+            st.code(jobs_control.read_log_tail(rec["log_path"], 4000) or "(no output yet)", language=None)
+
+
+def page() -> None:
+    st.title("Jobs")
+    configs = sorted(CONFIG_DIR.glob("*.yaml")) + sorted(CONFIG_DIR.glob("*.toml"))
+    st.subheader("Start an experiment")
+    if configs:
+        with _shared.shows_errors():
+            start_form(configs)
+    else:
+        st.info(f"No configs found in {CONFIG_DIR.resolve()}.")
+    st.subheader("Jobs")
+    store = _shared.store()
+    running = any(j["status"] == "running" for j in store.list_jobs())
+    st.fragment(show_jobs, run_every=2.0 if running else None)(store)
+    launches()
+
+
+page()

@@ -1,0 +1,107 @@
+"""Runs (home): every run in the store with its status, live progress and key results."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from mixmin_core import jobs_control
+from pages import _shared
+
+_shared.route_through_app()
+
+DEMO_CONFIG = Path("configs/chem_demo.yaml")
+
+
+def get_started() -> None:
+    st.markdown(
+        "**MixMin** picks how much of each data source to train on: train one cheap proxy model per "
+        "source, cache their outputs on the target data, then solve a small convex problem in milliseconds."
+    )
+    left, right = st.columns(2, border=True)
+    with left:
+        st.subheader("Explore an example now")
+        st.write("A small built-in problem with six sources and known true weights: watch the solver "
+                 "recover them and play with the step size.")
+        if st.button("Open the example in the Solver", type="primary", key="runs.open_example"):
+            st.session_state["solve.problem"] = _shared.EXAMPLE
+            st.switch_page("pages/solver.py")
+    with right:
+        st.subheader("Run the ToxCast demo")
+        st.write("Offline chemistry experiment: 617 ToxCast assays as sources, XGBoost proxies, "
+                 "MixMin against the baselines on 10 target assays. Runs in the background; "
+                 "progress shows up here.")
+        with _shared.shows_errors():
+            if st.button("Start the ToxCast demo", key="runs.start_demo", disabled=not DEMO_CONFIG.is_file(),
+                         help=None if DEMO_CONFIG.is_file() else f"{DEMO_CONFIG} not found"):
+                launch = jobs_control.start_job(DEMO_CONFIG, home=_shared.store().root)
+                st.session_state["jobs.last_launch"] = str(launch.record_path)
+                st.success(f"Started (process {launch.pid}). It appears below within seconds; "
+                           "the Jobs page shows its log.")
+
+
+def latest_jobs(store) -> dict[str, dict]:
+    jobs = {}
+    for job in store.list_jobs():  # newest first
+        jobs.setdefault(job["run_id"], job)
+    return jobs
+
+
+def key_result(frame: pd.DataFrame) -> str:
+    """"metric: mixmin X vs natural Y" for the run's first metric (mean over targets and trials)."""
+    if frame.empty:
+        return ""
+    metric = frame["metric"].iloc[0]
+    means = frame[frame["metric"] == metric].groupby("method")["value"].mean()
+    parts = [f"{m} {means[m]:.3g}" for m in sorted(means.index, key=_shared.method_sort_key)[:3]]
+    return f"{metric}: " + ", ".join(parts)
+
+
+def runs_table(store, runs: list[dict]) -> pd.DataFrame:
+    jobs = latest_jobs(store)
+    rows = []
+    for run in runs:
+        job = jobs.get(run["run_id"], {})
+        total = job.get("n_total") or 0
+        rows.append({
+            "name": run["name"], "pipeline": run["pipeline"], "dataset": run.get("dataset") or "",
+            "status": job.get("status", run["status"]) if job.get("status") == "died" else run["status"],
+            "progress": (job.get("n_done", 0) / total) if total else None,
+            "step": job.get("message", ""),
+            "key result": key_result(_shared.results(run["run_id"])),
+            "created": pd.Timestamp(run["created_at"], unit="s").strftime("%Y-%m-%d %H:%M"),
+            "run id": run["run_id"],
+        })
+    return pd.DataFrame(rows)
+
+
+def show_runs(store) -> None:
+    runs = store.list_runs()
+    table = runs_table(store, runs)
+    running = int((table["status"] == "running").sum())
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Runs", len(table))
+    c2.metric("Running", running)
+    c3.metric("Done", int((table["status"] == "done").sum()))
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
+        "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
+    })
+    if running:
+        st.caption(f"Refreshing every 2 s while jobs run · last update {time.strftime('%H:%M:%S')}")
+
+
+store = _shared.store()
+st.title("Runs")
+if not store.list_runs():
+    st.info("The run store is empty. Start here:")
+    get_started()
+    if st.session_state["jobs.last_launch"]:
+        st.page_link("pages/jobs.py", label="Watch the job on the Jobs page", icon=":material/play_circle:")
+else:
+    has_running = any(j["status"] == "running" for j in store.list_jobs())
+    st.fragment(show_runs, run_every=2.0 if has_running else None)(store)
+    st.caption("Pick a run in the sidebar; the Solver, Compare and Assays pages show it.")
+    with st.expander("Get started: the built-in example and the ToxCast demo"):
+        get_started()

@@ -1,0 +1,108 @@
+"""Solver: run MixMin live on a run's proxy outputs, an upload or the built-in example."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import streamlit as st
+
+from pages import _shared
+from pages._shared import keep, save
+
+_shared.route_through_app()
+
+STEP_SIZES = [0.01, 0.03, 0.1, 0.3, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 100.0]
+#: Bootstrap by default only when it is quick: sources x samples x resamples x iterations below this.
+AUTO_BOOTSTRAP_WORK = 2e9
+
+
+def problem_options() -> list[str]:
+    run_id = st.session_state["app.run_id"]
+    options = _shared.list_problem_ids(run_id) if run_id else []
+    return options + _shared.list_uploads() + [_shared.EXAMPLE]
+
+
+def controls(outputs) -> tuple[float, int, str]:
+    c1, c2, c3 = st.columns([3, 2, 2])
+    step = c1.select_slider("Step size η", STEP_SIZES, key=keep("solve.step_size"), on_change=save,
+                            args=("solve.step_size",), help="Entropic mirror descent step; the paper uses 1.")
+    iters = c2.slider("Iterations", 10, 1000, step=10, key=keep("solve.max_iter"), on_change=save,
+                      args=("solve.max_iter",))
+    inits = ["uniform", "natural"] if outputs.natural_weights is not None else ["uniform"]
+    if st.session_state["solve.init"] not in inits:
+        st.session_state["solve.init"] = "uniform"
+        st.session_state.pop("w:solve.init", None)
+    init = c3.radio("Starting weights", inits, key=keep("solve.init"), on_change=save, args=("solve.init",),
+                    horizontal=True, help="natural: in proportion to source size")
+    return float(step), int(iters), str(init)
+
+
+def outcome(result) -> None:
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Final loss", f"{result.loss:.5g}")
+    c2.metric("Frank–Wolfe gap", f"{result.gap:.2g}")
+    c3.metric("Iterations", result.n_iter)
+    c4.metric("Status", result.status.replace("_", " "))
+    warning = _shared.step_warning(result.losses)
+    if warning:
+        st.warning(warning, icon=":material/warning:")
+    else:
+        st.caption(result.message)
+
+
+def intervals(problem_id, outputs, step, iters, init):
+    work = outputs.n_sources * outputs.n_samples * st.session_state["solve.n_boot"] * iters
+    if st.session_state["solve.problem"] != st.session_state.get("solve._boot_for"):
+        st.session_state["solve._boot_for"] = st.session_state["solve.problem"]
+        st.session_state["solve.bootstrap"] = work < AUTO_BOOTSTRAP_WORK
+        st.session_state.pop("w:solve.bootstrap", None)
+    on = st.toggle("95% bootstrap intervals", key=keep("solve.bootstrap"), on_change=save,
+                   args=("solve.bootstrap",),
+                   help=f"Re-solves {st.session_state['solve.n_boot']} resamples of the target samples.")
+    if not on:
+        return None, None
+    return _shared.bootstrap(problem_id, _shared.problem_stamp(problem_id), step, iters, init,
+                             st.session_state["solve.n_boot"])
+
+
+def downloads(table, result, problem_id) -> None:
+    mixture = {"problem": _shared.problem_label(problem_id), **result.to_dict()}
+    c1, c2 = st.columns(2)
+    c1.download_button("Download mixture (CSV)", table.to_csv(index=False), "mixture.csv", "text/csv",
+                       key="solve.download_csv")
+    c2.download_button("Download mixture (JSON)", json.dumps(mixture, indent=2), "mixture.json",
+                       "application/json", key="solve.download_json")
+
+
+def page() -> None:
+    st.title("Solver")
+    options = problem_options()
+    problem_id = _shared.select_kept("Problem", options, "solve.problem", format_func=_shared.problem_label,
+                                     help="A target of the run picked in the sidebar, an upload, or the example.")
+    outputs = _shared.load_problem(problem_id)
+    st.caption(f"{outputs.n_sources} sources × {outputs.n_samples} target samples · objective `{outputs.kind}`")
+    step, iters, init = controls(outputs)
+    result = _shared.solve(problem_id, _shared.problem_stamp(problem_id), step, iters, init)
+    outcome(result)
+    k = min(st.session_state["solve.top_k"], outputs.n_sources)
+    traj_fig, loss_fig = _shared.solver_figures(result, k)
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(traj_fig, key="solve.trajectory")
+    c2.plotly_chart(loss_fig, key="solve.losses")
+    lower, upper = intervals(problem_id, outputs, step, iters, init)
+    true_w = outputs.meta.get("true_weights") if problem_id == _shared.EXAMPLE else None
+    c1, c2 = st.columns([3, 2])
+    c1.plotly_chart(_shared.weights_figure(result.source_names, result.weights, lower, upper), key="solve.weights")
+    table = _shared.weights_table(result, lower, upper, true_w)
+    with c2:
+        if true_w is not None:
+            err = float(np.abs(np.asarray(true_w) - result.weights).sum())
+            st.markdown(f"**Known true weights**: L1 distance to the solution **{err:.3f}**")
+        st.dataframe(table, hide_index=True, height=320, width="stretch",
+                     column_config={c: st.column_config.NumberColumn(format="%.4f")
+                                    for c in table.columns if c != "source"})
+        downloads(table, result, problem_id)
+
+
+with _shared.shows_errors():
+    page()

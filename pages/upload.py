@@ -1,0 +1,79 @@
+"""Upload: bring your own proxy outputs (.npz + .json, or a CSV/Parquet table) and solve."""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from mixmin_core.layout import safe_name
+from mixmin_core.proxy_outputs import KINDS
+from mixmin_core.uploads import MAX_UPLOAD_BYTES, parse_upload
+from pages import _shared
+
+_shared.route_through_app()
+
+FORMATS = f"""
+**Table** (`.csv` or `.parquet`): one row per target sample, one numeric column per source holding
+that source's proxy output on the sample, plus optional columns:
+
+- `label`: the sample's label (required for `binary`: 0/1, and for `mse`);
+- `token_count`: tokens in the sample (`loglik`: the loss is per token);
+- `sample_id`: an identifier.
+
+Outputs are P(y=1|x) in [0, 1] for `binary`, total log-probabilities (<= 0) for `loglik`, and
+predictions for `mse`. **Saved proxy outputs**: the `.npz` and `.json` pair written by
+`ProxyOutputs.save` (upload both). Files are read without pickle; the limit is
+{MAX_UPLOAD_BYTES >> 20} MB per file.
+"""
+
+
+def example_csv() -> str:
+    rng = np.random.default_rng(0)
+    labels = (rng.random(200) < 0.3).astype(int)
+    frame = pd.DataFrame({f"assay_{i}": np.clip(0.3 + (0.4 - 0.1 * i) * (labels - 0.3) + rng.normal(0, 0.1, 200), 0.01, 0.99)
+                          for i in range(4)})
+    frame["label"] = labels
+    return frame.round(4).to_csv(index=False)
+
+
+def save_upload(outputs, files) -> str:
+    """Keep the parsed outputs in the store (``uploads/``) so the Solver page can load them."""
+    digest = hashlib.sha256(b"".join(data for _, data in files)).hexdigest()[:12]
+    stem = safe_name(files[0][0].rsplit(".", 1)[0])[:40]
+    path = _shared.store().root / "uploads" / f"{stem}-{digest}"
+    if not path.with_name(path.name + ".npz").exists():
+        outputs.save(path)
+    return f"upload:{path}"
+
+
+def page() -> None:
+    st.title("Upload")
+    st.write("Solve for the mixture of your own sources: upload every proxy's output on your target samples.")
+    with st.expander("File formats", expanded=False):
+        st.markdown(FORMATS)
+        st.download_button("Download an example CSV", example_csv(), "example_proxy_outputs.csv", "text/csv",
+                           key="upload.example")
+    kind = st.radio("Objective", ["auto", *KINDS], horizontal=True, key=_shared.keep("upload.kind"),
+                    on_change=_shared.save, args=("upload.kind",),
+                    help="auto: binary with a label column and outputs in [0, 1], mse with labels otherwise, else loglik")
+    uploaded = st.file_uploader("Proxy outputs", type=["csv", "parquet", "pq", "npz", "json"],
+                                accept_multiple_files=True, key="upload.files")
+    if not uploaded:
+        return
+    files = [(f.name, f.getvalue()) for f in uploaded]
+    with _shared.shows_errors():
+        outputs = parse_upload(files, kind=kind)
+        problem_id = save_upload(outputs, files)
+        st.session_state["solve.problem"] = problem_id
+        st.success(f"Read {outputs.n_sources} sources × {outputs.n_samples} samples (objective `{outputs.kind}`).")
+        result = _shared.solve(problem_id, _shared.problem_stamp(problem_id), 1.0, 100, "uniform")
+        st.plotly_chart(_shared.weights_figure(result.source_names, result.weights, k=15,
+                                               title="MixMin weights (step size 1, 100 iterations)"),
+                        key="upload.weights")
+        if st.button("Explore in the Solver", type="primary", key="upload.open_solver"):
+            st.switch_page("pages/solver.py")
+
+
+page()

@@ -1,0 +1,150 @@
+"""End to end in a real browser: ``streamlit run app.py`` on a fixture store, driven by Chromium.
+
+Uses Debian's chromium (/usr/bin/chromium) through Playwright's Python API; Playwright's own
+browser downloads are never used. Screenshots of every page go to artifacts/screenshots/.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.app.fixtures import ROOT, build_home
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+SHOTS = ROOT / "artifacts" / "screenshots"
+PAGES = [("", "Runs"), ("solver", "Solver"), ("compare", "Compare"), ("assays", "Assays"),
+         ("jobs", "Jobs"), ("upload", "Upload")]
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
+playwright_api = pytest.importorskip("playwright.sync_api")
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)", allow_module_level=True)
+
+TRAJECTORY_JS = """() => {
+  const plots = Array.from(document.querySelectorAll('.js-plotly-plot'));
+  const p = plots.find(el => el.layout && el.layout.title && String(el.layout.title.text).includes('Weight trajectories'));
+  if (!p) return null;
+  return p.data.map(t => Array.from(t.y).slice(0, 400).map(v => v === null ? -1 : Math.round(v * 1e6)));
+}"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    home = build_home(tmp_path_factory.mktemp("browser_home"))
+    port = free_port()
+    env = {**os.environ, "MIXMIN_HOME": str(home)}
+    log = open(home / "streamlit.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, proc, home / "streamlit.log")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
+
+
+def _wait_healthy(url: str, proc, log_path: Path, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited early:\n{log_path.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as resp:
+                if resp.read().strip() == b"ok":
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"streamlit did not become healthy in {timeout:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def open_page(page, url: str, path: str, title: str) -> None:
+    page.goto(f"{url}/{path}")
+    page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=30_000)
+    _wait_idle(page)
+
+
+def _wait_idle(page, timeout: float = 30.0) -> None:
+    """Wait until Streamlit has finished the current script run (no running-status widget)."""
+    deadline = time.monotonic() + timeout
+    page.wait_for_timeout(300)
+    while time.monotonic() < deadline:
+        if page.locator('[data-testid="stStatusWidget"]').count() == 0:
+            page.wait_for_timeout(500)
+            if page.locator('[data-testid="stStatusWidget"]').count() == 0:
+                return
+        page.wait_for_timeout(200)
+
+
+def _trajectory(page, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        data = page.evaluate(TRAJECTORY_JS)
+        if data:
+            return data
+        page.wait_for_timeout(200)
+    raise AssertionError("no 'Weight trajectories' plot on the Solver page")
+
+
+def test_solver_step_size_changes_trajectory(server, page):
+    open_page(page, server, "solver", "Solver")
+    before = _trajectory(page)
+    slider = page.locator('[data-testid="stSlider"] [role="slider"]').first
+    assert slider.get_attribute("aria-valuetext") in ("1.0", "1")
+    slider.focus()
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")  # 1.0 -> 2.0 -> 3.0 -> 5.0
+    deadline = time.monotonic() + 30
+    after = before
+    while after == before and time.monotonic() < deadline:
+        page.wait_for_timeout(300)
+        after = page.evaluate(TRAJECTORY_JS) or before
+    assert after != before, "the trajectory plot did not change after the step size changed"
+    assert slider.get_attribute("aria-valuetext") in ("5.0", "5")
+    _wait_idle(page)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "solver_step5.png"), full_page=True)
+
+
+@pytest.mark.parametrize("path,title", PAGES)
+def test_screenshot_every_page(server, page, path, title):
+    open_page(page, server, path, title)
+    page.wait_for_timeout(800)  # let Plotly finish drawing
+    assert page.locator('[data-testid="stException"]').count() == 0
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{path or 'runs'}.png"), full_page=True)

@@ -1,0 +1,229 @@
+"""AppTest tests of every page on fixture runs, with interactions."""
+from __future__ import annotations
+
+import io
+import os
+import signal
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mixmin_core import jobs_control, layout
+from mixmin_core.store import RunStore
+from tests.app.conftest import open_app
+from tests.app.fixtures import CHEM_RUN, METHODS, toxcast_assays
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def metric(at, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def chart_titles(at) -> list[str]:
+    import json
+
+    return [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+
+
+# ---- Runs ------------------------------------------------------------------------------------------
+def test_runs_lists_every_run_with_key_results(home):
+    at = open_app()
+    table = at.dataframe[0].value
+    assert set(table["name"]) == {"chem-fixture", "synthetic-demo"}
+    assert (table["status"] == "done").all()
+    chem = table[table["name"] == "chem-fixture"].iloc[0]
+    assert chem["key result"].startswith("average_precision: mixmin")
+    assert metric(at, "Runs") == "2"
+
+
+def test_empty_store_offers_the_example_and_the_demo(empty_home):
+    at = open_app()
+    assert "empty" in at.info[0].value
+    assert not at.button(key="runs.start_demo").disabled  # configs/chem_demo.yaml is in the repo
+    at.button(key="runs.open_example").click().run()
+    assert not at.exception
+    assert at.session_state["solve.problem"] == "example"
+    assert at.title[0].value == "Solver"
+    assert any("Known true weights" in m.value for m in at.markdown)
+
+
+def test_get_started_button_starts_the_demo_job_in_the_background(empty_home):
+    at = open_app()
+    at.button(key="runs.start_demo").click().run()
+    assert not at.exception
+    assert "Started" in at.success[0].value
+    launches = jobs_control.list_launches(empty_home)
+    assert launches and launches[0]["argv"][2:5] == ["jobs", "run", "configs/chem_demo.yaml"]
+    pid = launches[0]["pid"]
+    os.killpg(pid, signal.SIGTERM)  # do not run the whole demo inside the test suite
+    jobs_control._CHILDREN[pid].wait(timeout=30)
+
+
+# ---- Solver ------------------------------------------------------------------------------------------
+def test_solver_solves_live_when_the_step_size_changes(home):
+    at = open_app("solver")
+    assert "sources-all" in at.selectbox(key="w:solve.problem").value  # the main setting comes first
+    loss_before = metric(at, "Final loss")
+    assert chart_titles(at)[:2] == ["Weight trajectories", "Loss and Frank–Wolfe gap"]
+    at.select_slider(key="w:solve.step_size").set_value(0.01).run()
+    assert not at.exception
+    assert at.session_state["solve.step_size"] == 0.01
+    assert metric(at, "Final loss") != loss_before
+    table = at.dataframe[0].value
+    assert np.isclose(table["weight"].sum(), 1.0, atol=1e-4)
+    assert {"ci_low", "ci_high"} <= set(table.columns)  # bootstrap intervals on for small problems
+
+
+def test_solver_warns_when_the_step_size_makes_the_loss_rise(home):
+    at = open_app("solver")
+    at.selectbox(key="w:solve.problem").set_value("example").run()
+    assert not at.warning
+    at.select_slider(key="w:solve.step_size").set_value(30.0).run()
+    assert not at.exception
+    assert "step size is too large" in at.warning[0].value
+
+
+def test_solver_pick_another_target_and_natural_start(home):
+    at = open_app("solver")
+    problems = layout.list_problems(RunStore().run_dir(CHEM_RUN))
+    other = next(p for p in problems if p.variant == "sources-10" and p.trial == 1)
+    at.selectbox(key="w:solve.problem").set_value(f"run:{CHEM_RUN}:{other.key}").run()
+    assert not at.exception
+    assert at.caption[0].value.startswith("10 sources × 400 target samples")
+    assert len(at.dataframe[0].value) == 10
+    at.radio(key="w:solve.init").set_value("natural").run()
+    assert not at.exception
+    assert at.session_state["solve.init"] == "natural"
+
+
+def test_solver_settings_survive_a_page_switch(home):
+    at = open_app("solver")
+    at.select_slider(key="w:solve.step_size").set_value(3.0).run()
+    at.slider(key="w:solve.max_iter").set_value(50).run()
+    at.switch_page("pages/compare.py").run()
+    at.switch_page("pages/solver.py").run()
+    assert at.select_slider(key="w:solve.step_size").value == 3.0
+    assert at.slider(key="w:solve.max_iter").value == 50
+    assert metric(at, "Iterations") == "50"
+
+
+def test_solver_downloads_the_mixture(home):
+    at = open_app("solver")
+    csv = at.get("download_button")
+    assert len(csv) == 2
+
+
+# ---- Compare --------------------------------------------------------------------------------------
+def test_compare_every_method_with_cis_pvalues_and_sweep(home):
+    at = open_app("compare")
+    summary = at.dataframe[0].value
+    assert set(summary["method"]) == set(METHODS)
+    assert {"overall"} < set(summary["target"])
+    assert "vs natural" in summary.columns and "p_vs_mixmin" in summary.columns
+    titles = chart_titles(at)
+    assert any("Sweep over the number of source assays" in t for t in titles)
+    assert any("Proxy compute" in t for t in titles)
+    assert any("Weights each method found" in t for t in titles)
+    at.selectbox(key="w:compare.baseline").set_value("target_only").run()
+    assert "vs target_only" in at.dataframe[0].value.columns
+    at.selectbox(key="w:compare.variant").set_value("sources-10").run()
+    assert not at.exception
+
+
+def test_compare_and_assays_work_on_the_synthetic_run(home):
+    at = open_app()
+    synthetic = next(r["run_id"] for r in RunStore().list_runs() if r["pipeline"] == "synthetic")
+    at.sidebar.selectbox(key="w:app.run_id").set_value(synthetic).run()  # (AppTest sees the sidebar on the main page only)
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    assert set(at.dataframe[0].value["method"]) == {"mixmin", "natural", "balanced"}
+    at.switch_page("pages/assays.py").run()
+    assert not at.exception
+
+
+# ---- Assays ---------------------------------------------------------------------------------------
+def test_assays_show_toxcast_titles_categories_and_filter(home):
+    at = open_app("assays")
+    table = at.dataframe[0].value
+    if hasattr(table, "data"):  # a pandas Styler
+        table = table.data
+    meta = toxcast_assays().set_index("task")
+    assert len(table) == 10
+    assert (table["category"] == meta.loc[table["source"], "category"].to_numpy()).all()
+    assert table["title"].str.len().gt(0).all()
+    assert (table["lower"] <= table["weight"] + 1e-6).all()
+    keep = at.multiselect(key="w:assays.categories").value[:1]
+    at.multiselect(key="w:assays.categories").set_value(keep).run()
+    filtered = at.dataframe[0].value
+    filtered = filtered.data if hasattr(filtered, "data") else filtered
+    assert set(filtered["category"]) == set(keep) and len(filtered) < 10
+    targets = at.selectbox(key="w:assays.target").options
+    at.selectbox(key="w:assays.target").set_value(targets[-1]).run()
+    assert not at.exception
+    assert any("Targets × their top-10" in t for t in chart_titles(at))
+
+
+# ---- Jobs -------------------------------------------------------------------------------------------
+def test_jobs_page_starts_a_job_from_the_form_and_shows_its_progress(home):
+    at = open_app("jobs")
+    at.selectbox(key="w:jobs.config").set_value("configs/synthetic_demo.yaml").run()
+    at.text_input(key="jobs.field.synthetic_demo.trials").input("1")
+    at.text_input(key="jobs.field.synthetic_demo.n_sources").input("4")
+    at.button[0].click().run()  # the form's submit button
+    assert not at.exception
+    assert "--set trials=1" in at.success[0].value and "--set n_sources=4" in at.success[0].value
+    store = RunStore()
+    deadline = time.time() + 90
+    while time.time() < deadline and not any(j["status"] == "done" and "synthetic" in j["run_id"]
+                                             and j["run_id"] not in _template_runs() for j in store.list_jobs()):
+        time.sleep(0.5)
+    new = [r for r in store.list_runs() if r["run_id"] not in _template_runs()]
+    assert new and new[0]["config"]["trials"] == 1 and new[0]["config"]["n_sources"] == 4
+    at.run()
+    jobs = at.dataframe[0].value
+    assert "done" in set(jobs["status"])
+    assert any("proxies" in c.value or "INFO" in c.value for c in at.code)  # the job's log
+
+
+def _template_runs():
+    return {CHEM_RUN, "synthetic-demo-dfb15ed5"}
+
+
+def test_jobs_page_reports_a_bad_override_without_a_traceback(home):
+    at = open_app("jobs")
+    at.selectbox(key="w:jobs.config").set_value("configs/synthetic_demo.yaml").run()
+    at.text_area(key="jobs.extra.synthetic_demo").input("trials 2; rm -rf /")
+    at.button[0].click().run()
+    assert not at.exception
+    assert "key=value" in at.error[0].value
+    assert not jobs_control.list_launches(home)
+
+
+# ---- Upload -------------------------------------------------------------------------------------
+def test_upload_bad_file_gets_a_clear_message(home):
+    at = open_app("upload")
+    at.file_uploader(key="upload.files").set_value(("outputs.csv", b"a,b\nx,y\n", "text/csv")).run()
+    assert not at.exception
+    assert "source columns must be numeric" in at.error[0].value
+
+
+def test_upload_a_csv_and_solve_it(home):
+    rng = np.random.default_rng(0)
+    labels = (rng.random(100) < 0.3).astype(int)
+    frame = pd.DataFrame({"good": np.where(labels == 1, 0.8, 0.2), "noise": rng.uniform(0.1, 0.9, 100),
+                          "label": labels})
+    buf = io.StringIO()
+    frame.to_csv(buf, index=False)
+    at = open_app("upload")
+    at.file_uploader(key="upload.files").set_value(("mine.csv", buf.getvalue().encode(), "text/csv")).run()
+    assert not at.exception
+    assert "2 sources × 100 samples" in at.success[0].value
+    problem = at.session_state["solve.problem"]
+    assert problem.startswith("upload:")
+    at.switch_page("pages/solver.py").run()
+    assert not at.exception
+    weights = at.dataframe[0].value.set_index("source")["weight"]
+    assert weights["good"] > 0.9
