@@ -371,8 +371,11 @@ def solve_problem(*, target: str, variant: str, trial: int, sources: list, run_d
                 preset = search["regmix_preset"]
                 if preset == "auto":
                     preset = "faithful" if n >= 40 else "mixmin-paper"
+                # max_usage=None: RegMix's "at most 15 epochs of a source" bound is about repeating LM tokens;
+                # a weighted XGBoost mixture has no such limit (and the bound rejects most swarm draws here).
                 r = S.regmix(evaluate, source_names=sources, prior=outputs.natural_weights, n_runs=n, rng=rng,
-                             preset=preset, n_candidates=search["regmix_candidates"], compute_per_run=per)
+                             preset=preset, n_candidates=search["regmix_candidates"], compute_per_run=per,
+                             max_usage=None)
             results[m] = _with_meta(r, compute=float(r.meta["compute"]), seconds=time.perf_counter() - start,
                                     search_trees=trees, search_rows=rows)
         info["search_trials"] = n
