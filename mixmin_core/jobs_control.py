@@ -117,9 +117,14 @@ def cancel_job(store: RunStore, job_id: int, *, force: bool = False) -> str:
         os.killpg(pid, signal.SIGTERM)
     except (ProcessLookupError, PermissionError):
         os.kill(pid, signal.SIGTERM)
-    if pid in _CHILDREN:
-        _CHILDREN[pid].poll()
-    return f"sent SIGTERM to job {job_id} (pid {pid})"
+    deadline = time.monotonic() + 10.0
+    while _is_job_process(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _is_job_process(pid):
+        return f"sent SIGTERM to job {job_id} (pid {pid}); it is still shutting down"
+    store.finish_job(job_id, "cancelled", "stopped with SIGTERM")
+    store.set_run_status(job["run_id"], "cancelled")
+    return f"sent SIGTERM to job {job_id} (pid {pid}); it stopped"
 
 
 def read_log_tail(path: str | os.PathLike | None, max_bytes: int = 20_000) -> str:

@@ -1,0 +1,91 @@
+"""mixmin_core.jobs_control: jobs start as real separate processes, without a shell, and can be cancelled."""
+from __future__ import annotations
+
+import sys
+import time
+
+import pytest
+
+from mixmin_core import jobs_control
+from mixmin_core.errors import InputError
+from mixmin_core.store import RunStore
+from tests.app.fixtures import ROOT
+
+pytestmark = pytest.mark.timeout(120)
+CONFIG = ROOT / "configs" / "synthetic_demo.yaml"
+
+
+def _wait(predicate, timeout=60.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_argv_is_a_list_with_set_overrides():
+    argv = jobs_control.job_argv(CONFIG, {"trials": 1, "proxy.n_trees": "5"})
+    assert argv[:5] == [sys.executable, "-m", "jobs", "run", str(CONFIG)]
+    assert argv[5:] == ["--set", "trials=1", "--set", "proxy.n_trees=5"]
+
+
+def test_shell_metacharacters_stay_one_literal_argument(tmp_path):
+    argv = jobs_control.job_argv(CONFIG, {"name": "x; touch pwned"})
+    assert argv[-1] == "name=x; touch pwned"
+
+
+@pytest.mark.parametrize("config,overrides,match", [
+    ("configs/nope.yaml", {}, "not found"),
+    (CONFIG, {"trials; rm -rf /": 1}, "dotted identifier"),
+    (CONFIG, {"--backend": "ray"}, "dotted identifier"),
+    (CONFIG, {"name": "a\nb"}, "single line"),
+])
+def test_bad_job_requests_raise(config, overrides, match):
+    with pytest.raises(InputError, match=match):
+        jobs_control.job_argv(config, overrides)
+
+
+def test_started_job_runs_to_done_in_its_own_session(tmp_path):
+    home = tmp_path / "home"
+    launch = jobs_control.start_job(CONFIG, {"trials": 1, "n_sources": 3, "name": "x; touch pwned"}, home=home)
+    store = RunStore(home)
+    assert _wait(lambda: any(j["status"] == "done" for j in store.list_jobs()))
+    run = store.list_runs()[0]
+    assert run["name"] == "x; touch pwned" and run["config"]["trials"] == 1
+    assert not (ROOT / "pwned").exists() and not (tmp_path / "pwned").exists()
+    assert _wait(lambda: not jobs_control.list_launches(home)[0]["alive"])
+    rec = jobs_control.list_launches(home)[0]
+    assert rec["returncode"] == 0 and rec["pid"] == launch.pid
+    assert "done: run" in jobs_control.read_log_tail(launch.log_path)
+
+
+def test_a_bad_config_fails_visibly_in_the_launch_log(tmp_path):
+    home = tmp_path / "home"
+    launch = jobs_control.start_job(CONFIG, {"n_sources": 1}, home=home)
+    assert _wait(lambda: jobs_control.list_launches(home)[0]["returncode"] is not None)
+    assert jobs_control.list_launches(home)[0]["returncode"] == 2
+    assert "n_sources must be a positive integer" in jobs_control.read_log_tail(launch.log_path)
+    assert RunStore(home).list_runs() == []
+
+
+def test_cancel_with_force_stops_a_running_job(tmp_path):
+    home = tmp_path / "home"
+    # many sources and samples: long enough to be caught running
+    jobs_control.start_job(CONFIG, {"n_sources": 400, "source_samples": 200000, "n_workers": 1}, home=home)
+    store = RunStore(home)
+    assert _wait(lambda: any(j["status"] == "running" and j["n_done"] >= 1 for j in store.list_jobs()))
+    job = store.list_jobs()[0]
+    message = jobs_control.cancel_job(store, job["job_id"], force=True)
+    assert "SIGTERM" in message
+    assert store.cancel_requested(job["job_id"])
+    assert "it stopped" in message
+    assert store.list_jobs()[0]["status"] == "cancelled"
+    assert store.get_run(job["run_id"])["status"] == "cancelled"
+
+
+def test_read_log_tail_keeps_the_end(tmp_path):
+    log = tmp_path / "x.log"
+    log.write_text("a" * 100 + "END")
+    assert jobs_control.read_log_tail(log, max_bytes=10).endswith("aaaaaaaEND")
+    assert jobs_control.read_log_tail(tmp_path / "missing.log") == ""
