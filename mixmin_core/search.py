@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .constraints import project_capped
 from .errors import InputError
 from .results import MixtureResult
 from .validation import check_finite, describe
@@ -155,19 +156,23 @@ def _draw_at_concentrations(p: np.ndarray, concentrations: np.ndarray, m: int, r
 def regmix_swarm(n_runs: int, prior: np.ndarray, rng: np.random.Generator, *,
                  n_concentrations: int = 15, min_conc: float = 0.1, max_conc: float = 5.0,
                  min_weight: float = 2e-4, upper_bounds: np.ndarray | None = None,
-                 max_draws: int = 100) -> np.ndarray:
+                 max_draws: int = 100, bounds_mode: str = "reject") -> np.ndarray:
     """RegMix swarm design: ``n_runs`` distinct mixtures, shape ``(n_runs, n_sources)`` float32.
 
     Each mixture is drawn from ``Dirichlet(c * prior)`` with ``c`` picked uniformly from
     ``n_concentrations`` log-spaced values in ``[min_conc, max_conc]``. Draws with any weight above
     ``upper_bounds`` are rejected. Weights below ``min_weight`` are set to zero, the rest renormalised
-    and rounded to multiples of ``min_weight`` (then renormalised so rows sum to one exactly).
+    and rounded to multiples of ``min_weight`` (then renormalised so rows sum to one exactly; with
+    ``bounds_mode="project"`` the final projection may shrink weights slightly below ``min_weight``).
     Duplicates are dropped and replaced by fresh draws. ``prior`` is used as given: pass
     :func:`dirichlet_prior` of the natural weights for RegMix's temperature 0.5.
 
     Parameters
     ----------
     max_draws : give up after ``max_draws * n_runs`` draws (RegMix draws 100 times the swarm size).
+    bounds_mode : ``"reject"`` (RegMix) drops draws above the bounds; ``"project"`` moves them onto
+        the capped simplex instead (KL projection, ``constraints.project_capped``). Rejection rarely
+        succeeds with many sources (over ~100, most draws exceed some bound): use ``"project"`` there.
 
     Raises
     ------
@@ -189,6 +194,8 @@ def regmix_swarm(n_runs: int, prior: np.ndarray, rng: np.random.Generator, *,
             f"upper_bounds must be {n_sources} positive values summing to at least 1 (else no mixture fits); "
             f"got {describe(bounds)}" + (f" with sum {bounds.sum():.3g}." if bounds.shape == (n_sources,) else ".")
         )
+    if bounds_mode not in ("reject", "project"):
+        raise InputError(f"bounds_mode must be 'reject' or 'project'; got {bounds_mode!r}.")
     concentrations = np.logspace(np.log10(min_conc), np.log10(max_conc), n_concentrations)
     grid = min_weight if min_weight > 0 else 1e-6  # dedup resolution (RegMix: L1 distance 1e-5)
     kept: dict[bytes, np.ndarray] = {}
@@ -198,20 +205,26 @@ def regmix_swarm(n_runs: int, prior: np.ndarray, rng: np.random.Generator, *,
         m = min(batch, budget)
         budget -= m
         W = _draw_at_concentrations(p, concentrations, m, rng)
-        W = W[(W <= bounds).all(axis=1)]
+        project = bounds_mode == "project" and upper_bounds is not None
+        if project:
+            W = np.stack([project_capped(row + 1e-12, bounds) for row in W])
+        W = W[(W <= bounds * (1 + 1e-9)).all(axis=1)]
         W = np.where(W < min_weight, 0.0, W)
-        W = W[W.sum(axis=1) > 0]
-        W = _normalise_rows(W)
+        W = _normalise_rows(W[W.sum(axis=1) > 0])
         if min_weight > 0:
             W = _normalise_rows(np.round(W / min_weight) * min_weight)
+        if project and len(W):  # renormalising may have crossed a bound: project again (zeros stay zero)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                W = np.stack([project_capped(row, bounds) for row in W])
+            W = W[np.isfinite(W).all(axis=1) & (W <= bounds * (1 + 1e-9)).all(axis=1)]
         for row in W:
             key = np.rint(row / grid).astype(np.int64).tobytes()
             kept.setdefault(key, row)
     if len(kept) < n_runs:
         raise InputError(
             f"regmix_swarm found only {len(kept)} distinct mixtures within the bounds after "
-            f"{max_draws * n_runs} draws; n_runs={n_runs} requested. Loosen upper_bounds, lower n_runs "
-            f"or raise max_draws."
+            f"{max_draws * n_runs} draws; n_runs={n_runs} requested. Loosen upper_bounds, lower n_runs, "
+            f"raise max_draws or use bounds_mode='project'."
         )
     pool = np.stack(list(kept.values()))
     pick = rng.choice(len(pool), size=n_runs, replace=False)
@@ -499,6 +512,10 @@ def regmix(evaluate, *, source_names, prior, n_runs: int, rng: np.random.Generat
         ``dirichlet_prior(prior, temperature)``; candidates from ``Dirichlet(prior)``.
     preset : ``"faithful"`` (RegMix's regressor) or ``"mixmin-paper"`` (10 trees, leaves of 1 row).
     max_usage : per-source upper bound ``min(max_usage * prior, 1)`` on swarm weights (None: none).
+        Draws above the bounds are rejected as in RegMix; when too few distinct mixtures survive
+        (typically over ~100 sources) they are projected onto the bounds instead, with a warning in
+        ``meta["warnings"]``.
+    min_weight : RegMix's 2e-4, lowered to ``0.5 / n_sources`` when that is smaller.
     compute_per_run : cost of one proxy; ``meta["compute"] = n_runs * compute_per_run``.
 
     Returns
@@ -514,9 +531,20 @@ def regmix(evaluate, *, source_names, prior, n_runs: int, rng: np.random.Generat
     _check_preset(preset)
     p = _check_prior("prior", prior, len(names))
     bounds = None if max_usage is None else np.minimum(float(max_usage) * p, 1.0)
-    W = regmix_swarm(n_runs, dirichlet_prior(p, temperature), rng, min_weight=min_weight, upper_bounds=bounds)
+    swarm_prior = dirichlet_prior(p, temperature)
+    notes = []
+    try:
+        W = regmix_swarm(n_runs, swarm_prior, rng, min_weight=min(min_weight, 0.5 / len(names)), upper_bounds=bounds)
+    except InputError as exc:
+        if bounds is None or "distinct mixtures" not in str(exc):
+            raise
+        notes.append(f"{exc} Projected the draws onto the bounds instead of rejecting them (bounds_mode='project').")
+        log.warning(notes[-1])
+        W = regmix_swarm(n_runs, swarm_prior, rng, min_weight=min(min_weight, 0.5 / len(names)), upper_bounds=bounds,
+                         bounds_mode="project")
     y = _check_losses("evaluate", evaluate(W), len(W))
     result = regmix_fit_choose(W, y, source_names=names, prior=p, rng=rng, preset=preset, n_candidates=n_candidates,
                                top_k=top_k, compute=n_runs * float(compute_per_run), seed=seed)
     result.meta.update(swarm=W.tolist(), swarm_losses=[float(v) if np.isfinite(v) else None for v in y])
+    result.meta["warnings"] = notes + result.meta["warnings"]
     return result

@@ -85,6 +85,25 @@ def test_swarm_design_properties_on_the_pile_prior():
     np.testing.assert_array_equal(W, again)
 
 
+def test_swarm_projects_onto_bounds_when_rejection_cannot_fill_it(caplog):
+    natural = np.random.default_rng(12).dirichlet(np.full(150, 2.0))
+    bounds = np.minimum(15 * natural, 1.0)
+    with pytest.raises(InputError, match="use bounds_mode='project'"):
+        regmix_swarm(150, dirichlet_prior(natural), np.random.default_rng(0), upper_bounds=bounds)
+    W = regmix_swarm(150, dirichlet_prior(natural), np.random.default_rng(0), upper_bounds=bounds,
+                     bounds_mode="project")
+    assert W.shape == (150, 150) and (W <= bounds * (1 + 1e-6)).all()
+    np.testing.assert_allclose(W.sum(axis=1), 1, atol=1e-5)
+    assert len(np.unique(W, axis=0)) == 150
+    names = tuple(f"s{i}" for i in range(150))
+    with caplog.at_level(logging.WARNING, logger="mixmin.search"):
+        result = regmix(corner_loss(0, 150), source_names=names, prior=natural, n_runs=150,
+                        rng=np.random.default_rng(1), n_candidates=2000)
+    assert "Projected the draws onto the bounds" in result.meta["warnings"][0] and "Projected" in caplog.text
+    swarm = np.array(result.meta["swarm"])
+    assert (swarm <= bounds * (1 + 1e-6)).all()
+
+
 def test_matched_trials():
     assert matched_trials(17 * 2.5, 2.5) == 17  # MixMin: one proxy per source
     assert matched_trials(10, 3) == 3
@@ -208,6 +227,7 @@ def test_spearman_undefined_cases():
     (lambda: sample_random_mixtures(3, 2, np.random.default_rng(), concentration=-1), "concentration must be positive"),
     (lambda: regmix_swarm(5, np.full(4, 0.25), np.random.default_rng(), min_weight=0.3), "min_weight must be in"),
     (lambda: regmix_swarm(5, np.full(4, 0.25), np.random.default_rng(), min_conc=2, max_conc=1), "min_conc <= max_conc"),
+    (lambda: regmix_swarm(5, np.full(4, 0.25), np.random.default_rng(), bounds_mode="clip"), "bounds_mode must be"),
     (lambda: regmix_swarm(5, np.full(2, 0.5), np.random.default_rng(), upper_bounds=np.array([0.3, 0.3])),
      "upper_bounds must be 2 positive values summing to at least 1"),
     (lambda: matched_trials(0, 1), "total_compute must be a positive number"),
