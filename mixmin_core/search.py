@@ -45,6 +45,7 @@ PRESETS: dict[str, dict] = {
                      "extra": {"min_child_samples": 1, "min_data_in_bin": 1}},
 }
 EARLY_STOPPING_ROUNDS = 3
+_CHUNK_VALUES = 4_000_000  # candidates are drawn and scored in chunks of about this many values
 MAX_USAGE = 15.0  # RegMix: a source may be repeated at most 15 times -> weight <= 15 * natural
 
 
@@ -438,11 +439,14 @@ def regmix_choose(model, prior, rng: np.random.Generator, *, n_candidates: int =
     top_k = _check_positive_int("top_k", top_k)
     if top_k > n_candidates:
         raise InputError(f"top_k must be at most n_candidates ({n_candidates}); got {top_k}.")
-    candidates = _normalise_rows(rng.dirichlet(p, size=n_candidates))
-    pred = np.asarray(model.predict(candidates), dtype=np.float64)
-    pred = np.where(np.isfinite(pred), pred, np.inf)
-    best = np.argpartition(pred, top_k - 1)[:top_k] if top_k < n_candidates else np.arange(n_candidates)
-    top = candidates[best]
+    top, top_pred = np.empty((0, p.size)), np.empty(0)
+    chunk = max(1000, _CHUNK_VALUES // p.size)  # bounded memory with many sources
+    for start in range(0, n_candidates, chunk):
+        cands = np.r_[top, _normalise_rows(rng.dirichlet(p, size=min(chunk, n_candidates - start)))]
+        pred = np.r_[top_pred, np.asarray(model.predict(cands[len(top):]), dtype=np.float64)]
+        pred = np.where(np.isfinite(pred), pred, np.inf)
+        keep = np.argpartition(pred, top_k - 1)[:top_k] if top_k < len(pred) else np.arange(len(pred))
+        top, top_pred = cands[keep], pred[keep]
     w = top.mean(axis=0)
     w = (w / w.sum()).astype(np.float32)
     return (w, top.astype(np.float32)) if return_candidates else w

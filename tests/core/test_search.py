@@ -161,6 +161,17 @@ def test_top_k_averaging_matches_an_independent_computation():
     np.testing.assert_allclose(everything, cands.mean(axis=0), atol=1e-5)
 
 
+def test_top_k_is_the_same_when_candidates_come_in_chunks(monkeypatch):
+    import mixmin_core.search as search
+
+    prior = np.array([0.4, 0.3, 0.2, 0.1])
+    model = LinearModel([0.3, -1.0, 0.5, 0.2])
+    whole = regmix_choose(model, prior, np.random.default_rng(3), n_candidates=4500, top_k=50)
+    monkeypatch.setattr(search, "_CHUNK_VALUES", 10)  # 1,000-row chunks: 5 of them, the last partial
+    chunked = regmix_choose(model, prior, np.random.default_rng(3), n_candidates=4500, top_k=50)
+    np.testing.assert_allclose(chunked, whole, atol=1e-6)
+
+
 def test_regressor_finds_the_known_best_corner():
     rng = np.random.default_rng(8)
     prior = np.full(5, 0.2)
