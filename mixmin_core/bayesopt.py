@@ -51,13 +51,11 @@ def fit_gp(X: np.ndarray, y: np.ndarray, *, seed: int = 0, n_fidelity_dims: int 
 
     if kernel is not None:
         return GaussianProcessRegressor(kernel, normalize_y=True, optimizer=None).fit(X, y)
-    d = X.shape[1]
-    scales = np.r_[np.full(1, 0.3), np.full(n_fidelity_dims, 1.0)] if n_fidelity_dims else 0.3
-    kernel = ConstantKernel(1.0, (1e-2, 1e2)) * Matern(scales, (1e-2, 1e2), nu=2.5) \
-        + WhiteKernel(1e-2, (1e-6, 1.0))
     if n_fidelity_dims:
-        kernel = ConstantKernel(1.0, (1e-2, 1e2)) * _GroupedMatern(d - n_fidelity_dims, scales) \
-            + WhiteKernel(1e-2, (1e-6, 1.0))
+        shape = _grouped_matern(X.shape[1] - n_fidelity_dims, np.r_[0.3, np.ones(n_fidelity_dims)])
+    else:
+        shape = Matern(0.3, (1e-2, 1e2), nu=2.5)
+    kernel = ConstantKernel(1.0, (1e-2, 1e2)) * shape + WhiteKernel(1e-2, (1e-6, 1.0))
     gp = GaussianProcessRegressor(kernel, normalize_y=True, random_state=seed, n_restarts_optimizer=1)
     with warnings.catch_warnings():  # hyperparameters at their bounds are fine here (e.g. no noise)
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -65,22 +63,22 @@ def fit_gp(X: np.ndarray, y: np.ndarray, *, seed: int = 0, n_fidelity_dims: int 
     return gp
 
 
-def _GroupedMatern(n_weights: int, scales):  # noqa: N802 - a kernel factory, named like the class it builds
-    """Matern(5/2) with one length scale shared by the ``n_weights`` weight columns and one per
-    remaining (fidelity) column: the weights are rescaled as a group so the kernel stays isotropic
-    in mixture space."""
+def _grouped_matern(n_weights: int, scales: np.ndarray):
+    """Matern(5/2) with one length scale shared by the first ``n_weights`` columns (the mixture
+    weights: isotropic in mixture space) and one per remaining (fidelity) column. Its gradient in
+    the log length scales is taken by finite differences."""
     from sklearn.gaussian_process.kernels import Matern
+
+    def expand(ls):
+        return np.r_[np.full(n_weights, ls[0]), ls[1:]]
 
     class GroupedMatern(Matern):
         def __init__(self, length_scale=scales, length_scale_bounds=(1e-2, 1e2), nu=2.5):
             super().__init__(length_scale, length_scale_bounds, nu)
 
         def __call__(self, X, Y=None, eval_gradient=False):
-            # expand the (1 + k) scales to (n_weights + k) columns, keep the gradient per group
-            ls = np.atleast_1d(self.length_scale)
-            full = np.r_[np.full(n_weights, ls[0]), ls[1:]]
-            base = Matern(full, "fixed", self.nu)
-            K = base(X, Y)
+            ls = np.atleast_1d(self.length_scale).astype(np.float64)
+            K = Matern(expand(ls), "fixed", self.nu)(X, Y)
             if not eval_gradient:
                 return K
             eps = 1e-6
@@ -88,8 +86,7 @@ def _GroupedMatern(n_weights: int, scales):  # noqa: N802 - a kernel factory, na
             for j in range(ls.size):
                 bumped = ls.copy()
                 bumped[j] *= np.exp(eps)
-                full_b = np.r_[np.full(n_weights, bumped[0]), bumped[1:]]
-                grads.append((Matern(full_b, "fixed", self.nu)(X) - K) / eps)
+                grads.append((Matern(expand(bumped), "fixed", self.nu)(X) - K) / eps)
             return K, np.stack(grads, axis=-1)
 
     return GroupedMatern()

@@ -33,6 +33,20 @@ def test_gp_interpolates_a_smooth_loss():
     assert np.corrcoef(gp.predict(W[50:]), y[50:])[0, 1] > 0.9
 
 
+def test_fidelity_kernel_gradient_matches_finite_differences():
+    rng = np.random.default_rng(6)
+    X = np.c_[rng.dirichlet(np.ones(4), size=30), rng.integers(0, 2, size=30)]
+    gp = fit_gp(X, smooth_loss(X[:, :4]) + X[:, 4], n_fidelity_dims=1)
+    assert gp.kernel_.theta.size == 4  # constant, weights' length scale, fidelity length scale, noise
+    theta = np.log([1.0, 0.3, 0.8, 1e-2])  # a well-conditioned point (the fitted one may sit at a bound)
+    lml, grad = gp.log_marginal_likelihood(theta, eval_gradient=True)
+    for j in range(theta.size):
+        step = np.zeros_like(theta)
+        step[j] = 1e-4
+        numeric = (gp.log_marginal_likelihood(theta + step) - gp.log_marginal_likelihood(theta - step)) / 2e-4
+        assert grad[j] == pytest.approx(numeric, rel=1e-3, abs=1e-3)
+
+
 def test_bo_table_beats_random_search_at_equal_lookups():
     W = np.random.default_rng(2).dirichlet(np.full(4, 0.7), size=300)
     y = smooth_loss(W)
