@@ -15,6 +15,8 @@ PIPELINES = {
     "chem": "jobs.pipelines.chem",
     "lm": "jobs.pipelines.lm",
     "run_table": "jobs.pipelines.run_table",
+    "chem_evolve": "jobs.pipelines.chem_evolve",
+    "chem_ladder": "jobs.pipelines.chem_ladder",
 }
 
 
