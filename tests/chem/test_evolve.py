@@ -1,0 +1,172 @@
+"""chem_evolve: evolving source sets on real ToxCast labels (400 molecules, a handful of assays).
+
+An update trains only the proxies of new or changed sources; the unchanged sources' cached proxy
+files are reused byte for byte; caps from the config are respected, and infeasible caps fail
+before any run folder exists."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from jobs.__main__ import main
+from jobs.config import build_dataclass
+from jobs.pipelines import chem_evolve
+from mixmin_core import MixtureResult
+from mixmin_core.errors import ConfigError, InputError
+from mixmin_core.evolving import mixture_change
+from mixmin_core.fileio import sha256_file
+from mixmin_core.layout import Problem, list_problems, mixture_path
+from mixmin_core.store import RunStore
+
+TARGET = "ATG_ERE_CIS_up"
+INITIAL = ["ATG_ERa_TRANS_up", "ATG_NRF2_ARE_CIS_up", "ATG_PPARg_TRANS_up"]
+SMALL = {"pipeline": "chem_evolve", "dataset": "", "target": TARGET, "initial": INITIAL, "proxy_trees": 10,
+         "final_trees": 10, "max_final_rows": 1000, "n_workers": 1}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _table(tmp_path_factory, toxcast_head):
+    """The first 400 ToxCast molecules with five assays, as a user's table (path: ...)."""
+    path = tmp_path_factory.mktemp("evolve") / "toxcast_head.csv"
+    toxcast_head.to_csv(path, index=False)
+    SMALL["path"] = str(path)
+
+
+def _config(tmp_path, name, **fields):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({**SMALL, "name": name, **fields}))
+    return str(path)
+
+
+def _run(tmp_path, name, **fields):
+    assert main(["run", _config(tmp_path, name, **fields), "--quiet"]) == 0
+    store = RunStore()
+    run = next(r for r in store.list_runs() if r["name"] == name)
+    return store, run["run_id"], store.run_dir(run["run_id"])
+
+
+def _cache(store) -> dict:
+    return {p.name: (sha256_file(p), p.stat().st_mtime_ns) for p in sorted((store.root / "proxy_cache").glob("*.npz"))}
+
+
+def _proxy_units(store, run_id) -> list:
+    return [u for u in store.units(run_id) if u["kind"] == "proxy"]
+
+
+def test_add_and_split_train_only_their_proxies_and_reuse_the_rest_byte_for_byte(tmp_path):
+    store, first_id, _ = _run(tmp_path, "base", updates=[])
+    before = _cache(store)
+    assert len(before) == 3 and len(_proxy_units(store, first_id)) == 3
+
+    updates = [{"add": ["ATG_PXRE_CIS_up"]}, {"split": "ATG_NRF2_ARE_CIS_up"}]
+    store, run_id, run_dir = _run(tmp_path, "grow", updates=updates)
+    trained = _proxy_units(store, run_id)
+    assert len(trained) == 3  # the added assay and the two halves; the initial three come from the cache
+    assert sorted(json.loads((store.root / "proxy_cache" / Path(u["path"]).name.replace(".npz", ".json")).read_text())
+                  ["first_source"] for u in trained) == ["ATG_NRF2_ARE_CIS_up#1", "ATG_NRF2_ARE_CIS_up#2",
+                                                         "ATG_PXRE_CIS_up"]
+    after = _cache(store)
+    assert {k: after[k] for k in before} == before  # same bytes, never rewritten
+    assert len(after) == 6
+
+    evolve = json.loads((run_dir / "evolve.json").read_text())
+    v0, v1, v2 = evolve["versions"]
+    assert v0["trained_in_this_job"] == [] and v0["trained"] == INITIAL  # logically trained in v0, cached from "base"
+    assert v1["trained"] == ["ATG_PXRE_CIS_up"] and sorted(v1["reused"]) == sorted(INITIAL)
+    assert v2["trained"] == ["ATG_NRF2_ARE_CIS_up#1", "ATG_NRF2_ARE_CIS_up#2"]
+    assert v2["removed"] == ["ATG_NRF2_ARE_CIS_up"] and v2["n_sources"] == 5
+    # compute = trees x rows of each proxy; saved = everything but the trained ones
+    costs = {n: 10 * json.loads((store.root / "proxy_cache" / f"{k}.json").read_text())["rows"]
+             for n, k in v2["proxy_keys"].items()}
+    spent = sum(costs[n] for n in v2["trained"])
+    assert v2["compute"]["spent"] == spent and v2["compute"]["total"] == sum(costs.values())
+    assert v2["compute"]["saved_fraction"] == pytest.approx(1 - spent / sum(costs.values()))
+    # the halves partition the assay's fit rows
+    halves = costs["ATG_NRF2_ARE_CIS_up#1"] + costs["ATG_NRF2_ARE_CIS_up#2"]
+    assert halves == 10 * json.loads((store.root / "proxy_cache" / f"{v1['proxy_keys']['ATG_NRF2_ARE_CIS_up']}.json")
+                                     .read_text())["rows"]
+
+    assert [p.variant for p in list_problems(run_dir)] == ["v0", "v1", "v2"]
+    results = [MixtureResult.from_dict(json.loads(mixture_path(run_dir, Problem(TARGET, 0, f"v{k}"), "mixmin")
+                                                  .read_text())) for k in range(3)]
+    assert all(abs(r.weights.sum() - 1) < 1e-5 for r in results)
+    assert v2["mixture_change"]["l1"] == pytest.approx(mixture_change(results[1], results[2])["l1"])
+    assert results[1].meta["warm_start"] and not results[0].meta["warm_start"]
+    res = store.results(run_id)
+    assert set(res.metric) == {"ap", "proxy_compute_spent", "proxy_compute_saved_fraction", "mixture_l1_change"}
+    assert sorted(res[res.metric == "ap"].variant) == ["v0", "v1", "v2"] and res[res.metric == "ap"].value.between(0, 1).all()
+
+    n_units = len(store.units(run_id))
+    assert main(["run", _config(tmp_path, "grow", updates=updates), "--quiet"]) == 0  # resume: nothing retrained
+    assert len(store.units(run_id)) == n_units and _cache(store) == after
+
+
+def test_revise_retrains_the_new_release_and_remove_trains_nothing(tmp_path):
+    updates = [{"revise": "ATG_PPARg_TRANS_up"}, {"remove": ["ATG_ERa_TRANS_up"]}]
+    store, run_id, run_dir = _run(tmp_path, "revise", updates=updates)
+    v0, v1, v2 = json.loads((run_dir / "evolve.json").read_text())["versions"]
+    assert v1["trained"] == ["ATG_PPARg_TRANS_up"] and v1["proxy_keys"]["ATG_PPARg_TRANS_up"] != \
+        v0["proxy_keys"]["ATG_PPARg_TRANS_up"]
+    assert v2["trained"] == [] and v2["compute"]["saved_fraction"] == 1.0 and v2["removed"] == ["ATG_ERa_TRANS_up"]
+    assert len(_proxy_units(store, run_id)) == 4
+
+
+def test_caps_from_the_config_are_respected(tmp_path):
+    # uncapped, ATG_ERa_TRANS_up takes almost all the weight for this target; cap it (and its halves) at 0.3
+    store, run_id, run_dir = _run(tmp_path, "capped", updates=[{"split": "ATG_ERa_TRANS_up"}],
+                                  caps={"ATG_ERa_TRANS_up": 0.3})
+    evolve = json.loads((run_dir / "evolve.json").read_text())
+    assert evolve["versions"][1]["caps"]["ATG_ERa_TRANS_up#2"] == 0.3
+    for k in (0, 1):
+        r = MixtureResult.from_dict(json.loads(mixture_path(run_dir, Problem(TARGET, 0, f"v{k}"), "mixmin").read_text()))
+        caps = np.array(r.meta["caps"])
+        assert (r.weights <= caps + 1e-6).all() and abs(r.weights.sum() - 1) < 1e-5
+    r0 = MixtureResult.from_dict(json.loads(mixture_path(run_dir, Problem(TARGET, 0, "v0"), "mixmin").read_text()))
+    assert r0.weights[0] == pytest.approx(0.3, abs=1e-4)  # the cap binds
+
+
+def _fields(**extra):
+    return {k: v for k, v in {**SMALL, **extra}.items() if k != "pipeline"}
+
+
+def test_infeasible_caps_fail_before_any_run_folder(tmp_path, capsys):
+    config = build_dataclass(chem_evolve.CONFIG, _fields(caps=0.2))
+    with pytest.raises(InputError, match=r"caps sum to 0.6 < 1 over the 3 sources of version v0"):
+        chem_evolve.validate(config)
+    # feasible at v0 (3 x 0.4) but not after a removal leaves two sources
+    config = build_dataclass(chem_evolve.CONFIG, _fields(caps=0.4, updates=[{"remove": ["ATG_ERa_TRANS_up"]}]))
+    with pytest.raises(InputError, match="version v1"):
+        chem_evolve.validate(config)
+    with pytest.raises(InputError, match=r"caps name \['ATG_nope'\]"):
+        chem_evolve.validate(build_dataclass(chem_evolve.CONFIG, _fields(caps={"ATG_nope": 0.5})))
+    assert main(["run", _config(tmp_path, "infeasible", caps=0.2), "--quiet"]) == 2
+    assert "caps sum to" in capsys.readouterr().err
+    assert RunStore().list_runs() == [] and not (RunStore().root / "runs").exists()
+
+
+@pytest.mark.parametrize("fields, match", [
+    ({"caps": 1.5}, "caps must be a number in"),
+    ({"caps": {"ATG_ERa_TRANS_up": 0}}, "caps must be a number in"),
+    ({"prior_strength": -1}, "prior_strength must be"),
+    ({"updates": [{"merge": "x"}]}, r"updates\[0\] must be a mapping with exactly one key"),
+    ({"updates": [{"add": 0}]}, r"updates\[0\].add must be a positive count"),
+    ({"initial": []}, "initial must be a positive count or a non-empty list"),
+    ({"revise_fraction": 1.0}, "revise_fraction must be in"),
+])
+def test_bad_config_fields_raise_config_errors(fields, match):
+    with pytest.raises(ConfigError, match=match):
+        build_dataclass(chem_evolve.CONFIG, _fields(**fields))
+
+
+@pytest.mark.parametrize("fields, match", [
+    ({"updates": [{"split": "ATG_PXRE_CIS_up"}]}, r"updates\[0\] \(split\): 'ATG_PXRE_CIS_up' is not a source of version 0"),
+    ({"updates": [{"add": ["ATG_ERa_TRANS_up"]}]}, "is already a source of version 0"),
+    ({"initial": [TARGET, "ATG_ERa_TRANS_up"]}, "is the target"),
+    ({"target": "ATG_nope"}, "assay 'ATG_nope' does not exist"),
+    ({"updates": [{"remove": ["ATG_ERa_TRANS_up", "ATG_NRF2_ARE_CIS_up"]}]}, "leaves 1 source"),
+])
+def test_bad_updates_fail_in_validate(fields, match):
+    with pytest.raises(InputError, match=match):
+        chem_evolve.validate(build_dataclass(chem_evolve.CONFIG, _fields(**fields)))
