@@ -78,7 +78,7 @@ def heatmap(run_id: str, problems: list, k: int, meta: pd.DataFrame) -> pd.DataF
     grid = grid[grid.max().sort_values(ascending=False).index[:30]]
     fig = px.imshow(grid.to_numpy(), x=list(grid.columns), y=list(grid.index), color_continuous_scale="Reds",
                     aspect="auto", title=f"Targets × their top-{k} source assays (weight)")
-    fig.update_layout(height=max(300, 32 * len(grid) + 200), margin=dict(l=10, r=10, t=40, b=10),
+    fig.update_layout(height=max(420, 40 * len(grid) + 300), margin=dict(l=10, r=10, t=40, b=10),
                       xaxis=dict(tickangle=-45))
     st.plotly_chart(fig, key="assays.heatmap")
     return long

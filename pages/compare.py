@@ -60,7 +60,8 @@ def summary_table(summary: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
     if baseline and "improvement" in table:
         table = table.rename(columns={"improvement": f"vs {baseline}", "improvement_low": "vs low",
                                       "improvement_high": "vs high"})
-    return table.sort_values(["target", "method"], key=lambda s: s.map(_shared.method_sort_key) if s.name == "method" else s)
+    order = {"target": lambda s: s.map(lambda t: (t != "overall", t)), "method": lambda s: s.map(_shared.method_sort_key)}
+    return table.sort_values(["target", "method"], key=lambda s: order[s.name](s))
 
 
 def sweep_figure(frame: pd.DataFrame, kind: str) -> go.Figure | None:
@@ -94,7 +95,8 @@ def sweep_figure(frame: pd.DataFrame, kind: str) -> go.Figure | None:
 
 def weights_side_by_side(run_id: str) -> None:
     problems = layout.list_problems(_shared.store().run_dir(run_id))
-    withmix = [p for p in problems if layout.list_mixtures(_shared.store().run_dir(run_id), p)]
+    withmix = sorted((p for p in problems if layout.list_mixtures(_shared.store().run_dir(run_id), p)),
+                     key=lambda p: (_shared.main_first(p.variant), p.target, p.trial))
     if not withmix:
         st.caption("This run saved no mixtures.")
         return
@@ -149,7 +151,8 @@ def page() -> None:
                  column_config={"p_vs_mixmin": st.column_config.NumberColumn(format="%.3g")})
     if "compute" in total and total["compute"].notna().any():
         fig = px.bar(total, x="method", y="compute", title="Proxy compute per method", color="method",
-                     color_discrete_map=_shared.METHOD_COLOURS)
+                     color_discrete_map=_shared.METHOD_COLOURS,
+                     category_orders={"method": sorted(total["method"], key=_shared.method_sort_key)})
         fig.update_layout(height=300, showlegend=False, margin=dict(l=10, r=10, t=40, b=10))
         st.plotly_chart(fig, key="compare.compute")
     for kind in ("sources", "compute"):

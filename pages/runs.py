@@ -74,7 +74,8 @@ def runs_table(store, runs: list[dict]) -> pd.DataFrame:
             "created": pd.Timestamp(run["created_at"], unit="s").strftime("%Y-%m-%d %H:%M"),
             "run id": run["run_id"],
         })
-    return pd.DataFrame(rows)
+    order = ["name", "status", "progress", "key result", "dataset", "step", "pipeline", "created", "run id"]
+    return pd.DataFrame(rows, columns=order)
 
 
 def show_runs(store) -> None:

@@ -5,6 +5,7 @@ browser downloads are never used. Screenshots of every page go to artifacts/scre
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -44,24 +45,36 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    home = build_home(tmp_path_factory.mktemp("browser_home"))
+@contextlib.contextmanager
+def serve(home: Path):
+    """``streamlit run app.py`` on a free localhost port with ``MIXMIN_HOME=home``; yields its URL."""
     port = free_port()
     env = {**os.environ, "MIXMIN_HOME": str(home)}
-    log = open(home / "streamlit.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, proc, home / "streamlit.log")
+    log_path = home.parent / f"streamlit-{port}.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+             "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_healthy(url, proc, log_path)
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with serve(build_home(tmp_path_factory.mktemp("browser_home") / "home")) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
+
+
+@pytest.fixture(scope="module")
+def empty_server(tmp_path_factory):
+    with serve(tmp_path_factory.mktemp("browser_empty") / "home") as url:
+        yield url
 
 
 def _wait_healthy(url: str, proc, log_path: Path, timeout: float = 60.0) -> None:
@@ -88,7 +101,7 @@ def browser():
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context = browser.new_context(viewport={"width": 1400, "height": 2400})
     page = context.new_page()
     yield page
     context.close()
@@ -100,16 +113,18 @@ def open_page(page, url: str, path: str, title: str) -> None:
     _wait_idle(page)
 
 
-def _wait_idle(page, timeout: float = 30.0) -> None:
-    """Wait until Streamlit has finished the current script run (no running-status widget)."""
+def _wait_idle(page, timeout: float = 45.0) -> None:
+    """Wait until the script run has finished and every element is drawn (no status widget,
+    no skeleton placeholders, Plotly charts rendered) for about a second."""
+    busy = ('[data-testid="stStatusWidgetRunningIcon"], [data-testid="stStatusWidgetRunningManIcon"], '
+            '[data-testid="stSkeleton"], [data-testid="stAppSkeleton"]')
     deadline = time.monotonic() + timeout
-    page.wait_for_timeout(300)
-    while time.monotonic() < deadline:
-        if page.locator('[data-testid="stStatusWidget"]').count() == 0:
-            page.wait_for_timeout(500)
-            if page.locator('[data-testid="stStatusWidget"]').count() == 0:
-                return
-        page.wait_for_timeout(200)
+    quiet = 0
+    while time.monotonic() < deadline and quiet < 4:
+        undrawn = page.evaluate("() => Array.from(document.querySelectorAll('.js-plotly-plot'))"
+                                ".filter(el => !el.querySelector('.main-svg')).length")
+        quiet = quiet + 1 if page.locator(busy).count() == 0 and undrawn == 0 else 0
+        page.wait_for_timeout(300)
 
 
 def _trajectory(page, timeout: float = 30.0):
@@ -150,3 +165,16 @@ def test_screenshot_every_page(server, page, path, title):
     assert page.locator('[data-testid="stException"]').count() == 0
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{path or 'runs'}.png"), full_page=True)
+
+
+def test_newcomer_on_an_empty_store_opens_the_example(empty_server, page):
+    open_page(page, empty_server, "", "Runs")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "runs_empty_store.png"), full_page=True)
+    assert page.get_by_role("button", name="Start the ToxCast demo").is_enabled()
+    page.get_by_role("button", name="Open the example in the Solver").click()
+    page.get_by_role("heading", name="Solver", exact=True).first.wait_for(timeout=30_000)
+    page.get_by_text("Known true weights").wait_for(timeout=30_000)
+    _wait_idle(page)
+    _trajectory(page)
+    page.screenshot(path=str(SHOTS / "solver_example.png"), full_page=True)
