@@ -262,7 +262,7 @@ def run(config: ChemEvolveConfig, ctx: RunContext) -> dict:
     fit_t = np.flatnonzero(codes[config.target] == 0)
     test_t = np.flatnonzero(codes[config.target] == 2)
     seen: set = set()
-    previous = None
+    previous, prev_assays = None, {}
     records, final_units = [], []
     for v in versions:
         problem = Problem(config.target, 0, f"v{v.index}")
@@ -313,6 +313,9 @@ def run(config: ChemEvolveConfig, ctx: RunContext) -> dict:
             "max_rows": config.max_final_rows, "seed": config.seed, "device": device, "n_jobs": config.xgb_threads,
             "output": str(fin_p)}, output=fin_p, kind="final"))
         change = None if previous is None else mixture_change(previous, result)
+        if change is not None:  # halves of a split assay count towards their assay: the L1 without renames
+            change["l1_by_assay"] = _l1_by_assay(previous, result, {**prev_assays, **{n: s.assay for n, s in
+                                                                                      v.sources.items()}})
         records.append({
             "version": v.index, "variant": problem.variant, "update": v.update, "n_sources": len(v.names),
             "added": [n for n in v.names if previous is None or n not in previous.source_names],
@@ -320,11 +323,12 @@ def run(config: ChemEvolveConfig, ctx: RunContext) -> dict:
             "trained": trained, "reused": [n for n in v.names if n not in trained], "trained_in_this_job": ran_now,
             "proxy_keys": keys, "compute": saved, "mixture_change": change,
             "n_iter_warm": result.n_iter, "n_iter_cold": cold.n_iter, "loss": result.loss,
+            "iters_to_loss_warm": _iters_to(result, cold), "iters_to_loss_cold": _iters_to(cold, result),
             "caps": None if caps is None else dict(zip(v.names, caps.tolist())),
             "weights": dict(zip(v.names, result.weights.astype(float).tolist()))})
         log.info("v%d: %d sources, trained %d, reused %d, saved %.1f%% of proxy compute", v.index, len(v.names),
                  len(trained), len(v.names) - len(trained), 100 * saved["saved_fraction"])
-        previous = result
+        previous, prev_assays = result, {n: s.assay for n, s in v.sources.items()}
     finals = ctx.run_units(final_units, "final models")
     for rec, unit in zip(records, final_units):
         fin = finals.get(unit.unit_id) or read_json(unit.output)
@@ -337,6 +341,22 @@ def run(config: ChemEvolveConfig, ctx: RunContext) -> dict:
         "trained": len(r["trained"]), "reused": len(r["reused"]),
         "saved_fraction": round(r["compute"]["saved_fraction"], 4),
         "l1_change": None if r["mixture_change"] is None else round(r["mixture_change"]["l1"], 4)} for r in records]}
+
+
+def _l1_by_assay(before, after, assay_of: dict) -> float:
+    """L1 change of the weights summed per base assay (a split assay's halves add up to the assay)."""
+    totals: dict = {}
+    for sign, result in ((-1.0, before), (1.0, after)):
+        for n, w in zip(result.source_names, result.weights.astype(float)):
+            totals[assay_of[n]] = totals.get(assay_of[n], 0.0) + sign * w
+    return float(sum(abs(d) for d in totals.values()))
+
+
+def _iters_to(result, other, rel: float = 1e-4) -> int:
+    """Iterations until the loss is within ``rel`` (relative) of the better of the two solves' final losses."""
+    goal = min(result.loss, other.loss)
+    hit = np.flatnonzero(np.asarray(result.losses) <= goal + rel * max(abs(goal), 1e-12))
+    return int(hit[0]) if hit.size else int(result.n_iter)
 
 
 def _result_rows(config, records) -> list:

@@ -1,0 +1,103 @@
+"""chem_ladder: the proxy-compute ladder on real ToxCast labels (400 molecules, five assays)."""
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from jobs.__main__ import main
+from jobs.config import build_dataclass
+from jobs.pipelines import chem_ladder
+from mixmin_core import MixtureResult
+from mixmin_core.errors import ConfigError, InputError
+from mixmin_core.layout import Problem, mixture_path
+from mixmin_core.store import RunStore
+
+from .conftest import ASSAYS
+
+TARGETS = ASSAYS[:2]
+SOURCES = ASSAYS[2:]
+RUNGS = [[0.2, 2], [0.5, 5], [1.0, 10]]
+SMALL = {"dataset": "", "targets": TARGETS, "sources": SOURCES, "rungs": RUNGS, "final_trees": 10,
+         "max_final_rows": 1000, "n_workers": 1}
+
+
+@pytest.fixture(autouse=True)
+def _table(tmp_path, toxcast_head):
+    path = tmp_path / "toxcast_head.csv"
+    toxcast_head.to_csv(path, index=False)
+    SMALL["path"] = str(path)
+
+
+def _run(tmp_path, **fields):
+    cfg = tmp_path / "ladder.yaml"
+    cfg.write_text(yaml.safe_dump({"pipeline": "chem_ladder", "name": "ladder", **SMALL, **fields}))
+    assert main(["run", str(cfg), "--quiet"]) == 0
+    store = RunStore()
+    run_id = store.list_runs()[0]["run_id"]
+    return store, run_id, store.run_dir(run_id)
+
+
+def test_the_ladder_stops_at_the_first_stable_rung_and_trains_nothing_above(tmp_path):
+    store, run_id, run_dir = _run(tmp_path, threshold=10.0)  # any change counts as stable: stop at rung 1
+    for target in TARGETS:
+        info = json.loads((run_dir / "ladder" / f"{target}.json").read_text())
+        assert len(info["results"]) == 2 and info["stable_at"] == info["budgets"][1] == info["rungs"][1]["budget"]
+        # budget = proxy compute (trees x rows over the sources) / final compute (final_trees x final rows)
+        fit_rows = int(np.load(run_dir / "ladder" / "sources.npz")["offsets"][-1])  # all sources' fit rows
+        assert info["final_compute"] == 10 * min(1000, fit_rows)
+        assert info["rungs"][1]["budget"] == pytest.approx(info["rungs"][1]["compute"] / info["final_compute"])
+        assert all(0 <= a <= 1 for a in info["ap"]) and len(info["ap"]) == 2
+    proxies = [u["unit_id"] for u in store.units(run_id) if u["kind"] == "proxy"]
+    assert sorted(proxies) == sorted(f"proxy/rung{k}/{a}" for k in (0, 1) for a in SOURCES)  # shared by both targets
+    cached = [json.loads(p.read_text()) for p in (store.root / "proxy_cache").glob("*.json")]
+    assert sorted((c["trees"], c["assay"]) for c in cached) == sorted((t, a) for t in (2, 5) for a in SOURCES)
+    rows = {c["assay"]: {} for c in cached}
+    for c in cached:
+        rows[c["assay"]][c["trees"]] = c["rows"]
+    assert all(r[2] < r[5] for r in rows.values())  # 20% then 50% of the fit rows
+    res = store.results(run_id)
+    assert set(res.metric) == {"proxy_budget_fraction", "ladder_l1_change", "ap"}
+    assert len(res[res.metric == "ladder_l1_change"]) == len(TARGETS)
+
+
+def test_run_all_climbs_every_rung_and_the_changes_match_the_saved_mixtures(tmp_path):
+    store, run_id, run_dir = _run(tmp_path, threshold=1e-9, run_all=True, score_rungs=False)
+    info = json.loads((run_dir / "ladder" / f"{TARGETS[0]}.json").read_text())
+    assert len(info["results"]) == 3 and info["ap"] == [None] * 3 and info["stable_at"] is None
+    w = [MixtureResult.from_dict(json.loads(mixture_path(run_dir, Problem(TARGETS[0], 0, f"rung{k}"), "mixmin")
+                                            .read_text())).weights for k in range(3)]
+    assert np.isnan(info["l1_changes"][0])
+    assert info["l1_changes"][1:] == pytest.approx([np.abs(w[1] - w[0]).sum(), np.abs(w[2] - w[1]).sum()], abs=1e-6)
+    summary = json.loads((run_dir / "ladder.json").read_text())
+    assert summary["summary"][TARGETS[0]]["rungs_climbed"] == 3 and summary["summary"][TARGETS[0]]["stable_at_rung"] is None
+
+
+def test_rung_rows_are_nested_seeded_subsets():
+    fit = np.arange(100, 300)
+    small, big = (chem_ladder.rung_rows(fit, f, seed=0, assay="A") for f in (0.1, 0.5))
+    assert small.size == 20 and big.size == 100 and set(small) <= set(big)
+    assert np.array_equal(small, chem_ladder.rung_rows(fit, 0.1, seed=0, assay="A"))
+    assert not np.array_equal(small, chem_ladder.rung_rows(fit, 0.1, seed=1, assay="A"))
+
+
+@pytest.mark.parametrize("fields, match", [
+    ({"rungs": [[0.5, 5], [1.0, 2]]}, "rungs must grow in compute"),
+    ({"rungs": [[0, 5]]}, r"rungs must be a non-empty list of \[row_fraction"),
+    ({"threshold": 0}, "threshold must be a positive number"),
+    ({"targets": []}, "targets must be a non-empty list"),
+])
+def test_bad_ladder_configs_raise_config_errors(fields, match):
+    with pytest.raises(ConfigError, match=match):
+        build_dataclass(chem_ladder.CONFIG, {**SMALL, **fields})
+
+
+def test_a_source_that_is_a_target_fails_before_any_run_folder(tmp_path, capsys):
+    config = build_dataclass(chem_ladder.CONFIG, {**SMALL, "sources": SOURCES + [TARGETS[0]]})
+    with pytest.raises(InputError, match="is also a target"):
+        chem_ladder.validate(config)
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(yaml.safe_dump({"pipeline": "chem_ladder", "name": "bad", **SMALL, "targets": ["ATG_nope"]}))
+    assert main(["run", str(cfg), "--quiet"]) == 2
+    assert "assay 'ATG_nope' does not exist" in capsys.readouterr().err
+    assert not (RunStore().root / "runs").exists()
