@@ -303,8 +303,8 @@ def loss_gap_figure(result) -> go.Figure:
 
 
 def weights_figure(names, weights, lower=None, upper=None, k: int = 20, colours=None,
-                   title: str = "Final weights") -> go.Figure:
-    """Horizontal bars of the ``k`` largest weights, with interval whiskers when given."""
+                   title: str = "Final weights", true_weights=None) -> go.Figure:
+    """Horizontal bars of the ``k`` largest weights, with interval whiskers and true-weight markers when given."""
     weights = np.asarray(weights, dtype=np.float64)
     top = top_indices(weights, k)[::-1]
     error = None
@@ -312,7 +312,11 @@ def weights_figure(names, weights, lower=None, upper=None, k: int = 20, colours=
         error = dict(type="data", symmetric=False, array=np.maximum(np.asarray(upper)[top] - weights[top], 0),
                      arrayminus=np.maximum(weights[top] - np.asarray(lower)[top], 0), color="#444")
     fig = go.Figure(go.Bar(x=weights[top], y=[str(names[i]) for i in top], orientation="h", error_x=error,
-                           marker_color=None if colours is None else [colours[i] for i in top]))
+                           marker_color=None if colours is None else [colours[i] for i in top], name="weight"))
+    if true_weights is not None:
+        fig.add_trace(go.Scatter(x=np.asarray(true_weights)[top], y=[str(names[i]) for i in top], mode="markers",
+                                 marker=dict(symbol="diamond", size=11, color="#d62728"), name="true weight"))
+    fig.update_layout(showlegend=true_weights is not None, legend=dict(orientation="h", y=-0.25))
     fig.update_layout(title=title + (" (95% bootstrap intervals)" if error else ""), xaxis_title="weight",
                       height=max(260, 24 * len(top) + 90), margin=dict(l=10, r=10, t=40, b=10))
     return fig

@@ -124,7 +124,8 @@ def launches() -> None:
 
 def page() -> None:
     st.title("Jobs")
-    configs = sorted(CONFIG_DIR.glob("*.yaml")) + sorted(CONFIG_DIR.glob("*.toml"))
+    configs = sorted([*CONFIG_DIR.glob("*.yaml"), *CONFIG_DIR.glob("*.toml")],
+                     key=lambda p: (not p.stem.endswith("_demo"), p.name))  # the demos first
     st.subheader("Start an experiment")
     if configs:
         with _shared.shows_errors():

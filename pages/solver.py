@@ -92,13 +92,14 @@ def page() -> None:
     lower, upper = intervals(problem_id, outputs, step, iters, init)
     true_w = outputs.meta.get("true_weights") if problem_id == _shared.EXAMPLE else None
     c1, c2 = st.columns([3, 2])
-    c1.plotly_chart(_shared.weights_figure(result.source_names, result.weights, lower, upper), key="solve.weights")
+    c1.plotly_chart(_shared.weights_figure(result.source_names, result.weights, lower, upper, true_weights=true_w),
+                    key="solve.weights")
     table = _shared.weights_table(result, lower, upper, true_w)
     with c2:
         if true_w is not None:
             err = float(np.abs(np.asarray(true_w) - result.weights).sum())
             st.markdown(f"**Known true weights**: L1 distance to the solution **{err:.3f}**")
-        st.dataframe(table, hide_index=True, height=320, width="stretch",
+        st.dataframe(table, hide_index=True, height=min(320, 35 * (len(table) + 1) + 3), width="stretch",
                      column_config={c: st.column_config.NumberColumn(format="%.4f")
                                     for c in table.columns if c != "source"})
         downloads(table, result, problem_id)

@@ -1,0 +1,215 @@
+"""Beyond the paper: evolving source sets (chem_evolve runs) and the proxy-compute ladder (chem_ladder runs).
+
+Evolving sources: per version, what the update trained vs reused, the proxy compute it saved, how
+the mixture moved (weights before vs after) and the final model's AP. Ladder: the weights against the
+proxy budget, with the rung where the mixture became stable marked.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from mixmin_core.layout import safe_name
+from pages import _shared
+
+_shared.route_through_app()
+
+PIPELINES = ("chem_evolve", "chem_ladder")
+
+
+def _json(path):
+    return _shared.load_json(str(path), _shared.mtime(path))
+
+
+# ---- figures (module level: the tests build them too) --------------------------------------------
+def before_after_figure(before: dict, after: dict, k: int = 15, title: str = "") -> go.Figure:
+    """Grouped horizontal bars of the ``k`` sources with the largest weight before or after."""
+    names = list(dict.fromkeys([*before, *after]))
+    top = sorted(names, key=lambda n: -max(before.get(n, 0.0), after.get(n, 0.0)))[:k][::-1]
+    fig = go.Figure()
+    fig.add_trace(go.Bar(y=top, x=[before.get(n, 0.0) for n in top], orientation="h", name="before",
+                         marker_color="#aec7e8"))
+    fig.add_trace(go.Bar(y=top, x=[after.get(n, 0.0) for n in top], orientation="h", name="after",
+                         marker_color="#d62728"))
+    fig.update_layout(barmode="group", title=title, xaxis_title="weight", height=max(300, 34 * len(top) + 100),
+                      margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.12))
+    return fig
+
+
+def compute_figure(versions: list) -> go.Figure:
+    """Per version: proxy compute spent (trained) and reused, stacked (their sum = recomputing everything)."""
+    labels = [v["variant"] for v in versions]
+    spent = [v["compute"]["spent"] for v in versions]
+    saved = [v["compute"]["saved"] for v in versions]
+    fig = go.Figure([go.Bar(x=labels, y=spent, name="spent (new or changed proxies)", marker_color="#d62728"),
+                     go.Bar(x=labels, y=saved, name="saved (reused from the cache)", marker_color="#2ca02c")])
+    fig.update_layout(barmode="stack", title="Proxy compute per version (trees x rows)", yaxis_title="trees x rows",
+                      height=340, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def ladder_figure(info: dict, k: int = 8) -> go.Figure:
+    """Weights against the proxy budget (% of the final model's compute, log axis), stable rung marked."""
+    budgets = np.asarray(info["budgets"], dtype=np.float64) * 100
+    names = info["source_names"]
+    weights = np.array([[r["weights"][n] for n in names] for r in info["results"]], dtype=np.float64)
+    top = np.argsort(-weights[-1], kind="stable")[:k]
+    fig = go.Figure()
+    rest = np.setdiff1d(np.arange(weights.shape[1]), top)
+    if rest.size:
+        x = np.tile(np.append(budgets, np.nan), rest.size)
+        y = np.hstack([weights[:, rest].T, np.full((rest.size, 1), np.nan)]).ravel()
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", line=dict(color=_shared.GREY, width=1),
+                                 name=f"other {rest.size} sources", hoverinfo="skip"))
+    for rank, i in enumerate(top):
+        fig.add_trace(go.Scatter(x=budgets, y=weights[:, i], mode="lines+markers", name=str(names[i]),
+                                 line=dict(color=_shared.HIGHLIGHT[rank % len(_shared.HIGHLIGHT)], width=2.5)))
+    if info.get("stable_at") is not None:
+        fig.add_vline(x=info["stable_at"] * 100, line_dash="dash", line_color="#333",
+                      annotation_text=f"stable (L1 < {info['threshold']:g})", annotation_position="top left")
+    fig.update_layout(title=f"Weights against proxy budget · {info['target']}", height=480,
+                      xaxis=dict(title="proxy compute, % of the final model's (log)", type="log"),
+                      yaxis_title="weight", margin=dict(l=10, r=10, t=40, b=10),
+                      legend=dict(orientation="h", y=-0.2, font=dict(size=11)))
+    return fig
+
+
+def l1_figure(info: dict) -> go.Figure:
+    budgets = np.asarray(info["budgets"], dtype=np.float64) * 100
+    changes = [None if c is None or (isinstance(c, float) and math.isnan(c)) else c for c in info["l1_changes"]]
+    fig = go.Figure(go.Scatter(x=budgets, y=changes, mode="lines+markers", name="L1 change", line=dict(color="#1f77b4")))
+    fig.add_hline(y=info["threshold"], line_dash="dot", line_color="#d62728", annotation_text="threshold")
+    fig.update_layout(title="L1 change of the weights from the previous rung", height=300,
+                      xaxis=dict(title="proxy compute, % of the final model's (log)", type="log"),
+                      yaxis_title="L1 change", margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+# ---- evolving sources ----------------------------------------------------------------------
+def _update_text(update) -> str:
+    if not update:
+        return "initial set"
+    kind, value = next(iter(update.items()))
+    if isinstance(value, int):
+        return f"{kind} {value} assays"
+    items = [value] if isinstance(value, str) else list(value)
+    return f"{kind} " + ", ".join(items[:3]) + (f" (+{len(items) - 3})" if len(items) > 3 else "")
+
+
+def versions_table(versions: list) -> pd.DataFrame:
+    rows = []
+    for v in versions:
+        change = v.get("mixture_change") or {}
+        rows.append({"version": v["variant"], "update": _update_text(v.get("update")), "sources": v["n_sources"],
+                     "trained": len(v["trained"]), "reused": len(v["reused"]),
+                     "compute spent": v["compute"]["spent"], "compute saved": v["compute"]["saved_fraction"],
+                     "L1 change": change.get("l1"), "L1 per assay": change.get("l1_by_assay"),
+                     "iterations warm / cold": f"{v.get('iters_to_loss_warm', '')} / {v.get('iters_to_loss_cold', '')}",
+                     "AP": v.get("ap")})
+    return pd.DataFrame(rows)
+
+
+def show_evolve(run_dir) -> None:
+    path = run_dir / "evolve.json"
+    if not path.exists():
+        st.info("This run has not written evolve.json yet (it appears when every version is solved).")
+        return
+    info = _json(path)
+    versions = info["versions"]
+    st.subheader(f"Evolving sources · target {info['target']}")
+    st.caption("Proxies are cached by content: an update trains only new or changed sources. Compute saved is "
+               "against recomputing every proxy of the version; each solve starts warm from the previous weights "
+               "('iterations warm / cold': iterations to reach the final loss).")
+    st.dataframe(versions_table(versions), hide_index=True, width="stretch", column_config={
+        "compute saved": st.column_config.ProgressColumn("compute saved", min_value=0.0, max_value=1.0,
+                                                         format="percent"),
+        "compute spent": st.column_config.NumberColumn(format="%.3g"),
+        "L1 change": st.column_config.NumberColumn(format="%.3f"),
+        "L1 per assay": st.column_config.NumberColumn(format="%.3f"),
+        "AP": st.column_config.NumberColumn(format="%.3f")})
+    st.plotly_chart(compute_figure(versions), key="beyond.compute")
+    if len(versions) < 2:
+        return
+    labels = [v["variant"] for v in versions[1:]]
+    picked = _shared.select_kept("Update", labels, "beyond.version", format_func=lambda x: f"{x}: " + _update_text(
+        versions[labels.index(x) + 1].get("update")))
+    k = labels.index(picked) + 1
+    before, after = versions[k - 1], versions[k]
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Proxies trained", len(after["trained"]), help=", ".join(after["trained"]) or "none")
+    c2.metric("Compute saved", f"{after['compute']['saved_fraction']:.1%}")
+    c3.metric("L1 change", f"{after['mixture_change']['l1']:.3f}",
+              help=f"per assay (split halves summed): {after['mixture_change'].get('l1_by_assay', float('nan')):.3f}")
+    c4.metric("AP", f"{after['ap']:.3f}", delta=f"{after['ap'] - before['ap']:+.3f}")
+    st.plotly_chart(before_after_figure(before["weights"], after["weights"],
+                                        title=f"Weights before ({before['variant']}) and after ({after['variant']})"),
+                    key="beyond.before_after")
+    moves = pd.DataFrame(after["mixture_change"]["largest_moves"])
+    if not moves.empty:
+        st.caption("Largest moves")
+        st.dataframe(moves, hide_index=True, width="stretch")
+
+
+# ---- ladder ------------------------------------------------------------------------------------
+def ladder_files(run_dir) -> dict:
+    folder = run_dir / "ladder"
+    return {p.stem: p for p in sorted(folder.glob("*.json"))} if folder.exists() else {}
+
+
+def rungs_table(info: dict) -> pd.DataFrame:
+    rows = []
+    for k, rung in enumerate(info["rungs"][: len(info["results"])]):
+        change = info["l1_changes"][k]
+        rows.append({"rung": k, "row fraction": rung["row_fraction"], "trees": rung["trees"],
+                     "budget (% of final)": 100 * rung["budget"],
+                     "L1 change": None if change is None or (isinstance(change, float) and math.isnan(change)) else change,
+                     "AP": info["ap"][k] if info.get("ap") else None,
+                     "stable": info["stable_at"] is not None and rung["budget"] >= info["stable_at"]})
+    return pd.DataFrame(rows)
+
+
+def show_ladder(run_dir) -> None:
+    files = ladder_files(run_dir)
+    if not files:
+        st.info("This run has not finished a ladder yet.")
+        return
+    target = _shared.select_kept("Target", list(files), "beyond.target")
+    info = _json(files[target])
+    stop = info["stable_at"]
+    st.subheader(f"Proxy-compute ladder · target {info['target']}")
+    if stop is None:
+        st.warning(f"The mixture never moved less than {info['threshold']:g} (L1) between rungs: more proxy "
+                   "compute might still change it.")
+    else:
+        st.success(f"Stable at {100 * stop:.3g}% of the final model's compute (L1 change < {info['threshold']:g}).")
+    st.plotly_chart(ladder_figure(info), key="beyond.ladder")
+    st.plotly_chart(l1_figure(info), key="beyond.l1")
+    st.dataframe(rungs_table(info), hide_index=True, width="stretch", column_config={
+        "budget (% of final)": st.column_config.NumberColumn(format="%.3g%%"),
+        "L1 change": st.column_config.NumberColumn(format="%.3f"), "AP": st.column_config.NumberColumn(format="%.3f")})
+
+
+# ---- page ----------------------------------------------------------------------------------------
+st.title("Beyond the paper")
+store = _shared.store()
+runs = [r for r in store.list_runs() if r["pipeline"] in PIPELINES]
+if not runs:
+    st.info("No evolving-sources or ladder runs yet. Start one with "
+            "`python -m jobs run configs/chem_evolve.yaml` or `configs/chem_ladder.yaml`.")
+else:
+    ids = [r["run_id"] for r in runs]
+    if st.session_state.get("app.run_id") in ids and st.session_state.get("beyond.run") not in ids:
+        st.session_state["beyond.run"] = st.session_state["app.run_id"]
+    by_id = {r["run_id"]: r for r in runs}
+    run_id = _shared.select_kept("Run", ids, "beyond.run",
+                                 format_func=lambda i: f"{by_id[i]['name']} · {by_id[i]['pipeline']} · {by_id[i]['status']}")
+    run_dir = store.run_dir(run_id)
+    with _shared.shows_errors():
+        if by_id[run_id]["pipeline"] == "chem_evolve":
+            show_evolve(run_dir)
+        else:
+            show_ladder(run_dir)

@@ -1,0 +1,92 @@
+"""The Beyond page on tiny real chem_evolve and chem_ladder runs (400 ToxCast molecules, five assays)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from unittest import mock
+
+import pandas as pd
+import pytest
+import yaml
+from streamlit.testing.v1 import AppTest
+
+from jobs.__main__ import main
+from mixmin_core.store import RunStore
+from tests.app.fixtures import ROOT, data_dir
+
+PAGE = str(ROOT / "pages" / "beyond.py")
+ASSAYS = ["ATG_ERE_CIS_up", "ATG_ERa_TRANS_up", "ATG_NRF2_ARE_CIS_up", "ATG_PPARg_TRANS_up", "ATG_PXRE_CIS_up"]
+COMMON = {"dataset": "", "final_trees": 10, "max_final_rows": 1000, "n_workers": 1}
+
+
+@pytest.fixture(scope="module")
+def beyond_home(tmp_path_factory) -> Path:
+    """A store with one chem_evolve run (add, split, remove) and one chem_ladder run (run_all, stable at rung 1)."""
+    home = tmp_path_factory.mktemp("beyond_home")
+    table = home / "toxcast_head.csv"
+    pd.read_csv(data_dir() / "chem" / "toxcast.csv.gz", nrows=400)[["smiles"] + ASSAYS].to_csv(table, index=False)
+    configs = {
+        "evolve": {"pipeline": "chem_evolve", "target": ASSAYS[0], "initial": ASSAYS[1:4], "proxy_trees": 10,
+                   "updates": [{"add": [ASSAYS[4]]}, {"split": ASSAYS[2]}, {"remove": [ASSAYS[3]]}]},
+        "ladder": {"pipeline": "chem_ladder", "targets": ASSAYS[:2], "sources": ASSAYS[2:],
+                   "rungs": [[0.2, 2], [0.5, 5], [1.0, 10]], "threshold": 10.0, "run_all": True, "score_rungs": False},
+    }
+    with mock.patch.dict(os.environ, {"MIXMIN_HOME": str(home), "MIXMIN_CACHE": str(home / "cache")}):
+        for name, cfg in configs.items():
+            path = home / f"{name}.yaml"
+            path.write_text(yaml.safe_dump({"name": name, **COMMON, "path": str(table), **cfg}))
+            assert main(["run", str(path), "--quiet"]) == 0
+    return home
+
+
+def _open(home: Path, monkeypatch, pipeline: str | None) -> tuple[AppTest, Path | None]:
+    monkeypatch.setenv("MIXMIN_HOME", str(home))
+    monkeypatch.chdir(ROOT)
+    store = RunStore(home)
+    run = next((r for r in store.list_runs() if r["pipeline"] == pipeline), None)
+    at = AppTest.from_file(PAGE, default_timeout=90)
+    at.session_state["app.run_id"] = run["run_id"] if run else None  # what app.py's sidebar would hold
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at, None if run is None else store.run_dir(run["run_id"])
+
+
+def test_evolve_run_shows_each_update_before_and_after(beyond_home, monkeypatch):
+    at, run_dir = _open(beyond_home, monkeypatch, "chem_evolve")
+    evolve = json.loads((run_dir / "evolve.json").read_text())
+    assert at.subheader[0].value == f"Evolving sources · target {ASSAYS[0]}"
+    table = at.dataframe[0].value
+    assert list(table["version"]) == ["v0", "v1", "v2", "v3"]
+    assert list(table["trained"]) == [3, 1, 2, 0] and table["compute saved"].iloc[-1] == 1.0
+    assert len(at.get("plotly_chart")) == 2  # compute per version, weights before vs after
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Proxies trained"] == "1" and metrics["L1 change"] == f"{evolve['versions'][1]['mixture_change']['l1']:.3f}"
+    at.selectbox(key="w:beyond.version").select("v2").run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Proxies trained"] == "2"
+    assert metrics["Compute saved"] == f"{evolve['versions'][2]['compute']['saved_fraction']:.1%}"
+
+
+def test_ladder_run_plots_weights_against_budget_with_the_stop_marked(beyond_home, monkeypatch):
+    at, run_dir = _open(beyond_home, monkeypatch, "chem_ladder")
+    assert at.subheader[0].value == f"Proxy-compute ladder · target {ASSAYS[0]}"
+    assert len(at.success) == 1 and "Stable at" in at.success[0].value
+    assert len(at.get("plotly_chart")) == 2
+    rungs = at.dataframe[0].value
+    assert list(rungs["rung"]) == [0, 1, 2] and list(rungs["stable"]) == [False, True, True]
+
+    from pages import beyond  # the figure builders (importing runs the page body once, outside a session)
+
+    info = json.loads((run_dir / "ladder" / f"{ASSAYS[0]}.json").read_text())
+    fig = beyond.ladder_figure(info, k=2)
+    assert [t.name for t in fig.data][0] == "other 1 sources" and len(fig.data) == 3
+    assert fig.layout.shapes[0].x0 == pytest.approx(100 * info["stable_at"])  # the dashed line at the stable rung
+    at.selectbox(key="w:beyond.target").select(ASSAYS[1]).run()
+    assert not at.exception and at.subheader[0].value.endswith(ASSAYS[1])
+
+
+def test_page_without_beyond_runs_says_how_to_start_one(tmp_path, monkeypatch):
+    at, _ = _open(tmp_path / "empty", monkeypatch, None)
+    assert "No evolving-sources or ladder runs yet" in at.info[0].value
