@@ -66,7 +66,7 @@ def ladder_figure(info: dict, k: int = 8) -> go.Figure:
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines", line=dict(color=_shared.GREY, width=1),
                                  name=f"other {rest.size} sources", hoverinfo="skip"))
     for rank, i in enumerate(top):
-        fig.add_trace(go.Scatter(x=budgets, y=weights[:, i], mode="lines+markers", name=str(names[i]),
+        fig.add_trace(go.Scatter(x=budgets.tolist(), y=weights[:, i].tolist(), mode="lines+markers", name=str(names[i]),
                                  line=dict(color=_shared.HIGHLIGHT[rank % len(_shared.HIGHLIGHT)], width=2.5)))
     if info.get("stable_at") is not None:
         fig.add_vline(x=info["stable_at"] * 100, line_dash="dash", line_color="#333",

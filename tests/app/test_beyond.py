@@ -77,12 +77,13 @@ def test_ladder_run_plots_weights_against_budget_with_the_stop_marked(beyond_hom
     rungs = at.dataframe[0].value
     assert list(rungs["rung"]) == [0, 1, 2] and list(rungs["stable"]) == [False, True, True]
 
-    from pages import beyond  # the figure builders (importing runs the page body once, outside a session)
-
     info = json.loads((run_dir / "ladder" / f"{ASSAYS[0]}.json").read_text())
-    fig = beyond.ladder_figure(info, k=2)
-    assert [t.name for t in fig.data][0] == "other 1 sources" and len(fig.data) == 3
-    assert fig.layout.shapes[0].x0 == pytest.approx(100 * info["stable_at"])  # the dashed line at the stable rung
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)  # weights against budget
+    names = [t["name"] for t in fig["data"]]
+    assert sorted(names) == sorted(info["source_names"])  # three sources: all in colour, no grey "other" trace
+    assert fig["layout"]["xaxis"]["type"] == "log"
+    assert fig["data"][-1]["x"] == pytest.approx([100 * b for b in info["budgets"]])
+    assert fig["layout"]["shapes"][0]["x0"] == pytest.approx(100 * info["stable_at"])  # the dashed line at the stop
     at.selectbox(key="w:beyond.target").select(ASSAYS[1]).run()
     assert not at.exception and at.subheader[0].value.endswith(ASSAYS[1])
 
