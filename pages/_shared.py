@@ -339,3 +339,11 @@ def weights_table(result, lower=None, upper=None, true_weights=None) -> pd.DataF
 def layout_problems(run_id: str) -> list:
     """The run's problems (``mixmin_core.layout.Problem``) that have proxy outputs."""
     return layout.list_problems(store().run_dir(run_id))
+
+
+def current_run() -> str | None:
+    """The run picked in the sidebar, or None after saying how to get one."""
+    run_id = st.session_state["app.run_id"]
+    if not run_id:
+        st.info("No runs yet. Start the ToxCast demo on the Runs page, or any experiment on the Jobs page.")
+    return run_id

@@ -86,9 +86,8 @@ def heatmap(run_id: str, problems: list, k: int, meta: pd.DataFrame) -> pd.DataF
 
 def page() -> None:
     st.title("Assays")
-    run_id = st.session_state["app.run_id"]
+    run_id = _shared.current_run()
     if not run_id:
-        st.info("No runs yet. Start the ToxCast demo from the Runs page.")
         return
     problems = _shared.layout_problems(run_id)
     if not problems:

@@ -117,9 +117,8 @@ def weights_side_by_side(run_id: str) -> None:
 
 def page() -> None:
     st.title("Compare")
-    run_id = st.session_state["app.run_id"]
+    run_id = _shared.current_run()
     if not run_id:
-        st.info("No runs yet. Start one on the Runs or Jobs page.")
         return
     frame = _shared.results(run_id)
     if frame.empty:

@@ -227,3 +227,21 @@ def test_upload_a_csv_and_solve_it(home):
     assert not at.exception
     weights = at.dataframe[0].value.set_index("source")["weight"]
     assert weights["good"] > 0.9
+
+
+@pytest.mark.parametrize("page", ["solver", "compare", "assays", "jobs", "upload"])
+def test_every_page_works_on_an_empty_store(empty_home, page):
+    at = open_app(page)
+    assert not at.error
+    if page in ("compare", "assays"):
+        assert "No runs yet" in at.info[0].value
+    if page == "solver":  # the built-in example is always there
+        assert at.selectbox(key="w:solve.problem").value == "example"
+
+
+def test_solver_reports_a_corrupted_outputs_file_without_a_traceback(home):
+    problem = next(p for p in layout.list_problems(RunStore().run_dir(CHEM_RUN)) if p.variant == "sources-all")
+    npz = layout.outputs_path(RunStore().run_dir(CHEM_RUN), problem).with_name(problem.key + ".npz")
+    npz.write_bytes(npz.read_bytes()[:-100])
+    at = open_app("solver")
+    assert "checksum mismatch" in at.error[0].value
