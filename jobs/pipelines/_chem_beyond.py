@@ -27,7 +27,31 @@ from mixmin_core.layout import sources_path
 from mixmin_core.results import MixtureResult
 
 
-# ---- config checks shared by both pipelines -----------------------------------------------
+# ---- config fields and checks shared by both pipelines ------------------------------------------
+@dataclass
+class ChemBeyondConfig:
+    """Data, proxy, solver, final-model and execution fields of both pipelines (subclassed by each)."""
+
+    dataset: str = "toxcast"  # registry name of a MoleculeNet-layout table
+    path: str = ""  # a CSV / CSV.gz / Parquet in the MoleculeNet layout; overrides the registry file
+    max_molecules: int = 0  # first N molecules (0 = all)
+    proxy_depth: int = 6
+    final_trees: int = 100  # the paper's final models: 100 trees of depth 6
+    final_depth: int = 6
+    max_final_rows: int = 50_000  # rows drawn from the weighted union per final model (0 = all)
+    step_size: float = 1.0  # MixMin's entropic mirror descent (paper: 1.0, 100 steps)
+    max_iter: int = 100
+    seed: int = 0
+    device: str = "auto"  # XGBoost device: auto (CUDA when present) | cpu | cuda
+    xgb_threads: int = 1
+    resume: str = "if_available"
+    backend: str = "local"
+    n_workers: int = 2
+
+    def __post_init__(self):
+        check_common(self)
+
+
 def check_int(config, *names, minimum: int = 1) -> None:
     for name in names:
         value = getattr(config, name)

@@ -41,10 +41,7 @@ UPDATE_KINDS = ("add", "remove", "split", "revise")
 
 
 @dataclass
-class ChemEvolveConfig:
-    dataset: str = "toxcast"
-    path: str = ""  # a CSV / CSV.gz / Parquet in the MoleculeNet layout; overrides the registry file
-    max_molecules: int = 0  # first N molecules (0 = all)
+class ChemEvolveConfig(cb.ChemBeyondConfig):
     target: str = "APR_HepG2_CellLoss_72h_dn"
     initial: object = 40  # list of assays, or N = the first N informative assays (target excluded)
     updates: list = field(default_factory=list)  # ordered, each {add|remove|split|revise: ...}
@@ -52,21 +49,9 @@ class ChemEvolveConfig:
     caps: object = None  # per-source max weight: one float for every source, or {source or assay: cap}
     prior_strength: float = 0.0  # KL pull towards the natural mixture (0 = plain MixMin)
     proxy_trees: int = 20
-    proxy_depth: int = 6
-    final_trees: int = 100
-    final_depth: int = 6
-    max_final_rows: int = 50_000
-    step_size: float = 1.0
-    max_iter: int = 100
-    seed: int = 0
-    device: str = "auto"
-    xgb_threads: int = 1
-    resume: str = "if_available"
-    backend: str = "local"
-    n_workers: int = 2
 
     def __post_init__(self):
-        cb.check_common(self)
+        super().__post_init__()
         cb.check_int(self, "proxy_trees")
         if not isinstance(self.target, str) or not self.target:
             raise ConfigError(f"target must be an assay name; got {self.target!r}.")

@@ -37,10 +37,7 @@ MIN_ROWS = 20  # a rung's proxy sees at least this many rows of a source (or all
 
 
 @dataclass
-class ChemLadderConfig:
-    dataset: str = "toxcast"
-    path: str = ""
-    max_molecules: int = 0
+class ChemLadderConfig(cb.ChemBeyondConfig):
     targets: list = field(default_factory=lambda: ["ACEA_T47D_80hr_Negative", "APR_HepG2_CellLoss_72h_dn",
                                                    "APR_HepG2_MitoMass_24h_dn"])
     sources: object = 40  # list of assays, or N = the first N informative assays that are not targets
@@ -48,21 +45,9 @@ class ChemLadderConfig:
     threshold: float = 0.05  # stop when the L1 change of the weights between rungs falls under this
     run_all: bool = False  # climb every rung anyway (the full weights-against-budget plot)
     score_rungs: bool = True  # train a final model on each climbed rung's mixture and report its test AP
-    proxy_depth: int = 6
-    final_trees: int = 100
-    final_depth: int = 6
-    max_final_rows: int = 50_000
-    step_size: float = 1.0
-    max_iter: int = 100
-    seed: int = 0
-    device: str = "auto"
-    xgb_threads: int = 1
-    resume: str = "if_available"
-    backend: str = "local"
-    n_workers: int = 2
 
     def __post_init__(self):
-        cb.check_common(self)
+        super().__post_init__()
         cb.check_source_list("targets", self.targets, allow_count=False)
         cb.check_source_list("sources", self.sources)
         rungs = self.rungs
