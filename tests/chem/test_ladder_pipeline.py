@@ -35,11 +35,11 @@ def _run(tmp_path, **fields):
     assert main(["run", str(cfg), "--quiet"]) == 0
     store = RunStore()
     run_id = store.list_runs()[0]["run_id"]
-    return store, run_id, store.run_dir(run_id)
+    return store, run_id, store.run_dir(run_id), cfg
 
 
 def test_the_ladder_stops_at_the_first_stable_rung_and_trains_nothing_above(tmp_path):
-    store, run_id, run_dir = _run(tmp_path, threshold=10.0)  # any change counts as stable: stop at rung 1
+    store, run_id, run_dir, cfg = _run(tmp_path, threshold=10.0)  # any change counts as stable: stop at rung 1
     for target in TARGETS:
         info = json.loads((run_dir / "ladder" / f"{target}.json").read_text())
         assert len(info["results"]) == 2 and info["stable_at"] == info["budgets"][1] == info["rungs"][1]["budget"]
@@ -59,10 +59,14 @@ def test_the_ladder_stops_at_the_first_stable_rung_and_trains_nothing_above(tmp_
     res = store.results(run_id)
     assert set(res.metric) == {"proxy_budget_fraction", "ladder_l1_change", "ap"}
     assert len(res[res.metric == "ladder_l1_change"]) == len(TARGETS)
+    units = {u["unit_id"]: u["finished_at"] for u in store.units(run_id)}
+    assert main(["run", str(cfg), "--quiet"]) == 0  # resume: every proxy and final model is skipped
+    assert {u["unit_id"]: u["finished_at"] for u in store.units(run_id)} == units
+    assert len(store.results(run_id)) == len(res)
 
 
 def test_run_all_climbs_every_rung_and_the_changes_match_the_saved_mixtures(tmp_path):
-    store, run_id, run_dir = _run(tmp_path, threshold=1e-9, run_all=True, score_rungs=False)
+    store, run_id, run_dir, _ = _run(tmp_path, threshold=1e-9, run_all=True, score_rungs=False)
     info = json.loads((run_dir / "ladder" / f"{TARGETS[0]}.json").read_text())
     assert len(info["results"]) == 3 and info["ap"] == [None] * 3 and info["stable_at"] is None
     w = [MixtureResult.from_dict(json.loads(mixture_path(run_dir, Problem(TARGETS[0], 0, f"rung{k}"), "mixmin")
