@@ -167,6 +167,7 @@ def rungs_table(info: dict) -> pd.DataFrame:
         rows.append({"rung": k, "row fraction": rung["row_fraction"], "trees": rung["trees"],
                      "budget (% of final)": 100 * rung["budget"],
                      "L1 change": None if change is None or (isinstance(change, float) and math.isnan(change)) else change,
+                     "loss regret": (info.get("loss_regret") or [None] * (k + 1))[k],
                      "AP": info["ap"][k] if info.get("ap") else None,
                      "stable": info["stable_at"] is not None and rung["budget"] >= info["stable_at"]})
     return pd.DataFrame(rows)
@@ -190,7 +191,10 @@ def show_ladder(run_dir) -> None:
     st.plotly_chart(l1_figure(info), key="beyond.l1")
     st.dataframe(rungs_table(info), hide_index=True, width="stretch", column_config={
         "budget (% of final)": st.column_config.NumberColumn(format="%.3g%%"),
-        "L1 change": st.column_config.NumberColumn(format="%.3f"), "AP": st.column_config.NumberColumn(format="%.3f")})
+        "L1 change": st.column_config.NumberColumn(format="%.3f"), "AP": st.column_config.NumberColumn(format="%.3f"),
+        "loss regret": st.column_config.NumberColumn(
+            format="%.2e", help="target loss of the previous rung's mixture under this rung's proxies, minus this "
+                                "rung's optimum: small means the cheaper mixture was already about as good")})
 
 
 # ---- page ----------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mixmin_core import ProxyOutputs, mixmin
+from mixmin_core import ProxyOutputs, mixmin, mixture_loss
 from mixmin_core.chem import data as chemdata
 from mixmin_core.chem.proxies import resolve_device
 from mixmin_core.errors import ConfigError, InputError
@@ -143,8 +143,9 @@ def run(config: ChemLadderConfig, ctx: RunContext) -> dict:
     for target in config.targets:
         t = table.index(target)
         fit_t = np.flatnonzero(codes[target] == 0)
+        last = {}  # the previous rung's weights
 
-        def solve_at(budget, target=target, t=t, fit_t=fit_t):
+        def solve_at(budget, target=target, t=t, fit_t=fit_t, last=last):
             rung = by_budget[budget]
             ctx.run_units(list(rung["units"].values()), f"rung {rung['rung']} proxies")
             preds = [cb.load_proxy(rung["units"][a].output)[0][fit_t] for a in sources]
@@ -158,8 +159,11 @@ def run(config: ChemLadderConfig, ctx: RunContext) -> dict:
             outputs.save(outputs_path(ctx.run_dir, problem))
             start = time.perf_counter()
             result = mixmin(outputs, step_size=config.step_size, max_iter=config.max_iter)
+            # regret: how much worse the previous rung's mixture is under this rung's (better) proxies
+            regret = None if not last else float(mixture_loss(outputs, last["w"])) - float(result.loss)
+            last["w"] = result.weights
             result = dataclasses.replace(result, meta={**result.meta, "compute": rung["compute"], "budget": budget,
-                                                       "seconds": time.perf_counter() - start})
+                                                       "seconds": time.perf_counter() - start, "loss_regret": regret})
             write_json(mixture_path(ctx.run_dir, problem, "mixmin"), result.to_dict())
             return result
 
@@ -188,7 +192,7 @@ def run(config: ChemLadderConfig, ctx: RunContext) -> dict:
                                           if config.score_rungs else None)
             aps.append(None if fin is None else fin["ap"])
         info = {"target": target, "source_names": sources, "final_compute": final_compute, "final_rows": final_rows,
-                "run_all": config.run_all, "ap": aps,
+                "run_all": config.run_all, "ap": aps, "loss_regret": [r.meta["loss_regret"] for r in ladder.results],
                 "rungs": [{k: r[k] for k in ("rung", "row_fraction", "trees", "compute", "budget")} for r in rungs],
                 **ladder.to_dict()}
         write_json(ctx.path("ladder", f"{safe_name(target)}.json"), info)
@@ -201,11 +205,14 @@ def run(config: ChemLadderConfig, ctx: RunContext) -> dict:
             rows.append({**base, "metric": "proxy_budget_fraction", "value": rungs[k]["budget"], "extra": extra})
             if k:
                 rows.append({**base, "metric": "ladder_l1_change", "value": ladder.l1_changes[k], "extra": extra})
+                rows.append({**base, "metric": "ladder_loss_regret", "value": result.meta["loss_regret"], "extra": extra})
             if aps[k] is not None:
                 rows.append({**base, "metric": "ap", "value": aps[k], "extra": extra})
         summary[target] = {"rungs_climbed": len(ladder.results), "stable_at_rung": stop,
                            "stable_at_budget": ladder.stable_at,
                            "l1_changes": [None if math.isnan(c) else round(c, 4) for c in ladder.l1_changes],
+                           "loss_regret": [None if k == 0 else round(r.meta["loss_regret"], 5)
+                                           for k, r in enumerate(ladder.results)],
                            "ap": [None if a is None else round(a, 4) for a in aps]}
     ctx.store.add_results(ctx.run_id, rows)
     write_json(ctx.path("ladder.json"), {"targets": list(ladders), "budgets": budgets, "summary": summary})

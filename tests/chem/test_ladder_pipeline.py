@@ -57,7 +57,7 @@ def test_the_ladder_stops_at_the_first_stable_rung_and_trains_nothing_above(tmp_
         rows[c["assay"]][c["trees"]] = c["rows"]
     assert all(r[2] < r[5] for r in rows.values())  # 20% then 50% of the fit rows
     res = store.results(run_id)
-    assert set(res.metric) == {"proxy_budget_fraction", "ladder_l1_change", "ap"}
+    assert set(res.metric) == {"proxy_budget_fraction", "ladder_l1_change", "ladder_loss_regret", "ap"}
     assert len(res[res.metric == "ladder_l1_change"]) == len(TARGETS)
     units = {u["unit_id"]: u["finished_at"] for u in store.units(run_id)}
     assert main(["run", str(cfg), "--quiet"]) == 0  # resume: every proxy and final model is skipped
@@ -71,7 +71,9 @@ def test_run_all_climbs_every_rung_and_the_changes_match_the_saved_mixtures(tmp_
     assert len(info["results"]) == 3 and info["ap"] == [None] * 3 and info["stable_at"] is None
     w = [MixtureResult.from_dict(json.loads(mixture_path(run_dir, Problem(TARGETS[0], 0, f"rung{k}"), "mixmin")
                                             .read_text())).weights for k in range(3)]
-    assert np.isnan(info["l1_changes"][0])
+    assert np.isnan(info["l1_changes"][0]) and info["loss_regret"][0] is None
+    # the previous rung's mixture is no better under this rung's proxies than the optimum (up to the FW gap)
+    assert all(info["loss_regret"][k] >= -info["results"][k]["gap"] - 1e-7 for k in (1, 2))
     assert info["l1_changes"][1:] == pytest.approx([np.abs(w[1] - w[0]).sum(), np.abs(w[2] - w[1]).sum()], abs=1e-6)
     summary = json.loads((run_dir / "ladder.json").read_text())
     assert summary["summary"][TARGETS[0]]["rungs_climbed"] == 3 and summary["summary"][TARGETS[0]]["stable_at_rung"] is None
