@@ -45,9 +45,14 @@ def topk_rows(data) -> list[dict]:
 
 
 def annotate(frame: pd.DataFrame, meta: pd.DataFrame) -> pd.DataFrame:
-    meta = meta[["source", "title", "category"]].drop_duplicates("source")
-    out = frame.drop(columns=[c for c in ("title", "category") if c in frame]).merge(meta, on="source", how="left")
-    out = out.fillna({"title": "", "category": ""})
+    """Titles and categories from the run's sources.csv, else from the topk file itself."""
+    meta = meta[["source", "title", "category"]].drop_duplicates("source").set_index("source")
+    out = frame.copy()
+    for col in ("title", "category"):
+        own = out[col] if col in out else pd.Series("", index=out.index)
+        mapped = out["source"].map(meta[col]).astype(object)
+        mapped = mapped.where(mapped.notna() & (mapped != ""), own.astype(object))
+        out[col] = mapped.fillna("").astype(str)
     out["group"] = out["category"].map(_shared.category_group)
     return out
 

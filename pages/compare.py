@@ -93,6 +93,39 @@ def sweep_figure(frame: pd.DataFrame, kind: str) -> go.Figure | None:
     return fig
 
 
+def budget_sweep_figure(run_id: str, metric: str) -> go.Figure | None:
+    """The metric against ``proxy_budget`` over the runs of this run's pipeline (LM compute sweep)."""
+    store = _shared.store()
+    run = store.get_run(run_id)
+    if run is None or run["config"].get("proxy_budget") is None:
+        return None
+    peers = [r for r in store.list_runs()
+             if r["pipeline"] == run["pipeline"] and r["config"].get("proxy_budget") is not None]
+    if len({r["config"]["proxy_budget"] for r in peers}) < 2:
+        return None
+    rows = []
+    for peer in peers:
+        frame = _shared.results(peer["run_id"])
+        frame = frame[(frame["metric"] == metric) & (frame["variant"] == "")]
+        for method, grp in frame.groupby("method"):
+            mean, lo, hi = mean_ci(grp.groupby("trial")["value"].mean())
+            rows.append({"budget": float(peer["config"]["proxy_budget"]), "method": method, "mean": mean, "lo": lo, "hi": hi})
+    if not rows:
+        return None
+    table = pd.DataFrame(rows).sort_values("budget")
+    fig = go.Figure()
+    for method in sorted(table["method"].unique(), key=_shared.method_sort_key):
+        t = table[table["method"] == method]
+        fig.add_trace(go.Scatter(x=t["budget"], y=t["mean"], mode="lines+markers", name=method,
+                                 line=dict(width=3 if method == "mixmin" else 1.5, color=_shared.METHOD_COLOURS.get(method)),
+                                 error_y=dict(type="data", symmetric=False, array=t["hi"] - t["mean"],
+                                              arrayminus=t["mean"] - t["lo"])))
+    fig.update_layout(title=f"Compute-budget sweep over the {run['pipeline']} runs (mean over targets, 95% CI over trials)",
+                      xaxis=dict(title="proxy compute budget (fraction of one final run)", type="log"),
+                      yaxis_title=metric, height=380, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
 def weights_side_by_side(run_id: str) -> None:
     problems = layout.list_problems(_shared.store().run_dir(run_id))
     withmix = sorted((p for p in problems if layout.list_mixtures(_shared.store().run_dir(run_id), p)),
@@ -158,6 +191,9 @@ def page() -> None:
         fig = sweep_figure(sub, kind)
         if fig is not None:
             st.plotly_chart(fig, key=f"compare.sweep_{kind}")
+    fig = budget_sweep_figure(run_id, metric)
+    if fig is not None:
+        st.plotly_chart(fig, key="compare.sweep_budget")
     st.subheader("Weights side by side")
     weights_side_by_side(run_id)
 

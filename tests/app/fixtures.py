@@ -35,6 +35,15 @@ def toxcast_assays() -> pd.DataFrame:
     return pd.read_csv(data_dir() / "chem" / "toxcast_assays.csv")
 
 
+def assay_table(dataset: str) -> pd.DataFrame:
+    """``task, title, category`` of a dataset's assays from its metadata file in the shared data."""
+    if dataset == "toxcast":
+        table = toxcast_assays()
+        return table.assign(title=table["provider"] + ": " + table["task"])[["task", "title", "category"]]
+    table = pd.read_csv(data_dir() / "chem" / "pcba128_assays.csv")
+    return table.assign(title=table["title"].fillna(table["short_name"]))[["task", "title", "category"]]
+
+
 def run_synthetic(home: Path) -> str:
     """Run ``configs/synthetic_demo.yaml`` into ``home`` with the real job CLI; return its run id."""
     env = {**os.environ, "MIXMIN_HOME": str(home)}
@@ -58,34 +67,35 @@ def binary_outputs(n_sources: int, n_samples: int, rng: np.random.Generator, *, 
 
 
 def write_chem_run(home: Path, *, n_sources: int = 40, n_targets: int = 3, n_trials: int = 3,
-                   n_samples: int = 400, seed: int = 0) -> str:
-    """A chemistry-like run: ToxCast source assays, targets, two source-count variants, all methods."""
+                   n_samples: int = 400, seed: int = 0, dataset: str = "toxcast", run_id: str = CHEM_RUN) -> str:
+    """A chemistry-like run: real source assays of ``dataset`` (toxcast or pcba128), targets, two
+    source-count variants, all methods."""
     rng = np.random.default_rng(seed)
-    assays = toxcast_assays()
+    assays = assay_table(dataset)
     picked = assays.iloc[rng.choice(len(assays), n_sources + n_targets, replace=False)]
     sources, targets = picked.iloc[:n_sources], list(picked["task"].iloc[n_sources:])
     store = RunStore(home)
-    config = {"pipeline": "chem", "name": "chem-fixture", "dataset": "toxcast", "n_sources": n_sources}
-    run_dir = store.create_run(CHEM_RUN, name="chem-fixture", pipeline="chem", config=config, dataset="toxcast")
-    titles = sources.assign(source=sources["task"], title=sources["provider"] + ": " + sources["task"])
-    write_text(sources_path(run_dir), titles[["source", "title", "category"]].to_csv(index=False))
+    name = "chem-fixture" if dataset == "toxcast" else f"chem-fixture-{dataset}"
+    config = {"pipeline": "chem", "name": name, "dataset": dataset, "n_sources": n_sources}
+    run_dir = store.create_run(run_id, name=name, pipeline="chem", config=config, dataset=dataset)
+    write_text(sources_path(run_dir), sources.rename(columns={"task": "source"}).to_csv(index=False))
     names = list(sources["task"])
     rows = []
     for t, target in enumerate(targets):
         for trial in range(n_trials):
             full = binary_outputs(n_sources, n_samples, np.random.default_rng([seed, t, trial]), source_names=names,
-                                  meta={"dataset": "toxcast", "target": target, "split": "fit"})
+                                  meta={"dataset": dataset, "target": target, "split": "fit"})
             for variant in VARIANTS:
                 outputs = full.select(sources=names[:10]) if variant == "sources-10" else full
                 _write_problem(run_dir, Problem(target, trial, variant), outputs)
                 rows += _result_rows(target, trial, variant, np.random.default_rng([seed, t, trial, len(variant)]))
-    store.add_results(CHEM_RUN, rows)
-    store.set_run_status(CHEM_RUN, "done", {"targets": targets})
-    job = store.start_job(CHEM_RUN, log_path=str(run_dir / "logs" / "job-fixture.log"))
+    store.add_results(run_id, rows)
+    store.set_run_status(run_id, "done", {"targets": targets})
+    job = store.start_job(run_id, log_path=str(run_dir / "logs" / "job-fixture.log"))
     write_text(run_dir / "logs" / "job-fixture.log", "fixture job: all units done\n")
     store.update_job(job, n_done=10, n_total=10, message="done")
     store.finish_job(job, "done")
-    return CHEM_RUN
+    return run_id
 
 
 def _write_problem(run_dir: Path, problem: Problem, outputs: ProxyOutputs) -> None:
@@ -95,9 +105,10 @@ def _write_problem(run_dir: Path, problem: Problem, outputs: ProxyOutputs) -> No
         write_json(mixture_path(run_dir, problem, res.method), res.to_dict())
     boot = bootstrap_weights(outputs, n_boot=20)
     order = np.argsort(-result.weights)[:20]
-    top = [{"source": result.source_names[i], "weight": float(result.weights[i]),
-            "lower": float(boot.lower[i]), "upper": float(boot.upper[i])} for i in order]
-    write_json(topk_path(run_dir, problem), {"target": problem.target, "method": "mixmin", "top": top})
+    top = [{"rank": r, "source": result.source_names[i], "weight": float(result.weights[i]),
+            "lower": float(boot.lower[i]), "upper": float(boot.upper[i])} for r, i in enumerate(order, 1)]
+    write_json(topk_path(run_dir, problem), {"target": problem.target, "variant": problem.variant, "trial": problem.trial,
+                                             "method": "mixmin", "k": len(top), "sources": top})
 
 
 def _result_rows(target: str, trial: int, variant: str, rng: np.random.Generator) -> list[dict]:
@@ -108,6 +119,24 @@ def _result_rows(target: str, trial: int, variant: str, rng: np.random.Generator
                "random_search": 1.0, "regmix": 1.0}
     return [{"target": target, "method": m, "trial": trial, "metric": "average_precision", "variant": variant,
              "value": base + bonus[m] + rng.normal(0, 0.01), "compute": compute[m]} for m in METHODS]
+
+
+def write_lm_budget_runs(home: Path, budgets=(0.01, 0.1, 1.0)) -> list[str]:
+    """LM-like runs (results only) that differ in ``proxy_budget``: the Compare page's compute sweep."""
+    store = RunStore(home)
+    run_ids = []
+    for b, budget in enumerate(budgets):
+        run_id = f"lm-fixture-{b}"
+        store.create_run(run_id, name=f"lm-fixture-{budget:g}", pipeline="lm", dataset="text domains",
+                         config={"pipeline": "lm", "name": "lm-fixture", "proxy_budget": budget})
+        rng = np.random.default_rng([7, b])
+        rows = [{"target": t, "method": m, "trial": trial, "metric": "nll", "variant": "",
+                 "value": 3.0 - 0.1 * np.log10(budget) * (m == "mixmin") + rng.normal(0, 0.01), "compute": budget}
+                for t in ("piqa", "arc_easy") for m in ("mixmin", "natural", "balanced", "regmix") for trial in range(2)]
+        store.add_results(run_id, rows)
+        store.set_run_status(run_id, "done")
+        run_ids.append(run_id)
+    return run_ids
 
 
 def build_home(home: Path, *, synthetic: bool = True, chem: bool = True) -> Path:

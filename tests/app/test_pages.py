@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import time
@@ -13,7 +14,7 @@ import pytest
 from mixmin_core import jobs_control, layout
 from mixmin_core.store import RunStore
 from tests.app.conftest import open_app
-from tests.app.fixtures import CHEM_RUN, METHODS, toxcast_assays
+from tests.app.fixtures import CHEM_RUN, METHODS, assay_table, toxcast_assays, write_chem_run, write_lm_budget_runs
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -245,3 +246,65 @@ def test_solver_reports_a_corrupted_outputs_file_without_a_traceback(home):
     npz.write_bytes(npz.read_bytes()[:-100])
     at = open_app("solver")
     assert "checksum mismatch" in at.error[0].value
+
+
+def test_compare_shows_the_compute_budget_sweep_over_lm_runs(home):
+    write_lm_budget_runs(home)
+    at = open_app()
+    at.sidebar.selectbox(key="w:app.run_id").set_value("lm-fixture-1").run()
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    assert "lower is better" in at.caption[0].value
+    assert any(t.startswith("Compute-budget sweep over the lm runs") for t in chart_titles(at))
+
+
+def test_runs_and_jobs_pages_follow_a_running_job_and_cancel_it(home):
+    config = "configs/synthetic_demo.yaml"
+    jobs_control.start_job(config, {"n_sources": 400, "source_samples": 200000, "n_workers": 1}, home=home)
+    store = RunStore()
+    deadline = time.time() + 60
+    while time.time() < deadline and not any(j["status"] == "running" and j["n_total"] for j in store.list_jobs()):
+        time.sleep(0.2)
+    at = open_app()
+    assert metric(at, "Running") == "1"
+    row = at.dataframe[0].value.iloc[0]
+    assert row["status"] == "running" and 0 <= row["progress"] < 1 and row["step"].startswith("proxies")
+    at.switch_page("pages/jobs.py").run()
+    assert at.dataframe[0].value.iloc[0]["status"] == "running"
+    at.button(key="jobs.kill").click().run()
+    assert not at.exception
+    assert "it stopped" in at.info[0].value
+    assert store.list_jobs()[0]["status"] == "cancelled"
+
+
+def _table(at):
+    value = at.dataframe[0].value
+    return value.data if hasattr(value, "data") else value  # a pandas Styler
+
+
+def test_assays_work_for_pcba_with_the_pcba128_metadata(home):
+    write_chem_run(home, dataset="pcba128", run_id="pcba-fixture", n_sources=30, n_targets=2, n_trials=1)
+    at = open_app()
+    at.sidebar.selectbox(key="w:app.run_id").set_value("pcba-fixture").run()
+    at.switch_page("pages/assays.py").run()
+    assert not at.exception
+    table = _table(at)
+    meta = assay_table("pcba128").set_index("task")
+    assert table["source"].str.startswith("PCBA-").all()
+    assert (table["title"] == meta.loc[table["source"], "title"].to_numpy()).all()
+    assert set(table["group"]) <= {"cytotoxicity", "phenotypic", "protein", "other"}
+
+
+def test_assays_fall_back_to_the_titles_in_the_topk_file(home):
+    run_dir = RunStore().run_dir(CHEM_RUN)
+    (run_dir / "sources.csv").unlink()
+    problem = next(p for p in layout.list_problems(run_dir) if p.variant == "sources-all" and p.trial == 0)
+    path = layout.topk_path(run_dir, problem)
+    data = json.loads(path.read_text())
+    for row in data["sources"]:
+        row.update(title=f"title of {row['source']}", category="cytotoxicity/cell viability")
+    path.write_text(json.dumps(data))
+    at = open_app("assays")
+    table = _table(at)
+    assert (table["title"] == "title of " + table["source"]).all()
+    assert (table["group"] == "cytotoxicity").all()
