@@ -27,8 +27,11 @@ def frank_wolfe_gap(weights: np.ndarray, grad: np.ndarray) -> np.ndarray:
 def entropic_step(weights: np.ndarray, grad: np.ndarray, step_size: float) -> np.ndarray:
     """One exponentiated-gradient step ``w_p <- w_p exp(-eta g_p) / Z`` (last axis).
 
-    The gradient is shifted by its minimum first so the exponent is <= 0 and cannot overflow.
+    Done in log space and shifted by the maximum, so a large step cannot underflow every weight
+    to zero (which would leave 0/0).
     """
-    shifted = grad - np.min(grad, axis=-1, keepdims=True)
-    w = weights * np.exp(-step_size * shifted)
+    with np.errstate(divide="ignore"):
+        logits = np.log(weights) - step_size * grad
+    logits -= np.max(logits, axis=-1, keepdims=True)
+    w = np.exp(logits)
     return w / w.sum(axis=-1, keepdims=True)
