@@ -167,6 +167,18 @@ def proxy_cache_dir(store) -> Path:
     return path
 
 
+def proxy_settings(*, trees: int, depth: int, seed: int) -> dict:
+    """Everything that decides a proxy besides its rows: the model settings, the trainer's defaults and
+    the XGBoost version (an upgrade retrains rather than mixing old and new models)."""
+    import inspect
+
+    import xgboost
+
+    lr = inspect.signature(train_classifier).parameters["learning_rate"].default
+    return {"model": "xgboost", "xgboost": xgboost.__version__, "learning_rate": lr, "trees": int(trees),
+            "depth": int(depth), "seed": int(seed)}
+
+
 def proxy_key(table_key: str, rows: np.ndarray, labels: np.ndarray, settings: dict) -> str:
     """Content hash of a proxy: the table, the source's fit rows and their labels, the proxy settings."""
     return content_hash(table_key, np.asarray(rows, dtype=np.int64), np.asarray(labels, dtype=np.int8), settings)

@@ -239,7 +239,7 @@ def run(config: ChemEvolveConfig, ctx: RunContext) -> dict:
     all_sources = {n: s.assay for v in versions for n, s in v.sources.items()}
     cb.write_sources_csv(ctx.run_dir, all_sources, cb.load_metadata(config))
 
-    settings = {"model": "xgboost", "trees": config.proxy_trees, "depth": config.proxy_depth, "seed": config.seed}
+    settings = cb.proxy_settings(trees=config.proxy_trees, depth=config.proxy_depth, seed=config.seed)
     cache = cb.proxy_cache_dir(ctx.store)
     common = {"features_path": feats.features_path, "labels_path": feats.labels_path, "trees": config.proxy_trees,
               "depth": config.proxy_depth, "seed": config.seed, "device": device, "n_jobs": config.xgb_threads}

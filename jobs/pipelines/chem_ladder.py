@@ -121,7 +121,7 @@ def run(config: ChemLadderConfig, ctx: RunContext) -> dict:
         rows = {a: rung_rows(fit[a], fraction, seed=config.seed, assay=a) for a in sources}
         units = {}
         for a in sources:
-            settings = {"model": "xgboost", "trees": trees, "depth": config.proxy_depth, "seed": config.seed}
+            settings = cb.proxy_settings(trees=trees, depth=config.proxy_depth, seed=config.seed)
             key = cb.proxy_key(feats.table_key, rows[a], table.labels[rows[a], table.index(a)], settings)
             out = cache / f"{key}.npz"
             units[a] = Unit(f"proxy/rung{k}/{a}", cb.train_cached_proxy, {

@@ -170,3 +170,12 @@ def test_bad_config_fields_raise_config_errors(fields, match):
 def test_bad_updates_fail_in_validate(fields, match):
     with pytest.raises(InputError, match=match):
         chem_evolve.validate(build_dataclass(chem_evolve.CONFIG, _fields(**fields)))
+
+
+def test_other_proxy_settings_never_reuse_cached_proxies(tmp_path):
+    store, _, _ = _run(tmp_path, "ten_trees", updates=[])
+    store, run_id, run_dir = _run(tmp_path, "five_trees", updates=[], proxy_trees=5)
+    assert len(_proxy_units(store, run_id)) == 3 and len(_cache(store)) == 6
+    v0 = json.loads((run_dir / "evolve.json").read_text())["versions"][0]
+    assert v0["compute"]["total"] == 5 * sum(
+        json.loads((store.root / "proxy_cache" / f"{k}.json").read_text())["rows"] for k in v0["proxy_keys"].values())
