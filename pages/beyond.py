@@ -13,7 +13,6 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from mixmin_core.layout import safe_name
 from pages import _shared
 
 _shared.route_through_app()

@@ -146,6 +146,8 @@ def write_sources_csv(run_dir, sources: dict, meta) -> dict:
 
     ``sources`` maps a source name to its base assay; returns ``{source: {"title", "category"}}``.
     """
+    import pandas as pd
+
     joined = chemdata.join_metadata(list(dict.fromkeys(sources.values())), meta).set_index("source")
     rows = []
     for name, assay in sources.items():
@@ -153,8 +155,6 @@ def write_sources_csv(run_dir, sources: dict, meta) -> dict:
         part = name[len(assay):]
         rows.append({"source": name, "title": title + (f" ({part.lstrip('#~')})" if part else ""),
                      "category": str(joined.loc[assay, "category"]) if assay in joined.index else "", "assay": assay})
-    import pandas as pd
-
     write_text(sources_path(run_dir), pd.DataFrame(rows).to_csv(index=False))
     return {r["source"]: {"title": r["title"], "category": r["category"]} for r in rows}
 

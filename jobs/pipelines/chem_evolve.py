@@ -17,11 +17,12 @@ everything (trees x rows), the mixture change (L1, largest moves) and the final 
 """
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import logging
 import time
 import zlib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -166,8 +167,6 @@ def build_versions(config: ChemEvolveConfig, table: chemdata.AssayTable, informa
         else:
             for name in _as_list(value):
                 if name not in current:
-                    import difflib
-
                     close = difflib.get_close_matches(name, list(current), n=3)
                     raise InputError(f"{where}: {name!r} is not a source of version {k - 1} ({len(current)} sources"
                                      f"{'; similar: ' + str(close) if close else ''}).")
@@ -283,8 +282,6 @@ def run(config: ChemEvolveConfig, ctx: RunContext) -> dict:
         seconds = time.perf_counter() - start
         cold = result if previous is None else mixmin(outputs, **solve)
         saved = compute_saved(costs, trained)
-        import dataclasses
-
         result = dataclasses.replace(result, meta={**result.meta, "compute": saved["spent"], "seconds": seconds,
                                                    "warm_start": previous is not None, "n_iter_cold": cold.n_iter})
         write_json(mixture_path(ctx.run_dir, problem, "mixmin"), result.to_dict())
