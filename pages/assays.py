@@ -81,6 +81,8 @@ def heatmap(run_id: str, problems: list, k: int, meta: pd.DataFrame) -> pd.DataF
         return long
     grid = long.pivot_table(index="target", columns="source", values="weight", aggfunc="mean").fillna(0.0)
     grid = grid[grid.max().sort_values(ascending=False).index[:30]]
+    if (grid.max() >= 0.01).any():  # leave out sources no target gives even 1%
+        grid = grid.loc[:, grid.max() >= 0.01]
     fig = px.imshow(grid.to_numpy(), x=list(grid.columns), y=list(grid.index), color_continuous_scale="Reds",
                     aspect="auto", title=f"Targets × their top-{k} source assays (weight)")
     fig.update_layout(height=max(420, 40 * len(grid) + 300), margin=dict(l=10, r=10, t=40, b=10),

@@ -143,7 +143,8 @@ def weights_side_by_side(run_id: str) -> None:
     top = frame.loc[order]
     fig = px.imshow(top.to_numpy(), x=list(top.columns), y=[str(i) for i in top.index], color_continuous_scale="Blues",
                     aspect="auto", text_auto=".2f", title="Weights each method found (15 largest sources)")
-    fig.update_layout(height=max(320, 26 * len(top) + 100), margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_layout(height=max(320, 26 * len(top) + 120), margin=dict(l=10, r=10, t=70, b=10))
+    fig.update_xaxes(side="top", title="method")
     st.plotly_chart(fig, key="compare.weights_heatmap")
     st.dataframe(top.reset_index(names="source"), hide_index=True, width="stretch")
 
