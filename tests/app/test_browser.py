@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.app.fixtures import ROOT, build_home
+from tests.app.fixtures import ROOT
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
@@ -66,8 +67,10 @@ def serve(home: Path):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with serve(build_home(tmp_path_factory.mktemp("browser_home") / "home")) as url:
+def server(template_home, tmp_path_factory):
+    home = tmp_path_factory.mktemp("browser_home") / "home"
+    shutil.copytree(template_home, home)  # the session's fixture store (tests/app/conftest.py)
+    with serve(home) as url:
         yield url
 
 
@@ -161,7 +164,6 @@ def test_solver_step_size_changes_trajectory(server, page):
 @pytest.mark.parametrize("path,title", PAGES)
 def test_screenshot_every_page(server, page, path, title):
     open_page(page, server, path, title)
-    page.wait_for_timeout(800)  # let Plotly finish drawing
     assert page.locator('[data-testid="stException"]').count() == 0
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{path or 'runs'}.png"), full_page=True)
