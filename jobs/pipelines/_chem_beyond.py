@@ -153,7 +153,7 @@ def write_sources_csv(run_dir, sources: dict, meta) -> dict:
     for name, assay in sources.items():
         title = str(joined.loc[assay, "title"]) if assay in joined.index else assay
         part = name[len(assay):]
-        rows.append({"source": name, "title": title + (f" ({part.lstrip('#~')})" if part else ""),
+        rows.append({"source": name, "title": title + (f" (half {part.lstrip('#')})" if part else ""),
                      "category": str(joined.loc[assay, "category"]) if assay in joined.index else "", "assay": assay})
     write_text(sources_path(run_dir), pd.DataFrame(rows).to_csv(index=False))
     return {r["source"]: {"title": r["title"], "category": r["category"]} for r in rows}
