@@ -64,6 +64,18 @@ def summary_table(summary: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
     return table.sort_values(["target", "method"], key=lambda s: order[s.name](s))
 
 
+def method_lines(table: pd.DataFrame, x: str) -> go.Figure:
+    """One line per method of ``mean`` against column ``x``, with ``lo``/``hi`` error bars (MixMin bold)."""
+    fig = go.Figure()
+    for method in sorted(table["method"].unique(), key=_shared.method_sort_key):
+        t = table[table["method"] == method]
+        fig.add_trace(go.Scatter(x=t[x], y=t["mean"], mode="lines+markers", name=method,
+                                 line=dict(width=3 if method == "mixmin" else 1.5, color=_shared.METHOD_COLOURS.get(method)),
+                                 error_y=dict(type="data", symmetric=False, array=t["hi"] - t["mean"],
+                                              arrayminus=t["mean"] - t["lo"])))
+    return fig
+
+
 def sweep_figure(frame: pd.DataFrame, kind: str) -> go.Figure | None:
     points = frame.assign(point=frame["variant"].map(sweep_point)).dropna(subset=["point"])
     if points.empty:
@@ -79,13 +91,7 @@ def sweep_figure(frame: pd.DataFrame, kind: str) -> go.Figure | None:
         rows.append({"method": method, "variant": variant, "x": grp["x"].iloc[0], "mean": mean, "lo": lo, "hi": hi})
     table = pd.DataFrame(rows).sort_values("x")
     order = list(dict.fromkeys(table["variant"]))
-    fig = go.Figure()
-    for method in sorted(table["method"].unique(), key=_shared.method_sort_key):
-        t = table[table["method"] == method]
-        fig.add_trace(go.Scatter(x=t["variant"], y=t["mean"], mode="lines+markers", name=method,
-                                 line=dict(width=3 if method == "mixmin" else 1.5, color=_shared.METHOD_COLOURS.get(method)),
-                                 error_y=dict(type="data", symmetric=False, array=t["hi"] - t["mean"],
-                                              arrayminus=t["mean"] - t["lo"])))
+    fig = method_lines(table, "variant")
     label = "number of source assays" if kind == "sources" else "proxy compute budget"
     fig.update_layout(title=f"Sweep over the {label} (mean over targets, 95% CI over trials)",
                       xaxis=dict(title=label, categoryorder="array", categoryarray=order),
@@ -112,14 +118,7 @@ def budget_sweep_figure(run_id: str, metric: str) -> go.Figure | None:
             rows.append({"budget": float(peer["config"]["proxy_budget"]), "method": method, "mean": mean, "lo": lo, "hi": hi})
     if not rows:
         return None
-    table = pd.DataFrame(rows).sort_values("budget")
-    fig = go.Figure()
-    for method in sorted(table["method"].unique(), key=_shared.method_sort_key):
-        t = table[table["method"] == method]
-        fig.add_trace(go.Scatter(x=t["budget"], y=t["mean"], mode="lines+markers", name=method,
-                                 line=dict(width=3 if method == "mixmin" else 1.5, color=_shared.METHOD_COLOURS.get(method)),
-                                 error_y=dict(type="data", symmetric=False, array=t["hi"] - t["mean"],
-                                              arrayminus=t["mean"] - t["lo"])))
+    fig = method_lines(pd.DataFrame(rows).sort_values("budget"), "budget")
     fig.update_layout(title=f"Compute-budget sweep over the {run['pipeline']} runs (mean over targets, 95% CI over trials)",
                       xaxis=dict(title="proxy compute budget (fraction of one final run)", type="log"),
                       yaxis_title=metric, height=380, margin=dict(l=10, r=10, t=40, b=10))
