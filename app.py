@@ -41,6 +41,7 @@ PAGES = [
     st.Page("pages/assays.py", title="Assays", icon=":material/science:", url_path="assays"),
     st.Page("pages/jobs.py", title="Jobs", icon=":material/play_circle:", url_path="jobs"),
     st.Page("pages/upload.py", title="Upload", icon=":material/upload:", url_path="upload"),
+    st.Page("pages/beyond.py", title="Beyond the paper", icon=":material/explore:", url_path="beyond"),
 ]
 
 

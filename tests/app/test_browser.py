@@ -24,7 +24,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 SHOTS = ROOT / "artifacts" / "screenshots"
 PAGES = [("", "Runs"), ("solver", "Solver"), ("compare", "Compare"), ("assays", "Assays"),
-         ("jobs", "Jobs"), ("upload", "Upload")]
+         ("jobs", "Jobs"), ("upload", "Upload"), ("beyond", None)]
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -110,9 +110,10 @@ def page(browser):
     context.close()
 
 
-def open_page(page, url: str, path: str, title: str) -> None:
+def open_page(page, url: str, path: str, title: str | None) -> None:
     page.goto(f"{url}/{path}")
-    page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=30_000)
+    heading = page.get_by_role("heading", name=title, exact=True) if title else page.get_by_role("heading")
+    heading.first.wait_for(timeout=30_000)
     _wait_idle(page)
 
 

@@ -230,7 +230,7 @@ def test_upload_a_csv_and_solve_it(home):
     assert weights["good"] > 0.9
 
 
-@pytest.mark.parametrize("page", ["solver", "compare", "assays", "jobs", "upload"])
+@pytest.mark.parametrize("page", ["solver", "compare", "assays", "jobs", "upload", "beyond"])
 def test_every_page_works_on_an_empty_store(empty_home, page):
     at = open_app(page)
     assert not at.error
@@ -308,3 +308,10 @@ def test_assays_fall_back_to_the_titles_in_the_topk_file(home):
     table = _table(at)
     assert (table["title"] == "title of " + table["source"]).all()
     assert (table["group"] == "cytotoxicity").all()
+
+
+def test_every_page_is_routed_and_runs_on_the_fixture_store(home):
+    at = open_app()
+    for page in ("solver", "compare", "assays", "jobs", "upload", "beyond"):
+        at.switch_page(f"pages/{page}.py").run()
+        assert not at.exception, (page, [e.value for e in at.exception])
