@@ -98,8 +98,9 @@ def main() -> None:
           f"{'6ND GFLOP/s':>12} {'score seq/s':>12} {'choice seq/s':>13}")
     for name in ("tiny", "small"):
         r = bench_preset(name, tok, streams, piqa, args.steps)
+        local = max(peak, matmul_flops())  # re-measured beside each preset: a shared machine's load drifts
         print(f"{name:<7} {r['params']:>9,} {r['tokens_per_second']:>12,.0f} {r['achieved_flops'] / 1e9:>8.1f} "
-              f"{r['achieved_flops'] / peak:>9.0%} {r['six_nd_flops'] / 1e9:>12.1f} "
+              f"{r['achieved_flops'] / local:>9.0%} {r['six_nd_flops'] / 1e9:>12.1f} "
               f"{r['score_seq_per_second']:>12,.0f} {r['choice_seq_per_second']:>13,.0f}")
     print("goal: training at >= 30% of the matmul rate")
     if args.demo:
