@@ -233,6 +233,12 @@ def save_source_rows(path, names, assays, rows: list) -> None:
                             offsets=offsets.astype(np.int64))
 
 
+def final_name(stem: str, result: MixtureResult) -> str:
+    """``<stem>-<hash of the weights>.json``: a final model is tied to the exact mixture it was trained on,
+    so a mixture that changed on a re-run (new proxies, new solver settings) never reuses a stale one."""
+    return f"{stem}-{content_hash(list(result.source_names), result.weights.astype(np.float32))[:12]}.json"
+
+
 def train_mixture_final(*, mixture_path: str, sources_path: str, target: str, test_rows, features_path: str,
                         labels_path: str, trees: int, depth: int, max_rows: int, seed: int, device: str,
                         n_jobs: int, output: str) -> dict:

@@ -287,7 +287,7 @@ def run(config: ChemEvolveConfig, ctx: RunContext) -> dict:
         write_json(mixture_path(ctx.run_dir, problem, "mixmin"), result.to_dict())
         src_p = ctx.path("versions", f"v{v.index}_sources.npz")
         cb.save_source_rows(src_p, v.names, [v.sources[n].assay for n in v.names], [rows[n] for n in v.names])
-        fin_p = ctx.path("finals", f"v{v.index}.json")
+        fin_p = ctx.path("finals", cb.final_name(f"v{v.index}", result))
         final_units.append(Unit(f"final/v{v.index}", cb.train_mixture_final, {
             "mixture_path": str(mixture_path(ctx.run_dir, problem, "mixmin")), "sources_path": str(src_p),
             "target": config.target, "test_rows": test_t, "features_path": feats.features_path,
@@ -313,7 +313,7 @@ def run(config: ChemEvolveConfig, ctx: RunContext) -> dict:
         previous, prev_assays = result, {n: s.assay for n, s in v.sources.items()}
     finals = ctx.run_units(final_units, "final models")
     for rec, unit in zip(records, final_units):
-        fin = finals.get(unit.unit_id) or read_json(unit.output)
+        fin = read_json(unit.output)
         rec["ap"], rec["final_compute"], rec["final_rows"] = fin["ap"], fin["final_compute"], fin["rows"]
     summary = {"target": config.target, "dataset": config.path or config.dataset, "proxy_trees": config.proxy_trees,
                "caps": config.caps, "prior_strength": config.prior_strength, "versions": records}

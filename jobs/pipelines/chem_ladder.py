@@ -174,23 +174,22 @@ def run(config: ChemLadderConfig, ctx: RunContext) -> dict:
             test_t = np.flatnonzero(codes[target] == 2)
             for k in range(len(ladder.results)):
                 problem = Problem(target, 0, f"rung{k}")
-                out = ctx.path("finals", f"{problem.key}.json")
+                out = ctx.path("finals", cb.final_name(problem.key, ladder.results[k]))
                 final_units.append(Unit(f"final/{problem.key}", cb.train_mixture_final, {
                     "mixture_path": str(mixture_path(ctx.run_dir, problem, "mixmin")), "sources_path": str(sources_p),
                     "target": target, "test_rows": test_t, "features_path": feats.features_path,
                     "labels_path": feats.labels_path, "trees": config.final_trees, "depth": config.final_depth,
                     "max_rows": config.max_final_rows, "seed": config.seed, "device": device,
                     "n_jobs": config.xgb_threads, "output": str(out)}, output=out, kind="final"))
-    finals = ctx.run_units(final_units, "final models") if final_units else {}
+    if final_units:
+        ctx.run_units(final_units, "final models")
 
     rows, summary = [], {}
     for target, ladder in ladders.items():
         aps = []
         for k in range(len(ladder.results)):
-            unit_id = f"final/{Problem(target, 0, f'rung{k}').key}"
-            fin = finals.get(unit_id) or (read_json(ctx.path("finals", f"{Problem(target, 0, f'rung{k}').key}.json"))
-                                          if config.score_rungs else None)
-            aps.append(None if fin is None else fin["ap"])
+            out = ctx.path("finals", cb.final_name(Problem(target, 0, f"rung{k}").key, ladder.results[k]))
+            aps.append(read_json(out)["ap"] if config.score_rungs else None)
         info = {"target": target, "source_names": sources, "final_compute": final_compute, "final_rows": final_rows,
                 "run_all": config.run_all, "ap": aps, "loss_regret": [r.meta["loss_regret"] for r in ladder.results],
                 "rungs": [{k: r[k] for k in ("rung", "row_fraction", "trees", "compute", "budget")} for r in rungs],
