@@ -116,13 +116,14 @@ def test_revise_retrains_the_new_release_and_remove_trains_nothing(tmp_path):
 def test_caps_from_the_config_are_respected(tmp_path):
     # uncapped, ATG_ERa_TRANS_up takes almost all the weight for this target; cap it (and its halves) at 0.3
     store, run_id, run_dir = _run(tmp_path, "capped", updates=[{"split": "ATG_ERa_TRANS_up"}],
-                                  caps={"ATG_ERa_TRANS_up": 0.3})
+                                  caps={"ATG_ERa_TRANS_up": 0.3}, prior_strength=0.01)
     evolve = json.loads((run_dir / "evolve.json").read_text())
     assert evolve["versions"][1]["caps"]["ATG_ERa_TRANS_up#2"] == 0.3
     for k in (0, 1):
         r = MixtureResult.from_dict(json.loads(mixture_path(run_dir, Problem(TARGET, 0, f"v{k}"), "mixmin").read_text()))
         caps = np.array(r.meta["caps"])
         assert (r.weights <= caps + 1e-6).all() and abs(r.weights.sum() - 1) < 1e-5
+        assert r.meta["prior_strength"] == 0.01  # passed on to mixmin
     r0 = MixtureResult.from_dict(json.loads(mixture_path(run_dir, Problem(TARGET, 0, "v0"), "mixmin").read_text()))
     assert r0.weights[0] == pytest.approx(0.3, abs=1e-4)  # the cap binds
 
