@@ -33,7 +33,9 @@ def test_ci_miniature_runs_end_to_end_and_resumes(capsys):
         assert out.kind == "loglik" and out.n_sources == 7 and out.token_counts is not None
         assert out.n_samples == 48  # 80% of 60
         answer = ProxyOutputs.load(run_dir / "proxy_outputs_answer" / p.key)
-        assert (answer.values > out.values).all() and (answer.token_counts < out.token_counts).all()
+        # answer-only <= whole sequence; equal only where a long question was cut to fit the context
+        assert (answer.values >= out.values).all() and (answer.token_counts <= out.token_counts).all()
+        assert (answer.token_counts < out.token_counts).mean() > 0.9
         assert set(list_mixtures(run_dir, p)) == {"mixmin", "natural", "balanced"}
     res = store.results(run["run_id"])
     main_rows = res[res.variant == ""]
