@@ -59,6 +59,16 @@ def key_result(frame: pd.DataFrame) -> str:
     return f"{metric}: " + ", ".join(parts)
 
 
+def step_text(job: dict) -> str:
+    """What a running job is doing, or why a job failed (nothing for finished jobs)."""
+    if job.get("status") == "running":
+        return job.get("message", "")
+    if job.get("status") in ("failed", "died", "cancelled"):
+        lines = (job.get("error") or job["status"]).strip().splitlines()
+        return lines[-1] if lines else job["status"]
+    return ""
+
+
 def runs_table(store, runs: list[dict]) -> pd.DataFrame:
     jobs = latest_jobs(store)
     rows = []
@@ -69,7 +79,7 @@ def runs_table(store, runs: list[dict]) -> pd.DataFrame:
             "name": run["name"], "pipeline": run["pipeline"], "dataset": run.get("dataset") or "",
             "status": job.get("status", run["status"]) if job.get("status") == "died" else run["status"],
             "progress": (job.get("n_done", 0) / total) if total else None,
-            "step": job.get("message", ""),
+            "step": step_text(job),
             "key result": key_result(_shared.results(run["run_id"])),
             "created": pd.Timestamp(run["created_at"], unit="s").strftime("%Y-%m-%d %H:%M"),
             "run id": run["run_id"],
