@@ -27,6 +27,7 @@ class LadderResult:
     l1_changes: list
     threshold: float
     stable_at: float | None
+    rule: str = "l1"
 
     @property
     def weights(self) -> np.ndarray:
@@ -35,19 +36,26 @@ class LadderResult:
 
     def to_dict(self) -> dict:
         return {"budgets": list(self.budgets), "l1_changes": list(self.l1_changes), "threshold": self.threshold,
-                "stable_at": self.stable_at, "results": [r.to_dict() for r in self.results]}
+                "stable_at": self.stable_at, "rule": self.rule, "results": [r.to_dict() for r in self.results]}
+
+
+RULES = ("l1", "loss_regret")
 
 
 def proxy_ladder(solve_at: Callable[[float], MixtureResult], budgets: Sequence[float], *,
-                 threshold: float = 0.05, run_all: bool = False) -> LadderResult:
+                 threshold: float = 0.05, run_all: bool = False, rule: str = "l1") -> LadderResult:
     """Climb ``budgets`` (increasing), calling ``solve_at(budget)`` at each rung.
 
     Parameters
     ----------
     solve_at : trains (or loads cached) proxies at ``budget`` and returns the MixMin result.
     budgets : increasing proxy budgets, e.g. fractions of the final run's compute.
-    threshold : stop when ``sum |w_k - w_{k-1}|`` < threshold (default 0.05).
+    threshold : stop when the rule's change measure falls below it (default 0.05).
     run_all : climb every rung even after the mixture is stable (to draw the full plot).
+    rule : "l1" (default): ``sum |w_k - w_{k-1}|``. "loss_regret": how much worse the previous
+        rung's mixture is under this rung's proxies, relative to this rung's loss; ``solve_at`` must
+        put the absolute regret in ``result.meta["loss_regret"]``. With near-duplicate sources the
+        weights can trade places while the loss no longer moves; this rule stops there.
 
     Raises
     ------
@@ -59,16 +67,26 @@ def proxy_ladder(solve_at: Callable[[float], MixtureResult], budgets: Sequence[f
         raise InputError(f"budgets must be a non-empty, strictly increasing list; got {budgets!r}.")
     if not threshold > 0:
         raise InputError(f"threshold must be positive; got {threshold!r}.")
+    if rule not in RULES:
+        raise InputError(f"rule must be one of {RULES}; got {rule!r}.")
     results, changes, stable_at = [], [], None
     for budget in budgets:
         result = solve_at(budget)
         if results and result.source_names != results[-1].source_names:
             raise InputError(f"the sources changed between rungs at budget {budget}; a ladder compares one source set.")
         change = float(np.abs(result.weights - results[-1].weights).sum()) if results else float("nan")
+        measure = change if rule == "l1" or not results else _relative_regret(result, budget)
         results.append(result)
         changes.append(change)
-        if stable_at is None and change < threshold:
+        if stable_at is None and measure < threshold:
             stable_at = budget
             if not run_all:
                 break
-    return LadderResult(budgets[: len(results)], results, changes, float(threshold), stable_at)
+    return LadderResult(budgets[: len(results)], results, changes, float(threshold), stable_at, rule)
+
+
+def _relative_regret(result: MixtureResult, budget) -> float:
+    regret = result.meta.get("loss_regret")
+    if regret is None:
+        raise InputError(f"rule 'loss_regret' needs result.meta['loss_regret'] from solve_at; missing at budget {budget}.")
+    return float(regret) / max(abs(float(result.loss)), 1e-12)

@@ -26,7 +26,7 @@ from mixmin_core.chem import data as chemdata
 from mixmin_core.chem.proxies import resolve_device
 from mixmin_core.errors import ConfigError, InputError
 from mixmin_core.fileio import read_json, write_json
-from mixmin_core.ladder import proxy_ladder
+from mixmin_core.ladder import RULES, proxy_ladder
 from mixmin_core.layout import Problem, mixture_path, outputs_path, safe_name
 from mixmin_core.runner import RunContext, Unit
 
@@ -42,7 +42,8 @@ class ChemLadderConfig(cb.ChemBeyondConfig):
                                                    "APR_HepG2_MitoMass_24h_dn"])
     sources: object = 40  # list of assays, or N = the first N informative assays that are not targets
     rungs: list = field(default_factory=lambda: [[0.05, 1], [0.1, 3], [0.3, 5], [1.0, 10], [1.0, 30]])  # [row_fraction, trees]
-    threshold: float = 0.05  # stop when the L1 change of the weights between rungs falls under this
+    threshold: float = 0.05  # stop when the rule's change measure between rungs falls under this
+    rule: str = "l1"  # l1: L1 change of the weights | loss_regret: previous mixture's extra loss / loss
     run_all: bool = False  # climb every rung anyway (the full weights-against-budget plot)
     score_rungs: bool = True  # train a final model on each climbed rung's mixture and report its test AP
 
@@ -60,6 +61,8 @@ class ChemLadderConfig(cb.ChemBeyondConfig):
             raise ConfigError(f"rungs must grow in compute (row_fraction x trees strictly increasing); got {rungs!r}.")
         if not (isinstance(self.threshold, (int, float)) and self.threshold > 0):
             raise ConfigError(f"threshold must be a positive number; got {self.threshold!r}.")
+        if self.rule not in RULES:
+            raise ConfigError(f"rule must be one of {RULES}; got {self.rule!r}.")
 
 
 CONFIG = ChemLadderConfig
@@ -167,7 +170,7 @@ def run(config: ChemLadderConfig, ctx: RunContext) -> dict:
             write_json(mixture_path(ctx.run_dir, problem, "mixmin"), result.to_dict())
             return result
 
-        ladder = proxy_ladder(solve_at, budgets, threshold=config.threshold, run_all=config.run_all)
+        ladder = proxy_ladder(solve_at, budgets, threshold=config.threshold, run_all=config.run_all, rule=config.rule)
         ladders[target] = ladder
         log.info("%s: %d rungs climbed, stable at %s", target, len(ladder.results), ladder.stable_at)
         if config.score_rungs:

@@ -40,3 +40,21 @@ def test_ladder_stabilises_as_proxy_data_grows():
 def test_ladder_errors(budgets, threshold, match):
     with pytest.raises(InputError, match=match):
         proxy_ladder(lambda b: None, budgets, threshold=threshold)
+
+
+def test_loss_regret_rule_stops_when_the_loss_stops_moving():
+    """Two identical sources: the weights can trade places forever, the loss does not move."""
+    from mixmin_core import MixtureResult
+
+    flips = [np.array([0.9, 0.1]), np.array([0.2, 0.8]), np.array([0.7, 0.3]), np.array([0.4, 0.6])]
+    regrets = [None, 0.5, 0.002, 0.001]
+
+    def solve_at(budget):
+        k = int(budget) - 1
+        return MixtureResult(flips[k].astype(np.float32), ("a", "b"), loss=1.0, meta={"loss_regret": regrets[k]})
+
+    assert proxy_ladder(solve_at, [1, 2, 3, 4], threshold=0.05).stable_at is None
+    ladder = proxy_ladder(solve_at, [1, 2, 3, 4], threshold=0.01, rule="loss_regret")
+    assert ladder.stable_at == 3 and ladder.rule == "loss_regret" and len(ladder.results) == 3
+    with pytest.raises(InputError, match="rule must be one of"):
+        proxy_ladder(solve_at, [1, 2], rule="kl")
