@@ -76,7 +76,7 @@ def main() -> None:
     for label, times in (("solve", solve_t), ("figures + table", fig_t), ("solve + figures", total),
                          ("plotly JSON (extra)", json_t)):
         print(f"{label:<28}{statistics.median(times):>11.3f}{max(times):>10.3f}")
-    print(f"{'(float32 floor: 2 passes/it)':<28}{floor:>11.3f}{'':>10}   <- the machine's state: ~0.05 s when idle")
+    print(f"{'(float32 floor: 2 passes/it)':<28}{floor:>11.3f}{'':>10}   <- the machine's state: ~0.01 s when quiet")
     worst, median = max(total), statistics.median(total)
     print(f"slider change -> solve + plots ready: median {median:.3f} s (ratio to the {GOAL_SECONDS} s goal "
           f"{median / GOAL_SECONDS:.2f}, {'met' if median <= GOAL_SECONDS else 'MISSED'}); "
