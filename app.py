@@ -16,6 +16,8 @@ DEFAULTS = {
     "solve.step_size": 1.0,
     "solve.max_iter": 100,
     "solve.init": "uniform",
+    "solve.max_weight": 1.0,     # per-source cap (1 = no cap)
+    "solve.prior_strength": 0.0, # KL-to-prior pull (0 = none)
     "solve.top_k": 8,
     "solve.bootstrap": False,
     "solve.n_boot": 100,

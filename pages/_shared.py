@@ -144,9 +144,17 @@ def problem_stamp(problem_id: str) -> float:
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
-def solve(problem_id: str, stamp: float, step_size: float, max_iter: int, init: str):
-    """MixMin on the named problem (cached per problem version and solver settings)."""
-    return mixmin(load_problem(problem_id), step_size=float(step_size), max_iter=int(max_iter), init=init)
+def solve(problem_id: str, stamp: float, step_size: float, max_iter: int, init: str,
+          max_weight: float = 1.0, prior_strength: float = 0.0):
+    """MixMin on the named problem (cached per problem version and solver settings).
+
+    ``max_weight`` < 1 caps every source's weight; ``prior_strength`` > 0 pulls towards the natural
+    (or uniform) weights with a KL term.
+    """
+    outputs = load_problem(problem_id)
+    caps = None if max_weight >= 1 else np.full(outputs.n_sources, float(max_weight))
+    return mixmin(outputs, step_size=float(step_size), max_iter=int(max_iter), init=init, caps=caps,
+                  prior_strength=float(prior_strength))
 
 
 @st.cache_data(max_entries=32, show_spinner="Bootstrapping the weights...")

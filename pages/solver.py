@@ -37,6 +37,20 @@ def controls(outputs) -> tuple[float, int, str]:
     return float(step), int(iters), str(init)
 
 
+def constraints() -> tuple[float, float]:
+    """Per-source cap and KL-to-prior strength (beyond the paper; off by default)."""
+    with st.expander("Constraints: availability caps and a pull towards the prior"):
+        c1, c2 = st.columns(2)
+        cap = c1.slider("Max weight per source", 0.01, 1.0, step=0.01, key=keep("solve.max_weight"), on_change=save,
+                        args=("solve.max_weight",),
+                        help="w_p <= cap for every source (1 = no cap), e.g. when a source has little data. "
+                             "Needs cap x sources >= 1.")
+        prior = c2.number_input("KL pull towards the natural weights", 0.0, 10.0, step=0.01,
+                                key=keep("solve.prior_strength"), on_change=save, args=("solve.prior_strength",),
+                                help="Adds strength x KL(w || natural) to the objective (uniform if sizes are unknown).")
+    return float(cap), float(prior)
+
+
 def outcome(result) -> None:
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Final loss", f"{result.loss:.5g}")
@@ -82,14 +96,19 @@ def page() -> None:
     outputs = _shared.load_problem(problem_id)
     st.caption(f"{outputs.n_sources} sources × {outputs.n_samples} target samples · objective `{outputs.kind}`")
     step, iters, init = controls(outputs)
-    result = _shared.solve(problem_id, _shared.problem_stamp(problem_id), step, iters, init)
+    cap, prior = constraints()
+    result = _shared.solve(problem_id, _shared.problem_stamp(problem_id), step, iters, init, cap, prior)
     outcome(result)
     k = min(st.session_state["solve.top_k"], outputs.n_sources)
     traj_fig, loss_fig = _shared.solver_figures(result, k)
     c1, c2 = st.columns(2)
     c1.plotly_chart(traj_fig, key="solve.trajectory")
     c2.plotly_chart(loss_fig, key="solve.losses")
-    lower, upper = intervals(problem_id, outputs, step, iters, init)
+    if cap < 1 or prior > 0:
+        lower = upper = None
+        st.caption("Bootstrap intervals are for the unconstrained problem; set the cap to 1 and the pull to 0 to see them.")
+    else:
+        lower, upper = intervals(problem_id, outputs, step, iters, init)
     true_w = outputs.meta.get("true_weights") if problem_id == _shared.EXAMPLE else None
     c1, c2 = st.columns([3, 2])
     c1.plotly_chart(_shared.weights_figure(result.source_names, result.weights, lower, upper, true_weights=true_w),

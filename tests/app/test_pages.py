@@ -87,6 +87,24 @@ def test_solver_warns_when_the_step_size_makes_the_loss_rise(home):
     assert "step size is too large" in at.warning[0].value
 
 
+def test_solver_caps_and_prior_pull(home):
+    at = open_app("solver")
+    at.selectbox(key="w:solve.problem").set_value("example").run()
+    top = at.dataframe[0].value["weight"].max()
+    assert top > 0.4
+    at.slider(key="w:solve.max_weight").set_value(0.3).run()
+    assert not at.exception and at.session_state["solve.max_weight"] == 0.3
+    weights = at.dataframe[0].value["weight"]
+    assert weights.max() <= 0.3 + 1e-4 and np.isclose(weights.sum(), 1.0, atol=1e-4)
+    at.slider(key="w:solve.max_weight").set_value(0.1).run()  # 6 sources x 0.1 < 1: infeasible
+    assert not at.exception
+    assert "caps sum to 0.6 < 1" in at.error[0].value
+    at.slider(key="w:solve.max_weight").set_value(1.0).run()
+    at.number_input(key="w:solve.prior_strength").set_value(5.0).run()
+    assert not at.exception
+    assert at.dataframe[0].value["weight"].max() < top
+
+
 def test_solver_pick_another_target_and_natural_start(home):
     at = open_app("solver")
     problems = layout.list_problems(RunStore().run_dir(CHEM_RUN))
