@@ -1,6 +1,7 @@
 """Dataset registry: each dataset's public home, checksum and where to find a local copy.
 
-Resolution order for :func:`resolve`: an explicit path, then ``$MIXMIN_DATA_DIR/<relpath>``,
+Resolution order for :func:`resolve`: an explicit path, then ``$MIXMIN_DATA_DIR/<relpath>``
+(default: ``../shared/data`` beside the checkout, when present),
 then the local cache (``$MIXMIN_CACHE``, default ``~/.cache/mixmin``), then a download from the
 public home (with a progress bar and checksum check), else an error saying where to put the file.
 Offline development and CI use ``MIXMIN_DATA_DIR=../shared/data``.
@@ -108,9 +109,16 @@ for _name, _rel in [
                      "mixmin_core.run_tables"))
 
 
+#: Where a checkout beside the project's shared data finds it when MIXMIN_DATA_DIR is unset.
+_SIBLING_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
 def data_dir() -> Path | None:
+    """``$MIXMIN_DATA_DIR``, else ``../shared/data`` beside the checkout if it exists, else None."""
     value = os.environ.get("MIXMIN_DATA_DIR")
-    return Path(value).expanduser().resolve() if value else None
+    if value:
+        return Path(value).expanduser().resolve()
+    return _SIBLING_DATA if _SIBLING_DATA.is_dir() else None
 
 
 def cache_dir() -> Path:
