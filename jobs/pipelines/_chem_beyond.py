@@ -9,7 +9,6 @@ content did not change is never trained twice, in any version or any run.
 """
 from __future__ import annotations
 
-import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ import numpy as np
 
 from mixmin_core.chem import data as chemdata
 from mixmin_core.chem import splits as chemsplits
-from mixmin_core.chem.fingerprints import fingerprint_key, load_fingerprints
+from mixmin_core.chem.fingerprints import fingerprint_key, load_feature_matrix, load_fingerprints, load_label_matrix
 from mixmin_core.chem.proxies import average_precision, mixture_rows, train_classifier
 from mixmin_core.errors import ConfigError, InputError
 from mixmin_core.evolving import content_hash
@@ -184,24 +183,12 @@ def proxy_key(table_key: str, rows: np.ndarray, labels: np.ndarray, settings: di
     return content_hash(table_key, np.asarray(rows, dtype=np.int64), np.asarray(labels, dtype=np.int8), settings)
 
 
-@functools.lru_cache(maxsize=2)
-def _features(path: str):
-    fps = load_fingerprints(path)
-    return fps.matrix.astype(np.float32).tocsr(), fps.valid
-
-
-@functools.lru_cache(maxsize=2)
-def _labels(path: str):
-    with np.load(path, allow_pickle=False) as z:
-        return z["labels"], tuple(z["assays"].tolist())
-
-
 def train_cached_proxy(*, source: str, assay: str, rows, features_path: str, labels_path: str, trees: int,
                        depth: int, seed: int, device: str, n_jobs: int, key: str, output: str) -> dict:
     """One source's proxy on ``rows`` of ``assay``; writes ``<key>.json`` then ``<key>.npz`` (P(y=1) of
     every molecule, compute = trees x rows) in the content-addressed proxy folder."""
-    X, valid = _features(features_path)
-    labels, assays = _labels(labels_path)
+    X, valid = load_feature_matrix(features_path)
+    labels, assays = load_label_matrix(labels_path)
     rows = np.asarray(rows, dtype=np.int64)
     y = labels[rows, assays.index(assay)]
     start = time.perf_counter()
@@ -247,8 +234,8 @@ def train_mixture_final(*, mixture_path: str, sources_path: str, target: str, te
     from mixmin_core.fileio import read_json
 
     result = MixtureResult.from_dict(read_json(mixture_path))
-    X, _ = _features(features_path)
-    labels, table_assays = _labels(labels_path)
+    X, _ = load_feature_matrix(features_path)
+    labels, table_assays = load_label_matrix(labels_path)
     with np.load(sources_path, allow_pickle=False) as z:
         names, assays, flat, offsets = z["names"].tolist(), z["assays"].tolist(), z["rows"], z["offsets"]
     source_rows = [flat[offsets[i]:offsets[i + 1]] for i in range(len(names))]

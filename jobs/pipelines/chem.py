@@ -21,7 +21,7 @@ import functools
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,8 @@ import numpy as np
 from mixmin_core import ProxyOutputs, balanced, bootstrap_weights, mixmin, natural, summarize
 from mixmin_core.chem import data as chemdata
 from mixmin_core.chem import splits as chemsplits
-from mixmin_core.chem.fingerprints import cached_fingerprints, load_fingerprints, save_fingerprints
+from mixmin_core.chem.fingerprints import (cached_fingerprints, load_feature_matrix, load_label_matrix,
+                                          save_fingerprints)
 from mixmin_core.chem.proxies import (average_precision, grid_search, log_loss, mixture_rows, resolve_device,
                                       train_classifier)
 from mixmin_core.errors import ConfigError, InputError
@@ -220,18 +221,6 @@ def validate(config: ChemConfig) -> None:
 
 
 # ---- per-process cached readers (units run in worker processes) -------------------------------
-@functools.lru_cache(maxsize=2)
-def _features(path: str):
-    fps = load_fingerprints(path)
-    return fps.matrix.astype(np.float32).tocsr(), fps.valid
-
-
-@functools.lru_cache(maxsize=2)
-def _labels(path: str):
-    with np.load(path, allow_pickle=False) as z:
-        return z["labels"], tuple(z["assays"].tolist())
-
-
 @functools.lru_cache(maxsize=4)
 def _splits(path: str):
     return chemsplits.load_splits(path)
@@ -257,8 +246,8 @@ def compute_features(*, smiles_path: str, radius: int, n_bits: int, output: str)
 
 def make_splits(*, labels_path: str, features_path: str, seed: int, trial: int, test_fraction: float,
                 val_fraction: float, output: str) -> dict:
-    labels, assays = _labels(labels_path)
-    _, valid = _features(features_path)
+    labels, assays = load_label_matrix(labels_path)
+    _, valid = load_feature_matrix(features_path)
     codes = chemsplits.split_table(labels, assays, seed=seed, trial=trial, test_fraction=test_fraction,
                                    val_fraction=val_fraction, valid=valid)
     chemsplits.save_splits(output, codes, assays)
@@ -278,8 +267,8 @@ def _fit_classifier(X, y, *, trees, depth, tune, device, n_jobs, seed, sample_we
 def train_proxy(*, assay: str, labels_path: str, features_path: str, splits_path: str, trees: int, depth: int,
                 tune: bool, device: str, n_jobs: int, seed: int, output: str) -> dict:
     """One source's proxy on its fit split; writes its P(y=1) for every molecule and its model."""
-    X, valid = _features(features_path)
-    labels, assays = _labels(labels_path)
+    X, valid = load_feature_matrix(features_path)
+    labels, assays = load_label_matrix(labels_path)
     codes, _ = _splits(splits_path)
     j = assays.index(assay)
     fit = chemsplits.part(codes[:, j], "fit")
@@ -296,7 +285,7 @@ def train_proxy(*, assay: str, labels_path: str, features_path: str, splits_path
 
 
 def _problem_data(labels_path, splits_path, proxies_path, target, sources):
-    labels, assays = _labels(labels_path)
+    labels, assays = load_label_matrix(labels_path)
     codes, _ = _splits(splits_path)
     preds, compute, proxy_assays = _proxy_matrix(proxies_path)
     t = assays.index(target)
@@ -354,7 +343,7 @@ def solve_problem(*, target: str, variant: str, trial: int, sources: list, run_d
     searched = [m for m in SEARCH_METHODS if m in methods]
     info = {"n_sources": len(sources), "n_fit": int(fit_t.size), "n_test": int(test_t.size)}
     if searched and len(sources) <= search["max_sources"]:
-        X, _ = _features(features_path)
+        X, _ = load_feature_matrix(features_path)
         trees = search["trees"]
         rows = search["rows"] or int(round(sizes.mean()))
         per = float(trees * (search["rows"] or sizes.mean()))  # one search proxy costs one mean source proxy
@@ -437,8 +426,8 @@ def train_final(*, target: str, variant: str, trial: int, method: str, sources: 
 
     problem = Problem(target, trial, variant)
     result = MixtureResult.from_dict(read_json(mixture_path(run_dir, problem, method)))
-    X, _ = _features(features_path)
-    labels, assays = _labels(labels_path)
+    X, _ = load_feature_matrix(features_path)
+    labels, assays = load_label_matrix(labels_path)
     codes, _ = _splits(splits_path)
     t = assays.index(target)
     weights = np.array([result.weights[result.source_names.index(s)] for s in sources], dtype=np.float64)
@@ -463,8 +452,8 @@ def train_final(*, target: str, variant: str, trial: int, method: str, sources: 
 def train_target_only(*, target: str, trial: int, labels_path: str, features_path: str, splits_path: str,
                       trees: int, depth: int, tune: bool, device: str, n_jobs: int, seed: int, output: str) -> dict:
     """The paper's baseline: XGBoost on the target's own train split (fit + validation); test AP."""
-    X, _ = _features(features_path)
-    labels, assays = _labels(labels_path)
+    X, _ = load_feature_matrix(features_path)
+    labels, assays = load_label_matrix(labels_path)
     codes, _ = _splits(splits_path)
     t = assays.index(target)
     train = chemsplits.part(codes[:, t], ("fit", "val"))
@@ -508,7 +497,7 @@ def run(config: ChemConfig, ctx: RunContext) -> dict:
     feat = ctx.run_units([Unit("features", compute_features, {
         "smiles_path": str(ctx.path("features", "smiles.npz")), "radius": config.radius, "n_bits": config.n_bits,
         "output": feat_p}, output=Path(feat_p), kind="features")], "fingerprints")["features"]
-    _, valid = _features(feat_p)
+    _, valid = load_feature_matrix(feat_p)
     plan = make_plan(config, table, valid)
     meta_rows = _write_dataset_files(ctx, config, table, plan, load_metadata(config))
     write_json(ctx.path("dataset.json"), {

@@ -311,7 +311,7 @@ def run(config: ChemEvolveConfig, ctx: RunContext) -> dict:
         log.info("v%d: %d sources, trained %d, reused %d, saved %.1f%% of proxy compute", v.index, len(v.names),
                  len(trained), len(v.names) - len(trained), 100 * saved["saved_fraction"])
         previous, prev_assays = result, {n: s.assay for n, s in v.sources.items()}
-    finals = ctx.run_units(final_units, "final models")
+    ctx.run_units(final_units, "final models")
     for rec, unit in zip(records, final_units):
         fin = read_json(unit.output)
         rec["ap"], rec["final_compute"], rec["final_rows"] = fin["ap"], fin["final_compute"], fin["rows"]

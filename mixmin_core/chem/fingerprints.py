@@ -7,6 +7,8 @@ dataset and keeps them under ``$MIXMIN_CACHE/fingerprints``.
 """
 from __future__ import annotations
 
+import functools
+
 import hashlib
 import io
 import logging
@@ -140,3 +142,17 @@ def cached_fingerprints(smiles: Sequence[str], *, radius: int = 2, n_bits: int =
     fps = featurize_smiles(smiles, radius=radius, n_bits=n_bits)
     save_fingerprints(path, fps)
     return fps, False
+
+
+@functools.lru_cache(maxsize=2)
+def load_feature_matrix(path: str):
+    """``(float32 CSR matrix, validity mask)`` of a fingerprint file, cached per worker process."""
+    fps = load_fingerprints(path)
+    return fps.matrix.astype(np.float32).tocsr(), fps.valid
+
+
+@functools.lru_cache(maxsize=2)
+def load_label_matrix(path: str):
+    """``(labels, assay names)`` of a pipeline's label file, cached per worker process."""
+    with np.load(path, allow_pickle=False) as z:
+        return z["labels"], tuple(z["assays"].tolist())

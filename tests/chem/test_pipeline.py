@@ -13,7 +13,7 @@ from jobs.config import build_dataclass, read_config_file
 from jobs.pipelines import chem
 from mixmin_core import MixtureResult, ProxyOutputs
 from mixmin_core.errors import ConfigError
-from mixmin_core.layout import Problem, list_mixtures, list_problems, sources_path, topk_path
+from mixmin_core.layout import list_mixtures, list_problems, sources_path, topk_path
 from mixmin_core.store import RunStore
 
 from .conftest import ASSAYS
