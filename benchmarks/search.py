@@ -20,7 +20,12 @@ import numpy as np
 
 from mixmin_core.bayesopt import bo_table
 from mixmin_core.run_tables import load_run_table, prior_for
-from mixmin_core.search import fit_regressor, random_search_table, regmix_choose, spearman
+from mixmin_core.search import (
+    fit_regressor,
+    random_search_table,
+    regmix_choose,
+    spearman,
+)
 
 TESTS = ("regmix_1m_test", "regmix_60m_test", "regmix_1b_test")
 

@@ -59,7 +59,7 @@ def main() -> None:
     print(f"{'kind':<7} {'sources':>8} {'samples':>8} {'solver 100 it (s)':>18} {'floor (s)':>10} {'ratio':>6} {'GB/s':>6}")
     for kind, n_sources, n_samples in (QUICK if args.quick else SIZES):
         outputs = make_outputs(kind, n_sources, n_samples, rng)
-        matrix = getattr(outputs, "values") if kind != "loglik" else np.exp(outputs.values - outputs.values.max(0))
+        matrix = outputs.values if kind != "loglik" else np.exp(outputs.values - outputs.values.max(0))
         floor = best_of(floor_time(matrix.astype(np.float32), 100), args.repeats)
         solve = best_of(lambda: mixmin(outputs, max_iter=100, tol=0.0), args.repeats)
         gbps = 2 * 100 * matrix.nbytes / floor / 1e9

@@ -24,7 +24,14 @@ from scipy.stats import norm
 
 from .errors import InputError
 from .results import MixtureResult
-from .search import _best_of, _check_losses, _check_positive_int, _check_prior, _check_weights_table, spearman
+from .search import (
+    _best_of,
+    _check_losses,
+    _check_positive_int,
+    _check_prior,
+    _check_weights_table,
+    spearman,
+)
 
 
 def expected_improvement(mu, sigma, best: float, xi: float = 0.0) -> np.ndarray:
@@ -152,7 +159,7 @@ def bo_table(W, y, *, source_names, budget: int, rng: np.random.Generator, n_ini
                       compute=budget + (0 if low is None else len(low[0]) * float(low_fidelity_cost)),
                       meta={"budget": budget, "n_init": n_init, "evaluated": seen.tolist(),
                             "best_so_far": np.minimum.accumulate(y[seen]).tolist(),
-                            "n_low_fidelity": 0 if low is None else int(len(low[0]))})
+                            "n_low_fidelity": 0 if low is None else len(low[0])})
     result.meta.pop("candidates")
     result.meta["best_run"] = int(seen[result.meta["best_index"]]) if run_ids is None else run_ids[seen[result.meta["best_index"]]]
     gp = _fit_and_pool(W, y, list(seen), finite, low, seed, kernel, rng, max_fit_rows)[0] if tests else gp

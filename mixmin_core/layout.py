@@ -37,7 +37,7 @@ class Problem:
         return "__".join(parts)
 
     @classmethod
-    def from_key(cls, key: str) -> "Problem":
+    def from_key(cls, key: str) -> Problem:
         parts = key.split("__")
         trial = int(parts[-1].removeprefix("trial"))
         return cls(parts[0], trial, parts[1] if len(parts) == 3 else "")

@@ -8,9 +8,9 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -86,7 +86,7 @@ class ProxyOutputs:
     def n_samples(self) -> int:
         return self.values.shape[1]
 
-    def select(self, sources: Sequence | None = None, samples: Sequence | None = None) -> "ProxyOutputs":
+    def select(self, sources: Sequence | None = None, samples: Sequence | None = None) -> ProxyOutputs:
         """A subset by source (names or integer positions) and/or sample (positions or mask).
 
         Natural weights are renormalised over the kept sources.
@@ -95,7 +95,7 @@ class ProxyOutputs:
         smp = slice(None) if samples is None else np.asarray(samples)
         if src.size < 2:
             raise InputError(f"sources must keep at least two sources; got {src.size}.")
-        pick = lambda a: None if a is None else a[smp]  # noqa: E731
+        pick = lambda a: None if a is None else a[smp]
         natural = None if self.natural_weights is None else self.natural_weights[src]
         if natural is not None and natural.sum() > 0:
             natural = natural / natural.sum()
@@ -143,7 +143,7 @@ class ProxyOutputs:
         return npz_path
 
     @classmethod
-    def load(cls, path: str | Path) -> "ProxyOutputs":
+    def load(cls, path: str | Path) -> ProxyOutputs:
         """Load and validate a saved ``ProxyOutputs`` (never unpickles).
 
         Raises
@@ -172,7 +172,7 @@ class ProxyOutputs:
         return cls.from_npz_bytes(npz_path.read_bytes(), sidecar, source=str(npz_path))
 
     @classmethod
-    def from_npz_bytes(cls, data: bytes, sidecar: dict, source: str = "<upload>") -> "ProxyOutputs":
+    def from_npz_bytes(cls, data: bytes, sidecar: dict, source: str = "<upload>") -> ProxyOutputs:
         """Build from the bytes of an ``.npz`` and its parsed sidecar (uploads use this)."""
         try:
             with np.load(io.BytesIO(data), allow_pickle=False) as npz:

@@ -63,7 +63,7 @@ class MixtureResult:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "MixtureResult":
+    def from_dict(cls, d: dict) -> MixtureResult:
         names = tuple(d["weights"])
         return cls(
             weights=np.array([d["weights"][n] for n in names], dtype=np.float32), source_names=names,

@@ -80,7 +80,7 @@ class RunTable:
             )
         return self.metrics[:, self.metric_names.index(metric)]
 
-    def subset(self, rows) -> "RunTable":
+    def subset(self, rows) -> RunTable:
         """The runs at ``rows`` (indices or a boolean mask)."""
         rows = np.asarray(rows)
         ids = np.asarray(self.run_ids, dtype=object)[rows]

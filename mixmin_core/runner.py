@@ -10,10 +10,10 @@ import logging
 import multiprocessing
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from tqdm.auto import tqdm
 
@@ -136,7 +136,7 @@ def _remove_stale_temp_files(units: list[Unit]) -> None:
 class RunContext:
     """What a pipeline gets from the job runner: its run folder, the store and ``run_units``."""
 
-    store: "object"
+    store: object
     run_id: str
     backend: str = "local"
     n_workers: int | None = None

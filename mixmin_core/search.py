@@ -490,7 +490,7 @@ def regmix_fit_choose(W, y, *, source_names, prior, rng: np.random.Generator, pr
         if ok.any():  # measured loss of the test run the regressor ranks first, and the best one
             top1[name] = {"top1": float(y_t[ok][np.argmin(pred[ok])]), "best": float(y_t[ok].min())}
     predicted = float(model.predict(w[None, :])[0])
-    info = {**(meta or {}), "n_runs": int(len(W)), "compute": float(len(W) if compute is None else compute),
+    info = {**(meta or {}), "n_runs": len(W), "compute": float(len(W) if compute is None else compute),
             "preset": preset, "spearman": None if np.isnan(model.spearman) else model.spearman,
             "spearman_tests": {k: (None if np.isnan(v) else v) for k, v in rho_tests.items()},
             "tests_top1": top1,
@@ -498,8 +498,8 @@ def regmix_fit_choose(W, y, *, source_names, prior, rng: np.random.Generator, pr
             "predicted_loss": predicted, "warnings": list(model.warnings), "top_k": int(top_k),
             "n_candidates": int(n_candidates)}
     return MixtureResult(weights=w, source_names=names, loss=predicted, method="regmix", success=not model.constant,
-                         meta=info, message=("RegMix: mean of the top-{} of {} candidates by predicted loss; loss is "
-                                             "the regressor's prediction").format(top_k, n_candidates)
+                         meta=info, message=(f"RegMix: mean of the top-{top_k} of {n_candidates} candidates by predicted loss; loss is "
+                                             "the regressor's prediction")
                          + ("; WARNING: regressor predicts a constant" if model.constant else ""))
 
 

@@ -1,8 +1,8 @@
 """MixMin (the paper's Algorithm 1): entropic mirror descent over cached proxy outputs."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

@@ -18,8 +18,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from mixmin_core import ProxyOutputs, bootstrap_weights, mixmin
-from mixmin_core import layout
+from mixmin_core import ProxyOutputs, bootstrap_weights, layout, mixmin
 from mixmin_core.errors import InputError, MixminError
 from mixmin_core.fileio import read_json
 from mixmin_core.store import RunStore

@@ -17,7 +17,12 @@ import numpy as np
 
 from mixmin_core.chem import data as chemdata
 from mixmin_core.chem import splits as chemsplits
-from mixmin_core.chem.fingerprints import fingerprint_key, load_feature_matrix, load_fingerprints, load_label_matrix
+from mixmin_core.chem.fingerprints import (
+    fingerprint_key,
+    load_feature_matrix,
+    load_fingerprints,
+    load_label_matrix,
+)
 from mixmin_core.chem.proxies import average_precision, mixture_rows, train_classifier
 from mixmin_core.errors import ConfigError, InputError
 from mixmin_core.evolving import content_hash

@@ -26,16 +26,40 @@ from pathlib import Path
 
 import numpy as np
 
-from mixmin_core import ProxyOutputs, balanced, bootstrap_weights, mixmin, natural, summarize
+from mixmin_core import (
+    ProxyOutputs,
+    balanced,
+    bootstrap_weights,
+    mixmin,
+    natural,
+    summarize,
+)
 from mixmin_core.chem import data as chemdata
 from mixmin_core.chem import splits as chemsplits
-from mixmin_core.chem.fingerprints import (cached_fingerprints, load_feature_matrix, load_label_matrix,
-                                          save_fingerprints)
-from mixmin_core.chem.proxies import (average_precision, grid_search, log_loss, mixture_rows, resolve_device,
-                                      train_classifier)
+from mixmin_core.chem.fingerprints import (
+    cached_fingerprints,
+    load_feature_matrix,
+    load_label_matrix,
+    save_fingerprints,
+)
+from mixmin_core.chem.proxies import (
+    average_precision,
+    grid_search,
+    log_loss,
+    mixture_rows,
+    resolve_device,
+    train_classifier,
+)
 from mixmin_core.errors import ConfigError, InputError
 from mixmin_core.fileio import atomic_path, read_json, write_json, write_text
-from mixmin_core.layout import Problem, mixture_path, outputs_path, safe_name, sources_path, topk_path
+from mixmin_core.layout import (
+    Problem,
+    mixture_path,
+    outputs_path,
+    safe_name,
+    sources_path,
+    topk_path,
+)
 from mixmin_core.runner import RunContext, Unit
 
 log = logging.getLogger("mixmin.chem")

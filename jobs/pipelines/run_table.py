@@ -32,7 +32,12 @@ from mixmin_core.layout import Problem, mixture_path, safe_name, sources_path
 from mixmin_core.results import MixtureResult
 from mixmin_core.run_tables import PRIORS, TABLES, RunTable, load_run_table, prior_for
 from mixmin_core.runner import RunContext, Unit
-from mixmin_core.search import PRESETS, fit_regressor, random_search_table, regmix_fit_choose
+from mixmin_core.search import (
+    PRESETS,
+    fit_regressor,
+    random_search_table,
+    regmix_fit_choose,
+)
 
 METHODS = ("natural", "random_search", "regmix", "bo")
 _METHOD_IDS = {m: i for i, m in enumerate(METHODS)}
@@ -164,7 +169,7 @@ def fit_reference(*, config: dict, target: str, output: str) -> dict:
     model = fit_regressor(W, y, preset="faithful", seed=42, val_fraction=0.0)  # all runs, all 1000 trees
     with atomic_path(output) as tmp:
         model.regressor.booster_.save_model(str(tmp))
-    return {"rows": int(len(W))}
+    return {"rows": len(W)}
 
 
 def solve(*, config: dict, target: str, method: str, trial: int, output: str, reference: str) -> dict:
@@ -205,7 +210,7 @@ def solve(*, config: dict, target: str, method: str, trial: int, output: str, re
     metrics["surrogate_loss"] = float(lgb.Booster(model_file=reference).predict(result.weights[None, :].astype(np.float64))[0])
     result.meta.update(metrics=metrics, target=target, trial=trial, table=train.name, scale=train.scale)
     write_json(output, result.to_dict())
-    return {"rows": int(len(W)), **{k: v for k, v in metrics.items() if np.isfinite(v)}}
+    return {"rows": len(W), **{k: v for k, v in metrics.items() if np.isfinite(v)}}
 
 
 def _solve_bo(cfg, train, W, y, ids, names, target, rng, test_sets) -> MixtureResult:

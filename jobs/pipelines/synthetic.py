@@ -15,7 +15,12 @@ from mixmin_core.errors import ConfigError
 from mixmin_core.fileio import atomic_path, write_json
 from mixmin_core.layout import Problem, mixture_path, outputs_path
 from mixmin_core.runner import RunContext, Unit
-from mixmin_core.synthetic import categorical_outputs, categorical_sources, estimate_density, sample_mixture
+from mixmin_core.synthetic import (
+    categorical_outputs,
+    categorical_sources,
+    estimate_density,
+    sample_mixture,
+)
 
 
 @dataclass
@@ -59,9 +64,8 @@ def train_proxy(*, source: int, config: dict, output: str) -> dict:
     dists, _, sizes = _world(cfg)
     rng = np.random.default_rng([cfg.seed, 1, source])
     samples = rng.choice(cfg.n_categories, size=int(sizes[source]), p=dists[source])
-    with atomic_path(output) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, estimate_density(samples, cfg.n_categories).astype(np.float64))
+    with atomic_path(output) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, estimate_density(samples, cfg.n_categories).astype(np.float64))
     return {"rows": int(sizes[source])}
 
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -59,7 +59,7 @@ class AssayTable:
         except ValueError:
             raise InputError(unknown_assay_message(assay, self.assays, self.path)) from None
 
-    def select(self, assays: Sequence[str]) -> "AssayTable":
+    def select(self, assays: Sequence[str]) -> AssayTable:
         """The same molecules with only ``assays`` (in that order)."""
         idx = [self.index(a) for a in assays]
         return AssayTable(self.smiles, np.ascontiguousarray(self.labels[:, idx]), tuple(assays), self.path)
@@ -218,7 +218,7 @@ def load_pcba1328(path=None, *, max_molecules: int = 100_000) -> AssayTable:
 
 # ---------------------------------------------------------------------------- metadata
 
-def load_assay_metadata(path) -> "object":
+def load_assay_metadata(path) -> object:
     """Assay metadata as a DataFrame with at least ``source``, ``title``, ``category`` and ``aid``.
 
     Understands the files in ``shared/data/chem`` (``task`` plus ``title``/``short_name`` for PCBA,

@@ -8,13 +8,12 @@ dataset and keeps them under ``$MIXMIN_CACHE/fingerprints``.
 from __future__ import annotations
 
 import functools
-
 import hashlib
 import io
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import scipy.sparse as sp

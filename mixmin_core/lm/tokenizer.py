@@ -7,8 +7,8 @@ separator when packing and as the start token when scoring.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 

@@ -18,7 +18,13 @@ import pandas as pd
 
 from mixmin_core import ProxyOutputs, balanced, bootstrap_weights, mixmin, natural
 from mixmin_core.fileio import write_json, write_text
-from mixmin_core.layout import Problem, mixture_path, outputs_path, sources_path, topk_path
+from mixmin_core.layout import (
+    Problem,
+    mixture_path,
+    outputs_path,
+    sources_path,
+    topk_path,
+)
 from mixmin_core.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[2]

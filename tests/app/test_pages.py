@@ -14,7 +14,14 @@ import pytest
 from mixmin_core import jobs_control, layout
 from mixmin_core.store import RunStore
 from tests.app.conftest import open_app
-from tests.app.fixtures import CHEM_RUN, METHODS, assay_table, toxcast_assays, write_chem_run, write_lm_budget_runs
+from tests.app.fixtures import (
+    CHEM_RUN,
+    METHODS,
+    assay_table,
+    toxcast_assays,
+    write_chem_run,
+    write_lm_budget_runs,
+)
 
 pytestmark = pytest.mark.timeout(180)
 

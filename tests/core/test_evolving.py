@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 
 from mixmin_core import InputError, MixtureResult, mixmin
-from mixmin_core.evolving import compute_saved, content_hash, mixture_change, plan_update, warm_start
+from mixmin_core.evolving import (
+    compute_saved,
+    content_hash,
+    mixture_change,
+    plan_update,
+    warm_start,
+)
 from mixmin_core.synthetic import example_problem
 
 

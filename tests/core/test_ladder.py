@@ -3,7 +3,12 @@ import pytest
 
 from mixmin_core import InputError, mixmin
 from mixmin_core.ladder import proxy_ladder
-from mixmin_core.synthetic import categorical_outputs, categorical_sources, estimate_density, sample_mixture
+from mixmin_core.synthetic import (
+    categorical_outputs,
+    categorical_sources,
+    estimate_density,
+    sample_mixture,
+)
 
 
 def _world():

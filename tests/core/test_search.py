@@ -6,8 +6,18 @@ import pytest
 
 from mixmin_core.errors import InputError
 from mixmin_core.search import (
-    PRESETS, dirichlet_prior, fit_regressor, matched_trials, random_search, random_search_table, regmix,
-    regmix_choose, regmix_fit_choose, regmix_swarm, sample_random_mixtures, spearman,
+    PRESETS,
+    dirichlet_prior,
+    fit_regressor,
+    matched_trials,
+    random_search,
+    random_search_table,
+    regmix,
+    regmix_choose,
+    regmix_fit_choose,
+    regmix_swarm,
+    sample_random_mixtures,
+    spearman,
 )
 
 NAMES = tuple(f"s{i}" for i in range(5))
@@ -162,7 +172,7 @@ def test_top_k_averaging_matches_an_independent_computation():
 
 
 def test_top_k_is_the_same_when_candidates_come_in_chunks(monkeypatch):
-    import mixmin_core.search as search
+    from mixmin_core import search
 
     prior = np.array([0.4, 0.3, 0.2, 0.1])
     model = LinearModel([0.3, -1.0, 0.5, 0.2])

@@ -5,8 +5,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import minimize
 
-from mixmin_core import InputError, ProxyOutputs, Status, balanced, fixed_mixture, mixmin, mixture_loss, natural
-from mixmin_core.synthetic import categorical_outputs, categorical_sources, sample_mixture
+from mixmin_core import (
+    InputError,
+    ProxyOutputs,
+    Status,
+    balanced,
+    fixed_mixture,
+    mixmin,
+    mixture_loss,
+    natural,
+)
+from mixmin_core.synthetic import (
+    categorical_outputs,
+    categorical_sources,
+    sample_mixture,
+)
 
 from .reference import reference_loss
 

@@ -5,7 +5,13 @@ import pandas as pd
 import pytest
 
 from mixmin_core import fileio
-from mixmin_core.layout import Problem, list_mixtures, list_problems, mixture_path, outputs_path
+from mixmin_core.layout import (
+    Problem,
+    list_mixtures,
+    list_problems,
+    mixture_path,
+    outputs_path,
+)
 from mixmin_core.results import mean_ci, summarize, welch_pvalue
 from mixmin_core.store import RunStore, default_home
 
@@ -54,10 +60,9 @@ def test_job_whose_process_died_is_reported(tmp_path):
 def test_atomic_write_leaves_old_file_on_failure(tmp_path):
     target = tmp_path / "f.json"
     fileio.write_json(target, {"v": 1})
-    with pytest.raises(RuntimeError):
-        with fileio.atomic_path(target) as tmp:
-            tmp.write_text("partial")
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), fileio.atomic_path(target) as tmp:
+        tmp.write_text("partial")
+        raise RuntimeError("killed")
     assert fileio.read_json(target) == {"v": 1}
     assert list(tmp_path.iterdir()) == [target]
 

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from mixmin_core.lm import data, tokenizer as T
+from mixmin_core.lm import data
+from mixmin_core.lm import tokenizer as T
 from mixmin_core.lm.models import ModelPreset
 
 MICRO = ModelPreset("micro", hidden_size=32, n_layers=2, n_heads=2, context=64, tokenizer="bpe",

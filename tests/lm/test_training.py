@@ -6,7 +6,13 @@ import pytest
 
 from mixmin_core.errors import ConfigError, InputError
 from mixmin_core.lm.models import PRESETS, get_preset, model_vocab_size
-from mixmin_core.lm.training import MixtureSampler, load_model, lr_at, save_model, train_lm
+from mixmin_core.lm.training import (
+    MixtureSampler,
+    load_model,
+    lr_at,
+    save_model,
+    train_lm,
+)
 
 from .conftest import MICRO
 
