@@ -60,8 +60,9 @@ class BinaryObjective(Objective):
 
     def __init__(self, outputs: ProxyOutputs):
         super().__init__(outputs)
-        y = outputs.labels.astype(bool)
-        self.matrix = np.where(y, outputs.values, np.float32(1.0) - outputs.values)  # Q, (P, N) float32
+        # Q = |f - (1 - y)|: f where y = 1, 1 - f where y = 0; (P, N) float32, two in-place passes
+        self.matrix = np.subtract(outputs.values, (1.0 - outputs.labels).astype(np.float32))
+        np.abs(self.matrix, out=self.matrix)
 
     def loss_grad(self, weights, sample_weights=None, need_grad=True):
         s = self._sample_weights(sample_weights)
@@ -128,5 +129,10 @@ _OBJECTIVES = {"binary": BinaryObjective, "mse": MSEObjective, "loglik": LoglikO
 
 
 def make_objective(outputs: ProxyOutputs) -> Objective:
-    """The objective for ``outputs.kind``."""
-    return _OBJECTIVES[outputs.kind](outputs)
+    """The objective for ``outputs.kind``, built once per (immutable) ``outputs`` and kept with it,
+    so re-solving the same outputs (the app's sliders, bootstrap, leave-one-out) skips the setup."""
+    cached = outputs.__dict__.get("_objective")
+    if cached is None:
+        cached = _OBJECTIVES[outputs.kind](outputs)
+        object.__setattr__(outputs, "_objective", cached)
+    return cached

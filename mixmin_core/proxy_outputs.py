@@ -207,8 +207,9 @@ def _as_matrix(values) -> np.ndarray:
         raise InputError(f"values must hold at least two sources (rows); got {arr.shape[0]}.")
     if arr.shape[1] < 1:
         raise InputError("values must hold at least one sample (column); got 0.")
-    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    arr = np.ascontiguousarray(arr, dtype=np.float32).view()
     check_finite("values", arr)
+    arr.flags.writeable = False  # outputs are immutable: solvers cache what they derive from them
     return arr
 
 
