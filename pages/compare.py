@@ -158,7 +158,10 @@ def page() -> None:
         st.info("This run has no results yet (they are written when its job finishes).")
         return
     c1, c2, c3 = st.columns(3)
-    metric = _shared.select_kept("Metric", sorted(frame["metric"].unique()), "compare.metric", container=c1)
+    # the metric that compares the most methods first (e.g. surrogate_loss on a run table)
+    n_methods = frame.groupby("metric")["method"].nunique()
+    metrics = sorted(n_methods.index, key=lambda m: (-n_methods[m], m))
+    metric = _shared.select_kept("Metric", metrics, "compare.metric", container=c1)
     sub = frame[frame["metric"] == metric]
     variants = sorted(sub["variant"].unique(), key=lambda v: (v != main_variant(list(sub["variant"].unique())), v))
     variant = _shared.select_kept("Setting", variants, "compare.variant", container=c2,
