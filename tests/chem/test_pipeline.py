@@ -15,6 +15,7 @@ from mixmin_core import MixtureResult, ProxyOutputs
 from mixmin_core.errors import ConfigError
 from mixmin_core.layout import list_mixtures, list_problems, sources_path, topk_path
 from mixmin_core.store import RunStore
+from tests.helpers import only_run
 
 from .conftest import ASSAYS
 
@@ -23,15 +24,10 @@ CI = str(ROOT / "configs" / "chem_ci.yaml")
 ALL_METHODS = {"mixmin", "natural", "balanced", "random_search", "regmix", "target_only", "ensemble"}
 
 
-def _only_run(store):
-    (run,) = store.list_runs()
-    return run, store.run_dir(run["run_id"])
-
-
 def test_ci_miniature_runs_end_to_end_and_resumes(capsys):
     assert main(["run", CI, "--quiet"]) == 0
     store = RunStore()
-    run, run_dir = _only_run(store)
+    run, run_dir = only_run(store)
     assert run["status"] == "done"
     targets = ["ATG_ERE_CIS_up", "ATG_ERa_TRANS_up"]
     problems = list_problems(run_dir)
@@ -81,7 +77,7 @@ def test_ci_miniature_runs_end_to_end_and_resumes(capsys):
 def test_a_killed_run_retrains_only_missing_units():
     assert main(["run", CI, "--quiet", "--set", "trials=1", "--set", "source_counts=[all]"]) == 0
     store = RunStore()
-    run, run_dir = _only_run(store)
+    run, run_dir = only_run(store)
     before = {u["unit_id"]: u["finished_at"] for u in store.units(run["run_id"])}
     lost = run_dir / "proxies" / "trial0" / "ATG_PXRE_CIS_up.npz"
     lost.unlink()  # as if killed while this proxy was training
@@ -115,7 +111,7 @@ def test_users_own_table_runs_with_only_the_config_changed(tmp_path, toxcast_hea
                         targets=["my_assay_1"], source_counts=["all"],
                         methods=["mixmin", "natural", "target_only"], **SMALL)
     assert main(["run", cfg, "--quiet"]) == 0
-    run, run_dir = _only_run(RunStore())
+    run, run_dir = only_run(RunStore())
     res = RunStore().results(run["run_id"])
     assert set(res.method) == {"mixmin", "natural", "target_only"} and set(res.target) == {"my_assay_1"}
     assert set(res.variant) == {"sources-all"} and len(res) == 3 * 2
@@ -147,7 +143,7 @@ def test_muv_runs_through_the_same_command():
     overrides = ["n_targets=2", "trials=2", "source_counts=[all]", "max_final_rows=5000", "n_boot=0",
                  "methods=[mixmin,natural,balanced,target_only,ensemble]"]
     assert main(["run", cfg, "--quiet"] + [x for o in overrides for x in ("--set", o)]) == 0
-    run, _ = _only_run(RunStore())
+    run, _ = only_run(RunStore())
     res = RunStore().results(run["run_id"])
     assert set(res.target) == {"MUV-466", "MUV-548"} and res.value.notna().all()
 

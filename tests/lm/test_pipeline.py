@@ -11,20 +11,16 @@ from jobs.__main__ import main
 from mixmin_core import ProxyOutputs
 from mixmin_core.layout import list_mixtures, list_problems
 from mixmin_core.store import RunStore
+from tests.helpers import only_run
 
 ROOT = Path(__file__).resolve().parents[2]
 CI = str(ROOT / "configs" / "lm_ci.yaml")
 
 
-def _only_run(store):
-    (run,) = store.list_runs()
-    return run, store.run_dir(run["run_id"])
-
-
 def test_ci_miniature_runs_end_to_end_and_resumes(capsys):
     assert main(["run", CI, "--quiet"]) == 0
     store = RunStore()
-    run, run_dir = _only_run(store)
+    run, run_dir = only_run(store)
     assert run["status"] == "done"
     problems = list_problems(run_dir)
     assert {(p.target, p.trial) for p in problems} == {(t, k) for t in ("piqa", "arc_easy") for k in (0, 1)}
@@ -100,7 +96,7 @@ def test_user_folder_and_target_with_only_config_changes(tmp_path, capsys):
     assert main(["run", CI, "--quiet", *_user_overrides(folder, target, methods=methods, regmix_runs_per_source=2,
                                                         transfer_preset="small")]) == 0
     store = RunStore()
-    run, run_dir = _only_run(store)
+    run, run_dir = only_run(store)
     out = ProxyOutputs.load(run_dir / "proxy_outputs" / "mine__trial0")
     assert out.source_names == ("animals", "mixed", "numbers") and out.n_samples == 32
     from mixmin_core.results import MixtureResult
