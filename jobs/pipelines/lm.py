@@ -58,6 +58,9 @@ class LMConfig:
     proxy_budget: float = 1.0  # all proxies together, as a fraction of one final run (paper: 0.01, 0.05, 0.1, 1.0)
     methods: list = field(default_factory=lambda: ["mixmin", "natural", "balanced"])
     regmix_runs_per_source: int = 0  # RegMix splits MixMin's proxy compute into this many runs per source; 0 = the paper's (runs of 1%-budget proxy size: 700 x proxy_budget runs)
+    # auto: "faithful" with >= 40 swarm runs, else "mixmin-paper" (faithful LightGBM cannot split fewer
+    # than 2 x min_data_in_leaf = 40 runs and predicts a constant)
+    regmix_preset: str = "auto"
     trials: int = 3
     fit_fraction: float = 0.8
     seed: int = 0
@@ -92,6 +95,8 @@ class LMConfig:
             raise ConfigError(f"proxy_budget must be in (0, 100] (a fraction of one final run); got {self.proxy_budget!r}.")
         if not 0 < self.fit_fraction < 1:
             raise ConfigError(f"fit_fraction must be in (0, 1); got {self.fit_fraction!r}.")
+        if self.regmix_preset not in ("auto", "faithful", "mixmin-paper"):
+            raise ConfigError(f"regmix_preset must be auto, faithful or mixmin-paper; got {self.regmix_preset!r}.")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"device must be auto, cpu or cuda; got {self.device!r}.")
         if not isinstance(self.targets, list) or not self.targets:
@@ -473,8 +478,11 @@ def _search(method, config, models, outputs, spec, fit, proxy_tokens, proxy_flop
         return search.random_search(evaluate, source_names=outputs.source_names, n_trials=n_src, rng=rng,
                                     compute_per_trial=proxy_flops / n_src)
     runs = max(1, int(round(n_src * proxy_tokens / tokens)))  # equal total compute to MixMin's proxies
+    preset = config.regmix_preset
+    if preset == "auto":
+        preset = "faithful" if runs >= 40 else "mixmin-paper"
     return search.regmix(evaluate, source_names=outputs.source_names, prior=outputs.natural_weights, n_runs=runs,
-                         rng=rng, compute_per_run=proxy_flops / runs)
+                         rng=rng, preset=preset, compute_per_run=proxy_flops / runs)
 
 
 def _final_models(config, ctx, models, targets, specs, splits, mixtures, preset, n_tokens, *, variant, cross):

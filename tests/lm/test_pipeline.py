@@ -109,6 +109,7 @@ def test_user_folder_and_target_with_only_config_changes(tmp_path, capsys):
     for m in ("random_search", "regmix"):
         assert found[m].meta["compute"] == pytest.approx(proxy_flops, rel=0.05)
     assert found["regmix"].meta["n_runs"] == 6  # more, smaller runs at equal compute
+    assert found["regmix"].meta["preset"] == "mixmin-paper"  # auto: too few runs for the faithful regressor
     res = store.results(run["run_id"])
     assert set(res.metric) == {"generative_loss"}  # documents: no answers, no accuracy
     gen = res[res.variant == ""].groupby("method").value.mean()
