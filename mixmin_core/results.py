@@ -100,6 +100,16 @@ def welch_pvalue(a, b) -> float:
     return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
+def mean_over_targets(frame, keep=()):
+    """Per ``(*keep, method, metric, trial)``, the mean value and compute over targets: one ``"overall"``
+    pseudo-target whose trials can go through :func:`summarize` (e.g. a compute-budget sweep table)."""
+    keys = [*keep, "method", "metric", "trial"]
+    cols = ["value"] + (["compute"] if "compute" in frame else [])
+    out = frame.groupby(keys, as_index=False, dropna=False)[cols].mean()
+    out["target"] = "overall"
+    return out
+
+
 def summarize(frame, *, by=("target", "method", "metric"), reference: str | None = None,
               focus: str = "mixmin", level: float = 0.95):
     """Per-group mean and CI over trials, improvement over ``reference`` and Welch p-values.

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from mixmin_core import layout
-from mixmin_core.results import mean_ci, summarize
+from mixmin_core.results import mean_ci, mean_over_targets, summarize
 from pages import _shared
 
 _shared.route_through_app()
@@ -24,16 +24,9 @@ def sweep_point(variant: str):
     if not m:
         return None
     kind = "sources" if m.group(1).lower() == "sources" else "compute"
-    return kind, (np.inf if m.group(2) == "all" else float(m.group(2)))
-
-
-def overall(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per trial, the mean over targets: one 'overall' pseudo-target."""
-    out = frame.groupby(["method", "metric", "trial"], as_index=False)["value"].mean()
-    comp = frame.groupby(["method", "metric", "trial"], as_index=False)["compute"].mean()
-    out["compute"] = comp["compute"].to_numpy()
-    out["target"] = "overall"
-    return out
+    if m.group(2) == "all":
+        return kind, np.inf
+    return kind, float(m.group(2)) / (100 if m.group(3) else 1)
 
 
 def bars(summary: pd.DataFrame, x: str, title: str) -> go.Figure:
@@ -47,10 +40,12 @@ def bars(summary: pd.DataFrame, x: str, title: str) -> go.Figure:
 
 
 def main_variant(variants: list[str]) -> str:
+    """The setting shown first: the unnamed one, else the largest sweep point (all sources, the
+    largest proxy budget)."""
     if "" in variants:
         return ""
-    alls = [v for v in variants if str(v).endswith("all")]
-    return alls[0] if alls else variants[0]
+    points = {v: sweep_point(v) for v in variants if sweep_point(v)}
+    return max(points, key=lambda v: points[v][1]) if points else variants[0]
 
 
 def summary_table(summary: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
@@ -90,38 +85,16 @@ def sweep_figure(frame: pd.DataFrame, kind: str) -> go.Figure | None:
         mean, lo, hi = mean_ci(per_trial)
         rows.append({"method": method, "variant": variant, "x": grp["x"].iloc[0], "mean": mean, "lo": lo, "hi": hi})
     table = pd.DataFrame(rows).sort_values("x")
-    order = list(dict.fromkeys(table["variant"]))
-    fig = method_lines(table, "variant")
-    label = "number of source assays" if kind == "sources" else "proxy compute budget"
-    fig.update_layout(title=f"Sweep over the {label} (mean over targets, 95% CI over trials)",
-                      xaxis=dict(title=label, categoryorder="array", categoryarray=order),
+    if kind == "compute":  # budgets are numbers: a log axis
+        fig = method_lines(table, "x")
+        label = "proxy compute budget (fraction of one final run)"
+        xaxis = dict(title=label, type="log")
+    else:  # source counts end in "all"
+        fig = method_lines(table, "variant")
+        label = "number of source assays"
+        xaxis = dict(title=label, categoryorder="array", categoryarray=list(dict.fromkeys(table["variant"])))
+    fig.update_layout(title=f"Sweep over the {label} (mean over targets, 95% CI over trials)", xaxis=xaxis,
                       yaxis_title=frame["metric"].iloc[0], height=380, margin=dict(l=10, r=10, t=40, b=10))
-    return fig
-
-
-def budget_sweep_figure(run_id: str, metric: str) -> go.Figure | None:
-    """The metric against ``proxy_budget`` over the runs of this run's pipeline (LM compute sweep)."""
-    store = _shared.store()
-    run = store.get_run(run_id)
-    if run is None or run["config"].get("proxy_budget") is None:
-        return None
-    peers = [r for r in store.list_runs()
-             if r["pipeline"] == run["pipeline"] and r["config"].get("proxy_budget") is not None]
-    if len({r["config"]["proxy_budget"] for r in peers}) < 2:
-        return None
-    rows = []
-    for peer in peers:
-        frame = _shared.results(peer["run_id"])
-        frame = frame[(frame["metric"] == metric) & (frame["variant"] == "")]
-        for method, grp in frame.groupby("method"):
-            mean, lo, hi = mean_ci(grp.groupby("trial")["value"].mean())
-            rows.append({"budget": float(peer["config"]["proxy_budget"]), "method": method, "mean": mean, "lo": lo, "hi": hi})
-    if not rows:
-        return None
-    fig = method_lines(pd.DataFrame(rows).sort_values("budget"), "budget")
-    fig.update_layout(title=f"Compute-budget sweep over the {run['pipeline']} runs (mean over targets, 95% CI over trials)",
-                      xaxis=dict(title="proxy compute budget (fraction of one final run)", type="log"),
-                      yaxis_title=metric, height=380, margin=dict(l=10, r=10, t=40, b=10))
     return fig
 
 
@@ -177,7 +150,7 @@ def page() -> None:
     st.caption(f"`{metric}` ({direction}) · {data['target'].nunique()} targets · "
                f"{data['trial'].nunique()} trials · 95% CIs over trials · p-values: Welch t-test against MixMin")
     per_target = summarize(data, reference=baseline, focus="mixmin")
-    total = summarize(overall(data), reference=baseline, focus="mixmin")
+    total = summarize(mean_over_targets(data), reference=baseline, focus="mixmin")
     left, right = st.columns([1, 2])
     left.plotly_chart(bars(total, "method", "Overall (mean over targets)"), key="compare.overall")
     right.plotly_chart(bars(per_target, "target", "Per target"), key="compare.per_target")
@@ -194,9 +167,6 @@ def page() -> None:
         fig = sweep_figure(sub, kind)
         if fig is not None:
             st.plotly_chart(fig, key=f"compare.sweep_{kind}")
-    fig = budget_sweep_figure(run_id, metric)
-    if fig is not None:
-        st.plotly_chart(fig, key="compare.sweep_budget")
     st.subheader("Weights side by side")
     weights_side_by_side(run_id)
 

@@ -13,7 +13,9 @@ Units (each resumable, run through ``ctx.run_units``):
                                 scored by average precision on the target's test split
   target_only/<target>/trial<k> the paper's baseline: XGBoost on the target's own train split
 
-Variants are the paper's source-count sweep: sources = the first 10 / 100 / all assays (minus the target).
+Variants are the paper's source-count sweep: sources = the first 10 / 100 / all assays (minus the target),
+or, with ``proxy_budgets``, a compute sweep at one source count: variant ``budget-<b>`` trains its own
+proxies at b x one final model's compute (trees x rows), and random search / RegMix get the same.
 """
 from __future__ import annotations
 
@@ -47,6 +49,7 @@ from mixmin_core.chem.proxies import (
     grid_search,
     log_loss,
     mixture_rows,
+    proxy_scale,
     resolve_device,
     train_classifier,
 )
@@ -60,6 +63,7 @@ from mixmin_core.layout import (
     sources_path,
     topk_path,
 )
+from mixmin_core.results import mean_over_targets
 from mixmin_core.runner import RunContext, Unit
 
 log = logging.getLogger("mixmin.chem")
@@ -83,6 +87,8 @@ class ChemConfig:
     targets: list = field(default_factory=list)  # target assays; [] = the first n_targets assays
     n_targets: int = 10
     source_counts: list = field(default_factory=lambda: [10, 100, "all"])  # sources = first k assays minus the target
+    # compute sweep (one source count): proxies of all sources together cost b x one final model, per b
+    proxy_budgets: list = field(default_factory=list)
     trials: int = 3
     seed: int = 0
     test_fraction: float = 0.2  # per assay: 80/20 train/test ...
@@ -138,10 +144,23 @@ class ChemConfig:
             raise ConfigError(f"source_counts must be a non-empty list of integers >= 2 or 'all'; got {self.source_counts!r}.")
         if self.regmix_preset not in ("auto", "faithful", "mixmin-paper"):
             raise ConfigError(f"regmix_preset must be auto, faithful or mixmin-paper; got {self.regmix_preset!r}.")
+        self._check_budgets()
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"device must be auto, cpu or cuda; got {self.device!r}.")
         if not isinstance(self.targets, list) or not isinstance(self.assays, list):
             raise ConfigError("targets and assays must be lists of assay names.")
+
+    def _check_budgets(self):
+        b = self.proxy_budgets
+        if not isinstance(b, list) or not all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) and 0 < x <= 100 for x in b) or len(set(b)) != len(b):
+            raise ConfigError(f"proxy_budgets must be a list of distinct fractions of a final model's compute in (0, 100], "
+                              f"e.g. [0.01, 0.05, 0.1, 1.0]; got {b!r}.")
+        if b and len(self.source_counts) != 1:
+            raise ConfigError(f"proxy_budgets sweeps compute at one source count; set source_counts to one value "
+                              f"(e.g. [100]); got {self.source_counts!r}.")
+        if b and self.tune:
+            raise ConfigError("proxy_budgets sets the proxies' trees and rows; it cannot be combined with tune: true.")
 
     @property
     def table_format(self) -> str:
@@ -199,6 +218,10 @@ def _variant(count) -> str:
     return f"sources-{count}"
 
 
+def budget_variant(budget: float) -> str:
+    return f"budget-{float(budget):g}"
+
+
 @dataclass
 class Plan:
     """What the run will compute, derived from the table (no files written)."""
@@ -207,6 +230,7 @@ class Plan:
     dropped: list  # [{"assay", "n_pos", "n_neg"}]
     targets: list
     variants: dict  # variant -> list of candidate sources (target excluded later)
+    budgets: dict = field(default_factory=dict)  # compute sweep: variant -> proxy budget
 
     def sources(self, target: str, variant: str) -> list:
         return [a for a in self.variants[variant] if a != target]
@@ -234,7 +258,12 @@ def make_plan(config: ChemConfig, table: chemdata.AssayTable, valid: np.ndarray 
     variants = {}
     for c in config.source_counts:
         variants[_variant(c)] = assays if c == "all" else assays[: int(c)]
-    return Plan(assays, dropped, targets, variants)
+    budgets = {}
+    if config.proxy_budgets:
+        (sources,) = variants.values()
+        budgets = {budget_variant(b): float(b) for b in sorted(config.proxy_budgets)}
+        variants = {v: sources for v in budgets}
+    return Plan(assays, dropped, targets, variants, budgets)
 
 
 def validate(config: ChemConfig) -> None:
@@ -289,13 +318,14 @@ def _fit_classifier(X, y, *, trees, depth, tune, device, n_jobs, seed, sample_we
 
 
 def train_proxy(*, assay: str, labels_path: str, features_path: str, splits_path: str, trees: int, depth: int,
-                tune: bool, device: str, n_jobs: int, seed: int, output: str) -> dict:
-    """One source's proxy on its fit split; writes its P(y=1) for every molecule and its model."""
+                tune: bool, device: str, n_jobs: int, seed: int, output: str, row_fraction: float = 1.0) -> dict:
+    """One source's proxy on its fit split (or a seeded ``row_fraction`` of it); writes its P(y=1) for
+    every molecule and its model."""
     X, valid = load_feature_matrix(features_path)
     labels, assays = load_label_matrix(labels_path)
     codes, _ = _splits(splits_path)
     j = assays.index(assay)
-    fit = chemsplits.part(codes[:, j], "fit")
+    fit = chemsplits.row_subset(chemsplits.part(codes[:, j], "fit"), row_fraction, seed=seed, assay=assay)
     start = time.perf_counter()
     clf, compute = _fit_classifier(X[fit], labels[fit, j], trees=trees, depth=depth, tune=tune, device=device,
                                    n_jobs=n_jobs, seed=seed)
@@ -538,26 +568,8 @@ def run(config: ChemConfig, ctx: RunContext) -> dict:
         "test_fraction": config.test_fraction, "val_fraction": config.val_fraction, "output": split_p[k]},
         output=Path(split_p[k]), kind="splits") for k in range(config.trials)], "splits")
 
-    needed = [a for a in plan.assays if any(a in s for s in plan.variants.values())]
     common = {"labels_path": lab_p, "features_path": feat_p, "device": device, "n_jobs": config.xgb_threads}
-    proxy_units = {}
-    for k in range(config.trials):
-        for a in needed:
-            out = ctx.path("proxies", f"trial{k}", f"{safe_name(a)}.npz")
-            proxy_units[k, a] = Unit(f"proxy/trial{k}/{a}", train_proxy, {
-                **common, "assay": a, "splits_path": split_p[k], "trees": config.proxy_trees,
-                "depth": config.proxy_depth, "tune": config.tune, "seed": config.seed + k, "output": str(out)},
-                output=out, kind="proxy")
-    ctx.run_units(list(proxy_units.values()), "proxies")
-    proxies_p = {}
-    for k in range(config.trials):
-        path = ctx.path("proxies", f"trial{k}.npz")
-        if not path.exists():
-            loaded = [np.load(proxy_units[k, a].output) for a in needed]
-            _save_arrays(path, preds=np.stack([z["preds"] for z in loaded]),
-                         compute=np.array([float(z["compute"]) for z in loaded]), assays=np.asarray(needed, dtype=str))
-        proxies_p[k] = str(path)
-
+    proxies_p, scales = _train_proxies(config, ctx, plan, split_p, common)
     search = {"max_sources": config.search_max_sources, "trees": config.search_trees or config.proxy_trees,
               "depth": config.proxy_depth,
               "rows": config.search_rows, "device": device, "n_jobs": config.xgb_threads,
@@ -569,16 +581,22 @@ def run(config: ChemConfig, ctx: RunContext) -> dict:
         mix_units[p] = Unit(f"mix/{p.key}", solve_problem, {
             "target": p.target, "variant": p.variant, "trial": p.trial, "sources": plan.sources(p.target, p.variant),
             "run_dir": str(ctx.run_dir), "labels_path": lab_p, "features_path": feat_p, "splits_path": split_p[p.trial],
-            "proxies_path": proxies_p[p.trial], "methods": config.methods, "seed": config.seed,
+            "proxies_path": proxies_p[p.trial, p.variant], "methods": config.methods, "seed": config.seed,
             "step_size": config.step_size, "max_iter": config.max_iter, "n_boot": config.n_boot,
-            "top_k": config.top_k, "search": search, "meta_rows": meta_rows, "output": str(out)},
+            "top_k": config.top_k, "search": {**search, **scales.get((p.trial, p.variant), {})},
+            "meta_rows": meta_rows, "output": str(out)},
             output=out, kind="mixture")
     mix_info = ctx.run_units(list(mix_units.values()), "mixtures")
 
     final_units = {}
+    first = list(plan.variants)[0]
     for p in problems:
         info = mix_info[f"mix/{p.key}"] or read_json(mix_units[p].output)
         for m in info["mixtures"]:
+            if plan.budgets and m in ("natural", "balanced"):  # the same mixture at every budget: train once
+                if p.variant != first:
+                    final_units[p, m] = final_units[Problem(p.target, p.trial, first), m]
+                    continue
             out = ctx.path("finals", f"{p.key}__{m}.json")
             final_units[p, m] = Unit(f"final/{p.key}/{m}", train_final, {
                 **common, "target": p.target, "variant": p.variant, "trial": p.trial, "method": m,
@@ -593,10 +611,52 @@ def run(config: ChemConfig, ctx: RunContext) -> dict:
                     **common, "target": t, "trial": k, "splits_path": split_p[k], "trees": config.final_trees,
                     "depth": config.final_depth, "tune": config.tune, "seed": config.seed, "output": str(out)},
                     output=out, kind="final")
-    ctx.run_units(list(final_units.values()), "final models")
+    ctx.run_units(list({u.unit_id: u for u in final_units.values()}.values()), "final models")
     rows = _result_rows(config, plan, problems, mix_units, final_units)
     ctx.store.add_results(ctx.run_id, rows)
     return _summarize(ctx, rows)
+
+
+def _train_proxies(config, ctx, plan, split_p, common) -> tuple[dict, dict]:
+    """One proxy per source and trial (shared by every source-count variant), or, in a compute sweep,
+    per source, trial and budget. Returns ``{(trial, variant): proxy matrix path}`` and, per
+    ``(trial, variant)`` of a sweep, the search proxies' ``trees`` and ``rows`` at the same scale."""
+    needed = [a for a in plan.assays if any(a in s for s in plan.variants.values())]
+    settings = {}  # (trial, variant or "") -> (trees, row_fraction)
+    for k in range(config.trials):
+        if not plan.budgets:
+            settings[k, ""] = (config.proxy_trees, 1.0)
+            continue
+        codes, assays = _splits(split_p[k])
+        for v, budget in plan.budgets.items():
+            rows = sum(int((codes[:, assays.index(a)] == chemsplits.FIT).sum()) for a in plan.variants[v])
+            final_rows = min(rows, config.max_final_rows) if config.max_final_rows else rows
+            settings[k, v] = proxy_scale(budget, float(config.final_trees * final_rows), rows)
+    units, scales = {}, {}
+    for (k, v), (trees, fraction) in settings.items():
+        for a in needed:
+            where = (f"trial{k}",) + ((v,) if v else ())
+            out = ctx.path("proxies", *where, f"{safe_name(a)}.npz")
+            units[k, v, a] = Unit("proxy/" + "/".join(where + (a,)), train_proxy, {
+                **common, "assay": a, "splits_path": split_p[k], "trees": trees, "depth": config.proxy_depth,
+                "tune": config.tune, "seed": config.seed + k, "output": str(out),
+                **({"row_fraction": fraction} if fraction < 1 else {})}, output=out, kind="proxy")
+        if v:
+            codes, assays = _splits(split_p[k])
+            mean_rows = np.mean([(codes[:, assays.index(a)] == chemsplits.FIT).sum() for a in plan.variants[v]])
+            scales[k, v] = {"trees": trees, "rows": max(chemsplits.MIN_ROWS, int(round(fraction * mean_rows))),
+                            "proxy_trees": trees, "row_fraction": fraction}
+    ctx.run_units(list(units.values()), "proxies")
+    paths = {}
+    for (k, v) in settings:
+        path = ctx.path("proxies", f"trial{k}{'__' + v if v else ''}.npz")
+        if not path.exists():
+            loaded = [np.load(units[k, v, a].output) for a in needed]
+            _save_arrays(path, preds=np.stack([z["preds"] for z in loaded]),
+                         compute=np.array([float(z["compute"]) for z in loaded]), assays=np.asarray(needed, dtype=str))
+        for variant in ([v] if v else plan.variants):
+            paths[k, variant] = str(path)
+    return paths, scales
 
 
 def _result_rows(config, plan, problems, mix_units, final_units) -> list[dict]:
@@ -604,20 +664,21 @@ def _result_rows(config, plan, problems, mix_units, final_units) -> list[dict]:
     for p in problems:
         info = read_json(mix_units[p].output)
         base = {"target": p.target, "trial": p.trial, "variant": p.variant, "metric": "ap"}
+        budget = plan.budgets.get(p.variant)
         for m in info["mixtures"]:
             fin = read_json(final_units[p, m].output)
             mix = read_json(mixture_path(final_units[p, m].kwargs["run_dir"], p, m))
             proxy_c = float(mix["meta"].get("compute", 0.0))
-            rows.append({**base, "method": m, "value": fin["ap"], "compute": proxy_c + fin["final_compute"],
-                         "extra": {"proxy_compute": proxy_c, "final_compute": fin["final_compute"], "rows": fin["rows"],
+            rows.append({**base, "method": m, "value": fin["ap"], "compute": proxy_c,
+                         "extra": {"final_compute": fin["final_compute"], "rows": fin["rows"], "budget": budget,
                                    "n_sources": info["n_sources"], "weight_dropped": fin["weight_dropped"]}})
         if "ensemble" in config.methods:
             rows.append({**base, "method": "ensemble", "value": info["ensemble_ap"], "compute": info["ensemble_compute"],
-                         "extra": {"proxy_compute": info["ensemble_compute"], "n_sources": info["n_sources"]}})
+                         "extra": {"n_sources": info["n_sources"], "budget": budget}})
         if "target_only" in config.methods:
             fin = read_json(final_units[Problem(p.target, p.trial), "target_only"].output)
-            rows.append({**base, "method": "target_only", "value": fin["ap"], "compute": fin["final_compute"],
-                         "extra": {"rows": fin["rows"]}})
+            rows.append({**base, "method": "target_only", "value": fin["ap"], "compute": 0.0,
+                         "extra": {"rows": fin["rows"], "final_compute": fin["final_compute"]}})
     return rows
 
 
@@ -633,5 +694,12 @@ def _summarize(ctx, rows) -> dict:
     for v, grp in table.groupby("variant"):
         piv = grp.pivot_table(index="target", columns="method", values="mean")
         wins[v] = {m: int((piv["mixmin"] > piv[m]).sum()) for m in piv.columns if m != "mixmin"}
-    return {"mean_ap": json.loads(overall.to_json(orient="index")), "mixmin_wins": wins,
-            "n_rows": len(rows), "summary_csv": str(ctx.path("summary.csv"))}
+    out = {"mean_ap": json.loads(overall.to_json(orient="index")), "mixmin_wins": wins,
+           "n_rows": len(rows), "summary_csv": str(ctx.path("summary.csv"))}
+    budgets = frame[frame["variant"].str.startswith("budget-")]
+    if len(budgets):  # compute sweep: mean AP over targets per trial; improvement over natural trial by trial
+        sweep = summarize(mean_over_targets(budgets, keep=("variant",)), by=("variant", "method", "metric"),
+                          reference="natural" if (budgets["method"] == "natural").any() else None, focus="mixmin")
+        write_text(ctx.path("budget_sweep.csv"), sweep.to_csv(index=False))
+        out["budget_sweep_csv"] = str(ctx.path("budget_sweep.csv"))
+    return out

@@ -16,7 +16,6 @@ import dataclasses
 import logging
 import math
 import time
-import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +23,7 @@ import numpy as np
 from mixmin_core import ProxyOutputs, mixmin, mixture_loss
 from mixmin_core.chem import data as chemdata
 from mixmin_core.chem.proxies import resolve_device
+from mixmin_core.chem.splits import MIN_ROWS, row_subset
 from mixmin_core.errors import ConfigError, InputError
 from mixmin_core.fileio import read_json, write_json
 from mixmin_core.ladder import RULES, proxy_ladder
@@ -33,7 +33,6 @@ from mixmin_core.runner import RunContext, Unit
 from . import _chem_beyond as cb
 
 log = logging.getLogger("mixmin.chem_ladder")
-MIN_ROWS = 20  # a rung's proxy sees at least this many rows of a source (or all of them)
 
 
 @dataclass
@@ -96,13 +95,6 @@ def validate(config: ChemLadderConfig) -> None:
     pick_sources(config, table, informative)
 
 
-def rung_rows(fit_rows: np.ndarray, fraction: float, *, seed: int, assay: str) -> np.ndarray:
-    """A seeded prefix of a fixed permutation of the fit rows (nested across rungs), sorted."""
-    perm = np.random.default_rng([seed, 5, zlib.crc32(assay.encode())]).permutation(fit_rows)
-    n = min(fit_rows.size, max(MIN_ROWS, math.ceil(fraction * fit_rows.size)))
-    return np.sort(perm[:n])
-
-
 def run(config: ChemLadderConfig, ctx: RunContext) -> dict:
     table = cb.load_table(config)
     informative, _ = chemdata.informative_assays(table)
@@ -121,7 +113,7 @@ def run(config: ChemLadderConfig, ctx: RunContext) -> dict:
 
     rungs = []  # per rung: settings, rows per source, units
     for k, (fraction, trees) in enumerate(config.rungs):
-        rows = {a: rung_rows(fit[a], fraction, seed=config.seed, assay=a) for a in sources}
+        rows = {a: row_subset(fit[a], fraction, seed=config.seed, assay=a) for a in sources}
         units = {}
         for a in sources:
             settings = cb.proxy_settings(trees=trees, depth=config.proxy_depth, seed=config.seed)

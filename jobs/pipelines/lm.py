@@ -28,6 +28,7 @@ from mixmin_core.fileio import atomic_path, write_json, write_text
 from mixmin_core.layout import Problem, mixture_path, outputs_path, sources_path
 from mixmin_core.lm import data as lmdata
 from mixmin_core.lm.models import PRESETS, TOKENIZERS, get_preset
+from mixmin_core.results import mean_over_targets
 from mixmin_core.runner import RunContext, Unit
 
 log = logging.getLogger("mixmin.lm")
@@ -56,6 +57,9 @@ class LMConfig:
     bpe_train_chars: int = 1_000_000  # characters per source the BPE is trained on
     final_tokens: int = 600_000  # training tokens of each final model
     proxy_budget: float = 1.0  # all proxies together, as a fraction of one final run (paper: 0.01, 0.05, 0.1, 1.0)
+    # compute sweep (paper, Figure 3): one variant "budget-<b>" per budget, replacing proxy_budget;
+    # natural / balanced final models are shared by all budgets, the cross-task matrix uses the largest
+    proxy_budgets: list = field(default_factory=list)
     methods: list = field(default_factory=lambda: ["mixmin", "natural", "balanced"])
     regmix_runs_per_source: int = 0  # RegMix splits MixMin's proxy compute into this many runs per source; 0 = the paper's (runs of 1%-budget proxy size: 700 x proxy_budget runs)
     # auto: "faithful" with >= 40 swarm runs, else "mixmin-paper" (faithful LightGBM cannot split fewer
@@ -91,8 +95,15 @@ class LMConfig:
                 raise ConfigError(f"{name} must be a positive integer; got {getattr(self, name)!r}.")
         if int(self.torch_threads) < 0:
             raise ConfigError(f"torch_threads must be 0 (automatic) or positive; got {self.torch_threads!r}.")
-        if not 0 < self.proxy_budget <= 100:
-            raise ConfigError(f"proxy_budget must be in (0, 100] (a fraction of one final run); got {self.proxy_budget!r}.")
+        if not isinstance(self.proxy_budgets, list):
+            raise ConfigError(f"proxy_budgets must be a list of fractions, e.g. [0.01, 0.05, 0.1, 1.0]; got {self.proxy_budgets!r}.")
+        for b in [self.proxy_budget] + self.proxy_budgets:
+            if isinstance(b, bool) or not isinstance(b, (int, float)) or not 0 < b <= 100:
+                raise ConfigError(f"proxy_budget(s) must be in (0, 100] (a fraction of one final run); got {b!r}.")
+        if len(set(self.proxy_budgets)) != len(self.proxy_budgets):
+            raise ConfigError(f"proxy_budgets must not repeat a budget; got {self.proxy_budgets!r}.")
+        if self.proxy_budgets and self.transfer_preset:
+            raise ConfigError("proxy_budgets (a compute sweep) and transfer_preset cannot be combined; run them as two configs.")
         if not 0 < self.fit_fraction < 1:
             raise ConfigError(f"fit_fraction must be in (0, 1); got {self.fit_fraction!r}.")
         if self.regmix_preset not in ("auto", "faithful", "mixmin-paper"):
@@ -365,53 +376,71 @@ def _rows_for(scores: dict, wanted: np.ndarray, is_doc: bool, **row) -> list[dic
     return [{**row, "metric": m, "value": v} for m, v in _seq_metrics(scores, positions, is_doc).items()]
 
 
+def budget_variant(budget: float) -> str:
+    return f"budget-{float(budget):g}"
+
+
+def _budgets(config: LMConfig) -> dict[str, float]:
+    """variant -> proxy budget: one unnamed variant, or one ``budget-<b>`` per budget of a sweep."""
+    if not config.proxy_budgets:
+        return {"": float(config.proxy_budget)}
+    return {budget_variant(b): float(b) for b in sorted(config.proxy_budgets)}
+
+
 def run(config: LMConfig, ctx: RunContext) -> dict:
     targets = _load_targets(config)
     specs = {_target_name(t): t for t in config.targets}
     names, token_files, counts, vocab, tok_path = _prepare(config, ctx)
     _write_sources_csv(ctx, names, counts)
     models = _Models(config, ctx, token_files, vocab, tok_path)
-    n_src = len(names)
-    proxy_tokens = max(1, int(config.final_tokens * config.proxy_budget / n_src))
-    proxies = [models.unit(preset=config.preset, weights=np.eye(n_src)[i], n_tokens=proxy_tokens, seed=config.seed,
-                           kind="proxy") for i in range(n_src)]
-    proxy_info = models.train(proxies, "proxies")
-    proxy_flops = float(sum(proxy_info[u.unit_id].get("flops", 0.0) for u in proxies))
-    pool_scores = {}
-    score_units = {name: [models.score_units(u, specs[name], None, False) for u in proxies] for name in targets}
-    models.score(sum(score_units.values(), []), "score proxies")
-    for name, units in score_units.items():
-        pool_scores[name] = [_load_scores(u) for u in units]
-
     splits = {(name, k): lmdata.split_indices(len(targets[name]), seed=config.seed, trial=k, fit_fraction=config.fit_fraction)
               for name in targets for k in range(config.trials)}
-    mixtures = {}
+    budgets = _budgets(config)
+    main = list(budgets)[-1]  # the largest budget: cross-task matrix and scale transfer
+    mixtures = {}  # (target, trial, variant, method) -> MixtureResult
+    for variant, budget in budgets.items():
+        for key, result in _mixtures(config, ctx, models, targets, specs, splits, names, counts, variant, budget):
+            mixtures[key] = result
+
+    rows = _final_models(config, ctx, models, targets, specs, splits, mixtures, config.preset,
+                         config.final_tokens, cross_variant=main if config.cross_task else None)
+    if config.transfer_preset:
+        methods = [m for m in ("mixmin", "natural", "balanced") if m in config.methods]
+        rows += _final_models(config, ctx, models, targets, specs, splits,
+                              {k: v for k, v in mixtures.items() if k[3] in methods}, config.transfer_preset,
+                              config.transfer_tokens or config.final_tokens, label=f"transfer:{config.transfer_preset}")
+    ctx.store.add_results(ctx.run_id, rows)
+    return _summarize(ctx, rows, names, mixtures, main)
+
+
+def _mixtures(config, ctx, models, targets, specs, splits, names, counts, variant, budget):
+    """Proxies at ``budget`` (one per source, together ``budget`` x one final run), their ProxyOutputs
+    per target and trial, and every method's mixture; yields ((target, trial, variant, method), result)."""
+    n_src = len(names)
+    proxy_tokens = _whole_steps(config, config.final_tokens * budget / n_src)
+    proxies = [models.unit(preset=config.preset, weights=np.eye(n_src)[i], n_tokens=proxy_tokens, seed=config.seed,
+                           kind="proxy") for i in range(n_src)]
+    tag = f" ({variant})" if variant else ""
+    proxy_info = models.train(proxies, "proxies" + tag)
+    proxy_flops = float(sum(proxy_info[u.unit_id].get("flops", 0.0) for u in proxies))
+    score_units = {name: [models.score_units(u, specs[name], None, False) for u in proxies] for name in targets}
+    models.score(sum(score_units.values(), []), "score proxies" + tag)
+    pool_scores = {name: [_load_scores(u) for u in units] for name, units in score_units.items()}
     for name in targets:
         for k in range(config.trials):
             fit, _ = splits[name, k]
             outputs = _proxy_outputs(pool_scores[name], fit, names, counts, targets[name],
                                      meta={"target": name, "trial": k, "split": "fit", "preset": config.preset,
                                            "proxy_tokens": proxy_tokens, "proxy_flops": proxy_flops,
-                                           "proxy_budget": config.proxy_budget})
-            problem = Problem(name, k)
+                                           "proxy_budget": budget})
+            problem = Problem(name, k, variant)
             outputs.save(outputs_path(ctx.run_dir, problem))
             if targets[name][0].is_choice:  # answer-only log-probs given the question (predictive objective)
                 _proxy_outputs(pool_scores[name], fit, names, counts, targets[name], meta={**outputs.meta, "objective": "answer|question"},
                                answer_only=True).save(ctx.path("proxy_outputs_answer", problem.key))
-            for result in _methods(config, ctx, models, outputs, specs[name], pool_scores, fit, proxy_tokens, proxy_flops):
+            for result in _methods(config, models, outputs, specs[name], fit, proxy_tokens, proxy_flops, budget):
                 write_json(mixture_path(ctx.run_dir, problem, result.method), result.to_dict())
-                mixtures[name, k, result.method] = result
-
-    rows = _final_models(config, ctx, models, targets, specs, splits, mixtures, config.preset,
-                         config.final_tokens, variant="", cross=config.cross_task)
-    if config.transfer_preset:
-        methods = [m for m in ("mixmin", "natural", "balanced") if m in config.methods]
-        rows += _final_models(config, ctx, models, targets, specs, splits,
-                              {k: v for k, v in mixtures.items() if k[2] in methods}, config.transfer_preset,
-                              config.transfer_tokens or config.final_tokens, variant=f"transfer:{config.transfer_preset}",
-                              cross=False)
-    ctx.store.add_results(ctx.run_id, rows)
-    return _summarize(ctx, rows, names, mixtures, proxy_flops)
+                yield (name, k, variant, result.method), result
 
 
 def _proxy_outputs(scores: list[dict], fit: np.ndarray, names, counts, examples, meta, answer_only=False) -> ProxyOutputs:
@@ -427,23 +456,31 @@ def _proxy_outputs(scores: list[dict], fit: np.ndarray, names, counts, examples,
                         natural_weights=counts, sample_ids=[examples[i].sample_id for i in fit], meta=meta)
 
 
-def _methods(config, ctx, models, outputs, spec, pool_scores, fit, proxy_tokens, proxy_flops):
-    meta = {"proxy_flops": proxy_flops, "proxy_budget": config.proxy_budget}
+def _methods(config, models, outputs, spec, fit, proxy_tokens, proxy_flops, budget):
+    meta = {"proxy_flops": proxy_flops, "proxy_budget": budget}
     for method in config.methods:
         if method == "mixmin":
             yield _with_meta(mixmin(outputs, step_size=config.step_size, max_iter=config.max_iter), meta)
-        elif method == "natural":
-            yield _with_meta(natural(outputs), meta)
+        elif method == "natural":  # no proxies needed
+            yield _with_meta(natural(outputs), {**meta, "proxy_flops": 0.0})
         elif method == "balanced":
-            yield _with_meta(balanced(outputs), meta)
+            yield _with_meta(balanced(outputs), {**meta, "proxy_flops": 0.0})
         else:
-            yield _search(method, config, models, outputs, spec, fit, proxy_tokens, proxy_flops)
+            found = _search(method, config, models, outputs, spec, fit, proxy_tokens, proxy_flops)
+            yield _with_meta(found, {"proxy_budget": budget, "proxy_flops": float(found.meta["compute"])})
 
 
 def _with_meta(result, meta):
     from dataclasses import replace
 
     return replace(result, meta={**result.meta, **meta})
+
+
+def _whole_steps(config, tokens: float) -> int:
+    """``tokens`` rounded to whole training steps (at least one): what a model of that size trains on,
+    so that compute matching counts the steps really taken (small budgets round up to one step)."""
+    per_step = get_preset(config.preset).batch_size * get_preset(config.preset).context
+    return max(1, round(tokens / per_step)) * per_step
 
 
 def _search(method, config, models, outputs, spec, fit, proxy_tokens, proxy_flops):
@@ -457,9 +494,9 @@ def _search(method, config, models, outputs, spec, fit, proxy_tokens, proxy_flop
     if method == "random_search":
         tokens = proxy_tokens
     elif config.regmix_runs_per_source:
-        tokens = max(1, proxy_tokens // config.regmix_runs_per_source)
+        tokens = _whole_steps(config, proxy_tokens / config.regmix_runs_per_source)
     else:  # the paper's RegMix runs: each as large as one proxy of the 1%-budget setting
-        tokens = max(1, int(config.final_tokens * 0.01 / n_src))
+        tokens = _whole_steps(config, config.final_tokens * 0.01 / n_src)
 
     def evaluate(W):
         units = [models.unit(preset=config.preset, weights=w / w.sum(), n_tokens=tokens, seed=config.seed, kind=method)
@@ -485,32 +522,40 @@ def _search(method, config, models, outputs, spec, fit, proxy_tokens, proxy_flop
                          rng=rng, preset=preset, compute_per_run=proxy_flops / runs)
 
 
-def _final_models(config, ctx, models, targets, specs, splits, mixtures, preset, n_tokens, *, variant, cross):
-    """Train one model per distinct (weights, trial seed); score held-out examples; result rows."""
-    plan = {}  # (target, trial, method) -> model unit
-    for (name, k, method), result in mixtures.items():
-        plan[name, k, method] = models.unit(preset=preset, weights=result.weights, n_tokens=n_tokens,
-                                            seed=config.seed * 1000 + 100 + k, kind="final")
-    info = models.train(list(plan.values()), f"final models{' ' + variant if variant else ''}")
+def _final_models(config, ctx, models, targets, specs, splits, mixtures, preset, n_tokens, *, cross_variant=None,
+                  label=None):
+    """Train one model per distinct (weights, trial seed) (so natural and balanced are trained once for
+    every target and budget); score held-out examples; result rows. ``cross_variant``: also score that
+    variant's MixMin models on every other target; ``label``: report every row under this variant."""
+    plan = {}  # (target, trial, variant, method) -> model unit
+    for key, result in mixtures.items():
+        plan[key] = models.unit(preset=preset, weights=result.weights, n_tokens=n_tokens,
+                                seed=config.seed * 1000 + 100 + key[1], kind="final")
+    info = models.train(list(plan.values()), f"final models{' ' + label if label else ''}")
+
+    def evaluated_on(name, variant, method):
+        cross = method == "mixmin" and variant == cross_variant and label is None
+        return [name] + ([b for b in targets if b != name] if cross else [])
+
     needed = {}  # (model unit id, target) -> held-out indices to score
-    for (name, k, method), unit in plan.items():
-        evals = [name] + ([b for b in targets if b != name] if cross and method == "mixmin" else [])
-        for b in evals:
+    for (name, k, variant, method), unit in plan.items():
+        for b in evaluated_on(name, variant, method):
             needed.setdefault((unit.unit_id, b), set()).update(int(i) for i in splits[b, k][1])
     by_id = {u.unit_id: u for u in plan.values()}
     score_units = {key: models.score_units(by_id[key[0]], specs[key[1]], sorted(idx), True) for key, idx in needed.items()}
-    models.score(list(score_units.values()), f"evaluate{' ' + variant if variant else ''}")
+    models.score(list(score_units.values()), f"evaluate{' ' + label if label else ''}")
     rows = []
-    for (name, k, method), unit in plan.items():
-        compute = float(info[unit.unit_id].get("flops", np.nan))
-        extra = {"model": unit.unit_id, "proxy_flops": mixtures[name, k, method].meta.get("proxy_flops")}
-        evals = [name] + ([b for b in targets if b != name] if cross and method == "mixmin" else [])
-        for b in evals:
+    for (name, k, variant, method), unit in plan.items():
+        final_flops = float(info[unit.unit_id].get("flops", np.nan))
+        proxy_flops = float(mixtures[name, k, variant, method].meta.get("proxy_flops") or 0.0)
+        extra = {"model": unit.unit_id, "proxy_flops": proxy_flops, "final_flops": final_flops,
+                 "proxy_budget": mixtures[name, k, variant, method].meta.get("proxy_budget")}
+        for b in evaluated_on(name, variant, method):
             s = _load_scores(score_units[unit.unit_id, b])
             is_doc = not targets[b][0].is_choice
-            v = variant if b == name else f"cross:{name}"
-            rows += _rows_for(s, splits[b, k][1], is_doc, target=b, method=method, trial=k, compute=compute,
-                              variant=v, extra=extra)
+            v = label or (variant if b == name else f"cross:{name}")
+            rows += _rows_for(s, splits[b, k][1], is_doc, target=b, method=method, trial=k,
+                              compute=proxy_flops, variant=v, extra=extra)
     return rows
 
 
@@ -521,41 +566,53 @@ def _write_sources_csv(ctx, names, counts):
     write_text(sources_path(ctx.run_dir), "\n".join(lines) + "\n")
 
 
-def _cross_matrix(frame, targets) -> dict:
+def _cross_matrix(frame, targets, main: str) -> dict:
     """Mean held-out generative loss of the MixMin model found for task A (rows) on task B (columns)."""
     gen = frame[frame.metric == "generative_loss"]
     mat = []
     for a in targets:
         row = []
         for b in targets:
-            sel = gen[(gen.method == "mixmin") & (gen.target == b) & (gen.variant == ("" if a == b else f"cross:{a}"))]
+            sel = gen[(gen.method == "mixmin") & (gen.target == b) & (gen.variant == (main if a == b else f"cross:{a}"))]
             row.append(float(sel.value.mean()) if len(sel) else None)
         mat.append(row)
-    ref = {b: {m: float(gen[(gen.method == m) & (gen.target == b) & (gen.variant == "")].value.mean())
+    ref = {b: {m: float(gen[(gen.method == m) & (gen.target == b) & (gen.variant == main)].value.mean())
                for m in ("natural", "balanced") if len(gen[(gen.method == m) & (gen.target == b)])} for b in targets}
     return {"metric": "generative_loss", "weights_from": list(targets), "evaluated_on": list(targets),
-            "mixmin": mat, "baselines": ref}
+            "variant": main, "mixmin": mat, "baselines": ref}
 
 
-def _summarize(ctx, rows, names, mixtures, proxy_flops) -> dict:
+def _ci(mean, lo, hi) -> list:
+    return [round(float(x), 4) if np.isfinite(x) else None for x in (mean, lo, hi)]
+
+
+def _summarize(ctx, rows, names, mixtures, main) -> dict:
     import pandas as pd
 
     frame = pd.DataFrame(rows)
     with warnings.catch_warnings():  # identical trial values (e.g. equal accuracies) make scipy warn
         warnings.simplefilter("ignore", RuntimeWarning)
         table = summarize(frame, by=("target", "variant", "method", "metric"), reference="natural")
+        budgets = frame[frame.variant.str.startswith("budget-")]
+        sweep = summarize(mean_over_targets(budgets, keep=("variant",)), by=("variant", "method", "metric"),
+                          reference="natural") if len(budgets) else None
     with atomic_path(ctx.path("results_summary.csv")) as tmp:
         table.to_csv(tmp, index=False)
-    targets = list(dict.fromkeys(t for (t, _, _) in mixtures))
-    cross = _cross_matrix(frame, targets)
+    targets = list(dict.fromkeys(key[0] for key in mixtures))
+    cross = _cross_matrix(frame, targets, main)
     write_json(ctx.path("cross_task.json"), cross)
-    main = table[table.variant == ""]
-    summary = {"proxy_flops": proxy_flops, "sources": names, "cross_task": cross, "results": {}}
-    for _, r in main.iterrows():
-        summary["results"].setdefault(r.target, {}).setdefault(r.method, {})[r.metric] = \
-            [round(r["mean"], 4), round(r.ci_low, 4) if np.isfinite(r.ci_low) else None,
-             round(r.ci_high, 4) if np.isfinite(r.ci_high) else None]
-    for (name, k, method), res in mixtures.items():
-        if k == 0:
+    summary = {"sources": names, "variant": main, "cross_task": cross, "results": {}}
+    for _, r in table[table.variant == main].iterrows():
+        summary["results"].setdefault(r.target, {}).setdefault(r.method, {})[r.metric] = _ci(r["mean"], r.ci_low, r.ci_high)
+        summary.setdefault("proxy_flops", {})[r.method] = r.compute
+    if sweep is not None:  # mean over targets per trial; improvement over natural, trial by trial
+        with atomic_path(ctx.path("budget_sweep.csv")) as tmp:
+            sweep.to_csv(tmp, index=False)
+        for _, r in sweep[sweep.metric == "generative_loss"].iterrows():
+            summary.setdefault("budget_sweep", {}).setdefault(r.variant, {})[r.method] = {
+                "generative_loss": _ci(r["mean"], r.ci_low, r.ci_high),
+                "vs_natural": _ci(r.improvement, r.improvement_low, r.improvement_high), "proxy_flops": r.compute}
+    for (name, k, variant, method), res in mixtures.items():
+        if k == 0 and variant == main:
             summary.setdefault("weights_trial0", {}).setdefault(name, {})[method] = dict(res.top(len(names)))
     return summary

@@ -6,6 +6,7 @@ method's ``compute`` column uses.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +68,18 @@ class Classifier:
         with atomic_path(path) as tmp:
             self.booster.save_model(str(tmp.with_suffix(".json")))
             tmp.with_suffix(".json").replace(tmp)
+
+
+def proxy_scale(budget: float, final_compute: float, source_rows: int) -> tuple[int, float]:
+    """``(trees, row_fraction)`` of per-source proxies whose summed cost (trees x rows over all
+    sources' ``source_rows``) is ``budget`` x ``final_compute``: every row with fewer trees while a
+    tree per row can be afforded, then a single tree on a fraction of the rows."""
+    if not (budget > 0 and final_compute > 0 and source_rows > 0):
+        raise InputError(f"budget, final_compute and source_rows must be positive; got {budget!r}, "
+                         f"{final_compute!r}, {source_rows!r}.")
+    passes = budget * final_compute / source_rows  # trees if every row is used
+    trees = max(1, math.ceil(passes - 1e-9))
+    return trees, min(1.0, passes / trees)
 
 
 def _as_float(X):

@@ -8,6 +8,7 @@ is seeded with ``(seed, trial, crc32(assay))``: the same split for every method 
 from __future__ import annotations
 
 import io
+import math
 import zlib
 
 import numpy as np
@@ -18,6 +19,7 @@ from ..fileio import write_bytes
 FIT, VAL, TEST = 0, 1, 2
 UNUSED = -1
 PART_NAMES = {"fit": FIT, "val": VAL, "test": TEST}
+MIN_ROWS = 20  # a row subset keeps at least this many rows of a source (or all of them)
 
 
 def _check_fraction(name, value):
@@ -81,3 +83,13 @@ def part(codes: np.ndarray, which: str | tuple) -> np.ndarray:
     """Molecule indices in one part (``"fit"``, ``"val"``, ``"test"``) or a tuple of parts (``("fit", "val")``)."""
     names = (which,) if isinstance(which, str) else tuple(which)
     return np.flatnonzero(np.isin(codes, [PART_NAMES[n] for n in names]))
+
+
+def row_subset(rows: np.ndarray, fraction: float, *, seed: int, assay: str) -> np.ndarray:
+    """A seeded prefix of a fixed permutation of ``rows`` (so subsets of growing ``fraction`` are
+    nested), at least ``MIN_ROWS`` rows, sorted: the rows a cheaper proxy of ``assay`` trains on."""
+    if fraction >= 1:
+        return np.asarray(rows)
+    perm = np.random.default_rng([seed, 5, zlib.crc32(assay.encode())]).permutation(rows)
+    n = min(rows.size, max(MIN_ROWS, math.ceil(fraction * rows.size)))
+    return np.sort(perm[:n])

@@ -127,22 +127,20 @@ def _result_rows(target: str, trial: int, variant: str, rng: np.random.Generator
              "value": base + bonus[m] + rng.normal(0, 0.01), "compute": compute[m]} for m in METHODS]
 
 
-def write_lm_budget_runs(home: Path, budgets=(0.01, 0.1, 1.0)) -> list[str]:
-    """LM-like runs (results only) that differ in ``proxy_budget``: the Compare page's compute sweep."""
+def write_lm_budget_run(home: Path, budgets=(0.01, 0.1, 1.0)) -> str:
+    """An LM-like run (results only) with one ``budget-<b>`` variant per proxy budget: a compute sweep."""
     store = RunStore(home)
-    run_ids = []
-    for b, budget in enumerate(budgets):
-        run_id = f"lm-fixture-{b}"
-        store.create_run(run_id, name=f"lm-fixture-{budget:g}", pipeline="lm", dataset="text domains",
-                         config={"pipeline": "lm", "name": "lm-fixture", "proxy_budget": budget})
-        rng = np.random.default_rng([7, b])
-        rows = [{"target": t, "method": m, "trial": trial, "metric": "nll", "variant": "",
-                 "value": 3.0 - 0.1 * np.log10(budget) * (m == "mixmin") + rng.normal(0, 0.01), "compute": budget}
-                for t in ("piqa", "arc_easy") for m in ("mixmin", "natural", "balanced", "regmix") for trial in range(2)]
-        store.add_results(run_id, rows)
-        store.set_run_status(run_id, "done")
-        run_ids.append(run_id)
-    return run_ids
+    run_id = "lm-fixture"
+    store.create_run(run_id, name="lm-fixture", pipeline="lm", dataset="text domains",
+                     config={"pipeline": "lm", "name": "lm-fixture", "proxy_budgets": list(budgets)})
+    rng = np.random.default_rng(7)
+    rows = [{"target": t, "method": m, "trial": trial, "metric": "nll", "variant": f"budget-{budget:g}",
+             "value": 3.0 - 0.1 * np.log10(budget) * (m == "mixmin") + rng.normal(0, 0.01), "compute": budget}
+            for budget in budgets for t in ("piqa", "arc_easy") for m in ("mixmin", "natural", "balanced", "regmix")
+            for trial in range(2)]
+    store.add_results(run_id, rows)
+    store.set_run_status(run_id, "done")
+    return run_id
 
 
 def build_home(home: Path, *, synthetic: bool = True, chem: bool = True) -> Path:

@@ -20,7 +20,7 @@ from tests.app.fixtures import (
     assay_table,
     toxcast_assays,
     write_chem_run,
-    write_lm_budget_runs,
+    write_lm_budget_run,
 )
 
 pytestmark = pytest.mark.timeout(180)
@@ -273,14 +273,15 @@ def test_solver_reports_a_corrupted_outputs_file_without_a_traceback(home):
     assert "checksum mismatch" in at.error[0].value
 
 
-def test_compare_shows_the_compute_budget_sweep_over_lm_runs(home):
-    write_lm_budget_runs(home)
+def test_compare_shows_the_compute_budget_sweep_of_a_run(home):
+    run_id = write_lm_budget_run(home)
     at = open_app()
-    at.sidebar.selectbox(key="w:app.run_id").set_value("lm-fixture-1").run()
+    at.sidebar.selectbox(key="w:app.run_id").set_value(run_id).run()
     at.switch_page("pages/compare.py").run()
     assert not at.exception
     assert "lower is better" in at.caption[0].value
-    assert any(t.startswith("Compute-budget sweep over the lm runs") for t in chart_titles(at))
+    assert at.selectbox(key="w:compare.variant").value == "budget-1"  # the largest budget first
+    assert any(t.startswith("Sweep over the proxy compute budget") for t in chart_titles(at))
 
 
 def test_runs_and_jobs_pages_follow_a_running_job_and_cancel_it(home):

@@ -9,6 +9,7 @@ from jobs.__main__ import main
 from jobs.config import build_dataclass
 from jobs.pipelines import chem_ladder
 from mixmin_core import MixtureResult
+from mixmin_core.chem.splits import row_subset
 from mixmin_core.errors import ConfigError, InputError
 from mixmin_core.layout import Problem, mixture_path
 from mixmin_core.store import RunStore
@@ -79,12 +80,12 @@ def test_run_all_climbs_every_rung_and_the_changes_match_the_saved_mixtures(tmp_
     assert summary["summary"][TARGETS[0]]["rungs_climbed"] == 3 and summary["summary"][TARGETS[0]]["stable_at_rung"] is None
 
 
-def test_rung_rows_are_nested_seeded_subsets():
+def test_row_subsets_are_nested_and_seeded():
     fit = np.arange(100, 300)
-    small, big = (chem_ladder.rung_rows(fit, f, seed=0, assay="A") for f in (0.1, 0.5))
+    small, big = (row_subset(fit, f, seed=0, assay="A") for f in (0.1, 0.5))
     assert small.size == 20 and big.size == 100 and set(small) <= set(big)
-    assert np.array_equal(small, chem_ladder.rung_rows(fit, 0.1, seed=0, assay="A"))
-    assert not np.array_equal(small, chem_ladder.rung_rows(fit, 0.1, seed=1, assay="A"))
+    assert np.array_equal(small, row_subset(fit, 0.1, seed=0, assay="A"))
+    assert not np.array_equal(small, row_subset(fit, 0.1, seed=1, assay="A"))
 
 
 @pytest.mark.parametrize("fields, match", [

@@ -54,7 +54,10 @@ def test_ci_miniature_runs_end_to_end_and_resumes(capsys):
     assert set(res.method) == ALL_METHODS and set(res.metric) == {"ap"}
     counts = res.groupby(["target", "variant", "method"]).size()
     assert len(counts) == 2 * 2 * 7 and (counts == 2).all()
-    assert res.value.between(0, 1).all() and res.compute.notna().all() and (res.compute > 0).all()
+    assert res.value.between(0, 1).all() and res.compute.notna().all()
+    spends = res.groupby("method").compute.min()  # the compute column: proxy compute each method spent
+    assert (spends[["mixmin", "random_search", "regmix", "ensemble"]] > 0).all()
+    assert (spends[["natural", "balanced", "target_only"]] == 0).all()
     summary = pd.read_csv(run_dir / "summary.csv")
     assert {"mean", "ci_low", "ci_high", "improvement", "p_vs_mixmin"} <= set(summary.columns)
     dataset = json.loads((run_dir / "dataset.json").read_text())
@@ -72,6 +75,36 @@ def test_ci_miniature_runs_end_to_end_and_resumes(capsys):
     assert {u["unit_id"]: u["finished_at"] for u in store.units(run["run_id"])} == units
     assert {p: p.stat().st_mtime_ns for p in (run_dir / "proxies").rglob("*.npz")} == proxies
     assert len(store.results(run["run_id"])) == n_results
+
+
+def test_compute_budget_sweep(capsys):
+    assert main(["run", CI, "--quiet", "--set", "source_counts=[all]", "--set", "proxy_budgets=[0.01, 1.0]",
+                 "--set", "trials=2"]) == 0
+    store = RunStore()
+    run, run_dir = only_run(store)
+    res = store.results(run["run_id"])
+    assert set(res.variant) == {"budget-0.01", "budget-1"}
+    units = {u["unit_id"]: json.loads(u["info_json"]) if "info_json" in u else u["info"] for u in store.units(run["run_id"])}
+    small = [i for k, i in units.items() if k.startswith("proxy/trial0/budget-0.01/")]
+    full = [i for k, i in units.items() if k.startswith("proxy/trial0/budget-1/")]
+    assert len(small) == len(full) == 6
+    # 1%: one tree on a fifth of the rows; 100%: as many trees as the final model on every row
+    assert all(i["trees"] == 1 for i in small) and all(i["trees"] == 20 for i in full)
+    assert sum(i["rows"] for i in small) == pytest.approx(0.2 * sum(i["rows"] for i in full), rel=0.05)
+    final_rows = sum(i["rows"] for i in full)  # all six sources' fit rows (< max_final_rows)
+    mm = res[res.method == "mixmin"].groupby("variant").compute.mean()
+    for v, budget in (("budget-0.01", 0.01), ("budget-1", 1.0)):
+        # the target's own proxy is left out: 5 of 6 sources
+        assert mm[v] == pytest.approx(budget * 20 * final_rows * 5 / 6, rel=0.15)
+        for m in ("random_search", "regmix"):  # equal proxy compute, up to one search proxy
+            spent = res[(res.method == m) & (res.variant == v)].compute
+            assert (spent <= mm[v] * 1.001).all() and (spent >= mm[v] * 0.75).all()
+    nat = res[res.method == "natural"].pivot_table(index=["target", "trial"], columns="variant", values="value")
+    assert np.allclose(nat["budget-0.01"], nat["budget-1"])  # one natural final model serves every budget
+    assert not any(k.startswith("final/") and "budget-1" in k and k.endswith("/natural") for k in units)
+    sweep = pd.read_csv(run_dir / "budget_sweep.csv")
+    assert set(sweep.variant) == {"budget-0.01", "budget-1"} and sweep.improvement.notna().all()
+    assert (sweep[sweep.method == "mixmin"].n_trials == 2).all()
 
 
 def test_a_killed_run_retrains_only_missing_units():
@@ -187,6 +220,9 @@ def test_bad_input_gives_one_clear_error_and_no_run(tmp_path, toxcast_head, caps
     ({"trials": 0}, "trials must be a positive integer"),
     ({"test_fraction": 1.0}, r"test_fraction must be in \(0, 1\)"),
     ({"n_boot": 1}, "n_boot must be 0"),
+    ({"proxy_budgets": [0.1, 0.1]}, "proxy_budgets must be a list of distinct fractions"),
+    ({"proxy_budgets": [0.1], "source_counts": [10, 100]}, "proxy_budgets sweeps compute at one source count"),
+    ({"proxy_budgets": [0.1], "source_counts": [10], "tune": True}, "cannot be combined with tune"),
 ])
 def test_config_errors_name_the_field(fields, message):
     with pytest.raises(ConfigError, match=message):

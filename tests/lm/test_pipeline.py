@@ -94,7 +94,7 @@ def test_user_folder_and_target_with_only_config_changes(tmp_path, capsys):
     folder, target = _user_files(tmp_path)
     methods = "[mixmin, natural, balanced, random_search, regmix]"
     assert main(["run", CI, "--quiet", *_user_overrides(folder, target, methods=methods, regmix_runs_per_source=2,
-                                                        transfer_preset="small")]) == 0
+                                                        transfer_preset="small", final_tokens=24576)]) == 0
     store = RunStore()
     run, run_dir = only_run(store)
     out = ProxyOutputs.load(run_dir / "proxy_outputs" / "mine__trial0")
@@ -118,6 +118,40 @@ def test_user_folder_and_target_with_only_config_changes(tmp_path, capsys):
     assert set(transfer.method) == {"mixmin", "natural", "balanced"} and len(transfer) == 6
     small = [u for u in store.units(run["run_id"]) if u["unit_id"].startswith("model/small-")]
     assert len(small) >= 4  # mixmin per trial (2) + natural and balanced, at least
+
+
+def test_compute_budget_sweep_in_one_run(tmp_path, capsys):
+    folder, target = _user_files(tmp_path)
+    methods = "[mixmin, natural, balanced, random_search, regmix]"
+    assert main(["run", CI, "--quiet", *_user_overrides(folder, target, methods=methods, regmix_runs_per_source=2,
+                                                        proxy_budgets="[0.25, 1.0]", final_tokens=24576)]) == 0
+    store = RunStore()
+    run, run_dir = only_run(store)
+    res = store.results(run["run_id"])
+    assert set(res.variant) == {"budget-0.25", "budget-1"}
+    flops = {v: ProxyOutputs.load(run_dir / "proxy_outputs" / f"mine__{v}__trial0").meta["proxy_flops"]
+             for v in ("budget-0.25", "budget-1")}
+    assert flops["budget-0.25"] == pytest.approx(0.25 * flops["budget-1"])  # 1 and 4 whole steps per proxy
+    # the compute column: every search method spends MixMin's proxy compute at each budget; natural none
+    compute = res.groupby(["variant", "method"]).compute.mean()
+    for v in flops:
+        for m in ("mixmin", "random_search", "regmix"):
+            assert compute[v, m] == pytest.approx(flops[v], rel=0.05)
+        assert compute[v, "natural"] == 0
+    # natural and balanced do not depend on the budget: one final model per trial, shared by both budgets
+    extra = res.extra_json.map(json.loads)
+    nat = res[res.method == "natural"].assign(model=extra.map(lambda e: e["model"]))
+    assert nat.groupby("trial").model.nunique().eq(1).all()
+    assert nat.groupby("trial").value.nunique().eq(1).all()
+    sweep = __import__("pandas").read_csv(run_dir / "budget_sweep.csv")
+    gen = sweep[sweep.metric == "generative_loss"]
+    assert set(zip(gen.variant, gen.method)) == {(v, m) for v in flops for m in
+                                                 ("mixmin", "natural", "balanced", "random_search", "regmix")}
+    assert gen.improvement.notna().all() and (gen.n_trials == 2).all()
+    assert main(["run", CI, "--set", "proxy_budgets=[0.1, 0.1]"]) == 2
+    assert "must not repeat a budget" in capsys.readouterr().err
+    assert main(["run", CI, "--set", "proxy_budgets=[0.1, 1]", "--set", "transfer_preset=small"]) == 2
+    assert "cannot be combined" in capsys.readouterr().err
 
 
 def _assert_fails_before_run(args, capsys, match):
