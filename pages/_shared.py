@@ -11,6 +11,7 @@ A "problem" the Solver page solves is named by a string id:
 from __future__ import annotations
 
 import contextlib
+import re
 from pathlib import Path
 
 import numpy as np
@@ -163,9 +164,28 @@ def bootstrap(problem_id: str, stamp: float, step_size: float, max_iter: int, in
     return b.lower, b.upper
 
 
+SWEEP = re.compile(r"^(sources|compute|budget)[-=:_]?([0-9.]+|all)(pct|%)?$", re.IGNORECASE)
+
+
+def sweep_point(variant: str):
+    """``(kind, x)`` for sweep variants such as ``sources-10``, ``sources-all``, ``budget-0.05`` or
+    ``compute-5pct`` (kind ``sources`` or ``compute``; x a count, inf for all, or a budget fraction)."""
+    m = SWEEP.match(str(variant))
+    if not m:
+        return None
+    kind = "sources" if m.group(1).lower() == "sources" else "compute"
+    if m.group(2) == "all":
+        return kind, np.inf
+    return kind, float(m.group(2)) / (100 if m.group(3) else 1)
+
+
 def main_first(variant: str) -> tuple:
-    """Sort key that puts a run's main setting ("" or e.g. "sources-all") before sweep variants."""
-    return (not (variant == "" or variant.endswith("all")), variant)
+    """Sort key that puts a run's main setting first: "", else the largest sweep point (all sources,
+    the largest proxy budget), then the other sweep points from large to small, then the rest."""
+    if variant == "":
+        return (0, 0.0, "")
+    point = sweep_point(variant)
+    return (1, -point[1], variant) if point else (2, 0.0, variant)
 
 
 def list_problem_ids(run_id: str) -> list[str]:

@@ -1,9 +1,6 @@
 """Compare: MixMin against the baselines a run has, per target and overall."""
 from __future__ import annotations
 
-import re
-
-import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
@@ -15,20 +12,6 @@ from pages import _shared
 
 _shared.route_through_app()
 
-SWEEP = re.compile(r"^(sources|compute|budget)[-=:_]?([0-9.]+|all)(pct|%)?$", re.IGNORECASE)
-
-
-def sweep_point(variant: str):
-    """``(kind, x)`` for sweep variants such as ``sources-10``, ``sources-all`` or ``compute-5pct``."""
-    m = SWEEP.match(str(variant))
-    if not m:
-        return None
-    kind = "sources" if m.group(1).lower() == "sources" else "compute"
-    if m.group(2) == "all":
-        return kind, np.inf
-    return kind, float(m.group(2)) / (100 if m.group(3) else 1)
-
-
 def bars(summary: pd.DataFrame, x: str, title: str) -> go.Figure:
     summary = summary.assign(err_plus=summary["ci_high"] - summary["mean"], err_minus=summary["mean"] - summary["ci_low"])
     methods = sorted(summary["method"].unique(), key=_shared.method_sort_key)
@@ -37,15 +20,6 @@ def bars(summary: pd.DataFrame, x: str, title: str) -> go.Figure:
                  color_discrete_map=_shared.METHOD_COLOURS)
     fig.update_layout(height=420, showlegend=x != "method", margin=dict(l=10, r=10, t=40, b=10), yaxis_title=summary["metric"].iloc[0])
     return fig
-
-
-def main_variant(variants: list[str]) -> str:
-    """The setting shown first: the unnamed one, else the largest sweep point (all sources, the
-    largest proxy budget)."""
-    if "" in variants:
-        return ""
-    points = {v: sweep_point(v) for v in variants if sweep_point(v)}
-    return max(points, key=lambda v: points[v][1]) if points else variants[0]
 
 
 def summary_table(summary: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
@@ -72,7 +46,7 @@ def method_lines(table: pd.DataFrame, x: str) -> go.Figure:
 
 
 def sweep_figure(frame: pd.DataFrame, kind: str) -> go.Figure | None:
-    points = frame.assign(point=frame["variant"].map(sweep_point)).dropna(subset=["point"])
+    points = frame.assign(point=frame["variant"].map(_shared.sweep_point)).dropna(subset=["point"])
     if points.empty:
         return None
     points = points[points["point"].map(lambda p: p[0] == kind).astype(bool)]
@@ -136,7 +110,7 @@ def page() -> None:
     metrics = sorted(n_methods.index, key=lambda m: (-n_methods[m], m))
     metric = _shared.select_kept("Metric", metrics, "compare.metric", container=c1)
     sub = frame[frame["metric"] == metric]
-    variants = sorted(sub["variant"].unique(), key=lambda v: (v != main_variant(list(sub["variant"].unique())), v))
+    variants = sorted(sub["variant"].unique(), key=_shared.main_first)
     variant = _shared.select_kept("Setting", variants, "compare.variant", container=c2,
                                   format_func=lambda v: v or "main")
     methods = sorted(sub["method"].unique(), key=_shared.method_sort_key)
