@@ -105,9 +105,10 @@ def page() -> None:
         st.info("This run has no results yet (they are written when its job finishes).")
         return
     c1, c2, c3 = st.columns(3)
-    # the metric that compares the most methods first (e.g. surrogate_loss on a run table)
+    # the metric that compares the most methods first (e.g. surrogate_loss on a run table), the
+    # pipelines' headline metric (the paper's) on a tie
     n_methods = frame.groupby("metric")["method"].nunique()
-    metrics = sorted(n_methods.index, key=lambda m: (-n_methods[m], m))
+    metrics = sorted(n_methods.index, key=lambda m: (-n_methods[m], m not in ("ap", "generative_loss"), m))
     metric = _shared.select_kept("Metric", metrics, "compare.metric", container=c1)
     sub = frame[frame["metric"] == metric]
     variants = sorted(sub["variant"].unique(), key=_shared.main_first)

@@ -97,9 +97,9 @@ class LMConfig:
             raise ConfigError(f"torch_threads must be 0 (automatic) or positive; got {self.torch_threads!r}.")
         if not isinstance(self.proxy_budgets, list):
             raise ConfigError(f"proxy_budgets must be a list of fractions, e.g. [0.01, 0.05, 0.1, 1.0]; got {self.proxy_budgets!r}.")
-        for b in [self.proxy_budget] + self.proxy_budgets:
+        for name, b in [("proxy_budget", self.proxy_budget)] + [("proxy_budgets", b) for b in self.proxy_budgets]:
             if isinstance(b, bool) or not isinstance(b, (int, float)) or not 0 < b <= 100:
-                raise ConfigError(f"proxy_budget(s) must be in (0, 100] (a fraction of one final run); got {b!r}.")
+                raise ConfigError(f"{name} must be in (0, 100] (a fraction of one final run); got {b!r}.")
         if len(set(self.proxy_budgets)) != len(self.proxy_budgets):
             raise ConfigError(f"proxy_budgets must not repeat a budget; got {self.proxy_budgets!r}.")
         if self.proxy_budgets and self.transfer_preset:
