@@ -43,6 +43,11 @@ class Problem:
         return cls(parts[0], trial, parts[1] if len(parts) == 3 else "")
 
 
+def budget_variant(budget: float) -> str:
+    """The variant name of one proxy budget of a compute sweep, e.g. ``budget-0.05``."""
+    return f"budget-{float(budget):g}"
+
+
 def outputs_path(run_dir: Path, problem: Problem) -> Path:
     return Path(run_dir) / "proxy_outputs" / problem.key
 

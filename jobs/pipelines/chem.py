@@ -57,6 +57,7 @@ from mixmin_core.errors import ConfigError, InputError
 from mixmin_core.fileio import atomic_path, read_json, write_json, write_text
 from mixmin_core.layout import (
     Problem,
+    budget_variant,
     mixture_path,
     outputs_path,
     safe_name,
@@ -216,10 +217,6 @@ def load_metadata(config: ChemConfig):
 
 def _variant(count) -> str:
     return f"sources-{count}"
-
-
-def budget_variant(budget: float) -> str:
-    return f"budget-{float(budget):g}"
 
 
 @dataclass
@@ -622,17 +619,18 @@ def _train_proxies(config, ctx, plan, split_p, common) -> tuple[dict, dict]:
     per source, trial and budget. Returns ``{(trial, variant): proxy matrix path}`` and, per
     ``(trial, variant)`` of a sweep, the search proxies' ``trees`` and ``rows`` at the same scale."""
     needed = [a for a in plan.assays if any(a in s for s in plan.variants.values())]
-    settings = {}  # (trial, variant or "") -> (trees, row_fraction)
+    settings, scales = {}, {}  # (trial, variant or "") -> (trees, row_fraction); search settings
     for k in range(config.trials):
         if not plan.budgets:
             settings[k, ""] = (config.proxy_trees, 1.0)
             continue
         codes, assays = _splits(split_p[k])
         for v, budget in plan.budgets.items():
-            rows = sum(int((codes[:, assays.index(a)] == chemsplits.FIT).sum()) for a in plan.variants[v])
-            final_rows = min(rows, config.max_final_rows) if config.max_final_rows else rows
-            settings[k, v] = proxy_scale(budget, float(config.final_trees * final_rows), rows)
-    units, scales = {}, {}
+            fit_rows = np.array([(codes[:, assays.index(a)] == chemsplits.FIT).sum() for a in plan.variants[v]])
+            final_rows = min(fit_rows.sum(), config.max_final_rows) if config.max_final_rows else fit_rows.sum()
+            trees, fraction = settings[k, v] = proxy_scale(budget, float(config.final_trees * final_rows), int(fit_rows.sum()))
+            scales[k, v] = {"trees": trees, "rows": max(chemsplits.MIN_ROWS, int(round(fraction * fit_rows.mean())))}
+    units = {}
     for (k, v), (trees, fraction) in settings.items():
         for a in needed:
             where = (f"trial{k}",) + ((v,) if v else ())
@@ -641,11 +639,6 @@ def _train_proxies(config, ctx, plan, split_p, common) -> tuple[dict, dict]:
                 **common, "assay": a, "splits_path": split_p[k], "trees": trees, "depth": config.proxy_depth,
                 "tune": config.tune, "seed": config.seed + k, "output": str(out),
                 **({"row_fraction": fraction} if fraction < 1 else {})}, output=out, kind="proxy")
-        if v:
-            codes, assays = _splits(split_p[k])
-            mean_rows = np.mean([(codes[:, assays.index(a)] == chemsplits.FIT).sum() for a in plan.variants[v]])
-            scales[k, v] = {"trees": trees, "rows": max(chemsplits.MIN_ROWS, int(round(fraction * mean_rows))),
-                            "proxy_trees": trees, "row_fraction": fraction}
     ctx.run_units(list(units.values()), "proxies")
     paths = {}
     for (k, v) in settings:

@@ -25,7 +25,13 @@ import numpy as np
 from mixmin_core import ProxyOutputs, balanced, mixmin, natural, summarize
 from mixmin_core.errors import ConfigError, InputError
 from mixmin_core.fileio import atomic_path, write_json, write_text
-from mixmin_core.layout import Problem, mixture_path, outputs_path, sources_path
+from mixmin_core.layout import (
+    Problem,
+    budget_variant,
+    mixture_path,
+    outputs_path,
+    sources_path,
+)
 from mixmin_core.lm import data as lmdata
 from mixmin_core.lm.models import PRESETS, TOKENIZERS, get_preset
 from mixmin_core.results import mean_over_targets
@@ -374,10 +380,6 @@ def _rows_for(scores: dict, wanted: np.ndarray, is_doc: bool, **row) -> list[dic
     lookup = {int(v): k for k, v in enumerate(scores["indices"])}
     positions = np.array([lookup[int(i)] for i in wanted])
     return [{**row, "metric": m, "value": v} for m, v in _seq_metrics(scores, positions, is_doc).items()]
-
-
-def budget_variant(budget: float) -> str:
-    return f"budget-{float(budget):g}"
 
 
 def _budgets(config: LMConfig) -> dict[str, float]:
