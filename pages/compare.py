@@ -62,11 +62,11 @@ def sweep_figure(frame: pd.DataFrame, kind: str) -> go.Figure | None:
     if kind == "compute":  # budgets are numbers: a log axis
         fig = method_lines(table, "x")
         label = "proxy compute budget (fraction of one final run)"
-        xaxis = dict(title=label, type="log")
+        xaxis = {"title": label, "type": "log"}
     else:  # source counts end in "all"
         fig = method_lines(table, "variant")
         label = "number of source assays"
-        xaxis = dict(title=label, categoryorder="array", categoryarray=list(dict.fromkeys(table["variant"])))
+        xaxis = {"title": label, "categoryorder": "array", "categoryarray": list(dict.fromkeys(table["variant"]))}
     fig.update_layout(title=f"Sweep over the {label} (mean over targets, 95% CI over trials)", xaxis=xaxis,
                       yaxis_title=frame["metric"].iloc[0], height=380, margin=dict(l=10, r=10, t=40, b=10))
     return fig

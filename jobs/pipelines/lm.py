@@ -426,7 +426,7 @@ def _mixtures(config, ctx, models, targets, specs, splits, names, counts, varian
     proxy_info = models.train(proxies, "proxies" + tag)
     proxy_flops = float(sum(proxy_info[u.unit_id].get("flops", 0.0) for u in proxies))
     score_units = {name: [models.score_units(u, specs[name], None, False) for u in proxies] for name in targets}
-    models.score(sum(score_units.values(), []), "score proxies" + tag)
+    models.score([u for units in score_units.values() for u in units], "score proxies" + tag)
     pool_scores = {name: [_load_scores(u) for u in units] for name, units in score_units.items()}
     for name in targets:
         for k in range(config.trials):
@@ -516,7 +516,7 @@ def _search(method, config, models, outputs, spec, fit, proxy_tokens, proxy_flop
     if method == "random_search":
         return search.random_search(evaluate, source_names=outputs.source_names, n_trials=n_src, rng=rng,
                                     compute_per_trial=proxy_flops / n_src)
-    runs = max(1, int(round(n_src * proxy_tokens / tokens)))  # equal total compute to MixMin's proxies
+    runs = max(1, round(n_src * proxy_tokens / tokens))  # equal total compute to MixMin's proxies
     preset = config.regmix_preset
     if preset == "auto":
         preset = "faithful" if runs >= 40 else "mixmin-paper"
