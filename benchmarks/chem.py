@@ -39,7 +39,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("MIXMIN_DATA_DIR", str((ROOT.parent / "shared" / "data").resolve()))
 
     from mixmin_core.chem import data, fingerprints, proxies, splits
-    from mixmin_core.datasets import resolve
+    from mixmin_core.runs.datasets import resolve
 
     table, secs = _timed(lambda: data.load_assay_table(resolve("toxcast")))
     print(f"load ToxCast table: {table.n_molecules} molecules x {table.n_assays} assays in {secs:.2f} s")

@@ -40,9 +40,9 @@ def _timed(fn) -> float:
 
 
 def _data(vocab_size: int):
-    from mixmin_core.datasets import data_dir
     from mixmin_core.lm import data
     from mixmin_core.lm import tokenizer as T
+    from mixmin_core.runs.datasets import data_dir
 
     folder = (data_dir() or ROOT.parent / "shared" / "data") / "text" / "source"
     files = data.find_source_files(folder)

@@ -18,9 +18,9 @@ import time
 
 import numpy as np
 
-from mixmin_core.bayesopt import bo_table
-from mixmin_core.run_tables import load_run_table, prior_for
-from mixmin_core.search import (
+from mixmin_core.search.bayesopt import bo_table
+from mixmin_core.search.run_tables import load_run_table, prior_for
+from mixmin_core.search.swarm import (
     fit_regressor,
     random_search_table,
     regmix_choose,

@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from mixmin_core import ProxyOutputs, bootstrap_weights, mixmin
-from mixmin_core.objectives import make_objective
+from mixmin_core.solver.objectives import make_objective
 
 SIZES = [("binary", 128, 30_000), ("binary", 1_328, 100_000), ("loglik", 7, 20_000)]
 QUICK = [("binary", 128, 30_000), ("binary", 600, 5_000), ("loglik", 7, 20_000)]

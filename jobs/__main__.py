@@ -14,8 +14,8 @@ import yaml
 from jobs.config import apply_overrides, build_dataclass, read_config_file, run_id_for
 from jobs.pipelines import load_pipeline
 from mixmin_core.errors import ConfigError, MixminError
-from mixmin_core.runner import BACKENDS, RESUME, JobCancelled, RunContext
-from mixmin_core.store import RunStore
+from mixmin_core.runs.runner import BACKENDS, RESUME, JobCancelled, RunContext
+from mixmin_core.runs.store import RunStore
 
 log = logging.getLogger("mixmin.jobs")
 

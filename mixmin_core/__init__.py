@@ -2,12 +2,18 @@
 
 >>> from mixmin_core import ProxyOutputs, mixmin
 """
-from .baselines import balanced, fixed_mixture, mixture_loss, natural
-from .bootstrap import BootstrapResult, bootstrap_weights
-from .errors import ConfigError, InputError, MixminError
-from .proxy_outputs import ProxyOutputs
-from .results import MixtureResult, Status, mean_ci, summarize, welch_pvalue
-from .solvers import Iterate, mixmin
+from mixmin_core.errors import ConfigError, InputError, MixminError
+from mixmin_core.solver.baselines import balanced, fixed_mixture, mixture_loss, natural
+from mixmin_core.solver.bootstrap import BootstrapResult, bootstrap_weights
+from mixmin_core.solver.proxy_outputs import ProxyOutputs
+from mixmin_core.solver.results import (
+    MixtureResult,
+    Status,
+    mean_ci,
+    summarize,
+    welch_pvalue,
+)
+from mixmin_core.solver.solvers import Iterate, mixmin
 
 __all__ = [
     "BootstrapResult", "ConfigError", "InputError", "Iterate", "MixminError", "MixtureResult",

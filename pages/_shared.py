@@ -6,7 +6,7 @@ A "problem" the Solver page solves is named by a string id:
 
     example                      the built-in problem with known true weights
     upload:<path>                proxy outputs uploaded on the Upload page (saved in the store)
-    run:<run_id>:<problem key>   a run's saved proxy outputs (see mixmin_core.layout)
+    run:<run_id>:<problem key>   a run's saved proxy outputs (see mixmin_core.runs.layout)
 """
 from __future__ import annotations
 
@@ -19,11 +19,12 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from mixmin_core import ProxyOutputs, bootstrap_weights, layout, mixmin
+from mixmin_core import ProxyOutputs, bootstrap_weights, mixmin
 from mixmin_core.errors import InputError, MixminError
-from mixmin_core.fileio import read_json
-from mixmin_core.store import RunStore
-from mixmin_core.synthetic import example_problem
+from mixmin_core.runs import layout
+from mixmin_core.runs.fileio import read_json
+from mixmin_core.runs.store import RunStore
+from mixmin_core.solver.synthetic import example_problem
 
 EXAMPLE = "example"
 #: The paper's Table 1 colours: cytotoxicity red, phenotypic green, protein binding/inhibition blue, other orange.
@@ -364,7 +365,7 @@ def weights_table(result, lower=None, upper=None, true_weights=None) -> pd.DataF
 
 
 def layout_problems(run_id: str) -> list:
-    """The run's problems (``mixmin_core.layout.Problem``) that have proxy outputs."""
+    """The run's problems (``mixmin_core.runs.layout.Problem``) that have proxy outputs."""
     return layout.list_problems(store().run_dir(run_id))
 
 

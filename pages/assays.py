@@ -5,7 +5,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from mixmin_core import layout
+from mixmin_core.runs import layout
 from pages import _shared
 
 _shared.route_through_app()

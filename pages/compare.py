@@ -6,8 +6,8 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from mixmin_core import layout
-from mixmin_core.results import mean_ci, mean_over_targets, summarize
+from mixmin_core.runs import layout
+from mixmin_core.solver.results import mean_ci, mean_over_targets, summarize
 from pages import _shared
 
 _shared.route_through_app()

@@ -9,8 +9,8 @@ import pandas as pd
 import streamlit as st
 import yaml
 
+from jobs import control as jobs_control
 from jobs.config import read_config_file
-from mixmin_core import jobs_control
 from mixmin_core.errors import InputError
 from pages import _shared
 

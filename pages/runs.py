@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from mixmin_core import jobs_control
+from jobs import control as jobs_control
 from pages import _shared
 
 _shared.route_through_app()

@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from mixmin_core.layout import safe_name
-from mixmin_core.proxy_outputs import KINDS
-from mixmin_core.uploads import MAX_UPLOAD_BYTES, parse_upload
+from mixmin_core.runs.layout import safe_name
+from mixmin_core.solver.proxy_outputs import KINDS
 from pages import _shared
+from pages._uploads import MAX_UPLOAD_BYTES, parse_upload
 
 _shared.route_through_app()
 

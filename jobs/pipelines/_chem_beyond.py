@@ -24,11 +24,11 @@ from mixmin_core.chem.fingerprints import (
     load_label_matrix,
 )
 from mixmin_core.chem.proxies import average_precision, mixture_rows, train_classifier
+from mixmin_core.engine.evolving import content_hash
 from mixmin_core.errors import ConfigError, InputError
-from mixmin_core.evolving import content_hash
-from mixmin_core.fileio import atomic_path, write_json, write_text
-from mixmin_core.layout import sources_path
-from mixmin_core.results import MixtureResult
+from mixmin_core.runs.fileio import atomic_path, write_json, write_text
+from mixmin_core.runs.layout import sources_path
+from mixmin_core.solver.results import MixtureResult
 
 
 # ---- config fields and checks shared by both pipelines ------------------------------------------
@@ -89,7 +89,7 @@ def check_source_list(name: str, value, *, allow_count: bool = True) -> None:
 # ---- the table, its fingerprints and splits ---------------------------------------------------
 def load_table(config) -> chemdata.AssayTable:
     """The configured MoleculeNet-layout table (registered dataset or a path)."""
-    from mixmin_core.datasets import resolve
+    from mixmin_core.runs.datasets import resolve
 
     return chemdata.load_assay_table(resolve(config.dataset or "user table", config.path or None),
                                      max_molecules=config.max_molecules)
@@ -97,7 +97,7 @@ def load_table(config) -> chemdata.AssayTable:
 
 def load_metadata(config):
     """Assay metadata (titles, categories) when the dataset has a registered metadata file, else None."""
-    from mixmin_core.datasets import REGISTRY, resolve
+    from mixmin_core.runs.datasets import REGISTRY, resolve
 
     name = f"{config.dataset}_assays"
     if config.path or name not in REGISTRY:
@@ -236,7 +236,7 @@ def train_mixture_final(*, mixture_path: str, sources_path: str, target: str, te
                         n_jobs: int, output: str) -> dict:
     """A final XGBoost on the weighted union of the sources' fit rows (each source's total sample weight
     proportional to its mixture weight, at most ``max_rows`` rows), scored by AP on the target's test rows."""
-    from mixmin_core.fileio import read_json
+    from mixmin_core.runs.fileio import read_json
 
     result = MixtureResult.from_dict(read_json(mixture_path))
     X, _ = load_feature_matrix(features_path)

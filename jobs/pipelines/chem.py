@@ -54,8 +54,8 @@ from mixmin_core.chem.proxies import (
     train_classifier,
 )
 from mixmin_core.errors import ConfigError, InputError
-from mixmin_core.fileio import atomic_path, read_json, write_json, write_text
-from mixmin_core.layout import (
+from mixmin_core.runs.fileio import atomic_path, read_json, write_json, write_text
+from mixmin_core.runs.layout import (
     Problem,
     budget_variant,
     mixture_path,
@@ -64,8 +64,8 @@ from mixmin_core.layout import (
     sources_path,
     topk_path,
 )
-from mixmin_core.results import mean_over_targets
-from mixmin_core.runner import RunContext, Unit
+from mixmin_core.runs.runner import RunContext, Unit
+from mixmin_core.solver.results import mean_over_targets
 
 log = logging.getLogger("mixmin.chem")
 
@@ -180,7 +180,7 @@ def dataset(config: ChemConfig) -> str:
 # ---- inputs ---------------------------------------------------------------------------------
 def load_table(config: ChemConfig) -> chemdata.AssayTable:
     """The configured table (restricted to ``config.assays`` when given)."""
-    from mixmin_core.datasets import resolve
+    from mixmin_core.runs.datasets import resolve
 
     fmt = config.table_format
     path = config.path or None
@@ -197,7 +197,7 @@ def load_table(config: ChemConfig) -> chemdata.AssayTable:
 
 def load_metadata(config: ChemConfig):
     """Assay metadata DataFrame, or None when there is none."""
-    from mixmin_core.datasets import REGISTRY, resolve
+    from mixmin_core.runs.datasets import REGISTRY, resolve
 
     spec = config.metadata
     if spec == "auto":
@@ -370,7 +370,7 @@ def solve_problem(*, target: str, variant: str, trial: int, sources: list, run_d
                   output: str) -> dict:
     """Mixtures for one (target, variant, trial): ProxyOutputs, MixMin, baselines, search methods,
     the MixMin-weighted ensemble's test AP, bootstrap intervals and the top-k table."""
-    from mixmin_core import search as S
+    from mixmin_core.search import swarm as S
 
     problem = Problem(target, trial, variant)
     labels, codes, preds, proxy_compute, t, src, prow = _problem_data(labels_path, splits_path, proxies_path,
@@ -473,7 +473,7 @@ def train_final(*, target: str, variant: str, trial: int, method: str, sources: 
                 device: str, n_jobs: int, seed: int, output: str) -> dict:
     """A final model on the union of the sources' fit splits, each source's total weight proportional to its
     mixture weight (at most ``max_rows`` rows, drawn per source in proportion to the weights); test AP."""
-    from mixmin_core.results import MixtureResult
+    from mixmin_core.solver.results import MixtureResult
 
     problem = Problem(target, trial, variant)
     result = MixtureResult.from_dict(read_json(mixture_path(run_dir, problem, method)))

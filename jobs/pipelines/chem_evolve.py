@@ -29,11 +29,11 @@ import numpy as np
 from mixmin_core import ProxyOutputs, mixmin
 from mixmin_core.chem import data as chemdata
 from mixmin_core.chem.proxies import resolve_device
+from mixmin_core.engine.evolving import compute_saved, mixture_change, warm_start
 from mixmin_core.errors import ConfigError, InputError
-from mixmin_core.evolving import compute_saved, mixture_change, warm_start
-from mixmin_core.fileio import read_json, write_json
-from mixmin_core.layout import Problem, mixture_path, outputs_path
-from mixmin_core.runner import RunContext, Unit
+from mixmin_core.runs.fileio import read_json, write_json
+from mixmin_core.runs.layout import Problem, mixture_path, outputs_path
+from mixmin_core.runs.runner import RunContext, Unit
 
 from . import _chem_beyond as cb
 

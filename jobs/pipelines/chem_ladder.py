@@ -4,7 +4,7 @@ A rung is ``[row_fraction, trees]``: every source's proxy is trained on that fra
 (a seeded, nested subset: a rung's rows contain the previous rung's) with that many trees. A rung's
 budget is its total proxy compute (trees x rows, summed over the sources) as a fraction of the final
 model's compute (``final_trees`` x the rows the final model trains on), so rungs read as "0.1%, 1%, 10%
-of the final run". Per target, :func:`mixmin_core.ladder.proxy_ladder` climbs the rungs, solving MixMin at
+of the final run". Per target, :func:`mixmin_core.engine.ladder.proxy_ladder` climbs the rungs, solving MixMin at
 each, and stops once the L1 change of the weights falls under ``threshold`` (``run_all``: climb every rung
 to draw the whole weights-against-budget plot). Proxies are shared between targets and live in the
 store's content-addressed proxy folder. Per target: ``ladder/<target>.json`` (the LadderResult plus the
@@ -24,11 +24,11 @@ from mixmin_core import ProxyOutputs, mixmin, mixture_loss
 from mixmin_core.chem import data as chemdata
 from mixmin_core.chem.proxies import resolve_device
 from mixmin_core.chem.splits import MIN_ROWS, row_subset
+from mixmin_core.engine.ladder import RULES, proxy_ladder
 from mixmin_core.errors import ConfigError, InputError
-from mixmin_core.fileio import read_json, write_json
-from mixmin_core.ladder import RULES, proxy_ladder
-from mixmin_core.layout import Problem, mixture_path, outputs_path, safe_name
-from mixmin_core.runner import RunContext, Unit
+from mixmin_core.runs.fileio import read_json, write_json
+from mixmin_core.runs.layout import Problem, mixture_path, outputs_path, safe_name
+from mixmin_core.runs.runner import RunContext, Unit
 
 from . import _chem_beyond as cb
 

@@ -24,18 +24,18 @@ import numpy as np
 
 from mixmin_core import ProxyOutputs, balanced, mixmin, natural, summarize
 from mixmin_core.errors import ConfigError, InputError
-from mixmin_core.fileio import atomic_path, write_json, write_text
-from mixmin_core.layout import (
+from mixmin_core.lm import data as lmdata
+from mixmin_core.lm.models import PRESETS, TOKENIZERS, get_preset
+from mixmin_core.runs.fileio import atomic_path, write_json, write_text
+from mixmin_core.runs.layout import (
     Problem,
     budget_variant,
     mixture_path,
     outputs_path,
     sources_path,
 )
-from mixmin_core.lm import data as lmdata
-from mixmin_core.lm.models import PRESETS, TOKENIZERS, get_preset
-from mixmin_core.results import mean_over_targets
-from mixmin_core.runner import RunContext, Unit
+from mixmin_core.runs.runner import RunContext, Unit
+from mixmin_core.solver.results import mean_over_targets
 
 log = logging.getLogger("mixmin.lm")
 
@@ -149,7 +149,7 @@ def _target_name(spec: dict) -> str:
 
 
 def _target_path(spec: dict) -> Path:
-    from mixmin_core.datasets import resolve
+    from mixmin_core.runs.datasets import resolve
 
     if spec.get("path"):
         p = Path(spec["path"]).expanduser()
@@ -162,7 +162,7 @@ def _target_path(spec: dict) -> Path:
 def _sources_dir(config: LMConfig) -> Path:
     if config.sources_dir:
         return Path(config.sources_dir).expanduser()
-    from mixmin_core.datasets import data_dir
+    from mixmin_core.runs.datasets import data_dir
 
     if data_dir() is None:
         raise InputError("sources_dir is empty and MIXMIN_DATA_DIR is unset; set sources_dir to a folder of "
@@ -486,12 +486,12 @@ def _whole_steps(config, tokens: float) -> int:
 
 
 def _search(method, config, models, outputs, spec, fit, proxy_tokens, proxy_flops):
-    """Random search / RegMix through mixmin_core.search: evaluate(W) trains one proxy-preset model
+    """Random search / RegMix through mixmin_core.search.swarm: evaluate(W) trains one proxy-preset model
     per mixture and returns its per-token NLL on the target's fit split."""
     try:
-        from mixmin_core import search
+        from mixmin_core.search import swarm as search
     except ImportError:
-        raise ConfigError(f"method {method!r} needs mixmin_core.search, which is not available in this checkout.") from None
+        raise ConfigError(f"method {method!r} needs mixmin_core.search.swarm, which is not available in this checkout.") from None
     n_src = outputs.n_sources
     if method == "random_search":
         tokens = proxy_tokens

@@ -1,7 +1,7 @@
 """The run_table pipeline: search baselines directly on a published table of proxy runs.
 
 A run table maps mixtures to measured losses (RegMix's 1M/60M/1B Pile runs, Olmix's DCLM swarm;
-see ``mixmin_core.run_tables``). Per target metric and trial, each method picks a mixture:
+see ``mixmin_core.search.run_tables``). Per target metric and trial, each method picks a mixture:
 
 * ``regmix``: LightGBM fitted on the training runs (early stopping on a held-out part of them),
   mean of the 128 best-predicted of 100,000 ``Dirichlet(natural)`` candidates. Its Spearman
@@ -13,7 +13,7 @@ see ``mixmin_core.run_tables``). Per target metric and trial, each method picks 
   ``random_search_trials`` runs (default: one per source, MixMin's proxy compute), keep the best
   measured (``measured_loss``).
 * ``natural``: the table's natural weights (no runs spent).
-* ``bo``: Gaussian-process Bayesian optimisation over the table's runs (``mixmin_core.bayesopt``).
+* ``bo``: Gaussian-process Bayesian optimisation over the table's runs (``mixmin_core.search.bayesopt``).
 
 Every method is also scored by ``surrogate_loss``: the prediction of a reference LightGBM fitted on
 all runs of the training scale (training and same-scale test runs), the same yardstick for all.
@@ -27,17 +27,23 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from mixmin_core.errors import ConfigError, InputError
-from mixmin_core.fileio import atomic_path, read_json, write_json, write_text
-from mixmin_core.layout import Problem, mixture_path, safe_name, sources_path
-from mixmin_core.results import MixtureResult
-from mixmin_core.run_tables import PRIORS, TABLES, RunTable, load_run_table, prior_for
-from mixmin_core.runner import RunContext, Unit
-from mixmin_core.search import (
+from mixmin_core.runs.fileio import atomic_path, read_json, write_json, write_text
+from mixmin_core.runs.layout import Problem, mixture_path, safe_name, sources_path
+from mixmin_core.runs.runner import RunContext, Unit
+from mixmin_core.search.run_tables import (
+    PRIORS,
+    TABLES,
+    RunTable,
+    load_run_table,
+    prior_for,
+)
+from mixmin_core.search.swarm import (
     PRESETS,
     fit_regressor,
     random_search_table,
     regmix_fit_choose,
 )
+from mixmin_core.solver.results import MixtureResult
 
 METHODS = ("natural", "random_search", "regmix", "bo")
 _METHOD_IDS = {m: i for i, m in enumerate(METHODS)}
@@ -214,7 +220,7 @@ def solve(*, config: dict, target: str, method: str, trial: int, output: str, re
 
 
 def _solve_bo(cfg, train, W, y, ids, names, target, rng, test_sets) -> MixtureResult:
-    from mixmin_core.bayesopt import bo_table
+    from mixmin_core.search.bayesopt import bo_table
 
     budget = cfg.bo_budget or _n_random(cfg, train)
     n_init = cfg.bo_init or max(1, min(len(names), budget // 2))

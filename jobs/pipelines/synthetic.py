@@ -12,10 +12,10 @@ import numpy as np
 
 from mixmin_core import balanced, mixmin, mixture_loss, natural
 from mixmin_core.errors import ConfigError
-from mixmin_core.fileio import atomic_path, write_json
-from mixmin_core.layout import Problem, mixture_path, outputs_path
-from mixmin_core.runner import RunContext, Unit
-from mixmin_core.synthetic import (
+from mixmin_core.runs.fileio import atomic_path, write_json
+from mixmin_core.runs.layout import Problem, mixture_path, outputs_path
+from mixmin_core.runs.runner import RunContext, Unit
+from mixmin_core.solver.synthetic import (
     categorical_outputs,
     categorical_sources,
     estimate_density,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from mixmin_core.errors import InputError
 
 log = logging.getLogger("mixmin.chem")
 
@@ -191,7 +191,7 @@ def load_pcba128(path=None, *, max_molecules: int = 0) -> AssayTable:
     InputError
         If the file is unavailable or not in that format.
     """
-    from ..datasets import resolve
+    from mixmin_core.runs.datasets import resolve
 
     p = resolve("pcba128", path)
     return load_assay_table(p, smiles_column="smiles", ignore_columns=("mol_id",), assay_prefix="PCBA-",
@@ -209,7 +209,7 @@ def load_pcba1328(path=None, *, max_molecules: int = 100_000) -> AssayTable:
         If the file is unavailable (there is no public direct download: get it from the Polaris hub)
         or not in that format.
     """
-    from ..datasets import resolve
+    from mixmin_core.runs.datasets import resolve
 
     p = resolve("pcba1328", path)
     return load_assay_table(p, smiles_column="SMILES", ignore_columns=("CID", "SID"), assay_prefix="assayID-",

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from ..errors import InputError
-from ..fileio import write_bytes
+from mixmin_core.errors import InputError
+from mixmin_core.runs.fileio import write_bytes
 
 log = logging.getLogger("mixmin.chem")
 
@@ -127,7 +127,7 @@ def cached_fingerprints(smiles: Sequence[str], *, radius: int = 2, n_bits: int =
 
     Returns ``(fingerprints, from_cache)``. ``cache_dir`` defaults to ``$MIXMIN_CACHE/fingerprints``.
     """
-    from ..datasets import cache_dir as default_cache
+    from mixmin_core.runs.datasets import cache_dir as default_cache
 
     folder = Path(cache_dir) if cache_dir is not None else default_cache() / "fingerprints"
     path = folder / f"morgan-r{radius}-{n_bits}-{fingerprint_key(smiles, radius, n_bits)}.npz"

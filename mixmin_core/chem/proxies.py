@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from ..errors import InputError
+from mixmin_core.errors import InputError
 
 log = logging.getLogger("mixmin.chem")
 
@@ -60,7 +60,7 @@ class Classifier:
 
     def save(self, path) -> None:
         """Write the booster as XGBoost JSON (or a tiny JSON for a constant model), atomically."""
-        from ..fileio import atomic_path, write_json
+        from mixmin_core.runs.fileio import atomic_path, write_json
 
         if self.constant is not None:
             write_json(path, {"constant": self.constant, "n_rows": self.n_rows})

@@ -13,8 +13,8 @@ import zlib
 
 import numpy as np
 
-from ..errors import InputError
-from ..fileio import write_bytes
+from mixmin_core.errors import InputError
+from mixmin_core.runs.fileio import write_bytes
 
 FIT, VAL, TEST = 0, 1, 2
 UNUSED = -1

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from mixmin_core.errors import InputError
 
 log = logging.getLogger("mixmin.lm.data")
 
@@ -153,7 +153,7 @@ def read_slimpajama(paths: list[str | os.PathLike], *, max_docs_per_source: int 
 
 def write_slimpajama_folder(groups: dict[str, list[str]], folder: str | os.PathLike) -> dict[str, Path]:
     """Write grouped SlimPajama texts as a source folder (one ``<source>.jsonl.gz`` each)."""
-    from ..fileio import atomic_path
+    from mixmin_core.runs.fileio import atomic_path
 
     out = {}
     for name, texts in groups.items():

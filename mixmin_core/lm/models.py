@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from ..errors import ConfigError
+from mixmin_core.errors import ConfigError
 
 TOKENIZERS = ("bpe", "pythia")
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
-from ..fileio import atomic_path
+from mixmin_core.errors import InputError
+from mixmin_core.runs.fileio import atomic_path
 
 EOS = "<|endoftext|>"
 PAD = "<|padding|>"
@@ -44,7 +44,7 @@ def load_tokenizer(path: str | os.PathLike):
 
 def pythia_tokenizer_path(path: str | os.PathLike | None = None) -> Path:
     """The Pythia tokenizer.json: ``path`` if given, else the registry (local copy, cache or download)."""
-    from ..datasets import resolve
+    from mixmin_core.runs.datasets import resolve
 
     if path:
         p = Path(path).expanduser()

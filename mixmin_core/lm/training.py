@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
-from ..fileio import atomic_path
+from mixmin_core.errors import InputError
+from mixmin_core.runs.fileio import atomic_path
+
 from .models import ModelPreset, build_model, count_params, matmul_flops_per_token
 
 

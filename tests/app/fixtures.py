@@ -1,7 +1,7 @@
 """Fixture run stores for the app tests, the browser test and the app benchmark.
 
 Built with the real library: the synthetic pipeline is run through ``python -m jobs``, and a
-chemistry-like run is written through ``mixmin_core.layout`` with binary ProxyOutputs over real
+chemistry-like run is written through ``mixmin_core.runs.layout`` with binary ProxyOutputs over real
 ToxCast assay names, titles and categories (read from ``$MIXMIN_DATA_DIR/chem/toxcast_assays.csv``).
 
     python -m tests.app.fixtures /tmp/home     # build a fixture store by hand (e.g. to look at the app)
@@ -17,15 +17,15 @@ import numpy as np
 import pandas as pd
 
 from mixmin_core import ProxyOutputs, balanced, bootstrap_weights, mixmin, natural
-from mixmin_core.fileio import write_json, write_text
-from mixmin_core.layout import (
+from mixmin_core.runs.fileio import write_json, write_text
+from mixmin_core.runs.layout import (
     Problem,
     mixture_path,
     outputs_path,
     sources_path,
     topk_path,
 )
-from mixmin_core.store import RunStore
+from mixmin_core.runs.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[2]
 CHEM_RUN = "chem-fixture-0001"

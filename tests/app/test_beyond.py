@@ -12,7 +12,7 @@ import yaml
 from streamlit.testing.v1 import AppTest
 
 from jobs.__main__ import main
-from mixmin_core.store import RunStore
+from mixmin_core.runs.store import RunStore
 from tests.app.fixtures import ROOT, data_dir
 
 PAGE = str(ROOT / "pages" / "beyond.py")

@@ -1,4 +1,4 @@
-"""mixmin_core.jobs_control: jobs start as real separate processes, without a shell, and can be cancelled."""
+"""jobs.control: jobs start as real separate processes, without a shell, and can be cancelled."""
 from __future__ import annotations
 
 import sys
@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from mixmin_core import jobs_control
+from jobs import control as jobs_control
 from mixmin_core.errors import InputError
-from mixmin_core.store import RunStore
+from mixmin_core.runs.store import RunStore
 from tests.app.fixtures import ROOT
 
 pytestmark = pytest.mark.timeout(300)

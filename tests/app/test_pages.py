@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mixmin_core import jobs_control, layout
-from mixmin_core.store import RunStore
+from jobs import control as jobs_control
+from mixmin_core.runs import layout
+from mixmin_core.runs.store import RunStore
 from tests.app.conftest import open_app
 from tests.app.fixtures import (
     CHEM_RUN,

@@ -1,4 +1,4 @@
-"""mixmin_core.uploads: every accepted format round-trips, every documented error is raised."""
+"""pages._uploads: every accepted format round-trips, every documented error is raised."""
 from __future__ import annotations
 
 import io
@@ -10,7 +10,7 @@ import pytest
 
 from mixmin_core import ProxyOutputs
 from mixmin_core.errors import InputError
-from mixmin_core.uploads import parse_upload
+from pages._uploads import parse_upload
 
 
 def _csv(frame: pd.DataFrame) -> bytes:

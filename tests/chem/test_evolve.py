@@ -14,11 +14,11 @@ from jobs.__main__ import main
 from jobs.config import build_dataclass
 from jobs.pipelines import chem_evolve
 from mixmin_core import MixtureResult
+from mixmin_core.engine.evolving import mixture_change
 from mixmin_core.errors import ConfigError, InputError
-from mixmin_core.evolving import mixture_change
-from mixmin_core.fileio import sha256_file
-from mixmin_core.layout import Problem, list_problems, mixture_path
-from mixmin_core.store import RunStore
+from mixmin_core.runs.fileio import sha256_file
+from mixmin_core.runs.layout import Problem, list_problems, mixture_path
+from mixmin_core.runs.store import RunStore
 
 TARGET = "ATG_ERE_CIS_up"
 INITIAL = ["ATG_ERa_TRANS_up", "ATG_NRF2_ARE_CIS_up", "ATG_PPARg_TRANS_up"]

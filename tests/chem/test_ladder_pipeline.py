@@ -11,8 +11,8 @@ from jobs.pipelines import chem_ladder
 from mixmin_core import MixtureResult
 from mixmin_core.chem.splits import row_subset
 from mixmin_core.errors import ConfigError, InputError
-from mixmin_core.layout import Problem, mixture_path
-from mixmin_core.store import RunStore
+from mixmin_core.runs.layout import Problem, mixture_path
+from mixmin_core.runs.store import RunStore
 
 from .conftest import ASSAYS
 

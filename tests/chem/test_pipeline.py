@@ -13,8 +13,13 @@ from jobs.config import build_dataclass, read_config_file
 from jobs.pipelines import chem
 from mixmin_core import MixtureResult, ProxyOutputs
 from mixmin_core.errors import ConfigError
-from mixmin_core.layout import list_mixtures, list_problems, sources_path, topk_path
-from mixmin_core.store import RunStore
+from mixmin_core.runs.layout import (
+    list_mixtures,
+    list_problems,
+    sources_path,
+    topk_path,
+)
+from mixmin_core.runs.store import RunStore
 from tests.helpers import only_run
 
 from .conftest import ASSAYS

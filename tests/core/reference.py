@@ -1,7 +1,7 @@
 """Independent float64 reference formulas for the objectives (no code shared with mixmin_core)."""
 import numpy as np
 
-from mixmin_core.objectives import EPS
+from mixmin_core.solver.objectives import EPS
 
 
 def reference_loss(outputs, w):

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from mixmin_core.bayesopt import bayesopt, bo_table, expected_improvement, fit_gp
 from mixmin_core.errors import InputError
-from mixmin_core.search import random_search_table
+from mixmin_core.search.bayesopt import bayesopt, bo_table, expected_improvement, fit_gp
+from mixmin_core.search.swarm import random_search_table
 
 NAMES = tuple(f"s{i}" for i in range(4))
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from mixmin_core import InputError, bootstrap_weights, mixmin
-from mixmin_core.synthetic import example_problem
+from mixmin_core.solver.synthetic import example_problem
 
 
 def test_intervals_cover_the_point_estimate_and_are_reproducible():

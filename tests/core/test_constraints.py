@@ -4,7 +4,11 @@ import pytest
 from scipy.optimize import minimize
 
 from mixmin_core import InputError, ProxyOutputs, mixmin
-from mixmin_core.constraints import availability_caps, linear_min_capped, project_capped
+from mixmin_core.solver.constraints import (
+    availability_caps,
+    linear_min_capped,
+    project_capped,
+)
 
 from .reference import reference_loss
 

@@ -1,6 +1,7 @@
 import pytest
 
-from mixmin_core import InputError, datasets
+from mixmin_core import InputError
+from mixmin_core.runs import datasets
 
 
 def test_resolves_local_copies_from_data_dir_with_checksums():

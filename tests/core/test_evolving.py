@@ -2,14 +2,14 @@ import numpy as np
 import pytest
 
 from mixmin_core import InputError, MixtureResult, mixmin
-from mixmin_core.evolving import (
+from mixmin_core.engine.evolving import (
     compute_saved,
     content_hash,
     mixture_change,
     plan_update,
     warm_start,
 )
-from mixmin_core.synthetic import example_problem
+from mixmin_core.solver.synthetic import example_problem
 
 
 def test_content_hash_tracks_content_not_identity():

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from mixmin_core import InputError, mixmin
-from mixmin_core.ladder import proxy_ladder
-from mixmin_core.synthetic import (
+from mixmin_core.engine.ladder import proxy_ladder
+from mixmin_core.solver.synthetic import (
     categorical_outputs,
     categorical_sources,
     estimate_density,

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from mixmin_core import ProxyOutputs
-from mixmin_core.objectives import EPS, make_objective
+from mixmin_core.solver.objectives import EPS, make_objective
 
 from .reference import reference_loss as _reference_loss
 

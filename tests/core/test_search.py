@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from mixmin_core.errors import InputError
-from mixmin_core.search import (
+from mixmin_core.search.swarm import (
     PRESETS,
     dirichlet_prior,
     fit_regressor,
@@ -172,7 +172,7 @@ def test_top_k_averaging_matches_an_independent_computation():
 
 
 def test_top_k_is_the_same_when_candidates_come_in_chunks(monkeypatch):
-    from mixmin_core import search
+    from mixmin_core.search import swarm as search
 
     prior = np.array([0.4, 0.3, 0.2, 0.1])
     model = LinearModel([0.3, -1.0, 0.5, 0.2])

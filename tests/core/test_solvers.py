@@ -15,7 +15,7 @@ from mixmin_core import (
     mixture_loss,
     natural,
 )
-from mixmin_core.synthetic import (
+from mixmin_core.solver.synthetic import (
     categorical_outputs,
     categorical_sources,
     sample_mixture,

@@ -4,16 +4,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mixmin_core import fileio
-from mixmin_core.layout import (
+from mixmin_core.runs import fileio
+from mixmin_core.runs.layout import (
     Problem,
     list_mixtures,
     list_problems,
     mixture_path,
     outputs_path,
 )
-from mixmin_core.results import mean_ci, summarize, welch_pvalue
-from mixmin_core.store import RunStore, default_home
+from mixmin_core.runs.store import RunStore, default_home
+from mixmin_core.solver.results import mean_ci, summarize, welch_pvalue
 
 
 def test_default_home_follows_env(tmp_path, monkeypatch):
@@ -68,7 +68,7 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
 
 
 def test_layout_paths_round_trip(tmp_path):
-    from mixmin_core.synthetic import example_problem
+    from mixmin_core.solver.synthetic import example_problem
 
     outputs, _ = example_problem(n_samples=20)
     p1, p2 = Problem("TOX21 a/b", 0, "sources-10"), Problem("t2", 2)

@@ -8,10 +8,10 @@ import pytest
 
 from jobs.__main__ import main
 from mixmin_core.errors import InputError
-from mixmin_core.layout import Problem, list_mixtures
-from mixmin_core.results import MixtureResult
-from mixmin_core.run_tables import load_run_table, prior_for
-from mixmin_core.store import RunStore
+from mixmin_core.runs.layout import Problem, list_mixtures
+from mixmin_core.runs.store import RunStore
+from mixmin_core.search.run_tables import load_run_table, prior_for
+from mixmin_core.solver.results import MixtureResult
 
 ROOT = Path(__file__).resolve().parents[2]
 REGMIX = str(ROOT / "configs" / "regmix_1m.yaml")

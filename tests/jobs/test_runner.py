@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 
 from jobs.__main__ import main
-from mixmin_core.runner import Unit, run_tasks
-from mixmin_core.store import RunStore
+from mixmin_core.runs.runner import Unit, run_tasks
+from mixmin_core.runs.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = str(ROOT / "configs" / "synthetic_demo.yaml")
 
 
 def _write_value(*, value: int, output: str) -> dict:
-    from mixmin_core.fileio import write_json
+    from mixmin_core.runs.fileio import write_json
 
     write_json(output, {"value": value})
     return {"rows": value}

@@ -144,7 +144,7 @@ def test_error_zstd_shard(tmp_path):
 
 
 def test_openwebmath_not_available_offline_says_where_to_put_it(monkeypatch, tmp_path):
-    from mixmin_core.datasets import resolve
+    from mixmin_core.runs.datasets import resolve
 
     monkeypatch.setenv("MIXMIN_OFFLINE", "1")
     with pytest.raises(InputError, match=r"text/openwebmath.*Put the file at .*text/target/openwebmath.jsonl.gz"):

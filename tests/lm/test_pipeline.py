@@ -9,8 +9,8 @@ import pytest
 
 from jobs.__main__ import main
 from mixmin_core import ProxyOutputs
-from mixmin_core.layout import list_mixtures, list_problems
-from mixmin_core.store import RunStore
+from mixmin_core.runs.layout import list_mixtures, list_problems
+from mixmin_core.runs.store import RunStore
 from tests.helpers import only_run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,7 +99,7 @@ def test_user_folder_and_target_with_only_config_changes(tmp_path, capsys):
     run, run_dir = only_run(store)
     out = ProxyOutputs.load(run_dir / "proxy_outputs" / "mine__trial0")
     assert out.source_names == ("animals", "mixed", "numbers") and out.n_samples == 32
-    from mixmin_core.results import MixtureResult
+    from mixmin_core.solver.results import MixtureResult
 
     found = {m: MixtureResult.from_dict(json.loads((run_dir / "mixtures" / f"mine__trial0__{m}.json").read_text()))
              for m in ("mixmin", "random_search", "regmix")}

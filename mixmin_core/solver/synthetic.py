@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .proxy_outputs import ProxyOutputs
+from mixmin_core.solver.proxy_outputs import ProxyOutputs
 
 
 def categorical_sources(n_sources: int, n_categories: int, rng: np.random.Generator,

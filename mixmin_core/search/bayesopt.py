@@ -10,7 +10,7 @@ Two settings:
   RegMix's 1M-parameter runs when searching the 60M ones) through a fidelity input; each fidelity's
   losses are standardised separately and the GP learns how far the fidelity input carries.
 * :func:`bayesopt` searches the simplex with an ``evaluate(W) -> losses`` callable (one proxy per
-  mixture, as random search and RegMix in :mod:`mixmin_core.search`), maximising expected
+  mixture, as random search and RegMix in :mod:`mixmin_core.search.swarm`), maximising expected
   improvement over ``Dirichlet(prior)`` candidates each round.
 
 The GP (scikit-learn) uses a constant x Matern(5/2) kernel with one length scale for the weights
@@ -22,9 +22,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import norm
 
-from .errors import InputError
-from .results import MixtureResult
-from .search import (
+from mixmin_core.errors import InputError
+from mixmin_core.search.swarm import (
     _best_of,
     _check_losses,
     _check_positive_int,
@@ -32,6 +31,7 @@ from .search import (
     _check_weights_table,
     spearman,
 )
+from mixmin_core.solver.results import MixtureResult
 
 
 def expected_improvement(mu, sigma, best: float, xi: float = 0.0) -> np.ndarray:

@@ -73,6 +73,10 @@ class MixtureResult:
         )
 
 
+#: Compute columns a results frame may carry; summaries report their mean per group.
+COMPUTE_COLUMNS = ("proxy_compute", "final_compute", "compute")
+
+
 def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
     """Mean and Student-t confidence interval ``(mean, low, high)`` of independent trials.
 
@@ -104,7 +108,7 @@ def mean_over_targets(frame, keep=()):
     """Per ``(*keep, method, metric, trial)``, the mean value and compute over targets: one ``"overall"``
     pseudo-target whose trials can go through :func:`summarize` (e.g. a compute-budget sweep table)."""
     keys = [*keep, "method", "metric", "trial"]
-    cols = ["value"] + (["compute"] if "compute" in frame else [])
+    cols = ["value"] + [c for c in COMPUTE_COLUMNS if c in frame]
     out = frame.groupby(keys, as_index=False, dropna=False)[cols].mean()
     out["target"] = "overall"
     return out
@@ -130,8 +134,9 @@ def summarize(frame, *, by=("target", "method", "metric"), reference: str | None
         mean, lo, hi = mean_ci(grp["value"], level)
         row = dict(zip(by, key if isinstance(key, tuple) else (key,)))
         row.update(mean=mean, ci_low=lo, ci_high=hi, n_trials=int(grp["value"].notna().sum()))
-        if "compute" in grp:
-            row["compute"] = float(grp["compute"].mean())
+        for col in COMPUTE_COLUMNS:
+            if col in grp:
+                row[col] = float(grp[col].mean())
         rows.append(row)
     out = pd.DataFrame(rows)
     if out.empty:

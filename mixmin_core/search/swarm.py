@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .constraints import project_capped
-from .errors import InputError
-from .results import MixtureResult
-from .validation import check_finite, describe
+from mixmin_core.errors import InputError
+from mixmin_core.solver.constraints import project_capped
+from mixmin_core.solver.results import MixtureResult
+from mixmin_core.solver.validation import check_finite, describe
 
 log = logging.getLogger("mixmin.search")
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import fileio
-from .errors import InputError
-from .validation import check_finite, check_shape, describe
+from mixmin_core.errors import InputError
+from mixmin_core.runs import fileio
+from mixmin_core.solver.validation import check_finite, check_shape, describe
 
 KINDS = ("binary", "loglik", "mse")
 FORMAT_VERSION = 1

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import InputError
-from .validation import check_finite
+from mixmin_core.errors import InputError
+from mixmin_core.solver.validation import check_finite
 
 
 def check_caps(caps, n_sources: int) -> np.ndarray:

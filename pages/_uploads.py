@@ -2,7 +2,7 @@
 
 Two formats are accepted:
 
-- the saved ``ProxyOutputs`` pair ``<name>.npz`` + ``<name>.json`` (see :mod:`mixmin_core.proxy_outputs`);
+- the saved ``ProxyOutputs`` pair ``<name>.npz`` + ``<name>.json`` (see :mod:`mixmin_core.solver.proxy_outputs`);
 - a table (``.csv`` or ``.parquet``) with one row per target sample and one numeric column per
   source, plus optional columns ``label`` (binary / mse), ``token_count`` (loglik) and ``sample_id``.
 """
@@ -14,8 +14,8 @@ from pathlib import PurePath
 
 import numpy as np
 
-from .errors import InputError
-from .proxy_outputs import KINDS, ProxyOutputs
+from mixmin_core.errors import InputError
+from mixmin_core.solver.proxy_outputs import KINDS, ProxyOutputs
 
 #: Default upper bound on the bytes of one upload (the app's ``maxUploadSize`` is the same 200 MB).
 MAX_UPLOAD_BYTES = 200 << 20

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InputError
-from .objectives import make_objective
-from .proxy_outputs import ProxyOutputs
-from .simplex import entropic_step
-from .solvers import _check_params, start_weights
+from mixmin_core.errors import InputError
+from mixmin_core.solver.objectives import make_objective
+from mixmin_core.solver.proxy_outputs import ProxyOutputs
+from mixmin_core.solver.simplex import entropic_step
+from mixmin_core.solver.solvers import _check_params, start_weights
 
 #: Upper bound on the bytes of one (chunk, n_samples) float32 working array.
 _CHUNK_BYTES = 64 << 20

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .proxy_outputs import ProxyOutputs
+from mixmin_core.solver.proxy_outputs import ProxyOutputs
 
 #: Mixed probabilities are clipped to [EPS, 1 - EPS] before the log in the ``binary`` loss.
 #: 1e-6 keeps the loss finite (at most -log(1e-6) ~ 13.8) and is far below any probability

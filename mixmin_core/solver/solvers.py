@@ -6,13 +6,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .constraints import check_caps, kl_to_prior, linear_min_capped, project_capped
-from .errors import InputError
-from .objectives import make_objective
-from .proxy_outputs import ProxyOutputs
-from .results import MixtureResult, Status
-from .simplex import entropic_step, frank_wolfe_gap, uniform
-from .validation import check_simplex
+from mixmin_core.errors import InputError
+from mixmin_core.solver.constraints import (
+    check_caps,
+    kl_to_prior,
+    linear_min_capped,
+    project_capped,
+)
+from mixmin_core.solver.objectives import make_objective
+from mixmin_core.solver.proxy_outputs import ProxyOutputs
+from mixmin_core.solver.results import MixtureResult, Status
+from mixmin_core.solver.simplex import entropic_step, frank_wolfe_gap, uniform
+from mixmin_core.solver.validation import check_simplex
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,7 @@ def mixmin(outputs: ProxyOutputs, *, step_size: float = 1.0, max_iter: int = 100
         Weights must be strictly positive for every source to stay reachable.
     callback : called with an :class:`Iterate` after every evaluation; return True to stop.
     caps : None or array (n_sources,) in (0, 1] summing to >= 1: per-source upper bounds
-        ``w_p <= caps_p`` (e.g. :func:`~mixmin_core.constraints.availability_caps`). Every step is
+        ``w_p <= caps_p`` (e.g. :func:`~mixmin_core.solver.constraints.availability_caps`). Every step is
         KL-projected onto the capped simplex and the gap is taken over that set; a start that
         breaks a cap is projected too.
     prior, prior_strength : add ``prior_strength * KL(w || prior)`` to the objective (a pull

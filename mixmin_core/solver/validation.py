@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import InputError
+from mixmin_core.errors import InputError
 
 
 def describe(x) -> str:

@@ -1,7 +1,7 @@
 """Loaders for published tables of mixture runs (mixture weights -> measured losses).
 
 Each table is a :class:`RunTable`: one row per proxy run, its mixture over sources and its measured
-metrics (lower is better). Tables, by name (files resolved through :mod:`mixmin_core.datasets`,
+metrics (lower is better). Tables, by name (files resolved through :mod:`mixmin_core.runs.datasets`,
 so ``MIXMIN_DATA_DIR=../shared/data`` finds them under ``mixture_runs/``):
 
 * ``regmix_1m_train`` (512 runs), ``regmix_1m_test`` (256), ``regmix_60m_test`` (256, the same
@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .datasets import resolve
-from .errors import InputError
+from mixmin_core.errors import InputError
+from mixmin_core.runs.datasets import resolve
 
 #: RegMix's Pile token distribution (17 sources, in the column order of its tables).
 REGMIX_PILE_NATURAL = {

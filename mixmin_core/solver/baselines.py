@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import InputError
-from .objectives import make_objective
-from .proxy_outputs import ProxyOutputs
-from .results import MixtureResult
-from .simplex import frank_wolfe_gap, uniform
-from .validation import check_simplex
+from mixmin_core.errors import InputError
+from mixmin_core.solver.objectives import make_objective
+from mixmin_core.solver.proxy_outputs import ProxyOutputs
+from mixmin_core.solver.results import MixtureResult
+from mixmin_core.solver.simplex import frank_wolfe_gap, uniform
+from mixmin_core.solver.validation import check_simplex
 
 
 def mixture_loss(outputs: ProxyOutputs, weights) -> float:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InputError
-from .results import MixtureResult
+from mixmin_core.errors import InputError
+from mixmin_core.solver.results import MixtureResult
 
 
 def content_hash(*parts) -> str:

@@ -17,9 +17,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import fileio
-from .errors import InputError
-from .store import RunStore
+from mixmin_core.errors import InputError
+from mixmin_core.runs import fileio
+from mixmin_core.runs.store import RunStore
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 #: Popen objects of jobs started by this process, polled so finished children are reaped.

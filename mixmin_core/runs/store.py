@@ -5,7 +5,7 @@ Layout under ``MIXMIN_HOME`` (default ``./data``)::
     mixmin.db             catalog: runs, jobs, units, results (WAL mode: the app reads while jobs write)
     runs/<run_id>/        config.json (written first), proxy outputs, mixtures, models, logs
 
-Every file write goes through :mod:`mixmin_core.fileio` (temp file + rename).
+Every file write goes through :mod:`mixmin_core.runs.fileio` (temp file + rename).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import fileio
+from mixmin_core.runs import fileio
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (

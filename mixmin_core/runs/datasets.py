@@ -14,8 +14,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import fileio
-from .errors import InputError
+from mixmin_core.errors import InputError
+from mixmin_core.runs import fileio
 
 _CHEMPROP = "https://raw.githubusercontent.com/chemprop/chemprop/b83635bcddaddcdb91d453128edec9f2be0d25cf/data/"
 _DEEPCHEM = "https://deepchemdata.s3-us-west-1.amazonaws.com/datasets/"
@@ -106,7 +106,7 @@ for _name, _rel in [
     ("olmix_dclm_ratios", "olmix/dclm_ratios.csv"), ("olmix_dclm_metrics", "olmix/dclm_metrics.csv"),
 ]:
     register(Dataset(_name, f"mixture_runs/{_rel}", None, None, f"published mixture-run table {_rel}",
-                     "mixmin_core.run_tables"))
+                     "mixmin_core.search.run_tables"))
 
 
 #: Where a checkout beside the project's shared data finds it when MIXMIN_DATA_DIR is unset.

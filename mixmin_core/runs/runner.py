@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .errors import ConfigError, MixminError
+from mixmin_core.errors import ConfigError, MixminError
 
 log = logging.getLogger("mixmin.runner")
 BACKENDS = ("local", "ray")

@@ -1,0 +1,1 @@
+"""The experiment engine: one plan, method registry, compute ledger and summary for every domain."""

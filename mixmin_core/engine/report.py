@@ -1,0 +1,55 @@
+"""Statistics and files of a finished run: ``results.csv`` and ``summary.csv``, written once for every pipeline.
+
+A result row is ``trial, target, variant, method, metric, value, proxy_compute, final_compute`` (extra
+scalar columns are kept). The summary has one row per (target, variant, method, metric) with the mean
+and 95% CI over trials, the Welch p-value against MixMin and the mean compute, plus an ``overall``
+target: per trial the mean over targets, then the same statistics (how sweeps and the app compare
+methods). ``reference`` (e.g. ``natural``) adds the improvement over that method, trial by trial.
+"""
+from __future__ import annotations
+
+import warnings
+
+from mixmin_core.runs import layout
+from mixmin_core.solver.results import mean_over_targets, summarize
+
+OVERALL = "overall"
+
+
+def results_frame(rows: list[dict]):
+    """Result rows as a DataFrame with the contract's columns (missing compute is 0)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    for col in ("proxy_compute", "final_compute"):
+        if col not in frame:
+            frame[col] = 0.0
+    if "variant" not in frame:
+        frame["variant"] = ""
+    frame = frame.fillna({"variant": "", "proxy_compute": 0.0, "final_compute": 0.0})
+    return frame
+
+
+def summary_frame(frame, *, reference: str | None = None):
+    """Per-target and ``overall`` statistics of a results frame (see the module docstring)."""
+    import pandas as pd
+
+    by = ("target", "variant", "method", "metric")
+    ref = reference if reference is not None and (frame["method"] == reference).any() else None
+    with warnings.catch_warnings():  # identical trial values (equal accuracies) make scipy warn
+        warnings.simplefilter("ignore", RuntimeWarning)
+        per_target = summarize(frame, by=by, reference=ref, focus="mixmin")
+        overall = summarize(mean_over_targets(frame, keep=("variant",)), by=by, reference=ref, focus="mixmin")
+    table = pd.concat([per_target, overall], ignore_index=True) if frame["target"].nunique() > 1 else per_target
+    if "p_vs_mixmin" not in table:
+        table["p_vs_mixmin"] = float("nan")
+    return table
+
+
+def write_report(run_dir, rows: list[dict], *, reference: str | None = None):
+    """Write ``results.csv`` and ``summary.csv`` for ``rows``; return the summary DataFrame."""
+    frame = results_frame(rows)
+    layout.write_results(run_dir, frame)
+    table = summary_frame(frame, reference=reference)
+    layout.write_summary(run_dir, table)
+    return table

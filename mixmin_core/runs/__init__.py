@@ -1,0 +1,1 @@
+"""Run infrastructure: run store and job catalog, unit runner, run-folder layout, file I/O, datasets."""

@@ -1,0 +1,157 @@
+"""Where a run keeps its files, so that pipelines write and the app reads the same paths.
+
+    runs/<run_id>/config.json                           resolved config (written first)
+    runs/<run_id>/results.csv                           one row per trial x target x variant x method x metric
+    runs/<run_id>/summary.csv                           mean, 95% CI over trials, p vs MixMin, compute
+    runs/<run_id>/sources.csv                           optional: source, title, category, ...
+    runs/<run_id>/proxy_outputs/<problem>.npz|.json     ProxyOutputs on a target's fit split
+    runs/<run_id>/mixtures/<problem>__<method>.json     MixtureResult.to_dict()
+    runs/<run_id>/topk/<problem>.json                   top sources with metadata and intervals
+    runs/<run_id>/logs/                                 job logs
+
+``<problem>`` is ``<target>__trial<k>`` or ``<target>__<variant>__trial<k>`` (e.g. a
+source-count sweep variant ``sources-100``). Names are made filesystem-safe.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from mixmin_core.runs.fileio import atomic_path
+
+#: Columns every pipeline's ``results.csv`` has (extra columns may follow).
+RESULT_COLUMNS = ("trial", "target", "variant", "method", "metric", "value", "proxy_compute", "final_compute")
+#: Columns every ``summary.csv`` has (improvement over a reference and extra columns may follow).
+SUMMARY_COLUMNS = ("target", "variant", "method", "metric", "mean", "ci_low", "ci_high", "n_trials",
+                   "proxy_compute", "final_compute", "p_vs_mixmin")
+
+_SAFE = re.compile(r"[^A-Za-z0-9._+-]")
+
+
+def safe_name(name: str) -> str:
+    return _SAFE.sub("-", str(name))
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One (target, variant, trial) mixture problem within a run."""
+
+    target: str
+    trial: int
+    variant: str = ""
+
+    @property
+    def key(self) -> str:
+        parts = [safe_name(self.target)] + ([safe_name(self.variant)] if self.variant else []) + [f"trial{self.trial}"]
+        return "__".join(parts)
+
+    @classmethod
+    def from_key(cls, key: str) -> Problem:
+        parts = key.split("__")
+        trial = int(parts[-1].removeprefix("trial"))
+        return cls(parts[0], trial, parts[1] if len(parts) == 3 else "")
+
+
+def budget_variant(budget: float) -> str:
+    """The variant name of one proxy budget of a compute sweep, e.g. ``budget-0.05``."""
+    return f"budget-{float(budget):g}"
+
+
+def outputs_path(run_dir: Path, problem: Problem) -> Path:
+    return Path(run_dir) / "proxy_outputs" / problem.key
+
+
+def mixture_path(run_dir: Path, problem: Problem, method: str) -> Path:
+    return Path(run_dir) / "mixtures" / f"{problem.key}__{safe_name(method)}.json"
+
+
+def topk_path(run_dir: Path, problem: Problem) -> Path:
+    return Path(run_dir) / "topk" / f"{problem.key}.json"
+
+
+def sources_path(run_dir: Path) -> Path:
+    return Path(run_dir) / "sources.csv"
+
+
+def list_problems(run_dir: Path) -> list[Problem]:
+    """Problems whose proxy outputs exist in ``run_dir`` (sorted by target, variant, trial)."""
+    folder = Path(run_dir) / "proxy_outputs"
+    if not folder.exists():
+        return []
+    probs = {Problem.from_key(p.stem) for p in folder.glob("*.json")}
+    return sorted(probs, key=lambda p: (p.target, p.variant, p.trial))
+
+
+def list_mixtures(run_dir: Path, problem: Problem) -> dict[str, Path]:
+    """``{method: path}`` of the mixtures saved for ``problem``."""
+    folder = Path(run_dir) / "mixtures"
+    prefix = problem.key + "__"
+    return {p.stem[len(prefix):]: p for p in sorted(folder.glob(prefix + "*.json"))
+            if "__" not in p.stem[len(prefix):]}
+
+
+def results_path(run_dir: Path) -> Path:
+    return Path(run_dir) / "results.csv"
+
+
+def summary_path(run_dir: Path) -> Path:
+    return Path(run_dir) / "summary.csv"
+
+
+def _write_frame(path: Path, frame, first: tuple) -> None:
+    missing = [c for c in first if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path.name}: columns {missing} missing; every run writes {list(first)}.")
+    frame = frame[list(first) + [c for c in frame.columns if c not in first]]
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+def _read_frame(path: Path, columns: tuple):
+    import pandas as pd
+
+    if not path.exists():
+        return pd.DataFrame(columns=list(columns))
+    return pd.read_csv(path, dtype={"target": str, "variant": str, "method": str, "metric": str},
+                       keep_default_na=False, na_values=[""])
+
+
+def write_results(run_dir: Path, frame) -> None:
+    """``results.csv``: one row per (trial, target, variant, method, metric)."""
+    _write_frame(results_path(run_dir), frame.fillna({"variant": ""}), RESULT_COLUMNS)
+
+
+def read_results(run_dir: Path):
+    """The run's ``results.csv`` as a DataFrame (empty, with the contract's columns, if none yet)."""
+    frame = _read_frame(results_path(run_dir), RESULT_COLUMNS)
+    return frame.fillna({"variant": ""}) if len(frame) else frame
+
+
+def write_summary(run_dir: Path, frame) -> None:
+    """``summary.csv``: one row per (target incl. ``overall``, variant, method, metric)."""
+    _write_frame(summary_path(run_dir), frame.fillna({"variant": ""}), SUMMARY_COLUMNS)
+
+
+def read_summary(run_dir: Path):
+    frame = _read_frame(summary_path(run_dir), SUMMARY_COLUMNS)
+    return frame.fillna({"variant": ""}) if len(frame) else frame
+
+
+def write_sources(run_dir: Path, frame) -> None:
+    """``sources.csv`` (quoted CSV): ``source, title, category`` first, then any facts per source."""
+    for col in ("title", "category"):
+        if col not in frame.columns:
+            frame = frame.assign(**{col: frame["source"] if col == "title" else ""})
+    _write_frame(sources_path(run_dir), frame, ("source", "title", "category"))
+
+
+def read_sources(run_dir: Path):
+    """``source, title, category, ...`` of the run's sources (an empty frame when there is no sources.csv)."""
+    import pandas as pd
+
+    path = sources_path(run_dir)
+    if not path.exists():
+        return pd.DataFrame(columns=["source", "title", "category"])
+    frame = pd.read_csv(path, dtype={"source": str, "title": str, "category": str})
+    return frame.fillna({"title": "", "category": ""})

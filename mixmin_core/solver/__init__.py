@@ -1,0 +1,1 @@
+"""The solver core: proxy outputs, objectives, MixMin and its baselines, constraints, bootstrap, results."""
