@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import _shared
+from pages import _data as data
+from pages import _state as state
 
 #: Every session-state key the pages use, namespaced by page, with its default.
 DEFAULTS = {
     "app.run_id": None,          # the run the pages show (sidebar)
-    "solve.problem": None,       # problem id (see pages/_shared.py)
+    "solve.problem": None,       # problem id (see pages/_data.py)
     "solve.step_size": 1.0,
     "solve.max_iter": 100,
     "solve.init": "uniform",
@@ -53,12 +54,12 @@ def init_state() -> None:
 
 
 def sidebar() -> None:
-    store = _shared.store()
+    store = data.store()
     runs = store.list_runs()
     with st.sidebar:
         if runs:
             labels = {r["run_id"]: f"{r['name']} · {r['status']}" for r in runs}
-            _shared.select_kept("Run", list(labels), "app.run_id", format_func=labels.get,
+            state.select_kept("Run", list(labels), "app.run_id", format_func=labels.get,
                                 help="The run the Solver, Compare and Assays pages show.")
         else:
             st.session_state["app.run_id"] = None

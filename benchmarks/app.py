@@ -37,13 +37,13 @@ def _floor(values: np.ndarray, n_iter: int) -> float:
 
 def _time_once(outputs, step: float, n_iter: int) -> tuple[float, float, float]:
     from mixmin_core import mixmin
-    from pages import _shared
+    from pages import _figures as figs
 
     t0 = time.perf_counter()
     result = mixmin(outputs, step_size=step, max_iter=n_iter)
     t1 = time.perf_counter()
-    figures = [*_shared.solver_figures(result, 8), _shared.weights_figure(result.source_names, result.weights)]
-    _shared.weights_table(result)
+    figures = [*figs.solver_figures(result, 8), figs.weights_figure(result.source_names, result.weights)]
+    figs.weights_table(result)
     t2 = time.perf_counter()
     for fig in figures:
         fig.to_json()

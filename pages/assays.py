@@ -6,9 +6,11 @@ import plotly.express as px
 import streamlit as st
 
 from mixmin_core.runs import layout
-from pages import _shared
+from pages import _data as data
+from pages import _figures as figs
+from pages import _state as state
 
-_shared.route_through_app()
+state.route_through_app()
 
 GROUP_LABELS = {"cytotoxicity": "cytotoxicity", "phenotypic": "phenotypic screen",
                 "protein": "protein binding / inhibition", "other": "other"}
@@ -16,12 +18,12 @@ GROUP_LABELS = {"cytotoxicity": "cytotoxicity", "phenotypic": "phenotypic screen
 
 def read_topk(run_id: str, problem: layout.Problem) -> pd.DataFrame:
     """Top sources of ``problem``: the run's topk file, else its saved MixMin mixture."""
-    run_dir = _shared.store().run_dir(run_id)
+    run_dir = data.store().run_dir(run_id)
     path = layout.topk_path(run_dir, problem)
     if path.exists():
-        rows = topk_rows(_shared.load_json(str(path), _shared.mtime(path)))
+        rows = topk_rows(data.load_json(str(path), data.mtime(path)))
     else:
-        mix = _shared.read_mixtures(run_id, problem).get("mixmin")
+        mix = data.read_mixtures(run_id, problem).get("mixmin")
         rows = [{"source": s, "weight": w} for s, w in (mix or {}).get("weights", {}).items()]
     frame = pd.DataFrame(rows, columns=None if rows else ["source", "weight"])
     for col in ("lower", "upper"):
@@ -31,17 +33,17 @@ def read_topk(run_id: str, problem: layout.Problem) -> pd.DataFrame:
     return frame.sort_values("weight", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def topk_rows(data) -> list[dict]:
+def topk_rows(content) -> list[dict]:
     """Rows from a topk file: a list of ``{source, weight, lower, upper, ...}``, or an object holding
     one under ``top``/``sources``/``rows``, or a plain ``{source: weight}`` mapping."""
-    if isinstance(data, dict):
+    if isinstance(content, dict):
         for key in ("top", "topk", "sources", "rows"):
-            if isinstance(data.get(key), list):
-                return data[key]
-        if all(isinstance(v, (int, float)) for v in data.values()):
-            return [{"source": s, "weight": w} for s, w in data.items()]
+            if isinstance(content.get(key), list):
+                return content[key]
+        if all(isinstance(v, (int, float)) for v in content.values()):
+            return [{"source": s, "weight": w} for s, w in content.items()]
         return []
-    return list(data) if isinstance(data, list) else []
+    return list(content) if isinstance(content, list) else []
 
 
 def annotate(frame: pd.DataFrame, meta: pd.DataFrame) -> pd.DataFrame:
@@ -53,19 +55,19 @@ def annotate(frame: pd.DataFrame, meta: pd.DataFrame) -> pd.DataFrame:
         mapped = out["source"].map(meta[col]).astype(object)
         mapped = mapped.where(mapped.notna() & (mapped != ""), own.astype(object))
         out[col] = mapped.fillna("").astype(str)
-    out["group"] = out["category"].map(_shared.category_group)
+    out["group"] = out["category"].map(figs.category_group)
     return out
 
 
 def colour_rows(table: pd.DataFrame):
-    colours = table["group"].map(_shared.CATEGORY_COLOURS)
+    colours = table["group"].map(figs.CATEGORY_COLOURS)
     return table.style.apply(lambda col: [f"background-color: {c}; color: white" for c in colours]
                              if col.name == "category" else [""] * len(col), axis=0).format(
         {"weight": "{:.4f}", "lower": "{:.4f}", "upper": "{:.4f}"}, na_rep="")
 
 
 def legend() -> None:
-    chips = " ".join(f"<span style='background:{_shared.CATEGORY_COLOURS[g]};color:white;padding:2px 8px;"
+    chips = " ".join(f"<span style='background:{figs.CATEGORY_COLOURS[g]};color:white;padding:2px 8px;"
                      f"border-radius:4px;margin-right:6px'>{label}</span>" for g, label in GROUP_LABELS.items())
     st.markdown(chips + " &nbsp;(colours as in the paper's Table 1)", unsafe_allow_html=True)
 
@@ -93,40 +95,40 @@ def heatmap(run_id: str, problems: list, k: int, meta: pd.DataFrame) -> pd.DataF
 
 def page() -> None:
     st.title("Assays")
-    run_id = _shared.current_run()
+    run_id = state.current_run()
     if not run_id:
         return
-    problems = _shared.layout_problems(run_id)
+    problems = data.layout_problems(run_id)
     if not problems:
         st.info("This run has no proxy outputs yet.")
         return
-    meta = _shared.source_table(run_id)
+    meta = data.source_table(run_id)
     c1, c2, c3, c4 = st.columns([2, 3, 1, 1])
-    variants = sorted({p.variant for p in problems}, key=_shared.main_first)
-    variant = _shared.select_kept("Setting", variants, "assays.variant", container=c1, format_func=lambda v: v or "main")
+    variants = sorted({p.variant for p in problems}, key=data.main_first)
+    variant = state.select_kept("Setting", variants, "assays.variant", container=c1, format_func=lambda v: v or "main")
     in_variant = [p for p in problems if p.variant == variant]
-    target = _shared.select_kept("Target", sorted({p.target for p in in_variant}), "assays.target", container=c2)
+    target = state.select_kept("Target", sorted({p.target for p in in_variant}), "assays.target", container=c2)
     trials = sorted(p.trial for p in in_variant if p.target == target)
     trial = c3.selectbox("Trial", trials, key="assays.trial_widget")
-    k = c4.number_input("Top k", 1, 100, key=_shared.keep("assays.k"), on_change=_shared.save, args=("assays.k",))
+    k = c4.number_input("Top k", 1, 100, key=state.keep("assays.k"), on_change=state.save, args=("assays.k",))
     top = annotate(read_topk(run_id, layout.Problem(target, trial, variant)), meta).head(int(k))
     categories = sorted(c for c in top["category"].unique() if c)
     if categories:
         if st.session_state["assays.categories"] is None or not set(st.session_state["assays.categories"]) <= set(categories):
             st.session_state["assays.categories"] = categories
             st.session_state.pop("w:assays.categories", None)
-        chosen = st.multiselect("Categories", categories, key=_shared.keep("assays.categories"),
-                                on_change=_shared.save, args=("assays.categories",))
+        chosen = st.multiselect("Categories", categories, key=state.keep("assays.categories"),
+                                on_change=state.save, args=("assays.categories",))
         top = top[top["category"].isin(chosen) | (top["category"] == "")]
     legend()
     shown = top[["source", "title", "category", "weight", "lower", "upper", "group"]]
     st.dataframe(colour_rows(shown), hide_index=True, width="stretch",
                  column_order=["source", "weight", "lower", "upper", "category", "title"])
     if not top.empty:
-        fig = _shared.weights_figure(list(top["source"]), top["weight"].to_numpy(),
+        fig = figs.weights_figure(list(top["source"]), top["weight"].to_numpy(),
                                      None if top["lower"].isna().all() else top["lower"].to_numpy(),
                                      None if top["upper"].isna().all() else top["upper"].to_numpy(), k=int(k),
-                                     colours=list(top["group"].map(_shared.CATEGORY_COLOURS)),
+                                     colours=list(top["group"].map(figs.CATEGORY_COLOURS)),
                                      title=f"Top source assays for {target}")
         st.plotly_chart(fig, key="assays.bars")
     st.subheader("All targets")
@@ -136,5 +138,5 @@ def page() -> None:
                            f"top_assays_{variant or 'main'}.csv", "text/csv", key="assays.export")
 
 
-with _shared.shows_errors():
+with state.shows_errors():
     page()

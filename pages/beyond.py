@@ -13,15 +13,17 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages import _shared
+from pages import _data as data
+from pages import _figures as figs
+from pages import _state as state
 
-_shared.route_through_app()
+state.route_through_app()
 
 PIPELINES = ("chem_evolve", "chem_ladder")
 
 
 def _json(path):
-    return _shared.load_json(str(path), _shared.mtime(path))
+    return data.load_json(str(path), data.mtime(path))
 
 
 # ---- figures (module level: the tests build them too) --------------------------------------------
@@ -62,11 +64,11 @@ def ladder_figure(info: dict, k: int = 8) -> go.Figure:
     if rest.size:
         x = np.tile(np.append(budgets, np.nan), rest.size)
         y = np.hstack([weights[:, rest].T, np.full((rest.size, 1), np.nan)]).ravel()
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", line=dict(color=_shared.GREY, width=1),
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", line=dict(color=figs.GREY, width=1),
                                  name=f"other {rest.size} sources", hoverinfo="skip"))
     for rank, i in enumerate(top):
         fig.add_trace(go.Scatter(x=budgets.tolist(), y=weights[:, i].tolist(), mode="lines+markers", name=str(names[i]),
-                                 line=dict(color=_shared.HIGHLIGHT[rank % len(_shared.HIGHLIGHT)], width=2.5)))
+                                 line=dict(color=figs.HIGHLIGHT[rank % len(figs.HIGHLIGHT)], width=2.5)))
     if info.get("stable_at") is not None:
         fig.add_vline(x=info["stable_at"] * 100, line_dash="dash", line_color="#333",
                       annotation_text=f"stable (L1 < {info['threshold']:g})", annotation_position="top left")
@@ -134,7 +136,7 @@ def show_evolve(run_dir) -> None:
     if len(versions) < 2:
         return
     labels = [v["variant"] for v in versions[1:]]
-    picked = _shared.select_kept("Update", labels, "beyond.version", format_func=lambda x: f"{x}: " + _update_text(
+    picked = state.select_kept("Update", labels, "beyond.version", format_func=lambda x: f"{x}: " + _update_text(
         versions[labels.index(x) + 1].get("update")))
     k = labels.index(picked) + 1
     before, after = versions[k - 1], versions[k]
@@ -177,7 +179,7 @@ def show_ladder(run_dir) -> None:
     if not files:
         st.info("This run has not finished a ladder yet.")
         return
-    target = _shared.select_kept("Target", list(files), "beyond.target")
+    target = state.select_kept("Target", list(files), "beyond.target")
     info = _json(files[target])
     stop = info["stable_at"]
     st.subheader(f"Proxy-compute ladder · target {info['target']}")
@@ -198,7 +200,7 @@ def show_ladder(run_dir) -> None:
 
 # ---- page ----------------------------------------------------------------------------------------
 st.title("Beyond the paper")
-store = _shared.store()
+store = data.store()
 runs = [r for r in store.list_runs() if r["pipeline"] in PIPELINES]
 if not runs:
     st.info("No evolving-sources or ladder runs yet. Start one with "
@@ -208,10 +210,10 @@ else:
     if st.session_state.get("app.run_id") in ids and st.session_state.get("beyond.run") not in ids:
         st.session_state["beyond.run"] = st.session_state["app.run_id"]
     by_id = {r["run_id"]: r for r in runs}
-    run_id = _shared.select_kept("Run", ids, "beyond.run",
+    run_id = state.select_kept("Run", ids, "beyond.run",
                                  format_func=lambda i: f"{by_id[i]['name']} · {by_id[i]['pipeline']} · {by_id[i]['status']}")
     run_dir = store.run_dir(run_id)
-    with _shared.shows_errors():
+    with state.shows_errors():
         if by_id[run_id]["pipeline"] == "chem_evolve":
             show_evolve(run_dir)
         else:

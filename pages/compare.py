@@ -8,16 +8,18 @@ import streamlit as st
 
 from mixmin_core.runs import layout
 from mixmin_core.solver.results import mean_ci, mean_over_targets, summarize
-from pages import _shared
+from pages import _data as data
+from pages import _figures as figs
+from pages import _state as state
 
-_shared.route_through_app()
+state.route_through_app()
 
 def bars(summary: pd.DataFrame, x: str, title: str) -> go.Figure:
     summary = summary.assign(err_plus=summary["ci_high"] - summary["mean"], err_minus=summary["mean"] - summary["ci_low"])
-    methods = sorted(summary["method"].unique(), key=_shared.method_sort_key)
+    methods = sorted(summary["method"].unique(), key=figs.method_sort_key)
     fig = px.bar(summary, x=x, y="mean", color="method", barmode="group" if x != "method" else "relative",
                  error_y="err_plus", error_y_minus="err_minus", category_orders={"method": methods}, title=title,
-                 color_discrete_map=_shared.METHOD_COLOURS)
+                 color_discrete_map=figs.METHOD_COLOURS)
     fig.update_layout(height=420, showlegend=x != "method", margin=dict(l=10, r=10, t=40, b=10), yaxis_title=summary["metric"].iloc[0])
     return fig
 
@@ -29,24 +31,24 @@ def summary_table(summary: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
     if baseline and "improvement" in table:
         table = table.rename(columns={"improvement": f"vs {baseline}", "improvement_low": "vs low",
                                       "improvement_high": "vs high"})
-    order = {"target": lambda s: s.map(lambda t: (t != "overall", t)), "method": lambda s: s.map(_shared.method_sort_key)}
+    order = {"target": lambda s: s.map(lambda t: (t != "overall", t)), "method": lambda s: s.map(figs.method_sort_key)}
     return table.sort_values(["target", "method"], key=lambda s: order[s.name](s))
 
 
 def method_lines(table: pd.DataFrame, x: str) -> go.Figure:
     """One line per method of ``mean`` against column ``x``, with ``lo``/``hi`` error bars (MixMin bold)."""
     fig = go.Figure()
-    for method in sorted(table["method"].unique(), key=_shared.method_sort_key):
+    for method in sorted(table["method"].unique(), key=figs.method_sort_key):
         t = table[table["method"] == method]
         fig.add_trace(go.Scatter(x=t[x], y=t["mean"], mode="lines+markers", name=method,
-                                 line=dict(width=3 if method == "mixmin" else 1.5, color=_shared.METHOD_COLOURS.get(method)),
+                                 line=dict(width=3 if method == "mixmin" else 1.5, color=figs.METHOD_COLOURS.get(method)),
                                  error_y=dict(type="data", symmetric=False, array=t["hi"] - t["mean"],
                                               arrayminus=t["mean"] - t["lo"])))
     return fig
 
 
 def sweep_figure(frame: pd.DataFrame, kind: str) -> go.Figure | None:
-    points = frame.assign(point=frame["variant"].map(_shared.sweep_point)).dropna(subset=["point"])
+    points = frame.assign(point=frame["variant"].map(data.sweep_point)).dropna(subset=["point"])
     if points.empty:
         return None
     points = points[points["point"].map(lambda p: p[0] == kind).astype(bool)]
@@ -73,18 +75,18 @@ def sweep_figure(frame: pd.DataFrame, kind: str) -> go.Figure | None:
 
 
 def weights_side_by_side(run_id: str) -> None:
-    problems = layout.list_problems(_shared.store().run_dir(run_id))
-    withmix = sorted((p for p in problems if layout.list_mixtures(_shared.store().run_dir(run_id), p)),
-                     key=lambda p: (_shared.main_first(p.variant), p.target, p.trial))
+    problems = layout.list_problems(data.store().run_dir(run_id))
+    withmix = sorted((p for p in problems if layout.list_mixtures(data.store().run_dir(run_id), p)),
+                     key=lambda p: (data.main_first(p.variant), p.target, p.trial))
     if not withmix:
         st.caption("This run saved no mixtures.")
         return
     keys = [p.key for p in withmix]
-    key = _shared.select_kept("Problem", keys, "compare.problem",
-                              format_func=lambda k: _shared.problem_label(f"run:{run_id}:{k}"))
-    mixtures = _shared.read_mixtures(run_id, layout.Problem.from_key(key))
+    key = state.select_kept("Problem", keys, "compare.problem",
+                              format_func=lambda k: data.problem_label(f"run:{run_id}:{k}"))
+    mixtures = data.read_mixtures(run_id, layout.Problem.from_key(key))
     frame = pd.DataFrame({m: pd.Series(d["weights"]) for m, d in mixtures.items()}).fillna(0.0)
-    frame = frame[sorted(frame.columns, key=_shared.method_sort_key)]
+    frame = frame[sorted(frame.columns, key=figs.method_sort_key)]
     order = frame.max(axis=1).sort_values(ascending=False).index[:15]
     top = frame.loc[order]
     fig = px.imshow(top.to_numpy(), x=list(top.columns), y=[str(i) for i in top.index], color_continuous_scale="Blues",
@@ -97,10 +99,10 @@ def weights_side_by_side(run_id: str) -> None:
 
 def page() -> None:
     st.title("Compare")
-    run_id = _shared.current_run()
+    run_id = state.current_run()
     if not run_id:
         return
-    frame = _shared.results(run_id)
+    frame = data.results(run_id)
     if frame.empty:
         st.info("This run has no results yet (they are written when its job finishes).")
         return
@@ -109,23 +111,23 @@ def page() -> None:
     # pipelines' headline metric (the paper's) on a tie
     n_methods = frame.groupby("metric")["method"].nunique()
     metrics = sorted(n_methods.index, key=lambda m: (-n_methods[m], m not in ("ap", "generative_loss"), m))
-    metric = _shared.select_kept("Metric", metrics, "compare.metric", container=c1)
+    metric = state.select_kept("Metric", metrics, "compare.metric", container=c1)
     sub = frame[frame["metric"] == metric]
-    variants = sorted(sub["variant"].unique(), key=_shared.main_first)
-    variant = _shared.select_kept("Setting", variants, "compare.variant", container=c2,
+    variants = sorted(sub["variant"].unique(), key=data.main_first)
+    variant = state.select_kept("Setting", variants, "compare.variant", container=c2,
                                   format_func=lambda v: v or "main")
-    methods = sorted(sub["method"].unique(), key=_shared.method_sort_key)
+    methods = sorted(sub["method"].unique(), key=figs.method_sort_key)
     baselines = [m for m in methods if m != "mixmin"] or methods
     default = [b for b in ("natural", "target_only", "balanced") if b in baselines] or baselines
     if st.session_state["compare.baseline"] not in baselines:
         st.session_state["compare.baseline"] = default[0]
-    baseline = _shared.select_kept("Improvement over", baselines, "compare.baseline", container=c3)
-    data = sub[sub["variant"] == variant]
-    direction = "lower is better" if _shared.lower_is_better(metric) else "higher is better"
-    st.caption(f"`{metric}` ({direction}) · {data['target'].nunique()} targets · "
-               f"{data['trial'].nunique()} trials · 95% CIs over trials · p-values: Welch t-test against MixMin")
-    per_target = summarize(data, reference=baseline, focus="mixmin")
-    total = summarize(mean_over_targets(data), reference=baseline, focus="mixmin")
+    baseline = state.select_kept("Improvement over", baselines, "compare.baseline", container=c3)
+    shown = sub[sub["variant"] == variant]
+    direction = "lower is better" if data.lower_is_better(metric) else "higher is better"
+    st.caption(f"`{metric}` ({direction}) · {shown['target'].nunique()} targets · "
+               f"{shown['trial'].nunique()} trials · 95% CIs over trials · p-values: Welch t-test against MixMin")
+    per_target = summarize(shown, reference=baseline, focus="mixmin")
+    total = summarize(mean_over_targets(shown), reference=baseline, focus="mixmin")
     left, right = st.columns([1, 2])
     left.plotly_chart(bars(total, "method", "Overall (mean over targets)"), key="compare.overall")
     right.plotly_chart(bars(per_target, "target", "Per target"), key="compare.per_target")
@@ -134,8 +136,8 @@ def page() -> None:
                  column_config={"p_vs_mixmin": st.column_config.NumberColumn(format="%.3g")})
     if "compute" in total and total["compute"].notna().any():
         fig = px.bar(total, x="method", y="compute", title="Proxy compute per method", color="method",
-                     color_discrete_map=_shared.METHOD_COLOURS,
-                     category_orders={"method": sorted(total["method"], key=_shared.method_sort_key)})
+                     color_discrete_map=figs.METHOD_COLOURS,
+                     category_orders={"method": sorted(total["method"], key=figs.method_sort_key)})
         fig.update_layout(height=300, showlegend=False, margin=dict(l=10, r=10, t=40, b=10))
         st.plotly_chart(fig, key="compare.compute")
     for kind in ("sources", "compute"):
@@ -146,5 +148,5 @@ def page() -> None:
     weights_side_by_side(run_id)
 
 
-with _shared.shows_errors():
+with state.shows_errors():
     page()

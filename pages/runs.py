@@ -8,9 +8,11 @@ import pandas as pd
 import streamlit as st
 
 from jobs import control as jobs_control
-from pages import _shared
+from pages import _data as data
+from pages import _figures as figs
+from pages import _state as state
 
-_shared.route_through_app()
+state.route_through_app()
 
 DEMO_CONFIG = Path("configs/chem_demo.yaml")
 
@@ -26,17 +28,17 @@ def get_started() -> None:
         st.write("A small built-in problem with six sources and known true weights: watch the solver "
                  "recover them and play with the step size.")
         if st.button("Open the example in the Solver", type="primary", key="runs.open_example"):
-            st.session_state["solve.problem"] = _shared.EXAMPLE
+            st.session_state["solve.problem"] = data.EXAMPLE
             st.switch_page("pages/solver.py")
     with right:
         st.subheader("Run the ToxCast demo")
         st.write("Offline chemistry experiment: 617 ToxCast assays as sources, XGBoost proxies, "
                  "MixMin against the baselines on 10 target assays. Runs in the background; "
                  "progress shows up here.")
-        with _shared.shows_errors():
+        with state.shows_errors():
             if st.button("Start the ToxCast demo", key="runs.start_demo", disabled=not DEMO_CONFIG.is_file(),
                          help=None if DEMO_CONFIG.is_file() else f"{DEMO_CONFIG} not found"):
-                launch = jobs_control.start_job(DEMO_CONFIG, home=_shared.store().root)
+                launch = jobs_control.start_job(DEMO_CONFIG, home=data.store().root)
                 st.session_state["jobs.last_launch"] = str(launch.record_path)
                 st.success(f"Started (process {launch.pid}). It appears below within seconds; "
                            "the Jobs page shows its log.")
@@ -55,7 +57,7 @@ def key_result(frame: pd.DataFrame) -> str:
         return ""
     metric = frame["metric"].iloc[0]
     means = frame[frame["metric"] == metric].groupby("method")["value"].mean()
-    parts = [f"{m} {means[m]:.3g}" for m in sorted(means.index, key=_shared.method_sort_key)[:3]]
+    parts = [f"{m} {means[m]:.3g}" for m in sorted(means.index, key=figs.method_sort_key)[:3]]
     return f"{metric}: " + ", ".join(parts)
 
 
@@ -80,7 +82,7 @@ def runs_table(store, runs: list[dict]) -> pd.DataFrame:
             "status": job.get("status", run["status"]) if job.get("status") == "died" else run["status"],
             "progress": (job.get("n_done", 0) / total) if total else None,
             "step": step_text(job),
-            "key result": key_result(_shared.results(run["run_id"])),
+            "key result": key_result(data.results(run["run_id"])),
             "created": pd.Timestamp(run["created_at"], unit="s").strftime("%Y-%m-%d %H:%M"),
             "run id": run["run_id"],
         })
@@ -103,7 +105,7 @@ def show_runs(store) -> None:
         st.caption(f"Refreshing every 2 s while jobs run · last update {time.strftime('%H:%M:%S')}")
 
 
-store = _shared.store()
+store = data.store()
 st.title("Runs")
 if not store.list_runs():
     st.info("The run store is empty. Start here:")

@@ -6,10 +6,11 @@ import json
 import numpy as np
 import streamlit as st
 
-from pages import _shared
-from pages._shared import keep, save
+from pages import _data as data
+from pages import _figures as figs
+from pages import _state as state
 
-_shared.route_through_app()
+state.route_through_app()
 
 STEP_SIZES = [0.01, 0.03, 0.1, 0.3, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 100.0]
 #: Bootstrap by default only when it is quick: sources x samples x resamples x iterations below this.
@@ -18,21 +19,21 @@ AUTO_BOOTSTRAP_WORK = 2e9
 
 def problem_options() -> list[str]:
     run_id = st.session_state["app.run_id"]
-    options = _shared.list_problem_ids(run_id) if run_id else []
-    return options + _shared.list_uploads() + [_shared.EXAMPLE]
+    options = data.list_problem_ids(run_id) if run_id else []
+    return options + data.list_uploads() + [data.EXAMPLE]
 
 
 def controls(outputs) -> tuple[float, int, str]:
     c1, c2, c3 = st.columns([3, 2, 2])
-    step = c1.select_slider("Step size η", STEP_SIZES, key=keep("solve.step_size"), on_change=save,
+    step = c1.select_slider("Step size η", STEP_SIZES, key=state.keep("solve.step_size"), on_change=state.save,
                             args=("solve.step_size",), help="Entropic mirror descent step; the paper uses 1.")
-    iters = c2.slider("Iterations", 10, 1000, step=10, key=keep("solve.max_iter"), on_change=save,
+    iters = c2.slider("Iterations", 10, 1000, step=10, key=state.keep("solve.max_iter"), on_change=state.save,
                       args=("solve.max_iter",))
     inits = ["uniform", "natural"] if outputs.natural_weights is not None else ["uniform"]
     if st.session_state["solve.init"] not in inits:
         st.session_state["solve.init"] = "uniform"
         st.session_state.pop("w:solve.init", None)
-    init = c3.radio("Starting weights", inits, key=keep("solve.init"), on_change=save, args=("solve.init",),
+    init = c3.radio("Starting weights", inits, key=state.keep("solve.init"), on_change=state.save, args=("solve.init",),
                     horizontal=True, help="natural: in proportion to source size")
     return float(step), int(iters), str(init)
 
@@ -41,12 +42,12 @@ def constraints() -> tuple[float, float]:
     """Per-source cap and KL-to-prior strength (beyond the paper; off by default)."""
     with st.expander("Constraints: availability caps and a pull towards the prior"):
         c1, c2 = st.columns(2)
-        cap = c1.slider("Max weight per source", 0.01, 1.0, step=0.01, key=keep("solve.max_weight"), on_change=save,
+        cap = c1.slider("Max weight per source", 0.01, 1.0, step=0.01, key=state.keep("solve.max_weight"), on_change=state.save,
                         args=("solve.max_weight",),
                         help="w_p <= cap for every source (1 = no cap), e.g. when a source has little data. "
                              "Needs cap x sources >= 1.")
         prior = c2.number_input("KL pull towards the natural weights", 0.0, 10.0, step=0.01,
-                                key=keep("solve.prior_strength"), on_change=save, args=("solve.prior_strength",),
+                                key=state.keep("solve.prior_strength"), on_change=state.save, args=("solve.prior_strength",),
                                 help="Adds strength x KL(w || natural) to the objective (uniform if sizes are unknown).")
     return float(cap), float(prior)
 
@@ -57,7 +58,7 @@ def outcome(result) -> None:
     c2.metric("Frank–Wolfe gap", f"{result.gap:.2g}")
     c3.metric("Iterations", result.n_iter)
     c4.metric("Status", result.status.replace("_", " "))
-    warning = _shared.step_warning(result.losses)
+    warning = figs.step_warning(result.losses)
     if warning:
         st.warning(warning, icon=":material/warning:")
     else:
@@ -70,17 +71,17 @@ def intervals(problem_id, outputs, step, iters, init):
         st.session_state["solve._boot_for"] = st.session_state["solve.problem"]
         st.session_state["solve.bootstrap"] = work < AUTO_BOOTSTRAP_WORK
         st.session_state.pop("w:solve.bootstrap", None)
-    on = st.toggle("95% bootstrap intervals", key=keep("solve.bootstrap"), on_change=save,
+    on = st.toggle("95% bootstrap intervals", key=state.keep("solve.bootstrap"), on_change=state.save,
                    args=("solve.bootstrap",),
                    help=f"Re-solves {st.session_state['solve.n_boot']} resamples of the target samples.")
     if not on:
         return None, None
-    return _shared.bootstrap(problem_id, _shared.problem_stamp(problem_id), step, iters, init,
+    return data.bootstrap(problem_id, data.problem_stamp(problem_id), step, iters, init,
                              st.session_state["solve.n_boot"])
 
 
 def downloads(table, result, problem_id) -> None:
-    mixture = {"problem": _shared.problem_label(problem_id), **result.to_dict()}
+    mixture = {"problem": data.problem_label(problem_id), **result.to_dict()}
     c1, c2 = st.columns(2)
     c1.download_button("Download mixture (CSV)", table.to_csv(index=False), "mixture.csv", "text/csv",
                        key="solve.download_csv")
@@ -91,16 +92,16 @@ def downloads(table, result, problem_id) -> None:
 def page() -> None:
     st.title("Solver")
     options = problem_options()
-    problem_id = _shared.select_kept("Problem", options, "solve.problem", format_func=_shared.problem_label,
+    problem_id = state.select_kept("Problem", options, "solve.problem", format_func=data.problem_label,
                                      help="A target of the run picked in the sidebar, an upload, or the example.")
-    outputs = _shared.load_problem(problem_id)
+    outputs = data.load_problem(problem_id)
     st.caption(f"{outputs.n_sources} sources × {outputs.n_samples} target samples · objective `{outputs.kind}`")
     step, iters, init = controls(outputs)
     cap, prior = constraints()
-    result = _shared.solve(problem_id, _shared.problem_stamp(problem_id), step, iters, init, cap, prior)
+    result = data.solve(problem_id, data.problem_stamp(problem_id), step, iters, init, cap, prior)
     outcome(result)
     k = min(st.session_state["solve.top_k"], outputs.n_sources)
-    traj_fig, loss_fig = _shared.solver_figures(result, k)
+    traj_fig, loss_fig = figs.solver_figures(result, k)
     c1, c2 = st.columns(2)
     c1.plotly_chart(traj_fig, key="solve.trajectory")
     c2.plotly_chart(loss_fig, key="solve.losses")
@@ -109,11 +110,11 @@ def page() -> None:
         st.caption("Bootstrap intervals are for the unconstrained problem; set the cap to 1 and the pull to 0 to see them.")
     else:
         lower, upper = intervals(problem_id, outputs, step, iters, init)
-    true_w = outputs.meta.get("true_weights") if problem_id == _shared.EXAMPLE else None
+    true_w = outputs.meta.get("true_weights") if problem_id == data.EXAMPLE else None
     c1, c2 = st.columns([3, 2])
-    c1.plotly_chart(_shared.weights_figure(result.source_names, result.weights, lower, upper, true_weights=true_w),
+    c1.plotly_chart(figs.weights_figure(result.source_names, result.weights, lower, upper, true_weights=true_w),
                     key="solve.weights")
-    table = _shared.weights_table(result, lower, upper, true_w)
+    table = figs.weights_table(result, lower, upper, true_w)
     with c2:
         if true_w is not None:
             err = float(np.abs(np.asarray(true_w) - result.weights).sum())
@@ -124,5 +125,5 @@ def page() -> None:
         downloads(table, result, problem_id)
 
 
-with _shared.shows_errors():
+with state.shows_errors():
     page()
