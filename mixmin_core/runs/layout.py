@@ -155,3 +155,19 @@ def read_sources(run_dir: Path):
         return pd.DataFrame(columns=["source", "title", "category"])
     frame = pd.read_csv(path, dtype={"source": str, "title": str, "category": str})
     return frame.fillna({"title": "", "category": ""})
+
+
+_SWEEP = re.compile(r"^(sources|compute|budget)[-=:_]?([0-9.]+|all)(pct|%)?$", re.IGNORECASE)
+
+
+def sweep_point(variant: str) -> tuple[str, float] | None:
+    """Where a variant sits on a sweep axis: ``("sources", n)`` for ``sources-10`` (``inf`` for
+    ``sources-all``), ``("compute", fraction)`` for ``budget-0.05`` or ``compute-5pct``; None for a
+    variant that is not a sweep point. The one place that parses variant names."""
+    m = _SWEEP.match(str(variant))
+    if not m:
+        return None
+    kind = "sources" if m.group(1).lower() == "sources" else "compute"
+    if m.group(2) == "all":
+        return kind, float("inf")
+    return kind, float(m.group(2)) / (100 if m.group(3) else 1)
