@@ -3,6 +3,8 @@
 A unit's function writes its output file atomically and returns a small JSON-ready dict (its
 cost, e.g. ``{"seconds": 1.2, "flops": 3e12}``). A unit whose output already exists is not run
 again, so a job killed with ``kill -9`` resumes where it stopped and loses nothing finished.
+On Ray (:mod:`mixmin_core.runs.ray_backend`) the unit runs in a temporary folder on any node and
+the driver alone writes its files into the run store.
 """
 from __future__ import annotations
 
@@ -30,13 +32,18 @@ class JobCancelled(MixminError):
 
 @dataclass
 class Unit:
-    """One resumable piece of work: ``fn(**kwargs)`` writes ``output`` and returns a dict."""
+    """One resumable piece of work: ``fn(**kwargs)`` writes ``output`` and returns a dict.
+
+    ``num_gpus`` is what the unit asks Ray for (set it to 1 when the unit's device resolves to
+    CUDA: LM proxies and finals, XGBoost with ``device="cuda"``); the local backend ignores it.
+    """
 
     unit_id: str
     fn: Callable[..., dict]
     kwargs: dict = field(default_factory=dict)
     output: Path | None = None
     kind: str = "unit"
+    num_gpus: float = 0.0
 
     def is_done(self) -> bool:
         return self.output is not None and Path(self.output).exists()
@@ -54,11 +61,15 @@ def default_workers() -> int:
 
 def run_tasks(units: list[Unit], *, backend: str = "local", n_workers: int | None = None,
               desc: str = "units", on_done: Callable[[Unit, dict, float], None] | None = None,
-              should_stop: Callable[[], bool] | None = None, progress: bool = True) -> dict[str, dict]:
+              should_stop: Callable[[], bool] | None = None, progress: bool = True,
+              root: str | os.PathLike | None = None) -> dict[str, dict]:
     """Run the unfinished ``units``; return ``{unit_id: info}`` for those that ran now.
 
     ``backend="local"`` uses worker processes (``n_workers`` > 1) or runs in this process;
-    ``"ray"`` submits each unit as a Ray task (``RAY_ADDRESS`` selects a cluster).
+    ``"ray"`` submits each unit as a Ray task (``RAY_ADDRESS`` selects a cluster, else a fresh local
+    instance with ``n_workers`` CPUs starts). On Ray, input files under ``root`` (the run store,
+    default ``$MIXMIN_HOME``) or beside a unit's output travel to the worker, and the files the
+    unit writes come back and are written here.
     ``should_stop`` is polled between units; when it returns True, :class:`JobCancelled` is raised.
     """
     if backend not in BACKENDS:
@@ -80,7 +91,10 @@ def run_tasks(units: list[Unit], *, backend: str = "local", n_workers: int | Non
         if not todo:
             return done
         if backend == "ray":
-            _run_ray(todo, n_workers, finish)
+            from mixmin_core.runs import ray_backend
+            from mixmin_core.runs.store import default_home
+
+            ray_backend.run_units(todo, n_workers, finish, root=root or default_home())
         elif n_workers <= 1 or len(todo) == 1:
             for unit in todo:
                 finish(unit, *_execute(unit.fn, unit.kwargs))
@@ -106,21 +120,6 @@ def _run_pool(todo, n_workers, finish):
             for fut in pending:
                 fut.cancel()
             raise
-
-
-def _run_ray(todo, n_workers, finish):
-    import ray
-
-    if not ray.is_initialized():
-        address = os.environ.get("RAY_ADDRESS")
-        ray.init(address=address, num_cpus=None if address else n_workers,
-                 include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
-    remote = ray.remote(_execute)
-    refs = {remote.remote(u.fn, u.kwargs): u for u in todo}
-    while refs:
-        ready, _ = ray.wait(list(refs), num_returns=1)
-        for ref in ready:
-            finish(refs.pop(ref), *ray.get(ref))
 
 
 def _remove_stale_temp_files(units: list[Unit]) -> None:
@@ -177,7 +176,7 @@ class RunContext:
         self.report(n_before, total, f"{desc}: {n_before}/{total} already done")
         stop = (lambda: self.store.cancel_requested(self.job_id)) if self.job_id is not None else None
         ran = run_tasks(units, backend=self.backend, n_workers=self.n_workers, desc=desc,
-                        on_done=on_done, should_stop=stop, progress=self.progress)
+                        on_done=on_done, should_stop=stop, progress=self.progress, root=self.store.root)
         infos = {}
         for u in units:
             infos[u.unit_id] = ran.get(u.unit_id) or self.store.unit_info(self.run_id, u.unit_id) or {}

@@ -114,19 +114,6 @@ def test_kill_mid_run_then_resume_loses_nothing(tmp_path):
     assert run["status"] == "done"
 
 
-def test_ray_backend_runs_units(tmp_path):
-    pytest.importorskip("ray")
-    import ray
-
-    units = [Unit(f"u{i}", _write_value, {"value": i, "output": str(tmp_path / f"u{i}.json")}, tmp_path / f"u{i}.json")
-             for i in range(3)]
-    try:
-        done = run_tasks(units, backend="ray", n_workers=1, progress=False)
-    finally:
-        ray.shutdown()
-    assert sorted(done) == ["u0", "u1", "u2"] and all((tmp_path / f"u{i}.json").exists() for i in range(3))
-
-
 def test_unknown_backend_is_a_config_error():
     from mixmin_core.errors import ConfigError
 

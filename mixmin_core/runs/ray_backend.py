@@ -1,0 +1,297 @@
+"""The Ray backend of :func:`mixmin_core.runs.runner.run_tasks`: units on any node, one writer.
+
+Only the driver touches the run store, so a cluster needs no shared filesystem:
+
+* **Code** ships through Ray's ``runtime_env`` (``working_dir`` = this checkout, without ``data/``,
+  ``.git`` and git-ignored files), so workers need no checkout, only the same Python packages.
+* **Inputs**: every absolute path in a unit's kwargs (also inside lists and dicts) that lies in the
+  run store, or beside the unit's output, is remapped into a temporary folder on the worker with
+  the same layout. Existing files there (plus their sidecars ``<stem>.*``) and folders (every file
+  below them, except ``*.log``, ``*.tmp`` and the SQLite catalog) travel as Ray objects: each file is
+  read and ``ray.put`` once per batch and written once per node, then hard-linked into each unit's
+  folder. Paths under ``MIXMIN_DATA_DIR`` are left as they are: the data directory must exist at the
+  same path on every node (the driver's ``MIXMIN_DATA_DIR`` is passed on to the workers).
+* **Outputs**: after ``fn`` returns, the worker sends back every file it created or replaced in
+  its temporary folder; the driver writes them atomically to the real paths, the unit's
+  ``output`` last, so a job killed mid-write redoes that unit.
+
+Unit functions must write by replacing files (``fileio.atomic_path``), never in place, as the
+run-folder contract already requires. Without ``RAY_ADDRESS`` a fresh local instance starts on the
+loopback interface; a stale ``ray_current_cluster`` file left by a crashed Ray is never joined.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path, PurePath
+
+from mixmin_core.errors import ConfigError, MixminError
+from mixmin_core.runs.fileio import atomic_path
+
+#: The checkout that ships to the workers (it holds ``jobs/`` and ``mixmin_core/``).
+REPO_ROOT = Path(__file__).resolve().parents[2]
+#: Never shipped with the code: run stores, git history, build and test caches.
+CODE_EXCLUDES = ["/data/", "/artifacts/", "/.git/", "__pycache__/", ".pytest_cache/", ".hypothesis/",
+                 ".ruff_cache/", ".benchmarks/"]
+#: Environment the workers get from the driver (the data directory is read in place on each node).
+FORWARDED_ENV = ("MIXMIN_DATA_DIR", "MIXMIN_OFFLINE")
+_SKIP_SUFFIXES = (".log", ".tmp", ".db", ".db-wal", ".db-shm", ".db-journal")
+
+
+def runtime_env(env_vars: dict | None = None) -> dict:
+    """Ray ``runtime_env`` that ships this checkout and the data-directory settings to every worker."""
+    env = {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}
+    env.update(env_vars or {})
+    return {"working_dir": str(REPO_ROOT), "excludes": CODE_EXCLUDES, "env_vars": env}
+
+
+def start_ray(n_workers: int, *, env_vars: dict | None = None) -> None:
+    """Connect to ``$RAY_ADDRESS``, or start a fresh local instance with ``n_workers`` CPUs.
+
+    The local instance binds the loopback interface only, and ``address="local"`` makes Ray ignore
+    the ``ray_current_cluster`` file, which a crashed Ray leaves pointing at a dead cluster (a plain
+    ``ray.init(num_cpus=...)`` would try to join it and fail with "num_cpus must not be provided").
+    ``env_vars`` are added to the workers' environment.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = os.environ.get("RAY_ADDRESS")
+    common = {"include_dashboard": False, "log_to_driver": False, "runtime_env": runtime_env(env_vars)}
+    if address:
+        ray.init(address=address, **common)
+        return
+    # Ray offers no public switch for this: a local instance otherwise advertises the machine's
+    # network address (see ray._private.services.get_node_ip_address).
+    from ray._private import ray_constants
+
+    saved = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        ray.init(address="local", num_cpus=n_workers, **common)
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved
+
+
+def run_units(todo, n_workers, finish, *, root) -> None:
+    """Submit each unit as a Ray task; ``finish(unit, info, seconds)`` after the driver wrote its files."""
+    import ray
+
+    start_ray(n_workers)
+    _check_gpus(todo, ray.cluster_resources().get("GPU", 0.0))
+    shipper = _Shipper(root)
+    remote = ray.remote(_run_on_worker)
+    token = uuid.uuid4().hex
+    refs = {}
+    for unit in todo:
+        kwargs, manifest = shipper.prepare(unit)
+        opts = {"num_gpus": unit.num_gpus} if unit.num_gpus else {}
+        refs[remote.options(**opts).remote(unit.fn, kwargs, manifest, token)] = unit
+    nodes = set()
+    try:
+        while refs:
+            ready, _ = ray.wait(list(refs), num_returns=1)
+            for ref in ready:
+                unit = refs.pop(ref)
+                info, seconds, files, node = ray.get(ref)
+                nodes.add(node)
+                shipper.write_back(unit, files)
+                finish(unit, info, seconds)
+    finally:
+        for ref in refs:
+            ray.cancel(ref)
+        _clean_nodes(nodes, token)
+
+
+def _check_gpus(todo, n_gpus: float) -> None:
+    for unit in todo:
+        if unit.num_gpus > n_gpus:
+            raise ConfigError(f"unit {unit.unit_id} requests num_gpus={unit.num_gpus} but the Ray cluster has "
+                              f"{n_gpus:g} GPU(s); run it on CPU (device='cpu') or add GPU nodes to the cluster.")
+
+
+class _Remote:
+    """An absolute path in a unit's kwargs that the worker remaps into its temporary folder."""
+
+    def __init__(self, path: str, kind: type):
+        self.path, self.kind = path, kind
+
+
+class _Shipper:
+    """Driver side: remap paths in kwargs, put input files into Ray once each, write outputs back."""
+
+    def __init__(self, root):
+        from mixmin_core.runs.datasets import data_dir
+
+        self.root = Path(root).resolve()
+        data = data_dir()
+        self.data = data.resolve() if data is not None else None
+        self.objects: dict[tuple, tuple[str, object]] = {}  # (path, size, mtime_ns) -> (sha256, ref)
+
+    def prepare(self, unit) -> tuple[dict, dict]:
+        """``(kwargs with _Remote paths, {path: (sha256, ObjectRef)} of the files to ship)``."""
+        bases = [self.root]
+        if unit.output is not None:
+            bases.append(Path(os.path.abspath(unit.output)).parent)
+        manifest: dict[str, tuple[str, object]] = {}
+        kwargs = self._walk(unit.kwargs, bases, manifest)
+        return kwargs, manifest
+
+    def _walk(self, value, bases, manifest):
+        if isinstance(value, dict):
+            return {k: self._walk(v, bases, manifest) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(self._walk(v, bases, manifest) for v in value)
+        if not isinstance(value, (str, PurePath)) or not os.path.isabs(value):
+            return value
+        path = Path(os.path.abspath(value))
+        if (self.data is not None and path.is_relative_to(self.data)) or not any(path.is_relative_to(b) for b in bases):
+            return value
+        if path.is_file():
+            for f in [path, *path.parent.glob(f"{_glob_escape(path.stem)}.*")]:
+                self._ship(f, manifest)
+        elif path.is_dir():
+            for f in path.rglob("*"):
+                self._ship(f, manifest)
+        return _Remote(str(path), type(value))
+
+    def _ship(self, path: Path, manifest) -> None:
+        if str(path) in manifest or not path.is_file() or path.name.endswith(_SKIP_SUFFIXES):
+            return
+        import ray
+
+        st = path.stat()
+        key = (str(path), st.st_size, st.st_mtime_ns)
+        if key not in self.objects:
+            data = path.read_bytes()
+            self.objects[key] = (hashlib.sha256(data).hexdigest(), ray.put(data))
+        manifest[str(path)] = self.objects[key]
+
+    def write_back(self, unit, files: list[tuple[str, bytes]]) -> None:
+        """Write the files a worker returned, atomically, the unit's ``output`` last."""
+        allowed = [self.root] + ([Path(os.path.abspath(unit.output)).parent] if unit.output is not None else [])
+        output = None if unit.output is None else os.path.abspath(unit.output)
+        for path, data in sorted(files, key=lambda f: f[0] == output):
+            if not any(Path(path).is_relative_to(b) for b in allowed):
+                raise MixminError(f"unit {unit.unit_id} wrote {path}, outside the run store {self.root} and its "
+                                  f"output's folder; on the Ray backend only files there come back to the driver.")
+            with atomic_path(path) as tmp:
+                tmp.write_bytes(data)
+
+
+def _glob_escape(text: str) -> str:
+    import glob
+
+    return glob.escape(text)
+
+
+def _node_cache(token: str) -> Path:
+    return Path(tempfile.gettempdir()) / "mixmin-ray" / token
+
+
+def _run_on_worker(fn, kwargs, manifest, token):
+    """Worker side: materialise the shipped files, run ``fn``, return what it wrote."""
+    import ray
+
+    work = Path(tempfile.mkdtemp(prefix="mixmin-unit-"))
+    mirror = work / "fs"
+    try:
+        before = _materialise(manifest, mirror, _node_cache(token))
+        local = _localise(kwargs, mirror)
+        start = time.perf_counter()
+        info = fn(**local) or {}
+        seconds = time.perf_counter() - start
+        files = _changed_files(mirror, before, _node_cache(token), manifest)
+        return _strip(info, str(mirror)), seconds, files, ray.get_runtime_context().get_node_id()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _mirrored(mirror: Path, path: str) -> Path:
+    return mirror / path.lstrip(os.sep)
+
+
+def _materialise(manifest, mirror: Path, cache: Path) -> dict[str, tuple]:
+    """Hard-link every shipped file from the node's cache (fetching the missing ones) into ``mirror``."""
+    import ray
+
+    cache.mkdir(parents=True, exist_ok=True)
+    missing = {digest: ref for digest, ref in manifest.values() if not (cache / digest).exists()}
+    if missing:
+        for digest, data in zip(missing, ray.get(list(missing.values()))):
+            with atomic_path(cache / digest) as tmp:
+                tmp.write_bytes(data)
+    before = {}
+    for path, (digest, _) in manifest.items():
+        target = _mirrored(mirror, path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(cache / digest, target)
+        except OSError:
+            shutil.copyfile(cache / digest, target)
+        st = target.stat()
+        before[str(target)] = (st.st_ino, st.st_size, st.st_mtime_ns)
+    return before
+
+
+def _localise(value, mirror: Path):
+    if isinstance(value, dict):
+        return {k: _localise(v, mirror) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_localise(v, mirror) for v in value)
+    if isinstance(value, _Remote):
+        local = _mirrored(mirror, value.path)
+        if not local.exists():
+            local.parent.mkdir(parents=True, exist_ok=True)
+        return value.kind(local) if value.kind is not str else str(local)
+    return value
+
+
+def _changed_files(mirror: Path, before: dict, cache: Path, manifest) -> list[tuple[str, bytes]]:
+    """Files created or replaced under ``mirror``, as ``(driver path, bytes)``."""
+    files = []
+    for path in mirror.rglob("*"):
+        if not path.is_file() or path.name.endswith(".tmp"):
+            continue
+        st = path.stat()
+        old = before.get(str(path))
+        if old == (st.st_ino, st.st_size, st.st_mtime_ns):
+            continue
+        real = os.sep + str(path.relative_to(mirror))
+        if old is not None and old[0] == st.st_ino:  # written in place: the shared cached copy changed too
+            (cache / manifest[real][0]).unlink(missing_ok=True)
+        files.append((real, path.read_bytes()))
+    return files
+
+
+def _strip(value, prefix: str):
+    """Map paths in a unit's info dict from the worker's folder back to the driver's."""
+    if isinstance(value, dict):
+        return {k: _strip(v, prefix) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strip(v, prefix) for v in value]
+    if isinstance(value, str) and value.startswith(prefix):
+        return value[len(prefix):]
+    return value
+
+
+def _clean_nodes(nodes: set, token: str) -> None:
+    """Delete the batch's file cache on every node that ran a unit."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    if not nodes:
+        return
+    clean = ray.remote(_remove_cache)
+    refs = [clean.options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False)).remote(token)
+            for n in nodes]
+    ray.wait(refs, num_returns=len(refs), timeout=30)
+
+
+def _remove_cache(token: str) -> None:
+    shutil.rmtree(_node_cache(token), ignore_errors=True)

@@ -1,0 +1,146 @@
+"""The Ray backend on a real local instance (loopback only): same results as local, only the driver
+writes the run store, a stale ``ray_current_cluster`` file is never joined."""
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jobs.__main__ import main
+from mixmin_core.errors import ConfigError, MixminError
+from mixmin_core.runs.runner import Unit, run_tasks
+from mixmin_core.runs.store import RunStore
+
+ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.ray
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = str(ROOT / "configs" / "synthetic_demo.yaml")
+STALE = "127.0.0.1:9"  # nothing listens there: joining it is what a crashed Ray's leftover file causes
+
+
+@pytest.fixture(scope="module")
+def worker_home(tmp_path_factory):
+    """One local instance for the module, started by the runner's own :func:`start_ray`: Ray's temp
+    folder holds a stale ``ray_current_cluster``, and the workers' ``MIXMIN_HOME`` points to an empty
+    folder of their own, so they cannot see the driver's run store through it."""
+    from mixmin_core.runs.ray_backend import start_ray
+
+    ray_tmp = Path(tempfile.mkdtemp(prefix="mmray", dir="/tmp"))  # short: Ray's socket paths must fit 107 bytes
+    (ray_tmp / "ray").mkdir()
+    (ray_tmp / "ray" / "ray_current_cluster").write_text(STALE)
+    home = tmp_path_factory.mktemp("worker_home")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("RAY_TMPDIR", str(ray_tmp))
+    patch.delenv("RAY_ADDRESS", raising=False)
+    if ray.is_initialized():
+        ray.shutdown()
+    try:
+        start_ray(2, env_vars={"MIXMIN_HOME": str(home)})
+        yield home
+    finally:
+        ray.shutdown()
+        patch.undo()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def test_fresh_local_instance_ignores_stale_cluster_file_and_stays_on_loopback(worker_home):
+    from ray._common.utils import get_ray_address_file
+
+    assert Path(get_ray_address_file(None)).read_text() == STALE  # Ray's default lookup would find it
+    nodes = ray.nodes()
+    assert len(nodes) == 1 and nodes[0]["NodeManagerAddress"] == "127.0.0.1"
+    assert ray.cluster_resources()["CPU"] == 2
+
+
+def _worker_view(*, source: str, folder: str, output: str) -> dict:
+    """A unit that reads a file, its sidecar and a folder, and writes its output plus a sidecar."""
+    from mixmin_core.runs.fileio import write_json
+
+    total = float(np.load(source).sum()) + float(Path(source).with_suffix(".json").read_text())
+    total += sum(float(p.read_text()) for p in sorted(Path(folder).glob("*.txt")))
+    write_json(Path(output).with_suffix(".model.json"), {"total": total})
+    write_json(output, {"total": total})
+    return {"seen": "seen:" + output, "home": os.environ.get("MIXMIN_HOME"), "pid": os.getpid(), "path": output}
+
+
+def test_only_the_driver_writes_the_run_store(worker_home):
+    driver_home = RunStore().root
+    run = driver_home / "runs" / "r1"
+    (run / "inputs").mkdir(parents=True)
+    for i in range(3):
+        np.save(run / f"in{i}.npy", np.full(4, i, dtype=np.float32))
+        (run / f"in{i}.json").write_text(str(10 * i))
+        (run / "inputs" / f"{i}.txt").write_text(str(100 * i))
+    units = [Unit(f"u{i}", _worker_view, {"source": str(run / f"in{i}.npy"), "folder": str(run / "inputs"),
+                                          "output": str(run / "out" / f"u{i}.json")}, run / "out" / f"u{i}.json")
+             for i in range(3)]
+    done = run_tasks(units, backend="ray", progress=False, root=driver_home)
+    for i in range(3):
+        expected = 4 * i + 10 * i + 300
+        assert (run / "out" / f"u{i}.json").read_text().count(f"{expected}") == 1
+        assert (run / "out" / f"u{i}.model.json").exists()  # sibling files come back too
+        info = done[f"u{i}"]
+        seen = Path(info["seen"][len("seen:"):])
+        assert seen != run / "out" / f"u{i}.json" and not seen.is_relative_to(driver_home)
+        assert info["path"] == str(run / "out" / f"u{i}.json")  # info paths mapped back to the driver's
+        assert info["home"] == str(worker_home) and info["pid"] != os.getpid()
+    assert not any(worker_home.iterdir())
+    assert run_tasks(units, backend="ray", progress=False, root=driver_home) == {}  # finished: skipped
+
+
+def test_ray_run_equals_local_run(worker_home, tmp_path, monkeypatch):
+    """The synthetic demo through the CLI: identical results and proxy files on both backends."""
+    stores = {}
+    for backend in ("local", "ray"):
+        monkeypatch.setenv("MIXMIN_HOME", str(tmp_path / backend))
+        assert main(["run", DEMO, "--quiet", "--backend", backend]) == 0
+        store = RunStore()
+        (run,) = store.list_runs()
+        assert run["status"] == "done"
+        assert all(u["status"] == "done" for u in store.units(run["run_id"]))
+        stores[backend] = (store, run["run_id"])
+    (local, lid), (remote, rid) = stores["local"], stores["ray"]
+    assert local.results(lid).drop(columns=["run_id"], errors="ignore").equals(
+        remote.results(rid).drop(columns=["run_id"], errors="ignore"))
+    files = {b: {p.relative_to(s.run_dir(r)): p.read_bytes() for p in s.run_dir(r).rglob("*")
+                 if p.is_file() and "logs" not in p.parts} for b, (s, r) in stores.items()}
+    assert files["local"].keys() == files["ray"].keys() and len(files["ray"]) > 6
+    assert all(files["local"][k] == files["ray"][k] for k in files["local"] if k.suffix in (".npy", ".npz"))
+    assert not any(worker_home.iterdir())
+
+
+def _escape(*, output: str) -> dict:
+    Path(output).parents[3].joinpath("escaped.txt").write_text("x")
+    Path(output).write_text("done")
+    return {}
+
+
+def test_files_written_outside_the_store_are_refused(worker_home):
+    out = RunStore().root / "runs" / "r" / "u.txt"
+    with pytest.raises(MixminError, match=r"unit u wrote .*escaped.txt, outside the run store"):
+        run_tasks([Unit("u", _escape, {"output": str(out)}, out)], backend="ray", progress=False)
+    assert not out.exists()
+
+
+def test_gpu_unit_on_a_cpu_cluster_is_a_config_error(worker_home, tmp_path):
+    out = tmp_path / "u.json"
+    unit = Unit("gpu-unit", _escape, {"output": str(out)}, out, num_gpus=1)
+    with pytest.raises(ConfigError, match=r"unit gpu-unit requests num_gpus=1 but the Ray cluster has 0 GPU"):
+        run_tasks([unit], backend="ray", progress=False)
+
+
+def _write_value(*, value: int, output: str) -> dict:
+    from mixmin_core.runs.fileio import write_json
+
+    write_json(output, {"value": value})
+    return {"rows": value}
+
+
+def test_ray_backend_runs_units(worker_home, tmp_path):
+    units = [Unit(f"u{i}", _write_value, {"value": i, "output": str(tmp_path / f"u{i}.json")}, tmp_path / f"u{i}.json")
+             for i in range(3)]
+    done = run_tasks(units, backend="ray", n_workers=1, progress=False)
+    assert sorted(done) == ["u0", "u1", "u2"] and all((tmp_path / f"u{i}.json").exists() for i in range(3))
