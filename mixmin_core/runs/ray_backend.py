@@ -118,8 +118,8 @@ def _check_gpus(todo, n_gpus: float) -> None:
 class _Remote:
     """An absolute path in a unit's kwargs that the worker remaps into its temporary folder."""
 
-    def __init__(self, path: str, kind: type):
-        self.path, self.kind = path, kind
+    def __init__(self, path: str, kind: type, is_dir: bool):
+        self.path, self.kind, self.is_dir = path, kind, is_dir
 
 
 class _Shipper:
@@ -158,7 +158,7 @@ class _Shipper:
         elif path.is_dir():
             for f in path.rglob("*"):
                 self._ship(f, manifest)
-        return _Remote(str(path), type(value))
+        return _Remote(str(path), type(value), path.is_dir())
 
     def _ship(self, path: Path, manifest) -> None:
         if str(path) in manifest or not path.is_file() or path.name.endswith(_SKIP_SUFFIXES):
@@ -246,8 +246,7 @@ def _localise(value, mirror: Path):
         return type(value)(_localise(v, mirror) for v in value)
     if isinstance(value, _Remote):
         local = _mirrored(mirror, value.path)
-        if not local.exists():
-            local.parent.mkdir(parents=True, exist_ok=True)
+        (local if value.is_dir else local.parent).mkdir(parents=True, exist_ok=True)
         return value.kind(local) if value.kind is not str else str(local)
     return value
 

@@ -55,9 +55,12 @@ def test_fresh_local_instance_ignores_stale_cluster_file_and_stays_on_loopback(w
     assert ray.cluster_resources()["CPU"] == 2
 
 
-def _worker_view(*, source: str, folder: str, output: str) -> dict:
+def _worker_view(*, source: str, folder: str, empty: str, output: str) -> dict:
     """A unit that reads a file, its sidecar and a folder, and writes its output plus a sidecar."""
     from mixmin_core.runs.fileio import write_json
+
+    if not Path(empty).is_dir():
+        raise FileNotFoundError(empty)
 
     total = float(np.load(source).sum()) + float(Path(source).with_suffix(".json").read_text())
     total += sum(float(p.read_text()) for p in sorted(Path(folder).glob("*.txt")))
@@ -70,11 +73,13 @@ def test_only_the_driver_writes_the_run_store(worker_home):
     driver_home = RunStore().root
     run = driver_home / "runs" / "r1"
     (run / "inputs").mkdir(parents=True)
+    (run / "empty").mkdir()
     for i in range(3):
         np.save(run / f"in{i}.npy", np.full(4, i, dtype=np.float32))
         (run / f"in{i}.json").write_text(str(10 * i))
         (run / "inputs" / f"{i}.txt").write_text(str(100 * i))
     units = [Unit(f"u{i}", _worker_view, {"source": str(run / f"in{i}.npy"), "folder": str(run / "inputs"),
+                                          "empty": str(run / "empty"),
                                           "output": str(run / "out" / f"u{i}.json")}, run / "out" / f"u{i}.json")
              for i in range(3)]
     done = run_tasks(units, backend="ray", progress=False, root=driver_home)
