@@ -5,6 +5,8 @@
 from mixmin_core.errors import ConfigError, InputError, MixminError
 from mixmin_core.solver.baselines import balanced, fixed_mixture, mixture_loss, natural
 from mixmin_core.solver.bootstrap import BootstrapResult, bootstrap_weights
+from mixmin_core.solver.multi_target import mixmin_multi
+from mixmin_core.solver.pareto import cross_target_table, pareto_front
 from mixmin_core.solver.proxy_outputs import ProxyOutputs
 from mixmin_core.solver.results import (
     MixtureResult,
@@ -19,4 +21,5 @@ __all__ = [
     "BootstrapResult", "ConfigError", "InputError", "Iterate", "MixminError", "MixtureResult",
     "ProxyOutputs", "Status", "balanced", "bootstrap_weights", "fixed_mixture", "mean_ci",
     "mixmin", "mixture_loss", "natural", "summarize", "welch_pvalue",
+    "cross_target_table", "mixmin_multi", "pareto_front",
 ]

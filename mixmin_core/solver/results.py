@@ -33,6 +33,7 @@ class MixtureResult:
     gap : Frank-Wolfe gap at ``weights`` (an upper bound on the suboptimality).
     method : name of the method that produced it.
     meta : extra JSON-serialisable facts (compute spent, step size, ...).
+    target_losses : ``{target name: loss at weights}`` for multi-target solvers, else None.
     """
 
     weights: np.ndarray
@@ -48,6 +49,7 @@ class MixtureResult:
     gap: float = float("nan")
     method: str = "mixmin"
     meta: dict = field(default_factory=dict)
+    target_losses: dict | None = None
 
     def top(self, k: int = 10) -> list[tuple[str, float]]:
         """The ``k`` largest weights as ``(source_name, weight)``, largest first."""
@@ -56,11 +58,14 @@ class MixtureResult:
 
     def to_dict(self) -> dict:
         """JSON-ready summary (weights by name; no trajectory)."""
-        return {
+        out = {
             "method": self.method, "weights": dict(zip(self.source_names, map(float, self.weights))),
             "loss": float(self.loss), "n_iter": int(self.n_iter), "success": bool(self.success),
             "status": str(self.status), "message": self.message, "gap": float(self.gap), "meta": self.meta,
         }
+        if self.target_losses is not None:
+            out["target_losses"] = {str(k): float(v) for k, v in self.target_losses.items()}
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> MixtureResult:
@@ -70,6 +75,7 @@ class MixtureResult:
             loss=d.get("loss", float("nan")), n_iter=d.get("n_iter", 0), success=d.get("success", True),
             status=d.get("status", Status.NOT_ITERATIVE.value), message=d.get("message", ""),
             gap=d.get("gap", float("nan")), method=d.get("method", "mixmin"), meta=d.get("meta", {}),
+            target_losses=d.get("target_losses"),
         )
 
 
