@@ -9,13 +9,16 @@ Every file write goes through :mod:`mixmin_core.runs.fileio` (temp file + rename
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sqlite3
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Self
 
+from mixmin_core.errors import MixminError
 from mixmin_core.runs import fileio
 
 SCHEMA = """
@@ -43,7 +46,87 @@ CREATE TABLE IF NOT EXISTS results (
 );
 """
 
-JOB_STATES = ("running", "done", "failed", "cancelled")
+#: Stored job states, plus ``died``: reported (never stored) for a ``running`` job whose process is gone.
+JOB_STATES = ("running", "done", "failed", "cancelled", "died")
+LOCK_FILE = ".lock"
+
+
+class RunLocked(MixminError):
+    """Another live job holds the run's lock (the message names its job id and pid)."""
+
+
+class RunLock:
+    """The lock that lets one job at a time work on a run: ``runs/<run_id>/.lock``.
+
+    Taken with ``fcntl.flock``, which the kernel releases when the holder exits, however it
+    exits (``kill -9`` included), so a lock left by a killed job is simply free again; the file
+    keeps ``<job_id> <pid>`` of the last holder so a refusal can name it. Hold the object (or
+    use it as a context manager) for as long as the job runs.
+    """
+
+    def __init__(self, folder: str | os.PathLike):
+        self.path = Path(folder) / LOCK_FILE
+        self._fd: int | None = None
+        self.previous: tuple[int | None, int | None] = (None, None)  # (job_id, pid) found in a free lock
+
+    def acquire(self, *, wait_for_holder: float = 2.0) -> Self:
+        """Take the lock now or raise :class:`RunLocked` naming the job and pid that hold it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            job_id, pid = self._holder(wait_for_holder)
+            who = f"job {job_id} (pid {pid})" if job_id is not None else f"a job that is starting (pid {pid})"
+            stop = f"`python -m jobs cancel {job_id}`" if job_id is not None else f"`kill {pid}`"
+            raise RunLocked(f"run {self.path.parent.name} is already running as {who}; wait for it to finish, "
+                            f"or stop it with {stop} and start again (it resumes).") from None
+        self._fd = fd
+        self.previous = _parse_holder(os.pread(fd, 100, 0))
+        self._write(None)
+        return self
+
+    def set_job(self, job_id: int) -> None:
+        """Record the job id (known once the job is in the catalog) next to the pid."""
+        self._write(job_id)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def _write(self, job_id: int | None) -> None:
+        text = f"{'-' if job_id is None else job_id} {os.getpid()}\n".encode()
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, text, 0)
+
+    def _holder(self, wait: float) -> tuple[int | None, int | None]:
+        """The holder's (job_id, pid), waiting up to ``wait`` seconds for a starting job to name itself."""
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                job_id, pid = _parse_holder(self.path.read_bytes())
+            except OSError:
+                job_id, pid = None, None
+            if job_id is not None or time.monotonic() >= deadline:
+                return job_id, pid
+            time.sleep(0.05)
+
+    def __enter__(self) -> Self:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _parse_holder(raw: bytes) -> tuple[int | None, int | None]:
+    parts = raw.decode("ascii", errors="replace").split()
+    if len(parts) != 2:
+        return None, None
+    job, pid = parts
+    return (int(job) if job.isdigit() else None), (int(pid) if pid.isdigit() else None)
 
 
 def default_home() -> Path:
@@ -100,14 +183,26 @@ class RunStore:
                             (status, json.dumps(summary, default=str), time.time(), run_id))
 
     def list_runs(self) -> list[dict]:
+        """Every run, newest first; a ``running`` run whose job process is gone reads ``died``."""
         with self._connect() as con:
             rows = con.execute("SELECT * FROM runs ORDER BY created_at DESC").fetchall()
-        return [_run_row(r) for r in rows]
+            return [self._with_live_status(con, _run_row(r)) for r in rows]
 
     def get_run(self, run_id: str) -> dict | None:
         with self._connect() as con:
             row = con.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
-        return None if row is None else _run_row(row)
+            return None if row is None else self._with_live_status(con, _run_row(row))
+
+    @staticmethod
+    def _with_live_status(con, run: dict) -> dict:
+        """``status`` ``died`` (and ``last_step``) for a run marked running whose newest running job is dead."""
+        if run["status"] != "running":
+            return run
+        jobs = con.execute("SELECT pid, started_at, message FROM jobs WHERE run_id=? AND status='running'"
+                           " ORDER BY job_id DESC", (run["run_id"],)).fetchall()
+        if jobs and not any(job_alive(j["pid"], j["started_at"]) for j in jobs):
+            run["status"], run["last_step"] = "died", jobs[0]["message"]
+        return run
 
     # ---- jobs ---------------------------------------------------------------------------
     def start_job(self, run_id: str, *, pid: int | None = None, log_path: str | None = None) -> int:
@@ -151,7 +246,7 @@ class RunStore:
             rows = con.execute(query + " ORDER BY job_id DESC", args).fetchall()
         jobs = [dict(r) for r in rows]
         for job in jobs:  # a job whose process died without finishing is reported as such
-            if job["status"] == "running" and job["pid"] and not _pid_alive(job["pid"]):
+            if job["status"] == "running" and not job_alive(job["pid"], job["started_at"]):
                 job["status"] = "died"
         return jobs
 
@@ -176,28 +271,17 @@ class RunStore:
         return None if row is None else json.loads(row[0])
 
     # ---- results ------------------------------------------------------------------------
-    def add_results(self, run_id: str, rows: list[dict]) -> None:
-        """Insert or replace result rows: ``target, method, trial, metric, value`` plus optional
-        ``compute`` (proxy compute spent), ``variant`` (e.g. ``"sources=100"``) and ``extra`` (dict)."""
-        with self._connect() as con:
-            con.executemany(
-                "INSERT OR REPLACE INTO results (run_id, target, method, trial, metric, value, compute, variant, extra_json)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(run_id, str(r["target"]), str(r["method"]), int(r["trial"]), str(r["metric"]),
-                  None if r.get("value") is None else float(r["value"]),
-                  None if r.get("compute") is None else float(r["compute"]), str(r.get("variant", "")),
-                  json.dumps(r.get("extra", {}), default=str)) for r in rows],
-            )
-
     def results(self, run_id: str | None = None):
-        """All result rows (of one run, or of every run) as a pandas DataFrame."""
+        """Result rows (``results.csv``, see :mod:`mixmin_core.runs.layout`) of one run, or of every
+        run with a ``run_id`` column, as a pandas DataFrame."""
         import pandas as pd
 
-        query, args = "SELECT * FROM results", ()
+        from mixmin_core.runs import layout
+
         if run_id is not None:
-            query, args = query + " WHERE run_id=?", (run_id,)
-        with self._connect() as con:
-            return pd.read_sql_query(query, con, params=args)
+            return layout.read_results(self.run_dir(run_id))
+        frames = [layout.read_results(self.run_dir(r["run_id"])).assign(run_id=r["run_id"]) for r in self.list_runs()]
+        return pd.concat(frames, ignore_index=True) if frames else layout.read_results(self.root / "none")
 
 
 def _run_row(row) -> dict:
@@ -207,6 +291,17 @@ def _run_row(row) -> dict:
     return d
 
 
+def job_alive(pid: int | None, started_at: float | None = None) -> bool:
+    """True if process ``pid`` runs (not a zombie) and, when ``started_at`` is given, started no
+    later than that time (a later process reuses the pid of a job that died)."""
+    if not pid or not _pid_alive(pid):
+        return False
+    if started_at is None or pid == os.getpid():
+        return True
+    born = _process_start_time(pid)
+    return born is None or born <= started_at + 2.0  # btime has 1 s resolution
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -214,4 +309,19 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # a killed child not yet reaped by its parent (e.g. the app) is a zombie: dead
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
+
+
+def _process_start_time(pid: int) -> float | None:
+    """The wall-clock start time of ``pid`` from /proc (None where /proc is not available)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime"))
+        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError, StopIteration):
+        return None

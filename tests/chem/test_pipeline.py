@@ -12,8 +12,10 @@ from jobs.__main__ import main
 from jobs.config import build_dataclass, read_config_file
 from jobs.pipelines import chem
 from mixmin_core import MixtureResult, ProxyOutputs
+from mixmin_core.chem.experiment import load_metadata, load_table, make_plan
 from mixmin_core.errors import ConfigError
 from mixmin_core.runs.layout import (
+    Problem,
     list_mixtures,
     list_problems,
     sources_path,
@@ -52,19 +54,28 @@ def test_ci_miniature_runs_end_to_end_and_resumes(capsys):
         assert first["lower"] <= first["weight"] + 1e-6 and first["title"] and first["category"]
     # random search is compute-matched: one search proxy per source, same trees x rows as MixMin's proxies
     rs = json.loads(list_mixtures(run_dir, problems[0])["random_search"].read_text())
-    assert rs["meta"]["n_trials"] == len(rs["weights"])
+    assert rs["meta"]["n_trials"] == rs["meta"]["runs"]
     sources = pd.read_csv(sources_path(run_dir))
     assert list(sources.columns[:3]) == ["source", "title", "category"] and len(sources) == 6
     res = store.results(run["run_id"])
     assert set(res.method) == ALL_METHODS and set(res.metric) == {"ap"}
     counts = res.groupby(["target", "variant", "method"]).size()
     assert len(counts) == 2 * 2 * 7 and (counts == 2).all()
-    assert res.value.between(0, 1).all() and res.compute.notna().all()
-    spends = res.groupby("method").compute.min()  # the compute column: proxy compute each method spent
+    assert res.value.between(0, 1).all() and res.proxy_compute.notna().all()
+    spends = res.groupby("method").proxy_compute.min()  # proxy compute each method spent
     assert (spends[["mixmin", "random_search", "regmix", "ensemble"]] > 0).all()
     assert (spends[["natural", "balanced", "target_only"]] == 0).all()
+    assert (res[res.method != "ensemble"].final_compute > 0).all()  # measured: trees x rows of each final model
+    assert (res.max_final_rows == 2000).all()  # a capped run says so in its results
+    assert_search_spent_mixmins_compute(run_dir, res)
+    for t in targets:  # search candidates are drawn fresh per trial
+        draws = [json.loads(list_mixtures(run_dir, Problem(t, k, "sources-all"))["random_search"].read_text())
+                 ["meta"]["candidates"] for k in (0, 1)]
+        assert not np.allclose(draws[0], draws[1])
     summary = pd.read_csv(run_dir / "summary.csv")
-    assert {"mean", "ci_low", "ci_high", "improvement", "p_vs_mixmin"} <= set(summary.columns)
+    assert {"target", "variant", "method", "metric", "mean", "ci_low", "ci_high", "n_trials", "proxy_compute",
+            "p_vs_mixmin", "improvement"} <= set(summary.columns)
+    assert "overall" in set(summary.target)
     dataset = json.loads((run_dir / "dataset.json").read_text())
     assert dataset["n_dropped_assays"] == 0 and dataset["n_invalid_smiles"] == 0
     splits = np.load(run_dir / "splits" / "trial0.npz")["codes"]
@@ -72,14 +83,27 @@ def test_ci_miniature_runs_end_to_end_and_resumes(capsys):
 
     units = {u["unit_id"]: u["finished_at"] for u in store.units(run["run_id"])}
     assert sum(u.startswith("proxy/") for u in units) == 2 * 6
-    proxies = {p: p.stat().st_mtime_ns for p in (run_dir / "proxies").rglob("*.npz")}
+    proxies = {p: p.stat().st_mtime_ns for p in (Path(store.root) / "proxy_cache").rglob("*.npz")}
+    assert len(proxies) == 2 * 6
     n_results = len(res)
     capsys.readouterr()
 
     assert main(["run", CI, "--quiet"]) == 0  # second run: every unit is skipped
     assert {u["unit_id"]: u["finished_at"] for u in store.units(run["run_id"])} == units
-    assert {p: p.stat().st_mtime_ns for p in (run_dir / "proxies").rglob("*.npz")} == proxies
+    assert {p: p.stat().st_mtime_ns for p in (Path(store.root) / "proxy_cache").rglob("*.npz")} == proxies
     assert len(store.results(run["run_id"])) == n_results
+
+
+def assert_search_spent_mixmins_compute(run_dir, res):
+    """Per problem, random search and RegMix spent (measured, trees x rows of the runs they trained)
+    MixMin's measured proxy compute, up to one search run."""
+    mm = res[res.method == "mixmin"].set_index(["target", "trial", "variant"]).proxy_compute
+    for m in ("random_search", "regmix"):
+        for _, row in res[res.method == m].iterrows():
+            meta = json.loads(list_mixtures(run_dir, Problem(row.target, row.trial, row.variant))[m].read_text())["meta"]
+            one_run = meta["compute"] / meta["runs"]
+            assert meta["compute"] == pytest.approx(row.proxy_compute)
+            assert abs(row.proxy_compute - mm[row.target, row.trial, row.variant]) <= 1.05 * one_run, (m, row)
 
 
 def test_compute_budget_sweep(capsys):
@@ -97,17 +121,18 @@ def test_compute_budget_sweep(capsys):
     assert all(i["trees"] == 1 for i in small) and all(i["trees"] == 20 for i in full)
     assert sum(i["rows"] for i in small) == pytest.approx(0.2 * sum(i["rows"] for i in full), rel=0.05)
     final_rows = sum(i["rows"] for i in full)  # all six sources' fit rows (< max_final_rows)
-    mm = res[res.method == "mixmin"].groupby("variant").compute.mean()
+    mm = res[res.method == "mixmin"].groupby("variant").proxy_compute.mean()
     for v, budget in (("budget-0.01", 0.01), ("budget-1", 1.0)):
         # the target's own proxy is left out: 5 of 6 sources
         assert mm[v] == pytest.approx(budget * 20 * final_rows * 5 / 6, rel=0.15)
-        for m in ("random_search", "regmix"):  # equal proxy compute, up to one search proxy
-            spent = res[(res.method == m) & (res.variant == v)].compute
-            assert (spent <= mm[v] * 1.001).all() and (spent >= mm[v] * 0.75).all()
+    assert_search_spent_mixmins_compute(run_dir, res)
     nat = res[res.method == "natural"].pivot_table(index=["target", "trial"], columns="variant", values="value")
     assert np.allclose(nat["budget-0.01"], nat["budget-1"])  # one natural final model serves every budget
-    assert not any(k.startswith("final/") and "budget-1" in k and k.endswith("/natural") for k in units)
-    sweep = pd.read_csv(run_dir / "budget_sweep.csv")
+    finals = {k for k in units if k.startswith("final/")}
+    distinct = res[res.method.isin(["mixmin", "natural", "balanced", "random_search", "regmix"])]
+    assert len(finals) < len(distinct)  # natural and balanced: one final model for both budgets
+    summary = pd.read_csv(run_dir / "summary.csv")
+    sweep = summary[summary.target == "overall"]
     assert set(sweep.variant) == {"budget-0.01", "budget-1"} and sweep.improvement.notna().all()
     assert (sweep[sweep.method == "mixmin"].n_trials == 2).all()
 
@@ -117,10 +142,9 @@ def test_a_killed_run_retrains_only_missing_units():
     store = RunStore()
     run, run_dir = only_run(store)
     before = {u["unit_id"]: u["finished_at"] for u in store.units(run["run_id"])}
-    lost = run_dir / "proxies" / "trial0" / "ATG_PXRE_CIS_up.npz"
-    lost.unlink()  # as if killed while this proxy was training
-    (run_dir / "proxies" / "trial0.npz").unlink()
-    for f in (run_dir / "units" / "mix").glob("*.json"):
+    paths = {u["unit_id"]: u["path"] for u in store.units(run["run_id"])}
+    Path(paths["proxy/trial0/ATG_PXRE_CIS_up"]).unlink()  # as if killed while this proxy was training
+    for f in (run_dir / "mixtures").glob("*.json"):
         f.unlink()
     assert main(["run", CI, "--quiet", "--set", "trials=1", "--set", "source_counts=[all]"]) == 0
     after = {u["unit_id"]: u["finished_at"] for u in store.units(run["run_id"])}
@@ -167,11 +191,12 @@ def test_muv_config_only_changes_the_dataset():
     changed = {k for k in demo.keys() | muv.keys() if demo.get(k) != muv.get(k)}
     assert changed <= {"name", "dataset", "source_counts"}
     config = build_dataclass(chem.CONFIG, {k: v for k, v in muv.items() if k not in ("pipeline", "name")})
-    table = chem.load_table(config)
+    table = load_table(config.data)
     assert (table.n_molecules, table.n_assays) == (93087, 17)
-    plan = chem.make_plan(config, table)
-    assert len(plan.targets) == 10 and plan.dropped == []
-    meta = chem.load_metadata(config)
+    plan, dropped = make_plan(table, targets=config.targets, n_targets=config.n_targets,
+                              source_counts=config.source_counts, proxy_budgets=[], trials=config.trials)
+    assert len(plan.targets) == 10 and dropped == []
+    meta = load_metadata(config.data)
     assert meta is not None and "MUV-466" in set(meta.source)
 
 
@@ -219,14 +244,19 @@ def test_bad_input_gives_one_clear_error_and_no_run(tmp_path, toxcast_head, caps
 
 
 @pytest.mark.parametrize("fields, message", [
-    ({"methods": ["natural"]}, "methods must be a list from .* including 'mixmin'"),
-    ({"source_counts": [1]}, "source_counts must be a non-empty list of integers >= 2 or 'all'"),
-    ({"format": "sdf"}, "format must be one of"),
-    ({"trials": 0}, "trials must be a positive integer"),
-    ({"test_fraction": 1.0}, r"test_fraction must be in \(0, 1\)"),
-    ({"n_boot": 1}, "n_boot must be 0"),
-    ({"proxy_budgets": [0.1, 0.1]}, "proxy_budgets must be a list of distinct fractions"),
-    ({"proxy_budgets": [0.1], "source_counts": [10, 100]}, "proxy_budgets sweeps compute at one source count"),
+    ({"methods": ["natural"]}, "methods: must include 'mixmin'"),
+    ({"methods": ["mixmin", "magic"]}, r"methods: items must be one of \[.*'regmix'"),
+    ({"source_counts": [1]}, "source_counts: must be a non-empty list of integers >= 2 or 'all'"),
+    ({"format": "sdf"}, "format: must be one of"),
+    ({"trials": 0}, "trials: must be >= 1; got 0"),
+    ({"trials": 2.7}, "trials: must be an integer"),
+    ({"seed": "abc"}, "seed: must be an integer >= 0; got 'abc'"),
+    ({"n_workers": 0}, "n_workers: must be >= 1"),
+    ({"step_size": -1.0}, "step_size: must be > 0"),
+    ({"test_fraction": 1.0}, "test_fraction: must be < 1"),
+    ({"n_boot": 1}, "n_boot: must be 0"),
+    ({"proxy_budgets": [0.1, 0.1]}, "proxy_budgets: must not repeat a budget"),
+    ({"proxy_budgets": [0.1], "source_counts": [10, 100]}, "proxy_budgets: sweeps compute at one source count"),
     ({"proxy_budgets": [0.1], "source_counts": [10], "tune": True}, "cannot be combined with tune"),
 ])
 def test_config_errors_name_the_field(fields, message):

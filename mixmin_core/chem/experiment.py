@@ -1,0 +1,419 @@
+"""The chemistry domain: for a target assay, which other assays to borrow training data from.
+
+Each assay of a multi-assay table (MoleculeNet layout) is one source: its labelled molecules, split
+64/16/20 fit/val/test per assay and trial. The engine (:mod:`mixmin_core.engine.experiment`) runs
+the plan; this module supplies the adapters: proxies (XGBoost on ECFP4 fingerprints, one per
+assay), their P(y=1) on the target's fit split (``binary`` ProxyOutputs), search proxies on
+mixtures, final models on the weighted union of the sources' fit splits (all rows by default, the
+paper's natural baseline) scored by average precision on the target's test split, the MixMin-
+weighted proxy ensemble and target-only models.
+
+Options beyond the paper: ``include_target`` adds the target's own fit split as one more source
+(its proxy predicts its own rows out of fold); ``drop_target_test_molecules`` removes the targets'
+test molecules from every source (with per-assay splits most of them sit, labelled, in some other
+assay's train split).
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mixmin_core.chem import data as chemdata
+from mixmin_core.chem import splits as chemsplits
+from mixmin_core.chem.fingerprints import (
+    cached_fingerprints,
+    fingerprint_key,
+    load_feature_matrix,
+    save_fingerprints,
+)
+from mixmin_core.chem.proxies import (
+    average_precision,
+    log_loss,
+    proxy_scale,
+    resolve_device,
+    train_classifier,
+)
+from mixmin_core.chem.trainers import load_proxy, save_sources, train_final, train_proxy
+from mixmin_core.engine.evolving import content_hash
+from mixmin_core.engine.experiment import Plan, Variant
+from mixmin_core.errors import InputError
+from mixmin_core.runs import layout
+from mixmin_core.runs.fileio import atomic_path, read_json, write_json
+from mixmin_core.runs.layout import Problem, budget_variant
+from mixmin_core.runs.runner import RunContext, Unit
+from mixmin_core.solver.proxy_outputs import ProxyOutputs
+
+log = logging.getLogger("mixmin.chem")
+TRAIN = "@train"  # suffix of a target's fit + validation rows (its target-only model's training set)
+
+
+# ---- inputs ------------------------------------------------------------------------------------
+@dataclass
+class ChemData:
+    """Which table to read: a registered dataset or a file in the MoleculeNet / PCBA layouts."""
+
+    dataset: str = "toxcast"
+    path: str = ""
+    format: str = "auto"
+    smiles_column: str = "smiles"
+    ignore_columns: tuple = ("mol_id",)
+    metadata: str = "auto"
+    max_molecules: int = 0
+    assays: tuple = ()
+
+    @property
+    def table_format(self) -> str:
+        if self.format != "auto":
+            return self.format
+        return self.dataset if self.dataset in ("pcba128", "pcba1328") else "moleculenet"
+
+
+def load_table(data: ChemData) -> chemdata.AssayTable:
+    """The configured table (restricted to ``data.assays`` when given)."""
+    from mixmin_core.runs.datasets import resolve
+
+    fmt, path = data.table_format, data.path or None
+    if fmt == "pcba128":
+        table = chemdata.load_pcba128(path, max_molecules=data.max_molecules)
+    elif fmt == "pcba1328":
+        table = chemdata.load_pcba1328(path, max_molecules=data.max_molecules or 100_000)
+    else:
+        table = chemdata.load_assay_table(resolve(data.dataset or "user table", path), smiles_column=data.smiles_column,
+                                          ignore_columns=list(data.ignore_columns), max_molecules=data.max_molecules)
+    return table.select(list(data.assays)) if data.assays else table
+
+
+def load_metadata(data: ChemData):
+    """Assay metadata (titles, categories), or None when there is none."""
+    from mixmin_core.runs.datasets import REGISTRY, resolve
+
+    spec = data.metadata
+    if spec == "auto":
+        name = "pcba128_assays" if data.table_format in ("pcba128", "pcba1328") else f"{data.dataset}_assays"
+        if data.path or name not in REGISTRY:
+            return None
+        try:
+            return chemdata.load_assay_metadata(resolve(name, download=False))
+        except InputError as exc:
+            log.warning("no assay metadata: %s", exc)
+            return None
+    if not spec:
+        return None
+    path = Path(spec).expanduser()
+    return chemdata.load_assay_metadata(path if path.suffix else resolve(spec))
+
+
+def make_plan(table: chemdata.AssayTable, *, targets: list, n_targets: int, source_counts: list,
+              proxy_budgets: list, trials: int, valid: np.ndarray | None = None,
+              include_target: bool = False) -> tuple[Plan, list]:
+    """Targets x variants x trials; returns the plan and the dropped assays (no positives or negatives).
+
+    Variants are the paper's source-count sweep (``sources-<k>``: the first k informative assays,
+    ``all``: every one), or with ``proxy_budgets`` a compute sweep at one source count
+    (``budget-<b>``).
+
+    Raises
+    ------
+    InputError
+        If a target does not exist or has one class only, a source count exceeds the informative
+        assays, or fewer than two assays (or no valid SMILES) are left.
+    """
+    if valid is not None and not np.asarray(valid).any():
+        raise InputError(f"{table.path}: none of the {table.n_molecules} SMILES could be parsed by RDKit; "
+                         "check the SMILES column (smiles_column) of the table.")
+    for t in targets:
+        table.index(t)  # raises "assay ... does not exist" with close matches
+    assays, dropped = chemdata.informative_assays(table, valid)
+    if len(assays) < 2:
+        raise InputError(f"{table.path}: {len(assays)} assay(s) have both positive and negative labels; need at least 2.")
+    gone = {d["assay"]: d for d in dropped}
+    for t in targets:
+        if t in gone:
+            raise InputError(f"target {t!r} has {gone[t]['n_pos']} positives and {gone[t]['n_neg']} negatives in "
+                             f"{table.path}; a target needs both.")
+    too_many = [c for c in source_counts if c != "all" and int(c) > len(assays)]
+    if too_many:
+        raise InputError(f"source_counts {too_many} exceed the {len(assays)} informative assays of {table.path}; "
+                         f"use counts up to {len(assays)} or 'all'.")
+    variants = [Variant(f"sources-{c}", tuple(assays if c == "all" else assays[: int(c)])) for c in source_counts]
+    if proxy_budgets:
+        (only,) = variants
+        variants = [Variant(budget_variant(b), only.sources, float(b)) for b in sorted(proxy_budgets)]
+    return Plan(list(targets) or assays[:n_targets], variants, trials, include_target=include_target), dropped
+
+
+# ---- prepare units (top level: they run in worker processes) ---------------------------------------
+def compute_features(*, smiles_path: str, radius: int, n_bits: int, output: str) -> dict:
+    """Fingerprints of every molecule (from the per-dataset cache when present) -> ``output``."""
+    with np.load(smiles_path, allow_pickle=False) as z:
+        smiles = z["smiles"].tolist()
+    fps, hit = cached_fingerprints(smiles, radius=radius, n_bits=n_bits)
+    save_fingerprints(output, fps)
+    return {"n_molecules": len(smiles), "n_invalid": fps.n_invalid, "invalid_examples": list(fps.invalid_examples),
+            "from_cache": hit, "compute": 0.0}
+
+
+def make_splits(*, labels_path: str, valid: list, seed: int, trial: int, test_fraction: float,
+                val_fraction: float, output: str) -> dict:
+    from mixmin_core.chem.fingerprints import load_label_matrix
+
+    labels, assays = load_label_matrix(labels_path)
+    codes = chemsplits.split_table(labels, assays, seed=seed, trial=trial, test_fraction=test_fraction,
+                                   val_fraction=val_fraction, valid=np.asarray(valid, dtype=bool))
+    chemsplits.save_splits(output, codes, assays)
+    return {"trial": trial, "n_fit": int((codes == chemsplits.FIT).sum()), "compute": 0.0}
+
+
+def _save_arrays(path: Path, **arrays) -> None:
+    if not path.exists():
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+
+
+# ---- the domain --------------------------------------------------------------------------------
+@dataclass
+class ChemModels:
+    """Model and split settings of the chemistry domain (see ``jobs/pipelines/chem.py`` for each)."""
+
+    seed: int = 0
+    radius: int = 2
+    n_bits: int = 2048
+    test_fraction: float = 0.2
+    val_fraction: float = 0.2
+    proxy_trees: int = 50
+    proxy_depth: int = 6
+    tune: bool = False
+    final_trees: int = 100
+    final_depth: int = 6
+    max_final_rows: int = 0
+    search_trees: int = 0
+    search_rows: int = 0
+    device: str = "auto"
+    xgb_threads: int = 1
+    drop_target_test_molecules: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+class ChemDomain:
+    headline_metric = "ap"
+    lower_is_better = False
+    # RegMix's "at most 15 epochs of a source" bound is about repeating LM tokens; a weighted XGBoost
+    # mixture has no such limit (and the bound rejects most swarm draws over ~100 assays).
+    regmix_max_usage = None
+
+    def __init__(self, ctx: RunContext, table: chemdata.AssayTable, data: ChemData, models: ChemModels, *,
+                 targets: list, n_targets: int, source_counts: list, proxy_budgets: list, trials: int,
+                 include_target: bool):
+        self.ctx, self.table, self.m = ctx, table, models
+        self.device = resolve_device(models.device)
+        self.feat_p = str(ctx.path("features", "fingerprints.npz"))
+        self.lab_p = str(ctx.path("features", "labels.npz"))
+        smiles_p = ctx.path("features", "smiles.npz")
+        _save_arrays(smiles_p, smiles=np.asarray(table.smiles, dtype=str))
+        _save_arrays(Path(self.lab_p), labels=table.labels, assays=np.asarray(table.assays, dtype=str))
+        feat = ctx.run_units([Unit("features", compute_features, {
+            "smiles_path": str(smiles_p), "radius": models.radius, "n_bits": models.n_bits, "output": self.feat_p},
+            output=Path(self.feat_p), kind="features")], "fingerprints")["features"]
+        _, self.valid = load_feature_matrix(self.feat_p)
+        self.plan, dropped = make_plan(table, targets=targets, n_targets=n_targets, source_counts=source_counts,
+                                       proxy_budgets=proxy_budgets, trials=trials, valid=self.valid,
+                                       include_target=include_target)
+        self.table_key = fingerprint_key(list(table.smiles), models.radius, models.n_bits)
+        self._write_sources(load_metadata(data))
+        write_json(ctx.path("dataset.json"), {
+            "path": table.path, "n_molecules": table.n_molecules, "n_assays": table.n_assays,
+            "n_invalid_smiles": int((~self.valid).sum()), "invalid_examples": feat.get("invalid_examples", []),
+            "n_dropped_assays": len(dropped), "dropped_assays": dropped, "targets": self.plan.targets,
+            "variants": {v.name: len(v.sources) for v in self.plan.variants}, "device": self.device,
+            "max_final_rows": models.max_final_rows, "include_target": include_target,
+            "drop_target_test_molecules": models.drop_target_test_molecules})
+        self.splits_p = {k: str(ctx.path("splits", f"trial{k}.npz")) for k in range(trials)}
+        ctx.run_units([Unit(f"splits/trial{k}", make_splits, {
+            "labels_path": self.lab_p, "valid": self.valid.tolist(), "seed": models.seed, "trial": k,
+            "test_fraction": models.test_fraction, "val_fraction": models.val_fraction, "output": p},
+            output=Path(p), kind="splits") for k, p in self.splits_p.items()], "splits")
+        self.cache = Path(ctx.store.root) / "proxy_cache"
+        self._preds: dict[str, np.ndarray] = {}
+
+    # ---- rows and sources files -------------------------------------------------------------------
+    @functools.lru_cache(maxsize=None)
+    def codes(self, trial: int) -> np.ndarray:
+        return chemsplits.load_splits(self.splits_p[trial])[0]
+
+    def rows(self, assay: str, trial: int, part="fit") -> np.ndarray:
+        return chemsplits.part(self.codes(trial)[:, self.table.index(assay)], part)
+
+    @functools.lru_cache(maxsize=None)
+    def source_rows(self, trial: int) -> dict[str, np.ndarray]:
+        """Each informative assay's fit rows in ``trial`` (without the targets' test molecules when
+        ``drop_target_test_molecules``), and each target's fit + validation rows as ``<target>@train``."""
+        dropped = np.zeros(0, np.int64)
+        if self.m.drop_target_test_molecules:
+            dropped = np.unique(np.concatenate([self.rows(t, trial, "test") for t in self.plan.targets]))
+        assays = list(dict.fromkeys(a for v in self.plan.variants for a in v.sources))
+        out = {a: np.setdiff1d(self.rows(a, trial), dropped) for a in assays}
+        out.update({t + TRAIN: self.rows(t, trial, ("fit", "val")) for t in self.plan.targets})
+        return out
+
+    @functools.lru_cache(maxsize=None)
+    def sources_file(self, trial: int, variant: str = "", fraction: float = 1.0) -> str:
+        """The sources file of ``trial`` (at ``fraction`` of every source's rows for a budget variant)."""
+        path = self.ctx.path("sources", f"trial{trial}{'__' + variant if variant else ''}.npz")
+        rows = self.source_rows(trial)
+        if fraction < 1:
+            rows = {a: chemsplits.row_subset(r, fraction, seed=self.m.seed, assay=a) for a, r in rows.items()}
+        save_sources(path, list(rows), [a.removesuffix(TRAIN) for a in rows], list(rows.values()))
+        return str(path)
+
+    @functools.lru_cache(maxsize=None)
+    def scale(self, trial: int, variant: str) -> tuple[int, float]:
+        """(trees, row fraction) of the proxies of ``variant``: the configured proxies, or in a compute
+        sweep the budget's share of one final model's compute (trees x rows)."""
+        budget = self.plan.variant(variant).budget
+        if budget is None:
+            return self.m.proxy_trees, 1.0
+        fit = np.array([self.source_rows(trial)[a].size for a in self.plan.variant(variant).sources])
+        final_rows = min(fit.sum(), self.m.max_final_rows) if self.m.max_final_rows else fit.sum()
+        return proxy_scale(budget, float(self.m.final_trees * final_rows), int(fit.sum()))
+
+    def _settings(self, trees: int, **extra) -> dict:
+        import inspect
+
+        import xgboost
+
+        lr = inspect.signature(train_classifier).parameters["learning_rate"].default
+        return {"xgboost": xgboost.__version__, "learning_rate": lr, "trees": int(trees),
+                "depth": self.m.proxy_depth, "device": self.device, **extra}
+
+    # ---- adapters ---------------------------------------------------------------------------------
+    def proxy_units(self, problem: Problem) -> dict[str, Unit]:
+        trees, fraction = self.scale(problem.trial, problem.variant)
+        variant = problem.variant if fraction < 1 else ""
+        path = self.sources_file(problem.trial, variant, fraction)
+        units = {}
+        for a in self.plan.sources(problem):
+            crossfit = self.plan.include_target and a in self.plan.targets
+            rows = self.source_rows(problem.trial)[a]
+            if fraction < 1:
+                rows = chemsplits.row_subset(rows, fraction, seed=self.m.seed, assay=a)
+            seed = self.m.seed + problem.trial
+            key = content_hash(self.table_key, a, rows, self.table.labels[rows, self.table.index(a)],
+                               self._settings(trees, tune=self.m.tune, crossfit=crossfit, seed=seed))
+            out = self.cache / f"{key[:32]}.npz"
+            budgeted = self.plan.variant(problem.variant).budget is not None
+            where = f"trial{problem.trial}/" + (f"{problem.variant}/" if budgeted else "")
+            units[a] = Unit(f"proxy/{where}{a}", train_proxy, {
+                "features_path": self.feat_p, "labels_path": self.lab_p, "sources_path": path, "names": [a],
+                "weights": [1.0], "trees": trees, "depth": self.m.proxy_depth, "tune": self.m.tune,
+                "crossfit": crossfit, "seed": seed, "device": self.device, "n_jobs": self.m.xgb_threads,
+                "output": str(out)}, output=out, kind="proxy")
+        return units
+
+    def _proxy_preds(self, unit: Unit) -> np.ndarray:
+        if unit.unit_id not in self._preds:
+            self._preds[unit.unit_id] = load_proxy(unit.output)[0]
+        return self._preds[unit.unit_id]
+
+    def proxy_outputs(self, problem: Problem, units: dict) -> ProxyOutputs:
+        t = self.table.index(problem.target)
+        fit = self.rows(problem.target, problem.trial)
+        names = list(units)
+        sizes = np.array([self.source_rows(problem.trial)[a].size for a in names], dtype=np.float64)
+        values = np.stack([self._proxy_preds(units[a])[fit] for a in names])
+        return ProxyOutputs(values, "binary", source_names=names, labels=self.table.labels[fit, t],
+                            natural_weights=np.maximum(sizes, 1), sample_ids=[str(i) for i in fit],
+                            meta={"target": problem.target, "variant": problem.variant, "trial": problem.trial,
+                                  "split": "fit"})
+
+    def _search_scale(self, problem: Problem) -> tuple[int, int]:
+        trees, fraction = self.scale(problem.trial, problem.variant)
+        fit = np.array([self.source_rows(problem.trial)[a].size for a in self.plan.sources(problem)])
+        rows = self.m.search_rows or max(chemsplits.MIN_ROWS, int(round(fraction * fit.mean())))
+        return self.m.search_trees or trees, rows
+
+    def search_cost(self, problem: Problem, method: str) -> float:
+        trees, rows = self._search_scale(problem)
+        return float(trees * rows)
+
+    def search_run(self, problem: Problem, method: str, weights: np.ndarray) -> Unit:
+        trees, rows = self._search_scale(problem)
+        names = self.plan.sources(problem)
+        w = [round(float(x), 7) for x in weights]
+        seed = self.m.seed + problem.trial
+        key = content_hash(self.table_key, self.sources_file(problem.trial), names, w,
+                           self._settings(trees, rows=rows, seed=seed, drop=self.m.drop_target_test_molecules))
+        out = self.ctx.path("search", f"{key[:32]}.npz")
+        return Unit(f"search/{key[:12]}", train_proxy, {
+            "features_path": self.feat_p, "labels_path": self.lab_p, "sources_path": self.sources_file(problem.trial),
+            "names": names, "weights": w, "max_rows": rows, "trees": trees, "depth": self.m.proxy_depth,
+            "seed": seed, "device": self.device, "n_jobs": self.m.xgb_threads, "output": str(out)},
+            output=out, kind="search")
+
+    def search_loss(self, problem: Problem, unit: Unit) -> float:
+        fit = self.rows(problem.target, problem.trial)
+        y = self.table.labels[fit, self.table.index(problem.target)]
+        return log_loss(y, load_proxy(unit.output)[0][fit])
+
+    def _final_unit(self, problem: Problem, names: list, weights, *, tune: bool = False) -> Unit:
+        w = [round(float(x), 7) for x in weights]
+        m = self.m
+        args = {"names": names, "weights": w, "max_rows": m.max_final_rows, "trees": m.final_trees,
+                "depth": m.final_depth, "tune": tune, "seed": m.seed + problem.trial, "target": problem.target}
+        key = content_hash(self.sources_file(problem.trial), args, self._settings(m.final_trees))[:16]
+        out = self.ctx.path("finals", f"{layout.safe_name(problem.target)}__trial{problem.trial}-{key}.json")
+        test = self.rows(problem.target, problem.trial, "test").tolist()
+        return Unit(f"final/{problem.target}/trial{problem.trial}/{key}", train_final, {
+            **args, "features_path": self.feat_p, "labels_path": self.lab_p,
+            "sources_path": self.sources_file(problem.trial), "test_rows": test, "device": self.device,
+            "n_jobs": m.xgb_threads, "output": str(out)}, output=out, kind="final")
+
+    def _row(self, problem: Problem, method: str, value: float, **extra) -> dict:
+        return {"trial": problem.trial, "target": problem.target, "variant": problem.variant, "method": method,
+                "metric": "ap", "value": float(value), "max_final_rows": self.m.max_final_rows, **extra}
+
+    def final_rows(self, mixtures: dict) -> list[dict]:
+        units = {key: self._final_unit(key[0], list(r.source_names), r.weights) for key, r in mixtures.items()}
+        self.ctx.run_units(list({u.unit_id: u for u in units.values()}.values()), "final models")
+        rows = []
+        for (p, method), unit in units.items():
+            fin = read_json(unit.output)
+            rows.append(self._row(p, method, fin["ap"], proxy_compute=float(mixtures[p, method].meta.get("compute", 0)),
+                                  final_compute=fin["final_compute"], rows=fin["rows"],
+                                  n_sources=len(mixtures[p, method].source_names)))
+        return rows
+
+    def ensemble_rows(self, problem: Problem, result) -> list[dict]:
+        """The MixMin-weighted average of the proxies' predictions, scored on the test split (no retraining)."""
+        test = self.rows(problem.target, problem.trial, "test")
+        units = self.proxy_units(problem)
+        preds = np.stack([self._proxy_preds(units[a])[test] for a in result.source_names])
+        y = self.table.labels[test, self.table.index(problem.target)]
+        ap = average_precision(y, result.weights.astype(np.float64) @ preds)
+        return [self._row(problem, "ensemble", ap, proxy_compute=float(result.meta.get("compute", 0)),
+                          final_compute=0.0, n_sources=len(result.source_names))]
+
+    def target_only_rows(self, problems: list) -> list[dict]:
+        """The paper's baseline: XGBoost on the target's own train split (fit + validation)."""
+        units = {p: self._final_unit(Problem(p.target, p.trial), [p.target + TRAIN], [1.0], tune=self.m.tune)
+                 for p in problems}
+        self.ctx.run_units(list({u.unit_id: u for u in units.values()}.values()), "target-only models")
+        rows = []
+        for p, unit in units.items():
+            fin = read_json(unit.output)
+            rows.append(self._row(p, "target_only", fin["ap"], proxy_compute=0.0, final_compute=fin["final_compute"],
+                                  rows=fin["rows"], n_sources=0))
+        return rows
+
+    def _write_sources(self, meta) -> None:
+        assays = list(dict.fromkeys(a for v in self.plan.variants for a in v.sources))
+        sel = self.table.select(assays).labels
+        joined = chemdata.join_metadata(assays, meta).drop(columns=["n_labeled", "n_pos", "pos_rate"], errors="ignore")
+        n = (sel >= 0).sum(axis=0)
+        for i, (col, values) in enumerate({"n_labelled": n, "n_pos": (sel == 1).sum(axis=0),
+                                           "natural_weight": n / max(n.sum(), 1)}.items()):
+            joined.insert(3 + i, col, values)
+        layout.write_sources(self.ctx.run_dir, joined)
