@@ -1,23 +1,41 @@
 """``python -m jobs run CONFIG [--set key=value ...] [--dry-run] [--backend local|ray]``,
-``python -m jobs status [--run RUN_ID]`` and ``python -m jobs cancel JOB_ID``."""
+``python -m jobs status [--run RUN_ID]``, ``python -m jobs resume RUN_ID`` and ``python -m jobs cancel JOB_ID``.
+
+Bad input (a config, an override, a dataset) is one ``error: ...`` line and exit status 2,
+before any run folder exists. One job at a time works on a run (its lock); SIGTERM and
+Ctrl-C stop a job as ``cancelled`` (exit 128 + signal number), and a job whose process died
+is reported as ``died`` with a hint to resume it.
+"""
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import logging
 import os
+import signal
 import sys
 import traceback
+from pathlib import Path
 
 import yaml
 
-from jobs.config import apply_overrides, build_dataclass, read_config_file, run_id_for
+from jobs.config import (
+    ExecutionConfig,
+    apply_overrides,
+    build_dataclass,
+    read_config_file,
+    run_id_for,
+)
+from jobs.export import add_parser as add_export_parser
 from jobs.pipelines import load_pipeline
 from mixmin_core.errors import ConfigError, MixminError
-from mixmin_core.runs.runner import BACKENDS, RESUME, JobCancelled, RunContext
-from mixmin_core.runs.store import RunStore
+from mixmin_core.runs import datasets
+from mixmin_core.runs.runner import BACKENDS, JobCancelled, RunContext
+from mixmin_core.runs.store import RunLock, RunStore
 
 log = logging.getLogger("mixmin.jobs")
+#: The signal that is stopping this job (set by the handler; any error after it is a cancellation).
+_STOPPING: dict[str, int] = {}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,55 +45,135 @@ def main(argv: list[str] | None = None) -> int:
     except MixminError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C outside a running job (e.g. while importing): no traceback
+        print("interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
+
+
+def resolve_config(config_path: str, overrides: list[str]) -> tuple:
+    """``(pipeline module, name, config, resolved dict)`` for a config file and ``--set`` overrides,
+    fully validated: the schema, the pipeline's own ``validate`` and, for jobs the app started,
+    the page's allow-list and the data-path confinement. Creates nothing.
+
+    Raises
+    ------
+    ConfigError, InputError
+        For any bad input, naming the field or file.
+    """
+    if datasets.confined():
+        from jobs.control import (
+            check_page_request,  # jobs the app started: the page's rules, checked again
+        )
+
+        check_page_request(config_path, overrides)
+    raw = apply_overrides(read_config_file(config_path), overrides)
+    pipeline_name = raw.pop("pipeline")
+    if not isinstance(pipeline_name, str):
+        raise ConfigError(f"pipeline must be a pipeline name such as 'synthetic'; got {pipeline_name!r}.")
+    name = raw.pop("name", os.path.splitext(os.path.basename(config_path))[0])
+    if isinstance(name, (int, float)) and not isinstance(name, bool):
+        name = str(name)
+    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        raise ConfigError(f"name must be a non-empty text of at most 200 characters; got {str(name)[:60]!r}.")
+    pipeline = load_pipeline(pipeline_name)
+    _check_execution_fields(pipeline.CONFIG, raw)
+    config = build_dataclass(pipeline.CONFIG, raw)
+    resolved = {"pipeline": pipeline_name, "name": name, **dataclasses.asdict(config)}
+    datasets.check_config_paths(resolved)
+    if hasattr(pipeline, "validate"):
+        pipeline.validate(config)  # bad input fails here, before any run folder exists
+    return pipeline, name, config, resolved
+
+
+def _check_execution_fields(cls, raw: dict) -> None:
+    """Apply :class:`ExecutionConfig`'s rules to the shared fields given for a config class not
+    built on it yet (``n_workers: 0``, ``seed: abc`` and the like fail here, naming the field)."""
+    if issubclass(cls, ExecutionConfig):
+        return
+    own = {f.name for f in dataclasses.fields(cls)}
+    shared = {f.name: raw[f.name] for f in dataclasses.fields(ExecutionConfig) if f.name in own and f.name in raw}
+    if shared.get("resume") == "always":  # the runner's older synonym of if_available
+        shared["resume"] = "if_available"
+    ExecutionConfig(**shared)
 
 
 def cmd_run(args) -> int:
-    raw = apply_overrides(read_config_file(args.config), args.set)
-    pipeline_name = raw.pop("pipeline")
-    name = raw.pop("name", os.path.splitext(os.path.basename(args.config))[0])
-    pipeline = load_pipeline(pipeline_name)
-    config = build_dataclass(pipeline.CONFIG, raw)
-    resolved = {"pipeline": pipeline_name, "name": name, **dataclasses.asdict(config)}
+    pipeline, name, config, resolved = resolve_config(args.config, args.set)
     if args.dry_run:
         print(yaml.safe_dump(resolved, sort_keys=False), end="")
         return 0
-    for field, allowed in (("resume", RESUME), ("backend", BACKENDS)):
-        if getattr(config, field, allowed[0]) not in allowed:
-            raise ConfigError(f"{field} must be one of {allowed}; got {getattr(config, field)!r}.")
-    if hasattr(pipeline, "validate"):
-        pipeline.validate(config)  # bad input fails here, before any run folder exists
     store = RunStore()
     run_id = run_id_for(name, resolved)
+    with RunLock(store.run_dir(run_id)) as lock:  # a second start of this run refuses here
+        return _run_locked(args, store, run_id, lock, pipeline, name, config, resolved)
+
+
+def _run_locked(args, store, run_id, lock, pipeline, name, config, resolved) -> int:
     dataset = pipeline.dataset(config) if hasattr(pipeline, "dataset") else None
-    store.create_run(run_id, name=name, pipeline=pipeline_name, config=resolved, dataset=dataset)
+    store.create_run(run_id, name=name, pipeline=resolved["pipeline"], config=resolved, dataset=dataset)
     log_path = store.run_dir(run_id) / "logs" / f"job-{os.getpid()}.log"
     job_id = store.start_job(run_id, log_path=str(log_path))
-    _setup_logging(log_path)
-    store.set_run_status(run_id, "running")
-    print(f"run {run_id} (job {job_id}) in {store.run_dir(run_id)}", file=sys.stderr)
-    backend = args.backend or ("ray" if os.environ.get("RAY_ADDRESS") else getattr(config, "backend", "local"))
-    ctx = RunContext(store, run_id, backend=backend,
-                     n_workers=args.workers or getattr(config, "n_workers", None), job_id=job_id,
-                     resume=getattr(config, "resume", "if_available"), progress=not args.quiet)
+    previous = {}
     try:
+        previous = _install_stop_handlers()
+        lock.set_job(job_id)
+        _setup_logging(log_path)
+        if lock.previous[1] is not None:
+            log.info("took over the lock of job %s (pid %s), which is no longer running", *lock.previous)
+        store.set_run_status(run_id, "running")
+        print(f"run {run_id} (job {job_id}) in {store.run_dir(run_id)}", file=sys.stderr)
+        backend = args.backend or ("ray" if os.environ.get("RAY_ADDRESS") else getattr(config, "backend", "local"))
+        ctx = RunContext(store, run_id, backend=backend,
+                         n_workers=args.workers or getattr(config, "n_workers", None), job_id=job_id,
+                         resume=getattr(config, "resume", "if_available"), progress=not args.quiet)
         summary = pipeline.run(config, ctx)
-    except JobCancelled as exc:
-        store.finish_job(job_id, "cancelled", str(exc))
-        store.set_run_status(run_id, "cancelled")
-        print(f"cancelled: {exc}", file=sys.stderr)
-        return 3
-    except MixminError as exc:
-        store.finish_job(job_id, "failed", str(exc))
-        store.set_run_status(run_id, "failed")
-        raise
-    except BaseException as exc:
-        store.finish_job(job_id, "failed", "".join(traceback.format_exception(exc))[-4000:])
-        store.set_run_status(run_id, "failed")
-        raise
-    store.set_run_status(run_id, "done", summary or {})
-    store.finish_job(job_id, "done")
+        store.set_run_status(run_id, "done", summary or {})
+        store.finish_job(job_id, "done")
+    except BaseException as exc:  # noqa: BLE001 - every ending is recorded, then reported in one line
+        return _record_failure(store, run_id, job_id, exc)
+    finally:
+        _restore_handlers(previous)
     print(f"done: run {run_id}", file=sys.stderr)
     return 0
+
+
+def _record_failure(store, run_id: str, job_id: int, exc: BaseException) -> int:
+    """Record how the job ended (cancelled or failed) and return the exit status."""
+    if _STOPPING or isinstance(exc, (JobCancelled, KeyboardInterrupt)):
+        signum = _STOPPING.get("signal") or (signal.SIGINT if isinstance(exc, KeyboardInterrupt) else None)
+        reason = f"stopped by {signal.Signals(signum).name}" if signum else str(exc)
+        store.finish_job(job_id, "cancelled", reason)
+        store.set_run_status(run_id, "cancelled")
+        log.warning("cancelled: %s; finished units are kept", reason)
+        print(f"cancelled: {reason}; resume with `python -m jobs resume {run_id}`", file=sys.stderr)
+        return 128 + signum if signum else 3
+    if isinstance(exc, MixminError):
+        store.finish_job(job_id, "failed", str(exc))
+        store.set_run_status(run_id, "failed")
+        raise exc
+    store.finish_job(job_id, "failed", "".join(traceback.format_exception(exc))[-4000:])
+    store.set_run_status(run_id, "failed")
+    raise exc
+
+
+def _install_stop_handlers() -> dict:
+    """SIGTERM and SIGINT raise :class:`JobCancelled` in the main thread.
+
+    The exception unwinds through the runner, which lets units already handed to workers finish
+    (their outputs are written atomically), so the job stops with everything finished kept.
+    """
+    def stop(signum, _frame):
+        if _STOPPING:  # a second signal while stopping: let the first finish its cleanup
+            return
+        _STOPPING["signal"] = signum
+        raise JobCancelled(f"stopped by {signal.Signals(signum).name}")
+
+    return {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+
+def _restore_handlers(previous: dict) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
 
 
 def cmd_status(args) -> int:
@@ -89,9 +187,21 @@ def cmd_status(args) -> int:
         job = jobs[0] if jobs else None
         progress = f"{job['n_done']}/{job['n_total']} {job['message']}" if job else ""
         print(f"{run['run_id']:<40} {run['pipeline']:<10} {run['status']:<10} {progress}")
-        if job and job.get("error"):
+        if job and job["status"] == "died":
+            print(f"    job {job['job_id']} (pid {job['pid']}) died at: {job['message'] or 'start'}; "
+                  f"resume with `python -m jobs resume {run['run_id']}`")
+        elif job and job.get("error"):
             print(f"    error: {job['error'].strip().splitlines()[-1]}")
     return 0
+
+
+def cmd_resume(args) -> int:
+    """Run a stored run again from its resolved config (finished units are skipped)."""
+    store = RunStore()
+    if store.get_run(args.run_id) is None:
+        raise ConfigError(f"no run {args.run_id!r} in {store.root}; `python -m jobs status` lists them.")
+    config = store.run_dir(args.run_id) / "config.json"
+    return cmd_run(argparse.Namespace(**{**vars(args), "config": str(config), "set": [], "dry_run": False}))
 
 
 def cmd_cancel(args) -> int:
@@ -100,7 +210,7 @@ def cmd_cancel(args) -> int:
     return 0
 
 
-def _setup_logging(log_path) -> None:
+def _setup_logging(log_path: Path) -> None:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     handlers = [logging.FileHandler(log_path), logging.StreamHandler(sys.stderr)]
     handlers[1].setLevel(logging.WARNING)
@@ -108,24 +218,44 @@ def _setup_logging(log_path) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1; got {value}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m jobs", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m jobs", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(required=True)
     run = sub.add_parser("run", help="run (or resume) the experiment a config describes")
     run.add_argument("config", help="path to a YAML or TOML config, e.g. configs/chem_demo.yaml")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field (dotted keys)")
-    run.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
-    run.add_argument("--backend", choices=BACKENDS, default=None, help="where units run (default: local processes)")
-    run.add_argument("--workers", type=int, default=None, help="parallel workers (default: 2)")
-    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--dry-run", action="store_true", help="validate, print the resolved config and exit")
+    _execution_args(run)
     run.set_defaults(func=cmd_run)
+    resume = sub.add_parser("resume", help="continue a run that was cancelled, failed or died")
+    resume.add_argument("run_id")
+    _execution_args(resume)
+    resume.set_defaults(func=cmd_resume)
     status = sub.add_parser("status", help="list runs and their latest job progress")
     status.add_argument("--run", default=None)
     status.set_defaults(func=cmd_status)
     cancel = sub.add_parser("cancel", help="ask a running job to stop after its current unit")
     cancel.add_argument("job_id", type=int)
     cancel.set_defaults(func=cmd_cancel)
+    add_export_parser(sub)
     return parser
+
+
+def _execution_args(parser) -> None:
+    parser.add_argument("--backend", choices=BACKENDS, default=None, help="where units run (default: local processes)")
+    parser.add_argument("--workers", type=_positive_int, default=None, help="parallel workers (default: the config's n_workers)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 if __name__ == "__main__":

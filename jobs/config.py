@@ -15,6 +15,7 @@ checked exactly like one read from a file.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hashlib
 import json
 import tomllib
@@ -130,46 +131,130 @@ class ExecutionConfig:
         check_config(self)
 
 
+#: Largest config file read (a config is a few hundred bytes; this stops ``/dev/zero``-style paths).
+MAX_CONFIG_BYTES = 1 << 20
+#: Longest ``--set`` value (a list of a few hundred assay names fits).
+MAX_OVERRIDE_CHARS = 10_000
+
+
 def read_config_file(path: str | Path) -> dict:
+    """The mapping in a YAML or TOML config file.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file when it is missing, not a regular file, too large, not UTF-8 text, not
+        valid YAML/TOML, or not a mapping with a ``pipeline`` key. Messages never quote the file.
+    """
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"config file {path} not found; see configs/ for examples.")
-    text = path.read_text(encoding="utf-8")
+    if not path.is_file():
+        raise ConfigError(f"config file {path} is not a regular file; pass a .yaml or .toml file such as configs/synthetic_demo.yaml.")
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path} is {size:,} bytes; a config is at most {MAX_CONFIG_BYTES:,} bytes.")
+    try:
+        text = path.read_bytes()[:MAX_CONFIG_BYTES + 1].decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text; pass a .yaml or .toml config.") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read ({exc.strerror}).") from None
     try:
         data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
-    except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot parse ({exc}).") from None
+    except yaml.MarkedYAMLError as exc:
+        where = f" at line {exc.problem_mark.line + 1}, column {exc.problem_mark.column + 1}" if exc.problem_mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where} ({exc.problem}).") from None
+    except yaml.YAMLError:
+        raise ConfigError(f"{path}: not valid YAML.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({str(exc).splitlines()[0]}).") from None
     if not isinstance(data, dict) or "pipeline" not in data:
         raise ConfigError(f"{path}: a config is a mapping with a 'pipeline' key; got {type(data).__name__}.")
     return data
 
 
+def parse_override_value(key: str, raw: str):
+    """The value of ``--set key=raw``: a YAML scalar or flow list/mapping of plain data.
+
+    YAML anchors, aliases and tags are refused (an alias "bomb" of a few hundred characters
+    expands to millions of elements); so are values longer than :data:`MAX_OVERRIDE_CHARS`.
+    A value YAML would read as a date stays the text it was.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``key`` and saying what was wrong with the value.
+    """
+    if len(raw) > MAX_OVERRIDE_CHARS:
+        raise ConfigError(f"--set {key}: the value has {len(raw):,} characters; at most {MAX_OVERRIDE_CHARS:,} are accepted.")
+    try:
+        for token in yaml.scan(raw):
+            if isinstance(token, (yaml.AnchorToken, yaml.AliasToken, yaml.TagToken)):
+                what = {yaml.AnchorToken: "anchors (&name)", yaml.AliasToken: "aliases (*name)",
+                        yaml.TagToken: "tags (!!type)"}[type(token)]
+                raise ConfigError(f"--set {key}: YAML {what} are not accepted in overrides; write the value out "
+                                  "in full, e.g. --set assays=[A, B].")
+        value = yaml.safe_load(raw)
+    except yaml.MarkedYAMLError as exc:
+        raise ConfigError(f"--set {key}: cannot parse the value {raw[:60]!r} as YAML ({exc.problem}); "
+                          "quote text, and close lists, e.g. --set assays=[A, B].") from None
+    except yaml.YAMLError:
+        raise ConfigError(f"--set {key}: cannot parse the value {raw[:60]!r} as YAML.") from None
+    return _plain(key, value)
+
+
+def _plain(key: str, value):
+    """``value`` if it is plain data (str, int, float, bool, None, lists and mappings of them)."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, list):
+        return [_plain(key, v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(key, v) for k, v in value.items()}
+    if isinstance(value, datetime.date):  # YAML reads 2024-01-01 as a date: keep it as text
+        return str(value)
+    raise ConfigError(f"--set {key}: unsupported value type {type(value).__name__}; use a number, text, true/false or a list.")
+
+
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
-    """Apply dotted ``key=value`` overrides; values are parsed as YAML scalars/lists."""
-    data = json.loads(json.dumps(data))
+    """Apply dotted ``key=value`` overrides (values parsed by :func:`parse_override_value`)."""
+    data = json.loads(json.dumps(data, default=str))
     for item in overrides or []:
         if "=" not in item:
-            raise ConfigError(f"--set expects key=value; got {item!r}.")
+            raise ConfigError(f"--set expects key=value; got {item[:60]!r}.")
         key, raw = item.split("=", 1)
+        key = key.strip()
+        parts = key.split(".")
+        if not key or not all(p.isidentifier() for p in parts):
+            raise ConfigError(f"--set key must be a field name such as 'trials' or a dotted one such as 'proxy.n_trees'; got {key[:60]!r}.")
         node = data
-        parts = key.strip().split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {key}: {part!r} is not a section.")
-        node[parts[-1]] = yaml.safe_load(raw)
+        node[parts[-1]] = parse_override_value(key, raw)
     return data
 
 
 def build_dataclass(cls, data: dict, where: str = ""):
-    """Instantiate dataclass ``cls`` from a dict, recursing into nested dataclass fields."""
+    """Instantiate dataclass ``cls`` from a dict, recursing into nested dataclass fields.
+
+    Raises
+    ------
+    ConfigError
+        For a non-mapping, unknown fields, or a value the config's own checks reject (a
+        ``TypeError``/``ValueError`` from a config that is not on the schema yet is reported
+        the same way, naming the config).
+    """
+    name = where.rstrip(".") or cls.__name__
     if not isinstance(data, dict):
-        raise ConfigError(f"{where or cls.__name__} must be a mapping; got {data!r}.")
+        raise ConfigError(f"{name} must be a mapping of field: value; got {type(data).__name__} {str(data)[:60]!r}.")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    unknown = sorted(set(map(str, data)) - names)
     if unknown:
-        raise ConfigError(f"unknown field(s) {unknown} in {where or cls.__name__}; valid: {sorted(names)}.")
+        raise ConfigError(f"unknown field(s) {unknown} in {name}; valid: {sorted(names)}.")
     kwargs = {}
     for key, value in data.items():
         hint = hints.get(key)
@@ -178,8 +263,10 @@ def build_dataclass(cls, data: dict, where: str = ""):
         kwargs[key] = value
     try:
         return cls(**kwargs)
-    except TypeError as exc:
-        raise ConfigError(f"{where or cls.__name__}: {exc}") from None
+    except ConfigError:
+        raise
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ConfigError(f"{name}: {exc}") from None
 
 
 def run_id_for(name: str, resolved: dict) -> str:

@@ -5,9 +5,17 @@ app. It is started from an argument list, never through a shell, so no field can
 command. Each launch leaves ``<home>/launches/<stamp>.json`` (argv, pid, log) and its
 stdout/stderr in ``<stamp>.log``: errors raised before the job reaches the catalog (a bad
 config) stay visible.
+
+The app is opened by people other than the one who started it, so a job started here is
+limited to what a user should set: a config from ``configs/``, overrides of the fields in
+:data:`PAGE_FIELDS` only (no data, metadata or tokenizer paths), plain values (no YAML
+anchors or aliases), at most :func:`max_running_jobs` at once, and files read only from the
+data directory and the run store (the job runs with ``MIXMIN_CONFINE_PATHS=1``). With
+``MIXMIN_READ_ONLY=1`` nothing can be started or cancelled.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -17,11 +25,42 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mixmin_core.errors import InputError
+from jobs.config import MAX_OVERRIDE_CHARS, parse_override_value
+from mixmin_core.errors import ConfigError, InputError, MixminError
 from mixmin_core.runs import fileio
-from mixmin_core.runs.store import RunStore
+from mixmin_core.runs.datasets import CONFINE_ENV
+from mixmin_core.runs.store import RunStore, job_alive
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+ROOT = Path(__file__).resolve().parents[1]
+#: The only folder the app starts configs from.
+CONFIG_DIR = ROOT / "configs"
+READ_ONLY_ENV = "MIXMIN_READ_ONLY"
+MAX_JOBS_ENV = "MIXMIN_MAX_JOBS"
+DEFAULT_MAX_JOBS = 2
+
+_EXECUTION = ("name", "trials", "seed", "resume", "n_workers")
+_CHEM_COMMON = ("dataset", "max_molecules", "proxy_depth", "final_trees", "final_depth", "max_final_rows",
+                "step_size", "max_iter", "device", "xgb_threads")
+#: The fields a user may override from the Jobs page, per pipeline: the experiment's settings.
+#: Left out on purpose: anything naming a file or folder (``path``, ``metadata``, ``sources_dir``,
+#: ``tokenizer_path``, LM ``targets`` and ``sources``...), column names of a user table, ``backend``.
+PAGE_FIELDS: dict[str, frozenset] = {name: frozenset(_EXECUTION + fields) for name, fields in {
+    "synthetic": ("n_sources", "n_categories", "source_samples", "target_samples", "step_size", "max_iter"),
+    "chem": _CHEM_COMMON + (
+        "assays", "targets", "n_targets", "source_counts", "proxy_budgets", "test_fraction", "val_fraction",
+        "radius", "n_bits", "proxy_trees", "tune", "methods", "search_max_sources", "search_trees", "search_rows",
+        "regmix_preset", "regmix_candidates", "n_boot", "top_k"),
+    "lm": ("max_source_chars", "max_target_samples", "preset", "tokenizer", "bpe_vocab_size", "bpe_train_chars",
+           "final_tokens", "proxy_budget", "proxy_budgets", "methods", "regmix_runs_per_source", "regmix_preset",
+           "fit_fraction", "step_size", "max_iter", "cross_task", "transfer_preset", "transfer_tokens", "device",
+           "eval_batch_size", "torch_threads"),
+    "run_table": ("train_table", "test_tables", "test_fraction", "targets", "methods", "preset", "prior",
+                  "n_candidates", "top_k", "random_search_trials", "regmix_runs", "bo_budget", "bo_init",
+                  "bo_fidelity_tables", "bo_fidelity_cost"),
+    "chem_evolve": _CHEM_COMMON + ("target", "initial", "revise_fraction", "caps", "prior_strength", "proxy_trees"),
+    "chem_ladder": _CHEM_COMMON + ("targets", "sources", "rungs", "threshold", "rule", "run_all", "score_rungs"),
+}.items()}
 #: Popen objects of jobs started by this process, polled so finished children are reaped.
 _CHILDREN: dict[int, subprocess.Popen] = {}
 
@@ -36,26 +75,107 @@ class Launch:
     record_path: Path
 
 
+def read_only() -> bool:
+    """True when the app runs read-only (``MIXMIN_READ_ONLY`` set to 1/true/yes): no job may start or be cancelled."""
+    return os.environ.get(READ_ONLY_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def max_running_jobs() -> int:
+    """How many jobs the app may have running at once (``MIXMIN_MAX_JOBS``, default 2)."""
+    raw = os.environ.get(MAX_JOBS_ENV, "")
+    return int(raw) if raw.strip().isdigit() and int(raw) > 0 else DEFAULT_MAX_JOBS
+
+
+def page_config_path(config_path: str | os.PathLike) -> Path:
+    """``config_path`` resolved, if it is a ``.yaml``/``.toml`` file directly in :data:`CONFIG_DIR`.
+
+    Raises
+    ------
+    InputError
+        For any other path (the app starts configs from ``configs/`` only).
+    """
+    path = Path(config_path)
+    real = (path if path.is_absolute() else ROOT / path).resolve()
+    if real.parent != CONFIG_DIR.resolve() or real.suffix not in (".yaml", ".yml", ".toml"):
+        raise InputError(f"config {str(config_path)[:200]!r}: the app starts configs from {CONFIG_DIR} only; "
+                         "pick one of the listed configs.")
+    if not real.is_file():
+        raise InputError(f"config {path} not found; pick a file in configs/.")
+    return real
+
+
+def check_page_request(config_path: str | os.PathLike, overrides) -> None:
+    """Check what the Jobs page may ask for: a config in ``configs/`` and allow-listed, plain overrides.
+
+    ``overrides`` is ``{dotted_key: value}`` or a list of ``key=value`` texts (as on the command line).
+
+    Raises
+    ------
+    InputError
+        Naming the config or the key: a config outside ``configs/``, a key not in
+        :data:`PAGE_FIELDS` for the config's pipeline, a multi-line or over-long value, or a
+        value with YAML anchors, aliases or tags.
+    """
+    from jobs.config import read_config_file
+
+    path = page_config_path(config_path)
+    if isinstance(overrides, (list, tuple)):
+        pairs = [item.split("=", 1) if "=" in item else (item, None) for item in overrides]
+    else:
+        pairs = list((overrides or {}).items())
+    try:
+        pipeline = read_config_file(path)["pipeline"]
+    except MixminError as exc:
+        raise InputError(str(exc)) from None
+    allowed = PAGE_FIELDS.get(pipeline, frozenset())
+    for key, value in pairs:
+        key = str(key).strip()
+        if not _KEY.match(key):
+            raise InputError(f"override key must be a dotted identifier such as 'trials' or 'proxy.n_trees'; got {key[:60]!r}.")
+        if key not in allowed:
+            raise InputError(f"override {key!r} cannot be set from the app for pipeline {pipeline!r}; "
+                             f"fields you can set: {', '.join(sorted(allowed))}. "
+                             "Other fields (data paths among them) are set in a config file run with `python -m jobs run`.")
+        if value is None:
+            raise InputError(f"override {key} needs a value (key=value).")
+        text = _as_override_text(value)
+        if "\n" in text or "\r" in text:
+            raise InputError(f"override {key} must be a single line; got {text[:40]!r}.")
+        if len(text) > MAX_OVERRIDE_CHARS:
+            raise InputError(f"override {key}: the value has {len(text):,} characters; at most {MAX_OVERRIDE_CHARS:,}.")
+        try:
+            parse_override_value(key, text)
+        except ConfigError as exc:
+            raise InputError(str(exc).removeprefix("--set ")) from None
+
+
+def _as_override_text(value) -> str:
+    return json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+
+
 def job_argv(config_path: str | os.PathLike, overrides: dict | None = None) -> list[str]:
     """``[python, -m, jobs, run, CONFIG, --set, k=v, ...]`` for ``overrides`` ``{dotted_key: value}``.
 
     Raises
     ------
     InputError
-        For a missing config file, a key that is not a dotted identifier, or a value with a newline.
+        For a config outside ``configs/`` or missing, or an override :func:`check_page_request` refuses.
     """
-    config_path = Path(config_path)
-    if not config_path.is_file():
-        raise InputError(f"config {config_path} not found; pick a file in configs/.")
+    check_page_request(config_path, overrides)
     argv = [sys.executable, "-m", "jobs", "run", str(config_path)]
     for key, value in (overrides or {}).items():
-        if not _KEY.match(str(key)):
-            raise InputError(f"override key must be a dotted identifier such as 'trials' or 'proxy.n_trees'; got {key!r}.")
-        text = str(value)
-        if "\n" in text or "\r" in text:
-            raise InputError(f"override {key} must be a single line; got {text[:40]!r}.")
-        argv += ["--set", f"{key}={text}"]
+        argv += ["--set", f"{str(key).strip()}={_as_override_text(value)}"]
     return argv
+
+
+def running_jobs(home: str | os.PathLike | None = None) -> list[dict]:
+    """Jobs of the store that run now: catalog jobs whose process lives, and launches not in the catalog yet."""
+    store = RunStore(home)
+    jobs = [{"job_id": j["job_id"], "pid": j["pid"]} for j in store.list_jobs() if j["status"] == "running"]
+    pids = {j["pid"] for j in jobs}
+    jobs += [{"job_id": None, "pid": rec["pid"]} for rec in list_launches(home)
+             if rec["alive"] and rec["pid"] not in pids]
+    return jobs
 
 
 def start_job(config_path: str | os.PathLike, overrides: dict | None = None, *, home: str | os.PathLike | None = None,
@@ -65,14 +185,22 @@ def start_job(config_path: str | os.PathLike, overrides: dict | None = None, *, 
     ``home`` is the run store the job writes to (default: ``MIXMIN_HOME`` or ``./data``);
     ``cwd`` the folder the job runs in (default: the repository root, where ``jobs/`` lives).
     """
+    if read_only():
+        raise InputError(f"the app is read-only ({READ_ONLY_ENV}=1): jobs cannot be started here; "
+                         "run `python -m jobs run CONFIG` on the machine instead.")
     argv = job_argv(config_path, overrides)
     root = RunStore(home).root
+    running = running_jobs(root)
+    if len(running) >= max_running_jobs():
+        names = ", ".join(f"job {j['job_id']}" if j["job_id"] else f"pid {j['pid']}" for j in running)
+        raise InputError(f"{len(running)} jobs are already running ({names}); at most {max_running_jobs()} run at once. "
+                         f"Wait for one to finish or cancel one (the limit is {MAX_JOBS_ENV}).")
     stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{time.time_ns() % 1_000_000:06d}"
     folder = root / "launches"
     folder.mkdir(parents=True, exist_ok=True)
     log_path = folder / f"{stamp}.log"
-    env = {**os.environ, "MIXMIN_HOME": str(root), "PYTHONUNBUFFERED": "1"}
-    cwd = Path(cwd) if cwd is not None else Path(__file__).resolve().parents[1]
+    env = {**os.environ, "MIXMIN_HOME": str(root), "PYTHONUNBUFFERED": "1", CONFINE_ENV: "1"}
+    cwd = Path(cwd) if cwd is not None else ROOT
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True, shell=False)
@@ -105,7 +233,14 @@ def cancel_job(store: RunStore, job_id: int, *, force: bool = False) -> str:
     """Ask job ``job_id`` to stop after its current unit; with ``force`` also SIGTERM its process group.
 
     Returns a short description of what was done.
+
+    Raises
+    ------
+    InputError
+        When the app is read-only.
     """
+    if read_only():
+        raise InputError(f"the app is read-only ({READ_ONLY_ENV}=1): jobs cannot be cancelled here.")
     store.request_cancel(job_id)
     if not force:
         return f"cancel requested for job {job_id}; it stops after its current unit"
@@ -144,6 +279,8 @@ def _is_job_process(pid) -> bool:
     if not pid:
         return False
     if pid in _CHILDREN and _CHILDREN[pid].poll() is not None:
+        return False
+    if not job_alive(pid):
         return False
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")

@@ -10,7 +10,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from jobs.config import ExecutionConfig, setting
 from mixmin_core import balanced, mixmin, mixture_loss, natural
+from mixmin_core.engine.report import write_report
 from mixmin_core.errors import ConfigError
 from mixmin_core.runs.fileio import atomic_path, write_json
 from mixmin_core.runs.layout import Problem, mixture_path, outputs_path
@@ -24,26 +26,28 @@ from mixmin_core.solver.synthetic import (
 
 
 @dataclass
-class SyntheticConfig:
-    n_sources: int = 6
-    n_categories: int = 40
-    source_samples: int = 5000  # samples per source that its proxy is estimated from
-    target_samples: int = 3000
-    trials: int = 3
-    seed: int = 0
-    step_size: float = 1.0
-    max_iter: int = 200
-    resume: str = "if_available"
-    backend: str = "local"
-    n_workers: int = 1  # proxies here take milliseconds: processes would cost more than they save
-
-    def __post_init__(self):
-        for name in ("n_sources", "n_categories", "source_samples", "target_samples", "trials"):
-            if int(getattr(self, name)) < (2 if name == "n_sources" else 1):
-                raise ConfigError(f"{name} must be a positive integer (n_sources >= 2); got {getattr(self, name)!r}.")
+class SyntheticConfig(ExecutionConfig):
+    n_sources: int = setting(6, min=2, max=10_000)
+    n_categories: int = setting(40, min=2, max=1_000_000)
+    source_samples: int = setting(5000, min=1, max=10_000_000, doc="samples per source that its proxy is estimated from")
+    target_samples: int = setting(3000, min=10, max=10_000_000, doc="split 80/20 into fit and held-out samples per trial")
+    step_size: float = setting(1.0, gt=0, max=1e6, doc="MixMin's entropic mirror descent step")
+    max_iter: int = setting(200, min=1, max=1_000_000)
+    n_workers: int = setting(1, min=1, max=256, doc="proxies take milliseconds: processes would cost more than they save")
 
 
 CONFIG = SyntheticConfig
+#: Largest proxy-output matrix (sources x categories, sources x target samples) a run may build.
+MAX_CELLS = 100_000_000
+
+
+def validate(config: SyntheticConfig) -> None:
+    """Refuse sizes whose matrices would not fit in memory, before any run folder exists."""
+    for other in ("n_categories", "target_samples"):
+        cells = config.n_sources * getattr(config, other)
+        if cells > MAX_CELLS:
+            raise ConfigError(f"n_sources x {other} is {cells:,} cells; at most {MAX_CELLS:,} fit a synthetic run. "
+                              f"Lower n_sources or {other}.")
 
 
 def dataset(config: SyntheticConfig) -> str:
@@ -95,10 +99,10 @@ def run(config: SyntheticConfig, ctx: RunContext) -> dict:
             heldout = mixture_loss(test_outputs, result.weights)
             rows += [
                 {"target": "target", "method": result.method, "trial": trial, "metric": "heldout_nll",
-                 "value": heldout, "compute": float(sizes.sum())},
+                 "value": heldout, "proxy_compute": float(sizes.sum())},
                 {"target": "target", "method": result.method, "trial": trial, "metric": "weight_l1_error",
-                 "value": float(np.abs(result.weights - true_w).sum()), "compute": float(sizes.sum())},
+                 "value": float(np.abs(result.weights - true_w).sum()), "proxy_compute": float(sizes.sum())},
             ]
-    ctx.store.add_results(ctx.run_id, rows)
+    write_report(ctx.run_dir, rows, reference="natural")
     return summary
 

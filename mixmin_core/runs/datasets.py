@@ -104,6 +104,7 @@ for _name, _rel in [
     ("regmix_test_mixture_60m", "regmix/test_mixture_60m.csv"), ("regmix_test_loss_60m", "regmix/test_pile_loss_60m.csv"),
     ("regmix_test_mixture_1b", "regmix/test_mixture_1B.csv"), ("regmix_test_loss_1b", "regmix/test_pile_loss_1B.csv"),
     ("olmix_dclm_ratios", "olmix/dclm_ratios.csv"), ("olmix_dclm_metrics", "olmix/dclm_metrics.csv"),
+    ("admire_ift_runs", "admire/admire_ift_runs.csv"),  # CC BY-NC-SA: read in place, never copied
 ]:
     register(Dataset(_name, f"mixture_runs/{_rel}", None, None, f"published mixture-run table {_rel}",
                      "mixmin_core.search.run_tables"))
@@ -121,6 +122,62 @@ def data_dir() -> Path | None:
     return _SIBLING_DATA if _SIBLING_DATA.is_dir() else None
 
 
+#: Set (to 1) in the environment of jobs the app starts: their files must lie in the data
+#: directory or the run store. A config given on the command line is not confined.
+CONFINE_ENV = "MIXMIN_CONFINE_PATHS"
+
+
+def confined() -> bool:
+    """True in a job the app started (``MIXMIN_CONFINE_PATHS=1``)."""
+    return os.environ.get(CONFINE_ENV) == "1"
+
+
+def allowed_roots() -> list[Path]:
+    """Where a confined job may read: the data directory and the run store (``MIXMIN_HOME``)."""
+    from mixmin_core.runs.store import default_home
+
+    return [root for root in (data_dir(), default_home()) if root is not None]
+
+
+def check_path(path: str | os.PathLike, what: str) -> Path:
+    """``path`` resolved (symlinks followed) if it lies in :func:`allowed_roots`.
+
+    Raises
+    ------
+    InputError
+        Naming ``what`` and the path (never the file's contents) when it lies elsewhere.
+    """
+    real = Path(os.path.realpath(Path(path).expanduser()))
+    roots = [Path(os.path.realpath(r)) for r in allowed_roots()]
+    if not any(real == r or r in real.parents for r in roots):
+        raise InputError(f"{what}: {str(path)[:200]!r} is outside the data directory and the run store "
+                         f"({', '.join(str(r) for r in roots)}); jobs started from the app read files only there. "
+                         "Put the file in the data directory, or start the job with `python -m jobs run`.")
+    return real
+
+
+def check_config_paths(config: dict, where: str = "") -> None:
+    """In a confined job, refuse any text field of ``config`` that names an existing file or
+    folder outside :func:`allowed_roots` (``path``, ``metadata``, a tokenizer, a sources folder...),
+    whatever the pipeline calls the field. Does nothing for a job started on the command line."""
+    if not confined():
+        return
+    items = config.items() if isinstance(config, dict) else enumerate(config)
+    for key, value in items:
+        name = f"{where}{key}" if isinstance(config, dict) else f"{where.rstrip('.')}[{key}]"
+        if where == "" and key in ("name", "pipeline"):
+            continue
+        if isinstance(value, (dict, list)):
+            check_config_paths(value, f"{name}.")
+        elif isinstance(value, str) and value and len(value) < 4096 and "\0" not in value:
+            try:
+                exists = os.path.lexists(Path(value).expanduser())
+            except (OSError, ValueError):
+                exists = False
+            if exists:
+                check_path(value, name)
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("MIXMIN_CACHE", Path.home() / ".cache" / "mixmin")).expanduser()
 
@@ -136,6 +193,8 @@ def resolve(name: str, path: str | os.PathLike | None = None, *, download: bool 
     """
     if path is not None:
         p = Path(path).expanduser()
+        if confined():
+            check_path(p, f"the path of dataset {name!r}")
         if not p.exists():
             raise InputError(f"{p}: file not found (given explicitly for dataset {name!r}).")
         return p

@@ -25,9 +25,9 @@ def _wait(predicate, timeout=120.0):  # generous: the machine is shared
 
 
 def test_argv_is_a_list_with_set_overrides():
-    argv = jobs_control.job_argv(CONFIG, {"trials": 1, "proxy.n_trees": "5"})
+    argv = jobs_control.job_argv(CONFIG, {"trials": 1, "step_size": "0.5"})
     assert argv[:5] == [sys.executable, "-m", "jobs", "run", str(CONFIG)]
-    assert argv[5:] == ["--set", "trials=1", "--set", "proxy.n_trees=5"]
+    assert argv[5:] == ["--set", "trials=1", "--set", "step_size=0.5"]
 
 
 def test_shell_metacharacters_stay_one_literal_argument(tmp_path):
@@ -65,7 +65,7 @@ def test_a_bad_config_fails_visibly_in_the_launch_log(tmp_path):
     launch = jobs_control.start_job(CONFIG, {"n_sources": 1}, home=home)
     assert _wait(lambda: jobs_control.list_launches(home)[0]["returncode"] is not None)
     assert jobs_control.list_launches(home)[0]["returncode"] == 2
-    assert "n_sources must be a positive integer" in jobs_control.read_log_tail(launch.log_path)
+    assert "n_sources: must be >= 2; got 1." in jobs_control.read_log_tail(launch.log_path)
     assert RunStore(home).list_runs() == []
 
 

@@ -1,0 +1,154 @@
+"""Real job processes on one run store: one job per run, honest states after SIGTERM, SIGINT and kill -9.
+
+Every test starts ``python -m jobs run configs/synthetic_demo.yaml`` as a separate process in a
+temporary ``MIXMIN_HOME``, as a user would, and reads the catalog and the CLI's output.
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from jobs import control as jobs_control
+from mixmin_core.runs.store import RunLock, RunLocked, RunStore
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = "configs/synthetic_demo.yaml"
+#: Long enough (many sources, large samples) to be caught running on a busy 2-core machine.
+SLOW = ["--set", "n_sources=150", "--set", "source_samples=200000", "--set", "trials=1", "--quiet"]
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def start(*extra: str, log: Path) -> subprocess.Popen:
+    with open(log, "wb") as fh:
+        return subprocess.Popen([sys.executable, "-m", "jobs", "run", CONFIG, *extra], cwd=ROOT, env=os.environ.copy(),
+                                stdout=fh, stderr=subprocess.STDOUT)
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "jobs", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def wait_for(predicate, timeout: float = 180.0) -> bool:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def running_with_units(store: RunStore, n: int = 2) -> bool:
+    return any(j["status"] == "running" and j["n_done"] >= n for j in store.list_jobs())
+
+
+def test_same_config_started_twice_at_once_runs_every_unit_once(tmp_path):
+    store = RunStore()
+    a, b = start(*SLOW, log=tmp_path / "a.log"), start(*SLOW, log=tmp_path / "b.log")
+    codes = (a.wait(timeout=500), b.wait(timeout=500))
+    logs = ((tmp_path / "a.log").read_text(), (tmp_path / "b.log").read_text())
+    assert sorted(codes) == [0, 2], (codes, logs)
+    refused = logs[codes.index(2)]
+    (job,) = store.list_jobs()  # the refused start never reached the catalog
+    assert f"already running as job {job['job_id']} (pid {job['pid']})" in refused, refused
+    assert "Traceback" not in refused and len(refused.strip().splitlines()) == 1
+    assert job["status"] == "done" and job["n_done"] == job["n_total"] == 150
+    run_dir = store.run_dir(job["run_id"])
+    (log,) = (run_dir / "logs").glob("job-*.log")  # one job log: no unit ran in a second process
+    ran = [line.split("proxies: ")[1] for line in log.read_text().splitlines() if "proxies: proxy/" in line]
+    assert len(ran) == len(set(ran)) == 150
+
+
+def test_a_lock_left_by_a_killed_job_is_taken_over(tmp_path):
+    store = RunStore()
+    proc = start(*SLOW, log=tmp_path / "a.log")
+    assert wait_for(lambda: running_with_units(store)), (tmp_path / "a.log").read_text()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    (job,) = store.list_jobs()
+    assert (store.run_dir(job["run_id"]) / ".lock").read_text().split() == [str(job["job_id"]), str(proc.pid)]
+    resumed = start(*SLOW, log=tmp_path / "b.log")
+    assert resumed.wait(timeout=500) == 0, (tmp_path / "b.log").read_text()
+    newest = store.list_jobs()[0]
+    assert newest["status"] == "done" and newest["job_id"] != job["job_id"]
+    log = Path(newest["log_path"]).read_text()
+    assert f"took over the lock of job {job['job_id']} (pid {proc.pid})" in log
+    kept = int(re.search(r"proxies: (\d+)/150 already done", log).group(1))
+    assert kept >= job["n_done"] >= 2  # every unit finished before the kill was kept
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_and_sigint_record_cancelled_without_a_traceback(tmp_path, sig):
+    store = RunStore()
+    proc = start(*SLOW, "--set", "n_workers=2", log=tmp_path / "a.log")
+    assert wait_for(lambda: running_with_units(store)), (tmp_path / "a.log").read_text()
+    proc.send_signal(sig)
+    code = proc.wait(timeout=120)
+    out = (tmp_path / "a.log").read_text()
+    assert code == 128 + sig, out
+    assert "Traceback" not in out and "KeyboardInterrupt" not in out, out
+    assert f"cancelled: stopped by {signal.Signals(sig).name}" in out
+    (job,) = store.list_jobs()
+    assert job["status"] == "cancelled" and job["error"] == f"stopped by {signal.Signals(sig).name}"
+    assert store.get_run(job["run_id"])["status"] == "cancelled"
+    status = cli("status")
+    assert "cancelled" in status.stdout and "running" not in status.stdout, status.stdout
+    assert not any(Path(store.run_dir(job["run_id"])).rglob(".*.tmp"))  # no half-written file left
+
+
+def test_kill_9_reads_died_in_the_cli_and_the_app_with_a_resume_hint(tmp_path):
+    store = RunStore()
+    proc = start(*SLOW, log=tmp_path / "a.log")
+    assert wait_for(lambda: running_with_units(store, 3)), (tmp_path / "a.log").read_text()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    (job,) = store.list_jobs()
+    run_id = job["run_id"]
+    assert job["status"] == "died"
+    run = store.get_run(run_id)
+    assert run["status"] == "died" and run["last_step"].startswith("proxies: proxy/")
+    assert [r["status"] for r in store.list_runs()] == ["died"]
+    status = cli("status")
+    line = next(ln for ln in status.stdout.splitlines() if ln.startswith(run_id))
+    assert line.split()[2] == "died", status.stdout
+    assert f"resume with `python -m jobs resume {run_id}`" in status.stdout
+    assert f"died at: {job['message']}" in status.stdout
+    # the app's Jobs page reads the same catalog
+    from pages.jobs import jobs_table
+
+    assert list(jobs_table(store)["status"]) == ["died"]
+    resumed = cli("resume", run_id, "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    assert store.get_run(run_id)["status"] == "done"
+
+
+def test_the_lock_names_its_holder_and_frees_on_release(tmp_path):
+    lock = RunLock(tmp_path / "run").acquire()
+    lock.set_job(7)
+    with pytest.raises(RunLocked, match=rf"already running as job 7 \(pid {os.getpid()}\)"):
+        RunLock(tmp_path / "run").acquire(wait_for_holder=0.1)
+    lock.release()
+    again = RunLock(tmp_path / "run").acquire()
+    assert again.previous == (7, os.getpid())
+    again.release()
+
+
+def test_a_dead_pid_and_a_reused_pid_are_not_alive():
+    from mixmin_core.runs.store import job_alive
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    assert not job_alive(proc.pid)
+    assert job_alive(os.getpid(), time.time())
+    assert not job_alive(1, started_at=0.0)  # pid 1 started after the epoch: a job from 1970 is not it
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    assert wait_for(lambda: Path(f"/proc/{zombie.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z", 30)
+    assert not job_alive(zombie.pid) and not jobs_control._is_job_process(zombie.pid)
+    zombie.wait()
