@@ -216,7 +216,7 @@ def test_jobs_page_starts_a_job_from_the_form_and_shows_its_progress(home):
 
 
 def _template_runs():
-    return {CHEM_RUN, "synthetic-demo-dfb15ed5"}
+    return {CHEM_RUN, "synthetic-demo-6434063b"}
 
 
 def test_jobs_page_reports_a_bad_override_without_a_traceback(home):
