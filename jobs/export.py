@@ -1,0 +1,183 @@
+"""``python -m jobs export``: a mixture as a training plan, in the format a trainer reads.
+
+    python -m jobs export --run RUN_ID --problem KEY [--method mixmin] --budget-tokens N
+                          [--max-epochs 4] --format json|csv|hf|olmix|megatron|chem-table [--out FILE]
+    python -m jobs export --weights mixture.json --sizes sizes.csv --budget-tokens N --format hf
+
+Source sizes come from the run's sources.csv (``tokens`` for language-model runs, ``n_labelled``
+rows for chemistry) or from ``--sizes`` (a CSV with columns ``source,size``). Every source the
+budget would repeat more than ``--max-epochs`` times is reported; ``--respect-limit`` solves again
+with availability caps that keep every source within the limit (it needs the run's proxy outputs).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from mixmin_core.engine import export
+from mixmin_core.errors import InputError
+from mixmin_core.runs.fileio import write_text
+from mixmin_core.runs.layout import Problem, list_mixtures, mixture_path, outputs_path
+from mixmin_core.solver.results import MixtureResult
+
+
+def add_parser(sub) -> None:
+    """Register ``export`` on the CLI's subparsers; its own usage errors are one ``error:`` line too."""
+    p = sub.add_parser("export", help="write a mixture as a training plan (JSON, CSV, datasets, Olmix, Megatron, chemistry table)",
+                       description=__doc__)
+    p.add_argument("--run", help="run id (see `python -m jobs status`)")
+    p.add_argument("--problem", help="problem key within the run, e.g. TOX21_AR__trial0 or hellaswag__budget-0.1__trial0")
+    p.add_argument("--method", default="mixmin", help="whose mixture to export (default: mixmin)")
+    p.add_argument("--weights", help="a MixtureResult JSON file (instead of --run/--problem)")
+    p.add_argument("--sizes", help="CSV with columns source,size (tokens or rows); default: the run's sources.csv")
+    p.add_argument("--budget", "--budget-tokens", "--budget-rows", dest="budget",
+                   metavar="N", help="training budget in tokens (language models) or rows (chemistry)")
+    p.add_argument("--unit", help="tokens or rows (default: the run's, else tokens; rows for chem-table)")
+    p.add_argument("--max-epochs", default="4", help="warn about sources repeated more often (default 4)")
+    p.add_argument("--respect-limit", action="store_true",
+                   help="solve again with availability caps so no source exceeds --max-epochs")
+    p.add_argument("--format", dest="fmt", default="json", help=f"one of {', '.join(export.FORMATS)} (default json)")
+    p.add_argument("--data-prefix", default="{source}", help="megatron: data prefix per source, e.g. /data/{source}_text_document")
+    p.add_argument("--seed", default="0", help="hf: interleaving seed (default 0)")
+    p.add_argument("--out", default="-", help="output file (default: standard output)")
+    p.error = _one_line_error
+    p.set_defaults(func=cmd_export)
+
+
+def _one_line_error(message: str):
+    print(f"error: {message} (see python -m jobs export --help)", file=sys.stderr)
+    sys.exit(2)
+
+
+def cmd_export(args) -> int:
+    if args.fmt not in export.FORMATS:
+        raise InputError(f"--format must be one of {', '.join(export.FORMATS)}; got {args.fmt!r}.")
+    if args.budget is None:
+        raise InputError("--budget-tokens (or --budget-rows) is required: the total amount the final model trains on.")
+    budget, max_epochs = _number("--budget-tokens", args.budget), _number("--max-epochs", args.max_epochs)
+    seed = _integer("--seed", args.seed)
+    run_dir, problem = _run(args)
+    result = _read_weights(args.weights) if args.weights else _run_mixture(run_dir, problem, args.method)
+    sizes, unit = _sizes(args, run_dir)
+    if args.unit is not None:
+        unit = args.unit
+    meta = {"run": args.run, "problem": problem.key} if problem is not None else {}
+    plan = export.plan_training(result, sizes, budget=budget, max_epochs=max_epochs, unit=unit, meta=meta)
+    if args.respect_limit and plan.over_limit:
+        plan = _solve_again(plan, result, run_dir, problem, sizes)
+    for line in plan.warnings():
+        print(f"warning: {line}", file=sys.stderr)
+    examples = export.run_chem_examples(run_dir, plan.source_names) if args.fmt == "chem-table" and run_dir else None
+    if args.fmt == "chem-table" and run_dir is None:
+        raise InputError("--format chem-table needs --run RUN_ID (a chemistry run, for its molecules and labels).")
+    text = export.render(plan, args.fmt, examples=examples, path_template=args.data_prefix, seed=seed)
+    _write(args.out, text)
+    print(f"{args.fmt}: {len(plan.source_names)} sources, {plan.budget:.6g} {plan.unit}, method {plan.method}"
+          + ("" if args.out == "-" else f" -> {args.out}"), file=sys.stderr)
+    return 0
+
+
+def _number(flag: str, text) -> float:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise InputError(f"{flag} must be a positive number; got {text!r}.") from None
+    if not value > 0 or value == float("inf"):
+        raise InputError(f"{flag} must be a positive number; got {text!r}.")
+    return value
+
+
+def _integer(flag: str, text) -> int:
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        raise InputError(f"{flag} must be an integer; got {text!r}.") from None
+
+
+def _run(args):
+    if args.run is None:
+        if args.weights is None:
+            raise InputError("say which mixture to export: --run RUN_ID --problem KEY, or --weights FILE.json.")
+        return None, None
+    from mixmin_core.runs.store import RunStore
+
+    store = RunStore()
+    run_dir = store.run_dir(args.run)
+    if not run_dir.is_dir():
+        raise InputError(f"no run {args.run!r} in {store.root}; `python -m jobs status` lists the runs.")
+    if args.problem is None:
+        if args.weights is not None:
+            return run_dir, None
+        raise InputError(f"--problem is required with --run; problems with mixtures: {_problems(run_dir)[:10]}.")
+    try:
+        problem = Problem.from_key(args.problem)
+    except (ValueError, IndexError):
+        raise InputError(f"--problem {args.problem!r} is not a problem key such as TARGET__trial0; "
+                         f"this run has {_problems(run_dir)[:10]}.") from None
+    return run_dir, problem
+
+
+def _problems(run_dir: Path) -> list[str]:
+    keys = {p.stem.rsplit("__", 1)[0] for p in (run_dir / "mixtures").glob("*.json")}
+    return sorted(keys)
+
+
+def _run_mixture(run_dir: Path, problem: Problem, method: str) -> MixtureResult:
+    path = mixture_path(run_dir, problem, method)
+    if not path.exists():
+        methods = sorted(list_mixtures(run_dir, problem))
+        if not methods:
+            raise InputError(f"run has no mixtures for problem {problem.key!r}; problems with mixtures: {_problems(run_dir)[:10]}.")
+        raise InputError(f"no {method!r} mixture for problem {problem.key!r}; --method can be one of {methods}.")
+    return _read_weights(path)
+
+
+def _read_weights(path) -> MixtureResult:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        result = MixtureResult.from_dict(data)
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not valid JSON ({exc}).") from None
+    except (KeyError, TypeError, AttributeError, ValueError):
+        raise InputError(f"{path}: not a mixture; expected MixtureResult.to_dict() JSON with a 'weights' "
+                         "object {source: weight}.") from None
+    if not result.source_names:
+        raise InputError(f"{path}: 'weights' is empty.")
+    return result
+
+
+def _sizes(args, run_dir) -> tuple[dict, str]:
+    default_unit = "rows" if args.fmt == "chem-table" else "tokens"
+    if args.sizes:
+        return export.read_sizes_csv(args.sizes), default_unit
+    if run_dir is None:
+        raise InputError("--weights needs the source sizes: --sizes FILE.csv (columns source,size) or --run RUN_ID.")
+    return export.run_source_sizes(run_dir)
+
+
+def _solve_again(plan, result, run_dir, problem, sizes):
+    from mixmin_core.solver.proxy_outputs import ProxyOutputs
+
+    if problem is None:
+        raise InputError("--respect-limit solves again on the run's proxy outputs: give --run RUN_ID --problem KEY.")
+    outputs = ProxyOutputs.load(outputs_path(run_dir, problem))
+    step = result.meta.get("step_size", 1.0) if isinstance(result.meta, dict) else 1.0
+    again = export.solve_within_limit(outputs, plan, step_size=float(step), max_iter=1000, tol=1e-6)
+    print(f"solved again with caps max_epochs * size / budget: loss {again.loss:.6g} "
+          f"(was {result.loss:.6g}), {again.status}", file=sys.stderr)
+    return export.plan_training(again, sizes, budget=plan.budget, max_epochs=plan.max_epochs, unit=plan.unit,
+                                meta={**plan.meta, "resolved_within_limit": True, "from_method": plan.method})
+
+
+def _write(out: str, text: str) -> None:
+    if out == "-":
+        sys.stdout.write(text)
+        return
+    try:
+        write_text(out, text)
+    except OSError as exc:
+        raise InputError(f"--out {out}: cannot write ({exc.strerror or exc}).") from None

@@ -1,0 +1,469 @@
+"""Turn a mixture into a training plan and write it in the formats trainers read.
+
+A plan says, for a training budget (tokens for language models, rows for chemistry), how much of
+each source to draw (``weight * budget``) and how many epochs that is (``amount / size``), and
+flags every source that would be repeated more than ``max_epochs`` times. Such a mixture can be
+solved again with availability caps ``w_p <= max_epochs * size_p / budget``
+(:func:`solve_within_limit`).
+
+Formats: plain JSON and CSV, a Hugging Face ``datasets.interleave_datasets`` snippet, an
+Olmix-style mixture YAML (``mix: {source: {weight, repetition_factor}}``), a Megatron-LM
+``--data-path`` weight string and, for chemistry, the weighted training table
+``molecule, assay, label, weight`` (each assay's rows sharing its mixture weight, as the chemistry
+pipeline's final models are trained).
+"""
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mixmin_core.errors import InputError
+from mixmin_core.solver.results import MixtureResult
+
+UNITS = ("tokens", "rows")
+FORMATS = ("json", "csv", "hf", "olmix", "megatron", "chem-table")
+#: Relative slack before a source counts as over the repeat limit (a capped re-solve lands on it).
+LIMIT_SLACK = 1e-6
+#: Decimal places of exported weights (see :func:`round_weights`).
+DECIMALS = 9
+#: Smallest cap handed to the solver (a source with no data still needs a positive cap).
+MIN_CAP = 1e-9
+
+
+@dataclass(frozen=True, eq=False)
+class TrainingPlan:
+    """A mixture at a training budget: amount and epochs per source.
+
+    Attributes
+    ----------
+    source_names : tuple of str.
+    weights : (n_sources,) float64 summing to one, rounded to ``10**-DECIMALS`` (:func:`round_weights`).
+    sizes : (n_sources,) float64, data available per source (in ``unit``).
+    budget : total amount to train on (in ``unit``).
+    max_epochs : the repeat limit the plan is checked against.
+    unit : "tokens" or "rows".
+    method : the method that produced the weights.
+    meta : JSON-serialisable facts (run, problem, ...) carried into the exports.
+    """
+
+    source_names: tuple
+    weights: np.ndarray
+    sizes: np.ndarray
+    budget: float
+    max_epochs: float
+    unit: str = "tokens"
+    method: str = "mixmin"
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def amounts(self) -> np.ndarray:
+        """``weight * budget`` per source (tokens or rows to draw)."""
+        return self.weights * self.budget
+
+    @property
+    def epochs(self) -> np.ndarray:
+        """Times each source is repeated (``inf`` for a source with weight but no data)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(self.amounts > 0, self.amounts / self.sizes, 0.0)
+
+    @property
+    def over_limit(self) -> tuple:
+        """Names of the sources repeated more than ``max_epochs`` times."""
+        over = self.epochs > self.max_epochs * (1 + LIMIT_SLACK)
+        return tuple(n for n, o in zip(self.source_names, over) if o)
+
+    def weights_dict(self) -> dict:
+        return dict(zip(self.source_names, map(float, self.weights)))
+
+    def warnings(self) -> list[str]:
+        """One line per source over the repeat limit, and how to fix it."""
+        out = []
+        for name in self.over_limit:
+            i = self.source_names.index(name)
+            out.append(f"source {name!r} would be repeated {self.epochs[i]:.3g} times "
+                       f"({self.amounts[i]:.4g} of {self.sizes[i]:.4g} {self.unit}), more than max_epochs={self.max_epochs:g}")
+        if out:
+            try:
+                repeat_caps(self.sizes, self.budget, self.max_epochs)
+                out.append("solve again with availability caps that respect the limit (solve_within_limit, "
+                           "or --respect-limit on the command line)")
+            except InputError as exc:
+                out.append(str(exc))
+        return out
+
+    def caps(self) -> np.ndarray:
+        """Availability caps ``min(1, max_epochs * size / budget)`` that keep every source within the limit."""
+        return repeat_caps(self.sizes, self.budget, self.max_epochs)
+
+    def to_frame(self):
+        """``source, weight, size, <unit>, epochs, over_limit`` per source."""
+        import pandas as pd
+
+        over = set(self.over_limit)
+        return pd.DataFrame({
+            "source": list(self.source_names), "weight": self.weights, "size": self.sizes,
+            self.unit: np.round(self.amounts).astype(np.int64), "epochs": self.epochs,
+            "over_limit": [n in over for n in self.source_names],
+        })
+
+    def to_dict(self) -> dict:
+        epochs = [float(e) if np.isfinite(e) else None for e in self.epochs]
+        over = set(self.over_limit)
+        return {
+            "method": self.method, "unit": self.unit, "budget": float(self.budget),
+            "max_epochs": float(self.max_epochs), "meta": self.meta, "weights": self.weights_dict(),
+            "sources": [{"source": n, "weight": float(w), "size": float(s), self.unit: int(round(a)),
+                         "epochs": e, "over_limit": n in over}
+                        for n, w, s, a, e in zip(self.source_names, self.weights, self.sizes, self.amounts, epochs)],
+            "warnings": self.warnings(),
+        }
+
+
+def _positive(name: str, value) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        x = float("nan")
+    if not (np.isfinite(x) and x > 0):
+        raise InputError(f"{name} must be a positive number; got {value!r}.")
+    return x
+
+
+def repeat_caps(sizes, budget: float, max_epochs: float) -> np.ndarray:
+    """Caps ``min(1, max_epochs * size_p / budget)`` per source (at least ``MIN_CAP``).
+
+    Raises
+    ------
+    InputError
+        If even these caps sum below one: the data cannot fill ``budget`` within ``max_epochs``.
+    """
+    budget, max_epochs = _positive("budget", budget), _positive("max_epochs", max_epochs)
+    sizes = np.asarray(sizes, dtype=np.float64)
+    caps = np.clip(max_epochs * sizes / budget, MIN_CAP, 1.0)
+    if caps.sum() < 1 - 1e-9:
+        most = max_epochs * sizes.sum()
+        raise InputError(
+            f"budget {budget:.4g} cannot be filled within max_epochs={max_epochs:g}: the sources hold "
+            f"{sizes.sum():.4g} in all, so at most {most:.4g} fit; lower the budget or raise max_epochs."
+        )
+    return caps
+
+
+def plan_training(result: MixtureResult, sizes, *, budget: float, max_epochs: float = 4.0,
+                  unit: str = "tokens", meta: dict | None = None) -> TrainingPlan:
+    """The training plan of ``result``'s weights at ``budget``.
+
+    Parameters
+    ----------
+    result : MixtureResult (its weights and source names).
+    sizes : ``{source: size}`` (extra sources ignored) or an array in ``result.source_names`` order;
+        tokens or rows available per source, non-negative.
+    budget : positive total amount to train on, in ``unit``.
+    max_epochs : positive repeat limit.
+    unit : "tokens" or "rows".
+    meta : facts to carry into the exports (run id, problem, ...).
+
+    Raises
+    ------
+    InputError
+        For a bad budget, limit or unit, missing or negative sizes, or weights off the simplex.
+    """
+    if not isinstance(result, MixtureResult):
+        raise InputError(f"result must be a MixtureResult; got {type(result).__name__}.")
+    if unit not in UNITS:
+        raise InputError(f"unit must be one of {UNITS}; got {unit!r}.")
+    budget, max_epochs = _positive("budget", budget), _positive("max_epochs", max_epochs)
+    names = tuple(result.source_names)
+    w = np.asarray(result.weights, dtype=np.float64)
+    if w.shape != (len(names),) or not np.isfinite(w).all() or (w < 0).any() or abs(w.sum() - 1) > 1e-4:
+        raise InputError(f"result.weights must be {len(names)} non-negative numbers summing to 1; got sum {w.sum():.4g}.")
+    return TrainingPlan(names, round_weights(w), _check_sizes(sizes, names), budget, max_epochs, unit,
+                        str(result.method), dict(meta or {}))
+
+
+def round_weights(weights) -> np.ndarray:
+    """Weights on a grid of ``10**-DECIMALS`` summing to exactly one (the rounding residual goes to the largest).
+
+    Solver weights are float32 (about 7 significant digits), so nothing real is lost, and every
+    format prints short numbers (0.6, not 0.6000000014901161) that read back to the same float64.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    scale = 10 ** DECIMALS
+    units = np.round(w / w.sum() * scale).astype(np.int64)
+    units[int(np.argmax(units))] += scale - units.sum()
+    return units / scale
+
+
+def _check_sizes(sizes, names: tuple) -> np.ndarray:
+    if isinstance(sizes, Mapping):
+        missing = [n for n in names if n not in sizes]
+        if missing:
+            raise InputError(f"sizes has no entry for {len(missing)} source(s) of the mixture, e.g. {missing[:5]}; "
+                             "give the tokens or rows of every source.")
+        sizes = [sizes[n] for n in names]
+    try:
+        arr = np.asarray(sizes, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"sizes must be numbers (tokens or rows per source); got {sizes!r:.80}.") from None
+    if arr.shape != (len(names),):
+        raise InputError(f"sizes must hold {len(names)} numbers, one per source; got shape {arr.shape}.")
+    if not np.isfinite(arr).all() or (arr < 0).any():
+        bad = [n for n, s in zip(names, arr) if not (np.isfinite(s) and s >= 0)]
+        raise InputError(f"sizes must be finite and non-negative; bad for {bad[:5]}.")
+    return arr
+
+
+def solve_within_limit(outputs, plan: TrainingPlan, **solver) -> MixtureResult:
+    """Solve again with the caps of ``plan`` (``w_p <= max_epochs * size_p / budget``).
+
+    ``outputs`` is one target's ProxyOutputs (solved with :func:`~mixmin_core.mixmin`) or several
+    targets' (solved with :func:`~mixmin_core.solver.multi_target.mixmin_multi`); ``solver`` keyword
+    arguments go to that solver.
+
+    Raises
+    ------
+    InputError
+        If the limit cannot be met at this budget, or the outputs' sources differ from the plan's.
+    """
+    from mixmin_core.solver.multi_target import check_targets, mixmin_multi
+    from mixmin_core.solver.proxy_outputs import ProxyOutputs
+    from mixmin_core.solver.solvers import mixmin
+
+    names = outputs.source_names if isinstance(outputs, ProxyOutputs) else check_targets(outputs).source_names
+    caps = dict(zip(plan.source_names, plan.caps()))
+    missing = [n for n in names if n not in caps]
+    if missing:
+        raise InputError(f"outputs have sources the plan lacks, e.g. {missing[:5]}; export and solve on the same sources.")
+    caps = np.array([caps[n] for n in names])
+    if caps.sum() < 1 - 1e-9:
+        raise InputError(f"the caps of the outputs' {len(names)} sources sum to {caps.sum():.4g} < 1; "
+                         "lower the budget or raise max_epochs.")
+    if isinstance(outputs, ProxyOutputs):
+        return mixmin(outputs, caps=caps, **solver)
+    return mixmin_multi(outputs, caps=caps, **solver)
+
+
+# ---- formats ---------------------------------------------------------------------------------
+def _num(x: float) -> str:
+    """Shortest text that reads back as the same float64."""
+    return repr(float(x))
+
+
+def to_json(plan: TrainingPlan) -> str:
+    return json.dumps(plan.to_dict(), indent=2) + "\n"
+
+
+def to_csv(plan: TrainingPlan) -> str:
+    buf = io.StringIO()
+    plan.to_frame().to_csv(buf, index=False, float_format="%.17g")
+    return buf.getvalue()
+
+
+def _header(plan: TrainingPlan) -> list[str]:
+    facts = ", ".join(f"{k} {v}" for k, v in plan.meta.items() if isinstance(v, (str, int, float)))
+    lines = [f"# Training mixture from mixmin: method {plan.method}" + (f", {facts}" if facts else "") + ".",
+             f"# Budget {plan.budget:.6g} {plan.unit}; repeat limit {plan.max_epochs:g} epochs."]
+    lines += [f"# WARNING: {w}" for w in plan.warnings()]
+    return lines
+
+
+def _positive_sources(plan: TrainingPlan) -> tuple[list, list]:
+    keep = plan.weights > 0
+    w = plan.weights[keep] / plan.weights[keep].sum()
+    return [n for n, k in zip(plan.source_names, keep) if k], [float(x) for x in w]
+
+
+def hf_snippet(plan: TrainingPlan, *, seed: int = 0, stopping_strategy: str = "first_exhausted",
+               datasets_var: str = "source_datasets") -> str:
+    """Python that interleaves the sources with ``datasets.interleave_datasets(..., probabilities=...)``.
+
+    The snippet expects ``datasets_var`` to map every source name to a ``datasets.Dataset`` (or
+    ``IterableDataset``) and binds the result to ``mixed``. Sources with zero weight are left out.
+    """
+    if stopping_strategy not in ("first_exhausted", "all_exhausted", "all_exhausted_without_replacement"):
+        raise InputError(f"stopping_strategy must be 'first_exhausted', 'all_exhausted' or "
+                         f"'all_exhausted_without_replacement'; got {stopping_strategy!r}.")
+    if not str(datasets_var).isidentifier():
+        raise InputError(f"datasets_var must be a Python identifier; got {datasets_var!r}.")
+    names, probs = _positive_sources(plan)
+    lines = _header(plan) + [
+        f"# `{datasets_var}` maps each source name below to a datasets.Dataset (or IterableDataset).",
+        "# probabilities are per example: they are the token shares when the sources' examples have similar",
+        "# lengths (otherwise divide each by its source's mean example length and renormalise).",
+        "# 'first_exhausted' stops when the first source runs out (sources repeated more than once run out",
+        "# early); 'all_exhausted' oversamples until every source has been seen.",
+        "from datasets import interleave_datasets",
+        "",
+        f"SOURCES = {json.dumps(names)}",
+        f"PROBABILITIES = [{', '.join(map(_num, probs))}]",
+        "mixed = interleave_datasets(",
+        f"    [{datasets_var}[name] for name in SOURCES],",
+        "    probabilities=PROBABILITIES,",
+        f"    seed={int(seed)},",
+        f"    stopping_strategy={stopping_strategy!r},",
+        ")",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def olmix_yaml(plan: TrainingPlan) -> str:
+    """An Olmix-style mixture: ``max_tokens`` and a flat ``mix`` of ``{weight, repetition_factor}``.
+
+    ``repetition_factor`` is the repeat limit (Olmix passes it to OLMo-core as the per-source
+    ``max_repetition_ratio``), so a source over the limit fails there instead of silently repeating.
+    """
+    import yaml
+
+    body = {"max_tokens" if plan.unit == "tokens" else "max_rows": int(round(plan.budget)),
+            "mix": {n: {"weight": float(w), "repetition_factor": float(plan.max_epochs)}
+                    for n, w in zip(plan.source_names, plan.weights)}}
+    return "\n".join(_header(plan)) + "\n" + yaml.safe_dump(body, sort_keys=False)
+
+
+def megatron_data_path(plan: TrainingPlan, *, path_template: str = "{source}") -> str:
+    """``--data-path W1 PREFIX1 W2 PREFIX2 ...`` for Megatron-LM (zero-weight sources left out).
+
+    ``path_template`` turns a source name into its data prefix, e.g. ``/data/{source}_text_document``.
+    """
+    if "{source}" not in path_template:
+        raise InputError(f"path_template must contain '{{source}}'; got {path_template!r}.")
+    names, probs = _positive_sources(plan)
+    parts = []
+    for name, w in zip(names, probs):
+        prefix = path_template.replace("{source}", name)
+        if not prefix or any(c.isspace() for c in prefix):
+            raise InputError(f"the data prefix of source {name!r} ({prefix!r}) contains whitespace, which "
+                             "Megatron's --data-path cannot hold; choose a path_template without spaces.")
+        parts += [_num(w), prefix]
+    return "--data-path " + " ".join(parts) + "\n"
+
+
+def chem_table(plan: TrainingPlan, examples):
+    """The weighted training table ``molecule, assay, label, weight``.
+
+    ``examples`` (DataFrame with columns ``molecule``, ``assay``, ``label``) lists every labelled
+    example; each source assay with positive weight keeps all its rows, each weighted
+    ``weight_p / n_rows_p`` so an assay's rows sum to its mixture weight.
+
+    Raises
+    ------
+    InputError
+        If ``examples`` lacks a column or has no rows for a source with positive weight.
+    """
+    import pandas as pd
+
+    missing_cols = [c for c in ("molecule", "assay", "label") if c not in getattr(examples, "columns", ())]
+    if missing_cols:
+        raise InputError(f"examples must be a DataFrame with columns molecule, assay, label; missing {missing_cols}.")
+    weights = {n: w for n, w in plan.weights_dict().items() if w > 0}
+    rows = examples.loc[examples["assay"].isin(list(weights)), ["molecule", "assay", "label"]]
+    counts = rows["assay"].value_counts()
+    empty = [n for n in weights if counts.get(n, 0) == 0]
+    if empty:
+        raise InputError(f"examples have no rows for {len(empty)} source(s) with positive weight, e.g. {empty[:5]}.")
+    table = rows.reset_index(drop=True)
+    table["weight"] = table["assay"].map(weights).to_numpy() / table["assay"].map(counts).to_numpy()
+    return pd.DataFrame(table)
+
+
+def render(plan: TrainingPlan, fmt: str, *, examples=None, path_template: str = "{source}", seed: int = 0) -> str:
+    """``plan`` as text in format ``fmt`` (one of :data:`FORMATS`); ``examples`` for "chem-table"."""
+    if fmt not in FORMATS:
+        raise InputError(f"format must be one of {FORMATS}; got {fmt!r}.")
+    if fmt == "chem-table":
+        if examples is None:
+            raise InputError("format 'chem-table' needs the labelled examples (molecule, assay, label).")
+        buf = io.StringIO()
+        chem_table(plan, examples).to_csv(buf, index=False, float_format="%.17g")
+        return buf.getvalue()
+    if fmt == "hf":
+        return hf_snippet(plan, seed=seed)
+    if fmt == "megatron":
+        return megatron_data_path(plan, path_template=path_template)
+    return {"json": to_json, "csv": to_csv, "olmix": olmix_yaml}[fmt](plan)
+
+
+# ---- run folders -----------------------------------------------------------------------------
+def run_source_sizes(run_dir) -> tuple[dict, str]:
+    """``({source: size}, unit)`` of a run: ``tokens`` (LM) or ``n_labelled`` (chemistry) in sources.csv,
+    else the labelled rows per assay in the run's ``features/labels.npz``.
+
+    Raises
+    ------
+    InputError
+        If the run folder records no source sizes (pass them explicitly).
+    """
+    from mixmin_core.runs.layout import read_sources
+
+    run_dir = Path(run_dir)
+    frame = read_sources(run_dir)
+    for column, unit in (("tokens", "tokens"), ("n_labelled", "rows")):
+        if column in frame.columns and len(frame):
+            return dict(zip(frame["source"], frame[column].astype(float))), unit
+    labels = run_dir / "features" / "labels.npz"
+    if labels.exists():
+        lab, assays = _labels(labels)
+        return dict(zip(assays, (lab >= 0).sum(axis=0).astype(float))), "rows"
+    raise InputError(f"{run_dir}: sources.csv has no 'tokens' or 'n_labelled' column and there is no "
+                     "features/labels.npz; give the source sizes explicitly (a CSV with columns source,size).")
+
+
+def run_chem_examples(run_dir, sources=None):
+    """Labelled examples ``molecule, assay, label`` of a chemistry run (``sources``: assays to keep)."""
+    import pandas as pd
+
+    run_dir = Path(run_dir)
+    smiles_p, labels_p = run_dir / "features" / "smiles.npz", run_dir / "features" / "labels.npz"
+    for p in (smiles_p, labels_p):
+        if not p.exists():
+            raise InputError(f"{p}: not found; the chemistry table needs a chemistry run's features folder.")
+    with np.load(smiles_p, allow_pickle=False) as z:
+        smiles = z["smiles"]
+    lab, assays = _labels(labels_p)
+    keep = [i for i, a in enumerate(assays) if sources is None or a in set(sources)]
+    frames = []
+    for j in keep:
+        rows = np.flatnonzero(lab[:, j] >= 0)
+        frames.append(pd.DataFrame({"molecule": smiles[rows], "assay": assays[j], "label": lab[rows, j].astype(int)}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["molecule", "assay", "label"])
+
+
+def _labels(path: Path):
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return z["labels"], [str(a) for a in z["assays"]]
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputError(f"{path}: cannot read labels and assays ({exc}).") from None
+
+
+def read_sizes_csv(path) -> dict:
+    """``{source: size}`` from a CSV with a ``source`` column and one of ``size``, ``tokens``, ``rows``, ``n_labelled``.
+
+    Raises
+    ------
+    InputError
+        If the file is missing, unreadable or lacks those columns.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path, dtype={"source": str})
+    except FileNotFoundError:
+        raise InputError(f"{path}: sizes file not found.") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not a readable CSV ({exc}).") from None
+    column = next((c for c in ("size", "tokens", "rows", "n_labelled") if c in frame.columns), None)
+    if "source" not in frame.columns or column is None:
+        raise InputError(f"{path}: needs columns 'source' and 'size' (or tokens, rows, n_labelled); "
+                         f"got {list(frame.columns)}.")
+    values = pd.to_numeric(frame[column], errors="coerce")
+    if values.isna().any():
+        bad = frame.loc[values.isna(), "source"].tolist()[:5]
+        raise InputError(f"{path}: column {column!r} must be numeric; bad for sources {bad}.")
+    return dict(zip(frame["source"], values.astype(float)))

@@ -1,0 +1,260 @@
+"""Training plans and export formats: every format parses back (with its own parser) to the same weights,
+the ``datasets`` snippet runs on in-memory datasets, and the repeat limit is enforced by a capped re-solve."""
+import ast
+import csv
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from mixmin_core import InputError, MixtureResult, ProxyOutputs, mixmin
+from mixmin_core.engine.export import (
+    FORMATS,
+    chem_table,
+    hf_snippet,
+    megatron_data_path,
+    olmix_yaml,
+    plan_training,
+    read_sizes_csv,
+    render,
+    repeat_caps,
+    run_chem_examples,
+    run_source_sizes,
+    solve_within_limit,
+    to_csv,
+    to_json,
+)
+from mixmin_core.runs.layout import write_sources
+
+NAMES = ("web", "books", "code", "wiki", "math")
+#: weights with awkward values: many digits, a tiny one and an exact zero
+WEIGHTS = np.array([0.4123456789, 0.3, 0.2876543211 - 3e-9, 3e-9, 0.0])
+SIZES = {"web": 1e9, "books": 2e8, "code": 5e7, "wiki": 3e8, "math": 1e6, "unused": 5.0}
+
+
+@pytest.fixture
+def plan():
+    result = MixtureResult(weights=WEIGHTS.astype(np.float32), source_names=NAMES, method="mixmin")
+    return plan_training(result, SIZES, budget=1e9, max_epochs=4, meta={"run": "r1", "problem": "hellaswag__trial0"})
+
+
+def _expected(plan):
+    return plan.weights_dict()
+
+
+def _assert_same(parsed: dict, plan, *, drop_zero=False):
+    want = {n: w for n, w in _expected(plan).items() if not (drop_zero and w == 0)}
+    assert set(parsed) == set(want)
+    for n in want:
+        assert parsed[n] == want[n], n  # bit for bit
+
+
+def test_plan_amounts_epochs_and_limit(plan):
+    w = plan.weights
+    assert w.sum() == pytest.approx(1.0, abs=1e-15)
+    np.testing.assert_allclose(w, WEIGHTS.astype(np.float32), rtol=1e-7, atol=1e-9)  # the solver's weights
+    assert w[3] == 3e-9 and all(len(repr(float(x))) <= 11 for x in w)  # short numbers on a 1e-9 grid
+    np.testing.assert_allclose(plan.amounts, w * 1e9)
+    np.testing.assert_allclose(plan.epochs, w * 1e9 / np.array([1e9, 2e8, 5e7, 3e8, 1e6]))
+    # code: 0.2877 * 1e9 / 5e7 = 5.75 epochs > 4; books: 1.5 epochs is fine
+    assert plan.over_limit == ("code",)
+    warnings = plan.warnings()
+    assert "source 'code' would be repeated 5.75 times" in warnings[0] and "max_epochs=4" in warnings[0]
+    assert "solve again with availability caps" in warnings[1]
+    frame = plan.to_frame()
+    assert list(frame.columns) == ["source", "weight", "size", "tokens", "epochs", "over_limit"]
+    assert frame.loc[frame.source == "web", "tokens"].item() == round(w[0] * 1e9)  # whole tokens
+
+
+def test_json_parses_back(plan):
+    data = json.loads(to_json(plan))
+    _assert_same(data["weights"], plan)
+    _assert_same({row["source"]: row["weight"] for row in data["sources"]}, plan)
+    assert data["budget"] == 1e9 and data["unit"] == "tokens" and data["meta"]["problem"] == "hellaswag__trial0"
+    assert [r["source"] for r in data["sources"] if r["over_limit"]] == ["code"]
+    assert data["warnings"]
+
+
+def test_csv_parses_back(plan):
+    rows = list(csv.DictReader(io.StringIO(to_csv(plan))))
+    _assert_same({r["source"]: float(r["weight"]) for r in rows}, plan)
+    assert {r["source"]: r["over_limit"] for r in rows}["code"] == "True"
+
+
+def test_olmix_yaml_parses_back(plan):
+    text = olmix_yaml(plan)
+    data = yaml.safe_load(text)
+    _assert_same({n: e["weight"] for n, e in data["mix"].items()}, plan)
+    assert data["max_tokens"] == 1_000_000_000
+    assert {e["repetition_factor"] for e in data["mix"].values()} == {4.0}
+    assert "# WARNING: source 'code'" in text  # the warning travels with the file
+
+
+def test_megatron_data_path_parses_back(plan):
+    text = megatron_data_path(plan, path_template="/data/{source}_text_document")
+    tokens = text.split()
+    assert tokens[0] == "--data-path" and len(tokens) == 1 + 2 * 4  # the zero-weight source is left out
+    parsed = {t.removeprefix("/data/").removesuffix("_text_document"): float(v) for v, t in zip(tokens[1::2], tokens[2::2])}
+    _assert_same(parsed, plan, drop_zero=True)
+    with pytest.raises(InputError, match="path_template must contain"):
+        megatron_data_path(plan, path_template="/data/x")
+    with pytest.raises(InputError, match="contains whitespace"):
+        megatron_data_path(plan, path_template="/my data/{source}")
+
+
+def _snippet_lists(text):
+    found = {}
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.Assign) and node.targets[0].id in ("SOURCES", "PROBABILITIES"):
+            found[node.targets[0].id] = ast.literal_eval(node.value)
+    return found["SOURCES"], found["PROBABILITIES"]
+
+
+def test_hf_snippet_parses_back_and_runs(plan):
+    datasets = pytest.importorskip("datasets")
+    text = hf_snippet(plan, seed=3)
+    names, probs = _snippet_lists(text)
+    _assert_same(dict(zip(names, probs)), plan, drop_zero=True)
+    n = 3000
+    source_datasets = {s: datasets.Dataset.from_dict({"text": [f"{s} {i}" for i in range(n)], "source": [s] * n})
+                       for s in NAMES}
+    namespace = {"source_datasets": source_datasets}
+    exec(compile(text, "<hf snippet>", "exec"), namespace)
+    mixed = namespace["mixed"]
+    counts = pd.Series(mixed["source"]).value_counts()
+    total = counts.sum()
+    assert total >= n  # first_exhausted: runs until the largest-weight source's 3000 rows are used up
+    for name, p in zip(names, probs):
+        share = counts.get(name, 0) / total
+        assert share == pytest.approx(p, abs=4 * np.sqrt(p * (1 - p) / total) + 1e-3), name
+    assert "math" not in counts  # weight zero: never drawn
+
+
+def test_chem_table_parses_back():
+    result = MixtureResult(weights=np.array([0.5, 0.3, 0.2, 0.0], dtype=np.float32), source_names=("A", "B", "C", "D"))
+    examples = pd.DataFrame({
+        "molecule": ["CCO", "CCN", "c1ccccc1", "CCO", "CC", "CCC", "CCO", "O"],
+        "assay": ["A", "A", "A", "B", "B", "C", "D", "target"],
+        "label": [1, 0, 0, 1, 1, 0, 1, 0],
+    })
+    plan = plan_training(result, {"A": 3, "B": 2, "C": 1, "D": 1}, budget=10, max_epochs=4, unit="rows")
+    text = render(plan, "chem-table", examples=examples)
+    table = pd.read_csv(io.StringIO(text))
+    assert list(table.columns) == ["molecule", "assay", "label", "weight"]
+    assert set(table.assay) == {"A", "B", "C"}  # zero weight and non-source assays left out
+    _assert_same(table.groupby("assay")["weight"].sum().to_dict(), plan, drop_zero=True)
+    np.testing.assert_allclose(table.loc[table.assay == "A", "weight"], 0.5 / 3)
+    np.testing.assert_allclose(plan.epochs, [5 / 3, 3 / 2, 2, 0])  # rows drawn / rows labelled
+    with pytest.raises(InputError, match="no rows for 1 source"):
+        chem_table(plan, examples[examples.assay != "C"])
+    with pytest.raises(InputError, match="columns molecule, assay, label"):
+        chem_table(plan, examples.drop(columns="label"))
+
+
+def _capped_problem():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 500)
+    values = np.clip(y * rng.uniform(0.2, 0.7, (4, 1)) + rng.uniform(0, 0.4, (4, 500)), 0, 1)
+    return ProxyOutputs(values, "binary", labels=y, source_names=["a", "b", "c", "d"])
+
+
+def test_solve_within_limit_respects_the_repeat_limit():
+    outputs = _capped_problem()
+    free = mixmin(outputs, max_iter=2000, tol=1e-7)
+    top = free.source_names[int(np.argmax(free.weights))]
+    sizes = {n: 1e6 for n in free.source_names}
+    sizes[top] = 1e5  # the favourite source is small: 4 epochs of it is at most 0.4 of a 1e6 budget
+    plan = plan_training(free, sizes, budget=1e6, max_epochs=4)
+    assert plan.over_limit == (top,) and free.weights.max() > 0.4
+    caps = plan.caps()
+    assert caps[free.source_names.index(top)] == pytest.approx(0.4) and caps.max() == 1.0
+    again = solve_within_limit(outputs, plan, max_iter=3000, tol=1e-7)
+    replanned = plan_training(again, sizes, budget=1e6, max_epochs=4)
+    assert replanned.over_limit == () and replanned.warnings() == []
+    assert replanned.epochs.max() == pytest.approx(4.0, rel=1e-4)  # the cap binds
+    assert again.loss >= free.loss - 1e-7
+    # multi-target outputs go through mixmin_multi with the same caps
+    multi = solve_within_limit([outputs, outputs.select(samples=np.arange(250))], plan, max_iter=500)
+    assert plan_training(multi, sizes, budget=1e6, max_epochs=4).over_limit == ()
+
+
+def test_limit_that_cannot_be_met_says_so():
+    with pytest.raises(InputError, match="cannot be filled within max_epochs=2.*at most 400"):
+        repeat_caps([100, 100], budget=1000, max_epochs=2)
+    result = MixtureResult(weights=np.array([0.5, 0.5], dtype=np.float32), source_names=("a", "b"))
+    plan = plan_training(result, [100, 100], budget=1000, max_epochs=2)
+    assert plan.over_limit == ("a", "b")
+    assert "cannot be filled" in plan.warnings()[-1]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"budget": 0}, "budget must be a positive number; got 0"),
+    ({"budget": -5}, "budget must be a positive number"),
+    ({"budget": "lots"}, "budget must be a positive number; got 'lots'"),
+    ({"budget": 10, "max_epochs": 0}, "max_epochs must be a positive number"),
+    ({"budget": 10, "unit": "bytes"}, "unit must be one of"),
+])
+def test_bad_plan_arguments_are_named(kwargs, match):
+    result = MixtureResult(weights=np.array([0.5, 0.5], dtype=np.float32), source_names=("a", "b"))
+    with pytest.raises(InputError, match=match):
+        plan_training(result, {"a": 1, "b": 1}, **kwargs)
+
+
+def test_bad_sizes_and_formats_are_named(plan):
+    result = MixtureResult(weights=np.array([0.5, 0.5], dtype=np.float32), source_names=("a", "b"))
+    with pytest.raises(InputError, match=r"sizes has no entry for 1 source.*\['b'\]"):
+        plan_training(result, {"a": 1}, budget=10)
+    with pytest.raises(InputError, match="sizes must be finite and non-negative; bad for \\['b'\\]"):
+        plan_training(result, {"a": 1, "b": -1}, budget=10)
+    with pytest.raises(InputError, match="sizes must hold 2 numbers"):
+        plan_training(result, [1, 2, 3], budget=10)
+    with pytest.raises(InputError, match="result must be a MixtureResult"):
+        plan_training({"a": 0.5}, {"a": 1}, budget=10)
+    with pytest.raises(InputError, match="format must be one of"):
+        render(plan, "parquet")
+    with pytest.raises(InputError, match="needs the labelled examples"):
+        render(plan, "chem-table")
+    with pytest.raises(InputError, match="stopping_strategy must be"):
+        hf_snippet(plan, stopping_strategy="never")
+    assert set(FORMATS) == {"json", "csv", "hf", "olmix", "megatron", "chem-table"}
+
+
+def test_run_folder_sizes_and_examples(tmp_path):
+    lm = tmp_path / "lm"
+    write_sources(lm, pd.DataFrame({"source": ["a", "b"], "tokens": [1000, 3000]}))
+    assert run_source_sizes(lm) == ({"a": 1000.0, "b": 3000.0}, "tokens")
+    chem = tmp_path / "chem"
+    write_sources(chem, pd.DataFrame({"source": ["X", "Y"], "n_labelled": [2, 1]}))
+    assert run_source_sizes(chem) == ({"X": 2.0, "Y": 1.0}, "rows")
+    beyond = tmp_path / "beyond"  # sources.csv without sizes: counted from the label matrix
+    write_sources(beyond, pd.DataFrame({"source": ["X", "Y"]}))
+    (beyond / "features").mkdir()
+    np.savez(beyond / "features" / "labels.npz", labels=np.array([[1, -1], [0, 1], [-1, -1]], dtype=np.int8),
+             assays=np.array(["X", "Y"]))
+    np.savez(beyond / "features" / "smiles.npz", smiles=np.array(["CCO", "CCN", "C"]))
+    assert run_source_sizes(beyond) == ({"X": 2.0, "Y": 1.0}, "rows")
+    examples = run_chem_examples(beyond)
+    assert examples.to_dict("records") == [{"molecule": "CCO", "assay": "X", "label": 1},
+                                           {"molecule": "CCN", "assay": "X", "label": 0},
+                                           {"molecule": "CCN", "assay": "Y", "label": 1}]
+    with pytest.raises(InputError, match="no 'tokens' or 'n_labelled' column"):
+        run_source_sizes(tmp_path / "empty")
+    with pytest.raises(InputError, match="not found; the chemistry table needs"):
+        run_chem_examples(lm)
+
+
+def test_sizes_csv(tmp_path):
+    path = tmp_path / "sizes.csv"
+    path.write_text("source,rows\na,10\nb,20\n")
+    assert read_sizes_csv(path) == {"a": 10.0, "b": 20.0}
+    path.write_text("name,size\na,10\n")
+    with pytest.raises(InputError, match="needs columns 'source' and 'size'"):
+        read_sizes_csv(path)
+    path.write_text("source,size\na,ten\n")
+    with pytest.raises(InputError, match="must be numeric; bad for sources \\['a'\\]"):
+        read_sizes_csv(path)
+    with pytest.raises(InputError, match="sizes file not found"):
+        read_sizes_csv(tmp_path / "missing.csv")
