@@ -9,6 +9,8 @@ import streamlit as st
 
 from pages import _data as data
 from pages import _state as state
+from pages._access import NOTE as READ_ONLY_NOTE
+from pages._access import read_only
 
 #: Every session-state key the pages use, namespaced by page, with its default.
 DEFAULTS = {
@@ -65,6 +67,8 @@ def sidebar() -> None:
             st.session_state["app.run_id"] = None
             st.caption("No runs yet: start one from the Runs page.")
         st.caption(f"Run store: `{store.root}`")
+        if read_only():
+            st.info(READ_ONLY_NOTE, icon=":material/lock:")
 
 
 st.set_page_config(page_title="mixmin", page_icon=":material/blender:", layout="wide")

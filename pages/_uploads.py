@@ -5,28 +5,45 @@ Two formats are accepted:
 - the saved ``ProxyOutputs`` pair ``<name>.npz`` + ``<name>.json`` (see :mod:`mixmin_core.solver.proxy_outputs`);
 - a table (``.csv`` or ``.parquet``) with one row per target sample and one numeric column per
   source, plus optional columns ``label`` (binary / mse), ``token_count`` (loglik) and ``sample_id``.
+
+Uploads come from whoever can open the app, so sizes are bounded before anything is expanded:
+the bytes of each file and of the whole upload, and the uncompressed size of an ``.npz``'s
+arrays (read from the zip and ``.npy`` headers, before any array is decompressed) or of a
+Parquet file's columns (from its footer). The ``.npz`` must match its sidecar's checksum, as
+``ProxyOutputs.load`` requires. Stored copies are compressed (:func:`save_compressed`).
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
-from pathlib import PurePath
+import zipfile
+from pathlib import Path, PurePath
 
 import numpy as np
 
 from mixmin_core.errors import InputError
+from mixmin_core.runs import fileio
+from mixmin_core.solver import proxy_outputs
 from mixmin_core.solver.proxy_outputs import KINDS, ProxyOutputs
 
-#: Default upper bound on the bytes of one upload (the app's ``maxUploadSize`` is the same 200 MB).
+#: Default upper bound on the bytes of one uploaded file (the app's ``maxUploadSize`` is the same 200 MB).
 MAX_UPLOAD_BYTES = 200 << 20
+#: Upper bound on the bytes of all files of one upload together.
+MAX_TOTAL_BYTES = 200 << 20
+#: Upper bound on the uncompressed arrays of one upload (an ``.npz``'s members, a Parquet's columns):
+#: 256 MB holds 2,000 sources x 30,000 samples in float32.
+MAX_EXPANDED_BYTES = 256 << 20
+MAX_FILES = 2
+MAX_SIDECAR_BYTES = 10 << 20
 LABEL_COLUMNS = ("label", "labels", "y")
 TOKEN_COLUMNS = ("token_count", "token_counts", "n_tokens")
 ID_COLUMNS = ("sample_id", "id")
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 
 
-def parse_upload(files: list[tuple[str, bytes]], *, kind: str = "auto",
-                 max_bytes: int = MAX_UPLOAD_BYTES) -> ProxyOutputs:
+def parse_upload(files: list[tuple[str, bytes]], *, kind: str = "auto", max_bytes: int = MAX_UPLOAD_BYTES,
+                 max_expanded: int = MAX_EXPANDED_BYTES) -> ProxyOutputs:
     """Build ``ProxyOutputs`` from uploaded files given as ``(file_name, content)`` pairs.
 
     Parameters
@@ -35,55 +52,148 @@ def parse_upload(files: list[tuple[str, bytes]], *, kind: str = "auto",
     kind : ``"auto"`` or one of ``binary``, ``loglik``, ``mse``. For tables, ``auto`` picks
         ``binary`` when a label column is present and every value is in [0, 1], ``mse`` with a
         label column otherwise, and ``loglik`` without one. Ignored for ``.npz`` (the sidecar says).
-    max_bytes : largest accepted file size.
+    max_bytes : largest accepted file size; all files together get at most :data:`MAX_TOTAL_BYTES`.
+    max_expanded : largest accepted uncompressed size of the arrays (``.npz``) or columns (Parquet).
 
     Raises
     ------
     InputError
-        For a missing, oversized or unreadable file, an unknown format, or outputs that fail
-        ``ProxyOutputs`` validation; the message names the file and says what was expected.
+        For a missing, oversized or unreadable file, too many files, arrays that would expand
+        past ``max_expanded``, an ``.npz`` that does not match its sidecar's checksum, an unknown
+        format, or outputs that fail ``ProxyOutputs`` validation; the message names the file and
+        says what was expected.
     """
     if kind != "auto" and kind not in KINDS:
         raise InputError(f"kind must be 'auto' or one of {KINDS}; got {kind!r}.")
     if not files:
         raise InputError("no file uploaded; upload a .csv/.parquet table, or an .npz with its .json sidecar.")
+    names = [n for n, _ in files]
+    if len(files) > MAX_FILES:
+        raise InputError(f"{len(files)} files uploaded ({names[:5]}); upload one .csv or .parquet table, "
+                         "or one .npz with its .json sidecar.")
     for name, data in files:
         if len(data) > max_bytes:
             raise InputError(f"{name}: {len(data) / 2**20:.1f} MB is over the {max_bytes / 2**20:.0f} MB upload limit; "
                              "save fewer samples or sources, or load the file with the library instead.")
-    by_suffix = {PurePath(name).suffix.lower(): (name, data) for name, data in files}
-    if ".npz" in by_suffix or ".json" in by_suffix:
-        return _parse_npz_pair(by_suffix)
+    total = sum(len(data) for _, data in files)
+    if total > MAX_TOTAL_BYTES:
+        raise InputError(f"{names}: {total / 2**20:.1f} MB together is over the {MAX_TOTAL_BYTES / 2**20:.0f} MB "
+                         "limit of one upload.")
+    suffixes = [PurePath(n).suffix.lower() for n in names]
+    if ".npz" in suffixes or ".json" in suffixes:
+        if sorted(suffixes) not in ([".json", ".npz"], [".npz"], [".json"]):
+            raise InputError(f"unsupported upload {names}; the .npz format is one .npz file with its .json sidecar.")
+        return _parse_npz_pair(dict(zip(suffixes, files)), max_expanded)
     tables = [(n, d) for n, d in files if PurePath(n).suffix.lower() in TABLE_SUFFIXES]
     if len(files) != 1 or not tables:
-        names = [n for n, _ in files]
         raise InputError(f"unsupported upload {names}; expected one .csv or .parquet table, "
                          "or an .npz file together with its .json sidecar.")
-    return parse_table(*tables[0], kind=kind)
+    return parse_table(*tables[0], kind=kind, max_expanded=max_expanded)
 
 
-def _parse_npz_pair(by_suffix: dict) -> ProxyOutputs:
+def _parse_npz_pair(by_suffix: dict, max_expanded: int) -> ProxyOutputs:
     if ".npz" not in by_suffix or ".json" not in by_suffix:
         have = next(iter(by_suffix.values()))[0]
         raise InputError(f"{have}: the .npz format needs both files, the .npz arrays and the .json sidecar "
                          "written by ProxyOutputs.save; upload them together.")
     npz_name, npz_bytes = by_suffix[".npz"]
     json_name, json_bytes = by_suffix[".json"]
+    if len(json_bytes) > MAX_SIDECAR_BYTES:
+        raise InputError(f"{json_name}: {len(json_bytes) / 2**20:.1f} MB is too large for a sidecar "
+                         f"(at most {MAX_SIDECAR_BYTES >> 20} MB).")
     try:
         sidecar = json.loads(json_bytes.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{json_name}: not valid JSON ({exc}).") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{json_name}: not valid JSON (not UTF-8 text).") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{json_name}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}).") from None
     if not isinstance(sidecar, dict) or "kind" not in sidecar:
         raise InputError(f"{json_name}: expected a JSON object with at least 'kind' and 'source_names'; "
                          f"got {type(sidecar).__name__} without 'kind'.")
+    expected = sidecar.get("sha256")
+    if not isinstance(expected, str) or not expected:
+        raise InputError(f"{json_name}: missing 'sha256' checksum field; upload the .json that ProxyOutputs.save "
+                         f"wrote next to {npz_name}.")
+    actual = hashlib.sha256(npz_bytes).hexdigest()
+    if actual != expected:
+        raise InputError(f"{npz_name}: checksum mismatch with {json_name} (the .npz is truncated or altered, or the "
+                         f"sidecar belongs to another file); expected sha256 {expected[:12]}..., got {actual[:12]}....")
+    check_npz_size(npz_name, npz_bytes, max_expanded)
     return ProxyOutputs.from_npz_bytes(npz_bytes, sidecar, source=npz_name)
 
 
-def parse_table(name: str, data: bytes, *, kind: str = "auto") -> ProxyOutputs:
+def check_npz_size(name: str, data: bytes, max_expanded: int = MAX_EXPANDED_BYTES) -> int:
+    """The uncompressed bytes of the ``.npz`` in ``data``, read from its zip and ``.npy`` headers only.
+
+    Each member's declared size must match its ``.npy`` header (shape x item size), so neither
+    header can understate what decompression or ``np.load`` would allocate; object arrays are
+    refused (they would need pickle).
+
+    Raises
+    ------
+    InputError
+        If ``data`` is not a zip of ``.npy`` members, a header is inconsistent, or the total
+        exceeds ``max_expanded``; before any array is decompressed.
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+            if len(members) > 16:
+                raise InputError(f"{name}: {len(members)} arrays in the archive; a proxy-outputs .npz holds at most 5.")
+            total = sum(m.file_size for m in members)
+            if total > max_expanded:
+                raise InputError(f"{name}: its arrays would take {total / 2**20:,.0f} MB uncompressed, over the "
+                                 f"{max_expanded / 2**20:,.0f} MB limit; upload fewer sources or samples.")
+            for member in members:
+                _check_npy_header(name, archive, member)
+    except zipfile.BadZipFile as exc:
+        raise InputError(f"{name}: cannot read arrays ({exc}).") from None
+    return total
+
+
+def _check_npy_header(name: str, archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> None:
+    if not member.filename.endswith(".npy"):
+        raise InputError(f"{name}: unexpected member {member.filename[:60]!r}; an .npz holds .npy arrays only.")
+    try:
+        with archive.open(member) as fh:  # decompresses only the few bytes of the header
+            version = np.lib.format.read_magic(fh)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read_header(fh)
+            header_bytes = fh.tell()
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, NotImplementedError) as exc:
+        raise InputError(f"{name}: array {member.filename[:60]!r} has no valid .npy header ({exc}).") from None
+    if dtype.hasobject:
+        raise InputError(f"{name}: array {member.filename[:60]!r} holds Python objects; cannot read arrays that need "
+                         "pickle. Save numeric arrays.")
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize if shape else dtype.itemsize
+    if header_bytes + nbytes != member.file_size:
+        raise InputError(f"{name}: array {member.filename[:60]!r} declares {nbytes:,} bytes of data but the archive "
+                         f"says {member.file_size - header_bytes:,}; the file is corrupt or altered.")
+
+
+def save_compressed(outputs: ProxyOutputs, path: str | Path) -> Path:
+    """Write ``outputs`` as ``<path>.npz`` (deflate-compressed) and its sidecar, in the layout of
+    ``ProxyOutputs.save`` so ``ProxyOutputs.load`` reads it back; return the ``.npz`` path."""
+    npz_path = Path(str(path) + ".npz")
+    json_path = Path(str(path) + ".json")
+    arrays = {"values": outputs.values}
+    arrays.update({k: getattr(outputs, k) for k in proxy_outputs._OPTIONAL_ARRAYS if getattr(outputs, k) is not None})
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    fileio.write_bytes(npz_path, buf.getvalue())
+    fileio.write_json(json_path, {
+        "format_version": proxy_outputs.FORMAT_VERSION, "kind": outputs.kind,
+        "source_names": list(outputs.source_names), "n_sources": outputs.n_sources,
+        "n_samples": outputs.n_samples, "meta": outputs.meta, "sha256": fileio.sha256_file(npz_path),
+    })
+    return npz_path
+
+
+def parse_table(name: str, data: bytes, *, kind: str = "auto", max_expanded: int = MAX_EXPANDED_BYTES) -> ProxyOutputs:
     """``ProxyOutputs`` from a CSV/Parquet table (one row per sample, one column per source)."""
     from pandas.api.types import is_numeric_dtype
 
-    frame = _read_table(name, data)
+    frame = _read_table(name, data, max_expanded)
     lower = {str(c).strip().lower(): c for c in frame.columns}
     label_col = next((lower[c] for c in LABEL_COLUMNS if c in lower), None)
     token_col = next((lower[c] for c in TOKEN_COLUMNS if c in lower), None)
@@ -96,6 +206,11 @@ def parse_table(name: str, data: bytes, *, kind: str = "auto") -> ProxyOutputs:
     if len(source_cols) < 2:
         raise InputError(f"{name}: need at least two source columns besides label/token_count/sample_id; "
                          f"got {[str(c) for c in source_cols]}.")
+    for col, what in ((label_col, "labels (0/1 for binary, numbers for mse)"), (token_col, "token counts")):
+        if col is not None and not is_numeric_dtype(frame[col].dtype):
+            examples = [str(v)[:20] for v in frame[col].dropna().unique()[:3]]
+            raise InputError(f"{name}: column {str(col)!r} must hold numeric {what}; got values such as {examples}. "
+                             "Write labels as 0 and 1.")
     values = frame[source_cols].to_numpy(dtype=np.float32).T
     if kind == "auto":
         kind = _guess_kind(values, label_col is not None)
@@ -111,7 +226,7 @@ def parse_table(name: str, data: bytes, *, kind: str = "auto") -> ProxyOutputs:
         raise InputError(f"{name}: {exc}") from None
 
 
-def _read_table(name: str, data: bytes):
+def _read_table(name: str, data: bytes, max_expanded: int = MAX_EXPANDED_BYTES):
     import pandas as pd
 
     suffix = PurePath(name).suffix.lower()
@@ -119,6 +234,7 @@ def _read_table(name: str, data: bytes):
         if suffix == ".csv":
             frame = pd.read_csv(io.BytesIO(data))
         elif suffix in (".parquet", ".pq"):
+            _check_parquet_size(name, data, max_expanded)
             frame = pd.read_parquet(io.BytesIO(data))
         else:
             raise InputError(f"{name}: unsupported table format {suffix!r}; use .csv or .parquet.")
@@ -129,6 +245,21 @@ def _read_table(name: str, data: bytes):
     if frame.empty:
         raise InputError(f"{name}: the table has no rows; expected one row per target sample.")
     return frame
+
+
+def _check_parquet_size(name: str, data: bytes, max_expanded: int) -> None:
+    """Refuse a Parquet file whose columns would expand past ``max_expanded``, from its footer,
+    before reading: 8 bytes per cell (dictionary/RLE encoding makes repeated values tiny on disk
+    whatever the compression), plus the encoded pages."""
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(io.BytesIO(data)).metadata
+    encoded = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    total = meta.num_rows * meta.num_columns * 8 + encoded
+    if total > max_expanded:
+        raise InputError(f"{name}: its {meta.num_rows:,} rows x {meta.num_columns} columns would take "
+                         f"{total / 2**20:,.0f} MB in memory, over the {max_expanded / 2**20:,.0f} MB limit; "
+                         "upload fewer sources or samples.")
 
 
 def _guess_kind(values: np.ndarray, has_labels: bool) -> str:

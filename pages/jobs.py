@@ -1,4 +1,9 @@
-"""Jobs: start a configured experiment as a background process, watch it, read its log, cancel it."""
+"""Jobs: start a configured experiment as a background process, watch it, read its log, cancel it.
+
+Only what a user should set is offered: configs from ``configs/`` and the experiment fields in
+``jobs.control.PAGE_FIELDS`` (never data paths); ``jobs.control`` checks every request again.
+Read-only mode shows jobs and their logs but no start or cancel controls.
+"""
 from __future__ import annotations
 
 import json
@@ -13,10 +18,11 @@ from jobs import control as jobs_control
 from jobs.config import read_config_file
 from mixmin_core.errors import InputError
 from pages import _shared
+from pages._access import NOTE, read_only
 
 _shared.route_through_app()
 
-CONFIG_DIR = Path("configs")
+CONFIG_DIR = jobs_control.CONFIG_DIR
 
 
 def header_comment(path: Path) -> str:
@@ -49,12 +55,15 @@ def parse_extra(text: str) -> dict:
 
 
 def start_form(configs: list[Path]) -> None:
-    path = Path(_shared.select_kept("Config", [str(c) for c in configs], "jobs.config"))
+    choice = _shared.select_kept("Config", [f"configs/{c.name}" for c in configs], "jobs.config")
+    path = jobs_control.page_config_path(choice)
     note = header_comment(path)
     if note:
         st.caption(note)
     data = read_config_file(path)
-    fields = {k: v for k, v in data.items() if k not in ("pipeline",)}
+    allowed = jobs_control.PAGE_FIELDS.get(data["pipeline"], frozenset())
+    fields = {k: v for k, v in data.items() if k in allowed}
+    fixed = {k: v for k, v in data.items() if k not in allowed and k != "pipeline"}
     with st.form("jobs.start_form"):
         st.markdown(f"Pipeline **{data['pipeline']}** · edit a field to override it (`--set key=value`)")
         cols = st.columns(3)
@@ -62,8 +71,12 @@ def start_form(configs: list[Path]) -> None:
         for i, (key, value) in enumerate(fields.items()):
             edited[key] = cols[i % 3].text_input(key, as_text(value), key=f"jobs.field.{path.stem}.{key}")
         extra = st.text_area("Extra overrides (key=value per line)", key=f"jobs.extra.{path.stem}",
-                             placeholder="n_workers=1")
+                             placeholder="n_workers=1",
+                             help="Fields you can set for this pipeline: " + ", ".join(sorted(allowed)))
         submitted = st.form_submit_button("Start job", type="primary")
+    if fixed:
+        with st.expander("Fields set by the config file only (data paths and the like)"):
+            st.code(yaml.safe_dump(fixed, sort_keys=False), language="yaml")
     if submitted:
         overrides = {k: v for k, v in edited.items() if v != as_text(fields[k])}
         overrides.update(parse_extra(extra))
@@ -87,7 +100,10 @@ def job_details(store, jobs: list[dict]) -> None:
     job_id = st.selectbox("Job", ids, key="jobs.job_widget",
                           format_func=lambda i: next(f"job {i} · {j['status']}" for j in jobs if j["job_id"] == i))
     job = next(j for j in jobs if j["job_id"] == job_id)
-    if job["status"] == "running":
+    if job["status"] == "died":
+        st.warning(f"Job {job_id} (pid {job['pid']}) died at: {job['message'] or 'start'}. Finished units are kept; "
+                   f"resume with `python -m jobs resume {job['run_id']}`.")
+    if job["status"] == "running" and not read_only():
         c1, c2 = st.columns(2)
         if c1.button("Cancel after the current unit", key="jobs.cancel"):
             st.info(jobs_control.cancel_job(store, job_id))
@@ -127,11 +143,13 @@ def page() -> None:
     configs = sorted([*CONFIG_DIR.glob("*.yaml"), *CONFIG_DIR.glob("*.toml")],
                      key=lambda p: (not p.stem.endswith("_demo"), p.name))  # the demos first
     st.subheader("Start an experiment")
-    if configs:
+    if read_only():
+        st.info(NOTE)
+    elif configs:
         with _shared.shows_errors():
             start_form(configs)
     else:
-        st.info(f"No configs found in {CONFIG_DIR.resolve()}.")
+        st.info(f"No configs found in {CONFIG_DIR}.")
     st.subheader("Jobs")
     store = _shared.store()
     running = any(j["status"] == "running" for j in store.list_jobs())

@@ -7,10 +7,17 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from mixmin_core import mixmin
 from mixmin_core.runs.layout import safe_name
 from mixmin_core.solver.proxy_outputs import KINDS
 from pages import _shared
-from pages._uploads import MAX_UPLOAD_BYTES, parse_upload
+from pages._access import NOTE, read_only
+from pages._uploads import (
+    MAX_EXPANDED_BYTES,
+    MAX_UPLOAD_BYTES,
+    parse_upload,
+    save_compressed,
+)
 
 _shared.route_through_app()
 
@@ -24,8 +31,9 @@ that source's proxy output on the sample, plus optional columns:
 
 Outputs are P(y=1|x) in [0, 1] for `binary`, total log-probabilities (<= 0) for `loglik`, and
 predictions for `mse`. **Saved proxy outputs**: the `.npz` and `.json` pair written by
-`ProxyOutputs.save` (upload both). Files are read without pickle; the limit is
-{MAX_UPLOAD_BYTES >> 20} MB per file.
+`ProxyOutputs.save` (upload both; the `.npz` must match the checksum in the `.json`). Files are
+read without pickle; the limits are {MAX_UPLOAD_BYTES >> 20} MB per upload and
+{MAX_EXPANDED_BYTES >> 20} MB of uncompressed arrays.
 """
 
 
@@ -39,17 +47,28 @@ def example_csv() -> str:
 
 
 def save_upload(outputs, files) -> str:
-    """Keep the parsed outputs in the store (``uploads/``) so the Solver page can load them."""
+    """Keep the parsed outputs in the store (``uploads/``, compressed) so the Solver page can load them."""
     digest = hashlib.sha256(b"".join(data for _, data in files)).hexdigest()[:12]
     stem = safe_name(files[0][0].rsplit(".", 1)[0])[:40]
     path = _shared.store().root / "uploads" / f"{stem}-{digest}"
     if not path.with_name(path.name + ".npz").exists():
-        outputs.save(path)
+        save_compressed(outputs, path)
     return f"upload:{path}"
+
+
+def solve_in_memory(outputs) -> None:
+    """Read-only mode: solve the upload here without storing it."""
+    result = mixmin(outputs, step_size=1.0, max_iter=100)
+    st.plotly_chart(_shared.weights_figure(result.source_names, result.weights, k=15,
+                                           title="MixMin weights (step size 1, 100 iterations)"),
+                    key="upload.weights")
+    st.caption("Read-only mode: the upload is solved here and not saved, so the Solver page cannot open it.")
 
 
 def page() -> None:
     st.title("Upload")
+    if read_only():
+        st.info(NOTE)
     st.write("Solve for the mixture of your own sources: upload every proxy's output on your target samples.")
     with st.expander("File formats", expanded=False):
         st.markdown(FORMATS)
@@ -65,6 +84,10 @@ def page() -> None:
     files = [(f.name, f.getvalue()) for f in uploaded]
     with _shared.shows_errors():
         outputs = parse_upload(files, kind=kind)
+        if read_only():
+            st.success(f"Read {outputs.n_sources} sources × {outputs.n_samples} samples (objective `{outputs.kind}`).")
+            solve_in_memory(outputs)
+            return
         problem_id = save_upload(outputs, files)
         st.session_state["solve.problem"] = problem_id
         st.success(f"Read {outputs.n_sources} sources × {outputs.n_samples} samples (objective `{outputs.kind}`).")

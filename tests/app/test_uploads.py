@@ -1,8 +1,12 @@
 """pages._uploads: every accepted format round-trips, every documented error is raised."""
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import pickle
+import tracemalloc
+import zipfile
 
 import numpy as np
 import pandas as pd
@@ -10,7 +14,12 @@ import pytest
 
 from mixmin_core import ProxyOutputs
 from mixmin_core.errors import InputError
-from pages._uploads import parse_upload
+from pages._uploads import parse_upload, save_compressed
+
+
+def _sidecar(npz: bytes, kind: str = "binary", **fields) -> bytes:
+    """A sidecar for ``npz`` with its right checksum (uploads verify it, as ProxyOutputs.load does)."""
+    return json.dumps({"kind": kind, "sha256": hashlib.sha256(npz).hexdigest(), **fields}).encode()
 
 
 def _csv(frame: pd.DataFrame) -> bytes:
@@ -63,7 +72,7 @@ def test_pickled_npz_is_refused(tmp_path):
     buf = io.BytesIO()
     np.savez(buf, values=np.array([{"evil": 1}, {"evil": 2}], dtype=object))
     with pytest.raises(InputError, match="cannot read arrays"):
-        parse_upload([("p.npz", buf.getvalue()), ("p.json", b'{"kind": "binary", "source_names": ["a", "b"]}')])
+        parse_upload([("p.npz", buf.getvalue()), ("p.json", _sidecar(buf.getvalue(), source_names=["a", "b"]))])
 
 
 def test_pickle_disguised_as_csv_is_not_unpickled():
@@ -79,7 +88,7 @@ def test_pickle_disguised_as_csv_is_not_unpickled():
     ([("x.npz", b"PK")], {}, "needs both files"),
     ([("x.npz", b"PK"), ("x.json", b"{not json")], {}, "not valid JSON"),
     ([("x.npz", b"PK"), ("x.json", b"[1, 2]")], {}, "expected a JSON object"),
-    ([("x.npz", b"not a zip"), ("x.json", b'{"kind": "binary"}')], {}, "cannot read arrays"),
+    ([("x.npz", b"not a zip"), ("x.json", _sidecar(b"not a zip"))], {}, "cannot read arrays"),
     ([("x.csv", b"")], {}, "cannot read it as csv"),
     ([("x.csv", b"a,b\nx,y\n")], {}, "source columns must be numeric"),
     ([("x.csv", b"a,label\n0.5,1\n")], {}, "at least two source columns"),
@@ -93,3 +102,94 @@ def test_pickle_disguised_as_csv_is_not_unpickled():
 def test_bad_uploads_raise_clear_errors(files, kwargs, match):
     with pytest.raises(InputError, match=match):
         parse_upload(files, **kwargs)
+
+
+# ---- bounded uploads (issue 12) ---------------------------------------------------------------
+def _npz_bomb(shape=(9000, 9000), declared=None) -> bytes:
+    """An .npz whose ``values.npy`` is all zeros: a few hundred KB that expand to shape x 4 bytes.
+
+    ``declared``: a different shape to write in the .npy header (a header that lies)."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
+                                                  "shape": declared or shape})
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        with archive.open("values.npy", "w", force_zip64=True) as fh:
+            fh.write(header.getvalue())
+            left, chunk = int(np.prod(shape)) * 4, bytes(1 << 22)
+            while left > 0:
+                fh.write(chunk[:left])
+                left -= len(chunk)
+    return buf.getvalue()
+
+
+def test_an_npz_bomb_is_refused_from_its_headers_using_little_memory():
+    bomb = _npz_bomb()  # 324 MB of float32 zeros
+    assert len(bomb) < 2 << 20
+    files = [("bomb.npz", bomb), ("bomb.json", _sidecar(bomb, source_names=None))]
+    tracemalloc.start()
+    try:
+        with pytest.raises(InputError, match=r"bomb.npz: its arrays would take 309 MB uncompressed, over the 256 MB"):
+            parse_upload(files)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, f"peak {peak:,} bytes while refusing a 324 MB bomb"
+
+
+def test_an_npy_header_that_understates_the_zip_size_is_refused():
+    small = _npz_bomb(shape=(10, 10), declared=(100_000, 100_000))  # header claims 40 GB
+    with pytest.raises(InputError, match=r"declares 40,000,000,000 bytes of data but the archive says 400"):
+        parse_upload([("x.npz", small), ("x.json", _sidecar(small))])
+
+
+def test_a_parquet_bomb_is_refused_from_its_footer():
+    frame = pd.DataFrame({"a": np.zeros(2_000_000), "b": np.zeros(2_000_000), "label": np.zeros(2_000_000)})
+    buf = io.BytesIO()
+    frame.to_parquet(buf, compression="zstd")
+    assert len(buf.getvalue()) < 1 << 20
+    with pytest.raises(InputError, match=r"z.parquet: its 2,000,000 rows x 3 columns would take 46 MB in memory, over the 10 MB limit"):
+        parse_upload([("z.parquet", buf.getvalue())], max_expanded=10 << 20)
+
+
+def test_an_altered_npz_with_its_old_sidecar_is_refused(tmp_path):
+    saved = ProxyOutputs(np.full((2, 5), 0.5), "binary", labels=[0, 1, 0, 1, 1])
+    saved.save(tmp_path / "o")
+    sidecar = (tmp_path / "o.json").read_bytes()
+    other = ProxyOutputs(np.full((2, 5), 0.9), "binary", labels=[0, 1, 0, 1, 1])
+    other.save(tmp_path / "p")
+    with pytest.raises(InputError, match=r"o.npz: checksum mismatch with o.json"):
+        parse_upload([("o.npz", (tmp_path / "p.npz").read_bytes()), ("o.json", sidecar)])
+
+
+def test_stored_uploads_are_compressed_and_load_back(tmp_path):
+    rng = np.random.default_rng(0)
+    outputs = ProxyOutputs(np.round(rng.uniform(0, 1, (4, 2000)), 2), "binary", labels=rng.random(2000) < 0.3,
+                           source_names=list("abcd"))
+    path = save_compressed(outputs, tmp_path / "up")
+    outputs.save(tmp_path / "plain")
+    assert path.stat().st_size < 0.7 * (tmp_path / "plain.npz").stat().st_size
+    back = ProxyOutputs.load(path)  # the checksum and format ProxyOutputs.load expects
+    np.testing.assert_array_equal(back.values, outputs.values)
+    assert back.source_names == outputs.source_names
+
+
+@pytest.mark.parametrize("files,match", [
+    ([("a.csv", b"a,b\n1,2\n"), ("b.csv", b"a,b\n1,2\n"), ("c.csv", b"a,b\n1,2\n")], "3 files uploaded"),
+    ([("a.npz", b"PK"), ("b.npz", b"PK")], "one .npz file with its .json sidecar"),
+    ([("x.npz", b"PK"), ("x.json", b'{"kind": "binary"}')], "missing 'sha256' checksum field"),
+    ([("x.csv", b"a,b,label\n0.2,0.3,yes\n0.5,0.1,no\n")], "column 'label' must hold numeric labels"),
+    ([("x.csv", b"a,b,token_count\n-2,-3,many\n")], "column 'token_count' must hold numeric token counts"),
+])
+def test_upload_shape_errors(files, match):
+    with pytest.raises(InputError, match=match):
+        parse_upload(files)
+
+
+def test_total_upload_size_is_capped(monkeypatch):
+    from pages import _uploads
+
+    monkeypatch.setattr(_uploads, "MAX_TOTAL_BYTES", 100)
+    npz = b"x" * 60
+    with pytest.raises(InputError, match="together is over the 0 MB limit of one upload"):
+        parse_upload([("x.npz", npz), ("x.json", b"y" * 60)])
