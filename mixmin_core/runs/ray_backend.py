@@ -45,6 +45,8 @@ _SKIP_SUFFIXES = (".log", ".tmp", ".db", ".db-wal", ".db-shm", ".db-journal")
 def runtime_env(env_vars: dict | None = None) -> dict:
     """Ray ``runtime_env`` that ships this checkout and the data-directory settings to every worker."""
     env = {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}
+    if "MIXMIN_DATA_DIR" in env:  # workers start in the shipped checkout: a relative path would move
+        env["MIXMIN_DATA_DIR"] = str(Path(env["MIXMIN_DATA_DIR"]).expanduser().resolve())
     env.update(env_vars or {})
     return {"working_dir": str(REPO_ROOT), "excludes": CODE_EXCLUDES, "env_vars": env}
 

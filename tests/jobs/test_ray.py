@@ -149,3 +149,14 @@ def test_ray_backend_runs_units(worker_home, tmp_path):
              for i in range(3)]
     done = run_tasks(units, backend="ray", n_workers=1, progress=False)
     assert sorted(done) == ["u0", "u1", "u2"] and all((tmp_path / f"u{i}.json").exists() for i in range(3))
+
+
+def test_runtime_env_ships_the_checkout_and_an_absolute_data_dir(monkeypatch):
+    from mixmin_core.runs.ray_backend import runtime_env
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("MIXMIN_DATA_DIR", "../shared/data")
+    env = runtime_env({"EXTRA": "1"})
+    assert env["working_dir"] == str(ROOT) and "/data/" in env["excludes"] and "/.git/" in env["excludes"]
+    assert env["env_vars"]["MIXMIN_DATA_DIR"] == str((ROOT.parent / "shared" / "data").resolve())
+    assert env["env_vars"]["EXTRA"] == "1" and "MIXMIN_HOME" not in env["env_vars"]
