@@ -89,3 +89,21 @@ def compute_saved(costs: dict[str, float], trained: set[str] | tuple) -> dict:
     spent = float(sum(costs[n] for n in trained if n in costs))
     return {"total": total, "spent": spent, "saved": total - spent,
             "saved_fraction": (total - spent) / total if total else 0.0}
+
+
+def l1_by_group(previous: MixtureResult, current: MixtureResult, group_of: dict) -> float:
+    """L1 change of the weights summed per group (e.g. a split source's halves add up to their assay),
+    so renaming or splitting a source is not counted as a change of the mixture."""
+    totals: dict = {}
+    for sign, result in ((-1.0, previous), (1.0, current)):
+        for n, w in zip(result.source_names, result.weights.astype(np.float64)):
+            totals[group_of[n]] = totals.get(group_of[n], 0.0) + sign * float(w)
+    return float(sum(abs(d) for d in totals.values()))
+
+
+def iterations_to_loss(result: MixtureResult, other: MixtureResult, rel: float = 1e-4) -> int:
+    """Iterations ``result`` took to come within ``rel`` (relative) of the better final loss of the two
+    solves (how a warm start is compared with a cold one)."""
+    goal = min(result.loss, other.loss)
+    hit = np.flatnonzero(np.asarray(result.losses) <= goal + rel * max(abs(goal), 1e-12))
+    return int(hit[0]) if hit.size else int(result.n_iter)

@@ -90,3 +90,13 @@ def _relative_regret(result: MixtureResult, budget) -> float:
     if regret is None:
         raise InputError(f"rule 'loss_regret' needs result.meta['loss_regret'] from solve_at; missing at budget {budget}.")
     return float(regret) / max(abs(float(result.loss)), 1e-12)
+
+
+def loss_regret(outputs, previous: MixtureResult | None, result: MixtureResult) -> float | None:
+    """How much worse the previous rung's mixture is than ``result`` under this rung's (better)
+    proxies ``outputs``; None at the first rung. What rule ``"loss_regret"`` reads from ``meta``."""
+    from mixmin_core.solver.baselines import mixture_loss
+
+    if previous is None:
+        return None
+    return float(mixture_loss(outputs, previous.weights)) - float(result.loss)

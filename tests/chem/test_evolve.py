@@ -148,13 +148,17 @@ def test_infeasible_caps_fail_before_any_run_folder(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("fields, match", [
-    ({"caps": 1.5}, "caps must be a number in"),
-    ({"caps": {"ATG_ERa_TRANS_up": 0}}, "caps must be a number in"),
-    ({"prior_strength": -1}, "prior_strength must be"),
-    ({"updates": [{"merge": "x"}]}, r"updates\[0\] must be a mapping with exactly one key"),
-    ({"updates": [{"add": 0}]}, r"updates\[0\].add must be a positive count"),
-    ({"initial": []}, "initial must be a positive count or a non-empty list"),
-    ({"revise_fraction": 1.0}, "revise_fraction must be in"),
+    ({"caps": 1.5}, r"caps: must be <= 1; got 1.5"),
+    ({"caps": {"ATG_ERa_TRANS_up": 0}}, r"caps: must be a number in \(0, 1\] or a non-empty mapping"),
+    ({"caps": "all"}, r"caps: must be a number or a mapping or null.*; got 'all'"),
+    ({"prior_strength": -1}, r"prior_strength: must be >= 0; got -1"),
+    ({"updates": [{"merge": "x"}]}, r"updates\[0\]: must be a mapping with exactly one key"),
+    ({"updates": ["add"]}, r"updates: must be a list of a mapping; got \['add'\]"),
+    ({"updates": [{"add": 0}]}, r"updates\[0\].add: must be a positive count"),
+    ({"initial": []}, r"initial: must be a positive count or a non-empty list"),
+    ({"initial": 0}, r"initial: must be >= 1; got 0"),
+    ({"revise_fraction": 1.0}, r"revise_fraction: must be < 1; got 1.0"),
+    ({"trials": 3}, r"trials: must be <= 1; got 3"),
 ])
 def test_bad_config_fields_raise_config_errors(fields, match):
     with pytest.raises(ConfigError, match=match):

@@ -10,6 +10,7 @@ from jobs.config import build_dataclass
 from jobs.pipelines import chem_ladder
 from mixmin_core import MixtureResult
 from mixmin_core.chem.splits import row_subset
+from mixmin_core.chem.trainers import load_sources
 from mixmin_core.errors import ConfigError, InputError
 from mixmin_core.runs.layout import Problem, mixture_path
 from mixmin_core.runs.store import RunStore
@@ -45,7 +46,7 @@ def test_the_ladder_stops_at_the_first_stable_rung_and_trains_nothing_above(tmp_
         info = json.loads((run_dir / "ladder" / f"{target}.json").read_text())
         assert len(info["results"]) == 2 and info["stable_at"] == info["budgets"][1] == info["rungs"][1]["budget"]
         # budget = proxy compute (trees x rows over the sources) / final compute (final_trees x final rows)
-        fit_rows = int(np.load(run_dir / "ladder" / "sources.npz")["offsets"][-1])  # all sources' fit rows
+        fit_rows = sum(rows.size for _, rows in load_sources(str(run_dir / info["sources_file"])).values())  # all sources' fit rows
         assert info["final_compute"] == 10 * min(1000, fit_rows)
         assert info["rungs"][1]["budget"] == pytest.approx(info["rungs"][1]["compute"] / info["final_compute"])
         assert all(0 <= a <= 1 for a in info["ap"]) and len(info["ap"]) == 2
@@ -89,10 +90,14 @@ def test_row_subsets_are_nested_and_seeded():
 
 
 @pytest.mark.parametrize("fields, match", [
-    ({"rungs": [[0.5, 5], [1.0, 2]]}, "rungs must grow in compute"),
-    ({"rungs": [[0, 5]]}, r"rungs must be a non-empty list of \[row_fraction"),
-    ({"threshold": 0}, "threshold must be a positive number"),
-    ({"targets": []}, "targets must be a non-empty list"),
+    ({"rungs": [[0.5, 5], [1.0, 2]]}, r"rungs: must grow in compute"),
+    ({"rungs": [[0, 5]]}, r"rungs: must be a non-empty list of \[row_fraction"),
+    ({"rungs": [[0.5, 2.5]]}, r"rungs: must be a non-empty list of \[row_fraction"),
+    ({"rungs": [[0.5, "x"]]}, r"rungs: must be a list of a list of a number; got \[\[0.5, 'x'\]\]"),
+    ({"threshold": 0}, r"threshold: must be > 0; got 0"),
+    ({"rule": "kl"}, r"rule: must be one of \['l1', 'loss_regret'\]; got 'kl'"),
+    ({"targets": []}, r"targets: must be a non-empty list"),
+    ({"sources": 0}, r"sources: must be >= 1; got 0"),
 ])
 def test_bad_ladder_configs_raise_config_errors(fields, match):
     with pytest.raises(ConfigError, match=match):

@@ -1,0 +1,51 @@
+"""The config fields the chemistry "beyond the paper" pipelines (``chem_evolve``, ``chem_ladder``) share."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from jobs.config import ExecutionConfig, setting
+from mixmin_core.chem.experiment import ChemData
+from mixmin_core.errors import ConfigError
+
+
+@dataclass
+class ChemBeyondConfig(ExecutionConfig):
+    """Data, proxy, final-model and solver fields (subclassed by each pipeline)."""
+
+    trials: int = setting(1, min=1, max=1, doc="one trial: the chemistry pipeline's trial-0 splits")
+    dataset: str = setting("toxcast", doc="registry name of a MoleculeNet-layout table")
+    path: str = setting("", doc="a CSV / CSV.gz / Parquet in the MoleculeNet layout; overrides the registry file")
+    max_molecules: int = setting(0, min=0, doc="first N molecules (0 = all)")
+    proxy_depth: int = setting(6, min=1, max=20)
+    final_trees: int = setting(100, min=1, doc="the paper's final models: 100 trees of depth 6")
+    final_depth: int = setting(6, min=1, max=20)
+    max_final_rows: int = setting(50_000, min=0, doc="rows drawn from the weighted union per final model (0 = all)")
+    step_size: float = setting(1.0, gt=0, doc="MixMin's entropic mirror descent (paper: 1.0, 100 steps)")
+    max_iter: int = setting(100, min=1)
+    xgb_threads: int = setting(1, min=1, doc="threads per XGBoost model (units already run in n_workers processes)")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.dataset and not self.path:
+            raise ConfigError("dataset or path: one must be given (e.g. dataset: toxcast, or path: my_assays.csv); "
+                              "got both empty.")
+
+    @property
+    def data(self) -> ChemData:
+        return ChemData(dataset=self.dataset, path=self.path, max_molecules=self.max_molecules)
+
+
+def check_assays(key: str, value, *, count: bool = True) -> None:
+    """``value`` is a non-empty list of assay names or, where ``count``, N >= 1 ("the next N assays").
+
+    Raises
+    ------
+    ConfigError
+        ``<key>: must be ...; got <value>.``
+    """
+    if count and isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return
+    if isinstance(value, list) and value and all(isinstance(a, str) and a for a in value):
+        return
+    what = "a positive count or " if count else ""
+    raise ConfigError(f"{key}: must be {what}a non-empty list of assay names; got {value!r}.")
