@@ -1,15 +1,18 @@
 """The MixMin objectives: mean target loss of the mixed proxy prediction, with its gradient.
 
 Each objective precomputes what it needs from ``ProxyOutputs`` once, then evaluates the loss
-and gradient for one weight vector ``(P,)`` or a batch ``(B, P)`` with two float32 passes over
-the ``(P, N)`` matrix (``w @ F`` and ``u @ F.T``), so 100 iterations cost about 200 passes.
-Optional ``sample_weights`` ``(N,)`` or ``(B, N)`` (rows summing to one) replace the plain mean;
-the bootstrap uses them to solve many resamples at once.
+and gradient for one weight vector ``(P,)`` or a batch ``(B, P)`` in one float32 pass over the
+``(P, N)`` matrix: per column block (see :mod:`~mixmin_core.solver.blocks`) it forms the mixed
+prediction ``w @ block``, the loss's per-sample factor ``u`` and the gradient part
+``u @ block.T`` while the block is still in cache. Memory-mapped values are streamed block by
+block and never copied whole. Optional ``sample_weights`` ``(N,)`` or ``(B, N)`` (rows summing
+to one) replace the plain mean; the bootstrap uses them to solve many resamples at once.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from mixmin_core.solver import blocks
 from mixmin_core.solver.proxy_outputs import ProxyOutputs
 
 #: Mixed probabilities are clipped to [EPS, 1 - EPS] before the log in the ``binary`` loss.
@@ -23,28 +26,115 @@ TINY = np.float32(1e-30)
 class Objective:
     """Base: ``loss_grad(weights, sample_weights=None) -> (loss, grad)``.
 
-    Per-iteration work is one ``weights @ matrix`` pass, a few in-place O(N) operations and one
-    ``u @ matrix.T`` pass; all in float32.
+    Subclasses say how a block of ``values`` becomes a block of the matrix the weights multiply
+    (:meth:`_derive`), how the mixed prediction becomes the gradient's per-sample factor
+    (:meth:`_factor`) and how the loss sums over samples (:meth:`_loss`). The matrix is derived
+    once and kept in memory, except for memory-mapped values, whose blocks are derived as they
+    stream past.
     """
 
-    matrix: np.ndarray  # (P, N) float32, what the weights multiply
+    matrix: np.ndarray | None  # (P, N) float32, what the weights multiply (None when streamed)
 
-    def __init__(self, outputs: ProxyOutputs):
-        self.n_sources, self.n_samples = outputs.values.shape
+    def __init__(self, outputs: ProxyOutputs, block_bytes: int | None = None):
+        values = outputs.values
+        self.n_sources, self.n_samples = values.shape
         self.uniform_weight = np.float32(1.0 / self.n_samples)
+        self.streamed = blocks.is_mapped(values)
+        self.blocks = blocks.column_blocks(self.n_sources, self.n_samples, block_bytes=block_bytes)
+        self._setup(outputs)
+        if self.streamed:
+            self.values, self.matrix = values, None
+            width = self.blocks[0].stop
+            order = "F" if values.flags.f_contiguous else "C"
+            self._scratch = np.empty((self.n_sources, width), dtype=np.float32, order=order)
+        else:
+            self.matrix = self._derive(values, slice(None), None)
+            self._tiles = [self.matrix[:, cols] for cols in self.blocks]
 
-    def _sample_weights(self, sample_weights):
+    # ---- per kind ------------------------------------------------------------------------
+    def _setup(self, outputs: ProxyOutputs) -> None:
+        """Per-sample constants (labels, shifts); runs before any block is derived."""
+
+    def _derive(self, values: np.ndarray, cols: slice, out: np.ndarray | None) -> np.ndarray:
+        """The matrix block for ``values`` (columns ``cols``), written to ``out`` (new if None)."""
+        raise NotImplementedError
+
+    def _clip(self, mixed: np.ndarray, cols: slice) -> None:
+        """In place: the mixed prediction of samples ``cols`` -> what the loss and factor use."""
+        raise NotImplementedError
+
+    def _factor_scale(self, s):
+        """What :meth:`_factor` multiplies by, from the per-sample weights ``s`` (once per call)."""
+        return -s
+
+    def _factor(self, mixed: np.ndarray, scale, out: np.ndarray) -> None:
+        """``out`` = per-sample factor ``u`` (``scale`` cut to the block) so the gradient is ``u @ block.T``."""
+        raise NotImplementedError
+
+    def _loss(self, mixed: np.ndarray, s):
+        raise NotImplementedError
+
+    def _scale(self, sample_weights):
+        """Per-sample weights of the mean: a scalar, ``(N,)`` or ``(B, N)``."""
         return self.uniform_weight if sample_weights is None else sample_weights
 
+    # ---- evaluation ----------------------------------------------------------------------
     def loss(self, weights, sample_weights=None):
         return self.loss_grad(weights, sample_weights, need_grad=False)[0]
+
+    def loss_grad(self, weights, sample_weights=None, need_grad=True, need_loss=True):
+        """Loss (scalar or ``(B,)``) and gradient (``(P,)`` or ``(B, P)``), both float32.
+
+        ``need_grad=False`` returns ``(loss, None)``; ``need_loss=False`` returns ``(None, grad)``
+        and skips the per-sample logarithms (the bootstrap never looks at the loss).
+        """
+        w = np.asarray(weights, dtype=np.float32)
+        s = self._scale(sample_weights)
+        batch = w.shape[:-1]
+        mixed = np.empty(batch + (self.n_samples,), dtype=np.float32)
+        if need_grad:
+            scale = self._factor_scale(s)
+            parts = np.empty((len(self.blocks),) + batch + (self.n_sources,), dtype=np.float32)
+            u = np.empty(batch + (self.blocks[0].stop,), dtype=np.float32)
+        pages = blocks.PageReleaser(self.values) if self.streamed else None
+        for b, cols in enumerate(self.blocks):
+            block = self._block(b, cols, pages)
+            m = mixed[..., cols]
+            np.matmul(w, block, out=m)
+            self._clip(m, cols)
+            if need_grad:
+                ub = u[..., : m.shape[-1]]
+                self._factor(m, _sub(scale, cols), ub)
+                np.matmul(ub, block.T, out=parts[b])
+            if pages is not None:
+                pages.done(cols)
+        if pages is not None:
+            pages.flush()
+        loss = self._loss(mixed, s) if need_loss else None
+        grad = (parts[0] if len(parts) == 1 else parts.sum(axis=0)) if need_grad else None
+        return loss, grad
+
+    def _block(self, b: int, cols: slice, pages) -> np.ndarray:
+        if not self.streamed:
+            return self._tiles[b]
+        pages.populate(cols)
+        raw = self.values[:, cols]
+        return self._derive(raw, cols, self._scratch[:, : raw.shape[1]])
 
 
 def _weighted_sum(values: np.ndarray, s) -> np.ndarray:
     """``sum_x s_x values_x`` over the last axis (``s`` a scalar, ``(N,)`` or ``(B, N)``)."""
     if np.ndim(s) == 0:
         return values.sum(axis=-1) * s
-    return np.einsum("...n,...n->...", values, np.broadcast_to(s, values.shape))
+    if values.ndim == 1:
+        return s @ values
+    if s.ndim == 1:
+        return values @ s
+    return np.einsum("...n,...n->...", values, s)
+
+
+def _sub(vec, cols: slice):
+    return vec if np.ndim(vec) == 0 else vec[..., cols]
 
 
 class BinaryObjective(Objective):
@@ -58,42 +148,46 @@ class BinaryObjective(Objective):
     mirror-descent update nor the Frank-Wolfe gap can see.
     """
 
-    def __init__(self, outputs: ProxyOutputs):
-        super().__init__(outputs)
-        # Q = |f - (1 - y)|: f where y = 1, 1 - f where y = 0; (P, N) float32, two in-place passes
-        self.matrix = np.subtract(outputs.values, (1.0 - outputs.labels).astype(np.float32))
-        np.abs(self.matrix, out=self.matrix)
+    def _setup(self, outputs):
+        self.negatives = (1.0 - outputs.labels).astype(np.float32)  # 1 - y
 
-    def loss_grad(self, weights, sample_weights=None, need_grad=True):
-        s = self._sample_weights(sample_weights)
-        q = weights @ self.matrix
+    def _derive(self, values, cols, out):
+        # Q = |f - (1 - y)|: f where y = 1, 1 - f where y = 0; two in-place passes
+        out = np.subtract(values, _sub(self.negatives, cols), out=out)
+        return np.abs(out, out=out)
+
+    def _clip(self, mixed, cols):
         # probabilities clipped to [EPS, 1 - EPS]: for the observed label that is q >= EPS (q <= 1
         # holds on the simplex; the upper clip would change log q by at most 1e-6)
-        np.maximum(q, EPS, out=q)
-        loss = -_weighted_sum(np.log(q), s)
-        if not need_grad:
-            return loss, None
-        u = np.divide(-s, q, out=q)
-        return loss, u @ self.matrix.T
+        np.maximum(mixed, EPS, out=mixed)
+
+    def _factor(self, mixed, scale, out):
+        np.divide(scale, mixed, out=out)  # -s / q
+
+    def _loss(self, mixed, s):
+        return -_weighted_sum(np.log(mixed), s)
 
 
 class MSEObjective(Objective):
     """Squared error of the mixed prediction ``sum_p w_p f_p(x)``."""
 
-    def __init__(self, outputs: ProxyOutputs):
-        super().__init__(outputs)
-        self.matrix = outputs.values
+    def _setup(self, outputs):
         self.labels = outputs.labels
 
-    def loss_grad(self, weights, sample_weights=None, need_grad=True):
-        s = self._sample_weights(sample_weights)
-        resid = weights @ self.matrix
-        resid -= self.labels
-        loss = _weighted_sum(resid * resid, s)
-        if not need_grad:
-            return loss, None
-        resid *= 2.0 * s
-        return loss, resid @ self.matrix.T
+    def _derive(self, values, cols, out):
+        return values  # the proxies' predictions themselves (a view: no copy)
+
+    def _clip(self, mixed, cols):
+        np.subtract(mixed, self.labels[cols], out=mixed)  # residual
+
+    def _factor_scale(self, s):
+        return np.float32(2.0) * s
+
+    def _factor(self, mixed, scale, out):
+        np.multiply(mixed, scale, out=out)  # 2 s (w @ F - y)
+
+    def _loss(self, mixed, s):
+        return _weighted_sum(mixed * mixed, s)
 
 
 class LoglikObjective(Objective):
@@ -104,33 +198,54 @@ class LoglikObjective(Objective):
     ``p_w(x) = exp(m(x)) * sum_p w_p exp(l_p(x) - m(x))``, so every exponent is <= 0.
     """
 
-    def __init__(self, outputs: ProxyOutputs):
-        super().__init__(outputs)
+    def _setup(self, outputs):
         vals = outputs.values
-        self.shift = vals.max(axis=0)
-        self.matrix = np.exp(vals - self.shift)  # (P, N) in [0, 1], float32
+        if blocks.is_mapped(vals):  # one streamed pass instead of a (P, N) temporary
+            self.shift = np.empty(self.n_samples, dtype=np.float32)
+            pages = blocks.PageReleaser(vals)
+            for cols in self.blocks:
+                vals[:, cols].max(axis=0, out=self.shift[cols])
+                pages.done(cols)
+            pages.flush()
+        else:
+            self.shift = vals.max(axis=0)
         counts = outputs.token_counts
         self.inv_tokens = None if counts is None else (1.0 / counts).astype(np.float32)
+        # with uniform sample weights the per-sample scale and the shift's share of the loss are fixed
+        self._uniform_s = self.uniform_weight if counts is None else self.uniform_weight * self.inv_tokens
+        self._uniform_shift = _weighted_sum(self.shift, self._uniform_s)
 
-    def loss_grad(self, weights, sample_weights=None, need_grad=True):
-        s = self._sample_weights(sample_weights)
-        if self.inv_tokens is not None:
-            s = s * self.inv_tokens
-        mixed = weights @ self.matrix
+    def _derive(self, values, cols, out):
+        out = np.subtract(values, _sub(self.shift, cols), out=out)
+        return np.exp(out, out=out)  # in [0, 1]
+
+    def _scale(self, sample_weights):
+        if sample_weights is None:
+            return self._uniform_s
+        return sample_weights if self.inv_tokens is None else sample_weights * self.inv_tokens
+
+    def _clip(self, mixed, cols):
         np.maximum(mixed, TINY, out=mixed)
-        loss = -_weighted_sum(np.log(mixed) + self.shift, s)
-        if not need_grad:
-            return loss, None
-        u = np.divide(-s, mixed, out=mixed)
-        return loss, u @ self.matrix.T
+
+    def _factor(self, mixed, scale, out):
+        np.divide(scale, mixed, out=out)  # -s / p_w
+
+    def _loss(self, mixed, s):
+        shift = self._uniform_shift if s is self._uniform_s else _weighted_sum(self.shift, s)
+        return -(_weighted_sum(np.log(mixed), s) + shift)
 
 
 _OBJECTIVES = {"binary": BinaryObjective, "mse": MSEObjective, "loglik": LoglikObjective}
 
 
-def make_objective(outputs: ProxyOutputs) -> Objective:
+def make_objective(outputs: ProxyOutputs, *, block_bytes: int | None = None) -> Objective:
     """The objective for ``outputs.kind``, built once per (immutable) ``outputs`` and kept with it,
-    so re-solving the same outputs (the app's sliders, bootstrap, leave-one-out) skips the setup."""
+    so re-solving the same outputs (the app's sliders, bootstrap, leave-one-out) skips the setup.
+
+    ``block_bytes`` overrides the column-block size (tests, tuning); such objectives are not cached.
+    """
+    if block_bytes is not None:
+        return _OBJECTIVES[outputs.kind](outputs, block_bytes=block_bytes)
     cached = outputs.__dict__.get("_objective")
     if cached is None:
         cached = _OBJECTIVES[outputs.kind](outputs)

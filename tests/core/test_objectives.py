@@ -69,3 +69,27 @@ def test_batched_weights_and_sample_weights_equal_resampled_problem():
         loss_i, grad_i = resampled.loss_grad(W[i])
         assert loss_b[i] == pytest.approx(float(loss_i), rel=1e-5)
         np.testing.assert_allclose(grad_b[i], grad_i, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind,tokens", [("binary", False), ("mse", False), ("loglik", False), ("loglik", True)])
+def test_column_blocks_give_the_single_pass_answer(kind, tokens):
+    """Many small column blocks (with a ragged last one) equal one block: single and batched weights."""
+    rng = np.random.default_rng(5)
+    outputs = _random(kind, rng, p=5, n=1001, tokens=tokens)
+    whole = make_objective(outputs, block_bytes=1 << 40)
+    blocked = make_objective(outputs, block_bytes=4 * 5 * 64)
+    assert len(whole.blocks) == 1 and len(blocked.blocks) == 16
+    w = rng.dirichlet(np.ones(5)).astype(np.float32)
+    for a, b in [(whole.loss_grad(w), blocked.loss_grad(w))]:
+        assert float(a[0]) == pytest.approx(float(b[0]), rel=1e-6)
+        np.testing.assert_allclose(a[1], b[1], rtol=1e-5, atol=1e-6)
+    W = rng.dirichlet(np.ones(5), size=3).astype(np.float32)
+    S = rng.dirichlet(np.ones(1001), size=3).astype(np.float32)
+    (la, ga), (lb, gb) = whole.loss_grad(W, S), blocked.loss_grad(W, S)
+    np.testing.assert_allclose(la, lb, rtol=1e-6)
+    np.testing.assert_allclose(ga, gb, rtol=1e-5, atol=1e-6 * np.abs(ga).max())
+    loss_only, no_grad = blocked.loss_grad(W, S, need_grad=False)
+    no_loss, grad_only = blocked.loss_grad(W, S, need_loss=False)
+    assert no_grad is None and no_loss is None
+    np.testing.assert_allclose(loss_only, lb, rtol=1e-6)
+    np.testing.assert_array_equal(grad_only, gb)
