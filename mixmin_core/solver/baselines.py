@@ -8,17 +8,23 @@ from mixmin_core.solver.objectives import make_objective
 from mixmin_core.solver.proxy_outputs import ProxyOutputs
 from mixmin_core.solver.results import MixtureResult
 from mixmin_core.solver.simplex import frank_wolfe_gap, uniform
-from mixmin_core.solver.validation import check_simplex
+from mixmin_core.solver.validation import check_outputs, check_simplex
 
 
 def mixture_loss(outputs: ProxyOutputs, weights) -> float:
     """The MixMin objective of ``outputs`` at ``weights`` (shape ``(n_sources,)``, on the simplex)."""
+    check_outputs(outputs)
     w = check_simplex("weights", weights, outputs.n_sources)
     return float(make_objective(outputs).loss(w))
 
 
 def fixed_mixture(outputs: ProxyOutputs, weights, method: str, meta: dict | None = None) -> MixtureResult:
     """Wrap given weights as a ``MixtureResult`` scored on ``outputs`` (loss and gap filled in)."""
+    check_outputs(outputs)
+    if not isinstance(method, str) or not method:
+        raise InputError(f"method must be a non-empty string naming the mixture; got {method!r}.")
+    if meta is not None and not isinstance(meta, dict):
+        raise InputError(f"meta must be a dict or None; got {type(meta).__name__}.")
     w = check_simplex("weights", weights, outputs.n_sources)
     loss, grad = make_objective(outputs).loss_grad(w)
     return MixtureResult(
@@ -31,6 +37,7 @@ def fixed_mixture(outputs: ProxyOutputs, weights, method: str, meta: dict | None
 
 def balanced(outputs: ProxyOutputs) -> MixtureResult:
     """Every source the same weight."""
+    check_outputs(outputs)
     return fixed_mixture(outputs, uniform(outputs.n_sources), "balanced")
 
 
@@ -42,6 +49,7 @@ def natural(outputs: ProxyOutputs) -> MixtureResult:
     InputError
         If the outputs carry no natural weights.
     """
+    check_outputs(outputs)
     if outputs.natural_weights is None:
         raise InputError("natural needs outputs.natural_weights (source sizes); the proxy outputs have none.")
     return fixed_mixture(outputs, outputs.natural_weights, "natural")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from mixmin_core.errors import InputError
-from mixmin_core.solver.validation import check_finite
+from mixmin_core.solver.validation import as_float_array, check_finite, check_number
 
 
 def check_caps(caps, n_sources: int) -> np.ndarray:
@@ -20,7 +20,7 @@ def check_caps(caps, n_sources: int) -> np.ndarray:
     InputError
         For a wrong shape, a cap outside (0, 1], or caps summing below 1 (infeasible).
     """
-    u = np.asarray(caps, dtype=np.float64)
+    u = as_float_array("caps", caps)
     if u.shape != (n_sources,):
         raise InputError(f"caps must have shape ({n_sources},), one per source; got shape {u.shape}.")
     check_finite("caps", u)
@@ -36,9 +36,15 @@ def check_caps(caps, n_sources: int) -> np.ndarray:
 
 def availability_caps(tokens_available, tokens_needed: float, repetitions: float = 1.0) -> np.ndarray:
     """Caps from data availability: ``min(1, tokens_available * repetitions / tokens_needed)``."""
-    avail = np.asarray(tokens_available, dtype=np.float64)
-    if tokens_needed <= 0 or repetitions <= 0 or (avail < 0).any():
-        raise InputError("tokens_needed and repetitions must be positive and tokens_available non-negative.")
+    avail = as_float_array("tokens_available", tokens_available)
+    for name, value in (("tokens_needed", tokens_needed), ("repetitions", repetitions)):
+        try:
+            check_number(name, value, minimum=0, strict=True)
+        except InputError:
+            raise InputError(f"tokens_needed and repetitions must be positive finite numbers; got {name}={value!r}.") from None
+    check_finite("tokens_available", avail)
+    if (avail < 0).any():
+        raise InputError(f"tokens_available must be non-negative; got minimum {avail.min():.4g}.")
     return np.minimum(1.0, avail * repetitions / tokens_needed)
 
 

@@ -17,7 +17,7 @@ from mixmin_core.solver.objectives import make_objective
 from mixmin_core.solver.proxy_outputs import ProxyOutputs
 from mixmin_core.solver.results import MixtureResult, Status
 from mixmin_core.solver.simplex import entropic_step, frank_wolfe_gap, uniform
-from mixmin_core.solver.validation import check_simplex
+from mixmin_core.solver.validation import check_callback, check_number, check_outputs, check_simplex
 
 
 @dataclass(frozen=True)
@@ -65,9 +65,12 @@ def mixmin(outputs: ProxyOutputs, *, step_size: float = 1.0, max_iter: int = 100
     Raises
     ------
     InputError
-        For a bad ``step_size``, ``max_iter``, ``tol`` or ``init``.
+        If ``outputs`` is not a ``ProxyOutputs``, or for a bad ``step_size``, ``max_iter``, ``tol``,
+        ``init``, ``callback``, ``caps``, ``prior`` or ``prior_strength``; the message names it.
     """
-    _check_params(step_size, max_iter, tol)
+    check_outputs(outputs)
+    step_size, max_iter, tol = _check_params(step_size, max_iter, tol)
+    check_callback("callback", callback)
     caps = None if caps is None else check_caps(caps, outputs.n_sources)
     prior = _prior(outputs, prior, prior_strength)
     w = start_weights(outputs, init)
@@ -116,42 +119,43 @@ def _gap(w: np.ndarray, grad: np.ndarray, caps) -> float:
 
 
 def _prior(outputs: ProxyOutputs, prior, prior_strength: float):
-    if not (isinstance(prior_strength, (int, float)) and np.isfinite(prior_strength) and prior_strength >= 0):
-        raise InputError(f"prior_strength must be a non-negative number; got {prior_strength!r}.")
+    prior_strength = check_number("prior_strength", prior_strength, minimum=0)
     if not prior_strength:
         return None
     if prior is None:
         prior = "natural" if outputs.natural_weights is not None else "uniform"
-    pi = start_weights(outputs, prior).astype(np.float64)
-    return pi
+    return start_weights(outputs, prior, name="prior").astype(np.float64)
 
 
-def start_weights(outputs: ProxyOutputs, init) -> np.ndarray:
-    """Resolve ``init`` ("uniform", "natural", None or an array) to float32 simplex weights."""
+def start_weights(outputs: ProxyOutputs, init, name: str = "init") -> np.ndarray:
+    """Resolve ``init`` ("uniform", "natural", None or an array) to float32 simplex weights.
+
+    ``name`` is the argument named in errors (``prior`` resolves the same way).
+    """
     if init is None or (isinstance(init, str) and init == "uniform"):
         return uniform(outputs.n_sources)
     if isinstance(init, str):
         if init != "natural":
-            raise InputError(f"init must be 'uniform', 'natural' or an array of weights; got {init!r}.")
+            raise InputError(f"{name} must be 'uniform', 'natural' or an array of weights; got {init!r}.")
         if outputs.natural_weights is None:
-            raise InputError("init='natural' needs outputs.natural_weights; the proxy outputs have none.")
+            raise InputError(f"{name}='natural' needs outputs.natural_weights; the proxy outputs have none.")
         init = outputs.natural_weights
-    w = check_simplex("init", init, outputs.n_sources)
+    if not isinstance(init, (np.ndarray, list, tuple)):
+        raise InputError(f"{name} must be 'uniform', 'natural' or an array of weights; got {init!r}.")
+    w = check_simplex(name, init, outputs.n_sources)
     if (w <= 0).any():
         raise InputError(
-            f"init must be strictly positive (mirror descent cannot revive a zero weight); "
+            f"{name} must be strictly positive (mirror descent cannot revive a zero weight); "
             f"got {int((w <= 0).sum())} zero weight(s). Mix in a little uniform weight."
         )
     return w
 
 
-def _check_params(step_size, max_iter, tol):
-    if not (isinstance(step_size, (int, float)) and np.isfinite(step_size) and step_size > 0):
-        raise InputError(f"step_size must be a positive finite number; got {step_size!r}.")
-    if not (isinstance(max_iter, (int, np.integer)) and max_iter >= 0):
-        raise InputError(f"max_iter must be a non-negative integer; got {max_iter!r}.")
-    if not (isinstance(tol, (int, float)) and tol >= 0):
-        raise InputError(f"tol must be a non-negative number; got {tol!r}.")
+def _check_params(step_size, max_iter, tol) -> tuple[float, int, float]:
+    """Validated ``(step_size, max_iter, tol)`` as Python numbers (NumPy scalars accepted, bools not)."""
+    return (check_number("step_size", step_size, minimum=0, strict=True),
+            check_number("max_iter", max_iter, minimum=0, integer=True),
+            check_number("tol", tol, minimum=0))
 
 
 def _result(outputs, traj, losses, gaps, status, message, step_size) -> MixtureResult:

@@ -1,6 +1,8 @@
 """Small ``check_*`` helpers used once at public entry points."""
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from mixmin_core.errors import InputError
@@ -12,6 +14,14 @@ def describe(x) -> str:
         return f"array of shape {x.shape} and dtype {x.dtype}"
     text = repr(x)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def as_float_array(name: str, values) -> np.ndarray:
+    """``values`` as a float64 array, or an InputError naming ``name`` (strings, ragged lists)."""
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be an array of numbers; got {describe(values)}.") from None
 
 
 def check_finite(name: str, arr: np.ndarray) -> None:
@@ -31,7 +41,7 @@ def check_shape(name: str, arr: np.ndarray, shape: tuple) -> None:
 
 def check_simplex(name: str, weights, n_sources: int, atol: float = 1e-4) -> np.ndarray:
     """Return ``weights`` as float32 after checking it lies on the simplex."""
-    w = np.asarray(weights, dtype=np.float64)
+    w = as_float_array(name, weights)
     check_shape(name, w, (n_sources,))
     check_finite(name, w)
     if (w < 0).any():
@@ -43,3 +53,48 @@ def check_simplex(name: str, weights, n_sources: int, atol: float = 1e-4) -> np.
             "Divide by the sum to normalise."
         )
     return (w / total).astype(np.float32)
+
+
+def check_number(name: str, value, *, minimum: float | None = None, strict: bool = False,
+                 integer: bool = False) -> float | int:
+    """Return ``value`` as a Python int/float after checking it is a finite real number in range.
+
+    Accepts Python and NumPy scalars (``np.float32(0.5)``, ``np.int64(3)``); rejects bools (``True``
+    is not a step size), strings, arrays, NaN and infinity. ``minimum`` is exclusive when
+    ``strict``; ``integer=True`` also requires an integer type (``2.0`` is refused).
+    """
+    noun = "integer" if integer else "finite number"
+    if minimum == 0:  # wording kept from the first messages: "a positive finite number", "a non-negative number"
+        want = f"a positive {noun}" if strict else f"a non-negative {'integer' if integer else 'number'}"
+    elif minimum is not None:
+        want = f"{'an' if integer else 'a'} {noun} {'>' if strict else '>='} {minimum:g}"
+    else:
+        want = f"{'an' if integer else 'a'} {noun}"
+    ok_type = numbers.Integral if integer else numbers.Real
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, ok_type):
+        kind = "" if isinstance(value, np.ndarray) else f" of type {type(value).__name__}"
+        raise InputError(f"{name} must be {want}; got {describe(value)}{kind}.")
+    number = int(value) if integer else float(value)
+    if not np.isfinite(number) or (
+            minimum is not None and (number <= minimum if strict else number < minimum)):
+        raise InputError(f"{name} must be {want}; got {value!r}.")
+    return number
+
+
+def check_outputs(outputs, name: str = "outputs"):
+    """Check ``outputs`` is a ``ProxyOutputs`` (a bare matrix lacks kind and labels)."""
+    from mixmin_core.solver.proxy_outputs import ProxyOutputs
+
+    if isinstance(outputs, ProxyOutputs):
+        return outputs
+    hint = ""
+    if isinstance(outputs, np.ndarray) or isinstance(outputs, (list, tuple)):
+        hint = (" Wrap the matrix first: ProxyOutputs(values, kind, labels=labels) with values of shape "
+                "(n_sources, n_samples) and kind 'binary', 'loglik' or 'mse' (labels for binary/mse), "
+                "or load a saved one with ProxyOutputs.load(path).")
+    raise InputError(f"{name} must be a ProxyOutputs; got {describe(outputs)} of type {type(outputs).__name__}.{hint}")
+
+
+def check_callback(name: str, callback) -> None:
+    if callback is not None and not callable(callback):
+        raise InputError(f"{name} must be None or a function taking an Iterate; got {describe(callback)}.")
