@@ -2,11 +2,14 @@
 
 On disk: ``<name>.npz`` (arrays, never pickled) plus ``<name>.json`` (kind, source names,
 metadata and the SHA-256 of the ``.npz``), so a truncated or altered file is caught on load.
+Large outputs are stored uncompressed and sample-major, so ``ProxyOutputs.load(path, mmap=True)``
+can memory-map ``values`` and the solver can stream them block by block (larger than memory).
 """
 from __future__ import annotations
 
 import io
 import json
+import struct
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,6 +19,7 @@ import numpy as np
 
 from mixmin_core.errors import InputError
 from mixmin_core.runs import fileio
+from mixmin_core.solver import blocks
 from mixmin_core.solver.validation import check_finite, check_shape, describe
 
 KINDS = ("binary", "loglik", "mse")
@@ -67,7 +71,7 @@ class ProxyOutputs:
         token_counts = _check_token_counts(token_counts, kind, n_samples)
         natural = _check_natural(natural_weights, n_sources)
         ids = _check_ids(sample_ids, n_samples)
-        _check_value_range(values, kind)
+        _check_values(values, kind)
         meta = dict(meta or {})
         try:
             json.dumps(meta)
@@ -122,17 +126,25 @@ class ProxyOutputs:
         return idx.astype(np.int64)
 
     # ---- persistence -------------------------------------------------------------------
-    def save(self, path: str | Path) -> Path:
-        """Write ``<path>.npz`` and ``<path>.json`` atomically; return the ``.npz`` path."""
+    def save(self, path: str | Path, *, compress: bool | str = "auto") -> Path:
+        """Write ``<path>.npz`` and ``<path>.json`` atomically; return the ``.npz`` path.
+
+        Parameters
+        ----------
+        compress : True, False or "auto" (default)
+            True deflates the arrays (smallest file). False stores them as they are, with
+            ``values`` sample-major, so :meth:`load` with ``mmap=True`` can memory-map them and
+            the solver can stream them. "auto" compresses below :data:`MAP_MIN_BYTES` of values
+            and stores larger ones uncompressed. Values are written block by block, so saving
+            memory-mapped outputs never holds the whole matrix in memory.
+        """
+        if not (isinstance(compress, bool) or compress == "auto"):
+            raise InputError(f"compress must be True, False or 'auto'; got {compress!r}.")
+        if compress == "auto":
+            compress = self.values.nbytes < MAP_MIN_BYTES
         npz_path, json_path = _paths(path)
-        arrays = {"values": self.values}
-        for name in _OPTIONAL_ARRAYS:
-            arr = getattr(self, name)
-            if arr is not None:
-                arrays[name] = arr
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
-        fileio.write_bytes(npz_path, buf.getvalue())
+        with fileio.atomic_path(npz_path) as tmp:
+            _write_npz(tmp, self, compress)
         sidecar = {
             "format_version": FORMAT_VERSION, "kind": self.kind,
             "source_names": list(self.source_names), "n_sources": self.n_sources,
@@ -143,8 +155,13 @@ class ProxyOutputs:
         return npz_path
 
     @classmethod
-    def load(cls, path: str | Path) -> ProxyOutputs:
+    def load(cls, path: str | Path, *, mmap: bool = False) -> ProxyOutputs:
         """Load and validate a saved ``ProxyOutputs`` (never unpickles).
+
+        ``mmap=True`` memory-maps ``values`` when the file stores them uncompressed (as
+        :meth:`save` does for large outputs): nothing is read whole into memory, validation
+        streams the matrix block by block, and the solver streams it per iteration. Compressed
+        (small) files are read into memory as usual.
 
         Raises
         ------
@@ -152,6 +169,8 @@ class ProxyOutputs:
             If either file is missing, the checksum does not match (truncated or altered), or
             the arrays fail validation; the message names the file.
         """
+        if not isinstance(mmap, bool):
+            raise InputError(f"mmap must be True or False; got {mmap!r}.")
         npz_path, json_path = _paths(path)
         for p in (npz_path, json_path):
             if not p.exists():
@@ -169,14 +188,22 @@ class ProxyOutputs:
                 f"{npz_path}: checksum mismatch (file is truncated or altered); "
                 f"expected sha256 {expected[:12]}..., got {actual[:12]}...."
             )
-        return cls.from_npz_bytes(npz_path.read_bytes(), sidecar, source=str(npz_path))
+        mapped = _map_values(npz_path) if mmap else None
+        return cls._from_npz(npz_path, sidecar, str(npz_path), values=mapped)
 
     @classmethod
     def from_npz_bytes(cls, data: bytes, sidecar: dict, source: str = "<upload>") -> ProxyOutputs:
         """Build from the bytes of an ``.npz`` and its parsed sidecar (uploads use this)."""
+        return cls._from_npz(io.BytesIO(data), sidecar, source)
+
+    @classmethod
+    def _from_npz(cls, file, sidecar: dict, source: str, values: np.ndarray | None = None) -> ProxyOutputs:
+        """Read the arrays of an ``.npz`` (path or file object); ``values`` given: skip that member."""
         try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-                arrays = {k: npz[k] for k in npz.files}
+            with np.load(file, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files if not (k == "values" and values is not None)}
+                if values is not None:
+                    arrays["values"] = values
         except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
             raise InputError(f"{source}: cannot read arrays ({exc}).") from None
         if "values" not in arrays:
@@ -188,6 +215,90 @@ class ProxyOutputs:
             )
         except InputError as exc:
             raise InputError(f"{source}: {exc}") from None
+
+
+#: Values at least this large are saved uncompressed by ``save(compress="auto")``, so they can be
+#: memory-mapped; deflating them would cost seconds per save for ~10% on continuous values.
+MAP_MIN_BYTES = 64 << 20
+#: Where the ``values`` member's ``.npy`` starts in a file written by ``save``: page-aligned, so
+#: the mapped matrix starts on a 64-byte boundary (the ``.npy`` header is padded to 64 bytes).
+_VALUES_AT = 4096
+#: Extra-field id of the zip padding record that aligns ``values`` (the one Android's zipalign uses).
+_PAD_ID = 0xD935
+
+
+def _write_npz(path: Path, outputs: ProxyOutputs, compress: bool) -> None:
+    """An ``.npz`` as ``numpy.savez`` writes it, but streamed, with ``values`` first and aligned.
+
+    Uncompressed values are written sample-major (Fortran order), so a block of samples is one
+    contiguous stretch of the file.
+    """
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with zipfile.ZipFile(path, "w", compression=method, allowZip64=True) as zf:
+        info = zipfile.ZipInfo("values.npy", date_time=(1980, 1, 1, 0, 0, 0))
+        info.compress_type = method
+        # local header: 30 bytes + name + zip64 extra (20 bytes, force_zip64) + our padding record
+        pad = _VALUES_AT - (30 + len(info.filename) + 20 + 4)
+        info.extra = struct.pack("<HH", _PAD_ID, pad) + bytes(pad)
+        with zf.open(info, "w", force_zip64=True) as fh:
+            _write_values(fh, outputs.values, sample_major=not compress)
+        for name in _OPTIONAL_ARRAYS:
+            arr = getattr(outputs, name)
+            if arr is not None:
+                with zf.open(name + ".npy", "w", force_zip64=True) as fh:
+                    np.lib.format.write_array(fh, np.asarray(arr), allow_pickle=False)
+
+
+def _write_values(fh, values: np.ndarray, sample_major: bool) -> None:
+    """``values`` as a ``.npy`` stream, written in column blocks (never copied whole)."""
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype("<f4")), "fortran_order": sample_major,
+              "shape": values.shape}
+    np.lib.format.write_array_header_1_0(fh, header)
+    if not sample_major:
+        step = max(1, (16 << 20) // (4 * values.shape[1]))
+        for row in range(0, values.shape[0], step):
+            fh.write(np.ascontiguousarray(values[row: row + step], dtype="<f4").data)
+        return
+    pages = blocks.PageReleaser(values)
+    for cols in blocks.column_blocks(*values.shape, block_bytes=16 << 20):
+        fh.write(np.ascontiguousarray(values[:, cols].T, dtype="<f4").data)
+        pages.done(cols)
+    pages.flush()
+
+
+def _map_values(npz_path: Path) -> np.ndarray | None:
+    """``values`` of an ``.npz`` memory-mapped read-only, or None when stored compressed.
+
+    Finds the stored ``values.npy`` member's bytes in the zip (local header, then the ``.npy``
+    header) and maps the array data there; reads no array data.
+    """
+    try:
+        with zipfile.ZipFile(npz_path) as zf:
+            info = zf.getinfo("values.npy")
+        if info.compress_type != zipfile.ZIP_STORED:
+            return None
+        with open(npz_path, "rb") as fh:
+            fh.seek(info.header_offset)
+            local = fh.read(30)
+            if local[:4] != b"PK\x03\x04":
+                raise ValueError("bad local header for values.npy")
+            name_len, extra_len = struct.unpack("<HH", local[26:30])
+            fh.seek(info.header_offset + 30 + name_len + extra_len)
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+            else:
+                return None
+            offset = fh.tell()
+    except KeyError:
+        raise InputError(f"{npz_path}: no 'values' array.") from None
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise InputError(f"{npz_path}: cannot read arrays ({exc}).") from None
+    if dtype != np.dtype("<f4") or len(shape) != 2 or offset % 4 or 0 in shape:
+        return None  # not a plain float32 matrix: load it the ordinary way
+    return np.memmap(npz_path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
 
 
 def _paths(path) -> tuple[Path, Path]:
@@ -207,8 +318,13 @@ def _as_matrix(values) -> np.ndarray:
         raise InputError(f"values must hold at least two sources (rows); got {arr.shape[0]}.")
     if arr.shape[1] < 1:
         raise InputError("values must hold at least one sample (column); got 0.")
-    arr = np.ascontiguousarray(arr, dtype=np.float32).view()
-    check_finite("values", arr)
+    if blocks.is_mapped(arr):
+        if arr.dtype != np.float32:
+            raise InputError(f"memory-mapped values must be float32 (the solver streams them as they are); "
+                             f"got {describe(arr)}. Convert the file to float32, or load it into memory.")
+        arr = arr.view()  # keep the map: copying it is what mapping avoids
+    else:
+        arr = np.ascontiguousarray(arr, dtype=np.float32).view()
     arr.flags.writeable = False  # outputs are immutable: solvers cache what they derive from them
     return arr
 
@@ -273,13 +389,27 @@ def _check_ids(ids, n_samples):
     return arr
 
 
-def _check_value_range(values, kind):
-    if kind == "binary" and (values.min() < 0 or values.max() > 1):
+def _check_values(values, kind):
+    """Finiteness and the kind's value range; a mapped matrix is scanned block by block."""
+    if blocks.is_mapped(values):
+        low, high = np.inf, -np.inf
+        pages = blocks.PageReleaser(values)
+        for cols in blocks.column_blocks(*values.shape, block_bytes=16 << 20):
+            block = values[:, cols]
+            if not np.isfinite(block).all():
+                bad = np.argwhere(~np.isfinite(block))
+                row, col = bad[0].tolist()
+                raise InputError(f"values must be finite; found non-finite value(s), first at index "
+                                 f"{(row, cols.start + col)} ({block[row, col]!r}).")
+            low, high = min(low, float(block.min())), max(high, float(block.max()))
+            pages.done(cols)
+        pages.flush()
+    else:
+        check_finite("values", values)
+        low, high = float(values.min()), float(values.max())
+    if kind == "binary" and (low < 0 or high > 1):
         raise InputError(
-            f"values must be probabilities in [0, 1] for kind 'binary'; got range "
-            f"[{values.min():.3g}, {values.max():.3g}]."
+            f"values must be probabilities in [0, 1] for kind 'binary'; got range [{low:.3g}, {high:.3g}]."
         )
-    if kind == "loglik" and values.max() > 0:
-        raise InputError(
-            f"values must be log-probabilities <= 0 for kind 'loglik'; got maximum {values.max():.3g}."
-        )
+    if kind == "loglik" and high > 0:
+        raise InputError(f"values must be log-probabilities <= 0 for kind 'loglik'; got maximum {high:.3g}.")

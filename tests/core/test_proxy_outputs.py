@@ -135,3 +135,126 @@ def test_select_errors():
         o.select(sources=["a"])
     with pytest.raises(InputError, match=r"sources not found: \['c'\]"):
         o.select(sources=["a", "c"])
+
+
+def _big_binary(n_sources=4, n_samples=3000, seed=0):
+    rng = np.random.default_rng(seed)
+    return ProxyOutputs(rng.uniform(0, 1, (n_sources, n_samples)), "binary", labels=rng.integers(0, 2, n_samples),
+                        source_names=[f"s{i}" for i in range(n_sources)], sample_ids=[f"x{i}" for i in range(n_samples)],
+                        meta={"dataset": "toy"})
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_save_compressed_or_not_round_trips_exactly(tmp_path, compress):
+    import zipfile
+
+    o = _big_binary()
+    path = o.save(tmp_path / "o", compress=compress)
+    with zipfile.ZipFile(path) as zf:
+        kinds = {i.filename: i.compress_type for i in zf.infolist()}
+    assert set(kinds.values()) == {zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED}
+    back = ProxyOutputs.load(path)
+    for name in ("values", "labels", "sample_ids"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(o, name))
+    assert back.values.flags.c_contiguous and back.values.dtype == np.float32
+    # plain numpy reads the file too (no custom format)
+    with np.load(path) as npz:
+        np.testing.assert_array_equal(npz["values"], o.values)
+
+
+def test_auto_compress_depends_on_size(tmp_path, monkeypatch):
+    import zipfile
+
+    from mixmin_core.solver import proxy_outputs
+
+    o = _big_binary()
+    monkeypatch.setattr(proxy_outputs, "MAP_MIN_BYTES", o.values.nbytes)
+    with zipfile.ZipFile(o.save(tmp_path / "big")) as zf:
+        assert zf.getinfo("values.npy").compress_type == zipfile.ZIP_STORED
+    monkeypatch.setattr(proxy_outputs, "MAP_MIN_BYTES", o.values.nbytes + 1)
+    with zipfile.ZipFile(o.save(tmp_path / "small")) as zf:
+        assert zf.getinfo("values.npy").compress_type == zipfile.ZIP_DEFLATED
+
+
+def test_mmap_load_maps_values_and_solves_like_memory(tmp_path):
+    from mixmin_core import mixmin
+    from mixmin_core.solver.blocks import is_mapped
+
+    o = _big_binary(n_sources=5, n_samples=4000)
+    path = o.save(tmp_path / "o", compress=False)
+    mapped = ProxyOutputs.load(path, mmap=True)
+    assert is_mapped(mapped.values) and not mapped.values.flags.writeable
+    assert mapped.values.ctypes.data % 64 == 0  # aligned for SIMD/BLAS
+    np.testing.assert_array_equal(mapped.values, o.values)
+    assert mapped.source_names == o.source_names and mapped.meta == o.meta
+    a, b = mixmin(o, max_iter=200, tol=0), mixmin(mapped, max_iter=200, tol=0)
+    np.testing.assert_allclose(b.weights, a.weights, atol=1e-5)  # float32 sums in another order
+    assert b.loss == pytest.approx(a.loss, rel=1e-6)
+    # a compressed file cannot be mapped: it is read into memory instead
+    small = ProxyOutputs.load(o.save(tmp_path / "c", compress=True), mmap=True)
+    assert not is_mapped(small.values)
+    np.testing.assert_array_equal(small.values, o.values)
+
+
+def test_mmap_load_validates_values_block_by_block(tmp_path):
+    """A non-finite value deep in a mapped file is found and named, with its position."""
+    import hashlib
+
+    o = _big_binary(n_sources=3, n_samples=5000)
+    path = o.save(tmp_path / "o", compress=False)
+    data = bytearray(path.read_bytes())
+    # values are stored sample-major: sample 4321's three values are 12 consecutive bytes
+    start = bytes(data).find(o.values[:, 4321].astype("<f4").tobytes())
+    assert start > 0
+    data[start + 8: start + 12] = np.float32(np.nan).tobytes()
+    path.write_bytes(bytes(data))
+    sidecar = json.loads((tmp_path / "o.json").read_text())
+    sidecar["sha256"] = hashlib.sha256(bytes(data)).hexdigest()
+    (tmp_path / "o.json").write_text(json.dumps(sidecar))
+    with pytest.raises(InputError, match=r"o\.npz: values must be finite; .*first at index \(2, 4321\)"):
+        ProxyOutputs.load(path, mmap=True)
+
+
+def test_mmap_solve_keeps_resident_memory_low(tmp_path):
+    """Solving from a mapped 32 MB matrix keeps a small fraction of it resident (pages are released)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    rng = np.random.default_rng(0)
+    o = ProxyOutputs(rng.uniform(0, 1, (32, 250_000)).astype(np.float32), "binary", labels=rng.integers(0, 2, 250_000))
+    path = o.save(tmp_path / "o", compress=False)
+    del o
+    code = textwrap.dedent(f"""
+        from pathlib import Path
+        from mixmin_core import ProxyOutputs, mixmin
+        from mixmin_core.solver import blocks
+        blocks.RELEASE_BYTES = 2 << 20  # release every 2 MB (default 64 MB: more than this whole matrix)
+        outputs = ProxyOutputs.load({str(path)!r}, mmap=True)
+        resident = int(Path("/proc/self/statm").read_text().split()[1]) * 4096
+        Path("/proc/self/clear_refs").write_text("5")  # restart the peak (VmHWM) from here
+        mixmin(outputs, max_iter=3, tol=0)
+        peak = next(int(x.split()[1]) * 1024 for x in Path("/proc/self/status").read_text().splitlines()
+                    if x.startswith("VmHWM"))
+        print(peak - resident, outputs.values.nbytes)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    growth, nbytes = map(int, out.stdout.split())
+    assert nbytes == 32_000_000 and growth < nbytes / 4, (growth, nbytes)
+
+
+def test_save_and_load_argument_errors(tmp_path):
+    o = _binary()
+    with pytest.raises(InputError, match="compress must be True, False or 'auto'; got 'yes'"):
+        o.save(tmp_path / "o", compress="yes")
+    path = o.save(tmp_path / "o")
+    with pytest.raises(InputError, match="mmap must be True or False; got 'r'"):
+        ProxyOutputs.load(path, mmap="r")
+
+
+def test_mapped_values_must_be_float32(tmp_path):
+    arr = np.lib.format.open_memmap(tmp_path / "v.npy", mode="w+", dtype=np.float64, shape=(2, 3))
+    arr[:] = 0.5
+    arr.flush()
+    with pytest.raises(InputError, match="memory-mapped values must be float32"):
+        ProxyOutputs(np.load(tmp_path / "v.npy", mmap_mode="r"), "binary", labels=[0, 1, 1])
