@@ -1,0 +1,157 @@
+"""Bad library inputs: every public solver function raises InputError naming the argument.
+
+``BAD_LIBRARY_INPUTS`` is a plain module-level table so a larger bad-input table (CLI, app) can
+import and extend it: each row is ``BadInput(id, call, error, match)`` with ``call`` a
+zero-argument function that must raise ``error`` with a message matching ``match`` (a regex that
+names the argument).
+"""
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pytest
+
+from mixmin_core import (
+    InputError,
+    ProxyOutputs,
+    balanced,
+    bootstrap_weights,
+    fixed_mixture,
+    mixmin,
+    mixture_loss,
+    natural,
+)
+from mixmin_core.solver.constraints import availability_caps
+
+
+class BadInput(NamedTuple):
+    id: str
+    call: Callable[[], object]
+    error: type[Exception]
+    match: str
+
+
+def _outputs() -> ProxyOutputs:
+    rng = np.random.default_rng(0)
+    return ProxyOutputs(rng.uniform(0, 1, (3, 20)), "binary", labels=rng.integers(0, 2, 20),
+                        natural_weights=[1, 2, 3])
+
+
+_O = _outputs()
+_MATRIX = np.asarray(_O.values)
+_W = [0.2, 0.3, 0.5]
+
+
+def _solve(**kw):
+    return lambda: mixmin(_O, **kw)
+
+
+def _boot(**kw):
+    return lambda: bootstrap_weights(_O, **{"n_boot": 2, "max_iter": 2, **kw})
+
+
+def _save(**kw):
+    return lambda: _O.save(Path(tempfile.mkdtemp()) / "o", **kw)
+
+
+def _load(**kw):
+    def call():
+        path = _O.save(Path(tempfile.mkdtemp()) / "o")
+        return ProxyOutputs.load(path, **kw)
+    return call
+
+
+_NOT_OUTPUTS = r"outputs must be a ProxyOutputs; got "
+_POS = "must be a positive finite number"
+_NONNEG_INT = "must be a non-negative integer"
+
+BAD_LIBRARY_INPUTS: list[BadInput] = [
+    # mixmin: what is solved
+    BadInput("mixmin-ndarray", lambda: mixmin(_MATRIX), InputError, _NOT_OUTPUTS + r"array of shape \(3, 20\).*ProxyOutputs\(values, kind"),
+    BadInput("mixmin-list", lambda: mixmin(_MATRIX.tolist()), InputError, _NOT_OUTPUTS + r"\[\[.*Wrap the matrix first"),
+    BadInput("mixmin-none", lambda: mixmin(None), InputError, _NOT_OUTPUTS + "None"),
+    # mixmin: step_size, max_iter, tol
+    BadInput("step_size-bool", _solve(step_size=True), InputError, f"step_size {_POS}; got True of type bool"),
+    BadInput("step_size-zero", _solve(step_size=0), InputError, f"step_size {_POS}; got 0"),
+    BadInput("step_size-negative", _solve(step_size=-0.5), InputError, f"step_size {_POS}; got -0.5"),
+    BadInput("step_size-nan", _solve(step_size=float("nan")), InputError, f"step_size {_POS}; got nan"),
+    BadInput("step_size-inf", _solve(step_size=float("inf")), InputError, f"step_size {_POS}; got inf"),
+    BadInput("step_size-str", _solve(step_size="1"), InputError, f"step_size {_POS}; got '1' of type str"),
+    BadInput("step_size-array", _solve(step_size=np.array([1.0])), InputError, f"step_size {_POS}; got array of shape"),
+    BadInput("max_iter-negative", _solve(max_iter=-1), InputError, f"max_iter {_NONNEG_INT}; got -1"),
+    BadInput("max_iter-float", _solve(max_iter=2.5), InputError, f"max_iter {_NONNEG_INT}; got 2.5 of type float"),
+    BadInput("max_iter-bool", _solve(max_iter=True), InputError, f"max_iter {_NONNEG_INT}; got True of type bool"),
+    BadInput("max_iter-nan", _solve(max_iter=float("nan")), InputError, f"max_iter {_NONNEG_INT}; got nan"),
+    BadInput("max_iter-str", _solve(max_iter="100"), InputError, f"max_iter {_NONNEG_INT}; got '100'"),
+    BadInput("tol-negative", _solve(tol=-1e-3), InputError, "tol must be a non-negative number; got -0.001"),
+    BadInput("tol-nan", _solve(tol=float("nan")), InputError, "tol must be a non-negative number; got nan"),
+    BadInput("tol-bool", _solve(tol=False), InputError, "tol must be a non-negative number; got False of type bool"),
+    # mixmin: init, callback, caps, prior
+    BadInput("init-unknown", _solve(init="random"), InputError, "init must be 'uniform', 'natural' or an array of weights; got 'random'"),
+    BadInput("init-number", _solve(init=5), InputError, "init must be 'uniform', 'natural' or an array of weights; got 5"),
+    BadInput("init-shape", _solve(init=[0.5, 0.5]), InputError, r"init must have shape \(3,\)"),
+    BadInput("init-strings", _solve(init=["a", "b", "c"]), InputError, "init must be an array of numbers"),
+    BadInput("init-zero", _solve(init=[0.5, 0.5, 0.0]), InputError, "init must be strictly positive"),
+    BadInput("callback-not-callable", _solve(callback=5), InputError, "callback must be None or a function"),
+    BadInput("caps-infeasible", _solve(caps=[0.2, 0.2, 0.2]), InputError, r"caps sum to 0\.6 < 1"),
+    BadInput("caps-strings", _solve(caps="abc"), InputError, "caps must be an array of numbers"),
+    BadInput("prior_strength-negative", _solve(prior_strength=-1), InputError, "prior_strength must be a non-negative number; got -1"),
+    BadInput("prior_strength-bool", _solve(prior_strength=True), InputError, "prior_strength must be a non-negative number; got True"),
+    BadInput("prior-unknown", _solve(prior="bogus", prior_strength=1.0), InputError, "prior must be 'uniform', 'natural' or an array"),
+    BadInput("prior-off-simplex", _solve(prior=[0.2, 0.2, 0.2], prior_strength=1.0), InputError, "prior must sum to 1; got sum 0.6"),
+    # bootstrap_weights
+    BadInput("bootstrap-ndarray", lambda: bootstrap_weights(_MATRIX), InputError, _NOT_OUTPUTS + "array"),
+    BadInput("n_boot-one", _boot(n_boot=1), InputError, "n_boot must be an integer >= 2; got 1"),
+    BadInput("n_boot-bool", _boot(n_boot=True), InputError, "n_boot must be an integer >= 2; got True"),
+    BadInput("n_boot-float", _boot(n_boot=10.0), InputError, "n_boot must be an integer >= 2; got 10.0"),
+    BadInput("seed-negative", _boot(seed=-1), InputError, f"seed {_NONNEG_INT}; got -1"),
+    BadInput("seed-float", _boot(seed=1.5), InputError, f"seed {_NONNEG_INT}; got 1.5"),
+    BadInput("level-above-one", _boot(level=1.5), InputError, r"level must be in \(0, 1\), e.g. 0.95; got 1.5"),
+    BadInput("level-nan", _boot(level=float("nan")), InputError, "level must be a finite number; got nan"),
+    BadInput("level-bool", _boot(level=True), InputError, "level must be a finite number; got True"),
+    BadInput("bootstrap-step_size-zero", _boot(step_size=0), InputError, f"step_size {_POS}; got 0"),
+    BadInput("bootstrap-max_iter-negative", _boot(max_iter=-2), InputError, f"max_iter {_NONNEG_INT}; got -2"),
+    BadInput("bootstrap-tol-nan", _boot(tol=float("nan")), InputError, "tol must be a non-negative number; got nan"),
+    BadInput("bootstrap-init-unknown", _boot(init="best"), InputError, "init must be 'uniform', 'natural'"),
+    # baselines and scoring
+    BadInput("mixture_loss-ndarray", lambda: mixture_loss(_MATRIX, _W), InputError, _NOT_OUTPUTS),
+    BadInput("mixture_loss-weights-shape", lambda: mixture_loss(_O, [0.5, 0.5]), InputError, r"weights must have shape \(3,\)"),
+    BadInput("mixture_loss-weights-strings", lambda: mixture_loss(_O, ["a", "b", "c"]), InputError, "weights must be an array of numbers"),
+    BadInput("mixture_loss-weights-nan", lambda: mixture_loss(_O, [np.nan, 0.5, 0.5]), InputError, "weights must be finite"),
+    BadInput("fixed_mixture-method", lambda: fixed_mixture(_O, _W, ""), InputError, "method must be a non-empty string"),
+    BadInput("fixed_mixture-meta", lambda: fixed_mixture(_O, _W, "mine", meta=[1]), InputError, "meta must be a dict or None; got list"),
+    BadInput("balanced-ndarray", lambda: balanced(_MATRIX), InputError, _NOT_OUTPUTS),
+    BadInput("natural-ndarray", lambda: natural(_MATRIX), InputError, _NOT_OUTPUTS),
+    # constraints
+    BadInput("tokens_needed-zero", lambda: availability_caps([1, 2], tokens_needed=0), InputError, "tokens_needed and repetitions must be positive.*tokens_needed=0"),
+    BadInput("repetitions-nan", lambda: availability_caps([1, 2], 10, repetitions=float("nan")), InputError, "repetitions=nan"),
+    BadInput("tokens_available-negative", lambda: availability_caps([-1, 2], 10), InputError, "tokens_available must be non-negative"),
+    # persistence
+    BadInput("save-compress", _save(compress="yes"), InputError, "compress must be True, False or 'auto'; got 'yes'"),
+    BadInput("load-mmap", _load(mmap="r"), InputError, "mmap must be True or False; got 'r'"),
+]
+
+
+@pytest.mark.parametrize("case", BAD_LIBRARY_INPUTS, ids=[c.id for c in BAD_LIBRARY_INPUTS])
+def test_bad_library_input_raises_naming_the_argument(case):
+    with pytest.raises(case.error, match=case.match):
+        case.call()
+
+
+def test_table_is_large_and_ids_unique():
+    assert len(BAD_LIBRARY_INPUTS) >= 30
+    assert len({c.id for c in BAD_LIBRARY_INPUTS}) == len(BAD_LIBRARY_INPUTS)
+
+
+def test_numpy_scalars_are_accepted_where_numbers_are():
+    """``np.float32(0.5)`` is a step size; results equal the Python-number call."""
+    a = mixmin(_O, step_size=np.float32(0.5), max_iter=np.int64(20), tol=np.float64(0.0),
+               prior_strength=np.float32(0.0))
+    b = mixmin(_O, step_size=0.5, max_iter=20, tol=0.0)
+    np.testing.assert_array_equal(a.weights, b.weights)
+    boot = bootstrap_weights(_O, n_boot=np.int32(3), seed=np.int64(1), level=np.float32(0.9), max_iter=5)
+    assert boot.samples.shape == (3, 3)
