@@ -11,6 +11,7 @@ with availability caps that keep every source within the limit (it needs the run
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -41,13 +42,22 @@ def add_parser(sub) -> None:
     p.add_argument("--data-prefix", default="{source}", help="megatron: data prefix per source, e.g. /data/{source}_text_document")
     p.add_argument("--seed", default="0", help="hf: interleaving seed (default 0)")
     p.add_argument("--out", default="-", help="output file (default: standard output)")
-    p.error = _one_line_error
+    p.__class__ = _OneLineErrors  # the subparser exists already; only its error reporting changes
     p.set_defaults(func=cmd_export)
 
 
-def _one_line_error(message: str):
-    print(f"error: {message} (see python -m jobs export --help)", file=sys.stderr)
-    sys.exit(2)
+class _OneLineErrors(argparse.ArgumentParser):
+    """Usage errors (an unknown flag, a missing value) as one ``error:`` line and exit status 2."""
+
+    def error(self, message: str):
+        print(f"error: {message} (see python -m jobs export --help)", file=sys.stderr)
+        sys.exit(2)
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:  # reported here, not by the top-level parser with its usage block
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
 
 
 def cmd_export(args) -> int:

@@ -1,0 +1,234 @@
+"""``python -m jobs export``: every format from a run folder (written with the run-folder contract), the repeat
+limit and its capped re-solve, ``--weights`` input, and bad input as one ``error:`` line with exit status 2."""
+import ast
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from jobs.__main__ import main
+from mixmin_core import mixmin, natural
+from mixmin_core.engine.export import round_weights
+from mixmin_core.runs.fileio import write_json
+from mixmin_core.runs.layout import Problem, mixture_path, outputs_path, write_sources
+from mixmin_core.runs.store import RunStore
+from mixmin_core.solver.synthetic import example_problem
+
+from ..helpers import only_run
+
+ROOT = Path(__file__).resolve().parents[2]
+PROBLEM = Problem("hellaswag", 0)
+
+
+@pytest.fixture
+def lm_run():
+    """A language-model-style run: loglik proxy outputs, MixMin and natural mixtures, token counts per source."""
+    outputs, _ = example_problem(n_sources=4, n_samples=2000, seed=3)
+    run_id = "lm_export-0001"
+    run_dir = RunStore().create_run(run_id, name="lm_export", pipeline="lm", config={"pipeline": "lm"})
+    outputs.save(outputs_path(run_dir, PROBLEM))
+    result = mixmin(outputs, max_iter=500)
+    write_json(mixture_path(run_dir, PROBLEM, "mixmin"), result.to_dict())
+    write_json(mixture_path(run_dir, PROBLEM, "natural"), natural(outputs).to_dict())
+    tokens = np.full(4, 10_000_000)
+    tokens[int(np.argmax(result.weights))] = 1_000_000  # the favourite source is small: repeated at 100M tokens
+    write_sources(run_dir, pd.DataFrame({"source": outputs.source_names, "tokens": tokens}))
+    return run_id, run_dir, result, dict(zip(outputs.source_names, tokens))
+
+
+def _export(capsys, *args):
+    code = main(["export", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _base(run_id, fmt, out, budget="1e8"):
+    return ["--run", run_id, "--problem", PROBLEM.key, "--budget-tokens", budget, "--format", fmt, "--out", str(out)]
+
+
+def _parse(fmt, text) -> dict:
+    """Each format read back with its own parser: ``{source: weight}``."""
+    if fmt == "json":
+        return json.loads(text)["weights"]
+    if fmt == "csv":
+        return {r["source"]: float(r["weight"]) for r in csv.DictReader(io.StringIO(text))}
+    if fmt == "olmix":
+        return {n: e["weight"] for n, e in yaml.safe_load(text)["mix"].items()}
+    if fmt == "megatron":
+        tokens = text.split()
+        assert tokens[0] == "--data-path"
+        return {t.rsplit("/", 1)[-1]: float(v) for v, t in zip(tokens[1::2], tokens[2::2])}
+    if fmt == "hf":
+        found = {node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse(text).body
+                 if isinstance(node, ast.Assign) and node.targets[0].id in ("SOURCES", "PROBABILITIES")}
+        return dict(zip(found["SOURCES"], found["PROBABILITIES"]))
+    raise AssertionError(fmt)
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "hf", "olmix", "megatron"])
+def test_every_format_parses_back_to_the_runs_weights(capsys, tmp_path, lm_run, fmt):
+    run_id, _, result, _ = lm_run
+    out = tmp_path / f"mix.{fmt}"
+    extra = ["--data-prefix", "/data/{source}"] if fmt == "megatron" else []
+    code, _, err = _export(capsys, *_base(run_id, fmt, out), *extra)
+    assert code == 0, err
+    want = dict(zip(result.source_names, round_weights(result.weights)))
+    parsed = _parse(fmt, out.read_text())
+    assert parsed == {n: w for n, w in want.items() if w > 0 or fmt not in ("hf", "megatron")}
+    np.testing.assert_allclose([want[n] for n in result.source_names], result.weights, atol=1e-7)
+    assert f"{fmt}: 4 sources, 1e+08 tokens, method mixmin -> {out}" in err
+
+
+def test_repeat_limit_warns_and_respect_limit_solves_again(capsys, tmp_path, lm_run):
+    run_id, _, result, tokens = lm_run
+    top = result.source_names[int(np.argmax(result.weights))]
+    assert result.weights.max() * 1e8 / tokens[top] > 4  # over the limit at 100M tokens
+    code, _, err = _export(capsys, *_base(run_id, "json", tmp_path / "a.json"), "--max-epochs", "4")
+    assert code == 0
+    assert f"warning: source '{top}' would be repeated" in err and "--respect-limit" in err
+    plan = json.loads((tmp_path / "a.json").read_text())
+    assert [r["source"] for r in plan["sources"] if r["over_limit"]] == [top]
+
+    code, _, err = _export(capsys, *_base(run_id, "json", tmp_path / "b.json"), "--max-epochs", "4", "--respect-limit")
+    assert code == 0 and "solved again with caps" in err and "warning" not in err
+    again = json.loads((tmp_path / "b.json").read_text())
+    assert not any(r["over_limit"] for r in again["sources"])
+    epochs = {r["source"]: r["epochs"] for r in again["sources"]}
+    assert epochs[top] == pytest.approx(4.0, rel=1e-3)  # the cap binds at the limit
+    assert again["meta"]["resolved_within_limit"] is True
+
+
+def test_other_method_and_weights_file_with_sizes_csv(capsys, tmp_path, lm_run):
+    run_id, run_dir, _, _ = lm_run
+    code, out, _ = _export(capsys, "--run", run_id, "--problem", PROBLEM.key, "--method", "natural",
+                           "--budget-tokens", "1e6", "--format", "csv")
+    assert code == 0
+    natural_w = json.loads(mixture_path(run_dir, PROBLEM, "natural").read_text())["weights"]
+    parsed = _parse("csv", out)  # --out defaults to standard output
+    assert parsed == pytest.approx(natural_w, abs=1e-8)
+    sizes = tmp_path / "sizes.csv"
+    sizes.write_text("source,size\n" + "".join(f"{n},1000\n" for n in natural_w))
+    code, out, _ = _export(capsys, "--weights", str(mixture_path(run_dir, PROBLEM, "natural")), "--sizes", str(sizes),
+                           "--budget-tokens", "3000", "--format", "json")
+    assert code == 0
+    plan = json.loads(out)
+    assert plan["weights"] == pytest.approx(natural_w, abs=1e-8)
+    assert {r["source"]: r["epochs"] for r in plan["sources"]} == pytest.approx({n: 3 * w for n, w in natural_w.items()})
+
+
+def _chem_run():
+    """A chemistry-style run folder: molecules, a label matrix (-1 = unlabelled), sources.csv with n_labelled."""
+    run_id = "chem_export-0001"
+    run_dir = RunStore().create_run(run_id, name="chem_export", pipeline="chem", config={"pipeline": "chem"})
+    (run_dir / "features").mkdir(parents=True)
+    smiles = np.array(["CCO", "CCN", "c1ccccc1", "CC(=O)O", "CCCl"])
+    labels = np.array([[1, 0, -1, 1], [0, -1, 1, 0], [1, 1, 0, -1], [-1, 0, 1, 1], [0, 1, -1, 0]], dtype=np.int8)
+    np.savez(run_dir / "features" / "smiles.npz", smiles=smiles)
+    np.savez(run_dir / "features" / "labels.npz", labels=labels, assays=np.array(["A1", "A2", "A3", "T"]))
+    write_sources(run_dir, pd.DataFrame({"source": ["A1", "A2", "A3"], "n_labelled": (labels[:, :3] >= 0).sum(0)}))
+    problem = Problem("T", 0)
+    weights = {"weights": {"A1": 0.5, "A2": 0.2, "A3": 0.3}, "method": "mixmin"}
+    write_json(mixture_path(run_dir, problem, "mixmin"), weights)
+    return run_id, problem
+
+
+def test_chem_table_from_a_chemistry_run(capsys, tmp_path):
+    run_id, problem = _chem_run()
+    out = tmp_path / "table.csv"
+    code, _, err = _export(capsys, "--run", run_id, "--problem", problem.key, "--budget-rows", "8",
+                           "--format", "chem-table", "--out", str(out))
+    assert code == 0, err
+    table = pd.read_csv(out)
+    assert list(table.columns) == ["molecule", "assay", "label", "weight"]
+    # the same weights to the float32 precision mixtures are held in
+    assert table.groupby("assay")["weight"].sum().to_dict() == pytest.approx({"A1": 0.5, "A2": 0.2, "A3": 0.3}, abs=1e-7)
+    assert len(table) == 4 + 4 + 3 and "T" not in set(table.assay)  # every labelled row of the sources, no target rows
+    assert set(table.loc[table.assay == "A3", "molecule"]) == {"CCN", "c1ccccc1", "CC(=O)O"}
+    assert "8 rows" in err  # chemistry sizes and budget are rows
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--problem", "hellaswag__trial0", "--format", "json"], "--budget-tokens (or --budget-rows) is required"),
+    (["--budget-tokens", "-5"], "--budget-tokens must be a positive number; got '-5'"),
+    (["--budget-tokens", "lots"], "--budget-tokens must be a positive number; got 'lots'"),
+    (["--budget-tokens", "1e6", "--max-epochs", "0"], "--max-epochs must be a positive number"),
+    (["--budget-tokens", "1e6", "--format", "parquet"], "--format must be one of json, csv, hf"),
+    (["--budget-tokens", "1e6", "--method", "regmix"], "no 'regmix' mixture for problem 'hellaswag__trial0'; --method can be one of ['mixmin', 'natural']"),
+    (["--budget-tokens", "1e6", "--problem", "nonsense"], "--problem 'nonsense' is not a problem key"),
+    (["--budget-tokens", "1e6", "--problem", "arc__trial0"], "run has no mixtures for problem 'arc__trial0'"),
+    (["--budget-tokens", "1e6", "--format", "megatron", "--data-prefix", "/x"], "path_template must contain '{source}'"),
+    (["--budget-tokens", "1e6", "--unit", "bytes"], "unit must be one of"),
+    (["--budget-tokens", "1e9", "--max-epochs", "1", "--respect-limit"], "cannot be filled within max_epochs=1"),
+])
+def test_bad_input_is_one_error_line(capsys, lm_run, args, message):
+    run_id, *_ = lm_run
+    full = ["--run", run_id] + (["--problem", PROBLEM.key] if "--problem" not in args else []) + args
+    code, out, err = _export(capsys, *full)
+    assert code == 2 and out == ""
+    lines = [l for l in err.splitlines() if not l.startswith("warning:")]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
+
+
+def test_bad_input_without_a_run(capsys, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    cases = [
+        ([], "say which mixture to export"),
+        (["--run", "nope"], "no run 'nope'"),
+        (["--weights", str(tmp_path / "missing.json"), "--sizes", "x.csv"], "missing.json: file not found"),
+        (["--weights", str(bad), "--sizes", "x.csv"], "bad.json: not valid JSON"),
+        (["--weights", str(bad.with_name("ok.json"))], "--weights needs the source sizes"),
+        (["--weights", str(bad.with_name("ok.json")), "--sizes", str(tmp_path / "s.csv"), "--format", "chem-table"],
+         "--format chem-table needs --run"),
+        (["--weights", str(bad.with_name("ok.json")), "--sizes", str(tmp_path / "s.csv"), "--respect-limit", "--max-epochs", "1"],
+         "--respect-limit solves again on the run's proxy outputs"),
+        (["--weights", str(bad.with_name("list.json")), "--sizes", str(tmp_path / "s.csv")], "not a mixture"),
+    ]
+    (tmp_path / "ok.json").write_text(json.dumps({"weights": {"a": 0.9, "b": 0.1}}))
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "s.csv").write_text("source,size\na,10\nb,10\n")
+    for args, message in cases:
+        code, out, err = _export(capsys, "--budget-tokens", "100", *args)
+        lines = [l for l in err.splitlines() if not l.startswith("warning:")]
+        assert code == 2 and len(lines) == 1 and message in lines[0], (args, err)
+
+
+def test_cli_process_bad_flag_and_bad_value_are_one_line_no_traceback(tmp_path):
+    env = {**os.environ, "MIXMIN_HOME": str(tmp_path / "home")}
+    for args, message in ((["--budget-tokens", "0"], "error: --budget-tokens must be a positive number"),
+                          (["--no-such-flag"], "error: unrecognized arguments: --no-such-flag")):
+        proc = subprocess.run([sys.executable, "-m", "jobs", "export", "--weights", "w.json", *args], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and proc.stdout == ""
+        assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(message), proc.stderr
+        assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_chem_ci_run_exports_every_format(capsys, tmp_path):
+    """End to end on a real chemistry run (configs/chem_ci.yaml): the table and the capped re-solve."""
+    assert main(["run", str(ROOT / "configs" / "chem_ci.yaml"), "--quiet"]) == 0
+    run, run_dir = only_run(RunStore())
+    key = sorted(p.name.split("__mixmin")[0] for p in (run_dir / "mixtures").glob("*__mixmin.json"))[0]
+    weights = json.loads(Path(mixture_path(run_dir, Problem.from_key(key), "mixmin")).read_text())["weights"]
+    sizes = pd.read_csv(run_dir / "sources.csv").set_index("source")["n_labelled"][list(weights)]
+    base = ["--run", run["run_id"], "--problem", key, "--budget-rows", str(int(sizes.sum())), "--max-epochs", "1.5"]
+    code, _, err = _export(capsys, *base, "--format", "chem-table", "--out", str(tmp_path / "t.csv"))
+    assert code == 0, err
+    assert "warning: source" in err  # MixMin favours some assays beyond 1.5 passes over their rows
+    table = pd.read_csv(tmp_path / "t.csv")
+    summed = table.groupby("assay")["weight"].sum()
+    rounded = dict(zip(weights, round_weights(list(weights.values()))))
+    assert summed.to_dict() == pytest.approx({a: w for a, w in rounded.items() if w > 0}, abs=1e-9)
+    code, _, err = _export(capsys, *base, "--format", "json", "--respect-limit", "--out", str(tmp_path / "p.json"))
+    assert code == 0, err
+    assert "solved again with caps" in err and "warning" not in err
+    assert not any(r["over_limit"] for r in json.loads((tmp_path / "p.json").read_text())["sources"])
