@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # One command for a newcomer:
-#   bash run.sh          set up, then start the app on http://localhost:8501
+#   bash run.sh          set up, then start the app on http://127.0.0.1:8501 (this machine only;
+#                        MIXMIN_ADDRESS=0.0.0.0 shares it on the network, see the README)
 #   bash run.sh demo     set up, run the offline ToxCast demo experiment, then start the app
 #   bash run.sh test     set up (incl. Chromium for the browser test), then run the test suite
 set -euo pipefail
 cd "$(dirname "$0")"
 export MIXMIN_DATA_DIR="${MIXMIN_DATA_DIR:-$(cd .. && pwd)/shared/data}"
+ADDRESS="${MIXMIN_ADDRESS:-127.0.0.1}"  # loopback unless sharing is asked for
 
 setup() {
     # torch is pinned to the CPU build in requirements.txt: a looser pin downloads a multi-GB CUDA build
@@ -19,8 +21,8 @@ setup_browser() {
 }
 
 case "${1:-app}" in
-    app)  setup; exec python3 -m streamlit run app.py ;;
-    demo) setup; python3 -m jobs run configs/chem_demo.yaml; exec python3 -m streamlit run app.py ;;
+    app)  setup; exec python3 -m streamlit run app.py --server.address "$ADDRESS" ;;
+    demo) setup; python3 -m jobs run configs/chem_demo.yaml; exec python3 -m streamlit run app.py --server.address "$ADDRESS" ;;
     test) setup; setup_browser; python3 -m pytest "${@:2}" ;;
     *)    echo "usage: bash run.sh [app|demo|test [pytest args]]" >&2; exit 2 ;;
 esac

@@ -1,0 +1,231 @@
+"""Safe to show to collaborators: the app listens on loopback only, and read-only mode starts,
+cancels and stores nothing while every page still browses runs and solves live.
+
+The bind-address test runs ``streamlit run app.py`` as a user would (no address flag: the checked-in
+``.streamlit/config.toml`` decides) and reads the process's listening sockets from /proc; it only
+ever connects to 127.0.0.1.
+"""
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from jobs import control as jobs_control
+from mixmin_core.errors import InputError
+from mixmin_core.runs.store import RunStore
+from tests.app.conftest import open_app
+from tests.app.fixtures import ROOT
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _listening(pid: int) -> set[tuple[str, int]]:
+    """(address, port) of every TCP socket in LISTEN state owned by process ``pid``, from /proc."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = set()
+    for table, width in (("tcp", 8), ("tcp6", 32)):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            cols = line.split()
+            if cols[3] != "0A" or cols[9] not in inodes:  # 0A: LISTEN
+                continue
+            addr_hex, port_hex = cols[1].split(":")
+            raw = bytes.fromhex(addr_hex)
+            # /proc prints each 32-bit word in host (little-endian) order
+            words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+            family = socket.AF_INET if width == 8 else socket.AF_INET6
+            found.add((socket.inet_ntop(family, words), int(port_hex, 16)))
+    return found
+
+
+def test_streamlit_run_app_listens_on_loopback_only(tmp_path):
+    port = _free_port()
+    env = {**os.environ, "MIXMIN_HOME": str(tmp_path / "home")}
+    log = tmp_path / "streamlit.log"
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)],
+                                cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 90
+        sockets: set = set()
+        while time.monotonic() < deadline and not sockets:
+            assert proc.poll() is None, log.read_text()[-2000:]
+            sockets = {s for s in _listening(proc.pid) if s[1] == port}
+            time.sleep(0.3)
+        assert sockets == {("127.0.0.1", port)}, (sockets, log.read_text()[-2000:])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=10) as resp:
+            assert resp.read().strip() == b"ok"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_run_sh_binds_loopback_unless_told_otherwise():
+    text = (ROOT / "run.sh").read_text()
+    assert 'ADDRESS="${MIXMIN_ADDRESS:-127.0.0.1}"' in text
+    assert text.count('--server.address "$ADDRESS"') == 2  # app and demo
+
+
+# ---- read-only mode ----------------------------------------------------------------------------
+@pytest.fixture
+def read_only(monkeypatch):
+    monkeypatch.setenv("MIXMIN_READ_ONLY", "1")
+
+
+def _csv() -> bytes:
+    rng = np.random.default_rng(0)
+    labels = (rng.random(100) < 0.3).astype(int)
+    frame = pd.DataFrame({"good": np.where(labels == 1, 0.8, 0.2), "noise": rng.uniform(0.1, 0.9, 100),
+                          "label": labels})
+    buf = io.StringIO()
+    frame.to_csv(buf, index=False)
+    return buf.getvalue().encode()
+
+
+def _open(page: str | None = None) -> AppTest:
+    """The app, checking the sidebar's read-only note on the first page, then ``page``."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90).run()
+    assert any("Read-only mode" in i.value for i in at.sidebar.info), [e for e in at.sidebar]
+    if page:
+        at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _files(home: Path) -> set[str]:
+    return {str(p.relative_to(home)) for p in home.rglob("*") if p.is_file() and not p.name.startswith("mixmin.db")}
+
+
+def test_read_only_jobs_page_has_no_start_or_cancel(home, read_only, monkeypatch):
+    store = RunStore()
+    job = store.list_jobs()[0]
+    # a job that looks running (this test process's pid) would normally offer the cancel buttons
+    with store._connect() as con:
+        con.execute("UPDATE jobs SET status='running', pid=? WHERE job_id=?", (os.getpid(), job["job_id"]))
+    before = _files(home)
+    at = _open("jobs")
+    assert any("Read-only mode" in i.value for i in at.info)
+    labels = [b.label for b in at.button]
+    assert "Start job" not in labels and not any("Cancel" in x or "SIGTERM" in x for x in labels), labels
+    assert not at.text_area and not [t for t in at.text_input if t.key and t.key.startswith("jobs.field")]
+    assert "running" in set(at.dataframe[0].value["status"])  # jobs are still shown
+    assert _files(home) == before and not jobs_control.list_launches(home)
+
+
+def test_read_only_upload_solves_in_memory_and_stores_nothing(home, read_only):
+    before = _files(home)
+    at = _open("upload")
+    at.file_uploader(key="upload.files").set_value(("mine.csv", _csv(), "text/csv")).run()
+    assert not at.exception
+    assert "2 sources × 100 samples" in at.success[0].value
+    assert any("not saved" in c.value for c in at.caption)
+    assert at.session_state["solve.problem"] is None
+    assert not (home / "uploads").exists() and _files(home) == before
+    assert not [b for b in at.button if b.label == "Explore in the Solver"]
+
+
+@pytest.mark.parametrize("page", ["solver", "compare", "assays", "beyond"])
+def test_read_only_pages_still_browse_and_solve(home, read_only, page):
+    _open(page)
+
+
+def test_read_only_control_refuses_to_start_or_cancel(home, read_only):
+    config = ROOT / "configs" / "synthetic_demo.yaml"
+    with pytest.raises(InputError, match="read-only"):
+        jobs_control.start_job(config, {"trials": 1}, home=home)
+    with pytest.raises(InputError, match="read-only"):
+        jobs_control.cancel_job(RunStore(home), 1)
+    assert not jobs_control.list_launches(home)
+
+
+def test_secrets_turn_read_only_on(home, tmp_path, monkeypatch):
+    monkeypatch.delenv("MIXMIN_READ_ONLY", raising=False)
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text("[mixmin]\nread_only = true\n")
+    from streamlit import config as st_config
+
+    monkeypatch.setattr(st_config, "get_option",
+                        lambda key, _orig=st_config.get_option: [str(secrets)] if key == "secrets.files" else _orig(key))
+    from streamlit.runtime.secrets import secrets_singleton
+
+    secrets_singleton._secrets = None  # re-read from the patched path
+    try:
+        at = _open("jobs")
+        assert "Start job" not in [b.label for b in at.button]
+        assert os.environ.get("MIXMIN_READ_ONLY") == "1"  # so jobs.control refuses too
+    finally:
+        secrets_singleton._secrets = None
+        os.environ.pop("MIXMIN_READ_ONLY", None)
+
+
+# ---- the Jobs page: only what a user should set --------------------------------------------------
+@pytest.mark.parametrize("extra,match", [
+    ("path=/etc/passwd", "'path' cannot be set from the app"),
+    ("metadata=/etc/shadow", "'metadata' cannot be set from the app"),
+    ("backend=ray", "'backend' cannot be set from the app"),
+    ("trials=&a [1, *a]", "anchors"),
+    ("trials=*a", "aliases"),
+    ("trials=!!python/object:os.system ls", "tags"),
+])
+def test_jobs_page_refuses_paths_and_yaml_tricks_without_launching(home, extra, match):
+    at = open_app("jobs")
+    at.selectbox(key="w:jobs.config").set_value("configs/synthetic_demo.yaml").run()
+    at.text_area(key="jobs.extra.synthetic_demo").input(extra)
+    at.button[0].click().run()
+    assert not at.exception
+    assert match in at.error[0].value
+    assert "root:" not in at.error[0].value
+    assert not jobs_control.list_launches(home)
+
+
+def test_jobs_page_chem_config_offers_no_path_fields(home):
+    at = open_app("jobs")
+    at.selectbox(key="w:jobs.config").set_value("configs/chem_ci.yaml").run()
+    keys = {t.key.rsplit(".", 1)[1] for t in at.text_input if t.key and t.key.startswith("jobs.field.chem_ci.")}
+    assert {"trials", "assays", "source_counts"} <= keys
+    assert not keys & {"path", "metadata", "smiles_column", "ignore_columns", "backend"}
+    at.text_area(key="jobs.extra.chem_ci").input("smiles_column=secret")
+    at.button[0].click().run()
+    assert "'smiles_column' cannot be set from the app" in at.error[0].value
+
+
+def test_at_most_two_jobs_run_at_once_from_the_app(home, monkeypatch):
+    config = ROOT / "configs" / "synthetic_demo.yaml"
+    slow = {"n_sources": 150, "source_samples": 200000, "trials": 1}
+    first = jobs_control.start_job(config, slow, home=home)
+    second = jobs_control.start_job(config, {**slow, "seed": 1}, home=home)
+    try:
+        with pytest.raises(InputError, match=r"2 jobs are already running .*at most 2 run at once"):
+            jobs_control.start_job(config, {**slow, "seed": 2}, home=home)
+        monkeypatch.setenv("MIXMIN_MAX_JOBS", "3")
+        third = jobs_control.start_job(config, {"trials": 1, "n_sources": 3, "seed": 3}, home=home)
+        os.kill(third.pid, 15)
+    finally:
+        for launch in (first, second):
+            os.kill(launch.pid, 15)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and any(r["alive"] for r in jobs_control.list_launches(home)):
+            time.sleep(0.2)
