@@ -96,6 +96,31 @@ def check_targets(outputs_list, *, normalise: bool = False) -> Targets:
     return Targets(tuple(names), tuple(items), scales)
 
 
+def common_sources(outputs_list):
+    """Each target's outputs restricted to the sources every target shares (in the first's order).
+
+    Chemistry targets are scored on the *other* assays, so no two share all their sources; this
+    keeps the shared ones (natural weights renormalised) so :func:`mixmin_multi` can compare them.
+    Returns a list, or a dict when given a dict.
+
+    Raises
+    ------
+    InputError
+        If fewer than two sources are shared.
+    """
+    named = isinstance(outputs_list, Mapping)
+    items = list(outputs_list.values()) if named else list(outputs_list)
+    bad = [i for i, o in enumerate(items) if not isinstance(o, ProxyOutputs)]
+    if not items or bad:
+        raise InputError(f"outputs_list must be a non-empty list of ProxyOutputs; item(s) {bad[:5]} are not.")
+    shared = set.intersection(*(set(o.source_names) for o in items))
+    keep = [s for s in items[0].source_names if s in shared]
+    if len(keep) < 2:
+        raise InputError(f"the targets share {len(keep)} source(s) ({keep}); a mixture needs at least two.")
+    kept = [o if o.source_names == tuple(keep) else o.select(keep) for o in items]
+    return dict(zip(outputs_list, kept)) if named else kept
+
+
 def _align(outputs: ProxyOutputs, first: ProxyOutputs, i: int, name: str) -> ProxyOutputs:
     if outputs.source_names == first.source_names:
         return outputs

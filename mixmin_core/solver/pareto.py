@@ -70,6 +70,21 @@ def pareto_front(outputs_list, *, n_points: int = 11, normalise: bool = False, s
     return front
 
 
+def pareto_frame(front: list[MixtureResult]):
+    """A front as a table for plotting: one row per mixture with each target's loss, the target
+    weights that produced it (``weight:<target>``) and the certificate ``gap``."""
+    import pandas as pd
+
+    rows = []
+    for r in front:
+        if not isinstance(r, MixtureResult) or r.target_losses is None:
+            raise InputError("front must be the list pareto_front returns (MixtureResults with target_losses).")
+        a = r.meta.get("target_weights") or [float("nan")] * len(r.target_losses)
+        rows.append({**r.target_losses, **{f"weight:{t}": float(x) for t, x in zip(r.target_losses, a)},
+                     "gap": float(r.gap)})
+    return pd.DataFrame(rows)
+
+
 def cross_target_table(outputs_list, results=None, *, normalise: bool = False, step_size: float = 1.0,
                        max_iter: int = 1000, tol: float = 1e-5):
     """How each target fares under each mixture: rows are mixtures, columns targets.

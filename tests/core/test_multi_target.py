@@ -15,7 +15,8 @@ from mixmin_core import (
     mixmin_multi,
     pareto_front,
 )
-from mixmin_core.solver.pareto import target_weight_grid
+from mixmin_core.solver.multi_target import common_sources
+from mixmin_core.solver.pareto import pareto_frame, target_weight_grid
 from mixmin_core.solver.synthetic import categorical_outputs, categorical_sources, sample_mixture
 
 from .reference import reference_loss
@@ -185,6 +186,31 @@ def test_pareto_front_two_targets_trades_losses_monotonically():
         dominated = (worst.target_losses["a"] < r.target_losses["a"] - 1e-5) and (
             worst.target_losses["b"] < r.target_losses["b"] - 1e-5)
         assert not dominated
+
+
+def test_pareto_frame_has_losses_target_weights_and_gap():
+    front = pareto_front({"a": _binary(11), "b": _binary(12)}, n_points=3, max_iter=300)
+    frame = pareto_frame(front)
+    assert list(frame.columns) == ["a", "b", "weight:a", "weight:b", "gap"]
+    assert frame["weight:a"].tolist() == [1.0, 0.5, 0.0]
+    assert frame.loc[1, "a"] == front[1].target_losses["a"]
+    with pytest.raises(InputError, match="front must be the list pareto_front returns"):
+        pareto_frame([mixmin(_binary(11), max_iter=5)])
+
+
+def test_common_sources_keeps_the_shared_ones():
+    """Chemistry targets are scored on the other assays: restrict them to the sources they share."""
+    base = _binary(1)
+    a = base.select(["source_0", "source_1", "source_2", "source_3"])
+    b = _binary(2).select(["source_4", "source_3", "source_1", "source_0"])
+    kept = common_sources({"a": a, "b": b})
+    assert {k: o.source_names for k, o in kept.items()} == {"a": ("source_0", "source_1", "source_3")} | {
+        "b": ("source_0", "source_1", "source_3")}
+    assert mixmin_multi(kept, mode="worst", max_iter=50).source_names == ("source_0", "source_1", "source_3")
+    with pytest.raises(InputError, match="share 1 source"):
+        common_sources([a.select(["source_0", "source_1"]), b.select(["source_4", "source_0"])])
+    with pytest.raises(InputError, match="non-empty list of ProxyOutputs"):
+        common_sources([a, None])
 
 
 def test_pareto_front_three_targets_grid():
