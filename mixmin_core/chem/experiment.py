@@ -210,6 +210,7 @@ class ChemDomain:
                  include_target: bool):
         self.ctx, self.table, self.m = ctx, table, models
         self.device = resolve_device(models.device)
+        self.gpus = 1.0 if self.device == "cuda" else 0.0  # what a training unit asks Ray for
         self.feat_p = str(ctx.path("features", "fingerprints.npz"))
         self.lab_p = str(ctx.path("features", "labels.npz"))
         smiles_p = ctx.path("features", "smiles.npz")
@@ -270,6 +271,13 @@ class ChemDomain:
         return str(path)
 
     @functools.lru_cache(maxsize=None)
+    def rows_key(self, trial: int) -> str:
+        """Content hash of ``trial``'s sources (molecules, rows, labels): keys models trained on them,
+        wherever the store lives."""
+        rows = self.source_rows(trial)
+        return content_hash(self.table_key, list(rows), list(rows.values()), self.table.labels)
+
+    @functools.lru_cache(maxsize=None)
     def scale(self, trial: int, variant: str) -> tuple[int, float]:
         """(trees, row fraction) of the proxies of ``variant``: the configured proxies, or in a compute
         sweep the budget's share of one final model's compute (trees x rows)."""
@@ -310,7 +318,7 @@ class ChemDomain:
                 "features_path": self.feat_p, "labels_path": self.lab_p, "sources_path": path, "names": [a],
                 "weights": [1.0], "trees": trees, "depth": self.m.proxy_depth, "tune": self.m.tune,
                 "crossfit": crossfit, "seed": seed, "device": self.device, "n_jobs": self.m.xgb_threads,
-                "output": str(out)}, output=out, kind="proxy")
+                "output": str(out)}, output=out, kind="proxy", num_gpus=self.gpus)
         return units
 
     def _proxy_preds(self, unit: Unit) -> np.ndarray:
@@ -344,14 +352,14 @@ class ChemDomain:
         names = self.plan.sources(problem)
         w = [round(float(x), 7) for x in weights]
         seed = self.m.seed + problem.trial
-        key = content_hash(self.table_key, self.sources_file(problem.trial), names, w,
+        key = content_hash(self.rows_key(problem.trial), names, w,
                            self._settings(trees, rows=rows, seed=seed, drop=self.m.drop_target_test_molecules))
         out = self.ctx.path("search", f"{key[:32]}.npz")
         return Unit(f"search/{key[:12]}", train_proxy, {
             "features_path": self.feat_p, "labels_path": self.lab_p, "sources_path": self.sources_file(problem.trial),
             "names": names, "weights": w, "max_rows": rows, "trees": trees, "depth": self.m.proxy_depth,
             "seed": seed, "device": self.device, "n_jobs": self.m.xgb_threads, "output": str(out)},
-            output=out, kind="search")
+            output=out, kind="search", num_gpus=self.gpus)
 
     def search_loss(self, problem: Problem, unit: Unit) -> float:
         fit = self.rows(problem.target, problem.trial)
@@ -363,13 +371,13 @@ class ChemDomain:
         m = self.m
         args = {"names": names, "weights": w, "max_rows": m.max_final_rows, "trees": m.final_trees,
                 "depth": m.final_depth, "tune": tune, "seed": m.seed + problem.trial, "target": problem.target}
-        key = content_hash(self.sources_file(problem.trial), args, self._settings(m.final_trees))[:16]
+        key = content_hash(self.rows_key(problem.trial), args, self._settings(m.final_trees))[:16]
         out = self.ctx.path("finals", f"{layout.safe_name(problem.target)}__trial{problem.trial}-{key}.json")
         test = self.rows(problem.target, problem.trial, "test").tolist()
         return Unit(f"final/{problem.target}/trial{problem.trial}/{key}", train_final, {
             **args, "features_path": self.feat_p, "labels_path": self.lab_p,
             "sources_path": self.sources_file(problem.trial), "test_rows": test, "device": self.device,
-            "n_jobs": m.xgb_threads, "output": str(out)}, output=out, kind="final")
+            "n_jobs": m.xgb_threads, "output": str(out)}, output=out, kind="final", num_gpus=self.gpus)
 
     def _row(self, problem: Problem, method: str, value: float, **extra) -> dict:
         return {"trial": problem.trial, "target": problem.target, "variant": problem.variant, "method": method,
