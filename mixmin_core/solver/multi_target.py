@@ -195,7 +195,7 @@ def mixmin_multi(outputs_list, *, mode: str = "mean", target_weights=None, norma
     if mode == "worst" and target_weights is not None:
         raise InputError("target_weights apply to mode='mean' only; the worst case weighs no target above another. "
                          "Use normalise=True to put targets on a common scale.")
-    _check_params(step_size, max_iter, tol)
+    step_size, max_iter, tol = _check_params(step_size, max_iter, tol)
     targets = check_targets(outputs_list, normalise=normalise)
     a = check_target_weights(target_weights, targets.n_targets)
     caps = None if caps is None else check_caps(caps, len(targets.source_names))
@@ -332,20 +332,21 @@ def _solve_worst(targets: Targets, w, a, caps, *, step_size, max_iter, tol, call
             w_sum, lam_sum, eta_sum = np.zeros(len(w)), np.zeros(len(lam)), 0.0
         w_sum, lam_sum, eta_sum = w_sum + used * w_half, lam_sum + used * lam_half, eta_sum + used
         avg32 = (w_sum / w_sum.sum()).astype(np.float32)
-        eta = used * GROW
+        eta = min(used * GROW, MAX_STEP_FACTOR * step_size)
     lam_avg = lam_sum / eta_sum if eta_sum else lam
     return MixtureResult(
         weights=cert.weights, source_names=targets.source_names, loss=float(cert.upper), n_iter=len(losses) - 1,
         success=status == Status.CONVERGED, status=status.value, message=message, trajectory=np.stack(traj),
         losses=np.asarray(losses), gaps=np.asarray(gaps), gap=float(cert.gap), method="mixmin_worst",
         meta={"lower_bound": float(cert.lower), "multipliers": dict(zip(targets.names, map(float, lam_avg))),
-              "final_step_size": float(eta)},
+              "final_step_size": float(eta), "n_evaluations": n_evals + 2 * len(losses)},
         target_losses=targets.raw_losses(cert.scaled),
     )
 
 
-#: Factor by which an accepted mirror-prox step grows (a rejected one halves).
+#: Factor by which an accepted mirror-prox step grows (a rejected one halves), and its ceiling.
 GROW = 1.25
+MAX_STEP_FACTOR = 1e4
 
 
 def _prox_step(targets, cert, w, lam, scaled, grads, eta, caps, floor):
