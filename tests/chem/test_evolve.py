@@ -17,7 +17,7 @@ from mixmin_core import MixtureResult
 from mixmin_core.engine.evolving import mixture_change
 from mixmin_core.errors import ConfigError, InputError
 from mixmin_core.runs.fileio import sha256_file
-from mixmin_core.runs.layout import Problem, list_problems, mixture_path
+from mixmin_core.runs.layout import RESULT_COLUMNS, Problem, list_problems, mixture_path, read_summary
 from mixmin_core.runs.store import RunStore
 
 TARGET = "ATG_ERE_CIS_up"
@@ -97,6 +97,17 @@ def test_add_and_split_train_only_their_proxies_and_reuse_the_rest_byte_for_byte
     res = store.results(run_id)
     assert set(res.metric) == {"ap", "proxy_compute_spent", "proxy_compute_saved_fraction", "mixture_l1_change"}
     assert sorted(res[res.metric == "ap"].variant) == ["v0", "v1", "v2"] and res[res.metric == "ap"].value.between(0, 1).all()
+    # the run-folder contract: proxy_compute is what each version really trained, final_compute its final model's
+    assert list(res.columns[:len(RESULT_COLUMNS)]) == list(RESULT_COLUMNS)
+    ap = res[res.metric == "ap"].set_index("variant")
+    for v in (v0, v1, v2):
+        assert ap.loc[v["variant"], "proxy_compute"] == v["compute"]["spent"]
+        assert ap.loc[v["variant"], "final_compute"] == v["final_compute"] > 0
+        assert ap.loc[v["variant"], "proxy_compute_total"] == v["compute"]["total"]
+    assert ap.loc["v0", "proxy_compute"] == ap.loc["v0", "proxy_compute_total"] > 0  # v0 trains every source
+    assert ap.loc["v1", "proxy_compute"] == costs["ATG_PXRE_CIS_up"]  # v1 only the added one
+    summary = read_summary(run_dir)
+    assert set(summary[summary.metric == "ap"].variant) == {"v0", "v1", "v2"}
 
     n_units = len(store.units(run_id))
     assert main(["run", _config(tmp_path, "grow", updates=updates), "--quiet"]) == 0  # resume: nothing retrained
@@ -184,3 +195,26 @@ def test_other_proxy_settings_never_reuse_cached_proxies(tmp_path):
     v0 = json.loads((run_dir / "evolve.json").read_text())["versions"][0]
     assert v0["compute"]["total"] == 5 * sum(
         json.loads((store.root / "proxy_cache" / f"{k}.json").read_text())["rows"] for k in v0["proxy_keys"].values())
+
+
+def test_a_schema_error_fails_before_any_run_folder(tmp_path, capsys):
+    assert main(["run", _config(tmp_path, "typo"), "--set", "proxy_trees=abc", "--dry-run"]) == 2
+    assert "proxy_trees: must be an integer >= 1; got 'abc'." in capsys.readouterr().err
+    assert main(["run", _config(tmp_path, "typo"), "--set", "updates=[{add: [A]}, {merge: B}]"]) == 2
+    assert "updates[1]: must be a mapping with exactly one key" in capsys.readouterr().err
+    assert not (RunStore().root / "runs").exists()
+
+
+def test_proxies_are_shared_with_the_chemistry_pipeline(tmp_path):
+    """A chem run's per-assay proxies (same table, split, trees and seed) are the evolving run's v0 proxies."""
+    chem = tmp_path / "chem.yaml"
+    chem.write_text(yaml.safe_dump({"pipeline": "chem", "name": "chem", "dataset": "", "path": SMALL["path"],
+                                    "targets": [TARGET], "assays": [TARGET, *INITIAL], "source_counts": ["all"],
+                                    "methods": ["mixmin"], "trials": 1, "proxy_trees": 10, "final_trees": 10,
+                                    "n_boot": 0, "n_workers": 1}))
+    assert main(["run", str(chem), "--quiet"]) == 0
+    before = _cache(RunStore())
+    assert len(before) == 3
+    store, run_id, run_dir = _run(tmp_path, "after_chem", updates=[])
+    assert _proxy_units(store, run_id) == [] and _cache(store) == before
+    assert json.loads((run_dir / "evolve.json").read_text())["versions"][0]["trained_in_this_job"] == []

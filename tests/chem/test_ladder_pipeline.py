@@ -12,7 +12,7 @@ from mixmin_core import MixtureResult
 from mixmin_core.chem.splits import row_subset
 from mixmin_core.chem.trainers import load_sources
 from mixmin_core.errors import ConfigError, InputError
-from mixmin_core.runs.layout import Problem, mixture_path
+from mixmin_core.runs.layout import Problem, mixture_path, read_summary
 from mixmin_core.runs.store import RunStore
 
 from .conftest import ASSAYS
@@ -61,6 +61,12 @@ def test_the_ladder_stops_at_the_first_stable_rung_and_trains_nothing_above(tmp_
     res = store.results(run_id)
     assert set(res.metric) == {"proxy_budget_fraction", "ladder_l1_change", "ladder_loss_regret", "ap"}
     assert len(res[res.metric == "ladder_l1_change"]) == len(TARGETS)
+    # proxy_compute: what a rung's proxies really cost (trees x rows, measured); final_compute: its final model's
+    spent = {k: sum(c["compute"] for c in cached if c["trees"] == t) for k, t in ((0, 2), (1, 5))}
+    budget = res[res.metric == "proxy_budget_fraction"]
+    assert {(r.variant, r.proxy_compute) for r in budget.itertuples()} == {(f"rung{k}", spent[k]) for k in (0, 1)}
+    assert (res[res.metric == "ap"].final_compute > 0).all() and (budget.final_compute > 0).all()
+    assert set(read_summary(run_dir).variant) == {"rung0", "rung1"}
     units = {u["unit_id"]: u["finished_at"] for u in store.units(run_id)}
     assert main(["run", str(cfg), "--quiet"]) == 0  # resume: every proxy and final model is skipped
     assert {u["unit_id"]: u["finished_at"] for u in store.units(run_id)} == units

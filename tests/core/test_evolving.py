@@ -5,6 +5,8 @@ from mixmin_core import InputError, MixtureResult, mixmin
 from mixmin_core.engine.evolving import (
     compute_saved,
     content_hash,
+    iterations_to_loss,
+    l1_by_group,
     mixture_change,
     plan_update,
     warm_start,
@@ -50,3 +52,21 @@ def test_mixture_change_and_compute_saved():
     assert saved == {"total": 20, "spent": 10, "saved": 10, "saved_fraction": 0.5}
     with pytest.raises(InputError, match="new_share must be positive"):
         warm_start(prev, ["a"], new_share=0)
+
+
+def test_l1_by_group_does_not_count_a_split_as_a_change():
+    prev = MixtureResult(np.array([0.5, 0.5], np.float32), ("a", "b"))
+    halves = MixtureResult(np.array([0.5, 0.3, 0.2], np.float32), ("a", "b#1", "b#2"))
+    moved = MixtureResult(np.array([0.7, 0.2, 0.1], np.float32), ("a", "b#1", "b#2"))
+    group = {"a": "a", "b": "b", "b#1": "b", "b#2": "b"}
+    assert mixture_change(prev, halves)["l1"] == pytest.approx(1.0)
+    assert l1_by_group(prev, halves, group) == pytest.approx(0.0, abs=1e-7)
+    assert l1_by_group(prev, moved, group) == pytest.approx(0.4, abs=1e-6)
+
+
+def test_iterations_to_loss_counts_until_the_better_final_loss():
+    outputs, _ = example_problem(n_sources=6, n_samples=4000, seed=4)
+    cold = mixmin(outputs, max_iter=2000, tol=1e-7)
+    at_optimum = mixmin(outputs, max_iter=2000, tol=1e-7, init=cold.weights)
+    assert iterations_to_loss(at_optimum, cold) == 0
+    assert 0 < iterations_to_loss(cold, at_optimum) <= cold.n_iter

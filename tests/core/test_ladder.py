@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from mixmin_core import InputError, mixmin
-from mixmin_core.engine.ladder import proxy_ladder
+from mixmin_core import InputError, MixtureResult, mixmin, mixture_loss
+from mixmin_core.engine.ladder import loss_regret, proxy_ladder
 from mixmin_core.solver.synthetic import (
     categorical_outputs,
     categorical_sources,
@@ -49,8 +49,6 @@ def test_ladder_errors(budgets, threshold, match):
 
 def test_loss_regret_rule_stops_when_the_loss_stops_moving():
     """Two identical sources: the weights can trade places forever, the loss does not move."""
-    from mixmin_core import MixtureResult
-
     flips = [np.array([0.9, 0.1]), np.array([0.2, 0.8]), np.array([0.7, 0.3]), np.array([0.4, 0.6])]
     regrets = [None, 0.5, 0.002, 0.001]
 
@@ -63,3 +61,14 @@ def test_loss_regret_rule_stops_when_the_loss_stops_moving():
     assert ladder.stable_at == 3 and ladder.rule == "loss_regret" and len(ladder.results) == 3
     with pytest.raises(InputError, match="rule must be one of"):
         proxy_ladder(solve_at, [1, 2], rule="kl")
+
+
+def test_loss_regret_is_the_previous_mixtures_extra_loss():
+    dists, true_w, target = _world()
+    outputs = categorical_outputs(np.stack(dists), target)
+    result = mixmin(outputs, max_iter=500)
+    uniform = MixtureResult(np.full(4, 0.25, np.float32), outputs.source_names)
+    assert loss_regret(outputs, None, result) is None
+    regret = loss_regret(outputs, uniform, result)
+    assert regret == pytest.approx(mixture_loss(outputs, uniform.weights) - result.loss) and regret > 0
+    assert loss_regret(outputs, result, result) == pytest.approx(0.0, abs=1e-9)
