@@ -26,11 +26,10 @@ from pathlib import Path
 import yaml
 
 from mixmin_core.errors import ConfigError
+from mixmin_core.runs.runner import RESUME
 
 #: Fields that change how a run executes, not what it computes: left out of the run id.
 EXECUTION_FIELDS = ("resume", "backend", "n_workers")
-#: ``resume``: reuse finished units when their outputs exist, or recompute every unit.
-RESUME = ("if_available", "never")
 DEVICES = ("auto", "cpu", "cuda")
 
 

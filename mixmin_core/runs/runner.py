@@ -23,7 +23,8 @@ from mixmin_core.errors import ConfigError, MixminError
 
 log = logging.getLogger("mixmin.runner")
 BACKENDS = ("local", "ray")
-RESUME = ("if_available", "always", "never")
+#: reuse finished units when their outputs exist, or recompute every unit
+RESUME = ("if_available", "never")
 
 
 class JobCancelled(MixminError):
