@@ -13,6 +13,13 @@ so ``MIXMIN_DATA_DIR=../shared/data`` finds them under ``mixture_runs/``):
 * ``olmix_dclm``: Olmix (AllenAI) 30M-parameter swarm, 127 runs over 24 DCLM WebOrganizer topics,
   110 task metrics (bits-per-byte style, lower is better). No natural weights are published with
   the table: ``natural_weights`` is None (use the swarm mean, see :func:`prior_for`).
+* ``admire_0.5b`` (256 runs), ``admire_3b`` (128), ``admire_7b`` (76): ADMIRE-BayesOpt's
+  instruction-tuning runs (Chen et al., 2025) of Qwen2.5 0.5B / 3B / 7B on 19 Tulu-3 SFT sources;
+  every 7B mixture was also run at 3B and 0.5B, every 3B one at 0.5B, and a mixture has the same
+  ``run_ids`` entry (``mix000``...) at every scale. 18 downstream scores and their averages
+  (``avg_id+ood``, ``avg_id``, ``avg_ood``): higher is better (``higher_is_better``; use
+  :meth:`RunTable.loss`). ``costs`` is each run's ``train_time``. No natural weights (swarm mean).
+  The data is CC BY-NC-SA 4.0: it is read from the data directory, never copied.
 
 The mixture rows are published rounded (they sum to 1 +- 0.003); they are renormalised here.
 """
@@ -42,14 +49,20 @@ TABLES = {
     "regmix_60m_test": ("regmix_test_mixture_60m", "regmix_test_loss_60m", "60M"),
     "regmix_1b_test": ("regmix_test_mixture_1b", "regmix_test_loss_1b", "1B"),
     "olmix_dclm": ("olmix_dclm_ratios", "olmix_dclm_metrics", "30M"),
+    "admire_0.5b": ("admire_ift_runs", "admire_ift_runs", "0.5B"),
+    "admire_3b": ("admire_ift_runs", "admire_ift_runs", "3B"),
+    "admire_7b": ("admire_ift_runs", "admire_ift_runs", "7B"),
 }
+_ADMIRE_MODELS = {"0.5B": "Qwen2.5-0.5B", "3B": "Qwen2.5-3B", "7B": "Qwen2.5-7B"}
 _META_COLUMNS = ("Unnamed: 0", "index", "run", "name")
 
 
 @dataclass(frozen=True, eq=False)
 class RunTable:
     """Published proxy runs: ``weights`` ``(n_runs, n_sources)`` float32 (rows on the simplex),
-    ``metrics`` ``(n_runs, n_metrics)`` float64 (NaN where not measured), names and run ids."""
+    ``metrics`` ``(n_runs, n_metrics)`` float64 (NaN where not measured), names and run ids.
+    ``higher_is_better`` marks score tables (:meth:`loss` negates them); ``costs`` ``(n_runs,)``
+    is each run's published cost (e.g. training time) where the table has one."""
 
     name: str
     weights: np.ndarray
@@ -60,6 +73,8 @@ class RunTable:
     scale: str = ""
     natural_weights: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
+    higher_is_better: bool = False
+    costs: np.ndarray | None = None
 
     @property
     def n_runs(self) -> int:
@@ -80,12 +95,18 @@ class RunTable:
             )
         return self.metrics[:, self.metric_names.index(metric)]
 
+    def loss(self, metric: str) -> np.ndarray:
+        """The ``(n_runs,)`` values of one metric oriented so that lower is better (scores negated)."""
+        values = self.target(metric)
+        return -values if self.higher_is_better else values
+
     def subset(self, rows) -> RunTable:
         """The runs at ``rows`` (indices or a boolean mask)."""
         rows = np.asarray(rows)
         ids = np.asarray(self.run_ids, dtype=object)[rows]
         return RunTable(self.name, self.weights[rows], self.metrics[rows], self.source_names, self.metric_names,
-                        tuple(ids.tolist()), self.scale, self.natural_weights, dict(self.meta))
+                        tuple(ids.tolist()), self.scale, self.natural_weights, dict(self.meta),
+                        self.higher_is_better, None if self.costs is None else self.costs[rows])
 
 
 def _short_source(col: str) -> str:
@@ -112,6 +133,8 @@ def load_run_table(name: str, *, mixtures_path=None, metrics_path=None) -> RunTa
     if name not in TABLES:
         raise InputError(f"unknown run table {name!r}; known: {sorted(TABLES)}.")
     mix_name, met_name, scale = TABLES[name]
+    if name.startswith("admire"):
+        return _load_admire(name, scale, resolve(mix_name, mixtures_path or metrics_path))
     mix_file, met_file = resolve(mix_name, mixtures_path), resolve(met_name, metrics_path)
     mix, met = pd.read_csv(mix_file), pd.read_csv(met_file)
     for frame, path in ((mix, mix_file), (met, met_file)):
@@ -135,6 +158,63 @@ def load_run_table(name: str, *, mixtures_path=None, metrics_path=None) -> RunTa
                     metric_names=tuple(_short_metric(c) for c in met_cols), run_ids=tuple(ids.tolist()),
                     scale=scale, natural_weights=natural,
                     meta={"mixtures": str(mix_file), "metrics": str(met_file)})
+
+
+def _load_admire(name: str, scale: str, path) -> RunTable:
+    """One model size of ADMIRE's single table (``model, ratio_*, metric_*, train_time``)."""
+    import pandas as pd
+
+    frame = pd.read_csv(path)
+    src_cols = [c for c in frame.columns if c.startswith("ratio_")]
+    met_cols = [c for c in frame.columns if c.startswith("metric_")]
+    if "model" not in frame.columns or not src_cols or not met_cols or "train_time" not in frame.columns:
+        raise InputError(f"{path}: expected ADMIRE's columns model, ratio_*, metric_*, train_time; "
+                         f"got {list(frame.columns)[:6]}...")
+    W = frame[src_cols].to_numpy(dtype=np.float64)
+    if not np.isfinite(W).all() or (W < 0).any() or np.abs(W.sum(axis=1) - 1).max() > 0.01:
+        raise InputError(f"{path}: mixture rows must be non-negative and sum to 1 (+-0.01); check the file.")
+    # one id per distinct mixture, shared by its runs at every model size
+    keys = [row.tobytes() for row in np.round(W, 4)]
+    ids = {k: f"mix{i:03d}" for i, k in enumerate(dict.fromkeys(keys))}
+    rows = np.flatnonzero(frame["model"].to_numpy() == _ADMIRE_MODELS[scale])
+    W = W[rows]
+    return RunTable(name=name, weights=(W / W.sum(axis=1, keepdims=True)).astype(np.float32),
+                    metrics=frame[met_cols].iloc[rows].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64),
+                    source_names=tuple(c.removeprefix("ratio_") for c in src_cols),
+                    metric_names=tuple(c.removeprefix("metric_") for c in met_cols),
+                    run_ids=tuple(ids[keys[r]] for r in rows), scale=scale, natural_weights=None,
+                    meta={"mixtures": str(path), "metrics": str(path), "license": "CC BY-NC-SA 4.0"},
+                    higher_is_better=True, costs=frame["train_time"].to_numpy(np.float64)[rows])
+
+
+def scale_params(scale: str) -> float:
+    """Model parameters of a table's ``scale`` label (``"60M"`` -> 6e7, ``"0.5B"`` -> 5e8).
+
+    Raises
+    ------
+    InputError
+        If the label is not a number followed by K, M or B.
+    """
+    units = {"K": 1e3, "M": 1e6, "B": 1e9}
+    text = str(scale).strip().upper()
+    try:
+        return float(text[:-1]) * units[text[-1]]
+    except (KeyError, ValueError, IndexError):
+        raise InputError(f"scale must look like '60M' or '0.5B'; got {scale!r}.") from None
+
+
+def match_mixtures(W_pool, W_other, tol: float = 1e-3) -> np.ndarray:
+    """For each row of ``W_pool`` the row of ``W_other`` with the same mixture (L1 distance below
+    ``tol``), or -1. Used to find a pool mixture's runs at other model scales."""
+    A = np.asarray(W_pool, dtype=np.float32)
+    B = np.asarray(W_other, dtype=np.float32)
+    out = np.full(len(A), -1, dtype=np.int64)
+    for start in range(0, len(A), 256):  # bounded memory: 256 x n_other x n_sources at a time
+        d = np.abs(A[start:start + 256, None, :] - B[None, :, :]).sum(axis=2)
+        best = d.argmin(axis=1)
+        ok = d[np.arange(len(best)), best] < tol
+        out[start:start + 256][ok] = best[ok]
+    return out
 
 
 PRIORS = ("natural", "table_mean", "uniform")

@@ -1,0 +1,233 @@
+"""Search methods on a published run table, scored on fair yardsticks (DESIGN.md contract 6).
+
+Per target and trial (:func:`trial_runs`), the training table's runs are split into
+
+* the **pool** every method may use (look up, fit on, buy);
+* the **yardstick runs**: a same-scale table no method is given, or the trial's held-out split
+  (``test_fraction`` of the training runs, seeded by trial) — removed from the pool;
+* **test tables**: held-out runs at this and other scales, only ever scored on;
+* **fidelity tables**: smaller-scale runs of the pool's mixtures that multi-fidelity BO may buy.
+
+Each method (:func:`choose_mixture`) picks a mixture; :func:`score_mixture` then reports
+
+* ``measured_loss`` where the chosen mixture is a measured run at the training scale (random
+  search and BO pick pool runs): the table's own number, no model involved;
+* ``surrogate:yardstick_loss`` for every method: the prediction of a ridge regression on
+  log-weight features (:mod:`mixmin_core.search.yardstick`) fitted on the yardstick runs only, a
+  different model family from RegMix's LightGBM and BO's Gaussian process. The ``surrogate:``
+  prefix marks a model's number, not a measurement;
+* ``yardstick_spearman``: that yardstick's cross-validated Spearman on its own runs, printed next
+  to the scores so a reader knows how far to trust them.
+
+For score tables (higher is better, e.g. ADMIRE) the same metrics are named ``*_score`` and keep
+the table's orientation. Methods work on losses (lower is better) throughout.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mixmin_core.errors import InputError
+from mixmin_core.search.run_tables import (
+    TABLES,
+    RunTable,
+    load_run_table,
+    prior_for,
+    scale_params,
+)
+from mixmin_core.search.swarm import random_search_table, regmix_fit_choose, spearman
+from mixmin_core.search.yardstick import Yardstick, fit_yardstick
+from mixmin_core.solver.results import MixtureResult
+
+METHODS = ("natural", "random_search", "regmix", "bo")
+TEST_SPLIT = "test_split"
+_LOSS_LIKE = ("measured_loss", "best_run_in_table", "surrogate:", "top1_loss/", "best_loss/")
+
+
+@dataclass(frozen=True)
+class TrialRuns:
+    """The runs of one trial; see the module docstring."""
+
+    pool: RunTable
+    tests: dict
+    yardstick: RunTable
+    fidelity: tuple = ()
+
+
+def resolve_yardstick(train_table: str, test_tables: list, test_fraction: float, yardstick: str) -> str:
+    """The yardstick's runs: ``yardstick`` itself, or for ``"auto"`` the first test table at the
+    training table's scale, else the held-out split (``"test_split"``).
+
+    Raises
+    ------
+    InputError
+        If no runs are left for the yardstick, or a named table is unknown or at another scale.
+    """
+    scale = TABLES[train_table][2]
+    if yardstick == "auto":
+        same = [t for t in test_tables if TABLES[t][2] == scale and t != train_table]
+        if same:
+            return same[0]
+        yardstick = TEST_SPLIT
+    if yardstick == TEST_SPLIT:
+        if not test_fraction > 0:
+            raise InputError(f"yardstick: no runs at scale {scale} are held out from every method; set "
+                             "test_fraction > 0 (e.g. 0.25) or name a same-scale table as yardstick.")
+        return TEST_SPLIT
+    if yardstick not in TABLES:
+        raise InputError(f"yardstick must be 'auto', 'test_split' or a known table {sorted(TABLES)}; got {yardstick!r}.")
+    if TABLES[yardstick][2] != scale or yardstick == train_table:
+        raise InputError(f"yardstick table {yardstick!r} must hold other runs at the training scale {scale}; "
+                         f"it is at scale {TABLES[yardstick][2]}.")
+    return yardstick
+
+
+def trial_runs(train_table: str, test_tables: list, *, test_fraction: float, yardstick: str,
+               fidelity_tables: list = (), seed: int = 0, trial: int = 0) -> TrialRuns:
+    """Load and split the runs of one trial (the held-out split is seeded by ``seed`` and ``trial``).
+
+    Raises
+    ------
+    InputError
+        As :func:`resolve_yardstick`, or if tables have other sources than ``train_table``.
+    """
+    train = load_run_table(train_table)
+    tests = {name: load_run_table(name) for name in test_tables}
+    where = resolve_yardstick(train_table, list(test_tables), test_fraction, yardstick)
+    if test_fraction > 0:
+        order = np.random.default_rng([seed, 99, trial]).permutation(train.n_runs)
+        n_test = max(1, round(test_fraction * train.n_runs))
+        tests[TEST_SPLIT] = train.subset(np.sort(order[:n_test]))
+        train = train.subset(np.sort(order[n_test:]))
+    ruler = tests[TEST_SPLIT] if where == TEST_SPLIT else tests.get(where) or load_run_table(where)
+    fidelity = tuple(sorted((load_run_table(n) for n in fidelity_tables), key=lambda t: scale_params(t.scale)))
+    roles = [("test_tables", t) for t in tests.values()] + [("yardstick", ruler)] + [("bo_fidelity_tables", t) for t in fidelity]
+    for role, table in roles:
+        if table.source_names != train.source_names:
+            raise InputError(f"{role}: table {table.name!r} has sources {table.source_names[:3]}..., not those of "
+                             f"{train_table!r}; pick tables of one family.")
+    return TrialRuns(pool=train, tests=tests, yardstick=ruler, fidelity=fidelity)
+
+
+def _finite(table: RunTable, target: str):
+    y = table.loss(target)
+    ok = np.isfinite(y)
+    return table.weights[ok], y[ok], np.flatnonzero(ok)
+
+
+def _spent(table: RunTable, rows) -> float:
+    """Cost of looking up ``rows``: the table's published costs if it has them, else one per run."""
+    rows = np.asarray(rows, dtype=np.int64)
+    return float(len(rows)) if table.costs is None else float(np.sum(table.costs[rows]))
+
+
+def choose_mixture(method: str, runs: TrialRuns, target: str, *, rng: np.random.Generator, prior: str = "natural",
+                   preset: str = "faithful", n_candidates: int = 100_000, top_k: int = 128, n_random: int = 0,
+                   regmix_runs: int = 0, bo_budget: int = 0, bo_init: int = 0,
+                   fidelity_cost: float = 0.0) -> MixtureResult:
+    """One method's mixture for ``target`` on the trial's pool (``meta["metrics"]``: its own facts,
+    ``meta["compute"]``: what it spent, in runs of the pool or the table's published costs).
+
+    ``n_random``: random search's look-ups (0: one per source); ``bo_budget``: BO's (0: as random
+    search); ``bo_init``: BO's random start (0: one per source, at most half the budget). With
+    fidelity tables, BO is multi-fidelity (:func:`mixmin_core.search.multifidelity.search_bo`).
+
+    Raises
+    ------
+    InputError
+        For an unknown method or budgets beyond the pool.
+    """
+    pool = runs.pool
+    W, y, rows = _finite(pool, target)
+    ids = tuple(np.asarray(pool.run_ids, dtype=object)[rows].tolist())
+    names = pool.source_names
+    n_random = n_random or len(names)
+    tests = {name: _finite(t, target)[:2] for name, t in runs.tests.items()}
+    if method == "natural":
+        p = prior_for(pool, prior)
+        return MixtureResult(weights=(p / p.sum()).astype(np.float32), source_names=names, method="natural",
+                             meta={"compute": 0.0, "prior": prior, "metrics": {}}, message=f"{prior} prior of the table")
+    if method == "random_search":
+        result = random_search_table(W, y, source_names=names, n_trials=n_random, rng=rng, run_ids=ids)
+        result.meta.update(compute=_spent(pool, rows[result.meta["run_indices"]]),
+                           metrics={"measured_loss": result.loss, "best_run_in_table": float(y.min())})
+        return result
+    if method == "regmix":
+        keep = np.sort(rng.choice(len(W), size=regmix_runs, replace=False)) if regmix_runs else np.arange(len(W))
+        result = regmix_fit_choose(W[keep], y[keep], source_names=names, prior=prior_for(pool, prior), rng=rng,
+                                   preset=preset, n_candidates=n_candidates, top_k=top_k, tests=tests,
+                                   compute=_spent(pool, rows[keep]), meta={"table": pool.name, "prior": prior})
+        metrics = {"surrogate:own_prediction": result.loss}
+        if result.meta["spearman"] is not None:
+            metrics["spearman_holdout"] = result.meta["spearman"]
+        metrics.update({f"spearman/{k}": v for k, v in result.meta["spearman_tests"].items() if v is not None})
+        for k, v in result.meta["tests_top1"].items():
+            metrics.update({f"top1_loss/{k}": v["top1"], f"best_loss/{k}": v["best"]})
+        result.meta["metrics"] = metrics
+        return result
+    if method == "bo":
+        budget = bo_budget or n_random
+        if runs.fidelity:
+            return _multi_fidelity(runs, target, budget=budget, n_init=bo_init or 2, rng=rng, low_cost=fidelity_cost)
+        from mixmin_core.search.bayesopt import bo_table
+
+        n_init = min(bo_init or max(1, min(len(names), budget // 2)), budget)
+        result = bo_table(W, y, source_names=names, budget=budget, n_init=n_init, rng=rng, run_ids=ids,
+                          tests=tests)
+        result.meta["compute"] = _spent(pool, rows[result.meta["evaluated"]])
+        return result
+    raise InputError(f"method must be one of {list(METHODS)}; got {method!r}.")
+
+
+def _multi_fidelity(runs: TrialRuns, target: str, *, budget: int, n_init: int, rng, low_cost: float) -> MixtureResult:
+    from mixmin_core.search.multifidelity import ScalePool, search_bo
+
+    pool = ScalePool.from_tables([*runs.fidelity, runs.pool], target, low_cost=low_cost or None)
+    tests = {name: _finite(t, target)[:2] for name, t in runs.tests.items()}
+    trace = search_bo(pool, budget=budget, rng=rng, n_init=n_init,
+                      transfer_W=np.concatenate([w for w, _ in tests.values()]) if tests else None)
+    best = trace.recommendation
+    metrics = {"measured_loss": float(pool.losses[-1, best]), "best_run_in_table": pool.best}
+    start = 0
+    for name, (_, y_test) in tests.items():  # the final GP's ranking of held-out runs (largest scale)
+        rho = spearman(trace.transfer_pred[start:start + len(y_test)], y_test)
+        start += len(y_test)
+        if np.isfinite(rho):
+            metrics[f"spearman/{name}"] = rho
+    for level, name in enumerate(pool.level_names):
+        metrics[f"runs_bought/{name}"] = float(np.sum(np.asarray(trace.levels) == level))
+    return MixtureResult(weights=pool.weights[best], source_names=pool.source_names, loss=metrics["measured_loss"],
+                         method="bo", meta={"compute": trace.spent, "best_run": pool.run_ids[best],
+                                            "bought": list(zip(trace.levels, trace.indices)), "metrics": metrics,
+                                            "fidelities": list(pool.level_names)},
+                         message=f"multi-fidelity BO: best measured {pool.level_names[-1]} run of "
+                                 f"{len(trace.levels)} bought at scales {sorted(set(trace.levels))}")
+
+
+def score_mixture(result: MixtureResult, yardstick: Yardstick) -> dict:
+    """The method's own metrics plus the yardstick's prediction and its held-out Spearman."""
+    metrics = dict(result.meta.get("metrics", {}))
+    metrics["surrogate:yardstick_loss"] = float(yardstick.predict(result.weights[None, :])[0])
+    metrics["yardstick_spearman"] = yardstick.spearman
+    return metrics
+
+
+def fit_trial_yardstick(runs: TrialRuns, target: str, *, seed: int = 0) -> Yardstick:
+    """The yardstick of one trial: fitted on the yardstick runs only."""
+    W, y, _ = _finite(runs.yardstick, target)
+    return fit_yardstick(W, y, seed=seed)
+
+
+def orient(metrics: dict, higher_is_better: bool) -> dict:
+    """Metrics in the table's orientation: for score tables, loss-like values are negated back and
+    ``_loss`` becomes ``_score`` in their names; Spearman correlations are unchanged."""
+    if not higher_is_better:
+        return dict(metrics)
+    out = {}
+    for key, value in metrics.items():
+        if key.startswith(_LOSS_LIKE):
+            out[key.replace("_loss", "_score")] = -value
+        else:
+            out[key] = value
+    return out
