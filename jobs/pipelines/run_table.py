@@ -1,111 +1,88 @@
 """The run_table pipeline: search baselines directly on a published table of proxy runs.
 
-A run table maps mixtures to measured losses (RegMix's 1M/60M/1B Pile runs, Olmix's DCLM swarm;
-see ``mixmin_core.search.run_tables``). Per target metric and trial, each method picks a mixture:
+A run table maps mixtures to measured losses (RegMix's 1M/60M/1B Pile runs, Olmix's DCLM swarm,
+ADMIRE's instruction-tuning runs; see ``mixmin_core.search.run_tables``). Per target and trial
+each method picks a mixture (``mixmin_core.search.table_methods``):
 
-* ``regmix``: LightGBM fitted on the training runs (early stopping on a held-out part of them),
-  mean of the 128 best-predicted of 100,000 ``Dirichlet(natural)`` candidates. Its Spearman
-  correlation with the measured losses of every test table (held-out runs, other model scales)
-  is reported as ``spearman/<test table>``, and on its early-stopping hold-out as ``spearman_holdout``;
-  ``top1_loss/<test table>`` is the measured loss of the test run it predicts best (``best_loss/...``
-  the best measured there): a measured check of its choice where the mixture itself was never run.
-* ``random_search``: on a table, "evaluating" a mixture means looking up a run that exists: sample
-  ``random_search_trials`` runs (default: one per source, MixMin's proxy compute), keep the best
-  measured (``measured_loss``).
-* ``natural``: the table's natural weights (no runs spent).
-* ``bo``: Gaussian-process Bayesian optimisation over the table's runs (``mixmin_core.search.bayesopt``).
+* ``natural``: the table's natural weights (no runs spent);
+* ``random_search``: look up ``random_search_trials`` runs of the pool (default one per source,
+  MixMin's proxy compute), keep the best measured;
+* ``regmix``: LightGBM on the pool's runs, mean of the 128 best-predicted of 100,000 candidates;
+  its Spearman with held-out runs is ``spearman/<test table>``;
+* ``bo``: Gaussian-process BO over the pool's runs; with ``bo_fidelity_tables`` multi-fidelity BO
+  that buys smaller-scale runs of pool mixtures itself (none bought up front).
 
-Every method is also scored by ``surrogate_loss``: the prediction of a reference LightGBM fitted on
-all runs of the training scale (training and same-scale test runs), the same yardstick for all.
-``compute`` is the number of proxy runs a method used. Mixtures are saved with
-``layout.mixture_path(run_dir, Problem(target, trial), method)``; rows go to the results table.
+Scores (no method is scored by a model fitted on its own runs): ``measured_loss`` where the choice
+is a measured run, ``surrogate:yardstick_loss`` for every method (a ridge model fitted only on
+runs no method was given, see ``yardstick``) and ``yardstick_spearman`` (that model's held-out
+Spearman). Score tables (ADMIRE) report ``*_score`` instead of ``*_loss``. ``proxy_compute`` is
+what a method spent (runs looked up, or the table's published costs); ``final_compute`` is 0.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from jobs.config import ExecutionConfig, setting
+from mixmin_core.engine.report import write_report
 from mixmin_core.errors import ConfigError, InputError
-from mixmin_core.runs.fileio import atomic_path, read_json, write_json, write_text
-from mixmin_core.runs.layout import Problem, mixture_path, safe_name, sources_path
+from mixmin_core.runs.fileio import read_json, write_json, write_text
+from mixmin_core.runs.layout import Problem, mixture_path, sources_path
 from mixmin_core.runs.runner import RunContext, Unit
-from mixmin_core.search.run_tables import (
-    PRIORS,
-    TABLES,
-    RunTable,
-    load_run_table,
-    prior_for,
+from mixmin_core.search.run_tables import PRIORS, TABLES, load_run_table, scale_params
+from mixmin_core.search.swarm import PRESETS
+from mixmin_core.search.table_methods import (
+    METHODS,
+    TEST_SPLIT,
+    choose_mixture,
+    fit_trial_yardstick,
+    orient,
+    resolve_yardstick,
+    score_mixture,
+    trial_runs,
 )
-from mixmin_core.search.swarm import (
-    PRESETS,
-    fit_regressor,
-    random_search_table,
-    regmix_fit_choose,
-)
-from mixmin_core.solver.results import MixtureResult
 
-METHODS = ("natural", "random_search", "regmix", "bo")
 _METHOD_IDS = {m: i for i, m in enumerate(METHODS)}
+_TABLES = tuple(TABLES)
+_PRESETS = tuple(PRESETS)
 
 
 @dataclass
-class RunTableConfig:
-    train_table: str = "regmix_1m_train"
-    # scored, never fitted on: held-out runs at the same or other model scales
-    test_tables: list = field(default_factory=lambda: ["regmix_1m_test", "regmix_60m_test", "regmix_1b_test"])
-    test_fraction: float = 0.0  # > 0: also hold out this fraction of train_table per trial (test "test_split")
-    targets: list = field(default_factory=lambda: ["pile_cc"])  # metric names of the tables (lower is better)
-    methods: list = field(default_factory=lambda: ["natural", "random_search", "regmix"])
-    trials: int = 3
-    seed: int = 0
-    preset: str = "faithful"  # RegMix regressor: "faithful" or "mixmin-paper"
-    prior: str = "natural"  # candidates' Dirichlet prior: natural | table_mean | uniform
-    n_candidates: int = 100_000
-    top_k: int = 128
-    random_search_trials: int = 0  # 0: one run per source (compute-matched with MixMin)
-    regmix_runs: int = 0  # 0: all training runs; else a random subset of this many per trial
-    bo_budget: int = 0  # runs BO may look up; 0: same as random search
-    bo_init: int = 0  # BO's initial random runs; 0: one per source (capped at half the budget)
-    bo_fidelity_tables: list = field(default_factory=list)  # cheaper runs for multi-fidelity BO, e.g. 1M runs
-    bo_fidelity_cost: float = 1 / 60  # cost of one such run in train_table runs (RegMix 1M vs 60M parameters)
-    resume: str = "if_available"
-    backend: str = "local"
-    n_workers: int = 1  # units take seconds; LightGBM runs single-threaded
+class RunTableConfig(ExecutionConfig):
+    train_table: str = setting("regmix_1m_train", choices=_TABLES)
+    test_tables: list[str] = setting(["regmix_1m_test", "regmix_60m_test", "regmix_1b_test"],
+                                     items={"choices": _TABLES},
+                                     doc="scored, never fitted on: held-out runs at the same or other model scales")
+    test_fraction: float = setting(0.0, min=0, lt=0.9,
+                                   doc="> 0: also hold out this fraction of train_table per trial (test 'test_split')")
+    yardstick: str = setting("auto", choices=("auto", TEST_SPLIT, *TABLES),
+                             doc="runs the yardstick is fitted on, given to no method: auto (a same-scale test "
+                                 "table, else test_split), test_split, or a table at train_table's scale")
+    targets: list[str] = setting(["pile_cc"], doc="metric names of the tables")
+    methods: list[str] = setting(["natural", "random_search", "regmix"], items={"choices": METHODS})
+    preset: str = setting("faithful", choices=_PRESETS, doc="RegMix's regressor")
+    prior: str = setting("natural", choices=PRIORS, doc="candidates' Dirichlet prior")
+    n_candidates: int = setting(100_000, min=1, max=10_000_000)
+    top_k: int = setting(128, min=1)
+    random_search_trials: int = setting(0, min=0, doc="0: one run per source (compute-matched with MixMin)")
+    regmix_runs: int = setting(0, min=0, doc="0: all pool runs; else a random subset of this many per trial")
+    bo_budget: int = setting(0, min=0, doc="train_table runs BO may spend; 0: same as random search")
+    bo_init: int = setting(0, min=0, doc="BO's first random runs; 0: one per source (at most half the budget), "
+                                          "2 when multi-fidelity")
+    bo_fidelity_tables: list[str] = setting([], items={"choices": _TABLES},
+                                            doc="smaller-scale runs of pool mixtures BO may buy, e.g. 1M runs")
+    bo_fidelity_cost: float = setting(0.0, min=0, doc="one such run's cost in train_table runs; 0: the tables' "
+                                                       "published costs, else the ratio of parameter counts")
+    n_workers: int = setting(1, min=1, max=256, doc="units take seconds; LightGBM runs single-threaded")
 
     def __post_init__(self):
-        if self.train_table not in TABLES:
-            raise ConfigError(f"train_table must be one of {sorted(TABLES)}; got {self.train_table!r}.")
-        for name in ("test_tables", "targets", "methods"):
-            value = getattr(self, name)
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ConfigError(f"{name} must be a list of strings; got {value!r}.")
-        bad = [t for t in self.test_tables if t not in TABLES]
-        if bad:
-            raise ConfigError(f"test_tables must name known tables {sorted(TABLES)}; got unknown {bad}.")
-        if not self.targets:
-            raise ConfigError("targets must list at least one metric (e.g. ['pile_cc']); got [].")
-        bad = [m for m in self.methods if m not in METHODS]
-        if bad or not self.methods:
-            raise ConfigError(f"methods must be a non-empty subset of {list(METHODS)}; got {self.methods!r}.")
-        if not (isinstance(self.test_fraction, (int, float)) and 0 <= self.test_fraction < 0.9):
-            raise ConfigError(f"test_fraction must be in [0, 0.9); got {self.test_fraction!r}.")
-        if self.preset not in PRESETS:
-            raise ConfigError(f"preset must be one of {sorted(PRESETS)}; got {self.preset!r}.")
-        if self.prior not in PRIORS:
-            raise ConfigError(f"prior must be one of {list(PRIORS)}; got {self.prior!r}.")
-        for name, minimum in (("trials", 1), ("n_candidates", 1), ("top_k", 1), ("random_search_trials", 0),
-                              ("regmix_runs", 0), ("bo_budget", 0), ("bo_init", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ConfigError(f"{name} must be an integer >= {minimum}; got {value!r}.")
+        super().__post_init__()
+        for name in ("targets", "methods"):
+            if not getattr(self, name):
+                raise ConfigError(f"{name}: must list at least one entry; got [].")
         if self.top_k > self.n_candidates:
-            raise ConfigError(f"top_k must be at most n_candidates ({self.n_candidates}); got {self.top_k}.")
-        if not isinstance(self.bo_fidelity_tables, list) or any(t not in TABLES for t in self.bo_fidelity_tables):
-            raise ConfigError(f"bo_fidelity_tables must be a list of known tables {sorted(TABLES)}; "
-                              f"got {self.bo_fidelity_tables!r}.")
-        if not (isinstance(self.bo_fidelity_cost, (int, float)) and self.bo_fidelity_cost >= 0):
-            raise ConfigError(f"bo_fidelity_cost must be a number >= 0; got {self.bo_fidelity_cost!r}.")
+            raise ConfigError(f"top_k: must be at most n_candidates ({self.n_candidates}); got {self.top_k}.")
 
 
 CONFIG = RunTableConfig
@@ -115,139 +92,63 @@ def dataset(config: RunTableConfig) -> str:
     return f"run table {config.train_table}" + (f" (tests: {', '.join(config.test_tables)})" if config.test_tables else "")
 
 
-# ----------------------------------------------------------------------------- tables
-
-def _tables(cfg: RunTableConfig, trial: int) -> tuple[RunTable, dict[str, RunTable]]:
-    """The training runs and the test tables of one trial (a seeded hold-out if test_fraction > 0)."""
-    train = load_run_table(cfg.train_table)
-    tests = {name: load_run_table(name) for name in cfg.test_tables}
-    if cfg.test_fraction > 0:
-        order = np.random.default_rng([cfg.seed, 99, trial]).permutation(train.n_runs)
-        n_test = max(1, int(round(cfg.test_fraction * train.n_runs)))
-        tests["test_split"] = train.subset(np.sort(order[:n_test]))
-        train = train.subset(np.sort(order[n_test:]))
-    return train, tests
-
-
-def _finite(table: RunTable, target: str) -> tuple[np.ndarray, np.ndarray, tuple]:
-    y = table.target(target)
-    ok = np.isfinite(y)
-    return table.weights[ok], y[ok], tuple(np.asarray(table.run_ids, dtype=object)[ok].tolist())
-
-
-def _n_random(cfg: RunTableConfig, train: RunTable) -> int:
-    return cfg.random_search_trials or len(train.source_names)
+def _runs(cfg: RunTableConfig, trial: int):
+    return trial_runs(cfg.train_table, cfg.test_tables, test_fraction=cfg.test_fraction, yardstick=cfg.yardstick,
+                      fidelity_tables=cfg.bo_fidelity_tables, seed=cfg.seed, trial=trial)
 
 
 def validate(config: RunTableConfig) -> None:
-    """Load every table and check the targets and run counts before a run folder exists."""
-    train, tests = _tables(config, 0)
-    for table in [train, *tests.values()]:
-        if table.source_names != train.source_names:
-            raise InputError(f"test table {table.name!r} has sources {table.source_names[:3]}..., "
-                             f"not those of {train.name!r}; pick tables of one family.")
+    """Load every table and check targets, the yardstick and run counts before a run folder exists."""
+    where = resolve_yardstick(config.train_table, config.test_tables, config.test_fraction, config.yardstick)
+    if where in config.bo_fidelity_tables:
+        raise ConfigError(f"yardstick: {where!r} is also in bo_fidelity_tables, so BO would see the yardstick's runs; "
+                          "name another yardstick or use test_split.")
+    runs = _runs(config, 0)
+    top = scale_params(runs.pool.scale)
+    for table in [runs.pool, runs.yardstick, *runs.tests.values(), *runs.fidelity]:
         for target in config.targets:
             table.target(target)
-    n_finite = min(int(np.isfinite(train.target(t)).sum()) for t in config.targets)
-    for name, value in (("random_search_trials", _n_random(config, train)), ("regmix_runs", config.regmix_runs),
+    for table in runs.fidelity:
+        if scale_params(table.scale) >= top:
+            raise InputError(f"bo_fidelity_tables: {table.name!r} (scale {table.scale}) must be smaller-scale than "
+                             f"train_table {runs.pool.name!r} ({runs.pool.scale}).")
+    n_finite = min(int(np.isfinite(runs.pool.target(t)).sum()) for t in config.targets)
+    n_random = config.random_search_trials or len(runs.pool.source_names)
+    for name, value in (("random_search_trials", n_random), ("regmix_runs", config.regmix_runs),
                         ("bo_budget", config.bo_budget)):
         if value > n_finite:
-            raise ConfigError(f"{name} must be at most the {n_finite} training runs with a measured target; got {value}.")
-    for name in config.bo_fidelity_tables:
-        low = load_run_table(name)
-        if low.source_names != train.source_names:
-            raise InputError(f"bo_fidelity_tables: {name!r} has other sources than {train.name!r}.")
-        for target in config.targets:
-            low.target(target)
+            raise ConfigError(f"{name}: must be at most the {n_finite} training runs with a measured target; got {value}.")
 
 
-# ----------------------------------------------------------------------------- units
-
-def fit_reference(*, config: dict, target: str, output: str) -> dict:
-    """The yardstick for every method: LightGBM on all runs of the training scale (trial 0 split
-    undone: training runs plus same-scale test runs). Saved as a LightGBM model text file."""
-    cfg = RunTableConfig(**config)
-    train = load_run_table(cfg.train_table)
-    parts = [_finite(train, target)] + [_finite(load_run_table(n), target) for n in cfg.test_tables
-                                        if TABLES[n][2] == TABLES[cfg.train_table][2]]
-    W = np.concatenate([p[0] for p in parts])
-    y = np.concatenate([p[1] for p in parts])
-    model = fit_regressor(W, y, preset="faithful", seed=42, val_fraction=0.0)  # all runs, all 1000 trees
-    with atomic_path(output) as tmp:
-        model.regressor.booster_.save_model(str(tmp))
-    return {"rows": len(W)}
-
-
-def solve(*, config: dict, target: str, method: str, trial: int, output: str, reference: str) -> dict:
+def solve(*, config: dict, target: str, method: str, trial: int, output: str) -> dict:
     """One method on one target and trial: choose a mixture, score it, save its MixtureResult."""
-    import lightgbm as lgb
-
     cfg = RunTableConfig(**config)
-    train, tests = _tables(cfg, trial)
-    W, y, ids = _finite(train, target)
-    names = train.source_names
-    prior = prior_for(train, cfg.prior)
+    runs = _runs(cfg, trial)
     rng = np.random.default_rng([cfg.seed, trial, _METHOD_IDS[method]])
-    test_sets = {name: _finite(t, target)[:2] for name, t in tests.items()}
-    metrics: dict[str, float] = {}
-    if method == "natural":
-        result = MixtureResult(weights=(prior / prior.sum()).astype(np.float32), source_names=names, method="natural",
-                               meta={"compute": 0.0, "prior": cfg.prior}, message=f"{cfg.prior} prior of the table")
-    elif method == "random_search":
-        result = random_search_table(W, y, source_names=names, n_trials=_n_random(cfg, train), rng=rng, run_ids=ids)
-        metrics["measured_loss"] = result.loss
-        metrics["best_run_in_table"] = float(y.min())
-    elif method == "regmix":
-        if cfg.regmix_runs:
-            keep = np.sort(rng.choice(len(W), size=cfg.regmix_runs, replace=False))
-            W, y = W[keep], y[keep]
-        result = regmix_fit_choose(W, y, source_names=names, prior=prior, rng=rng, preset=cfg.preset,
-                                   n_candidates=cfg.n_candidates, top_k=cfg.top_k, tests=test_sets,
-                                   meta={"table": train.name, "prior": cfg.prior})
-        if result.meta["spearman"] is not None:
-            metrics["spearman_holdout"] = result.meta["spearman"]
-        metrics.update({f"spearman/{k}": v for k, v in result.meta["spearman_tests"].items() if v is not None})
-        for k, v in result.meta["tests_top1"].items():
-            metrics.update({f"top1_loss/{k}": v["top1"], f"best_loss/{k}": v["best"]})
-        metrics["predicted_loss"] = result.loss
-    else:
-        result = _solve_bo(cfg, train, W, y, ids, names, target, rng, test_sets)
-        metrics.update(result.meta.pop("metrics", {}))
-    metrics["surrogate_loss"] = float(lgb.Booster(model_file=reference).predict(result.weights[None, :].astype(np.float64))[0])
-    result.meta.update(metrics=metrics, target=target, trial=trial, table=train.name, scale=train.scale)
+    result = choose_mixture(method, runs, target, rng=rng, prior=cfg.prior, preset=cfg.preset,
+                            n_candidates=cfg.n_candidates, top_k=cfg.top_k, n_random=cfg.random_search_trials,
+                            regmix_runs=cfg.regmix_runs, bo_budget=cfg.bo_budget, bo_init=cfg.bo_init,
+                            fidelity_cost=cfg.bo_fidelity_cost)
+    metrics = score_mixture(result, fit_trial_yardstick(runs, target, seed=cfg.seed + trial))
+    metrics = orient(metrics, runs.pool.higher_is_better)
+    result.meta.update(metrics=metrics, target=target, trial=trial, table=runs.pool.name, scale=runs.pool.scale,
+                       yardstick_runs=runs.yardstick.name)
     write_json(output, result.to_dict())
-    return {"rows": len(W), **{k: v for k, v in metrics.items() if np.isfinite(v)}}
+    return {k: v for k, v in metrics.items() if np.isfinite(v)}
 
 
-def _solve_bo(cfg, train, W, y, ids, names, target, rng, test_sets) -> MixtureResult:
-    from mixmin_core.search.bayesopt import bo_table
-
-    budget = cfg.bo_budget or _n_random(cfg, train)
-    n_init = cfg.bo_init or max(1, min(len(names), budget // 2))
-    low = None
-    if cfg.bo_fidelity_tables:
-        parts = [_finite(load_run_table(name), target) for name in cfg.bo_fidelity_tables]
-        low = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
-    return bo_table(W, y, source_names=names, budget=budget, n_init=min(n_init, budget), rng=rng, run_ids=ids,
-                    low_fidelity=low, low_fidelity_cost=cfg.bo_fidelity_cost, tests=test_sets)
-
-
-def _write_sources(ctx: RunContext, table: RunTable) -> None:
+def _write_sources(run_dir, table) -> None:
     prior = table.natural_weights
     lines = ["source,title,category,natural_weight"]
     for i, s in enumerate(table.source_names):
         weight = "" if prior is None else f"{prior[i]:.6g}"
         lines.append(f"{s},{s.replace('_', ' ').title()},{table.name.split('_')[0]},{weight}")
-    write_text(sources_path(ctx.run_dir), "\n".join(lines) + "\n")
+    write_text(sources_path(run_dir), "\n".join(lines) + "\n")
 
 
 def run(config: RunTableConfig, ctx: RunContext) -> dict:
-    train, _ = _tables(config, 0)
-    _write_sources(ctx, train)
+    _write_sources(ctx.run_dir, load_run_table(config.train_table))
     cfg = asdict(config)
-    refs = {t: ctx.path("reference", f"{safe_name(t)}.txt") for t in config.targets}
-    ctx.run_units([Unit(f"reference/{t}", fit_reference, {"config": cfg, "target": t, "output": str(p)}, output=p,
-                        kind="reference") for t, p in refs.items()], "reference models")
     units = []
     for target in config.targets:
         for trial in range(config.trials):
@@ -256,21 +157,21 @@ def run(config: RunTableConfig, ctx: RunContext) -> dict:
                 out.parent.mkdir(parents=True, exist_ok=True)
                 units.append(Unit(f"{method}/{target}/trial{trial}", solve,
                                   {"config": cfg, "target": target, "method": method, "trial": trial,
-                                   "output": str(out), "reference": str(refs[target])}, output=out, kind="mixture"))
+                                   "output": str(out)}, output=out, kind="mixture"))
     ctx.run_units(units, "mixtures")
     rows, summary = [], {}
     for unit in units:
-        saved = read_json(unit.output)
-        kw = unit.kwargs
+        saved, kw = read_json(unit.output), unit.kwargs
+        compute = float(saved["meta"].get("compute") or 0.0)
         for metric, value in saved["meta"]["metrics"].items():
-            rows.append({"target": kw["target"], "method": kw["method"], "trial": kw["trial"], "metric": metric,
-                         "value": value, "compute": saved["meta"].get("compute"),
-                         "extra": {"table": config.train_table}})
+            rows.append({"trial": kw["trial"], "target": kw["target"], "variant": "", "method": kw["method"],
+                         "metric": metric, "value": value, "proxy_compute": compute, "final_compute": 0.0,
+                         "table": config.train_table})
         if kw["trial"] == 0:
             top = sorted(saved["weights"].items(), key=lambda kv: -kv[1])[:5]
             summary.setdefault(kw["target"], {})[kw["method"]] = {
                 "top": {k: round(v, 4) for k, v in top},
                 **{k: round(v, 4) for k, v in saved["meta"]["metrics"].items() if v is not None},
             }
-    ctx.store.add_results(ctx.run_id, rows)
+    write_report(ctx.run_dir, rows, reference="natural")
     return summary

@@ -6,9 +6,8 @@ Two settings:
   (looked up), so BO is pool-based: after ``n_init`` random look-ups, it repeatedly fits a GP to the
   runs seen so far and looks up the unseen run with the highest expected improvement, until
   ``budget`` look-ups are spent; it returns the best measured run (as random search does, at the
-  same number of look-ups). Multi-fidelity: ``low_fidelity=(W_low, y_low)`` adds cheaper runs (e.g.
-  RegMix's 1M-parameter runs when searching the 60M ones) through a fidelity input; each fidelity's
-  losses are standardised separately and the GP learns how far the fidelity input carries.
+  same number of look-ups). Multi-fidelity search, where the acquisition also chooses which model
+  scale to buy, is :mod:`mixmin_core.search.multifidelity`.
 * :func:`bayesopt` searches the simplex with an ``evaluate(W) -> losses`` callable (one proxy per
   mixture, as random search and RegMix in :mod:`mixmin_core.search.swarm`), maximising expected
   improvement over ``Dirichlet(prior)`` candidates each round.
@@ -106,8 +105,7 @@ def _standardise(y: np.ndarray) -> tuple[np.ndarray, float, float]:
 
 
 def bo_table(W, y, *, source_names, budget: int, rng: np.random.Generator, n_init: int | None = None,
-             run_ids=None, low_fidelity: tuple | None = None, low_fidelity_cost: float = 0.0,
-             tests: dict | None = None, xi: float = 0.0, seed: int = 0, refit_every: int = 5,
+             run_ids=None, tests: dict | None = None, xi: float = 0.0, seed: int = 0, refit_every: int = 5,
              max_fit_rows: int = 200) -> MixtureResult:
     """Pool-based BO on a run table: look up ``budget`` runs, chosen by expected improvement.
 
@@ -116,9 +114,6 @@ def bo_table(W, y, *, source_names, budget: int, rng: np.random.Generator, n_ini
     W, y : the table's runs, ``(n, P)`` weights and ``(n,)`` measured losses (lower is better).
     budget : number of runs looked up (the compute, in runs of this table).
     n_init : random look-ups before the GP is used (default: half the budget, at least 2).
-    low_fidelity : optional ``(W_low, y_low)`` cheaper runs, all known up front (fidelity input 0;
-        the table's runs have fidelity 1). ``low_fidelity_cost`` is the cost of one such run in
-        units of one table run; ``meta["compute"] = budget + len(W_low) * low_fidelity_cost``.
     tests : optional ``{name: (W_test, y_test)}``: the final GP's Spearman correlation with them
         goes to ``meta["spearman_tests"]`` (and ``meta["metrics"]``).
     refit_every, max_fit_rows : the GP hyperparameters are re-learnt every ``refit_every`` rounds on
@@ -144,26 +139,24 @@ def bo_table(W, y, *, source_names, budget: int, rng: np.random.Generator, n_ini
     n_init = max(2, budget // 2) if n_init is None else _check_positive_int("n_init", n_init)
     if n_init > budget:
         raise InputError(f"n_init must be at most budget ({budget}); got {n_init}.")
-    low = _low_fidelity(low_fidelity, len(names))
     seen = list(rng.choice(finite, size=n_init, replace=False))
     gp, kernel = None, None
     for step in range(budget - n_init):
         if step % refit_every == 0:
             kernel = None  # re-learn the hyperparameters (on at most max_fit_rows rows)
-        gp, X_pool, pool, best_z = _fit_and_pool(W, y, seen, finite, low, seed, kernel, rng, max_fit_rows)
+        gp, X_pool, pool, best_z = _fit_and_pool(W, y, seen, finite, seed, kernel, rng, max_fit_rows)
         kernel = gp.kernel_
         mu, sd = gp.predict(X_pool, return_std=True)
         seen.append(int(pool[np.argmax(expected_improvement(mu, sd, best_z, xi))]))
     seen = np.array(seen)
     result = _best_of(W[seen].astype(np.float32), y[seen], names, method="bo",
-                      compute=budget + (0 if low is None else len(low[0]) * float(low_fidelity_cost)),
+                      compute=float(budget),
                       meta={"budget": budget, "n_init": n_init, "evaluated": seen.tolist(),
-                            "best_so_far": np.minimum.accumulate(y[seen]).tolist(),
-                            "n_low_fidelity": 0 if low is None else len(low[0])})
+                            "best_so_far": np.minimum.accumulate(y[seen]).tolist()})
     result.meta.pop("candidates")
     result.meta["best_run"] = int(seen[result.meta["best_index"]]) if run_ids is None else run_ids[seen[result.meta["best_index"]]]
-    gp = _fit_and_pool(W, y, list(seen), finite, low, seed, kernel, rng, max_fit_rows)[0] if tests else gp
-    rho = {name: spearman(gp.predict(_features(_check_weights_table(name, Wt, len(names)), 1.0, low is not None)), yt)
+    gp = _fit_and_pool(W, y, list(seen), finite, seed, kernel, rng, max_fit_rows)[0] if tests else gp
+    rho = {name: spearman(gp.predict(_check_weights_table(name, Wt, len(names))), yt)
            for name, (Wt, yt) in (tests or {}).items()}
     result.meta["spearman_tests"] = {k: (None if np.isnan(v) else v) for k, v in rho.items()}
     result.meta["metrics"] = {"measured_loss": result.loss, "best_run_in_table": float(y[finite].min()),
@@ -171,44 +164,21 @@ def bo_table(W, y, *, source_names, budget: int, rng: np.random.Generator, n_ini
     return result
 
 
-def _low_fidelity(low, n_sources):
-    if low is None:
-        return None
-    W_low = _check_weights_table("low_fidelity[0]", low[0], n_sources)
-    y_low = _check_losses("low_fidelity[1]", low[1], len(W_low))
-    ok = np.isfinite(y_low)
-    if ok.sum() < 2:
-        raise InputError(f"low_fidelity needs at least 2 runs with a finite loss; got {int(ok.sum())}.")
-    return W_low[ok], y_low[ok]
-
-
-def _features(W: np.ndarray, fidelity: float, multi: bool) -> np.ndarray:
-    return np.c_[W, np.full(len(W), fidelity)] if multi else np.asarray(W, dtype=np.float64)
-
-
-def _fit_and_pool(W, y, seen, finite, low, seed, kernel, rng, max_fit_rows):
-    """Fit the GP to the seen runs (and the low-fidelity runs) on standardised losses; return it,
-    the features of the unseen runs, their row indices and the best seen loss on the GP's scale.
-    Without ``kernel``, the hyperparameters are learnt first on at most ``max_fit_rows`` rows (all
-    seen runs, then a random subset of the low-fidelity ones): the marginal-likelihood gradient
-    costs O(n^3) per hyperparameter and step."""
-    z_high, mean_h, std_h = _standardise(y[seen])
-    X = _features(W[seen], 1.0, low is not None)
-    z = z_high
-    if low is not None:
-        z_low = _standardise(low[1])[0]
-        X = np.r_[X, _features(low[0], 0.0, True)]
-        z = np.r_[z_high, z_low]
-    n_fid = 1 if low is not None else 0
+def _fit_and_pool(W, y, seen, finite, seed, kernel, rng, max_fit_rows):
+    """Fit the GP to the seen runs on standardised losses; return it, the weights of the unseen
+    runs, their row indices and the best seen loss on the GP's scale. Without ``kernel``, the
+    hyperparameters are learnt first on at most ``max_fit_rows`` seen runs (the marginal-likelihood
+    gradient costs O(n^3) per hyperparameter and step)."""
+    z, mean, std = _standardise(y[seen])
+    X = W[seen]
     if kernel is None:
         rows = np.arange(len(X))
         if len(X) > max_fit_rows:
-            rows = np.r_[np.arange(len(seen)), len(seen) + rng.choice(len(X) - len(seen),
-                                                                     max(max_fit_rows - len(seen), 0), replace=False)]
-        kernel = fit_gp(X[rows], z[rows], seed=seed, n_fidelity_dims=n_fid).kernel_
+            rows = rng.choice(len(X), max_fit_rows, replace=False)
+        kernel = fit_gp(X[rows], z[rows], seed=seed).kernel_
     gp = fit_gp(X, z, kernel=kernel)
     pool = np.setdiff1d(finite, seen)
-    return gp, _features(W[pool], 1.0, low is not None), pool, (y[seen].min() - mean_h) / std_h
+    return gp, W[pool], pool, (y[seen].min() - mean) / std
 
 
 def bayesopt(evaluate, *, source_names, prior, budget: int, rng: np.random.Generator, n_init: int | None = None,

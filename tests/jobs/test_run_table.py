@@ -1,4 +1,4 @@
-"""The run_table pipeline and the published run-table loaders, on the real RegMix / Olmix tables."""
+"""The run_table pipeline and the published run-table loaders, on the real RegMix / Olmix / ADMIRE tables."""
 import json
 import re
 from pathlib import Path
@@ -8,13 +8,20 @@ import pytest
 
 from jobs.__main__ import main
 from mixmin_core.errors import InputError
-from mixmin_core.runs.layout import Problem, list_mixtures
+from mixmin_core.runs.layout import Problem, list_mixtures, read_summary
 from mixmin_core.runs.store import RunStore
-from mixmin_core.search.run_tables import load_run_table, prior_for
+from mixmin_core.search.run_tables import (
+    load_run_table,
+    match_mixtures,
+    prior_for,
+    scale_params,
+)
+from mixmin_core.search.table_methods import trial_runs
 from mixmin_core.solver.results import MixtureResult
 
 ROOT = Path(__file__).resolve().parents[2]
 REGMIX = str(ROOT / "configs" / "regmix_1m.yaml")
+REGMIX_BO = str(ROOT / "configs" / "regmix_bo.yaml")
 OLMIX = str(ROOT / "configs" / "olmix_dclm.yaml")
 FAST = ["--set", "n_candidates=5000", "--set", "trials=1", "--quiet"]
 
@@ -41,6 +48,22 @@ def test_olmix_table_has_no_natural_weights():
     np.testing.assert_allclose(prior_for(table, "uniform"), 1 / 24)
 
 
+def test_admire_tables_share_mixtures_across_model_sizes():
+    small, mid, big = (load_run_table(f"admire_{s}") for s in ("0.5b", "3b", "7b"))
+    assert (small.n_runs, mid.n_runs, big.n_runs) == (256, 128, 76)
+    assert big.weights.shape == (76, 19) and len(big.metric_names) == 20 and "avg_id+ood" in big.metric_names
+    assert big.higher_is_better and big.natural_weights is None
+    np.testing.assert_allclose(big.loss("gsm8k::tulu"), -big.target("gsm8k::tulu"))
+    # every 7B mixture was also trained at 0.5B and 3B, under the same run id
+    for other in (small, mid):
+        match = match_mixtures(big.weights, other.weights)
+        assert (match >= 0).all() and [other.run_ids[j] for j in match] == list(big.run_ids)
+    # train_time is the real cost, growing with model size; bigger models score higher
+    assert small.costs.mean() < mid.costs.mean() < big.costs.mean()
+    assert small.target("avg_id+ood").max() < big.target("avg_id+ood").min()
+    assert scale_params(big.scale) == 7e9 and scale_params("60M") == 6e7
+
+
 @pytest.mark.parametrize("call,match", [
     (lambda: load_run_table("pile_9b"), "unknown run table 'pile_9b'"),
     (lambda: load_run_table("regmix_1m_train").target("pile"), "target 'pile' is not a metric of run table"),
@@ -64,6 +87,21 @@ def _only_run(store):
     return run
 
 
+def test_yardstick_runs_are_given_to_no_method():
+    held = trial_runs("regmix_60m_test", ["regmix_1b_test"], test_fraction=0.25, yardstick="test_split",
+                      fidelity_tables=["regmix_1m_test"], seed=0, trial=1)
+    pool_ids, ruler_ids = set(held.pool.run_ids), set(held.yardstick.run_ids)
+    assert len(ruler_ids) == 64 and len(pool_ids) == 192 and not pool_ids & ruler_ids
+    other = trial_runs("regmix_60m_test", [], test_fraction=0.25, yardstick="test_split", seed=0, trial=2)
+    assert set(other.yardstick.run_ids) != ruler_ids  # a fresh hold-out per trial
+    named = trial_runs("regmix_1m_train", ["regmix_1m_test"], test_fraction=0.0, yardstick="auto")
+    assert named.yardstick.name == "regmix_1m_test" and named.pool.n_runs == 512
+    with pytest.raises(InputError, match="yardstick: no runs at scale 1M are held out"):
+        trial_runs("regmix_1m_train", [], test_fraction=0.0, yardstick="auto")
+    with pytest.raises(InputError, match="must hold other runs at the training scale 1M"):
+        trial_runs("regmix_1m_train", [], test_fraction=0.0, yardstick="regmix_60m_test")
+
+
 def test_regmix_1m_run_reports_spearman_and_mixture_and_resumes():
     assert main(["run", REGMIX, *FAST]) == 0
     store = RunStore()
@@ -74,18 +112,24 @@ def test_regmix_1m_run_reports_spearman_and_mixture_and_resumes():
     # RegMix's LightGBM on its own 1M runs: the paper reports Spearman ~0.9+ for Pile-CC
     assert value["regmix", "spearman/regmix_1m_test"] > 0.95
     assert value["regmix", "spearman/regmix_60m_test"] > 0.9 and value["regmix", "spearman/regmix_1b_test"] > 0.8
-    # the chosen mixture puts most weight on Pile-CC itself and beats the natural mixture on the yardstick
+    # the chosen mixture puts most weight on Pile-CC itself and beats the natural mixture on the
+    # yardstick: a ridge model fitted on the 256 held-out 1M runs alone, with its own held-out Spearman
     saved = MixtureResult.from_dict(json.loads(
         list_mixtures(store.run_dir(run["run_id"]), Problem("pile_cc", 0))["regmix"].read_text()))
     assert saved.top(1)[0][0] == "pile_cc" and saved.meta["compute"] == 512.0
-    assert value["regmix", "surrogate_loss"] < value["natural", "surrogate_loss"]
+    assert value["regmix", "surrogate:yardstick_loss"] < value["natural", "surrogate:yardstick_loss"]
+    assert value["natural", "yardstick_spearman"] == value["regmix", "yardstick_spearman"] > 0.95
+    assert "surrogate_loss" not in set(results["metric"])
     # random search = 17 lookups (one per source); its measured loss is a real run's loss
     rs = results[results["method"] == "random_search"]
-    assert set(rs["compute"]) == {17.0}
+    assert set(rs["proxy_compute"]) == {17.0}
     train = load_run_table("regmix_1m_train").target("pile_cc")
     assert np.isclose(train, value["random_search", "measured_loss"]).any()
     assert value["random_search", "measured_loss"] >= value["random_search", "best_run_in_table"]
-    assert set(results[results["method"] == "natural"]["compute"]) == {0.0}
+    assert set(results[results["method"] == "natural"]["proxy_compute"]) == {0.0}
+    assert set(results["final_compute"]) == {0.0}
+    summary = read_summary(store.run_dir(run["run_id"]))
+    assert {"regmix", "natural", "random_search"} <= set(summary["method"])
     folder = store.run_dir(run["run_id"]) / "mixtures"
     stamps = {p: p.stat().st_mtime_ns for p in folder.iterdir()}
     assert main(["run", REGMIX, *FAST]) == 0  # second run: every unit is skipped
@@ -98,14 +142,15 @@ def test_olmix_run_with_a_held_out_split():
     results = RunStore().results(_only_run(RunStore())["run_id"])
     value = results.set_index(["method", "metric"])["value"]
     assert -1 <= value["regmix", "spearman/test_split"] <= 1
-    assert set(results[results["method"] == "random_search"]["compute"]) == {24.0}
+    assert set(results[results["method"] == "random_search"]["proxy_compute"]) == {24.0}
+    assert -1 <= value["regmix", "yardstick_spearman"] <= 1  # fitted on the 32 held-out runs only
 
 
 def test_regmix_subset_and_paper_preset():
     assert main(["run", REGMIX, *FAST, "--set", "methods=[regmix]", "--set", "regmix_runs=7",
                  "--set", "preset=mixmin-paper", "--set", "test_tables=[regmix_1m_test]"]) == 0
     results = RunStore().results(_only_run(RunStore())["run_id"])
-    assert set(results["compute"]) == {7.0} and set(results["method"]) == {"regmix"}
+    assert set(results["proxy_compute"]) == {7.0} and set(results["method"]) == {"regmix"}
 
 
 def test_bo_method_on_the_1m_table():
@@ -113,34 +158,50 @@ def test_bo_method_on_the_1m_table():
                  "--set", "bo_init=6", "--set", "test_tables=[regmix_1m_test]"]) == 0
     results = RunStore().results(_only_run(RunStore())["run_id"])
     value = results.set_index(["method", "metric"])["value"]
-    assert set(results[results["method"] == "bo"]["compute"]) == {12.0}
+    assert set(results[results["method"] == "bo"]["proxy_compute"]) == {12.0}
     assert value["bo", "measured_loss"] >= value["bo", "best_run_in_table"]
     assert 0.3 < value["bo", "spearman/regmix_1m_test"] <= 1
 
 
-@pytest.mark.slow
-def test_multi_fidelity_bo_config_finds_the_best_60m_run():
-    assert main(["run", str(ROOT / "configs" / "regmix_bo.yaml"), "--quiet", "--set", "trials=1",
-                 "--set", "methods=[bo]"]) == 0
+def test_regmix_bo_config_scores_every_method_on_a_yardstick_none_was_fit_on():
+    """Issue 11's acceptance: RegMix, random search, BO and natural on one yardstick with its Spearman."""
+    assert main(["run", REGMIX_BO, *FAST, "--set", "bo_budget=6"]) == 0
     results = RunStore().results(_only_run(RunStore())["run_id"])
     value = results.set_index(["method", "metric"])["value"]
-    assert value["bo", "measured_loss"] == pytest.approx(value["bo", "best_run_in_table"])
-    assert results["compute"].to_numpy() == pytest.approx(17 + 768 / 60, rel=1e-3)
+    methods = ["natural", "random_search", "regmix", "bo"]
+    for method in methods:
+        assert np.isfinite(value[method, "surrogate:yardstick_loss"])
+    spearman = {value[m, "yardstick_spearman"] for m in methods}
+    assert len(spearman) == 1 and spearman.pop() > 0.8  # one yardstick per trial, fitted on 64 held-out 60M runs
+    # measured where the choice is a measured run
+    for method in ("random_search", "bo"):
+        assert value[method, "measured_loss"] >= value[method, "best_run_in_table"]
+    # multi-fidelity BO bought 1M runs itself (none up front) within its budget of 6 60M runs
+    bo = results[results["method"] == "bo"]
+    assert value["bo", "runs_bought/1M"] >= 1 and value["bo", "runs_bought/60M"] >= 2
+    spent = value["bo", "runs_bought/60M"] + value["bo", "runs_bought/1M"] * 0.016667
+    assert bo["proxy_compute"].iloc[0] == pytest.approx(spent, rel=1e-3) and spent <= 6 + 1e-6
 
 
 @pytest.mark.parametrize("overrides,match", [
     (["targets=[pile]"], "target 'pile' is not a metric"),
-    (["methods=[grid]"], "methods must be a non-empty subset"),
-    (["random_search_trials=600"], "random_search_trials must be at most the 512 training runs"),
-    (["train_table=pile"], "train_table must be one of"),
-    (["test_tables=[olmix_dclm]"], "has sources"),
-    (["test_fraction=0.95"], r"test_fraction must be in \[0, 0.9\)"),
-    (["top_k=200", "n_candidates=100"], "top_k must be at most n_candidates"),
-    (["preset=fast"], "preset must be one of"),
-    (["trials=0"], "trials must be an integer >= 1"),
-    (["bo_fidelity_tables=[pile_1m]"], "bo_fidelity_tables must be a list of known tables"),
-    (["bo_fidelity_tables=[olmix_dclm]"], "bo_fidelity_tables: 'olmix_dclm' has other sources"),
-    (["bo_budget=513"], "bo_budget must be at most the 512 training runs"),
+    (["methods=[grid]"], "methods: items must be one of"),
+    (["methods=[]"], "methods: must list at least one entry"),
+    (["random_search_trials=600"], "random_search_trials: must be at most the 512 training runs"),
+    (["train_table=pile"], "train_table: must be one of"),
+    (["test_tables=[olmix_dclm]"], "test_tables: table 'olmix_dclm' has sources"),
+    (["test_fraction=0.95"], r"test_fraction: must be < 0.9"),
+    (["top_k=200", "n_candidates=100"], "top_k: must be at most n_candidates"),
+    (["preset=fast"], "preset: must be one of"),
+    (["trials=0"], "trials: must be >= 1"),
+    (["bo_fidelity_tables=[pile_1m]"], "bo_fidelity_tables: items must be one of"),
+    (["bo_fidelity_tables=[olmix_dclm]"], "bo_fidelity_tables: table 'olmix_dclm' has sources"),
+    (["bo_fidelity_tables=[regmix_60m_test]"], "bo_fidelity_tables: 'regmix_60m_test' .* must be smaller-scale"),
+    (["bo_fidelity_tables=[regmix_1m_test]", "train_table=regmix_60m_test", "test_tables=[]",
+      "yardstick=regmix_1m_test"], "must hold other runs at the training scale 60M"),
+    (["yardstick=test_split"], "yardstick: no runs at scale 1M are held out"),
+    (["yardstick=nothing"], "yardstick: must be one of"),
+    (["bo_budget=513"], "bo_budget: must be at most the 512 training runs"),
 ])
 def test_config_errors_leave_no_run(overrides, match, capsys):
     args = ["run", REGMIX]
