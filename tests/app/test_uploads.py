@@ -113,13 +113,13 @@ def _npz_bomb(shape=(9000, 9000), declared=None) -> bytes:
     np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
                                                   "shape": declared or shape})
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-        with archive.open("values.npy", "w", force_zip64=True) as fh:
-            fh.write(header.getvalue())
-            left, chunk = int(np.prod(shape)) * 4, bytes(1 << 22)
-            while left > 0:
-                fh.write(chunk[:left])
-                left -= len(chunk)
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive, \
+            archive.open("values.npy", "w", force_zip64=True) as fh:
+        fh.write(header.getvalue())
+        left, chunk = int(np.prod(shape)) * 4, bytes(1 << 22)
+        while left > 0:
+            fh.write(chunk[:left])
+            left -= len(chunk)
     return buf.getvalue()
 
 

@@ -33,7 +33,7 @@ def start(*extra: str, log: Path) -> subprocess.Popen:
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "jobs", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "jobs", *args], check=False, cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
 def wait_for(predicate, timeout: float = 180.0) -> bool:
