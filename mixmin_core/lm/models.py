@@ -91,3 +91,12 @@ def matmul_flops_per_token(preset: ModelPreset, n_params: int, n_embedding: int)
     """Training FLOPs per token counting the matrix multiplies: 6 x (parameters except the input
     embedding lookup) plus causal attention scores and values (6 x layers x context x hidden)."""
     return 6.0 * (n_params - n_embedding) + 6.0 * preset.n_layers * preset.context * preset.hidden_size
+
+
+def n_params(preset: ModelPreset, vocab_size: int) -> int:
+    """Parameters of ``build_model(preset, vocab_size)``, counted on the meta device (no memory, no
+    initialisation): what plans a run's ``6 x parameters x tokens`` before it is trained."""
+    import torch
+
+    with torch.device("meta"):
+        return count_params(build_model(preset, vocab_size))["params"]

@@ -171,3 +171,13 @@ def sweep_point(variant: str) -> tuple[str, float] | None:
     if m.group(2) == "all":
         return kind, float("inf")
     return kind, float(m.group(2)) / (100 if m.group(3) else 1)
+
+
+def answer_outputs_path(run_dir: Path, problem: Problem) -> Path:
+    """LM choice targets: ProxyOutputs of the answer given the question (the predictive objective)."""
+    return Path(run_dir) / "proxy_outputs_answer" / problem.key
+
+
+def cross_task_path(run_dir: Path) -> Path:
+    """LM: each target's MixMin model evaluated on every other target (``cross_task.json``)."""
+    return Path(run_dir) / "cross_task.json"

@@ -1,4 +1,5 @@
-"""The LM pipeline end to end: the CI miniature twice (resume), a user's own files, bad input."""
+"""The LM pipeline end to end: the CI miniature twice (resume), measured compute against hand-computed
+FLOPs, fresh search mixtures per trial, a user's own files, joint multi-target mixtures, bad input."""
 import gzip
 import json
 import os
@@ -8,13 +9,29 @@ import numpy as np
 import pytest
 
 from jobs.__main__ import main
-from mixmin_core import ProxyOutputs
-from mixmin_core.runs.layout import list_mixtures, list_problems
+from mixmin_core import ProxyOutputs, mixture_loss
+from mixmin_core.runs.layout import RESULT_COLUMNS, SUMMARY_COLUMNS, list_mixtures, list_problems
+from mixmin_core.solver.results import MixtureResult
 from mixmin_core.runs.store import RunStore
 from tests.helpers import only_run
 
 ROOT = Path(__file__).resolve().parents[2]
 CI = str(ROOT / "configs" / "lm_ci.yaml")
+SEARCH = ("random_search", "regmix")
+CI_METHODS = ("mixmin", "natural", "balanced") + SEARCH
+
+
+def _tiny_params(vocab: int) -> int:
+    """GPT-NeoX parameters of the ``tiny`` preset (hidden 128, 2 layers), counted by hand: input and
+    output embeddings, per layer two LayerNorms, QKV and output projections and a 4x MLP (with biases),
+    and the final LayerNorm."""
+    h, layers = 128, 2
+    per_layer = 2 * 2 * h + (3 * h * h + 3 * h) + (h * h + h) + (4 * h * h + 4 * h) + (4 * h * h + h)
+    return 2 * vocab * h + layers * per_layer + 2 * h
+
+
+def _mixture(run_dir, key, method):
+    return MixtureResult.from_dict(json.loads((run_dir / "mixtures" / f"{key}__{method}.json").read_text()))
 
 
 def test_ci_miniature_runs_end_to_end_and_resumes(capsys):
@@ -26,32 +43,61 @@ def test_ci_miniature_runs_end_to_end_and_resumes(capsys):
     assert {(p.target, p.trial) for p in problems} == {(t, k) for t in ("piqa", "arc_easy") for k in (0, 1)}
     for p in problems:
         out = ProxyOutputs.load(run_dir / "proxy_outputs" / p.key)
-        assert out.kind == "loglik" and out.n_sources == 7 and out.token_counts is not None
-        assert out.n_samples == 48  # 80% of 60
+        assert out.kind == "loglik" and out.n_samples == 48  # 80% of 60
+        assert out.n_sources == 7 and out.token_counts is not None
         answer = ProxyOutputs.load(run_dir / "proxy_outputs_answer" / p.key)
         # answer-only <= whole sequence; equal only where a long question was cut to fit the context
         assert (answer.values >= out.values).all() and (answer.token_counts <= out.token_counts).all()
         assert (answer.token_counts < out.token_counts).mean() > 0.9
-        assert set(list_mixtures(run_dir, p)) == {"mixmin", "natural", "balanced"}
+        assert set(list_mixtures(run_dir, p)) == set(CI_METHODS)
     res = store.results(run["run_id"])
+    assert list(res.columns[:len(RESULT_COLUMNS)]) == list(RESULT_COLUMNS)
     main_rows = res[res.variant == ""]
     for metric in ("generative_loss", "predictive_loss", "accuracy"):
         sel = main_rows[main_rows.metric == metric]
-        assert set(zip(sel.target, sel.method)) == {(t, m) for t in ("piqa", "arc_easy") for m in ("mixmin", "natural", "balanced")}
+        assert set(zip(sel.target, sel.method)) == {(t, m) for t in ("piqa", "arc_easy") for m in CI_METHODS}
         assert sel.value.notna().all() and (sel.groupby(["target", "method"]).size() == 2).all()
     gen = main_rows[main_rows.metric == "generative_loss"].value
     assert ((gen > 0) & (gen < np.log(512) + 1)).all()  # per-token NLL of a 512-token vocabulary
     assert set(res.variant) == {"", "cross:piqa", "cross:arc_easy"}
     cross = json.loads((run_dir / "cross_task.json").read_text())
     assert cross["weights_from"] == ["piqa", "arc_easy"] and all(v is not None for row in cross["mixmin"] for v in row)
-    summary = (run_dir / "results_summary.csv").read_text()
-    assert "ci_low" in summary.splitlines()[0]
+    summary = __import__("pandas").read_csv(run_dir / "summary.csv")
+    assert list(summary.columns[:len(SUMMARY_COLUMNS)]) == list(SUMMARY_COLUMNS)
+    assert {"overall", "piqa", "arc_easy"} <= set(summary.target) and "improvement" in summary
+    assert not (run_dir / "results_summary.csv").exists()
+    assert run["summary"]["metric"] == "generative_loss" and set(run["summary"]["methods"]) == set(CI_METHODS)
     units = store.units(run["run_id"])
-    kinds = {u["kind"] for u in units}
-    assert {"tokenizer", "tokens", "proxy", "final", "score"} <= kinds
+    kinds = [u["kind"] for u in units]
+    assert {"tokenizer", "tokens", "proxy", "final", "score"} <= set(kinds)
+    # one search run per candidate and trial, shared by both targets (7 runs x 2 trials per method)
+    assert kinds.count("random_search") == 14 and kinds.count("regmix") == 14 and kinds.count("proxy") == 7
     proxy = next(u for u in units if u["kind"] == "proxy")
     info = json.loads(proxy["info_json"]) if "info_json" in proxy else proxy["info"]
-    assert info["flops"] == pytest.approx(6 * info["params"] * info["tokens"])
+    assert info["flops"] == pytest.approx(6 * info["params"] * info["tokens"]) and info["compute"] == info["flops"]
+
+    # measured compute against hand-computed FLOPs: 6 x parameters x tokens. 2,048 tokens per step
+    # (batch 16 x context 128); a proxy gets 16,384 / 7 tokens -> 1 whole step; a RegMix run is the
+    # paper's 1%-budget proxy (164 tokens -> 1 step); a final model 8 steps.
+    params = _tiny_params(512)
+    assert info["params"] == params
+    proxies = 7 * 6 * params * 2048
+    compute = res.groupby("method").proxy_compute.agg(["min", "max"])
+    for m in ("mixmin",) + SEARCH:  # equal to MixMin's: 7 one-step runs each
+        assert compute.loc[m, "min"] == compute.loc[m, "max"] == proxies, m
+    assert (compute.loc[["natural", "balanced"]] == 0).all().all()
+    assert (res.final_compute == 6 * params * 16384).all()
+    for key in ("piqa__trial0", "arc_easy__trial1"):
+        assert _mixture(run_dir, key, "random_search").meta["n_trials"] == 7
+        assert _mixture(run_dir, key, "regmix").meta["runs"] == 7
+
+    # fresh search mixtures per trial, the same for both targets within a trial
+    for m, field in (("random_search", "candidates"), ("regmix", "swarm")):
+        draws = {(t, k): np.array(_mixture(run_dir, f"{t}__trial{k}", m).meta[field]) for t in ("piqa", "arc_easy") for k in (0, 1)}
+        assert draws["piqa", 0].shape == (7, 7)
+        assert not np.allclose(draws["piqa", 0], draws["piqa", 1])
+        assert np.array_equal(draws["piqa", 0], draws["arc_easy", 0]) and np.array_equal(draws["piqa", 1], draws["arc_easy", 1])
+
     mtimes = {p: p.stat().st_mtime_ns for p in (run_dir / "models").glob("*.pt")}
     n_units = len(units)
     capsys.readouterr()
@@ -99,15 +145,13 @@ def test_user_folder_and_target_with_only_config_changes(tmp_path, capsys):
     run, run_dir = only_run(store)
     out = ProxyOutputs.load(run_dir / "proxy_outputs" / "mine__trial0")
     assert out.source_names == ("animals", "mixed", "numbers") and out.n_samples == 32
-    from mixmin_core.solver.results import MixtureResult
-
-    found = {m: MixtureResult.from_dict(json.loads((run_dir / "mixtures" / f"mine__trial0__{m}.json").read_text()))
-             for m in ("mixmin", "random_search", "regmix")}
+    found = {m: _mixture(run_dir, "mine__trial0", m) for m in ("mixmin", "random_search", "regmix")}
     assert found["mixmin"].top(1)[0][0] == "numbers"  # the target is made of number words
-    proxy_flops = out.meta["proxy_flops"]
+    proxy_compute = out.meta["proxy_compute"]
+    assert found["mixmin"].meta["compute"] == proxy_compute == 3 * 6 * _tiny_params(320) * 4 * 2048  # 3 proxies x 4 steps
     assert found["random_search"].meta["n_trials"] == 3  # compute-matched: as many proxies as sources
     for m in ("random_search", "regmix"):
-        assert found[m].meta["compute"] == pytest.approx(proxy_flops, rel=0.05)
+        assert found[m].meta["compute"] == pytest.approx(proxy_compute, rel=0.05)
     assert found["regmix"].meta["n_runs"] == 6  # more, smaller runs at equal compute
     assert found["regmix"].meta["preset"] == "mixmin-paper"  # auto: too few runs for the faithful regressor
     res = store.results(run["run_id"])
@@ -118,6 +162,7 @@ def test_user_folder_and_target_with_only_config_changes(tmp_path, capsys):
     assert set(transfer.method) == {"mixmin", "natural", "balanced"} and len(transfer) == 6
     small = [u for u in store.units(run["run_id"]) if u["unit_id"].startswith("model/small-")]
     assert len(small) >= 4  # mixmin per trial (2) + natural and balanced, at least
+    assert (transfer.final_compute > res[res.variant == ""].final_compute.max()).all()  # a larger model, same tokens
 
 
 def test_compute_budget_sweep_in_one_run(tmp_path, capsys):
@@ -129,22 +174,21 @@ def test_compute_budget_sweep_in_one_run(tmp_path, capsys):
     run, run_dir = only_run(store)
     res = store.results(run["run_id"])
     assert set(res.variant) == {"budget-0.25", "budget-1"}
-    flops = {v: ProxyOutputs.load(run_dir / "proxy_outputs" / f"mine__{v}__trial0").meta["proxy_flops"]
+    flops = {v: ProxyOutputs.load(run_dir / "proxy_outputs" / f"mine__{v}__trial0").meta["proxy_compute"]
              for v in ("budget-0.25", "budget-1")}
     assert flops["budget-0.25"] == pytest.approx(0.25 * flops["budget-1"])  # 1 and 4 whole steps per proxy
-    # the compute column: every search method spends MixMin's proxy compute at each budget; natural none
-    compute = res.groupby(["variant", "method"]).compute.mean()
+    # proxy_compute: every search method spends MixMin's proxy compute at each budget (up to one run); natural none
+    compute = res.groupby(["variant", "method"]).proxy_compute.mean()
     for v in flops:
         for m in ("mixmin", "random_search", "regmix"):
             assert compute[v, m] == pytest.approx(flops[v], rel=0.05)
         assert compute[v, "natural"] == 0
     # natural and balanced do not depend on the budget: one final model per trial, shared by both budgets
-    extra = res.extra_json.map(json.loads)
-    nat = res[res.method == "natural"].assign(model=extra.map(lambda e: e["model"]))
+    nat = res[res.method == "natural"]
     assert nat.groupby("trial").model.nunique().eq(1).all()
     assert nat.groupby("trial").value.nunique().eq(1).all()
-    sweep = __import__("pandas").read_csv(run_dir / "budget_sweep.csv")
-    gen = sweep[sweep.metric == "generative_loss"]
+    summary = __import__("pandas").read_csv(run_dir / "summary.csv")
+    gen = summary[(summary.target == "mine") & (summary.metric == "generative_loss")]
     assert set(zip(gen.variant, gen.method)) == {(v, m) for v in flops for m in
                                                  ("mixmin", "natural", "balanced", "random_search", "regmix")}
     assert gen.improvement.notna().all() and (gen.n_trials == 2).all()
@@ -152,6 +196,38 @@ def test_compute_budget_sweep_in_one_run(tmp_path, capsys):
     assert "must not repeat a budget" in capsys.readouterr().err
     assert main(["run", CI, "--set", "proxy_budgets=[0.1, 1]", "--set", "transfer_preset=small"]) == 2
     assert "cannot be combined" in capsys.readouterr().err
+
+
+def test_joint_mixture_for_two_targets_is_evaluated_on_both(tmp_path, capsys):
+    folder, target = _user_files(tmp_path)
+    rng = np.random.default_rng(1)
+    animals = _write_jsonl(tmp_path / "animals_target.jsonl",
+                           [{"text": " ".join(rng.choice(["cat", "dog", "cow", "hen"], 12))} for _ in range(40)])
+    targets = json.dumps([{"name": "nums", "kind": "jsonl", "path": str(target)},
+                          {"name": "pets", "kind": "jsonl", "path": str(animals)}])
+    assert main(["run", CI, "--quiet", *_user_overrides(folder, target, targets=targets, final_tokens=12288,
+                                                        joint_modes="[mean, worst]", cross_task="false")]) == 0
+    store = RunStore()
+    run, run_dir = only_run(store)
+    res = store.results(run["run_id"])
+    joint = res[res.method.str.startswith("mixmin_joint_")]
+    assert set(zip(joint.method, joint.target)) == {(f"mixmin_joint_{m}", t) for m in ("mean", "worst") for t in ("nums", "pets")}
+    assert (joint.groupby(["method", "trial"]).model.nunique() == 1).all()  # one final model per trial serves both targets
+    mm = res[res.method == "mixmin"]
+    assert (joint.proxy_compute == mm.proxy_compute.iloc[0]).all()  # it used MixMin's proxies, nothing more
+    for k in (0, 1):
+        outs = {t: ProxyOutputs.load(run_dir / "proxy_outputs" / f"{t}__trial{k}") for t in ("nums", "pets")}
+        own = {t: _mixture(run_dir, f"{t}__trial{k}", "mixmin") for t in outs}
+        assert own["nums"].top(1)[0][0] == "numbers" and own["pets"].top(1)[0][0] == "animals"
+        worst = _mixture(run_dir, f"nums__trial{k}", "mixmin_joint_worst")
+        assert np.array_equal(worst.weights, _mixture(run_dir, f"pets__trial{k}", "mixmin_joint_worst").weights)
+        # the worst-case mixture's larger fit-split loss is below that of either target's own MixMin mixture
+        worst_loss = max(mixture_loss(o, worst.weights) for o in outs.values())
+        for t in outs:
+            assert worst_loss <= max(mixture_loss(o, own[t].weights) for o in outs.values()) + worst.gap + 1e-6
+    summary = __import__("pandas").read_csv(run_dir / "summary.csv")
+    sel = summary[summary.method.str.startswith("mixmin_joint_") & (summary.target != "overall")]
+    assert len(sel) == 4 and (sel.n_trials == 2).all() and sel.ci_low.notna().all()
 
 
 def _assert_fails_before_run(args, capsys, match):
@@ -189,10 +265,16 @@ def test_error_tokenizer_path_missing(tmp_path, capsys):
 
 def test_error_bad_config_fields(capsys):
     assert main(["run", CI, "--set", "methods=[mixmin, magic]"]) == 2
-    assert "methods must be a non-empty list" in capsys.readouterr().err
+    assert "methods: items must be one of" in capsys.readouterr().err
+    assert main(["run", CI, "--set", "methods=[natural]"]) == 2
+    assert "methods: must include 'mixmin'" in capsys.readouterr().err
     assert main(["run", CI, "--set", "preset=huge"]) == 2
-    assert "preset must be one of" in capsys.readouterr().err
+    assert "preset: must be one of" in capsys.readouterr().err
     assert main(["run", CI, "--set", "proxy_budget=0"]) == 2
-    assert "proxy_budget must be in (0, 100]" in capsys.readouterr().err
+    assert "proxy_budget: must be > 0" in capsys.readouterr().err
+    assert main(["run", CI, "--set", "joint_modes=[best]"]) == 2
+    assert "joint_modes: items must be one of ['mean', 'worst']" in capsys.readouterr().err
+    assert main(["run", CI, "--set", "joint_modes=[mean]", "--set", "targets=[{kind: piqa, dataset: text/piqa_validation}]"]) == 2
+    assert "joint_modes: a joint mixture needs at least two targets" in capsys.readouterr().err
     assert main(["run", CI, "--set", "transfer_preset=pythia-160m"]) == 2
     assert "set tokenizer explicitly" in capsys.readouterr().err
