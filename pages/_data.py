@@ -10,7 +10,6 @@ A "problem" the Solver page solves is named by a string id:
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -21,15 +20,22 @@ from mixmin_core import ProxyOutputs, bootstrap_weights, mixmin
 from mixmin_core.errors import InputError
 from mixmin_core.runs import layout
 from mixmin_core.runs.fileio import read_json
-from mixmin_core.runs.store import RunStore
+from mixmin_core.runs.store import RunStore, default_home
 from mixmin_core.solver.synthetic import example_problem
 
 EXAMPLE = "example"
 LOWER_IS_BETTER = ("nll", "loss", "error", "mse", "perplexity", "l1")
+HEADLINE_METRICS = ("ap", "generative_loss")
 
 
 def store() -> RunStore:
-    return RunStore()
+    """The run store at ``MIXMIN_HOME`` (one object per root: opening it writes the catalog schema)."""
+    return _store(str(default_home()))
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _store(root: str) -> RunStore:
+    return RunStore(root)
 
 
 def mtime(path) -> float:
@@ -42,8 +48,10 @@ def catalog_stamp(st_: RunStore) -> tuple:
     return tuple(mtime(st_.db_path.with_name(st_.db_path.name + suffix)) for suffix in ("", "-wal"))
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_resource(max_entries=8, show_spinner=False)
 def load_outputs_file(path: str, npz_mtime: float, json_mtime: float) -> ProxyOutputs:
+    """One shared, read-only ProxyOutputs per file version (``cache_resource``: a cache hit costs no copy
+    of the matrix, which ``cache_data`` would unpickle on every rerun)."""
     return ProxyOutputs.load(path)
 
 
@@ -100,28 +108,17 @@ def bootstrap(problem_id: str, stamp: float, step_size: float, max_iter: int, in
     return b.lower, b.upper
 
 
-SWEEP = re.compile(r"^(sources|compute|budget)[-=:_]?([0-9.]+|all)(pct|%)?$", re.IGNORECASE)
-
-
-def sweep_point(variant: str):
-    """``(kind, x)`` for sweep variants such as ``sources-10``, ``sources-all``, ``budget-0.05`` or
-    ``compute-5pct`` (kind ``sources`` or ``compute``; x a count, inf for all, or a budget fraction)."""
-    m = SWEEP.match(str(variant))
-    if not m:
-        return None
-    kind = "sources" if m.group(1).lower() == "sources" else "compute"
-    if m.group(2) == "all":
-        return kind, np.inf
-    return kind, float(m.group(2)) / (100 if m.group(3) else 1)
-
-
 def main_first(variant: str) -> tuple:
     """Sort key that puts a run's main setting first: "", else the largest sweep point (all sources,
     the largest proxy budget), then the other sweep points from large to small, then the rest."""
     if variant == "":
         return (0, 0.0, "")
-    point = sweep_point(variant)
+    point = layout.sweep_point(variant)
     return (1, -point[1], variant) if point else (2, 0.0, variant)
+
+
+def setting_label(variant: str) -> str:
+    return variant or "main"
 
 
 def list_problem_ids(run_id: str) -> list[str]:
@@ -158,30 +155,62 @@ def read_mixtures(run_id: str, problem: layout.Problem) -> dict[str, dict]:
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def load_results(run_id: str, stamp: tuple) -> pd.DataFrame:
-    return store().results(run_id)
+def _read_run_file(reader: str, run_dir: str, modified: float) -> pd.DataFrame:
+    return getattr(layout, reader)(Path(run_dir))
+
+
+def _run_file(reader: str, path_of, run_id: str) -> pd.DataFrame:
+    """``layout.<reader>`` of the run's folder, cached on the file's path and modification time."""
+    run_dir = store().run_dir(run_id)
+    return _read_run_file(reader, str(run_dir), mtime(path_of(run_dir)))
 
 
 def results(run_id: str) -> pd.DataFrame:
-    st_ = store()
-    return load_results(run_id, catalog_stamp(st_))
+    """The run's ``results.csv`` (empty, with the contract's columns, while the run has none)."""
+    return _run_file("read_results", layout.results_path, run_id)
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
-def load_sources_csv(path: str, modified: float) -> pd.DataFrame:
-    return pd.read_csv(path, dtype={"source": str})
+def summary(run_id: str) -> pd.DataFrame:
+    """The run's ``summary.csv`` (per target and ``overall``; empty while the run has none)."""
+    return _run_file("read_summary", layout.summary_path, run_id)
 
 
 def source_table(run_id: str) -> pd.DataFrame:
     """``source, title, category`` for the run's sources (empty frame if the run has no sources.csv)."""
-    path = layout.sources_path(store().run_dir(run_id))
-    if not path.exists():
-        return pd.DataFrame(columns=["source", "title", "category"])
-    frame = load_sources_csv(str(path), mtime(path))
-    for col in ("title", "category"):
-        if col not in frame:
-            frame[col] = ""
-    return frame.fillna({"title": "", "category": ""})
+    return _run_file("read_sources", layout.sources_path, run_id)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _run_config(run_id: str, stamp: tuple) -> dict:
+    run = store().get_run(run_id)
+    return (run or {}).get("config") or {}
+
+
+def run_config(run_id: str) -> dict:
+    """The run's resolved config (from the catalog; ``{}`` for an unknown run)."""
+    return _run_config(run_id, catalog_stamp(store()))
+
+
+def is_surrogate(metric: str) -> bool:
+    """Metrics named ``surrogate:...`` are estimates from a surrogate model, not measured on a final model."""
+    return str(metric).startswith("surrogate:")
+
+
+def metric_label(metric: str) -> str:
+    return f"{metric} (surrogate estimate)" if is_surrogate(metric) else str(metric)
+
+
+def metrics_by_default(frame: pd.DataFrame) -> list[str]:
+    """The metrics of a results or summary frame, the one the Compare page opens on first: measured
+    before surrogate estimates, then the one comparing the most methods, the pipelines' headline
+    metric (``ap``, ``generative_loss``) on a tie."""
+    n_methods = frame.groupby("metric")["method"].nunique()
+    return sorted(n_methods.index, key=lambda m: (is_surrogate(m), -n_methods[m], m not in HEADLINE_METRICS, m))
+
+
+def settings_by_default(frame: pd.DataFrame) -> list[str]:
+    """The variants of a frame, main setting first (see :func:`main_first`)."""
+    return sorted(frame["variant"].unique(), key=main_first)
 
 
 def lower_is_better(metric: str) -> bool:

@@ -1,15 +1,74 @@
-"""Session state and small widgets shared by the pages (not a page itself).
+"""Session state, the URL and small widgets shared by the pages (not a page itself).
 
 Widget values are dropped when the user changes page; ``keep``/``save``/``select_kept`` copy them
 into the persistent, namespaced keys that app.py initialises, so choices survive page switches.
+
+Each page also puts its selections in the query string (``read_url`` on load, ``write_url`` after
+every run), so a reload or a shared link opens the same view. A value from a link that does not fit
+(a run that no longer exists, a target not in the run, a step size off the slider) falls back to
+the default with a one-line notice.
 """
 from __future__ import annotations
 
 import contextlib
+import math
+from pathlib import Path
+from urllib.parse import urlencode
 
 import streamlit as st
 
 from mixmin_core.errors import MixminError
+from mixmin_core.runs.store import default_home
+
+#: Every session-state key the pages use, namespaced by page, with its default (app.py sets them).
+DEFAULTS = {
+    "app.run_id": None,          # the run the pages show (sidebar)
+    "app._url_written": {},      # the query string this session last wrote (see read_url)
+    "app._from_url": {},         # keys set from the link this run, not yet checked against the options
+    "solve.problem": None,       # problem id (see pages/_data.py)
+    "solve.step_size": 1.0,
+    "solve.max_iter": 100,
+    "solve.init": "uniform",
+    "solve.max_weight": 1.0,     # per-source cap (1 = no cap)
+    "solve.prior_strength": 0.0, # KL-to-prior pull (0 = none)
+    "solve.top_k": 8,
+    "solve.bootstrap": False,
+    "solve.n_boot": 100,
+    "solve._boot_for": None,     # problem the bootstrap toggle default was last set for
+    "compare.metric": None,
+    "compare.baseline": None,
+    "compare.variant": None,
+    "compare.problem": None,
+    "assays.variant": None,
+    "assays.target": None,
+    "assays.trial": None,
+    "assays.categories": None,
+    "assays.k": 10,
+    "jobs.config": None,
+    "jobs.last_launch": None,
+    "upload.kind": "auto",
+    "upload.message": None,
+}
+
+#: Session-state key -> query-string key.
+URL_KEYS = {
+    "app.run_id": "run", "solve.problem": "problem", "solve.step_size": "step_size", "solve.max_iter": "max_iter",
+    "solve.init": "init", "solve.max_weight": "max_weight", "solve.prior_strength": "prior_strength",
+    "solve.top_k": "top_k", "compare.metric": "metric", "compare.variant": "setting",
+    "compare.baseline": "baseline", "compare.problem": "problem", "assays.variant": "setting",
+    "assays.target": "target", "assays.trial": "trial", "assays.k": "top_k", "assays.categories": "categories",
+}
+#: The keys each page (by URL path) reads from and writes to its URL, in the order they are applied.
+PAGE_KEYS = {
+    "runs": ("app.run_id",),
+    "solver": ("app.run_id", "solve.problem", "solve.step_size", "solve.max_iter", "solve.init",
+               "solve.max_weight", "solve.prior_strength", "solve.top_k"),
+    "compare": ("app.run_id", "compare.metric", "compare.variant", "compare.baseline", "compare.problem"),
+    "assays": ("app.run_id", "assays.variant", "assays.target", "assays.trial", "assays.k", "assays.categories"),
+}
+_FLOATS = {"solve.step_size", "solve.max_weight", "solve.prior_strength"}
+_INTS = {"solve.max_iter", "solve.top_k", "assays.trial", "assays.k"}
+_LISTS = {"assays.categories"}
 
 
 def route_through_app() -> None:
@@ -54,17 +113,24 @@ def save(key: str) -> None:
     st.session_state[key] = st.session_state["w:" + key]
 
 
-def select_kept(label: str, options: list, key: str, container=st, **kwargs):
-    """A selectbox whose value persists across pages (falls back to the first option)."""
+def select_kept(label: str, options: list, key: str, container=st, notices=st, **kwargs):
+    """A selectbox whose value persists across pages (falls back to the first option, with a
+    notice in ``notices`` when the value came from a link)."""
     if not options:
         return None
     if st.session_state.get(key) not in options:
-        st.session_state[key] = options[0]
-        st.session_state.pop("w:" + key, None)
+        fallback(key, options[0], notices, shown=kwargs.get("format_func", str)(options[0]))
+    else:
+        _checked(key)
     wkey = keep(key)
     if st.session_state.get(wkey) not in options:
         st.session_state[wkey] = st.session_state[key]
     return container.selectbox(label, options, key=wkey, on_change=save, args=(key,), **kwargs)
+
+
+def explain(text: str) -> None:
+    """A page's "what you are looking at" line under its title (small grey text)."""
+    st.markdown(f":small[:gray[{text}]]")
 
 
 def current_run() -> str | None:
@@ -73,3 +139,143 @@ def current_run() -> str | None:
     if not run_id:
         st.info("No runs yet. Start the ToxCast demo on the Runs page, or any experiment on the Jobs page.")
     return run_id
+
+
+# ---- the URL ---------------------------------------------------------------------------------------
+def fallback(key: str, value, notices=st, shown=None) -> None:
+    """Set ``key`` to ``value`` because its value does not fit; say so if the value came from the link."""
+    raw = _checked(key)
+    if raw is not None:
+        notices.info(f"The link's `{URL_KEYS[key]}={_text(raw)}` does not fit here; showing "
+                     f"{shown if shown is not None else value} instead.", icon=":material/link_off:")
+    st.session_state[key] = value
+    st.session_state.pop("w:" + key, None)
+
+
+def ensure(key: str, valid: bool, default=None, notices=st) -> None:
+    """Fall back to ``default`` (app.py's default if None) unless ``valid``; checks a value from a link."""
+    if valid:
+        _checked(key)
+    else:
+        fallback(key, DEFAULTS[key] if default is None else default, notices)
+
+
+def _checked(key: str):
+    """Forget that ``key`` came from the link (it has been checked); return its raw link value."""
+    return st.session_state.get("app._from_url", {}).pop(key, None)
+
+
+def _text(raw) -> str:
+    return ",".join(raw) if isinstance(raw, list) else str(raw)
+
+
+def _to_url(key: str, value):
+    if key in _LISTS:
+        return [str(v) for v in value]
+    if key in _FLOATS:
+        return f"{float(value):.6g}"
+    if key == "solve.problem":
+        kind, _, rest = str(value).partition(":")
+        if kind == "run":  # run:<run_id>:<problem key>; the run is in its own key
+            return rest.partition(":")[2]
+        return f"upload:{Path(rest).name}" if kind == "upload" else str(value)
+    return str(value)
+
+
+def _from_url(key: str, raw):
+    """The session-state value of a query-string value (ValueError if it does not parse)."""
+    if key in _LISTS:
+        return [str(v) for v in raw if str(v)]
+    if key in _FLOATS:
+        value = float(raw)
+        if not math.isfinite(value):
+            raise ValueError(raw)
+        return value
+    if key in _INTS:
+        return int(raw)
+    if key == "solve.problem":
+        kind, _, rest = raw.partition(":")
+        if kind == "upload":
+            return f"upload:{default_home() / 'uploads' / Path(rest).name}"
+        if raw != "example":
+            return f"run:{st.session_state['app.run_id']}:{raw}"
+    return raw
+
+
+def page_name(page) -> str:
+    """The URL path of a ``st.Page`` (the default page is served at ``/`` but named ``runs``)."""
+    return page.url_path or "runs"
+
+
+def read_url(page: str) -> list[str]:
+    """Apply the query string's selections for ``page`` to the session; return notices for values
+    that do not parse or name a run that does not exist.
+
+    A value equal to what this session last wrote is left alone (the user has moved on from it);
+    anything else is a link being opened (a fresh session, a reload, back/forward). Applied values
+    count as written, so a second call in the same run (app.py, then the page) changes nothing.
+    """
+    params, written = st.query_params, st.session_state["app._url_written"]
+    from_url, notices = st.session_state.get("app._from_url", {}), []
+    for key in PAGE_KEYS.get(page, ()):
+        name = URL_KEYS[key]
+        if name not in params:
+            continue
+        raw = params.get_all(name) if key in _LISTS else params[name]
+        if raw == written.get(name):
+            continue
+        written[name] = raw
+        try:
+            value = _from_url(key, raw)
+        except ValueError:
+            notices.append(f"The link's `{name}={_text(raw)}` is not a valid {name.replace('_', ' ')}; "
+                           "showing the default instead.")
+            continue
+        if key == "app.run_id" and value not in _run_ids():
+            notices.append(f"The link's `run={raw}` is not in this run store (deleted, or from another "
+                           "machine); showing another run instead.")
+            continue
+        st.session_state[key] = value
+        st.session_state.pop("w:" + key, None)
+        from_url[key] = raw
+    st.session_state["app._from_url"] = from_url
+    return notices
+
+
+def _run_ids() -> set[str]:
+    from pages._data import store
+
+    return {r["run_id"] for r in store().list_runs()}
+
+
+def open_page(page: str) -> None:
+    """First call of every page: run under app.py's router and apply the link's selections (app.py
+    has already done so in the browser; AppTest runs a switched-to page on its own)."""
+    route_through_app()
+    for text in read_url(page):
+        st.info(text, icon=":material/link_off:")
+
+
+def url_params(page: str) -> dict:
+    """The query string of ``page``'s current view."""
+    values = {URL_KEYS[k]: st.session_state.get(k) for k in PAGE_KEYS.get(page, ())}
+    return {name: _to_url(k, v) for (name, v), k in zip(values.items(), PAGE_KEYS.get(page, ())) if v is not None}
+
+
+def write_url(page: str) -> None:
+    """Put ``page``'s selections in the query string (only when they changed)."""
+    want = url_params(page)
+    have = {k: (st.query_params.get_all(k) if isinstance(v, list) else st.query_params.get(k)) for k, v in want.items()}
+    if want != have or set(st.query_params) - set(want):
+        st.query_params.from_dict(want)
+    st.session_state["app._url_written"] = dict(want)
+    st.session_state["app._from_url"] = {}
+
+
+def share_link(page: str, container=st) -> None:
+    """A "Copy link to this view" control: the page's URL with its selections (copy icon on hover)."""
+    base = st.context.url or f"http://localhost:8501/{page}"
+    link = f"{base.split('?')[0]}?{urlencode(url_params(page), doseq=True)}"
+    with container.popover("Copy link to this view", icon=":material/link:"):
+        st.code(link, language=None, wrap_lines=True)
+        explain("Opens this page with the same run and selections; copy it with the icon at the right.")

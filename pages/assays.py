@@ -10,7 +10,7 @@ from pages import _data as data
 from pages import _figures as figs
 from pages import _state as state
 
-state.route_through_app()
+state.open_page("assays")
 
 GROUP_LABELS = {"cytotoxicity": "cytotoxicity", "phenotypic": "phenotypic screen",
                 "protein": "protein binding / inhibition", "other": "other"}
@@ -93,8 +93,14 @@ def heatmap(run_id: str, problems: list, k: int, meta: pd.DataFrame) -> pd.DataF
     return long
 
 
+WHAT = ("What you are looking at: for one target assay, the source assays MixMin gives the most weight, with "
+        "95% bootstrap intervals and their categories (colours as in the paper's Table 1); below, every target's "
+        "top sources side by side.")
+
+
 def page() -> None:
     st.title("Assays")
+    state.explain(WHAT)
     run_id = state.current_run()
     if not run_id:
         return
@@ -103,20 +109,20 @@ def page() -> None:
         st.info("This run has no proxy outputs yet.")
         return
     meta = data.source_table(run_id)
-    c1, c2, c3, c4 = st.columns([2, 3, 1, 1])
+    c1, c2, c3, c4, c5 = st.columns([2, 3, 1, 1, 2], vertical_alignment="bottom")
     variants = sorted({p.variant for p in problems}, key=data.main_first)
-    variant = state.select_kept("Setting", variants, "assays.variant", container=c1, format_func=lambda v: v or "main")
+    variant = state.select_kept("Setting", variants, "assays.variant", container=c1, format_func=data.setting_label)
     in_variant = [p for p in problems if p.variant == variant]
     target = state.select_kept("Target", sorted({p.target for p in in_variant}), "assays.target", container=c2)
     trials = sorted(p.trial for p in in_variant if p.target == target)
-    trial = c3.selectbox("Trial", trials, key="assays.trial_widget")
+    trial = state.select_kept("Trial", trials, "assays.trial", container=c3)
+    state.ensure("assays.k", 1 <= st.session_state["assays.k"] <= 100)
     k = c4.number_input("Top k", 1, 100, key=state.keep("assays.k"), on_change=state.save, args=("assays.k",))
     top = annotate(read_topk(run_id, layout.Problem(target, trial, variant)), meta).head(int(k))
     categories = sorted(c for c in top["category"].unique() if c)
     if categories:
-        if st.session_state["assays.categories"] is None or not set(st.session_state["assays.categories"]) <= set(categories):
-            st.session_state["assays.categories"] = categories
-            st.session_state.pop("w:assays.categories", None)
+        picked = st.session_state["assays.categories"]
+        state.ensure("assays.categories", picked is not None and set(picked) <= set(categories), categories)
         chosen = st.multiselect("Categories", categories, key=state.keep("assays.categories"),
                                 on_change=state.save, args=("assays.categories",))
         top = top[top["category"].isin(chosen) | (top["category"] == "")]
@@ -136,7 +142,9 @@ def page() -> None:
     if not long.empty:
         st.download_button("Export top assays of every target (CSV)", long.drop(columns="group").to_csv(index=False),
                            f"top_assays_{variant or 'main'}.csv", "text/csv", key="assays.export")
+    state.share_link("assays", c5)
 
 
 with state.shows_errors():
     page()
+state.write_url("assays")

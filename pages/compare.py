@@ -1,4 +1,4 @@
-"""Compare: MixMin against the baselines a run has, per target and overall."""
+"""Compare: MixMin against the baselines a run has, per target and overall (from the run's results.csv)."""
 from __future__ import annotations
 
 import pandas as pd
@@ -12,7 +12,7 @@ from pages import _data as data
 from pages import _figures as figs
 from pages import _state as state
 
-state.route_through_app()
+state.open_page("compare")
 
 def bars(summary: pd.DataFrame, x: str, title: str) -> go.Figure:
     summary = summary.assign(err_plus=summary["ci_high"] - summary["mean"], err_minus=summary["mean"] - summary["ci_low"])
@@ -24,9 +24,16 @@ def bars(summary: pd.DataFrame, x: str, title: str) -> go.Figure:
     return fig
 
 
+WHAT = ("What you are looking at: each method's score on the target assays' held-out data with a final model "
+        "trained on that method's mixture, mean and 95% confidence interval over trials; the improvement over the "
+        "chosen baseline is computed trial by trial.")
+SEARCH_METHODS = ("random_search", "regmix")
+
+
 def summary_table(summary: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
     cols = ["target", "method", "mean", "ci_low", "ci_high", "n_trials"]
-    cols += [c for c in ("improvement", "improvement_low", "improvement_high", "p_vs_mixmin", "compute") if c in summary]
+    cols += [c for c in ("improvement", "improvement_low", "improvement_high", "p_vs_mixmin", "proxy_compute",
+                         "final_compute", "compute") if c in summary]
     table = summary[cols].copy()
     if baseline and "improvement" in table:
         table = table.rename(columns={"improvement": f"vs {baseline}", "improvement_low": "vs low",
@@ -47,8 +54,34 @@ def method_lines(table: pd.DataFrame, x: str) -> go.Figure:
     return fig
 
 
+def missing_methods(frame: pd.DataFrame, variant: str, config: dict) -> str | None:
+    """Which methods of the metric's other settings have no results in ``variant``, and why."""
+    missing = sorted(set(frame["method"]) - set(frame.loc[frame["variant"] == variant, "method"]),
+                     key=figs.method_sort_key)
+    if not missing:
+        return None
+    point = layout.sweep_point(variant)
+    limit = config.get("search_max_sources")
+    names = ", ".join(missing)
+    if set(missing) <= set(SEARCH_METHODS) and limit and point and point[0] == "sources" and point[1] > limit:
+        n = "all" if point[1] == float("inf") else f"{point[1]:g}"
+        return (f"Not run in this setting: {names}. The run's config limits random search and RegMix to settings "
+                f"with at most `search_max_sources={limit}` sources (this one has {n}); the paper ran them at every "
+                "source count. Pick another setting to compare them.")
+    return (f"Not run in this setting: {names} (the run has results for them in other settings only). Its "
+            "config may limit them; see the run's config on the Jobs page.")
+
+
+def capped_rows(frame: pd.DataFrame) -> int:
+    """The ``max_final_rows`` the final models were capped at (0 when not capped or not recorded)."""
+    if "max_final_rows" not in frame:
+        return 0
+    caps = pd.to_numeric(frame["max_final_rows"], errors="coerce").fillna(0)
+    return int(caps.max()) if (caps > 0).any() else 0
+
+
 def sweep_figure(frame: pd.DataFrame, kind: str) -> go.Figure | None:
-    points = frame.assign(point=frame["variant"].map(data.sweep_point)).dropna(subset=["point"])
+    points = frame.assign(point=frame["variant"].map(layout.sweep_point)).dropna(subset=["point"])
     if points.empty:
         return None
     points = points[points["point"].map(lambda p: p[0] == kind).astype(bool)]
@@ -82,7 +115,7 @@ def weights_side_by_side(run_id: str) -> None:
         st.caption("This run saved no mixtures.")
         return
     keys = [p.key for p in withmix]
-    key = state.select_kept("Problem", keys, "compare.problem",
+    key = state.select_kept("Weights of", keys, "compare.problem",
                               format_func=lambda k: data.problem_label(f"run:{run_id}:{k}"))
     mixtures = data.read_mixtures(run_id, layout.Problem.from_key(key))
     frame = pd.DataFrame({m: pd.Series(d["weights"]) for m, d in mixtures.items()}).fillna(0.0)
@@ -99,33 +132,40 @@ def weights_side_by_side(run_id: str) -> None:
 
 def page() -> None:
     st.title("Compare")
+    state.explain(WHAT)
     run_id = state.current_run()
     if not run_id:
         return
     frame = data.results(run_id)
     if frame.empty:
-        st.info("This run has no results yet (they are written when its job finishes).")
+        st.info("No results yet: this run has not written its results.csv (it does when its job finishes).")
         return
-    c1, c2, c3 = st.columns(3)
-    # the metric that compares the most methods first (e.g. surrogate_loss on a run table), the
-    # pipelines' headline metric (the paper's) on a tie
-    n_methods = frame.groupby("metric")["method"].nunique()
-    metrics = sorted(n_methods.index, key=lambda m: (-n_methods[m], m not in ("ap", "generative_loss"), m))
-    metric = state.select_kept("Metric", metrics, "compare.metric", container=c1)
+    c1, c2, c3, c4 = st.columns([3, 2, 2, 2], vertical_alignment="bottom")
+    metric = state.select_kept("Metric", data.metrics_by_default(frame), "compare.metric", container=c1,
+                               format_func=data.metric_label)
     sub = frame[frame["metric"] == metric]
-    variants = sorted(sub["variant"].unique(), key=data.main_first)
-    variant = state.select_kept("Setting", variants, "compare.variant", container=c2,
-                                  format_func=lambda v: v or "main")
+    variant = state.select_kept("Setting", data.settings_by_default(sub), "compare.variant", container=c2,
+                                format_func=data.setting_label)
     methods = sorted(sub["method"].unique(), key=figs.method_sort_key)
     baselines = [m for m in methods if m != "mixmin"] or methods
     default = [b for b in ("natural", "target_only", "balanced") if b in baselines] or baselines
     if st.session_state["compare.baseline"] not in baselines:
-        st.session_state["compare.baseline"] = default[0]
+        state.fallback("compare.baseline", default[0])
     baseline = state.select_kept("Improvement over", baselines, "compare.baseline", container=c3)
     shown = sub[sub["variant"] == variant]
     direction = "lower is better" if data.lower_is_better(metric) else "higher is better"
     st.caption(f"`{metric}` ({direction}) · {shown['target'].nunique()} targets · "
                f"{shown['trial'].nunique()} trials · 95% CIs over trials · p-values: Welch t-test against MixMin")
+    if data.is_surrogate(metric):
+        st.warning("This metric is a surrogate estimate (a regression model's prediction of the target loss), "
+                   "not measured on a trained final model.", icon=":material/model_training:")
+    note = missing_methods(sub, variant, data.run_config(run_id))
+    if note:
+        st.info(note, icon=":material/info:")
+    cap = capped_rows(shown)
+    if cap:
+        st.caption(f"Final models were capped at {cap:,} training rows (`max_final_rows`), drawn from the "
+                   "weighted union of the sources in proportion to each method's weights.")
     per_target = summarize(shown, reference=baseline, focus="mixmin")
     total = summarize(mean_over_targets(shown), reference=baseline, focus="mixmin")
     left, right = st.columns([1, 2])
@@ -134,8 +174,9 @@ def page() -> None:
     st.subheader("Summary")
     st.dataframe(summary_table(pd.concat([total, per_target]), baseline), hide_index=True, width="stretch",
                  column_config={"p_vs_mixmin": st.column_config.NumberColumn(format="%.3g")})
-    if "compute" in total and total["compute"].notna().any():
-        fig = px.bar(total, x="method", y="compute", title="Proxy compute per method", color="method",
+    compute = next((c for c in ("proxy_compute", "compute") if c in total and total[c].notna().any()), None)
+    if compute:
+        fig = px.bar(total, x="method", y=compute, title="Proxy compute per method", color="method",
                      color_discrete_map=figs.METHOD_COLOURS,
                      category_orders={"method": sorted(total["method"], key=figs.method_sort_key)})
         fig.update_layout(height=300, showlegend=False, margin=dict(l=10, r=10, t=40, b=10))
@@ -146,7 +187,9 @@ def page() -> None:
             st.plotly_chart(fig, key=f"compare.sweep_{kind}")
     st.subheader("Weights side by side")
     weights_side_by_side(run_id)
+    state.share_link("compare", c4)
 
 
 with state.shows_errors():
     page()
+state.write_url("compare")

@@ -12,7 +12,7 @@ from pages import _data as data
 from pages import _figures as figs
 from pages import _state as state
 
-state.route_through_app()
+state.open_page("runs")
 
 DEMO_CONFIG = Path("configs/chem_demo.yaml")
 
@@ -51,14 +51,21 @@ def latest_jobs(store) -> dict[str, dict]:
     return jobs
 
 
-def key_result(frame: pd.DataFrame) -> str:
-    """"metric: mixmin X vs natural Y" for the run's first metric (mean over targets and trials)."""
-    if frame.empty:
-        return ""
-    metric = frame["metric"].iloc[0]
-    means = frame[frame["metric"] == metric].groupby("method")["value"].mean()
+def key_result(summary: pd.DataFrame) -> str:
+    """The Compare page's opening numbers: MixMin and the first baselines on the default metric in the
+    run's main setting, mean over targets, e.g. "ap: mixmin 0.31, natural 0.27, balanced 0.26 (sources-all)"."""
+    if summary.empty:
+        return "no results yet"
+    metric = data.metrics_by_default(summary)[0]
+    rows = summary[summary["metric"] == metric]
+    variant = data.settings_by_default(rows)[0]
+    rows = rows[rows["variant"] == variant]
+    targets = set(rows["target"])
+    rows = rows[rows["target"] == ("overall" if "overall" in targets or len(targets) != 1 else targets.pop())]
+    means = rows.set_index("method")["mean"]
     parts = [f"{m} {means[m]:.3g}" for m in sorted(means.index, key=figs.method_sort_key)[:3]]
-    return f"{metric}: " + ", ".join(parts)
+    setting = f" ({data.setting_label(variant)})" if variant else ""
+    return f"{data.metric_label(metric)}: " + ", ".join(parts) + setting
 
 
 def step_text(job: dict) -> str:
@@ -82,7 +89,7 @@ def runs_table(store, runs: list[dict]) -> pd.DataFrame:
             "status": job.get("status", run["status"]) if job.get("status") == "died" else run["status"],
             "progress": (job.get("n_done", 0) / total) if total else None,
             "step": step_text(job),
-            "key result": key_result(data.results(run["run_id"])),
+            "key result": key_result(data.summary(run["run_id"])),
             "created": pd.Timestamp(run["created_at"], unit="s").strftime("%Y-%m-%d %H:%M"),
             "run id": run["run_id"],
         })
@@ -100,6 +107,9 @@ def show_runs(store) -> None:
     c3.metric("Done", int((table["status"] == "done").sum()))
     st.dataframe(table, hide_index=True, width="stretch", column_config={
         "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
+        "key result": st.column_config.TextColumn(
+            "key result", help="The numbers the Compare page opens on: mean over targets in the run's main "
+                               "setting (in parentheses), on its default metric."),
     })
     if running:
         st.caption(f"Refreshing every 2 s while jobs run · last update {time.strftime('%H:%M:%S')}")
@@ -118,3 +128,4 @@ else:
     st.caption("Pick a run in the sidebar; the Solver, Compare and Assays pages show it.")
     with st.expander("Get started: the built-in example and the ToxCast demo"):
         get_started()
+state.write_url("runs")

@@ -1,4 +1,8 @@
-"""Solver: run MixMin live on a run's proxy outputs, an upload or the built-in example."""
+"""Solver: run MixMin live on a run's proxy outputs, an upload or the built-in example.
+
+The controls, the solve and its figures are one fragment: moving a slider reruns only that part of
+the page (not the sidebar, the problem list or the store), and the big arrays stay in a shared cache.
+"""
 from __future__ import annotations
 
 import json
@@ -10,7 +14,7 @@ from pages import _data as data
 from pages import _figures as figs
 from pages import _state as state
 
-state.route_through_app()
+state.open_page("solver")
 
 STEP_SIZES = [0.01, 0.03, 0.1, 0.3, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 100.0]
 #: Bootstrap by default only when it is quick: sources x samples x resamples x iterations below this.
@@ -23,18 +27,35 @@ def problem_options() -> list[str]:
     return options + data.list_uploads() + [data.EXAMPLE]
 
 
+WHAT = ("What you are looking at: MixMin solving for the mixture weights of the sources live, by entropic mirror "
+        "descent on the cached proxy outputs. Left: how each source's weight moves over the iterations (the "
+        "largest in colour); right: the target loss and the Frank–Wolfe gap, which certifies how close to optimal "
+        "the weights are. Below: the final weights.")
+
+
+def check_link_values() -> None:
+    """Values a link may have put in the session that the widgets below cannot show: back to defaults."""
+    ss = st.session_state
+    state.ensure("solve.step_size", ss["solve.step_size"] in STEP_SIZES)
+    state.ensure("solve.max_iter", 10 <= ss["solve.max_iter"] <= 1000 and ss["solve.max_iter"] % 10 == 0)
+    state.ensure("solve.max_weight", 0.01 <= ss["solve.max_weight"] <= 1.0)
+    state.ensure("solve.prior_strength", 0.0 <= ss["solve.prior_strength"] <= 10.0)
+    state.ensure("solve.top_k", 1 <= ss["solve.top_k"] <= len(figs.HIGHLIGHT))
+
+
 def controls(outputs) -> tuple[float, int, str]:
-    c1, c2, c3 = st.columns([3, 2, 2])
+    c1, c2, c3, c4, c5 = st.columns([3, 2, 2, 1, 2], vertical_alignment="bottom")
     step = c1.select_slider("Step size η", STEP_SIZES, key=state.keep("solve.step_size"), on_change=state.save,
                             args=("solve.step_size",), help="Entropic mirror descent step; the paper uses 1.")
     iters = c2.slider("Iterations", 10, 1000, step=10, key=state.keep("solve.max_iter"), on_change=state.save,
                       args=("solve.max_iter",))
     inits = ["uniform", "natural"] if outputs.natural_weights is not None else ["uniform"]
-    if st.session_state["solve.init"] not in inits:
-        st.session_state["solve.init"] = "uniform"
-        st.session_state.pop("w:solve.init", None)
+    state.ensure("solve.init", st.session_state["solve.init"] in inits, "uniform")
     init = c3.radio("Starting weights", inits, key=state.keep("solve.init"), on_change=state.save, args=("solve.init",),
                     horizontal=True, help="natural: in proportion to source size")
+    c4.number_input("In colour", 1, len(figs.HIGHLIGHT), key=state.keep("solve.top_k"), on_change=state.save,
+                    args=("solve.top_k",), help="How many of the largest weights the trajectory plot colours.")
+    state.share_link("solver", c5)
     return float(step), int(iters), str(init)
 
 
@@ -91,15 +112,29 @@ def downloads(table, result, problem_id) -> None:
 
 def page() -> None:
     st.title("Solver")
+    state.explain(WHAT)
     options = problem_options()
     problem_id = state.select_kept("Problem", options, "solve.problem", format_func=data.problem_label,
-                                     help="A target of the run picked in the sidebar, an upload, or the example.")
+                                   help="A target of the run picked in the sidebar, an upload, or the example.")
     outputs = data.load_problem(problem_id)
     st.caption(f"{outputs.n_sources} sources × {outputs.n_samples} target samples · objective `{outputs.kind}`")
-    step, iters, init = controls(outputs)
-    cap, prior = constraints()
-    result = data.solve(problem_id, data.problem_stamp(problem_id), step, iters, init, cap, prior)
-    outcome(result)
+    check_link_values()
+    st.fragment(solve_view)(problem_id)
+
+
+def solve_view(problem_id: str) -> None:
+    """Controls, solve, figures and weights: the part of the page a control change reruns."""
+    with state.shows_errors():
+        outputs = data.load_problem(problem_id)
+        step, iters, init = controls(outputs)
+        cap, prior = constraints()
+        result = data.solve(problem_id, data.problem_stamp(problem_id), step, iters, init, cap, prior)
+        outcome(result)
+        show_result(problem_id, outputs, result, step, iters, init, cap, prior)
+    state.write_url("solver")
+
+
+def show_result(problem_id, outputs, result, step, iters, init, cap, prior) -> None:
     k = min(st.session_state["solve.top_k"], outputs.n_sources)
     traj_fig, loss_fig = figs.solver_figures(result, k)
     c1, c2 = st.columns(2)
@@ -127,3 +162,4 @@ def page() -> None:
 
 with state.shows_errors():
     page()
+state.write_url("solver")

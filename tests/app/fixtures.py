@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from mixmin_core import ProxyOutputs, balanced, bootstrap_weights, mixmin, natural
+from mixmin_core.engine.report import write_report
 from mixmin_core.runs.fileio import write_json, write_text
 from mixmin_core.runs.layout import (
     Problem,
@@ -73,16 +74,22 @@ def binary_outputs(n_sources: int, n_samples: int, rng: np.random.Generator, *, 
 
 
 def write_chem_run(home: Path, *, n_sources: int = 40, n_targets: int = 3, n_trials: int = 3,
-                   n_samples: int = 400, seed: int = 0, dataset: str = "toxcast", run_id: str = CHEM_RUN) -> str:
+                   n_samples: int = 400, seed: int = 0, dataset: str = "toxcast", run_id: str = CHEM_RUN,
+                   search_max_sources: int | None = None, max_final_rows: int = 50_000) -> str:
     """A chemistry-like run: real source assays of ``dataset`` (toxcast or pcba128), targets, two
-    source-count variants, all methods."""
+    source-count variants, all methods (random search and RegMix only where a variant has at most
+    ``search_max_sources`` sources, as the chemistry pipeline does), results written by the engine's
+    report writer."""
     rng = np.random.default_rng(seed)
     assays = assay_table(dataset)
     picked = assays.iloc[rng.choice(len(assays), n_sources + n_targets, replace=False)]
     sources, targets = picked.iloc[:n_sources], list(picked["task"].iloc[n_sources:])
     store = RunStore(home)
     name = "chem-fixture" if dataset == "toxcast" else f"chem-fixture-{dataset}"
-    config = {"pipeline": "chem", "name": name, "dataset": dataset, "n_sources": n_sources}
+    config = {"pipeline": "chem", "name": name, "dataset": dataset, "n_sources": n_sources,
+              "max_final_rows": max_final_rows}
+    if search_max_sources is not None:
+        config["search_max_sources"] = search_max_sources
     run_dir = store.create_run(run_id, name=name, pipeline="chem", config=config, dataset=dataset)
     write_text(sources_path(run_dir), sources.rename(columns={"task": "source"}).to_csv(index=False))
     names = list(sources["task"])
@@ -94,8 +101,12 @@ def write_chem_run(home: Path, *, n_sources: int = 40, n_targets: int = 3, n_tri
             for variant in VARIANTS:
                 outputs = full.select(sources=names[:10]) if variant == "sources-10" else full
                 _write_problem(run_dir, Problem(target, trial, variant), outputs)
-                rows += _result_rows(target, trial, variant, np.random.default_rng([seed, t, trial, len(variant)]))
-    store.add_results(run_id, rows)
+                n_variant = outputs.n_sources
+                methods = [m for m in METHODS if search_max_sources is None or n_variant <= search_max_sources
+                           or m not in ("random_search", "regmix")]
+                rows += _result_rows(target, trial, variant, np.random.default_rng([seed, t, trial, len(variant)]),
+                                     methods=methods, max_final_rows=max_final_rows)
+    write_report(run_dir, rows, reference="natural")
     store.set_run_status(run_id, "done", {"targets": targets})
     job = store.start_job(run_id, log_path=str(run_dir / "logs" / "job-fixture.log"))
     write_text(run_dir / "logs" / "job-fixture.log", "fixture job: all units done\n")
@@ -117,28 +128,31 @@ def _write_problem(run_dir: Path, problem: Problem, outputs: ProxyOutputs) -> No
                                              "method": "mixmin", "k": len(top), "sources": top})
 
 
-def _result_rows(target: str, trial: int, variant: str, rng: np.random.Generator) -> list[dict]:
+def _result_rows(target: str, trial: int, variant: str, rng: np.random.Generator, *, methods=METHODS,
+                 max_final_rows: int = 0) -> list[dict]:
     base = rng.uniform(0.2, 0.4)
     bonus = {"mixmin": 0.08, "ensemble": 0.05, "regmix": 0.04, "random_search": 0.03, "natural": 0.0,
              "balanced": -0.01, "target_only": -0.03}
     compute = {"mixmin": 1.0, "natural": 0.0, "balanced": 0.0, "target_only": 0.1, "ensemble": 1.0,
                "random_search": 1.0, "regmix": 1.0}
+    values = {m: base + bonus[m] + rng.normal(0, 0.01) for m in METHODS}  # same draws whichever methods ran
     return [{"target": target, "method": m, "trial": trial, "metric": "average_precision", "variant": variant,
-             "value": base + bonus[m] + rng.normal(0, 0.01), "compute": compute[m]} for m in METHODS]
+             "value": values[m], "proxy_compute": compute[m], "final_compute": 100.0 * (m != "ensemble"),
+             "max_final_rows": max_final_rows} for m in methods]
 
 
 def write_lm_budget_run(home: Path, budgets=(0.01, 0.1, 1.0)) -> str:
     """An LM-like run (results only) with one ``budget-<b>`` variant per proxy budget: a compute sweep."""
     store = RunStore(home)
     run_id = "lm-fixture"
-    store.create_run(run_id, name="lm-fixture", pipeline="lm", dataset="text domains",
+    run_dir = store.create_run(run_id, name="lm-fixture", pipeline="lm", dataset="text domains",
                      config={"pipeline": "lm", "name": "lm-fixture", "proxy_budgets": list(budgets)})
     rng = np.random.default_rng(7)
     rows = [{"target": t, "method": m, "trial": trial, "metric": "nll", "variant": f"budget-{budget:g}",
-             "value": 3.0 - 0.1 * np.log10(budget) * (m == "mixmin") + rng.normal(0, 0.01), "compute": budget}
+             "value": 3.0 - 0.1 * np.log10(budget) * (m == "mixmin") + rng.normal(0, 0.01), "proxy_compute": budget}
             for budget in budgets for t in ("piqa", "arc_easy") for m in ("mixmin", "natural", "balanced", "regmix")
             for trial in range(2)]
-    store.add_results(run_id, rows)
+    write_report(run_dir, rows, reference="natural")
     store.set_run_status(run_id, "done")
     return run_id
 

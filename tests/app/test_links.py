@@ -1,0 +1,207 @@
+"""Shareable views (issue 15): each page's selections in the query string, read back on load, with
+a notice (never an exception) for values that do not fit; and the pages read the run folder's
+results.csv / summary.csv (issue 11)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from mixmin_core.engine.report import write_report
+from mixmin_core.runs import layout
+from mixmin_core.runs.store import RunStore
+from tests.app.conftest import open_app
+from tests.app.fixtures import CHEM_RUN, ROOT, write_chem_run
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def open_link(page: str, params: dict) -> AppTest:
+    """A fresh session that opens ``/<page>?<params>`` (as a shared link does)."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    at.query_params = dict(params)
+    if page != "runs":
+        at.run()  # AppTest can only switch to a page registered by a first run
+        at.switch_page(f"pages/{page}.py")
+        at.query_params = dict(params)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def metric(at, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def weights(at) -> pd.Series:
+    return at.dataframe[0].value.set_index("source")["weight"]
+
+
+def table(at) -> pd.DataFrame:
+    value = at.dataframe[0].value
+    return value.data if hasattr(value, "data") else value  # a pandas Styler
+
+
+def notices(at) -> list[str]:
+    return [i.value for i in at.info if "link" in i.value]
+
+
+def chem_problem(variant="sources-10", trial=1, target_index=0) -> layout.Problem:
+    problems = [p for p in layout.list_problems(RunStore().run_dir(CHEM_RUN)) if p.variant == variant and p.trial == trial]
+    return sorted(problems, key=lambda p: p.target)[target_index]
+
+
+# ---- Solver ------------------------------------------------------------------------------------------
+def test_solver_link_shows_the_same_weights_as_setting_the_controls_by_hand(home):
+    problem = chem_problem()
+    link = {"run": CHEM_RUN, "problem": problem.key, "step_size": "3", "max_iter": "200", "max_weight": "0.3"}
+    at = open_link("solver", link)
+    assert not notices(at)
+    assert at.selectbox(key="w:solve.problem").value == f"run:{CHEM_RUN}:{problem.key}"
+    assert at.select_slider(key="w:solve.step_size").value == 3.0
+    assert at.slider(key="w:solve.max_iter").value == 200
+    assert at.slider(key="w:solve.max_weight").value == pytest.approx(0.3)
+
+    by_hand = open_app("solver")
+    by_hand.selectbox(key="w:solve.problem").set_value(f"run:{CHEM_RUN}:{problem.key}").run()
+    by_hand.select_slider(key="w:solve.step_size").set_value(3.0).run()
+    by_hand.slider(key="w:solve.max_iter").set_value(200).run()
+    by_hand.slider(key="w:solve.max_weight").set_value(0.3).run()
+    assert not by_hand.exception
+    assert metric(at, "Final loss") == metric(by_hand, "Final loss")
+    assert metric(at, "Iterations") == metric(by_hand, "Iterations")
+    assert weights(at).max() <= 0.3 + 1e-4
+    pd.testing.assert_series_equal(weights(at), weights(by_hand))
+    # the page wrote the same view back to its URL
+    assert {k: at.query_params[k] for k in link} == link
+    assert {k: by_hand.query_params[k] for k in link} == link
+
+
+def test_solver_writes_its_settings_to_the_url_as_they_change(home):
+    at = open_app("solver")
+    at.select_slider(key="w:solve.step_size").set_value(0.3).run()
+    at.number_input(key="w:solve.prior_strength").set_value(0.5).run()
+    assert at.query_params["step_size"] == "0.3" and at.query_params["prior_strength"] == "0.5"
+    assert at.query_params["run"] == at.session_state["app.run_id"]
+    assert at.session_state["solve.problem"].endswith(":" + at.query_params["problem"])
+
+
+def test_solver_link_to_the_example_and_bad_values_fall_back_with_a_notice(home):
+    at = open_link("solver", {"problem": "example", "step_size": "7", "max_iter": "lots", "top_k": "3"})
+    assert at.selectbox(key="w:solve.problem").value == "example"
+    assert at.select_slider(key="w:solve.step_size").value == 1.0  # 7 is not on the slider
+    assert at.slider(key="w:solve.max_iter").value == 100
+    assert at.number_input(key="w:solve.top_k").value == 3
+    text = " ".join(notices(at))
+    assert "`step_size=7`" in text and "`max_iter=lots`" in text
+
+
+def test_a_link_to_a_run_that_does_not_exist_opens_with_a_notice(home):
+    for page in ("runs", "solver", "compare", "assays"):
+        at = open_link(page, {"run": "deleted-run-0001", "target": "nope", "metric": "nope"})
+        assert any("`run=deleted-run-0001`" in n for n in notices(at)), page
+        assert at.session_state["app.run_id"] in {r["run_id"] for r in RunStore().list_runs()}
+
+
+def test_a_link_to_a_target_not_in_the_run_falls_back_with_a_notice(home):
+    at = open_link("assays", {"run": CHEM_RUN, "setting": "sources-10", "target": "NOT_AN_ASSAY"})
+    assert any("`target=NOT_AN_ASSAY`" in n for n in notices(at))
+    assert at.selectbox(key="w:assays.variant").value == "sources-10"
+    assert at.selectbox(key="w:assays.target").value == at.selectbox(key="w:assays.target").options[0]
+
+
+# ---- Compare and Assays ---------------------------------------------------------------------------
+def test_compare_link_opens_the_same_metric_setting_and_baseline(home):
+    link = {"run": CHEM_RUN, "metric": "average_precision", "setting": "sources-10", "baseline": "target_only"}
+    at = open_link("compare", link)
+    assert not notices(at)
+    assert at.selectbox(key="w:compare.variant").value == "sources-10"
+    assert at.selectbox(key="w:compare.baseline").value == "target_only"
+    by_hand = open_app("compare")
+    by_hand.selectbox(key="w:compare.variant").set_value("sources-10").run()
+    by_hand.selectbox(key="w:compare.baseline").set_value("target_only").run()
+    pd.testing.assert_frame_equal(at.dataframe[0].value, by_hand.dataframe[0].value)
+    assert "vs target_only" in at.dataframe[0].value.columns
+    assert {k: at.query_params[k] for k in link} == link
+
+
+def test_assays_link_opens_the_same_target_trial_and_top_k(home):
+    problem = chem_problem("sources-all", trial=2, target_index=1)
+    link = {"run": CHEM_RUN, "setting": "sources-all", "target": problem.target, "trial": "2", "top_k": "5"}
+    at = open_link("assays", link)
+    assert not notices(at)
+    assert at.selectbox(key="w:assays.target").value == problem.target
+    assert at.selectbox(key="w:assays.trial").value == 2
+    shown = table(at)
+    assert len(shown) == 5
+    topk = json.loads(layout.topk_path(RunStore().run_dir(CHEM_RUN), problem).read_text())
+    assert list(shown["source"]) == [row["source"] for row in topk["sources"][:5]]
+    # categories: a subset in the link filters the table
+    cats = sorted(set(shown["category"]))
+    at2 = open_link("assays", {**link, "categories": cats[:1]})
+    assert set(table(at2)["category"]) == set(cats[:1])
+    assert at2.query_params["categories"] in (cats[:1], cats[0])
+
+
+# ---- results.csv / summary.csv ----------------------------------------------------------------------
+def test_runs_key_result_is_the_main_setting_the_compare_page_opens_on(home):
+    runs = open_app()
+    chem = runs.dataframe[0].value.set_index("name").loc["chem-fixture", "key result"]
+    assert chem.endswith("(sources-all)")
+    compare = open_app("compare")
+    assert compare.selectbox(key="w:compare.variant").value == "sources-all"
+    summary = compare.dataframe[0].value
+    overall = summary[summary["target"] == "overall"].set_index("method")["mean"]
+    assert f"mixmin {overall['mixmin']:.3g}" in chem and f"natural {overall['natural']:.3g}" in chem
+    # and both agree with the run's summary.csv
+    written = layout.read_summary(RunStore().run_dir(CHEM_RUN))
+    row = written[(written["target"] == "overall") & (written["variant"] == "sources-all")
+                  & (written["method"] == "mixmin")]
+    assert row["mean"].iloc[0] == pytest.approx(overall["mixmin"])
+
+
+def test_compare_says_which_methods_were_not_run_in_a_setting_and_why(home):
+    write_chem_run(home, run_id="chem-capped", n_sources=30, n_targets=2, n_trials=2, search_max_sources=20)
+    at = open_link("compare", {"run": "chem-capped"})
+    assert at.selectbox(key="w:compare.variant").value == "sources-all"
+    assert {"random_search", "regmix"}.isdisjoint(at.dataframe[0].value["method"])
+    note = next(i.value for i in at.info if "Not run in this setting" in i.value)
+    assert "random_search, regmix" in note and "search_max_sources=20" in note
+    at.selectbox(key="w:compare.variant").set_value("sources-10").run()
+    assert not any("Not run in this setting" in i.value for i in at.info)
+    assert {"random_search", "regmix"} <= set(at.dataframe[0].value["method"])
+
+
+def test_compare_says_the_final_models_were_capped(home):
+    at = open_app("compare")
+    assert any("capped at 50,000 training rows" in c.value for c in at.caption)
+
+
+def test_compare_opens_on_a_measured_metric_and_labels_surrogates(home):
+    run_dir = RunStore().create_run("table-run", name="table-run", pipeline="run_table", config={})
+    rng = np.random.default_rng(0)
+    methods = ("mixmin", "natural", "balanced", "regmix")
+    rows = [{"trial": k, "target": t, "method": m, "metric": "surrogate:loss", "value": rng.normal()}
+            for k in range(2) for t in ("a", "b") for m in methods]
+    rows += [{"trial": k, "target": t, "method": m, "metric": "ap", "value": rng.normal()}
+             for k in range(2) for t in ("a", "b") for m in methods[:2]]
+    write_report(run_dir, rows)
+    at = open_link("compare", {"run": "table-run"})
+    box = at.selectbox(key="w:compare.metric")
+    assert box.value == "ap"  # measured first, although the surrogate compares more methods
+    assert "surrogate:loss (surrogate estimate)" in box.options
+    box.set_value("surrogate:loss").run()
+    assert "surrogate estimate" in at.warning[0].value
+
+
+def test_a_run_without_results_csv_says_no_results_yet(home):
+    RunStore().create_run("fresh-run", name="fresh-run", pipeline="chem", config={})
+    runs = open_app()
+    assert runs.dataframe[0].value.set_index("name").loc["fresh-run", "key result"] == "no results yet"
+    at = open_link("compare", {"run": "fresh-run"})
+    assert "No results yet" in at.info[0].value
+    at.switch_page("pages/assays.py").run()
+    assert not at.exception
