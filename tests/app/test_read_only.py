@@ -229,3 +229,35 @@ def test_at_most_two_jobs_run_at_once_from_the_app(home, monkeypatch):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and any(r["alive"] for r in jobs_control.list_launches(home)):
             time.sleep(0.2)
+
+
+# ---- the same in a real browser ------------------------------------------------------------------
+@pytest.mark.browser
+def test_read_only_in_chromium_starts_and_stores_nothing(template_home, tmp_path, monkeypatch):
+    browser_tests = pytest.importorskip("tests.app.test_browser")
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(template_home, home)
+    monkeypatch.setenv("MIXMIN_READ_ONLY", "1")
+    before = _files(home)
+    upload = tmp_path / "mine.csv"
+    upload.write_bytes(_csv())
+    with browser_tests.serve(home) as url, browser_tests.playwright_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=browser_tests.CHROMIUM, args=browser_tests.CHROMIUM_ARGS,
+                                     headless=True)
+        page = browser.new_context(viewport={"width": 1400, "height": 1800}).new_page()
+        browser_tests.open_page(page, url, "jobs", "Jobs")
+        assert page.get_by_text("Read-only mode").count() >= 2  # the page and the sidebar
+        assert page.get_by_role("button", name="Start job").count() == 0
+        assert page.get_by_role("button", name="Stop now (SIGTERM)").count() == 0
+        browser_tests.SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(browser_tests.SHOTS / "jobs_read_only.png"), full_page=True)
+        browser_tests.open_page(page, url, "upload", "Upload")
+        page.locator('input[type="file"]').set_input_files(str(upload))
+        page.get_by_text("2 sources × 100 samples").wait_for(timeout=60_000)
+        page.get_by_text("not saved").wait_for(timeout=30_000)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        page.screenshot(path=str(browser_tests.SHOTS / "upload_read_only.png"), full_page=True)
+        browser.close()
+    assert _files(home) == before and not (home / "uploads").exists() and not (home / "launches").exists()
