@@ -197,6 +197,8 @@ def resolve(name: str, path: str | os.PathLike | None = None, *, download: bool 
             check_path(p, f"the path of dataset {name!r}")
         if not p.exists():
             raise InputError(f"{p}: file not found (given explicitly for dataset {name!r}).")
+        if not p.is_file():  # a folder, or a device such as /dev/zero that would be read forever
+            raise InputError(f"{p}: not a regular file (given explicitly for dataset {name!r}); pass a data file.")
         return p
     if name not in REGISTRY:
         raise InputError(f"unknown dataset {name!r}; registered: {sorted(REGISTRY)}. Pass a path instead.")

@@ -103,6 +103,8 @@ CLI = [
     ("chem-unknown-field", CHEM, ["n_trees=5"], r"unknown field\(s\) \['n_trees'\]"),
     ("chem-dataset-unknown", CHEM, ["dataset=nope"], r"dataset"),
     ("chem-path-missing", CHEM, ["path=/nonexistent/assays.csv"], r"/nonexistent/assays.csv"),
+    ("chem-path-dev-zero", CHEM, ["path=/dev/zero"], r"/dev/zero: not a regular file"),
+    ("chem-path-directory", CHEM, ["path=configs"], r"configs: not a regular file"),
     ("chem-step_size-negative", CHEM, ["step_size=-1"], r"step_size"),
     ("chem-source_counts-too-large", CHEM, ["source_counts=[50]"], r"source_counts"),
     ("chem-max_molecules-negative", CHEM, ["max_molecules=-5"], r"max_molecules"),
@@ -162,6 +164,14 @@ def test_bad_config_file_is_one_error_line(case, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1, err[-2000:]
     assert re.search(match, err), err
+
+
+@pytest.mark.xfail(strict=True, reason="lead's engine rewrite: chem validate() should featurize (or parse) the SMILES")
+def test_a_table_whose_smiles_are_all_invalid_names_the_smiles_before_any_work(tmp_path, capsys):
+    table = _write(tmp_path, "bad_smiles.csv", "smiles,A1,A2,A3\nnot-a-smiles,1,0,1\nxx,0,1,0\nyy,1,1,0\nzz,0,0,1\n")
+    code = main(["run", CHEM, *_sets(f"path={table}", "assays=[]", "source_counts=[all]", "n_targets=1"), "--dry-run"])
+    err = capsys.readouterr().err
+    assert code == 2 and re.search(r"bad_smiles.csv: .*SMILES", err), err
 
 
 @pytest.mark.parametrize("path,match", [
@@ -361,7 +371,7 @@ def test_real_cli_process_prints_no_traceback_and_creates_nothing(argv, match):
 
 
 def test_the_table_has_at_least_100_cases():
-    n = len(CLI) + len(FILES) + 3 + 6 + len(CONFINED) + len(UPLOADS) + len(BAD_LIBRARY_INPUTS)
+    n = len(CLI) + len(FILES) + 1 + 3 + 6 + len(CONFINED) + len(UPLOADS) + len(BAD_LIBRARY_INPUTS)
     assert n >= 100, n
 
 
