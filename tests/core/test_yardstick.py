@@ -1,0 +1,47 @@
+"""The run-table yardstick (ridge on log weights) and the score orientation of run-table metrics."""
+import numpy as np
+import pytest
+
+from mixmin_core.errors import InputError
+from mixmin_core.search.run_tables import load_run_table
+from mixmin_core.search.table_methods import orient
+from mixmin_core.search.yardstick import fit_yardstick, yardstick_features
+
+
+def test_yardstick_recovers_a_log_linear_loss_and_reports_held_out_spearman():
+    rng = np.random.default_rng(0)
+    W = rng.dirichlet(np.full(5, 0.5), size=200)
+    y = 3.0 - 0.4 * np.log(W[:, 1] + 1e-3) + 0.1 * W[:, 4] + rng.normal(0, 0.01, 200)
+    ruler = fit_yardstick(W[:150], y[:150])
+    assert ruler.n_runs == 150 and ruler.penalty in (1.0, 10.0, 100.0)
+    assert ruler.spearman > 0.95  # cross-validated on its own runs
+    assert np.corrcoef(ruler.predict(W[150:]), y[150:])[0, 1] > 0.98  # and on runs it never saw
+    assert ruler.predict(W[0]).shape == (1,) and yardstick_features(W).shape == (200, 10)
+
+
+def test_yardstick_spearman_is_honest_about_noise():
+    rng = np.random.default_rng(1)
+    W = rng.dirichlet(np.ones(5), size=80)
+    assert abs(fit_yardstick(W, rng.normal(size=80)).spearman) < 0.35  # nothing to learn: near 0
+
+
+def test_yardstick_on_regmix_runs_it_was_not_fit_on():
+    """Fitted on the 1M test runs only, it ranks the 512 1M training runs (which methods use) well."""
+    ruler = fit_yardstick(load_run_table("regmix_1m_test").weights, load_run_table("regmix_1m_test").loss("pile_cc"))
+    train = load_run_table("regmix_1m_train")
+    from mixmin_core.search.swarm import spearman
+
+    assert ruler.spearman > 0.95 and spearman(ruler.predict(train.weights), train.loss("pile_cc")) > 0.95
+
+
+def test_yardstick_errors():
+    with pytest.raises(InputError, match="needs at least 5 runs with a finite loss; got 4"):
+        fit_yardstick(np.full((6, 3), 1 / 3), [1.0, 2.0, 3.0, 4.0, np.nan, np.nan])
+
+
+def test_orient_names_and_signs_scores():
+    metrics = {"measured_loss": -0.59, "surrogate:yardstick_loss": -0.58, "top1_loss/x": -0.5,
+               "best_run_in_table": -0.6, "yardstick_spearman": 0.6, "spearman/x": 0.4}
+    assert orient(metrics, False) == metrics
+    assert orient(metrics, True) == {"measured_score": 0.59, "surrogate:yardstick_score": 0.58, "top1_score/x": 0.5,
+                                     "best_run_in_table": 0.6, "yardstick_spearman": 0.6, "spearman/x": 0.4}
