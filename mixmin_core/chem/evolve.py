@@ -220,34 +220,43 @@ def _run_version(ws: ChemWorkspace, v: Version, previous, prev_assays: dict, see
     outputs = ws.outputs(target, v.names, [units[n] for n in v.names], natural=[rows[n].size for n in v.names],
                          meta={"variant": problem.variant, "proxy_compute": float(sum(costs.values()))})
     outputs.save(layout.outputs_path(ws.ctx.run_dir, problem))
-    start = time.perf_counter()
-    result = mixmin(outputs, init=None if previous is None else warm_start(previous, v.names), **solve)
-    seconds = time.perf_counter() - start
-    cold = result if previous is None else mixmin(outputs, **solve)
+    result, cold = _solve(outputs, previous, solve)
     saved = compute_saved(costs, trained)
-    result = dataclasses.replace(result, meta={**result.meta, "compute": saved["spent"], "seconds": seconds,
-                                               "warm_start": previous is not None, "n_iter_cold": cold.n_iter})
+    result = dataclasses.replace(result, meta={**result.meta, "compute": saved["spent"]})
     write_json(layout.mixture_path(ws.ctx.run_dir, problem, "mixmin"), result.to_dict())
     unit = ws.final_unit(f"final/v{v.index}", f"v{v.index}", sources_path=src_p, names=result.source_names,
                          weights=result.weights, target=target, **final)
     change = None if previous is None else mixture_change(previous, result)
     if change is not None:  # halves of a split assay count towards their assay: the L1 without renames
-        assay_of = {**prev_assays, **{n: s.assay for n, s in v.sources.items()}}
-        change["l1_by_assay"] = l1_by_group(previous, result, assay_of)
+        change["l1_by_assay"] = l1_by_group(previous, result, {**prev_assays, **{n: s.assay for n, s in
+                                                                                 v.sources.items()}})
     record = {
         "version": v.index, "variant": problem.variant, "update": v.update, "n_sources": len(v.names),
         "added": [n for n in v.names if previous is None or n not in previous.source_names],
         "removed": [] if previous is None else [n for n in previous.source_names if n not in v.sources],
         "trained": trained, "reused": [n for n in v.names if n not in trained],
         "trained_in_this_job": sorted(n for n in v.names if units[n].unit_id in ran),
-        "proxy_keys": keys, "compute": saved, "mixture_change": change,
-        "n_iter_warm": result.n_iter, "n_iter_cold": cold.n_iter, "loss": result.loss,
-        "iters_to_loss_warm": iterations_to_loss(result, cold), "iters_to_loss_cold": iterations_to_loss(cold, result),
+        "proxy_keys": keys, "compute": saved, "mixture_change": change, **_solve_record(result, cold),
         "caps": None if solve["caps"] is None else dict(zip(v.names, solve["caps"].tolist())),
         "weights": dict(zip(v.names, result.weights.astype(float).tolist()))}
     log.info("v%d: %d sources, trained %d, reused %d, saved %.1f%% of proxy compute", v.index, len(v.names),
              len(trained), len(v.names) - len(trained), 100 * saved["saved_fraction"])
     return record, result, unit
+
+
+def _solve(outputs, previous, solve: dict):
+    """MixMin warm from the previous version's weights, and cold (to report what the warm start saved)."""
+    start = time.perf_counter()
+    result = mixmin(outputs, init=None if previous is None else warm_start(previous, outputs.source_names), **solve)
+    seconds = time.perf_counter() - start
+    cold = result if previous is None else mixmin(outputs, **solve)
+    meta = {**result.meta, "seconds": seconds, "warm_start": previous is not None, "n_iter_cold": cold.n_iter}
+    return dataclasses.replace(result, meta=meta), cold
+
+
+def _solve_record(result, cold) -> dict:
+    return {"n_iter_warm": result.n_iter, "n_iter_cold": cold.n_iter, "loss": result.loss,
+            "iters_to_loss_warm": iterations_to_loss(result, cold), "iters_to_loss_cold": iterations_to_loss(cold, result)}
 
 
 def result_rows(target: str, records: list[dict]) -> list[dict]:

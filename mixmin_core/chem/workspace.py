@@ -91,9 +91,10 @@ class ChemWorkspace:
 
     def sources_file(self, names: list, assays: list, rows: list) -> str:
         """A sources file (names, assays, rows) for the units, named by its content (never stale)."""
-        key = content_hash(list(names), list(assays), [np.asarray(r, dtype=np.int64) for r in rows])[:16]
+        rows = [np.asarray(r, dtype=np.int64) for r in rows]
+        key = content_hash(list(names), list(assays), *rows)[:16]  # arrays as parts: hashed byte for byte
         path = self.ctx.path("sources", f"{key}.npz")
-        save_sources(path, list(names), list(assays), [np.asarray(r, dtype=np.int64) for r in rows])
+        save_sources(path, list(names), list(assays), rows)
         return str(path)
 
     def proxy_key(self, assay: str, rows: np.ndarray, trees: int) -> str:
@@ -156,11 +157,12 @@ class ChemWorkspace:
         """A final model on the ``weights`` mixture of ``names``, scored by AP on ``target``'s test split."""
         args = {"names": list(names), "weights": [round(float(w), 7) for w in weights], "max_rows": int(max_rows),
                 "trees": int(trees), "depth": int(depth), "seed": self.seed, "target": target}
-        key = content_hash(sources_path, args, self.device)[:12]
+        test = self.rows(target, "test")
+        key = content_hash(sources_path, args, self.device, test, self.labels(target, test))[:12]
         out = self.ctx.path("finals", f"{layout.safe_name(stem)}-{key}.json")
         return Unit(unit_id, train_final, {
             **args, "features_path": self.feat_p, "labels_path": self.lab_p, "sources_path": sources_path,
-            "test_rows": self.rows(target, "test").tolist(), "device": self.device, "n_jobs": self.n_jobs,
+            "test_rows": test.tolist(), "device": self.device, "n_jobs": self.n_jobs,
             "output": str(out)}, output=out, kind="final")
 
     def write_sources(self, sources: dict, meta) -> None:
