@@ -205,7 +205,14 @@ def cmd_resume(args) -> int:
 
 
 def cmd_cancel(args) -> int:
-    RunStore().request_cancel(args.job_id)
+    store = RunStore()
+    job = next((j for j in store.list_jobs() if j["job_id"] == args.job_id), None)
+    if job is None:
+        raise ConfigError(f"no job {args.job_id} in {store.root}; `python -m jobs status` lists runs and their jobs.")
+    if job["status"] != "running":
+        print(f"job {args.job_id} is not running (it is {job['status']}); nothing to cancel")
+        return 0
+    store.request_cancel(args.job_id)
     print(f"cancel requested for job {args.job_id}; it stops after its current unit")
     return 0
 

@@ -200,7 +200,9 @@ def test_bad_arguments_are_argparse_usage_errors(argv, match, capsys):
     assert re.search(match, err) and "Traceback" not in err, err
 
 
-def test_unknown_run_ids_name_the_run(capsys):
+def test_unknown_run_and_job_ids_are_named(capsys):
+    assert main(["cancel", "999"]) == 2
+    assert "no job 999" in capsys.readouterr().err
     assert main(["resume", "no-such-run"]) == 2
     assert "no run 'no-such-run'" in capsys.readouterr().err
     assert main(["status", "--run", "no-such-run"]) == 2
