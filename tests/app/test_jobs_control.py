@@ -89,3 +89,32 @@ def test_read_log_tail_keeps_the_end(tmp_path):
     log.write_text("a" * 100 + "END")
     assert jobs_control.read_log_tail(log, max_bytes=10).endswith("aaaaaaaEND")
     assert jobs_control.read_log_tail(tmp_path / "missing.log") == ""
+
+
+def test_page_fields_are_real_fields_and_never_paths():
+    import dataclasses
+
+    from jobs.pipelines import PIPELINES, load_pipeline
+
+    assert set(jobs_control.PAGE_FIELDS) == set(PIPELINES)
+    for name, allowed in jobs_control.PAGE_FIELDS.items():
+        fields = {f.name for f in dataclasses.fields(load_pipeline(name).CONFIG)}
+        assert allowed - {"name"} <= fields, (name, sorted(allowed - {"name"} - fields))
+        assert not allowed & {"path", "metadata", "sources_dir", "tokenizer_path", "slimpajama_files", "smiles_column",
+                              "ignore_columns", "format", "backend", "mixtures_path", "metrics_path"}, name
+
+
+@pytest.mark.parametrize("overrides,match", [
+    ({"path": "/etc/passwd"}, "'path' cannot be set from the app for pipeline 'synthetic'"),
+    ({"trials": "&a [1, *a]"}, "trials: YAML anchors"),
+    ({"trials": "x" * 10_001}, "the value has 10,001 characters"),
+])
+def test_page_requests_outside_the_rules_raise(overrides, match):
+    with pytest.raises(InputError, match=match):
+        jobs_control.job_argv(CONFIG, overrides)
+
+
+@pytest.mark.parametrize("config", ["/etc/passwd", "configs/../README.md", ROOT / "README.md"])
+def test_page_starts_configs_from_configs_only(config):
+    with pytest.raises(InputError, match="the app starts configs from"):
+        jobs_control.job_argv(config, {})
