@@ -35,9 +35,15 @@ from mixmin_core.chem.proxies import (
     log_loss,
     proxy_scale,
     resolve_device,
-    train_classifier,
 )
-from mixmin_core.chem.trainers import load_proxy, save_sources, train_final, train_proxy
+from mixmin_core.chem.trainers import (
+    load_proxy,
+    model_settings,
+    proxy_key,
+    save_sources,
+    train_final,
+    train_proxy,
+)
 from mixmin_core.engine.evolving import content_hash
 from mixmin_core.engine.experiment import Plan, Variant
 from mixmin_core.errors import InputError
@@ -289,13 +295,7 @@ class ChemDomain:
         return proxy_scale(budget, float(self.m.final_trees * final_rows), int(fit.sum()))
 
     def _settings(self, trees: int, **extra) -> dict:
-        import inspect
-
-        import xgboost
-
-        lr = inspect.signature(train_classifier).parameters["learning_rate"].default
-        return {"xgboost": xgboost.__version__, "learning_rate": lr, "trees": int(trees),
-                "depth": self.m.proxy_depth, "device": self.device, **extra}
+        return model_settings(trees=trees, depth=self.m.proxy_depth, device=self.device, **extra)
 
     # ---- adapters ---------------------------------------------------------------------------------
     def proxy_units(self, problem: Problem) -> dict[str, Unit]:
@@ -309,9 +309,9 @@ class ChemDomain:
             if fraction < 1:
                 rows = chemsplits.row_subset(rows, fraction, seed=self.m.seed, assay=a)
             seed = self.m.seed + problem.trial
-            key = content_hash(self.table_key, a, rows, self.table.labels[rows, self.table.index(a)],
-                               self._settings(trees, tune=self.m.tune, crossfit=crossfit, seed=seed))
-            out = self.cache / f"{key[:32]}.npz"
+            key = proxy_key(self.table_key, a, rows, self.table.labels[rows, self.table.index(a)],
+                            self._settings(trees, tune=self.m.tune, crossfit=crossfit, seed=seed))
+            out = self.cache / f"{key}.npz"
             budgeted = self.plan.variant(problem.variant).budget is not None
             where = f"trial{problem.trial}/" + (f"{problem.variant}/" if budgeted else "")
             units[a] = Unit(f"proxy/{where}{a}", train_proxy, {

@@ -51,11 +51,23 @@ def load_sources(path: str) -> dict[str, tuple[str, np.ndarray]]:
     return {n: (a, flat[off[i]:off[i + 1]]) for i, (n, a) in enumerate(zip(names, assays))}
 
 
-def proxy_key(table_key: str, parts: list[tuple[str, np.ndarray]], labels: np.ndarray, weights, settings: dict) -> str:
-    """Content hash of a model: the molecules (``table_key``), each source's rows and labels, the weights
-    and every setting (trees, depth, seed, XGBoost version, ...)."""
-    return content_hash(table_key, [(a, np.asarray(r, dtype=np.int64), labels[r, i].astype(np.int8))
-                                    for (a, r), i in parts], np.asarray(weights, dtype=np.float32).round(6), settings)
+def model_settings(*, trees: int, depth: int, device: str, **extra) -> dict:
+    """Everything besides its rows that decides a model: trees, depth, device, the trainer's learning
+    rate and the XGBoost version (an upgrade retrains rather than mixing old and new models)."""
+    import inspect
+
+    import xgboost
+
+    lr = inspect.signature(train_classifier).parameters["learning_rate"].default
+    return {"xgboost": xgboost.__version__, "learning_rate": lr, "trees": int(trees), "depth": int(depth),
+            "device": device, **extra}
+
+
+def proxy_key(table_key: str, assay: str, rows: np.ndarray, labels: np.ndarray, settings: dict) -> str:
+    """The content key of a one-source proxy (its file in the proxy cache): the molecules, the source's
+    rows and their labels, and :func:`model_settings`."""
+    rows = np.asarray(rows, dtype=np.int64)
+    return content_hash(table_key, assay, rows, np.asarray(labels), settings)[:32]
 
 
 def _fit(*, features_path, labels_path, sources_path, names, weights, max_rows, trees, depth, tune, seed,

@@ -15,7 +15,6 @@ makes the units, both on the shared trainers (:mod:`mixmin_core.chem.trainers`):
 """
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +23,12 @@ from mixmin_core.chem import data as chemdata
 from mixmin_core.chem import splits as chemsplits
 from mixmin_core.chem.experiment import compute_features
 from mixmin_core.chem.fingerprints import fingerprint_key, load_feature_matrix
-from mixmin_core.chem.proxies import resolve_device, train_classifier
+from mixmin_core.chem.proxies import resolve_device
 from mixmin_core.chem.trainers import (
     load_proxy,
     load_sources,
+    model_settings,
+    proxy_key,
     save_sources,
     train_final,
     train_proxy,
@@ -99,13 +100,9 @@ class ChemWorkspace:
 
     def proxy_key(self, assay: str, rows: np.ndarray, trees: int) -> str:
         """The content key :class:`~mixmin_core.chem.experiment.ChemDomain` gives the same proxy."""
-        import xgboost
-
-        lr = inspect.signature(train_classifier).parameters["learning_rate"].default
-        settings = {"xgboost": xgboost.__version__, "learning_rate": lr, "trees": int(trees), "depth": self.depth,
-                    "device": self.device, "tune": False, "crossfit": False, "seed": self.seed}
-        rows = np.asarray(rows, dtype=np.int64)
-        return content_hash(self.table_key, assay, rows, self.labels(assay, rows), settings)[:32]
+        settings = model_settings(trees=trees, depth=self.depth, device=self.device, tune=False, crossfit=False,
+                                  seed=self.seed)
+        return proxy_key(self.table_key, assay, rows, self.labels(assay, np.asarray(rows, dtype=np.int64)), settings)
 
     def proxy_unit(self, name: str, assay: str, rows: np.ndarray, *, sources_path: str, trees: int,
                    unit_id: str = "") -> Unit:

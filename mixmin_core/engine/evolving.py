@@ -20,7 +20,10 @@ def content_hash(*parts) -> str:
     """SHA-256 over arrays (dtype, shape and bytes), strings/bytes and JSON-able objects."""
     digest = hashlib.sha256()
     for part in parts:
-        if isinstance(part, np.ndarray):
+        if isinstance(part, (list, tuple)) and any(isinstance(p, (np.ndarray, list, tuple)) for p in part):
+            digest.update(f"[{len(part)}".encode())  # nested arrays: hash every byte (str() would elide them)
+            digest.update(content_hash(*part).encode())
+        elif isinstance(part, np.ndarray):
             arr = np.ascontiguousarray(part)
             digest.update(f"{arr.dtype.str}{arr.shape}".encode())
             digest.update(arr.tobytes())
