@@ -187,8 +187,7 @@ class Experiment:
         if method == "random_search":
             result = swarm.random_search(evaluate, source_names=names, n_trials=n, rng=rng, compute_per_trial=cost)
         elif method == "regmix":
-            preset = M.regmix_preset(s.regmix_preset, n)
-            result = swarm.regmix(evaluate, source_names=names, prior=prior, n_runs=n, rng=rng, preset=preset,
+            result = swarm.regmix(evaluate, source_names=names, prior=prior, n_runs=n, rng=rng, preset=s.regmix_preset,
                                   n_candidates=s.regmix_candidates, compute_per_run=cost,
                                   max_usage=self.domain.regmix_max_usage)
         else:

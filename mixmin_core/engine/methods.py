@@ -14,19 +14,8 @@ import numpy as np
 SEARCH_METHODS = ("random_search", "regmix", "bo")
 MIXTURE_METHODS = ("mixmin", "natural", "balanced") + SEARCH_METHODS
 METHODS = MIXTURE_METHODS + ("target_only", "ensemble")
+#: RegMix regressors; ``auto``: faithful where it can split, else mixmin-paper (see search.swarm)
 REGMIX_PRESETS = ("auto", "faithful", "mixmin-paper")
-#: RegMix's faithful LightGBM needs 2 x min_data_in_leaf = 40 runs to split at all; below that it
-#: predicts a constant, so ``auto`` falls back to the MixMin paper's small regressor.
-FAITHFUL_MIN_RUNS = 40
-
-
-def regmix_preset(preset: str, n_runs: int) -> str:
-    """The RegMix regressor for a swarm of ``n_runs``: ``auto`` is ``faithful`` at 40+ runs."""
-    if preset != "auto":
-        return preset
-    return "faithful" if n_runs >= FAITHFUL_MIN_RUNS else "mixmin-paper"
-
-
 def search_rng(seed: int, trial: int, method: str, sources) -> np.random.Generator:
     """Candidates of a search method in one trial: fresh per trial, the same for every target that
     mixes the same sources (so their search runs are trained once and shared)."""

@@ -22,6 +22,7 @@ LightGBM is imported only inside :func:`fit_regressor`.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 
@@ -454,6 +455,35 @@ def regmix_choose(model, prior, rng: np.random.Generator, *, n_candidates: int =
 
 # ----------------------------------------------------------------------------- RegMix end to end
 
+#: RegMix's faithful LightGBM needs 2 x min_data_in_leaf = 40 runs to split at all.
+FAITHFUL_MIN_RUNS = 40
+
+
+def _fit_auto(W, y, *, preset: str, seed: int, val) -> tuple[RegMixModel, str]:
+    """``preset="auto"``: RegMix's own regressor where it can learn (40+ runs and it splits), else the
+    MixMin paper's small one (a faithful regressor that predicts a constant chooses arbitrarily)."""
+    if preset != "auto":
+        return fit_regressor(W, y, preset=preset, seed=seed, val=val), preset
+    if len(W) >= FAITHFUL_MIN_RUNS:
+        with _quiet("mixmin.search"):
+            model = fit_regressor(W, y, preset="faithful", seed=seed, val=val)
+        if not model.constant:
+            return model, "faithful"
+    return fit_regressor(W, y, preset="mixmin-paper", seed=seed, val=val), "mixmin-paper"
+
+
+@contextlib.contextmanager
+def _quiet(name: str):
+    """Silence logger ``name`` below ERROR (a trial fit whose failure is handled is no warning)."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def regmix_fit_choose(W, y, *, source_names, prior, rng: np.random.Generator, preset: str = "faithful",
                       n_candidates: int = 100_000, top_k: int = 128, compute: float | None = None,
                       seed: int = 42, val: tuple | None = None, tests: dict | None = None,
@@ -478,7 +508,7 @@ def regmix_fit_choose(W, y, *, source_names, prior, rng: np.random.Generator, pr
     """
     names = tuple(source_names)
     W = _check_weights_table("W", W, len(names))
-    model = fit_regressor(W, y, preset=preset, seed=seed, val=val)
+    model, preset = _fit_auto(W, y, preset=preset, seed=seed, val=val)
     w = regmix_choose(model, _check_prior("prior", prior, len(names)), rng, n_candidates=n_candidates, top_k=top_k)
     rho_tests, top1 = {}, {}
     for name, (W_t, y_t) in (tests or {}).items():
@@ -514,7 +544,8 @@ def regmix(evaluate, *, source_names, prior, n_runs: int, rng: np.random.Generat
     evaluate : ``evaluate(W) -> losses``, as in :func:`random_search` (one proxy per mixture).
     prior : natural weights (source sizes, normalised). The swarm is drawn around
         ``dirichlet_prior(prior, temperature)``; candidates from ``Dirichlet(prior)``.
-    preset : ``"faithful"`` (RegMix's regressor) or ``"mixmin-paper"`` (10 trees, leaves of 1 row).
+    preset : ``"faithful"`` (RegMix's regressor), ``"mixmin-paper"`` (10 trees, leaves of 1 row) or
+        ``"auto"`` (faithful where it can split: 40+ runs and not a constant; else mixmin-paper).
     max_usage : per-source upper bound ``min(max_usage * prior, 1)`` on swarm weights (None: none).
         Draws above the bounds are rejected as in RegMix; when too few distinct mixtures survive
         (typically over ~100 sources) they are projected onto the bounds instead, with a warning in
@@ -532,7 +563,8 @@ def regmix(evaluate, *, source_names, prior, n_runs: int, rng: np.random.Generat
         For bad arguments or if ``evaluate`` returns the wrong number of losses.
     """
     names = tuple(source_names)
-    _check_preset(preset)
+    if preset != "auto":
+        _check_preset(preset)
     p = _check_prior("prior", prior, len(names))
     bounds = None if max_usage is None else np.minimum(float(max_usage) * p, 1.0)
     swarm_prior = dirichlet_prior(p, temperature)
