@@ -267,6 +267,12 @@ def cross_matrix(rows: list[dict], targets: list, main: str) -> dict:
             "variant": main, "mixmin": mat, "baselines": ref}
 
 
+def _gpus(device: str) -> float:
+    from mixmin_core.lm.training import pick_device
+
+    return 1.0 if pick_device(device) == "cuda" else 0.0
+
+
 def _digest(obj) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -325,6 +331,7 @@ class LMDomain:
         self._outputs: dict[Problem, ProxyOutputs] = {}  # fit-split outputs, for the joint mixtures
         self._pending: list[Unit] = []  # search runs trained but not yet scored
         self._per_token: dict[str, float] = {}
+        self.num_gpus = 0.0 if models.device == "cpu" else _gpus(models.device)  # what a model unit asks Ray for
 
     # ---- tokenizer and token streams --------------------------------------------------------------
     def _prepare(self, data: LMData) -> None:
@@ -343,13 +350,14 @@ class LMDomain:
 
             pythia = str(pythia_tokenizer_path(m.tokenizer_path or None))
         tok_path = self.ctx.path("tokenizer", "tokenizer.json")
-        self.ctx.run_units([Unit("tokenizer", build_tokenizer, dict(
-            kind=m.tokenizer, source_files=files, vocab_size=int(m.bpe_vocab_size or preset.bpe_vocab_size),
-            train_chars=int(m.bpe_train_chars), pythia_path=pythia, output=str(tok_path)),
+        self.ctx.run_units([Unit("tokenizer", build_tokenizer, {
+            "kind": m.tokenizer, "source_files": files, "vocab_size": int(m.bpe_vocab_size or preset.bpe_vocab_size),
+            "train_chars": int(m.bpe_train_chars), "pythia_path": pythia, "output": str(tok_path)},
             output=tok_path, kind="tokenizer")], "tokenizer")
-        units = [Unit(f"tokens/{n}", tokenize_source, dict(path=p, tokenizer=str(tok_path), max_chars=int(data.max_source_chars),
-                                                           output=str(self.ctx.path("tokens", f"{n}.npy"))),
-                      output=self.ctx.path("tokens", f"{n}.npy"), kind="tokens") for n, p in files.items()]
+        units = [Unit(f"tokens/{n}", tokenize_source, {
+            "path": p, "tokenizer": str(tok_path), "max_chars": int(data.max_source_chars),
+            "output": str(self.ctx.path("tokens", f"{n}.npy"))}, output=self.ctx.path("tokens", f"{n}.npy"), kind="tokens")
+            for n, p in files.items()]
         self.ctx.run_units(units, "tokenize sources")
         from mixmin_core.lm.tokenizer import load_tokenizer
 
@@ -386,19 +394,21 @@ class LMDomain:
         w = [round(float(x), 6) for x in np.asarray(weights, dtype=np.float64)]
         key = f"{preset}-{_digest([preset, w, int(n_tokens), int(seed), self.vocab])}"
         out = self.ctx.path("models", f"{key}.pt")
-        return Unit(f"model/{key}", train_model, dict(
-            preset=preset, vocab_size=self.vocab, token_files=self.token_files, weights=w, n_tokens=int(n_tokens),
-            seed=int(seed), device=self.m.device, n_threads=self.n_threads, output=str(out)), output=out, kind=kind)
+        return Unit(f"model/{key}", train_model, {
+            "preset": preset, "vocab_size": self.vocab, "token_files": self.token_files, "weights": w,
+            "n_tokens": int(n_tokens), "seed": int(seed), "device": self.m.device, "n_threads": self.n_threads,
+            "output": str(out)}, output=out, kind=kind, num_gpus=self.num_gpus)
 
     def score_unit(self, model: Unit, target: str, indices=None, choices: bool = False) -> Unit:
         idx = None if indices is None else sorted(int(i) for i in indices)
         tag = f"{layout.safe_name(target)}-{'all' if idx is None else _digest(idx)}{'-mc' if choices else ''}"
         model_key = model.unit_id.split("/", 1)[1]
         out = self.ctx.path("scores", model_key, f"{tag}.npz")
-        return Unit(f"score/{model_key}/{tag}", score_model, dict(
-            model=str(model.output), tokenizer=self.tokenizer, target=self.specs[target], limit=self.max_samples[target],
-            indices=idx, choices=choices, batch_size=self.m.eval_batch_size, device=self.m.device,
-            n_threads=self.n_threads, output=str(out)), output=out, kind="score")
+        return Unit(f"score/{model_key}/{tag}", score_model, {
+            "model": str(model.output), "tokenizer": self.tokenizer, "target": self.specs[target],
+            "limit": self.max_samples[target], "indices": idx, "choices": choices, "batch_size": self.m.eval_batch_size,
+            "device": self.m.device, "n_threads": self.n_threads, "output": str(out)},
+            output=out, kind="score", num_gpus=self.num_gpus)
 
     def _run(self, units: list[Unit], desc: str) -> dict[str, dict]:
         return self.ctx.run_units(list({u.unit_id: u for u in units}.values()), desc)

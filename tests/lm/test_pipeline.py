@@ -10,9 +10,14 @@ import pytest
 
 from jobs.__main__ import main
 from mixmin_core import ProxyOutputs, mixture_loss
-from mixmin_core.runs.layout import RESULT_COLUMNS, SUMMARY_COLUMNS, list_mixtures, list_problems
-from mixmin_core.solver.results import MixtureResult
+from mixmin_core.runs.layout import (
+    RESULT_COLUMNS,
+    SUMMARY_COLUMNS,
+    list_mixtures,
+    list_problems,
+)
 from mixmin_core.runs.store import RunStore
+from mixmin_core.solver.results import MixtureResult
 from tests.helpers import only_run
 
 ROOT = Path(__file__).resolve().parents[2]
