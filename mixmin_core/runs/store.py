@@ -2,8 +2,9 @@
 
 Layout under ``MIXMIN_HOME`` (default ``./data``)::
 
-    mixmin.db             catalog: runs, jobs, units, results (WAL mode: the app reads while jobs write)
-    runs/<run_id>/        config.json (written first), proxy outputs, mixtures, models, logs
+    mixmin.db             catalog: runs, jobs, units (WAL mode: the app reads while jobs write)
+    runs/<run_id>/        config.json (written first), results.csv, summary.csv, proxy outputs, mixtures,
+                          models, logs (see mixmin_core.runs.layout)
 
 Every file write goes through :mod:`mixmin_core.runs.fileio` (temp file + rename).
 """
@@ -37,12 +38,6 @@ CREATE TABLE IF NOT EXISTS units (
     run_id TEXT NOT NULL, unit_id TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL,
     path TEXT, info_json TEXT NOT NULL DEFAULT '{}', seconds REAL, finished_at REAL,
     PRIMARY KEY (run_id, unit_id)
-);
-CREATE TABLE IF NOT EXISTS results (
-    run_id TEXT NOT NULL, target TEXT NOT NULL, method TEXT NOT NULL, trial INTEGER NOT NULL,
-    metric TEXT NOT NULL, value REAL, compute REAL, variant TEXT NOT NULL DEFAULT '',
-    extra_json TEXT NOT NULL DEFAULT '{}',
-    PRIMARY KEY (run_id, target, method, trial, metric, variant)
 );
 """
 

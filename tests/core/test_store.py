@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mixmin_core.runs import fileio
+from mixmin_core.engine.report import write_report
+from mixmin_core.runs import fileio, layout
 from mixmin_core.runs.layout import (
     Problem,
     list_mixtures,
@@ -42,10 +43,13 @@ def test_runs_jobs_units_results_round_trip(tmp_path):
     assert store.list_jobs()[0]["status"] == "cancelled"
     store.record_unit("r1", "proxy/a", kind="proxy", path="x", info={"rows": 5}, seconds=0.1)
     assert store.unit_info("r1", "proxy/a") == {"rows": 5}
-    store.add_results("r1", [{"target": "t", "method": "mixmin", "trial": 0, "metric": "ap", "value": 0.5, "compute": 10}])
-    store.add_results("r1", [{"target": "t", "method": "mixmin", "trial": 0, "metric": "ap", "value": 0.6}])  # replaces
-    res = store.results("r1")
-    assert len(res) == 1 and res["value"].iloc[0] == 0.6
+    assert store.results("r1").empty and list(store.results("r1").columns[:8]) == list(layout.RESULT_COLUMNS)
+    write_report(folder, [{"trial": 0, "target": "t", "method": "mixmin", "metric": "ap", "value": 0.5,
+                           "proxy_compute": 10}])
+    write_report(folder, [{"trial": 0, "target": "t", "method": "mixmin", "metric": "ap", "value": 0.6}])  # replaces
+    res = store.results("r1")  # results.csv of the run folder: one source of truth
+    assert len(res) == 1 and res["value"].iloc[0] == 0.6 and res["proxy_compute"].iloc[0] == 0
+    assert set(store.results().run_id) == {"r1"}
     store.set_run_status("r1", "done", {"best": "a"})
     assert store.get_run("r1")["summary"] == {"best": "a"} and store.get_run("nope") is None
 
