@@ -10,6 +10,9 @@ to one) replace the plain mean; the bootstrap uses them to solve many resamples 
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from mixmin_core.solver import blocks
@@ -30,25 +33,33 @@ class Objective:
     (:meth:`_derive`), how the mixed prediction becomes the gradient's per-sample factor
     (:meth:`_factor`) and how the loss sums over samples (:meth:`_loss`). The matrix is derived
     once and kept in memory, except for memory-mapped values, whose blocks are derived as they
-    stream past.
+    stream past. A matrix of several blocks is kept sample-major (Fortran order), so that each
+    block is one contiguous stretch of memory that the prefetcher streams at full speed.
     """
 
     matrix: np.ndarray | None  # (P, N) float32, what the weights multiply (None when streamed)
+    identity = False  # True when that matrix is ``values`` unchanged
 
     def __init__(self, outputs: ProxyOutputs, block_bytes: int | None = None):
         values = outputs.values
         self.n_sources, self.n_samples = values.shape
         self.uniform_weight = np.float32(1.0 / self.n_samples)
         self.streamed = blocks.is_mapped(values)
+        if self.streamed and not values.flags.f_contiguous and len(blocks.column_blocks(*values.shape)) > 1:
+            # a source-major file: each block's row pieces should be whole pages (4 KB = 1,024 columns)
+            block_bytes = max(block_bytes or blocks.BLOCK_BYTES, self.n_sources * 4096)
         self.blocks = blocks.column_blocks(self.n_sources, self.n_samples, block_bytes=block_bytes)
         self._setup(outputs)
         if self.streamed:
             self.values, self.matrix = values, None
             width = self.blocks[0].stop
             order = "F" if values.flags.f_contiguous else "C"
-            self._scratch = np.empty((self.n_sources, width), dtype=np.float32, order=order)
+            self._scratch = [np.empty((self.n_sources, width), dtype=np.float32, order=order)]
+        elif len(self.blocks) == 1:
+            self.matrix = values if self.identity else self._derive(values, slice(None), None)
+            self._tiles = [self.matrix]
         else:
-            self.matrix = self._derive(values, slice(None), None)
+            self.matrix = self._derive(values, slice(None), np.empty(values.shape, np.float32, order="F"))
             self._tiles = [self.matrix[:, cols] for cols in self.blocks]
 
     # ---- per kind ------------------------------------------------------------------------
@@ -92,17 +103,31 @@ class Objective:
         s = self._scale(sample_weights)
         batch = w.shape[:-1]
         mixed = np.empty(batch + (self.n_samples,), dtype=np.float32)
-        if need_grad:
-            scale = self._factor_scale(s)
-            parts = np.empty((len(self.blocks),) + batch + (self.n_sources,), dtype=np.float32)
-            u = np.empty(batch + (self.blocks[0].stop,), dtype=np.float32)
+        scale = self._factor_scale(s) if need_grad else None
+        parts = np.empty((len(self.blocks),) + batch + (self.n_sources,), dtype=np.float32) if need_grad else None
+        ranges = _split(len(self.blocks), THREADS)
+        if len(ranges) == 1:
+            self._sweep(0, ranges[0], w, scale, mixed, parts)
+        else:  # numpy drops the GIL inside matmul and ufuncs, so block ranges run in parallel
+            pending = [_pool().submit(self._sweep, i, r, w, scale, mixed, parts) for i, r in enumerate(ranges[1:], 1)]
+            self._sweep(0, ranges[0], w, scale, mixed, parts)
+            for job in pending:
+                job.result()
+        loss = self._loss(mixed, s) if need_loss else None
+        grad = (parts[0] if len(parts) == 1 else parts.sum(axis=0)) if need_grad else None
+        return loss, grad
+
+    def _sweep(self, worker: int, block_range: range, w, scale, mixed, parts) -> None:
+        """One pass over blocks ``block_range``: fill ``mixed`` and, with ``parts``, the gradient parts."""
+        u = np.empty(w.shape[:-1] + (self.blocks[0].stop,), dtype=np.float32) if parts is not None else None
         pages = blocks.PageReleaser(self.values) if self.streamed else None
-        for b, cols in enumerate(self.blocks):
-            block = self._block(b, cols, pages)
+        for b in block_range:
+            cols = self.blocks[b]
+            block = self._block(b, cols, pages, worker)
             m = mixed[..., cols]
             np.matmul(w, block, out=m)
             self._clip(m, cols)
-            if need_grad:
+            if parts is not None:
                 ub = u[..., : m.shape[-1]]
                 self._factor(m, _sub(scale, cols), ub)
                 np.matmul(ub, block.T, out=parts[b])
@@ -110,16 +135,37 @@ class Objective:
                 pages.done(cols)
         if pages is not None:
             pages.flush()
-        loss = self._loss(mixed, s) if need_loss else None
-        grad = (parts[0] if len(parts) == 1 else parts.sum(axis=0)) if need_grad else None
-        return loss, grad
 
-    def _block(self, b: int, cols: slice, pages) -> np.ndarray:
+    def _block(self, b: int, cols: slice, pages, worker: int) -> np.ndarray:
         if not self.streamed:
             return self._tiles[b]
         pages.populate(cols)
         raw = self.values[:, cols]
-        return self._derive(raw, cols, self._scratch[:, : raw.shape[1]])
+        if self.identity:
+            return raw
+        while len(self._scratch) <= worker:  # one scratch block per worker thread, made on first use
+            self._scratch.append(np.empty_like(self._scratch[0]))
+        return self._derive(raw, cols, self._scratch[worker][:, : raw.shape[1]])
+
+
+#: Threads that share the column blocks of one evaluation (each block is still read once).
+THREADS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+#: Fewest blocks per thread worth a hand-off (a thread switch costs tens of microseconds).
+_MIN_BLOCKS_PER_THREAD = 8
+_POOL: list[ThreadPoolExecutor] = []
+
+
+def _pool() -> ThreadPoolExecutor:
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(max_workers=max(1, THREADS - 1), thread_name_prefix="mixmin-blocks"))
+    return _POOL[0]
+
+
+def _split(n_blocks: int, threads: int) -> list[range]:
+    """Contiguous block ranges, one per thread (one range when there are too few blocks to share)."""
+    threads = max(1, min(threads, n_blocks // _MIN_BLOCKS_PER_THREAD))
+    edges = [round(i * n_blocks / threads) for i in range(threads + 1)]
+    return [range(a, b) for a, b in zip(edges, edges[1:])]
 
 
 def _weighted_sum(values: np.ndarray, s) -> np.ndarray:
@@ -174,8 +220,11 @@ class MSEObjective(Objective):
     def _setup(self, outputs):
         self.labels = outputs.labels
 
+    identity = True  # the matrix is the proxies' predictions themselves
+
     def _derive(self, values, cols, out):
-        return values  # the proxies' predictions themselves (a view: no copy)
+        np.copyto(out, values)
+        return out
 
     def _clip(self, mixed, cols):
         np.subtract(mixed, self.labels[cols], out=mixed)  # residual

@@ -93,3 +93,45 @@ def test_column_blocks_give_the_single_pass_answer(kind, tokens):
     assert no_grad is None and no_loss is None
     np.testing.assert_allclose(loss_only, lb, rtol=1e-6)
     np.testing.assert_array_equal(grad_only, gb)
+
+
+@pytest.mark.parametrize("kind,tokens", [("binary", False), ("mse", False), ("loglik", True)])
+@pytest.mark.parametrize("layout", ["saved", "source-major"])
+def test_memory_mapped_values_stream_to_the_in_memory_answer(tmp_path, kind, tokens, layout):
+    """Mapped values (a saved file, or a user's source-major np.memmap) are streamed, never copied."""
+    from mixmin_core.solver import blocks
+
+    rng = np.random.default_rng(8)
+    outputs = _random(kind, rng, p=4, n=3000, tokens=tokens)
+    if layout == "saved":
+        mapped = ProxyOutputs.load(outputs.save(tmp_path / "o", compress=False), mmap=True)
+    else:
+        raw = np.lib.format.open_memmap(tmp_path / "v.npy", mode="w+", dtype=np.float32, shape=outputs.values.shape)
+        raw[:] = outputs.values
+        raw.flush()
+        mapped = ProxyOutputs(np.load(tmp_path / "v.npy", mmap_mode="r"), kind, labels=outputs.labels,
+                              token_counts=outputs.token_counts)
+    assert blocks.is_mapped(mapped.values)
+    streamed = make_objective(mapped, block_bytes=4 * 4 * 128)
+    assert streamed.streamed and streamed.matrix is None and len(streamed.blocks) > 1
+    memory = make_objective(outputs)
+    w = rng.dirichlet(np.ones(4)).astype(np.float32)
+    (la, ga), (lb, gb) = memory.loss_grad(w), streamed.loss_grad(w)
+    assert float(lb) == pytest.approx(float(la), rel=1e-6)
+    np.testing.assert_allclose(gb, ga, rtol=1e-5, atol=1e-6 * np.abs(ga).max())
+
+
+def test_threads_share_blocks_without_changing_the_answer(monkeypatch):
+    from mixmin_core.solver import objectives
+
+    rng = np.random.default_rng(9)
+    outputs = _random("binary", rng, p=6, n=20_000)
+    objective = make_objective(outputs, block_bytes=6 * 4 * 256)
+    w = rng.dirichlet(np.ones(6)).astype(np.float32)
+    monkeypatch.setattr(objectives, "THREADS", 1)
+    one = objective.loss_grad(w)
+    monkeypatch.setattr(objectives, "THREADS", 3)
+    assert len(objectives._split(len(objective.blocks), 3)) == 3
+    three = objective.loss_grad(w)
+    assert float(three[0]) == pytest.approx(float(one[0]), rel=1e-6)
+    np.testing.assert_allclose(three[1], one[1], rtol=1e-6)
