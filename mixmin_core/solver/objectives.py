@@ -39,6 +39,7 @@ class Objective:
 
     matrix: np.ndarray | None  # (P, N) float32, what the weights multiply (None when streamed)
     identity = False  # True when that matrix is ``values`` unchanged
+    _uniform_scale = None  # the factor's scale for uniform sample weights, made on first use
 
     def __init__(self, outputs: ProxyOutputs, block_bytes: int | None = None):
         values = outputs.values
@@ -103,9 +104,16 @@ class Objective:
         s = self._scale(sample_weights)
         batch = w.shape[:-1]
         mixed = np.empty(batch + (self.n_samples,), dtype=np.float32)
-        scale = self._factor_scale(s) if need_grad else None
+        if not need_grad:
+            scale = None
+        elif sample_weights is None:  # the usual case: the factor's scale is fixed, make it once
+            if self._uniform_scale is None:
+                self._uniform_scale = self._factor_scale(s)
+            scale = self._uniform_scale
+        else:
+            scale = self._factor_scale(s)
         parts = np.empty((len(self.blocks),) + batch + (self.n_sources,), dtype=np.float32) if need_grad else None
-        ranges = _split(len(self.blocks), THREADS)
+        ranges = _split(len(self.blocks), THREADS) if len(self.blocks) > 1 else _ONE
         if len(ranges) == 1:
             self._sweep(0, ranges[0], w, scale, mixed, parts)
         else:  # numpy drops the GIL inside matmul and ufuncs, so block ranges run in parallel
@@ -153,6 +161,7 @@ THREADS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaf
 #: Fewest blocks per thread worth a hand-off (a thread switch costs tens of microseconds).
 _MIN_BLOCKS_PER_THREAD = 8
 _POOL: list[ThreadPoolExecutor] = []
+_ONE = [range(1)]
 
 
 def _pool() -> ThreadPoolExecutor:
@@ -180,7 +189,8 @@ def _weighted_sum(values: np.ndarray, s) -> np.ndarray:
 
 
 def _sub(vec, cols: slice):
-    return vec if np.ndim(vec) == 0 else vec[..., cols]
+    """``vec`` cut to the samples ``cols`` (a scalar stays as it is)."""
+    return vec[..., cols] if isinstance(vec, np.ndarray) and vec.ndim else vec
 
 
 class BinaryObjective(Objective):
@@ -211,7 +221,7 @@ class BinaryObjective(Objective):
         np.divide(scale, mixed, out=out)  # -s / q
 
     def _loss(self, mixed, s):
-        return -_weighted_sum(np.log(mixed), s)
+        return -_weighted_sum(np.log(mixed, out=mixed), s)
 
 
 class MSEObjective(Objective):
@@ -236,7 +246,7 @@ class MSEObjective(Objective):
         np.multiply(mixed, scale, out=out)  # 2 s (w @ F - y)
 
     def _loss(self, mixed, s):
-        return _weighted_sum(mixed * mixed, s)
+        return _weighted_sum(np.square(mixed, out=mixed), s)
 
 
 class LoglikObjective(Objective):
@@ -281,7 +291,7 @@ class LoglikObjective(Objective):
 
     def _loss(self, mixed, s):
         shift = self._uniform_shift if s is self._uniform_s else _weighted_sum(self.shift, s)
-        return -(_weighted_sum(np.log(mixed), s) + shift)
+        return -(_weighted_sum(np.log(mixed, out=mixed), s) + shift)
 
 
 _OBJECTIVES = {"binary": BinaryObjective, "mse": MSEObjective, "loglik": LoglikObjective}

@@ -21,7 +21,7 @@ def frank_wolfe_gap(weights: np.ndarray, grad: np.ndarray) -> np.ndarray:
     Works on one weight vector ``(P,)`` or a batch ``(B, P)``; zero exactly at an optimum.
     Rounding can push it a hair below zero; it is clamped at 0.
     """
-    return np.maximum(np.sum(weights * grad, axis=-1) - np.min(grad, axis=-1), 0.0)
+    return np.maximum((weights * grad).sum(axis=-1) - grad.min(axis=-1), 0.0)
 
 
 def entropic_step(weights: np.ndarray, grad: np.ndarray, step_size: float) -> np.ndarray:
@@ -31,7 +31,9 @@ def entropic_step(weights: np.ndarray, grad: np.ndarray, step_size: float) -> np
     to zero (which would leave 0/0).
     """
     with np.errstate(divide="ignore"):
-        logits = np.log(weights) - step_size * grad
-    logits -= np.max(logits, axis=-1, keepdims=True)
-    w = np.exp(logits)
-    return w / w.sum(axis=-1, keepdims=True)
+        logits = np.log(weights)
+    logits -= step_size * grad
+    logits -= logits.max(axis=-1, keepdims=True)
+    w = np.exp(logits, out=logits)
+    w /= w.sum(axis=-1, keepdims=True)
+    return w

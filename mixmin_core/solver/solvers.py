@@ -1,6 +1,7 @@
 """MixMin (the paper's Algorithm 1): entropic mirror descent over cached proxy outputs."""
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ from mixmin_core.solver.constraints import (
 from mixmin_core.solver.objectives import make_objective
 from mixmin_core.solver.proxy_outputs import ProxyOutputs
 from mixmin_core.solver.results import MixtureResult, Status
-from mixmin_core.solver.simplex import entropic_step, frank_wolfe_gap, uniform
+from mixmin_core.solver.simplex import entropic_step, uniform
 from mixmin_core.solver.validation import check_callback, check_number, check_outputs, check_simplex
 
 
@@ -85,7 +86,7 @@ def mixmin(outputs: ProxyOutputs, *, step_size: float = 1.0, max_iter: int = 100
         if prior_strength:
             loss += prior_strength * kl_to_prior(w, prior)
             grad = grad + np.float32(prior_strength) * (np.log(np.maximum(w, 1e-30) / prior) + 1).astype(np.float32)
-        if not (np.isfinite(loss) and np.isfinite(grad).all()):
+        if not (math.isfinite(loss) and np.isfinite(grad).all()):
             status, message = Status.NON_FINITE, f"non-finite loss or gradient at iteration {it}; returning the best finite iterate"
             if it == 0:  # nothing finite to return: report the start as it is
                 traj.append(w), losses.append(loss), gaps.append(float("nan"))
@@ -114,7 +115,7 @@ def _gap(w: np.ndarray, grad: np.ndarray, caps) -> float:
     """Frank-Wolfe gap over the simplex, or over the capped simplex when caps are given."""
     w64, g64 = w.astype(np.float64), grad.astype(np.float64)
     if caps is None:
-        return float(frank_wolfe_gap(w64, g64))
+        return max(0.0, float(w64 @ g64) - float(g64.min()))  # frank_wolfe_gap, without its batch axis
     return max(0.0, float(w64 @ g64) - linear_min_capped(g64, caps))
 
 
