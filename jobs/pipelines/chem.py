@@ -17,6 +17,7 @@ from mixmin_core.chem.experiment import (
     load_table,
     make_plan,
 )
+from mixmin_core.chem.fingerprints import check_smiles
 from mixmin_core.engine.experiment import Settings, run_experiment
 from mixmin_core.engine.methods import METHODS, REGMIX_PRESETS
 from mixmin_core.errors import ConfigError
@@ -100,6 +101,7 @@ def dataset(config: ChemConfig) -> str:
 def validate(config: ChemConfig) -> None:
     """Read the table and metadata and check targets, source counts and assays before any run folder exists."""
     table = load_table(config.data)
+    check_smiles(table.smiles, where=f"{table.path}: column {config.smiles_column!r}")
     make_plan(table, targets=config.targets, n_targets=config.n_targets, source_counts=config.source_counts,
               proxy_budgets=config.proxy_budgets, trials=config.trials)
     load_metadata(config.data)

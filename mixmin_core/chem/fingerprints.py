@@ -85,6 +85,23 @@ def featurize_smiles(smiles: Sequence[str], *, radius: int = 2, n_bits: int = 20
     return Fingerprints(matrix, valid, tuple(bad[:5]))
 
 
+def check_smiles(smiles: Sequence[str], *, where: str, sample: int = 500) -> None:
+    """Fail early when none of the first ``sample`` SMILES parses (a wrong SMILES column or file).
+
+    Raises
+    ------
+    InputError
+        Naming ``where`` (the file and column) and showing a few of the values found.
+    """
+    from rdkit import Chem, rdBase
+
+    head = [str(s) for s in list(smiles)[:sample]]
+    with rdBase.BlockLogs():
+        if head and not any(s and Chem.MolFromSmiles(s) is not None for s in head):
+            raise InputError(f"{where}: none of the first {len(head)} SMILES could be parsed by RDKit, e.g. "
+                             f"{head[:3]}; point smiles_column at the column of SMILES strings.")
+
+
 def fingerprint_key(smiles: Sequence[str], radius: int, n_bits: int) -> str:
     """Content hash of the SMILES list and parameters (the cache key)."""
     h = hashlib.sha256(f"morgan:{radius}:{n_bits}\n".encode())

@@ -166,7 +166,6 @@ def test_bad_config_file_is_one_error_line(case, tmp_path, capsys):
     assert re.search(match, err), err
 
 
-@pytest.mark.xfail(strict=True, reason="lead's engine rewrite: chem validate() should featurize (or parse) the SMILES")
 def test_a_table_whose_smiles_are_all_invalid_names_the_smiles_before_any_work(tmp_path, capsys):
     table = _write(tmp_path, "bad_smiles.csv", "smiles,A1,A2,A3\nnot-a-smiles,1,0,1\nxx,0,1,0\nyy,1,1,0\nzz,0,0,1\n")
     code = main(["run", CHEM, *_sets(f"path={table}", "assays=[]", "source_counts=[all]", "n_targets=1"), "--dry-run"])
