@@ -22,6 +22,7 @@ PAGES = [
     st.Page("pages/runs.py", title="Runs", icon=":material/home:", url_path="runs", visibility="hidden"),
     st.Page("pages/solver.py", title="Solver", icon=":material/tune:", url_path="solver"),
     st.Page("pages/compare.py", title="Compare", icon=":material/bar_chart:", url_path="compare"),
+    st.Page("pages/targets.py", title="Targets", icon=":material/join_inner:", url_path="targets"),
     st.Page("pages/assays.py", title="Assays", icon=":material/science:", url_path="assays"),
     st.Page("pages/jobs.py", title="Jobs", icon=":material/play_circle:", url_path="jobs"),
     st.Page("pages/upload.py", title="Upload", icon=":material/upload:", url_path="upload"),

@@ -48,6 +48,18 @@ DEFAULTS = {
     "jobs.last_launch": None,
     "upload.kind": "auto",
     "upload.message": None,
+    "targets.variant": None,     # Targets page (multi-target view)
+    "targets.trial": None,
+    "targets.targets": None,     # the targets picked (list of names)
+    "targets.mode": "mean",
+    "targets.scale": "raw",      # raw losses, or "normalised" by each target's natural-mixture loss
+    "targets.point": None,       # index of the Pareto-front mixture picked (click or slider)
+    "targets._point_for": None,  # the targets that index was picked for (a new set starts in the middle)
+    "export.budget": None,       # export panel (pages/_export.py): None = one pass over the sources
+    "export.max_epochs": 4.0,
+    "export.format": "json",
+    "export.data_prefix": "{source}",
+    "export.within": {},         # {panel: settings} where "solve again within the limit" is on
 }
 
 #: Session-state key -> query-string key.
@@ -57,6 +69,8 @@ URL_KEYS = {
     "solve.top_k": "top_k", "compare.metric": "metric", "compare.variant": "setting",
     "compare.baseline": "baseline", "compare.problem": "problem", "assays.variant": "setting",
     "assays.target": "target", "assays.trial": "trial", "assays.k": "top_k", "assays.categories": "categories",
+    "targets.variant": "setting", "targets.trial": "trial", "targets.targets": "targets", "targets.mode": "mode",
+    "targets.scale": "scale", "targets.point": "point",
 }
 #: The keys each page (by URL path) reads from and writes to its URL, in the order they are applied.
 PAGE_KEYS = {
@@ -65,10 +79,12 @@ PAGE_KEYS = {
                "solve.max_weight", "solve.prior_strength", "solve.top_k"),
     "compare": ("app.run_id", "compare.metric", "compare.variant", "compare.baseline", "compare.problem"),
     "assays": ("app.run_id", "assays.variant", "assays.target", "assays.trial", "assays.k", "assays.categories"),
+    "targets": ("app.run_id", "targets.variant", "targets.trial", "targets.targets", "targets.mode", "targets.scale",
+                "targets.point"),
 }
 _FLOATS = {"solve.step_size", "solve.max_weight", "solve.prior_strength"}
-_INTS = {"solve.max_iter", "solve.top_k", "assays.trial", "assays.k"}
-_LISTS = {"assays.categories"}
+_INTS = {"solve.max_iter", "solve.top_k", "assays.trial", "assays.k", "targets.trial", "targets.point"}
+_LISTS = {"assays.categories", "targets.targets"}
 
 
 def route_through_app() -> None:

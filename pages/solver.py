@@ -11,6 +11,7 @@ import numpy as np
 import streamlit as st
 
 from pages import _data as data
+from pages import _export as export_panel
 from pages import _figures as figs
 from pages import _state as state
 
@@ -131,6 +132,8 @@ def solve_view(problem_id: str) -> None:
         result = data.solve(problem_id, data.problem_stamp(problem_id), step, iters, init, cap, prior)
         outcome(result)
         show_result(problem_id, outputs, result, step, iters, init, cap, prior)
+        export_panel.panel(result, problem_ids=(problem_id,), mount="solver", max_weight=cap, solver=dict(
+            step_size=step, max_iter=iters, init=init, prior_strength=prior), meta={"problem": data.problem_label(problem_id)})
     state.write_url("solver")
 
 

@@ -1,0 +1,85 @@
+"""Cached multi-target solves shared by the Targets page and the export panel (not a page itself).
+
+A set of targets is named by the ids of their problems (``run:<run_id>:<problem key>``, see
+``pages/_data.py``) and keyed on those files' modification times, so a rewritten problem is solved
+again and an unchanged one never is.
+"""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from mixmin_core.runs import layout
+from mixmin_core.solver.multi_target import common_sources, mixmin_multi
+from mixmin_core.solver.pareto import cross_target_table, pareto_front, target_weight_grid
+from pages import _data as data
+
+#: Grid points per edge of the target-weight simplex: 11 mixtures for two targets, 21 for three.
+FRONT_POINTS = {2: 11, 3: 6}
+
+
+def target_name(problem_id: str) -> str:
+    return layout.Problem.from_key(problem_id.split(":", 2)[2]).target
+
+
+def target_outputs(problem_ids: tuple) -> dict:
+    """``{target: ProxyOutputs}`` over the sources every target shares (chemistry targets are each
+    scored on the other assays, so none shares all its sources with another).
+
+    Raises InputError (from ``common_sources``) when fewer than two sources are shared.
+    """
+    named = {target_name(i): data.load_problem(i) for i in problem_ids}
+    sources = [set(o.source_names) for o in named.values()]
+    if all(s == sources[0] for s in sources):
+        return named
+    return common_sources(named)
+
+
+def stamps(problem_ids: tuple) -> tuple:
+    return tuple(data.problem_stamp(i) for i in problem_ids)
+
+
+@st.cache_data(max_entries=32, show_spinner="Solving for each target and for all of them...")
+def solve_targets(problem_ids: tuple, stamp: tuple, mode: str, normalise: bool) -> dict:
+    """The joint mixture and the cross-target table of ``problem_ids``' targets.
+
+    Returns ``{"joint": MixtureResult, "table": DataFrame (rows mixtures, columns targets, mean,
+    worst), "n_shared": int, "n_sources": {target: int}}``.
+    """
+    named = target_outputs(problem_ids)
+    joint = mixmin_multi(named, mode=mode, normalise=normalise)
+    return {
+        "joint": joint,
+        "table": cross_target_table(named, normalise=normalise),
+        "n_shared": len(joint.source_names),
+        "n_sources": {target_name(i): data.load_problem(i).n_sources for i in problem_ids},
+    }
+
+
+@st.cache_data(max_entries=16, show_spinner="Tracing the Pareto front...")
+def front(problem_ids: tuple, stamp: tuple, normalise: bool) -> list:
+    """The Pareto front of two or three targets (:func:`~mixmin_core.solver.pareto.pareto_front`)."""
+    named = target_outputs(problem_ids)
+    return pareto_front(named, n_points=FRONT_POINTS[len(named)], normalise=normalise)
+
+
+def middle_point(n_targets: int) -> int:
+    """Index of the front's grid point closest to equal target weights."""
+    grid = target_weight_grid(n_targets, FRONT_POINTS[n_targets])
+    return int(np.argmin(np.abs(grid - 1.0 / n_targets).sum(axis=1)))
+
+
+@st.cache_data(max_entries=16, show_spinner="Solving again within the repeat limit...")
+def solve_capped(problem_ids: tuple, stamp: tuple, caps: tuple, solver: tuple):
+    """MixMin with per-source caps (``caps``: ``(source, cap)`` pairs): ``mixmin`` on one problem, or
+    ``mixmin_multi`` on several targets; ``solver`` holds that solver's keyword arguments as pairs."""
+    from mixmin_core import mixmin
+
+    if len(problem_ids) == 1:
+        outputs = data.load_problem(problem_ids[0])
+        names, solve = outputs.source_names, mixmin
+    else:
+        outputs = target_outputs(problem_ids)
+        names, solve = next(iter(outputs.values())).source_names, mixmin_multi
+    cap = dict(caps)
+    return solve(outputs, caps=np.array([cap[n] for n in names], dtype=np.float64), **dict(solver))

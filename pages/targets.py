@@ -1,0 +1,249 @@
+"""Targets: one mixture for several targets, each target's loss against its own optimum, and the
+Pareto front of mixtures trading one target's loss for another's (a click on the front picks one)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from mixmin_core.runs import layout
+from mixmin_core.solver.multi_target import MODES
+from pages import _data as data
+from pages import _export as export_panel
+from pages import _figures as figs
+from pages import _multi as multi
+from pages import _state as state
+
+state.open_page("targets")
+
+WHAT = ("What you are looking at: MixMin for several targets at once, on the sources they share. The joint "
+        "mixture minimises the mean (or the worst) of the targets' losses; the bars compare each target's loss "
+        "under it with the target's own MixMin optimum and with the natural mixture. For two or three targets "
+        "the Pareto front shows every best trade-off between them: click a point to see its mixture.")
+SCALES = {"raw": "raw loss", "normalised": "relative to natural"}
+MODE_HELP = ("mean: minimise the average of the target losses; worst: minimise the largest one (no target is "
+             "left far behind).")
+FRONT_CHART = "targets.front_chart"
+JOINT_COLOUR, OWN_COLOUR, NATURAL_COLOUR = figs.METHOD_COLOURS["mixmin"], "#2ca02c", figs.METHOD_COLOURS["natural"]
+
+
+# ---- choosing the targets -------------------------------------------------------------------------
+def choose(run_id: str) -> tuple[tuple, str, bool] | None:
+    """Setting, trial, targets, mode and scale; returns ``(problem ids, mode, normalise)`` or None."""
+    problems = data.layout_problems(run_id)
+    if not problems:
+        st.info("This run has no proxy outputs yet: they appear when its proxies have been scored.")
+        return None
+    c1, c2, c3, c4, c5 = st.columns([2, 1, 5, 2, 2], vertical_alignment="bottom")
+    variants = sorted({p.variant for p in problems}, key=data.main_first)
+    variant = state.select_kept("Setting", variants, "targets.variant", container=c1, format_func=data.setting_label)
+    trials = sorted({p.trial for p in problems if p.variant == variant})
+    trial = state.select_kept("Trial", trials, "targets.trial", container=c2)
+    names = sorted({p.target for p in problems if p.variant == variant and p.trial == trial})
+    if len(names) < 2:
+        st.info(f"This run has one target ({names[0]}) in this setting; the multi-target view needs two or more. "
+                "Pick another run in the sidebar (a chemistry run with `n_targets` of 2 or more, or an LM run).")
+        return None
+    picked = st.session_state["targets.targets"]
+    state.ensure("targets.targets", isinstance(picked, list) and set(picked) <= set(names), default=names[:3])
+    picked = c3.multiselect("Targets", names, key=state.keep("targets.targets"), on_change=state.save,
+                            args=("targets.targets",), help="Two or more targets of this setting and trial.")
+    state.ensure("targets.mode", st.session_state["targets.mode"] in MODES)
+    mode = c4.radio("Joint mixture", MODES, key=state.keep("targets.mode"), on_change=state.save,
+                    args=("targets.mode",), horizontal=True, help=MODE_HELP)
+    state.ensure("targets.scale", st.session_state["targets.scale"] in SCALES)
+    scale = c5.radio("Losses", list(SCALES), key=state.keep("targets.scale"), on_change=state.save,
+                     args=("targets.scale",), horizontal=True, format_func=SCALES.get,
+                     help="relative to natural: each target's loss divided by its loss at the natural mixture, "
+                          "so targets on different scales weigh alike.")
+    if len(picked) < 2:
+        st.info("Pick at least two targets.")
+        return None
+    ids = tuple(f"run:{run_id}:{layout.Problem(t, trial, variant).key}" for t in sorted(picked))
+    return ids, mode, scale == "normalised"
+
+
+# ---- the joint mixture ------------------------------------------------------------------------------
+def loss_label(normalise: bool) -> str:
+    return "loss / natural loss" if normalise else "loss"
+
+
+def target_bars(table: pd.DataFrame, names: list, mode: str, normalise: bool) -> go.Figure:
+    """Each target's loss under the joint mixture, its own optimum and the natural mixture."""
+    rows = [(f"joint ({mode})", [f"joint ({mode})"] * len(names), JOINT_COLOUR),
+            ("own optimum", [f"{t} (own)" for t in names], OWN_COLOUR)]
+    if "natural" in table.index:
+        rows.append(("natural", ["natural"] * len(names), NATURAL_COLOUR))
+    fig = go.Figure()
+    for label, index, colour in rows:
+        values = [float(table.loc[i, t]) for i, t in zip(index, names)]
+        fig.add_trace(go.Bar(x=names, y=values, name=label, marker_color=colour,
+                             text=[f"{v:.4g}" for v in values], textposition="outside"))
+    low = float(np.nanmin(table[names].to_numpy()))
+    high = float(np.nanmax(table[names].to_numpy()))
+    pad = 0.15 * (high - low) or 0.05 * abs(high) or 0.1
+    fig.update_layout(title="Each target's loss: joint mixture vs its own optimum", barmode="group",
+                      yaxis=dict(title=loss_label(normalise), range=[max(0.0, low - 3 * pad), high + 2 * pad]),
+                      height=400, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.15))
+    return fig
+
+
+def joint_view(view: dict, names: list, mode: str, normalise: bool) -> None:
+    joint, table = view["joint"], view["table"]
+    n_all = sorted(set(view["n_sources"].values()))
+    shared = f"{view['n_shared']} sources shared by every target"
+    if n_all != [view["n_shared"]]:
+        st.info(f"Each target is scored on {', '.join(map(str, n_all))} sources (a chemistry target's own assay is "
+                f"not among its sources); the targets are compared on the {shared}.", icon=":material/join_inner:")
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric(f"Joint loss ({mode})", f"{joint.loss:.5g}", help=f"The {mode} of the targets' {loss_label(normalise)}.")
+    c2.metric("Duality gap" if mode == "worst" else "Frank–Wolfe gap", f"{joint.gap:.2g}",
+              help="An upper bound on how far the joint loss is from its optimum.")
+    c3.metric("Sources", view["n_shared"])
+    c4.metric("Status", joint.status.replace("_", " "))
+    if mode == "worst" and joint.meta.get("multipliers"):
+        binding = [t for t, m in joint.meta["multipliers"].items() if m > 0.05]
+        st.caption(f"The worst case is set by {', '.join(binding)} (the targets with the largest multipliers).")
+    left, right = st.columns([2, 3])
+    left.plotly_chart(figs.weights_figure(joint.source_names, joint.weights, k=15, title=f"Joint weights ({mode})"),
+                      key="targets.joint_weights")
+    right.plotly_chart(target_bars(table, names, mode, normalise), key="targets.bars")
+    st.markdown(f"**How each target fares under each mixture** ({loss_label(normalise)}; rows: mixtures, "
+                "columns: targets; `own` is the target's own MixMin optimum on the shared sources)")
+    st.dataframe(table.reset_index(), hide_index=True, width="stretch",
+                 column_config={c: st.column_config.NumberColumn(format="%.4f") for c in table.columns})
+
+
+# ---- the Pareto front --------------------------------------------------------------------------------
+def front_frame(front: list, names: list) -> pd.DataFrame:
+    """Per front mixture: each target's loss on the shown scale and its target weights."""
+    scales = np.asarray(front[0].meta.get("target_scales") or np.ones(len(names)), dtype=np.float64)
+    rows = []
+    for r in front:
+        losses = {t: r.target_losses[t] / s for t, s in zip(names, scales)}
+        rows.append({**losses, **{f"a:{t}": float(a) for t, a in zip(names, r.meta["target_weights"])}})
+    return pd.DataFrame(rows)
+
+
+def weights_text(row: pd.Series, names: list) -> str:
+    return " / ".join(f"{row[f'a:{t}']:.2g}" for t in names)
+
+
+def front_figure(frame: pd.DataFrame, names: list, table: pd.DataFrame, picked: int, normalise: bool) -> go.Figure:
+    """Front mixtures (clickable: their customdata is the index), the reference mixtures and the picked one."""
+    x, y = names[0], names[1]
+    hover = [f"target weights {weights_text(row, names)}<br>" + "<br>".join(f"{t}: {row[t]:.4g}" for t in names)
+             for _, row in frame.iterrows()]
+    marker = dict(size=12, color=JOINT_COLOUR, line=dict(width=1, color="white"))
+    if len(names) == 3:
+        marker.update(color=frame[names[2]], colorscale="Viridis", showscale=True,
+                      colorbar=dict(title=dict(text=names[2], side="right"), thickness=12))
+    index = [[i] for i in range(len(frame))]
+    fig = go.Figure(go.Scatter(x=frame[x], y=frame[y], mode="lines+markers" if len(names) == 2 else "markers",
+                               line=dict(color=JOINT_COLOUR, width=1.5), marker=marker, customdata=index,
+                               hovertext=hover, hoverinfo="text", name="Pareto front (click a point)"))
+    refs = [(f"{t} (own)", "diamond", OWN_COLOUR) for t in names]
+    refs += [(f"joint ({m})", "square", "#9467bd") for m in MODES] + [("natural", "circle-open", NATURAL_COLOUR)]
+    for label, symbol, colour in refs:
+        if label in table.index:
+            fig.add_trace(go.Scatter(x=[table.loc[label, x]], y=[table.loc[label, y]], mode="markers",
+                                     marker=dict(symbol=symbol, size=11, color=colour), name=label,
+                                     hoverinfo="skip"))  # clicks go to the front point beneath
+    row = frame.iloc[picked]
+    fig.add_trace(go.Scatter(x=[row[x]], y=[row[y]], mode="markers", customdata=[[picked]],
+                             marker=dict(symbol="star", size=22, color="gold", line=dict(width=1.5, color="black")),
+                             name="picked", hovertext=[hover[picked]], hoverinfo="text"))
+    unit = " / natural" if normalise else ""
+    fig.update_layout(title="Pareto front: click a point to pick its mixture", xaxis_title=f"{x} loss{unit}",
+                      yaxis_title=f"{y} loss{unit}", height=480, margin=dict(l=10, r=10, t=40, b=10),
+                      legend=dict(orientation="h", y=-0.2), clickmode="event+select")
+    return fig
+
+
+def pick_from_chart() -> None:
+    """The chart's selection callback: the clicked front point (its customdata) becomes the picked mixture."""
+    event = st.session_state.get(FRONT_CHART)
+    points = event["selection"]["points"] if event else []
+    for point in points:
+        index = point.get("customdata")
+        if index is None:
+            continue  # a reference marker: not on the front
+        st.session_state["targets.point"] = int(index[0] if isinstance(index, (list, tuple)) else index)
+        st.session_state.pop("w:targets.point", None)
+        return
+
+
+def front_view(ids: tuple, names: list, table: pd.DataFrame, normalise: bool):
+    """The front, a click or the slider picks a mixture on it; returns ``(picked result, its target weights)``."""
+    front = multi.front(ids, multi.stamps(ids), normalise)
+    frame = front_frame(front, names)
+    ss = st.session_state
+    point, linked = ss["targets.point"], "targets.point" in ss["app._from_url"]
+    fits = isinstance(point, int) and 0 <= point < len(front) and (linked or ss["targets._point_for"] == ids)
+    state.ensure("targets.point", fits, default=multi.middle_point(len(names)))
+    ss["targets._point_for"] = ids
+    picked = st.session_state["targets.point"]
+    left, right = st.columns([3, 2])
+    with left:
+        st.plotly_chart(front_figure(frame, names, table, picked, normalise), key=FRONT_CHART, on_select=pick_from_chart,
+                        selection_mode="points")
+        st.select_slider(f"Target weights of the picked mixture ({' / '.join(names)})", list(range(len(front))),
+                         format_func=lambda i: weights_text(frame.iloc[i], names), key=state.keep("targets.point"),
+                         on_change=state.save, args=("targets.point",),
+                         help="Moves along the front, as clicking its points does.")
+    result = front[picked]
+    with right:
+        row = frame.iloc[picked]
+        cols = st.columns(len(names))
+        for col, t in zip(cols, names):
+            own = float(table.loc[f"{t} (own)", t])
+            col.metric(t, f"{row[t]:.4g}", delta=f"{row[t] - own:+.3g} vs own", delta_color="inverse",
+                       help=f"{t}'s {loss_label(normalise)} under the picked mixture, and how far above its own optimum.")
+        st.plotly_chart(figs.weights_figure(result.source_names, result.weights, k=12,
+                                            title=f"Picked mixture (target weights {weights_text(row, names)})"),
+                        key="targets.picked_weights")
+    return result, tuple(float(a) for a in result.meta["target_weights"])
+
+
+def export_view(ids, names, mode, normalise, joint, picked) -> None:
+    st.subheader("Export for training")
+    options = ["joint"] + (["picked"] if picked else [])
+    which = st.radio("Mixture", options, horizontal=True, key="targets.export_of",
+                     format_func={"joint": f"joint ({mode})", "picked": "picked on the Pareto front"}.get)
+    meta = {"targets": ", ".join(names), "mode": mode}
+    if which == "picked":
+        result, weights = picked
+        solver = {"mode": "mean", "target_weights": weights, "normalise": normalise}
+        meta.update(mode="mean", target_weights=" / ".join(f"{a:g}" for a in weights))
+    else:
+        result, solver = joint, {"mode": mode, "normalise": normalise}
+    export_panel.panel(result, problem_ids=ids, mount="targets", solver=solver, meta=meta, expander=None)
+
+
+def page() -> None:
+    st.title("Targets")
+    state.explain(WHAT)
+    run_id = state.current_run()
+    if not run_id:
+        return
+    chosen = choose(run_id)
+    if chosen is None:
+        return
+    ids, mode, normalise = chosen
+    names = [multi.target_name(i) for i in ids]
+    view = multi.solve_targets(ids, multi.stamps(ids), mode, normalise)
+    joint_view(view, names, mode, normalise)
+    picked = None
+    st.subheader("Pareto front")
+    if len(names) in multi.FRONT_POINTS:
+        picked = front_view(ids, names, view["table"], normalise)
+    else:
+        st.caption(f"The front is drawn for two or three targets; the table above compares all {len(names)}. "
+                   "Pick fewer targets to see it.")
+    export_view(ids, names, mode, normalise, view["joint"], picked)
+
+
+with state.shows_errors():
+    page()
+state.write_url("targets")
