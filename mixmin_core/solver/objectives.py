@@ -68,8 +68,13 @@ class Objective:
         """Per-sample constants (labels, shifts); runs before any block is derived."""
 
     def _derive(self, values: np.ndarray, cols: slice, out: np.ndarray | None) -> np.ndarray:
-        """The matrix block for ``values`` (columns ``cols``), written to ``out`` (new if None)."""
-        raise NotImplementedError
+        """The matrix block for ``values`` (columns ``cols``), written to ``out`` (new if None).
+
+        Here (``identity`` kinds): a copy, e.g. into the sample-major layout."""
+        if out is None:
+            return values.copy()
+        np.copyto(out, values)
+        return out
 
     def _clip(self, mixed: np.ndarray, cols: slice) -> None:
         """In place: the mixed prediction of samples ``cols`` -> what the loss and factor use."""
@@ -194,31 +199,32 @@ def _sub(vec, cols: slice):
 
 
 class BinaryObjective(Objective):
-    """Binary cross-entropy of the mixed probability ``sum_p w_p f_p(x)``.
+    """Binary cross-entropy of the mixed probability ``p(x) = sum_p w_p f_p(x)``.
 
-    Write ``q_p(x)`` for proxy p's probability of the *observed* label (``f_p`` if y = 1, else
-    ``1 - f_p``). On the simplex the mixed probability of the observed label is ``sum_p w_p q_p(x)``,
-    so the loss is ``-mean log(w @ Q)``: a mixture of Bernoulli likelihoods, computed with one
-    matrix pass and no per-sample label arithmetic. Its gradient ``-mean(Q / (w @ Q))`` differs
-    from the textbook formula's by the same constant for every source, which neither the
-    mirror-descent update nor the Frank-Wolfe gap can see.
+    The mixed probability of the *observed* label is ``q(x) = |p(x) - (1 - y)|`` (``p`` where
+    y = 1, ``1 - p`` where y = 0), so the loss is ``-mean log q`` and, with ``a = 2y - 1 = dq/dp``,
+    the gradient is ``-mean(a f / q)``: the proxies' probabilities are used as they are (no derived
+    (P, N) matrix to build or stream), and the label arithmetic is on (N,) vectors only.
     """
+
+    identity = True
 
     def _setup(self, outputs):
         self.negatives = (1.0 - outputs.labels).astype(np.float32)  # 1 - y
-
-    def _derive(self, values, cols, out):
-        # Q = |f - (1 - y)|: f where y = 1, 1 - f where y = 0; two in-place passes
-        out = np.subtract(values, _sub(self.negatives, cols), out=out)
-        return np.abs(out, out=out)
+        self.signs = (2.0 * outputs.labels - 1.0).astype(np.float32)  # a = 2y - 1
 
     def _clip(self, mixed, cols):
+        q = np.subtract(mixed, self.negatives[cols], out=mixed)
+        np.abs(q, out=q)
         # probabilities clipped to [EPS, 1 - EPS]: for the observed label that is q >= EPS (q <= 1
         # holds on the simplex; the upper clip would change log q by at most 1e-6)
-        np.maximum(mixed, EPS, out=mixed)
+        np.maximum(q, EPS, out=q)
+
+    def _factor_scale(self, s):
+        return -s * self.signs
 
     def _factor(self, mixed, scale, out):
-        np.divide(scale, mixed, out=out)  # -s / q
+        np.divide(scale, mixed, out=out)  # -s a / q
 
     def _loss(self, mixed, s):
         return -_weighted_sum(np.log(mixed, out=mixed), s)
@@ -231,10 +237,6 @@ class MSEObjective(Objective):
         self.labels = outputs.labels
 
     identity = True  # the matrix is the proxies' predictions themselves
-
-    def _derive(self, values, cols, out):
-        np.copyto(out, values)
-        return out
 
     def _clip(self, mixed, cols):
         np.subtract(mixed, self.labels[cols], out=mixed)  # residual
