@@ -15,9 +15,11 @@ import mmap
 
 import numpy as np
 
-#: Bytes of one column block: about the L2 cache, large enough that the ~1 us of numpy call
-#: overhead per block is small next to reading it (tuned with ``python -m benchmarks.solver``).
-BLOCK_BYTES = 512 << 10
+#: Bytes of one column block: it stays in cache between the block's two products, the ~1 us of
+#: numpy call overhead per block is small next to reading it, and OpenBLAS keeps such a product on
+#: one thread (from ~1.8 MB it splits each one over its threads, and the hand-offs between blocks
+#: cost more than they save); the objective's own threads share the blocks instead.
+BLOCK_BYTES = 1 << 20
 #: A matrix up to this size is one block: it stays in the 32 MB L3 cache between the two products,
 #: so blocking buys nothing there and only adds per-block calls.
 SINGLE_BLOCK_BYTES = 24 << 20

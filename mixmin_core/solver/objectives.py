@@ -165,14 +165,16 @@ class Objective:
 THREADS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 #: Fewest blocks per thread worth a hand-off (a thread switch costs tens of microseconds).
 _MIN_BLOCKS_PER_THREAD = 8
-_POOL: list[ThreadPoolExecutor] = []
+_POOL: dict[int, ThreadPoolExecutor] = {}  # by process id: a forked child must not reuse its parent's
 _ONE = [range(1)]
 
 
 def _pool() -> ThreadPoolExecutor:
-    if not _POOL:
-        _POOL.append(ThreadPoolExecutor(max_workers=max(1, THREADS - 1), thread_name_prefix="mixmin-blocks"))
-    return _POOL[0]
+    pid = os.getpid()
+    if pid not in _POOL:
+        _POOL.clear()
+        _POOL[pid] = ThreadPoolExecutor(max_workers=max(1, THREADS - 1), thread_name_prefix="mixmin-blocks")
+    return _POOL[pid]
 
 
 def _split(n_blocks: int, threads: int) -> list[range]:

@@ -135,3 +135,28 @@ def test_threads_share_blocks_without_changing_the_answer(monkeypatch):
     three = objective.loss_grad(w)
     assert float(three[0]) == pytest.approx(float(one[0]), rel=1e-6)
     np.testing.assert_allclose(three[1], one[1], rtol=1e-6)
+
+
+def test_threads_work_in_a_forked_child(monkeypatch):
+    """The block thread pool is per process: a child forked after it was made still finishes."""
+    import multiprocessing
+
+    from mixmin_core.solver import objectives
+
+    rng = np.random.default_rng(10)
+    outputs = _random("mse", rng, p=4, n=20_000)
+    objective = make_objective(outputs, block_bytes=4 * 4 * 256)
+    monkeypatch.setattr(objectives, "THREADS", 2)
+    w = np.full(4, 0.25, dtype=np.float32)
+    expected = float(objective.loss_grad(w)[0])  # makes the pool in this process
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        got = pool.apply_async(_child_loss, (objective, w)).get(timeout=60)
+    assert got == pytest.approx(expected, rel=1e-6)
+
+
+def _child_loss(objective, w):
+    from mixmin_core.solver import objectives
+
+    objectives.THREADS = 2
+    return float(objective.loss_grad(w)[0])
