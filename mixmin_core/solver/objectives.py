@@ -53,9 +53,6 @@ class Objective:
         self._setup(outputs)
         if self.streamed:
             self.values, self.matrix = values, None
-            width = self.blocks[0].stop
-            order = "F" if values.flags.f_contiguous else "C"
-            self._scratch = [np.empty((self.n_sources, width), dtype=np.float32, order=order)]
         elif len(self.blocks) == 1:
             self.matrix = values if self.identity else self._derive(values, slice(None), None)
             self._tiles = [self.matrix]
@@ -120,23 +117,28 @@ class Objective:
         parts = np.empty((len(self.blocks),) + batch + (self.n_sources,), dtype=np.float32) if need_grad else None
         ranges = _split(len(self.blocks), THREADS) if len(self.blocks) > 1 else _ONE
         if len(ranges) == 1:
-            self._sweep(0, ranges[0], w, scale, mixed, parts)
+            self._sweep(ranges[0], w, scale, mixed, parts)
         else:  # numpy drops the GIL inside matmul and ufuncs, so block ranges run in parallel
-            pending = [_pool().submit(self._sweep, i, r, w, scale, mixed, parts) for i, r in enumerate(ranges[1:], 1)]
-            self._sweep(0, ranges[0], w, scale, mixed, parts)
+            pending = [_pool().submit(self._sweep, r, w, scale, mixed, parts) for r in ranges[1:]]
+            self._sweep(ranges[0], w, scale, mixed, parts)
             for job in pending:
                 job.result()
         loss = self._loss(mixed, s) if need_loss else None
         grad = (parts[0] if len(parts) == 1 else parts.sum(axis=0)) if need_grad else None
         return loss, grad
 
-    def _sweep(self, worker: int, block_range: range, w, scale, mixed, parts) -> None:
+    def _sweep(self, block_range: range, w, scale, mixed, parts) -> None:
         """One pass over blocks ``block_range``: fill ``mixed`` and, with ``parts``, the gradient parts."""
-        u = np.empty(w.shape[:-1] + (self.blocks[0].stop,), dtype=np.float32) if parts is not None else None
-        pages = blocks.PageReleaser(self.values) if self.streamed else None
+        width = self.blocks[0].stop
+        u = np.empty(w.shape[:-1] + (width,), dtype=np.float32) if parts is not None else None
+        pages = scratch = None
+        if self.streamed:  # per sweep, so concurrent evaluations never share a buffer
+            pages = blocks.PageReleaser(self.values)
+            order = "F" if self.values.flags.f_contiguous else "C"
+            scratch = None if self.identity else np.empty((self.n_sources, width), np.float32, order=order)
         for b in block_range:
             cols = self.blocks[b]
-            block = self._block(b, cols, pages, worker)
+            block = self._block(b, cols, pages, scratch)
             m = mixed[..., cols]
             np.matmul(w, block, out=m)
             self._clip(m, cols)
@@ -149,16 +151,13 @@ class Objective:
         if pages is not None:
             pages.flush()
 
-    def _block(self, b: int, cols: slice, pages, worker: int) -> np.ndarray:
+    def _block(self, b: int, cols: slice, pages, scratch) -> np.ndarray:
+        """Block ``b`` of the matrix: kept in memory, or read from the map (and derived into ``scratch``)."""
         if not self.streamed:
             return self._tiles[b]
         pages.populate(cols)
         raw = self.values[:, cols]
-        if self.identity:
-            return raw
-        while len(self._scratch) <= worker:  # one scratch block per worker thread, made on first use
-            self._scratch.append(np.empty_like(self._scratch[0]))
-        return self._derive(raw, cols, self._scratch[worker][:, : raw.shape[1]])
+        return raw if self.identity else self._derive(raw, cols, scratch[:, : raw.shape[1]])
 
 
 #: Threads that share the column blocks of one evaluation (each block is still read once).
