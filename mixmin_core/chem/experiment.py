@@ -326,6 +326,10 @@ class ChemDomain:
             self._preds[unit.unit_id] = load_proxy(unit.output)[0]
         return self._preds[unit.unit_id]
 
+    def stored_compute(self, unit: Unit) -> float:
+        """The compute a proxy or search run recorded in its file (e.g. a proxy another run trained)."""
+        return load_proxy(unit.output)[1]
+
     def proxy_outputs(self, problem: Problem, units: dict) -> ProxyOutputs:
         t = self.table.index(problem.target)
         fit = self.rows(problem.target, problem.trial)

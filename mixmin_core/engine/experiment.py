@@ -101,7 +101,8 @@ class Domain(Protocol):
                                        result rows (``value``, ``metric``, ``final_compute``, ...)
     ``regmix_max_usage``               RegMix's per-source usage bound (None: none)
     ``headline_metric``, ``lower_is_better``
-    Optional: ``ensemble_rows(problem, result)``, ``target_only_rows(problems)``.
+    Optional: ``ensemble_rows(problem, result)``, ``target_only_rows(problems)``, ``stored_compute(unit)``
+    (the compute a finished unit's output records, for units another run trained).
     """
 
     headline_metric: str
@@ -198,11 +199,14 @@ class Experiment:
                           runs=len(spent), seconds=time.perf_counter() - start)
 
     # ---- helpers ---------------------------------------------------------------------------------
-    @staticmethod
-    def _compute(info: dict, unit: Unit) -> float:
-        if "compute" not in (info or {}):
-            raise MixminError(f"unit {unit.unit_id} recorded no compute; delete {unit.output} and resume to retrain it.")
-        return float(info["compute"])
+    def _compute(self, info: dict, unit: Unit) -> float:
+        """What ``unit`` spent: from the catalog, or (a unit another run trained, e.g. a cached proxy)
+        from its output through the domain's ``stored_compute``."""
+        if "compute" in (info or {}):
+            return float(info["compute"])
+        if hasattr(self.domain, "stored_compute"):
+            return float(self.domain.stored_compute(unit))
+        raise MixminError(f"unit {unit.unit_id} recorded no compute; delete {unit.output} and resume to retrain it.")
 
     def _write_topk(self, problem: Problem, outputs: ProxyOutputs, result: MixtureResult) -> None:
         """The top-k sources of MixMin's mixture with titles, categories and bootstrap intervals."""

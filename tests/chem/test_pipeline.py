@@ -262,3 +262,19 @@ def test_bad_input_gives_one_clear_error_and_no_run(tmp_path, toxcast_head, caps
 def test_config_errors_name_the_field(fields, message):
     with pytest.raises(ConfigError, match=message):
         chem.ChemConfig(**fields)
+
+
+def test_a_second_run_reuses_cached_proxies_and_still_reports_their_compute():
+    """Proxies are content-addressed in the store: a run with other final-model settings trains none,
+    and its ledger reads what they cost from their files."""
+    small = ["--quiet", "--set", "trials=1", "--set", "source_counts=[all]",
+             "--set", "methods=[mixmin,natural]"]
+    assert main(["run", CI, *small]) == 0
+    assert main(["run", CI, *small, "--set", "max_final_rows=0"]) == 0
+    store = RunStore()
+    (first, second) = sorted(store.list_runs(), key=lambda r: r["created_at"])
+    assert not any(u["unit_id"].startswith("proxy/") for u in store.units(second["run_id"]))
+    spent = [store.results(r["run_id"]).query("method == 'mixmin'").set_index("target").proxy_compute
+             for r in (first, second)]
+    assert (spent[0] > 0).all() and spent[0].equals(spent[1])
+    assert (store.results(second["run_id"]).max_final_rows == 0).all()
