@@ -52,20 +52,52 @@ def top_indices(weights: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-np.asarray(weights), kind="stable")[:k]
 
 
+#: At most this many points per line (long runs are thinned; the browser draws every point as SVG).
+MAX_POINTS = 300
+#: At most this many grey lines for the sources outside the top k; the rest are drawn as one envelope.
+MAX_GREY_LINES = 60
+
+
+def _thin(n_steps: int) -> np.ndarray:
+    """Iterations to draw: all of them up to MAX_POINTS, else evenly spaced ones (first and last kept)."""
+    return np.unique(np.linspace(0, n_steps - 1, min(n_steps, MAX_POINTS)).round().astype(np.int64))
+
+
+def _grey_lines(traj: np.ndarray, rest: np.ndarray) -> np.ndarray:
+    """Lines (one per row) for the sources in ``rest``: those that rise visibly above the plot's floor
+    (up to MAX_GREY_LINES, largest first), plus the upper envelope of all the others, which lie below it.
+
+    Hundreds of near-zero lines cost the browser a second to draw and show as one smear at the bottom;
+    the envelope draws that smear with one line.
+    """
+    peak = traj[:, rest].max(axis=0)
+    order = np.argsort(-peak, kind="stable")
+    shown = order[: MAX_GREY_LINES][peak[order[:MAX_GREY_LINES]] >= 0.01 * float(traj.max())]
+    hidden = np.setdiff1d(np.arange(rest.size), shown)
+    lines = [traj[:, rest[shown]].T]
+    if hidden.size:
+        lines.append(traj[:, rest[hidden]].max(axis=1)[None, :])
+    return np.vstack(lines)
+
+
 def trajectory_figure(result, k: int = 8) -> go.Figure:
-    """Weights per iteration: the ``k`` largest final weights in colour, the rest as one grey trace."""
+    """Weights per iteration: the ``k`` largest final weights in colour, the rest as one grey trace
+    (see :func:`_grey_lines`)."""
     traj = np.asarray(result.trajectory, dtype=np.float32)
     n_steps, n_sources = traj.shape
+    steps = _thin(n_steps)
+    traj = traj[steps]
     top = top_indices(result.weights, k)
     rest = np.setdiff1d(np.arange(n_sources), top)
     fig = go.Figure()
     if rest.size:
-        x = np.tile(np.append(np.arange(n_steps, dtype=np.float32), np.nan), rest.size)
-        y = np.hstack([traj[:, rest].T, np.full((rest.size, 1), np.nan, np.float32)]).ravel()
+        lines = _grey_lines(traj, rest)
+        x = np.tile(np.append(steps.astype(np.float32), np.nan), len(lines))
+        y = np.hstack([lines, np.full((len(lines), 1), np.nan, np.float32)]).ravel()
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines", line=dict(color=GREY, width=1),
                                  name=f"other {rest.size} sources", hoverinfo="skip"))
     for rank, i in enumerate(top):
-        fig.add_trace(go.Scatter(x=np.arange(n_steps), y=traj[:, i], mode="lines",
+        fig.add_trace(go.Scatter(x=steps, y=traj[:, i], mode="lines",
                                  line=dict(color=HIGHLIGHT[rank % len(HIGHLIGHT)], width=2.5),
                                  name=str(result.source_names[i])))
     fig.update_layout(title="Weight trajectories", xaxis_title="iteration", yaxis_title="weight",

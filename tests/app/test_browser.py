@@ -5,25 +5,30 @@ browser downloads are never used. Screenshots of every page go to artifacts/scre
 """
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.app.fixtures import ROOT
+from tests.app.browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    charts,
+    has_dialog,
+    metric_value,
+    notices,
+    open_page,
+    select_option,
+    select_options,
+    serve,
+    slide_to,
+)
+from tests.app.browser import wait_idle as _wait_idle
+from tests.app.fixtures import CHEM_RUN, ROOT
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 SHOTS = ROOT / "artifacts" / "screenshots"
-PAGES = [("", "Runs"), ("solver", "Solver"), ("compare", "Compare"), ("assays", "Assays"),
+PAGES = [("", "Runs"), ("runs", "Runs"), ("solver", "Solver"), ("compare", "Compare"), ("assays", "Assays"),
          ("jobs", "Jobs"), ("upload", "Upload"), ("beyond", None)]
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
@@ -40,32 +45,6 @@ TRAJECTORY_JS = """() => {
 }"""
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def serve(home: Path):
-    """``streamlit run app.py`` on a free localhost port with ``MIXMIN_HOME=home``; yields its URL."""
-    port = free_port()
-    env = {**os.environ, "MIXMIN_HOME": str(home)}
-    log_path = home.parent / f"streamlit-{port}.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            _wait_healthy(url, proc, log_path)
-            yield url
-        finally:
-            proc.terminate()
-            proc.wait(timeout=20)
-
-
 @pytest.fixture(scope="module")
 def server(template_home, tmp_path_factory):
     home = tmp_path_factory.mktemp("browser_home") / "home"
@@ -78,20 +57,6 @@ def server(template_home, tmp_path_factory):
 def empty_server(tmp_path_factory):
     with serve(tmp_path_factory.mktemp("browser_empty") / "home") as url:
         yield url
-
-
-def _wait_healthy(url: str, proc, log_path: Path, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited early:\n{log_path.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as resp:
-                if resp.read().strip() == b"ok":
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise RuntimeError(f"streamlit did not become healthy in {timeout:.0f} s")
 
 
 @pytest.fixture(scope="module")
@@ -110,25 +75,19 @@ def page(browser):
     context.close()
 
 
-def open_page(page, url: str, path: str, title: str | None) -> None:
-    page.goto(f"{url}/{path}")
-    heading = page.get_by_role("heading", name=title, exact=True) if title else page.get_by_role("heading")
-    heading.first.wait_for(timeout=30_000)
-    _wait_idle(page)
+@pytest.fixture
+def fresh(browser):
+    """Opens a page in a new browser context each call (a link opened by someone else)."""
+    contexts = []
 
+    def new_page():
+        context = browser.new_context(viewport={"width": 1400, "height": 2400})
+        contexts.append(context)
+        return context.new_page()
 
-def _wait_idle(page, timeout: float = 45.0) -> None:
-    """Wait until the script run has finished and every element is drawn (no status widget,
-    no skeleton placeholders, Plotly charts rendered) for about a second."""
-    busy = ('[data-testid="stStatusWidgetRunningIcon"], [data-testid="stStatusWidgetRunningManIcon"], '
-            '[data-testid="stSkeleton"], [data-testid="stAppSkeleton"]')
-    deadline = time.monotonic() + timeout
-    quiet = 0
-    while time.monotonic() < deadline and quiet < 4:
-        undrawn = page.evaluate("() => Array.from(document.querySelectorAll('.js-plotly-plot'))"
-                                ".filter(el => !el.querySelector('.main-svg')).length")
-        quiet = quiet + 1 if page.locator(busy).count() == 0 and undrawn == 0 else 0
-        page.wait_for_timeout(300)
+    yield new_page
+    for context in contexts:
+        context.close()
 
 
 def _trajectory(page, timeout: float = 30.0):
@@ -166,6 +125,7 @@ def test_solver_step_size_changes_trajectory(server, page):
 def test_screenshot_every_page(server, page, path, title):
     open_page(page, server, path, title)
     assert page.locator('[data-testid="stException"]').count() == 0
+    assert not has_dialog(page)  # e.g. "Page not found"
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{path or 'runs'}.png"), full_page=True)
 
@@ -181,3 +141,87 @@ def test_newcomer_on_an_empty_store_opens_the_example(empty_server, page):
     _wait_idle(page)
     _trajectory(page)
     page.screenshot(path=str(SHOTS / "solver_example.png"), full_page=True)
+
+
+# ---- shareable views (issue 15) ------------------------------------------------------------------------
+def _solver_view(page) -> dict:
+    figs = charts(page)
+    weights = next(v for k, v in figs.items() if k.startswith("Final weights"))
+    return {"loss": metric_value(page, "Final loss"), "iterations": metric_value(page, "Iterations"),
+            "weights": weights, "trajectory": next(v for k, v in figs.items() if k == "Weight trajectories")}
+
+
+def test_a_solver_link_opens_the_same_view_as_setting_the_controls_by_hand(server, fresh):
+    hand = fresh()
+    open_page(hand, server, "solver", "Solver")
+    target = hand.evaluate("() => new URL(location.href).searchParams.get('problem')").split("__")[0]
+    select_option(hand, "Problem", f"{target} [sources-10] · trial 1")
+    slide_to(hand, "Step size η", "3.0")
+    slide_to(hand, "Iterations", "200")
+    hand.get_by_text("Constraints: availability caps").click()
+    slide_to(hand, "Max weight per source", "0.30", key="ArrowLeft")
+    by_hand = _solver_view(hand)
+    assert by_hand["iterations"] == "200"
+
+    link = (f"solver?run={CHEM_RUN}&problem={target}__sources-10__trial1&step_size=3&max_iter=200"
+            "&max_weight=0.3")
+    shared = fresh()
+    open_page(shared, server, link, "Solver")
+    assert not notices(shared)
+    assert _solver_view(shared) == by_hand
+    # the hand-set page wrote the same selections into its own URL
+    url = hand.evaluate("() => Object.fromEntries(new URL(location.href).searchParams)")
+    assert {k: url[k] for k in ("run", "step_size", "max_iter", "max_weight")} == {
+        "run": CHEM_RUN, "step_size": "3", "max_iter": "200", "max_weight": "0.3"}
+
+
+def test_a_compare_link_opens_the_same_view(server, fresh):
+    hand = fresh()
+    open_page(hand, server, "compare", "Compare")
+    select_option(hand, "Setting", "sources-10")
+    select_option(hand, "Improvement over", "target_only")
+    shared = fresh()
+    open_page(shared, server, f"compare?run={CHEM_RUN}&metric=average_precision&setting=sources-10"
+                              "&baseline=target_only", "Compare")
+    assert not notices(shared)
+    keys = ("Overall (mean over targets)", "Per target")
+    assert {k: charts(shared)[k] for k in keys} == {k: charts(hand)[k] for k in keys}
+
+
+def test_an_assays_link_opens_the_same_view(server, fresh):
+    hand = fresh()
+    open_page(hand, server, "assays", "Assays")
+    target = select_options(hand, "Target")[-1]
+    select_option(hand, "Target", target)
+    select_option(hand, "Trial", "2")
+    top_k = hand.get_by_label("Top k")
+    top_k.fill("5")
+    top_k.press("Enter")
+    _wait_idle(hand)
+    shared = fresh()
+    open_page(shared, server, f"assays?run={CHEM_RUN}&setting=sources-all&target={target}&trial=2&top_k=5", "Assays")
+    assert not notices(shared)
+    title = next(t for t in charts(hand) if t.startswith(f"Top source assays for {target}"))
+    assert charts(shared)[title] == charts(hand)[title]
+    assert charts(shared)[title][0]["y"].count(",") == 4  # five sources
+
+
+def test_runs_has_its_own_path_and_a_stale_run_link_gets_a_notice(server, fresh):
+    page = fresh()
+    open_page(page, server, "runs", "Runs")
+    assert not has_dialog(page)
+    stale = fresh()
+    open_page(stale, server, "solver?run=deleted-run-0001&step_size=3", "Solver")
+    assert not has_dialog(stale)
+    assert any("run=deleted-run-0001" in n for n in notices(stale))
+    assert stale.get_by_role("slider", name="Step size η").get_attribute("aria-valuetext") in ("3.0", "3")
+
+
+def test_copy_link_shows_this_views_url(server, fresh):
+    page = fresh()
+    open_page(page, server, f"compare?run={CHEM_RUN}&setting=sources-10", "Compare")
+    page.get_by_role("button", name="Copy link to this view").click()
+    code = page.locator('[data-testid="stCode"]').first
+    code.wait_for(timeout=10_000)
+    link = code.inner_text()
+    assert link.startswith(server + "/compare?") and "setting=sources-10" in link and f"run={CHEM_RUN}" in link
