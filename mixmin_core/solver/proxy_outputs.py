@@ -161,7 +161,8 @@ class ProxyOutputs:
         ``mmap=True`` memory-maps ``values`` when the file stores them uncompressed (as
         :meth:`save` does for large outputs): nothing is read whole into memory, validation
         streams the matrix block by block, and the solver streams it per iteration. Compressed
-        (small) files are read into memory as usual.
+        (small) files are read into memory as usual. Other uses of the mapped ``values``
+        (``select``, arithmetic) read what they touch into memory.
 
         Raises
         ------

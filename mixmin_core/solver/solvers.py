@@ -41,7 +41,8 @@ def mixmin(outputs: ProxyOutputs, *, step_size: float = 1.0, max_iter: int = 100
 
     Parameters
     ----------
-    outputs : ProxyOutputs, shape (n_sources, n_samples).
+    outputs : ProxyOutputs, shape (n_sources, n_samples). Memory-mapped values
+        (``ProxyOutputs.load(path, mmap=True)``) are streamed block by block, never copied whole.
     step_size : float > 0, default 1.0 (the paper's eta).
     max_iter : int >= 0, default 100 (the paper's number of steps).
     tol : float >= 0, default 1e-6; tolerance on the Frank-Wolfe gap.
