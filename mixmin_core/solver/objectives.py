@@ -10,6 +10,7 @@ to one) replace the plain mean; the bootstrap uses them to solve many resamples 
 """
 from __future__ import annotations
 
+import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -180,7 +181,7 @@ def _split(n_blocks: int, threads: int) -> list[range]:
     """Contiguous block ranges, one per thread (one range when there are too few blocks to share)."""
     threads = max(1, min(threads, n_blocks // _MIN_BLOCKS_PER_THREAD))
     edges = [round(i * n_blocks / threads) for i in range(threads + 1)]
-    return [range(a, b) for a, b in zip(edges, edges[1:])]
+    return [range(a, b) for a, b in itertools.pairwise(edges)]
 
 
 def _weighted_sum(values: np.ndarray, s) -> np.ndarray:

@@ -18,7 +18,12 @@ from mixmin_core.solver.objectives import make_objective
 from mixmin_core.solver.proxy_outputs import ProxyOutputs
 from mixmin_core.solver.results import MixtureResult, Status
 from mixmin_core.solver.simplex import entropic_step, uniform
-from mixmin_core.solver.validation import check_callback, check_number, check_outputs, check_simplex
+from mixmin_core.solver.validation import (
+    check_callback,
+    check_number,
+    check_outputs,
+    check_simplex,
+)
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,7 @@ def check_outputs(outputs, name: str = "outputs"):
     if isinstance(outputs, ProxyOutputs):
         return outputs
     hint = ""
-    if isinstance(outputs, np.ndarray) or isinstance(outputs, (list, tuple)):
+    if isinstance(outputs, (np.ndarray, list, tuple)):
         hint = (" Wrap the matrix first: ProxyOutputs(values, kind, labels=labels) with values of shape "
                 "(n_sources, n_samples) and kind 'binary', 'loglik' or 'mse' (labels for binary/mse), "
                 "or load a saved one with ProxyOutputs.load(path).")
