@@ -55,6 +55,8 @@ DEFAULTS = {
     "targets.scale": "raw",      # raw losses, or "normalised" by each target's natural-mixture loss
     "targets.point": None,       # index of the Pareto-front mixture picked (click or slider)
     "targets._point_for": None,  # the targets that index was picked for (a new set starts in the middle)
+    "targets.front": True,       # trace the Pareto front (off by default where it is slow, see pages/targets.py)
+    "targets._front_for": None,  # the targets and scale that toggle's default was last set for
     "export.budget": None,       # export panel (pages/_export.py): None = one pass over the sources
     "export.max_epochs": 4.0,
     "export.format": "json",

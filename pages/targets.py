@@ -206,6 +206,25 @@ def front_view(ids: tuple, names: list, table: pd.DataFrame, normalise: bool):
     return result, tuple(float(a) for a in result.meta["target_weights"])
 
 
+def trace_front(ids: tuple, normalise: bool) -> bool:
+    """The "trace the front" toggle: on by default unless the front would take long (see multi.AUTO_FRONT_WORK)."""
+    ss = st.session_state
+    work = multi.front_work(ids)
+    if ss["targets._front_for"] != (ids, normalise):
+        ss["targets._front_for"] = (ids, normalise)
+        ss["targets.front"] = work < multi.AUTO_FRONT_WORK
+        ss.pop("w:targets.front", None)
+    n_solves = len(multi.target_weight_grid(len(ids), multi.FRONT_POINTS[len(ids)]))
+    on = st.toggle("Trace the Pareto front", key=state.keep("targets.front"), on_change=state.save,
+                   args=("targets.front",),
+                   help=f"{n_solves} joint solves, one per weighting of the targets (cached once traced).")
+    if not on and work >= multi.AUTO_FRONT_WORK:
+        st.caption(f"Off by default for these targets: {n_solves} solves over their "
+                   f"{work / n_solves / multi.SOLVER['max_iter']:,.0f} source × sample values may take a minute. "
+                   "Switch it on to trace the front.")
+    return on
+
+
 def export_view(ids, names, mode, normalise, joint, picked) -> None:
     st.subheader("Export for training")
     options = ["joint"] + (["picked"] if picked else [])
@@ -214,10 +233,10 @@ def export_view(ids, names, mode, normalise, joint, picked) -> None:
     meta = {"targets": ", ".join(names), "mode": mode}
     if which == "picked":
         result, weights = picked
-        solver = {"mode": "mean", "target_weights": weights, "normalise": normalise}
+        solver = {"mode": "mean", "target_weights": weights, "normalise": normalise, **multi.SOLVER}
         meta.update(mode="mean", target_weights=" / ".join(f"{a:g}" for a in weights))
     else:
-        result, solver = joint, {"mode": mode, "normalise": normalise}
+        result, solver = joint, {"mode": mode, "normalise": normalise, **multi.SOLVER}
     export_panel.panel(result, problem_ids=ids, mount="targets", solver=solver, meta=meta, expander=None)
 
 
@@ -237,7 +256,8 @@ def page() -> None:
     picked = None
     st.subheader("Pareto front")
     if len(names) in multi.FRONT_POINTS:
-        picked = front_view(ids, names, view["table"], normalise)
+        if trace_front(ids, normalise):
+            picked = front_view(ids, names, view["table"], normalise)
     else:
         st.caption(f"The front is drawn for two or three targets; the table above compares all {len(names)}. "
                    "Pick fewer targets to see it.")

@@ -17,6 +17,7 @@ from mixmin_core.runs import layout
 from mixmin_core.runs.store import RunStore
 from mixmin_core.solver.multi_target import common_sources, mixmin_multi
 from mixmin_core import ProxyOutputs
+from pages import _multi as multi
 from tests.app.browser import CHROMIUM, CHROMIUM_ARGS, charts, open_page, select_option, serve, wait_idle
 from tests.app.fixtures import ROOT, data_dir
 
@@ -64,7 +65,7 @@ def joint_mixture(home: Path):
     """The joint (mean) mixture of the two targets, computed by the library from the run's files."""
     run_dir = RunStore(home).run_dir(RunStore(home).list_runs()[0]["run_id"])
     outputs = {t: ProxyOutputs.load(layout.outputs_path(run_dir, layout.Problem(t, 0, "sources-all"))) for t in TARGETS}
-    return mixmin_multi(common_sources(outputs), mode="mean")
+    return mixmin_multi(common_sources(outputs), mode="mean", **multi.SOLVER)
 
 
 def picked_title(page, timeout: float = 30.0, other_than: str | None = None) -> str:
