@@ -11,6 +11,7 @@ from jobs import control as jobs_control
 from pages import _data as data
 from pages import _figures as figs
 from pages import _state as state
+from pages._access import read_only
 
 state.open_page("runs")
 
@@ -36,8 +37,9 @@ def get_started() -> None:
                  "MixMin against the baselines on 10 target assays. Runs in the background; "
                  "progress shows up here.")
         with state.shows_errors():
-            if st.button("Start the ToxCast demo", key="runs.start_demo", disabled=not DEMO_CONFIG.is_file(),
-                         help=None if DEMO_CONFIG.is_file() else f"{DEMO_CONFIG} not found"):
+            why_not = ("read-only mode: jobs cannot be started" if read_only()
+                       else None if DEMO_CONFIG.is_file() else f"{DEMO_CONFIG} not found")
+            if st.button("Start the ToxCast demo", key="runs.start_demo", disabled=why_not is not None, help=why_not):
                 launch = jobs_control.start_job(DEMO_CONFIG, home=data.store().root)
                 st.session_state["jobs.last_launch"] = str(launch.record_path)
                 st.success(f"Started (process {launch.pid}). It appears below within seconds; "

@@ -261,3 +261,9 @@ def test_read_only_in_chromium_starts_and_stores_nothing(template_home, tmp_path
         page.screenshot(path=str(browser_tests.SHOTS / "upload_read_only.png"), full_page=True)
         browser.close()
     assert _files(home) == before and not (home / "uploads").exists() and not (home / "launches").exists()
+
+
+def test_read_only_runs_page_offers_no_demo_start(home, read_only):
+    at = _open()
+    (start,) = [b for b in at.button if b.key == "runs.start_demo"]
+    assert start.disabled and "read-only" in start.help
