@@ -131,7 +131,7 @@ def _panel(result, problem_ids, mount, solver, max_weight, meta) -> None:
         return
     run_dir = data.store().run_dir(run_id) if run_id else None
     has_chem = run_dir is not None and _features(run_dir).exists() and unit == "rows"
-    budget, max_epochs, fmt = settings(result, sizes, unit, has_chem)
+    budget, max_epochs, fmt = settings(result, sizes, unit, has_chem, run_id)
     meta = {"run": run_id, **meta} if run_id else meta
     plan = export.plan_training(result, sizes, budget=budget, max_epochs=max_epochs, unit=unit, meta=meta)
     plan = limit(plan, result, problem_ids, mount, solver, max_weight, sizes)
@@ -142,6 +142,7 @@ def _panel(result, problem_ids, mount, solver, max_weight, meta) -> None:
                                 "size": st.column_config.NumberColumn(format="%.0f")})
     prefix = "{source}"
     if fmt == "megatron":
+        restore("export.data_prefix")
         prefix = st.text_input("Data prefix per source", key=state.keep("export.data_prefix"), on_change=state.save,
                                args=("export.data_prefix",),
                                help="How a source name becomes its Megatron data prefix, e.g. /data/{source}_text_document.")
@@ -151,13 +152,17 @@ def _panel(result, problem_ids, mount, solver, max_weight, meta) -> None:
                        on_click="ignore", icon=":material/download:")
 
 
-def settings(result, sizes: dict, unit: str, has_chem: bool) -> tuple[float, float, str]:
-    """Budget, repeat limit and format (kept across pages in ``export.*``)."""
+def settings(result, sizes: dict, unit: str, has_chem: bool, run_id) -> tuple[float, float, str]:
+    """Budget, repeat limit and format (kept across pages in ``export.*``; the budget per run and unit)."""
     ss = st.session_state
-    if ss["export.budget"] is None or not ss["export.budget"] > 0:
+    if ss["export._budget_for"] != (run_id, unit) or not (ss["export.budget"] or 0) > 0:
+        ss["export._budget_for"] = (run_id, unit)
         total = sum(float(sizes.get(n, 0.0)) for n in result.source_names)
         state.fallback("export.budget", float(max(1, round(total))))  # one pass over every source
     state.ensure("export.max_epochs", isinstance(ss["export.max_epochs"], (int, float)) and ss["export.max_epochs"] > 0)
+    formats = [f for f in export.FORMATS if f != "chem-table" or has_chem]
+    state.ensure("export.format", ss["export.format"] in formats)
+    restore("export.budget", "export.max_epochs", "export.format")
     c1, c2, c3 = st.columns([2, 2, 3], vertical_alignment="bottom")
     budget = c1.number_input(f"Training budget ({unit})", min_value=1.0, step=1000.0, format="%.0f",
                              key=state.keep("export.budget"), on_change=state.save, args=("export.budget",),
@@ -166,9 +171,15 @@ def settings(result, sizes: dict, unit: str, has_chem: bool) -> tuple[float, flo
     max_epochs = c2.number_input("Repeat limit (epochs per source)", min_value=0.1, step=0.5,
                                  key=state.keep("export.max_epochs"), on_change=state.save, args=("export.max_epochs",),
                                  help="Warn about sources the budget would repeat more often than this.")
-    formats = [f for f in export.FORMATS if f != "chem-table" or has_chem]
     fmt = state.select_kept("Format", formats, "export.format", container=c3, format_func=FORMAT_LABELS.get)
     return float(budget), float(max_epochs), fmt
+
+
+def restore(*keys: str) -> None:
+    """Give these widgets their kept values on every run: the panel sits on two pages, and a widget
+    value left by the other page's widget of the same key would otherwise be dropped for the default."""
+    for key in keys:
+        st.session_state["w:" + key] = st.session_state[key]
 
 
 def limit(plan, result, problem_ids, mount, solver, max_weight, sizes) -> export.TrainingPlan:

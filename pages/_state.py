@@ -58,6 +58,7 @@ DEFAULTS = {
     "targets.front": True,       # trace the Pareto front (off by default where it is slow, see pages/targets.py)
     "targets._front_for": None,  # the targets and scale that toggle's default was last set for
     "export.budget": None,       # export panel (pages/_export.py): None = one pass over the sources
+    "export._budget_for": None,  # the (run, unit) that budget was set for (another run starts at its default)
     "export.max_epochs": 4.0,
     "export.format": "json",
     "export.data_prefix": "{source}",

@@ -256,6 +256,10 @@ def test_targets_page_exports_the_joint_mixture_and_solves_again_within_the_limi
     assert plan["weight"].sum() == pytest.approx(1.0, abs=1e-6)
     at.button(key="export.targets.unlimit").click().run()
     assert any("repeated more than 4 times" in w.value for w in at.warning)
+    at.switch_page("pages/solver.py").run()  # the same run's budget and limit follow to the Solver page
+    assert not at.exception
+    assert at.number_input(key="w:export.budget").value == pytest.approx(3 * sum(sizes.values()))
+    assert at.selectbox(key="w:export.format").value == "megatron"
 
 
 def test_targets_page_exports_the_picked_front_mixture(home):
