@@ -11,7 +11,11 @@ import streamlit as st
 
 from mixmin_core.runs import layout
 from mixmin_core.solver.multi_target import common_sources, mixmin_multi
-from mixmin_core.solver.pareto import cross_target_table, pareto_front, target_weight_grid
+from mixmin_core.solver.pareto import (
+    cross_target_table,
+    pareto_front,
+    target_weight_grid,
+)
 from pages import _data as data
 
 #: Grid points per edge of the target-weight simplex: 11 mixtures for two targets, 21 for three.

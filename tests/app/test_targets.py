@@ -191,7 +191,7 @@ def test_a_run_with_one_target_says_the_view_needs_two(home):
 
 def test_fewer_than_two_targets_picked_asks_for_more(home):
     at = open_targets()
-    at.multiselect(key="w:targets.targets").set_value([list(chem_targets())[0]]).run()
+    at.multiselect(key="w:targets.targets").set_value([next(iter(chem_targets()))]).run()
     assert not at.exception
     assert any("at least two" in i.value for i in at.info)
 

@@ -13,12 +13,20 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from mixmin_core import ProxyOutputs
 from mixmin_core.runs import layout
 from mixmin_core.runs.store import RunStore
 from mixmin_core.solver.multi_target import common_sources, mixmin_multi
-from mixmin_core import ProxyOutputs
 from pages import _multi as multi
-from tests.app.browser import CHROMIUM, CHROMIUM_ARGS, charts, open_page, select_option, serve, wait_idle
+from tests.app.browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    charts,
+    open_page,
+    select_option,
+    serve,
+    wait_idle,
+)
 from tests.app.fixtures import ROOT, data_dir
 
 SHOTS = ROOT / "artifacts" / "screenshots"
