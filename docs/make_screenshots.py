@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.app.browser import chromium, open_page, serve  # noqa: E402
+from tests.app.browser import chromium, open_page, serve, wait_idle  # noqa: E402
 
 OUT = ROOT / "docs"
 PAGES = (("solver", "Solver"), ("compare", "Compare"), ("assays", "Assays"))
@@ -68,6 +68,8 @@ def main() -> None:
                 page = context.new_page()
                 extra = getattr(args, path)
                 open_page(page, url, f"{path}?run={run_id}" + (f"&{extra}" if extra else ""), title)
+                page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=180_000)  # every page has charts
+                wait_idle(page)
                 page.add_style_tag(content='[data-testid="stSidebar"] {display: none;}')  # the page, not the chrome
                 page.wait_for_timeout(500)
                 shot = args.out / f"{path}.png"
