@@ -5,8 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jobs.pipelines.chem import ChemConfig, make_plan, validate
+from jobs.pipelines.chem import ChemConfig, validate
 from mixmin_core.chem import data
+from mixmin_core.chem.experiment import make_plan
 from mixmin_core.errors import InputError
 
 from .conftest import ASSAYS, TOXCAST
@@ -105,9 +106,11 @@ def test_target_without_both_classes(tmp_path, toxcast_head):
     frame["flat"] = 0
     path = tmp_path / "t.csv"
     frame.to_csv(path, index=False)
-    config = ChemConfig(dataset="", path=str(path), targets=["flat"])
     with pytest.raises(InputError, match=r"target 'flat' has 0 positives and 400 negatives"):
-        make_plan(config, data.load_assay_table(path))
+        make_plan(data.load_assay_table(path), targets=["flat"], n_targets=10, source_counts=["all"],
+                  proxy_budgets=[], trials=1)
+    with pytest.raises(InputError, match=r"target 'flat' has 0 positives"):  # the CLI's validate says the same
+        validate(ChemConfig(dataset="", path=str(path), targets=["flat"], source_counts=["all"]))
 
 
 def test_metadata_without_task_column(tmp_path):
