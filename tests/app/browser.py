@@ -109,6 +109,18 @@ def charts(page) -> dict:
     return page.evaluate(CHARTS_JS)
 
 
+def charts_titled(page, *prefixes: str, timeout: float = 90.0) -> dict:
+    """The page's charts once one chart title starts with each of ``prefixes`` (a loaded machine
+    can draw the page in several passes; waiting for what the test reads keeps it deterministic)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        drawn = charts(page)
+        if all(any(t.startswith(p) for t in drawn) for p in prefixes) or time.monotonic() > deadline:
+            wait_idle(page)
+            return charts(page)
+        page.wait_for_timeout(300)
+
+
 def metric_value(page, label: str) -> str:
     """The value shown by the ``st.metric`` labelled ``label``."""
     box = page.locator('[data-testid="stMetric"]').filter(has_text=label).first

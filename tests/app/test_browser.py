@@ -15,6 +15,7 @@ from tests.app.browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
     charts,
+    charts_titled,
     has_dialog,
     metric_value,
     notices,
@@ -185,7 +186,8 @@ def test_a_compare_link_opens_the_same_view(server, fresh):
                               "&baseline=target_only", "Compare")
     assert not notices(shared)
     keys = ("Overall (mean over targets)", "Per target")
-    assert {k: charts(shared)[k] for k in keys} == {k: charts(hand)[k] for k in keys}
+    drawn = charts_titled(shared, *keys), charts_titled(hand, *keys)
+    assert {k: drawn[0][k] for k in keys} == {k: drawn[1][k] for k in keys}
 
 
 def test_an_assays_link_opens_the_same_view(server, fresh):
@@ -201,9 +203,11 @@ def test_an_assays_link_opens_the_same_view(server, fresh):
     shared = fresh()
     open_page(shared, server, f"assays?run={CHEM_RUN}&setting=sources-all&target={target}&trial=2&top_k=5", "Assays")
     assert not notices(shared)
-    title = next(t for t in charts(hand) if t.startswith(f"Top source assays for {target}"))
-    assert charts(shared)[title] == charts(hand)[title]
-    assert charts(shared)[title][0]["y"].count(",") == 4  # five sources
+    prefix = f"Top source assays for {target}"
+    drawn = charts_titled(shared, prefix), charts_titled(hand, prefix)
+    title = next(t for t in drawn[1] if t.startswith(prefix))
+    assert drawn[0][title] == drawn[1][title]
+    assert drawn[0][title][0]["y"].count(",") == 4  # five sources
 
 
 def test_runs_has_its_own_path_and_a_stale_run_link_gets_a_notice(server, fresh):

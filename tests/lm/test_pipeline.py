@@ -170,6 +170,7 @@ def test_user_folder_and_target_with_only_config_changes(tmp_path, capsys):
     assert (transfer.final_compute > res[res.variant == ""].final_compute.max()).all()  # a larger model, same tokens
 
 
+@pytest.mark.slow  # the chemistry sweep test covers compute sweeps in the default suite
 def test_compute_budget_sweep_in_one_run(tmp_path, capsys):
     folder, target = _user_files(tmp_path)
     methods = "[mixmin, natural, balanced, random_search, regmix]"
