@@ -13,9 +13,9 @@ import pytest
 
 from tests.app.browser import (
     CHROMIUM,
-    CHROMIUM_ARGS,
     charts,
     charts_titled,
+    chromium,
     has_dialog,
     metric_value,
     notices,
@@ -62,10 +62,8 @@ def empty_server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    with playwright_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

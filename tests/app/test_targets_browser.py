@@ -20,8 +20,8 @@ from mixmin_core.solver.multi_target import common_sources, mixmin_multi
 from pages import _multi as multi
 from tests.app.browser import (
     CHROMIUM,
-    CHROMIUM_ARGS,
     charts,
+    chromium,
     open_page,
     select_option,
     serve,
@@ -56,10 +56,8 @@ def server(chem_home):
 
 @pytest.fixture(scope="module")
 def browser():
-    with playwright_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
