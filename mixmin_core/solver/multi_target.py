@@ -26,7 +26,7 @@ from mixmin_core.solver.objectives import make_objective
 from mixmin_core.solver.proxy_outputs import ProxyOutputs
 from mixmin_core.solver.results import MixtureResult, Status
 from mixmin_core.solver.simplex import entropic_step
-from mixmin_core.solver.solvers import Iterate, _check_params, start_weights
+from mixmin_core.solver.solvers import Iterate, _check_params, descend, start_weights
 
 MODES = ("mean", "worst")
 
@@ -225,26 +225,12 @@ def _step(w, grad, step_size, caps) -> np.ndarray:
 
 
 def _solve_mean(targets: Targets, w, a, caps, *, step_size, max_iter, tol, callback) -> MixtureResult:
-    traj, losses, gaps, per_target = [], [], [], []
-    status, message = Status.MAX_ITER, f"reached max_iter={max_iter} before the gap fell to tol={tol:g}"
-    for it in range(max_iter + 1):
+    def loss_grad(w):
         scaled, grads = targets.evaluate(w)
-        loss, grad = float(a @ scaled), a @ grads
-        if not (np.isfinite(loss) and np.isfinite(grad).all()):
-            status, message = Status.NON_FINITE, f"non-finite loss or gradient at iteration {it}"
-            if it == 0:
-                traj.append(w), losses.append(loss), gaps.append(float("nan")), per_target.append(scaled)
-            break
-        gap = fw_gap(w, grad, caps)
-        traj.append(w), losses.append(loss), gaps.append(gap), per_target.append(scaled)
-        if callback is not None and callback(Iterate(it, w, loss, gap)):
-            status, message = Status.STOPPED_BY_CALLBACK, f"stopped by callback at iteration {it}"
-            break
-        if gap <= tol:
-            status, message = Status.CONVERGED, f"Frank-Wolfe gap {gap:.3g} <= tol {tol:g} at iteration {it}"
-            break
-        if it < max_iter:
-            w = _step(w, grad, step_size, caps)
+        return float(a @ scaled), a @ grads
+
+    traj, losses, gaps, status, message = descend(loss_grad, w, step_size=step_size, max_iter=max_iter, tol=tol,
+                                                  caps=caps, callback=callback)
     losses = np.asarray(losses)
     pick, best = len(losses) - 1, int(np.nanargmin(losses)) if np.isfinite(losses).any() else len(losses) - 1
     if status != Status.CONVERGED and losses[pick] - losses[best] > 1e-6 * max(1.0, abs(losses[best])):
@@ -254,7 +240,7 @@ def _solve_mean(targets: Targets, w, a, caps, *, step_size, max_iter, tol, callb
         weights=traj[pick], source_names=targets.source_names, loss=float(losses[pick]), n_iter=len(losses) - 1,
         success=status == Status.CONVERGED, status=status.value, message=message, trajectory=np.stack(traj),
         losses=losses, gaps=np.asarray(gaps), gap=float(gaps[pick]), method="mixmin_mean",
-        meta={"iterate": pick}, target_losses=targets.raw_losses(per_target[pick]),
+        meta={"iterate": pick}, target_losses=targets.raw_losses(targets.evaluate(traj[pick])[0]),
     )
 
 

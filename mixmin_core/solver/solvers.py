@@ -84,14 +84,32 @@ def mixmin(outputs: ProxyOutputs, *, step_size: float = 1.0, max_iter: int = 100
     if caps is not None:
         w = project_capped(w, caps).astype(np.float32)
     objective = make_objective(outputs)
-    traj, losses, gaps = [], [], []
-    status, message = Status.MAX_ITER, f"reached max_iter={max_iter} before the gap fell to tol={tol:g}"
-    for it in range(max_iter + 1):
+
+    def loss_grad(w):
         loss, grad = objective.loss_grad(w)
         loss = float(loss)
         if prior_strength:
             loss += prior_strength * kl_to_prior(w, prior)
             grad = grad + np.float32(prior_strength) * (np.log(np.maximum(w, 1e-30) / prior) + 1).astype(np.float32)
+        return loss, grad
+
+    traj, losses, gaps, status, message = descend(loss_grad, w, step_size=step_size, max_iter=max_iter, tol=tol,
+                                                  caps=caps, callback=callback)
+    result = _result(outputs, traj, losses, gaps, status, message, step_size)
+    if caps is not None or prior_strength:
+        result.meta.update(caps=None if caps is None else caps.tolist(), prior_strength=float(prior_strength))
+    return result
+
+
+def descend(loss_grad, w: np.ndarray, *, step_size: float, max_iter: int, tol: float, caps=None,
+            callback=None) -> tuple[list, list, list, Status, str]:
+    """Entropic mirror descent from ``w`` on ``loss_grad(w) -> (loss, grad)`` (the simplex, or the capped
+    simplex), stopping on the Frank-Wolfe gap; returns every iterate, loss and gap, the status and a message.
+    Shared by :func:`mixmin` and the multi-target solver."""
+    traj, losses, gaps = [], [], []
+    status, message = Status.MAX_ITER, f"reached max_iter={max_iter} before the gap fell to tol={tol:g}"
+    for it in range(max_iter + 1):
+        loss, grad = loss_grad(w)
         if not (math.isfinite(loss) and np.isfinite(grad).all()):
             status, message = Status.NON_FINITE, f"non-finite loss or gradient at iteration {it}; returning the best finite iterate"
             if it == 0:  # nothing finite to return: report the start as it is
@@ -111,10 +129,7 @@ def mixmin(outputs: ProxyOutputs, *, step_size: float = 1.0, max_iter: int = 100
         if it < max_iter:
             w = entropic_step(w, grad, step_size)
             w = (w if caps is None else project_capped(w, caps)).astype(np.float32, copy=False)
-    result = _result(outputs, traj, losses, gaps, status, message, step_size)
-    if caps is not None or prior_strength:
-        result.meta.update(caps=None if caps is None else caps.tolist(), prior_strength=float(prior_strength))
-    return result
+    return traj, losses, gaps, status, message
 
 
 def _gap(w: np.ndarray, grad: np.ndarray, caps) -> float:
