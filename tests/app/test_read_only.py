@@ -243,9 +243,7 @@ def test_read_only_in_chromium_starts_and_stores_nothing(template_home, tmp_path
     before = _files(home)
     upload = tmp_path / "mine.csv"
     upload.write_bytes(_csv())
-    with browser_tests.serve(home) as url, browser_tests.playwright_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=browser_tests.CHROMIUM, args=browser_tests.CHROMIUM_ARGS,
-                                     headless=True)
+    with browser_tests.serve(home) as url, browser_tests.chromium() as browser:
         page = browser.new_context(viewport={"width": 1400, "height": 1800}).new_page()
         browser_tests.open_page(page, url, "jobs", "Jobs")
         assert page.get_by_text("Read-only mode").count() >= 2  # the page and the sidebar
@@ -259,7 +257,6 @@ def test_read_only_in_chromium_starts_and_stores_nothing(template_home, tmp_path
         page.get_by_text("not saved").wait_for(timeout=30_000)
         assert page.locator('[data-testid="stException"]').count() == 0
         page.screenshot(path=str(browser_tests.SHOTS / "upload_read_only.png"), full_page=True)
-        browser.close()
     assert _files(home) == before and not (home / "uploads").exists() and not (home / "launches").exists()
 
 
