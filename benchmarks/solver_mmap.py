@@ -98,7 +98,7 @@ def solve_child(path: str, max_iter: int) -> None:
         "peak_load": after_load["VmHWM"], "peak_solve": after["VmHWM"], "rss_after": after["VmRSS"],
         "anon_after": after["RssAnon"], "file_after": after["RssFile"], "peak_reset": peak_reset,
         "load_s": load_s, "setup_s": setup_s, "solve_s": solve_s, "n_iter": result.n_iter,
-        "streamed": objective.streamed, "n_blocks": len(objective.blocks),
+        "streamed": objective.streamed, "n_blocks": len(objective.blocks), "kernel": objective.fused,
         "top": result.top(3),
     }))
 
@@ -160,7 +160,7 @@ def main() -> None:
         floor = 2 * nbytes / bandwidth
         mb = 1 << 20
         print(f"load (checksum + streamed validation) {r['load_s']:.1f} s; objective setup {r['setup_s']:.2f} s; "
-              f"streamed in {r['n_blocks']} blocks: {r['streamed']}")
+              f"streamed in {r['n_blocks']} blocks: {r['streamed']}; one-read kernel: {r['kernel']}")
         print(f"solve {r['n_iter']} iterations: {r['solve_s']:.1f} s, {per_iter:.3f} s per evaluation; "
               f"two-pass float32 floor {floor:.3f} s ({bandwidth / GB:.1f} GB/s in memory); ratio {per_iter / floor:.2f}")
         print(f"resident memory: {r['rss_before_load'] / mb:.0f} MB before loading, {r['rss_after_load'] / mb:.0f} MB "

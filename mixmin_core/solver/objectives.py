@@ -2,8 +2,10 @@
 
 Each objective precomputes what it needs from ``ProxyOutputs`` once, then evaluates the loss
 and gradient for one weight vector ``(P,)`` or a batch ``(B, P)`` in one float32 pass over the
-``(P, N)`` matrix: per column block (see :mod:`~mixmin_core.solver.blocks`) it forms the mixed
-prediction ``w @ block``, the loss's per-sample factor ``u`` and the gradient part
+``(P, N)`` matrix. With many sources and one weight vector (every solver iteration) that pass is
+:func:`~mixmin_core.solver.kernels.fused_rows`, which reads each sample's outputs once; otherwise
+(few sources, a batch of weights) it goes per column block (see :mod:`~mixmin_core.solver.blocks`):
+the mixed prediction ``w @ block``, the loss's per-sample factor ``u`` and the gradient part
 ``u @ block.T`` while the block is still in cache. Memory-mapped values are streamed block by
 block and never copied whole. Optional ``sample_weights`` ``(N,)`` or ``(B, N)`` (rows summing
 to one) replace the plain mean; the bootstrap uses them to solve many resamples at once.
@@ -16,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from mixmin_core.solver import blocks
+from mixmin_core.solver import blocks, kernels
 from mixmin_core.solver.proxy_outputs import ProxyOutputs
 
 #: Mixed probabilities are clipped to [EPS, 1 - EPS] before the log in the ``binary`` loss.
@@ -25,6 +27,15 @@ from mixmin_core.solver.proxy_outputs import ProxyOutputs
 EPS = 1e-6
 #: Smallest mixed density (relative to the per-sample best proxy) in the ``loglik`` loss.
 TINY = np.float32(1e-30)
+#: Fewest sources for the one-read kernel: with fewer, a sample's row is too short to vectorise and
+#: numpy's products across samples are faster. A matrix that fits in cache (one block, see
+#: :data:`~mixmin_core.solver.blocks.SINGLE_BLOCK_BYTES`) stays with numpy's two products too: read
+#: from cache, two multi-stream BLAS passes beat one single-stream pass (measured: 5.4 against
+#: 1.2-2.8 G values/s at 128 x 30,000), and the kernel only wins where memory bandwidth is the limit.
+FUSED_MIN_SOURCES = 32
+#: Column chunks of an in-memory matrix on the kernel's path (the threads share them); a matrix
+#: below :data:`FUSED_SPLIT_ELEMENTS` values is one chunk, as a thread hand-off would cost more.
+FUSED_CHUNKS, FUSED_SPLIT_ELEMENTS = 8, 1 << 18
 
 
 class Objective:
@@ -40,7 +51,10 @@ class Objective:
 
     matrix: np.ndarray | None  # (P, N) float32, what the weights multiply (None when streamed)
     identity = False  # True when that matrix is ``values`` unchanged
+    kind_code: int  # the loss kind, as :mod:`~mixmin_core.solver.kernels` numbers it
+    constant: np.ndarray  # (N,) float32 per-sample label constant the kernel needs (see kernels._finish)
     _uniform_scale = None  # the factor's scale for uniform sample weights, made on first use
+    _uniform_scale_vector = None  # the same as an (N,) array, for the kernel
 
     def __init__(self, outputs: ProxyOutputs, block_bytes: int | None = None):
         values = outputs.values
@@ -51,15 +65,24 @@ class Objective:
             # a source-major file: each block's row pieces should be whole pages (4 KB = 1,024 columns)
             block_bytes = max(block_bytes or blocks.BLOCK_BYTES, self.n_sources * 4096)
         self.blocks = blocks.column_blocks(self.n_sources, self.n_samples, block_bytes=block_bytes)
+        # the kernel reads sample-major rows: in memory always (one copy at setup), streamed if the file is
+        self.fused = (self.n_sources >= FUSED_MIN_SOURCES and len(self.blocks) > 1
+                      and (not self.streamed or values.flags.f_contiguous))
         self._setup(outputs)
         if self.streamed:
             self.values, self.matrix = values, None
-        elif len(self.blocks) == 1:
+            return
+        if self.fused:
+            chunks = min(FUSED_CHUNKS if values.size >= FUSED_SPLIT_ELEMENTS else 1, self.n_samples)
+            edges = [round(k * self.n_samples / chunks) for k in range(chunks + 1)]
+            self.blocks = [slice(a, b) for a, b in itertools.pairwise(edges)]
+        if len(self.blocks) == 1 and not self.fused:
             self.matrix = values if self.identity else self._derive(values, slice(None), None)
-            self._tiles = [self.matrix]
+        elif self.identity and values.flags.f_contiguous:
+            self.matrix = values
         else:
             self.matrix = self._derive(values, slice(None), np.empty(values.shape, np.float32, order="F"))
-            self._tiles = [self.matrix[:, cols] for cols in self.blocks]
+        self._tiles = [self.matrix[:, cols] for cols in self.blocks]
 
     # ---- per kind ------------------------------------------------------------------------
     def _setup(self, outputs: ProxyOutputs) -> None:
@@ -103,35 +126,44 @@ class Objective:
         ``need_grad=False`` returns ``(loss, None)``; ``need_loss=False`` returns ``(None, grad)``
         and skips the per-sample logarithms (the bootstrap never looks at the loss).
         """
-        w = np.asarray(weights, dtype=np.float32)
+        w = np.ascontiguousarray(weights, dtype=np.float32)
         s = self._scale(sample_weights)
         batch = w.shape[:-1]
         mixed = np.empty(batch + (self.n_samples,), dtype=np.float32)
+        fused = self.fused and need_grad and not batch
         if not need_grad:
             scale = None
         elif sample_weights is None:  # the usual case: the factor's scale is fixed, make it once
             if self._uniform_scale is None:
                 self._uniform_scale = self._factor_scale(s)
-            scale = self._uniform_scale
+                self._uniform_scale_vector = _vector(self._uniform_scale, self.n_samples)
+            scale = self._uniform_scale_vector if fused else self._uniform_scale
         else:
             scale = self._factor_scale(s)
-        parts = np.empty((len(self.blocks),) + batch + (self.n_sources,), dtype=np.float32) if need_grad else None
-        ranges = _split(len(self.blocks), THREADS) if len(self.blocks) > 1 else _ONE
+            scale = _vector(scale, self.n_samples) if fused else scale
+        per_thread = 1 if fused and not self.streamed else _MIN_BLOCKS_PER_THREAD
+        ranges = _split(len(self.blocks), THREADS, per_thread) if len(self.blocks) > 1 else _ONE
+        # the kernel adds into one gradient part per thread; the products write one per block
+        n_parts = len(ranges) if fused else len(self.blocks)
+        parts = (np.zeros if fused else np.empty)((n_parts,) + batch + (self.n_sources,), dtype=np.float32) \
+            if need_grad else None
         if len(ranges) == 1:
-            self._sweep(ranges[0], w, scale, mixed, parts)
-        else:  # numpy drops the GIL inside matmul and ufuncs, so block ranges run in parallel
-            pending = [_pool().submit(self._sweep, r, w, scale, mixed, parts) for r in ranges[1:]]
-            self._sweep(ranges[0], w, scale, mixed, parts)
+            self._sweep(ranges[0], w, scale, mixed, parts, fused, 0)
+        else:  # numba and numpy drop the GIL in the kernel, matmul and ufuncs: block ranges run in parallel
+            pending = [_pool().submit(self._sweep, r, w, scale, mixed, parts, fused, k)
+                       for k, r in enumerate(ranges) if k]
+            self._sweep(ranges[0], w, scale, mixed, parts, fused, 0)
             for job in pending:
                 job.result()
         loss = self._loss(mixed, s) if need_loss else None
         grad = (parts[0] if len(parts) == 1 else parts.sum(axis=0)) if need_grad else None
         return loss, grad
 
-    def _sweep(self, block_range: range, w, scale, mixed, parts) -> None:
-        """One pass over blocks ``block_range``: fill ``mixed`` and, with ``parts``, the gradient parts."""
+    def _sweep(self, block_range: range, w, scale, mixed, parts, fused: bool, thread: int) -> None:
+        """One pass over blocks ``block_range``: fill ``mixed`` and, with ``parts``, the gradient parts
+        (``parts[thread]`` on the kernel's path, ``parts[b]`` per block otherwise)."""
         width = self.blocks[0].stop
-        u = np.empty(w.shape[:-1] + (width,), dtype=np.float32) if parts is not None else None
+        u = np.empty(w.shape[:-1] + (width,), dtype=np.float32) if parts is not None and not fused else None
         pages = scratch = None
         if self.streamed:  # per sweep, so concurrent evaluations never share a buffer
             pages = blocks.PageReleaser(self.values)
@@ -141,6 +173,12 @@ class Objective:
             cols = self.blocks[b]
             block = self._block(b, cols, pages, scratch)
             m = mixed[..., cols]
+            if fused:
+                kernels.fused_rows(block.T, w, self.kind_code, self.constant[cols], scale[cols], m, parts[thread],
+                                   0, m.shape[-1])
+                if pages is not None:
+                    pages.done(cols)
+                continue
             np.matmul(w, block, out=m)
             self._clip(m, cols)
             if parts is not None:
@@ -177,9 +215,10 @@ def _pool() -> ThreadPoolExecutor:
     return _POOL[pid]
 
 
-def _split(n_blocks: int, threads: int) -> list[range]:
-    """Contiguous block ranges, one per thread (one range when there are too few blocks to share)."""
-    threads = max(1, min(threads, n_blocks // _MIN_BLOCKS_PER_THREAD))
+def _split(n_blocks: int, threads: int, per_thread: int = _MIN_BLOCKS_PER_THREAD) -> list[range]:
+    """Contiguous block ranges, one per thread (one range when there are too few blocks to share:
+    fewer than ``per_thread`` each)."""
+    threads = max(1, min(threads, n_blocks // per_thread))
     edges = [round(i * n_blocks / threads) for i in range(threads + 1)]
     return [range(a, b) for a, b in itertools.pairwise(edges)]
 
@@ -193,6 +232,11 @@ def _weighted_sum(values: np.ndarray, s) -> np.ndarray:
     if s.ndim == 1:
         return values @ s
     return np.einsum("...n,...n->...", values, s)
+
+
+def _vector(scale, n: int) -> np.ndarray:
+    """``scale`` (a scalar or ``(N,)``) as a contiguous float32 ``(N,)`` array, for the kernel."""
+    return np.ascontiguousarray(np.broadcast_to(np.asarray(scale, dtype=np.float32), (n,)))
 
 
 def _sub(vec, cols: slice):
@@ -210,9 +254,10 @@ class BinaryObjective(Objective):
     """
 
     identity = True
+    kind_code = kernels.BINARY
 
     def _setup(self, outputs):
-        self.negatives = (1.0 - outputs.labels).astype(np.float32)  # 1 - y
+        self.negatives = self.constant = (1.0 - outputs.labels).astype(np.float32)  # 1 - y
         self.signs = (2.0 * outputs.labels - 1.0).astype(np.float32)  # a = 2y - 1
 
     def _clip(self, mixed, cols):
@@ -236,9 +281,10 @@ class MSEObjective(Objective):
     """Squared error of the mixed prediction ``sum_p w_p f_p(x)``."""
 
     def _setup(self, outputs):
-        self.labels = outputs.labels
+        self.labels = self.constant = np.ascontiguousarray(outputs.labels, dtype=np.float32)
 
     identity = True  # the matrix is the proxies' predictions themselves
+    kind_code = kernels.MSE
 
     def _clip(self, mixed, cols):
         np.subtract(mixed, self.labels[cols], out=mixed)  # residual
@@ -261,6 +307,8 @@ class LoglikObjective(Objective):
     ``p_w(x) = exp(m(x)) * sum_p w_p exp(l_p(x) - m(x))``, so every exponent is <= 0.
     """
 
+    kind_code = kernels.LOGLIK
+
     def _setup(self, outputs):
         vals = outputs.values
         if blocks.is_mapped(vals):  # one streamed pass instead of a (P, N) temporary
@@ -272,6 +320,7 @@ class LoglikObjective(Objective):
             pages.flush()
         else:
             self.shift = vals.max(axis=0)
+        self.constant = self.shift  # unused by the kernel for this kind, but it takes an (N,) array
         counts = outputs.token_counts
         self.inv_tokens = None if counts is None else (1.0 / counts).astype(np.float32)
         # with uniform sample weights the per-sample scale and the shift's share of the loss are fixed

@@ -95,6 +95,49 @@ def test_column_blocks_give_the_single_pass_answer(kind, tokens):
     np.testing.assert_array_equal(grad_only, gb)
 
 
+@pytest.mark.parametrize("kind,tokens", [("binary", False), ("mse", False), ("loglik", False), ("loglik", True)])
+def test_one_read_kernel_matches_the_reference_and_the_column_products(tmp_path, kind, tokens, monkeypatch):
+    """Many sources over several blocks take the numba kernel (in memory and streamed from a saved file);
+    it gives the float64 reference loss and the column products' gradient, on one thread or two."""
+    from mixmin_core.solver import objectives
+
+    rng = np.random.default_rng(11)
+    outputs = _random(kind, rng, p=40, n=4001, tokens=tokens)
+    w = rng.dirichlet(np.ones(40)).astype(np.float32)
+    products = make_objective(outputs, block_bytes=4 * 40 * 256)
+    products.fused = False
+    expected_loss, expected = products.loss_grad(w)
+    assert float(expected_loss) == pytest.approx(_reference_loss(outputs, w), rel=1e-5)
+    memory = make_objective(outputs, block_bytes=4 * 40 * 256)
+    mapped = ProxyOutputs.load(outputs.save(tmp_path / "o", compress=False), mmap=True)
+    streamed = make_objective(mapped, block_bytes=4 * 40 * 256)
+    assert memory.fused and streamed.fused and streamed.streamed and len(streamed.blocks) > 1
+    for threads in (1, 2):
+        monkeypatch.setattr(objectives, "THREADS", threads)
+        for objective in (memory, streamed):
+            loss, grad = objective.loss_grad(w)
+            assert float(loss) == pytest.approx(float(expected_loss), rel=1e-6)
+            np.testing.assert_allclose(grad, expected, rtol=1e-5, atol=1e-6 * np.abs(expected).max())
+    # a batch of weights (the bootstrap) goes through the products on the same matrix
+    W = rng.dirichlet(np.ones(40), size=3).astype(np.float32)
+    batch_loss, batch_grad = memory.loss_grad(W)
+    for i in range(3):
+        loss_i, grad_i = memory.loss_grad(W[i])
+        assert batch_loss[i] == pytest.approx(float(loss_i), rel=1e-5)
+        np.testing.assert_allclose(batch_grad[i], grad_i, rtol=1e-4, atol=1e-6 * np.abs(grad_i).max())
+
+
+def test_one_read_kernel_refuses_other_types():
+    """The kernel is compiled for float32 only: a float64 array is a TypeError, never a silent upcast."""
+    from mixmin_core.solver import kernels
+
+    x = np.zeros((4, 3), np.float32)
+    v = np.zeros(4, np.float32)
+    g = np.zeros(3, np.float32)
+    with pytest.raises(TypeError):
+        kernels.fused_rows(x.astype(np.float64), g, kernels.BINARY, v, v, v, g, 0, 4)
+
+
 @pytest.mark.parametrize("kind,tokens", [("binary", False), ("mse", False), ("loglik", True)])
 @pytest.mark.parametrize("layout", ["saved", "source-major"])
 def test_memory_mapped_values_stream_to_the_in_memory_answer(tmp_path, kind, tokens, layout):
