@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import streamlit as st
+from threadpoolctl import ThreadpoolController
 
 from mixmin_core import ProxyOutputs, bootstrap_weights, mixmin
 from mixmin_core.errors import InputError
@@ -97,8 +98,18 @@ def solve(problem_id: str, stamp: float, step_size: float, max_iter: int, init: 
     """
     outputs = load_problem(problem_id)
     caps = None if max_weight >= 1 else np.full(outputs.n_sources, float(max_weight))
-    return mixmin(outputs, step_size=float(step_size), max_iter=int(max_iter), init=init, caps=caps,
-                  prior_strength=float(prior_strength))
+    # One BLAS thread: in the server, BLAS's spinning helper threads fight the server's threads and the
+    # browser for the cores (a 616 x 1,107 solve took 0.13-0.7 s there, 0.03-0.06 s with one thread).
+    # Large problems take the solver's own threads (mixmin_core.solver.kernels), which this leaves alone.
+    with _blas().limit(limits=1, user_api="blas"):
+        return mixmin(outputs, step_size=float(step_size), max_iter=int(max_iter), init=init, caps=caps,
+                      prior_strength=float(prior_strength))
+
+
+@st.cache_resource(show_spinner=False)
+def _blas() -> ThreadpoolController:
+    """The process's BLAS libraries, found once (finding them takes milliseconds; limiting, microseconds)."""
+    return ThreadpoolController()
 
 
 @st.cache_data(max_entries=32, show_spinner="Bootstrapping the weights...")
