@@ -158,7 +158,7 @@ def test_a_solver_link_opens_the_same_view_as_setting_the_controls_by_hand(serve
     slide_to(hand, "Step size η", "3.0")
     slide_to(hand, "Iterations", "200")
     hand.get_by_text("Constraints: availability caps").click()
-    slide_to(hand, "Max weight per source", "0.30", key="ArrowLeft")
+    slide_to(hand, "Max weight per source", "0.30", key="PageDown")  # 0.1 a press
     by_hand = _solver_view(hand)
     assert by_hand["iterations"] == "200"
 
