@@ -127,6 +127,19 @@ def metric_value(page, label: str) -> str:
     return box.locator('[data-testid="stMetricValue"]').inner_text().strip()
 
 
+def charts_settled(pages, *prefixes: str, timeout: float = 60.0) -> list[dict]:
+    """Each page's charts whose titles start with ``prefixes``, once the pages show the same data or
+    ``timeout`` passes (a loaded machine may still be redrawing one after its last widget change);
+    the caller asserts that they agree."""
+    deadline = time.monotonic() + timeout
+    while True:
+        drawn = [charts_titled(page, *prefixes) for page in pages]
+        picked = [{t: v for t, v in d.items() if t.startswith(prefixes)} for d in drawn]
+        if all(p == picked[0] for p in picked) or time.monotonic() > deadline:
+            return picked
+        time.sleep(0.5)
+
+
 def select_option(page, label: str, option: str) -> None:
     """Pick ``option`` (its shown text) in the selectbox labelled ``label``, as a user does."""
     page.get_by_role("combobox", name=label, exact=True).click()

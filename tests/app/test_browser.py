@@ -14,7 +14,7 @@ import pytest
 from tests.app.browser import (
     CHROMIUM,
     charts,
-    charts_titled,
+    charts_settled,
     chromium,
     has_dialog,
     metric_value,
@@ -184,8 +184,9 @@ def test_a_compare_link_opens_the_same_view(server, fresh):
                               "&baseline=target_only", "Compare")
     assert not notices(shared)
     keys = ("Overall (mean over targets)", "Per target")
-    drawn = charts_titled(shared, *keys), charts_titled(hand, *keys)
-    assert {k: drawn[0][k] for k in keys} == {k: drawn[1][k] for k in keys}
+    drawn = charts_settled([shared, hand], *keys)
+    assert set(drawn[0]) == set(keys)
+    assert drawn[0] == drawn[1]
 
 
 def test_an_assays_link_opens_the_same_view(server, fresh):
@@ -202,7 +203,7 @@ def test_an_assays_link_opens_the_same_view(server, fresh):
     open_page(shared, server, f"assays?run={CHEM_RUN}&setting=sources-all&target={target}&trial=2&top_k=5", "Assays")
     assert not notices(shared)
     prefix = f"Top source assays for {target}"
-    drawn = charts_titled(shared, prefix), charts_titled(hand, prefix)
+    drawn = charts_settled([shared, hand], prefix)
     title = next(t for t in drawn[1] if t.startswith(prefix))
     assert drawn[0][title] == drawn[1][title]
     assert drawn[0][title][0]["y"].count(",") == 4  # five sources
