@@ -148,7 +148,7 @@ def problem_label(problem_id: str) -> str:
     kind, _, rest = problem_id.partition(":")
     if kind == "upload":
         return f"upload: {Path(rest).name}"
-    run_id, _, key = rest.partition(":")
+    _run_id, _, key = rest.partition(":")
     prob = layout.Problem.from_key(key)
     variant = f" [{prob.variant}]" if prob.variant else ""
     return f"{prob.target}{variant} · trial {prob.trial}"
