@@ -33,9 +33,9 @@ TINY = np.float32(1e-30)
 #: from cache, two multi-stream BLAS passes beat one single-stream pass (measured: 5.4 against
 #: 1.2-2.8 G values/s at 128 x 30,000), and the kernel only wins where memory bandwidth is the limit.
 FUSED_MIN_SOURCES = 32
-#: Column chunks of an in-memory matrix on the kernel's path (the threads share them); a matrix
-#: below :data:`FUSED_SPLIT_ELEMENTS` values is one chunk, as a thread hand-off would cost more.
-FUSED_CHUNKS, FUSED_SPLIT_ELEMENTS = 8, 1 << 18
+#: Column chunks of an in-memory matrix on the kernel's path: the threads share them, and each is
+#: one kernel call (the matrix is larger than cache there, so a call's overhead is negligible).
+FUSED_CHUNKS = 8
 
 
 class Objective:
@@ -65,17 +65,19 @@ class Objective:
             # a source-major file: each block's row pieces should be whole pages (4 KB = 1,024 columns)
             block_bytes = max(block_bytes or blocks.BLOCK_BYTES, self.n_sources * 4096)
         self.blocks = blocks.column_blocks(self.n_sources, self.n_samples, block_bytes=block_bytes)
-        # the kernel reads sample-major rows: in memory always (one copy at setup), streamed if the file is
+        # the kernel reads sample-major rows: in memory a sample-major matrix (copied once at setup unless
+        # the values already are), streamed only from a sample-major file
         self.fused = (self.n_sources >= FUSED_MIN_SOURCES and len(self.blocks) > 1
                       and (not self.streamed or values.flags.f_contiguous))
+        if self.fused and not self.streamed:
+            chunks = min(FUSED_CHUNKS, self.n_samples)
+            edges = [round(k * self.n_samples / chunks) for k in range(chunks + 1)]
+            self.blocks = [slice(a, b) for a, b in itertools.pairwise(edges)]
+        self._width = max(cols.stop - cols.start for cols in self.blocks)  # the widest block, for buffers
         self._setup(outputs)
         if self.streamed:
             self.values, self.matrix = values, None
             return
-        if self.fused:
-            chunks = min(FUSED_CHUNKS if values.size >= FUSED_SPLIT_ELEMENTS else 1, self.n_samples)
-            edges = [round(k * self.n_samples / chunks) for k in range(chunks + 1)]
-            self.blocks = [slice(a, b) for a, b in itertools.pairwise(edges)]
         if len(self.blocks) == 1 and not self.fused:
             self.matrix = values if self.identity else self._derive(values, slice(None), None)
         elif self.identity and values.flags.f_contiguous:
@@ -162,7 +164,7 @@ class Objective:
     def _sweep(self, block_range: range, w, scale, mixed, parts, fused: bool, thread: int) -> None:
         """One pass over blocks ``block_range``: fill ``mixed`` and, with ``parts``, the gradient parts
         (``parts[thread]`` on the kernel's path, ``parts[b]`` per block otherwise)."""
-        width = self.blocks[0].stop
+        width = self._width
         u = np.empty(w.shape[:-1] + (width,), dtype=np.float32) if parts is not None and not fused else None
         pages = scratch = None
         if self.streamed:  # per sweep, so concurrent evaluations never share a buffer
