@@ -18,8 +18,12 @@ import numpy as np
 FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
 #: The loss kinds the kernel knows, as the integer it is passed.
 BINARY, MSE, LOGLIK = 0, 1, 2
-_EPS = np.float32(1e-6)  # objectives.EPS: the observed label's mixed probability is at least this
-_TINY = np.float32(1e-30)  # objectives.TINY: the smallest mixed density
+#: Mixed probabilities are clipped to [EPS, 1 - EPS] before the log in the ``binary`` loss.
+#: 1e-6 keeps the loss finite (at most -log(1e-6) ~ 13.8) and is far below any probability
+#: a calibrated proxy reports.
+EPS = np.float32(1e-6)
+#: Smallest mixed density (relative to the per-sample best proxy) in the ``loglik`` loss.
+TINY = np.float32(1e-30)
 
 
 @numba.njit(nogil=True, fastmath=FASTMATH, cache=True, inline="always")
@@ -27,12 +31,12 @@ def _finish(kind, m, a, s):
     """``(mixed value kept for the loss, per-sample factor u)`` from the mixed prediction ``m``;
     ``a`` is the sample's label constant (1 - y for binary, y for mse) and ``s`` its factor scale."""
     if kind == BINARY:
-        q = max(abs(m - a), _EPS)  # the mixed probability of the observed label
+        q = max(abs(m - a), EPS)  # the mixed probability of the observed label
         return q, s / q
     if kind == MSE:
         r = m - a  # residual
         return r, s * r
-    d = max(m, _TINY)  # mixture density relative to the per-sample best proxy
+    d = max(m, TINY)  # mixture density relative to the per-sample best proxy
     return d, s / d
 
 

@@ -19,14 +19,12 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from mixmin_core.solver import blocks, kernels
+from mixmin_core.solver.kernels import (  # the clip constants: the kernel uses them too
+    EPS,
+    TINY,
+)
 from mixmin_core.solver.proxy_outputs import ProxyOutputs
 
-#: Mixed probabilities are clipped to [EPS, 1 - EPS] before the log in the ``binary`` loss.
-#: 1e-6 keeps the loss finite (at most -log(1e-6) ~ 13.8) and is far below any probability
-#: a calibrated proxy reports.
-EPS = 1e-6
-#: Smallest mixed density (relative to the per-sample best proxy) in the ``loglik`` loss.
-TINY = np.float32(1e-30)
 #: Fewest sources for the one-read kernel: with fewer, a sample's row is too short to vectorise and
 #: numpy's products across samples are faster. A matrix that fits in cache (one block, see
 #: :data:`~mixmin_core.solver.blocks.SINGLE_BLOCK_BYTES`) stays with numpy's two products too: read
