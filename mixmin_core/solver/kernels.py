@@ -74,3 +74,131 @@ def fused_rows(rows, w, kind, a, scale, mixed, grad, lo, hi):
         mixed[i], u0 = _finish(kind, m0, a[i], scale[i])
         for p in range(n_sources):
             grad[p] += u0 * x0[p]
+
+
+#: Cephes' single-precision log: ``log(1 + t) = t - t^2/2 + t^3 P(t)`` for the mantissa ``1 + t`` in
+#: [sqrt(1/2), sqrt(2)), and the exponent's ``e ln 2`` split in two parts so it adds exactly.
+_LOG_POLY = (7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1, 1.4249322787e-1,
+             -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1)
+_LN2_HI, _LN2_LO = np.float32(0.693359375), np.float32(-2.12194440e-4)
+_SQRT_HALF = np.float32(0.70710678)
+_LOG_CHUNK = 2048  # values per step: the exponents' buffer stays in L1
+
+_C = tuple(np.float32(c) for c in _LOG_POLY)
+
+
+# (Indices below always count up from 0 within a slice: numba wraps a possibly negative index such as
+# ``lo + k`` element by element, which stops the loop vectorising.)
+@numba.njit(nogil=True, cache=True)
+def _split(bits, mantissa, exponent):
+    """Float bits -> mantissa bits (scaled into [0.5, 1)) and exponent; returns how many inputs are
+    zero, negative, subnormal or non-finite."""
+    special = 0
+    for k in range(bits.shape[0]):
+        b = bits[k]
+        e = (b >> 23) & 0xFF
+        special += (b <= 0) | (e == 0) | (e == 0xFF)
+        exponent[k] = np.float32(e - 126)
+        mantissa[k] = (b & 0x807FFFFF) | 0x3F000000
+    return special
+
+
+@numba.njit(nogil=True, fastmath=FASTMATH, cache=True)
+def _log_mantissa(mantissa, exponent, out):
+    """``out[k] = log(mantissa[k] 2^exponent[k])``."""
+    c0, c1, c2, c3, c4, c5, c6, c7, c8 = _C
+    for k in range(out.shape[0]):
+        m = mantissa[k]
+        low = np.float32(1.0) if m < _SQRT_HALF else np.float32(0.0)  # m -> 2m, e -> e - 1
+        e = exponent[k] - low
+        t = m + m * low - np.float32(1.0)
+        z = t * t
+        p = ((((((((c0 * t + c1) * t + c2) * t + c3) * t + c4) * t + c5) * t + c6) * t + c7) * t + c8) * t * z
+        out[k] = t + (p + e * _LN2_LO - np.float32(0.5) * z) + e * _LN2_HI
+
+
+@numba.njit(numba.void(_IN1, _OUT1), nogil=True, cache=True)
+def log(x, out):
+    """``out = log(x)`` (float32; ``out`` may be ``x``), within 2 ulp of the exact value.
+
+    numpy's float32 log is scalar on CPUs without AVX-512 (2-5 ns a value, more than the two matrix
+    passes of a small problem); this one vectorises: exponent and mantissa come from the bits, the
+    mantissa's log from a polynomial. Zero, negative, subnormal and non-finite inputs (which the
+    clipped losses never produce) are redone by the C library, so they keep its meaning.
+    """
+    bits = x.view(np.int32)
+    mantissa = np.empty(_LOG_CHUNK, np.float32)
+    exponent = np.empty(_LOG_CHUNK, np.float32)
+    mantissa_bits = mantissa.view(np.int32)
+    for lo in range(0, x.shape[0], _LOG_CHUNK):
+        hi = min(lo + _LOG_CHUNK, x.shape[0])
+        n = hi - lo
+        special = _split(bits[lo:hi], mantissa_bits[:n], exponent[:n])
+        if special:  # rare: keep the inputs, as ``out`` may be ``x``
+            saved = x[lo:hi].copy()
+            _log_mantissa(mantissa[:n], exponent[:n], out[lo:hi])
+            saved_bits = saved.view(np.int32)
+            for k in range(n):
+                e = (saved_bits[k] >> 23) & 0xFF
+                if saved_bits[k] <= 0 or e == 0 or e == 0xFF:
+                    out[lo + k] = np.log(saved[k])
+        else:
+            _log_mantissa(mantissa[:n], exponent[:n], out[lo:hi])
+
+
+#: Columns per step of :func:`fused_columns`: a step's slice of the matrix (``P x width`` floats,
+#: about 256 KB) is still in L2 cache when the gradient pass reads it again.
+_COLUMN_STEP_BYTES = 256 << 10
+
+_SIGNATURE_COLUMNS = numba.void(_IN2, numba.int64, _IN1, numba.int64, _IN1, _IN1, _OUT1, _OUT1)
+
+
+@numba.njit(_SIGNATURE_COLUMNS, nogil=True, fastmath=FASTMATH, cache=True)
+def fused_columns(matrix, col0, w, kind, a, scale, mixed, grad):
+    """For a source-major ``matrix`` (``(P, N)``, C-contiguous) and its columns ``col0 ..
+    col0 + len(mixed) - 1``: write the mixed values to ``mixed`` and add ``u @ columns.T`` to ``grad``
+    (``a`` and ``scale`` cut to the same columns). Each step's columns are read from memory once:
+    the mixed prediction four sources at a time, then the factor, then the gradient from cache.
+
+    Column indices are unsigned and nothing is sliced in the loops: numba wraps a signed index
+    element by element (which stops vectorisation) and counts references to every slice.
+    """
+    n_sources = matrix.shape[0]
+    last = n_sources - 1
+    n = mixed.shape[0]
+    width = max(64, _COLUMN_STEP_BYTES // (4 * n_sources))
+    u = np.empty(min(width, n), np.float32)
+    zero = np.float32(0.0)
+    base = np.uint64(col0)
+    for lo in range(0, n, width):
+        start, stop = np.uint64(lo), np.uint64(min(lo + width, n))
+        for k in range(start, stop):
+            mixed[k] = zero
+        for p in range(0, n_sources, 4):  # past the last source: a repeated row with weight 0
+            q1, q2, q3 = min(p + 1, last), min(p + 2, last), min(p + 3, last)
+            w0 = w[p]
+            w1 = w[q1] if p + 1 <= last else zero
+            w2 = w[q2] if p + 2 <= last else zero
+            w3 = w[q3] if p + 3 <= last else zero
+            for k in range(start, stop):
+                j = base + k
+                mixed[k] += (w0 * matrix[p, j] + w1 * matrix[q1, j]) + (w2 * matrix[q2, j] + w3 * matrix[q3, j])
+        for k in range(start, stop):
+            mixed[k], u[k - start] = _finish(kind, mixed[k], a[k], scale[k])
+        for p in range(0, n_sources, 4):
+            q1, q2, q3 = min(p + 1, last), min(p + 2, last), min(p + 3, last)
+            s0 = s1 = s2 = s3 = zero
+            for k in range(start, stop):
+                j = base + k
+                uk = u[k - start]
+                s0 += matrix[p, j] * uk
+                s1 += matrix[q1, j] * uk
+                s2 += matrix[q2, j] * uk
+                s3 += matrix[q3, j] * uk
+            grad[p] += s0
+            if p + 1 <= last:
+                grad[p + 1] += s1
+            if p + 2 <= last:
+                grad[p + 2] += s2
+            if p + 3 <= last:
+                grad[p + 3] += s3

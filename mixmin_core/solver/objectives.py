@@ -34,6 +34,9 @@ FUSED_MIN_SOURCES = 32
 #: Column chunks of an in-memory matrix on the kernel's path: the threads share them, and each is
 #: one kernel call (the matrix is larger than cache there, so a call's overhead is negligible).
 FUSED_CHUNKS = 8
+#: Smallest in-memory matrix whose :func:`~mixmin_core.solver.kernels.fused_columns` evaluation is
+#: split between threads: below it a hand-off (tens of microseconds) costs more than it saves.
+COLUMNS_THREAD_BYTES = 4 << 20
 
 
 class Objective:
@@ -67,6 +70,8 @@ class Objective:
         # the values already are), streamed only from a sample-major file
         self.fused = (self.n_sources >= FUSED_MIN_SOURCES and len(self.blocks) > 1
                       and (not self.streamed or values.flags.f_contiguous))
+        # few sources in memory: the source-major kernel (each step of columns read once, from cache twice)
+        self.columns = not self.streamed and self.n_sources < FUSED_MIN_SOURCES
         if self.fused and not self.streamed:
             chunks = min(FUSED_CHUNKS, self.n_samples)
             edges = [round(k * self.n_samples / chunks) for k in range(chunks + 1)]
@@ -76,8 +81,9 @@ class Objective:
         if self.streamed:
             self.values, self.matrix = values, None
             return
-        if len(self.blocks) == 1 and not self.fused:
+        if (len(self.blocks) == 1 or self.columns) and not self.fused:
             self.matrix = values if self.identity else self._derive(values, slice(None), None)
+            self.matrix = np.ascontiguousarray(self.matrix)  # values may be a Fortran-order array
         elif self.identity and values.flags.f_contiguous:
             self.matrix = values
         else:
@@ -130,17 +136,20 @@ class Objective:
         s = self._scale(sample_weights)
         batch = w.shape[:-1]
         mixed = np.empty(batch + (self.n_samples,), dtype=np.float32)
-        fused = self.fused and need_grad and not batch
+        single = need_grad and not batch  # one weight vector, with its gradient: a kernel's case
+        fused = self.fused and single
         if not need_grad:
             scale = None
         elif sample_weights is None:  # the usual case: the factor's scale is fixed, make it once
             if self._uniform_scale is None:
                 self._uniform_scale = self._factor_scale(s)
                 self._uniform_scale_vector = _vector(self._uniform_scale, self.n_samples)
-            scale = self._uniform_scale_vector if fused else self._uniform_scale
+            scale = self._uniform_scale_vector if single else self._uniform_scale
         else:
             scale = self._factor_scale(s)
-            scale = _vector(scale, self.n_samples) if fused else scale
+            scale = _vector(scale, self.n_samples) if single else scale
+        if self.columns and single:
+            return self._columns(w, scale, mixed, s, need_loss)
         per_thread = 1 if fused and not self.streamed else _MIN_BLOCKS_PER_THREAD
         ranges = _split(len(self.blocks), THREADS, per_thread) if len(self.blocks) > 1 else _ONE
         # the kernel adds into one gradient part per thread; the products write one per block
@@ -158,6 +167,24 @@ class Objective:
         loss = self._loss(mixed, s) if need_loss else None
         grad = (parts[0] if len(parts) == 1 else parts.sum(axis=0)) if need_grad else None
         return loss, grad
+
+    def _columns(self, w, scale, mixed, s, need_loss):
+        """One weight vector on the source-major kernel: one call per thread's range of columns."""
+        n = self.n_samples
+        threads = THREADS if self.matrix.nbytes >= COLUMNS_THREAD_BYTES else 1
+        edges = [round(k * n / threads) for k in range(threads + 1)]
+        parts = np.zeros((threads, self.n_sources), dtype=np.float32)
+
+        def run(k):
+            cols = slice(edges[k], edges[k + 1])
+            kernels.fused_columns(self.matrix, cols.start, w, self.kind_code, self.constant[cols], scale[cols],
+                                  mixed[cols], parts[k])
+
+        pending = [_pool().submit(run, k) for k in range(1, threads)]
+        run(0)
+        for job in pending:
+            job.result()
+        return (self._loss(mixed, s) if need_loss else None), (parts[0] if threads == 1 else parts.sum(axis=0))
 
     def _sweep(self, block_range: range, w, scale, mixed, parts, fused: bool, thread: int) -> None:
         """One pass over blocks ``block_range``: fill ``mixed`` and, with ``parts``, the gradient parts
@@ -239,6 +266,13 @@ def _vector(scale, n: int) -> np.ndarray:
     return np.ascontiguousarray(np.broadcast_to(np.asarray(scale, dtype=np.float32), (n,)))
 
 
+def _log(mixed: np.ndarray) -> np.ndarray:
+    """``log(mixed)`` in place (a fresh C-contiguous array), by the vectorised kernel."""
+    flat = mixed.reshape(-1)
+    kernels.log(flat, flat)
+    return mixed
+
+
 def _sub(vec, cols: slice):
     """``vec`` cut to the samples ``cols`` (a scalar stays as it is)."""
     return vec[..., cols] if isinstance(vec, np.ndarray) and vec.ndim else vec
@@ -274,7 +308,7 @@ class BinaryObjective(Objective):
         np.divide(scale, mixed, out=out)  # -s a / q
 
     def _loss(self, mixed, s):
-        return -_weighted_sum(np.log(mixed, out=mixed), s)
+        return -_weighted_sum(_log(mixed), s)
 
 
 class MSEObjective(Objective):
@@ -344,7 +378,7 @@ class LoglikObjective(Objective):
 
     def _loss(self, mixed, s):
         shift = self._uniform_shift if s is self._uniform_s else _weighted_sum(self.shift, s)
-        return -(_weighted_sum(np.log(mixed, out=mixed), s) + shift)
+        return -(_weighted_sum(_log(mixed), s) + shift)
 
 
 _OBJECTIVES = {"binary": BinaryObjective, "mse": MSEObjective, "loglik": LoglikObjective}

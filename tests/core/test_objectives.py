@@ -78,6 +78,7 @@ def test_column_blocks_give_the_single_pass_answer(kind, tokens):
     outputs = _random(kind, rng, p=5, n=1001, tokens=tokens)
     whole = make_objective(outputs, block_bytes=1 << 40)
     blocked = make_objective(outputs, block_bytes=4 * 5 * 64)
+    whole.columns = blocked.columns = False  # numpy's products for one weight vector too (not the kernel)
     assert len(whole.blocks) == 1 and len(blocked.blocks) == 16
     w = rng.dirichlet(np.ones(5)).astype(np.float32)
     for a, b in [(whole.loss_grad(w), blocked.loss_grad(w))]:
@@ -125,6 +126,51 @@ def test_one_read_kernel_matches_the_reference_and_the_column_products(tmp_path,
         loss_i, grad_i = memory.loss_grad(W[i])
         assert batch_loss[i] == pytest.approx(float(loss_i), rel=1e-5)
         np.testing.assert_allclose(batch_grad[i], grad_i, rtol=1e-4, atol=1e-6 * np.abs(grad_i).max())
+
+
+@pytest.mark.parametrize("kind,tokens", [("binary", False), ("mse", False), ("loglik", False), ("loglik", True)])
+@pytest.mark.parametrize("n_sources", [2, 7, 31])
+def test_column_kernel_matches_the_reference_and_the_products(kind, tokens, n_sources, monkeypatch):
+    """Few sources in memory take the source-major kernel (four sources at a time, so 2, 7 and 31 leave
+    every remainder); it gives the float64 reference loss and the products' gradient, on one thread or two."""
+    from mixmin_core.solver import kernels, objectives
+
+    rng = np.random.default_rng(12)
+    outputs = _random(kind, rng, p=n_sources, n=70_001, tokens=tokens)  # several kernel steps, a ragged last
+    w = rng.dirichlet(np.ones(n_sources)).astype(np.float32)
+    objective = make_objective(outputs)
+    assert objective.columns and not objective.fused
+    products = make_objective(outputs, block_bytes=4 * n_sources * 4096)
+    products.columns = False
+    expected_loss, expected = products.loss_grad(w)
+    assert float(expected_loss) == pytest.approx(_reference_loss(outputs, w), rel=1e-5)
+    for threads, split_bytes in ((1, objectives.COLUMNS_THREAD_BYTES), (2, 0)):
+        monkeypatch.setattr(objectives, "THREADS", threads)
+        monkeypatch.setattr(objectives, "COLUMNS_THREAD_BYTES", split_bytes)
+        loss, grad = objective.loss_grad(w)
+        assert float(loss) == pytest.approx(float(expected_loss), rel=1e-6)
+        np.testing.assert_allclose(grad, expected, rtol=1e-5, atol=1e-6 * np.abs(expected).max())
+    with pytest.raises(TypeError):  # compiled for float32 only, like the row kernel
+        m = np.zeros(4, np.float32)
+        kernels.fused_columns(np.zeros((2, 4)), 0, np.zeros(2, np.float32), kernels.BINARY, m, m, m,
+                              np.zeros(2, np.float32))
+
+
+def test_vectorised_log_is_within_two_ulp_and_keeps_the_special_values():
+    from mixmin_core.solver import kernels
+
+    rng = np.random.default_rng(13)
+    x = np.exp(rng.uniform(-87, 88, 200_001)).astype(np.float32)  # every binade of normal floats
+    out = np.empty_like(x)
+    kernels.log(x, out)
+    exact = np.log(x.astype(np.float64))
+    ulp = np.abs(out - exact) / np.spacing(np.abs(exact).astype(np.float32))
+    assert ulp.max() <= 2.0 and out.dtype == np.float32
+    special = np.array([0.0, -0.0, -1.0, np.inf, -np.inf, np.nan, 1e-40, 1.0], np.float32)  # 1e-40: subnormal
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected = np.log(special)
+    kernels.log(special, special)  # in place
+    np.testing.assert_array_equal(special, expected)
 
 
 def test_one_read_kernel_refuses_other_types():
