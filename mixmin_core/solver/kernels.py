@@ -1,19 +1,29 @@
-"""The one-read kernel (numba): each sample's proxy outputs are read from memory once per evaluation.
+"""The solver's compiled kernels (numba): each evaluation reads the proxy matrix from memory once.
 
-For a sample-major matrix (one row of ``n_sources`` values per sample), :func:`fused_rows` takes a
-row, forms the mixed prediction ``m = w . x``, turns it into the loss's per-sample factor ``u`` and
-adds ``u x`` to the gradient while the row is still in L1 cache. Two numpy products (``w @ Q``,
-then ``u @ Q.T``) read the matrix twice, and blocking them by columns still pays a library call
-per block; here the whole thread's range of rows is one call. Rows go two at a time, so each
-load of ``w`` and of the gradient serves two samples.
+:func:`fused_rows` (many sources; a sample-major matrix, one row of ``n_sources`` values per sample)
+takes a row, forms the mixed prediction ``m = w . x``, turns it into the loss's per-sample factor ``u``
+and adds ``u x`` to the gradient while the row is still in L1 cache. Two numpy products (``w @ Q``,
+then ``u @ Q.T``) read the matrix twice, and blocking them by columns still pays a library call per
+block; here the whole thread's range of rows is one call. Rows go two at a time, so each load of ``w``
+and of the gradient serves two samples. :func:`fused_rows_half` is the same kernel on float16 rows.
+
+:func:`fused_columns` (few sources; a source-major matrix) takes a step of columns that fits in L2,
+mixes four sources per pass over the step, then forms the gradient from cache.
+
+:func:`log` is a vectorised float32 logarithm for the losses (numpy's is scalar without AVX-512).
 
 ``fastmath`` allows only reassociation and contraction (so the sums vectorise); NaN and
 infinity keep their meaning, so a non-finite proxy output still shows up in the loss.
 """
 from __future__ import annotations
 
+import platform
+
+import llvmlite.binding
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.extending import intrinsic
 
 FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
 #: The loss kinds the kernel knows, as the integer it is passed.
@@ -40,16 +50,25 @@ def _finish(kind, m, a, s):
     return d, s / d
 
 
-#: Compiled once, at import, for exactly these types (from numba's on-disk cache after the first time):
-#: anything else (a float64 array, a strided view) is a TypeError, never a silent slow copy. Inputs
-#: may be read-only (ProxyOutputs' arrays are; a writable array converts).
-_IN1, _IN2 = (numba.types.Array(numba.float32, n, "C", readonly=True) for n in (1, 2))
-_OUT1 = numba.float32[::1]
-_SIGNATURE = numba.void(_IN2, _IN1, numba.int64, _IN1, _IN1, _OUT1, _OUT1, numba.int64, numba.int64)
+#: float16 rows (``storage="float16"``) convert to float32 in hardware: x86's F16C (every x86-64 CPU
+#: since 2012-13) or ARM64. Elsewhere LLVM would need a library routine numba cannot link.
+HALF_SUPPORTED = (platform.machine().lower() in ("aarch64", "arm64")
+                  or "+f16c" in llvmlite.binding.get_host_cpu_features().flatten().split(","))
 
 
-@numba.njit(_SIGNATURE, nogil=True, fastmath=FASTMATH, cache=True)
-def fused_rows(rows, w, kind, a, scale, mixed, grad, lo, hi):
+@intrinsic
+def _as_float32(typingctx, x):
+    """A float32 value as it is; a uint16 holding float16 bits, converted (exactly) to float32."""
+    if x == numba.float32:
+        return numba.float32(x), lambda context, builder, sig, args: args[0]
+    if x == numba.uint16:
+        def codegen(context, builder, sig, args):
+            return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
+        return numba.float32(x), codegen
+    return None
+
+
+def _fused_rows(rows, w, kind, a, scale, mixed, grad, lo, hi):
     """For samples ``lo..hi-1`` (rows of ``rows``, shape ``(n, P)``, C-contiguous): write the mixed
     value to ``mixed[i]`` and add ``u_i rows[i]`` to ``grad`` (shape ``(P,)``, accumulated)."""
     n_sources = rows.shape[1]
@@ -59,21 +78,33 @@ def fused_rows(rows, w, kind, a, scale, mixed, grad, lo, hi):
         m0 = np.float32(0.0)
         m1 = np.float32(0.0)
         for p in range(n_sources):
-            m0 += x0[p] * w[p]
-            m1 += x1[p] * w[p]
+            m0 += _as_float32(x0[p]) * w[p]
+            m1 += _as_float32(x1[p]) * w[p]
         mixed[i], u0 = _finish(kind, m0, a[i], scale[i])
         mixed[i + 1], u1 = _finish(kind, m1, a[i + 1], scale[i + 1])
         for p in range(n_sources):
-            grad[p] += u0 * x0[p] + u1 * x1[p]
+            grad[p] += u0 * _as_float32(x0[p]) + u1 * _as_float32(x1[p])
         i += 2
     if i < hi:
         x0 = rows[i]
         m0 = np.float32(0.0)
         for p in range(n_sources):
-            m0 += x0[p] * w[p]
+            m0 += _as_float32(x0[p]) * w[p]
         mixed[i], u0 = _finish(kind, m0, a[i], scale[i])
         for p in range(n_sources):
-            grad[p] += u0 * x0[p]
+            grad[p] += u0 * _as_float32(x0[p])
+
+
+#: Compiled once, at import, for exactly these types (from numba's on-disk cache after the first time):
+#: anything else (a float64 array, a strided view) is a TypeError, never a silent slow copy. Inputs
+#: may be read-only (ProxyOutputs' arrays are; a writable array converts).
+_IN1, _IN2 = (numba.types.Array(numba.float32, n, "C", readonly=True) for n in (1, 2))
+_OUT1 = numba.float32[::1]
+_SIGNATURE = numba.void(_IN2, _IN1, numba.int64, _IN1, _IN1, _OUT1, _OUT1, numba.int64, numba.int64)
+fused_rows = numba.njit(_SIGNATURE, nogil=True, fastmath=FASTMATH, cache=True)(_fused_rows)
+#: The same kernel on float16 rows (their bits as uint16: numba has no float16 type), read at half the
+#: bytes; compiled on first use, so a CPU without HALF_SUPPORTED never compiles it.
+fused_rows_half = numba.njit(nogil=True, fastmath=FASTMATH, cache=True)(_fused_rows)
 
 
 #: Cephes' single-precision log: ``log(1 + t) = t - t^2/2 + t^3 P(t)`` for the mantissa ``1 + t`` in

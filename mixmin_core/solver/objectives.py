@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from mixmin_core.errors import InputError
 from mixmin_core.solver import blocks, kernels
 from mixmin_core.solver.kernels import (  # the clip constants: the kernel uses them too
     EPS,
@@ -34,6 +35,9 @@ FUSED_MIN_SOURCES = 32
 #: Column chunks of an in-memory matrix on the kernel's path: the threads share them, and each is
 #: one kernel call (the matrix is larger than cache there, so a call's overhead is negligible).
 FUSED_CHUNKS = 8
+#: How the kernel's copy of the matrix may be stored (see :func:`make_objective`).
+STORAGES = ("float32", "float16")
+_HALF_MAX = float(np.finfo(np.float16).max)
 #: Smallest in-memory matrix whose :func:`~mixmin_core.solver.kernels.fused_columns` evaluation is
 #: split between threads: below it a hand-off (tens of microseconds) costs more than it saves.
 COLUMNS_THREAD_BYTES = 4 << 20
@@ -57,7 +61,7 @@ class Objective:
     _uniform_scale = None  # the factor's scale for uniform sample weights, made on first use
     _uniform_scale_vector = None  # the same as an (N,) array, for the kernel
 
-    def __init__(self, outputs: ProxyOutputs, block_bytes: int | None = None):
+    def __init__(self, outputs: ProxyOutputs, block_bytes: int | None = None, storage: str = "float32"):
         values = outputs.values
         self.n_sources, self.n_samples = values.shape
         self.uniform_weight = np.float32(1.0 / self.n_samples)
@@ -78,8 +82,14 @@ class Objective:
             self.blocks = [slice(a, b) for a, b in itertools.pairwise(edges)]
         self._width = max(cols.stop - cols.start for cols in self.blocks)  # the widest block, for buffers
         self._setup(outputs)
+        # float16 only where the row kernel keeps its own sample-major copy (the copy is made anyway)
+        self.storage = "float16" if storage == "float16" and self.fused and not self.streamed else "float32"
         if self.streamed:
             self.values, self.matrix = values, None
+            return
+        if self.storage == "float16":
+            self.matrix = self._half_copy(values)
+            self._tiles = [self.matrix[:, cols] for cols in self.blocks]
             return
         if (len(self.blocks) == 1 or self.columns) and not self.fused:
             self.matrix = values if self.identity else self._derive(values, slice(None), None)
@@ -89,6 +99,21 @@ class Objective:
         else:
             self.matrix = self._derive(values, slice(None), np.empty(values.shape, np.float32, order="F"))
         self._tiles = [self.matrix[:, cols] for cols in self.blocks]
+
+    def _half_copy(self, values: np.ndarray) -> np.ndarray:
+        """The sample-major matrix in float16, as uint16 bits (what the kernel reads), a block at a time."""
+        if not kernels.HALF_SUPPORTED:
+            raise InputError("storage='float16' needs a CPU that converts float16 in hardware (x86 with F16C, "
+                             "or ARM64); use storage='float32' on this machine.")
+        half = np.empty(values.shape, np.float16, order="F")
+        for cols in blocks.column_blocks(self.n_sources, self.n_samples):
+            block = self._derive(values[:, cols], cols, None)
+            peak = float(np.abs(block).max()) if block.size else 0.0
+            if not np.isfinite(peak) or peak > _HALF_MAX:
+                raise InputError(f"storage='float16' holds values up to {_HALF_MAX:g} in magnitude; these proxy "
+                                 f"outputs reach {peak:g}. Use storage='float32'.")
+            half[:, cols] = block
+        return half.view(np.uint16)
 
     # ---- per kind ------------------------------------------------------------------------
     def _setup(self, outputs: ProxyOutputs) -> None:
@@ -198,10 +223,11 @@ class Objective:
             scratch = None if self.identity else np.empty((self.n_sources, width), np.float32, order=order)
         for b in block_range:
             cols = self.blocks[b]
-            block = self._block(b, cols, pages, scratch)
+            block = self._block(b, cols, pages, scratch, decode=not fused)
             m = mixed[..., cols]
             if fused:
-                kernels.fused_rows(block.T, w, self.kind_code, self.constant[cols], scale[cols], m, parts[thread],
+                kernel = kernels.fused_rows_half if self.storage == "float16" else kernels.fused_rows
+                kernel(block.T, w, self.kind_code, self.constant[cols], scale[cols], m, parts[thread],
                                    0, m.shape[-1])
                 if pages is not None:
                     pages.done(cols)
@@ -217,10 +243,12 @@ class Objective:
         if pages is not None:
             pages.flush()
 
-    def _block(self, b: int, cols: slice, pages, scratch) -> np.ndarray:
-        """Block ``b`` of the matrix: kept in memory, or read from the map (and derived into ``scratch``)."""
+    def _block(self, b: int, cols: slice, pages, scratch, decode: bool) -> np.ndarray:
+        """Block ``b`` of the matrix: kept in memory, or read from the map (and derived into ``scratch``).
+        With ``decode``, float16 storage comes back as float32 (for numpy's products; the kernel reads it as is)."""
         if not self.streamed:
-            return self._tiles[b]
+            tile = self._tiles[b]
+            return tile.view(np.float16).astype(np.float32) if decode and self.storage == "float16" else tile
         pages.populate(cols)
         raw = self.values[:, cols]
         return raw if self.identity else self._derive(raw, cols, scratch[:, : raw.shape[1]])
@@ -384,16 +412,22 @@ class LoglikObjective(Objective):
 _OBJECTIVES = {"binary": BinaryObjective, "mse": MSEObjective, "loglik": LoglikObjective}
 
 
-def make_objective(outputs: ProxyOutputs, *, block_bytes: int | None = None) -> Objective:
-    """The objective for ``outputs.kind``, built once per (immutable) ``outputs`` and kept with it,
-    so re-solving the same outputs (the app's sliders, bootstrap, leave-one-out) skips the setup.
+def make_objective(outputs: ProxyOutputs, *, block_bytes: int | None = None, storage: str = "float32") -> Objective:
+    """The objective for ``outputs.kind``, built once per (immutable) ``outputs`` and storage and kept
+    with it, so re-solving the same outputs (the app's sliders, bootstrap, leave-one-out) skips the setup.
 
+    ``storage="float16"`` keeps the row kernel's copy of the matrix in float16 (half the memory and the
+    bytes read per iteration; float32 arithmetic): it applies where that kernel runs (many sources, a
+    matrix larger than cache, in memory) and ``objective.storage`` says what was used.
     ``block_bytes`` overrides the column-block size (tests, tuning); such objectives are not cached.
     """
+    if storage not in STORAGES:
+        raise InputError(f"storage must be one of {', '.join(map(repr, STORAGES))}; got {storage!r}.")
     if block_bytes is not None:
-        return _OBJECTIVES[outputs.kind](outputs, block_bytes=block_bytes)
-    cached = outputs.__dict__.get("_objective")
+        return _OBJECTIVES[outputs.kind](outputs, block_bytes=block_bytes, storage=storage)
+    name = "_objective" if storage == "float32" else f"_objective_{storage}"
+    cached = outputs.__dict__.get(name)
     if cached is None:
-        cached = _OBJECTIVES[outputs.kind](outputs)
-        object.__setattr__(outputs, "_objective", cached)
+        cached = _OBJECTIVES[outputs.kind](outputs, storage=storage)
+        object.__setattr__(outputs, name, cached)
     return cached

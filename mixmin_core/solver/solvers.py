@@ -38,7 +38,7 @@ class Iterate:
 
 def mixmin(outputs: ProxyOutputs, *, step_size: float = 1.0, max_iter: int = 100, tol: float = 1e-6,
            init=None, callback: Callable[[Iterate], bool | None] | None = None, caps=None,
-           prior=None, prior_strength: float = 0.0) -> MixtureResult:
+           prior=None, prior_strength: float = 0.0, storage: str = "float32") -> MixtureResult:
     """Find mixture weights minimising the target loss of the mixed proxies.
 
     Entropic mirror descent ``w_p <- w_p exp(-step_size g_p) / Z`` from ``init``; stops when the
@@ -60,6 +60,10 @@ def mixmin(outputs: ProxyOutputs, *, step_size: float = 1.0, max_iter: int = 100
         breaks a cap is projected too.
     prior, prior_strength : add ``prior_strength * KL(w || prior)`` to the objective (a pull
         towards ``prior``: "natural", "uniform" or an array; default natural if available).
+    storage : "float32" (default) or "float16": keep the solver's copy of a large many-source matrix in
+        float16 (half the memory and the bytes read per iteration, float32 arithmetic; weights within
+        ~1e-3 L1 of float32's on the benchmark problems). Used only where that copy is made (see
+        :func:`~mixmin_core.solver.objectives.make_objective`); ``result.meta["storage"]`` says what was.
 
     Returns
     -------
@@ -73,7 +77,7 @@ def mixmin(outputs: ProxyOutputs, *, step_size: float = 1.0, max_iter: int = 100
     ------
     InputError
         If ``outputs`` is not a ``ProxyOutputs``, or for a bad ``step_size``, ``max_iter``, ``tol``,
-        ``init``, ``callback``, ``caps``, ``prior`` or ``prior_strength``; the message names it.
+        ``init``, ``callback``, ``caps``, ``prior``, ``prior_strength`` or ``storage``; the message names it.
     """
     check_outputs(outputs)
     step_size, max_iter, tol = _check_params(step_size, max_iter, tol)
@@ -83,7 +87,7 @@ def mixmin(outputs: ProxyOutputs, *, step_size: float = 1.0, max_iter: int = 100
     w = start_weights(outputs, init)
     if caps is not None:
         w = project_capped(w, caps).astype(np.float32)
-    objective = make_objective(outputs)
+    objective = make_objective(outputs, storage=storage)
 
     def loss_grad(w):
         loss, grad = objective.loss_grad(w)
@@ -96,6 +100,8 @@ def mixmin(outputs: ProxyOutputs, *, step_size: float = 1.0, max_iter: int = 100
     traj, losses, gaps, status, message = descend(loss_grad, w, step_size=step_size, max_iter=max_iter, tol=tol,
                                                   caps=caps, callback=callback)
     result = _result(outputs, traj, losses, gaps, status, message, step_size)
+    if storage != "float32":  # what was asked for may not apply (see make_objective): say what was used
+        result.meta["storage"] = objective.storage
     if caps is not None or prior_strength:
         result.meta.update(caps=None if caps is None else caps.tolist(), prior_strength=float(prior_strength))
     return result

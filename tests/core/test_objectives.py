@@ -173,6 +173,70 @@ def test_vectorised_log_is_within_two_ulp_and_keeps_the_special_values():
     np.testing.assert_array_equal(special, expected)
 
 
+def test_float16_bits_convert_exactly_for_every_pattern():
+    """The row kernel's float16 reads (hardware conversion) equal numpy's for all 65,536 bit patterns."""
+    import numba
+
+    from mixmin_core.solver import kernels
+
+    if not kernels.HALF_SUPPORTED:
+        pytest.skip("this CPU has no hardware float16 conversion")
+
+    @numba.njit
+    def convert(bits, out):
+        for k in range(bits.shape[0]):
+            out[k] = kernels._as_float32(bits[k])
+
+    bits = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
+    out = np.empty(bits.size, np.float32)
+    convert(bits, out)
+    np.testing.assert_array_equal(out, bits.view(np.float16).astype(np.float32))  # NaN where NaN
+
+
+@pytest.mark.parametrize("kind,tokens", [("binary", False), ("mse", False), ("loglik", True)])
+def test_float16_storage_keeps_the_weights_within_1e3(kind, tokens):
+    """storage='float16' (the row kernel's copy at half the bytes) solves to within 1e-3 (L1) of float32,
+    one weight vector and a batch alike; where no such copy is made it stays float32 and says so."""
+    from mixmin_core import mixmin
+    from mixmin_core.solver import kernels
+
+    if not kernels.HALF_SUPPORTED:
+        pytest.skip("this CPU has no hardware float16 conversion")
+    rng = np.random.default_rng(14)
+    outputs = _random(kind, rng, p=40, n=4001, tokens=tokens)
+    half = make_objective(outputs, block_bytes=4 * 40 * 256, storage="float16")
+    full = make_objective(outputs, block_bytes=4 * 40 * 256)
+    assert half.fused and half.storage == "float16" and half.matrix.dtype == np.uint16
+    w = rng.dirichlet(np.ones(40)).astype(np.float32)
+    (lh, gh), (lf, gf) = half.loss_grad(w), full.loss_grad(w)
+    assert float(lh) == pytest.approx(float(lf), rel=1e-3)
+    np.testing.assert_allclose(gh, gf, rtol=1e-2, atol=1e-3 * np.abs(gf).max())
+    W = np.stack([w, w[::-1]])
+    batch_loss, batch_grad = half.loss_grad(W)  # numpy's products on the decoded blocks
+    assert batch_loss[0] == pytest.approx(float(lh), rel=1e-5)
+    np.testing.assert_allclose(batch_grad[0], gh, rtol=1e-4, atol=1e-5 * np.abs(gh).max())
+
+    big = ProxyOutputs(np.tile(outputs.values, (1, 60)), kind, labels=None if outputs.labels is None else
+                       np.tile(outputs.labels, 60), token_counts=None if outputs.token_counts is None else
+                       np.tile(outputs.token_counts, 60))  # 40 x 240,060: larger than cache, the row kernel
+    exact, stored = mixmin(big, max_iter=50), mixmin(big, max_iter=50, storage="float16")
+    assert stored.meta["storage"] == "float16"
+    assert np.abs(stored.weights - exact.weights).sum() < 1e-3
+    assert mixmin(outputs, max_iter=5, storage="float16").meta["storage"] == "float32"  # cache-sized: no copy
+
+
+def test_float16_storage_refuses_values_it_cannot_hold_and_unknown_storage():
+    from mixmin_core import mixmin
+    from mixmin_core.errors import InputError
+
+    rng = np.random.default_rng(15)
+    outputs = ProxyOutputs(rng.normal(size=(40, 4001)) * 1e5, "mse", labels=rng.normal(size=4001))
+    with pytest.raises(InputError, match="up to 65504"):
+        make_objective(outputs, block_bytes=4 * 40 * 256, storage="float16")
+    with pytest.raises(InputError, match="storage must be one of 'float32', 'float16'; got 'bfloat16'"):
+        mixmin(outputs, storage="bfloat16")
+
+
 def test_one_read_kernel_refuses_other_types():
     """The kernel is compiled for float32 only: a float64 array is a TypeError, never a silent upcast."""
     from mixmin_core.solver import kernels
