@@ -1,14 +1,16 @@
 """The MixMin objectives: mean target loss of the mixed proxy prediction, with its gradient.
 
 Each objective precomputes what it needs from ``ProxyOutputs`` once, then evaluates the loss
-and gradient for one weight vector ``(P,)`` or a batch ``(B, P)`` in one float32 pass over the
-``(P, N)`` matrix. With many sources and one weight vector (every solver iteration) that pass is
-:func:`~mixmin_core.solver.kernels.fused_rows`, which reads each sample's outputs once; otherwise
-(few sources, a batch of weights) it goes per column block (see :mod:`~mixmin_core.solver.blocks`):
-the mixed prediction ``w @ block``, the loss's per-sample factor ``u`` and the gradient part
-``u @ block.T`` while the block is still in cache. Memory-mapped values are streamed block by
-block and never copied whole. Optional ``sample_weights`` ``(N,)`` or ``(B, N)`` (rows summing
-to one) replace the plain mean; the bootstrap uses them to solve many resamples at once.
+and gradient for one weight vector ``(P,)`` or a batch ``(B, P)`` reading the ``(P, N)`` float32
+matrix once. One weight vector (every solver iteration) goes through a numba kernel: with many
+sources, :func:`~mixmin_core.solver.kernels.fused_rows` on a sample-major copy (one sample's outputs
+at a time); with few, :func:`~mixmin_core.solver.kernels.fused_columns` (a cache-sized step of samples
+at a time). Otherwise (many sources in a cache-sized matrix, a batch of weights) it goes per column
+block (see :mod:`~mixmin_core.solver.blocks`): the mixed prediction ``w @ block``, the loss's
+per-sample factor ``u`` and the gradient part ``u @ block.T`` while the block is still in cache.
+Memory-mapped values are streamed block by block and never copied whole. Optional
+``sample_weights`` ``(N,)`` or ``(B, N)`` (rows summing to one) replace the plain mean; the
+bootstrap uses them to solve many resamples at once.
 """
 from __future__ import annotations
 
@@ -26,8 +28,8 @@ from mixmin_core.solver.kernels import (  # the clip constants: the kernel uses 
 )
 from mixmin_core.solver.proxy_outputs import ProxyOutputs
 
-#: Fewest sources for the one-read kernel: with fewer, a sample's row is too short to vectorise and
-#: numpy's products across samples are faster. A matrix that fits in cache (one block, see
+#: Fewest sources for the row kernel: with fewer, a sample's row is too short to vectorise, and the
+#: column kernel takes the matrix instead. A many-source matrix that fits in cache (one block, see
 #: :data:`~mixmin_core.solver.blocks.SINGLE_BLOCK_BYTES`) stays with numpy's two products too: read
 #: from cache, two multi-stream BLAS passes beat one single-stream pass (measured: 5.4 against
 #: 1.2-2.8 G values/s at 128 x 30,000), and the kernel only wins where memory bandwidth is the limit.
@@ -227,8 +229,7 @@ class Objective:
             m = mixed[..., cols]
             if fused:
                 kernel = kernels.fused_rows_half if self.storage == "float16" else kernels.fused_rows
-                kernel(block.T, w, self.kind_code, self.constant[cols], scale[cols], m, parts[thread],
-                                   0, m.shape[-1])
+                kernel(block.T, w, self.kind_code, self.constant[cols], scale[cols], m, parts[thread], 0, m.shape[-1])
                 if pages is not None:
                     pages.done(cols)
                 continue
