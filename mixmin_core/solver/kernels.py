@@ -4,8 +4,8 @@
 takes a row, forms the mixed prediction ``m = w . x``, turns it into the loss's per-sample factor ``u``
 and adds ``u x`` to the gradient while the row is still in L1 cache. Two numpy products (``w @ Q``,
 then ``u @ Q.T``) read the matrix twice, and blocking them by columns still pays a library call per
-block; here the whole thread's range of rows is one call. Rows go two at a time, so each load of ``w``
-and of the gradient serves two samples. :func:`fused_rows_half` is the same kernel on float16 rows.
+block; here the whole thread's range of rows is one call. Rows go four at a time, so each load of ``w``
+and of the gradient serves four samples. :func:`fused_rows_half` is the same kernel on float16 rows.
 
 :func:`fused_columns` (few sources; a source-major matrix) takes a step of columns that fits in L2,
 mixes four sources per pass over the step, then forms the gradient from cache.
@@ -73,19 +73,24 @@ def _fused_rows(rows, w, kind, a, scale, mixed, grad, lo, hi):
     value to ``mixed[i]`` and add ``u_i rows[i]`` to ``grad`` (shape ``(P,)``, accumulated)."""
     n_sources = rows.shape[1]
     i = lo
-    while i + 2 <= hi:
-        x0, x1 = rows[i], rows[i + 1]
-        m0 = np.float32(0.0)
-        m1 = np.float32(0.0)
+    while i + 4 <= hi:  # four samples per pass: each load of w and of the gradient serves four rows
+        x0, x1, x2, x3 = rows[i], rows[i + 1], rows[i + 2], rows[i + 3]
+        m0 = m1 = m2 = m3 = np.float32(0.0)
         for p in range(n_sources):
-            m0 += _as_float32(x0[p]) * w[p]
-            m1 += _as_float32(x1[p]) * w[p]
+            wp = w[p]
+            m0 += _as_float32(x0[p]) * wp
+            m1 += _as_float32(x1[p]) * wp
+            m2 += _as_float32(x2[p]) * wp
+            m3 += _as_float32(x3[p]) * wp
         mixed[i], u0 = _finish(kind, m0, a[i], scale[i])
         mixed[i + 1], u1 = _finish(kind, m1, a[i + 1], scale[i + 1])
+        mixed[i + 2], u2 = _finish(kind, m2, a[i + 2], scale[i + 2])
+        mixed[i + 3], u3 = _finish(kind, m3, a[i + 3], scale[i + 3])
         for p in range(n_sources):
-            grad[p] += u0 * _as_float32(x0[p]) + u1 * _as_float32(x1[p])
-        i += 2
-    if i < hi:
+            grad[p] += ((u0 * _as_float32(x0[p]) + u1 * _as_float32(x1[p]))
+                        + (u2 * _as_float32(x2[p]) + u3 * _as_float32(x3[p])))
+        i += 4
+    while i < hi:  # the last few samples, one at a time
         x0 = rows[i]
         m0 = np.float32(0.0)
         for p in range(n_sources):
@@ -93,6 +98,7 @@ def _fused_rows(rows, w, kind, a, scale, mixed, grad, lo, hi):
         mixed[i], u0 = _finish(kind, m0, a[i], scale[i])
         for p in range(n_sources):
             grad[p] += u0 * _as_float32(x0[p])
+        i += 1
 
 
 #: Compiled once, at import, for exactly these types (from numba's on-disk cache after the first time):
