@@ -115,13 +115,12 @@ fused_rows_half = numba.njit(nogil=True, fastmath=FASTMATH, cache=True)(_fused_r
 
 #: Cephes' single-precision log: ``log(1 + t) = t - t^2/2 + t^3 P(t)`` for the mantissa ``1 + t`` in
 #: [sqrt(1/2), sqrt(2)), and the exponent's ``e ln 2`` split in two parts so it adds exactly.
-_LOG_POLY = (7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1, 1.4249322787e-1,
-             -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1)
+_LOG_POLY = tuple(np.float32(c) for c in (7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1,
+                                          1.4249322787e-1, -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1,
+                                          3.3333331174e-1))
 _LN2_HI, _LN2_LO = np.float32(0.693359375), np.float32(-2.12194440e-4)
 _SQRT_HALF = np.float32(0.70710678)
 _LOG_CHUNK = 2048  # values per step: the exponents' buffer stays in L1
-
-_C = tuple(np.float32(c) for c in _LOG_POLY)
 
 
 # (Indices below always count up from 0 within a slice: numba wraps a possibly negative index such as
@@ -143,7 +142,7 @@ def _split(bits, mantissa, exponent):
 @numba.njit(nogil=True, fastmath=FASTMATH, cache=True)
 def _log_mantissa(mantissa, exponent, out):
     """``out[k] = log(mantissa[k] 2^exponent[k])``."""
-    c0, c1, c2, c3, c4, c5, c6, c7, c8 = _C
+    c0, c1, c2, c3, c4, c5, c6, c7, c8 = _LOG_POLY
     for k in range(out.shape[0]):
         m = mantissa[k]
         low = np.float32(1.0) if m < _SQRT_HALF else np.float32(0.0)  # m -> 2m, e -> e - 1
@@ -171,16 +170,13 @@ def log(x, out):
         hi = min(lo + _LOG_CHUNK, x.shape[0])
         n = hi - lo
         special = _split(bits[lo:hi], mantissa_bits[:n], exponent[:n])
-        if special:  # rare: keep the inputs, as ``out`` may be ``x``
-            saved = x[lo:hi].copy()
-            _log_mantissa(mantissa[:n], exponent[:n], out[lo:hi])
-            saved_bits = saved.view(np.int32)
-            for k in range(n):
-                e = (saved_bits[k] >> 23) & 0xFF
-                if saved_bits[k] <= 0 or e == 0 or e == 0xFF:
-                    out[lo + k] = np.log(saved[k])
-        else:
-            _log_mantissa(mantissa[:n], exponent[:n], out[lo:hi])
+        saved = x[lo:hi].copy() if special else x[:0]  # rare: keep the inputs, as ``out`` may be ``x``
+        _log_mantissa(mantissa[:n], exponent[:n], out[lo:hi])
+        saved_bits = saved.view(np.int32)
+        for k in range(saved.shape[0]):
+            e = (saved_bits[k] >> 23) & 0xFF
+            if saved_bits[k] <= 0 or e == 0 or e == 0xFF:
+                out[lo + k] = np.log(saved[k])
 
 
 #: Columns per step of :func:`fused_columns`: a step's slice of the matrix (``P x width`` floats,
