@@ -224,9 +224,11 @@ def list_launches(home: str | os.PathLike | None = None, limit: int = 20) -> lis
         except (OSError, ValueError):
             continue
         proc = _CHILDREN.get(rec.get("pid"))
+        # this process's own child: its exit status is the answer (an exiting process has already lost
+        # its /proc cmdline, so the /proc check would call it dead before its code can be read)
         code = proc.poll() if proc is not None else None
         rec["returncode"] = code
-        rec["alive"] = code is None and _is_job_process(rec.get("pid"))
+        rec["alive"] = code is None if proc is not None else _is_job_process(rec.get("pid"))
         records.append(rec)
     return records
 
