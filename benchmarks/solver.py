@@ -55,6 +55,9 @@ class TwoPass:
     def loss_grad(self, weights, sample_weights=None, need_grad=True, need_loss=True):
         return self.objective.loss_grad(weights, sample_weights, need_grad)
 
+    def descend(self, *args):
+        return None  # the previous solver's loop, in Python
+
 
 def use(outputs: ProxyOutputs, objective) -> None:
     """Make ``mixmin``/``bootstrap_weights`` use ``objective`` for ``outputs`` (they reuse the cached one)."""

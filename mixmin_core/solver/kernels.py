@@ -25,6 +25,8 @@ import numpy as np
 from llvmlite import ir
 from numba.extending import intrinsic
 
+from mixmin_core.solver.simplex import _entropic_rows
+
 FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
 #: The loss kinds the kernel knows, as the integer it is passed.
 BINARY, MSE, LOGLIK = 0, 1, 2
@@ -186,8 +188,7 @@ _COLUMN_STEP_BYTES = 256 << 10
 _SIGNATURE_COLUMNS = numba.void(_IN2, numba.int64, _IN1, numba.int64, _IN1, _IN1, _OUT1, _OUT1)
 
 
-@numba.njit(_SIGNATURE_COLUMNS, nogil=True, fastmath=FASTMATH, cache=True)
-def fused_columns(matrix, col0, w, kind, a, scale, mixed, grad):
+def _fused_columns(matrix, col0, w, kind, a, scale, mixed, grad):
     """For a source-major ``matrix`` (``(P, N)``, C-contiguous) and its columns ``col0 ..
     col0 + len(mixed) - 1``: write the mixed values to ``mixed`` and add ``u @ columns.T`` to ``grad``
     (``a`` and ``scale`` cut to the same columns). Each step's columns are read from memory once:
@@ -235,3 +236,64 @@ def fused_columns(matrix, col0, w, kind, a, scale, mixed, grad):
                 grad[p + 2] += s2
             if p + 3 <= last:
                 grad[p + 3] += s3
+
+
+fused_columns = numba.njit(_SIGNATURE_COLUMNS, nogil=True, fastmath=FASTMATH, cache=True)(_fused_columns)
+_columns = numba.njit(nogil=True, fastmath=FASTMATH, cache=True)(_fused_columns)  # for descend_columns' arrays
+
+#: How :func:`descend_columns` stopped (``solvers.descend`` names them as ``Status``).
+MAX_ITER, CONVERGED, NON_FINITE = 0, 1, 2
+
+
+@numba.njit(nogil=True, fastmath=FASTMATH, cache=True)
+def _loss_sum(kind, mixed, weight):
+    """``sum_k weight_k g(mixed_k)`` in float64, with ``g`` the loss's per-sample function: the log of the
+    clipped mixed value (binary, loglik; ``mixed`` is overwritten) or the squared residual (mse)."""
+    if kind == MSE:
+        for k in range(mixed.shape[0]):
+            mixed[k] = mixed[k] * mixed[k]
+    else:
+        log(mixed, mixed)
+    total = 0.0
+    for k in range(mixed.shape[0]):
+        total += weight[k] * mixed[k]
+    return total
+
+
+@numba.njit(nogil=True, cache=True)
+def descend_columns(matrix, kind, a, scale, weight, sign, offset, step_size, tol, traj, losses, gaps):
+    """``solvers.descend`` for a source-major ``matrix`` small enough for one thread, compiled whole: there
+    the kernel takes tens of microseconds and Python's per-iteration work (the gap, the step, the bookkeeping)
+    as long again. The loss is ``sign * sum_k weight_k g(mixed_k) + offset`` (see :func:`_loss_sum`).
+
+    ``traj[0]`` is the start; iterate ``it`` fills ``traj[it]``, ``losses[it]`` and ``gaps[it]`` (the
+    Frank-Wolfe gap over the simplex, in float64), up to ``traj.shape[0] - 1`` steps. Returns ``(n, how)``:
+    the number of iterates recorded and :data:`MAX_ITER`, :data:`CONVERGED` or :data:`NON_FINITE` (a
+    non-finite loss or gradient: that iterate is not recorded, except the start's, with a NaN gap).
+    """
+    max_iter = traj.shape[0] - 1
+    mixed = np.empty(a.shape[0], np.float32)
+    grad = np.empty(matrix.shape[0], np.float32)
+    for it in range(max_iter + 1):
+        w = traj[it]
+        grad[:] = 0.0
+        _columns(matrix, 0, w, kind, a, scale, mixed, grad)
+        loss = sign * _loss_sum(kind, mixed, weight) + offset
+        finite = np.isfinite(loss)
+        for p in range(grad.shape[0]):
+            finite &= np.isfinite(grad[p])
+        if not finite:
+            if it == 0:
+                losses[0], gaps[0] = loss, np.nan
+                return 1, NON_FINITE
+            return it, NON_FINITE
+        dot, low = 0.0, np.inf
+        for p in range(grad.shape[0]):
+            dot += np.float64(w[p]) * np.float64(grad[p])
+            low = min(low, np.float64(grad[p]))
+        losses[it], gaps[it] = loss, max(0.0, dot - low)
+        if gaps[it] <= tol:
+            return it + 1, CONVERGED
+        if it < max_iter:
+            _entropic_rows(traj[it:it + 1], grad.reshape((1, grad.shape[0])), step_size, traj[it + 1:it + 2])
+    return max_iter + 1, MAX_ITER

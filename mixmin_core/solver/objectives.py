@@ -167,11 +167,8 @@ class Objective:
         fused = self.fused and single
         if not need_grad:
             scale = None
-        elif sample_weights is None:  # the usual case: the factor's scale is fixed, make it once
-            if self._uniform_scale is None:
-                self._uniform_scale = self._factor_scale(s)
-                self._uniform_scale_vector = _vector(self._uniform_scale, self.n_samples)
-            scale = self._uniform_scale_vector if single else self._uniform_scale
+        elif sample_weights is None:  # the usual case: the factor's scale is fixed, made once
+            scale = self._uniform_scales()[1 if single else 0]
         else:
             scale = self._factor_scale(s)
             scale = _vector(scale, self.n_samples) if single else scale
@@ -195,6 +192,13 @@ class Objective:
         grad = (parts[0] if len(parts) == 1 else parts.sum(axis=0)) if need_grad else None
         return loss, grad
 
+    def _uniform_scales(self):
+        """The factor's scale for uniform sample weights, as it is and as an ``(N,)`` vector (made on first use)."""
+        if self._uniform_scale is None:
+            self._uniform_scale = self._factor_scale(self._scale(None))
+            self._uniform_scale_vector = _vector(self._uniform_scale, self.n_samples)
+        return self._uniform_scale, self._uniform_scale_vector
+
     def _columns(self, w, scale, mixed, s, need_loss):
         """One weight vector on the source-major kernel: one call per thread's range of columns."""
         n = self.n_samples
@@ -212,6 +216,25 @@ class Objective:
         for job in pending:
             job.result()
         return (self._loss(mixed, s) if need_loss else None), (parts[0] if threads == 1 else parts.sum(axis=0))
+
+    def descend(self, w: np.ndarray, step_size: float, max_iter: int, tol: float):
+        """Mirror descent from ``w`` compiled whole (:func:`~mixmin_core.solver.kernels.descend_columns`)
+        where it applies: few sources, in memory, one thread. Returns ``(trajectory, losses, gaps, how)``,
+        cut to the iterates made, or None where it does not apply (``solvers.descend`` runs instead)."""
+        if not self.columns or self.matrix.nbytes >= COLUMNS_THREAD_BYTES:
+            return None
+        traj = np.empty((max_iter + 1, self.n_sources), np.float32)
+        traj[0] = w
+        losses, gaps = np.empty(max_iter + 1), np.empty(max_iter + 1)
+        s = self._scale(None)
+        n, how = kernels.descend_columns(self.matrix, self.kind_code, self.constant, self._uniform_scales()[1],
+                                         _vector(s, self.n_samples), *self._loss_terms(s), float(step_size),
+                                         float(tol), traj, losses, gaps)
+        return traj[:n], losses[:n], gaps[:n], how
+
+    def _loss_terms(self, s) -> tuple[float, float]:
+        """``(sign, offset)`` with the loss ``sign * sum_x s_x g(x) + offset`` (``g`` as in the kernel)."""
+        return -1.0, 0.0
 
     def _sweep(self, block_range: range, w, scale, mixed, parts, fused: bool, thread: int) -> None:
         """One pass over blocks ``block_range``: fill ``mixed`` and, with ``parts``, the gradient parts
@@ -361,6 +384,9 @@ class MSEObjective(Objective):
     def _loss(self, mixed, s):
         return _weighted_sum(np.square(mixed, out=mixed), s)
 
+    def _loss_terms(self, s):
+        return 1.0, 0.0
+
 
 class LoglikObjective(Objective):
     """Negative log-likelihood of the mixture density, per token when token counts are given.
@@ -408,6 +434,9 @@ class LoglikObjective(Objective):
     def _loss(self, mixed, s):
         shift = self._uniform_shift if s is self._uniform_s else _weighted_sum(self.shift, s)
         return -(_weighted_sum(_log(mixed), s) + shift)
+
+    def _loss_terms(self, s):
+        return -1.0, -float(self._uniform_shift if s is self._uniform_s else _weighted_sum(self.shift, s))
 
 
 _OBJECTIVES = {"binary": BinaryObjective, "mse": MSEObjective, "loglik": LoglikObjective}

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mixmin_core.errors import InputError
+from mixmin_core.solver import kernels
 from mixmin_core.solver.constraints import (
     check_caps,
     kl_to_prior,
@@ -97,8 +98,13 @@ def mixmin(outputs: ProxyOutputs, *, step_size: float = 1.0, max_iter: int = 100
             grad = grad + np.float32(prior_strength) * (np.log(np.maximum(w, 1e-30) / prior) + 1).astype(np.float32)
         return loss, grad
 
-    traj, losses, gaps, status, message = descend(loss_grad, w, step_size=step_size, max_iter=max_iter, tol=tol,
-                                                  caps=caps, callback=callback)
+    plain = caps is None and callback is None and not prior_strength
+    compiled = objective.descend(w, step_size, max_iter, tol) if plain else None
+    if compiled is None:
+        traj, losses, gaps, status, message = descend(loss_grad, w, step_size=step_size, max_iter=max_iter, tol=tol,
+                                                      caps=caps, callback=callback)
+    else:
+        traj, losses, gaps, status, message = _compiled_ending(*compiled, max_iter=max_iter, tol=tol)
     result = _result(outputs, traj, losses, gaps, status, message, step_size)
     if storage != "float32":  # what was asked for may not apply (see make_objective): say what was used
         result.meta["storage"] = objective.storage
@@ -113,29 +119,52 @@ def descend(loss_grad, w: np.ndarray, *, step_size: float, max_iter: int, tol: f
     simplex), stopping on the Frank-Wolfe gap; returns every iterate, loss and gap, the status and a message.
     Shared by :func:`mixmin` and the multi-target solver."""
     traj, losses, gaps = [], [], []
-    status, message = Status.MAX_ITER, f"reached max_iter={max_iter} before the gap fell to tol={tol:g}"
+    status = Status.MAX_ITER
     for it in range(max_iter + 1):
         loss, grad = loss_grad(w)
         if not (math.isfinite(loss) and np.isfinite(grad).all()):
-            status, message = Status.NON_FINITE, f"non-finite loss or gradient at iteration {it}; returning the best finite iterate"
+            status = Status.NON_FINITE
             if it == 0:  # nothing finite to return: report the start as it is
                 traj.append(w), losses.append(loss), gaps.append(float("nan"))
-                message = "non-finite loss or gradient at the starting weights; check the proxy outputs for overflow"
             break
         gap = _gap(w, grad, caps)
         traj.append(w)
         losses.append(loss)
         gaps.append(gap)
         if callback is not None and callback(Iterate(it, w, loss, gap)):
-            status, message = Status.STOPPED_BY_CALLBACK, f"stopped by callback at iteration {it}"
+            status = Status.STOPPED_BY_CALLBACK
             break
         if gap <= tol:
-            status, message = Status.CONVERGED, f"Frank-Wolfe gap {gap:.3g} <= tol {tol:g} at iteration {it}"
+            status = Status.CONVERGED
             break
         if it < max_iter:
             w = entropic_step(w, grad, step_size)
             w = (w if caps is None else project_capped(w, caps)).astype(np.float32, copy=False)
-    return traj, losses, gaps, status, message
+    return traj, losses, gaps, status, _ending(status, it, gaps[-1] if gaps else None, max_iter, tol)
+
+
+def _ending(status: Status, it: int, gap, max_iter: int, tol: float) -> str:
+    """What :func:`descend` says about how it stopped at iteration ``it``."""
+    if status == Status.NON_FINITE:
+        return ("non-finite loss or gradient at the starting weights; check the proxy outputs for overflow" if it == 0
+                else f"non-finite loss or gradient at iteration {it}; returning the best finite iterate")
+    if status == Status.STOPPED_BY_CALLBACK:
+        return f"stopped by callback at iteration {it}"
+    if status == Status.CONVERGED:
+        return f"Frank-Wolfe gap {gap:.3g} <= tol {tol:g} at iteration {it}"
+    return f"reached max_iter={max_iter} before the gap fell to tol={tol:g}"
+
+
+_HOW = {kernels.MAX_ITER: Status.MAX_ITER, kernels.CONVERGED: Status.CONVERGED, kernels.NON_FINITE: Status.NON_FINITE}
+
+
+def _compiled_ending(traj, losses, gaps, how: int, *, max_iter: int, tol: float):
+    """:func:`descend`'s return value from what :meth:`Objective.descend` recorded."""
+    status = _HOW[how]
+    it = len(losses) - 1 if status == Status.CONVERGED else len(losses) if status == Status.NON_FINITE else max_iter
+    if status == Status.NON_FINITE and np.isnan(gaps[-1]):  # at the start
+        it = 0
+    return list(traj), losses.tolist(), gaps.tolist(), status, _ending(status, it, gaps[-1], max_iter, tol)
 
 
 def _gap(w: np.ndarray, grad: np.ndarray, caps) -> float:

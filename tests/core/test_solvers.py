@@ -15,6 +15,8 @@ from mixmin_core import (
     mixture_loss,
     natural,
 )
+from mixmin_core.solver.objectives import make_objective
+from mixmin_core.solver.simplex import uniform
 from mixmin_core.solver.synthetic import (
     categorical_outputs,
     categorical_sources,
@@ -200,3 +202,30 @@ def test_natural_without_natural_weights_is_an_error():
 def test_mixture_loss_rejects_weights_off_the_simplex():
     with pytest.raises(InputError, match="weights must sum to 1; got sum 0.97 for 3 sources"):
         mixture_loss(_problem(0, 3, "mse"), [0.5, 0.27, 0.2])
+
+
+@pytest.mark.parametrize("kind", ["binary", "mse", "loglik"])
+@pytest.mark.parametrize("tol", [0.0, 1e-3])
+def test_compiled_descent_follows_the_python_loop(kind, tol):
+    """Few sources in memory run the whole descent compiled; a callback forces the Python loop: same iterates."""
+    outputs = _problem(3, 5, kind)
+    assert make_objective(outputs).descend(uniform(5), 1.0, 3, 0.0) is not None  # the compiled path applies
+    fast = mixmin(outputs, tol=tol, max_iter=60)
+    slow = mixmin(outputs, tol=tol, max_iter=60, callback=lambda it: False)
+    assert (fast.status, fast.n_iter, fast.message, fast.meta) == (slow.status, slow.n_iter, slow.message, slow.meta)
+    np.testing.assert_array_equal(fast.trajectory, slow.trajectory)
+    np.testing.assert_allclose(fast.losses, slow.losses, rtol=1e-6)
+    np.testing.assert_allclose(fast.gaps, slow.gaps, rtol=1e-6, atol=1e-12)
+
+
+def test_compiled_descent_stops_on_a_non_finite_loss_mid_run():
+    """A huge step moves all the weight to source 0, whose squared residual overflows float32 (MSE)."""
+    outputs = ProxyOutputs(np.array([[2e19, 0.0], [0.0, 1e18]], dtype=np.float32), "mse", labels=[0.0, 0.0])
+    start = np.array([0.001, 0.999])
+    with np.errstate(over="ignore", invalid="ignore"):
+        fast = mixmin(outputs, step_size=1e-34, init=start)
+        slow = mixmin(outputs, step_size=1e-34, init=start, callback=lambda it: False)
+    assert fast.status == slow.status == "non_finite"
+    assert fast.message == slow.message and "iteration 1" in fast.message
+    np.testing.assert_array_equal(fast.trajectory, slow.trajectory)
+    assert fast.trajectory.shape == (1, 2)
