@@ -2,8 +2,7 @@
 
 One "slider change" is what the page does when the step size moves to a value it has not solved
 yet: a fresh MixMin solve (100 iterations) plus building its figures (weight trajectories,
-loss/gap, final-weight bars) and the weights table. Plotly's JSON serialisation, which
-``st.plotly_chart`` does next, is timed separately.
+loss/gap, final-weight bars: inline SVG, see pages/_svg.py) and the weights table.
 
     python -m benchmarks.app                 # 600 sources x 3,000 samples, 100 iterations
     python -m benchmarks.app --samples 6000
@@ -35,19 +34,16 @@ def _floor(values: np.ndarray, n_iter: int) -> float:
     return best
 
 
-def _time_once(outputs, step: float, n_iter: int) -> tuple[float, float, float]:
+def _time_once(outputs, step: float, n_iter: int) -> tuple[float, float]:
     from mixmin_core import mixmin
     from pages import _figures as figs
 
     t0 = time.perf_counter()
     result = mixmin(outputs, step_size=step, max_iter=n_iter)
     t1 = time.perf_counter()
-    figures = [*figs.solver_figures(result, 8), figs.weights_figure(result.source_names, result.weights)]
+    figs.solver_figures(result, 8), figs.weights_chart(result.source_names, result.weights)
     figs.weights_table(result)
-    t2 = time.perf_counter()
-    for fig in figures:
-        fig.to_json()
-    return t1 - t0, t2 - t1, time.perf_counter() - t2
+    return t1 - t0, time.perf_counter() - t1
 
 
 def main() -> None:
@@ -62,27 +58,24 @@ def main() -> None:
 
     outputs = binary_outputs(args.sources, args.samples, np.random.default_rng(0), n_informative=20)
     _time_once(outputs, 1.0, args.iters)  # warm-up: imports, first allocations
-    solve_t, fig_t, json_t = [], [], []
+    solve_t, fig_t = [], []
     for step in STEP_SIZES:  # best of ``repeats`` per step size: the machine is shared, load spikes are not the app
         runs = [_time_once(outputs, step, args.iters) for _ in range(args.repeats)]
         best = min(runs, key=lambda r: r[0] + r[1])
-        for acc, value in zip((solve_t, fig_t, json_t), best):
+        for acc, value in zip((solve_t, fig_t), best):
             acc.append(value)
     total = [s + f for s, f in zip(solve_t, fig_t)]
     floor = _floor(outputs.values, args.iters)
     print(f"problem: {args.sources} sources x {args.samples} samples (binary), {args.iters} iterations; "
           f"{len(STEP_SIZES)} step-size changes, best of {args.repeats} each")
     print(f"{'':<28}{'median (s)':>11}{'max (s)':>10}")
-    for label, times in (("solve", solve_t), ("figures + table", fig_t), ("solve + figures", total),
-                         ("plotly JSON (extra)", json_t)):
+    for label, times in (("solve", solve_t), ("figures + table", fig_t), ("solve + figures", total)):
         print(f"{label:<28}{statistics.median(times):>11.3f}{max(times):>10.3f}")
     print(f"{'(float32 floor: 2 passes/it)':<28}{floor:>11.3f}{'':>10}   <- the machine's state: ~0.01 s when quiet")
     worst, median = max(total), statistics.median(total)
     print(f"slider change -> solve + plots ready: median {median:.3f} s (ratio to the {GOAL_SECONDS} s goal "
           f"{median / GOAL_SECONDS:.2f}, {'met' if median <= GOAL_SECONDS else 'MISSED'}); "
           f"worst {worst:.3f} s (ratio {worst / GOAL_SECONDS:.2f})")
-    with_json = max(t + j for t, j in zip(total, json_t))
-    print(f"including Plotly serialisation: worst {with_json:.3f} s, ratio {with_json / GOAL_SECONDS:.2f}")
 
 
 if __name__ == "__main__":

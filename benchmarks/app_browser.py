@@ -26,15 +26,14 @@ import numpy as np
 MEDIAN_GOAL, WORST_GOAL = 0.3, 0.6
 START_STEP = "0.03"  # then 10 moves right: 0.1, 0.3, 0.5, 1, 2, 3, 5, 10, 30, 100
 
-#: Changes when the trajectory figure is redrawn with new data: the highlighted traces' y values
-#: (the grey "other sources" trace is left out: it is large and moves with them).
+#: Changes when the trajectory figure (inline SVG, pages/_svg.py) is redrawn with new data: its last
+#: three lines (highlighted sources; the grey ones below them move with them).
 STATE_JS = """() => {
-  const p = Array.from(document.querySelectorAll('.js-plotly-plot'))
-    .find(el => el.layout && el.layout.title && String(el.layout.title.text).includes('Weight trajectories'));
+  const p = document.querySelector('svg[data-chart="Weight trajectories"]');
   const m = Array.from(document.querySelectorAll('[data-testid="stMetric"]'))
     .find(el => el.innerText.includes('Final loss'));
   const busy = document.querySelector('[data-testid="stStatusWidgetRunningIcon"], [data-testid="stStatusWidgetRunningManIcon"]');
-  return {traj: p ? JSON.stringify(p.data.slice(-3).map(t => t.y)) : null,
+  return {traj: p ? Array.from(p.querySelectorAll('polyline')).slice(-3).map(l => l.getAttribute('points')).join('|') : null,
           loss: m ? m.querySelector('[data-testid="stMetricValue"]').innerText : null, busy: !!busy};
 }"""
 CHANGED_JS = ("(before) => { const now = (" + STATE_JS + ")();"

@@ -5,9 +5,12 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from pages import _svg as svg
+
 #: The paper's Table 1 colours: cytotoxicity red, phenotypic green, protein binding/inhibition blue, other orange.
 CATEGORY_COLOURS = {"cytotoxicity": "#d62728", "phenotypic": "#2ca02c", "protein": "#1f77b4", "other": "#ff7f0e"}
 GREY = "rgba(150,150,150,0.35)"
+SVG_GREY = "#c8c8c8"  # GREY on white, opaque (SVG lines crossing each other should not darken)
 HIGHLIGHT = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
 METHOD_ORDER = ["mixmin", "natural", "balanced", "target_only", "ensemble", "random_search", "regmix"]
 METHOD_COLOURS = {"mixmin": "#d62728", "natural": "#1f77b4", "balanced": "#aec7e8", "target_only": "#7f7f7f",
@@ -80,61 +83,62 @@ def _grey_lines(traj: np.ndarray, rest: np.ndarray) -> np.ndarray:
     return np.vstack(lines)
 
 
-def trajectory_figure(result, k: int = 8) -> go.Figure:
-    """Weights per iteration: the ``k`` largest final weights in colour, the rest as one grey trace
-    (see :func:`_grey_lines`)."""
+def trajectory_figure(result, k: int = 8) -> str:
+    """Weights per iteration (SVG, see :mod:`pages._svg`): the ``k`` largest final weights in colour, the
+    rest in grey with one legend entry (see :func:`_grey_lines`)."""
     traj = np.asarray(result.trajectory, dtype=np.float32)
     n_steps, n_sources = traj.shape
     steps = _thin(n_steps)
     traj = traj[steps]
     top = top_indices(result.weights, k)
     rest = np.setdiff1d(np.arange(n_sources), top)
-    fig = go.Figure()
-    if rest.size:
-        lines = _grey_lines(traj, rest)
-        x = np.tile(np.append(steps.astype(np.float32), np.nan), len(lines))
-        y = np.hstack([lines, np.full((len(lines), 1), np.nan, np.float32)]).ravel()
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", line=dict(color=GREY, width=1),
-                                 name=f"other {rest.size} sources", hoverinfo="skip"))
-    for rank, i in enumerate(top):
-        fig.add_trace(go.Scatter(x=steps, y=traj[:, i], mode="lines",
-                                 line=dict(color=HIGHLIGHT[rank % len(HIGHLIGHT)], width=2.5),
-                                 name=str(result.source_names[i])))
-    fig.update_layout(title="Weight trajectories", xaxis_title="iteration", yaxis_title="weight",
-                      height=460, margin=dict(l=10, r=10, t=40, b=10),
-                      legend=dict(orientation="h", y=-0.18, font=dict(size=11)))
-    return fig
+    lines = [svg.Line(f"other {rest.size} sources", y, SVG_GREY, width=1, legend=not i)
+             for i, y in enumerate(_grey_lines(traj, rest) if rest.size else [])]
+    lines += [svg.Line(str(result.source_names[i]), traj[:, i], HIGHLIGHT[rank % len(HIGHLIGHT)], width=2.5)
+              for rank, i in enumerate(top)]
+    return svg.line_chart("Weight trajectories", steps, lines, x_label="iteration", y_label="weight", height=460)
 
 
-def loss_gap_figure(result) -> go.Figure:
-    """Loss (left axis) and Frank-Wolfe gap (right axis, log scale) per iteration."""
-    it = np.arange(len(result.losses))
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=it, y=result.losses, mode="lines", name="loss", line=dict(color="#1f77b4")))
+def loss_gap_figure(result) -> str:
+    """Loss (left axis) and Frank-Wolfe gap (right axis, log scale) per iteration (SVG)."""
+    lines = [svg.Line("loss", np.asarray(result.losses, dtype=np.float64), "#1f77b4", width=2)]
     if result.gaps is not None:
         gaps = np.maximum(np.asarray(result.gaps, dtype=np.float64), 1e-12)
-        fig.add_trace(go.Scatter(x=it, y=gaps, mode="lines", name="Frank–Wolfe gap", yaxis="y2",
-                                 line=dict(color="#d62728", dash="dot")))
-    fig.update_layout(title="Loss and Frank–Wolfe gap", xaxis_title="iteration", yaxis=dict(title="loss"),
-                      yaxis2=dict(title="gap (log)", overlaying="y", side="right", type="log", showgrid=False,
-                                  exponentformat="e", dtick=1),
-                      height=460, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.2))
-    return fig
+        lines.append(svg.Line("Frank–Wolfe gap", gaps, "#d62728", width=2, dash=True, right=True))
+    return svg.line_chart("Loss and Frank–Wolfe gap", np.arange(len(result.losses)), lines, x_label="iteration",
+                          y_label="loss", right_label="gap (log)" if result.gaps is not None else None,
+                          right_log=True, height=460)
+
+
+def _top_bars(names, weights, k, *arrays):
+    """The ``k`` largest weights, largest first: their indices, names, weights and ``arrays`` cut alike (None stays)."""
+    weights = np.asarray(weights, dtype=np.float64)
+    top = top_indices(weights, k)
+    return top, [str(names[i]) for i in top], weights[top], *(None if a is None else np.asarray(a)[top] for a in arrays)
+
+
+def weights_chart(names, weights, lower=None, upper=None, k: int = 20, true_weights=None) -> str:
+    """:func:`weights_figure` as SVG, for the Solver page (redrawn on every move of its controls)."""
+    _, labels, values, lower, upper, true_weights = _top_bars(names, weights, k, lower, upper, true_weights)
+    intervals = lower is not None and upper is not None
+    return svg.bar_chart("Final weights" + (" (95% bootstrap intervals)" if intervals else ""), labels, values,
+                         lower=lower if intervals else None, upper=upper if intervals else None,
+                         markers=true_weights, marker_name="true weight")
 
 
 def weights_figure(names, weights, lower=None, upper=None, k: int = 20, colours=None,
                    title: str = "Final weights", true_weights=None) -> go.Figure:
     """Horizontal bars of the ``k`` largest weights, with interval whiskers and true-weight markers when given."""
-    weights = np.asarray(weights, dtype=np.float64)
-    top = top_indices(weights, k)[::-1]
+    top, labels, values, lower, upper, true_weights = (x[::-1] if x is not None else None for x in
+                                                       _top_bars(names, weights, k, lower, upper, true_weights))
     error = None
     if lower is not None and upper is not None:
-        error = dict(type="data", symmetric=False, array=np.maximum(np.asarray(upper)[top] - weights[top], 0),
-                     arrayminus=np.maximum(weights[top] - np.asarray(lower)[top], 0), color="#444")
-    fig = go.Figure(go.Bar(x=weights[top], y=[str(names[i]) for i in top], orientation="h", error_x=error,
+        error = dict(type="data", symmetric=False, array=np.maximum(upper - values, 0),
+                     arrayminus=np.maximum(values - lower, 0), color="#444")
+    fig = go.Figure(go.Bar(x=values, y=labels, orientation="h", error_x=error,
                            marker_color=None if colours is None else [colours[i] for i in top], name="weight"))
     if true_weights is not None:
-        fig.add_trace(go.Scatter(x=np.asarray(true_weights)[top], y=[str(names[i]) for i in top], mode="markers",
+        fig.add_trace(go.Scatter(x=true_weights, y=labels, mode="markers",
                                  marker=dict(symbol="diamond", size=11, color="#d62728"), name="true weight"))
     fig.update_layout(showlegend=true_weights is not None, legend=dict(orientation="h", y=-0.25))
     fig.update_layout(title=title + (" (95% bootstrap intervals)" if error else ""), xaxis_title="weight",

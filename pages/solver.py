@@ -141,8 +141,9 @@ def show_result(problem_id, outputs, result, step, iters, init, cap, prior) -> N
     k = min(st.session_state["solve.top_k"], outputs.n_sources)
     traj_fig, loss_fig = figs.solver_figures(result, k)
     c1, c2 = st.columns(2)
-    c1.plotly_chart(traj_fig, key="solve.trajectory")
-    c2.plotly_chart(loss_fig, key="solve.losses")
+    # inline SVG, not Plotly: a changed Plotly figure is remounted from scratch on every move (see pages/_svg.py)
+    c1.markdown(traj_fig, unsafe_allow_html=True)
+    c2.markdown(loss_fig, unsafe_allow_html=True)
     if cap < 1 or prior > 0:
         lower = upper = None
         st.caption("Bootstrap intervals are for the unconstrained problem; set the cap to 1 and the pull to 0 to see them.")
@@ -150,8 +151,8 @@ def show_result(problem_id, outputs, result, step, iters, init, cap, prior) -> N
         lower, upper = intervals(problem_id, outputs, step, iters, init)
     true_w = outputs.meta.get("true_weights") if problem_id == data.EXAMPLE else None
     c1, c2 = st.columns([3, 2])
-    c1.plotly_chart(figs.weights_figure(result.source_names, result.weights, lower, upper, true_weights=true_w),
-                    key="solve.weights")
+    c1.markdown(figs.weights_chart(result.source_names, result.weights, lower, upper, true_weights=true_w),
+                unsafe_allow_html=True)
     table = figs.weights_table(result, lower, upper, true_w)
     with c2:
         if true_w is not None:

@@ -23,11 +23,20 @@ BUSY = ('[data-testid="stStatusWidgetRunningIcon"], [data-testid="stStatusWidget
         '[data-testid="stSkeleton"], [data-testid="stAppSkeleton"]')
 
 #: ``{title: [{name, x, y}]}`` of every drawn Plotly chart (titles without the theme's <b> tags; x and y
-#: as JSON text: arrays may be typed-array objects).
+#: as JSON text: arrays may be typed-array objects), and ``{title: elements}`` of every inline SVG chart
+#: (pages/_svg.py): each element's tag, sorted attributes and text (the DOM's attribute order may vary).
 CHARTS_JS = """() => Object.fromEntries(Array.from(document.querySelectorAll('.js-plotly-plot'))
   .filter(el => el.layout && el.layout.title)
   .map(el => [String(el.layout.title.text).replace(/<[^>]+>/g, ''), el.data.map(t => ({name: t.name, x: JSON.stringify(t.x),
-                                                                 y: JSON.stringify(t.y)}))]))"""
+                                                                 y: JSON.stringify(t.y)}))])
+  .concat(Array.from(document.querySelectorAll('svg[data-chart]')).map(el => [el.dataset.chart,
+    Array.from(el.querySelectorAll('*')).map(e => e.tagName + ' ' + Array.from(e.attributes)
+      .map(a => a.name + '=' + a.value).sort().join(' ') + (e.children.length ? '' : ' ' + e.textContent))])))"""
+#: The polylines of the inline SVG chart titled ``title`` (one ``points`` string each), or null before it is drawn.
+SVG_LINES_JS = """(title) => {
+  const chart = Array.from(document.querySelectorAll('svg[data-chart]')).find(el => el.dataset.chart === title);
+  return chart ? Array.from(chart.querySelectorAll('polyline')).map(p => p.getAttribute('points')) : null;
+}"""
 
 
 def free_port() -> int:

@@ -37,6 +37,14 @@ def chart_titles(at) -> list[str]:
     return [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
 
 
+def svg_titles(at) -> list[str]:
+    """Titles of the inline SVG charts (pages/_svg.py), in page order."""
+    import html
+    import re
+
+    return [html.unescape(t) for m in at.markdown for t in re.findall(r'<svg [^>]*data-chart="([^"]*)"', m.value)]
+
+
 # ---- Runs ------------------------------------------------------------------------------------------
 def test_runs_lists_every_run_with_key_results(home):
     at = open_app()
@@ -76,7 +84,8 @@ def test_solver_solves_live_when_the_step_size_changes(home):
     at = open_app("solver")
     assert "sources-all" in at.selectbox(key="w:solve.problem").value  # the main setting comes first
     loss_before = metric(at, "Final loss")
-    assert chart_titles(at)[:2] == ["Weight trajectories", "Loss and Frank–Wolfe gap"]
+    assert svg_titles(at) == ["Weight trajectories", "Loss and Frank–Wolfe gap", "Final weights (95% bootstrap intervals)"]
+    assert not chart_titles(at)  # no Plotly chart to remount on every move
     at.select_slider(key="w:solve.step_size").set_value(0.01).run()
     assert not at.exception
     assert at.session_state["solve.step_size"] == 0.01
