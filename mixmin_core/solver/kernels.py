@@ -254,9 +254,16 @@ def _loss_sum(kind, mixed, weight):
             mixed[k] = mixed[k] * mixed[k]
     else:
         log(mixed, mixed)
+    return weighted_total(mixed, weight)
+
+
+@numba.njit(nogil=True, fastmath=FASTMATH, cache=True)
+def weighted_total(values, weight):
+    """``sum_k weight_k values_k``: float32 products added in float64. The one reduction behind every
+    reported loss (the compiled descent's and ``Objective.loss``), so both give the same number."""
     total = 0.0
-    for k in range(mixed.shape[0]):
-        total += weight[k] * mixed[k]
+    for k in range(values.shape[0]):
+        total += weight[k] * values[k]
     return total
 
 

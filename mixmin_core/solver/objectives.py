@@ -163,9 +163,11 @@ class Objective:
         s = self._scale(sample_weights)
         batch = w.shape[:-1]
         mixed = np.empty(batch + (self.n_samples,), dtype=np.float32)
-        single = need_grad and not batch  # one weight vector, with its gradient: a kernel's case
+        # one weight vector, with its gradient, is a kernel's case; the source-major kernel also gives the
+        # loss alone, so it is the same number as the compiled descent's (the mixed values are the kernel's)
+        single = not batch and (need_grad or self.columns)
         fused = self.fused and single
-        if not need_grad:
+        if not (need_grad or single):
             scale = None
         elif sample_weights is None:  # the usual case: the factor's scale is fixed, made once
             scale = self._uniform_scales()[1 if single else 0]
@@ -173,7 +175,8 @@ class Objective:
             scale = self._factor_scale(s)
             scale = _vector(scale, self.n_samples) if single else scale
         if self.columns and single:
-            return self._columns(w, scale, mixed, s, need_loss)
+            loss, grad = self._columns(w, scale, mixed, s, need_loss)
+            return loss, grad if need_grad else None
         per_thread = 1 if fused and not self.streamed else _MIN_BLOCKS_PER_THREAD
         ranges = _split(len(self.blocks), THREADS, per_thread) if len(self.blocks) > 1 else _ONE
         # the kernel adds into one gradient part per thread; the products write one per block
@@ -303,11 +306,12 @@ def _split(n_blocks: int, threads: int, per_thread: int = _MIN_BLOCKS_PER_THREAD
 
 
 def _weighted_sum(values: np.ndarray, s) -> np.ndarray:
-    """``sum_x s_x values_x`` over the last axis (``s`` a scalar, ``(N,)`` or ``(B, N)``)."""
+    """``sum_x s_x values_x`` over the last axis (``s`` a scalar, ``(N,)`` or ``(B, N)``); for one vector
+    of ``values`` by the kernel that :meth:`Objective.descend` reports its losses with."""
+    if values.ndim == 1 and np.ndim(s) <= 1:
+        return kernels.weighted_total(values, np.broadcast_to(np.asarray(s, dtype=np.float32), values.shape))
     if np.ndim(s) == 0:
         return values.sum(axis=-1) * s
-    if values.ndim == 1:
-        return s @ values
     if s.ndim == 1:
         return values @ s
     return np.einsum("...n,...n->...", values, s)
