@@ -38,6 +38,11 @@ log = logging.getLogger("mixmin.jobs")
 _STOPPING: dict[str, int] = {}
 
 
+class Stopped(BaseException):
+    """What a stop signal raises: a BaseException, like KeyboardInterrupt, because code that catches
+    Exception would swallow it (logging's handlers do, when the signal lands while they flush)."""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -157,7 +162,7 @@ def _record_failure(store, run_id: str, job_id: int, exc: BaseException) -> int:
 
 
 def _install_stop_handlers() -> dict:
-    """SIGTERM and SIGINT raise :class:`JobCancelled` in the main thread.
+    """SIGTERM and SIGINT raise :class:`Stopped` in the main thread.
 
     The exception unwinds through the runner, which lets units already handed to workers finish
     (their outputs are written atomically), so the job stops with everything finished kept.
@@ -166,7 +171,7 @@ def _install_stop_handlers() -> dict:
         if _STOPPING:  # a second signal while stopping: let the first finish its cleanup
             return
         _STOPPING["signal"] = signum
-        raise JobCancelled(f"stopped by {signal.Signals(signum).name}")
+        raise Stopped(f"stopped by {signal.Signals(signum).name}")
 
     return {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
 

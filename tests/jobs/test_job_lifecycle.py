@@ -152,3 +152,29 @@ def test_a_dead_pid_and_a_reused_pid_are_not_alive():
     assert wait_for(lambda: Path(f"/proc/{zombie.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z", 30)
     assert not job_alive(zombie.pid) and not jobs_control._is_job_process(zombie.pid)
     zombie.wait()
+
+
+def test_a_stop_signal_that_lands_inside_a_log_handler_still_stops_the_job():
+    """logging's handlers catch Exception while they flush (CI once saw a SIGINT swallowed there, and the
+    job ran to the end): the stop must not be an Exception."""
+    import io
+    import logging
+
+    from jobs import __main__ as jobs_main
+
+    class SignalOnFlush(io.StringIO):
+        def flush(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.1)  # the handler runs at the next bytecode: inside this flush
+
+    logger = logging.getLogger("mixmin.test.stop")
+    handler = logging.StreamHandler(SignalOnFlush())
+    logger.addHandler(handler)
+    previous = jobs_main._install_stop_handlers()
+    try:
+        with pytest.raises(jobs_main.Stopped, match="stopped by SIGTERM"):
+            logger.warning("a unit finished")
+    finally:
+        jobs_main._restore_handlers(previous)
+        jobs_main._STOPPING.clear()
+        logger.removeHandler(handler)
