@@ -46,7 +46,12 @@ class Stopped(BaseException):
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a reader that went away shows here, not as a message at exit
+        return code
+    except BrokenPipeError:  # the reader went away (`status | head`): nothing left to tell it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush stays quiet
+        return 0
     except MixminError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -183,20 +188,25 @@ def _restore_handlers(previous: dict) -> None:
 
 def cmd_status(args) -> int:
     store = RunStore()
+    if args.run and store.get_run(args.run) is None:
+        raise ConfigError(f"no run {args.run!r} in {store.root}; `python -m jobs status` lists them.")
     runs = [store.get_run(args.run)] if args.run else store.list_runs()
-    if not runs or runs[0] is None:
-        print("no runs yet" if not args.run else f"no run {args.run!r}")
-        return 0 if not args.run else 2
+    if not runs:
+        print("no runs yet")
+        return 0
+    print(f"{'run':<40} {'pipeline':<10} {'status':<10} {'job':<6} progress")  # job: what `cancel` takes
     for run in runs:
         jobs = store.list_jobs(run["run_id"])
         job = jobs[0] if jobs else None
         progress = f"{job['n_done']}/{job['n_total']} {job['message']}" if job else ""
-        print(f"{run['run_id']:<40} {run['pipeline']:<10} {run['status']:<10} {progress}")
+        job_id = job["job_id"] if job else "-"
+        print(f"{run['run_id']:<40} {run['pipeline']:<10} {run['status']:<10} {job_id:<6} {progress}")
         if job and job["status"] == "died":
             print(f"    job {job['job_id']} (pid {job['pid']}) died at: {job['message'] or 'start'}; "
                   f"resume with `python -m jobs resume {run['run_id']}`")
         elif job and job.get("error"):
-            print(f"    error: {job['error'].strip().splitlines()[-1]}")
+            print(f"    {'cancelled' if job['status'] == 'cancelled' else 'error'}: "
+                  f"{job['error'].strip().splitlines()[-1]}")
     return 0
 
 

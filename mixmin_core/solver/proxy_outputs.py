@@ -342,14 +342,25 @@ def _check_names(names, n_sources) -> tuple:
     return names
 
 
+def _numbers(name: str, value, dtype) -> np.ndarray:
+    """``value`` as a ``dtype`` array, or one InputError naming ``name`` (text, ragged lists, objects)."""
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # ragged input and the like
+        raise InputError(f"{name} must be an array of numbers; {exc}.") from None
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise InputError(f"{name} must be an array of numbers; got {describe(arr)}.")
+    return arr.astype(dtype)
+
+
 def _check_labels(labels, kind, n_samples):
     if labels is None:
         if kind in ("binary", "mse"):
             raise InputError(f"labels are required for kind {kind!r}; got None.")
         return None
-    arr = np.asarray(labels, dtype=np.float32).reshape(-1) if np.ndim(labels) else None
-    if arr is None:
-        raise InputError(f"labels must be a 1-D array; got {describe(labels)}.")
+    arr = _numbers("labels", labels, np.float32)
+    if arr.ndim != 1:
+        raise InputError(f"labels must be a 1-D array (one per sample); got {describe(labels)}.")
     check_shape("labels", arr, (n_samples,))
     check_finite("labels", arr)
     if kind == "binary" and not np.isin(arr, (0.0, 1.0)).all():
@@ -363,7 +374,7 @@ def _check_token_counts(counts, kind, n_samples):
         return None
     if kind != "loglik":
         raise InputError(f"token_counts apply only to kind 'loglik'; got kind {kind!r}.")
-    arr = np.asarray(counts, dtype=np.float32)
+    arr = _numbers("token_counts", counts, np.float32)
     check_shape("token_counts", arr, (n_samples,))
     check_finite("token_counts", arr)
     if (arr <= 0).any():
@@ -374,7 +385,7 @@ def _check_token_counts(counts, kind, n_samples):
 def _check_natural(natural, n_sources):
     if natural is None:
         return None
-    arr = np.asarray(natural, dtype=np.float64)
+    arr = _numbers("natural_weights", natural, np.float64)
     check_shape("natural_weights", arr, (n_sources,))
     check_finite("natural_weights", arr)
     if (arr < 0).any() or arr.sum() <= 0:

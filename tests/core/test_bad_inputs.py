@@ -130,6 +130,15 @@ BAD_LIBRARY_INPUTS: list[BadInput] = [
     BadInput("tokens_needed-zero", lambda: availability_caps([1, 2], tokens_needed=0), InputError, "tokens_needed and repetitions must be positive.*tokens_needed=0"),
     BadInput("repetitions-nan", lambda: availability_caps([1, 2], 10, repetitions=float("nan")), InputError, "repetitions=nan"),
     BadInput("tokens_available-negative", lambda: availability_caps([-1, 2], 10), InputError, "tokens_available must be non-negative"),
+    # ProxyOutputs' per-sample and per-source arrays
+    BadInput("labels-text", lambda: ProxyOutputs(_MATRIX, "binary", labels=["yes", "no"] * 10), InputError,
+             "labels must be an array of numbers; got array of shape \\(20,\\) and dtype <U3"),
+    BadInput("labels-2d", lambda: ProxyOutputs(_MATRIX, "binary", labels=[[0, 1] * 10]), InputError,
+             "labels must be a 1-D array"),
+    BadInput("token_counts-none", lambda: ProxyOutputs(-_MATRIX, "loglik", token_counts=[None] * 20), InputError,
+             "token_counts must be an array of numbers; got array of shape \\(20,\\) and dtype object"),
+    BadInput("natural_weights-text", lambda: ProxyOutputs(_MATRIX, "binary", labels=[0, 1] * 10, natural_weights="abc"),
+             InputError, "natural_weights must be an array of numbers"),
     # persistence
     BadInput("save-compress", _save(compress="yes"), InputError, "compress must be True, False or 'auto'; got 'yes'"),
     BadInput("load-mmap", _load(mmap="r"), InputError, "mmap must be True or False; got 'r'"),

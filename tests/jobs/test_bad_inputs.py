@@ -199,13 +199,33 @@ def test_bad_arguments_are_argparse_usage_errors(argv, match, capsys):
     assert re.search(match, err) and "Traceback" not in err, err
 
 
+def test_status_into_a_closed_pipe_exits_quietly():
+    """``python -m jobs status | head``: the reader leaves early; no traceback, no exit-time message."""
+    proc = subprocess.Popen([sys.executable, "-m", "jobs", "status"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # before the job prints anything
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0 and err == "", err
+
+
+def test_status_lists_the_job_id_that_cancel_takes(capsys):
+    from mixmin_core.runs.store import RunStore
+
+    store = RunStore()
+    store.create_run("r-1", name="r", pipeline="synthetic", config={})
+    job_id = store.start_job("r-1", log_path="x.log")
+    assert main(["status"]) == 0
+    header, line = capsys.readouterr().out.splitlines()[:2]
+    assert header.split()[:4] == ["run", "pipeline", "status", "job"] and line.split()[3] == str(job_id)
+
+
 def test_unknown_run_and_job_ids_are_named(capsys):
     assert main(["cancel", "999"]) == 2
     assert "no job 999" in capsys.readouterr().err
     assert main(["resume", "no-such-run"]) == 2
     assert "no run 'no-such-run'" in capsys.readouterr().err
     assert main(["status", "--run", "no-such-run"]) == 2
-    assert "no run 'no-such-run'" in capsys.readouterr().out
+    assert "error: no run 'no-such-run'" in capsys.readouterr().err
 
 
 # ---- jobs the app starts (MIXMIN_CONFINE_PATHS=1): the page's rules, checked again by the job ------
