@@ -346,7 +346,7 @@ def _numbers(name: str, value, dtype) -> np.ndarray:
     """``value`` as a ``dtype`` array, or one InputError naming ``name`` (text, ragged lists, objects)."""
     try:
         arr = np.asarray(value)
-    except Exception as exc:  # ragged input and the like
+    except (TypeError, ValueError) as exc:  # ragged input and the like
         raise InputError(f"{name} must be an array of numbers; {exc}.") from None
     if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
         raise InputError(f"{name} must be an array of numbers; got {describe(arr)}.")
