@@ -165,9 +165,14 @@ def job_argv(config_path: str | os.PathLike, overrides: dict | None = None) -> l
     """
     check_page_request(config_path, overrides)
     argv = [sys.executable, "-m", "jobs", "run", str(config_path)]
-    for key, value in (overrides or {}).items():
-        argv += ["--set", f"{str(key).strip()}={_as_override_text(value)}"]
+    for item in _set_args(overrides):
+        argv += ["--set", item]
     return argv
+
+
+def _set_args(overrides: dict | None) -> list[str]:
+    """``overrides`` as the ``key=value`` texts of ``--set``."""
+    return [f"{str(key).strip()}={_as_override_text(value)}" for key, value in (overrides or {}).items()]
 
 
 def running_jobs(home: str | os.PathLike | None = None) -> list[dict]:
@@ -191,6 +196,8 @@ def start_job(config_path: str | os.PathLike, overrides: dict | None = None, *, 
         raise InputError(f"the app is read-only ({READ_ONLY_ENV}=1): jobs cannot be started here; "
                          "run `python -m jobs run CONFIG` on the machine instead.")
     argv = job_argv(config_path, overrides)
+    from jobs.__main__ import resolve_config  # the job's own checks, run here: a bad value is an error
+    resolve_config(str(page_config_path(config_path)), _set_args(overrides))  # on the page, not in a launch log
     root = RunStore(home).root
     running = running_jobs(root)
     if len(running) >= max_running_jobs():

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from jobs import control as jobs_control
-from mixmin_core.errors import InputError
+from mixmin_core.errors import InputError, MixminError
 from mixmin_core.runs.store import RunStore
 from tests.app.fixtures import ROOT
 
@@ -60,13 +60,17 @@ def test_started_job_runs_to_done_in_its_own_session(tmp_path):
     assert "done: run" in jobs_control.read_log_tail(launch.log_path)
 
 
-def test_a_bad_config_fails_visibly_in_the_launch_log(tmp_path):
+@pytest.mark.parametrize(("overrides", "match"), [
+    ({"n_sources": 1}, "n_sources: must be >= 2; got 1."),
+    ({"trials": "abc"}, "trials: must be an integer >= 1"),
+    ({"n_sources": 1.5}, "n_sources: must be an integer"),
+])
+def test_a_bad_value_is_refused_before_any_launch(tmp_path, overrides, match):
+    """The job's own checks run before the launch: the page shows the error; no process, no run."""
     home = tmp_path / "home"
-    launch = jobs_control.start_job(CONFIG, {"n_sources": 1}, home=home)
-    assert _wait(lambda: jobs_control.list_launches(home)[0]["returncode"] is not None)
-    assert jobs_control.list_launches(home)[0]["returncode"] == 2
-    assert "n_sources: must be >= 2; got 1." in jobs_control.read_log_tail(launch.log_path)
-    assert RunStore(home).list_runs() == []
+    with pytest.raises(MixminError, match=match):
+        jobs_control.start_job(CONFIG, overrides, home=home)
+    assert jobs_control.list_launches(home) == [] and RunStore(home).list_runs() == []
 
 
 def test_cancel_with_force_stops_a_running_job(tmp_path):

@@ -238,6 +238,17 @@ def test_jobs_page_reports_a_bad_override_without_a_traceback(home):
     assert not jobs_control.list_launches(home)
 
 
+def test_jobs_page_refuses_a_bad_value_before_launching(home):
+    """A value the schema refuses is an error on the page, not a "Started" message and a failed launch."""
+    at = open_app("jobs")
+    at.selectbox(key="w:jobs.config").set_value("configs/synthetic_demo.yaml").run()
+    at.text_input(key="jobs.field.synthetic_demo.trials").input("abc")
+    at.button[0].click().run()
+    assert not at.exception and not at.success
+    assert "trials: must be an integer >= 1" in at.error[0].value
+    assert not jobs_control.list_launches(home)
+
+
 # ---- Upload -------------------------------------------------------------------------------------
 def test_upload_bad_file_gets_a_clear_message(home):
     at = open_app("upload")
