@@ -195,9 +195,11 @@ def start_job(config_path: str | os.PathLike, overrides: dict | None = None, *, 
     if read_only():
         raise InputError(f"the app is read-only ({READ_ONLY_ENV}=1): jobs cannot be started here; "
                          "run `python -m jobs run CONFIG` on the machine instead.")
+    from jobs.__main__ import resolve_config
+
     argv = job_argv(config_path, overrides)
-    from jobs.__main__ import resolve_config  # the job's own checks, run here: a bad value is an error
-    resolve_config(str(page_config_path(config_path)), _set_args(overrides))  # on the page, not in a launch log
+    # the job's own checks, run here: a bad value is an error on the page, not in a launch log
+    resolve_config(str(page_config_path(config_path)), _set_args(overrides))
     root = RunStore(home).root
     running = running_jobs(root)
     if len(running) >= max_running_jobs():
