@@ -58,8 +58,18 @@ def _shorten(name: str, room: float) -> str:
     return name if len(name) <= room else name[: room - 1] + "…"
 
 
-def _label(value: float) -> str:
-    return f"{value:.3g}" if value else "0"
+def tick_labels(ticks: list[float]) -> list[str]:
+    """Labels for evenly spaced ``ticks`` with the decimals their spacing needs, so that neighbours never
+    read the same (6.045 and 6.05 are both "6.05" to three significant figures)."""
+    if len(ticks) < 2:
+        return [f"{t:.3g}" if t else "0" for t in ticks]
+    step = abs(ticks[1] - ticks[0])
+    span = max(abs(t) for t in ticks)
+    power = math.floor(math.log10(step) + 1e-9)
+    if span < 1e5 and power >= -4:
+        return [f"{t:.{max(0, -power)}f}" if t else "0" for t in ticks]
+    mantissa = max(0, math.floor(math.log10(span) + 1e-9) - power)  # decimals of the mantissa, down to the step
+    return [f"{t:.{mantissa}e}" if t else "0" for t in ticks]
 
 
 def _svg(title: str, height: int, body: list[str]) -> str:
@@ -140,13 +150,13 @@ def line_chart(title: str, x, lines: list[Line], *, x_label: str, y_label: str, 
     if right_label:
         scales[True] = _Scale(*_finite_range([ln.y for ln in lines if ln.right], right_log), bottom, top, log=right_log)
     body = [f'<rect x="{left}" y="{top}" width="{right - left}" height="{bottom - top}" fill="none" stroke="{_AXIS}"/>']
-    for tick, px in zip(xs.ticks, xs(xs.ticks)):
+    for label, px in zip(tick_labels(xs.ticks), xs(xs.ticks)):
         body.append(f'<line x1="{px:.1f}" y1="{bottom}" x2="{px:.1f}" y2="{bottom + 4}" stroke="{_AXIS}"/>'
-                    f'<text x="{px:.1f}" y="{bottom + 16}" text-anchor="middle">{text(_label(tick))}</text>')
+                    f'<text x="{px:.1f}" y="{bottom + 16}" text-anchor="middle">{text(label)}</text>')
     for side, scale in scales.items():
         edge, anchor, shift = (right, "start", 6) if side else (left, "end", -6)
-        for tick, py in zip(scale.ticks, scale(scale.ticks)):
-            label = f"1e{round(math.log10(tick))}" if scale.log else _label(tick)
+        labels = [f"1e{round(math.log10(tick))}" for tick in scale.ticks] if scale.log else tick_labels(scale.ticks)
+        for label, py in zip(labels, scale(scale.ticks)):
             if not side:
                 body.append(f'<line x1="{left}" y1="{py:.1f}" x2="{right}" y2="{py:.1f}" stroke="#ececec"/>')
             body.append(f'<text x="{edge + shift}" y="{py + 4:.1f}" text-anchor="{anchor}">{text(label)}</text>')
@@ -180,9 +190,9 @@ def bar_chart(title: str, labels: list[str], values, *, lower=None, upper=None, 
     arrays = [values, np.zeros(1)] + [np.asarray(a, dtype=np.float64) for a in (lower, upper, markers) if a is not None]
     xs = _Scale(*_finite_range(arrays), left, right)
     body = []
-    for tick, px in zip(xs.ticks, xs(xs.ticks)):
+    for label, px in zip(tick_labels(xs.ticks), xs(xs.ticks)):
         body.append(f'<line x1="{px:.1f}" y1="{top}" x2="{px:.1f}" y2="{bottom}" stroke="#ececec"/>'
-                    f'<text x="{px:.1f}" y="{bottom + 16}" text-anchor="middle">{text(_label(tick))}</text>')
+                    f'<text x="{px:.1f}" y="{bottom + 16}" text-anchor="middle">{text(label)}</text>')
     zero = float(xs([0.0])[0])
     for i, (label, value) in enumerate(zip(labels, values)):
         y = top + 24 * i

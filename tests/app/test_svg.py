@@ -43,6 +43,17 @@ def test_nice_ticks_are_round_and_cover_the_range(lo, hi):
     assert any(np.isclose(mantissa, m) for m in (1, 2, 5, 10))
 
 
+@pytest.mark.parametrize(("lo", "hi"), [(6.048, 6.063), (0, 1), (0, 12_000), (1e-6, 5e-6), (0, 3e7), (99.5, 100.5),
+                                      (1.2e6, 1.25e6), (-0.5, 0.5)])
+def test_tick_labels_tell_neighbouring_ticks_apart(lo, hi):
+    """A loss axis spanning 6.048-6.063 once read 6.04, 6.05, 6.05, 6.06, 6.07."""
+    ticks = svg.nice_ticks(lo, hi)
+    labels = svg.tick_labels(ticks)
+    assert len(set(labels)) == len(labels), labels
+    np.testing.assert_allclose([float(x) for x in labels], ticks, rtol=1e-9, atol=1e-12)  # and read as their values
+    assert max(map(len, labels)) <= 9, labels
+
+
 def test_line_chart_draws_each_finite_run_inside_the_plot_with_a_hostile_name_escaped():
     x = np.arange(6)
     lines = [svg.Line(HOSTILE, np.array([0.1, 0.2, np.nan, 0.4, 0.5, 0.6]), "#1f77b4"),
