@@ -103,3 +103,14 @@ def test_summarize_improvement_and_pvalues():
     assert out.loc["mixmin", "improvement"] == pytest.approx(0.2)
     assert out.loc["mixmin", "improvement_low"] == pytest.approx(0.2)  # constant difference: zero width
     assert out.loc["natural", "p_vs_mixmin"] < 0.05 and np.isnan(out.loc["mixmin", "p_vs_mixmin"])
+
+
+def test_atomic_writes_get_the_permissions_open_would_give(tmp_path):
+    """mkstemp makes a private (0600) file; a store or an export others read must follow the umask."""
+    import os
+    import stat
+
+    path, plain = tmp_path / "x.json", tmp_path / "plain.json"
+    fileio.write_json(path, {"a": 1})
+    plain.write_text("{}")
+    assert stat.S_IMODE(os.stat(path).st_mode) == stat.S_IMODE(os.stat(plain).st_mode)
