@@ -13,7 +13,6 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-
 #: The process's umask, read once at import (reading it means setting it, which is not thread-safe later).
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
