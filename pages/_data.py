@@ -10,6 +10,7 @@ A "problem" the Solver page solves is named by a string id:
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +98,9 @@ def solve(problem_id: str, stamp: float, step_size: float, max_iter: int, init: 
     (or uniform) weights with a KL term.
     """
     outputs = load_problem(problem_id)
+    if max_weight * outputs.n_sources < 1:
+        raise InputError(f"Max weight per source {max_weight:g} x {outputs.n_sources} sources < 1: no mixture fits "
+                         f"under it (the weights sum to 1). Set it to at least {math.ceil(100 / outputs.n_sources) / 100:g}.")
     caps = None if max_weight >= 1 else np.full(outputs.n_sources, float(max_weight))
     # One BLAS thread: in the server, BLAS's spinning helper threads fight the server's threads and the
     # browser for the cores (a 616 x 1,107 solve took 0.13-0.7 s there, 0.03-0.06 s with one thread).

@@ -29,7 +29,7 @@ def check_caps(caps, n_sources: int) -> np.ndarray:
     if u.sum() < 1 - 1e-9:
         raise InputError(
             f"caps sum to {u.sum():.4g} < 1, so no mixture satisfies them (the weights must sum to 1); "
-            "raise some caps or allow more repetitions."
+            "raise some caps (availability caps: allow more repetitions)."
         )
     return u
 

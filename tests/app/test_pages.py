@@ -115,7 +115,9 @@ def test_solver_caps_and_prior_pull(home):
     assert weights.max() <= 0.3 + 1e-4 and np.isclose(weights.sum(), 1.0, atol=1e-4)
     at.slider(key="w:solve.max_weight").set_value(0.1).run()  # 6 sources x 0.1 < 1: infeasible
     assert not at.exception
-    assert "caps sum to 0.6 < 1" in at.error[0].value
+    assert "Max weight per source 0.1 x 6 sources < 1" in at.error[0].value
+    assert "at least 0.17" in at.error[0].value  # what to set it to, and no advice that does not apply here
+    assert "repetitions" not in at.error[0].value
     at.slider(key="w:solve.max_weight").set_value(1.0).run()
     at.number_input(key="w:solve.prior_strength").set_value(5.0).run()
     assert not at.exception
