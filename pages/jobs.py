@@ -82,7 +82,7 @@ def start_form(configs: list[Path]) -> None:
         overrides.update(parse_extra(extra))
         launch = jobs_control.start_job(path, overrides, home=_shared.store().root)
         st.session_state["jobs.last_launch"] = str(launch.record_path)
-        st.success(f"Started `{' '.join(launch.argv[1:])}` as process {launch.pid}.")
+        st.success(f"Started `{' '.join(['python', *launch.argv[1:]])}` as process {launch.pid}.")
 
 
 def jobs_table(store) -> pd.DataFrame:

@@ -24,6 +24,7 @@ import numpy as np
 
 from mixmin_core.errors import InputError
 from mixmin_core.solver.results import MixtureResult
+from mixmin_core.solver.validation import check_number
 
 UNITS = ("tokens", "rows")
 FORMATS = ("json", "csv", "hf", "olmix", "megatron", "chem-table")
@@ -285,6 +286,7 @@ def hf_snippet(plan: TrainingPlan, *, seed: int = 0, stopping_strategy: str = "f
     The snippet expects ``datasets_var`` to map every source name to a ``datasets.Dataset`` (or
     ``IterableDataset``) and binds the result to ``mixed``. Sources with zero weight are left out.
     """
+    seed = check_number("seed", seed, minimum=0, integer=True)  # interleave_datasets takes a numpy seed
     if stopping_strategy not in ("first_exhausted", "all_exhausted", "all_exhausted_without_replacement"):
         raise InputError(f"stopping_strategy must be 'first_exhausted', 'all_exhausted' or "
                          f"'all_exhausted_without_replacement'; got {stopping_strategy!r}.")

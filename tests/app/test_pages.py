@@ -213,6 +213,7 @@ def test_jobs_page_starts_a_job_from_the_form_and_shows_its_progress(home):
     at.button[0].click().run()  # the form's submit button
     assert not at.exception
     assert "--set trials=1" in at.success[0].value and "--set n_sources=4" in at.success[0].value
+    assert "`python -m jobs run " in at.success[0].value  # a command one can paste
     store = RunStore()
     deadline = time.time() + 90
     while time.time() < deadline and not any(j["status"] == "done" and "synthetic" in j["run_id"]

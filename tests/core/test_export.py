@@ -219,6 +219,8 @@ def test_bad_sizes_and_formats_are_named(plan):
         render(plan, "chem-table")
     with pytest.raises(InputError, match="stopping_strategy must be"):
         hf_snippet(plan, stopping_strategy="never")
+    with pytest.raises(InputError, match="seed must be .*; got -1"):  # numpy refuses a negative seed
+        render(plan, "hf", seed=-1)
     assert set(FORMATS) == {"json", "csv", "hf", "olmix", "megatron", "chem-table"}
 
 
