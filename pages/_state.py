@@ -73,7 +73,7 @@ URL_KEYS = {
     "compare.baseline": "baseline", "compare.problem": "problem", "assays.variant": "setting",
     "assays.target": "target", "assays.trial": "trial", "assays.k": "top_k", "assays.categories": "categories",
     "targets.variant": "setting", "targets.trial": "trial", "targets.targets": "targets", "targets.mode": "mode",
-    "targets.scale": "scale", "targets.point": "point",
+    "targets.scale": "scale", "targets.point": "point", "jobs.config": "config",
 }
 #: The keys each page (by URL path) reads from and writes to its URL, in the order they are applied.
 PAGE_KEYS = {
@@ -82,6 +82,7 @@ PAGE_KEYS = {
                "solve.max_weight", "solve.prior_strength", "solve.top_k"),
     "compare": ("app.run_id", "compare.metric", "compare.variant", "compare.baseline", "compare.problem"),
     "assays": ("app.run_id", "assays.variant", "assays.target", "assays.trial", "assays.k", "assays.categories"),
+    "jobs": ("jobs.config",),
     "targets": ("app.run_id", "targets.variant", "targets.trial", "targets.targets", "targets.mode", "targets.scale",
                 "targets.point"),
 }

@@ -18,9 +18,10 @@ from jobs import control as jobs_control
 from jobs.config import read_config_file
 from mixmin_core.errors import InputError
 from pages import _shared
+from pages import _state as state
 from pages._access import NOTE, read_only
 
-_shared.route_through_app()
+state.open_page("jobs")
 
 CONFIG_DIR = jobs_control.CONFIG_DIR
 
@@ -158,3 +159,4 @@ def page() -> None:
 
 
 page()
+state.write_url("jobs")

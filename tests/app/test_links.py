@@ -205,3 +205,16 @@ def test_a_run_without_results_csv_says_no_results_yet(home):
     assert "No results yet" in at.info[0].value
     at.switch_page("pages/assays.py").run()
     assert not at.exception
+
+
+# ---- Jobs --------------------------------------------------------------------------------------------
+def test_jobs_link_opens_the_same_config_and_a_bad_one_falls_back_with_a_notice(home):
+    at = open_link("jobs", {"config": "configs/synthetic_demo.yaml"})
+    assert at.selectbox(key="w:jobs.config").value == "configs/synthetic_demo.yaml"
+    assert at.text_input(key="jobs.field.synthetic_demo.trials")  # the form is that config's
+    by_hand = open_app("jobs")
+    by_hand.selectbox(key="w:jobs.config").set_value("configs/synthetic_demo.yaml").run()
+    assert by_hand.query_params["config"] == "configs/synthetic_demo.yaml"  # so a reload keeps it
+    at = open_link("jobs", {"config": "../../etc/passwd"})
+    assert at.selectbox(key="w:jobs.config").value != "../../etc/passwd"
+    assert any("config=../../etc/passwd" in n for n in notices(at)), notices(at)
