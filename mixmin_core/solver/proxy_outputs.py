@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import struct
 import zipfile
 from collections.abc import Sequence
@@ -74,9 +75,9 @@ class ProxyOutputs:
         _check_values(values, kind)
         meta = dict(meta or {})
         try:
-            json.dumps(meta)
-        except TypeError as exc:
-            raise InputError(f"meta must be JSON-serialisable; {exc}.") from None
+            json.dumps(meta, allow_nan=False)  # NaN would be written as JSON that other readers refuse
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"meta must be JSON-serialisable (finite numbers); {exc}.") from None
         for name, val in [("values", values), ("kind", kind), ("source_names", names),
                           ("labels", labels), ("token_counts", token_counts),
                           ("natural_weights", natural), ("sample_ids", ids), ("meta", meta)]:
@@ -303,6 +304,8 @@ def _map_values(npz_path: Path) -> np.ndarray | None:
 
 
 def _paths(path) -> tuple[Path, Path]:
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise InputError(f"path must be a file path such as 'outputs/target' (.npz and .json beside it); got {path!r}.")
     path = Path(path)
     base = path.with_suffix("") if path.suffix in (".npz", ".json") else path
     return base.with_name(base.name + ".npz"), base.with_name(base.name + ".json")
@@ -325,7 +328,13 @@ def _as_matrix(values) -> np.ndarray:
                              f"got {describe(arr)}. Convert the file to float32, or load it into memory.")
         arr = arr.view()  # keep the map: copying it is what mapping avoids
     else:
-        arr = np.ascontiguousarray(arr, dtype=np.float32).view()
+        with np.errstate(over="ignore"):
+            single = np.ascontiguousarray(arr, dtype=np.float32)
+        if single.dtype != arr.dtype and np.isinf(single).any() and (np.isinf(single) & np.isfinite(arr)).any():
+            big = np.abs(arr[np.isinf(single) & np.isfinite(arr)]).max()
+            raise InputError(f"values must fit in float32 (magnitude at most 3.4e38), the solver's precision; "
+                             f"got {float(big):g}. Rescale them (e.g. to log-probabilities).")
+        arr = single.view()
     arr.flags.writeable = False  # outputs are immutable: solvers cache what they derive from them
     return arr
 

@@ -30,7 +30,7 @@ def check_finite(name: str, arr: np.ndarray) -> None:
         idx = np.argwhere(bad)[0].tolist()
         raise InputError(
             f"{name} must be finite; found {int(bad.sum())} non-finite value(s), "
-            f"first at index {tuple(idx)} ({arr[tuple(idx)]!r})."
+            f"first at index {tuple(idx)} ({arr[tuple(idx)].item()!r})."
         )
 
 

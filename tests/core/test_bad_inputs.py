@@ -139,7 +139,15 @@ BAD_LIBRARY_INPUTS: list[BadInput] = [
              "token_counts must be an array of numbers; got array of shape \\(20,\\) and dtype object"),
     BadInput("natural_weights-text", lambda: ProxyOutputs(_MATRIX, "binary", labels=[0, 1] * 10, natural_weights="abc"),
              InputError, "natural_weights must be an array of numbers"),
+    BadInput("values-beyond-float32", lambda: ProxyOutputs(np.array([[1e300, 0.5], [0.2, 0.3]]), "mse", labels=[0, 1]),
+             InputError, "values must fit in float32 .*got 1e\\+300"),
+    BadInput("values-inf", lambda: ProxyOutputs(np.array([[np.inf, 0.5], [0.2, 0.3]]), "mse", labels=[0, 1]),
+             InputError, "values must be finite; .*first at index \\(0, 0\\) \\(inf\\)"),
+    BadInput("meta-nan", lambda: ProxyOutputs(_MATRIX, "binary", labels=[0, 1] * 10, meta={"a": float("nan")}),
+             InputError, "meta must be JSON-serialisable"),
     # persistence
+    BadInput("load-none", lambda: ProxyOutputs.load(None), InputError, "path must be a file path.*got None"),
+    BadInput("save-empty-path", lambda: _O.save(""), InputError, "path must be a file path.*got ''"),
     BadInput("save-compress", _save(compress="yes"), InputError, "compress must be True, False or 'auto'; got 'yes'"),
     BadInput("load-mmap", _load(mmap="r"), InputError, "mmap must be True or False; got 'r'"),
 ]
