@@ -211,7 +211,14 @@ def parse_table(name: str, data: bytes, *, kind: str = "auto", max_expanded: int
             examples = [str(v)[:20] for v in frame[col].dropna().unique()[:3]]
             raise InputError(f"{name}: column {str(col)!r} must hold numeric {what}; got values such as {examples}. "
                              "Write labels as 0 and 1.")
-    values = frame[source_cols].to_numpy(dtype=np.float32).T
+    block = frame[source_cols].to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(block)
+    if bad.any():  # here, where the column and the row can be named (the matrix only knows indices)
+        row, col = np.argwhere(bad)[0]
+        raise InputError(f"{name}: column {str(source_cols[col])!r} has {int(bad[:, col].sum())} empty or non-finite "
+                         f"cell(s), the first in data row {row + 1} ({block[row, col]}); every source needs a number "
+                         "for every sample.")
+    values = block.astype(np.float32).T
     if kind == "auto":
         kind = _guess_kind(values, label_col is not None)
     try:
@@ -244,6 +251,11 @@ def _read_table(name: str, data: bytes, max_expanded: int = MAX_EXPANDED_BYTES):
         raise InputError(f"{name}: cannot read it as {suffix.lstrip('.')} ({type(exc).__name__}: {exc}).") from None
     if frame.empty:
         raise InputError(f"{name}: the table has no rows; expected one row per target sample.")
+    if suffix == ".csv":  # pandas renames a repeated header ("a", "a.1"): which column is which source?
+        header = [str(c) for c in pd.read_csv(io.BytesIO(data), header=None, nrows=1).iloc[0]]
+        repeated = sorted({c for c in header if header.count(c) > 1})
+        if repeated:
+            raise InputError(f"{name}: column names must be unique; repeated: {repeated[:5]}.")
     return frame
 
 
