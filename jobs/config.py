@@ -7,10 +7,12 @@ Validation is declared once, next to each field, and read by one validator::
 
 The type hint gives the type (``int`` rejects ``2.7``, ``"abc"`` and ``True``; ``float`` takes
 ints; ``list[int | str]`` checks every item), the metadata the rule (``min``/``max`` inclusive,
-``gt``/``lt`` exclusive, ``choices``, ``items`` for list items). Every error names the key, the
-rule and the value. Every pipeline config subclasses :class:`ExecutionConfig` (seed, trials and
-how the run executes) and calls ``super().__post_init__()`` first, so a config built in code is
-checked exactly like one read from a file.
+``gt``/``lt`` exclusive, ``choices``, ``items`` for list items, ``unique`` for a list that may
+not repeat an item, ``keys`` for the keys, with their types, a mapping or each mapping of a list
+may have). Every error names the key, the rule and the value. Every pipeline config subclasses
+:class:`ExecutionConfig` (seed, trials and how the run executes) and calls
+``super().__post_init__()`` first, so a config built in code is checked exactly like one read
+from a file.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import dataclasses
 import datetime
 import hashlib
 import json
+import re
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -25,6 +28,7 @@ from pathlib import Path
 
 import yaml
 
+from jobs.pipelines import PIPELINES
 from mixmin_core.errors import ConfigError
 from mixmin_core.runs.runner import RESUME
 
@@ -34,8 +38,9 @@ DEVICES = ("auto", "cpu", "cuda")
 
 
 def setting(default, *, doc: str = "", **rule):
-    """A config field with its validation rule (``min``, ``max``, ``gt``, ``lt``, ``choices``, ``items``)."""
-    unknown = set(rule) - {"min", "max", "gt", "lt", "choices", "items"}
+    """A config field with its validation rule (``min``, ``max``, ``gt``, ``lt``, ``choices``, ``items``,
+    ``unique``, ``keys``)."""
+    unknown = set(rule) - {"min", "max", "gt", "lt", "choices", "items", "unique", "keys"}
     if unknown:
         raise TypeError(f"unknown rule(s) {sorted(unknown)}")
     if isinstance(default, (list, dict)):
@@ -108,11 +113,32 @@ def check_config(config) -> None:
         if rule is None and items and isinstance(value, list):
             bad = [v for v in value if _rule_error(v, items)]
             rule = f"items {_rule_error(bad[0], items)}" if bad else None
+        if rule is None and meta.get("unique") and isinstance(value, list):
+            repeated = [v for i, v in enumerate(value) if v in value[:i]]
+            rule = f"must not repeat an item (repeated: {repeated})" if repeated else None
+        if rule is None and "keys" in meta:
+            _check_keys(f.name, value, meta["keys"])
         if rule is not None:
             bounds = {k: v for k, v in meta.items() if k in ("min", "max", "gt", "lt")}
             if not typed and bounds:
                 rule += " " + ", ".join(f"{dict(min='>=', max='<=', gt='>', lt='<')[k]} {v}" for k, v in bounds.items())
             raise ConfigError(f"{f.name}: {rule}; got {value!r}.")
+
+
+def _check_keys(name: str, value, keys: dict) -> None:
+    """Raise unless the mapping ``value`` (or each mapping in the list ``value``) has only ``keys``
+    (``{key: type hint}``), each of its type: a mistyped key would otherwise be carried along and
+    silently ignored."""
+    items = [(name, value)] if isinstance(value, dict) else [(f"{name}[{i}]", v) for i, v in enumerate(value)]
+    for where, item in items:
+        if not isinstance(item, dict):
+            continue
+        unknown = sorted(set(map(str, item)) - set(keys))
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {unknown}; valid: {sorted(keys)}.")
+        for key, v in item.items():
+            if not _matches(v, keys[key]):
+                raise ConfigError(f"{where}.{key}: must be {_type_name(keys[key])}; got {v!r}.")
 
 
 @dataclass
@@ -130,6 +156,33 @@ class ExecutionConfig:
         check_config(self)
 
 
+class ConfigLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader, stricter where YAML 1.1 silently surprises: a repeated mapping key is an
+    error (instead of the last one winning), and ``1e-3``, ``5E+2``, ``.5e1`` are floats (YAML 1.1
+    reads an exponent without a dot or a sign as text)."""
+
+    def construct_mapping(self, node, deep=False):
+        first = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # "<<: *base" may repeat keys on purpose
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                seen = first.setdefault(key, key_node)
+            except TypeError:  # an unhashable key: the base class reports it
+                continue
+            if seen is not key_node:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    f"duplicate key {key!r}, first at line {seen.start_mark.line + 1}; keep one of them",
+                    key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+ConfigLoader.add_implicit_resolver(  # YAML 1.2 floats with an exponent; the rest keep YAML 1.1's rules
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"),
+    list("-+.0123456789"))
+
 #: Largest config file read (a config is a few hundred bytes; this stops ``/dev/zero``-style paths).
 MAX_CONFIG_BYTES = 1 << 20
 #: Longest ``--set`` value (a list of a few hundred assay names fits).
@@ -143,7 +196,8 @@ def read_config_file(path: str | Path) -> dict:
     ------
     ConfigError
         Naming the file when it is missing, not a regular file, too large, not UTF-8 text, not
-        valid YAML/TOML, or not a mapping with a ``pipeline`` key. Messages never quote the file.
+        valid YAML/TOML (a repeated key included), or not a mapping with a ``pipeline`` key.
+        Messages never quote the file.
     """
     path = Path(path)
     if not path.exists():
@@ -160,7 +214,7 @@ def read_config_file(path: str | Path) -> dict:
     except OSError as exc:
         raise ConfigError(f"config file {path} cannot be read ({exc.strerror}).") from None
     try:
-        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.load(text, Loader=ConfigLoader)
     except yaml.MarkedYAMLError as exc:
         where = f" at line {exc.problem_mark.line + 1}, column {exc.problem_mark.column + 1}" if exc.problem_mark else ""
         raise ConfigError(f"{path}: not valid YAML{where} ({exc.problem}).") from None
@@ -168,8 +222,11 @@ def read_config_file(path: str | Path) -> dict:
         raise ConfigError(f"{path}: not valid YAML.") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({str(exc).splitlines()[0]}).") from None
-    if not isinstance(data, dict) or "pipeline" not in data:
+    if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config is a mapping with a 'pipeline' key; got {type(data).__name__}.")
+    if "pipeline" not in data:
+        raise ConfigError(f"{path}: a config is a mapping with a 'pipeline' key; the 'pipeline' key is missing: "
+                          f"add one naming a pipeline out of {sorted(PIPELINES)}, e.g. 'pipeline: synthetic'.")
     return data
 
 
@@ -194,7 +251,7 @@ def parse_override_value(key: str, raw: str):
                         yaml.TagToken: "tags (!!type)"}[type(token)]
                 raise ConfigError(f"--set {key}: YAML {what} are not accepted in overrides; write the value out "
                                   "in full, e.g. --set assays=[A, B].")
-        value = yaml.safe_load(raw)
+        value = yaml.load(raw, Loader=ConfigLoader)
     except yaml.MarkedYAMLError as exc:
         raise ConfigError(f"--set {key}: cannot parse the value {raw[:60]!r} as YAML ({exc.problem}); "
                           "quote text, and close lists, e.g. --set assays=[A, B].") from None

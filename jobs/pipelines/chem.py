@@ -35,10 +35,11 @@ class ChemConfig(ExecutionConfig):
     ignore_columns: list[str] = setting(["mol_id"], doc="non-assay columns of a user table")
     metadata: str = setting("auto", doc="assay titles/categories: auto | registry name | path | ''")
     max_molecules: int = setting(0, min=0, doc="first N molecules (0 = all; PCBA-1328: 100,000 as in the paper)")
-    assays: list[str] = setting([], doc="restrict the table to these assays (order kept); [] = all")
-    targets: list[str] = setting([], doc="target assays; [] = the first n_targets assays")
+    assays: list[str] = setting([], unique=True, doc="restrict the table to these assays (order kept); [] = all")
+    targets: list[str] = setting([], unique=True, doc="target assays; [] = the first n_targets assays")
     n_targets: int = setting(10, min=1)
-    source_counts: list[int | str] = setting([10, 100, "all"], doc="sources = the first k assays (minus the target)")
+    source_counts: list[int | str] = setting([10, 100, "all"], unique=True,
+                                             doc="sources = the first k assays (minus the target)")
     proxy_budgets: list[float] = setting([], items={"gt": 0, "max": 100},
                                          doc="compute sweep: proxies together cost b x one final model, per b")
     include_target: bool = setting(False, doc="the target's own fit split is one more source")
@@ -103,7 +104,7 @@ def validate(config: ChemConfig) -> None:
     table = load_table(config.data)
     check_smiles(table.smiles, where=f"{table.path}: column {config.smiles_column!r}")
     make_plan(table, targets=config.targets, n_targets=config.n_targets, source_counts=config.source_counts,
-              proxy_budgets=config.proxy_budgets, trials=config.trials)
+              proxy_budgets=config.proxy_budgets, trials=config.trials, include_target=config.include_target)
     load_metadata(config.data)
 
 

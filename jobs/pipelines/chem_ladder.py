@@ -29,8 +29,10 @@ from ._chem_base import ChemBeyondConfig, check_assays
 
 @dataclass
 class ChemLadderConfig(ChemBeyondConfig):
-    targets: list[str] = setting(["ACEA_T47D_80hr_Negative", "APR_HepG2_CellLoss_72h_dn", "APR_HepG2_MitoMass_24h_dn"])
-    sources: int | list[str] = setting(40, min=1, doc="assay names, or N = the first N informative non-target assays")
+    targets: list[str] = setting(["ACEA_T47D_80hr_Negative", "APR_HepG2_CellLoss_72h_dn", "APR_HepG2_MitoMass_24h_dn"],
+                                 unique=True)
+    sources: int | list[str] = setting(40, min=1, unique=True,
+                                       doc="assay names, or N = the first N informative non-target assays")
     rungs: list[list[float]] = setting([[0.05, 1], [0.1, 3], [0.3, 5], [1.0, 10], [1.0, 30]],
                                        doc="[row_fraction in (0, 1], trees >= 1] per rung, growing in compute")
     threshold: float = setting(0.05, gt=0, doc="stop when the rule's change measure between rungs falls under this")

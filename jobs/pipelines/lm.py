@@ -17,6 +17,7 @@ from mixmin_core.errors import ConfigError
 from mixmin_core.lm.experiment import (
     DEFAULT_TARGETS,
     METHODS,
+    TARGET_KEYS,
     LMData,
     LMDomain,
     LMModels,
@@ -35,7 +36,7 @@ class LMConfig(ExecutionConfig):
     sources: list[str] = setting([], doc="subset of source names; [] = every file in the folder")
     slimpajama_files: list[str] = setting([], doc="SlimPajama shards (text + meta.redpajama_set_name), used instead of sources_dir")
     max_source_chars: int = setting(0, min=0, doc="characters read per source (0 = all); natural weights = tokens actually used")
-    targets: list[dict] = setting(DEFAULT_TARGETS, doc="{name, kind, path | dataset, max_samples}")
+    targets: list[dict] = setting(DEFAULT_TARGETS, keys=TARGET_KEYS, doc="{name, kind, path | dataset, max_samples}")
     max_target_samples: int = setting(1000, min=5, doc="examples per target (the pool split 80/20 per trial)")
     preset: str = setting("tiny", choices=tuple(PRESETS), doc="size of proxies and final models")
     tokenizer: str = setting("auto", choices=("auto",) + TOKENIZERS, doc="auto = the preset's (bpe on CPU presets)")

@@ -46,7 +46,7 @@ from mixmin_core.chem.trainers import (
 )
 from mixmin_core.engine.evolving import content_hash
 from mixmin_core.engine.experiment import Plan, Variant
-from mixmin_core.errors import InputError
+from mixmin_core.errors import ConfigError, InputError
 from mixmin_core.runs import layout
 from mixmin_core.runs.fileio import atomic_path, read_json, write_json
 from mixmin_core.runs.layout import Problem, budget_variant
@@ -127,6 +127,9 @@ def make_plan(table: chemdata.AssayTable, *, targets: list, n_targets: int, sour
     InputError
         If a target does not exist or has one class only, a source count exceeds the informative
         assays, or fewer than two assays (or no valid SMILES) are left.
+    ConfigError
+        If ``n_targets`` exceeds the informative assays, or a source count leaves a target fewer
+        than two sources.
     """
     if valid is not None and not np.asarray(valid).any():
         raise InputError(f"{table.path}: none of the {table.n_molecules} SMILES could be parsed by RDKit; "
@@ -145,11 +148,38 @@ def make_plan(table: chemdata.AssayTable, *, targets: list, n_targets: int, sour
     if too_many:
         raise InputError(f"source_counts {too_many} exceed the {len(assays)} informative assays of {table.path}; "
                          f"use counts up to {len(assays)} or 'all'.")
+    if not targets and n_targets > len(assays):
+        raise ConfigError(f"n_targets: {n_targets} targets asked for, but {table.path} has {len(assays)} informative "
+                          f"assays (both labels present); use n_targets up to {len(assays)}, or list the targets.")
+    targets = list(targets) or assays[:n_targets]
     variants = [Variant(f"sources-{c}", tuple(assays if c == "all" else assays[: int(c)])) for c in source_counts]
+    for c, variant in zip(source_counts, variants):
+        _check_sources_left(c, variant.sources, targets, include_target, n_assays=len(assays))
     if proxy_budgets:
         (only,) = variants
         variants = [Variant(budget_variant(b), only.sources, float(b)) for b in sorted(proxy_budgets)]
-    return Plan(list(targets) or assays[:n_targets], variants, trials, include_target=include_target), dropped
+    return Plan(targets, variants, trials, include_target=include_target), dropped
+
+
+def _check_sources_left(count, pool: tuple, targets: list, include_target: bool, *, n_assays: int) -> None:
+    """Every target keeps at least two sources at source count ``count`` (``pool``: the first
+    ``count`` informative assays), as :meth:`Plan.sources` builds them: the pool minus the target,
+    plus the target itself with ``include_target``. MixMin needs two sources to mix.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``source_counts``, the count, the target and a count that works.
+    """
+    for t in targets:
+        n = len(pool) - (t in pool) + include_target
+        if n >= 2:
+            continue
+        pool_text = f"all {len(pool)}" if count == "all" else f"the first {len(pool)}"
+        fix = (f"use a count of at least {len(pool) + 1} or 'all'" if n_assays > len(pool)
+               else "use a table (or an assays list) with more informative assays, or set include_target: true")
+        raise ConfigError(f"source_counts: {count!r} leaves {n} source(s) for target {t!r} ({pool_text} informative "
+                          f"assays minus the target); a target needs at least 2 sources: {fix}.")
 
 
 # ---- prepare units (top level: they run in worker processes) ---------------------------------------

@@ -48,6 +48,9 @@ DEFAULT_TARGETS = [
     {"name": "arc_easy", "kind": "arc_easy", "dataset": "text/arc_easy_test"},
     {"name": "sciq", "kind": "sciq", "dataset": "text/sciq_test"},
 ]
+#: The keys a target spec may have and their types (what target_name, target_path and load_targets
+#: read; null means the default, as there).
+TARGET_KEYS = {"name": str | None, "kind": str, "path": str | None, "dataset": str | None, "max_samples": int | None}
 #: Mixture methods of the LM domain (the engine's; target-only and ensemble need a domain model the
 #: LM domain does not define).
 METHODS = ("mixmin", "natural", "balanced", "random_search", "regmix", "bo")

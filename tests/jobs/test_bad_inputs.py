@@ -112,6 +112,22 @@ CLI = [
     ("chem-test_fraction", CHEM, ["test_fraction=1.5"], r"test_fraction"),
     ("chem-methods-unknown", CHEM, ["methods=[bogus]"], r"methods"),
     ("chem-assay-unknown", CHEM, ["assays=[NOT_AN_ASSAY, ATG_ERE_CIS_up]"], r"NOT_AN_ASSAY"),
+    # a count k is "the first k assays minus the target": k=2 leaves a target among them one source
+    ("chem-source_counts-leaves-one", CHEM, ["source_counts=[2]", "trials=1"],
+     (r"source_counts: 2 leaves 1 source\(s\) for target 'ATG_ERE_CIS_up' .*at least 2 sources: use a count of at "
+      r"least 3 or 'all'")),
+    ("chem-source_counts-all-leaves-one", CHEM, ["assays=[ATG_ERE_CIS_up, ATG_ERa_TRANS_up]", "source_counts=[all]",
+                                                 "n_targets=1"],
+     r"source_counts: 'all' leaves 1 source\(s\) for target 'ATG_ERE_CIS_up' .*or set include_target: true"),
+    ("chem-source_counts-budgets-leaves-one", CHEM, ["source_counts=[2]", "proxy_budgets=[0.5]"],
+     r"source_counts: 2 leaves 1 source"),
+    ("chem-source_counts-repeated", CHEM, ["source_counts=[3, 3]"], r"source_counts: must not repeat an item \(repeated: \[3\]\)"),
+    ("chem-targets-repeated", CHEM, ["targets=[ATG_ERE_CIS_up, ATG_ERE_CIS_up]"],
+     r"targets: must not repeat an item \(repeated: \['ATG_ERE_CIS_up'\]\)"),
+    ("chem-assays-repeated", CHEM, ["assays=[ATG_ERE_CIS_up, ATG_ERa_TRANS_up, ATG_ERE_CIS_up]"],
+     r"assays: must not repeat an item \(repeated: \['ATG_ERE_CIS_up'\]\)"),
+    ("chem-n_targets-too-many", CHEM, ["n_targets=7"],
+     r"n_targets: 7 targets asked for, but \S+toxcast.csv.gz has 6 informative assays .*use n_targets up to 6"),
     ("lm-trials-text", LM, ["trials=abc"], r"trials: must be an integer"),
     ("lm-trials-float", LM, ["trials=2.7"], r"trials: must be an integer"),
     ("lm-seed-text", LM, ["seed=abc"], r"seed: must be an integer"),
@@ -120,6 +136,14 @@ CLI = [
     ("lm-step_size-negative", LM, ["step_size=-1"], r"step_size"),
     ("lm-proxy_budget-negative", LM, ["proxy_budget=-1"], r"proxy_budget"),
     ("lm-fit_fraction", LM, ["fit_fraction=1.5"], r"fit_fraction"),
+    ("lm-targets-unknown-key", LM, [("targets=[{name: x, kind: piqa, dataset: text/piqa_validation, extar: 1, "
+                                     "max_samples: 5}]")],
+     r"targets\[0\]: unknown key\(s\) \['extar'\]; valid: \['dataset', 'kind', 'max_samples', 'name', 'path'\]"),
+    ("lm-targets-max_samples-text", LM, [("targets=[{name: x, kind: piqa, dataset: text/piqa_validation, "
+                                          "max_samples: abc}]")],
+     r"targets\[0\]\.max_samples: must be an integer or null; got 'abc'"),
+    ("set-duplicate-key", LM, ["targets=[{name: x, kind: piqa, name: y, dataset: text/piqa_validation}]"],
+     r"--set targets: cannot parse the value .* \(duplicate key 'name', first at line 1"),
 ]
 #: Rows that still pass silently or fail late until the lead's engine rewrite lands (see the report).
 LEAD_ROWS: set[str] = set()
@@ -148,6 +172,14 @@ FILES = [  # (id, file name, content, match): the config file itself is bad
     ("file-toml-syntax", "bad.toml", "pipeline = 'synthetic'\nn_sources = [1,\n", r"bad.toml: not valid TOML"),
     ("file-list", "list.yaml", "- pipeline: synthetic\n", r"list.yaml: a config is a mapping with a 'pipeline' key; got list"),
     ("file-no-pipeline", "nopipe.yaml", "n_sources: 3\n", r"nopipe.yaml: a config is a mapping with a 'pipeline' key"),
+    ("file-no-pipeline-names-them", "nopipe.yaml", "n_sources: 3\n",
+     (r"nopipe.yaml: .*the 'pipeline' key is missing: add one naming a pipeline out of \['chem', 'chem_evolve', "
+      r"'chem_ladder', 'lm', 'run_table', 'synthetic'\]")),
+    ("file-duplicate-key", "dup.yaml", "pipeline: synthetic\npipeline: chem\n",
+     r"dup.yaml: not valid YAML at line 2, column 1 \(duplicate key 'pipeline', first at line 1; keep one"),
+    ("file-duplicate-nested-key", "dupnest.yaml",
+     "pipeline: lm\ntargets:\n  - name: x\n    kind: piqa\n    dataset: text/piqa_validation\n    kind: sciq\n",
+     r"dupnest.yaml: not valid YAML at line 6, column 5 \(duplicate key 'kind', first at line 4"),
     ("file-empty", "empty.yaml", "", r"empty.yaml: a config is a mapping .* got NoneType"),
     ("file-not-utf8", "latin.yaml", b"pipeline: synthetic\nname: caf\xe9\n", r"latin.yaml is not UTF-8 text"),
     ("file-too-large", "big.yaml", "pipeline: synthetic\n" + "#" * (1 << 20), r"big.yaml is 1,048,596 bytes; a config is at most"),
@@ -164,6 +196,30 @@ def test_bad_config_file_is_one_error_line(case, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1, err[-2000:]
     assert re.search(match, err), err
+
+
+@pytest.mark.parametrize("overrides", [
+    ["source_counts=[2, all]", "targets=[ATG_PXR_TRANS_up]"],  # the target is not among the first 2
+    ["source_counts=[2]", "include_target=true"],  # the target's own data is the second source
+    ["n_targets=6", "source_counts=[3, all]"],
+], ids=["target-outside-count", "include-target", "every-assay-a-target"])
+def test_source_counts_that_leave_every_target_two_sources_are_accepted(overrides, capsys):
+    assert main(["run", CHEM, *_sets(*overrides, "trials=1"), "--dry-run"]) == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text,value", [("1e-3", 0.001), ("5E+2", 500.0), (".5e1", 5.0), ("1.5e3", 1500.0),
+                                        ("-2e-1", -0.2), ("1_000", 1000)])
+def test_numbers_in_scientific_notation_are_numbers(text, value, tmp_path):
+    from jobs.config import parse_override_value, read_config_file
+
+    assert parse_override_value("step_size", text) == value
+    assert read_config_file(_write(tmp_path, "sci.yaml", f"pipeline: synthetic\nstep_size: {text}\n"))["step_size"] == value
+
+
+def test_step_size_in_scientific_notation_is_accepted(tmp_path, capsys):
+    path = _write(tmp_path, "sci.yaml", "pipeline: synthetic\nstep_size: 1e-3\n")
+    assert main(["run", path, "--dry-run"]) == 0 and "step_size: 0.001" in capsys.readouterr().out
+    assert main(["run", SYN, "--set", "step_size=5E-2", "--dry-run"]) == 0 and "step_size: 0.05" in capsys.readouterr().out
 
 
 def test_a_table_whose_smiles_are_all_invalid_names_the_smiles_before_any_work(tmp_path, capsys):
@@ -337,7 +393,10 @@ UPLOADS = [  # (id, files, kwargs, match)
     ("csv-mse-no-labels", [("x.csv", b"a,b\n0.5,0.2\n")], {"kind": "mse"}, r"x.csv: labels are required for kind 'mse'"),
     ("csv-loglik-positive", [("x.csv", b"a,b\n-1,0.5\n")], {}, r"x.csv: .*log-probabilities <= 0"),
     ("csv-binary-out-of-range", [("x.csv", b"a,b,label\n1.5,0.2,1\n")], {"kind": "binary"}, r"x.csv: .*\[0, 1\]"),
-    ("csv-nan", [("x.csv", b"a,b,label\n0.5,,1\n0.2,0.3,0\n")], {"kind": "binary"}, r"x.csv: values"),
+    ("csv-nan", [("x.csv", b"a,b,label\n0.5,,1\n0.2,0.3,0\n")], {"kind": "binary"},
+     r"x.csv: column 'b' has 1 empty or non-finite cell\(s\), the first in data row 1"),
+    ("csv-inf", [("x.csv", b"a,b,label\n0.5,0.1,1\n0.2,-inf,0\n")], {}, r"x.csv: column 'b' .* data row 2 \(-inf\)"),
+    ("csv-repeated-column", [("x.csv", b"a,a,label\n0.5,0.1,1\n")], {}, r"x.csv: column names must be unique; repeated: \['a'\]"),
     ("csv-token-text", [("x.csv", b"a,b,token_count\n-2,-3,many\n")], {}, r"x.csv: column 'token_count' must hold numeric"),
     ("kind-unknown", [("x.csv", b"a,b\n0.5,0.2\n")], {"kind": "probability"}, r"kind must be 'auto' or one of"),
     ("parquet-garbage", [("x.parquet", b"garbage")], {}, r"x.parquet: cannot read it as parquet"),
