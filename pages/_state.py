@@ -235,7 +235,8 @@ def read_url(page: str) -> list[str]:
     anything else is a link being opened (a fresh session, a reload, back/forward). Applied values
     count as written, so a second call in the same run (app.py, then the page) changes nothing.
     """
-    params, written = st.query_params, st.session_state["app._url_written"]
+    # (the session always has app.py's defaults; a bare import of a page, as in a test, has none)
+    params, written = st.query_params, st.session_state.get("app._url_written", {})
     from_url, notices = st.session_state.get("app._from_url", {}), []
     for key in PAGE_KEYS.get(page, ()):
         name = URL_KEYS[key]
