@@ -21,7 +21,12 @@ import numpy as np
 from mixmin_core.errors import InputError
 from mixmin_core.runs import fileio
 from mixmin_core.solver import blocks
-from mixmin_core.solver.validation import check_finite, check_shape, describe
+from mixmin_core.solver.validation import (
+    as_float_array,
+    check_finite,
+    check_shape,
+    describe,
+)
 
 KINDS = ("binary", "loglik", "mse")
 FORMAT_VERSION = 1
@@ -351,23 +356,12 @@ def _check_names(names, n_sources) -> tuple:
     return names
 
 
-def _numbers(name: str, value, dtype) -> np.ndarray:
-    """``value`` as a ``dtype`` array, or one InputError naming ``name`` (text, ragged lists, objects)."""
-    try:
-        arr = np.asarray(value)
-    except (TypeError, ValueError) as exc:  # ragged input and the like
-        raise InputError(f"{name} must be an array of numbers; {exc}.") from None
-    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
-        raise InputError(f"{name} must be an array of numbers; got {describe(arr)}.")
-    return arr.astype(dtype)
-
-
 def _check_labels(labels, kind, n_samples):
     if labels is None:
         if kind in ("binary", "mse"):
             raise InputError(f"labels are required for kind {kind!r}; got None.")
         return None
-    arr = _numbers("labels", labels, np.float32)
+    arr = as_float_array("labels", labels, np.float32)
     if arr.ndim != 1:
         raise InputError(f"labels must be a 1-D array (one per sample); got {describe(labels)}.")
     check_shape("labels", arr, (n_samples,))
@@ -383,7 +377,7 @@ def _check_token_counts(counts, kind, n_samples):
         return None
     if kind != "loglik":
         raise InputError(f"token_counts apply only to kind 'loglik'; got kind {kind!r}.")
-    arr = _numbers("token_counts", counts, np.float32)
+    arr = as_float_array("token_counts", counts, np.float32)
     check_shape("token_counts", arr, (n_samples,))
     check_finite("token_counts", arr)
     if (arr <= 0).any():
@@ -394,7 +388,7 @@ def _check_token_counts(counts, kind, n_samples):
 def _check_natural(natural, n_sources):
     if natural is None:
         return None
-    arr = _numbers("natural_weights", natural, np.float64)
+    arr = as_float_array("natural_weights", natural)
     check_shape("natural_weights", arr, (n_sources,))
     check_finite("natural_weights", arr)
     if (arr < 0).any() or arr.sum() <= 0:

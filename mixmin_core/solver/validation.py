@@ -16,12 +16,16 @@ def describe(x) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def as_float_array(name: str, values) -> np.ndarray:
-    """``values`` as a float64 array, or an InputError naming ``name`` (strings, ragged lists)."""
+def as_float_array(name: str, values, dtype=np.float64) -> np.ndarray:
+    """``values`` as a ``dtype`` array, or an InputError naming ``name`` (text, ragged lists, objects:
+    ``"1"`` is text, not a number)."""
     try:
-        return np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
+        arr = np.asarray(values)
+    except (TypeError, ValueError):  # ragged input and the like
         raise InputError(f"{name} must be an array of numbers; got {describe(values)}.") from None
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise InputError(f"{name} must be an array of numbers; got {describe(arr)}.")
+    return arr.astype(dtype)
 
 
 def check_finite(name: str, arr: np.ndarray) -> None:
