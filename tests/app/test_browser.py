@@ -115,7 +115,12 @@ def test_solver_step_size_changes_trajectory(server, page):
 
 @pytest.mark.parametrize("path,title", PAGES)
 def test_screenshot_every_page(server, page, path, title):
+    requests = []
+    page.on("request", lambda request: requests.append(request.url))
     open_page(page, server, path, title)
+    # works offline: nothing is fetched from beyond this server (the favicon was a CDN's Material icon)
+    assert [url for url in requests if not url.startswith((server, "data:", "blob:"))] == []
+    assert any("/media/" in url for url in requests)  # the app's own favicon
     assert page.locator('[data-testid="stException"]').count() == 0
     assert not has_dialog(page)  # e.g. "Page not found"
     SHOTS.mkdir(parents=True, exist_ok=True)
