@@ -78,6 +78,8 @@ class ProxyOutputs:
         natural = _check_natural(natural_weights, n_sources)
         ids = _check_ids(sample_ids, n_samples)
         _check_values(values, kind)
+        if meta is not None and not isinstance(meta, dict):
+            raise InputError(f"meta must be a dict (JSON-serialisable); got {describe(meta)}.")
         meta = dict(meta or {})
         try:
             json.dumps(meta, allow_nan=False)  # NaN would be written as JSON that other readers refuse
@@ -97,39 +99,30 @@ class ProxyOutputs:
         return self.values.shape[1]
 
     def select(self, sources: Sequence | None = None, samples: Sequence | None = None) -> ProxyOutputs:
-        """A subset by source (names or integer positions) and/or sample (positions or mask).
+        """A subset by source (names, integer positions or a boolean mask) and/or sample (positions, which
+        may repeat, as in a bootstrap resample, or a boolean mask).
 
         Natural weights are renormalised over the kept sources.
         """
-        src = self._source_index(sources)
-        smp = slice(None) if samples is None else np.asarray(samples)
+        src = _positions("sources", sources, self.n_sources, self.source_names)
+        if len(set(src.tolist())) != src.size:
+            raise InputError(f"sources must not repeat a source; got {describe(sources)}.")
         if src.size < 2:
             raise InputError(f"sources must keep at least two sources; got {src.size}.")
+        smp = slice(None) if samples is None else _positions("samples", samples, self.n_samples)
+        if isinstance(smp, np.ndarray) and smp.size == 0:
+            raise InputError("samples must keep at least one sample; got none.")
         pick = lambda a: None if a is None else a[smp]
         natural = None if self.natural_weights is None else self.natural_weights[src]
         if natural is not None and natural.sum() > 0:
             natural = natural / natural.sum()
+        values = self.values[src][:, smp]
+        values.flags.writeable = False  # a fresh copy, shared with no one: ProxyOutputs need not copy it again
         return ProxyOutputs(
-            self.values[src][:, smp], self.kind,
-            source_names=[self.source_names[i] for i in src],
+            values, self.kind, source_names=[self.source_names[i] for i in src],
             labels=pick(self.labels), token_counts=pick(self.token_counts),
             natural_weights=natural, sample_ids=pick(self.sample_ids), meta=self.meta,
         )
-
-    def _source_index(self, sources) -> np.ndarray:
-        if sources is None:
-            return np.arange(self.n_sources)
-        sources = list(sources)
-        if sources and all(isinstance(s, str) for s in sources):
-            lookup = {n: i for i, n in enumerate(self.source_names)}
-            missing = [s for s in sources if s not in lookup]
-            if missing:
-                raise InputError(f"sources not found: {missing[:5]}; known: {list(self.source_names)[:5]}...")
-            return np.array([lookup[s] for s in sources], dtype=np.int64)
-        idx = np.asarray(sources)
-        if idx.dtype == bool:
-            return np.flatnonzero(idx)
-        return idx.astype(np.int64)
 
     # ---- persistence -------------------------------------------------------------------
     def save(self, path: str | Path, *, compress: bool | str = "auto") -> Path:
@@ -180,15 +173,16 @@ class ProxyOutputs:
             raise InputError(f"mmap must be True or False; got {mmap!r}.")
         npz_path, json_path = _paths(path)
         for p in (npz_path, json_path):
-            if not p.exists():
-                raise InputError(f"{p}: file not found; a proxy-outputs file needs both {npz_path.name} and {json_path.name}.")
+            if not p.is_file():
+                what = "not a file" if p.exists() else "file not found"
+                raise InputError(f"{p}: {what}; a proxy-outputs file needs both {npz_path.name} and {json_path.name}.")
         try:
             sidecar = fileio.read_json(json_path)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise InputError(f"{json_path}: not valid JSON ({exc}).") from None
         expected = sidecar.get("sha256") if isinstance(sidecar, dict) else None
-        if not expected:
-            raise InputError(f"{json_path}: missing 'sha256' checksum field.")
+        if not expected or not isinstance(expected, str):
+            raise InputError(f"{json_path}: missing 'sha256' checksum field (a hex string); got {describe(expected)}.")
         actual = fileio.sha256_file(npz_path)
         if actual != expected:
             raise InputError(
@@ -209,6 +203,8 @@ class ProxyOutputs:
         try:
             with np.load(file, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files if not (k == "values" and values is not None)}
+                for arr in arrays.values():
+                    arr.flags.writeable = False  # read here, shared with no one: no copy needed
                 if values is not None:
                     arrays["values"] = values
         except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
@@ -308,6 +304,34 @@ def _map_values(npz_path: Path) -> np.ndarray | None:
     return np.memmap(npz_path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
 
 
+def _positions(name: str, chosen, n: int, names: tuple | None = None) -> np.ndarray:
+    """``chosen`` (names, when ``names`` are given; integer positions in ``0..n-1``; or a boolean mask of
+    length ``n``) as an array of positions, or an InputError naming ``name``."""
+    if chosen is None:
+        return np.arange(n)
+    if isinstance(chosen, (str, bytes)) or np.ndim(chosen) != 1:
+        raise InputError(f"{name} must be a list (of {'names or ' if names else ''}positions) or a boolean mask; "
+                         f"got {describe(chosen)}.")
+    items = list(chosen)
+    if names is not None and items and all(isinstance(s, str) for s in items):
+        lookup = {n: i for i, n in enumerate(names)}
+        missing = [s for s in items if s not in lookup]
+        if missing:
+            raise InputError(f"{name} not found: {missing[:5]}; known: {list(names)[:5]}...")
+        return np.array([lookup[s] for s in items], dtype=np.int64)
+    idx = np.asarray(items)
+    if idx.dtype == bool:
+        if idx.shape != (n,):
+            raise InputError(f"{name}: a boolean mask must have one entry per {name[:-1]} ({n}); got {idx.size}.")
+        return np.flatnonzero(idx)
+    if idx.size and not np.issubdtype(idx.dtype, np.integer):
+        raise InputError(f"{name} must be {'names or ' if names else ''}integer positions; got {describe(chosen)}.")
+    idx = idx.astype(np.int64)
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        raise InputError(f"{name} positions must lie in 0..{n - 1}; got {int(idx.min())}..{int(idx.max())}.")
+    return idx
+
+
 def _paths(path) -> tuple[Path, Path]:
     if not isinstance(path, (str, os.PathLike)) or not str(path):
         raise InputError(f"path must be a file path such as 'outputs/target' (.npz and .json beside it); got {path!r}.")
@@ -317,12 +341,15 @@ def _paths(path) -> tuple[Path, Path]:
 
 
 def _as_matrix(values) -> np.ndarray:
+    """``values`` as a read-only float32 matrix that no one else can change: a writable array the caller
+    passed is copied (a later edit of theirs would otherwise change these outputs under the solver's caches);
+    a read-only array (such as a map opened with mode 'r') is used as it is."""
     try:
         arr = np.asarray(values)
     except Exception as exc:  # ragged input and the like
         raise InputError(f"values must be a 2-D numeric array; {exc}.") from None
-    if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.number):
-        raise InputError(f"values must be a 2-D numeric array (n_sources, n_samples); got {describe(arr)}.")
+    if arr.ndim != 2 or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise InputError(f"values must be a 2-D numeric array (n_sources, n_samples) of real numbers; got {describe(arr)}.")
     if arr.shape[0] < 2:
         raise InputError(f"values must hold at least two sources (rows); got {arr.shape[0]}.")
     if arr.shape[1] < 1:
@@ -331,6 +358,9 @@ def _as_matrix(values) -> np.ndarray:
         if arr.dtype != np.float32:
             raise InputError(f"memory-mapped values must be float32 (the solver streams them as they are); "
                              f"got {describe(arr)}. Convert the file to float32, or load it into memory.")
+        if arr.flags.writeable:
+            raise InputError("memory-mapped values must be opened read-only (np.memmap or np.load with mode 'r'): "
+                             "the solver keeps what it derives from them, so they must not change.")
         arr = arr.view()  # keep the map: copying it is what mapping avoids
     else:
         with np.errstate(over="ignore"):
@@ -339,6 +369,8 @@ def _as_matrix(values) -> np.ndarray:
             big = np.abs(arr[np.isinf(single) & np.isfinite(arr)]).max()
             raise InputError(f"values must fit in float32 (magnitude at most 3.4e38), the solver's precision; "
                              f"got {float(big):g}. Rescale them (e.g. to log-probabilities).")
+        if arr.flags.writeable and np.may_share_memory(single, arr):
+            single = single.copy()
         arr = single.view()
     arr.flags.writeable = False  # outputs are immutable: solvers cache what they derive from them
     return arr
@@ -347,6 +379,8 @@ def _as_matrix(values) -> np.ndarray:
 def _check_names(names, n_sources) -> tuple:
     if names is None:
         return tuple(f"source_{i}" for i in range(n_sources))
+    if isinstance(names, (str, bytes)) or np.ndim(names) != 1:
+        raise InputError(f"source_names must be a list of names, one per source; got {describe(names)}.")
     names = tuple(str(n) for n in names)
     if len(names) != n_sources:
         raise InputError(f"source_names must have {n_sources} entries (one per row of values); got {len(names)}.")
@@ -391,14 +425,19 @@ def _check_natural(natural, n_sources):
     arr = as_float_array("natural_weights", natural)
     check_shape("natural_weights", arr, (n_sources,))
     check_finite("natural_weights", arr)
-    if (arr < 0).any() or arr.sum() <= 0:
-        raise InputError("natural_weights must be non-negative with a positive sum.")
+    with np.errstate(over="ignore"):
+        total = arr.sum()
+    if (arr < 0).any() or not 0 < total < np.inf:
+        raise InputError(f"natural_weights must be non-negative with a positive, finite sum; got sum {total:g}. "
+                         "Only their proportions matter: divide them by their sum.")
     return (arr / arr.sum()).astype(np.float32)
 
 
 def _check_ids(ids, n_samples):
     if ids is None:
         return None
+    if isinstance(ids, (str, bytes)) or np.ndim(ids) != 1:
+        raise InputError(f"sample_ids must be a list of ids, one per sample; got {describe(ids)}.")
     arr = np.asarray([str(i) for i in ids])
     check_shape("sample_ids", arr, (n_samples,))
     return arr

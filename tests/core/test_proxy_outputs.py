@@ -258,3 +258,84 @@ def test_mapped_values_must_be_float32(tmp_path):
     arr.flush()
     with pytest.raises(InputError, match="memory-mapped values must be float32"):
         ProxyOutputs(np.load(tmp_path / "v.npy", mmap_mode="r"), "binary", labels=[0, 1, 1])
+
+
+def test_a_later_edit_of_the_callers_array_does_not_change_the_outputs():
+    values = np.array([[0.1, 0.8, 0.7], [0.4, 0.5, 0.9]], dtype=np.float32)
+    o = ProxyOutputs(values, "binary", labels=[0, 1, 1])
+    values[0] = 2.0  # writable: the outputs took a copy
+    assert o.values.max() <= 0.9 and not np.shares_memory(o.values, values)
+    kept = np.clip(values, 0, 1)
+    kept.flags.writeable = False  # read-only: nobody can change it through this array, so no copy is made
+    assert np.shares_memory(ProxyOutputs(kept, "binary", labels=[0, 1, 1]).values, kept)
+
+
+def test_a_writable_memory_map_is_refused(tmp_path):
+    arr = np.lib.format.open_memmap(tmp_path / "v.npy", mode="w+", dtype=np.float32, shape=(2, 3))
+    arr[:] = 0.5
+    with pytest.raises(InputError, match="memory-mapped values must be opened read-only"):
+        ProxyOutputs(arr, "binary", labels=[0, 1, 1])
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(values=np.ones((2, 3)) * (0.5 + 1j), kind="mse"), "2-D numeric array .* of real numbers; got .*complex"),
+    (dict(natural_weights=[1e308, 1e308]), "positive, finite sum; got sum inf"),
+    (dict(source_names=5), "source_names must be a list of names, one per source; got 5"),
+    (dict(source_names="ab"), "source_names must be a list of names"),
+    (dict(sample_ids=5), "sample_ids must be a list of ids, one per sample; got 5"),
+    (dict(sample_ids=np.array(5)), "sample_ids must be a list of ids"),
+    (dict(meta=[1, 2]), r"meta must be a dict \(JSON-serialisable\); got \[1, 2\]"),
+])
+def test_constructor_arguments_of_the_wrong_kind_are_one_clear_error(kwargs, match):
+    args = dict(values=[[0.1, 0.8, 0.7], [0.4, 0.5, 0.9]], kind="binary", labels=[0, 1, 1]) | kwargs
+    with pytest.raises(InputError, match=match):
+        ProxyOutputs(args.pop("values"), args.pop("kind"), **args)
+
+
+@pytest.mark.parametrize("select,match", [
+    (dict(sources=[0, 9]), r"sources positions must lie in 0..1; got 0..9"),
+    (dict(sources=["a", 1]), "sources must be names or integer positions"),
+    (dict(sources=[0.0, 1.7]), "sources must be names or integer positions"),
+    (dict(sources=[0, 0]), "sources must not repeat a source"),
+    (dict(sources="ab"), "sources must be a list"),
+    (dict(samples=[]), "samples must keep at least one sample; got none"),
+    (dict(samples=2), "samples must be a list"),
+    (dict(samples=[True, False]), r"a boolean mask must have one entry per sample \(3\); got 2"),
+    (dict(samples=[0, 3]), r"samples positions must lie in 0..2; got 0..3"),
+])
+def test_select_refuses_what_it_cannot_mean(select, match):
+    with pytest.raises(InputError, match=match):
+        _binary().select(**select)
+
+
+def test_select_by_name_mask_and_repeated_samples():
+    o = _binary()
+    assert o.select(["b", "a"]).source_names == ("b", "a")
+    assert o.select([True, True], samples=[True, False, True]).n_samples == 2
+    resample = o.select(samples=[2, 2, 0])  # a bootstrap resample repeats samples
+    np.testing.assert_array_equal(resample.labels, [1, 1, 0])
+    assert resample.sample_ids.tolist() == ["z", "z", "x"]
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("meta", [1, 2], r"o.npz: meta must be a dict"),
+    ("sha256", 5, r"o.json: missing 'sha256' checksum field \(a hex string\); got 5"),
+])
+def test_a_hand_edited_sidecar_is_one_clear_error(tmp_path, field, value, match):
+    path = _binary().save(tmp_path / "o")
+    sidecar = json.loads((tmp_path / "o.json").read_text())
+    if field == "meta":  # keep the checksum valid: only the field is wrong
+        sidecar["meta"] = value
+    else:
+        sidecar[field] = value
+    (tmp_path / "o.json").write_text(json.dumps(sidecar))
+    with pytest.raises(InputError, match=match):
+        ProxyOutputs.load(path)
+
+
+def test_a_folder_in_place_of_the_npz_is_named(tmp_path):
+    _binary().save(tmp_path / "o")
+    (tmp_path / "o.npz").unlink()
+    (tmp_path / "o.npz").mkdir()
+    with pytest.raises(InputError, match=r"o.npz: not a file"):
+        ProxyOutputs.load(tmp_path / "o")
