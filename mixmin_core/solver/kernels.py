@@ -267,6 +267,8 @@ def weighted_total(values, weight):
     return total
 
 
+# numba's on-disk cache checks only this file's timestamp: after a change to a function compiled into one of
+# these kernels from another module (``simplex._entropic_rows``), edit this file too, or a stale kernel stays.
 @numba.njit(nogil=True, cache=True)
 def descend_columns(matrix, kind, a, scale, weight, sign, offset, step_size, tol, traj, losses, gaps):
     """``solvers.descend`` for a source-major ``matrix`` small enough for one thread, compiled whole: there

@@ -46,15 +46,23 @@ def entropic_step(weights: np.ndarray, grad: np.ndarray, step_size: float) -> np
 
 @numba.njit(nogil=True, cache=True)
 def _entropic_rows(w, g, step_size, out):
+    # The logits are formed twice, in float64, rather than kept in ``out``: rounded to float32 there, at a
+    # large step (|logit| ~ 1e10) every one of them could fall below the unrounded maximum by hundreds and
+    # underflow to zero (0/0). Formed the same way both times, the largest gives exp(0) = 1 exactly.
     for b in range(w.shape[0]):
         top = -np.inf
         for p in range(w.shape[1]):
-            logit = np.log(w[b, p]) - step_size * g[b, p]  # log 0 = -inf: a zero weight stays zero
-            out[b, p] = logit
-            top = max(top, logit)
+            top = max(top, _logit(w[b, p], g[b, p], step_size))
         total = 0.0
         for p in range(w.shape[1]):
-            out[b, p] = np.exp(out[b, p] - top)
-            total += out[b, p]
+            e = np.exp(_logit(w[b, p], g[b, p], step_size) - top)
+            out[b, p] = e
+            total += e
         for p in range(w.shape[1]):
             out[b, p] /= total
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _logit(w, g, step_size):
+    """``log w - step_size g`` in float64 (log 0 = -inf: a zero weight stays zero)."""
+    return np.log(np.float64(w)) - step_size * np.float64(g)

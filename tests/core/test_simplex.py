@@ -38,3 +38,12 @@ def test_one_gradient_broadcasts_over_a_batch_of_weights():
     out = entropic_step(W, g, 0.5)
     for i in range(4):
         np.testing.assert_allclose(out[i], entropic_step(W[i], g, 0.5), rtol=1e-6)
+
+
+@pytest.mark.parametrize("step_size", [1e9, 1e12, 1e30])
+def test_a_huge_finite_step_lands_on_a_vertex(step_size):
+    """Logits near 1e10 and beyond, once rounded to float32, all fell hundreds below their unrounded
+    maximum: every weight underflowed to zero (ZeroDivisionError, or a NaN iterate)."""
+    g = np.array([0.6295, 0.6209, 0.6372, 0.6613], dtype=np.float32)
+    out = entropic_step(np.full(4, 0.25, np.float32), g, step_size)
+    np.testing.assert_array_equal(out, [0.0, 1.0, 0.0, 0.0])

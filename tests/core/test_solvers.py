@@ -231,3 +231,14 @@ def test_compiled_descent_stops_on_a_non_finite_loss_mid_run():
     assert fast.message == slow.message and "iteration 1" in fast.message
     np.testing.assert_array_equal(fast.trajectory, slow.trajectory)
     assert fast.trajectory.shape == (1, 2)
+
+
+@pytest.mark.parametrize("callback", [None, lambda it: None])  # the compiled descent and the Python loop
+def test_a_huge_step_size_jumps_to_a_vertex_and_keeps_the_better_start(callback):
+    rng = np.random.default_rng(0)
+    outputs = ProxyOutputs(rng.uniform(0.05, 0.95, (4, 200)).astype(np.float32), "binary",
+                           labels=(rng.random(200) < 0.3).astype(float))
+    result = mixmin(outputs, step_size=1e12, max_iter=5, callback=callback)
+    assert result.status == "max_iter"  # it was "non_finite" (every weight underflowed) or a ZeroDivisionError
+    assert sorted(result.trajectory[1].tolist()) == [0.0, 0.0, 0.0, 1.0]
+    np.testing.assert_array_equal(result.weights, np.full(4, 0.25, np.float32))  # the start's loss was lowest
