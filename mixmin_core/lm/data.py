@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from mixmin_core.errors import InputError
+from mixmin_core.solver.validation import check_number
 
 log = logging.getLogger("mixmin.lm.data")
 
@@ -67,11 +68,12 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
 
 def read_jsonl(path: str | os.PathLike, *, limit: int | None = None) -> list[dict]:
     """All records of a JSON Lines file (at most ``limit``). See :func:`iter_jsonl`."""
+    limit = _check_limit(limit)
     out = []
     for _, rec in iter_jsonl(path):
-        out.append(rec)
         if limit is not None and len(out) >= limit:
             break
+        out.append(rec)
     return out
 
 
@@ -83,17 +85,18 @@ def read_texts(path: str | os.PathLike, *, field: str = "text", limit: int | Non
     InputError
         If a record has no ``field`` (or it is not a string), or the file holds no non-empty text.
     """
+    limit = _check_limit(limit)
     texts = []
     for i, rec in iter_jsonl(path):
+        if limit is not None and len(texts) >= limit:
+            break
         value = rec.get(field)
         if not isinstance(value, str):
             raise InputError(f"{path}: line {i} has no string field {field!r} (fields: {sorted(rec)[:8]}); "
                              f"every record needs a {field!r} string.")
         if value.strip():
             texts.append(value)
-        if limit is not None and len(texts) >= limit:
-            break
-    if not texts:
+    if not texts and limit != 0:
         raise InputError(f"{path}: no non-empty {field!r} records; a source or target file needs at least one.")
     return texts
 
@@ -194,34 +197,61 @@ def _shuffled_choices(correct: str, distractors: list[str], key: str) -> tuple[t
     return shuffled, int(np.flatnonzero(order == 0)[0])
 
 
-def _parse_record(kind: str, rec: dict, i: int) -> TargetExample | None:
-    """A ``TargetExample`` or None when the record carries no answer (unlabelled)."""
+def _parse_record(kind: str, rec: dict, i: int, where: str) -> TargetExample | None:
+    """A ``TargetExample`` or None when the record carries no answer (unlabelled); ``i`` is its line
+    number and ``where`` (``"path: line i"``) starts the errors: a field of the wrong type is one, never
+    a silent guess."""
+    def text(name, optional=False):
+        value = rec.get(name)
+        if optional and value in (None, ""):
+            return None
+        if not isinstance(value, str):
+            raise InputError(f"{where}: field {name!r} must be a string for target kind {kind!r}; got {value!r}.")
+        return value
+
+    def choices(value):
+        if isinstance(value, dict) and isinstance(value.get("text"), list):  # Hugging Face's layout
+            value = value["text"]
+        if not isinstance(value, list) or len(value) < 2 or not all(isinstance(c, str) for c in value):
+            raise InputError(f"{where}: field 'choices' must be a list of at least two answer strings (or "
+                             f"{{'text': [...], 'label': [...]}}) for target kind {kind!r}; got {value!r}.")
+        return tuple(value)
+
+    def label(n_choices):
+        """The correct choice's index; None when unlabelled (absent, null or -1)."""
+        value = rec.get("label")
+        if value is None and isinstance(rec.get("answerKey"), str) and isinstance(rec.get("choices"), dict):
+            keys = rec["choices"].get("label") or []  # Hugging Face's ARC: answerKey "B" among labels A-D
+            value = keys.index(rec["answerKey"]) if rec["answerKey"] in keys else value
+        if value is None or value == -1:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < n_choices:
+            raise InputError(f"{where}: field 'label' must be the correct choice's index, an integer in "
+                             f"0..{n_choices - 1} (or null or -1 for an unlabelled record); got {value!r}.")
+        return value
+
     if kind == "piqa":
-        if rec.get("label") not in (0, 1):
-            return None
-        choices = (rec["sol1"], rec["sol2"])
-        return TargetExample(rec["goal"], choices[rec["label"]], choices, rec["label"], str(rec.get("idx", i)))
-    if kind == "arc_easy":
-        label = rec.get("label")
-        if not isinstance(label, int) or not 0 <= label < len(rec["choices"]):
-            return None
-        return TargetExample(rec["question"], rec["choices"][label], tuple(rec["choices"]), label, str(rec.get("id", i)))
+        options = (text("sol1"), text("sol2"))
+        question, correct = text("goal"), label(2)
+        return None if correct is None else TargetExample(question, options[correct], options, correct,
+                                                           str(rec.get("idx", i)))
+    if kind == "arc_easy" or (kind == "jsonl" and rec.get("choices") is not None and rec.get("label") is not None):
+        question, options = text("question"), choices(rec.get("choices"))
+        correct = label(len(options))
+        return None if correct is None else TargetExample(question, options[correct], options, correct,
+                                                           str(rec.get("id", i)))
     if kind == "sciq":
-        if not rec.get("correct_answer"):
+        question, correct = text("question"), text("correct_answer", optional=True)
+        if correct is None:
             return None
-        distractors = [rec[k] for k in ("distractor1", "distractor2", "distractor3") if rec.get(k)]
-        choices, label = _shuffled_choices(rec["correct_answer"], distractors, rec["question"])
-        return TargetExample(rec["question"], rec["correct_answer"], choices, label, str(rec.get("idx", i)))
-    # openwebmath and user jsonl: documents; a user file may also carry question/choices/label
-    if kind == "jsonl" and isinstance(rec.get("choices"), list) and isinstance(rec.get("label"), int) \
-            and isinstance(rec.get("question"), str):
-        if not 0 <= rec["label"] < len(rec["choices"]):
-            return None
-        return TargetExample(rec["question"], rec["choices"][rec["label"]], tuple(rec["choices"]), rec["label"], str(rec.get("id", i)))
-    text = rec.get("text")
-    if not isinstance(text, str) or not text.strip():
+        distractors = [d for d in (text(f"distractor{k}", optional=True) for k in (1, 2, 3)) if d]
+        options, index = _shuffled_choices(correct, distractors, question)
+        return TargetExample(question, correct, options, index, str(rec.get("idx", i)))
+    # openwebmath and user jsonl: documents
+    document = text("text", optional=True)
+    if document is None or not document.strip():
         return None
-    return TargetExample("", text, (), -1, str(rec.get("url") or rec.get("id") or i))
+    return TargetExample("", document, (), -1, str(rec.get("url") or rec.get("id") or i))
 
 
 _REQUIRED = {"piqa": ("goal", "sol1", "sol2"), "arc_easy": ("question", "choices"), "sciq": ("question",),
@@ -232,36 +262,43 @@ def load_target(kind: str, path: str | os.PathLike, *, limit: int | None = None)
     """Read a target file of ``kind`` (one of ``TARGET_KINDS``) into ``TargetExample`` objects.
 
     Records without an answer (e.g. PIQA's unlabelled test split) are dropped; at most ``limit`` kept.
+    ARC may also come in Hugging Face's layout (``choices: {text, label}`` with ``answerKey``).
 
     Raises
     ------
     InputError
-        If ``kind`` is unknown, a record lacks the fields of its kind, a user record has no ``text``
-        (nor question/choices/label), or no record carries an answer.
+        If ``kind`` is unknown, a record lacks the fields of its kind or has one of the wrong type, a user
+        record has no ``text`` (nor question/choices/label), or no record carries an answer.
     """
     if kind not in TARGET_KINDS:
         raise InputError(f"target kind must be one of {TARGET_KINDS}; got {kind!r}.")
+    limit = _check_limit(limit)
     out, dropped = [], 0
     for i, rec in iter_jsonl(path):
+        if limit is not None and len(out) >= limit:
+            break
         missing = [f for f in _REQUIRED[kind] if f not in rec]
         if kind == "jsonl" and "text" not in rec and not {"question", "choices", "label"} <= set(rec):
             missing = ["text"]
         if missing:
             raise InputError(f"{path}: line {i} lacks field(s) {missing} required for target kind {kind!r} "
                              f"(fields: {sorted(rec)[:8]}).")
-        example = _parse_record(kind, rec, i)
+        example = _parse_record(kind, rec, i, f"{path}: line {i}")
         if example is None:
             dropped += 1
             continue
         out.append(example)
-        if limit is not None and len(out) >= limit:
-            break
-    if not out:
+    if not out and limit != 0:
         raise InputError(f"{path}: no record of target kind {kind!r} has an answer ({dropped} without one); "
                          "use a labelled split (e.g. validation instead of test_unlabeled).")
     if dropped:
         log.warning("%s: dropped %d record(s) without an answer", path, dropped)
     return out
+
+
+def _check_limit(limit) -> int | None:
+    """``limit`` (None: no limit; 0 is allowed and reads nothing) or an InputError."""
+    return None if limit is None else check_number("limit", limit, minimum=0, integer=True)
 
 
 def split_indices(n: int, *, seed: int, trial: int, fit_fraction: float = 0.8) -> tuple[np.ndarray, np.ndarray]:

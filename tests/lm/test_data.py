@@ -149,3 +149,37 @@ def test_openwebmath_not_available_offline_says_where_to_put_it(monkeypatch, tmp
     monkeypatch.setenv("MIXMIN_OFFLINE", "1")
     with pytest.raises(InputError, match=r"text/openwebmath.*Put the file at .*text/target/openwebmath.jsonl.gz"):
         resolve("text/openwebmath")
+
+
+PIQA = {"goal": "g", "sol1": "a", "sol2": "b"}
+
+
+@pytest.mark.parametrize("kind,record,match", [
+    ("piqa", dict(PIQA, label=1.0), r"line 1: field 'label' must be the correct choice's index, an integer in 0..1"),
+    ("piqa", dict(PIQA, label="1"), r"field 'label' must be .*; got '1'"),
+    ("piqa", dict(PIQA, sol1=None, label=0), r"line 1: field 'sol1' must be a string for target kind 'piqa'; got None"),
+    ("arc_easy", {"question": "q", "choices": "abcd", "label": 0}, r"field 'choices' must be a list of at least two"),
+    ("arc_easy", {"question": "q", "choices": ["x", "y"], "label": 5}, r"an integer in 0..1 .*; got 5"),
+    ("sciq", {"question": None, "correct_answer": "x"}, r"field 'question' must be a string"),
+    ("sciq", {"question": "q", "correct_answer": 5}, r"field 'correct_answer' must be a string .*; got 5"),
+])
+def test_a_field_of_the_wrong_type_is_named_with_its_line(tmp_path, kind, record, match):
+    path = _write(tmp_path / "t.jsonl", [record])
+    with pytest.raises(InputError, match=match):
+        data.load_target(kind, path)
+
+
+def test_arc_in_hugging_faces_layout(tmp_path):
+    path = _write(tmp_path / "arc.jsonl", [{"id": "q1", "question": "q", "answerKey": "B",
+                                            "choices": {"text": ["x", "y", "z"], "label": ["A", "B", "C"]}}])
+    (example,) = data.load_target("arc_easy", path)
+    assert (example.answer, example.label, example.choices, example.sample_id) == ("y", 1, ("x", "y", "z"), "q1")
+
+
+def test_limit_zero_reads_nothing_and_a_negative_limit_is_refused(tmp_path):
+    path = _write(tmp_path / "t.jsonl", [{"text": "one"}, {"text": "two"}])
+    assert data.read_texts(path, limit=0) == [] and data.read_jsonl(path, limit=0) == []
+    assert data.load_target("jsonl", path, limit=0) == []
+    assert data.read_texts(path, limit=1) == ["one"]
+    with pytest.raises(InputError, match="limit must be a non-negative integer; got -1"):
+        data.read_jsonl(path, limit=-1)
