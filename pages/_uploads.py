@@ -26,6 +26,7 @@ from mixmin_core.errors import InputError
 from mixmin_core.runs import fileio
 from mixmin_core.solver import proxy_outputs
 from mixmin_core.solver.proxy_outputs import KINDS, ProxyOutputs
+from mixmin_core.solver.validation import check_csv_header
 
 #: Default upper bound on the bytes of one uploaded file (the app's ``maxUploadSize`` is the same 200 MB).
 MAX_UPLOAD_BYTES = 200 << 20
@@ -251,11 +252,8 @@ def _read_table(name: str, data: bytes, max_expanded: int = MAX_EXPANDED_BYTES):
         raise InputError(f"{name}: cannot read it as {suffix.lstrip('.')} ({type(exc).__name__}: {exc}).") from None
     if frame.empty:
         raise InputError(f"{name}: the table has no rows; expected one row per target sample.")
-    if suffix == ".csv":  # pandas renames a repeated header ("a", "a.1"): which column is which source?
-        header = [str(c) for c in pd.read_csv(io.BytesIO(data), header=None, nrows=1).iloc[0]]
-        repeated = sorted({c for c in header if header.count(c) > 1})
-        if repeated:
-            raise InputError(f"{name}: column names must be unique; repeated: {repeated[:5]}.")
+    if suffix == ".csv":
+        check_csv_header(name, io.BytesIO(data))
     return frame
 
 

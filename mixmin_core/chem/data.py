@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from mixmin_core.errors import InputError
+from mixmin_core.solver.validation import check_csv_header
 
 log = logging.getLogger("mixmin.chem")
 
@@ -85,7 +86,9 @@ def _read_frame(path: Path, columns_hint=None, max_molecules: int = 0):
     try:
         if path.suffix.lower() in PARQUET_SUFFIXES:
             return _read_parquet_head(path, max_molecules)
-        return pd.read_csv(path, nrows=max_molecules or None, low_memory=False)
+        frame = pd.read_csv(path, nrows=max_molecules or None, low_memory=False)
+        check_csv_header(str(path), path)
+        return frame
     except InputError:
         raise
     except Exception as exc:  # pandas/pyarrow raise many types for corrupt or non-table files

@@ -28,6 +28,17 @@ def as_float_array(name: str, values, dtype=np.float64) -> np.ndarray:
     return arr.astype(dtype)
 
 
+def check_csv_header(name: str, source) -> None:
+    """An InputError if the CSV ``source`` (a path or a buffer) repeats a column name: pandas would rename
+    the second ``a`` to ``a.1``, and no one could tell which column is which source or assay."""
+    import pandas as pd
+
+    header = [str(c) for c in pd.read_csv(source, header=None, nrows=1).iloc[0]]
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if repeated:
+        raise InputError(f"{name}: column names must be unique; repeated: {repeated[:5]}.")
+
+
 def check_finite(name: str, arr: np.ndarray) -> None:
     bad = ~np.isfinite(arr)
     if bad.any():

@@ -118,3 +118,10 @@ def test_metadata_without_task_column(tmp_path):
     path.write_text("name,title\nx,y\n")
     with pytest.raises(InputError, match=r"m\.csv: assay metadata needs a 'task'"):
         data.load_assay_metadata(path)
+
+
+def test_a_repeated_assay_column_is_refused(tmp_path):
+    path = tmp_path / "dup.csv"
+    path.write_text("smiles,A,A\nCCO,1,0\nCCC,0,1\n")
+    with pytest.raises(InputError, match=r"dup.csv: column names must be unique; repeated: \['A'\]"):
+        data.load_assay_table(path)  # pandas would have renamed the second one A.1
