@@ -31,7 +31,7 @@ import numpy as np
 from mixmin_core.errors import InputError
 from mixmin_core.solver.constraints import project_capped
 from mixmin_core.solver.results import MixtureResult
-from mixmin_core.solver.validation import check_finite, describe
+from mixmin_core.solver.validation import check_finite, check_number, describe
 
 log = logging.getLogger("mixmin.search")
 
@@ -72,6 +72,16 @@ def _check_positive_int(name: str, value, minimum: int = 1) -> int:
     return int(value)
 
 
+def _check_rng(rng) -> np.random.Generator:
+    """``rng`` as a Generator: one as it is, an integer as its seed (``np.random.default_rng(rng)``)."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool) and rng >= 0:
+        return np.random.default_rng(int(rng))
+    raise InputError(f"rng must be a numpy Generator (np.random.default_rng(seed)) or a non-negative integer seed; "
+                     f"got {describe(rng)}.")
+
+
 def _check_preset(preset: str) -> dict:
     if preset not in PRESETS:
         raise InputError(f"preset must be one of {sorted(PRESETS)}; got {preset!r}.")
@@ -106,9 +116,7 @@ def dirichlet_prior(natural: np.ndarray, temperature: float = 0.5) -> np.ndarray
         If ``natural`` is not a positive vector or ``temperature`` is not positive.
     """
     p = _check_prior("natural", natural)
-    if not np.isfinite(temperature) or temperature <= 0:
-        raise InputError(f"temperature must be positive; got {temperature!r}.")
-    q = p ** float(temperature)
+    q = p ** check_number("temperature", temperature, minimum=0, strict=True)
     return q / q.sum()
 
 
@@ -127,8 +135,8 @@ def sample_random_mixtures(n: int, n_sources: int, rng: np.random.Generator, *,
     """
     n = _check_positive_int("n", n)
     n_sources = _check_positive_int("n_sources", n_sources, 2)
-    if not np.isfinite(concentration) or concentration <= 0:
-        raise InputError(f"concentration must be positive; got {concentration!r}.")
+    concentration = check_number("concentration", concentration, minimum=0, strict=True)
+    rng = _check_rng(rng)
     alpha = np.ones(n_sources) if prior is None else concentration * n_sources * _check_prior("prior", prior, n_sources)
     return _normalise_rows(rng.dirichlet(alpha, size=n)).astype(np.float32)
 
@@ -186,7 +194,11 @@ def regmix_swarm(n_runs: int, prior: np.ndarray, rng: np.random.Generator, *,
     p = _check_prior("prior", prior)
     n_sources = p.size
     n_concentrations = _check_positive_int("n_concentrations", n_concentrations)
-    if not (0 < min_conc <= max_conc) or not np.isfinite(max_conc):
+    rng = _check_rng(rng)
+    min_conc = check_number("min_conc", min_conc, minimum=0, strict=True)
+    max_conc = check_number("max_conc", max_conc, minimum=0, strict=True)
+    min_weight = check_number("min_weight", min_weight, minimum=0)
+    if not min_conc <= max_conc:
         raise InputError(f"need 0 < min_conc <= max_conc; got min_conc={min_conc!r}, max_conc={max_conc!r}.")
     if not (0 <= min_weight < 1.0 / n_sources):
         raise InputError(f"min_weight must be in [0, 1/n_sources) = [0, {1.0 / n_sources:.3g}); got {min_weight!r}.")
@@ -244,9 +256,8 @@ def matched_trials(total_compute: float, compute_per_trial: float) -> int:
     InputError
         If either argument is not a positive finite number.
     """
-    for name, value in (("total_compute", total_compute), ("compute_per_trial", compute_per_trial)):
-        if isinstance(value, bool) or not np.isfinite(value) or value <= 0:
-            raise InputError(f"{name} must be a positive number; got {value!r}.")
+    total_compute = check_number("total_compute", total_compute, minimum=0, strict=True)
+    compute_per_trial = check_number("compute_per_trial", compute_per_trial, minimum=0, strict=True)
     return max(1, int(np.floor(total_compute / compute_per_trial * (1 + 1e-9))))
 
 
@@ -275,9 +286,10 @@ def random_search(evaluate, *, source_names, n_trials: int, rng: np.random.Gener
         For bad arguments or if ``evaluate`` returns the wrong number of losses.
     """
     names = tuple(source_names)
+    compute_per_trial = check_number("compute_per_trial", compute_per_trial, minimum=0, strict=True)
     W = sample_random_mixtures(n_trials, len(names), rng, prior=prior, concentration=concentration)
     losses = _check_losses("evaluate", evaluate(W), len(W))
-    return _best_of(W, losses, names, method="random_search", compute=n_trials * float(compute_per_trial),
+    return _best_of(W, losses, names, method="random_search", compute=n_trials * compute_per_trial,
                     meta={"n_trials": int(n_trials)})
 
 
@@ -306,9 +318,12 @@ def random_search_table(W, losses, *, source_names, n_trials: int, rng: np.rando
     n_trials = _check_positive_int("n_trials", n_trials)
     if n_trials > len(W):
         raise InputError(f"n_trials must be at most the number of runs in the table ({len(W)}); got {n_trials}.")
-    idx = np.sort(rng.choice(len(W), size=n_trials, replace=False))
+    compute_per_trial = check_number("compute_per_trial", compute_per_trial, minimum=0, strict=True)
+    if run_ids is not None and len(run_ids) != len(W):
+        raise InputError(f"run_ids must name every run of the table ({len(W)}); got {len(run_ids)}.")
+    idx = np.sort(_check_rng(rng).choice(len(W), size=n_trials, replace=False))
     result = _best_of(_normalise_rows(W[idx].copy()).astype(np.float32), y[idx], names, method="random_search",
-                      compute=n_trials * float(compute_per_trial),
+                      compute=n_trials * compute_per_trial,
                       meta={"n_trials": n_trials, "run_indices": idx.tolist(), "source": "table lookup"})
     best = idx[result.meta["best_index"]]
     result.meta["best_run"] = int(best) if run_ids is None else run_ids[best]
@@ -438,6 +453,7 @@ def regmix_choose(model, prior, rng: np.random.Generator, *, n_candidates: int =
     p = _check_prior("prior", prior)
     n_candidates = _check_positive_int("n_candidates", n_candidates)
     top_k = _check_positive_int("top_k", top_k)
+    rng = _check_rng(rng)
     if top_k > n_candidates:
         raise InputError(f"top_k must be at most n_candidates ({n_candidates}); got {top_k}.")
     top, top_pred = np.empty((0, p.size)), np.empty(0)

@@ -26,6 +26,7 @@ from mixmin_core.solver.objectives import make_objective
 from mixmin_core.solver.proxy_outputs import ProxyOutputs
 from mixmin_core.solver.results import MixtureResult, Status
 from mixmin_core.solver.simplex import entropic_step
+from mixmin_core.solver.validation import as_float_array
 from mixmin_core.solver.solvers import Iterate, _check_params, descend, start_weights
 
 MODES = ("mean", "worst")
@@ -75,6 +76,10 @@ def check_targets(outputs_list, *, normalise: bool = False) -> Targets:
     """
     if isinstance(outputs_list, Mapping):
         names, items = [str(k) for k in outputs_list], list(outputs_list.values())
+        if len(set(names)) != len(names):  # e.g. keys 1 and "1": one target's result would hide the other's
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            raise InputError(f"outputs_list: target names must stay unique as text; {repeated[:5]} name more "
+                             "than one target. Rename the keys.")
     elif isinstance(outputs_list, Sequence) and not isinstance(outputs_list, (str, bytes)):
         items = list(outputs_list)
         meta_names = [o.meta.get("target") if isinstance(o, ProxyOutputs) else None for o in items]
@@ -153,7 +158,7 @@ def check_target_weights(target_weights, n_targets: int) -> np.ndarray:
     """Non-negative weights, one per target, with a positive sum; returned normalised (float64)."""
     if target_weights is None:
         return np.full(n_targets, 1.0 / n_targets)
-    a = np.asarray(target_weights, dtype=np.float64) if np.ndim(target_weights) == 1 else None
+    a = as_float_array("target_weights", target_weights) if np.ndim(target_weights) == 1 else None
     if a is None or a.shape != (n_targets,):
         raise InputError(f"target_weights must hold {n_targets} numbers (one per target); got {target_weights!r}.")
     if not np.isfinite(a).all() or (a < 0).any() or a.sum() <= 0:

@@ -247,6 +247,7 @@ def test_callback_stops_and_caps_hold():
     ({"target_weights": [1, -1, 1]}, "target_weights must be finite, non-negative"),
     ({"target_weights": [1, 1]}, "target_weights must hold 3 numbers"),
     ({"target_weights": [0, 0, 0]}, "not all zero"),
+    ({"target_weights": ["a", "b", "c"]}, "target_weights must be an array of numbers"),
     ({"mode": "worst", "target_weights": [1, 1, 1]}, "target_weights apply to mode='mean' only"),
     ({"step_size": 0}, "step_size must be a positive"),
     ({"max_iter": -1}, "max_iter must be a non-negative integer"),
@@ -260,6 +261,8 @@ def test_bad_arguments_are_named(kwargs, match):
 
 def test_bad_target_lists_are_named():
     outs = _targets("binary", 0)
+    with pytest.raises(InputError, match=r"target names must stay unique as text; \['1'\]"):
+        mixmin_multi({1: outs[0], "1": outs[1]})  # one result would have hidden the other
     with pytest.raises(InputError, match="at least one target"):
         mixmin_multi([])
     with pytest.raises(InputError, match=r"outputs_list\[1\] \(target_1\) must be ProxyOutputs"):

@@ -241,18 +241,18 @@ def test_spearman_undefined_cases():
 
 @pytest.mark.parametrize("call,match", [
     (lambda: dirichlet_prior(np.array([0.5, 0.0, 0.5])), "natural must be positive"),
-    (lambda: dirichlet_prior(np.array([0.5, 0.5]), temperature=0), "temperature must be positive"),
+    (lambda: dirichlet_prior(np.array([0.5, 0.5]), temperature=0), "temperature must be a positive finite number; got 0"),
     (lambda: sample_random_mixtures(0, 3, np.random.default_rng()), "n must be an integer >= 1"),
     (lambda: sample_random_mixtures(3, 1, np.random.default_rng()), "n_sources must be an integer >= 2"),
     (lambda: sample_random_mixtures(3, 3, np.random.default_rng(), prior=[0.5, 0.5]), r"prior must have shape \(3,\)"),
-    (lambda: sample_random_mixtures(3, 2, np.random.default_rng(), concentration=-1), "concentration must be positive"),
+    (lambda: sample_random_mixtures(3, 2, np.random.default_rng(), concentration=-1), "concentration must be a positive finite number; got -1"),
     (lambda: regmix_swarm(5, np.full(4, 0.25), np.random.default_rng(), min_weight=0.3), "min_weight must be in"),
     (lambda: regmix_swarm(5, np.full(4, 0.25), np.random.default_rng(), min_conc=2, max_conc=1), "min_conc <= max_conc"),
     (lambda: regmix_swarm(5, np.full(4, 0.25), np.random.default_rng(), bounds_mode="clip"), "bounds_mode must be"),
     (lambda: regmix_swarm(5, np.full(2, 0.5), np.random.default_rng(), upper_bounds=np.array([0.3, 0.3])),
      "upper_bounds must be 2 positive values summing to at least 1"),
-    (lambda: matched_trials(0, 1), "total_compute must be a positive number"),
-    (lambda: matched_trials(5, float("nan")), "compute_per_trial must be a positive number"),
+    (lambda: matched_trials(0, 1), "total_compute must be a positive finite number; got 0"),
+    (lambda: matched_trials(5, float("nan")), "compute_per_trial must be a positive finite number; got nan"),
     (lambda: random_search(lambda W: np.zeros(2), source_names=NAMES, n_trials=3, rng=np.random.default_rng()),
      r"evaluate must return one loss per mixture, shape \(3,\)"),
     (lambda: random_search_table(np.full((3, 5), 0.2), [1, 2, 3], source_names=NAMES, n_trials=4,
@@ -288,3 +288,17 @@ def test_regmix_auto_preset_falls_back_when_the_faithful_regressor_cannot_split(
     flat = regmix_fit_choose(W[:60], np.ones(60), source_names=list("abcde"), prior=prior, rng=rng, preset="auto",
                              n_candidates=500, top_k=10)
     assert flat.meta["preset"] == "mixmin-paper"  # constant losses: faithful predicts a constant, fall back
+
+
+def test_rng_may_be_a_seed_and_anything_else_is_named():
+    a = random_search(lambda W: W[:, 0], source_names=("a", "b"), n_trials=4, rng=3)
+    b = random_search(lambda W: W[:, 0], source_names=("a", "b"), n_trials=4, rng=np.random.default_rng(3))
+    np.testing.assert_array_equal(a.weights, b.weights)
+    with pytest.raises(InputError, match="rng must be a numpy Generator .* or a non-negative integer seed; got 'x'"):
+        random_search(lambda W: W[:, 0], source_names=("a", "b"), n_trials=4, rng="x")
+    with pytest.raises(InputError, match=r"run_ids must name every run of the table \(3\); got 2"):
+        random_search_table(np.eye(3), [1, 2, 3], source_names="abc", n_trials=2, rng=0, run_ids=[1, 2])
+    with pytest.raises(InputError, match="compute_per_trial must be a positive finite number; got -1"):
+        random_search(lambda W: W[:, 0], source_names=("a", "b"), n_trials=4, rng=0, compute_per_trial=-1)
+    with pytest.raises(InputError, match="min_conc must be a positive finite number; got 'x'"):
+        regmix_swarm(5, [0.5, 0.5], 0, min_conc="x")
