@@ -173,7 +173,9 @@ def page() -> None:
     right.plotly_chart(bars(per_target, "target", "Per target"), key="compare.per_target")
     st.subheader("Summary")
     st.dataframe(summary_table(pd.concat([total, per_target]), baseline), hide_index=True, width="stretch",
-                 column_config={"p_vs_mixmin": st.column_config.NumberColumn(format="%.3g")})
+                 column_config={"p_vs_mixmin": st.column_config.NumberColumn(
+                     format="%.3g", help="Welch t-test p-value of this method's mean against MixMin's, over trials "
+                                         "(none for MixMin itself)")})
     compute = next((c for c in ("proxy_compute", "compute") if c in total and total[c].notna().any()), None)
     if compute:
         fig = px.bar(total, x="method", y=compute, title="Proxy compute per method", color="method",
