@@ -46,7 +46,8 @@ def choose(run_id: str) -> tuple[tuple, str, bool] | None:
                 "Pick another run in the sidebar (a chemistry run with `n_targets` of 2 or more, or an LM run).")
         return None
     picked = st.session_state["targets.targets"]
-    state.ensure("targets.targets", isinstance(picked, list) and set(picked) <= set(names), default=names[:3])
+    state.ensure("targets.targets", isinstance(picked, list) and set(picked) <= set(names)
+                 and len(set(picked)) == len(picked), default=names[:3])  # a link may repeat a target
     picked = c3.multiselect("Targets", names, key=state.keep("targets.targets"), on_change=state.save,
                             args=("targets.targets",), help="Two or more targets of this setting and trial.")
     state.ensure("targets.mode", st.session_state["targets.mode"] in MODES)

@@ -222,6 +222,9 @@ def test_a_link_reopens_the_same_view_and_a_bad_target_falls_back(home):
     at = open_link("targets", {**link, "targets": ["NOT_AN_ASSAY", names[0]]})
     assert any("targets=NOT_AN_ASSAY" in i.value for i in at.info)
     assert at.multiselect(key="w:targets.targets").value == names  # the default: the first three
+    at = open_link("targets", {**link, "targets": [names[0], names[0]]})  # a KeyError before
+    assert not at.exception
+    assert at.multiselect(key="w:targets.targets").value == names
 
 
 # ---- export panel -----------------------------------------------------------------------------------
