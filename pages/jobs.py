@@ -42,7 +42,9 @@ def as_text(value) -> str:
     return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
 
 
-def parse_extra(text: str) -> dict:
+def parse_extra(text: str, fields=()) -> dict:
+    """``key=value`` lines as a dict. A key given twice, or one that has its own field in the form
+    (``fields``), is an error: which value would win is a guess the user should not have to make."""
     extra = {}
     for line in text.splitlines():
         line = line.strip()
@@ -50,8 +52,12 @@ def parse_extra(text: str) -> dict:
             continue
         if "=" not in line:
             raise InputError(f"extra overrides are one key=value per line; got {line!r}.")
-        key, value = line.split("=", 1)
-        extra[key.strip()] = value.strip()
+        key, value = (part.strip() for part in line.split("=", 1))
+        if key in extra:
+            raise InputError(f"extra overrides set {key!r} twice ({extra[key]!r} and {value!r}); keep one line.")
+        if key in fields:
+            raise InputError(f"extra overrides set {key!r}, which has its own field above; change it there.")
+        extra[key] = value
     return extra
 
 
@@ -80,7 +86,7 @@ def start_form(configs: list[Path]) -> None:
             st.code(yaml.safe_dump(fixed, sort_keys=False), language="yaml")
     if submitted:
         overrides = {k: v for k, v in edited.items() if v != as_text(fields[k])}
-        overrides.update(parse_extra(extra))
+        overrides.update(parse_extra(extra, fields))
         launch = jobs_control.start_job(path, overrides, home=_shared.store().root)
         st.session_state["jobs.last_launch"] = str(launch.record_path)
         st.success(f"Started `{' '.join(['python', *launch.argv[1:]])}` as process {launch.pid}.")

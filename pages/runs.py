@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from jobs import control as jobs_control
+from mixmin_core.errors import MixminError
 from pages import _data as data
 from pages import _figures as figs
 from pages import _state as state
@@ -53,6 +54,15 @@ def latest_jobs(store) -> dict[str, dict]:
     return jobs
 
 
+def run_key_result(run_id: str) -> str:
+    """:func:`key_result` of the run's summary, or what is wrong with that file: one bad file must not
+    hide every other run."""
+    try:
+        return key_result(data.summary(run_id))
+    except MixminError as exc:
+        return f"unreadable summary.csv: {exc}"
+
+
 def key_result(summary: pd.DataFrame) -> str:
     """The Compare page's opening numbers: MixMin and the first baselines on the default metric in the
     run's main setting, mean over targets, e.g. "ap: mixmin 0.31, natural 0.27, balanced 0.26 (sources-all)"."""
@@ -91,7 +101,7 @@ def runs_table(store, runs: list[dict]) -> pd.DataFrame:
             "status": job.get("status", run["status"]) if job.get("status") == "died" else run["status"],
             "progress": (job.get("n_done", 0) / total) if total else None,
             "step": step_text(job),
-            "key result": key_result(data.summary(run["run_id"])),
+            "key result": run_key_result(run["run_id"]),
             "created": pd.Timestamp(run["created_at"], unit="s").strftime("%Y-%m-%d %H:%M"),
             "run id": run["run_id"],
         })

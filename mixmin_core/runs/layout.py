@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from mixmin_core.errors import InputError
 from mixmin_core.runs.fileio import atomic_path
 
 #: Columns every pipeline's ``results.csv`` has (extra columns may follow).
@@ -113,8 +114,16 @@ def _read_frame(path: Path, columns: tuple):
 
     if not path.exists():
         return pd.DataFrame(columns=list(columns))
-    return pd.read_csv(path, dtype={"target": str, "variant": str, "method": str, "metric": str},
-                       keep_default_na=False, na_values=[""])
+    try:
+        frame = pd.read_csv(path, dtype={"target": str, "variant": str, "method": str, "metric": str},
+                            keep_default_na=False, na_values=[""])
+    except (UnicodeDecodeError, ValueError) as exc:  # pandas' ParserError and EmptyDataError are ValueErrors
+        raise InputError(f"{path}: cannot read it as CSV ({type(exc).__name__}: {str(exc)[:200]}); "
+                         "the run writes it again when its job runs again.") from None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise InputError(f"{path}: columns {missing} missing; every run writes {list(columns)}.")
+    return frame
 
 
 def write_results(run_dir: Path, frame) -> None:

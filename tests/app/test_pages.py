@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import time
 
@@ -54,6 +55,25 @@ def test_runs_lists_every_run_with_key_results(home):
     chem = table[table["name"] == "chem-fixture"].iloc[0]
     assert chem["key result"].startswith("average_precision: mixmin")
     assert metric(at, "Runs") == "2"
+
+
+def test_one_unreadable_summary_leaves_the_other_runs_listed(home):
+    run_dir = RunStore(home).run_dir(CHEM_RUN)
+    layout.summary_path(run_dir).write_bytes(b"garbage\x00\xff,,\n")  # a UnicodeDecodeError took the page down
+    at = open_app()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert set(table["name"]) == {"chem-fixture", "synthetic-demo"}
+    chem = table[table["name"] == "chem-fixture"].iloc[0]
+    assert chem["key result"].startswith("unreadable summary.csv:") and "cannot read it as CSV" in chem["key result"]
+    assert table[table["name"] == "synthetic-demo"].iloc[0]["key result"] != "no results yet"
+
+
+def test_compare_names_the_columns_a_results_file_lacks(home):
+    layout.results_path(RunStore(home).run_dir(CHEM_RUN)).write_text("a,b\n1,2\n")  # a KeyError before
+    at = open_app("compare")
+    assert not at.exception
+    assert re.search(r"results.csv: columns \['trial', .*\] missing", at.error[0].value), at.error[0].value
 
 
 def test_empty_store_offers_the_example_and_the_demo(empty_home):
@@ -249,6 +269,23 @@ def test_jobs_page_refuses_a_bad_value_before_launching(home):
     at.button[0].click().run()
     assert not at.exception and not at.success
     assert "trials: must be an integer >= 1" in at.error[0].value
+    assert not jobs_control.list_launches(home)
+
+
+@pytest.mark.parametrize("field,extra,match", [
+    (None, "n_workers=abc\nn_workers=1", r"extra overrides set 'n_workers' twice \('abc' and '1'\); keep one line"),
+    ("abc", "trials=1", r"extra overrides set 'trials', which has its own field above; change it there"),
+])
+def test_jobs_page_refuses_a_key_set_twice(home, field, extra, match):
+    """The last value used to win silently, over a repeated line or over the field itself."""
+    at = open_app("jobs")
+    at.selectbox(key="w:jobs.config").set_value("configs/synthetic_demo.yaml").run()
+    if field is not None:
+        at.text_input(key="jobs.field.synthetic_demo.trials").input(field)
+    at.text_area(key="jobs.extra.synthetic_demo").input(extra)
+    at.button[0].click().run()
+    assert not at.exception and not at.success
+    assert re.search(match, at.error[0].value), at.error[0].value
     assert not jobs_control.list_launches(home)
 
 
