@@ -190,15 +190,22 @@ def save_compressed(outputs: ProxyOutputs, path: str | Path) -> Path:
     return npz_path
 
 
+def _special_column(name: str, frame, candidates: tuple, what: str):
+    """The one column (named as in ``candidates``, any case) holding the ``what``, or None; two are an error."""
+    found = [c for c in frame.columns if str(c).strip().lower() in candidates]
+    if len(found) > 1:
+        raise InputError(f"{name}: columns {[str(c) for c in found]} could each be the {what}; keep one of them.")
+    return found[0] if found else None
+
+
 def parse_table(name: str, data: bytes, *, kind: str = "auto", max_expanded: int = MAX_EXPANDED_BYTES) -> ProxyOutputs:
     """``ProxyOutputs`` from a CSV/Parquet table (one row per sample, one column per source)."""
     from pandas.api.types import is_numeric_dtype
 
     frame = _read_table(name, data, max_expanded)
-    lower = {str(c).strip().lower(): c for c in frame.columns}
-    label_col = next((lower[c] for c in LABEL_COLUMNS if c in lower), None)
-    token_col = next((lower[c] for c in TOKEN_COLUMNS if c in lower), None)
-    id_col = next((lower[c] for c in ID_COLUMNS if c in lower), None)
+    label_col = _special_column(name, frame, LABEL_COLUMNS, "labels")
+    token_col = _special_column(name, frame, TOKEN_COLUMNS, "token counts")
+    id_col = _special_column(name, frame, ID_COLUMNS, "sample ids")
     source_cols = [c for c in frame.columns if c not in (label_col, token_col, id_col)]
     non_numeric = [str(c) for c in source_cols if not is_numeric_dtype(frame[c].dtype)]
     if non_numeric:
@@ -219,7 +226,7 @@ def parse_table(name: str, data: bytes, *, kind: str = "auto", max_expanded: int
         raise InputError(f"{name}: column {str(source_cols[col])!r} has {int(bad[:, col].sum())} empty or non-finite "
                          f"cell(s), the first in data row {row + 1} ({block[row, col]}); every source needs a number "
                          "for every sample.")
-    values = block.astype(np.float32).T
+    values = block.T  # float64: ProxyOutputs says so if a value does not fit in float32 (cast, it read "inf")
     if kind == "auto":
         kind = _guess_kind(values, label_col is not None)
     try:
@@ -249,7 +256,7 @@ def _read_table(name: str, data: bytes, max_expanded: int = MAX_EXPANDED_BYTES):
     except InputError:
         raise
     except Exception as exc:  # pandas/pyarrow raise many types for malformed files
-        raise InputError(f"{name}: cannot read it as {suffix.lstrip('.')} ({type(exc).__name__}: {exc}).") from None
+        raise InputError(f"{name}: cannot read it as {suffix.lstrip('.')} ({type(exc).__name__}: {str(exc)[:200]}).") from None
     if frame.empty:
         raise InputError(f"{name}: the table has no rows; expected one row per target sample.")
     if suffix == ".csv":

@@ -468,4 +468,10 @@ def read_sizes_csv(path) -> dict:
     if values.isna().any():
         bad = frame.loc[values.isna(), "source"].tolist()[:5]
         raise InputError(f"{path}: column {column!r} must be numeric; bad for sources {bad}.")
+    repeated = sorted(set(frame.loc[frame["source"].duplicated(), "source"]))
+    if repeated:
+        raise InputError(f"{path}: each source needs one row; repeated: {repeated[:5]}.")
+    if not np.isfinite(values).all() or (values < 0).any() or not values.sum() > 0:
+        raise InputError(f"{path}: column {column!r} must hold finite sizes >= 0, not all zero; "
+                         f"got range [{values.min():g}, {values.max():g}] summing to {values.sum():g}.")
     return dict(zip(frame["source"], values.astype(float)))

@@ -98,6 +98,8 @@ def test_pickle_disguised_as_csv_is_not_unpickled():
     ([("x.csv", b"a,b\n-1,0.5\n")], {}, "log-probabilities <= 0"),
     ([("x.csv", b"a,b\n0.5,0.2\n")], {"kind": "probability"}, "kind must be 'auto'"),
     ([("x.parquet", b"garbage")], {}, "cannot read it as parquet"),
+    ([("x.csv", b"a,b,label\n-1e300,-2,1\n")], {}, r"values must fit in float32 .* got 1e\+300"),
+    ([("x.csv", b"a,b,Label,label\n0.5,0.2,1,0\n")], {}, r"columns \['Label', 'label'\] could each be the labels"),
 ])
 def test_bad_uploads_raise_clear_errors(files, kwargs, match):
     with pytest.raises(InputError, match=match):

@@ -260,3 +260,12 @@ def test_sizes_csv(tmp_path):
         read_sizes_csv(path)
     with pytest.raises(InputError, match="sizes file not found"):
         read_sizes_csv(tmp_path / "missing.csv")
+    path.write_text("source,size\na,10\na,20\n")  # the last row won silently
+    with pytest.raises(InputError, match=r"each source needs one row; repeated: \['a'\]"):
+        read_sizes_csv(path)
+    path.write_text("source,size\na,0\nb,0\n")  # the plan showed infinite epochs
+    with pytest.raises(InputError, match="finite sizes >= 0, not all zero; got range \\[0, 0\\] summing to 0"):
+        read_sizes_csv(path)
+    path.write_text("source,size\na,-5\nb,10\n")
+    with pytest.raises(InputError, match="finite sizes >= 0"):
+        read_sizes_csv(path)
