@@ -186,9 +186,9 @@ def test_secrets_turn_read_only_on(home, tmp_path, monkeypatch):
     ("path=/etc/passwd", "'path' cannot be set from the app"),
     ("metadata=/etc/shadow", "'metadata' cannot be set from the app"),
     ("backend=ray", "'backend' cannot be set from the app"),
-    ("trials=&a [1, *a]", "anchors"),
-    ("trials=*a", "aliases"),
-    ("trials=!!python/object:os.system ls", "tags"),
+    ("n_workers=&a [1, *a]", "anchors"),  # a key without its own field (those are refused here)
+    ("n_workers=*a", "aliases"),
+    ("n_workers=!!python/object:os.system ls", "tags"),
 ])
 def test_jobs_page_refuses_paths_and_yaml_tricks_without_launching(home, extra, match):
     at = open_app("jobs")
