@@ -162,6 +162,7 @@ class RunContext:
                 if u.output is not None and u.is_done() and u.unit_id not in self._rerun:
                     Path(u.output).unlink()
                 self._rerun.add(u.unit_id)
+        self._rerun_unrecorded(units)
         _remove_stale_temp_files(units)
         total = len(units)
         n_before = total - sum(not u.is_done() for u in units)
@@ -182,6 +183,16 @@ class RunContext:
         for u in units:
             infos[u.unit_id] = ran.get(u.unit_id) or self.store.unit_info(self.run_id, u.unit_id) or {}
         return infos
+
+    def _rerun_unrecorded(self, units: list[Unit]) -> None:
+        """A unit whose output file exists but whose catalog row does not (killed between writing the one and
+        recording the other) runs again: what it reported (its compute, say) lives only in the catalog."""
+        recorded = {u["unit_id"] for u in self.store.units(self.run_id)}
+        for u in units:
+            if u.is_done() and u.unit_id not in recorded:
+                log.warning("%s: output without a catalog record (the job was killed in between); running it again",
+                            u.unit_id)
+                Path(u.output).unlink()
 
     def report(self, n_done: int, n_total: int, message: str) -> None:
         log.info(message)

@@ -99,9 +99,12 @@ def test_kill_mid_run_then_resume_loses_nothing(tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert 2 <= len(proxies) < 10, "the job must be killed mid-way"
-    finished = {p: p.stat().st_mtime_ns for p in home.glob("runs/*/proxies/*.npy")}
-    for p in finished:
+    for p in home.glob("runs/*/proxies/*.npy"):
         assert np.load(p).shape == (40,)  # every file that exists is whole
+    # finished: recorded in the catalog (a file written just before the kill, but not recorded, runs again)
+    (run,) = RunStore().list_runs()
+    finished = {Path(u["path"]): Path(u["path"]).stat().st_mtime_ns for u in RunStore().units(run["run_id"])}
+    assert finished
     subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for p, stamp in finished.items():
         assert p.stat().st_mtime_ns == stamp, f"{p.name} was retrained"
@@ -112,6 +115,24 @@ def test_kill_mid_run_then_resume_loses_nothing(tmp_path):
     statuses = [j["status"] for j in store.list_jobs(run["run_id"])]
     assert statuses == ["done", "died"]
     assert run["status"] == "done"
+
+
+def test_an_output_without_its_catalog_record_runs_again(tmp_path):
+    """Killed between writing a unit's file and recording it: the file alone does not count as done, since what
+    the unit reported (an LM proxy's compute) lives only in the catalog. (An LM run could never resume.)"""
+    from mixmin_core.runs.runner import RunContext
+
+    store = RunStore(tmp_path / "home")
+    store.create_run("r", name="r", pipeline="test", config={})
+    ctx = RunContext(store, "r", progress=False)
+    units = [Unit(f"u{i}", _write_value, {"value": i, "output": str(ctx.path(f"u{i}.json"))}, ctx.path(f"u{i}.json"))
+             for i in range(3)]
+    assert ctx.run_units(units[:2], "first")["u1"]["rows"] == 1
+    kept = units[0].output.stat().st_mtime_ns
+    units[2].output.write_text('{"value": 2}')  # its file, but no record
+    infos = ctx.run_units(units, "resume")
+    assert infos["u2"]["rows"] == 2 and store.unit_info("r", "u2")["rows"] == 2  # ran again, and recorded
+    assert units[0].output.stat().st_mtime_ns == kept  # a recorded unit is not redone
 
 
 def test_unknown_backend_is_a_config_error():
