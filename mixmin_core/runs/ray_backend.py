@@ -21,10 +21,14 @@ loopback interface; a stale ``ray_current_cluster`` file left by a crashed Ray i
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
+import signal
+import socket
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path, PurePath
@@ -63,9 +67,43 @@ def start_ray(n_workers: int, *, env_vars: dict | None = None) -> None:
 
     if ray.is_initialized():
         return
+    with _keeping_stop_handlers():
+        _init(ray, n_workers, env_vars)
+
+
+@contextlib.contextmanager
+def _keeping_stop_handlers():
+    """``ray.init`` makes SIGTERM call ``sys.exit`` (and its core worker aborts on it): the job would end as
+    "failed" with exit 134 instead of "cancelled" with 143. Keep the job's own SIGTERM and SIGINT handlers."""
+    main = threading.current_thread() is threading.main_thread()  # only the main thread may set handlers
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)} if main else {}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """A ConfigError at once if nothing answers at ``host:port`` (``ray.init`` would retry for minutes,
+    printing connection errors, and then end the job as failed)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto" and the like: Ray resolves those itself
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConfigError(f"RAY_ADDRESS={address}: no Ray cluster answers there ({exc.strerror or exc}). Start its "
+                          "head with `ray start --head` and use the address it prints, or unset RAY_ADDRESS to run "
+                          "on a fresh local instance.") from None
+
+
+def _init(ray, n_workers: int, env_vars: dict | None) -> None:
     address = os.environ.get("RAY_ADDRESS")
     common = {"include_dashboard": False, "log_to_driver": False, "runtime_env": runtime_env(env_vars)}
     if address:
+        _check_reachable(address)
         ray.init(address=address, **common)
         return
     # Ray offers no public switch for this: a local instance otherwise advertises the machine's

@@ -160,3 +160,49 @@ def test_runtime_env_ships_the_checkout_and_an_absolute_data_dir(monkeypatch):
     assert env["working_dir"] == str(ROOT) and "/data/" in env["excludes"] and "/.git/" in env["excludes"]
     assert env["env_vars"]["MIXMIN_DATA_DIR"] == str((ROOT.parent / "shared" / "data").resolve())
     assert env["env_vars"]["EXTRA"] == "1" and "MIXMIN_HOME" not in env["env_vars"]
+
+
+def test_sigterm_stops_a_ray_job_as_cancelled(tmp_path):
+    """ray.init made SIGTERM call sys.exit (and its core worker abort): exit 134, the job "failed"."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.jobs.test_job_lifecycle import SLOW, running_with_units, wait_for
+
+    ray_tmp = Path(tempfile.mkdtemp(prefix="mmray", dir="/tmp"))  # Ray's socket paths must fit 107 bytes
+    env = {**os.environ, "RAY_TMPDIR": str(ray_tmp), "PYTHONPATH": str(ROOT)}
+    env.pop("RAY_ADDRESS", None)
+    log = tmp_path / "job.log"
+    try:
+        with open(log, "wb") as fh:
+            proc = subprocess.Popen([sys.executable, "-m", "jobs", "run", DEMO, "--backend", "ray", "--workers", "1",
+                                     *SLOW], cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
+        store = RunStore()
+        assert wait_for(lambda: running_with_units(store, 1)), log.read_text()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=120)
+        out = log.read_text()
+        assert code == 128 + signal.SIGTERM, out
+        assert "cancelled: stopped by SIGTERM" in out, out
+        (job,) = store.list_jobs()
+        assert job["status"] == "cancelled" and job["error"] == "stopped by SIGTERM"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def test_an_unreachable_ray_address_is_one_error_at_once(tmp_path):
+    """ray.init retried for minutes, printing connection errors, then the job ended as failed."""
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "RAY_ADDRESS": "127.0.0.1:1", "PYTHONPATH": str(ROOT)}  # loopback: nothing listens there
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "jobs", "run", DEMO, "--quiet"], check=False, cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "RAY_ADDRESS=127.0.0.1:1: no Ray cluster answers there" in done.stderr
+    assert time.monotonic() - start < 60
