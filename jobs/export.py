@@ -187,6 +187,12 @@ def _write(out: str, text: str) -> None:
     if out == "-":
         sys.stdout.write(text)
         return
+    path = Path(out)
+    if not out or path.is_dir() or path.is_symlink() or (path.exists() and not path.is_file()):
+        # the file is replaced whole (written beside it, then renamed): a link, a device or a pipe would be
+        # replaced by a plain file, not written through
+        raise InputError(f"--out {out!r}: not a plain file path (a folder, a link, a device or a pipe); give the "
+                         "path of a file to write, or - for standard output.")
     try:
         write_text(out, text)
     except OSError as exc:

@@ -201,6 +201,25 @@ def test_bad_input_without_a_run(capsys, tmp_path):
         assert code == 2 and len(lines) == 1 and message in lines[0], (args, err)
 
 
+def test_out_must_be_a_plain_file_path(capsys, tmp_path):
+    """The file is written beside --out and renamed onto it: a link, a pipe or a device was replaced by a plain
+    file (as root, /dev/full became one) and the export reported success."""
+    (tmp_path / "ok.json").write_text(json.dumps({"weights": {"a": 0.9, "b": 0.1}}))
+    (tmp_path / "s.csv").write_text("source,size\na,10\nb,10\n")
+    (tmp_path / "target.json").write_text("{}")
+    (tmp_path / "link.json").symlink_to(tmp_path / "target.json")
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "folder").mkdir()
+    for out in ("link.json", "fifo", "folder", ""):
+        code, _, err = _export(capsys, "--weights", str(tmp_path / "ok.json"), "--sizes", str(tmp_path / "s.csv"),
+                               "--budget-tokens", "100", "--out", str(tmp_path / out) if out else "")
+        assert code == 2 and "not a plain file path" in err, (out, err)
+    assert (tmp_path / "link.json").is_symlink() and (tmp_path / "target.json").read_text() == "{}"
+    code, _, _ = _export(capsys, "--weights", str(tmp_path / "ok.json"), "--sizes", str(tmp_path / "s.csv"),
+                         "--budget-tokens", "100", "--out", str(tmp_path / "mixture.json"))
+    assert code == 0 and json.loads((tmp_path / "mixture.json").read_text())
+
+
 def test_cli_process_bad_flag_and_bad_value_are_one_line_no_traceback(tmp_path):
     env = {**os.environ, "MIXMIN_HOME": str(tmp_path / "home")}
     for args, message in ((["--budget-tokens", "0"], "error: --budget-tokens must be a positive number"),
