@@ -111,7 +111,7 @@ for _name, _rel in [
 
 
 #: Where a checkout beside the project's shared data finds it when MIXMIN_DATA_DIR is unset.
-_SIBLING_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+_SIBLING_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"  # <checkout>/../shared/data
 
 
 def data_dir() -> Path | None:

@@ -39,3 +39,14 @@ def test_every_registered_local_file_is_present():
     missing = [n for n, d in datasets.REGISTRY.items()
                if n not in NOT_IN_SHARED and not (datasets.data_dir() / d.relpath).exists()]
     assert missing == []
+
+
+def test_without_the_variable_the_shared_data_beside_the_checkout_is_used(monkeypatch):
+    """README: with MIXMIN_DATA_DIR unset, ../shared/data beside the checkout (it looked inside the checkout)."""
+    from pathlib import Path
+
+    beside = Path(__file__).resolve().parents[3] / "shared" / "data"  # tests/core/ -> the checkout's parent
+    monkeypatch.delenv("MIXMIN_DATA_DIR", raising=False)
+    assert datasets.data_dir() == (beside if beside.is_dir() else None)
+    if beside.is_dir():  # as in development and CI here
+        assert datasets.resolve("toxcast").is_file()
