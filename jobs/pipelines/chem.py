@@ -47,7 +47,7 @@ class ChemConfig(ExecutionConfig):
     test_fraction: float = setting(0.2, gt=0, lt=1, doc="per assay 80/20 train/test ...")
     val_fraction: float = setting(0.2, gt=0, lt=1, doc="... and train 80/20 fit/validation (the paper's 64/16/20)")
     radius: int = setting(2, min=0, max=6, doc="ECFP4: Morgan radius 2")
-    n_bits: int = setting(2048, min=8)
+    n_bits: int = setting(2048, min=8, max=1 << 16, doc="bits of each Morgan fingerprint")
     proxy_trees: int = setting(50, min=1, doc="cheap proxy: 50 trees of depth 6 (tune: the paper's CV grid)")
     proxy_depth: int = setting(6, min=1, max=20)
     tune: bool = setting(False, doc="5-fold CV over trees {10,50,100} x depth {4,6,8} for proxies and target-only")

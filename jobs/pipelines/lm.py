@@ -30,6 +30,10 @@ from mixmin_core.runs.runner import RunContext
 from mixmin_core.solver.multi_target import MODES
 
 
+#: Fewest characters per source a cut (``max_source_chars``) may keep: a few hundred tokens.
+MIN_SOURCE_CHARS = 1000
+
+
 @dataclass
 class LMConfig(ExecutionConfig):
     sources_dir: str = setting("", doc="folder of <source>.jsonl(.gz) with a 'text' field; '' = $MIXMIN_DATA_DIR/text/source")
@@ -43,7 +47,7 @@ class LMConfig(ExecutionConfig):
     tokenizer_path: str = setting("", doc="Pythia tokenizer.json; '' = registry (MIXMIN_DATA_DIR copy, cache or download)")
     bpe_vocab_size: int = setting(0, min=0, doc="0 = the preset's (4096)")
     bpe_train_chars: int = setting(1_000_000, min=1, doc="characters per source the BPE is trained on")
-    final_tokens: int = setting(600_000, min=1, doc="training tokens of each final model")
+    final_tokens: int = setting(600_000, min=1, max=10**11, doc="training tokens of each final model")
     proxy_budget: float = setting(1.0, gt=0, max=100, doc="all proxies together, as a fraction of one final run "
                                                            "(paper: 0.01, 0.05, 0.1, 1.0)")
     proxy_budgets: list[float] = setting([], items={"gt": 0, "max": 100},
@@ -73,6 +77,9 @@ class LMConfig(ExecutionConfig):
     def __post_init__(self):
         super().__post_init__()
         check_target_specs(self.targets)
+        if 0 < self.max_source_chars < MIN_SOURCE_CHARS:  # a few tokens per source, repeated to fill every run
+            raise ConfigError(f"max_source_chars: must be 0 (all) or at least {MIN_SOURCE_CHARS:,}; got "
+                              f"{self.max_source_chars:,}.")
         if "mixmin" not in self.methods:
             raise ConfigError(f"methods: must include 'mixmin'; got {self.methods!r}.")
         if len(set(self.proxy_budgets)) != len(self.proxy_budgets):

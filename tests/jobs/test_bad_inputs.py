@@ -51,6 +51,10 @@ CLI = [
     ("trials-text", SYN, ["trials=abc"], r"trials: must be an integer"),
     ("trials-bool", SYN, ["trials=true"], r"trials: must be an integer"),
     ("trials-huge", SYN, ["trials=101"], r"trials: must be <= 100"),
+    # sizes that hung (a billion-bit fingerprint) or trained on a few repeated tokens without a word
+    ("n_bits-huge", CHEM, ["n_bits=1000000000"], r"n_bits: must be <= 65536; got 1000000000"),
+    ("final_tokens-huge", LM, ["final_tokens=1000000000000000"], r"final_tokens: must be <= 100000000000"),
+    ("max_source_chars-tiny", LM, ["max_source_chars=1"], r"max_source_chars: must be 0 \(all\) or at least 1,000; got 1"),
     ("n_workers-text", SYN, ["n_workers=abc"], r"n_workers: must be an integer"),
     ("n_workers-zero", SYN, ["n_workers=0"], r"n_workers: must be >= 1; got 0"),
     ("n_workers-negative", SYN, ["n_workers=-3"], r"n_workers: must be >= 1"),
