@@ -1,5 +1,6 @@
 """``python -m jobs run CONFIG [--set key=value ...] [--dry-run] [--backend local|ray]``,
-``python -m jobs status [--run RUN_ID]``, ``python -m jobs resume RUN_ID`` and ``python -m jobs cancel JOB_ID``.
+``python -m jobs status [--run RUN_ID]``, ``python -m jobs resume RUN_ID``, ``python -m jobs cancel JOB_ID`` and
+``python -m jobs export (--run RUN_ID | --weights FILE --sizes CSV) [--format ...]``.
 
 Bad input (a config, an override, a dataset) is one ``error: ...`` line and exit status 2,
 before any run folder exists. One job at a time works on a run (its lock); SIGTERM and

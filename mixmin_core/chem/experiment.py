@@ -138,7 +138,9 @@ def make_plan(table: chemdata.AssayTable, *, targets: list, n_targets: int, sour
         table.index(t)  # raises "assay ... does not exist" with close matches
     assays, dropped = chemdata.informative_assays(table, valid)
     if len(assays) < 2:
-        raise InputError(f"{table.path}: {len(assays)} assay(s) have both positive and negative labels; need at least 2.")
+        raise InputError(f"{table.path}: {len(assays)} assay(s) have both positive and negative labels among its "
+                         f"{table.n_molecules:,} molecules read; need at least 2 (if max_molecules cut the table, "
+                         "raise it or set it to 0 for all).")
     gone = {d["assay"]: d for d in dropped}
     for t in targets:
         if t in gone:

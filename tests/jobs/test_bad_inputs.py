@@ -54,6 +54,7 @@ CLI = [
     # sizes that hung (a billion-bit fingerprint) or trained on a few repeated tokens without a word
     ("n_bits-huge", CHEM, ["n_bits=1000000000"], r"n_bits: must be <= 65536; got 1000000000"),
     ("final_tokens-huge", LM, ["final_tokens=1000000000000000"], r"final_tokens: must be <= 100000000000"),
+    ("max_molecules-one", CHEM, ["max_molecules=1"], r"among its 1 molecules read; need at least 2 \(if max_molecules"),
     ("max_source_chars-tiny", LM, ["max_source_chars=1"], r"max_source_chars: must be 0 \(all\) or at least 1,000; got 1"),
     ("n_workers-text", SYN, ["n_workers=abc"], r"n_workers: must be an integer"),
     ("n_workers-zero", SYN, ["n_workers=0"], r"n_workers: must be >= 1; got 0"),
