@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from mixmin_core.errors import InputError
-from mixmin_core.solver.validation import check_csv_header
+from mixmin_core.solver.validation import check_csv_header, check_number
 
 log = logging.getLogger("mixmin.chem")
 
@@ -155,7 +155,12 @@ def load_assay_table(path, *, smiles_column: str = "smiles", ignore_columns: Seq
         column holds anything but 1, 0 or empty; the message names the file and the column.
     """
     path = Path(path).expanduser()
+    if isinstance(ignore_columns, str):
+        ignore_columns = (ignore_columns,)  # one name, not its characters
+    max_molecules = check_number("max_molecules", max_molecules, minimum=0, integer=True)
     frame = _read_frame(path, max_molecules=max_molecules)
+    if frame.empty:
+        raise InputError(f"{path}: the table has a header but no molecules; expected one row per molecule.")
     smiles_col = _find_column(frame.columns, smiles_column)
     if smiles_col is None:
         raise InputError(

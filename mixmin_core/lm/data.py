@@ -28,8 +28,9 @@ SUFFIXES = (".jsonl.gz", ".jsonl")
 
 
 def _open_text(path: Path):
-    return gzip.open(path, "rt", encoding="utf-8", newline="\n") if path.name.endswith(".gz") \
-        else open(path, encoding="utf-8", newline="\n")
+    # utf-8-sig: a byte-order mark (some editors write one) is skipped, not read as part of the first record
+    return gzip.open(path, "rt", encoding="utf-8-sig", newline="\n") if path.name.endswith(".gz") \
+        else open(path, encoding="utf-8-sig", newline="\n")
 
 
 def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
@@ -121,6 +122,10 @@ def find_source_files(folder: str | os.PathLike, *, names: list[str] | None = No
     if not folder.is_dir():
         raise InputError(f"sources folder {folder} not found; expected a folder of <source>.jsonl(.gz) files.")
     files = {source_name(p): p for p in sorted(folder.iterdir()) if p.name.endswith(SUFFIXES)}
+    if isinstance(names, str) or (names is not None and not all(isinstance(n, str) for n in names)):
+        raise InputError(f"names must be a list of source names; got {names!r}.")
+    if names and len(set(names)) != len(names):
+        raise InputError(f"names must not repeat a source; got {list(names)}.")
     if names:
         missing = [n for n in names if n not in files]
         if missing:
@@ -303,6 +308,10 @@ def _check_limit(limit) -> int | None:
 
 def split_indices(n: int, *, seed: int, trial: int, fit_fraction: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
     """A seeded random split of ``range(n)`` into fit (``fit_fraction``) and held-out positions."""
+    if check_number("n", n, integer=True) < 2:
+        raise InputError(f"need at least 2 examples to split into fit and held-out; got {n}.")
+    if not 0 < check_number("fit_fraction", fit_fraction) < 1:
+        raise InputError(f"fit_fraction must lie strictly between 0 and 1; got {fit_fraction!r}.")
     order = np.random.default_rng([seed, 7, trial]).permutation(n)
     n_fit = min(max(1, int(round(fit_fraction * n))), n - 1)
     return np.sort(order[:n_fit]), np.sort(order[n_fit:])

@@ -403,7 +403,9 @@ def fit_regressor(W: np.ndarray, y: np.ndarray, *, preset: str = "faithful", see
     if len(W) < 2:
         raise InputError(f"fit_regressor needs at least 2 runs with a finite loss; got {len(W)}.")
     if val is None:
-        vf = settings["val_fraction"] if val_fraction is None else float(val_fraction)
+        vf = settings["val_fraction"] if val_fraction is None else check_number("val_fraction", val_fraction, minimum=0)
+        if vf >= 1:
+            raise InputError(f"val_fraction must be below 1 (the rest fits the model); got {val_fraction!r}.")
         n_val = 0 if len(W) < 4 or vf <= 0 else min(max(len(W) - int(np.floor((1 - vf) * len(W) + 1e-9)), 1), len(W) - 2)
         order = np.random.default_rng(seed).permutation(len(W))
         W_val, y_val = W[order[:n_val]], y[order[:n_val]]
@@ -582,6 +584,8 @@ def regmix(evaluate, *, source_names, prior, n_runs: int, rng: np.random.Generat
     if preset != "auto":
         _check_preset(preset)
     p = _check_prior("prior", prior, len(names))
+    if max_usage is not None:  # each source up to max_usage x its prior weight: below 1, no mixture sums to 1
+        check_number("max_usage", max_usage, minimum=1)
     bounds = None if max_usage is None else np.minimum(float(max_usage) * p, 1.0)
     swarm_prior = dirichlet_prior(p, temperature)
     notes = []

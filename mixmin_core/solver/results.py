@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import enum
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import stats
+
+from mixmin_core.errors import InputError
 
 
 class Status(str, enum.Enum):
@@ -43,12 +46,13 @@ class MixtureResult:
     success: bool = True
     status: str = Status.NOT_ITERATIVE.value
     message: str = ""
-    trajectory: np.ndarray | None = None
-    losses: np.ndarray | None = None
-    gaps: np.ndarray | None = None
+    # left out of the repr: hundreds of rows each (the weights and the summary numbers say what happened)
+    trajectory: np.ndarray | None = field(default=None, repr=False)
+    losses: np.ndarray | None = field(default=None, repr=False)
+    gaps: np.ndarray | None = field(default=None, repr=False)
     gap: float = float("nan")
     method: str = "mixmin"
-    meta: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict, repr=False)
     target_losses: dict | None = None
 
     def top(self, k: int = 10) -> list[tuple[str, float]]:
@@ -88,6 +92,8 @@ def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
 
     With one value the interval is ``(mean, nan, nan)``.
     """
+    if isinstance(level, bool) or not isinstance(level, numbers.Real) or not 0 < level < 1:
+        raise InputError(f"level must be a fraction in (0, 1), e.g. 0.95 for a 95% interval; got {level!r}.")
     x = np.asarray(values, dtype=np.float64)
     x = x[np.isfinite(x)]
     if x.size == 0:

@@ -125,3 +125,14 @@ def test_a_repeated_assay_column_is_refused(tmp_path):
     path.write_text("smiles,A,A\nCCO,1,0\nCCC,0,1\n")
     with pytest.raises(InputError, match=r"dup.csv: column names must be unique; repeated: \['A'\]"):
         data.load_assay_table(path)  # pandas would have renamed the second one A.1
+
+
+def test_a_header_without_molecules_and_odd_arguments(tmp_path):
+    path = tmp_path / "empty.csv"
+    path.write_text("smiles,A,B\n")
+    with pytest.raises(InputError, match="empty.csv: the table has a header but no molecules"):
+        data.load_assay_table(path)
+    with pytest.raises(InputError, match="max_molecules must be a non-negative integer; got -1"):
+        data.load_assay_table(TOXCAST, max_molecules=-1)
+    one = data.load_assay_table(TOXCAST, ignore_columns="mol_id", max_molecules=20)  # one name, not 'm','o',...
+    assert one.labels.shape[0] == 20

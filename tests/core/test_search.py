@@ -302,3 +302,11 @@ def test_rng_may_be_a_seed_and_anything_else_is_named():
         random_search(lambda W: W[:, 0], source_names=("a", "b"), n_trials=4, rng=0, compute_per_trial=-1)
     with pytest.raises(InputError, match="min_conc must be a positive finite number; got 'x'"):
         regmix_swarm(5, [0.5, 0.5], 0, min_conc="x")
+
+
+def test_max_usage_and_val_fraction_are_named():
+    with pytest.raises(InputError, match="max_usage must be a finite number >= 1; got 0.5"):
+        regmix(lambda W: W[:, 0], source_names=("a", "b"), prior=[0.5, 0.5], n_runs=5, rng=0, max_usage=0.5)
+    W = np.random.default_rng(0).dirichlet([1, 1], 20)
+    with pytest.raises(InputError, match="val_fraction must be below 1"):
+        fit_regressor(W, np.arange(20.0), val_fraction=2)

@@ -242,3 +242,13 @@ def test_a_huge_step_size_jumps_to_a_vertex_and_keeps_the_better_start(callback)
     assert result.status == "max_iter"  # it was "non_finite" (every weight underflowed) or a ZeroDivisionError
     assert sorted(result.trajectory[1].tolist()) == [0.0, 0.0, 0.0, 1.0]
     np.testing.assert_array_equal(result.weights, np.full(4, 0.25, np.float32))  # the start's loss was lowest
+
+
+def test_a_result_prints_in_a_few_lines_and_mean_ci_checks_its_level():
+    from mixmin_core.solver.results import mean_ci
+    from mixmin_core.solver.synthetic import example_problem
+
+    result = mixmin(example_problem()[0])
+    assert len(repr(result)) < 1000 and "trajectory" not in repr(result)  # it printed every iterate
+    with pytest.raises(InputError, match=r"level must be a fraction in \(0, 1\), e.g. 0.95 .*; got 95"):
+        mean_ci([1.0, 2.0, 3.0], level=95)  # it returned NaNs

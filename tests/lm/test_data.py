@@ -183,3 +183,19 @@ def test_limit_zero_reads_nothing_and_a_negative_limit_is_refused(tmp_path):
     assert data.read_texts(path, limit=1) == ["one"]
     with pytest.raises(InputError, match="limit must be a non-negative integer; got -1"):
         data.read_jsonl(path, limit=-1)
+
+
+def test_a_byte_order_mark_and_odd_arguments(tmp_path):
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes("\ufeff".encode() + b'{"text": "first"}\n{"text": "second"}\n')  # some editors write one
+    assert data.read_texts(path) == ["first", "second"]
+    folder = tmp_path / "sources"
+    folder.mkdir()
+    for name in ("c4", "wiki"):
+        _write(folder / f"{name}.jsonl", [{"text": name}])
+    with pytest.raises(InputError, match="names must be a list of source names; got 'c4'"):
+        data.find_source_files(folder, names="c4")  # it looked for sources 'c' and '4'
+    with pytest.raises(InputError, match="need at least 2 examples"):
+        data.split_indices(1, seed=0, trial=0)
+    with pytest.raises(InputError, match="fit_fraction must lie strictly between 0 and 1; got 2"):
+        data.split_indices(10, seed=0, trial=0, fit_fraction=2)
