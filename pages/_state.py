@@ -185,8 +185,10 @@ def _checked(key: str):
     return st.session_state.get("app._from_url", {}).pop(key, None)
 
 
-def _text(raw) -> str:
-    return ",".join(raw) if isinstance(raw, list) else str(raw)
+def _text(raw, limit: int = 80) -> str:
+    """A link's value as the notices show it: cut to ``limit`` characters (a link may carry thousands)."""
+    text = ",".join(raw) if isinstance(raw, list) else str(raw)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _to_url(key: str, value):
@@ -253,8 +255,9 @@ def read_url(page: str) -> list[str]:
                            "showing the default instead.")
             continue
         if key == "app.run_id" and value not in _run_ids():
-            notices.append(f"The link's `run={raw}` is not in this run store (deleted, or from another "
-                           "machine); showing another run instead.")
+            other = "another run" if _run_ids() else "no run (the store is empty)"
+            notices.append(f"The link's `run={_text(raw)}` is not in this run store (deleted, or from another "
+                           f"machine); showing {other} instead.")
             continue
         st.session_state[key] = value
         st.session_state.pop("w:" + key, None)

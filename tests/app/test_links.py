@@ -106,6 +106,13 @@ def test_a_link_to_a_run_that_does_not_exist_opens_with_a_notice(home):
         assert at.session_state["app.run_id"] in {r["run_id"] for r in RunStore().list_runs()}
 
 
+def test_a_long_link_value_is_cut_short_and_an_empty_store_says_so(empty_home):
+    at = open_link("compare", {"run": "x" * 5000})
+    (notice,) = [i.value for i in at.info if "link" in i.value]
+    assert len(notice) < 300 and "x" * 79 + "…" in notice  # it repeated all 5,000 characters
+    assert "showing no run (the store is empty) instead" in notice  # not "another run": there is none
+
+
 def test_a_link_to_a_target_not_in_the_run_falls_back_with_a_notice(home):
     at = open_link("assays", {"run": CHEM_RUN, "setting": "sources-10", "target": "NOT_AN_ASSAY"})
     assert any("`target=NOT_AN_ASSAY`" in n for n in notices(at))
