@@ -63,13 +63,13 @@ def is_mapped(arr) -> bool:
 class PageReleaser:
     """Drops the pages of finished column ranges of a memory-mapped 2-D array from the process.
 
-    Pages are released once :data:`RELEASE_BYTES` of columns have been read (one ``madvise`` per
+    Pages are released once ``release_bytes`` of columns have been read (one ``madvise`` per
     stretch for a sample-major file, one per row and stretch for a source-major one). The data
     stays in the page cache; touching a released page again maps it back without disk I/O.
     Does nothing for an array that is not mapped.
     """
 
-    def __init__(self, arr: np.ndarray):
+    def __init__(self, arr: np.ndarray, release_bytes: int = RELEASE_BYTES):
         self._mm = find_mmap(arr)
         self._pending = None
         if self._mm is None:
@@ -82,7 +82,7 @@ class PageReleaser:
             self._mm = None  # an unusual view: leave its pages to the kernel
             return
         self._rows = 1 if self._sample_major else arr.shape[0]
-        self._step = max(1, RELEASE_BYTES // max(1, arr.shape[0] * arr.itemsize))
+        self._step = max(1, release_bytes // max(1, arr.shape[0] * arr.itemsize))
         self._size = len(self._mm)
 
     def populate(self, cols: slice) -> None:

@@ -34,9 +34,6 @@ from mixmin_core.solver.proxy_outputs import ProxyOutputs
 #: from cache, two multi-stream BLAS passes beat one single-stream pass (measured: 5.4 against
 #: 1.2-2.8 G values/s at 128 x 30,000), and the kernel only wins where memory bandwidth is the limit.
 FUSED_MIN_SOURCES = 32
-#: Column chunks of an in-memory matrix on the kernel's path: the threads share them, and each is
-#: one kernel call (the matrix is larger than cache there, so a call's overhead is negligible).
-FUSED_CHUNKS = 8
 #: How the kernel's copy of the matrix may be stored (see :func:`make_objective`).
 STORAGES = ("float32", "float16")
 _HALF_MAX = float(np.finfo(np.float16).max)
@@ -246,7 +243,8 @@ class Objective:
         u = np.empty(w.shape[:-1] + (width,), dtype=np.float32) if parts is not None and not fused else None
         pages = scratch = None
         if self.streamed:  # per sweep, so concurrent evaluations never share a buffer
-            pages = blocks.PageReleaser(self.values)
+            # the threads together hold about RELEASE_BYTES of mapped pages (16 threads held ~1 GB)
+            pages = blocks.PageReleaser(self.values, blocks.RELEASE_BYTES // THREADS)
             order = "F" if self.values.flags.f_contiguous else "C"
             scratch = None if self.identity else np.empty((self.n_sources, width), np.float32, order=order)
         for b in block_range:
@@ -281,8 +279,13 @@ class Objective:
         return raw if self.identity else self._derive(raw, cols, scratch[:, : raw.shape[1]])
 
 
-#: Threads that share the column blocks of one evaluation (each block is still read once).
-THREADS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+#: Threads that share the column blocks of one evaluation (each block is still read once): one per core, up to
+#: 16. A cap of 4 left a 16-core machine's memory bandwidth half used: the one-pass solve at 1,328 x 100,000 ran
+#: at 1.9x the two-pass floor there (numpy's BLAS used all 16 cores), against 0.6-0.8x on 2 cores.
+THREADS = max(1, min(16, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+#: Column chunks of an in-memory matrix on the kernel's path: the threads share them (at least one each), and
+#: each is one kernel call (the matrix is larger than cache there, so a call's overhead is negligible).
+FUSED_CHUNKS = max(8, THREADS)
 #: Fewest blocks per thread worth a hand-off (a thread switch costs tens of microseconds).
 _MIN_BLOCKS_PER_THREAD = 8
 _POOL: dict[int, ThreadPoolExecutor] = {}  # by process id: a forked child must not reuse its parent's
