@@ -50,9 +50,12 @@ def _fit(prefix: np.ndarray, cont: np.ndarray, limit: int) -> tuple[np.ndarray, 
 
 
 def score_pairs(model, prefixes: list[np.ndarray], conts: list[np.ndarray], *, bos: int, pad: int,
-                context: int, batch_size: int = 32, device: str = "cpu") -> SequenceScores:
-    """Log-probabilities of each ``(prefix, continuation)`` pair of token arrays."""
+                context: int, batch_size: int = 32, device: str | None = None) -> SequenceScores:
+    """Log-probabilities of each ``(prefix, continuation)`` pair of token arrays, computed on ``device``
+    (default: where the model is; a CUDA model given CPU inputs was an error)."""
     import torch
+
+    device = device or next(model.parameters()).device
 
     n = len(prefixes)
     out = SequenceScores(*(np.zeros(n, dtype=t) for t in (np.float32, np.int32, np.float32, np.int32)))
@@ -84,7 +87,7 @@ def _encode_pairs(tok, examples: list[TargetExample], conts: list[str]):
 
 
 def score_examples(model, tok, examples: list[TargetExample], *, context: int, batch_size: int = 32,
-                   device: str = "cpu") -> SequenceScores:
+                   device: str | None = None) -> SequenceScores:
     """Question + correct answer (or the whole document) of every example."""
     conts = [(" " + e.answer) if e.prefix else e.answer for e in examples]
     prefixes, cont_ids = _encode_pairs(tok, examples, conts)
@@ -93,7 +96,7 @@ def score_examples(model, tok, examples: list[TargetExample], *, context: int, b
 
 
 def choice_accuracy(model, tok, examples: list[TargetExample], *, context: int, batch_size: int = 32,
-                    device: str = "cpu") -> dict[str, np.ndarray]:
+                    device: str | None = None) -> dict[str, np.ndarray]:
     """Per-example correctness of multiple-choice predictions.
 
     Returns ``{"acc_norm": (n,) float32, "acc": (n,) float32}``: 1.0 where the choice with the highest
