@@ -9,13 +9,13 @@ import pytest
 torch = pytest.importorskip("torch")
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
-from mixmin_core.lm import tokenizer as T  # noqa: E402
-from mixmin_core.lm.data import TargetExample  # noqa: E402
-from mixmin_core.lm.models import model_vocab_size  # noqa: E402
-from mixmin_core.lm.scoring import score_examples  # noqa: E402
-from mixmin_core.lm.training import load_model, pick_device, save_model, train_lm  # noqa: E402
+from mixmin_core.lm import tokenizer as T
+from mixmin_core.lm.data import TargetExample
+from mixmin_core.lm.models import model_vocab_size
+from mixmin_core.lm.scoring import score_examples
+from mixmin_core.lm.training import load_model, pick_device, save_model, train_lm
 
-from .conftest import MICRO  # noqa: E402
+from .conftest import MICRO
 
 ANIMALS, NUMBERS = ["cat", "dog", "cow", "hen", "fox", "owl"], ["one", "two", "three", "four", "five", "six"]
 
@@ -33,7 +33,7 @@ def setting(tmp_path_factory):
 
 
 def test_auto_picks_cuda_and_a_model_learns_there(setting):
-    tok, streams, _, vocab = setting
+    _, streams, _, vocab = setting
     assert pick_device("auto") == "cuda"
     result = train_lm(preset=MICRO, vocab_size=vocab, streams=streams, weights=[0.5, 0.5], n_tokens=60_000, seed=0)
     assert result.info["device"] == "cuda" and next(result.model.parameters()).device.type == "cuda"
