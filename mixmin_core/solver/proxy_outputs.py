@@ -314,7 +314,7 @@ def _positions(name: str, chosen, n: int, names: tuple | None = None) -> np.ndar
                          f"got {describe(chosen)}.")
     items = list(chosen)
     if names is not None and items and all(isinstance(s, str) for s in items):
-        lookup = {n: i for i, n in enumerate(names)}
+        lookup = {label: i for i, label in enumerate(names)}
         missing = [s for s in items if s not in lookup]
         if missing:
             raise InputError(f"{name} not found: {missing[:5]}; known: {list(names)[:5]}...")
