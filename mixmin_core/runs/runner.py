@@ -185,11 +185,14 @@ class RunContext:
         return infos
 
     def _rerun_unrecorded(self, units: list[Unit]) -> None:
-        """A unit whose output file exists but whose catalog row does not (killed between writing the one and
-        recording the other) runs again: what it reported (its compute, say) lives only in the catalog."""
+        """A unit whose output file in this run's folder exists but whose catalog row does not (killed between
+        writing the one and recording the other) runs again: what it reported (its compute, say) lives only in
+        the catalog. Files outside the run folder (the store's content-addressed proxy cache, shared between
+        runs and described beside each entry) are reused as they are."""
         recorded = {u["unit_id"] for u in self.store.units(self.run_id)}
+        run_dir = self.run_dir.resolve()
         for u in units:
-            if u.is_done() and u.unit_id not in recorded:
+            if u.is_done() and u.unit_id not in recorded and Path(u.output).resolve().is_relative_to(run_dir):
                 log.warning("%s: output without a catalog record (the job was killed in between); running it again",
                             u.unit_id)
                 Path(u.output).unlink()
