@@ -3,8 +3,7 @@
 A bootstrap resample of the target samples is the same problem with multinomial sample
 weights, so ``n_boot`` resamples become ``W (B, P) @ F (P, N)`` matrix products: compute-bound
 GEMMs instead of ``n_boot`` separate bandwidth-bound solves (seconds at 600 x 5,000). Each
-iteration reads the matrix once, block by block, and skips the loss (only the gradient moves
-the weights).
+iteration reads the matrix once, block by block.
 """
 from __future__ import annotations
 
@@ -15,7 +14,7 @@ import numpy as np
 from mixmin_core.errors import InputError
 from mixmin_core.solver.objectives import make_objective
 from mixmin_core.solver.proxy_outputs import ProxyOutputs
-from mixmin_core.solver.simplex import entropic_step
+from mixmin_core.solver.simplex import entropic_step, frank_wolfe_gap
 from mixmin_core.solver.solvers import _check_params, start_weights
 from mixmin_core.solver.validation import check_number, check_outputs
 
@@ -39,8 +38,12 @@ class BootstrapResult:
 
 
 def bootstrap_weights(outputs: ProxyOutputs, n_boot: int = 200, seed: int = 0, *, level: float = 0.95,
-                      step_size: float = 1.0, max_iter: int = 100, init=None, tol: float = 0.0) -> BootstrapResult:
+                      step_size: float = 1.0, max_iter: int = 100, init=None, tol: float = 1e-6) -> BootstrapResult:
     """Resample target samples with replacement ``n_boot`` times and re-solve MixMin on each.
+
+    Each resample gets what :func:`mixmin` would return for it: the descent stops where its Frank-Wolfe gap
+    falls to ``tol`` or its loss turns non-finite, and if the loss rose at the end, the lowest-loss iterate is
+    kept (so intervals describe the weights the Solver shows, also at a step size too large to converge).
 
     Parameters
     ----------
@@ -48,9 +51,7 @@ def bootstrap_weights(outputs: ProxyOutputs, n_boot: int = 200, seed: int = 0, *
     n_boot : number of resamples (default 200).
     seed : seed of the resampling generator.
     level : coverage of the reported central interval (default 0.95).
-    step_size, max_iter, init : as in :func:`mixmin` (each resample runs ``max_iter`` steps).
-    tol : accepted for symmetry with :func:`mixmin` and checked, but every resample runs all
-        ``max_iter`` steps (a batch has no single stopping point).
+    step_size, max_iter, init, tol : as in :func:`mixmin`.
 
     Raises
     ------
@@ -64,7 +65,7 @@ def bootstrap_weights(outputs: ProxyOutputs, n_boot: int = 200, seed: int = 0, *
     level = check_number("level", level)
     if not 0 < level < 1:
         raise InputError(f"level must be in (0, 1), e.g. 0.95; got {level!r}.")
-    step_size, max_iter, _ = _check_params(step_size, max_iter, tol)
+    step_size, max_iter, tol = _check_params(step_size, max_iter, tol)
     w0 = start_weights(outputs, init)
     objective = make_objective(outputs)
     rng = np.random.default_rng(seed)
@@ -74,14 +75,37 @@ def bootstrap_weights(outputs: ProxyOutputs, n_boot: int = 200, seed: int = 0, *
     for start in range(0, n_boot, chunk):
         b = min(chunk, n_boot - start)
         counts = rng.multinomial(n, np.full(n, 1.0 / n), size=b).astype(np.float32)
-        sample_weights = counts / np.float32(n)
-        w = np.repeat(w0[None, :], b, axis=0)
-        for _ in range(max_iter):
-            _, grad = objective.loss_grad(w, sample_weights, need_loss=False)
-            w = entropic_step(w, grad, step_size).astype(np.float32, copy=False)
-        samples.append(w)
+        samples.append(_descend_batch(objective, w0, counts / np.float32(n), step_size, max_iter, tol))
     samples = np.concatenate(samples)
     alpha = (1 - level) / 2
     lower, median, upper = np.quantile(samples, [alpha, 0.5, 1 - alpha], axis=0)
     return BootstrapResult(outputs.source_names, samples, lower.astype(np.float32),
                            upper.astype(np.float32), median.astype(np.float32), level)
+
+
+def _descend_batch(objective, w0: np.ndarray, sample_weights: np.ndarray, step_size: float, max_iter: int,
+                   tol: float) -> np.ndarray:
+    """``solvers.descend`` and ``solvers._result``'s choice of iterate for every row of ``sample_weights``
+    at once: one batched evaluation per iteration over the rows still descending."""
+    b = len(sample_weights)
+    w = np.repeat(w0[None, :], b, axis=0)
+    last, best = w.copy(), w.copy()  # the last finite iterate, and the lowest-loss one
+    last_loss, best_loss = np.full(b, np.inf), np.full(b, np.inf)
+    converged = np.zeros(b, dtype=bool)
+    rows = np.arange(b)  # the rows still descending
+    for it in range(max_iter + 1):
+        loss, grad = objective.loss_grad(w[rows], sample_weights[rows] if len(rows) < b else sample_weights)
+        finite = np.isfinite(loss) & np.isfinite(grad).all(axis=1)
+        loss, grad, rows = loss[finite], grad[finite], rows[finite]  # a non-finite row stops where it was
+        last[rows], last_loss[rows] = w[rows], loss
+        lower = loss < best_loss[rows]
+        best[rows[lower]], best_loss[rows[lower]] = w[rows[lower]], loss[lower]
+        done = frank_wolfe_gap(w[rows], grad) <= tol
+        converged[rows[done]] = True
+        rows, grad = rows[~done], grad[~done]
+        if it == max_iter or not len(rows):
+            break
+        w[rows] = entropic_step(w[rows], grad, step_size).astype(np.float32, copy=False)
+    # as mixmin: the last iterate, unless the loss rose at the end of a run that did not converge
+    rose = ~converged & np.isfinite(best_loss) & (last_loss - best_loss > 1e-6 * np.maximum(1.0, np.abs(best_loss)))
+    return np.where(rose[:, None], best, last)

@@ -41,3 +41,21 @@ def test_bootstrap_errors(kwargs, match):
     outputs, _ = example_problem(n_sources=3, n_samples=50)
     with pytest.raises(InputError, match=match):
         bootstrap_weights(outputs, **kwargs)
+
+
+@pytest.mark.parametrize("step_size,max_iter", [(1.0, 200), (10.0, 100)])
+def test_each_resample_gets_what_mixmin_returns_for_it(step_size, max_iter):
+    """The batch stops each resample on its gap and keeps the lowest-loss iterate when the loss rose, as mixmin
+    does: at step 10 the Solver showed the start's weights beside intervals of the 100th iterate."""
+    from mixmin_core.solver.synthetic import example_problem
+
+    outputs = example_problem()[0]
+    boot = bootstrap_weights(outputs, n_boot=4, seed=3, step_size=step_size, max_iter=max_iter)
+    n = outputs.n_samples
+    counts = np.random.default_rng(3).multinomial(n, np.full(n, 1.0 / n), size=4)  # the resamples it drew
+    for k in range(4):
+        alone = mixmin(outputs.select(samples=np.repeat(np.arange(n), counts[k])), step_size=step_size,
+                       max_iter=max_iter)
+        np.testing.assert_allclose(boot.samples[k], alone.weights, atol=2e-4)
+    full = mixmin(outputs, step_size=step_size, max_iter=max_iter)
+    assert ((boot.lower <= full.weights + 1e-3) & (full.weights <= boot.upper + 1e-3)).all()
