@@ -26,7 +26,6 @@ from mixmin_core.runs.store import RunStore, default_home
 from mixmin_core.solver.synthetic import example_problem
 
 EXAMPLE = "example"
-LOWER_IS_BETTER = ("nll", "loss", "error", "mse", "perplexity", "l1")
 HEADLINE_METRICS = ("ap", "generative_loss")
 
 
@@ -125,11 +124,14 @@ def bootstrap(problem_id: str, stamp: float, step_size: float, max_iter: int, in
 
 def main_first(variant: str) -> tuple:
     """Sort key that puts a run's main setting first: "", else the largest sweep point (all sources,
-    the largest proxy budget), then the other sweep points from large to small, then the rest."""
+    the largest proxy budget), then the other sweep points from large to small; then stages from the
+    last (a ladder's full-budget rung, an evolving set's current version) to the first; then the rest."""
     if variant == "":
         return (0, 0.0, "")
-    point = layout.sweep_point(variant)
-    return (1, -point[1], variant) if point else (2, 0.0, variant)
+    point, stage = layout.sweep_point(variant), layout.stage(variant)
+    if point:
+        return (1, -point[1], variant)
+    return (2, -stage, variant) if stage is not None else (3, 0.0, variant)
 
 
 def setting_label(variant: str) -> str:
@@ -226,10 +228,6 @@ def metrics_by_default(frame: pd.DataFrame) -> list[str]:
 def settings_by_default(frame: pd.DataFrame) -> list[str]:
     """The variants of a frame, main setting first (see :func:`main_first`)."""
     return sorted(frame["variant"].unique(), key=main_first)
-
-
-def lower_is_better(metric: str) -> bool:
-    return any(word in str(metric).lower() for word in LOWER_IS_BETTER)
 
 
 def layout_problems(run_id: str) -> list:

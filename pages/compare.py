@@ -7,7 +7,12 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from mixmin_core.runs import layout
-from mixmin_core.solver.results import mean_ci, mean_over_targets, summarize
+from mixmin_core.solver.results import (
+    lower_is_better,
+    mean_ci,
+    mean_over_targets,
+    summarize,
+)
 from pages import _data as data
 from pages import _figures as figs
 from pages import _state as state
@@ -24,9 +29,10 @@ def bars(summary: pd.DataFrame, x: str, title: str) -> go.Figure:
     return fig
 
 
-WHAT = ("What you are looking at: each method's score on the target assays' held-out data with a final model "
+WHAT = ("What you are looking at: each method's score on each target's held-out data with a final model "
         "trained on that method's mixture, mean and 95% confidence interval over trials; the improvement over the "
-        "chosen baseline is computed trial by trial.")
+        "chosen baseline is computed trial by trial, positive where the method did better (a lower loss or a "
+        "higher score).")
 SEARCH_METHODS = ("random_search", "regmix")
 
 
@@ -153,7 +159,7 @@ def page() -> None:
         state.fallback("compare.baseline", default[0])
     baseline = state.select_kept("Improvement over", baselines, "compare.baseline", container=c3)
     shown = sub[sub["variant"] == variant]
-    direction = "lower is better" if data.lower_is_better(metric) else "higher is better"
+    direction = "lower is better" if lower_is_better(metric) else "higher is better"
     st.caption(f"`{metric}` ({direction}) · {shown['target'].nunique()} targets · "
                f"{shown['trial'].nunique()} trials · 95% CIs over trials · p-values: Welch t-test against MixMin")
     if data.is_surrogate(metric):

@@ -126,6 +126,15 @@ def mean_over_targets(frame, keep=()):
     return out
 
 
+#: Words in a metric's name that make lower values better (losses, errors); every other metric is higher-better.
+LOWER_IS_BETTER = ("nll", "loss", "error", "mse", "perplexity", "l1")
+
+
+def lower_is_better(metric: str) -> bool:
+    """Whether lower values of ``metric`` are better (by its name: see :data:`LOWER_IS_BETTER`)."""
+    return any(word in str(metric).lower() for word in LOWER_IS_BETTER)
+
+
 def summarize(frame, *, by=("target", "method", "metric"), reference: str | None = None,
               focus: str = "mixmin", level: float = 0.95):
     """Per-group mean and CI over trials, improvement over ``reference`` and Welch p-values.
@@ -133,8 +142,9 @@ def summarize(frame, *, by=("target", "method", "metric"), reference: str | None
     Parameters
     ----------
     frame : pandas.DataFrame with columns ``by + ("trial", "value")`` (extra columns ignored).
-    reference : method to subtract trial by trial (e.g. ``"target_only"``); adds
-        ``improvement``/``improvement_low``/``improvement_high``.
+    reference : method compared with trial by trial (e.g. ``"target_only"``); adds
+        ``improvement``/``improvement_low``/``improvement_high``: positive is better, so ``value - reference``,
+        or ``reference - value`` for a metric where lower is better (:func:`lower_is_better`).
     focus : method whose p-value against every other method (same target and metric) is reported
         in ``p_vs_<focus>``.
     """
@@ -160,7 +170,8 @@ def summarize(frame, *, by=("target", "method", "metric"), reference: str | None
         for i, row in out.iterrows():
             key = tuple(row[c] for c in group_cols)
             sel = diffs.xs(key if len(key) > 1 else key[0], level=group_cols if len(key) > 1 else group_cols[0])
-            m, lo, hi = mean_ci(sel[row["method"]], level)
+            sign = -1.0 if lower_is_better(row.get("metric", "")) else 1.0
+            m, lo, hi = mean_ci(sign * sel[row["method"]], level)
             out.loc[i, ["improvement", "improvement_low", "improvement_high"]] = [m, lo, hi]
     if focus in pivot.columns:
         for i, row in out.iterrows():

@@ -114,3 +114,14 @@ def test_atomic_writes_get_the_permissions_open_would_give(tmp_path):
     fileio.write_json(path, {"a": 1})
     plain.write_text("{}")
     assert stat.S_IMODE(os.stat(path).st_mode) == stat.S_IMODE(os.stat(plain).st_mode)
+
+
+def test_improvement_is_positive_for_a_lower_loss():
+    """For a loss the improvement was value - reference, so a method with a lower (better) loss read as worse."""
+    rows = []
+    for trial in range(3):
+        rows += [{"target": "t", "method": "natural", "trial": trial, "metric": "generative_loss", "value": 5.5 + 0.01 * trial},
+                 {"target": "t", "method": "mixmin", "trial": trial, "metric": "generative_loss", "value": 5.4 + 0.01 * trial}]
+    out = summarize(pd.DataFrame(rows), reference="natural").set_index("method")
+    assert out.loc["mixmin", "improvement"] == pytest.approx(0.1)
+    assert out.loc["mixmin", "improvement_low"] <= out.loc["mixmin", "improvement_high"]
