@@ -182,6 +182,17 @@ def sweep_point(variant: str) -> tuple[str, float] | None:
     return kind, float(m.group(2)) / (100 if m.group(3) else 1)
 
 
+_STAGE = re.compile(r"^(rung|v)(\d+)$")
+
+
+def stage(variant: str) -> int | None:
+    """The index of a stage that grows towards the run's result: ``rung2`` of a compute ladder (its largest
+    rung is the full budget), ``v4`` of an evolving source set (its last version is the current one); None
+    for any other variant."""
+    m = _STAGE.match(str(variant))
+    return int(m.group(2)) if m else None
+
+
 def answer_outputs_path(run_dir: Path, problem: Problem) -> Path:
     """LM choice targets: ProxyOutputs of the answer given the question (the predictive objective)."""
     return Path(run_dir) / "proxy_outputs_answer" / problem.key
