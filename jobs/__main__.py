@@ -87,8 +87,13 @@ def resolve_config(config_path: str, overrides: list[str]) -> tuple:
     if not isinstance(name, str) or not name.strip() or len(name) > 200:
         raise ConfigError(f"name must be a non-empty text of at most 200 characters; got {str(name)[:60]!r}.")
     pipeline = load_pipeline(pipeline_name)
-    _check_execution_fields(pipeline.CONFIG, raw)
-    config = build_dataclass(pipeline.CONFIG, raw)
+    try:
+        _check_execution_fields(pipeline.CONFIG, raw)
+        config = build_dataclass(pipeline.CONFIG, raw)
+    except ConfigError as exc:  # "field: ..." -- say where the value came from: an override or the file
+        field = str(exc).split(":", 1)[0].split("[", 1)[0]
+        overridden = {o.split("=", 1)[0].strip().split(".")[0] for o in overrides or []}
+        raise ConfigError(f"--set {exc}" if field in overridden else f"{config_path}: {exc}") from None
     resolved = {"pipeline": pipeline_name, "name": name, **dataclasses.asdict(config)}
     datasets.check_config_paths(resolved)
     if hasattr(pipeline, "validate"):

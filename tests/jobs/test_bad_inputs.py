@@ -442,9 +442,9 @@ def test_bad_library_input(case):
 
 # ---- real processes: no traceback, nothing created --------------------------------------------------
 @pytest.mark.parametrize("argv,match", [
-    (["run", SYN, "--set", "n_workers=abc"], "error: n_workers: must be an integer"),
+    (["run", SYN, "--set", "n_workers=abc"], "error: --set n_workers: must be an integer"),
     (["run", SYN, "--set", "assays=[unclosed"], "error: --set assays: cannot parse"),
-    (["run", SYN, "--set", "seed=abc"], "error: seed: must be an integer"),
+    (["run", SYN, "--set", "seed=abc"], "error: --set seed: must be an integer"),
     (["run", SYN, "--workers", "abc"], "argument --workers: must be a whole number"),
 ], ids=["n_workers", "yaml", "seed", "workers"])
 def test_real_cli_process_prints_no_traceback_and_creates_nothing(argv, match):
