@@ -72,6 +72,16 @@ def _check_positive_int(name: str, value, minimum: int = 1) -> int:
     return int(value)
 
 
+def _check_names(source_names) -> tuple:
+    """``source_names`` as a tuple of distinct names (a repeated name would make two sources one in a result)."""
+    if isinstance(source_names, str) or np.ndim(source_names) != 1:
+        raise InputError(f"source_names must be a list of names, one per source; got {describe(source_names)}.")
+    names = tuple(str(n) for n in source_names)
+    if len(set(names)) != len(names):
+        raise InputError(f"source_names must be unique; repeated: {sorted({n for n in names if names.count(n) > 1})[:5]}.")
+    return names
+
+
 def _check_rng(rng) -> np.random.Generator:
     """``rng`` as a Generator: one as it is, an integer as its seed (``np.random.default_rng(rng)``)."""
     if isinstance(rng, np.random.Generator):
@@ -285,7 +295,7 @@ def random_search(evaluate, *, source_names, n_trials: int, rng: np.random.Gener
     InputError
         For bad arguments or if ``evaluate`` returns the wrong number of losses.
     """
-    names = tuple(source_names)
+    names = _check_names(source_names)
     compute_per_trial = check_number("compute_per_trial", compute_per_trial, minimum=0, strict=True)
     W = sample_random_mixtures(n_trials, len(names), rng, prior=prior, concentration=concentration)
     losses = _check_losses("evaluate", evaluate(W), len(W))
@@ -312,7 +322,7 @@ def random_search_table(W, losses, *, source_names, n_trials: int, rng: np.rando
     InputError
         If shapes disagree or ``n_trials`` exceeds the number of runs.
     """
-    names = tuple(source_names)
+    names = _check_names(source_names)
     W = _check_weights_table("W", W, len(names))
     y = _check_losses("losses", losses, len(W))
     n_trials = _check_positive_int("n_trials", n_trials)
@@ -524,7 +534,7 @@ def regmix_fit_choose(W, y, *, source_names, prior, rng: np.random.Generator, pr
     ``meta`` with ``n_runs``, ``compute``, ``preset``, ``spearman`` (early-stopping hold-out),
     ``spearman_tests``, ``best_iteration``, ``warnings``, ``top_k``, ``n_candidates``.
     """
-    names = tuple(source_names)
+    names = _check_names(source_names)
     W = _check_weights_table("W", W, len(names))
     model, preset = _fit_auto(W, y, preset=preset, seed=seed, val=val)
     w = regmix_choose(model, _check_prior("prior", prior, len(names)), rng, n_candidates=n_candidates, top_k=top_k)
@@ -580,7 +590,7 @@ def regmix(evaluate, *, source_names, prior, n_runs: int, rng: np.random.Generat
     InputError
         For bad arguments or if ``evaluate`` returns the wrong number of losses.
     """
-    names = tuple(source_names)
+    names = _check_names(source_names)
     if preset != "auto":
         _check_preset(preset)
     p = _check_prior("prior", prior, len(names))

@@ -297,7 +297,7 @@ def test_rng_may_be_a_seed_and_anything_else_is_named():
     with pytest.raises(InputError, match="rng must be a numpy Generator .* or a non-negative integer seed; got 'x'"):
         random_search(lambda W: W[:, 0], source_names=("a", "b"), n_trials=4, rng="x")
     with pytest.raises(InputError, match=r"run_ids must name every run of the table \(3\); got 2"):
-        random_search_table(np.eye(3), [1, 2, 3], source_names="abc", n_trials=2, rng=0, run_ids=[1, 2])
+        random_search_table(np.eye(3), [1, 2, 3], source_names=("a", "b", "c"), n_trials=2, rng=0, run_ids=[1, 2])
     with pytest.raises(InputError, match="compute_per_trial must be a positive finite number; got -1"):
         random_search(lambda W: W[:, 0], source_names=("a", "b"), n_trials=4, rng=0, compute_per_trial=-1)
     with pytest.raises(InputError, match="min_conc must be a positive finite number; got 'x'"):
@@ -310,3 +310,10 @@ def test_max_usage_and_val_fraction_are_named():
     W = np.random.default_rng(0).dirichlet([1, 1], 20)
     with pytest.raises(InputError, match="val_fraction must be below 1"):
         fit_regressor(W, np.arange(20.0), val_fraction=2)
+
+
+@pytest.mark.parametrize("names,match", [(("a", "a"), r"source_names must be unique; repeated: \['a'\]"),
+                                         ("ab", "source_names must be a list of names")])
+def test_source_names_must_be_distinct_names(names, match):
+    with pytest.raises(InputError, match=match):  # a result would have merged the two 'a' sources
+        random_search(lambda W: W[:, 0], source_names=names, n_trials=4, rng=0)
