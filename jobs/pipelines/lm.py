@@ -29,7 +29,6 @@ from mixmin_core.lm.models import PRESETS, TOKENIZERS, get_preset
 from mixmin_core.runs.runner import RunContext
 from mixmin_core.solver.multi_target import MODES
 
-
 #: Fewest characters per source a cut (``max_source_chars``) may keep: a few hundred tokens.
 MIN_SOURCE_CHARS = 1000
 

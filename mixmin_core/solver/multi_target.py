@@ -26,8 +26,8 @@ from mixmin_core.solver.objectives import make_objective
 from mixmin_core.solver.proxy_outputs import ProxyOutputs
 from mixmin_core.solver.results import MixtureResult, Status
 from mixmin_core.solver.simplex import entropic_step
-from mixmin_core.solver.validation import as_float_array
 from mixmin_core.solver.solvers import Iterate, _check_params, descend, start_weights
+from mixmin_core.solver.validation import as_float_array
 
 MODES = ("mean", "worst")
 

@@ -8,8 +8,8 @@ from mixmin_core import InputError, ProxyOutputs
 
 
 def _binary(**kw):
-    args = dict(labels=[0, 1, 1], source_names=["a", "b"], natural_weights=[3, 1], sample_ids=["x", "y", "z"],
-                meta={"dataset": "toy", "compute": 1.5})
+    args = {"labels": [0, 1, 1], "source_names": ["a", "b"], "natural_weights": [3, 1], "sample_ids": ["x", "y", "z"],
+                "meta": {"dataset": "toy", "compute": 1.5}}
     args.update(kw)
     return ProxyOutputs([[0.1, 0.8, 0.7], [0.4, 0.5, 0.9]], "binary", **args)
 
@@ -278,30 +278,30 @@ def test_a_writable_memory_map_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(values=np.ones((2, 3)) * (0.5 + 1j), kind="mse"), "2-D numeric array .* of real numbers; got .*complex"),
-    (dict(natural_weights=[1e308, 1e308]), "positive, finite sum; got sum inf"),
-    (dict(source_names=5), "source_names must be a list of names, one per source; got 5"),
-    (dict(source_names="ab"), "source_names must be a list of names"),
-    (dict(sample_ids=5), "sample_ids must be a list of ids, one per sample; got 5"),
-    (dict(sample_ids=np.array(5)), "sample_ids must be a list of ids"),
-    (dict(meta=[1, 2]), r"meta must be a dict \(JSON-serialisable\); got \[1, 2\]"),
+    ({"values": np.ones((2, 3)) * (0.5 + 1j), "kind": "mse"}, "2-D numeric array .* of real numbers; got .*complex"),
+    ({"natural_weights": [1e308, 1e308]}, "positive, finite sum; got sum inf"),
+    ({"source_names": 5}, "source_names must be a list of names, one per source; got 5"),
+    ({"source_names": "ab"}, "source_names must be a list of names"),
+    ({"sample_ids": 5}, "sample_ids must be a list of ids, one per sample; got 5"),
+    ({"sample_ids": np.array(5)}, "sample_ids must be a list of ids"),
+    ({"meta": [1, 2]}, r"meta must be a dict \(JSON-serialisable\); got \[1, 2\]"),
 ])
 def test_constructor_arguments_of_the_wrong_kind_are_one_clear_error(kwargs, match):
-    args = dict(values=[[0.1, 0.8, 0.7], [0.4, 0.5, 0.9]], kind="binary", labels=[0, 1, 1]) | kwargs
+    args = {"values": [[0.1, 0.8, 0.7], [0.4, 0.5, 0.9]], "kind": "binary", "labels": [0, 1, 1]} | kwargs
     with pytest.raises(InputError, match=match):
         ProxyOutputs(args.pop("values"), args.pop("kind"), **args)
 
 
 @pytest.mark.parametrize("select,match", [
-    (dict(sources=[0, 9]), r"sources positions must lie in 0..1; got 0..9"),
-    (dict(sources=["a", 1]), "sources must be names or integer positions"),
-    (dict(sources=[0.0, 1.7]), "sources must be names or integer positions"),
-    (dict(sources=[0, 0]), "sources must not repeat a source"),
-    (dict(sources="ab"), "sources must be a list"),
-    (dict(samples=[]), "samples must keep at least one sample; got none"),
-    (dict(samples=2), "samples must be a list"),
-    (dict(samples=[True, False]), r"a boolean mask must have one entry per sample \(3\); got 2"),
-    (dict(samples=[0, 3]), r"samples positions must lie in 0..2; got 0..3"),
+    ({"sources": [0, 9]}, r"sources positions must lie in 0..1; got 0..9"),
+    ({"sources": ["a", 1]}, "sources must be names or integer positions"),
+    ({"sources": [0.0, 1.7]}, "sources must be names or integer positions"),
+    ({"sources": [0, 0]}, "sources must not repeat a source"),
+    ({"sources": "ab"}, "sources must be a list"),
+    ({"samples": []}, "samples must keep at least one sample; got none"),
+    ({"samples": 2}, "samples must be a list"),
+    ({"samples": [True, False]}, r"a boolean mask must have one entry per sample \(3\); got 2"),
+    ({"samples": [0, 3]}, r"samples positions must lie in 0..2; got 0..3"),
 ])
 def test_select_refuses_what_it_cannot_mean(select, match):
     with pytest.raises(InputError, match=match):
