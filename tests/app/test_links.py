@@ -234,3 +234,13 @@ def test_the_main_setting_of_a_ladder_or_an_evolving_run_is_its_last_stage():
     assert sorted(["rung0", "rung2", "rung1"], key=main_first) == ["rung2", "rung1", "rung0"]
     assert sorted(["v0", "v10", "v4"], key=main_first) == ["v10", "v4", "v0"]
     assert sorted(["rung1", "budget-0.1", "", "other"], key=main_first) == ["", "budget-0.1", "rung1", "other"]
+
+
+def test_compare_shows_the_weights_of_the_chosen_setting(home):
+    """The "Weights of" list stayed on the main setting's problems after the Setting changed."""
+    at = open_app("compare")
+    for variant in ("sources-10", "sources-all"):
+        at.selectbox(key="w:compare.variant").set_value(variant).run()
+        assert not at.exception
+        options = at.selectbox(key="w:compare.problem").options
+        assert options and all(variant in o for o in options), (variant, options)
