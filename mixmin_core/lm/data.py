@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from mixmin_core.errors import InputError
-from mixmin_core.solver.validation import check_number
+from mixmin_core.solver.validation import check_names, check_number
 
 log = logging.getLogger("mixmin.lm.data")
 
@@ -122,10 +122,7 @@ def find_source_files(folder: str | os.PathLike, *, names: list[str] | None = No
     if not folder.is_dir():
         raise InputError(f"sources folder {folder} not found; expected a folder of <source>.jsonl(.gz) files.")
     files = {source_name(p): p for p in sorted(folder.iterdir()) if p.name.endswith(SUFFIXES)}
-    if isinstance(names, str) or (names is not None and not all(isinstance(n, str) for n in names)):
-        raise InputError(f"names must be a list of source names; got {names!r}.")
-    if names and len(set(names)) != len(names):
-        raise InputError(f"names must not repeat a source; got {list(names)}.")
+    names = None if names is None else check_names("names", names)
     if names:
         missing = [n for n in names if n not in files]
         if missing:

@@ -25,13 +25,13 @@ from mixmin_core.errors import InputError
 from mixmin_core.search.swarm import (
     _best_of,
     _check_losses,
-    _check_names,
     _check_positive_int,
     _check_prior,
     _check_weights_table,
     spearman,
 )
 from mixmin_core.solver.results import MixtureResult
+from mixmin_core.solver.validation import check_names
 
 
 def expected_improvement(mu, sigma, best: float, xi: float = 0.0) -> np.ndarray:
@@ -130,7 +130,7 @@ def bo_table(W, y, *, source_names, budget: int, rng: np.random.Generator, n_ini
     InputError
         If shapes disagree, ``budget`` exceeds the number of runs, or ``n_init`` exceeds ``budget``.
     """
-    names = _check_names(source_names)
+    names = check_names("source_names", source_names)
     W = _check_weights_table("W", W, len(names))
     y = _check_losses("y", y, len(W))
     budget = _check_positive_int("budget", budget)
@@ -196,7 +196,7 @@ def bayesopt(evaluate, *, source_names, prior, budget: int, rng: np.random.Gener
     InputError
         For bad arguments or if ``evaluate`` returns the wrong number of losses.
     """
-    names = _check_names(source_names)
+    names = check_names("source_names", source_names)
     p = _check_prior("prior", prior, len(names))
     budget = _check_positive_int("budget", budget)
     n_init = max(2, budget // 2) if n_init is None else _check_positive_int("n_init", n_init)

@@ -31,7 +31,12 @@ import numpy as np
 from mixmin_core.errors import InputError
 from mixmin_core.solver.constraints import project_capped
 from mixmin_core.solver.results import MixtureResult
-from mixmin_core.solver.validation import check_finite, check_number, describe
+from mixmin_core.solver.validation import (
+    check_finite,
+    check_names,
+    check_number,
+    describe,
+)
 
 log = logging.getLogger("mixmin.search")
 
@@ -70,16 +75,6 @@ def _check_positive_int(name: str, value, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise InputError(f"{name} must be an integer >= {minimum}; got {value!r}.")
     return int(value)
-
-
-def _check_names(source_names) -> tuple:
-    """``source_names`` as a tuple of distinct names (a repeated name would make two sources one in a result)."""
-    if isinstance(source_names, str) or np.ndim(source_names) != 1:
-        raise InputError(f"source_names must be a list of names, one per source; got {describe(source_names)}.")
-    names = tuple(str(n) for n in source_names)
-    if len(set(names)) != len(names):
-        raise InputError(f"source_names must be unique; repeated: {sorted({n for n in names if names.count(n) > 1})[:5]}.")
-    return names
 
 
 def _check_rng(rng) -> np.random.Generator:
@@ -295,7 +290,7 @@ def random_search(evaluate, *, source_names, n_trials: int, rng: np.random.Gener
     InputError
         For bad arguments or if ``evaluate`` returns the wrong number of losses.
     """
-    names = _check_names(source_names)
+    names = check_names("source_names", source_names)
     compute_per_trial = check_number("compute_per_trial", compute_per_trial, minimum=0, strict=True)
     W = sample_random_mixtures(n_trials, len(names), rng, prior=prior, concentration=concentration)
     losses = _check_losses("evaluate", evaluate(W), len(W))
@@ -322,7 +317,7 @@ def random_search_table(W, losses, *, source_names, n_trials: int, rng: np.rando
     InputError
         If shapes disagree or ``n_trials`` exceeds the number of runs.
     """
-    names = _check_names(source_names)
+    names = check_names("source_names", source_names)
     W = _check_weights_table("W", W, len(names))
     y = _check_losses("losses", losses, len(W))
     n_trials = _check_positive_int("n_trials", n_trials)
@@ -534,7 +529,7 @@ def regmix_fit_choose(W, y, *, source_names, prior, rng: np.random.Generator, pr
     ``meta`` with ``n_runs``, ``compute``, ``preset``, ``spearman`` (early-stopping hold-out),
     ``spearman_tests``, ``best_iteration``, ``warnings``, ``top_k``, ``n_candidates``.
     """
-    names = _check_names(source_names)
+    names = check_names("source_names", source_names)
     W = _check_weights_table("W", W, len(names))
     model, preset = _fit_auto(W, y, preset=preset, seed=seed, val=val)
     w = regmix_choose(model, _check_prior("prior", prior, len(names)), rng, n_candidates=n_candidates, top_k=top_k)
@@ -590,7 +585,7 @@ def regmix(evaluate, *, source_names, prior, n_runs: int, rng: np.random.Generat
     InputError
         For bad arguments or if ``evaluate`` returns the wrong number of losses.
     """
-    names = _check_names(source_names)
+    names = check_names("source_names", source_names)
     if preset != "auto":
         _check_preset(preset)
     p = _check_prior("prior", prior, len(names))

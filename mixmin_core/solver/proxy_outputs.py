@@ -24,6 +24,7 @@ from mixmin_core.solver import blocks
 from mixmin_core.solver.validation import (
     as_float_array,
     check_finite,
+    check_names,
     check_shape,
     describe,
 )
@@ -379,14 +380,9 @@ def _as_matrix(values) -> np.ndarray:
 def _check_names(names, n_sources) -> tuple:
     if names is None:
         return tuple(f"source_{i}" for i in range(n_sources))
-    if isinstance(names, (str, bytes)) or np.ndim(names) != 1:
-        raise InputError(f"source_names must be a list of names, one per source; got {describe(names)}.")
-    names = tuple(str(n) for n in names)
+    names = check_names("source_names", names)
     if len(names) != n_sources:
         raise InputError(f"source_names must have {n_sources} entries (one per row of values); got {len(names)}.")
-    if len(set(names)) != len(names):
-        dup = sorted({n for n in names if names.count(n) > 1})
-        raise InputError(f"source_names must be unique; duplicated: {dup[:5]}.")
     return names
 
 

@@ -39,6 +39,17 @@ def check_csv_header(name: str, source) -> None:
         raise InputError(f"{name}: column names must be unique; repeated: {repeated[:5]}.")
 
 
+def check_names(name: str, values) -> tuple:
+    """``values`` as a tuple of distinct names, or an InputError naming ``name``. One string is refused, not
+    split into its letters; a repeated name would make two sources one."""
+    if isinstance(values, (str, bytes)) or np.ndim(values) != 1:
+        raise InputError(f"{name} must be a list of names, one per source; got {describe(values)}.")
+    names = tuple(str(v) for v in values)
+    if len(set(names)) != len(names):
+        raise InputError(f"{name} must be unique; duplicated: {sorted({n for n in names if names.count(n) > 1})[:5]}.")
+    return names
+
+
 def check_finite(name: str, arr: np.ndarray) -> None:
     bad = ~np.isfinite(arr)
     if bad.any():

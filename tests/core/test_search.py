@@ -312,7 +312,7 @@ def test_max_usage_and_val_fraction_are_named():
         fit_regressor(W, np.arange(20.0), val_fraction=2)
 
 
-@pytest.mark.parametrize("names,match", [(("a", "a"), r"source_names must be unique; repeated: \['a'\]"),
+@pytest.mark.parametrize("names,match", [(("a", "a"), r"source_names must be unique; duplicated: \['a'\]"),
                                          ("ab", "source_names must be a list of names")])
 def test_source_names_must_be_distinct_names(names, match):
     with pytest.raises(InputError, match=match):  # a result would have merged the two 'a' sources

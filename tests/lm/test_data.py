@@ -193,7 +193,7 @@ def test_a_byte_order_mark_and_odd_arguments(tmp_path):
     folder.mkdir()
     for name in ("c4", "wiki"):
         _write(folder / f"{name}.jsonl", [{"text": name}])
-    with pytest.raises(InputError, match="names must be a list of source names; got 'c4'"):
+    with pytest.raises(InputError, match="names must be a list of names, one per source; got 'c4'"):
         data.find_source_files(folder, names="c4")  # it looked for sources 'c' and '4'
     with pytest.raises(InputError, match="need at least 2 examples"):
         data.split_indices(1, seed=0, trial=0)
