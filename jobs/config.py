@@ -244,6 +244,9 @@ def parse_override_value(key: str, raw: str):
     """
     if len(raw) > MAX_OVERRIDE_CHARS:
         raise ConfigError(f"--set {key}: the value has {len(raw):,} characters; at most {MAX_OVERRIDE_CHARS:,} are accepted.")
+    if not raw.strip():  # YAML reads nothing as null: say so rather than report "got None" for a typo
+        raise ConfigError(f"--set {key}: no value after '='; write one, e.g. --set {key}=3, or --set {key}=null "
+                          "to clear an optional field.")
     try:
         for token in yaml.scan(raw):
             if isinstance(token, (yaml.AnchorToken, yaml.AliasToken, yaml.TagToken)):

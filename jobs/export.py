@@ -71,6 +71,9 @@ def cmd_export(args) -> int:
     result = _read_weights(args.weights) if args.weights else _run_mixture(run_dir, problem, args.method)
     sizes, unit = _sizes(args, run_dir)
     if args.unit is not None:
+        if run_dir is not None and not args.sizes and args.unit in export.UNITS and args.unit != unit:
+            raise InputError(f"--unit {args.unit}: this run's source sizes (its sources.csv) are in {unit}; "
+                             f"drop --unit, or give --sizes FILE.csv with sizes in {args.unit}.")
         unit = args.unit
     meta = {"run": args.run, "problem": problem.key} if problem is not None else {}
     plan = export.plan_training(result, sizes, budget=budget, max_epochs=max_epochs, unit=unit, meta=meta)
@@ -175,10 +178,12 @@ def _solve_again(plan, result, run_dir, problem, sizes):
     if problem is None:
         raise InputError("--respect-limit solves again on the run's proxy outputs: give --run RUN_ID --problem KEY.")
     outputs = ProxyOutputs.load(outputs_path(run_dir, problem))
-    step = result.meta.get("step_size", 1.0) if isinstance(result.meta, dict) else 1.0
-    again = export.solve_within_limit(outputs, plan, step_size=float(step), max_iter=1000, tol=1e-6)
-    print(f"solved again with caps max_epochs * size / budget: loss {again.loss:.6g} "
-          f"(was {result.loss:.6g}), {again.status}", file=sys.stderr)
+    # the mixture's own solver settings (the app's export panel does the same); older files lack max_iter
+    meta = result.meta if isinstance(result.meta, dict) else {}
+    step, iters = float(meta.get("step_size", 1.0)), int(meta.get("max_iter", 100))
+    again = export.solve_within_limit(outputs, plan, step_size=step, max_iter=iters, tol=1e-6)
+    print(f"solved again with caps max_epochs * size / budget (step size {step:g}, {iters} iterations, as the "
+          f"mixture was): loss {again.loss:.6g} (was {result.loss:.6g}), {again.status}", file=sys.stderr)
     return export.plan_training(again, sizes, budget=plan.budget, max_epochs=plan.max_epochs, unit=plan.unit,
                                 meta={**plan.meta, "resolved_within_limit": True, "from_method": plan.method})
 

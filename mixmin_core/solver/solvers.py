@@ -106,6 +106,7 @@ def mixmin(outputs: ProxyOutputs, *, step_size: float = 1.0, max_iter: int = 100
     else:
         traj, losses, gaps, status, message = _compiled_ending(*compiled, max_iter=max_iter, tol=tol)
     result = _result(outputs, traj, losses, gaps, status, message, step_size)
+    result.meta["max_iter"] = max_iter  # with step_size, what solving it again the same way needs
     if storage != "float32":  # what was asked for may not apply (see make_objective): say what was used
         result.meta["storage"] = objective.storage
     if caps is not None or prior_strength:

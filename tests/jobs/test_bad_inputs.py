@@ -93,6 +93,8 @@ CLI = [
     ("set-empty-key", SYN, ["=3"], r"--set key must be a field name"),
     ("set-bad-key", SYN, ["tri als=3"], r"--set key must be a field name .* got 'tri als'"),
     ("set-not-a-section", SYN, ["n_sources.x=1"], r"--set n_sources.x: 'n_sources' is not a section"),
+    ("set-no-value", SYN, ["trials="], r"--set trials: no value after '='; write one, e.g. --set trials=3, or"),
+    ("set-blank-value", SYN, ["seed=  "], r"--set seed: no value after '='"),
     ("set-too-long", SYN, ["name=" + "x" * 10_001], r"--set name: the value has 10,001 characters"),
     ("pipeline-unknown", SYN, ["pipeline=nope"], r"pipeline must be one of .*got 'nope'"),
     ("pipeline-list", SYN, ["pipeline=[1]"], r"pipeline must be a pipeline name"),

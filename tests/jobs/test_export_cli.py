@@ -99,6 +99,7 @@ def test_repeat_limit_warns_and_respect_limit_solves_again(capsys, tmp_path, lm_
 
     code, _, err = _export(capsys, *_base(run_id, "json", tmp_path / "b.json"), "--max-epochs", "4", "--respect-limit")
     assert code == 0 and "solved again with caps" in err and "warning" not in err
+    assert f"step size {result.meta['step_size']:g}, {result.meta['max_iter']} iterations, as the mixture was" in err
     again = json.loads((tmp_path / "b.json").read_text())
     assert not any(r["over_limit"] for r in again["sources"])
     epochs = {r["source"]: r["epochs"] for r in again["sources"]}
@@ -166,6 +167,7 @@ def test_chem_table_from_a_chemistry_run(capsys, tmp_path):
     (["--budget-tokens", "1e6", "--problem", "arc__trial0"], "run has no mixtures for problem 'arc__trial0'"),
     (["--budget-tokens", "1e6", "--format", "megatron", "--data-prefix", "/x"], "path_template must contain '{source}'"),
     (["--budget-tokens", "1e6", "--unit", "bytes"], "unit must be one of"),
+    (["--budget-tokens", "1e6", "--unit", "rows"], "--unit rows: this run's source sizes (its sources.csv) are in tokens"),
     (["--budget-tokens", "1e9", "--max-epochs", "1", "--respect-limit"], "cannot be filled within max_epochs=1"),
 ])
 def test_bad_input_is_one_error_line(capsys, lm_run, args, message):
