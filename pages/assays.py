@@ -72,7 +72,13 @@ def legend() -> None:
     st.markdown(chips + " &nbsp;(colours as in the paper's Table 1)", unsafe_allow_html=True)
 
 
-def heatmap(run_id: str, problems: list, k: int, meta: pd.DataFrame) -> pd.DataFrame:
+def source_noun(run_id: str) -> str:
+    """What the run's sources are, in words: assays for chemistry, text domains for language models."""
+    pipeline = str(data.run_config(run_id).get("pipeline", ""))
+    return "source assays" if pipeline.startswith("chem") else "source domains" if pipeline == "lm" else "sources"
+
+
+def heatmap(run_id: str, problems: list, k: int, meta: pd.DataFrame, noun: str) -> pd.DataFrame:
     """Targets x union of their top-``k`` sources; returns the long table for export."""
     long = []
     for prob in problems:
@@ -85,23 +91,25 @@ def heatmap(run_id: str, problems: list, k: int, meta: pd.DataFrame) -> pd.DataF
     grid = grid[grid.max().sort_values(ascending=False).index[:30]]
     if (grid.max() >= 0.01).any():  # leave out sources no target gives even 1%
         grid = grid.loc[:, grid.max() >= 0.01]
+    shown = int(long["rank"].max())  # a run's topk file may keep fewer than k
     fig = px.imshow(grid.to_numpy(), x=list(grid.columns), y=list(grid.index), color_continuous_scale="Reds",
-                    aspect="auto", title=f"Targets × their top-{k} source assays (weight)")
+                    aspect="auto", title=f"Targets × their top-{min(k, shown)} {noun} (weight)")
     fig.update_layout(height=max(420, 40 * len(grid) + 300), margin=dict(l=10, r=10, t=40, b=10),
                       xaxis=dict(tickangle=-45))
     st.plotly_chart(fig, key="assays.heatmap")
     return long
 
 
-WHAT = ("What you are looking at: for one target assay, the source assays MixMin gives the most weight, with "
-        "95% bootstrap intervals and their categories (colours as in the paper's Table 1); below, every target's "
+WHAT = ("What you are looking at: for one target, the {noun} MixMin gives the most weight, with 95% bootstrap "
+        "intervals and, for assays, their categories (colours as in the paper's Table 1); below, every target's "
         "top sources side by side.")
 
 
 def page() -> None:
     st.title("Assays")
-    state.explain(WHAT)
     run_id = state.current_run()
+    noun = source_noun(run_id) if run_id else "source assays"
+    state.explain(WHAT.format(noun=noun))
     if not run_id:
         return
     problems = data.layout_problems(run_id)
@@ -118,7 +126,10 @@ def page() -> None:
     trial = state.select_kept("Trial", trials, "assays.trial", container=c3)
     state.ensure("assays.k", 1 <= st.session_state["assays.k"] <= 100)
     k = c4.number_input("Top k", 1, 100, key=state.keep("assays.k"), on_change=state.save, args=("assays.k",))
-    top = annotate(read_topk(run_id, layout.Problem(target, trial, variant)), meta).head(int(k))
+    kept = annotate(read_topk(run_id, layout.Problem(target, trial, variant)), meta)
+    top = kept.head(int(k))
+    if len(kept) < k:
+        st.caption(f"{len(kept)} {noun} are on record for this target (a run keeps the top `top_k` of its config).")
     categories = sorted(c for c in top["category"].unique() if c)
     if categories:
         picked = st.session_state["assays.categories"]
@@ -126,7 +137,8 @@ def page() -> None:
         chosen = st.multiselect("Categories", categories, key=state.keep("assays.categories"),
                                 on_change=state.save, args=("assays.categories",))
         top = top[top["category"].isin(chosen) | (top["category"] == "")]
-    legend()
+    if categories:
+        legend()
     shown = top[["source", "title", "category", "weight", "lower", "upper", "group"]]
     st.dataframe(colour_rows(shown), hide_index=True, width="stretch",
                  column_order=["source", "weight", "lower", "upper", "category", "title"])
@@ -135,12 +147,12 @@ def page() -> None:
                                      None if top["lower"].isna().all() else top["lower"].to_numpy(),
                                      None if top["upper"].isna().all() else top["upper"].to_numpy(), k=int(k),
                                      colours=list(top["group"].map(figs.CATEGORY_COLOURS)),
-                                     title=f"Top source assays for {target}")
+                                     title=f"Top {noun} for {target}")
         st.plotly_chart(fig, key="assays.bars")
     st.subheader("All targets")
-    long = heatmap(run_id, [p for p in in_variant if p.trial == trial], int(k), meta)
+    long = heatmap(run_id, [p for p in in_variant if p.trial == trial], int(k), meta, noun)
     if not long.empty:
-        st.download_button("Export top assays of every target (CSV)", long.drop(columns="group").to_csv(index=False),
+        st.download_button(f"Export top {noun} of every target (CSV)", long.drop(columns="group").to_csv(index=False),
                            f"top_assays_{variant or 'main'}.csv", "text/csv", key="assays.export")
     state.share_link("assays", c5)
 

@@ -382,6 +382,28 @@ def test_assays_work_for_pcba_with_the_pcba128_metadata(home):
     assert set(table["group"]) <= {"cytotoxicity", "phenotypic", "protein", "other"}
 
 
+def test_assays_speak_of_text_domains_on_a_language_model_run_and_of_the_top_k_it_kept(home):
+    from mixmin_core.solver.synthetic import example_problem
+
+    run_dir = RunStore().create_run("lm-assays", name="lm-assays", pipeline="lm", config={"pipeline": "lm", "top_k": 3})
+    outputs, _ = example_problem(n_sources=5, n_samples=200, seed=1)
+    for target in ("piqa", "sciq"):
+        problem = layout.Problem(target, 0)
+        outputs.save(layout.outputs_path(run_dir, problem))
+        rows = [{"source": n, "weight": w} for n, w in zip(outputs.source_names[:3], (0.5, 0.3, 0.1))]
+        layout.topk_path(run_dir, problem).parent.mkdir(parents=True, exist_ok=True)
+        layout.topk_path(run_dir, problem).write_text(json.dumps({"sources": rows}))
+    at = open_app()
+    at.sidebar.selectbox(key="w:app.run_id").set_value("lm-assays").run()
+    at.switch_page("pages/assays.py").run()
+    assert not at.exception
+    assert len(_table(at)) == 3
+    assert "Top source domains for piqa" in chart_titles(at)
+    assert "Targets × their top-3 source domains (weight)" in chart_titles(at)  # not the box's top-10
+    assert any("3 source domains are on record" in c.value for c in at.caption)
+    assert not any("protein binding / inhibition" in m.value for m in at.markdown)  # no assay-category legend
+
+
 def test_assays_fall_back_to_the_titles_in_the_topk_file(home):
     run_dir = RunStore().run_dir(CHEM_RUN)
     (run_dir / "sources.csv").unlink()
