@@ -102,12 +102,13 @@ def sweep_figure(frame: pd.DataFrame, kind: str) -> go.Figure | None:
     table = pd.DataFrame(rows).sort_values("x")
     if kind == "compute":  # budgets are numbers: a log axis
         fig = method_lines(table, "x")
-        label = "proxy compute budget (fraction of one final run)"
-        xaxis = {"title": label, "type": "log"}
+        label = "proxy compute budget"
+        xaxis = {"title": "proxy compute budget (fraction of one final run)", "type": "log"}
     else:  # source counts end in "all"
         fig = method_lines(table, "variant")
-        label = "number of source assays"
-        xaxis = {"title": label, "categoryorder": "array", "categoryarray": list(dict.fromkeys(table["variant"]))}
+        label = "source pool size"  # sources-3 is the first 3 assays; a target among them is not its own source
+        xaxis = {"title": "assays in the source pool (a target in the pool is not its own source)",
+                 "categoryorder": "array", "categoryarray": list(dict.fromkeys(table["variant"]))}
     fig.update_layout(title=f"Sweep over the {label} (mean over targets, 95% CI over trials)", xaxis=xaxis,
                       yaxis_title=frame["metric"].iloc[0], height=380, margin=dict(l=10, r=10, t=40, b=10))
     return fig
@@ -156,10 +157,14 @@ def page() -> None:
                                 format_func=data.setting_label)
     methods = sorted(sub["method"].unique(), key=figs.method_sort_key)
     baselines = [m for m in methods if m != "mixmin"] or methods
-    default = [b for b in ("natural", "target_only", "balanced") if b in baselines] or baselines
-    if st.session_state["compare.baseline"] not in baselines:
-        state.fallback("compare.baseline", default[0])
-    baseline = state.select_kept("Improvement over", baselines, "compare.baseline", container=c3)
+    if len(methods) > 1:
+        default = [b for b in ("natural", "target_only", "balanced") if b in baselines] or baselines
+        if st.session_state["compare.baseline"] not in baselines:
+            state.fallback("compare.baseline", default[0])
+        baseline = state.select_kept("Improvement over", baselines, "compare.baseline", container=c3)
+    else:  # an improvement of a method over itself is 0 by construction: show none
+        baseline = None
+        c3.caption(f"Only `{methods[0]}` ran for this metric: no improvement to show.")
     shown = sub[sub["variant"] == variant]
     direction = "lower is better" if lower_is_better(metric) else "higher is better"
     st.caption(f"`{metric}` ({direction}) · {shown['target'].nunique()} targets · "

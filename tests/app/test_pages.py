@@ -182,7 +182,7 @@ def test_compare_every_method_with_cis_pvalues_and_sweep(home):
     assert {"overall"} < set(summary["target"])
     assert "vs natural" in summary.columns and "p_vs_mixmin" in summary.columns
     titles = chart_titles(at)
-    assert any("Sweep over the number of source assays" in t for t in titles)
+    assert any("Sweep over the source pool size" in t for t in titles)
     assert any("Proxy compute" in t for t in titles)
     assert any("Weights each method found" in t for t in titles)
     at.selectbox(key="w:compare.baseline").set_value("target_only").run()
@@ -332,6 +332,22 @@ def test_solver_reports_a_corrupted_outputs_file_without_a_traceback(home):
     npz.write_bytes(npz.read_bytes()[:-100])
     at = open_app("solver")
     assert "checksum mismatch" in at.error[0].value
+
+
+def test_compare_of_a_single_method_shows_no_improvement_over_itself(home):
+    from mixmin_core.engine.report import write_report
+
+    run_dir = RunStore(home).create_run("one-method", name="one-method", pipeline="synthetic",
+                                        config={"pipeline": "synthetic"})
+    write_report(run_dir, [{"target": t, "method": "mixmin", "trial": k, "metric": "loss", "variant": "",
+                            "value": 0.5 + 0.01 * k} for t in ("a", "b") for k in range(3)])
+    at = open_app()
+    at.sidebar.selectbox(key="w:app.run_id").set_value("one-method").run()
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert not any(c.startswith("vs ") or c.startswith("improvement") for c in table.columns), list(table.columns)
+    assert any("Only `mixmin` ran for this metric" in c.value for c in at.caption)
 
 
 def test_compare_shows_the_compute_budget_sweep_of_a_run(home):
