@@ -148,6 +148,17 @@ def list_uploads() -> list[str]:
     return [f"upload:{p.with_suffix('')}" for p in sorted(folder.glob("*.npz"), key=mtime, reverse=True)]
 
 
+def problem_meta(problem_id: str) -> dict:
+    """Where a problem came from, as the CLI's ``export`` records it: ``run`` and ``problem`` (its key), or the upload."""
+    kind, _, rest = problem_id.partition(":")
+    if kind == "upload":
+        return {"upload": Path(rest).name}
+    if kind == "run":
+        run_id, _, key = rest.partition(":")
+        return {"run": run_id, "problem": key}
+    return {"problem": problem_id}
+
+
 def problem_label(problem_id: str) -> str:
     if problem_id == EXAMPLE:
         return "built-in example (known true weights)"

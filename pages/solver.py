@@ -103,7 +103,7 @@ def intervals(problem_id, outputs, step, iters, init):
 
 
 def downloads(table, result, problem_id) -> None:
-    mixture = {"problem": data.problem_label(problem_id), **result.to_dict()}
+    mixture = {**data.problem_meta(problem_id), **result.to_dict()}
     c1, c2 = st.columns(2)
     c1.download_button("Download mixture (CSV)", table.to_csv(index=False), "mixture.csv", "text/csv",
                        key="solve.download_csv")
@@ -133,7 +133,7 @@ def solve_view(problem_id: str) -> None:
         outcome(result)
         show_result(problem_id, outputs, result, step, iters, init, cap, prior)
         export_panel.panel(result, problem_ids=(problem_id,), mount="solver", max_weight=cap, solver=dict(
-            step_size=step, max_iter=iters, init=init, prior_strength=prior), meta={"problem": data.problem_label(problem_id)})
+            step_size=step, max_iter=iters, init=init, prior_strength=prior), meta=data.problem_meta(problem_id))
     state.write_url("solver")
 
 

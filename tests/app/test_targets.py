@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -284,6 +285,9 @@ def test_solver_page_export_panel_plans_formats_and_respects_its_cap(home):
     at.sidebar.selectbox(key="w:app.run_id").set_value(CHEM_RUN).run()
     at.switch_page("pages/solver.py").run()
     assert not at.exception
+    at.selectbox(key="w:export.format").set_value("json").run()
+    meta = re.search(r'"meta": \{\s*"run": "([^"]+)",\s*"problem": "([^"]+)"', at.code[-1].value)  # as the CLI's export
+    assert meta and meta[1] == CHEM_RUN and at.session_state["solve.problem"] == f"run:{CHEM_RUN}:{meta[2]}"
     at.selectbox(key="w:export.format").set_value("hf").run()
     snippet = at.code[-1].value
     assert "interleave_datasets(" in snippet and "probabilities=PROBABILITIES" in snippet
