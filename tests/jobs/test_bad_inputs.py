@@ -99,7 +99,8 @@ CLI = [
     ("pipeline-unknown", SYN, ["pipeline=nope"], r"pipeline must be one of .*got 'nope'"),
     ("pipeline-list", SYN, ["pipeline=[1]"], r"pipeline must be a pipeline name"),
     ("name-list", SYN, ["name=[a, b]"], r"name must be a non-empty text"),
-    ("name-empty", SYN, ["name="], r"name must be a non-empty text"),
+    ("name-empty", SYN, ["name=''"], r"name must be a non-empty text"),
+    ("name-no-value", SYN, ["name="], r"--set name: no value after '='"),
     # chemistry and LM configs (every field on the schema once the lead's rewrite lands)
     ("chem-seed-text", CHEM, ["seed=abc"], r"seed: must be an integer"),
     ("chem-n_workers-zero", CHEM, ["n_workers=0"], r"n_workers: must be >= 1"),
