@@ -176,6 +176,13 @@ def load_json(path: str, modified: float):
     return read_json(path)
 
 
+def dataset_info(run_id: str) -> dict:
+    """The run's ``dataset.json`` (what a chemistry run read and how it split it); ``{}`` if it has none."""
+    path = store().run_dir(run_id) / "dataset.json"
+    info = load_json(str(path), mtime(path)) if path.is_file() else {}
+    return info if isinstance(info, dict) else {}
+
+
 def read_mixtures(run_id: str, problem: layout.Problem) -> dict[str, dict]:
     """``{method: MixtureResult.to_dict()}`` saved for ``problem``."""
     paths = layout.list_mixtures(store().run_dir(run_id), problem)

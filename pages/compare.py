@@ -78,6 +78,41 @@ def missing_methods(frame: pd.DataFrame, variant: str, config: dict) -> str | No
             "config may limit them; see the run's config on the Jobs page.")
 
 
+def overlap_note(info: dict) -> None:
+    """Say how many of the targets' test molecules the sources train on (a chemistry run records it)."""
+    shares = info.get("test_molecules_in_sources")
+    if not isinstance(shares, dict) or not shares:
+        return
+    share = sum(float(v) for v in shares.values()) / len(shares)
+    if share > 0:
+        st.info(f"{share:.0%} of the targets' test molecules (mean over targets) are in some source's training rows, "
+                "labelled for that source's own assay: assays are split one by one, as in the paper. A method that "
+                "weights a source sharing those molecules with a correlated assay gains through them. Run with "
+                "`drop_target_test_molecules: true` to remove them from every source.", icon=":material/info:")
+    else:
+        st.caption("The targets' test molecules were removed from every source (`drop_target_test_molecules`).")
+
+
+def yardstick_note(frame: pd.DataFrame, metric: str) -> None:
+    """For a run-table yardstick's predictions: its cross-validated error, and which methods' mixtures it
+    predicts beyond the best run it was fitted on by more than that (extrapolations)."""
+    if not (data.is_surrogate(metric) and "yardstick" in metric):
+        return
+    rmse = frame.loc[frame["metric"] == "yardstick_rmse", "value"].mean()
+    if not rmse > 0:
+        return
+    beyond = frame[frame["metric"] == "yardstick_beyond_runs"].groupby("method")["value"].mean()
+    far = beyond[beyond > rmse].sort_values(ascending=False)
+    text = (f"The yardstick's cross-validated error is {rmse:.3g} (RMSE): differences between methods smaller than "
+            "that are within its error.")
+    if far.empty:
+        st.caption(text)
+        return
+    st.warning(text + " It predicts " + ", ".join(f"`{m}` {v:.3g}" for m, v in far.items()) + " beyond the best run "
+               "it was fitted on: an extrapolation, not a measurement; read those improvements with care.",
+               icon=":material/warning:")
+
+
 def capped_rows(frame: pd.DataFrame) -> int:
     """The ``max_final_rows`` the final models were capped at (0 when not capped or not recorded)."""
     if "max_final_rows" not in frame:
@@ -93,12 +128,11 @@ def sweep_figure(frame: pd.DataFrame, kind: str) -> go.Figure | None:
     points = points[points["point"].map(lambda p: p[0] == kind).astype(bool)]
     if points["variant"].nunique() < 2:
         return None
-    points = points.assign(x=points["point"].map(lambda p: p[1]))
+    x_of = dict(zip(points["variant"], points["point"].map(lambda p: p[1])))
     rows = []
-    for (method, variant), grp in points.groupby(["method", "variant"]):
-        per_trial = grp.groupby("trial")["value"].mean()
-        mean, lo, hi = mean_ci(per_trial)
-        rows.append({"method": method, "variant": variant, "x": grp["x"].iloc[0], "mean": mean, "lo": lo, "hi": hi})
+    for (method, variant), grp in mean_over_targets(points, keep=("variant",)).groupby(["method", "variant"]):
+        mean, lo, hi = mean_ci(grp["value"])
+        rows.append({"method": method, "variant": variant, "x": x_of[variant], "mean": mean, "lo": lo, "hi": hi})
     table = pd.DataFrame(rows).sort_values("x")
     if kind == "compute":  # budgets are numbers: a log axis
         fig = method_lines(table, "x")
@@ -168,10 +202,13 @@ def page() -> None:
     shown = sub[sub["variant"] == variant]
     direction = "lower is better" if lower_is_better(metric) else "higher is better"
     st.caption(f"`{metric}` ({direction}) · {shown['target'].nunique()} targets · "
-               f"{shown['trial'].nunique()} trials · 95% CIs over trials · p-values: Welch t-test against MixMin")
+               f"{shown['trial'].nunique()} trials · 95% CIs over trials · p-values: Welch t-test against MixMin (none "
+               "where neither side varies over trials) · overall: mean over the targets every method has")
     if data.is_surrogate(metric):
         st.warning("This metric is a surrogate estimate (a regression model's prediction of the target loss), "
                    "not measured on a trained final model.", icon=":material/model_training:")
+    overlap_note(data.dataset_info(run_id))
+    yardstick_note(frame[frame["variant"] == variant], metric)
     note = missing_methods(sub, variant, data.run_config(run_id))
     if note:
         st.info(note, icon=":material/info:")

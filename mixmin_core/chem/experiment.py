@@ -263,18 +263,19 @@ class ChemDomain:
                                        include_target=include_target)
         self.table_key = fingerprint_key(list(table.smiles), models.radius, models.n_bits)
         self._write_sources(load_metadata(data))
+        self.splits_p = {k: str(ctx.path("splits", f"trial{k}.npz")) for k in range(trials)}
+        ctx.run_units([Unit(f"splits/trial{k}", make_splits, {
+            "labels_path": self.lab_p, "valid": self.valid.tolist(), "seed": models.seed, "trial": k,
+            "test_fraction": models.test_fraction, "val_fraction": models.val_fraction, "output": p},
+            output=Path(p), kind="splits") for k, p in self.splits_p.items()], "splits")
         write_json(ctx.path("dataset.json"), {
             "path": table.path, "n_molecules": table.n_molecules, "n_assays": table.n_assays,
             "n_invalid_smiles": int((~self.valid).sum()), "invalid_examples": feat.get("invalid_examples", []),
             "n_dropped_assays": len(dropped), "dropped_assays": dropped, "targets": self.plan.targets,
             "variants": {v.name: len(v.sources) for v in self.plan.variants}, "device": self.device,
             "max_final_rows": models.max_final_rows, "include_target": include_target,
-            "drop_target_test_molecules": models.drop_target_test_molecules})
-        self.splits_p = {k: str(ctx.path("splits", f"trial{k}.npz")) for k in range(trials)}
-        ctx.run_units([Unit(f"splits/trial{k}", make_splits, {
-            "labels_path": self.lab_p, "valid": self.valid.tolist(), "seed": models.seed, "trial": k,
-            "test_fraction": models.test_fraction, "val_fraction": models.val_fraction, "output": p},
-            output=Path(p), kind="splits") for k, p in self.splits_p.items()], "splits")
+            "drop_target_test_molecules": models.drop_target_test_molecules,
+            "test_molecules_in_sources": self.test_overlap()})
         self.cache = Path(ctx.store.root) / "proxy_cache"
         self._preds: dict[str, np.ndarray] = {}
 
@@ -296,6 +297,22 @@ class ChemDomain:
         assays = list(dict.fromkeys(a for v in self.plan.variants for a in v.sources))
         out = {a: np.setdiff1d(self.rows(a, trial), dropped) for a in assays}
         out.update({t + TRAIN: self.rows(t, trial, ("fit", "val")) for t in self.plan.targets})
+        return out
+
+    def test_overlap(self) -> dict[str, float]:
+        """Per target, the share of its test molecules that the fit rows of its sources (in the largest
+        setting) hold, labelled for their own assays, averaged over trials. Per-assay splits (the paper's)
+        leave most there; ``drop_target_test_molecules`` removes them, and then this is 0."""
+        largest = max(self.plan.variants, key=lambda v: len(v.sources)).name
+        out = {}
+        for t in self.plan.targets:
+            shares = []
+            for k in self.splits_p:
+                rows = self.source_rows(k)
+                held = np.concatenate([rows[a] for a in self.plan.sources(Problem(t, k, largest)) if a != t] or [[]])
+                test = self.rows(t, k, "test")
+                shares.append(float(np.isin(test, held).mean()) if test.size else 0.0)
+            out[t] = round(float(np.mean(shares)), 4)
         return out
 
     @functools.lru_cache(maxsize=None)
@@ -376,7 +393,8 @@ class ChemDomain:
     def _search_scale(self, problem: Problem) -> tuple[int, int]:
         trees, fraction = self.scale(problem.trial, problem.variant)
         fit = np.array([self.source_rows(problem.trial)[a].size for a in self.plan.sources(problem)])
-        rows = self.m.search_rows or max(chemsplits.MIN_ROWS, int(round(fraction * fit.mean())))
+        # rounded down: a mean rounded up made P proxies' compute fit only P - 1 search runs (floor of the ratio)
+        rows = self.m.search_rows or max(chemsplits.MIN_ROWS, int(np.floor(fraction * fit.mean())))
         return self.m.search_trees or trees, rows
 
     def search_cost(self, problem: Problem, method: str) -> float:

@@ -226,14 +226,17 @@ def score_model(*, model: str, tokenizer: str, target: dict, limit: int, indices
 def seq_metrics(scores: dict, positions: np.ndarray, is_doc: bool) -> dict[str, float]:
     """Held-out metrics at ``positions`` of a score file's rows: per-token NLL of the whole sequence
     (generative), of the answer given the question (predictive), and choice accuracy."""
-    total = scores["prefix_logprob"][positions] + scores["cont_logprob"][positions]
+    # means in float64: a float32 mean of the same accuracies differs in its last bits between trials, which a
+    # t-test then reads as a tiny, "significant" spread
+    total = scores["prefix_logprob"][positions].astype(np.float64) + scores["cont_logprob"][positions]
     n_tok = scores["n_prefix"][positions] + scores["n_cont"][positions]
     out = {"generative_loss": float(np.mean(-total / n_tok))}
     if not is_doc:
-        out["predictive_loss"] = float(np.mean(-scores["cont_logprob"][positions] / scores["n_cont"][positions]))
+        cont = scores["cont_logprob"][positions].astype(np.float64)
+        out["predictive_loss"] = float(np.mean(-cont / scores["n_cont"][positions]))
         if "acc_norm" in scores:
-            out["accuracy"] = float(np.nanmean(scores["acc_norm"][positions]))
-            out["accuracy_raw"] = float(np.nanmean(scores["acc"][positions]))
+            out["accuracy"] = float(np.nanmean(scores["acc_norm"][positions], dtype=np.float64))
+            out["accuracy_raw"] = float(np.nanmean(scores["acc"][positions], dtype=np.float64))
     return out
 
 

@@ -17,7 +17,9 @@ Each method (:func:`choose_mixture`) picks a mixture; :func:`score_mixture` then
   different model family from RegMix's LightGBM and BO's Gaussian process. The ``surrogate:``
   prefix marks a model's number, not a measurement;
 * ``yardstick_spearman``: that yardstick's cross-validated Spearman on its own runs, printed next
-  to the scores so a reader knows how far to trust them.
+  to the scores so a reader knows how far to trust them; ``yardstick_rmse``, its cross-validated
+  error; ``yardstick_beyond_runs``, how far the prediction lies beyond the best run the yardstick
+  was fitted on (0 within their range; more than the RMSE is an extrapolation).
 
 For score tables (higher is better, e.g. ADMIRE) the same metrics are named ``*_score`` and keep
 the table's orientation. Methods work on losses (lower is better) throughout.
@@ -208,8 +210,12 @@ def _multi_fidelity(runs: TrialRuns, target: str, *, budget: int, n_init: int, r
 def score_mixture(result: MixtureResult, yardstick: Yardstick) -> dict:
     """The method's own metrics plus the yardstick's prediction and its held-out Spearman."""
     metrics = dict(result.meta.get("metrics", {}))
-    metrics["surrogate:yardstick_loss"] = float(yardstick.predict(result.weights[None, :])[0])
+    predicted = float(yardstick.predict(result.weights[None, :])[0])
+    metrics["surrogate:yardstick_loss"] = predicted
     metrics["yardstick_spearman"] = yardstick.spearman
+    # sizes, not losses: the same in a score table's orientation
+    metrics["yardstick_rmse"] = yardstick.rmse
+    metrics["yardstick_beyond_runs"] = yardstick.beyond_runs(predicted)
     return metrics
 
 

@@ -106,22 +106,36 @@ def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
 
 
 def welch_pvalue(a, b) -> float:
-    """Two-sided Welch t-test p-value of ``mean(a) != mean(b)`` (NaN if undefined)."""
+    """Two-sided Welch t-test p-value of ``mean(a) != mean(b)``.
+
+    NaN where the test is undefined: fewer than two values on a side, or no spread on either side
+    beyond float32 rounding (1e-6 of the means; e.g. the same accuracy on a small test set in every
+    trial), where the t statistic is infinite; two such sides with equal means give 1.
+    """
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     if a.size < 2 or b.size < 2:
         return float("nan")
-    if np.var(a) == 0 and np.var(b) == 0:
-        return 1.0 if a.mean() == b.mean() else 0.0
+    noise = 1e-6 * max(abs(a.mean()), abs(b.mean()), 1e-30)
+    if a.std(ddof=1) <= noise and b.std(ddof=1) <= noise:
+        return 1.0 if abs(a.mean() - b.mean()) <= noise else float("nan")
     return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
 def mean_over_targets(frame, keep=()):
     """Per ``(*keep, method, metric, trial)``, the mean value and compute over targets: one ``"overall"``
-    pseudo-target whose trials can go through :func:`summarize` (e.g. a compute-budget sweep table)."""
+    pseudo-target whose trials can go through :func:`summarize` (e.g. a compute-budget sweep table).
+
+    Only targets that every method of the ``(*keep, metric, trial)`` has a value for count, so all methods
+    average over the same targets (a method run on the easy targets only would otherwise look better).
+    """
     keys = [*keep, "method", "metric", "trial"]
     cols = ["value"] + [c for c in COMPUTE_COLUMNS if c in frame]
-    out = frame.groupby(keys, as_index=False, dropna=False)[cols].mean()
+    scored = frame[frame["value"].notna()]
+    group = [*keep, "metric", "trial"]
+    methods = scored.groupby(group, dropna=False)["method"].transform("nunique")
+    per_target = scored.groupby([*group, "target"], dropna=False)["method"].transform("nunique")
+    out = scored[per_target == methods].groupby(keys, as_index=False, dropna=False)[cols].mean()
     out["target"] = "overall"
     return out
 

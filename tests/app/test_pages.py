@@ -191,6 +191,41 @@ def test_compare_every_method_with_cis_pvalues_and_sweep(home):
     assert not at.exception
 
 
+def test_compare_says_how_many_test_molecules_the_sources_train_on(home):
+    path = RunStore(home).run_dir(CHEM_RUN) / "dataset.json"
+    path.write_text(json.dumps({"test_molecules_in_sources": {"A": 0.9, "B": 0.7}}))
+    at = open_app("compare")
+    assert not at.exception
+    assert any("80% of the targets' test molecules" in i.value for i in at.info), [i.value for i in at.info]
+    path.write_text(json.dumps({"test_molecules_in_sources": {"A": 0.0, "B": 0.0}}))
+    at = open_app("compare")
+    assert any("removed from every source" in c.value for c in at.caption)
+    path.write_text("[1, 2]")  # not a mapping: no note, no error
+    at = open_app("compare")
+    assert not at.exception and not any("test molecules" in i.value for i in at.info)
+
+
+def test_compare_flags_yardstick_predictions_beyond_every_run_it_was_fitted_on(home):
+    from mixmin_core.engine.report import write_report
+
+    run_dir = RunStore(home).create_run("table-run", name="table-run", pipeline="run_table",
+                                        config={"pipeline": "run_table"})
+    rows = []
+    for k in range(2):
+        for m, pred, beyond in (("natural", 5.3, 0.0), ("regmix", 4.9, 0.15), ("random_search", 5.1, 0.0)):
+            rows += [{"target": "pile_cc", "method": m, "trial": k, "metric": metric, "value": v}
+                     for metric, v in (("surrogate:yardstick_loss", pred + 0.01 * k), ("yardstick_rmse", 0.06),
+                                       ("yardstick_beyond_runs", beyond))]
+    write_report(run_dir, rows, reference="natural")
+    at = open_app()
+    at.sidebar.selectbox(key="w:app.run_id").set_value("table-run").run()
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    at.selectbox(key="w:compare.metric").set_value("surrogate:yardstick_loss").run()
+    warning = next(w.value for w in at.warning if "yardstick's cross-validated error is 0.06" in w.value)
+    assert "`regmix` 0.15 beyond the best run" in warning and "random_search" not in warning
+
+
 def test_compare_and_assays_work_on_the_synthetic_run(home):
     at = open_app()
     synthetic = next(r["run_id"] for r in RunStore().list_runs() if r["pipeline"] == "synthetic")

@@ -78,6 +78,9 @@ def test_ci_miniature_runs_end_to_end_and_resumes(capsys):
     assert "overall" in set(summary.target)
     dataset = json.loads((run_dir / "dataset.json").read_text())
     assert dataset["n_dropped_assays"] == 0 and dataset["n_invalid_smiles"] == 0
+    # per-assay splits: most of a target's test molecules sit, labelled for another assay, in a source's fit rows
+    assert set(dataset["test_molecules_in_sources"]) == set(targets)
+    assert all(0.5 < v <= 1 for v in dataset["test_molecules_in_sources"].values()), dataset
     splits = np.load(run_dir / "splits" / "trial0.npz")["codes"]
     assert splits.shape == (400, 6)
 
@@ -94,6 +97,25 @@ def test_ci_miniature_runs_end_to_end_and_resumes(capsys):
     assert len(store.results(run["run_id"])) == n_results
 
 
+def test_drop_target_test_molecules_leaves_no_test_molecule_in_any_source(capsys):
+    assert main(["run", CI, "--quiet", "--set", "drop_target_test_molecules=true", "--set", "trials=1",
+                 "--set", "source_counts=[all]"]) == 0
+    _, run_dir = only_run(RunStore())
+    dataset = json.loads((run_dir / "dataset.json").read_text())
+    assert dataset["drop_target_test_molecules"] is True
+    assert dataset["test_molecules_in_sources"] == {t: 0.0 for t in dataset["targets"]}
+    from mixmin_core.chem.splits import load_splits, part
+    from mixmin_core.chem.trainers import load_sources
+
+    codes, assays = load_splits(str(run_dir / "splits" / "trial0.npz"))
+    sources = load_sources(str(run_dir / "sources" / "trial0.npz"))
+    held_out = np.concatenate([part(codes[:, assays.index(t)], "test") for t in dataset["targets"]])
+    assert held_out.size > 0
+    for name, (_, rows) in sources.items():
+        if not name.endswith("@train"):  # a target's own fit + validation rows never hold its test molecules
+            assert not np.isin(held_out, rows).any(), name
+
+
 def assert_search_spent_mixmins_compute(run_dir, res):
     """Per problem, random search and RegMix spent (measured, trees x rows of the runs they trained)
     MixMin's measured proxy compute, up to one search run."""
@@ -104,6 +126,12 @@ def assert_search_spent_mixmins_compute(run_dir, res):
             one_run = meta["compute"] / meta["runs"]
             assert meta["compute"] == pytest.approx(row.proxy_compute)
             assert abs(row.proxy_compute - mm[row.target, row.trial, row.variant]) <= 1.05 * one_run, (m, row)
+            if m == "random_search" and not row.variant.startswith("budget-"):
+                # runs the size of an average proxy: as many as MixMin trained proxies (a row count rounded
+                # up left one run out, 1 of 2 at sources-3)
+                n_sources = len(json.loads(list_mixtures(run_dir, Problem(row.target, row.trial, row.variant))[m]
+                                           .read_text())["weights"])
+                assert meta["runs"] >= n_sources, (row, meta["runs"], n_sources)
 
 
 def test_compute_budget_sweep(capsys):

@@ -93,6 +93,16 @@ def test_mean_ci_and_welch():
     assert welch_pvalue([0, 0.1, 0.05], [5, 5.1, 5.05]) < 1e-3
 
 
+def test_welch_is_undefined_without_spread_beyond_float32_rounding():
+    """Constant trials (the same accuracy on a small test set) gave p = 0, and float32 rounding noise
+    (7/24 as 0.29166666 and 0.29166664) gave p = 3e-8: 'significant' differences that are not."""
+    assert np.isnan(welch_pvalue([0.5, 0.5], [5 / 12, 5 / 12]))
+    assert np.isnan(welch_pvalue([0.29166666, 0.29166664], [0.25, 0.25]))
+    assert welch_pvalue([0.29166666, 0.29166664], [0.29166665, 0.29166665]) == 1.0
+    assert 0 < welch_pvalue([0.5, 0.5], [0.40, 0.45]) < 1  # one side's spread is real: the test applies
+    assert np.isnan(welch_pvalue([1.0], [2.0, 3.0]))
+
+
 def test_summarize_improvement_and_pvalues():
     rows = []
     for trial in range(3):
@@ -125,3 +135,19 @@ def test_improvement_is_positive_for_a_lower_loss():
     out = summarize(pd.DataFrame(rows), reference="natural").set_index("method")
     assert out.loc["mixmin", "improvement"] == pytest.approx(0.1)
     assert out.loc["mixmin", "improvement_low"] <= out.loc["mixmin", "improvement_high"]
+
+
+def test_overall_averages_every_method_over_the_same_targets():
+    """A method run on one (hard) target only was averaged over that target, other methods over all."""
+    from mixmin_core.solver.results import mean_over_targets
+
+    rows = [{"target": t, "method": m, "trial": k, "metric": "ap", "value": v + 0.01 * k}
+            for k in range(3) for t, m, v in [("easy", "mixmin", 0.9), ("hard", "mixmin", 0.3), ("hard", "regmix", 0.4),
+                                              ("easy", "natural", 0.8), ("hard", "natural", 0.2)]]
+    rows.append({"target": "easy", "method": "natural", "trial": 0, "metric": "loss", "value": 1.0})  # another metric
+    out = mean_over_targets(pd.DataFrame(rows)).set_index(["metric", "method", "trial"])["value"]
+    assert out["ap", "mixmin", 0] == pytest.approx(0.3) and out["ap", "regmix", 0] == pytest.approx(0.4)
+    assert out["ap", "natural", 0] == pytest.approx(0.2) and out["loss", "natural", 0] == 1.0
+    rows = [r for r in rows if r["method"] != "regmix"]  # all methods on both targets: the plain mean
+    out = mean_over_targets(pd.DataFrame(rows)).set_index(["metric", "method", "trial"])["value"]
+    assert out["ap", "mixmin", 1] == pytest.approx(0.61)

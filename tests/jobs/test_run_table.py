@@ -119,6 +119,10 @@ def test_regmix_1m_run_reports_spearman_and_mixture_and_resumes():
     assert saved.top(1)[0][0] == "pile_cc" and saved.meta["compute"] == 512.0
     assert value["regmix", "surrogate:yardstick_loss"] < value["natural", "surrogate:yardstick_loss"]
     assert value["natural", "yardstick_spearman"] == value["regmix", "yardstick_spearman"] > 0.95
+    # ... and says how far to trust its numbers: RegMix's mixture is predicted beyond every run it saw
+    assert value["natural", "yardstick_rmse"] == value["regmix", "yardstick_rmse"] > 0
+    assert value["regmix", "yardstick_beyond_runs"] > value["regmix", "yardstick_rmse"]
+    assert value["natural", "yardstick_beyond_runs"] == 0.0
     assert "surrogate_loss" not in set(results["metric"])
     # random search = 17 lookups (one per source); its measured loss is a real run's loss
     rs = results[results["method"] == "random_search"]

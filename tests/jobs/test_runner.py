@@ -47,6 +47,8 @@ def test_cli_run_twice_resumes_and_records(capsys):
     assert [j["status"] for j in jobs] == ["done", "done"]
     results = store.results(run["run_id"])
     assert set(results["method"]) == {"mixmin", "natural", "balanced"} and set(results["trial"]) == {0, 1, 2}
+    spent = results.groupby("method")["proxy_compute"]  # the ledger: only MixMin trained proxies
+    assert (spent.min()["mixmin"] > 0) and spent.max()[["natural", "balanced"]].eq(0).all()
     config = json.loads((store.run_dir(run["run_id"]) / "config.json").read_text())
     assert config["pipeline"] == "synthetic"
 
