@@ -200,14 +200,14 @@ def limit(plan, result, problem_ids, mount, solver, max_weight, sizes) -> export
         st.caption(f"Every source is repeated at most {plan.max_epochs:g} times at this budget.")
         return plan
     epochs = dict(zip(plan.source_names, plan.epochs))
-    listed = "\n".join(f"- `{n}`: {epochs[n]:.3g} epochs" for n in over[:10])
+    listed = "\n".join(f"- {state.code(n, 80)}: {epochs[n]:.3g} epochs" for n in over[:10])
     more = f"\n- ... and {len(over) - 10} more" if len(over) > 10 else ""
     st.warning(f"**{len(over)} source(s) would be repeated more than {plan.max_epochs:g} times** at this budget:\n"
                f"{listed}{more}", icon=":material/repeat:")
     try:
         within_caps(plan, max_weight)
     except InputError as exc:
-        st.caption(f"Cannot solve within the limit: {exc}")
+        st.caption(f"Cannot solve within the limit: {state.plain(exc)}")
         return plan
     st.button("Solve again within the limit", key=f"export.{mount}.within", icon=":material/replay:",
               on_click=_remember, args=(mount, signature),

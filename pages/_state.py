@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -106,14 +107,41 @@ def route_through_app() -> None:
         st.rerun()
 
 
+# ---- text a visitor controls ---------------------------------------------------------------------
+#: Markdown's and Streamlit's active characters: links, images, emphasis, code, math, colour and icon directives.
+_ACTIVE = re.compile(r"([\\`*_\[\]()<>#!|~{}$:+\-.=&])")
+
+
+#: What GitHub-flavoured Markdown turns into a link even when escaped: a web address or an e-mail address.
+_AUTOLINK = re.compile(r"(?i)(?<=h)(?=ttps?)|(?<=w)(?=ww\.)|(?=@)")
+
+
+def plain(text) -> str:
+    """``text`` as written, for a Markdown element: every active character escaped, so a value from a link,
+    an upload or a job (carried by an error message) cannot become a link, an image or formatting. A web or
+    e-mail address gets an invisible word joiner (U+2060), which stops it from being linked."""
+    text = _AUTOLINK.sub("\u2060", str(text))
+    return _ACTIVE.sub(r"\\\1", text)
+
+
+def code(text, limit: int | None = None) -> str:
+    """``text`` as inline code (on one line, cut to ``limit`` characters): nothing in a code span becomes a
+    link or formatting, once the text's own backticks, which would close the span, are replaced."""
+    text = " ".join(str(text).replace("`", "'").split())
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return f"`{text}`"
+
+
 # ---- errors and widgets ----------------------------------------------------------------------
 @contextlib.contextmanager
 def shows_errors():
-    """Show a ``MixminError`` raised inside as ``st.error`` (other exceptions surface)."""
+    """Show a ``MixminError`` raised inside as ``st.error`` (other exceptions surface), as plain text: messages
+    quote values from links, uploads and configs."""
     try:
         yield
     except MixminError as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
 
 
 def keep(key: str) -> str:
@@ -166,7 +194,7 @@ def fallback(key: str, value, notices=st, shown=None) -> None:
     """Set ``key`` to ``value`` because its value does not fit; say so if the value came from the link."""
     raw = _checked(key)
     if raw is not None:
-        notices.info(f"The link's `{URL_KEYS[key]}={_text(raw)}` does not fit here; showing "
+        notices.info(f"The link's {code(URL_KEYS[key] + '=' + _text(raw))} does not fit here; showing "
                      f"{shown if shown is not None else value} instead.", icon=":material/link_off:")
     st.session_state[key] = value
     st.session_state.pop("w:" + key, None)
@@ -251,12 +279,12 @@ def read_url(page: str) -> list[str]:
         try:
             value = _from_url(key, raw)
         except ValueError:
-            notices.append(f"The link's `{name}={_text(raw)}` is not a valid {name.replace('_', ' ')}; "
+            notices.append(f"The link's {code(name + '=' + _text(raw))} is not a valid {name.replace('_', ' ')}; "
                            "showing the default instead.")
             continue
         if key == "app.run_id" and value not in _run_ids():
             other = "another run" if _run_ids() else "no run (the store is empty)"
-            notices.append(f"The link's `run={_text(raw)}` is not in this run store (deleted, or from another "
+            notices.append(f"The link's {code('run=' + _text(raw))} is not in this run store (deleted, or from another "
                            f"machine); showing {other} instead.")
             continue
         st.session_state[key] = value

@@ -89,7 +89,7 @@ def start_form(configs: list[Path]) -> None:
         overrides.update(parse_extra(extra, fields))
         launch = jobs_control.start_job(path, overrides, home=_shared.store().root)
         st.session_state["jobs.last_launch"] = str(launch.record_path)
-        st.success(f"Started `{' '.join(['python', *launch.argv[1:]])}` as process {launch.pid}.")
+        st.success(f"Started {state.code(' '.join(['python', *launch.argv[1:]]))} as process {launch.pid}.")
 
 
 def jobs_table(store) -> pd.DataFrame:
@@ -108,7 +108,7 @@ def job_details(store, jobs: list[dict]) -> None:
                           format_func=lambda i: next(f"job {i} · {j['status']}" for j in jobs if j["job_id"] == i))
     job = next(j for j in jobs if j["job_id"] == job_id)
     if job["status"] == "died":
-        st.warning(f"Job {job_id} (pid {job['pid']}) died at: {job['message'] or 'start'}. Finished units are kept; "
+        st.warning(f"Job {job_id} (pid {job['pid']}) died at: {state.plain(job['message'] or 'start')}. Finished units are kept; "
                    f"resume with `python -m jobs resume {job['run_id']}`.")
     if job["status"] == "running" and not read_only():
         c1, c2 = st.columns(2)
@@ -140,8 +140,8 @@ def launches() -> None:
         return
     with st.expander("Recent launches (process output, including errors before a job starts)"):
         for rec in recs:
-            state = "running" if rec["alive"] else ("exit " + str(rec["returncode"]) if rec["returncode"] is not None else "ended")
-            st.markdown(f"`{' '.join(rec['argv'][2:])}` · pid {rec['pid']} · {state}")
+            status = "running" if rec["alive"] else ("exit " + str(rec["returncode"]) if rec["returncode"] is not None else "ended")
+            st.markdown(f"{state.code(' '.join(rec['argv'][2:]))} · pid {rec['pid']} · {status}")
             st.code(jobs_control.read_log_tail(rec["log_path"], 4000) or "(no output yet)", language=None)
 
 

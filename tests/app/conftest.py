@@ -1,6 +1,7 @@
 """App test fixtures: one fixture run store built per session, copied into each test's MIXMIN_HOME."""
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -41,3 +42,8 @@ def open_app(page: str | None = None) -> AppTest:
         at.switch_page(f"pages/{page}.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+def shown(element) -> str:
+    """An element's Markdown as the reader sees it: pages escape the text of errors (see pages._state.plain)."""
+    return re.sub(r"\\(.)", r"\1", element.value)

@@ -226,3 +226,32 @@ def test_copy_link_shows_this_views_url(server, fresh):
     code.wait_for(timeout=10_000)
     link = code.inner_text()
     assert link.startswith(server + "/compare?") and "setting=sources-10" in link and f"run={CHEM_RUN}" in link
+
+
+EVIL = "x` [Session expired: sign in](http://127.0.0.2:9/login) ![t](http://127.0.0.2:9/t.png) http://127.0.0.2:9/bare"
+INJECTED_JS = """() => ({links: Array.from(document.querySelectorAll('a')).filter(a => a.href.includes('127.0.0.2')).length,
+                       images: Array.from(document.querySelectorAll('img')).filter(i => i.src.includes('127.0.0.2')).length})"""
+
+
+def test_text_from_a_link_or_a_form_cannot_become_a_link_or_an_image(server, fresh):
+    """Notices and errors quote what a visitor typed; rendered as Markdown, a crafted value became a clickable
+    'sign in' link to another site, or an image the browser fetched from it."""
+    from urllib.parse import quote, urlparse
+
+    page = fresh()
+    requests = []
+    page.on("request", lambda request: requests.append(request.url))
+    open_page(page, server, f"solver?problem={quote(EVIL)}&step_size={quote(EVIL)}", "Solver")
+    assert any("Session expired" in n for n in notices(page)), notices(page)
+    assert page.evaluate(INJECTED_JS) == {"links": 0, "images": 0}
+    page.goto(f"{server}/jobs")
+    page.get_by_role("heading", name="Jobs", exact=True).first.wait_for(timeout=30_000)
+    _wait_idle(page)
+    page.get_by_role("textbox", name="Extra overrides (key=value per line)").fill(EVIL)
+    page.get_by_role("button", name="Start job").click()
+    page.locator('[data-testid="stAlertContainer"]').filter(has_text="key=value per line").first.wait_for(timeout=30_000)
+    _wait_idle(page)
+    alert = page.locator('[data-testid="stAlertContainer"]').filter(has_text="key=value per line").first.inner_text()
+    assert "[Session expired: sign in](http://127.0.0.2:9/login)" in alert.replace("\u2060", "")  # shown as typed
+    assert page.evaluate(INJECTED_JS) == {"links": 0, "images": 0}
+    assert not [url for url in requests if urlparse(url).hostname == "127.0.0.2"]

@@ -15,7 +15,7 @@ import pytest
 from jobs import control as jobs_control
 from mixmin_core.runs import layout
 from mixmin_core.runs.store import RunStore
-from tests.app.conftest import open_app
+from tests.app.conftest import open_app, shown
 from tests.app.fixtures import (
     CHEM_RUN,
     METHODS,
@@ -73,7 +73,7 @@ def test_compare_names_the_columns_a_results_file_lacks(home):
     layout.results_path(RunStore(home).run_dir(CHEM_RUN)).write_text("a,b\n1,2\n")  # a KeyError before
     at = open_app("compare")
     assert not at.exception
-    assert re.search(r"results.csv: columns \['trial', .*\] missing", at.error[0].value), at.error[0].value
+    assert re.search(r"results.csv: columns \['trial', .*\] missing", shown(at.error[0])), shown(at.error[0])
 
 
 def test_empty_store_offers_the_example_and_the_demo(empty_home):
@@ -135,9 +135,9 @@ def test_solver_caps_and_prior_pull(home):
     assert weights.max() <= 0.3 + 1e-4 and np.isclose(weights.sum(), 1.0, atol=1e-4)
     at.slider(key="w:solve.max_weight").set_value(0.1).run()  # 6 sources x 0.1 < 1: infeasible
     assert not at.exception
-    assert "Max weight per source 0.1 x 6 sources < 1" in at.error[0].value
-    assert "at least 0.17" in at.error[0].value  # what to set it to, and no advice that does not apply here
-    assert "repetitions" not in at.error[0].value
+    assert "Max weight per source 0.1 x 6 sources < 1" in shown(at.error[0])
+    assert "at least 0.17" in shown(at.error[0])  # what to set it to, and no advice that does not apply here
+    assert "repetitions" not in shown(at.error[0])
     at.slider(key="w:solve.max_weight").set_value(1.0).run()
     at.number_input(key="w:solve.prior_strength").set_value(5.0).run()
     assert not at.exception
@@ -292,7 +292,7 @@ def test_jobs_page_reports_a_bad_override_without_a_traceback(home):
     at.text_area(key="jobs.extra.synthetic_demo").input("trials 2; rm -rf /")
     at.button[0].click().run()
     assert not at.exception
-    assert "key=value" in at.error[0].value
+    assert "key=value" in shown(at.error[0])
     assert not jobs_control.list_launches(home)
 
 
@@ -303,7 +303,7 @@ def test_jobs_page_refuses_a_bad_value_before_launching(home):
     at.text_input(key="jobs.field.synthetic_demo.trials").input("abc")
     at.button[0].click().run()
     assert not at.exception and not at.success
-    assert "trials: must be an integer >= 1" in at.error[0].value
+    assert "trials: must be an integer >= 1" in shown(at.error[0])
     assert not jobs_control.list_launches(home)
 
 
@@ -320,7 +320,7 @@ def test_jobs_page_refuses_a_key_set_twice(home, field, extra, match):
     at.text_area(key="jobs.extra.synthetic_demo").input(extra)
     at.button[0].click().run()
     assert not at.exception and not at.success
-    assert re.search(match, at.error[0].value), at.error[0].value
+    assert re.search(match, shown(at.error[0])), shown(at.error[0])
     assert not jobs_control.list_launches(home)
 
 
@@ -329,7 +329,7 @@ def test_upload_bad_file_gets_a_clear_message(home):
     at = open_app("upload")
     at.file_uploader(key="upload.files").set_value(("outputs.csv", b"a,b\nx,y\n", "text/csv")).run()
     assert not at.exception
-    assert "source columns must be numeric" in at.error[0].value
+    assert "source columns must be numeric" in shown(at.error[0])
 
 
 def test_upload_a_csv_and_solve_it(home):
@@ -366,7 +366,7 @@ def test_solver_reports_a_corrupted_outputs_file_without_a_traceback(home):
     npz = layout.outputs_path(RunStore().run_dir(CHEM_RUN), problem).with_name(problem.key + ".npz")
     npz.write_bytes(npz.read_bytes()[:-100])
     at = open_app("solver")
-    assert "checksum mismatch" in at.error[0].value
+    assert "checksum mismatch" in shown(at.error[0])
 
 
 def test_compare_of_a_single_method_shows_no_improvement_over_itself(home):
