@@ -9,7 +9,7 @@ downloads write nothing to the run store, so the panel works in read-only mode t
 """
 from __future__ import annotations
 
-import tempfile
+import math
 from pathlib import Path
 
 import numpy as np
@@ -61,15 +61,8 @@ def chem_examples(run_dir: str, stamp: float):
 
 
 def uploaded_sizes(upload) -> dict:
-    """``{source: size}`` from an uploaded CSV (read in a temporary folder; nothing is stored)."""
-    name = Path(upload.name).name or "sizes.csv"
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / name
-        path.write_bytes(upload.getvalue())
-        try:
-            return export.read_sizes_csv(path)
-        except InputError as exc:
-            raise InputError(str(exc).replace(str(path), name)) from None
+    """``{source: size}`` from an uploaded CSV (read in memory; nothing is written)."""
+    return export.read_sizes_csv(Path(upload.name).name or "sizes.csv", data=upload.getvalue())
 
 
 def source_sizes(run_id: str | None, mount: str) -> tuple[dict | None, str]:
@@ -158,6 +151,7 @@ def settings(result, sizes: dict, unit: str, has_chem: bool, run_id) -> tuple[fl
     if ss["export._budget_for"] != (run_id, unit) or not (ss["export.budget"] or 0) > 0:
         ss["export._budget_for"] = (run_id, unit)
         total = sum(float(sizes.get(n, 0.0)) for n in result.source_names)
+        total = total if math.isfinite(total) else 1.0
         state.fallback("export.budget", float(max(1, round(total))))  # one pass over every source
     state.ensure("export.max_epochs", isinstance(ss["export.max_epochs"], (int, float)) and ss["export.max_epochs"] > 0)
     formats = [f for f in export.FORMATS if f != "chem-table" or has_chem]

@@ -108,6 +108,9 @@ def _parse_npz_pair(by_suffix: dict, max_expanded: int) -> ProxyOutputs:
         raise InputError(f"{json_name}: not valid JSON (not UTF-8 text).") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{json_name}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}).") from None
+    except (RecursionError, ValueError):  # nested thousands deep, or an integer of thousands of digits
+        raise InputError(f"{json_name}: not a sidecar written by ProxyOutputs.save (nested too deeply, or a "
+                         "number too long to read).") from None
     if not isinstance(sidecar, dict) or "kind" not in sidecar:
         raise InputError(f"{json_name}: expected a JSON object with at least 'kind' and 'source_names'; "
                          f"got {type(sidecar).__name__} without 'kind'.")
@@ -227,9 +230,9 @@ def parse_table(name: str, data: bytes, *, kind: str = "auto", max_expanded: int
                          f"cell(s), the first in data row {row + 1} ({block[row, col]}); every source needs a number "
                          "for every sample.")
     values = block.T  # float64: ProxyOutputs says so if a value does not fit in float32 (cast, it read "inf")
-    if kind == "auto":
-        kind = _guess_kind(values, label_col is not None)
     try:
+        if kind == "auto":
+            kind = _guess_kind(values, None if label_col is None else frame[label_col].to_numpy())
         return ProxyOutputs(
             values, kind, source_names=[str(c) for c in source_cols],
             labels=None if label_col is None else frame[label_col].to_numpy(),
@@ -247,6 +250,7 @@ def _read_table(name: str, data: bytes, max_expanded: int = MAX_EXPANDED_BYTES):
     suffix = PurePath(name).suffix.lower()
     try:
         if suffix == ".csv":
+            _check_csv_size(name, data, max_expanded)
             frame = pd.read_csv(io.BytesIO(data))
         elif suffix in (".parquet", ".pq"):
             _check_parquet_size(name, data, max_expanded)
@@ -279,9 +283,26 @@ def _check_parquet_size(name: str, data: bytes, max_expanded: int) -> None:
                          "upload fewer sources or samples.")
 
 
-def _guess_kind(values: np.ndarray, has_labels: bool) -> str:
-    if not has_labels:
+def _check_csv_size(name: str, data: bytes, max_expanded: int) -> None:
+    """Refuse a CSV whose cells would take more than ``max_expanded`` as numbers (8 bytes each), counted from
+    its lines and header before pandas reads it (the .npz and Parquet limit; a CSV escaped it)."""
+    rows = data.count(b"\n") + (not data.endswith(b"\n"))
+    columns = data[: data.find(b"\n") if b"\n" in data else len(data)].count(b",") + 1
+    total = rows * columns * 8 + len(data)
+    if total > max_expanded:
+        raise InputError(f"{name}: its {rows:,} lines x {columns} columns would take {total / 2**20:,.0f} MB in "
+                         f"memory, over the {max_expanded / 2**20:,.0f} MB limit; upload fewer sources or samples.")
+
+
+def _guess_kind(values: np.ndarray, labels) -> str:
+    """``auto``: binary for probabilities with 0/1 labels, mse for other labels, loglik without labels."""
+    if labels is None:
+        if np.nanmax(values, initial=0.0) > 0:
+            raise InputError(f"no label column ({', '.join(repr(c) for c in LABEL_COLUMNS)}) was found, so the table "
+                             "reads as log-likelihoods (loglik, values <= 0), but some values are above 0. Add the "
+                             "labels as a column for binary or mse outputs, or pick the objective.")
         return "loglik"
     finite = values[np.isfinite(values)]
     in_unit = finite.size > 0 and finite.min() >= 0 and finite.max() <= 1
-    return "binary" if in_unit else "mse"
+    zero_one = bool(np.isin(np.asarray(labels, dtype=np.float64), (0.0, 1.0)).all())
+    return "binary" if in_unit and zero_one else "mse"

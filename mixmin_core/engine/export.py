@@ -443,19 +443,23 @@ def _labels(path: Path):
         raise InputError(f"{path}: cannot read labels and assays ({exc}).") from None
 
 
-def read_sizes_csv(path) -> dict:
+def read_sizes_csv(path, *, data: bytes | None = None) -> dict:
     """``{source: size}`` from a CSV with a ``source`` column and one of ``size``, ``tokens``, ``rows``, ``n_labelled``.
+
+    ``data``: the file's bytes (an upload), read in memory; ``path`` then only names it in errors.
 
     Raises
     ------
     InputError
-        If the file is missing, unreadable or lacks those columns.
+        If the file is missing, unreadable or lacks those columns, or a size is not a finite number >= 0.
     """
+    import io
+
     import pandas as pd
 
     path = Path(path)
     try:
-        frame = pd.read_csv(path, dtype={"source": str})
+        frame = pd.read_csv(path if data is None else io.BytesIO(data), dtype={"source": str})
     except FileNotFoundError:
         raise InputError(f"{path}: sizes file not found.") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -464,14 +468,17 @@ def read_sizes_csv(path) -> dict:
     if "source" not in frame.columns or column is None:
         raise InputError(f"{path}: needs columns 'source' and 'size' (or tokens, rows, n_labelled); "
                          f"got {list(frame.columns)}.")
-    values = pd.to_numeric(frame[column], errors="coerce")
+    try:
+        values = pd.to_numeric(frame[column], errors="coerce")
+    except OverflowError:  # an integer of hundreds of digits
+        values = pd.to_numeric(frame[column].astype(str), errors="coerce")  # read as text: it is infinite
     if values.isna().any():
         bad = frame.loc[values.isna(), "source"].tolist()[:5]
         raise InputError(f"{path}: column {column!r} must be numeric; bad for sources {bad}.")
     repeated = sorted(set(frame.loc[frame["source"].duplicated(), "source"]))
     if repeated:
         raise InputError(f"{path}: each source needs one row; repeated: {repeated[:5]}.")
-    if not np.isfinite(values).all() or (values < 0).any() or not values.sum() > 0:
+    if not np.isfinite(values).all() or (values < 0).any() or not 0 < values.sum() < np.inf:
         raise InputError(f"{path}: column {column!r} must hold finite sizes >= 0, not all zero; "
                          f"got range [{values.min():g}, {values.max():g}] summing to {values.sum():g}.")
     return dict(zip(frame["source"], values.astype(float)))

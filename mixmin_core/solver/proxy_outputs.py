@@ -181,6 +181,9 @@ class ProxyOutputs:
             sidecar = fileio.read_json(json_path)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise InputError(f"{json_path}: not valid JSON ({exc}).") from None
+        except (RecursionError, ValueError):  # nested thousands deep, or an integer of thousands of digits
+            raise InputError(f"{json_path}: not a sidecar written by ProxyOutputs.save (nested too deeply, or a "
+                             "number too long to read).") from None
         expected = sidecar.get("sha256") if isinstance(sidecar, dict) else None
         if not expected or not isinstance(expected, str):
             raise InputError(f"{json_path}: missing 'sha256' checksum field (a hex string); got {describe(expected)}.")
@@ -212,6 +215,7 @@ class ProxyOutputs:
             raise InputError(f"{source}: cannot read arrays ({exc}).") from None
         if "values" not in arrays:
             raise InputError(f"{source}: no 'values' array; found {sorted(arrays)}.")
+        _check_sidecar(sidecar, arrays["values"].shape, source)
         try:
             return cls(
                 arrays["values"], sidecar.get("kind"), source_names=sidecar.get("source_names"),
@@ -219,6 +223,22 @@ class ProxyOutputs:
             )
         except InputError as exc:
             raise InputError(f"{source}: {exc}") from None
+
+
+def _check_sidecar(sidecar: dict, shape: tuple, source: str) -> None:
+    """What ``save`` writes beside the arrays must describe them: a known format, the source names, and
+    counts that match (a hand-edited sidecar was read with made-up names, or against other arrays)."""
+    version = sidecar.get("format_version", FORMAT_VERSION)
+    if isinstance(version, bool) or version != FORMAT_VERSION:
+        raise InputError(f"{source}: sidecar format_version {describe(version)} is not one this version reads "
+                         f"({FORMAT_VERSION}); save the outputs again with ProxyOutputs.save.")
+    if not isinstance(sidecar.get("source_names"), list):
+        raise InputError(f"{source}: the sidecar's 'source_names' must be a list of the {shape[0]} source names; "
+                         f"got {describe(sidecar.get('source_names'))}.")
+    for key, n in (("n_sources", shape[0]), ("n_samples", shape[1] if len(shape) > 1 else None)):
+        if key in sidecar and (isinstance(sidecar[key], bool) or sidecar[key] != n):
+            raise InputError(f"{source}: the sidecar says {key}={describe(sidecar[key])}, but the values array "
+                             f"has shape {tuple(shape)}; the two files do not belong together.")
 
 
 #: Values at least this large are saved uncompressed by ``save(compress="auto")``, so they can be

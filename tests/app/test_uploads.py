@@ -80,6 +80,13 @@ def test_pickle_disguised_as_csv_is_not_unpickled():
         parse_upload([("x.csv", pickle.dumps({"a": [1, 2]}))])
 
 
+def test_auto_reads_labels_that_are_not_0_or_1_as_regression_targets():
+    """Probabilities with labels 0.2 and 0.7 were taken as binary, then refused: 'labels must be 0 or 1'."""
+    out = parse_upload([("x.csv", b"a,b,label\n0.1,0.9,0.2\n0.5,0.4,0.7\n")])
+    assert out.kind == "mse"
+    assert parse_upload([("x.csv", b"a,b,label\n0.1,0.9,0\n0.5,0.4,1\n")]).kind == "binary"
+
+
 @pytest.mark.parametrize("files,kwargs,match", [
     ([], {}, "no file uploaded"),
     ([("x.csv", b"a,b\n0.1,0.2\n")], {"max_bytes": 5}, "over the 0 MB upload limit"),
@@ -87,6 +94,9 @@ def test_pickle_disguised_as_csv_is_not_unpickled():
     ([("x.csv", b"a,b\n"), ("y.csv", b"a,b\n")], {}, "unsupported upload"),
     ([("x.npz", b"PK")], {}, "needs both files"),
     ([("x.npz", b"PK"), ("x.json", b"{not json")], {}, "not valid JSON"),
+    ([("x.npz", b"PK"), ("x.json", b"{not json")], {}, "not valid JSON"),
+    ([("x.npz", b"PK"), ("x.json", b"[" * 100_000 + b"]" * 100_000)], {}, "not a sidecar written by ProxyOutputs.save"),
+    ([("x.npz", b"PK"), ("x.json", b'{"kind": ' + b"9" * 5000 + b"}")], {}, "not a sidecar written by ProxyOutputs.save"),
     ([("x.npz", b"PK"), ("x.json", b"[1, 2]")], {}, "expected a JSON object"),
     ([("x.npz", b"not a zip"), ("x.json", _sidecar(b"not a zip"))], {}, "cannot read arrays"),
     ([("x.csv", b"")], {}, "cannot read it as csv"),
@@ -95,7 +105,9 @@ def test_pickle_disguised_as_csv_is_not_unpickled():
     ([("x.csv", b"a,b\n")], {}, "no rows"),
     ([("x.csv", b"a,b,label\n0.5,0.2,3\n")], {"kind": "binary"}, "labels must be 0 or 1"),
     ([("x.csv", b"a,b\n0.5,0.2\n")], {"kind": "binary"}, "labels are required"),
-    ([("x.csv", b"a,b\n-1,0.5\n")], {}, "log-probabilities <= 0"),
+    ([("x.csv", b"a,b\n-1,0.5\n")], {"kind": "loglik"}, "log-probabilities <= 0"),
+    ([("x.csv", b"a,b\n-1,0.5\n")], {}, r"no label column \('label', 'labels', 'y'\) was found, so the table reads as"),
+    ([("x.csv", b"a,b\n" + b"0.1,0.2\n" * 5000)], {"max_expanded": 50_000}, r"x.csv: its 5,001 lines x 2 columns"),
     ([("x.csv", b"a,b\n0.5,0.2\n")], {"kind": "probability"}, "kind must be 'auto'"),
     ([("x.parquet", b"garbage")], {}, "cannot read it as parquet"),
     ([("x.csv", b"a,b,label\n-1e300,-2,1\n")], {}, r"values must fit in float32 .* got 1e\+300"),

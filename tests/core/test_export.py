@@ -269,3 +269,13 @@ def test_sizes_csv(tmp_path):
     path.write_text("source,size\na,-5\nb,10\n")
     with pytest.raises(InputError, match="finite sizes >= 0"):
         read_sizes_csv(path)
+    path.write_text("source,size\na," + "9" * 400 + "\nb,10\n")  # OverflowError: int too large to convert to float
+    with pytest.raises(InputError, match="finite sizes >= 0"):
+        read_sizes_csv(path)
+    path.write_text("source,size\na,1e308\nb,1e308\n")  # each finite, the total infinite (the page's budget overflowed)
+    with pytest.raises(InputError, match="finite sizes >= 0.*summing to inf"):
+        read_sizes_csv(path)
+    # an upload is read from its bytes, named in errors by its file name
+    assert read_sizes_csv("mine.csv", data=b"source,size\na,1\n") == {"a": 1.0}
+    with pytest.raises(InputError, match=r"^mine.csv: needs columns"):
+        read_sizes_csv("mine.csv", data=b"x,y\n1,2\n")

@@ -320,6 +320,10 @@ def test_select_by_name_mask_and_repeated_samples():
 @pytest.mark.parametrize("field,value,match", [
     ("meta", [1, 2], r"o.npz: meta must be a dict"),
     ("sha256", 5, r"o.json: missing 'sha256' checksum field \(a hex string\); got 5"),
+    ("source_names", None, r"o.npz: the sidecar's 'source_names' must be a list of the 2 source names; got None"),
+    ("n_sources", 7, r"o.npz: the sidecar says n_sources=7, but the values array has shape \(2, 3\)"),
+    ("n_samples", "x", r"o.npz: the sidecar says n_samples='x'"),
+    ("format_version", 99, r"o.npz: sidecar format_version 99 is not one this version reads \(1\)"),
 ])
 def test_a_hand_edited_sidecar_is_one_clear_error(tmp_path, field, value, match):
     path = _binary().save(tmp_path / "o")
@@ -330,6 +334,15 @@ def test_a_hand_edited_sidecar_is_one_clear_error(tmp_path, field, value, match)
         sidecar[field] = value
     (tmp_path / "o.json").write_text(json.dumps(sidecar))
     with pytest.raises(InputError, match=match):
+        ProxyOutputs.load(path)
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000, '{"sha256": ' + "9" * 5000 + "}"],
+                         ids=["nested", "long-integer"])
+def test_a_sidecar_json_cannot_crash_the_reader(tmp_path, text):
+    path = _binary().save(tmp_path / "o")
+    (tmp_path / "o.json").write_text(text)  # RecursionError / ValueError (4,300 digits) escaped
+    with pytest.raises(InputError, match=r"o.json: not a sidecar written by ProxyOutputs.save"):
         ProxyOutputs.load(path)
 
 
