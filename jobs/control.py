@@ -28,7 +28,7 @@ from pathlib import Path
 from jobs.config import MAX_OVERRIDE_CHARS, parse_override_value
 from mixmin_core.errors import ConfigError, InputError, MixminError
 from mixmin_core.runs import fileio
-from mixmin_core.runs.datasets import CONFINE_ENV
+from mixmin_core.runs.datasets import CONFINE_ENV, confinement
 from mixmin_core.runs.store import RunStore, job_alive
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -39,12 +39,13 @@ READ_ONLY_ENV = "MIXMIN_READ_ONLY"
 MAX_JOBS_ENV = "MIXMIN_MAX_JOBS"
 DEFAULT_MAX_JOBS = 2
 
-_EXECUTION = ("name", "trials", "seed", "resume", "n_workers")
+_EXECUTION = ("name", "trials", "seed", "n_workers")
 _CHEM_COMMON = ("dataset", "max_molecules", "proxy_depth", "final_trees", "final_depth", "max_final_rows",
                 "step_size", "max_iter", "device", "xgb_threads")
 #: The fields a user may override from the Jobs page, per pipeline: the experiment's settings.
 #: Left out on purpose: anything naming a file or folder (``path``, ``metadata``, ``sources_dir``,
-#: ``tokenizer_path``, LM ``targets`` and ``sources``...), column names of a user table, ``backend``.
+#: ``tokenizer_path``, LM ``targets`` and ``sources``...), column names of a user table, ``backend``, and
+#: ``resume``: ``resume=never`` deletes a finished run's outputs (a visitor's job has the owner's run id).
 PAGE_FIELDS: dict[str, frozenset] = {name: frozenset(_EXECUTION + fields) for name, fields in {
     "synthetic": ("n_sources", "n_categories", "source_samples", "target_samples", "step_size", "max_iter"),
     "chem": _CHEM_COMMON + (
@@ -198,8 +199,10 @@ def start_job(config_path: str | os.PathLike, overrides: dict | None = None, *, 
     from jobs.__main__ import resolve_config
 
     argv = job_argv(config_path, overrides)
-    # the job's own checks, run here: a bad value is an error on the page, not in a launch log
-    resolve_config(str(page_config_path(config_path)), _set_args(overrides))
+    # the job's own checks, run here as the confined job will (no download, no cache outside the store): a bad
+    # value is an error on the page, not in a launch log
+    with confinement():
+        resolve_config(str(page_config_path(config_path)), _set_args(overrides))
     root = RunStore(home).root
     running = running_jobs(root)
     if len(running) >= max_running_jobs():

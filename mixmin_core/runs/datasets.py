@@ -8,6 +8,8 @@ Offline development and CI use ``MIXMIN_DATA_DIR=../shared/data``.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import urllib.error
 import urllib.request
@@ -127,9 +129,23 @@ def data_dir() -> Path | None:
 CONFINE_ENV = "MIXMIN_CONFINE_PATHS"
 
 
+_CONFINED_HERE: contextvars.ContextVar[bool] = contextvars.ContextVar("mixmin_confined", default=False)
+
+
 def confined() -> bool:
-    """True in a job the app started (``MIXMIN_CONFINE_PATHS=1``)."""
-    return os.environ.get(CONFINE_ENV) == "1"
+    """True in a job the app started (``MIXMIN_CONFINE_PATHS=1``), and inside :func:`confinement`."""
+    return os.environ.get(CONFINE_ENV) == "1" or _CONFINED_HERE.get()
+
+
+@contextlib.contextmanager
+def confinement():
+    """Check and resolve as a confined job would, in this thread only (the app checks a visitor's config
+    in its own process before it starts the job)."""
+    token = _CONFINED_HERE.set(True)
+    try:
+        yield
+    finally:
+        _CONFINED_HERE.reset(token)
 
 
 def allowed_roots() -> list[Path]:
@@ -179,6 +195,12 @@ def check_config_paths(config: dict, where: str = "") -> None:
 
 
 def cache_dir() -> Path:
+    """Downloads and fingerprints: ``$MIXMIN_CACHE`` (default ``~/.cache/mixmin``); for a confined job, the
+    run store's ``cache`` folder (it may read and write nowhere else)."""
+    if confined():
+        from mixmin_core.runs.store import default_home
+
+        return default_home() / "cache"
     return Path(os.environ.get("MIXMIN_CACHE", Path.home() / ".cache" / "mixmin")).expanduser()
 
 
@@ -208,7 +230,9 @@ def resolve(name: str, path: str | os.PathLike | None = None, *, download: bool 
         if candidate.exists():
             return candidate
     reason = "no public direct download" if not ds.url else "downloads are disabled (MIXMIN_OFFLINE=1)"
-    if download and ds.url and os.environ.get("MIXMIN_OFFLINE") != "1":
+    if confined() and ds.url:  # a visitor's job does not reach the network
+        reason = "jobs started from the app do not download (run `python -m jobs run` on the machine once)"
+    elif download and ds.url and os.environ.get("MIXMIN_OFFLINE") != "1":
         try:
             return _download(ds, cache_dir() / ds.relpath)
         except (urllib.error.URLError, OSError, TimeoutError) as exc:

@@ -304,6 +304,7 @@ CONFINED = [
     ("lm-targets-path", LM, ["targets=[{name: x, kind: piqa, path: /etc/passwd}]"], r"override 'targets' cannot be set"),
     ("lm-sources-traversal", LM, ["sources=[../../../etc/passwd]"], r"override 'sources' cannot be set"),
     ("syn-backend", SYN, ["backend=ray"], r"override 'backend' cannot be set"),
+    ("syn-resume-never", SYN, ["resume=never"], r"override 'resume' cannot be set"),
     ("syn-alias-bomb", SYN, ["trials=[&a [1,1,1,1,1,1,1,1,1,1], [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]]"], r"trials: YAML anchors"),
     ("syn-alias", SYN, ["trials=*a"], r"trials: YAML aliases"),
     ("syn-tag", SYN, ["trials=!!str 3"], r"trials: YAML tags"),
@@ -456,6 +457,32 @@ def test_real_cli_process_prints_no_traceback_and_creates_nothing(argv, match):
     assert proc.returncode == 2 and match in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
     assert not (home / "runs").exists()  # no run folder for bad input
+
+
+def test_app_started_jobs_cache_in_the_store_and_never_download(tmp_path, monkeypatch):
+    """A visitor's `dataset=pcba128` made the app itself download 40 MB into ~/.cache/mixmin, and jobs kept
+    fingerprints there: outside the run store and the data directory."""
+    import urllib.request
+
+    from jobs import control
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a confined job reached the network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    monkeypatch.setenv("MIXMIN_CACHE", str(tmp_path / "outside_cache"))
+    home = Path(os.environ["MIXMIN_HOME"])
+    assert datasets.cache_dir() == tmp_path / "outside_cache"  # the command line keeps the user's cache
+    with datasets.confinement():
+        assert datasets.cache_dir() == home / "cache"
+        with pytest.raises(InputError, match=r"jobs started from the app do not download"):
+            datasets.resolve("pcba128")
+    assert not datasets.confined()  # the scope ends with the block
+    with pytest.raises(InputError, match=r"jobs started from the app do not download"):
+        control.start_job("configs/chem_ci.yaml", {"dataset": "pcba128"}, home=home)
+    monkeypatch.setenv(datasets.CONFINE_ENV, "1")
+    assert datasets.cache_dir() == home / "cache"
+    assert not (tmp_path / "outside_cache").exists()
 
 
 def test_the_table_has_at_least_100_cases():
