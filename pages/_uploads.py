@@ -244,6 +244,15 @@ def parse_table(name: str, data: bytes, *, kind: str = "auto", max_expanded: int
         raise InputError(f"{name}: {exc}") from None
 
 
+def upload_name(files: list[tuple[str, bytes]], kind: str) -> str:
+    """The stored name of an upload read as objective ``kind``: the first file's name and a digest of the
+    bytes and the kind (the same file read as another objective is another problem, not the first one reused)."""
+    from mixmin_core.runs.layout import safe_name
+
+    digest = hashlib.sha256(kind.encode() + b"\0" + b"".join(data for _, data in files)).hexdigest()[:12]
+    return f"{safe_name(files[0][0].rsplit('.', 1)[0])[:40]}-{digest}"
+
+
 def _read_table(name: str, data: bytes, max_expanded: int = MAX_EXPANDED_BYTES):
     import pandas as pd
 

@@ -1,14 +1,11 @@
 """Upload: bring your own proxy outputs (.npz + .json, or a CSV/Parquet table) and solve."""
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from mixmin_core import mixmin
-from mixmin_core.runs.layout import safe_name
 from mixmin_core.solver.proxy_outputs import KINDS
 from pages import _shared
 from pages._access import NOTE, read_only
@@ -17,6 +14,7 @@ from pages._uploads import (
     MAX_UPLOAD_BYTES,
     parse_upload,
     save_compressed,
+    upload_name,
 )
 
 _shared.route_through_app()
@@ -48,9 +46,7 @@ def example_csv() -> str:
 
 def save_upload(outputs, files) -> str:
     """Keep the parsed outputs in the store (``uploads/``, compressed) so the Solver page can load them."""
-    digest = hashlib.sha256(b"".join(data for _, data in files)).hexdigest()[:12]
-    stem = safe_name(files[0][0].rsplit(".", 1)[0])[:40]
-    path = _shared.store().root / "uploads" / f"{stem}-{digest}"
+    path = _shared.store().root / "uploads" / upload_name(files, outputs.kind)
     if not path.with_name(path.name + ".npz").exists():
         save_compressed(outputs, path)
     return f"upload:{path}"

@@ -207,3 +207,13 @@ def test_total_upload_size_is_capped(monkeypatch):
     npz = b"x" * 60
     with pytest.raises(InputError, match="together is over the 0 MB limit of one upload"):
         parse_upload([("x.npz", npz), ("x.json", b"y" * 60)])
+
+
+def test_the_same_file_read_as_another_objective_is_stored_as_another_problem():
+    """The stored name came from the bytes alone: a CSV read as mse reopened the binary reading saved before."""
+    from pages._uploads import upload_name
+
+    files = [("my data.csv", b"a,b,label\n0.1,0.9,0\n0.5,0.4,1\n")]
+    assert upload_name(files, "binary") != upload_name(files, "mse")
+    assert upload_name(files, "binary") == upload_name(list(files), "binary")
+    assert upload_name(files, "mse").startswith("my-data-")
