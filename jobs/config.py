@@ -107,6 +107,9 @@ def check_config(config) -> None:
     hints = typing.get_type_hints(type(config))
     for f in dataclasses.fields(config):
         value, hint, meta = getattr(config, f.name), hints.get(f.name, object), dict(f.metadata)
+        if hint is int and isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+            value = int(value)  # YAML reads 6e5 as a float; as a count it is the whole number it names
+            object.__setattr__(config, f.name, value)
         typed = _matches(value, hint)
         rule = _rule_error(value, meta) if typed else f"must be {_type_name(hint)}"
         items = meta.get("items")

@@ -38,14 +38,14 @@ class LMConfig(ExecutionConfig):
     sources_dir: str = setting("", doc="folder of <source>.jsonl(.gz) with a 'text' field; '' = $MIXMIN_DATA_DIR/text/source")
     sources: list[str] = setting([], doc="subset of source names; [] = every file in the folder")
     slimpajama_files: list[str] = setting([], doc="SlimPajama shards (text + meta.redpajama_set_name), used instead of sources_dir")
-    max_source_chars: int = setting(0, min=0, doc="characters read per source (0 = all); natural weights = tokens actually used")
+    max_source_chars: int = setting(0, min=0, max=10**12, doc="characters read per source (0 = all); natural weights = tokens actually used")
     targets: list[dict] = setting(DEFAULT_TARGETS, keys=TARGET_KEYS, doc="{name, kind, path | dataset, max_samples}")
-    max_target_samples: int = setting(1000, min=5, doc="examples per target (the pool split 80/20 per trial)")
+    max_target_samples: int = setting(1000, min=5, max=10_000_000, doc="examples per target (the pool split 80/20 per trial)")
     preset: str = setting("tiny", choices=tuple(PRESETS), doc="size of proxies and final models")
     tokenizer: str = setting("auto", choices=("auto",) + TOKENIZERS, doc="auto = the preset's (bpe on CPU presets)")
     tokenizer_path: str = setting("", doc="Pythia tokenizer.json; '' = registry (MIXMIN_DATA_DIR copy, cache or download)")
-    bpe_vocab_size: int = setting(0, min=0, doc="0 = the preset's (4096)")
-    bpe_train_chars: int = setting(1_000_000, min=1, doc="characters per source the BPE is trained on")
+    bpe_vocab_size: int = setting(0, min=0, max=1_000_000, doc="0 = the preset's (4096)")
+    bpe_train_chars: int = setting(1_000_000, min=1, max=10**10, doc="characters per source the BPE is trained on")
     final_tokens: int = setting(600_000, min=1, max=10**11, doc="training tokens of each final model")
     proxy_budget: float = setting(1.0, gt=0, max=100, doc="all proxies together, as a fraction of one final run "
                                                            "(paper: 0.01, 0.05, 0.1, 1.0)")
@@ -55,23 +55,23 @@ class LMConfig(ExecutionConfig):
     joint_modes: list[str] = setting([], items={"choices": MODES},
                                      doc="one mixture for all targets per trial: mean and/or worst target loss")
     joint_normalise: bool = setting(False, doc="joint: divide each target's loss by its loss at the natural mixture")
-    regmix_runs_per_source: int = setting(0, min=0, doc="RegMix runs per proxy of compute; 0 = the paper's "
+    regmix_runs_per_source: int = setting(0, min=0, max=10_000, doc="RegMix runs per proxy of compute; 0 = the paper's "
                                                         "(runs the size of a 1%-budget proxy)")
     regmix_preset: str = setting("auto", choices=REGMIX_PRESETS, doc="auto: faithful at 40+ runs (LightGBM "
                                                                      "cannot split fewer)")
-    regmix_candidates: int = setting(100_000, min=1)
-    bo_init: int = setting(0, min=0, doc="BO's initial random mixtures (0 = half its runs)")
+    regmix_candidates: int = setting(100_000, min=1, max=10_000_000)
+    bo_init: int = setting(0, min=0, max=10_000, doc="BO's initial random mixtures (0 = half its runs)")
     fit_fraction: float = setting(0.8, gt=0, lt=1, doc="share of each target's examples MixMin fits on")
-    step_size: float = setting(1.0, gt=0, doc="MixMin entropic mirror descent (paper: 1.0, 100 steps)")
-    max_iter: int = setting(100, min=1)
-    n_boot: int = setting(0, min=0, doc="bootstrap resamples for weight intervals (0 = none)")
-    top_k: int = setting(10, min=1)
+    step_size: float = setting(1.0, gt=0, max=1e6, doc="MixMin entropic mirror descent (paper: 1.0, 100 steps)")
+    max_iter: int = setting(100, min=1, max=100_000)
+    n_boot: int = setting(0, min=0, max=10_000, doc="bootstrap resamples for weight intervals (0 = none)")
+    top_k: int = setting(10, min=1, max=100_000)
     cross_task: bool = setting(True, doc="evaluate every target's MixMin model on every other target")
     transfer_preset: str = setting("", choices=("",) + tuple(PRESETS),
                                    doc="train MixMin/natural/balanced at this size with the same weights")
-    transfer_tokens: int = setting(0, min=0, doc="training tokens at the transfer size (0 = final_tokens)")
-    eval_batch_size: int = setting(32, min=1)
-    torch_threads: int = setting(0, min=0, doc="threads per worker process; 0 = CPU cores / n_workers")
+    transfer_tokens: int = setting(0, min=0, max=10**11, doc="training tokens at the transfer size (0 = final_tokens)")
+    eval_batch_size: int = setting(32, min=1, max=65_536)
+    torch_threads: int = setting(0, min=0, max=256, doc="threads per worker process; 0 = CPU cores / n_workers")
 
     def __post_init__(self):
         super().__post_init__()

@@ -64,11 +64,11 @@ class RunTableConfig(ExecutionConfig):
     preset: str = setting("faithful", choices=_PRESETS, doc="RegMix's regressor")
     prior: str = setting("natural", choices=PRIORS, doc="candidates' Dirichlet prior")
     n_candidates: int = setting(100_000, min=1, max=10_000_000)
-    top_k: int = setting(128, min=1)
-    random_search_trials: int = setting(0, min=0, doc="0: one run per source (compute-matched with MixMin)")
-    regmix_runs: int = setting(0, min=0, doc="0: all pool runs; else a random subset of this many per trial")
-    bo_budget: int = setting(0, min=0, doc="train_table runs BO may spend; 0: same as random search")
-    bo_init: int = setting(0, min=0, doc="BO's first random runs; 0: one per source (at most half the budget), "
+    top_k: int = setting(128, min=1, max=100_000)
+    random_search_trials: int = setting(0, min=0, max=1_000_000, doc="0: one run per source (compute-matched with MixMin)")
+    regmix_runs: int = setting(0, min=0, max=1_000_000, doc="0: all pool runs; else a random subset of this many per trial")
+    bo_budget: int = setting(0, min=0, max=1_000_000, doc="train_table runs BO may spend; 0: same as random search")
+    bo_init: int = setting(0, min=0, max=10_000, doc="BO's first random runs; 0: one per source (at most half the budget), "
                                           "2 when multi-fidelity")
     bo_fidelity_tables: list[str] = setting([], items={"choices": _TABLES},
                                             doc="smaller-scale runs of pool mixtures BO may buy, e.g. 1M runs")

@@ -74,6 +74,10 @@ CLI = [
     ("step_size-bool", SYN, ["step_size=true"], r"step_size: must be a number"),
     ("max_iter-zero", SYN, ["max_iter=0"], r"max_iter: must be >= 1"),
     ("max_iter-float", SYN, ["max_iter=1.5"], r"max_iter: must be an integer"),
+    ("chem-trees-huge", CHEM, ["proxy_trees=1e9"], r"proxy_trees: must be <= 10000; got 1000000000"),
+    ("chem-candidates-huge", CHEM, ["regmix_candidates=1000000000000"], r"regmix_candidates: must be <= 10000000"),
+    ("chem-boot-huge", CHEM, ["n_boot=1e9"], r"n_boot: must be <= 10000"),
+    ("chem-threads-huge", CHEM, ["xgb_threads=100000"], r"xgb_threads: must be <= 256"),
     ("resume-choice", SYN, ["resume=sometimes"], r"resume: must be one of \['if_available', 'never'\]"),
     ("backend-choice", SYN, ["backend=spark"], r"backend: must be one of \['local', 'ray'\]"),
     ("device-choice", SYN, ["device=tpu"], r"device: must be one of"),
@@ -224,6 +228,16 @@ def test_numbers_in_scientific_notation_are_numbers(text, value, tmp_path):
     assert read_config_file(_write(tmp_path, "sci.yaml", f"pipeline: synthetic\nstep_size: {text}\n"))["step_size"] == value
 
 
+def test_a_whole_number_in_scientific_notation_is_a_count(tmp_path, capsys):
+    """`final_tokens: 6e5` read as a float and was refused: 'must be an integer; got 600000.0'."""
+    path = _write(tmp_path, "sci.yaml", "pipeline: synthetic\nseed: 1e3\n")
+    assert main(["run", path, "--dry-run"]) == 0 and "seed: 1000\n" in capsys.readouterr().out
+    assert main(["run", SYN, "--set", "n_sources=1e1", "--dry-run"]) == 0 and "n_sources: 10\n" in capsys.readouterr().out
+    assert main(["run", SYN, "--set", "n_sources=1.5e1", "--dry-run"]) == 0  # 15
+    assert main(["run", SYN, "--set", "n_sources=1.05e1", "--dry-run"]) == 2  # 10.5 is no count
+    assert "n_sources: must be an integer" in capsys.readouterr().err
+
+
 def test_step_size_in_scientific_notation_is_accepted(tmp_path, capsys):
     path = _write(tmp_path, "sci.yaml", "pipeline: synthetic\nstep_size: 1e-3\n")
     assert main(["run", path, "--dry-run"]) == 0 and "step_size: 0.001" in capsys.readouterr().out
@@ -350,7 +364,8 @@ def _npz(values, **arrays) -> bytes:
 
 
 def _sidecar(npz: bytes, **fields) -> bytes:
-    return json.dumps({"kind": "binary", "sha256": hashlib.sha256(npz).hexdigest(), **fields}).encode()
+    sidecar = {"kind": "binary", "source_names": ["a", "b"], "sha256": hashlib.sha256(npz).hexdigest()}
+    return json.dumps({**sidecar, **fields}).encode()
 
 
 _GOOD = _npz(np.full((2, 4), 0.5, np.float32), labels=np.array([0, 1, 0, 1], np.float32))
@@ -400,7 +415,8 @@ UPLOADS = [  # (id, files, kwargs, match)
     ("csv-labels-two", [("x.csv", b"a,b,label\n0.5,0.2,3\n")], {"kind": "binary"}, r"x.csv: labels must be 0 or 1"),
     ("csv-binary-no-labels", [("x.csv", b"a,b\n0.5,0.2\n")], {"kind": "binary"}, r"x.csv: labels are required"),
     ("csv-mse-no-labels", [("x.csv", b"a,b\n0.5,0.2\n")], {"kind": "mse"}, r"x.csv: labels are required for kind 'mse'"),
-    ("csv-loglik-positive", [("x.csv", b"a,b\n-1,0.5\n")], {}, r"x.csv: .*log-probabilities <= 0"),
+    ("csv-loglik-positive", [("x.csv", b"a,b\n-1,0.5\n")], {"kind": "loglik"}, r"x.csv: .*log-probabilities <= 0"),
+    ("csv-no-labels-positive", [("x.csv", b"a,b\n-1,0.5\n")], {}, r"x.csv: no label column .* was found"),
     ("csv-binary-out-of-range", [("x.csv", b"a,b,label\n1.5,0.2,1\n")], {"kind": "binary"}, r"x.csv: .*\[0, 1\]"),
     ("csv-nan", [("x.csv", b"a,b,label\n0.5,,1\n0.2,0.3,0\n")], {"kind": "binary"},
      r"x.csv: column 'b' has 1 empty or non-finite cell\(s\), the first in data row 1"),
@@ -421,12 +437,12 @@ def test_bad_upload_is_one_clear_error(case):
 
 
 def test_upload_page_shows_a_yes_no_label_error_without_a_traceback(home):
-    from tests.app.conftest import open_app
+    from tests.app.conftest import open_app, shown
 
     at = open_app("upload")
     at.file_uploader(key="upload.files").set_value(("labels.csv", b"a,b,label\n0.2,0.3,yes\n0.5,0.1,no\n", "text/csv")).run()
     assert not at.exception
-    assert "labels.csv: column 'label' must hold numeric labels" in at.error[0].value
+    assert "labels.csv: column 'label' must hold numeric labels" in shown(at.error[0])
 
 
 @pytest.fixture
