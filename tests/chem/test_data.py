@@ -113,6 +113,21 @@ def test_target_without_both_classes(tmp_path, toxcast_head):
         validate(ChemConfig(dataset="", path=str(path), targets=["flat"], source_counts=["all"]))
 
 
+def test_target_whose_test_split_would_hold_no_positive_is_refused_before_any_work(tmp_path, toxcast_head):
+    """A target with 1-2 actives ran to 'done' with every score blank: round(0.2 x 2) = 0 test positives."""
+    frame = toxcast_head.copy()
+    for name, n_pos in (("rare2", 2), ("rare3", 3)):
+        frame[name] = 0
+        frame.loc[frame.index[:n_pos], name] = 1
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(InputError, match=r"target 'rare2' has 2 positives among the 400 molecules read; with "
+                                         r"test_fraction 0.2 its test split gets none"):
+        validate(ChemConfig(dataset="", path=str(path), targets=["rare2"], source_counts=["all"]))
+    validate(ChemConfig(dataset="", path=str(path), targets=["rare3"], source_counts=["all"]))  # one test positive
+    validate(ChemConfig(dataset="", path=str(path), targets=["rare2"], source_counts=["all"], test_fraction=0.3))
+
+
 def test_metadata_without_task_column(tmp_path):
     path = tmp_path / "m.csv"
     path.write_text("name,title\nx,y\n")
