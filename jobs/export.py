@@ -37,7 +37,7 @@ def add_parser(sub) -> None:
     p.add_argument("--unit", help="tokens or rows (default: the run's, else tokens; rows for chem-table)")
     p.add_argument("--max-epochs", default="4", help="warn about sources repeated more often (default 4)")
     p.add_argument("--respect-limit", action="store_true",
-                   help="solve again with availability caps so no source exceeds --max-epochs")
+                   help="solve MixMin again with availability caps so no source exceeds --max-epochs (--method mixmin only)")
     p.add_argument("--format", dest="fmt", default="json", help=f"one of {', '.join(export.FORMATS)} (default json)")
     p.add_argument("--data-prefix", default="{source}", help="megatron: data prefix per source, e.g. /data/{source}_text_document")
     p.add_argument("--seed", default="0", help="hf: interleaving seed (default 0)")
@@ -77,6 +77,10 @@ def cmd_export(args) -> int:
         unit = args.unit
     meta = {"run": args.run, "problem": problem.key} if problem is not None else {}
     plan = export.plan_training(result, sizes, budget=budget, max_epochs=max_epochs, unit=unit, meta=meta)
+    if args.respect_limit and result.method != "mixmin":  # solving again is MixMin's: it would swap the mixture
+        raise InputError(f"--respect-limit solves MixMin again under the repeat limit, so it applies to --method mixmin "
+                         f"only; the {result.method!r} mixture would be replaced by a MixMin one. Drop --respect-limit "
+                         "(the warnings name the sources over the limit), or export --method mixmin.")
     if args.respect_limit and plan.over_limit:
         plan = _solve_again(plan, result, run_dir, problem, sizes)
     for line in plan.warnings():
