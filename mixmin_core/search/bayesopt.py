@@ -27,6 +27,7 @@ from mixmin_core.search.swarm import (
     _check_losses,
     _check_positive_int,
     _check_prior,
+    _check_rng,
     _check_weights_table,
     spearman,
 )
@@ -137,9 +138,10 @@ def bo_table(W, y, *, source_names, budget: int, rng: np.random.Generator, n_ini
     finite = np.flatnonzero(np.isfinite(y))
     if budget > finite.size:
         raise InputError(f"budget must be at most the number of runs with a finite loss ({finite.size}); got {budget}.")
-    n_init = max(2, budget // 2) if n_init is None else _check_positive_int("n_init", n_init)
+    n_init = min(budget, max(2, budget // 2)) if n_init is None else _check_positive_int("n_init", n_init)
     if n_init > budget:
         raise InputError(f"n_init must be at most budget ({budget}); got {n_init}.")
+    rng = _check_rng(rng)
     seen = list(rng.choice(finite, size=n_init, replace=False))
     gp, kernel = None, None
     for step in range(budget - n_init):
@@ -156,8 +158,9 @@ def bo_table(W, y, *, source_names, budget: int, rng: np.random.Generator, n_ini
                             "best_so_far": np.minimum.accumulate(y[seen]).tolist()})
     result.meta.pop("candidates")
     result.meta["best_run"] = int(seen[result.meta["best_index"]]) if run_ids is None else run_ids[seen[result.meta["best_index"]]]
-    gp = _fit_and_pool(W, y, list(seen), finite, seed, kernel, rng, max_fit_rows)[0] if tests else gp
-    rho = {name: spearman(gp.predict(_check_weights_table(name, Wt, len(names))), yt)
+    if tests and len(seen) >= 2:  # a GP needs two runs (a budget of one has none to fit)
+        gp = _fit_and_pool(W, y, list(seen), finite, seed, kernel, rng, max_fit_rows)[0]
+    rho = {name: spearman(gp.predict(_check_weights_table(name, Wt, len(names))), yt) if gp is not None else float("nan")
            for name, (Wt, yt) in (tests or {}).items()}
     result.meta["spearman_tests"] = {k: (None if np.isnan(v) else v) for k, v in rho.items()}
     result.meta["metrics"] = {"measured_loss": result.loss, "best_run_in_table": float(y[finite].min()),
@@ -199,18 +202,22 @@ def bayesopt(evaluate, *, source_names, prior, budget: int, rng: np.random.Gener
     names = check_names("source_names", source_names)
     p = _check_prior("prior", prior, len(names))
     budget = _check_positive_int("budget", budget)
-    n_init = max(2, budget // 2) if n_init is None else _check_positive_int("n_init", n_init)
+    n_init = min(budget, max(2, budget // 2)) if n_init is None else _check_positive_int("n_init", n_init)
     if n_init > budget:
         raise InputError(f"n_init must be at most budget ({budget}); got {n_init}.")
+    rng = _check_rng(rng)
     W = rng.dirichlet(p, size=n_init)
     y = _check_losses("evaluate", evaluate(W.astype(np.float32)), n_init)
     while len(W) < budget:
         ok = np.isfinite(y)
-        z, mean, std = _standardise(y[ok])
-        gp = fit_gp(W[ok], z, seed=seed)
-        cands = rng.dirichlet(p, size=n_candidates)
-        mu, sd = gp.predict(cands, return_std=True)
-        pick = cands[np.argmax(expected_improvement(mu, sd, (y[ok].min() - mean) / std, xi))][None, :]
+        if ok.sum() < 2:  # nothing for a GP to fit yet (failed runs): explore with a fresh draw
+            pick = rng.dirichlet(p, size=1)
+        else:
+            z, mean, std = _standardise(y[ok])
+            gp = fit_gp(W[ok], z, seed=seed)
+            cands = rng.dirichlet(p, size=n_candidates)
+            mu, sd = gp.predict(cands, return_std=True)
+            pick = cands[np.argmax(expected_improvement(mu, sd, (y[ok].min() - mean) / std, xi))][None, :]
         W = np.r_[W, pick]
         y = np.r_[y, _check_losses("evaluate", evaluate(pick.astype(np.float32)), 1)]
     result = _best_of((W / W.sum(axis=1, keepdims=True)).astype(np.float32), y, names, method="bo",

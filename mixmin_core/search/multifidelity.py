@@ -41,7 +41,7 @@ from scipy.optimize import minimize
 from mixmin_core.errors import InputError
 from mixmin_core.search.bayesopt import expected_improvement
 from mixmin_core.search.run_tables import RunTable, match_mixtures, scale_params
-from mixmin_core.search.swarm import _check_positive_int, fit_regressor
+from mixmin_core.search.swarm import _check_positive_int, _check_rng, fit_regressor
 
 # ----------------------------------------------------------------------------- pool
 
@@ -186,6 +186,7 @@ def _check_budget(pool: ScalePool, budget) -> float:
 
 def search_random(pool: ScalePool, *, budget: float, rng: np.random.Generator) -> SearchTrace:
     """Largest-scale runs of random pool mixtures until ``budget`` (largest-scale runs) is spent."""
+    rng = _check_rng(rng)
     money = _check_budget(pool, budget)
     trace = SearchTrace("random_search")
     top = pool.n_levels - 1
@@ -364,6 +365,7 @@ def search_bo(pool: ScalePool, *, budget: float, rng: np.random.Generator, level
     InputError
         For a bad budget, ``levels`` or ``n_init``.
     """
+    rng = _check_rng(rng)
     money = _check_budget(pool, budget)
     n_init = _check_positive_int("n_init", n_init)
     top = pool.n_levels - 1
@@ -418,6 +420,7 @@ def search_regmix(pool: ScalePool, *, budget: float, rng: np.random.Generator, t
     """RegMix at equal cost (module docstring). Its LightGBM uses RegMix's ``faithful`` settings
     from 40 runs up and the MixMin paper's small-swarm settings below (where the faithful trees
     cannot split)."""
+    rng = _check_rng(rng)
     money = _check_budget(pool, budget)
     trace = SearchTrace("regmix")
     top = pool.n_levels - 1

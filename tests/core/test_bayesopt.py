@@ -83,6 +83,20 @@ def test_bayesopt_on_the_simplex_finds_the_best_corner():
     np.testing.assert_allclose(result.weights.sum(), 1, atol=1e-6)
 
 
+def test_bo_takes_a_seed_a_budget_of_one_and_losses_that_all_fail():
+    """rng=0 raised AttributeError ('int' has no 'choice'), budget=1 failed on the default n_init (2), and
+    all-NaN losses reached sklearn ('Found array with 0 samples')."""
+    W = np.random.default_rng(3).dirichlet(np.ones(4), size=30)
+    y = smooth_loss(W)
+    seeded = bo_table(W, y, source_names=NAMES, budget=4, rng=7)
+    assert seeded.meta["evaluated"] == bo_table(W, y, source_names=NAMES, budget=4, rng=np.random.default_rng(7)).meta["evaluated"]
+    one = bo_table(W, y, source_names=NAMES, budget=1, rng=0, tests={"all": (W, y)})
+    assert one.meta["n_init"] == 1 and len(one.meta["evaluated"]) == 1 and one.meta["spearman_tests"] == {"all": None}
+    assert bayesopt(smooth_loss, source_names=NAMES, prior=np.full(4, 0.25), budget=1, rng=0).meta["n_init"] == 1
+    failed = bayesopt(lambda W: np.full(len(W), np.nan), source_names=NAMES, prior=np.full(4, 0.25), budget=4, rng=1)
+    assert failed.status == "non_finite" and len(failed.meta["candidate_losses"]) == 4
+
+
 @pytest.mark.parametrize("call,match", [
     (lambda: bo_table(np.full((5, 4), 0.25), np.arange(5.0), source_names=NAMES, budget=6,
                       rng=np.random.default_rng()), "budget must be at most the number of runs"),

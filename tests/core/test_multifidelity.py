@@ -91,6 +91,7 @@ def test_baselines_spend_the_budget_and_recommend_measured_runs():
     pool = synthetic_pool()
     rs = search_random(pool, budget=5, rng=np.random.default_rng(0))
     assert rs.levels == [1] * 5 and rs.spent == 5
+    assert search_random(pool, budget=5, rng=0).indices == rs.indices  # a seed works as the other searches'
     rm = search_regmix(pool, budget=5, rng=np.random.default_rng(0))
     n_small = rm.levels.count(0)
     assert n_small == 120 and rm.levels[:n_small] == [0] * n_small  # the whole pool at 1M fits 4 runs' budget
