@@ -93,7 +93,8 @@ def resolve_config(config_path: str, overrides: list[str]) -> tuple:
     except ConfigError as exc:  # "field: ..." -- say where the value came from: an override or the file
         field = str(exc).split(":", 1)[0].split("[", 1)[0]
         overridden = {o.split("=", 1)[0].strip().split(".")[0] for o in overrides or []}
-        raise ConfigError(f"--set {exc}" if field in overridden else f"{config_path}: {exc}") from None
+        unknown = str(exc).startswith("unknown field(s)") and any(f"'{k}'" in str(exc).split(";")[0] for k in overridden)
+        raise ConfigError(f"--set {exc}" if field in overridden or unknown else f"{config_path}: {exc}") from None
     resolved = {"pipeline": pipeline_name, "name": name, **dataclasses.asdict(config)}
     datasets.check_config_paths(resolved)
     if hasattr(pipeline, "validate"):
@@ -231,7 +232,7 @@ def cmd_cancel(args) -> int:
     if job is None:
         raise ConfigError(f"no job {args.job_id} in {store.root}; `python -m jobs status` lists runs and their jobs.")
     if job["status"] != "running":
-        print(f"job {args.job_id} is not running (it is {job['status']}); nothing to cancel")
+        print(f"job {args.job_id} is not running (its status: {job['status']}); nothing to cancel")
         return 0
     store.request_cancel(args.job_id)
     print(f"cancel requested for job {args.job_id}; it stops after its current unit")

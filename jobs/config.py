@@ -17,6 +17,7 @@ from a file.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import datetime
 import hashlib
 import json
@@ -225,6 +226,9 @@ def read_config_file(path: str | Path) -> dict:
         raise ConfigError(f"{path}: not valid YAML.") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({str(exc).splitlines()[0]}).") from None
+    if data is None:
+        raise ConfigError(f"{path}: the file is empty (or only comments); a config is a mapping with a 'pipeline' key, "
+                          "e.g. 'pipeline: synthetic'.")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config is a mapping with a 'pipeline' key; got {type(data).__name__}.")
     if "pipeline" not in data:
@@ -316,7 +320,10 @@ def build_dataclass(cls, data: dict, where: str = ""):
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(map(str, data)) - names)
     if unknown:
-        raise ConfigError(f"unknown field(s) {unknown} in {name}; valid: {sorted(names)}.")
+        close = {u: difflib.get_close_matches(u, names, n=1) for u in unknown}
+        hint = "; ".join(f"did you mean {c[0]!r} for {u!r}?" for u, c in close.items() if c)
+        raise ConfigError(f"unknown field(s) {unknown} in {name}; " + (f"{hint} " if hint else "")
+                          + f"valid: {sorted(names)}.")
     kwargs = {}
     for key, value in data.items():
         hint = hints.get(key)

@@ -333,7 +333,8 @@ def megatron_data_path(plan: TrainingPlan, *, path_template: str = "{source}") -
     ``path_template`` turns a source name into its data prefix, e.g. ``/data/{source}_text_document``.
     """
     if "{source}" not in path_template:
-        raise InputError(f"path_template must contain '{{source}}'; got {path_template!r}.")
+        raise InputError(f"the data prefix (path_template; --data-prefix on the command line) must contain "
+                         f"'{{source}}'; got {path_template!r}.")
     names, probs = _positive_sources(plan)
     parts = []
     for name, w in zip(names, probs):
@@ -411,8 +412,9 @@ def run_source_sizes(run_dir) -> tuple[dict, str]:
     if labels.exists():
         lab, assays = _labels(labels)
         return dict(zip(assays, (lab >= 0).sum(axis=0).astype(float))), "rows"
-    raise InputError(f"{run_dir}: sources.csv has no 'tokens' or 'n_labelled' column and there is no "
-                     "features/labels.npz; give the source sizes explicitly (a CSV with columns source,size).")
+    what = "sources.csv has no 'tokens' or 'n_labelled' column" if (run_dir / "sources.csv").exists() else "has no sources.csv"
+    raise InputError(f"{run_dir}: {what} and there is no features/labels.npz, so the sources' sizes are unknown; "
+                     "give them in a CSV with columns source,size (--sizes FILE.csv on the command line).")
 
 
 def run_chem_examples(run_dir, sources=None):

@@ -444,7 +444,8 @@ def _check_natural(natural, n_sources):
     with np.errstate(over="ignore"):
         total = arr.sum()
     if (arr < 0).any() or not 0 < total < np.inf:
-        raise InputError(f"natural_weights must be non-negative with a positive, finite sum; got sum {total:g}. "
+        raise InputError(f"natural_weights must be non-negative with a positive, finite sum; got minimum "
+                         f"{arr.min():g} and sum {total:g}. "
                          "Only their proportions matter: divide them by their sum.")
     return (arr / arr.sum()).astype(np.float32)
 

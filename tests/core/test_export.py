@@ -99,7 +99,7 @@ def test_megatron_data_path_parses_back(plan):
     assert tokens[0] == "--data-path" and len(tokens) == 1 + 2 * 4  # the zero-weight source is left out
     parsed = {t.removeprefix("/data/").removesuffix("_text_document"): float(v) for v, t in zip(tokens[1::2], tokens[2::2])}
     _assert_same(parsed, plan, drop_zero=True)
-    with pytest.raises(InputError, match="path_template must contain"):
+    with pytest.raises(InputError, match=r"the data prefix \(path_template; --data-prefix on the command line\) must contain"):
         megatron_data_path(plan, path_template="/data/x")
     with pytest.raises(InputError, match="contains whitespace"):
         megatron_data_path(plan, path_template="/my data/{source}")
@@ -242,7 +242,7 @@ def test_run_folder_sizes_and_examples(tmp_path):
     assert examples.to_dict("records") == [{"molecule": "CCO", "assay": "X", "label": 1},
                                            {"molecule": "CCN", "assay": "X", "label": 0},
                                            {"molecule": "CCN", "assay": "Y", "label": 1}]
-    with pytest.raises(InputError, match="no 'tokens' or 'n_labelled' column"):
+    with pytest.raises(InputError, match="has no sources.csv and there is no features/labels.npz.*--sizes FILE.csv"):
         run_source_sizes(tmp_path / "empty")
     with pytest.raises(InputError, match="not found; the chemistry table needs"):
         run_chem_examples(lm)

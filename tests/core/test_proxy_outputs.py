@@ -279,7 +279,8 @@ def test_a_writable_memory_map_is_refused(tmp_path):
 
 @pytest.mark.parametrize("kwargs,match", [
     ({"values": np.ones((2, 3)) * (0.5 + 1j), "kind": "mse"}, "2-D numeric array .* of real numbers; got .*complex"),
-    ({"natural_weights": [1e308, 1e308]}, "positive, finite sum; got sum inf"),
+    ({"natural_weights": [1e308, 1e308]}, "positive, finite sum; got minimum 1e\\+308 and sum inf"),
+    ({"natural_weights": [-1, 2]}, "non-negative with a positive, finite sum; got minimum -1 and sum 1"),
     ({"source_names": 5}, "source_names must be a list of names, one per source; got 5"),
     ({"source_names": "ab"}, "source_names must be a list of names"),
     ({"sample_ids": 5}, "sample_ids must be a list of ids, one per sample; got 5"),

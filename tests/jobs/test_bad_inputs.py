@@ -81,7 +81,8 @@ CLI = [
     ("resume-choice", SYN, ["resume=sometimes"], r"resume: must be one of \['if_available', 'never'\]"),
     ("backend-choice", SYN, ["backend=spark"], r"backend: must be one of \['local', 'ray'\]"),
     ("device-choice", SYN, ["device=tpu"], r"device: must be one of"),
-    ("unknown-field", SYN, ["n_sorces=5"], r"unknown field\(s\) \['n_sorces'\] in SyntheticConfig"),
+    ("unknown-field", SYN, ["n_sorces=5"], r"--set unknown field\(s\) \['n_sorces'\] in SyntheticConfig; did you mean "
+                                           r"'n_sources' for 'n_sorces'\?"),
     ("too-large", SYN, ["n_sources=10000", "target_samples=100000"], r"n_sources x target_samples is 1,000,000,000"),
     # --set syntax: YAML errors name the key; anchors, aliases and tags are refused
     ("yaml-unclosed", SYN, ["assays=[unclosed"], r"--set assays: cannot parse the value '\[unclosed' as YAML"),
@@ -192,7 +193,8 @@ FILES = [  # (id, file name, content, match): the config file itself is bad
     ("file-duplicate-nested-key", "dupnest.yaml",
      "pipeline: lm\ntargets:\n  - name: x\n    kind: piqa\n    dataset: text/piqa_validation\n    kind: sciq\n",
      r"dupnest.yaml: not valid YAML at line 6, column 5 \(duplicate key 'kind', first at line 4"),
-    ("file-empty", "empty.yaml", "", r"empty.yaml: a config is a mapping .* got NoneType"),
+    ("file-empty", "empty.yaml", "", r"empty.yaml: the file is empty \(or only comments\); a config is a mapping"),
+    ("file-only-comments", "comments.yaml", "# nothing yet\n", r"comments.yaml: the file is empty"),
     ("file-not-utf8", "latin.yaml", b"pipeline: synthetic\nname: caf\xe9\n", r"latin.yaml is not UTF-8 text"),
     ("file-too-large", "big.yaml", "pipeline: synthetic\n" + "#" * (1 << 20), r"big.yaml is 1,048,596 bytes; a config is at most"),
     ("file-nested-value", "nested.yaml", "pipeline: synthetic\nn_sources: {a: 1}\n", r"n_sources: must be an integer"),

@@ -165,7 +165,7 @@ def test_chem_table_from_a_chemistry_run(capsys, tmp_path):
     (["--budget-tokens", "1e6", "--method", "regmix"], "no 'regmix' mixture for problem 'hellaswag__trial0'; --method can be one of ['mixmin', 'natural']"),
     (["--budget-tokens", "1e6", "--problem", "nonsense"], "--problem 'nonsense' is not a problem key"),
     (["--budget-tokens", "1e6", "--problem", "arc__trial0"], "run has no mixtures for problem 'arc__trial0'"),
-    (["--budget-tokens", "1e6", "--format", "megatron", "--data-prefix", "/x"], "path_template must contain '{source}'"),
+    (["--budget-tokens", "1e6", "--format", "megatron", "--data-prefix", "/x"], "the data prefix (path_template; --data-prefix on the command line) must contain '{source}'"),
     (["--budget-tokens", "1e6", "--unit", "bytes"], "unit must be one of"),
     (["--budget-tokens", "1e6", "--unit", "rows"], "--unit rows: this run's source sizes (its sources.csv) are in tokens"),
     (["--budget-tokens", "1e9", "--max-epochs", "1", "--respect-limit"], "cannot be filled within max_epochs=1"),
