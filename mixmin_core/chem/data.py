@@ -176,8 +176,23 @@ def load_assay_table(path, *, smiles_column: str = "smiles", ignore_columns: Seq
                          + (f" starting with {assay_prefix!r}" if assay_prefix else "") + ".")
     labels = _label_matrix(frame, columns, path)
     smiles = frame[smiles_col].fillna("").astype(str).to_numpy(dtype=object)
+    _check_one_row_per_molecule(path, smiles)
     log.info("%s: %d molecules x %d assays", path, len(smiles), len(columns))
     return AssayTable(smiles, labels, tuple(columns), str(path))
+
+
+def _check_one_row_per_molecule(path, smiles) -> None:
+    """Splits are drawn per row: a molecule on two rows could sit in a source's training rows and in a
+    target's test rows at once (tables merged from several assays often repeat molecules)."""
+    import pandas as pd
+
+    seen = pd.Series(smiles)
+    repeated = seen[seen.duplicated() & (seen != "")].unique()
+    if repeated.size:
+        raise InputError(f"{path}: {repeated.size:,} SMILES appear on more than one row (e.g. {list(repeated[:3])}); "
+                         "the table needs one row per molecule with one column per assay. Merge each molecule's "
+                         "rows into one (its label for each assay), or the per-assay splits could put a molecule "
+                         "in a source's training rows and a target's test rows at once.")
 
 
 def _find_column(columns, wanted: str):

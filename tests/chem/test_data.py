@@ -128,6 +128,15 @@ def test_target_whose_test_split_would_hold_no_positive_is_refused_before_any_wo
     validate(ChemConfig(dataset="", path=str(path), targets=["rare2"], source_counts=["all"], test_fraction=0.3))
 
 
+def test_a_molecule_on_two_rows_is_refused(tmp_path, toxcast_head):
+    frame = toxcast_head.copy()
+    frame = pd.concat([frame, frame.iloc[:5]], ignore_index=True)  # five molecules repeated
+    path = tmp_path / "dup.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(InputError, match=r"dup.csv: 5 SMILES appear on more than one row .* one row per molecule"):
+        data.load_assay_table(path)
+
+
 def test_metadata_without_task_column(tmp_path):
     path = tmp_path / "m.csv"
     path.write_text("name,title\nx,y\n")
