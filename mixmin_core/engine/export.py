@@ -261,7 +261,7 @@ def to_json(plan: TrainingPlan) -> str:
 
 def to_csv(plan: TrainingPlan) -> str:
     buf = io.StringIO()
-    plan.to_frame().to_csv(buf, index=False, float_format="%.17g")
+    plan.to_frame().to_csv(buf, index=False)  # shortest text that reads back the same (0.6, not 0.59999999999999998)
     return buf.getvalue()
 
 
@@ -382,7 +382,7 @@ def render(plan: TrainingPlan, fmt: str, *, examples=None, path_template: str = 
         if examples is None:
             raise InputError("format 'chem-table' needs the labelled examples (molecule, assay, label).")
         buf = io.StringIO()
-        chem_table(plan, examples).to_csv(buf, index=False, float_format="%.17g")
+        chem_table(plan, examples).to_csv(buf, index=False)
         return buf.getvalue()
     if fmt == "hf":
         return hf_snippet(plan, seed=seed)

@@ -81,6 +81,8 @@ def test_json_parses_back(plan):
 def test_csv_parses_back(plan):
     rows = list(csv.DictReader(io.StringIO(to_csv(plan))))
     _assert_same({r["source"]: float(r["weight"]) for r in rows}, plan)
+    # short numbers, as in JSON (%.17g printed 0.59999999999999998 for 0.6)
+    assert all(r["weight"] == repr(float(r["weight"])) for r in rows), [r["weight"] for r in rows]
     assert {r["source"]: r["over_limit"] for r in rows}["code"] == "True"
 
 
