@@ -47,7 +47,7 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def write_json(path: str | os.PathLike, obj) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=json_default) + "\n")
 
 
 def read_json(path: str | os.PathLike):
@@ -62,7 +62,8 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def _json_default(obj):
+def json_default(obj):
+    """``json.dumps``'s ``default``: NumPy numbers and arrays as Python ones, paths as text."""
     import numpy as np
 
     if isinstance(obj, np.generic):

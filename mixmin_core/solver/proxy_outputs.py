@@ -81,15 +81,19 @@ class ProxyOutputs:
         _check_values(values, kind)
         if meta is not None and not isinstance(meta, dict):
             raise InputError(f"meta must be a dict (JSON-serialisable); got {describe(meta)}.")
-        meta = dict(meta or {})
-        try:
-            json.dumps(meta, allow_nan=False)  # NaN would be written as JSON that other readers refuse
+        try:  # as saved: NumPy numbers as Python ones, a copy of the caller's (NaN would be JSON others refuse)
+            meta = json.loads(json.dumps(meta or {}, allow_nan=False, default=fileio.json_default))
         except (TypeError, ValueError) as exc:
             raise InputError(f"meta must be JSON-serialisable (finite numbers); {exc}.") from None
         for name, val in [("values", values), ("kind", kind), ("source_names", names),
                           ("labels", labels), ("token_counts", token_counts),
                           ("natural_weights", natural), ("sample_ids", ids), ("meta", meta)]:
             object.__setattr__(self, name, val)
+
+    def __repr__(self) -> str:  # the arrays are large: their shapes, a few names and the meta's keys
+        names = ", ".join(self.source_names[:5]) + (", ..." if self.n_sources > 5 else "")
+        return (f"ProxyOutputs(kind={self.kind!r}, n_sources={self.n_sources}, n_samples={self.n_samples}, "
+                f"source_names=[{names}], meta keys {sorted(self.meta)})")
 
     @property
     def n_sources(self) -> int:

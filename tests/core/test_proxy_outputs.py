@@ -353,3 +353,13 @@ def test_a_folder_in_place_of_the_npz_is_named(tmp_path):
     (tmp_path / "o.npz").mkdir()
     with pytest.raises(InputError, match=r"o.npz: not a file"):
         ProxyOutputs.load(tmp_path / "o")
+
+
+def test_meta_takes_numpy_numbers_and_the_repr_stays_short():
+    """meta={"n": np.int64(3)} was refused (not JSON-serialisable), and repr printed every array."""
+    o = _binary(meta={"n": np.int64(3), "w": np.float32(0.5), "ids": np.arange(2)})
+    assert o.meta == {"n": 3, "w": 0.5, "ids": [0, 1]} and type(o.meta["n"]) is int
+    with pytest.raises(InputError, match="meta must be JSON-serialisable"):
+        _binary(meta={"x": float("nan")})
+    big = ProxyOutputs(np.full((40, 5000), 0.5, np.float32), "binary", labels=np.zeros(5000))
+    assert len(repr(big)) < 300 and "n_sources=40, n_samples=5000" in repr(big)
