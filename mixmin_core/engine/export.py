@@ -459,8 +459,11 @@ def read_sizes_csv(path, *, data: bytes | None = None) -> dict:
 
     import pandas as pd
 
+    from mixmin_core.solver.validation import check_csv_header
+
     path = Path(path)
     try:
+        check_csv_header(str(path), path if data is None else io.BytesIO(data))
         frame = pd.read_csv(path if data is None else io.BytesIO(data), dtype={"source": str})
     except FileNotFoundError:
         raise InputError(f"{path}: sizes file not found.") from None
@@ -477,6 +480,9 @@ def read_sizes_csv(path, *, data: bytes | None = None) -> dict:
     if values.isna().any():
         bad = frame.loc[values.isna(), "source"].tolist()[:5]
         raise InputError(f"{path}: column {column!r} must be numeric; bad for sources {bad}.")
+    if frame["source"].isna().any() or (frame["source"].str.strip() == "").any():
+        raise InputError(f"{path}: every row needs a source name; row(s) "
+                         f"{[int(i) + 2 for i in frame.index[frame['source'].fillna('').str.strip() == ''][:5]]} have none.")
     repeated = sorted(set(frame.loc[frame["source"].duplicated(), "source"]))
     if repeated:
         raise InputError(f"{path}: each source needs one row; repeated: {repeated[:5]}.")

@@ -277,6 +277,12 @@ def test_sizes_csv(tmp_path):
     path.write_text("source,size\na,1e308\nb,1e308\n")  # each finite, the total infinite (the page's budget overflowed)
     with pytest.raises(InputError, match="finite sizes >= 0.*summing to inf"):
         read_sizes_csv(path)
+    path.write_text("source,size\na,1\n,2\n")  # a row without a source name was accepted
+    with pytest.raises(InputError, match=r"every row needs a source name; row\(s\) \[3\] have none"):
+        read_sizes_csv(path)
+    path.write_text("source,size,size\na,1,5\n")  # the second 'size' became 'size.1', unused
+    with pytest.raises(InputError, match=r"column names must be unique; repeated: \['size'\]"):
+        read_sizes_csv(path)
     # an upload is read from its bytes, named in errors by its file name
     assert read_sizes_csv("mine.csv", data=b"source,size\na,1\n") == {"a": 1.0}
     with pytest.raises(InputError, match=r"^mine.csv: needs columns"):
