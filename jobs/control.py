@@ -262,7 +262,8 @@ def cancel_job(store: RunStore, job_id: int, *, force: bool = False) -> str:
         return f"cancel requested for job {job_id}; it stops after its current unit"
     job = next((j for j in store.list_jobs() if j["job_id"] == job_id), None)
     pid = job and job.get("pid")
-    if not pid or not _is_job_process(pid):
+    # the pid must still be the job's: one killed with -9 may have left its number to a later `python -m jobs`
+    if not pid or not _is_job_process(pid) or not job_alive(pid, job.get("started_at")):
         return f"cancel requested for job {job_id}; its process is no longer running"
     try:
         os.killpg(pid, signal.SIGTERM)

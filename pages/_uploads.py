@@ -35,6 +35,8 @@ MAX_TOTAL_BYTES = 200 << 20
 #: Upper bound on the uncompressed arrays of one upload (an ``.npz``'s members, a Parquet's columns):
 #: 256 MB holds 2,000 sources x 30,000 samples in float32.
 MAX_EXPANDED_BYTES = 256 << 20
+#: Most the stored uploads (``<store>/uploads``) may take on disk together.
+MAX_STORED_UPLOADS_BYTES = 2 << 30
 MAX_FILES = 2
 MAX_SIDECAR_BYTES = 10 << 20
 LABEL_COLUMNS = ("label", "labels", "y")
@@ -175,6 +177,16 @@ def _check_npy_header(name: str, archive: zipfile.ZipFile, member: zipfile.ZipIn
                          f"says {member.file_size - header_bytes:,}; the file is corrupt or altered.")
 
 
+def _check_room(folder: Path, size: int, limit: int | None = None) -> None:
+    """Refuse an upload that would take the store's uploads past :data:`MAX_STORED_UPLOADS_BYTES` (visitors
+    could otherwise fill the disk, one 200 MB upload at a time)."""
+    limit = MAX_STORED_UPLOADS_BYTES if limit is None else limit
+    used = sum(p.stat().st_size for p in folder.glob("*") if p.is_file()) if folder.is_dir() else 0
+    if used + size > limit:
+        raise InputError(f"the run store's uploads take {used / 2**20:,.0f} MB and this one {size / 2**20:,.1f} MB, over "
+                         f"the {limit / 2**20:,.0f} MB they may use; delete old uploads from the store's uploads folder.")
+
+
 def save_compressed(outputs: ProxyOutputs, path: str | Path) -> Path:
     """Write ``outputs`` as ``<path>.npz`` (deflate-compressed) and its sidecar, in the layout of
     ``ProxyOutputs.save`` so ``ProxyOutputs.load`` reads it back; return the ``.npz`` path."""
@@ -184,6 +196,7 @@ def save_compressed(outputs: ProxyOutputs, path: str | Path) -> Path:
     arrays.update({k: getattr(outputs, k) for k in proxy_outputs._OPTIONAL_ARRAYS if getattr(outputs, k) is not None})
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
+    _check_room(npz_path.parent, buf.getbuffer().nbytes)
     fileio.write_bytes(npz_path, buf.getvalue())
     fileio.write_json(json_path, {
         "format_version": proxy_outputs.FORMAT_VERSION, "kind": outputs.kind,

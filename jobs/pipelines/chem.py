@@ -113,8 +113,7 @@ def run(config: ChemConfig, ctx: RunContext) -> dict:
     models = ChemModels(**{k: getattr(config, k) for k in ChemModels.__dataclass_fields__ if hasattr(config, k)})
     domain = ChemDomain(ctx, load_table(config.data), config.data, models, targets=config.targets,
                         n_targets=config.n_targets, source_counts=config.source_counts,
-                        proxy_budgets=config.proxy_budgets, trials=config.trials, include_target=config.include_target,
-              test_fraction=config.test_fraction)
+                        proxy_budgets=config.proxy_budgets, trials=config.trials, include_target=config.include_target)
     settings = Settings(methods=tuple(config.methods), seed=config.seed, step_size=config.step_size,
                         max_iter=config.max_iter, n_boot=config.n_boot, top_k=config.top_k,
                         regmix_preset=config.regmix_preset, regmix_candidates=config.regmix_candidates,

@@ -88,6 +88,26 @@ def test_cancel_with_force_stops_a_running_job(tmp_path):
     assert store.get_run(job["run_id"])["status"] == "cancelled"
 
 
+def test_stop_now_never_signals_another_process_that_reuses_a_dead_jobs_number(tmp_path):
+    """A job killed with -9 leaves its pid in the catalog; a later `python -m jobs` may get that number."""
+    import subprocess
+    import sys
+    import time
+
+    store = RunStore(tmp_path / "home")
+    store.create_run("r-0001", name="r", pipeline="synthetic", config={})
+    job_id = store.start_job("r-0001", pid=0)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "jobs"])  # 'jobs' in its cmdline
+    try:
+        with store._connect() as db:  # the record of a job that started an hour before this process
+            db.execute("UPDATE jobs SET pid = ?, started_at = ? WHERE job_id = ?", (other.pid, time.time() - 3600, job_id))
+        message = jobs_control.cancel_job(store, job_id, force=True)
+        assert "no longer running" in message and other.poll() is None  # not signalled
+    finally:
+        other.kill()
+        other.wait()
+
+
 def test_read_log_tail_keeps_the_end(tmp_path):
     log = tmp_path / "x.log"
     log.write_text("a" * 100 + "END")

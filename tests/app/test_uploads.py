@@ -217,3 +217,18 @@ def test_the_same_file_read_as_another_objective_is_stored_as_another_problem():
     assert upload_name(files, "binary") != upload_name(files, "mse")
     assert upload_name(files, "binary") == upload_name(list(files), "binary")
     assert upload_name(files, "mse").startswith("my-data-")
+
+
+def test_stored_uploads_have_a_disk_budget(tmp_path, monkeypatch):
+    import pages._uploads as uploads
+
+    outputs = parse_upload([("x.csv", b"a,b,label\n0.1,0.9,0\n0.5,0.4,1\n")])
+    folder = tmp_path / "uploads"
+    folder.mkdir()
+    (folder / "old.npz").write_bytes(bytes(5000))
+    monkeypatch.setattr(uploads, "MAX_STORED_UPLOADS_BYTES", 5200)
+    with pytest.raises(InputError, match=r"the run store's uploads take 0 MB and this one .* over the 0 MB they may use"):
+        save_compressed(outputs, folder / "new")
+    assert not (folder / "new.npz").exists()
+    (folder / "old.npz").unlink()
+    assert save_compressed(outputs, folder / "new").exists()

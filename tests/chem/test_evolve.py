@@ -199,7 +199,7 @@ def test_other_proxy_settings_never_reuse_cached_proxies(tmp_path):
 
 def test_a_schema_error_fails_before_any_run_folder(tmp_path, capsys):
     assert main(["run", _config(tmp_path, "typo"), "--set", "proxy_trees=abc", "--dry-run"]) == 2
-    assert "proxy_trees: must be an integer >= 1; got 'abc'." in capsys.readouterr().err
+    assert "proxy_trees: must be an integer >= 1, <= 10000; got 'abc'." in capsys.readouterr().err
     assert main(["run", _config(tmp_path, "typo"), "--set", "updates=[{add: [A]}, {merge: B}]"]) == 2
     assert "updates[1]: must be a mapping with exactly one key" in capsys.readouterr().err
     assert not (RunStore().root / "runs").exists()
