@@ -17,8 +17,8 @@ from a file.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import datetime
+import difflib
 import hashlib
 import json
 import re
