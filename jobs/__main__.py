@@ -31,6 +31,7 @@ from jobs.export import add_parser as add_export_parser
 from jobs.pipelines import load_pipeline
 from mixmin_core.errors import ConfigError, MixminError
 from mixmin_core.runs import datasets
+from mixmin_core.runs.fileio import write_text
 from mixmin_core.runs.runner import BACKENDS, JobCancelled, RunContext
 from mixmin_core.runs.store import RunLock, RunStore
 
@@ -147,15 +148,20 @@ def _run_locked(args, store, run_id, lock, pipeline, name, config, resolved) -> 
         store.set_run_status(run_id, "done", summary or {})
         store.finish_job(job_id, "done")
     except BaseException as exc:  # noqa: BLE001 - every ending is recorded, then reported in one line
-        return _record_failure(store, run_id, job_id, exc)
+        return _record_failure(store, run_id, job_id, exc, log_path)
     finally:
         _restore_handlers(previous)
     print(f"done: run {run_id}", file=sys.stderr)
     return 0
 
 
-def _record_failure(store, run_id: str, job_id: int, exc: BaseException) -> int:
-    """Record how the job ended (cancelled or failed) and return the exit status."""
+def _record_failure(store, run_id: str, job_id: int, exc: BaseException, log_path: Path) -> int:
+    """Record how the job ended (cancelled or failed) and return the exit status.
+
+    An unexpected error in a job the app started is recorded and printed as one line: the app shows both
+    to whoever opens it, and a traceback names files on this machine. Its traceback goes to a file beside
+    the job's log (``job-<pid>.traceback``), which the app does not show.
+    """
     if _STOPPING or isinstance(exc, (JobCancelled, KeyboardInterrupt)):
         signum = _STOPPING.get("signal") or (signal.SIGINT if isinstance(exc, KeyboardInterrupt) else None)
         reason = f"stopped by {signal.Signals(signum).name}" if signum else str(exc)
@@ -168,7 +174,17 @@ def _record_failure(store, run_id: str, job_id: int, exc: BaseException) -> int:
         store.finish_job(job_id, "failed", str(exc))
         store.set_run_status(run_id, "failed")
         raise exc
-    store.finish_job(job_id, "failed", "".join(traceback.format_exception(exc))[-4000:])
+    detail = "".join(traceback.format_exception(exc))
+    if datasets.confined() and isinstance(exc, Exception):
+        trace = log_path.with_suffix(".traceback")
+        write_text(trace, detail)
+        summary = (f"internal error ({type(exc).__name__}: {' '.join(str(exc).split())[:300]}); its traceback is in "
+                   f"the run folder, logs/{trace.name}")
+        store.finish_job(job_id, "failed", summary)
+        store.set_run_status(run_id, "failed")
+        print(f"error: {summary}", file=sys.stderr)
+        return 1
+    store.finish_job(job_id, "failed", detail[-4000:])
     store.set_run_status(run_id, "failed")
     raise exc
 

@@ -149,7 +149,7 @@ def _check_keys(name: str, value, keys: dict) -> None:
 class ExecutionConfig:
     """The fields every pipeline shares: seeds, trials and how units execute."""
 
-    seed: int = setting(0, min=0, doc="seeds every split, proxy and search; trial k uses [seed, k, ...]")
+    seed: int = setting(0, min=0, max=2**31 - 1, doc="seeds every split, proxy and search; trial k uses [seed, k, ...]")
     trials: int = setting(3, min=1, max=100)
     resume: str = setting("if_available", choices=RESUME)
     backend: str = setting("local", choices=("local", "ray"))
@@ -189,6 +189,8 @@ ConfigLoader.add_implicit_resolver(  # YAML 1.2 floats with an exponent; the res
 
 #: Largest config file read (a config is a few hundred bytes; this stops ``/dev/zero``-style paths).
 MAX_CONFIG_BYTES = 1 << 20
+#: Most trees in any XGBoost model a config may ask for (proxies, finals, search runs, ladder rungs).
+MAX_TREES = 10_000
 #: Longest ``--set`` value (a list of a few hundred assay names fits).
 MAX_OVERRIDE_CHARS = 10_000
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jobs.config import ExecutionConfig, setting
+from jobs.config import MAX_TREES, ExecutionConfig, setting
 from mixmin_core.chem.experiment import ChemData
 from mixmin_core.errors import ConfigError
 
@@ -17,7 +17,7 @@ class ChemBeyondConfig(ExecutionConfig):
     path: str = setting("", doc="a CSV / CSV.gz / Parquet in the MoleculeNet layout; overrides the registry file")
     max_molecules: int = setting(0, min=0, max=100_000_000, doc="first N molecules (0 = all)")
     proxy_depth: int = setting(6, min=1, max=20)
-    final_trees: int = setting(100, min=1, max=10_000, doc="the paper's final models: 100 trees of depth 6")
+    final_trees: int = setting(100, min=1, max=MAX_TREES, doc="the paper's final models: 100 trees of depth 6")
     final_depth: int = setting(6, min=1, max=20)
     max_final_rows: int = setting(50_000, min=0, max=100_000_000, doc="rows drawn from the weighted union per final model (0 = all)")
     step_size: float = setting(1.0, gt=0, max=1e6, doc="MixMin's entropic mirror descent (paper: 1.0, 100 steps)")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jobs.config import ExecutionConfig, setting
+from jobs.config import MAX_TREES, ExecutionConfig, setting
 from mixmin_core.chem.experiment import (
     ChemData,
     ChemDomain,
@@ -48,15 +48,15 @@ class ChemConfig(ExecutionConfig):
     val_fraction: float = setting(0.2, gt=0, lt=1, doc="... and train 80/20 fit/validation (the paper's 64/16/20)")
     radius: int = setting(2, min=0, max=6, doc="ECFP4: Morgan radius 2")
     n_bits: int = setting(2048, min=8, max=1 << 16, doc="bits of each Morgan fingerprint")
-    proxy_trees: int = setting(50, min=1, max=10_000, doc="cheap proxy: 50 trees of depth 6 (tune: the paper's CV grid)")
+    proxy_trees: int = setting(50, min=1, max=MAX_TREES, doc="cheap proxy: 50 trees of depth 6 (tune: the paper's CV grid)")
     proxy_depth: int = setting(6, min=1, max=20)
     tune: bool = setting(False, doc="5-fold CV over trees {10,50,100} x depth {4,6,8} for proxies and target-only")
-    final_trees: int = setting(100, min=1, max=10_000, doc="the paper's final models: 100 trees, depth 6")
+    final_trees: int = setting(100, min=1, max=MAX_TREES, doc="the paper's final models: 100 trees, depth 6")
     final_depth: int = setting(6, min=1, max=20)
     max_final_rows: int = setting(0, min=0, max=100_000_000, doc="0 = every row of every source (the paper); N = draw N rows")
     methods: list[str] = setting([m for m in METHODS if m != "bo"], items={"choices": METHODS})
     search_max_sources: int = setting(100, min=0, max=1_000_000, doc="search methods only where a problem has <= this many sources")
-    search_trees: int = setting(0, min=0, max=10_000, doc="trees per search proxy (0 = the proxies')")
+    search_trees: int = setting(0, min=0, max=MAX_TREES, doc="trees per search proxy (0 = the proxies')")
     search_rows: int = setting(0, min=0, max=100_000_000, doc="rows per search proxy (0 = a mean source's: one costs one proxy)")
     regmix_preset: str = setting("auto", choices=REGMIX_PRESETS, doc="auto: faithful at 40+ runs")
     regmix_candidates: int = setting(100_000, min=1, max=10_000_000)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jobs.config import setting
+from jobs.config import MAX_TREES, setting
 from mixmin_core.chem import data as chemdata
 from mixmin_core.chem.evolve import (
     UPDATE_KINDS,
@@ -37,7 +37,7 @@ class ChemEvolveConfig(ChemBeyondConfig):
     revise_fraction: float = setting(0.2, gt=0, lt=1, doc="share of a revised source's molecules its new release drops")
     caps: float | dict | None = setting(None, gt=0, max=1, doc="max weight per source: a number or {source or assay: cap}")
     prior_strength: float = setting(0.0, min=0, max=1e6, doc="KL pull towards the natural mixture (0 = plain MixMin)")
-    proxy_trees: int = setting(20, min=1, max=10_000)
+    proxy_trees: int = setting(20, min=1, max=MAX_TREES)
 
     def __post_init__(self):
         super().__post_init__()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from jobs.config import setting
+from jobs.config import MAX_TREES, setting
 from mixmin_core.chem import data as chemdata
 from mixmin_core.chem.experiment import load_metadata, load_table
 from mixmin_core.chem.ladder import climb, final_units, plan_ladder, report
@@ -45,10 +45,10 @@ class ChemLadderConfig(ChemBeyondConfig):
         super().__post_init__()
         check_assays("targets", self.targets, count=False)
         check_assays("sources", self.sources)
-        if not self.rungs or not all(len(r) == 2 and 0 < r[0] <= 1 and r[1] >= 1 and float(r[1]).is_integer()
-                                     for r in self.rungs):
-            raise ConfigError(f"rungs: must be a non-empty list of [row_fraction in (0, 1], trees >= 1]; "
-                              f"got {self.rungs!r}.")
+        if not self.rungs or len(self.rungs) > 50 or not all(
+                len(r) == 2 and 0 < r[0] <= 1 and 1 <= r[1] <= MAX_TREES and float(r[1]).is_integer() for r in self.rungs):
+            raise ConfigError(f"rungs: must be a list of 1 to 50 [row_fraction in (0, 1], trees in 1..{MAX_TREES}]; "
+                              f"got {str(self.rungs)[:200]}.")
         self.rungs = [[float(f), int(t)] for f, t in self.rungs]
         sizes = [f * t for f, t in self.rungs]
         if any(b <= a for a, b in itertools.pairwise(sizes)):

@@ -27,6 +27,8 @@ from mixmin_core.solver.results import MixtureResult
 from mixmin_core.solver.validation import check_number
 
 UNITS = ("tokens", "rows")
+#: The largest training budget a plan takes (a thousand trillion tokens; amounts stay exact in int64).
+MAX_BUDGET = 1e15
 FORMATS = ("json", "csv", "hf", "olmix", "megatron", "chem-table")
 #: Relative slack before a source counts as over the repeat limit (a capped re-solve lands on it).
 LIMIT_SLACK = 1e-6
@@ -179,6 +181,8 @@ def plan_training(result: MixtureResult, sizes, *, budget: float, max_epochs: fl
     if unit not in UNITS:
         raise InputError(f"unit must be one of {UNITS}; got {unit!r}.")
     budget, max_epochs = _positive("budget", budget), _positive("max_epochs", max_epochs)
+    if budget > MAX_BUDGET:  # amounts are whole numbers of tokens or rows (int64): 1e30 printed as negative
+        raise InputError(f"budget must be at most {MAX_BUDGET:.0e} {unit}; got {budget:g}.")
     names = tuple(result.source_names)
     w = np.asarray(result.weights, dtype=np.float64)
     if w.shape != (len(names),) or not np.isfinite(w).all() or (w < 0).any() or abs(w.sum() - 1) > 1e-4:
@@ -473,6 +477,8 @@ def read_sizes_csv(path, *, data: bytes | None = None) -> dict:
     if "source" not in frame.columns or column is None:
         raise InputError(f"{path}: needs columns 'source' and 'size' (or tokens, rows, n_labelled); "
                          f"got {list(frame.columns)}.")
+    if pd.api.types.is_bool_dtype(frame[column]):
+        raise InputError(f"{path}: column {column!r} holds true/false; sizes are numbers of {column}.")
     try:
         values = pd.to_numeric(frame[column], errors="coerce")
     except OverflowError:  # an integer of hundreds of digits

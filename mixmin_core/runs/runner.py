@@ -96,11 +96,11 @@ def run_tasks(units: list[Unit], *, backend: str = "local", n_workers: int | Non
             from mixmin_core.runs.store import default_home
 
             ray_backend.run_units(todo, n_workers, finish, root=root or default_home())
-        elif n_workers <= 1 or len(todo) == 1:
+        elif min(n_workers, os.cpu_count() or 1) <= 1 or len(todo) == 1:
             for unit in todo:
                 finish(unit, *_execute(unit.fn, unit.kwargs))
-        else:
-            _run_pool(todo, n_workers, finish)
+        else:  # more worker processes than cores or units only cost memory (about 200 MB each)
+            _run_pool(todo, min(n_workers, len(todo), os.cpu_count() or 1), finish)
     finally:
         bar.close()
     return done

@@ -232,6 +232,8 @@ class ProxyOutputs:
 def _check_sidecar(sidecar: dict, shape: tuple, source: str) -> None:
     """What ``save`` writes beside the arrays must describe them: a known format, the source names, and
     counts that match (a hand-edited sidecar was read with made-up names, or against other arrays)."""
+    if len(shape) != 2:
+        raise InputError(f"{source}: 'values' must be a 2-D array (sources x samples); got shape {tuple(shape)}.")
     version = sidecar.get("format_version", FORMAT_VERSION)
     if isinstance(version, bool) or version != FORMAT_VERSION:
         raise InputError(f"{source}: sidecar format_version {describe(version)} is not one this version reads "

@@ -42,7 +42,11 @@ def check_csv_header(name: str, source) -> None:
 def check_names(name: str, values) -> tuple:
     """``values`` as a tuple of distinct names, or an InputError naming ``name``. One string is refused, not
     split into its letters; a repeated name would make two sources one."""
-    if isinstance(values, (str, bytes)) or np.ndim(values) != 1:
+    try:
+        ndim = np.ndim(values)
+    except ValueError:  # a ragged list such as ["a", ["b", "c"]]
+        ndim = -1
+    if isinstance(values, (str, bytes)) or ndim != 1:
         raise InputError(f"{name} must be a list of names, one per source; got {describe(values)}.")
     names = tuple(str(v) for v in values)
     if len(set(names)) != len(names):

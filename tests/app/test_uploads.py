@@ -231,3 +231,13 @@ def test_stored_uploads_have_a_disk_budget(tmp_path, monkeypatch):
     assert not (folder / "new.npz").exists()
     (folder / "old.npz").unlink()
     assert save_compressed(outputs, folder / "new").exists()
+
+
+def test_an_uploads_names_are_text_in_the_plotly_chart():
+    """A column named <a href=...>Session expired</a> became a clickable link in the Upload page's chart."""
+    from pages._figures import weights_figure
+
+    evil = '<a href="https://evil.example/login">Session expired</a>'
+    fig = weights_figure([evil, "b"], np.array([0.7, 0.3]))
+    assert all("<a" not in str(label) for label in fig.data[0].y)
+    assert "&lt;a href=&quot;https://evil.example/login&quot;&gt;Session expired&lt;/a&gt;" in list(fig.data[0].y)

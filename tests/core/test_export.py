@@ -198,6 +198,7 @@ def test_limit_that_cannot_be_met_says_so():
     ({"budget": "lots"}, "budget must be a positive number; got 'lots'"),
     ({"budget": 10, "max_epochs": 0}, "max_epochs must be a positive number"),
     ({"budget": 10, "unit": "bytes"}, "unit must be one of"),
+    ({"budget": 1e30}, r"budget must be at most 1e\+15 tokens; got 1e\+30"),  # int64 amounts printed negative
 ])
 def test_bad_plan_arguments_are_named(kwargs, match):
     result = MixtureResult(weights=np.array([0.5, 0.5], dtype=np.float32), source_names=("a", "b"))
@@ -282,6 +283,9 @@ def test_sizes_csv(tmp_path):
         read_sizes_csv(path)
     path.write_text("source,size,size\na,1,5\n")  # the second 'size' became 'size.1', unused
     with pytest.raises(InputError, match=r"column names must be unique; repeated: \['size'\]"):
+        read_sizes_csv(path)
+    path.write_text("source,size\na,True\nb,False\n")
+    with pytest.raises(InputError, match=r"column 'size' holds true/false"):
         read_sizes_csv(path)
     # an upload is read from its bytes, named in errors by its file name
     assert read_sizes_csv("mine.csv", data=b"source,size\na,1\n") == {"a": 1.0}

@@ -325,6 +325,7 @@ def test_select_by_name_mask_and_repeated_samples():
     ("n_sources", 7, r"o.npz: the sidecar says n_sources=7, but the values array has shape \(2, 3\)"),
     ("n_samples", "x", r"o.npz: the sidecar says n_samples='x'"),
     ("format_version", 99, r"o.npz: sidecar format_version 99 is not one this version reads \(1\)"),
+    ("source_names", ["a", ["b", "c"]], r"source_names must be a list of names, one per source"),
 ])
 def test_a_hand_edited_sidecar_is_one_clear_error(tmp_path, field, value, match):
     path = _binary().save(tmp_path / "o")
@@ -363,3 +364,14 @@ def test_meta_takes_numpy_numbers_and_the_repr_stays_short():
         _binary(meta={"x": float("nan")})
     big = ProxyOutputs(np.full((40, 5000), 0.5, np.float32), "binary", labels=np.zeros(5000))
     assert len(repr(big)) < 300 and "n_sources=40, n_samples=5000" in repr(big)
+
+
+def test_a_scalar_values_array_is_one_clear_error(tmp_path):
+    import hashlib
+    import io as _io
+
+    buf = _io.BytesIO()
+    np.savez(buf, values=np.float32(0.5))
+    sidecar = {"kind": "binary", "source_names": ["a"], "sha256": hashlib.sha256(buf.getvalue()).hexdigest()}
+    with pytest.raises(InputError, match=r"x: 'values' must be a 2-D array \(sources x samples\); got shape \(\)"):
+        ProxyOutputs.from_npz_bytes(buf.getvalue(), sidecar, "x")

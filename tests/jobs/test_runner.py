@@ -142,3 +142,45 @@ def test_unknown_backend_is_a_config_error():
 
     with pytest.raises(ConfigError, match="backend must be one of"):
         run_tasks([], backend="spark")
+
+
+def test_local_workers_never_exceed_the_cores_or_the_units(tmp_path, monkeypatch):
+    """n_workers=256 from the Jobs page started 256 processes of ~200 MB on a 2-core machine."""
+    from mixmin_core.runs import runner
+
+    sizes = []
+
+    def pool(todo, n, finish):
+        sizes.append(n)
+        for unit in todo:
+            finish(unit, *runner._execute(unit.fn, unit.kwargs))
+
+    monkeypatch.setattr(runner, "_run_pool", pool)
+    monkeypatch.setattr(runner.os, "cpu_count", lambda: 4)
+    units = [Unit(f"u{i}", _write_value, {"value": i, "output": str(tmp_path / f"u{i}.json")}, tmp_path / f"u{i}.json")
+             for i in range(3)]
+    assert sorted(run_tasks(units, n_workers=256, progress=False)) == ["u0", "u1", "u2"]
+    more = [Unit(f"v{i}", _write_value, {"value": i, "output": str(tmp_path / f"v{i}.json")}, tmp_path / f"v{i}.json")
+            for i in range(9)]
+    run_tasks(more, n_workers=256, progress=False)
+    assert sizes == [3, 4]
+
+
+def test_an_app_started_job_reports_an_internal_error_in_one_line_without_a_traceback(monkeypatch, capsys):
+    """The Jobs page showed a failed job's stored traceback (files and paths on the machine) to any visitor."""
+    from jobs.pipelines import synthetic
+    from mixmin_core.runs import datasets
+
+    def boom(config, ctx):
+        raise RuntimeError("boom at /some/internal/path")
+
+    monkeypatch.setattr(synthetic, "run", boom)
+    monkeypatch.setenv(datasets.CONFINE_ENV, "1")
+    assert main(["run", DEMO, "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "error: internal error (RuntimeError: boom at /some/internal/path)" in err
+    store = RunStore()
+    (job,) = store.list_jobs()
+    assert job["status"] == "failed" and "Traceback" not in job["error"] and "logs/job-" in job["error"]
+    traces = list((store.run_dir(job["run_id"]) / "logs").glob("*.traceback"))
+    assert len(traces) == 1 and "Traceback" in traces[0].read_text() and "boom" in traces[0].read_text()
