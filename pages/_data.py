@@ -183,6 +183,17 @@ def dataset_info(run_id: str) -> dict:
     return info if isinstance(info, dict) else {}
 
 
+def unconverged(run_id: str, variant: str) -> list[tuple[str, float]]:
+    """``(problem key, gap)`` of the setting's MixMin mixtures that stopped at ``max_iter``."""
+    run_dir, out = store().run_dir(run_id), []
+    for problem in (p for p in layout_problems(run_id) if p.variant == variant):
+        path = layout.mixture_path(run_dir, problem, "mixmin")
+        mix = load_json(str(path), mtime(path)) if path.is_file() else None
+        if isinstance(mix, dict) and mix.get("status") == "max_iter":
+            out.append((problem.key, float(mix.get("gap", float("nan")))))
+    return out
+
+
 def read_mixtures(run_id: str, problem: layout.Problem) -> dict[str, dict]:
     """``{method: MixtureResult.to_dict()}`` saved for ``problem``."""
     paths = layout.list_mixtures(store().run_dir(run_id), problem)

@@ -208,6 +208,13 @@ def page() -> None:
         st.warning("This metric is a surrogate estimate (a regression model's prediction of the target loss), "
                    "not measured on a trained final model.", icon=":material/model_training:")
     overlap_note(data.dataset_info(run_id))
+    stopped = data.unconverged(run_id, variant)
+    if stopped:
+        worst = max(stopped, key=lambda kv: kv[1])
+        st.warning(f"MixMin stopped at its iteration limit, not converged, on {len(stopped)} of this setting's problems "
+                   f"(largest Frank–Wolfe gap {worst[1]:.2g}, {state.code(worst[0])}): its weights are where the "
+                   "iterations ran out. Run with a larger `max_iter` or `step_size`, or see them converge on the "
+                   "Solver page.", icon=":material/hourglass_bottom:")
     yardstick_note(frame[frame["variant"] == variant], metric)
     note = missing_methods(sub, variant, data.run_config(run_id))
     if note:

@@ -146,6 +146,9 @@ class Experiment:
         start = time.perf_counter()
         results = {"mixmin": _with_meta(mixmin(outputs, step_size=s.step_size, max_iter=s.max_iter),
                                         compute=spent, seconds=time.perf_counter() - start)}
+        if results["mixmin"].status == "max_iter":  # its weights are where the iterations ran out, not the optimum
+            log.warning("%s: MixMin stopped at max_iter=%d with Frank-Wolfe gap %.2g (not converged); raise "
+                        "max_iter or step_size", problem.key, s.max_iter, results["mixmin"].gap)
         for method, fn in (("natural", natural), ("balanced", balanced)):
             if method in s.methods:
                 results[method] = _with_meta(fn(outputs), compute=0.0)

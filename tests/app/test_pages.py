@@ -226,6 +226,22 @@ def test_compare_flags_yardstick_predictions_beyond_every_run_it_was_fitted_on(h
     assert "`regmix` 0.15 beyond the best run" in warning and "random_search" not in warning
 
 
+def test_compare_warns_when_mixmin_stopped_at_its_iteration_limit(home):
+    """An LM run's MixMin stopped at max_iter with weights near their start, and nothing said so."""
+    run_dir = RunStore(home).run_dir(CHEM_RUN)
+    at = open_app("compare")
+    variant = at.session_state["compare.variant"]
+    for problem in layout.list_problems(run_dir):
+        path = layout.mixture_path(run_dir, problem, "mixmin")
+        mix = json.loads(path.read_text())
+        mix.update(status="converged" if problem.variant != variant or problem.trial else "max_iter", gap=0.0048)
+        path.write_text(json.dumps(mix))
+    at = open_app("compare")
+    warning = next(w.value for w in at.warning if "iteration limit" in w.value)
+    n = len({p.target for p in layout.list_problems(run_dir) if p.variant == variant})
+    assert f"not converged, on {n} of this setting's problems (largest Frank–Wolfe gap 0.0048" in warning
+
+
 def test_compare_and_assays_work_on_the_synthetic_run(home):
     at = open_app()
     synthetic = next(r["run_id"] for r in RunStore().list_runs() if r["pipeline"] == "synthetic")
