@@ -21,6 +21,7 @@ from mixmin_core.lm.experiment import (
     LMData,
     LMDomain,
     LMModels,
+    check_proxy_budgets,
     check_target_specs,
     target_name,
     validate_inputs,
@@ -118,7 +119,8 @@ def dataset(config: LMConfig) -> str:
 
 def validate(config: LMConfig) -> None:
     """Read every input once (sources, targets, tokenizer) so bad input fails before the run exists."""
-    validate_inputs(config.data, tokenizer=config.tokenizer_kind, tokenizer_path=config.tokenizer_path)
+    n_sources = validate_inputs(config.data, tokenizer=config.tokenizer_kind, tokenizer_path=config.tokenizer_path)
+    check_proxy_budgets(config.proxy_budgets, final_tokens=config.final_tokens, preset=config.preset, n_sources=n_sources)
 
 
 def run(config: LMConfig, ctx: RunContext) -> dict:

@@ -127,20 +127,44 @@ def source_files(data: LMData) -> dict[str, Path]:
     return lmdata.find_source_files(folder, names=list(data.sources) or None)
 
 
-def validate_inputs(data: LMData, *, tokenizer: str, tokenizer_path: str = "") -> None:
-    """Read every input once (sources, targets, tokenizer) so bad input fails before the run exists."""
+def validate_inputs(data: LMData, *, tokenizer: str, tokenizer_path: str = "") -> int:
+    """Read every input once (sources, targets, tokenizer) so bad input fails before the run exists; return
+    the number of sources."""
     if data.slimpajama_files:
         groups = lmdata.read_slimpajama(list(data.slimpajama_files), max_docs_per_source=1)
         if len(groups) < 2:
             raise InputError(f"slimpajama_files {list(data.slimpajama_files)}: {len(groups)} source set(s) found; "
                              "need at least two.")
-    for path in source_files(data).values():
+    files = {} if data.slimpajama_files else source_files(data)
+    for path in files.values():
         lmdata.read_texts(path, limit=None)
     load_targets(data)
     if tokenizer == "pythia" or tokenizer_path:
         from mixmin_core.lm.tokenizer import load_tokenizer, pythia_tokenizer_path
 
         load_tokenizer(pythia_tokenizer_path(tokenizer_path or None))
+    return len(groups) if data.slimpajama_files else len(files)
+
+
+def whole_steps(tokens: float, preset: str) -> int:
+    """``tokens`` rounded to whole training steps of ``preset`` (at least one): what a model of that size
+    trains on, so planned and measured compute count the same steps (small budgets round up to one)."""
+    p = get_preset(preset)
+    return max(1, round(tokens / (p.batch_size * p.context))) * p.batch_size * p.context
+
+
+def check_proxy_budgets(budgets, *, final_tokens: int, preset: str, n_sources: int) -> None:
+    """A compute sweep whose budgets round to the same proxies (whole steps) would draw one point as many:
+    refuse it, naming the budgets and what would make them differ."""
+    by_tokens: dict[int, list] = {}
+    for b in budgets:
+        by_tokens.setdefault(whole_steps(final_tokens * b / n_sources, preset), []).append(b)
+    same = [(tokens, bs) for tokens, bs in by_tokens.items() if len(bs) > 1]
+    if same:
+        tokens, bs = same[0]
+        raise ConfigError(f"proxy_budgets: {bs} all give the same proxies ({tokens:,} training tokens each, whole "
+                          f"steps of the {preset!r} preset, for {n_sources} sources at final_tokens={final_tokens:,}); "
+                          "the sweep would repeat one point. Raise final_tokens, or keep one of them.")
 
 
 # ---- unit functions (top level: they run in worker processes) ------------------------------------
@@ -380,10 +404,7 @@ class LMDomain:
 
     # ---- units ------------------------------------------------------------------------------------
     def whole_steps(self, tokens: float) -> int:
-        """``tokens`` rounded to whole training steps (at least one): what a model of that size trains
-        on, so planned and measured compute count the same steps (small budgets round up to one)."""
-        p = get_preset(self.m.preset)
-        return max(1, round(tokens / (p.batch_size * p.context))) * p.batch_size * p.context
+        return whole_steps(tokens, self.m.preset)
 
     def compute_per_token(self, preset: str) -> float:
         """6 x parameters: a model's training FLOPs per token."""

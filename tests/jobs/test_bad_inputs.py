@@ -141,6 +141,8 @@ CLI = [
      r"assays: must not repeat an item \(repeated: \['ATG_ERE_CIS_up'\]\)"),
     ("chem-n_targets-too-many", CHEM, ["n_targets=7"],
      r"n_targets: 7 targets asked for, but \S+toxcast.csv.gz has 6 informative assays .*use n_targets up to 6"),
+    ("lm-budgets-same-proxies", LM, ["proxy_budgets=[0.01, 0.05, 1.0]", "final_tokens=16384"],
+     r"proxy_budgets: \[0.01, 0.05, 1.0\] all give the same proxies \(2,048 training tokens each"),
     ("lm-trials-text", LM, ["trials=abc"], r"trials: must be an integer"),
     ("lm-trials-float", LM, ["trials=2.7"], r"trials: must be an integer"),
     ("lm-seed-text", LM, ["seed=abc"], r"seed: must be an integer"),
