@@ -279,7 +279,7 @@ def _header(plan: TrainingPlan) -> list[str]:
 
 def _positive_sources(plan: TrainingPlan) -> tuple[list, list]:
     keep = plan.weights > 0
-    w = plan.weights[keep] / plan.weights[keep].sum()
+    w = round_weights(plan.weights[keep])  # on the grid again: 0.0754420530, not 0.07544205300000001
     return [n for n, k in zip(plan.source_names, keep) if k], [float(x) for x in w]
 
 
@@ -344,8 +344,10 @@ def megatron_data_path(plan: TrainingPlan, *, path_template: str = "{source}") -
     for name, w in zip(names, probs):
         prefix = path_template.replace("{source}", name)
         if not prefix or any(c.isspace() for c in prefix):
-            raise InputError(f"the data prefix of source {name!r} ({prefix!r}) contains whitespace, which "
-                             "Megatron's --data-path cannot hold; choose a path_template without spaces.")
+            where = "its name" if any(c.isspace() for c in name) else "the data prefix"
+            raise InputError(f"the data prefix of source {name!r} ({prefix!r}) contains whitespace (in {where}), "
+                             "which Megatron's --data-path cannot hold; use --data-prefix without spaces, and name "
+                             "sources without spaces (Megatron's data files do not have any).")
         parts += [_num(w), prefix]
     return "--data-path " + " ".join(parts) + "\n"
 

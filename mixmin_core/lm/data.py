@@ -121,7 +121,13 @@ def find_source_files(folder: str | os.PathLike, *, names: list[str] | None = No
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"sources folder {folder} not found; expected a folder of <source>.jsonl(.gz) files.")
-    files = {source_name(p): p for p in sorted(folder.iterdir()) if p.name.endswith(SUFFIXES)}
+    files: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.name.endswith(SUFFIXES):
+            if source_name(p) in files:  # a.jsonl and a.jsonl.gz: one would silently shadow the other
+                raise InputError(f"sources folder {folder}: {files[source_name(p)].name} and {p.name} are both source "
+                                 f"{source_name(p)!r}; keep one of them.")
+            files[source_name(p)] = p
     names = None if names is None else check_names("names", names)
     if names:
         missing = [n for n in names if n not in files]

@@ -101,6 +101,7 @@ def test_megatron_data_path_parses_back(plan):
     assert tokens[0] == "--data-path" and len(tokens) == 1 + 2 * 4  # the zero-weight source is left out
     parsed = {t.removeprefix("/data/").removesuffix("_text_document"): float(v) for v, t in zip(tokens[1::2], tokens[2::2])}
     _assert_same(parsed, plan, drop_zero=True)
+    assert all(v == repr(float(v)) for v in tokens[1::2])  # short numbers (0.07544205300000001 before)
     with pytest.raises(InputError, match=r"the data prefix \(path_template; --data-prefix on the command line\) must contain"):
         megatron_data_path(plan, path_template="/data/x")
     with pytest.raises(InputError, match="contains whitespace"):

@@ -122,6 +122,18 @@ def test_error_folder_needs_two_sources(tmp_path):
         data.find_source_files(tmp_path, names=["web"])
 
 
+def test_error_a_source_in_two_files(tmp_path):
+    """a.jsonl beside a.jsonl.gz: the .jsonl was silently ignored."""
+    import gzip
+
+    _write(tmp_path / "a.jsonl", [{"text": "x"}])
+    _write(tmp_path / "b.jsonl", [{"text": "y"}])
+    with gzip.open(tmp_path / "a.jsonl.gz", "wt") as fh:
+        fh.write('{"text": "z"}\n')
+    with pytest.raises(InputError, match=r"a.jsonl and a.jsonl.gz are both source 'a'; keep one of them"):
+        data.find_source_files(tmp_path)
+
+
 def test_error_target_without_answers(data_dir):
     path = data_dir / "text" / "target" / "piqa_test_unlabeled.jsonl.gz"
     with pytest.raises(InputError, match=r"piqa_test_unlabeled.jsonl.gz: no record of target kind 'piqa' has an answer"):
