@@ -173,6 +173,9 @@ def _sizes(args, run_dir) -> tuple[dict, str]:
         return export.read_sizes_csv(args.sizes), default_unit
     if run_dir is None:
         raise InputError("--weights needs the source sizes: --sizes FILE.csv (columns source,size) or --run RUN_ID.")
+    note = export.sizes_note(run_dir)
+    if note:
+        print(f"warning: {note.replace('in a CSV (source,size)', 'with --sizes FILE.csv')}", file=sys.stderr)
     return export.run_source_sizes(run_dir)
 
 

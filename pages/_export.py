@@ -123,6 +123,9 @@ def _panel(result, problem_ids, mount, solver, max_weight, meta) -> None:
     if sizes is None:
         return
     run_dir = data.store().run_dir(run_id) if run_id else None
+    note = export.sizes_note(run_dir) if run_dir is not None else None
+    if note:
+        st.caption(f"Sizes: {note[0].upper()}{note[1:]}")
     has_chem = run_dir is not None and _features(run_dir).exists() and unit == "rows"
     budget, max_epochs, fmt = settings(result, sizes, unit, has_chem, run_id)
     meta = {"run": run_id, **meta} if run_id else meta

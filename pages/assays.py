@@ -137,7 +137,7 @@ def page() -> None:
         chosen = st.multiselect("Categories", categories, key=state.keep("assays.categories"),
                                 on_change=state.save, args=("assays.categories",))
         top = top[top["category"].isin(chosen) | (top["category"] == "")]
-    if categories:
+    if categories and noun == "source assays":  # the paper's assay categories; an LM run's sources are 'text'
         legend()
     shown = top[["source", "title", "category", "weight", "lower", "upper", "group"]]
     st.dataframe(colour_rows(shown), hide_index=True, width="stretch",

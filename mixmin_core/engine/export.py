@@ -398,6 +398,22 @@ def render(plan: TrainingPlan, fmt: str, *, examples=None, path_template: str = 
 
 
 # ---- run folders -----------------------------------------------------------------------------
+def sizes_note(run_dir) -> str | None:
+    """What a run's recorded sizes are not, when it read only part of each source (``max_source_chars``):
+    they count that sample's tokens, not the corpus's, so repeat warnings and the budget read from them too."""
+    from mixmin_core.runs.fileio import read_json
+
+    try:
+        config = read_json(Path(run_dir) / "config.json")
+    except (OSError, ValueError):
+        return None
+    cap = config.get("max_source_chars") if isinstance(config, dict) else None
+    if not isinstance(cap, int) or isinstance(cap, bool) or cap <= 0:
+        return None
+    return (f"the run read the first {cap:,} characters of each source (max_source_chars), so its sizes count that "
+            "sample's tokens, not the whole corpus's; give the full sizes in a CSV (source,size) for a real budget.")
+
+
 def run_source_sizes(run_dir) -> tuple[dict, str]:
     """``({source: size}, unit)`` of a run: ``tokens`` (LM) or ``n_labelled`` (chemistry) in sources.csv,
     else the labelled rows per assay in the run's ``features/labels.npz``.

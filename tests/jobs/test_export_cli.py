@@ -255,3 +255,19 @@ def test_chem_ci_run_exports_every_format(capsys, tmp_path):
     assert code == 0, err
     assert "solved again with caps" in err and "warning" not in err
     assert not any(r["over_limit"] for r in json.loads((tmp_path / "p.json").read_text())["sources"])
+
+
+def test_sizes_of_a_run_that_read_part_of_each_source_come_with_a_warning(capsys, tmp_path, lm_run):
+    """lm_ci reads 20,000 characters per source: its 'sizes' are that sample's, and the export used them silently."""
+    run_id, run_dir, _, _ = lm_run
+    config = json.loads((run_dir / "config.json").read_text())
+    (run_dir / "config.json").write_text(json.dumps({**config, "max_source_chars": 20000}))
+    code, _, err = _export(capsys, *_base(run_id, "json", tmp_path / "a.json"))
+    assert code == 0
+    assert "warning: the run read the first 20,000 characters of each source (max_source_chars)" in err
+    assert "with --sizes FILE.csv" in err
+    sizes = tmp_path / "sizes.csv"
+    sizes.write_text("source,size\n" + "".join(f"{n},1000000000\n" for n in json.loads(
+        (tmp_path / "a.json").read_text())["weights"]))
+    code, _, err = _export(capsys, *_base(run_id, "json", tmp_path / "b.json"), "--sizes", str(sizes))
+    assert code == 0 and "max_source_chars" not in err  # full sizes given: nothing to warn about
