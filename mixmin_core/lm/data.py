@@ -295,8 +295,14 @@ def load_target(kind: str, path: str | os.PathLike, *, limit: int | None = None)
         if example is None:
             dropped += 1
             continue
+        if out and example.is_choice != out[0].is_choice:  # scored one way or the other: the first record decided
+            what = {True: "multiple-choice question", False: "document"}
+            raise InputError(f"{path}: line {i} is a {what[example.is_choice]}, but the records before it are "
+                             f"{what[out[0].is_choice]}s; a target is all documents or all questions: split the file.")
         out.append(example)
     if not out and limit != 0:
+        if not dropped:
+            raise InputError(f"{path}: the file holds no records; a target needs at least one.")
         raise InputError(f"{path}: no record of target kind {kind!r} has an answer ({dropped} without one); "
                          "use a labelled split (e.g. validation instead of test_unlabeled).")
     if dropped:

@@ -52,9 +52,9 @@ def test_openwebmath_and_user_jsonl(tmp_path):
         {"text": "", "url": "https://b", "date": "2023", "metadata": "{}"}], gz=True)
     (doc,) = data.load_target("openwebmath", owm)
     assert not doc.is_choice and doc.prefix == "" and doc.sample_id == "https://a"
-    user = _write(tmp_path / "mine.jsonl", [{"text": "plain doc"},
-                                             {"question": "2+2?", "choices": ["3", "4"], "label": 1}])
-    a, b = data.load_target("jsonl", user)
+    (a,) = data.load_target("jsonl", _write(tmp_path / "mine.jsonl", [{"text": "plain doc"}]))
+    (b,) = data.load_target("jsonl", _write(tmp_path / "mine_mc.jsonl",
+                                            [{"question": "2+2?", "choices": ["3", "4"], "label": 1}]))
     assert a.text == "plain doc" and not a.is_choice
     assert b.is_choice and b.answer == "4" and b.text == "2+2? 4"
 
@@ -132,6 +132,18 @@ def test_error_a_source_in_two_files(tmp_path):
         fh.write('{"text": "z"}\n')
     with pytest.raises(InputError, match=r"a.jsonl and a.jsonl.gz are both source 'a'; keep one of them"):
         data.find_source_files(tmp_path)
+
+
+def test_error_a_target_mixing_documents_and_questions(tmp_path):
+    """The first record decided how the whole target was scored; an empty file said 'no record has an answer'."""
+    path = _write(tmp_path / "mixed.jsonl", [{"text": "a document"},
+                                             {"question": "q?", "choices": ["a", "b"], "label": 0}])
+    with pytest.raises(InputError, match=r"mixed.jsonl: line 2 is a multiple-choice question, but the records before "
+                                         r"it are documents"):
+        data.load_target("jsonl", path)
+    empty = _write(tmp_path / "empty.jsonl", [])
+    with pytest.raises(InputError, match=r"empty.jsonl: the file holds no records"):
+        data.load_target("jsonl", empty)
 
 
 def test_error_target_without_answers(data_dir):
