@@ -278,7 +278,7 @@ def test_bad_input_gives_one_clear_error_and_no_run(tmp_path, toxcast_head, caps
     ({"format": "sdf"}, "format: must be one of"),
     ({"trials": 0}, "trials: must be >= 1; got 0"),
     ({"trials": 2.7}, "trials: must be an integer"),
-    ({"seed": "abc"}, "seed: must be an integer >= 0; got 'abc'"),
+    ({"seed": "abc"}, "seed: must be an integer >= 0, <= 2147483647; got 'abc'"),
     ({"n_workers": 0}, "n_workers: must be >= 1"),
     ({"step_size": -1.0}, "step_size: must be > 0"),
     ({"test_fraction": 1.0}, "test_fraction: must be < 1"),

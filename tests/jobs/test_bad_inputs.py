@@ -43,7 +43,8 @@ def _sets(*items: str) -> list[str]:
 # line "error: ..." matching `match`.
 CLI = [
     # synthetic: the schema (types, ranges, choices) and the pipeline's size check
-    ("seed-text", SYN, ["seed=abc"], r"seed: must be an integer >= 0; got 'abc'"),
+    ("seed-text", SYN, ["seed=abc"], r"seed: must be an integer >= 0, <= 2147483647; got 'abc'"),
+    ("seed-huge", SYN, ["seed=18446744073709551617"], r"seed: must be <= 2147483647"),  # crashed XGBoost after launch
     ("seed-negative", SYN, ["seed=-1"], r"seed: must be >= 0; got -1"),
     ("seed-float", SYN, ["seed=1.5"], r"seed: must be an integer"),
     ("trials-zero", SYN, ["trials=0"], r"trials: must be >= 1; got 0"),
