@@ -18,7 +18,7 @@ from pathlib import Path
 
 from mixmin_core.engine import export
 from mixmin_core.errors import InputError
-from mixmin_core.runs.fileio import write_text
+from mixmin_core.runs.fileio import read_json, write_text
 from mixmin_core.runs.layout import Problem, list_mixtures, mixture_path, outputs_path
 from mixmin_core.solver.results import MixtureResult
 
@@ -173,7 +173,10 @@ def _sizes(args, run_dir) -> tuple[dict, str]:
         return export.read_sizes_csv(args.sizes), default_unit
     if run_dir is None:
         raise InputError("--weights needs the source sizes: --sizes FILE.csv (columns source,size) or --run RUN_ID.")
-    note = export.sizes_note(run_dir)
+    try:
+        note = export.sizes_note(read_json(run_dir / "config.json"))
+    except (OSError, ValueError):
+        note = None
     if note:
         print(f"warning: {note.replace('in a CSV (source,size)', 'with --sizes FILE.csv')}", file=sys.stderr)
     return export.run_source_sizes(run_dir)

@@ -123,7 +123,7 @@ def _panel(result, problem_ids, mount, solver, max_weight, meta) -> None:
     if sizes is None:
         return
     run_dir = data.store().run_dir(run_id) if run_id else None
-    note = export.sizes_note(run_dir) if run_dir is not None else None
+    note = export.sizes_note(data.run_config(run_id)) if run_id else None  # the catalog's config, cached
     if note:
         st.caption(f"Sizes: {note[0].upper()}{note[1:]}")
     has_chem = run_dir is not None and _features(run_dir).exists() and unit == "rows"

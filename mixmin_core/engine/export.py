@@ -398,15 +398,10 @@ def render(plan: TrainingPlan, fmt: str, *, examples=None, path_template: str = 
 
 
 # ---- run folders -----------------------------------------------------------------------------
-def sizes_note(run_dir) -> str | None:
-    """What a run's recorded sizes are not, when it read only part of each source (``max_source_chars``):
-    they count that sample's tokens, not the corpus's, so repeat warnings and the budget read from them too."""
-    from mixmin_core.runs.fileio import read_json
-
-    try:
-        config = read_json(Path(run_dir) / "config.json")
-    except (OSError, ValueError):
-        return None
+def sizes_note(config: dict) -> str | None:
+    """What the sizes of a run with ``config`` are not, when it read only part of each source
+    (``max_source_chars``): they count that sample's tokens, not the corpus's, so repeat warnings and the
+    budget read from them too."""
     cap = config.get("max_source_chars") if isinstance(config, dict) else None
     if not isinstance(cap, int) or isinstance(cap, bool) or cap <= 0:
         return None
