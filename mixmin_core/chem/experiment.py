@@ -113,22 +113,6 @@ def load_metadata(data: ChemData):
     return chemdata.load_assay_metadata(path if path.suffix else resolve(spec))
 
 
-def _check_test_labels(table: chemdata.AssayTable, targets: list, valid, test_fraction: float) -> None:
-    """Every target's test split must hold a positive and a negative (split per class, as
-    :func:`~mixmin_core.chem.splits.assay_split` does), or its score is undefined: a MUV target with one
-    active ran to 'done' with every score blank."""
-    labels = table.labels if valid is None else table.labels[np.asarray(valid, dtype=bool)]
-    for t in targets:
-        column = labels[:, table.index(t)]
-        for cls, what in ((1, "positives"), (0, "negatives")):
-            n = int((column == cls).sum())
-            if int(round(test_fraction * n)) < 1:
-                raise InputError(f"target {t!r} has {n} {what} among the {labels.shape[0]:,} molecules read; with "
-                                 f"test_fraction {test_fraction:g} its test split gets none, so its average precision "
-                                 "is undefined. Pick another target, raise max_molecules (0 reads all), or raise "
-                                 "test_fraction.")
-
-
 def make_plan(table: chemdata.AssayTable, *, targets: list, n_targets: int, source_counts: list,
               proxy_budgets: list, trials: int, valid: np.ndarray | None = None,
               include_target: bool = False, test_fraction: float = 0.2) -> tuple[Plan, list]:
@@ -170,7 +154,7 @@ def make_plan(table: chemdata.AssayTable, *, targets: list, n_targets: int, sour
         raise ConfigError(f"n_targets: {n_targets} targets asked for, but {table.path} has {len(assays)} informative "
                           f"assays (both labels present); use n_targets up to {len(assays)}, or list the targets.")
     targets = list(targets) or assays[:n_targets]
-    _check_test_labels(table, targets, valid, test_fraction)
+    chemsplits.check_test_labels(table, targets, valid, test_fraction)
     variants = [Variant(f"sources-{c}", tuple(assays if c == "all" else assays[: int(c)])) for c in source_counts]
     for c, variant in zip(source_counts, variants):
         _check_sources_left(c, variant.sources, targets, include_target, n_assays=len(assays))

@@ -61,6 +61,22 @@ def assay_split(labels: np.ndarray, *, seed: int, trial: int, assay: str, test_f
     return code
 
 
+def check_test_labels(table, targets: list, valid=None, test_fraction: float = 0.2) -> None:
+    """Every target of ``table`` (an ``AssayTable``) must get a positive and a negative in its test split
+    (:func:`assay_split` splits per class, rounding), or its score is undefined: a MUV target with one active
+    ran to 'done' with every score blank."""
+    labels = table.labels if valid is None else table.labels[np.asarray(valid, dtype=bool)]
+    for t in targets:
+        column = labels[:, table.index(t)]
+        for cls, what in ((1, "positives"), (0, "negatives")):
+            n = int((column == cls).sum())
+            if int(round(test_fraction * n)) < 1:
+                raise InputError(f"target {t!r} has {n} {what} among the {labels.shape[0]:,} molecules read; with "
+                                 f"test_fraction {test_fraction:g} its test split gets none, so its average precision "
+                                 "is undefined. Pick another target, raise max_molecules (0 reads all), or raise "
+                                 "test_fraction.")
+
+
 def split_table(labels: np.ndarray, assays, *, seed: int, trial: int, test_fraction: float = 0.2,
                 val_fraction: float = 0.2, valid: np.ndarray | None = None) -> np.ndarray:
     """:func:`assay_split` for every assay: ``(n_molecules, n_assays)`` int8."""

@@ -47,6 +47,7 @@ def check_target(table: chemdata.AssayTable, target: str, informative: list) -> 
     if target not in informative:
         raise InputError(f"target {target!r} has no positive or no negative label in {table.path}; "
                          "a target needs both.")
+    chemsplits.check_test_labels(table, [target])  # the workspace's splits: 80/20 per class, as the pipeline's
 
 
 def _save_arrays(path: Path, **arrays) -> None:
