@@ -199,16 +199,16 @@ def start_job(config_path: str | os.PathLike, overrides: dict | None = None, *, 
     from jobs.__main__ import resolve_config
 
     argv = job_argv(config_path, overrides)
-    # the job's own checks, run here as the confined job will (no download, no cache outside the store): a bad
-    # value is an error on the page, not in a launch log
-    with confinement():
-        resolve_config(str(page_config_path(config_path)), _set_args(overrides))
     root = RunStore(home).root
-    running = running_jobs(root)
+    running = running_jobs(root)  # first: it is cheap, and repeated clicks should not each read a dataset
     if len(running) >= max_running_jobs():
         names = ", ".join(f"job {j['job_id']}" if j["job_id"] else f"pid {j['pid']}" for j in running)
         raise InputError(f"{len(running)} jobs are already running ({names}); at most {max_running_jobs()} run at once. "
                          f"Wait for one to finish or cancel one (the limit is {MAX_JOBS_ENV}).")
+    # the job's own checks, run here as the confined job will (no download, no cache outside the store): a bad
+    # value is an error on the page, not in a launch log
+    with confinement():
+        resolve_config(str(page_config_path(config_path)), _set_args(overrides))
     stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{time.time_ns() % 1_000_000:06d}"
     folder = root / "launches"
     folder.mkdir(parents=True, exist_ok=True)
