@@ -126,7 +126,9 @@ def test_target_whose_test_split_would_hold_no_positive_is_refused_before_any_wo
         validate(ChemConfig(dataset="", path=str(path), targets=["rare2"], source_counts=["all"]))
     validate(ChemConfig(dataset="", path=str(path), targets=["rare3"], source_counts=["all"]))  # one test positive
     validate(ChemConfig(dataset="", path=str(path), targets=["rare2"], source_counts=["all"], test_fraction=0.3))
-    from mixmin_core.chem.workspace import check_target  # the ladder's and evolve's target check says the same
+    from mixmin_core.chem.workspace import (
+        check_target,  # the ladder's and evolve's target check says the same
+    )
 
     table = data.load_assay_table(path)
     with pytest.raises(InputError, match=r"target 'rare2' has 2 positives .* its test split gets none"):
