@@ -194,7 +194,7 @@ def fallback(key: str, value, notices=st, shown=None) -> None:
     """Set ``key`` to ``value`` because its value does not fit; say so if the value came from the link."""
     raw = _checked(key)
     if raw is not None:
-        notices.info(f"The link's {code(URL_KEYS[key] + '=' + _text(raw))} does not fit here; showing "
+        notices.info(f"The link's {_link_value(URL_KEYS[key], raw)} does not fit here; showing "
                      f"{shown if shown is not None else value} instead.", icon=":material/link_off:")
     st.session_state[key] = value
     st.session_state.pop("w:" + key, None)
@@ -213,10 +213,10 @@ def _checked(key: str):
     return st.session_state.get("app._from_url", {}).pop(key, None)
 
 
-def _text(raw, limit: int = 80) -> str:
-    """A link's value as the notices show it: cut to ``limit`` characters (a link may carry thousands)."""
-    text = ",".join(raw) if isinstance(raw, list) else str(raw)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def _link_value(name: str, raw) -> str:
+    """``name=value`` from a link as the notices show it: inline code, the value cut to 80 characters (a link
+    may carry thousands)."""
+    return code(f"{name}={','.join(raw) if isinstance(raw, list) else raw}", limit=len(name) + 1 + 80)
 
 
 def _to_url(key: str, value):
@@ -279,12 +279,12 @@ def read_url(page: str) -> list[str]:
         try:
             value = _from_url(key, raw)
         except ValueError:
-            notices.append(f"The link's {code(name + '=' + _text(raw))} is not a valid {name.replace('_', ' ')}; "
+            notices.append(f"The link's {_link_value(name, raw)} is not a valid {name.replace('_', ' ')}; "
                            "showing the default instead.")
             continue
         if key == "app.run_id" and value not in _run_ids():
             other = "another run" if _run_ids() else "no run (the store is empty)"
-            notices.append(f"The link's {code('run=' + _text(raw))} is not in this run store (deleted, or from another "
+            notices.append(f"The link's {_link_value('run', raw)} is not in this run store (deleted, or from another "
                            f"machine); showing {other} instead.")
             continue
         st.session_state[key] = value
