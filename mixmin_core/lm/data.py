@@ -79,27 +79,38 @@ def read_jsonl(path: str | os.PathLike, *, limit: int | None = None) -> list[dic
 
 
 def read_texts(path: str | os.PathLike, *, field: str = "text", limit: int | None = None) -> list[str]:
-    """The non-empty ``field`` strings of a JSON Lines file.
+    """The non-empty ``field`` strings of a JSON Lines file (at most ``limit``). See :func:`iter_texts`."""
+    limit = _check_limit(limit)
+    if limit == 0:
+        return []
+    texts = []
+    for text in iter_texts(path, field=field):
+        texts.append(text)
+        if limit is not None and len(texts) >= limit:
+            break
+    return texts
+
+
+def iter_texts(path: str | os.PathLike, *, field: str = "text") -> Iterator[str]:
+    """Yield the non-empty ``field`` strings of a JSON Lines file one at a time (a large source is
+    never held whole).
 
     Raises
     ------
     InputError
         If a record has no ``field`` (or it is not a string), or the file holds no non-empty text.
     """
-    limit = _check_limit(limit)
-    texts = []
+    found = False
     for i, rec in iter_jsonl(path):
-        if limit is not None and len(texts) >= limit:
-            break
         value = rec.get(field)
         if not isinstance(value, str):
             raise InputError(f"{path}: line {i} has no string field {field!r} (fields: {sorted(rec)[:8]}); "
                              f"every record needs a {field!r} string.")
         if value.strip():
-            texts.append(value)
-    if not texts and limit != 0:
+            found = True
+            yield value
+    if not found:
         raise InputError(f"{path}: no non-empty {field!r} records; a source or target file needs at least one.")
-    return texts
 
 
 def source_name(path: Path) -> str:

@@ -137,7 +137,8 @@ def validate_inputs(data: LMData, *, tokenizer: str, tokenizer_path: str = "") -
                              "need at least two.")
     files = {} if data.slimpajama_files else source_files(data)
     for path in files.values():
-        lmdata.read_texts(path, limit=None)
+        for _ in lmdata.iter_texts(path):  # every record checked, none kept
+            pass
     load_targets(data)
     if tokenizer == "pythia" or tokenizer_path:
         from mixmin_core.lm.tokenizer import load_tokenizer, pythia_tokenizer_path
@@ -169,14 +170,25 @@ def check_proxy_budgets(budgets, *, final_tokens: int, preset: str, n_sources: i
 
 # ---- unit functions (top level: they run in worker processes) ------------------------------------
 def _capped_texts(path: str, max_chars: int) -> list[str]:
+    """The source's first documents up to ``max_chars`` characters in all (0: every document), the last
+    one cut at the cap; the rest of the file is not read."""
     texts, total = [], 0
-    for text in lmdata.read_texts(path):
+    for text in lmdata.iter_texts(path):
         if max_chars and total + len(text) > max_chars:
             texts.append(text[: max_chars - total])
             break
         texts.append(text)
         total += len(text)
     return [t for t in texts if t]
+
+
+def corpus_counts(path: str) -> tuple[int, int]:
+    """``(documents, characters)`` of a whole source, read one document at a time."""
+    documents = characters = 0
+    for text in lmdata.iter_texts(path):
+        documents += 1
+        characters += len(text)
+    return documents, characters
 
 
 def build_tokenizer(*, kind: str, source_files: dict, vocab_size: int, train_chars: int,
@@ -197,13 +209,42 @@ def build_tokenizer(*, kind: str, source_files: dict, vocab_size: int, train_cha
 
 
 def tokenize_source(*, path: str, tokenizer: str, max_chars: int, output: str) -> dict:
-    """Pack one source's documents into a token stream (``.npy``)."""
+    """Pack one source's documents into a token stream (``.npy``); record its tokens and documents and,
+    when only the first ``max_chars`` characters were read, the whole source's documents and characters
+    (for its size: see :func:`source_sizes`)."""
     from mixmin_core.lm.tokenizer import load_tokenizer, token_stream
 
-    stream = token_stream(load_tokenizer(tokenizer), _capped_texts(path, max_chars))
+    texts = _capped_texts(path, max_chars)
+    stream = token_stream(load_tokenizer(tokenizer), texts)
     with atomic_path(output) as tmp, open(tmp, "wb") as fh:
         np.save(fh, stream)
-    return {"tokens": int(stream.size), "compute": 0.0}
+    info = {"tokens": int(stream.size), "documents": len(texts), "compute": 0.0}
+    if max_chars:
+        corpus_documents, corpus_chars = corpus_counts(path)
+        info.update(sample_chars=sum(map(len, texts)), corpus_documents=corpus_documents, corpus_chars=corpus_chars)
+    return info
+
+
+def source_sizes(names: list, infos: list[dict]):
+    """sources.csv of a language-model run: ``tokens`` and ``documents`` of what the run read and, when it
+    read a sample (``max_source_chars``), the whole corpus's ``corpus_documents`` and ``corpus_tokens``
+    (estimated from the sample's tokens per character). ``natural_weight`` is the corpus's token share,
+    so "natural" means the data's own proportions, not the sample's. Runs made before these were
+    recorded (their tokenize units' infos lack them) get ``tokens`` only."""
+    import pandas as pd
+
+    tokens = np.array([i["tokens"] for i in infos], dtype=np.float64)
+    frame = pd.DataFrame({"source": names, "title": names, "category": "text", "tokens": tokens.astype(np.int64)})
+    if all("documents" in i for i in infos):
+        frame["documents"] = [int(i["documents"]) for i in infos]
+    natural = tokens
+    if all("corpus_chars" in i for i in infos):
+        ratio = np.array([i["tokens"] / max(i["sample_chars"], 1) for i in infos])  # tokens per character
+        natural = np.round(ratio * [i["corpus_chars"] for i in infos])
+        frame["corpus_documents"] = [int(i["corpus_documents"]) for i in infos]
+        frame["corpus_tokens"] = natural.astype(np.int64)
+    frame["natural_weight"] = natural / natural.sum()
+    return frame
 
 
 def train_model(*, preset: str, vocab_size: int, token_files: list, weights: list, n_tokens: int, seed: int,
@@ -264,10 +305,11 @@ def seq_metrics(scores: dict, positions: np.ndarray, is_doc: bool) -> dict[str, 
     return out
 
 
-def loglik_outputs(scores: list[dict], fit: np.ndarray, names, counts, examples, meta,
+def loglik_outputs(scores: list[dict], fit: np.ndarray, names, natural, examples, meta,
                    answer_only: bool = False) -> ProxyOutputs:
     """``loglik`` outputs on the fit split: total log-prob of question + answer (or of the answer
-    given the question when ``answer_only``) under each proxy, with token counts."""
+    given the question when ``answer_only``) under each proxy, with token counts; ``natural``: the
+    sources' natural weights (their corpus token shares)."""
     if answer_only:
         values = np.stack([s["cont_logprob"][fit] for s in scores])
         n_tok = scores[0]["n_cont"][fit]
@@ -275,7 +317,7 @@ def loglik_outputs(scores: list[dict], fit: np.ndarray, names, counts, examples,
         values = np.stack([(s["prefix_logprob"] + s["cont_logprob"])[fit] for s in scores])
         n_tok = (scores[0]["n_prefix"] + scores[0]["n_cont"])[fit]
     return ProxyOutputs(np.minimum(values, 0.0), "loglik", source_names=names, token_counts=n_tok,
-                        natural_weights=counts, sample_ids=[examples[i].sample_id for i in fit], meta=meta)
+                        natural_weights=natural, sample_ids=[examples[i].sample_id for i in fit], meta=meta)
 
 
 def cross_matrix(rows: list[dict], targets: list, main: str) -> dict:
@@ -388,19 +430,17 @@ class LMDomain:
             "path": p, "tokenizer": str(tok_path), "max_chars": int(data.max_source_chars),
             "output": str(self.ctx.path("tokens", f"{n}.npy"))}, output=self.ctx.path("tokens", f"{n}.npy"), kind="tokens")
             for n, p in files.items()]
-        self.ctx.run_units(units, "tokenize sources")
+        infos = self.ctx.run_units(units, "tokenize sources")
         from mixmin_core.lm.tokenizer import load_tokenizer
 
         self.names = list(files)
         self.token_files = [str(u.output) for u in units]
-        self.counts = np.array([np.load(u.output, mmap_mode="r").size for u in units], dtype=np.float64)
         self.vocab = model_vocab_size(preset, load_tokenizer(tok_path).get_vocab_size())
         self.tokenizer = str(tok_path)
-        import pandas as pd
-
-        layout.write_sources(self.ctx.run_dir, pd.DataFrame({
-            "source": self.names, "title": self.names, "category": "text", "tokens": self.counts.astype(np.int64),
-            "natural_weight": self.counts / self.counts.sum()}))
+        sizes = source_sizes(self.names, [{**infos[u.unit_id], "tokens": np.load(u.output, mmap_mode="r").size}
+                                          for u in units])
+        self.natural = sizes["natural_weight"].to_numpy()
+        layout.write_sources(self.ctx.run_dir, sizes)
 
     # ---- units ------------------------------------------------------------------------------------
     def whole_steps(self, tokens: float) -> int:
@@ -469,9 +509,9 @@ class LMDomain:
                 "proxy_compute": float(sum(i.get("compute", np.nan) for i in infos)),
                 "proxy_budget": self.plan.variant(problem.variant).budget}
         examples = self.examples[problem.target]
-        outputs = loglik_outputs(scores, fit, names, self.counts, examples, meta)
+        outputs = loglik_outputs(scores, fit, names, self.natural, examples, meta)
         if examples[0].is_choice:  # answer-only log-probs given the question (the predictive objective)
-            loglik_outputs(scores, fit, names, self.counts, examples, {**meta, "objective": "answer|question"},
+            loglik_outputs(scores, fit, names, self.natural, examples, {**meta, "objective": "answer|question"},
                            answer_only=True).save(layout.answer_outputs_path(self.ctx.run_dir, problem))
         self._outputs[problem] = outputs
         return outputs

@@ -223,3 +223,25 @@ def test_a_byte_order_mark_and_odd_arguments(tmp_path):
         data.split_indices(1, seed=0, trial=0)
     with pytest.raises(InputError, match="fit_fraction must lie strictly between 0 and 1; got 2"):
         data.split_indices(10, seed=0, trial=0, fit_fraction=2)
+
+
+def test_a_capped_source_is_read_only_to_its_cap_and_counted_whole(tmp_path):
+    """max_source_chars reads the first characters only (a broken line further on is not reached), while
+    tokenize_source records the whole source's documents and characters for its size."""
+    from mixmin_core.lm.experiment import _capped_texts, corpus_counts, source_sizes
+
+    path = tmp_path / "src.jsonl"
+    path.write_text("".join(json.dumps({"text": "a" * 600}) + "\n" for _ in range(3)) + "{broken\n")
+    assert _capped_texts(str(path), 1000) == ["a" * 600, "a" * 400]
+    with pytest.raises(InputError, match="line 4 is not valid JSON"):
+        corpus_counts(str(path))
+    path.write_text("".join(json.dumps({"text": "a" * 600}) + "\n" for _ in range(3)) + '{"text": " "}\n')
+    assert corpus_counts(str(path)) == (3, 1800)  # blank documents are not documents
+    frame = source_sizes(["s", "t"], [
+        {"tokens": 100, "documents": 2, "sample_chars": 1000, "corpus_documents": 3, "corpus_chars": 1800},
+        {"tokens": 300, "documents": 1, "sample_chars": 1000, "corpus_documents": 1, "corpus_chars": 1000}])
+    assert frame.corpus_tokens.tolist() == [180, 300] and frame.documents.tolist() == [2, 1]
+    np.testing.assert_allclose(frame.natural_weight, [180 / 480, 300 / 480])  # the corpus's shares
+    old = source_sizes(["s", "t"], [{"tokens": 100}, {"tokens": 300}])  # a run from before documents were kept
+    assert list(old.columns) == ["source", "title", "category", "tokens", "natural_weight"]
+    np.testing.assert_allclose(old.natural_weight, [0.25, 0.75])

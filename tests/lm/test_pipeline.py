@@ -55,6 +55,13 @@ def test_ci_miniature_runs_end_to_end_and_resumes(capsys):
         assert (answer.values >= out.values).all() and (answer.token_counts <= out.token_counts).all()
         assert (answer.token_counts < out.token_counts).mean() > 0.9
         assert set(list_mixtures(run_dir, p)) == set(CI_METHODS)
+    # 20,000 characters of each source were read; sizes and "natural" are the whole corpus's (c4: 340 documents)
+    sources = __import__("pandas").read_csv(run_dir / "sources.csv").set_index("source")
+    assert (sources.corpus_tokens > sources.tokens).all() and (sources.corpus_documents >= sources.documents).all()
+    assert sources.corpus_documents["c4"] == 340
+    np.testing.assert_allclose(sources.natural_weight, sources.corpus_tokens / sources.corpus_tokens.sum())
+    natural_mix = _mixture(run_dir, "piqa__trial0", "natural")
+    np.testing.assert_allclose(natural_mix.weights, sources.natural_weight[list(natural_mix.source_names)], atol=1e-6)
     res = store.results(run["run_id"])
     assert list(res.columns[:len(RESULT_COLUMNS)]) == list(RESULT_COLUMNS)
     main_rows = res[res.variant == ""]
