@@ -5,7 +5,8 @@
     python -m jobs export --weights mixture.json --sizes sizes.csv --budget-tokens N --format hf
 
 Source sizes come from the run's sources.csv (``tokens`` for language-model runs, ``n_labelled``
-rows for chemistry) or from ``--sizes`` (a CSV with columns ``source,size``). Every source the
+rows for chemistry) or from ``--sizes`` (a CSV with columns ``source,size`` and, for the ``hf``
+format's per-example probabilities, ``documents``). Every source the
 budget would repeat more than ``--max-epochs`` times is reported; ``--respect-limit`` solves again
 with availability caps that keep every source within the limit (it needs the run's proxy outputs).
 """
@@ -31,7 +32,8 @@ def add_parser(sub) -> None:
     p.add_argument("--problem", help="problem key within the run, e.g. TOX21_AR__trial0 or hellaswag__budget-0.1__trial0")
     p.add_argument("--method", default="mixmin", help="whose mixture to export (default: mixmin)")
     p.add_argument("--weights", help="a MixtureResult JSON file (instead of --run/--problem)")
-    p.add_argument("--sizes", help="CSV with columns source,size (tokens or rows); default: the run's sources.csv")
+    p.add_argument("--sizes", help="CSV with columns source,size (tokens or rows) and optionally documents; "
+                   "default: the run's sources.csv")
     p.add_argument("--budget", "--budget-tokens", "--budget-rows", dest="budget",
                    metavar="N", help="training budget in tokens (language models) or rows (chemistry)")
     p.add_argument("--unit", help="tokens or rows (default: the run's, else tokens; rows for chem-table)")
@@ -69,14 +71,15 @@ def cmd_export(args) -> int:
     seed = _integer("--seed", args.seed)
     run_dir, problem = _run(args)
     result = _read_weights(args.weights) if args.weights else _run_mixture(run_dir, problem, args.method)
-    sizes, unit = _sizes(args, run_dir)
+    sizes, unit, documents = _sizes(args, run_dir)
     if args.unit is not None:
         if run_dir is not None and not args.sizes and args.unit in export.UNITS and args.unit != unit:
             raise InputError(f"--unit {args.unit}: this run's source sizes (its sources.csv) are in {unit}; "
                              f"drop --unit, or give --sizes FILE.csv with sizes in {args.unit}.")
         unit = args.unit
     meta = {"run": args.run, "problem": problem.key} if problem is not None else {}
-    plan = export.plan_training(result, sizes, budget=budget, max_epochs=max_epochs, unit=unit, meta=meta)
+    plan = export.plan_training(result, sizes, budget=budget, max_epochs=max_epochs, unit=unit, meta=meta,
+                                documents=documents)
     if args.respect_limit and result.method != "mixmin":  # solving again is MixMin's: it would swap the mixture
         raise InputError(f"--respect-limit solves MixMin again under the repeat limit, so it applies to --method mixmin "
                          f"only; the {result.method!r} mixture would be replaced by a MixMin one. Drop --respect-limit "
@@ -167,19 +170,21 @@ def _read_weights(path) -> MixtureResult:
     return result
 
 
-def _sizes(args, run_dir) -> tuple[dict, str]:
+def _sizes(args, run_dir) -> tuple[dict, str, dict | None]:
+    """``(sizes, unit, documents per source or None)`` from --sizes, else from the run."""
     default_unit = "rows" if args.fmt == "chem-table" else "tokens"
     if args.sizes:
-        return export.read_sizes_csv(args.sizes), default_unit
+        return export.read_sizes_csv(args.sizes), default_unit, export.read_documents_csv(args.sizes)
     if run_dir is None:
         raise InputError("--weights needs the source sizes: --sizes FILE.csv (columns source,size) or --run RUN_ID.")
+    found = export.run_source_sizes(run_dir)
     try:
-        note = export.sizes_note(read_json(run_dir / "config.json"))
+        note = export.sizes_note(read_json(run_dir / "config.json"), estimated=found.estimated)
     except (OSError, ValueError):
         note = None
     if note:
         print(f"warning: {note.replace('in a CSV (source,size)', 'with --sizes FILE.csv')}", file=sys.stderr)
-    return export.run_source_sizes(run_dir)
+    return found.sizes, found.unit, found.documents
 
 
 def _solve_again(plan, result, run_dir, problem, sizes):
@@ -195,7 +200,8 @@ def _solve_again(plan, result, run_dir, problem, sizes):
     print(f"solved again with caps max_epochs * size / budget (step size {step:g}, {iters} iterations, as the "
           f"mixture was): loss {again.loss:.6g} (was {result.loss:.6g}), {again.status}", file=sys.stderr)
     return export.plan_training(again, sizes, budget=plan.budget, max_epochs=plan.max_epochs, unit=plan.unit,
-                                meta={**plan.meta, "resolved_within_limit": True, "from_method": plan.method})
+                                meta={**plan.meta, "resolved_within_limit": True, "from_method": plan.method},
+                                documents=plan.documents_dict())
 
 
 def _write(out: str, text: str) -> None:

@@ -48,8 +48,8 @@ def _features(run_dir: Path) -> Path:
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def run_sizes(run_dir: str, stamp: tuple) -> tuple[dict, str]:
-    """``({source: size}, unit)`` of a run (cached on sources.csv's and the labels' modification times)."""
+def run_sizes(run_dir: str, stamp: tuple) -> export.SourceSizes:
+    """A run's source sizes (cached on sources.csv's and the labels' modification times)."""
     return export.run_source_sizes(run_dir)
 
 
@@ -60,33 +60,38 @@ def chem_examples(run_dir: str, stamp: float):
     return export.run_chem_examples(run_dir)
 
 
-def uploaded_sizes(upload) -> dict:
-    """``{source: size}`` from an uploaded CSV (read in memory; nothing is written)."""
-    return export.read_sizes_csv(Path(upload.name).name or "sizes.csv", data=upload.getvalue())
+def uploaded_sizes(upload) -> tuple[dict, dict | None]:
+    """``{source: size}`` and ``{source: documents}`` (None without that column) from an uploaded CSV
+    (read in memory; nothing is written)."""
+    name, data = Path(upload.name).name or "sizes.csv", upload.getvalue()
+    return export.read_sizes_csv(name, data=data), export.read_documents_csv(name, data=data)
 
 
-def source_sizes(run_id: str | None, mount: str) -> tuple[dict | None, str]:
+def source_sizes(run_id: str | None, mount: str) -> export.SourceSizes | None:
     """The run's source sizes, else those of a CSV the user uploads (None until there is one)."""
     note = "This mixture's run records no source sizes"
     if run_id:
         run_dir = data.store().run_dir(run_id)
         stamp = (data.mtime(run_dir / "sources.csv"), data.mtime(_features(run_dir)))
         try:
-            sizes, unit = run_sizes(str(run_dir), stamp)
-            st.caption(f"Source sizes from the run's sources.csv ({unit}).")
-            return sizes, unit
+            found = run_sizes(str(run_dir), stamp)
+            st.caption(f"Source sizes from the run's sources.csv ({found.unit}).")
+            return found
         except InputError:
             pass
     else:
         note = "Uploads and the example carry no source sizes"
     c1, c2 = st.columns([3, 1])
-    upload = c1.file_uploader(f"{note}: upload them (CSV with columns source, size)", type=["csv"],
+    upload = c1.file_uploader(f"{note}: upload them (CSV with columns source, size; optionally documents)",
+                              type=["csv"], help="documents (examples) per source let the Hugging Face snippet draw "
+                              "each source's share of tokens, not of examples.",
                               key=f"export.{mount}.sizes_upload")
     unit = c2.radio("Unit", export.UNITS, key=f"export.{mount}.unit", horizontal=True,
                     help="tokens for language-model data, rows (examples) for tables.")
     if upload is None:
-        return None, unit
-    return uploaded_sizes(upload), unit
+        return None
+    sizes, documents = uploaded_sizes(upload)
+    return export.SourceSizes(sizes, unit, documents)
 
 
 def within_caps(plan: export.TrainingPlan, max_weight: float) -> tuple:
@@ -119,17 +124,20 @@ def panel(result, *, problem_ids: tuple, mount: str, solver: dict, max_weight: f
 
 def _panel(result, problem_ids, mount, solver, max_weight, meta) -> None:
     run_id = run_of(problem_ids)
-    sizes, unit = source_sizes(run_id, mount)
-    if sizes is None:
+    found = source_sizes(run_id, mount)
+    if found is None:
         return
+    sizes, unit = found.sizes, found.unit
     run_dir = data.store().run_dir(run_id) if run_id else None
-    note = export.sizes_note(data.run_config(run_id)) if run_id else None  # the catalog's config, cached
+    # the catalog's config, cached
+    note = export.sizes_note(data.run_config(run_id), estimated=found.estimated) if run_id else None
     if note:
         st.caption(f"Sizes: {note[0].upper()}{note[1:]}")
     has_chem = run_dir is not None and _features(run_dir).exists() and unit == "rows"
     budget, max_epochs, fmt = settings(result, sizes, unit, has_chem, run_id)
     meta = {"run": run_id, **meta} if run_id else meta
-    plan = export.plan_training(result, sizes, budget=budget, max_epochs=max_epochs, unit=unit, meta=meta)
+    plan = export.plan_training(result, sizes, budget=budget, max_epochs=max_epochs, unit=unit, meta=meta,
+                                documents=found.documents)
     plan = limit(plan, result, problem_ids, mount, solver, max_weight, sizes)
     frame = plan.to_frame().sort_values("weight", ascending=False, kind="stable")
     st.dataframe(frame, hide_index=True, width="stretch", height=min(300, 35 * (len(frame) + 1) + 3),
@@ -192,7 +200,8 @@ def limit(plan, result, problem_ids, mount, solver, max_weight, sizes) -> export
         st.button("Export the mixture without the limit", key=f"export.{mount}.unlimit",
                   on_click=_forget, args=(mount,))
         return export.plan_training(again, sizes, budget=plan.budget, max_epochs=plan.max_epochs, unit=plan.unit,
-                                    meta={**plan.meta, "resolved_within_limit": True, "from_method": plan.method})
+                                    meta={**plan.meta, "resolved_within_limit": True, "from_method": plan.method},
+                                    documents=plan.documents_dict())
     over = plan.over_limit
     if not over:
         st.caption(f"Every source is repeated at most {plan.max_epochs:g} times at this budget.")

@@ -19,6 +19,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -52,6 +53,8 @@ class TrainingPlan:
     unit : "tokens" or "rows".
     method : the method that produced the weights.
     meta : JSON-serialisable facts (run, problem, ...) carried into the exports.
+    documents : (n_sources,) float64 documents (examples) per source, or None when unknown; with it a
+        plan in tokens knows each source's mean example length, which per-example samplers need.
     """
 
     source_names: tuple
@@ -62,6 +65,7 @@ class TrainingPlan:
     unit: str = "tokens"
     method: str = "mixmin"
     meta: dict = field(default_factory=dict)
+    documents: np.ndarray | None = None
 
     @property
     def amounts(self) -> np.ndarray:
@@ -74,6 +78,16 @@ class TrainingPlan:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(self.amounts > 0, self.amounts / self.sizes, 0.0)
 
+    def example_lengths(self) -> np.ndarray | None:
+        """Mean example length per source (in ``unit``): 1 for rows, tokens per document for tokens
+        (None when the documents are unknown; ``nan`` for a source with no data)."""
+        if self.unit == "rows":
+            return np.ones(len(self.source_names))
+        if self.documents is None:
+            return None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where((self.sizes > 0) & (self.documents > 0), self.sizes / self.documents, np.nan)
+
     @property
     def over_limit(self) -> tuple:
         """Names of the sources repeated more than ``max_epochs`` times."""
@@ -82,6 +96,10 @@ class TrainingPlan:
 
     def weights_dict(self) -> dict:
         return dict(zip(self.source_names, map(float, self.weights)))
+
+    def documents_dict(self) -> dict | None:
+        """``{source: documents}``, or None when unknown (for a plan of the same sources re-solved)."""
+        return None if self.documents is None else dict(zip(self.source_names, map(float, self.documents)))
 
     def warnings(self) -> list[str]:
         """One line per source over the repeat limit, and how to fix it."""
@@ -158,7 +176,7 @@ def repeat_caps(sizes, budget: float, max_epochs: float) -> np.ndarray:
 
 
 def plan_training(result: MixtureResult, sizes, *, budget: float, max_epochs: float = 4.0,
-                  unit: str = "tokens", meta: dict | None = None) -> TrainingPlan:
+                  unit: str = "tokens", meta: dict | None = None, documents=None) -> TrainingPlan:
     """The training plan of ``result``'s weights at ``budget``.
 
     Parameters
@@ -170,11 +188,13 @@ def plan_training(result: MixtureResult, sizes, *, budget: float, max_epochs: fl
     max_epochs : positive repeat limit.
     unit : "tokens" or "rows".
     meta : facts to carry into the exports (run id, problem, ...).
+    documents : like ``sizes``, the documents (examples) per source, or None; the Hugging Face
+        snippet needs them to turn token weights into per-example probabilities.
 
     Raises
     ------
     InputError
-        For a bad budget, limit or unit, missing or negative sizes, or weights off the simplex.
+        For a bad budget, limit or unit, missing or negative sizes or documents, or weights off the simplex.
     """
     if not isinstance(result, MixtureResult):
         raise InputError(f"result must be a MixtureResult; got {type(result).__name__}.")
@@ -187,8 +207,9 @@ def plan_training(result: MixtureResult, sizes, *, budget: float, max_epochs: fl
     w = np.asarray(result.weights, dtype=np.float64)
     if w.shape != (len(names),) or not np.isfinite(w).all() or (w < 0).any() or abs(w.sum() - 1) > 1e-4:
         raise InputError(f"result.weights must be {len(names)} non-negative numbers summing to 1; got sum {w.sum():.4g}.")
+    docs = None if documents is None else _check_sizes(documents, names, what="documents")
     return TrainingPlan(names, round_weights(w), _check_sizes(sizes, names), budget, max_epochs, unit,
-                        str(result.method), dict(meta or {}))
+                        str(result.method), dict(meta or {}), docs)
 
 
 def round_weights(weights) -> np.ndarray:
@@ -204,22 +225,23 @@ def round_weights(weights) -> np.ndarray:
     return units / scale
 
 
-def _check_sizes(sizes, names: tuple) -> np.ndarray:
+def _check_sizes(sizes, names: tuple, *, what: str = "sizes") -> np.ndarray:
+    kind = "documents (examples)" if what == "documents" else "tokens or rows"
     if isinstance(sizes, Mapping):
         missing = [n for n in names if n not in sizes]
         if missing:
-            raise InputError(f"sizes has no entry for {len(missing)} source(s) of the mixture, e.g. {missing[:5]}; "
-                             "give the tokens or rows of every source.")
+            raise InputError(f"{what} has no entry for {len(missing)} source(s) of the mixture, e.g. {missing[:5]}; "
+                             f"give the {kind} of every source.")
         sizes = [sizes[n] for n in names]
     try:
         arr = np.asarray(sizes, dtype=np.float64)
     except (TypeError, ValueError):
-        raise InputError(f"sizes must be numbers (tokens or rows per source); got {sizes!r:.80}.") from None
+        raise InputError(f"{what} must be numbers ({kind} per source); got {sizes!r:.80}.") from None
     if arr.shape != (len(names),):
-        raise InputError(f"sizes must hold {len(names)} numbers, one per source; got shape {arr.shape}.")
+        raise InputError(f"{what} must hold {len(names)} numbers, one per source; got shape {arr.shape}.")
     if not np.isfinite(arr).all() or (arr < 0).any():
         bad = [n for n, s in zip(names, arr) if not (np.isfinite(s) and s >= 0)]
-        raise InputError(f"sizes must be finite and non-negative; bad for {bad[:5]}.")
+        raise InputError(f"{what} must be finite and non-negative; bad for {bad[:5]}.")
     return arr
 
 
@@ -289,6 +311,12 @@ def hf_snippet(plan: TrainingPlan, *, seed: int = 0, stopping_strategy: str = "f
 
     The snippet expects ``datasets_var`` to map every source name to a ``datasets.Dataset`` (or
     ``IterableDataset``) and binds the result to ``mixed``. Sources with zero weight are left out.
+
+    ``interleave_datasets`` draws examples, not tokens. When the plan knows each source's mean example
+    length (rows, or tokens with ``documents``), the probabilities are per example (weight / mean
+    length, renormalised), each source is repeated enough passes that none runs out first, and the
+    stream is cut at the budget in examples, so each source's share of the *tokens* is its weight.
+    Otherwise the weights are used as they are, which is right only for examples of equal length.
     """
     seed = check_number("seed", seed, minimum=0, integer=True)  # interleave_datasets takes a numpy seed
     if stopping_strategy not in ("first_exhausted", "all_exhausted", "all_exhausted_without_replacement"):
@@ -297,23 +325,42 @@ def hf_snippet(plan: TrainingPlan, *, seed: int = 0, stopping_strategy: str = "f
     if not str(datasets_var).isidentifier():
         raise InputError(f"datasets_var must be a Python identifier; got {datasets_var!r}.")
     names, probs = _positive_sources(plan)
-    lines = _header(plan) + [
-        f"# `{datasets_var}` maps each source name below to a datasets.Dataset (or IterableDataset).",
-        "# probabilities are per example: they are the token shares when the sources' examples have similar",
-        "# lengths (otherwise divide each by its source's mean example length and renormalise).",
-        "# 'first_exhausted' stops when the first source runs out (sources repeated more than once run out",
-        "# early); 'all_exhausted' oversamples until every source has been seen.",
-        "from datasets import interleave_datasets",
-        "",
+    lengths = plan.example_lengths()
+    head = _header(plan) + [f"# `{datasets_var}` maps each source name below to a datasets.Dataset (or IterableDataset)."]
+    call = ["mixed = interleave_datasets(", f"    [{datasets_var}[name] for name in SOURCES],",
+            "    probabilities=PROBABILITIES,", f"    seed={int(seed)},", f"    stopping_strategy={stopping_strategy!r},", ")"]
+    if lengths is None:
+        lines = head + [
+            "# WARNING: probabilities are per example, and these are the token weights: right only when every",
+            "# source's examples have the same mean length. Give the documents per source (a 'documents' column",
+            "# in the sizes CSV) for per-example probabilities and a stream cut at the budget.",
+            "# 'first_exhausted' stops when the first source runs out (sources repeated more than once run out",
+            "# early); 'all_exhausted' oversamples until every source has been seen.",
+            "from datasets import interleave_datasets", "",
+            f"SOURCES = {json.dumps(names)}", f"PROBABILITIES = [{', '.join(map(_num, probs))}]"] + call
+        return "\n".join(lines) + "\n"
+    keep = np.isin(plan.source_names, names)
+    empty = [n for n, k, m in zip(plan.source_names, keep, lengths) if k and not np.isfinite(m)]
+    if empty:
+        raise InputError(f"source(s) {empty[:5]} have weight but no data (0 {plan.unit} or 0 documents), so no "
+                         "example can be drawn from them; fix the sizes, or solve again without them.")
+    per_example = plan.amounts[keep] / lengths[keep]  # expected examples drawn from each source
+    examples = round(float(per_example.sum()))
+    repeats = [int(np.ceil(2 * e)) + 1 for e in plan.epochs[keep]]  # passes: no source runs out before the cut
+    unit = "document" if plan.unit == "tokens" else "row"
+    lines = head + [
+        f"# Probabilities are per example: each source's weight divided by its mean {unit} length (in {plan.unit}),",
+        "# so each source's share of the stream's " + plan.unit + " is its weight. Each source is repeated",
+        "# REPEATS passes (about twice its epochs, plus one) so none runs out before the stream is cut at EXAMPLES,",
+        f"# the budget ({plan.budget:.6g} {plan.unit}) in examples.",
+        "from datasets import interleave_datasets", "",
         f"SOURCES = {json.dumps(names)}",
-        f"PROBABILITIES = [{', '.join(map(_num, probs))}]",
+        f"PROBABILITIES = [{', '.join(map(_num, round_weights(per_example)))}]",
+        f"REPEATS = {json.dumps(repeats)}",
+        f"EXAMPLES = {examples}",
         "mixed = interleave_datasets(",
-        f"    [{datasets_var}[name] for name in SOURCES],",
-        "    probabilities=PROBABILITIES,",
-        f"    seed={int(seed)},",
-        f"    stopping_strategy={stopping_strategy!r},",
-        ")",
-    ]
+        f"    [{datasets_var}[name].repeat(times) for name, times in zip(SOURCES, REPEATS)],",
+        ] + call[2:-1] + [").take(EXAMPLES)"]
     return "\n".join(lines) + "\n"
 
 
@@ -398,19 +445,34 @@ def render(plan: TrainingPlan, fmt: str, *, examples=None, path_template: str = 
 
 
 # ---- run folders -----------------------------------------------------------------------------
-def sizes_note(config: dict) -> str | None:
-    """What the sizes of a run with ``config`` are not, when it read only part of each source
-    (``max_source_chars``): they count that sample's tokens, not the corpus's, so repeat warnings and the
-    budget read from them too."""
+def sizes_note(config: dict, *, estimated: bool = False) -> str | None:
+    """What the sizes of a run with ``config`` are, when it read only part of each source
+    (``max_source_chars``): the whole sources' with tokens estimated from the sample (``estimated``:
+    the run recorded them), else that sample's, so repeat warnings and the budget read from them too."""
     cap = config.get("max_source_chars") if isinstance(config, dict) else None
     if not isinstance(cap, int) or isinstance(cap, bool) or cap <= 0:
         return None
+    if estimated:
+        return (f"the run read the first {cap:,} characters of each source (max_source_chars); its sizes are the whole "
+                "sources' documents, with tokens estimated from that sample's tokens per character; give exact sizes "
+                "in a CSV (source,size) if you have them.")
     return (f"the run read the first {cap:,} characters of each source (max_source_chars), so its sizes count that "
             "sample's tokens, not the whole corpus's; give the full sizes in a CSV (source,size) for a real budget.")
 
 
-def run_source_sizes(run_dir) -> tuple[dict, str]:
-    """``({source: size}, unit)`` of a run: ``tokens`` (LM) or ``n_labelled`` (chemistry) in sources.csv,
+class SourceSizes(NamedTuple):
+    """A run's source sizes: ``{source: size}`` in ``unit``; ``{source: documents}`` (None when not
+    recorded); ``estimated``: sizes of whole sources estimated from a sample the run read."""
+
+    sizes: dict
+    unit: str
+    documents: dict | None = None
+    estimated: bool = False
+
+
+def run_source_sizes(run_dir) -> SourceSizes:
+    """Sizes of a run's sources: ``tokens`` (LM; the whole corpus's ``corpus_tokens`` and
+    ``corpus_documents`` when the run read a sample) or ``n_labelled`` rows (chemistry) in sources.csv,
     else the labelled rows per assay in the run's ``features/labels.npz``.
 
     Raises
@@ -422,13 +484,20 @@ def run_source_sizes(run_dir) -> tuple[dict, str]:
 
     run_dir = Path(run_dir)
     frame = read_sources(run_dir)
-    for column, unit in (("tokens", "tokens"), ("n_labelled", "rows")):
-        if column in frame.columns and len(frame):
-            return dict(zip(frame["source"], frame[column].astype(float))), unit
+    if len(frame):
+        def column(*names):
+            name = next((n for n in names if n in frame.columns), None)
+            return None if name is None else dict(zip(frame["source"], frame[name].astype(float)))
+
+        if "tokens" in frame.columns:
+            return SourceSizes(column("corpus_tokens", "tokens"), "tokens", column("corpus_documents", "documents"),
+                               "corpus_tokens" in frame.columns)
+        if "n_labelled" in frame.columns:
+            return SourceSizes(column("n_labelled"), "rows")
     labels = run_dir / "features" / "labels.npz"
     if labels.exists():
         lab, assays = _labels(labels)
-        return dict(zip(assays, (lab >= 0).sum(axis=0).astype(float))), "rows"
+        return SourceSizes(dict(zip(assays, (lab >= 0).sum(axis=0).astype(float))), "rows")
     what = "sources.csv has no 'tokens' or 'n_labelled' column" if (run_dir / "sources.csv").exists() else "has no sources.csv"
     raise InputError(f"{run_dir}: {what} and there is no features/labels.npz, so the sources' sizes are unknown; "
                      "give them in a CSV with columns source,size (--sizes FILE.csv on the command line).")
@@ -472,8 +541,21 @@ def read_sizes_csv(path, *, data: bytes | None = None) -> dict:
     InputError
         If the file is missing, unreadable or lacks those columns, or a size is not a finite number >= 0.
     """
-    import io
+    frame, path = _sizes_frame(path, data)
+    column = next((c for c in ("size", "tokens", "rows", "n_labelled") if c in frame.columns), None)
+    if column is None:
+        raise InputError(f"{path}: needs columns 'source' and 'size' (or tokens, rows, n_labelled); "
+                         f"got {list(frame.columns)}.")
+    return _column_sizes(frame, column, path)
 
+
+def read_documents_csv(path, *, data: bytes | None = None) -> dict | None:
+    """``{source: documents}`` from the optional ``documents`` column of a sizes CSV (None without one)."""
+    frame, path = _sizes_frame(path, data)
+    return _column_sizes(frame, "documents", path) if "documents" in frame.columns else None
+
+
+def _sizes_frame(path, data):
     import pandas as pd
 
     from mixmin_core.solver.validation import check_csv_header
@@ -486,10 +568,21 @@ def read_sizes_csv(path, *, data: bytes | None = None) -> dict:
         raise InputError(f"{path}: sizes file not found.") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: not a readable CSV ({exc}).") from None
-    column = next((c for c in ("size", "tokens", "rows", "n_labelled") if c in frame.columns), None)
-    if "source" not in frame.columns or column is None:
+    if "source" not in frame.columns:
         raise InputError(f"{path}: needs columns 'source' and 'size' (or tokens, rows, n_labelled); "
                          f"got {list(frame.columns)}.")
+    if frame["source"].isna().any() or (frame["source"].str.strip() == "").any():
+        raise InputError(f"{path}: every row needs a source name; row(s) "
+                         f"{[int(i) + 2 for i in frame.index[frame['source'].fillna('').str.strip() == ''][:5]]} have none.")
+    repeated = sorted(set(frame.loc[frame["source"].duplicated(), "source"]))
+    if repeated:
+        raise InputError(f"{path}: each source needs one row; repeated: {repeated[:5]}.")
+    return frame, path
+
+
+def _column_sizes(frame, column: str, path: Path) -> dict:
+    import pandas as pd
+
     if pd.api.types.is_bool_dtype(frame[column]):
         raise InputError(f"{path}: column {column!r} holds true/false; sizes are numbers of {column}.")
     try:
@@ -499,12 +592,6 @@ def read_sizes_csv(path, *, data: bytes | None = None) -> dict:
     if values.isna().any():
         bad = frame.loc[values.isna(), "source"].tolist()[:5]
         raise InputError(f"{path}: column {column!r} must be numeric; bad for sources {bad}.")
-    if frame["source"].isna().any() or (frame["source"].str.strip() == "").any():
-        raise InputError(f"{path}: every row needs a source name; row(s) "
-                         f"{[int(i) + 2 for i in frame.index[frame['source'].fillna('').str.strip() == ''][:5]]} have none.")
-    repeated = sorted(set(frame.loc[frame["source"].duplicated(), "source"]))
-    if repeated:
-        raise InputError(f"{path}: each source needs one row; repeated: {repeated[:5]}.")
     if not np.isfinite(values).all() or (values < 0).any() or not 0 < values.sum() < np.inf:
         raise InputError(f"{path}: column {column!r} must hold finite sizes >= 0, not all zero; "
                          f"got range [{values.min():g}, {values.max():g}] summing to {values.sum():g}.")

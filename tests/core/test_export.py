@@ -18,6 +18,7 @@ from mixmin_core.engine.export import (
     megatron_data_path,
     olmix_yaml,
     plan_training,
+    read_documents_csv,
     read_sizes_csv,
     render,
     repeat_caps,
@@ -116,6 +117,13 @@ def _snippet_lists(text):
     return found["SOURCES"], found["PROBABILITIES"]
 
 
+def _run_snippet(text: str, source_datasets: dict):
+    """Run a datasets snippet as its user would, on ``source_datasets``; the ``mixed`` stream it makes."""
+    namespace = {"source_datasets": source_datasets}
+    exec(compile(text, "<hf snippet>", "exec"), namespace)
+    return namespace["mixed"]
+
+
 def test_hf_snippet_parses_back_and_runs(plan):
     datasets = pytest.importorskip("datasets")
     text = hf_snippet(plan, seed=3)
@@ -124,9 +132,7 @@ def test_hf_snippet_parses_back_and_runs(plan):
     n = 3000
     source_datasets = {s: datasets.Dataset.from_dict({"text": [f"{s} {i}" for i in range(n)], "source": [s] * n})
                        for s in NAMES}
-    namespace = {"source_datasets": source_datasets}
-    exec(compile(text, "<hf snippet>", "exec"), namespace)
-    mixed = namespace["mixed"]
+    mixed = _run_snippet(text, source_datasets)
     counts = pd.Series(mixed["source"]).value_counts()
     total = counts.sum()
     assert total >= n  # first_exhausted: runs until the largest-weight source's 3000 rows are used up
@@ -134,6 +140,72 @@ def test_hf_snippet_parses_back_and_runs(plan):
         share = counts.get(name, 0) / total
         assert share == pytest.approx(p, abs=4 * np.sqrt(p * (1 - p) / total) + 1e-3), name
     assert "math" not in counts  # weight zero: never drawn
+
+
+def _length_datasets(datasets, spec):
+    """In-memory sources whose examples differ in length: ``{name: (documents, tokens per document)}``."""
+    return {s: datasets.Dataset.from_dict({"source": [s] * n, "n_tokens": [length] * n})
+            for s, (n, length) in spec.items()}
+
+
+@pytest.mark.parametrize("iterable", [False, True])
+def test_hf_snippet_with_documents_draws_token_shares_at_the_budget(iterable):
+    """Token weights used as per-example probabilities put code (long documents) at ~90% of the tokens
+    against a 7.5% weight; with documents per source the stream's token shares are the weights, the stream
+    ends at the budget, and a source repeated twice over is not cut short."""
+    datasets = pytest.importorskip("datasets")
+    spec = {"web": (20_000, 50), "books": (2000, 500), "code": (500, 400)}  # 1e6, 1e6, 2e5 tokens
+    names = tuple(spec)
+    result = MixtureResult(weights=np.array([0.6, 0.325, 0.075], dtype=np.float32), source_names=names)
+    sizes = {s: n * length for s, (n, length) in spec.items()}
+    plan = plan_training(result, sizes, budget=1e6, max_epochs=4, documents={s: n for s, (n, _) in spec.items()})
+    assert plan.epochs[2] == pytest.approx(0.375)
+    text = hf_snippet(plan, seed=1)
+    assert "WARNING" not in text
+    source_datasets = _length_datasets(datasets, spec)
+    if iterable:
+        source_datasets = {s: d.to_iterable_dataset() for s, d in source_datasets.items()}
+    rows = pd.DataFrame(list(_run_snippet(text, source_datasets)))
+    tokens = rows.groupby("source").n_tokens.sum()
+    assert tokens.sum() == pytest.approx(1e6, rel=0.05)  # the budget, not the first source's end
+    shares = tokens / tokens.sum()
+    for name, w in zip(names, plan.weights):  # books: 650 documents drawn, a share's noise ~0.013
+        assert shares[name] == pytest.approx(w, abs=0.05), name  # per example, books would be 73%
+
+    small = {"web": (20_000, 50), "books": (200, 500), "code": (500, 400)}  # books 1e5 tokens: 3.25 epochs
+    plan = plan_training(result, {s: n * length for s, (n, length) in small.items()}, budget=1e6, max_epochs=4,
+                         documents={s: n for s, (n, _) in small.items()})
+    rows = pd.DataFrame(list(_run_snippet(hf_snippet(plan, seed=2), _length_datasets(datasets, small))))
+    tokens = rows.groupby("source").n_tokens.sum()
+    assert tokens.sum() == pytest.approx(1e6, rel=0.05) and tokens["books"] / 1e6 == pytest.approx(0.325, abs=0.05)
+    assert rows["source"].eq("books").sum() > 200 * 3  # repeated: more than three passes over its 200 documents
+
+
+def test_hf_snippet_of_a_row_plan_cuts_at_the_budget_and_refuses_empty_sources():
+    datasets = pytest.importorskip("datasets")
+    result = MixtureResult(weights=np.array([0.75, 0.25], dtype=np.float32), source_names=("A", "B"))
+    plan = plan_training(result, {"A": 300, "B": 50}, budget=400, max_epochs=4, unit="rows")  # B: 2 epochs
+    rows = pd.DataFrame(list(_run_snippet(hf_snippet(plan), _length_datasets(datasets, {"A": (300, 1), "B": (50, 1)}))))
+    assert len(rows) == 400 and rows.source.eq("B").mean() == pytest.approx(0.25, abs=0.08)
+    empty = plan_training(result, {"A": 300, "B": 50}, budget=400, documents={"A": 3, "B": 0})
+    with pytest.raises(InputError, match=r"source\(s\) \['B'\] have weight but no data \(0 tokens or 0 documents\)"):
+        hf_snippet(empty)
+    with pytest.raises(InputError, match=r"documents must be finite and non-negative; bad for \['B'\]"):
+        plan_training(result, {"A": 300, "B": 50}, budget=400, documents={"A": 3, "B": -1})
+    with pytest.raises(InputError, match=r"documents has no entry for 1 source\(s\).*documents \(examples\)"):
+        plan_training(result, {"A": 300, "B": 50}, budget=400, documents={"A": 3})
+
+
+def test_sizes_csv_documents_column(tmp_path):
+    path = tmp_path / "sizes.csv"
+    path.write_text("source,size,documents\nA,1000,10\nB,500,1\n")
+    assert read_sizes_csv(path) == {"A": 1000.0, "B": 500.0}
+    assert read_documents_csv(path) == {"A": 10.0, "B": 1.0}
+    path.write_text("source,size\nA,1000\n")
+    assert read_documents_csv(path) is None
+    path.write_text("source,size,documents\nA,1000,many\n")
+    with pytest.raises(InputError, match="column 'documents' must be numeric; bad for sources \\['A'\\]"):
+        read_documents_csv(path)
 
 
 def test_chem_table_parses_back():
@@ -231,17 +303,23 @@ def test_bad_sizes_and_formats_are_named(plan):
 def test_run_folder_sizes_and_examples(tmp_path):
     lm = tmp_path / "lm"
     write_sources(lm, pd.DataFrame({"source": ["a", "b"], "tokens": [1000, 3000]}))
-    assert run_source_sizes(lm) == ({"a": 1000.0, "b": 3000.0}, "tokens")
+    assert run_source_sizes(lm) == ({"a": 1000.0, "b": 3000.0}, "tokens", None, False)
+    sample = tmp_path / "sample"  # a run that read a sample of each source: the whole corpus's sizes win
+    write_sources(sample, pd.DataFrame({"source": ["a", "b"], "tokens": [1000, 3000], "documents": [3, 5],
+                                        "corpus_documents": [30, 7], "corpus_tokens": [10_000, 4000]}))
+    assert run_source_sizes(sample) == ({"a": 10_000.0, "b": 4000.0}, "tokens", {"a": 30.0, "b": 7.0}, True)
+    write_sources(sample, pd.DataFrame({"source": ["a", "b"], "tokens": [1000, 3000], "documents": [3, 5]}))
+    assert run_source_sizes(sample) == ({"a": 1000.0, "b": 3000.0}, "tokens", {"a": 3.0, "b": 5.0}, False)
     chem = tmp_path / "chem"
     write_sources(chem, pd.DataFrame({"source": ["X", "Y"], "n_labelled": [2, 1]}))
-    assert run_source_sizes(chem) == ({"X": 2.0, "Y": 1.0}, "rows")
+    assert run_source_sizes(chem) == ({"X": 2.0, "Y": 1.0}, "rows", None, False)
     beyond = tmp_path / "beyond"  # sources.csv without sizes: counted from the label matrix
     write_sources(beyond, pd.DataFrame({"source": ["X", "Y"]}))
     (beyond / "features").mkdir()
     np.savez(beyond / "features" / "labels.npz", labels=np.array([[1, -1], [0, 1], [-1, -1]], dtype=np.int8),
              assays=np.array(["X", "Y"]))
     np.savez(beyond / "features" / "smiles.npz", smiles=np.array(["CCO", "CCN", "C"]))
-    assert run_source_sizes(beyond) == ({"X": 2.0, "Y": 1.0}, "rows")
+    assert run_source_sizes(beyond) == ({"X": 2.0, "Y": 1.0}, "rows", None, False)
     examples = run_chem_examples(beyond)
     assert examples.to_dict("records") == [{"molecule": "CCO", "assay": "X", "label": 1},
                                            {"molecule": "CCN", "assay": "X", "label": 0},

@@ -271,3 +271,31 @@ def test_sizes_of_a_run_that_read_part_of_each_source_come_with_a_warning(capsys
         (tmp_path / "a.json").read_text())["weights"]))
     code, _, err = _export(capsys, *_base(run_id, "json", tmp_path / "b.json"), "--sizes", str(sizes))
     assert code == 0 and "max_source_chars" not in err  # full sizes given: nothing to warn about
+
+
+def test_hf_export_of_a_sampled_run_uses_the_corpus_sizes_and_documents(capsys, tmp_path, lm_run):
+    """A run that read a sample records the whole corpus's tokens (estimated) and documents: the plan's sizes
+    are those, and the datasets snippet turns token weights into per-document probabilities."""
+    run_id, run_dir, result, _ = lm_run
+    config = json.loads((run_dir / "config.json").read_text())
+    (run_dir / "config.json").write_text(json.dumps({**config, "max_source_chars": 20000}))
+    names = list(result.source_names)
+    corpus = np.array([4e8, 3e8, 2e8, 1e8])
+    documents = np.array([4e5, 3e3, 2e5, 1e4])  # mean lengths 1000, 100000, 1000, 10000 tokens
+    write_sources(run_dir, pd.DataFrame({"source": names, "tokens": [5000] * 4, "documents": [5, 1, 5, 2],
+                                         "corpus_tokens": corpus.astype(int), "corpus_documents": documents.astype(int)}))
+    code, _, err = _export(capsys, *_base(run_id, "json", tmp_path / "p.json"))
+    assert code == 0, err
+    assert "its sizes are the whole sources' documents, with tokens estimated" in err
+    assert [s["size"] for s in json.loads((tmp_path / "p.json").read_text())["sources"]] == corpus.tolist()
+    code, _, err = _export(capsys, *_base(run_id, "hf", tmp_path / "mix.py"))
+    assert code == 0, err
+    text = (tmp_path / "mix.py").read_text()
+    found = {node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse(text).body
+             if isinstance(node, ast.Assign) and node.targets[0].id.isupper()}
+    w = dict(zip(result.source_names, round_weights(result.weights)))
+    per_doc = {n: w[n] * d / c for n, d, c in zip(names, documents, corpus) if w[n] > 0}
+    total = sum(per_doc.values())
+    assert found["SOURCES"] == list(per_doc)
+    np.testing.assert_allclose(found["PROBABILITIES"], [p / total for p in per_doc.values()], atol=2e-9)
+    assert found["EXAMPLES"] == round(1e8 * total)  # the budget in documents
