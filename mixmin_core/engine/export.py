@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -25,7 +24,7 @@ import numpy as np
 
 from mixmin_core.errors import InputError
 from mixmin_core.solver.results import MixtureResult
-from mixmin_core.solver.validation import check_number
+from mixmin_core.solver.validation import check_number, is_keyed
 
 UNITS = ("tokens", "rows")
 #: The largest training budget a plan takes (a thousand trillion tokens; amounts stay exact in int64).
@@ -147,7 +146,7 @@ class TrainingPlan:
 
 def _positive(name: str, value) -> float:
     try:
-        x = float(value)
+        x = float("nan") if isinstance(value, bool) else float(value)  # True is not a budget
     except (TypeError, ValueError):
         x = float("nan")
     if not (np.isfinite(x) and x > 0):
@@ -204,7 +203,9 @@ def plan_training(result: MixtureResult, sizes, *, budget: float, max_epochs: fl
     if budget > MAX_BUDGET:  # amounts are whole numbers of tokens or rows (int64): 1e30 printed as negative
         raise InputError(f"budget must be at most {MAX_BUDGET:.0e} {unit}; got {budget:g}.")
     names = tuple(result.source_names)
-    w = np.asarray(result.weights, dtype=np.float64)
+    w = np.asarray(result.weights)
+    # a float32 weight as the decimal it prints as (0.4, not 0.4000000059604645): exports show 0.4, not 0.399999997
+    w = np.array([float(str(x)) for x in w]) if w.dtype == np.float32 and w.ndim == 1 else w.astype(np.float64)
     if w.shape != (len(names),) or not np.isfinite(w).all() or (w < 0).any() or abs(w.sum() - 1) > 1e-4:
         raise InputError(f"result.weights must be {len(names)} non-negative numbers summing to 1; got sum {w.sum():.4g}.")
     docs = None if documents is None else _check_sizes(documents, names, what="documents")
@@ -227,7 +228,8 @@ def round_weights(weights) -> np.ndarray:
 
 def _check_sizes(sizes, names: tuple, *, what: str = "sizes") -> np.ndarray:
     kind = "documents (examples)" if what == "documents" else "tokens or rows"
-    if isinstance(sizes, Mapping):
+    if is_keyed(sizes):  # a dict or a pandas Series by source name
+        sizes = dict(sizes.items())
         missing = [n for n in names if n not in sizes]
         if missing:
             raise InputError(f"{what} has no entry for {len(missing)} source(s) of the mixture, e.g. {missing[:5]}; "
@@ -293,7 +295,9 @@ def to_csv(plan: TrainingPlan) -> str:
 
 def _header(plan: TrainingPlan) -> list[str]:
     facts = ", ".join(f"{k} {v}" for k, v in plan.meta.items() if isinstance(v, (str, int, float)))
-    lines = [f"# Training mixture from mixmin: method {plan.method}" + (f", {facts}" if facts else "") + ".",
+    # one comment line: a line break in a run name or method would end the comment and break the Python or YAML
+    first = " ".join(f"Training mixture from mixmin: method {plan.method}{', ' + facts if facts else ''}.".split())
+    lines = [f"# {first}",
              f"# Budget {plan.budget:.6g} {plan.unit}; repeat limit {plan.max_epochs:g} epochs."]
     lines += [f"# WARNING: {w}" for w in plan.warnings()]
     return lines

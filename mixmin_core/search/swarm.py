@@ -94,7 +94,10 @@ def _check_preset(preset: str) -> dict:
 
 
 def _check_losses(name: str, losses, n: int) -> np.ndarray:
-    y = np.asarray(losses, dtype=np.float64).reshape(-1) if np.ndim(losses) else np.asarray([losses], float)
+    try:
+        y = np.asarray(losses, dtype=np.float64).reshape(-1) if np.ndim(losses) else np.asarray([losses], float)
+    except (TypeError, ValueError):  # text, ragged lists
+        raise InputError(f"{name} must return one loss (a number) per mixture; got {describe(losses)}.") from None
     if y.shape != (n,):
         raise InputError(f"{name} must return one loss per mixture, shape ({n},); got {describe(np.asarray(losses))}.")
     return y
@@ -107,6 +110,9 @@ def _check_weights_table(name: str, W, n_sources: int | None = None) -> np.ndarr
     check_finite(name, W)
     if (W < 0).any():
         raise InputError(f"{name} must be non-negative; got minimum {W.min():.3g}.")
+    empty = np.flatnonzero(W.sum(axis=1) <= 0)
+    if empty.size:  # normalising would make it uniform, a mixture the run never had
+        raise InputError(f"{name} row(s) {empty[:5].tolist()} are all zero: each row is a run's mixture; drop them.")
     return W
 
 
@@ -292,6 +298,7 @@ def random_search(evaluate, *, source_names, n_trials: int, rng: np.random.Gener
     """
     names = check_names("source_names", source_names)
     compute_per_trial = check_number("compute_per_trial", compute_per_trial, minimum=0, strict=True)
+    n_trials = _check_positive_int("n_trials", n_trials)
     W = sample_random_mixtures(n_trials, len(names), rng, prior=prior, concentration=concentration)
     losses = _check_losses("evaluate", evaluate(W), len(W))
     return _best_of(W, losses, names, method="random_search", compute=n_trials * compute_per_trial,

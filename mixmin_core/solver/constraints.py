@@ -9,18 +9,24 @@ from __future__ import annotations
 import numpy as np
 
 from mixmin_core.errors import InputError
-from mixmin_core.solver.validation import as_float_array, check_finite, check_number
+from mixmin_core.solver.validation import (
+    as_float_array,
+    by_source,
+    check_finite,
+    check_number,
+)
 
 
-def check_caps(caps, n_sources: int) -> np.ndarray:
-    """Validate caps ``(n_sources,)`` in (0, 1] summing to at least 1; return float64.
+def check_caps(caps, n_sources: int, source_names=None) -> np.ndarray:
+    """Validate caps ``(n_sources,)`` in (0, 1] summing to at least 1; return float64. With
+    ``source_names``, caps keyed by name (a dict or pandas Series) are matched by name.
 
     Raises
     ------
     InputError
         For a wrong shape, a cap outside (0, 1], or caps summing below 1 (infeasible).
     """
-    u = as_float_array("caps", caps)
+    u = as_float_array("caps", caps if source_names is None else by_source("caps", caps, source_names))
     if u.shape != (n_sources,):
         raise InputError(f"caps must have shape ({n_sources},), one per source; got shape {u.shape}.")
     check_finite("caps", u)

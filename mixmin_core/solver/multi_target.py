@@ -203,7 +203,7 @@ def mixmin_multi(outputs_list, *, mode: str = "mean", target_weights=None, norma
     step_size, max_iter, tol = _check_params(step_size, max_iter, tol)
     targets = check_targets(outputs_list, normalise=normalise)
     a = check_target_weights(target_weights, targets.n_targets)
-    caps = None if caps is None else check_caps(caps, len(targets.source_names))
+    caps = None if caps is None else check_caps(caps, len(targets.source_names), targets.source_names)
     w = start_weights(targets.outputs[0], init)
     if caps is not None:
         w = project_capped(w, caps).astype(np.float32)

@@ -23,10 +23,12 @@ from mixmin_core.runs import fileio
 from mixmin_core.solver import blocks
 from mixmin_core.solver.validation import (
     as_float_array,
+    by_source,
     check_finite,
     check_names,
     check_shape,
     describe,
+    to_float32,
 )
 
 KINDS = ("binary", "loglik", "mse")
@@ -69,14 +71,15 @@ class ProxyOutputs:
 
     def __init__(self, values, kind, *, source_names=None, labels=None, token_counts=None,
                  natural_weights=None, sample_ids=None, meta=None):
-        if kind not in KINDS:
-            raise InputError(f"kind must be one of {KINDS}; got {kind!r}.")
+        if not isinstance(kind, str) or kind not in KINDS:  # ProxyOutputs(values, labels) passes an array here
+            hint = "" if isinstance(kind, str) else " (the second argument is the kind; pass labels as labels=...)"
+            raise InputError(f"kind must be one of {KINDS}; got {describe(kind)}{hint}.")
         values = _as_matrix(values)
         n_sources, n_samples = values.shape
         names = _check_names(source_names, n_sources)
         labels = _check_labels(labels, kind, n_samples)
         token_counts = _check_token_counts(token_counts, kind, n_samples)
-        natural = _check_natural(natural_weights, n_sources)
+        natural = _check_natural(by_source("natural_weights", natural_weights, names), n_sources)
         ids = _check_ids(sample_ids, n_samples)
         _check_values(values, kind)
         if meta is not None and not isinstance(meta, dict):
@@ -85,6 +88,9 @@ class ProxyOutputs:
             meta = json.loads(json.dumps(meta or {}, allow_nan=False, default=fileio.json_default))
         except (TypeError, ValueError) as exc:
             raise InputError(f"meta must be JSON-serialisable (finite numbers); {exc}.") from None
+        for arr in (labels, token_counts, natural, ids):  # fresh copies, read-only as values are: solvers cache
+            if arr is not None:                          # what they derive from them
+                arr.flags.writeable = False
         for name, val in [("values", values), ("kind", kind), ("source_names", names),
                           ("labels", labels), ("token_counts", token_counts),
                           ("natural_weights", natural), ("sample_ids", ids), ("meta", meta)]:
@@ -390,12 +396,7 @@ def _as_matrix(values) -> np.ndarray:
                              "the solver keeps what it derives from them, so they must not change.")
         arr = arr.view()  # keep the map: copying it is what mapping avoids
     else:
-        with np.errstate(over="ignore"):
-            single = np.ascontiguousarray(arr, dtype=np.float32)
-        if single.dtype != arr.dtype and np.isinf(single).any() and (np.isinf(single) & np.isfinite(arr)).any():
-            big = np.abs(arr[np.isinf(single) & np.isfinite(arr)]).max()
-            raise InputError(f"values must fit in float32 (magnitude at most 3.4e38), the solver's precision; "
-                             f"got {float(big):g}. Rescale them (e.g. to log-probabilities).")
+        single = to_float32("values", arr)
         if arr.flags.writeable and np.may_share_memory(single, arr):
             single = single.copy()
         arr = single.view()

@@ -57,6 +57,9 @@ class MixtureResult:
 
     def top(self, k: int = 10) -> list[tuple[str, float]]:
         """The ``k`` largest weights as ``(source_name, weight)``, largest first."""
+        from mixmin_core.solver.validation import check_number
+
+        k = check_number("k", k, minimum=0, integer=True)  # [:-1] would silently drop the last
         order = np.argsort(-self.weights, kind="stable")[:k]
         return [(self.source_names[i], float(self.weights[i])) for i in order]
 
@@ -165,6 +168,10 @@ def summarize(frame, *, by=("target", "method", "metric"), reference: str | None
     import pandas as pd
 
     by = list(by)
+    missing = [c for c in (*by, "trial", "value") if c not in getattr(frame, "columns", ())]
+    if missing:
+        raise InputError(f"frame must be a DataFrame with columns {[*by, 'trial', 'value']} (one row per trial); "
+                         f"missing {missing}.")
     rows = []
     for key, grp in frame.groupby(by, sort=False, dropna=False):
         mean, lo, hi = mean_ci(grp["value"], level)

@@ -20,6 +20,7 @@ from mixmin_core.solver.proxy_outputs import ProxyOutputs
 from mixmin_core.solver.results import MixtureResult, Status
 from mixmin_core.solver.simplex import entropic_step, uniform
 from mixmin_core.solver.validation import (
+    by_source,
     check_callback,
     check_number,
     check_outputs,
@@ -60,7 +61,9 @@ def mixmin(outputs: ProxyOutputs, *, step_size: float = 1.0, max_iter: int = 100
         KL-projected onto the capped simplex and the gap is taken over that set; a start that
         breaks a cap is projected too.
     prior, prior_strength : add ``prior_strength * KL(w || prior)`` to the objective (a pull
-        towards ``prior``: "natural", "uniform" or an array; default natural if available).
+        towards ``prior``: "natural", "uniform" or an array; default natural if available). A ``prior``
+        needs ``prior_strength > 0``. ``loss`` then includes that term (``mixture_loss`` gives the target
+        loss alone, comparable with other methods').
     storage : "float32" (default) or "float16": keep the solver's copy of a large many-source matrix in
         float16 (half the memory and the bytes read per iteration, float32 arithmetic; weights within
         ~1e-3 L1 of float32's on the benchmark problems). Used only where that copy is made (see
@@ -83,7 +86,7 @@ def mixmin(outputs: ProxyOutputs, *, step_size: float = 1.0, max_iter: int = 100
     check_outputs(outputs)
     step_size, max_iter, tol = _check_params(step_size, max_iter, tol)
     check_callback("callback", callback)
-    caps = None if caps is None else check_caps(caps, outputs.n_sources)
+    caps = None if caps is None else check_caps(caps, outputs.n_sources, outputs.source_names)
     prior = _prior(outputs, prior, prior_strength)
     w = start_weights(outputs, init)
     if caps is not None:
@@ -179,6 +182,9 @@ def _gap(w: np.ndarray, grad: np.ndarray, caps) -> float:
 def _prior(outputs: ProxyOutputs, prior, prior_strength: float):
     prior_strength = check_number("prior_strength", prior_strength, minimum=0)
     if not prior_strength:
+        if prior is not None:  # it would be ignored
+            raise InputError("prior is used only with prior_strength > 0 (the weight of KL(w || prior)); "
+                             "set prior_strength (e.g. 0.1), or drop prior.")
         return None
     if prior is None:
         prior = "natural" if outputs.natural_weights is not None else "uniform"
@@ -198,6 +204,7 @@ def start_weights(outputs: ProxyOutputs, init, name: str = "init") -> np.ndarray
         if outputs.natural_weights is None:
             raise InputError(f"{name}='natural' needs outputs.natural_weights; the proxy outputs have none.")
         init = outputs.natural_weights
+    init = by_source(name, init, outputs.source_names)
     if not isinstance(init, (np.ndarray, list, tuple)):
         raise InputError(f"{name} must be 'uniform', 'natural' or an array of weights; got {init!r}.")
     w = check_simplex(name, init, outputs.n_sources)

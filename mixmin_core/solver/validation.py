@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numbers
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -25,7 +26,40 @@ def as_float_array(name: str, values, dtype=np.float64) -> np.ndarray:
         raise InputError(f"{name} must be an array of numbers; got {describe(values)}.") from None
     if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
         raise InputError(f"{name} must be an array of numbers; got {describe(arr)}.")
-    return arr.astype(dtype)
+    return to_float32(name, arr).copy() if np.dtype(dtype) == np.float32 else arr.astype(dtype)
+
+
+def to_float32(name: str, arr: np.ndarray) -> np.ndarray:
+    """``arr`` as a C-contiguous float32 array (``arr`` itself when it is one already), or an InputError
+    naming ``name`` when a finite number is too large for float32 (it would become inf)."""
+    with np.errstate(over="ignore"):
+        single = np.ascontiguousarray(arr, dtype=np.float32)
+    if single.dtype != arr.dtype and np.isinf(single).any() and (np.isinf(single) & np.isfinite(arr)).any():
+        big = np.abs(arr[np.isinf(single) & np.isfinite(arr)]).max()
+        raise InputError(f"{name} must fit in float32 (magnitude at most 3.4e38), the solver's precision; "
+                         f"got {float(big):g}. Rescale them (e.g. to log-probabilities).")
+    return single
+
+
+def is_keyed(values) -> bool:
+    """Whether per-source ``values`` are keyed by name: a dict, or a pandas Series with a non-integer index."""
+    if isinstance(values, Mapping):
+        return True
+    dtype = getattr(getattr(values, "index", None), "dtype", None)  # a list's index is a method
+    return dtype is not None and hasattr(values, "items") and getattr(dtype, "kind", "O") not in "iu"
+
+
+def by_source(name: str, values, source_names):
+    """Per-source ``values`` in ``source_names`` order: keyed values (:func:`is_keyed`) are matched by
+    name (extra names ignored); anything else is taken in order as it is."""
+    if not is_keyed(values):
+        return values  # an array, a list, or a Series by position
+    keyed = dict(values.items())
+    missing = [n for n in source_names if n not in keyed]
+    if missing:
+        raise InputError(f"{name} is keyed by source name but has no entry for {len(missing)} source(s), e.g. "
+                         f"{missing[:5]}; give one value per source (or an array in source order).")
+    return [keyed[n] for n in source_names]
 
 
 def check_csv_header(name: str, source) -> None:

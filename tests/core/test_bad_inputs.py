@@ -103,6 +103,9 @@ BAD_LIBRARY_INPUTS: list[BadInput] = [
     BadInput("prior_strength-bool", _solve(prior_strength=True), InputError, "prior_strength must be a non-negative number; got True"),
     BadInput("prior-unknown", _solve(prior="bogus", prior_strength=1.0), InputError, "prior must be 'uniform', 'natural' or an array"),
     BadInput("prior-off-simplex", _solve(prior=[0.2, 0.2, 0.2], prior_strength=1.0), InputError, "prior must sum to 1; got sum 0.6"),
+    BadInput("prior-without-strength", _solve(prior=_W), InputError, r"prior is used only with prior_strength > 0"),
+    BadInput("caps-keyed-missing", _solve(caps={"source_0": 1.0}), InputError,
+             r"caps is keyed by source name but has no entry for 2 source\(s\), e.g. \['source_1', 'source_2'\]"),
     # bootstrap_weights
     BadInput("bootstrap-ndarray", lambda: bootstrap_weights(_MATRIX), InputError, _NOT_OUTPUTS + "array"),
     BadInput("n_boot-one", _boot(n_boot=1), InputError, "n_boot must be an integer >= 2; got 1"),
@@ -143,6 +146,10 @@ BAD_LIBRARY_INPUTS: list[BadInput] = [
              InputError, "values must fit in float32 .*got 1e\\+300"),
     BadInput("values-inf", lambda: ProxyOutputs(np.array([[np.inf, 0.5], [0.2, 0.3]]), "mse", labels=[0, 1]),
              InputError, "values must be finite; .*first at index \\(0, 0\\) \\(inf\\)"),
+    BadInput("labels-beyond-float32", lambda: ProxyOutputs(_MATRIX, "mse", labels=np.full(20, 1e39)),
+             InputError, "labels must fit in float32 .*got 1e\\+39"),
+    BadInput("kind-is-labels", lambda: ProxyOutputs(_MATRIX, np.zeros(20)), InputError,
+             r"kind must be one of .*; got array of shape \(20,\).*pass labels as labels="),
     BadInput("meta-nan", lambda: ProxyOutputs(_MATRIX, "binary", labels=[0, 1] * 10, meta={"a": float("nan")}),
              InputError, "meta must be JSON-serialisable"),
     # persistence
@@ -157,6 +164,32 @@ BAD_LIBRARY_INPUTS: list[BadInput] = [
 def test_bad_library_input_raises_naming_the_argument(case):
     with pytest.raises(case.error, match=case.match):
         case.call()
+
+
+def test_per_source_values_keyed_by_name_are_matched_by_name():
+    """A dict or a pandas Series of natural weights, caps or an init keyed by source name is matched by
+    name (a Series was read by position: natural weights for 'c', 'b', 'a' went to 'a', 'b', 'c')."""
+    import pandas as pd
+
+    values = np.random.default_rng(1).uniform(0.05, 0.95, (3, 30))
+    labels = np.arange(30) % 2
+    keyed = ProxyOutputs(values, "binary", labels=labels, source_names=list("abc"),
+                         natural_weights=pd.Series({"c": 1, "b": 2, "a": 7}))
+    np.testing.assert_allclose(keyed.natural_weights, [0.7, 0.2, 0.1])
+    in_order = ProxyOutputs(values, "binary", labels=labels, source_names=list("abc"), natural_weights=pd.Series([7, 2, 1]))
+    np.testing.assert_allclose(in_order.natural_weights, [0.7, 0.2, 0.1])
+    by_name = mixmin(keyed, caps={"c": 0.1, "a": 1.0, "b": 1.0, "other": 0.5}, init=pd.Series({"b": 0.2, "c": 0.1, "a": 0.7}))
+    by_order = mixmin(keyed, caps=[1.0, 1.0, 0.1], init=[0.7, 0.2, 0.1])
+    np.testing.assert_array_equal(by_name.weights, by_order.weights)
+
+
+def test_proxy_outputs_arrays_are_read_only():
+    """Solvers cache what they derive from the outputs: flipping labels in place returned the old weights."""
+    out = ProxyOutputs(_MATRIX, "binary", labels=[0, 1] * 10, token_counts=None, natural_weights=[1, 2, 3],
+                       sample_ids=[str(i) for i in range(20)])
+    for name in ("values", "labels", "natural_weights", "sample_ids"):
+        with pytest.raises(ValueError, match="read-only"):
+            getattr(out, name)[0] = 0
 
 
 def test_table_is_large_and_ids_unique():

@@ -272,11 +272,27 @@ def test_limit_that_cannot_be_met_says_so():
     ({"budget": 10, "max_epochs": 0}, "max_epochs must be a positive number"),
     ({"budget": 10, "unit": "bytes"}, "unit must be one of"),
     ({"budget": 1e30}, r"budget must be at most 1e\+15 tokens; got 1e\+30"),  # int64 amounts printed negative
+    ({"budget": True}, "budget must be a positive number; got True"),
+    ({"budget": 10, "max_epochs": True}, "max_epochs must be a positive number; got True"),
 ])
 def test_bad_plan_arguments_are_named(kwargs, match):
     result = MixtureResult(weights=np.array([0.5, 0.5], dtype=np.float32), source_names=("a", "b"))
     with pytest.raises(InputError, match=match):
         plan_training(result, {"a": 1, "b": 1}, **kwargs)
+
+
+def test_sizes_series_by_name_short_weights_and_one_line_headers():
+    """A pandas Series of sizes is matched by name as a dict is (it was read by position); float32 weights
+    export as the decimals they print as; a line break in a run name stays inside the comment."""
+    result = MixtureResult(weights=np.array([0.4, 0.3, 0.2, 0.1], dtype=np.float32), source_names=("web", "code", "books", "wiki"))
+    sizes = pd.Series({"wiki": 1e8, "books": 5e7, "code": 2e8, "web": 1e9})
+    plan = plan_training(result, sizes, budget=1e9, meta={"run": "abc\nx = 1", "problem": "p\r\u2028q"})
+    assert plan.sizes.tolist() == [1e9, 2e8, 5e7, 1e8] and plan.over_limit == ()
+    assert megatron_data_path(plan) == "--data-path 0.4 web 0.3 code 0.2 books 0.1 wiki\n"
+    text = hf_snippet(plan)
+    compile(text, "<hf snippet>", "exec")
+    assert text.splitlines()[0] == "# Training mixture from mixmin: method mixmin, run abc x = 1, problem p q."
+    assert yaml.safe_load(olmix_yaml(plan))["mix"]["web"]["weight"] == 0.4
 
 
 def test_bad_sizes_and_formats_are_named(plan):

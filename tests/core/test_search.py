@@ -255,6 +255,12 @@ def test_spearman_undefined_cases():
     (lambda: matched_trials(5, float("nan")), "compute_per_trial must be a positive finite number; got nan"),
     (lambda: random_search(lambda W: np.zeros(2), source_names=NAMES, n_trials=3, rng=np.random.default_rng()),
      r"evaluate must return one loss per mixture, shape \(3,\)"),
+    (lambda: random_search(lambda W: ["a"] * 3, source_names=NAMES, n_trials=3, rng=0),
+     r"evaluate must return one loss \(a number\) per mixture; got \['a', 'a', 'a'\]"),
+    (lambda: random_search(lambda W: np.zeros(len(W)), source_names=NAMES, n_trials=0, rng=0),
+     "n_trials must be an integer >= 1; got 0"),
+    (lambda: random_search_table(np.vstack([np.zeros(5), np.full(5, 0.2)]), [0.1, 0.2], source_names=NAMES,
+                                 n_trials=2, rng=0), r"W row\(s\) \[0\] are all zero"),  # it became uniform
     (lambda: random_search_table(np.full((3, 5), 0.2), [1, 2, 3], source_names=NAMES, n_trials=4,
                                  rng=np.random.default_rng()), "n_trials must be at most the number of runs"),
     (lambda: random_search_table(np.full((3, 4), 0.25), [1, 2, 3], source_names=NAMES, n_trials=1,

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from mixmin_core.engine.report import write_report
+from mixmin_core.errors import InputError
 from mixmin_core.runs import fileio, layout
 from mixmin_core.runs.layout import (
     Problem,
@@ -14,7 +15,7 @@ from mixmin_core.runs.layout import (
     outputs_path,
 )
 from mixmin_core.runs.store import RunStore, default_home
-from mixmin_core.solver.results import mean_ci, summarize, welch_pvalue
+from mixmin_core.solver.results import MixtureResult, mean_ci, summarize, welch_pvalue
 
 
 def test_default_home_follows_env(tmp_path, monkeypatch):
@@ -113,6 +114,16 @@ def test_summarize_improvement_and_pvalues():
     assert out.loc["mixmin", "improvement"] == pytest.approx(0.2)
     assert out.loc["mixmin", "improvement_low"] == pytest.approx(0.2)  # constant difference: zero width
     assert out.loc["natural", "p_vs_mixmin"] < 0.05 and np.isnan(out.loc["mixmin", "p_vs_mixmin"])
+    with pytest.raises(InputError, match=r"frame must be a DataFrame with columns .*; missing \['trial'\]"):
+        summarize(pd.DataFrame(rows).drop(columns="trial"))
+
+
+def test_top_weights_take_a_count():
+    result = MixtureResult(weights=np.array([0.2, 0.5, 0.3], dtype=np.float32), source_names=("a", "b", "c"))
+    assert [n for n, _ in result.top(2)] == ["b", "c"] and result.top(0) == []
+    for k in (-1, "2", 1.5):  # [:-1] silently dropped the smallest
+        with pytest.raises(InputError, match="k must be a non-negative integer"):
+            result.top(k)
 
 
 def test_atomic_writes_get_the_permissions_open_would_give(tmp_path):
