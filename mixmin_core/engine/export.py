@@ -203,13 +203,11 @@ def plan_training(result: MixtureResult, sizes, *, budget: float, max_epochs: fl
     if budget > MAX_BUDGET:  # amounts are whole numbers of tokens or rows (int64): 1e30 printed as negative
         raise InputError(f"budget must be at most {MAX_BUDGET:.0e} {unit}; got {budget:g}.")
     names = tuple(result.source_names)
-    w = np.asarray(result.weights)
-    # a float32 weight as the decimal it prints as (0.4, not 0.4000000059604645): exports show 0.4, not 0.399999997
-    w = np.array([float(str(x)) for x in w]) if w.dtype == np.float32 and w.ndim == 1 else w.astype(np.float64)
+    w = np.asarray(result.weights, dtype=np.float64)
     if w.shape != (len(names),) or not np.isfinite(w).all() or (w < 0).any() or abs(w.sum() - 1) > 1e-4:
         raise InputError(f"result.weights must be {len(names)} non-negative numbers summing to 1; got sum {w.sum():.4g}.")
     docs = None if documents is None else _check_sizes(documents, names, what="documents")
-    return TrainingPlan(names, round_weights(w), _check_sizes(sizes, names), budget, max_epochs, unit,
+    return TrainingPlan(names, round_weights(result.weights), _check_sizes(sizes, names), budget, max_epochs, unit,
                         str(result.method), dict(meta or {}), docs)
 
 
@@ -218,8 +216,11 @@ def round_weights(weights) -> np.ndarray:
 
     Solver weights are float32 (about 7 significant digits), so nothing real is lost, and every
     format prints short numbers (0.6, not 0.6000000014901161) that read back to the same float64.
+    A float32 weight is taken as the decimal it prints as (0.4, not 0.4000000059604645), so weights
+    0.4/0.3/0.2/0.1 export as those, not 0.399999997.
     """
-    w = np.asarray(weights, dtype=np.float64)
+    w = np.asarray(weights)
+    w = np.array([float(str(x)) for x in w]) if w.dtype == np.float32 and w.ndim == 1 else w.astype(np.float64)
     scale = 10 ** DECIMALS
     units = np.round(w / w.sum() * scale).astype(np.int64)
     units[int(np.argmax(units))] += scale - units.sum()
