@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from jobs.config import (
+    MAX_WORKERS,
     ExecutionConfig,
     apply_overrides,
     build_dataclass,
@@ -120,6 +121,11 @@ def cmd_run(args) -> int:
     if args.dry_run:
         print(yaml.safe_dump(resolved, sort_keys=False), end="")
         return 0
+    if (args.backend or ("ray" if os.environ.get("RAY_ADDRESS") else getattr(config, "backend", "local"))) == "ray" \
+            and os.environ.get("RAY_ADDRESS"):
+        from mixmin_core.runs.ray_backend import check_address
+
+        check_address(os.environ["RAY_ADDRESS"])  # before any run folder exists
     store = RunStore()
     run_id = run_id_for(name, resolved)
     with RunLock(store.run_dir(run_id)) as lock:  # a second start of this run refuses here
@@ -270,6 +276,8 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a whole number >= 1; got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1; got {value}")
+    if value > MAX_WORKERS:  # Ray takes any number as its CPU count: 1e20 crashed it
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_WORKERS}; got {value}")
     return value
 
 

@@ -33,6 +33,8 @@ from jobs.pipelines import PIPELINES
 from mixmin_core.errors import ConfigError
 from mixmin_core.runs.runner import RESUME
 
+#: The most worker processes (or Ray CPUs) a job asks for.
+MAX_WORKERS = 256
 #: Fields that change how a run executes, not what it computes: left out of the run id.
 EXECUTION_FIELDS = ("resume", "backend", "n_workers")
 DEVICES = ("auto", "cpu", "cuda")
@@ -153,7 +155,7 @@ class ExecutionConfig:
     trials: int = setting(3, min=1, max=100)
     resume: str = setting("if_available", choices=RESUME)
     backend: str = setting("local", choices=("local", "ray"))
-    n_workers: int = setting(2, min=1, max=256, doc="parallel worker processes for units")
+    n_workers: int = setting(2, min=1, max=MAX_WORKERS, doc="parallel worker processes for units")
     device: str = setting("auto", choices=DEVICES, doc="auto: CUDA when present")
 
     def __post_init__(self):

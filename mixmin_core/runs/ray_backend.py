@@ -79,18 +79,27 @@ def _keeping_stop_handlers():
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)} if main else {}
     try:
         yield
+    except SystemExit as exc:  # a signal while Ray starts: Ray's handler exits; the job's own decides instead
+        sig = next((s for s in saved if exc.code == int(s)), None)
+        if sig is not None and callable(saved[sig]):
+            saved[sig](sig, None)
+        raise
     finally:
         for sig, handler in saved.items():
             if handler is not None:
                 signal.signal(sig, handler)
 
 
-def _check_reachable(address: str, timeout: float = 5.0) -> None:
-    """A ConfigError at once if nothing answers at ``host:port`` (``ray.init`` would retry for minutes,
-    printing connection errors, and then end the job as failed)."""
+def check_address(address: str, timeout: float = 5.0) -> None:
+    """A ConfigError at once unless ``address`` is ``host:port`` (or ``ray://host:port``) where something
+    answers: ``ray.init`` would retry for minutes, printing connection errors, then end the job as failed.
+    ``auto`` is refused too: Ray resolves it from a file that a crashed cluster leaves behind, and to the
+    machine's network address rather than loopback."""
     host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host or not port.isdigit():
-        return  # "auto" and the like: Ray resolves those itself
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"RAY_ADDRESS={address!r}: expected host:port of a running Ray head (e.g. 10.0.0.5:6379, "
+                          "or ray://host:10001 for Ray Client), as `ray start --head` prints it; unset RAY_ADDRESS "
+                          "to run on a fresh local instance.")
     try:
         socket.create_connection((host, int(port)), timeout=timeout).close()
     except OSError as exc:
@@ -103,17 +112,31 @@ def _init(ray, n_workers: int, env_vars: dict | None) -> None:
     address = os.environ.get("RAY_ADDRESS")
     common = {"include_dashboard": False, "log_to_driver": False, "runtime_env": runtime_env(env_vars)}
     if address:
-        _check_reachable(address)
-        ray.init(address=address, **common)
-        return
-    # Ray offers no public switch for this: a local instance otherwise advertises the machine's
-    # network address (see ray._private.services.get_node_ip_address).
+        check_address(address)
+    host = (address or "").removeprefix("ray://").rpartition(":")[0].strip("[]")
+    with _loopback_kept(not address or host in ("localhost", "::1") or host.startswith("127.")):
+        if not address:
+            ray.init(address="local", num_cpus=n_workers, **common)
+            return
+        try:
+            ray.init(address=address, **common)
+        except ConnectionError as exc:  # it answers but refuses this driver (token authentication, a version clash)
+            raise ConfigError(f"RAY_ADDRESS={address}: the Ray cluster there refused this driver ({str(exc)[:200]}). "
+                              "A head started with token authentication needs the same RAY_AUTH_MODE and token "
+                              "in this shell; its Ray version must match this one.") from None
+
+
+@contextlib.contextmanager
+def _loopback_kept(keep: bool):
+    """Keep a loopback address on loopback: Ray otherwise replaces 127.0.0.1 (in RAY_ADDRESS, and as a local
+    instance's own address) by the machine's network address (ray._private.services.get_node_ip_address);
+    it offers no public switch for this."""
     from ray._private import ray_constants
 
     saved = ray_constants.ENABLE_RAY_CLUSTER
-    ray_constants.ENABLE_RAY_CLUSTER = False
+    ray_constants.ENABLE_RAY_CLUSTER = saved and not keep
     try:
-        ray.init(address="local", num_cpus=n_workers, **common)
+        yield
     finally:
         ray_constants.ENABLE_RAY_CLUSTER = saved
 

@@ -269,6 +269,7 @@ def test_bad_config_path_is_one_error_line(path, match, capsys):
 @pytest.mark.parametrize("argv,match", [
     (["run", SYN, "--workers", "abc"], r"argument --workers: must be a whole number >= 1; got 'abc'"),
     (["run", SYN, "--workers", "0"], r"argument --workers: must be >= 1; got 0"),
+    (["run", SYN, "--workers", "99999999999999999999"], r"argument --workers: must be at most 256; got 99999999999999999999"),
     (["run", SYN, "--backend", "spark"], r"argument --backend: invalid choice: 'spark'"),
     (["cancel", "abc"], r"argument job_id: invalid int value: 'abc'"),
     ([], r"required: "),

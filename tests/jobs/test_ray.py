@@ -206,3 +206,52 @@ def test_an_unreachable_ray_address_is_one_error_at_once(tmp_path):
     assert done.returncode == 2, done.stderr
     assert "RAY_ADDRESS=127.0.0.1:1: no Ray cluster answers there" in done.stderr
     assert time.monotonic() - start < 60
+
+
+@pytest.mark.parametrize("address", ["auto", "foo", "127.0.0.1:", "127.0.0.1:99999", "127.0.0.1:1"])
+def test_a_bad_ray_address_is_one_error_before_any_run_exists(capsys, monkeypatch, address):
+    """'auto' joined a crashed cluster's leftover (and the machine's network address, not loopback) for minutes;
+    'foo' and '127.0.0.1:' were Ray tracebacks; every bad address left a failed run behind."""
+    monkeypatch.setenv("RAY_ADDRESS", address)
+    assert main(["run", DEMO, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith((f"error: RAY_ADDRESS={address}: no Ray cluster answers there",
+                                                f"error: RAY_ADDRESS='{address}': expected host:port")), err
+    assert RunStore().list_runs() == []
+
+
+def test_a_loopback_ray_address_stays_on_loopback(monkeypatch):
+    """Ray replaced 127.0.0.1 in RAY_ADDRESS by the machine's network address before connecting."""
+    from ray._private import ray_constants, services
+
+    from mixmin_core.runs.ray_backend import _loopback_kept
+
+    before = ray_constants.ENABLE_RAY_CLUSTER
+    with _loopback_kept(True):  # (resolving outside it would look up the machine's address: not in a test)
+        assert services.canonicalize_bootstrap_address("127.0.0.1:6379") == "127.0.0.1:6379"
+    assert ray_constants.ENABLE_RAY_CLUSTER == before
+
+
+def test_a_signal_while_ray_starts_reaches_the_jobs_own_handler():
+    """Ray's SIGTERM handler exits while ray.init waits for a cluster: the job was recorded "failed" with
+    SystemExit: 15 instead of "cancelled" (the job's handler raises its own exception)."""
+    import signal
+
+    from mixmin_core.runs.ray_backend import _keeping_stop_handlers
+
+    class Stopped(Exception):
+        pass
+
+    def stop(signum, _frame):
+        raise Stopped(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        with pytest.raises(Stopped, match="SIGTERM"), _keeping_stop_handlers():
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as ray.init replaces it
+            raise SystemExit(signal.SIGTERM)
+        assert signal.getsignal(signal.SIGTERM) is stop
+        with pytest.raises(SystemExit), _keeping_stop_handlers():  # another exit stays an exit
+            raise SystemExit(3)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
