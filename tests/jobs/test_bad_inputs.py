@@ -274,7 +274,7 @@ def test_bad_config_path_is_one_error_line(path, match, capsys):
     (["cancel", "abc"], r"argument job_id: invalid int value: 'abc'"),
     ([], r"required: "),
     (["frobnicate"], r"invalid choice: 'frobnicate'"),
-], ids=["workers-text", "workers-zero", "backend-choice", "cancel-text", "no-command", "unknown-command"])
+], ids=["workers-text", "workers-zero", "workers-huge", "backend-choice", "cancel-text", "no-command", "unknown-command"])
 def test_bad_arguments_are_argparse_usage_errors(argv, match, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
