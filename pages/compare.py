@@ -9,8 +9,8 @@ import streamlit as st
 from mixmin_core.runs import layout
 from mixmin_core.solver.results import (
     lower_is_better,
-    mean_ci,
     mean_over_targets,
+    metric_ci,
     summarize,
 )
 from pages import _data as data
@@ -131,7 +131,7 @@ def sweep_figure(frame: pd.DataFrame, kind: str) -> go.Figure | None:
     x_of = dict(zip(points["variant"], points["point"].map(lambda p: p[1])))
     rows = []
     for (method, variant), grp in mean_over_targets(points, keep=("variant",)).groupby(["method", "variant"]):
-        mean, lo, hi = mean_ci(grp["value"])
+        mean, lo, hi = metric_ci(grp["value"], grp["metric"].iloc[0] if "metric" in grp else None)
         rows.append({"method": method, "variant": variant, "x": x_of[variant], "mean": mean, "lo": lo, "hi": hi})
     table = pd.DataFrame(rows).sort_values("x")
     if kind == "compute":  # budgets are numbers: a log axis

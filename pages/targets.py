@@ -9,6 +9,7 @@ import streamlit as st
 
 from mixmin_core.runs import layout
 from mixmin_core.solver.multi_target import MODES
+from mixmin_core.solver.pareto import dominated
 from pages import _data as data
 from pages import _export as export_panel
 from pages import _figures as figs
@@ -123,8 +124,11 @@ def front_frame(front: list, names: list) -> pd.DataFrame:
     rows = []
     for r in front:
         losses = {t: r.target_losses[t] / s for t, s in zip(names, scales)}
-        rows.append({**losses, **{f"a:{t}": float(a) for t, a in zip(names, r.meta["target_weights"])}})
-    return pd.DataFrame(rows)
+        rows.append({**losses, **{f"a:{t}": float(a) for t, a in zip(names, r.meta["target_weights"])},
+                     "converged": bool(r.success)})
+    frame = pd.DataFrame(rows)
+    frame["dominated"] = dominated(frame[names].to_numpy())  # stopped early: another point beats it
+    return frame
 
 
 def weights_text(row: pd.Series, names: list) -> str:
@@ -140,12 +144,21 @@ def front_figure(frame: pd.DataFrame, names: list, table: pd.DataFrame, picked: 
     if len(names) == 3:
         marker.update(color=frame[names[2]], colorscale="Viridis", showscale=True,
                       colorbar=dict(title=dict(text=names[2], side="right"), thickness=12))
-    index = [[i] for i in range(len(frame))]
-    fig = go.Figure(go.Scatter(x=frame[x], y=frame[y], mode="lines+markers" if len(names) == 2 else "markers",
-                               line=dict(color=JOINT_COLOUR, width=1.5), marker=marker, customdata=index,
-                               hovertext=hover, hoverinfo="text", name="Pareto front (click a point)"))
-    refs = [(f"{t} (own)", "diamond", OWN_COLOUR) for t in names]
-    refs += [(f"joint ({m})", "square", "#9467bd") for m in MODES] + [("natural", "circle-open", NATURAL_COLOUR)]
+    on, off = np.flatnonzero(~frame["dominated"].to_numpy()), np.flatnonzero(frame["dominated"].to_numpy())
+    if len(names) == 3:
+        marker["color"] = frame[names[2]].iloc[on]
+    fig = go.Figure(go.Scatter(x=frame[x].iloc[on], y=frame[y].iloc[on], mode="lines+markers" if len(names) == 2 else "markers",
+                               line=dict(color=JOINT_COLOUR, width=1.5), marker=marker, customdata=[[i] for i in on],
+                               hovertext=[hover[i] for i in on], hoverinfo="text", name="Pareto front (click a point)"))
+    if len(off):  # still clickable, but not drawn as part of the front
+        fig.add_trace(go.Scatter(x=frame[x].iloc[off], y=frame[y].iloc[off], mode="markers", customdata=[[i] for i in off],
+                                 marker=dict(symbol="circle-open", size=11, color=JOINT_COLOUR),
+                                 hovertext=[hover[i] + "<br>beaten by another point: its solve stopped early" for i in off],
+                                 hoverinfo="text", name="stopped early (beaten)"))
+    own = ("diamond", "triangle-up", "triangle-down")
+    refs = [(f"{t} (own)", own[i], OWN_COLOUR) for i, t in enumerate(names)]
+    refs += [("joint (mean)", "square", "#9467bd"), ("joint (worst)", "x", "#9467bd"),
+             ("natural", "circle-open", NATURAL_COLOUR)]
     for label, symbol, colour in refs:
         if label in table.index:
             fig.add_trace(go.Scatter(x=[table.loc[label, x]], y=[table.loc[label, y]], mode="markers",
@@ -189,6 +202,11 @@ def front_view(ids: tuple, names: list, table: pd.DataFrame, normalise: bool):
     with left:
         st.plotly_chart(front_figure(frame, names, table, picked, normalise), key=FRONT_CHART, on_select=pick_from_chart,
                         selection_mode="points")
+        stopped, beaten = int((~frame["converged"]).sum()), int(frame["dominated"].sum())
+        if stopped:
+            st.caption(f"{stopped} of {len(frame)} front mixtures stopped at the iteration limit before converging"
+                       + (f"; {beaten} of them are beaten by another point and drawn open, off the front line."
+                          if beaten else "; the front is close to, not exactly, the best trade-offs."))
         st.select_slider(f"Target weights of the picked mixture ({' / '.join(names)})", list(range(len(front))),
                          format_func=lambda i: weights_text(frame.iloc[i], names), key=state.keep("targets.point"),
                          on_change=state.save, args=("targets.point",),

@@ -70,6 +70,17 @@ def pareto_front(outputs_list, *, n_points: int = 11, normalise: bool = False, s
     return front
 
 
+def dominated(losses) -> np.ndarray:
+    """Which rows of ``losses`` (mixtures x targets) another row beats: no worse on every target and better
+    on one. A front whose solves stopped at ``max_iter`` can hold such points; they are not on the front."""
+    L = np.asarray(losses, dtype=np.float64)
+    if L.ndim != 2:
+        raise InputError(f"losses must be a (mixtures, targets) table; got shape {L.shape}.")
+    no_worse = (L[None, :, :] <= L[:, None, :]).all(axis=2)  # [i, j]: j is no worse than i everywhere
+    better = (L[None, :, :] < L[:, None, :]).any(axis=2)
+    return (no_worse & better).any(axis=1)
+
+
 def pareto_frame(front: list[MixtureResult]):
     """A front as a table for plotting: one row per mixture with each target's loss, the target
     weights that produced it (``weight:<target>``) and the certificate ``gap``."""

@@ -147,6 +147,26 @@ def mean_over_targets(frame, keep=()):
 LOWER_IS_BETTER = ("nll", "loss", "error", "mse", "perplexity", "l1")
 
 
+#: Words in a metric's name that make it a proportion in [0, 1] (its confidence interval is clipped there).
+PROPORTIONS = ("ap", "auc", "accuracy")
+
+
+def metric_range(metric: str) -> tuple[float, float]:
+    """The values ``metric`` can take: ``(0, 1)`` for proportions (:data:`PROPORTIONS`), else unbounded."""
+    import re
+
+    words = re.split(r"[^a-z0-9]+", str(metric).lower())
+    return (0.0, 1.0) if any(w in PROPORTIONS for w in words) else (-np.inf, np.inf)
+
+
+def metric_ci(values, metric: str | None, level: float = 0.95) -> tuple[float, float, float]:
+    """:func:`mean_ci` of ``metric``'s values, the interval clipped to the values the metric can take (a
+    t-interval from 2 or 3 trials can reach past 0 or 1 for AP or accuracy)."""
+    mean, lo, hi = mean_ci(values, level)
+    low, high = metric_range(metric) if metric is not None else (-np.inf, np.inf)
+    return mean, float(np.clip(lo, low, high)), float(np.clip(hi, low, high))
+
+
 def lower_is_better(metric: str) -> bool:
     """Whether lower values of ``metric`` are better (by its name: see :data:`LOWER_IS_BETTER`)."""
     return any(word in str(metric).lower() for word in LOWER_IS_BETTER)
@@ -155,6 +175,8 @@ def lower_is_better(metric: str) -> bool:
 def summarize(frame, *, by=("target", "method", "metric"), reference: str | None = None,
               focus: str = "mixmin", level: float = 0.95):
     """Per-group mean and CI over trials, improvement over ``reference`` and Welch p-values.
+
+    Intervals of a proportion (AP, AUC, accuracy: :func:`metric_range`) are clipped to [0, 1].
 
     Parameters
     ----------
@@ -174,8 +196,8 @@ def summarize(frame, *, by=("target", "method", "metric"), reference: str | None
                          f"missing {missing}.")
     rows = []
     for key, grp in frame.groupby(by, sort=False, dropna=False):
-        mean, lo, hi = mean_ci(grp["value"], level)
         row = dict(zip(by, key if isinstance(key, tuple) else (key,)))
+        mean, lo, hi = metric_ci(grp["value"], row.get("metric"), level)
         row.update(mean=mean, ci_low=lo, ci_high=hi, n_trials=int(grp["value"].notna().sum()))
         for col in COMPUTE_COLUMNS:
             if col in grp:

@@ -281,3 +281,12 @@ def test_bad_target_lists_are_named():
         pareto_front(outs[:2], n_points=1)
     with pytest.raises(InputError, match=r"results\['x'\] must be a MixtureResult"):
         cross_target_table(outs, {"x": np.ones(P) / P})
+
+
+def test_dominated_marks_points_another_beats():
+    from mixmin_core.solver.pareto import dominated
+
+    losses = [[1.0, 3.0], [2.0, 2.0], [2.5, 2.5], [3.0, 1.0], [1.0, 3.0]]  # (2.5, 2.5) is beaten by (2, 2)
+    assert dominated(losses).tolist() == [False, False, True, False, False]  # equal points do not beat each other
+    assert not dominated([[0.99629, 0.99802], [0.99613, 0.99803]]).any()
+    assert dominated([[0.99629, 0.99802], [0.99613, 0.99793]]).tolist() == [True, False]  # lm_ci's first point

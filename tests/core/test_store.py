@@ -118,6 +118,18 @@ def test_summarize_improvement_and_pvalues():
         summarize(pd.DataFrame(rows).drop(columns="trial"))
 
 
+def test_intervals_of_proportions_stay_in_0_1():
+    """Two trials of AP 0.1 and 0.9 gave a t-interval of [-4.6, 5.6] on the Compare page."""
+    rows = [{"target": "t", "method": "m", "trial": k, "metric": metric, "value": v}
+            for metric, values in (("ap", [0.1, 0.9]), ("accuracy_raw", [0.2, 0.95]), ("generative_loss", [1.0, 5.0]))
+            for k, v in enumerate(values)]
+    out = summarize(pd.DataFrame(rows)).set_index("metric")
+    assert out.loc["ap", ["ci_low", "ci_high"]].tolist() == [0.0, 1.0]
+    assert out.loc["accuracy_raw", ["ci_low", "ci_high"]].tolist() == [0.0, 1.0]
+    assert out.loc["generative_loss", "ci_low"] < 0 and out.loc["generative_loss", "ci_high"] > 5  # a loss: as computed
+    assert out.loc["ap", "mean"] == pytest.approx(0.5)
+
+
 def test_top_weights_take_a_count():
     result = MixtureResult(weights=np.array([0.2, 0.5, 0.3], dtype=np.float32), source_names=("a", "b", "c"))
     assert [n for n, _ in result.top(2)] == ["b", "c"] and result.top(0) == []
