@@ -75,10 +75,19 @@ def source_sizes(run_id: str | None, mount: str) -> export.SourceSizes | None:
         stamp = (data.mtime(run_dir / "sources.csv"), data.mtime(_features(run_dir)))
         try:
             found = run_sizes(str(run_dir), stamp)
-            st.caption(f"Source sizes from the run's sources.csv ({found.unit}).")
-            return found
         except InputError:
-            pass
+            found = None
+        if found is not None:
+            own = st.file_uploader(f"Source sizes from the run's sources.csv ({found.unit}); to use your own instead, "
+                                   "upload a CSV (columns source, size; optionally documents)", type=["csv"],
+                                   key=f"export.{mount}.own_sizes")
+            if own is None:
+                note = export.sizes_note(data.run_config(run_id), estimated=found.estimated)  # the cached config
+                if note:
+                    st.caption(f"Sizes: {note[0].upper()}{note[1:]}")
+                return found
+            sizes, documents = uploaded_sizes(own)
+            return export.SourceSizes(sizes, found.unit, documents)
     else:
         note = "Uploads and the example carry no source sizes"
     c1, c2 = st.columns([3, 1])
@@ -129,10 +138,6 @@ def _panel(result, problem_ids, mount, solver, max_weight, meta) -> None:
         return
     sizes, unit = found.sizes, found.unit
     run_dir = data.store().run_dir(run_id) if run_id else None
-    # the catalog's config, cached
-    note = export.sizes_note(data.run_config(run_id), estimated=found.estimated) if run_id else None
-    if note:
-        st.caption(f"Sizes: {note[0].upper()}{note[1:]}")
     has_chem = run_dir is not None and _features(run_dir).exists() and unit == "rows"
     budget, max_epochs, fmt = settings(result, sizes, unit, has_chem, run_id)
     meta = {"run": run_id, **meta} if run_id else meta

@@ -16,6 +16,12 @@ GROUP_LABELS = {"cytotoxicity": "cytotoxicity", "phenotypic": "phenotypic screen
                 "protein": "protein binding / inhibition", "other": "other"}
 
 
+def boot_count(run_id: str, problem: layout.Problem) -> int:
+    """Bootstrap resamples behind the run's stored intervals for ``problem`` (0: none stored)."""
+    path = layout.topk_path(data.store().run_dir(run_id), problem)
+    return int(data.load_json(str(path), data.mtime(path)).get("n_boot") or 0) if path.exists() else 0
+
+
 def read_topk(run_id: str, problem: layout.Problem) -> pd.DataFrame:
     """Top sources of ``problem``: the run's topk file, else its saved MixMin mixture."""
     run_dir = data.store().run_dir(run_id)
@@ -142,6 +148,11 @@ def page() -> None:
     shown = top[["source", "title", "category", "weight", "lower", "upper", "group"]]
     st.dataframe(colour_rows(shown), hide_index=True, width="stretch",
                  column_order=["source", "weight", "lower", "upper", "category", "title"])
+    n_boot = boot_count(run_id, layout.Problem(target, trial, variant))
+    st.caption(f"lower / upper: 95% bootstrap interval over the {n_boot} resamples the run stored (the Solver page "
+               "draws its own, live, so its intervals can differ a little)." if n_boot else
+               "lower / upper: this run stored no bootstrap intervals (`n_boot` in its config); the Solver page "
+               "computes them live.")
     if not top.empty:
         fig = figs.weights_figure(list(top["source"]), top["weight"].to_numpy(),
                                      None if top["lower"].isna().all() else top["lower"].to_numpy(),

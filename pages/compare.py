@@ -201,8 +201,9 @@ def page() -> None:
         c3.caption(f"Only `{methods[0]}` ran for this metric: no improvement to show.")
     shown = sub[sub["variant"] == variant]
     direction = "lower is better" if lower_is_better(metric) else "higher is better"
-    st.caption(f"`{metric}` ({direction}) · {shown['target'].nunique()} targets · "
-               f"{shown['trial'].nunique()} trials · 95% CIs over trials · p-values: Welch t-test against MixMin (none "
+    n_targets, n_trials = shown["target"].nunique(), shown["trial"].nunique()
+    st.caption(f"`{metric}` ({direction}) · {n_targets} target{'s' * (n_targets != 1)} · "
+               f"{n_trials} trial{'s' * (n_trials != 1)} · 95% CIs over trials (AP and accuracy: within [0, 1]) · p-values: Welch t-test against MixMin (none "
                "where neither side varies over trials) · overall: mean over the targets every method has")
     if data.is_surrogate(metric):
         st.warning("This metric is a surrogate estimate (a regression model's prediction of the target loss), "

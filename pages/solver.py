@@ -95,7 +95,8 @@ def intervals(problem_id, outputs, step, iters, init):
         st.session_state.pop("w:solve.bootstrap", None)
     on = st.toggle("95% bootstrap intervals", key=state.keep("solve.bootstrap"), on_change=state.save,
                    args=("solve.bootstrap",),
-                   help=f"Re-solves {st.session_state['solve.n_boot']} resamples of the target samples.")
+                   help=f"Re-solves {st.session_state['solve.n_boot']} resamples of the target samples, live (the "
+                        "Assays page shows the intervals the run stored, from its own resamples).")
     if not on:
         return None, None
     return data.bootstrap(problem_id, data.problem_stamp(problem_id), step, iters, init,
@@ -105,10 +106,11 @@ def intervals(problem_id, outputs, step, iters, init):
 def downloads(table, result, problem_id) -> None:
     mixture = {**data.problem_meta(problem_id), **result.to_dict()}
     c1, c2 = st.columns(2)
-    c1.download_button("Download mixture (CSV)", table.to_csv(index=False), "mixture.csv", "text/csv",
-                       key="solve.download_csv")
-    c2.download_button("Download mixture (JSON)", json.dumps(mixture, indent=2), "mixture.json",
-                       "application/json", key="solve.download_json")
+    c1.download_button("CSV", table.to_csv(index=False), "mixture.csv", "text/csv", key="solve.download_csv",
+                       icon=":material/download:", help="Download the mixture as a table (mixture.csv).")
+    c2.download_button("JSON", json.dumps(mixture, indent=2), "mixture.json", "application/json",
+                       key="solve.download_json", icon=":material/download:",
+                       help="Download the mixture with its solver record (mixture.json).")
 
 
 def page() -> None:

@@ -314,3 +314,22 @@ def test_export_panel_works_in_read_only_mode(home, monkeypatch):
     at = open_targets()
     assert at.get("download_button")
     assert not at.exception
+
+
+def test_solver_export_panel_takes_your_own_sizes_and_documents(home):
+    """The panel advised "give the full sizes in a CSV" but offered no way to when the run had sizes; an
+    upload with a documents column also gives the datasets snippet per-document probabilities."""
+    sizes = add_sizes(home)
+    at = open_app()
+    at.sidebar.selectbox(key="w:app.run_id").set_value(CHEM_RUN).run()
+    at.switch_page("pages/solver.py").run()
+    own = {s: 10 * n for s, n in sizes.items()}
+    csv = "source,size,documents\n" + "".join(f"{s},{n},{n}\n" for s, n in own.items())
+    at.file_uploader(key="export.solver.own_sizes").set_value(("full.csv", csv.encode(), "text/csv")).run()
+    assert not at.exception
+    plan = plan_table(at).set_index("source")
+    assert plan["size"].to_dict() == {s: float(n) for s, n in own.items()}
+    at.selectbox(key="w:export.format").set_value("hf").run()
+    assert "EXAMPLES = " in at.code[-1].value and "WARNING: probabilities are per example" not in at.code[-1].value
+    at.file_uploader(key="export.solver.own_sizes").set_value(("bad.csv", b"source,size\nA,-1\n", "text/csv")).run()
+    assert not at.exception and any("must hold finite sizes" in e.value for e in at.error), [e.value for e in at.error]
