@@ -152,7 +152,7 @@ def front_figure(frame: pd.DataFrame, names: list, table: pd.DataFrame, picked: 
                                hovertext=[hover[i] for i in on], hoverinfo="text", name="Pareto front (click a point)"))
     if len(off):  # still clickable, but not drawn as part of the front
         fig.add_trace(go.Scatter(x=frame[x].iloc[off], y=frame[y].iloc[off], mode="markers", customdata=[[i] for i in off],
-                                 marker=dict(symbol="circle-open", size=11, color=JOINT_COLOUR),
+                                 marker={"symbol": "circle-open", "size": 11, "color": JOINT_COLOUR},
                                  hovertext=[hover[i] + "<br>beaten by another point: its solve stopped early" for i in off],
                                  hoverinfo="text", name="stopped early (beaten)"))
     own = ("diamond", "triangle-up", "triangle-down")
