@@ -59,9 +59,10 @@ def sidebar() -> None:
         else:
             st.session_state["app.run_id"] = None
             st.caption("No runs yet: start one from the Runs page.")
-        st.caption(f"Run store: `{store.root}`")
-        if read_only():
+        if read_only():  # visitors see no paths of the owner's machine
             st.info(READ_ONLY_NOTE, icon=":material/lock:")
+        else:
+            st.caption(f"Run store: `{store.root}`")
 
 
 st.set_page_config(page_title="mixmin", page_icon=favicon(), layout="wide")

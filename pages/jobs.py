@@ -120,8 +120,16 @@ def job_details(store, jobs: list[dict]) -> None:
         st.error("The job failed:")
         st.code(job["error"], language=None)
     log = jobs_control.read_log_tail(job.get("log_path"))
-    st.caption(f"Log: `{job.get('log_path')}`")
+    st.caption(f"Log: {state.code(_in_store(store, job.get('log_path')))}")
     st.code(log or "(empty log)", language=None, height=300)
+
+
+def _in_store(store, path) -> str:
+    """``path`` relative to the run store (a visitor sees no paths of the owner's machine), else as it is."""
+    try:
+        return str(Path(path).resolve().relative_to(store.root.resolve()))
+    except (TypeError, ValueError, OSError):
+        return str(path or "")
 
 
 def show_jobs(store) -> None:

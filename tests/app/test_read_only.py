@@ -109,6 +109,7 @@ def _open(page: str | None = None) -> AppTest:
     """The app, checking the sidebar's read-only note on the first page, then ``page``."""
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90).run()
     assert any("Read-only mode" in i.value for i in at.sidebar.info), [e for e in at.sidebar]
+    assert not any("Run store:" in c.value for c in at.sidebar.caption)  # no paths of the owner's machine
     if page:
         at.switch_page(f"pages/{page}.py").run()
     assert not at.exception, [e.value for e in at.exception]
@@ -132,6 +133,8 @@ def test_read_only_jobs_page_has_no_start_or_cancel(home, read_only, monkeypatch
     assert "Start job" not in labels and not any("Cancel" in x or "SIGTERM" in x for x in labels), labels
     assert not at.text_area and not [t for t in at.text_input if t.key and t.key.startswith("jobs.field")]
     assert "running" in set(at.dataframe[0].value["status"])  # jobs are still shown
+    logs = [c.value for c in at.caption if c.value.startswith("Log:")]
+    assert logs and not any(str(home) in c for c in logs), logs  # relative to the store
     assert _files(home) == before and not jobs_control.list_launches(home)
 
 
