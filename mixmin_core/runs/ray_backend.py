@@ -147,6 +147,7 @@ def run_units(todo, n_workers, finish, *, root) -> None:
 
     start_ray(n_workers)
     _check_gpus(todo, ray.cluster_resources().get("GPU", 0.0))
+    remove_stale_folders()
     shipper = _Shipper(root)
     remote = ray.remote(_run_on_worker)
     token = uuid.uuid4().hex
@@ -357,3 +358,23 @@ def _clean_nodes(nodes: set, token: str) -> None:
 
 def _remove_cache(token: str) -> None:
     shutil.rmtree(_node_cache(token), ignore_errors=True)
+
+
+#: A batch's file cache or a unit's folder untouched this long is a killed job's leftover.
+STALE_SECONDS = 24 * 3600
+
+
+def remove_stale_folders(now: float | None = None) -> list[Path]:
+    """Delete this node's batch caches (``mixmin-ray/<token>``) and unit folders (``mixmin-unit-*``) that a
+    job killed with ``kill -9`` left behind (untouched for :data:`STALE_SECONDS`); return what went."""
+    now = time.time() if now is None else now
+    temp = Path(tempfile.gettempdir())
+    gone = []
+    for folder in [*(temp / "mixmin-ray").glob("*"), *temp.glob("mixmin-unit-*")]:
+        try:
+            if folder.is_dir() and now - folder.stat().st_mtime > STALE_SECONDS:
+                shutil.rmtree(folder, ignore_errors=True)
+                gone.append(folder)
+        except OSError:  # another job removed it meanwhile
+            continue
+    return gone

@@ -255,3 +255,21 @@ def test_a_signal_while_ray_starts_reaches_the_jobs_own_handler():
             raise SystemExit(3)
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_folders_a_killed_job_left_are_removed_a_day_later(tmp_path, monkeypatch):
+    """kill -9 of a job left /tmp/mixmin-ray/<token> (input copies) and a worker's /tmp/mixmin-unit-*."""
+    import time
+
+    from mixmin_core.runs.ray_backend import STALE_SECONDS, remove_stale_folders
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    old, fresh, unit = tmp_path / "mixmin-ray" / "aaa", tmp_path / "mixmin-ray" / "bbb", tmp_path / "mixmin-unit-x1"
+    for folder in (old, fresh, unit):
+        folder.mkdir(parents=True)
+        (folder / "f").write_bytes(b"x")
+    day_ago = time.time() - STALE_SECONDS - 60
+    for folder in (old, unit):
+        os.utime(folder, (day_ago, day_ago))
+    assert sorted(remove_stale_folders()) == sorted([old, unit])
+    assert fresh.exists() and not old.exists() and not unit.exists()  # a running batch's cache stays
