@@ -83,7 +83,9 @@ PAGE_KEYS = {
                "solve.max_weight", "solve.prior_strength", "solve.top_k"),
     "compare": ("app.run_id", "compare.metric", "compare.variant", "compare.baseline", "compare.problem"),
     "assays": ("app.run_id", "assays.variant", "assays.target", "assays.trial", "assays.k", "assays.categories"),
-    "jobs": ("jobs.config",),
+    "jobs": ("app.run_id", "jobs.config"),
+    "beyond": ("app.run_id",),
+    "upload": ("app.run_id",),
     "targets": ("app.run_id", "targets.variant", "targets.trial", "targets.targets", "targets.mode", "targets.scale",
                 "targets.point"),
 }

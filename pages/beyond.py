@@ -17,7 +17,7 @@ from pages import _data as data
 from pages import _figures as figs
 from pages import _state as state
 
-state.route_through_app()
+state.open_page("beyond")
 
 PIPELINES = ("chem_evolve", "chem_ladder")
 
@@ -218,3 +218,4 @@ else:
             show_evolve(run_dir)
         else:
             show_ladder(run_dir)
+state.write_url("beyond")

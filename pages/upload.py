@@ -8,6 +8,7 @@ import streamlit as st
 from mixmin_core import mixmin
 from mixmin_core.solver.proxy_outputs import KINDS
 from pages import _shared
+from pages import _state as state
 from pages._access import NOTE, read_only
 from pages._uploads import (
     MAX_EXPANDED_BYTES,
@@ -17,7 +18,7 @@ from pages._uploads import (
     upload_name,
 )
 
-_shared.route_through_app()
+state.open_page("upload")
 
 FORMATS = f"""
 **Table** (`.csv` or `.parquet`): one row per target sample, one numeric column per source holding
@@ -96,3 +97,4 @@ def page() -> None:
 
 
 page()
+state.write_url("upload")

@@ -244,3 +244,12 @@ def test_compare_shows_the_weights_of_the_chosen_setting(home):
         assert not at.exception
         options = at.selectbox(key="w:compare.problem").options
         assert options and all(variant in o for o in options), (variant, options)
+
+
+@pytest.mark.parametrize("page", ["upload", "beyond", "jobs"])
+def test_pages_without_run_controls_keep_the_links_run(home, page):
+    """/upload?run=... fell back to the newest run, so "Explore in the Solver" opened another run."""
+    for run in [r["run_id"] for r in RunStore().list_runs()]:  # the newest and an older one
+        at = open_link(page, {"run": run})
+        assert at.session_state["app.run_id"] == run
+        assert at.query_params.get("run") in (run, [run])
