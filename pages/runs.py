@@ -121,7 +121,8 @@ def show_runs(store) -> None:
         "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
         "key result": st.column_config.TextColumn(
             "key result", help="The numbers the Compare page opens on: mean over targets in the run's main "
-                               "setting (in parentheses), on its default metric."),
+                               "setting (in parentheses), on its default metric: higher is better for AP and accuracy, "
+                               "lower for losses."),
     })
     if running:
         st.caption(f"Refreshing every 2 s while jobs run · last update {time.strftime('%H:%M:%S')}")
