@@ -115,6 +115,8 @@ def check_config(config) -> None:
             object.__setattr__(config, f.name, value)
         typed = _matches(value, hint)
         rule = _rule_error(value, meta) if typed else f"must be {_type_name(hint)}"
+        if not typed and typing.get_origin(hint) is list and _matches([value], hint):  # one item, not in a list
+            rule += f", e.g. [{value}]"
         items = meta.get("items")
         if rule is None and items and isinstance(value, list):
             bad = [v for v in value if _rule_error(v, items)]

@@ -194,6 +194,17 @@ def unconverged(run_id: str, variant: str) -> list[tuple[str, float]]:
     return out
 
 
+def failed_searches(run_id: str, variant: str) -> list[tuple[str, str, str]]:
+    """``(problem key, method, message)`` of the setting's mixtures other than MixMin's that report no success
+    (a RegMix regressor that predicts a constant, a search whose candidates all failed): chosen arbitrarily."""
+    out = []
+    for problem in (p for p in layout_problems(run_id) if p.variant == variant):
+        for method, mix in read_mixtures(run_id, problem).items():
+            if method != "mixmin" and isinstance(mix, dict) and mix.get("success") is False:
+                out.append((problem.key, method, str(mix.get("message") or mix.get("status") or "")))
+    return out
+
+
 def read_mixtures(run_id: str, problem: layout.Problem) -> dict[str, dict]:
     """``{method: MixtureResult.to_dict()}`` saved for ``problem``."""
     paths = layout.list_mixtures(store().run_dir(run_id), problem)

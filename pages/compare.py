@@ -216,6 +216,13 @@ def page() -> None:
                    f"(largest Frank–Wolfe gap {worst[1]:.2g}, {state.code(worst[0])}): its weights are where the "
                    "iterations ran out. Run with a larger `max_iter` or `step_size`, or see them converge on the "
                    "Solver page.", icon=":material/hourglass_bottom:")
+    failed = data.failed_searches(run_id, variant)
+    if failed:
+        methods = sorted({m for _, m, _ in failed})
+        st.warning(f"{', '.join(methods)} did not succeed on {len(failed)} of this setting's problems (e.g. "
+                   f"{state.code(failed[0][0])}: {state.plain(failed[0][2][-160:])}): those mixtures were chosen "
+                   "arbitrarily, and their scores say little about the method. For RegMix on few runs, use "
+                   "`preset: auto` (or mixmin-paper).", icon=":material/warning:")
     yardstick_note(frame[frame["variant"] == variant], metric)
     note = missing_methods(sub, variant, data.run_config(run_id))
     if note:

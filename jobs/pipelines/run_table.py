@@ -45,7 +45,7 @@ from mixmin_core.search.table_methods import (
 
 _METHOD_IDS = {m: i for i, m in enumerate(METHODS)}
 _TABLES = tuple(TABLES)
-_PRESETS = tuple(PRESETS)
+_PRESETS = (*PRESETS, "auto")  # auto: RegMix's regressor where it can split (40+ runs), else the paper's
 
 
 @dataclass
@@ -72,8 +72,8 @@ class RunTableConfig(ExecutionConfig):
                                           "2 when multi-fidelity")
     bo_fidelity_tables: list[str] = setting([], items={"choices": _TABLES},
                                             doc="smaller-scale runs of pool mixtures BO may buy, e.g. 1M runs")
-    bo_fidelity_cost: float = setting(0.0, min=0, doc="one such run's cost in train_table runs; 0: the tables' "
-                                                       "published costs, else the ratio of parameter counts")
+    bo_fidelity_cost: float = setting(0.0, min=0, doc="one such run's cost in train_table runs (e.g. 0.0167: a 60th); "
+                                                       "0: from the tables' published costs, else their parameter counts")
     n_workers: int = setting(1, min=1, max=256, doc="units take seconds; LightGBM runs single-threaded")
 
     def __post_init__(self):
@@ -112,12 +112,23 @@ def validate(config: RunTableConfig) -> None:
         if scale_params(table.scale) >= top:
             raise InputError(f"bo_fidelity_tables: {table.name!r} (scale {table.scale}) must be smaller-scale than "
                              f"train_table {runs.pool.name!r} ({runs.pool.scale}).")
+    if config.train_table in config.test_tables:  # its runs are fitted on: a score there is in-sample
+        raise ConfigError(f"test_tables: {config.train_table!r} is the train_table, whose runs the methods fit on, so "
+                          "scores there would be in-sample; drop it (test_fraction holds out part of train_table).")
     n_finite = min(int(np.isfinite(runs.pool.target(t)).sum()) for t in config.targets)
     n_random = config.random_search_trials or len(runs.pool.source_names)
     for name, value in (("random_search_trials", n_random), ("regmix_runs", config.regmix_runs),
                         ("bo_budget", config.bo_budget)):
         if value > n_finite:
             raise ConfigError(f"{name}: must be at most the {n_finite} training runs with a measured target; got {value}.")
+    if config.regmix_runs == 1 and "regmix" in config.methods:
+        raise ConfigError("regmix_runs: RegMix fits a regression model on its runs, so it needs at least 2 "
+                          "(0: every pool run); got 1.")
+    bo_budget = config.bo_budget or n_random
+    if "bo" in config.methods and config.bo_init > bo_budget:
+        raise ConfigError(f"bo_init: BO's {config.bo_init} random first runs exceed its budget of {bo_budget} "
+                          f"(bo_budget{'' if config.bo_budget else ', as random search'}), so it would be random search; "
+                          f"lower bo_init or raise bo_budget.")
 
 
 def solve(*, config: dict, target: str, method: str, trial: int, output: str) -> dict:

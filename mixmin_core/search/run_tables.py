@@ -16,7 +16,7 @@ so ``MIXMIN_DATA_DIR=../shared/data`` finds them under ``mixture_runs/``):
 * ``admire_0.5b`` (256 runs), ``admire_3b`` (128), ``admire_7b`` (76): ADMIRE-BayesOpt's
   instruction-tuning runs (Chen et al., 2025) of Qwen2.5 0.5B / 3B / 7B on 19 Tulu-3 SFT sources;
   every 7B mixture was also run at 3B and 0.5B, every 3B one at 0.5B, and a mixture has the same
-  ``run_ids`` entry (``mix000``...) at every scale. 18 downstream scores and their averages
+  ``run_ids`` entry (``mix000``...) at every scale. 17 downstream scores and 3 averages
   (``avg_id+ood``, ``avg_id``, ``avg_ood``): higher is better (``higher_is_better``; use
   :meth:`RunTable.loss`). ``costs`` is each run's ``train_time``. No natural weights (swarm mean).
   The data is CC BY-NC-SA 4.0: it is read from the data directory, never copied.
@@ -89,9 +89,15 @@ class RunTable:
             If the table has no such metric (the message lists a few that exist).
         """
         if metric not in self.metric_names:
+            import difflib
+
+            close = difflib.get_close_matches(str(metric), self.metric_names, n=3, cutoff=0.5)
+            close += [m for m in self.metric_names if str(metric) and str(metric) in m and m not in close][:3]
             raise InputError(
-                f"target {metric!r} is not a metric of run table {self.name!r}; it has {len(self.metric_names)} "
-                f"metrics, e.g. {list(self.metric_names[:8])}."
+                f"target {metric!r} is not a metric of run table {self.name!r}"
+                + (f"; did you mean {close[:3]}?" if close else "")
+                + f" It has {len(self.metric_names)} metrics: {list(self.metric_names[:40])}"
+                + (" ..." if len(self.metric_names) > 40 else ".")
             )
         return self.metrics[:, self.metric_names.index(metric)]
 

@@ -1,4 +1,4 @@
-"""Search methods on a published run table, scored on fair yardsticks (DESIGN.md contract 6).
+"""Search methods on a published run table, scored on fair yardsticks (../shared/DESIGN.md, contract 6).
 
 Per target and trial (:func:`trial_runs`), the training table's runs are split into
 

@@ -143,19 +143,25 @@ def mean_over_targets(frame, keep=()):
     return out
 
 
-#: Words in a metric's name that make lower values better (losses, errors); every other metric is higher-better.
-LOWER_IS_BETTER = ("nll", "loss", "error", "mse", "perplexity", "l1")
+#: Words in a metric's name that make lower values better (losses, errors, a prediction's distance beyond the
+#: runs it was fitted on); every other metric is higher-better.
+LOWER_IS_BETTER = ("nll", "loss", "error", "mse", "perplexity", "l1", "beyond")
 
 
 #: Words in a metric's name that make it a proportion in [0, 1] (its confidence interval is clipped there).
 PROPORTIONS = ("ap", "auc", "accuracy")
+#: Words in a metric's name that make it a correlation in [-1, 1].
+CORRELATIONS = ("spearman", "pearson", "correlation")
 
 
 def metric_range(metric: str) -> tuple[float, float]:
-    """The values ``metric`` can take: ``(0, 1)`` for proportions (:data:`PROPORTIONS`), else unbounded."""
+    """The values ``metric`` can take: ``(0, 1)`` for proportions (:data:`PROPORTIONS`), ``(-1, 1)`` for
+    correlations (:data:`CORRELATIONS`), else unbounded."""
     import re
 
     words = re.split(r"[^a-z0-9]+", str(metric).lower())
+    if any(w in CORRELATIONS for w in words):
+        return (-1.0, 1.0)
     return (0.0, 1.0) if any(w in PROPORTIONS for w in words) else (-np.inf, np.inf)
 
 

@@ -128,6 +128,21 @@ def test_intervals_of_proportions_stay_in_0_1():
     assert out.loc["accuracy_raw", ["ci_low", "ci_high"]].tolist() == [0.0, 1.0]
     assert out.loc["generative_loss", "ci_low"] < 0 and out.loc["generative_loss", "ci_high"] > 5  # a loss: as computed
     assert out.loc["ap", "mean"] == pytest.approx(0.5)
+    rows = [{"target": "t", "method": "m", "trial": k, "metric": "yardstick_spearman", "value": v}
+            for k, v in enumerate([0.3, 0.95])]
+    assert summarize(pd.DataFrame(rows)).loc[0, ["ci_low", "ci_high"]].tolist() == [-1.0, 1.0]  # reached 1.24
+
+
+def test_a_yardsticks_distance_beyond_its_runs_is_lower_is_better():
+    """RegMix's prediction 0.18 beyond every run the yardstick saw read as a +0.18 improvement over natural."""
+    from mixmin_core.solver.results import lower_is_better
+
+    assert lower_is_better("yardstick_beyond_runs") and lower_is_better("yardstick_rmse")
+    assert not lower_is_better("yardstick_spearman") and not lower_is_better("ap")
+    rows = [{"target": "t", "method": m, "trial": k, "metric": "yardstick_beyond_runs", "value": v}
+            for k in range(3) for m, v in (("natural", 0.0), ("regmix", 0.18 + 0.01 * k))]
+    out = summarize(pd.DataFrame(rows), reference="natural").set_index("method")
+    assert out.loc["regmix", "improvement"] == pytest.approx(-0.19)
 
 
 def test_top_weights_take_a_count():

@@ -157,6 +157,20 @@ def test_regmix_subset_and_paper_preset():
     assert set(results["proxy_compute"]) == {7.0} and set(results["method"]) == {"regmix"}
 
 
+def test_regmix_on_few_runs_with_the_auto_preset():
+    """17 runs (random search's budget): the faithful LightGBM cannot split and predicts a constant, a mixture
+    chosen arbitrarily; 'auto' (refused by the config before) falls back to the paper's small regressor."""
+    import json
+
+    for preset, success, used in (("faithful", False, "faithful"), ("auto", True, "mixmin-paper")):
+        assert main(["run", REGMIX, *FAST, "--set", "methods=[regmix]", "--set", "regmix_runs=17",
+                     "--set", f"preset={preset}", "--set", "test_tables=[regmix_1m_test]"]) == 0
+        run = next(r for r in RunStore().list_runs() if r["status"] == "done" and json.loads(
+            (RunStore().run_dir(r["run_id"]) / "config.json").read_text())["preset"] == preset)
+        mixture = json.loads(next((RunStore().run_dir(run["run_id"]) / "mixtures").glob("*regmix.json")).read_text())
+        assert mixture["success"] is success and mixture["meta"]["preset"] == used, mixture["message"]
+
+
 def test_bo_method_on_the_1m_table():
     assert main(["run", REGMIX, *FAST, "--set", "methods=[bo,random_search]", "--set", "bo_budget=12",
                  "--set", "bo_init=6", "--set", "test_tables=[regmix_1m_test]"]) == 0
@@ -189,6 +203,8 @@ def test_regmix_bo_config_scores_every_method_on_a_yardstick_none_was_fit_on():
 
 @pytest.mark.parametrize("overrides,match", [
     (["targets=[pile]"], "target 'pile' is not a metric"),
+    (["targets=[pile_c]"], r"target 'pile_c' is not a metric .*did you mean \['pile_cc'"),
+    (["targets=pile_cc"], r"targets: must be a list of a string, e.g. \[pile_cc\]; got 'pile_cc'"),
     (["methods=[grid]"], "methods: items must be one of"),
     (["methods=[]"], "methods: must list at least one entry"),
     (["random_search_trials=600"], "random_search_trials: must be at most the 512 training runs"),
@@ -206,6 +222,11 @@ def test_regmix_bo_config_scores_every_method_on_a_yardstick_none_was_fit_on():
     (["yardstick=test_split"], "yardstick: no runs at scale 1M are held out"),
     (["yardstick=nothing"], "yardstick: must be one of"),
     (["bo_budget=513"], "bo_budget: must be at most the 512 training runs"),
+    # RegMix scored on the runs it was fitted on (a Spearman of 0.986 on 256 runs, 192 of them its own)
+    (["test_tables=[regmix_1m_train, regmix_1b_test]"], "test_tables: 'regmix_1m_train' is the train_table"),
+    (["regmix_runs=1", "methods=[regmix]"], "regmix_runs: RegMix fits a regression model on its runs, so it needs at"),
+    # (that one was fit_regressor's error at run time)
+    (["bo_init=20", "methods=[bo]"], r"bo_init: BO's 20 random first runs exceed its budget of 17"),  # silently capped
 ])
 def test_config_errors_leave_no_run(overrides, match, capsys):
     args = ["run", REGMIX]
