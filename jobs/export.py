@@ -71,13 +71,15 @@ def cmd_export(args) -> int:
     seed = _integer("--seed", args.seed)
     run_dir, problem = _run(args)
     result = _read_weights(args.weights) if args.weights else _run_mixture(run_dir, problem, args.method)
-    sizes, unit, documents = _sizes(args, run_dir)
+    sizes, unit, documents, tokenizer = _sizes(args, run_dir)
     if args.unit is not None:
         if run_dir is not None and not args.sizes and args.unit in export.UNITS and args.unit != unit:
             raise InputError(f"--unit {args.unit}: this run's source sizes (its sources.csv) are in {unit}; "
                              f"drop --unit, or give --sizes FILE.csv with sizes in {args.unit}.")
         unit = args.unit
     meta = {"run": args.run, "problem": problem.key} if problem is not None else {}
+    if tokenizer:
+        meta["tokenizer"] = tokenizer
     plan = export.plan_training(result, sizes, budget=budget, max_epochs=max_epochs, unit=unit, meta=meta,
                                 documents=documents)
     if args.respect_limit and result.method != "mixmin":  # solving again is MixMin's: it would swap the mixture
@@ -86,7 +88,7 @@ def cmd_export(args) -> int:
                          "(the warnings name the sources over the limit), or export --method mixmin.")
     if args.respect_limit and plan.over_limit:
         plan = _solve_again(plan, result, run_dir, problem, sizes)
-    for line in plan.warnings():
+    for line in plan.warnings() + ([export.hf_fallback(plan)] if args.fmt == "hf" and export.hf_fallback(plan) else []):
         print(f"warning: {line}", file=sys.stderr)
     examples = export.run_chem_examples(run_dir, plan.source_names) if args.fmt == "chem-table" and run_dir else None
     if args.fmt == "chem-table" and run_dir is None:
@@ -170,11 +172,12 @@ def _read_weights(path) -> MixtureResult:
     return result
 
 
-def _sizes(args, run_dir) -> tuple[dict, str, dict | None]:
-    """``(sizes, unit, documents per source or None)`` from --sizes, else from the run."""
+def _sizes(args, run_dir) -> tuple[dict, str, dict | None, str | None]:
+    """``(sizes, unit, documents per source or None, what counted the tokens or None)`` from --sizes, else
+    from the run."""
     default_unit = "rows" if args.fmt == "chem-table" else "tokens"
     if args.sizes:
-        return export.read_sizes_csv(args.sizes), default_unit, export.read_documents_csv(args.sizes)
+        return export.read_sizes_csv(args.sizes), default_unit, export.read_documents_csv(args.sizes), None
     if run_dir is None:
         raise InputError("--weights needs the source sizes: --sizes FILE.csv (columns source,size) or --run RUN_ID.")
     found = export.run_source_sizes(run_dir)
@@ -183,8 +186,8 @@ def _sizes(args, run_dir) -> tuple[dict, str, dict | None]:
     except (OSError, ValueError):
         note = None
     if note:
-        print(f"warning: {note.replace('in a CSV (source,size)', 'with --sizes FILE.csv')}", file=sys.stderr)
-    return found.sizes, found.unit, found.documents
+        print(f"warning: {note.replace('in a CSV (source,size', 'with --sizes FILE.csv (source,size')}", file=sys.stderr)
+    return found.sizes, found.unit, found.documents, found.tokenizer
 
 
 def _solve_again(plan, result, run_dir, problem, sizes):

@@ -141,6 +141,8 @@ def _panel(result, problem_ids, mount, solver, max_weight, meta) -> None:
     has_chem = run_dir is not None and _features(run_dir).exists() and unit == "rows"
     budget, max_epochs, fmt = settings(result, sizes, unit, has_chem, run_id)
     meta = {"run": run_id, **meta} if run_id else meta
+    if found.tokenizer:
+        meta["tokenizer"] = found.tokenizer
     plan = export.plan_training(result, sizes, budget=budget, max_epochs=max_epochs, unit=unit, meta=meta,
                                 documents=found.documents)
     plan = limit(plan, result, problem_ids, mount, solver, max_weight, sizes)
@@ -155,6 +157,8 @@ def _panel(result, problem_ids, mount, solver, max_weight, meta) -> None:
         prefix = st.text_input("Data prefix per source", key=state.keep("export.data_prefix"), on_change=state.save,
                                args=("export.data_prefix",),
                                help="How a source name becomes its Megatron data prefix, e.g. /data/{source}_text_document.")
+    if fmt == "hf" and export.hf_fallback(plan):
+        st.warning(state.plain(export.hf_fallback(plan)), icon=":material/warning:")
     preview, text = rendered(plan, fmt, run_dir, prefix)
     st.code(preview, language=LANGUAGE.get(fmt), wrap_lines=fmt == "megatron")
     st.download_button(f"Download {FILE_NAMES[fmt]}", text, FILE_NAMES[fmt], MIME[fmt], key=f"export.{mount}.download",

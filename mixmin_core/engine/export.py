@@ -207,7 +207,12 @@ def plan_training(result: MixtureResult, sizes, *, budget: float, max_epochs: fl
     if w.shape != (len(names),) or not np.isfinite(w).all() or (w < 0).any() or abs(w.sum() - 1) > 1e-4:
         raise InputError(f"result.weights must be {len(names)} non-negative numbers summing to 1; got sum {w.sum():.4g}.")
     docs = None if documents is None else _check_sizes(documents, names, what="documents")
-    return TrainingPlan(names, round_weights(result.weights), _check_sizes(sizes, names), budget, max_epochs, unit,
+    sizes = _check_sizes(sizes, names)
+    if docs is not None and unit == "tokens" and (docs > sizes).any():
+        bad = [n for n, d, t in zip(names, docs, sizes) if d > t][:5]
+        raise InputError(f"documents: {bad} have more documents than tokens, but a document holds at least one token; "
+                         "are the columns swapped?")
+    return TrainingPlan(names, round_weights(result.weights), sizes, budget, max_epochs, unit,
                         str(result.method), dict(meta or {}), docs)
 
 
@@ -295,11 +300,14 @@ def to_csv(plan: TrainingPlan) -> str:
 
 
 def _header(plan: TrainingPlan) -> list[str]:
-    facts = ", ".join(f"{k} {v}" for k, v in plan.meta.items() if isinstance(v, (str, int, float)))
+    facts = ", ".join(f"{k} {v}" for k, v in plan.meta.items() if isinstance(v, (str, int, float)) and k != "tokenizer")
     # one comment line: a line break in a run name or method would end the comment and break the Python or YAML
     first = " ".join(f"Training mixture from mixmin: method {plan.method}{', ' + facts if facts else ''}.".split())
     lines = [f"# {first}",
              f"# Budget {plan.budget:.6g} {plan.unit}; repeat limit {plan.max_epochs:g} epochs."]
+    if plan.unit == "tokens" and plan.meta.get("tokenizer"):
+        lines.append(" ".join(f"# Tokens are counted with {plan.meta['tokenizer']}; a trainer with another tokenizer "
+                              "should export with sizes counted in its own (--sizes): totals change, shares a little.".split()))
     lines += [f"# WARNING: {w}" for w in plan.warnings()]
     return lines
 
@@ -310,18 +318,36 @@ def _positive_sources(plan: TrainingPlan) -> tuple[list, list]:
     return [n for n, k in zip(plan.source_names, keep) if k], [float(x) for x in w]
 
 
+#: Below this many expected documents from a source, its share of the tokens varies a lot between seeds.
+FEW_DOCUMENTS = 20
+
+
+def hf_fallback(plan: TrainingPlan) -> str | None:
+    """Why the datasets snippet of ``plan`` uses the token weights as per-example probabilities (no
+    documents per source), or None when it draws per document."""
+    if plan.example_lengths() is not None:
+        return None
+    return ("the datasets snippet draws examples, and without documents per source it uses the token weights as "
+            "per-example probabilities: right only when every source's documents have the same mean length; give "
+            "a 'documents' column with the sizes.")
+
+
 def hf_snippet(plan: TrainingPlan, *, seed: int = 0, stopping_strategy: str = "first_exhausted",
                datasets_var: str = "source_datasets") -> str:
     """Python that interleaves the sources with ``datasets.interleave_datasets(..., probabilities=...)``.
 
     The snippet expects ``datasets_var`` to map every source name to a ``datasets.Dataset`` (or
     ``IterableDataset``) and binds the result to ``mixed``. Sources with zero weight are left out.
+    Each source is shuffled first (with ``seed``): a source used for less than one epoch would
+    otherwise give only its first documents, which need not be typical of it.
 
     ``interleave_datasets`` draws examples, not tokens. When the plan knows each source's mean example
     length (rows, or tokens with ``documents``), the probabilities are per example (weight / mean
     length, renormalised), each source is repeated enough passes that none runs out first, and the
-    stream is cut at the budget in examples, so each source's share of the *tokens* is its weight.
-    Otherwise the weights are used as they are, which is right only for examples of equal length.
+    stream is cut at the budget in examples, so each source's share of the *tokens* is its weight (on
+    average: a source drawn for a few long documents varies a lot, and the snippet says so).
+    Otherwise the weights are used as they are, which is right only for examples of equal length
+    (:func:`hf_fallback`).
     """
     seed = check_number("seed", seed, minimum=0, integer=True)  # interleave_datasets takes a numpy seed
     if stopping_strategy not in ("first_exhausted", "all_exhausted", "all_exhausted_without_replacement"):
@@ -331,18 +357,20 @@ def hf_snippet(plan: TrainingPlan, *, seed: int = 0, stopping_strategy: str = "f
         raise InputError(f"datasets_var must be a Python identifier; got {datasets_var!r}.")
     names, probs = _positive_sources(plan)
     lengths = plan.example_lengths()
-    head = _header(plan) + [f"# `{datasets_var}` maps each source name below to a datasets.Dataset (or IterableDataset)."]
-    call = ["mixed = interleave_datasets(", f"    [{datasets_var}[name] for name in SOURCES],",
-            "    probabilities=PROBABILITIES,", f"    seed={int(seed)},", f"    stopping_strategy={stopping_strategy!r},", ")"]
+    head = _header(plan) + [
+        f"# `{datasets_var}` maps each source name below to a datasets.Dataset (or IterableDataset); each is",
+        "# shuffled first (an IterableDataset within a buffer), so a source used for less than an epoch is not",
+        "# just its first documents."]
+    shuffled = f"{datasets_var}[name].shuffle(seed=SEED)"
+    call = ["    probabilities=PROBABILITIES,", "    seed=SEED,", f"    stopping_strategy={stopping_strategy!r},"]
     if lengths is None:
-        lines = head + [
-            "# WARNING: probabilities are per example, and these are the token weights: right only when every",
-            "# source's examples have the same mean length. Give the documents per source (a 'documents' column",
-            "# in the sizes CSV) for per-example probabilities and a stream cut at the budget.",
-            "# 'first_exhausted' stops when the first source runs out (sources repeated more than once run out",
-            "# early); 'all_exhausted' oversamples until every source has been seen.",
-            "from datasets import interleave_datasets", "",
-            f"SOURCES = {json.dumps(names)}", f"PROBABILITIES = [{', '.join(map(_num, probs))}]"] + call
+        lines = head + [f"# WARNING: {hf_fallback(plan)}",
+                        "# 'first_exhausted' stops when the first source runs out (sources repeated more than once run out",
+                        "# early); 'all_exhausted' oversamples until every source has been seen.",
+                        "from datasets import interleave_datasets", "",
+                        f"SEED = {int(seed)}", f"SOURCES = {json.dumps(names)}",
+                        f"PROBABILITIES = [{', '.join(map(_num, probs))}]",
+                        "mixed = interleave_datasets(", f"    [{shuffled} for name in SOURCES],", *call, ")"]
         return "\n".join(lines) + "\n"
     keep = np.isin(plan.source_names, names)
     empty = [n for n, k, m in zip(plan.source_names, keep, lengths) if k and not np.isfinite(m)]
@@ -353,19 +381,22 @@ def hf_snippet(plan: TrainingPlan, *, seed: int = 0, stopping_strategy: str = "f
     examples = round(float(per_example.sum()))
     repeats = [int(np.ceil(2 * e)) + 1 for e in plan.epochs[keep]]  # passes: no source runs out before the cut
     unit = "document" if plan.unit == "tokens" else "row"
+    few = [f"{n} (~{e:.2g})" for n, e in zip(names, per_example) if e < FEW_DOCUMENTS]
     lines = head + [
         f"# Probabilities are per example: each source's weight divided by its mean {unit} length (in {plan.unit}),",
         "# so each source's share of the stream's " + plan.unit + " is its weight. Each source is repeated",
         "# REPEATS passes (about twice its epochs, plus one) so none runs out before the stream is cut at EXAMPLES,",
-        f"# the budget ({plan.budget:.6g} {plan.unit}) in examples.",
-        "from datasets import interleave_datasets", "",
-        f"SOURCES = {json.dumps(names)}",
-        f"PROBABILITIES = [{', '.join(map(_num, round_weights(per_example)))}]",
-        f"REPEATS = {json.dumps(repeats)}",
-        f"EXAMPLES = {examples}",
-        "mixed = interleave_datasets(",
-        f"    [{datasets_var}[name].repeat(times) for name, times in zip(SOURCES, REPEATS)],",
-        ] + call[2:-1] + [").take(EXAMPLES)"]
+        f"# the budget ({plan.budget:.6g} {plan.unit}) in examples."]
+    if few:
+        lines += [f"# NOTE: few {unit}s are drawn from {', '.join(few[:6])}{' ...' if len(few) > 6 else ''}: their shares",
+                  "# vary a lot from seed to seed (pack documents into fixed-length blocks first for exact shares)."]
+    lines += ["from datasets import interleave_datasets", "",
+              f"SEED = {int(seed)}", f"SOURCES = {json.dumps(names)}",
+              f"PROBABILITIES = [{', '.join(map(_num, round_weights(per_example)))}]",
+              f"REPEATS = {json.dumps(repeats)}", f"EXAMPLES = {examples}",
+              "mixed = interleave_datasets(",
+              f"    [{shuffled}.repeat(times) for name, times in zip(SOURCES, REPEATS)],", *call,
+              ").take(EXAMPLES)"]
     return "\n".join(lines) + "\n"
 
 
@@ -460,19 +491,22 @@ def sizes_note(config: dict, *, estimated: bool = False) -> str | None:
     if estimated:
         return (f"the run read the first {cap:,} characters of each source (max_source_chars); its sizes are the whole "
                 "sources' documents, with tokens estimated from that sample's tokens per character; give exact sizes "
-                "in a CSV (source,size) if you have them.")
+                "in a CSV (source,size,documents) if you have them.")
     return (f"the run read the first {cap:,} characters of each source (max_source_chars), so its sizes count that "
-            "sample's tokens, not the whole corpus's; give the full sizes in a CSV (source,size) for a real budget.")
+            "sample's tokens, not the whole corpus's; give the full sizes in a CSV (source,size,documents) for a real "
+            "budget.")
 
 
 class SourceSizes(NamedTuple):
     """A run's source sizes: ``{source: size}`` in ``unit``; ``{source: documents}`` (None when not
-    recorded); ``estimated``: sizes of whole sources estimated from a sample the run read."""
+    recorded); ``estimated``: sizes of whole sources estimated from a sample the run read; ``tokenizer``:
+    what counted the tokens, for the exports' headers."""
 
     sizes: dict
     unit: str
     documents: dict | None = None
     estimated: bool = False
+    tokenizer: str | None = None  # what counted the tokens (a language-model run's tokenizer.json)
 
 
 def run_source_sizes(run_dir) -> SourceSizes:
@@ -496,7 +530,7 @@ def run_source_sizes(run_dir) -> SourceSizes:
 
         if "tokens" in frame.columns:
             return SourceSizes(column("corpus_tokens", "tokens"), "tokens", column("corpus_documents", "documents"),
-                               "corpus_tokens" in frame.columns)
+                               "corpus_tokens" in frame.columns, _run_tokenizer(run_dir))
         if "n_labelled" in frame.columns:
             return SourceSizes(column("n_labelled"), "rows")
     labels = run_dir / "features" / "labels.npz"
@@ -506,6 +540,17 @@ def run_source_sizes(run_dir) -> SourceSizes:
     what = "sources.csv has no 'tokens' or 'n_labelled' column" if (run_dir / "sources.csv").exists() else "has no sources.csv"
     raise InputError(f"{run_dir}: {what} and there is no features/labels.npz, so the sources' sizes are unknown; "
                      "give them in a CSV with columns source,size (--sizes FILE.csv on the command line).")
+
+
+def _run_tokenizer(run_dir: Path) -> str | None:
+    """"the run's tokenizer (tokenizer/tokenizer.json, a 512-token vocabulary)", or None without one."""
+    path = run_dir / "tokenizer" / "tokenizer.json"
+    try:
+        from mixmin_core.lm.tokenizer import load_tokenizer
+
+        return f"the run's tokenizer (tokenizer/tokenizer.json, a {load_tokenizer(path).get_vocab_size():,}-token vocabulary)"
+    except Exception:  # noqa: BLE001 - no tokenizer, or one that does not load: the header just says less
+        return None
 
 
 def run_chem_examples(run_dir, sources=None):
@@ -547,17 +592,22 @@ def read_sizes_csv(path, *, data: bytes | None = None) -> dict:
         If the file is missing, unreadable or lacks those columns, or a size is not a finite number >= 0.
     """
     frame, path = _sizes_frame(path, data)
-    column = next((c for c in ("size", "tokens", "rows", "n_labelled") if c in frame.columns), None)
-    if column is None:
+    found = [c for c in ("size", "tokens", "rows", "n_labelled") if c in frame.columns]
+    if "corpus_tokens" in frame.columns:  # a run's own sources.csv: the whole corpus's, not the sample's
+        found = ["corpus_tokens"]
+    if not found:
         raise InputError(f"{path}: needs columns 'source' and 'size' (or tokens, rows, n_labelled); "
                          f"got {list(frame.columns)}.")
-    return _column_sizes(frame, column, path)
+    if len(found) > 1:
+        raise InputError(f"{path}: has columns {found}; keep one of them, so it is clear which holds the sizes.")
+    return _column_sizes(frame, found[0], path)
 
 
 def read_documents_csv(path, *, data: bytes | None = None) -> dict | None:
     """``{source: documents}`` from the optional ``documents`` column of a sizes CSV (None without one)."""
     frame, path = _sizes_frame(path, data)
-    return _column_sizes(frame, "documents", path) if "documents" in frame.columns else None
+    column = next((c for c in ("corpus_documents", "documents") if c in frame.columns), None)
+    return _column_sizes(frame, column, path) if column else None
 
 
 def _sizes_frame(path, data):

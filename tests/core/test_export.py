@@ -319,23 +319,23 @@ def test_bad_sizes_and_formats_are_named(plan):
 def test_run_folder_sizes_and_examples(tmp_path):
     lm = tmp_path / "lm"
     write_sources(lm, pd.DataFrame({"source": ["a", "b"], "tokens": [1000, 3000]}))
-    assert run_source_sizes(lm) == ({"a": 1000.0, "b": 3000.0}, "tokens", None, False)
+    assert run_source_sizes(lm) == ({"a": 1000.0, "b": 3000.0}, "tokens", None, False, None)
     sample = tmp_path / "sample"  # a run that read a sample of each source: the whole corpus's sizes win
     write_sources(sample, pd.DataFrame({"source": ["a", "b"], "tokens": [1000, 3000], "documents": [3, 5],
                                         "corpus_documents": [30, 7], "corpus_tokens": [10_000, 4000]}))
-    assert run_source_sizes(sample) == ({"a": 10_000.0, "b": 4000.0}, "tokens", {"a": 30.0, "b": 7.0}, True)
+    assert run_source_sizes(sample) == ({"a": 10_000.0, "b": 4000.0}, "tokens", {"a": 30.0, "b": 7.0}, True, None)
     write_sources(sample, pd.DataFrame({"source": ["a", "b"], "tokens": [1000, 3000], "documents": [3, 5]}))
-    assert run_source_sizes(sample) == ({"a": 1000.0, "b": 3000.0}, "tokens", {"a": 3.0, "b": 5.0}, False)
+    assert run_source_sizes(sample) == ({"a": 1000.0, "b": 3000.0}, "tokens", {"a": 3.0, "b": 5.0}, False, None)
     chem = tmp_path / "chem"
     write_sources(chem, pd.DataFrame({"source": ["X", "Y"], "n_labelled": [2, 1]}))
-    assert run_source_sizes(chem) == ({"X": 2.0, "Y": 1.0}, "rows", None, False)
+    assert run_source_sizes(chem) == ({"X": 2.0, "Y": 1.0}, "rows", None, False, None)
     beyond = tmp_path / "beyond"  # sources.csv without sizes: counted from the label matrix
     write_sources(beyond, pd.DataFrame({"source": ["X", "Y"]}))
     (beyond / "features").mkdir()
     np.savez(beyond / "features" / "labels.npz", labels=np.array([[1, -1], [0, 1], [-1, -1]], dtype=np.int8),
              assays=np.array(["X", "Y"]))
     np.savez(beyond / "features" / "smiles.npz", smiles=np.array(["CCO", "CCN", "C"]))
-    assert run_source_sizes(beyond) == ({"X": 2.0, "Y": 1.0}, "rows", None, False)
+    assert run_source_sizes(beyond) == ({"X": 2.0, "Y": 1.0}, "rows", None, False, None)
     examples = run_chem_examples(beyond)
     assert examples.to_dict("records") == [{"molecule": "CCO", "assay": "X", "label": 1},
                                            {"molecule": "CCN", "assay": "X", "label": 0},
@@ -386,3 +386,34 @@ def test_sizes_csv(tmp_path):
     assert read_sizes_csv("mine.csv", data=b"source,size\na,1\n") == {"a": 1.0}
     with pytest.raises(InputError, match=r"^mine.csv: needs columns"):
         read_sizes_csv("mine.csv", data=b"x,y\n1,2\n")
+
+
+def test_hf_snippet_shuffles_each_source_and_notes_sources_drawn_for_few_documents():
+    """interleave_datasets read each source from its top: a source used for a fraction of an epoch gave only
+    its first documents (wikipedia's first tenth averages 4x its mean length: 41% of the tokens for 9.5%)."""
+    datasets = pytest.importorskip("datasets")
+    lengths = [1000] * 500 + [100] * 4500  # the long documents first: mean 190 tokens
+    web = datasets.Dataset.from_dict({"source": ["web"] * 5000, "n_tokens": lengths})
+    code = datasets.Dataset.from_dict({"source": ["code"] * 5000, "n_tokens": [190] * 5000})
+    result = MixtureResult(weights=np.array([0.5, 0.5], dtype=np.float32), source_names=("web", "code"))
+    plan = plan_training(result, {"web": sum(lengths), "code": 190 * 5000}, budget=1e5,
+                         documents={"web": 5000, "code": 5000})
+    text = hf_snippet(plan, seed=4)
+    assert ".shuffle(seed=SEED)" in text and "NOTE" not in text
+    rows = pd.DataFrame(list(_run_snippet(text, {"web": web, "code": code})))
+    tokens = rows.groupby("source").n_tokens.sum()
+    assert tokens["web"] / tokens.sum() == pytest.approx(0.5, abs=0.08)  # from the top of the file: 0.84
+    few = plan_training(result, {"web": 1e6, "code": 1e6}, budget=1e5, documents={"web": 10_000, "code": 50})
+    assert "NOTE: few documents are drawn from code (~2.5)" in hf_snippet(few)
+
+
+def test_sizes_csv_prefers_the_corpus_columns_and_refuses_ambiguous_ones(tmp_path):
+    path = tmp_path / "sources.csv"  # a run's own sources.csv, passed as --sizes
+    path.write_text("source,tokens,documents,corpus_documents,corpus_tokens,natural_weight\nA,100,2,40,2000,0.5\n")
+    assert read_sizes_csv(path) == {"A": 2000.0} and read_documents_csv(path) == {"A": 40.0}
+    path.write_text("source,size,tokens\nA,100,200\n")
+    with pytest.raises(InputError, match=r"has columns \['size', 'tokens'\]; keep one of them"):
+        read_sizes_csv(path)
+    result = MixtureResult(weights=np.array([0.5, 0.5], dtype=np.float32), source_names=("A", "B"))
+    with pytest.raises(InputError, match=r"documents: \['B'\] have more documents than tokens.*swapped"):
+        plan_training(result, {"A": 100, "B": 5}, budget=50, documents={"A": 2, "B": 500})

@@ -5,6 +5,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -299,3 +300,25 @@ def test_hf_export_of_a_sampled_run_uses_the_corpus_sizes_and_documents(capsys, 
     assert found["SOURCES"] == list(per_doc)
     np.testing.assert_allclose(found["PROBABILITIES"], [p / total for p in per_doc.values()], atol=2e-9)
     assert found["EXAMPLES"] == round(1e8 * total)  # the budget in documents
+
+
+def test_exports_name_the_tokenizer_and_warn_when_the_snippet_cannot_draw_per_document(capsys, tmp_path, lm_run):
+    """Sizes are the run tokenizer's tokens (a user counting in another got 0.44x the budget), and a --sizes
+    file without documents made the snippet use token weights per example with only a comment inside it."""
+    import shutil
+
+    from mixmin_core.lm.tokenizer import pythia_tokenizer_path
+
+    run_id, run_dir, result, _ = lm_run
+    (run_dir / "tokenizer").mkdir()
+    shutil.copy(pythia_tokenizer_path(), run_dir / "tokenizer" / "tokenizer.json")  # as an LM run keeps its own
+    code, _, err = _export(capsys, *_base(run_id, "olmix", tmp_path / "mix.yaml"))
+    assert code == 0, err
+    header = (tmp_path / "mix.yaml").read_text()
+    assert re.search(r"# Tokens are counted with the run's tokenizer \(tokenizer/tokenizer.json, a 50,\d{3}-token "
+                     r"vocabulary\); a trainer with another tokenizer", header), header
+    sizes = tmp_path / "sizes.csv"
+    sizes.write_text("source,size\n" + "".join(f"{n},1000000000\n" for n in result.source_names))
+    code, _, err = _export(capsys, *_base(run_id, "hf", tmp_path / "mix.py"), "--sizes", str(sizes))
+    assert code == 0 and "warning: the datasets snippet draws examples, and without documents per source" in err
+    assert "Tokens are counted with" not in (tmp_path / "mix.py").read_text()  # your sizes: your tokenizer
