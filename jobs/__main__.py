@@ -118,11 +118,13 @@ def _check_execution_fields(cls, raw: dict) -> None:
 
 def cmd_run(args) -> int:
     pipeline, name, config, resolved = resolve_config(args.config, args.set)
-    if args.dry_run:
-        print(yaml.safe_dump(resolved, sort_keys=False), end="")
+    backend = args.backend or ("ray" if os.environ.get("RAY_ADDRESS") else getattr(config, "backend", "local"))
+    if args.dry_run:  # as the job would run: --backend, RAY_ADDRESS and --workers included
+        shown = {**resolved, **({"backend": backend} if "backend" in resolved else {}),
+                 **({"n_workers": args.workers} if args.workers and "n_workers" in resolved else {})}
+        print(yaml.safe_dump(shown, sort_keys=False), end="")
         return 0
-    if (args.backend or ("ray" if os.environ.get("RAY_ADDRESS") else getattr(config, "backend", "local"))) == "ray" \
-            and os.environ.get("RAY_ADDRESS"):
+    if backend == "ray" and os.environ.get("RAY_ADDRESS"):
         from mixmin_core.runs.ray_backend import check_address
 
         check_address(os.environ["RAY_ADDRESS"])  # before any run folder exists

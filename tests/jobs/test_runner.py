@@ -58,6 +58,9 @@ def test_dry_run_prints_resolved_config_and_writes_nothing(capsys):
     out = capsys.readouterr().out
     assert "trials: 5" in out and "step_size: 0.5" in out and "max_iter: 200" in out
     assert RunStore().list_runs() == []
+    assert main(["run", DEMO, "--dry-run", "--backend", "ray", "--workers", "3"]) == 0  # printed "backend: local"
+    out = capsys.readouterr().out
+    assert "\nbackend: ray\n" in out and "\nn_workers: 3\n" in out and RunStore().list_runs() == []
 
 
 @pytest.mark.parametrize("args,match", [
