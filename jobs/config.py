@@ -344,9 +344,35 @@ def build_dataclass(cls, data: dict, where: str = ""):
         raise ConfigError(f"{name}: {exc}") from None
 
 
+#: At most this many files of a folder a config names enter the run id (a sources folder holds a few dozen).
+MAX_STAMPED_FILES = 10_000
+
+
+def input_stamp(config) -> list:
+    """``[path, size, mtime_ns]`` of every file a config's text fields name (a folder: the files in it): an
+    edited table or text file changes it, so the edited data gets a run of its own instead of resuming a
+    run whose labels, fingerprints and splits came from the old file."""
+    found = []
+    values = config.values() if isinstance(config, dict) else config if isinstance(config, list) else ()
+    for value in values:
+        if isinstance(value, (dict, list)):
+            found += input_stamp(value)
+        elif isinstance(value, str) and value and len(value) < 4096 and "\0" not in value:
+            try:
+                path = Path(value).expanduser()
+                files = [path] if path.is_file() else sorted(path.rglob("*"))[:MAX_STAMPED_FILES] if path.is_dir() else []
+                found += [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files if f.is_file()]
+            except (OSError, ValueError):
+                continue
+    return found
+
+
 def run_id_for(name: str, resolved: dict) -> str:
-    """``<name>-<hash>``: the same config maps to the same run, so a re-run resumes it."""
+    """``<name>-<hash>``: the same config, naming the same files unchanged (:func:`input_stamp`), maps to the
+    same run, so a re-run resumes it."""
+    stamp = input_stamp({k: v for k, v in resolved.items() if k not in (*EXECUTION_FIELDS, "name", "pipeline")})
     core = {k: v for k, v in resolved.items() if k not in EXECUTION_FIELDS}
-    digest = hashlib.sha1(json.dumps(core, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    digest = hashlib.sha1(json.dumps([core, stamp] if stamp else core, sort_keys=True,
+                                     default=str).encode()).hexdigest()[:8]
     safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in name)
     return f"{safe}-{digest}"

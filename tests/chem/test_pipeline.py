@@ -212,6 +212,22 @@ def test_users_own_table_runs_with_only_the_config_changed(tmp_path, toxcast_hea
     codes = np.load(run_dir / "splits" / "trial0.npz")["codes"]
     assert (codes[5] == -1).all()  # the invalid molecule is in no split
 
+    # the table edited in place: a run of its own (it resumed the old run, training on the old labels.npz)
+    flipped = frame.assign(my_assay_1=frame["my_assay_1"].map({0.0: 1.0, 1.0: 0.0}))
+    flipped.to_csv(path, index=False)
+    assert main(["run", cfg, "--quiet"]) == 0
+    runs = RunStore().list_runs()
+    assert len(runs) == 2 and runs[0]["run_id"] != run["run_id"] and all(r["status"] == "done" for r in runs)
+    with np.load(RunStore().run_dir(runs[0]["run_id"]) / "features" / "labels.npz") as z:
+        column = list(z["assays"]).index("my_assay_1")
+        np.testing.assert_array_equal(np.nan_to_num(z["labels"][:, column], nan=-1),
+                                      np.nan_to_num(chemdata_labels(flipped, "my_assay_1"), nan=-1))
+
+
+def chemdata_labels(frame, assay):
+    """An assay column as the run's label matrix holds it: 1, 0, or -1 for untested."""
+    return frame[assay].fillna(-1).to_numpy()
+
 
 def test_muv_config_only_changes_the_dataset():
     demo = read_config_file(ROOT / "configs" / "chem_demo.yaml")
