@@ -62,8 +62,12 @@ def chem_examples(run_dir: str, stamp: float):
 
 def uploaded_sizes(upload) -> tuple[dict, dict | None]:
     """``{source: size}`` and ``{source: documents}`` (None without that column) from an uploaded CSV
-    (read in memory; nothing is written)."""
-    name, data = Path(upload.name).name or "sizes.csv", upload.getvalue()
+    (read in memory; nothing is written; read once per content, not on every rerun)."""
+    return _read_sizes(Path(upload.name).name or "sizes.csv", upload.getvalue())
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def _read_sizes(name: str, data: bytes) -> tuple[dict, dict | None]:
     return export.read_sizes_csv(name, data=data), export.read_documents_csv(name, data=data)
 
 

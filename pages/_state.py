@@ -122,8 +122,12 @@ def plain(text) -> str:
     """``text`` as written, for a Markdown element: every active character escaped, so a value from a link,
     an upload or a job (carried by an error message) cannot become a link, an image or formatting. A web or
     e-mail address gets an invisible word joiner (U+2060), which stops it from being linked."""
-    text = _AUTOLINK.sub("\u2060", str(text))
-    return _ACTIVE.sub(r"\\\1", text)
+    return _ACTIVE.sub(r"\\\1", unlinked(text))
+
+
+def unlinked(text) -> str:
+    """``text`` with an invisible word joiner (U+2060) where Markdown would start a web or e-mail link."""
+    return _AUTOLINK.sub("\u2060", str(text))
 
 
 def code(text, limit: int | None = None) -> str:

@@ -14,6 +14,7 @@ Parquet file's columns (from its footer). The ``.npz`` must match its sidecar's 
 """
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
@@ -308,8 +309,13 @@ def _check_parquet_size(name: str, data: bytes, max_expanded: int) -> None:
 def _check_csv_size(name: str, data: bytes, max_expanded: int) -> None:
     """Refuse a CSV whose cells would take more than ``max_expanded`` as numbers (8 bytes each), counted from
     its lines and header before pandas reads it (the .npz and Parquet limit; a CSV escaped it)."""
-    rows = data.count(b"\n") + (not data.endswith(b"\n"))
-    columns = data[: data.find(b"\n") if b"\n" in data else len(data)].count(b",") + 1
+    rows = data.count(b"\n") + (not data.endswith(b"\n"))  # a quoted line break overcounts: on the safe side
+    try:  # the header as the CSV reader sees it: a quoted line break in a name must not hide columns
+        columns = len(next(csv.reader(io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors="replace",
+                                                       newline="")), []))
+    except csv.Error:
+        columns = data.count(b",") + 1  # unreadable: the most it could hold
+    columns = max(columns, 1)
     total = rows * columns * 8 + len(data)
     if total > max_expanded:
         raise InputError(f"{name}: its {rows:,} lines x {columns} columns would take {total / 2**20:,.0f} MB in "

@@ -35,6 +35,7 @@ from mixmin_core.chem.proxies import (
     log_loss,
     proxy_scale,
     resolve_device,
+    training_weights,
 )
 from mixmin_core.chem.trainers import (
     load_proxy,
@@ -405,7 +406,7 @@ class ChemDomain:
     def search_run(self, problem: Problem, method: str, weights: np.ndarray) -> Unit:
         trees, rows = self._search_scale(problem)
         names = self.plan.sources(problem)
-        w = [round(float(x), 7) for x in weights]
+        w = training_weights(weights)
         seed = self.m.seed + problem.trial
         key = content_hash(self.rows_key(problem.trial), names, w,
                            self._settings(trees, rows=rows, seed=seed, drop=self.m.drop_target_test_molecules))
@@ -422,7 +423,7 @@ class ChemDomain:
         return log_loss(y, load_proxy(unit.output)[0][fit])
 
     def _final_unit(self, problem: Problem, names: list, weights, *, tune: bool = False) -> Unit:
-        w = [round(float(x), 7) for x in weights]
+        w = training_weights(weights)
         m = self.m
         args = {"names": names, "weights": w, "max_rows": m.max_final_rows, "trees": m.final_trees,
                 "depth": m.final_depth, "tune": tune, "seed": m.seed + problem.trial, "target": problem.target}

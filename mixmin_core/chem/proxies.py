@@ -175,6 +175,16 @@ def grid_search(X, y, *, grid: dict = PAPER_GRID, folds: int = 5, seed: int = 0,
     return {"n_estimators": best[0], "max_depth": best[1]}, compute
 
 
+#: Decimals of the mixture weights a model trains on: weights below 5e-6 are solver noise (a warm start's 1e-6
+#: floor, a source decaying towards zero) and train on no rows; the row cap's leftover budget went to them.
+TRAINING_DECIMALS = 5
+
+
+def training_weights(weights) -> list[float]:
+    """``weights`` rounded to :data:`TRAINING_DECIMALS` (also what keys the trained model)."""
+    return [round(float(x), TRAINING_DECIMALS) for x in weights]
+
+
 def allocate_rows(sizes: np.ndarray, weights: np.ndarray, max_rows: int, rng: np.random.Generator) -> np.ndarray:
     """Rows to draw from each source so each source's share follows ``weights`` within ``max_rows``.
 

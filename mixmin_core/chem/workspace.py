@@ -23,7 +23,7 @@ from mixmin_core.chem import data as chemdata
 from mixmin_core.chem import splits as chemsplits
 from mixmin_core.chem.experiment import compute_features
 from mixmin_core.chem.fingerprints import fingerprint_key, load_feature_matrix
-from mixmin_core.chem.proxies import resolve_device
+from mixmin_core.chem.proxies import resolve_device, training_weights
 from mixmin_core.chem.trainers import (
     load_proxy,
     load_sources,
@@ -153,7 +153,7 @@ class ChemWorkspace:
     def final_unit(self, unit_id: str, stem: str, *, sources_path: str, names: list, weights, target: str,
                    trees: int, depth: int, max_rows: int) -> Unit:
         """A final model on the ``weights`` mixture of ``names``, scored by AP on ``target``'s test split."""
-        args = {"names": list(names), "weights": [round(float(w), 7) for w in weights], "max_rows": int(max_rows),
+        args = {"names": list(names), "weights": training_weights(weights), "max_rows": int(max_rows),
                 "trees": int(trees), "depth": int(depth), "seed": self.seed, "target": target}
         test = self.rows(target, "test")
         key = content_hash(sources_path, args, self.device, test, self.labels(target, test))[:12]

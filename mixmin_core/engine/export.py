@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -24,7 +25,7 @@ import numpy as np
 
 from mixmin_core.errors import InputError
 from mixmin_core.solver.results import MixtureResult
-from mixmin_core.solver.validation import check_number, is_keyed
+from mixmin_core.solver.validation import check_names, check_number, is_keyed
 
 UNITS = ("tokens", "rows")
 #: The largest training budget a plan takes (a thousand trillion tokens; amounts stay exact in int64).
@@ -34,6 +35,8 @@ FORMATS = ("json", "csv", "hf", "olmix", "megatron", "chem-table")
 LIMIT_SLACK = 1e-6
 #: Decimal places of exported weights (see :func:`round_weights`).
 DECIMALS = 9
+#: The largest sizes CSV read from an upload (a million sources fit in a few dozen MB).
+MAX_SIZES_BYTES = 32 * 2**20
 #: Smallest cap handed to the solver (a source with no data still needs a positive cap).
 MIN_CAP = 1e-9
 
@@ -202,7 +205,7 @@ def plan_training(result: MixtureResult, sizes, *, budget: float, max_epochs: fl
     budget, max_epochs = _positive("budget", budget), _positive("max_epochs", max_epochs)
     if budget > MAX_BUDGET:  # amounts are whole numbers of tokens or rows (int64): 1e30 printed as negative
         raise InputError(f"budget must be at most {MAX_BUDGET:.0e} {unit}; got {budget:g}.")
-    names = tuple(result.source_names)
+    names = check_names("the mixture's source names", result.source_names)  # a line break would end a comment
     w = np.asarray(result.weights, dtype=np.float64)
     if w.shape != (len(names),) or not np.isfinite(w).all() or (w < 0).any() or abs(w.sum() - 1) > 1e-4:
         raise InputError(f"result.weights must be {len(names)} non-negative numbers summing to 1; got sum {w.sum():.4g}.")
@@ -381,7 +384,7 @@ def hf_snippet(plan: TrainingPlan, *, seed: int = 0, stopping_strategy: str = "f
     examples = round(float(per_example.sum()))
     repeats = [int(np.ceil(2 * e)) + 1 for e in plan.epochs[keep]]  # passes: no source runs out before the cut
     unit = "document" if plan.unit == "tokens" else "row"
-    few = [f"{n} (~{e:.2g})" for n, e in zip(names, per_example) if e < FEW_DOCUMENTS]
+    few = [f"{json.dumps(n)} (~{e:.2g})" for n, e in zip(names, per_example) if e < FEW_DOCUMENTS]
     lines = head + [
         f"# Probabilities are per example: each source's weight divided by its mean {unit} length (in {plan.unit}),",
         "# so each source's share of the stream's " + plan.unit + " is its weight. Each source is repeated",
@@ -431,7 +434,7 @@ def megatron_data_path(plan: TrainingPlan, *, path_template: str = "{source}") -
             raise InputError(f"the data prefix of source {name!r} ({prefix!r}) contains whitespace (in {where}), "
                              "which Megatron's --data-path cannot hold; use --data-prefix without spaces, and name "
                              "sources without spaces (Megatron's data files do not have any).")
-        parts += [_num(w), prefix]
+        parts += [_num(w), shlex.quote(prefix)]  # pasted into a shell: a name like $(...) stays a name
     return "--data-path " + " ".join(parts) + "\n"
 
 
@@ -611,14 +614,23 @@ def read_documents_csv(path, *, data: bytes | None = None) -> dict | None:
 
 
 def _sizes_frame(path, data):
+    import warnings
+
     import pandas as pd
 
     from mixmin_core.solver.validation import check_csv_header
 
     path = Path(path)
+    if data is not None and len(data) > MAX_SIZES_BYTES:
+        raise InputError(f"{path}: {len(data) / 2**20:,.1f} MB is more than a sizes file needs (one short line per "
+                         f"source; at most {MAX_SIZES_BYTES / 2**20:,.0f} MB).")
     try:
         check_csv_header(str(path), path if data is None else io.BytesIO(data))
-        frame = pd.read_csv(path if data is None else io.BytesIO(data), dtype={"source": str})
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)  # more fields than the header names
+            frame = pd.read_csv(path if data is None else io.BytesIO(data), dtype={"source": str}, index_col=False)
+    except pd.errors.ParserWarning:
+        raise InputError(f"{path}: a row has more fields than the header has columns; check the separators.") from None
     except FileNotFoundError:
         raise InputError(f"{path}: sizes file not found.") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:

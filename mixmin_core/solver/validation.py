@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numbers
+import unicodedata
 from collections.abc import Mapping
 
 import numpy as np
@@ -83,6 +84,9 @@ def check_names(name: str, values) -> tuple:
     if isinstance(values, (str, bytes)) or ndim != 1:
         raise InputError(f"{name} must be a list of names, one per source; got {describe(values)}.")
     names = tuple(str(v) for v in values)
+    bad = [n for n in names if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in n)]
+    if bad:  # a line break in a name would end a comment in an exported Python or shell snippet
+        raise InputError(f"{name}: names must not hold line breaks or control characters; got {bad[0]!r}.")
     if len(set(names)) != len(names):
         raise InputError(f"{name} must be unique; duplicated: {sorted({n for n in names if names.count(n) > 1})[:5]}.")
     return names

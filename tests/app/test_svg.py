@@ -26,6 +26,15 @@ def points(element) -> np.ndarray:
     return np.array([[float(v) for v in p.split(",")] for p in element.get("points").split()])
 
 
+def test_text_breaks_web_addresses_so_markdown_does_not_link_them():
+    """A source named "[click me](https://evil.example/)" became a link in the Solver's SVG legend: Markdown
+    decodes the references, then links the address."""
+    escaped = svg.text("see https://evil.example/ or www.evil.example or me@evil.example")
+    decoded = html.unescape(escaped)
+    assert "https://" not in decoded and "www.evil" not in decoded and "me@" not in decoded  # a joiner in each
+    assert decoded.replace("\u2060", "") == "see https://evil.example/ or www.evil.example or me@evil.example"
+
+
 def test_text_is_character_references_that_read_back_as_the_name():
     escaped = svg.text(HOSTILE)
     assert not set(escaped) & set('<>"&*_[]()') - {"&"} and "<" not in escaped

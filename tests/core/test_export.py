@@ -404,7 +404,7 @@ def test_hf_snippet_shuffles_each_source_and_notes_sources_drawn_for_few_documen
     tokens = rows.groupby("source").n_tokens.sum()
     assert tokens["web"] / tokens.sum() == pytest.approx(0.5, abs=0.08)  # from the top of the file: 0.84
     few = plan_training(result, {"web": 1e6, "code": 1e6}, budget=1e5, documents={"web": 10_000, "code": 50})
-    assert "NOTE: few documents are drawn from code (~2.5)" in hf_snippet(few)
+    assert 'NOTE: few documents are drawn from "code" (~2.5)' in hf_snippet(few)
 
 
 def test_sizes_csv_prefers_the_corpus_columns_and_refuses_ambiguous_ones(tmp_path):
@@ -417,3 +417,33 @@ def test_sizes_csv_prefers_the_corpus_columns_and_refuses_ambiguous_ones(tmp_pat
     result = MixtureResult(weights=np.array([0.5, 0.5], dtype=np.float32), source_names=("A", "B"))
     with pytest.raises(InputError, match=r"documents: \['B'\] have more documents than tokens.*swapped"):
         plan_training(result, {"A": 100, "B": 5}, budget=50, documents={"A": 2, "B": 500})
+
+
+def test_source_names_cannot_inject_code_into_the_python_and_shell_exports():
+    """A source named "a\\nimport os; os.system(...)" became a line of Python in the snippet's NOTE line;
+    "$(touch x)" ran in a shell that was handed Megatron's --data-path."""
+    evil = MixtureResult(weights=np.array([0.5, 0.5], dtype=np.float32), source_names=("a\nimport os", "b"))
+    with pytest.raises(InputError, match=r"names must not hold line breaks or control characters; got 'a\\nimport os'"):
+        plan_training(evil, {"a\nimport os": 10, "b": 10}, budget=10)
+    names = ("$(touch${IFS}/tmp/x)", "b;id", "c`id`", 'q"uote')
+    result = MixtureResult(weights=np.array([0.25, 0.25, 0.25, 0.25], dtype=np.float32), source_names=names)
+    plan = plan_training(result, dict.fromkeys(names, 1e9), budget=1e6, documents=dict.fromkeys(names, 1e3))
+    import shlex
+
+    words = shlex.split(megatron_data_path(plan))  # as a shell reads it: names, not commands
+    assert words[0] == "--data-path" and words[2::2] == list(names)
+    text = hf_snippet(plan)  # every name drawn for few documents is named in the NOTE line
+    assert "NOTE: few documents" in text
+    compile(text, "<hf snippet>", "exec")
+    assert _snippet_lists(text)[0] == list(names)
+
+
+def test_sizes_csv_refuses_ragged_rows_and_huge_uploads(tmp_path):
+    path = tmp_path / "sizes.csv"
+    path.write_text("source,size\na,1,2,3\n")  # read as {'2': 3.0} before
+    with pytest.raises(InputError, match="a row has more fields than the header has columns"):
+        read_sizes_csv(path)
+    from mixmin_core.engine.export import MAX_SIZES_BYTES
+
+    with pytest.raises(InputError, match="is more than a sizes file needs"):
+        read_sizes_csv("big.csv", data=b"source,size\n" + b"a,1\n" * (MAX_SIZES_BYTES // 4 + 1))
