@@ -91,3 +91,15 @@ def test_bad_training_input(xy):
         P.train_classifier(X, y, sample_weight=-np.ones(y.size))
     with pytest.raises(InputError, match="device must be 'auto', 'cpu' or 'cuda'"):
         P.resolve_device("tpu")
+
+
+def test_weights_below_training_precision_train_on_no_rows():
+    """An evolving run's warm start floors every weight at 1e-6; sources left near there took the row cap's
+    leftover budget (all their rows) and changed the final model of an update that changed nothing."""
+    from mixmin_core.chem.proxies import mixture_rows, training_weights
+
+    w = training_weights([0.6, 0.399996, 1e-6, 3e-6])
+    assert w == [0.6, 0.4, 0.0, 0.0]
+    rows = [np.arange(0, 100), np.arange(100, 150), np.arange(150, 900), np.arange(900, 1600)]
+    picked, source, _ = mixture_rows(rows, w, max_rows=200, rng=np.random.default_rng(0))
+    assert set(source.tolist()) == {0, 1} and len(picked) == 150  # every row of the two real sources, no more
