@@ -167,9 +167,12 @@ def run_units(todo, n_workers, finish, *, root) -> None:
                 shipper.write_back(unit, files)
                 finish(unit, info, seconds)
     finally:
-        for ref in refs:
-            ray.cancel(ref)
-        _clean_nodes(nodes, token)
+        if os.environ.get("RAY_ADDRESS"):  # a cluster outlives this job: stop its tasks, clean its nodes
+            for ref in refs:
+                ray.cancel(ref)
+            _clean_nodes(nodes, token)
+        else:  # the local instance ends with this process; cancelling a task just as it finished crashed Ray's
+            _remove_cache(token)  # core worker ("Tried to complete task that was not pending"), exit 1 on SIGTERM
 
 
 def _check_gpus(todo, n_gpus: float) -> None:
