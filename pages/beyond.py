@@ -69,9 +69,10 @@ def ladder_figure(info: dict, k: int = 8) -> go.Figure:
     for rank, i in enumerate(top):
         fig.add_trace(go.Scatter(x=budgets.tolist(), y=weights[:, i].tolist(), mode="lines+markers", name=str(names[i]),
                                  line=dict(color=figs.HIGHLIGHT[rank % len(figs.HIGHLIGHT)], width=2.5)))
-    if info.get("stable_at") is not None:
-        fig.add_vline(x=info["stable_at"] * 100, line_dash="dash", line_color="#333",
-                      annotation_text=f"stable (L1 < {info['threshold']:g})", annotation_position="top left")
+    if info.get("stable_at") is not None:  # a shape on a log axis takes log10 of its position (else ~1e70)
+        fig.add_vline(x=math.log10(info["stable_at"] * 100), line_dash="dash", line_color="#333",
+                      annotation_text=f"stable ({rule_text(info)} < {info['threshold']:g})",
+                      annotation_position="top left")
     fig.update_layout(title=f"Weights against proxy budget · {info['target']}", height=480,
                       xaxis=dict(title="proxy compute, % of the final model's (log)", type="log"),
                       yaxis_title="weight", margin=dict(l=10, r=10, t=40, b=10),
@@ -83,7 +84,8 @@ def l1_figure(info: dict) -> go.Figure:
     budgets = np.asarray(info["budgets"], dtype=np.float64) * 100
     changes = [None if c is None or (isinstance(c, float) and math.isnan(c)) else c for c in info["l1_changes"]]
     fig = go.Figure(go.Scatter(x=budgets, y=changes, mode="lines+markers", name="L1 change", line=dict(color="#1f77b4")))
-    fig.add_hline(y=info["threshold"], line_dash="dot", line_color="#d62728", annotation_text="threshold")
+    if info.get("rule", "l1") == "l1":  # (the loss-regret rule's threshold is on another scale)
+        fig.add_hline(y=info["threshold"], line_dash="dot", line_color="#d62728", annotation_text="threshold")
     fig.update_layout(title="L1 change of the weights from the previous rung", height=300,
                       xaxis=dict(title="proxy compute, % of the final model's (log)", type="log"),
                       yaxis_title="L1 change", margin=dict(l=10, r=10, t=40, b=10))
@@ -161,6 +163,20 @@ def ladder_files(run_dir) -> dict:
     return {p.stem: p for p in sorted(folder.glob("*.json"))} if folder.exists() else {}
 
 
+def rule_text(info: dict) -> str:
+    """What the ladder's stopping rule measures."""
+    return "relative loss regret" if info.get("rule") == "loss_regret" else "L1 change"
+
+
+def rung_stable(info: dict, k: int) -> bool:
+    """Whether rung ``k`` moved less than the threshold from the previous one (by the run's rule)."""
+    measures = info.get("measures") or []
+    if k < len(measures):
+        m = measures[k]
+        return m is not None and not (isinstance(m, float) and math.isnan(m)) and m < info["threshold"]
+    return info["stable_at"] is not None and info["rungs"][k]["budget"] >= info["stable_at"]  # a run from before
+
+
 def rungs_table(info: dict) -> pd.DataFrame:
     rows = []
     for k, rung in enumerate(info["rungs"][: len(info["results"])]):
@@ -170,7 +186,7 @@ def rungs_table(info: dict) -> pd.DataFrame:
                      "L1 change": None if change is None or (isinstance(change, float) and math.isnan(change)) else change,
                      "loss regret": (info.get("loss_regret") or [None] * (k + 1))[k],
                      "AP": info["ap"][k] if info.get("ap") else None,
-                     "stable": info["stable_at"] is not None and rung["budget"] >= info["stable_at"]})
+                     "stable": rung_stable(info, k)})
     return pd.DataFrame(rows)
 
 
@@ -184,10 +200,15 @@ def show_ladder(run_dir) -> None:
     stop = info["stable_at"]
     st.subheader(f"Proxy-compute ladder · target {info['target']}")
     if stop is None:
-        st.warning(f"The mixture never moved less than {info['threshold']:g} (L1) between rungs: more proxy "
-                   "compute might still change it.")
+        st.warning(f"The mixture never moved less than {info['threshold']:g} ({rule_text(info)}) between rungs: more "
+                   "proxy compute might still change it.")
     else:
-        st.success(f"Stable at {100 * stop:.3g}% of the final model's compute (L1 change < {info['threshold']:g}).")
+        st.success(f"Stable at {100 * stop:.3g}% of the final model's compute ({rule_text(info)} < "
+                   f"{info['threshold']:g}).")
+    if info.get("moved_again"):
+        st.warning(f"Climbing on, the mixture moved again ({rule_text(info)} at or above {info['threshold']:g}) at "
+                   + ", ".join(f"{100 * b:.3g}%" for b in info["moved_again"])
+                   + " of the final model's compute: the stopping rule stopped early for this target.")
     st.plotly_chart(ladder_figure(info), key="beyond.ladder")
     st.plotly_chart(l1_figure(info), key="beyond.l1")
     st.dataframe(rungs_table(info), hide_index=True, width="stretch", column_config={

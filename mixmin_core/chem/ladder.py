@@ -148,7 +148,7 @@ def report(ladder: Ladder, target: str, result: LadderResult, finals: list[Unit]
                 "proxy_compute": r.meta["compute"],
                 "final_compute": 0.0 if fins[k] is None else fins[k]["final_compute"],
                 "budget": rung.budget, "row_fraction": rung.row_fraction, "trees": rung.trees,
-                "stable": stop is not None and k >= stop}
+                "stable": bool(k and result.measures[k] < result.threshold)}  # this rung moved less than it
         rows.append({**base, "metric": "proxy_budget_fraction", "value": rung.budget})
         if k:
             rows.append({**base, "metric": "ladder_l1_change", "value": result.l1_changes[k]})

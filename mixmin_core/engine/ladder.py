@@ -17,9 +17,11 @@ from mixmin_core.solver.results import MixtureResult
 
 @dataclass(frozen=True)
 class LadderResult:
-    """Per rung: ``budgets[k]``, ``results[k]`` and ``l1_changes[k]`` (NaN at the first rung).
+    """Per rung: ``budgets[k]``, ``results[k]``, ``l1_changes[k]`` and the rule's ``measures[k]`` (the L1
+    change, or the relative loss regret; NaN at the first rung).
 
-    ``stable_at`` is the budget at which the change first fell under the threshold (None if never).
+    ``stable_at`` is the budget at which the measure first fell under the threshold (None if never): where
+    the procedure stops. With ``run_all`` a later rung can move again; :attr:`moved_again` lists those.
     """
 
     budgets: list
@@ -28,6 +30,14 @@ class LadderResult:
     threshold: float
     stable_at: float | None
     rule: str = "l1"
+    measures: list | None = None
+
+    @property
+    def moved_again(self) -> list:
+        """Budgets after ``stable_at`` whose measure is back at or above the threshold (climbed with ``run_all``)."""
+        if self.stable_at is None or not self.measures:
+            return []
+        return [b for b, m in zip(self.budgets, self.measures) if b > self.stable_at and not m < self.threshold]
 
     @property
     def weights(self) -> np.ndarray:
@@ -36,7 +46,8 @@ class LadderResult:
 
     def to_dict(self) -> dict:
         return {"budgets": list(self.budgets), "l1_changes": list(self.l1_changes), "threshold": self.threshold,
-                "stable_at": self.stable_at, "rule": self.rule, "results": [r.to_dict() for r in self.results]}
+                "stable_at": self.stable_at, "rule": self.rule, "measures": list(self.measures or []),
+                "moved_again": self.moved_again, "results": [r.to_dict() for r in self.results]}
 
 
 RULES = ("l1", "loss_regret")
@@ -69,7 +80,7 @@ def proxy_ladder(solve_at: Callable[[float], MixtureResult], budgets: Sequence[f
         raise InputError(f"threshold must be positive; got {threshold!r}.")
     if rule not in RULES:
         raise InputError(f"rule must be one of {RULES}; got {rule!r}.")
-    results, changes, stable_at = [], [], None
+    results, changes, measures, stable_at = [], [], [], None
     for budget in budgets:
         result = solve_at(budget)
         if results and result.source_names != results[-1].source_names:
@@ -78,11 +89,12 @@ def proxy_ladder(solve_at: Callable[[float], MixtureResult], budgets: Sequence[f
         measure = change if rule == "l1" or not results else _relative_regret(result, budget)
         results.append(result)
         changes.append(change)
+        measures.append(measure)
         if stable_at is None and measure < threshold:
             stable_at = budget
             if not run_all:
                 break
-    return LadderResult(budgets[: len(results)], results, changes, float(threshold), stable_at, rule)
+    return LadderResult(budgets[: len(results)], results, changes, float(threshold), stable_at, rule, measures)
 
 
 def _relative_regret(result: MixtureResult, budget) -> float:

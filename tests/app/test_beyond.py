@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from unittest import mock
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -83,9 +84,23 @@ def test_ladder_run_plots_weights_against_budget_with_the_stop_marked(beyond_hom
     assert sorted(names) == sorted(info["source_names"])  # three sources: all in colour, no grey "other" trace
     assert fig["layout"]["xaxis"]["type"] == "log"
     assert fig["data"][-1]["x"] == pytest.approx([100 * b for b in info["budgets"]])
-    assert fig["layout"]["shapes"][0]["x0"] == pytest.approx(100 * info["stable_at"])  # the dashed line at the stop
+    # the dashed line at the stop: a shape on a log axis is placed in log10 units (100 * stable_at stretched the
+    # axis to ~1e70 and squashed the data against its left edge)
+    assert fig["layout"]["shapes"][0]["x0"] == pytest.approx(np.log10(100 * info["stable_at"]))
     at.selectbox(key="w:beyond.target").select(ASSAYS[1]).run()
     assert not at.exception and at.subheader[0].value.endswith(ASSAYS[1])
+
+
+def test_a_ladder_that_moved_again_after_its_stop_says_so(beyond_home, monkeypatch):
+    """Rungs after the stop were all marked stable, whatever they did; the rule's own measure decides now."""
+    path = beyond_home / "runs"
+    ladder = next(p for p in path.glob("*/ladder") if p.is_dir()) / f"{ASSAYS[0]}.json"
+    info = json.loads(ladder.read_text())
+    info.update(measures=[float("nan"), 0.0, 2 * info["threshold"]], moved_again=[info["budgets"][2]])
+    ladder.write_text(json.dumps(info))
+    at, _ = _open(beyond_home, monkeypatch, "chem_ladder")
+    assert list(at.dataframe[0].value["stable"]) == [False, True, False]
+    assert any("moved again" in w.value and "stopped early" in w.value for w in at.warning)
 
 
 def test_page_without_beyond_runs_says_how_to_start_one(tmp_path, monkeypatch):

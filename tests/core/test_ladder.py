@@ -72,3 +72,18 @@ def test_loss_regret_is_the_previous_mixtures_extra_loss():
     regret = loss_regret(outputs, uniform, result)
     assert regret == pytest.approx(mixture_loss(outputs, uniform.weights) - result.loss) and regret > 0
     assert loss_regret(outputs, result, result) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_climbing_on_reports_rungs_where_the_mixture_moved_again():
+    """With run_all, every rung after the first small change was marked stable, even one whose weights
+    jumped by 0.45 (L1) again."""
+    path = [np.array([0.5, 0.5]), np.array([0.502, 0.498]), np.array([0.73, 0.27]), np.array([0.731, 0.269])]
+
+    def solve_at(budget):
+        return MixtureResult(path[int(budget) - 1].astype(np.float32), ("a", "b"))
+
+    ladder = proxy_ladder(solve_at, [1, 2, 3, 4], threshold=0.01, run_all=True)
+    assert ladder.stable_at == 2 and ladder.moved_again == [3]
+    assert [m < 0.01 for m in ladder.measures[1:]] == [True, False, True]
+    assert ladder.to_dict()["moved_again"] == [3]
+    assert proxy_ladder(solve_at, [1, 2, 3, 4], threshold=0.01).moved_again == []  # stopped at 2: nothing seen after
