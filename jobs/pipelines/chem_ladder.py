@@ -31,7 +31,7 @@ from ._chem_base import ChemBeyondConfig, check_assays
 class ChemLadderConfig(ChemBeyondConfig):
     targets: list[str] = setting(["ACEA_T47D_80hr_Negative", "APR_HepG2_CellLoss_72h_dn", "APR_HepG2_MitoMass_24h_dn"],
                                  unique=True)
-    sources: int | list[str] = setting(40, min=1, unique=True,
+    sources: int | list[str] = setting(40, min=2, unique=True,
                                        doc="assay names, or N = the first N informative non-target assays")
     rungs: list[list[float]] = setting([[0.05, 1], [0.1, 3], [0.3, 5], [1.0, 10], [1.0, 30]],
                                        doc="[row_fraction in (0, 1], trees >= 1] per rung, growing in compute")
@@ -72,6 +72,8 @@ def pick_sources(config: ChemLadderConfig, table: chemdata.AssayTable, informati
         if len(pool) < 2:
             raise InputError(f"only {len(pool)} informative assays besides the targets; need at least 2 sources.")
         return pool[: config.sources]
+    if len(config.sources) < 2:  # one source is no mixture: it failed after the first rung's proxies
+        raise InputError(f"sources: a ladder mixes at least 2 sources; got {list(config.sources)}.")
     for a in config.sources:
         table.index(a)
         if a in config.targets:

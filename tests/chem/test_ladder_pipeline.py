@@ -104,7 +104,8 @@ def test_row_subsets_are_nested_and_seeded():
     ({"threshold": 0}, r"threshold: must be > 0; got 0"),
     ({"rule": "kl"}, r"rule: must be one of \['l1', 'loss_regret'\]; got 'kl'"),
     ({"targets": []}, r"targets: must be a non-empty list"),
-    ({"sources": 0}, r"sources: must be >= 1; got 0"),
+    ({"sources": 0}, r"sources: must be >= 2; got 0"),
+    ({"sources": 1}, r"sources: must be >= 2; got 1"),  # one source is no mixture: it failed after the first rung
 ])
 def test_bad_ladder_configs_raise_config_errors(fields, match):
     with pytest.raises(ConfigError, match=match):
