@@ -20,6 +20,7 @@ import dataclasses
 import datetime
 import difflib
 import hashlib
+import itertools
 import json
 import re
 import tomllib
@@ -360,7 +361,8 @@ def input_stamp(config) -> list:
         elif isinstance(value, str) and value and len(value) < 4096 and "\0" not in value:
             try:
                 path = Path(value).expanduser()
-                files = [path] if path.is_file() else sorted(path.rglob("*"))[:MAX_STAMPED_FILES] if path.is_dir() else []
+                files = [path] if path.is_file() else \
+                    sorted(itertools.islice(path.rglob("*"), MAX_STAMPED_FILES)) if path.is_dir() else []
                 found += [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files if f.is_file()]
             except (OSError, ValueError):
                 continue
