@@ -86,9 +86,9 @@ def source_sizes(run_id: str | None, mount: str) -> export.SourceSizes | None:
                                    "upload a CSV (columns source, size; optionally documents)", type=["csv"],
                                    key=f"export.{mount}.own_sizes")
             if own is None:
-                note = export.sizes_note(data.run_config(run_id), estimated=found.estimated)  # the cached config
-                if note:
-                    st.caption(f"Sizes: {note[0].upper()}{note[1:]}")
+                caveat = export.sizes_note(data.run_config(run_id), estimated=found.estimated)  # the cached config
+                if caveat:
+                    st.caption(f"Sizes: {caveat[0].upper()}{caveat[1:]}")
                 return found
             sizes, documents = uploaded_sizes(own)
             return export.SourceSizes(sizes, found.unit, documents)
