@@ -182,7 +182,8 @@ def summarize(frame, *, by=("target", "method", "metric"), reference: str | None
               focus: str = "mixmin", level: float = 0.95):
     """Per-group mean and CI over trials, improvement over ``reference`` and Welch p-values.
 
-    Intervals of a proportion (AP, AUC, accuracy: :func:`metric_range`) are clipped to [0, 1].
+    Intervals are clipped to the values the metric can take (:func:`metric_range`): [0, 1] for AP, AUC and
+    accuracy, [-1, 1] for correlations.
 
     Parameters
     ----------
