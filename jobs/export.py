@@ -29,7 +29,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("export", help="write a mixture as a training plan (JSON, CSV, datasets, Olmix, Megatron, chemistry table)",
                        description=__doc__)
     p.add_argument("--run", help="run id (see `python -m jobs status`)")
-    p.add_argument("--problem", help="problem key within the run, e.g. TOX21_AR__trial0 or hellaswag__budget-0.1__trial0")
+    p.add_argument("--problem", help="problem key within the run, e.g. TOX21_AR__sources-all__trial0 or piqa__budget-0.1__trial0 (the names of the run's mixtures/ files)")
     p.add_argument("--method", default="mixmin", help="whose mixture to export (default: mixmin)")
     p.add_argument("--weights", help="a MixtureResult JSON file (instead of --run/--problem)")
     p.add_argument("--sizes", help="CSV with columns source,size (tokens or rows) and optionally documents; "

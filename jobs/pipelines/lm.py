@@ -39,7 +39,8 @@ class LMConfig(ExecutionConfig):
     sources_dir: str = setting("", doc="folder of <source>.jsonl(.gz) with a 'text' field; '' = $MIXMIN_DATA_DIR/text/source")
     sources: list[str] = setting([], doc="subset of source names; [] = every file in the folder")
     slimpajama_files: list[str] = setting([], doc="SlimPajama shards (text + meta.redpajama_set_name), used instead of sources_dir")
-    max_source_chars: int = setting(0, min=0, max=10**12, doc="characters read per source (0 = all); natural weights = tokens actually used")
+    max_source_chars: int = setting(0, min=0, max=10**12, doc="characters read per source (0 = all); the run still counts each whole source: natural "
+                                                                  "weights and exported sizes are the corpus's")
     targets: list[dict] = setting(DEFAULT_TARGETS, keys=TARGET_KEYS, doc="{name, kind, path | dataset, max_samples}")
     max_target_samples: int = setting(1000, min=5, max=10_000_000, doc="examples per target (the pool split 80/20 per trial)")
     preset: str = setting("tiny", choices=tuple(PRESETS), doc="size of proxies and final models")
