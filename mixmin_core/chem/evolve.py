@@ -261,7 +261,8 @@ def _solve_record(result, cold) -> dict:
 
 def result_rows(target: str, records: list[dict]) -> list[dict]:
     """``results.csv`` rows: per version, the test AP, the proxy compute spent and saved and the L1
-    change of the mixture (``proxy_compute``: what the version really trained)."""
+    change of the mixture (``proxy_compute``: the proxies this version adds or changes, i.e. what the update
+    costs, whether or not this job found them already trained in the store's shared proxy cache)."""
     rows = []
     for r in records:
         spent, total = r["compute"]["spent"], r["compute"]["total"]
