@@ -183,26 +183,27 @@ def dataset_info(run_id: str) -> dict:
     return info if isinstance(info, dict) else {}
 
 
+def _setting_mixtures(run_id: str, variant: str):
+    """``(problem, method, mixture dict)`` of every mixture saved for the setting's problems."""
+    for problem in (p for p in layout_problems(run_id) if p.variant == variant):
+        for method, mix in read_mixtures(run_id, problem).items():
+            if isinstance(mix, dict):
+                yield problem, method, mix
+
+
 def unconverged(run_id: str, variant: str) -> list[tuple[str, float]]:
     """``(problem key, gap)`` of the setting's MixMin mixtures that stopped at ``max_iter``."""
-    run_dir, out = store().run_dir(run_id), []
-    for problem in (p for p in layout_problems(run_id) if p.variant == variant):
-        path = layout.mixture_path(run_dir, problem, "mixmin")
-        mix = load_json(str(path), mtime(path)) if path.is_file() else None
-        if isinstance(mix, dict) and mix.get("status") == "max_iter":
-            out.append((problem.key, float(mix.get("gap", float("nan")))))
-    return out
+    return [(problem.key, float(mix.get("gap", float("nan"))))
+            for problem, method, mix in _setting_mixtures(run_id, variant)
+            if method == "mixmin" and mix.get("status") == "max_iter"]
 
 
 def failed_searches(run_id: str, variant: str) -> list[tuple[str, str, str]]:
     """``(problem key, method, message)`` of the setting's mixtures other than MixMin's that report no success
     (a RegMix regressor that predicts a constant, a search whose candidates all failed): chosen arbitrarily."""
-    out = []
-    for problem in (p for p in layout_problems(run_id) if p.variant == variant):
-        for method, mix in read_mixtures(run_id, problem).items():
-            if method != "mixmin" and isinstance(mix, dict) and mix.get("success") is False:
-                out.append((problem.key, method, str(mix.get("message") or mix.get("status") or "")))
-    return out
+    return [(problem.key, method, str(mix.get("message") or mix.get("status") or ""))
+            for problem, method, mix in _setting_mixtures(run_id, variant)
+            if method != "mixmin" and mix.get("success") is False]
 
 
 def read_mixtures(run_id: str, problem: layout.Problem) -> dict[str, dict]:

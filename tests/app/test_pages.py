@@ -242,6 +242,21 @@ def test_compare_warns_when_mixmin_stopped_at_its_iteration_limit(home):
     assert f"not converged, on {n} of this setting's problems (largest Frank–Wolfe gap 0.0048" in warning
 
 
+def test_compare_warns_about_search_mixtures_that_did_not_succeed(home):
+    """A RegMix regressor that predicts a constant chose its mixture arbitrarily, and its score looked normal."""
+    run_dir = RunStore(home).run_dir(CHEM_RUN)
+    at = open_app("compare")
+    variant = at.session_state["compare.variant"]
+    assert not any("did not succeed" in w.value for w in at.warning)
+    problem = next(p for p in layout.list_problems(run_dir) if p.variant == variant)
+    method, path = next((m, p) for m, p in sorted(layout.list_mixtures(run_dir, problem).items()) if m != "mixmin")
+    mix = json.loads(path.read_text())
+    path.write_text(json.dumps({**mix, "success": False, "message": "WARNING: regressor predicts a constant"}))
+    at = open_app("compare")
+    warning = next(w.value for w in at.warning if "did not succeed" in w.value)
+    assert warning.startswith(f"{method} did not succeed on 1 of this setting's problems") and "constant" in warning
+
+
 def test_compare_and_assays_work_on_the_synthetic_run(home):
     at = open_app()
     synthetic = next(r["run_id"] for r in RunStore().list_runs() if r["pipeline"] == "synthetic")
