@@ -131,10 +131,10 @@ def cmd_run(args) -> int:
     store = RunStore()
     run_id = run_id_for(name, resolved)
     with RunLock(store.run_dir(run_id)) as lock:  # a second start of this run refuses here
-        return _run_locked(args, store, run_id, lock, pipeline, name, config, resolved)
+        return _run_locked(args, store, run_id, lock, pipeline, name, config, resolved, backend)
 
 
-def _run_locked(args, store, run_id, lock, pipeline, name, config, resolved) -> int:
+def _run_locked(args, store, run_id, lock, pipeline, name, config, resolved, backend: str) -> int:
     dataset = pipeline.dataset(config) if hasattr(pipeline, "dataset") else None
     store.create_run(run_id, name=name, pipeline=resolved["pipeline"], config=resolved, dataset=dataset)
     log_path = store.run_dir(run_id) / "logs" / f"job-{os.getpid()}.log"
@@ -148,7 +148,6 @@ def _run_locked(args, store, run_id, lock, pipeline, name, config, resolved) -> 
             log.info("took over the lock of job %s (pid %s), which is no longer running", *lock.previous)
         store.set_run_status(run_id, "running")
         print(f"run {run_id} (job {job_id}) in {store.run_dir(run_id)}", file=sys.stderr)
-        backend = args.backend or ("ray" if os.environ.get("RAY_ADDRESS") else getattr(config, "backend", "local"))
         ctx = RunContext(store, run_id, backend=backend,
                          n_workers=args.workers or getattr(config, "n_workers", None), job_id=job_id,
                          resume=getattr(config, "resume", "if_available"), progress=not args.quiet)
