@@ -88,10 +88,8 @@ def cmd_export(args) -> int:
                          "(the warnings name the sources over the limit), or export --method mixmin.")
     if args.respect_limit and plan.over_limit:
         plan = _solve_again(plan, result, run_dir, problem, sizes)
-    notes = plan.warnings()
-    if args.fmt == "hf" and export.hf_fallback(plan):
-        notes.append(export.hf_fallback(plan))
-    for line in notes:
+    fallback = export.hf_fallback(plan) if args.fmt == "hf" else None
+    for line in plan.warnings() + ([fallback] if fallback else []):
         print(f"warning: {line}", file=sys.stderr)
     examples = export.run_chem_examples(run_dir, plan.source_names) if args.fmt == "chem-table" and run_dir else None
     if args.fmt == "chem-table" and run_dir is None:

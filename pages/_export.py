@@ -161,8 +161,9 @@ def _panel(result, problem_ids, mount, solver, max_weight, meta) -> None:
         prefix = st.text_input("Data prefix per source", key=state.keep("export.data_prefix"), on_change=state.save,
                                args=("export.data_prefix",),
                                help="How a source name becomes its Megatron data prefix, e.g. /data/{source}_text_document.")
-    if fmt == "hf" and export.hf_fallback(plan):
-        st.warning(state.plain(export.hf_fallback(plan)), icon=":material/warning:")
+    fallback = export.hf_fallback(plan) if fmt == "hf" else None
+    if fallback:
+        st.warning(state.plain(fallback), icon=":material/warning:")
     preview, text = rendered(plan, fmt, run_dir, prefix)
     st.code(preview, language=LANGUAGE.get(fmt), wrap_lines=fmt == "megatron")
     st.download_button(f"Download {FILE_NAMES[fmt]}", text, FILE_NAMES[fmt], MIME[fmt], key=f"export.{mount}.download",
