@@ -32,10 +32,12 @@ from jobs.export import add_parser as add_export_parser
 from jobs.pipelines import load_pipeline
 from mixmin_core.errors import ConfigError, MixminError
 from mixmin_core.runs import datasets
-from mixmin_core.runs.fileio import write_text
+from mixmin_core.runs.fileio import read_json, write_json, write_text
 from mixmin_core.runs.runner import BACKENDS, JobCancelled, RunContext
 from mixmin_core.runs.store import RunLock, RunStore
 
+#: In a run folder: the backend and ``--workers`` its last job was started with (``resume`` starts the same way).
+EXECUTION_FILE = "execution.json"
 log = logging.getLogger("mixmin.jobs")
 #: The signal that is stopping this job (set by the handler; any error after it is a cancellation).
 _STOPPING: dict[str, int] = {}
@@ -139,6 +141,7 @@ def _run_locked(args, store, run_id, lock, pipeline, name, config, resolved, bac
     store.create_run(run_id, name=name, pipeline=resolved["pipeline"], config=resolved, dataset=dataset)
     log_path = store.run_dir(run_id) / "logs" / f"job-{os.getpid()}.log"
     job_id = store.start_job(run_id, log_path=str(log_path))
+    write_json(store.run_dir(run_id) / EXECUTION_FILE, {"backend": backend, "workers": args.workers})
     previous = {}
     try:
         previous = _install_stop_handlers()
@@ -245,8 +248,31 @@ def cmd_resume(args) -> int:
     store = RunStore()
     if store.get_run(args.run_id) is None:
         raise ConfigError(f"no run {args.run_id!r} in {store.root}; `python -m jobs status` lists them.")
-    config = store.run_dir(args.run_id) / "config.json"
-    return cmd_run(argparse.Namespace(**{**vars(args), "config": str(config), "set": [], "dry_run": False}))
+    folder = store.run_dir(args.run_id)
+    last = _last_execution(folder)
+    given = {"backend": args.backend, "workers": args.workers}
+    if not os.environ.get("RAY_ADDRESS"):  # as its last job ran, unless told otherwise
+        kept = {key: last[key] for key, value in given.items() if value is None and last.get(key) is not None}
+        if kept:
+            print("resuming with " + ", ".join(f"--{key} {value}" for key, value in kept.items())
+                  + " (as its last job ran)", file=sys.stderr)
+        given.update(kept)
+    return cmd_run(argparse.Namespace(**{**vars(args), **given, "config": str(folder / "config.json"), "set": [],
+                                         "dry_run": False}))
+
+
+def _last_execution(folder: Path) -> dict:
+    """The backend and ``--workers`` the run's last job was started with ({} for a run from before this
+    was recorded, or an unreadable record)."""
+    try:
+        last = read_json(folder / EXECUTION_FILE)
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(last, dict):
+        return {}
+    backend, workers = last.get("backend"), last.get("workers")
+    return {"backend": backend if backend in BACKENDS else None,
+            "workers": workers if isinstance(workers, int) and 1 <= workers <= MAX_WORKERS else None}
 
 
 def cmd_cancel(args) -> int:

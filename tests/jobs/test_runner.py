@@ -187,3 +187,23 @@ def test_an_app_started_job_reports_an_internal_error_in_one_line_without_a_trac
     assert job["status"] == "failed" and "Traceback" not in job["error"] and "logs/job-" in job["error"]
     traces = list((store.run_dir(job["run_id"]) / "logs").glob("*.traceback"))
     assert len(traces) == 1 and "Traceback" in traces[0].read_text() and "boom" in traces[0].read_text()
+
+
+def test_resume_starts_as_the_last_job_did_unless_told_otherwise(capsys, monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert main(["run", DEMO, "--quiet", "--workers", "2"]) == 0
+    store = RunStore()
+    (run,) = store.list_runs()
+    record = store.run_dir(run["run_id"]) / "execution.json"
+    assert json.loads(record.read_text()) == {"backend": "local", "workers": 2}
+    capsys.readouterr()
+    assert main(["resume", run["run_id"], "--quiet"]) == 0
+    assert "resuming with --backend local, --workers 2 (as its last job ran)" in capsys.readouterr().err
+    record.write_text(json.dumps({"backend": "ray", "workers": 3}))
+    assert main(["resume", run["run_id"], "--quiet", "--backend", "local"]) == 0  # what is given wins
+    err = capsys.readouterr().err
+    assert "resuming with --workers 3 (as its last job ran)" in err and "ray" not in err
+    assert json.loads(record.read_text()) == {"backend": "local", "workers": 3}
+    record.write_text("not json")  # an unreadable record: the defaults, no message
+    assert main(["resume", run["run_id"], "--quiet"]) == 0
+    assert "resuming with" not in capsys.readouterr().err
