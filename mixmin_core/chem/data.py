@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from mixmin_core.errors import InputError
-from mixmin_core.solver.validation import check_csv_header, check_number
+from mixmin_core.solver.validation import check_csv_header, check_names, check_number
 
 log = logging.getLogger("mixmin.chem")
 
@@ -174,6 +174,7 @@ def load_assay_table(path, *, smiles_column: str = "smiles", ignore_columns: Seq
     if not columns:
         raise InputError(f"{path}: no assay columns besides {smiles_col!r}"
                          + (f" starting with {assay_prefix!r}" if assay_prefix else "") + ".")
+    check_names(f"{path}: assay columns", columns)  # they become source names, in exports and downloads too
     labels = _label_matrix(frame, columns, path)
     smiles = frame[smiles_col].fillna("").astype(str).to_numpy(dtype=object)
     _check_one_row_per_molecule(path, smiles)

@@ -139,6 +139,7 @@ def find_source_files(folder: str | os.PathLike, *, names: list[str] | None = No
                 raise InputError(f"sources folder {folder}: {files[source_name(p)].name} and {p.name} are both source "
                                  f"{source_name(p)!r}; keep one of them.")
             files[source_name(p)] = p
+    check_names(f"sources folder {folder}: file names", list(files))  # they become source names, in exports too
     names = None if names is None else check_names("names", names)
     if names:
         missing = [n for n in names if n not in files]

@@ -74,6 +74,10 @@ def check_csv_header(name: str, source) -> None:
         raise InputError(f"{name}: column names must be unique; repeated: {repeated[:5]}.")
 
 
+#: First characters that make a spreadsheet read a cell as a formula (``=HYPERLINK(...)``, ``@SUM(...)``).
+FORMULA_STARTS = ("=", "+", "-", "@")
+
+
 def check_names(name: str, values) -> tuple:
     """``values`` as a tuple of distinct names, or an InputError naming ``name``. One string is refused, not
     split into its letters; a repeated name would make two sources one."""
@@ -87,6 +91,10 @@ def check_names(name: str, values) -> tuple:
     bad = [n for n in names if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in n)]
     if bad:  # a line break in a name would end a comment in an exported Python or shell snippet
         raise InputError(f"{name}: names must not hold line breaks or control characters; got {bad[0]!r}.")
+    bad = [n for n in names if n[:1] in FORMULA_STARTS]
+    if bad:  # a spreadsheet opening a downloaded table would run the name as a formula
+        raise InputError(f"{name}: names must not start with {', '.join(FORMULA_STARTS)} (a spreadsheet reads such a "
+                         f"name as a formula); got {bad[0]!r}. Rename the source.")
     if len(set(names)) != len(names):
         raise InputError(f"{name} must be unique; duplicated: {sorted({n for n in names if names.count(n) > 1})[:5]}.")
     return names

@@ -111,6 +111,7 @@ def test_auto_reads_labels_that_are_not_0_or_1_as_regression_targets():
     ([("x.csv", b'"s0\n",' + b",".join(b"s%d" % i for i in range(1, 40)) + b"\n" + (b"0.1," * 39 + b"0.1\n") * 200)],
      {"max_expanded": 50_000}, r"x.csv: its 202 lines x 40 columns"),
     ([("x.csv", b'"a\nimport os",b,label\n0.5,0.2,1\n')], {}, r"names must not hold line breaks or control characters"),
+    ([("x.csv", b"@SUM(1),b,label\n0.5,0.2,1\n")], {}, r"names must not start with =, \+, -, @"),
     ([("x.csv", b"a,b\n0.5,0.2\n")], {"kind": "probability"}, "kind must be 'auto'"),
     ([("x.parquet", b"garbage")], {}, "cannot read it as parquet"),
     ([("x.csv", b"a,b,label\n-1e300,-2,1\n")], {}, r"values must fit in float32 .* got 1e\+300"),

@@ -159,6 +159,18 @@ def test_a_repeated_assay_column_is_refused(tmp_path):
         data.load_assay_table(path)  # pandas would have renamed the second one A.1
 
 
+@pytest.mark.parametrize(("header", "match"), [
+    (b'smiles,"a\nimport os",B', r"assay columns: names must not hold line breaks or control characters; got 'a\\nimport os'"),
+    (b"smiles,=HYPERLINK(1),B", r"assay columns: names must not start with =, \+, -, @ .*got '=HYPERLINK\(1\)'"),
+])
+def test_assay_names_that_would_break_an_export_or_a_spreadsheet_are_refused(tmp_path, header, match):
+    """They become source names: the run failed on them only after its proxies were trained."""
+    path = tmp_path / "t.csv"
+    path.write_bytes(header + b"\nCCO,1,0\nCCC,0,1\n")
+    with pytest.raises(InputError, match=match):
+        data.load_assay_table(path)
+
+
 def test_a_header_without_molecules_and_odd_arguments(tmp_path):
     path = tmp_path / "empty.csv"
     path.write_text("smiles,A,B\n")

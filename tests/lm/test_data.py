@@ -134,6 +134,13 @@ def test_error_a_source_in_two_files(tmp_path):
         data.find_source_files(tmp_path)
 
 
+def test_error_a_source_file_name_a_spreadsheet_would_run(tmp_path):
+    _write(tmp_path / "@SUM(1).jsonl", [{"text": "x"}])
+    _write(tmp_path / "b.jsonl", [{"text": "y"}])
+    with pytest.raises(InputError, match=r"file names: names must not start with =, \+, -, @ .*got '@SUM\(1\)'"):
+        data.find_source_files(tmp_path)
+
+
 def test_error_a_target_mixing_documents_and_questions(tmp_path):
     """The first record decided how the whole target was scored; an empty file said 'no record has an answer'."""
     path = _write(tmp_path / "mixed.jsonl", [{"text": "a document"},
