@@ -19,7 +19,7 @@ from jobs.config import read_config_file
 from mixmin_core.errors import InputError
 from pages import _shared
 from pages import _state as state
-from pages._access import NOTE, read_only
+from pages._access import read_only
 
 state.open_page("jobs")
 
@@ -158,8 +158,8 @@ def page() -> None:
     configs = sorted([*CONFIG_DIR.glob("*.yaml"), *CONFIG_DIR.glob("*.toml")],
                      key=lambda p: (not p.stem.endswith("_demo"), p.name))  # the demos first
     st.subheader("Start an experiment")
-    if read_only():
-        st.info(NOTE)
+    if read_only():  # the sidebar says what read-only mode is; here, what it means for this page
+        st.info("Read-only mode: no job can be started or cancelled here.")
     elif configs:
         with _shared.shows_errors():
             start_form(configs)

@@ -9,7 +9,7 @@ from mixmin_core import mixmin
 from mixmin_core.solver.proxy_outputs import KINDS
 from pages import _shared
 from pages import _state as state
-from pages._access import NOTE, read_only
+from pages._access import read_only
 from pages._uploads import (
     MAX_EXPANDED_BYTES,
     MAX_UPLOAD_BYTES,
@@ -64,8 +64,8 @@ def solve_in_memory(outputs) -> None:
 
 def page() -> None:
     st.title("Upload")
-    if read_only():
-        st.info(NOTE)
+    if read_only():  # the sidebar says what read-only mode is; here, what it means for this page
+        st.info("Read-only mode: an upload is solved here, in memory, and not saved.")
     st.write("Solve for the mixture of your own sources: upload every proxy's output on your target samples.")
     with st.expander("File formats", expanded=False):
         st.markdown(FORMATS)
