@@ -17,6 +17,7 @@ import yaml
 from jobs import control as jobs_control
 from jobs.config import read_config_file
 from mixmin_core.errors import InputError
+from mixmin_core.runs import datasets
 from pages import _shared
 from pages import _state as state
 from pages._access import read_only
@@ -118,10 +119,23 @@ def job_details(store, jobs: list[dict]) -> None:
             st.info(jobs_control.cancel_job(store, job_id, force=True))
     if job.get("error"):
         st.error("The job failed:")
-        st.code(job["error"], language=None)
+        st.code(_shown(store, job["error"]), language=None)
     log = jobs_control.read_log_tail(job.get("log_path"))
     st.caption(f"Log: {state.code(_in_store(store, job.get('log_path')))}")
-    st.code(log or "(empty log)", language=None, height=300)
+    st.code(_shown(store, log) or "(empty log)", language=None, height=300)
+
+
+def _shown(store, text: str) -> str:
+    """A log or error as a visitor may see it: read-only, the run store's and the data directory's paths
+    (which name folders of the owner's machine) read as ``<run store>`` and ``<data>``."""
+    if not read_only() or not text:
+        return text
+    for root, name in ((store.root, "<run store>"), (datasets.data_dir(), "<data>"), (Path.home(), "~")):
+        if root is not None:
+            for form in dict.fromkeys((str(Path(root).resolve()), str(root))):
+                if len(form) > 1:
+                    text = text.replace(form, name)
+    return text
 
 
 def _in_store(store, path) -> str:
@@ -149,8 +163,9 @@ def launches() -> None:
     with st.expander("Recent launches (process output, including errors before a job starts)"):
         for rec in recs:
             status = "running" if rec["alive"] else ("exit " + str(rec["returncode"]) if rec["returncode"] is not None else "ended")
-            st.markdown(f"{state.code(' '.join(rec['argv'][2:]))} · pid {rec['pid']} · {status}")
-            st.code(jobs_control.read_log_tail(rec["log_path"], 4000) or "(no output yet)", language=None)
+            st.markdown(f"{state.code(_shown(_shared.store(), ' '.join(rec['argv'][2:])))} · pid {rec['pid']} · {status}")
+            st.code(_shown(_shared.store(), jobs_control.read_log_tail(rec["log_path"], 4000)) or "(no output yet)",
+                    language=None)
 
 
 def page() -> None:

@@ -126,6 +126,8 @@ def test_read_only_jobs_page_has_no_start_or_cancel(home, read_only, monkeypatch
     # a job that looks running (this test process's pid) would normally offer the cancel buttons
     with store._connect() as con:
         con.execute("UPDATE jobs SET status='running', pid=? WHERE job_id=?", (os.getpid(), job["job_id"]))
+    with open(job["log_path"], "a") as log:  # a log line naming the owner's folders
+        log.write(f"wrote {home}/runs/x/a.npz from {os.environ['MIXMIN_DATA_DIR']}/chem/toxcast.csv.gz\n")
     before = _files(home)
     at = _open("jobs")
     assert any("Read-only mode" in i.value for i in at.info)
@@ -133,6 +135,9 @@ def test_read_only_jobs_page_has_no_start_or_cancel(home, read_only, monkeypatch
     assert "Start job" not in labels and not any("Cancel" in x or "SIGTERM" in x for x in labels), labels
     assert not at.text_area and not [t for t in at.text_input if t.key and t.key.startswith("jobs.field")]
     assert "running" in set(at.dataframe[0].value["status"])  # jobs are still shown
+    logs = [c.value for c in at.code]  # the job's log is shown, without the owner's paths
+    assert logs and not any(str(home) in text or str(home.resolve()) in text for text in logs), logs
+    assert any("wrote <run store>/runs/x/a.npz from <data>/chem/toxcast.csv.gz" in text for text in logs), logs
     logs = [c.value for c in at.caption if c.value.startswith("Log:")]
     assert logs and not any(str(home) in c for c in logs), logs  # relative to the store
     assert _files(home) == before and not jobs_control.list_launches(home)
