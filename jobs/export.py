@@ -65,11 +65,11 @@ class _OneLineErrors(argparse.ArgumentParser):
 def cmd_export(args) -> int:
     if args.fmt not in export.FORMATS:
         raise InputError(f"--format must be one of {', '.join(export.FORMATS)}; got {args.fmt!r}.")
+    run_dir, problem = _run(args)  # first: without --problem it lists the run's problem keys
     if args.budget is None:
         raise InputError("--budget-tokens (or --budget-rows) is required: the total amount the final model trains on.")
     budget, max_epochs = _number("--budget-tokens", args.budget), _number("--max-epochs", args.max_epochs)
     seed = _integer("--seed", args.seed)
-    run_dir, problem = _run(args)
     result = _read_weights(args.weights) if args.weights else _run_mixture(run_dir, problem, args.method)
     sizes, unit, documents, tokenizer = _sizes(args, run_dir)
     if args.unit is not None:
@@ -132,18 +132,20 @@ def _run(args):
     if args.problem is None:
         if args.weights is not None:
             return run_dir, None
-        raise InputError(f"--problem is required with --run; problems with mixtures: {_problems(run_dir)[:10]}.")
+        raise InputError(f"--problem is required with --run; problems with mixtures: {_problems(run_dir)}.")
     try:
         problem = Problem.from_key(args.problem)
     except (ValueError, IndexError):
         raise InputError(f"--problem {args.problem!r} is not a problem key such as TARGET__trial0; "
-                         f"this run has {_problems(run_dir)[:10]}.") from None
+                         f"this run has {_problems(run_dir)}.") from None
     return run_dir, problem
 
 
-def _problems(run_dir: Path) -> list[str]:
-    keys = {p.stem.rsplit("__", 1)[0] for p in (run_dir / "mixtures").glob("*.json")}
-    return sorted(keys)
+def _problems(run_dir: Path, shown: int = 10) -> str:
+    """The run's problem keys with mixtures, the first ``shown`` of them and how many there are."""
+    keys = sorted({p.stem.rsplit("__", 1)[0] for p in (run_dir / "mixtures").glob("*.json")})
+    return str(keys[:shown]) + (f" and {len(keys) - shown} more (the run's mixtures/ folder names them all)"
+                                if len(keys) > shown else "")
 
 
 def _run_mixture(run_dir: Path, problem: Problem, method: str) -> MixtureResult:
@@ -151,7 +153,7 @@ def _run_mixture(run_dir: Path, problem: Problem, method: str) -> MixtureResult:
     if not path.exists():
         methods = sorted(list_mixtures(run_dir, problem))
         if not methods:
-            raise InputError(f"run has no mixtures for problem {problem.key!r}; problems with mixtures: {_problems(run_dir)[:10]}.")
+            raise InputError(f"run has no mixtures for problem {problem.key!r}; problems with mixtures: {_problems(run_dir)}.")
         raise InputError(f"no {method!r} mixture for problem {problem.key!r}; --method can be one of {methods}.")
     return _read_weights(path)
 

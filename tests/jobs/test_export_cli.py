@@ -182,6 +182,12 @@ def test_bad_input_is_one_error_line(capsys, lm_run, args, message):
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
 
 
+def test_the_run_alone_lists_its_problem_keys(capsys, lm_run):
+    """The first thing a user without a key tries; it asked for a budget first."""
+    code, out, err = _export(capsys, "--run", lm_run[0])
+    assert code == 2 and out == "" and f"--problem is required with --run; problems with mixtures: ['{PROBLEM.key}'" in err
+
+
 def test_bad_input_without_a_run(capsys, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
