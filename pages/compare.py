@@ -29,8 +29,11 @@ def bars(summary: pd.DataFrame, x: str, title: str) -> go.Figure:
     return fig
 
 
-WHAT = ("What you are looking at: each method's score on each target's held-out data with a final model "
-        "trained on that method's mixture, mean and 95% confidence interval over trials; the improvement over the "
+WHAT = ("What you are looking at: each method's score on each target's held-out data, mean and 95% confidence "
+        "interval over trials. A mixing method's score is a final model's, trained on that method's mixture; "
+        "`target_only` trains on the target's own data, `ensemble` averages the proxies' predictions with MixMin's "
+        "weights (no final model), a synthetic run scores the mixture itself, and on published run tables a yardstick "
+        "predicts the score. The improvement over the "
         "chosen baseline is computed trial by trial, positive where the method did better (a lower loss or a "
         "higher score).")
 SEARCH_METHODS = ("random_search", "regmix")
@@ -204,7 +207,7 @@ def page() -> None:
     n_targets, n_trials = shown["target"].nunique(), shown["trial"].nunique()
     st.caption(f"`{metric}` ({direction}) · {n_targets} target{'s' * (n_targets != 1)} · "
                f"{n_trials} trial{'s' * (n_trials != 1)} · 95% CIs over trials (AP and accuracy: within [0, 1]) · p-values: Welch t-test against MixMin (none "
-               "where neither side varies over trials) · overall: mean over the targets every method has")
+               "where neither side varies over trials, 1 where both score the same in every trial) · overall: mean over the targets every method has")
     if data.is_surrogate(metric):
         st.warning("This metric is a surrogate estimate (a regression model's prediction of the target loss), "
                    "not measured on a trained final model.", icon=":material/model_training:")

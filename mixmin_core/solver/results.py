@@ -183,7 +183,7 @@ def summarize(frame, *, by=("target", "method", "metric"), reference: str | None
     """Per-group mean and CI over trials, improvement over ``reference`` and Welch p-values.
 
     Intervals are clipped to the values the metric can take (:func:`metric_range`): [0, 1] for AP, AUC and
-    accuracy, [-1, 1] for correlations.
+    accuracy, [-1, 1] for correlations; improvements to the values a difference of two can take ([-1, 1], [-2, 2]).
 
     Parameters
     ----------
@@ -222,7 +222,9 @@ def summarize(frame, *, by=("target", "method", "metric"), reference: str | None
             sel = diffs.xs(key if len(key) > 1 else key[0], level=group_cols if len(key) > 1 else group_cols[0])
             sign = -1.0 if lower_is_better(row.get("metric", "")) else 1.0
             m, lo, hi = mean_ci(sign * sel[row["method"]], level)
-            out.loc[i, ["improvement", "improvement_low", "improvement_high"]] = [m, lo, hi]
+            low, high = metric_range(row.get("metric", ""))  # a difference of two such values
+            width = high - low
+            out.loc[i, ["improvement", "improvement_low", "improvement_high"]] = [m, max(lo, -width), min(hi, width)]
     if focus in pivot.columns:
         for i, row in out.iterrows():
             key = tuple(row[c] for c in group_cols)

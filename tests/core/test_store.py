@@ -133,6 +133,18 @@ def test_intervals_of_proportions_stay_in_0_1():
     assert summarize(pd.DataFrame(rows)).loc[0, ["ci_low", "ci_high"]].tolist() == [-1.0, 1.0]  # reached 1.24
 
 
+def test_improvement_intervals_stay_within_what_a_difference_can_be():
+    """RegMix's improvement in AP over natural had an interval of [-1.08, 0.96] with 2 trials."""
+    rows = [{"target": "t", "method": method, "trial": k, "metric": metric, "value": v}
+            for metric in ("ap", "generative_loss")
+            for method, values in (("natural", [0.1, 0.9]), ("regmix", [0.95, 0.05]))
+            for k, v in enumerate(values)]
+    out = summarize(pd.DataFrame(rows), reference="natural").set_index(["metric", "method"])
+    assert out.loc[("ap", "regmix"), ["improvement_low", "improvement_high"]].tolist() == [-1.0, 1.0]
+    assert out.loc[("generative_loss", "regmix"), "improvement_low"] < -2  # a loss: as computed
+    assert out.loc[("ap", "regmix"), "improvement"] == pytest.approx(0.0)
+
+
 def test_a_yardsticks_distance_beyond_its_runs_is_lower_is_better():
     """RegMix's prediction 0.18 beyond every run the yardstick saw read as a +0.18 improvement over natural."""
     from mixmin_core.solver.results import lower_is_better
