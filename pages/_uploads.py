@@ -18,6 +18,7 @@ import csv
 import hashlib
 import io
 import json
+import warnings
 import zipfile
 from pathlib import Path, PurePath
 
@@ -40,6 +41,8 @@ MAX_EXPANDED_BYTES = 256 << 20
 MAX_STORED_UPLOADS_BYTES = 2 << 30
 MAX_FILES = 2
 MAX_SIDECAR_BYTES = 10 << 20
+#: Most columns a table upload may have (5,000 sources took the Solver about 0.3 s; 100,000 names took 20 s to read).
+MAX_COLUMNS = 20_000
 LABEL_COLUMNS = ("label", "labels", "y")
 TOKEN_COLUMNS = ("token_count", "token_counts", "n_tokens")
 ID_COLUMNS = ("sample_id", "id")
@@ -244,6 +247,10 @@ def parse_table(name: str, data: bytes, *, kind: str = "auto", max_expanded: int
                          f"cell(s), the first in data row {row + 1} ({block[row, col]}); every source needs a number "
                          "for every sample.")
     values = block.T  # float64: ProxyOutputs says so if a value does not fit in float32 (cast, it read "inf")
+    ids = None if id_col is None else frame[id_col].astype(str)
+    if ids is not None and len(ids) * int(ids.str.len().max()) * 4 > max_expanded:  # kept as fixed-width text
+        raise InputError(f"{name}: its {len(ids):,} sample ids, up to {int(ids.str.len().max()):,} characters "
+                         f"long, would take over the {max_expanded / 2**20:,.0f} MB limit; use short ids.")
     try:
         if kind == "auto":
             kind = _guess_kind(values, None if label_col is None else frame[label_col].to_numpy())
@@ -251,7 +258,7 @@ def parse_table(name: str, data: bytes, *, kind: str = "auto", max_expanded: int
             values, kind, source_names=[str(c) for c in source_cols],
             labels=None if label_col is None else frame[label_col].to_numpy(),
             token_counts=None if token_col is None or kind != "loglik" else frame[token_col].to_numpy(),
-            sample_ids=None if id_col is None else frame[id_col].astype(str).to_numpy(),
+            sample_ids=None if ids is None else ids.to_numpy(),
             meta={"dataset": f"upload {name}"},
         )
     except InputError as exc:
@@ -274,7 +281,9 @@ def _read_table(name: str, data: bytes, max_expanded: int = MAX_EXPANDED_BYTES):
     try:
         if suffix == ".csv":
             _check_csv_size(name, data, max_expanded)
-            frame = pd.read_csv(io.BytesIO(data))
+            with warnings.catch_warnings():  # a row longer than the header: pandas would drop or shift a column
+                warnings.simplefilter("error", pd.errors.ParserWarning)
+                frame = pd.read_csv(io.BytesIO(data), index_col=False)
         elif suffix in (".parquet", ".pq"):
             _check_parquet_size(name, data, max_expanded)
             frame = pd.read_parquet(io.BytesIO(data))
@@ -282,6 +291,9 @@ def _read_table(name: str, data: bytes, max_expanded: int = MAX_EXPANDED_BYTES):
             raise InputError(f"{name}: unsupported table format {suffix!r}; use .csv or .parquet.")
     except InputError:
         raise
+    except pd.errors.ParserWarning:
+        raise InputError(f"{name}: its data rows have more fields than its header has names; give every column a "
+                         "name (one per source, plus label, token_count or sample_id).") from None
     except Exception as exc:  # pandas/pyarrow raise many types for malformed files
         raise InputError(f"{name}: cannot read it as {suffix.lstrip('.')} ({type(exc).__name__}: {str(exc)[:200]}).") from None
     if frame.empty:
@@ -298,24 +310,36 @@ def _check_parquet_size(name: str, data: bytes, max_expanded: int) -> None:
     import pyarrow.parquet as pq
 
     meta = pq.ParquetFile(io.BytesIO(data)).metadata
+    _check_columns(name, meta.num_columns)
     encoded = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
-    total = meta.num_rows * meta.num_columns * 8 + encoded
+    # a text column (sample ids) at the longest id ProxyOutputs takes: a dictionary holds one long id in a
+    # few bytes on disk, and reading it writes it out for every row
+    texts = sum(meta.schema.column(j).physical_type == "BYTE_ARRAY" for j in range(meta.num_columns))
+    total = meta.num_rows * (meta.num_columns * 8 + texts * proxy_outputs.MAX_ID_CHARS) + encoded
     if total > max_expanded:
         raise InputError(f"{name}: its {meta.num_rows:,} rows x {meta.num_columns} columns would take "
                          f"{total / 2**20:,.0f} MB in memory, over the {max_expanded / 2**20:,.0f} MB limit; "
                          "upload fewer sources or samples.")
 
 
+def _check_columns(name: str, columns: int) -> None:
+    if columns > MAX_COLUMNS:  # reading and checking every name takes time however few the rows
+        raise InputError(f"{name}: {columns:,} columns is over the {MAX_COLUMNS:,} the upload page takes (one per source, "
+                         "plus label, token_count and sample_id); solve larger problems with the Python API.")
+
+
 def _check_csv_size(name: str, data: bytes, max_expanded: int) -> None:
     """Refuse a CSV whose cells would take more than ``max_expanded`` as numbers (8 bytes each), counted from
     its lines and header before pandas reads it (the .npz and Parquet limit; a CSV escaped it)."""
-    rows = data.count(b"\n") + (not data.endswith(b"\n"))  # a quoted line break overcounts: on the safe side
+    # lines end in \n, \r\n or a lone \r (pandas reads all three); a quoted line break overcounts: on the safe side
+    rows = max(data.count(b"\n"), data.count(b"\r")) + (not data.endswith((b"\n", b"\r")))
     try:  # the header as the CSV reader sees it: a quoted line break in a name must not hide columns
         columns = len(next(csv.reader(io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors="replace",
                                                        newline="")), []))
     except csv.Error:
         columns = data.count(b",") + 1  # unreadable: the most it could hold
     columns = max(columns, 1)
+    _check_columns(name, columns)
     total = rows * columns * 8 + len(data)
     if total > max_expanded:
         raise InputError(f"{name}: its {rows:,} lines x {columns} columns would take {total / 2**20:,.0f} MB in "

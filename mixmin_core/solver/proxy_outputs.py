@@ -457,12 +457,21 @@ def _check_natural(natural, n_sources):
     return (arr / arr.sum()).astype(np.float32)
 
 
+#: Longest sample id: ids are kept (and saved) as fixed-width text, so one long id widens them all.
+MAX_ID_CHARS = 256
+
+
 def _check_ids(ids, n_samples):
     if ids is None:
         return None
     if isinstance(ids, (str, bytes)) or np.ndim(ids) != 1:
         raise InputError(f"sample_ids must be a list of ids, one per sample; got {describe(ids)}.")
-    arr = np.asarray([str(i) for i in ids])
+    texts = [str(i) for i in ids]
+    longest = max(map(len, texts), default=0)
+    if longest > MAX_ID_CHARS:  # a fixed-width text array takes every id's room at the longest one's width
+        raise InputError(f"sample_ids must be at most {MAX_ID_CHARS} characters each; the longest has {longest:,}. "
+                         "Use short ids (a row number, a document id).")
+    arr = np.asarray(texts)
     check_shape("sample_ids", arr, (n_samples,))
     return arr
 

@@ -68,8 +68,10 @@ def check_csv_header(name: str, source) -> None:
     the second ``a`` to ``a.1``, and no one could tell which column is which source or assay."""
     import pandas as pd
 
-    header = [str(c) for c in pd.read_csv(source, header=None, nrows=1).iloc[0]]
-    repeated = sorted({c for c in header if header.count(c) > 1})
+    from collections import Counter
+
+    header = [str(c) for c in pd.read_csv(source, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0]]
+    repeated = sorted(c or "(empty)" for c, n in Counter(header).items() if n > 1)  # linear: a header may be wide
     if repeated:
         raise InputError(f"{name}: column names must be unique; repeated: {repeated[:5]}.")
 

@@ -111,6 +111,19 @@ def test_auto_reads_labels_that_are_not_0_or_1_as_regression_targets():
     ([("x.csv", b'"s0\n",' + b",".join(b"s%d" % i for i in range(1, 40)) + b"\n" + (b"0.1," * 39 + b"0.1\n") * 200)],
      {"max_expanded": 50_000}, r"x.csv: its 202 lines x 40 columns"),
     ([("x.csv", b'"a\nimport os",b,label\n0.5,0.2,1\n')], {}, r"names must not hold line breaks or control characters"),
+    # a lone \r ends a line for pandas too: 20M such lines were read (1.2 GB) past the 256 MB limit
+    ([("x.csv", b"a,b\r" + b"0.1,0.2\r" * 5000)], {"max_expanded": 50_000}, r"x.csv: its 5,001 lines x 2 columns"),
+    # the header's repeats were counted name by name: 100,000 names took 326 s
+    ([("x.csv", ",".join(f"s{i}" for i in range(20_001)).encode() + b"\n" + b"0.5," * 20_000 + b"0.5\n")], {},
+     r"x.csv: 20,001 columns is over the 20,000 the upload page takes"),
+    # one name fewer than fields: pandas took the first column as the row index and shifted the names
+    ([("x.csv", b"a,b,label\n0.9,0.2,0.1,1\n0.2,0.3,0.1,0\n")], {}, r"its data rows have more fields than its header"),
+    ([("x.csv", b",,label\n0.9,0.2,1\n")], {}, r"column names must be unique; repeated: \['\(empty\)'\]"),
+    # ids are fixed-width text: one 10,000-character id made 10,000 ids take 381 MB
+    ([("x.csv", b"a,b,label,sample_id\n0.9,0.2,1," + b"x" * 300 + b"\n0.2,0.3,0,y\n")], {},
+     r"x.csv: sample_ids must be at most 256 characters each; the longest has 300"),
+    ([("x.csv", b"a,b,label,sample_id\n" + b"0.9,0.2,1,%s\n" % (b"x" * 200) * 100)], {"max_expanded": 50_000},
+     r"x.csv: its 100 sample ids, up to 200 characters long, would take over the 0 MB limit"),
     ([("x.csv", b"@SUM(1),b,label\n0.5,0.2,1\n")], {}, r"names must not start with =, \+, -, @"),
     ([("x.csv", b"a,b\n0.5,0.2\n")], {"kind": "probability"}, "kind must be 'auto'"),
     ([("x.parquet", b"garbage")], {}, "cannot read it as parquet"),
@@ -168,6 +181,22 @@ def test_a_parquet_bomb_is_refused_from_its_footer():
     assert len(buf.getvalue()) < 1 << 20
     with pytest.raises(InputError, match=r"z.parquet: its 2,000,000 rows x 3 columns would take 46 MB in memory, over the 10 MB limit"):
         parse_upload([("z.parquet", buf.getvalue())], max_expanded=10 << 20)
+
+
+def test_a_parquet_of_one_long_id_per_row_is_refused_from_its_footer():
+    """A dictionary stores one long id once; read, it is written out per row (3M 200-character ids: 1.2 GB)."""
+    n = 200_000
+    frame = pd.DataFrame({"a": np.full(n, 0.5), "b": np.full(n, 0.2), "label": np.zeros(n), "sample_id": ["x" * 200] * n})
+    buf = io.BytesIO()
+    frame.to_parquet(buf)
+    assert len(buf.getvalue()) < 1 << 20
+    with pytest.raises(InputError, match=r"z.parquet: its 200,000 rows x 4 columns would take 55 MB in memory"):
+        parse_upload([("z.parquet", buf.getvalue())], max_expanded=10 << 20)
+    with pytest.raises(InputError, match=r"z.parquet: 20,001 columns is over the 20,000"):
+        wide = pd.DataFrame(np.zeros((1, 20_001)), columns=[f"s{i}" for i in range(20_001)])
+        out = io.BytesIO()
+        wide.to_parquet(out)
+        parse_upload([("z.parquet", out.getvalue())])
 
 
 def test_an_altered_npz_with_its_old_sidecar_is_refused(tmp_path):
