@@ -41,15 +41,18 @@ TINY = np.float32(1e-30)
 @numba.njit(nogil=True, fastmath=FASTMATH, cache=True, inline="always")
 def _finish(kind, m, a, s):
     """``(mixed value kept for the loss, per-sample factor u)`` from the mixed prediction ``m``;
-    ``a`` is the sample's label constant (1 - y for binary, y for mse) and ``s`` its factor scale."""
+    ``a`` is the sample's label constant (1 - y for binary, y for mse) and ``s`` its factor scale.
+    Where the clip holds, the loss is flat, so the factor is 0 (``s / EPS`` there, added for a sample that
+    every proxy gets wrong, buried the other samples' gradient in float32)."""
+    zero = np.float32(0.0)
     if kind == BINARY:
-        q = max(abs(m - a), EPS)  # the mixed probability of the observed label
-        return q, s / q
+        q = abs(m - a)  # the mixed probability of the observed label
+        return max(q, EPS), s / q if q > EPS else zero
     if kind == MSE:
         r = m - a  # residual
         return r, s * r
-    d = max(m, TINY)  # mixture density relative to the per-sample best proxy
-    return d, s / d
+    # mixture density relative to the per-sample best proxy
+    return max(m, TINY), s / m if m > TINY else zero
 
 
 #: float16 rows (``storage="float16"``) convert to float32 in hardware: x86's F16C (every x86-64 CPU

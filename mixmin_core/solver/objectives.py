@@ -332,6 +332,13 @@ def _log(mixed: np.ndarray) -> np.ndarray:
     return mixed
 
 
+def _clipped_factor(scale, mixed: np.ndarray, floor, out: np.ndarray) -> None:
+    """``out = scale / mixed``, and 0 where ``mixed`` was clipped up to ``floor``: the loss is flat there
+    (see :func:`~mixmin_core.solver.kernels._finish`)."""
+    np.divide(scale, mixed, out=out)
+    np.copyto(out, 0.0, where=mixed <= floor)
+
+
 def _sub(vec, cols: slice):
     """``vec`` cut to the samples ``cols`` (a scalar stays as it is)."""
     return vec[..., cols] if isinstance(vec, np.ndarray) and vec.ndim else vec
@@ -364,7 +371,7 @@ class BinaryObjective(Objective):
         return -s * self.signs
 
     def _factor(self, mixed, scale, out):
-        np.divide(scale, mixed, out=out)  # -s a / q
+        _clipped_factor(scale, mixed, EPS, out)  # -s a / q
 
     def _loss(self, mixed, s):
         return -_weighted_sum(_log(mixed), s)
@@ -436,7 +443,7 @@ class LoglikObjective(Objective):
         np.maximum(mixed, TINY, out=mixed)
 
     def _factor(self, mixed, scale, out):
-        np.divide(scale, mixed, out=out)  # -s / p_w
+        _clipped_factor(scale, mixed, TINY, out)  # -s / p_w
 
     def _loss(self, mixed, s):
         shift = self._uniform_shift if s is self._uniform_s else _weighted_sum(self.shift, s)
