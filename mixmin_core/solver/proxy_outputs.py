@@ -81,7 +81,9 @@ class ProxyOutputs:
         token_counts = _check_token_counts(token_counts, kind, n_samples)
         natural = _check_natural(by_source("natural_weights", natural_weights, names), n_sources)
         ids = _check_ids(sample_ids, n_samples)
-        _check_values(values, kind)
+        low, high = _check_values(values, kind)
+        if kind == "mse":
+            _check_mse_scale(max(-low, high), float(np.abs(labels).max(initial=0.0)))
         if meta is not None and not isinstance(meta, dict):
             raise InputError(f"meta must be a dict (JSON-serialisable); got {describe(meta)}.")
         try:  # as saved: NumPy numbers as Python ones, a copy of the caller's (NaN would be JSON others refuse)
@@ -500,3 +502,18 @@ def _check_values(values, kind):
         )
     if kind == "loglik" and high > 0:
         raise InputError(f"values must be log-probabilities <= 0 for kind 'loglik'; got maximum {high:.3g}.")
+    return low, high
+
+
+#: Largest magnitude of an ``mse`` value or label: a residual of two such is squared, and multiplied by a
+#: value for the gradient, in float32 (at most 3.4e38).
+MSE_MAX_MAGNITUDE = 9e18
+
+
+def _check_mse_scale(values: float, labels: float) -> None:
+    """An InputError where squared errors would overflow float32 (the loss read inf, the gap nan)."""
+    if max(values, labels) > MSE_MAX_MAGNITUDE:
+        which = "values" if values >= labels else "labels"
+        raise InputError(f"{which} reach {max(values, labels):.3g} in magnitude; for kind 'mse' values and labels must "
+                         f"be within ±{MSE_MAX_MAGNITUDE:.0e}, as squared errors are float32. Rescale both (e.g. "
+                         "divide by the labels' standard deviation, after centring them).")
