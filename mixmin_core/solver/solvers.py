@@ -216,11 +216,17 @@ def start_weights(outputs: ProxyOutputs, init, name: str = "init") -> np.ndarray
     return w
 
 
+#: Most iterations one solve may take (its trajectory keeps each iterate: P floats each).
+MAX_ITER_LIMIT = 1_000_000
+
+
 def _check_params(step_size, max_iter, tol) -> tuple[float, int, float]:
     """Validated ``(step_size, max_iter, tol)`` as Python numbers (NumPy scalars accepted, bools not)."""
-    return (check_number("step_size", step_size, minimum=0, strict=True),
-            check_number("max_iter", max_iter, minimum=0, integer=True),
-            check_number("tol", tol, minimum=0))
+    max_iter = check_number("max_iter", max_iter, minimum=0, integer=True)
+    if max_iter > MAX_ITER_LIMIT:  # the trajectory keeps every iterate
+        raise InputError(f"max_iter must be at most {MAX_ITER_LIMIT:,} (every iterate is kept in the trajectory); "
+                         f"got {max_iter:,}. If {MAX_ITER_LIMIT:,} steps do not converge, try a larger step_size.")
+    return check_number("step_size", step_size, minimum=0, strict=True), max_iter, check_number("tol", tol, minimum=0)
 
 
 def _result(outputs, traj, losses, gaps, status, message, step_size) -> MixtureResult:

@@ -133,6 +133,9 @@ def check_simplex(name: str, weights, n_sources: int, atol: float = 1e-4) -> np.
     return (w / total).astype(np.float32)
 
 
+_INT64_MAX = 2**63 - 1
+
+
 def check_number(name: str, value, *, minimum: float | None = None, strict: bool = False,
                  integer: bool = False) -> float | int:
     """Return ``value`` as a Python int/float after checking it is a finite real number in range.
@@ -152,10 +155,15 @@ def check_number(name: str, value, *, minimum: float | None = None, strict: bool
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, ok_type):
         kind = "" if isinstance(value, np.ndarray) else f" of type {type(value).__name__}"
         raise InputError(f"{name} must be {want}; got {describe(value)}{kind}.")
-    number = int(value) if integer else float(value)
-    if not np.isfinite(number) or (
+    try:  # a Python int past float range (10**400) overflows float(); past int64, numpy refuses it
+        number = int(value) if integer else float(value)
+        too_large = integer and abs(number) > _INT64_MAX
+    except OverflowError:
+        number, too_large = float("inf"), True
+    if too_large or not np.isfinite(number) or (
             minimum is not None and (number <= minimum if strict else number < minimum)):
-        raise InputError(f"{name} must be {want}; got {value!r}.")
+        shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:20]}... ({len(repr(value))} digits)"
+        raise InputError(f"{name} must be {want}; got {shown}{' (too large)' if too_large else ''}.")
     return number
 
 

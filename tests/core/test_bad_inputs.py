@@ -87,6 +87,12 @@ BAD_LIBRARY_INPUTS: list[BadInput] = [
     BadInput("max_iter-bool", _solve(max_iter=True), InputError, f"max_iter {_NONNEG_INT}; got True of type bool"),
     BadInput("max_iter-nan", _solve(max_iter=float("nan")), InputError, f"max_iter {_NONNEG_INT}; got nan"),
     BadInput("max_iter-str", _solve(max_iter="100"), InputError, f"max_iter {_NONNEG_INT}; got '100'"),
+    BadInput("max_iter-huge-int", _solve(max_iter=2**70), InputError,
+             f"max_iter {_NONNEG_INT}; got 1180591620717411303424 \\(too large\\)"),  # was numpy's TypeError
+    BadInput("max_iter-over-limit", _solve(max_iter=10**12), InputError,
+             "max_iter must be at most 1,000,000 \\(every iterate is kept"),  # was a 7 TiB MemoryError
+    BadInput("step_size-past-float", _solve(step_size=10**400), InputError,
+             f"step_size {_POS}; got 10000000000000000000... \\(401 digits\\) \\(too large\\)"),  # OverflowError
     BadInput("tol-negative", _solve(tol=-1e-3), InputError, "tol must be a non-negative number; got -0.001"),
     BadInput("tol-nan", _solve(tol=float("nan")), InputError, "tol must be a non-negative number; got nan"),
     BadInput("tol-bool", _solve(tol=False), InputError, "tol must be a non-negative number; got False of type bool"),
