@@ -24,19 +24,21 @@ from mixmin_core.runs import layout
 from mixmin_core.runs.fileio import read_json
 from mixmin_core.runs.store import RunStore, default_home
 from mixmin_core.solver.synthetic import example_problem
+from pages._access import read_only
 
 EXAMPLE = "example"
 HEADLINE_METRICS = ("ap", "generative_loss")
 
 
 def store() -> RunStore:
-    """The run store at ``MIXMIN_HOME`` (one object per root: opening it writes the catalog schema)."""
-    return _store(str(default_home()))
+    """The run store at ``MIXMIN_HOME`` (one object per root: opening it writes the catalog schema; read-only,
+    it is opened for reading and nothing is created)."""
+    return _store(str(default_home()), read_only())
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
-def _store(root: str) -> RunStore:
-    return RunStore(root)
+def _store(root: str, read_only: bool) -> RunStore:
+    return RunStore(root, read_only=read_only)
 
 
 def mtime(path) -> float:

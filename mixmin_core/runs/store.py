@@ -132,19 +132,41 @@ def default_home() -> Path:
 class RunStore:
     """Catalog and folders of all runs under ``root`` (default :func:`default_home`)."""
 
-    def __init__(self, root: str | os.PathLike | None = None):
+    def __init__(self, root: str | os.PathLike | None = None, *, read_only: bool = False):
+        """``read_only`` (the app's read-only mode) opens the catalog for reading only and creates nothing:
+        the store may be a folder the app cannot write, or not exist yet (then it has no runs)."""
         self.root = Path(root).resolve() if root is not None else default_home()
-        self.root.mkdir(parents=True, exist_ok=True)
         self.db_path = self.root / "mixmin.db"
+        self.read_only = read_only
+        if read_only:
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
         with self._connect() as con:
             con.executescript(SCHEMA)
 
+    def _open(self) -> sqlite3.Connection:
+        if not self.read_only:
+            return sqlite3.connect(self.db_path, timeout=30.0)
+        if not self.db_path.exists():  # no catalog yet: an empty one, in memory
+            con = sqlite3.connect(":memory:")
+            con.executescript(SCHEMA)
+            return con
+        uri = self.db_path.as_uri()
+        con = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30.0)
+        try:
+            con.execute("SELECT 1 FROM runs LIMIT 1")
+        except sqlite3.OperationalError:  # a folder it cannot write: WAL's shared-memory file cannot be made
+            con.close()
+            con = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True)
+        return con
+
     @contextmanager
     def _connect(self):
-        con = sqlite3.connect(self.db_path, timeout=30.0)
+        con = self._open()
         con.row_factory = sqlite3.Row
         try:
-            con.execute("PRAGMA journal_mode=WAL")
+            if not self.read_only:
+                con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA busy_timeout=30000")
             with con:  # one transaction: committed on success, rolled back on error
                 yield con

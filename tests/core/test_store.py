@@ -55,6 +55,23 @@ def test_runs_jobs_units_results_round_trip(tmp_path):
     assert store.get_run("r1")["summary"] == {"best": "a"} and store.get_run("nope") is None
 
 
+def test_a_read_only_store_reads_and_creates_or_writes_nothing(tmp_path):
+    """The app's read-only mode: the catalog was opened for writing (schema, WAL), so a demo of a store the app
+    cannot write showed tracebacks, and a store that did not exist yet was created."""
+    import sqlite3
+
+    missing = RunStore(tmp_path / "none", read_only=True)
+    assert missing.list_runs() == [] and missing.list_jobs() == [] and not (tmp_path / "none").exists()
+    store = RunStore(tmp_path / "home")
+    store.create_run("r1", name="r", pipeline="synthetic", config={"a": 1})
+    store.start_job("r1")
+    reader = RunStore(tmp_path / "home", read_only=True)
+    assert [r["run_id"] for r in reader.list_runs()] == ["r1"] and len(reader.list_jobs("r1")) == 1
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        reader.set_run_status("r1", "done")
+    assert store.get_run("r1")["status"] == "created"
+
+
 def test_job_whose_process_died_is_reported(tmp_path):
     store = RunStore(tmp_path)
     store.create_run("r", name="n", pipeline="p", config={})
