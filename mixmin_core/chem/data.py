@@ -20,11 +20,13 @@ from pathlib import Path
 import numpy as np
 
 from mixmin_core.errors import InputError
+from mixmin_core.runs.layout import check_target_names
 from mixmin_core.solver.validation import check_csv_header, check_names, check_number
 
 log = logging.getLogger("mixmin.chem")
 
 MISSING = -1  # label code for "not tested"
+TRAIN_SUFFIX = "@train"  # a source named <target>@train is that target's own fit + validation rows
 PARQUET_SUFFIXES = (".parquet", ".pq")
 _AID = re.compile(r"(?:PCBA-|assayID-|AID)?(\d+)$")
 
@@ -175,6 +177,11 @@ def load_assay_table(path, *, smiles_column: str = "smiles", ignore_columns: Seq
         raise InputError(f"{path}: no assay columns besides {smiles_col!r}"
                          + (f" starting with {assay_prefix!r}" if assay_prefix else "") + ".")
     check_names(f"{path}: assay columns", columns)  # they become source names, in exports and downloads too
+    check_target_names(columns, f"{path}: assay columns")  # any of them may be a target, named in file names
+    suffixed = [c for c in columns if c.endswith(TRAIN_SUFFIX)]
+    if suffixed:  # the suffix names a target's own training rows as a source
+        raise InputError(f"{path}: assay column {suffixed[0]!r} ends in {TRAIN_SUFFIX!r}, which names a target's own "
+                         "training rows; rename it.")
     labels = _label_matrix(frame, columns, path)
     smiles = frame[smiles_col].fillna("").astype(str).to_numpy(dtype=object)
     _check_one_row_per_molecule(path, smiles)

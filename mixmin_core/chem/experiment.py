@@ -55,7 +55,7 @@ from mixmin_core.runs.runner import RunContext, Unit
 from mixmin_core.solver.proxy_outputs import ProxyOutputs
 
 log = logging.getLogger("mixmin.chem")
-TRAIN = "@train"  # suffix of a target's fit + validation rows (its target-only model's training set)
+TRAIN = chemdata.TRAIN_SUFFIX  # suffix of a target's fit + validation rows (its target-only model's training set)
 
 
 # ---- inputs ------------------------------------------------------------------------------------

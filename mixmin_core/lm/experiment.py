@@ -86,6 +86,7 @@ def check_target_specs(targets: list) -> None:
     names = [target_name(t) for t in targets]
     if len(set(names)) != len(names):
         raise ConfigError(f"targets: need unique names; got {names}.")
+    layout.check_target_names(names, "targets")
 
 
 def target_path(spec: dict) -> Path:

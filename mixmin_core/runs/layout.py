@@ -34,6 +34,30 @@ def safe_name(name: str) -> str:
     return _SAFE.sub("-", str(name))
 
 
+#: Target names the reports keep for themselves (the mean over targets).
+RESERVED_TARGETS = ("overall",)
+
+
+def check_target_names(names, what: str) -> None:
+    """An InputError unless each name gets a problem key of its own: none reserved, none holding ``__`` (the
+    key's separator), and no two alike once :func:`safe_name` has made them file names (``ER α`` and ``ER-α``
+    both become ``ER--``: one's files would overwrite the other's)."""
+    names = [str(n) for n in names]
+    reserved = [n for n in names if n in RESERVED_TARGETS]
+    if reserved:
+        raise InputError(f"{what}: {reserved[0]!r} is the name the reports give the mean over targets; rename it.")
+    split = [n for n in names if "__" in n]
+    if split:
+        raise InputError(f"{what}: {split[0]!r} holds '__', which separates the parts of a problem's file names; "
+                         "rename it (e.g. with a single '_').")
+    seen: dict[str, str] = {}
+    for name in names:
+        other = seen.setdefault(safe_name(name), name)
+        if other != name:
+            raise InputError(f"{what}: {other!r} and {name!r} would share files ({safe_name(name)!r}: characters other "
+                             "than letters, digits and . _ + - become '-'); rename one of them.")
+
+
 @dataclass(frozen=True)
 class Problem:
     """One (target, variant, trial) mixture problem within a run."""
@@ -49,7 +73,10 @@ class Problem:
 
     @classmethod
     def from_key(cls, key: str) -> Problem:
+        """The problem a key names; ValueError for anything but ``TARGET[__VARIANT]__trialN``."""
         parts = key.split("__")
+        if not 2 <= len(parts) <= 3 or not parts[-1].startswith("trial"):
+            raise ValueError(f"not a problem key: {key!r}")
         trial = int(parts[-1].removeprefix("trial"))
         return cls(parts[0], trial, parts[1] if len(parts) == 3 else "")
 
@@ -80,7 +107,12 @@ def list_problems(run_dir: Path) -> list[Problem]:
     folder = Path(run_dir) / "proxy_outputs"
     if not folder.exists():
         return []
-    probs = {Problem.from_key(p.stem) for p in folder.glob("*.json")}
+    probs = set()
+    for path in folder.glob("*.json"):
+        try:
+            probs.add(Problem.from_key(path.stem))
+        except ValueError:  # not a problem's file (or a run from before names with '__' were refused)
+            continue
     return sorted(probs, key=lambda p: (p.target, p.variant, p.trial))
 
 

@@ -162,6 +162,11 @@ def test_a_repeated_assay_column_is_refused(tmp_path):
 @pytest.mark.parametrize(("header", "match"), [
     (b'smiles,"a\nimport os",B', r"assay columns: names must not hold line breaks or control characters; got 'a\\nimport os'"),
     (b"smiles,=HYPERLINK(1),B", r"assay columns: names must not start with =, \+, -, @ .*got '=HYPERLINK\(1\)'"),
+    # PPAR\u03b3 and PPAR\u03b4 both became PPAR- in file names: one target's mixtures overwrote the other's
+    ("smiles,PPAR\u03b3,PPAR\u03b4".encode(), r"'PPAR\u03b3' and 'PPAR\u03b4' would share files \('PPAR-'"),
+    (b"smiles,overall,B", r"'overall' is the name the reports give the mean over targets"),
+    (b"smiles,a__b,B", r"'a__b' holds '__', which separates the parts"),  # read back as target a, setting b
+    (b"smiles,T,T@train", r"assay column 'T@train' ends in '@train', which names a target's own training rows"),
 ])
 def test_assay_names_that_would_break_an_export_or_a_spreadsheet_are_refused(tmp_path, header, match):
     """They become source names: the run failed on them only after its proxies were trained."""

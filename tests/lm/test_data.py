@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from mixmin_core.errors import InputError
+from mixmin_core.errors import InputError, MixminError
 from mixmin_core.lm import data
 
 
@@ -132,6 +132,18 @@ def test_error_a_source_in_two_files(tmp_path):
         fh.write('{"text": "z"}\n')
     with pytest.raises(InputError, match=r"a.jsonl and a.jsonl.gz are both source 'a'; keep one of them"):
         data.find_source_files(tmp_path)
+
+
+@pytest.mark.parametrize(("names", "match"), [
+    (["my target", "my-target"], r"'my target' and 'my-target' would share files"),  # they shared every result
+    (["overall", "mcq"], r"'overall' is the name the reports give the mean over targets"),
+    (["my__docs", "mcq"], r"'my__docs' holds '__'"),
+])
+def test_error_target_names_that_would_not_get_files_of_their_own(names, match):
+    from mixmin_core.lm.experiment import check_target_specs
+
+    with pytest.raises(MixminError, match=match):
+        check_target_specs([{"name": n, "kind": "jsonl", "path": "t.jsonl"} for n in names])
 
 
 def test_error_a_source_file_name_a_spreadsheet_would_run(tmp_path):
