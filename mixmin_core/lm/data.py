@@ -27,10 +27,9 @@ TARGET_KINDS = ("piqa", "arc_easy", "sciq", "openwebmath", "jsonl")
 SUFFIXES = (".jsonl.gz", ".jsonl")
 
 
-def _open_text(path: Path):
-    # utf-8-sig: a byte-order mark (some editors write one) is skipped, not read as part of the first record
-    return gzip.open(path, "rt", encoding="utf-8-sig", newline="\n") if path.name.endswith(".gz") \
-        else open(path, encoding="utf-8-sig", newline="\n")
+def _open_lines(path: Path):
+    """The file's lines as bytes, split on ``\n`` only (decoded one by one, so an error names its line)."""
+    return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
 
 
 def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
@@ -49,9 +48,12 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
     if path.suffix == ".zst":
         raise InputError(f"{path}: zstd-compressed (as SlimPajama ships its shards); decompress it first "
                          f"(zstd -d {path.name}) or recompress with gzip.")
+    i = 0
     try:
-        with _open_text(path) as fh:
-            for i, line in enumerate(fh, 1):
+        with _open_lines(path) as fh:
+            for i, raw in enumerate(fh, 1):
+                # a byte-order mark (some editors write one) is skipped, not read as part of the first record
+                line = raw.decode("utf-8-sig" if i == 1 else "utf-8")
                 if not line.strip():
                     continue
                 try:
@@ -61,10 +63,31 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
                                      "expected one JSON object per line.") from None
                 if not isinstance(rec, dict):
                     raise InputError(f"{path}: line {i} is a {type(rec).__name__}, expected a JSON object.")
+                if "\\ud" in line.lower():  # an escaped UTF-16 surrogate: fine in a pair, not alone
+                    _check_surrogates(rec, path, i)
                 yield i, rec
-    except (OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: line {i} is not UTF-8 ({exc.reason}: byte {exc.object[exc.start:exc.start + 1]!r} "
+                         f"at byte {exc.start + 1} of the line); save the file as UTF-8.") from None
+    except (OSError, EOFError, zlib.error) as exc:
         raise InputError(f"{path}: cannot read as {'gzip ' if path.name.endswith('.gz') else ''}"
                          f"UTF-8 JSON Lines ({exc}).") from None
+
+
+def _check_surrogates(value, path: Path, line: int) -> None:
+    """An InputError for a string holding a lone UTF-16 surrogate (``"\\ud83d"`` alone: half of an emoji, cut
+    off when the text was scraped): no tokenizer can encode it."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        for item in value:
+            _check_surrogates(item, path, line)
+    elif isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InputError(f"{path}: line {line} holds a lone UTF-16 surrogate ({value[exc.start]!r}, e.g. half of "
+                             "an emoji cut off); remove it or write the whole character.") from None
 
 
 def read_jsonl(path: str | os.PathLike, *, limit: int | None = None) -> list[dict]:

@@ -134,6 +134,19 @@ def test_error_a_source_in_two_files(tmp_path):
         data.find_source_files(tmp_path)
 
 
+def test_error_a_lone_surrogate_or_a_non_utf8_byte_names_its_line(tmp_path):
+    """A lone surrogate passed --dry-run and failed the run in the tokenizer's training; a bad byte was placed
+    by its offset in a read buffer (position 8,080 for a byte 98,192 bytes in)."""
+    good = '{"text": "a pair \\ud83d\\ude00 is fine"}\n'
+    (tmp_path / "s.jsonl").write_text(good + '{"text": "half \\ud83d of an emoji"}\n')
+    with pytest.raises(InputError, match=r"s.jsonl: line 2 holds a lone UTF-16 surrogate \('\\ud83d'"):
+        list(data.iter_jsonl(tmp_path / "s.jsonl"))
+    (tmp_path / "b.jsonl").write_bytes(good.encode() * 3000 + b'{"text": "bad \xff"}\n')
+    with pytest.raises(InputError, match=r"b.jsonl: line 3001 is not UTF-8 \(invalid start byte: byte b'\\xff' at byte 15"):
+        list(data.iter_jsonl(tmp_path / "b.jsonl"))
+    assert next(data.iter_jsonl(tmp_path / "s.jsonl"))[1]["text"] == "a pair \U0001f600 is fine"
+
+
 @pytest.mark.parametrize(("names", "match"), [
     (["my target", "my-target"], r"'my target' and 'my-target' would share files"),  # they shared every result
     (["overall", "mcq"], r"'overall' is the name the reports give the mean over targets"),
