@@ -36,7 +36,8 @@ from mixmin_core.runs.fileio import read_json, write_json, write_text
 from mixmin_core.runs.runner import BACKENDS, JobCancelled, RunContext
 from mixmin_core.runs.store import RunLock, RunStore
 
-#: In a run folder: the backend and ``--workers`` its last job was started with (``resume`` starts the same way).
+#: In a run folder: the backend, ``--workers`` and working directory its last job was started with (``resume``
+#: starts the same way, where relative paths in the config mean the same files).
 EXECUTION_FILE = "execution.json"
 log = logging.getLogger("mixmin.jobs")
 #: The signal that is stopping this job (set by the handler; any error after it is a cancellation).
@@ -132,6 +133,11 @@ def cmd_run(args) -> int:
         check_address(os.environ["RAY_ADDRESS"])  # before any run folder exists
     store = RunStore()
     run_id = run_id_for(name, resolved)
+    resuming = getattr(args, "resuming", None)
+    if resuming and run_id != resuming:  # it would start another run, and leave the one asked for as it was
+        raise ConfigError(f"run {resuming} cannot resume: a file or folder its config names has changed (or moved) "
+                          "since it started, and a run reads the same files throughout. Restore them, or start a new "
+                          f"run on the changed files with `python -m jobs run {store.run_dir(resuming) / 'config.json'}`.")
     with RunLock(store.run_dir(run_id)) as lock:  # a second start of this run refuses here
         return _run_locked(args, store, run_id, lock, pipeline, name, config, resolved, backend)
 
@@ -141,7 +147,7 @@ def _run_locked(args, store, run_id, lock, pipeline, name, config, resolved, bac
     store.create_run(run_id, name=name, pipeline=resolved["pipeline"], config=resolved, dataset=dataset)
     log_path = store.run_dir(run_id) / "logs" / f"job-{os.getpid()}.log"
     job_id = store.start_job(run_id, log_path=str(log_path))
-    write_json(store.run_dir(run_id) / EXECUTION_FILE, {"backend": backend, "workers": args.workers})
+    write_json(store.run_dir(run_id) / EXECUTION_FILE, {"backend": backend, "workers": args.workers, "cwd": os.getcwd()})
     previous = {}
     try:
         previous = _install_stop_handlers()
@@ -250,6 +256,11 @@ def cmd_resume(args) -> int:
         raise ConfigError(f"no run {args.run_id!r} in {store.root}; `python -m jobs status` lists them.")
     folder = store.run_dir(args.run_id)
     last = _last_execution(folder)
+    if last.get("cwd") and Path(last["cwd"]) != Path.cwd():  # a config's relative paths mean what they meant
+        os.environ["MIXMIN_HOME"] = str(store.root)  # the same store, wherever a relative MIXMIN_HOME pointed
+        os.chdir(last["cwd"])
+        print(f"resuming in {last['cwd']}, where the run started (its config's relative paths are relative to it)",
+              file=sys.stderr)
     given = {"backend": args.backend, "workers": args.workers}
     if not os.environ.get("RAY_ADDRESS"):  # as its last job ran, unless told otherwise
         kept = {key: last[key] for key, value in given.items() if value is None and last.get(key) is not None}
@@ -258,21 +269,22 @@ def cmd_resume(args) -> int:
                   + " (as its last job ran)", file=sys.stderr)
         given.update(kept)
     return cmd_run(argparse.Namespace(**{**vars(args), **given, "config": str(folder / "config.json"), "set": [],
-                                         "dry_run": False}))
+                                         "dry_run": False, "resuming": args.run_id}))
 
 
 def _last_execution(folder: Path) -> dict:
-    """The backend and ``--workers`` the run's last job was started with ({} for a run from before this
-    was recorded, or an unreadable record)."""
+    """The backend, ``--workers`` and working directory the run's last job was started with ({} for a run
+    from before this was recorded, or an unreadable record)."""
     try:
         last = read_json(folder / EXECUTION_FILE)
     except (OSError, ValueError):
         return {}
     if not isinstance(last, dict):
         return {}
-    backend, workers = last.get("backend"), last.get("workers")
+    backend, workers, cwd = last.get("backend"), last.get("workers"), last.get("cwd")
     return {"backend": backend if backend in BACKENDS else None,
-            "workers": workers if isinstance(workers, int) and 1 <= workers <= MAX_WORKERS else None}
+            "workers": workers if isinstance(workers, int) and 1 <= workers <= MAX_WORKERS else None,
+            "cwd": cwd if isinstance(cwd, str) and Path(cwd).is_dir() else None}
 
 
 def cmd_cancel(args) -> int:

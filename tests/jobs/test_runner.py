@@ -195,7 +195,7 @@ def test_resume_starts_as_the_last_job_did_unless_told_otherwise(capsys, monkeyp
     store = RunStore()
     (run,) = store.list_runs()
     record = store.run_dir(run["run_id"]) / "execution.json"
-    assert json.loads(record.read_text()) == {"backend": "local", "workers": 2}
+    assert json.loads(record.read_text()) == {"backend": "local", "workers": 2, "cwd": os.getcwd()}
     capsys.readouterr()
     assert main(["resume", run["run_id"], "--quiet"]) == 0
     assert "resuming with --backend local, --workers 2 (as its last job ran)" in capsys.readouterr().err
@@ -203,7 +203,29 @@ def test_resume_starts_as_the_last_job_did_unless_told_otherwise(capsys, monkeyp
     assert main(["resume", run["run_id"], "--quiet", "--backend", "local"]) == 0  # what is given wins
     err = capsys.readouterr().err
     assert "resuming with --workers 3 (as its last job ran)" in err and "ray" not in err
-    assert json.loads(record.read_text()) == {"backend": "local", "workers": 3}
+    assert json.loads(record.read_text()) == {"backend": "local", "workers": 3, "cwd": os.getcwd()}
     record.write_text("not json")  # an unreadable record: the defaults, no message
     assert main(["resume", run["run_id"], "--quiet"]) == 0
     assert "resuming with" not in capsys.readouterr().err
+
+
+def test_resume_runs_where_the_run_started_and_refuses_changed_inputs(capsys, monkeypatch, tmp_path):
+    """From another folder a config's relative paths named other files (or none): the resume failed, or silently
+    started another run and left the one asked for as it was."""
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("MIXMIN_HOME", str(Path(os.environ["MIXMIN_HOME"]).resolve()))
+    start, elsewhere = tmp_path / "start", tmp_path / "elsewhere"
+    start.mkdir(), elsewhere.mkdir()
+    monkeypatch.chdir(start)
+    assert main(["run", DEMO, "--quiet"]) == 0
+    (run,) = RunStore().list_runs()
+    monkeypatch.chdir(elsewhere)
+    capsys.readouterr()
+    assert main(["resume", run["run_id"], "--quiet"]) == 0
+    assert f"resuming in {start}, where the run started" in capsys.readouterr().err
+    assert Path.cwd() == start and len(RunStore().list_runs()) == 1
+    config = RunStore().run_dir(run["run_id"]) / "config.json"  # as if a file it names had changed: another id
+    config.write_text(config.read_text().replace('"trials": 3', '"trials": 2'))
+    assert main(["resume", run["run_id"], "--quiet"]) == 2
+    assert f"run {run['run_id']} cannot resume: a file or folder its config names has changed" in capsys.readouterr().err
+    assert len(RunStore().list_runs()) == 1
