@@ -263,9 +263,12 @@ def _parse_record(kind: str, rec: dict, i: int, where: str) -> TargetExample | N
     def label(n_choices):
         """The correct choice's index; None when unlabelled (absent, null or -1)."""
         value = rec.get("label")
-        if value is None and isinstance(rec.get("answerKey"), str) and isinstance(rec.get("choices"), dict):
+        if value is None and rec.get("answerKey") not in (None, "") and isinstance(rec.get("choices"), dict):
             keys = rec["choices"].get("label") or []  # Hugging Face's ARC: answerKey "B" among labels A-D
-            value = keys.index(rec["answerKey"]) if rec["answerKey"] in keys else value
+            if rec["answerKey"] not in keys:  # an answer given that names no choice: not an unlabelled record
+                raise InputError(f"{where}: 'answerKey' {rec['answerKey']!r} is not one of the choices' labels "
+                                 f"{keys!r}; it must name the correct choice.")
+            value = keys.index(rec["answerKey"])
         if value is None or value == -1:
             return None
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < n_choices:
@@ -323,6 +326,10 @@ def load_target(kind: str, path: str | os.PathLike, *, limit: int | None = None)
         missing = [f for f in _REQUIRED[kind] if f not in rec]
         if kind == "jsonl" and "text" not in rec and not {"question", "choices", "label"} <= set(rec):
             missing = ["text"]
+        if missing == ["text"] and {"question", "choices"} & set(rec):  # a question, not a document
+            hint = " (this is Hugging Face's ARC layout: use kind: arc_easy)" if "answerKey" in rec else ""
+            raise InputError(f"{path}: line {i} reads as a multiple-choice question, which needs 'question', "
+                             f"'choices' and 'label' (the correct choice's index){hint}; it has {sorted(rec)[:8]}.")
         if missing:
             raise InputError(f"{path}: line {i} lacks field(s) {missing} required for target kind {kind!r} "
                              f"(fields: {sorted(rec)[:8]}).")

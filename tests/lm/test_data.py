@@ -230,6 +230,17 @@ def test_arc_in_hugging_faces_layout(tmp_path):
                                             "choices": {"text": ["x", "y", "z"], "label": ["A", "B", "C"]}}])
     (example,) = data.load_target("arc_easy", path)
     assert (example.answer, example.label, example.choices, example.sample_id) == ("y", 1, ("x", "y", "z"), "q1")
+    with pytest.raises(InputError, match=r"arc.jsonl: line 1 reads as a multiple-choice question, which needs .*"
+                                         r"Hugging Face's ARC layout: use kind: arc_easy"):
+        data.load_target("jsonl", path)  # it said the record lacked 'text'
+    nolabel = _write(tmp_path / "q.jsonl", [{"question": "q", "choices": ["x", "y"], "answer": 1}])
+    with pytest.raises(InputError, match=r"q.jsonl: line 1 reads as a multiple-choice question, which needs "
+                                         r"'question', 'choices' and 'label' \(the correct choice's index\); it has"):
+        data.load_target("jsonl", nolabel)
+    bad = _write(tmp_path / "bad.jsonl", [{"id": "q1", "question": "q", "answerKey": "Z",
+                                           "choices": {"text": ["x", "y"], "label": ["A", "B"]}}])
+    with pytest.raises(InputError, match=r"bad.jsonl: line 1: 'answerKey' 'Z' is not one of the choices' labels \['A', 'B'\]"):
+        data.load_target("arc_easy", bad)  # it was dropped as a record "without an answer"
 
 
 def test_limit_zero_reads_nothing_and_a_negative_limit_is_refused(tmp_path):
