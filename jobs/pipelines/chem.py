@@ -17,7 +17,7 @@ from mixmin_core.chem.experiment import (
     load_table,
     make_plan,
 )
-from mixmin_core.chem.fingerprints import check_smiles
+from mixmin_core.chem.fingerprints import cached_fingerprints, check_one_molecule_per_row, check_smiles
 from mixmin_core.engine.experiment import Settings, run_experiment
 from mixmin_core.engine.methods import METHODS, REGMIX_PRESETS
 from mixmin_core.errors import ConfigError
@@ -102,10 +102,14 @@ def dataset(config: ChemConfig) -> str:
 def validate(config: ChemConfig) -> None:
     """Read the table and metadata and check targets, source counts and assays before any run folder exists."""
     table = load_table(config.data)
-    check_smiles(table.smiles, where=f"{table.path}: column {config.smiles_column!r}")
+    where = f"{table.path}: column {config.smiles_column!r}"
+    check_smiles(table.smiles, where=where)
+    # every molecule parsed now (the run reads them from the cache): a target whose positives do not parse fails here
+    fps, _ = cached_fingerprints(list(table.smiles), radius=config.radius, n_bits=config.n_bits)
+    check_one_molecule_per_row(table.smiles, fps, where=where)
     make_plan(table, targets=config.targets, n_targets=config.n_targets, source_counts=config.source_counts,
               proxy_budgets=config.proxy_budgets, trials=config.trials, include_target=config.include_target,
-              test_fraction=config.test_fraction)
+              test_fraction=config.test_fraction, valid=fps.valid)
     load_metadata(config.data)
 
 

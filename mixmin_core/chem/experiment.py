@@ -260,9 +260,15 @@ class ChemDomain:
             "smiles_path": str(smiles_p), "radius": models.radius, "n_bits": models.n_bits, "output": self.feat_p},
             output=Path(self.feat_p), kind="features")], "fingerprints")["features"]
         _, self.valid = load_feature_matrix(self.feat_p)
+        if not self.valid.all():  # said on every run (a cached featurization logs nothing)
+            log.warning("%d of %d molecules have SMILES RDKit cannot parse and are left out, e.g. %s",
+                        (~self.valid).sum(), self.valid.size, feat.get("invalid_examples", [])[:3])
         self.plan, dropped = make_plan(table, targets=targets, n_targets=n_targets, source_counts=source_counts,
                                        proxy_budgets=proxy_budgets, trials=trials, valid=self.valid,
                                        include_target=include_target, test_fraction=models.test_fraction)
+        if dropped:
+            log.warning("%d assay(s) without both classes among the parsed molecules are left out: %s",
+                        len(dropped), ", ".join(d["assay"] for d in dropped[:5]) + (", ..." if len(dropped) > 5 else ""))
         self.table_key = fingerprint_key(list(table.smiles), models.radius, models.n_bits)
         self._write_sources(load_metadata(data))
         self.splits_p = {k: str(ctx.path("splits", f"trial{k}.npz")) for k in range(trials)}

@@ -102,6 +102,29 @@ def check_smiles(smiles: Sequence[str], *, where: str, sample: int = 500) -> Non
                              f"{head[:3]}; point smiles_column at the column of SMILES strings.")
 
 
+def check_one_molecule_per_row(smiles: Sequence[str], fps: Fingerprints, *, where: str) -> None:
+    """An InputError naming rows that hold the same molecule written two ways (``OCC`` and ``CCO``; the exact
+    repeats are refused when the table is read). Rows with equal fingerprints are the candidates; RDKit's
+    canonical SMILES (stereochemistry included) decides."""
+    from rdkit import Chem, rdBase
+
+    m = fps.matrix
+    groups: dict[bytes, list[int]] = {}
+    for i in np.flatnonzero(fps.valid):
+        groups.setdefault(m.indices[m.indptr[i]:m.indptr[i + 1]].tobytes(), []).append(int(i))
+    seen: dict[str, int] = {}
+    with rdBase.BlockLogs():
+        for rows in (g for g in groups.values() if len(g) > 1):
+            for i in rows:
+                canonical = Chem.MolToSmiles(Chem.MolFromSmiles(str(smiles[i])))
+                first = seen.setdefault(canonical, i)
+                if first != i:
+                    raise InputError(f"{where}: data rows {first + 1:,} and {i + 1:,} ({smiles[first]!r} and "
+                                     f"{smiles[i]!r}) are the same molecule; merge them into one row (its label for each "
+                                     "assay), or the per-assay splits could put it in a source's training rows and a "
+                                     "target's test rows at once.")
+
+
 def fingerprint_key(smiles: Sequence[str], radius: int, n_bits: int) -> str:
     """Content hash of the SMILES list and parameters (the cache key)."""
     h = hashlib.sha256(f"morgan:{radius}:{n_bits}\n".encode())

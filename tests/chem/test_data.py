@@ -136,6 +136,25 @@ def test_target_whose_test_split_would_hold_no_positive_is_refused_before_any_wo
     check_target(table, "rare3", data.informative_assays(table)[0])
 
 
+def test_validation_parses_every_molecule_before_any_work(tmp_path, toxcast_head):
+    """--dry-run passed a target whose positives were all unparsable SMILES (the run then failed), and OCC beside
+    CCO (one molecule, two rows) passed both."""
+    frame = toxcast_head.copy()
+    frame["lost"] = 0
+    frame.loc[frame.index[:6], "lost"] = 1
+    frame.loc[frame.index[:6], "smiles"] = [f"XX{i}" for i in range(6)]
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(InputError, match=r"target 'lost' has 0 positives"):
+        validate(ChemConfig(dataset="", path=str(path), targets=["lost"], source_counts=["all"]))
+    frame = toxcast_head.copy()
+    frame.loc[frame.index[[3, 7]], "smiles"] = ["OCC", "C(O)C"]
+    frame.to_csv(path, index=False)
+    with pytest.raises(InputError, match=r"t.csv: column 'smiles': data rows 4 and 8 \('OCC' and 'C\(O\)C'\) are the "
+                                         r"same molecule; merge them"):
+        validate(ChemConfig(dataset="", path=str(path), source_counts=["all"]))
+
+
 def test_a_molecule_on_two_rows_is_refused(tmp_path, toxcast_head):
     frame = toxcast_head.copy()
     frame = pd.concat([frame, frame.iloc[:5]], ignore_index=True)  # five molecules repeated
