@@ -225,7 +225,12 @@ def read_config_file(path: str | Path) -> dict:
     except OSError as exc:
         raise ConfigError(f"config file {path} cannot be read ({exc.strerror}).") from None
     try:
+        if path.suffix != ".toml":
+            _check_aliases(text, str(path))
         data = tomllib.loads(text) if path.suffix == ".toml" else yaml.load(text, Loader=ConfigLoader)
+        _check_depth(data, str(path))
+    except RecursionError:
+        raise ConfigError(f"{path}: values are nested too deeply (at most {MAX_DEPTH} levels of lists and mappings).") from None
     except yaml.MarkedYAMLError as exc:
         where = f" at line {exc.problem_mark.line + 1}, column {exc.problem_mark.column + 1}" if exc.problem_mark else ""
         raise ConfigError(f"{path}: not valid YAML{where} ({exc.problem}).") from None
@@ -242,6 +247,35 @@ def read_config_file(path: str | Path) -> dict:
         raise ConfigError(f"{path}: a config is a mapping with a 'pipeline' key; the 'pipeline' key is missing: "
                           f"add one naming a pipeline out of {sorted(PIPELINES)}, e.g. 'pipeline: synthetic'.")
     return data
+
+
+#: Deepest nesting of lists and mappings a config value may have (configs use 3; 50,000 hit Python's recursion limit).
+MAX_DEPTH = 32
+#: Most YAML aliases (``*name``) a config file may use: a few hundred characters of aliases to aliases expand to
+#: millions of elements (an alias "bomb"); 20 expand to at most a few thousand.
+MAX_ALIASES = 20
+
+
+def _check_depth(value, where: str) -> None:
+    """A ConfigError when ``value`` nests lists and mappings deeper than :data:`MAX_DEPTH` (checked without
+    recursion, before anything recurses through it)."""
+    level = [value]
+    for _ in range(MAX_DEPTH + 1):
+        level = [v for item in level for v in (item.values() if isinstance(item, dict) else
+                                              item if isinstance(item, list) else ())]
+        if not level:
+            return
+    raise ConfigError(f"{where}: values are nested too deeply (at most {MAX_DEPTH} levels of lists and mappings).")
+
+
+def _check_aliases(text: str, where: str) -> None:
+    try:
+        aliases = sum(isinstance(token, yaml.AliasToken) for token in yaml.scan(text))
+    except yaml.YAMLError:
+        return  # the parse that follows reports it, with its line
+    if aliases > MAX_ALIASES:
+        raise ConfigError(f"{where}: uses {aliases} YAML aliases (*name); a config may use at most {MAX_ALIASES} "
+                          "(aliases of aliases can expand to millions of values). Write the values out.")
 
 
 def parse_override_value(key: str, raw: str):
@@ -269,6 +303,10 @@ def parse_override_value(key: str, raw: str):
                 raise ConfigError(f"--set {key}: YAML {what} are not accepted in overrides; write the value out "
                                   "in full, e.g. --set assays=[A, B].")
         value = yaml.load(raw, Loader=ConfigLoader)
+        _check_depth(value, f"--set {key}")
+    except RecursionError:
+        raise ConfigError(f"--set {key}: the value is nested too deeply (at most {MAX_DEPTH} levels of lists and "
+                          "mappings).") from None
     except yaml.MarkedYAMLError as exc:
         raise ConfigError(f"--set {key}: cannot parse the value {raw[:60]!r} as YAML ({exc.problem}); "
                           "quote text, and close lists, e.g. --set assays=[A, B].") from None
@@ -293,11 +331,15 @@ def _plain(key: str, value):
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
     """Apply dotted ``key=value`` overrides (values parsed by :func:`parse_override_value`)."""
     data = json.loads(json.dumps(data, default=str))
+    given: set[str] = set()
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(f"--set expects key=value; got {item[:60]!r}.")
         key, raw = item.split("=", 1)
         key = key.strip()
+        if key in given:  # as a key written twice in a YAML file: not last-wins
+            raise ConfigError(f"--set {key[:60]} is given twice; give it once.")
+        given.add(key)
         parts = key.split(".")
         if not key or not all(p.isidentifier() for p in parts):
             raise ConfigError(f"--set key must be a field name such as 'trials' or a dotted one such as 'proxy.n_trees'; got {key[:60]!r}.")

@@ -48,6 +48,8 @@ CLI = [
     ("seed-negative", SYN, ["seed=-1"], r"seed: must be >= 0; got -1"),
     ("seed-float", SYN, ["seed=1.5"], r"seed: must be an integer"),
     ("trials-zero", SYN, ["trials=0"], r"trials: must be >= 1; got 0"),
+    ("set-twice", SYN, ["trials=1", "trials=2"], r"--set trials is given twice; give it once"),  # was last-wins
+    ("set-deep", SYN, ["name=" + "[" * 1000 + "]" * 1000], r"--set name: the value is nested too deeply"),
     ("trials-float", SYN, ["trials=2.7"], r"trials: must be an integer"),
     ("trials-text", SYN, ["trials=abc"], r"trials: must be an integer"),
     ("trials-bool", SYN, ["trials=true"], r"trials: must be an integer"),
@@ -203,6 +205,14 @@ FILES = [  # (id, file name, content, match): the config file itself is bad
     ("file-nested-value", "nested.yaml", "pipeline: synthetic\nn_sources: {a: 1}\n", r"n_sources: must be an integer"),
     ("file-alias-bomb", "bomb.yaml", "pipeline: synthetic\nname: synthetic\nn_sources: &a 3\nn_categories: *a\nseed: [*a]\n",
      r"seed: must be an integer"),
+    # 9 levels of 9 aliases: 9**10 values, past 1.7 GB and 60 s before it was stopped
+    ("file-alias-bomb-expanding", "bomb9.yaml", "pipeline: synthetic\na0: &a0 [1, 2, 3]\n" + "".join(
+        f"a{k}: &a{k} [{', '.join([f'*a{k - 1}'] * 9)}]\n" for k in range(1, 10)),
+     r"bomb9.yaml: uses 81 YAML aliases \(\*name\); a config may use at most 20"),
+    ("file-deep", "deep.yaml", "pipeline: synthetic\nx: " + "[" * 50_000 + "]" * 50_000 + "\n",
+     r"deep.yaml: values are nested too deeply \(at most 32 levels"),  # a RecursionError traceback
+    ("file-deep-toml", "deep.toml", "pipeline = 'synthetic'\nx = " + "[" * 500 + "]" * 500 + "\n",
+     r"deep.toml: values are nested too deeply"),
 ]
 
 
