@@ -70,6 +70,8 @@ def cmd_export(args) -> int:
         raise InputError("--budget-tokens (or --budget-rows) is required: the total amount the final model trains on.")
     budget, max_epochs = _number("--budget-tokens", args.budget), _number("--max-epochs", args.max_epochs)
     seed = _integer("--seed", args.seed)
+    if not 0 <= seed < 2**32:  # what the snippet's shuffles take
+        raise InputError(f"--seed must be an integer from 0 to {2**32 - 1}; got {args.seed}.")
     result = _read_weights(args.weights) if args.weights else _run_mixture(run_dir, problem, args.method)
     sizes, unit, documents, tokenizer = _sizes(args, run_dir)
     if args.unit is not None:
@@ -127,7 +129,7 @@ def _run(args):
 
     store = RunStore()
     run_dir = store.run_dir(args.run)
-    if not run_dir.is_dir():
+    if store.get_run(args.run) is None or not run_dir.is_dir():  # the catalog's ids: never a path elsewhere
         raise InputError(f"no run {args.run!r} in {store.root}; `python -m jobs status` lists the runs.")
     if args.problem is None:
         if args.weights is not None:
@@ -165,6 +167,8 @@ def _read_weights(path) -> MixtureResult:
         result = MixtureResult.from_dict(data)
     except FileNotFoundError:
         raise InputError(f"{path}: file not found.") from None
+    except OSError as exc:  # a folder, a file without read permission
+        raise InputError(f"{path}: cannot read it as a mixture JSON ({exc.strerror}).") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: not valid JSON ({exc}).") from None
     except (KeyError, TypeError, AttributeError, ValueError):

@@ -621,8 +621,9 @@ def _sizes_frame(path, data):
     from mixmin_core.solver.validation import check_csv_header
 
     path = Path(path)
-    if data is not None and len(data) > MAX_SIZES_BYTES:
-        raise InputError(f"{path}: {len(data) / 2**20:,.1f} MB is more than a sizes file needs (one short line per "
+    size = len(data) if data is not None else path.stat().st_size if path.is_file() else 0
+    if size > MAX_SIZES_BYTES:
+        raise InputError(f"{path}: {size / 2**20:,.1f} MB is more than a sizes file needs (one short line per "
                          f"source; at most {MAX_SIZES_BYTES / 2**20:,.0f} MB).")
     try:
         check_csv_header(str(path), path if data is None else io.BytesIO(data))
@@ -635,6 +636,8 @@ def _sizes_frame(path, data):
         raise InputError(f"{path}: sizes file not found.") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: not a readable CSV ({exc}).") from None
+    except OSError as exc:  # a folder, a file without read permission
+        raise InputError(f"{path}: cannot read it as a sizes CSV ({exc.strerror}).") from None
     if "source" not in frame.columns:
         raise InputError(f"{path}: needs columns 'source' and 'size' (or tokens, rows, n_labelled); "
                          f"got {list(frame.columns)}.")

@@ -140,9 +140,13 @@ class RunStore:
         self.read_only = read_only
         if read_only:
             return
-        self.root.mkdir(parents=True, exist_ok=True)
-        with self._connect() as con:
-            con.executescript(SCHEMA)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with self._connect() as con:
+                con.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as exc:  # a file where the folder should be, a folder it cannot write
+            raise MixminError(f"the run store {self.root} cannot be used ({getattr(exc, 'strerror', None) or exc}); set "
+                              "MIXMIN_HOME to a folder you can write.") from None
 
     def _open(self) -> sqlite3.Connection:
         if not self.read_only:

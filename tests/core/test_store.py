@@ -72,6 +72,14 @@ def test_a_read_only_store_reads_and_creates_or_writes_nothing(tmp_path):
     assert store.get_run("r1")["status"] == "created"
 
 
+def test_a_store_path_that_cannot_be_a_folder_is_one_error(tmp_path):
+    from mixmin_core.errors import MixminError
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(MixminError, match=r"the run store .*file cannot be used \(File exists\); set MIXMIN_HOME"):
+        RunStore(tmp_path / "file")  # was FileExistsError's traceback from every command
+
+
 def test_job_whose_process_died_is_reported(tmp_path):
     store = RunStore(tmp_path)
     store.create_run("r", name="n", pipeline="p", config={})

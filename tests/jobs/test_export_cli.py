@@ -202,6 +202,14 @@ def test_bad_input_without_a_run(capsys, tmp_path):
         (["--weights", str(bad.with_name("ok.json")), "--sizes", str(tmp_path / "s.csv"), "--respect-limit", "--max-epochs", "1"],
          "--respect-limit solves again on the run's proxy outputs"),
         (["--weights", str(bad.with_name("list.json")), "--sizes", str(tmp_path / "s.csv")], "not a mixture"),
+        # tracebacks before: a folder given for a file, a seed past numpy's range
+        (["--weights", str(tmp_path), "--sizes", str(tmp_path / "s.csv")], "cannot read it as a mixture JSON (Is a directory)"),
+        (["--weights", str(bad.with_name("ok.json")), "--sizes", str(tmp_path)], "cannot read it as a sizes CSV (Is a directory)"),
+        (["--weights", str(bad.with_name("ok.json")), "--sizes", str(tmp_path / "s.csv"), "--format", "hf", "--seed",
+          "99999999999999999999999"], "--seed must be an integer from 0 to 4294967295"),
+        # a run is one the catalog knows: a path was read as a run folder anywhere on the machine
+        (["--run", "../../" + tmp_path.name, "--problem", "a__trial0"], "no run '../../"),
+        (["--run", ".", "--problem", "a__trial0"], "no run '.'"),
     ]
     (tmp_path / "ok.json").write_text(json.dumps({"weights": {"a": 0.9, "b": 0.1}}))
     (tmp_path / "list.json").write_text("[1, 2]")
