@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from jobs.config import MAX_TREES, ExecutionConfig, setting
 from mixmin_core.chem.experiment import ChemData
 from mixmin_core.errors import ConfigError
+from mixmin_core.runs.datasets import assay_tables
 
 
 @dataclass
@@ -13,7 +14,7 @@ class ChemBeyondConfig(ExecutionConfig):
     """Data, proxy, final-model and solver fields (subclassed by each pipeline)."""
 
     trials: int = setting(1, min=1, max=1, doc="one trial: the chemistry pipeline's trial-0 splits")
-    dataset: str = setting("toxcast", doc="registry name of a MoleculeNet-layout table")
+    dataset: str = setting("toxcast", choices=("", *assay_tables()), doc="registry name of a MoleculeNet-layout table")
     path: str = setting("", doc="a CSV / CSV.gz / Parquet in the MoleculeNet layout; overrides the registry file")
     max_molecules: int = setting(0, min=0, max=100_000_000, doc="first N molecules (0 = all)")
     proxy_depth: int = setting(6, min=1, max=20)

@@ -21,6 +21,7 @@ from mixmin_core.chem.fingerprints import cached_fingerprints, check_one_molecul
 from mixmin_core.engine.experiment import Settings, run_experiment
 from mixmin_core.engine.methods import METHODS, REGMIX_PRESETS
 from mixmin_core.errors import ConfigError
+from mixmin_core.runs.datasets import assay_tables
 from mixmin_core.runs.runner import RunContext
 
 FORMATS = ("auto", "moleculenet", "pcba128", "pcba1328")
@@ -28,7 +29,8 @@ FORMATS = ("auto", "moleculenet", "pcba128", "pcba1328")
 
 @dataclass
 class ChemConfig(ExecutionConfig):
-    dataset: str = setting("toxcast", doc="registry name: toxcast, muv, tox21, sider, clintox, pcba128, pcba1328")
+    dataset: str = setting("toxcast", choices=("", *assay_tables()),
+                           doc="registry name: toxcast, muv, tox21, sider, clintox, pcba128, pcba1328")
     path: str = setting("", doc="a CSV / CSV.gz / Parquet in the MoleculeNet layout; overrides the registry file")
     format: str = setting("auto", choices=FORMATS)
     smiles_column: str = "smiles"

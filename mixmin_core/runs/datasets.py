@@ -116,6 +116,12 @@ for _name, _rel in [
 _SIBLING_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"  # <checkout>/../shared/data
 
 
+def assay_tables() -> tuple[str, ...]:
+    """Registry names of the bioassay tables a chemistry config's ``dataset:`` may name."""
+    loaders = {f"mixmin_core.chem.data.{f}" for f in ("load_assay_table", "load_pcba128", "load_pcba1328")}
+    return tuple(n for n, ds in REGISTRY.items() if ds.parser in loaders)
+
+
 def data_dir() -> Path | None:
     """``$MIXMIN_DATA_DIR``, else ``../shared/data`` beside the checkout if it exists, else None."""
     value = os.environ.get("MIXMIN_DATA_DIR")

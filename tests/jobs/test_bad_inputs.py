@@ -48,6 +48,8 @@ CLI = [
     ("seed-negative", SYN, ["seed=-1"], r"seed: must be >= 0; got -1"),
     ("seed-float", SYN, ["seed=1.5"], r"seed: must be an integer"),
     ("trials-zero", SYN, ["trials=0"], r"trials: must be >= 1; got 0"),
+    ("chem-dataset-not-a-table", CHEM, ["dataset=pythia_tokenizer"],  # read as a table: a two-line pandas error
+     r"--set dataset: must be one of \['', 'toxcast', 'muv', 'tox21', 'sider', 'clintox', 'pcba128', 'pcba1328'\]"),
     ("set-twice", SYN, ["trials=1", "trials=2"], r"--set trials is given twice; give it once"),  # was last-wins
     ("set-deep", SYN, ["name=" + "[" * 1000 + "]" * 1000], r"--set name: the value is nested too deeply"),
     ("trials-float", SYN, ["trials=2.7"], r"trials: must be an integer"),
