@@ -35,7 +35,7 @@ class ChemLadderConfig(ChemBeyondConfig):
                                        doc="assay names, or N = the first N informative non-target assays")
     rungs: list[list[float]] = setting([[0.05, 1], [0.1, 3], [0.3, 5], [1.0, 10], [1.0, 30]],
                                        doc="[row_fraction in (0, 1], trees >= 1] per rung, growing in compute")
-    threshold: float = setting(0.05, gt=0, doc="stop when the rule's change measure between rungs falls under this")
+    threshold: float = setting(0.05, gt=0, max=1e6, doc="stop when the rule's change measure between rungs falls under this")
     rule: str = setting("l1", choices=RULES, doc="l1: L1 change of the weights | loss_regret: previous mixture's "
                                                  "extra loss / loss")
     run_all: bool = setting(False, doc="climb every rung anyway (the full weights-against-budget plot)")
@@ -71,6 +71,9 @@ def pick_sources(config: ChemLadderConfig, table: chemdata.AssayTable, informati
         pool = [a for a in informative if a not in config.targets]
         if len(pool) < 2:
             raise InputError(f"only {len(pool)} informative assays besides the targets; need at least 2 sources.")
+        if config.sources > len(pool):  # as chem_evolve's `initial`: not silently fewer
+            raise InputError(f"sources: asks for the first {config.sources} informative assays besides the targets, "
+                             f"but there are {len(pool)}; ask for at most {len(pool)}, or list them.")
         return pool[: config.sources]
     if len(config.sources) < 2:  # one source is no mixture: it failed after the first rung's proxies
         raise InputError(f"sources: a ladder mixes at least 2 sources; got {list(config.sources)}.")

@@ -72,7 +72,7 @@ class RunTableConfig(ExecutionConfig):
                                           "2 when multi-fidelity")
     bo_fidelity_tables: list[str] = setting([], items={"choices": _TABLES},
                                             doc="smaller-scale runs of pool mixtures BO may buy, e.g. 1M runs")
-    bo_fidelity_cost: float = setting(0.0, min=0, doc="one such run's cost in train_table runs (e.g. 0.0167: a 60th); "
+    bo_fidelity_cost: float = setting(0.0, min=0, max=1, doc="one such run's cost in train_table runs (e.g. 0.0167: a 60th); "
                                                        "0: from the tables' published costs, else their parameter counts")
     n_workers: int = setting(1, min=1, max=256, doc="units take seconds; LightGBM runs single-threaded")
 

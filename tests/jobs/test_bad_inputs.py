@@ -50,6 +50,11 @@ CLI = [
     ("trials-zero", SYN, ["trials=0"], r"trials: must be >= 1; got 0"),
     ("chem-dataset-not-a-table", CHEM, ["dataset=pythia_tokenizer"],  # read as a table: a two-line pandas error
      r"--set dataset: must be one of \['', 'toxcast', 'muv', 'tox21', 'sider', 'clintox', 'pcba128', 'pcba1328'\]"),
+    # values without an upper bound took infinity; a ladder's N sources were silently cut to those available
+    ("bo-fidelity-cost-inf", "configs/regmix_bo.yaml", ["bo_fidelity_cost=.inf"], r"--set bo_fidelity_cost: must be <= 1; got inf"),
+    ("ladder-threshold-inf", "configs/chem_ladder.yaml", ["threshold=.inf"], r"--set threshold: must be <= 1000000.0; got inf"),
+    ("ladder-too-many-sources", "configs/chem_ladder.yaml", ["sources=100000"],
+     r"sources: asks for the first 100000 informative assays besides the targets, but there are 614"),
     ("set-twice", SYN, ["trials=1", "trials=2"], r"--set trials is given twice; give it once"),  # was last-wins
     ("set-deep", SYN, ["name=" + "[" * 1000 + "]" * 1000], r"--set name: the value is nested too deeply"),
     ("trials-float", SYN, ["trials=2.7"], r"trials: must be an integer"),
