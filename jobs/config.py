@@ -167,8 +167,7 @@ class ExecutionConfig:
 
 class ConfigLoader(yaml.SafeLoader):
     """PyYAML's SafeLoader, stricter where YAML 1.1 silently surprises: a repeated mapping key is an
-    error (instead of the last one winning), and ``1e-3``, ``5E+2``, ``.5e1`` are floats (YAML 1.1
-    reads an exponent without a dot or a sign as text)."""
+    error (instead of the last one winning), and numbers are read as YAML 1.2 reads them (see below)."""
 
     def construct_mapping(self, node, deep=False):
         first = {}
@@ -188,9 +187,22 @@ class ConfigLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-ConfigLoader.add_implicit_resolver(  # YAML 1.2 floats with an exponent; the rest keep YAML 1.1's rules
-    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"),
+# Numbers as YAML 1.2 reads them: YAML 1.1 (PyYAML's) read 010 as 8 (octal), 1:30 as 90 (base 60) and 0b11 as 3,
+# silently. Here an int is decimal (or 0x hex; _ separates digits), a float plain or with an exponent (1e-3
+# included, which YAML 1.1 read as text), .inf or .nan; anything else stays text, which the schema then refuses by name.
+ConfigLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+ConfigLoader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9][0-9_]*|0x[0-9a-fA-F_]+)$"),
+                                   list("-+0123456789"))
+ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^(?:[-+]?(?:\.[0-9_]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?"
+               r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
     list("-+.0123456789"))
+ConfigLoader.add_constructor(  # 1_000_000 keeps its separators' meaning; a leading 0 is not octal
+    "tag:yaml.org,2002:int",
+    lambda loader, node: int(node.value.replace("_", ""), 16 if node.value.startswith("0x") else 10))
 
 #: Largest config file read (a config is a few hundred bytes; this stops ``/dev/zero``-style paths).
 MAX_CONFIG_BYTES = 1 << 20

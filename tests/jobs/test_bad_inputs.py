@@ -250,6 +250,16 @@ def test_numbers_in_scientific_notation_are_numbers(text, value, tmp_path):
     assert read_config_file(_write(tmp_path, "sci.yaml", f"pipeline: synthetic\nstep_size: {text}\n"))["step_size"] == value
 
 
+@pytest.mark.parametrize("text,value", [("010", 10), ("1:30", "1:30"), ("0b11", "0b11"), ("190:20:30.15", "190:20:30.15"),
+                                        ("0x10", 16), ("1_000_000", 1_000_000)])
+def test_numbers_read_as_yaml_1_2_reads_them(text, value, tmp_path):
+    """YAML 1.1 read seed: 010 as 8 (octal), trials: 1:30 as 90 (base 60) and 0b11 as 3, silently."""
+    from jobs.config import parse_override_value, read_config_file
+
+    assert parse_override_value("seed", text) == value
+    assert read_config_file(_write(tmp_path, "n.yaml", f"pipeline: synthetic\nseed: {text}\n"))["seed"] == value
+
+
 def test_a_whole_number_in_scientific_notation_is_a_count(tmp_path, capsys):
     """`final_tokens: 6e5` read as a float and was refused: 'must be an integer; got 600000.0'."""
     path = _write(tmp_path, "sci.yaml", "pipeline: synthetic\nseed: 1e3\n")
