@@ -275,3 +275,11 @@ def test_an_uploads_names_are_text_in_the_plotly_chart():
     fig = weights_figure([evil, "b"], np.array([0.7, 0.3]))
     assert all("<a" not in str(label) for label in fig.data[0].y)
     assert "&lt;a href=&quot;https://evil.example/login&quot;&gt;Session expired&lt;/a&gt;" in list(fig.data[0].y)
+
+
+def test_numeric_looking_names_keep_a_bar_each():
+    """Columns "1", "1.0" and "2" were placed on a numeric axis: "1" and "1.0" shared a row, ticks read 1 and 2."""
+    from pages._figures import weights_figure
+
+    fig = weights_figure(["1", "1.0", "2"], np.array([0.5, 0.3, 0.2]))
+    assert fig.layout.yaxis.type == "category" and sorted(fig.data[0].y) == ["1", "1.0", "2"]
