@@ -100,7 +100,7 @@ def solve(problem_id: str, stamp: float, step_size: float, max_iter: int, init: 
     """
     outputs = load_problem(problem_id)
     if max_weight * outputs.n_sources < 1:
-        raise InputError(f"Max weight per source {max_weight:g} x {outputs.n_sources} sources < 1: no mixture fits "
+        raise InputError(f"Max weight per source {max_weight!r} x {outputs.n_sources} sources < 1: no mixture fits "
                          f"under it (the weights sum to 1). Set it to at least {math.ceil(100 / outputs.n_sources) / 100:g}.")
     caps = None if max_weight >= 1 else np.full(outputs.n_sources, float(max_weight))
     # One BLAS thread: in the server, BLAS's spinning helper threads fight the server's threads and the
