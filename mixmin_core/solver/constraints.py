@@ -64,6 +64,8 @@ def project_capped(v: np.ndarray, caps: np.ndarray) -> np.ndarray:
     capped = np.zeros(v.shape, dtype=bool)
     for _ in range(v.size):
         free = ~capped
+        if not free.any():  # caps summing to 1 (within rounding) leave one mixture: the caps themselves
+            return caps / caps.sum()
         c = (1.0 - caps[capped].sum()) / v[free].sum()
         over = free & (c * v > caps)
         if not over.any():

@@ -68,6 +68,14 @@ def test_projection_is_the_kl_projection():
     assert w.sum() == pytest.approx(1)
 
 
+def test_caps_summing_to_one_within_rounding_leave_the_caps():
+    """0.3333333333 x 3 passed the check (sum 1 - 1e-10) and every source hit its cap: 0 / 0, NaN weights."""
+    caps = np.full(3, 0.3333333333)
+    with np.errstate(all="raise"):
+        w = project_capped(np.array([0.7, 0.2, 0.1]), caps)
+    np.testing.assert_allclose(w, 1 / 3) and np.testing.assert_allclose(w.sum(), 1.0)
+
+
 def test_linear_minimiser_over_capped_simplex():
     g = np.array([3.0, 1.0, 2.0])
     assert linear_min_capped(g, np.array([1.0, 0.4, 0.5])) == pytest.approx(0.4 * 1 + 0.5 * 2 + 0.1 * 3)
