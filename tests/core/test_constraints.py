@@ -73,7 +73,8 @@ def test_caps_summing_to_one_within_rounding_leave_the_caps():
     caps = np.full(3, 0.3333333333)
     with np.errstate(all="raise"):
         w = project_capped(np.array([0.7, 0.2, 0.1]), caps)
-    np.testing.assert_allclose(w, 1 / 3) and np.testing.assert_allclose(w.sum(), 1.0)
+    np.testing.assert_allclose(w, 1 / 3)
+    assert w.sum() == pytest.approx(1.0)
 
 
 def test_linear_minimiser_over_capped_simplex():
