@@ -270,8 +270,9 @@ def upload_name(files: list[tuple[str, bytes]], kind: str) -> str:
     bytes and the kind (the same file read as another objective is another problem, not the first one reused)."""
     from mixmin_core.runs.layout import safe_name
 
-    digest = hashlib.sha256(kind.encode() + b"\0" + b"".join(data for _, data in files)).hexdigest()[:12]
-    return f"{safe_name(files[0][0].rsplit('.', 1)[0])[:40]}-{digest}"
+    files = sorted(files)  # an .npz and its .json are one upload in either order
+    digest = hashlib.sha256(kind.encode() + b"".join(b"\0" + hashlib.sha256(data).digest() for _, data in files))
+    return f"{safe_name(files[0][0].rsplit('.', 1)[0])[:40]}-{digest.hexdigest()[:12]}"
 
 
 def _read_table(name: str, data: bytes, max_expanded: int = MAX_EXPANDED_BYTES):

@@ -250,6 +250,8 @@ def test_the_same_file_read_as_another_objective_is_stored_as_another_problem():
     assert upload_name(files, "binary") != upload_name(files, "mse")
     assert upload_name(files, "binary") == upload_name(list(files), "binary")
     assert upload_name(files, "mse").startswith("my-data-")
+    pair = [("o.npz", b"arrays"), ("o.json", b"sidecar")]
+    assert upload_name(pair, "binary") == upload_name(pair[::-1], "binary")  # stored twice before
 
 
 def test_stored_uploads_have_a_disk_budget(tmp_path, monkeypatch):
