@@ -165,10 +165,14 @@ def load_assay_table(path, *, smiles_column: str = "smiles", ignore_columns: Seq
         raise InputError(f"{path}: the table has a header but no molecules; expected one row per molecule.")
     smiles_col = _find_column(frame.columns, smiles_column)
     if smiles_col is None:
+        header = ",".join(map(str, frame.columns))
+        separator = next((name for sep, name in ((";", "semicolons"), ("\t", "tabs")) if sep in header), None)
+        hint = (f" The header holds {separator}: save the table with commas between columns." if separator and
+                len(frame.columns) == 1 else " (Set smiles_column if it has another name.)")
         raise InputError(
             f"{path}: no {smiles_column!r} column; found columns {list(map(str, frame.columns[:8]))}"
-            f"{'...' if len(frame.columns) > 8 else ''}. A table needs a SMILES column plus one 0/1 column per assay "
-            "(set smiles_column if it has another name)."
+            f"{'...' if len(frame.columns) > 8 else ''}. A table needs a SMILES column plus one 0/1 column per assay."
+            + hint
         )
     skip = {c.lower() for c in ignore_columns} | {smiles_col.lower(), "unnamed: 0"}
     columns = [str(c) for c in frame.columns if str(c).lower() not in skip

@@ -69,6 +69,14 @@ def test_missing_smiles_column(tmp_path, toxcast_head):
         data.load_assay_table(path)
 
 
+@pytest.mark.parametrize("sep,name", [(";", "semicolons"), ("\t", "tabs")])
+def test_a_table_with_another_separator_says_so(tmp_path, toxcast_head, sep, name):
+    path = tmp_path / "t.csv"
+    toxcast_head.to_csv(path, index=False, sep=sep)
+    with pytest.raises(InputError, match=rf"no 'smiles' column; .* The header holds {name}: save the table with commas"):
+        data.load_assay_table(path)
+
+
 @pytest.mark.parametrize("bad", [2, "yes", 0.5])
 def test_non_binary_label(tmp_path, toxcast_head, bad):
     frame = toxcast_head.astype(object)
