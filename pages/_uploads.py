@@ -90,12 +90,18 @@ def parse_upload(files: list[tuple[str, bytes]], *, kind: str = "auto", max_byte
     if ".npz" in suffixes or ".json" in suffixes:
         if sorted(suffixes) not in ([".json", ".npz"], [".npz"], [".json"]):
             raise InputError(f"unsupported upload {names}; the .npz format is one .npz file with its .json sidecar.")
-        return _parse_npz_pair(dict(zip(suffixes, files)), max_expanded)
-    tables = [(n, d) for n, d in files if PurePath(n).suffix.lower() in TABLE_SUFFIXES]
-    if len(files) != 1 or not tables:
-        raise InputError(f"unsupported upload {names}; expected one .csv or .parquet table, "
-                         "or an .npz file together with its .json sidecar.")
-    return parse_table(*tables[0], kind=kind, max_expanded=max_expanded)
+        outputs = _parse_npz_pair(dict(zip(suffixes, files)), max_expanded)
+    else:
+        tables = [(n, d) for n, d in files if PurePath(n).suffix.lower() in TABLE_SUFFIXES]
+        if len(files) != 1 or not tables:
+            raise InputError(f"unsupported upload {names}; expected one .csv or .parquet table, "
+                             "or an .npz file together with its .json sidecar.")
+        outputs = parse_table(*tables[0], kind=kind, max_expanded=max_expanded)
+    try:  # the Solver would show loss inf and stop: say why here
+        proxy_outputs.check_mse_scale(outputs)
+    except InputError as exc:
+        raise InputError(f"{names[0]}: {exc}") from None
+    return outputs
 
 
 def _parse_npz_pair(by_suffix: dict, max_expanded: int) -> ProxyOutputs:

@@ -81,9 +81,7 @@ class ProxyOutputs:
         token_counts = _check_token_counts(token_counts, kind, n_samples)
         natural = _check_natural(by_source("natural_weights", natural_weights, names), n_sources)
         ids = _check_ids(sample_ids, n_samples)
-        low, high = _check_values(values, kind)
-        if kind == "mse":
-            _check_mse_scale(max(-low, high), float(np.abs(labels).max(initial=0.0)))
+        _check_values(values, kind)
         if meta is not None and not isinstance(meta, dict):
             raise InputError(f"meta must be a dict (JSON-serialisable); got {describe(meta)}.")
         try:  # as saved: NumPy numbers as Python ones, a copy of the caller's (NaN would be JSON others refuse)
@@ -502,16 +500,19 @@ def _check_values(values, kind):
         )
     if kind == "loglik" and high > 0:
         raise InputError(f"values must be log-probabilities <= 0 for kind 'loglik'; got maximum {high:.3g}.")
-    return low, high
 
 
-#: Largest magnitude of an ``mse`` value or label: a residual of two such is squared, and multiplied by a
-#: value for the gradient, in float32 (at most 3.4e38).
+#: Largest magnitude of an ``mse`` value or label whose squared errors are sure to fit in float32 (3.4e38): a
+#: residual of two such is squared, and multiplied by a value for the gradient.
 MSE_MAX_MAGNITUDE = 9e18
 
 
-def _check_mse_scale(values: float, labels: float) -> None:
-    """An InputError where squared errors would overflow float32 (the loss read inf, the gap nan)."""
+def check_mse_scale(outputs) -> None:
+    """An InputError where an ``mse`` problem's squared errors could overflow float32. The solver itself takes
+    such outputs and stops with status ``non_finite`` where the loss overflows; the Upload page refuses them."""
+    if outputs.kind != "mse":
+        return
+    values, labels = float(np.abs(outputs.values).max(initial=0.0)), float(np.abs(outputs.labels).max(initial=0.0))
     if max(values, labels) > MSE_MAX_MAGNITUDE:
         which = "values" if values >= labels else "labels"
         raise InputError(f"{which} reach {max(values, labels):.3g} in magnitude; for kind 'mse' values and labels must "

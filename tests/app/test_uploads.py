@@ -119,6 +119,9 @@ def test_auto_reads_labels_that_are_not_0_or_1_as_regression_targets():
     # one name fewer than fields: pandas took the first column as the row index and shifted the names
     ([("x.csv", b"a,b,label\n0.9,0.2,0.1,1\n0.2,0.3,0.1,0\n")], {}, r"its data rows have more fields than its header"),
     ([("x.csv", b",,label\n0.9,0.2,1\n")], {}, r"column names must be unique; repeated: \['\(empty\)'\]"),
+    # squared errors past float32: the Upload page said "read" and the Solver showed loss inf
+    ([("x.csv", b"a,b,label\n1e30,0.4,1e30\n0.1,0.2,0\n")], {}, r"x.csv: values reach 1e\+30 in magnitude; for kind 'mse'"),
+    ([("x.csv", b"a,b,label\n1,0.4,1e20\n0.1,0.2,0\n")], {}, r"x.csv: labels reach 1e\+20 in magnitude"),
     # ids are fixed-width text: one 10,000-character id made 10,000 ids take 381 MB
     ([("x.csv", b"a,b,label,sample_id\n0.9,0.2,1," + b"x" * 300 + b"\n0.2,0.3,0,y\n")], {},
      r"x.csv: sample_ids must be at most 256 characters each; the longest has 300"),
