@@ -144,7 +144,7 @@ def weights_figure(names, weights, lower=None, upper=None, k: int = 20, colours=
         fig.add_trace(go.Scatter(x=true_weights, y=labels, mode="markers",
                                  marker=dict(symbol="diamond", size=11, color="#d62728"), name="true weight"))
     fig.update_layout(showlegend=true_weights is not None, legend=dict(orientation="h", y=-0.25),
-                      yaxis=dict(type="category"))  # names such as "1" and "1.0" are names, not one number
+                      yaxis={"type": "category"})  # names such as "1" and "1.0" are names, not one number
     fig.update_layout(title=title + (" (95% bootstrap intervals)" if error else ""), xaxis_title="weight",
                       height=max(260, 24 * len(top) + 90), margin=dict(l=10, r=10, t=40, b=10))
     return fig

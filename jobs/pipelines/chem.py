@@ -17,7 +17,11 @@ from mixmin_core.chem.experiment import (
     load_table,
     make_plan,
 )
-from mixmin_core.chem.fingerprints import cached_fingerprints, check_one_molecule_per_row, check_smiles
+from mixmin_core.chem.fingerprints import (
+    cached_fingerprints,
+    check_one_molecule_per_row,
+    check_smiles,
+)
 from mixmin_core.engine.experiment import Settings, run_experiment
 from mixmin_core.engine.methods import METHODS, REGMIX_PRESETS
 from mixmin_core.errors import ConfigError
