@@ -168,6 +168,9 @@ def find_source_files(folder: str | os.PathLike, *, names: list[str] | None = No
         missing = [n for n in names if n not in files]
         if missing:
             raise InputError(f"sources {missing} not found in {folder}; available: {sorted(files)}.")
+        if len(names) < 2:
+            raise InputError(f"sources {list(names)} picks {len(names)} of the {len(files)} source files in {folder}; "
+                             "mixing needs at least two.")
         files = {n: files[n] for n in names}
     if len(files) < 2:
         raise InputError(f"sources folder {folder} holds {len(files)} source file(s); "

@@ -120,6 +120,10 @@ def test_error_folder_needs_two_sources(tmp_path):
         data.find_source_files(tmp_path / "missing")
     with pytest.raises(InputError, match=r"sources \['web'\] not found"):
         data.find_source_files(tmp_path, names=["web"])
+    _write(tmp_path / "a.jsonl", [{"text": "x"}])
+    _write(tmp_path / "b.jsonl", [{"text": "y"}])
+    with pytest.raises(InputError, match=r"sources \['a'\] picks 1 of the 3 source files in .*; mixing needs at least two"):
+        data.find_source_files(tmp_path, names=["a"])  # it said the folder held 1 source file
 
 
 def test_error_a_source_in_two_files(tmp_path):
