@@ -28,7 +28,7 @@ from mixmin_core.errors import InputError
 from mixmin_core.runs import fileio
 from mixmin_core.solver import proxy_outputs
 from mixmin_core.solver.proxy_outputs import KINDS, ProxyOutputs
-from mixmin_core.solver.validation import check_csv_header
+from mixmin_core.solver.validation import check_csv_header, check_new_names
 
 #: Default upper bound on the bytes of one uploaded file (the app's ``maxUploadSize`` is the same 200 MB).
 MAX_UPLOAD_BYTES = 200 << 20
@@ -99,6 +99,7 @@ def parse_upload(files: list[tuple[str, bytes]], *, kind: str = "auto", max_byte
         outputs = parse_table(*tables[0], kind=kind, max_expanded=max_expanded)
     try:  # the Solver would show loss inf and stop: say why here
         proxy_outputs.check_mse_scale(outputs)
+        check_new_names("source names", outputs.source_names)
     except InputError as exc:
         raise InputError(f"{names[0]}: {exc}") from None
     return outputs

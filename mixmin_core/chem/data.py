@@ -21,7 +21,7 @@ import numpy as np
 
 from mixmin_core.errors import InputError
 from mixmin_core.runs.layout import check_target_names
-from mixmin_core.solver.validation import check_csv_header, check_names, check_number
+from mixmin_core.solver.validation import check_csv_header, check_new_names, check_number
 
 log = logging.getLogger("mixmin.chem")
 
@@ -180,7 +180,7 @@ def load_assay_table(path, *, smiles_column: str = "smiles", ignore_columns: Seq
     if not columns:
         raise InputError(f"{path}: no assay columns besides {smiles_col!r}"
                          + (f" starting with {assay_prefix!r}" if assay_prefix else "") + ".")
-    check_names(f"{path}: assay columns", columns)  # they become source names, in exports and downloads too
+    check_new_names(f"{path}: assay columns", columns)  # they become source names, in exports and downloads too
     check_target_names(columns, f"{path}: assay columns")  # any of them may be a target, named in file names
     suffixed = [c for c in columns if c.endswith(TRAIN_SUFFIX)]
     if suffixed:  # the suffix names a target's own training rows as a source

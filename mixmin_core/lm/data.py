@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from mixmin_core.errors import InputError
-from mixmin_core.solver.validation import check_names, check_number
+from mixmin_core.solver.validation import check_names, check_new_names, check_number
 
 log = logging.getLogger("mixmin.lm.data")
 
@@ -162,7 +162,7 @@ def find_source_files(folder: str | os.PathLike, *, names: list[str] | None = No
                 raise InputError(f"sources folder {folder}: {files[source_name(p)].name} and {p.name} are both source "
                                  f"{source_name(p)!r}; keep one of them.")
             files[source_name(p)] = p
-    check_names(f"sources folder {folder}: file names", list(files))  # they become source names, in exports too
+    check_new_names(f"sources folder {folder}: file names", list(files))  # they become source names, in exports too
     names = None if names is None else check_names("names", names)
     if names:
         missing = [n for n in names if n not in files]

@@ -80,6 +80,18 @@ def check_csv_header(name: str, source) -> None:
 FORMULA_STARTS = ("=", "+", "-", "@")
 
 
+def check_new_names(name: str, values) -> tuple:
+    """:func:`check_names`, and none starting as a spreadsheet formula does (:data:`FORMULA_STARTS`): for names
+    entering the tool (an upload's columns, a table's assays, text file names), which end up in downloaded tables.
+    Saved outputs and runs are not checked again, so what was stored before this rule still opens."""
+    names = check_names(name, values)
+    bad = [n for n in names if n[:1] in FORMULA_STARTS]
+    if bad:  # a spreadsheet opening a downloaded table would run the name as a formula
+        raise InputError(f"{name}: names must not start with {', '.join(FORMULA_STARTS)} (a spreadsheet reads such a "
+                         f"name as a formula); got {bad[0]!r}. Rename the source.")
+    return names
+
+
 def check_names(name: str, values) -> tuple:
     """``values`` as a tuple of distinct names, or an InputError naming ``name``. One string is refused, not
     split into its letters; a repeated name would make two sources one."""
@@ -93,10 +105,6 @@ def check_names(name: str, values) -> tuple:
     bad = [n for n in names if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in n)]
     if bad:  # a line break in a name would end a comment in an exported Python or shell snippet
         raise InputError(f"{name}: names must not hold line breaks or control characters; got {bad[0]!r}.")
-    bad = [n for n in names if n[:1] in FORMULA_STARTS]
-    if bad:  # a spreadsheet opening a downloaded table would run the name as a formula
-        raise InputError(f"{name}: names must not start with {', '.join(FORMULA_STARTS)} (a spreadsheet reads such a "
-                         f"name as a formula); got {bad[0]!r}. Rename the source.")
     if len(set(names)) != len(names):
         raise InputError(f"{name} must be unique; duplicated: {sorted({n for n in names if names.count(n) > 1})[:5]}.")
     return names

@@ -26,6 +26,7 @@ from mixmin_core import (
     natural,
 )
 from mixmin_core.solver.constraints import availability_caps
+from mixmin_core.solver.validation import check_new_names
 
 
 class BadInput(NamedTuple):
@@ -155,9 +156,8 @@ BAD_LIBRARY_INPUTS: list[BadInput] = [
     BadInput("source_names-line-break", lambda: ProxyOutputs(_MATRIX, "binary", labels=[0, 1] * 10,
                                                              source_names=["a\nimport os", "b", "c"]),
              InputError, "source_names: names must not hold line breaks or control characters"),
-    BadInput("source_names-formula", lambda: ProxyOutputs(_MATRIX, "binary", labels=[0, 1] * 10,
-                                                          source_names=["a", '=HYPERLINK("http://x", "b")', "c"]),
-             InputError, "source_names: names must not start with =, \\+, -, @ \\(a spreadsheet reads"),
+    BadInput("new-names-formula", lambda: check_new_names("source names", ["a", '=HYPERLINK("http://x", "b")', "c"]),
+             InputError, "source names: names must not start with =, \\+, -, @ \\(a spreadsheet reads"),
     BadInput("labels-beyond-float32", lambda: ProxyOutputs(_MATRIX, "mse", labels=np.full(20, 1e39)),
              InputError, "labels must fit in float32 .*got 1e\\+39"),
     BadInput("kind-is-labels", lambda: ProxyOutputs(_MATRIX, np.zeros(20)), InputError,

@@ -375,3 +375,10 @@ def test_a_scalar_values_array_is_one_clear_error(tmp_path):
     sidecar = {"kind": "binary", "source_names": ["a"], "sha256": hashlib.sha256(buf.getvalue()).hexdigest()}
     with pytest.raises(InputError, match=r"x: 'values' must be a 2-D array \(sources x samples\); got shape \(\)"):
         ProxyOutputs.from_npz_bytes(buf.getvalue(), sidecar, "x")
+
+
+def test_outputs_saved_with_names_the_upload_rules_now_refuse_still_open(tmp_path):
+    """Names starting like a spreadsheet formula are refused where they enter (uploads, tables, text files); a
+    problem saved before that rule (sources '-baseline', '+aug') must still load and export."""
+    saved = ProxyOutputs(np.full((2, 4), 0.5), "binary", labels=[0, 1, 0, 1], source_names=["-baseline", "+aug"])
+    assert ProxyOutputs.load(saved.save(tmp_path / "old")).source_names == ("-baseline", "+aug")
