@@ -28,6 +28,7 @@ from mixmin_core.chem.fingerprints import (
     cached_fingerprints,
     fingerprint_key,
     load_feature_matrix,
+    same_molecule_rows,
     save_fingerprints,
 )
 from mixmin_core.chem.proxies import (
@@ -259,10 +260,17 @@ class ChemDomain:
         feat = ctx.run_units([Unit("features", compute_features, {
             "smiles_path": str(smiles_p), "radius": models.radius, "n_bits": models.n_bits, "output": self.feat_p},
             output=Path(self.feat_p), kind="features")], "fingerprints")["features"]
-        _, self.valid = load_feature_matrix(self.feat_p)
+        matrix, self.valid = load_feature_matrix(self.feat_p)
         if not self.valid.all():  # said on every run (a cached featurization logs nothing)
             log.warning("%d of %d molecules have SMILES RDKit cannot parse and are left out, e.g. %s",
                         (~self.valid).sum(), self.valid.size, feat.get("invalid_examples", [])[:3])
+        same = same_molecule_rows(table.smiles, matrix, self.valid)
+        if same:  # a shipped table has some (ClinTox): said, not refused; the splits are per row
+            first, second = same[0]
+            log.warning("%d pair(s) of rows hold one molecule written two ways, e.g. data rows %d and %d (%r, %r); "
+                        "the per-assay splits may put such a molecule in a source's training rows and a target's test "
+                        "rows. Merge them into one row in your own tables.", len(same), first + 1, second + 1,
+                        table.smiles[first], table.smiles[second])
         self.plan, dropped = make_plan(table, targets=targets, n_targets=n_targets, source_counts=source_counts,
                                        proxy_budgets=proxy_budgets, trials=trials, valid=self.valid,
                                        include_target=include_target, test_fraction=models.test_fraction)

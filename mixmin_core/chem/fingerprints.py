@@ -102,27 +102,24 @@ def check_smiles(smiles: Sequence[str], *, where: str, sample: int = 500) -> Non
                              f"{head[:3]}; point smiles_column at the column of SMILES strings.")
 
 
-def check_one_molecule_per_row(smiles: Sequence[str], fps: Fingerprints, *, where: str) -> None:
-    """An InputError naming rows that hold the same molecule written two ways (``OCC`` and ``CCO``; the exact
-    repeats are refused when the table is read). Rows with equal fingerprints are the candidates; RDKit's
-    canonical SMILES (stereochemistry included) decides."""
+def same_molecule_rows(smiles: Sequence[str], matrix: sp.csr_matrix, valid: np.ndarray) -> list[tuple[int, int]]:
+    """Pairs of rows holding one molecule written two ways (``OCC`` and ``CCO``; exact repeats are refused when
+    a table is read). Rows with equal fingerprints are the candidates; RDKit's canonical SMILES (stereochemistry
+    included) decides."""
     from rdkit import Chem, rdBase
 
-    m = fps.matrix
     groups: dict[bytes, list[int]] = {}
-    for i in np.flatnonzero(fps.valid):
-        groups.setdefault(m.indices[m.indptr[i]:m.indptr[i + 1]].tobytes(), []).append(int(i))
+    for i in np.flatnonzero(valid):
+        groups.setdefault(matrix.indices[matrix.indptr[i]:matrix.indptr[i + 1]].tobytes(), []).append(int(i))
     seen: dict[str, int] = {}
+    pairs = []
     with rdBase.BlockLogs():
         for rows in (g for g in groups.values() if len(g) > 1):
             for i in rows:
-                canonical = Chem.MolToSmiles(Chem.MolFromSmiles(str(smiles[i])))
-                first = seen.setdefault(canonical, i)
+                first = seen.setdefault(Chem.MolToSmiles(Chem.MolFromSmiles(str(smiles[i]))), i)
                 if first != i:
-                    raise InputError(f"{where}: data rows {first + 1:,} and {i + 1:,} ({smiles[first]!r} and "
-                                     f"{smiles[i]!r}) are the same molecule; merge them into one row (its label for each "
-                                     "assay), or the per-assay splits could put it in a source's training rows and a "
-                                     "target's test rows at once.")
+                    pairs.append((first, i))
+    return pairs
 
 
 def fingerprint_key(smiles: Sequence[str], radius: int, n_bits: int) -> str:
@@ -179,7 +176,10 @@ def cached_fingerprints(smiles: Sequence[str], *, radius: int = 2, n_bits: int =
         except InputError:
             log.warning("%s: unreadable cached fingerprints; recomputing", path)
     fps = featurize_smiles(smiles, radius=radius, n_bits=n_bits)
-    save_fingerprints(path, fps)
+    try:
+        save_fingerprints(path, fps)
+    except OSError as exc:  # a cache folder it cannot write: computed again next time
+        log.warning("fingerprints not cached (%s: %s)", folder, exc.strerror or exc)
     return fps, False
 
 
