@@ -193,16 +193,24 @@ class ConfigLoader(yaml.SafeLoader):
 ConfigLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-ConfigLoader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9][0-9_]*|0x[0-9a-fA-F_]+)$"),
-                                   list("-+0123456789"))
+_INT = re.compile(r"^(?:[-+]?[0-9][0-9_]*|0x[0-9a-fA-F][0-9a-fA-F_]*)$")
+ConfigLoader.add_implicit_resolver("tag:yaml.org,2002:int", _INT, list("-+0123456789"))
 ConfigLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"^(?:[-+]?(?:\.[0-9_]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?"
+    re.compile(r"^(?:[-+]?(?:\.[0-9][0-9_]*|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?"
                r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
     list("-+.0123456789"))
-ConfigLoader.add_constructor(  # 1_000_000 keeps its separators' meaning; a leading 0 is not octal
-    "tag:yaml.org,2002:int",
-    lambda loader, node: int(node.value.replace("_", ""), 16 if node.value.startswith("0x") else 10))
+
+
+def _construct_int(loader, node):
+    """1_000_000 keeps its separators' meaning and a leading 0 is not octal; an explicit ``!!int`` tag on another
+    form (``!!int 0b11``) is read as YAML 1.1 reads it."""
+    if _INT.match(node.value):
+        return int(node.value.replace("_", ""), 16 if node.value.startswith("0x") else 10)
+    return yaml.SafeLoader.construct_yaml_int(loader, node)
+
+
+ConfigLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 #: Largest config file read (a config is a few hundred bytes; this stops ``/dev/zero``-style paths).
 MAX_CONFIG_BYTES = 1 << 20
@@ -243,6 +251,8 @@ def read_config_file(path: str | Path) -> dict:
         _check_depth(data, str(path))
     except RecursionError:
         raise ConfigError(f"{path}: values are nested too deeply (at most {MAX_DEPTH} levels of lists and mappings).") from None
+    except ValueError as exc:  # a tagged value its type cannot read (!!int abc)
+        raise ConfigError(f"{path}: a value cannot be read as its YAML tag says ({exc}).") from None
     except yaml.MarkedYAMLError as exc:
         where = f" at line {exc.problem_mark.line + 1}, column {exc.problem_mark.column + 1}" if exc.problem_mark else ""
         raise ConfigError(f"{path}: not valid YAML{where} ({exc.problem}).") from None
@@ -319,6 +329,8 @@ def parse_override_value(key: str, raw: str):
     except RecursionError:
         raise ConfigError(f"--set {key}: the value is nested too deeply (at most {MAX_DEPTH} levels of lists and "
                           "mappings).") from None
+    except ValueError as exc:
+        raise ConfigError(f"--set {key}: cannot read the value {raw[:60]!r} ({exc}).") from None
     except yaml.MarkedYAMLError as exc:
         raise ConfigError(f"--set {key}: cannot parse the value {raw[:60]!r} as YAML ({exc.problem}); "
                           "quote text, and close lists, e.g. --set assays=[A, B].") from None

@@ -216,6 +216,8 @@ FILES = [  # (id, file name, content, match): the config file itself is bad
     ("file-alias-bomb-expanding", "bomb9.yaml", "pipeline: synthetic\na0: &a0 [1, 2, 3]\n" + "".join(
         f"a{k}: &a{k} [{', '.join([f'*a{k - 1}'] * 9)}]\n" for k in range(1, 10)),
      r"bomb9.yaml: uses 81 YAML aliases \(\*name\); a config may use at most 20"),
+    ("file-tag-unreadable", "tag.yaml", "pipeline: synthetic\nseed: !!int abc\n",
+     r"tag.yaml: a value cannot be read as its YAML tag says"),  # a ValueError traceback
     ("file-deep", "deep.yaml", "pipeline: synthetic\nx: " + "[" * 50_000 + "]" * 50_000 + "\n",
      r"deep.yaml: values are nested too deeply \(at most 32 levels"),  # a RecursionError traceback
     ("file-deep-toml", "deep.toml", "pipeline = 'synthetic'\nx = " + "[" * 500 + "]" * 500 + "\n",
@@ -251,7 +253,7 @@ def test_numbers_in_scientific_notation_are_numbers(text, value, tmp_path):
 
 
 @pytest.mark.parametrize("text,value", [("010", 10), ("1:30", "1:30"), ("0b11", "0b11"), ("190:20:30.15", "190:20:30.15"),
-                                        ("0x10", 16), ("1_000_000", 1_000_000)])
+                                        ("0x10", 16), ("1_000_000", 1_000_000), ("._", "._"), ("0x_", "0x_")])
 def test_numbers_read_as_yaml_1_2_reads_them(text, value, tmp_path):
     """YAML 1.1 read seed: 010 as 8 (octal), trials: 1:30 as 90 (base 60) and 0b11 as 3, silently."""
     from jobs.config import parse_override_value, read_config_file
