@@ -251,8 +251,6 @@ def read_config_file(path: str | Path) -> dict:
         _check_depth(data, str(path))
     except RecursionError:
         raise ConfigError(f"{path}: values are nested too deeply (at most {MAX_DEPTH} levels of lists and mappings).") from None
-    except ValueError as exc:  # a tagged value its type cannot read (!!int abc)
-        raise ConfigError(f"{path}: a value cannot be read as its YAML tag says ({exc}).") from None
     except yaml.MarkedYAMLError as exc:
         where = f" at line {exc.problem_mark.line + 1}, column {exc.problem_mark.column + 1}" if exc.problem_mark else ""
         raise ConfigError(f"{path}: not valid YAML{where} ({exc.problem}).") from None
@@ -260,6 +258,8 @@ def read_config_file(path: str | Path) -> dict:
         raise ConfigError(f"{path}: not valid YAML.") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({str(exc).splitlines()[0]}).") from None
+    except ValueError as exc:  # a tagged value its type cannot read (!!int abc)
+        raise ConfigError(f"{path}: a value cannot be read as its YAML tag says ({exc}).") from None
     if data is None:
         raise ConfigError(f"{path}: the file is empty (or only comments); a config is a mapping with a 'pipeline' key, "
                           "e.g. 'pipeline: synthetic'.")
