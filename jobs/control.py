@@ -29,7 +29,7 @@ from jobs.config import MAX_OVERRIDE_CHARS, parse_override_value
 from mixmin_core.errors import ConfigError, InputError, MixminError
 from mixmin_core.runs import fileio
 from mixmin_core.runs.datasets import CONFINE_ENV, confinement
-from mixmin_core.runs.store import RunStore, job_alive
+from mixmin_core.runs.store import RunStore, default_home, job_alive
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 ROOT = Path(__file__).resolve().parents[1]
@@ -178,7 +178,7 @@ def _set_args(overrides: dict | None) -> list[str]:
 
 def running_jobs(home: str | os.PathLike | None = None) -> list[dict]:
     """Jobs of the store that run now: catalog jobs whose process lives, and launches not in the catalog yet."""
-    store = RunStore(home)
+    store = RunStore(home, read_only=read_only())
     jobs = [{"job_id": j["job_id"], "pid": j["pid"]} for j in store.list_jobs() if j["status"] == "running"]
     pids = {j["pid"] for j in jobs}
     jobs += [{"job_id": None, "pid": rec["pid"]} for rec in list_launches(home)
@@ -228,7 +228,7 @@ def start_job(config_path: str | os.PathLike, overrides: dict | None = None, *, 
 
 def list_launches(home: str | os.PathLike | None = None, limit: int = 20) -> list[dict]:
     """Recent launch records, newest first, each with ``alive`` and ``returncode`` (None if unknown)."""
-    folder = RunStore(home).root / "launches"
+    folder = (Path(home).resolve() if home is not None else default_home()) / "launches"  # reads only: no store made
     records = []
     for path in sorted(folder.glob("*.json"), reverse=True)[:limit]:
         try:

@@ -7,6 +7,7 @@ Read-only mode shows jobs and their logs but no start or cancel controls.
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from pages._access import read_only
 state.open_page("jobs")
 
 CONFIG_DIR = jobs_control.CONFIG_DIR
+CHECKOUT = jobs_control.ROOT
 
 
 def header_comment(path: Path) -> str:
@@ -117,25 +119,29 @@ def job_details(store, jobs: list[dict]) -> None:
             st.info(jobs_control.cancel_job(store, job_id))
         if c2.button("Stop now (SIGTERM)", key="jobs.kill"):
             st.info(jobs_control.cancel_job(store, job_id, force=True))
-    if job.get("error"):
+    if job.get("error") and job["status"] == "cancelled":  # a stop asked for, not a failure
+        st.info(f"Cancelled: {state.plain(_shown(store, job['error']).strip().splitlines()[-1])}")
+    elif job.get("error"):
         st.error("The job failed:")
         st.code(_shown(store, job["error"]), language=None)
     log = jobs_control.read_log_tail(job.get("log_path"))
-    st.caption(f"Log: {state.code(_in_store(store, job.get('log_path')))}")
+    st.caption(f"Log: {state.code(_shown(store, _in_store(store, job.get('log_path'))))}")
     st.code(_shown(store, log) or "(empty log)", language=None, height=300)
 
 
 def _shown(store, text: str) -> str:
-    """A log or error as a visitor may see it: read-only, the run store's and the data directory's paths
-    (which name folders of the owner's machine) read as ``<run store>`` and ``<data>``."""
+    """A log or error as a visitor may see it: read-only, the paths of the owner's machine read as ``<run store>``,
+    ``<data>`` and ``~``; the checkout's files by their names in it (``configs/lm_ci.yaml``); and a store's
+    runs wherever the store was when the job ran (it may have been moved or copied) as ``<run store>/runs/...``."""
     if not read_only() or not text:
         return text
-    for root, name in ((store.root, "<run store>"), (datasets.data_dir(), "<data>"), (Path.home(), "~")):
+    for root, name in ((store.root, "<run store>"), (datasets.data_dir(), "<data>"), (CHECKOUT, "."),
+                       (Path.home(), "~")):
         if root is not None:
             for form in dict.fromkeys((str(Path(root).resolve()), str(root))):
                 if len(form) > 1:
-                    text = text.replace(form, name)
-    return text
+                    text = text.replace(form + "/", "" if name == "." else name + "/").replace(form, name)
+    return re.sub(r"(?:/[^\s'\"/]+)+/(?=runs/)", "<run store>/", text)
 
 
 def _in_store(store, path) -> str:

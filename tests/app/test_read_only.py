@@ -120,14 +120,23 @@ def _files(home: Path) -> set[str]:
     return {str(p.relative_to(home)) for p in home.rglob("*") if p.is_file() and not p.name.startswith("mixmin.db")}
 
 
+def test_read_only_job_listings_create_no_store(tmp_path, read_only):
+    """The Jobs page's launch list opened the store for writing: a store that did not exist was created."""
+    from jobs import control
+
+    assert control.list_launches(tmp_path / "none") == [] and control.running_jobs(tmp_path / "none") == []
+    assert not (tmp_path / "none").exists()
+
+
 def test_read_only_jobs_page_has_no_start_or_cancel(home, read_only, monkeypatch):
     store = RunStore()
     job = store.list_jobs()[0]
     # a job that looks running (this test process's pid) would normally offer the cancel buttons
     with store._connect() as con:
         con.execute("UPDATE jobs SET status='running', pid=? WHERE job_id=?", (os.getpid(), job["job_id"]))
-    with open(job["log_path"], "a") as log:  # a log line naming the owner's folders
-        log.write(f"wrote {home}/runs/x/a.npz from {os.environ['MIXMIN_DATA_DIR']}/chem/toxcast.csv.gz\n")
+    with open(job["log_path"], "a") as log:  # a log line naming the owner's folders (and a store since moved)
+        log.write(f"wrote {home}/runs/x/a.npz from {os.environ['MIXMIN_DATA_DIR']}/chem/toxcast.csv.gz\n"
+                  f"read /srv/old/store/runs/y/b.npz and {ROOT}/configs/chem_ci.yaml\n")
     before = _files(home)
     at = _open("jobs")
     assert any("Read-only mode" in i.value for i in at.info)
@@ -138,6 +147,7 @@ def test_read_only_jobs_page_has_no_start_or_cancel(home, read_only, monkeypatch
     logs = [c.value for c in at.code]  # the job's log is shown, without the owner's paths
     assert logs and not any(str(home) in text or str(home.resolve()) in text for text in logs), logs
     assert any("wrote <run store>/runs/x/a.npz from <data>/chem/toxcast.csv.gz" in text for text in logs), logs
+    assert any("read <run store>/runs/y/b.npz and configs/chem_ci.yaml" in text for text in logs), logs
     logs = [c.value for c in at.caption if c.value.startswith("Log:")]
     assert logs and not any(str(home) in c for c in logs), logs  # relative to the store
     assert _files(home) == before and not jobs_control.list_launches(home)
