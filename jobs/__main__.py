@@ -135,8 +135,8 @@ def cmd_run(args) -> int:
     run_id = run_id_for(name, resolved)
     resuming = getattr(args, "resuming", None)
     if resuming and run_id != resuming:  # it would start another run, and leave the one asked for as it was
-        raise ConfigError(f"run {resuming} cannot resume: a file or folder its config names has changed (or moved) "
-                          "since it started, and a run reads the same files throughout. Restore them, or start a new "
+        raise ConfigError(f"run {resuming} cannot resume: its config, or a file or folder it names, has changed (or "
+                          "moved) since it started, and a run reads the same files throughout. Restore them, or start a new "
                           f"run on the changed files with `python -m jobs run {store.run_dir(resuming) / 'config.json'}`.")
     with RunLock(store.run_dir(run_id)) as lock:  # a second start of this run refuses here
         return _run_locked(args, store, run_id, lock, pipeline, name, config, resolved, backend)
@@ -147,7 +147,8 @@ def _run_locked(args, store, run_id, lock, pipeline, name, config, resolved, bac
     store.create_run(run_id, name=name, pipeline=resolved["pipeline"], config=resolved, dataset=dataset)
     log_path = store.run_dir(run_id) / "logs" / f"job-{os.getpid()}.log"
     job_id = store.start_job(run_id, log_path=str(log_path))
-    write_json(store.run_dir(run_id) / EXECUTION_FILE, {"backend": backend, "workers": args.workers, "cwd": os.getcwd()})
+    # what was asked for: a backend chosen by --backend (not by RAY_ADDRESS or the config), --workers, the folder
+    write_json(store.run_dir(run_id) / EXECUTION_FILE, {"backend": args.backend, "workers": args.workers, "cwd": os.getcwd()})
     previous = {}
     try:
         previous = _install_stop_handlers()
@@ -258,6 +259,9 @@ def cmd_resume(args) -> int:
     last = _last_execution(folder)
     if last.get("cwd") and Path(last["cwd"]) != Path.cwd():  # a config's relative paths mean what they meant
         os.environ["MIXMIN_HOME"] = str(store.root)  # the same store, wherever a relative MIXMIN_HOME pointed
+        for env in ("MIXMIN_DATA_DIR", "MIXMIN_CACHE"):  # and the same data and cache
+            if os.environ.get(env):
+                os.environ[env] = str(Path(os.environ[env]).expanduser().resolve())
         os.chdir(last["cwd"])
         print(f"resuming in {last['cwd']}, where the run started (its config's relative paths are relative to it)",
               file=sys.stderr)

@@ -195,10 +195,10 @@ def test_resume_starts_as_the_last_job_did_unless_told_otherwise(capsys, monkeyp
     store = RunStore()
     (run,) = store.list_runs()
     record = store.run_dir(run["run_id"]) / "execution.json"
-    assert json.loads(record.read_text()) == {"backend": "local", "workers": 2, "cwd": os.getcwd()}
+    assert json.loads(record.read_text()) == {"backend": None, "workers": 2, "cwd": os.getcwd()}  # no --backend
     capsys.readouterr()
     assert main(["resume", run["run_id"], "--quiet"]) == 0
-    assert "resuming with --backend local, --workers 2 (as its last job ran)" in capsys.readouterr().err
+    assert "resuming with --workers 2 (as its last job ran)" in capsys.readouterr().err
     record.write_text(json.dumps({"backend": "ray", "workers": 3}))
     assert main(["resume", run["run_id"], "--quiet", "--backend", "local"]) == 0  # what is given wins
     err = capsys.readouterr().err
@@ -227,5 +227,5 @@ def test_resume_runs_where_the_run_started_and_refuses_changed_inputs(capsys, mo
     config = RunStore().run_dir(run["run_id"]) / "config.json"  # as if a file it names had changed: another id
     config.write_text(config.read_text().replace('"trials": 3', '"trials": 2'))
     assert main(["resume", run["run_id"], "--quiet"]) == 2
-    assert f"run {run['run_id']} cannot resume: a file or folder its config names has changed" in capsys.readouterr().err
+    assert f"run {run['run_id']} cannot resume: its config, or a file or folder it names, has changed" in capsys.readouterr().err
     assert len(RunStore().list_runs()) == 1
