@@ -27,6 +27,7 @@ import numpy as np
 from jobs.config import ExecutionConfig, setting
 from mixmin_core.engine.report import write_report
 from mixmin_core.errors import ConfigError, InputError
+from mixmin_core.runs import layout
 from mixmin_core.runs.fileio import read_json, write_json, write_text
 from mixmin_core.runs.layout import Problem, mixture_path, sources_path
 from mixmin_core.runs.runner import RunContext, Unit
@@ -42,6 +43,7 @@ from mixmin_core.search.table_methods import (
     score_mixture,
     trial_runs,
 )
+from mixmin_core.search.yardstick import MIN_YARDSTICK_RUNS
 
 _METHOD_IDS = {m: i for i, m in enumerate(METHODS)}
 _TABLES = tuple(TABLES)
@@ -103,11 +105,18 @@ def validate(config: RunTableConfig) -> None:
     if where in config.bo_fidelity_tables:
         raise ConfigError(f"yardstick: {where!r} is also in bo_fidelity_tables, so BO would see the yardstick's runs; "
                           "name another yardstick or use test_split.")
+    layout.check_target_names(config.targets, "targets")  # each target's files are its own
     runs = _runs(config, 0)
     top = scale_params(runs.pool.scale)
     for table in [runs.pool, runs.yardstick, *runs.tests.values(), *runs.fidelity]:
         for target in config.targets:
             table.target(target)
+    for target in config.targets:  # the yardstick is fitted when the run scores its first mixture
+        measured = int(np.isfinite(runs.yardstick.target(target)).sum())
+        if measured < MIN_YARDSTICK_RUNS:
+            raise ConfigError(f"yardstick: {runs.yardstick.name!r} has {measured} runs with a measured {target!r}; the "
+                              f"yardstick needs at least {MIN_YARDSTICK_RUNS}. Hold out more runs (test_fraction) or "
+                              "name a bigger yardstick table.")
     for table in runs.fidelity:
         if scale_params(table.scale) >= top:
             raise InputError(f"bo_fidelity_tables: {table.name!r} (scale {table.scale}) must be smaller-scale than "

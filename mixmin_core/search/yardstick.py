@@ -77,6 +77,9 @@ def _ridge(X: np.ndarray, y: np.ndarray, penalties) -> tuple[np.ndarray, float, 
     return best[2], float(y0), float(best[1]), center, scale
 
 
+#: Fewest runs (with a finite loss) a yardstick is fitted on.
+MIN_YARDSTICK_RUNS = 5
+
 def fit_yardstick(W, y, *, penalties=PENALTIES, n_folds: int = 5, seed: int = 0) -> Yardstick:
     """Fit the yardstick on runs ``W`` ``(n, P)`` with losses ``y`` ``(n,)`` (non-finite rows dropped).
 
@@ -92,8 +95,8 @@ def fit_yardstick(W, y, *, penalties=PENALTIES, n_folds: int = 5, seed: int = 0)
     y = _check_losses("y", y, len(W))
     keep = np.isfinite(y)
     W, y = W[keep], y[keep]
-    if len(W) < 5:
-        raise InputError(f"the yardstick needs at least 5 runs with a finite loss; got {len(W)}. "
+    if len(W) < MIN_YARDSTICK_RUNS:
+        raise InputError(f"the yardstick needs at least {MIN_YARDSTICK_RUNS} runs with a finite loss; got {len(W)}. "
                          "Hold out more runs (test_fraction) or name a bigger yardstick table.")
     X = yardstick_features(W)
     order = np.random.default_rng(seed).permutation(len(W))

@@ -218,8 +218,9 @@ def summarize(frame, *, by=("target", "method", "metric"), reference: str | None
     if reference is not None and reference in pivot.columns:
         diffs = pivot.sub(pivot[reference], axis=0)
         for i, row in out.iterrows():
-            key = tuple(row[c] for c in group_cols)
-            sel = diffs.xs(key if len(key) > 1 else key[0], level=group_cols if len(key) > 1 else group_cols[0])
+            sel = _trials_of(diffs, row, group_cols)
+            if sel is None:  # no finite value in any trial (pivot_table drops such groups): nothing to compare
+                continue
             sign = -1.0 if lower_is_better(row.get("metric", "")) else 1.0
             m, lo, hi = mean_ci(sign * sel[row["method"]], level)
             low, high = metric_range(row.get("metric", ""))  # a difference of two such values
@@ -227,9 +228,20 @@ def summarize(frame, *, by=("target", "method", "metric"), reference: str | None
             out.loc[i, ["improvement", "improvement_low", "improvement_high"]] = [m, max(lo, -width), min(hi, width)]
     if focus in pivot.columns:
         for i, row in out.iterrows():
-            key = tuple(row[c] for c in group_cols)
-            sel = pivot.xs(key if len(key) > 1 else key[0], level=group_cols if len(key) > 1 else group_cols[0])
+            sel = _trials_of(pivot, row, group_cols)
             out.loc[i, f"p_vs_{focus}"] = (
-                float("nan") if row["method"] == focus else welch_pvalue(sel[focus].dropna(), sel[row["method"]].dropna())
+                float("nan") if row["method"] == focus or sel is None
+                else welch_pvalue(sel[focus].dropna(), sel[row["method"]].dropna())
             )
     return out
+
+
+def _trials_of(pivot, row, group_cols: list):
+    """``pivot``'s rows (trials x methods) for ``row``'s group, or None where the group or the method has no value
+    (a constant target's yardstick Spearman is NaN in every trial)."""
+    key = tuple(row[c] for c in group_cols)
+    try:
+        sel = pivot.xs(key if len(key) > 1 else key[0], level=group_cols if len(key) > 1 else group_cols[0])
+    except KeyError:
+        return None
+    return sel if row["method"] in sel.columns else None

@@ -175,6 +175,17 @@ def test_improvement_intervals_stay_within_what_a_difference_can_be():
     assert out.loc[("ap", "regmix"), "improvement"] == pytest.approx(0.0)
 
 
+def test_a_metric_with_no_value_in_any_trial_is_summarised_blank():
+    """A constant target's yardstick Spearman is NaN in every trial: summarize raised KeyError after all the work."""
+    rows = [{"target": "t", "method": m, "trial": k, "metric": metric, "value": v}
+            for k in range(2) for m in ("natural", "regmix")
+            for metric, v in (("loss", 2.0 + k), ("yardstick_spearman", float("nan")))]
+    out = summarize(pd.DataFrame(rows), reference="natural").set_index(["metric", "method"])
+    assert np.isnan(out.loc[("yardstick_spearman", "regmix"), "mean"])
+    assert np.isnan(out.loc[("yardstick_spearman", "regmix"), "improvement"])
+    assert out.loc[("loss", "regmix"), "improvement"] == pytest.approx(0.0)
+
+
 def test_a_yardsticks_distance_beyond_its_runs_is_lower_is_better():
     """RegMix's prediction 0.18 beyond every run the yardstick saw read as a +0.18 improvement over natural."""
     from mixmin_core.solver.results import lower_is_better
