@@ -262,10 +262,11 @@ def metric_label(metric: str) -> str:
 
 def metrics_by_default(frame: pd.DataFrame) -> list[str]:
     """The metrics of a results or summary frame, the one the Compare page opens on first: measured
-    before surrogate estimates, then the one comparing the most methods, the pipelines' headline
-    metric (``ap``, ``generative_loss``) on a tie."""
+    before surrogate estimates, scores before the yardstick's own diagnostics (``yardstick_spearman``...), then
+    the one comparing the most methods, the pipelines' headline metric (``ap``, ``generative_loss``) on a tie."""
     n_methods = frame.groupby("metric")["method"].nunique()
-    return sorted(n_methods.index, key=lambda m: (is_surrogate(m), -n_methods[m], m not in HEADLINE_METRICS, m))
+    return sorted(n_methods.index, key=lambda m: (is_surrogate(m), str(m).startswith("yardstick_"), -n_methods[m],
+                                                  m not in HEADLINE_METRICS, m))
 
 
 def settings_by_default(frame: pd.DataFrame) -> list[str]:

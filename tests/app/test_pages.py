@@ -226,6 +226,18 @@ def test_compare_flags_yardstick_predictions_beyond_every_run_it_was_fitted_on(h
     assert "`regmix` 0.15 beyond the best run" in warning and "random_search" not in warning
 
 
+def test_compare_opens_on_a_score_not_on_the_yardsticks_diagnostics():
+    """Every run-table run opened on yardstick_beyond_runs (every method near 0.0), not on a score."""
+    import pandas as pd
+
+    from pages._data import metrics_by_default
+
+    frame = pd.DataFrame([{"metric": m, "method": meth} for m in ("yardstick_beyond_runs", "yardstick_spearman",
+                                                                  "surrogate:yardstick_loss", "loss")
+                          for meth in ("natural", "regmix", "random_search")])
+    assert metrics_by_default(frame)[:2] == ["loss", "yardstick_beyond_runs"]
+
+
 def test_compare_warns_when_mixmin_stopped_at_its_iteration_limit(home):
     """An LM run's MixMin stopped at max_iter with weights near their start, and nothing said so."""
     run_dir = RunStore(home).run_dir(CHEM_RUN)
