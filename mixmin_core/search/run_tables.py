@@ -146,17 +146,24 @@ def load_run_table(name: str, *, mixtures_path=None, metrics_path=None) -> RunTa
     for frame, path in ((mix, mix_file), (met, met_file)):
         if "index" not in frame.columns:
             raise InputError(f"{path}: expected an 'index' column to join mixtures and metrics; got {list(frame.columns)[:6]}.")
+    for frame, path in ((mix, mix_file), (met, met_file)):
+        repeated = frame["index"][frame["index"].duplicated()]
+        if len(repeated):  # the join would pair runs arbitrarily
+            raise InputError(f"{path}: the 'index' column repeats values, e.g. {repeated.tolist()[:3]}; each run needs "
+                             "its own index.")
     joined = mix.merge(met, on="index", how="left", suffixes=("", "__metric"), validate="one_to_one")
     src_cols = [c for c in mix.columns if c not in _META_COLUMNS]
     met_cols = [c for c in met.columns if c not in _META_COLUMNS]
-    W = joined[src_cols].to_numpy(dtype=np.float64)
+    W = _mixture_matrix(joined, src_cols, mix_file)
     M = joined[[c + "__metric" if c in src_cols else c for c in met_cols]].apply(pd.to_numeric, errors="coerce")
-    if not np.isfinite(W).all() or (W < 0).any() or np.abs(W.sum(axis=1) - 1).max() > 0.01:
-        raise InputError(f"{mix_file}: mixture rows must be non-negative and sum to 1 (+-0.01); check the file.")
     ids = joined["run"] if "run" in joined.columns else joined["index"]
     sources = tuple(_short_source(c) for c in src_cols)
     natural = None
     if name.startswith("regmix"):
+        unknown = [s for s in sources if s not in REGMIX_PILE_NATURAL]
+        if unknown:
+            raise InputError(f"{mix_file}: a RegMix table's domains are the Pile's {sorted(REGMIX_PILE_NATURAL)}; got "
+                             f"{unknown[:3]}.")
         natural = np.array([REGMIX_PILE_NATURAL[s] for s in sources], dtype=np.float64)
         natural = natural / natural.sum()
     return RunTable(name=name, weights=(W / W.sum(axis=1, keepdims=True)).astype(np.float32),
@@ -164,6 +171,27 @@ def load_run_table(name: str, *, mixtures_path=None, metrics_path=None) -> RunTa
                     metric_names=tuple(_short_metric(c) for c in met_cols), run_ids=tuple(ids.tolist()),
                     scale=scale, natural_weights=natural,
                     meta={"mixtures": str(mix_file), "metrics": str(met_file)})
+
+
+def _mixture_matrix(frame, columns: list, path) -> np.ndarray:
+    """The mixture weights of ``frame``'s rows (float64), or an InputError naming the first row (as the file
+    numbers it: the header is line 1) that is not numbers >= 0 summing to 1 (+-0.01)."""
+    import pandas as pd
+
+    values = frame[columns].apply(pd.to_numeric, errors="coerce")
+    W = values.to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(W) | (W < 0)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise InputError(f"{path}: line {row + 2}, column {columns[col]!r} holds {str(frame[columns[col]].iloc[row])!r}; "
+                         "mixture weights are numbers >= 0.")
+    sums = W.sum(axis=1)
+    off = np.flatnonzero(np.abs(sums - 1) > 0.01)
+    if off.size:
+        raise InputError(f"{path}: line {off[0] + 2} sums to {sums[off[0]]:.6g} ({off.size} of {len(W)} rows are off); "
+                         "mixture weights sum to 1 (+-0.01). If the rows hold percentages or token counts, divide each "
+                         "row by its sum.")
+    return W
 
 
 def _load_admire(name: str, scale: str, path) -> RunTable:
@@ -176,9 +204,7 @@ def _load_admire(name: str, scale: str, path) -> RunTable:
     if "model" not in frame.columns or not src_cols or not met_cols or "train_time" not in frame.columns:
         raise InputError(f"{path}: expected ADMIRE's columns model, ratio_*, metric_*, train_time; "
                          f"got {list(frame.columns)[:6]}...")
-    W = frame[src_cols].to_numpy(dtype=np.float64)
-    if not np.isfinite(W).all() or (W < 0).any() or np.abs(W.sum(axis=1) - 1).max() > 0.01:
-        raise InputError(f"{path}: mixture rows must be non-negative and sum to 1 (+-0.01); check the file.")
+    W = _mixture_matrix(frame, src_cols, path)
     # one id per distinct mixture, shared by its runs at every model size
     keys = [row.tobytes() for row in np.round(W, 4)]
     ids = {k: f"mix{i:03d}" for i, k in enumerate(dict.fromkeys(keys))}

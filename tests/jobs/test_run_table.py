@@ -78,8 +78,16 @@ def test_loader_errors(call, match):
 def test_loader_rejects_mixtures_off_the_simplex(tmp_path):
     bad = tmp_path / "mix.csv"
     bad.write_text("index,a,b\n1,0.5,0.2\n2,0.5,0.5\n")
-    with pytest.raises(InputError, match="mixture rows must be non-negative and sum to 1"):
+    with pytest.raises(InputError, match=r"mix.csv: line 2 sums to 0.7 \(1 of 2 rows are off\); mixture weights sum "
+                                         r"to 1 \(\+-0.01\). If the rows hold percentages or token counts, divide"):
         load_run_table("olmix_dclm", mixtures_path=bad)
+    # one message for every kind of bad row before, naming none of them; a repeated index was a MergeError
+    for text, match in (("index,a,b\n1,0.5,0.5\n2,abc,0.5\n", r"line 3, column 'a' holds 'abc'; mixture weights are numbers"),
+                        ("index,a,b\n1,-0.5,1.5\n", r"line 2, column 'a' holds '-0.5'"),
+                        ("index,a,b\n1,0.5,0.5\n1,0.2,0.8\n", r"the 'index' column repeats values, e.g. \[1\]")):
+        bad.write_text(text)
+        with pytest.raises(InputError, match=match):
+            load_run_table("olmix_dclm", mixtures_path=bad)
 
 
 def _only_run(store):
