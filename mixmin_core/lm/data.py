@@ -267,11 +267,11 @@ def _parse_record(kind: str, rec: dict, i: int, where: str) -> TargetExample | N
         """The correct choice's index; None when unlabelled (absent, null or -1)."""
         value = rec.get("label")
         if value is None and rec.get("answerKey") not in (None, "") and isinstance(rec.get("choices"), dict):
-            keys = rec["choices"].get("label") or []  # Hugging Face's ARC: answerKey "B" among labels A-D
-            if rec["answerKey"] not in keys:  # an answer given that names no choice: not an unlabelled record
+            keys = [str(k) for k in rec["choices"].get("label") or []]  # Hugging Face's ARC: "B" among labels A-D
+            if str(rec["answerKey"]) not in keys:  # an answer given that names no choice: not an unlabelled record
                 raise InputError(f"{where}: 'answerKey' {rec['answerKey']!r} is not one of the choices' labels "
                                  f"{keys!r}; it must name the correct choice.")
-            value = keys.index(rec["answerKey"])
+            value = keys.index(str(rec["answerKey"]))  # ARC's numbered questions: answerKey "1" (or 1), labels "1"-"4"
         if value is None or value == -1:
             return None
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < n_choices:

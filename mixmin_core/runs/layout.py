@@ -75,7 +75,7 @@ class Problem:
     def from_key(cls, key: str) -> Problem:
         """The problem a key names; ValueError for anything but ``TARGET[__VARIANT]__trialN``."""
         parts = key.split("__")
-        if not 2 <= len(parts) <= 3 or not parts[-1].startswith("trial"):
+        if not 2 <= len(parts) <= 3 or not parts[-1].startswith("trial") or not parts[0]:
             raise ValueError(f"not a problem key: {key!r}")
         trial = int(parts[-1].removeprefix("trial"))
         return cls(parts[0], trial, parts[1] if len(parts) == 3 else "")

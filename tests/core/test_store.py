@@ -109,7 +109,7 @@ def test_layout_paths_round_trip(tmp_path):
     fileio.write_json(mixture_path(tmp_path, p2, "mixmin"), {})
     fileio.write_json(mixture_path(tmp_path, p2, "random_search"), {})
     assert sorted(list_mixtures(tmp_path, p2)) == ["mixmin", "random_search"]
-    for key in ("arc_easy__nonsense__more__trial0", "arc_easy", "a__b"):  # the middle parts were dropped silently
+    for key in ("arc_easy__nonsense__more__trial0", "arc_easy", "a__b", "__trial0"):  # the middle parts were dropped silently
         with pytest.raises(ValueError, match="not a problem key"):
             Problem.from_key(key)
     fileio.write_json(tmp_path / "proxy_outputs" / "notes__x__y__trial0.json", {})

@@ -241,6 +241,9 @@ def test_arc_in_hugging_faces_layout(tmp_path):
     with pytest.raises(InputError, match=r"q.jsonl: line 1 reads as a multiple-choice question, which needs "
                                          r"'question', 'choices' and 'label' \(the correct choice's index\); it has"):
         data.load_target("jsonl", nolabel)
+    numbered = _write(tmp_path / "n.jsonl", [{"id": "q2", "question": "q", "answerKey": 2,
+                                              "choices": {"text": ["x", "y"], "label": ["1", "2"]}}])
+    assert data.load_target("arc_easy", numbered)[0].label == 1  # an int key names the label "2"
     bad = _write(tmp_path / "bad.jsonl", [{"id": "q1", "question": "q", "answerKey": "Z",
                                            "choices": {"text": ["x", "y"], "label": ["A", "B"]}}])
     with pytest.raises(InputError, match=r"bad.jsonl: line 1: 'answerKey' 'Z' is not one of the choices' labels \['A', 'B'\]"):
