@@ -25,6 +25,7 @@ The mixture rows are published rounded (they sum to 1 +- 0.003); they are renorm
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -53,6 +54,7 @@ TABLES = {
     "admire_3b": ("admire_ift_runs", "admire_ift_runs", "3B"),
     "admire_7b": ("admire_ift_runs", "admire_ift_runs", "7B"),
 }
+log = logging.getLogger("mixmin.search")
 _ADMIRE_MODELS = {"0.5B": "Qwen2.5-0.5B", "3B": "Qwen2.5-3B", "7B": "Qwen2.5-7B"}
 _META_COLUMNS = ("Unnamed: 0", "index", "run", "name")
 
@@ -155,7 +157,20 @@ def load_run_table(name: str, *, mixtures_path=None, metrics_path=None) -> RunTa
     src_cols = [c for c in mix.columns if c not in _META_COLUMNS]
     met_cols = [c for c in met.columns if c not in _META_COLUMNS]
     W = _mixture_matrix(joined, src_cols, mix_file)
-    M = joined[[c + "__metric" if c in src_cols else c for c in met_cols]].apply(pd.to_numeric, errors="coerce")
+    shared = int(mix["index"].isin(met["index"]).sum())
+    if not shared:
+        raise InputError(f"{mix_file} and {met_file} share no run 'index'; the metrics file's rows name the mixtures "
+                         "file's runs by that column.")
+    if shared < len(mix):  # those runs have no measurement: no method can use them
+        log.warning("%s: %d of %d runs have no row in %s and are left out", mix_file, len(mix) - shared, len(mix),
+                    met_file)
+    raw = joined[[c + "__metric" if c in src_cols else c for c in met_cols]]
+    M = raw.apply(pd.to_numeric, errors="coerce")
+    unread = M.isna().to_numpy() & raw.notna().to_numpy()
+    if unread.any():  # "5.2x" or "1,234" would silently become a missing measurement
+        row, col = np.argwhere(unread)[0]
+        raise InputError(f"{met_file}: the run with index {joined['index'].iloc[row]}, column {met_cols[col]!r} holds "
+                         f"{str(raw.iloc[row, col])!r}, not a number; write metrics as plain numbers (empty: not measured).")
     ids = joined["run"] if "run" in joined.columns else joined["index"]
     sources = tuple(_short_source(c) for c in src_cols)
     natural = None

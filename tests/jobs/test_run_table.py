@@ -89,6 +89,15 @@ def test_loader_rejects_mixtures_off_the_simplex(tmp_path):
         with pytest.raises(InputError, match=match):
             load_run_table("olmix_dclm", mixtures_path=bad)
 
+    metrics = tmp_path / "met.csv"  # a metric cell that is not a number became a missing measurement, silently
+    metrics.write_text("index,loss\n1,5.2x\n2,3.0\n")
+    bad.write_text("index,a,b\n1,0.5,0.5\n2,0.2,0.8\n")
+    with pytest.raises(InputError, match=r"met.csv: the run with index 1, column 'loss' holds '5.2x', not a number"):
+        load_run_table("olmix_dclm", mixtures_path=bad, metrics_path=metrics)
+    metrics.write_text("index,loss\n7,5.2\n8,3.0\n")  # it said random_search_trials must be at most 0 runs
+    with pytest.raises(InputError, match=r"mix.csv and .*met.csv share no run 'index'"):
+        load_run_table("olmix_dclm", mixtures_path=bad, metrics_path=metrics)
+
 
 def _only_run(store):
     (run,) = store.list_runs()
