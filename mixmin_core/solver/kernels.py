@@ -44,15 +44,15 @@ def _finish(kind, m, a, s):
     ``a`` is the sample's label constant (1 - y for binary, y for mse) and ``s`` its factor scale.
     Where the clip holds, the loss is flat, so the factor is 0 (``s / EPS`` there, added for a sample that
     every proxy gets wrong, buried the other samples' gradient in float32)."""
-    zero = np.float32(0.0)
     if kind == BINARY:
         q = abs(m - a)  # the mixed probability of the observed label
-        return max(q, EPS), s / q if q > EPS else zero
+        clipped = max(q, EPS)
+        return clipped, (s / clipped) * np.float32(q > EPS)  # branch-free, like the rest of the row loop
     if kind == MSE:
         r = m - a  # residual
         return r, s * r
-    # mixture density relative to the per-sample best proxy
-    return max(m, TINY), s / m if m > TINY else zero
+    d = max(m, TINY)  # mixture density relative to the per-sample best proxy
+    return d, (s / d) * np.float32(m > TINY)
 
 
 #: float16 rows (``storage="float16"``) convert to float32 in hardware: x86's F16C (every x86-64 CPU
