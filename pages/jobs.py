@@ -139,8 +139,10 @@ def _shown(store, text: str) -> str:
                        (Path.home(), "~")):
         if root is not None:
             for form in dict.fromkeys((str(Path(root).resolve()), str(root))):
-                if len(form) > 1:
-                    text = text.replace(form + "/", "" if name == "." else name + "/").replace(form, name)
+                if len(form) > 1:  # the folder itself or a path in it, not /work/main2 for /work/main
+                    text = re.sub(re.escape(form) + r"(?:/|(?![\w-]|\.\w))",
+                                  lambda m, name=name: ("" if name == "." else name + "/") if m.group().endswith("/")
+                                  else name, text)
     return re.sub(r"(?:/[^\s'\"/]+)+/(?=runs/)", "<run store>/", text)
 
 
