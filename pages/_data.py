@@ -28,6 +28,8 @@ from pages._access import read_only
 
 EXAMPLE = "example"
 HEADLINE_METRICS = ("ap", "generative_loss")
+#: Metrics that describe the yardstick or the table rather than score a method's mixture.
+DIAGNOSTIC_PREFIXES = ("yardstick_", "best_")
 
 
 def store() -> RunStore:
@@ -261,12 +263,13 @@ def metric_label(metric: str) -> str:
 
 
 def metrics_by_default(frame: pd.DataFrame) -> list[str]:
-    """The metrics of a results or summary frame, the one the Compare page opens on first: measured
-    before surrogate estimates, scores before the yardstick's own diagnostics (``yardstick_spearman``...), then
-    the one comparing the most methods, the pipelines' headline metric (``ap``, ``generative_loss``) on a tie."""
+    """The metrics of a results or summary frame, the one the Compare page opens on first: the one comparing
+    the most methods; then scores before facts about the yardstick or the table (``yardstick_spearman``,
+    ``best_run_in_table``), measured before surrogate estimates, the pipelines' headline metric (``ap``,
+    ``generative_loss``); a run-table run opens on its yardstick's estimate, the score every method has there."""
     n_methods = frame.groupby("metric")["method"].nunique()
-    return sorted(n_methods.index, key=lambda m: (is_surrogate(m), str(m).startswith("yardstick_"), -n_methods[m],
-                                                  m not in HEADLINE_METRICS, m))
+    return sorted(n_methods.index, key=lambda m: (-n_methods[m], str(m).startswith(DIAGNOSTIC_PREFIXES),
+                                                  is_surrogate(m), m not in HEADLINE_METRICS, m))
 
 
 def settings_by_default(frame: pd.DataFrame) -> list[str]:

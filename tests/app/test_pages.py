@@ -232,10 +232,12 @@ def test_compare_opens_on_a_score_not_on_the_yardsticks_diagnostics():
 
     from pages._data import metrics_by_default
 
-    frame = pd.DataFrame([{"metric": m, "method": meth} for m in ("yardstick_beyond_runs", "yardstick_spearman",
-                                                                  "surrogate:yardstick_loss", "loss")
-                          for meth in ("natural", "regmix", "random_search")])
-    assert metrics_by_default(frame)[:2] == ["loss", "yardstick_beyond_runs"]
+    every = [{"metric": m, "method": meth} for m in ("yardstick_beyond_runs", "yardstick_spearman", "best_run_in_table",
+                                                     "surrogate:yardstick_loss") for meth in ("natural", "regmix", "bo")]
+    regmix_only = [{"metric": "best_loss/test_split", "method": "regmix"}]  # a run table's own best held-out run
+    assert metrics_by_default(pd.DataFrame(every + regmix_only))[0] == "surrogate:yardstick_loss"
+    chem = [{"metric": m, "method": meth} for m in ("auc", "ap") for meth in ("natural", "mixmin")]
+    assert metrics_by_default(pd.DataFrame(chem + [{"metric": "yardstick_x", "method": "mixmin"}]))[0] == "ap"
 
 
 def test_compare_warns_when_mixmin_stopped_at_its_iteration_limit(home):
