@@ -153,6 +153,10 @@ def load_run_table(name: str, *, mixtures_path=None, metrics_path=None) -> RunTa
         if len(repeated):  # the join would pair runs arbitrarily
             raise InputError(f"{path}: the 'index' column repeats values, e.g. {repeated.tolist()[:3]}; each run needs "
                              "its own index.")
+    if mix["index"].dtype != met["index"].dtype:  # 1, 2 against a, b: pandas refuses the join
+        raise InputError(f"{mix_file} and {met_file}: their 'index' columns hold different kinds of values "
+                         f"({mix['index'].dtype} and {met['index'].dtype}); the metrics file's rows name the mixtures "
+                         "file's runs by that column.")
     joined = mix.merge(met, on="index", how="left", suffixes=("", "__metric"), validate="one_to_one")
     src_cols = [c for c in mix.columns if c not in _META_COLUMNS]
     met_cols = [c for c in met.columns if c not in _META_COLUMNS]
@@ -161,13 +165,15 @@ def load_run_table(name: str, *, mixtures_path=None, metrics_path=None) -> RunTa
     if not shared:
         raise InputError(f"{mix_file} and {met_file} share no run 'index'; the metrics file's rows name the mixtures "
                          "file's runs by that column.")
-    if shared < len(mix):  # those runs have no measurement: no method can use them
-        log.warning("%s: %d of %d runs have no row in %s and are left out", mix_file, len(mix) - shared, len(mix),
-                    met_file)
+    if shared < len(mix):  # they stay in the table, unmeasured: the search methods never pick them
+        log.warning("%s: %d of %d runs have no row in %s: their metrics are missing", mix_file, len(mix) - shared,
+                    len(mix), met_file)
     raw = joined[[c + "__metric" if c in src_cols else c for c in met_cols]]
     M = raw.apply(pd.to_numeric, errors="coerce")
-    unread = M.isna().to_numpy() & raw.notna().to_numpy()
-    if unread.any():  # "5.2x" or "1,234" would silently become a missing measurement
+    # "5.2x" or "1,234" in a column of numbers would silently become a missing measurement (a column with no
+    # number at all, such as notes, is not a metric and stays unused)
+    unread = (M.isna() & raw.notna() & M.notna().any()).to_numpy(dtype=bool)
+    if unread.any():
         row, col = np.argwhere(unread)[0]
         raise InputError(f"{met_file}: the run with index {joined['index'].iloc[row]}, column {met_cols[col]!r} holds "
                          f"{str(raw.iloc[row, col])!r}, not a number; write metrics as plain numbers (empty: not measured).")
@@ -189,21 +195,25 @@ def load_run_table(name: str, *, mixtures_path=None, metrics_path=None) -> RunTa
 
 
 def _mixture_matrix(frame, columns: list, path) -> np.ndarray:
-    """The mixture weights of ``frame``'s rows (float64), or an InputError naming the first row (as the file
-    numbers it: the header is line 1) that is not numbers >= 0 summing to 1 (+-0.01)."""
+    """The mixture weights of ``frame``'s rows (float64), or an InputError naming the first data row (1 is the row
+    under the header) that is not numbers >= 0 summing to 1 (+-0.01)."""
     import pandas as pd
 
+    if not columns:
+        raise InputError(f"{path}: no domain columns besides the run's index; a mixtures file has one weight column "
+                         "per domain.")
     values = frame[columns].apply(pd.to_numeric, errors="coerce")
     W = values.to_numpy(dtype=np.float64)
     bad = ~np.isfinite(W) | (W < 0)
     if bad.any():
         row, col = np.argwhere(bad)[0]
-        raise InputError(f"{path}: line {row + 2}, column {columns[col]!r} holds {str(frame[columns[col]].iloc[row])!r}; "
-                         "mixture weights are numbers >= 0.")
+        cell = frame[columns[col]].iloc[row]
+        raise InputError(f"{path}: data row {row + 1}, column {columns[col]!r} "
+                         f"{'is empty' if pd.isna(cell) else f'holds {str(cell)!r}'}; mixture weights are numbers >= 0.")
     sums = W.sum(axis=1)
     off = np.flatnonzero(np.abs(sums - 1) > 0.01)
     if off.size:
-        raise InputError(f"{path}: line {off[0] + 2} sums to {sums[off[0]]:.6g} ({off.size} of {len(W)} rows are off); "
+        raise InputError(f"{path}: data row {off[0] + 1} sums to {sums[off[0]]:.6g} ({off.size} of {len(W)} rows are off); "
                          "mixture weights sum to 1 (+-0.01). If the rows hold percentages or token counts, divide each "
                          "row by its sum.")
     return W

@@ -78,12 +78,12 @@ def test_loader_errors(call, match):
 def test_loader_rejects_mixtures_off_the_simplex(tmp_path):
     bad = tmp_path / "mix.csv"
     bad.write_text("index,a,b\n1,0.5,0.2\n2,0.5,0.5\n")
-    with pytest.raises(InputError, match=r"mix.csv: line 2 sums to 0.7 \(1 of 2 rows are off\); mixture weights sum "
+    with pytest.raises(InputError, match=r"mix.csv: data row 1 sums to 0.7 \(1 of 2 rows are off\); mixture weights sum "
                                          r"to 1 \(\+-0.01\). If the rows hold percentages or token counts, divide"):
         load_run_table("olmix_dclm", mixtures_path=bad)
     # one message for every kind of bad row before, naming none of them; a repeated index was a MergeError
-    for text, match in (("index,a,b\n1,0.5,0.5\n2,abc,0.5\n", r"line 3, column 'a' holds 'abc'; mixture weights are numbers"),
-                        ("index,a,b\n1,-0.5,1.5\n", r"line 2, column 'a' holds '-0.5'"),
+    for text, match in (("index,a,b\n1,0.5,0.5\n2,abc,0.5\n", r"data row 2, column 'a' holds 'abc'; mixture weights are numbers"),
+                        ("index,a,b\n1,-0.5,1.5\n", r"data row 1, column 'a' holds '-0.5'"),
                         ("index,a,b\n1,0.5,0.5\n1,0.2,0.8\n", r"the 'index' column repeats values, e.g. \[1\]")):
         bad.write_text(text)
         with pytest.raises(InputError, match=match):
@@ -93,6 +93,17 @@ def test_loader_rejects_mixtures_off_the_simplex(tmp_path):
     metrics.write_text("index,loss\n1,5.2x\n2,3.0\n")
     bad.write_text("index,a,b\n1,0.5,0.5\n2,0.2,0.8\n")
     with pytest.raises(InputError, match=r"met.csv: the run with index 1, column 'loss' holds '5.2x', not a number"):
+        load_run_table("olmix_dclm", mixtures_path=bad, metrics_path=metrics)
+    metrics.write_text("index,loss,notes\n1,5.2,good\n2,3.0,\n")  # a text column is no metric: read as before
+    assert load_run_table("olmix_dclm", mixtures_path=bad, metrics_path=metrics).target("loss").tolist() == [5.2, 3.0]
+    metrics.write_text("index\n1\n2\n")  # no metric at all: was a TypeError
+    assert load_run_table("olmix_dclm", mixtures_path=bad, metrics_path=metrics).metric_names == ()
+    bad.write_text("index,a,b\n1,,1\n")
+    with pytest.raises(InputError, match=r"data row 1, column 'a' is empty"):
+        load_run_table("olmix_dclm", mixtures_path=bad, metrics_path=metrics)
+    bad.write_text("index,a,b\n1,0.5,0.5\n2,0.2,0.8\n")
+    metrics.write_text("index,loss\na,5.2\nb,3.0\n")  # a pandas ValueError
+    with pytest.raises(InputError, match=r"'index' columns hold different kinds of values"):
         load_run_table("olmix_dclm", mixtures_path=bad, metrics_path=metrics)
     metrics.write_text("index,loss\n7,5.2\n8,3.0\n")  # it said random_search_trials must be at most 0 runs
     with pytest.raises(InputError, match=r"mix.csv and .*met.csv share no run 'index'"):
