@@ -258,8 +258,9 @@ def read_config_file(path: str | Path) -> dict:
         raise ConfigError(f"{path}: not valid YAML.") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({str(exc).splitlines()[0]}).") from None
-    except ValueError as exc:  # a tagged value its type cannot read (!!int abc)
-        raise ConfigError(f"{path}: a value cannot be read as its YAML tag says ({exc}).") from None
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:  # !!int abc, !!bool maybe, 5,000 digits
+        raise ConfigError(f"{path}: a value cannot be read ({type(exc).__name__}: {str(exc)[:120]}); check tagged "
+                          "(!!type) and very long values.") from None
     if data is None:
         raise ConfigError(f"{path}: the file is empty (or only comments); a config is a mapping with a 'pipeline' key, "
                           "e.g. 'pipeline: synthetic'.")
@@ -329,8 +330,8 @@ def parse_override_value(key: str, raw: str):
     except RecursionError:
         raise ConfigError(f"--set {key}: the value is nested too deeply (at most {MAX_DEPTH} levels of lists and "
                           "mappings).") from None
-    except ValueError as exc:
-        raise ConfigError(f"--set {key}: cannot read the value {raw[:60]!r} ({exc}).") from None
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        raise ConfigError(f"--set {key}: cannot read the value {raw[:60]!r} ({type(exc).__name__}: {str(exc)[:120]}).") from None
     except yaml.MarkedYAMLError as exc:
         raise ConfigError(f"--set {key}: cannot parse the value {raw[:60]!r} as YAML ({exc.problem}); "
                           "quote text, and close lists, e.g. --set assays=[A, B].") from None

@@ -220,7 +220,9 @@ FILES = [  # (id, file name, content, match): the config file itself is bad
         f"a{k}: &a{k} [{', '.join([f'*a{k - 1}'] * 9)}]\n" for k in range(1, 10)),
      r"bomb9.yaml: uses 81 YAML aliases \(\*name\); a config may use at most 20"),
     ("file-tag-unreadable", "tag.yaml", "pipeline: synthetic\nseed: !!int abc\n",
-     r"tag.yaml: a value cannot be read as its YAML tag says"),  # a ValueError traceback
+     r"tag.yaml: a value cannot be read \(ValueError"),  # a ValueError traceback
+    ("file-tag-bool", "tagb.yaml", "pipeline: synthetic\nseed: !!bool maybe\n", r"tagb.yaml: a value cannot be read \(KeyError"),
+    ("file-tag-empty-int", "tagi.yaml", "pipeline: synthetic\nseed: !!int ''\n", r"tagi.yaml: a value cannot be read \(IndexError"),
     ("file-deep", "deep.yaml", "pipeline: synthetic\nx: " + "[" * 50_000 + "]" * 50_000 + "\n",
      r"deep.yaml: values are nested too deeply \(at most 32 levels"),  # a RecursionError traceback
     ("file-deep-toml", "deep.toml", "pipeline = 'synthetic'\nx = " + "[" * 500 + "]" * 500 + "\n",
