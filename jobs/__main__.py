@@ -258,10 +258,9 @@ def cmd_resume(args) -> int:
     folder = store.run_dir(args.run_id)
     last = _last_execution(folder)
     if last.get("cwd") and Path(last["cwd"]) != Path.cwd():  # a config's relative paths mean what they meant
-        os.environ["MIXMIN_HOME"] = str(store.root)  # the same store, wherever a relative MIXMIN_HOME pointed
-        for env in ("MIXMIN_DATA_DIR", "MIXMIN_CACHE"):  # and the same data and cache
-            if os.environ.get(env):
-                os.environ[env] = str(Path(os.environ[env]).expanduser().resolve())
+        # the same store, wherever a relative MIXMIN_HOME pointed (it was found from here); a relative MIXMIN_DATA_DIR
+        # or MIXMIN_CACHE means there what it meant when the run started, like the config's paths
+        os.environ["MIXMIN_HOME"] = str(store.root)
         os.chdir(last["cwd"])
         print(f"resuming in {last['cwd']}, where the run started (its config's relative paths are relative to it)",
               file=sys.stderr)
