@@ -143,7 +143,7 @@ def _shown(store, text: str) -> str:
                     text = re.sub(re.escape(form) + r"(?:/|(?![\w-]|\.\w))",
                                   lambda m, name=name: ("" if name == "." else name + "/") if m.group().endswith("/")
                                   else name, text)
-    return re.sub(r"(?:/[^\s'\"/]+)+/(?=runs/)", "<run store>/", text)
+    return re.sub(r"(?:/[^\s'\"/]+)+/(?=runs/[\w.-]+-[0-9a-f]{8}(?:/|\b))", "<run store>/", text)  # a run folder
 
 
 def _in_store(store, path) -> str:

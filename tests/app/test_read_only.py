@@ -136,7 +136,8 @@ def test_read_only_jobs_page_has_no_start_or_cancel(home, read_only, monkeypatch
         con.execute("UPDATE jobs SET status='running', pid=? WHERE job_id=?", (os.getpid(), job["job_id"]))
     with open(job["log_path"], "a") as log:  # a log line naming the owner's folders (and a store since moved)
         log.write(f"wrote {home}/runs/x/a.npz from {os.environ['MIXMIN_DATA_DIR']}/chem/toxcast.csv.gz\n"
-                  f"read /srv/old/store/runs/y/b.npz and {ROOT}/configs/chem_ci.yaml, not {ROOT}2/x\n")
+                  f"read /srv/old/store/runs/y-0123abcd/b.npz and {ROOT}/configs/chem_ci.yaml, not {ROOT}2/x "
+                  "nor /opt/app/runs/z.py\n")
     before = _files(home)
     at = _open("jobs")
     assert any("Read-only mode" in i.value for i in at.info)
@@ -147,7 +148,8 @@ def test_read_only_jobs_page_has_no_start_or_cancel(home, read_only, monkeypatch
     logs = [c.value for c in at.code]  # the job's log is shown, without the owner's paths
     assert logs and not any(str(home) in text or str(home.resolve()) in text for text in logs), logs
     assert any("wrote <run store>/runs/x/a.npz from <data>/chem/toxcast.csv.gz" in text for text in logs), logs
-    assert any(f"read <run store>/runs/y/b.npz and configs/chem_ci.yaml, not {ROOT}2/x" in text for text in logs), logs
+    assert any(f"read <run store>/runs/y-0123abcd/b.npz and configs/chem_ci.yaml, not {ROOT}2/x nor /opt/app/runs/z.py"
+               in text for text in logs), logs
     logs = [c.value for c in at.caption if c.value.startswith("Log:")]
     assert logs and not any(str(home) in c for c in logs), logs  # relative to the store
     assert _files(home) == before and not jobs_control.list_launches(home)
