@@ -111,12 +111,15 @@ def validate(config: RunTableConfig) -> None:
     for table in [runs.pool, runs.yardstick, *runs.tests.values(), *runs.fidelity]:
         for target in config.targets:
             table.target(target)
-    for target in config.targets:  # the yardstick is fitted when the run scores its first mixture
-        measured = int(np.isfinite(runs.yardstick.target(target)).sum())
-        if measured < MIN_YARDSTICK_RUNS:
-            raise ConfigError(f"yardstick: {runs.yardstick.name!r} has {measured} runs with a measured {target!r}; the "
-                              f"yardstick needs at least {MIN_YARDSTICK_RUNS}. Hold out more runs (test_fraction) or "
-                              "name a bigger yardstick table.")
+    what = (f"the runs test_fraction holds out of {config.train_table!r}" if where == TEST_SPLIT else repr(where))
+    for trial in range(config.trials):  # the yardstick is fitted when a trial scores its first mixture
+        yardstick = (runs if trial == 0 else _runs(config, trial)).yardstick
+        for target in config.targets:
+            measured = int(np.isfinite(yardstick.target(target)).sum())
+            if measured < MIN_YARDSTICK_RUNS:
+                raise ConfigError(f"yardstick: {what} hold {measured} runs with a measured {target!r} in trial {trial}; "
+                                  f"the yardstick needs at least {MIN_YARDSTICK_RUNS}. Hold out more runs "
+                                  "(test_fraction) or name a bigger yardstick table.")
     for table in runs.fidelity:
         if scale_params(table.scale) >= top:
             raise InputError(f"bo_fidelity_tables: {table.name!r} (scale {table.scale}) must be smaller-scale than "
