@@ -32,6 +32,7 @@ import numpy as np
 
 from mixmin_core.errors import InputError
 from mixmin_core.runs.datasets import resolve
+from mixmin_core.solver.validation import check_new_names
 
 #: RegMix's Pile token distribution (17 sources, in the column order of its tables).
 REGMIX_PILE_NATURAL = {
@@ -178,7 +179,7 @@ def load_run_table(name: str, *, mixtures_path=None, metrics_path=None) -> RunTa
         raise InputError(f"{met_file}: the run with index {joined['index'].iloc[row]}, column {met_cols[col]!r} holds "
                          f"{str(raw.iloc[row, col])!r}, not a number; write metrics as plain numbers (empty: not measured).")
     ids = joined["run"] if "run" in joined.columns else joined["index"]
-    sources = tuple(_short_source(c) for c in src_cols)
+    sources = check_new_names(f"{mix_file}: domains", [_short_source(c) for c in src_cols])  # they reach downloads
     natural = None
     if name.startswith("regmix"):
         unknown = [s for s in sources if s not in REGMIX_PILE_NATURAL]
@@ -237,7 +238,7 @@ def _load_admire(name: str, scale: str, path) -> RunTable:
     W = W[rows]
     return RunTable(name=name, weights=(W / W.sum(axis=1, keepdims=True)).astype(np.float32),
                     metrics=frame[met_cols].iloc[rows].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64),
-                    source_names=tuple(c.removeprefix("ratio_") for c in src_cols),
+                    source_names=check_new_names(f"{path}: domains", [c.removeprefix("ratio_") for c in src_cols]),
                     metric_names=tuple(c.removeprefix("metric_") for c in met_cols),
                     run_ids=tuple(ids[keys[r]] for r in rows), scale=scale, natural_weights=None,
                     meta={"mixtures": str(path), "metrics": str(path), "license": "CC BY-NC-SA 4.0"},
