@@ -21,7 +21,11 @@ import numpy as np
 
 from mixmin_core.errors import InputError
 from mixmin_core.runs.layout import check_target_names
-from mixmin_core.solver.validation import check_csv_header, check_new_names, check_number
+from mixmin_core.solver.validation import (
+    check_csv_header,
+    check_new_names,
+    check_number,
+)
 
 log = logging.getLogger("mixmin.chem")
 
