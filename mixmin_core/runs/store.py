@@ -159,8 +159,10 @@ class RunStore:
         con = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30.0)
         try:
             con.execute("SELECT 1 FROM runs LIMIT 1")
-        except sqlite3.OperationalError:  # a folder it cannot write: WAL's shared-memory file cannot be made
+        except sqlite3.OperationalError as exc:  # a folder it cannot write: WAL's shared-memory file cannot be made
             con.close()
+            if "locked" in str(exc):  # a job is writing: wait for it as a writer would, never read around it
+                raise
             con = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True)
         return con
 
