@@ -263,13 +263,14 @@ def metric_label(metric: str) -> str:
 
 
 def metrics_by_default(frame: pd.DataFrame) -> list[str]:
-    """The metrics of a results or summary frame, the one the Compare page opens on first: the one comparing
-    the most methods; then scores before facts about the yardstick or the table (``yardstick_spearman``,
-    ``best_run_in_table``), measured before surrogate estimates, the pipelines' headline metric (``ap``,
-    ``generative_loss``); a run-table run opens on its yardstick's estimate, the score every method has there."""
+    """The metrics of a results or summary frame, the one the Compare page opens on first: comparisons first
+    (scores of two or more methods, not facts about the yardstick or the table such as ``yardstick_spearman`` or
+    ``best_run_in_table``); among them measured before surrogate estimates, then the one comparing the most
+    methods, the pipelines' headline metric (``ap``, ``generative_loss``) on a tie. A run-table run opens on its
+    yardstick's estimate, the one score every method has there."""
     n_methods = frame.groupby("metric")["method"].nunique()
-    return sorted(n_methods.index, key=lambda m: (-n_methods[m], str(m).startswith(DIAGNOSTIC_PREFIXES),
-                                                  is_surrogate(m), m not in HEADLINE_METRICS, m))
+    return sorted(n_methods.index, key=lambda m: (n_methods[m] < 2 or str(m).startswith(DIAGNOSTIC_PREFIXES),
+                                                  is_surrogate(m), -n_methods[m], m not in HEADLINE_METRICS, m))
 
 
 def settings_by_default(frame: pd.DataFrame) -> list[str]:

@@ -65,7 +65,7 @@ def solve_in_memory(outputs) -> None:
 def page() -> None:
     st.title("Upload")
     if read_only():  # the sidebar says what read-only mode is; here, what it means for this page
-        st.info("Read-only mode: an upload is solved here, in memory, and not saved.")
+        st.info("Read-only mode: an upload is solved here, in memory; nothing is stored.")
     st.write("Solve for the mixture of your own sources: upload every proxy's output on your target samples.")
     with st.expander("File formats", expanded=False):
         st.markdown(FORMATS)
