@@ -83,6 +83,10 @@ def check_target_specs(targets: list) -> None:
         if not isinstance(t, dict) or t.get("kind") not in lmdata.TARGET_KINDS or not (t.get("path") or t.get("dataset")):
             raise ConfigError(f"targets[{i}]: must be a mapping with kind in {lmdata.TARGET_KINDS} and a "
                               f"'path' or registry 'dataset'; got {t!r}.")
+        limit = t.get("max_samples")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise ConfigError(f"targets[{i}].max_samples: must be a whole number >= 1 (or left out for "
+                              f"max_target_samples); got {limit!r}.")  # 0 silently meant the default, -5 failed late
     names = [target_name(t) for t in targets]
     if len(set(names)) != len(names):
         raise ConfigError(f"targets: need unique names; got {names}.")

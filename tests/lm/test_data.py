@@ -163,6 +163,15 @@ def test_error_target_names_that_would_not_get_files_of_their_own(names, match):
         check_target_specs([{"name": n, "kind": "jsonl", "path": "t.jsonl"} for n in names])
 
 
+@pytest.mark.parametrize("limit", [0, -5, 2.5, True])
+def test_error_a_target_max_samples_that_is_no_count(limit):
+    """-5 failed late as "limit must be a non-negative integer", naming neither target nor key; 0 meant the default."""
+    from mixmin_core.lm.experiment import check_target_specs
+
+    with pytest.raises(MixminError, match=r"targets\[0\].max_samples: must be a whole number >= 1"):
+        check_target_specs([{"name": "a", "kind": "jsonl", "path": "t.jsonl", "max_samples": limit}])
+
+
 def test_error_a_source_file_name_a_spreadsheet_would_run(tmp_path):
     _write(tmp_path / "@SUM(1).jsonl", [{"text": "x"}])
     _write(tmp_path / "b.jsonl", [{"text": "y"}])
