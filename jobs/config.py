@@ -417,9 +417,10 @@ MAX_STAMPED_FILES = 10_000
 
 
 def input_stamp(config) -> list:
-    """``[path, size, mtime_ns]`` of every file a config's text fields name (a folder: the files in it): an
-    edited table or text file changes it, so the edited data gets a run of its own instead of resuming a
-    run whose labels, fingerprints and splits came from the old file."""
+    """``[path, size, mtime_ns]`` of every file a config's text fields name (a folder: the files in it), and of
+    the local copy of every registered dataset or published run table they name (``dataset: toxcast`` read from
+    another ``MIXMIN_DATA_DIR``, or edited there): changed data gets a run of its own instead of resuming a run
+    whose labels, fingerprints and splits came from the old files."""
     found = []
     values = config.values() if isinstance(config, dict) else config if isinstance(config, list) else ()
     for value in values:
@@ -429,11 +430,29 @@ def input_stamp(config) -> list:
             try:
                 path = Path(value).expanduser()
                 files = [path] if path.is_file() else \
-                    sorted(itertools.islice(path.rglob("*"), MAX_STAMPED_FILES)) if path.is_dir() else []
+                    sorted(itertools.islice(path.rglob("*"), MAX_STAMPED_FILES)) if path.is_dir() else \
+                    _registered_files(value)
                 found += [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files if f.is_file()]
             except (OSError, ValueError):
                 continue
     return found
+
+
+def _registered_files(name: str) -> list[Path]:
+    """The local files of a registered dataset or a published run table called ``name`` ([] for another text,
+    or one with no local copy: the run's own check says where to put it)."""
+    from mixmin_core.errors import InputError
+    from mixmin_core.runs.datasets import REGISTRY, resolve
+    from mixmin_core.search.run_tables import TABLES
+
+    names = [name] if name in REGISTRY else [n for n in TABLES.get(name, ())[:2] if n in REGISTRY]
+    files = []
+    for registered in names:
+        try:
+            files.append(resolve(registered, download=False))
+        except InputError:
+            continue
+    return files
 
 
 def run_id_for(name: str, resolved: dict) -> str:

@@ -229,3 +229,29 @@ def test_resume_runs_where_the_run_started_and_refuses_changed_inputs(capsys, mo
     assert main(["resume", run["run_id"], "--quiet"]) == 2
     assert f"run {run['run_id']} cannot resume: its config, or a file or folder it names, has changed" in capsys.readouterr().err
     assert len(RunStore().list_runs()) == 1
+
+
+def test_a_registered_dataset_read_from_other_files_is_another_run(tmp_path, monkeypatch):
+    """`dataset: toxcast` (or a published run table) read from another MIXMIN_DATA_DIR, or edited there, resumed the
+    run made from the first files: only paths written in the config entered the run id."""
+    from jobs.__main__ import resolve_config
+    from jobs.config import run_id_for
+
+    shared = Path(os.environ["MIXMIN_DATA_DIR"])
+
+    def run_id(config):
+        _, name, _, resolved = resolve_config(str(ROOT / "configs" / config), [])
+        return run_id_for(name, resolved)
+
+    before = {c: run_id(c) for c in ("chem_ci.yaml", "olmix_dclm.yaml")}
+    mirror = tmp_path / "data"
+    for folder in ("chem", "mixture_runs"):
+        (mirror / folder).mkdir(parents=True)
+        for f in (shared / folder).rglob("*"):
+            target = mirror / folder / f.relative_to(shared / folder)
+            if f.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+            else:
+                target.symlink_to(f)
+    monkeypatch.setenv("MIXMIN_DATA_DIR", str(mirror))
+    assert all(run_id(c) != before[c] for c in before)
