@@ -134,6 +134,8 @@ def cmd_run(args) -> int:
     store = RunStore()
     run_id = run_id_for(name, resolved)
     resuming = getattr(args, "resuming", None)
+    if resuming and run_id != resuming and run_id_for(name, resolved, registered=False) == resuming:
+        run_id = resuming  # a run from before registered datasets entered run ids: its inputs are unchanged
     if resuming and run_id != resuming:  # it would start another run, and leave the one asked for as it was
         raise ConfigError(f"run {resuming} cannot resume: its config, or a file or folder it names, has changed (or "
                           "moved) since it started, and a run reads the same files throughout. Restore them, or start a new "

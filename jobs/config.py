@@ -416,7 +416,7 @@ def build_dataclass(cls, data: dict, where: str = ""):
 MAX_STAMPED_FILES = 10_000
 
 
-def input_stamp(config) -> list:
+def input_stamp(config, registered: bool = True) -> list:
     """``[path, size, mtime_ns]`` of every file a config's text fields name (a folder: the files in it), and of
     the local copy of every registered dataset or published run table they name (``dataset: toxcast`` read from
     another ``MIXMIN_DATA_DIR``, or edited there): changed data gets a run of its own instead of resuming a run
@@ -425,13 +425,13 @@ def input_stamp(config) -> list:
     values = config.values() if isinstance(config, dict) else config if isinstance(config, list) else ()
     for value in values:
         if isinstance(value, (dict, list)):
-            found += input_stamp(value)
+            found += input_stamp(value, registered)
         elif isinstance(value, str) and value and len(value) < 4096 and "\0" not in value:
             try:
                 path = Path(value).expanduser()
                 files = [path] if path.is_file() else \
                     sorted(itertools.islice(path.rglob("*"), MAX_STAMPED_FILES)) if path.is_dir() else \
-                    _registered_files(value)
+                    _registered_files(value) if registered else []
                 found += [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files if f.is_file()]
             except (OSError, ValueError):
                 continue
@@ -455,10 +455,12 @@ def _registered_files(name: str) -> list[Path]:
     return files
 
 
-def run_id_for(name: str, resolved: dict) -> str:
+def run_id_for(name: str, resolved: dict, registered: bool = True) -> str:
     """``<name>-<hash>``: the same config, naming the same files unchanged (:func:`input_stamp`), maps to the
-    same run, so a re-run resumes it."""
-    stamp = input_stamp({k: v for k, v in resolved.items() if k not in (*EXECUTION_FIELDS, "name", "pipeline")})
+    same run, so a re-run resumes it. ``registered=False``: the id a run got before registered datasets' files
+    entered it (so such a run can still be resumed)."""
+    stamp = input_stamp({k: v for k, v in resolved.items() if k not in (*EXECUTION_FIELDS, "name", "pipeline")},
+                        registered)
     core = {k: v for k, v in resolved.items() if k not in EXECUTION_FIELDS}
     digest = hashlib.sha1(json.dumps([core, stamp] if stamp else core, sort_keys=True,
                                      default=str).encode()).hexdigest()[:8]

@@ -255,3 +255,20 @@ def test_a_registered_dataset_read_from_other_files_is_another_run(tmp_path, mon
                 target.symlink_to(f)
     monkeypatch.setenv("MIXMIN_DATA_DIR", str(mirror))
     assert all(run_id(c) != before[c] for c in before)
+
+
+def test_a_run_from_before_registered_datasets_entered_its_id_still_resumes(capsys, monkeypatch):
+    """Its stored id lacks the dataset's files; `resume` would otherwise call its config changed."""
+    from jobs.__main__ import resolve_config
+    from jobs.config import run_id_for
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    config = str(ROOT / "configs" / "chem_ci.yaml")
+    _, name, _, resolved = resolve_config(config, ["trials=1"])
+    old_id = run_id_for(name, resolved, registered=False)
+    assert old_id != run_id_for(name, resolved)
+    store = RunStore()
+    store.create_run(old_id, name=name, pipeline="chem", config=resolved)  # as an older version left it
+    assert main(["resume", old_id, "--quiet"]) == 0
+    assert [r["run_id"] for r in store.list_runs()] == [old_id]
+    assert store.get_run(old_id)["status"] == "done"
