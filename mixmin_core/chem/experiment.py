@@ -90,7 +90,7 @@ def load_table(data: ChemData) -> chemdata.AssayTable:
     elif fmt == "pcba1328":
         table = chemdata.load_pcba1328(path, max_molecules=data.max_molecules or 100_000)
     else:
-        table = chemdata.load_assay_table(resolve(data.dataset or "user table", path), smiles_column=data.smiles_column,
+        table = chemdata.load_assay_table(resolve("your assay table" if path else data.dataset, path), smiles_column=data.smiles_column,
                                           ignore_columns=list(data.ignore_columns), max_molecules=data.max_molecules)
     return table.select(list(data.assays)) if data.assays else table
 

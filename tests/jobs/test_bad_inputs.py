@@ -61,6 +61,9 @@ CLI = [
     # two metrics alike once made file names shared every result (and a target named overall broke the Runs page)
     ("run-table-targets-share-files", "configs/olmix_dclm.yaml", ["targets=[a-b, 'a:b']"],
      r"targets: 'a-b' and 'a:b' would share files"),
+    # a table of your own was called the default dataset in the error: "given explicitly for dataset 'toxcast'"
+    ("chem-own-table-missing", CHEM, ["path=/nonexistent/mine.csv"],
+     r"/nonexistent/mine.csv: file not found \(given explicitly for dataset 'your assay table'\)"),
     ("set-twice", SYN, ["trials=1", "trials=2"], r"--set trials is given twice; give it once"),  # was last-wins
     ("set-deep", SYN, ["name=" + "[" * 1000 + "]" * 1000], r"--set name: the value is nested too deeply"),
     ("trials-float", SYN, ["trials=2.7"], r"trials: must be an integer"),
