@@ -255,8 +255,9 @@ def parse_table(name: str, data: bytes, *, kind: str = "auto", max_expanded: int
                          "for every sample.")
     values = block.T  # float64: ProxyOutputs says so if a value does not fit in float32 (cast, it read "inf")
     ids = None if id_col is None else frame[id_col].astype(str)
-    if ids is not None and len(ids) * int(ids.str.len().max()) * 4 > max_expanded:  # kept as fixed-width text
-        raise InputError(f"{name}: its {len(ids):,} sample ids, up to {int(ids.str.len().max()):,} characters "
+    longest = 0 if ids is None else int(ids.str.len().max())
+    if len(frame) * longest * 4 > max_expanded:  # ids are kept as fixed-width text
+        raise InputError(f"{name}: its {len(ids):,} sample ids, up to {longest:,} characters "
                          f"long, would take over the {max_expanded / 2**20:,.0f} MB limit; use short ids.")
     try:
         if kind == "auto":
