@@ -132,7 +132,8 @@ def cmd_run(args) -> int:
 
         check_address(os.environ["RAY_ADDRESS"])  # before any run folder exists
     store = RunStore()
-    run_id = run_id_for(name, resolved)
+    implicit = pipeline.implicit_inputs(config) if hasattr(pipeline, "implicit_inputs") else []
+    run_id = run_id_for(name, resolved, implicit=implicit)
     resuming = getattr(args, "resuming", None)
     if resuming and run_id != resuming and run_id_for(name, resolved, registered=False) == resuming:
         run_id = resuming  # a run from before registered datasets entered run ids: its inputs are unchanged

@@ -455,12 +455,15 @@ def _registered_files(name: str) -> list[Path]:
     return files
 
 
-def run_id_for(name: str, resolved: dict, registered: bool = True) -> str:
+def run_id_for(name: str, resolved: dict, registered: bool = True, implicit: list | tuple = ()) -> str:
     """``<name>-<hash>``: the same config, naming the same files unchanged (:func:`input_stamp`), maps to the
-    same run, so a re-run resumes it. ``registered=False``: the id a run got before registered datasets' files
-    entered it (so such a run can still be resumed)."""
+    same run, so a re-run resumes it. ``implicit``: files the run reads without the config naming them (a
+    pipeline's ``implicit_inputs``). ``registered=False``: the id a run got before registered datasets' files
+    (and implicit ones) entered it (so such a run can still be resumed)."""
     stamp = input_stamp({k: v for k, v in resolved.items() if k not in (*EXECUTION_FIELDS, "name", "pipeline")},
                         registered)
+    if registered:
+        stamp += input_stamp([str(f) for f in implicit], registered=False)
     core = {k: v for k, v in resolved.items() if k not in EXECUTION_FIELDS}
     digest = hashlib.sha1(json.dumps([core, stamp] if stamp else core, sort_keys=True,
                                      default=str).encode()).hexdigest()[:8]

@@ -23,6 +23,7 @@ from mixmin_core.lm.experiment import (
     LMModels,
     check_proxy_budgets,
     check_target_specs,
+    source_files,
     target_name,
     validate_inputs,
 )
@@ -122,6 +123,17 @@ def validate(config: LMConfig) -> None:
     """Read every input once (sources, targets, tokenizer) so bad input fails before the run exists."""
     n_sources = validate_inputs(config.data, tokenizer=config.tokenizer_kind, tokenizer_path=config.tokenizer_path)
     check_proxy_budgets(config.proxy_budgets, final_tokens=config.final_tokens, preset=config.preset, n_sources=n_sources)
+
+
+def implicit_inputs(config: LMConfig) -> list:
+    """Files the run reads that its config does not name: the data directory's source domains (no
+    ``sources_dir``) and the registry's Pythia tokenizer, so edited or moved copies start a run of their own."""
+    from mixmin_core.lm.tokenizer import pythia_tokenizer_path
+
+    files = list(source_files(config.data).values()) if not (config.sources_dir or config.slimpajama_files) else []
+    if config.tokenizer_kind == "pythia" and not config.tokenizer_path:
+        files.append(pythia_tokenizer_path())
+    return files
 
 
 def run(config: LMConfig, ctx: RunContext) -> dict:

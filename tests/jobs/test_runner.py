@@ -257,6 +257,41 @@ def test_a_registered_dataset_read_from_other_files_is_another_run(tmp_path, mon
     assert all(run_id(c) != before[c] for c in before)
 
 
+def test_lm_source_domains_and_tokenizer_read_from_the_data_directory_enter_the_run_id(tmp_path, monkeypatch):
+    """Without `sources_dir` an LM run reads the data directory's text domains (and, for `tokenizer: pythia`, the
+    registry's tokenizer): another or edited copy of them resumed the first run and reported its results."""
+    from jobs.__main__ import resolve_config
+    from jobs.config import run_id_for
+    from jobs.pipelines import lm
+
+    shared = Path(os.environ["MIXMIN_DATA_DIR"])
+
+    def run_id(*overrides):
+        pipeline, name, config, resolved = resolve_config(str(ROOT / "configs" / "lm_ci.yaml"), list(overrides))
+        return run_id_for(name, resolved, implicit=pipeline.implicit_inputs(config))
+
+    before = run_id(), run_id("tokenizer=pythia")
+    mirror = tmp_path / "data"
+    (mirror / "text").mkdir(parents=True)
+    for folder in ("source", "target", "tokenizer"):
+        (mirror / "text" / folder).symlink_to(shared / "text" / folder)
+    monkeypatch.setenv("MIXMIN_DATA_DIR", str(mirror))
+    after = run_id(), run_id("tokenizer=pythia")
+    assert after[0] != before[0] and after[1] != before[1]
+    _, _, config, _ = resolve_config(str(ROOT / "configs" / "lm_ci.yaml"), [f"sources_dir={shared / 'text' / 'source'}"])
+    assert lm.implicit_inputs(config) == []  # a named folder is stamped as the config names it
+    (mirror / "text" / "source").unlink()
+    (mirror / "text" / "source").mkdir()
+    for f in (shared / "text" / "source").iterdir():
+        (mirror / "text" / "source" / f.name).symlink_to(f)
+    os.utime(mirror / "text" / "source" / "arxiv.jsonl.gz", ns=(0, 0), follow_symlinks=False)
+    assert run_id() == after[0]  # the stamp follows the files, not the links
+    edited = mirror / "text" / "source" / "book.jsonl.gz"
+    edited.unlink()
+    edited.write_bytes((shared / "text" / "source" / "book.jsonl.gz").read_bytes())
+    assert run_id() != after[0]
+
+
 def test_a_run_from_before_registered_datasets_entered_its_id_still_resumes(capsys, monkeypatch):
     """Its stored id lacks the dataset's files; `resume` would otherwise call its config changed."""
     from jobs.__main__ import resolve_config
