@@ -307,3 +307,19 @@ def test_a_run_from_before_registered_datasets_entered_its_id_still_resumes(caps
     assert main(["resume", old_id, "--quiet"]) == 0
     assert [r["run_id"] for r in store.list_runs()] == [old_id]
     assert store.get_run(old_id)["status"] == "done"
+
+
+def test_an_lm_run_from_before_implicit_inputs_entered_its_id_still_resumes(monkeypatch):
+    """A run started before the data directory's text domains entered LM run ids (its id has the registered
+    targets' files only) resumes: `resume` would otherwise call its config changed."""
+    from jobs.__main__ import resolve_config
+    from jobs.config import run_id_for
+
+    pipeline, name, config, resolved = resolve_config(str(ROOT / "configs" / "lm_ci.yaml"), [])
+    old_id = run_id_for(name, resolved)
+    assert old_id != run_id_for(name, resolved, implicit=pipeline.implicit_inputs(config))
+    store = RunStore()
+    store.create_run(old_id, name=name, pipeline="lm", config=resolved)
+    seen = []
+    monkeypatch.setattr("jobs.__main__._run_locked", lambda args, store, run_id, *rest: seen.append(run_id) or 0)
+    assert main(["resume", old_id, "--quiet"]) == 0 and seen == [old_id]
