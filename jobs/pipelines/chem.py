@@ -10,17 +10,16 @@ from dataclasses import dataclass
 
 from jobs.config import MAX_TREES, ExecutionConfig, setting
 from mixmin_core.chem.experiment import (
+    VALIDATE_PARSE_MOLECULES,
     ChemData,
     ChemDomain,
     ChemModels,
     load_metadata,
     load_table,
     make_plan,
+    parsed_molecules,
 )
-from mixmin_core.chem.fingerprints import (
-    cached_fingerprints,
-    check_smiles,
-)
+from mixmin_core.chem.fingerprints import check_smiles
 from mixmin_core.engine.experiment import Settings, run_experiment
 from mixmin_core.engine.methods import METHODS, REGMIX_PRESETS
 from mixmin_core.errors import ConfigError
@@ -98,9 +97,6 @@ class ChemConfig(ExecutionConfig):
 
 
 CONFIG = ChemConfig
-#: Largest table whose molecules validation parses (ToxCast's 8,597 take about 2 s the first time).
-VALIDATE_PARSE_MOLECULES = 20_000
-
 
 def dataset(config: ChemConfig) -> str:
     return f"{config.path or config.dataset} (chemistry, {len(config.targets) or config.n_targets} targets)"
@@ -113,9 +109,7 @@ def validate(config: ChemConfig) -> None:
     check_smiles(table.smiles, where=where)
     # a table of modest size has every molecule parsed now (seconds; the run reads them from the cache), so a target
     # whose positives do not parse fails here; a larger one (minutes) is parsed when the run starts
-    valid = None
-    if table.n_molecules <= VALIDATE_PARSE_MOLECULES:
-        valid = cached_fingerprints(list(table.smiles), radius=config.radius, n_bits=config.n_bits)[0].valid
+    valid = parsed_molecules(table, radius=config.radius, n_bits=config.n_bits, limit=VALIDATE_PARSE_MOLECULES)
     make_plan(table, targets=config.targets, n_targets=config.n_targets, source_counts=config.source_counts,
               proxy_budgets=config.proxy_budgets, trials=config.trials, include_target=config.include_target,
               test_fraction=config.test_fraction, valid=valid)

@@ -19,7 +19,12 @@ from mixmin_core.chem.evolve import (
     evolve,
     result_rows,
 )
-from mixmin_core.chem.experiment import load_metadata, load_table
+from mixmin_core.chem.experiment import (
+    VALIDATE_PARSE_MOLECULES,
+    load_metadata,
+    load_table,
+    parsed_molecules,
+)
 from mixmin_core.chem.workspace import ChemWorkspace, check_target
 from mixmin_core.engine.report import write_report
 from mixmin_core.errors import ConfigError
@@ -63,7 +68,17 @@ def dataset(config: ChemEvolveConfig) -> str:
     return f"{config.path or config.dataset} (chemistry, evolving sources, target {config.target})"
 
 
-def _versions(config: ChemEvolveConfig, table, informative, valid=None):
+def validate(config: ChemEvolveConfig) -> None:
+    """Read the table (parsing its molecules, up to VALIDATE_PARSE_MOLECULES) and replay the updates (assay names,
+    caps) before any run folder exists."""
+    _checked_versions(config, load_table(config.data), limit=VALIDATE_PARSE_MOLECULES)
+
+
+def _checked_versions(config: ChemEvolveConfig, table, limit: int | None = None):
+    """The versions, without molecules RDKit cannot parse; the target checked among the parsed ones."""
+    valid = parsed_molecules(table, limit=limit)
+    informative, _ = chemdata.informative_assays(table, valid)
+    check_target(table, config.target, informative, valid)
     versions = build_versions(table, informative, target=config.target, initial=config.initial,
                               updates=config.updates, revise_fraction=config.revise_fraction, seed=config.seed,
                               valid=valid)
@@ -71,23 +86,12 @@ def _versions(config: ChemEvolveConfig, table, informative, valid=None):
     return versions
 
 
-def validate(config: ChemEvolveConfig) -> None:
-    """Read the table and replay the updates (assay names, caps) before any run folder exists."""
-    table = load_table(config.data)
-    informative, _ = chemdata.informative_assays(table)
-    check_target(table, config.target, informative)
-    _versions(config, table, informative)
-
-
 def run(config: ChemEvolveConfig, ctx: RunContext) -> dict:
     table = load_table(config.data)
-    informative, _ = chemdata.informative_assays(table)
-    check_target(table, config.target, informative)
-    versions = _versions(config, table, informative)
+    versions = _checked_versions(config, table)  # the features unit below reads the same fingerprint cache
     sources = {n: s.assay for v in versions for n, s in v.sources.items()}
     ws = ChemWorkspace(ctx, table, assays=[*sources.values(), config.target], seed=config.seed, device=config.device,
                        proxy_depth=config.proxy_depth, n_jobs=config.xgb_threads)
-    versions = _versions(config, table, informative, ws.valid)  # without molecules RDKit cannot parse
     ws.write_sources(sources, load_metadata(config.data))
     records = evolve(ws, versions, target=config.target, proxy_trees=config.proxy_trees,
                      final_trees=config.final_trees, final_depth=config.final_depth,

@@ -14,7 +14,12 @@ from dataclasses import dataclass
 
 from jobs.config import MAX_TREES, setting
 from mixmin_core.chem import data as chemdata
-from mixmin_core.chem.experiment import load_metadata, load_table
+from mixmin_core.chem.experiment import (
+    VALIDATE_PARSE_MOLECULES,
+    load_metadata,
+    load_table,
+    parsed_molecules,
+)
 from mixmin_core.chem.ladder import climb, final_units, plan_ladder, report
 from mixmin_core.chem.workspace import ChemWorkspace, check_target
 from mixmin_core.engine.ladder import RULES
@@ -63,10 +68,13 @@ def dataset(config: ChemLadderConfig) -> str:
     return f"{config.path or config.dataset} (chemistry, proxy-compute ladder, {len(config.targets)} targets)"
 
 
-def pick_sources(config: ChemLadderConfig, table: chemdata.AssayTable, informative: list) -> list:
-    """The configured sources (targets excluded), checked against the table."""
+def pick_sources(config: ChemLadderConfig, table: chemdata.AssayTable, limit: int | None = None) -> list:
+    """The configured sources (targets excluded), checked against the table's molecules RDKit parses (those of a
+    table up to ``limit`` molecules; all when None)."""
+    valid = parsed_molecules(table, limit=limit)
+    informative = chemdata.informative_assays(table, valid)[0]
     for t in config.targets:
-        check_target(table, t, informative)
+        check_target(table, t, informative, valid)
     if isinstance(config.sources, int):
         pool = [a for a in informative if a not in config.targets]
         if len(pool) < 2:
@@ -87,13 +95,12 @@ def pick_sources(config: ChemLadderConfig, table: chemdata.AssayTable, informati
 
 
 def validate(config: ChemLadderConfig) -> None:
-    table = load_table(config.data)
-    pick_sources(config, table, chemdata.informative_assays(table)[0])
+    pick_sources(config, load_table(config.data), limit=VALIDATE_PARSE_MOLECULES)
 
 
 def run(config: ChemLadderConfig, ctx: RunContext) -> dict:
     table = load_table(config.data)
-    sources = pick_sources(config, table, chemdata.informative_assays(table)[0])
+    sources = pick_sources(config, table)  # the features unit below reads the same fingerprint cache
     ws = ChemWorkspace(ctx, table, assays=sources + list(config.targets), seed=config.seed, device=config.device,
                        proxy_depth=config.proxy_depth, n_jobs=config.xgb_threads)
     ws.write_sources({a: a for a in sources}, load_metadata(config.data))

@@ -95,6 +95,19 @@ def load_table(data: ChemData) -> chemdata.AssayTable:
     return table.select(list(data.assays)) if data.assays else table
 
 
+#: Largest table whose molecules validation parses (ToxCast's 8,597 take about 2 s the first time).
+VALIDATE_PARSE_MOLECULES = 20_000
+
+
+def parsed_molecules(table: chemdata.AssayTable, *, radius: int = 2, n_bits: int = 2048,
+                     limit: int | None = None) -> np.ndarray | None:
+    """Which of ``table``'s molecules RDKit parses (``valid``), from the fingerprint cache a run's features unit
+    reuses; ``None`` for a table of more than ``limit`` molecules (validation leaves those to the run)."""
+    if limit is not None and table.n_molecules > limit:
+        return None
+    return cached_fingerprints(list(table.smiles), radius=radius, n_bits=n_bits)[0].valid
+
+
 def load_metadata(data: ChemData):
     """Assay metadata (titles, categories), or None when there is none."""
     from mixmin_core.runs.datasets import REGISTRY, resolve

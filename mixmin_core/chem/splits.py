@@ -61,20 +61,30 @@ def assay_split(labels: np.ndarray, *, seed: int, trial: int, assay: str, test_f
     return code
 
 
-def check_test_labels(table, targets: list, valid=None, test_fraction: float = 0.2) -> None:
+def usable_labels(table, valid=None) -> tuple[np.ndarray, str]:
+    """The label rows of the molecules RDKit parses (``valid``; all when None: unparsable SMILES are left out of
+    every split) and how to name them in a message."""
+    labels = table.labels if valid is None else table.labels[np.asarray(valid, dtype=bool)]
+    if labels.shape[0] < table.labels.shape[0]:
+        return labels, f"the {labels.shape[0]:,} molecules RDKit parses (of {table.labels.shape[0]:,} read)"
+    return labels, f"the {labels.shape[0]:,} molecules read"
+
+
+def check_test_labels(table, targets: list, valid=None, test_fraction: float = 0.2, *,
+                      fraction_field: bool = True) -> None:
     """Every target of ``table`` (an ``AssayTable``) must get a positive and a negative in its test split
     (:func:`assay_split` splits per class, rounding), or its score is undefined: a MUV target with one active
-    ran to 'done' with every score blank."""
-    labels = table.labels if valid is None else table.labels[np.asarray(valid, dtype=bool)]
+    ran to 'done' with every score blank. ``fraction_field``: the config has a ``test_fraction`` to raise."""
+    labels, among = usable_labels(table, valid)
     for t in targets:
         column = labels[:, table.index(t)]
         for cls, what in ((1, "positives"), (0, "negatives")):
             n = int((column == cls).sum())
             if int(round(test_fraction * n)) < 1:
-                raise InputError(f"target {t!r} has {n} {what} among the {labels.shape[0]:,} molecules read; with "
-                                 f"test_fraction {test_fraction:g} its test split gets none, so its average precision "
-                                 "is undefined. Pick another target, raise max_molecules (0 reads all), or raise "
-                                 "test_fraction.")
+                raise InputError(f"target {t!r} has {n} {what} among {among}; with test_fraction {test_fraction:g} "
+                                 "its test split gets none, so its average precision is undefined. Pick another "
+                                 "target" + (", raise max_molecules (0 reads all), or raise test_fraction." if
+                                             fraction_field else " or raise max_molecules (0 reads all)."))
 
 
 def split_table(labels: np.ndarray, assays, *, seed: int, trial: int, test_fraction: float = 0.2,

@@ -41,13 +41,17 @@ from mixmin_core.runs.runner import RunContext, Unit
 from mixmin_core.solver.proxy_outputs import ProxyOutputs
 
 
-def check_target(table: chemdata.AssayTable, target: str, informative: list) -> None:
-    """``target`` exists (else "assay ... does not exist" with close matches) and has both label classes."""
-    table.index(target)
+def check_target(table: chemdata.AssayTable, target: str, informative: list, valid=None) -> None:
+    """``target`` exists (else "assay ... does not exist" with close matches) and has both label classes, in its
+    test split too, among the molecules RDKit parses (``valid``, when known)."""
+    column = table.index(target)
     if target not in informative:
-        raise InputError(f"target {target!r} has no positive or no negative label in {table.path}; "
+        labels, among = chemsplits.usable_labels(table, valid)
+        raise InputError(f"target {target!r} has {int((labels[:, column] == 1).sum())} positives and "
+                         f"{int((labels[:, column] == 0).sum())} negatives among {among} of {table.path}; "
                          "a target needs both.")
-    chemsplits.check_test_labels(table, [target])  # the workspace's splits: 80/20 per class, as the pipeline's
+    # the workspace's splits: 80/20 per class, as the pipeline's
+    chemsplits.check_test_labels(table, [target], valid, fraction_field=False)
 
 
 def _save_arrays(path: Path, **arrays) -> None:

@@ -154,6 +154,25 @@ def test_validation_parses_every_molecule_before_any_work(tmp_path, toxcast_head
     frame.to_csv(path, index=False)
     with pytest.raises(InputError, match=r"target 'lost' has 0 positives"):
         validate(ChemConfig(dataset="", path=str(path), targets=["lost"], source_counts=["all"]))
+    from jobs.pipelines import chem_evolve, chem_ladder
+
+    # the evolving-sources and ladder pipelines ran to 'done' with every score blank
+    parses = r"target 'lost' has 0 positives and \d+ negatives among the 394 molecules RDKit parses \(of 400 read\)"
+    with pytest.raises(InputError, match=parses):
+        chem_evolve.validate(chem_evolve.ChemEvolveConfig(dataset="", path=str(path), target="lost", initial=2,
+                                                          updates=[]))
+    with pytest.raises(InputError, match=parses):
+        chem_ladder.validate(chem_ladder.ChemLadderConfig(dataset="", path=str(path), targets=["lost"], sources=2))
+    frame.loc[frame.index[6], "lost"] = 1  # one parsable positive: a test split with none
+    frame.to_csv(path, index=False)
+    with pytest.raises(InputError, match=r"target 'lost' has 1 positives among the 394 molecules RDKit parses \(of "
+                                         r"400 read\); .* Pick another target or raise max_molecules \(0 reads all\)\.$"):
+        chem_ladder.validate(chem_ladder.ChemLadderConfig(dataset="", path=str(path), targets=["lost"], sources=2))
+    frame.loc[frame.index[6:12], "lost"] = 1  # six parsable positives: a test split with one
+    frame.to_csv(path, index=False)
+    chem_evolve.validate(chem_evolve.ChemEvolveConfig(dataset="", path=str(path), target="lost", initial=2, updates=[]))
+    chem_ladder.validate(chem_ladder.ChemLadderConfig(dataset="", path=str(path), targets=["lost"], sources=2))
+
 
 def test_one_molecule_written_two_ways_is_found():
     """OCC beside C(O)C passed as two molecules (only exact repeats were caught); the run now warns about them.
