@@ -96,10 +96,10 @@ def resolve_config(config_path: str, overrides: list[str]) -> tuple:
         _check_execution_fields(pipeline.CONFIG, raw)
         config = build_dataclass(pipeline.CONFIG, raw)
     except ConfigError as exc:  # "field: ..." -- say where the value came from: an override or the file
-        field = str(exc).split(":", 1)[0].split("[", 1)[0]
+        fields = set(str(exc).split(":", 1)[0].split("[", 1)[0].split(" or "))  # "dataset or path: ..." names two
         overridden = {o.split("=", 1)[0].strip().split(".")[0] for o in overrides or []}
         unknown = str(exc).startswith("unknown field(s)") and any(f"'{k}'" in str(exc).split(";")[0] for k in overridden)
-        raise ConfigError(f"--set {exc}" if field in overridden or unknown else f"{config_path}: {exc}") from None
+        raise ConfigError(f"--set {exc}" if fields & overridden or unknown else f"{config_path}: {exc}") from None
     resolved = {"pipeline": pipeline_name, "name": name, **dataclasses.asdict(config)}
     datasets.check_config_paths(resolved)
     if hasattr(pipeline, "validate"):

@@ -64,6 +64,8 @@ CLI = [
     # a table of your own was called the default dataset in the error: "given explicitly for dataset 'toxcast'"
     ("chem-own-table-missing", CHEM, ["path=/nonexistent/mine.csv"],
      r"/nonexistent/mine.csv: file not found \(given explicitly for dataset 'your assay table'\)"),
+    ("set-dataset-empty", "configs/chem_ci.yaml", ["dataset=''"],  # the override is blamed, not the config file
+     r"^error: --set dataset or path: one must be given"),
     ("set-twice", SYN, ["trials=1", "trials=2"], r"--set trials is given twice; give it once"),  # was last-wins
     ("set-deep", SYN, ["name=" + "[" * 1000 + "]" * 1000], r"--set name: the value is nested too deeply"),
     ("trials-float", SYN, ["trials=2.7"], r"trials: must be an integer"),
