@@ -9,7 +9,8 @@ The type hint gives the type (``int`` rejects ``2.7``, ``"abc"`` and ``True``; `
 ints; ``list[int | str]`` checks every item), the metadata the rule (``min``/``max`` inclusive,
 ``gt``/``lt`` exclusive, ``choices``, ``items`` for list items, ``unique`` for a list that may
 not repeat an item, ``keys`` for the keys, with their types, a mapping or each mapping of a list
-may have). Every error names the key, the rule and the value. Every pipeline config subclasses
+may have, ``also`` for a field of mappings whose ``name`` entries are further choices: a run table of
+your own beside the published ones). Every error names the key, the rule and the value. Every pipeline config subclasses
 :class:`ExecutionConfig` (seed, trials and how the run executes) and calls
 ``super().__post_init__()`` first, so a config built in code is checked exactly like one read
 from a file.
@@ -43,8 +44,8 @@ DEVICES = ("auto", "cpu", "cuda")
 
 def setting(default, *, doc: str = "", **rule):
     """A config field with its validation rule (``min``, ``max``, ``gt``, ``lt``, ``choices``, ``items``,
-    ``unique``, ``keys``)."""
-    unknown = set(rule) - {"min", "max", "gt", "lt", "choices", "items", "unique", "keys"}
+    ``unique``, ``keys``, ``also``)."""
+    unknown = set(rule) - {"min", "max", "gt", "lt", "choices", "items", "unique", "keys", "also"}
     if unknown:
         raise TypeError(f"unknown rule(s) {sorted(unknown)}")
     if isinstance(default, (list, dict)):
@@ -111,6 +112,15 @@ def check_config(config) -> None:
     hints = typing.get_type_hints(type(config))
     for f in dataclasses.fields(config):
         value, hint, meta = getattr(config, f.name), hints.get(f.name, object), dict(f.metadata)
+        if "also" in meta:  # the names a sibling field of mappings declares are choices too
+            named = getattr(config, meta.pop("also"))
+            extra = tuple(m["name"] for m in (named if isinstance(named, list) else [])
+                          if isinstance(m, dict) and isinstance(m.get("name"), str))
+            if "items" in meta:
+                meta["items"] = dict(meta["items"])  # a copy: the field's own rule stays as declared
+            for rule in (meta, meta.get("items")):
+                if rule and "choices" in rule:
+                    rule["choices"] = (*rule["choices"], *extra)
         if hint is int and isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
             value = int(value)  # YAML reads 6e5 as a float; as a count it is the whole number it names
             object.__setattr__(config, f.name, value)

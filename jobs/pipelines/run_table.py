@@ -1,7 +1,8 @@
 """The run_table pipeline: search baselines directly on a published table of proxy runs.
 
 A run table maps mixtures to measured losses (RegMix's 1M/60M/1B Pile runs, Olmix's DCLM swarm,
-ADMIRE's instruction-tuning runs; see ``mixmin_core.search.run_tables``). Per target and trial
+ADMIRE's instruction-tuning runs; see ``mixmin_core.search.run_tables``), or one of your own declared
+under ``tables`` (:class:`~mixmin_core.search.run_tables.OwnTable`). Per target and trial
 each method picks a mixture (``mixmin_core.search.table_methods``):
 
 * ``natural``: the table's natural weights (no runs spent);
@@ -31,7 +32,13 @@ from mixmin_core.runs import layout
 from mixmin_core.runs.fileio import read_json, write_json, write_text
 from mixmin_core.runs.layout import Problem, mixture_path, sources_path
 from mixmin_core.runs.runner import RunContext, Unit
-from mixmin_core.search.run_tables import PRIORS, TABLES, load_run_table, scale_params
+from mixmin_core.search.run_tables import (
+    PRIORS,
+    TABLES,
+    OwnTable,
+    load_run_table,
+    scale_params,
+)
 from mixmin_core.search.swarm import PRESETS
 from mixmin_core.search.table_methods import (
     METHODS,
@@ -44,21 +51,26 @@ from mixmin_core.search.table_methods import (
     trial_runs,
 )
 from mixmin_core.search.yardstick import MIN_YARDSTICK_RUNS
+from mixmin_core.solver.validation import check_new_names
 
 _METHOD_IDS = {m: i for i, m in enumerate(METHODS)}
+OWN_TABLE_KEYS = {"name": str, "mixtures": str, "metrics": str, "scale": str, "higher_is_better": bool}
 _TABLES = tuple(TABLES)
 _PRESETS = (*PRESETS, "auto")  # auto: RegMix's regressor where it can split (40+ runs), else the paper's
 
 
 @dataclass
 class RunTableConfig(ExecutionConfig):
-    train_table: str = setting("regmix_1m_train", choices=_TABLES)
+    tables: list[dict] = setting([], keys=OWN_TABLE_KEYS,  # noqa: RUF009 - setting() returns a dataclasses.field
+                                 doc="your own run tables, in RegMix's layout: [{name, mixtures: runs.csv, metrics: "
+                                     "metrics.csv, scale: 30M, higher_is_better: false}]; name them below")
+    train_table: str = setting("regmix_1m_train", choices=_TABLES, also="tables")
     test_tables: list[str] = setting(["regmix_1m_test", "regmix_60m_test", "regmix_1b_test"],
-                                     items={"choices": _TABLES},
+                                     items={"choices": _TABLES}, also="tables",
                                      doc="scored, never fitted on: held-out runs at the same or other model scales")
     test_fraction: float = setting(0.0, min=0, lt=0.9,
                                    doc="> 0: also hold out this fraction of train_table per trial (test 'test_split')")
-    yardstick: str = setting("auto", choices=("auto", TEST_SPLIT, *TABLES),
+    yardstick: str = setting("auto", choices=("auto", TEST_SPLIT, *TABLES), also="tables",
                              doc="runs the yardstick is fitted on, given to no method: auto (a same-scale test "
                                  "table, else test_split), test_split, or a table at train_table's scale")
     targets: list[str] = setting(["pile_cc"], doc="metric names of the tables")
@@ -72,7 +84,7 @@ class RunTableConfig(ExecutionConfig):
     bo_budget: int = setting(0, min=0, max=1_000_000, doc="train_table runs BO may spend; 0: same as random search")
     bo_init: int = setting(0, min=0, max=10_000, doc="BO's first random runs; 0: one per source (at most half the budget), "
                                           "2 when multi-fidelity")
-    bo_fidelity_tables: list[str] = setting([], items={"choices": _TABLES},
+    bo_fidelity_tables: list[str] = setting([], items={"choices": _TABLES}, also="tables",
                                             doc="smaller-scale runs of pool mixtures BO may buy, e.g. 1M runs")
     bo_fidelity_cost: float = setting(0.0, min=0, max=1, doc="one such run's cost in train_table runs (e.g. 0.0167: a 60th); "
                                                        "0: from the tables' published costs, else their parameter counts")
@@ -80,6 +92,22 @@ class RunTableConfig(ExecutionConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        names = []
+        for i, table in enumerate(self.tables):
+            where = f"tables[{i}]"
+            missing = [k for k in ("name", "mixtures", "metrics", "scale") if k not in table]
+            if missing:
+                raise ConfigError(f"{where}: needs {missing}; e.g. {{name: my_swarm, mixtures: runs.csv, metrics: "
+                                  "metrics.csv, scale: 30M}.")
+            if table["name"] in (*TABLES, "auto", TEST_SPLIT) or table["name"] in names:
+                raise ConfigError(f"{where}.name: {table['name']!r} is taken (a published table, 'auto', "
+                                  f"'{TEST_SPLIT}' or another of yours); name it otherwise.")
+            check_new_names(f"{where}.name", [table["name"]])
+            try:
+                scale_params(table["scale"])
+            except InputError as exc:
+                raise ConfigError(f"{where}.{exc}") from None
+            names.append(table["name"])
         for name in ("targets", "methods"):
             if not getattr(self, name):
                 raise ConfigError(f"{name}: must list at least one entry; got [].")
@@ -94,14 +122,19 @@ def dataset(config: RunTableConfig) -> str:
     return f"run table {config.train_table}" + (f" (tests: {', '.join(config.test_tables)})" if config.test_tables else "")
 
 
+def _own(cfg: RunTableConfig) -> tuple:
+    return tuple(OwnTable(**t) for t in cfg.tables)
+
+
 def _runs(cfg: RunTableConfig, trial: int):
     return trial_runs(cfg.train_table, cfg.test_tables, test_fraction=cfg.test_fraction, yardstick=cfg.yardstick,
-                      fidelity_tables=cfg.bo_fidelity_tables, seed=cfg.seed, trial=trial)
+                      fidelity_tables=cfg.bo_fidelity_tables, seed=cfg.seed, trial=trial, own=_own(cfg))
 
 
 def validate(config: RunTableConfig) -> None:
     """Load every table and check targets, the yardstick and run counts before a run folder exists."""
-    where = resolve_yardstick(config.train_table, config.test_tables, config.test_fraction, config.yardstick)
+    where = resolve_yardstick(config.train_table, config.test_tables, config.test_fraction, config.yardstick,
+                              _own(config))
     if where in config.bo_fidelity_tables:
         raise ConfigError(f"yardstick: {where!r} is also in bo_fidelity_tables, so BO would see the yardstick's runs; "
                           "name another yardstick or use test_split.")
@@ -165,12 +198,13 @@ def _write_sources(run_dir, table) -> None:
     lines = ["source,title,category,natural_weight"]
     for i, s in enumerate(table.source_names):
         weight = "" if prior is None else f"{prior[i]:.6g}"
-        lines.append(f"{s},{s.replace('_', ' ').title()},{table.name.split('_')[0]},{weight}")
+        family = table.name.split("_")[0] if table.name in TABLES else table.name  # regmix, olmix, admire; or yours
+        lines.append(f"{s},{s.replace('_', ' ').title()},{family},{weight}")
     write_text(sources_path(run_dir), "\n".join(lines) + "\n")
 
 
 def run(config: RunTableConfig, ctx: RunContext) -> dict:
-    _write_sources(ctx.run_dir, load_run_table(config.train_table))
+    _write_sources(ctx.run_dir, load_run_table(config.train_table, own=_own(config)))
     cfg = asdict(config)
     units = []
     for target in config.targets:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -126,10 +127,41 @@ def _short_metric(col: str) -> str:
     return col.removeprefix("metric/").removeprefix("the_pile_").removesuffix("_val_loss")
 
 
-def load_run_table(name: str, *, mixtures_path=None, metrics_path=None) -> RunTable:
-    """Load a published run table by name (see the module docstring), joining runs on ``index``.
+@dataclass(frozen=True)
+class OwnTable:
+    """A run table of your own, in RegMix's published layout: ``mixtures`` is a CSV with an ``index`` column and one
+    column per source (each row a run's weights, summing to 1), ``metrics`` a CSV with the same ``index`` and one
+    column per metric (empty: not measured). ``scale`` is the runs' model size (``"30M"``, ``"1B"``); a score where
+    higher is better (accuracy) needs ``higher_is_better``."""
 
-    ``mixtures_path``/``metrics_path`` override where the two CSV files are read from.
+    name: str
+    mixtures: str
+    metrics: str
+    scale: str
+    higher_is_better: bool = False
+
+
+def find_own(name: str, own=()) -> OwnTable | None:
+    """The table of ``own`` (``OwnTable``s) called ``name``, or None."""
+    return next((t for t in own if t.name == name), None)
+
+
+def table_scale(name: str, own=()) -> str:
+    """A published or own table's scale label."""
+    mine = find_own(name, own)
+    if mine is not None:
+        return mine.scale
+    if name not in TABLES:
+        raise InputError(f"unknown run table {name!r}; known: {sorted(TABLES)}" +
+                         (f" and your own {[t.name for t in own]}." if own else "."))
+    return TABLES[name][2]
+
+
+def load_run_table(name: str, *, mixtures_path=None, metrics_path=None, own=()) -> RunTable:
+    """Load a published run table by name (see the module docstring), or one of ``own`` (:class:`OwnTable`),
+    joining runs on ``index``.
+
+    ``mixtures_path``/``metrics_path`` override where a published table's two CSV files are read from.
 
     Raises
     ------
@@ -137,15 +169,25 @@ def load_run_table(name: str, *, mixtures_path=None, metrics_path=None) -> RunTa
         If ``name`` is unknown, a file is missing, or the files do not fit together (no common
         run index, mixtures that are not on the simplex).
     """
-    import pandas as pd
-
-    if name not in TABLES:
-        raise InputError(f"unknown run table {name!r}; known: {sorted(TABLES)}.")
-    mix_name, met_name, scale = TABLES[name]
+    mine = find_own(name, own)
+    if mine is not None:
+        for what in ("mixtures", "metrics"):
+            if not Path(getattr(mine, what)).expanduser().is_file():
+                raise InputError(f"tables: {name!r}: {what} file {getattr(mine, what)} not found.")
+        return _load_joined(name, Path(mine.mixtures).expanduser(), Path(mine.metrics).expanduser(), mine.scale,
+                            higher_is_better=mine.higher_is_better)
+    scale = table_scale(name)
+    mix_name, met_name, _ = TABLES[name]
     if name.startswith("admire"):
         return _load_admire(name, scale, resolve(mix_name, mixtures_path or metrics_path))
-    mix_file, met_file = resolve(mix_name, mixtures_path), resolve(met_name, metrics_path)
-    mix, met = pd.read_csv(mix_file), pd.read_csv(met_file)
+    return _load_joined(name, resolve(mix_name, mixtures_path), resolve(met_name, metrics_path), scale)
+
+
+def _load_joined(name: str, mix_file, met_file, scale: str, *, higher_is_better: bool = False) -> RunTable:
+    """A table from a mixtures CSV and a metrics CSV joined on ``index`` (RegMix's and Olmix's layout)."""
+    import pandas as pd
+
+    mix, met = _read_csv(mix_file), _read_csv(met_file)
     for frame, path in ((mix, mix_file), (met, met_file)):
         if "index" not in frame.columns:
             raise InputError(f"{path}: expected an 'index' column to join mixtures and metrics; got {list(frame.columns)[:6]}.")
@@ -181,7 +223,7 @@ def load_run_table(name: str, *, mixtures_path=None, metrics_path=None) -> RunTa
     ids = joined["run"] if "run" in joined.columns else joined["index"]
     sources = check_new_names(f"{mix_file}: domains", [_short_source(c) for c in src_cols])  # they reach downloads
     natural = None
-    if name.startswith("regmix"):
+    if name in TABLES and name.startswith("regmix"):  # published: the Pile's token distribution
         unknown = [s for s in sources if s not in REGMIX_PILE_NATURAL]
         if unknown:
             raise InputError(f"{mix_file}: a RegMix table's domains are the Pile's {sorted(REGMIX_PILE_NATURAL)}; got "
@@ -192,7 +234,18 @@ def load_run_table(name: str, *, mixtures_path=None, metrics_path=None) -> RunTa
                     metrics=M.to_numpy(dtype=np.float64), source_names=sources,
                     metric_names=tuple(_short_metric(c) for c in met_cols), run_ids=tuple(ids.tolist()),
                     scale=scale, natural_weights=natural,
-                    meta={"mixtures": str(mix_file), "metrics": str(met_file)})
+                    meta={"mixtures": str(mix_file), "metrics": str(met_file)}, higher_is_better=higher_is_better)
+
+
+def _read_csv(path):
+    """A CSV as a DataFrame, or one InputError naming the file (empty, not text, ragged rows)."""
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"{path}: cannot be read as a CSV table ({str(exc).splitlines()[0][:200]}); write one row "
+                         "per run, comma-separated, with a header row.") from None
 
 
 def _mixture_matrix(frame, columns: list, path) -> np.ndarray:
@@ -224,7 +277,7 @@ def _load_admire(name: str, scale: str, path) -> RunTable:
     """One model size of ADMIRE's single table (``model, ratio_*, metric_*, train_time``)."""
     import pandas as pd
 
-    frame = pd.read_csv(path)
+    frame = _read_csv(path)
     src_cols = [c for c in frame.columns if c.startswith("ratio_")]
     met_cols = [c for c in frame.columns if c.startswith("metric_")]
     if "model" not in frame.columns or not src_cols or not met_cols or "train_time" not in frame.columns:

@@ -32,11 +32,11 @@ import numpy as np
 
 from mixmin_core.errors import InputError
 from mixmin_core.search.run_tables import (
-    TABLES,
     RunTable,
     load_run_table,
     prior_for,
     scale_params,
+    table_scale,
 )
 from mixmin_core.search.swarm import random_search_table, regmix_fit_choose, spearman
 from mixmin_core.search.yardstick import Yardstick, fit_yardstick
@@ -57,18 +57,19 @@ class TrialRuns:
     fidelity: tuple = ()
 
 
-def resolve_yardstick(train_table: str, test_tables: list, test_fraction: float, yardstick: str) -> str:
+def resolve_yardstick(train_table: str, test_tables: list, test_fraction: float, yardstick: str, own=()) -> str:
     """The yardstick's runs: ``yardstick`` itself, or for ``"auto"`` the first test table at the
-    training table's scale, else the held-out split (``"test_split"``).
+    training table's scale, else the held-out split (``"test_split"``). ``own``: your own tables
+    (:class:`~mixmin_core.search.run_tables.OwnTable`), which names may also refer to.
 
     Raises
     ------
     InputError
         If no runs are left for the yardstick, or a named table is unknown or at another scale.
     """
-    scale = TABLES[train_table][2]
+    scale = table_scale(train_table, own)
     if yardstick == "auto":
-        same = [t for t in test_tables if TABLES[t][2] == scale and t != train_table]
+        same = [t for t in test_tables if table_scale(t, own) == scale and t != train_table]
         if same:
             return same[0]
         yardstick = TEST_SPLIT
@@ -77,38 +78,40 @@ def resolve_yardstick(train_table: str, test_tables: list, test_fraction: float,
             raise InputError(f"yardstick: no runs at scale {scale} are held out from every method; set "
                              "test_fraction > 0 (e.g. 0.25) or name a same-scale table as yardstick.")
         return TEST_SPLIT
-    if yardstick not in TABLES:
-        raise InputError(f"yardstick must be 'auto', 'test_split' or a known table {sorted(TABLES)}; got {yardstick!r}.")
-    if TABLES[yardstick][2] != scale or yardstick == train_table:
+    if table_scale(yardstick, own) != scale or yardstick == train_table:
         raise InputError(f"yardstick table {yardstick!r} must hold other runs at the training scale {scale}; "
-                         f"it is at scale {TABLES[yardstick][2]}.")
+                         f"it is at scale {table_scale(yardstick, own)}.")
     return yardstick
 
 
 def trial_runs(train_table: str, test_tables: list, *, test_fraction: float, yardstick: str,
-               fidelity_tables: list = (), seed: int = 0, trial: int = 0) -> TrialRuns:
-    """Load and split the runs of one trial (the held-out split is seeded by ``seed`` and ``trial``).
+               fidelity_tables: list = (), seed: int = 0, trial: int = 0, own=()) -> TrialRuns:
+    """Load and split the runs of one trial (the held-out split is seeded by ``seed`` and ``trial``); ``own``: your
+    own tables, as :func:`resolve_yardstick`.
 
     Raises
     ------
     InputError
         As :func:`resolve_yardstick`, or if tables have other sources than ``train_table``.
     """
-    train = load_run_table(train_table)
-    tests = {name: load_run_table(name) for name in test_tables}
-    where = resolve_yardstick(train_table, list(test_tables), test_fraction, yardstick)
+    train = load_run_table(train_table, own=own)
+    tests = {name: load_run_table(name, own=own) for name in test_tables}
+    where = resolve_yardstick(train_table, list(test_tables), test_fraction, yardstick, own)
     if test_fraction > 0:
         order = np.random.default_rng([seed, 99, trial]).permutation(train.n_runs)
         n_test = max(1, round(test_fraction * train.n_runs))
         tests[TEST_SPLIT] = train.subset(np.sort(order[:n_test]))
         train = train.subset(np.sort(order[n_test:]))
-    ruler = tests[TEST_SPLIT] if where == TEST_SPLIT else tests.get(where) or load_run_table(where)
-    fidelity = tuple(sorted((load_run_table(n) for n in fidelity_tables), key=lambda t: scale_params(t.scale)))
+    ruler = tests[TEST_SPLIT] if where == TEST_SPLIT else tests.get(where) or load_run_table(where, own=own)
+    fidelity = tuple(sorted((load_run_table(n, own=own) for n in fidelity_tables), key=lambda t: scale_params(t.scale)))
     roles = [("test_tables", t) for t in tests.values()] + [("yardstick", ruler)] + [("bo_fidelity_tables", t) for t in fidelity]
     for role, table in roles:
         if table.source_names != train.source_names:
             raise InputError(f"{role}: table {table.name!r} has sources {table.source_names[:3]}..., not those of "
                              f"{train_table!r}; pick tables of one family.")
+        if table.higher_is_better != train.higher_is_better:  # one orientation for every score of a run
+            raise InputError(f"{role}: table {table.name!r} and {train_table!r} disagree on higher_is_better; "
+                             "give every table of one family the same.")
     return TrialRuns(pool=train, tests=tests, yardstick=ruler, fidelity=fidelity)
 
 

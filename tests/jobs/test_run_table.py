@@ -263,3 +263,112 @@ def test_config_errors_leave_no_run(overrides, match, capsys):
     assert main(args) == 2
     assert re.search(match, capsys.readouterr().err)
     assert RunStore().list_runs() == []
+
+
+def _own_tables(tmp_path, *, score: bool = False) -> dict:
+    """Olmix's real DCLM swarm written as a user's own tables in RegMix's layout: 100 runs to search, 27 held out.
+    ``score``: the metric negated (a score where higher is better)."""
+    import pandas as pd
+
+    olmix = load_run_table("olmix_dclm")
+    metric = olmix.target("arc_easy:rc::olmes")
+    files = {}
+    for name, rows in (("my_swarm", np.arange(100)), ("my_heldout", np.arange(100, 127))):
+        mix = pd.DataFrame(olmix.weights[rows], columns=list(olmix.source_names))
+        mix.insert(0, "index", rows)
+        values = -metric[rows] if score else metric[rows]
+        met = pd.DataFrame({"index": rows, "arc_easy_bpb": values})
+        mix.to_csv(tmp_path / f"{name}_mix.csv", index=False)
+        met.to_csv(tmp_path / f"{name}_metrics.csv", index=False)
+        files[name] = {"name": name, "mixtures": str(tmp_path / f"{name}_mix.csv"),
+                       "metrics": str(tmp_path / f"{name}_metrics.csv"), "scale": "30M", "higher_is_better": score}
+    return files
+
+
+def _own_config(tmp_path, files: dict, **fields) -> str:
+    import yaml
+
+    config = {"pipeline": "run_table", "name": "own", "tables": list(files.values()), "train_table": "my_swarm",
+              "test_tables": ["my_heldout"], "yardstick": "my_heldout", "targets": ["arc_easy_bpb"],
+              "methods": ["natural", "random_search", "regmix"], "trials": 2, "n_candidates": 2000, "top_k": 16,
+              **fields}
+    path = tmp_path / f"own{len(list(tmp_path.glob('own*.yaml')))}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def test_a_run_table_of_your_own_runs_every_method(tmp_path):
+    """A researcher's own swarm (mixtures + metrics CSVs, as RegMix publishes them) needs no published table:
+    `tables:` declares it and the other fields name it like a published one."""
+    files = _own_tables(tmp_path)
+    assert main(["run", _own_config(tmp_path, files), "--quiet"]) == 0
+    (run,) = RunStore().list_runs()
+    run_dir = RunStore().run_dir(run["run_id"])
+    summary = read_summary(run_dir)
+    measured = summary[(summary.method == "random_search") & (summary.metric == "measured_loss")]
+    assert len(measured) == 1 and np.isfinite(measured["mean"]).all()
+    assert set(summary.method) == {"natural", "random_search", "regmix"}
+    assert "surrogate:yardstick_loss" in set(summary.metric)
+    assert "my_swarm" in (run_dir / "sources.csv").read_text()  # its category: your table, not 'my'
+    result = MixtureResult.from_dict(json.loads(
+        list_mixtures(run_dir, Problem("arc_easy_bpb", 0))["random_search"].read_text()))
+    assert result.meta["table"] == "my_swarm" and result.meta["yardstick_runs"] == "my_heldout"
+    # an edited table is another run, not a resume of the first
+    (tmp_path / "my_swarm_metrics.csv").write_text((tmp_path / "my_swarm_metrics.csv").read_text() + "\n")
+    assert main(["run", str(tmp_path / "own0.yaml"), "--quiet"]) == 0
+    assert len(RunStore().list_runs()) == 2
+
+
+def test_a_score_table_of_your_own_is_maximised(tmp_path):
+    """higher_is_better: true (accuracy): the same runs, the metric negated, give the same choices and the scores
+    negated, reported as *_score."""
+    loss_dir, score_dir = tmp_path / "loss", tmp_path / "score"
+    loss_dir.mkdir(), score_dir.mkdir()
+    results = []
+    for folder, score in ((loss_dir, False), (score_dir, True)):
+        assert main(["run", _own_config(folder, _own_tables(folder, score=score), name=f"own-{score}",
+                                        methods=["random_search", "regmix"]), "--quiet"]) == 0
+    runs = {r["name"]: RunStore().run_dir(r["run_id"]) for r in RunStore().list_runs()}
+    loss, score = read_summary(runs["own-False"]), read_summary(runs["own-True"])
+    for method, metric in (("random_search", "measured"), ("regmix", "surrogate:yardstick")):
+        a = loss[(loss.method == method) & (loss.metric == f"{metric}_loss")]["mean"].item()
+        b = score[(score.method == method) & (score.metric == f"{metric}_score")]["mean"].item()
+        assert b == pytest.approx(-a, rel=1e-6)
+        results.append(b)
+    assert all(np.isfinite(results))
+
+
+@pytest.mark.parametrize("change,match", [
+    (lambda t: t["my_swarm"].pop("scale"), r"tables\[\d\]: needs \['scale'\]"),
+    (lambda t: t["my_swarm"].update(name="regmix_1m_test") or {"train_table": "regmix_1m_test"},
+     r"tables\[\d\]\.name: 'regmix_1m_test' is taken"),
+    (lambda t: t["my_heldout"].update(name="my_swarm") or {"test_tables": [], "yardstick": "test_split",
+                                                           "test_fraction": 0.25}, r"tables\[1\]\.name: 'my_swarm' is taken"),
+    (lambda t: t["my_swarm"].update(scale="big"), r"tables\[\d\]\.scale must look like '60M' or '0.5B'; got 'big'"),
+    (lambda t: t["my_swarm"].update(name="=cmd") or {"train_table": "=cmd"}, r"tables\[\d\]\.name.*'=cmd'"),
+    (lambda t: t["my_swarm"].update(mixtures="/nonexistent/mix.csv"), r"mixtures file /nonexistent/mix.csv not found"),
+    (lambda t: t["my_heldout"].update(higher_is_better=True), r"disagree on higher_is_better"),
+    (lambda t: t["my_swarm"].update(extra=1), r"tables\[0\]: unknown key\(s\) \['extra'\]"),
+    (lambda t: t["my_swarm"].update(scale=30), r"tables\[0\]\.scale: must be a string; got 30"),
+    (lambda t: Path(t["my_swarm"]["metrics"]).write_bytes(b"index,a\n1,2,3,4\n\xff\xfe"), r"cannot be read as a CSV"),
+])
+def test_bad_own_tables_are_one_error_before_any_run(tmp_path, capsys, change, match):
+    files = _own_tables(tmp_path)
+    fields = change(files)
+    fields = fields if isinstance(fields, dict) else {}
+    assert main(["run", _own_config(tmp_path, files, **fields), "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and re.search(match, err[0]), err
+    assert RunStore().list_runs() == []
+
+
+def test_an_unknown_table_name_lists_your_own_too(tmp_path, capsys):
+    files = _own_tables(tmp_path)
+    assert main(["run", _own_config(tmp_path, files, train_table="my_swarn"), "--dry-run"]) == 2
+    assert re.search(r"train_table: must be one of \[.*'admire_7b', 'my_swarm', 'my_heldout'\]",
+                     capsys.readouterr().err)
+    from jobs.pipelines.run_table import RunTableConfig
+
+    declared = {n: f.metadata for n, f in RunTableConfig.__dataclass_fields__.items()}
+    assert "my_swarm" not in declared["test_tables"]["items"]["choices"]  # another config's names stay its own
+    assert "my_swarm" not in declared["train_table"]["choices"]
