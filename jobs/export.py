@@ -34,8 +34,10 @@ def add_parser(sub) -> None:
     p.add_argument("--weights", help="a MixtureResult JSON file (instead of --run/--problem)")
     p.add_argument("--sizes", help="CSV with columns source,size (tokens or rows) and optionally documents; "
                    "default: the run's sources.csv")
-    p.add_argument("--budget", "--budget-tokens", "--budget-rows", dest="budget",
-                   metavar="N", help="training budget in tokens (language models) or rows (chemistry)")
+    p.add_argument("--budget-tokens", metavar="N", help="training budget in tokens (language models)")
+    p.add_argument("--budget-rows", metavar="N", help="training budget in rows (chemistry; chem-table: optional, "
+                   "default every row of the sources, weighted)")
+    p.add_argument("--budget", metavar="N", help="training budget in the plan's unit (tokens or rows)")
     p.add_argument("--unit", help="tokens or rows (default: the run's, else tokens; rows for chem-table)")
     p.add_argument("--max-epochs", default="4", help="warn about sources repeated more often (default 4)")
     p.add_argument("--respect-limit", action="store_true",
@@ -66,9 +68,17 @@ def cmd_export(args) -> int:
     if args.fmt not in export.FORMATS:
         raise InputError(f"--format must be one of {', '.join(export.FORMATS)}; got {args.fmt!r}.")
     run_dir, problem = _run(args)  # first: without --problem it lists the run's problem keys
-    if args.budget is None:
+    if args.fmt == "chem-table" and run_dir is None:
+        raise InputError("--format chem-table needs --run RUN_ID (a chemistry run, for its molecules and labels).")
+    given = [(f, v) for f, v in (("--budget-tokens", args.budget_tokens), ("--budget-rows", args.budget_rows),
+                                 ("--budget", args.budget)) if v is not None]
+    if len(given) > 1:
+        raise InputError(f"give one budget; got {' and '.join(f for f, _ in given)}.")
+    if not given and args.fmt != "chem-table":
         raise InputError("--budget-tokens (or --budget-rows) is required: the total amount the final model trains on.")
-    budget, max_epochs = _number("--budget-tokens", args.budget), _number("--max-epochs", args.max_epochs)
+    budget_flag = given[0][0] if given else None
+    budget = _number(budget_flag, given[0][1]) if given else None
+    max_epochs = _number("--max-epochs", args.max_epochs)
     seed = _integer("--seed", args.seed)
     if not 0 <= seed < 2**32:  # what the snippet's shuffles take
         raise InputError(f"--seed must be an integer from 0 to {2**32 - 1}; got {args.seed}.")
@@ -79,6 +89,14 @@ def cmd_export(args) -> int:
             raise InputError(f"--unit {args.unit}: this run's source sizes (its sources.csv) are in {unit}; "
                              f"drop --unit, or give --sizes FILE.csv with sizes in {args.unit}.")
         unit = args.unit
+    wrong = {"--budget-tokens": "rows", "--budget-rows": "tokens"}.get(budget_flag)
+    if wrong == unit:
+        raise InputError(f"{budget_flag}: this plan's sizes are in {unit}, so its budget is too; give "
+                         f"--budget-{unit} (or --budget).")
+    if budget is None:  # chem-table: every row of the weighted sources, as the pipeline's final models train on
+        budget = float(sum(float(sizes[n]) for n, w in zip(result.source_names, result.weights) if w > 0 and n in sizes))
+    if budget < 1:
+        raise InputError(f"{budget_flag}: a budget is at least one {unit[:-1]}; got {budget:g}.")
     meta = {"run": args.run, "problem": problem.key} if problem is not None else {}
     if tokenizer:
         meta["tokenizer"] = tokenizer
@@ -94,11 +112,14 @@ def cmd_export(args) -> int:
     for line in plan.warnings() + ([fallback] if fallback else []):
         print(f"warning: {line}", file=sys.stderr)
     examples = export.run_chem_examples(run_dir, plan.source_names) if args.fmt == "chem-table" and run_dir else None
-    if args.fmt == "chem-table" and run_dir is None:
-        raise InputError("--format chem-table needs --run RUN_ID (a chemistry run, for its molecules and labels).")
     text = export.render(plan, args.fmt, examples=examples, path_template=args.data_prefix, seed=seed)
     _write(args.out, text)
-    print(f"{args.fmt}: {len(plan.source_names)} sources, {plan.budget:.6g} {plan.unit}, method {plan.method}"
+    what = f"{plan.budget:.6g} {plan.unit}"
+    if args.fmt == "chem-table":  # the table is the same at any budget: say what the budget meant
+        what = (f"{len(text.splitlines()) - 1} rows (every labelled row of its weighted sources; each source's rows "
+                "sum to its weight: sample weights, as the pipeline's final models train with; the repeat check "
+                f"assumes {plan.budget:.6g} rows drawn with them as probabilities)")
+    print(f"{args.fmt}: {len(plan.source_names)} sources, {what}, method {plan.method}"
           + ("" if args.out == "-" else f" -> {args.out}"), file=sys.stderr)
     return 0
 

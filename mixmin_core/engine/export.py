@@ -75,6 +75,17 @@ class TrainingPlan:
         return self.weights * self.budget
 
     @property
+    def whole_amounts(self) -> np.ndarray:
+        """:attr:`amounts` in whole tokens or rows (int64) summing to the budget, rounded to a whole number: each
+        source gets its amount rounded down, and the sources with the largest remainders one more each."""
+        exact = self.amounts
+        whole = np.floor(exact).astype(np.int64)
+        left = int(round(self.budget)) - int(whole.sum())
+        if left > 0:
+            whole[np.argsort(-(exact - whole), kind="stable")[:left]] += 1
+        return whole
+
+    @property
     def epochs(self) -> np.ndarray:
         """Times each source is repeated (``inf`` for a source with weight but no data)."""
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -130,7 +141,7 @@ class TrainingPlan:
         over = set(self.over_limit)
         return pd.DataFrame({
             "source": list(self.source_names), "weight": self.weights, "size": self.sizes,
-            self.unit: np.round(self.amounts).astype(np.int64), "epochs": self.epochs,
+            self.unit: self.whole_amounts, "epochs": self.epochs,
             "over_limit": [n in over for n in self.source_names],
         })
 
@@ -140,9 +151,9 @@ class TrainingPlan:
         return {
             "method": self.method, "unit": self.unit, "budget": float(self.budget),
             "max_epochs": float(self.max_epochs), "meta": self.meta, "weights": self.weights_dict(),
-            "sources": [{"source": n, "weight": float(w), "size": float(s), self.unit: int(round(a)),
+            "sources": [{"source": n, "weight": float(w), "size": float(s), self.unit: int(a),
                          "epochs": e, "over_limit": n in over}
-                        for n, w, s, a, e in zip(self.source_names, self.weights, self.sizes, self.amounts, epochs)],
+                        for n, w, s, a, e in zip(self.source_names, self.weights, self.sizes, self.whole_amounts, epochs)],
             "warnings": self.warnings(),
         }
 

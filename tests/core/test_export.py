@@ -70,6 +70,23 @@ def test_plan_amounts_epochs_and_limit(plan):
     assert frame.loc[frame.source == "web", "tokens"].item() == round(w[0] * 1e9)  # whole tokens
 
 
+@pytest.mark.parametrize("budget", [2, 3, 7, 12, 999, 1001, 12345, 1e6 + 1, 1e9])
+def test_whole_amounts_sum_to_the_budget(budget):
+    """Each source rounded on its own gave 10 rows of a 12-row budget over 5 equal sources (and 0 of 2)."""
+    from mixmin_core.engine.export import TrainingPlan, round_weights
+
+    for seed in range(20):
+        w = round_weights(np.random.default_rng(seed).dirichlet(np.ones(5)))
+        plan = TrainingPlan(tuple("abcde"), w, np.full(5, 1e12), float(budget), 4.0, unit="rows")
+        whole = plan.whole_amounts
+        assert whole.dtype == np.int64 and whole.sum() == round(budget)
+        assert (np.abs(whole - plan.amounts) < 1).all()  # each within one of its exact amount
+        assert plan.to_frame()["rows"].sum() == round(budget)
+        assert sum(s["rows"] for s in plan.to_dict()["sources"]) == round(budget)
+    equal = TrainingPlan(tuple("abcde"), np.full(5, 0.2), np.full(5, 1e12), 12.0, 4.0, unit="rows")
+    assert sorted(equal.whole_amounts) == [2, 2, 2, 3, 3]
+
+
 def test_json_parses_back(plan):
     data = json.loads(to_json(plan))
     _assert_same(data["weights"], plan)

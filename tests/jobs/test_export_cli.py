@@ -155,6 +155,20 @@ def test_chem_table_from_a_chemistry_run(capsys, tmp_path):
     assert len(table) == 4 + 4 + 3 and "T" not in set(table.assay)  # every labelled row of the sources, no target rows
     assert set(table.loc[table.assay == "A3", "molecule"]) == {"CCN", "c1ccccc1", "CC(=O)O"}
     assert "8 rows" in err  # chemistry sizes and budget are rows
+    # the table is every weighted row whatever the budget: it may be left out, and the summary says what it means
+    code, _, err = _export(capsys, "--run", run_id, "--problem", problem.key, "--format", "chem-table", "--out",
+                           str(tmp_path / "nobudget.csv"))
+    assert code == 0, err
+    assert (tmp_path / "nobudget.csv").read_text() == out.read_text()
+    assert "11 rows (every labelled row of its weighted sources" in err and "sample weights" in err
+    for args, message in ((["--budget-tokens", "8"], "--budget-tokens: this plan's sizes are in rows, so its budget "
+                                                      "is too; give --budget-rows"),
+                          (["--budget-rows", "8", "--budget-tokens", "8"], "give one budget; got --budget-tokens and "
+                                                                           "--budget-rows"),
+                          (["--budget-rows", "0.5"], "--budget-rows: a budget is at least one row; got 0.5"),
+                          (["--format", "csv"], "--budget-tokens (or --budget-rows) is required")):
+        code, _, err = _export(capsys, "--run", run_id, "--problem", problem.key, "--format", "chem-table", *args)
+        assert code == 2 and message in err, err
 
 
 @pytest.mark.parametrize("args, message", [
