@@ -393,6 +393,10 @@ def hf_snippet(plan: TrainingPlan, *, seed: int = 0, stopping_strategy: str = "f
                          "example can be drawn from them; fix the sizes, or solve again without them.")
     per_example = plan.amounts[keep] / lengths[keep]  # expected examples drawn from each source
     examples = round(float(per_example.sum()))
+    if examples < 1:  # .take(0): an empty stream
+        raise InputError(f"the budget ({plan.budget:.6g} {plan.unit}) is under one example (a mean "
+                         f"{'document' if plan.unit == 'tokens' else 'row'} holds "
+                         f"{float(np.nanmean(lengths[keep])):.4g} {plan.unit}); raise the budget.")
     repeats = [int(np.ceil(2 * e)) + 1 for e in plan.epochs[keep]]  # passes: no source runs out before the cut
     unit = "document" if plan.unit == "tokens" else "row"
     few = [f"{json.dumps(n)} (~{e:.2g})" for n, e in zip(names, per_example) if e < FEW_DOCUMENTS]

@@ -213,6 +213,17 @@ def test_hf_snippet_of_a_row_plan_cuts_at_the_budget_and_refuses_empty_sources()
         plan_training(result, {"A": 300, "B": 50}, budget=400, documents={"A": 3})
 
 
+def test_hf_snippet_refuses_a_budget_under_one_example():
+    """--budget-tokens 100 gave EXAMPLES = 0: an empty stream, without a word."""
+    from mixmin_core.engine.export import TrainingPlan
+
+    plan = TrainingPlan(("a", "b"), np.array([0.5, 0.5]), np.array([1e6, 1e6]), 100.0, 4.0,
+                        documents=np.array([1000.0, 1000.0]))
+    with pytest.raises(InputError, match=r"the budget \(100 tokens\) is under one example \(a mean document holds "
+                                         r"1000 tokens\); raise the budget"):
+        hf_snippet(plan)
+
+
 def test_sizes_csv_documents_column(tmp_path):
     path = tmp_path / "sizes.csv"
     path.write_text("source,size,documents\nA,1000,10\nB,500,1\n")
