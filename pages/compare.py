@@ -116,12 +116,21 @@ def yardstick_note(frame: pd.DataFrame, metric: str) -> None:
                icon=":material/warning:")
 
 
-def capped_rows(frame: pd.DataFrame) -> int:
-    """The ``max_final_rows`` the final models were capped at (0 when not capped or not recorded)."""
+def capped_rows(frame: pd.DataFrame) -> tuple[int, int, int]:
+    """``(cap, capped, finals)``: the ``max_final_rows`` the final models ran under (0 when none or not recorded),
+    how many of the ``finals`` (trial, target, setting, method) reached it (all of them in a run that did not
+    record its models' rows)."""
     if "max_final_rows" not in frame:
-        return 0
+        return 0, 0, 0
     caps = pd.to_numeric(frame["max_final_rows"], errors="coerce").fillna(0)
-    return int(caps.max()) if (caps > 0).any() else 0
+    if not (caps > 0).any():
+        return 0, 0, 0
+    keys = [c for c in ("trial", "target", "variant", "method") if c in frame]
+    finals = frame.assign(cap=caps).drop_duplicates(keys)
+    if "rows" not in finals:
+        return int(caps.max()), len(finals), len(finals)
+    rows = pd.to_numeric(finals["rows"], errors="coerce")
+    return int(caps.max()), int(((finals["cap"] > 0) & (rows >= finals["cap"])).sum()), len(finals)
 
 
 def sweep_figure(frame: pd.DataFrame, kind: str) -> go.Figure | None:
@@ -230,10 +239,13 @@ def page() -> None:
     note = missing_methods(sub, variant, data.run_config(run_id))
     if note:
         st.info(note, icon=":material/info:")
-    cap = capped_rows(shown)
-    if cap:
-        st.caption(f"Final models were capped at {cap:,} training rows (`max_final_rows`), drawn from the "
-                   "weighted union of the sources in proportion to each method's weights.")
+    cap, capped, finals = capped_rows(shown)
+    if capped:
+        st.caption(f"Final models were capped at {cap:,} training rows (`max_final_rows`; {capped} of {finals} "
+                   "reached it), drawn from the weighted union of the sources in proportion to each method's weights.")
+    elif cap:
+        st.caption(f"A cap of {cap:,} training rows was set (`max_final_rows`), and no final model reached it: each "
+                   "trained on every row of its sources, weighted by its method's mixture.")
     per_target = summarize(shown, reference=baseline, focus="mixmin")
     total = summarize(mean_over_targets(shown), reference=baseline, focus="mixmin")
     left, right = st.columns([1, 2])

@@ -4,6 +4,7 @@ results.csv / summary.csv (issue 11)."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -185,6 +186,23 @@ def test_compare_says_which_methods_were_not_run_in_a_setting_and_why(home):
 def test_compare_says_the_final_models_were_capped(home):
     at = open_app("compare")
     assert any("capped at 50,000 training rows" in c.value for c in at.caption)
+
+
+def test_compare_says_a_cap_no_final_model_reached_was_not_reached(home):
+    """chem_ci sets max_final_rows 2,000 and its final models train on 218-548 rows: the page said they were capped."""
+    write_chem_run(home, run_id="chem-cap", n_sources=12, n_targets=2, n_trials=2, max_final_rows=2000)
+    results = RunStore().run_dir("chem-cap") / "results.csv"
+    frame = pd.read_csv(results)
+    frame.assign(rows=500).to_csv(results, index=False)
+    captions = [c.value for c in open_link("compare", {"run": "chem-cap"}).caption]
+    assert any("A cap of 2,000 training rows was set" in c and "no final model reached it" in c for c in captions)
+    assert not any("were capped" in c for c in captions)
+    frame.assign(rows=np.where(frame["method"] == "natural", 2000, 500)).to_csv(results, index=False)
+    captions = [c.value for c in open_link("compare", {"run": "chem-cap"}).caption]
+    found = [re.search(r"capped at 2,000 training rows \(`max_final_rows`; (\d+) of (\d+) reached it\)", c)
+             for c in captions]
+    capped, finals = next(map(int, m.groups()) for m in found if m)
+    assert capped * frame["method"].nunique() == finals  # natural's final models (one variant shown)
 
 
 def test_compare_opens_on_a_measured_metric_and_labels_surrogates(home):
