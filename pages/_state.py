@@ -226,8 +226,8 @@ def _link_value(name: str, raw) -> str:
 
 
 def _to_url(key: str, value):
-    if key in _LISTS:
-        return [str(v) for v in value]
+    if key in _LISTS:  # an empty selection as `name=` (a list with no value would drop out of the link)
+        return [str(v) for v in value] or [""]
     if key in _FLOATS:
         return f"{float(value):.6g}"
     if key == "solve.problem":

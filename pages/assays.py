@@ -23,20 +23,24 @@ def boot_count(run_id: str, problem: layout.Problem) -> int:
 
 
 def read_topk(run_id: str, problem: layout.Problem) -> pd.DataFrame:
-    """Top sources of ``problem``: the run's topk file, else its saved MixMin mixture."""
+    """Every source of ``problem`` by MixMin's weight (its saved mixture), with the bootstrap intervals of the run's
+    topk file where it has them (its top ``top_k``); the topk file alone where the mixture is missing (then
+    ``attrs["partial"]`` is True: the rows may be only the top of the sources)."""
     run_dir = data.store().run_dir(run_id)
     path = layout.topk_path(run_dir, problem)
-    if path.exists():
-        rows = topk_rows(data.load_json(str(path), data.mtime(path)))
-    else:
-        mix = data.read_mixtures(run_id, problem).get("mixmin")
-        rows = [{"source": s, "weight": w} for s, w in (mix or {}).get("weights", {}).items()]
+    rows = topk_rows(data.load_json(str(path), data.mtime(path))) if path.exists() else []
+    weights = (data.read_mixtures(run_id, problem).get("mixmin") or {}).get("weights", {})
+    if isinstance(weights, dict) and weights:
+        stored = {str(r.get("source")): r for r in rows if isinstance(r, dict)}
+        rows = [{**stored.get(str(s), {}), "source": s, "weight": w} for s, w in weights.items()]
     frame = pd.DataFrame(rows, columns=None if rows else ["source", "weight"])
     for col in ("lower", "upper"):
         if col not in frame:
             frame[col] = float("nan")
     frame["source"] = frame["source"].astype(str)
-    return frame.sort_values("weight", ascending=False, kind="stable").reset_index(drop=True)
+    frame = frame.sort_values("weight", ascending=False, kind="stable").reset_index(drop=True)
+    frame.attrs["partial"] = not (isinstance(weights, dict) and weights)
+    return frame
 
 
 def topk_rows(content) -> list[dict]:
@@ -50,6 +54,19 @@ def topk_rows(content) -> list[dict]:
             return [{"source": s, "weight": w} for s, w in content.items()]
         return []
     return list(content) if isinstance(content, list) else []
+
+
+def own_data(frame: pd.DataFrame, target: str) -> pd.DataFrame:
+    """The target's own fit split (a run with ``include_target``) named as such: it is no other assay."""
+    out = frame.copy()
+    mine = out["source"] == target
+    out.loc[mine, "source"] = OWN_DATA
+    out.loc[mine, "title"] = f"{target}'s own training rows (include_target)"
+    return out
+
+
+#: How a target's own data (``include_target``) is named on this page and in its exports.
+OWN_DATA = "(target's own data)"
 
 
 def annotate(frame: pd.DataFrame, meta: pd.DataFrame) -> pd.DataFrame:
@@ -88,7 +105,7 @@ def heatmap(run_id: str, problems: list, k: int, meta: pd.DataFrame, noun: str) 
     """Targets x union of their top-``k`` sources; returns the long table for export."""
     long = []
     for prob in problems:
-        top = annotate(read_topk(run_id, prob).head(k), meta)
+        top = own_data(annotate(read_topk(run_id, prob).head(k), meta), prob.target)
         long.append(top.assign(target=prob.target, trial=prob.trial, variant=prob.variant, rank=range(1, len(top) + 1)))
     long = pd.concat(long, ignore_index=True) if long else pd.DataFrame()
     if long.empty:
@@ -99,7 +116,7 @@ def heatmap(run_id: str, problems: list, k: int, meta: pd.DataFrame, noun: str) 
         grid = grid.loc[:, grid.max() >= 0.01]
     shown = int(long["rank"].max())  # a run's topk file may keep fewer than k
     fig = px.imshow(grid.to_numpy(), x=list(grid.columns), y=list(grid.index), color_continuous_scale="Reds",
-                    aspect="auto", title=f"Targets × their top-{min(k, shown)} {noun} (weight)")
+                    aspect="auto", title=f"Targets × their top-{min(k, shown)} {noun} (weight, trial {problems[0].trial})")
     fig.update_layout(height=max(420, 40 * len(grid) + 300), margin=dict(l=10, r=10, t=40, b=10),
                       xaxis=dict(tickangle=-45))
     st.plotly_chart(fig, key="assays.heatmap")
@@ -132,10 +149,24 @@ def page() -> None:
     trial = state.select_kept("Trial", trials, "assays.trial", container=c3)
     state.ensure("assays.k", 1 <= st.session_state["assays.k"] <= 100)
     k = c4.number_input("Top k", 1, 100, key=state.keep("assays.k"), on_change=state.save, args=("assays.k",))
-    kept = annotate(read_topk(run_id, layout.Problem(target, trial, variant)), meta)
+    ranked = read_topk(run_id, layout.Problem(target, trial, variant))
+    kept = own_data(annotate(ranked, meta), target)
     top = kept.head(int(k))
-    if len(kept) < k:
+    if len(kept) < k and ranked.attrs.get("partial"):
         st.caption(f"{len(kept)} {noun} are on record for this target (a run keeps the top `top_k` of its config).")
+    elif len(kept) < k:
+        st.caption(f"This setting gives {target} {len(kept)} {noun}" + (
+            " (a sources-N setting has the first N informative assays, less the target)." if "sources-" in variant
+            else "."))
+    mixture = data.read_mixtures(run_id, layout.Problem(target, trial, variant)).get("mixmin") or {}
+    if mixture.get("status") == "max_iter":  # the Compare page says so for the setting; here it is one ranking
+        st.caption(f"MixMin stopped at its iteration limit (Frank–Wolfe gap {float(mixture.get('gap', 'nan')):.2g}), "
+                   "not converged: the smaller weights, and so the order after the first few, may still move. See "
+                   "them converge on the Solver page.")
+    without = int(top["lower"].isna().sum())
+    if 0 < without < len(top):
+        st.caption(f"The run stored bootstrap intervals for its top {len(top) - without} {noun} (`top_k`); the "
+                   "others show their weight only.")
     categories = sorted(c for c in top["category"].unique() if c)
     if categories:
         picked = st.session_state["assays.categories"]
@@ -143,6 +174,8 @@ def page() -> None:
         chosen = st.multiselect("Categories", categories, key=state.keep("assays.categories"),
                                 on_change=state.save, args=("assays.categories",))
         top = top[top["category"].isin(chosen) | (top["category"] == "")]
+        if not chosen:
+            st.info("No category is selected: pick one or more above to list their sources.")
     if categories and noun == "source assays":  # the paper's assay categories; an LM run's sources are 'text'
         legend()
     shown = top[["source", "title", "category", "weight", "lower", "upper", "group"]]

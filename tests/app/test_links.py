@@ -152,6 +152,12 @@ def test_assays_link_opens_the_same_target_trial_and_top_k(home):
     at2 = open_link("assays", {**link, "categories": cats[:1]})
     assert set(table(at2)["category"]) == set(cats[:1])
     assert at2.query_params["categories"] in (cats[:1], cats[0])
+    # no category at all is a view too: it stays in the link (an empty list dropped out, and the link showed all)
+    at2.multiselect(key="w:assays.categories").set_value([]).run()
+    assert at2.query_params["categories"] in ([""], "")
+    at3 = open_link("assays", {**link, "categories": ""})
+    assert table(at3).empty and at3.multiselect(key="w:assays.categories").value == []
+    assert any("No category is selected" in i.value for i in at3.info)
 
 
 # ---- results.csv / summary.csv ----------------------------------------------------------------------

@@ -478,6 +478,38 @@ def test_assays_work_for_pcba_with_the_pcba128_metadata(home):
     assert set(table["group"]) <= {"cytotoxicity", "phenotypic", "protein", "other"}
 
 
+def test_assays_rank_every_source_and_name_the_targets_own_data(home):
+    """With `include_target` the target's own fit split is a source named like the target: it looked like another
+    assay the target borrows from. And a topk file keeps the top `top_k`; the saved mixture has every source."""
+    from mixmin_core.solver.synthetic import example_problem
+
+    run_dir = RunStore().create_run("chem-own", name="chem-own", pipeline="chem", config={"pipeline": "chem"})
+    outputs, _ = example_problem(n_sources=4, n_samples=200, seed=1)
+    names = ["ATG_ERE_CIS_up", "ATG_ERa_TRANS_up", "ATG_PXR_TRANS_up", "ATG_NRF2_ARE_CIS_up"]
+    problem = layout.Problem("ATG_ERE_CIS_up", 0, "sources-all")
+    outputs.save(layout.outputs_path(run_dir, problem))
+    weights = dict(zip(names, (0.6, 0.25, 0.1, 0.05)))
+    path = layout.mixture_path(run_dir, problem, "mixmin")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"method": "mixmin", "weights": weights, "status": "max_iter", "gap": 8e-4}))
+    rows = [{"source": n, "weight": w, "lower": w / 2, "upper": min(1, 2 * w)} for n, w in list(weights.items())[:2]]
+    layout.topk_path(run_dir, problem).parent.mkdir(parents=True, exist_ok=True)
+    layout.topk_path(run_dir, problem).write_text(json.dumps({"sources": rows}))
+    at = open_app()
+    at.sidebar.selectbox(key="w:app.run_id").set_value("chem-own").run()
+    at.switch_page("pages/assays.py").run()
+    assert not at.exception
+    shown = _table(at)
+    assert list(shown["source"]) == ["(target's own data)", *names[1:]]  # every source, by weight
+    assert "own training rows" in shown["title"].iloc[0]
+    assert shown["lower"].notna().tolist() == [True, True, False, False]
+    captions = " ".join(c.value for c in at.caption)
+    assert "This setting gives ATG_ERE_CIS_up 4 source assays" in captions
+    assert "bootstrap intervals for its top 2 source assays" in captions
+    assert "stopped at its iteration limit (Frank–Wolfe gap 0.0008)" in captions
+    assert "Targets × their top-4 source assays (weight, trial 0)" in chart_titles(at)
+
+
 def test_assays_speak_of_text_domains_on_a_language_model_run_and_of_the_top_k_it_kept(home):
     from mixmin_core.solver.synthetic import example_problem
 
@@ -495,7 +527,7 @@ def test_assays_speak_of_text_domains_on_a_language_model_run_and_of_the_top_k_i
     assert not at.exception
     assert len(_table(at)) == 3
     assert "Top source domains for piqa" in chart_titles(at)
-    assert "Targets × their top-3 source domains (weight)" in chart_titles(at)  # not the box's top-10
+    assert "Targets × their top-3 source domains (weight, trial 0)" in chart_titles(at)  # not the box's top-10
     assert any("3 source domains are on record" in c.value for c in at.caption)
     assert not any("protein binding / inhibition" in m.value for m in at.markdown)  # no assay-category legend
 
