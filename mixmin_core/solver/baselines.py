@@ -8,24 +8,26 @@ from mixmin_core.solver.objectives import make_objective
 from mixmin_core.solver.proxy_outputs import ProxyOutputs
 from mixmin_core.solver.results import MixtureResult
 from mixmin_core.solver.simplex import frank_wolfe_gap, uniform
-from mixmin_core.solver.validation import check_outputs, check_simplex
+from mixmin_core.solver.validation import by_source, check_outputs, check_simplex
 
 
 def mixture_loss(outputs: ProxyOutputs, weights) -> float:
-    """The MixMin objective of ``outputs`` at ``weights`` (shape ``(n_sources,)``, on the simplex)."""
+    """The MixMin objective of ``outputs`` at ``weights`` (shape ``(n_sources,)`` in source order, or a dict /
+    Series keyed by source name; on the simplex)."""
     check_outputs(outputs)
-    w = check_simplex("weights", weights, outputs.n_sources)
+    w = check_simplex("weights", by_source("weights", weights, outputs.source_names), outputs.n_sources)
     return float(make_objective(outputs).loss(w))
 
 
 def fixed_mixture(outputs: ProxyOutputs, weights, method: str, meta: dict | None = None) -> MixtureResult:
-    """Wrap given weights as a ``MixtureResult`` scored on ``outputs`` (loss and gap filled in)."""
+    """Wrap given weights (in source order, or keyed by source name) as a ``MixtureResult`` scored on ``outputs``
+    (loss and gap filled in)."""
     check_outputs(outputs)
     if not isinstance(method, str) or not method:
         raise InputError(f"method must be a non-empty string naming the mixture; got {method!r}.")
     if meta is not None and not isinstance(meta, dict):
         raise InputError(f"meta must be a dict or None; got {type(meta).__name__}.")
-    w = check_simplex("weights", weights, outputs.n_sources)
+    w = check_simplex("weights", by_source("weights", weights, outputs.source_names), outputs.n_sources)
     loss, grad = make_objective(outputs).loss_grad(w)
     return MixtureResult(
         weights=w, source_names=outputs.source_names, loss=float(loss),

@@ -20,6 +20,8 @@ from mixmin_core.solver.validation import check_number, check_outputs
 
 #: Upper bound on the bytes of one (chunk, n_samples) float32 working array.
 _CHUNK_BYTES = 64 << 20
+#: Most resamples one call may draw.
+MAX_BOOT = 100_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,6 +63,9 @@ def bootstrap_weights(outputs: ProxyOutputs, n_boot: int = 200, seed: int = 0, *
     """
     check_outputs(outputs)
     n_boot = check_number("n_boot", n_boot, minimum=2, integer=True)
+    if n_boot > MAX_BOOT:  # samples are kept: n_boot x n_sources floats, and each resample is a solve
+        raise InputError(f"n_boot must be at most {MAX_BOOT:,} (an interval's ends settle within a few thousand "
+                         f"resamples); got {n_boot:,}.")
     seed = check_number("seed", seed, minimum=0, integer=True)
     level = check_number("level", level)
     if not 0 < level < 1:

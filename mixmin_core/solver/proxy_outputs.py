@@ -153,15 +153,18 @@ class ProxyOutputs:
         if compress == "auto":
             compress = self.values.nbytes < MAP_MIN_BYTES
         npz_path, json_path = _paths(path)
-        with fileio.atomic_path(npz_path) as tmp:
-            _write_npz(tmp, self, compress)
-        sidecar = {
-            "format_version": FORMAT_VERSION, "kind": self.kind,
-            "source_names": list(self.source_names), "n_sources": self.n_sources,
-            "n_samples": self.n_samples, "meta": self.meta,
-            "sha256": fileio.sha256_file(npz_path),
-        }
-        fileio.write_json(json_path, sidecar)
+        try:
+            with fileio.atomic_path(npz_path) as tmp:
+                _write_npz(tmp, self, compress)
+            sidecar = {
+                "format_version": FORMAT_VERSION, "kind": self.kind,
+                "source_names": list(self.source_names), "n_sources": self.n_sources,
+                "n_samples": self.n_samples, "meta": self.meta,
+                "sha256": fileio.sha256_file(npz_path),
+            }
+            fileio.write_json(json_path, sidecar)
+        except OSError as exc:  # a folder of that name, a name too long, no permission, a full disk
+            raise InputError(f"cannot write {npz_path}: {exc.strerror or exc}.") from None
         return npz_path
 
     @classmethod
@@ -214,13 +217,22 @@ class ProxyOutputs:
     @classmethod
     def _from_npz(cls, file, sidecar: dict, source: str, values: np.ndarray | None = None) -> ProxyOutputs:
         """Read the arrays of an ``.npz`` (path or file object); ``values`` given: skip that member."""
+        if not isinstance(sidecar, dict):
+            raise InputError(f"{source}: the sidecar must be a JSON object as `save` writes it; got "
+                             f"{type(sidecar).__name__}.")
         try:
-            with np.load(file, allow_pickle=False) as npz:
+            loaded = np.load(file, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):  # a .npy array under the .npz name
+                raise InputError(f"{source}: holds a single .npy array, not an .npz archive of named arrays; save "
+                                 "with ProxyOutputs.save (or np.savez(path, values=...)).")
+            with loaded as npz:
                 arrays = {k: npz[k] for k in npz.files if not (k == "values" and values is not None)}
                 for arr in arrays.values():
                     arr.flags.writeable = False  # read here, shared with no one: no copy needed
                 if values is not None:
                     arrays["values"] = values
+        except InputError:
+            raise
         except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
             raise InputError(f"{source}: cannot read arrays ({exc}).") from None
         if "values" not in arrays:
@@ -370,6 +382,9 @@ def _paths(path) -> tuple[Path, Path]:
         raise InputError(f"path must be a file path such as 'outputs/target' (.npz and .json beside it); got {path!r}.")
     path = Path(path)
     base = path.with_suffix("") if path.suffix in (".npz", ".json") else path
+    if base.name in ("", ".", ".."):  # a folder, not a file name
+        raise InputError(f"path must name a file such as 'outputs/target' (.npz and .json beside it), not a folder; "
+                         f"got {str(path)!r}.")
     return base.with_name(base.name + ".npz"), base.with_name(base.name + ".json")
 
 

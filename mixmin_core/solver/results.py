@@ -97,7 +97,7 @@ def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
     """
     if isinstance(level, bool) or not isinstance(level, numbers.Real) or not 0 < level < 1:
         raise InputError(f"level must be a fraction in (0, 1), e.g. 0.95 for a 95% interval; got {level!r}.")
-    x = np.asarray(values, dtype=np.float64)
+    x = _numbers("values", values)
     x = x[np.isfinite(x)]
     if x.size == 0:
         return float("nan"), float("nan"), float("nan")
@@ -108,6 +108,14 @@ def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
     return mean, mean - float(half), mean + float(half)
 
 
+def _numbers(name: str, values) -> np.ndarray:
+    """``values`` as a flat float64 array, or an InputError naming ``name`` (text, None, nested lists)."""
+    try:
+        return np.asarray(values, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be numbers (one per trial); got {str(values)[:80]}.") from None
+
+
 def welch_pvalue(a, b) -> float:
     """Two-sided Welch t-test p-value of ``mean(a) != mean(b)``.
 
@@ -115,8 +123,7 @@ def welch_pvalue(a, b) -> float:
     beyond float32 rounding (1e-6 of the means; e.g. the same accuracy on a small test set in every
     trial), where the t statistic is infinite; two such sides with equal means give 1.
     """
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
+    a, b = _numbers("a", a), _numbers("b", b)
     if a.size < 2 or b.size < 2:
         return float("nan")
     noise = 1e-6 * max(abs(a.mean()), abs(b.mean()), 1e-30)
@@ -196,11 +203,16 @@ def summarize(frame, *, by=("target", "method", "metric"), reference: str | None
     """
     import pandas as pd
 
-    by = list(by)
+    by = [by] if isinstance(by, str) else list(by)  # by="target": one column, not its letters
     missing = [c for c in (*by, "trial", "value") if c not in getattr(frame, "columns", ())]
     if missing:
         raise InputError(f"frame must be a DataFrame with columns {[*by, 'trial', 'value']} (one row per trial); "
                          f"missing {missing}.")
+    values = pd.to_numeric(frame["value"], errors="coerce")
+    if (values.isna() & frame["value"].notna()).any():  # "0.5x": a t-test on text was a pandas TypeError
+        bad = frame["value"][values.isna() & frame["value"].notna()].iloc[0]
+        raise InputError(f"frame's 'value' column must hold numbers (empty: not measured); got {bad!r}.")
+    frame = frame.assign(value=values)
     rows = []
     for key, grp in frame.groupby(by, sort=False, dropna=False):
         row = dict(zip(by, key if isinstance(key, tuple) else (key,)))

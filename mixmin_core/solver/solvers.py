@@ -135,7 +135,7 @@ def descend(loss_grad, w: np.ndarray, *, step_size: float, max_iter: int, tol: f
         traj.append(w)
         losses.append(loss)
         gaps.append(gap)
-        if callback is not None and callback(Iterate(it, w, loss, gap)):
+        if callback is not None and callback(Iterate(it, _read_only(w), loss, gap)):
             status = Status.STOPPED_BY_CALLBACK
             break
         if gap <= tol:
@@ -214,6 +214,14 @@ def start_weights(outputs: ProxyOutputs, init, name: str = "init") -> np.ndarray
             f"got {int((w <= 0).sum())} zero weight(s). Mix in a little uniform weight."
         )
     return w
+
+
+def _read_only(w: np.ndarray) -> np.ndarray:
+    """A read-only view of the solver's iterate for a callback: an edit would corrupt the solve (NaN weights,
+    broken caps)."""
+    view = w.view()
+    view.flags.writeable = False
+    return view
 
 
 #: Most iterations one solve may take (its trajectory keeps each iterate: P floats each).

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from mixmin_core import (
@@ -26,6 +27,7 @@ from mixmin_core import (
     natural,
 )
 from mixmin_core.solver.constraints import availability_caps
+from mixmin_core.solver.results import mean_ci, summarize, welch_pvalue
 from mixmin_core.solver.validation import check_new_names
 
 
@@ -169,7 +171,51 @@ BAD_LIBRARY_INPUTS: list[BadInput] = [
     BadInput("save-empty-path", lambda: _O.save(""), InputError, "path must be a file path.*got ''"),
     BadInput("save-compress", _save(compress="yes"), InputError, "compress must be True, False or 'auto'; got 'yes'"),
     BadInput("load-mmap", _load(mmap="r"), InputError, "mmap must be True or False; got 'r'"),
+    BadInput("save-folder", lambda: _O.save("."), InputError, "path must name a file .* not a folder; got '.'"),
+    BadInput("save-onto-a-folder", lambda: _O.save(_folder_named("o.npz") / "o"), InputError,
+             r"cannot write .*o\.npz: Is a directory"),
+    BadInput("load-npy-as-npz", lambda: _npy_as_npz(), InputError, r"holds a single \.npy array, not an \.npz archive"),
+    BadInput("npz-bytes-sidecar-list", lambda: ProxyOutputs.from_npz_bytes(_npz_bytes(), []), InputError,
+             "the sidecar must be a JSON object"),
+    # a solve's helpers
+    BadInput("n_boot-huge", _boot(n_boot=10**9), InputError, "n_boot must be at most 100,000"),
+    BadInput("mixture_loss-dict-missing", lambda: mixture_loss(_O, {"source_0": 1.0}), InputError,
+             r"weights is keyed by source name but has no entry for 2 source\(s\)"),
+    BadInput("mean_ci-text", lambda: mean_ci(["a", "b"]), InputError, r"values must be numbers \(one per trial\)"),
+    BadInput("welch-text", lambda: welch_pvalue(["a"], [1, 2]), InputError, r"a must be numbers"),
+    BadInput("summarize-text-values", lambda: summarize(pd.DataFrame(
+        {"target": ["t"] * 2, "method": ["m"] * 2, "metric": ["ap"] * 2, "trial": [0, 1], "value": ["0.5x", 0.4]})),
+             InputError, r"frame's 'value' column must hold numbers .*got '0.5x'"),
 ]
+
+
+def _folder_named(name: str) -> Path:
+    folder = Path(tempfile.mkdtemp())
+    (folder / name).mkdir()
+    return folder
+
+
+def _npz_bytes() -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, values=_MATRIX)
+    return buf.getvalue()
+
+
+def _npy_as_npz():
+    """A .npy array saved under the .npz name, with a sidecar whose checksum matches it (written by hand)."""
+    import json
+
+    from mixmin_core.runs.fileio import sha256_file
+
+    path = Path(tempfile.mkdtemp()) / "o"
+    _O.save(path)
+    np.save(path.with_suffix(".npy"), _MATRIX)
+    path.with_suffix(".npy").replace(path.with_suffix(".npz"))
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    path.with_suffix(".json").write_text(json.dumps({**sidecar, "sha256": sha256_file(path.with_suffix(".npz"))}))
+    return ProxyOutputs.load(path)
 
 
 @pytest.mark.parametrize("case", BAD_LIBRARY_INPUTS, ids=[c.id for c in BAD_LIBRARY_INPUTS])
@@ -217,3 +263,27 @@ def test_numpy_scalars_are_accepted_where_numbers_are():
     np.testing.assert_array_equal(a.weights, b.weights)
     boot = bootstrap_weights(_O, n_boot=np.int32(3), seed=np.int64(1), level=np.float32(0.9), max_iter=5)
     assert boot.samples.shape == (3, 3)
+
+
+def test_keyed_weights_are_matched_by_name_in_loss_and_fixed_mixtures():
+    """A Series in another order was taken by position: mixture_loss 0.52 where the same weights by name give 0.68."""
+    names = list(_O.source_names)
+    by_name = pd.Series({names[2]: 0.5, names[0]: 0.2, names[1]: 0.3})
+    assert mixture_loss(_O, by_name) == mixture_loss(_O, [0.2, 0.3, 0.5]) == mixture_loss(_O, dict(by_name))
+    np.testing.assert_allclose(fixed_mixture(_O, by_name, "mine").weights, [0.2, 0.3, 0.5], atol=1e-7)
+
+
+def test_a_callback_cannot_change_the_solve():
+    """It was handed the solver's own iterate: filling it with NaN gave NaN weights, and caps could be broken."""
+    seen = []
+
+    def nudge(it):
+        seen.append(it.weights.flags.writeable)
+        it.weights.fill(np.nan)
+
+    with pytest.raises(ValueError, match="read-only"):
+        mixmin(_O, callback=nudge, max_iter=5)
+    assert seen == [False]
+    copies = []
+    capped = mixmin(_O, caps=[0.6, 0.6, 0.6], max_iter=20, callback=lambda it: copies.append(it.weights.copy()))
+    assert (capped.weights <= 0.6 + 1e-6).all() and np.isfinite(copies).all()
