@@ -101,10 +101,7 @@ def solve(problem_id: str, stamp: float, step_size: float, max_iter: int, init: 
     (or uniform) weights with a KL term.
     """
     outputs = load_problem(problem_id)
-    if max_weight * outputs.n_sources < 1:
-        raise InputError(f"Max weight per source {max_weight!r} x {outputs.n_sources} sources < 1: no mixture fits "
-                         f"under it (the weights sum to 1). Set it to at least {math.ceil(100 / outputs.n_sources) / 100:g}.")
-    caps = None if max_weight >= 1 else np.full(outputs.n_sources, float(max_weight))
+    caps = _caps(outputs, max_weight)
     # One BLAS thread: in the server, BLAS's spinning helper threads fight the server's threads and the
     # browser for the cores (a 616 x 1,107 solve took 0.13-0.7 s there, 0.03-0.06 s with one thread).
     # Large problems take the solver's own threads (mixmin_core.solver.kernels), which this leaves alone.
@@ -119,10 +116,21 @@ def _blas() -> ThreadpoolController:
     return ThreadpoolController()
 
 
+def _caps(outputs, max_weight: float):
+    """Every source capped at ``max_weight`` (None at 1), or an InputError when no mixture fits under it."""
+    if max_weight * outputs.n_sources < 1:
+        raise InputError(f"Max weight per source {max_weight!r} x {outputs.n_sources} sources < 1: no mixture fits "
+                         f"under it (the weights sum to 1). Set it to at least {math.ceil(100 / outputs.n_sources) / 100:g}.")
+    return None if max_weight >= 1 else np.full(outputs.n_sources, float(max_weight))
+
+
 @st.cache_data(max_entries=32, show_spinner="Bootstrapping the weights...")
-def bootstrap(problem_id: str, stamp: float, step_size: float, max_iter: int, init: str, n_boot: int):
-    b = bootstrap_weights(load_problem(problem_id), n_boot=int(n_boot), step_size=float(step_size),
-                          max_iter=int(max_iter), init=init)
+def bootstrap(problem_id: str, stamp: float, step_size: float, max_iter: int, init: str, n_boot: int,
+              max_weight: float = 1.0, prior_strength: float = 0.0):
+    """95% intervals of the weights :func:`solve` gives with the same settings (caps and pull included)."""
+    outputs = load_problem(problem_id)
+    b = bootstrap_weights(outputs, n_boot=int(n_boot), step_size=float(step_size), max_iter=int(max_iter),
+                          init=init, caps=_caps(outputs, max_weight), prior_strength=float(prior_strength))
     return b.lower, b.upper
 
 

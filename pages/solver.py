@@ -87,7 +87,7 @@ def outcome(result) -> None:
         st.caption(result.message)
 
 
-def intervals(problem_id, outputs, step, iters, init):
+def intervals(problem_id, outputs, step, iters, init, cap, prior):
     work = outputs.n_sources * outputs.n_samples * st.session_state["solve.n_boot"] * iters
     if st.session_state["solve.problem"] != st.session_state.get("solve._boot_for"):
         st.session_state["solve._boot_for"] = st.session_state["solve.problem"]
@@ -95,12 +95,13 @@ def intervals(problem_id, outputs, step, iters, init):
         st.session_state.pop("w:solve.bootstrap", None)
     on = st.toggle("95% bootstrap intervals", key=state.keep("solve.bootstrap"), on_change=state.save,
                    args=("solve.bootstrap",),
-                   help=f"Re-solves {st.session_state['solve.n_boot']} resamples of the target samples, live (the "
-                        "Assays page shows the intervals the run stored, from its own resamples).")
+                   help=f"Re-solves {st.session_state['solve.n_boot']} resamples of the target samples, live, under "
+                        "the same caps and pull (the Assays page shows the intervals the run stored, from its own "
+                        "resamples).")
     if not on:
         return None, None
     return data.bootstrap(problem_id, data.problem_stamp(problem_id), step, iters, init,
-                             st.session_state["solve.n_boot"])
+                          st.session_state["solve.n_boot"], cap, prior)
 
 
 def downloads(table, result, problem_id) -> None:
@@ -146,11 +147,7 @@ def show_result(problem_id, outputs, result, step, iters, init, cap, prior) -> N
     # inline SVG, not Plotly: a changed Plotly figure is remounted from scratch on every move (see pages/_svg.py)
     c1.markdown(traj_fig, unsafe_allow_html=True)
     c2.markdown(loss_fig, unsafe_allow_html=True)
-    if cap < 1 or prior > 0:
-        lower = upper = None
-        st.caption("Bootstrap intervals are for the unconstrained problem; set the cap to 1 and the pull to 0 to see them.")
-    else:
-        lower, upper = intervals(problem_id, outputs, step, iters, init)
+    lower, upper = intervals(problem_id, outputs, step, iters, init, cap, prior)
     true_w = outputs.meta.get("true_weights") if problem_id == data.EXAMPLE else None
     c1, c2 = st.columns([3, 2])
     c1.markdown(figs.weights_chart(result.source_names, result.weights, lower, upper, true_weights=true_w),

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from mixmin_core.errors import InputError
+from mixmin_core.solver.constraints import check_caps, project_capped
 from mixmin_core.solver.objectives import make_objective
 from mixmin_core.solver.proxy_outputs import ProxyOutputs
 from mixmin_core.solver.simplex import entropic_step, frank_wolfe_gap
-from mixmin_core.solver.solvers import _check_params, start_weights
+from mixmin_core.solver.solvers import _check_params, _gap, _prior, start_weights
 from mixmin_core.solver.validation import check_number, check_outputs
 
 #: Upper bound on the bytes of one (chunk, n_samples) float32 working array.
@@ -40,7 +41,8 @@ class BootstrapResult:
 
 
 def bootstrap_weights(outputs: ProxyOutputs, n_boot: int = 200, seed: int = 0, *, level: float = 0.95,
-                      step_size: float = 1.0, max_iter: int = 100, init=None, tol: float = 1e-6) -> BootstrapResult:
+                      step_size: float = 1.0, max_iter: int = 100, init=None, tol: float = 1e-6, caps=None,
+                      prior=None, prior_strength: float = 0.0) -> BootstrapResult:
     """Resample target samples with replacement ``n_boot`` times and re-solve MixMin on each.
 
     Each resample gets what :func:`mixmin` would return for it: the descent stops where its Frank-Wolfe gap
@@ -54,6 +56,8 @@ def bootstrap_weights(outputs: ProxyOutputs, n_boot: int = 200, seed: int = 0, *
     seed : seed of the resampling generator.
     level : coverage of the reported central interval (default 0.95).
     step_size, max_iter, init, tol : as in :func:`mixmin`.
+    caps, prior, prior_strength : as in :func:`mixmin`: every resample is solved under the same availability caps
+        and pull towards the prior as the mixture whose intervals these are.
 
     Raises
     ------
@@ -71,8 +75,13 @@ def bootstrap_weights(outputs: ProxyOutputs, n_boot: int = 200, seed: int = 0, *
     if not 0 < level < 1:
         raise InputError(f"level must be in (0, 1), e.g. 0.95; got {level!r}.")
     step_size, max_iter, tol = _check_params(step_size, max_iter, tol)
+    caps = None if caps is None else check_caps(caps, outputs.n_sources, outputs.source_names)
+    prior = _prior(outputs, prior, prior_strength)
     w0 = start_weights(outputs, init)
+    if caps is not None:
+        w0 = project_capped(w0, caps).astype(np.float32)
     objective = make_objective(outputs)
+    terms = _Terms(caps, prior, float(prior_strength) if prior is not None else 0.0)
     rng = np.random.default_rng(seed)
     n = outputs.n_samples
     chunk = max(1, min(n_boot, _CHUNK_BYTES // (4 * n)))
@@ -80,7 +89,7 @@ def bootstrap_weights(outputs: ProxyOutputs, n_boot: int = 200, seed: int = 0, *
     for start in range(0, n_boot, chunk):
         b = min(chunk, n_boot - start)
         counts = rng.multinomial(n, np.full(n, 1.0 / n), size=b).astype(np.float32)
-        samples.append(_descend_batch(objective, w0, counts / np.float32(n), step_size, max_iter, tol))
+        samples.append(_descend_batch(objective, w0, counts / np.float32(n), step_size, max_iter, tol, terms))
     samples = np.concatenate(samples)
     alpha = (1 - level) / 2
     lower, median, upper = np.quantile(samples, [alpha, 0.5, 1 - alpha], axis=0)
@@ -88,8 +97,36 @@ def bootstrap_weights(outputs: ProxyOutputs, n_boot: int = 200, seed: int = 0, *
                            upper.astype(np.float32), median.astype(np.float32), level)
 
 
+@dataclass(frozen=True)
+class _Terms:
+    """What :func:`mixmin` adds to the plain descent: caps (projection and capped gap) and a pull to a prior."""
+
+    caps: np.ndarray | None = None
+    prior: np.ndarray | None = None
+    strength: float = 0.0
+
+    def add_prior(self, w: np.ndarray, loss: np.ndarray, grad: np.ndarray):
+        if not self.strength:
+            return loss, grad
+        w64 = np.maximum(w.astype(np.float64), 1e-30)
+        kl = np.sum(np.where(w > 0, w64 * np.log(w64 / self.prior), 0.0), axis=1)
+        pull = (self.strength * (np.log(w64 / self.prior) + 1)).astype(np.float32)
+        return loss + self.strength * kl, grad + pull
+
+    def gap(self, w: np.ndarray, grad: np.ndarray) -> np.ndarray:
+        if self.caps is None:
+            return frank_wolfe_gap(w, grad)
+        return np.array([_gap(wi, gi, self.caps) for wi, gi in zip(w, grad)])
+
+    def step(self, w: np.ndarray, grad: np.ndarray, step_size: float) -> np.ndarray:
+        out = entropic_step(w, grad, step_size)
+        if self.caps is not None:
+            out = np.stack([project_capped(row, self.caps) for row in out])
+        return out.astype(np.float32, copy=False)
+
+
 def _descend_batch(objective, w0: np.ndarray, sample_weights: np.ndarray, step_size: float, max_iter: int,
-                   tol: float) -> np.ndarray:
+                   tol: float, terms: _Terms = _Terms()) -> np.ndarray:
     """``solvers.descend`` and ``solvers._result``'s choice of iterate for every row of ``sample_weights``
     at once: one batched evaluation per iteration over the rows still descending."""
     b = len(sample_weights)
@@ -100,17 +137,18 @@ def _descend_batch(objective, w0: np.ndarray, sample_weights: np.ndarray, step_s
     rows = np.arange(b)  # the rows still descending
     for it in range(max_iter + 1):
         loss, grad = objective.loss_grad(w[rows], sample_weights[rows] if len(rows) < b else sample_weights)
+        loss, grad = terms.add_prior(w[rows], loss, grad)
         finite = np.isfinite(loss) & np.isfinite(grad).all(axis=1)
         loss, grad, rows = loss[finite], grad[finite], rows[finite]  # a non-finite row stops where it was
         last[rows], last_loss[rows] = w[rows], loss
         lower = loss < best_loss[rows]
         best[rows[lower]], best_loss[rows[lower]] = w[rows[lower]], loss[lower]
-        done = frank_wolfe_gap(w[rows], grad) <= tol
+        done = terms.gap(w[rows], grad) <= tol
         converged[rows[done]] = True
         rows, grad = rows[~done], grad[~done]
         if it == max_iter or not len(rows):
             break
-        w[rows] = entropic_step(w[rows], grad, step_size).astype(np.float32, copy=False)
+        w[rows] = terms.step(w[rows], grad, step_size)
     # as mixmin: the last iterate, unless the loss rose at the end of a run that did not converge
     rose = ~converged & np.isfinite(best_loss) & (last_loss - best_loss > 1e-6 * np.maximum(1.0, np.abs(best_loss)))
     return np.where(rose[:, None], best, last)

@@ -133,6 +133,8 @@ def test_solver_caps_and_prior_pull(home):
     assert not at.exception and at.session_state["solve.max_weight"] == 0.3
     weights = at.dataframe[0].value["weight"]
     assert weights.max() <= 0.3 + 1e-4 and np.isclose(weights.sum(), 1.0, atol=1e-4)
+    capped = at.dataframe[0].value  # intervals of the capped solves (they were hidden under a cap)
+    assert capped["ci_high"].notna().all() and (capped["ci_high"] <= 0.3 + 1e-4).all()
     at.slider(key="w:solve.max_weight").set_value(0.1).run()  # 6 sources x 0.1 < 1: infeasible
     assert not at.exception
     assert "Max weight per source 0.1 x 6 sources < 1" in shown(at.error[0])

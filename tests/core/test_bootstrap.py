@@ -59,3 +59,22 @@ def test_each_resample_gets_what_mixmin_returns_for_it(step_size, max_iter):
         np.testing.assert_allclose(boot.samples[k], alone.weights, atol=2e-4)
     full = mixmin(outputs, step_size=step_size, max_iter=max_iter)
     assert ((boot.lower <= full.weights + 1e-3) & (full.weights <= boot.upper + 1e-3)).all()
+
+
+@pytest.mark.parametrize("constraint", [{"caps": [0.3, 0.3, 0.3, 0.3]}, {"prior_strength": 0.5},
+                                        {"caps": [0.45, 0.45, 0.45, 0.45], "prior": "uniform", "prior_strength": 0.2}])
+def test_resamples_are_solved_under_the_same_caps_and_prior_as_the_mixture(constraint):
+    """Intervals beside a capped (or prior-pulled) mixture came from unconstrained solves: the Solver page hid them."""
+    outputs = example_problem(n_sources=4, n_samples=400, seed=4)[0]
+    boot = bootstrap_weights(outputs, n_boot=4, seed=3, max_iter=200, **constraint)
+    n = outputs.n_samples
+    counts = np.random.default_rng(3).multinomial(n, np.full(n, 1.0 / n), size=4)
+    for k in range(4):
+        alone = mixmin(outputs.select(samples=np.repeat(np.arange(n), counts[k])), max_iter=200, **constraint)
+        np.testing.assert_allclose(boot.samples[k], alone.weights, atol=2e-4)
+    if "caps" in constraint:
+        assert (boot.samples <= constraint["caps"][0] + 1e-6).all()
+    plain = bootstrap_weights(outputs, n_boot=4, seed=3, max_iter=200)
+    assert np.abs(plain.samples - boot.samples).max() > 1e-3  # the constraint changed them
+    with pytest.raises(InputError, match="caps"):
+        bootstrap_weights(outputs, caps=[0.1] * 4)
