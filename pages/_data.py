@@ -205,7 +205,7 @@ def _setting_mixtures(run_id: str, variant: str):
 
 def unconverged(run_id: str, variant: str) -> list[tuple[str, float]]:
     """``(problem key, gap)`` of the setting's MixMin mixtures that stopped at ``max_iter``."""
-    return [(problem.key, float(mix.get("gap", float("nan"))))
+    return [(problem.key, float(mix.get("gap") if mix.get("gap") is not None else "nan"))
             for problem, method, mix in _setting_mixtures(run_id, variant)
             if method == "mixmin" and mix.get("status") == "max_iter"]
 

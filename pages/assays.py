@@ -160,7 +160,7 @@ def page() -> None:
             else "."))
     mixture = data.read_mixtures(run_id, layout.Problem(target, trial, variant)).get("mixmin") or {}
     if mixture.get("status") == "max_iter":  # the Compare page says so for the setting; here it is one ranking
-        st.caption(f"MixMin stopped at its iteration limit (Frank–Wolfe gap {float(mixture.get('gap', 'nan')):.2g}), "
+        st.caption(f"MixMin stopped at its iteration limit (Frank–Wolfe gap {float(mixture.get('gap') if mixture.get('gap') is not None else 'nan'):.2g}), "
                    "not converged: the smaller weights, and so the order after the first few, may still move. See "
                    "them converge on the Solver page.")
     without = int(top["lower"].isna().sum())

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import enum
+import math
 import numbers
 from dataclasses import dataclass, field
 
@@ -64,30 +65,38 @@ class MixtureResult:
         return [(self.source_names[i], float(self.weights[i])) for i in order]
 
     def to_dict(self) -> dict:
-        """JSON-ready summary (weights by name; no trajectory)."""
+        """JSON-ready summary (weights by name; no trajectory). A loss or gap that is not finite (status
+        ``non_finite``) is None: strict JSON has no NaN or Infinity."""
         out = {
-            "method": self.method, "weights": dict(zip(self.source_names, map(float, self.weights))),
-            "loss": float(self.loss), "n_iter": int(self.n_iter), "success": bool(self.success),
-            "status": str(self.status), "message": self.message, "gap": float(self.gap), "meta": self.meta,
+            "method": self.method, "weights": dict(zip(self.source_names, map(_finite_or_none, self.weights))),
+            "loss": _finite_or_none(self.loss), "n_iter": int(self.n_iter), "success": bool(self.success),
+            "status": str(self.status), "message": self.message, "gap": _finite_or_none(self.gap), "meta": self.meta,
         }
         if self.target_losses is not None:
-            out["target_losses"] = {str(k): float(v) for k, v in self.target_losses.items()}
+            out["target_losses"] = {str(k): _finite_or_none(v) for k, v in self.target_losses.items()}
         return out
 
     @classmethod
     def from_dict(cls, d: dict) -> MixtureResult:
         names = tuple(d["weights"])
+        nan = float("nan")
         return cls(
-            weights=np.array([d["weights"][n] for n in names], dtype=np.float32), source_names=names,
-            loss=d.get("loss", float("nan")), n_iter=d.get("n_iter", 0), success=d.get("success", True),
-            status=d.get("status", Status.NOT_ITERATIVE.value), message=d.get("message", ""),
-            gap=d.get("gap", float("nan")), method=d.get("method", "mixmin"), meta=d.get("meta", {}),
+            weights=np.array([nan if d["weights"][n] is None else d["weights"][n] for n in names], dtype=np.float32),
+            source_names=names, loss=nan if d.get("loss") is None else d["loss"], n_iter=d.get("n_iter", 0),
+            success=d.get("success", True), status=d.get("status", Status.NOT_ITERATIVE.value),
+            message=d.get("message", ""), gap=nan if d.get("gap") is None else d["gap"],
+            method=d.get("method", "mixmin"), meta=d.get("meta", {}),
             target_losses=d.get("target_losses"),
         )
 
 
 #: Compute columns a results frame may carry; summaries report their mean per group.
 COMPUTE_COLUMNS = ("proxy_compute", "final_compute", "compute")
+
+
+def _finite_or_none(x) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
 
 
 def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:

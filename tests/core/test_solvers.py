@@ -7,6 +7,7 @@ from scipy.optimize import minimize
 
 from mixmin_core import (
     InputError,
+    MixtureResult,
     ProxyOutputs,
     Status,
     balanced,
@@ -158,6 +159,13 @@ def test_non_finite_loss_ends_with_status_not_exception():
     assert result.status == "non_finite" and not result.success
     assert "starting weights" in result.message
     assert result.trajectory.shape == (1, 2)
+    # its record is strict JSON (a browser's JSON.parse refuses NaN and Infinity), and reads back
+    import json
+
+    text = json.dumps(result.to_dict(), allow_nan=False)
+    back = MixtureResult.from_dict(json.loads(text))
+    assert not np.isfinite(back.loss) and back.status == "non_finite"
+    np.testing.assert_array_equal(back.weights, result.weights)
 
 
 def test_init_natural_and_array():
