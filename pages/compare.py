@@ -116,6 +116,14 @@ def yardstick_note(frame: pd.DataFrame, metric: str) -> None:
                icon=":material/warning:")
 
 
+def compute_unit(pipeline: str) -> str:
+    """What a pipeline's compute ledger counts (see the README's "Compute is measured")."""
+    if pipeline.startswith("chem"):
+        return "XGBoost trees x rows"
+    return {"lm": "FLOPs: 6 x parameters x tokens", "run_table": "runs looked up, or the table's published costs",
+            "synthetic": "source samples the proxies fit"}.get(pipeline, "")
+
+
 def capped_rows(frame: pd.DataFrame) -> tuple[int, int, int]:
     """``(cap, capped, finals)``: the ``max_final_rows`` the final models ran under (0 when none or not recorded),
     how many of the ``finals`` (trial, target, setting, method) reached it (all of them in a run that did not
@@ -261,7 +269,9 @@ def page() -> None:
         fig = px.bar(total, x="method", y=compute, title="Proxy compute per method", color="method",
                      color_discrete_map=figs.METHOD_COLOURS,
                      category_orders={"method": sorted(total["method"], key=figs.method_sort_key)})
-        fig.update_layout(height=300, showlegend=False, margin=dict(l=10, r=10, t=40, b=10))
+        unit = compute_unit(str(data.run_config(run_id).get("pipeline", "")))
+        fig.update_layout(height=300, showlegend=False, margin=dict(l=10, r=10, t=40, b=10),
+                          yaxis_title=f"proxy compute ({unit})" if unit else "proxy compute")
         st.plotly_chart(fig, key="compare.compute")
     for kind in ("sources", "compute"):
         fig = sweep_figure(sub, kind)

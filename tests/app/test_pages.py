@@ -186,6 +186,9 @@ def test_compare_every_method_with_cis_pvalues_and_sweep(home):
     titles = chart_titles(at)
     assert any("Sweep over the source pool size" in t for t in titles)
     assert any("Proxy compute" in t for t in titles)
+    compute = next(json.loads(c.proto.spec)["layout"] for c in at.get("plotly_chart")
+                   if "Proxy compute" in json.loads(c.proto.spec)["layout"]["title"]["text"])
+    assert compute["yaxis"]["title"]["text"] == "proxy compute (XGBoost trees x rows)"  # it had no unit
     assert any("Weights each method found" in t for t in titles)
     at.selectbox(key="w:compare.baseline").set_value("target_only").run()
     assert "vs target_only" in at.dataframe[0].value.columns
