@@ -406,17 +406,27 @@ def _as_matrix(values) -> np.ndarray:
         if arr.dtype != np.float32:
             raise InputError(f"memory-mapped values must be float32 (the solver streams them as they are); "
                              f"got {describe(arr)}. Convert the file to float32, or load it into memory.")
-        if arr.flags.writeable:
+        if arr.flags.writeable or _writable_base(arr):
             raise InputError("memory-mapped values must be opened read-only (np.memmap or np.load with mode 'r'): "
                              "the solver keeps what it derives from them, so they must not change.")
         arr = arr.view()  # keep the map: copying it is what mapping avoids
     else:
         single = to_float32("values", arr)
-        if arr.flags.writeable and np.may_share_memory(single, arr):
-            single = single.copy()
+        if (arr.flags.writeable or _writable_base(arr)) and np.may_share_memory(single, arr):
+            single = single.copy()  # a read-only view of a writable array changes when that array does
         arr = single.view()
     arr.flags.writeable = False  # outputs are immutable: solvers cache what they derive from them
     return arr
+
+
+def _writable_base(arr: np.ndarray) -> bool:
+    """Whether an array ``arr`` views (directly or through other views) can still be written."""
+    base = arr.base
+    while isinstance(base, np.ndarray):
+        if base.flags.writeable:
+            return True
+        base = base.base
+    return False
 
 
 def _check_names(names, n_sources) -> tuple:

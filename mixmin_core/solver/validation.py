@@ -56,6 +56,9 @@ def by_source(name: str, values, source_names):
     if not is_keyed(values):
         return values  # an array, a list, or a Series by position
     keyed = dict(values.items())
+    if all(isinstance(n, str) for n in source_names):  # names are text: {1: w} names source '1'
+        keyed = {str(k) if isinstance(k, (int, np.integer)) and not isinstance(k, bool) else k: v
+                 for k, v in keyed.items()}
     missing = [n for n in source_names if n not in keyed]
     if missing:
         raise InputError(f"{name} is keyed by source name but has no entry for {len(missing)} source(s), e.g. "

@@ -287,3 +287,27 @@ def test_a_callback_cannot_change_the_solve():
     copies = []
     capped = mixmin(_O, caps=[0.6, 0.6, 0.6], max_iter=20, callback=lambda it: copies.append(it.weights.copy()))
     assert (capped.weights <= 0.6 + 1e-6).all() and np.isfinite(copies).all()
+
+
+def test_a_read_only_view_of_a_writable_array_is_copied(tmp_path):
+    """The README promises a later edit of the caller's cannot change a solve; a read-only view of a writable array
+    was used as it is, so editing that array put probabilities of 5.0 into a binary problem."""
+    values = np.asarray(_MATRIX, dtype=np.float32).copy()
+    view = values.view()
+    view.flags.writeable = False
+    outputs = ProxyOutputs(view, "binary", labels=[0, 1] * 10)
+    before = float(outputs.values[0, 0])
+    values[0, 0] = 5.0
+    assert float(outputs.values[0, 0]) == before
+    np.save(tmp_path / "m.npy", values)
+    mapped = np.load(tmp_path / "m.npy", mmap_mode="r+").view()
+    mapped.flags.writeable = False
+    with pytest.raises(InputError, match="memory-mapped values must be opened read-only"):
+        ProxyOutputs(mapped, "binary", labels=[0, 1] * 10)
+
+
+def test_integer_keys_name_integer_like_source_names():
+    """source_names=[1, 2, 3] are stored as text; init={1: ...} said it had no entry for ['1', '2', '3']."""
+    outputs = ProxyOutputs(_MATRIX, "binary", labels=[0, 1] * 10, source_names=[1, 2, 3])
+    result = mixmin(outputs, init={1: 0.2, 2: 0.3, 3: 0.5}, max_iter=0)
+    np.testing.assert_allclose(result.weights, [0.2, 0.3, 0.5], atol=1e-7)
