@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -25,6 +27,10 @@ log = logging.getLogger("mixmin.runner")
 BACKENDS = ("local", "ray")
 #: reuse finished units when their outputs exist, or recompute every unit
 RESUME = ("if_available", "never")
+
+
+#: Key of a unit's catalog info holding its output file's size when it finished.
+OUTPUT_BYTES = "output_bytes"
 
 
 class JobCancelled(MixminError):
@@ -80,12 +86,12 @@ def run_tasks(units: list[Unit], *, backend: str = "local", n_workers: int | Non
     bar = tqdm(total=len(units), initial=len(units) - len(todo), desc=desc, disable=not progress, unit="unit")
     done: dict[str, dict] = {}
 
-    def finish(unit, info, seconds):
+    def finish(unit, info, seconds, check_stop: bool = True):
         done[unit.unit_id] = info
         if on_done is not None:
             on_done(unit, info, seconds)
         bar.update(1)
-        if should_stop is not None and should_stop():
+        if check_stop and should_stop is not None and should_stop():
             raise JobCancelled(f"cancelled after unit {unit.unit_id}")
 
     try:
@@ -109,18 +115,41 @@ def run_tasks(units: list[Unit], *, backend: str = "local", n_workers: int | Non
 def _run_pool(todo, n_workers, finish):
     # spawn, not fork: XGBoost/torch threads in the parent would deadlock forked children
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
-        pending = {pool.submit(_execute, u.fn, u.kwargs): u for u in todo}
+    pending = {}
+    try:
+        with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=_die_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
+            pending = {pool.submit(_execute, u.fn, u.kwargs): u for u in todo}
+            try:
+                while pending:
+                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in finished:
+                        unit = pending.pop(fut)
+                        finish(unit, *fut.result())
+            except BaseException:
+                for fut in pending:
+                    fut.cancel()
+                raise  # leaving the pool waits for the units the workers had started
+    except BaseException:
+        # a stop (cancel, SIGTERM) lets started units finish: record them, or a resume would run them again
+        for fut, unit in pending.items():
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                finish(unit, *fut.result(), check_stop=False)
+        raise
+
+
+def _die_with_parent(parent: int) -> None:
+    """Worker start: end with the job. A job killed with SIGKILL cannot stop its workers, which lived on (about
+    550 MB each) and finished units no one recorded; Linux sends them SIGTERM when the job's process ends."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
         try:
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    unit = pending.pop(fut)
-                    finish(unit, *fut.result())
-        except BaseException:
-            for fut in pending:
-                fut.cancel()
-            raise
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            return
+    if os.getppid() != parent:  # the job died before the line above ran
+        os._exit(1)
 
 
 def _remove_stale_temp_files(units: list[Unit]) -> None:
@@ -170,9 +199,11 @@ class RunContext:
 
         def on_done(unit, info, seconds):
             counter["n"] += 1
+            size = {} if unit.output is None or not Path(unit.output).is_file() else \
+                {OUTPUT_BYTES: Path(unit.output).stat().st_size}  # a resume redoes an output that changed since
             self.store.record_unit(self.run_id, unit.unit_id, kind=unit.kind,
                                    path=None if unit.output is None else str(unit.output),
-                                   info={**info, "seconds": seconds}, seconds=seconds)
+                                   info={**info, "seconds": seconds, **size}, seconds=seconds)
             self.report(counter["n"], total, f"{desc}: {unit.unit_id}")
 
         self.report(n_before, total, f"{desc}: {n_before}/{total} already done")
@@ -187,15 +218,25 @@ class RunContext:
     def _rerun_unrecorded(self, units: list[Unit]) -> None:
         """A unit whose output file in this run's folder exists but whose catalog row does not (killed between
         writing the one and recording the other) runs again: what it reported (its compute, say) lives only in
-        the catalog. Files outside the run folder (the store's content-addressed proxy cache, shared between
-        runs and described beside each entry) are reused as they are."""
-        recorded = {u["unit_id"] for u in self.store.units(self.run_id)}
+        the catalog. So does one whose output's size is not the size recorded when it finished (truncated,
+        emptied or overwritten since: reading it would fail, or give other results). Files outside the run folder
+        (the store's content-addressed proxy cache, shared between runs and described beside each entry) are
+        reused as they are."""
+        recorded = {u["unit_id"]: u["info"] for u in self.store.units(self.run_id)}
         run_dir = self.run_dir.resolve()
         for u in units:
-            if u.is_done() and u.unit_id not in recorded and Path(u.output).resolve().is_relative_to(run_dir):
+            if not (u.is_done() and Path(u.output).resolve().is_relative_to(run_dir)):
+                continue
+            size, info = Path(u.output).stat().st_size, recorded.get(u.unit_id)
+            if info is None:
                 log.warning("%s: output without a catalog record (the job was killed in between); running it again",
                             u.unit_id)
-                Path(u.output).unlink()
+            elif isinstance(info, dict) and info.get(OUTPUT_BYTES, size) != size:
+                log.warning("%s: its output %s is %d bytes, not the %s it had when the unit finished (damaged or "
+                            "edited since); running it again", u.unit_id, u.output, size, info[OUTPUT_BYTES])
+            else:
+                continue
+            Path(u.output).unlink()
 
     def report(self, n_done: int, n_total: int, message: str) -> None:
         log.info(message)

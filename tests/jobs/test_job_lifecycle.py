@@ -101,6 +101,45 @@ def test_sigterm_and_sigint_record_cancelled_without_a_traceback(tmp_path, sig):
     status = cli("status")
     assert "cancelled" in status.stdout and "running" not in status.stdout, status.stdout
     assert not any(Path(store.run_dir(job["run_id"])).rglob(".*.tmp"))  # no half-written file left
+    # the units the workers finished after the stop are recorded: a resume does not run them again
+    resumed = cli("resume", job["run_id"], "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    log = Path(store.list_jobs()[0]["log_path"]).read_text()
+    assert "output without a catalog record" not in log, log
+
+
+def children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux's")
+def test_kill_9_of_a_job_ends_its_worker_processes(tmp_path):
+    """Its workers (about 550 MB each) lived on, idle, and finished units no one recorded."""
+    store = RunStore()
+    proc = start(*SLOW, "--set", "n_workers=2", log=tmp_path / "a.log")
+    assert wait_for(lambda: running_with_units(store)), (tmp_path / "a.log").read_text()
+    workers = children(proc.pid)
+    assert workers, "the job started no worker process"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert wait_for(lambda: not any(Path(f"/proc/{w}").exists() and "Z" not in _state(w) for w in workers), 30), \
+        [(w, _state(w)) for w in workers]
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
 
 
 def test_kill_9_reads_died_in_the_cli_and_the_app_with_a_resume_hint(tmp_path):

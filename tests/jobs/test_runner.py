@@ -140,6 +140,32 @@ def test_an_output_without_its_catalog_record_runs_again(tmp_path):
     assert units[0].output.stat().st_mtime_ns == kept  # a recorded unit is not redone
 
 
+def test_a_damaged_output_runs_again(tmp_path, caplog):
+    """A unit's file emptied or cut short after it finished (a full disk, a bad copy) failed every resume with a
+    JSONDecodeError from the code that read it; its size no longer matches the recorded one, so it runs again."""
+    from mixmin_core.runs.runner import OUTPUT_BYTES, RunContext
+
+    store = RunStore(tmp_path / "home")
+    store.create_run("r", name="r", pipeline="test", config={})
+    ctx = RunContext(store, "r", progress=False)
+    units = [Unit(f"u{i}", _write_value, {"value": i, "output": str(ctx.path(f"u{i}.json"))}, ctx.path(f"u{i}.json"))
+             for i in range(3)]
+    ctx.run_units(units, "first")
+    assert store.unit_info("r", "u1")[OUTPUT_BYTES] == units[1].output.stat().st_size
+    kept = units[0].output.stat().st_mtime_ns
+    units[1].output.write_text("")  # emptied
+    units[2].output.write_text('{"val')  # cut short
+    ctx.run_units(units, "resume")
+    assert json.loads(units[1].output.read_text()) == {"value": 1} and json.loads(units[2].output.read_text())["value"] == 2
+    assert units[0].output.stat().st_mtime_ns == kept  # an intact output is not redone
+    assert "u1: its output" in caplog.text and "not the" in caplog.text
+    legacy = store.unit_info("r", "u0")
+    del legacy[OUTPUT_BYTES]  # a record from before sizes were kept: trusted as before
+    store.record_unit("r", "u0", kind="unit", path=str(units[0].output), info=legacy, seconds=0.0)
+    ctx.run_units(units, "again")
+    assert units[0].output.stat().st_mtime_ns == kept
+
+
 def test_unknown_backend_is_a_config_error():
     from mixmin_core.errors import ConfigError
 
