@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import traceback
 from pathlib import Path
@@ -176,6 +178,10 @@ def _run_locked(args, store, run_id, lock, pipeline, name, config, resolved, bac
     return 0
 
 
+#: A full disk, a read-only file system, no permission, a quota: why a job cannot write, told in one line.
+_STORE_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT)
+
+
 def _record_failure(store, run_id: str, job_id: int, exc: BaseException, log_path: Path) -> int:
     """Record how the job ended (cancelled or failed) and return the exit status.
 
@@ -195,6 +201,16 @@ def _record_failure(store, run_id: str, job_id: int, exc: BaseException, log_pat
         store.finish_job(job_id, "failed", str(exc))
         store.set_run_status(run_id, "failed")
         raise exc
+    if isinstance(exc, OSError) and exc.errno in _STORE_ERRNOS:  # the machine, not the code: one line, no traceback
+        reason = (f"{exc.filename or 'a file'}: {exc.strerror}; free space or fix its folder's permissions, then "
+                  f"resume with `python -m jobs resume {run_id}` (finished units are kept).")
+        try:
+            store.finish_job(job_id, "failed", reason)
+            store.set_run_status(run_id, "failed")
+        except (OSError, sqlite3.Error):  # the catalog sits on the same full or read-only disk
+            pass
+        print(f"error: {reason}", file=sys.stderr)
+        return 1
     detail = "".join(traceback.format_exception(exc))
     if datasets.confined() and isinstance(exc, Exception):
         trace = log_path.with_suffix(".traceback")

@@ -29,8 +29,8 @@ from jobs.config import ExecutionConfig, setting
 from mixmin_core.engine.report import write_report
 from mixmin_core.errors import ConfigError, InputError
 from mixmin_core.runs import layout
-from mixmin_core.runs.fileio import read_json, write_json, write_text
-from mixmin_core.runs.layout import Problem, mixture_path, sources_path
+from mixmin_core.runs.fileio import read_json, write_json
+from mixmin_core.runs.layout import Problem, mixture_path
 from mixmin_core.runs.runner import RunContext, Unit
 from mixmin_core.search.run_tables import (
     PRIORS,
@@ -194,13 +194,14 @@ def solve(*, config: dict, target: str, method: str, trial: int, output: str) ->
 
 
 def _write_sources(run_dir, table) -> None:
+    import pandas as pd
+
     prior = table.natural_weights
-    lines = ["source,title,category,natural_weight"]
-    for i, s in enumerate(table.source_names):
-        weight = "" if prior is None else f"{prior[i]:.6g}"
-        family = table.name.split("_")[0] if table.name in TABLES else table.name  # regmix, olmix, admire; or yours
-        lines.append(f"{s},{s.replace('_', ' ').title()},{family},{weight}")
-    write_text(sources_path(run_dir), "\n".join(lines) + "\n")
+    family = table.name.split("_")[0] if table.name in TABLES else table.name  # regmix, olmix, admire; or yours
+    layout.write_sources(run_dir, pd.DataFrame({
+        "source": list(table.source_names), "title": [s.replace("_", " ").title() for s in table.source_names],
+        "category": family, "natural_weight": [None] * len(table.source_names) if prior is None else
+        [float(f"{p:.6g}") for p in prior]}))
 
 
 def run(config: RunTableConfig, ctx: RunContext) -> dict:

@@ -194,7 +194,13 @@ def read_sources(run_dir: Path):
     path = sources_path(run_dir)
     if not path.exists():
         return pd.DataFrame(columns=["source", "title", "category"])
-    frame = pd.read_csv(path, dtype={"source": str, "title": str, "category": str})
+    try:
+        frame = pd.read_csv(path, dtype={"source": str, "title": str, "category": str})
+    except (UnicodeDecodeError, ValueError) as exc:  # pandas' ParserError and EmptyDataError are ValueErrors
+        raise InputError(f"{path}: cannot read it as CSV ({type(exc).__name__}: {str(exc)[:200]}); the run writes it "
+                         "again when its job runs again.") from None
+    if "source" not in frame.columns:
+        raise InputError(f"{path}: no 'source' column; every run writes source, title, category.")
     return frame.fillna({"title": "", "category": ""})
 
 

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Self
 
-from mixmin_core.errors import MixminError
+from mixmin_core.errors import InputError, MixminError
 from mixmin_core.runs import fileio
 
 SCHEMA = """
@@ -66,8 +66,12 @@ class RunLock:
 
     def acquire(self, *, wait_for_holder: float = 2.0) -> Self:
         """Take the lock now or raise :class:`RunLocked` naming the job and pid that hold it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:  # a read-only or full store: no run can be written there
+            raise InputError(f"cannot write the run folder {self.path.parent} ({exc.strerror}); a job writes its run "
+                             "there: make it writable, free space, or set MIXMIN_HOME to a store you can write.") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -372,3 +372,20 @@ def test_an_unknown_table_name_lists_your_own_too(tmp_path, capsys):
     declared = {n: f.metadata for n, f in RunTableConfig.__dataclass_fields__.items()}
     assert "my_swarm" not in declared["test_tables"]["items"]["choices"]  # another config's names stay its own
     assert "my_swarm" not in declared["train_table"]["choices"]
+
+
+def test_sources_file_quotes_names_and_a_damaged_one_is_one_error(tmp_path):
+    """A source named `a,b` was written unquoted (the row read back shifted); a garbage sources.csv was a
+    UnicodeDecodeError traceback in export."""
+    from jobs.pipelines.run_table import _write_sources
+    from mixmin_core.runs.layout import read_sources, sources_path
+    from mixmin_core.search.run_tables import RunTable
+
+    table = RunTable("mine", np.full((2, 2), 0.5, dtype=np.float32), np.zeros((2, 1)), ("a,b", "c"), ("loss",),
+                     ("r0", "r1"))
+    _write_sources(tmp_path, table)
+    frame = read_sources(tmp_path)
+    assert list(frame["source"]) == ["a,b", "c"] and list(frame["category"]) == ["mine", "mine"]
+    sources_path(tmp_path).write_bytes(b"\xff\xfe\x00garbage\x81")
+    with pytest.raises(InputError, match=r"sources.csv: cannot read it as CSV"):
+        read_sources(tmp_path)

@@ -215,6 +215,33 @@ def test_an_app_started_job_reports_an_internal_error_in_one_line_without_a_trac
     assert len(traces) == 1 and "Traceback" in traces[0].read_text() and "boom" in traces[0].read_text()
 
 
+@pytest.mark.parametrize("code,text", [(28, "No space left on device"), (30, "Read-only file system")])
+def test_a_full_or_read_only_disk_is_one_error_line_with_the_resume(monkeypatch, capsys, code, text):
+    """A full disk or a read-only store mid-run ended in a traceback (the run's status was right)."""
+    from jobs.pipelines import synthetic
+
+    def full(config, ctx):
+        raise OSError(code, text, str(ctx.run_dir / "proxies" / "p.npz"))
+
+    monkeypatch.setattr(synthetic, "run", full)
+    assert main(["run", DEMO, "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    (job,) = RunStore().list_jobs()
+    assert len(err) == 2 and err[1].startswith("error: ") and "Traceback" not in "".join(err), err
+    assert f"p.npz: {text}; free space or fix its folder's permissions" in err[1]
+    assert f"resume with `python -m jobs resume {job['run_id']}`" in err[1]
+    assert job["status"] == "failed" and text in job["error"]
+
+
+def test_a_run_folder_that_cannot_be_written_is_one_error(tmp_path):
+    from mixmin_core.errors import InputError
+    from mixmin_core.runs.store import RunLock
+
+    (tmp_path / "runs").write_text("a file where the runs folder should be")
+    with pytest.raises(InputError, match=r"cannot write the run folder .*runs/r \(Not a directory\); a job writes"):
+        RunLock(tmp_path / "runs" / "r").acquire()
+
+
 def test_resume_starts_as_the_last_job_did_unless_told_otherwise(capsys, monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     assert main(["run", DEMO, "--quiet", "--workers", "2"]) == 0
