@@ -273,7 +273,7 @@ def metric_label(metric: str) -> str:
 def metrics_by_default(frame: pd.DataFrame) -> list[str]:
     """The metrics of a results or summary frame, the one the Compare page opens on first: comparisons first
     (scores of two or more methods, not facts about the yardstick or the table such as ``yardstick_spearman`` or
-    ``best_run_in_table``); among them measured before surrogate estimates, then the one comparing the most
+    ``best_run_loss``); among them measured before surrogate estimates, then the one comparing the most
     methods, the pipelines' headline metric (``ap``, ``generative_loss``) on a tie. A run-table run opens on its
     yardstick's estimate, the one score every method has there."""
     n_methods = frame.groupby("metric")["method"].nunique()

@@ -163,7 +163,7 @@ def bo_table(W, y, *, source_names, budget: int, rng: np.random.Generator, n_ini
     rho = {name: spearman(gp.predict(_check_weights_table(name, Wt, len(names))), yt) if gp is not None else float("nan")
            for name, (Wt, yt) in (tests or {}).items()}
     result.meta["spearman_tests"] = {k: (None if np.isnan(v) else v) for k, v in rho.items()}
-    result.meta["metrics"] = {"measured_loss": result.loss, "best_run_in_table": float(y[finite].min()),
+    result.meta["metrics"] = {"measured_loss": result.loss, "best_run_loss": float(y[finite].min()),
                               **{f"spearman/{k}": v for k, v in rho.items() if not np.isnan(v)}}
     return result
 

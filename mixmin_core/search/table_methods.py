@@ -44,7 +44,7 @@ from mixmin_core.solver.results import MixtureResult
 
 METHODS = ("natural", "random_search", "regmix", "bo")
 TEST_SPLIT = "test_split"
-_LOSS_LIKE = ("measured_loss", "best_run_in_table", "surrogate:", "top1_loss/", "best_loss/")
+_LOSS_LIKE = ("measured_loss", "best_run_loss", "surrogate:", "top1_loss/", "best_loss/")
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ def choose_mixture(method: str, runs: TrialRuns, target: str, *, rng: np.random.
     if method == "random_search":
         result = random_search_table(W, y, source_names=names, n_trials=n_random, rng=rng, run_ids=ids)
         result.meta.update(compute=_spent(pool, rows[result.meta["run_indices"]]),
-                           metrics={"measured_loss": result.loss, "best_run_in_table": float(y.min())})
+                           metrics={"measured_loss": result.loss, "best_run_loss": float(y.min())})
         return result
     if method == "regmix":
         keep = np.sort(rng.choice(len(W), size=regmix_runs, replace=False)) if regmix_runs else np.arange(len(W))
@@ -193,7 +193,7 @@ def _multi_fidelity(runs: TrialRuns, target: str, *, budget: int, n_init: int, r
     trace = search_bo(pool, budget=budget, rng=rng, n_init=n_init,
                       transfer_W=np.concatenate([w for w, _ in tests.values()]) if tests else None)
     best = trace.recommendation
-    metrics = {"measured_loss": float(pool.losses[-1, best]), "best_run_in_table": pool.best}
+    metrics = {"measured_loss": float(pool.losses[-1, best]), "best_run_loss": pool.best}
     start = 0
     for name, (_, y_test) in tests.items():  # the final GP's ranking of held-out runs (largest scale)
         rho = spearman(trace.transfer_pred[start:start + len(y_test)], y_test)

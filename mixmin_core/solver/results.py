@@ -161,7 +161,7 @@ def mean_over_targets(frame, keep=()):
 
 #: Words in a metric's name that make lower values better (losses, errors, a prediction's distance beyond the
 #: runs it was fitted on); every other metric is higher-better.
-LOWER_IS_BETTER = ("nll", "loss", "error", "mse", "perplexity", "l1", "beyond")
+LOWER_IS_BETTER = ("nll", "loss", "error", "mse", "rmse", "perplexity", "l1", "beyond")
 
 
 #: Words in a metric's name that make it a proportion in [0, 1] (its confidence interval is clipped there).
@@ -190,8 +190,13 @@ def metric_ci(values, metric: str | None, level: float = 0.95) -> tuple[float, f
 
 
 def lower_is_better(metric: str) -> bool:
-    """Whether lower values of ``metric`` are better (by its name: see :data:`LOWER_IS_BETTER`)."""
-    return any(word in str(metric).lower() for word in LOWER_IS_BETTER)
+    """Whether lower values of ``metric`` are better (by its name: see :data:`LOWER_IS_BETTER`). Short words
+    count as whole words only: ``spearman/model1`` (a Spearman on table ``model1``) holds no ``l1``."""
+    import re
+
+    name = str(metric).lower()
+    words = set(re.split(r"[^a-z0-9]+", name))
+    return any(w in words if len(w) <= 3 else w in name for w in LOWER_IS_BETTER)
 
 
 def summarize(frame, *, by=("target", "method", "metric"), reference: str | None = None,

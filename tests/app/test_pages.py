@@ -237,7 +237,7 @@ def test_compare_opens_on_a_score_not_on_the_yardsticks_diagnostics():
 
     from pages._data import metrics_by_default
 
-    every = [{"metric": m, "method": meth} for m in ("yardstick_beyond_runs", "yardstick_spearman", "best_run_in_table",
+    every = [{"metric": m, "method": meth} for m in ("yardstick_beyond_runs", "yardstick_spearman", "best_run_loss",
                                                      "surrogate:yardstick_loss") for meth in ("natural", "regmix", "bo")]
     regmix_only = [{"metric": "best_loss/test_split", "method": "regmix"}]  # a run table's own best held-out run
     assert metrics_by_default(pd.DataFrame(every + regmix_only))[0] == "surrogate:yardstick_loss"

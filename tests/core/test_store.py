@@ -192,6 +192,10 @@ def test_a_yardsticks_distance_beyond_its_runs_is_lower_is_better():
 
     assert lower_is_better("yardstick_beyond_runs") and lower_is_better("yardstick_rmse")
     assert not lower_is_better("yardstick_spearman") and not lower_is_better("ap")
+    # short words count whole: a Spearman on a test table named model1 read as an L1 distance
+    assert not lower_is_better("spearman/model1") and not lower_is_better("best_run_score")
+    assert all(lower_is_better(m) for m in ("l1_to_true", "ladder_l1_change", "test_nll", "val_mse", "best_run_loss",
+                                            "surrogate:yardstick_loss", "trainloss"))
     rows = [{"target": "t", "method": m, "trial": k, "metric": "yardstick_beyond_runs", "value": v}
             for k in range(3) for m, v in (("natural", 0.0), ("regmix", 0.18 + 0.01 * k))]
     out = summarize(pd.DataFrame(rows), reference="natural").set_index("method")
