@@ -434,7 +434,9 @@ def input_stamp(config, registered: bool = True) -> list:
     found = []
     values = config.values() if isinstance(config, dict) else config if isinstance(config, list) else ()
     for value in values:
-        if isinstance(value, (dict, list)):
+        if isinstance(value, dict):  # nested: in key order, as config.json stores it (a resume reads that)
+            found += input_stamp(dict(sorted(value.items(), key=lambda kv: str(kv[0]))), registered)
+        elif isinstance(value, list):
             found += input_stamp(value, registered)
         elif isinstance(value, str) and value and len(value) < 4096 and "\0" not in value:
             try:

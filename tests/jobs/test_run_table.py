@@ -293,7 +293,7 @@ def _own_config(tmp_path, files: dict, **fields) -> str:
               "methods": ["natural", "random_search", "regmix"], "trials": 2, "n_candidates": 2000, "top_k": 16,
               **fields}
     path = tmp_path / f"own{len(list(tmp_path.glob('own*.yaml')))}.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(yaml.safe_dump(config, sort_keys=False))  # as a user writes it: name, mixtures, metrics
     return str(path)
 
 
@@ -313,6 +313,8 @@ def test_a_run_table_of_your_own_runs_every_method(tmp_path):
     result = MixtureResult.from_dict(json.loads(
         list_mixtures(run_dir, Problem("arc_easy_bpb", 0))["random_search"].read_text()))
     assert result.meta["table"] == "my_swarm" and result.meta["yardstick_runs"] == "my_heldout"
+    assert main(["resume", run["run_id"], "--quiet"]) == 0  # config.json holds each table's keys sorted: same id
+    assert len(RunStore().list_runs()) == 1
     # an edited table is another run, not a resume of the first
     (tmp_path / "my_swarm_metrics.csv").write_text((tmp_path / "my_swarm_metrics.csv").read_text() + "\n")
     assert main(["run", str(tmp_path / "own0.yaml"), "--quiet"]) == 0
