@@ -144,6 +144,10 @@ def validate(config: RunTableConfig) -> None:
     for table in [runs.pool, runs.yardstick, *runs.tests.values(), *runs.fidelity]:
         for target in config.targets:
             table.target(target)
+    for target in config.targets:
+        if not np.isfinite(runs.pool.target(target)).any():  # searched on nothing; it said "hold 0 runs" further on
+            raise InputError(f"targets: {target!r} has no measured value in train_table {config.train_table!r} (its "
+                             "column is empty); pick a metric the runs measured.")
     what = (f"the runs test_fraction holds out of {config.train_table!r}" if where == TEST_SPLIT else repr(where))
     for trial in range(config.trials):  # the yardstick is fitted when a trial scores its first mixture
         yardstick = (runs if trial == 0 else _runs(config, trial)).yardstick

@@ -33,7 +33,7 @@ import numpy as np
 
 from mixmin_core.errors import InputError
 from mixmin_core.runs.datasets import resolve
-from mixmin_core.solver.validation import check_new_names
+from mixmin_core.solver.validation import check_csv_header, check_new_names
 
 #: RegMix's Pile token distribution (17 sources, in the column order of its tables).
 REGMIX_PILE_NATURAL = {
@@ -187,10 +187,23 @@ def _load_joined(name: str, mix_file, met_file, scale: str, *, higher_is_better:
     """A table from a mixtures CSV and a metrics CSV joined on ``index`` (RegMix's and Olmix's layout)."""
     import pandas as pd
 
+    if Path(mix_file).resolve() == Path(met_file).resolve():
+        raise InputError(f"{mix_file}: named for both mixtures and metrics; a run table is two files joined on "
+                         "'index': one with a column per source (the weights), one with a column per metric.")
     mix, met = _read_csv(mix_file), _read_csv(met_file)
     for frame, path in ((mix, mix_file), (met, met_file)):
         if "index" not in frame.columns:
-            raise InputError(f"{path}: expected an 'index' column to join mixtures and metrics; got {list(frame.columns)[:6]}.")
+            hint = " (the file is not comma-separated: write it with commas)" if len(frame.columns) == 1 and any(
+                sep in str(frame.columns[0]) for sep in ";\t|") else ""
+            raise InputError(f"{path}: expected an 'index' column to join mixtures and metrics; got "
+                             f"{list(frame.columns)[:6]}{hint}.")
+        if not len(frame):
+            raise InputError(f"{path}: has a header but no runs.")
+        if frame["index"].isna().any():
+            raise InputError(f"{path}: data row {int(np.flatnonzero(frame['index'].isna())[0]) + 1} has an empty "
+                             "'index'; every run needs one.")
+        if frame["index"].dtype.kind == "f" and (frame["index"] % 1 == 0).all():  # 1.0 (a spreadsheet's) names run 1
+            frame["index"] = frame["index"].astype(np.int64)
     for frame, path in ((mix, mix_file), (met, met_file)):
         repeated = frame["index"][frame["index"].duplicated()]
         if len(repeated):  # the join would pair runs arbitrarily
@@ -203,6 +216,8 @@ def _load_joined(name: str, mix_file, met_file, scale: str, *, higher_is_better:
     joined = mix.merge(met, on="index", how="left", suffixes=("", "__metric"), validate="one_to_one")
     src_cols = [c for c in mix.columns if c not in _META_COLUMNS]
     met_cols = [c for c in met.columns if c not in _META_COLUMNS]
+    if len(src_cols) < 2:  # one source is no mixture: the run failed after its first methods
+        raise InputError(f"{mix_file}: {len(src_cols)} source column(s) {src_cols}; a mixture needs at least 2.")
     W = _mixture_matrix(joined, src_cols, mix_file)
     shared = int(mix["index"].isin(met["index"]).sum())
     if not shared:
@@ -242,10 +257,14 @@ def _read_csv(path):
     import pandas as pd
 
     try:
+        check_csv_header(str(path), path)  # pandas would rename a second `a` to `a.1`: a made-up source or metric
         return pd.read_csv(path)
+    except InputError:
+        raise
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
-        raise InputError(f"{path}: cannot be read as a CSV table ({str(exc).splitlines()[0][:200]}); write one row "
-                         "per run, comma-separated, with a header row.") from None
+        fix = "save it as UTF-8" if isinstance(exc, UnicodeDecodeError) else \
+            "write one row per run, comma-separated, with a header row"
+        raise InputError(f"{path}: cannot be read as a CSV table ({str(exc).splitlines()[0][:200]}); {fix}.") from None
 
 
 def _mixture_matrix(frame, columns: list, path) -> np.ndarray:

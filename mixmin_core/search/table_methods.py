@@ -26,6 +26,7 @@ the table's orientation. Methods work on losses (lower is better) throughout.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,8 +69,12 @@ def resolve_yardstick(train_table: str, test_tables: list, test_fraction: float,
         If no runs are left for the yardstick, or a named table is unknown or at another scale.
     """
     scale = table_scale(train_table, own)
+
+    def same_scale(name):  # 1M, 1m and 1000K are one scale
+        return scale_params(table_scale(name, own)) == scale_params(scale)
+
     if yardstick == "auto":
-        same = [t for t in test_tables if table_scale(t, own) == scale and t != train_table]
+        same = [t for t in test_tables if same_scale(t) and t != train_table]
         if same:
             return same[0]
         yardstick = TEST_SPLIT
@@ -78,7 +83,7 @@ def resolve_yardstick(train_table: str, test_tables: list, test_fraction: float,
             raise InputError(f"yardstick: no runs at scale {scale} are held out from every method; set "
                              "test_fraction > 0 (e.g. 0.25) or name a same-scale table as yardstick.")
         return TEST_SPLIT
-    if table_scale(yardstick, own) != scale or yardstick == train_table:
+    if not same_scale(yardstick) or yardstick == train_table:
         raise InputError(f"yardstick table {yardstick!r} must hold other runs at the training scale {scale}; "
                          f"it is at scale {table_scale(yardstick, own)}.")
     return yardstick
@@ -104,15 +109,31 @@ def trial_runs(train_table: str, test_tables: list, *, test_fraction: float, yar
         train = train.subset(np.sort(order[n_test:]))
     ruler = tests[TEST_SPLIT] if where == TEST_SPLIT else tests.get(where) or load_run_table(where, own=own)
     fidelity = tuple(sorted((load_run_table(n, own=own) for n in fidelity_tables), key=lambda t: scale_params(t.scale)))
+    tests = {name: _in_order(t, train, "test_tables") for name, t in tests.items()}
+    ruler = _in_order(ruler, train, "yardstick")
+    fidelity = tuple(_in_order(t, train, "bo_fidelity_tables") for t in fidelity)
     roles = [("test_tables", t) for t in tests.values()] + [("yardstick", ruler)] + [("bo_fidelity_tables", t) for t in fidelity]
     for role, table in roles:
-        if table.source_names != train.source_names:
-            raise InputError(f"{role}: table {table.name!r} has sources {table.source_names[:3]}..., not those of "
-                             f"{train_table!r}; pick tables of one family.")
         if table.higher_is_better != train.higher_is_better:  # one orientation for every score of a run
             raise InputError(f"{role}: table {table.name!r} and {train_table!r} disagree on higher_is_better; "
                              "give every table of one family the same.")
     return TrialRuns(pool=train, tests=tests, yardstick=ruler, fidelity=fidelity)
+
+
+def _in_order(table: RunTable, train: RunTable, role: str) -> RunTable:
+    """``table`` with its sources in ``train``'s order (the same sources in other columns are the same mixtures),
+    or an InputError naming the sources one has and the other lacks."""
+    if table.source_names == train.source_names:
+        return table
+    if set(table.source_names) != set(train.source_names):
+        only = sorted(set(table.source_names) - set(train.source_names))
+        lacks = sorted(set(train.source_names) - set(table.source_names))
+        raise InputError(f"{role}: table {table.name!r} has other sources than {train.name!r}: only it has "
+                         f"{only[:5]}, and it lacks {lacks[:5]}; pick tables of one family.")
+    order = [table.source_names.index(n) for n in train.source_names]
+    natural = None if table.natural_weights is None else table.natural_weights[order]
+    return dataclasses.replace(table, weights=np.ascontiguousarray(table.weights[:, order]),
+                               source_names=train.source_names, natural_weights=natural)
 
 
 def _finite(table: RunTable, target: str):

@@ -11,6 +11,7 @@ from mixmin_core.errors import InputError
 from mixmin_core.runs.layout import Problem, list_mixtures, read_summary
 from mixmin_core.runs.store import RunStore
 from mixmin_core.search.run_tables import (
+    OwnTable,
     load_run_table,
     match_mixtures,
     prior_for,
@@ -237,13 +238,14 @@ def test_regmix_bo_config_scores_every_method_on_a_yardstick_none_was_fit_on():
     (["methods=[]"], "methods: must list at least one entry"),
     (["random_search_trials=600"], "random_search_trials: must be at most the 512 training runs"),
     (["train_table=pile"], "train_table: must be one of"),
-    (["test_tables=[olmix_dclm]"], "test_tables: table 'olmix_dclm' has sources"),
+    (["test_tables=[olmix_dclm]"],
+     r"test_tables: table 'olmix_dclm' has other sources than 'regmix_1m_train': only it has \['adult_content'"),
     (["test_fraction=0.95"], r"test_fraction: must be < 0.9"),
     (["top_k=200", "n_candidates=100"], "top_k: must be at most n_candidates"),
     (["preset=fast"], "preset: must be one of"),
     (["trials=0"], "trials: must be >= 1"),
     (["bo_fidelity_tables=[pile_1m]"], "bo_fidelity_tables: items must be one of"),
-    (["bo_fidelity_tables=[olmix_dclm]"], "bo_fidelity_tables: table 'olmix_dclm' has sources"),
+    (["bo_fidelity_tables=[olmix_dclm]"], "bo_fidelity_tables: table 'olmix_dclm' has other sources"),
     (["bo_fidelity_tables=[regmix_60m_test]"], "bo_fidelity_tables: 'regmix_60m_test' .* must be smaller-scale"),
     (["bo_fidelity_tables=[regmix_1m_test]", "train_table=regmix_60m_test", "test_tables=[]",
       "yardstick=regmix_1m_test"], "must hold other runs at the training scale 60M"),
@@ -353,6 +355,17 @@ def test_a_score_table_of_your_own_is_maximised(tmp_path):
     (lambda t: t["my_swarm"].update(extra=1), r"tables\[0\]: unknown key\(s\) \['extra'\]"),
     (lambda t: t["my_swarm"].update(scale=30), r"tables\[0\]\.scale: must be a string; got 30"),
     (lambda t: Path(t["my_swarm"]["metrics"]).write_bytes(b"index,a\n1,2,3,4\n\xff\xfe"), r"cannot be read as a CSV"),
+    # mistakes a researcher's own files hold (each was a later failure, a made-up source, or a misleading message)
+    (lambda t: _rewrite(t["my_swarm"]["mixtures"], lambda f: f.iloc[:, :2]), r"1 source column\(s\) .*at least 2"),
+    (lambda t: t["my_swarm"].update(metrics=t["my_swarm"]["mixtures"]), r"named for both mixtures and metrics"),
+    (lambda t: _rewrite(t["my_swarm"]["mixtures"], lambda f: f.rename(columns={f.columns[2]: f.columns[1]})),
+     r"column names must be unique; repeated"),
+    (lambda t: _rewrite(t["my_swarm"]["metrics"], lambda f: f, sep=";"), r"not comma-separated: write it with commas"),
+    (lambda t: _rewrite(t["my_swarm"]["metrics"], lambda f: f.iloc[:0]), r"has a header but no runs"),
+    (lambda t: _rewrite(t["my_swarm"]["metrics"], lambda f: f.assign(arc_easy_bpb=np.nan)),
+     r"targets: 'arc_easy_bpb' has no measured value in train_table 'my_swarm'"),
+    (lambda t: _rewrite(t["my_heldout"]["mixtures"], lambda f: f.rename(columns={f.columns[1]: "renamed"})),
+     r"has other sources than 'my_swarm': only it has \['renamed'\], and it lacks"),
 ])
 def test_bad_own_tables_are_one_error_before_any_run(tmp_path, capsys, change, match):
     files = _own_tables(tmp_path)
@@ -362,6 +375,25 @@ def test_bad_own_tables_are_one_error_before_any_run(tmp_path, capsys, change, m
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and re.search(match, err[0]), err
     assert RunStore().list_runs() == []
+
+
+def _rewrite(path: str, change, sep: str = ",") -> None:
+    import pandas as pd
+
+    change(pd.read_csv(path)).to_csv(path, index=False, sep=sep)
+
+
+def test_own_tables_with_sources_in_another_order_or_a_scale_written_otherwise_are_one_family(tmp_path):
+    """The held-out runs' sources in another column order were refused as "other sources"; 30m beside 30M was
+    another scale (scale labels compared as text)."""
+    files = _own_tables(tmp_path)
+    _rewrite(files["my_heldout"]["mixtures"], lambda f: f[["index", *reversed(f.columns[1:])]])
+    files["my_heldout"]["scale"] = "30m"
+    runs = trial_runs("my_swarm", ["my_heldout"], test_fraction=0, yardstick="auto",
+                      own=tuple(OwnTable(**t) for t in files.values()))
+    assert runs.yardstick.name == "my_heldout" and runs.yardstick.source_names == runs.pool.source_names
+    olmix = load_run_table("olmix_dclm")
+    np.testing.assert_allclose(runs.yardstick.weights, olmix.weights[100:], atol=1e-6)  # reordered back
 
 
 def test_an_unknown_table_name_lists_your_own_too(tmp_path, capsys):
