@@ -197,7 +197,7 @@ def dataset_info(run_id: str) -> dict:
 
 def _setting_mixtures(run_id: str, variant: str):
     """``(problem, method, mixture dict)`` of every mixture saved for the setting's problems."""
-    for problem in (p for p in layout_problems(run_id) if p.variant == variant):
+    for problem in (p for p in mixture_problems(run_id) if p.variant == variant):
         for method, mix in read_mixtures(run_id, problem).items():
             if isinstance(mix, dict):
                 yield problem, method, mix
@@ -289,5 +289,10 @@ def settings_by_default(frame: pd.DataFrame) -> list[str]:
 def layout_problems(run_id: str) -> list:
     """The run's problems (``mixmin_core.runs.layout.Problem``) that have proxy outputs."""
     return layout.list_problems(store().run_dir(run_id))
+
+
+def mixture_problems(run_id: str) -> list:
+    """The run's problems that have a saved mixture (also a run-table run's, which has no proxy outputs)."""
+    return layout.mixture_problems(store().run_dir(run_id))
 
 

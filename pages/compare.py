@@ -170,9 +170,7 @@ def sweep_figure(frame: pd.DataFrame, kind: str) -> go.Figure | None:
 
 def weights_side_by_side(run_id: str, variant: str) -> None:
     """The mixtures each method found for one problem of the chosen setting (of any, if it saved none)."""
-    problems = layout.list_problems(data.store().run_dir(run_id))
-    withmix = sorted((p for p in problems if layout.list_mixtures(data.store().run_dir(run_id), p)),
-                     key=lambda p: (data.main_first(p.variant), p.target, p.trial))
+    withmix = sorted(data.mixture_problems(run_id), key=lambda p: (data.main_first(p.variant), p.target, p.trial))
     withmix = [p for p in withmix if p.variant == variant] or withmix
     if not withmix:
         st.caption("This run saved no mixtures.")

@@ -116,6 +116,19 @@ def list_problems(run_dir: Path) -> list[Problem]:
     return sorted(probs, key=lambda p: (p.target, p.variant, p.trial))
 
 
+def mixture_problems(run_dir: Path) -> list[Problem]:
+    """Problems with a saved mixture in ``run_dir`` (a run on published run tables has no proxy outputs), sorted
+    as :func:`list_problems`."""
+    folder = Path(run_dir) / "mixtures"
+    probs = set()
+    for path in folder.glob("*__*.json") if folder.exists() else ():
+        try:
+            probs.add(Problem.from_key(path.stem.rsplit("__", 1)[0]))
+        except ValueError:
+            continue
+    return sorted(probs, key=lambda p: (p.target, p.variant, p.trial))
+
+
 def list_mixtures(run_dir: Path, problem: Problem) -> dict[str, Path]:
     """``{method: path}`` of the mixtures saved for ``problem``."""
     folder = Path(run_dir) / "mixtures"

@@ -226,6 +226,18 @@ def test_compare_opens_on_a_measured_metric_and_labels_surrogates(home):
     assert "surrogate:loss (surrogate estimate)" in box.options
     box.set_value("surrogate:loss").run()
     assert "surrogate estimate" in at.warning[0].value
+    # a run on run tables has mixtures but no proxy outputs: its weights are shown (it said it saved none), and a
+    # search that did not succeed is said (the warning looked for mixtures of problems with proxy outputs only)
+    for method, weights in (("natural", {"web": 0.7, "code": 0.3}), ("regmix", {"web": 0.2, "code": 0.8})):
+        path = layout.mixture_path(run_dir, layout.Problem("a", 0), method)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"method": method, "weights": weights, "success": method != "regmix",
+                                    "message": "regressor predicts a constant"}))
+    at = open_link("compare", {"run": "table-run"})
+    assert not any("saved no mixtures" in c.value for c in at.caption)
+    assert any("Weights each method found" in t for t in (json.loads(c.proto.spec)["layout"]["title"]["text"]
+                                                          for c in at.get("plotly_chart")))
+    assert any("regmix did not succeed" in w.value for w in at.warning)
 
 
 def test_a_run_without_results_csv_says_no_results_yet(home):
