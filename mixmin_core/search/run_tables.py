@@ -224,8 +224,12 @@ def _load_joined(name: str, mix_file, met_file, scale: str, *, higher_is_better:
         raise InputError(f"{mix_file} and {met_file} share no run 'index'; the metrics file's rows name the mixtures "
                          "file's runs by that column.")
     if shared < len(mix):  # they stay in the table, unmeasured: the search methods never pick them
-        log.warning("%s: %d of %d runs have no row in %s: their metrics are missing", mix_file, len(mix) - shared,
-                    len(mix), met_file)
+        _warn_once("%s: %d of %d runs have no row in %s: their metrics are missing", mix_file, len(mix) - shared,
+                   len(mix), met_file)
+    orphans = int((~met["index"].isin(mix["index"])).sum())
+    if orphans:  # e.g. indexes counted from 1 in one file and from 0 in the other
+        _warn_once("%s: %d of its %d rows name no run of %s (by 'index') and are left out", met_file, orphans,
+                   len(met), mix_file)
     raw = joined[[c + "__metric" if c in src_cols else c for c in met_cols]]
     M = raw.apply(pd.to_numeric, errors="coerce")
     # "5.2x" or "1,234" in a column of numbers would silently become a missing measurement (a column with no
@@ -247,9 +251,20 @@ def _load_joined(name: str, mix_file, met_file, scale: str, *, higher_is_better:
         natural = natural / natural.sum()
     return RunTable(name=name, weights=(W / W.sum(axis=1, keepdims=True)).astype(np.float32),
                     metrics=M.to_numpy(dtype=np.float64), source_names=sources,
-                    metric_names=tuple(_short_metric(c) for c in met_cols), run_ids=tuple(ids.tolist()),
+                    metric_names=check_new_names(f"{met_file}: metrics", [_short_metric(c) for c in met_cols]),
+                    run_ids=tuple(ids.tolist()),
                     scale=scale, natural_weights=natural,
                     meta={"mixtures": str(mix_file), "metrics": str(met_file)}, higher_is_better=higher_is_better)
+
+
+_WARNED: set = set()
+
+
+def _warn_once(message: str, *args) -> None:
+    """A warning about a table's files, once per process (every trial and method loads the table)."""
+    if (message, args) not in _WARNED:
+        _WARNED.add((message, args))
+        log.warning(message, *args)
 
 
 def _read_csv(path):

@@ -364,6 +364,8 @@ def test_a_score_table_of_your_own_is_maximised(tmp_path):
     (lambda t: _rewrite(t["my_swarm"]["metrics"], lambda f: f.iloc[:0]), r"has a header but no runs"),
     (lambda t: _rewrite(t["my_swarm"]["metrics"], lambda f: f.assign(arc_easy_bpb=np.nan)),
      r"targets: 'arc_easy_bpb' has no measured value in train_table 'my_swarm'"),
+    (lambda t: _rewrite(t["my_swarm"]["metrics"], lambda f: f.assign(**{"=HYPERLINK(1)": 1.0})),
+     r"my_swarm_metrics.csv: metrics: names must not start with ="),
     (lambda t: _rewrite(t["my_heldout"]["mixtures"], lambda f: f.rename(columns={f.columns[1]: "renamed"})),
      r"has other sources than 'my_swarm': only it has \['renamed'\], and it lacks"),
 ])
@@ -383,14 +385,19 @@ def _rewrite(path: str, change, sep: str = ",") -> None:
     change(pd.read_csv(path)).to_csv(path, index=False, sep=sep)
 
 
-def test_own_tables_with_sources_in_another_order_or_a_scale_written_otherwise_are_one_family(tmp_path):
+def test_own_tables_with_sources_in_another_order_or_a_scale_written_otherwise_are_one_family(tmp_path, caplog):
     """The held-out runs' sources in another column order were refused as "other sources"; 30m beside 30M was
     another scale (scale labels compared as text)."""
     files = _own_tables(tmp_path)
     _rewrite(files["my_heldout"]["mixtures"], lambda f: f[["index", *reversed(f.columns[1:])]])
     files["my_heldout"]["scale"] = "30m"
-    runs = trial_runs("my_swarm", ["my_heldout"], test_fraction=0, yardstick="auto",
-                      own=tuple(OwnTable(**t) for t in files.values()))
+    _rewrite(files["my_heldout"]["metrics"], lambda f: f.assign(index=f["index"] + 1))  # counted from 1: one is lost
+    with caplog.at_level("WARNING", logger="mixmin.search"):
+        runs = trial_runs("my_swarm", ["my_heldout"], test_fraction=0, yardstick="auto",
+                          own=tuple(OwnTable(**t) for t in files.values()))
+        trial_runs("my_swarm", ["my_heldout"], test_fraction=0, yardstick="auto",
+                   own=tuple(OwnTable(**t) for t in files.values()))
+    assert caplog.text.count("1 of its 27 rows name no run of") == 1  # said once, not per load
     assert runs.yardstick.name == "my_heldout" and runs.yardstick.source_names == runs.pool.source_names
     olmix = load_run_table("olmix_dclm")
     np.testing.assert_allclose(runs.yardstick.weights, olmix.weights[100:], atol=1e-6)  # reordered back
