@@ -14,6 +14,7 @@ import dataclasses
 import errno
 import logging
 import os
+import shlex
 import signal
 import sqlite3
 import sys
@@ -143,7 +144,9 @@ def cmd_run(args) -> int:
     if resuming and run_id != resuming:  # it would start another run, and leave the one asked for as it was
         raise ConfigError(f"run {resuming} cannot resume: its config, or a file or folder it names, has changed (or "
                           "moved) since it started, and a run reads the same files throughout. Restore them, or start a new "
-                          f"run on the changed files with `python -m jobs run {store.run_dir(resuming) / 'config.json'}`.")
+                          f"run on the changed files with `cd {shlex.quote(os.getcwd())} && python -m jobs run "
+                          f"{shlex.quote(str(store.run_dir(resuming) / 'config.json'))}` (from the folder it started in, "
+                          "where its relative paths lead).")
     with RunLock(store.run_dir(run_id)) as lock:  # a second start of this run refuses here
         return _run_locked(args, store, run_id, lock, pipeline, name, config, resolved, backend)
 

@@ -128,9 +128,17 @@ def _parse_holder(raw: bytes) -> tuple[int | None, int | None]:
     return (int(job) if job.isdigit() else None), (int(pid) if pid.isdigit() else None)
 
 
+def _readable_json(path: Path) -> bool:
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+        return True
+    except (OSError, ValueError):
+        return False
+
+
 def default_home() -> Path:
-    """``MIXMIN_HOME`` if set, else ``./data``."""
-    return Path(os.environ.get("MIXMIN_HOME", "data")).resolve()
+    """``MIXMIN_HOME`` if set (and not empty: ``MIXMIN_HOME=`` put the store in the working folder), else ``./data``."""
+    return Path(os.environ.get("MIXMIN_HOME") or "data").resolve()
 
 
 class RunStore:
@@ -148,6 +156,10 @@ class RunStore:
             self.root.mkdir(parents=True, exist_ok=True)
             with self._connect() as con:
                 con.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:  # "file is not a database": a damaged catalog
+            raise MixminError(f"the run store's catalog {self.db_path} cannot be read ({exc}); move it aside (e.g. "
+                              "mixmin.db.broken): the runs' files stay, and re-running a run's command records its "
+                              "finished units again.") from None
         except (OSError, sqlite3.Error) as exc:  # a file where the folder should be, a folder it cannot write
             raise MixminError(f"the run store {self.root} cannot be used ({getattr(exc, 'strerror', None) or exc}); set "
                               "MIXMIN_HOME to a folder you can write.") from None
@@ -190,7 +202,7 @@ class RunStore:
     def create_run(self, run_id: str, *, name: str, pipeline: str, config: dict, dataset: str | None = None) -> Path:
         """Register a run (idempotent) and write its resolved config first; return its folder."""
         folder = self.run_dir(run_id)
-        if not (folder / "config.json").exists():
+        if not _readable_json(folder / "config.json"):  # missing, or damaged (a resume reads it)
             fileio.write_json(folder / "config.json", config)
         now = time.time()
         with self._connect() as con:

@@ -246,3 +246,16 @@ def test_overall_averages_every_method_over_the_same_targets():
     rows = [r for r in rows if r["method"] != "regmix"]  # all methods on both targets: the plain mean
     out = mean_over_targets(pd.DataFrame(rows)).set_index(["metric", "method", "trial"])["value"]
     assert out["ap", "mixmin", 1] == pytest.approx(0.61)
+
+
+def test_a_damaged_catalog_says_how_to_recover_and_an_empty_home_is_the_default(tmp_path, monkeypatch):
+    """A damaged mixmin.db said "set MIXMIN_HOME to a folder you can write"; MIXMIN_HOME= put the store in the
+    working folder."""
+    from mixmin_core.errors import MixminError
+
+    (tmp_path / "mixmin.db").write_text("garbage")
+    with pytest.raises(MixminError, match=r"catalog .*mixmin.db cannot be read .* move it aside"):
+        RunStore(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MIXMIN_HOME", "")
+    assert default_home() == tmp_path / "data"

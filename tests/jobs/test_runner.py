@@ -279,9 +279,17 @@ def test_resume_runs_where_the_run_started_and_refuses_changed_inputs(capsys, mo
     assert Path.cwd() == start and len(RunStore().list_runs()) == 1
     config = RunStore().run_dir(run["run_id"]) / "config.json"  # as if a file it names had changed: another id
     config.write_text(config.read_text().replace('"trials": 3', '"trials": 2'))
+    monkeypatch.chdir(elsewhere)
     assert main(["resume", run["run_id"], "--quiet"]) == 2
-    assert f"run {run['run_id']} cannot resume: its config, or a file or folder it names, has changed" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"run {run['run_id']} cannot resume: its config, or a file or folder it names, has changed" in err
+    assert f"`cd {start} && python -m jobs run {config}`" in err  # its relative paths lead from there
     assert len(RunStore().list_runs()) == 1
+    # a damaged config.json is written again by the run's own command (a resume reads it)
+    config.write_text("{garbage")
+    monkeypatch.chdir(start)
+    assert main(["run", DEMO, "--quiet"]) == 0
+    assert json.loads(config.read_text())["trials"] == 3
 
 
 def test_a_registered_dataset_read_from_other_files_is_another_run(tmp_path, monkeypatch):
