@@ -37,7 +37,7 @@ from mixmin_core.errors import ConfigError, MixminError
 from mixmin_core.runs import datasets
 from mixmin_core.runs.fileio import read_json, write_json, write_text
 from mixmin_core.runs.runner import BACKENDS, JobCancelled, RunContext
-from mixmin_core.runs.store import RunLock, RunStore
+from mixmin_core.runs.store import RunLock, RunStore, default_home
 
 #: In a run folder: the backend, ``--workers`` and working directory its last job was started with (``resume``
 #: starts the same way, where relative paths in the config mean the same files).
@@ -250,7 +250,8 @@ def _restore_handlers(previous: dict) -> None:
 
 
 def cmd_status(args) -> int:
-    store = RunStore()
+    root = default_home()  # status only reads: a store it cannot write (a read-only mount, a shared demo) is read
+    store = RunStore(read_only=root.is_dir() and not os.access(root, os.W_OK))
     if args.run and store.get_run(args.run) is None:
         raise ConfigError(f"no run {args.run!r} in {store.root}; `python -m jobs status` lists them.")
     runs = [store.get_run(args.run)] if args.run else store.list_runs()

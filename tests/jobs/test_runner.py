@@ -79,6 +79,19 @@ def test_cli_errors_are_clear(args, match, capsys):
     assert RunStore().list_runs() == []
 
 
+def test_status_reads_a_store_it_cannot_write(capsys, monkeypatch):
+    """It opened the catalog for writing (creating its schema), so a read-only store was an error."""
+    import jobs.__main__ as cli
+
+    assert main(["run", DEMO, "--quiet"]) == 0
+    opened = []
+    monkeypatch.setattr(cli.os, "access", lambda path, mode: False)  # as on a read-only mount (root ignores chmod)
+    monkeypatch.setattr(cli, "RunStore", lambda *a, **kw: opened.append(kw) or RunStore(*a, **kw))
+    capsys.readouterr()
+    assert main(["status"]) == 0
+    assert opened == [{"read_only": True}] and "synthetic" in capsys.readouterr().out
+
+
 def test_status_lists_runs(capsys):
     assert main(["status"]) == 0
     assert "no runs yet" in capsys.readouterr().out
