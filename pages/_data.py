@@ -171,6 +171,19 @@ def problem_meta(problem_id: str) -> dict:
     return {"problem": problem_id}
 
 
+#: How a target's own fit split (``include_target``), a source named like the target, is shown: it is no other assay.
+OWN_DATA = "(target's own data)"
+
+
+def shown_names(problem_id: str, names) -> tuple:
+    """``names`` as the pages show them: a run problem's target among its sources is :data:`OWN_DATA`."""
+    kind, _, rest = problem_id.partition(":")
+    if kind != "run":
+        return tuple(names)
+    target = layout.Problem.from_key(rest.partition(":")[2]).target
+    return tuple(OWN_DATA if n == target else n for n in names)
+
+
 def problem_label(problem_id: str) -> str:
     if problem_id == EXAMPLE:
         return "built-in example (known true weights)"

@@ -60,13 +60,9 @@ def own_data(frame: pd.DataFrame, target: str) -> pd.DataFrame:
     """The target's own fit split (a run with ``include_target``) named as such: it is no other assay."""
     out = frame.copy()
     mine = out["source"] == target
-    out.loc[mine, "source"] = OWN_DATA
+    out.loc[mine, "source"] = data.OWN_DATA
     out.loc[mine, "title"] = f"{target}'s own training rows (include_target)"
     return out
-
-
-#: How a target's own data (``include_target``) is named on this page and in its exports.
-OWN_DATA = "(target's own data)"
 
 
 def annotate(frame: pd.DataFrame, meta: pd.DataFrame) -> pd.DataFrame:

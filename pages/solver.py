@@ -5,6 +5,7 @@ the page (not the sidebar, the problem list or the store), and the big arrays st
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -142,6 +143,8 @@ def solve_view(problem_id: str) -> None:
 
 def show_result(problem_id, outputs, result, step, iters, init, cap, prior) -> None:
     k = min(st.session_state["solve.top_k"], outputs.n_sources)
+    json_record = result  # downloads keep the sources' real names; the page names the target's own data as such
+    result = dataclasses.replace(result, source_names=data.shown_names(problem_id, result.source_names))
     traj_fig, loss_fig = figs.solver_figures(result, k)
     c1, c2 = st.columns(2)
     # inline SVG, not Plotly: a changed Plotly figure is remounted from scratch on every move (see pages/_svg.py)
@@ -152,15 +155,16 @@ def show_result(problem_id, outputs, result, step, iters, init, cap, prior) -> N
     c1, c2 = st.columns([3, 2])
     c1.markdown(figs.weights_chart(result.source_names, result.weights, lower, upper, true_weights=true_w),
                 unsafe_allow_html=True)
-    table = figs.weights_table(result, lower, upper, true_w)
+    table = figs.weights_table(json_record, lower, upper, true_w)
+    shown = table.assign(source=list(data.shown_names(problem_id, table["source"])))
     with c2:
         if true_w is not None:
             err = float(np.abs(np.asarray(true_w) - result.weights).sum())
             st.markdown(f"**Known true weights**: L1 distance to the solution **{err:.3f}**")
-        st.dataframe(table, hide_index=True, height=min(320, 35 * (len(table) + 1) + 3), width="stretch",
+        st.dataframe(shown, hide_index=True, height=min(320, 35 * (len(table) + 1) + 3), width="stretch",
                      column_config={c: st.column_config.NumberColumn(format="%.4f")
                                     for c in table.columns if c != "source"})
-        downloads(table, result, problem_id)
+        downloads(table, json_record, problem_id)
 
 
 with state.shows_errors():

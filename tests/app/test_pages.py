@@ -515,6 +515,25 @@ def test_assays_rank_every_source_and_name_the_targets_own_data(home):
     assert "Targets × their top-4 source assays (weight, trial 0)" in chart_titles(at)
 
 
+def test_solver_names_the_targets_own_data(home):
+    """With include_target the Solver listed the target among its sources, as if it borrowed from another assay."""
+    from mixmin_core import ProxyOutputs
+    from mixmin_core.solver.synthetic import example_problem
+
+    run_dir = RunStore().create_run("chem-own2", name="chem-own2", pipeline="chem", config={"pipeline": "chem"})
+    base, _ = example_problem(n_sources=3, n_samples=200, seed=2)
+    names = ["ATG_ERE_CIS_up", "ATG_ERa_TRANS_up", "ATG_PXR_TRANS_up"]
+    problem = layout.Problem("ATG_ERE_CIS_up", 0, "sources-all")
+    ProxyOutputs(np.asarray(base.values), base.kind, labels=base.labels, source_names=names).save(
+        layout.outputs_path(run_dir, problem))
+    from tests.app.test_links import open_link
+
+    at = open_link("solver", {"run": "chem-own2", "problem": problem.key})
+    shown = at.dataframe[0].value
+    assert "(target's own data)" in set(shown["source"]) and "ATG_ERE_CIS_up" not in set(shown["source"])
+    assert {"ATG_ERa_TRANS_up", "ATG_PXR_TRANS_up"} <= set(shown["source"])
+
+
 def test_assays_speak_of_text_domains_on_a_language_model_run_and_of_the_top_k_it_kept(home):
     from mixmin_core.solver.synthetic import example_problem
 
