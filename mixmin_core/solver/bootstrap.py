@@ -12,11 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from mixmin_core.errors import InputError
-from mixmin_core.solver.constraints import check_caps, project_capped
+from mixmin_core.solver.constraints import check_caps, linear_min_capped, project_capped
 from mixmin_core.solver.objectives import make_objective
 from mixmin_core.solver.proxy_outputs import ProxyOutputs
 from mixmin_core.solver.simplex import entropic_step, frank_wolfe_gap
-from mixmin_core.solver.solvers import _check_params, _gap, _prior, start_weights
+from mixmin_core.solver.solvers import _check_params, _prior, start_weights
 from mixmin_core.solver.validation import check_number, check_outputs
 
 #: Upper bound on the bytes of one (chunk, n_samples) float32 working array.
@@ -116,12 +116,13 @@ class _Terms:
     def gap(self, w: np.ndarray, grad: np.ndarray) -> np.ndarray:
         if self.caps is None:
             return frank_wolfe_gap(w, grad)
-        return np.array([_gap(wi, gi, self.caps) for wi, gi in zip(w, grad)])
+        w64, g64 = w.astype(np.float64), grad.astype(np.float64)  # as solvers._gap, a row at a time
+        return np.maximum(0.0, np.einsum("ij,ij->i", w64, g64) - linear_min_capped(g64, self.caps))
 
     def step(self, w: np.ndarray, grad: np.ndarray, step_size: float) -> np.ndarray:
         out = entropic_step(w, grad, step_size)
         if self.caps is not None:
-            out = np.stack([project_capped(row, self.caps) for row in out])
+            out = project_capped(out, self.caps)
         return out.astype(np.float32, copy=False)
 
 

@@ -55,31 +55,40 @@ def availability_caps(tokens_available, tokens_needed: float, repetitions: float
 
 
 def project_capped(v: np.ndarray, caps: np.ndarray) -> np.ndarray:
-    """KL projection of positive ``v`` onto the capped simplex: ``min(caps, c v)``, sum one.
+    """KL projection of positive ``v`` onto the capped simplex: ``min(caps, c v)``, sum one; ``v`` one vector or
+    ``(rows, n_sources)``, each row projected (the batched bootstrap).
 
     Caps are fixed in order of ``caps_p / v_p`` (the sources that hit their cap first); the rest
     share what is left in proportion to ``v``. Exact in at most ``n_sources`` rounds.
     """
     v = np.asarray(v, dtype=np.float64)
-    capped = np.zeros(v.shape, dtype=bool)
-    for _ in range(v.size):
+    rows = np.atleast_2d(v)
+    capped = np.zeros(rows.shape, dtype=bool)
+    c = np.ones(len(rows))
+    for _ in range(rows.shape[1]):
         free = ~capped
-        if not free.any():  # caps summing to 1 (within rounding) leave one mixture: the caps themselves
-            return caps / caps.sum()
-        c = (1.0 - caps[capped].sum()) / v[free].sum()
-        over = free & (c * v > caps)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            c = (1.0 - (caps * capped).sum(axis=1)) / (rows * free).sum(axis=1)
+        over = free & (c[:, None] * rows > caps)
         if not over.any():
             break
         capped |= over
-    w = np.where(capped, caps, c * v)
-    return w
+    w = np.where(capped, caps, c[:, None] * rows)
+    full = capped.all(axis=1)  # caps summing to 1 (within rounding) leave one mixture: the caps themselves
+    w[full] = caps / caps.sum()
+    return w if v.ndim > 1 else w[0]
 
 
-def linear_min_capped(grad: np.ndarray, caps: np.ndarray) -> float:
-    """``min_{s in capped simplex} s . grad``: fill the smallest gradients first, up to their caps."""
-    order = np.argsort(grad, kind="stable")
-    filled = np.minimum(caps[order], np.maximum(0.0, 1.0 - np.concatenate(([0.0], np.cumsum(caps[order])[:-1]))))
-    return float(filled @ grad[order])
+def linear_min_capped(grad: np.ndarray, caps: np.ndarray):
+    """``min_{s in capped simplex} s . grad``: fill the smallest gradients first, up to their caps (a float; an
+    array for ``(rows, n_sources)`` gradients, one minimum per row)."""
+    g = np.atleast_2d(grad)
+    order = np.argsort(g, axis=1, kind="stable")
+    sorted_caps = caps[order]
+    before = np.cumsum(sorted_caps, axis=1) - sorted_caps  # what the smaller gradients took
+    filled = np.minimum(sorted_caps, np.maximum(0.0, 1.0 - before))
+    mins = np.sum(filled * np.take_along_axis(g, order, axis=1), axis=1)
+    return mins if np.ndim(grad) > 1 else float(mins[0])
 
 
 def kl_to_prior(weights: np.ndarray, prior: np.ndarray) -> float:
