@@ -422,6 +422,9 @@ def build_dataclass(cls, data: dict, where: str = ""):
         raise ConfigError(f"{name}: {exc}") from None
 
 
+#: Fields added after runs were made, left out of the run id at these defaults: the runs made before keep their ids
+#: (a re-run resumes them) and a config that uses the field gets its own.
+LATER_FIELDS = {"tables": []}
 #: At most this many files of a folder a config names enter the run id (a sources folder holds a few dozen).
 MAX_STAMPED_FILES = 10_000
 
@@ -476,7 +479,8 @@ def run_id_for(name: str, resolved: dict, registered: bool = True, implicit: lis
                         registered)
     if registered:
         stamp += input_stamp([str(f) for f in implicit], registered=False)
-    core = {k: v for k, v in resolved.items() if k not in EXECUTION_FIELDS}
+    core = {k: v for k, v in resolved.items()
+            if k not in EXECUTION_FIELDS and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
     digest = hashlib.sha1(json.dumps([core, stamp] if stamp else core, sort_keys=True,
                                      default=str).encode()).hexdigest()[:8]
     safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in name)

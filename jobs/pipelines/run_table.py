@@ -22,6 +22,7 @@ what a method spent (runs looked up, or the table's published costs); ``final_co
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -103,6 +104,8 @@ class RunTableConfig(ExecutionConfig):
                 raise ConfigError(f"{where}.name: {table['name']!r} is taken (a published table, 'auto', "
                                   f"'{TEST_SPLIT}' or another of yours); name it otherwise.")
             check_new_names(f"{where}.name", [table["name"]])
+            for key in ("mixtures", "metrics"):  # absolute: a Ray worker starts in another folder
+                table[key] = str(Path(table[key]).expanduser().absolute())
             try:
                 scale_params(table["scale"])
             except InputError as exc:

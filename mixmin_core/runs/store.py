@@ -156,11 +156,15 @@ class RunStore:
             self.root.mkdir(parents=True, exist_ok=True)
             with self._connect() as con:
                 con.executescript(SCHEMA)
-        except sqlite3.DatabaseError as exc:  # "file is not a database": a damaged catalog
-            raise MixminError(f"the run store's catalog {self.db_path} cannot be read ({exc}); move it aside (e.g. "
-                              "mixmin.db.broken): the runs' files stay, and re-running a run's command records its "
-                              "finished units again.") from None
-        except (OSError, sqlite3.Error) as exc:  # a file where the folder should be, a folder it cannot write
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError):  # cannot open or write it: the folder's doing
+                raise MixminError(f"the run store {self.root} cannot be used ({exc}); set MIXMIN_HOME to a folder you "
+                                  "can write.") from None
+            raise MixminError(f"the run store's catalog {self.db_path} cannot be read ({exc}): it is damaged. Restore "
+                              "it from a backup, or move it aside (e.g. to mixmin.db.broken) to start an empty catalog: "
+                              "the runs' folders stay, but re-running a run then runs its units again (the catalog "
+                              "held what each finished unit reported).") from None
+        except OSError as exc:  # a file where the folder should be, a folder it cannot write
             raise MixminError(f"the run store {self.root} cannot be used ({getattr(exc, 'strerror', None) or exc}); set "
                               "MIXMIN_HOME to a folder you can write.") from None
 

@@ -254,7 +254,11 @@ def test_a_damaged_catalog_says_how_to_recover_and_an_empty_home_is_the_default(
     from mixmin_core.errors import MixminError
 
     (tmp_path / "mixmin.db").write_text("garbage")
-    with pytest.raises(MixminError, match=r"catalog .*mixmin.db cannot be read .* move it aside"):
+    with pytest.raises(MixminError, match=r"catalog .*mixmin.db cannot be read .* move it aside .* runs its units again"):
+        RunStore(tmp_path)
+    (tmp_path / "mixmin.db").unlink()
+    (tmp_path / "mixmin.db").mkdir()  # cannot be opened: the folder's doing, not a damaged catalog
+    with pytest.raises(MixminError, match=r"cannot be used .*set MIXMIN_HOME to a folder you can write"):
         RunStore(tmp_path)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MIXMIN_HOME", "")

@@ -117,6 +117,27 @@ def test_ray_run_equals_local_run(worker_home, tmp_path, monkeypatch):
     assert not any(worker_home.iterdir())
 
 
+def test_own_run_tables_named_by_relative_paths_run_on_ray(worker_home, tmp_path, monkeypatch):
+    """A worker starts in the shipped code's folder: `mixtures: runs.csv` was not found there, and every unit failed."""
+    import yaml
+
+    from tests.jobs.test_run_table import _own_tables
+
+    files = _own_tables(tmp_path)
+    for table in files.values():
+        for key in ("mixtures", "metrics"):
+            table[key] = Path(table[key]).name  # relative to the folder the job starts in
+    config = {"pipeline": "run_table", "name": "own-ray", "tables": list(files.values()), "train_table": "my_swarm",
+              "test_tables": ["my_heldout"], "yardstick": "my_heldout", "targets": ["arc_easy_bpb"],
+              "methods": ["natural", "random_search"], "trials": 1}
+    (tmp_path / "own.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MIXMIN_HOME", str(tmp_path / "home"))
+    assert main(["run", "own.yaml", "--quiet", "--backend", "ray"]) == 0
+    (run,) = RunStore().list_runs()
+    assert run["status"] == "done"
+
+
 def _escape(*, output: str) -> dict:
     Path(output).parents[3].joinpath("escaped.txt").write_text("x")
     Path(output).write_text("done")

@@ -430,3 +430,15 @@ def test_sources_file_quotes_names_and_a_damaged_one_is_one_error(tmp_path):
     sources_path(tmp_path).write_bytes(b"\xff\xfe\x00garbage\x81")
     with pytest.raises(InputError, match=r"sources.csv: cannot read it as CSV"):
         read_sources(tmp_path)
+
+
+def test_a_config_without_tables_keeps_the_run_id_it_had_before_the_field_existed():
+    """Adding `tables: []` to every run-table config changed every id: old runs could not resume, re-runs started over."""
+    from jobs.__main__ import resolve_config
+    from jobs.config import run_id_for
+
+    _, name, _, resolved = resolve_config(REGMIX, [])
+    before = {k: v for k, v in resolved.items() if k != "tables"}  # the config as the previous version resolved it
+    assert run_id_for(name, resolved) == run_id_for(name, before)
+    _, _, _, mine = resolve_config(REGMIX, ["tables=[{name: t, mixtures: a.csv, metrics: b.csv, scale: 1M}]"])
+    assert run_id_for(name, mine) != run_id_for(name, resolved)
