@@ -256,8 +256,9 @@ def orient(metrics: dict, higher_is_better: bool) -> dict:
         return dict(metrics)
     out = {}
     for key, value in metrics.items():
-        if key.startswith(_LOSS_LIKE):
-            out[key.replace("_loss", "_score")] = -value
+        if key.startswith(_LOSS_LIKE):  # the name before a "/"; after it a table's name, kept as it is
+            head, sep, tail = key.partition("/")
+            out[head.replace("_loss", "_score") + sep + tail] = -value
         else:
             out[key] = value
     return out

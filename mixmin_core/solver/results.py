@@ -86,7 +86,8 @@ class MixtureResult:
             success=d.get("success", True), status=d.get("status", Status.NOT_ITERATIVE.value),
             message=d.get("message", ""), gap=nan if d.get("gap") is None else d["gap"],
             method=d.get("method", "mixmin"), meta=d.get("meta", {}),
-            target_losses=d.get("target_losses"),
+            target_losses=None if d.get("target_losses") is None else
+            {k: nan if v is None else v for k, v in d["target_losses"].items()},
         )
 
 
@@ -161,7 +162,7 @@ def mean_over_targets(frame, keep=()):
 
 #: Words in a metric's name that make lower values better (losses, errors, a prediction's distance beyond the
 #: runs it was fitted on); every other metric is higher-better.
-LOWER_IS_BETTER = ("nll", "loss", "error", "mse", "rmse", "perplexity", "l1", "beyond")
+LOWER_IS_BETTER = ("nll", "loss", "error", "mse", "perplexity", "l1", "beyond")
 
 
 #: Words in a metric's name that make it a proportion in [0, 1] (its confidence interval is clipped there).
@@ -190,13 +191,14 @@ def metric_ci(values, metric: str | None, level: float = 0.95) -> tuple[float, f
 
 
 def lower_is_better(metric: str) -> bool:
-    """Whether lower values of ``metric`` are better (by its name: see :data:`LOWER_IS_BETTER`). Short words
-    count as whole words only: ``spearman/model1`` (a Spearman on table ``model1``) holds no ``l1``."""
+    """Whether lower values of ``metric`` are better (by its name: see :data:`LOWER_IS_BETTER`). Only the part
+    before a ``/`` counts (after it a run-table metric names a table: ``spearman/heldout_loss`` is a Spearman), and
+    ``l1`` only as a whole word (``model1`` holds none)."""
     import re
 
-    name = str(metric).lower()
+    name = str(metric).lower().split("/", 1)[0]
     words = set(re.split(r"[^a-z0-9]+", name))
-    return any(w in words if len(w) <= 3 else w in name for w in LOWER_IS_BETTER)
+    return any(w in words if w == "l1" else w in name for w in LOWER_IS_BETTER)
 
 
 def summarize(frame, *, by=("target", "method", "metric"), reference: str | None = None,

@@ -166,6 +166,8 @@ def test_non_finite_loss_ends_with_status_not_exception():
     back = MixtureResult.from_dict(json.loads(text))
     assert not np.isfinite(back.loss) and back.status == "non_finite"
     np.testing.assert_array_equal(back.weights, result.weights)
+    joint = MixtureResult.from_dict({**json.loads(text), "target_losses": {"a": None, "b": 0.5}})
+    assert np.isnan(joint.target_losses["a"]) and joint.target_losses["b"] == 0.5
 
 
 def test_init_natural_and_array():

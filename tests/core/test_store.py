@@ -195,7 +195,10 @@ def test_a_yardsticks_distance_beyond_its_runs_is_lower_is_better():
     # short words count whole: a Spearman on a test table named model1 read as an L1 distance
     assert not lower_is_better("spearman/model1") and not lower_is_better("best_run_score")
     assert all(lower_is_better(m) for m in ("l1_to_true", "ladder_l1_change", "test_nll", "val_mse", "best_run_loss",
-                                            "surrogate:yardstick_loss", "trainloss"))
+                                            "surrogate:yardstick_loss", "trainloss", "valNLL", "nmse", "rmse",
+                                            "best_loss/my_runs"))
+    # after a "/" a run-table metric names a table: a Spearman on table heldout_loss is still a Spearman
+    assert not any(lower_is_better(m) for m in ("spearman/heldout_loss", "spearman/val_errors", "spearman/mse_runs"))
     rows = [{"target": "t", "method": m, "trial": k, "metric": "yardstick_beyond_runs", "value": v}
             for k in range(3) for m, v in (("natural", 0.0), ("regmix", 0.18 + 0.01 * k))]
     out = summarize(pd.DataFrame(rows), reference="natural").set_index("method")
