@@ -96,7 +96,8 @@ def cmd_export(args) -> int:
     if budget is None:  # chem-table: every row of the weighted sources, as the pipeline's final models train on
         budget = float(sum(float(sizes[n]) for n, w in zip(result.source_names, result.weights) if w > 0 and n in sizes))
     if budget < 1:
-        raise InputError(f"{budget_flag}: a budget is at least one {unit[:-1]}; got {budget:g}.")
+        raise InputError(f"{budget_flag or '--budget-rows'}: a budget is at least one {unit[:-1]}; got {budget:g}"
+                         + ("" if budget_flag else " (the weighted sources' sizes add up to that)") + ".")
     meta = {"run": args.run, "problem": problem.key} if problem is not None else {}
     if tokenizer:
         meta["tokenizer"] = tokenizer

@@ -178,9 +178,10 @@ OWN_DATA = "(target's own data)"
 def shown_names(problem_id: str, names) -> tuple:
     """``names`` as the pages show them: a run problem's target among its sources is :data:`OWN_DATA`."""
     kind, _, rest = problem_id.partition(":")
-    if kind != "run":
+    run_id, _, key = rest.partition(":")
+    if kind != "run" or not run_config(run_id).get("include_target"):  # else a source may share a target's name
         return tuple(names)
-    target = layout.Problem.from_key(rest.partition(":")[2]).target
+    target = layout.Problem.from_key(key).target
     return tuple(OWN_DATA if n == target else n for n in names)
 
 

@@ -101,7 +101,8 @@ def heatmap(run_id: str, problems: list, k: int, meta: pd.DataFrame, noun: str) 
     """Targets x union of their top-``k`` sources; returns the long table for export."""
     long = []
     for prob in problems:
-        top = own_data(annotate(read_topk(run_id, prob).head(k), meta), prob.target)
+        top = annotate(read_topk(run_id, prob).head(k), meta)
+        top = own_data(top, prob.target) if data.run_config(run_id).get("include_target") else top
         long.append(top.assign(target=prob.target, trial=prob.trial, variant=prob.variant, rank=range(1, len(top) + 1)))
     long = pd.concat(long, ignore_index=True) if long else pd.DataFrame()
     if long.empty:
@@ -146,7 +147,8 @@ def page() -> None:
     state.ensure("assays.k", 1 <= st.session_state["assays.k"] <= 100)
     k = c4.number_input("Top k", 1, 100, key=state.keep("assays.k"), on_change=state.save, args=("assays.k",))
     ranked = read_topk(run_id, layout.Problem(target, trial, variant))
-    kept = own_data(annotate(ranked, meta), target)
+    own = bool(data.run_config(run_id).get("include_target"))
+    kept = own_data(annotate(ranked, meta), target) if own else annotate(ranked, meta)
     top = kept.head(int(k))
     if len(kept) < k and ranked.attrs.get("partial"):
         st.caption(f"{len(kept)} {noun} are on record for this target (a run keeps the top `top_k` of its config).")

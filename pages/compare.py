@@ -137,8 +137,8 @@ def capped_rows(frame: pd.DataFrame) -> tuple[int, int, int]:
     finals = frame.assign(cap=caps).drop_duplicates(keys)
     if "rows" not in finals:
         return int(caps.max()), len(finals), len(finals)
-    rows = pd.to_numeric(finals["rows"], errors="coerce")
-    return int(caps.max()), int(((finals["cap"] > 0) & (rows >= finals["cap"])).sum()), len(finals)
+    rows = pd.to_numeric(finals["rows"], errors="coerce")  # none for a method without a final model (ensemble)
+    return int(caps.max()), int(((finals["cap"] > 0) & (rows >= finals["cap"])).sum()), int(rows.notna().sum())
 
 
 def sweep_figure(frame: pd.DataFrame, kind: str) -> go.Figure | None:

@@ -488,7 +488,8 @@ def test_assays_rank_every_source_and_name_the_targets_own_data(home):
     assay the target borrows from. And a topk file keeps the top `top_k`; the saved mixture has every source."""
     from mixmin_core.solver.synthetic import example_problem
 
-    run_dir = RunStore().create_run("chem-own", name="chem-own", pipeline="chem", config={"pipeline": "chem"})
+    run_dir = RunStore().create_run("chem-own", name="chem-own", pipeline="chem",
+                                    config={"pipeline": "chem", "include_target": True})
     outputs, _ = example_problem(n_sources=4, n_samples=200, seed=1)
     names = ["ATG_ERE_CIS_up", "ATG_ERa_TRANS_up", "ATG_PXR_TRANS_up", "ATG_NRF2_ARE_CIS_up"]
     problem = layout.Problem("ATG_ERE_CIS_up", 0, "sources-all")
@@ -520,18 +521,19 @@ def test_solver_names_the_targets_own_data(home):
     from mixmin_core import ProxyOutputs
     from mixmin_core.solver.synthetic import example_problem
 
-    run_dir = RunStore().create_run("chem-own2", name="chem-own2", pipeline="chem", config={"pipeline": "chem"})
+    from tests.app.test_links import open_link
+
     base, _ = example_problem(n_sources=3, n_samples=200, seed=2)
     names = ["ATG_ERE_CIS_up", "ATG_ERa_TRANS_up", "ATG_PXR_TRANS_up"]
     problem = layout.Problem("ATG_ERE_CIS_up", 0, "sources-all")
-    ProxyOutputs(np.asarray(base.values), base.kind, labels=base.labels, source_names=names).save(
-        layout.outputs_path(run_dir, problem))
-    from tests.app.test_links import open_link
-
-    at = open_link("solver", {"run": "chem-own2", "problem": problem.key})
-    shown = at.dataframe[0].value
-    assert "(target's own data)" in set(shown["source"]) and "ATG_ERE_CIS_up" not in set(shown["source"])
-    assert {"ATG_ERa_TRANS_up", "ATG_PXR_TRANS_up"} <= set(shown["source"])
+    for run_id, own in (("chem-own2", True), ("lm-like", False)):  # without include_target a name is just a name
+        run_dir = RunStore().create_run(run_id, name=run_id, pipeline="chem",
+                                        config={"pipeline": "chem", "include_target": own})
+        ProxyOutputs(np.asarray(base.values), base.kind, labels=base.labels, source_names=names).save(
+            layout.outputs_path(run_dir, problem))
+        shown = set(open_link("solver", {"run": run_id, "problem": problem.key}).dataframe[0].value["source"])
+        assert ("(target's own data)" in shown) == own and ("ATG_ERE_CIS_up" in shown) == (not own)
+        assert {"ATG_ERa_TRANS_up", "ATG_PXR_TRANS_up"} <= shown
 
 
 def test_assays_speak_of_text_domains_on_a_language_model_run_and_of_the_top_k_it_kept(home):
