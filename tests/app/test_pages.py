@@ -520,7 +520,6 @@ def test_solver_names_the_targets_own_data(home):
     """With include_target the Solver listed the target among its sources, as if it borrowed from another assay."""
     from mixmin_core import ProxyOutputs
     from mixmin_core.solver.synthetic import example_problem
-
     from tests.app.test_links import open_link
 
     base, _ = example_problem(n_sources=3, n_samples=200, seed=2)
