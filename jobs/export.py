@@ -68,6 +68,11 @@ def cmd_export(args) -> int:
     if args.fmt not in export.FORMATS:
         raise InputError(f"--format must be one of {', '.join(export.FORMATS)}; got {args.fmt!r}.")
     run_dir, problem = _run(args)  # first: without --problem it lists the run's problem keys
+    if problem is None and args.run and not args.weights and not any((args.budget, args.budget_tokens,
+                                                                     args.budget_rows)):
+        keys = _problem_keys(run_dir)  # `export --run RUN_ID` alone: the listing, one key per line
+        print("\n".join(keys) if keys else f"run {args.run} has no mixtures yet")
+        return 0
     if args.fmt == "chem-table" and run_dir is None:
         raise InputError("--format chem-table needs --run RUN_ID (a chemistry run, for its molecules and labels).")
     given = [(f, v) for f, v in (("--budget-tokens", args.budget_tokens), ("--budget-rows", args.budget_rows),
@@ -110,7 +115,8 @@ def cmd_export(args) -> int:
     if args.respect_limit and plan.over_limit:
         plan = _solve_again(plan, result, run_dir, problem, sizes)
     fallback = export.hf_fallback(plan) if args.fmt == "hf" else None
-    for line in plan.warnings() + ([fallback] if fallback else []):
+    checked = plan.warnings() if given else []  # chem-table without a budget draws nothing: no repeats to check
+    for line in checked + ([fallback] if fallback else []):
         print(f"warning: {line}", file=sys.stderr)
     examples = export.run_chem_examples(run_dir, plan.source_names) if args.fmt == "chem-table" and run_dir else None
     text = export.render(plan, args.fmt, examples=examples, path_template=args.data_prefix, seed=seed)
@@ -154,7 +160,7 @@ def _run(args):
     if store.get_run(args.run) is None or not run_dir.is_dir():  # the catalog's ids: never a path elsewhere
         raise InputError(f"no run {args.run!r} in {store.root}; `python -m jobs status` lists the runs.")
     if args.problem is None:
-        if args.weights is not None:
+        if args.weights is not None or not any((args.budget, args.budget_tokens, args.budget_rows)):
             return run_dir, None
         raise InputError(f"--problem is required with --run; problems with mixtures: {_problems(run_dir)}.")
     try:
@@ -165,9 +171,13 @@ def _run(args):
     return run_dir, problem
 
 
+def _problem_keys(run_dir: Path) -> list[str]:
+    return sorted({p.stem.rsplit("__", 1)[0] for p in (run_dir / "mixtures").glob("*.json")})
+
+
 def _problems(run_dir: Path, shown: int = 10) -> str:
     """The run's problem keys with mixtures, the first ``shown`` of them and how many there are."""
-    keys = sorted({p.stem.rsplit("__", 1)[0] for p in (run_dir / "mixtures").glob("*.json")})
+    keys = _problem_keys(run_dir)
     return str(keys[:shown]) + (f" and {len(keys) - shown} more (the run's mixtures/ folder names them all)"
                                 if len(keys) > shown else "")
 

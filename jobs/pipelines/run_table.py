@@ -55,6 +55,8 @@ from mixmin_core.search.yardstick import MIN_YARDSTICK_RUNS
 from mixmin_core.solver.validation import check_new_names
 
 _METHOD_IDS = {m: i for i, m in enumerate(METHODS)}
+#: RegMix's held-out tables: the default test_tables (for RegMix's train table; none for one of your own).
+PUBLISHED_TESTS = ["regmix_1m_test", "regmix_60m_test", "regmix_1b_test"]
 OWN_TABLE_KEYS = {"name": str, "mixtures": str, "metrics": str, "scale": str, "higher_is_better": bool}
 _TABLES = tuple(TABLES)
 _PRESETS = (*PRESETS, "auto")  # auto: RegMix's regressor where it can split (40+ runs), else the paper's
@@ -66,9 +68,9 @@ class RunTableConfig(ExecutionConfig):
                                  doc="your own run tables, in RegMix's layout: [{name, mixtures: runs.csv, metrics: "
                                      "metrics.csv, scale: 30M, higher_is_better: false}]; name them below")
     train_table: str = setting("regmix_1m_train", choices=_TABLES, also="tables")
-    test_tables: list[str] = setting(["regmix_1m_test", "regmix_60m_test", "regmix_1b_test"],
-                                     items={"choices": _TABLES}, also="tables",
-                                     doc="scored, never fitted on: held-out runs at the same or other model scales")
+    test_tables: list[str] = setting(list(PUBLISHED_TESTS), items={"choices": _TABLES}, also="tables",
+                                     doc="scored, never fitted on: held-out runs at the same or other model scales "
+                                         "(for a train_table of your own: none unless you name them)")
     test_fraction: float = setting(0.0, min=0, lt=0.9,
                                    doc="> 0: also hold out this fraction of train_table per trial (test 'test_split')")
     yardstick: str = setting("auto", choices=("auto", TEST_SPLIT, *TABLES), also="tables",
@@ -111,6 +113,9 @@ class RunTableConfig(ExecutionConfig):
             except InputError as exc:
                 raise ConfigError(f"{where}.{exc}") from None
             names.append(table["name"])
+        if self.train_table in names and self.test_tables == PUBLISHED_TESTS:
+            # RegMix's held-out runs are the default for RegMix's table: your swarm was silently scored on them
+            self.test_tables = []
         for name in ("targets", "methods"):
             if not getattr(self, name):
                 raise ConfigError(f"{name}: must list at least one entry; got [].")

@@ -157,10 +157,11 @@ def test_chem_table_from_a_chemistry_run(capsys, tmp_path):
     assert "8 rows" in err  # chemistry sizes and budget are rows
     # the table is every weighted row whatever the budget: it may be left out, and the summary says what it means
     code, _, err = _export(capsys, "--run", run_id, "--problem", problem.key, "--format", "chem-table", "--out",
-                           str(tmp_path / "nobudget.csv"))
+                           str(tmp_path / "nobudget.csv"), "--max-epochs", "1")  # A1: 0.5 x 11 rows / 4 > 1
     assert code == 0, err
     assert (tmp_path / "nobudget.csv").read_text() == out.read_text()
     assert "11 rows (every labelled row of its weighted sources" in err and "sample weights" in err
+    assert "warning" not in err  # no budget, no draws: nothing is repeated
     for args, message in ((["--budget-tokens", "8"], "--budget-tokens: this plan's sizes are in rows, so its budget is"),
                           (["--budget-rows", "8", "--budget-tokens", "8"], "give one budget; got --budget-tokens and"),
                           (["--budget-rows", "0.5"], "--budget-rows: a budget is at least one row; got 0.5"),
@@ -197,6 +198,8 @@ def test_bad_input_is_one_error_line(capsys, lm_run, args, message):
 def test_the_run_alone_lists_its_problem_keys(capsys, lm_run):
     """The first thing a user without a key tries; it asked for a budget first."""
     code, out, err = _export(capsys, "--run", lm_run[0])
+    assert code == 0 and out.splitlines() == [PROBLEM.key] and err == ""  # a listing, not an error
+    code, out, err = _export(capsys, "--run", lm_run[0], "--budget-tokens", "1e6")  # an export without its key
     assert code == 2 and out == "" and f"--problem is required with --run; problems with mixtures: ['{PROBLEM.key}'" in err
 
 

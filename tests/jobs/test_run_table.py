@@ -442,3 +442,21 @@ def test_a_config_without_tables_keeps_the_run_id_it_had_before_the_field_existe
     assert run_id_for(name, resolved) == run_id_for(name, before)
     _, _, _, mine = resolve_config(REGMIX, ["tables=[{name: t, mixtures: a.csv, metrics: b.csv, scale: 1M}]"])
     assert run_id_for(name, mine) != run_id_for(name, resolved)
+
+
+def test_a_minimal_own_table_config_is_not_scored_on_regmix_tables(tmp_path, capsys):
+    """test_tables defaulted to RegMix's published held-out runs: an own swarm with other sources failed with
+    "has other sources than", and one with the Pile's sources was silently scored on RegMix's runs."""
+    import yaml
+
+    files = _own_tables(tmp_path)
+    config = {"pipeline": "run_table", "name": "minimal", "tables": [files["my_swarm"]], "train_table": "my_swarm",
+              "targets": ["arc_easy_bpb"], "methods": ["natural", "random_search"], "trials": 1}
+    path = tmp_path / "minimal.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    assert main(["run", str(path), "--dry-run"]) == 2  # no held-out runs at all: say how to get some
+    assert "set test_fraction > 0" in capsys.readouterr().err
+    path.write_text(yaml.safe_dump({**config, "test_fraction": 0.25}, sort_keys=False))
+    assert main(["run", str(path), "--dry-run"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["test_tables"] == []
+    assert main(["run", str(path), "--quiet"]) == 0
