@@ -305,6 +305,14 @@ def layout_problems(run_id: str) -> list:
     return layout.list_problems(store().run_dir(run_id))
 
 
+def no_outputs_note(run_id: str) -> str:
+    """Why a page that reads proxy outputs has nothing to show for ``run_id``."""
+    if (store().get_run(run_id) or {}).get("pipeline") == "run_table":
+        return ("A run on run tables trains no proxies, so it has no proxy outputs: its methods' mixtures and scores "
+                "are on the Compare page.")
+    return "This run has no proxy outputs yet: they appear when its proxies have been scored."
+
+
 def mixture_problems(run_id: str) -> list:
     """The run's problems that have a saved mixture (also a run-table run's, which has no proxy outputs)."""
     return layout.mixture_problems(store().run_dir(run_id))

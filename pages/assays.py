@@ -134,7 +134,7 @@ def page() -> None:
         return
     problems = data.layout_problems(run_id)
     if not problems:
-        st.info("This run has no proxy outputs yet.")
+        st.info(data.no_outputs_note(run_id))
         return
     meta = data.source_table(run_id)
     c1, c2, c3, c4, c5 = st.columns([2, 3, 1, 1, 2], vertical_alignment="bottom")

@@ -34,7 +34,7 @@ def choose(run_id: str) -> tuple[tuple, str, bool] | None:
     """Setting, trial, targets, mode and scale; returns ``(problem ids, mode, normalise)`` or None."""
     problems = data.layout_problems(run_id)
     if not problems:
-        st.info("This run has no proxy outputs yet: they appear when its proxies have been scored.")
+        st.info(data.no_outputs_note(run_id))
         return None
     c1, c2, c3, c4, c5 = st.columns([2, 1, 5, 2, 2], vertical_alignment="bottom")
     variants = sorted({p.variant for p in problems}, key=data.main_first)

@@ -99,7 +99,7 @@ class RunTable:
             close += [m for m in self.metric_names if str(metric) and str(metric) in m and m not in close][:3]
             raise InputError(
                 f"target {metric!r} is not a metric of run table {self.name!r}"
-                + (f"; did you mean {close[:3]}?" if close else "")
+                + (f"; did you mean {close[:3]}?" if close else ".")
                 + f" It has {len(self.metric_names)} metrics: {list(self.metric_names[:40])}"
                 + (" ..." if len(self.metric_names) > 40 else ".")
             )
