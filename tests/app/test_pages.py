@@ -483,6 +483,19 @@ def test_assays_work_for_pcba_with_the_pcba128_metadata(home):
     assert set(table["group"]) <= {"cytotoxicity", "phenotypic", "protein", "other"}
 
 
+def _write_topk(run_dir, problem, rows: list) -> None:
+    layout.topk_path(run_dir, problem).parent.mkdir(parents=True, exist_ok=True)
+    layout.topk_path(run_dir, problem).write_text(json.dumps({"sources": rows}))
+
+
+def _open_assays(run_id: str):
+    at = open_app()
+    at.sidebar.selectbox(key="w:app.run_id").set_value(run_id).run()
+    at.switch_page("pages/assays.py").run()
+    assert not at.exception
+    return at
+
+
 def test_assays_rank_every_source_and_name_the_targets_own_data(home):
     """With `include_target` the target's own fit split is a source named like the target: it looked like another
     assay the target borrows from. And a topk file keeps the top `top_k`; the saved mixture has every source."""
@@ -499,12 +512,8 @@ def test_assays_rank_every_source_and_name_the_targets_own_data(home):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"method": "mixmin", "weights": weights, "status": "max_iter", "gap": 8e-4}))
     rows = [{"source": n, "weight": w, "lower": w / 2, "upper": min(1, 2 * w)} for n, w in list(weights.items())[:2]]
-    layout.topk_path(run_dir, problem).parent.mkdir(parents=True, exist_ok=True)
-    layout.topk_path(run_dir, problem).write_text(json.dumps({"sources": rows}))
-    at = open_app()
-    at.sidebar.selectbox(key="w:app.run_id").set_value("chem-own").run()
-    at.switch_page("pages/assays.py").run()
-    assert not at.exception
+    _write_topk(run_dir, problem, rows)
+    at = _open_assays("chem-own")
     shown = _table(at)
     assert list(shown["source"]) == ["(target's own data)", *names[1:]]  # every source, by weight
     assert "own training rows" in shown["title"].iloc[0]
@@ -544,12 +553,8 @@ def test_assays_speak_of_text_domains_on_a_language_model_run_and_of_the_top_k_i
         problem = layout.Problem(target, 0)
         outputs.save(layout.outputs_path(run_dir, problem))
         rows = [{"source": n, "weight": w} for n, w in zip(outputs.source_names[:3], (0.5, 0.3, 0.1))]
-        layout.topk_path(run_dir, problem).parent.mkdir(parents=True, exist_ok=True)
-        layout.topk_path(run_dir, problem).write_text(json.dumps({"sources": rows}))
-    at = open_app()
-    at.sidebar.selectbox(key="w:app.run_id").set_value("lm-assays").run()
-    at.switch_page("pages/assays.py").run()
-    assert not at.exception
+        _write_topk(run_dir, problem, rows)
+    at = _open_assays("lm-assays")
     assert len(_table(at)) == 3
     assert "Top source domains for piqa" in chart_titles(at)
     assert "Targets × their top-3 source domains (weight, trial 0)" in chart_titles(at)  # not the box's top-10
