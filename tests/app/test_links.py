@@ -239,7 +239,7 @@ def test_compare_opens_on_a_measured_metric_and_labels_surrogates(home):
     assert any("Weights each method found" in t for t in (json.loads(c.proto.spec)["layout"]["title"]["text"]
                                                           for c in at.get("plotly_chart")))
     assert any("regmix did not succeed" in w.value for w in at.warning)
-    for page in ("assays", "targets"):  # pages that read proxy outputs say why a run-table run has none
+    for page in ("assays", "targets", "solver"):  # pages that read proxy outputs say why a run-table run has none
         shown = open_link(page, {"run": "table-run"})
         assert any("A run on run tables trains no proxies" in i.value for i in shown.info), page
 
