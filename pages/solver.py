@@ -120,7 +120,7 @@ def page() -> None:
     state.explain(WHAT)
     options = problem_options()
     run_id = st.session_state["app.run_id"]
-    if run_id and not data.list_problem_ids(run_id):  # the list below holds only uploads and the example
+    if run_id and not any(o.startswith("run:") for o in options):  # the list holds only uploads and the example
         st.info(data.no_outputs_note(run_id) + " Pick an upload or the built-in example below.")
     problem_id = state.select_kept("Problem", options, "solve.problem", format_func=data.problem_label,
                                    help="A target of the run picked in the sidebar, an upload, or the example.")
