@@ -15,6 +15,7 @@ data directory and the run store (the job runs with ``MIXMIN_CONFINE_PATHS=1``).
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -200,30 +201,39 @@ def start_job(config_path: str | os.PathLike, overrides: dict | None = None, *, 
 
     argv = job_argv(config_path, overrides)
     root = RunStore(home).root
-    running = running_jobs(root)  # first: it is cheap, and repeated clicks should not each read a dataset
-    if len(running) >= max_running_jobs():
-        names = ", ".join(f"job {j['job_id']}" if j["job_id"] else f"pid {j['pid']}" for j in running)
-        raise InputError(f"{len(running)} jobs are already running ({names}); at most {max_running_jobs()} run at once. "
-                         f"Wait for one to finish or cancel one (the limit is {MAX_JOBS_ENV}).")
+    _check_room(root)  # first: it is cheap, and repeated clicks should not each read a dataset
     # the job's own checks, run here as the confined job will (no download, no cache outside the store): a bad
     # value is an error on the page, not in a launch log
     with confinement():
         resolve_config(str(page_config_path(config_path)), _set_args(overrides))
-    stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{time.time_ns() % 1_000_000:06d}"
     folder = root / "launches"
     folder.mkdir(parents=True, exist_ok=True)
-    log_path = folder / f"{stamp}.log"
     env = {**os.environ, "MIXMIN_HOME": str(root), "PYTHONUNBUFFERED": "1", CONFINE_ENV: "1"}
     cwd = Path(cwd) if cwd is not None else ROOT
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True, shell=False)
-    _CHILDREN[proc.pid] = proc
-    record = folder / f"{stamp}.json"
-    fileio.write_json(record, {"pid": proc.pid, "argv": argv, "log_path": str(log_path),
-                               "config": str(config_path), "overrides": dict(overrides or {}),
-                               "started_at": time.time()})
+    # one start at a time: sessions clicking at once each counted the running jobs before any had started
+    with open(folder / ".lock", "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _check_room(root)  # again, now that no other start is between its count and its launch record
+        stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{time.time_ns() % 1_000_000:06d}"
+        log_path = folder / f"{stamp}.log"
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True, shell=False)
+        _CHILDREN[proc.pid] = proc
+        record = folder / f"{stamp}.json"
+        fileio.write_json(record, {"pid": proc.pid, "argv": argv, "log_path": str(log_path),
+                                   "config": str(config_path), "overrides": dict(overrides or {}),
+                                   "started_at": time.time()})
     return Launch(proc.pid, tuple(argv), log_path, record)
+
+
+def _check_room(root: Path) -> None:
+    """An InputError when :func:`max_running_jobs` jobs run already (launched ones not in the catalog yet count)."""
+    running = running_jobs(root)
+    if len(running) >= max_running_jobs():
+        names = ", ".join(f"job {j['job_id']}" if j["job_id"] else f"pid {j['pid']}" for j in running)
+        raise InputError(f"{len(running)} jobs are already running ({names}); at most {max_running_jobs()} run at once. "
+                         f"Wait for one to finish or cancel one (the limit is {MAX_JOBS_ENV}).")
 
 
 def list_launches(home: str | os.PathLike | None = None, limit: int = 20) -> list[dict]:

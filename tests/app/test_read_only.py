@@ -251,6 +251,37 @@ def test_at_most_two_jobs_run_at_once_from_the_app(home, monkeypatch):
             time.sleep(0.2)
 
 
+def test_jobs_started_at_once_from_several_sessions_keep_the_limit(home):
+    """Each session counted the running jobs, then spent seconds reading the config before launching: four tabs
+    clicking "Start job" at once started four jobs where two may run."""
+    import threading
+
+    config = ROOT / "configs" / "synthetic_demo.yaml"
+    slow = {"n_sources": 150, "source_samples": 200000, "trials": 1}
+    started, refused = [], []
+
+    def start(seed):
+        try:
+            started.append(jobs_control.start_job(config, {**slow, "seed": seed}, home=home))
+        except InputError as exc:
+            refused.append(str(exc))
+
+    threads = [threading.Thread(target=start, args=(seed,)) for seed in range(4)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert len(started) == 2 and len(refused) == 2, (started, refused)
+        assert all("at most 2 run at once" in r for r in refused)
+    finally:
+        for launch in started:
+            os.kill(launch.pid, 15)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and any(r["alive"] for r in jobs_control.list_launches(home)):
+            time.sleep(0.2)
+
+
 # ---- the same in a real browser ------------------------------------------------------------------
 @pytest.mark.browser
 def test_read_only_in_chromium_starts_and_stores_nothing(template_home, tmp_path, monkeypatch):
