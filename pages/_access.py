@@ -8,10 +8,13 @@ upload in memory without saving it. ``jobs.control`` refuses to start or cancel 
 from __future__ import annotations
 
 import os
+import re
+from pathlib import Path
 
 import streamlit as st
 
 from jobs import control
+from mixmin_core.runs import datasets
 
 NOTE = ("Read-only mode: browse runs and solve live; starting jobs, cancelling them and saving uploads "
         f"are off ({control.READ_ONLY_ENV}=1).")
@@ -32,3 +35,32 @@ def read_only() -> bool:
     if on:
         os.environ[control.READ_ONLY_ENV] = "1"
     return on
+
+
+def shown(text: str, store_root=None) -> str:
+    """Text from the store (a job's log or error, a run's dataset, an error message) as a read-only visitor may see
+    it: the paths of the owner's machine read as ``<run store>``, ``<data>`` and ``~``; the checkout's files by their
+    names in it (``configs/lm_ci.yaml``); a store's runs wherever the store was when the job ran (it may have been
+    moved or copied) as ``<run store>/runs/...``; any other absolute path by its file name (``.../assays.csv``); and
+    a traceback by its last line. As it is when the app is not read-only."""
+    if not read_only() or not text:
+        return text
+    text = str(text)
+    if "Traceback (most recent call last)" in text:  # a job started on the command line stored its traceback
+        last = [line for line in text.strip().splitlines() if line.strip()][-1]
+        text = f"{last.strip()} (the traceback is in the job's record on the owner's machine)"
+    if store_root is None:
+        from mixmin_core.runs.store import default_home
+
+        store_root = default_home()
+    for root, name in ((store_root, "<run store>"), (datasets.data_dir(), "<data>"), (control.ROOT, "."),
+                       (Path.home(), "~")):
+        if root is not None:
+            for form in dict.fromkeys((str(Path(root).resolve()), str(root))):
+                if len(form) > 1:  # the folder itself or a path in it, not /work/main2 for /work/main
+                    text = re.sub(re.escape(form) + r"(?:/|(?![\w-]|\.\w))",
+                                  lambda m, name=name: ("" if name == "." else name + "/") if m.group().endswith("/")
+                                  else name, text)
+    text = re.sub(r"(?:/[^\s'\"/]+)+/(?=runs/[\w.-]+-[0-9a-f]{8}(?:/|\b))", "<run store>/", text)  # a run folder
+    # any other absolute path (a config's own file, a library's): its name only
+    return re.sub(r"(?<![\w.:/<>~-])/(?:[^\s'\"/:]+/)+(?=[^\s'\"/:]+)", ".../", text)

@@ -147,7 +147,9 @@ def shows_errors():
     try:
         yield
     except MixminError as exc:
-        st.error(plain(exc))
+        from pages._access import shown  # read-only: no paths of the owner's machine
+
+        st.error(plain(shown(str(exc))))
 
 
 def keep(key: str) -> str:

@@ -7,7 +7,6 @@ Read-only mode shows jobs and their logs but no start or cancel controls.
 from __future__ import annotations
 
 import json
-import re
 import time
 from pathlib import Path
 
@@ -18,10 +17,9 @@ import yaml
 from jobs import control as jobs_control
 from jobs.config import read_config_file
 from mixmin_core.errors import InputError
-from mixmin_core.runs import datasets
 from pages import _shared
 from pages import _state as state
-from pages._access import read_only
+from pages._access import read_only, shown
 
 state.open_page("jobs")
 
@@ -130,20 +128,8 @@ def job_details(store, jobs: list[dict]) -> None:
 
 
 def _shown(store, text: str) -> str:
-    """A log or error as a visitor may see it: read-only, the paths of the owner's machine read as ``<run store>``,
-    ``<data>`` and ``~``; the checkout's files by their names in it (``configs/lm_ci.yaml``); and a store's
-    runs wherever the store was when the job ran (it may have been moved or copied) as ``<run store>/runs/...``."""
-    if not read_only() or not text:
-        return text
-    for root, name in ((store.root, "<run store>"), (datasets.data_dir(), "<data>"), (CHECKOUT, "."),
-                       (Path.home(), "~")):
-        if root is not None:
-            for form in dict.fromkeys((str(Path(root).resolve()), str(root))):
-                if len(form) > 1:  # the folder itself or a path in it, not /work/main2 for /work/main
-                    text = re.sub(re.escape(form) + r"(?:/|(?![\w-]|\.\w))",
-                                  lambda m, name=name: ("" if name == "." else name + "/") if m.group().endswith("/")
-                                  else name, text)
-    return re.sub(r"(?:/[^\s'\"/]+)+/(?=runs/[\w.-]+-[0-9a-f]{8}(?:/|\b))", "<run store>/", text)  # a run folder
+    """A log or error as a visitor may see it (:func:`pages._access.shown`)."""
+    return shown(text, store.root)
 
 
 def _in_store(store, path) -> str:

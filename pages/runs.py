@@ -12,7 +12,7 @@ from mixmin_core.errors import MixminError
 from pages import _data as data
 from pages import _figures as figs
 from pages import _state as state
-from pages._access import read_only
+from pages._access import read_only, shown
 
 state.open_page("runs")
 
@@ -60,7 +60,7 @@ def run_key_result(run_id: str) -> str:
     try:
         return key_result(data.summary(run_id))
     except MixminError as exc:
-        return f"unreadable summary.csv: {exc}"
+        return f"unreadable summary.csv: {shown(str(exc))}"
 
 
 def key_result(summary: pd.DataFrame) -> str:
@@ -97,7 +97,7 @@ def runs_table(store, runs: list[dict]) -> pd.DataFrame:
         job = jobs.get(run["run_id"], {})
         total = job.get("n_total") or 0
         rows.append({
-            "name": run["name"], "pipeline": run["pipeline"], "dataset": run.get("dataset") or "",
+            "name": run["name"], "pipeline": run["pipeline"], "dataset": shown(run.get("dataset") or ""),
             "status": job.get("status", run["status"]) if job.get("status") == "died" else run["status"],
             "progress": (job.get("n_done", 0) / total) if total else None,
             "step": step_text(job),
