@@ -92,6 +92,10 @@ def check_new_names(name: str, values) -> tuple:
     if bad:  # a spreadsheet opening a downloaded table would run the name as a formula
         raise InputError(f"{name}: names must not start with {', '.join(FORMULA_STARTS)} (a spreadsheet reads such a "
                          f"name as a formula); got {bad[0]!r}. Rename the source.")
+    hidden = [n for n in names if any(unicodedata.category(c) == "Cf" for c in n)]
+    if hidden:  # right-to-left overrides and zero-width characters: "\u202egnp.exe" reads as "exe.png"
+        raise InputError(f"{name}: names must not hold invisible or direction-changing characters (such as U+202E "
+                         f"or U+200B); got {hidden[0]!r}. Rename the source.")
     return names
 
 
