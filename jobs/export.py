@@ -42,7 +42,7 @@ def add_parser(sub) -> None:
     p.add_argument("--max-epochs", default="4", help="warn about sources repeated more often (default 4)")
     p.add_argument("--respect-limit", action="store_true",
                    help="solve MixMin again with availability caps so no source exceeds --max-epochs (--method mixmin only)")
-    p.add_argument("--format", dest="fmt", default="json", help=f"one of {', '.join(export.FORMATS)} (default json)")
+    p.add_argument("--format", dest="fmt", help=f"one of {', '.join(export.FORMATS)} (default json)")
     p.add_argument("--data-prefix", default="{source}", help="megatron: data prefix per source, e.g. /data/{source}_text_document")
     p.add_argument("--seed", default="0", help="hf: interleaving seed (default 0)")
     p.add_argument("--out", default="-", help="output file (default: standard output)")
@@ -65,11 +65,13 @@ class _OneLineErrors(argparse.ArgumentParser):
 
 
 def cmd_export(args) -> int:
+    listing = args.run and not args.problem and not args.weights and not any(
+        (args.budget, args.budget_tokens, args.budget_rows, args.fmt, args.sizes, args.respect_limit, args.out != "-"))
+    args.fmt = args.fmt or "json"
     if args.fmt not in export.FORMATS:
         raise InputError(f"--format must be one of {', '.join(export.FORMATS)}; got {args.fmt!r}.")
-    run_dir, problem = _run(args)  # first: without --problem it lists the run's problem keys
-    if problem is None and args.run and not args.weights and not any((args.budget, args.budget_tokens,
-                                                                     args.budget_rows)):
+    run_dir, problem = _run(args, listing)  # first: without --problem it lists the run's problem keys
+    if listing:
         keys = _problem_keys(run_dir)  # `export --run RUN_ID` alone: the listing, one key per line
         print("\n".join(keys) if keys else f"run {args.run} has no mixtures yet")
         return 0
@@ -112,6 +114,9 @@ def cmd_export(args) -> int:
         raise InputError(f"--respect-limit solves MixMin again under the repeat limit, so it applies to --method mixmin "
                          f"only; the {result.method!r} mixture would be replaced by a MixMin one. Drop --respect-limit "
                          "(the warnings name the sources over the limit), or export --method mixmin.")
+    if args.respect_limit and not given:  # chem-table's table holds every row: no draws, no limit to respect
+        raise InputError("--respect-limit solves again so no source is drawn more than --max-epochs times in a "
+                         "budget; give the budget (--budget-rows).")
     if args.respect_limit and plan.over_limit:
         plan = _solve_again(plan, result, run_dir, problem, sizes)
     fallback = export.hf_fallback(plan) if args.fmt == "hf" else None
@@ -148,7 +153,7 @@ def _integer(flag: str, text) -> int:
         raise InputError(f"{flag} must be an integer; got {text!r}.") from None
 
 
-def _run(args):
+def _run(args, listing: bool = False):
     if args.run is None:
         if args.weights is None:
             raise InputError("say which mixture to export: --run RUN_ID --problem KEY, or --weights FILE.json.")
@@ -160,7 +165,7 @@ def _run(args):
     if store.get_run(args.run) is None or not run_dir.is_dir():  # the catalog's ids: never a path elsewhere
         raise InputError(f"no run {args.run!r} in {store.root}; `python -m jobs status` lists the runs.")
     if args.problem is None:
-        if args.weights is not None or not any((args.budget, args.budget_tokens, args.budget_rows)):
+        if args.weights is not None or listing:
             return run_dir, None
         raise InputError(f"--problem is required with --run; problems with mixtures: {_problems(run_dir)}.")
     try:

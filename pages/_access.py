@@ -45,10 +45,9 @@ def shown(text: str, store_root=None) -> str:
     a traceback by its last line. As it is when the app is not read-only."""
     if not read_only() or not text:
         return text
-    text = str(text)
-    if "Traceback (most recent call last)" in text:  # a job started on the command line stored its traceback
-        last = [line for line in text.strip().splitlines() if line.strip()][-1]
-        text = f"{last.strip()} (the traceback is in the job's record on the owner's machine)"
+    # a traceback (a command-line job stores its own; a log may hold a worker's): its frames go, its error line stays
+    text = re.sub(r"Traceback \(most recent call last\):\n(?:[ \t]+.*(?:\n|$))*",
+                  "(traceback frames shown to the owner only)\n", str(text))
     if store_root is None:
         from mixmin_core.runs.store import default_home
 
@@ -61,6 +60,6 @@ def shown(text: str, store_root=None) -> str:
                     text = re.sub(re.escape(form) + r"(?:/|(?![\w-]|\.\w))",
                                   lambda m, name=name: ("" if name == "." else name + "/") if m.group().endswith("/")
                                   else name, text)
-    text = re.sub(r"(?:/[^\s'\"/]+)+/(?=runs/[\w.-]+-[0-9a-f]{8}(?:/|\b))", "<run store>/", text)  # a run folder
+    text = re.sub(r"(?<![:/\w])(?:/[^\s'\"/]+)+/(?=runs/[\w.-]+-[0-9a-f]{8}(?:/|\b))", "<run store>/", text)  # a run folder
     # any other absolute path (a config's own file, a library's): its name only
     return re.sub(r"(?<![\w.:/<>~-])/(?:[^\s'\"/:]+/)+(?=[^\s'\"/:]+)", ".../", text)

@@ -97,7 +97,7 @@ def jobs_table(store) -> pd.DataFrame:
     names = {r["run_id"]: r["name"] for r in store.list_runs()}
     rows = [{"job": j["job_id"], "run": names.get(j["run_id"], j["run_id"]), "status": j["status"],
              "progress": j["n_done"] / j["n_total"] if j["n_total"] else None,
-             "done": f"{j['n_done']}/{j['n_total']}", "message": j["message"],
+             "done": f"{j['n_done']}/{j['n_total']}", "message": _shown(store, j["message"]),
              "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(j["started_at"]))}
             for j in store.list_jobs()]
     return pd.DataFrame(rows)
@@ -109,7 +109,7 @@ def job_details(store, jobs: list[dict]) -> None:
                           format_func=lambda i: next(f"job {i} · {j['status']}" for j in jobs if j["job_id"] == i))
     job = next(j for j in jobs if j["job_id"] == job_id)
     if job["status"] == "died":
-        st.warning(f"Job {job_id} (pid {job['pid']}) died at: {state.plain(job['message'] or 'start')}. Finished units are kept; "
+        st.warning(f"Job {job_id} (pid {job['pid']}) died at: {state.plain(_shown(store, job['message']) or 'start')}. Finished units are kept; "
                    f"resume with `python -m jobs resume {job['run_id']}`.")
     if job["status"] == "running" and not read_only():
         c1, c2 = st.columns(2)

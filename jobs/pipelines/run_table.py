@@ -68,9 +68,9 @@ class RunTableConfig(ExecutionConfig):
                                  doc="your own run tables, in RegMix's layout: [{name, mixtures: runs.csv, metrics: "
                                      "metrics.csv, scale: 30M, higher_is_better: false}]; name them below")
     train_table: str = setting("regmix_1m_train", choices=_TABLES, also="tables")
-    test_tables: list[str] = setting(list(PUBLISHED_TESTS), items={"choices": _TABLES}, also="tables",
-                                     doc="scored, never fitted on: held-out runs at the same or other model scales "
-                                         "(for a train_table of your own: none unless you name them)")
+    test_tables: list[str] = setting(None, items={"choices": _TABLES}, also="tables",
+                                     doc="scored, never fitted on: held-out runs at the same or other model scales; "
+                                         "not given: RegMix's held-out tables, none for a train_table of your own")
     test_fraction: float = setting(0.0, min=0, lt=0.9,
                                    doc="> 0: also hold out this fraction of train_table per trial (test 'test_split')")
     yardstick: str = setting("auto", choices=("auto", TEST_SPLIT, *TABLES), also="tables",
@@ -94,6 +94,10 @@ class RunTableConfig(ExecutionConfig):
     n_workers: int = setting(1, min=1, max=256, doc="units take seconds; LightGBM runs single-threaded")
 
     def __post_init__(self):
+        if self.test_tables is None:  # not given: RegMix's held-out runs are the default for published tables only
+            mine = isinstance(self.tables, list) and any(
+                isinstance(t, dict) and t.get("name") == self.train_table for t in self.tables)
+            self.test_tables = [] if mine else list(PUBLISHED_TESTS)
         super().__post_init__()
         names = []
         for i, table in enumerate(self.tables):
@@ -113,9 +117,6 @@ class RunTableConfig(ExecutionConfig):
             except InputError as exc:
                 raise ConfigError(f"{where}.{exc}") from None
             names.append(table["name"])
-        if self.train_table in names and self.test_tables == PUBLISHED_TESTS:
-            # RegMix's held-out runs are the default for RegMix's table: your swarm was silently scored on them
-            self.test_tables = []
         for name in ("targets", "methods"):
             if not getattr(self, name):
                 raise ConfigError(f"{name}: must list at least one entry; got [].")

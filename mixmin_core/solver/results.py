@@ -176,7 +176,7 @@ def metric_range(metric: str) -> tuple[float, float]:
     correlations (:data:`CORRELATIONS`), else unbounded."""
     import re
 
-    words = re.split(r"[^a-z0-9]+", str(metric).lower())
+    words = re.split(r"[^a-z0-9]+", str(metric).lower().split("/", 1)[0])  # after a "/": a table's name
     if any(w in CORRELATIONS for w in words):
         return (-1.0, 1.0)
     return (0.0, 1.0) if any(w in PROPORTIONS for w in words) else (-np.inf, np.inf)

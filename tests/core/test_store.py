@@ -199,6 +199,10 @@ def test_a_yardsticks_distance_beyond_its_runs_is_lower_is_better():
                                             "best_loss/my_runs"))
     # after a "/" a run-table metric names a table: a Spearman on table heldout_loss is still a Spearman
     assert not any(lower_is_better(m) for m in ("spearman/heldout_loss", "spearman/val_errors", "spearman/mse_runs"))
+    from mixmin_core.solver.results import metric_range
+
+    assert metric_range("top1_loss/accuracy_swarm") == (-np.inf, np.inf)  # a loss, on a table named accuracy_swarm
+    assert metric_range("spearman/auc_tab") == (-1.0, 1.0)
     rows = [{"target": "t", "method": m, "trial": k, "metric": "yardstick_beyond_runs", "value": v}
             for k in range(3) for m, v in (("natural", 0.0), ("regmix", 0.18 + 0.01 * k))]
     out = summarize(pd.DataFrame(rows), reference="natural").set_index("method")

@@ -162,6 +162,9 @@ def test_chem_table_from_a_chemistry_run(capsys, tmp_path):
     assert (tmp_path / "nobudget.csv").read_text() == out.read_text()
     assert "11 rows (every labelled row of its weighted sources" in err and "sample weights" in err
     assert "warning" not in err  # no budget, no draws: nothing is repeated
+    code, _, err = _export(capsys, "--run", run_id, "--problem", problem.key, "--format", "chem-table",
+                           "--respect-limit")
+    assert code == 2 and "--respect-limit solves again so no source is drawn more than" in err
     for args, message in ((["--budget-tokens", "8"], "--budget-tokens: this plan's sizes are in rows, so its budget is"),
                           (["--budget-rows", "8", "--budget-tokens", "8"], "give one budget; got --budget-tokens and"),
                           (["--budget-rows", "0.5"], "--budget-rows: a budget is at least one row; got 0.5"),
@@ -199,8 +202,10 @@ def test_the_run_alone_lists_its_problem_keys(capsys, lm_run):
     """The first thing a user without a key tries; it asked for a budget first."""
     code, out, err = _export(capsys, "--run", lm_run[0])
     assert code == 0 and out.splitlines() == [PROBLEM.key] and err == ""  # a listing, not an error
-    code, out, err = _export(capsys, "--run", lm_run[0], "--budget-tokens", "1e6")  # an export without its key
-    assert code == 2 and out == "" and f"--problem is required with --run; problems with mixtures: ['{PROBLEM.key}'" in err
+    for more in (["--budget-tokens", "1e6"], ["--format", "chem-table"], ["--out", "x.csv"]):  # an export, keyless
+        code, out, err = _export(capsys, "--run", lm_run[0], *more)
+        assert code == 2 and out == "", more
+        assert f"--problem is required with --run; problems with mixtures: ['{PROBLEM.key}'" in err, (more, err)
 
 
 def test_bad_input_without_a_run(capsys, tmp_path):

@@ -460,3 +460,7 @@ def test_a_minimal_own_table_config_is_not_scored_on_regmix_tables(tmp_path, cap
     assert main(["run", str(path), "--dry-run"]) == 0
     assert yaml.safe_load(capsys.readouterr().out)["test_tables"] == []
     assert main(["run", str(path), "--quiet"]) == 0
+    # written out, RegMix's tables are kept (and these sources are not theirs)
+    path.write_text(yaml.safe_dump({**config, "test_fraction": 0.25, "test_tables": ["regmix_1m_test"]}))
+    assert main(["run", str(path), "--dry-run"]) == 2
+    assert "table 'regmix_1m_test' has other sources than 'my_swarm'" in capsys.readouterr().err
