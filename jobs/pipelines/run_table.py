@@ -22,7 +22,6 @@ what a method spent (runs looked up, or the table's published costs); ``final_co
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -36,8 +35,8 @@ from mixmin_core.runs.runner import RunContext, Unit
 from mixmin_core.search.run_tables import (
     PRIORS,
     TABLES,
-    OwnTable,
     load_run_table,
+    own_tables,
     scale_params,
 )
 from mixmin_core.search.swarm import PRESETS
@@ -52,7 +51,6 @@ from mixmin_core.search.table_methods import (
     trial_runs,
 )
 from mixmin_core.search.yardstick import MIN_YARDSTICK_RUNS
-from mixmin_core.solver.validation import check_new_names
 
 _METHOD_IDS = {m: i for i, m in enumerate(METHODS)}
 #: RegMix's held-out tables: the default test_tables (for RegMix's train table; none for one of your own).
@@ -99,24 +97,7 @@ class RunTableConfig(ExecutionConfig):
                 isinstance(t, dict) and t.get("name") == self.train_table for t in self.tables)
             self.test_tables = [] if mine else list(PUBLISHED_TESTS)
         super().__post_init__()
-        names = []
-        for i, table in enumerate(self.tables):
-            where = f"tables[{i}]"
-            missing = [k for k in ("name", "mixtures", "metrics", "scale") if k not in table]
-            if missing:
-                raise ConfigError(f"{where}: needs {missing}; e.g. {{name: my_swarm, mixtures: runs.csv, metrics: "
-                                  "metrics.csv, scale: 30M}.")
-            if table["name"] in (*TABLES, "auto", TEST_SPLIT) or table["name"] in names:
-                raise ConfigError(f"{where}.name: {table['name']!r} is taken (a published table, 'auto', "
-                                  f"'{TEST_SPLIT}' or another of yours); name it otherwise.")
-            check_new_names(f"{where}.name", [table["name"]])
-            for key in ("mixtures", "metrics"):  # absolute: a Ray worker starts in another folder
-                table[key] = str(Path(table[key]).expanduser().absolute())
-            try:
-                scale_params(table["scale"])
-            except InputError as exc:
-                raise ConfigError(f"{where}.{exc}") from None
-            names.append(table["name"])
+        self.tables = [asdict(t) for t in own_tables(self.tables, reserved=("auto", TEST_SPLIT))]
         for name in ("targets", "methods"):
             if not getattr(self, name):
                 raise ConfigError(f"{name}: must list at least one entry; got [].")
@@ -132,7 +113,7 @@ def dataset(config: RunTableConfig) -> str:
 
 
 def _own(cfg: RunTableConfig) -> tuple:
-    return tuple(OwnTable(**t) for t in cfg.tables)
+    return own_tables(cfg.tables)
 
 
 def _runs(cfg: RunTableConfig, trial: int):

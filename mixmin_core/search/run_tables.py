@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mixmin_core.errors import InputError
+from mixmin_core.errors import ConfigError, InputError
 from mixmin_core.runs.datasets import resolve
 from mixmin_core.solver.validation import check_csv_header, check_new_names
 
@@ -139,6 +139,39 @@ class OwnTable:
     metrics: str
     scale: str
     higher_is_better: bool = False
+
+
+def own_tables(specs: list, reserved: tuple = ()) -> tuple[OwnTable, ...]:
+    """A config's ``tables:`` entries (mappings) as :class:`OwnTable` entries, their files as absolute paths (a
+    Ray worker starts in another folder).
+
+    Raises
+    ------
+    ConfigError
+        Naming the entry: a key missing, a name taken (a published table, one of ``reserved``, or an earlier
+        entry's) or not a new name (:func:`check_new_names`), or a scale that is no model size.
+    """
+    out = []
+    for i, spec in enumerate(specs):
+        where = f"tables[{i}]"
+        missing = [k for k in ("name", "mixtures", "metrics", "scale") if k not in spec]
+        if missing:
+            raise ConfigError(f"{where}: needs {missing}; e.g. {{name: my_swarm, mixtures: runs.csv, metrics: "
+                              "metrics.csv, scale: 30M}.")
+        if spec["name"] in (*TABLES, *reserved) or spec["name"] in [t.name for t in out]:
+            raise ConfigError(f"{where}.name: {spec['name']!r} is taken (a published table, "
+                              f"{', '.join(map(repr, reserved))} or another of yours); name it otherwise.")
+        try:
+            check_new_names(f"{where}.name", [spec["name"]])
+        except InputError as exc:
+            raise ConfigError(str(exc)) from None
+        try:
+            scale_params(spec["scale"])
+        except InputError as exc:  # "scale must look like '60M' ...": said of this entry
+            raise ConfigError(f"{where}.{exc}") from None
+        out.append(OwnTable(name=spec["name"], scale=spec["scale"], higher_is_better=spec.get("higher_is_better", False),
+                            **{k: str(Path(spec[k]).expanduser().absolute()) for k in ("mixtures", "metrics")}))
+    return tuple(out)
 
 
 def find_own(name: str, own=()) -> OwnTable | None:
