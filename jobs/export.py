@@ -20,7 +20,13 @@ from pathlib import Path
 from mixmin_core.engine import export
 from mixmin_core.errors import InputError
 from mixmin_core.runs.fileio import read_json, write_text
-from mixmin_core.runs.layout import Problem, list_mixtures, mixture_path, outputs_path
+from mixmin_core.runs.layout import (
+    Problem,
+    list_mixtures,
+    mixture_path,
+    mixture_problems,
+    outputs_path,
+)
 from mixmin_core.solver.results import MixtureResult
 
 
@@ -177,7 +183,7 @@ def _run(args, listing: bool = False):
 
 
 def _problem_keys(run_dir: Path) -> list[str]:
-    return sorted({p.stem.rsplit("__", 1)[0] for p in (run_dir / "mixtures").glob("*.json")})
+    return sorted(p.key for p in mixture_problems(run_dir))
 
 
 def _problems(run_dir: Path, shown: int = 10) -> str:
