@@ -42,7 +42,7 @@ def shown(text: str, store_root=None) -> str:
     it: the paths of the owner's machine read as ``<run store>``, ``<data>`` and ``~``; the checkout's files by their
     names in it (``configs/lm_ci.yaml``); a store's runs wherever the store was when the job ran (it may have been
     moved or copied) as ``<run store>/runs/...``; any other absolute path by its file name (``.../assays.csv``); and
-    a traceback by its last line. As it is when the app is not read-only."""
+    a traceback without its frames (its error line stays). As it is when the app is not read-only."""
     if not read_only() or not text:
         return text
     # a traceback (a command-line job stores its own; a log may hold a worker's): its frames go, its error line stays
