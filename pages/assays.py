@@ -56,8 +56,11 @@ def topk_rows(content) -> list[dict]:
     return list(content) if isinstance(content, list) else []
 
 
-def own_data(frame: pd.DataFrame, target: str) -> pd.DataFrame:
-    """The target's own fit split (a run with ``include_target``) named as such: it is no other assay."""
+def own_data(frame: pd.DataFrame, run_id: str, target: str) -> pd.DataFrame:
+    """The target's own fit split (a run with ``include_target``) named as such: it is no other assay. (Elsewhere
+    a source may share a target's name.)"""
+    if not data.run_config(run_id).get("include_target"):
+        return frame
     out = frame.copy()
     mine = out["source"] == target
     out.loc[mine, "source"] = data.OWN_DATA
@@ -101,8 +104,7 @@ def heatmap(run_id: str, problems: list, k: int, meta: pd.DataFrame, noun: str) 
     """Targets x union of their top-``k`` sources; returns the long table for export."""
     long = []
     for prob in problems:
-        top = annotate(read_topk(run_id, prob).head(k), meta)
-        top = own_data(top, prob.target) if data.run_config(run_id).get("include_target") else top
+        top = own_data(annotate(read_topk(run_id, prob).head(k), meta), run_id, prob.target)
         long.append(top.assign(target=prob.target, trial=prob.trial, variant=prob.variant, rank=range(1, len(top) + 1)))
     long = pd.concat(long, ignore_index=True) if long else pd.DataFrame()
     if long.empty:
@@ -147,8 +149,7 @@ def page() -> None:
     state.ensure("assays.k", 1 <= st.session_state["assays.k"] <= 100)
     k = c4.number_input("Top k", 1, 100, key=state.keep("assays.k"), on_change=state.save, args=("assays.k",))
     ranked = read_topk(run_id, layout.Problem(target, trial, variant))
-    own = bool(data.run_config(run_id).get("include_target"))
-    kept = own_data(annotate(ranked, meta), target) if own else annotate(ranked, meta)
+    kept = own_data(annotate(ranked, meta), run_id, target)
     top = kept.head(int(k))
     if len(kept) < k and ranked.attrs.get("partial"):
         st.caption(f"{len(kept)} {noun} are on record for this target (a run keeps the top `top_k` of its config).")
