@@ -142,10 +142,10 @@ def validate(config: RunTableConfig) -> None:
     for trial in range(config.trials):  # the yardstick is fitted when a trial scores its first mixture
         yardstick = (runs if trial == 0 else _runs(config, trial)).yardstick
         for target in config.targets:
-            measured = int(np.isfinite(yardstick.target(target)).sum())
-            if measured < MIN_YARDSTICK_RUNS:
-                raise ConfigError(f"yardstick: {what} hold {measured} runs with a measured {target!r} in trial {trial}; "
-                                  f"the yardstick needs at least {MIN_YARDSTICK_RUNS}. Hold out more runs "
+            measured = len(np.unique(yardstick.weights[np.isfinite(yardstick.target(target))], axis=0))
+            if measured < MIN_YARDSTICK_RUNS:  # a mixture run more than once counts once
+                raise ConfigError(f"yardstick: {what} hold {measured} distinct mixtures with a measured {target!r} in "
+                                  f"trial {trial}; the yardstick needs at least {MIN_YARDSTICK_RUNS}. Hold out more runs "
                                   "(test_fraction) or name a bigger yardstick table.")
     for table in runs.fidelity:
         if scale_params(table.scale) >= top:

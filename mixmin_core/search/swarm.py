@@ -116,6 +116,16 @@ def _check_weights_table(name: str, W, n_sources: int | None = None) -> np.ndarr
     return W
 
 
+def mixture_groups(W) -> np.ndarray:
+    """The group of each row of ``W`` ``(n, P)``: rows holding the same mixture (a run repeated, e.g. with
+    another seed) share one. Groups are numbered by first appearance, so without repeats row ``i`` is group ``i``."""
+    W = np.asarray(W)
+    _, first, inverse = np.unique(W, axis=0, return_index=True, return_inverse=True)
+    number = np.empty(len(first), dtype=np.int64)
+    number[np.argsort(first, kind="stable")] = np.arange(len(first))
+    return number[inverse.reshape(-1)]
+
+
 # ----------------------------------------------------------------------------- sampling
 
 def dirichlet_prior(natural: np.ndarray, temperature: float = 0.5) -> np.ndarray:

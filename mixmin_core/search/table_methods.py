@@ -4,7 +4,8 @@ Per target and trial (:func:`trial_runs`), the training table's runs are split i
 
 * the **pool** every method may use (look up, fit on, buy);
 * the **yardstick runs**: a same-scale table no method is given, or the trial's held-out split
-  (``test_fraction`` of the training runs, seeded by trial) — removed from the pool;
+  (``test_fraction`` of the training runs, seeded by trial, a mixture's repeated runs on one side) — removed
+  from the pool;
 * **test tables**: held-out runs at this and other scales, only ever scored on;
 * **fidelity tables**: smaller-scale runs of the pool's mixtures that multi-fidelity BO may buy.
 
@@ -34,12 +35,18 @@ import numpy as np
 from mixmin_core.errors import InputError
 from mixmin_core.search.run_tables import (
     RunTable,
+    _warn_once,
     load_run_table,
     prior_for,
     scale_params,
     table_scale,
 )
-from mixmin_core.search.swarm import random_search_table, regmix_fit_choose, spearman
+from mixmin_core.search.swarm import (
+    mixture_groups,
+    random_search_table,
+    regmix_fit_choose,
+    spearman,
+)
 from mixmin_core.search.yardstick import Yardstick, fit_yardstick
 from mixmin_core.solver.results import MixtureResult
 
@@ -103,21 +110,43 @@ def trial_runs(train_table: str, test_tables: list, *, test_fraction: float, yar
     tests = {name: load_run_table(name, own=own) for name in test_tables}
     where = resolve_yardstick(train_table, list(test_tables), test_fraction, yardstick, own)
     if test_fraction > 0:
-        order = np.random.default_rng([seed, 99, trial]).permutation(train.n_runs)
-        n_test = max(1, round(test_fraction * train.n_runs))
-        tests[TEST_SPLIT] = train.subset(np.sort(order[:n_test]))
-        train = train.subset(np.sort(order[n_test:]))
+        held = _held_out(train.weights, test_fraction, np.random.default_rng([seed, 99, trial]))
+        tests[TEST_SPLIT] = train.subset(held)
+        train = train.subset(~held)
     ruler = tests[TEST_SPLIT] if where == TEST_SPLIT else tests.get(where) or load_run_table(where, own=own)
     fidelity = tuple(sorted((load_run_table(n, own=own) for n in fidelity_tables), key=lambda t: scale_params(t.scale)))
     tests = {name: _in_order(t, train, "test_tables") for name, t in tests.items()}
     ruler = _in_order(ruler, train, "yardstick")
     fidelity = tuple(_in_order(t, train, "bo_fidelity_tables") for t in fidelity)
+    _warn_shared(train, {t.name: t for name, t in [*tests.items(), ("", ruler)] if name != TEST_SPLIT})
     roles = [("test_tables", t) for t in tests.values()] + [("yardstick", ruler)] + [("bo_fidelity_tables", t) for t in fidelity]
     for role, table in roles:
         if table.higher_is_better != train.higher_is_better:  # one orientation for every score of a run
             raise InputError(f"{role}: table {table.name!r} and {train_table!r} disagree on higher_is_better; "
                              "give every table of one family the same.")
     return TrialRuns(pool=train, tests=tests, yardstick=ruler, fidelity=fidelity)
+
+
+def _warn_shared(pool: RunTable, tables: dict) -> None:
+    """Warn where a held-out table at the pool's scale repeats mixtures of the pool: its runs of them were, in
+    effect, given to the methods."""
+    ours = {w.tobytes() for w in pool.weights}
+    for table in tables.values():
+        shared = sum(w.tobytes() in ours for w in table.weights)
+        if shared and scale_params(table.scale) == scale_params(pool.scale):
+            _warn_once("%s: %d of its %d runs repeat a mixture of %s's runs, which the methods search; scores on "
+                       "them are not held out (drop those runs from one table)", table.name, shared, table.n_runs,
+                       pool.name)
+
+
+def _held_out(W: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """A mask of about ``fraction`` of the runs (at least one), drawn by mixture: the runs of one mixture are all
+    held out or all kept, so no method is given a copy of a held-out run."""
+    groups = mixture_groups(W)
+    order = rng.permutation(groups.max() + 1)
+    counts = np.bincount(groups)[order]
+    n_groups = int(np.searchsorted(np.cumsum(counts), max(1, round(fraction * len(W)))) + 1)
+    return np.isin(groups, order[:n_groups])
 
 
 def _in_order(table: RunTable, train: RunTable, role: str) -> RunTable:

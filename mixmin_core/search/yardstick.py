@@ -22,7 +22,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from mixmin_core.errors import InputError
-from mixmin_core.search.swarm import _check_losses, _check_weights_table, spearman
+from mixmin_core.search.swarm import (
+    _check_losses,
+    _check_weights_table,
+    mixture_groups,
+    spearman,
+)
 
 LOG_FLOOR = 1e-3  # log(w + 1e-3): a source at 0 and at 0.1% weigh differently, but not infinitely
 PENALTIES = (1.0, 10.0, 100.0)
@@ -84,20 +89,27 @@ def fit_yardstick(W, y, *, penalties=PENALTIES, n_folds: int = 5, seed: int = 0)
     """Fit the yardstick on runs ``W`` ``(n, P)`` with losses ``y`` ``(n,)`` (non-finite rows dropped).
 
     The penalty is chosen among ``penalties`` by leave-one-out error; the reported ``spearman`` is
-    ``n_folds``-fold cross-validated (seeded by ``seed``; the penalty re-chosen within each fold).
+    ``n_folds``-fold cross-validated (seeded by ``seed``; the penalty re-chosen within each fold). Runs of one
+    mixture count once, at their mean loss (see :func:`~mixmin_core.search.swarm.mixture_groups`).
 
     Raises
     ------
     InputError
-        If shapes disagree or fewer than 5 runs have a finite loss.
+        If shapes disagree or fewer than 5 distinct mixtures have a finite loss.
     """
     W = _check_weights_table("W", W)
     y = _check_losses("y", y, len(W))
     keep = np.isfinite(y)
     W, y = W[keep], y[keep]
+    n_runs = len(W)
+    # a mixture run more than once is one point at its mean loss: otherwise a copy in another fold (or left
+    # in by leave-one-out) predicts it, and the Spearman and the penalty flatter the yardstick
+    groups = mixture_groups(W)
+    y = np.bincount(groups, weights=y) / np.bincount(groups)
+    W = W[np.unique(groups, return_index=True)[1]]
     if len(W) < MIN_YARDSTICK_RUNS:
-        raise InputError(f"the yardstick needs at least {MIN_YARDSTICK_RUNS} runs with a finite loss; got {len(W)}. "
-                         "Hold out more runs (test_fraction) or name a bigger yardstick table.")
+        raise InputError(f"the yardstick needs at least {MIN_YARDSTICK_RUNS} distinct mixtures with a finite loss; "
+                         f"got {len(W)}. Hold out more runs (test_fraction) or name a bigger yardstick table.")
     X = yardstick_features(W)
     order = np.random.default_rng(seed).permutation(len(W))
     pred = np.empty(len(W))
@@ -108,5 +120,5 @@ def fit_yardstick(W, y, *, penalties=PENALTIES, n_folds: int = 5, seed: int = 0)
         pred[test] = ((X[test] - center) / scale) @ coef + y0
     coef, y0, lam, center, scale = _ridge(X, y, penalties)
     return Yardstick(center=center, scale=scale, coef=coef, intercept=y0, penalty=lam,
-                     spearman=spearman(pred, y), n_runs=len(W), rmse=float(np.sqrt(np.mean((pred - y) ** 2))),
+                     spearman=spearman(pred, y), n_runs=n_runs, rmse=float(np.sqrt(np.mean((pred - y) ** 2))),
                      lowest=float(y.min()))

@@ -53,8 +53,25 @@ def test_yardstick_reports_its_error_and_how_far_a_prediction_lies_beyond_its_ru
 
 
 def test_yardstick_errors():
-    with pytest.raises(InputError, match="needs at least 5 runs with a finite loss; got 4"):
-        fit_yardstick(np.full((6, 3), 1 / 3), [1.0, 2.0, 3.0, 4.0, np.nan, np.nan])
+    W = np.random.default_rng(0).dirichlet(np.ones(3), size=6)
+    with pytest.raises(InputError, match="needs at least 5 distinct mixtures with a finite loss; got 4"):
+        fit_yardstick(W, [1.0, 2.0, 3.0, 4.0, np.nan, np.nan])
+    with pytest.raises(InputError, match="needs at least 5 distinct mixtures with a finite loss; got 1"):
+        fit_yardstick(np.full((6, 3), 1 / 3), [1.0, 2.0, 3.0, 4.0, 5.0, 6.0])  # one mixture run six times
+
+
+def test_a_mixture_run_several_times_counts_once_at_its_mean_loss():
+    """A swarm that reran each mixture with three seeds made the cross-validated Spearman 0.985 where the
+    distinct mixtures give 0.954: each held-out fold was predicted by copies of itself in the others."""
+    rng = np.random.default_rng(3)
+    W = rng.dirichlet(np.ones(4), size=40)
+    truth = 2.0 - 0.3 * np.log(W[:, 0] + 1e-3)
+    seeds = truth[:, None] + rng.normal(0, 0.3, (40, 3))  # three noisy runs of each mixture
+    repeated = fit_yardstick(np.repeat(W, 3, axis=0), seeds.reshape(-1))
+    once = fit_yardstick(W, seeds.mean(axis=1))
+    assert repeated.n_runs == 120 and once.n_runs == 40
+    assert repeated.spearman == once.spearman and repeated.rmse == once.rmse and repeated.penalty == once.penalty
+    np.testing.assert_allclose(repeated.predict(W), once.predict(W))
 
 
 def test_orient_names_and_signs_scores():

@@ -56,8 +56,8 @@ CLI = [
     ("ladder-too-many-sources", "configs/chem_ladder.yaml", ["sources=100000"],
      r"sources: asks for the first 100000 informative assays besides the targets, but there are 614"),
     ("run-table-yardstick-too-small", "configs/olmix_dclm.yaml", ["test_fraction=0.03"],  # failed after the run folder
-     (r"yardstick: the runs test_fraction holds out of 'olmix_dclm' hold 4 runs with a measured .* in trial 0; the "
-      r"yardstick needs at least 5")),
+     (r"yardstick: the runs test_fraction holds out of 'olmix_dclm' hold 4 distinct mixtures with a measured .* in "
+      r"trial 0; the yardstick needs at least 5")),
     # two metrics alike once made file names shared every result (and a target named overall broke the Runs page)
     ("run-table-targets-share-files", "configs/olmix_dclm.yaml", ["targets=[a-b, 'a:b']"],
      r"targets: 'a-b' and 'a:b' would share files"),

@@ -131,6 +131,49 @@ def test_yardstick_runs_are_given_to_no_method():
         trial_runs("regmix_1m_train", [], test_fraction=0.0, yardstick="regmix_60m_test")
 
 
+def test_a_held_out_split_keeps_every_run_of_a_mixture_on_one_side(tmp_path):
+    """A swarm that reran mixtures with other seeds gave methods copies of the yardstick's held-out runs."""
+    import pandas as pd
+
+    files = _own_tables(tmp_path)
+    for kind in ("mixtures", "metrics"):  # runs 0-49 again, as runs 1000-1049 (another seed: other losses)
+        frame = pd.read_csv(files["my_swarm"][kind])
+        again = frame.iloc[:50].assign(index=frame["index"].iloc[:50] + 1000)
+        if kind == "metrics":
+            again["arc_easy_bpb"] += 0.01
+        pd.concat([frame, again]).to_csv(files["my_swarm"][kind], index=False)
+    own = tuple(OwnTable(**t) for t in files.values())
+    for trial in range(3):
+        runs = trial_runs("my_swarm", [], test_fraction=0.25, yardstick="test_split", own=own, trial=trial)
+        held = {tuple(w) for w in runs.yardstick.weights}
+        assert not held & {tuple(w) for w in runs.pool.weights}
+        assert runs.pool.n_runs + runs.yardstick.n_runs == 150 and 38 <= runs.yardstick.n_runs <= 39  # 38 runs, or one over
+    # without repeats the split is the one drawn before (run for run), so earlier results stand
+    plain = trial_runs("regmix_60m_test", [], test_fraction=0.25, yardstick="test_split", seed=0, trial=1)
+    order = np.random.default_rng([0, 99, 1]).permutation(256)
+    ids = np.asarray(load_run_table("regmix_60m_test").run_ids, dtype=object)
+    assert list(plain.yardstick.run_ids) == list(ids[np.sort(order[:64])])
+
+
+def test_a_held_out_table_that_repeats_training_mixtures_is_named_in_a_warning(tmp_path, caplog):
+    import pandas as pd
+
+    files = _own_tables(tmp_path)
+    for kind in ("mixtures", "metrics"):  # three of the swarm's runs, run again in the held-out table
+        swarm, held = pd.read_csv(files["my_swarm"][kind]), pd.read_csv(files["my_heldout"][kind])
+        pd.concat([held, swarm.iloc[:3].assign(index=[500, 501, 502])]).to_csv(files["my_heldout"][kind], index=False)
+    own = tuple(OwnTable(**t) for t in files.values())
+    with caplog.at_level("WARNING", logger="mixmin.search"):
+        trial_runs("my_swarm", ["my_heldout"], test_fraction=0, yardstick="auto", own=own)
+    assert "my_heldout: 3 of its 30 runs repeat a mixture of my_swarm's runs" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="mixmin.search"):
+        (tmp_path / "plain").mkdir()
+        plain = tuple(OwnTable(**t) for t in _own_tables(tmp_path / "plain").values())
+        trial_runs("my_swarm", ["my_heldout"], test_fraction=0, yardstick="auto", own=plain)
+    assert "repeat a mixture" not in caplog.text
+
+
 def test_regmix_1m_run_reports_spearman_and_mixture_and_resumes():
     assert main(["run", REGMIX, *FAST]) == 0
     store = RunStore()
