@@ -10,7 +10,7 @@ export MIXMIN_DATA_DIR="${MIXMIN_DATA_DIR:-$(cd .. && pwd)/shared/data}"
 ADDRESS="${MIXMIN_ADDRESS:-127.0.0.1}"  # loopback unless sharing is asked for
 
 setup() {
-    # torch is pinned to the CPU build in requirements.txt: a looser pin downloads a multi-GB CUDA build
+    # torch is pinned to 2.13.0 in requirements.txt (a CPU wheel here; the README says how elsewhere): a looser pin downloads a multi-GB CUDA build
     python3 -m pip install --quiet -r requirements.txt
 }
 

@@ -25,7 +25,6 @@ import yaml
 
 from jobs.config import (
     MAX_WORKERS,
-    ExecutionConfig,
     apply_overrides,
     build_dataclass,
     read_config_file,
@@ -96,7 +95,6 @@ def resolve_config(config_path: str, overrides: list[str]) -> tuple:
         raise ConfigError(f"name must be a non-empty text of at most 200 characters; got {str(name)[:60]!r}.")
     pipeline = load_pipeline(pipeline_name)
     try:
-        _check_execution_fields(pipeline.CONFIG, raw)
         config = build_dataclass(pipeline.CONFIG, raw)
     except ConfigError as exc:  # "field: ..." -- say where the value came from: an override or the file
         fields = set(str(exc).split(":", 1)[0].split("[", 1)[0].split(" or "))  # "dataset or path: ..." names two
@@ -110,24 +108,11 @@ def resolve_config(config_path: str, overrides: list[str]) -> tuple:
     return pipeline, name, config, resolved
 
 
-def _check_execution_fields(cls, raw: dict) -> None:
-    """Apply :class:`ExecutionConfig`'s rules to the shared fields given for a config class not
-    built on it yet (``n_workers: 0``, ``seed: abc`` and the like fail here, naming the field)."""
-    if issubclass(cls, ExecutionConfig):
-        return
-    own = {f.name for f in dataclasses.fields(cls)}
-    shared = {f.name: raw[f.name] for f in dataclasses.fields(ExecutionConfig) if f.name in own and f.name in raw}
-    if shared.get("resume") == "always":  # the runner's older synonym of if_available
-        shared["resume"] = "if_available"
-    ExecutionConfig(**shared)
-
-
 def cmd_run(args) -> int:
     pipeline, name, config, resolved = resolve_config(args.config, args.set)
-    backend = args.backend or ("ray" if os.environ.get("RAY_ADDRESS") else getattr(config, "backend", "local"))
+    backend = args.backend or ("ray" if os.environ.get("RAY_ADDRESS") else config.backend)
     if args.dry_run:  # as the job would run: --backend, RAY_ADDRESS and --workers included
-        shown = {**resolved, **({"backend": backend} if "backend" in resolved else {}),
-                 **({"n_workers": args.workers} if args.workers and "n_workers" in resolved else {})}
+        shown = {**resolved, "backend": backend, **({"n_workers": args.workers} if args.workers else {})}
         print(yaml.safe_dump(shown, sort_keys=False), end="")
         return 0
     if backend == "ray" and os.environ.get("RAY_ADDRESS"):
@@ -168,8 +153,8 @@ def _run_locked(args, store, run_id, lock, pipeline, name, config, resolved, bac
         store.set_run_status(run_id, "running")
         print(f"run {run_id} (job {job_id}) in {store.run_dir(run_id)}", file=sys.stderr)
         ctx = RunContext(store, run_id, backend=backend,
-                         n_workers=args.workers or getattr(config, "n_workers", None), job_id=job_id,
-                         resume=getattr(config, "resume", "if_available"), progress=not args.quiet)
+                         n_workers=args.workers or config.n_workers, job_id=job_id,
+                         resume=config.resume, progress=not args.quiet)
         summary = pipeline.run(config, ctx)
         store.set_run_status(run_id, "done", summary or {})
         store.finish_job(job_id, "done")

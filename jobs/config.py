@@ -377,7 +377,7 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
         given.add(key)
         parts = key.split(".")
         if not key or not all(p.isidentifier() for p in parts):
-            raise ConfigError(f"--set key must be a field name such as 'trials' or a dotted one such as 'proxy.n_trees'; got {key[:60]!r}.")
+            raise ConfigError(f"--set key must be a field name such as 'trials' or a dotted one into a mapping such as 'caps.TOX21_AR'; got {key[:60]!r}.")
         node = data
         for part in parts[:-1]:
             node = node.setdefault(part, {})
@@ -387,8 +387,8 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
-def build_dataclass(cls, data: dict, where: str = ""):
-    """Instantiate dataclass ``cls`` from a dict, recursing into nested dataclass fields.
+def build_dataclass(cls, data: dict):
+    """Instantiate dataclass ``cls`` from a dict.
 
     Raises
     ------
@@ -397,10 +397,9 @@ def build_dataclass(cls, data: dict, where: str = ""):
         ``TypeError``/``ValueError`` from a config that is not on the schema yet is reported
         the same way, naming the config).
     """
-    name = where.rstrip(".") or cls.__name__
+    name = cls.__name__
     if not isinstance(data, dict):
         raise ConfigError(f"{name} must be a mapping of field: value; got {type(data).__name__} {str(data)[:60]!r}.")
-    hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(map(str, data)) - names)
     if unknown:
@@ -408,14 +407,8 @@ def build_dataclass(cls, data: dict, where: str = ""):
         hint = "; ".join(f"did you mean {c[0]!r} for {u!r}?" for u, c in close.items() if c)
         raise ConfigError(f"unknown field(s) {unknown} in {name}; " + (f"{hint} " if hint else "")
                           + f"valid: {sorted(names)}.")
-    kwargs = {}
-    for key, value in data.items():
-        hint = hints.get(key)
-        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
-            value = build_dataclass(hint, value, f"{where}{key}.")
-        kwargs[key] = value
     try:
-        return cls(**kwargs)
+        return cls(**data)
     except ConfigError:
         raise
     except (TypeError, ValueError, OverflowError) as exc:

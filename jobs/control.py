@@ -80,7 +80,7 @@ class Launch:
 
 
 def read_only() -> bool:
-    """True when the app runs read-only (``MIXMIN_READ_ONLY`` set to 1/true/yes): no job may start or be cancelled."""
+    """True when the app runs read-only (``MIXMIN_READ_ONLY`` set to 1/true/yes/on): no job may start or be cancelled."""
     return os.environ.get(READ_ONLY_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
@@ -135,7 +135,7 @@ def check_page_request(config_path: str | os.PathLike, overrides) -> None:
     for key, value in pairs:
         key = str(key).strip()
         if not _KEY.match(key):
-            raise InputError(f"override key must be a dotted identifier such as 'trials' or 'proxy.n_trees'; got {key[:60]!r}.")
+            raise InputError(f"override key must be a dotted identifier such as 'trials' or 'caps.TOX21_AR'; got {key[:60]!r}.")
         if key not in allowed:
             raise InputError(f"override {key!r} cannot be set from the app for pipeline {pipeline!r}; "
                              f"fields you can set: {', '.join(sorted(allowed))}. "

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -65,16 +66,40 @@ def load_example() -> tuple[ProxyOutputs, np.ndarray]:
     return example_problem()
 
 
+class ProblemRef(NamedTuple):
+    """A problem id taken apart (see the module docstring)."""
+
+    kind: str  # "run", "upload", or the id itself (e.g. "example")
+    run_id: str = ""  # a run problem's run
+    key: str = ""  # a run problem's key (layout.Problem.key)
+    path: str = ""  # an upload's saved path (without extension)
+
+
+def parse_problem(problem_id: str) -> ProblemRef:
+    kind, _, rest = str(problem_id).partition(":")
+    if kind == "run":
+        run_id, _, key = rest.partition(":")
+        return ProblemRef("run", run_id=run_id, key=key)
+    return ProblemRef("upload", path=rest) if kind == "upload" else ProblemRef(str(problem_id))
+
+
+def run_problem_id(run_id: str, key: str) -> str:
+    return f"run:{run_id}:{key}"
+
+
+def upload_problem_id(path) -> str:
+    return f"upload:{path}"
+
+
 def problem_path(problem_id: str) -> Path | None:
     """The saved proxy-outputs path (without extension) behind ``problem_id`` (None for the example)."""
     if problem_id == EXAMPLE:
         return None
-    kind, _, rest = problem_id.partition(":")
-    if kind == "upload":
-        return Path(rest)
-    if kind == "run":
-        run_id, _, key = rest.partition(":")
-        return layout.outputs_path(store().run_dir(run_id), layout.Problem.from_key(key))
+    ref = parse_problem(problem_id)
+    if ref.kind == "upload":
+        return Path(ref.path)
+    if ref.kind == "run":
+        return layout.outputs_path(store().run_dir(ref.run_id), layout.Problem.from_key(ref.key))
     raise InputError(f"problem id must be 'example', 'upload:<path>' or 'run:<run_id>:<problem>'; got {problem_id!r}.")
 
 
@@ -152,22 +177,21 @@ def setting_label(variant: str) -> str:
 
 def list_problem_ids(run_id: str) -> list[str]:
     problems = sorted(layout.list_problems(store().run_dir(run_id)), key=lambda p: (main_first(p.variant), p.target, p.trial))
-    return [f"run:{run_id}:{p.key}" for p in problems]
+    return [run_problem_id(run_id, p.key) for p in problems]
 
 
 def list_uploads() -> list[str]:
     folder = store().root / "uploads"
-    return [f"upload:{p.with_suffix('')}" for p in sorted(folder.glob("*.npz"), key=mtime, reverse=True)]
+    return [upload_problem_id(p.with_suffix('')) for p in sorted(folder.glob("*.npz"), key=mtime, reverse=True)]
 
 
 def problem_meta(problem_id: str) -> dict:
     """Where a problem came from, as the CLI's ``export`` records it: ``run`` and ``problem`` (its key), or the upload."""
-    kind, _, rest = problem_id.partition(":")
-    if kind == "upload":
-        return {"upload": Path(rest).name}
-    if kind == "run":
-        run_id, _, key = rest.partition(":")
-        return {"run": run_id, "problem": key}
+    ref = parse_problem(problem_id)
+    if ref.kind == "upload":
+        return {"upload": Path(ref.path).name}
+    if ref.kind == "run":
+        return {"run": ref.run_id, "problem": ref.key}
     return {"problem": problem_id}
 
 
@@ -177,22 +201,27 @@ OWN_DATA = "(target's own data)"
 
 def shown_names(problem_id: str, names) -> tuple:
     """``names`` as the pages show them: a run problem's target among its sources is :data:`OWN_DATA`."""
-    kind, _, rest = problem_id.partition(":")
-    run_id, _, key = rest.partition(":")
-    if kind != "run" or not run_config(run_id).get("include_target"):  # else a source may share a target's name
+    ref = parse_problem(problem_id)
+    if ref.kind != "run":
         return tuple(names)
-    target = layout.Problem.from_key(key).target
+    return own_data_names(ref.run_id, layout.Problem.from_key(ref.key).target, names)
+
+
+def own_data_names(run_id: str, target: str, names) -> tuple:
+    """``names`` with ``target`` as :data:`OWN_DATA` where the run trained on it (``include_target``); elsewhere a
+    source may share a target's name."""
+    if not run_config(run_id).get("include_target"):
+        return tuple(names)
     return tuple(OWN_DATA if n == target else n for n in names)
 
 
 def problem_label(problem_id: str) -> str:
     if problem_id == EXAMPLE:
         return "built-in example (known true weights)"
-    kind, _, rest = problem_id.partition(":")
-    if kind == "upload":
-        return f"upload: {Path(rest).name}"
-    _run_id, _, key = rest.partition(":")
-    prob = layout.Problem.from_key(key)
+    ref = parse_problem(problem_id)
+    if ref.kind == "upload":
+        return f"upload: {Path(ref.path).name}"
+    prob = layout.Problem.from_key(ref.key)
     variant = f" [{prob.variant}]" if prob.variant else ""
     return f"{prob.target}{variant} · trial {prob.trial}"
 

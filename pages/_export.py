@@ -39,8 +39,8 @@ PREVIEW_LINES = 30
 
 def run_of(problem_ids: tuple) -> str | None:
     """The run behind ``run:<run_id>:<key>`` problem ids (None for the example and uploads)."""
-    kind, _, rest = problem_ids[0].partition(":")
-    return rest.partition(":")[0] if kind == "run" else None
+    ref = data.parse_problem(problem_ids[0])
+    return ref.run_id if ref.kind == "run" else None
 
 
 def _features(run_dir: Path) -> Path:

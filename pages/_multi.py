@@ -27,7 +27,7 @@ SOLVER = {"max_iter": 300, "tol": 1e-4}
 
 
 def target_name(problem_id: str) -> str:
-    return layout.Problem.from_key(problem_id.split(":", 2)[2]).target
+    return layout.Problem.from_key(data.parse_problem(problem_id).key).target
 
 
 def target_outputs(problem_ids: tuple) -> dict:

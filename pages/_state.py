@@ -20,6 +20,7 @@ import streamlit as st
 
 from mixmin_core.errors import MixminError
 from mixmin_core.runs.store import default_home
+from pages import _data as data
 
 #: Every session-state key the pages use, namespaced by page, with its default (app.py sets them).
 DEFAULTS = {
@@ -233,10 +234,10 @@ def _to_url(key: str, value):
     if key in _FLOATS:
         return f"{float(value):.6g}"
     if key == "solve.problem":
-        kind, _, rest = str(value).partition(":")
-        if kind == "run":  # run:<run_id>:<problem key>; the run is in its own key
-            return rest.partition(":")[2]
-        return f"upload:{Path(rest).name}" if kind == "upload" else str(value)
+        ref = data.parse_problem(value)
+        if ref.kind == "run":  # the run is in its own key
+            return ref.key
+        return data.upload_problem_id(Path(ref.path).name) if ref.kind == "upload" else str(value)
     return str(value)
 
 
@@ -252,11 +253,11 @@ def _from_url(key: str, raw):
     if key in _INTS:
         return int(raw)
     if key == "solve.problem":
-        kind, _, rest = raw.partition(":")
-        if kind == "upload":
-            return f"upload:{default_home() / 'uploads' / Path(rest).name}"
-        if raw != "example":
-            return f"run:{st.session_state['app.run_id']}:{raw}"
+        ref = data.parse_problem(raw)
+        if ref.kind == "upload":
+            return data.upload_problem_id(default_home() / "uploads" / Path(ref.path).name)
+        if raw != data.EXAMPLE:
+            return data.run_problem_id(st.session_state["app.run_id"], raw)
     return raw
 
 

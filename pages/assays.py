@@ -44,27 +44,17 @@ def read_topk(run_id: str, problem: layout.Problem) -> pd.DataFrame:
 
 
 def topk_rows(content) -> list[dict]:
-    """Rows from a topk file: a list of ``{source, weight, lower, upper, ...}``, or an object holding
-    one under ``top``/``sources``/``rows``, or a plain ``{source: weight}`` mapping."""
-    if isinstance(content, dict):
-        for key in ("top", "topk", "sources", "rows"):
-            if isinstance(content.get(key), list):
-                return content[key]
-        if all(isinstance(v, (int, float)) for v in content.values()):
-            return [{"source": s, "weight": w} for s, w in content.items()]
-        return []
-    return list(content) if isinstance(content, list) else []
+    """The ``{source, weight, lower, upper, ...}`` rows of a topk file (under ``sources``, as the engine writes it)."""
+    rows = content.get("sources") if isinstance(content, dict) else None
+    return rows if isinstance(rows, list) else []
 
 
 def own_data(frame: pd.DataFrame, run_id: str, target: str) -> pd.DataFrame:
     """The target's own fit split (a run with ``include_target``) named as such: it is no other assay. (Elsewhere
     a source may share a target's name.)"""
-    if not data.run_config(run_id).get("include_target"):
-        return frame
-    out = frame.copy()
-    mine = out["source"] == target
-    out.loc[mine, "source"] = data.OWN_DATA
-    out.loc[mine, "title"] = f"{target}'s own training rows (include_target)"
+    out = frame.assign(source=list(data.own_data_names(run_id, target, frame["source"])))
+    out.loc[(out["source"] == data.OWN_DATA) & (frame["source"] == target), "title"] = \
+        f"{target}'s own training rows (include_target)"
     return out
 
 

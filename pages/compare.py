@@ -8,6 +8,7 @@ import streamlit as st
 
 from mixmin_core.runs import layout
 from mixmin_core.solver.results import (
+    OVERALL,
     lower_is_better,
     mean_over_targets,
     metric_ci,
@@ -47,7 +48,7 @@ def summary_table(summary: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
     if baseline and "improvement" in table:
         table = table.rename(columns={"improvement": f"vs {baseline}", "improvement_low": "vs low",
                                       "improvement_high": "vs high"})
-    order = {"target": lambda s: s.map(lambda t: (t != "overall", t)), "method": lambda s: s.map(figs.method_sort_key)}
+    order = {"target": lambda s: s.map(lambda t: (t != OVERALL, t)), "method": lambda s: s.map(figs.method_sort_key)}
     return table.sort_values(["target", "method"], key=lambda s: order[s.name](s))
 
 
@@ -177,7 +178,7 @@ def weights_side_by_side(run_id: str, variant: str) -> None:
         return
     keys = [p.key for p in withmix]
     key = state.select_kept("Weights of", keys, "compare.problem",
-                              format_func=lambda k: data.problem_label(f"run:{run_id}:{k}"))
+                              format_func=lambda k: data.problem_label(data.run_problem_id(run_id, k)))
     mixtures = data.read_mixtures(run_id, layout.Problem.from_key(key))
     frame = pd.DataFrame({m: pd.Series(d["weights"]) for m, d in mixtures.items()}).fillna(0.0)
     frame = frame[sorted(frame.columns, key=figs.method_sort_key)]

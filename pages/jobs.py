@@ -17,14 +17,13 @@ import yaml
 from jobs import control as jobs_control
 from jobs.config import read_config_file
 from mixmin_core.errors import InputError
-from pages import _shared
+from pages import _data as data
 from pages import _state as state
 from pages._access import read_only, shown
 
 state.open_page("jobs")
 
 CONFIG_DIR = jobs_control.CONFIG_DIR
-CHECKOUT = jobs_control.ROOT
 
 
 def header_comment(path: Path) -> str:
@@ -63,17 +62,17 @@ def parse_extra(text: str, fields=()) -> dict:
 
 
 def start_form(configs: list[Path]) -> None:
-    choice = _shared.select_kept("Config", [f"configs/{c.name}" for c in configs], "jobs.config")
+    choice = state.select_kept("Config", [f"configs/{c.name}" for c in configs], "jobs.config")
     path = jobs_control.page_config_path(choice)
     note = header_comment(path)
     if note:
         st.caption(note)
-    data = read_config_file(path)
-    allowed = jobs_control.PAGE_FIELDS.get(data["pipeline"], frozenset())
-    fields = {k: v for k, v in data.items() if k in allowed}
-    fixed = {k: v for k, v in data.items() if k not in allowed and k != "pipeline"}
+    config = read_config_file(path)
+    allowed = jobs_control.PAGE_FIELDS.get(config["pipeline"], frozenset())
+    fields = {k: v for k, v in config.items() if k in allowed}
+    fixed = {k: v for k, v in config.items() if k not in allowed and k != "pipeline"}
     with st.form("jobs.start_form"):
-        st.markdown(f"Pipeline **{data['pipeline']}** · edit a field to override it (`--set key=value`)")
+        st.markdown(f"Pipeline **{config['pipeline']}** · edit a field to override it (`--set key=value`)")
         cols = st.columns(3)
         edited = {}
         for i, (key, value) in enumerate(fields.items()):
@@ -88,7 +87,7 @@ def start_form(configs: list[Path]) -> None:
     if submitted:
         overrides = {k: v for k, v in edited.items() if v != as_text(fields[k])}
         overrides.update(parse_extra(extra, fields))
-        launch = jobs_control.start_job(path, overrides, home=_shared.store().root)
+        launch = jobs_control.start_job(path, overrides, home=data.store().root)
         st.session_state["jobs.last_launch"] = str(launch.record_path)
         st.success(f"Started {state.code(' '.join(['python', *launch.argv[1:]]))} as process {launch.pid}.")
 
@@ -151,14 +150,14 @@ def show_jobs(store) -> None:
 
 
 def launches() -> None:
-    recs = jobs_control.list_launches(_shared.store().root, limit=10)
+    recs = jobs_control.list_launches(data.store().root, limit=10)
     if not recs:
         return
     with st.expander("Recent launches (process output, including errors before a job starts)"):
         for rec in recs:
             status = "running" if rec["alive"] else ("exit " + str(rec["returncode"]) if rec["returncode"] is not None else "ended")
-            st.markdown(f"{state.code(_shown(_shared.store(), ' '.join(rec['argv'][2:])))} · pid {rec['pid']} · {status}")
-            st.code(_shown(_shared.store(), jobs_control.read_log_tail(rec["log_path"], 4000)) or "(no output yet)",
+            st.markdown(f"{state.code(_shown(data.store(), ' '.join(rec['argv'][2:])))} · pid {rec['pid']} · {status}")
+            st.code(_shown(data.store(), jobs_control.read_log_tail(rec["log_path"], 4000)) or "(no output yet)",
                     language=None)
 
 
@@ -170,12 +169,12 @@ def page() -> None:
     if read_only():  # the sidebar says what read-only mode is; here, what it means for this page
         st.info("Read-only mode: no job can be started or cancelled here.")
     elif configs:
-        with _shared.shows_errors():
+        with state.shows_errors():
             start_form(configs)
     else:
         st.info(f"No configs found in {CONFIG_DIR}.")
     st.subheader("Jobs")
-    store = _shared.store()
+    store = data.store()
     running = any(j["status"] == "running" for j in store.list_jobs())
     st.fragment(show_jobs, run_every=2.0 if running else None)(store)
     launches()

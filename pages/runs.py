@@ -9,6 +9,7 @@ import streamlit as st
 
 from jobs import control as jobs_control
 from mixmin_core.errors import MixminError
+from mixmin_core.solver.results import OVERALL
 from pages import _data as data
 from pages import _figures as figs
 from pages import _state as state
@@ -73,7 +74,7 @@ def key_result(summary: pd.DataFrame) -> str:
     variant = data.settings_by_default(rows)[0]
     rows = rows[rows["variant"] == variant]
     targets = set(rows["target"])
-    rows = rows[rows["target"] == ("overall" if "overall" in targets or len(targets) != 1 else targets.pop())]
+    rows = rows[rows["target"] == (OVERALL if OVERALL in targets or len(targets) != 1 else targets.pop())]
     means = rows.set_index("method")["mean"]
     parts = [f"{m} {means[m]:.3g}" for m in sorted(means.index, key=figs.method_sort_key)[:3]]
     setting = f" ({data.setting_label(variant)})" if variant else ""

@@ -62,7 +62,7 @@ def choose(run_id: str) -> tuple[tuple, str, bool] | None:
     if len(picked) < 2:
         st.info("Pick at least two targets.")
         return None
-    ids = tuple(f"run:{run_id}:{layout.Problem(t, trial, variant).key}" for t in sorted(picked))
+    ids = tuple(data.run_problem_id(run_id, layout.Problem(t, trial, variant).key) for t in sorted(picked))
     return ids, mode, scale == "normalised"
 
 

@@ -7,7 +7,8 @@ import streamlit as st
 
 from mixmin_core import mixmin
 from mixmin_core.solver.proxy_outputs import KINDS
-from pages import _shared
+from pages import _data as data
+from pages import _figures as figs
 from pages import _state as state
 from pages._access import read_only
 from pages._uploads import (
@@ -47,16 +48,16 @@ def example_csv() -> str:
 
 def save_upload(outputs, files) -> str:
     """Keep the parsed outputs in the store (``uploads/``, compressed) so the Solver page can load them."""
-    path = _shared.store().root / "uploads" / upload_name(files, outputs.kind)
+    path = data.store().root / "uploads" / upload_name(files, outputs.kind)
     if not path.with_name(path.name + ".npz").exists():
         save_compressed(outputs, path)
-    return f"upload:{path}"
+    return data.upload_problem_id(path)
 
 
 def solve_in_memory(outputs) -> None:
     """Read-only mode: solve the upload here without storing it."""
     result = mixmin(outputs, step_size=1.0, max_iter=100)
-    st.plotly_chart(_shared.weights_figure(result.source_names, result.weights, k=15,
+    st.plotly_chart(figs.weights_figure(result.source_names, result.weights, k=15,
                                            title="MixMin weights (step size 1, 100 iterations)"),
                     key="upload.weights")
     st.caption("Read-only mode: the upload is solved here and not saved, so the Solver page cannot open it.")
@@ -71,15 +72,15 @@ def page() -> None:
         st.markdown(FORMATS)
         st.download_button("Download an example CSV", example_csv(), "example_proxy_outputs.csv", "text/csv",
                            key="upload.example")
-    kind = st.radio("Objective", ["auto", *KINDS], horizontal=True, key=_shared.keep("upload.kind"),
-                    on_change=_shared.save, args=("upload.kind",),
+    kind = st.radio("Objective", ["auto", *KINDS], horizontal=True, key=state.keep("upload.kind"),
+                    on_change=state.save, args=("upload.kind",),
                     help="auto: binary with a label column and outputs in [0, 1], mse with labels otherwise, else loglik")
     uploaded = st.file_uploader("Proxy outputs", type=["csv", "parquet", "pq", "npz", "json"],
                                 accept_multiple_files=True, key="upload.files")
     if not uploaded:
         return
     files = [(f.name, f.getvalue()) for f in uploaded]
-    with _shared.shows_errors():
+    with state.shows_errors():
         outputs = parse_upload(files, kind=kind)
         if read_only():
             st.success(f"Read {outputs.n_sources} sources × {outputs.n_samples} samples (objective `{outputs.kind}`).")
@@ -88,8 +89,8 @@ def page() -> None:
         problem_id = save_upload(outputs, files)
         st.session_state["solve.problem"] = problem_id
         st.success(f"Read {outputs.n_sources} sources × {outputs.n_samples} samples (objective `{outputs.kind}`).")
-        result = _shared.solve(problem_id, _shared.problem_stamp(problem_id), 1.0, 100, "uniform")
-        st.plotly_chart(_shared.weights_figure(result.source_names, result.weights, k=15,
+        result = data.solve(problem_id, data.problem_stamp(problem_id), 1.0, 100, "uniform")
+        st.plotly_chart(figs.weights_figure(result.source_names, result.weights, k=15,
                                                title="MixMin weights (step size 1, 100 iterations)"),
                         key="upload.weights")
         if st.button("Explore in the Solver", type="primary", key="upload.open_solver"):

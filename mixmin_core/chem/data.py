@@ -83,7 +83,7 @@ def unknown_assay_message(assay, assays, path="") -> str:
 
 # ---------------------------------------------------------------------------- reading
 
-def _read_frame(path: Path, columns_hint=None, max_molecules: int = 0):
+def _read_frame(path: Path, max_molecules: int = 0):
     """Read a CSV (optionally gzipped) or Parquet file into a DataFrame (first ``max_molecules`` rows)."""
     import pandas as pd
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -249,7 +249,6 @@ class ChemModels:
     device: str = "auto"
     xgb_threads: int = 1
     drop_target_test_molecules: bool = False
-    extra: dict = field(default_factory=dict)
 
 
 class ChemDomain:

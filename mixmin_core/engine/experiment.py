@@ -33,7 +33,7 @@ from mixmin_core.runs.runner import RunContext, Unit
 from mixmin_core.solver.baselines import balanced, natural
 from mixmin_core.solver.bootstrap import bootstrap_weights
 from mixmin_core.solver.proxy_outputs import ProxyOutputs
-from mixmin_core.solver.results import MixtureResult
+from mixmin_core.solver.results import OVERALL, MixtureResult
 from mixmin_core.solver.solvers import mixmin
 
 log = logging.getLogger("mixmin.engine")
@@ -240,7 +240,7 @@ class Experiment:
         targets (the ``overall`` row, or the only target's) per method, with its 95% CI."""
         metric, main = self.domain.headline_metric, self.plan.main_variant
         targets = set(table["target"])
-        who = "overall" if "overall" in targets else next(iter(targets))
+        who = OVERALL if OVERALL in targets else next(iter(targets))
         sel = table[(table["target"] == who) & (table["variant"] == main) & (table["metric"] == metric)]
         return {"metric": metric, "setting": main, "lower_is_better": self.domain.lower_is_better,
                 "methods": {r.method: [_round(r["mean"]), _round(r.ci_low), _round(r.ci_high)] for _, r in sel.iterrows()},

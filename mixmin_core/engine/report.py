@@ -13,8 +13,6 @@ import warnings
 from mixmin_core.runs import layout
 from mixmin_core.solver.results import mean_over_targets, summarize
 
-OVERALL = "overall"
-
 
 def results_frame(rows: list[dict]):
     """Result rows as a DataFrame with the contract's columns (missing compute is 0)."""

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from mixmin_core.errors import InputError
 from mixmin_core.runs.fileio import atomic_path
+from mixmin_core.solver.results import OVERALL
 
 #: Columns every pipeline's ``results.csv`` has (extra columns may follow).
 RESULT_COLUMNS = ("trial", "target", "variant", "method", "metric", "value", "proxy_compute", "final_compute")
@@ -35,7 +36,7 @@ def safe_name(name: str) -> str:
 
 
 #: Target names the reports keep for themselves (the mean over targets).
-RESERVED_TARGETS = ("overall",)
+RESERVED_TARGETS = (OVERALL,)
 
 
 def check_target_names(names, what: str) -> None:

@@ -41,8 +41,6 @@ CREATE TABLE IF NOT EXISTS units (
 );
 """
 
-#: Stored job states, plus ``died``: reported (never stored) for a ``running`` job whose process is gone.
-JOB_STATES = ("running", "done", "failed", "cancelled", "died")
 LOCK_FILE = ".lock"
 
 

@@ -11,6 +11,9 @@ from scipy import stats
 
 from mixmin_core.errors import InputError
 
+#: The target name of the mean over targets in results and summaries.
+OVERALL = "overall"
+
 
 class Status(str, enum.Enum):
     CONVERGED = "converged"
@@ -156,7 +159,7 @@ def mean_over_targets(frame, keep=()):
     methods = scored.groupby(group, dropna=False)["method"].transform("nunique")
     per_target = scored.groupby([*group, "target"], dropna=False)["method"].transform("nunique")
     out = scored[per_target == methods].groupby(keys, as_index=False, dropna=False)[cols].mean()
-    out["target"] = "overall"
+    out["target"] = OVERALL
     return out
 
 
