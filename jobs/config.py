@@ -415,9 +415,10 @@ def build_dataclass(cls, data: dict):
         raise ConfigError(f"{name}: {exc}") from None
 
 
-#: Fields added after runs were made, left out of the run id at these defaults: the runs made before keep their ids
-#: (a re-run resumes them) and a config that uses the field gets its own.
-LATER_FIELDS = {"tables": []}
+#: Per pipeline, fields added after runs were made, left out of the run id at these defaults: the runs made before
+#: keep their ids (a re-run resumes them) and a config that uses the field gets its own.
+_CHEM_DATA_ADDED = {"format": "auto", "smiles_column": "smiles", "ignore_columns": ["mol_id"], "metadata": "auto"}
+LATER_FIELDS = {"run_table": {"tables": []}, "chem_evolve": _CHEM_DATA_ADDED, "chem_ladder": _CHEM_DATA_ADDED}
 #: At most this many files of a folder a config names enter the run id (a sources folder holds a few dozen).
 MAX_STAMPED_FILES = 10_000
 
@@ -472,8 +473,8 @@ def run_id_for(name: str, resolved: dict, registered: bool = True, implicit: lis
                         registered)
     if registered:
         stamp += input_stamp([str(f) for f in implicit], registered=False)
-    core = {k: v for k, v in resolved.items()
-            if k not in EXECUTION_FIELDS and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
+    later = LATER_FIELDS.get(resolved.get("pipeline"), {})
+    core = {k: v for k, v in resolved.items() if k not in EXECUTION_FIELDS and not (k in later and v == later[k])}
     digest = hashlib.sha1(json.dumps([core, stamp] if stamp else core, sort_keys=True,
                                      default=str).encode()).hexdigest()[:8]
     safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in name)

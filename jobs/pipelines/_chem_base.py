@@ -1,4 +1,5 @@
-"""The config fields the chemistry "beyond the paper" pipelines (``chem_evolve``, ``chem_ladder``) share."""
+"""The config fields the chemistry pipelines share: which table to read (all three), and the fields of the
+"beyond the paper" pipelines (``chem_evolve``, ``chem_ladder``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,22 +9,21 @@ from mixmin_core.chem.experiment import ChemData
 from mixmin_core.errors import ConfigError
 from mixmin_core.runs.datasets import assay_tables
 
+FORMATS = ("auto", "moleculenet", "pcba128", "pcba1328")
+
 
 @dataclass
-class ChemBeyondConfig(ExecutionConfig):
-    """Data, proxy, final-model and solver fields (subclassed by each pipeline)."""
+class ChemDataConfig(ExecutionConfig):
+    """Which assay table to read (:class:`~mixmin_core.chem.experiment.ChemData`)."""
 
-    trials: int = setting(1, min=1, max=1, doc="one trial: the chemistry pipeline's trial-0 splits")
-    dataset: str = setting("toxcast", choices=("", *assay_tables()), doc="registry name of a MoleculeNet-layout table")
+    dataset: str = setting("toxcast", choices=("", *assay_tables()),
+                           doc="registry name: toxcast, muv, tox21, sider, clintox, pcba128, pcba1328")
     path: str = setting("", doc="a CSV / CSV.gz / Parquet in the MoleculeNet layout; overrides the registry file")
-    max_molecules: int = setting(0, min=0, max=100_000_000, doc="first N molecules (0 = all)")
-    proxy_depth: int = setting(6, min=1, max=20)
-    final_trees: int = setting(100, min=1, max=MAX_TREES, doc="the paper's final models: 100 trees of depth 6")
-    final_depth: int = setting(6, min=1, max=20)
-    max_final_rows: int = setting(50_000, min=0, max=100_000_000, doc="rows drawn from the weighted union per final model (0 = all)")
-    step_size: float = setting(1.0, gt=0, max=1e6, doc="MixMin's entropic mirror descent (paper: 1.0, 100 steps)")
-    max_iter: int = setting(100, min=1, max=100_000)
-    xgb_threads: int = setting(1, min=1, max=256, doc="threads per XGBoost model (units already run in n_workers processes)")
+    format: str = setting("auto", choices=FORMATS)
+    smiles_column: str = "smiles"
+    ignore_columns: list[str] = setting(["mol_id"], doc="non-assay columns of a user table")  # noqa: RUF009 - setting() returns a dataclasses.field
+    metadata: str = setting("auto", doc="assay titles/categories: auto | registry name | path | ''")
+    max_molecules: int = setting(0, min=0, max=100_000_000, doc="first N molecules (0 = all; PCBA-1328: 100,000 as in the paper)")
 
     def __post_init__(self):
         super().__post_init__()
@@ -33,7 +33,22 @@ class ChemBeyondConfig(ExecutionConfig):
 
     @property
     def data(self) -> ChemData:
-        return ChemData(dataset=self.dataset, path=self.path, max_molecules=self.max_molecules)
+        return ChemData(self.dataset, self.path, self.format, self.smiles_column, tuple(self.ignore_columns),
+                        self.metadata, self.max_molecules)
+
+
+@dataclass
+class ChemBeyondConfig(ChemDataConfig):
+    """Data, proxy, final-model and solver fields (subclassed by each pipeline)."""
+
+    trials: int = setting(1, min=1, max=1, doc="one trial: the chemistry pipeline's trial-0 splits")
+    proxy_depth: int = setting(6, min=1, max=20)
+    final_trees: int = setting(100, min=1, max=MAX_TREES, doc="the paper's final models: 100 trees of depth 6")
+    final_depth: int = setting(6, min=1, max=20)
+    max_final_rows: int = setting(50_000, min=0, max=100_000_000, doc="rows drawn from the weighted union per final model (0 = all)")
+    step_size: float = setting(1.0, gt=0, max=1e6, doc="MixMin's entropic mirror descent (paper: 1.0, 100 steps)")
+    max_iter: int = setting(100, min=1, max=100_000)
+    xgb_threads: int = setting(1, min=1, max=256, doc="threads per XGBoost model (units already run in n_workers processes)")
 
 
 def check_assays(key: str, value, *, count: bool = True) -> None:

@@ -6,9 +6,10 @@ trials), writing ``results.csv`` and ``summary.csv`` (test-split average precisi
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
-from jobs.config import MAX_TREES, ExecutionConfig, setting
+from jobs.config import MAX_TREES, setting
 from mixmin_core.chem.experiment import (
     VALIDATE_PARSE_MOLECULES,
     ChemData,
@@ -23,22 +24,13 @@ from mixmin_core.chem.fingerprints import check_smiles
 from mixmin_core.engine.experiment import Settings, run_experiment
 from mixmin_core.engine.methods import METHODS, REGMIX_PRESETS
 from mixmin_core.errors import ConfigError
-from mixmin_core.runs.datasets import assay_tables
 from mixmin_core.runs.runner import RunContext
 
-FORMATS = ("auto", "moleculenet", "pcba128", "pcba1328")
+from ._chem_base import ChemDataConfig
 
 
 @dataclass
-class ChemConfig(ExecutionConfig):
-    dataset: str = setting("toxcast", choices=("", *assay_tables()),
-                           doc="registry name: toxcast, muv, tox21, sider, clintox, pcba128, pcba1328")
-    path: str = setting("", doc="a CSV / CSV.gz / Parquet in the MoleculeNet layout; overrides the registry file")
-    format: str = setting("auto", choices=FORMATS)
-    smiles_column: str = "smiles"
-    ignore_columns: list[str] = setting(["mol_id"], doc="non-assay columns of a user table")
-    metadata: str = setting("auto", doc="assay titles/categories: auto | registry name | path | ''")
-    max_molecules: int = setting(0, min=0, max=100_000_000, doc="first N molecules (0 = all; PCBA-1328: 100,000 as in the paper)")
+class ChemConfig(ChemDataConfig):
     assays: list[str] = setting([], unique=True, doc="restrict the table to these assays (order kept); [] = all")
     targets: list[str] = setting([], unique=True, doc="target assays; [] = the first n_targets assays")
     n_targets: int = setting(10, min=1, max=10_000)
@@ -73,8 +65,6 @@ class ChemConfig(ExecutionConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if not self.dataset and not self.path:
-            raise ConfigError("dataset or path: one must be given (e.g. dataset: toxcast, or path: my_assays.csv).")
         if "mixmin" not in self.methods:
             raise ConfigError(f"methods: must include 'mixmin'; got {self.methods!r}.")
         bad = [c for c in self.source_counts if c != "all" and (not isinstance(c, int) or c < 2)]
@@ -92,8 +82,7 @@ class ChemConfig(ExecutionConfig):
 
     @property
     def data(self) -> ChemData:
-        return ChemData(self.dataset, self.path, self.format, self.smiles_column, tuple(self.ignore_columns),
-                        self.metadata, self.max_molecules, tuple(self.assays))
+        return dataclasses.replace(super().data, assays=tuple(self.assays))
 
 
 CONFIG = ChemConfig

@@ -88,6 +88,8 @@ def load_table(data: ChemData) -> chemdata.AssayTable:
     if fmt == "pcba128":
         table = chemdata.load_pcba128(path, max_molecules=data.max_molecules)
     elif fmt == "pcba1328":
+        if not data.max_molecules:
+            log.info("PCBA-1328: reading the first 100,000 molecules, as the paper does (max_molecules: N reads N)")
         table = chemdata.load_pcba1328(path, max_molecules=data.max_molecules or 100_000)
     else:
         table = chemdata.load_assay_table(resolve("your assay table" if path else data.dataset, path), smiles_column=data.smiles_column,
@@ -113,9 +115,10 @@ def load_metadata(data: ChemData):
     from mixmin_core.runs.datasets import REGISTRY, resolve
 
     spec = data.metadata
-    if spec == "auto":
-        name = "pcba128_assays" if data.table_format in ("pcba128", "pcba1328") else f"{data.dataset}_assays"
-        if data.path or name not in REGISTRY:
+    if spec == "auto":  # a PCBA file of your own (PCBA-1328 has no download) still has PubChem's titles
+        pcba = data.table_format in ("pcba128", "pcba1328")
+        name = "pcba128_assays" if pcba else f"{data.dataset}_assays"
+        if (data.path and not pcba) or name not in REGISTRY:
             return None
         try:
             return chemdata.load_assay_metadata(resolve(name, download=False))

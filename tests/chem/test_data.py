@@ -46,6 +46,17 @@ def test_pcba_metadata_joins_by_aid(data_dir):
     assert joined.loc[2, "title"] == "assayID-999999999" and joined.loc[2, "category"] == ""
 
 
+def test_a_pcba_file_of_your_own_gets_pubchem_titles(pcba128_file, pcba1328_file):
+    """PCBA-1328 has no download, so a path is the normal way in; its titles were silently dropped."""
+    from mixmin_core.chem.experiment import ChemData, load_metadata
+
+    for path, fmt in ((pcba128_file, "pcba128"), (pcba1328_file, "pcba1328")):
+        meta = load_metadata(ChemData(dataset="", path=str(path), format=fmt))
+        joined = data.join_metadata([f"{'PCBA' if fmt == 'pcba128' else 'assayID'}-1030"], meta)
+        assert joined.loc[0, "title"].startswith("qHTS Assay for Inhibitors of Aldehyde Dehydrogenase 1")
+    assert load_metadata(ChemData(dataset="", path=str(pcba128_file), format="moleculenet")) is None  # your own assays
+
+
 @pytest.mark.parametrize("name", ["toxcast", "tox21", "muv", "pcba128"])
 def test_every_shipped_metadata_file_gives_titles_and_categories(data_dir, name):
     meta = data.load_assay_metadata(data_dir / "chem" / f"{name}_assays.csv")

@@ -121,3 +121,18 @@ def test_a_source_that_is_a_target_fails_before_any_run_folder(tmp_path, capsys)
     assert main(["run", str(cfg), "--quiet"]) == 2
     assert "assay 'ATG_nope' does not exist" in capsys.readouterr().err
     assert not (RunStore().root / "runs").exists()
+
+
+def test_ladder_and_evolve_read_a_table_with_another_smiles_column_and_id_columns(tmp_path, toxcast_head):
+    """They refused both fields, while their own error said "set smiles_column"; the main pipeline's data fields are
+    theirs too now (at the defaults, runs made before keep their ids)."""
+    from jobs.pipelines import chem_evolve
+
+    own = toxcast_head.rename(columns={"smiles": "Canonical_SMILES"}).assign(CAS="50-00-0")
+    path = tmp_path / "own.csv"
+    own.to_csv(path, index=False)
+    fields = {"path": str(path), "smiles_column": "Canonical_SMILES", "ignore_columns": ["CAS"]}
+    chem_ladder.validate(build_dataclass(chem_ladder.CONFIG, {**SMALL, **fields}))
+    evolve = build_dataclass(chem_evolve.CONFIG, {"dataset": "", **fields, "target": TARGETS[0], "initial": SOURCES})
+    chem_evolve.validate(evolve)
+    assert evolve.data.smiles_column == "Canonical_SMILES" and evolve.data.ignore_columns == ("CAS",)
