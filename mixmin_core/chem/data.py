@@ -90,10 +90,13 @@ def _read_frame(path: Path, max_molecules: int = 0):
     if not path.exists():
         raise InputError(f"{path}: file not found; expected a CSV, CSV.gz or Parquet table in the MoleculeNet layout.")
     try:
-        if path.suffix.lower() in PARQUET_SUFFIXES:
+        with open(path, "rb") as f:  # by content, so a gzip or Parquet file under another name reads too
+            magic = f.read(4)
+        if path.suffix.lower() in PARQUET_SUFFIXES or magic == b"PAR1":
             return _read_parquet_head(path, max_molecules)
-        frame = pd.read_csv(path, nrows=max_molecules or None, low_memory=False)
-        check_csv_header(str(path), path)
+        compression = "gzip" if magic[:2] == b"\x1f\x8b" else "infer"
+        frame = pd.read_csv(path, nrows=max_molecules or None, low_memory=False, compression=compression)
+        check_csv_header(str(path), path, compression)
         return frame
     except InputError:
         raise

@@ -503,7 +503,7 @@ class ChemDomain:
 
     def _write_sources(self, meta) -> None:
         assays = list(dict.fromkeys(a for v in self.plan.variants for a in v.sources))
-        sel = self.table.select(assays).labels
+        sel = self.table.select(assays).labels[self.valid]  # the molecules RDKit parses: those the splits hold
         joined = chemdata.join_metadata(assays, meta).drop(columns=["n_labeled", "n_pos", "pos_rate"], errors="ignore")
         n = (sel >= 0).sum(axis=0)
         for i, (col, values) in enumerate({"n_labelled": n, "n_pos": (sel == 1).sum(axis=0),

@@ -8,6 +8,7 @@ is seeded with ``(seed, trial, crc32(assay))``: the same split for every method 
 from __future__ import annotations
 
 import io
+import logging
 import math
 import zlib
 
@@ -15,6 +16,8 @@ import numpy as np
 
 from mixmin_core.errors import InputError
 from mixmin_core.runs.fileio import write_bytes
+
+log = logging.getLogger("mixmin.chem")
 
 FIT, VAL, TEST = 0, 1, 2
 UNUSED = -1
@@ -70,6 +73,10 @@ def usable_labels(table, valid=None) -> tuple[np.ndarray, str]:
     return labels, f"the {labels.shape[0]:,} molecules read"
 
 
+#: Fewer test positives than this get a warning: an average precision over so few says little.
+FEW_TEST_POSITIVES = 5
+
+
 def check_test_labels(table, targets: list, valid=None, test_fraction: float = 0.2, *,
                       fraction_field: bool = True) -> None:
     """Every target of ``table`` (an ``AssayTable``) must get a positive and a negative in its test split
@@ -78,6 +85,11 @@ def check_test_labels(table, targets: list, valid=None, test_fraction: float = 0
     labels, among = usable_labels(table, valid)
     for t in targets:
         column = labels[:, table.index(t)]
+        n_pos = int(round(test_fraction * int((column == 1).sum())))
+        if 1 <= n_pos < FEW_TEST_POSITIVES:  # MUV: one active in 300 test molecules, and methods were still ranked
+            log.warning("target %r: its test split holds %d positive(s) among %s, so its average precision rests on "
+                        "them and gaps between methods are mostly noise; raise max_molecules (0 reads all) or weigh "
+                        "the intervals across trials", t, n_pos, among)
         for cls, what in ((1, "positives"), (0, "negatives")):
             n = int((column == cls).sum())
             if int(round(test_fraction * n)) < 1:

@@ -66,14 +66,15 @@ def by_source(name: str, values, source_names):
     return [keyed[n] for n in source_names]
 
 
-def check_csv_header(name: str, source) -> None:
+def check_csv_header(name: str, source, compression: str = "infer") -> None:
     """An InputError if the CSV ``source`` (a path or a buffer) repeats a column name: pandas would rename
     the second ``a`` to ``a.1``, and no one could tell which column is which source or assay."""
     from collections import Counter
 
     import pandas as pd
 
-    header = [str(c) for c in pd.read_csv(source, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0]]
+    header = [str(c) for c in pd.read_csv(source, header=None, nrows=1, dtype=str, keep_default_na=False,
+                                                compression=compression).iloc[0]]
     repeated = sorted(c or "(empty)" for c, n in Counter(header).items() if n > 1)  # linear: a header may be wide
     if repeated:
         raise InputError(f"{name}: column names must be unique; repeated: {repeated[:5]}.")

@@ -111,6 +111,17 @@ def test_unreadable_and_missing_files(tmp_path):
         data.load_assay_table(tmp_path / "nothere.csv")
 
 
+def test_a_gzip_or_parquet_table_under_another_name_reads_by_its_content(tmp_path, toxcast_head):
+    """A gzip file named .csv failed with "UnicodeDecodeError: ... byte 0x8b"."""
+    head = toxcast_head[["smiles", *ASSAYS]]
+    gz, pq = tmp_path / "assays.csv", tmp_path / "assays.dat"
+    gz.write_bytes(gzip.compress(head.to_csv(index=False).encode()))
+    head.to_parquet(pq, index=False)
+    for path in (gz, pq):
+        table = data.load_assay_table(path)
+        assert table.assays == tuple(ASSAYS) and table.n_molecules == len(head)
+
+
 def test_unknown_assay_is_named(tmp_path, toxcast_head):
     path = tmp_path / "t.csv"
     toxcast_head.to_csv(path, index=False)
@@ -153,6 +164,22 @@ def test_target_whose_test_split_would_hold_no_positive_is_refused_before_any_wo
     with pytest.raises(InputError, match=r"target 'rare2' has 2 positives .* its test split gets none"):
         check_target(table, "rare2", data.informative_assays(table)[0])
     check_target(table, "rare3", data.informative_assays(table)[0])
+
+
+def test_a_target_with_few_test_positives_is_warned_about(tmp_path, toxcast_head, caplog):
+    """MUV targets at 10,000 molecules got one test positive each, and methods were ranked on it without a word."""
+    frame = toxcast_head.copy()
+    frame["rare"] = 0
+    frame.loc[frame.index[:8], "rare"] = 1  # 0.2 x 8: 2 test positives
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    with caplog.at_level("WARNING", logger="mixmin.chem"):
+        validate(ChemConfig(dataset="", path=str(path), targets=["rare"], source_counts=["all"]))
+    assert "target 'rare': its test split holds 2 positive(s) among the 400 molecules read" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="mixmin.chem"):
+        validate(ChemConfig(dataset="", path=str(path), targets=["ATG_ERE_CIS_up"], source_counts=["all"]))
+    assert "positive(s)" not in caplog.text
 
 
 def test_validation_parses_every_molecule_before_any_work(tmp_path, toxcast_head):

@@ -195,6 +195,7 @@ def test_users_own_table_runs_with_only_the_config_changed(tmp_path, toxcast_hea
     frame = toxcast_head.rename(columns={a: f"my_assay_{i}" for i, a in enumerate(ASSAYS)})
     frame.insert(0, "compound", [f"X{i}" for i in range(len(frame))])
     frame.loc[5, "smiles"] = "C1CC(("  # one unparsable SMILES: counted, excluded, reported
+    frame.loc[5, "my_assay_0"] = 0.0  # and labelled
     path = tmp_path / "my_assays.csv"
     frame.to_csv(path, index=False)
     cfg = _write_config(tmp_path, dataset="", path=str(path), ignore_columns=["compound"],
@@ -211,6 +212,8 @@ def test_users_own_table_runs_with_only_the_config_changed(tmp_path, toxcast_hea
     assert list(sources.source) == [f"my_assay_{i}" for i in range(5)] and (sources.title == sources.source).all()
     codes = np.load(run_dir / "splits" / "trial0.npz")["codes"]
     assert (codes[5] == -1).all()  # the invalid molecule is in no split
+    labelled = frame.drop(index=5)[[f"my_assay_{i}" for i in range(5)]].notna().sum().to_numpy()
+    np.testing.assert_array_equal(sources.n_labelled, labelled)  # it counted the unparsable molecule too
 
     # the table edited in place: a run of its own (it resumed the old run, training on the old labels.npz)
     flipped = frame.assign(my_assay_1=frame["my_assay_1"].map({0.0: 1.0, 1.0: 0.0}))
