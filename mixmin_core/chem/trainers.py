@@ -147,6 +147,7 @@ def train_final(*, features_path: str, labels_path: str, sources_path: str, name
     test = np.asarray(test_rows, dtype=np.int64)
     t = assays.index(target)
     info = {"ap": average_precision(labels[test, t], clf.predict(X[test])), "final_compute": float(compute),
-            "compute": float(compute), "rows": int(rows.size), "final_seconds": time.perf_counter() - start}
+            "compute": float(compute), "rows": int(rows.size), "final_seconds": time.perf_counter() - start,
+            "sources": list(names), "weights": list(weights)}  # what it trained on (training_weights: rounded)
     write_json(output, info)
     return info

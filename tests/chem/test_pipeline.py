@@ -13,11 +13,13 @@ from jobs.config import build_dataclass, read_config_file
 from jobs.pipelines import chem
 from mixmin_core import MixtureResult, ProxyOutputs
 from mixmin_core.chem.experiment import load_metadata, load_table, make_plan
+from mixmin_core.chem.proxies import training_weights
 from mixmin_core.errors import ConfigError
 from mixmin_core.runs.layout import (
     Problem,
     list_mixtures,
     list_problems,
+    mixture_path,
     sources_path,
     topk_path,
 )
@@ -214,6 +216,10 @@ def test_users_own_table_runs_with_only_the_config_changed(tmp_path, toxcast_hea
     assert (codes[5] == -1).all()  # the invalid molecule is in no split
     labelled = frame.drop(index=5)[[f"my_assay_{i}" for i in range(5)]].notna().sum().to_numpy()
     np.testing.assert_array_equal(sources.n_labelled, labelled)  # it counted the unparsable molecule too
+    mixture = json.loads(mixture_path(run_dir, Problem("my_assay_1", 0, "sources-all"), "mixmin").read_text())
+    trained = [json.loads(p.read_text()) for p in (run_dir / "finals").glob("my_assay_1__trial0-*.json")]
+    used = [f for f in trained if f["weights"] == training_weights(list(mixture["weights"].values()))]
+    assert len(used) == 1 and used[0]["sources"] == list(mixture["weights"])  # what MixMin's final model trained on
 
     # the table edited in place: a run of its own (it resumed the old run, training on the old labels.npz)
     flipped = frame.assign(my_assay_1=frame["my_assay_1"].map({0.0: 1.0, 1.0: 0.0}))
