@@ -36,7 +36,7 @@ class ChemConfig(ChemDataConfig):
     n_targets: int = setting(10, min=1, max=10_000)
     source_counts: list[int | str] = setting([10, 100, "all"], unique=True,
                                              doc="sources = the first k assays (minus the target)")
-    proxy_budgets: list[float] = setting([], items={"gt": 0, "max": 100},
+    proxy_budgets: list[float] = setting([], items={"gt": 0, "max": 100}, unique=True,
                                          doc="compute sweep: proxies together cost b x one final model, per b")
     include_target: bool = setting(False, doc="the target's own fit split is one more source")
     drop_target_test_molecules: bool = setting(False, doc="remove the targets' test molecules from every source")
@@ -72,8 +72,6 @@ class ChemConfig(ChemDataConfig):
             raise ConfigError(f"source_counts: must be a non-empty list of integers >= 2 or 'all'; got {self.source_counts!r}.")
         if self.n_boot == 1:
             raise ConfigError("n_boot: must be 0 (no intervals) or at least 2; got 1.")
-        if len(set(self.proxy_budgets)) != len(self.proxy_budgets):
-            raise ConfigError(f"proxy_budgets: must not repeat a budget; got {self.proxy_budgets!r}.")
         if self.proxy_budgets and len(self.source_counts) != 1:
             raise ConfigError(f"proxy_budgets: sweeps compute at one source count; set source_counts to one value "
                               f"(e.g. [100]); got {self.source_counts!r}.")

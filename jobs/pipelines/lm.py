@@ -52,7 +52,7 @@ class LMConfig(ExecutionConfig):
     final_tokens: int = setting(600_000, min=1, max=10**11, doc="training tokens of each final model")
     proxy_budget: float = setting(1.0, gt=0, max=100, doc="all proxies together, as a fraction of one final run "
                                                            "(paper: 0.01, 0.05, 0.1, 1.0)")
-    proxy_budgets: list[float] = setting([], items={"gt": 0, "max": 100},
+    proxy_budgets: list[float] = setting([], items={"gt": 0, "max": 100}, unique=True,
                                          doc="compute sweep (paper, Figure 3): one variant budget-<b> per budget")
     methods: list[str] = setting(["mixmin", "natural", "balanced"], items={"choices": METHODS})
     joint_modes: list[str] = setting([], items={"choices": MODES},
@@ -84,8 +84,6 @@ class LMConfig(ExecutionConfig):
                               f"{self.max_source_chars:,}.")
         if "mixmin" not in self.methods:
             raise ConfigError(f"methods: must include 'mixmin'; got {self.methods!r}.")
-        if len(set(self.proxy_budgets)) != len(self.proxy_budgets):
-            raise ConfigError(f"proxy_budgets: must not repeat a budget; got {self.proxy_budgets!r}.")
         if self.proxy_budgets and self.transfer_preset:
             raise ConfigError("proxy_budgets (a compute sweep) and transfer_preset cannot be combined; run them as two configs.")
         if self.joint_modes and len(self.targets) < 2:

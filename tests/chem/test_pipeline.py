@@ -308,7 +308,7 @@ def test_bad_input_gives_one_clear_error_and_no_run(tmp_path, toxcast_head, caps
     ({"step_size": -1.0}, "step_size: must be > 0"),
     ({"test_fraction": 1.0}, "test_fraction: must be < 1"),
     ({"n_boot": 1}, "n_boot: must be 0"),
-    ({"proxy_budgets": [0.1, 0.1]}, "proxy_budgets: must not repeat a budget"),
+    ({"proxy_budgets": [0.1, 0.1]}, r"proxy_budgets: must not repeat an item \(repeated: \[0.1\]\)"),
     ({"proxy_budgets": [0.1], "source_counts": [10, 100]}, "proxy_budgets: sweeps compute at one source count"),
     ({"proxy_budgets": [0.1], "source_counts": [10], "tune": True}, "cannot be combined with tune"),
 ])

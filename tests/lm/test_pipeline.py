@@ -206,7 +206,7 @@ def test_compute_budget_sweep_in_one_run(tmp_path, capsys):
                                                  ("mixmin", "natural", "balanced", "random_search", "regmix")}
     assert gen.improvement.notna().all() and (gen.n_trials == 2).all()
     assert main(["run", CI, "--set", "proxy_budgets=[0.1, 0.1]"]) == 2
-    assert "must not repeat a budget" in capsys.readouterr().err
+    assert "proxy_budgets: must not repeat an item" in capsys.readouterr().err
     assert main(["run", CI, "--set", "proxy_budgets=[0.1, 1]", "--set", "transfer_preset=small"]) == 2
     assert "cannot be combined" in capsys.readouterr().err
 
