@@ -25,7 +25,6 @@ from pathlib import Path, PurePath
 import numpy as np
 
 from mixmin_core.errors import InputError
-from mixmin_core.runs import fileio
 from mixmin_core.solver import proxy_outputs
 from mixmin_core.solver.proxy_outputs import KINDS, ProxyOutputs
 from mixmin_core.solver.validation import check_csv_header, check_new_names
@@ -188,32 +187,27 @@ def _check_npy_header(name: str, archive: zipfile.ZipFile, member: zipfile.ZipIn
                          f"says {member.file_size - header_bytes:,}; the file is corrupt or altered.")
 
 
-def _check_room(folder: Path, size: int, limit: int | None = None) -> None:
-    """Refuse an upload that would take the store's uploads past :data:`MAX_STORED_UPLOADS_BYTES` (visitors
-    could otherwise fill the disk, one 200 MB upload at a time)."""
+def _check_room(used: int, size: int, limit: int | None = None) -> None:
+    """Refuse an upload of ``size`` bytes that would take the store's uploads (``used`` bytes besides it) past
+    :data:`MAX_STORED_UPLOADS_BYTES` (visitors could otherwise fill the disk, one 200 MB upload at a time)."""
     limit = MAX_STORED_UPLOADS_BYTES if limit is None else limit
-    used = sum(p.stat().st_size for p in folder.glob("*") if p.is_file()) if folder.is_dir() else 0
     if used + size > limit:
         raise InputError(f"the run store's uploads take {used / 2**20:,.0f} MB and this one {size / 2**20:,.1f} MB, over "
                          f"the {limit / 2**20:,.0f} MB they may use; delete old uploads from the store's uploads folder.")
 
 
 def save_compressed(outputs: ProxyOutputs, path: str | Path) -> Path:
-    """Write ``outputs`` as ``<path>.npz`` (deflate-compressed) and its sidecar, in the layout of
-    ``ProxyOutputs.save`` so ``ProxyOutputs.load`` reads it back; return the ``.npz`` path."""
-    npz_path = Path(str(path) + ".npz")
-    json_path = Path(str(path) + ".json")
-    arrays = {"values": outputs.values}
-    arrays.update({k: getattr(outputs, k) for k in proxy_outputs._OPTIONAL_ARRAYS if getattr(outputs, k) is not None})
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    _check_room(npz_path.parent, buf.getbuffer().nbytes)
-    fileio.write_bytes(npz_path, buf.getvalue())
-    fileio.write_json(json_path, {
-        "format_version": proxy_outputs.FORMAT_VERSION, "kind": outputs.kind,
-        "source_names": list(outputs.source_names), "n_sources": outputs.n_sources,
-        "n_samples": outputs.n_samples, "meta": outputs.meta, "sha256": fileio.sha256_file(npz_path),
-    })
+    """``outputs.save(path, compress=True)``, kept only if the store's uploads have room for it (else both files
+    are removed and an InputError says so); returns the ``.npz`` path."""
+    npz_path = outputs.save(path, compress=True)
+    written = [npz_path, npz_path.with_suffix(".json")]
+    try:
+        others = [p for p in npz_path.parent.glob("*") if p.is_file() and p not in written]
+        _check_room(sum(p.stat().st_size for p in others), sum(p.stat().st_size for p in written))
+    except InputError:
+        for p in written:
+            p.unlink(missing_ok=True)
+        raise
     return npz_path
 
 

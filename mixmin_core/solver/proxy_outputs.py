@@ -285,9 +285,10 @@ def _write_npz(path: Path, outputs: ProxyOutputs, compress: bool) -> None:
     with zipfile.ZipFile(path, "w", compression=method, allowZip64=True) as zf:
         info = zipfile.ZipInfo("values.npy", date_time=(1980, 1, 1, 0, 0, 0))
         info.compress_type = method
-        # local header: 30 bytes + name + zip64 extra (20 bytes, force_zip64) + our padding record
-        pad = _VALUES_AT - (30 + len(info.filename) + 20 + 4)
-        info.extra = struct.pack("<HH", _PAD_ID, pad) + bytes(pad)
+        if not compress:  # only a stored matrix is mapped (the padding, in both zip headers, would double a small file)
+            # local header: 30 bytes + name + zip64 extra (20 bytes, force_zip64) + our padding record
+            pad = _VALUES_AT - (30 + len(info.filename) + 20 + 4)
+            info.extra = struct.pack("<HH", _PAD_ID, pad) + bytes(pad)
         with zf.open(info, "w", force_zip64=True) as fh:
             _write_values(fh, outputs.values, sample_major=not compress)
         for name in _OPTIONAL_ARRAYS:

@@ -217,8 +217,8 @@ def test_stored_uploads_are_compressed_and_load_back(tmp_path):
     outputs = ProxyOutputs(np.round(rng.uniform(0, 1, (4, 2000)), 2), "binary", labels=rng.random(2000) < 0.3,
                            source_names=list("abcd"))
     path = save_compressed(outputs, tmp_path / "up")
-    outputs.save(tmp_path / "plain")
-    assert path.stat().st_size < 0.7 * (tmp_path / "plain.npz").stat().st_size
+    outputs.save(tmp_path / "plain", compress=False)
+    assert path.stat().st_size < 0.3 * (tmp_path / "plain.npz").stat().st_size  # 4 KB of zip padding only where mapped
     back = ProxyOutputs.load(path)  # the checksum and format ProxyOutputs.load expects
     np.testing.assert_array_equal(back.values, outputs.values)
     assert back.source_names == outputs.source_names
