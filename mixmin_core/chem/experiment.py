@@ -231,6 +231,42 @@ def _save_arrays(path: Path, **arrays) -> None:
             np.savez_compressed(fh, **arrays)
 
 
+@dataclass(frozen=True)
+class Features:
+    """A run's molecules as its units read them (:func:`prepare_features`)."""
+
+    features_path: str  # fingerprints (``features/fingerprints.npz``)
+    labels_path: str  # the table's labels and assay names (``features/labels.npz``)
+    matrix: np.ndarray  # the fingerprints, one row per molecule
+    valid: np.ndarray  # which molecules RDKit parses (the others are in no split)
+    table_key: str  # names the table's fingerprints in shared caches (:func:`fingerprint_key`)
+    invalid_examples: list  # a few SMILES RDKit cannot parse
+
+
+def prepare_features(ctx: RunContext, table: chemdata.AssayTable, *, radius: int, n_bits: int) -> Features:
+    """Save ``table``'s SMILES and labels in the run, run its fingerprints unit (from the shared cache when
+    there) and say which molecules RDKit cannot parse and which rows hold one molecule twice."""
+    feat_p, lab_p, smiles_p = (str(ctx.path("features", f"{n}.npz")) for n in ("fingerprints", "labels", "smiles"))
+    _save_arrays(Path(smiles_p), smiles=np.asarray(table.smiles, dtype=str))
+    _save_arrays(Path(lab_p), labels=table.labels, assays=np.asarray(table.assays, dtype=str))
+    feat = ctx.run_units([Unit("features", compute_features, {
+        "smiles_path": smiles_p, "radius": radius, "n_bits": n_bits, "output": feat_p},
+        output=Path(feat_p), kind="features")], "fingerprints")["features"]
+    matrix, valid = load_feature_matrix(feat_p)
+    if not valid.all():  # said on every run (a cached featurization logs nothing)
+        log.warning("%d of %d molecules have SMILES RDKit cannot parse and are left out, e.g. %s",
+                    (~valid).sum(), valid.size, feat.get("invalid_examples", [])[:3])
+    same = same_molecule_rows(table.smiles, matrix, valid)
+    if same:  # a shipped table has some (ClinTox): said, not refused; the splits are per row
+        first, second = same[0]
+        log.warning("%d pair(s) of rows hold one molecule written two ways, e.g. data rows %d and %d (%r, %r); "
+                    "the per-assay splits may put such a molecule in a source's training rows and a target's test "
+                    "rows. Merge them into one row in your own tables.", len(same), first + 1, second + 1,
+                    table.smiles[first], table.smiles[second])
+    return Features(feat_p, lab_p, matrix, valid, fingerprint_key(list(table.smiles), radius, n_bits),
+                    list(feat.get("invalid_examples", [])))
+
+
 # ---- the domain --------------------------------------------------------------------------------
 @dataclass
 class ChemModels:
@@ -267,32 +303,15 @@ class ChemDomain:
         self.ctx, self.table, self.m = ctx, table, models
         self.device = resolve_device(models.device)
         self.gpus = 1.0 if self.device == "cuda" else 0.0  # what a training unit asks Ray for
-        self.feat_p = str(ctx.path("features", "fingerprints.npz"))
-        self.lab_p = str(ctx.path("features", "labels.npz"))
-        smiles_p = ctx.path("features", "smiles.npz")
-        _save_arrays(smiles_p, smiles=np.asarray(table.smiles, dtype=str))
-        _save_arrays(Path(self.lab_p), labels=table.labels, assays=np.asarray(table.assays, dtype=str))
-        feat = ctx.run_units([Unit("features", compute_features, {
-            "smiles_path": str(smiles_p), "radius": models.radius, "n_bits": models.n_bits, "output": self.feat_p},
-            output=Path(self.feat_p), kind="features")], "fingerprints")["features"]
-        matrix, self.valid = load_feature_matrix(self.feat_p)
-        if not self.valid.all():  # said on every run (a cached featurization logs nothing)
-            log.warning("%d of %d molecules have SMILES RDKit cannot parse and are left out, e.g. %s",
-                        (~self.valid).sum(), self.valid.size, feat.get("invalid_examples", [])[:3])
-        same = same_molecule_rows(table.smiles, matrix, self.valid)
-        if same:  # a shipped table has some (ClinTox): said, not refused; the splits are per row
-            first, second = same[0]
-            log.warning("%d pair(s) of rows hold one molecule written two ways, e.g. data rows %d and %d (%r, %r); "
-                        "the per-assay splits may put such a molecule in a source's training rows and a target's test "
-                        "rows. Merge them into one row in your own tables.", len(same), first + 1, second + 1,
-                        table.smiles[first], table.smiles[second])
+        features = prepare_features(ctx, table, radius=models.radius, n_bits=models.n_bits)
+        self.feat_p, self.lab_p, self.valid, self.table_key = (features.features_path, features.labels_path,
+                                                               features.valid, features.table_key)
         self.plan, dropped = make_plan(table, targets=targets, n_targets=n_targets, source_counts=source_counts,
                                        proxy_budgets=proxy_budgets, trials=trials, valid=self.valid,
                                        include_target=include_target, test_fraction=models.test_fraction)
         if dropped:
             log.warning("%d assay(s) without both classes among the parsed molecules are left out: %s",
                         len(dropped), ", ".join(d["assay"] for d in dropped[:5]) + (", ..." if len(dropped) > 5 else ""))
-        self.table_key = fingerprint_key(list(table.smiles), models.radius, models.n_bits)
         self._write_sources(load_metadata(data))
         self.splits_p = {k: str(ctx.path("splits", f"trial{k}.npz")) for k in range(trials)}
         ctx.run_units([Unit(f"splits/trial{k}", make_splits, {
@@ -301,7 +320,7 @@ class ChemDomain:
             output=Path(p), kind="splits") for k, p in self.splits_p.items()], "splits")
         write_json(ctx.path("dataset.json"), {
             "path": table.path, "n_molecules": table.n_molecules, "n_assays": table.n_assays,
-            "n_invalid_smiles": int((~self.valid).sum()), "invalid_examples": feat.get("invalid_examples", []),
+            "n_invalid_smiles": int((~self.valid).sum()), "invalid_examples": features.invalid_examples,
             "n_dropped_assays": len(dropped), "dropped_assays": dropped, "targets": self.plan.targets,
             "variants": {v.name: len(v.sources) for v in self.plan.variants}, "device": self.device,
             "max_final_rows": models.max_final_rows, "include_target": include_target,
@@ -311,14 +330,14 @@ class ChemDomain:
         self._preds: dict[str, np.ndarray] = {}
 
     # ---- rows and sources files -------------------------------------------------------------------
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def codes(self, trial: int) -> np.ndarray:
         return chemsplits.load_splits(self.splits_p[trial])[0]
 
     def rows(self, assay: str, trial: int, part="fit") -> np.ndarray:
         return chemsplits.part(self.codes(trial)[:, self.table.index(assay)], part)
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def source_rows(self, trial: int) -> dict[str, np.ndarray]:
         """Each informative assay's fit rows in ``trial`` (without the targets' test molecules when
         ``drop_target_test_molecules``), and each target's fit + validation rows as ``<target>@train``."""
@@ -346,7 +365,7 @@ class ChemDomain:
             out[t] = round(float(np.mean(shares)), 4)
         return out
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def sources_file(self, trial: int, variant: str = "", fraction: float = 1.0) -> str:
         """The sources file of ``trial`` (at ``fraction`` of every source's rows for a budget variant)."""
         path = self.ctx.path("sources", f"trial{trial}{'__' + variant if variant else ''}.npz")
@@ -356,14 +375,14 @@ class ChemDomain:
         save_sources(path, list(rows), [a.removesuffix(TRAIN) for a in rows], list(rows.values()))
         return str(path)
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def rows_key(self, trial: int) -> str:
         """Content hash of ``trial``'s sources (molecules, rows, labels): keys models trained on them,
         wherever the store lives."""
         rows = self.source_rows(trial)
         return content_hash(self.table_key, list(rows), list(rows.values()), self.table.labels)
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def scale(self, trial: int, variant: str) -> tuple[int, float]:
         """(trees, row fraction) of the proxies of ``variant``: the configured proxies, or in a compute
         sweep the budget's share of one final model's compute (trees x rows)."""

@@ -85,7 +85,7 @@ def check_test_labels(table, targets: list, valid=None, test_fraction: float = 0
     labels, among = usable_labels(table, valid)
     for t in targets:
         column = labels[:, table.index(t)]
-        n_pos = int(round(test_fraction * int((column == 1).sum())))
+        n_pos = round(test_fraction * int((column == 1).sum()))
         if 1 <= n_pos < FEW_TEST_POSITIVES:  # MUV: one active in 300 test molecules, and methods were still ranked
             log.warning("target %r: its test split holds %d positive(s) among %s, so its average precision rests on "
                         "them and gaps between methods are mostly noise; raise max_molecules (0 reads all) or weigh "

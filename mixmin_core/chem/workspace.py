@@ -21,8 +21,7 @@ import numpy as np
 
 from mixmin_core.chem import data as chemdata
 from mixmin_core.chem import splits as chemsplits
-from mixmin_core.chem.experiment import compute_features
-from mixmin_core.chem.fingerprints import fingerprint_key, load_feature_matrix
+from mixmin_core.chem.experiment import prepare_features
 from mixmin_core.chem.proxies import resolve_device, training_weights
 from mixmin_core.chem.trainers import (
     load_proxy,
@@ -36,7 +35,7 @@ from mixmin_core.chem.trainers import (
 from mixmin_core.engine.evolving import content_hash
 from mixmin_core.errors import InputError
 from mixmin_core.runs import layout
-from mixmin_core.runs.fileio import atomic_path, write_json
+from mixmin_core.runs.fileio import write_json
 from mixmin_core.runs.runner import RunContext, Unit
 from mixmin_core.solver.proxy_outputs import ProxyOutputs
 
@@ -54,12 +53,6 @@ def check_target(table: chemdata.AssayTable, target: str, informative: list, val
     chemsplits.check_test_labels(table, [target], valid, fraction_field=False)
 
 
-def _save_arrays(path: Path, **arrays) -> None:
-    if not path.exists():
-        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-
-
 class ChemWorkspace:
     """Fingerprints, labels, trial-0 splits and the proxy / final-model units of one run.
 
@@ -74,15 +67,9 @@ class ChemWorkspace:
                  proxy_depth: int = 6, n_jobs: int = 1, radius: int = 2, n_bits: int = 2048):
         self.ctx, self.table, self.seed, self.depth, self.n_jobs = ctx, table, int(seed), int(proxy_depth), int(n_jobs)
         self.device = resolve_device(device)
-        self.feat_p, self.lab_p = str(ctx.path("features", "fingerprints.npz")), str(ctx.path("features", "labels.npz"))
-        smiles_p = ctx.path("features", "smiles.npz")
-        _save_arrays(smiles_p, smiles=np.asarray(table.smiles, dtype=str))
-        _save_arrays(Path(self.lab_p), labels=table.labels, assays=np.asarray(table.assays, dtype=str))
-        ctx.run_units([Unit("features", compute_features, {
-            "smiles_path": str(smiles_p), "radius": radius, "n_bits": n_bits, "output": self.feat_p},
-            output=Path(self.feat_p), kind="features")], "fingerprints")
-        _, self.valid = load_feature_matrix(self.feat_p)
-        self.table_key = fingerprint_key(list(table.smiles), radius, n_bits)
+        features = prepare_features(ctx, table, radius=radius, n_bits=n_bits)
+        self.feat_p, self.lab_p, self.valid, self.table_key = (features.features_path, features.labels_path,
+                                                               features.valid, features.table_key)
         self.codes = {a: chemsplits.assay_split(table.labels[:, table.index(a)], seed=self.seed, trial=0, assay=a,
                                                 valid=self.valid) for a in dict.fromkeys(assays)}
         self.cache = Path(ctx.store.root) / "proxy_cache"
