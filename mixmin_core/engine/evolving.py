@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -35,29 +34,6 @@ def content_hash(*parts) -> str:
             digest.update(json.dumps(part, sort_keys=True, default=str).encode())
         digest.update(b"\x00")
     return digest.hexdigest()
-
-
-@dataclass(frozen=True)
-class UpdatePlan:
-    """Which sources an update adds, removes, changes (same name, new content) or keeps."""
-
-    added: tuple
-    removed: tuple
-    changed: tuple
-    unchanged: tuple
-
-    @property
-    def to_train(self) -> tuple:
-        return self.added + self.changed
-
-
-def plan_update(previous: dict[str, str], current: dict[str, str]) -> UpdatePlan:
-    """Compare ``{source: content_hash}`` of two versions of a source set."""
-    added = tuple(n for n in current if n not in previous)
-    removed = tuple(n for n in previous if n not in current)
-    changed = tuple(n for n in current if n in previous and previous[n] != current[n])
-    unchanged = tuple(n for n in current if n in previous and previous[n] == current[n])
-    return UpdatePlan(added, removed, changed, unchanged)
 
 
 def warm_start(previous: MixtureResult, source_names, new_share: float = 0.5) -> np.ndarray:

@@ -8,7 +8,6 @@ from mixmin_core.engine.evolving import (
     iterations_to_loss,
     l1_by_group,
     mixture_change,
-    plan_update,
     warm_start,
 )
 from mixmin_core.solver.synthetic import example_problem
@@ -20,15 +19,6 @@ def test_content_hash_tracks_content_not_identity():
     assert content_hash(a, {"trees": 50}) != content_hash(a, {"trees": 51})
     assert content_hash(a) != content_hash(a.astype(np.int64))
     assert content_hash(a[:4]) != content_hash(a)
-
-
-def test_plan_update_add_remove_split_revise():
-    before = {"a": "1", "b": "2", "c": "3"}
-    after = {"a": "1", "b/part1": "4", "b/part2": "5", "c": "9", "d": "6"}
-    plan = plan_update(before, after)
-    assert plan.added == ("b/part1", "b/part2", "d") and plan.removed == ("b",)
-    assert plan.changed == ("c",) and plan.unchanged == ("a",)
-    assert plan.to_train == ("b/part1", "b/part2", "d", "c")
 
 
 def test_warm_start_is_faster_and_reaches_the_same_mixture():
