@@ -89,6 +89,8 @@ def _matches(value, hint) -> bool:
 def _rule_error(value, meta: dict) -> str | None:
     """The broken rule as text (None when ``value`` satisfies every rule in ``meta``)."""
     if "choices" in meta and value not in meta["choices"]:
+        if len(meta["choices"]) == 1 and meta.get("doc"):  # a field fixed by the pipeline: say why
+            return f"must be {meta['choices'][0]!r} ({meta['doc']})"
         return f"must be one of {list(meta['choices'])}"
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return None
@@ -173,6 +175,12 @@ class ExecutionConfig:
 
     def __post_init__(self):
         check_config(self)
+
+
+def no_device():
+    """The ``device`` field of a pipeline that trains no model: only ``auto`` (another value would change the run
+    id and nothing else)."""
+    return setting("auto", choices=("auto",), doc="this pipeline trains no model")
 
 
 class ConfigLoader(yaml.SafeLoader):

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from jobs.config import ExecutionConfig, setting
+from jobs.config import ExecutionConfig, no_device, setting
 from mixmin_core.engine.report import write_report
 from mixmin_core.errors import ConfigError, InputError
 from mixmin_core.runs import layout
@@ -62,6 +62,7 @@ _PRESETS = (*PRESETS, "auto")  # auto: RegMix's regressor where it can split (40
 
 @dataclass
 class RunTableConfig(ExecutionConfig):
+    device: str = no_device()
     tables: list[dict] = setting([], keys=OWN_TABLE_KEYS,  # noqa: RUF009 - setting() returns a dataclasses.field
                                  doc="your own run tables, in RegMix's layout: [{name, mixtures: runs.csv, metrics: "
                                      "metrics.csv, scale: 30M, higher_is_better: false}]; name them below")

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from jobs.config import ExecutionConfig, setting
+from jobs.config import ExecutionConfig, no_device, setting
 from mixmin_core import balanced, mixmin, mixture_loss, natural
 from mixmin_core.engine.report import write_report
 from mixmin_core.errors import ConfigError
@@ -27,6 +27,7 @@ from mixmin_core.solver.synthetic import (
 
 @dataclass
 class SyntheticConfig(ExecutionConfig):
+    device: str = no_device()
     n_sources: int = setting(6, min=2, max=10_000)
     n_categories: int = setting(40, min=2, max=1_000_000)
     source_samples: int = setting(5000, min=1, max=10_000_000, doc="samples per source that its proxy is estimated from")

@@ -55,6 +55,10 @@ CLI = [
     ("ladder-threshold-inf", "configs/chem_ladder.yaml", ["threshold=.inf"], r"--set threshold: must be <= 1000000.0; got inf"),
     ("ladder-too-many-sources", "configs/chem_ladder.yaml", ["sources=100000"],
      r"sources: asks for the first 100000 informative assays besides the targets, but there are 614"),
+    # accepted and unused, it only changed the run id
+    ("synthetic-device", "configs/synthetic_demo.yaml", ["device=cuda"],
+     r"--set device: must be 'auto' \(this pipeline trains no model\); got 'cuda'"),
+    ("run-table-device", "configs/regmix_1m.yaml", ["device=cpu"], r"--set device: must be 'auto'"),
     ("run-table-yardstick-too-small", "configs/olmix_dclm.yaml", ["test_fraction=0.03"],  # failed after the run folder
      (r"yardstick: the runs test_fraction holds out of 'olmix_dclm' hold 4 distinct mixtures with a measured .* in "
       r"trial 0; the yardstick needs at least 5")),
