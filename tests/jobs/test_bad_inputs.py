@@ -105,7 +105,7 @@ CLI = [
     ("chem-threads-huge", CHEM, ["xgb_threads=100000"], r"xgb_threads: must be <= 256"),
     ("resume-choice", SYN, ["resume=sometimes"], r"resume: must be one of \['if_available', 'never'\]"),
     ("backend-choice", SYN, ["backend=spark"], r"backend: must be one of \['local', 'ray'\]"),
-    ("device-choice", SYN, ["device=tpu"], r"device: must be one of"),
+    ("device-choice", CHEM, ["device=tpu"], r"device: must be one of \[.auto., .cpu., .cuda.\]"),
     ("unknown-field", SYN, ["n_sorces=5"], (r"--set unknown field\(s\) \['n_sorces'\] in SyntheticConfig; did you mean "
                                             r"'n_sources' for 'n_sorces'\?")),
     ("too-large", SYN, ["n_sources=10000", "target_samples=100000"], r"n_sources x target_samples is 1,000,000,000"),
