@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
 import streamlit as st
 
 from mixmin_core.engine import export
@@ -107,20 +106,6 @@ def source_sizes(run_id: str | None, mount: str) -> export.SourceSizes | None:
     return export.SourceSizes(sizes, unit, documents)
 
 
-def within_caps(plan: export.TrainingPlan, max_weight: float) -> tuple:
-    """``(source, cap)`` pairs: the repeat-limit caps ``max_epochs * size / budget``, no looser than
-    the page's own per-source cap ``max_weight``.
-
-    Raises InputError when the caps cannot hold a mixture (they sum below one).
-    """
-    caps = np.minimum(plan.caps(), float(max_weight))
-    if caps.sum() < 1 - 1e-9:
-        raise InputError(f"the repeat-limit caps and the page's max weight per source ({max_weight:g}) sum to "
-                         f"{caps.sum():.3g} < 1 over {len(caps)} sources; raise the max weight, lower the "
-                         "budget or raise the repeat limit.")
-    return tuple(zip(plan.source_names, map(float, caps)))
-
-
 def panel(result, *, problem_ids: tuple, mount: str, solver: dict, max_weight: float = 1.0,
           meta: dict | None = None, expander: str | None = "Export this mixture for training") -> None:
     """Plan, warnings, preview and download of ``result``'s mixture.
@@ -207,7 +192,7 @@ def limit(plan, result, problem_ids, mount, solver, max_weight, sizes) -> export
     signature = (problem_ids, plan.budget, plan.max_epochs, tuple(sorted(solver.items())), float(max_weight))
     chosen = st.session_state["export.within"]
     if chosen.get(mount) == signature:
-        again = multi.solve_capped(problem_ids, multi.stamps(problem_ids), within_caps(plan, max_weight), signature[3])
+        again = multi.solve_within_limit(problem_ids, multi.stamps(problem_ids), plan, float(max_weight), signature[3])
         st.success(f"Solved again with each source capped at {plan.max_epochs:g} × its size / budget: loss "
                    f"{again.loss:.5g} (was {result.loss:.5g}), {again.status.replace('_', ' ')}. No source is "
                    f"repeated more than {plan.max_epochs:g} times.", icon=":material/check_circle:")
@@ -226,7 +211,7 @@ def limit(plan, result, problem_ids, mount, solver, max_weight, sizes) -> export
     st.warning(f"**{len(over)} source(s) would be repeated more than {plan.max_epochs:g} times** at this budget:\n"
                f"{listed}{more}", icon=":material/repeat:")
     try:
-        within_caps(plan, max_weight)
+        export.limit_caps(plan, max_weight=max_weight)
     except InputError as exc:
         st.caption(f"Cannot solve within the limit: {state.plain(exc)}")
         return plan

@@ -90,16 +90,10 @@ def middle_point(n_targets: int) -> int:
 
 
 @st.cache_data(max_entries=16, show_spinner="Solving again within the repeat limit...")
-def solve_capped(problem_ids: tuple, stamp: tuple, caps: tuple, solver: tuple):
-    """MixMin with per-source caps (``caps``: ``(source, cap)`` pairs): ``mixmin`` on one problem, or
-    ``mixmin_multi`` on several targets; ``solver`` holds that solver's keyword arguments as pairs."""
-    from mixmin_core import mixmin
+def solve_within_limit(problem_ids: tuple, stamp: tuple, plan, max_weight: float, solver: tuple):
+    """:func:`mixmin_core.engine.export.solve_within_limit` on one problem or several targets; ``solver`` holds
+    the solver's keyword arguments as pairs."""
+    from mixmin_core.engine.export import solve_within_limit
 
-    if len(problem_ids) == 1:
-        outputs = data.load_problem(problem_ids[0])
-        names, solve = outputs.source_names, mixmin
-    else:
-        outputs = target_outputs(problem_ids)
-        names, solve = next(iter(outputs.values())).source_names, mixmin_multi
-    cap = dict(caps)
-    return solve(outputs, caps=np.array([cap[n] for n in names], dtype=np.float64), **dict(solver))
+    outputs = data.load_problem(problem_ids[0]) if len(problem_ids) == 1 else target_outputs(problem_ids)
+    return solve_within_limit(outputs, plan, max_weight=max_weight, **dict(solver))

@@ -39,6 +39,7 @@ from mixmin_core.errors import InputError
 from mixmin_core.runs import layout
 from mixmin_core.runs.fileio import read_json, write_json
 from mixmin_core.runs.layout import Problem
+from mixmin_core.solver import constraints
 from mixmin_core.solver.solvers import mixmin
 
 log = logging.getLogger("mixmin.chem.evolve")
@@ -174,9 +175,8 @@ def check_caps(caps, versions: list) -> None:
                              f"cap a source (e.g. {versions[0].names[:3]}) or its assay.")
     for v in versions:
         c = caps_for(caps, v)
-        if c.sum() < 1 - 1e-9:
-            raise InputError(f"caps sum to {c.sum():.3g} < 1 over the {len(c)} sources of version v{v.index}, so "
-                             "no mixture satisfies them (weights sum to 1); raise the caps or add sources.")
+        constraints.check_caps(c, len(c), what=f"caps over the {len(c)} sources of version v{v.index}",
+                               fix="raise the caps or add sources")
 
 
 def evolve(ws: ChemWorkspace, versions: list[Version], *, target: str, proxy_trees: int, final_trees: int,

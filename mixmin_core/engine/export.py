@@ -176,15 +176,16 @@ def repeat_caps(sizes, budget: float, max_epochs: float) -> np.ndarray:
     InputError
         If even these caps sum below one: the data cannot fill ``budget`` within ``max_epochs``.
     """
+    from mixmin_core.solver.constraints import availability_caps
+
     budget, max_epochs = _positive("budget", budget), _positive("max_epochs", max_epochs)
     sizes = np.asarray(sizes, dtype=np.float64)
-    caps = np.clip(max_epochs * sizes / budget, MIN_CAP, 1.0)
-    if caps.sum() < 1 - 1e-9:
-        most = max_epochs * sizes.sum()
+    caps = np.maximum(availability_caps(sizes, budget, max_epochs), MIN_CAP)
+    if caps.sum() < 1 - 1e-9:  # no mixture fills the budget
         raise InputError(
             f"budget {budget:.4g} cannot be filled within max_epochs={max_epochs:g}: the sources hold "
-            f"{sizes.sum():.4g} in all, so at most {most:.4g} fit; lower the budget or raise max_epochs."
-        )
+            f"{sizes.sum():.4g} in all, so at most {max_epochs * sizes.sum():.4g} fit; lower the budget or raise "
+            "max_epochs.")
     return caps
 
 
@@ -267,8 +268,31 @@ def _check_sizes(sizes, names: tuple, *, what: str = "sizes") -> np.ndarray:
     return arr
 
 
-def solve_within_limit(outputs, plan: TrainingPlan, **solver) -> MixtureResult:
-    """Solve again with the caps of ``plan`` (``w_p <= max_epochs * size_p / budget``).
+def limit_caps(plan: TrainingPlan, names=None, *, max_weight: float = 1.0) -> dict:
+    """``{source: cap}`` that keep each of ``names`` (default: the plan's sources) within the plan's repeat limit
+    (``w_p <= max_epochs * size_p / budget``) and at most ``max_weight``.
+
+    Raises
+    ------
+    InputError
+        If the caps cannot hold a mixture (they sum below one), or ``names`` holds a source the plan lacks.
+    """
+    from mixmin_core.solver.constraints import check_caps
+
+    caps = dict(zip(plan.source_names, plan.caps()))
+    names = plan.source_names if names is None else tuple(names)
+    missing = [n for n in names if n not in caps]
+    if missing:
+        raise InputError(f"outputs have sources the plan lacks, e.g. {missing[:5]}; export and solve on the same sources.")
+    capped = np.minimum([caps[n] for n in names], float(max_weight))
+    page = f" and the max weight per source ({max_weight:g})" if max_weight < 1 else ""
+    check_caps(capped, len(names), what=f"the repeat-limit caps{page} of the {len(names)} sources",
+               fix="lower the budget or raise max_epochs" + (", or raise the max weight" if page else ""))
+    return dict(zip(names, capped.tolist()))
+
+
+def solve_within_limit(outputs, plan: TrainingPlan, *, max_weight: float = 1.0, **solver) -> MixtureResult:
+    """Solve again within :func:`limit_caps` (the plan's repeat limit, and at most ``max_weight`` per source).
 
     ``outputs`` is one target's ProxyOutputs (solved with :func:`~mixmin_core.mixmin`) or several
     targets' (solved with :func:`~mixmin_core.solver.multi_target.mixmin_multi`); ``solver`` keyword
@@ -283,18 +307,10 @@ def solve_within_limit(outputs, plan: TrainingPlan, **solver) -> MixtureResult:
     from mixmin_core.solver.proxy_outputs import ProxyOutputs
     from mixmin_core.solver.solvers import mixmin
 
-    names = outputs.source_names if isinstance(outputs, ProxyOutputs) else check_targets(outputs).source_names
-    caps = dict(zip(plan.source_names, plan.caps()))
-    missing = [n for n in names if n not in caps]
-    if missing:
-        raise InputError(f"outputs have sources the plan lacks, e.g. {missing[:5]}; export and solve on the same sources.")
-    caps = np.array([caps[n] for n in names])
-    if caps.sum() < 1 - 1e-9:
-        raise InputError(f"the caps of the outputs' {len(names)} sources sum to {caps.sum():.4g} < 1; "
-                         "lower the budget or raise max_epochs.")
-    if isinstance(outputs, ProxyOutputs):
-        return mixmin(outputs, caps=caps, **solver)
-    return mixmin_multi(outputs, caps=caps, **solver)
+    single = isinstance(outputs, ProxyOutputs)
+    caps = limit_caps(plan, outputs.source_names if single else check_targets(outputs).source_names,
+                      max_weight=max_weight)
+    return (mixmin if single else mixmin_multi)(outputs, caps=caps, **solver)
 
 
 # ---- formats ---------------------------------------------------------------------------------

@@ -17,9 +17,11 @@ from mixmin_core.solver.validation import (
 )
 
 
-def check_caps(caps, n_sources: int, source_names=None) -> np.ndarray:
+def check_caps(caps, n_sources: int, source_names=None, *, what: str = "caps",
+               fix: str = "raise some caps (availability caps: allow more repetitions)") -> np.ndarray:
     """Validate caps ``(n_sources,)`` in (0, 1] summing to at least 1; return float64. With
-    ``source_names``, caps keyed by name (a dict or pandas Series) are matched by name.
+    ``source_names``, caps keyed by name (a dict or pandas Series) are matched by name. ``what`` names the caps
+    and ``fix`` says how to make them feasible, in the message when they sum below one.
 
     Raises
     ------
@@ -33,10 +35,8 @@ def check_caps(caps, n_sources: int, source_names=None) -> np.ndarray:
     if (u <= 0).any() or (u > 1).any():
         raise InputError(f"caps must lie in (0, 1]; got range [{u.min():.3g}, {u.max():.3g}].")
     if u.sum() < 1 - 1e-9:
-        raise InputError(
-            f"caps sum to {u.sum():.4g} < 1, so no mixture satisfies them (the weights must sum to 1); "
-            "raise some caps (availability caps: allow more repetitions)."
-        )
+        raise InputError(f"{what} sum to {u.sum():.4g} < 1, so no mixture satisfies them (the weights must sum to 1); "
+                         f"{fix}.")
     return u
 
 
