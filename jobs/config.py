@@ -485,5 +485,6 @@ def run_id_for(name: str, resolved: dict, registered: bool = True, implicit: lis
     core = {k: v for k, v in resolved.items() if k not in EXECUTION_FIELDS and not (k in later and v == later[k])}
     digest = hashlib.sha1(json.dumps([core, stamp] if stamp else core, sort_keys=True,
                                      default=str).encode()).hexdigest()[:8]
-    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in name)
+    # a leading "-" would read as an option on the command line (`jobs status --run -x-1a2b3c4d`)
+    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in name).lstrip("-") or "run"
     return f"{safe}-{digest}"

@@ -133,7 +133,7 @@ def weights_figure(names, weights, lower=None, upper=None, k: int = 20, colours=
     """Horizontal bars of the ``k`` largest weights, with interval whiskers and true-weight markers when given."""
     top, labels, values, lower, upper, true_weights = (x[::-1] if x is not None else None for x in
                                                        _top_bars(names, weights, k, lower, upper, true_weights))
-    labels = [html.escape(str(label)) for label in labels]  # Plotly renders <a href>, <b>... in labels: an upload's names
+    labels = [html.escape(str(label), quote=False) for label in labels]  # Plotly renders <a href>, <b>... in labels: an upload's names
     error = None
     if lower is not None and upper is not None:
         error = dict(type="data", symmetric=False, array=np.maximum(upper - values, 0),

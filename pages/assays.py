@@ -171,8 +171,9 @@ def page() -> None:
     st.dataframe(colour_rows(shown), hide_index=True, width="stretch",
                  column_order=["source", "weight", "lower", "upper", "category", "title"])
     n_boot = boot_count(run_id, layout.Problem(target, trial, variant))
-    st.caption(f"lower / upper: 95% bootstrap interval over the {n_boot} resamples the run stored (the Solver page "
-               "draws its own, live, so its intervals can differ a little)." if n_boot else
+    st.caption(f"lower / upper: 95% bootstrap interval over the {n_boot} resamples the run stored. The Solver page "
+               "draws its own resamples, live (as many as you set there), so its intervals differ, the more so the "
+               f"fewer resamples either has{' (a few dozen are rough)' if n_boot < 100 else ''}." if n_boot else
                "lower / upper: this run stored no bootstrap intervals (`n_boot` in its config); the Solver page "
                "computes them live.")
     if not top.empty:

@@ -117,12 +117,14 @@ def yardstick_note(frame: pd.DataFrame, metric: str) -> None:
                icon=":material/warning:")
 
 
-def compute_unit(pipeline: str) -> str:
-    """What a pipeline's compute ledger counts (see the README's "Compute is measured")."""
+def compute_unit(pipeline: str) -> tuple[str, str]:
+    """What a pipeline's compute ledger counts (see the README's "Compute is measured"): a short unit for an axis
+    and the whole of it for a title."""
     if pipeline.startswith("chem"):
-        return "XGBoost trees x rows"
-    return {"lm": "FLOPs: 6 x parameters x tokens", "run_table": "runs looked up, or the table's published costs",
-            "synthetic": "source samples the proxies fit"}.get(pipeline, "")
+        return "trees x rows", "XGBoost trees x training rows"
+    return {"lm": ("FLOPs", "FLOPs: 6 x parameters x tokens"),
+            "run_table": ("runs or cost", "runs looked up, or the table's published costs"),
+            "synthetic": ("samples", "source samples the proxies fit")}.get(pipeline, ("", ""))
 
 
 def capped_rows(frame: pd.DataFrame) -> tuple[int, int, int]:
@@ -221,9 +223,12 @@ def page() -> None:
     shown = sub[sub["variant"] == variant]
     direction = "lower is better" if lower_is_better(metric) else "higher is better"
     n_targets, n_trials = shown["target"].nunique(), shown["trial"].nunique()
+    spread = ("95% CIs over trials (AP and accuracy: within [0, 1])" + (
+        " · p-values: Welch t-test against MixMin (none where neither side varies over trials, 1 where both score the "
+        "same in every trial)" if "mixmin" in methods else "") if n_trials > 1 else
+        "one trial: no intervals or p-values (set `trials` to 3 or more)")
     st.caption(f"`{metric}` ({direction}) · {n_targets} target{'s' * (n_targets != 1)} · "
-               f"{n_trials} trial{'s' * (n_trials != 1)} · 95% CIs over trials (AP and accuracy: within [0, 1]) · p-values: Welch t-test against MixMin (none "
-               "where neither side varies over trials, 1 where both score the same in every trial) · overall: mean over the targets every method has")
+               f"{n_trials} trial{'s' * (n_trials != 1)} · {spread} · overall: mean over the targets every method has")
     if data.is_surrogate(metric):
         st.warning("This metric is a surrogate estimate (a regression model's prediction of the target loss), "
                    "not measured on a trained final model.", icon=":material/model_training:")
@@ -265,10 +270,10 @@ def page() -> None:
                                          "(none for MixMin itself)")})
     compute = next((c for c in ("proxy_compute", "compute") if c in total and total[c].notna().any()), None)
     if compute:
-        fig = px.bar(total, x="method", y=compute, title="Proxy compute per method", color="method",
-                     color_discrete_map=figs.METHOD_COLOURS,
+        unit, whole = compute_unit(str(data.run_config(run_id).get("pipeline", "")))
+        fig = px.bar(total, x="method", y=compute, color="method", color_discrete_map=figs.METHOD_COLOURS,
+                     title="Proxy compute per method" + (f" ({whole})" if whole else ""),
                      category_orders={"method": sorted(total["method"], key=figs.method_sort_key)})
-        unit = compute_unit(str(data.run_config(run_id).get("pipeline", "")))
         fig.update_layout(height=300, showlegend=False, margin=dict(l=10, r=10, t=40, b=10),
                           yaxis_title=f"proxy compute ({unit})" if unit else "proxy compute")
         st.plotly_chart(fig, key="compare.compute")

@@ -121,7 +121,9 @@ def common_sources(outputs_list):
     shared = set.intersection(*(set(o.source_names) for o in items))
     keep = [s for s in items[0].source_names if s in shared]
     if len(keep) < 2:
-        raise InputError(f"the targets share {len(keep)} source(s) ({keep}); a mixture needs at least two.")
+        raise InputError(f"the targets share {len(keep)} source(s) ({keep}); a mixture needs at least two: pick targets "
+                         "whose sources overlap more (in a run, a setting with more sources; a target is no source of "
+                         "its own).")
     kept = [o if o.source_names == tuple(keep) else o.select(keep) for o in items]
     return dict(zip(outputs_list, kept)) if named else kept
 

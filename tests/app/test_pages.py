@@ -188,7 +188,8 @@ def test_compare_every_method_with_cis_pvalues_and_sweep(home):
     assert any("Proxy compute" in t for t in titles)
     compute = next(json.loads(c.proto.spec)["layout"] for c in at.get("plotly_chart")
                    if "Proxy compute" in json.loads(c.proto.spec)["layout"]["title"]["text"])
-    assert compute["yaxis"]["title"]["text"] == "proxy compute (XGBoost trees x rows)"  # it had no unit
+    assert compute["yaxis"]["title"]["text"] == "proxy compute (trees x rows)"  # it had no unit
+    assert compute["title"]["text"] == "Proxy compute per method (XGBoost trees x training rows)"  # the axis is short
     assert any("Weights each method found" in t for t in titles)
     at.selectbox(key="w:compare.baseline").set_value("target_only").run()
     assert "vs target_only" in at.dataframe[0].value.columns
@@ -433,6 +434,27 @@ def test_compare_of_a_single_method_shows_no_improvement_over_itself(home):
     table = at.dataframe[0].value
     assert not any(c.startswith(("vs ", "improvement")) for c in table.columns), list(table.columns)
     assert any("Only `mixmin` ran for this metric" in c.value for c in at.caption)
+    assert any("p-values: Welch t-test against MixMin" in c.value for c in at.caption)
+
+
+def test_compare_says_what_a_single_trial_run_and_a_run_without_mixmin_lack(home):
+    """The caption promised CIs and p-values against MixMin on a one-trial run and on run tables without MixMin."""
+    from mixmin_core.engine.report import write_report
+
+    for run_id, methods, trials in (("one-trial", ("mixmin", "natural"), 1), ("no-mixmin", ("natural", "regmix"), 3)):
+        run_dir = RunStore(home).create_run(run_id, name=run_id, pipeline="synthetic", config={"pipeline": "synthetic"})
+        write_report(run_dir, [{"target": "a", "method": m, "trial": k, "metric": "loss", "variant": "",
+                                "value": 0.5 + 0.01 * k + 0.1 * i} for i, m in enumerate(methods) for k in range(trials)])
+    at = open_app()
+    at.sidebar.selectbox(key="w:app.run_id").set_value("one-trial").run()
+    at.switch_page("pages/compare.py").run()
+    assert any("one trial: no intervals or p-values" in c.value for c in at.caption)
+    at = open_app()
+    at.sidebar.selectbox(key="w:app.run_id").set_value("no-mixmin").run()
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    caption = next(c.value for c in at.caption if "95% CIs over trials" in c.value)
+    assert "against MixMin" not in caption
 
 
 def test_compare_shows_the_compute_budget_sweep_of_a_run(home):

@@ -208,7 +208,7 @@ def test_targets_sharing_one_source_is_one_error_not_a_traceback(home):
     store.set_run_status("tiny-disjoint", "done")
     at = open_targets("tiny-disjoint")
     assert not at.exception
-    assert any("share 1 source" in shown(e) for e in at.error)
+    assert any("share 1 source" in shown(e) and "a setting with more sources" in shown(e) for e in at.error)
 
 
 def test_a_link_reopens_the_same_view_and_a_bad_target_falls_back(home):

@@ -397,3 +397,14 @@ def test_an_lm_run_from_before_implicit_inputs_entered_its_id_still_resumes(monk
     seen = []
     monkeypatch.setattr("jobs.__main__._run_locked", lambda args, store, run_id, *rest: seen.append(run_id) or 0)
     assert main(["resume", old_id, "--quiet"]) == 0 and seen == [old_id]
+
+
+def test_a_run_name_never_makes_an_id_that_reads_as_an_option():
+    """A run named ../../tmp/evil (the Jobs page's name field) got the id ---------tmp-evil-..., which
+    `jobs status --run` and `jobs export --run` took for an option."""
+    from jobs.config import run_id_for
+
+    resolved = {"pipeline": "synthetic", "name": "x", "trials": 1}
+    assert run_id_for("../../tmp/evil", resolved).startswith("tmp-evil-")
+    assert run_id_for("---", resolved).startswith("run-")
+    assert run_id_for("chem_ci", resolved).startswith("chem_ci-")
