@@ -546,8 +546,7 @@ class LMDomain:
         self._pending.clear()
         self._score(batch, f"score search runs ({problem.target})")
         (s,) = self._score([self.score_unit(unit, problem.target)], "score search runs")
-        fit = self.splits[problem.target, problem.trial][0]
-        return float(np.mean(-(s["prefix_logprob"] + s["cont_logprob"])[fit] / (s["n_prefix"] + s["n_cont"])[fit]))
+        return seq_metrics(s, self.splits[problem.target, problem.trial][0], True)["generative_loss"]
 
     def final_rows(self, mixtures: dict) -> list[dict]:
         """Final models (one per distinct weights and trial seed) scored on held-out examples: the
