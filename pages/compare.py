@@ -238,8 +238,9 @@ def page() -> None:
         worst = max(stopped, key=lambda kv: kv[1])
         st.warning(f"MixMin stopped at its iteration limit, not converged, on {len(stopped)} of this setting's problems "
                    f"(largest Frank–Wolfe gap {worst[1]:.2g}, {state.code(worst[0])}): its weights are where the "
-                   "iterations ran out. Run with a larger `max_iter` or `step_size`, or see them converge on the "
-                   "Solver page.", icon=":material/hourglass_bottom:")
+                   "iterations ran out. See how they converge on the Solver page: a larger `max_iter` helps where "
+                   "the gap falls steadily; where it swings or rises, a smaller `step_size`.",
+                   icon=":material/hourglass_bottom:")
     failed = data.failed_searches(run_id, variant)
     if failed:
         methods = sorted({m for _, m, _ in failed})
