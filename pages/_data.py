@@ -28,7 +28,6 @@ from mixmin_core.solver.synthetic import example_problem
 from pages._access import read_only
 
 EXAMPLE = "example"
-HEADLINE_METRICS = ("ap", "generative_loss")
 #: Metrics that describe the yardstick or the table rather than score a method's mixture.
 DIAGNOSTIC_PREFIXES = ("yardstick_", "best_")
 
@@ -313,15 +312,22 @@ def metric_label(metric: str) -> str:
     return f"{metric} (surrogate estimate)" if is_surrogate(metric) else str(metric)
 
 
-def metrics_by_default(frame: pd.DataFrame) -> list[str]:
+def headline_metric(run_id: str) -> str | None:
+    """The metric the run's pipeline reports first (its domain's ``headline_metric``, kept in the catalog)."""
+    run = store().get_run(run_id) or {}
+    metric = (run.get("summary") or {}).get("metric")
+    return metric if isinstance(metric, str) else None
+
+
+def metrics_by_default(frame: pd.DataFrame, headline: str | None = None) -> list[str]:
     """The metrics of a results or summary frame, the one the Compare page opens on first: comparisons first
     (scores of two or more methods, not facts about the yardstick or the table such as ``yardstick_spearman`` or
     ``best_run_loss``); among them measured before surrogate estimates, then the one comparing the most
-    methods, the pipelines' headline metric (``ap``, ``generative_loss``) on a tie. A run-table run opens on its
+    methods, the run's ``headline`` metric (:func:`headline_metric`) on a tie. A run-table run opens on its
     yardstick's estimate, the one score every method has there."""
     n_methods = frame.groupby("metric")["method"].nunique()
     return sorted(n_methods.index, key=lambda m: (n_methods[m] < 2 or str(m).startswith(DIAGNOSTIC_PREFIXES),
-                                                  is_surrogate(m), -n_methods[m], m not in HEADLINE_METRICS, m))
+                                                  is_surrogate(m), -n_methods[m], m != headline, m))
 
 
 def settings_by_default(frame: pd.DataFrame) -> list[str]:

@@ -205,7 +205,7 @@ def page() -> None:
         st.info("No results yet: this run has not written its results.csv (it does when its job finishes).")
         return
     c1, c2, c3, c4 = st.columns([3, 2, 2, 2], vertical_alignment="bottom")
-    metric = state.select_kept("Metric", data.metrics_by_default(frame), "compare.metric", container=c1,
+    metric = state.select_kept("Metric", data.metrics_by_default(frame, data.headline_metric(run_id)), "compare.metric", container=c1,
                                format_func=data.metric_label)
     sub = frame[frame["metric"] == metric]
     variant = state.select_kept("Setting", data.settings_by_default(sub), "compare.variant", container=c2,

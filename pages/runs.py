@@ -59,17 +59,17 @@ def run_key_result(run_id: str) -> str:
     """:func:`key_result` of the run's summary, or what is wrong with that file: one bad file must not
     hide every other run."""
     try:
-        return key_result(data.summary(run_id))
+        return key_result(data.summary(run_id), data.headline_metric(run_id))
     except MixminError as exc:
         return f"unreadable summary.csv: {shown(str(exc))}"
 
 
-def key_result(summary: pd.DataFrame) -> str:
+def key_result(summary: pd.DataFrame, headline: str | None = None) -> str:
     """The Compare page's opening numbers: MixMin and the first baselines on the default metric in the
     run's main setting, mean over targets, e.g. "ap: mixmin 0.31, natural 0.27, balanced 0.26 (sources-all)"."""
     if summary.empty:
         return "no results yet"
-    metric = data.metrics_by_default(summary)[0]
+    metric = data.metrics_by_default(summary, headline)[0]
     rows = summary[summary["metric"] == metric]
     variant = data.settings_by_default(rows)[0]
     rows = rows[rows["variant"] == variant]

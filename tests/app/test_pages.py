@@ -243,7 +243,8 @@ def test_compare_opens_on_a_score_not_on_the_yardsticks_diagnostics():
     regmix_only = [{"metric": "best_loss/test_split", "method": "regmix"}]  # a run table's own best held-out run
     assert metrics_by_default(pd.DataFrame(every + regmix_only))[0] == "surrogate:yardstick_loss"
     chem = [{"metric": m, "method": meth} for m in ("auc", "ap") for meth in ("natural", "mixmin")]
-    assert metrics_by_default(pd.DataFrame(chem + [{"metric": "yardstick_x", "method": "mixmin"}]))[0] == "ap"
+    assert metrics_by_default(pd.DataFrame(chem + [{"metric": "yardstick_x", "method": "mixmin"}]), "ap")[0] == "ap"
+    assert metrics_by_default(pd.DataFrame(chem), "auc")[0] == "auc"  # the run's own headline, from its catalog entry
 
 
 def test_compare_warns_when_mixmin_stopped_at_its_iteration_limit(home):
