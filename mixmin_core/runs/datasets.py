@@ -80,7 +80,7 @@ for _name, _sha in [
 ]:
     register(Dataset(f"text/{_name}", f"text/source/{_name}.jsonl.gz", None, _sha,
                      f"text source domain '{_name}' (jsonl.gz with a 'text' field; SlimPajama stand-in)",
-                     "mixmin_core.lm.data.read_jsonl"))
+                     "mixmin_core.lm.data.iter_texts"))
 for _name, _sha in [
     ("piqa_train", "9a474f5b0354d33b5c407a14a0b7b671d3e41eba7d82ae2d5004251e4b87f3bb"),
     ("piqa_validation", "81bcf133d4800e77c03dface629fe54a40eb1ccbbfc112fc75ae3fb100b1f02e"),
