@@ -426,7 +426,8 @@ def build_dataclass(cls, data: dict):
 #: Per pipeline, fields added after runs were made, left out of the run id at these defaults: the runs made before
 #: keep their ids (a re-run resumes them) and a config that uses the field gets its own.
 _CHEM_DATA_ADDED = {"format": "auto", "smiles_column": "smiles", "ignore_columns": ["mol_id"], "metadata": "auto"}
-LATER_FIELDS = {"run_table": {"tables": []}, "chem_evolve": _CHEM_DATA_ADDED, "chem_ladder": _CHEM_DATA_ADDED}
+LATER_FIELDS = {"run_table": {"tables": []}, "chem_evolve": _CHEM_DATA_ADDED, "chem_ladder": _CHEM_DATA_ADDED,
+                "lm": {"joint_max_iter": 0}}
 #: At most this many files of a folder a config names enter the run id (a sources folder holds a few dozen).
 MAX_STAMPED_FILES = 10_000
 

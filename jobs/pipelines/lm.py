@@ -67,6 +67,8 @@ class LMConfig(ExecutionConfig):
     fit_fraction: float = setting(0.8, gt=0, lt=1, doc="share of each target's examples MixMin fits on")
     step_size: float = setting(1.0, gt=0, max=1e6, doc="MixMin entropic mirror descent (paper: 1.0, 100 steps)")
     max_iter: int = setting(100, min=1, max=100_000)
+    joint_max_iter: int = setting(0, min=0, max=100_000, doc="iterations of the joint_modes solves (0 = max_iter); a "
+                                  "joint mixture needs more than one target's")
     n_boot: int = setting(0, min=0, max=10_000, doc="bootstrap resamples for weight intervals (0 = none)")
     top_k: int = setting(10, min=1, max=100_000)
     cross_task: bool = setting(True, doc="evaluate every target's MixMin model on every other target")

@@ -377,6 +377,7 @@ class LMModels:
     transfer_tokens: int = 0
     joint_modes: tuple = ()
     joint_normalise: bool = False
+    joint_max_iter: int = 0  # 0: max_iter
     device: str = "auto"
     eval_batch_size: int = 32
     torch_threads: int = 0
@@ -601,8 +602,13 @@ class LMDomain:
             for v in self.plan.variants:
                 problems = [Problem(t, k, v.name) for t in self.plan.targets]
                 for mode in self.m.joint_modes:
+                    iters = self.m.joint_max_iter or self.m.max_iter
                     r = mixmin_multi({p.target: self._outputs[p] for p in problems}, mode=mode,
-                                     normalise=self.m.joint_normalise, step_size=self.m.step_size, max_iter=self.m.max_iter)
+                                     normalise=self.m.joint_normalise, step_size=self.m.step_size, max_iter=iters)
+                    if r.status == "max_iter":  # as MixMin's own: its weights are where the iterations ran out
+                        log.warning("trial %d%s: the joint (%s) mixture stopped at max_iter=%d with Frank-Wolfe gap "
+                                    "%.2g (not converged); raise joint_max_iter", k, f" {v.name}" if v.name else "",
+                                    mode, iters, r.gap)
                     r = dataclasses.replace(r, method=JOINT + mode, meta={
                         **r.meta, "compute": float(mixtures[problems[0], "mixmin"].meta["compute"])})
                     for p in problems:

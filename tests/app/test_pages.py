@@ -263,6 +263,21 @@ def test_compare_warns_when_mixmin_stopped_at_its_iteration_limit(home):
     assert f"not converged, on {n} of this setting's problems (largest Frank–Wolfe gap 0.0048" in warning
 
 
+def test_compare_warns_about_an_unconverged_joint_mixture_not_as_a_failed_search(home):
+    """lm_joint's joint mixture stopped at 100 iterations, gap 0.0036, and nothing said so."""
+    run_dir = RunStore(home).run_dir(CHEM_RUN)
+    at = open_app("compare")
+    variant = at.session_state["compare.variant"]
+    problem = next(p for p in layout.list_problems(run_dir) if p.variant == variant)
+    mix = json.loads(layout.mixture_path(run_dir, problem, "mixmin").read_text())
+    mix.update(method="mixmin_joint_mean", status="max_iter", success=False, gap=0.0036)
+    layout.mixture_path(run_dir, problem, "mixmin_joint_mean").write_text(json.dumps(mix))
+    at = open_app("compare")
+    warning = next(w.value for w in at.warning if "iteration limit" in w.value)
+    assert "(mixmin_joint_mean)" in warning and "0.0036" in warning
+    assert not any("did not succeed" in w.value for w in at.warning)
+
+
 def test_compare_warns_about_search_mixtures_that_did_not_succeed(home):
     """A RegMix regressor that predicts a constant chose its mixture arbitrarily, and its score looked normal."""
     run_dir = RunStore(home).run_dir(CHEM_RUN)

@@ -219,7 +219,8 @@ def test_joint_mixture_for_two_targets_is_evaluated_on_both(tmp_path, capsys):
     targets = json.dumps([{"name": "nums", "kind": "jsonl", "path": str(target)},
                           {"name": "pets", "kind": "jsonl", "path": str(animals)}])
     assert main(["run", CI, "--quiet", *_user_overrides(folder, target, targets=targets, final_tokens=12288,
-                                                        joint_modes="[mean, worst]", cross_task="false")]) == 0
+                                                        joint_modes="[mean, worst]", cross_task="false",
+                                                        joint_max_iter="3")]) == 0
     store = RunStore()
     run, run_dir = only_run(store)
     res = store.results(run["run_id"])
@@ -238,6 +239,10 @@ def test_joint_mixture_for_two_targets_is_evaluated_on_both(tmp_path, capsys):
         worst_loss = max(mixture_loss(o, worst.weights) for o in outs.values())
         for t in outs:
             assert worst_loss <= max(mixture_loss(o, own[t].weights) for o in outs.values()) + worst.gap + 1e-6
+    mean = _mixture(run_dir, "nums__trial0", "mixmin_joint_mean")  # joint_max_iter, not MixMin's max_iter
+    assert mean.n_iter == 3 and mean.status == "max_iter"
+    log = "".join(p.read_text() for p in (run_dir / "logs").glob("*.log"))
+    assert "the joint (mean) mixture stopped at max_iter=3" in log and "raise joint_max_iter" in log
     summary = __import__("pandas").read_csv(run_dir / "summary.csv")
     sel = summary[summary.method.str.startswith("mixmin_joint_") & (summary.target != "overall")]
     assert len(sel) == 4 and (sel.n_trials == 2).all() and sel.ci_low.notna().all()
