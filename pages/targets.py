@@ -104,6 +104,10 @@ def joint_view(view: dict, names: list, mode: str, normalise: bool) -> None:
               help="An upper bound on how far the joint loss is from its optimum.")
     c3.metric("Sources", view["n_shared"])
     c4.metric("Status", joint.status.replace("_", " "))
+    st.caption(f"Solved here, live, on the run's cached proxy outputs ({multi.SOLVER['max_iter']} iterations at most, "
+               f"stopping at gap {multi.SOLVER['tol']:g}; each target's own mixture likewise). A run with `joint_modes` "
+               "also recorded joint mixtures of its own, with its own settings: those are the ones its final models "
+               "trained on (Compare, and `jobs export --method mixmin_joint_<mode>`).")
     if mode == "worst" and joint.meta.get("multipliers"):
         binding = [t for t, m in joint.meta["multipliers"].items() if m > 0.05]
         st.caption(f"The worst case is set by {', '.join(binding)} (the targets with the largest multipliers).")

@@ -96,6 +96,8 @@ def test_joint_weights_table_and_front_match_the_library(home):
     assert not at.error
     joint = mixmin_multi(outputs, mode="mean", **multi.SOLVER)
     assert float(metric(at, "Joint loss (mean)")) == pytest.approx(joint.loss, rel=1e-4)
+    # a run's own joint mixtures (its settings) differed from these, and nothing said these were solved here
+    assert any("Solved here, live" in c.value and "mixmin_joint_<mode>" in c.value for c in at.caption)
     shown = bar_weights(chart(at, "Joint weights (mean)"))
     expected = pd.Series(joint.weights.astype(float), index=joint.source_names)
     top = expected.sort_values(ascending=False).index[:15]
