@@ -29,7 +29,9 @@ SUFFIXES = (".jsonl.gz", ".jsonl")
 
 def _open_lines(path: Path):
     """The file's lines as bytes, split on ``\n`` only (decoded one by one, so an error names its line)."""
-    return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
+    with open(path, "rb") as fh:  # by name, or by content: a gzip file under another name reads too
+        gzipped = path.name.lower().endswith(".gz") or fh.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rb") if gzipped else open(path, "rb")
 
 
 def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
@@ -139,7 +141,7 @@ def iter_texts(path: str | os.PathLike, *, field: str = "text") -> Iterator[str]
 def source_name(path: Path) -> str:
     name = path.name
     for suffix in SUFFIXES:
-        if name.endswith(suffix):
+        if name.lower().endswith(suffix):  # web.JSONL too
             return name[: -len(suffix)]
     return path.stem
 
@@ -156,12 +158,18 @@ def find_source_files(folder: str | os.PathLike, *, names: list[str] | None = No
     if not folder.is_dir():
         raise InputError(f"sources folder {folder} not found; expected a folder of <source>.jsonl(.gz) files.")
     files: dict[str, Path] = {}
+    skipped = []
     for p in sorted(folder.iterdir()):
-        if p.name.endswith(SUFFIXES):
+        if p.name.lower().endswith(SUFFIXES) and p.is_file():
             if source_name(p) in files:  # a.jsonl and a.jsonl.gz: one would silently shadow the other
                 raise InputError(f"sources folder {folder}: {files[source_name(p)].name} and {p.name} are both source "
                                  f"{source_name(p)!r}; keep one of them.")
             files[source_name(p)] = p
+        elif not p.name.startswith("."):  # a domain saved as .json or .txt was dropped without a word
+            skipped.append(p.name)
+    if skipped:
+        log.warning("sources folder %s: %d entr%s not a <source>.jsonl(.gz) file and left out: %s", folder,
+                    len(skipped), "y is" if len(skipped) == 1 else "ies are", ", ".join(skipped[:10]))
     check_new_names(f"sources folder {folder}: file names", list(files))  # they become source names, in exports too
     names = None if names is None else check_names("names", names)
     if names:
@@ -173,8 +181,8 @@ def find_source_files(folder: str | os.PathLike, *, names: list[str] | None = No
                              "mixing needs at least two.")
         files = {n: files[n] for n in names}
     if len(files) < 2:
-        raise InputError(f"sources folder {folder} holds {len(files)} source file(s); "
-                         "mixing needs at least two <source>.jsonl(.gz) files.")
+        raise InputError(f"sources folder {folder} holds {len(files)} source file(s); mixing needs at least two "
+                         "<source>.jsonl(.gz) files" + (f" (left out: {', '.join(skipped[:10])})." if skipped else "."))
     return files
 
 

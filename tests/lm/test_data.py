@@ -126,6 +126,22 @@ def test_error_folder_needs_two_sources(tmp_path):
         data.find_source_files(tmp_path, names=["a"])  # it said the folder held 1 source file
 
 
+def test_files_that_are_no_source_are_named_and_capitals_or_gzip_content_are_read(tmp_path, caplog):
+    """foreign.json and Web.JSONL were dropped without a word."""
+    import gzip
+
+    _write(tmp_path / "Web.JSONL", [{"text": "x"}])
+    _write(tmp_path / "foreign.json", [{"text": "y"}])
+    (tmp_path / ".DS_Store").write_bytes(b"")
+    with pytest.raises(InputError, match=r"holds 1 source file\(s\); .* \(left out: foreign.json\)"):
+        data.find_source_files(tmp_path)
+    (tmp_path / "books.jsonl").write_bytes(gzip.compress(b'{"text": "z"}\n'))  # gzip without .gz
+    with caplog.at_level("WARNING", logger="mixmin.lm.data"):
+        files = data.find_source_files(tmp_path)
+    assert list(files) == ["Web", "books"] and data.read_texts(files["books"]) == ["z"]
+    assert "1 entry is not a <source>.jsonl(.gz) file and left out: foreign.json" in caplog.text
+
+
 def test_error_a_source_in_two_files(tmp_path):
     """a.jsonl beside a.jsonl.gz: the .jsonl was silently ignored."""
     import gzip
