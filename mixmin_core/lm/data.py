@@ -356,10 +356,11 @@ def load_target(kind: str, path: str | os.PathLike, *, limit: int | None = None)
     if not out and limit != 0:
         if not dropped:
             raise InputError(f"{path}: the file holds no records; a target needs at least one.")
-        raise InputError(f"{path}: no record of target kind {kind!r} has an answer ({dropped} without one); "
-                         "use a labelled split (e.g. validation instead of test_unlabeled).")
+        raise InputError(f"{path}: no record of target kind {kind!r} can be scored ({dropped} without an answer, or "
+                         "documents with empty text); use a labelled split (e.g. validation instead of test_unlabeled), "
+                         "or documents with text.")
     if dropped:
-        log.warning("%s: dropped %d record(s) without an answer", path, dropped)
+        log.warning("%s: dropped %d record(s) without an answer (or documents with empty text)", path, dropped)
     return out
 
 

@@ -273,7 +273,7 @@ def test_error_target_with_no_answers(data_dir, capsys):
     path = data_dir / "text" / "target" / "piqa_test_unlabeled.jsonl.gz"
     targets = json.dumps([{"name": "piqa", "kind": "piqa", "path": str(path)}])
     _assert_fails_before_run(["--set", f"targets={targets}"], capsys,
-                             "piqa_test_unlabeled.jsonl.gz: no record of target kind 'piqa' has an answer")
+                             "piqa_test_unlabeled.jsonl.gz: no record of target kind 'piqa' can be scored (")
 
 
 def test_error_tokenizer_path_missing(tmp_path, capsys):
