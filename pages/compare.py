@@ -83,7 +83,16 @@ def missing_methods(frame: pd.DataFrame, variant: str, config: dict) -> str | No
 
 
 def overlap_note(info: dict) -> None:
-    """Say how many of the targets' test molecules the sources train on (a chemistry run records it)."""
+    """Say how many of the targets' test molecules (chemistry) or examples (language models) the sources hold."""
+    examples = info.get("target_examples_in_sources")
+    if isinstance(examples, dict) and any(float(v) > 0 for v in examples.values()):
+        by_source = info.get("target_examples_by_source") or {}
+        held = "; ".join(f"{state.code(t, 40)} {float(v):.0%}" + (" (" + ", ".join(
+            f"{state.code(n, 40)} {c}" for n, c in list(by_source.get(t, {}).items())[:5]) + ")" if by_source.get(t)
+            else "") for t, v in examples.items() if float(v) > 0)
+        st.warning(f"Some targets' examples appear word for word (runs of 13 words) in the sources' text: {held}. A "
+                   "method that weights those sources is scored partly on text its final model trained on; remove "
+                   "them from the sources to compare cleanly.", icon=":material/content_copy:")
     shares = info.get("test_molecules_in_sources")
     if not isinstance(shares, dict) or not shares:
         return

@@ -35,8 +35,9 @@ from mixmin_core.engine.experiment import Plan, Variant
 from mixmin_core.errors import ConfigError, InputError
 from mixmin_core.lm import data as lmdata
 from mixmin_core.lm.models import get_preset, model_vocab_size, n_params
+from mixmin_core.lm.overlap import source_overlap
 from mixmin_core.runs import layout
-from mixmin_core.runs.fileio import atomic_path, write_json, write_text
+from mixmin_core.runs.fileio import atomic_path, read_json, write_json, write_text
 from mixmin_core.runs.layout import Problem, budget_variant
 from mixmin_core.runs.runner import RunContext, Unit
 from mixmin_core.solver.proxy_outputs import ProxyOutputs
@@ -174,7 +175,7 @@ def check_proxy_budgets(budgets, *, final_tokens: int, preset: str, n_sources: i
 
 
 # ---- unit functions (top level: they run in worker processes) ------------------------------------
-def _capped_texts(path: str, max_chars: int) -> list[str]:
+def capped_texts(path: str, max_chars: int) -> list[str]:
     """The source's first documents up to ``max_chars`` characters in all (0: every document), the last
     one cut at the cap; the rest of the file is not read."""
     texts, total = [], 0
@@ -207,7 +208,7 @@ def build_tokenizer(*, kind: str, source_files: dict, vocab_size: int, train_cha
     else:
         def texts():
             for path in source_files.values():
-                yield from (t[:20_000] for t in _capped_texts(path, train_chars))
+                yield from (t[:20_000] for t in capped_texts(path, train_chars))
 
         train_bpe(texts(), vocab_size=vocab_size, output=output)
     return {"vocab_size": load_tokenizer(output).get_vocab_size(), "compute": 0.0}
@@ -219,7 +220,7 @@ def tokenize_source(*, path: str, tokenizer: str, max_chars: int, output: str) -
     (for its size: see :func:`source_sizes`)."""
     from mixmin_core.lm.tokenizer import load_tokenizer, token_stream
 
-    texts = _capped_texts(path, max_chars)
+    texts = capped_texts(path, max_chars)
     stream = token_stream(load_tokenizer(tokenizer), texts)
     with atomic_path(output) as tmp, open(tmp, "wb") as fh:
         np.save(fh, stream)
@@ -401,6 +402,7 @@ class LMDomain:
         self.examples = load_targets(data)
         self.max_samples = {n: int(s.get("max_samples") or data.max_target_samples) for n, s in self.specs.items()}
         self._prepare(data)
+        self._find_overlap(data.max_source_chars)
         self.plan = Plan(list(self.specs), make_variants(self.names, models.proxy_budget, models.proxy_budgets), trials)
         self.splits = {(t, k): lmdata.split_indices(len(ex), seed=models.seed, trial=k, fit_fraction=models.fit_fraction)
                        for t, ex in self.examples.items() for k in range(trials)}
@@ -420,7 +422,7 @@ class LMDomain:
                 lmdata.write_slimpajama_folder(lmdata.read_slimpajama(list(data.slimpajama_files)), folder)
                 write_text(folder / ".complete", "")
             files = lmdata.find_source_files(folder)
-        files = {n: str(p) for n, p in files.items()}
+        files = self.source_paths = {n: str(p) for n, p in files.items()}
         preset, m = get_preset(self.m.preset), self.m
         pythia = ""
         if m.tokenizer == "pythia":
@@ -447,6 +449,27 @@ class LMDomain:
                                           for u in units])
         self.natural = sizes["natural_weight"].to_numpy()
         layout.write_sources(self.ctx.run_dir, sizes)
+
+    def _find_overlap(self, max_chars: int) -> None:
+        """Which targets' examples the sources' text holds (:mod:`mixmin_core.lm.overlap`): said in the log and
+        recorded in ``dataset.json`` (the Compare page shows it)."""
+        targets = {t: [e.text for e in ex] for t, ex in self.examples.items()}
+        units = {n: Unit(f"overlap/{n}", source_overlap, {
+            "path": p, "max_chars": int(max_chars), "targets": targets, "output": str(self.ctx.path("overlap", f"{n}.json"))},
+            output=self.ctx.path("overlap", f"{n}.json"), kind="overlap") for n, p in self.source_paths.items()}
+        self.ctx.run_units(list(units.values()), "target examples in the sources")
+        found = {n: read_json(u.output) for n, u in units.items()}
+        shares, by_source = {}, {}
+        for t, ex in self.examples.items():
+            by_source[t] = {n: len(f[t]) for n, f in found.items() if f.get(t)}
+            held = set().union(*(f.get(t, []) for f in found.values()))
+            shares[t] = len(held) / len(ex)
+            if held:
+                log.warning("target %r: %d of its %d examples appear word for word in the sources' text (%s); a "
+                            "method that weights those sources is scored partly on text its final model trained on",
+                            t, len(held), len(ex), ", ".join(f"{n}: {c}" for n, c in by_source[t].items()))
+        write_json(self.ctx.path("dataset.json"), {"target_examples_in_sources": shares,
+                                                   "target_examples_by_source": by_source})
 
     # ---- units ------------------------------------------------------------------------------------
     def whole_steps(self, tokens: float) -> int:

@@ -211,6 +211,18 @@ def test_compare_says_how_many_test_molecules_the_sources_train_on(home):
     assert not at.exception and not any("test molecules" in i.value for i in at.info)
 
 
+def test_compare_says_which_targets_examples_the_sources_hold(home):
+    path = RunStore(home).run_dir(CHEM_RUN) / "dataset.json"
+    path.write_text(json.dumps({"target_examples_in_sources": {"piqa": 0.0, "mc": 0.5},
+                                "target_examples_by_source": {"mc": {"leak": 40}}}))
+    at = open_app("compare")
+    warning = next(w.value for w in at.warning if "word for word" in w.value)
+    assert "`mc` 50% (`leak` 40)" in warning and "piqa" not in warning
+    path.write_text(json.dumps({"target_examples_in_sources": {"piqa": 0.0}}))
+    at = open_app("compare")
+    assert not any("word for word" in w.value for w in at.warning)
+
+
 def test_compare_flags_yardstick_predictions_beyond_every_run_it_was_fitted_on(home):
     from mixmin_core.engine.report import write_report
 

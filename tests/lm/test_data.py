@@ -303,11 +303,11 @@ def test_a_byte_order_mark_and_odd_arguments(tmp_path):
 def test_a_capped_source_is_read_only_to_its_cap_and_counted_whole(tmp_path):
     """max_source_chars reads the first characters only (a broken line further on is not reached), while
     tokenize_source records the whole source's documents and characters for its size."""
-    from mixmin_core.lm.experiment import _capped_texts, corpus_counts, source_sizes
+    from mixmin_core.lm.experiment import capped_texts, corpus_counts, source_sizes
 
     path = tmp_path / "src.jsonl"
     path.write_text("".join(json.dumps({"text": "a" * 600}) + "\n" for _ in range(3)) + "{broken\n")
-    assert _capped_texts(str(path), 1000) == ["a" * 600, "a" * 400]
+    assert capped_texts(str(path), 1000) == ["a" * 600, "a" * 400]
     with pytest.raises(InputError, match="line 4 is not valid JSON"):
         corpus_counts(str(path))
     path.write_text("".join(json.dumps({"text": "a" * 600}) + "\n" for _ in range(3)) + '{"text": " "}\n')
@@ -320,3 +320,16 @@ def test_a_capped_source_is_read_only_to_its_cap_and_counted_whole(tmp_path):
     old = source_sizes(["s", "t"], [{"tokens": 100}, {"tokens": 300}])  # a run from before documents were kept
     assert list(old.columns) == ["source", "title", "category", "tokens", "natural_weight"]
     np.testing.assert_allclose(old.natural_weight, [0.25, 0.75])
+
+
+def test_target_examples_a_source_holds_are_found_by_word_runs():
+    from mixmin_core.lm.overlap import examples_in
+
+    question = "Which of these would let the most heat travel through a metal spoon or a wooden one"
+    targets = {"arc": [question, "A short one.", "Something no source says about photosynthesis in leaves at night"],
+               "docs": ["the cat sat on the mat and looked at the dog who sat by the door all day long"]}
+    source = [f"Q: {question.upper()}? A: a metal spoon.",  # case and punctuation do not hide it
+              "The cat sat on the mat and looked at the dog, who sat by the door all day",  # 17 words of 18 in a row
+              "A short one."]  # too short to say anything
+    assert examples_in(source, targets) == {"arc": [0], "docs": [0]}
+    assert examples_in(["the cat sat on the mat and looked at the dog"], targets) == {"arc": [], "docs": []}

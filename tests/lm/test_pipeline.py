@@ -248,6 +248,22 @@ def test_joint_mixture_for_two_targets_is_evaluated_on_both(tmp_path, capsys):
     assert len(sel) == 4 and (sel.n_trials == 2).all() and sel.ci_low.notna().all()
 
 
+def test_target_examples_in_a_source_are_recorded_and_said(tmp_path, caplog):
+    """A source holding 40 of a target's 80 questions with their answers got 0.77 of the weight, and the run
+    reported the gain over natural without a word."""
+    folder, target = _user_files(tmp_path)
+    texts = [json.loads(line)["text"] for line in target.read_text().splitlines()]
+    _write_jsonl(folder / "leak.jsonl", [{"text": f"notes: {t} and more"} for t in texts[:10]]
+                 + [{"text": "one two three four"} for _ in range(20)])
+    assert main(["run", CI, "--quiet", *_user_overrides(folder, target, trials=1, final_tokens=4096)]) == 0
+    _, run_dir = only_run(RunStore())
+    info = json.loads((run_dir / "dataset.json").read_text())
+    assert info["target_examples_in_sources"] == {"mine": pytest.approx(10 / 40)}
+    assert info["target_examples_by_source"] == {"mine": {"leak": 10}}
+    log = "".join(p.read_text() for p in (run_dir / "logs").glob("*.log"))
+    assert "target 'mine': 10 of its 40 examples appear word for word in the sources' text (leak: 10)" in log
+
+
 def _assert_fails_before_run(args, capsys, match):
     assert main(["run", CI, "--quiet", *args]) == 2
     err = capsys.readouterr().err
