@@ -116,7 +116,8 @@ def _init(ray, n_workers: int, env_vars: dict | None) -> None:
     host = (address or "").removeprefix("ray://").rpartition(":")[0].strip("[]")
     with _loopback_kept(not address or host in ("localhost", "::1") or host.startswith("127.")):
         if not address:
-            ray.init(address="local", num_cpus=n_workers, **common)
+            with _no_cloud_probes():
+                ray.init(address="local", num_cpus=n_workers, **common)
             return
         try:
             ray.init(address=address, **common)
@@ -124,6 +125,30 @@ def _init(ray, n_workers: int, env_vars: dict | None) -> None:
             raise ConfigError(f"RAY_ADDRESS={address}: the Ray cluster there refused this driver ({str(exc)[:200]}). "
                               "A head started with token authentication needs the same RAY_AUTH_MODE and token "
                               "in this shell; its Ray version must match this one.") from None
+
+
+#: A local instance's dashboard asks cloud metadata services which cloud it runs on (169.254.169.254 and
+#: metadata.google.internal, ray._common.usage.usage_lib.get_cloud_from_metadata_requests) as it starts, even with
+#: usage stats off. An HTTP proxy on a closed loopback port makes those requests fail at once, without leaving the
+#: machine; loopback traffic (the instance's gRPC and HTTP) bypasses it. Processes started meanwhile keep it.
+NO_CLOUD_PROBES = {"http_proxy": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
+                   "no_proxy": "127.0.0.1,localhost,::1", "NO_PROXY": "127.0.0.1,localhost,::1",
+                   "no_grpc_proxy": "127.0.0.1,localhost,::1"}
+
+
+@contextlib.contextmanager
+def _no_cloud_probes():
+    """:data:`NO_CLOUD_PROBES` in the environment while a local instance starts (its processes inherit them)."""
+    saved = {k: os.environ.get(k) for k in NO_CLOUD_PROBES}
+    os.environ.update(NO_CLOUD_PROBES)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 @contextlib.contextmanager

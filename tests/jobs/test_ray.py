@@ -55,6 +55,52 @@ def test_fresh_local_instance_ignores_stale_cluster_file_and_stays_on_loopback(w
     assert ray.cluster_resources()["CPU"] == 2
 
 
+def test_a_local_instance_asks_no_cloud_metadata_service(worker_home, monkeypatch):
+    """Its dashboard asked 169.254.169.254 and metadata.google.internal which cloud it ran on, at every start."""
+    import urllib3.util.connection as connection
+    from ray._common.usage.usage_lib import get_cloud_from_metadata_requests
+
+    from mixmin_core.runs.ray_backend import NO_CLOUD_PROBES, _no_cloud_probes
+
+    dashboards = [p for p in Path("/proc").glob("[0-9]*")
+                  if b"dashboard/dashboard.py" in _read(p / "cmdline") and str(os.getpid()).encode() in _ancestry(p)]
+    assert dashboards, "no dashboard process of this instance"
+    for p in dashboards:  # the instance's dashboard kept the proxy that turns the probes away
+        assert f"http_proxy={NO_CLOUD_PROBES['http_proxy']}".encode() in _read(p / "environ").split(b"\0")
+    reached, create = [], connection.create_connection
+
+    def loopback_only(address, *args, **kwargs):  # the test itself never leaves the machine, whatever happens
+        reached.append(address)
+        if address[0] != "127.0.0.1":
+            raise ConnectionRefusedError(f"not loopback: {address}")
+        return create(address, *args, **kwargs)
+
+    monkeypatch.setattr(connection, "create_connection", loopback_only)
+    with _no_cloud_probes():
+        assert get_cloud_from_metadata_requests() == "unknown"  # the dashboard's own call, under its environment
+    assert reached and all(host == "127.0.0.1" for host, _ in reached), reached
+    assert "http_proxy" not in os.environ or os.environ["http_proxy"] != NO_CLOUD_PROBES["http_proxy"]
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
+
+
+def _ancestry(proc: Path) -> bytes:
+    """The pids above ``proc`` (its parent, grandparent, ...), as bytes to search in."""
+    pids = []
+    while proc.name not in ("0", "1"):
+        stat = _read(proc / "stat").rsplit(b")", 1)[-1].split()
+        if len(stat) < 2:
+            break
+        pids.append(stat[1])
+        proc = Path("/proc") / stat[1].decode()
+    return b" ".join(pids)
+
+
 def _worker_view(*, source: str, folder: str, empty: str, output: str) -> dict:
     """A unit that reads a file, its sidecar and a folder, and writes its output plus a sidecar."""
     from mixmin_core.runs.fileio import write_json
