@@ -101,11 +101,32 @@ def check_address(address: str, timeout: float = 5.0) -> None:
                           "or ray://host:10001 for Ray Client), as `ray start --head` prints it; unset RAY_ADDRESS "
                           "to run on a fresh local instance.")
     try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
+        with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+            grpc = os.environ.get("RAY_USE_TLS", "0") not in ("0", "") or _speaks_grpc(sock)  # TLS: not plain HTTP/2
     except OSError as exc:
         raise ConfigError(f"RAY_ADDRESS={address}: no Ray cluster answers there ({exc.strerror or exc}). Start its "
                           "head with `ray start --head` and use the address it prints, or unset RAY_ADDRESS to run "
                           "on a fresh local instance.") from None
+    if not grpc:  # ray.init would retry for minutes
+        raise ConfigError(f"RAY_ADDRESS={address}: something answers there, but not a Ray head (it speaks no gRPC): "
+                          "use the address `ray start --head` prints (its GCS port, 6379 by default), or "
+                          "ray://host:10001 for Ray Client.")
+
+
+#: The HTTP/2 connection preface and an empty SETTINGS frame: a gRPC server (a Ray head's GCS, Ray Client)
+#: answers with a SETTINGS frame of its own.
+_HTTP2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def _speaks_grpc(sock: socket.socket) -> bool:
+    sock.sendall(_HTTP2_HELLO)
+    head = b""
+    while len(head) < 9:  # a frame header: 3 bytes of length, then the type (4: SETTINGS)
+        chunk = sock.recv(9 - len(head))
+        if not chunk:
+            return False
+        head += chunk
+    return head[3] == 4
 
 
 def _init(ray, n_workers: int, env_vars: dict | None) -> None:

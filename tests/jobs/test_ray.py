@@ -2,6 +2,7 @@
 writes the run store, a stale ``ray_current_cluster`` file is never joined."""
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -285,6 +286,28 @@ def test_a_bad_ray_address_is_one_error_before_any_run_exists(capsys, monkeypatc
     assert "\n" not in err and err.startswith((f"error: RAY_ADDRESS={address}: no Ray cluster answers there",
                                                 f"error: RAY_ADDRESS='{address}': expected host:port")), err
     assert RunStore().list_runs() == []
+
+
+def test_a_port_that_answers_but_is_no_ray_head_is_one_error_at_once(worker_home):
+    """A listener that is no Ray head (a wrong port of a real one) hung the job for minutes."""
+    import threading
+
+    from mixmin_core.runs.ray_backend import check_address
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def serve():
+        conn, _ = server.accept()
+        conn.recv(100)
+        conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+        conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    with pytest.raises(ConfigError, match=rf"RAY_ADDRESS=127.0.0.1:{port}: something answers there, but not a Ray head"):
+        check_address(f"127.0.0.1:{port}")
+    server.close()
+    check_address(ray.get_runtime_context().gcs_address)  # the module's own instance: a real head passes
 
 
 def test_a_loopback_ray_address_stays_on_loopback(monkeypatch):
