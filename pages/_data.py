@@ -151,11 +151,12 @@ def _caps(outputs, max_weight: float):
 @st.cache_data(max_entries=32, show_spinner="Bootstrapping the weights...")
 def bootstrap(problem_id: str, stamp: float, step_size: float, max_iter: int, init: str, n_boot: int,
               max_weight: float = 1.0, prior_strength: float = 0.0):
-    """95% intervals of the weights :func:`solve` gives with the same settings (caps and pull included)."""
+    """95% intervals of the weights :func:`solve` gives with the same settings (caps and pull included), and the
+    share of resamples that converged."""
     outputs = load_problem(problem_id)
     b = bootstrap_weights(outputs, n_boot=int(n_boot), step_size=float(step_size), max_iter=int(max_iter),
                           init=init, caps=_caps(outputs, max_weight), prior_strength=float(prior_strength))
-    return b.lower, b.upper
+    return b.lower, b.upper, b.converged
 
 
 def main_first(variant: str) -> tuple:

@@ -101,8 +101,13 @@ def intervals(problem_id, outputs, step, iters, init, cap, prior):
                         "resamples).")
     if not on:
         return None, None
-    return data.bootstrap(problem_id, data.problem_stamp(problem_id), step, iters, init,
-                          st.session_state["solve.n_boot"], cap, prior)
+    lower, upper, converged = data.bootstrap(problem_id, data.problem_stamp(problem_id), step, iters, init,
+                                             st.session_state["solve.n_boot"], cap, prior)
+    if converged < 0.9:  # the intervals then show where 100 steps from the start stopped, not the optimum's spread
+        st.caption(f"{1 - converged:.0%} of the resamples stopped at the iteration limit before converging: the "
+                   "intervals show where their iterations stopped more than where the weights would settle. Raise "
+                   "the iterations to see them settle.")
+    return lower, upper
 
 
 def downloads(table, result, problem_id) -> None:

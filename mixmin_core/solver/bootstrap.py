@@ -29,7 +29,9 @@ MAX_BOOT = 100_000
 class BootstrapResult:
     """Per-source bootstrap distribution of the weights.
 
-    ``samples`` is (n_boot, n_sources); ``lower``/``upper`` the central ``level`` interval.
+    ``samples`` is (n_boot, n_sources); ``lower``/``upper`` the central ``level`` interval. ``converged`` is the
+    share of resamples whose solve reached ``tol`` within ``max_iter``: well below 1, the intervals describe where the
+    iterations stopped more than where the optimum lies (raise ``max_iter``).
     """
 
     source_names: tuple
@@ -38,6 +40,7 @@ class BootstrapResult:
     upper: np.ndarray
     median: np.ndarray
     level: float
+    converged: float = 1.0
 
 
 def bootstrap_weights(outputs: ProxyOutputs, n_boot: int = 200, seed: int = 0, *, level: float = 0.95,
@@ -85,16 +88,19 @@ def bootstrap_weights(outputs: ProxyOutputs, n_boot: int = 200, seed: int = 0, *
     rng = np.random.default_rng(seed)
     n = outputs.n_samples
     chunk = max(1, min(n_boot, _CHUNK_BYTES // (4 * n)))
-    samples = []
+    samples, converged = [], []
     for start in range(0, n_boot, chunk):
         b = min(chunk, n_boot - start)
         counts = rng.multinomial(n, np.full(n, 1.0 / n), size=b).astype(np.float32)
-        samples.append(_descend_batch(objective, w0, counts / np.float32(n), step_size, max_iter, tol, terms))
+        weights, done = _descend_batch(objective, w0, counts / np.float32(n), step_size, max_iter, tol, terms)
+        samples.append(weights)
+        converged.append(done)
     samples = np.concatenate(samples)
     alpha = (1 - level) / 2
     lower, median, upper = np.quantile(samples, [alpha, 0.5, 1 - alpha], axis=0)
     return BootstrapResult(outputs.source_names, samples, lower.astype(np.float32),
-                           upper.astype(np.float32), median.astype(np.float32), level)
+                           upper.astype(np.float32), median.astype(np.float32), level,
+                           float(np.concatenate(converged).mean()))
 
 
 @dataclass(frozen=True)
@@ -127,9 +133,10 @@ class _Terms:
 
 
 def _descend_batch(objective, w0: np.ndarray, sample_weights: np.ndarray, step_size: float, max_iter: int,
-                   tol: float, terms: _Terms = _Terms()) -> np.ndarray:
+                   tol: float, terms: _Terms = _Terms()) -> tuple[np.ndarray, np.ndarray]:
     """``solvers.descend`` and ``solvers._result``'s choice of iterate for every row of ``sample_weights``
-    at once: one batched evaluation per iteration over the rows still descending."""
+    at once: one batched evaluation per iteration over the rows still descending. Returns the weights and
+    which rows converged."""
     b = len(sample_weights)
     w = np.repeat(w0[None, :], b, axis=0)
     last, best = w.copy(), w.copy()  # the last finite iterate, and the lowest-loss one
@@ -152,4 +159,4 @@ def _descend_batch(objective, w0: np.ndarray, sample_weights: np.ndarray, step_s
         w[rows] = terms.step(w[rows], grad, step_size)
     # as mixmin: the last iterate, unless the loss rose at the end of a run that did not converge
     rose = ~converged & np.isfinite(best_loss) & (last_loss - best_loss > 1e-6 * np.maximum(1.0, np.abs(best_loss)))
-    return np.where(rose[:, None], best, last)
+    return np.where(rose[:, None], best, last), converged

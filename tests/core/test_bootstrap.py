@@ -78,3 +78,12 @@ def test_resamples_are_solved_under_the_same_caps_and_prior_as_the_mixture(const
     assert np.abs(plain.samples - boot.samples).max() > 1e-3  # the constraint changed them
     with pytest.raises(InputError, match="caps"):
         bootstrap_weights(outputs, caps=[0.1] * 4)
+
+
+def test_the_share_of_resamples_that_converged_is_reported():
+    """At the default 100 steps the intervals excluded the optimum (c in [0.57, 0.71] against 0.84), and nothing
+    said the resamples had stopped at the iteration limit."""
+    outputs, _ = example_problem(n_sources=4, n_samples=2000, seed=1)
+    short = bootstrap_weights(outputs, n_boot=20, max_iter=3)
+    settled = bootstrap_weights(outputs, n_boot=20, max_iter=5000, tol=1e-5)
+    assert short.converged == 0.0 and settled.converged == 1.0
