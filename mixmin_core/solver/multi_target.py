@@ -27,7 +27,7 @@ from mixmin_core.solver.proxy_outputs import ProxyOutputs
 from mixmin_core.solver.results import MixtureResult, Status
 from mixmin_core.solver.simplex import entropic_step
 from mixmin_core.solver.solvers import Iterate, _check_params, descend, start_weights
-from mixmin_core.solver.validation import as_float_array
+from mixmin_core.solver.validation import as_float_array, is_keyed
 
 MODES = ("mean", "worst")
 
@@ -156,10 +156,18 @@ def _natural_loss(outputs: ProxyOutputs, i: int, name: str) -> float:
     return loss
 
 
-def check_target_weights(target_weights, n_targets: int) -> np.ndarray:
-    """Non-negative weights, one per target, with a positive sum; returned normalised (float64)."""
+def check_target_weights(target_weights, n_targets: int, names=None) -> np.ndarray:
+    """Non-negative weights, one per target, with a positive sum; returned normalised (float64). With the targets'
+    ``names``, weights keyed by name (a dict or pandas Series) are matched by name."""
     if target_weights is None:
         return np.full(n_targets, 1.0 / n_targets)
+    if names is not None and is_keyed(target_weights):
+        keyed = dict(target_weights.items())
+        missing = [n for n in names if n not in keyed]
+        if missing:
+            raise InputError(f"target_weights is keyed by target name but has no entry for {missing[:5]}; give one "
+                             f"weight per target ({list(names)[:5]}).")
+        target_weights = [keyed[n] for n in names]
     a = as_float_array("target_weights", target_weights) if np.ndim(target_weights) == 1 else None
     if a is None or a.shape != (n_targets,):
         raise InputError(f"target_weights must hold {n_targets} numbers (one per target); got {target_weights!r}.")
@@ -178,7 +186,7 @@ def mixmin_multi(outputs_list, *, mode: str = "mean", target_weights=None, norma
     outputs_list : sequence of ProxyOutputs, or ``{target name: ProxyOutputs}``; every target scored
         on the same sources (order may differ).
     mode : "mean" (weighted mean of the target losses) or "worst" (the largest target loss).
-    target_weights : (n_targets,) non-negative, mode "mean" only; default equal weights.
+    target_weights : (n_targets,) non-negative, or keyed by target name; mode "mean" only; default equal weights.
     normalise : divide each target's loss by its loss at the natural mixture (needs natural weights). The step
         is then ``step_size`` times the harmonic mean of those losses (``meta["step_scale"]``), so normalising
         rescales the objective without slowing the descent.
@@ -206,7 +214,7 @@ def mixmin_multi(outputs_list, *, mode: str = "mean", target_weights=None, norma
                          "Use normalise=True to put targets on a common scale.")
     step_size, max_iter, tol = _check_params(step_size, max_iter, tol)
     targets = check_targets(outputs_list, normalise=normalise)
-    a = check_target_weights(target_weights, targets.n_targets)
+    a = check_target_weights(target_weights, targets.n_targets, targets.names)
     caps = None if caps is None else check_caps(caps, len(targets.source_names), targets.source_names)
     w = start_weights(targets.outputs[0], init)
     if caps is not None:

@@ -304,3 +304,14 @@ def test_normalised_losses_descend_at_their_own_scale():
     both = mixmin_multi(outs, normalise=True, max_iter=100)
     long = mixmin_multi(outs, normalise=True, max_iter=5000, tol=1e-9)
     assert both.loss - long.loss < 1e-4 and both.gap < 1e-3
+
+
+def test_target_weights_keyed_by_target_name():
+    """target_weights={'x': 1, 'y': 3} was refused ("must hold 2 numbers") for targets passed by name."""
+    outs = _targets("binary", 5, n_targets=2)
+    named = {"x": outs[0], "y": outs[1]}
+    keyed = mixmin_multi(named, target_weights={"y": 3, "x": 1}, max_iter=200)
+    ordered = mixmin_multi(named, target_weights=[1, 3], max_iter=200)
+    np.testing.assert_array_equal(keyed.weights, ordered.weights)
+    with pytest.raises(InputError, match=r"target_weights is keyed by target name but has no entry for \['y'\]"):
+        mixmin_multi(named, target_weights={"x": 1})
