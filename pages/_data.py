@@ -247,12 +247,14 @@ def _setting_mixtures(run_id: str, variant: str):
 
 
 def unconverged(run_id: str, variant: str) -> list[tuple[str, float]]:
-    """``(problem key, gap)`` of the setting's MixMin mixtures (joint ones too, their method named after the key)
-    that stopped at ``max_iter``."""
-    return [(problem.key + ("" if method == "mixmin" else f" ({method})"),
-             float(mix.get("gap") if mix.get("gap") is not None else "nan"))
-            for problem, method, mix in _setting_mixtures(run_id, variant)
-            if method.startswith("mixmin") and mix.get("status") == "max_iter"]
+    """``(what, gap)`` of the setting's MixMin mixtures that stopped at ``max_iter``: a problem key, or for a joint
+    mixture (one solve for every target of a trial, filed under each) ``<method>, trial <k>``, once."""
+    found = {}
+    for problem, method, mix in _setting_mixtures(run_id, variant):
+        if method.startswith("mixmin") and mix.get("status") == "max_iter":
+            what = problem.key if method == "mixmin" else f"{method}, trial {problem.trial}"
+            found[what] = float(mix.get("gap") if mix.get("gap") is not None else "nan")
+    return list(found.items())
 
 
 def failed_searches(run_id: str, variant: str) -> list[tuple[str, str, str]]:
@@ -260,7 +262,8 @@ def failed_searches(run_id: str, variant: str) -> list[tuple[str, str, str]]:
     (a RegMix regressor that predicts a constant, a search whose candidates all failed): chosen arbitrarily."""
     return [(problem.key, method, str(mix.get("message") or mix.get("status") or ""))
             for problem, method, mix in _setting_mixtures(run_id, variant)
-            if not method.startswith("mixmin") and mix.get("success") is False]
+            if method != "mixmin" and mix.get("success") is False
+            and not (method.startswith("mixmin") and mix.get("status") == "max_iter")]  # those: unconverged()
 
 
 def read_mixtures(run_id: str, problem: layout.Problem) -> dict[str, dict]:

@@ -248,7 +248,9 @@ def page() -> None:
         st.warning(f"MixMin stopped at its iteration limit, not converged, on {len(stopped)} of this setting's problems "
                    f"(largest Frank–Wolfe gap {worst[1]:.2g}, {state.code(worst[0])}): its weights are where the "
                    "iterations ran out. See how they converge on the Solver page: a larger `max_iter` helps where "
-                   "the gap falls steadily; where it swings or rises, a smaller `step_size`.",
+                   "the gap falls steadily; where it swings or rises, a smaller `step_size`."
+                   + (" Joint mixtures have their own `joint_max_iter`." if any("joint" in w for w, _ in stopped)
+                      else ""),
                    icon=":material/hourglass_bottom:")
     failed = data.failed_searches(run_id, variant)
     if failed:

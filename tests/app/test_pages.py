@@ -282,14 +282,23 @@ def test_compare_warns_about_an_unconverged_joint_mixture_not_as_a_failed_search
     run_dir = RunStore(home).run_dir(CHEM_RUN)
     at = open_app("compare")
     variant = at.session_state["compare.variant"]
+    before = next((w.value for w in at.warning if "iteration limit" in w.value), "on 0 of")
+    n_before = int(before.split(" of this setting's")[0].rsplit("on ", 1)[1])
     problem = next(p for p in layout.list_problems(run_dir) if p.variant == variant)
     mix = json.loads(layout.mixture_path(run_dir, problem, "mixmin").read_text())
     mix.update(method="mixmin_joint_mean", status="max_iter", success=False, gap=0.0036)
-    layout.mixture_path(run_dir, problem, "mixmin_joint_mean").write_text(json.dumps(mix))
+    others = [p for p in layout.list_problems(run_dir) if p.variant == variant and p.trial == problem.trial]
+    for p in others:  # one joint solve per trial, filed under every target's problem
+        layout.mixture_path(run_dir, p, "mixmin_joint_mean").write_text(json.dumps(mix))
     at = open_app("compare")
     warning = next(w.value for w in at.warning if "iteration limit" in w.value)
-    assert "(mixmin_joint_mean)" in warning and "0.0036" in warning
-    assert not any("did not succeed" in w.value for w in at.warning)
+    assert len(others) > 1 and f"on {n_before + 1} of this setting's problems" in warning  # once, not per target
+    assert f"mixmin_joint_mean, trial {problem.trial}" in warning and "0.0036" in warning
+    assert "`joint_max_iter`" in warning and not any("did not succeed" in w.value for w in at.warning)
+    mix.update(status="non_finite", message="the loss turned non-finite")
+    layout.mixture_path(run_dir, problem, "mixmin_joint_mean").write_text(json.dumps(mix))
+    at = open_app("compare")  # a joint solve that failed otherwise is still said
+    assert any("mixmin_joint_mean did not succeed" in w.value for w in at.warning)
 
 
 def test_compare_warns_about_search_mixtures_that_did_not_succeed(home):
