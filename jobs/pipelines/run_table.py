@@ -140,8 +140,11 @@ def validate(config: RunTableConfig) -> None:
             raise InputError(f"targets: {target!r} has no measured value in train_table {config.train_table!r} (its "
                              "column is empty); pick a metric the runs measured.")
     what = (f"the runs test_fraction holds out of {config.train_table!r}" if where == TEST_SPLIT else repr(where))
+    n_finite = []
     for trial in range(config.trials):  # the yardstick is fitted when a trial scores its first mixture
-        yardstick = (runs if trial == 0 else _runs(config, trial)).yardstick
+        split = runs if trial == 0 else _runs(config, trial)
+        yardstick = split.yardstick
+        n_finite += [int(np.isfinite(split.pool.target(t)).sum()) for t in config.targets]
         for target in config.targets:
             measured = len(np.unique(yardstick.weights[np.isfinite(yardstick.target(target))], axis=0))
             if measured < MIN_YARDSTICK_RUNS:  # a mixture run more than once counts once
@@ -155,7 +158,7 @@ def validate(config: RunTableConfig) -> None:
     if config.train_table in config.test_tables:  # its runs are fitted on: a score there is in-sample
         raise ConfigError(f"test_tables: {config.train_table!r} is the train_table, whose runs the methods fit on, so "
                           "scores there would be in-sample; drop it (test_fraction holds out part of train_table).")
-    n_finite = min(int(np.isfinite(runs.pool.target(t)).sum()) for t in config.targets)
+    n_finite = min(n_finite)  # over every trial: a held-out split of repeated mixtures leaves pools of other sizes
     n_random = config.random_search_trials or len(runs.pool.source_names)
     for name, value in (("random_search_trials", n_random), ("regmix_runs", config.regmix_runs),
                         ("bo_budget", config.bo_budget)):

@@ -140,13 +140,25 @@ def _warn_shared(pool: RunTable, tables: dict) -> None:
 
 
 def _held_out(W: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
-    """A mask of about ``fraction`` of the runs (at least one), drawn by mixture: the runs of one mixture are all
-    held out or all kept, so no method is given a copy of a held-out run."""
+    """A mask of the runs held out: whole mixtures (the runs of one mixture are all held out or all kept, so no method
+    is given a copy of a held-out run), drawn in a seeded order, as many as bring the count closest to ``fraction``
+    of the runs (at least one mixture), and never every mixture. Without repeated mixtures that is
+    ``round(fraction * runs)`` runs, as before mixtures were grouped.
+
+    Raises
+    ------
+    InputError
+        If the table holds one mixture only (nothing would be left to search).
+    """
     groups = mixture_groups(W)
-    order = rng.permutation(groups.max() + 1)
-    counts = np.bincount(groups)[order]
-    n_groups = int(np.searchsorted(np.cumsum(counts), max(1, round(fraction * len(W)))) + 1)
-    return np.isin(groups, order[:n_groups])
+    n_groups = int(groups.max()) + 1
+    if n_groups < 2:
+        raise InputError(f"test_fraction: every run of the train table is one mixture ({len(W)} runs), so holding some "
+                         "out leaves nothing to search; set test_fraction: 0 and name a yardstick table.")
+    order = rng.permutation(n_groups)
+    total = np.cumsum(np.bincount(groups)[order])[:-1]  # held-out runs after 1, 2, ... mixtures (one always kept)
+    n_held = int(np.argmin(np.abs(total - max(1, round(fraction * len(W)))))) + 1
+    return np.isin(groups, order[:n_held])
 
 
 def _in_order(table: RunTable, train: RunTable, role: str) -> RunTable:

@@ -49,9 +49,9 @@ class Yardstick:
     intercept: float
     penalty: float
     spearman: float  # cross-validated, on the runs it was fitted on (NaN if undefined)
-    n_runs: int
+    n_runs: int  # runs with a finite loss it was fitted on (a mixture run several times is one point, at its mean)
     rmse: float = float("nan")  # cross-validated root-mean-square error of a prediction, in loss units
-    lowest: float = float("nan")  # the lowest loss measured among the runs it was fitted on
+    lowest: float = float("nan")  # the lowest loss among the mixtures it was fitted on (a repeated one's mean)
 
     def beyond_runs(self, predicted: float) -> float:
         """How far below every run it was fitted on a predicted loss lies (0 inside their range): a
@@ -82,7 +82,7 @@ def _ridge(X: np.ndarray, y: np.ndarray, penalties) -> tuple[np.ndarray, float, 
     return best[2], float(y0), float(best[1]), center, scale
 
 
-#: Fewest runs (with a finite loss) a yardstick is fitted on.
+#: Fewest distinct mixtures (with a finite loss) a yardstick is fitted on.
 MIN_YARDSTICK_RUNS = 5
 
 def fit_yardstick(W, y, *, penalties=PENALTIES, n_folds: int = 5, seed: int = 0) -> Yardstick:

@@ -17,7 +17,7 @@ from mixmin_core.search.run_tables import (
     prior_for,
     scale_params,
 )
-from mixmin_core.search.table_methods import trial_runs
+from mixmin_core.search.table_methods import _held_out, trial_runs
 from mixmin_core.solver.results import MixtureResult
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -147,7 +147,15 @@ def test_a_held_out_split_keeps_every_run_of_a_mixture_on_one_side(tmp_path):
         runs = trial_runs("my_swarm", [], test_fraction=0.25, yardstick="test_split", own=own, trial=trial)
         held = {tuple(w) for w in runs.yardstick.weights}
         assert not held & {tuple(w) for w in runs.pool.weights}
-        assert runs.pool.n_runs + runs.yardstick.n_runs == 150 and 38 <= runs.yardstick.n_runs <= 39  # 38 runs, or one over
+        assert runs.pool.n_runs + runs.yardstick.n_runs == 150 and 37 <= runs.yardstick.n_runs <= 39  # 38, or next to it
+    # a mixture run many times is never the whole split's pool, nor all of it held out
+    weights = np.repeat([[0.2, 0.3, 0.5]], 10, axis=0)
+    with pytest.raises(InputError, match="every run of the train table is one mixture"):
+        _held_out(weights, 0.2, np.random.default_rng(0))
+    uneven = np.vstack([np.repeat([[0.2, 0.3, 0.5]], 25, axis=0), np.random.default_rng(1).dirichlet(np.ones(3), 5)])
+    for seed in range(20):
+        held = _held_out(uneven, 0.5, np.random.default_rng(seed))
+        assert 0 < held.sum() < len(uneven) and len(set(held[:25])) == 1  # the 25 copies on one side
     # without repeats the split is the one drawn before (run for run), so earlier results stand
     plain = trial_runs("regmix_60m_test", [], test_fraction=0.25, yardstick="test_split", seed=0, trial=1)
     order = np.random.default_rng([0, 99, 1]).permutation(256)
