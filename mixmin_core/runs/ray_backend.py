@@ -136,9 +136,11 @@ def _init(ray, n_workers: int, env_vars: dict | None) -> None:
         check_address(address)
     host = (address or "").removeprefix("ray://").rpartition(":")[0].strip("[]")
     with _loopback_kept(not address or host in ("localhost", "::1") or host.startswith("127.")):
-        if not address:
+        if not address:  # the workers get the driver's own proxy settings back ("" for one it has not set)
+            own = {k: os.environ.get(k, "") for k in NO_CLOUD_PROBES}
             with _no_cloud_probes():
-                ray.init(address="local", num_cpus=n_workers, **common)
+                ray.init(address="local", num_cpus=n_workers,
+                         **{**common, "runtime_env": runtime_env({**own, **(env_vars or {})})})
             return
         try:
             ray.init(address=address, **common)
@@ -151,7 +153,8 @@ def _init(ray, n_workers: int, env_vars: dict | None) -> None:
 #: A local instance's dashboard asks cloud metadata services which cloud it runs on (169.254.169.254 and
 #: metadata.google.internal, ray._common.usage.usage_lib.get_cloud_from_metadata_requests) as it starts, even with
 #: usage stats off. An HTTP proxy on a closed loopback port makes those requests fail at once, without leaving the
-#: machine; loopback traffic (the instance's gRPC and HTTP) bypasses it. Processes started meanwhile keep it.
+#: machine; loopback traffic (the instance's gRPC and HTTP) bypasses it. The instance's own processes keep it; its
+#: workers get the driver's settings back through the runtime_env (an empty value is no proxy).
 NO_CLOUD_PROBES = {"http_proxy": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
                    "no_proxy": "127.0.0.1,localhost,::1", "NO_PROXY": "127.0.0.1,localhost,::1",
                    "no_grpc_proxy": "127.0.0.1,localhost,::1"}

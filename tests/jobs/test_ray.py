@@ -81,6 +81,8 @@ def test_a_local_instance_asks_no_cloud_metadata_service(worker_home, monkeypatc
         assert get_cloud_from_metadata_requests() == "unknown"  # the dashboard's own call, under its environment
     assert reached and all(host == "127.0.0.1" for host, _ in reached), reached
     assert "http_proxy" not in os.environ or os.environ["http_proxy"] != NO_CLOUD_PROBES["http_proxy"]
+    seen = ray.get(ray.remote(lambda: {k: os.environ.get(k) for k in NO_CLOUD_PROBES}).remote())
+    assert seen == {k: os.environ.get(k, "") for k in NO_CLOUD_PROBES}  # the workers kept the driver's own settings
 
 
 def _read(path: Path) -> bytes:
