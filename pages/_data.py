@@ -232,7 +232,8 @@ def load_json(path: str, modified: float):
 
 
 def dataset_info(run_id: str) -> dict:
-    """The run's ``dataset.json`` (what a chemistry run read and how it split it); ``{}`` if it has none."""
+    """The run's ``dataset.json`` (what a chemistry run read and how it split it; which target examples an LM
+    run's sources hold); ``{}`` if it has none."""
     path = store().run_dir(run_id) / "dataset.json"
     info = load_json(str(path), mtime(path)) if path.is_file() else {}
     return info if isinstance(info, dict) else {}

@@ -55,11 +55,11 @@ def latest_jobs(store) -> dict[str, dict]:
     return jobs
 
 
-def run_key_result(run_id: str) -> str:
+def run_key_result(run_id: str, headline: str | None = None) -> str:
     """:func:`key_result` of the run's summary, or what is wrong with that file: one bad file must not
     hide every other run."""
     try:
-        return key_result(data.summary(run_id), data.headline_metric(run_id))
+        return key_result(data.summary(run_id), headline)
     except MixminError as exc:
         return f"unreadable summary.csv: {shown(str(exc))}"
 
@@ -102,7 +102,7 @@ def runs_table(store, runs: list[dict]) -> pd.DataFrame:
             "status": job.get("status", run["status"]) if job.get("status") == "died" else run["status"],
             "progress": (job.get("n_done", 0) / total) if total else None,
             "step": step_text(job),
-            "key result": run_key_result(run["run_id"]),
+            "key result": run_key_result(run["run_id"], (run.get("summary") or {}).get("metric")),
             "created": pd.Timestamp(run["created_at"], unit="s").strftime("%Y-%m-%d %H:%M"),
             "run id": run["run_id"],
         })

@@ -287,7 +287,7 @@ def limit_caps(plan: TrainingPlan, names=None, *, max_weight: float = 1.0) -> di
     capped = np.minimum([caps[n] for n in names], float(max_weight))
     page = f" and the max weight per source ({max_weight:g})" if max_weight < 1 else ""
     check_caps(capped, len(names), what=f"the repeat-limit caps{page} of the {len(names)} sources",
-               fix="lower the budget or raise max_epochs" + (", or raise the max weight" if page else ""))
+               fix="lower the budget or raise the repeat limit (max_epochs)" + (", or raise the max weight" if page else ""))
     return dict(zip(names, capped.tolist()))
 
 

@@ -110,7 +110,7 @@ def check_address(address: str, timeout: float = 5.0) -> None:
     if not grpc:  # ray.init would retry for minutes
         raise ConfigError(f"RAY_ADDRESS={address}: something answers there, but not a Ray head (it speaks no gRPC): "
                           "use the address `ray start --head` prints (its GCS port, 6379 by default), or "
-                          "ray://host:10001 for Ray Client.")
+                          "ray://host:10001 for Ray Client; a head that requires TLS needs RAY_USE_TLS=1 here too.")
 
 
 #: The HTTP/2 connection preface and an empty SETTINGS frame: a gRPC server (a Ray head's GCS, Ray Client)
