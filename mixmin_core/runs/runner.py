@@ -87,9 +87,11 @@ def run_tasks(units: list[Unit], *, backend: str = "local", n_workers: int | Non
     done: dict[str, dict] = {}
 
     def finish(unit, info, seconds, check_stop: bool = True):
-        done[unit.unit_id] = info
+        if unit.unit_id in done:  # recorded already (a stop came after its record)
+            return
         if on_done is not None:
             on_done(unit, info, seconds)
+        done[unit.unit_id] = info  # after the record: a stop between the two leaves the unit to record again
         bar.update(1)
         if check_stop and should_stop is not None and should_stop():
             raise JobCancelled(f"cancelled after unit {unit.unit_id}")
@@ -123,9 +125,9 @@ def _run_pool(todo, n_workers, finish):
             try:
                 while pending:
                     finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in finished:
-                        unit = pending.pop(fut)
-                        finish(unit, *fut.result())
+                    for fut in finished:  # kept pending until recorded: a stop inside finish records it below
+                        finish(pending[fut], *fut.result())
+                        del pending[fut]
             except BaseException:
                 for fut in pending:
                     fut.cancel()

@@ -25,6 +25,26 @@ def _write_value(*, value: int, output: str) -> dict:
     return {"rows": value}
 
 
+def test_a_stop_while_a_finished_unit_is_being_recorded_still_records_it(tmp_path):
+    """SIGTERM inside the runner's bookkeeping of a finished unit left its output without a catalog record (the
+    unit was out of the pending list before its record), so a resume ran it again."""
+    units = [Unit(f"u{i}", _write_value, {"value": i, "output": str(tmp_path / f"u{i}.json")}, tmp_path / f"u{i}.json")
+             for i in range(3)]
+    recorded, calls = [], []
+
+    def on_done(unit, info, seconds):
+        calls.append(unit.unit_id)
+        if len(calls) == 1:  # the stop arrives while the first finished unit is being recorded
+            raise KeyboardInterrupt
+        recorded.append(unit.unit_id)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_tasks(units, n_workers=2, on_done=on_done, progress=False)
+    assert calls[0] in recorded  # recorded after all, as the stop unwound
+    assert len(recorded) == len(set(recorded))  # and nothing twice
+    assert set(recorded) <= {u.unit_id for u in units if Path(u.output).exists()}
+
+
 def test_run_tasks_local_pool_and_skip(tmp_path):
     units = [Unit(f"u{i}", _write_value, {"value": i, "output": str(tmp_path / f"u{i}.json")}, tmp_path / f"u{i}.json")
              for i in range(4)]
