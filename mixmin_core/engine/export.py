@@ -25,7 +25,7 @@ import numpy as np
 
 from mixmin_core.errors import InputError
 from mixmin_core.solver.results import MixtureResult
-from mixmin_core.solver.validation import check_names, check_number, is_keyed
+from mixmin_core.solver.validation import by_source, check_names, check_number
 
 UNITS = ("tokens", "rows")
 #: The largest training budget a plan takes (a thousand trillion tokens; amounts stay exact in int64).
@@ -249,13 +249,7 @@ def round_weights(weights) -> np.ndarray:
 
 def _check_sizes(sizes, names: tuple, *, what: str = "sizes") -> np.ndarray:
     kind = "documents (examples)" if what == "documents" else "tokens or rows"
-    if is_keyed(sizes):  # a dict or a pandas Series by source name
-        sizes = dict(sizes.items())
-        missing = [n for n in names if n not in sizes]
-        if missing:
-            raise InputError(f"{what} has no entry for {len(missing)} source(s) of the mixture, e.g. {missing[:5]}; "
-                             f"give the {kind} of every source.")
-        sizes = [sizes[n] for n in names]
+    sizes = by_source(what, sizes, names, fix=f"give the {kind} of every source of the mixture")
     try:
         arr = np.asarray(sizes, dtype=np.float64)
     except (TypeError, ValueError):

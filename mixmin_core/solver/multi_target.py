@@ -27,7 +27,7 @@ from mixmin_core.solver.proxy_outputs import ProxyOutputs
 from mixmin_core.solver.results import MixtureResult, Status
 from mixmin_core.solver.simplex import entropic_step
 from mixmin_core.solver.solvers import Iterate, _check_params, descend, start_weights
-from mixmin_core.solver.validation import as_float_array, is_keyed
+from mixmin_core.solver.validation import as_float_array, by_source
 
 MODES = ("mean", "worst")
 
@@ -161,13 +161,9 @@ def check_target_weights(target_weights, n_targets: int, names=None) -> np.ndarr
     ``names``, weights keyed by name (a dict or pandas Series) are matched by name."""
     if target_weights is None:
         return np.full(n_targets, 1.0 / n_targets)
-    if names is not None and is_keyed(target_weights):
-        keyed = dict(target_weights.items())
-        missing = [n for n in names if n not in keyed]
-        if missing:
-            raise InputError(f"target_weights is keyed by target name but has no entry for {missing[:5]}; give one "
-                             f"weight per target ({list(names)[:5]}).")
-        target_weights = [keyed[n] for n in names]
+    if names is not None:
+        target_weights = by_source("target_weights", target_weights, names, of="target",
+                                   fix=f"give one weight per target ({list(names)[:5]})")
     a = as_float_array("target_weights", target_weights) if np.ndim(target_weights) == 1 else None
     if a is None or a.shape != (n_targets,):
         raise InputError(f"target_weights must hold {n_targets} numbers (one per target); got {target_weights!r}.")

@@ -50,9 +50,11 @@ def is_keyed(values) -> bool:
     return dtype is not None and hasattr(values, "items") and getattr(dtype, "kind", "O") not in "iu"
 
 
-def by_source(name: str, values, source_names):
+def by_source(name: str, values, source_names, *, of: str = "source",
+              fix: str = "give one value per source (or an array in source order)"):
     """Per-source ``values`` in ``source_names`` order: keyed values (:func:`is_keyed`) are matched by
-    name (extra names ignored); anything else is taken in order as it is."""
+    name (extra names ignored); anything else is taken in order as it is. ``of`` and ``fix`` word the error
+    for a missing name (what the names name, and what to give)."""
     if not is_keyed(values):
         return values  # an array, a list, or a Series by position
     keyed = dict(values.items())
@@ -61,8 +63,8 @@ def by_source(name: str, values, source_names):
                  for k, v in keyed.items()}
     missing = [n for n in source_names if n not in keyed]
     if missing:
-        raise InputError(f"{name} is keyed by source name but has no entry for {len(missing)} source(s), e.g. "
-                         f"{missing[:5]}; give one value per source (or an array in source order).")
+        raise InputError(f"{name} is keyed by {of} name but has no entry for {len(missing)} {of}(s), e.g. "
+                         f"{missing[:5]}; {fix}.")
     return [keyed[n] for n in source_names]
 
 

@@ -209,7 +209,7 @@ def test_hf_snippet_of_a_row_plan_cuts_at_the_budget_and_refuses_empty_sources()
         hf_snippet(empty)
     with pytest.raises(InputError, match=r"documents must be finite and non-negative; bad for \['B'\]"):
         plan_training(result, {"A": 300, "B": 50}, budget=400, documents={"A": 3, "B": -1})
-    with pytest.raises(InputError, match=r"documents has no entry for 1 source\(s\).*documents \(examples\)"):
+    with pytest.raises(InputError, match=r"documents is keyed by source name but has no entry for 1 source\(s\).*documents \(examples\)"):
         plan_training(result, {"A": 300, "B": 50}, budget=400, documents={"A": 3})
 
 
@@ -325,7 +325,7 @@ def test_sizes_series_by_name_short_weights_and_one_line_headers():
 
 def test_bad_sizes_and_formats_are_named(plan):
     result = MixtureResult(weights=np.array([0.5, 0.5], dtype=np.float32), source_names=("a", "b"))
-    with pytest.raises(InputError, match=r"sizes has no entry for 1 source.*\['b'\]"):
+    with pytest.raises(InputError, match=r"sizes is keyed by source name but has no entry for 1 source.*\['b'\]"):
         plan_training(result, {"a": 1}, budget=10)
     with pytest.raises(InputError, match="sizes must be finite and non-negative; bad for \\['b'\\]"):
         plan_training(result, {"a": 1, "b": -1}, budget=10)

@@ -313,5 +313,5 @@ def test_target_weights_keyed_by_target_name():
     keyed = mixmin_multi(named, target_weights={"y": 3, "x": 1}, max_iter=200)
     ordered = mixmin_multi(named, target_weights=[1, 3], max_iter=200)
     np.testing.assert_array_equal(keyed.weights, ordered.weights)
-    with pytest.raises(InputError, match=r"target_weights is keyed by target name but has no entry for \['y'\]"):
+    with pytest.raises(InputError, match=r"target_weights is keyed by target name but has no entry for 1 target\(s\), e.g. \['y'\]"):
         mixmin_multi(named, target_weights={"x": 1})

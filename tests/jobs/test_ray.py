@@ -58,7 +58,7 @@ def test_fresh_local_instance_ignores_stale_cluster_file_and_stays_on_loopback(w
 
 def test_a_local_instance_asks_no_cloud_metadata_service(worker_home, monkeypatch):
     """Its dashboard asked 169.254.169.254 and metadata.google.internal which cloud it ran on, at every start."""
-    import urllib3.util.connection as connection
+    from urllib3.util import connection
     from ray._common.usage.usage_lib import get_cloud_from_metadata_requests
 
     from mixmin_core.runs.ray_backend import NO_CLOUD_PROBES, _no_cloud_probes
