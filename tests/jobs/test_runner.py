@@ -428,3 +428,21 @@ def test_a_run_name_never_makes_an_id_that_reads_as_an_option():
     assert run_id_for("../../tmp/evil", resolved).startswith("tmp-evil-")
     assert run_id_for("---", resolved).startswith("run-")
     assert run_id_for("chem_ci", resolved).startswith("chem_ci-")
+
+
+def test_a_run_whose_old_id_began_with_a_dash_still_resumes(tmp_path, capsys):
+    """Names lose a leading "-" in run ids now; a run made before, with its old id, still resumes into its folder."""
+    import yaml
+
+    cfg = tmp_path / "pilot.yaml"
+    cfg.write_text(yaml.safe_dump({"pipeline": "synthetic", "name": "(pilot)", "trials": 1}))
+    assert main(["run", str(cfg), "--quiet"]) == 0
+    store = RunStore()
+    (run,) = store.list_runs()
+    assert run["run_id"].startswith("pilot--")
+    old = "-" + run["run_id"]  # as the id was written before
+    store.create_run(old, name="(pilot)", pipeline="synthetic",
+                     config=json.loads((store.run_dir(run["run_id"]) / "config.json").read_text()))
+    capsys.readouterr()
+    assert main(["resume", "--quiet", "--", old]) == 0, capsys.readouterr().err
+    assert store.get_run(old)["status"] == "done" and (store.run_dir(old) / "summary.csv").exists()
