@@ -267,6 +267,20 @@ def failed_searches(run_id: str, variant: str) -> list[tuple[str, str, str]]:
             and not (method.startswith("mixmin") and mix.get("status") == "max_iter")]  # those: unconverged()
 
 
+def underspent(run_id: str, variant: str, below: float = 0.9) -> dict[str, float]:
+    """``{method: measured / planned proxy compute}`` (summed over the setting's problems) of the search methods
+    that measured less than ``below`` of what they were planned to spend (their runs' measured compute)."""
+    spent, planned = {}, {}
+    for _, method, mix in _setting_mixtures(run_id, variant):
+        meta = mix.get("meta") if isinstance(mix.get("meta"), dict) else {}
+        if method.startswith("mixmin"):  # planned for the search methods only (a ladder's rungs plan MixMin's own)
+            continue
+        if isinstance(meta.get("planned_compute"), (int, float)) and isinstance(meta.get("compute"), (int, float)):
+            spent[method] = spent.get(method, 0.0) + float(meta["compute"])
+            planned[method] = planned.get(method, 0.0) + float(meta["planned_compute"])
+    return {m: spent[m] / planned[m] for m in planned if planned[m] > 0 and spent[m] < below * planned[m]}
+
+
 def read_mixtures(run_id: str, problem: layout.Problem) -> dict[str, dict]:
     """``{method: MixtureResult.to_dict()}`` saved for ``problem``."""
     paths = layout.list_mixtures(store().run_dir(run_id), problem)

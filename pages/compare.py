@@ -259,6 +259,11 @@ def page() -> None:
                    f"{state.code(failed[0][0])}: {state.plain(failed[0][2][-160:])}): those mixtures were chosen "
                    "arbitrarily, and their scores say little about the method. For RegMix on few runs, use "
                    "`preset: auto` (or mixmin-paper).", icon=":material/warning:")
+    short = data.underspent(run_id, variant)
+    if short:
+        st.caption("Measured below the proxy compute planned for them (MixMin's): " + ", ".join(
+            f"`{m}` {share:.0%}" for m, share in short.items()) + ". Compute is what the runs measured: a search run "
+            "whose rows hold one label class trains no trees, and records none.")
     yardstick_note(frame[frame["variant"] == variant], metric)
     note = missing_methods(sub, variant, data.run_config(run_id))
     if note:
