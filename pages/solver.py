@@ -30,9 +30,9 @@ def problem_options() -> list[str]:
 
 
 WHAT = ("What you are looking at: MixMin solving for the mixture weights of the sources live, by entropic mirror "
-        "descent on the cached proxy outputs. Left: how each source's weight moves over the iterations (the "
-        "largest in colour); right: the target loss and the Frank–Wolfe gap, which certifies how close to optimal "
-        "the weights are. Below: the final weights.")
+        "descent on the cached proxy outputs. *Weight trajectories*: how each source's weight moves over the "
+        "iterations (the largest in colour); *Loss and Frank–Wolfe gap*: the target loss and the gap, which "
+        "certifies how close to optimal the weights are; then the final weights.")
 
 
 def check_link_values() -> None:
