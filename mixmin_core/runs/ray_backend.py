@@ -336,7 +336,8 @@ def _materialise(manifest, mirror: Path, cache: Path) -> dict[str, tuple]:
     """Hard-link every shipped file from the node's cache (fetching the missing ones) into ``mirror``."""
     import ray
 
-    cache.mkdir(parents=True, exist_ok=True)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.mkdir(mode=0o700, exist_ok=True)  # copies of the run's inputs: this user's only, as the unit folders are
     missing = {digest: ref for digest, ref in manifest.values() if not (cache / digest).exists()}
     if missing:
         for digest, data in zip(missing, ray.get(list(missing.values()))):

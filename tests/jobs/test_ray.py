@@ -349,6 +349,14 @@ def test_a_signal_while_ray_starts_reaches_the_jobs_own_handler():
         signal.signal(signal.SIGTERM, previous)
 
 
+def test_a_nodes_cache_of_shipped_inputs_is_private(tmp_path):
+    """The cache held world-readable copies of a run's features and labels in /tmp."""
+    from mixmin_core.runs.ray_backend import _materialise
+
+    _materialise({}, tmp_path / "mirror", tmp_path / "mixmin-ray" / "token")
+    assert (tmp_path / "mixmin-ray" / "token").stat().st_mode & 0o777 == 0o700
+
+
 def test_folders_a_killed_job_left_are_removed_a_day_later(tmp_path, monkeypatch):
     """kill -9 of a job left /tmp/mixmin-ray/<token> (input copies) and a worker's /tmp/mixmin-unit-*."""
     import time
