@@ -123,11 +123,11 @@ def cmd_run(args) -> int:
     implicit = pipeline.implicit_inputs(config) if hasattr(pipeline, "implicit_inputs") else []
     run_id = run_id_for(name, resolved, implicit=implicit)
     resuming = getattr(args, "resuming", None)
-    earlier = (run_id, run_id_for(name, resolved, registered=False), run_id_for(name, resolved))
-    if resuming and run_id != resuming and (resuming in earlier or resuming.lstrip("-") in earlier):
-        # a run from before registered datasets (or implicit inputs) entered run ids, or whose id began with the
-        # "-" names now lose: inputs unchanged
-        run_id = resuming
+    if resuming and run_id != resuming:  # ids a run got before: without registered datasets (or implicit inputs),
+        # or with the leading "-" names now lose; its inputs are unchanged
+        earlier = (run_id, run_id_for(name, resolved, registered=False), run_id_for(name, resolved))
+        if resuming in earlier or resuming.lstrip("-") in earlier:
+            run_id = resuming
     if resuming and run_id != resuming:  # it would start another run, and leave the one asked for as it was
         raise ConfigError(f"run {resuming} cannot resume: its config, or a file or folder it names, has changed (or "
                           "moved) since it started, and a run reads the same files throughout. Restore them, or start a new "
