@@ -4,8 +4,8 @@
 takes a row, forms the mixed prediction ``m = w . x``, turns it into the loss's per-sample factor ``u``
 and adds ``u x`` to the gradient while the row is still in L1 cache. Two numpy products (``w @ Q``,
 then ``u @ Q.T``) read the matrix twice, and blocking them by columns still pays a library call per
-block; here the whole thread's range of rows is one call. Rows go four at a time, so each load of ``w``
-and of the gradient serves four samples. :func:`fused_rows_half` is the same kernel on float16 rows.
+block; here the whole thread's range of rows is one call. Rows go eight at a time, so each load of ``w``
+and of the gradient serves eight samples. :func:`fused_rows_half` is the same kernel on float16 rows.
 
 :func:`fused_columns` (few sources; a source-major matrix) takes a step of columns that fits in L2,
 mixes four sources per pass over the step, then forms the gradient from cache.
@@ -78,23 +78,34 @@ def _fused_rows(rows, w, kind, a, scale, mixed, grad, lo, hi):
     value to ``mixed[i]`` and add ``u_i rows[i]`` to ``grad`` (shape ``(P,)``, accumulated)."""
     n_sources = rows.shape[1]
     i = lo
-    while i + 4 <= hi:  # four samples per pass: each load of w and of the gradient serves four rows
+    while i + 8 <= hi:  # eight samples per pass: each load of w and of the gradient serves eight rows
         x0, x1, x2, x3 = rows[i], rows[i + 1], rows[i + 2], rows[i + 3]
-        m0 = m1 = m2 = m3 = np.float32(0.0)
+        x4, x5, x6, x7 = rows[i + 4], rows[i + 5], rows[i + 6], rows[i + 7]
+        m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = np.float32(0.0)
         for p in range(n_sources):
             wp = w[p]
             m0 += _as_float32(x0[p]) * wp
             m1 += _as_float32(x1[p]) * wp
             m2 += _as_float32(x2[p]) * wp
             m3 += _as_float32(x3[p]) * wp
+            m4 += _as_float32(x4[p]) * wp
+            m5 += _as_float32(x5[p]) * wp
+            m6 += _as_float32(x6[p]) * wp
+            m7 += _as_float32(x7[p]) * wp
         mixed[i], u0 = _finish(kind, m0, a[i], scale[i])
         mixed[i + 1], u1 = _finish(kind, m1, a[i + 1], scale[i + 1])
         mixed[i + 2], u2 = _finish(kind, m2, a[i + 2], scale[i + 2])
         mixed[i + 3], u3 = _finish(kind, m3, a[i + 3], scale[i + 3])
+        mixed[i + 4], u4 = _finish(kind, m4, a[i + 4], scale[i + 4])
+        mixed[i + 5], u5 = _finish(kind, m5, a[i + 5], scale[i + 5])
+        mixed[i + 6], u6 = _finish(kind, m6, a[i + 6], scale[i + 6])
+        mixed[i + 7], u7 = _finish(kind, m7, a[i + 7], scale[i + 7])
         for p in range(n_sources):
-            grad[p] += ((u0 * _as_float32(x0[p]) + u1 * _as_float32(x1[p]))
-                        + (u2 * _as_float32(x2[p]) + u3 * _as_float32(x3[p])))
-        i += 4
+            grad[p] += (((u0 * _as_float32(x0[p]) + u1 * _as_float32(x1[p]))
+                         + (u2 * _as_float32(x2[p]) + u3 * _as_float32(x3[p])))
+                        + ((u4 * _as_float32(x4[p]) + u5 * _as_float32(x5[p]))
+                           + (u6 * _as_float32(x6[p]) + u7 * _as_float32(x7[p]))))
+        i += 8
     while i < hi:  # the last few samples, one at a time
         x0 = rows[i]
         m0 = np.float32(0.0)
