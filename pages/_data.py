@@ -24,6 +24,7 @@ from mixmin_core.errors import InputError
 from mixmin_core.runs import layout
 from mixmin_core.runs.fileio import read_json
 from mixmin_core.runs.store import RunStore, default_home
+from mixmin_core.solver.kernels import HALF_SUPPORTED
 from mixmin_core.solver.synthetic import example_problem
 from pages._access import read_only
 
@@ -131,7 +132,16 @@ def solve(problem_id: str, stamp: float, step_size: float, max_iter: int, init: 
     # Large problems take the solver's own threads (mixmin_core.solver.kernels), which this leaves alone.
     with _blas().limit(limits=1, user_api="blas"):
         return mixmin(outputs, step_size=float(step_size), max_iter=int(max_iter), init=init, caps=caps,
-                      prior_strength=float(prior_strength))
+                      prior_strength=float(prior_strength), storage=live_storage(outputs))
+
+
+def live_storage(outputs: ProxyOutputs) -> str:
+    """How a live solve stores the solver's copy of the matrix: float16 for probabilities (``binary``), where the
+    CPU converts it in hardware. It applies only to a large many-source matrix (``result.meta["storage"]`` says
+    what was used) and reads half the bytes per iteration there: a 1,328 x 20,000 step-size move took 0.43 s in
+    the browser, 0.29-0.35 s with it (``benchmarks/app_browser.py``); the weights stay within 1e-4 (L1) of float32's
+    (``benchmarks/solver.py``). Other kinds keep float32: float16 holds an unbounded value to 3 digits."""
+    return "float16" if outputs.kind == "binary" and HALF_SUPPORTED else "float32"
 
 
 @st.cache_resource(show_spinner=False)

@@ -20,6 +20,7 @@ from tests.app.fixtures import (
     CHEM_RUN,
     METHODS,
     assay_table,
+    binary_outputs,
     toxcast_assays,
     write_chem_run,
     write_lm_budget_run,
@@ -170,6 +171,26 @@ def test_solver_settings_survive_a_page_switch(home):
     assert at.select_slider(key="w:solve.step_size").value == 3.0
     assert at.slider(key="w:solve.max_iter").value == 50
     assert metric(at, "Iterations") == "50"
+
+
+def test_solver_solves_a_large_binary_problem_on_a_float16_copy_and_says_so(home):
+    """Live solves of a matrix larger than cache read a float16 copy (half the bytes per move); the page says so
+    and the weights stay within 1e-3 (L1) of the library's float32 solve."""
+    from mixmin_core import mixmin
+    from mixmin_core.solver.kernels import HALF_SUPPORTED
+
+    if not HALF_SUPPORTED:
+        pytest.skip("this CPU has no hardware float16 conversion")
+    outputs = binary_outputs(64, 100_000, np.random.default_rng(0), source_names=[f"s{i}" for i in range(64)])
+    outputs.save(home / "uploads" / "big")
+    at = open_app("solver")
+    assert not any("float16" in c.value for c in at.caption)  # a small problem: float32, nothing to say
+    at.selectbox(key="w:solve.problem").set_value("upload:big").run()
+    assert not at.exception
+    assert any("Solved live on a float16 copy" in c.value for c in at.caption)
+    shown = at.dataframe[0].value.set_index("source")["weight"]
+    exact = pd.Series(mixmin(outputs).weights, index=outputs.source_names)
+    assert np.abs(shown - exact[shown.index]).sum() < 1e-3
 
 
 def test_solver_downloads_the_mixture(home):
