@@ -6,6 +6,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from mixmin_core.lm.overlap import SHARED_WARNED
 from mixmin_core.runs import layout
 from mixmin_core.solver.results import (
     OVERALL,
@@ -93,6 +94,14 @@ def overlap_note(info: dict) -> None:
         st.warning(f"Some targets' examples appear word for word (runs of 13 words) in the sources' text: {held}. A "
                    "method that weights those sources is scored partly on text its final model trained on; remove "
                    "them from the sources to compare cleanly.", icon=":material/content_copy:")
+    shared = [p for p in info.get("documents_shared_by_sources") or [] if _warned_pair(p)]
+    if shared:
+        pairs = "; ".join(f"{state.code(a, 40)} and {state.code(b, 40)} share {k:,} documents ({k / n_a:.0%} of "
+                          f"{state.code(a, 40)}'s, {k / n_b:.0%} of {state.code(b, 40)}'s)"
+                          for p in shared[:5] for (a, b), (n_a, n_b), k in [(p["sources"], p["documents"], p["shared"])])
+        st.warning(f"Some sources hold the same documents: {pairs}. Their proxies are near-identical, so MixMin can put "
+                   "their weight on either: read their weights together. A mixture of both repeats those documents; "
+                   "deduplicate the sources to compare cleanly.", icon=":material/content_copy:")
     shares = info.get("test_molecules_in_sources")
     if not isinstance(shares, dict) or not shares:
         return
@@ -104,6 +113,15 @@ def overlap_note(info: dict) -> None:
                 "`drop_target_test_molecules: true` to remove them from every source.", icon=":material/info:")
     else:
         st.caption("The targets' test molecules were removed from every source (`drop_target_test_molecules`).")
+
+
+def _warned_pair(p) -> bool:
+    """A ``documents_shared_by_sources`` entry of ``dataset.json`` that the run warned about."""
+    try:
+        (_, _), (n_a, n_b), k = p["sources"], p["documents"], p["shared"]
+        return k >= SHARED_WARNED * min(n_a, n_b) > 0
+    except (TypeError, KeyError, ValueError):
+        return False
 
 
 def yardstick_note(frame: pd.DataFrame, metric: str) -> None:

@@ -35,7 +35,12 @@ from mixmin_core.engine.experiment import Plan, Variant
 from mixmin_core.errors import ConfigError, InputError
 from mixmin_core.lm import data as lmdata
 from mixmin_core.lm.models import get_preset, model_vocab_size, n_params
-from mixmin_core.lm.overlap import source_overlap
+from mixmin_core.lm.overlap import (
+    SHARED_WARNED,
+    document_hashes,
+    shared_documents,
+    source_overlap,
+)
 from mixmin_core.runs import layout
 from mixmin_core.runs.fileio import atomic_path, read_json, write_json, write_text
 from mixmin_core.runs.layout import Problem, budget_variant
@@ -451,13 +456,17 @@ class LMDomain:
         layout.write_sources(self.ctx.run_dir, sizes)
 
     def _find_overlap(self, max_chars: int) -> None:
-        """Which targets' examples the sources' text holds (:mod:`mixmin_core.lm.overlap`): said in the log and
-        recorded in ``dataset.json`` (the Compare page shows it)."""
+        """Which targets' examples the sources' text holds, and which sources hold the same documents
+        (:mod:`mixmin_core.lm.overlap`): said in the log and recorded in ``dataset.json`` (the Compare page shows
+        it)."""
         targets = {t: [e.text for e in ex] for t, ex in self.examples.items()}
         units = {n: Unit(f"overlap/{n}", source_overlap, {
             "path": p, "max_chars": int(max_chars), "targets": targets, "output": str(self.ctx.path("overlap", f"{n}.json"))},
             output=self.ctx.path("overlap", f"{n}.json"), kind="overlap") for n, p in self.source_paths.items()}
-        self.ctx.run_units(list(units.values()), "target examples in the sources")
+        documents = {n: Unit(f"documents/{n}", document_hashes, {
+            "path": p, "max_chars": int(max_chars), "output": str(self.ctx.path("documents", f"{n}.npy"))},
+            output=self.ctx.path("documents", f"{n}.npy"), kind="overlap") for n, p in self.source_paths.items()}
+        self.ctx.run_units([*units.values(), *documents.values()], "target examples and shared documents in the sources")
         found = {n: read_json(u.output) for n, u in units.items()}
         shares, by_source = {}, {}
         for t, ex in self.examples.items():
@@ -468,8 +477,16 @@ class LMDomain:
                 log.warning("target %r: %d of its %d examples appear word for word in the sources' text (%s); a "
                             "method that weights those sources is scored partly on text its final model trained on",
                             t, len(held), len(ex), ", ".join(f"{n}: {c}" for n, c in by_source[t].items()))
+        shared = shared_documents({n: np.load(u.output) for n, u in documents.items()})
+        for p in shared:
+            if p["shared"] >= SHARED_WARNED * min(p["documents"]):
+                (a, b), (n_a, n_b) = p["sources"], p["documents"]
+                log.warning("sources %r and %r hold %d of the same documents (%d of %r's, %d of %r's): their proxies "
+                            "are near-identical, so MixMin can put their weight on either (read their weights "
+                            "together), and a mixture of both repeats those documents", a, b, p["shared"], n_a, a, n_b, b)
         write_json(self.ctx.path("dataset.json"), {"target_examples_in_sources": shares,
-                                                   "target_examples_by_source": by_source})
+                                                   "target_examples_by_source": by_source,
+                                                   "documents_shared_by_sources": shared})
 
     # ---- units ------------------------------------------------------------------------------------
     def whole_steps(self, tokens: float) -> int:

@@ -246,6 +246,19 @@ def test_compare_says_which_targets_examples_the_sources_hold(home):
     assert not any("word for word" in w.value for w in at.warning)
 
 
+def test_compare_says_which_sources_hold_the_same_documents(home):
+    path = RunStore(home).run_dir(CHEM_RUN) / "dataset.json"
+    pairs = [{"sources": ["web", "web_copy"], "shared": 900, "documents": [1000, 950]},
+             {"sources": ["web", "news"], "shared": 30, "documents": [1000, 2000]},  # 3%: recorded, not warned
+             {"sources": "bad"}, 7]  # a damaged entry: skipped
+    path.write_text(json.dumps({"documents_shared_by_sources": pairs}))
+    at = open_app("compare")
+    assert not at.exception
+    warning = next(w.value for w in at.warning if "hold the same documents" in w.value)
+    assert "`web` and `web_copy` share 900 documents (90% of `web`'s, 95% of `web_copy`'s)" in warning
+    assert "news" not in warning
+
+
 def test_compare_says_when_a_search_measured_less_compute_than_planned(home):
     """On MUV, random search measured 13% less proxy compute than MixMin's (runs without a positive train no trees),
     while the README promises equal proxy compute, and nothing said so."""

@@ -333,3 +333,24 @@ def test_target_examples_a_source_holds_are_found_by_word_runs():
               "A short one."]  # too short to say anything
     assert examples_in(source, targets) == {"arc": [0], "docs": [0]}
     assert examples_in(["the cat sat on the mat and looked at the dog"], targets) == {"arc": [], "docs": []}
+
+
+def test_sources_holding_the_same_documents_are_paired_by_one_sort(tmp_path):
+    from mixmin_core.lm.overlap import document_hashes, shared_documents
+
+    def hashes(name, texts):
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+        document_hashes(path=str(path), max_chars=0, output=str(tmp_path / f"{name}.npy"))
+        return np.load(tmp_path / f"{name}.npy")
+
+    docs = [f"document number {i} about things" for i in range(200)]
+    found = {"web": hashes("web", docs + docs[:5]),  # a repeated document counts once
+             "subset": hashes("subset", [d.upper().replace(" ", "  ") for d in docs[:150]]),  # case, spacing ignored
+             "other": hashes("other", [f"unrelated text {i}" for i in range(99)] + docs[:1]),  # 1% of the smaller
+             "tiny": hashes("tiny", [f"tiny {i}" for i in range(300)] + docs[199:])}  # 1 of 200: under 1%
+    assert found["web"].dtype == np.uint64 and found["web"].size == 200 and np.all(np.diff(found["web"]) > 0)
+    assert shared_documents(found) == [{"sources": ["web", "subset"], "shared": 150, "documents": [200, 150]},
+                                       {"sources": ["web", "other"], "shared": 1, "documents": [200, 100]},
+                                       {"sources": ["subset", "other"], "shared": 1, "documents": [150, 100]}]
+    assert shared_documents({"a": found["web"]}) == [] and shared_documents({}) == []

@@ -262,6 +262,21 @@ def test_target_examples_in_a_source_are_recorded_and_said(tmp_path, caplog):
     assert info["target_examples_by_source"] == {"mine": {"leak": 10}}
     log = "".join(p.read_text() for p in (run_dir / "logs").glob("*.log"))
     assert "target 'mine': 10 of its 40 examples appear word for word in the sources' text (leak: 10)" in log
+    assert info["documents_shared_by_sources"] == []  # the fixture's sources share no document
+
+
+def test_sources_holding_the_same_documents_are_recorded_and_said(tmp_path):
+    """A source that copies most of another's documents gets a near-identical proxy: MixMin's split of weight
+    between the two says nothing, and a mixture of both repeats the copies."""
+    folder, target = _user_files(tmp_path)
+    animals = [json.loads(line) for line in (folder / "animals.jsonl").read_text().splitlines()]
+    _write_jsonl(folder / "copy.jsonl", animals[:24] + [{"text": "fresh words here"}])
+    assert main(["run", CI, "--quiet", *_user_overrides(folder, target, trials=1, final_tokens=4096)]) == 0
+    _, run_dir = only_run(RunStore())
+    info = json.loads((run_dir / "dataset.json").read_text())
+    assert info["documents_shared_by_sources"] == [{"sources": ["animals", "copy"], "shared": 24, "documents": [30, 25]}]
+    log = "".join(p.read_text() for p in (run_dir / "logs").glob("*.log"))
+    assert "sources 'animals' and 'copy' hold 24 of the same documents (30 of 'animals''s, 25 of 'copy''s)" in log
 
 
 def _assert_fails_before_run(args, capsys, match):
