@@ -116,9 +116,10 @@ def cmd_run(args) -> int:
         print(yaml.safe_dump(shown, sort_keys=False), end="")
         return 0
     if backend == "ray" and os.environ.get("RAY_ADDRESS"):
-        from mixmin_core.runs.ray_backend import check_address
+        from mixmin_core.runs.ray_backend import check_address, start_ray
 
-        check_address(os.environ["RAY_ADDRESS"])  # before any run folder exists
+        check_address(os.environ["RAY_ADDRESS"])  # before any run folder exists: something answers there,
+        start_ray(args.workers or 1)  # and lets this driver in
     store = RunStore()
     implicit = pipeline.implicit_inputs(config) if hasattr(pipeline, "implicit_inputs") else []
     run_id = run_id_for(name, resolved, implicit=implicit)
