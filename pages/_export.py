@@ -136,7 +136,7 @@ def _panel(result, problem_ids, mount, solver, max_weight, meta) -> None:
                                 documents=found.documents)
     plan = limit(plan, result, problem_ids, mount, solver, max_weight, sizes)
     frame = plan.to_frame().sort_values("weight", ascending=False, kind="stable")
-    st.dataframe(frame, hide_index=True, width="stretch", height=min(300, 35 * (len(frame) + 1) + 3),
+    st.dataframe(frame, hide_index=True, placeholder="—", width="stretch", height=min(300, 35 * (len(frame) + 1) + 3),
                  column_config={"weight": st.column_config.NumberColumn(format="%.4f"),
                                 "epochs": st.column_config.NumberColumn(format="%.3g"),
                                 "size": st.column_config.NumberColumn(format="%.0f")})

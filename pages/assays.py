@@ -168,7 +168,7 @@ def page() -> None:
     if categories and noun == "source assays":  # the paper's assay categories; an LM run's sources are 'text'
         legend()
     shown = top[["source", "title", "category", "weight", "lower", "upper", "group"]]
-    st.dataframe(colour_rows(shown), hide_index=True, width="stretch",
+    st.dataframe(colour_rows(shown), hide_index=True, placeholder="—", width="stretch",
                  column_order=["source", "weight", "lower", "upper", "category", "title"])
     n_boot = boot_count(run_id, layout.Problem(target, trial, variant))
     st.caption(f"lower / upper: 95% bootstrap interval over the {n_boot} resamples the run stored. The Solver page "

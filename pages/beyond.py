@@ -127,7 +127,7 @@ def show_evolve(run_dir) -> None:
     st.caption("Proxies are cached by content: an update trains only new or changed sources. Compute saved is "
                "against recomputing every proxy of the version; each solve starts warm from the previous weights "
                "('iterations warm / cold': iterations to reach the final loss).")
-    st.dataframe(versions_table(versions), hide_index=True, width="stretch", column_config={
+    st.dataframe(versions_table(versions), hide_index=True, placeholder="—", width="stretch", column_config={
         "compute saved": st.column_config.ProgressColumn("compute saved", min_value=0.0, max_value=1.0,
                                                          format="percent"),
         "compute spent": st.column_config.NumberColumn(format="%.3g"),
@@ -154,7 +154,7 @@ def show_evolve(run_dir) -> None:
     moves = pd.DataFrame(after["mixture_change"]["largest_moves"])
     if not moves.empty:
         st.caption("Largest moves")
-        st.dataframe(moves, hide_index=True, width="stretch")
+        st.dataframe(moves, hide_index=True, placeholder="—", width="stretch")
 
 
 # ---- ladder ------------------------------------------------------------------------------------
@@ -211,7 +211,7 @@ def show_ladder(run_dir) -> None:
                    + " of the final model's compute: the stopping rule stopped early for this target.")
     st.plotly_chart(ladder_figure(info), key="beyond.ladder")
     st.plotly_chart(l1_figure(info), key="beyond.l1")
-    st.dataframe(rungs_table(info), hide_index=True, width="stretch", column_config={
+    st.dataframe(rungs_table(info), hide_index=True, placeholder="—", width="stretch", column_config={
         "budget (% of final)": st.column_config.NumberColumn(format="%.3g%%"),
         "L1 change": st.column_config.NumberColumn(format="%.3f"), "AP": st.column_config.NumberColumn(format="%.3f"),
         "loss regret": st.column_config.NumberColumn(

@@ -218,7 +218,7 @@ def weights_side_by_side(run_id: str, variant: str) -> None:
     fig.update_layout(height=max(320, 26 * len(top) + 120), margin=dict(l=10, r=10, t=70, b=10))
     fig.update_xaxes(side="top", title="method")
     st.plotly_chart(fig, key="compare.weights_heatmap")
-    st.dataframe(top.reset_index(names="source"), hide_index=True, width="stretch")
+    st.dataframe(top.reset_index(names="source"), hide_index=True, placeholder="—", width="stretch")
 
 
 def page() -> None:
@@ -299,7 +299,7 @@ def page() -> None:
     left.plotly_chart(bars(total, "method", "Overall (mean over targets)"), key="compare.overall")
     right.plotly_chart(bars(per_target, "target", "Per target"), key="compare.per_target")
     st.subheader("Summary")
-    st.dataframe(summary_table(pd.concat([total, per_target]), baseline), hide_index=True, width="stretch",
+    st.dataframe(summary_table(pd.concat([total, per_target]), baseline), hide_index=True, placeholder="—", width="stretch",
                  column_config={"p_vs_mixmin": st.column_config.NumberColumn(
                      format="%.3g", help="Welch t-test p-value of this method's mean against MixMin's, over trials "
                                          "(none for MixMin itself)")})

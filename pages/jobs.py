@@ -144,7 +144,7 @@ def show_jobs(store) -> None:
     if table.empty:
         st.caption("No jobs yet.")
         return
-    st.dataframe(table, hide_index=True, width="stretch", column_config={
+    st.dataframe(table, hide_index=True, placeholder="—", width="stretch", column_config={
         "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent")})
     job_details(store, store.list_jobs())
 

@@ -118,7 +118,7 @@ def show_runs(store) -> None:
     c1.metric("Runs", len(table))
     c2.metric("Running", running)
     c3.metric("Done", int((table["status"] == "done").sum()))
-    st.dataframe(table, hide_index=True, width="stretch", column_config={
+    st.dataframe(table, hide_index=True, placeholder="—", width="stretch", column_config={
         "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
         "key result": st.column_config.TextColumn(
             "key result", help="The numbers the Compare page opens on: mean over targets in the run's main "

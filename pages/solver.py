@@ -173,7 +173,7 @@ def show_result(problem_id, outputs, result, step, iters, init, cap, prior) -> N
         if true_w is not None:
             err = float(np.abs(np.asarray(true_w) - result.weights).sum())
             st.markdown(f"**Known true weights**: L1 distance to the solution **{err:.3f}**")
-        st.dataframe(shown, hide_index=True, height=min(320, 35 * (len(table) + 1) + 3), width="stretch",
+        st.dataframe(shown, hide_index=True, placeholder="—", height=min(320, 35 * (len(table) + 1) + 3), width="stretch",
                      column_config={c: st.column_config.NumberColumn(format="%.4f")
                                     for c in table.columns if c != "source"})
         downloads(table, json_record, problem_id)

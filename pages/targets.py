@@ -117,7 +117,7 @@ def joint_view(view: dict, names: list, mode: str, normalise: bool) -> None:
     right.plotly_chart(target_bars(table, names, mode, normalise), key="targets.bars")
     st.markdown(f"**How each target fares under each mixture** ({loss_label(normalise)}; rows: mixtures, "
                 "columns: targets; `own` is the target's own MixMin optimum on the shared sources)")
-    st.dataframe(table.reset_index(), hide_index=True, width="stretch",
+    st.dataframe(table.reset_index(), hide_index=True, placeholder="—", width="stretch",
                  column_config={c: st.column_config.NumberColumn(format="%.4f") for c in table.columns})
 
 

@@ -379,6 +379,7 @@ def test_compare_and_assays_work_on_the_synthetic_run(home):
 # ---- Assays ---------------------------------------------------------------------------------------
 def test_assays_show_toxcast_titles_categories_and_filter(home):
     at = open_app("assays")
+    assert at.dataframe[0].proto.placeholder == "—"  # a missing interval end showed as "None"
     table = at.dataframe[0].value
     if hasattr(table, "data"):  # a pandas Styler
         table = table.data
