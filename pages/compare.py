@@ -255,7 +255,8 @@ def page() -> None:
         "same in every trial)" if "mixmin" in methods else "") if n_trials > 1 else
         "one trial: no intervals or p-values (set `trials` to 3 or more)")
     st.caption(f"`{metric}` ({direction}) · {n_targets} target{'s' * (n_targets != 1)} · "
-               f"{n_trials} trial{'s' * (n_trials != 1)} · {spread} · overall: mean over the targets every method has")
+               f"{n_trials} trial{'s' * (n_trials != 1)} · {spread}"
+               + (" · overall: per trial, the mean over the targets every method has" if n_targets > 1 else ""))
     if data.is_surrogate(metric):
         st.warning("This metric is a surrogate estimate (a regression model's prediction of the target loss), "
                    "not measured on a trained final model.", icon=":material/model_training:")
@@ -294,12 +295,23 @@ def page() -> None:
         st.caption(f"A cap of {cap:,} training rows was set (`max_final_rows`), and no final model reached it: each "
                    "trained on every row of its sources, weighted by its method's mixture.")
     per_target = summarize(shown, reference=baseline, focus="mixmin")
-    total = summarize(mean_over_targets(shown), reference=baseline, focus="mixmin")
-    left, right = st.columns([1, 2])
-    left.plotly_chart(bars(total, "method", "Overall (mean over targets)"), key="compare.overall")
-    right.plotly_chart(bars(per_target, "target", "Per target"), key="compare.per_target")
+    overall = mean_over_targets(shown)
+    total = summarize(overall, reference=baseline, focus="mixmin")
+    if n_targets > 1:
+        left, right = st.columns([1, 2])
+        left.plotly_chart(bars(total, "method", "Overall (mean over targets)"), key="compare.overall")
+        right.plotly_chart(bars(per_target, "target", "Per target"), key="compare.per_target")
+        fewer = overall.loc[overall["n_targets"] < n_targets, ["trial", "n_targets"]].drop_duplicates()
+        if len(fewer):
+            st.caption("Overall, trial " + ", ".join(f"{int(t)}: {int(n)} of the {n_targets} targets" for t, n in
+                                                     fewer.sort_values("trial").itertuples(index=False))
+                       + " (a target counts in a trial only where every method has a value there, e.g. no AP without "
+                         "a test positive): those trials' means cover fewer targets than the others'.")
+    else:  # one target: the overall rows would repeat it
+        st.plotly_chart(bars(per_target, "target", "Per target"), key="compare.per_target")
     st.subheader("Summary")
-    st.dataframe(summary_table(pd.concat([total, per_target]), baseline), hide_index=True, placeholder="—", width="stretch",
+    st.dataframe(summary_table(per_target if n_targets == 1 else pd.concat([total, per_target]), baseline),
+                 hide_index=True, placeholder="—", width="stretch",
                  column_config={"p_vs_mixmin": st.column_config.NumberColumn(
                      format="%.3g", help="Welch t-test p-value of this method's mean against MixMin's, over trials "
                                          "(none for MixMin itself)")})

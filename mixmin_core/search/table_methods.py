@@ -225,7 +225,7 @@ def choose_mixture(method: str, runs: TrialRuns, target: str, *, rng: np.random.
         result = regmix_fit_choose(W[keep], y[keep], source_names=names, prior=prior_for(pool, prior), rng=rng,
                                    preset=preset, n_candidates=n_candidates, top_k=top_k, tests=tests,
                                    compute=_spent(pool, rows[keep]), meta={"table": pool.name, "prior": prior})
-        metrics = {"surrogate:own_prediction": result.loss}
+        metrics = {"surrogate:own_prediction_loss": result.loss}  # "_score" in a score table (see orient)
         if result.meta["spearman"] is not None:
             metrics["spearman_holdout"] = result.meta["spearman"]
         metrics.update({f"spearman/{k}": v for k, v in result.meta["spearman_tests"].items() if v is not None})

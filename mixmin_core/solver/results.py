@@ -151,6 +151,8 @@ def mean_over_targets(frame, keep=()):
 
     Only targets that every method of the ``(*keep, metric, trial)`` has a value for count, so all methods
     average over the same targets (a method run on the easy targets only would otherwise look better).
+    ``n_targets`` says how many counted: fewer than the run's targets in some trial means that trial's mean
+    covers fewer targets than the others' (a target's AP is undefined without a test positive).
     """
     keys = [*keep, "method", "metric", "trial"]
     cols = ["value"] + [c for c in COMPUTE_COLUMNS if c in frame]
@@ -158,31 +160,36 @@ def mean_over_targets(frame, keep=()):
     group = [*keep, "metric", "trial"]
     methods = scored.groupby(group, dropna=False)["method"].transform("nunique")
     per_target = scored.groupby([*group, "target"], dropna=False)["method"].transform("nunique")
-    out = scored[per_target == methods].groupby(keys, as_index=False, dropna=False)[cols].mean()
+    out = scored[per_target == methods].groupby(keys, as_index=False, dropna=False).agg(
+        **{c: (c, "mean") for c in cols}, n_targets=("target", "nunique"))
     out["target"] = OVERALL
     return out
 
 
 #: Words in a metric's name that make lower values better (losses, errors, a prediction's distance beyond the
-#: runs it was fitted on); every other metric is higher-better.
-LOWER_IS_BETTER = ("nll", "loss", "error", "mse", "perplexity", "l1", "beyond")
+#: runs it was fitted on, compute spent); every other metric is higher-better.
+LOWER_IS_BETTER = ("nll", "loss", "error", "mse", "perplexity", "l1", "beyond", "spent")
 
 
 #: Words in a metric's name that make it a proportion in [0, 1] (its confidence interval is clipped there).
 PROPORTIONS = ("ap", "auc", "accuracy")
 #: Words in a metric's name that make it a correlation in [-1, 1].
 CORRELATIONS = ("spearman", "pearson", "correlation")
+#: Words in a metric's name that make it a size, never negative (an error's root mean square, a distance).
+NON_NEGATIVE = ("rmse", "mse", "l1", "beyond", "perplexity")
 
 
 def metric_range(metric: str) -> tuple[float, float]:
     """The values ``metric`` can take: ``(0, 1)`` for proportions (:data:`PROPORTIONS`), ``(-1, 1)`` for
-    correlations (:data:`CORRELATIONS`), else unbounded."""
+    correlations (:data:`CORRELATIONS`), ``(0, inf)`` for sizes (:data:`NON_NEGATIVE`), else unbounded."""
     import re
 
     words = re.split(r"[^a-z0-9]+", str(metric).lower().split("/", 1)[0])  # after a "/": a table's name
     if any(w in CORRELATIONS for w in words):
         return (-1.0, 1.0)
-    return (0.0, 1.0) if any(w in PROPORTIONS for w in words) else (-np.inf, np.inf)
+    if any(w in PROPORTIONS for w in words):
+        return (0.0, 1.0)
+    return (0.0, np.inf) if any(w in NON_NEGATIVE for w in words) else (-np.inf, np.inf)
 
 
 def metric_ci(values, metric: str | None, level: float = 0.95) -> tuple[float, float, float]:
@@ -209,7 +216,7 @@ def summarize(frame, *, by=("target", "method", "metric"), reference: str | None
     """Per-group mean and CI over trials, improvement over ``reference`` and Welch p-values.
 
     Intervals are clipped to the values the metric can take (:func:`metric_range`): [0, 1] for AP, AUC and
-    accuracy, [-1, 1] for correlations; improvements to the values a difference of two can take ([-1, 1], [-2, 2]).
+    accuracy, [-1, 1] for correlations, [0, inf) for sizes; improvements to the values a difference of two can take ([-1, 1], [-2, 2]).
 
     Parameters
     ----------

@@ -234,6 +234,25 @@ def test_compare_says_how_many_test_molecules_the_sources_train_on(home):
     assert not at.exception and not any("test molecules" in i.value for i in at.info)
 
 
+def test_compare_overall_rows_say_when_a_trial_covers_fewer_targets_and_skip_a_single_target(home):
+    """A target one method lacked in one trial made that trial's overall mean cover fewer targets, unsaid; a
+    one-target run showed "overall" rows and chart repeating that target."""
+    path = layout.results_path(RunStore(home).run_dir(CHEM_RUN))
+    results = pd.read_csv(path)
+    first, target = results["trial"].min(), sorted(results["target"].unique())[0]
+    gone = (results["target"] == target) & (results["trial"] == first) & (results["method"] == "natural")
+    results[~gone].to_csv(path, index=False)
+    at = open_app("compare")
+    n = results["target"].nunique()
+    assert any(f"Overall, trial {first}: {n - 1} of the {n} targets" in c.value for c in at.caption)
+    results[results["target"] == target].to_csv(path, index=False)
+    at = open_app("compare")
+    assert not at.exception
+    assert set(at.dataframe[0].value["target"]) == {target}
+    assert chart_titles(at)[0] == "Per target" and "Overall (mean over targets)" not in chart_titles(at)
+    assert not any("overall" in c.value.lower() for c in at.caption)
+
+
 def test_compare_says_which_targets_examples_the_sources_hold(home):
     path = RunStore(home).run_dir(CHEM_RUN) / "dataset.json"
     path.write_text(json.dumps({"target_examples_in_sources": {"piqa": 0.0, "mc": 0.5},

@@ -251,8 +251,27 @@ def test_overall_averages_every_method_over_the_same_targets():
     assert out["ap", "mixmin", 0] == pytest.approx(0.3) and out["ap", "regmix", 0] == pytest.approx(0.4)
     assert out["ap", "natural", 0] == pytest.approx(0.2) and out["loss", "natural", 0] == 1.0
     rows = [r for r in rows if r["method"] != "regmix"]  # all methods on both targets: the plain mean
-    out = mean_over_targets(pd.DataFrame(rows)).set_index(["metric", "method", "trial"])["value"]
-    assert out["ap", "mixmin", 1] == pytest.approx(0.61)
+    out = mean_over_targets(pd.DataFrame(rows)).set_index(["metric", "method", "trial"])
+    assert out.loc[("ap", "mixmin", 1), "value"] == pytest.approx(0.61)
+    # a target one method lacks in trial 1 only: that trial's mean covers one target, and says so
+    rows = [r for r in rows if not (r["target"] == "hard" and r["method"] == "natural" and r["trial"] == 1)]
+    out = mean_over_targets(pd.DataFrame(rows)).set_index(["metric", "method", "trial"])
+    assert out.loc["ap", "n_targets"].to_dict() == {(m, k): 1 if k == 1 else 2 for m in ("mixmin", "natural")
+                                                    for k in range(3)}
+    assert out.loc[("ap", "mixmin", 1), "value"] == pytest.approx(0.91)
+
+
+def test_metric_ranges_and_directions_by_name():
+    """A yardstick's distance beyond its runs (never negative) got intervals below 0; compute spent was
+    higher-is-better."""
+    from mixmin_core.solver.results import lower_is_better, metric_ci, metric_range
+
+    assert metric_range("yardstick_beyond_runs") == metric_range("yardstick_rmse") == (0.0, np.inf)
+    assert metric_range("mixture_l1_change") == (0.0, np.inf) and metric_range("ap") == (0.0, 1.0)
+    assert metric_range("spearman/heldout_mse") == (-1.0, 1.0) and metric_range("val_loss") == (-np.inf, np.inf)
+    assert metric_ci([0.0, 0.0, 0.02], "yardstick_beyond_runs")[1] == 0.0
+    assert lower_is_better("proxy_compute_spent") and not lower_is_better("proxy_compute_saved_fraction")
+    assert lower_is_better("surrogate:own_prediction_loss") and not lower_is_better("surrogate:own_prediction_score")
 
 
 def test_a_damaged_catalog_says_how_to_recover_and_an_empty_home_is_the_default(tmp_path, monkeypatch):

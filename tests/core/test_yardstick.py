@@ -79,5 +79,7 @@ def test_orient_names_and_signs_scores():
                "best_run_loss": -0.6, "yardstick_spearman": 0.6, "spearman/x": 0.4}
     assert orient(metrics, False) == metrics
     assert orient({"best_loss/my_loss_runs": -0.5}, True) == {"best_score/my_loss_runs": 0.5}  # a table's name stays
+    # RegMix's own prediction: a loss in a loss table, a score in a score table (one name for both read as a score)
+    assert orient({"surrogate:own_prediction_loss": -0.7}, True) == {"surrogate:own_prediction_score": 0.7}
     assert orient(metrics, True) == {"measured_score": 0.59, "surrogate:yardstick_score": 0.58, "top1_score/x": 0.5,
                                      "best_run_score": 0.6, "yardstick_spearman": 0.6, "spearman/x": 0.4}

@@ -192,6 +192,7 @@ def test_regmix_1m_run_reports_spearman_and_mixture_and_resumes():
     # RegMix's LightGBM on its own 1M runs: the paper reports Spearman ~0.9+ for Pile-CC
     assert value["regmix", "spearman/regmix_1m_test"] > 0.95
     assert value["regmix", "spearman/regmix_60m_test"] > 0.9 and value["regmix", "spearman/regmix_1b_test"] > 0.8
+    assert 0 < value["regmix", "surrogate:own_prediction_loss"] < value["natural", "surrogate:yardstick_loss"] + 1
     # the chosen mixture puts most weight on Pile-CC itself and beats the natural mixture on the
     # yardstick: a ridge model fitted on the 256 held-out 1M runs alone, with its own held-out Spearman
     saved = MixtureResult.from_dict(json.loads(
