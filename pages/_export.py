@@ -16,6 +16,7 @@ import streamlit as st
 
 from mixmin_core.engine import export
 from mixmin_core.errors import InputError
+from mixmin_core.runs import layout
 from pages import _data as data
 from pages import _multi as multi
 from pages import _state as state
@@ -42,21 +43,32 @@ def run_of(problem_ids: tuple) -> str | None:
     return ref.run_id if ref.kind == "run" else None
 
 
+def variant_of(problem_ids: tuple) -> str:
+    """The run setting of ``run:<run_id>:<key>`` problem ids ("" for the example and uploads)."""
+    ref = data.parse_problem(problem_ids[0])
+    return layout.Problem.from_key(ref.key).variant if ref.kind == "run" else ""
+
+
 def _features(run_dir: Path) -> Path:
     return run_dir / "features" / "labels.npz"
 
 
+def _stamp(run_dir: Path) -> tuple:
+    """When the files a run's source sizes come from last changed."""
+    return tuple(data.mtime(p) for p in (run_dir / "sources.csv", _features(run_dir), run_dir / "sources" / "members.npz"))
+
+
 @st.cache_data(max_entries=32, show_spinner=False)
-def run_sizes(run_dir: str, stamp: tuple) -> export.SourceSizes:
-    """A run's source sizes (cached on sources.csv's and the labels' modification times)."""
-    return export.run_source_sizes(run_dir)
+def run_sizes(run_dir: str, stamp: tuple, variant: str) -> export.SourceSizes:
+    """A run's source sizes in setting ``variant`` (cached on :func:`_stamp`)."""
+    return export.run_source_sizes(run_dir, variant)
 
 
 @st.cache_resource(max_entries=2, show_spinner="Reading the run's labelled molecules...")
-def chem_examples(run_dir: str, stamp: float):
-    """A chemistry run's labelled examples ``molecule, assay, label`` (shared, never modified:
-    a full ToxCast run has about a million rows)."""
-    return export.run_chem_examples(run_dir)
+def chem_examples(run_dir: str, stamp: tuple, variant: str):
+    """A chemistry run's labelled examples ``molecule, assay, label`` in setting ``variant`` (shared, never
+    modified: a full ToxCast run has about a million rows)."""
+    return export.run_chem_examples(run_dir, variant=variant)
 
 
 def uploaded_sizes(upload) -> tuple[dict, dict | None]:
@@ -70,18 +82,18 @@ def _read_sizes(name: str, data: bytes) -> tuple[dict, dict | None]:
     return export.read_sizes_csv(name, data=data), export.read_documents_csv(name, data=data)
 
 
-def source_sizes(run_id: str | None, mount: str) -> export.SourceSizes | None:
-    """The run's source sizes, else those of a CSV the user uploads (None until there is one)."""
+def source_sizes(run_id: str | None, variant: str, mount: str) -> export.SourceSizes | None:
+    """The run's source sizes (in setting ``variant``), else those of a CSV the user uploads (None until there is
+    one)."""
     note = "This mixture's run records no source sizes"
     if run_id:
         run_dir = data.store().run_dir(run_id)
-        stamp = (data.mtime(run_dir / "sources.csv"), data.mtime(_features(run_dir)))
         try:
-            found = run_sizes(str(run_dir), stamp)
+            found = run_sizes(str(run_dir), _stamp(run_dir), variant)
         except InputError:
             found = None
         if found is not None:
-            own = st.file_uploader(f"Source sizes from the run's sources.csv ({found.unit}); to use your own instead, "
+            own = st.file_uploader(f"Source sizes from the run ({found.unit}); to use your own instead, "
                                    "upload a CSV (columns source, size; optionally documents)", type=["csv"],
                                    key=f"export.{mount}.own_sizes")
             if own is None:
@@ -121,8 +133,8 @@ def panel(result, *, problem_ids: tuple, mount: str, solver: dict, max_weight: f
 
 
 def _panel(result, problem_ids, mount, solver, max_weight, meta) -> None:
-    run_id = run_of(problem_ids)
-    found = source_sizes(run_id, mount)
+    run_id, variant = run_of(problem_ids), variant_of(problem_ids)
+    found = source_sizes(run_id, variant, mount)
     if found is None:
         return
     sizes, unit = found.sizes, found.unit
@@ -149,7 +161,7 @@ def _panel(result, problem_ids, mount, solver, max_weight, meta) -> None:
     fallback = export.hf_fallback(plan) if fmt == "hf" else None
     if fallback:
         st.warning(state.plain(fallback), icon=":material/warning:")
-    preview, text = rendered(plan, fmt, run_dir, prefix)
+    preview, text = rendered(plan, fmt, run_dir, variant, prefix)
     st.code(preview, language=LANGUAGE.get(fmt), wrap_lines=fmt == "megatron")
     st.download_button(f"Download {FILE_NAMES[fmt]}", text, FILE_NAMES[fmt], MIME[fmt], key=f"export.{mount}.download",
                        on_click="ignore", icon=":material/download:")
@@ -229,11 +241,11 @@ def _forget(mount: str) -> None:
     st.session_state["export.within"] = {k: v for k, v in st.session_state["export.within"].items() if k != mount}
 
 
-def rendered(plan, fmt: str, run_dir: Path | None, prefix: str) -> tuple[str, object]:
+def rendered(plan, fmt: str, run_dir: Path | None, variant: str, prefix: str) -> tuple[str, object]:
     """``(preview, download data)``: the chemistry table is written only when downloaded (it can be
     a million rows), the other formats are short."""
     if fmt == "chem-table":
-        examples = chem_examples(str(run_dir), data.mtime(_features(run_dir)))
+        examples = chem_examples(str(run_dir), _stamp(run_dir), variant)
         head = export.chem_table(plan, examples)
         preview = head.head(PREVIEW_LINES).to_csv(index=False, float_format="%.6g")
         return preview + f"... ({len(head):,} rows in the download)\n", \

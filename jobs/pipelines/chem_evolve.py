@@ -18,6 +18,7 @@ from mixmin_core.chem.evolve import (
     check_caps,
     evolve,
     result_rows,
+    save_members,
 )
 from mixmin_core.chem.experiment import (
     VALIDATE_PARSE_MOLECULES,
@@ -93,6 +94,7 @@ def run(config: ChemEvolveConfig, ctx: RunContext) -> dict:
     ws = ChemWorkspace(ctx, table, assays=[*sources.values(), config.target], seed=config.seed, device=config.device,
                        proxy_depth=config.proxy_depth, n_jobs=config.xgb_threads)
     ws.write_sources(sources, load_metadata(config.data))
+    save_members(ctx.path("sources", "members.npz"), versions)
     records = evolve(ws, versions, target=config.target, proxy_trees=config.proxy_trees,
                      final_trees=config.final_trees, final_depth=config.final_depth,
                      max_final_rows=config.max_final_rows, caps=config.caps, step_size=config.step_size,

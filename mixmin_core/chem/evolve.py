@@ -147,6 +147,21 @@ def _apply(kind: str, name: str, current: dict, table, *, where: str, version: i
     return {**current, name: Source(name, src.assay, src.members[keep])}
 
 
+def save_members(path, versions: list[Version]) -> None:
+    """Every version's sources as molecule indices (``sources/members.npz``; see
+    :func:`mixmin_core.engine.export.run_members`): a split half or a revised release is no whole assay, so an
+    export of a version's mixture sizes and lists its sources from here."""
+    from mixmin_core.runs.fileio import atomic_path
+
+    sources = [(f"v{v.index}", n, s) for v in versions for n, s in v.sources.items()]
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, variants=np.array([v for v, _, _ in sources], dtype=str),
+                            names=np.array([n for _, n, _ in sources], dtype=str),
+                            assays=np.array([s.assay for _, _, s in sources], dtype=str),
+                            counts=np.array([s.members.size for _, _, s in sources], dtype=np.int64),
+                            members=np.concatenate([s.members for _, _, s in sources]).astype(np.int64))
+
+
 def caps_for(caps, version: Version) -> np.ndarray | None:
     """Per-source caps of a version (``caps``: None, one number, or ``{source or assay: cap}``): a source's
     own entry, else its base assay's, else 1."""

@@ -537,10 +537,29 @@ class SourceSizes(NamedTuple):
     tokenizer: str | None = None  # what counted the tokens (a language-model run's tokenizer.json)
 
 
-def run_source_sizes(run_dir) -> SourceSizes:
+def run_members(run_dir, variant: str) -> dict[str, tuple[str, np.ndarray]] | None:
+    """``{source: (assay, molecule indices)}`` of ``variant``'s sources where the run records them
+    (``sources/members.npz``: an evolving-source run, whose split halves and revised releases are no whole
+    assays), else None."""
+    path = Path(run_dir) / "sources" / "members.npz"
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            variants, names, assays, counts, members = (z[k] for k in ("variants", "names", "assays", "counts",
+                                                                       "members"))
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputError(f"{path}: cannot read the sources' molecules ({exc}).") from None
+    parts = np.split(members, np.cumsum(counts)[:-1])
+    found = {str(n): (str(a), m) for v, n, a, m in zip(variants, names, assays, parts, strict=True) if v == variant}
+    return found or None
+
+
+def run_source_sizes(run_dir, variant: str = "") -> SourceSizes:
     """Sizes of a run's sources: ``tokens`` (LM; the whole corpus's ``corpus_tokens`` and
     ``corpus_documents`` when the run read a sample) or ``n_labelled`` rows (chemistry) in sources.csv,
-    else the labelled rows per assay in the run's ``features/labels.npz``.
+    else the molecules of ``variant``'s sources (:func:`run_members`), else the labelled rows per assay in the
+    run's ``features/labels.npz``.
 
     Raises
     ------
@@ -550,6 +569,9 @@ def run_source_sizes(run_dir) -> SourceSizes:
     from mixmin_core.runs.layout import read_sources
 
     run_dir = Path(run_dir)
+    members = run_members(run_dir, variant)
+    if members:
+        return SourceSizes({n: float(m.size) for n, (_, m) in members.items()}, "rows")
     frame = read_sources(run_dir)
     if len(frame):
         def column(*names):
@@ -581,8 +603,10 @@ def _run_tokenizer(run_dir: Path) -> str | None:
         return None
 
 
-def run_chem_examples(run_dir, sources=None):
-    """Labelled examples ``molecule, assay, label`` of a chemistry run (``sources``: assays to keep)."""
+def run_chem_examples(run_dir, sources=None, variant: str = ""):
+    """Labelled examples ``molecule, assay, label`` of a chemistry run (``sources``: assays to keep); for a
+    ``variant`` whose sources the run records (:func:`run_members`), each source's molecules, its name in
+    ``assay``."""
     import pandas as pd
 
     run_dir = Path(run_dir)
@@ -593,11 +617,15 @@ def run_chem_examples(run_dir, sources=None):
     with np.load(smiles_p, allow_pickle=False) as z:
         smiles = z["smiles"]
     lab, assays = _labels(labels_p)
-    keep = [i for i, a in enumerate(assays) if sources is None or a in set(sources)]
+    members = run_members(run_dir, variant) or {a: (a, None) for a in assays}  # None: the assay's labelled rows
+    column = {a: j for j, a in enumerate(assays)}
     frames = []
-    for j in keep:
-        rows = np.flatnonzero(lab[:, j] >= 0)
-        frames.append(pd.DataFrame({"molecule": smiles[rows], "assay": assays[j], "label": lab[rows, j].astype(int)}))
+    for name, (assay, rows) in members.items():
+        if sources is not None and name not in set(sources):
+            continue
+        rows = np.flatnonzero(lab[:, column[assay]] >= 0) if rows is None else rows
+        frames.append(pd.DataFrame({"molecule": smiles[rows], "assay": name,
+                                    "label": lab[rows, column[assay]].astype(int)}))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["molecule", "assay", "label"])
 
 

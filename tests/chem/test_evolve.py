@@ -15,6 +15,7 @@ from jobs.config import build_dataclass
 from jobs.pipelines import chem_evolve
 from mixmin_core import MixtureResult
 from mixmin_core.engine.evolving import mixture_change
+from mixmin_core.engine.export import run_chem_examples, run_source_sizes
 from mixmin_core.errors import ConfigError, InputError
 from mixmin_core.runs.fileio import sha256_file
 from mixmin_core.runs.layout import RESULT_COLUMNS, Problem, list_problems, mixture_path, read_summary
@@ -109,6 +110,18 @@ def test_add_and_split_train_only_their_proxies_and_reuse_the_rest_byte_for_byte
     summary = read_summary(run_dir)
     assert set(summary[summary.metric == "ap"].variant) == {"v0", "v1", "v2"}
 
+    # an export of v2 sizes and lists the halves, which no assay column holds (it failed from v2 on)
+    sizes = run_source_sizes(run_dir, "v2").sizes
+    whole = run_source_sizes(run_dir, "v1").sizes["ATG_NRF2_ARE_CIS_up"]
+    assert sizes["ATG_NRF2_ARE_CIS_up#1"] + sizes["ATG_NRF2_ARE_CIS_up#2"] == whole and set(sizes) == set(v2["weights"])
+    table = run_chem_examples(run_dir, list(sizes), "v2")
+    assert table.groupby("assay").size().to_dict() == {n: int(v) for n, v in sizes.items()}
+    halves = table[table["assay"].str.startswith("ATG_NRF2_ARE_CIS_up#")]
+    assert not halves["molecule"].duplicated().any()  # each molecule in one half
+    for fmt in ("json", "chem-table"):
+        assert main(["export", "--run", run_id, "--problem", Problem(TARGET, 0, "v2").key, "--format", fmt,
+                     "--budget-rows", "500", "--out", str(tmp_path / f"v2.{fmt}")]) == 0
+
     n_units = len(store.units(run_id))
     assert main(["run", _config(tmp_path, "grow", updates=updates), "--quiet"]) == 0  # resume: nothing retrained
     assert len(store.units(run_id)) == n_units and _cache(store) == after
@@ -122,6 +135,8 @@ def test_revise_retrains_the_new_release_and_remove_trains_nothing(tmp_path):
         v0["proxy_keys"]["ATG_PPARg_TRANS_up"]
     assert v2["trained"] == [] and v2["compute"]["saved_fraction"] == 1.0 and v2["removed"] == ["ATG_ERa_TRANS_up"]
     assert len(_proxy_units(store, run_id)) == 4
+    before, after = (run_source_sizes(run_dir, v).sizes["ATG_PPARg_TRANS_up"] for v in ("v0", "v1"))
+    assert after < before  # the new release's molecules, not the assay's first release
 
 
 def test_caps_from_the_config_are_respected(tmp_path):
