@@ -47,6 +47,9 @@ DEFAULTS = {
     "assays.categories": None,
     "assays.k": 10,
     "jobs.config": None,
+    "beyond.run": None,          # Beyond page: its run (follows the sidebar's when that is an evolve or ladder run)
+    "beyond.version": None,      # the evolving-source update shown
+    "beyond.target": None,       # the ladder target shown
     "jobs.last_launch": None,
     "upload.kind": "auto",
     "upload.message": None,
@@ -75,7 +78,8 @@ URL_KEYS = {
     "compare.baseline": "baseline", "compare.problem": "problem", "assays.variant": "setting",
     "assays.target": "target", "assays.trial": "trial", "assays.k": "top_k", "assays.categories": "categories",
     "targets.variant": "setting", "targets.trial": "trial", "targets.targets": "targets", "targets.mode": "mode",
-    "targets.scale": "scale", "targets.point": "point", "jobs.config": "config",
+    "targets.scale": "scale", "targets.point": "point", "jobs.config": "config", "beyond.version": "update",
+    "beyond.target": "target",
 }
 #: The keys each page (by URL path) reads from and writes to its URL, in the order they are applied.
 PAGE_KEYS = {
@@ -85,7 +89,7 @@ PAGE_KEYS = {
     "compare": ("app.run_id", "compare.metric", "compare.variant", "compare.baseline", "compare.problem"),
     "assays": ("app.run_id", "assays.variant", "assays.target", "assays.trial", "assays.k", "assays.categories"),
     "jobs": ("app.run_id", "jobs.config"),
-    "beyond": ("app.run_id",),
+    "beyond": ("app.run_id", "beyond.version", "beyond.target"),
     "upload": ("app.run_id",),
     "targets": ("app.run_id", "targets.variant", "targets.trial", "targets.targets", "targets.mode", "targets.scale",
                 "targets.point"),
@@ -182,7 +186,8 @@ def select_kept(label: str, options: list, key: str, container=st, notices=st, *
     wkey = keep(key)
     if st.session_state.get(wkey) not in options:
         st.session_state[wkey] = st.session_state[key]
-    return container.selectbox(label, options, key=wkey, on_change=save, args=(key,), **kwargs)
+    on_change = kwargs.pop("on_change", save)  # another callback saves the value itself: save(key)
+    return container.selectbox(label, options, key=wkey, on_change=on_change, args=(key,), **kwargs)
 
 
 def explain(text: str) -> None:

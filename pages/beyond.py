@@ -177,16 +177,20 @@ def rung_stable(info: dict, k: int) -> bool:
     return info["stable_at"] is not None and info["rungs"][k]["budget"] >= info["stable_at"]  # a run from before
 
 
+def _number(value):
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
 def rungs_table(info: dict) -> pd.DataFrame:
-    rows = []
+    """One row per rung; under the loss-regret rule also the relative regret the rule compares with its threshold."""
+    rows, measures = [], info.get("measures") or []
     for k, rung in enumerate(info["rungs"][: len(info["results"])]):
-        change = info["l1_changes"][k]
-        rows.append({"rung": k, "row fraction": rung["row_fraction"], "trees": rung["trees"],
-                     "budget (% of final)": 100 * rung["budget"],
-                     "L1 change": None if change is None or (isinstance(change, float) and math.isnan(change)) else change,
-                     "loss regret": (info.get("loss_regret") or [None] * (k + 1))[k],
-                     "AP": info["ap"][k] if info.get("ap") else None,
-                     "stable": rung_stable(info, k)})
+        row = {"rung": k, "row fraction": rung["row_fraction"], "trees": rung["trees"],
+               "budget (% of final)": 100 * rung["budget"], "L1 change": _number(info["l1_changes"][k]),
+               "loss regret": (info.get("loss_regret") or [None] * (k + 1))[k]}
+        if info.get("rule") == "loss_regret":
+            row["relative loss regret"] = _number(measures[k]) if k < len(measures) else None
+        rows.append({**row, "AP": info["ap"][k] if info.get("ap") else None, "stable": rung_stable(info, k)})
     return pd.DataFrame(rows)
 
 
@@ -199,6 +203,9 @@ def show_ladder(run_dir) -> None:
     info = _json(files[target])
     stop = info["stable_at"]
     st.subheader(f"Proxy-compute ladder · target {info['target']}")
+    st.caption("Budgets are shares of one final model's compute on every source's fit rows (`final_trees` x rows, "
+               "as in the paper's compute sweeps, with `max_final_rows` if set). The final models a mixture trains "
+               "use only its weighted sources' rows, so they cost less (`final_compute` on the Compare page).")
     if stop is None:
         st.warning(f"The mixture never moved less than {info['threshold']:g} ({rule_text(info)}) between rungs: more "
                    "proxy compute might still change it.")
@@ -216,7 +223,17 @@ def show_ladder(run_dir) -> None:
         "L1 change": st.column_config.NumberColumn(format="%.3f"), "AP": st.column_config.NumberColumn(format="%.3f"),
         "loss regret": st.column_config.NumberColumn(
             format="%.2e", help="target loss of the previous rung's mixture under this rung's proxies, minus this "
-                                "rung's optimum: small means the cheaper mixture was already about as good")})
+                                "rung's optimum: small means the cheaper mixture was already about as good"),
+        "relative loss regret": st.column_config.NumberColumn(
+            format="%.3g", help=f"the loss regret relative to this rung's loss: what the stopping rule compares with "
+                                f"its threshold ({info['threshold']:g})")})
+
+
+def pick_run(key: str) -> None:
+    """The run picked here becomes the sidebar's too (and the link's)."""
+    state.save(key)
+    st.session_state["app.run_id"] = st.session_state[key]
+    st.session_state.pop("w:app.run_id", None)
 
 
 # ---- page ----------------------------------------------------------------------------------------
@@ -228,11 +245,16 @@ if not runs:
             "`python -m jobs run configs/chem_evolve.yaml` or `configs/chem_ladder.yaml`.")
 else:
     ids = [r["run_id"] for r in runs]
-    if st.session_state.get("app.run_id") in ids and st.session_state.get("beyond.run") not in ids:
-        st.session_state["beyond.run"] = st.session_state["app.run_id"]
     by_id = {r["run_id"]: r for r in runs}
-    run_id = state.select_kept("Run", ids, "beyond.run",
-                                 format_func=lambda i: f"{by_id[i]['name']} · {by_id[i]['pipeline']} · {by_id[i]['status']}")
+    sidebar = st.session_state.get("app.run_id")
+    if sidebar in ids and st.session_state.get("beyond.run") != sidebar:  # the sidebar's (or the link's) run
+        st.session_state["beyond.run"] = sidebar
+        st.session_state.pop("w:beyond.run", None)
+    run_id = state.select_kept("Run", ids, "beyond.run", on_change=pick_run,
+                               format_func=lambda i: f"{by_id[i]['name']} · {by_id[i]['pipeline']} · {by_id[i]['status']}")
+    if sidebar is not None and sidebar not in ids:
+        st.info(f"The run picked in the sidebar ({state.code(sidebar)}) is no evolving-sources or ladder run: this "
+                "page shows the run picked above.", icon=":material/info:")
     run_dir = store.run_dir(run_id)
     with state.shows_errors():
         if by_id[run_id]["pipeline"] == "chem_evolve":

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from unittest import mock
 
@@ -106,3 +107,53 @@ def test_a_ladder_that_moved_again_after_its_stop_says_so(beyond_home, monkeypat
 def test_page_without_beyond_runs_says_how_to_start_one(tmp_path, monkeypatch):
     at, _ = _open(tmp_path / "empty", monkeypatch, None)
     assert "No evolving-sources or ladder runs yet" in at.info[0].value
+
+
+def test_the_pages_link_holds_its_run_update_and_target(beyond_home, monkeypatch):
+    """Picking the ladder run left the link on the evolve run, and the update and target were never in it."""
+    monkeypatch.setenv("MIXMIN_HOME", str(beyond_home))
+    monkeypatch.chdir(ROOT)
+    runs = {r["pipeline"]: r["run_id"] for r in RunStore(beyond_home).list_runs()}
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90).run()
+    at.switch_page("pages/beyond.py").run()
+    at.selectbox(key="w:beyond.run").set_value(runs["chem_evolve"]).run()
+    at.selectbox(key="w:beyond.version").select("v2").run()
+    assert not at.exception
+    assert at.session_state["app.run_id"] == runs["chem_evolve"]  # the sidebar follows the page's pick
+    assert at.query_params["run"] in (runs["chem_evolve"], [runs["chem_evolve"]])
+    assert at.query_params["update"] in ("v2", ["v2"])
+    at.selectbox(key="w:beyond.run").set_value(runs["chem_ladder"]).run()
+    at.selectbox(key="w:beyond.target").select(ASSAYS[1]).run()
+    assert at.session_state["app.run_id"] == runs["chem_ladder"]
+    assert at.query_params["target"] in (ASSAYS[1], [ASSAYS[1]])
+    assert at.subheader[0].value.endswith(ASSAYS[1])
+
+
+def test_a_sidebar_run_of_another_pipeline_is_named_not_silently_replaced(beyond_home, tmp_path, monkeypatch):
+    """/beyond?run=<a chem run> showed a ladder run without a word, the chem run's id still in the link."""
+    home = tmp_path / "home"
+    shutil.copytree(beyond_home, home)
+    monkeypatch.setenv("MIXMIN_HOME", str(home))
+    monkeypatch.chdir(ROOT)
+    assert main(["run", str(ROOT / "configs" / "synthetic_demo.yaml"), "--quiet"]) == 0
+    other = next(r["run_id"] for r in RunStore(home).list_runs() if r["pipeline"] == "synthetic")
+    at = AppTest.from_file(PAGE, default_timeout=90)
+    at.session_state["app.run_id"] = other
+    at.run()
+    assert not at.exception
+    assert any(f"The run picked in the sidebar (`{other}`) is no evolving-sources or ladder run" in i.value
+               for i in at.info), [i.value for i in at.info]
+
+
+def test_a_loss_regret_ladder_shows_the_measure_its_rule_compares():
+    """Rung 1 showed a loss regret of 1.33e-2 under a 0.015 threshold and was not stable: the rule compares the
+    relative regret (0.019), which the table did not show."""
+    from pages.beyond import rungs_table
+
+    info = {"rungs": [{"row_fraction": 0.1, "trees": 5, "budget": 0.01}, {"row_fraction": 0.5, "trees": 5, "budget": 0.05}],
+            "results": [{}, {}], "l1_changes": [float("nan"), 0.2], "loss_regret": [None, 0.0133], "ap": None,
+            "rule": "loss_regret", "measures": [float("nan"), 0.019], "threshold": 0.015, "stable_at": None}
+    table = rungs_table(info)
+    assert table["relative loss regret"].tolist()[1] == 0.019 and pd.isna(table["relative loss regret"][0])
+    assert table["stable"].tolist() == [False, False]
+    assert "relative loss regret" not in rungs_table({**info, "rule": "l1"}).columns
