@@ -25,6 +25,7 @@ import itertools
 import json
 import re
 import tomllib
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,11 +58,12 @@ def _type_name(hint) -> str:
     if hint is typing.Any or hint is object:
         return "any value"
     origin = typing.get_origin(hint)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         return " or ".join(_type_name(a) for a in typing.get_args(hint))
     if origin is list:
         args = typing.get_args(hint)
-        return f"a list of {_type_name(args[0])}" if args else "a list"
+        plural = {int: "integers", float: "numbers", str: "strings", dict: "mappings"}
+        return f"a list of {plural.get(args[0]) or _type_name(args[0])}" if args else "a list"
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false", dict: "a mapping",
             list: "a list", type(None): "null"}.get(hint, getattr(hint, "__name__", str(hint)))
 
@@ -70,7 +72,7 @@ def _matches(value, hint) -> bool:
     if hint is typing.Any or hint is object:
         return True
     origin = typing.get_origin(hint)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         return any(_matches(value, a) for a in typing.get_args(hint))
     if origin is list:
         args = typing.get_args(hint)
@@ -123,7 +125,8 @@ def check_config(config) -> None:
             for rule in (meta, meta.get("items")):
                 if rule and "choices" in rule:
                     rule["choices"] = (*rule["choices"], *extra)
-        if hint is int and isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        counts = hint is int or (typing.get_origin(hint) in (typing.Union, types.UnionType) and int in typing.get_args(hint))
+        if counts and isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
             value = int(value)  # YAML reads 6e5 as a float; as a count it is the whole number it names
             object.__setattr__(config, f.name, value)
         typed = _matches(value, hint)

@@ -287,6 +287,10 @@ def test_a_whole_number_in_scientific_notation_is_a_count(tmp_path, capsys):
     assert main(["run", SYN, "--set", "n_sources=1.5e1", "--dry-run"]) == 0  # 15
     assert main(["run", SYN, "--set", "n_sources=1.05e1", "--dry-run"]) == 2  # 10.5 is no count
     assert "n_sources: must be an integer" in capsys.readouterr().err
+    evolve = str(ROOT / "configs" / "chem_evolve.yaml")  # a count or a list: `initial=4e1` was refused
+    assert main(["run", evolve, "--set", "initial=4e1", "--dry-run"]) == 0 and "initial: 40\n" in capsys.readouterr().out
+    assert main(["run", evolve, "--set", "initial=4.5", "--dry-run"]) == 2
+    assert "initial: must be an integer or a list of strings >= 1; got 4.5." in capsys.readouterr().err
 
 
 def test_step_size_in_scientific_notation_is_accepted(tmp_path, capsys):
