@@ -62,10 +62,18 @@ def _type_name(hint) -> str:
         return " or ".join(_type_name(a) for a in typing.get_args(hint))
     if origin is list:
         args = typing.get_args(hint)
-        plural = {int: "integers", float: "numbers", str: "strings", dict: "mappings"}
-        return f"a list of {plural.get(args[0]) or _type_name(args[0])}" if args else "a list"
+        return f"a list of {_plural(args[0])}" if args else "a list"
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false", dict: "a mapping",
             list: "a list", type(None): "null"}.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def _plural(hint) -> str:
+    """``hint``'s values, plural: "strings", "lists of numbers"."""
+    if typing.get_origin(hint) is list:
+        args = typing.get_args(hint)
+        return f"lists of {_plural(args[0])}" if args else "lists"
+    return {int: "integers", float: "numbers", str: "strings", bool: "booleans", dict: "mappings",
+            list: "lists"}.get(hint) or _type_name(hint)
 
 
 def _matches(value, hint) -> bool:

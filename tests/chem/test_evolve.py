@@ -179,7 +179,7 @@ def test_infeasible_caps_fail_before_any_run_folder(tmp_path, capsys):
     ({"caps": "all"}, r"caps: must be a number or a mapping or null.*; got 'all'"),
     ({"prior_strength": -1}, r"prior_strength: must be >= 0; got -1"),
     ({"updates": [{"merge": "x"}]}, r"updates\[0\]: must be a mapping with exactly one key"),
-    ({"updates": ["add"]}, r"updates: must be a list of a mapping; got \['add'\]"),
+    ({"updates": ["add"]}, r"updates: must be a list of mappings; got \['add'\]"),
     ({"updates": [{"add": 0}]}, r"updates\[0\].add: must be a positive count"),
     ({"initial": []}, r"initial: must be a positive count or a non-empty list"),
     ({"initial": 0}, r"initial: must be >= 1; got 0"),

@@ -100,7 +100,7 @@ def test_row_subsets_are_nested_and_seeded():
     ({"rungs": [[0, 5]]}, r"rungs: must be a list of 1 to 50 \[row_fraction in \(0, 1\], trees in 1..10000\]"),
     ({"rungs": [[0.5, 2.5]]}, r"rungs: must be a list of 1 to 50 \[row_fraction"),
     ({"rungs": [[1.0, 1e9]]}, r"rungs: must be a list of 1 to 50 \[row_fraction"),  # a billion trees ran on
-    ({"rungs": [[0.5, "x"]]}, r"rungs: must be a list of a list of a number; got \[\[0.5, 'x'\]\]"),
+    ({"rungs": [[0.5, "x"]]}, r"rungs: must be a list of lists of numbers; got \[\[0.5, 'x'\]\]"),
     ({"threshold": 0}, r"threshold: must be > 0; got 0"),
     ({"rule": "kl"}, r"rule: must be one of \['l1', 'loss_regret'\]; got 'kl'"),
     ({"targets": []}, r"targets: must be a non-empty list"),

@@ -285,7 +285,7 @@ def test_regmix_bo_config_scores_every_method_on_a_yardstick_none_was_fit_on():
 @pytest.mark.parametrize("overrides,match", [
     (["targets=[pile]"], "target 'pile' is not a metric"),
     (["targets=[pile_c]"], r"target 'pile_c' is not a metric .*did you mean \['pile_cc'"),
-    (["targets=pile_cc"], r"targets: must be a list of a string, e.g. \[pile_cc\]; got 'pile_cc'"),
+    (["targets=pile_cc"], r"targets: must be a list of strings, e.g. \[pile_cc\]; got 'pile_cc'"),
     (["methods=[grid]"], "methods: items must be one of"),
     (["methods=[]"], "methods: must list at least one entry"),
     (["random_search_trials=600"], "random_search_trials: must be at most the 512 training runs"),
