@@ -195,6 +195,27 @@ def list_uploads() -> list[str]:
     return [upload_problem_id(p.with_suffix('')) for p in sorted(folder.glob("*.npz"), key=mtime, reverse=True)]
 
 
+def run_settings(problem_id: str) -> dict | None:
+    """How the run solved its own MixMin mixture of a run problem (``step_size``, ``max_iter``, ``warm_start``),
+    else None (the example, uploads, a run without that mixture)."""
+    ref = parse_problem(problem_id)
+    if ref.kind != "run":
+        return None
+    path = layout.mixture_path(store().run_dir(ref.run_id), layout.Problem.from_key(ref.key), "mixmin")
+    return _mixture_settings(str(path), mtime(path))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _mixture_settings(path: str, stamp: float) -> dict | None:
+    try:
+        meta = read_json(path).get("meta")
+        step, iters = float(meta["step_size"]), meta["max_iter"]
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+    return {"step_size": step, "max_iter": iters, "warm_start": bool(meta.get("warm_start"))} \
+        if isinstance(iters, int) and iters > 0 else None
+
+
 def problem_meta(problem_id: str) -> dict:
     """Where a problem came from, as the CLI's ``export`` records it: ``run`` and ``problem`` (its key), or the upload."""
     ref = parse_problem(problem_id)

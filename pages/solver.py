@@ -35,6 +35,27 @@ WHAT = ("What you are looking at: MixMin solving for the mixture weights of the 
         "certifies how close to optimal the weights are; then the final weights.")
 
 
+def run_settings_note(problem_id: str, step: float, iters: int) -> None:
+    """Where the page's step size or iterations differ from those the run solved this problem with, say so (its
+    stored mixture, on Compare and Assays, is that solve's) and offer them."""
+    own = data.run_settings(problem_id)
+    if own is None or (own["step_size"], own["max_iter"]) == (step, iters):
+        return
+    c1, c2 = st.columns([4, 1], vertical_alignment="center")
+    c1.caption(f"The run solved this problem with step size {own['step_size']:g} and {own['max_iter']} iterations"
+               + (", warm from the previous version's weights" if own["warm_start"] else "")
+               + ": its stored mixture (Compare, Assays) is that solve's, and this page's differs from it.")
+    if own["step_size"] in STEP_SIZES and 10 <= own["max_iter"] <= 1000 and own["max_iter"] % 10 == 0:
+        c2.button("Use the run's settings", on_click=use_settings, args=(own["step_size"], own["max_iter"]),
+                  key="solve.use_run_settings")
+
+
+def use_settings(step: float, iters: int) -> None:
+    for key, value in (("solve.step_size", step), ("solve.max_iter", iters)):
+        st.session_state[key] = value
+        st.session_state.pop("w:" + key, None)
+
+
 def check_link_values() -> None:
     """Values a link may have put in the session that the widgets below cannot show: back to defaults."""
     ss = st.session_state
@@ -144,6 +165,7 @@ def solve_view(problem_id: str) -> None:
     with state.shows_errors():
         outputs = data.load_problem(problem_id)
         step, iters, init = controls(outputs)
+        run_settings_note(problem_id, step, iters)
         cap, prior = constraints()
         result = data.solve(problem_id, data.problem_stamp(problem_id), step, iters, init, cap, prior)
         outcome(result)

@@ -193,6 +193,25 @@ def test_solver_solves_a_large_binary_problem_on_a_float16_copy_and_says_so(home
     assert np.abs(shown - exact[shown.index]).sum() < 1e-3
 
 
+def test_solver_offers_the_settings_the_run_solved_with(home):
+    """An evolve run solved with 1000 iterations; the page opened at 100 and showed other weights, unsaid."""
+    at = open_app("solver")
+    problem = at.session_state["solve.problem"]
+    ref = problem.split(":", 2)
+    path = layout.mixture_path(RunStore(home).run_dir(ref[1]), layout.Problem.from_key(ref[2]), "mixmin")
+    mixture = json.loads(path.read_text())
+    mixture["meta"].update(step_size=0.5, max_iter=300)
+    path.write_text(json.dumps(mixture))
+    at = open_app("solver")
+    note = next(c.value for c in at.caption if "The run solved this problem" in c.value)
+    assert "step size 0.5 and 300 iterations" in note
+    at.button(key="solve.use_run_settings").click().run()
+    assert not at.exception
+    assert (at.session_state["solve.step_size"], at.session_state["solve.max_iter"]) == (0.5, 300)
+    assert at.slider(key="w:solve.max_iter").value == 300 and at.select_slider(key="w:solve.step_size").value == 0.5
+    assert not any("The run solved this problem" in c.value for c in at.caption)
+
+
 def test_solver_downloads_the_mixture(home):
     at = open_app("solver")
     csv = at.get("download_button")
