@@ -151,10 +151,12 @@ def show_evolve(run_dir) -> None:
     st.plotly_chart(before_after_figure(before["weights"], after["weights"],
                                         title=f"Weights before ({before['variant']}) and after ({after['variant']})"),
                     key="beyond.before_after")
-    moves = pd.DataFrame(after["mixture_change"]["largest_moves"])
+    moves = pd.DataFrame(after["mixture_change"]["largest_moves"], columns=["source", "before", "after", "delta"])
+    moves = moves[moves["delta"].abs() >= 1e-6]  # below it a weight did not move (1e-22 was listed)
     if not moves.empty:
         st.caption("Largest moves")
-        st.dataframe(moves, hide_index=True, placeholder="—", width="stretch")
+        st.dataframe(moves, hide_index=True, placeholder="—", width="stretch",
+                     column_config={c: st.column_config.NumberColumn(format="%.4f") for c in ("before", "after", "delta")})
 
 
 # ---- ladder ------------------------------------------------------------------------------------

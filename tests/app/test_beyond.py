@@ -69,6 +69,8 @@ def test_evolve_run_shows_each_update_before_and_after(beyond_home, monkeypatch)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Proxies trained"] == "2"
     assert metrics["Compute saved"] == f"{evolve['versions'][2]['compute']['saved_fraction']:.1%}"
+    moves = at.dataframe[-1].value  # source first (it came last), no move below 1e-6
+    assert list(moves.columns) == ["source", "before", "after", "delta"] and (moves["delta"].abs() >= 1e-6).all()
 
 
 def test_ladder_run_plots_weights_against_budget_with_the_stop_marked(beyond_home, monkeypatch):
