@@ -258,7 +258,7 @@ def test_compare_overall_rows_say_when_a_trial_covers_fewer_targets_and_skip_a_s
     one-target run showed "overall" rows and chart repeating that target."""
     path = layout.results_path(RunStore(home).run_dir(CHEM_RUN))
     results = pd.read_csv(path)
-    first, target = results["trial"].min(), sorted(results["target"].unique())[0]
+    first, target = results["trial"].min(), min(results["target"].unique())
     gone = (results["target"] == target) & (results["trial"] == first) & (results["method"] == "natural")
     results[~gone].to_csv(path, index=False)
     at = open_app("compare")
