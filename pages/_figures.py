@@ -128,12 +128,41 @@ def weights_chart(names, weights, lower=None, upper=None, k: int = 20, true_weig
                          markers=true_weights, marker_name="true weight")
 
 
+def escaped(value):
+    """``value`` (a text, or a list of texts and numbers) with ``&``, ``<`` and ``>`` as character references:
+    Plotly renders a subset of HTML in a chart's texts (``<a href>`` as a live link, ``<b>``), and names come
+    from users' files."""
+    if isinstance(value, str):
+        return html.escape(value, quote=False)
+    if isinstance(value, (list, tuple, np.ndarray, pd.Series, pd.Index)) and any(isinstance(v, str) for v in value):
+        return [html.escape(v, quote=False) if isinstance(v, str) else v for v in value]
+    return value
+
+
+def safe(fig: go.Figure) -> go.Figure:
+    """``fig`` with its data's texts :func:`escaped` (category values, trace names and texts) and its titles; every
+    Plotly chart goes through it, once (``layout.meta`` marks it). A hover text built with ``<br>`` escapes its
+    names where it is built."""
+    if fig.layout.meta == "escaped":
+        return fig
+    fig.layout.meta = "escaped"
+    for trace in fig.data:
+        for attr in ("x", "y", "name", "text", "legendgroup"):
+            if attr in trace and trace[attr] is not None:
+                trace[attr] = escaped(trace[attr])
+    layout = fig.layout
+    for title in (layout.title, layout.legend.title, layout.coloraxis.colorbar.title,
+                  *(axis.title for axis in (layout.xaxis, layout.yaxis))):
+        if title.text:
+            title.text = escaped(title.text)
+    return fig
+
+
 def weights_figure(names, weights, lower=None, upper=None, k: int = 20, colours=None,
                    title: str = "Final weights", true_weights=None) -> go.Figure:
     """Horizontal bars of the ``k`` largest weights, with interval whiskers and true-weight markers when given."""
     top, labels, values, lower, upper, true_weights = (x[::-1] if x is not None else None for x in
                                                        _top_bars(names, weights, k, lower, upper, true_weights))
-    labels = [html.escape(str(label), quote=False) for label in labels]  # Plotly renders <a href>, <b>... in labels: an upload's names
     error = None
     if lower is not None and upper is not None:
         error = dict(type="data", symmetric=False, array=np.maximum(upper - values, 0),
@@ -147,7 +176,7 @@ def weights_figure(names, weights, lower=None, upper=None, k: int = 20, colours=
                       yaxis={"type": "category"})  # names such as "1" and "1.0" are names, not one number
     fig.update_layout(title=title + (" (95% bootstrap intervals)" if error else ""), xaxis_title="weight",
                       height=max(260, 24 * len(top) + 90), margin=dict(l=10, r=10, t=40, b=10))
-    return fig
+    return safe(fig)
 
 
 def solver_figures(result, k: int = 8):

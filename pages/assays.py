@@ -108,7 +108,7 @@ def heatmap(run_id: str, problems: list, k: int, meta: pd.DataFrame, noun: str) 
                     aspect="auto", title=f"Targets × their top-{min(k, shown)} {noun} (weight, trial {problems[0].trial})")
     fig.update_layout(height=max(420, 40 * len(grid) + 300), margin=dict(l=10, r=10, t=40, b=10),
                       xaxis=dict(tickangle=-45))
-    st.plotly_chart(fig, key="assays.heatmap")
+    st.plotly_chart(figs.safe(fig), key="assays.heatmap")
     return long
 
 
@@ -182,7 +182,7 @@ def page() -> None:
                                      None if top["upper"].isna().all() else top["upper"].to_numpy(), k=int(k),
                                      colours=list(top["group"].map(figs.CATEGORY_COLOURS)),
                                      title=f"Top {noun} for {target}")
-        st.plotly_chart(fig, key="assays.bars")
+        st.plotly_chart(figs.safe(fig), key="assays.bars")
     st.subheader("All targets")
     long = heatmap(run_id, [p for p in in_variant if p.trial == trial], int(k), meta, noun)
     if not long.empty:

@@ -134,7 +134,7 @@ def show_evolve(run_dir) -> None:
         "L1 change": st.column_config.NumberColumn(format="%.3f"),
         "L1 per assay": st.column_config.NumberColumn(format="%.3f"),
         "AP": st.column_config.NumberColumn(format="%.3f")})
-    st.plotly_chart(compute_figure(versions), key="beyond.compute")
+    st.plotly_chart(figs.safe(compute_figure(versions)), key="beyond.compute")
     if len(versions) < 2:
         return
     labels = [v["variant"] for v in versions[1:]]
@@ -148,9 +148,9 @@ def show_evolve(run_dir) -> None:
     c3.metric("L1 change", f"{after['mixture_change']['l1']:.3f}",
               help=f"per assay (split halves summed): {after['mixture_change'].get('l1_by_assay', float('nan')):.3f}")
     c4.metric("AP", f"{after['ap']:.3f}", delta=f"{after['ap'] - before['ap']:+.3f}")
-    st.plotly_chart(before_after_figure(before["weights"], after["weights"],
-                                        title=f"Weights before ({before['variant']}) and after ({after['variant']})"),
-                    key="beyond.before_after")
+    st.plotly_chart(figs.safe(before_after_figure(before["weights"], after["weights"],
+                                                  title=f"Weights before ({before['variant']}) and after "
+                                                        f"({after['variant']})")), key="beyond.before_after")
     moves = pd.DataFrame(after["mixture_change"]["largest_moves"], columns=["source", "before", "after", "delta"])
     moves = moves[moves["delta"].abs() >= 1e-6]  # below it a weight did not move (1e-22 was listed)
     if not moves.empty:
@@ -218,8 +218,8 @@ def show_ladder(run_dir) -> None:
         st.warning(f"Climbing on, the mixture moved again ({rule_text(info)} at or above {info['threshold']:g}) at "
                    + ", ".join(f"{100 * b:.3g}%" for b in info["moved_again"])
                    + " of the final model's compute: the stopping rule stopped early for this target.")
-    st.plotly_chart(ladder_figure(info), key="beyond.ladder")
-    st.plotly_chart(l1_figure(info), key="beyond.l1")
+    st.plotly_chart(figs.safe(ladder_figure(info)), key="beyond.ladder")
+    st.plotly_chart(figs.safe(l1_figure(info)), key="beyond.l1")
     st.dataframe(rungs_table(info), hide_index=True, placeholder="—", width="stretch", column_config={
         "budget (% of final)": st.column_config.NumberColumn(format="%.3g%%"),
         "L1 change": st.column_config.NumberColumn(format="%.3f"), "AP": st.column_config.NumberColumn(format="%.3f"),

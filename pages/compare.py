@@ -217,7 +217,7 @@ def weights_side_by_side(run_id: str, variant: str) -> None:
                     aspect="auto", text_auto=".2f", title="Weights each method found (15 largest sources)")
     fig.update_layout(height=max(320, 26 * len(top) + 120), margin=dict(l=10, r=10, t=70, b=10))
     fig.update_xaxes(side="top", title="method")
-    st.plotly_chart(fig, key="compare.weights_heatmap")
+    st.plotly_chart(figs.safe(fig), key="compare.weights_heatmap")
     st.dataframe(top.reset_index(names="source"), hide_index=True, placeholder="—", width="stretch")
 
 
@@ -299,8 +299,8 @@ def page() -> None:
     total = summarize(overall, reference=baseline, focus="mixmin")
     if n_targets > 1:
         left, right = st.columns([1, 2])
-        left.plotly_chart(bars(total, "method", "Overall (mean over targets)"), key="compare.overall")
-        right.plotly_chart(bars(per_target, "target", "Per target"), key="compare.per_target")
+        left.plotly_chart(figs.safe(bars(total, "method", "Overall (mean over targets)")), key="compare.overall")
+        right.plotly_chart(figs.safe(bars(per_target, "target", "Per target")), key="compare.per_target")
         fewer = overall.loc[overall["n_targets"] < n_targets, ["trial", "n_targets"]].drop_duplicates()
         if len(fewer):
             st.caption("Overall, trial " + ", ".join(f"{int(t)}: {int(n)} of the {n_targets} targets" for t, n in
@@ -308,7 +308,7 @@ def page() -> None:
                        + " (a target counts in a trial only where every method has a value there, e.g. no AP without "
                          "a test positive): those trials' means cover fewer targets than the others'.")
     else:  # one target: the overall rows would repeat it
-        st.plotly_chart(bars(per_target, "target", "Per target"), key="compare.per_target")
+        st.plotly_chart(figs.safe(bars(per_target, "target", "Per target")), key="compare.per_target")
     st.subheader("Summary")
     st.dataframe(summary_table(per_target if n_targets == 1 else pd.concat([total, per_target]), baseline),
                  hide_index=True, placeholder="—", width="stretch",
@@ -323,11 +323,11 @@ def page() -> None:
                      category_orders={"method": sorted(total["method"], key=figs.method_sort_key)})
         fig.update_layout(height=300, showlegend=False, margin=dict(l=10, r=10, t=40, b=10),
                           yaxis_title=f"proxy compute ({unit})" if unit else "proxy compute")
-        st.plotly_chart(fig, key="compare.compute")
+        st.plotly_chart(figs.safe(fig), key="compare.compute")
     for kind in ("sources", "compute"):
         fig = sweep_figure(sub, kind)
         if fig is not None:
-            st.plotly_chart(fig, key=f"compare.sweep_{kind}")
+            st.plotly_chart(figs.safe(fig), key=f"compare.sweep_{kind}")
     st.subheader("Weights side by side")
     weights_side_by_side(run_id, variant)
     state.share_link("compare", c4)

@@ -114,7 +114,7 @@ def joint_view(view: dict, names: list, mode: str, normalise: bool) -> None:
     left, right = st.columns([2, 3])
     left.plotly_chart(figs.weights_figure(joint.source_names, joint.weights, k=15, title=f"Joint weights ({mode})"),
                       key="targets.joint_weights")
-    right.plotly_chart(target_bars(table, names, mode, normalise), key="targets.bars")
+    right.plotly_chart(figs.safe(target_bars(table, names, mode, normalise)), key="targets.bars")
     st.markdown(f"**How each target fares under each mixture** ({loss_label(normalise)}; rows: mixtures, "
                 "columns: targets; `own` is the target's own MixMin optimum on the shared sources)")
     st.dataframe(table.reset_index(), hide_index=True, placeholder="—", width="stretch",
@@ -142,12 +142,12 @@ def weights_text(row: pd.Series, names: list) -> str:
 def front_figure(frame: pd.DataFrame, names: list, table: pd.DataFrame, picked: int, normalise: bool) -> go.Figure:
     """Front mixtures (clickable: their customdata is the index), the reference mixtures and the picked one."""
     x, y = names[0], names[1]
-    hover = [f"target weights {weights_text(row, names)}<br>" + "<br>".join(f"{t}: {row[t]:.4g}" for t in names)
+    hover = [f"target weights {weights_text(row, names)}<br>" + "<br>".join(f"{figs.escaped(t)}: {row[t]:.4g}" for t in names)
              for _, row in frame.iterrows()]
     marker = dict(size=12, color=JOINT_COLOUR, line=dict(width=1, color="white"))
     if len(names) == 3:
         marker.update(color=frame[names[2]], colorscale="Viridis", showscale=True,
-                      colorbar=dict(title=dict(text=names[2], side="right"), thickness=12))
+                      colorbar=dict(title=dict(text=figs.escaped(names[2]), side="right"), thickness=12))
     on, off = np.flatnonzero(~frame["dominated"].to_numpy()), np.flatnonzero(frame["dominated"].to_numpy())
     if len(names) == 3:
         marker["color"] = frame[names[2]].iloc[on]
@@ -204,7 +204,7 @@ def front_view(ids: tuple, names: list, table: pd.DataFrame, normalise: bool):
     picked = st.session_state["targets.point"]
     left, right = st.columns([3, 2])
     with left:
-        st.plotly_chart(front_figure(frame, names, table, picked, normalise), key=FRONT_CHART, on_select=pick_from_chart,
+        st.plotly_chart(figs.safe(front_figure(frame, names, table, picked, normalise)), key=FRONT_CHART, on_select=pick_from_chart,
                         selection_mode="points")
         stopped, beaten = int((~frame["converged"]).sum()), int(frame["dominated"].sum())
         if stopped:

@@ -272,6 +272,27 @@ def test_compare_overall_rows_say_when_a_trial_covers_fewer_targets_and_skip_a_s
     assert not any("overall" in c.value.lower() for c in at.caption)
 
 
+def test_names_from_users_files_are_text_in_every_chart(home):
+    """An assay named <a href="https://evil.example/">CLICKME</a> was a live link in Compare's charts (Plotly
+    renders a subset of HTML in labels), <b>BOLD</b> bold."""
+    link, bold = '<a href="https://evil.example/">CLICKME</a>', "<b>BOLDSRC</b>"
+    run_dir = RunStore(home).run_dir(CHEM_RUN)
+    path = layout.results_path(run_dir)
+    results = pd.read_csv(path)
+    results["target"] = results["target"].replace(min(results["target"].unique()), link)
+    results.to_csv(path, index=False)
+    for mixture in run_dir.glob("mixtures/**/*.json"):
+        record = json.loads(mixture.read_text())
+        record["weights"] = {bold + n: w for n, w in record["weights"].items()}
+        mixture.write_text(json.dumps(record))
+    at = open_app("compare")
+    assert not at.exception
+    specs = [c.proto.spec for c in at.get("plotly_chart")]
+    assert any("CLICKME" in s for s in specs) and any("BOLDSRC" in s for s in specs)
+    assert not any("<a " in s or "<b>" in s for s in specs)
+    assert any("&lt;a href" in s for s in specs)
+
+
 def test_compare_says_which_targets_examples_the_sources_hold(home):
     path = RunStore(home).run_dir(CHEM_RUN) / "dataset.json"
     path.write_text(json.dumps({"target_examples_in_sources": {"piqa": 0.0, "mc": 0.5},
