@@ -179,9 +179,11 @@ def check_path(path: str | os.PathLike, what: str) -> Path:
 
 
 def check_config_paths(config: dict, where: str = "") -> None:
-    """In a confined job, refuse any text field of ``config`` that names an existing file or
-    folder outside :func:`allowed_roots` (``path``, ``metadata``, a tokenizer, a sources folder...),
-    whatever the pipeline calls the field. Does nothing for a job started on the command line."""
+    """In a confined job, refuse any text field of ``config`` that names a file or folder outside
+    :func:`allowed_roots` (``path``, ``metadata``, a tokenizer, a sources folder...), whatever the pipeline calls
+    the field. A value written as a path (absolute, ``~``, or with a folder) is refused whether or not it exists,
+    so the error says nothing about the owner's files; a bare name only where it exists (a file in the working
+    folder: the checkout). Does nothing for a job started on the command line."""
     if not confined():
         return
     items = config.items() if isinstance(config, dict) else enumerate(config)
@@ -192,8 +194,10 @@ def check_config_paths(config: dict, where: str = "") -> None:
         if isinstance(value, (dict, list)):
             check_config_paths(value, f"{name}.")
         elif isinstance(value, str) and value and len(value) < 4096 and "\0" not in value:
+            written_as_path = value not in REGISTRY and (  # a registered name (text/piqa_validation) is no path
+                value.startswith(("~", os.sep)) or os.sep in value or bool(os.altsep and os.altsep in value))
             try:
-                exists = os.path.lexists(Path(value).expanduser())
+                exists = written_as_path or os.path.lexists(Path(value).expanduser())
             except (OSError, ValueError):
                 exists = False
             if exists:

@@ -405,6 +405,12 @@ def test_app_started_job_reads_no_file_outside_the_data_dir_and_store(tmp_path, 
             datasets.check_config_paths({"pipeline": "chem", "name": "x", where: value})
     with pytest.raises(InputError, match=r"targets\[0\].path: '/etc/passwd' is outside"):
         datasets.check_config_paths({"targets": [{"name": "t", "path": "/etc/passwd"}]})
+    # whether the file exists or not, the same error: it said which of the owner's files exist
+    for value in ("/etc/zzz_nope", "~/.zzz_nope", "~/.cache", "../secret/x.csv"):
+        with pytest.raises(InputError, match=r"targets\[0\]: '.*' is outside the data directory and the run store"):
+            datasets.check_config_paths({"targets": [value]})
+    datasets.check_config_paths({"targets": ["no_such_assay"], "dataset": "toxcast"})  # a name, not a path
+    datasets.check_config_paths({"targets": [{"name": "piqa", "dataset": "text/piqa_validation"}]})  # registered
     with pytest.raises(InputError, match=r"the path of dataset 'toxcast': '/etc/passwd' is outside"):
         datasets.resolve("toxcast", "/etc/passwd")
     inside = Path(os.environ["MIXMIN_DATA_DIR"]) / "chem" / "toxcast.csv.gz"
