@@ -475,3 +475,12 @@ def test_sizes_csv_refuses_ragged_rows_and_huge_uploads(tmp_path):
 
     with pytest.raises(InputError, match="is more than a sizes file needs"):
         read_sizes_csv("big.csv", data=b"source,size\n" + b"a,1\n" * (MAX_SIZES_BYTES // 4 + 1))
+    # a 0.7 MB header of 100,000 columns held the server 14 s and 0.7 GB: counted before pandas reads it
+    wide = b"source,size," + b",".join(b"c%d" % i for i in range(100_000)) + b"\na,1\n"
+    with pytest.raises(InputError, match=r"wide.csv: its header has [\d,]+\+ columns; a sizes CSV has source, size"):
+        read_sizes_csv("wide.csv", data=wide)
+    path.write_text("source,size," + ",".join(f"c{i}" for i in range(200)) + "\na,1\n")
+    with pytest.raises(InputError, match="its header has 202 columns"):
+        read_sizes_csv(path)
+    path.write_text("source,size,documents\na,1,2\n")
+    assert read_sizes_csv(path) == {"a": 1.0}
