@@ -81,12 +81,13 @@ def key_result(summary: pd.DataFrame, headline: str | None = None) -> str:
     return f"{data.metric_label(metric)}: " + ", ".join(parts) + setting
 
 
-def step_text(job: dict) -> str:
-    """What a running job is doing, or why a job failed (nothing for finished jobs)."""
+def step_text(job: dict, store_root=None) -> str:
+    """What a running job is doing, or why a job failed (nothing for finished jobs), as a visitor may see it
+    (:func:`pages._access.shown`: the owner's paths are not shown)."""
     if job.get("status") == "running":
-        return job.get("message", "")
+        return shown(job.get("message", ""), store_root)
     if job.get("status") in ("failed", "died", "cancelled"):
-        lines = (job.get("error") or job["status"]).strip().splitlines()
+        lines = shown(job.get("error") or job["status"], store_root).strip().splitlines()
         return lines[-1] if lines else job["status"]
     return ""
 
@@ -101,7 +102,7 @@ def runs_table(store, runs: list[dict]) -> pd.DataFrame:
             "name": run["name"], "pipeline": run["pipeline"], "dataset": shown(run.get("dataset") or ""),
             "status": job.get("status", run["status"]) if job.get("status") == "died" else run["status"],
             "progress": (job.get("n_done", 0) / total) if total else None,
-            "step": step_text(job),
+            "step": step_text(job, store.root),
             "key result": run_key_result(run["run_id"], (run.get("summary") or {}).get("metric")),
             "created": pd.Timestamp(run["created_at"], unit="s").strftime("%Y-%m-%d %H:%M"),
             "run id": run["run_id"],

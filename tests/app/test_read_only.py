@@ -328,9 +328,13 @@ def test_read_only_visitors_see_no_paths_a_config_names_nor_a_stored_traceback(h
     store.finish_job(job, "failed", 'Traceback (most recent call last):\n  File "/home/owner/.pyenv/lib/torch/x.py", '
                                     'line 3, in f\nAssertionError: Torch not compiled with CUDA enabled')
     monkeypatch.setenv("MIXMIN_READ_ONLY", "1")
+    store.create_run("other-run", name="other-run", pipeline="chem", config={"pipeline": "chem"}, dataset="x")
+    other = store.start_job("other-run")  # the Runs page's step column showed a failure's path in full
+    store.finish_job(other, "failed", "FileNotFoundError: [Errno 2] No such file: '/home/alice/private/assays_v2.csv'")
     runs = open_app()
-    row = runs.dataframe[0].value.set_index("name").loc["secret-run"]
-    assert row["dataset"] == ".../secret_assays.csv (chemistry, 2 targets)"
+    table = runs.dataframe[0].value.set_index("name")
+    assert table.loc["secret-run", "dataset"] == ".../secret_assays.csv (chemistry, 2 targets)"
+    assert table.loc["other-run", "step"] == "FileNotFoundError: [Errno 2] No such file: '.../assays_v2.csv'"
     at = open_app("jobs")
     at.selectbox(key="jobs.job_widget").set_value(job).run()
     text = " ".join(c.value for c in at.code) + " ".join(e.value for e in at.error)
