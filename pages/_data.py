@@ -191,8 +191,11 @@ def list_problem_ids(run_id: str) -> list[str]:
 
 
 def list_uploads() -> list[str]:
+    """The uploads saved in the store, newest first: files in its ``uploads`` folder itself (a symbolic link there,
+    planted by someone who could write the store, would read a file from anywhere)."""
     folder = store().root / "uploads"
-    return [upload_problem_id(p.with_suffix('')) for p in sorted(folder.glob("*.npz"), key=mtime, reverse=True)]
+    return [upload_problem_id(p.with_suffix('')) for p in sorted(folder.glob("*.npz"), key=mtime, reverse=True)
+            if not any(f.is_symlink() for f in (p, p.with_suffix(".json")))]
 
 
 def run_settings(problem_id: str) -> dict | None:

@@ -90,8 +90,11 @@ def check_new_names(name: str, values) -> tuple:
     """:func:`check_names`, and none starting as a spreadsheet formula does (:data:`FORMULA_STARTS`): for names
     entering the tool (an upload's columns, a table's assays, text file names), which end up in downloaded tables.
     Saved outputs and runs are not checked again, so what was stored before this rule still opens."""
+    import unicodedata
+
     names = check_names(name, values)
-    bad = [n for n in names if n[:1] in FORMULA_STARTS]
+    # as a spreadsheet reads it: leading spaces skipped, a full-width ＝ an equals sign
+    bad = [n for n in names if unicodedata.normalize("NFKC", n).lstrip()[:1] in FORMULA_STARTS]
     if bad:  # a spreadsheet opening a downloaded table would run the name as a formula
         raise InputError(f"{name}: names must not start with {', '.join(FORMULA_STARTS)} (a spreadsheet reads such a "
                          f"name as a formula); got {bad[0]!r}. Rename the source.")

@@ -212,6 +212,19 @@ def test_solver_offers_the_settings_the_run_solved_with(home):
     assert not any("The run solved this problem" in c.value for c in at.caption)
 
 
+def test_solver_lists_no_upload_that_is_a_link_out_of_the_store(home, tmp_path):
+    """A symbolic link planted in uploads/ was listed and read the file it points to, wherever that is."""
+    outside = tmp_path / "secret"
+    binary_outputs(6, 50, np.random.default_rng(0), source_names=[f"SECRET_{i}" for i in range(6)]).save(outside)
+    (home / "uploads").mkdir(exist_ok=True)
+    for suffix in (".npz", ".json"):
+        (home / "uploads" / f"evil{suffix}").symlink_to(outside.with_suffix(suffix))
+    binary_outputs(6, 50, np.random.default_rng(1)).save(home / "uploads" / "mine")
+    at = open_app("solver")
+    options = at.selectbox(key="w:solve.problem").options
+    assert any("mine" in o for o in options) and not any("evil" in o for o in options)
+
+
 def test_solver_downloads_the_mixture(home):
     at = open_app("solver")
     csv = at.get("download_button")

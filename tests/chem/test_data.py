@@ -248,6 +248,9 @@ def test_a_repeated_assay_column_is_refused(tmp_path):
 @pytest.mark.parametrize(("header", "match"), [
     (b'smiles,"a\nimport os",B', r"assay columns: names must not hold line breaks or control characters; got 'a\\nimport os'"),
     (b"smiles,=HYPERLINK(1),B", r"assay columns: names must not start with =, \+, -, @ .*got '=HYPERLINK\(1\)'"),
+    # as a spreadsheet reads them: after spaces, and a full-width equals sign
+    (b'smiles," =cmd|x",B', r"assay columns: names must not start with =, \+, -, @ .*got ' =cmd\|x'"),
+    ("smiles,\uff1d1+1,B".encode(), r"assay columns: names must not start with =, \+, -, @ .*got '\uff1d1\+1'"),
     # PPAR\u03b3 and PPAR\u03b4 both became PPAR- in file names: one target's mixtures overwrote the other's
     ("smiles,PPAR\u03b3,PPAR\u03b4".encode(), r"'PPAR\u03b3' and 'PPAR\u03b4' would share files \('PPAR-'"),
     (b"smiles,overall,B", r"'overall' is the name the reports give the mean over targets"),
