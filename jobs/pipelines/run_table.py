@@ -203,7 +203,10 @@ def _write_sources(run_dir, table) -> None:
 
 
 def run(config: RunTableConfig, ctx: RunContext) -> dict:
-    _write_sources(ctx.run_dir, load_run_table(config.train_table, own=_own(config)))
+    table = load_run_table(config.train_table, own=_own(config))
+    _write_sources(ctx.run_dir, table)
+    # RegMix's own prediction had one name for a loss and a score before stop 25; a resumed run's mixtures keep it
+    renamed = {"surrogate:own_prediction": f"surrogate:own_prediction_{'score' if table.higher_is_better else 'loss'}"}
     cfg = asdict(config)
     units = []
     for target in config.targets:
@@ -221,7 +224,7 @@ def run(config: RunTableConfig, ctx: RunContext) -> dict:
         compute = float(saved["meta"].get("compute") or 0.0)
         for metric, value in saved["meta"]["metrics"].items():
             rows.append({"trial": kw["trial"], "target": kw["target"], "variant": "", "method": kw["method"],
-                         "metric": metric, "value": value, "proxy_compute": compute, "final_compute": 0.0,
+                         "metric": renamed.get(metric, metric), "value": value, "proxy_compute": compute, "final_compute": 0.0,
                          "table": config.train_table})
         if kw["trial"] == 0:
             top = sorted(saved["weights"].items(), key=lambda kv: -kv[1])[:5]

@@ -222,6 +222,27 @@ def test_regmix_1m_run_reports_spearman_and_mixture_and_resumes():
     assert (store.run_dir(run["run_id"]) / "sources.csv").read_text().startswith("source,title,category")
 
 
+def test_a_resumed_run_names_regmix_s_own_prediction_as_a_loss(monkeypatch):
+    """Before stop 25 RegMix's own prediction had one name for a loss (read as higher-is-better) and a score; a run
+    resumed on mixtures saved then mixed both names."""
+    from jobs.pipelines import run_table
+
+    real = run_table.orient
+
+    def before(metrics, higher_is_better):  # what the mixtures of such a run hold
+        out = real(metrics, higher_is_better)
+        if "surrogate:own_prediction_loss" in out:
+            out["surrogate:own_prediction"] = out.pop("surrogate:own_prediction_loss")
+        return out
+
+    monkeypatch.setattr(run_table, "orient", before)
+    assert main(["run", REGMIX, *FAST, "--set", "methods=[natural, regmix]"]) == 0
+    monkeypatch.setattr(run_table, "orient", real)
+    assert main(["run", REGMIX, *FAST, "--set", "methods=[natural, regmix]"]) == 0  # resumed: no unit runs again
+    metrics = set(RunStore().results(_only_run(RunStore())["run_id"])["metric"])
+    assert "surrogate:own_prediction_loss" in metrics and "surrogate:own_prediction" not in metrics
+
+
 def test_olmix_run_with_a_held_out_split():
     assert main(["run", OLMIX, *FAST, "--set", "targets=[hellaswag:rc::olmes]"]) == 0
     results = RunStore().results(_only_run(RunStore())["run_id"])
