@@ -144,7 +144,8 @@ def _init(ray, n_workers: int, env_vars: dict | None) -> None:
             return
         try:
             ray.init(address=address, **common)
-        except ConnectionError as exc:  # it answers but refuses this driver (token authentication, a version clash)
+        except (ConnectionError, RuntimeError) as exc:  # it answers but refuses this driver: token authentication
+            # (ConnectionError), another Ray or Python version (RuntimeError)
             raise ConfigError(f"RAY_ADDRESS={address}: the Ray cluster there refused this driver ({str(exc)[:200]}). "
                               "A head started with token authentication needs the same RAY_AUTH_MODE and token "
                               "in this shell; its Ray version must match this one.") from None

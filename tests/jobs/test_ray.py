@@ -290,19 +290,22 @@ def test_a_bad_ray_address_is_one_error_before_any_run_exists(capsys, monkeypatc
     assert RunStore().list_runs() == []
 
 
-def test_a_cluster_that_refuses_the_driver_is_one_error_before_any_run_exists(worker_home, capsys, monkeypatch):
-    """A head with token authentication answers, then refuses the driver: the job failed after its run folder
-    existed."""
+@pytest.mark.parametrize("refusal", [ConnectionError("Unauthenticated: invalid or missing token"),
+                                     RuntimeError("Version mismatch: The cluster was started with Ray 2.9")])
+def test_a_cluster_that_refuses_the_driver_is_one_error_before_any_run_exists(worker_home, capsys, monkeypatch,
+                                                                               refusal):
+    """A head with token authentication (or another Ray version) answers, then refuses the driver: the job failed
+    after its run folder existed."""
     monkeypatch.setenv("RAY_ADDRESS", ray.get_runtime_context().gcs_address)  # a real head answers there
 
     def refuse(**kwargs):
-        raise ConnectionError("Unauthenticated: invalid or missing token")
+        raise refusal
 
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     monkeypatch.setattr(ray, "init", refuse)
     assert main(["run", DEMO, "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "the Ray cluster there refused this driver (Unauthenticated: invalid or missing token)" in err, err
+    assert f"the Ray cluster there refused this driver ({refusal})" in err, err
     assert RunStore().list_runs() == []
 
 
