@@ -68,7 +68,9 @@ def _type_name(hint) -> str:
 
 
 def _plural(hint) -> str:
-    """``hint``'s values, plural: "strings", "lists of numbers"."""
+    """``hint``'s values, plural: "strings", "lists of numbers", "integers or strings"."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_plural(a) for a in typing.get_args(hint))
     if typing.get_origin(hint) is list:
         args = typing.get_args(hint)
         return f"lists of {_plural(args[0])}" if args else "lists"

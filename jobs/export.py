@@ -96,7 +96,8 @@ def cmd_export(args) -> int:
     if not 0 <= seed < 2**32:  # what the snippet's shuffles take
         raise InputError(f"--seed must be an integer from 0 to {2**32 - 1}; got {args.seed}.")
     result = _read_weights(args.weights) if args.weights else _run_mixture(run_dir, problem, args.method)
-    sizes, unit, documents, tokenizer = _sizes(args, run_dir, problem.variant if problem else "")
+    variant = problem.variant if problem else ""
+    sizes, unit, documents, tokenizer = _sizes(args, run_dir, variant)
     if args.unit is not None:
         if run_dir is not None and not args.sizes and args.unit in export.UNITS and args.unit != unit:
             raise InputError(f"--unit {args.unit}: this run's source sizes (its sources.csv) are in {unit}; "
@@ -129,8 +130,7 @@ def cmd_export(args) -> int:
     checked = plan.warnings() if given else []  # chem-table without a budget draws nothing: no repeats to check
     for line in checked + ([fallback] if fallback else []):
         print(f"warning: {line}", file=sys.stderr)
-    examples = (export.run_chem_examples(run_dir, plan.source_names, problem.variant if problem else "")
-                if args.fmt == "chem-table" and run_dir else None)
+    examples = export.run_chem_examples(run_dir, plan.source_names, variant) if args.fmt == "chem-table" and run_dir else None
     text = export.render(plan, args.fmt, examples=examples, path_template=args.data_prefix, seed=seed)
     _write(args.out, text)
     what = f"{plan.budget:.6g} {plan.unit}"

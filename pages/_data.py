@@ -135,6 +135,14 @@ def solve(problem_id: str, stamp: float, step_size: float, max_iter: int, init: 
                       prior_strength=float(prior_strength), storage=live_storage(outputs))
 
 
+def storage_note(result) -> None:
+    """Say so under a live solve that read a float16 copy of the matrix (:func:`live_storage`)."""
+    if result.meta.get("storage") == "float16":
+        st.caption("Solved live on a float16 copy of this large matrix (float32 arithmetic; half the bytes read per "
+                   "iteration): the weights are within about 1e-4 (L1) of a float32 solve's. The Solver page's "
+                   "download records it; a run's own mixtures (Compare, Assays) are float32 solves.")
+
+
 def live_storage(outputs: ProxyOutputs) -> str:
     """How a live solve stores the solver's copy of the matrix: float16 for probabilities (``binary``), where the
     CPU converts it in hardware. It applies only to a large many-source matrix (``result.meta["storage"]`` says
@@ -192,10 +200,14 @@ def list_problem_ids(run_id: str) -> list[str]:
 
 def list_uploads() -> list[str]:
     """The uploads saved in the store, newest first: files in its ``uploads`` folder itself (a symbolic link there,
-    planted by someone who could write the store, would read a file from anywhere)."""
+    or an ``uploads`` folder that is one, planted by someone who could write the store, would read a file from
+    anywhere)."""
     folder = store().root / "uploads"
+    real = folder.resolve()
+    if real.parent != store().root.resolve():  # the folder itself a link out of the store
+        return []
     return [upload_problem_id(p.with_suffix('')) for p in sorted(folder.glob("*.npz"), key=mtime, reverse=True)
-            if not any(f.is_symlink() for f in (p, p.with_suffix(".json")))]
+            if all(f.resolve().parent == real and not f.is_symlink() for f in (p, p.with_suffix(".json")))]
 
 
 def run_settings(problem_id: str) -> dict | None:

@@ -140,9 +140,10 @@ def escaped(value):
 
 
 def safe(fig: go.Figure) -> go.Figure:
-    """``fig`` with its data's texts :func:`escaped` (category values, trace names and texts) and its titles; every
-    Plotly chart goes through it, once (``layout.meta`` marks it). A hover text built with ``<br>`` escapes its
-    names where it is built."""
+    """``fig`` with its data's texts :func:`escaped` (category values and orders, trace names and texts) and its
+    titles; every Plotly chart goes through it, once (``layout.meta`` marks it). A hover text built with ``<br>``
+    escapes its names where it is built, and so must a figure that puts a user's name in a hover template (Plotly
+    Express's ``color=`` does: the pages give it method names only)."""
     if fig.layout.meta == "escaped":
         return fig
     fig.layout.meta = "escaped"
@@ -155,6 +156,9 @@ def safe(fig: go.Figure) -> go.Figure:
                   *(axis.title for axis in (layout.xaxis, layout.yaxis))):
         if title.text:
             title.text = escaped(title.text)
+    for axis in (layout.xaxis, layout.yaxis):  # category orders name the (now escaped) values
+        if axis.categoryarray is not None:
+            axis.categoryarray = escaped(list(axis.categoryarray))
     return fig
 
 

@@ -80,9 +80,13 @@ def ladder_figure(info: dict, k: int = 8) -> go.Figure:
     return fig
 
 
+def _number(value):
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
 def l1_figure(info: dict) -> go.Figure:
     budgets = np.asarray(info["budgets"], dtype=np.float64) * 100
-    changes = [None if c is None or (isinstance(c, float) and math.isnan(c)) else c for c in info["l1_changes"]]
+    changes = [_number(c) for c in info["l1_changes"]]
     fig = go.Figure(go.Scatter(x=budgets, y=changes, mode="lines+markers", name="L1 change", line=dict(color="#1f77b4")))
     if info.get("rule", "l1") == "l1":  # (the loss-regret rule's threshold is on another scale)
         fig.add_hline(y=info["threshold"], line_dash="dot", line_color="#d62728", annotation_text="threshold")
@@ -177,10 +181,6 @@ def rung_stable(info: dict, k: int) -> bool:
         m = measures[k]
         return m is not None and not (isinstance(m, float) and math.isnan(m)) and m < info["threshold"]
     return info["stable_at"] is not None and info["rungs"][k]["budget"] >= info["stable_at"]  # a run from before
-
-
-def _number(value):
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
 def rungs_table(info: dict) -> pd.DataFrame:

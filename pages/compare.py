@@ -6,7 +6,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from mixmin_core.lm.overlap import SHARED_WARNED
+from mixmin_core.lm.overlap import warned
 from mixmin_core.runs import layout
 from mixmin_core.solver.results import (
     OVERALL,
@@ -94,7 +94,7 @@ def overlap_note(info: dict) -> None:
         st.warning(f"Some targets' examples appear word for word (runs of 13 words) in the sources' text: {held}. A "
                    "method that weights those sources is scored partly on text its final model trained on; remove "
                    "them from the sources to compare cleanly.", icon=":material/content_copy:")
-    shared = [p for p in info.get("documents_shared_by_sources") or [] if _warned_pair(p)]
+    shared = [p for p in info.get("documents_shared_by_sources") or [] if warned(p)]
     if shared:
         pairs = "; ".join(f"{state.code(a, 40)} and {state.code(b, 40)} share {k:,} documents ({k / n_a:.0%} of "
                           f"{state.code(a, 40)}'s, {k / n_b:.0%} of {state.code(b, 40)}'s)"
@@ -113,15 +113,6 @@ def overlap_note(info: dict) -> None:
                 "`drop_target_test_molecules: true` to remove them from every source.", icon=":material/info:")
     else:
         st.caption("The targets' test molecules were removed from every source (`drop_target_test_molecules`).")
-
-
-def _warned_pair(p) -> bool:
-    """A ``documents_shared_by_sources`` entry of ``dataset.json`` that the run warned about."""
-    try:
-        (_, _), (n_a, n_b), k = p["sources"], p["documents"], p["shared"]
-        return k >= SHARED_WARNED * min(n_a, n_b) > 0
-    except (TypeError, KeyError, ValueError):
-        return False
 
 
 def yardstick_note(frame: pd.DataFrame, metric: str) -> None:
@@ -301,12 +292,13 @@ def page() -> None:
         left, right = st.columns([1, 2])
         left.plotly_chart(figs.safe(bars(total, "method", "Overall (mean over targets)")), key="compare.overall")
         right.plotly_chart(figs.safe(bars(per_target, "target", "Per target")), key="compare.per_target")
-        fewer = overall.loc[overall["n_targets"] < n_targets, ["trial", "n_targets"]].drop_duplicates()
-        if len(fewer):
-            st.caption("Overall, trial " + ", ".join(f"{int(t)}: {int(n)} of the {n_targets} targets" for t, n in
-                                                     fewer.sort_values("trial").itertuples(index=False))
-                       + " (a target counts in a trial only where every method has a value there, e.g. no AP without "
-                         "a test positive): those trials' means cover fewer targets than the others'.")
+        counted = dict(overall[["trial", "n_targets"]].drop_duplicates().itertuples(index=False))
+        fewer = {int(t): int(counted.get(t, 0)) for t in sorted(shown["trial"].unique()) if counted.get(t, 0) < n_targets}
+        if fewer:
+            st.caption("Overall covers fewer targets in some trials: " + "; ".join(
+                f"trial {t}: {f'{n} of the {n_targets}' if n else 'none (that trial is left out)'}"
+                for t, n in fewer.items()) + ". A target counts in a trial only where every method has a value "
+                "there (e.g. no AP without a test positive).")
     else:  # one target: the overall rows would repeat it
         st.plotly_chart(figs.safe(bars(per_target, "target", "Per target")), key="compare.per_target")
     st.subheader("Summary")

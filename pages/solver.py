@@ -107,10 +107,7 @@ def outcome(result) -> None:
         st.warning(warning, icon=":material/warning:")
     else:
         st.caption(result.message)
-    if result.meta.get("storage") == "float16":
-        st.caption("Solved live on a float16 copy of this large matrix (float32 arithmetic; half the bytes read per iteration): the "
-                   "weights are within about 1e-4 (L1) of a float32 solve's. The download records it; the run's own "
-                   "mixtures (Compare, Assays) are float32 solves.")
+    data.storage_note(result)
 
 
 def intervals(problem_id, outputs, step, iters, init, cap, prior):

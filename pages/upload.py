@@ -93,6 +93,7 @@ def page() -> None:
         st.plotly_chart(figs.weights_figure(result.source_names, result.weights, k=15,
                                                title="MixMin weights (step size 1, 100 iterations)"),
                         key="upload.weights")
+        data.storage_note(result)
         if st.button("Explore in the Solver", type="primary", key="upload.open_solver"):
             st.switch_page("pages/solver.py")
 

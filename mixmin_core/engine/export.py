@@ -673,12 +673,17 @@ def _check_sizes_columns(path: Path, data) -> None:
     """An InputError for a sizes CSV whose header has more than :data:`MAX_SIZES_COLUMNS` columns, counted on its
     first line before pandas reads it (a compressed file, read only from the command line, is left to pandas)."""
     try:
-        head = data[: 1 << 16] if data is not None else path.open("rb").read(1 << 16)
+        if data is not None:
+            head = data[: 1 << 16]
+        else:
+            with path.open("rb") as fh:
+                head = fh.read(1 << 16)
     except OSError:
         return  # read_csv names the problem
     if head[:2] == b"\x1f\x8b" or head[:4] == b"PK\x03\x04":
         return
-    columns = head.split(b"\n", 1)[0].count(b",") + 1
+    header = next((line for line in head.splitlines() if line.strip()), b"")  # pandas skips blank lines before it
+    columns = header.count(b",") + 1
     if columns > MAX_SIZES_COLUMNS:
         raise InputError(f"{path}: its header has {columns:,}{'+' if len(head) == 1 << 16 else ''} columns; a sizes "
                          f"CSV has source, size and optionally documents (at most {MAX_SIZES_COLUMNS}).")

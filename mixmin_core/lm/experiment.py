@@ -36,10 +36,10 @@ from mixmin_core.errors import ConfigError, InputError
 from mixmin_core.lm import data as lmdata
 from mixmin_core.lm.models import get_preset, model_vocab_size, n_params
 from mixmin_core.lm.overlap import (
-    SHARED_WARNED,
     document_hashes,
     shared_documents,
     source_overlap,
+    warned,
 )
 from mixmin_core.runs import layout
 from mixmin_core.runs.fileio import atomic_path, read_json, write_json, write_text
@@ -479,7 +479,7 @@ class LMDomain:
                             t, len(held), len(ex), ", ".join(f"{n}: {c}" for n, c in by_source[t].items()))
         shared = shared_documents({n: np.load(u.output) for n, u in documents.items()})
         for p in shared:
-            if p["shared"] >= SHARED_WARNED * min(p["documents"]):
+            if warned(p):
                 (a, b), (n_a, n_b) = p["sources"], p["documents"]
                 log.warning("sources %r and %r hold %d of the same documents (%d of %r's, %d of %r's): their proxies "
                             "are near-identical, so MixMin can put their weight on either (read their weights "

@@ -82,9 +82,9 @@ def document_hashes(*, path: str, max_chars: int, output: str) -> dict:
     them (its first ``max_chars`` characters), case and spacing ignored -> ``output`` (``.npy``)."""
     from mixmin_core.lm.experiment import capped_texts
 
-    hashes = np.unique(np.fromiter((int.from_bytes(hashlib.blake2b(" ".join(t.lower().split()).encode(),
-                                                                   digest_size=8).digest(), "little")
-                                    for t in capped_texts(path, max_chars)), dtype=np.uint64))
+    texts = (" ".join(t.lower().split()) for t in capped_texts(path, max_chars))
+    hashes = np.unique(np.fromiter((int.from_bytes(hashlib.blake2b(t.encode(), digest_size=8).digest(), "little")
+                                    for t in texts if t), dtype=np.uint64))  # blank documents share nothing
     with atomic_path(output) as tmp, open(tmp, "wb") as fh:
         np.save(fh, hashes)
     return {"documents": int(hashes.size), "compute": 0.0}
@@ -110,3 +110,13 @@ def shared_documents(hashes: dict[str, np.ndarray]) -> list[dict]:
     return [{"sources": [names[a], names[b]], "shared": k, "documents": [sizes[a], sizes[b]]}
             for (a, b), k in sorted(pairs.items(), key=lambda item: (-item[1], item[0]))
             if k >= SHARED_NOTED * min(sizes[a], sizes[b])]
+
+
+def warned(pair) -> bool:
+    """Whether an entry of :func:`shared_documents` (as ``dataset.json`` records it) is warned about: the shared
+    documents are at least :data:`SHARED_WARNED` of either source's. False for an entry that is no such record."""
+    try:
+        (_, _), (n_a, n_b), k = pair["sources"], pair["documents"], pair["shared"]
+        return k >= SHARED_WARNED * min(n_a, n_b) > 0
+    except (TypeError, KeyError, ValueError):
+        return False

@@ -223,6 +223,9 @@ def test_solver_lists_no_upload_that_is_a_link_out_of_the_store(home, tmp_path):
     at = open_app("solver")
     options = at.selectbox(key="w:solve.problem").options
     assert any("mine" in o for o in options) and not any("evil" in o for o in options)
+    (home / "uploads").rename(home / "real_uploads")
+    (home / "uploads").symlink_to(tmp_path)  # the folder itself a link: nothing in it is listed
+    assert not any(o.startswith("upload:") for o in open_app("solver").selectbox(key="w:solve.problem").options)
 
 
 def test_solver_downloads_the_mixture(home):
@@ -276,7 +279,14 @@ def test_compare_overall_rows_say_when_a_trial_covers_fewer_targets_and_skip_a_s
     results[~gone].to_csv(path, index=False)
     at = open_app("compare")
     n = results["target"].nunique()
-    assert any(f"Overall, trial {first}: {n - 1} of the {n} targets" in c.value for c in at.caption)
+    assert any(f"Overall covers fewer targets in some trials: trial {first}: {n - 1} of the {n}." in c.value
+               for c in at.caption), [c.value for c in at.caption]
+    last = results["trial"].max()  # no target with a value from every method: the trial drops out of overall
+    drop = (results["trial"] == last) & (((results["target"] == target) & (results["method"] == "natural"))
+                                         | ((results["target"] != target) & (results["method"] == "mixmin")))
+    results[~gone & ~drop].to_csv(path, index=False)
+    at = open_app("compare")
+    assert any(f"trial {last}: none (that trial is left out)" in c.value for c in at.caption)
     results[results["target"] == target].to_csv(path, index=False)
     at = open_app("compare")
     assert not at.exception

@@ -479,6 +479,8 @@ def test_sizes_csv_refuses_ragged_rows_and_huge_uploads(tmp_path):
     wide = b"source,size," + b",".join(b"c%d" % i for i in range(100_000)) + b"\na,1\n"
     with pytest.raises(InputError, match=r"wide.csv: its header has [\d,]+\+ columns; a sizes CSV has source, size"):
         read_sizes_csv("wide.csv", data=wide)
+    with pytest.raises(InputError, match=r"its header has [\d,]+\+ columns"):  # blank lines first: pandas skips them
+        read_sizes_csv("wide.csv", data=b"\r\n\n" + wide)
     path.write_text("source,size," + ",".join(f"c{i}" for i in range(200)) + "\na,1\n")
     with pytest.raises(InputError, match="its header has 202 columns"):
         read_sizes_csv(path)

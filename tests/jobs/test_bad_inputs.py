@@ -291,6 +291,8 @@ def test_a_whole_number_in_scientific_notation_is_a_count(tmp_path, capsys):
     assert main(["run", evolve, "--set", "initial=4e1", "--dry-run"]) == 0 and "initial: 40\n" in capsys.readouterr().out
     assert main(["run", evolve, "--set", "initial=4.5", "--dry-run"]) == 2
     assert "initial: must be an integer or a list of strings >= 1; got 4.5." in capsys.readouterr().err
+    assert main(["run", CHEM, "--set", "source_counts=[1.5]", "--dry-run"]) == 2  # a union inside a list, plural too
+    assert "source_counts: must be a list of integers or strings; got [1.5]." in capsys.readouterr().err
 
 
 def test_step_size_in_scientific_notation_is_accepted(tmp_path, capsys):

@@ -354,3 +354,5 @@ def test_sources_holding_the_same_documents_are_paired_by_one_sort(tmp_path):
                                        {"sources": ["web", "other"], "shared": 1, "documents": [200, 100]},
                                        {"sources": ["subset", "other"], "shared": 1, "documents": [150, 100]}]
     assert shared_documents({"a": found["web"]}) == [] and shared_documents({}) == []
+    blank = [hashes(n, ["  ", "\t\n ", "word"]) for n in ("b1", "b2")]  # blank documents are nobody's copy
+    assert blank[0].size == 1 and shared_documents({"b1": blank[0], "b2": blank[1]})[0]["shared"] == 1
