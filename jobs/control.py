@@ -65,6 +65,8 @@ PAGE_FIELDS: dict[str, frozenset] = {name: frozenset(_EXECUTION + fields) for na
     "chem_evolve": _CHEM_COMMON + ("target", "initial", "revise_fraction", "caps", "prior_strength", "proxy_trees"),
     "chem_ladder": _CHEM_COMMON + ("targets", "sources", "rungs", "threshold", "rule", "run_all", "score_rungs"),
 }.items()}
+#: Fields that start processes or threads: from the app, at most one per core.
+PER_CORE = frozenset({"n_workers", "xgb_threads", "torch_threads"})
 #: Popen objects of jobs started by this process, polled so finished children are reaped.
 _CHILDREN: dict[int, subprocess.Popen] = {}
 
@@ -148,9 +150,13 @@ def check_page_request(config_path: str | os.PathLike, overrides) -> None:
         if len(text) > MAX_OVERRIDE_CHARS:
             raise InputError(f"override {key}: the value has {len(text):,} characters; at most {MAX_OVERRIDE_CHARS:,}.")
         try:
-            parse_override_value(key, text)
+            value = parse_override_value(key, text)
         except ConfigError as exc:
             raise InputError(str(exc).removeprefix("--set ")) from None
+        cores = os.cpu_count() or 1
+        if key in PER_CORE and isinstance(value, (int, float)) and value > cores:  # 256 workers were accepted
+            raise InputError(f"override {key}: {value:g} is more than this machine's {cores} cores; a job started from "
+                             f"the app takes at most one per core (set more with `python -m jobs run`).")
 
 
 def _as_override_text(value) -> str:

@@ -40,6 +40,8 @@ def test_shell_metacharacters_stay_one_literal_argument(tmp_path):
     (CONFIG, {"trials; rm -rf /": 1}, "dotted identifier"),
     (CONFIG, {"--backend": "ray"}, "dotted identifier"),
     (CONFIG, {"name": "a\nb"}, "single line"),
+    ("configs/chem_ci.yaml", {"xgb_threads": 1000}, "override xgb_threads: 1000 is more than this machine's"),
+    ("configs/lm_ci.yaml", {"torch_threads": "1e4"}, "override torch_threads: 10000 is more than"),
 ])
 def test_bad_job_requests_raise(config, overrides, match):
     with pytest.raises(InputError, match=match):

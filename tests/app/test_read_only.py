@@ -210,6 +210,7 @@ def test_secrets_turn_read_only_on(home, tmp_path, monkeypatch):
     ("n_workers=&a [1, *a]", "anchors"),  # a key without its own field (those are refused here)
     ("n_workers=*a", "aliases"),
     ("n_workers=!!python/object:os.system ls", "tags"),
+    ("n_workers=256", f"override n_workers: 256 is more than this machine's {os.cpu_count()} cores"),  # accepted
 ])
 def test_jobs_page_refuses_paths_and_yaml_tricks_without_launching(home, extra, match):
     at = open_app("jobs")
