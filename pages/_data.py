@@ -147,7 +147,7 @@ def live_storage(outputs: ProxyOutputs) -> str:
     """How a live solve stores the solver's copy of the matrix: float16 for probabilities (``binary``), where the
     CPU converts it in hardware. It applies only to a large many-source matrix (``result.meta["storage"]`` says
     what was used) and reads half the bytes per iteration there: a 1,328 x 20,000 step-size move took 0.43 s in
-    the browser, 0.29-0.35 s with it (``benchmarks/app_browser.py``); the weights stay within 1e-4 (L1) of float32's
+    the browser, 0.28-0.31 s with it (``benchmarks/app_browser.py``); the weights stay within 1e-4 (L1) of float32's
     (``benchmarks/solver.py``). Other kinds keep float32: float16 holds an unbounded value to 3 digits."""
     return "float16" if outputs.kind == "binary" and HALF_SUPPORTED else "float32"
 
