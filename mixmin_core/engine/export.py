@@ -622,9 +622,10 @@ def run_chem_examples(run_dir, sources=None, variant: str = ""):
     lab, assays = _labels(labels_p)
     members = run_members(run_dir, variant) or {a: (a, None) for a in assays}  # None: the assay's labelled rows
     column = {a: j for j, a in enumerate(assays)}
+    keep = None if sources is None else set(sources)
     frames = []
     for name, (assay, rows) in members.items():
-        if sources is not None and name not in set(sources):
+        if keep is not None and name not in keep:
             continue
         rows = np.flatnonzero(lab[:, column[assay]] >= 0) if rows is None else rows
         frames.append(pd.DataFrame({"molecule": smiles[rows], "assay": name,
