@@ -47,6 +47,17 @@ def expected_improvement(mu, sigma, best: float, xi: float = 0.0) -> np.ndarray:
     return np.where(sigma > 0, np.maximum(ei, 0.0), np.maximum(gain, 0.0))
 
 
+def pick_best(scores: np.ndarray, rng: np.random.Generator, rtol: float = 1e-3) -> int:
+    """The flat index of the highest score, a tie (within ``rtol`` of the best) broken at random.
+
+    Expected improvement is often flat over a whole pool (a GP fitted to a few runs), and ``argmax``
+    would then look up runs in the table's row order, making BO depend on how the file is sorted."""
+    scores = np.ravel(scores)
+    top = scores.max()
+    ties = np.flatnonzero(scores >= top - rtol * abs(top)) if np.isfinite(top) else np.flatnonzero(scores == top)
+    return int(ties[0] if ties.size == 1 else rng.choice(ties))
+
+
 def fit_gp(X: np.ndarray, y: np.ndarray, *, seed: int = 0, n_fidelity_dims: int = 0, kernel=None):
     """A GP regressor fitted to ``X`` ``(n, d)`` -> ``y`` ``(n,)``. The last ``n_fidelity_dims``
     columns of ``X`` get their own length scale (the fidelity input). With ``kernel`` (a fitted
@@ -99,6 +110,9 @@ def _grouped_matern(n_weights: int, scales: np.ndarray):
 
     return GroupedMatern()
 
+#: Seen runs below which :func:`bo_table` re-learns the GP's hyperparameters every round (cheap there).
+RELEARN_BELOW = 20
+
 
 def _standardise(y: np.ndarray) -> tuple[np.ndarray, float, float]:
     mean, std = float(np.mean(y)), float(np.std(y))
@@ -118,8 +132,10 @@ def bo_table(W, y, *, source_names, budget: int, rng: np.random.Generator, n_ini
     n_init : random look-ups before the GP is used (default: half the budget, at least 2).
     tests : optional ``{name: (W_test, y_test)}``: the final GP's Spearman correlation with them
         goes to ``meta["spearman_tests"]`` (and ``meta["metrics"]``).
-    refit_every, max_fit_rows : the GP hyperparameters are re-learnt every ``refit_every`` rounds on
-        at most ``max_fit_rows`` rows, and kept fixed in between (exact GP on all rows each round).
+    refit_every, max_fit_rows : the GP hyperparameters are re-learnt every ``refit_every`` rounds (every
+        round while fewer than ``RELEARN_BELOW`` runs are seen: a few runs say little about them) on at
+        most ``max_fit_rows`` rows, and kept fixed in between (exact GP on all rows each round).
+        Ties in expected improvement are broken at random (:func:`pick_best`).
 
     Returns
     -------
@@ -145,12 +161,12 @@ def bo_table(W, y, *, source_names, budget: int, rng: np.random.Generator, n_ini
     seen = list(rng.choice(finite, size=n_init, replace=False))
     gp, kernel = None, None
     for step in range(budget - n_init):
-        if step % refit_every == 0:
+        if step % refit_every == 0 or len(seen) < RELEARN_BELOW:
             kernel = None  # re-learn the hyperparameters (on at most max_fit_rows rows)
         gp, X_pool, pool, best_z = _fit_and_pool(W, y, seen, finite, seed, kernel, rng, max_fit_rows)
         kernel = gp.kernel_
         mu, sd = gp.predict(X_pool, return_std=True)
-        seen.append(int(pool[np.argmax(expected_improvement(mu, sd, best_z, xi))]))
+        seen.append(int(pool[pick_best(expected_improvement(mu, sd, best_z, xi), rng)]))
     seen = np.array(seen)
     result = _best_of(W[seen].astype(np.float32), y[seen], names, method="bo",
                       compute=float(budget),

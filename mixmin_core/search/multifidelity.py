@@ -39,7 +39,7 @@ from scipy.linalg import cho_solve, solve_triangular
 from scipy.optimize import minimize
 
 from mixmin_core.errors import InputError
-from mixmin_core.search.bayesopt import expected_improvement
+from mixmin_core.search.bayesopt import expected_improvement, pick_best
 from mixmin_core.search.run_tables import RunTable, match_mixtures, scale_params
 from mixmin_core.search.swarm import _check_positive_int, _check_rng, fit_regressor
 
@@ -402,7 +402,7 @@ def search_bo(pool: ScalePool, *, budget: float, rng: np.random.Generator, level
             sd_level, corr = per_level[level]
             gain = ei * np.maximum(corr, 0.0) * (1.0 - gp.noise / np.sqrt(sd_level**2 + gp.noise**2))
             score[level, cand] = np.where(open_[level, cand], gain * level_cost[top] / level_cost[level], -np.inf)
-        level, index = np.unravel_index(np.argmax(score), score.shape)
+        level, index = np.unravel_index(pick_best(score, rng), score.shape)
         trace.buy(pool, int(level), int(index))
         bought[level, index] = True
     if transfer_W is not None and trace.levels:

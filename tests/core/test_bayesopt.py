@@ -5,7 +5,7 @@ import pytest
 from scipy.stats import norm
 
 from mixmin_core.errors import InputError
-from mixmin_core.search.bayesopt import bayesopt, bo_table, expected_improvement, fit_gp
+from mixmin_core.search.bayesopt import bayesopt, bo_table, expected_improvement, fit_gp, pick_best
 from mixmin_core.search.swarm import random_search_table
 
 NAMES = tuple(f"s{i}" for i in range(4))
@@ -62,6 +62,25 @@ def test_bo_table_beats_random_search_at_equal_lookups():
     # measured in regret over the best run in the table: BO's is a fraction of random search's
     assert np.mean(bo) - y.min() < 0.5 * (np.mean(rs) - y.min())
     assert int(np.argmax(W[np.argmin(y)])) == 2  # the table's best run is near the known best corner
+
+
+def test_bo_table_does_not_follow_the_files_row_order():
+    """Where the GP sees no structure (here: losses unrelated to the weights), expected improvement is flat
+    over the pool, and ``argmax`` took the lowest rows: a table sorted by loss handed BO its best runs."""
+    rng = np.random.default_rng(3)
+    W, y = rng.dirichlet(np.ones(4), size=80), np.sort(rng.normal(3.0, 0.1, 80))  # sorted: row 0 is the best run
+    first_rows = sum(bool({0, 1, 2} & set(bo_table(W, y, source_names=NAMES, budget=5,
+                                                    rng=np.random.default_rng(seed)).meta["evaluated"][2:]))
+                     for seed in range(20))
+    assert first_rows <= 6  # at random, three picks of 78 rows hit rows 0-2 in about 2 of 20 seeds
+
+
+def test_pick_best_breaks_ties_at_random():
+    rng = np.random.default_rng(0)
+    picks = [pick_best(np.array([0.5, 1.0, 1.0 - 1e-5, 0.2, 1.0]), rng) for _ in range(300)]
+    assert set(picks) == {1, 2, 4}  # within 0.1% of the best
+    assert pick_best(np.array([-np.inf, 3.0, -np.inf]), rng) == 1
+    assert set(pick_best(np.array([-np.inf, 0.0, 0.0]), rng) for _ in range(50)) == {1, 2}  # no improvement anywhere
 
 
 def test_bo_table_reports_test_spearman():
