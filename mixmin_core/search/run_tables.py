@@ -256,11 +256,17 @@ def _load_joined(name: str, mix_file, met_file, scale: str, *, higher_is_better:
     if not shared:
         raise InputError(f"{mix_file} and {met_file} share no run 'index'; the metrics file's rows name the mixtures "
                          "file's runs by that column.")
+    orphans = int((~met["index"].isin(mix["index"])).sum())
+    if orphans and shared < len(mix):  # e.g. counted from 1 in one file and from 0 in the other: every run would
+        # carry its neighbour's metrics
+        raise InputError(f"{mix_file} and {met_file}: their 'index' columns do not line up: {len(mix) - shared} run(s) "
+                         f"have no metrics row (e.g. {mix['index'][~mix['index'].isin(met['index'])].tolist()[:3]}) and "
+                         f"{orphans} metrics row(s) name no run (e.g. {met['index'][~met['index'].isin(mix['index'])].tolist()[:3]}). "
+                         "Give each run the same index in both files (one file may be counted from 1, the other from 0).")
     if shared < len(mix):  # they stay in the table, unmeasured: the search methods never pick them
         _warn_once("%s: %d of %d runs have no row in %s: their metrics are missing", mix_file, len(mix) - shared,
                    len(mix), met_file)
-    orphans = int((~met["index"].isin(mix["index"])).sum())
-    if orphans:  # e.g. indexes counted from 1 in one file and from 0 in the other
+    if orphans:
         _warn_once("%s: %d of its %d rows name no run of %s (by 'index') and are left out", met_file, orphans,
                    len(met), mix_file)
     raw = joined[[c + "__metric" if c in src_cols else c for c in met_cols]]
@@ -371,14 +377,17 @@ def scale_params(scale: str) -> float:
     Raises
     ------
     InputError
-        If the label is not a number followed by K, M or B.
+        If the label is not a positive number followed by K, M or B.
     """
     units = {"K": 1e3, "M": 1e6, "B": 1e9}
     text = str(scale).strip().upper()
     try:
-        return float(text[:-1]) * units[text[-1]]
+        params = float(text[:-1]) * units[text[-1]]
     except (KeyError, ValueError, IndexError):
-        raise InputError(f"scale must look like '60M' or '0.5B'; got {scale!r}.") from None
+        params = float("nan")
+    if not np.isfinite(params) or params <= 0:  # a size: compute per run and BO's costs divide by it
+        raise InputError(f"scale must be a positive model size such as '60M' or '0.5B'; got {scale!r}.")
+    return params
 
 
 def match_mixtures(W_pool, W_other, tol: float = 1e-3) -> np.ndarray:

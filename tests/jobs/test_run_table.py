@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from jobs.__main__ import main
@@ -133,7 +134,6 @@ def test_yardstick_runs_are_given_to_no_method():
 
 def test_a_held_out_split_keeps_every_run_of_a_mixture_on_one_side(tmp_path):
     """A swarm that reran mixtures with other seeds gave methods copies of the yardstick's held-out runs."""
-    import pandas as pd
 
     files = _own_tables(tmp_path)
     for kind in ("mixtures", "metrics"):  # runs 0-49 again, as runs 1000-1049 (another seed: other losses)
@@ -164,7 +164,6 @@ def test_a_held_out_split_keeps_every_run_of_a_mixture_on_one_side(tmp_path):
 
 
 def test_a_held_out_table_that_repeats_training_mixtures_is_named_in_a_warning(tmp_path, caplog):
-    import pandas as pd
 
     files = _own_tables(tmp_path)
     for kind in ("mixtures", "metrics"):  # three of the swarm's runs, run again in the held-out table
@@ -343,7 +342,6 @@ def test_config_errors_leave_no_run(overrides, match, capsys):
 def _own_tables(tmp_path, *, score: bool = False) -> dict:
     """Olmix's real DCLM swarm written as a user's own tables in RegMix's layout: 100 runs to search, 27 held out.
     ``score``: the metric negated (a score where higher is better)."""
-    import pandas as pd
 
     olmix = load_run_table("olmix_dclm")
     metric = olmix.target("arc_easy:rc::olmes")
@@ -421,7 +419,10 @@ def test_a_score_table_of_your_own_is_maximised(tmp_path):
      r"tables\[\d\]\.name: 'regmix_1m_test' is taken"),
     (lambda t: t["my_heldout"].update(name="my_swarm") or {"test_tables": [], "yardstick": "test_split",
                                                            "test_fraction": 0.25}, r"tables\[1\]\.name: 'my_swarm' is taken"),
-    (lambda t: t["my_swarm"].update(scale="big"), r"tables\[\d\]\.scale must look like '60M' or '0.5B'; got 'big'"),
+    (lambda t: t["my_swarm"].update(scale="big"), r"tables\[\d\]\.scale must be a positive model size such as '60M'.*got 'big'"),
+    (lambda t: t["my_swarm"].update(scale="0M"), r"tables\[\d\]\.scale must be a positive model size.*got '0M'"),
+    (lambda t: t["my_swarm"].update(scale="-5M"), r"tables\[\d\]\.scale must be a positive model size.*got '-5M'"),
+    (lambda t: t["my_swarm"].update(scale="nanM"), r"tables\[\d\]\.scale must be a positive model size.*got 'nanM'"),
     (lambda t: t["my_swarm"].update(name="=cmd") or {"train_table": "=cmd"}, r"tables\[\d\]\.name.*'=cmd'"),
     (lambda t: t["my_swarm"].update(mixtures="/nonexistent/mix.csv"), r"mixtures file /nonexistent/mix.csv not found"),
     (lambda t: t["my_heldout"].update(higher_is_better=True), r"disagree on higher_is_better"),
@@ -439,6 +440,8 @@ def test_a_score_table_of_your_own_is_maximised(tmp_path):
      r"targets: 'arc_easy_bpb' has no measured value in train_table 'my_swarm'"),
     (lambda t: _rewrite(t["my_swarm"]["metrics"], lambda f: f.assign(**{"=HYPERLINK(1)": 1.0})),
      r"my_swarm_metrics.csv: metrics: names must not start with ="),
+    (lambda t: _rewrite(t["my_swarm"]["metrics"], lambda f: f.assign(index=f["index"] + 1)),  # counted from 1
+     r"'index' columns do not line up: 1 run\(s\) have no metrics row \(e.g. \[0\]\) and 1 metrics row\(s\) name no run"),
     (lambda t: _rewrite(t["my_heldout"]["mixtures"], lambda f: f.rename(columns={f.columns[1]: "renamed"})),
      r"has other sources than 'my_swarm': only it has \['renamed'\], and it lacks"),
 ])
@@ -453,7 +456,6 @@ def test_bad_own_tables_are_one_error_before_any_run(tmp_path, capsys, change, m
 
 
 def _rewrite(path: str, change, sep: str = ",") -> None:
-    import pandas as pd
 
     change(pd.read_csv(path)).to_csv(path, index=False, sep=sep)
 
@@ -464,13 +466,13 @@ def test_own_tables_with_sources_in_another_order_or_a_scale_written_otherwise_a
     files = _own_tables(tmp_path)
     _rewrite(files["my_heldout"]["mixtures"], lambda f: f[["index", *reversed(f.columns[1:])]])
     files["my_heldout"]["scale"] = "30m"
-    _rewrite(files["my_heldout"]["metrics"], lambda f: f.assign(index=f["index"] + 1))  # counted from 1: one is lost
+    _rewrite(files["my_heldout"]["metrics"], lambda f: pd.concat([f, f.tail(1).assign(index=10_000)]))  # a run no more
     with caplog.at_level("WARNING", logger="mixmin.search"):
         runs = trial_runs("my_swarm", ["my_heldout"], test_fraction=0, yardstick="auto",
                           own=tuple(OwnTable(**t) for t in files.values()))
         trial_runs("my_swarm", ["my_heldout"], test_fraction=0, yardstick="auto",
                    own=tuple(OwnTable(**t) for t in files.values()))
-    assert caplog.text.count("1 of its 27 rows name no run of") == 1  # said once, not per load
+    assert caplog.text.count("1 of its 28 rows name no run of") == 1  # said once, not per load
     assert runs.yardstick.name == "my_heldout" and runs.yardstick.source_names == runs.pool.source_names
     olmix = load_run_table("olmix_dclm")
     np.testing.assert_allclose(runs.yardstick.weights, olmix.weights[100:], atol=1e-6)  # reordered back
