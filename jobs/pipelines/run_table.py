@@ -124,6 +124,9 @@ def _runs(cfg: RunTableConfig, trial: int):
 
 def validate(config: RunTableConfig) -> None:
     """Load every table and check targets, the yardstick and run counts before a run folder exists."""
+    if config.train_table in config.test_tables:  # its runs are fitted on: a score there is in-sample
+        raise ConfigError(f"test_tables: {config.train_table!r} is the train_table, whose runs the methods fit on, so "
+                          "scores there would be in-sample; drop it (test_fraction holds out part of train_table).")
     where = resolve_yardstick(config.train_table, config.test_tables, config.test_fraction, config.yardstick,
                               _own(config))
     if where in config.bo_fidelity_tables:
@@ -155,9 +158,6 @@ def validate(config: RunTableConfig) -> None:
         if scale_params(table.scale) >= top:
             raise InputError(f"bo_fidelity_tables: {table.name!r} (scale {table.scale}) must be smaller-scale than "
                              f"train_table {runs.pool.name!r} ({runs.pool.scale}).")
-    if config.train_table in config.test_tables:  # its runs are fitted on: a score there is in-sample
-        raise ConfigError(f"test_tables: {config.train_table!r} is the train_table, whose runs the methods fit on, so "
-                          "scores there would be in-sample; drop it (test_fraction holds out part of train_table).")
     n_finite = min(n_finite)  # over every trial: a held-out split of repeated mixtures leaves pools of other sizes
     n_random = config.random_search_trials or len(runs.pool.source_names)
     for name, value in (("random_search_trials", n_random), ("regmix_runs", config.regmix_runs),

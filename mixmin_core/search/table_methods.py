@@ -118,7 +118,7 @@ def trial_runs(train_table: str, test_tables: list, *, test_fraction: float, yar
     tests = {name: _in_order(t, train, "test_tables") for name, t in tests.items()}
     ruler = _in_order(ruler, train, "yardstick")
     fidelity = tuple(_in_order(t, train, "bo_fidelity_tables") for t in fidelity)
-    _warn_shared(train, {t.name: t for name, t in [*tests.items(), ("", ruler)] if name != TEST_SPLIT})
+    _check_shared(train, {t.name: t for name, t in [*tests.items(), ("", ruler)] if name != TEST_SPLIT})
     roles = [("test_tables", t) for t in tests.values()] + [("yardstick", ruler)] + [("bo_fidelity_tables", t) for t in fidelity]
     for role, table in roles:
         if table.higher_is_better != train.higher_is_better:  # one orientation for every score of a run
@@ -127,16 +127,22 @@ def trial_runs(train_table: str, test_tables: list, *, test_fraction: float, yar
     return TrialRuns(pool=train, tests=tests, yardstick=ruler, fidelity=fidelity)
 
 
-def _warn_shared(pool: RunTable, tables: dict) -> None:
+def _check_shared(pool: RunTable, tables: dict) -> None:
     """Warn where a held-out table at the pool's scale repeats mixtures of the pool: its runs of them were, in
-    effect, given to the methods."""
+    effect, given to the methods. One that repeats only the pool's mixtures (the same files under another name)
+    holds nothing out: an error."""
     ours = {w.tobytes() for w in pool.weights}
     for table in tables.values():
         shared = sum(w.tobytes() in ours for w in table.weights)
-        if shared and scale_params(table.scale) == scale_params(pool.scale):
-            _warn_once("%s: %d of its %d runs repeat a mixture of %s's runs, which the methods search; scores on "
-                       "them are not held out (drop those runs from one table)", table.name, shared, table.n_runs,
-                       pool.name)
+        if not shared or scale_params(table.scale) != scale_params(pool.scale):
+            continue
+        if shared == table.n_runs:
+            raise InputError(f"table {table.name!r}: each of its {shared} runs repeats a mixture of the runs of "
+                             f"{pool.name!r} (the same files?), which the methods search, so it holds nothing out. Name a table of "
+                             f"other runs, or hold out part of {pool.name!r} with test_fraction (e.g. 0.25).")
+        _warn_once("%s: %d of its %d runs repeat a mixture of %s's runs, which the methods search; scores on "
+                   "them are not held out (drop those runs from one table)", table.name, shared, table.n_runs,
+                   pool.name)
 
 
 def _held_out(W: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:

@@ -442,6 +442,8 @@ def test_a_score_table_of_your_own_is_maximised(tmp_path):
      r"my_swarm_metrics.csv: metrics: names must not start with ="),
     (lambda t: _rewrite(t["my_swarm"]["metrics"], lambda f: f.assign(index=f["index"] + 1)),  # counted from 1
      r"'index' columns do not line up: 1 run\(s\) have no metrics row \(e.g. \[0\]\) and 1 metrics row\(s\) name no run"),
+    (lambda t: t["my_heldout"].update(mixtures=t["my_swarm"]["mixtures"], metrics=t["my_swarm"]["metrics"]),
+     r"table 'my_heldout': each of its \d+ runs repeats a mixture of the runs of 'my_swarm' \(the same files\?\)"),
     (lambda t: _rewrite(t["my_heldout"]["mixtures"], lambda f: f.rename(columns={f.columns[1]: "renamed"})),
      r"has other sources than 'my_swarm': only it has \['renamed'\], and it lacks"),
 ])
