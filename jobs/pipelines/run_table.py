@@ -77,7 +77,7 @@ class RunTableConfig(ExecutionConfig):
                                  "table, else test_split), test_split, or a table at train_table's scale")
     targets: list[str] = setting(["pile_cc"], doc="metric names of the tables")
     methods: list[str] = setting(["natural", "random_search", "regmix"], items={"choices": METHODS})
-    preset: str = setting("faithful", choices=_PRESETS, doc="RegMix's regressor")
+    preset: str = setting("auto", choices=_PRESETS, doc="RegMix's regressor (auto: faithful where it can split)")
     prior: str = setting("natural", choices=PRIORS, doc="candidates' Dirichlet prior")
     n_candidates: int = setting(100_000, min=1, max=10_000_000)
     top_k: int = setting(128, min=1, max=100_000)

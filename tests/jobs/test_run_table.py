@@ -386,6 +386,7 @@ def test_a_run_table_of_your_own_runs_every_method(tmp_path):
     result = MixtureResult.from_dict(json.loads(
         list_mixtures(run_dir, Problem("arc_easy_bpb", 0))["random_search"].read_text()))
     assert result.meta["table"] == "my_swarm" and result.meta["yardstick_runs"] == "my_heldout"
+    assert json.loads((run_dir / "config.json").read_text())["preset"] == "auto"  # a small swarm's RegMix can learn
     assert main(["resume", run["run_id"], "--quiet"]) == 0  # config.json holds each table's keys sorted: same id
     assert len(RunStore().list_runs()) == 1
     # an edited table is another run, not a resume of the first
