@@ -25,12 +25,11 @@ from mixmin_core.runs import layout
 from mixmin_core.runs.fileio import read_json
 from mixmin_core.runs.store import RunStore, default_home
 from mixmin_core.solver.kernels import HALF_SUPPORTED
+from mixmin_core.solver.results import is_diagnostic
 from mixmin_core.solver.synthetic import example_problem
 from pages._access import read_only
 
 EXAMPLE = "example"
-#: Metrics that describe the yardstick or the table rather than score a method's mixture.
-DIAGNOSTIC_PREFIXES = ("yardstick_", "best_")
 
 
 def store() -> RunStore:
@@ -393,7 +392,7 @@ def metrics_by_default(frame: pd.DataFrame, headline: str | None = None) -> list
     tie, then the run's ``headline`` metric (:func:`headline_metric`). A run-table run opens on its yardstick's
     estimate, the one score every method has there (only the search methods measure a run)."""
     n_methods = frame.groupby("metric")["method"].nunique()
-    return sorted(n_methods.index, key=lambda m: (n_methods[m] < 2 or str(m).startswith(DIAGNOSTIC_PREFIXES),
+    return sorted(n_methods.index, key=lambda m: (n_methods[m] < 2 or is_diagnostic(m),
                                                   -n_methods[m], is_surrogate(m), m != headline, m))
 
 

@@ -179,6 +179,17 @@ CORRELATIONS = ("spearman", "pearson", "correlation")
 NON_NEGATIVE = ("rmse", "mse", "l1", "beyond", "perplexity")
 
 
+#: Prefixes of metrics that describe the yardstick or the run table, not a method's mixture (``yardstick_rmse``,
+#: ``best_run_loss``: the best run of the pool searched): no improvement or p-value is computed for them.
+DIAGNOSTIC_PREFIXES = ("yardstick_", "best_")
+
+
+def is_diagnostic(metric: str) -> bool:
+    """Whether ``metric`` describes the yardstick or the table rather than scores a method (see
+    :data:`DIAGNOSTIC_PREFIXES`)."""
+    return str(metric).startswith(DIAGNOSTIC_PREFIXES)
+
+
 def metric_range(metric: str) -> tuple[float, float]:
     """The values ``metric`` can take: ``(0, 1)`` for proportions (:data:`PROPORTIONS`), ``(-1, 1)`` for
     correlations (:data:`CORRELATIONS`), ``(0, inf)`` for sizes (:data:`NON_NEGATIVE`), else unbounded."""
@@ -226,6 +237,8 @@ def summarize(frame, *, by=("target", "method", "metric"), reference: str | None
         or ``reference - value`` for a metric where lower is better (:func:`lower_is_better`).
     focus : method whose p-value against every other method (same target and metric) is reported
         in ``p_vs_<focus>``.
+
+    Diagnostic metrics (:func:`is_diagnostic`) get neither: they are facts about the yardstick or the table.
     """
     import pandas as pd
 
@@ -256,7 +269,7 @@ def summarize(frame, *, by=("target", "method", "metric"), reference: str | None
     if reference is not None and reference in pivot.columns:
         diffs = pivot.sub(pivot[reference], axis=0)
         for i, row in out.iterrows():
-            sel = _trials_of(diffs, row, group_cols)
+            sel = None if is_diagnostic(row.get("metric", "")) else _trials_of(diffs, row, group_cols)
             if sel is None:  # no finite value in any trial (pivot_table drops such groups): nothing to compare
                 continue
             sign = -1.0 if lower_is_better(row.get("metric", "")) else 1.0
@@ -266,7 +279,7 @@ def summarize(frame, *, by=("target", "method", "metric"), reference: str | None
             out.loc[i, ["improvement", "improvement_low", "improvement_high"]] = [m, max(lo, -width), min(hi, width)]
     if focus in pivot.columns:
         for i, row in out.iterrows():
-            sel = _trials_of(pivot, row, group_cols)
+            sel = None if is_diagnostic(row.get("metric", "")) else _trials_of(pivot, row, group_cols)
             out.loc[i, f"p_vs_{focus}"] = (
                 float("nan") if row["method"] == focus or sel is None
                 else welch_pvalue(sel[focus].dropna(), sel[row["method"]].dropna())

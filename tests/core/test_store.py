@@ -203,10 +203,23 @@ def test_a_yardsticks_distance_beyond_its_runs_is_lower_is_better():
 
     assert metric_range("top1_loss/accuracy_swarm") == (-np.inf, np.inf)  # a loss, on a table named accuracy_swarm
     assert metric_range("spearman/auc_tab") == (-1.0, 1.0)
-    rows = [{"target": "t", "method": m, "trial": k, "metric": "yardstick_beyond_runs", "value": v}
-            for k in range(3) for m, v in (("natural", 0.0), ("regmix", 0.18 + 0.01 * k))]
-    out = summarize(pd.DataFrame(rows), reference="natural").set_index("method")
-    assert out.loc["regmix", "improvement"] == pytest.approx(-0.19)
+
+
+def test_diagnostics_of_the_yardstick_or_the_table_get_no_improvement_or_p_value():
+    """summary.csv gave RegMix an "improvement" of -0.19 in yardstick_beyond_runs and 0.0 in yardstick_rmse (the
+    same yardstick for every method), and the pool's best run an improvement: facts, not scores."""
+    from mixmin_core.solver.results import is_diagnostic
+
+    rows = [{"target": "t", "method": m, "trial": k, "metric": metric, "value": v + (0.01 * k if m == "regmix" else 0)}
+            for k in range(3) for metric in ("yardstick_beyond_runs", "yardstick_rmse", "best_run_loss", "measured_loss")
+            for m, v in (("natural", 0.0), ("regmix", 0.18), ("mixmin", 0.1))]
+    out = summarize(pd.DataFrame(rows), reference="natural").set_index(["metric", "method"])
+    for metric in ("yardstick_beyond_runs", "yardstick_rmse", "best_run_loss"):
+        assert is_diagnostic(metric)
+        assert out.loc[(metric, "regmix"), ["improvement", "p_vs_mixmin"]].isna().all()
+        assert out.loc[(metric, "regmix"), "mean"] == pytest.approx(0.19)  # still summarised
+    assert out.loc[("measured_loss", "regmix"), "improvement"] == pytest.approx(-0.19)  # a score: compared
+    assert np.isfinite(out.loc[("measured_loss", "regmix"), "p_vs_mixmin"]) and not is_diagnostic("measured_loss")
 
 
 def test_top_weights_take_a_count():
