@@ -58,7 +58,8 @@ TABLES = {
 }
 log = logging.getLogger("mixmin.search")
 _ADMIRE_MODELS = {"0.5B": "Qwen2.5-0.5B", "3B": "Qwen2.5-3B", "7B": "Qwen2.5-7B"}
-_META_COLUMNS = ("Unnamed: 0", "index", "run", "name")
+#: Columns of a mixtures or metrics file that are no source and no metric (``seed``: runs repeated with other seeds).
+_META_COLUMNS = ("Unnamed: 0", "index", "run", "name", "seed")
 
 
 @dataclass(frozen=True, eq=False)
@@ -252,6 +253,10 @@ def _load_joined(name: str, mix_file, met_file, scale: str, *, higher_is_better:
     if len(src_cols) < 2:  # one source is no mixture: the run failed after its first methods
         raise InputError(f"{mix_file}: {len(src_cols)} source column(s) {src_cols}; a mixture needs at least 2.")
     W = _mixture_matrix(joined, src_cols, mix_file)
+    unused = [c for c, peak in zip(src_cols, W.max(axis=0)) if peak == 0]
+    if unused:  # they still count as sources (e.g. in the search methods' budget of one run per source)
+        _warn_once("%s: column(s) %s are 0 in every run: no run says anything about those sources (drop the column "
+                   "if it is no source)", mix_file, ", ".join(map(repr, unused[:5])))
     shared = int(mix["index"].isin(met["index"]).sum())
     if not shared:
         raise InputError(f"{mix_file} and {met_file} share no run 'index'; the metrics file's rows name the mixtures "
@@ -342,7 +347,8 @@ def _mixture_matrix(frame, columns: list, path) -> np.ndarray:
     if off.size:
         raise InputError(f"{path}: data row {off[0] + 1} sums to {sums[off[0]]:.6g} ({off.size} of {len(W)} rows are off); "
                          "mixture weights sum to 1 (+-0.01). If the rows hold percentages or token counts, divide each "
-                         "row by its sum.")
+                         f"row by its sum; a column that is no source ({', '.join(_META_COLUMNS[1:])} are skipped) should "
+                         "go.")
     return W
 
 

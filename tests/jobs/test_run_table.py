@@ -542,3 +542,16 @@ def test_a_minimal_own_table_config_is_not_scored_on_regmix_tables(tmp_path, cap
     path.write_text(yaml.safe_dump({**config, "test_fraction": 0.25, "test_tables": ["regmix_1m_test"]}))
     assert main(["run", str(path), "--dry-run"]) == 2
     assert "table 'regmix_1m_test' has other sources than 'my_swarm'" in capsys.readouterr().err
+
+
+def test_a_seed_column_is_no_source_and_a_source_no_run_used_is_said(tmp_path, caplog):
+    """A reviewer's repeated runs carried a `seed` column, read as a source (and the rows then summed past 1); a
+    source at 0 in every run was taken silently."""
+    files = _own_tables(tmp_path)
+    _rewrite(files["my_swarm"]["mixtures"], lambda f: f.assign(seed=7, unused=0.0))
+    _rewrite(files["my_swarm"]["metrics"], lambda f: f.assign(seed=7))
+    with caplog.at_level("WARNING", logger="mixmin.search"):
+        table = load_run_table("my_swarm", own=tuple(OwnTable(**t) for t in files.values()))
+    assert "seed" not in table.source_names and "seed" not in table.metric_names
+    assert table.source_names[-1] == "unused" and len(table.source_names) == 25
+    assert "column(s) 'unused' are 0 in every run" in caplog.text
