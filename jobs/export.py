@@ -97,7 +97,7 @@ def cmd_export(args) -> int:
         raise InputError(f"--seed must be an integer from 0 to {2**32 - 1}; got {args.seed}.")
     result = _read_weights(args.weights) if args.weights else _run_mixture(run_dir, problem, args.method)
     variant = problem.variant if problem else ""
-    sizes, unit, documents, tokenizer = _sizes(args, run_dir, variant)
+    sizes, unit, documents, tokenizer, note = _sizes(args, run_dir, variant)
     if args.unit is not None:
         if run_dir is not None and not args.sizes and args.unit in export.UNITS and args.unit != unit:
             raise InputError(f"--unit {args.unit}: this run's source sizes (its sources.csv) are in {unit}; "
@@ -115,6 +115,8 @@ def cmd_export(args) -> int:
     meta = {"run": args.run, "problem": problem.key} if problem is not None else {}
     if tokenizer:
         meta["tokenizer"] = tokenizer
+    if note:  # the exports' warnings carry it too (json, hf and olmix files)
+        meta["sizes_note"] = note
     plan = export.plan_training(result, sizes, budget=budget, max_epochs=max_epochs, unit=unit, meta=meta,
                                 documents=documents)
     if args.respect_limit and result.method != "mixmin":  # solving again is MixMin's: it would swap the mixture
@@ -127,7 +129,8 @@ def cmd_export(args) -> int:
     if args.respect_limit and plan.over_limit:
         plan = _solve_again(plan, result, run_dir, problem, sizes)
     fallback = export.hf_fallback(plan) if args.fmt == "hf" else None
-    checked = plan.warnings() if given else []  # chem-table without a budget draws nothing: no repeats to check
+    # chem-table without a budget draws nothing: no repeats to check
+    checked = plan.warnings() if given else [f"sizes: {note}"] if note else []
     for line in checked + ([fallback] if fallback else []):
         print(f"warning: {line}", file=sys.stderr)
     examples = export.run_chem_examples(run_dir, plan.source_names, variant) if args.fmt == "chem-table" and run_dir else None
@@ -223,12 +226,12 @@ def _read_weights(path) -> MixtureResult:
     return result
 
 
-def _sizes(args, run_dir, variant: str) -> tuple[dict, str, dict | None, str | None]:
-    """``(sizes, unit, documents per source or None, what counted the tokens or None)`` from --sizes, else
-    from the run (its setting ``variant``'s sources)."""
+def _sizes(args, run_dir, variant: str) -> tuple[dict, str, dict | None, str | None, str | None]:
+    """``(sizes, unit, documents per source or None, what counted the tokens or None, what the sizes are or None)``
+    from --sizes, else from the run (its setting ``variant``'s sources)."""
     default_unit = "rows" if args.fmt == "chem-table" else "tokens"
     if args.sizes:
-        return export.read_sizes_csv(args.sizes), default_unit, export.read_documents_csv(args.sizes), None
+        return export.read_sizes_csv(args.sizes), default_unit, export.read_documents_csv(args.sizes), None, None
     if run_dir is None:
         raise InputError("--weights needs the source sizes: --sizes FILE.csv (columns source,size) or --run RUN_ID.")
     found = export.run_source_sizes(run_dir, variant)
@@ -236,9 +239,8 @@ def _sizes(args, run_dir, variant: str) -> tuple[dict, str, dict | None, str | N
         note = export.sizes_note(read_json(run_dir / "config.json"), estimated=found.estimated)
     except (OSError, ValueError):
         note = None
-    if note:
-        print(f"warning: {note.replace('in a CSV (source,size', 'with --sizes FILE.csv (source,size')}", file=sys.stderr)
-    return found.sizes, found.unit, found.documents, found.tokenizer
+    note = note and note.replace("in a CSV (source,size", "with --sizes FILE.csv (source,size")
+    return found.sizes, found.unit, found.documents, found.tokenizer, note
 
 
 def _solve_again(plan, result, run_dir, problem, sizes):

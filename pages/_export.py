@@ -100,7 +100,7 @@ def source_sizes(run_id: str | None, variant: str, mount: str) -> export.SourceS
                 caveat = export.sizes_note(data.run_config(run_id), estimated=found.estimated)  # the cached config
                 if caveat:
                     st.caption(f"Sizes: {caveat[0].upper()}{caveat[1:]}")
-                return found
+                return found._replace(note=caveat)  # the downloads' warnings carry it
             sizes, documents = uploaded_sizes(own)
             return export.SourceSizes(sizes, found.unit, documents)
     else:
@@ -144,6 +144,8 @@ def _panel(result, problem_ids, mount, solver, max_weight, meta) -> None:
     meta = {"run": run_id, **meta} if run_id else meta
     if found.tokenizer:
         meta["tokenizer"] = found.tokenizer
+    if found.note:
+        meta["sizes_note"] = found.note
     plan = export.plan_training(result, sizes, budget=budget, max_epochs=max_epochs, unit=unit, meta=meta,
                                 documents=found.documents)
     plan = limit(plan, result, problem_ids, mount, solver, max_weight, sizes)

@@ -118,13 +118,15 @@ class TrainingPlan:
         return None if self.documents is None else dict(zip(self.source_names, map(float, self.documents)))
 
     def warnings(self) -> list[str]:
-        """One line per source over the repeat limit, and how to fix it."""
-        out = []
+        """What the sizes are where the run read only part of each source (``meta["sizes_note"]``), then one line
+        per source over the repeat limit, and how to fix it."""
+        out = [f"sizes: {self.meta['sizes_note']}"] if self.meta.get("sizes_note") else []
+        repeats = len(out)
         for name in self.over_limit:
             i = self.source_names.index(name)
             out.append(f"source {name!r} would be repeated {self.epochs[i]:.3g} times "
                        f"({self.amounts[i]:.4g} of {self.sizes[i]:.4g} {self.unit}), more than max_epochs={self.max_epochs:g}")
-        if out:
+        if len(out) > repeats:
             try:
                 repeat_caps(self.sizes, self.budget, self.max_epochs)
                 out.append("solve again with availability caps that respect the limit (solve_within_limit, "
@@ -327,7 +329,8 @@ def to_csv(plan: TrainingPlan) -> str:
 
 
 def _header(plan: TrainingPlan) -> list[str]:
-    facts = ", ".join(f"{k} {v}" for k, v in plan.meta.items() if isinstance(v, (str, int, float)) and k != "tokenizer")
+    facts = ", ".join(f"{k} {v}" for k, v in plan.meta.items()
+                      if isinstance(v, (str, int, float)) and k not in ("tokenizer", "sizes_note"))  # lines of their own
     # one comment line: a line break in a run name or method would end the comment and break the Python or YAML
     first = " ".join(f"Training mixture from mixmin: method {plan.method}{', ' + facts if facts else ''}.".split())
     lines = [f"# {first}",
@@ -538,6 +541,7 @@ class SourceSizes(NamedTuple):
     documents: dict | None = None
     estimated: bool = False
     tokenizer: str | None = None  # what counted the tokens (a language-model run's tokenizer.json)
+    note: str | None = None  # what the sizes are, where the run read only part of each source (:func:`sizes_note`)
 
 
 def run_members(run_dir, variant: str) -> dict[str, tuple[str, np.ndarray]] | None:

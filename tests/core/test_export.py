@@ -347,23 +347,23 @@ def test_bad_sizes_and_formats_are_named(plan):
 def test_run_folder_sizes_and_examples(tmp_path):
     lm = tmp_path / "lm"
     write_sources(lm, pd.DataFrame({"source": ["a", "b"], "tokens": [1000, 3000]}))
-    assert run_source_sizes(lm) == ({"a": 1000.0, "b": 3000.0}, "tokens", None, False, None)
+    assert run_source_sizes(lm) == ({"a": 1000.0, "b": 3000.0}, "tokens", None, False, None, None)
     sample = tmp_path / "sample"  # a run that read a sample of each source: the whole corpus's sizes win
     write_sources(sample, pd.DataFrame({"source": ["a", "b"], "tokens": [1000, 3000], "documents": [3, 5],
                                         "corpus_documents": [30, 7], "corpus_tokens": [10_000, 4000]}))
-    assert run_source_sizes(sample) == ({"a": 10_000.0, "b": 4000.0}, "tokens", {"a": 30.0, "b": 7.0}, True, None)
+    assert run_source_sizes(sample) == ({"a": 10_000.0, "b": 4000.0}, "tokens", {"a": 30.0, "b": 7.0}, True, None, None)
     write_sources(sample, pd.DataFrame({"source": ["a", "b"], "tokens": [1000, 3000], "documents": [3, 5]}))
-    assert run_source_sizes(sample) == ({"a": 1000.0, "b": 3000.0}, "tokens", {"a": 3.0, "b": 5.0}, False, None)
+    assert run_source_sizes(sample) == ({"a": 1000.0, "b": 3000.0}, "tokens", {"a": 3.0, "b": 5.0}, False, None, None)
     chem = tmp_path / "chem"
     write_sources(chem, pd.DataFrame({"source": ["X", "Y"], "n_labelled": [2, 1]}))
-    assert run_source_sizes(chem) == ({"X": 2.0, "Y": 1.0}, "rows", None, False, None)
+    assert run_source_sizes(chem) == ({"X": 2.0, "Y": 1.0}, "rows", None, False, None, None)
     beyond = tmp_path / "beyond"  # sources.csv without sizes: counted from the label matrix
     write_sources(beyond, pd.DataFrame({"source": ["X", "Y"]}))
     (beyond / "features").mkdir()
     np.savez(beyond / "features" / "labels.npz", labels=np.array([[1, -1], [0, 1], [-1, -1]], dtype=np.int8),
              assays=np.array(["X", "Y"]))
     np.savez(beyond / "features" / "smiles.npz", smiles=np.array(["CCO", "CCN", "C"]))
-    assert run_source_sizes(beyond) == ({"X": 2.0, "Y": 1.0}, "rows", None, False, None)
+    assert run_source_sizes(beyond) == ({"X": 2.0, "Y": 1.0}, "rows", None, False, None, None)
     examples = run_chem_examples(beyond)
     assert examples.to_dict("records") == [{"molecule": "CCO", "assay": "X", "label": 1},
                                            {"molecule": "CCN", "assay": "X", "label": 0},

@@ -299,8 +299,13 @@ def test_sizes_of_a_run_that_read_part_of_each_source_come_with_a_warning(capsys
     (run_dir / "config.json").write_text(json.dumps({**config, "max_source_chars": 20000}))
     code, _, err = _export(capsys, *_base(run_id, "json", tmp_path / "a.json"))
     assert code == 0
-    assert "warning: the run read the first 20,000 characters of each source (max_source_chars)" in err
-    assert "with --sizes FILE.csv" in err
+    assert "warning: sizes: the run read the first 20,000 characters of each source (max_source_chars)" in err
+    assert "with --sizes FILE.csv" in err and err.count("max_source_chars") == 1
+    # the file says so too (its warnings were empty: a trainer reading only the file never saw it)
+    warnings = json.loads((tmp_path / "a.json").read_text())["warnings"]  # then the sample's repeats
+    assert warnings[0].startswith("sizes: the run read the first 20,000 characters")
+    code, _, err = _export(capsys, *_base(run_id, "hf", tmp_path / "a.py"))
+    assert code == 0 and "# WARNING: sizes: the run read the first 20,000" in (tmp_path / "a.py").read_text()
     sizes = tmp_path / "sizes.csv"
     sizes.write_text("source,size\n" + "".join(f"{n},1000000000\n" for n in json.loads(
         (tmp_path / "a.json").read_text())["weights"]))
