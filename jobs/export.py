@@ -98,6 +98,10 @@ def cmd_export(args) -> int:
     result = _read_weights(args.weights) if args.weights else _run_mixture(run_dir, problem, args.method)
     variant = problem.variant if problem else ""
     sizes, unit, documents, tokenizer, note = _sizes(args, run_dir, variant)
+    unsized = [n for n in result.source_names if n not in sizes]
+    if args.sizes and unsized:
+        raise InputError(f"{args.sizes}: no row for {len(unsized)} source(s) of the mixture, e.g. {unsized[:5]}; give "
+                         "each source one row (its name as the run writes it in sources.csv).")
     if args.unit is not None:
         if run_dir is not None and not args.sizes and args.unit in export.UNITS and args.unit != unit:
             raise InputError(f"--unit {args.unit}: this run's source sizes (its sources.csv) are in {unit}; "

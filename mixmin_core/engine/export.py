@@ -711,7 +711,9 @@ def _sizes_frame(path, data):
         check_csv_header(str(path), path if data is None else io.BytesIO(data))
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)  # more fields than the header names
-            frame = pd.read_csv(path if data is None else io.BytesIO(data), dtype={"source": str}, index_col=False)
+            # a source named NA or null is a name, not a missing value
+            frame = pd.read_csv(path if data is None else io.BytesIO(data), dtype={"source": str}, index_col=False,
+                                keep_default_na=False, na_values=[""])
     except pd.errors.ParserWarning:
         raise InputError(f"{path}: a row has more fields than the header has columns; check the separators.") from None
     except FileNotFoundError:
@@ -726,6 +728,7 @@ def _sizes_frame(path, data):
     if frame["source"].isna().any() or (frame["source"].str.strip() == "").any():
         raise InputError(f"{path}: every row needs a source name; row(s) "
                          f"{[int(i) + 2 for i in frame.index[frame['source'].fillna('').str.strip() == ''][:5]]} have none.")
+    frame["source"] = frame["source"].str.strip()  # " web " in a hand-written file names web
     repeated = sorted(set(frame.loc[frame["source"].duplicated(), "source"]))
     if repeated:
         raise InputError(f"{path}: each source needs one row; repeated: {repeated[:5]}.")

@@ -209,7 +209,8 @@ def read_sources(run_dir: Path):
     if not path.exists():
         return pd.DataFrame(columns=["source", "title", "category"])
     try:
-        frame = pd.read_csv(path, dtype={"source": str, "title": str, "category": str})
+        frame = pd.read_csv(path, dtype={"source": str, "title": str, "category": str}, keep_default_na=False,
+                            na_values=[""])  # a source named NA or null is a name, not a missing value
     except (UnicodeDecodeError, ValueError) as exc:  # pandas' ParserError and EmptyDataError are ValueErrors
         raise InputError(f"{path}: cannot read it as CSV ({type(exc).__name__}: {str(exc)[:200]}); the run writes it "
                          "again when its job runs again.") from None

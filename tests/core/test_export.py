@@ -374,6 +374,22 @@ def test_run_folder_sizes_and_examples(tmp_path):
         run_chem_examples(lm)
 
 
+def test_sources_named_like_missing_values_stay_names(tmp_path):
+    """A text domain null.jsonl (or an assay NA) became a missing value read back from sources.csv and from a sizes
+    CSV: no export of the run worked ("no entry for ['NA', 'null']")."""
+    from mixmin_core.runs.layout import read_sources
+
+    names = ["NA", "null", "None", "nan", "wiki"]
+    write_sources(tmp_path, pd.DataFrame({"source": names, "tokens": [1, 2, 3, 4, 5], "note": [1.5, None, 2, 3, 4]}))
+    frame = read_sources(tmp_path)
+    assert frame["source"].tolist() == names and frame["title"].tolist() == names
+    assert frame["note"].isna().tolist() == [False, True, False, False, False]  # an empty number is still missing
+    assert run_source_sizes(tmp_path).sizes == dict(zip(names, [1.0, 2.0, 3.0, 4.0, 5.0]))
+    path = tmp_path / "sizes.csv"
+    path.write_text("source,size\nNA,10\nnull,20\n web ,5\n")  # and a hand-written row's spaces
+    assert read_sizes_csv(path) == {"NA": 10.0, "null": 20.0, "web": 5.0}
+
+
 def test_sizes_csv(tmp_path):
     path = tmp_path / "sizes.csv"
     path.write_text("source,rows\na,10\nb,20\n")

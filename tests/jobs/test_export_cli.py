@@ -292,6 +292,16 @@ def test_chem_ci_run_exports_every_format(capsys, tmp_path):
     assert not any(r["over_limit"] for r in json.loads((tmp_path / "p.json").read_text())["sources"])
 
 
+def test_a_sizes_file_without_a_source_of_the_mixture_is_named(capsys, tmp_path, lm_run):
+    """The error said "sizes is keyed by source name but has no entry for ..." without naming the file."""
+    run_id, _, result, _ = lm_run
+    sizes = tmp_path / "sizes.csv"
+    sizes.write_text("source,size\n" + "".join(f"{n},1000000\n" for n in result.source_names[1:]))
+    code, _, err = _export(capsys, *_base(run_id, "json", tmp_path / "a.json"), "--sizes", str(sizes))
+    assert code == 2 and f"{sizes}: no row for 1 source(s) of the mixture, e.g. ['{result.source_names[0]}']" in err
+    assert not (tmp_path / "a.json").exists()
+
+
 def test_sizes_of_a_run_that_read_part_of_each_source_come_with_a_warning(capsys, tmp_path, lm_run):
     """lm_ci reads 20,000 characters per source: its 'sizes' are that sample's, and the export used them silently."""
     run_id, run_dir, _, _ = lm_run
