@@ -28,6 +28,7 @@ from mixmin_core.lm.experiment import (
     validate_inputs,
 )
 from mixmin_core.lm.models import PRESETS, TOKENIZERS, get_preset
+from mixmin_core.lm.tokenizer import MIN_BPE_VOCAB
 from mixmin_core.runs.runner import RunContext
 from mixmin_core.solver.multi_target import MODES
 
@@ -90,6 +91,9 @@ class LMConfig(ExecutionConfig):
             raise ConfigError("proxy_budgets (a compute sweep) and transfer_preset cannot be combined; run them as two configs.")
         if self.joint_modes and len(self.targets) < 2:
             raise ConfigError(f"joint_modes: a joint mixture needs at least two targets; got {len(self.targets)}.")
+        if 0 < self.bpe_vocab_size < MIN_BPE_VOCAB:
+            raise ConfigError(f"bpe_vocab_size: must be 0 (the preset's) or at least {MIN_BPE_VOCAB} (256 bytes and the "
+                              f"special tokens, plus merges); got {self.bpe_vocab_size}.")
         if self.n_boot == 1:
             raise ConfigError("n_boot: must be 0 (no intervals) or at least 2; got 1.")
         if self.transfer_preset and self.tokenizer == "auto" and get_preset(self.transfer_preset).tokenizer != self.tokenizer_kind:

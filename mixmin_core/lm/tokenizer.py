@@ -55,6 +55,10 @@ def pythia_tokenizer_path(path: str | os.PathLike | None = None) -> Path:
     return resolve("pythia_tokenizer")
 
 
+#: The smallest BPE vocabulary: 256 bytes, the two special tokens and some merges.
+MIN_BPE_VOCAB = 300
+
+
 def train_bpe(texts: Iterable[str], *, vocab_size: int, output: str | os.PathLike) -> Path:
     """Train a byte-level BPE tokenizer (GPT-2/NeoX style) on ``texts``; write it to ``output``.
 
@@ -62,8 +66,8 @@ def train_bpe(texts: Iterable[str], *, vocab_size: int, output: str | os.PathLik
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    if vocab_size < 300:
-        raise InputError(f"vocab_size must be at least 300 (256 bytes + merges); got {vocab_size}.")
+    if vocab_size < MIN_BPE_VOCAB:
+        raise InputError(f"vocab_size must be at least {MIN_BPE_VOCAB} (256 bytes + merges); got {vocab_size}.")
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()

@@ -106,6 +106,7 @@ CLI = [
     ("resume-choice", SYN, ["resume=sometimes"], r"resume: must be one of \['if_available', 'never'\]"),
     ("backend-choice", SYN, ["backend=spark"], r"backend: must be one of \['local', 'ray'\]"),
     ("device-choice", CHEM, ["device=tpu"], r"device: must be one of \[.auto., .cpu., .cuda.\]"),
+    ("lm-bpe-vocab-small", LM, ["bpe_vocab_size=100"], r"--set bpe_vocab_size: must be 0 \(the preset's\) or at least 300"),
     ("unknown-field", SYN, ["n_sorces=5"], (r"--set unknown field\(s\) \['n_sorces'\] in SyntheticConfig; did you mean "
                                             r"'n_sources' for 'n_sorces'\?")),
     ("too-large", SYN, ["n_sources=10000", "target_samples=100000"], r"n_sources x target_samples is 1,000,000,000"),
@@ -199,6 +200,18 @@ def test_cli_bad_input_is_one_error_line(case, capsys):
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), err[-2000:]
     assert re.search(match, lines[0]), lines[0]
+
+
+def test_cuda_on_a_machine_without_one_is_one_error_line(capsys):
+    """device: cuda passed --dry-run, then LM training died in a 40-frame traceback (XGBoost fell back to the CPU)."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    for config in (LM, CHEM):
+        code = main(["run", config, "--set", "device=cuda", "--dry-run"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and "device: 'cuda', but this machine has no CUDA GPU" in err[0], err
 
 
 def _write(tmp_path: Path, name: str, content: bytes | str) -> str:
