@@ -26,15 +26,16 @@ from mixmin_core.chem.proxies import (
     train_classifier,
 )
 from mixmin_core.engine.evolving import content_hash
-from mixmin_core.runs.fileio import atomic_path, write_json
+from mixmin_core.runs.fileio import atomic_path, readable_npz, write_json
 
 CROSSFIT_FOLDS = 5
 
 
 def save_sources(path, names, assays, rows: list) -> None:
-    """Write sources (name, assay, row ids) for the units; a no-op when the file exists."""
+    """Write sources (name, assay, row ids) for the units; a no-op when the file exists and reads back whole (a
+    damaged one is written again: no unit checks it, and every final model reads it)."""
     path = Path(path)
-    if path.exists():
+    if path.exists() and readable_npz(path):
         return
     offsets = np.cumsum([0] + [len(r) for r in rows])
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:

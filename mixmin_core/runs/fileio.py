@@ -54,6 +54,18 @@ def read_json(path: str | os.PathLike):
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+def readable_npz(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a whole ``.npz`` archive: every member's checksum holds (a truncated, emptied or
+    overwritten file fails). Reads the file once."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None and bool(archive.namelist())
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError):
+        return False
+
+
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:

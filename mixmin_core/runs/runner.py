@@ -22,6 +22,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from mixmin_core.errors import ConfigError, MixminError
+from mixmin_core.runs.fileio import readable_npz
 
 log = logging.getLogger("mixmin.runner")
 BACKENDS = ("local", "ray")
@@ -223,11 +224,17 @@ class RunContext:
         the catalog. So does one whose output's size is not the size recorded when it finished (truncated,
         emptied or overwritten since: reading it would fail, or give other results). Files outside the run folder
         (the store's content-addressed proxy cache, shared between runs and described beside each entry) are
-        reused as they are."""
+        reused when they read back whole (a damaged one failed every later run that used it)."""
         recorded = {u["unit_id"]: u["info"] for u in self.store.units(self.run_id)}
         run_dir = self.run_dir.resolve()
         for u in units:
-            if not (u.is_done() and Path(u.output).resolve().is_relative_to(run_dir)):
+            if not u.is_done():
+                continue
+            if not Path(u.output).resolve().is_relative_to(run_dir):
+                if Path(u.output).suffix == ".npz" and not readable_npz(u.output):
+                    log.warning("%s: the cached output %s is damaged (it does not read back whole); running it again",
+                                u.unit_id, u.output)
+                    Path(u.output).unlink()
                 continue
             size, info = Path(u.output).stat().st_size, recorded.get(u.unit_id)
             if info is None:

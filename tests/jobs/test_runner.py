@@ -199,6 +199,51 @@ def test_a_damaged_output_runs_again(tmp_path, caplog):
     assert units[0].output.stat().st_mtime_ns == kept
 
 
+def _write_npz(*, value: int, output: str) -> dict:
+    from mixmin_core.runs.fileio import atomic_path
+
+    with atomic_path(output) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, preds=np.full(1000, value, np.float32))
+    return {"rows": value}
+
+
+def test_a_damaged_file_in_the_shared_proxy_cache_runs_again(tmp_path, caplog):
+    """A cut-short proxy in the store's cache (outside any run folder) was reused as it was: every later run that
+    needed it failed with BadZipFile, and no rerun or resume repaired it."""
+    from mixmin_core.runs.runner import RunContext
+
+    store = RunStore(tmp_path / "home")
+    store.create_run("r", name="r", pipeline="test", config={})
+    ctx = RunContext(store, "r", progress=False)
+    cache = tmp_path / "home" / "proxy_cache"
+    cache.mkdir()
+    units = [Unit(f"p{i}", _write_npz, {"value": i, "output": str(cache / f"k{i}.npz")}, cache / f"k{i}.npz")
+             for i in range(3)]
+    ctx.run_units(units, "first")
+    kept = units[0].output.stat().st_mtime_ns
+    data = units[1].output.read_bytes()
+    units[1].output.write_bytes(data[:100])  # truncated
+    units[2].output.write_bytes(data[:-40] + bytes(40))  # its end overwritten
+    ctx.run_units(units, "resume")
+    for i in (1, 2):
+        with np.load(units[i].output) as z:
+            assert (z["preds"] == i).all()
+    assert units[0].output.stat().st_mtime_ns == kept  # a whole cache file is reused
+    assert "p1: the cached output" in caplog.text and "is damaged" in caplog.text
+
+
+def test_a_damaged_sources_file_is_written_again(tmp_path):
+    """A chemistry run's sources/trial<k>.npz is no unit: damaged, it stayed, and every final model failed on it."""
+    from mixmin_core.chem.trainers import load_sources, save_sources
+
+    path = tmp_path / "trial0.npz"
+    save_sources(path, ["a", "b"], ["A", "B"], [np.arange(3), np.arange(5, 7)])
+    whole = path.read_bytes()
+    path.write_bytes(whole[:50])
+    save_sources(path, ["a", "b"], ["A", "B"], [np.arange(3), np.arange(5, 7)])
+    assert path.read_bytes() == whole and load_sources(str(path))["b"][1].tolist() == [5, 6]
+
+
 def test_unknown_backend_is_a_config_error():
     from mixmin_core.errors import ConfigError
 
