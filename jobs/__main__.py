@@ -180,6 +180,20 @@ def _run_locked(args, store, run_id, lock, pipeline, name, config, resolved, bac
 _STORE_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT)
 
 
+#: What SQLite says when the catalog's disk is full, failing or read-only.
+_STORE_SQLITE = ("disk is full", "disk i/o error", "readonly database", "unable to open database")
+
+
+def _store_trouble(exc: BaseException, store) -> str | None:
+    """``"<file>: <why>"`` where ``exc`` is the machine refusing a write (full disk, read-only, no permission, a
+    quota), in a file or in the catalog's database; else None."""
+    if isinstance(exc, OSError) and exc.errno in _STORE_ERRNOS:
+        return f"{exc.filename or 'a file'}: {exc.strerror}"
+    if isinstance(exc, sqlite3.OperationalError) and any(m in str(exc).lower() for m in _STORE_SQLITE):
+        return f"{store.db_path} (the run store's catalog): {exc}"
+    return None
+
+
 def _record_failure(store, run_id: str, job_id: int, exc: BaseException, log_path: Path) -> int:
     """Record how the job ended (cancelled or failed) and return the exit status.
 
@@ -199,9 +213,10 @@ def _record_failure(store, run_id: str, job_id: int, exc: BaseException, log_pat
         store.finish_job(job_id, "failed", str(exc))
         store.set_run_status(run_id, "failed")
         raise exc
-    if isinstance(exc, OSError) and exc.errno in _STORE_ERRNOS:  # the machine, not the code: one line, no traceback
-        reason = (f"{exc.filename or 'a file'}: {exc.strerror}; free space or fix its folder's permissions, then "
-                  f"resume with `python -m jobs resume {run_id}` (finished units are kept).")
+    trouble = _store_trouble(exc, store)
+    if trouble:  # the machine, not the code: one line, no traceback
+        reason = (f"{trouble}; free space or fix its folder's permissions, then resume with "
+                  f"`python -m jobs resume {run_id}` (finished units are kept).")
         try:
             store.finish_job(job_id, "failed", reason)
             store.set_run_status(run_id, "failed")

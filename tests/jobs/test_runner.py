@@ -311,6 +311,24 @@ def test_a_full_or_read_only_disk_is_one_error_line_with_the_resume(monkeypatch,
     assert job["status"] == "failed" and text in job["error"]
 
 
+def test_a_full_disk_under_the_catalog_is_one_error_line_with_the_resume(monkeypatch, capsys):
+    """SQLite's "database or disk is full" (the catalog on a full disk) ended in two chained tracebacks."""
+    import sqlite3
+
+    from jobs.pipelines import synthetic
+
+    def full(config, ctx):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(synthetic, "run", full)
+    assert main(["run", DEMO, "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    (job,) = RunStore().list_jobs()
+    assert len(err) == 2 and "Traceback" not in "".join(err), err
+    assert "mixmin.db (the run store's catalog): database or disk is full; free space" in err[1]
+    assert f"resume with `python -m jobs resume {job['run_id']}`" in err[1] and job["status"] == "failed"
+
+
 def test_a_run_folder_that_cannot_be_written_is_one_error(tmp_path):
     from mixmin_core.errors import InputError
     from mixmin_core.runs.store import RunLock
