@@ -10,6 +10,7 @@ Every file write goes through :mod:`mixmin_core.runs.fileio` (temp file + rename
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -53,7 +54,8 @@ class RunLock:
 
     Taken with ``fcntl.flock``, which the kernel releases when the holder exits, however it
     exits (``kill -9`` included), so a lock left by a killed job is simply free again; the file
-    keeps ``<job_id> <pid>`` of the last holder so a refusal can name it. Hold the object (or
+    holds ``<job_id> <pid>`` of the holder so a refusal can name it, and is emptied when a job ends (a holder
+    found in a free lock is a job that was killed). Hold the object (or
     use it as a context manager) for as long as the job runs.
     """
 
@@ -90,6 +92,8 @@ class RunLock:
 
     def release(self) -> None:
         if self._fd is not None:
+            with contextlib.suppress(OSError):  # a holder left behind means a job that did not end (a resume says so)
+                os.ftruncate(self._fd, 0)
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None

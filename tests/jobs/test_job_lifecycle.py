@@ -175,8 +175,14 @@ def test_the_lock_names_its_holder_and_frees_on_release(tmp_path):
         RunLock(tmp_path / "run").acquire(wait_for_holder=0.1)
     lock.release()
     again = RunLock(tmp_path / "run").acquire()
-    assert again.previous == (7, os.getpid())
+    assert again.previous == (None, None)  # a job that ended is no holder to take over from (every resume said so)
     again.release()
+    killed = subprocess.run([sys.executable, "-c", "import os, sys; from mixmin_core.runs.store import RunLock; "
+                             "RunLock(sys.argv[1]).acquire().set_job(7); print(os.getpid(), flush=True); os._exit(0)",
+                             str(tmp_path / "run")], capture_output=True, text=True, cwd=ROOT, check=True)
+    taken = RunLock(tmp_path / "run").acquire()
+    assert taken.previous == (7, int(killed.stdout))  # one that died holding it is named
+    taken.release()
 
 
 def test_a_dead_pid_and_a_reused_pid_are_not_alive():
