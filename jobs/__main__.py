@@ -160,6 +160,8 @@ def _run_locked(args, store, run_id, lock, pipeline, name, config, resolved, bac
         _setup_logging(log_path)
         if lock.previous[1] is not None:
             log.info("took over the lock of job %s (pid %s), which is no longer running", *lock.previous)
+            for stale in store.run_dir(run_id).rglob(".*.tmp"):  # its half-written files (fileio.atomic_path)
+                stale.unlink(missing_ok=True)
         store.set_run_status(run_id, "running")
         print(f"run {run_id} (job {job_id}) in {store.run_dir(run_id)}", file=sys.stderr)
         ctx = RunContext(store, run_id, backend=backend,

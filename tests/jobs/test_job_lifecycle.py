@@ -74,12 +74,15 @@ def test_a_lock_left_by_a_killed_job_is_taken_over(tmp_path):
     proc.wait(timeout=30)
     (job,) = store.list_jobs()
     assert (store.run_dir(job["run_id"]) / ".lock").read_text().split() == [str(job["job_id"]), str(proc.pid)]
+    half = store.run_dir(job["run_id"]) / ".results.csv.ab12_cd.tmp"  # a report being written at the kill
+    half.write_text("trial,target\n0,")
     resumed = start(*SLOW, log=tmp_path / "b.log")
     assert resumed.wait(timeout=500) == 0, (tmp_path / "b.log").read_text()
     newest = store.list_jobs()[0]
     assert newest["status"] == "done" and newest["job_id"] != job["job_id"]
     log = Path(newest["log_path"]).read_text()
     assert f"took over the lock of job {job['job_id']} (pid {proc.pid})" in log
+    assert not half.exists()  # what the killed job was writing is cleared (it stayed forever)
     kept = int(re.search(r"proxies: (\d+)/150 already done", log).group(1))
     assert kept >= job["n_done"] >= 2  # every unit finished before the kill was kept
 
