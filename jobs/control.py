@@ -261,6 +261,13 @@ def list_launches(home: str | os.PathLike | None = None, limit: int = 20) -> lis
     return records
 
 
+def busy(store: RunStore) -> bool:
+    """Whether a job runs, or a launched one is still starting (its process alive before its catalog row exists,
+    which takes it seconds): pages that list jobs keep refreshing while so."""
+    return (any(j["status"] == "running" for j in store.list_jobs())
+            or any(rec["alive"] for rec in list_launches(store.root, limit=10)))
+
+
 def cancel_job(store: RunStore, job_id: int, *, force: bool = False) -> str:
     """Ask job ``job_id`` to stop after its current unit; with ``force`` also SIGTERM its process group.
 

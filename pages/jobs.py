@@ -175,8 +175,7 @@ def page() -> None:
         st.info(f"No configs found in {CONFIG_DIR}.")
     st.subheader("Jobs")
     store = data.store()
-    running = any(j["status"] == "running" for j in store.list_jobs())
-    st.fragment(show_jobs, run_every=2.0 if running else None)(store)
+    st.fragment(show_jobs, run_every=2.0 if jobs_control.busy(store) else None)(store)
     launches()
 
 

@@ -138,8 +138,7 @@ if not store.list_runs():
     if st.session_state["jobs.last_launch"]:
         st.page_link("pages/jobs.py", label="Watch the job on the Jobs page", icon=":material/play_circle:")
 else:
-    has_running = any(j["status"] == "running" for j in store.list_jobs())
-    st.fragment(show_runs, run_every=2.0 if has_running else None)(store)
+    st.fragment(show_runs, run_every=2.0 if jobs_control.busy(store) else None)(store)
     st.caption("Pick a run in the sidebar; the Solver, Compare and Assays pages show it.")
     with st.expander("Get started: the built-in example and the ToxCast demo"):
         get_started()

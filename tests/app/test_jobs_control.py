@@ -52,11 +52,15 @@ def test_started_job_runs_to_done_in_its_own_session(tmp_path):
     home = tmp_path / "home"
     launch = jobs_control.start_job(CONFIG, {"trials": 1, "n_sources": 3, "name": "x; touch pwned"}, home=home)
     store = RunStore(home)
+    # busy from the launch on, before the job's catalog row exists: the Jobs page refreshed only for a running job,
+    # so a job started there never appeared until a reload
+    assert jobs_control.busy(store)
     assert _wait(lambda: any(j["status"] == "done" for j in store.list_jobs())), jobs_control.read_log_tail(launch.log_path)
     run = store.list_runs()[0]
     assert run["name"] == "x; touch pwned" and run["config"]["trials"] == 1
     assert not (ROOT / "pwned").exists() and not (tmp_path / "pwned").exists()
     assert _wait(lambda: not jobs_control.list_launches(home)[0]["alive"])
+    assert not jobs_control.busy(store)
     rec = jobs_control.list_launches(home)[0]
     assert rec["returncode"] == 0 and rec["pid"] == launch.pid, (rec, jobs_control.read_log_tail(launch.log_path))
     assert "done: run" in jobs_control.read_log_tail(launch.log_path)
