@@ -261,12 +261,17 @@ def _restore_handlers(previous: dict) -> None:
         signal.signal(sig, handler)
 
 
+def _short(text: str) -> str:
+    """``text`` quoted, cut to 60 characters when longer than 80 (an id pasted wrong is echoed, not 5,000 characters)."""
+    return repr(text) if len(text) <= 80 else f"{text[:60]!r}... ({len(text):,} characters)"
+
+
 def cmd_status(args) -> int:
     root = default_home()  # status only reads: a store it cannot write (a read-only mount, a shared demo) is read
     store = RunStore(read_only=root.is_dir() and not os.access(root, os.W_OK))
-    if args.run and store.get_run(args.run) is None:
-        raise ConfigError(f"no run {args.run!r} in {store.root}; `python -m jobs status` lists them.")
-    runs = [store.get_run(args.run)] if args.run else store.list_runs()
+    if args.run is not None and store.get_run(args.run) is None:  # "" too: it names no run
+        raise ConfigError(f"no run {_short(args.run)} in {store.root}; `python -m jobs status` lists them.")
+    runs = [store.get_run(args.run)] if args.run is not None else store.list_runs()
     if not runs:
         print("no runs yet")
         return 0
@@ -290,7 +295,7 @@ def cmd_resume(args) -> int:
     """Run a stored run again from its resolved config (finished units are skipped)."""
     store = RunStore()
     if store.get_run(args.run_id) is None:
-        raise ConfigError(f"no run {args.run_id!r} in {store.root}; `python -m jobs status` lists them.")
+        raise ConfigError(f"no run {_short(args.run_id)} in {store.root}; `python -m jobs status` lists them.")
     folder = store.run_dir(args.run_id)
     last = _last_execution(folder)
     if last.get("cwd") and Path(last["cwd"]) != Path.cwd():  # a config's relative paths mean what they meant

@@ -375,6 +375,11 @@ def test_unknown_run_and_job_ids_are_named(capsys):
     assert "no run 'no-such-run'" in capsys.readouterr().err
     assert main(["status", "--run", "no-such-run"]) == 2
     assert "error: no run 'no-such-run'" in capsys.readouterr().err
+    assert main(["status", "--run", ""]) == 2  # listed every run
+    assert "error: no run ''" in capsys.readouterr().err
+    assert main(["resume", "x" * 5000]) == 2  # echoed in full
+    err = capsys.readouterr().err
+    assert f"no run {'x' * 60!r}... (5,000 characters)" in err and len(err) < 300
 
 
 # ---- jobs the app starts (MIXMIN_CONFINE_PATHS=1): the page's rules, checked again by the job ------
