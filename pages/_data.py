@@ -303,13 +303,20 @@ def unconverged(run_id: str, variant: str) -> list[tuple[str, float]]:
     return list(found.items())
 
 
+def clipped(run_id: str, variant: str) -> list[str]:
+    """The setting's problems whose MixMin mixture ended where clipped probabilities made the loss flat (status
+    ``clipped``: its gap certifies nothing)."""
+    return sorted({problem.key for problem, method, mix in _setting_mixtures(run_id, variant)
+                   if method.startswith("mixmin") and mix.get("status") == "clipped"})
+
+
 def failed_searches(run_id: str, variant: str) -> list[tuple[str, str, str]]:
     """``(problem key, method, message)`` of the setting's mixtures other than MixMin's that report no success
     (a RegMix regressor that predicts a constant, a search whose candidates all failed): chosen arbitrarily."""
     return [(problem.key, method, str(mix.get("message") or mix.get("status") or ""))
             for problem, method, mix in _setting_mixtures(run_id, variant)
             if method != "mixmin" and mix.get("success") is False
-            and not (method.startswith("mixmin") and mix.get("status") == "max_iter")]  # those: unconverged()
+            and not (method.startswith("mixmin") and mix.get("status") in ("max_iter", "clipped"))]  # said apart
 
 
 def underspent(run_id: str, variant: str, below: float = 0.9) -> dict[str, float]:

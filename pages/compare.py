@@ -262,6 +262,12 @@ def page() -> None:
                    + (" Joint mixtures have their own `joint_max_iter`." if any("joint" in w for w, _ in stopped)
                       else ""),
                    icon=":material/hourglass_bottom:")
+    flat = data.clipped(run_id, variant)
+    if flat:
+        st.warning(f"On {len(flat)} of this setting's problems (e.g. {state.code(flat[0])}) MixMin's Frank–Wolfe gap "
+                   "certifies nothing: where it stopped, some samples' mixed probability was clipped although a source "
+                   "gives them more, and the loss is flat there. A smaller `step_size` avoids it; the Solver page "
+                   "shows the descent.", icon=":material/warning:")
     failed = data.failed_searches(run_id, variant)
     if failed:
         methods = sorted({m for _, m, _ in failed})

@@ -146,6 +146,24 @@ class Objective:
         """Per-sample weights of the mean: a scalar, ``(N,)`` or ``(B, N)``."""
         return self.uniform_weight if sample_weights is None else sample_weights
 
+    #: The floor the mixed value is clipped up to (None: no clip), where the loss turns flat.
+    floor = None
+
+    def avoidably_clipped(self, weights) -> int:
+        """How many samples' mixed value sits at :attr:`floor` at ``weights`` although some source's does not
+        there. The clip makes the loss flat (and not convex) around such a point, so its zero gradient there
+        certifies nothing: a descent that lands there can stop at a gap of 0 far from the optimum. One pass."""
+        if self.floor is None:
+            return 0
+        w = np.ascontiguousarray(weights, dtype=np.float32)
+        mixed = np.empty(self.n_samples, dtype=np.float32)
+        self._sweep(range(len(self.blocks)), w, None, mixed, None, False, 0)
+        return int(np.count_nonzero((mixed <= self.floor) & (self._best_source(mixed) > self.floor)))
+
+    def _best_source(self, mixed: np.ndarray) -> np.ndarray:
+        """Per sample, the largest value any one source gives what :meth:`_clip` compares with the floor."""
+        return np.ones_like(mixed)  # loglik: each sample's best proxy is 1 (the matrix is relative to it)
+
     # ---- evaluation ----------------------------------------------------------------------
     def loss(self, weights, sample_weights=None):
         return self.loss_grad(weights, sample_weights, need_grad=False)[0]
@@ -360,6 +378,20 @@ class BinaryObjective(Objective):
         self.negatives = self.constant = (1.0 - outputs.labels).astype(np.float32)  # 1 - y
         self.signs = (2.0 * outputs.labels - 1.0).astype(np.float32)  # a = 2y - 1
 
+    floor = EPS
+
+    def _best_source(self, mixed):
+        best = np.empty_like(mixed)
+        pages = blocks.PageReleaser(self.values) if self.streamed else None
+        for b, cols in enumerate(self.blocks):  # the most probability any one proxy gives the observed label
+            block = self._block(b, cols, pages, None, decode=True)
+            np.abs(block - self.negatives[cols]).max(axis=0, out=best[cols])
+            if pages is not None:
+                pages.done(cols)
+        if pages is not None:
+            pages.flush()
+        return best
+
     def _clip(self, mixed, cols):
         q = np.subtract(mixed, self.negatives[cols], out=mixed)
         np.abs(q, out=q)
@@ -438,6 +470,8 @@ class LoglikObjective(Objective):
         if sample_weights is None:
             return self._uniform_s
         return sample_weights if self.inv_tokens is None else sample_weights * self.inv_tokens
+
+    floor = TINY
 
     def _clip(self, mixed, cols):
         np.maximum(mixed, TINY, out=mixed)

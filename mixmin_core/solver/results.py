@@ -20,6 +20,7 @@ class Status(str, enum.Enum):
     MAX_ITER = "max_iter"
     STOPPED_BY_CALLBACK = "stopped_by_callback"
     NON_FINITE = "non_finite"
+    CLIPPED = "clipped"  # the gap fell to tol where clipped probabilities made the loss flat: no certificate
     NOT_ITERATIVE = "not_iterative"  # closed-form baselines (natural, balanced, search methods)
 
 

@@ -262,3 +262,65 @@ def test_a_result_prints_in_a_few_lines_and_mean_ci_checks_its_level():
     assert len(repr(result)) < 1000 and "trajectory" not in repr(result)  # it printed every iterate
     with pytest.raises(InputError, match=r"level must be a fraction in \(0, 1\), e.g. 0.95 .*; got 95"):
         mean_ci([1.0, 2.0, 3.0], level=95)  # it returned NaNs
+
+
+def _hard_and_soft(n: int = 200):
+    """A hard proxy, certain and right on 95% of samples and certain and wrong on 5%, and a soft one (0.6 on the
+    label): the optimum mixes them (about 0.875 / 0.125)."""
+    y = np.r_[np.ones(n // 2), np.zeros(n // 2)].astype(np.float32)
+    right = np.ones(n, bool)
+    right[::20] = False
+    hard = np.where(right, y, 1 - y)
+    soft = np.where(y == 1, 0.6, 0.4)
+    return ProxyOutputs(np.vstack([hard, soft]).astype(np.float32), "binary", labels=y, source_names=["hard", "soft"])
+
+
+def test_a_gap_of_zero_where_the_clip_makes_the_loss_flat_is_no_convergence():
+    """A reviewer's case: at step_size 50 one step put all weight on the hard proxy, where the wrong samples'
+    probability is clipped and their gradient 0; the solver said "converged", gap 0, at a loss 0.5 above the
+    optimum and above the start's. For loglik the same at a density clipped below 1e-30."""
+    outputs = _hard_and_soft()
+    good = mixmin(outputs, step_size=1.0)
+    assert good.status == "converged" and abs(good.weights[0] - 0.875) < 1e-3
+    flat = mixmin(outputs, step_size=50.0)
+    assert flat.status == "clipped" and not flat.success and "certifies nothing" in flat.message
+    assert flat.loss <= flat.losses[0] + 1e-6  # never worse than the start
+    start = mixmin(outputs, init=[1 - 1e-7, 1e-7])  # a start already in the flat region: gap 0 at once
+    assert start.status == "clipped" and not start.success
+    rng = np.random.default_rng(0)
+    base = -rng.uniform(300, 600, 200)
+    best = np.ones(200, bool)
+    best[::20] = False
+    loglik = ProxyOutputs(np.vstack([np.where(best, base, base - 80), np.where(best, base - 5, base)]).astype(np.float32),
+                          "loglik", source_names=["a", "b"])
+    assert mixmin(loglik, step_size=1.0).status == "converged"
+    jumped = mixmin(loglik, step_size=100.0)
+    assert jumped.status == "clipped" and jumped.loss <= jumped.losses[0] + 1e-4
+
+
+def test_a_sample_every_source_gets_wrong_leaves_the_certificate_alone():
+    """Clipped where no mixture can help (every proxy certain and wrong): the loss is constant there, the rest stays
+    convex, and the gap still certifies."""
+    outputs = _hard_and_soft()
+    values = outputs.values.copy()
+    values[1, ::20] = values[0, ::20]  # the soft proxy now also certain and wrong on those samples
+    both = ProxyOutputs(values, "binary", labels=outputs.labels, source_names=["hard", "soft"])
+    assert make_objective(both).avoidably_clipped(np.array([0.5, 0.5], np.float32)) == 0
+    assert make_objective(outputs).avoidably_clipped(np.array([1.0, 0.0], np.float32)) == 10
+    assert mixmin(both, step_size=1.0).status == "converged"
+
+
+def test_clipped_samples_are_counted_alike_on_every_path(tmp_path):
+    rng = np.random.default_rng(1)
+    values = rng.uniform(0.05, 0.95, (40, 6000)).astype(np.float32)
+    labels = (rng.random(6000) < 0.5).astype(np.float32)
+    values[0, :300] = 1 - labels[:300]  # source 0 certain and wrong on 300 samples; others give them more
+    outputs = ProxyOutputs(values, "binary", labels=labels)
+    w = np.r_[1.0, np.zeros(39)].astype(np.float32)
+    counts = [make_objective(outputs).avoidably_clipped(w),
+              make_objective(outputs, block_bytes=1 << 16).avoidably_clipped(w),  # many blocks: the row kernel's copy
+              make_objective(outputs, block_bytes=1 << 16, storage="float16").avoidably_clipped(w)]
+    outputs.save(tmp_path / "big", compress=False)
+    mapped = ProxyOutputs.load(tmp_path / "big", mmap=True)
+    counts.append(make_objective(mapped, block_bytes=1 << 16).avoidably_clipped(w))
+    assert counts == [300] * 4
