@@ -180,9 +180,10 @@ def test_the_lock_names_its_holder_and_frees_on_release(tmp_path):
     again = RunLock(tmp_path / "run").acquire()
     assert again.previous == (None, None)  # a job that ended is no holder to take over from (every resume said so)
     again.release()
-    killed = subprocess.run([sys.executable, "-c", "import os, sys; from mixmin_core.runs.store import RunLock; "
-                             "RunLock(sys.argv[1]).acquire().set_job(7); print(os.getpid(), flush=True); os._exit(0)",
-                             str(tmp_path / "run")], capture_output=True, text=True, cwd=ROOT, check=True)
+    dies_holding = ("import os, sys; from mixmin_core.runs.store import RunLock; "
+                    "RunLock(sys.argv[1]).acquire().set_job(7); print(os.getpid(), flush=True); os._exit(0)")
+    killed = subprocess.run([sys.executable, "-c", dies_holding, str(tmp_path / "run")], capture_output=True,
+                            text=True, cwd=ROOT, check=True)
     taken = RunLock(tmp_path / "run").acquire()
     assert taken.previous == (7, int(killed.stdout))  # one that died holding it is named
     taken.release()
