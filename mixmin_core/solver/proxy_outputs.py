@@ -74,8 +74,15 @@ class ProxyOutputs:
         if not isinstance(kind, str) or kind not in KINDS:  # ProxyOutputs(values, labels) passes an array here
             hint = "" if isinstance(kind, str) else " (the second argument is the kind; pass labels as labels=...)"
             raise InputError(f"kind must be one of {KINDS}; got {describe(kind)}{hint}.")
+        if source_names is None:
+            source_names = _frame_sources(values)
         values = _as_matrix(values)
         n_sources, n_samples = values.shape
+        for name, given in (("labels", labels), ("token_counts", token_counts)):
+            if given is not None and np.shape(given)[:1] == (n_sources,) and n_sources != n_samples:
+                raise InputError(f"{name} has {n_sources} entries, one per row of values, but values is sources x samples "
+                                 f"({n_sources} x {n_samples}) and {name} needs one per column; if your values are "
+                                 "samples x sources, pass values.T.")
         names = _check_names(source_names, n_sources)
         labels = _check_labels(labels, kind, n_samples)
         token_counts = _check_token_counts(token_counts, kind, n_samples)
@@ -387,6 +394,24 @@ def _paths(path) -> tuple[Path, Path]:
         raise InputError(f"path must name a file such as 'outputs/target' (.npz and .json beside it), not a folder; "
                          f"got {str(path)!r}.")
     return base.with_name(base.name + ".npz"), base.with_name(base.name + ".json")
+
+
+def _frame_sources(values) -> list | None:
+    """A pandas DataFrame's source names (its row labels), or None for other values or numbered rows.
+
+    Named columns over numbered rows read as samples x sources (a table's usual layout): that is an error
+    naming ``df.T``, not 300 sources called ``source_0``..."""
+    index, columns = getattr(values, "index", None), getattr(values, "columns", None)
+    if index is None or columns is None:
+        return None
+    import pandas as pd
+
+    numbered = isinstance(index, pd.RangeIndex)
+    if numbered and not isinstance(columns, pd.RangeIndex):
+        raise InputError(f"values is a DataFrame with named columns ({', '.join(map(str, columns[:3]))}, ...) and numbered "
+                         "rows; ProxyOutputs takes one row per source (sources x samples). Pass df.T if its columns "
+                         "are your sources, or source_names=... if its rows are.")
+    return None if numbered else [str(i) for i in index]
 
 
 def _as_matrix(values) -> np.ndarray:

@@ -153,6 +153,13 @@ BAD_LIBRARY_INPUTS: list[BadInput] = [
              InputError, "natural_weights must be an array of numbers"),
     BadInput("values-beyond-float32", lambda: ProxyOutputs(np.array([[1e300, 0.5], [0.2, 0.3]]), "mse", labels=[0, 1]),
              InputError, "values must fit in float32 .*got 1e\\+300"),
+    # a samples x sources table (a reviewer's): 300 "sources" silently, or an error about the labels' length
+    BadInput("values-frame-samples-by-sources", lambda: ProxyOutputs(pd.DataFrame(-np.ones((30, 3)), columns=["a", "b", "c"]),
+                                                                     "loglik"), InputError, r"DataFrame with named columns \(a, b, c.*Pass df\.T"),
+    BadInput("values-transposed-labels", lambda: ProxyOutputs(np.full((20, 3), 0.5), "binary", labels=np.ones(20)),
+             InputError, r"labels has 20 entries, one per row of values.*pass values\.T"),
+    BadInput("values-transposed-token-counts", lambda: ProxyOutputs(-np.ones((20, 3)), "loglik", token_counts=np.ones(20)),
+             InputError, r"token_counts has 20 entries, one per row of values"),
     BadInput("values-inf", lambda: ProxyOutputs(np.array([[np.inf, 0.5], [0.2, 0.3]]), "mse", labels=[0, 1]),
              InputError, "values must be finite; .*first at index \\(0, 0\\) \\(inf\\)"),
     BadInput("source_names-line-break", lambda: ProxyOutputs(_MATRIX, "binary", labels=[0, 1] * 10,

@@ -382,3 +382,13 @@ def test_outputs_saved_with_names_the_upload_rules_now_refuse_still_open(tmp_pat
     problem saved before that rule (sources '-baseline', '+aug') must still load and export."""
     saved = ProxyOutputs(np.full((2, 4), 0.5), "binary", labels=[0, 1, 0, 1], source_names=["-baseline", "+aug"])
     assert ProxyOutputs.load(saved.save(tmp_path / "old")).source_names == ("-baseline", "+aug")
+
+
+def test_a_dataframe_of_sources_by_samples_names_its_sources():
+    """Its row labels were dropped (sources became source_0...), so caps={"wiki": ...} failed later."""
+    import pandas as pd
+
+    frame = pd.DataFrame(np.full((2, 4), 0.5), index=["wiki", "code"])
+    outputs = ProxyOutputs(frame, "binary", labels=[0, 1, 0, 1])
+    assert outputs.source_names == ("wiki", "code")
+    assert ProxyOutputs(frame, "binary", labels=[0, 1, 0, 1], source_names=["a", "b"]).source_names == ("a", "b")
