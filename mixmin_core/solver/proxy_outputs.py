@@ -1,7 +1,8 @@
 """``ProxyOutputs``: every proxy model's output on every target sample, cached once.
 
 On disk: ``<name>.npz`` (arrays, never pickled) plus ``<name>.json`` (kind, source names,
-metadata and the SHA-256 of the ``.npz``), so a truncated or altered file is caught on load.
+metadata, the SHA-256 of the ``.npz`` and of the sidecar's own content), so a truncated or altered file
+is caught on load.
 Large outputs are stored uncompressed and sample-major, so ``ProxyOutputs.load(path, mmap=True)``
 can memory-map ``values`` and the solver can stream them block by block (larger than memory).
 """
@@ -169,6 +170,7 @@ class ProxyOutputs:
                 "n_samples": self.n_samples, "meta": self.meta,
                 "sha256": fileio.sha256_file(npz_path),
             }
+            sidecar["sidecar_sha256"] = _sidecar_hash(sidecar)
             fileio.write_json(json_path, sidecar)
         except OSError as exc:  # a folder of that name, a name too long, no permission, a full disk
             raise InputError(f"cannot write {npz_path}: {exc.strerror or exc}.") from None
@@ -227,6 +229,11 @@ class ProxyOutputs:
         if not isinstance(sidecar, dict):
             raise InputError(f"{source}: the sidecar must be a JSON object as `save` writes it; got "
                              f"{type(sidecar).__name__}.")
+        own = sidecar.get("sidecar_sha256")
+        if own is not None and own != _sidecar_hash(sidecar):  # files saved before it (and most uploads) carry none
+            raise InputError(f"{source}: its sidecar (.json) was altered since it was saved (its kind, source names or "
+                             "meta no longer match its sidecar_sha256), so the weights could be read against the wrong "
+                             "sources; save the outputs again.")
         try:
             loaded = np.load(file, allow_pickle=False)
             if not isinstance(loaded, np.lib.npyio.NpzFile):  # a .npy array under the .npz name
@@ -252,6 +259,15 @@ class ProxyOutputs:
             )
         except InputError as exc:
             raise InputError(f"{source}: {exc}") from None
+
+
+def _sidecar_hash(sidecar: dict) -> str:
+    """SHA-256 of the sidecar's content (every field but this hash), as canonical JSON: the ``.npz``'s checksum
+    cannot see a swapped source name or kind in the sidecar."""
+    import hashlib
+
+    body = {k: v for k, v in sidecar.items() if k != "sidecar_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=fileio.json_default).encode()).hexdigest()
 
 
 def _check_sidecar(sidecar: dict, shape: tuple, source: str) -> None:

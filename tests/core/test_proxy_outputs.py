@@ -210,6 +210,7 @@ def test_mmap_load_validates_values_block_by_block(tmp_path):
     path.write_bytes(bytes(data))
     sidecar = json.loads((tmp_path / "o.json").read_text())
     sidecar["sha256"] = hashlib.sha256(bytes(data)).hexdigest()
+    sidecar.pop("sidecar_sha256")  # the checksums made to match: only the values' own check is left
     (tmp_path / "o.json").write_text(json.dumps(sidecar))
     with pytest.raises(InputError, match=r"o\.npz: values must be finite; .*first at index \(2, 4321\)"):
         ProxyOutputs.load(path, mmap=True)
@@ -330,6 +331,7 @@ def test_select_by_name_mask_and_repeated_samples():
 def test_a_hand_edited_sidecar_is_one_clear_error(tmp_path, field, value, match):
     path = _binary().save(tmp_path / "o")
     sidecar = json.loads((tmp_path / "o.json").read_text())
+    sidecar.pop("sidecar_sha256")  # as an upload's or an older file's sidecar: each field is checked on its own
     if field == "meta":  # keep the checksum valid: only the field is wrong
         sidecar["meta"] = value
     else:
@@ -392,3 +394,23 @@ def test_a_dataframe_of_sources_by_samples_names_its_sources():
     outputs = ProxyOutputs(frame, "binary", labels=[0, 1, 0, 1])
     assert outputs.source_names == ("wiki", "code")
     assert ProxyOutputs(frame, "binary", labels=[0, 1, 0, 1], source_names=["a", "b"]).source_names == ("a", "b")
+
+
+def test_an_altered_sidecar_is_caught(tmp_path):
+    """Only the .npz had a checksum: two source names swapped in the .json, or binary made mse, loaded silently
+    (weights read against the wrong sources)."""
+    import json
+
+    from mixmin_core import InputError
+
+    outputs = ProxyOutputs(np.full((2, 4), 0.5, np.float32), "binary", labels=[0, 1, 0, 1], source_names=["wiki", "code"])
+    outputs.save(tmp_path / "t")
+    assert ProxyOutputs.load(tmp_path / "t").source_names == ("wiki", "code")
+    sidecar = json.loads((tmp_path / "t.json").read_text())
+    for change in ({"source_names": ["code", "wiki"]}, {"kind": "mse"}, {"meta": {"run": "other"}}):
+        (tmp_path / "t.json").write_text(json.dumps({**sidecar, **change}))
+        with pytest.raises(InputError, match=r"t\.npz: its sidecar \(\.json\) was altered since it was saved"):
+            ProxyOutputs.load(tmp_path / "t")
+    del sidecar["sidecar_sha256"]  # saved before the sidecar had its own checksum: read as before
+    (tmp_path / "t.json").write_text(json.dumps(sidecar))
+    assert ProxyOutputs.load(tmp_path / "t").source_names == ("wiki", "code")
