@@ -83,15 +83,18 @@ def missing_methods(frame: pd.DataFrame, variant: str, config: dict) -> str | No
             "config may limit them; see the run's config on the Jobs page.")
 
 
-def overlap_note(info: dict) -> None:
-    """Say how many of the targets' test molecules (chemistry) or examples (language models) the sources hold."""
+def overlap_note(info: dict, sample_chars=None) -> None:
+    """Say how many of the targets' test molecules (chemistry) or examples (language models) the sources hold;
+    ``sample_chars``: the characters the run read per source (``max_source_chars``), where the counts come from."""
+    within = (f" (counted in the first {sample_chars:,} characters of each source, what the run read)"
+              if isinstance(sample_chars, int) and not isinstance(sample_chars, bool) and sample_chars > 0 else "")
     examples = info.get("target_examples_in_sources")
     if isinstance(examples, dict) and any(float(v) > 0 for v in examples.values()):
         by_source = info.get("target_examples_by_source") or {}
         held = "; ".join(f"{state.code(t, 40)} {float(v):.0%}" + (" (" + ", ".join(
             f"{state.code(n, 40)} {c}" for n, c in list(by_source.get(t, {}).items())[:5]) + ")" if by_source.get(t)
             else "") for t, v in examples.items() if float(v) > 0)
-        st.warning(f"Some targets' examples appear word for word (runs of 13 words) in the sources' text: {held}. A "
+        st.warning(f"Some targets' examples appear word for word (runs of 13 words) in the sources' text{within}: {held}. A "
                    "method that weights those sources is scored partly on text its final model trained on; remove "
                    "them from the sources to compare cleanly.", icon=":material/content_copy:")
     shared = [p for p in info.get("documents_shared_by_sources") or [] if warned(p)]
@@ -99,7 +102,7 @@ def overlap_note(info: dict) -> None:
         pairs = "; ".join(f"{state.code(a, 40)} and {state.code(b, 40)} share {k:,} documents ({k / n_a:.0%} of "
                           f"{state.code(a, 40)}'s, {k / n_b:.0%} of {state.code(b, 40)}'s)"
                           for p in shared[:5] for (a, b), (n_a, n_b), k in [(p["sources"], p["documents"], p["shared"])])
-        st.warning(f"Some sources hold the same documents: {pairs}. Their proxies are near-identical, so MixMin can put "
+        st.warning(f"Some sources hold the same documents{within}: {pairs}. Their proxies are near-identical, so MixMin can put "
                    "their weight on either: read their weights together. A mixture of both repeats those documents; "
                    "deduplicate the sources to compare cleanly.", icon=":material/content_copy:")
     shares = info.get("test_molecules_in_sources")
@@ -251,7 +254,7 @@ def page() -> None:
     if data.is_surrogate(metric):
         st.warning("This metric is a surrogate estimate (a regression model's prediction of the target loss), "
                    "not measured on a trained final model.", icon=":material/model_training:")
-    overlap_note(data.dataset_info(run_id))
+    overlap_note(data.dataset_info(run_id), data.run_config(run_id).get("max_source_chars"))
     stopped = data.unconverged(run_id, variant)
     if stopped:
         worst = max(stopped, key=lambda kv: kv[1])
