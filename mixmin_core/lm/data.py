@@ -269,6 +269,11 @@ def _parse_record(kind: str, rec: dict, i: int, where: str) -> TargetExample | N
         if not isinstance(value, list) or len(value) < 2 or not all(isinstance(c, str) for c in value):
             raise InputError(f"{where}: field 'choices' must be a list of at least two answer strings (or "
                              f"{{'text': [...], 'label': [...]}}) for target kind {kind!r}; got {value!r}.")
+        blank = [k for k, c in enumerate(value) if not c.strip()]
+        repeated = sorted({c for c in value if value.count(c) > 1})
+        if blank or repeated:  # an answer that is also another choice (or nothing) is never scored as it should be
+            what = f"choice {blank[0]} is blank" if blank else f"{repeated[0]!r} is two of the choices"
+            raise InputError(f"{where}: {what}; each choice must be a different, non-empty answer.")
         return tuple(value)
 
     def label(n_choices):

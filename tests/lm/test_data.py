@@ -245,6 +245,9 @@ PIQA = {"goal": "g", "sol1": "a", "sol2": "b"}
     ("piqa", dict(PIQA, sol1=None, label=0), r"line 1: field 'sol1' must be a string for target kind 'piqa'; got None"),
     ("arc_easy", {"question": "q", "choices": "abcd", "label": 0}, r"field 'choices' must be a list of at least two"),
     ("arc_easy", {"question": "q", "choices": ["x", "y"], "label": 5}, r"an integer in 0..1 .*; got 5"),
+    # accepted silently: an item whose answer is also a distractor is always scored wrong (a reviewer's file)
+    ("jsonl", {"question": "q", "choices": ["x", "y", "x"], "label": 0}, r"line 1: 'x' is two of the choices"),
+    ("jsonl", {"question": "q", "choices": ["x", "  "], "label": 0}, r"line 1: choice 1 is blank; each choice must be"),
     ("sciq", {"question": None, "correct_answer": "x"}, r"field 'question' must be a string"),
     ("sciq", {"question": "q", "correct_answer": 5}, r"field 'correct_answer' must be a string .*; got 5"),
 ])
