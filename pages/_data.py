@@ -395,12 +395,12 @@ def headline_metric(run_id: str) -> str | None:
 def metrics_by_default(frame: pd.DataFrame, headline: str | None = None) -> list[str]:
     """The metrics of a results or summary frame, the one the Compare page opens on first: comparisons first
     (scores of two or more methods, not facts about the yardstick or the table such as ``yardstick_spearman`` or
-    ``best_run_loss``); among them the one comparing the most methods, measured before surrogate estimates on a
-    tie, then the run's ``headline`` metric (:func:`headline_metric`). A run-table run opens on its yardstick's
+    ``best_run_loss``); among them the run's ``headline`` metric (:func:`headline_metric`), then measured before
+    surrogate estimates, then the one comparing the most methods. A run-table run's headline is its yardstick's
     estimate, the one score every method has there (only the search methods measure a run)."""
     n_methods = frame.groupby("metric")["method"].nunique()
     return sorted(n_methods.index, key=lambda m: (n_methods[m] < 2 or is_diagnostic(m),
-                                                  -n_methods[m], is_surrogate(m), m != headline, m))
+                                                  m != headline, is_surrogate(m), -n_methods[m], m))
 
 
 def settings_by_default(frame: pd.DataFrame) -> list[str]:

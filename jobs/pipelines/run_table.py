@@ -228,9 +228,10 @@ def run(config: RunTableConfig, ctx: RunContext) -> dict:
                          "table": config.train_table})
         if kw["trial"] == 0:
             top = sorted(saved["weights"].items(), key=lambda kv: -kv[1])[:5]
-            summary.setdefault(kw["target"], {})[kw["method"]] = {
+            summary.setdefault("targets", {}).setdefault(kw["target"], {})[kw["method"]] = {
                 "top": {k: round(v, 4) for k, v in top},
                 **{k: round(v, 4) for k, v in saved["meta"]["metrics"].items() if v is not None},
             }
     write_report(ctx.run_dir, rows, reference="natural")
-    return summary
+    # what the Compare page opens on: the one score every method has (only the searches measure a run)
+    return {"metric": f"surrogate:yardstick_{'score' if table.higher_is_better else 'loss'}", **summary}

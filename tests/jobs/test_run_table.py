@@ -387,6 +387,9 @@ def test_a_run_table_of_your_own_runs_every_method(tmp_path):
         list_mixtures(run_dir, Problem("arc_easy_bpb", 0))["random_search"].read_text()))
     assert result.meta["table"] == "my_swarm" and result.meta["yardstick_runs"] == "my_heldout"
     assert json.loads((run_dir / "config.json").read_text())["preset"] == "auto"  # a small swarm's RegMix can learn
+    summary = RunStore().get_run(run["run_id"])["summary"]  # the Compare page opens on the score every method has
+    assert summary["metric"] == "surrogate:yardstick_loss" and set(summary["targets"]["arc_easy_bpb"]) == {
+        "natural", "random_search", "regmix"}
     assert main(["resume", run["run_id"], "--quiet"]) == 0  # config.json holds each table's keys sorted: same id
     assert len(RunStore().list_runs()) == 1
     # an edited table is another run, not a resume of the first
