@@ -39,7 +39,7 @@ def add_parser(sub) -> None:
     p.add_argument("--method", default="mixmin", help="whose mixture to export (default: mixmin)")
     p.add_argument("--weights", help="a MixtureResult JSON file (instead of --run/--problem)")
     p.add_argument("--sizes", help="CSV with columns source,size (tokens or rows) and optionally documents; "
-                   "default: the run's sources.csv")
+                   "default: the run's (a language-model run's whole-corpus tokens and documents)")
     p.add_argument("--budget-tokens", metavar="N", help="training budget in tokens (language models)")
     p.add_argument("--budget-rows", metavar="N", help="training budget in rows (chemistry; chem-table: optional, "
                    "default every row of the sources, weighted)")
@@ -83,6 +83,8 @@ def cmd_export(args) -> int:
         return 0
     if args.fmt == "chem-table" and run_dir is None:
         raise InputError("--format chem-table needs --run RUN_ID (a chemistry run, for its molecules and labels).")
+    if args.data_prefix != "{source}" and args.fmt != "megatron":  # it would be ignored
+        raise InputError(f"--data-prefix applies to --format megatron only; drop it for --format {args.fmt}.")
     given = [(f, v) for f, v in (("--budget-tokens", args.budget_tokens), ("--budget-rows", args.budget_rows),
                                  ("--budget", args.budget)) if v is not None]
     if len(given) > 1:
@@ -107,6 +109,9 @@ def cmd_export(args) -> int:
             raise InputError(f"--unit {args.unit}: this run's source sizes (its sources.csv) are in {unit}; "
                              f"drop --unit, or give --sizes FILE.csv with sizes in {args.unit}.")
         unit = args.unit
+    if args.fmt == "chem-table" and unit != "rows":
+        raise InputError(f"--format chem-table lists a chemistry run's molecules; these sources are sized in {unit} (a "
+                         "language-model run): use json, csv, hf, olmix or megatron.")
     wrong = {"--budget-tokens": "rows", "--budget-rows": "tokens"}.get(budget_flag)
     if wrong == unit:
         raise InputError(f"{budget_flag}: this plan's sizes are in {unit}, so its budget is too; give "

@@ -130,7 +130,9 @@ class TrainingPlan:
             try:
                 repeat_caps(self.sizes, self.budget, self.max_epochs)
                 out.append("solve again with availability caps that respect the limit (solve_within_limit, "
-                           "or --respect-limit on the command line)")
+                           "or --respect-limit on the command line)" if self.method == "mixmin" else
+                           f"this {self.method} mixture is exported as it was chosen (only MixMin's is solved again "
+                           "within a limit): lower the budget, or give those sources more data")
             except InputError as exc:
                 out.append(str(exc))
         return out
@@ -718,7 +720,9 @@ def _sizes_frame(path, data):
         raise InputError(f"{path}: a row has more fields than the header has columns; check the separators.") from None
     except FileNotFoundError:
         raise InputError(f"{path}: sizes file not found.") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text ({exc.reason}); save it as UTF-8 CSV.") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise InputError(f"{path}: not a readable CSV ({exc}).") from None
     except OSError as exc:  # a folder, a file without read permission
         raise InputError(f"{path}: cannot read it as a sizes CSV ({exc.strerror}).") from None

@@ -61,7 +61,7 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
                 try:
                     rec = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise InputError(f"{path}: line {i} is not valid JSON ({exc.msg}); "
+                    raise InputError(f"{path}: line {i} is not valid JSON ({exc.msg} column {exc.colno}); "
                                      "expected one JSON object per line.") from None
                 if not isinstance(rec, dict):
                     raise InputError(f"{path}: line {i} is a {type(rec).__name__}, expected a JSON object.")

@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from jobs.__main__ import main
-from mixmin_core import mixmin, natural
-from mixmin_core.engine.export import round_weights
+from mixmin_core import MixtureResult, mixmin, natural
+from mixmin_core.engine.export import plan_training, round_weights
 from mixmin_core.runs.fileio import write_json
 from mixmin_core.runs.layout import Problem, mixture_path, outputs_path, write_sources
 from mixmin_core.runs.store import RunStore
@@ -371,3 +371,26 @@ def test_exports_name_the_tokenizer_and_warn_when_the_snippet_cannot_draw_per_do
     code, _, err = _export(capsys, *_base(run_id, "hf", tmp_path / "mix.py"), "--sizes", str(sizes))
     assert code == 0 and "warning: the datasets snippet draws examples, and without documents per source" in err
     assert "Tokens are counted with" not in (tmp_path / "mix.py").read_text()  # your sizes: your tokenizer
+
+
+def test_export_flags_that_would_be_ignored_or_misread_are_one_error(capsys, tmp_path, lm_run):
+    """--data-prefix was ignored silently outside megatron; chem-table on a language-model run named a missing
+    features/smiles.npz; a UTF-16 sizes file gave pandas' codec message."""
+    run_id, _, result, _ = lm_run
+    code, _, err = _export(capsys, *_base(run_id, "json", tmp_path / "a.json"), "--data-prefix", "/d/{source}")
+    assert code == 2 and "--data-prefix applies to --format megatron only" in err
+    code, _, err = _export(capsys, "--run", run_id, "--problem", PROBLEM.key, "--format", "chem-table")
+    assert code == 2 and "--format chem-table lists a chemistry run's molecules; these sources are sized in tokens" in err
+    sizes = tmp_path / "sizes.csv"
+    sizes.write_text("source,size\n" + "".join(f"{n},1000\n" for n in result.source_names), encoding="utf-16")
+    code, _, err = _export(capsys, *_base(run_id, "json", tmp_path / "b.json"), "--sizes", str(sizes))
+    assert code == 2 and f"{sizes}: not UTF-8 text" in err and "save it as UTF-8 CSV" in err
+    assert not (tmp_path / "a.json").exists() and not (tmp_path / "b.json").exists()
+
+
+def test_a_mixture_other_than_mixmins_over_the_limit_is_not_told_to_respect_it():
+    """The warning told a RegMix export to use --respect-limit, which refuses any mixture but MixMin's."""
+    result = MixtureResult(weights=np.array([0.9, 0.1], np.float32), source_names=("a", "b"), loss=0.0, method="regmix")
+    warnings = plan_training(result, {"a": 10.0, "b": 1e9}, budget=1e4, max_epochs=4).warnings()
+    assert "would be repeated" in warnings[0] and "--respect-limit" not in " ".join(warnings)
+    assert "this regmix mixture is exported as it was chosen" in warnings[-1]
