@@ -39,7 +39,7 @@ MIN_SOURCE_CHARS = 1000
 @dataclass
 class LMConfig(ExecutionConfig):
     sources_dir: str = setting("", doc="folder of <source>.jsonl(.gz) with a 'text' field; '' = $MIXMIN_DATA_DIR/text/source")
-    sources: list[str] = setting([], doc="subset of source names; [] = every file in the folder")
+    sources: list[str] = setting([], unique=True, doc="subset of source names; [] = every file in the folder")
     slimpajama_files: list[str] = setting([], doc="SlimPajama shards (text + meta.redpajama_set_name), used instead of sources_dir")
     max_source_chars: int = setting(0, min=0, max=10**12, doc="characters read per source (0 = all); the run still counts each whole source: natural "
                                                                   "weights and exported sizes are the corpus's")

@@ -106,6 +106,7 @@ CLI = [
     ("resume-choice", SYN, ["resume=sometimes"], r"resume: must be one of \['if_available', 'never'\]"),
     ("backend-choice", SYN, ["backend=spark"], r"backend: must be one of \['local', 'ray'\]"),
     ("device-choice", CHEM, ["device=tpu"], r"device: must be one of \[.auto., .cpu., .cuda.\]"),
+    ("lm-sources-repeated", LM, ["sources=[wikipedia,wikipedia]"], r"--set sources: must not repeat an item"),
     ("lm-bpe-vocab-small", LM, ["bpe_vocab_size=100"], r"--set bpe_vocab_size: must be 0 \(the preset's\) or at least 300"),
     ("unknown-field", SYN, ["n_sorces=5"], (r"--set unknown field\(s\) \['n_sorces'\] in SyntheticConfig; did you mean "
                                             r"'n_sources' for 'n_sorces'\?")),
