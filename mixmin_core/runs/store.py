@@ -156,6 +156,12 @@ class RunStore:
             return
         try:
             self.root.mkdir(parents=True, exist_ok=True)
+            wal = self.db_path.with_name(self.db_path.name + "-wal")  # WAL mode: the rows may sit there for now
+            emptied = (self.db_path.is_file() and self.db_path.stat().st_size == 0
+                       and not (wal.is_file() and wal.stat().st_size > 0))
+            if emptied and any(p.is_dir() for p in (self.root / "runs").glob("*")):  # read as "no runs yet", every
+                # run's finished units would have run again
+                raise sqlite3.DatabaseError("the file is empty, but runs/ holds runs")
             with self._connect() as con:
                 con.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:

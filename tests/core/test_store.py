@@ -295,6 +295,12 @@ def test_a_damaged_catalog_says_how_to_recover_and_an_empty_home_is_the_default(
     (tmp_path / "mixmin.db").write_text("garbage")
     with pytest.raises(MixminError, match=r"catalog .*mixmin.db cannot be read .* move it aside .* runs its units again"):
         RunStore(tmp_path)
+    (tmp_path / "mixmin.db").write_bytes(b"")  # emptied (a full disk, a bad copy) beside runs: it read as "no runs"
+    (tmp_path / "runs" / "r1").mkdir(parents=True)
+    with pytest.raises(MixminError, match=r"mixmin.db cannot be read \(the file is empty, but runs/ holds runs\)"):
+        RunStore(tmp_path)
+    (tmp_path / "runs" / "r1").rmdir()
+    assert RunStore(tmp_path).list_runs() == []  # no run to lose: an empty catalog is made
     (tmp_path / "mixmin.db").unlink()
     (tmp_path / "mixmin.db").mkdir()  # cannot be opened: the folder's doing, not a damaged catalog
     with pytest.raises(MixminError, match=r"cannot be used .*set MIXMIN_HOME to a folder you can write"):
