@@ -173,8 +173,9 @@ class RunStore:
                               "the runs' folders stay, but re-running a run then runs its units again (the catalog "
                               "held what each finished unit reported).") from None
         except OSError as exc:  # a file where the folder should be, a folder it cannot write
-            raise MixminError(f"the run store {self.root} cannot be used ({getattr(exc, 'strerror', None) or exc}); set "
-                              "MIXMIN_HOME to a folder you can write.") from None
+            why = "it is a file, not a folder" if self.root.is_file() else getattr(exc, "strerror", None) or exc
+            raise MixminError(f"the run store {self.root} cannot be used ({why}); set MIXMIN_HOME to a folder you can "
+                              "write.") from None
 
     def _open(self) -> sqlite3.Connection:
         if not self.read_only:

@@ -112,6 +112,16 @@ def test_status_reads_a_store_it_cannot_write(capsys, monkeypatch):
     assert opened == [{"read_only": True}] and "synthetic" in capsys.readouterr().out
 
 
+def test_status_of_a_store_that_does_not_exist_creates_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MIXMIN_HOME", str(tmp_path / "typo"))
+    assert main(["status"]) == 0 and "no runs yet" in capsys.readouterr().out
+    assert not (tmp_path / "typo").exists()  # it made the folder and a catalog there
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("MIXMIN_HOME", str(tmp_path / "file"))
+    assert main(["run", DEMO, "--quiet"]) == 2
+    assert "cannot be used (it is a file, not a folder)" in capsys.readouterr().err
+
+
 def test_status_lists_runs(capsys):
     assert main(["status"]) == 0
     assert "no runs yet" in capsys.readouterr().out
