@@ -268,9 +268,9 @@ def page() -> None:
     flat = data.clipped(run_id, variant)
     if flat:
         st.warning(f"On {len(flat)} of this setting's problems (e.g. {state.code(flat[0])}) MixMin's Frank–Wolfe gap "
-                   "certifies nothing: where it stopped, some samples' mixed probability was clipped although a source "
-                   "gives them more, and the loss is flat there. A smaller `step_size` avoids it; the Solver page "
-                   "shows the descent.", icon=":material/warning:")
+                   "certifies nothing: where it stopped, some samples' mixed probability was clipped (the loss is flat "
+                   "there) and other sources would give them more. A smaller `step_size` usually avoids it; the Solver "
+                   "page shows the descent.", icon=":material/warning:")
     failed = data.failed_searches(run_id, variant)
     if failed:
         methods = sorted({m for _, m, _ in failed})

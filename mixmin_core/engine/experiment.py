@@ -150,7 +150,7 @@ class Experiment:
             log.warning("%s: MixMin stopped at max_iter=%d with Frank-Wolfe gap %.2g (not converged); raise "
                         "max_iter or step_size", problem.key, s.max_iter, results["mixmin"].gap)
         elif results["mixmin"].status == "clipped":  # the gap certifies nothing there
-            log.warning("%s: MixMin's %s", problem.key, results["mixmin"].message)
+            log.warning("%s: MixMin: %s", problem.key, results["mixmin"].message)
         for method, fn in (("natural", natural), ("balanced", balanced)):
             if method in s.methods:
                 results[method] = _with_meta(fn(outputs), compute=0.0)

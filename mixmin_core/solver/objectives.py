@@ -149,20 +149,35 @@ class Objective:
     #: The floor the mixed value is clipped up to (None: no clip), where the loss turns flat.
     floor = None
 
-    def avoidably_clipped(self, weights) -> int:
-        """How many samples' mixed value sits at :attr:`floor` at ``weights`` although some source's does not
-        there. The clip makes the loss flat (and not convex) around such a point, so its zero gradient there
-        certifies nothing: a descent that lands there can stop at a gap of 0 far from the optimum. One pass."""
+    def clipped_gradient(self, weights) -> tuple[int, np.ndarray]:
+        """``(n, g)``: how many samples' mixed value sits at :attr:`floor` at ``weights``, and the gradient they
+        would add were the loss not flat there (its tangent at the floor, continued below it: the convex loss the
+        clip stands in for). The flat clip hides that pull, so a descent can stop where the gradient says it is
+        optimal while moving weight to sources that give those samples more would lower the loss a lot. One pass
+        over the matrix (and the clipped samples' columns once more)."""
+        extra = np.zeros(self.n_sources, dtype=np.float32)
         if self.floor is None:
-            return 0
+            return 0, extra
         w = np.ascontiguousarray(weights, dtype=np.float32)
-        mixed = np.empty(self.n_samples, dtype=np.float32)
-        self._sweep(range(len(self.blocks)), w, None, mixed, None, False, 0)
-        return int(np.count_nonzero((mixed <= self.floor) & (self._best_source(mixed) > self.floor)))
-
-    def _best_source(self, mixed: np.ndarray) -> np.ndarray:
-        """Per sample, the largest value any one source gives what :meth:`_clip` compares with the floor."""
-        return np.ones_like(mixed)  # loglik: each sample's best proxy is 1 (the matrix is relative to it)
+        scale = self._uniform_scales()[1]
+        pages = blocks.PageReleaser(self.values) if self.streamed else None
+        order = "F" if self.streamed and self.values.flags.f_contiguous else "C"
+        scratch = None if self.identity or not self.streamed else np.empty((self.n_sources, self._width), np.float32,
+                                                                            order=order)
+        n = 0
+        for b, cols in enumerate(self.blocks):
+            block = self._block(b, cols, pages, scratch, decode=True)
+            mixed = w @ block
+            self._clip(mixed, cols)
+            at = np.flatnonzero(mixed <= self.floor)
+            if at.size:
+                n += at.size
+                extra += (scale[cols][at] / self.floor) @ block[:, at].T
+            if pages is not None:
+                pages.done(cols)
+        if pages is not None:
+            pages.flush()
+        return n, extra
 
     # ---- evaluation ----------------------------------------------------------------------
     def loss(self, weights, sample_weights=None):
@@ -379,18 +394,6 @@ class BinaryObjective(Objective):
         self.signs = (2.0 * outputs.labels - 1.0).astype(np.float32)  # a = 2y - 1
 
     floor = EPS
-
-    def _best_source(self, mixed):
-        best = np.empty_like(mixed)
-        pages = blocks.PageReleaser(self.values) if self.streamed else None
-        for b, cols in enumerate(self.blocks):  # the most probability any one proxy gives the observed label
-            block = self._block(b, cols, pages, None, decode=True)
-            np.abs(block - self.negatives[cols]).max(axis=0, out=best[cols])
-            if pages is not None:
-                pages.done(cols)
-        if pages is not None:
-            pages.flush()
-        return best
 
     def _clip(self, mixed, cols):
         q = np.subtract(mixed, self.negatives[cols], out=mixed)

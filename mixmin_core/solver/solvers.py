@@ -76,8 +76,9 @@ def mixmin(outputs: ProxyOutputs, *, step_size: float = 1.0, max_iter: int = 100
         had a clearly lower loss (a too-large step oscillates), that best iterate; so the loss
         never exceeds the start's. ``trajectory``/``losses``/``gaps`` hold every iterate. Hitting ``max_iter`` gives
         ``success=False``; a non-finite loss or gradient ends with status ``non_finite``. A gap that fell to ``tol``
-        where some sample's mixed probability (binary) or density (loglik) is clipped although a source gives it
-        more is no certificate (the clip makes the loss flat there): status ``clipped``, ``success=False``.
+        where some samples' mixed probability (binary) or density (loglik) is clipped is no certificate (the clip
+        makes the loss flat there) unless the gap with their pull restored (the tangent of the loss at the clip)
+        is within ``tol`` too; otherwise status ``clipped``, ``success=False``.
 
     Raises
     ------
@@ -110,13 +111,13 @@ def mixmin(outputs: ProxyOutputs, *, step_size: float = 1.0, max_iter: int = 100
                                                       caps=caps, callback=callback)
     else:
         traj, losses, gaps, status, message = _compiled_ending(*compiled, max_iter=max_iter, tol=tol)
-    clipped = objective.avoidably_clipped(traj[-1]) if status == Status.CONVERGED else 0
-    if clipped:
+    clipped, hidden = objective.clipped_gradient(traj[-1]) if status == Status.CONVERGED else (0, None)
+    if clipped and _gap(traj[-1], loss_grad(traj[-1])[1] + hidden, caps) > tol:  # the clip hides a pull that matters
         status = Status.CLIPPED
         message = (f"the Frank-Wolfe gap fell to {gaps[-1]:.3g} at iteration {len(losses) - 1}, but there the mixed "
                    f"{'probability' if outputs.kind == 'binary' else 'density'} of {clipped} sample(s) is clipped (below "
-                   f"{float(objective.floor):g}) although a source gives them more: the loss is flat there, so the gap "
-                   "certifies nothing. Try a smaller step_size, or a start with more weight on every source")
+                   f"{float(objective.floor):g}), where the loss is flat, and other sources would give them more: the "
+                   "gap certifies nothing. Try a smaller step_size, or a start with more weight on every source")
     result = _result(outputs, traj, losses, gaps, status, message, step_size)
     result.meta["max_iter"] = max_iter  # with step_size, what solving it again the same way needs
     if storage != "float32":  # what was asked for may not apply (see make_objective): say what was used

@@ -299,15 +299,16 @@ def test_a_gap_of_zero_where_the_clip_makes_the_loss_flat_is_no_convergence():
 
 
 def test_a_sample_every_source_gets_wrong_leaves_the_certificate_alone():
-    """Clipped where no mixture can help (every proxy certain and wrong): the loss is constant there, the rest stays
-    convex, and the gap still certifies."""
+    """Clipped where no mixture helps much (every proxy nearly certain and wrong: a mislabelled sample) the optimum
+    itself sits at the clip: it is reported converged (a reviewer's case was flagged at the true optimum)."""
     outputs = _hard_and_soft()
     values = outputs.values.copy()
-    values[1, ::20] = values[0, ::20]  # the soft proxy now also certain and wrong on those samples
+    values[1, ::20] = np.where(outputs.labels[::20] == 1, 3e-6, 1 - 3e-6)  # the soft proxy gives them 3e-6 only
     both = ProxyOutputs(values, "binary", labels=outputs.labels, source_names=["hard", "soft"])
-    assert make_objective(both).avoidably_clipped(np.array([0.5, 0.5], np.float32)) == 0
-    assert make_objective(outputs).avoidably_clipped(np.array([1.0, 0.0], np.float32)) == 10
-    assert mixmin(both, step_size=1.0).status == "converged"
+    result = mixmin(both, step_size=1.0)
+    assert result.status == "converged" and result.weights[0] > 0.99
+    n, hidden = make_objective(outputs).clipped_gradient(np.array([1.0, 0.0], np.float32))
+    assert n == 10 and hidden[1] - hidden[0] < -1e4  # the pull towards the soft proxy, hidden by the clip
 
 
 def test_clipped_samples_are_counted_alike_on_every_path(tmp_path):
@@ -317,10 +318,11 @@ def test_clipped_samples_are_counted_alike_on_every_path(tmp_path):
     values[0, :300] = 1 - labels[:300]  # source 0 certain and wrong on 300 samples; others give them more
     outputs = ProxyOutputs(values, "binary", labels=labels)
     w = np.r_[1.0, np.zeros(39)].astype(np.float32)
-    counts = [make_objective(outputs).avoidably_clipped(w),
-              make_objective(outputs, block_bytes=1 << 16).avoidably_clipped(w),  # many blocks: the row kernel's copy
-              make_objective(outputs, block_bytes=1 << 16, storage="float16").avoidably_clipped(w)]
     outputs.save(tmp_path / "big", compress=False)
-    mapped = ProxyOutputs.load(tmp_path / "big", mmap=True)
-    counts.append(make_objective(mapped, block_bytes=1 << 16).avoidably_clipped(w))
-    assert counts == [300] * 4
+    found = [make_objective(outputs).clipped_gradient(w),
+             make_objective(outputs, block_bytes=1 << 16).clipped_gradient(w),  # many blocks: the row kernel's copy
+             make_objective(outputs, block_bytes=1 << 16, storage="float16").clipped_gradient(w),
+             make_objective(ProxyOutputs.load(tmp_path / "big", mmap=True), block_bytes=1 << 16).clipped_gradient(w)]
+    assert [n for n, _ in found] == [300] * 4
+    for k, (_, hidden) in enumerate(found[1:], 1):  # float16 rounds the values themselves
+        np.testing.assert_allclose(hidden, found[0][1], rtol=1e-4, atol=1e-4 * np.abs(found[0][1]).max() if k == 2 else 0)
