@@ -244,8 +244,10 @@ class TargetExample:
 
 
 def _shuffled_choices(correct: str, distractors: list[str], key: str) -> tuple[tuple, int]:
-    """Deterministic order (keyed by the sample) so the correct answer is not always first."""
-    choices = [correct] + list(distractors)
+    """Deterministic order (keyed by the sample) so the correct answer is not always first. A distractor that
+    repeats the answer or another distractor is dropped (two SciQ test items listed the answer twice, so every
+    method scored them wrong: the first copy wins a tie)."""
+    choices = list(dict.fromkeys([correct, *distractors]))
     order = np.random.default_rng(zlib.crc32(key.encode())).permutation(len(choices))
     shuffled = tuple(choices[i] for i in order)
     return shuffled, int(np.flatnonzero(order == 0)[0])

@@ -40,6 +40,14 @@ def test_real_targets_keep_choices(data_dir, kind, name, n_choices):
         assert labels == [e.label for e in data.load_target(kind, data_dir / "text" / "target" / f"{name}.jsonl.gz", limit=50)]
 
 
+def test_sciq_lists_each_answer_once(data_dir):
+    """Two SciQ test items listed the correct answer twice (as a distractor too): the first copy wins a tie, so every
+    method scored them wrong. A repeated distractor is dropped."""
+    examples = data.load_target("sciq", data_dir / "text" / "target" / "sciq_test.jsonl.gz")
+    assert all(len(set(e.choices)) == len(e.choices) and e.choices[e.label] == e.answer for e in examples)
+    assert sum(len(e.choices) < 4 for e in examples) >= 2
+
+
 def test_piqa_text_matches_the_files_text_field(data_dir):
     path = data_dir / "text" / "target" / "piqa_validation.jsonl.gz"
     recs = data.read_jsonl(path, limit=20)
