@@ -262,12 +262,12 @@ def _load_joined(name: str, mix_file, met_file, scale: str, *, higher_is_better:
         raise InputError(f"{mix_file} and {met_file} share no run 'index'; the metrics file's rows name the mixtures "
                          "file's runs by that column.")
     orphans = int((~met["index"].isin(mix["index"])).sum())
-    if orphans and shared < len(mix):  # e.g. counted from 1 in one file and from 0 in the other: every run would
-        # carry its neighbour's metrics
-        raise InputError(f"{mix_file} and {met_file}: their 'index' columns do not line up: {len(mix) - shared} run(s) "
-                         f"have no metrics row (e.g. {mix['index'][~mix['index'].isin(met['index'])].tolist()[:3]}) and "
-                         f"{orphans} metrics row(s) name no run (e.g. {met['index'][~met['index'].isin(mix['index'])].tolist()[:3]}). "
-                         "Give each run the same index in both files (one file may be counted from 1, the other from 0).")
+    shift = _index_shift(mix["index"], met["index"], shared) if orphans else 0
+    if shift:  # counted from 1 in one file and from 0 in the other: every run would carry its neighbour's metrics
+        raise InputError(f"{mix_file} and {met_file}: their 'index' columns are off by one: {orphans} metrics row(s) "
+                         f"name no run (e.g. {met['index'][~met['index'].isin(mix['index'])].tolist()[:3]}), while every "
+                         f"metrics row names a run with its index {shift:+d}. Give each run the same index in both files "
+                         "(one is counted from 1, the other from 0).")
     if shared < len(mix):  # they stay in the table, unmeasured: the search methods never pick them
         _warn_once("%s: %d of %d runs have no row in %s: their metrics are missing", mix_file, len(mix) - shared,
                    len(mix), met_file)
@@ -299,6 +299,19 @@ def _load_joined(name: str, mix_file, met_file, scale: str, *, higher_is_better:
                     run_ids=tuple(ids.tolist()),
                     scale=scale, natural_weights=natural,
                     meta={"mixtures": str(mix_file), "metrics": str(met_file)}, higher_is_better=higher_is_better)
+
+
+def _index_shift(runs, metrics, shared: int) -> int:
+    """+1 or -1 where every metrics row names a run once its integer index is moved by that much, and more rows
+    match so than as written (an index counted from 1 against one from 0); else 0. A run left unmeasured, or a
+    metrics row of another batch, is no shift."""
+    if runs.dtype.kind not in "iu" or metrics.dtype.kind not in "iu":
+        return 0
+    for step in (-1, 1):
+        moved = int((metrics + step).isin(runs).sum())
+        if moved == len(metrics) and moved > shared:
+            return step
+    return 0
 
 
 _WARNED: set = set()

@@ -445,7 +445,8 @@ def test_a_score_table_of_your_own_is_maximised(tmp_path):
     (lambda t: _rewrite(t["my_swarm"]["metrics"], lambda f: f.assign(**{"=HYPERLINK(1)": 1.0})),
      r"my_swarm_metrics.csv: metrics: names must not start with ="),
     (lambda t: _rewrite(t["my_swarm"]["metrics"], lambda f: f.assign(index=f["index"] + 1)),  # counted from 1
-     r"'index' columns do not line up: 1 run\(s\) have no metrics row \(e.g. \[0\]\) and 1 metrics row\(s\) name no run"),
+     r"'index' columns are off by one: 1 metrics row\(s\) name no run \(e.g. \[100\]\), while every metrics row names a run "
+     r"with its index -1"),
     (lambda t: t["my_heldout"].update(mixtures=t["my_swarm"]["mixtures"], metrics=t["my_swarm"]["metrics"]),
      r"table 'my_heldout': each of its \d+ runs repeats a mixture of the runs of 'my_swarm' \(the same files\?\)"),
     (lambda t: _rewrite(t["my_heldout"]["mixtures"], lambda f: f.rename(columns={f.columns[1]: "renamed"})),
@@ -545,6 +546,17 @@ def test_a_minimal_own_table_config_is_not_scored_on_regmix_tables(tmp_path, cap
     path.write_text(yaml.safe_dump({**config, "test_fraction": 0.25, "test_tables": ["regmix_1m_test"]}))
     assert main(["run", str(path), "--dry-run"]) == 2
     assert "table 'regmix_1m_test' has other sources than 'my_swarm'" in capsys.readouterr().err
+
+
+def test_a_run_left_unmeasured_beside_a_metrics_row_of_another_batch_is_no_shift(tmp_path, caplog):
+    """The off-by-one check refused a table whose last run crashed (no metrics) while the metrics file held a run of
+    the next batch: that is no shifted index."""
+    files = _own_tables(tmp_path)
+    _rewrite(files["my_swarm"]["metrics"], lambda f: f.assign(index=f["index"].where(f["index"] != 99, 500)))
+    with caplog.at_level("WARNING", logger="mixmin.search"):
+        table = load_run_table("my_swarm", own=tuple(OwnTable(**t) for t in files.values()))
+    assert table.n_runs == 100 and np.isnan(table.target("arc_easy_bpb")[99])
+    assert "1 of 100 runs have no row in" in caplog.text and "1 of its 100 rows name no run" in caplog.text
 
 
 def test_a_seed_column_is_no_source_and_a_source_no_run_used_is_said(tmp_path, caplog):
