@@ -268,6 +268,9 @@ def _short(text: str) -> str:
 
 def cmd_status(args) -> int:
     root = default_home()  # status only reads: a store it cannot write (a read-only mount, a shared demo) is read
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"the run store {root} cannot be used (it is a file, not a folder); set MIXMIN_HOME to a "
+                          "folder.")
     store = RunStore(read_only=not root.is_dir() or not os.access(root, os.W_OK))  # and creates no folder
     if args.run is not None and store.get_run(args.run) is None:  # "" too: it names no run
         raise ConfigError(f"no run {_short(args.run)} in {store.root}; `python -m jobs status` lists them.")

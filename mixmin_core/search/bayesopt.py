@@ -52,7 +52,7 @@ def pick_best(scores: np.ndarray, rng: np.random.Generator, rtol: float = 1e-3) 
 
     Expected improvement is often flat over a whole pool (a GP fitted to a few runs), and ``argmax``
     would then look up runs in the table's row order, making BO depend on how the file is sorted."""
-    scores = np.ravel(scores)
+    scores = np.where(np.isnan(np.ravel(scores)), -np.inf, np.ravel(scores))  # NaN: no score, never the best
     top = scores.max()
     ties = np.flatnonzero(scores >= top - rtol * abs(top)) if np.isfinite(top) else np.flatnonzero(scores == top)
     return int(ties[0] if ties.size == 1 else rng.choice(ties))

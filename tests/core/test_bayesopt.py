@@ -86,6 +86,7 @@ def test_pick_best_breaks_ties_at_random():
     picks = [pick_best(np.array([0.5, 1.0, 1.0 - 1e-5, 0.2, 1.0]), rng) for _ in range(300)]
     assert set(picks) == {1, 2, 4}  # within 0.1% of the best
     assert pick_best(np.array([-np.inf, 3.0, -np.inf]), rng) == 1
+    assert pick_best(np.array([np.nan, 2.0, np.nan]), rng) == 1
     assert {pick_best(np.array([-np.inf, 0.0, 0.0]), rng) for _ in range(50)} == {1, 2}  # no improvement anywhere
 
 

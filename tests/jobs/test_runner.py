@@ -118,8 +118,9 @@ def test_status_of_a_store_that_does_not_exist_creates_nothing(tmp_path, monkeyp
     assert not (tmp_path / "typo").exists()  # it made the folder and a catalog there
     (tmp_path / "file").write_text("")
     monkeypatch.setenv("MIXMIN_HOME", str(tmp_path / "file"))
-    assert main(["run", DEMO, "--quiet"]) == 2
-    assert "cannot be used (it is a file, not a folder)" in capsys.readouterr().err
+    for argv in (["run", DEMO, "--quiet"], ["status"]):  # status said "no runs yet"
+        assert main(argv) == 2
+        assert "cannot be used (it is a file, not a folder)" in capsys.readouterr().err
 
 
 def test_status_lists_runs(capsys):
