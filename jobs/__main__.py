@@ -111,13 +111,11 @@ def resolve_config(config_path: str, overrides: list[str]) -> tuple:
 def cmd_run(args) -> int:
     pipeline, name, config, resolved = resolve_config(args.config, args.set)
     backend = args.backend or ("ray" if os.environ.get("RAY_ADDRESS") else config.backend)
-    if backend == "local" and getattr(config, "device", "auto") == "cuda":  # a Ray cluster's nodes may have GPUs
-        from mixmin_core.lm.training import pick_device
-
-        if pick_device("auto") != "cuda":  # LM training failed with a long traceback, XGBoost fell back to the CPU
-            raise ConfigError("device: 'cuda', but this machine has no CUDA GPU that PyTorch can use; set device: auto "
-                              "(CUDA when present) or cpu, or run on a Ray cluster with GPUs (RAY_ADDRESS=HOST:PORT "
-                              "... --backend ray).")
+    # LM training failed with a long traceback, XGBoost fell back to the CPU; a Ray cluster's nodes may have GPUs
+    if backend == "local" and config.device == "cuda" and not config.cuda_available():
+        raise ConfigError(f"device: 'cuda', but this machine has no CUDA GPU that {config.gpu_library} can use; set "
+                          "device: auto (CUDA when present) or cpu, or run on a Ray cluster with GPUs "
+                          "(RAY_ADDRESS=HOST:PORT ... --backend ray).")
     if args.dry_run:  # as the job would run: --backend, RAY_ADDRESS and --workers included
         shown = {**resolved, "backend": backend, **({"n_workers": args.workers} if args.workers else {})}
         print(yaml.safe_dump(shown, sort_keys=False), end="")

@@ -185,9 +185,17 @@ class ExecutionConfig:
     backend: str = setting("local", choices=("local", "ray"))
     n_workers: int = setting(2, min=1, max=MAX_WORKERS, doc="parallel worker processes for units")
     device: str = setting("auto", choices=DEVICES, doc="auto: CUDA when present")
+    #: What trains the pipeline's models on a GPU (named when ``device: cuda`` finds none).
+    gpu_library = "PyTorch"
 
     def __post_init__(self):
         check_config(self)
+
+    def cuda_available(self) -> bool:
+        """Whether :attr:`gpu_library` sees a CUDA GPU on this machine (``device: cuda`` needs one locally)."""
+        from mixmin_core.lm.training import pick_device
+
+        return pick_device("auto") == "cuda"
 
 
 def no_device():

@@ -25,6 +25,13 @@ class ChemDataConfig(ExecutionConfig):
     metadata: str = setting("auto", doc="assay titles/categories: auto | registry name | path | ''")
     max_molecules: int = setting(0, min=0, max=100_000_000, doc="first N molecules (0 = all; PCBA-1328: 100,000 as in the paper)")
 
+    gpu_library = "XGBoost"
+
+    def cuda_available(self) -> bool:
+        from mixmin_core.chem.proxies import resolve_device
+
+        return resolve_device("auto") == "cuda"
+
     def __post_init__(self):
         super().__post_init__()
         if not self.dataset and not self.path:

@@ -209,10 +209,10 @@ def test_cuda_on_a_machine_without_one_is_one_error_line(capsys):
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    for config in (LM, CHEM):
+    for config, library in ((LM, "PyTorch"), (CHEM, "XGBoost")):
         code = main(["run", config, "--set", "device=cuda", "--dry-run"])
         err = capsys.readouterr().err.strip().splitlines()
-        assert code == 2 and len(err) == 1 and "device: 'cuda', but this machine has no CUDA GPU" in err[0], err
+        assert code == 2 and len(err) == 1 and f"device: 'cuda', but this machine has no CUDA GPU that {library}" in err[0]
 
 
 def _write(tmp_path: Path, name: str, content: bytes | str) -> str:
