@@ -148,8 +148,8 @@ def cmd_export(args) -> int:
     what = f"{plan.budget:.6g} {plan.unit}"
     if args.fmt == "chem-table":  # the table is the same at any budget: say what the budget meant
         what = (f"{len(text.splitlines()) - 1} rows (every labelled row of its weighted sources; each source's rows "
-                "sum to its weight: sample weights, as the pipeline's final models train with; the repeat check "
-                f"assumes {plan.budget:.6g} rows drawn with them as probabilities)")
+                "sum to its weight times the rows: sample weights of mean 1, as the pipeline's final models train with; "
+                f"the repeat check assumes {plan.budget:.6g} rows drawn with them as probabilities)")
     print(f"{args.fmt}: {len(plan.source_names)} sources, {what}, method {plan.method}"
           + ("" if args.out == "-" else f" -> {args.out}"), file=sys.stderr)
     return 0

@@ -476,7 +476,9 @@ def chem_table(plan: TrainingPlan, examples):
 
     ``examples`` (DataFrame with columns ``molecule``, ``assay``, ``label``) lists every labelled
     example; each source assay with positive weight keeps all its rows, each weighted
-    ``weight_p / n_rows_p`` so an assay's rows sum to its mixture weight.
+    ``weight_p / n_rows_p * n`` (``n`` the table's rows) so an assay's rows sum to its mixture weight times ``n``:
+    sample weights of mean 1, as the pipeline's final models rescale them (weights summing to 1 over thousands of
+    rows stay below XGBoost's ``min_child_weight``, and a model trained on them predicts a constant).
 
     Raises
     ------
@@ -495,7 +497,8 @@ def chem_table(plan: TrainingPlan, examples):
     if empty:
         raise InputError(f"examples have no rows for {len(empty)} source(s) with positive weight, e.g. {empty[:5]}.")
     table = rows.reset_index(drop=True)
-    table["weight"] = table["assay"].map(weights).to_numpy() / table["assay"].map(counts).to_numpy()
+    share = table["assay"].map(weights).to_numpy() / table["assay"].map(counts).to_numpy()
+    table["weight"] = share * (len(table) / share.sum())
     return pd.DataFrame(table)
 
 
@@ -626,6 +629,11 @@ def run_chem_examples(run_dir, sources=None, variant: str = ""):
     with np.load(smiles_p, allow_pickle=False) as z:
         smiles = z["smiles"]
     lab, assays = _labels(labels_p)
+    fingerprints = run_dir / "features" / "fingerprints.npz"
+    valid = np.ones(len(smiles), bool)
+    if fingerprints.exists():
+        with np.load(fingerprints, allow_pickle=False) as z:
+            valid = z["valid"].astype(bool) if "valid" in z.files else valid
     members = run_members(run_dir, variant) or {a: (a, None) for a in assays}  # None: the assay's labelled rows
     column = {a: j for j, a in enumerate(assays)}
     keep = None if sources is None else set(sources)
@@ -634,6 +642,7 @@ def run_chem_examples(run_dir, sources=None, variant: str = ""):
         if keep is not None and name not in keep:
             continue
         rows = np.flatnonzero(lab[:, column[assay]] >= 0) if rows is None else rows
+        rows = rows[valid[rows]]  # molecules RDKit cannot parse are in no split: the run never trained on them
         frames.append(pd.DataFrame({"molecule": smiles[rows], "assay": name,
                                     "label": lab[rows, column[assay]].astype(int)}))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["molecule", "assay", "label"])

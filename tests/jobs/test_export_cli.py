@@ -142,6 +142,18 @@ def _chem_run():
     return run_id, problem
 
 
+def test_chem_table_leaves_out_molecules_rdkit_cannot_parse(capsys, tmp_path):
+    """The table listed a molecule the run left out (in no split), and its row count disagreed with the budget."""
+    run_id, problem = _chem_run()
+    run_dir = RunStore().run_dir(run_id)
+    np.savez(run_dir / "features" / "fingerprints.npz", valid=np.array([True, True, True, True, False]))
+    out = tmp_path / "table.csv"
+    code, _, err = _export(capsys, "--run", run_id, "--problem", problem.key, "--format", "chem-table", "--out", str(out))
+    assert code == 0, err
+    table = pd.read_csv(out)
+    assert "CCCl" not in set(table.molecule) and len(table) == 11 - 2  # its two source labels are gone
+
+
 def test_chem_table_from_a_chemistry_run(capsys, tmp_path):
     run_id, problem = _chem_run()
     out = tmp_path / "table.csv"
@@ -150,8 +162,9 @@ def test_chem_table_from_a_chemistry_run(capsys, tmp_path):
     assert code == 0, err
     table = pd.read_csv(out)
     assert list(table.columns) == ["molecule", "assay", "label", "weight"]
-    # the same weights to the float32 precision mixtures are held in
-    assert table.groupby("assay")["weight"].sum().to_dict() == pytest.approx({"A1": 0.5, "A2": 0.2, "A3": 0.3}, abs=1e-7)
+    # the same weights to the float32 precision mixtures are held in, times the rows: sample weights of mean 1
+    shares = (table.groupby("assay")["weight"].sum() / len(table)).to_dict()
+    assert shares == pytest.approx({"A1": 0.5, "A2": 0.2, "A3": 0.3}, abs=1e-7)
     assert len(table) == 4 + 4 + 3 and "T" not in set(table.assay)  # every labelled row of the sources, no target rows
     assert set(table.loc[table.assay == "A3", "molecule"]) == {"CCN", "c1ccccc1", "CC(=O)O"}
     assert "8 rows" in err  # chemistry sizes and budget are rows
@@ -283,7 +296,7 @@ def test_chem_ci_run_exports_every_format(capsys, tmp_path):
     assert code == 0, err
     assert "warning: source" in err  # MixMin favours some assays beyond 1.5 passes over their rows
     table = pd.read_csv(tmp_path / "t.csv")
-    summed = table.groupby("assay")["weight"].sum()
+    summed = table.groupby("assay")["weight"].sum() / len(table)
     rounded = dict(zip(weights, round_weights(list(weights.values()))))
     assert summed.to_dict() == pytest.approx({a: w for a, w in rounded.items() if w > 0}, abs=1e-9)
     code, _, err = _export(capsys, *base, "--format", "json", "--respect-limit", "--out", str(tmp_path / "p.json"))
