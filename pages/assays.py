@@ -16,10 +16,13 @@ GROUP_LABELS = {"cytotoxicity": "cytotoxicity", "phenotypic": "phenotypic screen
                 "protein": "protein binding / inhibition", "other": "other"}
 
 
-def boot_count(run_id: str, problem: layout.Problem) -> int:
-    """Bootstrap resamples behind the run's stored intervals for ``problem`` (0: none stored)."""
+def boot_info(run_id: str, problem: layout.Problem) -> tuple[int, float | None]:
+    """Bootstrap resamples behind the run's stored intervals for ``problem`` (0: none stored), and the share of
+    them that converged (None for a run from before it was stored)."""
     path = layout.topk_path(data.store().run_dir(run_id), problem)
-    return int(data.load_json(str(path), data.mtime(path)).get("n_boot") or 0) if path.exists() else 0
+    topk = data.load_json(str(path), data.mtime(path)) if path.exists() else {}
+    converged = topk.get("boot_converged")
+    return int(topk.get("n_boot") or 0), float(converged) if isinstance(converged, (int, float)) else None
 
 
 def read_topk(run_id: str, problem: layout.Problem) -> pd.DataFrame:
@@ -170,12 +173,19 @@ def page() -> None:
     shown = top[["source", "title", "category", "weight", "lower", "upper", "group"]]
     st.dataframe(colour_rows(shown), hide_index=True, placeholder="—", width="stretch",
                  column_order=["source", "weight", "lower", "upper", "category", "title"])
-    n_boot = boot_count(run_id, layout.Problem(target, trial, variant))
-    st.caption(f"lower / upper: 95% bootstrap interval over the {n_boot} resamples the run stored. The Solver page "
-               "draws its own resamples, live (as many as you set there), so its intervals differ, the more so the "
-               f"fewer resamples either has{' (a few dozen are rough)' if n_boot < 100 else ''}." if n_boot else
+    n_boot, converged = boot_info(run_id, layout.Problem(target, trial, variant))
+    st.caption(f"lower / upper: 95% bootstrap interval over the {n_boot} resamples the run stored: the target's "
+               "samples resampled, this trial's proxies fixed, so they leave out how other splits and proxy seeds "
+               "move the weights (compare the trials). The Solver page draws its own resamples, live (as many as you "
+               "set there), so its intervals differ, the more so the fewer resamples either has"
+               f"{' (a few dozen are rough)' if n_boot < 100 else ''}." if n_boot else
                "lower / upper: this run stored no bootstrap intervals (`n_boot` in its config); the Solver page "
                "computes them live.")
+    if n_boot and converged is not None and converged < 0.9:  # as the Solver page says of its own
+        st.warning(f"{1 - converged:.0%} of these resamples stopped at the iteration limit before converging: the "
+                   "intervals show where their iterations stopped more than where the weights would settle (a lower "
+                   "end above 0 may be an artefact). Raise `max_iter`, or see them settle on the Solver page.",
+                   icon=":material/hourglass_bottom:")
     if not top.empty:
         fig = figs.weights_figure(list(top["source"]), top["weight"].to_numpy(),
                                      None if top["lower"].isna().all() else top["lower"].to_numpy(),

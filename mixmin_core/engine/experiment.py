@@ -216,11 +216,11 @@ class Experiment:
     def _write_topk(self, problem: Problem, outputs: ProxyOutputs, result: MixtureResult) -> None:
         """The top-k sources of MixMin's mixture with titles, categories and bootstrap intervals."""
         s = self.settings
-        lower = upper = None
+        lower = upper = converged = None
         if s.n_boot >= 2:
             boot = bootstrap_weights(outputs, n_boot=s.n_boot, seed=s.seed + problem.trial, step_size=s.step_size,
                                      max_iter=s.max_iter)
-            lower, upper = boot.lower, boot.upper
+            lower, upper, converged = boot.lower, boot.upper, float(boot.converged)
         meta = layout.read_sources(self.ctx.run_dir).set_index("source")
         info = {name: meta.loc[name] if name in meta.index else {} for name in (*outputs.source_names, problem.target)}
         rows = []
@@ -235,7 +235,7 @@ class Experiment:
             "target": problem.target, "variant": problem.variant, "trial": problem.trial, "method": "mixmin",
             "target_title": target.get("title", problem.target) or problem.target,
             "target_category": target.get("category", "") or "", "n_sources": outputs.n_sources,
-            "n_boot": s.n_boot, "k": len(rows), "sources": rows})
+            "n_boot": s.n_boot, "boot_converged": converged, "k": len(rows), "sources": rows})
 
     def summary(self, table) -> dict:
         """The run's headline for the catalog: the main setting's mean of the headline metric over

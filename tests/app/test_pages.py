@@ -463,6 +463,18 @@ def test_compare_and_assays_work_on_the_synthetic_run(home):
 
 
 # ---- Assays ---------------------------------------------------------------------------------------
+def test_assays_say_when_the_stored_intervals_did_not_converge(home):
+    """The Solver page said so of its own resamples; the Assays page showed the run's (0% converged) as they were."""
+    run_dir = RunStore(home).run_dir(CHEM_RUN)
+    files = list(layout.topk_path(run_dir, layout.Problem("x", 0)).parent.glob("*.json"))
+    for converged, warned in ((0.3, True), (1.0, False)):
+        for path in files:
+            path.write_text(json.dumps({**json.loads(path.read_text()), "n_boot": 20, "boot_converged": converged}))
+        at = open_app("assays")
+        assert any("70% of these resamples stopped at the iteration limit" in w.value for w in at.warning) == warned
+        assert any("this trial's proxies fixed" in c.value for c in at.caption)
+
+
 def test_assays_show_toxcast_titles_categories_and_filter(home):
     at = open_app("assays")
     assert at.dataframe[0].proto.placeholder == "—"  # a missing interval end showed as "None"

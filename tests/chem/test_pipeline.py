@@ -54,6 +54,7 @@ def test_ci_miniature_runs_end_to_end_and_resumes(capsys):
         assert topk["k"] == min(3, out.n_sources) and topk["sources"][0]["weight"] == pytest.approx(float(mm.weights.max()))
         first = topk["sources"][0]
         assert first["lower"] <= first["weight"] + 1e-6 and first["title"] and first["category"]
+        assert 0 <= topk["boot_converged"] <= 1  # the Assays page says when its intervals did not converge
     # random search is compute-matched: one search proxy per source, same trees x rows as MixMin's proxies
     rs = json.loads(list_mixtures(run_dir, problems[0])["random_search"].read_text())
     assert rs["meta"]["n_trials"] == rs["meta"]["runs"]
