@@ -61,24 +61,47 @@ def own_data(frame: pd.DataFrame, run_id: str, target: str) -> pd.DataFrame:
     return out
 
 
+#: Facts of a chemistry run's sources.csv shown beside each source: how much data its proxy had, what it measures.
+FACTS = {"n_labelled": "labelled", "n_pos": "positives", "description": "description"}
+#: Fewer labelled molecules (or positives) than these: a proxy that says little, a weight that is weak evidence.
+FEW_LABELLED, FEW_POSITIVES = 50, 5
+
+
 def annotate(frame: pd.DataFrame, meta: pd.DataFrame) -> pd.DataFrame:
-    """Titles and categories from the run's sources.csv, else from the topk file itself."""
-    meta = meta[["source", "title", "category"]].drop_duplicates("source").set_index("source")
+    """Titles and categories from the run's sources.csv, else from the topk file itself; and the sources.csv facts
+    in :data:`FACTS` where the run records them."""
+    facts = [c for c in FACTS if c in meta]
+    meta = meta[["source", "title", "category", *facts]].drop_duplicates("source").set_index("source")
     out = frame.copy()
     for col in ("title", "category"):
         own = out[col] if col in out else pd.Series("", index=out.index)
         mapped = out["source"].map(meta[col]).astype(object)
         mapped = mapped.where(mapped.notna() & (mapped != ""), own.astype(object))
         out[col] = mapped.fillna("").astype(str)
+    for col in facts:
+        out[FACTS[col]] = out["source"].map(meta[col])
     out["group"] = out["category"].map(figs.category_group)
     return out
+
+
+def few_labels_note(top: pd.DataFrame, noun: str) -> None:
+    """Name the shown sources with few labelled molecules or positives: a weight on their proxy is weak evidence."""
+    if "labelled" not in top or "positives" not in top:
+        return
+    few = top[(top["labelled"] < FEW_LABELLED) | (top["positives"] < FEW_POSITIVES)]
+    if len(few):
+        names = ", ".join(f"{state.code(r.source, 40)} ({r.labelled:.0f} labelled, {r.positives:.0f} positive)"
+                          for r in few.head(5).itertuples())
+        st.caption(f"Few labels behind {len(few)} of these {noun}: {names}. A proxy trained on so few predicts little "
+                   "more than its base rate, so a weight on it is weak evidence of a related assay.")
 
 
 def colour_rows(table: pd.DataFrame):
     colours = table["group"].map(figs.CATEGORY_COLOURS)
     return table.style.apply(lambda col: [f"background-color: {c}; color: white" for c in colours]
                              if col.name == "category" else [""] * len(col), axis=0).format(
-        {"weight": "{:.4f}", "lower": "{:.4f}", "upper": "{:.4f}"}, na_rep="")
+        {"weight": "{:.4f}", "lower": "{:.4f}", "upper": "{:.4f}",
+         **{c: "{:,.0f}" for c in ("labelled", "positives") if c in table}}, na_rep="")
 
 
 def legend() -> None:
@@ -170,9 +193,12 @@ def page() -> None:
             st.info("No category is selected: pick one or more above to list their sources.")
     if categories and noun == "source assays":  # the paper's assay categories; an LM run's sources are 'text'
         legend()
-    shown = top[["source", "title", "category", "weight", "lower", "upper", "group"]]
+    facts = [c for c in FACTS.values() if c in top]
+    shown = top[["source", "title", "category", "weight", "lower", "upper", "group", *facts]]
     st.dataframe(colour_rows(shown), hide_index=True, placeholder="—", width="stretch",
-                 column_order=["source", "weight", "lower", "upper", "category", "title"])
+                 column_order=["source", "weight", "lower", "upper", *[c for c in facts if c != "description"],
+                               "category", "title", *[c for c in facts if c == "description"]])
+    few_labels_note(top, noun)
     n_boot, converged = boot_info(run_id, layout.Problem(target, trial, variant))
     st.caption(f"lower / upper: 95% bootstrap interval over the {n_boot} resamples the run stored: the target's "
                "samples resampled, this trial's proxies fixed, so they leave out how other splits and proxy seeds "

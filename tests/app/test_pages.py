@@ -475,6 +475,26 @@ def test_assays_say_when_the_stored_intervals_did_not_converge(home):
         assert any("this trial's proxies fixed" in c.value for c in at.caption)
 
 
+def test_assays_show_how_much_data_each_source_had_and_what_it_measures(home):
+    """A source of 8 labels ranked second with no word said, and the assay descriptions in sources.csv were unseen."""
+    def table_of(at):
+        table = at.dataframe[0].value
+        return table.data if hasattr(table, "data") else table
+
+    second = str(table_of(open_app("assays"))["source"].iloc[1])
+    path = layout.sources_path(RunStore(home).run_dir(CHEM_RUN))
+    sources = pd.read_csv(path)
+    sources["n_labelled"] = np.where(sources["source"] == second, 8, 500)
+    sources["n_pos"], sources["description"] = 40, "measures " + sources["source"]
+    sources.to_csv(path, index=False)
+    at = open_app("assays")
+    table = table_of(at)
+    assert {"labelled", "positives", "description"} <= set(table.columns)
+    assert (table["description"] == "measures " + table["source"]).all()
+    notes = [c.value for c in at.caption if "Few labels behind" in c.value]
+    assert len(notes) == 1 and f"`{second}` (8 labelled, 40 positive)" in notes[0] and "Few labels behind 1 " in notes[0]
+
+
 def test_assays_show_toxcast_titles_categories_and_filter(home):
     at = open_app("assays")
     assert at.dataframe[0].proto.placeholder == "—"  # a missing interval end showed as "None"
