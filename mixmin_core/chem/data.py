@@ -93,10 +93,11 @@ def _read_frame(path: Path, max_molecules: int = 0):
         with open(path, "rb") as f:  # by content, so a gzip or Parquet file under another name reads too
             magic = f.read(4)
         if path.suffix.lower() in PARQUET_SUFFIXES or magic == b"PAR1":
-            return _read_parquet_head(path, max_molecules)
-        compression = "gzip" if magic[:2] == b"\x1f\x8b" else "infer"
-        frame = pd.read_csv(path, nrows=max_molecules or None, low_memory=False, compression=compression)
-        check_csv_header(str(path), path, compression)
+            frame = _read_parquet_head(path, max_molecules)
+        else:
+            compression = "gzip" if magic[:2] == b"\x1f\x8b" else "infer"
+            frame = pd.read_csv(path, nrows=max_molecules or None, low_memory=False, compression=compression)
+            check_csv_header(str(path), path, compression)
         return frame
     except InputError:
         raise
@@ -174,8 +175,10 @@ def load_assay_table(path, *, smiles_column: str = "smiles", ignore_columns: Seq
     if smiles_col is None:
         header = ",".join(map(str, frame.columns))
         separator = next((name for sep, name in ((";", "semicolons"), ("\t", "tabs")) if sep in header), None)
+        padded = next((c for c in map(str, frame.columns) if c.strip() == smiles_column and c != smiles_column), None)
         hint = (f" The header holds {separator}: save the table with commas between columns." if separator and
-                len(frame.columns) == 1 else " (Set smiles_column if it has another name.)")
+                len(frame.columns) == 1 else f" The header has {padded!r}: remove the spaces around its name."
+                if padded else " (Set smiles_column if it has another name.)")
         raise InputError(
             f"{path}: no {smiles_column!r} column; found columns {list(map(str, frame.columns[:8]))}"
             f"{'...' if len(frame.columns) > 8 else ''}. A table needs a SMILES column plus one 0/1 column per assay."
@@ -189,6 +192,10 @@ def load_assay_table(path, *, smiles_column: str = "smiles", ignore_columns: Seq
                          + (f" starting with {assay_prefix!r}" if assay_prefix else "") + ".")
     check_new_names(f"{path}: assay columns", columns)  # they become source names, in exports and downloads too
     check_target_names(columns, f"{path}: assay columns")  # any of them may be a target, named in file names
+    padded = [c for c in columns if c != c.strip()]
+    if padded:  # ' ATG_X' is another assay than a config's ATG_X, and its splits are seeded by that name
+        raise InputError(f"{path}: assay column name(s) {padded[:3]} begin or end with spaces; remove the spaces "
+                         "from the header (assays are named, and their splits seeded, by the exact name).")
     suffixed = [c for c in columns if c.endswith(TRAIN_SUFFIX)]
     if suffixed:  # the suffix names a target's own training rows as a source
         raise InputError(f"{path}: assay column {suffixed[0]!r} ends in {TRAIN_SUFFIX!r}, which names a target's own "

@@ -256,6 +256,9 @@ def test_a_repeated_assay_column_is_refused(tmp_path):
     (b"smiles,overall,B", r"'overall' is the name the reports give the mean over targets"),
     (b"smiles,a__b,B", r"'a__b' holds '__', which separates the parts"),  # read back as target a, setting b
     (b"smiles,T,T@train", r"assay column 'T@train' ends in '@train', which names a target's own training rows"),
+    # accepted: another assay than a config's ATG_X (and other splits, seeded by the name)
+    (b"smiles, ATG_X,B", r"assay column name\(s\) \[' ATG_X'\] begin or end with spaces; remove the spaces"),
+    (b" smiles ,A,B", r"no 'smiles' column.*The header has ' smiles ': remove the spaces around its name"),
 ])
 def test_assay_names_that_would_break_an_export_or_a_spreadsheet_are_refused(tmp_path, header, match):
     """They become source names: the run failed on them only after its proxies were trained."""
