@@ -57,7 +57,7 @@ def own_data(frame: pd.DataFrame, run_id: str, target: str) -> pd.DataFrame:
     a source may share a target's name.)"""
     out = frame.assign(source=list(data.own_data_names(run_id, target, frame["source"])))
     out.loc[(out["source"] == data.OWN_DATA) & (frame["source"] == target), "title"] = \
-        f"{target}'s own training rows (include_target)"
+        f"{target}'s own fit split (include_target)"
     return out
 
 

@@ -88,15 +88,15 @@ def check_test_labels(table, targets: list, valid=None, test_fraction: float = 0
         n_pos = round(test_fraction * int((column == 1).sum()))
         if 1 <= n_pos < FEW_TEST_POSITIVES:  # MUV: one active in 300 test molecules, and methods were still ranked
             log.warning("target %r: its test split holds %d positive(s) among %s, so its average precision rests on "
-                        "them and gaps between methods are mostly noise; raise max_molecules (0 reads all) or weigh "
+                        "them and gaps between methods are mostly noise; raise max_molecules if it caps the table (0 reads all) or weigh "
                         "the intervals across trials", t, n_pos, among)
         for cls, what in ((1, "positives"), (0, "negatives")):
             n = int((column == cls).sum())
             if int(round(test_fraction * n)) < 1:
                 raise InputError(f"target {t!r} has {n} {what} among {among}; with test_fraction {test_fraction:g} "
                                  "its test split gets none, so its average precision is undefined. Pick another "
-                                 "target" + (", raise max_molecules (0 reads all), or raise test_fraction." if
-                                             fraction_field else " or raise max_molecules (0 reads all)."))
+                                 "target" + (", raise max_molecules if it caps the table (0 reads all), or raise test_fraction." if
+                                             fraction_field else " or raise max_molecules if it caps the table (0 reads all)."))
 
 
 def split_table(labels: np.ndarray, assays, *, seed: int, trial: int, test_fraction: float = 0.2,

@@ -745,7 +745,7 @@ def test_assays_rank_every_source_and_name_the_targets_own_data(home):
     at = _open_assays("chem-own")
     shown = _table(at)
     assert list(shown["source"]) == ["(target's own data)", *names[1:]]  # every source, by weight
-    assert "own training rows" in shown["title"].iloc[0]
+    assert "own fit split" in shown["title"].iloc[0]
     assert shown["lower"].notna().tolist() == [True, True, False, False]
     captions = " ".join(c.value for c in at.caption)
     assert "This setting gives ATG_ERE_CIS_up 4 source assays" in captions

@@ -204,7 +204,7 @@ def test_validation_parses_every_molecule_before_any_work(tmp_path, toxcast_head
     frame.loc[frame.index[6], "lost"] = 1  # one parsable positive: a test split with none
     frame.to_csv(path, index=False)
     with pytest.raises(InputError, match=r"target 'lost' has 1 positives among the 394 molecules RDKit parses \(of "
-                                         r"400 read\); .* Pick another target or raise max_molecules \(0 reads all\)\.$"):
+                                         r"400 read\); .* Pick another target or raise max_molecules if it caps the table \(0 reads all\)\.$"):
         chem_ladder.validate(chem_ladder.ChemLadderConfig(dataset="", path=str(path), targets=["lost"], sources=2))
     frame.loc[frame.index[6:12], "lost"] = 1  # six parsable positives: a test split with one
     frame.to_csv(path, index=False)
