@@ -84,6 +84,17 @@ def annotate(frame: pd.DataFrame, meta: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def across_trials(run_id: str, target: str, variant: str, trials: list) -> pd.Series:
+    """Per source, the range of MixMin's weight over the trials (``"0.070–0.244"``), where there are two or more:
+    a trial redraws the splits and reseeds the proxies, which the bootstrap intervals (one trial's) leave out."""
+    weights = [(data.read_mixtures(run_id, layout.Problem(target, t, variant)).get("mixmin") or {}).get("weights")
+               for t in trials]
+    frame = pd.DataFrame([w for w in weights if isinstance(w, dict)])
+    if len(frame) < 2:
+        return pd.Series(dtype=object)
+    return frame.min().map("{:.3f}".format) + "–" + frame.max().map("{:.3f}".format)
+
+
 def few_labels_note(top: pd.DataFrame, noun: str) -> None:
     """Name the shown sources with few labelled molecules or positives: a weight on their proxy is weak evidence."""
     if "labelled" not in top or "positives" not in top:
@@ -193,11 +204,17 @@ def page() -> None:
             st.info("No category is selected: pick one or more above to list their sources.")
     if categories and noun == "source assays":  # the paper's assay categories; an LM run's sources are 'text'
         legend()
-    facts = [c for c in FACTS.values() if c in top]
+    spread = across_trials(run_id, target, variant, trials)
+    if len(spread):
+        top = top.assign(trials=top["source"].map(spread))
+    facts = [c for c in (*FACTS.values(), "trials") if c in top]
     shown = top[["source", "title", "category", "weight", "lower", "upper", "group", *facts]]
     st.dataframe(colour_rows(shown), hide_index=True, placeholder="—", width="stretch",
                  column_order=["source", "weight", "lower", "upper", *[c for c in facts if c != "description"],
                                "category", "title", *[c for c in facts if c == "description"]])
+    if len(spread):
+        st.caption(f"trials: the source's weight over this setting's {len(trials)} trials (lowest–highest); each trial "
+                   "redraws the splits and reseeds the proxies.")
     few_labels_note(top, noun)
     n_boot, converged = boot_info(run_id, layout.Problem(target, trial, variant))
     st.caption(f"lower / upper: 95% bootstrap interval over the {n_boot} resamples the run stored: the target's "

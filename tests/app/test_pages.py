@@ -491,6 +491,9 @@ def test_assays_show_how_much_data_each_source_had_and_what_it_measures(home):
     table = table_of(at)
     assert {"labelled", "positives", "description"} <= set(table.columns)
     assert (table["description"] == "measures " + table["source"]).all()
+    # the weight's range over the trials (the bootstrap intervals are one trial's): a reviewer saw 0.07 and 0.24
+    assert table["trials"].str.fullmatch(r"\d\.\d{3}–\d\.\d{3}").all()
+    assert any("over this setting's 3 trials" in c.value for c in at.caption)
     notes = [c.value for c in at.caption if "Few labels behind" in c.value]
     assert len(notes) == 1 and f"`{second}` (8 labelled, 40 positive)" in notes[0] and "Few labels behind 1 " in notes[0]
 
