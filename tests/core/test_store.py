@@ -76,7 +76,7 @@ def test_a_store_path_that_cannot_be_a_folder_is_one_error(tmp_path):
     from mixmin_core.errors import MixminError
 
     (tmp_path / "file").write_text("x")
-    with pytest.raises(MixminError, match=r"the run store .*file cannot be used \(File exists\); set MIXMIN_HOME"):
+    with pytest.raises(MixminError, match=r"the run store .*file cannot be used \(it is a file, not a folder\); set MIXMIN_HOME"):
         RunStore(tmp_path / "file")  # was FileExistsError's traceback from every command
 
 
