@@ -22,7 +22,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from mixmin_core.errors import ConfigError, MixminError
-from mixmin_core.runs.fileio import readable_npz
+from mixmin_core.runs.fileio import readable_npz, sha256_file
 
 log = logging.getLogger("mixmin.runner")
 BACKENDS = ("local", "ray")
@@ -32,6 +32,9 @@ RESUME = ("if_available", "never")
 
 #: Key of a unit's catalog info holding its output file's size when it finished.
 OUTPUT_BYTES = "output_bytes"
+#: ... and its SHA-256 (outputs up to :data:`HASHED_BYTES`): an edit that keeps the size changes it.
+OUTPUT_SHA = "output_sha256"
+HASHED_BYTES = 64 << 20
 
 
 class JobCancelled(MixminError):
@@ -155,6 +158,12 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
+def _fingerprint(path: Path) -> dict:
+    """What a finished unit's record keeps of its output: its size, and its SHA-256 up to :data:`HASHED_BYTES`."""
+    size = path.stat().st_size
+    return {OUTPUT_BYTES: size, **({OUTPUT_SHA: sha256_file(path)} if size <= HASHED_BYTES else {})}
+
+
 def _remove_stale_temp_files(units: list[Unit]) -> None:
     """Delete temp files left by a killed writer (``.<name>.*.tmp``, see fileio.atomic_path)."""
     for unit in units:
@@ -203,7 +212,7 @@ class RunContext:
         def on_done(unit, info, seconds):
             counter["n"] += 1
             size = {} if unit.output is None or not Path(unit.output).is_file() else \
-                {OUTPUT_BYTES: Path(unit.output).stat().st_size}  # a resume redoes an output that changed since
+                _fingerprint(Path(unit.output))  # a resume redoes an output that changed since
             self.store.record_unit(self.run_id, unit.unit_id, kind=unit.kind,
                                    path=None if unit.output is None else str(unit.output),
                                    info={**info, "seconds": seconds, **size}, seconds=seconds)
@@ -221,10 +230,11 @@ class RunContext:
     def _rerun_unrecorded(self, units: list[Unit]) -> None:
         """A unit whose output file in this run's folder exists but whose catalog row does not (killed between
         writing the one and recording the other) runs again: what it reported (its compute, say) lives only in
-        the catalog. So does one whose output's size is not the size recorded when it finished (truncated,
-        emptied or overwritten since: reading it would fail, or give other results). Files outside the run folder
-        (the store's content-addressed proxy cache, shared between runs and described beside each entry) are
-        reused when they read back whole (a damaged one failed every later run that used it)."""
+        the catalog. So does one whose output's size or SHA-256 (up to :data:`HASHED_BYTES`) is not what was
+        recorded when it finished (truncated, emptied, edited or overwritten since: reading it would fail, or give
+        other results). Files outside the run folder (the store's content-addressed proxy cache, shared between
+        runs and described beside each entry) are reused when they read back whole (a damaged one failed every
+        later run that used it)."""
         recorded = {u["unit_id"]: u["info"] for u in self.store.units(self.run_id)}
         run_dir = self.run_dir.resolve()
         for u in units:
@@ -243,6 +253,9 @@ class RunContext:
             elif isinstance(info, dict) and info.get(OUTPUT_BYTES, size) != size:
                 log.warning("%s: its output %s is %d bytes, not the %s it had when the unit finished (damaged or "
                             "edited since); running it again", u.unit_id, u.output, size, info[OUTPUT_BYTES])
+            elif isinstance(info, dict) and OUTPUT_SHA in info and info[OUTPUT_SHA] != sha256_file(u.output):
+                log.warning("%s: its output %s is not what the unit wrote (its SHA-256 changed since: edited or "
+                            "damaged); running it again", u.unit_id, u.output)
             else:
                 continue
             Path(u.output).unlink()

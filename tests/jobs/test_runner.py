@@ -187,7 +187,7 @@ def test_an_output_without_its_catalog_record_runs_again(tmp_path):
 def test_a_damaged_output_runs_again(tmp_path, caplog):
     """A unit's file emptied or cut short after it finished (a full disk, a bad copy) failed every resume with a
     JSONDecodeError from the code that read it; its size no longer matches the recorded one, so it runs again."""
-    from mixmin_core.runs.runner import OUTPUT_BYTES, RunContext
+    from mixmin_core.runs.runner import OUTPUT_BYTES, OUTPUT_SHA, RunContext
 
     store = RunStore(tmp_path / "home")
     store.create_run("r", name="r", pipeline="test", config={})
@@ -203,8 +203,11 @@ def test_a_damaged_output_runs_again(tmp_path, caplog):
     assert json.loads(units[1].output.read_text()) == {"value": 1} and json.loads(units[2].output.read_text())["value"] == 2
     assert units[0].output.stat().st_mtime_ns == kept  # an intact output is not redone
     assert "u1: its output" in caplog.text and "not the" in caplog.text
+    units[1].output.write_text(units[1].output.read_text().replace("1", "7"))  # an edit that keeps the size
+    ctx.run_units(units, "after an edit")
+    assert json.loads(units[1].output.read_text()) == {"value": 1} and "SHA-256 changed since" in caplog.text
     legacy = store.unit_info("r", "u0")
-    del legacy[OUTPUT_BYTES]  # a record from before sizes were kept: trusted as before
+    del legacy[OUTPUT_BYTES], legacy[OUTPUT_SHA]  # a record from before sizes were kept: trusted as before
     store.record_unit("r", "u0", kind="unit", path=str(units[0].output), info=legacy, seconds=0.0)
     ctx.run_units(units, "again")
     assert units[0].output.stat().st_mtime_ns == kept
