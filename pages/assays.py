@@ -56,12 +56,16 @@ def own_data(frame: pd.DataFrame, run_id: str, target: str) -> pd.DataFrame:
     """The target's own fit split (a run with ``include_target``) named as such: it is no other assay. (Elsewhere
     a source may share a target's name.)"""
     out = frame.assign(source=list(data.own_data_names(run_id, target, frame["source"])))
-    out.loc[(out["source"] == data.OWN_DATA) & (frame["source"] == target), "title"] = \
-        f"{target}'s own fit split (include_target)"
+    own = (out["source"] == data.OWN_DATA) & (frame["source"] == target)
+    out.loc[own, "title"] = f"{target}'s own fit split (include_target)"
+    for col in ("labelled", "positives"):  # sources.csv counts the target's whole column, test molecules too
+        if col in out:
+            out.loc[own, col] = float("nan")
     return out
 
 
-#: Facts of a chemistry run's sources.csv shown beside each source: how much data its proxy had, what it measures.
+#: Facts of a chemistry run's sources.csv shown beside each source: its labelled molecules in the table (its proxy
+#: trains on its training split, a part of them) and positives, and what it measures.
 FACTS = {"n_labelled": "labelled", "n_pos": "positives", "description": "description"}
 #: Fewer labelled molecules (or positives) than these: a proxy that says little, a weight that is weak evidence.
 FEW_LABELLED, FEW_POSITIVES = 50, 5
@@ -86,13 +90,21 @@ def annotate(frame: pd.DataFrame, meta: pd.DataFrame) -> pd.DataFrame:
 
 def across_trials(run_id: str, target: str, variant: str, trials: list) -> pd.Series:
     """Per source, the range of MixMin's weight over the trials (``"0.070–0.244"``), where there are two or more:
-    a trial redraws the splits and reseeds the proxies, which the bootstrap intervals (one trial's) leave out."""
+    what a trial draws anew (:func:`trial_varies`), which the bootstrap intervals (one trial's) leave out."""
     weights = [(data.read_mixtures(run_id, layout.Problem(target, t, variant)).get("mixmin") or {}).get("weights")
                for t in trials]
     frame = pd.DataFrame([w for w in weights if isinstance(w, dict)])
     if len(frame) < 2:
         return pd.Series(dtype=object)
     return frame.min().map("{:.3f}".format) + "–" + frame.max().map("{:.3f}".format)
+
+
+def trial_varies(run_id: str) -> str:
+    """What a trial of the run draws anew, in words (the README's "What a trial varies")."""
+    pipeline = str(data.run_config(run_id).get("pipeline", ""))
+    if pipeline.startswith("chem"):
+        return "redraws the splits and reseeds the proxies"
+    return "redraws the target's split (the proxies are trained once)" if pipeline == "lm" else "redraws its splits"
 
 
 def few_labels_note(top: pd.DataFrame, noun: str) -> None:
@@ -176,7 +188,11 @@ def page() -> None:
     state.ensure("assays.k", 1 <= st.session_state["assays.k"] <= 100)
     k = c4.number_input("Top k", 1, 100, key=state.keep("assays.k"), on_change=state.save, args=("assays.k",))
     ranked = read_topk(run_id, layout.Problem(target, trial, variant))
-    kept = own_data(annotate(ranked, meta), run_id, target)
+    spread = across_trials(run_id, target, variant, trials)
+    annotated = annotate(ranked, meta)
+    if len(spread):  # by the sources' own names, before the target's own data is renamed
+        annotated = annotated.assign(trials=annotated["source"].map(spread))
+    kept = own_data(annotated, run_id, target)
     top = kept.head(int(k))
     if len(kept) < k and ranked.attrs.get("partial"):
         st.caption(f"{len(kept)} {noun} are on record for this target (a run keeps the top `top_k` of its config).")
@@ -204,9 +220,6 @@ def page() -> None:
             st.info("No category is selected: pick one or more above to list their sources.")
     if categories and noun == "source assays":  # the paper's assay categories; an LM run's sources are 'text'
         legend()
-    spread = across_trials(run_id, target, variant, trials)
-    if len(spread):
-        top = top.assign(trials=top["source"].map(spread))
     facts = [c for c in (*FACTS.values(), "trials") if c in top]
     shown = top[["source", "title", "category", "weight", "lower", "upper", "group", *facts]]
     st.dataframe(colour_rows(shown), hide_index=True, placeholder="—", width="stretch",
@@ -214,12 +227,12 @@ def page() -> None:
                                "category", "title", *[c for c in facts if c == "description"]])
     if len(spread):
         st.caption(f"trials: the source's weight over this setting's {len(trials)} trials (lowest–highest); each trial "
-                   "redraws the splits and reseeds the proxies.")
+                   f"{trial_varies(run_id)}.")
     few_labels_note(top, noun)
     n_boot, converged = boot_info(run_id, layout.Problem(target, trial, variant))
     st.caption(f"lower / upper: 95% bootstrap interval over the {n_boot} resamples the run stored: the target's "
-               "samples resampled, this trial's proxies fixed, so they leave out how other splits and proxy seeds "
-               "move the weights (compare the trials). The Solver page draws its own resamples, live (as many as you "
+               "samples resampled, this trial's proxies fixed, so they leave out what another trial changes (each "
+               f"{trial_varies(run_id)}; compare the trials). The Solver page draws its own resamples, live (as many as you "
                "set there), so its intervals differ, the more so the fewer resamples either has"
                f"{' (a few dozen are rough)' if n_boot < 100 else ''}." if n_boot else
                "lower / upper: this run stored no bootstrap intervals (`n_boot` in its config); the Solver page "

@@ -31,7 +31,9 @@ def resolve_device(device: str = "auto") -> str:
         return device
     import xgboost as xgb
 
-    has_gpu = Path("/proc/driver/nvidia").exists() or bool(os.environ.get("CUDA_VISIBLE_DEVICES"))
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    hidden = visible is not None and visible.strip() in ("", "-1", "NoDevFiles")  # the usual ways to hide every GPU
+    has_gpu = not hidden and (Path("/proc/driver/nvidia").exists() or visible is not None)
     return "cuda" if has_gpu and xgb.build_info().get("USE_CUDA") else "cpu"
 
 

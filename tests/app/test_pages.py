@@ -745,10 +745,17 @@ def test_assays_rank_every_source_and_name_the_targets_own_data(home):
     path.write_text(json.dumps({"method": "mixmin", "weights": weights, "status": "max_iter", "gap": 8e-4}))
     rows = [{"source": n, "weight": w, "lower": w / 2, "upper": min(1, 2 * w)} for n, w in list(weights.items())[:2]]
     _write_topk(run_dir, problem, rows)
+    outputs.save(layout.outputs_path(run_dir, layout.Problem("ATG_ERE_CIS_up", 1, "sources-all")))  # a 2nd trial
+    other = layout.mixture_path(run_dir, layout.Problem("ATG_ERE_CIS_up", 1, "sources-all"), "mixmin")
+    other.write_text(json.dumps({"method": "mixmin", "weights": dict(zip(names, (0.4, 0.3, 0.2, 0.1)))}))
+    layout.write_sources(run_dir, pd.DataFrame({"source": names, "n_labelled": 300, "n_pos": 30}))
     at = _open_assays("chem-own")
     shown = _table(at)
     assert list(shown["source"]) == ["(target's own data)", *names[1:]]  # every source, by weight
     assert "own fit split" in shown["title"].iloc[0]
+    # its range over the trials was blank (looked up by the renamed source), and its counts were the whole column's
+    assert shown["trials"].tolist()[:2] == ["0.400–0.600", "0.250–0.300"]
+    assert np.isnan(shown["labelled"].iloc[0]) and (shown["labelled"].iloc[1:] == 300).all()
     assert shown["lower"].notna().tolist() == [True, True, False, False]
     captions = " ".join(c.value for c in at.caption)
     assert "This setting gives ATG_ERE_CIS_up 4 source assays" in captions

@@ -203,16 +203,19 @@ def test_cli_bad_input_is_one_error_line(case, capsys):
     assert re.search(match, lines[0]), lines[0]
 
 
-def test_cuda_on_a_machine_without_one_is_one_error_line(capsys):
+@pytest.mark.parametrize("config,library", [(LM, "PyTorch"), (CHEM, "XGBoost")])
+def test_cuda_on_a_machine_without_one_is_one_error_line(capsys, monkeypatch, config, library):
     """device: cuda passed --dry-run, then LM training died in a 40-frame traceback (XGBoost fell back to the CPU)."""
     import torch
 
-    if torch.cuda.is_available():
+    from mixmin_core.chem.proxies import resolve_device
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")  # every GPU hidden, as people hide them (it read as a GPU)
+    if torch.cuda.is_available() or resolve_device("auto") == "cuda":
         pytest.skip("this machine has CUDA")
-    for config, library in ((LM, "PyTorch"), (CHEM, "XGBoost")):
-        code = main(["run", config, "--set", "device=cuda", "--dry-run"])
-        err = capsys.readouterr().err.strip().splitlines()
-        assert code == 2 and len(err) == 1 and f"device: 'cuda', but this machine has no CUDA GPU that {library}" in err[0]
+    code = main(["run", config, "--set", "device=cuda", "--dry-run"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and f"device: 'cuda', but this machine has no CUDA GPU that {library}" in err[0]
 
 
 def _write(tmp_path: Path, name: str, content: bytes | str) -> str:
