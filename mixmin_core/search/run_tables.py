@@ -308,7 +308,8 @@ def _index_shift(runs, metrics, shared: int) -> int:
     if runs.dtype.kind not in "iu" or metrics.dtype.kind not in "iu":
         return 0
     for step in (-1, 1):
-        moved = int((metrics + step).isin(runs).sum())
+        # as int64 (uint64 ids beyond 2**63 wrap alike on both sides, and their differences stay): uint64 + -1 overflowed
+        moved = int((metrics.astype(np.int64) + step).isin(runs.astype(np.int64)).sum())
         if moved == len(metrics) and moved > shared:
             return step
     return 0

@@ -115,9 +115,9 @@ def mixmin(outputs: ProxyOutputs, *, step_size: float = 1.0, max_iter: int = 100
     if clipped and _gap(traj[-1], loss_grad(traj[-1])[1] + hidden, caps) > tol:  # the clip hides a pull that matters
         status = Status.CLIPPED
         message = (f"the Frank-Wolfe gap fell to {gaps[-1]:.3g} at iteration {len(losses) - 1}, but there the mixed "
-                   f"{'probability' if outputs.kind == 'binary' else 'density'} of {clipped} sample(s) is clipped (below "
-                   f"{float(objective.floor):g}), where the loss is flat, and other sources would give them more: the "
-                   "gap certifies nothing. Try a smaller step_size, or a start with more weight on every source")
+                   f"{'probability' if outputs.kind == 'binary' else 'density'} of {clipped} sample(s) sits at the clip "
+                   f"({float(objective.floor):g}), where the loss is flat, and with their pull restored the gap exceeds "
+                   f"tol: it certifies nothing. Try a smaller step_size, or a start with more weight on every source")
     result = _result(outputs, traj, losses, gaps, status, message, step_size)
     result.meta["max_iter"] = max_iter  # with step_size, what solving it again the same way needs
     if storage != "float32":  # what was asked for may not apply (see make_objective): say what was used

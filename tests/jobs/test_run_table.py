@@ -570,3 +570,13 @@ def test_a_seed_column_is_no_source_and_a_source_no_run_used_is_said(tmp_path, c
     assert "seed" not in table.source_names and "seed" not in table.metric_names
     assert table.source_names[-1] == "unused" and len(table.source_names) == 25
     assert "column(s) 'unused' are 0 in every run" in caplog.text
+
+
+def test_run_ids_beyond_int64_are_checked_for_an_offset_without_a_crash(tmp_path):
+    """Ids above 2**63 (read as uint64) ended the shift check in an OverflowError traceback."""
+    files = _own_tables(tmp_path)
+    big = np.uint64(2**63)
+    _rewrite(files["my_swarm"]["mixtures"], lambda f: f.assign(index=f["index"].astype(np.uint64) + big))
+    _rewrite(files["my_swarm"]["metrics"], lambda f: f.assign(index=f["index"].astype(np.uint64) + big + np.uint64(1)))
+    with pytest.raises(InputError, match=r"'index' columns are off by one"):
+        load_run_table("my_swarm", own=tuple(OwnTable(**t) for t in files.values()))
