@@ -445,8 +445,8 @@ def test_a_score_table_of_your_own_is_maximised(tmp_path):
     (lambda t: _rewrite(t["my_swarm"]["metrics"], lambda f: f.assign(**{"=HYPERLINK(1)": 1.0})),
      r"my_swarm_metrics.csv: metrics: names must not start with ="),
     (lambda t: _rewrite(t["my_swarm"]["metrics"], lambda f: f.assign(index=f["index"] + 1)),  # counted from 1
-     r"'index' columns are off by one: 1 metrics row\(s\) name no run \(e.g. \[100\]\), while every metrics row names a run "
-     r"with its index -1"),
+     (r"'index' columns are off by one: 1 metrics row\(s\) name no run \(e.g. \[100\]\), while every metrics row names a "
+      r"run with its index -1")),
     (lambda t: t["my_heldout"].update(mixtures=t["my_swarm"]["mixtures"], metrics=t["my_swarm"]["metrics"]),
      r"table 'my_heldout': each of its \d+ runs repeats a mixture of the runs of 'my_swarm' \(the same files\?\)"),
     (lambda t: _rewrite(t["my_heldout"]["mixtures"], lambda f: f.rename(columns={f.columns[1]: "renamed"})),
