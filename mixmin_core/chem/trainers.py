@@ -13,6 +13,7 @@ twice, in any trial, setting or run. Every unit records the compute it really sp
 from __future__ import annotations
 
 import functools
+import hashlib
 import time
 from pathlib import Path
 
@@ -149,6 +150,8 @@ def train_final(*, features_path: str, labels_path: str, sources_path: str, name
     t = assays.index(target)
     info = {"ap": average_precision(labels[test, t], clf.predict(X[test])), "final_compute": float(compute),
             "compute": float(compute), "rows": int(rows.size), "final_seconds": time.perf_counter() - start,
-            "sources": list(names), "weights": list(weights)}  # what it trained on (training_weights: rounded)
+            "sources": list(names), "weights": list(weights),  # what it trained on (training_weights: rounded)
+            # what it was scored on: every method's final model of a problem names the same test rows
+            "test_rows": int(test.size), "test_rows_sha256": hashlib.sha256(test.tobytes()).hexdigest()}
     write_json(output, info)
     return info

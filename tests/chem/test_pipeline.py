@@ -221,6 +221,8 @@ def test_users_own_table_runs_with_only_the_config_changed(tmp_path, toxcast_hea
     trained = [json.loads(p.read_text()) for p in (run_dir / "finals").glob("my_assay_1__trial0-*.json")]
     used = [f for f in trained if f["weights"] == training_weights(list(mixture["weights"].values()))]
     assert len(used) == 1 and used[0]["sources"] == list(mixture["weights"])  # what MixMin's final model trained on
+    # what each final model was scored on is on record: one test set for every method of a problem
+    assert len({(f["test_rows"], f["test_rows_sha256"]) for f in trained}) == 1 and trained[0]["test_rows"] > 0
 
     # the table edited in place: a run of its own (it resumed the old run, training on the old labels.npz)
     flipped = frame.assign(my_assay_1=frame["my_assay_1"].map({0.0: 1.0, 1.0: 0.0}))
