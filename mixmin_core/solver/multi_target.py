@@ -57,6 +57,12 @@ class Targets:
             losses[t], grads[t] = loss, grad
         return losses / self.scales, grads / self.scales[:, None]
 
+    def clipped_gradient(self, weights: np.ndarray) -> tuple[int, np.ndarray]:
+        """Per target :meth:`~mixmin_core.solver.objectives.Objective.clipped_gradient`, summed on the losses'
+        scale: ``(samples at the clip, (T, P) pull they would add)``."""
+        found = [make_objective(outputs).clipped_gradient(weights) for outputs in self.outputs]
+        return sum(n for n, _ in found), np.stack([g for _, g in found]) / self.scales[:, None]
+
     def raw_losses(self, scaled: np.ndarray) -> dict:
         return dict(zip(self.names, map(float, scaled * self.scales)))
 
@@ -248,6 +254,13 @@ def _solve_mean(targets: Targets, w, a, caps, *, step_size, max_iter, tol, callb
 
     traj, losses, gaps, status, message = descend(loss_grad, w, step_size=step_size, max_iter=max_iter, tol=tol,
                                                   caps=caps, callback=callback)
+    if status == Status.CONVERGED:  # as mixmin: a gap of 0 where clipped samples make the loss flat certifies nothing
+        clipped, hidden = targets.clipped_gradient(traj[-1])
+        if clipped and fw_gap(traj[-1], loss_grad(traj[-1])[1] + a @ hidden, caps) > tol:
+            status = Status.CLIPPED
+            message = (f"the Frank-Wolfe gap fell to {gaps[-1]:.3g} at iteration {len(losses) - 1}, but there "
+                       f"{clipped} sample(s) sit at the clip, where the loss is flat, and with their pull restored the "
+                       "gap exceeds tol: it certifies nothing. Try a smaller step_size")
     losses = np.asarray(losses)
     pick, best = len(losses) - 1, int(np.nanargmin(losses)) if np.isfinite(losses).any() else len(losses) - 1
     if status != Status.CONVERGED and losses[pick] - losses[best] > 1e-6 * max(1.0, abs(losses[best])):

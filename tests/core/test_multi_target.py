@@ -315,3 +315,17 @@ def test_target_weights_keyed_by_target_name():
     np.testing.assert_array_equal(keyed.weights, ordered.weights)
     with pytest.raises(InputError, match=r"target_weights is keyed by target name but has no entry for 1 target\(s\), e.g. \['y'\]"):
         mixmin_multi(named, target_weights={"x": 1})
+
+
+def test_a_joint_mixture_stuck_at_the_clip_is_not_converged():
+    """As mixmin: a step of 50 put all weight on a proxy certain and wrong on 5% of samples, where their gradient
+    is 0 and the gap 0; the mean-mode solve said "converged" there."""
+    y = np.r_[np.ones(100), np.zeros(100)].astype(np.float32)
+    right = np.ones(200, bool)
+    right[::20] = False
+    hard, soft = np.where(right, y, 1 - y), np.where(y == 1, 0.6, 0.4)
+    outs = [ProxyOutputs(np.vstack([hard, soft]).astype(np.float32), "binary", labels=y, source_names=["h", "s"])
+            for _ in range(2)]
+    assert mixmin_multi(outs, mode="mean", step_size=1.0, max_iter=500).status == "converged"
+    stuck = mixmin_multi(outs, mode="mean", step_size=50.0, max_iter=500)
+    assert stuck.status == "clipped" and not stuck.success and stuck.loss <= stuck.losses[0] + 1e-6
