@@ -27,6 +27,7 @@ from mixmin_core.chem import splits as chemsplits
 from mixmin_core.chem.fingerprints import (
     cached_fingerprints,
     fingerprint_key,
+    fingerprint_twins,
     load_feature_matrix,
     same_molecule_rows,
     save_fingerprints,
@@ -241,6 +242,7 @@ class Features:
     valid: np.ndarray  # which molecules RDKit parses (the others are in no split)
     table_key: str  # names the table's fingerprints in shared caches (:func:`fingerprint_key`)
     invalid_examples: list  # a few SMILES RDKit cannot parse
+    fingerprint_twins: int = 0  # molecules whose fingerprint another, different molecule has
 
 
 def prepare_features(ctx: RunContext, table: chemdata.AssayTable, *, radius: int, n_bits: int) -> Features:
@@ -263,8 +265,15 @@ def prepare_features(ctx: RunContext, table: chemdata.AssayTable, *, radius: int
                     "the per-assay splits may put such a molecule in a source's training rows and a target's test "
                     "rows. Merge them into one row in your own tables.", len(same), first + 1, second + 1,
                     table.smiles[first], table.smiles[second])
+    twins = fingerprint_twins(table.smiles, matrix, valid)
+    if twins:  # ToxCast has hundreds (stereoisomers, small inorganics): said, as the models see them as one
+        first, second = twins[0]
+        log.warning("%d molecule(s) share their fingerprint with a different molecule (stereoisomers, or molecules "
+                    "too small to tell apart), e.g. data rows %d and %d (%r, %r): the models see each such set as one "
+                    "molecule, and the per-assay splits may put one in a source's training rows and its twin in a "
+                    "target's test rows", len(twins), first + 1, second + 1, table.smiles[first], table.smiles[second])
     return Features(feat_p, lab_p, matrix, valid, fingerprint_key(list(table.smiles), radius, n_bits),
-                    list(feat.get("invalid_examples", [])))
+                    list(feat.get("invalid_examples", [])), len(twins))
 
 
 # ---- the domain --------------------------------------------------------------------------------
@@ -321,6 +330,7 @@ class ChemDomain:
         write_json(ctx.path("dataset.json"), {
             "path": table.path, "n_molecules": table.n_molecules, "n_assays": table.n_assays,
             "n_invalid_smiles": int((~self.valid).sum()), "invalid_examples": features.invalid_examples,
+            "molecules_sharing_a_fingerprint": features.fingerprint_twins,
             "n_dropped_assays": len(dropped), "dropped_assays": dropped, "targets": self.plan.targets,
             "variants": {v.name: len(v.sources) for v in self.plan.variants}, "device": self.device,
             "max_final_rows": models.max_final_rows, "include_target": include_target,

@@ -106,20 +106,34 @@ def same_molecule_rows(smiles: Sequence[str], matrix: sp.csr_matrix, valid: np.n
     """Pairs of rows holding one molecule written two ways (``OCC`` and ``CCO``; exact repeats are refused when
     a table is read). Rows with equal fingerprints are the candidates; RDKit's canonical SMILES (stereochemistry
     included) decides."""
+    return _fingerprint_pairs(smiles, matrix, valid)[0]
+
+
+def fingerprint_twins(smiles: Sequence[str], matrix: sp.csr_matrix, valid: np.ndarray) -> list[tuple[int, int]]:
+    """Pairs of rows holding different molecules with one fingerprint (stereoisomers, or molecules too small or
+    inorganic to set any bit): the models cannot tell them apart."""
+    return _fingerprint_pairs(smiles, matrix, valid)[1]
+
+
+def _fingerprint_pairs(smiles, matrix, valid) -> tuple[list, list]:
+    """``(same molecule, different molecules)`` pairs among rows of equal fingerprints, each against the first row
+    of its canonical SMILES (or of its fingerprint)."""
     from rdkit import Chem, rdBase
 
     groups: dict[bytes, list[int]] = {}
     for i in np.flatnonzero(valid):
         groups.setdefault(matrix.indices[matrix.indptr[i]:matrix.indptr[i + 1]].tobytes(), []).append(int(i))
     seen: dict[str, int] = {}
-    pairs = []
+    same, twins = [], []
     with rdBase.BlockLogs():
         for rows in (g for g in groups.values() if len(g) > 1):
             for i in rows:
                 first = seen.setdefault(Chem.MolToSmiles(Chem.MolFromSmiles(str(smiles[i]))), i)
                 if first != i:
-                    pairs.append((first, i))
-    return pairs
+                    same.append((first, i))
+                elif i != rows[0]:
+                    twins.append((rows[0], i))
+    return same, twins
 
 
 def fingerprint_key(smiles: Sequence[str], radius: int, n_bits: int) -> str:

@@ -222,6 +222,16 @@ def test_one_molecule_written_two_ways_is_found():
     assert same_molecule_rows(smiles, fps.matrix, fps.valid) == [(1, 3), (1, 6)]
 
 
+def test_different_molecules_with_one_fingerprint_are_found():
+    """Two enantiomers passed without a word (the fingerprint has no chirality): the models see one molecule, and
+    the splits may put them on both sides."""
+    from mixmin_core.chem.fingerprints import featurize_smiles, fingerprint_twins
+
+    smiles = ["C[C@H](N)O", "CCO", "C[C@@H](N)O", "OCC", "CC(N)O"]
+    fps = featurize_smiles(smiles)
+    assert fingerprint_twins(smiles, fps.matrix, fps.valid) == [(0, 2), (0, 4)]  # OCC is CCO itself: no twin
+
+
 def test_a_molecule_on_two_rows_is_refused(tmp_path, toxcast_head):
     frame = toxcast_head.copy()
     frame = pd.concat([frame, frame.iloc[:5]], ignore_index=True)  # five molecules repeated

@@ -199,6 +199,7 @@ def test_users_own_table_runs_with_only_the_config_changed(tmp_path, toxcast_hea
     frame.insert(0, "compound", [f"X{i}" for i in range(len(frame))])
     frame.loc[5, "smiles"] = "C1CC(("  # one unparsable SMILES: counted, excluded, reported
     frame.loc[5, "my_assay_0"] = 0.0  # and labelled
+    frame.loc[6, "smiles"], frame.loc[7, "smiles"] = "C[C@H](N)CC(=O)O", "C[C@@H](N)CC(=O)O"  # enantiomers
     path = tmp_path / "my_assays.csv"
     frame.to_csv(path, index=False)
     cfg = _write_config(tmp_path, dataset="", path=str(path), ignore_columns=["compound"],
@@ -211,6 +212,11 @@ def test_users_own_table_runs_with_only_the_config_changed(tmp_path, toxcast_hea
     assert set(res.variant) == {"sources-all"} and len(res) == 3 * 2
     dataset = json.loads((run_dir / "dataset.json").read_text())
     assert dataset["n_invalid_smiles"] == 1 and dataset["invalid_examples"] == ["C1CC(("]
+    from mixmin_core.chem.fingerprints import featurize_smiles, fingerprint_twins
+
+    fps = featurize_smiles(list(frame.smiles))  # one fingerprint for the enantiomers: recorded (and logged)
+    assert dataset["molecules_sharing_a_fingerprint"] == len(fingerprint_twins(list(frame.smiles), fps.matrix,
+                                                                                fps.valid)) >= 1
     sources = pd.read_csv(sources_path(run_dir))
     assert list(sources.source) == [f"my_assay_{i}" for i in range(5)] and (sources.title == sources.source).all()
     codes = np.load(run_dir / "splits" / "trial0.npz")["codes"]
