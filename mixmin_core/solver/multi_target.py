@@ -26,7 +26,13 @@ from mixmin_core.solver.objectives import make_objective
 from mixmin_core.solver.proxy_outputs import ProxyOutputs
 from mixmin_core.solver.results import MixtureResult, Status
 from mixmin_core.solver.simplex import entropic_step
-from mixmin_core.solver.solvers import Iterate, _check_params, descend, start_weights
+from mixmin_core.solver.solvers import (
+    Iterate,
+    _check_params,
+    clip_verdict,
+    descend,
+    start_weights,
+)
 from mixmin_core.solver.validation import as_float_array, by_source
 
 MODES = ("mean", "worst")
@@ -256,11 +262,7 @@ def _solve_mean(targets: Targets, w, a, caps, *, step_size, max_iter, tol, callb
                                                   caps=caps, callback=callback)
     if status == Status.CONVERGED:  # as mixmin: a gap of 0 where clipped samples make the loss flat certifies nothing
         clipped, hidden = targets.clipped_gradient(traj[-1])
-        if clipped and fw_gap(traj[-1], loss_grad(traj[-1])[1] + a @ hidden, caps) > tol:
-            status = Status.CLIPPED
-            message = (f"the Frank-Wolfe gap fell to {gaps[-1]:.3g} at iteration {len(losses) - 1}, but there "
-                       f"{clipped} sample(s) sit at the clip, where the loss is flat, and with their pull restored the "
-                       "gap exceeds tol: it certifies nothing. Try a smaller step_size")
+        status, message = clip_verdict(traj[-1], loss_grad, (clipped, a @ hidden), caps, tol, gaps, (status, message))
     losses = np.asarray(losses)
     pick, best = len(losses) - 1, int(np.nanargmin(losses)) if np.isfinite(losses).any() else len(losses) - 1
     if status != Status.CONVERGED and losses[pick] - losses[best] > 1e-6 * max(1.0, abs(losses[best])):

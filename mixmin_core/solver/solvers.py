@@ -111,13 +111,9 @@ def mixmin(outputs: ProxyOutputs, *, step_size: float = 1.0, max_iter: int = 100
                                                       caps=caps, callback=callback)
     else:
         traj, losses, gaps, status, message = _compiled_ending(*compiled, max_iter=max_iter, tol=tol)
-    clipped, hidden = objective.clipped_gradient(traj[-1]) if status == Status.CONVERGED else (0, None)
-    if clipped and _gap(traj[-1], loss_grad(traj[-1])[1] + hidden, caps) > tol:  # the clip hides a pull that matters
-        status = Status.CLIPPED
-        message = (f"the Frank-Wolfe gap fell to {gaps[-1]:.3g} at iteration {len(losses) - 1}, but there the mixed "
-                   f"{'probability' if outputs.kind == 'binary' else 'density'} of {clipped} sample(s) sits at the clip "
-                   f"({float(objective.floor):g}), where the loss is flat, and with their pull restored the gap exceeds "
-                   f"tol: it certifies nothing. Try a smaller step_size, or a start with more weight on every source")
+    if status == Status.CONVERGED:
+        status, message = clip_verdict(traj[-1], loss_grad, objective.clipped_gradient(traj[-1]), caps, tol, gaps,
+                                       (status, message))
     result = _result(outputs, traj, losses, gaps, status, message, step_size)
     result.meta["max_iter"] = max_iter  # with step_size, what solving it again the same way needs
     if storage != "float32":  # what was asked for may not apply (see make_objective): say what was used
@@ -155,6 +151,20 @@ def descend(loss_grad, w: np.ndarray, *, step_size: float, max_iter: int, tol: f
             w = entropic_step(w, grad, step_size)
             w = (w if caps is None else project_capped(w, caps)).astype(np.float32, copy=False)
     return traj, losses, gaps, status, _ending(status, it, gaps[-1] if gaps else None, max_iter, tol)
+
+
+def clip_verdict(w, loss_grad, clipped: tuple, caps, tol: float, gaps: list, ending: tuple) -> tuple[Status, str]:
+    """``ending`` (a converged descent's status and message), or ``clipped`` with why: where ``clipped`` (the
+    objective's ``clipped_gradient(w)``: samples at the clip and the pull the flat clip hides) is something and the
+    gap at ``w`` with that pull restored exceeds ``tol``, the gap of 0 certifies nothing. Shared by :func:`mixmin`
+    and the multi-target solver."""
+    n, hidden = clipped
+    if not n or _gap(w, loss_grad(w)[1] + hidden, caps) <= tol:
+        return ending
+    return Status.CLIPPED, (f"the Frank-Wolfe gap fell to {gaps[-1]:.3g} at iteration {len(gaps) - 1}, but there {n} "
+                            "sample(s) sit at the clip (a mixed probability below 1e-6, or density below 1e-30), where "
+                            "the loss is flat, and with their pull restored the gap exceeds tol: it certifies nothing. "
+                            "Try a smaller step_size, or a start with more weight on every source")
 
 
 def _ending(status: Status, it: int, gap, max_iter: int, tol: float) -> str:
