@@ -649,6 +649,9 @@ class LMDomain:
                         log.warning("trial %d%s: the joint (%s) mixture stopped at max_iter=%d with Frank-Wolfe gap "
                                     "%.2g (not converged); raise joint_max_iter", k, f" {v.name}" if v.name else "",
                                     mode, iters, r.gap)
+                    elif r.status == "clipped":  # the gap certifies nothing there
+                        log.warning("trial %d%s: the joint (%s) mixture: %s", k, f" {v.name}" if v.name else "", mode,
+                                    r.message)
                     r = dataclasses.replace(r, method=JOINT + mode, meta={
                         **r.meta, "compute": float(mixtures[problems[0], "mixmin"].meta["compute"])})
                     for p in problems:

@@ -262,7 +262,8 @@ def _solve_mean(targets: Targets, w, a, caps, *, step_size, max_iter, tol, callb
                                                   caps=caps, callback=callback)
     if status == Status.CONVERGED:  # as mixmin: a gap of 0 where clipped samples make the loss flat certifies nothing
         clipped, hidden = targets.clipped_gradient(traj[-1])
-        status, message = clip_verdict(traj[-1], loss_grad, (clipped, a @ hidden), caps, tol, gaps, (status, message))
+        status, message = clip_verdict(clipped, lambda: fw_gap(traj[-1], loss_grad(traj[-1])[1] + a @ hidden, caps), tol,
+                                       gaps, (status, message))
     losses = np.asarray(losses)
     pick, best = len(losses) - 1, int(np.nanargmin(losses)) if np.isfinite(losses).any() else len(losses) - 1
     if status != Status.CONVERGED and losses[pick] - losses[best] > 1e-6 * max(1.0, abs(losses[best])):
@@ -283,6 +284,7 @@ class _Certificate:
         self.caps = caps
         self.upper, self.lower = np.inf, -np.inf
         self.weights = self.scaled = None
+        self.lower_at = None  # (weights, multipliers) of the best lower bound
 
     def add(self, w, scaled, grads, multipliers) -> None:
         if not (np.isfinite(scaled).all() and np.isfinite(grads).all()):
@@ -291,7 +293,16 @@ class _Certificate:
         if primal < self.upper:
             self.upper, self.weights, self.scaled = primal, w, scaled
         for lam in multipliers:  # min_w G_lam >= G_lam(w) - FW gap of G_lam at w, and min_w G_lam <= OPT
-            self.lower = max(self.lower, float(lam @ scaled) - fw_gap(w, lam @ grads, self.caps))
+            lower = float(lam @ scaled) - fw_gap(w, lam @ grads, self.caps)
+            if lower > self.lower:
+                self.lower, self.lower_at = lower, (w, lam)
+
+    def restored_gap(self, targets: Targets, hidden: np.ndarray) -> float:
+        """The gap with the best lower bound taken again with ``hidden`` (the pull of samples at the clip, (T, P),
+        at ``lower_at``'s weights) restored: without it a flat clip can put that bound above the optimum."""
+        w, lam = self.lower_at
+        scaled, grads = targets.evaluate(w)
+        return max(0.0, self.upper - float(lam @ scaled) + fw_gap(w, lam @ (grads + hidden), self.caps))
 
     @property
     def gap(self) -> float:
@@ -337,6 +348,9 @@ def _solve_worst(targets: Targets, w, a, caps, *, step_size, max_iter, tol, call
             break
         if cert.gap <= tol:
             status, message = Status.CONVERGED, f"duality gap {cert.gap:.3g} <= tol {tol:g} at iteration {it}"
+            clipped, hidden = targets.clipped_gradient(cert.lower_at[0])  # as mixmin's, for the bound's point
+            status, message = clip_verdict(clipped, lambda: cert.restored_gap(targets, hidden), tol, gaps,
+                                           (status, message), gap_name="duality")
             break
         if it == max_iter:
             break

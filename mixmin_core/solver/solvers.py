@@ -112,7 +112,8 @@ def mixmin(outputs: ProxyOutputs, *, step_size: float = 1.0, max_iter: int = 100
     else:
         traj, losses, gaps, status, message = _compiled_ending(*compiled, max_iter=max_iter, tol=tol)
     if status == Status.CONVERGED:
-        status, message = clip_verdict(traj[-1], loss_grad, objective.clipped_gradient(traj[-1]), caps, tol, gaps,
+        n, hidden = objective.clipped_gradient(traj[-1])
+        status, message = clip_verdict(n, lambda: _gap(traj[-1], loss_grad(traj[-1])[1] + hidden, caps), tol, gaps,
                                        (status, message))
     result = _result(outputs, traj, losses, gaps, status, message, step_size)
     result.meta["max_iter"] = max_iter  # with step_size, what solving it again the same way needs
@@ -153,15 +154,14 @@ def descend(loss_grad, w: np.ndarray, *, step_size: float, max_iter: int, tol: f
     return traj, losses, gaps, status, _ending(status, it, gaps[-1] if gaps else None, max_iter, tol)
 
 
-def clip_verdict(w, loss_grad, clipped: tuple, caps, tol: float, gaps: list, ending: tuple) -> tuple[Status, str]:
-    """``ending`` (a converged descent's status and message), or ``clipped`` with why: where ``clipped`` (the
-    objective's ``clipped_gradient(w)``: samples at the clip and the pull the flat clip hides) is something and the
-    gap at ``w`` with that pull restored exceeds ``tol``, the gap of 0 certifies nothing. Shared by :func:`mixmin`
-    and the multi-target solver."""
-    n, hidden = clipped
-    if not n or _gap(w, loss_grad(w)[1] + hidden, caps) <= tol:
+def clip_verdict(n: int, restored_gap: Callable[[], float], tol: float, gaps: list, ending: tuple,
+                 gap_name: str = "Frank-Wolfe") -> tuple[Status, str]:
+    """``ending`` (a converged descent's status and message), or ``clipped`` with why: where ``n`` samples sit at
+    the clip (an objective's ``clipped_gradient``) and ``restored_gap()`` (the gap with the pull the flat clip hides
+    restored) exceeds ``tol``, the gap of 0 certifies nothing. Shared by :func:`mixmin` and the multi-target solver."""
+    if not n or restored_gap() <= tol:
         return ending
-    return Status.CLIPPED, (f"the Frank-Wolfe gap fell to {gaps[-1]:.3g} at iteration {len(gaps) - 1}, but there {n} "
+    return Status.CLIPPED, (f"the {gap_name} gap fell to {gaps[-1]:.3g} at iteration {len(gaps) - 1}, but there {n} "
                             "sample(s) sit at the clip (a mixed probability below 1e-6, or density below 1e-30), where "
                             "the loss is flat, and with their pull restored the gap exceeds tol: it certifies nothing. "
                             "Try a smaller step_size, or a start with more weight on every source")
