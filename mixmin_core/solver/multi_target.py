@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -349,7 +350,7 @@ def _solve_worst(targets: Targets, w, a, caps, *, step_size, max_iter, tol, call
         if cert.gap <= tol:
             status, message = Status.CONVERGED, f"duality gap {cert.gap:.3g} <= tol {tol:g} at iteration {it}"
             clipped, hidden = targets.clipped_gradient(cert.lower_at[0])  # as mixmin's, for the bound's point
-            status, message = clip_verdict(clipped, lambda: cert.restored_gap(targets, hidden), tol, gaps,
+            status, message = clip_verdict(clipped, partial(cert.restored_gap, targets, hidden), tol, gaps,
                                            (status, message), gap_name="duality")
             break
         if it == max_iter:
