@@ -336,7 +336,8 @@ class ChemDomain:
             "variants": {v.name: len(v.sources) for v in self.plan.variants}, "device": self.device,
             "max_final_rows": models.max_final_rows, "include_target": include_target,
             "drop_target_test_molecules": models.drop_target_test_molecules,
-            "test_molecules_in_sources": self.test_overlap()})
+            "test_molecules_in_sources": self.source_overlap(),
+            "fit_molecules_in_each_source": self.source_overlap("fit")})
         self.cache = Path(ctx.store.root) / "proxy_cache"
         self._preds: dict[str, np.ndarray] = {}
 
@@ -360,19 +361,27 @@ class ChemDomain:
         out.update({t + TRAIN: self.rows(t, trial, ("fit", "val")) for t in self.plan.targets})
         return out
 
-    def test_overlap(self) -> dict[str, float]:
+    def source_overlap(self, split: str = "test") -> dict[str, float]:
         """Per target, the share of its test molecules that the fit rows of its sources (in the largest
         setting) hold, labelled for their own assays, averaged over trials. Per-assay splits (the paper's)
-        leave most there; ``drop_target_test_molecules`` removes them, and then this is 0."""
+        leave most there; ``drop_target_test_molecules`` removes them, and then this is 0.
+
+        ``split="fit"``: the share of the target's fit molecules (those MixMin's weights are fitted on) in one
+        source's fit rows, the mean over its sources: the proxies are scored that often on molecules they
+        trained on (labelled for their own assay), which no option removes."""
         largest = max(self.plan.variants, key=lambda v: len(v.sources)).name
         out = {}
         for t in self.plan.targets:
             shares = []
             for k in self.splits_p:
                 rows = self.source_rows(k)
-                held = np.concatenate([rows[a] for a in self.plan.sources(Problem(t, k, largest)) if a != t] or [[]])
-                test = self.rows(t, k, "test")
-                shares.append(float(np.isin(test, held).mean()) if test.size else 0.0)
+                sources = [rows[a] for a in self.plan.sources(Problem(t, k, largest)) if a != t]
+                scored = self.rows(t, k, split)
+                if split == "test":
+                    held = np.concatenate(sources or [[]])
+                    shares.append(float(np.isin(scored, held).mean()) if scored.size else 0.0)
+                else:
+                    shares.append(float(np.mean([np.isin(scored, r).mean() for r in sources])) if scored.size and sources else 0.0)
             out[t] = round(float(np.mean(shares)), 4)
         return out
 
@@ -414,7 +423,8 @@ class ChemDomain:
         path = self.sources_file(problem.trial, variant, fraction)
         units = {}
         for a in self.plan.sources(problem):
-            crossfit = self.plan.include_target and a in self.plan.targets
+            # only the target's own data is scored on its own rows; as another target's source it is a plain proxy
+            crossfit = self.plan.include_target and a == problem.target
             rows = self.source_rows(problem.trial)[a]
             if fraction < 1:
                 rows = chemsplits.row_subset(rows, fraction, seed=self.m.seed, assay=a)
@@ -424,7 +434,7 @@ class ChemDomain:
             out = self.cache / f"{key}.npz"
             budgeted = self.plan.variant(problem.variant).budget is not None
             where = f"trial{problem.trial}/" + (f"{problem.variant}/" if budgeted else "")
-            units[a] = Unit(f"proxy/{where}{a}", train_proxy, {
+            units[a] = Unit(f"proxy{'-crossfit' if crossfit else ''}/{where}{a}", train_proxy, {
                 "features_path": self.feat_p, "labels_path": self.lab_p, "sources_path": path, "names": [a],
                 "weights": [1.0], "trees": trees, "depth": self.m.proxy_depth, "tune": self.m.tune,
                 "crossfit": crossfit, "seed": seed, "device": self.device, "n_jobs": self.m.xgb_threads,

@@ -100,6 +100,34 @@ def test_ci_miniature_runs_end_to_end_and_resumes(capsys):
     assert len(store.results(run["run_id"])) == n_results
 
 
+def test_include_target_gives_a_target_the_same_result_whichever_other_targets_the_run_has(capsys):
+    """A reviewer's case: with include_target, every target of the run was cross-fitted as every problem's source
+    (one unit), so ATG_ERE_CIS_up's MixMin weight on ATG_ERa_TRANS_up was 0.1 beside it as a second target and 0.8
+    alone, with other proxy compute. Only a problem's own target is cross-fitted, under its own unit."""
+    runs = {}
+    for n in (2, 1):
+        assert main(["run", CI, "--quiet", "--set", "include_target=true", "--set", "trials=1",
+                     "--set", "source_counts=[all]", "--set", f"n_targets={n}"]) == 0
+        run = next(r for r in RunStore().list_runs() if r["run_id"] not in runs.values())
+        runs[n] = run["run_id"]
+    store = RunStore()
+    target = "ATG_ERE_CIS_up"
+    found = []
+    for n, run_id in runs.items():
+        run_dir = Path(store.run_dir(run_id))
+        mixture = json.loads(list_mixtures(run_dir, Problem(target, 0, "sources-all"))["mixmin"].read_text())
+        res = pd.read_csv(run_dir / "results.csv").query("target == @target")
+        found.append((mixture["weights"], res.sort_values(["method", "metric"])[["method", "value", "proxy_compute"]]))
+        if n == 2:  # the first run trains every unit (the second finds them in the store's proxy cache)
+            units = [u["unit_id"] for u in store.units(run_id)]
+            assert sorted(u for u in units if u.startswith("proxy-crossfit/")) == [
+                "proxy-crossfit/trial0/ATG_ERE_CIS_up", "proxy-crossfit/trial0/ATG_ERa_TRANS_up"]
+        shares = json.loads((run_dir / "dataset.json").read_text())["fit_molecules_in_each_source"]
+        assert 0.3 < shares[target] < 1, shares  # per-assay splits: the proxies are scored on molecules they trained on
+    assert found[0][0] == found[1][0]
+    pd.testing.assert_frame_equal(found[0][1].reset_index(drop=True), found[1][1].reset_index(drop=True))
+
+
 def test_drop_target_test_molecules_leaves_no_test_molecule_in_any_source(capsys):
     assert main(["run", CI, "--quiet", "--set", "drop_target_test_molecules=true", "--set", "trials=1",
                  "--set", "source_counts=[all]"]) == 0
