@@ -73,6 +73,7 @@ def validate(config: ChemEvolveConfig) -> None:
     """Read the table (parsing its molecules, up to VALIDATE_PARSE_MOLECULES) and replay the updates (assay names,
     caps) before any run folder exists."""
     _checked_versions(config, load_table(config.data), limit=VALIDATE_PARSE_MOLECULES)
+    load_metadata(config.data)
 
 
 def _checked_versions(config: ChemEvolveConfig, table, limit: int | None = None):

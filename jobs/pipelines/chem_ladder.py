@@ -96,6 +96,7 @@ def pick_sources(config: ChemLadderConfig, table: chemdata.AssayTable, limit: in
 
 def validate(config: ChemLadderConfig) -> None:
     pick_sources(config, load_table(config.data), limit=VALIDATE_PARSE_MOLECULES)
+    load_metadata(config.data)
 
 
 def run(config: ChemLadderConfig, ctx: RunContext) -> dict:

@@ -55,15 +55,16 @@ class LMConfig(ExecutionConfig):
                                                            "(paper: 0.01, 0.05, 0.1, 1.0)")
     proxy_budgets: list[float] = setting([], items={"gt": 0, "max": 100}, unique=True,
                                          doc="compute sweep (paper, Figure 3): one variant budget-<b> per budget")
-    methods: list[str] = setting(["mixmin", "natural", "balanced"], items={"choices": METHODS})
-    joint_modes: list[str] = setting([], items={"choices": MODES},
+    methods: list[str] = setting(["mixmin", "natural", "balanced"], items={"choices": METHODS}, unique=True)
+    joint_modes: list[str] = setting([], items={"choices": MODES}, unique=True,
                                      doc="one mixture for all targets per trial: mean and/or worst target loss")
     joint_normalise: bool = setting(False, doc="joint: divide each target's loss by its loss at the natural mixture")
     regmix_runs_per_source: int = setting(0, min=0, max=10_000, doc="RegMix runs per proxy of compute; 0 = the paper's "
                                                         "(runs the size of a 1%-budget proxy)")
     regmix_preset: str = setting("auto", choices=REGMIX_PRESETS, doc="auto: faithful at 40+ runs (LightGBM "
                                                                      "cannot split fewer)")
-    regmix_candidates: int = setting(100_000, min=1, max=10_000_000)
+    regmix_candidates: int = setting(100_000, min=128, max=10_000_000,
+                                     doc="mixtures RegMix draws and ranks by its regressor; it takes the mean of the best 128")
     bo_init: int = setting(0, min=0, max=10_000, doc="BO's initial random mixtures (0 = half its runs)")
     fit_fraction: float = setting(0.8, gt=0, lt=1, doc="share of each target's examples MixMin fits on")
     step_size: float = setting(1.0, gt=0, max=1e6, doc="MixMin entropic mirror descent (paper: 1.0, 100 steps)")

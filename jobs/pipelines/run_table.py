@@ -75,8 +75,8 @@ class RunTableConfig(ExecutionConfig):
     yardstick: str = setting("auto", choices=("auto", TEST_SPLIT, *TABLES), also="tables",
                              doc="runs the yardstick is fitted on, given to no method: auto (a same-scale test "
                                  "table, else test_split), test_split, or a table at train_table's scale")
-    targets: list[str] = setting(["pile_cc"], doc="metric names of the tables")
-    methods: list[str] = setting(["natural", "random_search", "regmix"], items={"choices": METHODS})
+    targets: list[str] = setting(["pile_cc"], unique=True, doc="metric names of the tables")
+    methods: list[str] = setting(["natural", "random_search", "regmix"], items={"choices": METHODS}, unique=True)
     preset: str = setting("auto", choices=_PRESETS, doc="RegMix's regressor (auto: faithful where it can split)")
     prior: str = setting("natural", choices=PRIORS, doc="candidates' Dirichlet prior")
     n_candidates: int = setting(100_000, min=1, max=10_000_000)

@@ -129,7 +129,15 @@ def load_metadata(data: ChemData):
     if not spec:
         return None
     path = Path(spec).expanduser()
-    return chemdata.load_assay_metadata(path if path.suffix else resolve(spec))
+    try:
+        if not (path.suffix or path.exists() or "/" in spec):  # a registered name
+            path = resolve(spec)
+        elif not path.is_file():
+            raise InputError(f"{path} is {'not a regular file' if path.exists() else 'not found'}: give an assay "
+                             "metadata CSV (a 'task' or 'source' column), a registered name, or '' for none.")
+        return chemdata.load_assay_metadata(path)
+    except InputError as exc:
+        raise InputError(f"metadata: {exc}") from None
 
 
 def make_plan(table: chemdata.AssayTable, *, targets: list, n_targets: int, source_counts: list,

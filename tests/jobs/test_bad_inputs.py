@@ -101,6 +101,20 @@ CLI = [
     ("max_iter-float", SYN, ["max_iter=1.5"], r"max_iter: must be an integer"),
     ("chem-trees-huge", CHEM, ["proxy_trees=1e9"], r"proxy_trees: must be <= 10000; got 1000000000"),
     ("chem-candidates-huge", CHEM, ["regmix_candidates=1000000000000"], r"regmix_candidates: must be <= 10000000"),
+    ("chem-candidates-few", CHEM, ["regmix_candidates=50"], r"regmix_candidates: must be >= 128; got 50"),  # failed after training
+    ("lm-candidates-few", LM, ["regmix_candidates=10"], r"regmix_candidates: must be >= 128; got 10"),
+    # metadata was read only after the run folder and fingerprints existed
+    ("evolve-metadata-unknown", "configs/chem_evolve.yaml", ["metadata=nosuch_meta"], r"metadata: unknown dataset 'nosuch_meta'"),
+    ("ladder-metadata-folder", "configs/chem_ladder.yaml", ["metadata=configs"],
+     r"metadata: configs is not a regular file: give an assay metadata CSV"),
+    ("chem-metadata-missing", CHEM, ["metadata=nosuch/meta"], r"metadata: nosuch/meta is not found"),
+    ("chem-methods-repeated", CHEM, ["methods=[mixmin,natural,natural]"], r"--set methods: must not repeat an item"),
+    ("lm-joint-modes-repeated", LM, ["joint_modes=[mean,mean]"], r"--set joint_modes: must not repeat an item"),
+    # a repeated target or method counted each trial twice in summary.csv (n_trials 4 of 2 trials)
+    ("run-table-methods-repeated", "configs/regmix_1m.yaml", ["methods=[natural,random_search,random_search]"],
+     r"--set methods: must not repeat an item"),
+    ("run-table-targets-repeated", "configs/regmix_1m.yaml", ["targets=[pile_cc,pile_cc]"],
+     r"--set targets: must not repeat an item"),
     ("chem-boot-huge", CHEM, ["n_boot=1e9"], r"n_boot: must be <= 10000"),
     ("chem-threads-huge", CHEM, ["xgb_threads=100000"], r"xgb_threads: must be <= 256"),
     ("resume-choice", SYN, ["resume=sometimes"], r"resume: must be one of \['if_available', 'never'\]"),
