@@ -36,7 +36,7 @@ def add_parser(sub) -> None:
                        description=__doc__)
     p.add_argument("--run", help="run id (see `python -m jobs status`)")
     p.add_argument("--problem", help="problem key within the run, e.g. TOX21_AR__sources-all__trial0 or piqa__budget-0.1__trial0 (the names of the run's mixtures/ files)")
-    p.add_argument("--method", default="mixmin", help="whose mixture to export (default: mixmin)")
+    p.add_argument("--method", help="whose mixture to export (default: mixmin)")
     p.add_argument("--weights", help="a MixtureResult JSON file (instead of --run/--problem)")
     p.add_argument("--sizes", help="CSV with columns source,size (tokens or rows) and optionally documents; "
                    "default: the run's (a language-model run's whole-corpus tokens and documents)")
@@ -73,7 +73,12 @@ class _OneLineErrors(argparse.ArgumentParser):
 def cmd_export(args) -> int:
     listing = args.run and not args.problem and not args.weights and not any(
         (args.budget, args.budget_tokens, args.budget_rows, args.fmt, args.sizes, args.respect_limit, args.out != "-"))
-    args.fmt = args.fmt or "json"
+    args.fmt = "json" if args.fmt is None else args.fmt
+    if args.weights and args.method is not None:  # it would be ignored: the file is the mixture
+        raise InputError(f"--method picks a run's mixture; --weights {args.weights} is the mixture itself: drop one.")
+    if args.weights and args.problem is not None and args.run is None:
+        raise InputError("--problem names a problem of --run RUN_ID (its setting's source sizes); without --run, drop it.")
+    args.method = args.method or "mixmin"
     if args.fmt not in export.FORMATS:
         raise InputError(f"--format must be one of {', '.join(export.FORMATS)}; got {args.fmt!r}.")
     run_dir, problem = _run(args, listing)  # first: without --problem it lists the run's problem keys
@@ -126,8 +131,11 @@ def cmd_export(args) -> int:
         meta["tokenizer"] = tokenizer
     if note:  # the exports' warnings carry it too (json, hf and olmix files)
         meta["sizes_note"] = note
-    plan = export.plan_training(result, sizes, budget=budget, max_epochs=max_epochs, unit=unit, meta=meta,
-                                documents=documents)
+    try:
+        plan = export.plan_training(result, sizes, budget=budget, max_epochs=max_epochs, unit=unit, meta=meta,
+                                    documents=documents)
+    except InputError as exc:
+        raise InputError(f"{args.weights}: {exc}" if args.weights else str(exc)) from None
     if args.respect_limit and result.method != "mixmin":  # solving again is MixMin's: it would swap the mixture
         raise InputError(f"--respect-limit solves MixMin again under the repeat limit, so it applies to --method mixmin "
                          f"only; the {result.method!r} mixture would be replaced by a MixMin one. Drop --respect-limit "
@@ -216,10 +224,19 @@ def _run_mixture(run_dir: Path, problem: Problem, method: str) -> MixtureResult:
     return _read_weights(path)
 
 
+#: Largest --weights file read (a mixture of a million sources fits).
+MAX_WEIGHTS_BYTES = 64 << 20
+
+
 def _read_weights(path) -> MixtureResult:
     path = Path(path)
+    if path.exists() and not path.is_file():  # a folder, a device such as /dev/zero (it reads forever)
+        raise InputError(f"{path}: not a regular file; --weights takes a mixture JSON file.")
+    if path.exists() and path.stat().st_size > MAX_WEIGHTS_BYTES:
+        raise InputError(f"{path}: {path.stat().st_size / 2**20:,.0f} MB is more than a mixture JSON needs "
+                         f"(at most {MAX_WEIGHTS_BYTES >> 20} MB).")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))  # a BOM, as an editor on Windows saves it
         result = MixtureResult.from_dict(data)
     except FileNotFoundError:
         raise InputError(f"{path}: file not found.") from None

@@ -226,8 +226,12 @@ def plan_training(result: MixtureResult, sizes, *, budget: float, max_epochs: fl
         raise InputError(f"budget must be at most {MAX_BUDGET:.0e} {unit}; got {budget:g}.")
     names = check_names("the mixture's source names", result.source_names)  # a line break would end a comment
     w = np.asarray(result.weights, dtype=np.float64)
-    if w.shape != (len(names),) or not np.isfinite(w).all() or (w < 0).any() or abs(w.sum() - 1) > 1e-4:
-        raise InputError(f"result.weights must be {len(names)} non-negative numbers summing to 1; got sum {w.sum():.4g}.")
+    if w.shape != (len(names),):
+        raise InputError(f"result.weights must hold {len(names)} numbers, one per source; got shape {w.shape}.")
+    bad = [n for n, x in zip(names, w) if not (np.isfinite(x) and x >= 0)]
+    if bad or abs(w.sum() - 1) > 1e-4:
+        raise InputError(f"result.weights must be non-negative numbers summing to 1; "
+                         + (f"negative or not a number for {bad[:5]}." if bad else f"got sum {w.sum():.4g}."))
     docs = None if documents is None else _check_sizes(documents, names, what="documents")
     sizes = _check_sizes(sizes, names)
     if docs is not None and unit == "tokens" and (docs > sizes).any():
@@ -389,6 +393,12 @@ def hf_snippet(plan: TrainingPlan, *, seed: int = 0, stopping_strategy: str = "f
         raise InputError(f"datasets_var must be a Python identifier; got {datasets_var!r}.")
     names, probs = _positive_sources(plan)
     lengths = plan.example_lengths()
+    keep = np.isin(plan.source_names, names)
+    empty = [n for n, k, size, m in zip(plan.source_names, keep, plan.sizes, lengths if lengths is not None else plan.sizes)
+             if k and not (size > 0 and np.isfinite(m))]
+    if empty:  # drawn with its probability, an empty dataset ends a 'first_exhausted' stream at once
+        raise InputError(f"source(s) {empty[:5]} have weight but no data (0 {plan.unit} or 0 documents), so no "
+                         "example can be drawn from them; fix the sizes, or solve again without them.")
     head = _header(plan) + [
         f"# `{datasets_var}` maps each source name below to a datasets.Dataset (or IterableDataset); each is",
         "# shuffled first (an IterableDataset within a buffer), so a source used for less than an epoch is not",
@@ -404,11 +414,6 @@ def hf_snippet(plan: TrainingPlan, *, seed: int = 0, stopping_strategy: str = "f
                         f"PROBABILITIES = [{', '.join(map(_num, probs))}]",
                         "mixed = interleave_datasets(", f"    [{shuffled} for name in SOURCES],", *call, ")"]
         return "\n".join(lines) + "\n"
-    keep = np.isin(plan.source_names, names)
-    empty = [n for n, k, m in zip(plan.source_names, keep, lengths) if k and not np.isfinite(m)]
-    if empty:
-        raise InputError(f"source(s) {empty[:5]} have weight but no data (0 {plan.unit} or 0 documents), so no "
-                         "example can be drawn from them; fix the sizes, or solve again without them.")
     per_example = plan.amounts[keep] / lengths[keep]  # expected examples drawn from each source
     examples = round(float(per_example.sum()))
     if examples < 1:  # .take(0): an empty stream

@@ -82,6 +82,10 @@ class MixtureResult:
 
     @classmethod
     def from_dict(cls, d: dict) -> MixtureResult:
+        """The result :meth:`to_dict` wrote (a mixture JSON). Raises InputError without a ``weights`` mapping."""
+        if not isinstance(d, dict) or not isinstance(d.get("weights"), dict):
+            raise InputError("not a mixture: expected MixtureResult.to_dict() output, with a 'weights' object "
+                             "{source: weight}.")
         names = tuple(d["weights"])
         nan = float("nan")
         return cls(

@@ -207,6 +207,9 @@ def test_hf_snippet_of_a_row_plan_cuts_at_the_budget_and_refuses_empty_sources()
     empty = plan_training(result, {"A": 300, "B": 50}, budget=400, documents={"A": 3, "B": 0})
     with pytest.raises(InputError, match=r"source\(s\) \['B'\] have weight but no data \(0 tokens or 0 documents\)"):
         hf_snippet(empty)
+    no_tokens = plan_training(result, {"A": 300, "B": 0}, budget=400)  # without documents it gave B 0.25 of the draws
+    with pytest.raises(InputError, match=r"source\(s\) \['B'\] have weight but no data \(0 tokens or 0 documents\)"):
+        hf_snippet(no_tokens)
     with pytest.raises(InputError, match=r"documents must be finite and non-negative; bad for \['B'\]"):
         plan_training(result, {"A": 300, "B": 50}, budget=400, documents={"A": 3, "B": -1})
     with pytest.raises(InputError, match=r"documents is keyed by source name but has no entry for 1 source\(s\).*documents \(examples\)"):

@@ -236,7 +236,17 @@ def test_bad_input_without_a_run(capsys, tmp_path):
          "--respect-limit solves again on the run's proxy outputs"),
         (["--weights", str(bad.with_name("list.json")), "--sizes", str(tmp_path / "s.csv")], "not a mixture"),
         # tracebacks before: a folder given for a file, a seed past numpy's range
-        (["--weights", str(tmp_path), "--sizes", str(tmp_path / "s.csv")], "cannot read it as a mixture JSON (Is a directory)"),
+        (["--weights", str(tmp_path), "--sizes", str(tmp_path / "s.csv")], "not a regular file; --weights takes a mixture JSON"),
+        # /dev/zero was read until memory ran out; flags the file makes meaningless were ignored
+        (["--weights", "/dev/zero", "--sizes", str(tmp_path / "s.csv")], "/dev/zero: not a regular file"),
+        (["--weights", str(bad.with_name("neg.json")), "--sizes", str(tmp_path / "s.csv")],
+         "neg.json: result.weights must be non-negative numbers summing to 1; negative or not a number for ['a']"),
+        (["--weights", str(bad.with_name("ok.json")), "--sizes", str(tmp_path / "s.csv"), "--method", "regmix"],
+         "--method picks a run's mixture; --weights"),
+        (["--weights", str(bad.with_name("ok.json")), "--sizes", str(tmp_path / "s.csv"), "--problem", "a__trial0"],
+         "--problem names a problem of --run RUN_ID"),
+        (["--weights", str(bad.with_name("ok.json")), "--sizes", str(tmp_path / "s.csv"), "--format", ""],
+         "--format must be one of json, csv, hf, olmix, megatron, chem-table; got ''"),
         (["--weights", str(bad.with_name("ok.json")), "--sizes", str(tmp_path)], "cannot read it as a sizes CSV (Is a directory)"),
         (["--weights", str(bad.with_name("ok.json")), "--sizes", str(tmp_path / "s.csv"), "--format", "hf", "--seed",
           "99999999999999999999999"], "--seed must be an integer from 0 to 4294967295"),
@@ -246,11 +256,21 @@ def test_bad_input_without_a_run(capsys, tmp_path):
     ]
     (tmp_path / "ok.json").write_text(json.dumps({"weights": {"a": 0.9, "b": 0.1}}))
     (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "neg.json").write_text(json.dumps({"weights": {"a": -0.5, "b": 1.5}}))  # said "got sum 1"
     (tmp_path / "s.csv").write_text("source,size\na,10\nb,10\n")
     for args, message in cases:
         code, out, err = _export(capsys, "--budget-tokens", "100", *args)
         lines = [l for l in err.splitlines() if not l.startswith("warning:")]
         assert code == 2 and len(lines) == 1 and message in lines[0], (args, err)
+
+
+def test_a_weights_file_saved_with_a_bom_reads(capsys, tmp_path):
+    """An editor on Windows saves JSON with a UTF-8 BOM; it was refused ("Unexpected UTF-8 BOM"), CSVs were not."""
+    (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf" + json.dumps({"weights": {"a": 0.9, "b": 0.1}}).encode())
+    (tmp_path / "s.csv").write_text("source,size\na,1000\nb,1000\n")
+    code, out, err = _export(capsys, "--weights", str(tmp_path / "bom.json"), "--sizes", str(tmp_path / "s.csv"),
+                             "--budget-tokens", "100")
+    assert code == 0 and json.loads(out)["weights"] == {"a": 0.9, "b": 0.1}, err
 
 
 def test_out_must_be_a_plain_file_path(capsys, tmp_path):
