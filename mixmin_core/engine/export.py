@@ -230,7 +230,7 @@ def plan_training(result: MixtureResult, sizes, *, budget: float, max_epochs: fl
         raise InputError(f"result.weights must hold {len(names)} numbers, one per source; got shape {w.shape}.")
     bad = [n for n, x in zip(names, w) if not (np.isfinite(x) and x >= 0)]
     if bad or abs(w.sum() - 1) > 1e-4:
-        raise InputError(f"result.weights must be non-negative numbers summing to 1; "
+        raise InputError("result.weights must be non-negative numbers summing to 1; "
                          + (f"negative or not a number for {bad[:5]}." if bad else f"got sum {w.sum():.4g}."))
     docs = None if documents is None else _check_sizes(documents, names, what="documents")
     sizes = _check_sizes(sizes, names)
