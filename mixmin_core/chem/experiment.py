@@ -51,7 +51,7 @@ from mixmin_core.engine.evolving import content_hash
 from mixmin_core.engine.experiment import Plan, Variant
 from mixmin_core.errors import ConfigError, InputError
 from mixmin_core.runs import layout
-from mixmin_core.runs.fileio import atomic_path, read_json, write_json
+from mixmin_core.runs.fileio import atomic_path, not_a_file, read_json, write_json
 from mixmin_core.runs.layout import Problem, budget_variant
 from mixmin_core.runs.runner import RunContext, Unit
 from mixmin_core.solver.proxy_outputs import ProxyOutputs
@@ -133,7 +133,7 @@ def load_metadata(data: ChemData):
         if not (path.suffix or path.exists() or "/" in spec):  # a registered name
             path = resolve(spec)
         elif not path.is_file():
-            raise InputError(f"{path} is {'not a regular file' if path.exists() else 'not found'}: give an assay "
+            raise InputError(f"{path} {not_a_file(path)}: give an assay "
                              "metadata CSV (a 'task' or 'source' column), a registered name, or '' for none.")
         return chemdata.load_assay_metadata(path)
     except InputError as exc:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from mixmin_core.errors import InputError
+from mixmin_core.runs.fileio import not_a_file
 from mixmin_core.solver.validation import check_names, check_new_names, check_number
 
 log = logging.getLogger("mixmin.lm.data")
@@ -46,7 +47,7 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
     """
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: file not found; expected a .jsonl or .jsonl.gz file.")
+        raise InputError(f"{path}: file {not_a_file(path)}; expected a .jsonl or .jsonl.gz file.")
     if path.suffix == ".zst":
         raise InputError(f"{path}: zstd-compressed (as SlimPajama ships its shards); decompress it first "
                          f"(zstd -d {path.name}) or recompress with gzip.")
@@ -156,7 +157,8 @@ def find_source_files(folder: str | os.PathLike, *, names: list[str] | None = No
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise InputError(f"sources folder {folder} not found; expected a folder of <source>.jsonl(.gz) files.")
+        raise InputError(f"sources folder {folder} {'is a file' if folder.exists() else 'not found'}; expected a folder of "
+                         "<source>.jsonl(.gz) files.")
     files: dict[str, Path] = {}
     skipped = []
     for p in sorted(folder.iterdir()):

@@ -42,7 +42,13 @@ from mixmin_core.lm.overlap import (
     warned,
 )
 from mixmin_core.runs import layout
-from mixmin_core.runs.fileio import atomic_path, read_json, write_json, write_text
+from mixmin_core.runs.fileio import (
+    atomic_path,
+    not_a_file,
+    read_json,
+    write_json,
+    write_text,
+)
 from mixmin_core.runs.layout import Problem, budget_variant
 from mixmin_core.runs.runner import RunContext, Unit
 from mixmin_core.solver.proxy_outputs import ProxyOutputs
@@ -89,6 +95,8 @@ def check_target_specs(targets: list) -> None:
         if not isinstance(t, dict) or t.get("kind") not in lmdata.TARGET_KINDS or not (t.get("path") or t.get("dataset")):
             raise ConfigError(f"targets[{i}]: must be a mapping with kind in {lmdata.TARGET_KINDS} and a "
                               f"'path' or registry 'dataset'; got {t!r}.")
+        if t.get("path") and t.get("dataset"):  # the path won, silently
+            raise ConfigError(f"targets[{i}]: give a 'path' or a registry 'dataset', not both; got {t!r}.")
         limit = t.get("max_samples")
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
             raise ConfigError(f"targets[{i}].max_samples: must be a whole number >= 1 (or left out for "
@@ -105,7 +113,7 @@ def target_path(spec: dict) -> Path:
     if spec.get("path"):
         p = Path(spec["path"]).expanduser()
         if not p.is_file():
-            raise InputError(f"target {target_name(spec)!r}: file {p} not found; expected a .jsonl or .jsonl.gz file.")
+            raise InputError(f"target {target_name(spec)!r}: file {p} {not_a_file(p)}; expected a .jsonl or .jsonl.gz file.")
         return p
     return resolve(spec["dataset"])
 

@@ -74,6 +74,12 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def not_a_file(path: str | os.PathLike) -> str:
+    """Why ``path`` (which is no regular file) cannot be read as one: for an error message."""
+    path = Path(path)
+    return "is a folder, not a file" if path.is_dir() else "is not a regular file" if path.exists() else "not found"
+
+
 def json_default(obj):
     """``json.dumps``'s ``default``: NumPy numbers and arrays as Python ones, paths as text."""
     import numpy as np

@@ -33,6 +33,7 @@ import numpy as np
 
 from mixmin_core.errors import ConfigError, InputError
 from mixmin_core.runs.datasets import resolve
+from mixmin_core.runs.fileio import not_a_file
 from mixmin_core.solver.validation import check_csv_header, check_new_names
 
 #: RegMix's Pile token distribution (17 sources, in the column order of its tables).
@@ -207,7 +208,7 @@ def load_run_table(name: str, *, mixtures_path=None, metrics_path=None, own=()) 
     if mine is not None:
         for what in ("mixtures", "metrics"):
             if not Path(getattr(mine, what)).expanduser().is_file():
-                raise InputError(f"tables: {name!r}: {what} file {getattr(mine, what)} not found.")
+                raise InputError(f"tables: {name!r}: {what} file {getattr(mine, what)} {not_a_file(getattr(mine, what))}.")
         return _load_joined(name, Path(mine.mixtures).expanduser(), Path(mine.metrics).expanduser(), mine.scale,
                             higher_is_better=mine.higher_is_better)
     scale = table_scale(name)

@@ -108,6 +108,11 @@ CLI = [
     ("ladder-metadata-folder", "configs/chem_ladder.yaml", ["metadata=configs"],
      r"metadata: configs is not a regular file: give an assay metadata CSV"),
     ("chem-metadata-missing", CHEM, ["metadata=nosuch/meta"], r"metadata: nosuch/meta is not found"),
+    ("lm-target-path-and-dataset", LM, ["targets=[{name: a, kind: jsonl, path: x.jsonl, dataset: text/piqa_validation}]"],
+     r"targets\[0\]: give a 'path' or a registry 'dataset', not both"),
+    ("lm-target-folder", LM, ["targets=[{name: a, kind: jsonl, path: configs}]"],
+     r"target 'a': file configs is a folder, not a file"),  # said "not found"
+    ("lm-sources-dir-file", LM, ["sources_dir=README.md"], r"sources folder README.md is a file; expected a folder"),
     ("chem-methods-repeated", CHEM, ["methods=[mixmin,natural,natural]"], r"--set methods: must not repeat an item"),
     ("lm-joint-modes-repeated", LM, ["joint_modes=[mean,mean]"], r"--set joint_modes: must not repeat an item"),
     # a repeated target or method counted each trial twice in summary.csv (n_trials 4 of 2 trials)
