@@ -51,11 +51,9 @@ def sidebar() -> None:
     runs = store.list_runs()
     with st.sidebar:
         if runs:
-            names = [r["name"] for r in runs]  # runs of the same config share a name: add the id
-            labels = {r["run_id"]: f"{r['name']} · {r['status']}" + (f" · {r['run_id']}" if names.count(r["name"]) > 1 else "")
-                      for r in runs}
+            labels = state.run_labels(runs)
             state.select_kept("Run", list(labels), "app.run_id", format_func=labels.get,
-                              help="The run the Solver, Compare and Assays pages show.")
+                              help="The run the Solver, Compare, Targets and Assays pages show (and Beyond the paper, for its runs).")
         else:
             st.session_state["app.run_id"] = None
             st.caption("No runs yet: start one from the Runs page.")

@@ -190,6 +190,14 @@ def select_kept(label: str, options: list, key: str, container=st, notices=st, *
     return container.selectbox(label, options, key=wkey, on_change=on_change, args=(key,), **kwargs)
 
 
+def run_labels(runs: list[dict], *fields: str) -> dict[str, str]:
+    """``{run id: "name · <fields> · status"}``, with the id added where runs share a name (runs of one config do):
+    a selectbox with two equal labels cannot tell its options apart."""
+    names = [r["name"] for r in runs]
+    return {r["run_id"]: " · ".join([r["name"], *(str(r[f]) for f in fields), r["status"]])
+            + (f" · {r['run_id']}" if names.count(r["name"]) > 1 else "") for r in runs}
+
+
 def explain(text: str) -> None:
     """A page's "what you are looking at" line under its title (small grey text)."""
     st.markdown(f":small[:gray[{text}]]")

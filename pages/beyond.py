@@ -69,10 +69,10 @@ def ladder_figure(info: dict, k: int = 8) -> go.Figure:
     for rank, i in enumerate(top):
         fig.add_trace(go.Scatter(x=budgets.tolist(), y=weights[:, i].tolist(), mode="lines+markers", name=str(names[i]),
                                  line=dict(color=figs.HIGHLIGHT[rank % len(figs.HIGHLIGHT)], width=2.5)))
-    if info.get("stable_at") is not None:  # a shape on a log axis takes log10 of its position (else ~1e70)
-        fig.add_vline(x=math.log10(info["stable_at"] * 100), line_dash="dash", line_color="#333",
-                      annotation_text=f"stable ({rule_text(info)} < {info['threshold']:g})",
-                      annotation_position="top left")
+    if info.get("stable_at") is not None:  # on a log axis a shape takes data units, an annotation log10 of them
+        fig.add_vline(x=info["stable_at"] * 100, line_dash="dash", line_color="#333")
+        fig.add_annotation(x=math.log10(info["stable_at"] * 100), xref="x", y=1, yref="paper", showarrow=False,
+                           xanchor="right", yanchor="bottom", text=f"stable ({rule_text(info)} < {info['threshold']:g})")
     fig.update_layout(title=f"Weights against proxy budget · {info['target']}", height=480,
                       xaxis=dict(title="proxy compute, % of the final model's (log)", type="log"),
                       yaxis_title="weight", margin=dict(l=10, r=10, t=40, b=10),
@@ -252,8 +252,8 @@ else:
     if sidebar in ids and st.session_state.get("beyond.run") != sidebar:  # the sidebar's (or the link's) run
         st.session_state["beyond.run"] = sidebar
         st.session_state.pop("w:beyond.run", None)
-    run_id = state.select_kept("Run", ids, "beyond.run", on_change=pick_run,
-                               format_func=lambda i: f"{by_id[i]['name']} · {by_id[i]['pipeline']} · {by_id[i]['status']}")
+    labels = state.run_labels(runs, "pipeline")
+    run_id = state.select_kept("Run", ids, "beyond.run", on_change=pick_run, format_func=labels.get)
     if sidebar is not None and sidebar not in ids:
         st.info(f"The run picked in the sidebar ({state.code(sidebar)}) is no evolving-sources or ladder run: this "
                 "page shows the run picked above.", icon=":material/info:")

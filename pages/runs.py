@@ -139,7 +139,7 @@ if not store.list_runs():
         st.page_link("pages/jobs.py", label="Watch the job on the Jobs page", icon=":material/play_circle:")
 else:
     st.fragment(show_runs, run_every=2.0 if jobs_control.busy(store) else None)(store)
-    st.caption("Pick a run in the sidebar; the Solver, Compare and Assays pages show it.")
+    st.caption("Pick a run in the sidebar; the Solver, Compare, Targets and Assays pages show it.")
     with st.expander("Get started: the built-in example and the ToxCast demo"):
         get_started()
 state.write_url("runs")

@@ -87,9 +87,10 @@ def test_ladder_run_plots_weights_against_budget_with_the_stop_marked(beyond_hom
     assert sorted(names) == sorted(info["source_names"])  # three sources: all in colour, no grey "other" trace
     assert fig["layout"]["xaxis"]["type"] == "log"
     assert fig["data"][-1]["x"] == pytest.approx([100 * b for b in info["budgets"]])
-    # the dashed line at the stop: a shape on a log axis is placed in log10 units (100 * stable_at stretched the
-    # axis to ~1e70 and squashed the data against its left edge)
-    assert fig["layout"]["shapes"][0]["x0"] == pytest.approx(np.log10(100 * info["stable_at"]))
+    # the dashed line at the stop: on a log axis a shape is placed in data units and an annotation in log10 units
+    # (a reviewer saw the line at 2.2% for a stop at 150%; before, the annotation at 150 stretched the axis to 1e150)
+    assert fig["layout"]["shapes"][0]["x0"] == pytest.approx(100 * info["stable_at"])
+    assert fig["layout"]["annotations"][0]["x"] == pytest.approx(np.log10(100 * info["stable_at"]))
     at.selectbox(key="w:beyond.target").select(ASSAYS[1]).run()
     assert not at.exception and at.subheader[0].value.endswith(ASSAYS[1])
 
@@ -159,3 +160,17 @@ def test_a_loss_regret_ladder_shows_the_measure_its_rule_compares():
     assert table["relative loss regret"].tolist()[1] == 0.019 and pd.isna(table["relative loss regret"][0])
     assert table["stable"].tolist() == [False, False]
     assert "relative loss regret" not in rungs_table({**info, "rule": "l1"}).columns
+
+
+def test_runs_of_one_config_are_told_apart_in_the_run_picker():
+    """Two ladder runs of one config were both "chem_ladder · chem_ladder · done": the browser sends a pick back by
+    its label, so changing the target jumped to the other run, unseen."""
+    from pages._state import run_labels
+
+    runs = [{"run_id": f"chem_ladder-{i}", "name": "chem_ladder", "pipeline": "chem_ladder", "status": "done"}
+            for i in ("10464a3a", "bdc2fba7")] + [{"run_id": "e-1", "name": "e", "pipeline": "chem_evolve", "status": "died"}]
+    labels = run_labels(runs, "pipeline")
+    assert len(set(labels.values())) == 3
+    assert labels == {"chem_ladder-10464a3a": "chem_ladder · chem_ladder · done · chem_ladder-10464a3a",
+                      "chem_ladder-bdc2fba7": "chem_ladder · chem_ladder · done · chem_ladder-bdc2fba7",
+                      "e-1": "e · chem_evolve · died"}
