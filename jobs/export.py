@@ -103,6 +103,8 @@ def cmd_export(args) -> int:
     if not 0 <= seed < 2**32:  # what the snippet's shuffles take
         raise InputError(f"--seed must be an integer from 0 to {2**32 - 1}; got {args.seed}.")
     result = _read_weights(args.weights) if args.weights else _run_mixture(run_dir, problem, args.method)
+    if args.fmt == "chem-table":  # the final models' weights: one under 5e-6 (solver noise) trains on no rows
+        result = export.training_mixture(result)
     variant = problem.variant if problem else ""
     sizes, unit, documents, tokenizer, note = _sizes(args, run_dir, variant)
     unsized = [n for n in result.source_names if n not in sizes]
@@ -158,7 +160,10 @@ def cmd_export(args) -> int:
         what = (f"{len(text.splitlines()) - 1} rows (every labelled row of its weighted sources; each source's rows "
                 "sum to its weight times the rows: sample weights of mean 1, as the pipeline's final models train with; "
                 f"the repeat check assumes {plan.budget:.6g} rows drawn with them as probabilities)")
-    print(f"{args.fmt}: {len(plan.source_names)} sources, {what}, method {plan.method}"
+    sources = f"{len(plan.source_names)} sources"
+    if args.fmt == "chem-table":
+        sources = f"{int((plan.weights > 0).sum())} weighted of {sources}"
+    print(f"{args.fmt}: {sources}, {what}, method {plan.method}"
           + ("" if args.out == "-" else f" -> {args.out}"), file=sys.stderr)
     return 0
 

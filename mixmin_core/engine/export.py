@@ -14,6 +14,7 @@ pipeline's final models are trained).
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import shlex
@@ -476,6 +477,15 @@ def megatron_data_path(plan: TrainingPlan, *, path_template: str = "{source}") -
     return "--data-path " + " ".join(parts) + "\n"
 
 
+def training_mixture(result: MixtureResult) -> MixtureResult:
+    """``result`` with the weights a chemistry final model trains on: rounded to 5 decimals (a weight under 5e-6
+    is solver noise and trains on no rows), then scaled to sum to one."""
+    from mixmin_core.chem.proxies import training_weights
+
+    w = np.asarray(training_weights(result.weights), dtype=np.float64)
+    return dataclasses.replace(result, weights=(w / w.sum()).astype(np.float32))
+
+
 def chem_table(plan: TrainingPlan, examples):
     """The weighted training table ``molecule, assay, label, weight``.
 
@@ -495,7 +505,10 @@ def chem_table(plan: TrainingPlan, examples):
     missing_cols = [c for c in ("molecule", "assay", "label") if c not in getattr(examples, "columns", ())]
     if missing_cols:
         raise InputError(f"examples must be a DataFrame with columns molecule, assay, label; missing {missing_cols}.")
-    weights = {n: w for n, w in plan.weights_dict().items() if w > 0}
+    from mixmin_core.chem.proxies import TRAINING_DECIMALS
+
+    # as the final models: a weight under 5e-6 is solver noise and trains on no rows
+    weights = {n: w for n, w in plan.weights_dict().items() if round(w, TRAINING_DECIMALS) > 0}
     rows = examples.loc[examples["assay"].isin(list(weights)), ["molecule", "assay", "label"]]
     counts = rows["assay"].value_counts()
     empty = [n for n in weights if counts.get(n, 0) == 0]

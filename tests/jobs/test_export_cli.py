@@ -186,6 +186,21 @@ def test_chem_table_from_a_chemistry_run(capsys, tmp_path):
         assert code == 2 and message in err, err
 
 
+def test_chem_table_leaves_out_sources_the_final_models_train_on_no_rows_of(capsys, tmp_path):
+    """A weight of 3.5e-7 (solver noise) is 0 at the 5 decimals the final models train with; the table still listed
+    all that source's rows (a third of a reviewer's table), so it was not what the pipeline trained on."""
+    run_id, problem = _chem_run()
+    write_json(mixture_path(RunStore().run_dir(run_id), problem, "mixmin"),
+               {"weights": {"A1": 0.7, "A2": 3.5e-7, "A3": 0.3 - 3.5e-7}, "method": "mixmin"})
+    out = tmp_path / "table.csv"
+    code, _, err = _export(capsys, "--run", run_id, "--problem", problem.key, "--format", "chem-table", "--out", str(out))
+    assert code == 0, err
+    table = pd.read_csv(out)
+    assert "A2" not in set(table.assay) and len(table) == 4 + 3
+    assert (table.groupby("assay")["weight"].sum() / len(table)).to_dict() == pytest.approx({"A1": 0.7, "A3": 0.3})
+    assert "2 weighted of 3 sources, 7 rows" in err
+
+
 @pytest.mark.parametrize("args, message", [
     (["--problem", "hellaswag__trial0", "--format", "json"], "--budget-tokens (or --budget-rows) is required"),
     (["--budget-tokens", "-5"], "--budget-tokens must be a positive number; got '-5'"),
