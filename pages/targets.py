@@ -68,7 +68,8 @@ def choose(run_id: str) -> tuple[tuple, str, bool] | None:
 
 # ---- the joint mixture ------------------------------------------------------------------------------
 def loss_label(normalise: bool) -> str:
-    return "loss / natural loss" if normalise else "loss"
+    """The proxies' mixed loss on each target's fit split (what MixMin minimises), not a final model's test score."""
+    return "proxy loss / natural's" if normalise else "proxy loss"
 
 
 def target_bars(table: pd.DataFrame, names: list, mode: str, normalise: bool) -> go.Figure:
@@ -81,17 +82,19 @@ def target_bars(table: pd.DataFrame, names: list, mode: str, normalise: bool) ->
     for label, index, colour in rows:
         values = [float(table.loc[i, t]) for i, t in zip(index, names)]
         fig.add_trace(go.Bar(x=names, y=values, name=label, marker_color=colour,
-                             text=[f"{v:.4g}" for v in values], textposition="outside"))
+                             text=[f"{v:.6g}" for v in values], textposition="outside"))
     low = float(np.nanmin(table[names].to_numpy()))
     high = float(np.nanmax(table[names].to_numpy()))
     pad = 0.15 * (high - low) or 0.05 * abs(high) or 0.1
+    bottom = max(0.0, low - 3 * pad)
     fig.update_layout(title="Each target's loss: joint mixture vs its own optimum", barmode="group",
-                      yaxis=dict(title=loss_label(normalise), range=[max(0.0, low - 3 * pad), high + 2 * pad]),
+                      yaxis=dict(title=loss_label(normalise) + (f" (axis from {bottom:.4g})" if bottom > 0 else ""),
+                                 range=[bottom, high + 2 * pad]),
                       height=400, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.15))
     return fig
 
 
-def joint_view(view: dict, names: list, mode: str, normalise: bool) -> None:
+def joint_view(view: dict, names: list, mode: str, normalise: bool, solver: dict) -> None:
     joint, table = view["joint"], view["table"]
     n_all = sorted(set(view["n_sources"].values()))
     shared = f"{view['n_shared']} sources shared by every target"
@@ -104,10 +107,18 @@ def joint_view(view: dict, names: list, mode: str, normalise: bool) -> None:
               help="An upper bound on how far the joint loss is from its optimum.")
     c3.metric("Sources", view["n_shared"])
     c4.metric("Status", joint.status.replace("_", " "))
-    st.caption(f"Solved here, live, on the run's cached proxy outputs ({multi.SOLVER['max_iter']} iterations at most, "
-               f"stopping at gap {multi.SOLVER['tol']:g}; each target's own mixture likewise). A run with `joint_modes` "
-               "also recorded joint mixtures of its own, with its own settings: those are the ones its final models "
-               "trained on (Compare, and `jobs export --method mixmin_joint_<mode>`).")
+    st.caption(f"Solved here, live, on the run's cached proxy outputs ({solver['max_iter']:,} iterations at most, "
+               f"stopping at gap {solver['tol']:g}; each target's own mixture likewise). Losses are the proxies' mixed "
+               "loss on each target's fit split, which MixMin minimises, not a final model's test score (Compare). A "
+               "run with `joint_modes` also recorded joint mixtures of its own, with its own settings: those are the "
+               "ones its final models trained on (Compare, and `jobs export --method mixmin_joint_<mode>`).")
+    short = {t: view["results"][f"{t} (own)"] for t in names if view["results"][f"{t} (own)"].status != "converged"}
+    if short:
+        st.warning("Not every target's own optimum converged here: "
+                   + "; ".join(f"{state.code(t, 40)} stopped with gap {r.gap:.2g} ({r.status.replace('_', ' ')})"
+                               for t, r in short.items())
+                   + ". Its `own` loss may be that far above the true optimum, so another mixture can score below it "
+                     "on that target.", icon=":material/timer:")
     if mode == "worst" and joint.meta.get("multipliers"):
         binding = [t for t, m in joint.meta["multipliers"].items() if m > 0.05]
         st.caption(f"The worst case is set by {', '.join(binding)} (the targets with the largest multipliers).")
@@ -157,8 +168,10 @@ def front_figure(frame: pd.DataFrame, names: list, table: pd.DataFrame, picked: 
     if len(off):  # still clickable, but not drawn as part of the front
         fig.add_trace(go.Scatter(x=frame[x].iloc[off], y=frame[y].iloc[off], mode="markers", customdata=[[i] for i in off],
                                  marker={"symbol": "circle-open", "size": 11, "color": JOINT_COLOUR},
-                                 hovertext=[hover[i] + "<br>beaten by another point: its solve stopped early" for i in off],
-                                 hoverinfo="text", name="stopped early (beaten)"))
+                                 hovertext=[hover[i] + "<br>beaten by another point: " + (
+                                     "by less than the solver's tolerance" if frame["converged"].iloc[i]
+                                     else "its solve stopped early") for i in off],
+                                 hoverinfo="text", name="beaten by another point"))
     own = ("diamond", "triangle-up", "triangle-down")
     refs = [(f"{t} (own)", own[i], OWN_COLOUR) for i, t in enumerate(names)]
     refs += [("joint (mean)", "square", "#9467bd"), ("joint (worst)", "x", "#9467bd"),
@@ -192,9 +205,9 @@ def pick_from_chart() -> None:
         return
 
 
-def front_view(ids: tuple, names: list, table: pd.DataFrame, normalise: bool):
+def front_view(ids: tuple, names: list, table: pd.DataFrame, normalise: bool, solver: dict):
     """The front, a click or the slider picks a mixture on it; returns ``(picked result, its target weights)``."""
-    front = multi.front(ids, multi.stamps(ids), normalise)
+    front = multi.front(ids, multi.stamps(ids), normalise, tuple(solver.items()))
     frame = front_frame(front, names)
     ss = st.session_state
     point, linked = ss["targets.point"], "targets.point" in ss["app._from_url"]
@@ -207,10 +220,13 @@ def front_view(ids: tuple, names: list, table: pd.DataFrame, normalise: bool):
         st.plotly_chart(figs.safe(front_figure(frame, names, table, picked, normalise)), key=FRONT_CHART, on_select=pick_from_chart,
                         selection_mode="points")
         stopped, beaten = int((~frame["converged"]).sum()), int(frame["dominated"].sum())
-        if stopped:
-            st.caption(f"{stopped} of {len(frame)} front mixtures stopped at the iteration limit before converging"
-                       + (f"; {beaten} of them are beaten by another point and drawn open, off the front line."
-                          if beaten else "; the front is close to, not exactly, the best trade-offs."))
+        notes = [(f"{stopped} of {len(frame)} front mixtures stopped at the iteration limit before converging: the "
+                  "front is close to, not exactly, the best trade-offs.")] if stopped else []
+        if beaten:
+            notes.append(f"{beaten} point{'s are' if beaten > 1 else ' is'} beaten by another point (drawn open, off the "
+                         "front line): by less than the solver's tolerance, or where a solve stopped early.")
+        if notes:
+            st.caption(" ".join(notes))
         st.select_slider(f"Target weights of the picked mixture ({' / '.join(names)})", list(range(len(front))),
                          format_func=lambda i: weights_text(frame.iloc[i], names), key=state.keep("targets.point"),
                          on_change=state.save, args=("targets.point",),
@@ -221,7 +237,9 @@ def front_view(ids: tuple, names: list, table: pd.DataFrame, normalise: bool):
         cols = st.columns(len(names))
         for col, t in zip(cols, names):
             own = float(table.loc[f"{t} (own)", t])
-            col.metric(t, f"{row[t]:.4g}", delta=f"{row[t] - own:+.3g} vs own", delta_color="inverse",
+            near = abs(row[t] - own) <= solver["tol"]  # solver noise either way: a joint solve "beat" the own optimum by 8e-6
+            col.metric(t, f"{row[t]:.6g}", delta="= own, within tol" if near else f"{row[t] - own:+.2g} vs own",
+                       delta_color="off" if near else "inverse",
                        help=f"{t}'s {loss_label(normalise)} under the picked mixture, and how far above its own optimum.")
         st.plotly_chart(figs.weights_figure(result.source_names, result.weights, k=12,
                                             title=f"Picked mixture (target weights {weights_text(row, names)})"),
@@ -229,7 +247,7 @@ def front_view(ids: tuple, names: list, table: pd.DataFrame, normalise: bool):
     return result, tuple(float(a) for a in result.meta["target_weights"])
 
 
-def trace_front(ids: tuple, normalise: bool) -> bool:
+def trace_front(ids: tuple, normalise: bool, solver: dict) -> bool:
     """The "trace the front" toggle: on by default unless the front would take long (see multi.AUTO_FRONT_WORK)."""
     ss = st.session_state
     work = multi.front_work(ids)
@@ -243,12 +261,12 @@ def trace_front(ids: tuple, normalise: bool) -> bool:
                    help=f"{n_solves} joint solves, one per weighting of the targets (cached once traced).")
     if not on and work >= multi.AUTO_FRONT_WORK:
         st.caption(f"Off by default for these targets: {n_solves} solves over their "
-                   f"{work / n_solves / multi.SOLVER['max_iter']:,.0f} source × sample values may take a minute. "
+                   f"{work / n_solves / solver['max_iter']:,.0f} source × sample values may take a minute. "
                    "Switch it on to trace the front.")
     return on
 
 
-def export_view(ids, names, mode, normalise, joint, picked) -> None:
+def export_view(ids, names, mode, normalise, joint, picked, solver: dict) -> None:
     st.subheader("Export for training")
     options = ["joint"] + (["picked"] if picked else [])
     which = st.radio("Mixture", options, horizontal=True, key="targets.export_of",
@@ -256,10 +274,10 @@ def export_view(ids, names, mode, normalise, joint, picked) -> None:
     meta = {"targets": ", ".join(names), "mode": mode}
     if which == "picked":
         result, weights = picked
-        solver = {"mode": "mean", "target_weights": weights, "normalise": normalise, **multi.SOLVER}
+        solver = {"mode": "mean", "target_weights": weights, "normalise": normalise, **solver}
         meta.update(mode="mean", target_weights=" / ".join(f"{a:g}" for a in weights))
     else:
-        result, solver = joint, {"mode": mode, "normalise": normalise, **multi.SOLVER}
+        result, solver = joint, {"mode": mode, "normalise": normalise, **solver}
     export_panel.panel(result, problem_ids=ids, mount="targets", solver=solver, meta=meta, expander=None)
 
 
@@ -274,17 +292,25 @@ def page() -> None:
         return
     ids, mode, normalise = chosen
     names = [multi.target_name(i) for i in ids]
-    view = multi.solve_targets(ids, multi.stamps(ids), mode, normalise)
-    joint_view(view, names, mode, normalise)
+    shared = multi.shared_sources(ids)
+    if len(shared) < 2:
+        st.info(f"These targets share {len(shared)} source{'' if len(shared) == 1 else 's'}"
+                + (f" ({', '.join(state.code(n, 40) for n in shared)})" if shared else "")
+                + ": a joint mixture needs two. A chemistry target is not among its own sources, so targets share the "
+                  "other assays only: pick a setting with more sources, or other targets.", icon=":material/join_inner:")
+        return
+    solver = multi.solver(ids)
+    view = multi.solve_targets(ids, multi.stamps(ids), mode, normalise, tuple(solver.items()))
+    joint_view(view, names, mode, normalise, solver)
     picked = None
     st.subheader("Pareto front")
     if len(names) in multi.FRONT_POINTS:
-        if trace_front(ids, normalise):
-            picked = front_view(ids, names, view["table"], normalise)
+        if trace_front(ids, normalise, solver):
+            picked = front_view(ids, names, view["table"], normalise, solver)
     else:
         st.caption(f"The front is drawn for two or three targets; the table above compares all {len(names)}. "
                    "Pick fewer targets to see it.")
-    export_view(ids, names, mode, normalise, view["joint"], picked)
+    export_view(ids, names, mode, normalise, view["joint"], picked, solver)
 
 
 with state.shows_errors():

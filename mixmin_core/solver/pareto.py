@@ -124,7 +124,7 @@ def cross_target_table(outputs_list, results=None, *, normalise: bool = False, s
 
     targets = check_targets(outputs_list, normalise=normalise)
     if results is None:
-        results = _default_mixtures(targets, normalise, step_size=step_size, max_iter=max_iter, tol=tol)
+        results = default_mixtures(outputs_list, normalise=normalise, step_size=step_size, max_iter=max_iter, tol=tol)
     rows = {}
     for label, result in _labelled(results).items():
         w = _reorder(result, targets.source_names, label)
@@ -135,7 +135,11 @@ def cross_target_table(outputs_list, results=None, *, normalise: bool = False, s
     return frame
 
 
-def _default_mixtures(targets, normalise, **solver) -> dict:
+def default_mixtures(outputs_list, *, normalise: bool = False, **solver) -> dict:
+    """:func:`cross_target_table`'s rows by default: ``{"<target> (own)": MixtureResult, "joint (mean)": ...,
+    "joint (worst)": ..., "natural": ...}`` (natural where the outputs carry natural weights), each solved with
+    ``solver`` (``step_size``, ``max_iter``, ``tol``); a result's ``status`` says whether it converged."""
+    targets = check_targets(outputs_list, normalise=normalise)
     named = dict(zip(targets.names, targets.outputs))
     out = {f"{name} (own)": mixmin(o, **solver) for name, o in named.items()}
     out["joint (mean)"] = mixmin_multi(named, mode="mean", normalise=normalise, **solver)

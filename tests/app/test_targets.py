@@ -94,7 +94,8 @@ def test_joint_weights_table_and_front_match_the_library(home):
     names = list(outputs)
     assert at.multiselect(key="w:targets.targets").value == names  # three targets by default
     assert not at.error
-    joint = mixmin_multi(outputs, mode="mean", **multi.SOLVER)
+    solver = multi.solver_for(outputs.values())
+    joint = mixmin_multi(outputs, mode="mean", **solver)
     assert float(metric(at, "Joint loss (mean)")) == pytest.approx(joint.loss, rel=1e-4)
     # a run's own joint mixtures (its settings) differed from these, and nothing said these were solved here
     assert any("Solved here, live" in c.value and "mixmin_joint_<mode>" in c.value for c in at.caption)
@@ -103,7 +104,7 @@ def test_joint_weights_table_and_front_match_the_library(home):
     top = expected.sort_values(ascending=False).index[:15]
     np.testing.assert_allclose(shown[top].to_numpy(), expected[top].to_numpy(), atol=1e-6)
     table = frame(at, "mixture").set_index("mixture")
-    reference = cross_target_table(outputs, **multi.SOLVER)
+    reference = cross_target_table(outputs, **solver)
     assert list(table.index) == list(reference.index)
     np.testing.assert_allclose(table[names].to_numpy(), reference[names].to_numpy(), rtol=1e-5)
     # the joint mixtures are optimal for their own criterion, among every mixture in the table
@@ -114,7 +115,7 @@ def test_joint_weights_table_and_front_match_the_library(home):
     bars = chart(at, "Each target's loss")
     assert [b["name"] for b in bars["data"]] == ["joint (mean)", "own optimum", "natural"]
     front = chart(at, "Pareto front")
-    assert len(values(front["data"][0]["x"])) == 21  # three targets: 6 points per edge of the simplex
+    assert len(values(front["data"][0]["x"])) == 28  # three targets: 7 points per edge of the simplex
     assert "Picked mixture" in " ".join(charts(at))
 
 
@@ -136,7 +137,7 @@ def test_two_targets_the_slider_walks_the_front_from_one_targets_optimum_to_the_
     # target weights (1, 0) are the first target's own optimum: within the solve's certificate (tol) of
     # an independent, tighter solve, and the same leading source
     own = mixmin(outputs[first], max_iter=3000, tol=1e-7)
-    assert own.loss - 1e-6 <= float(xs[0]) <= own.loss + multi.SOLVER["tol"]
+    assert own.loss - 1e-6 <= float(xs[0]) <= own.loss + multi.solver_for(outputs.values())["tol"]
     shown = bar_weights(picked)
     assert shown.idxmax() == own.source_names[int(np.argmax(own.weights))]
     assert float(metric(at, first)) == pytest.approx(float(xs[0]), rel=1e-3)
@@ -152,23 +153,42 @@ def test_worst_mode_and_losses_relative_to_natural(home):
     at.radio(key="w:targets.mode").set_value("worst").run()
     assert not at.exception
     outputs = chem_targets()
-    worst = mixmin_multi(outputs, mode="worst", **multi.SOLVER)
+    solver = multi.solver_for(outputs.values())
+    worst = mixmin_multi(outputs, mode="worst", **solver)
     assert float(metric(at, "Joint loss (worst)")) == pytest.approx(worst.loss, rel=1e-3)
     assert any(m.label == "Duality gap" for m in at.metric)
     at.radio(key="w:targets.scale").set_value("normalised").run()
     assert not at.exception
     names = list(outputs)
     table = frame(at, "mixture").set_index("mixture")
-    raw = cross_target_table(outputs, **multi.SOLVER)
+    raw = cross_target_table(outputs, **solver)
     scales = {t: float(make_objective(o).loss(o.natural_weights.astype(np.float32))) for t, o in outputs.items()}
     same = [f"{t} (own)" for t in names] + ["natural"]  # the joint rows are other mixtures once normalised
     for t in names:  # each target's loss divided by its loss at its own natural mixture
         np.testing.assert_allclose(table.loc[same, t].to_numpy(), raw.loc[same, t].to_numpy() / scales[t], rtol=1e-5)
-    normalised = mixmin_multi(outputs, mode="worst", normalise=True, **multi.SOLVER)
+    normalised = mixmin_multi(outputs, mode="worst", normalise=True, **solver)
     assert table.loc["joint (worst)", "worst"] == pytest.approx(normalised.loss, rel=1e-3)
     assert table.loc["natural", names[0]] == pytest.approx(1.0, rel=1e-5)  # the table's natural row is the first's
     assert table.loc["joint (worst)", "worst"] < 1.0  # better than natural for every target at once
     assert "/ natural" in chart(at, "Pareto front")["layout"]["xaxis"]["title"]["text"]
+
+
+def test_own_optima_that_stopped_short_are_said_and_the_iterations_follow_the_problems_size(home, monkeypatch):
+    """A presenter's case: every solve had 300 iterations, a language-model target's own optimum stopped 2.5e-4 above
+    the true one, and a joint mixture "beat" it, unremarked."""
+    outputs = chem_targets()
+    size = max(o.n_sources * o.n_samples for o in outputs.values())
+    assert multi.solver_for(outputs.values()) == {"max_iter": min(5000, int(2e7 / size)), "tol": 1e-5}
+    big = binary_outputs(600, 1107, np.random.default_rng(0))  # a ToxCast-sized problem keeps 300 and tol 1e-4
+    assert multi.solver_for([big]) == {"max_iter": 300, "tol": 1e-4}
+    monkeypatch.setattr(multi, "FEWEST_ITER", 3)
+    monkeypatch.setattr(multi, "MOST_ITER", 3)
+    at = open_targets()
+    warned = [w.value for w in at.warning if "Not every target's own optimum converged" in w.value]
+    assert warned and "stopped with gap" in warned[0] and "max iter" in warned[0]
+    front = chart(at, "Pareto front")
+    beaten = [t for t in front["data"] if t["name"] == "beaten by another point"]
+    assert all("its solve stopped early" in h for t in beaten for h in t["hovertext"])
 
 
 def test_a_slow_front_waits_for_the_toggle(home, monkeypatch):
@@ -210,7 +230,8 @@ def test_targets_sharing_one_source_is_one_error_not_a_traceback(home):
     store.set_run_status("tiny-disjoint", "done")
     at = open_targets("tiny-disjoint")
     assert not at.exception
-    assert any("share 1 source" in shown(e) and "a setting with more sources" in shown(e) for e in at.error)
+    # a note, not a red error: stock chem_ci's smaller setting showed one every time
+    assert not at.error and any("share 1 source" in shown(e) and "a setting with more sources" in shown(e) for e in at.info)
 
 
 def test_a_link_reopens_the_same_view_and_a_bad_target_falls_back(home):
@@ -234,7 +255,7 @@ def test_a_link_reopens_the_same_view_and_a_bad_target_falls_back(home):
 def test_targets_page_exports_the_joint_mixture_and_solves_again_within_the_limit(home):
     sizes = add_sizes(home)
     at = open_targets()
-    joint = mixmin_multi(chem_targets(), mode="mean", **multi.SOLVER)
+    joint = mixmin_multi(chem_targets(), mode="mean", **multi.solver_for(chem_targets().values()))
     assert at.number_input(key="w:export.budget").value == pytest.approx(sum(sizes.values()))
     at.selectbox(key="w:export.format").set_value("megatron").run()
     text = at.code[-1].value.split()

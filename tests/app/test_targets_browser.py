@@ -71,7 +71,7 @@ def joint_mixture(home: Path):
     """The joint (mean) mixture of the two targets, computed by the library from the run's files."""
     run_dir = RunStore(home).run_dir(RunStore(home).list_runs()[0]["run_id"])
     outputs = {t: ProxyOutputs.load(layout.outputs_path(run_dir, layout.Problem(t, 0, "sources-all"))) for t in TARGETS}
-    return mixmin_multi(common_sources(outputs), mode="mean", **multi.SOLVER)
+    return mixmin_multi(common_sources(outputs), mode="mean", **multi.solver_for(outputs.values()))
 
 
 def picked_title(page, timeout: float = 30.0, other_than: str | None = None) -> str:
