@@ -103,7 +103,8 @@ def trajectory_figure(result, k: int = 8) -> str:
 
 def loss_gap_figure(result) -> str:
     """Loss (left axis) and Frank-Wolfe gap (right axis, log scale) per iteration (SVG)."""
-    lines = [svg.Line("loss", np.asarray(result.losses, dtype=np.float64), "#1f77b4", width=2)]
+    label = "loss + KL pull" if result.meta.get("prior_strength") else "loss"  # what the solver minimised
+    lines = [svg.Line(label, np.asarray(result.losses, dtype=np.float64), "#1f77b4", width=2)]
     if result.gaps is not None:
         gaps = np.maximum(np.asarray(result.gaps, dtype=np.float64), 1e-12)
         lines.append(svg.Line("Frank–Wolfe gap", gaps, "#d62728", width=2, dash=True, right=True))

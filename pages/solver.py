@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 
 import numpy as np
 import streamlit as st
 
+from mixmin_core import mixture_loss
 from pages import _data as data
 from pages import _export as export_panel
 from pages import _figures as figs
@@ -82,23 +84,40 @@ def controls(outputs) -> tuple[float, int, str]:
     return float(step), int(iters), str(init)
 
 
-def constraints() -> tuple[float, float]:
+def lowest_cap(outputs) -> float:
+    """The smallest per-source cap the sources can meet (cap x sources >= 1), on the slider's 0.01 grid."""
+    return min(1.0, math.ceil(100 / outputs.n_sources) / 100)
+
+
+def constraints(outputs) -> tuple[float, float]:
     """Per-source cap and KL-to-prior strength (beyond the paper; off by default)."""
-    with st.expander("Constraints: availability caps and a pull towards the prior"):
+    ss = st.session_state
+    with st.expander("Constraints: availability caps and a pull towards the prior",
+                     expanded=ss["solve.max_weight"] < 1 or ss["solve.prior_strength"] > 0):  # a link's constraints show
         c1, c2 = st.columns(2)
-        cap = c1.slider("Max weight per source", 0.01, 1.0, step=0.01, key=state.keep("solve.max_weight"), on_change=state.save,
-                        args=("solve.max_weight",),
+        cap = c1.slider("Max weight per source", 0.01, 1.0, step=0.01, key=state.keep("solve.max_weight"),
+                        on_change=state.save, args=("solve.max_weight",),
                         help="w_p <= cap for every source (1 = no cap), e.g. when a source has little data. "
                              "Needs cap x sources >= 1.")
+        lowest = lowest_cap(outputs)
+        if cap < lowest:  # (a fixed slider: one whose range changed with the problem would reset to its lowest)
+            c1.caption(f"{outputs.n_sources} sources cannot all stay under {cap:g} (cap x sources < 1): solved at the "
+                       f"lowest cap they can meet, {lowest:g}.")
+            cap = lowest
         prior = c2.number_input("KL pull towards the natural weights", 0.0, 10.0, step=0.01,
                                 key=state.keep("solve.prior_strength"), on_change=state.save, args=("solve.prior_strength",),
                                 help="Adds strength x KL(w || natural) to the objective (uniform if sizes are unknown).")
     return float(cap), float(prior)
 
 
-def outcome(result) -> None:
+def outcome(result, outputs) -> None:
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Final loss", f"{result.loss:.5g}")
+    if result.meta.get("prior_strength"):  # what the solver minimised is no longer the target loss alone
+        c1.metric("Final loss + KL pull", f"{result.loss:.5g}",
+                  help="What the solver minimised: the target loss plus strength × KL(w ‖ prior).")
+        st.caption(f"Target loss at these weights, without the pull: **{mixture_loss(outputs, result.weights):.5g}**.")
+    else:
+        c1.metric("Final loss", f"{result.loss:.5g}")
     c2.metric("Frank–Wolfe gap", f"{result.gap:.2g}")
     c3.metric("Iterations", result.n_iter)
     c4.metric("Status", result.status.replace("_", " "))
@@ -163,9 +182,9 @@ def solve_view(problem_id: str) -> None:
         outputs = data.load_problem(problem_id)
         step, iters, init = controls(outputs)
         run_settings_note(problem_id, step, iters)
-        cap, prior = constraints()
+        cap, prior = constraints(outputs)
         result = data.solve(problem_id, data.problem_stamp(problem_id), step, iters, init, cap, prior)
-        outcome(result)
+        outcome(result, outputs)
         show_result(problem_id, outputs, result, step, iters, init, cap, prior)
         export_panel.panel(result, problem_ids=(problem_id,), mount="solver", max_weight=cap, solver=dict(
             step_size=step, max_iter=iters, init=init, prior_strength=prior), meta=data.problem_meta(problem_id))

@@ -13,8 +13,10 @@ import pandas as pd
 import pytest
 
 from jobs import control as jobs_control
+from mixmin_core import mixture_loss
 from mixmin_core.runs import layout
 from mixmin_core.runs.store import RunStore
+from pages import _data as data
 from tests.app.conftest import open_app, shown
 from tests.app.fixtures import (
     CHEM_RUN,
@@ -138,15 +140,23 @@ def test_solver_caps_and_prior_pull(home):
     assert weights.max() <= 0.3 + 1e-4 and np.isclose(weights.sum(), 1.0, atol=1e-4)
     capped = at.dataframe[0].value  # intervals of the capped solves (they were hidden under a cap)
     assert capped["ci_high"].notna().all() and (capped["ci_high"] <= 0.3 + 1e-4).all()
-    at.slider(key="w:solve.max_weight").set_value(0.1).run()  # 6 sources x 0.1 < 1: infeasible
-    assert not at.exception
-    assert "Max weight per source 0.1 x 6 sources < 1" in shown(at.error[0])
-    assert "at least 0.17" in shown(at.error[0])  # what to set it to, and no advice that does not apply here
-    assert "repetitions" not in shown(at.error[0])
+    # 6 sources x 0.1 < 1 is infeasible: every value under 0.17 replaced the results with an error; they are solved
+    # at the lowest cap these sources can meet, and the page says so
+    at.slider(key="w:solve.max_weight").set_value(0.1).run()
+    assert not at.exception and not at.error
+    assert any("solved at the lowest cap they can meet, 0.17" in c.value for c in at.caption)
+    assert at.dataframe[0].value["weight"].max() <= 0.17 + 1e-4
     at.slider(key="w:solve.max_weight").set_value(1.0).run()
+    loss = float(metric(at, "Final loss"))
     at.number_input(key="w:solve.prior_strength").set_value(5.0).run()
     assert not at.exception
     assert at.dataframe[0].value["weight"].max() < top
+    # the metric is what the solver minimised (loss + pull); the target loss alone is said beside it
+    penalised = float(metric(at, "Final loss + KL pull"))
+    target = float(next(c.value for c in at.caption if c.value.startswith("Target loss at these weights")).split("**")[1])
+    outputs = data.load_problem("example")
+    assert target == pytest.approx(mixture_loss(outputs, at.dataframe[0].value["weight"].to_numpy()), rel=1e-4)
+    assert loss <= target < penalised  # the unpulled optimum is lower; the pull adds a positive KL term
 
 
 def test_solver_pick_another_target_and_natural_start(home):
