@@ -108,14 +108,21 @@ def resolve_config(config_path: str, overrides: list[str]) -> tuple:
     return pipeline, name, config, resolved
 
 
-def cmd_run(args) -> int:
-    pipeline, name, config, resolved = resolve_config(args.config, args.set)
-    backend = args.backend or ("ray" if os.environ.get("RAY_ADDRESS") else config.backend)
-    # LM training failed with a long traceback, XGBoost fell back to the CPU; a Ray cluster's nodes may have GPUs
+def check_device(config, backend: str | None = None) -> str:
+    """The backend the job runs on (``backend``: --backend, else Ray with RAY_ADDRESS set, else the config's), after
+    refusing ``device: cuda`` where it runs locally on a machine without CUDA: LM training failed with a long
+    traceback, XGBoost fell back to the CPU (a Ray cluster's nodes may have GPUs)."""
+    backend = backend or ("ray" if os.environ.get("RAY_ADDRESS") else config.backend)
     if backend == "local" and config.device == "cuda" and not config.cuda_available():
         raise ConfigError(f"device: 'cuda', but this machine has no CUDA GPU that {config.gpu_library} can use; set "
                           "device: auto (CUDA when present) or cpu, or run on a Ray cluster with GPUs "
                           "(RAY_ADDRESS=HOST:PORT ... --backend ray).")
+    return backend
+
+
+def cmd_run(args) -> int:
+    pipeline, name, config, resolved = resolve_config(args.config, args.set)
+    backend = check_device(config, args.backend)
     if args.dry_run:  # as the job would run: --backend, RAY_ADDRESS and --workers included
         shown = {**resolved, "backend": backend, **({"n_workers": args.workers} if args.workers else {})}
         print(yaml.safe_dump(shown, sort_keys=False), end="")

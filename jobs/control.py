@@ -203,7 +203,7 @@ def start_job(config_path: str | os.PathLike, overrides: dict | None = None, *, 
     if read_only():
         raise InputError(f"the app is read-only ({READ_ONLY_ENV}=1): jobs cannot be started here; "
                          "run `python -m jobs run CONFIG` on the machine instead.")
-    from jobs.__main__ import resolve_config
+    from jobs.__main__ import check_device, resolve_config
 
     argv = job_argv(config_path, overrides)
     root = RunStore(home).root
@@ -211,7 +211,7 @@ def start_job(config_path: str | os.PathLike, overrides: dict | None = None, *, 
     # the job's own checks, run here as the confined job will (no download, no cache outside the store): a bad
     # value is an error on the page, not in a launch log
     with confinement():
-        resolve_config(str(page_config_path(config_path)), _set_args(overrides))
+        check_device(resolve_config(str(page_config_path(config_path)), _set_args(overrides))[2])
     folder = root / "launches"
     folder.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "MIXMIN_HOME": str(root), "PYTHONUNBUFFERED": "1", CONFINE_ENV: "1"}

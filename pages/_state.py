@@ -51,6 +51,7 @@ DEFAULTS = {
     "beyond.version": None,      # the evolving-source update shown
     "beyond.target": None,       # the ladder target shown
     "jobs.last_launch": None,
+    "jobs.follow_pid": None,       # the job started on the page: shown once it has written its row
     "upload.kind": "auto",
     "upload.message": None,
     "targets.variant": None,     # Targets page (multi-target view)

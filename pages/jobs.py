@@ -89,6 +89,7 @@ def start_form(configs: list[Path]) -> None:
         overrides.update(parse_extra(extra, fields))
         launch = jobs_control.start_job(path, overrides, home=data.store().root)
         st.session_state["jobs.last_launch"] = str(launch.record_path)
+        st.session_state["jobs.follow_pid"] = launch.pid  # show its job below once it has written its row
         st.success(f"Started {state.code(' '.join(['python', *launch.argv[1:]]))} as process {launch.pid}.")
 
 
@@ -104,6 +105,10 @@ def jobs_table(store) -> pd.DataFrame:
 
 def job_details(store, jobs: list[dict]) -> None:
     ids = [j["job_id"] for j in jobs]
+    started = next((j for j in jobs if j["pid"] == st.session_state.get("jobs.follow_pid")), None)
+    if started is not None:  # the job just started here: the list kept showing the one picked before
+        st.session_state["jobs.job_widget"] = started["job_id"]
+        st.session_state["jobs.follow_pid"] = None
     job_id = st.selectbox("Job", ids, key="jobs.job_widget",
                           format_func=lambda i: next(f"job {i} · {j['status']}" for j in jobs if j["job_id"] == i))
     job = next(j for j in jobs if j["job_id"] == job_id)
@@ -116,11 +121,14 @@ def job_details(store, jobs: list[dict]) -> None:
             st.info(jobs_control.cancel_job(store, job_id))
         if c2.button("Stop now (SIGTERM)", key="jobs.kill"):
             st.info(jobs_control.cancel_job(store, job_id, force=True))
+    resume = f"`python -m jobs resume {job['run_id']}`"
     if job.get("error") and job["status"] == "cancelled":  # a stop asked for, not a failure
-        st.info(f"Cancelled: {state.plain(_shown(store, job['error']).strip().splitlines()[-1])}")
+        st.info(f"Cancelled: {state.plain(_shown(store, job['error']).strip().splitlines()[-1])}. Finished units are "
+                f"kept; {resume} continues the run.")
     elif job.get("error"):
         st.error("The job failed:")
         st.code(_shown(store, job["error"]), language=None)
+        st.caption(f"Finished units are kept: once the cause is fixed, {resume} continues the run.")
     log = jobs_control.read_log_tail(job.get("log_path"))
     st.caption(f"Log: {state.code(_shown(store, _in_store(store, job.get('log_path'))))}")
     st.code(_shown(store, log) or "(empty log)", language=None, height=300)

@@ -551,6 +551,9 @@ def test_jobs_page_starts_a_job_from_the_form_and_shows_its_progress(home):
     jobs = at.dataframe[0].value
     assert "done" in set(jobs["status"])
     assert any("proxies" in c.value or "INFO" in c.value for c in at.code)  # the job's log
+    # the details show the job started here (they kept showing the job picked before, another run's log)
+    started = next(j["job_id"] for j in store.list_jobs() if j["run_id"] == new[0]["run_id"])
+    assert at.selectbox(key="jobs.job_widget").value == started
 
 
 def _template_runs():
@@ -575,6 +578,22 @@ def test_jobs_page_refuses_a_bad_value_before_launching(home):
     at.button[0].click().run()
     assert not at.exception and not at.success
     assert "trials: must be an integer >= 1" in shown(at.error[0])
+    assert not jobs_control.list_launches(home)
+
+
+def test_jobs_page_refuses_cuda_on_a_machine_without_one(home, monkeypatch):
+    """The page said "Started" and the error went to the launch log only: its checks skipped the CLI's device check."""
+    from mixmin_core.chem.proxies import resolve_device
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")  # every GPU hidden
+    if resolve_device("auto") == "cuda":
+        pytest.skip("this machine has CUDA")
+    at = open_app("jobs")
+    at.selectbox(key="w:jobs.config").set_value("configs/chem_ci.yaml").run()
+    at.text_area(key="jobs.extra.chem_ci").input("device=cuda")
+    at.button[0].click().run()
+    assert not at.exception and not at.success
+    assert "device: 'cuda', but this machine has no CUDA GPU that XGBoost can use" in shown(at.error[0])
     assert not jobs_control.list_launches(home)
 
 

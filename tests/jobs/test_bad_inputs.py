@@ -106,8 +106,8 @@ CLI = [
     # metadata was read only after the run folder and fingerprints existed
     ("evolve-metadata-unknown", "configs/chem_evolve.yaml", ["metadata=nosuch_meta"], r"metadata: unknown dataset 'nosuch_meta'"),
     ("ladder-metadata-folder", "configs/chem_ladder.yaml", ["metadata=configs"],
-     r"metadata: configs is not a regular file: give an assay metadata CSV"),
-    ("chem-metadata-missing", CHEM, ["metadata=nosuch/meta"], r"metadata: nosuch/meta is not found"),
+     r"metadata: configs is a folder, not a file: give an assay metadata CSV"),
+    ("chem-metadata-missing", CHEM, ["metadata=nosuch/meta"], r"metadata: nosuch/meta not found"),
     ("lm-target-path-and-dataset", LM, ["targets=[{name: a, kind: jsonl, path: x.jsonl, dataset: text/piqa_validation}]"],
      r"targets\[0\]: give a 'path' or a registry 'dataset', not both"),
     ("lm-target-folder", LM, ["targets=[{name: a, kind: jsonl, path: configs}]"],
