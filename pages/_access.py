@@ -61,5 +61,8 @@ def shown(text: str, store_root=None) -> str:
                                   lambda m, name=name: ("" if name == "." else name + "/") if m.group().endswith("/")
                                   else name, text)
     text = re.sub(r"(?<![:/\w])(?:/[^\s'\"/]+)+/(?=runs/[\w.-]+-[0-9a-f]{8}(?:/|\b))", "<run store>/", text)  # a run folder
-    # any other absolute path (a config's own file, a library's): its name only
-    return re.sub(r"(?<![\w.:/<>~-])/(?:[^\s'\"/:]+/)+(?=[^\s'\"/:]+)", ".../", text)
+    text = re.sub(r"\bfile://(?=/)", "", text)  # a file URL's path is a path
+    # any other absolute path (a config's own file, a library's, after "host:"): its name only. A folder's name may
+    # hold single spaces ("/Users/Alice Smith/"); a URL's "//" and what follows a word ("http://x/y") stay.
+    part = r"[^\s'\"/:]+(?: [^\s'\"/:]+)*"
+    return re.sub(rf"(?:(?<![\w.:/<>~-])|(?<=\w:))/(?:{part}/)+(?=[^\s'\"/:]+)", ".../", text)

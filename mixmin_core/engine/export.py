@@ -411,7 +411,7 @@ def hf_snippet(plan: TrainingPlan, *, seed: int = 0, stopping_strategy: str = "f
                         "# 'first_exhausted' stops when the first source runs out (sources repeated more than once run out",
                         "# early); 'all_exhausted' oversamples until every source has been seen.",
                         "from datasets import interleave_datasets", "",
-                        f"SEED = {int(seed)}", f"SOURCES = {json.dumps(names)}",
+                        f"SEED = {int(seed)}", f"SOURCES = {json.dumps(names, ensure_ascii=False)}",
                         f"PROBABILITIES = [{', '.join(map(_num, probs))}]",
                         "mixed = interleave_datasets(", f"    [{shuffled} for name in SOURCES],", *call, ")"]
         return "\n".join(lines) + "\n"
@@ -423,7 +423,7 @@ def hf_snippet(plan: TrainingPlan, *, seed: int = 0, stopping_strategy: str = "f
                          f"{float(np.nanmean(lengths[keep])):.4g} {plan.unit}); raise the budget.")
     repeats = [int(np.ceil(2 * e)) + 1 for e in plan.epochs[keep]]  # passes: no source runs out before the cut
     unit = "document" if plan.unit == "tokens" else "row"
-    few = [f"{json.dumps(n)} (~{e:.2g})" for n, e in zip(names, per_example) if e < FEW_DOCUMENTS]
+    few = [f"{json.dumps(n, ensure_ascii=False)} (~{e:.2g})" for n, e in zip(names, per_example) if e < FEW_DOCUMENTS]
     lines = head + [
         f"# Probabilities are per example: each source's weight divided by its mean {unit} length (in {plan.unit}),",
         "# so each source's share of the stream's " + plan.unit + " is its weight. Each source is repeated",
@@ -433,7 +433,7 @@ def hf_snippet(plan: TrainingPlan, *, seed: int = 0, stopping_strategy: str = "f
         lines += [f"# NOTE: few {unit}s are drawn from {', '.join(few[:6])}{' ...' if len(few) > 6 else ''}: their shares",
                   "# vary a lot from seed to seed (pack documents into fixed-length blocks first for exact shares)."]
     lines += ["from datasets import interleave_datasets", "",
-              f"SEED = {int(seed)}", f"SOURCES = {json.dumps(names)}",
+              f"SEED = {int(seed)}", f"SOURCES = {json.dumps(names, ensure_ascii=False)}",
               f"PROBABILITIES = [{', '.join(map(_num, round_weights(per_example)))}]",
               f"REPEATS = {json.dumps(repeats)}", f"EXAMPLES = {examples}",
               "mixed = interleave_datasets(",

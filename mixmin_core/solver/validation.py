@@ -86,6 +86,10 @@ def check_csv_header(name: str, source, compression: str = "infer") -> None:
 FORMULA_STARTS = ("=", "+", "-", "@")
 
 
+#: Longest new source name (an assay id, a file name, a column header).
+MAX_NAME_CHARS = 256
+
+
 def check_new_names(name: str, values) -> tuple:
     """:func:`check_names`, and none starting as a spreadsheet formula does (:data:`FORMULA_STARTS`): for names
     entering the tool (an upload's columns, a table's assays, text file names), which end up in downloaded tables.
@@ -93,6 +97,10 @@ def check_new_names(name: str, values) -> tuple:
     import unicodedata
 
     names = check_names(name, values)
+    long = [n for n in names if len(n) > MAX_NAME_CHARS]
+    if long:  # a 1 MB column name froze the browser tab that drew it
+        raise InputError(f"{name}: names must be at most {MAX_NAME_CHARS} characters; got one of {len(long[0]):,} "
+                         f"({long[0][:40]!r}...). Rename the source.")
     # as a spreadsheet reads it: leading spaces skipped, a full-width ＝ an equals sign
     bad = [n for n in names if unicodedata.normalize("NFKC", n).lstrip()[:1] in FORMULA_STARTS]
     if bad:  # a spreadsheet opening a downloaded table would run the name as a formula

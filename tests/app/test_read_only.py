@@ -349,3 +349,8 @@ def test_read_only_visitors_see_no_paths_a_config_names_nor_a_stored_traceback(h
            "done: https://example.org/team/runs/chem_ci-b836f0ad/x")
     assert shown(log) == ("step 1\n(traceback frames shown to the owner only)\nValueError: retried\n"
                           "done: https://example.org/team/runs/chem_ci-b836f0ad/x")
+    # a folder name with a space showed from the space on; after "host:" or in a file URL a path showed whole
+    assert shown("INFO mixmin.chem: /home/Alice Smith/private data/assays.csv: 300 molecules") == (
+        "INFO mixmin.chem: .../assays.csv: 300 molecules")
+    assert shown("copied to host:/srv/alice/x.csv, see file:///srv/owner/y.csv") == "copied to host:.../x.csv, see .../y.csv"
+    assert shown("open http://localhost:8501/solver?run=x") == "open http://localhost:8501/solver?run=x"

@@ -171,6 +171,8 @@ BAD_LIBRARY_INPUTS: list[BadInput] = [
              InputError, "invisible or direction-changing"),
     BadInput("new-names-formula", lambda: check_new_names("source names", ["a", '=HYPERLINK("http://x", "b")', "c"]),
              InputError, "source names: names must not start with =, \\+, -, @ \\(a spreadsheet reads"),
+    BadInput("new-names-too-long", lambda: check_new_names("source names", ["a", "x" * 1_000_000]),  # froze the page
+             InputError, "source names: names must be at most 256 characters; got one of 1,000,000"),
     BadInput("labels-beyond-float32", lambda: ProxyOutputs(_MATRIX, "mse", labels=np.full(20, 1e39)),
              InputError, "labels must fit in float32 .*got 1e\\+39"),
     BadInput("kind-is-labels", lambda: ProxyOutputs(_MATRIX, np.zeros(20)), InputError,

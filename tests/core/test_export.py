@@ -159,6 +159,18 @@ def test_hf_snippet_parses_back_and_runs(plan):
     assert "math" not in counts  # weight zero: never drawn
 
 
+def test_hf_snippet_keeps_names_beyond_the_basic_plane():
+    """JSON wrote "web_😀" as a surrogate pair, which Python reads as two lone surrogates: the snippet's lookup of that
+    source failed with a KeyError."""
+    datasets = pytest.importorskip("datasets")
+    result = MixtureResult(weights=np.array([0.5, 0.5], dtype=np.float32), source_names=("web_😀", "books"))
+    plan = plan_training(result, {"web_😀": 1e5, "books": 1e5}, budget=2e4, documents={"web_😀": 1e3, "books": 1e3})
+    for text in (hf_snippet(plan), hf_snippet(plan_training(result, {"web_😀": 1e5, "books": 1e5}, budget=2e4))):
+        assert 'SOURCES = ["web_😀", "books"]' in text
+        rows = pd.DataFrame(list(_run_snippet(text, _length_datasets(datasets, {"web_😀": (1000, 100), "books": (1000, 100)}))))
+        assert set(rows.source) == {"web_😀", "books"}
+
+
 def _length_datasets(datasets, spec):
     """In-memory sources whose examples differ in length: ``{name: (documents, tokens per document)}``."""
     return {s: datasets.Dataset.from_dict({"source": [s] * n, "n_tokens": [length] * n})
