@@ -19,6 +19,7 @@ import signal
 import sqlite3
 import sys
 import traceback
+import unicodedata
 from pathlib import Path
 
 import yaml
@@ -93,6 +94,9 @@ def resolve_config(config_path: str, overrides: list[str]) -> tuple:
         name = str(name)
     if not isinstance(name, str) or not name.strip() or len(name) > 200:
         raise ConfigError(f"name must be a non-empty text of at most 200 characters; got {str(name)[:60]!r}.")
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in name):  # as source names: U+202E reverses
+        raise ConfigError(f"name must not hold line breaks, control, invisible or direction-changing characters; got "
+                          f"{name[:60]!r}.")
     pipeline = load_pipeline(pipeline_name)
     try:
         config = build_dataclass(pipeline.CONFIG, raw)

@@ -113,6 +113,7 @@ CLI = [
     ("lm-target-folder", LM, ["targets=[{name: a, kind: jsonl, path: configs}]"],
      r"target 'a': file configs is a folder, not a file"),  # said "not found"
     ("lm-sources-dir-file", LM, ["sources_dir=README.md"], r"sources folder README.md is a file; expected a folder"),
+    ("name-bidi", SYN, ["name=run\u202egnp.exe"], r"name must not hold line breaks, control, invisible or direction"),
     ("chem-methods-repeated", CHEM, ["methods=[mixmin,natural,natural]"], r"--set methods: must not repeat an item"),
     ("lm-joint-modes-repeated", LM, ["joint_modes=[mean,mean]"], r"--set joint_modes: must not repeat an item"),
     # a repeated target or method counted each trial twice in summary.csv (n_trials 4 of 2 trials)
