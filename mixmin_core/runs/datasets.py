@@ -228,7 +228,7 @@ def resolve(name: str, path: str | os.PathLike | None = None, *, download: bool 
         if confined():
             check_path(p, f"the path of dataset {name!r}")
         if not p.exists():
-            raise InputError(f"{p}: file not found (given explicitly for dataset {name!r}).")
+            raise InputError(f"{p}: file not found{fileio.relative_hint(p)} (given explicitly for dataset {name!r}).")
         if not p.is_file():  # a folder, or a device such as /dev/zero that would be read forever
             raise InputError(f"{p}: not a regular file (given explicitly for dataset {name!r}); pass a data file.")
         return p

@@ -77,7 +77,17 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 def not_a_file(path: str | os.PathLike) -> str:
     """Why ``path`` (which is no regular file) cannot be read as one: for an error message."""
     path = Path(path)
-    return "is a folder, not a file" if path.is_dir() else "is not a regular file" if path.exists() else "not found"
+    if path.is_dir():
+        return "is a folder, not a file"
+    return "is not a regular file" if path.exists() else "not found" + relative_hint(path)
+
+
+def relative_hint(path: str | os.PathLike) -> str:
+    """For a relative path that was not found: where it was looked for, and why there."""
+    if Path(path).expanduser().is_absolute():
+        return ""  # a newcomer puts the data beside the config and runs from the checkout
+    return (f" (looked for {Path.cwd() / path}: a config's paths are read relative to the folder you run from, not "
+            "the config file's)")
 
 
 def json_default(obj):

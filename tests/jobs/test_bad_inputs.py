@@ -163,6 +163,9 @@ CLI = [
     ("chem-unknown-field", CHEM, ["n_trees=5"], r"unknown field\(s\) \['n_trees'\]"),
     ("chem-dataset-unknown", CHEM, ["dataset=nope"], r"dataset"),
     ("chem-path-missing", CHEM, ["path=/nonexistent/assays.csv"], r"/nonexistent/assays.csv"),
+    # a newcomer puts the data beside the config and runs from the checkout: say where it was looked for, and why
+    ("chem-path-relative", CHEM, ["path=my_assays.csv"],
+     r"my_assays.csv: file not found \(looked for /.*/my_assays.csv: a config's paths are read relative to the folder "),
     ("chem-path-dev-zero", CHEM, ["path=/dev/zero"], r"/dev/zero: not a regular file"),
     ("chem-path-directory", CHEM, ["path=configs"], r"configs: not a regular file"),
     ("chem-step_size-negative", CHEM, ["step_size=-1"], r"step_size"),
