@@ -345,6 +345,12 @@ def _last_execution(folder: Path) -> dict:
 
 def cmd_cancel(args) -> int:
     store = RunStore()
+    if not args.job_id.isdigit():  # `jobs status` lists the run id first: people pass it
+        jobs = store.list_jobs(args.job_id) if store.get_run(args.job_id) else []
+        hint = f"; run {args.job_id}'s latest job is {jobs[0]['job_id']}" if jobs else ""
+        raise ConfigError(f"cancel takes a job id, the number in `python -m jobs status`'s job column; got "
+                          f"{args.job_id[:60]!r}{hint}.")
+    args.job_id = int(args.job_id)
     job = next((j for j in store.list_jobs() if j["job_id"] == args.job_id), None)
     if job is None:
         raise ConfigError(f"no job {args.job_id} in {store.root}; `python -m jobs status` lists runs and their jobs.")
@@ -394,7 +400,7 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--run", default=None)
     status.set_defaults(func=cmd_status)
     cancel = sub.add_parser("cancel", help="ask a running job to stop after its current unit")
-    cancel.add_argument("job_id", type=int)
+    cancel.add_argument("job_id", help="the number in the job column of `python -m jobs status`")
     cancel.set_defaults(func=cmd_cancel)
     add_export_parser(sub)
     return parser

@@ -363,10 +363,9 @@ def test_bad_config_path_is_one_error_line(path, match, capsys):
     (["run", SYN, "--workers", "0"], r"argument --workers: must be >= 1; got 0"),
     (["run", SYN, "--workers", "99999999999999999999"], r"argument --workers: must be at most 256; got 99999999999999999999"),
     (["run", SYN, "--backend", "spark"], r"argument --backend: invalid choice: 'spark'"),
-    (["cancel", "abc"], r"argument job_id: invalid int value: 'abc'"),
     ([], r"required: "),
     (["frobnicate"], r"invalid choice: 'frobnicate'"),
-], ids=["workers-text", "workers-zero", "workers-huge", "backend-choice", "cancel-text", "no-command", "unknown-command"])
+], ids=["workers-text", "workers-zero", "workers-huge", "backend-choice", "no-command", "unknown-command"])
 def test_bad_arguments_are_argparse_usage_errors(argv, match, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
@@ -393,6 +392,20 @@ def test_status_lists_the_job_id_that_cancel_takes(capsys):
     assert main(["status"]) == 0
     header, line = capsys.readouterr().out.splitlines()[:2]
     assert header.split()[:4] == ["run", "pipeline", "status", "job"] and line.split()[3] == str(job_id)
+
+
+def test_cancel_given_a_run_id_names_its_job(capsys):
+    """`jobs status` lists the run id first, and people pass it: argparse said "invalid int value"."""
+    from mixmin_core.runs.store import RunStore
+
+    store = RunStore()
+    store.create_run("r-1", name="r", pipeline="synthetic", config={})
+    job_id = store.start_job("r-1", log_path="x.log")
+    for arg, hint in (("r-1", f"; run r-1's latest job is {job_id}."), ("abc", "; got 'abc'.")):
+        assert main(["cancel", arg]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "cancel takes a job id, the number in `python -m jobs status`'s job column" in err[0]
+        assert err[0].endswith(hint), err
 
 
 def test_unknown_run_and_job_ids_are_named(capsys):
