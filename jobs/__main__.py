@@ -183,7 +183,8 @@ def _run_locked(args, store, run_id, lock, pipeline, name, config, resolved, bac
         return _record_failure(store, run_id, job_id, exc, log_path)
     finally:
         _restore_handlers(previous)
-    print(f"done: run {run_id}", file=sys.stderr)
+    print(f"done: run {run_id}; results in {store.run_dir(run_id) / 'summary.csv'} (and the app: streamlit run app.py)",
+          file=sys.stderr)
     return 0
 
 
