@@ -149,9 +149,19 @@ def show_evolve(run_dir) -> None:
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Proxies trained", len(after["trained"]), help=", ".join(after["trained"]) or "none")
     c2.metric("Compute saved", f"{after['compute']['saved_fraction']:.1%}")
-    c3.metric("L1 change", f"{after['mixture_change']['l1']:.3f}",
-              help=f"per assay (split halves summed): {after['mixture_change'].get('l1_by_assay', float('nan')):.3f}")
+    change = after["mixture_change"]
+    if change.get("l1_by_assay") is not None and abs(change["l1_by_assay"] - change["l1"]) > 1e-9:  # a split
+        # renames an assay's weight to its halves: the per-assay L1 is the move
+        c3.metric("L1 change per assay", f"{change['l1_by_assay']:.3f}",
+                  help=f"split halves summed; per source (a split's renaming counted as a move): {change['l1']:.3f}")
+    else:
+        c3.metric("L1 change", f"{change['l1']:.3f}")
     c4.metric("AP", f"{after['ap']:.3f}", delta=f"{after['ap'] - before['ap']:+.3f}")
+    in_job = after.get("trained_in_this_job")
+    if in_job is not None and len(in_job) < len(after["trained"]):  # another run (an earlier release) trained them
+        st.caption(f"{len(after['trained']) - len(in_job)} of the {len(after['trained'])} proxies this version needed "
+                   f"trained were already in the store's proxy cache (an earlier run trained them): this job trained "
+                   f"{len(in_job)}. Compute saved counts within this run.")
     st.plotly_chart(figs.safe(before_after_figure(before["weights"], after["weights"],
                                                   title=f"Weights before ({before['variant']}) and after "
                                                         f"({after['variant']})")), key="beyond.before_after")

@@ -289,4 +289,7 @@ def result_rows(target: str, records: list[dict]) -> list[dict]:
                  {**base, "metric": "proxy_compute_saved_fraction", "value": r["compute"]["saved_fraction"]}]
         if r["mixture_change"] is not None:
             rows.append({**base, "metric": "mixture_l1_change", "value": r["mixture_change"]["l1"]})
+            by_assay = r["mixture_change"].get("l1_by_assay")
+            if by_assay is not None and abs(by_assay - r["mixture_change"]["l1"]) > 1e-9:  # a split: without renames
+                rows.append({**base, "metric": "mixture_l1_change_by_assay", "value": r["mixture_change"]["l1_by_assay"]})
     return rows

@@ -69,6 +69,11 @@ def test_evolve_run_shows_each_update_before_and_after(beyond_home, monkeypatch)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Proxies trained"] == "2"
     assert metrics["Compute saved"] == f"{evolve['versions'][2]['compute']['saved_fraction']:.1%}"
+    # a split renames its assay's weight to the halves: the headline is the per-assay move (it was mostly the renaming)
+    change = evolve["versions"][2]["mixture_change"]
+    assert metrics["L1 change per assay"] == f"{change['l1_by_assay']:.3f}" and change["l1_by_assay"] < change["l1"]
+    rows = pd.read_csv(run_dir / "results.csv").query("variant == 'v2'").set_index("metric")["value"]
+    assert rows["mixture_l1_change_by_assay"] == pytest.approx(change["l1_by_assay"])
     moves = at.dataframe[-1].value  # source first (it came last), no move below 1e-6
     assert list(moves.columns) == ["source", "before", "after", "delta"] and (moves["delta"].abs() >= 1e-6).all()
 

@@ -96,7 +96,9 @@ def test_add_and_split_train_only_their_proxies_and_reuse_the_rest_byte_for_byte
     assert v2["mixture_change"]["l1"] == pytest.approx(mixture_change(results[1], results[2])["l1"])
     assert results[1].meta["warm_start"] and not results[0].meta["warm_start"]
     res = store.results(run_id)
-    assert set(res.metric) == {"ap", "proxy_compute_spent", "proxy_compute_saved_fraction", "mixture_l1_change"}
+    assert set(res.metric) == {"ap", "proxy_compute_spent", "proxy_compute_saved_fraction", "mixture_l1_change",
+                               "mixture_l1_change_by_assay"}  # v2 splits an assay: its L1 without the renaming
+    assert list(res[res.metric == "mixture_l1_change_by_assay"].variant) == ["v2"]
     assert sorted(res[res.metric == "ap"].variant) == ["v0", "v1", "v2"] and res[res.metric == "ap"].value.between(0, 1).all()
     # the run-folder contract: proxy_compute is what each version really trained, final_compute its final model's
     assert list(res.columns[:len(RESULT_COLUMNS)]) == list(RESULT_COLUMNS)
