@@ -134,7 +134,7 @@ def show_evolve(run_dir) -> None:
     st.dataframe(versions_table(versions), hide_index=True, placeholder="—", width="stretch", column_config={
         "compute saved": st.column_config.ProgressColumn("compute saved", min_value=0.0, max_value=1.0,
                                                          format="percent"),
-        "compute spent": st.column_config.NumberColumn(format="%.3g"),
+        "compute spent": st.column_config.NumberColumn(format="%d"),  # exact, as results.csv (%.3g showed 30700)
         "L1 change": st.column_config.NumberColumn(format="%.3f"),
         "L1 per assay": st.column_config.NumberColumn(format="%.3f"),
         "AP": st.column_config.NumberColumn(format="%.3f")})

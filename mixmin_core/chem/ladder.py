@@ -116,7 +116,9 @@ def climb(ws: ChemWorkspace, ladder: Ladder, target: str, *, threshold: float, r
         return result
 
     ladder_result = proxy_ladder(solve_at, ladder.budgets, threshold=threshold, run_all=run_all, rule=rule)
-    log.info("%s: %d rungs climbed, stable at %s", target, len(ladder_result.results), ladder_result.stable_at)
+    stable = ladder_result.stable_at
+    log.info("%s: %d rungs climbed, %s", target, len(ladder_result.results),
+             "never stable" if stable is None else f"stable at {100 * stable:.3g}% of the final model's compute")
     return ladder_result
 
 
