@@ -123,7 +123,8 @@ def versions_table(versions: list) -> pd.DataFrame:
 def show_evolve(run_dir) -> None:
     path = run_dir / "evolve.json"
     if not path.exists():
-        st.info("This run has not written evolve.json yet (it appears when every version is solved).")
+        st.info(f"This run has not written evolve.json yet: it is written once every version's final model is "
+                f"trained. If the run stopped, `python -m jobs resume {run_dir.name}` continues it.")
         return
     info = _json(path)
     versions = info["versions"]
