@@ -346,7 +346,7 @@ def _last_execution(folder: Path) -> dict:
 
 def cmd_cancel(args) -> int:
     store = RunStore()
-    if not args.job_id.isdigit():  # `jobs status` lists the run id first: people pass it
+    if not (args.job_id.isascii() and args.job_id.isdigit()):  # `jobs status` lists the run id first: people pass it
         jobs = store.list_jobs(args.job_id) if store.get_run(args.job_id) else []
         hint = f"; run {args.job_id}'s latest job is {jobs[0]['job_id']}" if jobs else ""
         raise ConfigError(f"cancel takes a job id, the number in `python -m jobs status`'s job column; got "

@@ -136,8 +136,9 @@ def cmd_export(args) -> int:
     try:
         plan = export.plan_training(result, sizes, budget=budget, max_epochs=max_epochs, unit=unit, meta=meta,
                                     documents=documents)
-    except InputError as exc:
-        raise InputError(f"{args.weights}: {exc}" if args.weights else str(exc)) from None
+    except InputError as exc:  # a bad weight is the file's; a budget or a sizes file is not
+        raise InputError(f"{args.weights}: {exc}" if args.weights and str(exc).startswith("result.weights")
+                         else str(exc)) from None
     if args.respect_limit and result.method != "mixmin":  # solving again is MixMin's: it would swap the mixture
         raise InputError(f"--respect-limit solves MixMin again under the repeat limit, so it applies to --method mixmin "
                          f"only; the {result.method!r} mixture would be replaced by a MixMin one. Drop --respect-limit "

@@ -62,7 +62,10 @@ def shown(text: str, store_root=None) -> str:
                                   else name, text)
     text = re.sub(r"(?<![:/\w])(?:/[^\s'\"/]+)+/(?=runs/[\w.-]+-[0-9a-f]{8}(?:/|\b))", "<run store>/", text)  # a run folder
     text = re.sub(r"\bfile://(?=/)", "", text)  # a file URL's path is a path
-    # any other absolute path (a config's own file, a library's, after "host:"): its name only. A folder's name may
-    # hold single spaces ("/Users/Alice Smith/"); a URL's "//" and what follows a word ("http://x/y") stay.
-    part = r"[^\s'\"/:]+(?: [^\s'\"/:]+)*"
-    return re.sub(rf"(?:(?<![\w.:/<>~-])|(?<=\w:))/(?:{part}/)+(?=[^\s'\"/:]+)", ".../", text)
+    # any other absolute path (a config's own file, a library's, after "host:"): its name only; a URL's "//" and what
+    # follows a word ("http://x/y") stay. A folder's name may hold a few spaces ("/Users/Alice Smith/") where the path
+    # ends in a file name with an extension: else "read /srv/assays.csv and wrote 3/4 units" lost its file name.
+    start, name = r"(?:(?<![\w.:/<>~-])|(?<=\w:))/", r"[^\s'\"/:]+"
+    spaced = rf"{name}(?: {{1,2}}{name}){{0,2}}"
+    text = re.sub(rf"{start}(?:{spaced}/)+(?={name}\.\w)", ".../", text)
+    return re.sub(rf"{start}(?:{name}/)+(?={name})", ".../", text)

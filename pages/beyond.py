@@ -159,10 +159,10 @@ def show_evolve(run_dir) -> None:
         c3.metric("L1 change", f"{change['l1']:.3f}")
     c4.metric("AP", f"{after['ap']:.3f}", delta=f"{after['ap'] - before['ap']:+.3f}")
     in_job = after.get("trained_in_this_job")
-    if in_job is not None and len(in_job) < len(after["trained"]):  # another run (an earlier release) trained them
+    if in_job is not None and len(in_job) < len(after["trained"]):  # an earlier job or run (release) trained them
         st.caption(f"{len(after['trained']) - len(in_job)} of the {len(after['trained'])} proxies this version needed "
-                   f"trained were already in the store's proxy cache (an earlier run trained them): this job trained "
-                   f"{len(in_job)}. Compute saved counts within this run.")
+                   f"trained were already in the store's proxy cache (an earlier job of this run, or another run, "
+                   f"trained them): the last job trained {len(in_job)}. Compute saved counts within this run.")
     st.plotly_chart(figs.safe(before_after_figure(before["weights"], after["weights"],
                                                   title=f"Weights before ({before['variant']}) and after "
                                                         f"({after['variant']})")), key="beyond.before_after")

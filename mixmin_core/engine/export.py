@@ -479,10 +479,14 @@ def megatron_data_path(plan: TrainingPlan, *, path_template: str = "{source}") -
 
 def training_mixture(result: MixtureResult) -> MixtureResult:
     """``result`` with the weights a chemistry final model trains on: rounded to 5 decimals (a weight under 5e-6
-    is solver noise and trains on no rows), then scaled to sum to one."""
+    is solver noise and trains on no rows), then scaled to sum to one. Weights off the simplex are returned as they
+    are, for :func:`plan_training` to refuse (rescaled, weights summing to 2 passed)."""
     from mixmin_core.chem.proxies import training_weights
 
-    w = np.asarray(training_weights(result.weights), dtype=np.float64)
+    w = np.asarray(result.weights, dtype=np.float64)
+    if not (np.isfinite(w).all() and (w >= 0).all() and abs(w.sum() - 1) <= 1e-4):
+        return result
+    w = np.asarray(training_weights(w), dtype=np.float64)
     return dataclasses.replace(result, weights=(w / w.sum()).astype(np.float32))
 
 

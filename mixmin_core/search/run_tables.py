@@ -208,7 +208,7 @@ def load_run_table(name: str, *, mixtures_path=None, metrics_path=None, own=()) 
     if mine is not None:
         for what in ("mixtures", "metrics"):
             if not Path(getattr(mine, what)).expanduser().is_file():
-                raise InputError(f"tables: {name!r}: {what} file {getattr(mine, what)} {not_a_file(getattr(mine, what))}.")
+                raise InputError(f"tables: {name!r}: {what} file {getattr(mine, what)} {not_a_file(Path(getattr(mine, what)).expanduser())}.")
         return _load_joined(name, Path(mine.mixtures).expanduser(), Path(mine.metrics).expanduser(), mine.scale,
                             higher_is_better=mine.higher_is_better)
     scale = table_scale(name)

@@ -354,3 +354,8 @@ def test_read_only_visitors_see_no_paths_a_config_names_nor_a_stored_traceback(h
         "INFO mixmin.chem: .../assays.csv: 300 molecules")
     assert shown("copied to host:/srv/alice/x.csv, see file:///srv/owner/y.csv") == "copied to host:.../x.csv, see .../y.csv"
     assert shown("open http://localhost:8501/solver?run=x") == "open http://localhost:8501/solver?run=x"
+    # ...without running on through the words after a file name to a later slash (a diff reviewer's cases)
+    assert shown("read /srv/data/assays.csv and wrote 3/4 units") == "read .../assays.csv and wrote 3/4 units"
+    assert shown("config file /srv/own/cfg is not a regular file; pass a .yaml file such as configs/x.yaml.") == (
+        "config file .../cfg is not a regular file; pass a .yaml file such as configs/x.yaml.")
+    assert shown("/Users/Alice  Smith/x.csv") == ".../x.csv"

@@ -401,7 +401,7 @@ def test_cancel_given_a_run_id_names_its_job(capsys):
     store = RunStore()
     store.create_run("r-1", name="r", pipeline="synthetic", config={})
     job_id = store.start_job("r-1", log_path="x.log")
-    for arg, hint in (("r-1", f"; run r-1's latest job is {job_id}."), ("abc", "; got 'abc'.")):
+    for arg, hint in (("r-1", f"; run r-1's latest job is {job_id}."), ("abc", "; got 'abc'."), ("²", "; got '²'.")):
         assert main(["cancel", arg]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "cancel takes a job id, the number in `python -m jobs status`'s job column" in err[0]

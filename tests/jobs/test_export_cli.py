@@ -199,6 +199,10 @@ def test_chem_table_leaves_out_sources_the_final_models_train_on_no_rows_of(caps
     assert "A2" not in set(table.assay) and len(table) == 4 + 3
     assert (table.groupby("assay")["weight"].sum() / len(table)).to_dict() == pytest.approx({"A1": 0.7, "A3": 0.3})
     assert "2 weighted of 3 sources, 7 rows" in err
+    # rounding must not rescale weights off the simplex into a table (a file summing to 2 passed as chem-table only)
+    (tmp_path / "sum2.json").write_text(json.dumps({"weights": {"A1": 1.0, "A2": 0.5, "A3": 0.5}}))
+    code, _, err = _export(capsys, "--run", run_id, "--weights", str(tmp_path / "sum2.json"), "--format", "chem-table")
+    assert code == 2 and "sum2.json: result.weights must be non-negative numbers summing to 1; got sum 2" in err, err
 
 
 @pytest.mark.parametrize("args, message", [
