@@ -560,25 +560,28 @@ def _template_runs():
     return {CHEM_RUN, "synthetic-demo-6434063b"}
 
 
-def test_jobs_page_reports_a_bad_override_without_a_traceback(home):
+def _refused_start(home, config: str, fields: dict | None = None, extra: str | None = None) -> str:
+    """Fill the Jobs page's form for ``configs/<config>.yaml`` and press Start: the page's error, after checking
+    that nothing started (no "Started" message, no launch)."""
     at = open_app("jobs")
-    at.selectbox(key="w:jobs.config").set_value("configs/synthetic_demo.yaml").run()
-    at.text_area(key="jobs.extra.synthetic_demo").input("trials 2; rm -rf /")
+    at.selectbox(key="w:jobs.config").set_value(f"configs/{config}.yaml").run()
+    for key, value in (fields or {}).items():
+        at.text_input(key=f"jobs.field.{config}.{key}").input(value)
+    if extra is not None:
+        at.text_area(key=f"jobs.extra.{config}").input(extra)
     at.button[0].click().run()
-    assert not at.exception
-    assert "key=value" in shown(at.error[0])
+    assert not at.exception and not at.success
     assert not jobs_control.list_launches(home)
+    return shown(at.error[0])
+
+
+def test_jobs_page_reports_a_bad_override_without_a_traceback(home):
+    assert "key=value" in _refused_start(home, "synthetic_demo", extra="trials 2; rm -rf /")
 
 
 def test_jobs_page_refuses_a_bad_value_before_launching(home):
     """A value the schema refuses is an error on the page, not a "Started" message and a failed launch."""
-    at = open_app("jobs")
-    at.selectbox(key="w:jobs.config").set_value("configs/synthetic_demo.yaml").run()
-    at.text_input(key="jobs.field.synthetic_demo.trials").input("abc")
-    at.button[0].click().run()
-    assert not at.exception and not at.success
-    assert "trials: must be an integer >= 1" in shown(at.error[0])
-    assert not jobs_control.list_launches(home)
+    assert "trials: must be an integer >= 1" in _refused_start(home, "synthetic_demo", {"trials": "abc"})
 
 
 def test_jobs_page_refuses_cuda_on_a_machine_without_one(home, monkeypatch):
@@ -588,13 +591,8 @@ def test_jobs_page_refuses_cuda_on_a_machine_without_one(home, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")  # every GPU hidden
     if resolve_device("auto") == "cuda":
         pytest.skip("this machine has CUDA")
-    at = open_app("jobs")
-    at.selectbox(key="w:jobs.config").set_value("configs/chem_ci.yaml").run()
-    at.text_area(key="jobs.extra.chem_ci").input("device=cuda")
-    at.button[0].click().run()
-    assert not at.exception and not at.success
-    assert "device: 'cuda', but this machine has no CUDA GPU that XGBoost can use" in shown(at.error[0])
-    assert not jobs_control.list_launches(home)
+    error = _refused_start(home, "chem_ci", extra="device=cuda")
+    assert "device: 'cuda', but this machine has no CUDA GPU that XGBoost can use" in error
 
 
 @pytest.mark.parametrize("field,extra,match", [
@@ -603,15 +601,8 @@ def test_jobs_page_refuses_cuda_on_a_machine_without_one(home, monkeypatch):
 ])
 def test_jobs_page_refuses_a_key_set_twice(home, field, extra, match):
     """The last value used to win silently, over a repeated line or over the field itself."""
-    at = open_app("jobs")
-    at.selectbox(key="w:jobs.config").set_value("configs/synthetic_demo.yaml").run()
-    if field is not None:
-        at.text_input(key="jobs.field.synthetic_demo.trials").input(field)
-    at.text_area(key="jobs.extra.synthetic_demo").input(extra)
-    at.button[0].click().run()
-    assert not at.exception and not at.success
-    assert re.search(match, shown(at.error[0])), shown(at.error[0])
-    assert not jobs_control.list_launches(home)
+    error = _refused_start(home, "synthetic_demo", None if field is None else {"trials": field}, extra)
+    assert re.search(match, error), error
 
 
 # ---- Upload -------------------------------------------------------------------------------------
