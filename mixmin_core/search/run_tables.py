@@ -269,6 +269,16 @@ def _load_joined(name: str, mix_file, met_file, scale: str, *, higher_is_better:
                          f"name no run (e.g. {met['index'][~met['index'].isin(mix['index'])].tolist()[:3]}), while every "
                          f"metrics row names a run with its index {shift:+d}. Give each run the same index in both files "
                          "(one is counted from 1, the other from 0).")
+    for key in ("run", "name"):  # ids both files carry must agree where the index pairs them
+        if key in mix.columns and key in met.columns:
+            a, b = joined[key], joined[key + "__metric"]
+            differ = (a.notna() & b.notna() & (a.astype(str) != b.astype(str))).to_numpy()
+            if differ.any():  # a metrics file sorted and renumbered: every run would carry another's metrics
+                i = int(np.flatnonzero(differ)[0])
+                raise InputError(f"{mix_file} and {met_file}: the 'index' column pairs runs whose '{key}' differs in "
+                                 f"{int(differ.sum())} of {int((a.notna() & b.notna()).sum())} rows (index "
+                                 f"{joined['index'].tolist()[i]!r} is {a.iloc[i]!r} in one and {b.iloc[i]!r} in the other). "
+                                 f"Give each run the same index in both files, or drop the '{key}' column of one.")
     if shared < len(mix):  # they stay in the table, unmeasured: the search methods never pick them
         _warn_once("%s: %d of %d runs have no row in %s: their metrics are missing", mix_file, len(mix) - shared,
                    len(mix), met_file)

@@ -580,3 +580,19 @@ def test_run_ids_beyond_int64_are_checked_for_an_offset_without_a_crash(tmp_path
     _rewrite(files["my_swarm"]["metrics"], lambda f: f.assign(index=f["index"].astype(np.uint64) + big + np.uint64(1)))
     with pytest.raises(InputError, match=r"'index' columns are off by one"):
         load_run_table("my_swarm", own=tuple(OwnTable(**t) for t in files.values()))
+
+
+def test_files_whose_index_pairs_different_run_ids_are_refused(tmp_path):
+    """A reviewer sorted a metrics file by run id and renumbered its index: the join on index alone gave every run
+    another's metrics, silently (the yardstick's Spearman fell from 0.62 to -0.07)."""
+    files = _own_tables(tmp_path)
+    mix, met = files["my_swarm"]["mixtures"], files["my_swarm"]["metrics"]
+    ids = [f"run-{i:03d}" for i in range(100)]
+    _rewrite(mix, lambda f: f.assign(run=ids))
+    _rewrite(met, lambda f: f.assign(run=ids))
+    own = tuple(OwnTable(**t) for t in files.values())
+    assert load_run_table("my_swarm", own=own).n_runs == 100  # the same ids: fine
+    _rewrite(met, lambda f: f.assign(run=ids[::-1]))  # renumbered after a sort: the index pairs other runs
+    with pytest.raises(InputError, match=r"the 'index' column pairs runs whose 'run' differs in 100 of 100 rows "
+                                         r"\(index 0 is 'run-000' in one and 'run-099' in the other\)"):
+        load_run_table("my_swarm", own=own)
