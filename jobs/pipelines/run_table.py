@@ -183,7 +183,7 @@ def solve(*, config: dict, target: str, method: str, trial: int, output: str) ->
                             n_candidates=cfg.n_candidates, top_k=cfg.top_k, n_random=cfg.random_search_trials,
                             regmix_runs=cfg.regmix_runs, bo_budget=cfg.bo_budget, bo_init=cfg.bo_init,
                             fidelity_cost=cfg.bo_fidelity_cost)
-    metrics = score_mixture(result, fit_trial_yardstick(runs, target, seed=cfg.seed + trial))
+    metrics = score_mixture(result, fit_trial_yardstick(runs, target, seed=cfg.seed + trial), f"{target} trial {trial}: ")
     metrics = orient(metrics, runs.pool.higher_is_better)
     result.meta.update(metrics=metrics, target=target, trial=trial, table=runs.pool.name, scale=runs.pool.scale,
                        yardstick_runs=runs.yardstick.name)
