@@ -6,6 +6,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from mixmin_core.chem.splits import FEW_TEST_POSITIVES
 from mixmin_core.lm.overlap import warned
 from mixmin_core.runs import layout
 from mixmin_core.solver.results import (
@@ -116,6 +117,22 @@ def overlap_note(info: dict, sample_chars=None) -> None:
                 "`drop_target_test_molecules: true` to remove them from every source.", icon=":material/info:")
     else:
         st.caption("The targets' test molecules were removed from every source (`drop_target_test_molecules`).")
+
+
+def few_positives(frame: pd.DataFrame) -> None:
+    """For chemistry finals that recorded their test split's positives: the targets whose average precision rests on
+    a handful of molecules (MUV: one of five actives ranked first decided a method's mean)."""
+    if "test_positives" not in frame:
+        return
+    counts = pd.to_numeric(frame["test_positives"], errors="coerce").groupby(frame["target"]).min().dropna()
+    few = counts[counts < FEW_TEST_POSITIVES]
+    if few.empty:
+        return
+    listed = ", ".join(f"{state.code(t, 40)} {int(n)}" for t, n in few.sort_values().head(8).items())
+    st.warning(f"Few positives in the test split (fewest over trials): {listed}. An average precision over so few rests "
+               "on single molecules: a method's mean can move by one active ranked first, and two trials' interval says "
+               "little. Read gaps between methods as noise unless they hold over many targets.",
+               icon=":material/scatter_plot:")
 
 
 def yardstick_note(frame: pd.DataFrame, metric: str) -> None:
@@ -294,6 +311,7 @@ def page() -> None:
     elif cap:
         st.caption(f"A cap of {cap:,} training rows was set (`max_final_rows`), and no final model reached it: each "
                    "trained on every row of its sources, weighted by its method's mixture.")
+    few_positives(shown)
     per_target = summarize(shown, reference=baseline, focus="mixmin")
     overall = mean_over_targets(shown)
     total = summarize(overall, reference=baseline, focus="mixmin")

@@ -524,6 +524,7 @@ class ChemDomain:
             fin = read_json(unit.output)
             rows.append(self._row(p, method, fin["ap"], proxy_compute=float(mixtures[p, method].meta.get("compute", 0)),
                                   final_compute=fin["final_compute"], rows=fin["rows"],
+                                  test_positives=fin.get("test_positives"),
                                   n_sources=len(mixtures[p, method].source_names)))
         return rows
 
@@ -546,7 +547,7 @@ class ChemDomain:
         for p, unit in units.items():
             fin = read_json(unit.output)
             rows.append(self._row(p, "target_only", fin["ap"], proxy_compute=0.0, final_compute=fin["final_compute"],
-                                  rows=fin["rows"], n_sources=0))
+                                  rows=fin["rows"], n_sources=0, test_positives=fin.get("test_positives")))
         return rows
 
     def _write_sources(self, meta) -> None:

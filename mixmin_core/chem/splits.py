@@ -73,8 +73,9 @@ def usable_labels(table, valid=None) -> tuple[np.ndarray, str]:
     return labels, f"the {labels.shape[0]:,} molecules read"
 
 
-#: Fewer test positives than this get a warning: an average precision over so few says little.
-FEW_TEST_POSITIVES = 5
+#: Fewer test positives than this get a warning: an average precision over so few says little (on MUV, one of
+#: five or six actives ranked first decided a method's mean).
+FEW_TEST_POSITIVES = 10
 
 
 def check_test_labels(table, targets: list, valid=None, test_fraction: float = 0.2, *,
@@ -86,10 +87,12 @@ def check_test_labels(table, targets: list, valid=None, test_fraction: float = 0
     for t in targets:
         column = labels[:, table.index(t)]
         n_pos = round(test_fraction * int((column == 1).sum()))
+        n_test = round(test_fraction * int((column >= 0).sum()))
         if 1 <= n_pos < FEW_TEST_POSITIVES:  # MUV: one active in 300 test molecules, and methods were still ranked
-            log.warning("target %r: its test split holds %d positive(s) among %s, so its average precision rests on "
-                        "them and gaps between methods are mostly noise; raise max_molecules if it caps the table (0 reads all) or weigh "
-                        "the intervals across trials", t, n_pos, among)
+            log.warning("target %r: its test split holds about %d positive(s) among %d labelled test molecules (chance "
+                        "average precision %.2g), so its average precision rests on them and gaps between methods are "
+                        "mostly noise; raise max_molecules if it caps the table (0 reads all) or weigh the intervals "
+                        "across trials", t, n_pos, n_test, n_pos / max(n_test, 1))
         for cls, what in ((1, "positives"), (0, "negatives")):
             n = int((column == cls).sum())
             if int(round(test_fraction * n)) < 1:

@@ -152,6 +152,7 @@ def train_final(*, features_path: str, labels_path: str, sources_path: str, name
             "compute": float(compute), "rows": int(rows.size), "final_seconds": time.perf_counter() - start,
             "sources": list(names), "weights": list(weights),  # what it trained on (training_weights: rounded)
             # what it was scored on: every method's final model of a problem names the same test rows
-            "test_rows": int(test.size), "test_rows_sha256": hashlib.sha256(test.tobytes()).hexdigest()}
+            "test_rows": int(test.size), "test_rows_sha256": hashlib.sha256(test.tobytes()).hexdigest(),
+            "test_positives": int((labels[test, t] == 1).sum())}  # an AP over a handful rests on single molecules
     write_json(output, info)
     return info

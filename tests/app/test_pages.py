@@ -279,6 +279,21 @@ def test_compare_says_how_many_test_molecules_the_sources_train_on(home):
     assert not at.exception and not any("test molecules" in i.value for i in at.info)
 
 
+def test_compare_says_which_targets_have_few_test_positives(home):
+    """A MUV run's test splits held 5-6 actives; one ranked first decided a method's mean, and nothing said so."""
+    path = layout.results_path(RunStore(home).run_dir(CHEM_RUN))
+    frame = pd.read_csv(path)
+    targets = sorted(frame["target"].unique())
+    at = open_app("compare")
+    assert not any("Few positives" in w.value for w in at.warning)  # results written before: no column, no note
+    frame["test_positives"] = frame["target"].map({targets[0]: 3}).fillna(40) + frame["trial"]
+    frame.to_csv(path, index=False)
+    at = open_app("compare")
+    assert not at.exception
+    warned = [w.value for w in at.warning if "Few positives in the test split" in w.value]
+    assert warned and f"{targets[0]}` 3" in warned[0] and targets[1] not in warned[0]
+
+
 def test_compare_overall_rows_say_when_a_trial_covers_fewer_targets_and_skip_a_single_target(home):
     """A target one method lacked in one trial made that trial's overall mean cover fewer targets, unsaid; a
     one-target run showed "overall" rows and chart repeating that target."""

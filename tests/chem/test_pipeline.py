@@ -70,6 +70,10 @@ def test_ci_miniature_runs_end_to_end_and_resumes(capsys):
     assert (spends[["natural", "balanced", "target_only"]] == 0).all()
     assert (res[res.method != "ensemble"].final_compute > 0).all()  # measured: trees x rows of each final model
     assert (res.max_final_rows == 2000).all()  # a capped run says so in its results
+    # each final model's test positives (the Compare page names targets whose AP rests on a handful): one per problem
+    finals = res[res.method != "ensemble"]
+    assert (finals.groupby(["target", "variant", "trial"]).test_positives.nunique() == 1).all()
+    assert (finals.test_positives >= 1).all() and res[res.method == "ensemble"].test_positives.isna().all()
     assert_search_spent_mixmins_compute(run_dir, res)
     for t in targets:  # search candidates are drawn fresh per trial
         draws = [json.loads(list_mixtures(run_dir, Problem(t, k, "sources-all"))["random_search"].read_text())
