@@ -292,6 +292,15 @@ def _setting_mixtures(run_id: str, variant: str):
                 yield problem, method, mix
 
 
+def weak_regressors(run_id: str, variant: str, below: float = 0.3) -> tuple[int, int]:
+    """``(weak, fitted)``: of the setting's RegMix mixtures whose regressor was checked on held-out runs, how many
+    ranked them at a Spearman below ``below`` (their picks are little better than a draw from the prior)."""
+    rhos = [mix.get("meta", {}).get("spearman") for _, method, mix in _setting_mixtures(run_id, variant)
+            if method == "regmix"]
+    rhos = [float(r) for r in rhos if isinstance(r, (int, float))]
+    return sum(r < below for r in rhos), len(rhos)
+
+
 def unconverged(run_id: str, variant: str) -> list[tuple[str, float]]:
     """``(what, gap)`` of the setting's MixMin mixtures that stopped at ``max_iter``: a problem key, or for a joint
     mixture (one solve for every target of a trial, filed under each) ``<method>, trial <k>``, once."""

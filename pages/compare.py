@@ -295,6 +295,10 @@ def page() -> None:
                    f"{state.code(failed[0][0])}: {state.plain(failed[0][2][-160:])}): those mixtures were chosen "
                    "arbitrarily, and their scores say little about the method. For RegMix on few runs, use "
                    "`preset: auto` (or mixmin-paper).", icon=":material/warning:")
+    weak, fitted = data.weak_regressors(run_id, variant)
+    if weak:  # MUV: 7 of 12 at <= 0.03, and RegMix still put 0.55 on one source
+        st.caption(f"RegMix's regressor ranked its held-out runs at a Spearman below 0.3 on {weak} of {fitted} problems: "
+                   "there its pick is little better than a draw from the prior (few runs for many sources).")
     short = data.underspent(run_id, variant)
     if short:
         st.caption("Measured below the proxy compute planned for them (MixMin's): " + ", ".join(

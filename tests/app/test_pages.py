@@ -279,6 +279,19 @@ def test_compare_says_how_many_test_molecules_the_sources_train_on(home):
     assert not at.exception and not any("test molecules" in i.value for i in at.info)
 
 
+def test_compare_says_when_regmix_could_not_rank_its_held_out_runs(home):
+    """On MUV RegMix's regressor ranked its held-out runs at Spearman <= 0.03 in 7 of 12 problems, unremarked."""
+    run_dir = RunStore(home).run_dir(CHEM_RUN)
+    problems = [p for p in layout.list_problems(run_dir) if p.variant == "sources-all"]
+    for i, problem in enumerate(problems):  # the fixture's natural mixtures, filed as RegMix's with its check
+        mix = json.loads(layout.mixture_path(run_dir, problem, "natural").read_text())
+        mix.update(method="regmix", meta={"spearman": 0.05 if i == 0 else 0.8})
+        layout.mixture_path(run_dir, problem, "regmix").write_text(json.dumps(mix))
+    at = open_app("compare")
+    assert not at.exception
+    assert any(f"Spearman below 0.3 on 1 of {len(problems)} problems" in c.value for c in at.caption)
+
+
 def test_compare_says_which_targets_have_few_test_positives(home):
     """A MUV run's test splits held 5-6 actives; one ranked first decided a method's mean, and nothing said so."""
     path = layout.results_path(RunStore(home).run_dir(CHEM_RUN))
