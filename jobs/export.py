@@ -46,6 +46,9 @@ def add_parser(sub) -> None:
     p.add_argument("--budget", metavar="N", help="training budget in the plan's unit (tokens or rows)")
     p.add_argument("--unit", help="tokens or rows (default: the run's, else tokens; rows for chem-table)")
     p.add_argument("--max-epochs", default="4", help="warn about sources repeated more often (default 4)")
+    p.add_argument("--fit-rows", action="store_true",
+                   help="chem-table: only the rows the run's final models of --problem trained on (each source's fit "
+                        "split in its trial), not every labelled row")
     p.add_argument("--respect-limit", action="store_true",
                    help="solve MixMin again with availability caps so no source exceeds --max-epochs (--method mixmin only)")
     p.add_argument("--format", dest="fmt", help=f"one of {', '.join(export.FORMATS)} (default json)")
@@ -72,7 +75,8 @@ class _OneLineErrors(argparse.ArgumentParser):
 
 def cmd_export(args) -> int:
     listing = args.run and not args.problem and not args.weights and not any(
-        (args.budget, args.budget_tokens, args.budget_rows, args.fmt, args.sizes, args.respect_limit, args.out != "-"))
+        (args.budget, args.budget_tokens, args.budget_rows, args.fmt, args.sizes, args.respect_limit, args.fit_rows,
+         args.out != "-"))
     args.fmt = "json" if args.fmt is None else args.fmt
     if args.weights and args.method is not None:  # it would be ignored: the file is the mixture
         raise InputError(f"--method picks a run's mixture; --weights {args.weights} is the mixture itself: drop one.")
@@ -88,6 +92,9 @@ def cmd_export(args) -> int:
         return 0
     if args.fmt == "chem-table" and run_dir is None:
         raise InputError("--format chem-table needs --run RUN_ID (a chemistry run, for its molecules and labels).")
+    if args.fit_rows and (args.fmt != "chem-table" or problem is None):
+        raise InputError("--fit-rows selects a chemistry run's training rows for --format chem-table with --run RUN_ID "
+                         "--problem KEY (its trial's fit splits).")
     if args.data_prefix != "{source}" and args.fmt != "megatron":  # it would be ignored
         raise InputError(f"--data-prefix applies to --format megatron only; drop it for --format {args.fmt}.")
     given = [(f, v) for f, v in (("--budget-tokens", args.budget_tokens), ("--budget-rows", args.budget_rows),
@@ -153,12 +160,17 @@ def cmd_export(args) -> int:
     checked = plan.warnings() if given else [f"sizes: {note}"] if note else []
     for line in checked + ([fallback] if fallback else []):
         print(f"warning: {line}", file=sys.stderr)
-    examples = export.run_chem_examples(run_dir, plan.source_names, variant) if args.fmt == "chem-table" and run_dir else None
+    members = export.run_trial_rows(run_dir, problem.trial) if args.fit_rows else None
+    examples = (export.run_chem_examples(run_dir, plan.source_names, variant, members)
+                if args.fmt == "chem-table" and run_dir else None)
     text = export.render(plan, args.fmt, examples=examples, path_template=args.data_prefix, seed=seed)
     _write(args.out, text)
     what = f"{plan.budget:.6g} {plan.unit}"
     if args.fmt == "chem-table":  # the table is the same at any budget: say what the budget meant
-        what = (f"{len(text.splitlines()) - 1} rows (every labelled row of its weighted sources; each source's rows "
+        rows = ("the rows the run's final models of this problem trained on, each source's fit split in trial "
+                f"{problem.trial}" if args.fit_rows else "every labelled row of its weighted sources, their test and "
+                "validation splits too (--fit-rows: only what the run's final models trained on)")
+        what = (f"{len(text.splitlines()) - 1} rows ({rows}; each source's rows "
                 "sum to its weight times the rows: sample weights of mean 1, as the pipeline's final models train with; "
                 f"the repeat check assumes {plan.budget:.6g} rows drawn with them as probabilities)")
     sources = f"{len(plan.source_names)} sources"

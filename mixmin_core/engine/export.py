@@ -637,10 +637,25 @@ def _run_tokenizer(run_dir: Path) -> str | None:
         return None
 
 
-def run_chem_examples(run_dir, sources=None, variant: str = ""):
+def run_trial_rows(run_dir, trial: int) -> dict[str, tuple[str, np.ndarray]]:
+    """``{source: (assay, rows)}``: the rows a chemistry run's final models of ``trial`` trained on (each source's
+    fit split; ``sources/trial<k>.npz``), before ``max_final_rows`` draws from them."""
+    from mixmin_core.chem.trainers import load_sources
+
+    path = Path(run_dir) / "sources" / f"trial{int(trial)}.npz"
+    if not path.exists():
+        raise InputError(f"{path}: not found; --fit-rows needs a chemistry run (pipeline chem) that reached its final "
+                         "models for this trial.")
+    try:
+        return load_sources(str(path))
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputError(f"{path}: cannot read the trial's training rows ({exc}).") from None
+
+
+def run_chem_examples(run_dir, sources=None, variant: str = "", members=None):
     """Labelled examples ``molecule, assay, label`` of a chemistry run (``sources``: assays to keep); for a
     ``variant`` whose sources the run records (:func:`run_members`), each source's molecules, its name in
-    ``assay``."""
+    ``assay``; ``members`` (``{source: (assay, rows)}``, e.g. :func:`run_trial_rows`) names the rows instead."""
     import pandas as pd
 
     run_dir = Path(run_dir)
@@ -656,7 +671,7 @@ def run_chem_examples(run_dir, sources=None, variant: str = ""):
     if fingerprints.exists():
         with np.load(fingerprints, allow_pickle=False) as z:
             valid = z["valid"].astype(bool) if "valid" in z.files else valid
-    members = run_members(run_dir, variant) or {a: (a, None) for a in assays}  # None: the assay's labelled rows
+    members = members or run_members(run_dir, variant) or {a: (a, None) for a in assays}  # None: its labelled rows
     column = {a: j for j, a in enumerate(assays)}
     keep = None if sources is None else set(sources)
     frames = []

@@ -205,6 +205,32 @@ def test_chem_table_leaves_out_sources_the_final_models_train_on_no_rows_of(caps
     assert code == 2 and "sum2.json: result.weights must be non-negative numbers summing to 1; got sum 2" in err, err
 
 
+def test_chem_table_of_the_rows_the_final_models_trained_on(capsys, tmp_path):
+    """A reviewer trained on the export to reproduce a run's final model: the table held every labelled row (the
+    sources' test splits too), the final models only their fit splits. --fit-rows gives those."""
+    from mixmin_core.chem.trainers import save_sources
+
+    run_id, problem = _chem_run()
+    run_dir = RunStore().run_dir(run_id)
+    base = ["--run", run_id, "--problem", problem.key, "--format", "chem-table"]
+    code, _, err = _export(capsys, *base, "--fit-rows")
+    assert code == 2 and "trial0.npz: not found; --fit-rows needs a chemistry run" in err
+    (run_dir / "sources").mkdir()
+    save_sources(run_dir / "sources" / "trial0.npz", ["A1", "A2", "A3", "T@train"], ["A1", "A2", "A3", "T"],
+                 [np.array([0, 1]), np.array([0, 2, 3]), np.array([1]), np.array([0])])
+    code, _, err = _export(capsys, *base, "--fit-rows", "--out", str(tmp_path / "fit.csv"))
+    assert code == 0, err
+    table = pd.read_csv(tmp_path / "fit.csv")
+    assert table.groupby("assay").size().to_dict() == {"A1": 2, "A2": 3, "A3": 1}
+    assert set(table.loc[table.assay == "A1", "molecule"]) == {"CCO", "CCN"}
+    assert "each source's fit split in trial 0" in err
+    code, _, err = _export(capsys, *base, "--out", str(tmp_path / "all.csv"))
+    assert len(pd.read_csv(tmp_path / "all.csv")) == 11 and "their test and validation splits too" in err
+    code, _, err = _export(capsys, "--run", run_id, "--problem", problem.key, "--format", "json", "--budget-rows", "5",
+                           "--fit-rows")
+    assert code == 2 and "--fit-rows selects a chemistry run's training rows for --format chem-table" in err
+
+
 @pytest.mark.parametrize("args, message", [
     (["--problem", "hellaswag__trial0", "--format", "json"], "--budget-tokens (or --budget-rows) is required"),
     (["--budget-tokens", "-5"], "--budget-tokens must be a positive number; got '-5'"),
