@@ -277,8 +277,8 @@ def prepare_features(ctx: RunContext, table: chemdata.AssayTable, *, radius: int
     n_twins = len({i for pair in twins for i in pair})  # every molecule of such a pair
     if twins:  # ToxCast has hundreds (stereoisomers, small inorganics): said, as the models see them as one
         first, second = twins[0]
-        log.warning("%d molecule(s) share their fingerprint with a different molecule (stereoisomers, or molecules "
-                    "too small to tell apart), e.g. data rows %d and %d (%r, %r): the models see each such set as one "
+        log.warning("%d molecule(s) share their fingerprint with a different molecule (stereoisomers, molecules "
+                    "too small to tell apart, or bits the hashed fingerprint folds together), e.g. data rows %d and %d (%r, %r): the models see each such set as one "
                     "molecule, and the per-assay splits may put one in a source's training rows and its twin in a "
                     "target's test rows", n_twins, first + 1, second + 1, table.smiles[first], table.smiles[second])
     return Features(feat_p, lab_p, matrix, valid, fingerprint_key(list(table.smiles), radius, n_bits),
