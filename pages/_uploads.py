@@ -231,7 +231,16 @@ def parse_table(name: str, data: bytes, *, kind: str = "auto", max_expanded: int
     non_numeric = [str(c) for c in source_cols if not is_numeric_dtype(frame[c].dtype)]
     if non_numeric:
         raise InputError(f"{name}: source columns must be numeric; non-numeric: {non_numeric[:5]}. "
-                         f"Other columns may only be {LABEL_COLUMNS[0]!r}, {TOKEN_COLUMNS[0]!r} or {ID_COLUMNS[0]!r}.")
+                         f"Other columns may only be {LABEL_COLUMNS[0]!r}, {TOKEN_COLUMNS[0]!r} or {ID_COLUMNS[0]!r}."
+                         + _separator_hint(frame.columns))
+    for c in source_cols:  # pandas' to_csv writes the row index by default: it read as one more source
+        rows = frame[c].to_numpy()
+        if str(c).startswith("Unnamed:") or (len(rows) >= 3 and (np.array_equal(rows, np.arange(len(rows)))
+                                                                 or np.array_equal(rows, np.arange(1, len(rows) + 1)))):
+            raise InputError(f"{name}: column {str(c)!r} " + ("has no name in the header" if str(c).startswith(
+                "Unnamed:") else "holds the row numbers") + " (a saved row index, as pandas' to_csv writes by default), "
+                             "not a source's outputs: drop it (to_csv(..., index=False)), or name it "
+                             f"{ID_COLUMNS[0]!r}.")
     if len(source_cols) < 2:
         raise InputError(f"{name}: need at least two source columns besides label/token_count/sample_id; "
                          f"got {[str(c) for c in source_cols]}.")
@@ -256,6 +265,10 @@ def parse_table(name: str, data: bytes, *, kind: str = "auto", max_expanded: int
     try:
         if kind == "auto":
             kind = _guess_kind(values, None if label_col is None else frame[label_col].to_numpy())
+        if kind in ("binary", "mse") and label_col is None:  # "labels are required" named no column
+            raise InputError(f"objective {kind} needs the labels in a column named one of "
+                             f"{', '.join(repr(c) for c in LABEL_COLUMNS)}; the columns are "
+                             f"{[str(c) for c in frame.columns][:8]}.")
         return ProxyOutputs(
             values, kind, source_names=[str(c) for c in source_cols],
             labels=None if label_col is None else frame[label_col].to_numpy(),
@@ -353,11 +366,25 @@ def _guess_kind(values: np.ndarray, labels) -> str:
     """``auto``: binary for probabilities with 0/1 labels, mse for other labels, loglik without labels."""
     if labels is None:
         if np.nanmax(values, initial=0.0) > 0:
+            nll = " Every value is >= 0: negative log-likelihoods? Negate them." if np.nanmin(values) >= 0 else ""
             raise InputError(f"no label column ({', '.join(repr(c) for c in LABEL_COLUMNS)}) was found, so the table "
-                             "reads as log-likelihoods (loglik, values <= 0), but some values are above 0. Add the "
-                             "labels as a column for binary or mse outputs, or pick the objective.")
+                             "reads as log-likelihoods (loglik, values <= 0), but some values are above 0." + nll
+                             + " Add the labels as a column for binary or mse outputs, or pick the objective.")
         return "loglik"
     finite = values[np.isfinite(values)]
     in_unit = finite.size > 0 and finite.min() >= 0 and finite.max() <= 1
     zero_one = bool(np.isin(np.asarray(labels, dtype=np.float64), (0.0, 1.0)).all())
+    fits = finite.size == 0 or np.abs(finite).max() <= np.finfo(np.float32).max  # else ProxyOutputs says so
+    if zero_one and not in_unit and fits:  # logits or percentages were solved as a regression, unremarked
+        raise InputError(f"the labels are 0 and 1 but the values are not probabilities (they range from "
+                         f"{finite.min():.4g} to {finite.max():.4g}): logits or percentages? Give P(y=1) (a sigmoid "
+                         "of logits, percentages / 100), or pick the objective mse to fit them as numbers.")
     return "binary" if in_unit and zero_one else "mse"
+
+
+def _separator_hint(columns) -> str:
+    """For a header read as one or a few names holding ';' or tabs: say how the file is separated."""
+    for sep, shown in ((";", "';'"), ("\t", "tab")):
+        if any(sep in str(c) for c in columns):
+            return f" The header holds {shown} characters: the file looks {shown}-separated; save it with commas."
+    return ""

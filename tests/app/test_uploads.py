@@ -103,7 +103,7 @@ def test_auto_reads_labels_that_are_not_0_or_1_as_regression_targets():
     ([("x.csv", b"a,label\n0.5,1\n")], {}, "at least two source columns"),
     ([("x.csv", b"a,b\n")], {}, "no rows"),
     ([("x.csv", b"a,b,label\n0.5,0.2,3\n")], {"kind": "binary"}, "labels must be 0 or 1"),
-    ([("x.csv", b"a,b\n0.5,0.2\n")], {"kind": "binary"}, "labels are required"),
+    ([("x.csv", b"a,b\n0.5,0.2\n")], {"kind": "binary"}, "objective binary needs the labels in a column named one of"),
     ([("x.csv", b"a,b\n-1,0.5\n")], {"kind": "loglik"}, "log-probabilities <= 0"),
     ([("x.csv", b"a,b\n-1,0.5\n")], {}, r"no label column \('label', 'labels', 'y'\) was found, so the table reads as"),
     ([("x.csv", b"a,b\n" + b"0.1,0.2\n" * 5000)], {"max_expanded": 50_000}, r"x.csv: its 5,001 lines x 2 columns"),
@@ -132,6 +132,17 @@ def test_auto_reads_labels_that_are_not_0_or_1_as_regression_targets():
     ([("x.parquet", b"garbage")], {}, "cannot read it as parquet"),
     ([("x.csv", b"a,b,label\n-1e300,-2,1\n")], {}, r"values must fit in float32 .* got 1e\+300"),
     ([("x.csv", b"a,b,Label,label\n0.5,0.2,1,0\n")], {}, r"columns \['Label', 'label'\] could each be the labels"),
+    # what a reviewer's own files did: a saved row index read as one more source (and made the objective mse), logits
+    # solved as a regression, a ;-separated file, NLLs, a misnamed label column
+    ([("x.csv", b",a,b,label\n0,0.5,0.2,1\n1,0.4,0.3,0\n2,0.1,0.2,0\n")], {},
+     r"column 'Unnamed: 0' has no name in the header \(a saved row index, as pandas' to_csv writes by default\)"),
+    ([("x.csv", b"row,a,b,label\n1,0.5,0.2,1\n2,0.4,0.3,0\n3,0.1,0.2,0\n")], {}, r"column 'row' holds the row numbers"),
+    ([("x.csv", b"a,b,label\n2.5,-1,1\n-3,0.2,0\n")], {},
+     r"the labels are 0 and 1 but the values are not probabilities \(they range from -3 to 2.5\): logits or percentages"),
+    ([("x.csv", b"a;b;label\n0.5;0.2;1\n")], {}, r"the file looks ';'-separated; save it with commas"),
+    ([("x.csv", b"a,b\n3.2,5\n4,1\n")], {}, r"Every value is >= 0: negative log-likelihoods\? Negate them"),
+    ([("x.csv", b"a,b,target\n0.5,0.2,1\n")], {"kind": "binary"},
+     r"objective binary needs the labels in a column named one of 'label', 'labels', 'y'; the columns are \['a', 'b', 'target'\]"),
 ])
 def test_bad_uploads_raise_clear_errors(files, kwargs, match):
     with pytest.raises(InputError, match=match):
