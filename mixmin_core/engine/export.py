@@ -365,8 +365,10 @@ def hf_fallback(plan: TrainingPlan) -> str | None:
     if plan.example_lengths() is not None:
         return None
     return ("the datasets snippet draws examples, and without documents per source it uses the token weights as "
-            "per-example probabilities: right only when every source's documents have the same mean length; give "
-            "a 'documents' column with the sizes.")
+            "per-example probabilities (right only when every source's documents have the same mean length) and can "
+            "neither repeat sources nor cut the stream at the budget: it stops when the first source runs out, short "
+            "of the budget where a source is planned for more than one epoch; give a 'documents' column with the "
+            "sizes.")
 
 
 def hf_snippet(plan: TrainingPlan, *, seed: int = 0, stopping_strategy: str = "first_exhausted",
