@@ -448,6 +448,7 @@ def test_exports_name_the_tokenizer_and_warn_when_the_snippet_cannot_draw_per_do
     sizes.write_text("source,size\n" + "".join(f"{n},1000000000\n" for n in result.source_names))
     code, _, err = _export(capsys, *_base(run_id, "hf", tmp_path / "mix.py"), "--sizes", str(sizes))
     assert code == 0 and "warning: the datasets snippet draws examples, and without documents per source" in err
+    assert "can neither repeat sources nor cut the stream at the budget" in err  # it fell 38% short, unsaid
     assert "Tokens are counted with" not in (tmp_path / "mix.py").read_text()  # your sizes: your tokenizer
 
 
