@@ -42,6 +42,14 @@ def test_capped_solution_matches_slsqp():
     assert result.meta["caps"] == pytest.approx(caps.tolist())
 
 
+def test_one_cap_for_every_source():
+    """The Solver page's "max weight per source" is one number; the library refused it ("caps must have shape")."""
+    outputs = _problem()
+    np.testing.assert_array_equal(mixmin(outputs, caps=0.3).weights, mixmin(outputs, caps=np.full(5, 0.3)).weights)
+    with pytest.raises(InputError, match=r"caps sum to 0.5 < 1"):
+        mixmin(outputs, caps=0.1)
+
+
 def test_prior_term_matches_slsqp_and_pulls_towards_prior():
     outputs = _problem(1)
     prior = outputs.natural_weights.astype(np.float64)
