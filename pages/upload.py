@@ -1,6 +1,8 @@
 """Upload: bring your own proxy outputs (.npz + .json, or a CSV/Parquet table) and solve."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -49,8 +51,13 @@ def example_csv() -> str:
 def save_upload(outputs, files) -> str:
     """Keep the parsed outputs in the store (``uploads/``, compressed) so the Solver page can load them."""
     path = data.store().root / "uploads" / upload_name(files, outputs.kind)
-    if not path.with_name(path.name + ".npz").exists():
+    stored = path.with_name(path.name + ".npz")
+    if not stored.exists():
         save_compressed(outputs, path)
+    else:  # the same file again: the newest upload, first in the Solver's list (it stayed where it was)
+        for p in (stored, path.with_name(path.name + ".json")):
+            if p.exists():
+                os.utime(p)
     return data.upload_problem_id(path)
 
 

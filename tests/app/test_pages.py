@@ -658,6 +658,13 @@ def test_upload_a_csv_and_solve_it(home):
     assert not at.exception
     weights = at.dataframe[0].value.set_index("source")["weight"]
     assert weights["good"] > 0.9
+    # another upload, then the first file again: it is the newest upload (it stayed last in the list, unwritten)
+    other = frame.assign(noise=frame["noise"][::-1].to_numpy()).to_csv(index=False).encode()
+    at.switch_page("pages/upload.py").run()
+    at.file_uploader(key="upload.files").set_value(("other.csv", other, "text/csv")).run()
+    time.sleep(0.05)
+    at.file_uploader(key="upload.files").set_value(("mine.csv", buf.getvalue().encode(), "text/csv")).run()
+    assert not at.exception and data.list_uploads()[0] == problem
 
 
 @pytest.mark.parametrize("page", ["solver", "compare", "assays", "jobs", "upload", "beyond"])
