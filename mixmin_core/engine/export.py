@@ -471,10 +471,12 @@ def megatron_data_path(plan: TrainingPlan, *, path_template: str = "{source}") -
     for name, w in zip(names, probs):
         prefix = path_template.replace("{source}", name)
         if not prefix or any(c.isspace() for c in prefix):
-            where = "its name" if any(c.isspace() for c in name) else "the data prefix"
-            raise InputError(f"the data prefix of source {name!r} ({prefix!r}) contains whitespace (in {where}), "
-                             "which Megatron's --data-path cannot hold; use --data-prefix without spaces, and name "
-                             "sources without spaces (Megatron's data files do not have any).")
+            if any(c.isspace() for c in name):  # the app's uploads had such names, and offered --data-prefix
+                raise InputError(f"source {name!r} has a space in its name, and Megatron's --data-path is split on "
+                                 "spaces: rename the source (its data files have no spaces either), or export json "
+                                 "or csv and write the paths yourself.")
+            raise InputError(f"the data prefix {path_template!r} holds a space, and Megatron's --data-path is split "
+                             "on spaces: give one without spaces.")
         parts += [_num(w), shlex.quote(prefix)]  # pasted into a shell: a name like $(...) stays a name
     return "--data-path " + " ".join(parts) + "\n"
 

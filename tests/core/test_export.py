@@ -122,8 +122,12 @@ def test_megatron_data_path_parses_back(plan):
     assert all(v == repr(float(v)) for v in tokens[1::2])  # short numbers (0.07544205300000001 before)
     with pytest.raises(InputError, match=r"the data prefix \(path_template; --data-prefix on the command line\) must contain"):
         megatron_data_path(plan, path_template="/data/x")
-    with pytest.raises(InputError, match="contains whitespace"):
+    with pytest.raises(InputError, match=r"the data prefix '/my data/\{source\}' holds a space, and Megatron's "):
         megatron_data_path(plan, path_template="/my data/{source}")
+    spaced = plan_training(MixtureResult(weights=np.array([0.5, 0.5], np.float32), source_names=("the pile", "c4")),
+                           {"the pile": 1e6, "c4": 1e6}, budget=1e5)
+    with pytest.raises(InputError, match=r"source 'the pile' has a space in its name, .* rename the source"):
+        megatron_data_path(spaced)  # it said "use --data-prefix without spaces", also in the app
 
 
 def _snippet_lists(text):
