@@ -114,6 +114,9 @@ def cmd_export(args) -> int:
         result = export.training_mixture(result)
     variant = problem.variant if problem else ""
     sizes, unit, documents, tokenizer, note = _sizes(args, run_dir, variant)
+    members = export.run_trial_rows(run_dir, problem.trial) if args.fit_rows else None
+    if members:  # the table holds these rows: the repeat check and a default budget count them, not every label
+        sizes = {**sizes, **{name: float(len(rows)) for name, (_, rows) in members.items()}}
     unsized = [n for n in result.source_names if n not in sizes]
     if args.sizes and unsized:
         raise InputError(f"{args.sizes}: no row for {len(unsized)} source(s) of the mixture, e.g. {unsized[:5]}; give "
@@ -160,7 +163,6 @@ def cmd_export(args) -> int:
     checked = plan.warnings() if given else [f"sizes: {note}"] if note else []
     for line in checked + ([fallback] if fallback else []):
         print(f"warning: {line}", file=sys.stderr)
-    members = export.run_trial_rows(run_dir, problem.trial) if args.fit_rows else None
     examples = (export.run_chem_examples(run_dir, plan.source_names, variant, members)
                 if args.fmt == "chem-table" and run_dir else None)
     text = export.render(plan, args.fmt, examples=examples, path_template=args.data_prefix, seed=seed)

@@ -24,6 +24,7 @@ from mixmin_core.errors import InputError
 from mixmin_core.runs import layout
 from mixmin_core.runs.fileio import read_json
 from mixmin_core.runs.store import RunStore, default_home
+from mixmin_core.search.swarm import WEAK_SPEARMAN
 from mixmin_core.solver.kernels import HALF_SUPPORTED
 from mixmin_core.solver.results import is_diagnostic
 from mixmin_core.solver.synthetic import example_problem
@@ -292,8 +293,8 @@ def _setting_mixtures(run_id: str, variant: str):
                 yield problem, method, mix
 
 
-def weak_regressors(run_id: str, variant: str, below: float = 0.3) -> tuple[int, int]:
-    """``(weak, fitted)``: of the setting's RegMix mixtures whose regressor was checked on held-out runs, how many
+def weak_regressors(run_id: str, variant: str, below: float = WEAK_SPEARMAN) -> tuple[int, int]:
+    """``(weak, checked)``: of the setting's RegMix mixtures whose regressor was checked on held-out runs, how many
     ranked them at a Spearman below ``below`` (their picks are little better than a draw from the prior)."""
     rhos = [mix.get("meta", {}).get("spearman") for _, method, mix in _setting_mixtures(run_id, variant)
             if method == "regmix"]

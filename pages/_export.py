@@ -250,7 +250,9 @@ def rendered(plan, fmt: str, run_dir: Path | None, variant: str, prefix: str) ->
         examples = chem_examples(str(run_dir), _stamp(run_dir), variant)
         head = export.chem_table(plan, examples)
         preview = head.head(PREVIEW_LINES).to_csv(index=False, float_format="%.6g")
-        return preview + f"... ({len(head):,} rows in the download)\n", \
+        return preview + (f"... ({len(head):,} rows in the download: every labelled row of the weighted sources, "
+                          "their test and validation splits too; `jobs export --fit-rows` gives the rows a final "
+                          "model trained on)\n"), \
             lambda: export.render(plan, fmt, examples=examples)
     text = export.render(plan, fmt, path_template=prefix)
     lines = text.splitlines(keepends=True)

@@ -129,9 +129,10 @@ def few_positives(frame: pd.DataFrame) -> None:
     if few.empty:
         return
     listed = ", ".join(f"{state.code(t, 40)} {int(n)}" for t, n in few.sort_values().head(8).items())
-    st.warning(f"Few positives in the test split (fewest over trials): {listed}. An average precision over so few rests "
-               "on single molecules: a method's mean can move by one active ranked first, and two trials' interval says "
-               "little. Read gaps between methods as noise unless they hold over many targets.",
+    more = f" and {len(few) - 8} more" if len(few) > 8 else ""
+    st.warning(f"Few positives in the test split (fewest over trials): {listed}{more}. An average precision over so "
+               "few rests on single molecules: a method's mean can move by one active ranked first, and an interval "
+               "over a few trials says little. Read gaps between methods as noise unless they hold over many targets.",
                icon=":material/scatter_plot:")
 
 
@@ -295,10 +296,11 @@ def page() -> None:
                    f"{state.code(failed[0][0])}: {state.plain(failed[0][2][-160:])}): those mixtures were chosen "
                    "arbitrarily, and their scores say little about the method. For RegMix on few runs, use "
                    "`preset: auto` (or mixmin-paper).", icon=":material/warning:")
-    weak, fitted = data.weak_regressors(run_id, variant)
+    weak, checked = data.weak_regressors(run_id, variant)
     if weak:  # MUV: 7 of 12 at <= 0.03, and RegMix still put 0.55 on one source
-        st.caption(f"RegMix's regressor ranked its held-out runs at a Spearman below 0.3 on {weak} of {fitted} problems: "
-                   "there its pick is little better than a draw from the prior (few runs for many sources).")
+        st.caption(f"RegMix's regressor ranked its held-out runs at a Spearman below {data.WEAK_SPEARMAN:g} on {weak} of "
+                   f"the {checked} problems where it was checked: there its pick is little better than a draw from the "
+                   "prior (few runs for many sources).")
     short = data.underspent(run_id, variant)
     if short:
         st.caption("Measured below the proxy compute planned for them (MixMin's): " + ", ".join(

@@ -218,6 +218,16 @@ def load_run_table(name: str, *, mixtures_path=None, metrics_path=None, own=()) 
     return _load_joined(name, resolve(mix_name, mixtures_path), resolve(met_name, metrics_path), scale)
 
 
+def _id_text(ids):
+    """Run ids as text to compare across two files: a whole number as an integer (a column with an empty cell reads
+    as floats, 2.0 for 2), text stripped; missing ones stay missing."""
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(ids):
+        return ids.map(lambda v: None if pd.isna(v) else str(int(v)) if float(v).is_integer() else str(v))
+    return ids.map(lambda v: None if pd.isna(v) else str(v).strip())
+
+
 def _load_joined(name: str, mix_file, met_file, scale: str, *, higher_is_better: bool = False) -> RunTable:
     """A table from a mixtures CSV and a metrics CSV joined on ``index`` (RegMix's and Olmix's layout)."""
     import pandas as pd
@@ -271,8 +281,8 @@ def _load_joined(name: str, mix_file, met_file, scale: str, *, higher_is_better:
                          "(one is counted from 1, the other from 0).")
     for key in ("run", "name"):  # ids both files carry must agree where the index pairs them
         if key in mix.columns and key in met.columns:
-            a, b = joined[key], joined[key + "__metric"]
-            differ = (a.notna() & b.notna() & (a.astype(str) != b.astype(str))).to_numpy()
+            a, b = _id_text(joined[key]), _id_text(joined[key + "__metric"])
+            differ = (a.notna() & b.notna() & (a != b)).to_numpy()
             if differ.any():  # a metrics file sorted and renumbered: every run would carry another's metrics
                 i = int(np.flatnonzero(differ)[0])
                 raise InputError(f"{mix_file} and {met_file}: the 'index' column pairs runs whose '{key}' differs in "

@@ -400,6 +400,12 @@ def spearman(pred, y) -> float:
 
 #: A held-out Spearman below this is warned about: the regressor barely ranks mixtures.
 WEAK_SPEARMAN = 0.3
+WEAK_NOTE = "RegMix regressor ranks its"
+
+
+def weak_ranking(result) -> str | None:
+    """A RegMix result's note that its regressor barely ranked its held-out runs (:data:`WEAK_SPEARMAN`), if any."""
+    return next((w for w in result.meta.get("warnings", []) if str(w).startswith(WEAK_NOTE)), None)
 
 
 def fit_regressor(W: np.ndarray, y: np.ndarray, *, preset: str = "faithful", seed: int = 42,
@@ -462,9 +468,9 @@ def fit_regressor(W: np.ndarray, y: np.ndarray, *, preset: str = "faithful", see
         log.warning(warnings[-1])
     rho = spearman(reg.predict(W_val), y_val) if len(W_val) else float("nan")
     if not constant and np.isfinite(rho) and rho < WEAK_SPEARMAN:  # MUV: 7 of 12 problems at <= 0.03, unremarked
-        warnings.append(f"RegMix regressor ranks its {len(W_val)} held-out runs at Spearman {rho:.2f} (fitted on "
-                        f"{len(W)}): its pick is little better than a draw from the prior. Use more runs.")
-        log.warning(warnings[-1])
+        warnings.append(f"{WEAK_NOTE} {len(W_val)} held-out runs at Spearman {rho:.2f} (fitted on {len(W)}): its pick "
+                        "is little better than a draw from the prior. Use more runs.")  # logged by the caller, who
+        # knows the problem (weak_ranking)
     return RegMixModel(regressor=reg, preset=preset, n_train=len(W), n_val=len(W_val),
                        best_iteration=int(reg.best_iteration_ or settings["n_estimators"]),
                        spearman=rho, constant=constant, warnings=warnings)

@@ -181,7 +181,7 @@ PROPORTIONS = ("ap", "auc", "accuracy")
 #: Words in a metric's name that make it a correlation in [-1, 1].
 CORRELATIONS = ("spearman", "pearson", "correlation")
 #: Words in a metric's name that make it a size, never negative (an error's root mean square, a distance).
-NON_NEGATIVE = ("rmse", "mse", "l1", "beyond", "perplexity")
+NON_NEGATIVE = ("rmse", "mse", "l1", "beyond", "perplexity", "error")
 
 
 #: Prefixes of metrics that describe the yardstick or the run table, not a method's mixture (``yardstick_rmse``,

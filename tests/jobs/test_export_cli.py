@@ -224,6 +224,7 @@ def test_chem_table_of_the_rows_the_final_models_trained_on(capsys, tmp_path):
     assert table.groupby("assay").size().to_dict() == {"A1": 2, "A2": 3, "A3": 1}
     assert set(table.loc[table.assay == "A1", "molecule"]) == {"CCO", "CCN"}
     assert "each source's fit split in trial 0" in err
+    assert "the repeat check assumes 6 rows" in err  # the table's rows (it counted every label: 11)
     code, _, err = _export(capsys, *base, "--out", str(tmp_path / "all.csv"))
     assert len(pd.read_csv(tmp_path / "all.csv")) == 11 and "their test and validation splits too" in err
     code, _, err = _export(capsys, "--run", run_id, "--problem", problem.key, "--format", "json", "--budget-rows", "5",

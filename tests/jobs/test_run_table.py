@@ -596,3 +596,7 @@ def test_files_whose_index_pairs_different_run_ids_are_refused(tmp_path):
     with pytest.raises(InputError, match=r"the 'index' column pairs runs whose 'run' differs in 100 of 100 rows "
                                          r"\(index 0 is 'run-000' in one and 'run-099' in the other\)"):
         load_run_table("my_swarm", own=own)
+    # numeric ids with an empty cell read as floats (2.0 against 2): the same ids, which load
+    _rewrite(mix, lambda f: f.assign(run=[None] + list(range(1, 100))))
+    _rewrite(met, lambda f: f.assign(run=list(range(100))))
+    assert load_run_table("my_swarm", own=own).n_runs == 100
