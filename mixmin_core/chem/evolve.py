@@ -214,6 +214,7 @@ def evolve(ws: ChemWorkspace, versions: list[Version], *, target: str, proxy_tre
     for rec, unit in zip(records, finals):
         fin = read_json(unit.output)
         rec["ap"], rec["final_compute"], rec["final_rows"] = fin["ap"], fin["final_compute"], fin["rows"]
+        rec["test_positives"] = fin.get("test_positives")  # the Compare page names targets with few
     return records
 
 
@@ -283,7 +284,7 @@ def result_rows(target: str, records: list[dict]) -> list[dict]:
         spent, total = r["compute"]["spent"], r["compute"]["total"]
         base = {"trial": 0, "target": target, "variant": r["variant"], "method": "mixmin", "proxy_compute": spent,
                 "final_compute": r["final_compute"], "proxy_compute_total": total, "n_sources": r["n_sources"]}
-        rows += [{**base, "metric": "ap", "value": r["ap"]},
+        rows += [{**base, "metric": "ap", "value": r["ap"], "test_positives": r.get("test_positives")},
                  {**base, "metric": "proxy_compute_spent", "value": spent, "trained": len(r["trained"]),
                   "reused": len(r["reused"])},
                  {**base, "metric": "proxy_compute_saved_fraction", "value": r["compute"]["saved_fraction"]}]

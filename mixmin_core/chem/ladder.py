@@ -156,7 +156,7 @@ def report(ladder: Ladder, target: str, result: LadderResult, finals: list[Unit]
             rows.append({**base, "metric": "ladder_l1_change", "value": result.l1_changes[k]})
             rows.append({**base, "metric": "ladder_loss_regret", "value": regrets[k]})
         if aps[k] is not None:
-            rows.append({**base, "metric": "ap", "value": aps[k]})
+            rows.append({**base, "metric": "ap", "value": aps[k], "test_positives": fins[k].get("test_positives")})
     summary = {"rungs_climbed": len(result.results), "stable_at_rung": stop, "stable_at_budget": result.stable_at,
                "l1_changes": [None if math.isnan(c) else round(c, 4) for c in result.l1_changes],
                "loss_regret": [None if g is None else round(g, 5) for g in regrets],

@@ -99,6 +99,7 @@ def test_add_and_split_train_only_their_proxies_and_reuse_the_rest_byte_for_byte
     assert set(res.metric) == {"ap", "proxy_compute_spent", "proxy_compute_saved_fraction", "mixture_l1_change",
                                "mixture_l1_change_by_assay"}  # v2 splits an assay: its L1 without the renaming
     assert list(res[res.metric == "mixture_l1_change_by_assay"].variant) == ["v2"]
+    assert (res[res.metric == "ap"].test_positives >= 1).all()  # the Compare page names targets with few
     assert sorted(res[res.metric == "ap"].variant) == ["v0", "v1", "v2"] and res[res.metric == "ap"].value.between(0, 1).all()
     # the run-folder contract: proxy_compute is what each version really trained, final_compute its final model's
     assert list(res.columns[:len(RESULT_COLUMNS)]) == list(RESULT_COLUMNS)

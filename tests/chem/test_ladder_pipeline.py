@@ -66,6 +66,7 @@ def test_the_ladder_stops_at_the_first_stable_rung_and_trains_nothing_above(tmp_
     budget = res[res.metric == "proxy_budget_fraction"]
     assert {(r.variant, r.proxy_compute) for r in budget.itertuples()} == {(f"rung{k}", spent[k]) for k in (0, 1)}
     assert (res[res.metric == "ap"].final_compute > 0).all() and (budget.final_compute > 0).all()
+    assert (res[res.metric == "ap"].test_positives >= 1).all()  # the Compare page names targets with few
     assert set(read_summary(run_dir).variant) == {"rung0", "rung1"}
     units = {u["unit_id"]: u["finished_at"] for u in store.units(run_id)}
     assert main(["run", str(cfg), "--quiet"]) == 0  # resume: every proxy and final model is skipped
