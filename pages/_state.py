@@ -54,6 +54,7 @@ DEFAULTS = {
     "jobs.follow_pid": None,       # the job started on the page: shown once it has written its row
     "upload.kind": "auto",
     "upload.message": None,
+    "upload.saved_ids": None,    # the upload's files as last saved: a new upload of a stored file makes it the newest
     "targets.variant": None,     # Targets page (multi-target view)
     "targets.trial": None,
     "targets.targets": None,     # the targets picked (list of names)

@@ -56,8 +56,9 @@ def parse_upload(files: list[tuple[str, bytes]], *, kind: str = "auto", max_byte
     ----------
     files : one table (``.csv``/``.parquet``), or an ``.npz`` and its ``.json`` sidecar.
     kind : ``"auto"`` or one of ``binary``, ``loglik``, ``mse``. For tables, ``auto`` picks
-        ``binary`` when a label column is present and every value is in [0, 1], ``mse`` with a
-        label column otherwise, and ``loglik`` without one. Ignored for ``.npz`` (the sidecar says).
+        ``binary`` when the labels are 0/1 and every value is in [0, 1], ``mse`` for other labels (0/1 labels
+        with other values are refused: logits or percentages?), and ``loglik`` without labels. Ignored for
+        ``.npz`` (the sidecar says).
     max_bytes : largest accepted file size; all files together get at most :data:`MAX_TOTAL_BYTES`.
     max_expanded : largest accepted uncompressed size of the arrays (``.npz``) or columns (Parquet).
 
@@ -233,14 +234,14 @@ def parse_table(name: str, data: bytes, *, kind: str = "auto", max_expanded: int
         raise InputError(f"{name}: source columns must be numeric; non-numeric: {non_numeric[:5]}. "
                          f"Other columns may only be {LABEL_COLUMNS[0]!r}, {TOKEN_COLUMNS[0]!r} or {ID_COLUMNS[0]!r}."
                          + _separator_hint(frame.columns))
-    for c in source_cols:  # pandas' to_csv writes the row index by default: it read as one more source
-        rows = frame[c].to_numpy()
-        if str(c).startswith("Unnamed:") or (len(rows) >= 3 and (np.array_equal(rows, np.arange(len(rows)))
-                                                                 or np.array_equal(rows, np.arange(1, len(rows) + 1)))):
-            raise InputError(f"{name}: column {str(c)!r} " + ("has no name in the header" if str(c).startswith(
-                "Unnamed:") else "holds the row numbers") + " (a saved row index, as pandas' to_csv writes by default), "
-                             "not a source's outputs: drop it (to_csv(..., index=False)), or name it "
-                             f"{ID_COLUMNS[0]!r}.")
+    first = frame.columns[0]  # pandas' to_csv writes the row index first, by default: it read as one more source
+    rows = frame[first].to_numpy()
+    unnamed = str(first).startswith("Unnamed:")
+    if first in source_cols and (unnamed or (len(rows) >= 3 and (np.array_equal(rows, np.arange(len(rows)))
+                                                                 or np.array_equal(rows, np.arange(1, len(rows) + 1))))):
+        raise InputError(f"{name}: its first column {str(first)!r} " + ("has no name in the header" if unnamed else
+                         "holds the row numbers") + " (a saved row index, as pandas' to_csv writes by default), not a "
+                         f"source's outputs: drop it (to_csv(..., index=False)), or name it {ID_COLUMNS[0]!r}.")
     if len(source_cols) < 2:
         raise InputError(f"{name}: need at least two source columns besides label/token_count/sample_id; "
                          f"got {[str(c) for c in source_cols]}.")
@@ -307,9 +308,10 @@ def _read_table(name: str, data: bytes, max_expanded: int = MAX_EXPANDED_BYTES):
             raise InputError(f"{name}: unsupported table format {suffix!r}; use .csv or .parquet.")
     except InputError:
         raise
-    except pd.errors.ParserWarning:
+    except pd.errors.ParserWarning:  # ";"-separated with decimal commas: "0,5;0,2" splits into more fields
         raise InputError(f"{name}: its data rows have more fields than its header has names; give every column a "
-                         "name (one per source, plus label, token_count or sample_id).") from None
+                         "name (one per source, plus label, token_count or sample_id)."
+                         + _separator_hint(data.split(b"\n", 1)[0].decode("utf-8", "replace").split(","))) from None
     except Exception as exc:  # pandas/pyarrow raise many types for malformed files
         raise InputError(f"{name}: cannot read it as {suffix.lstrip('.')} ({type(exc).__name__}: {str(exc)[:200]}).") from None
     if frame.empty:
@@ -363,10 +365,13 @@ def _check_csv_size(name: str, data: bytes, max_expanded: int) -> None:
 
 
 def _guess_kind(values: np.ndarray, labels) -> str:
-    """``auto``: binary for probabilities with 0/1 labels, mse for other labels, loglik without labels."""
+    """``auto``: binary for probabilities with 0/1 labels, mse for other labels (0/1 labels with other values are
+    refused), loglik without labels."""
     if labels is None:
         if np.nanmax(values, initial=0.0) > 0:
-            nll = " Every value is >= 0: negative log-likelihoods? Negate them." if np.nanmin(values) >= 0 else ""
+            nll = ("" if np.nanmin(values) < 0 else " The values are in [0, 1]: probabilities? Name the label column "
+                   "one of those." if np.nanmax(values) <= 1 else " Every value is >= 0: negative log-likelihoods? "
+                   "Negate them.")
             raise InputError(f"no label column ({', '.join(repr(c) for c in LABEL_COLUMNS)}) was found, so the table "
                              "reads as log-likelihoods (loglik, values <= 0), but some values are above 0." + nll
                              + " Add the labels as a column for binary or mse outputs, or pick the objective.")
@@ -377,7 +382,7 @@ def _guess_kind(values: np.ndarray, labels) -> str:
     fits = finite.size == 0 or np.abs(finite).max() <= np.finfo(np.float32).max  # else ProxyOutputs says so
     if zero_one and not in_unit and fits:  # logits or percentages were solved as a regression, unremarked
         raise InputError(f"the labels are 0 and 1 but the values are not probabilities (they range from "
-                         f"{finite.min():.4g} to {finite.max():.4g}): logits or percentages? Give P(y=1) (a sigmoid "
+                         f"{finite.min():.8g} to {finite.max():.8g}): logits or percentages? Give P(y=1) (a sigmoid "
                          "of logits, percentages / 100), or pick the objective mse to fit them as numbers.")
     return "binary" if in_unit and zero_one else "mse"
 

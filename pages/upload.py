@@ -1,6 +1,7 @@
 """Upload: bring your own proxy outputs (.npz + .json, or a CSV/Parquet table) and solve."""
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
@@ -48,15 +49,16 @@ def example_csv() -> str:
     return frame.round(4).to_csv(index=False)
 
 
-def save_upload(outputs, files) -> str:
-    """Keep the parsed outputs in the store (``uploads/``, compressed) so the Solver page can load them."""
+def save_upload(outputs, files, *, again: bool = False) -> str:
+    """Keep the parsed outputs in the store (``uploads/``, compressed) so the Solver page can load them; ``again``:
+    the user uploaded a file already stored, which becomes the newest upload (first in the Solver's list)."""
     path = data.store().root / "uploads" / upload_name(files, outputs.kind)
     stored = path.with_name(path.name + ".npz")
     if not stored.exists():
         save_compressed(outputs, path)
-    else:  # the same file again: the newest upload, first in the Solver's list (it stayed where it was)
+    elif again:  # not on every rerun of the page: a new mtime is a new version, solved and cached again
         for p in (stored, path.with_name(path.name + ".json")):
-            if p.exists():
+            with contextlib.suppress(OSError):  # a store file this user cannot write: it stays where it was
                 os.utime(p)
     return data.upload_problem_id(path)
 
@@ -81,7 +83,8 @@ def page() -> None:
                            key="upload.example")
     kind = st.radio("Objective", ["auto", *KINDS], horizontal=True, key=state.keep("upload.kind"),
                     on_change=state.save, args=("upload.kind",),
-                    help="auto: binary with a label column and outputs in [0, 1], mse with labels otherwise, else loglik")
+                    help="auto: binary with 0/1 labels and outputs in [0, 1]; mse with other labels (0/1 labels "
+                         "with other outputs are refused: pick mse for them); loglik without labels")
     uploaded = st.file_uploader("Proxy outputs", type=["csv", "parquet", "pq", "npz", "json"],
                                 accept_multiple_files=True, key="upload.files")
     if not uploaded:
@@ -93,7 +96,9 @@ def page() -> None:
             st.success(f"Read {outputs.n_sources} sources × {outputs.n_samples} samples (objective `{outputs.kind}`).")
             solve_in_memory(outputs)
             return
-        problem_id = save_upload(outputs, files)
+        ids = [getattr(f, "file_id", f.name) for f in uploaded]  # a new upload action, not a rerun of the page
+        problem_id = save_upload(outputs, files, again=ids != st.session_state["upload.saved_ids"])
+        st.session_state["upload.saved_ids"] = ids
         st.session_state["solve.problem"] = problem_id
         st.success(f"Read {outputs.n_sources} sources × {outputs.n_samples} samples (objective `{outputs.kind}`).")
         result = data.solve(problem_id, data.problem_stamp(problem_id), 1.0, 100, "uniform")

@@ -663,9 +663,16 @@ def test_upload_a_csv_and_solve_it(home):
     other = frame.assign(noise=frame["noise"][::-1].to_numpy()).to_csv(index=False).encode()
     at.switch_page("pages/upload.py").run()
     at.file_uploader(key="upload.files").set_value(("other.csv", other, "text/csv")).run()
-    time.sleep(0.05)
+    for path in (home / "uploads").iterdir():  # whole seconds apart: a file system may keep no finer times
+        os.utime(path, (time.time() - (100 if path.name.startswith("mine") else 50),) * 2)
+    assert data.list_uploads()[0] != problem
     at.file_uploader(key="upload.files").set_value(("mine.csv", buf.getvalue().encode(), "text/csv")).run()
     assert not at.exception and data.list_uploads()[0] == problem
+    for path in (home / "uploads").glob("mine*"):
+        os.utime(path, (time.time() - 200,) * 2)
+    stamp = data.problem_stamp(problem)
+    at.run()  # a rerun of the page (any click) with the file still there is no new upload: its version stays
+    assert data.problem_stamp(problem) == stamp
 
 
 @pytest.mark.parametrize("page", ["solver", "compare", "assays", "jobs", "upload", "beyond"])

@@ -135,8 +135,11 @@ def test_auto_reads_labels_that_are_not_0_or_1_as_regression_targets():
     # what a reviewer's own files did: a saved row index read as one more source (and made the objective mse), logits
     # solved as a regression, a ;-separated file, NLLs, a misnamed label column
     ([("x.csv", b",a,b,label\n0,0.5,0.2,1\n1,0.4,0.3,0\n2,0.1,0.2,0\n")], {},
-     r"column 'Unnamed: 0' has no name in the header \(a saved row index, as pandas' to_csv writes by default\)"),
-    ([("x.csv", b"row,a,b,label\n1,0.5,0.2,1\n2,0.4,0.3,0\n3,0.1,0.2,0\n")], {}, r"column 'row' holds the row numbers"),
+     r"first column 'Unnamed: 0' has no name in the header \(a saved row index, as pandas' to_csv writes by default\)"),
+    ([("x.csv", b"row,a,b,label\n1,0.5,0.2,1\n2,0.4,0.3,0\n3,0.1,0.2,0\n")], {}, r"first column 'row' holds the row numbers"),
+    ([("x.csv", b"a;b;label\n0,5;0,2;1\n0,4;0,3;0\n")], {}, r"more fields than its header .* looks ';'-separated"),
+    ([("x.csv", b"a,b,target\n0.5,0.2,1\n0.4,0.3,0\n")], {}, r"The values are in \[0, 1\]: probabilities\? Name the label"),
+    ([("x.csv", b"a,b,label\n1.0000001,0.2,1\n0.3,0.1,0\n")], {}, r"range from 0.1 to 1.0000001\)"),
     ([("x.csv", b"a,b,label\n2.5,-1,1\n-3,0.2,0\n")], {},
      r"the labels are 0 and 1 but the values are not probabilities \(they range from -3 to 2.5\): logits or percentages"),
     ([("x.csv", b"a;b;label\n0.5;0.2;1\n")], {}, r"the file looks ';'-separated; save it with commas"),
@@ -299,3 +302,9 @@ def test_numeric_looking_names_keep_a_bar_each():
 
     fig = weights_figure(["1", "1.0", "2"], np.array([0.5, 0.3, 0.2]))
     assert fig.layout.yaxis.type == "category" and sorted(fig.data[0].y) == ["1", "1.0", "2"]
+
+
+def test_a_source_counting_up_is_no_row_index_after_the_first_column():
+    """Only the first column can be a saved index: an mse source whose outputs were 1, 2, 3, ... was refused."""
+    outputs = parse_upload([("x.csv", b"a,b,label\n0.5,1,1\n1.5,2,2\n2.0,3,3\n4.1,4,4\n")], kind="mse")
+    assert outputs.source_names == ("a", "b")
