@@ -70,8 +70,8 @@ def test_a_prediction_beyond_the_runs_is_logged_and_a_picked_runs_error_reported
     assert metrics["yardstick_error_at_pick"] == pytest.approx(abs(metrics["surrogate:yardstick_loss"] - 1.5))
     assert metrics["yardstick_beyond_runs"] > ruler.rmse
     assert "t trial 0: regmix: the yardstick predicts its mixture" in caplog.text and "extrapolation" in caplog.text
-    weak = dataclasses.replace(vertex, meta={"warnings": ["RegMix regressor ranks its 5 held-out runs at Spearman "
-                                                         "0.05 (fitted on 40): ..."]})
+    note = "RegMix regressor ranks its 5 held-out runs at Spearman 0.05 (fitted on 40): ..."
+    weak = dataclasses.replace(vertex, meta={"warnings": [note]})
     with caplog.at_level("WARNING", logger="mixmin.search"):  # the note a preset's quiet fit kept, logged with where
         score_mixture(weak, ruler, "t trial 1: ")
     assert "t trial 1: RegMix regressor ranks its 5 held-out runs at Spearman 0.05" in caplog.text
