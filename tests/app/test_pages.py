@@ -402,10 +402,11 @@ def test_compare_flags_yardstick_predictions_beyond_every_run_it_was_fitted_on(h
                                         config={"pipeline": "run_table"})
     rows = []
     for k in range(2):
-        for m, pred, beyond in (("natural", 5.3, 0.0), ("regmix", 4.9, 0.15), ("random_search", 5.1, 0.0)):
-            rows += [{"target": "pile_cc", "method": m, "trial": k, "metric": metric, "value": v}
-                     for metric, v in (("surrogate:yardstick_loss", pred + 0.01 * k), ("yardstick_rmse", 0.06),
-                                       ("yardstick_beyond_runs", beyond))]
+        for target, far in (("pile_cc", 0.1), ("hellaswag", 0.0)):  # a mean over targets (0.05) hid pile_cc's 0.1
+            for m, pred, beyond in (("natural", 5.3, 0.0), ("regmix", 4.9, far), ("random_search", 5.1, 0.0)):
+                rows += [{"target": target, "method": m, "trial": k, "metric": metric, "value": v}
+                         for metric, v in (("surrogate:yardstick_loss", pred + 0.01 * k), ("yardstick_rmse", 0.06),
+                                           ("yardstick_beyond_runs", beyond), ("yardstick_spearman", 0.3))]
     write_report(run_dir, rows, reference="natural")
     at = open_app()
     at.sidebar.selectbox(key="w:app.run_id").set_value("table-run").run()
@@ -413,7 +414,8 @@ def test_compare_flags_yardstick_predictions_beyond_every_run_it_was_fitted_on(h
     assert not at.exception
     at.selectbox(key="w:compare.metric").set_value("surrogate:yardstick_loss").run()
     warning = next(w.value for w in at.warning if "yardstick's cross-validated error is 0.06" in w.value)
-    assert "`regmix` 0.15 beyond the best run" in warning and "random_search" not in warning
+    assert "`regmix` on `pile_cc` 0.1 beyond the best run" in warning and "random_search" not in warning
+    assert "hellaswag" not in warning and "ranks its own runs at a Spearman of only 0.30" in warning
 
 
 def test_compare_opens_on_a_score_not_on_the_yardsticks_diagnostics():
