@@ -200,8 +200,9 @@ class Experiment:
             n_init = min(n, s.bo_init or max(1, n // 2))
             result = bayesopt(evaluate, source_names=names, prior=prior, budget=n, rng=rng, n_init=n_init,
                               compute_per_run=cost)
-        if method == "regmix" and swarm.weak_ranking(result):
-            log.warning("%s: %s", problem.key, swarm.weak_ranking(result))
+        weak = swarm.weak_ranking(result) if method == "regmix" else None
+        if weak:
+            log.warning("%s: %s", problem.key, weak)
         return _with_meta(result, compute=float(sum(spent)), planned_runs=n, planned_compute=n * cost,
                           runs=len(spent), seconds=time.perf_counter() - start)
 

@@ -294,8 +294,9 @@ def score_mixture(result: MixtureResult, yardstick: Yardstick, where: str = "") 
     metrics["yardstick_beyond_runs"] = yardstick.beyond_runs(predicted)
     if "measured_loss" in metrics:  # where the pick was a run: how far off the yardstick is there
         metrics["yardstick_error_at_pick"] = abs(predicted - metrics["measured_loss"])
-    if weak_ranking(result):
-        log.warning("%s%s", where, weak_ranking(result))
+    weak = weak_ranking(result)
+    if weak:
+        log.warning("%s%s", where, weak)
     if metrics["yardstick_beyond_runs"] > yardstick.rmse:  # a reviewer's 0.17 bits-per-byte against runs >= 1.10
         log.warning("%s%s: the yardstick predicts its mixture %.3g beyond the best run it was fitted on, more than "
                     "its cross-validated error (%.3g): an extrapolation, not a measurement", where, result.method,
