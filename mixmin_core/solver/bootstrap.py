@@ -136,12 +136,13 @@ def _descend_batch(objective, w0: np.ndarray, sample_weights: np.ndarray, step_s
                    tol: float, terms: _Terms = _Terms()) -> tuple[np.ndarray, np.ndarray]:
     """``solvers.descend`` and ``solvers._result``'s choice of iterate for every row of ``sample_weights``
     at once: one batched evaluation per iteration over the rows still descending. Returns the weights and
-    which rows converged."""
+    which rows converged (as :func:`mixmin`, not a row whose gap of 0 the clip made: see ``clip_verdict``)."""
     b = len(sample_weights)
     w = np.repeat(w0[None, :], b, axis=0)
     last, best = w.copy(), w.copy()  # the last finite iterate, and the lowest-loss one
     last_loss, best_loss = np.full(b, np.inf), np.full(b, np.inf)
     converged = np.zeros(b, dtype=bool)
+    final_grad = np.zeros(w.shape, dtype=np.float32)  # a converged row's gradient where it stopped
     rows = np.arange(b)  # the rows still descending
     for it in range(max_iter + 1):
         loss, grad = objective.loss_grad(w[rows], sample_weights[rows] if len(rows) < b else sample_weights)
@@ -152,11 +153,15 @@ def _descend_batch(objective, w0: np.ndarray, sample_weights: np.ndarray, step_s
         lower = loss < best_loss[rows]
         best[rows[lower]], best_loss[rows[lower]] = w[rows[lower]], loss[lower]
         done = terms.gap(w[rows], grad) <= tol
-        converged[rows[done]] = True
+        converged[rows[done]], final_grad[rows[done]] = True, grad[done]
         rows, grad = rows[~done], grad[~done]
         if it == max_iter or not len(rows):
             break
         w[rows] = terms.step(w[rows], grad, step_size)
+    stopped = np.flatnonzero(converged)
+    if stopped.size and objective.floor is not None:  # mixmin's clip check, for every row at once
+        n, hidden = objective.clipped_gradient(w[stopped], sample_weights[stopped])
+        converged[stopped[(n > 0) & (terms.gap(w[stopped], final_grad[stopped] + hidden) > tol)]] = False
     # as mixmin: the last iterate, unless the loss rose at the end of a run that did not converge
     rose = ~converged & np.isfinite(best_loss) & (last_loss - best_loss > 1e-6 * np.maximum(1.0, np.abs(best_loss)))
     return np.where(rose[:, None], best, last), converged

@@ -149,35 +149,43 @@ class Objective:
     #: The floor the mixed value is clipped up to (None: no clip), where the loss turns flat.
     floor = None
 
-    def clipped_gradient(self, weights) -> tuple[int, np.ndarray]:
+    def clipped_gradient(self, weights, sample_weights=None):
         """``(n, g)``: how many samples' mixed value sits at :attr:`floor` at ``weights``, and the gradient they
         would add were the loss not flat there (its tangent at the floor, continued below it: the convex loss the
         clip stands in for). The flat clip hides that pull, so a descent can stop where the gradient says it is
         optimal while moving weight to sources that give those samples more would lower the loss a lot. One pass
-        over the matrix (and the clipped samples' columns once more)."""
-        extra = np.zeros(self.n_sources, dtype=np.float32)
-        if self.floor is None:
-            return 0, extra
+        over the matrix (and the clipped samples' columns once more).
+
+        ``weights`` ``(B, P)`` with ``sample_weights`` ``(B, N)`` (the bootstrap's resamples) gives ``n`` ``(B,)``
+        and ``g`` ``(B, P)``. ``g`` is float64 and shifted to a minimum of 0: no gap over the simplex sees a
+        constant, and a pull that is nearly one (every proxy certain and wrong on a sample: ~1e4 per source)
+        would otherwise swamp the gradient's float32 digits and leave a gap of rounding noise."""
         w = np.ascontiguousarray(weights, dtype=np.float32)
-        scale = self._uniform_scales()[1]
+        extra = np.zeros(w.shape[:-1] + (self.n_sources,))
+        n = np.zeros(w.shape[:-1], dtype=np.int64)
+        if self.floor is None:
+            return (n if w.ndim > 1 else 0), extra
+        scale = (self._uniform_scales()[1] if sample_weights is None
+                 else self._factor_scale(self._scale(np.asarray(sample_weights, dtype=np.float32))))
         pages = blocks.PageReleaser(self.values) if self.streamed else None
         order = "F" if self.streamed and self.values.flags.f_contiguous else "C"
         scratch = None if self.identity or not self.streamed else np.empty((self.n_sources, self._width), np.float32,
                                                                             order=order)
-        n = 0
         for b, cols in enumerate(self.blocks):
             block = self._block(b, cols, pages, scratch, decode=True)
             mixed = w @ block
             self._clip(mixed, cols)
-            at = np.flatnonzero(mixed <= self.floor)
-            if at.size:
-                n += at.size
-                extra += (scale[cols][at] / self.floor) @ block[:, at].T
+            at = mixed <= self.floor
+            some = np.flatnonzero(at.any(axis=tuple(range(at.ndim - 1))))  # columns clipped for any weights
+            if some.size:
+                n += at.sum(axis=-1)
+                pull = np.where(at[..., some], np.broadcast_to(scale[..., cols], at.shape)[..., some], 0)
+                extra += (pull / self.floor).astype(np.float64) @ block[:, some].T
             if pages is not None:
                 pages.done(cols)
         if pages is not None:
             pages.flush()
-        return n, extra
+        return (n if w.ndim > 1 else int(n)), extra - extra.min(axis=-1, keepdims=True)
 
     # ---- evaluation ----------------------------------------------------------------------
     def loss(self, weights, sample_weights=None):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mixmin_core import InputError, bootstrap_weights, mixmin
+from mixmin_core import InputError, ProxyOutputs, bootstrap_weights, mixmin
 from mixmin_core.solver.synthetic import example_problem
 
 
@@ -87,3 +87,18 @@ def test_the_share_of_resamples_that_converged_is_reported():
     short = bootstrap_weights(outputs, n_boot=20, max_iter=3)
     settled = bootstrap_weights(outputs, n_boot=20, max_iter=5000, tol=1e-5)
     assert short.converged == 0.0 and settled.converged == 1.0
+
+
+def test_a_resample_whose_gap_of_zero_the_clip_made_is_not_counted_converged():
+    """A reviewer's case: mixmin said "clipped" at step 10 (one source alone gives some samples their label),
+    while the bootstrap of the same problem and settings counted every resample converged."""
+    rng = np.random.default_rng(0)
+    labels = (rng.random(400) < 0.5).astype(np.float32)
+    hard = np.where(np.arange(400) % 20, labels, 1 - labels)  # certain, and wrong on 5% of samples
+    soft = np.where(labels == 1, 0.6, 0.4)
+    outputs = ProxyOutputs(np.vstack([hard, soft]).astype(np.float32), "binary", labels=labels)
+    assert mixmin(outputs, step_size=50.0).status == "clipped"
+    flat = bootstrap_weights(outputs, n_boot=8, step_size=50.0, max_iter=300)
+    assert flat.converged < 0.5
+    good = bootstrap_weights(outputs, n_boot=8, max_iter=3000)
+    assert good.converged == 1.0 and abs(float(good.median[0]) - 0.875) < 0.05

@@ -311,6 +311,22 @@ def test_a_sample_every_source_gets_wrong_leaves_the_certificate_alone():
     assert n == 10 and hidden[1] - hidden[0] < -1e4  # the pull towards the soft proxy, hidden by the clip
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_samples_every_proxy_gets_certainly_wrong_do_not_fake_a_clipped_verdict(seed):
+    """A reviewer's case: all proxies said p = 1 on 20 negatives (float32 XGBoost output rounds to 1). Their pull
+    is the same ~1e4 for every source, which no gap sees, but added to the float32 gradient it left a gap of
+    rounding noise: half the seeds reported "clipped" at the optimum (SLSQP: within 1e-8)."""
+    rng = np.random.default_rng(seed)
+    values = rng.beta(0.5, 0.5, (6, 2000)).astype(np.float32)
+    labels = (rng.uniform(size=2000) < 0.3).astype(np.float32)
+    values[:, rng.choice(np.flatnonzero(labels == 0), 20, replace=False)] = 1.0
+    outputs = ProxyOutputs(values, "binary", labels=labels)
+    result = mixmin(outputs, max_iter=2000)
+    assert result.status == "converged", result.message
+    n, hidden = make_objective(outputs).clipped_gradient(result.weights)
+    assert n == 20 and hidden.dtype == np.float64 and np.abs(hidden).max() < 1e-6
+
+
 def test_clipped_samples_are_counted_alike_on_every_path(tmp_path):
     rng = np.random.default_rng(1)
     values = rng.uniform(0.05, 0.95, (40, 6000)).astype(np.float32)
