@@ -264,6 +264,8 @@ def _read_weights(path) -> MixtureResult:
         raise InputError(f"{path}: cannot read it as a mixture JSON ({exc.strerror}).") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: not valid JSON ({exc}).") from None
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
     except (KeyError, TypeError, AttributeError, ValueError):
         raise InputError(f"{path}: not a mixture; expected MixtureResult.to_dict() JSON with a 'weights' "
                          "object {source: weight}.") from None

@@ -7,7 +7,7 @@ iteration reads the matrix once, block by block.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -35,7 +35,7 @@ class BootstrapResult:
     """
 
     source_names: tuple
-    samples: np.ndarray
+    samples: np.ndarray = field(repr=False)  # n_boot rows
     lower: np.ndarray
     upper: np.ndarray
     median: np.ndarray

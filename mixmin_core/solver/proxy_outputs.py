@@ -75,8 +75,15 @@ class ProxyOutputs:
         if not isinstance(kind, str) or kind not in KINDS:  # ProxyOutputs(values, labels) passes an array here
             hint = "" if isinstance(kind, str) else " (the second argument is the kind; pass labels as labels=...)"
             raise InputError(f"kind must be one of {KINDS}; got {describe(kind)}{hint}.")
+        frame_names = _frame_sources(values)
         if source_names is None:
-            source_names = _frame_sources(values)
+            source_names = frame_names
+        elif frame_names is not None and list(check_names("source_names", source_names)) != frame_names:
+            raise InputError(f"source_names ({', '.join(map(str, list(source_names)[:3]))}, ...) disagree with the rows of "
+                             f"the values DataFrame ({', '.join(frame_names[:3])}, ...), which name its sources; drop "
+                             "source_names, or pass df.loc[names] to pick and order rows by name.")
+        labels, token_counts = (_by_sample(name, given, values) for name, given in
+                                (("labels", labels), ("token_counts", token_counts)))
         values = _as_matrix(values)
         n_sources, n_samples = values.shape
         for name, given in (("labels", labels), ("token_counts", token_counts)):
@@ -430,6 +437,25 @@ def _frame_sources(values) -> list | None:
     return None if numbered else [str(i) for i in index]
 
 
+def _by_sample(name: str, given, values):
+    """``given`` per sample in the order of a values DataFrame's named columns, where both are labelled (a
+    Series keyed by sample id); anything else as it is. Ids that differ are an error, not a silent shuffle."""
+    columns, index = getattr(values, "columns", None), getattr(given, "index", None)
+    if columns is None or getattr(index, "dtype", None) is None or not hasattr(given, "reindex"):
+        return given
+    import pandas as pd
+
+    if isinstance(columns, pd.RangeIndex) or isinstance(index, pd.RangeIndex):
+        return given
+    ids, keys = [str(c) for c in columns], [str(k) for k in index]
+    if sorted(ids) != sorted(keys):
+        missing = sorted(set(ids) - set(keys))[:3]
+        raise InputError(f"{name} is a Series keyed by sample id, but its ids differ from the values DataFrame's "
+                         f"columns (e.g. no {name} for {missing}); give one per column, or pass {name}.to_numpy() "
+                         "to take them in column order.")
+    return pd.Series(np.asarray(given), index=keys)[ids].to_numpy()
+
+
 def _as_matrix(values) -> np.ndarray:
     """``values`` as a read-only float32 matrix that no one else can change: a writable array the caller
     passed is copied (a later edit of theirs would otherwise change these outputs under the solver's caches);
@@ -544,7 +570,25 @@ def _check_ids(ids, n_samples):
 
 
 def _check_values(values, kind):
-    """Finiteness and the kind's value range; a mapped matrix is scanned block by block."""
+    """Finiteness and the kind's value range, each error with what to do."""
+    try:
+        low, high = _value_range(values)
+    except InputError as exc:
+        if kind != "loglik" or "(-inf)" not in str(exc):
+            raise
+        raise InputError(f"{exc} A log-probability of -inf (a proxy that gives a sample probability 0) has no "
+                         "finite loss; floor them first, e.g. np.maximum(values, -1e4).") from None
+    noise = " (rounding noise? np.clip them first)"
+    if kind == "binary" and (low < 0 or high > 1):
+        raise InputError(f"values must be probabilities in [0, 1] for kind 'binary'; got range [{low:.9g}, {high:.9g}]"
+                         f"{noise if low > -1e-3 and high < 1 + 1e-3 else ''}.")
+    if kind == "loglik" and high > 0:
+        raise InputError(f"values must be log-probabilities <= 0 for kind 'loglik'; got maximum {high:.9g}"
+                         f"{noise if high < 1e-3 else ''}.")
+
+
+def _value_range(values) -> tuple[float, float]:
+    """The smallest and largest value, or an InputError naming a non-finite one; a map is read block by block."""
     if blocks.is_mapped(values):
         low, high = np.inf, -np.inf
         pages = blocks.PageReleaser(values)
@@ -554,19 +598,13 @@ def _check_values(values, kind):
                 bad = np.argwhere(~np.isfinite(block))
                 row, col = bad[0].tolist()
                 raise InputError(f"values must be finite; found non-finite value(s), first at index "
-                                 f"{(row, cols.start + col)} ({block[row, col]!r}).")
+                                 f"{(row, cols.start + col)} ({block[row, col].item()!r}).")
             low, high = min(low, float(block.min())), max(high, float(block.max()))
             pages.done(cols)
         pages.flush()
-    else:
-        check_finite("values", values)
-        low, high = float(values.min()), float(values.max())
-    if kind == "binary" and (low < 0 or high > 1):
-        raise InputError(
-            f"values must be probabilities in [0, 1] for kind 'binary'; got range [{low:.3g}, {high:.3g}]."
-        )
-    if kind == "loglik" and high > 0:
-        raise InputError(f"values must be log-probabilities <= 0 for kind 'loglik'; got maximum {high:.3g}.")
+        return low, high
+    check_finite("values", values)
+    return float(values.min()), float(values.max())
 
 
 #: Largest magnitude of an ``mse`` value or label whose squared errors are sure to fit in float32 (3.4e38): a

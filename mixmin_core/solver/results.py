@@ -88,6 +88,9 @@ class MixtureResult:
                              "{source: weight}.")
         names = tuple(d["weights"])
         nan = float("nan")
+        bad = [n for n in names if d["weights"][n] is not None and not _is_number(d["weights"][n])]
+        if bad:
+            raise InputError(f"not a mixture: weights must be numbers; got {d['weights'][bad[0]]!r} for {bad[0]!r}.")
         return cls(
             weights=np.array([nan if d["weights"][n] is None else d["weights"][n] for n in names], dtype=np.float32),
             source_names=names, loss=nan if d.get("loss") is None else d["loss"], n_iter=d.get("n_iter", 0),
@@ -101,6 +104,10 @@ class MixtureResult:
 
 #: Compute columns a results frame may carry; summaries report their mean per group.
 COMPUTE_COLUMNS = ("proxy_compute", "final_compute", "compute")
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
 
 
 def _finite_or_none(x) -> float | None:

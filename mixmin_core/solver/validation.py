@@ -26,7 +26,8 @@ def as_float_array(name: str, values, dtype=np.float64) -> np.ndarray:
     except (TypeError, ValueError):  # ragged input and the like
         raise InputError(f"{name} must be an array of numbers; got {describe(values)}.") from None
     if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
-        raise InputError(f"{name} must be an array of numbers; got {describe(arr)}.")
+        of = f"a {type(values).__name__}; pass its .weights" if hasattr(values, "weights") else describe(arr)
+        raise InputError(f"{name} must be an array of numbers; got {of}.")
     return to_float32(name, arr).copy() if np.dtype(dtype) == np.float32 else arr.astype(dtype)
 
 
@@ -43,11 +44,14 @@ def to_float32(name: str, arr: np.ndarray) -> np.ndarray:
 
 
 def is_keyed(values) -> bool:
-    """Whether per-source ``values`` are keyed by name: a dict, or a pandas Series with a non-integer index."""
+    """Whether per-source ``values`` are keyed by name: a dict, or a pandas Series unless its index is just its
+    positions 0, 1, ... (numeric names such as PubChem AIDs key it: ``{588: 7e4, 743: 2e4}`` as a Series)."""
     if isinstance(values, Mapping):
         return True
-    dtype = getattr(getattr(values, "index", None), "dtype", None)  # a list's index is a method
-    return dtype is not None and hasattr(values, "items") and getattr(dtype, "kind", "O") not in "iu"
+    index = getattr(values, "index", None)
+    if getattr(index, "dtype", None) is None or not hasattr(values, "items"):  # a list's index is a method
+        return False
+    return not (index.dtype.kind in "iu" and np.array_equal(index, np.arange(len(index))))
 
 
 def by_source(name: str, values, source_names, *, of: str = "source",
@@ -122,6 +126,8 @@ def check_names(name: str, values) -> tuple:
         ndim = -1
     if isinstance(values, (str, bytes)) or ndim != 1:
         raise InputError(f"{name} must be a list of names, one per source; got {describe(values)}.")
+    if any(v is None for v in values):  # it would be a source called 'None'
+        raise InputError(f"{name}: every name must be given; found None at position {list(values).index(None)}.")
     names = tuple(str(v) for v in values)
     bad = [n for n in names if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in n)]
     if bad:  # a line break in a name would end a comment in an exported Python or shell snippet

@@ -27,7 +27,7 @@ from mixmin_core import (
     natural,
 )
 from mixmin_core.solver.constraints import availability_caps
-from mixmin_core.solver.results import mean_ci, summarize, welch_pvalue
+from mixmin_core.solver.results import MixtureResult, mean_ci, summarize, welch_pvalue
 from mixmin_core.solver.validation import check_new_names
 
 
@@ -199,6 +199,18 @@ BAD_LIBRARY_INPUTS: list[BadInput] = [
     BadInput("summarize-text-values", lambda: summarize(pd.DataFrame(
         {"target": ["t"] * 2, "method": ["m"] * 2, "metric": ["ap"] * 2, "trial": [0, 1], "value": ["0.5x", 0.4]})),
              InputError, r"frame's 'value' column must hold numbers .*got '0.5x'"),
+    # a reviewer's notebook mistakes: each said too little about what to do
+    BadInput("loss_of_a_result", lambda: mixture_loss(_O, mixmin(_O, max_iter=2)), InputError,
+             r"weights must be an array of numbers; got a MixtureResult; pass its \.weights"),
+    BadInput("values_above_one_by_rounding", lambda: ProxyOutputs(np.where(_MATRIX > 0.9, np.float32(1.0000001), _MATRIX), "binary",
+                                                                  labels=_O.labels),
+             InputError, r"range \[[0-9.e-]+, 1\.0000\d+\] \(rounding noise\? np\.clip"),
+    BadInput("loglik_minus_inf", lambda: ProxyOutputs(np.where(_MATRIX > 0.9, -np.inf, np.log(_MATRIX)), "loglik"),
+             InputError, r"\(-inf\)\. A log-probability of -inf .*np\.maximum\(values, -1e4\)"),
+    BadInput("source_name_none", lambda: ProxyOutputs(_MATRIX, "binary", labels=_O.labels, source_names=[None, "b", "c"]),
+             InputError, r"source_names: every name must be given; found None at position 0"),
+    BadInput("mixture_json_text_weight", lambda: MixtureResult.from_dict({"weights": {"x": "a"}}), InputError,
+             r"weights must be numbers; got 'a' for 'x'"),
 ]
 
 
@@ -253,6 +265,15 @@ def test_per_source_values_keyed_by_name_are_matched_by_name():
     by_name = mixmin(keyed, caps={"c": 0.1, "a": 1.0, "b": 1.0, "other": 0.5}, init=pd.Series({"b": 0.2, "c": 0.1, "a": 0.7}))
     by_order = mixmin(keyed, caps=[1.0, 1.0, 0.1], init=[0.7, 0.2, 0.1])
     np.testing.assert_array_equal(by_name.weights, by_order.weights)
+    # numeric names (PubChem AIDs) key a Series too; only an index of its own positions 0, 1, ... is positional
+    aids = pd.DataFrame(values, index=[1030, 743, 588])
+    sizes = ProxyOutputs(aids, "binary", labels=labels, natural_weights=pd.Series({588: 7, 743: 2, 1030: 1}))
+    assert sizes.source_names == ("1030", "743", "588")
+    np.testing.assert_allclose(sizes.natural_weights, [0.1, 0.2, 0.7])
+    capped = mixmin(sizes, caps=pd.Series({588: 0.9, 743: 0.9, 1030: 0.05}))
+    np.testing.assert_array_equal(capped.weights, mixmin(sizes, caps=[0.05, 0.9, 0.9]).weights)
+    with pytest.raises(InputError, match="no entry"):
+        ProxyOutputs(aids, "binary", labels=labels, natural_weights=pd.Series([7, 2, 1], index=[5, 6, 7]))
 
 
 def test_proxy_outputs_arrays_are_read_only():

@@ -393,7 +393,28 @@ def test_a_dataframe_of_sources_by_samples_names_its_sources():
     frame = pd.DataFrame(np.full((2, 4), 0.5), index=["wiki", "code"])
     outputs = ProxyOutputs(frame, "binary", labels=[0, 1, 0, 1])
     assert outputs.source_names == ("wiki", "code")
-    assert ProxyOutputs(frame, "binary", labels=[0, 1, 0, 1], source_names=["a", "b"]).source_names == ("a", "b")
+    assert ProxyOutputs(frame, "binary", labels=[0, 1, 0, 1], source_names=["wiki", "code"]).source_names == ("wiki", "code")
+    for other in (["a", "b"], ["code", "wiki"]):  # renamed the rows silently: a reviewer's 'x' was called 'z'
+        with pytest.raises(InputError, match=r"disagree with the rows of the values DataFrame \(wiki, code"):
+            ProxyOutputs(frame, "binary", labels=[0, 1, 0, 1], source_names=other)
+
+
+def test_labels_keyed_by_sample_id_follow_the_dataframe_columns():
+    """A Series of labels indexed by sample id was taken by position: reversed labels were used as they were."""
+    import pandas as pd
+
+    ids = [f"m{i}" for i in range(6)]
+    frame = pd.DataFrame(np.linspace(0.1, 0.9, 12).reshape(2, 6), index=["wiki", "code"], columns=ids)
+    labels = pd.Series([0, 1, 1, 0, 0, 1], index=ids)
+    tokens = pd.Series(np.arange(1, 7), index=ids)
+    outputs = ProxyOutputs(frame, "binary", labels=labels.iloc[::-1])
+    np.testing.assert_array_equal(outputs.labels, [0, 1, 1, 0, 0, 1])
+    loglik = ProxyOutputs(np.log(frame), "loglik", token_counts=tokens.iloc[::-1])
+    np.testing.assert_array_equal(loglik.token_counts, np.arange(1, 7))
+    with pytest.raises(InputError, match=r"labels is a Series keyed by sample id, but its ids differ .*to_numpy"):
+        ProxyOutputs(frame, "binary", labels=pd.Series(labels.to_numpy(), index=[f"q{i}" for i in range(6)]))
+    by_position = ProxyOutputs(frame, "binary", labels=pd.Series([1, 0, 0, 1, 1, 0]))  # numbered: in column order
+    np.testing.assert_array_equal(by_position.labels, [1, 0, 0, 1, 1, 0])
 
 
 def test_an_altered_sidecar_is_caught(tmp_path):
