@@ -26,6 +26,7 @@ from mixmin_core.runs.layout import (
     mixture_path,
     mixture_problems,
     outputs_path,
+    run_problem,
 )
 from mixmin_core.solver.results import MixtureResult
 
@@ -216,7 +217,7 @@ def _run(args, listing: bool = False):
             return run_dir, None
         raise InputError(f"--problem is required with --run; problems with mixtures: {_problems(run_dir)}.")
     try:
-        problem = Problem.from_key(args.problem)
+        problem = run_problem(run_dir, args.problem)
     except (ValueError, IndexError):
         raise InputError(f"--problem {args.problem!r} is not a problem key such as TARGET__trial0; "
                          f"this run has {_problems(run_dir)}.") from None

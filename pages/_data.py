@@ -250,7 +250,7 @@ def shown_names(problem_id: str, names) -> tuple:
     ref = parse_problem(problem_id)
     if ref.kind != "run":
         return tuple(names)
-    return own_data_names(ref.run_id, layout.Problem.from_key(ref.key).target, names)
+    return own_data_names(ref.run_id, run_problem(ref.run_id, ref.key).target, names)
 
 
 def own_data_names(run_id: str, target: str, names) -> tuple:
@@ -267,9 +267,21 @@ def problem_label(problem_id: str) -> str:
     ref = parse_problem(problem_id)
     if ref.kind == "upload":
         return f"upload: {Path(ref.path).name}"
-    prob = layout.Problem.from_key(ref.key)
+    prob = run_problem(ref.run_id, ref.key)
     variant = f" [{prob.variant}]" if prob.variant else ""
     return f"{prob.target}{variant} · trial {prob.trial}"
+
+
+def run_problem(run_id: str, key: str) -> layout.Problem:
+    """The problem ``key`` names in run ``run_id``, with its target's real name (a key holds a file-safe form)."""
+    run_dir = store().run_dir(run_id)
+    return layout.run_problem(run_dir, key, _target_names(str(run_dir), mtime(run_dir / "config.json"),
+                                                          mtime(run_dir / "dataset.json")))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _target_names(run_dir: str, *modified: float) -> dict:
+    return layout.target_names(Path(run_dir))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

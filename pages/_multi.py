@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from mixmin_core.runs import layout
 from mixmin_core.solver.multi_target import common_sources
 from mixmin_core.solver.pareto import (
     cross_target_table,
@@ -43,7 +42,8 @@ def solver_for(outputs) -> dict:
 
 
 def target_name(problem_id: str) -> str:
-    return layout.Problem.from_key(data.parse_problem(problem_id).key).target
+    ref = data.parse_problem(problem_id)
+    return data.run_problem(ref.run_id, ref.key).target
 
 
 def target_outputs(problem_ids: tuple) -> dict:

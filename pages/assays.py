@@ -154,7 +154,8 @@ def heatmap(run_id: str, problems: list, k: int, meta: pd.DataFrame, noun: str) 
         grid = grid.loc[:, grid.max() >= 0.01]
     shown = int(long["rank"].max())  # a run's topk file may keep fewer than k
     fig = px.imshow(grid.to_numpy(), x=list(grid.columns), y=list(grid.index), color_continuous_scale="Reds",
-                    aspect="auto", title=f"Targets × their top-{min(k, shown)} {noun} (weight, trial {problems[0].trial})")
+                    zmin=0, zmax=1, aspect="auto",  # a weight's colour, not its rank: 0.998 drew white beside 1.0
+                    title=f"Targets × their top-{min(k, shown)} {noun} (weight, trial {problems[0].trial})")
     fig.update_layout(height=max(420, 40 * len(grid) + 300), margin=dict(l=10, r=10, t=40, b=10),
                       xaxis=dict(tickangle=-45))
     st.plotly_chart(figs.safe(fig), key="assays.heatmap")
@@ -197,7 +198,8 @@ def page() -> None:
     if len(kept) < k and ranked.attrs.get("partial"):
         st.caption(f"{len(kept)} {noun} are on record for this target (a run keeps the top `top_k` of its config).")
     elif len(kept) < k:
-        st.caption(f"This setting gives {target} {len(kept)} {noun}" + (
+        own = data.OWN_DATA in set(kept["source"])  # include_target: one of them is no other assay
+        st.caption(f"This setting gives {target} {len(kept) - own} {noun}{' and its own data' if own else ''}" + (
             " (a sources-N setting has the first N informative assays, less the target)." if "sources-" in variant
             else "."))
     mixture = data.read_mixtures(run_id, layout.Problem(target, trial, variant)).get("mixmin") or {}

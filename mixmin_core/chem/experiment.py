@@ -364,7 +364,8 @@ class ChemDomain:
         dropped = np.zeros(0, np.int64)
         if self.m.drop_target_test_molecules:
             dropped = np.unique(np.concatenate([self.rows(t, trial, "test") for t in self.plan.targets]))
-        assays = list(dict.fromkeys(a for v in self.plan.variants for a in v.sources))
+        assays = list(dict.fromkeys([a for v in self.plan.variants for a in v.sources]  # with include_target, a
+                                    + (self.plan.targets if self.plan.include_target else [])))  # target's own too
         out = {a: np.setdiff1d(self.rows(a, trial), dropped) for a in assays}
         out.update({t + TRAIN: self.rows(t, trial, ("fit", "val")) for t in self.plan.targets})
         return out
@@ -551,7 +552,8 @@ class ChemDomain:
         return rows
 
     def _write_sources(self, meta) -> None:
-        assays = list(dict.fromkeys(a for v in self.plan.variants for a in v.sources))
+        assays = list(dict.fromkeys([a for v in self.plan.variants for a in v.sources]  # with include_target, a
+                                    + (self.plan.targets if self.plan.include_target else [])))  # target's own too
         sel = self.table.select(assays).labels[self.valid]  # the molecules RDKit parses: those the splits hold
         joined = chemdata.join_metadata(assays, meta).drop(columns=["n_labeled", "n_pos", "pos_rate"], errors="ignore")
         n = (sel >= 0).sum(axis=0)

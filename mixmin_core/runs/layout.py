@@ -106,28 +106,54 @@ def sources_path(run_dir: Path) -> Path:
 def list_problems(run_dir: Path) -> list[Problem]:
     """Problems whose proxy outputs exist in ``run_dir`` (sorted by target, variant, trial)."""
     folder = Path(run_dir) / "proxy_outputs"
-    if not folder.exists():
-        return []
+    return _problems(run_dir, (path.stem for path in folder.glob("*.json")) if folder.exists() else ())
+
+
+def _problems(run_dir: Path, keys) -> list[Problem]:
+    """The problems of file ``keys``, each with its target's real name (a key holds :func:`safe_name`'s form:
+    SIDER's 'Hepatobiliary disorders' is 'Hepatobiliary-disorders' there, which no results row or config knows)."""
+    names = target_names(run_dir)
     probs = set()
-    for path in folder.glob("*.json"):
+    for key in keys:
         try:
-            probs.add(Problem.from_key(path.stem))
+            probs.add(run_problem(run_dir, key, names))
         except ValueError:  # not a problem's file (or a run from before names with '__' were refused)
             continue
     return sorted(probs, key=lambda p: (p.target, p.variant, p.trial))
+
+
+def run_problem(run_dir: Path, key: str, names: dict | None = None) -> Problem:
+    """The problem of run ``run_dir`` that ``key`` names, with its target's real name (``names``: the run's
+    :func:`target_names`, if already read); ValueError for anything but a problem key."""
+    p = Problem.from_key(key)
+    names = target_names(run_dir) if names is None else names
+    return Problem(names.get(p.target, p.target), p.trial, p.variant)
+
+
+def target_names(run_dir: Path) -> dict[str, str]:
+    """``{safe_name(target): target}`` for the targets a run's ``config.json`` and ``dataset.json`` name (a
+    target is a name, or a mapping with a ``name``, as an LM target is)."""
+    import json
+
+    names = {}
+    for file in ("config.json", "dataset.json"):
+        try:
+            targets = json.loads((Path(run_dir) / file).read_text(encoding="utf-8")).get("targets")
+        except (OSError, ValueError, AttributeError):
+            continue
+        for t in targets if isinstance(targets, list) else ():
+            name = t.get("name") if isinstance(t, dict) else t
+            if isinstance(name, (str, int)):
+                names[safe_name(name)] = str(name)
+    return names
 
 
 def mixture_problems(run_dir: Path) -> list[Problem]:
     """Problems with a saved mixture in ``run_dir`` (a run on published run tables has no proxy outputs), sorted
     as :func:`list_problems`."""
     folder = Path(run_dir) / "mixtures"
-    probs = set()
-    for path in folder.glob("*__*.json") if folder.exists() else ():
-        try:
-            probs.add(Problem.from_key(path.stem.rsplit("__", 1)[0]))
-        except ValueError:
-            continue
-    return sorted(probs, key=lambda p: (p.target, p.variant, p.trial))
+    return _problems(run_dir, (path.stem.rsplit("__", 1)[0] for path in folder.glob("*__*.json"))
+                     if folder.exists() else ())
 
 
 def list_mixtures(run_dir: Path, problem: Problem) -> dict[str, Path]:

@@ -823,10 +823,37 @@ def test_assays_rank_every_source_and_name_the_targets_own_data(home):
     assert np.isnan(shown["labelled"].iloc[0]) and (shown["labelled"].iloc[1:] == 300).all()
     assert shown["lower"].notna().tolist() == [True, True, False, False]
     captions = " ".join(c.value for c in at.caption)
-    assert "This setting gives ATG_ERE_CIS_up 4 source assays" in captions
+    assert "This setting gives ATG_ERE_CIS_up 3 source assays and its own data" in captions  # it said 4
     assert "bootstrap intervals for its top 2 source assays" in captions
     assert "stopped at its iteration limit (Frank–Wolfe gap 0.0008)" in captions
     assert "Targets × their top-4 source assays (weight, trial 0)" in chart_titles(at)
+    heat = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                if json.loads(c.proto.spec)["layout"]["title"]["text"].startswith("Targets ×"))
+    assert (heat["layout"]["coloraxis"]["cmin"], heat["layout"]["coloraxis"]["cmax"]) == (0, 1)  # 0.998 drew white
+
+
+def test_a_target_named_with_spaces_is_shown_by_its_name_and_its_own_data_as_such(home):
+    """SIDER's targets: the pages took names from file keys ('Hepatobiliary-disorders'), so the target's own data
+    (the source 'Hepatobiliary disorders') read as an assay it borrows 70% from, and titles, heatmap rows and the
+    CSV export named the target in a form no config or results row knows."""
+    from mixmin_core.solver.synthetic import example_problem
+
+    target = "Hepatobiliary disorders"
+    names = ["Product issues", "Eye disorders", "Vascular disorders", target]
+    run_dir = RunStore().create_run("sider-own", name="sider-own", pipeline="chem",
+                                    config={"pipeline": "chem", "include_target": True, "targets": [target]})
+    outputs, _ = example_problem(n_sources=4, n_samples=200, seed=1)
+    problem = layout.Problem(target, 0, "sources-all")
+    assert problem.key.startswith("Hepatobiliary-disorders__")
+    outputs.save(layout.outputs_path(run_dir, problem))
+    path = layout.mixture_path(run_dir, problem, "mixmin")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"method": "mixmin", "weights": dict(zip(names, (0.1, 0.1, 0.1, 0.7)))}))
+    layout.write_sources(run_dir, pd.DataFrame({"source": names, "n_labelled": 300, "n_pos": 30}))
+    at = _open_assays("sider-own")
+    assert list(_table(at)["source"])[0] == "(target's own data)"
+    assert target in [sb.value for sb in at.selectbox]
+    assert f"Top source assays for {target}" in chart_titles(at)
 
 
 def test_solver_names_the_targets_own_data(home):

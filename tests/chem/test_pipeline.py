@@ -132,6 +132,19 @@ def test_include_target_gives_a_target_the_same_result_whichever_other_targets_t
     pd.testing.assert_frame_equal(found[0][1].reset_index(drop=True), found[1][1].reset_index(drop=True))
 
 
+def test_include_target_works_for_a_target_outside_the_settings_sources(capsys):
+    """A reviewer's case: the target's own data was looked up among the setting's sources (the first 3 assays),
+    so a target outside them failed at the start with KeyError (and --dry-run passed)."""
+    assert main(["run", CI, "--quiet", "--set", "include_target=true", "--set", "trials=1", "--set", "source_counts=[3]",
+                 "--set", "targets=[ATG_PXR_TRANS_up]", "--set", "methods=[mixmin, natural]"]) == 0
+    run, run_dir = only_run(RunStore())
+    units = [u["unit_id"] for u in RunStore().units(run["run_id"])]
+    assert "proxy-crossfit/trial0/ATG_PXR_TRANS_up" in units
+    problem = Problem("ATG_PXR_TRANS_up", 0, "sources-3")
+    weights = json.loads(list_mixtures(run_dir, problem)["mixmin"].read_text())["weights"]
+    assert list(weights) == ["ATG_ERE_CIS_up", "ATG_ERa_TRANS_up", "ATG_NRF2_ARE_CIS_up", "ATG_PXR_TRANS_up"]
+
+
 def test_drop_target_test_molecules_leaves_no_test_molecule_in_any_source(capsys):
     assert main(["run", CI, "--quiet", "--set", "drop_target_test_molecules=true", "--set", "trials=1",
                  "--set", "source_counts=[all]"]) == 0

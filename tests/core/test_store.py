@@ -12,6 +12,7 @@ from mixmin_core.runs.layout import (
     list_mixtures,
     list_problems,
     mixture_path,
+    mixture_problems,
     outputs_path,
 )
 from mixmin_core.runs.store import RunStore, default_home
@@ -114,6 +115,15 @@ def test_layout_paths_round_trip(tmp_path):
             Problem.from_key(key)
     fileio.write_json(tmp_path / "proxy_outputs" / "notes__x__y__trial0.json", {})
     assert len(list_problems(tmp_path)) == 2  # a file that is not a problem's is passed over
+    # a run names its targets: the pages showed SIDER's 'Hepatobiliary disorders' as its file key, which no
+    # results row matched (its own data read as another source's); an LM target is a mapping with a name
+    fileio.write_json(tmp_path / "config.json", {"targets": [{"name": "t2"}, "TOX21 a/b"]})
+    assert [p.target for p in list_problems(tmp_path)] == ["TOX21 a/b", "t2"]
+    assert [p.target for p in mixture_problems(tmp_path)] == ["t2"]
+    assert list_problems(tmp_path)[0].key == p1.key
+    fileio.write_json(tmp_path / "config.json", {"targets": []})  # chosen by n_targets: dataset.json names them
+    fileio.write_json(tmp_path / "dataset.json", {"targets": ["TOX21 a/b"]})
+    assert list_problems(tmp_path)[0].target == "TOX21 a/b"
 
 
 def test_mean_ci_and_welch():
