@@ -851,7 +851,7 @@ def test_a_target_named_with_spaces_is_shown_by_its_name_and_its_own_data_as_suc
     path.write_text(json.dumps({"method": "mixmin", "weights": dict(zip(names, (0.1, 0.1, 0.1, 0.7)))}))
     layout.write_sources(run_dir, pd.DataFrame({"source": names, "n_labelled": 300, "n_pos": 30}))
     at = _open_assays("sider-own")
-    assert list(_table(at)["source"])[0] == "(target's own data)"
+    assert _table(at)["source"].iloc[0] == "(target's own data)"
     assert target in [sb.value for sb in at.selectbox]
     assert f"Top source assays for {target}" in chart_titles(at)
 
