@@ -108,6 +108,29 @@ def _read_frame(path: Path, max_molecules: int = 0):
         ) from None
 
 
+def sniff_format(path) -> str:
+    """The layout a table file's header says it has: ``pcba128`` (``PCBA-<AID>`` columns), ``pcba1328``
+    (``assayID-<AID>``) or ``moleculenet``; a file that cannot be read is left to the reader's error."""
+    import pandas as pd
+
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+        if path.suffix.lower() in PARQUET_SUFFIXES or magic == b"PAR1":
+            import pyarrow.parquet as pq
+
+            columns = pq.read_schema(path).names
+        else:
+            columns = pd.read_csv(path, nrows=0, compression="gzip" if magic[:2] == b"\x1f\x8b" else "infer").columns
+    except Exception:  # noqa: BLE001 - reading it for real says what is wrong
+        return "moleculenet"
+    for fmt, prefix in (("pcba1328", "assayID-"), ("pcba128", "PCBA-")):
+        if any(str(c).startswith(prefix) for c in columns):
+            return fmt
+    return "moleculenet"
+
+
 def _read_parquet_head(path: Path, max_molecules: int):
     """Only the first ``max_molecules`` rows of a Parquet file (PCBA-1328 has 1.56M rows x 1,332 columns)."""
     import pandas as pd

@@ -76,9 +76,13 @@ class ChemData:
 
     @property
     def table_format(self) -> str:
+        """``format``, else the registered dataset's, else what a ``path`` file's columns say (a PCBA file given
+        by path alone lost its titles, and a Graphium file's ``CID`` column was read as an assay)."""
         if self.format != "auto":
             return self.format
-        return self.dataset if self.dataset in ("pcba128", "pcba1328") else "moleculenet"
+        if self.dataset in ("pcba128", "pcba1328"):
+            return self.dataset
+        return chemdata.sniff_format(self.path) if self.path else "moleculenet"
 
 
 def load_table(data: ChemData) -> chemdata.AssayTable:

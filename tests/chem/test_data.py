@@ -57,6 +57,25 @@ def test_a_pcba_file_of_your_own_gets_pubchem_titles(pcba128_file, pcba1328_file
     assert load_metadata(ChemData(dataset="", path=str(pcba128_file), format="moleculenet")) is None  # your own assays
 
 
+
+def test_a_pcba_file_given_by_path_alone_is_read_in_its_layout(pcba128_file, pcba1328_file, tmp_path):
+    """A reviewer's case: `path:` alone read a PCBA file as MoleculeNet's layout: PCBA-128 lost its titles, and a
+    Graphium CSV failed on its CID column ("list it in ignore_columns"). The header says which layout it is."""
+    from mixmin_core.chem.experiment import ChemData, load_metadata, load_table
+
+    as_csv = tmp_path / "pcba_1328.csv"
+    pd.read_parquet(pcba1328_file).to_csv(as_csv, index=False)
+    for path, fmt in ((pcba128_file, "pcba128"), (pcba1328_file, "pcba1328"), (as_csv, "pcba1328")):
+        given = ChemData(path=str(path))  # dataset left at its default, format at auto
+        assert given.table_format == fmt
+        assert load_table(given).n_assays == 5
+        assert load_metadata(given)["title"].str.startswith("qHTS Assay for Inhibitors of Aldehyde").any()
+    own = tmp_path / "own.csv"
+    pd.DataFrame({"smiles": ["C", "CC"], "my_assay": [0, 1]}).to_csv(own, index=False)
+    assert ChemData(path=str(own)).table_format == "moleculenet"
+    assert ChemData(path=str(tmp_path / "missing.csv")).table_format == "moleculenet"  # its reader says it is missing
+
+
 @pytest.mark.parametrize("name", ["toxcast", "tox21", "muv", "pcba128"])
 def test_every_shipped_metadata_file_gives_titles_and_categories(data_dir, name):
     meta = data.load_assay_metadata(data_dir / "chem" / f"{name}_assays.csv")
