@@ -149,10 +149,14 @@ def yardstick_note(frame: pd.DataFrame, metric: str) -> None:
     far = beyond[beyond > rmse].sort_values(ascending=False)
     text = (f"The yardstick's cross-validated error is {rmse:.3g} (RMSE): differences between methods smaller than "
             "that are within its error.")
-    rho = frame.loc[frame["metric"] == "yardstick_spearman", "value"].mean()
-    if rho < 0.5:  # on 16 held-out runs of 44 features a reviewer's ranked at 0.24
-        text += (f" It ranks its own runs at a Spearman of only {rho:.2f} (cross-validated, mean over targets and "
-                 "trials): its scores say little about which method is better.")
+    # per target, as the extrapolations: a mean over targets (0.50 and 0.70) hid the weak one
+    by_target = frame[frame["metric"] == "yardstick_spearman"].groupby("target")["value"].mean()
+    weak = by_target[by_target < 0.5].sort_values()
+    rho = weak.min() if len(weak) else 1.0
+    if len(weak):  # on 16 held-out runs of 44 features a reviewer's ranked at 0.24
+        where = ", ".join(f"{state.code(t, 40)} {v:.2f}" for t, v in weak.head(6).items())
+        text += (f" It ranks its own runs at a Spearman of only {where} (cross-validated, mean over trials): its "
+                 "scores say little about which method is better there.")
     if far.empty:
         (st.warning if rho < 0.5 else st.caption)(text)
         return

@@ -76,9 +76,20 @@ def key_result(summary: pd.DataFrame, headline: str | None = None) -> str:
     targets = set(rows["target"])
     rows = rows[rows["target"] == (OVERALL if OVERALL in targets or len(targets) != 1 else targets.pop())]
     means = rows.set_index("method")["mean"]
-    parts = [f"{m} {means[m]:.3g}" for m in sorted(means.index, key=figs.method_sort_key)[:3]]
+    ordered = sorted(means.index, key=figs.method_sort_key)  # the first three, and a method of the run's own (BO)
+    shown = ordered[:3] + [m for m in ordered[3:] if m not in figs.METHOD_ORDER]
+    far = extrapolated(summary[summary["variant"] == variant]) if "yardstick" in metric else set()
+    parts = [f"{m} {means[m]:.3g}" + (" (extrapolated)" if m in far else "") for m in shown]
     setting = f" ({data.setting_label(variant)})" if variant else ""
     return f"{data.metric_label(metric)}: " + ", ".join(parts) + setting
+
+
+def extrapolated(summary: pd.DataFrame) -> set:
+    """Methods whose mixture a run-table yardstick predicts beyond the best run it was fitted on by more than its
+    cross-validated error, on some target (the Compare page says where)."""
+    rmse = summary.loc[summary["metric"] == "yardstick_rmse", "mean"].mean()
+    beyond = summary[(summary["metric"] == "yardstick_beyond_runs") & (summary["target"] != OVERALL)]
+    return set(beyond.loc[beyond["mean"] > rmse, "method"]) if rmse > 0 else set()
 
 
 def step_text(job: dict, store_root=None) -> str:

@@ -402,11 +402,13 @@ def test_compare_flags_yardstick_predictions_beyond_every_run_it_was_fitted_on(h
                                         config={"pipeline": "run_table"})
     rows = []
     for k in range(2):
-        for target, far in (("pile_cc", 0.1), ("hellaswag", 0.0)):  # a mean over targets (0.05) hid pile_cc's 0.1
-            for m, pred, beyond in (("natural", 5.3, 0.0), ("regmix", 4.9, far), ("random_search", 5.1, 0.0)):
+        # a mean over targets hid pile_cc's: extrapolation 0.05 of 0.1, Spearman 0.50 of 0.30
+        for target, far, rho in (("pile_cc", 0.1, 0.3), ("hellaswag", 0.0, 0.7)):
+            for m, pred, beyond in (("natural", 5.3, 0.0), ("regmix", 4.9, far), ("random_search", 5.1, 0.0),
+                                    ("bo", 5.0, 0.0)):
                 rows += [{"target": target, "method": m, "trial": k, "metric": metric, "value": v}
                          for metric, v in (("surrogate:yardstick_loss", pred + 0.01 * k), ("yardstick_rmse", 0.06),
-                                           ("yardstick_beyond_runs", beyond), ("yardstick_spearman", 0.3))]
+                                           ("yardstick_beyond_runs", beyond), ("yardstick_spearman", rho))]
     write_report(run_dir, rows, reference="natural")
     at = open_app()
     at.sidebar.selectbox(key="w:app.run_id").set_value("table-run").run()
@@ -415,7 +417,10 @@ def test_compare_flags_yardstick_predictions_beyond_every_run_it_was_fitted_on(h
     at.selectbox(key="w:compare.metric").set_value("surrogate:yardstick_loss").run()
     warning = next(w.value for w in at.warning if "yardstick's cross-validated error is 0.06" in w.value)
     assert "`regmix` on `pile_cc` 0.1 beyond the best run" in warning and "random_search" not in warning
-    assert "hellaswag" not in warning and "ranks its own runs at a Spearman of only 0.30" in warning
+    assert "hellaswag" not in warning and "ranks its own runs at a Spearman of only `pile_cc` 0.30" in warning
+    # the Runs page's key result showed regmix's 4.9 unflagged, and left BO out (the first three methods only)
+    key = open_app().dataframe[0].value.set_index("name").loc["table-run", "key result"]
+    assert key.endswith(": natural 5.3, random_search 5.1, regmix 4.91 (extrapolated), bo 5"), key
 
 
 def test_compare_opens_on_a_score_not_on_the_yardsticks_diagnostics():
