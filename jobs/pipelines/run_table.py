@@ -139,9 +139,13 @@ def validate(config: RunTableConfig) -> None:
         for target in config.targets:
             table.target(target)
     for target in config.targets:
-        if not np.isfinite(runs.pool.target(target)).any():  # searched on nothing; it said "hold 0 runs" further on
+        values = runs.pool.target(target)
+        if not np.isfinite(values).any():  # searched on nothing; it said "hold 0 runs" further on
             raise InputError(f"targets: {target!r} has no measured value in train_table {config.train_table!r} (its "
                              "column is empty); pick a metric the runs measured.")
+        if np.ptp(values[np.isfinite(values)]) == 0:  # every method ties; RegMix "cannot split" said why only there
+            raise InputError(f"targets: {target!r} is {values[np.isfinite(values)][0]:g} in every run of train_table "
+                             f"{config.train_table!r}: no mixture does better than another; pick a metric that varies.")
     what = (f"the runs test_fraction holds out of {config.train_table!r}" if where == TEST_SPLIT else repr(where))
     n_finite = []
     for trial in range(config.trials):  # the yardstick is fitted when a trial scores its first mixture

@@ -268,6 +268,15 @@ def _load_joined(name: str, mix_file, met_file, scale: str, *, higher_is_better:
     if unused:  # they still count as sources (e.g. in the search methods' budget of one run per source)
         _warn_once("%s: column(s) %s are 0 in every run: no run says anything about those sources (drop the column "
                    "if it is no source)", mix_file, ", ".join(map(repr, unused[:5])))
+    fixed = [c for c, low, high in zip(src_cols, W.min(axis=0), W.max(axis=0)) if 0 < low == high]
+    if fixed and len(W) > 2:  # a setting such as a learning rate left in the file reads as a source of that weight
+        _warn_once("%s: column(s) %s hold the same weight in every run (%s): if it is no source (a setting such as a "
+                   "learning rate), drop the column; as a source, no run says what another weight of it would do",
+                   mix_file, ", ".join(map(repr, fixed[:5])), f"{W[0, src_cols.index(fixed[0])]:.4g}")
+    distinct = len(np.unique(W, axis=0))
+    if distinct < len(W):  # seeds of one mixture are fine; checkpoints of one run as rows are not
+        _warn_once("%s: its %d runs hold %d distinct mixtures (repeats are read as seeds of one mixture: if rows are "
+                   "checkpoints of one run, keep only the final one)", mix_file, len(W), distinct)
     shared = int(mix["index"].isin(met["index"]).sum())
     if not shared:
         raise InputError(f"{mix_file} and {met_file} share no run 'index'; the metrics file's rows name the mixtures "

@@ -408,6 +408,22 @@ def weak_ranking(result) -> str | None:
     return next((w for w in result.meta.get("warnings", []) if str(w).startswith(WEAK_NOTE)), None)
 
 
+def _split_order(W: np.ndarray, n_val: int, seed: int) -> tuple[np.ndarray, int]:
+    """A seeded order of the rows whose first ``n_val`` (returned, possibly fewer) hold early stopping's runs.
+    Repeats of one mixture (seeds) stay on one side: with copies on both, the held-out loss is a copy's, so early
+    stopping never stopped (held-out Spearman 0.994 against 0.964 on the real test table)."""
+    order = np.random.default_rng(seed).permutation(len(W))
+    groups = np.unique(W, axis=0, return_inverse=True)[1].ravel()
+    n_groups = int(groups.max()) + 1
+    if n_groups == len(W) or not n_val:  # every mixture once: the rows' own order, as before
+        return order, n_val
+    rank = np.argsort(np.random.default_rng(seed).permutation(n_groups))  # each mixture's place
+    order = np.argsort(rank[groups], kind="stable")
+    ends = np.cumsum(np.bincount(rank[groups], minlength=n_groups))  # rows up to each mixture in that order
+    whole = ends[(ends <= len(W) - 2) & (ends >= 1)]  # whole mixtures only, and two rows left to fit on
+    return order, int(whole[np.searchsorted(whole, n_val)] if (whole >= n_val).any() else (whole[-1] if len(whole) else 0))
+
+
 def fit_regressor(W: np.ndarray, y: np.ndarray, *, preset: str = "faithful", seed: int = 42,
                   val: tuple | None = None, val_fraction: float | None = None) -> RegMixModel:
     """Fit RegMix's LightGBM regressor from mixture weights ``W`` ``(n, P)`` to losses ``y`` ``(n,)``.
@@ -439,7 +455,7 @@ def fit_regressor(W: np.ndarray, y: np.ndarray, *, preset: str = "faithful", see
         if vf >= 1:
             raise InputError(f"val_fraction must be below 1 (the rest fits the model); got {val_fraction!r}.")
         n_val = 0 if len(W) < 4 or vf <= 0 else min(max(len(W) - int(np.floor((1 - vf) * len(W) + 1e-9)), 1), len(W) - 2)
-        order = np.random.default_rng(seed).permutation(len(W))
+        order, n_val = _split_order(W, n_val, seed)
         W_val, y_val = W[order[:n_val]], y[order[:n_val]]
         W, y = W[order[n_val:]], y[order[n_val:]]
     else:

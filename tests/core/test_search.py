@@ -204,6 +204,20 @@ def test_a_regressor_that_cannot_rank_its_held_out_runs_says_so():
     assert f"ranks its 50 held-out runs at Spearman {noise.spearman:.2f}" in noise.warnings[0]
 
 
+def test_early_stopping_holds_out_whole_mixtures():
+    """Three seeds of each of 100 mixtures: a random split of rows put copies on both sides, so the held-out
+    loss was a copy's (Spearman 0.994) and early stopping never stopped. Distinct mixtures split as before."""
+    from mixmin_core.search.swarm import _split_order
+
+    W = regmix_swarm(100, np.full(5, 0.2), np.random.default_rng(3))
+    seeds = np.repeat(W, 3, axis=0)
+    order, n_val = _split_order(seeds, 38, seed=42)
+    held, fit = {tuple(r) for r in seeds[order[:n_val]]}, {tuple(r) for r in seeds[order[n_val:]]}
+    assert n_val == 39 and not held & fit and len(held) == 13
+    order, n_val = _split_order(W, 13, seed=42)
+    assert n_val == 13 and (order == np.random.default_rng(42).permutation(100)).all()
+
+
 def test_regmix_end_to_end_on_a_synthetic_loss():
     prior = np.array([0.4, 0.3, 0.15, 0.1, 0.05])
     result = regmix(corner_loss(1, 5), source_names=NAMES, prior=prior, n_runs=256, rng=np.random.default_rng(9),

@@ -442,6 +442,8 @@ def test_a_score_table_of_your_own_is_maximised(tmp_path):
     (lambda t: _rewrite(t["my_swarm"]["metrics"], lambda f: f.iloc[:0]), r"has a header but no runs"),
     (lambda t: _rewrite(t["my_swarm"]["metrics"], lambda f: f.assign(arc_easy_bpb=np.nan)),
      r"targets: 'arc_easy_bpb' has no measured value in train_table 'my_swarm'"),
+    (lambda t: _rewrite(t["my_swarm"]["metrics"], lambda f: f.assign(arc_easy_bpb=3.0)),  # every method tied at 3
+     r"targets: 'arc_easy_bpb' is 3 in every run of train_table 'my_swarm': no mixture does better"),
     (lambda t: _rewrite(t["my_swarm"]["metrics"], lambda f: f.assign(**{"=HYPERLINK(1)": 1.0})),
      r"my_swarm_metrics.csv: metrics: names must not start with ="),
     (lambda t: _rewrite(t["my_swarm"]["metrics"], lambda f: f.assign(index=f["index"] + 1)),  # counted from 1
@@ -570,6 +572,19 @@ def test_a_seed_column_is_no_source_and_a_source_no_run_used_is_said(tmp_path, c
     assert "seed" not in table.source_names and "seed" not in table.metric_names
     assert table.source_names[-1] == "unused" and len(table.source_names) == 25
     assert "column(s) 'unused' are 0 in every run" in caplog.text
+
+
+def test_a_setting_column_and_checkpoints_as_rows_are_said(tmp_path, caplog):
+    """A reviewer's `lr` column (0.0003 in every run; rows then summed to 1.0003, within tolerance) became a sixth
+    source silently, and every checkpoint of a run as a row of its own was read as seeds of one mixture."""
+    files = _own_tables(tmp_path)
+    _rewrite(files["my_swarm"]["mixtures"], lambda f: pd.concat([f, f.assign(index=f["index"] + 1000)]).assign(lr=3e-4))
+    _rewrite(files["my_swarm"]["metrics"], lambda f: pd.concat([f, f.assign(index=f["index"] + 1000)]))
+    with caplog.at_level("WARNING", logger="mixmin.search"):
+        table = load_run_table("my_swarm", own=tuple(OwnTable(**t) for t in files.values()))
+    assert table.n_runs == 200 and table.source_names[-1] == "lr"
+    assert "column(s) 'lr' hold the same weight in every run (0.0003)" in caplog.text
+    assert "its 200 runs hold 100 distinct mixtures" in caplog.text
 
 
 def test_run_ids_beyond_int64_are_checked_for_an_offset_without_a_crash(tmp_path):
