@@ -8,6 +8,9 @@ exactly into ``log p(prefix) + log p(continuation | prefix)``:
 - answer-only log-prob given the question (predictive loss);
 - multiple-choice accuracy: the choice with the highest log p(choice | question) divided by the
   choice's length in characters (``acc_norm`` as in common evaluation harnesses).
+
+A sequence longer than the model's context is scored in windows (:func:`_windows`): every continuation token
+once, the prefix (question) by its end.
 """
 from __future__ import annotations
 
@@ -37,32 +40,46 @@ class SequenceScores:
         return self.n_prefix + self.n_cont
 
 
-def _fit(prefix: np.ndarray, cont: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
-    """Trim to at most ``limit`` text tokens: drop the start of the prefix first, then the end of
-    the continuation (long documents keep their first ``limit`` tokens)."""
-    over = prefix.size + cont.size - limit
-    if over > 0:
-        cut = min(over, prefix.size)
-        prefix, over = prefix[cut:], over - cut
-    if over > 0:
-        cont = cont[: cont.size - over]
-    return prefix, cont
+def _prefix_kept(n_prefix: int, n_cont: int, limit: int) -> int:
+    """How many of a prefix's last tokens a window of ``limit`` keeps beside a continuation of ``n_cont``: all that
+    fit, and at least half the window (a long answer kept none of its question: it was scored, and its choice
+    picked, on no question at all)."""
+    return min(n_prefix, max(limit - n_cont, limit // 2))
+
+
+def _windows(prefix: np.ndarray, cont: np.ndarray, limit: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(context, scored)`` token pairs that score every continuation token once, each in a window of at most
+    ``limit`` tokens: the first holds the prefix's end (:func:`_prefix_kept`) and the continuation's start; the
+    rest score the next half window each, after the half before it (a document was scored on its first 127
+    tokens only)."""
+    kept = _prefix_kept(prefix.size, cont.size, limit)
+    first = limit - kept
+    out = [(prefix[prefix.size - kept:], cont[:first])]
+    stride = max(1, limit // 2)
+    for start in range(first, cont.size, stride):
+        out.append((cont[max(0, start - (limit - stride)):start], cont[start:start + stride]))
+    return out
 
 
 def score_pairs(model, prefixes: list[np.ndarray], conts: list[np.ndarray], *, bos: int, pad: int,
                 context: int, batch_size: int = 32, device: str | None = None) -> SequenceScores:
     """Log-probabilities of each ``(prefix, continuation)`` pair of token arrays, computed on ``device``
-    (default: where the model is; a CUDA model given CPU inputs was an error)."""
+    (default: where the model is; a CUDA model given CPU inputs was an error). Every continuation token is
+    scored (longer than the context, in windows: :func:`_windows`); a prefix keeps its end."""
     import torch
 
     device = device or next(model.parameters()).device
 
     n = len(prefixes)
     out = SequenceScores(*(np.zeros(n, dtype=t) for t in (np.float32, np.int32, np.float32, np.int32)))
-    pairs = [_fit(p, c, context - 1) for p, c in zip(prefixes, conts)]
+    pairs, owner = [], []
+    for i, (p, c) in enumerate(zip(prefixes, conts)):
+        found = _windows(np.asarray(p), np.asarray(c), context - 1)
+        pairs += found
+        owner += [i] + [-1 - i] * (len(found) - 1)  # -1 - i: a later window of pair i (its context is no prefix)
     order = np.argsort([p.size + c.size for p, c in pairs], kind="stable")
     with torch.inference_mode():
-        for start in range(0, n, batch_size):
+        for start in range(0, len(pairs), batch_size):
             idx = order[start:start + batch_size]
             seqs = [np.concatenate([[bos], pairs[i][0], pairs[i][1]]).astype(np.int64) for i in idx]
             width = max(s.size for s in seqs)
@@ -73,11 +90,13 @@ def score_pairs(model, prefixes: list[np.ndarray], conts: list[np.ndarray], *, b
             ids_t = torch.from_numpy(ids).to(device)
             logits = model(input_ids=ids_t, attention_mask=torch.from_numpy(mask).to(device)).logits.float()
             logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids_t[:, 1:, None])[..., 0].cpu().numpy()
-            for r, i in enumerate(idx):
-                n_p, n_c = pairs[i][0].size, pairs[i][1].size
-                out.prefix_logprob[i] = logp[r, :n_p].sum()
-                out.cont_logprob[i] = logp[r, n_p:n_p + n_c].sum()
-                out.n_prefix[i], out.n_cont[i] = n_p, n_c
+            for r, j in enumerate(idx):
+                n_p, n_c = pairs[j][0].size, pairs[j][1].size
+                i = owner[j] if owner[j] >= 0 else -1 - owner[j]
+                if owner[j] >= 0:
+                    out.prefix_logprob[i], out.n_prefix[i] = logp[r, :n_p].sum(), n_p
+                out.cont_logprob[i] += logp[r, n_p:n_p + n_c].sum()
+                out.n_cont[i] += n_c
     return out
 
 
@@ -114,9 +133,14 @@ def choice_accuracy(model, tok, examples: list[TargetExample], *, context: int, 
     if not flat_ex:
         return {"acc_norm": acc_norm, "acc": acc}
     prefixes, cont_ids = _encode_pairs(tok, flat_ex, conts)
+    owner = np.asarray(owner)
+    for k in np.unique(owner):  # every choice of a question sees as much of it as its longest choice leaves
+        sel = np.flatnonzero(owner == k)
+        keep = min(_prefix_kept(prefixes[j].size, cont_ids[j].size, context - 1) for j in sel)
+        for j in sel:
+            prefixes[j] = prefixes[j][prefixes[j].size - keep:]
     scores = score_pairs(model, prefixes, cont_ids, bos=eos_id(tok), pad=pad_id(tok), context=context,
                          batch_size=batch_size, device=device)
-    owner = np.asarray(owner)
     lengths = np.array([len(c) for c in conts], dtype=np.float32)
     for k, e in enumerate(examples):
         if not e.is_choice:
