@@ -3,7 +3,12 @@ import numpy as np
 import pytest
 
 from mixmin_core.lm.data import TargetExample
-from mixmin_core.lm.scoring import _windows, choice_accuracy, score_examples, score_pairs
+from mixmin_core.lm.scoring import (
+    _windows,
+    choice_accuracy,
+    score_examples,
+    score_pairs,
+)
 from mixmin_core.lm.tokenizer import encode
 
 
