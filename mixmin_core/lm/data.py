@@ -130,8 +130,9 @@ def iter_texts(path: str | os.PathLike, *, field: str = "text") -> Iterator[str]
     for i, rec in iter_jsonl(path):
         value = rec.get(field)
         if not isinstance(value, str):
-            raise InputError(f"{path}: line {i} has no string field {field!r} (fields: {sorted(rec)[:8]}); "
-                             f"every record needs a {field!r} string.")
+            what = (f"holds {type(value).__name__ if value is not None else 'null'} as {field!r}, not text" if field in rec
+                    else f"has no field {field!r} (fields: {sorted(rec)[:8]})")
+            raise InputError(f"{path}: line {i} {what}; every record needs a {field!r} string.")
         if value.strip():
             found = True
             yield value

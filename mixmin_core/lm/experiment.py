@@ -151,9 +151,13 @@ def validate_inputs(data: LMData, *, tokenizer: str, tokenizer_path: str = "") -
     the number of sources."""
     if data.slimpajama_files:
         groups = lmdata.read_slimpajama(list(data.slimpajama_files), max_docs_per_source=1)
+        missing = [n for n in data.sources if n not in groups]
+        if missing:  # `sources` picks among the shards' sets as among a folder's files (it was ignored)
+            raise InputError(f"sources {missing} are no source set of slimpajama_files; they hold {sorted(groups)}.")
+        groups = {n: groups[n] for n in data.sources} if data.sources else groups
         if len(groups) < 2:
-            raise InputError(f"slimpajama_files {list(data.slimpajama_files)}: {len(groups)} source set(s) found; "
-                             "need at least two.")
+            raise InputError(f"slimpajama_files {list(data.slimpajama_files)}: {len(groups)} source set(s) found"
+                             f"{' in sources' if data.sources else ''}; need at least two.")
     files = {} if data.slimpajama_files else source_files(data)
     for path in files.values():
         for _ in lmdata.iter_texts(path):  # every record checked, none kept
@@ -434,7 +438,7 @@ class LMDomain:
             if not (folder / ".complete").exists():  # each file is written atomically; the marker closes the set
                 lmdata.write_slimpajama_folder(lmdata.read_slimpajama(list(data.slimpajama_files)), folder)
                 write_text(folder / ".complete", "")
-            files = lmdata.find_source_files(folder)
+            files = lmdata.find_source_files(folder, names=list(data.sources) or None)
         files = self.source_paths = {n: str(p) for n, p in files.items()}
         preset, m = get_preset(self.m.preset), self.m
         pythia = ""

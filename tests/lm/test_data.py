@@ -110,8 +110,12 @@ def test_error_not_gzip(tmp_path):
 
 def test_error_record_without_text(tmp_path):
     path = _write(tmp_path / "notext.jsonl", [{"text": "fine"}, {"body": "no text field"}])
-    with pytest.raises(InputError, match=r"notext.jsonl: line 2 has no string field 'text'"):
+    with pytest.raises(InputError, match=r"notext.jsonl: line 2 has no field 'text' \(fields: \['body'\]\)"):
         data.read_texts(path)
+    for value, kind in ((5, "int"), (None, "null"), (["a"], "list")):  # it said "has no string field" of a number
+        path = _write(tmp_path / "number.jsonl", [{"text": value}])
+        with pytest.raises(InputError, match=rf"number.jsonl: line 1 holds {kind} as 'text', not text; every record needs"):
+            data.read_texts(path)
 
 
 def test_error_empty_domain(tmp_path):

@@ -288,6 +288,28 @@ def _assert_fails_before_run(args, capsys, match):
     return err
 
 
+def test_sources_pick_source_sets_of_slimpajama_shards(tmp_path, capsys):
+    """A reviewer's `sources: [a, b]` beside `slimpajama_files` was ignored (all three sets were mixed), and a typo
+    in it passed validation."""
+    folder, target = _user_files(tmp_path)
+    records = []
+    for name in ("animals", "mixed"):
+        records += [{"text": json.loads(line)["text"], "meta": {"redpajama_set_name": f"RedPajama{name.title()}"}}
+                    for line in (folder / f"{name}.jsonl").read_text().splitlines()]
+    with gzip.open(folder / "numbers.jsonl.gz", "rt", encoding="utf-8") as fh:
+        records += [{"text": json.loads(line)["text"], "meta": {"redpajama_set_name": "RedPajamaNumbers"}} for line in fh]
+    shard = _write_jsonl(tmp_path / "shard.jsonl.gz", records)
+    overrides = [*_user_overrides(folder, target, trials=1, methods="[mixmin, natural]"),
+                 "--set", f"slimpajama_files=[{shard}]"]
+    _assert_fails_before_run([*overrides, "--set", "sources=[RedPajamaNumbers, RedPajamaTypo]"], capsys,
+                             "sources ['RedPajamaTypo'] are no source set of slimpajama_files; they hold "
+                             "['RedPajamaAnimals', 'RedPajamaMixed', 'RedPajamaNumbers']")
+    assert main(["run", CI, "--quiet", *overrides, "--set", "sources=[RedPajamaNumbers, RedPajamaAnimals]"]) == 0
+    _, run_dir = only_run(RunStore())
+    assert ProxyOutputs.load(run_dir / "proxy_outputs" / "mine__trial0").source_names == (
+        "RedPajamaNumbers", "RedPajamaAnimals")  # in the order `sources` names them, as from a folder
+
+
 def test_error_empty_domain(tmp_path, capsys):
     folder, target = _user_files(tmp_path)
     _write_jsonl(folder / "empty.jsonl", [{"text": ""}])
@@ -297,7 +319,7 @@ def test_error_empty_domain(tmp_path, capsys):
 def test_error_source_without_text(tmp_path, capsys):
     folder, target = _user_files(tmp_path)
     _write_jsonl(folder / "notext.jsonl", [{"content": "no text field"}])
-    _assert_fails_before_run(_user_overrides(folder, target), capsys, "notext.jsonl: line 1 has no string field 'text'")
+    _assert_fails_before_run(_user_overrides(folder, target), capsys, "notext.jsonl: line 1 has no field 'text'")
 
 
 def test_error_target_with_no_answers(data_dir, capsys):
