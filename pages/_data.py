@@ -403,8 +403,15 @@ def is_surrogate(metric: str) -> bool:
     return str(metric).startswith("surrogate:")
 
 
+#: Units of metrics whose numbers mean little without them (an LM's losses are nats of the run's own tokenizer,
+#: not the bits per byte of published run tables).
+METRIC_UNITS = {"generative_loss": "nats per token", "predictive_loss": "nats per token"}
+
+
 def metric_label(metric: str) -> str:
-    return f"{metric} (surrogate estimate)" if is_surrogate(metric) else str(metric)
+    if is_surrogate(metric):
+        return f"{metric} (surrogate estimate)"
+    return f"{metric} ({METRIC_UNITS[metric]})" if metric in METRIC_UNITS else str(metric)
 
 
 def headline_metric(run_id: str) -> str | None:

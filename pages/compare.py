@@ -28,7 +28,7 @@ def bars(summary: pd.DataFrame, x: str, title: str) -> go.Figure:
     fig = px.bar(summary, x=x, y="mean", color="method", barmode="group" if x != "method" else "relative",
                  error_y="err_plus", error_y_minus="err_minus", category_orders={"method": methods}, title=title,
                  color_discrete_map=figs.METHOD_COLOURS)
-    fig.update_layout(height=420, showlegend=x != "method", margin=dict(l=10, r=10, t=40, b=10), yaxis_title=summary["metric"].iloc[0])
+    fig.update_layout(height=420, showlegend=x != "method", margin=dict(l=10, r=10, t=40, b=10), yaxis_title=data.metric_label(summary["metric"].iloc[0]))
     return fig
 
 
@@ -216,7 +216,7 @@ def sweep_figure(frame: pd.DataFrame, kind: str) -> go.Figure | None:
         xaxis = {"title": "assays in the source pool (a target in the pool is not its own source)",
                  "categoryorder": "array", "categoryarray": list(dict.fromkeys(table["variant"]))}
     fig.update_layout(title=f"Sweep over the {label} (mean over targets, 95% CI over trials)", xaxis=xaxis,
-                      yaxis_title=frame["metric"].iloc[0], height=380, margin=dict(l=10, r=10, t=40, b=10))
+                      yaxis_title=data.metric_label(frame["metric"].iloc[0]), height=380, margin=dict(l=10, r=10, t=40, b=10))
     return fig
 
 

@@ -717,6 +717,24 @@ def test_compare_of_a_single_method_shows_no_improvement_over_itself(home):
     assert any("p-values: Welch t-test against MixMin" in c.value for c in at.caption)
 
 
+def test_compare_and_runs_give_a_language_models_loss_its_unit(home):
+    """An LM's losses are nats per token of the run's own tokenizer: the axis said only `generative_loss`, which a
+    reader of published run tables (bits per byte) misreads."""
+    from mixmin_core.engine.report import write_report
+
+    run_dir = RunStore(home).create_run("lm-units", name="lm-units", pipeline="lm", config={"pipeline": "lm"})
+    write_report(run_dir, [{"target": "piqa", "method": m, "trial": k, "metric": "generative_loss", "variant": "",
+                            "value": 5.0 + 0.01 * k + 0.1 * i} for i, m in enumerate(("mixmin", "natural")) for k in range(3)])
+    at = open_app()
+    key = at.dataframe[0].value.set_index("name").loc["lm-units", "key result"]
+    assert key.startswith("generative_loss (nats per token): mixmin 5.01"), key
+    at.sidebar.selectbox(key="w:app.run_id").set_value("lm-units").run()
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    axes = [json.loads(c.proto.spec)["layout"].get("yaxis", {}).get("title", {}).get("text") for c in at.get("plotly_chart")]
+    assert "generative_loss (nats per token)" in axes, axes
+
+
 def test_compare_says_what_a_single_trial_run_and_a_run_without_mixmin_lack(home):
     """The caption promised CIs and p-values against MixMin on a one-trial run and on run tables without MixMin."""
     from mixmin_core.engine.report import write_report
