@@ -52,7 +52,8 @@ def sidebar() -> None:
     with st.sidebar:
         if runs:
             labels = state.run_labels(runs)
-            state.select_kept("Run", list(labels), "app.run_id", format_func=labels.get,
+            # follow=False: a run that appears (a job started elsewhere) must not take the reader's view
+            state.select_kept("Run", list(labels), "app.run_id", format_func=labels.get, follow=False,
                               help="The run the Solver, Compare, Targets and Assays pages show (and Beyond the paper, for its runs).")
         else:
             st.session_state["app.run_id"] = None

@@ -174,14 +174,23 @@ def keep(key: str) -> str:
 
 def save(key: str) -> None:
     st.session_state[key] = st.session_state["w:" + key]
+    st.session_state.get(_AUTO, {}).pop(key, None)  # the user's choice now
 
 
-def select_kept(label: str, options: list, key: str, container=st, notices=st, **kwargs):
+#: ``{key: value}`` a page chose itself (:func:`fallback`) and the user has not changed since.
+_AUTO = "app._auto"
+
+
+def select_kept(label: str, options: list, key: str, container=st, notices=st, follow: bool = True, **kwargs):
     """A selectbox whose value persists across pages (falls back to the first option, with a
-    notice in ``notices`` when the value came from a link)."""
+    notice in ``notices`` when the value came from a link). A value the page chose itself (no user did)
+    ``follow``s the first option when the options change."""
     if not options:
         return None
-    if st.session_state.get(key) not in options:
+    current = st.session_state.get(key)
+    chosen_by_page = follow and key in st.session_state.get(_AUTO, {}) and st.session_state[_AUTO][key] == current
+    # only the user's choice sticks: the example, picked for a run without outputs, stayed for every run after
+    if current not in options or (chosen_by_page and current != options[0]):
         fallback(key, options[0], notices, shown=kwargs.get("format_func", str)(options[0]))
     else:
         _checked(key)
@@ -222,6 +231,7 @@ def fallback(key: str, value, notices=st, shown=None) -> None:
                      f"{shown if shown is not None else value} instead.", icon=":material/link_off:")
     st.session_state[key] = value
     st.session_state.pop("w:" + key, None)
+    st.session_state.setdefault(_AUTO, {})[key] = value
 
 
 def ensure(key: str, valid: bool, default=None, notices=st) -> None:

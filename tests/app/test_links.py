@@ -244,6 +244,28 @@ def test_compare_opens_on_a_measured_metric_and_labels_surrogates(home):
         assert any("A run on run tables trains no proxies" in i.value for i in shown.info), page
 
 
+def test_the_solver_follows_the_run_after_one_without_outputs_unless_the_example_was_chosen(home):
+    """A reviewer's session: after a run without proxy outputs the page fell back to the built-in example, which
+    then stayed for every run picked after it, unsaid. A problem the user picks still sticks."""
+    from tests.app.conftest import open_app
+
+    RunStore().create_run("no-outputs", name="no-outputs", pipeline="chem", config={})
+    at = open_app()
+
+    def solver_after_picking(run_id: str) -> str:
+        at.session_state["app.run_id"] = run_id  # the sidebar's pick (AppTest runs a switched-to page alone)
+        at.switch_page("pages/solver.py").run()
+        assert not at.exception
+        return at.selectbox(key="w:solve.problem").value
+
+    first = solver_after_picking(CHEM_RUN)
+    assert first.startswith(f"run:{CHEM_RUN}:")
+    assert solver_after_picking("no-outputs") == "example"
+    assert solver_after_picking(CHEM_RUN) == first  # it stayed at the example
+    at.selectbox(key="w:solve.problem").set_value("example").run()  # the user's own choice sticks
+    assert solver_after_picking(CHEM_RUN) == "example"
+
+
 def test_a_run_without_results_csv_says_no_results_yet(home):
     RunStore().create_run("fresh-run", name="fresh-run", pipeline="chem", config={})
     runs = open_app()
