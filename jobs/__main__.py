@@ -222,6 +222,7 @@ def _record_failure(store, run_id: str, job_id: int, exc: BaseException, log_pat
         print(f"cancelled: {reason}; resume with `python -m jobs resume {run_id}`", file=sys.stderr)
         return 128 + signum if signum else 3
     if isinstance(exc, MixminError):
+        _log_failure(exc)
         store.finish_job(job_id, "failed", str(exc))
         store.set_run_status(run_id, "failed")
         raise exc
@@ -230,6 +231,7 @@ def _record_failure(store, run_id: str, job_id: int, exc: BaseException, log_pat
         reason = (f"{trouble}; free space or fix its folder's permissions, then resume with "
                   f"`python -m jobs resume {run_id}` (finished units are kept).")
         try:
+            _log_failure(reason)
             store.finish_job(job_id, "failed", reason)
             store.set_run_status(run_id, "failed")
         except (OSError, sqlite3.Error):  # the catalog sits on the same full or read-only disk
@@ -242,6 +244,7 @@ def _record_failure(store, run_id: str, job_id: int, exc: BaseException, log_pat
         write_text(trace, detail)
         summary = (f"internal error ({type(exc).__name__}: {' '.join(str(exc).split())[:300]}); its traceback is in "
                    f"the run folder, logs/{trace.name}")
+        _log_failure(summary)
         store.finish_job(job_id, "failed", summary)
         store.set_run_status(run_id, "failed")
         print(f"error: {summary}", file=sys.stderr)
@@ -249,6 +252,12 @@ def _record_failure(store, run_id: str, job_id: int, exc: BaseException, log_pat
     store.finish_job(job_id, "failed", detail[-4000:])
     store.set_run_status(run_id, "failed")
     raise exc
+
+
+def _log_failure(reason) -> None:
+    """Why the job failed, in its log file (the app showed "(empty log)" beside the error); the console gets
+    the one error line the CLI prints."""
+    log.error("failed: %s", reason, extra={"file_only": True})
 
 
 def _install_stop_handlers() -> dict:
@@ -367,6 +376,7 @@ def _setup_logging(log_path: Path) -> None:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     handlers = [logging.FileHandler(log_path), logging.StreamHandler(sys.stderr)]
     handlers[1].setLevel(logging.WARNING)
+    handlers[1].addFilter(lambda record: not getattr(record, "file_only", False))
     logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

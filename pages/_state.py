@@ -202,11 +202,18 @@ def select_kept(label: str, options: list, key: str, container=st, notices=st, f
 
 
 def run_labels(runs: list[dict], *fields: str) -> dict[str, str]:
-    """``{run id: "name · <fields> · status"}``, with the id added where runs share a name (runs of one config do):
-    a selectbox with two equal labels cannot tell its options apart."""
+    """``{run id: "name · <fields> · status"}``, with the id (its part after the name) beside the name where runs
+    share one (runs of one config do): a selectbox with two equal labels cannot tell its options apart, and the
+    sidebar cuts a label's end."""
+    names = run_names(runs)
+    return {r["run_id"]: " · ".join([names[r["run_id"]], *(str(r[f]) for f in fields), r["status"]]) for r in runs}
+
+
+def run_names(runs: list[dict]) -> dict[str, str]:
+    """``{run id: name}``, with the id's part after the name beside a name runs share ("chem_ci · b577023c")."""
     names = [r["name"] for r in runs]
-    return {r["run_id"]: " · ".join([r["name"], *(str(r[f]) for f in fields), r["status"]])
-            + (f" · {r['run_id']}" if names.count(r["name"]) > 1 else "") for r in runs}
+    return {r["run_id"]: r["name"] if names.count(r["name"]) < 2 else
+            f"{r['name']} · {r['run_id'].removeprefix(r['name'] + '-') or r['run_id']}" for r in runs}
 
 
 def explain(text: str) -> None:

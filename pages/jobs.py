@@ -94,7 +94,7 @@ def start_form(configs: list[Path]) -> None:
 
 
 def jobs_table(store) -> pd.DataFrame:
-    names = {r["run_id"]: r["name"] for r in store.list_runs()}
+    names = state.run_names(store.list_runs())  # two runs of one config told apart
     rows = [{"job": j["job_id"], "run": names.get(j["run_id"], j["run_id"]), "status": j["status"],
              "progress": j["n_done"] / j["n_total"] if j["n_total"] else None,
              "done": f"{j['n_done']}/{j['n_total']}", "message": _shown(store, j["message"]),
@@ -109,8 +109,9 @@ def job_details(store, jobs: list[dict]) -> None:
     if started is not None:  # the job just started here: the list kept showing the one picked before
         st.session_state["jobs.job_widget"] = started["job_id"]
         st.session_state["jobs.follow_pid"] = None
-    job_id = st.selectbox("Job", ids, key="jobs.job_widget",
-                          format_func=lambda i: next(f"job {i} · {j['status']}" for j in jobs if j["job_id"] == i))
+    names = state.run_names(store.list_runs())
+    labels = {j["job_id"]: f"job {j['job_id']} · {names.get(j['run_id'], j['run_id'])} · {j['status']}" for j in jobs}
+    job_id = st.selectbox("Job", ids, key="jobs.job_widget", format_func=labels.get)
     job = next(j for j in jobs if j["job_id"] == job_id)
     if job["status"] == "died":
         st.warning(f"Job {job_id} (pid {job['pid']}) died at: {state.plain(_shown(store, job['message']) or 'start')}. Finished units are kept; "

@@ -87,7 +87,8 @@ class ChemConfig(ChemDataConfig):
 CONFIG = ChemConfig
 
 def dataset(config: ChemConfig) -> str:
-    return f"{config.path or config.dataset} (chemistry, {len(config.targets) or config.n_targets} targets)"
+    n = len(config.targets) or config.n_targets
+    return f"{config.path or config.dataset} (chemistry, {n} target{'s' * (n != 1)})"
 
 
 def validate(config: ChemConfig) -> None:

@@ -65,7 +65,8 @@ CONFIG = ChemLadderConfig
 
 
 def dataset(config: ChemLadderConfig) -> str:
-    return f"{config.path or config.dataset} (chemistry, proxy-compute ladder, {len(config.targets)} targets)"
+    n = len(config.targets)
+    return f"{config.path or config.dataset} (chemistry, proxy-compute ladder, {n} target{'s' * (n != 1)})"
 
 
 def pick_sources(config: ChemLadderConfig, table: chemdata.AssayTable, limit: int | None = None) -> list:

@@ -176,6 +176,6 @@ def test_runs_of_one_config_are_told_apart_in_the_run_picker():
             for i in ("10464a3a", "bdc2fba7")] + [{"run_id": "e-1", "name": "e", "pipeline": "chem_evolve", "status": "died"}]
     labels = run_labels(runs, "pipeline")
     assert len(set(labels.values())) == 3
-    assert labels == {"chem_ladder-10464a3a": "chem_ladder · chem_ladder · done · chem_ladder-10464a3a",
-                      "chem_ladder-bdc2fba7": "chem_ladder · chem_ladder · done · chem_ladder-bdc2fba7",
+    assert labels == {"chem_ladder-10464a3a": "chem_ladder · 10464a3a · chem_ladder · done",  # the id where the
+                      "chem_ladder-bdc2fba7": "chem_ladder · bdc2fba7 · chem_ladder · done",  # sidebar cuts no label
                       "e-1": "e · chem_evolve · died"}

@@ -590,6 +590,10 @@ def test_jobs_page_starts_a_job_from_the_form_and_shows_its_progress(home):
     # the details show the job started here (they kept showing the job picked before, another run's log)
     started = next(j["job_id"] for j in store.list_jobs() if j["run_id"] == new[0]["run_id"])
     assert at.selectbox(key="jobs.job_widget").value == started
+    # and they name its run, told apart from the fixture's run of the same config (it said only "job 2 · done")
+    hash_part = new[0]["run_id"].removeprefix(new[0]["name"] + "-")
+    assert f"job {started} · {new[0]['name']} · {hash_part} · done" in at.selectbox(key="jobs.job_widget").options
+    assert f"{new[0]['name']} · {hash_part}" in set(jobs["run"])
 
 
 def _template_runs():

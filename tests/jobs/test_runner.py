@@ -303,6 +303,7 @@ def test_an_app_started_job_reports_an_internal_error_in_one_line_without_a_trac
     store = RunStore()
     (job,) = store.list_jobs()
     assert job["status"] == "failed" and "Traceback" not in job["error"] and "logs/job-" in job["error"]
+    assert f"failed: {job['error']}" in "".join(p.read_text() for p in (store.run_dir(job["run_id"]) / "logs").glob("*.log"))
     traces = list((store.run_dir(job["run_id"]) / "logs").glob("*.traceback"))
     assert len(traces) == 1 and "Traceback" in traces[0].read_text() and "boom" in traces[0].read_text()
 
@@ -323,6 +324,8 @@ def test_a_full_or_read_only_disk_is_one_error_line_with_the_resume(monkeypatch,
     assert f"p.npz: {text}; free space or fix its folder's permissions" in err[1]
     assert f"resume with `python -m jobs resume {job['run_id']}`" in err[1]
     assert job["status"] == "failed" and text in job["error"]
+    logs = "".join(p.read_text() for p in (RunStore().run_dir(job["run_id"]) / "logs").glob("*.log"))
+    assert f"ERROR mixmin.jobs: failed: {job['error']}" in logs  # the job's log was empty beside the error
 
 
 def test_a_full_disk_under_the_catalog_is_one_error_line_with_the_resume(monkeypatch, capsys):
@@ -523,3 +526,19 @@ def test_a_run_whose_old_id_began_with_a_dash_still_resumes(tmp_path, capsys):
     capsys.readouterr()
     assert main(["resume", "--quiet", "--", old]) == 0, capsys.readouterr().err
     assert store.get_run(old)["status"] == "done" and (store.run_dir(old) / "summary.csv").exists()
+
+
+def test_a_job_failing_on_bad_input_says_why_in_its_log(monkeypatch, capsys):
+    """A reviewer's run whose table vanished mid-run: the Jobs page showed the error beside "(empty log)"."""
+    from jobs.pipelines import synthetic
+    from mixmin_core.errors import InputError
+
+    def vanished(config, ctx):
+        raise InputError("mydata/vanish.csv: file not found")
+
+    monkeypatch.setattr(synthetic, "run", vanished)
+    assert main(["run", DEMO, "--quiet"]) == 2
+    assert capsys.readouterr().err.count("vanish.csv: file not found") == 1  # the console's one error line
+    (job,) = RunStore().list_jobs()
+    logs = "".join(p.read_text() for p in (RunStore().run_dir(job["run_id"]) / "logs").glob("*.log"))
+    assert job["status"] == "failed" and "ERROR mixmin.jobs: failed: mydata/vanish.csv: file not found" in logs
