@@ -122,10 +122,17 @@ def runs_table(store, runs: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=order)
 
 
-def show_runs(store) -> None:
+#: Seconds between refreshes of the runs table while jobs run, and while none does (a job started from the
+#: command line or another browser appeared only on a reload).
+REFRESH_BUSY, REFRESH_IDLE = 2.0, 10.0
+
+
+def show_runs(store, fast: bool) -> None:
     runs = store.list_runs()
     table = runs_table(store, runs)
     running = int((table["status"] == "running").sum())
+    if bool(running) != fast and jobs_control.busy(store) != fast:  # a job started or ended: refresh at its pace
+        st.rerun()
     c1, c2, c3 = st.columns(3)
     c1.metric("Runs", len(table))
     c2.metric("Running", running)
@@ -149,7 +156,8 @@ if not store.list_runs():
     if st.session_state["jobs.last_launch"]:
         st.page_link("pages/jobs.py", label="Watch the job on the Jobs page", icon=":material/play_circle:")
 else:
-    st.fragment(show_runs, run_every=2.0 if jobs_control.busy(store) else None)(store)
+    fast = jobs_control.busy(store)
+    st.fragment(show_runs, run_every=REFRESH_BUSY if fast else REFRESH_IDLE)(store, fast)
     st.caption("Pick a run in the sidebar; the Solver, Compare, Targets and Assays pages show it.")
     with st.expander("Get started: the built-in example and the ToxCast demo"):
         get_started()
