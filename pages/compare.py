@@ -251,7 +251,8 @@ def page() -> None:
         return
     frame = data.results(run_id)
     if frame.empty:
-        st.info("No results yet: this run has not written its results.csv (it does when its job finishes).")
+        st.info(data.FOLDER_GONE if data.folder_gone(run_id) else
+                "No results yet: this run has not written its results.csv (it does when its job finishes).")
         return
     c1, c2, c3, c4 = st.columns([3, 2, 2, 2], vertical_alignment="bottom")
     metric = state.select_kept("Metric", data.metrics_by_default(frame, data.headline_metric(run_id)), "compare.metric", container=c1,

@@ -109,12 +109,15 @@ def runs_table(store, runs: list[dict]) -> pd.DataFrame:
     for run in runs:
         job = jobs.get(run["run_id"], {})
         total = job.get("n_total") or 0
+        gone = not store.run_dir(run["run_id"]).is_dir()  # deleted by hand: it read "done", "no results yet"
         rows.append({
             "name": run["name"], "pipeline": run["pipeline"], "dataset": shown(run.get("dataset") or ""),
-            "status": job.get("status", run["status"]) if job.get("status") == "died" else run["status"],
+            "status": "folder gone" if gone else
+            job.get("status", run["status"]) if job.get("status") == "died" else run["status"],
             "progress": (job.get("n_done", 0) / total) if total else None,
             "step": step_text(job, store.root),
-            "key result": run_key_result(run["run_id"], (run.get("summary") or {}).get("metric")),
+            "key result": "its folder was deleted" if gone else
+            run_key_result(run["run_id"], (run.get("summary") or {}).get("metric")),
             "created": pd.Timestamp(run["created_at"], unit="s").strftime("%Y-%m-%d %H:%M"),
             "run id": run["run_id"],
         })

@@ -60,6 +60,21 @@ def test_runs_lists_every_run_with_key_results(home):
     assert metric(at, "Runs") == "2"
 
 
+def test_a_run_whose_folder_was_deleted_says_so(home):
+    """A reviewer deleted two run folders by hand: the runs read "done", "no results yet", and the pages promised
+    results "when its job finishes"."""
+    import shutil
+
+    shutil.rmtree(RunStore(home).run_dir(CHEM_RUN))
+    at = open_app()
+    chem = at.dataframe[0].value.set_index("name").loc["chem-fixture"]
+    assert (chem["status"], chem["key result"]) == ("folder gone", "its folder was deleted")
+    at.sidebar.selectbox(key="w:app.run_id").set_value(CHEM_RUN).run()
+    for page in ("compare", "solver"):
+        at.switch_page(f"pages/{page}.py").run()
+        assert not at.exception and any("This run's folder is gone from the run store" in i.value for i in at.info), page
+
+
 def test_one_unreadable_summary_leaves_the_other_runs_listed(home):
     run_dir = RunStore(home).run_dir(CHEM_RUN)
     layout.summary_path(run_dir).write_bytes(b"garbage\x00\xff,,\n")  # a UnicodeDecodeError took the page down
