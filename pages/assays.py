@@ -74,6 +74,8 @@ FEW_LABELLED, FEW_POSITIVES = 50, 5
 def annotate(frame: pd.DataFrame, meta: pd.DataFrame) -> pd.DataFrame:
     """Titles and categories from the run's sources.csv, else from the topk file itself; and the sources.csv facts
     in :data:`FACTS` where the run records them."""
+    if "description" not in meta and "description_summary" in meta:  # PCBA's metadata names it so
+        meta = meta.rename(columns={"description_summary": "description"})
     facts = [c for c in FACTS if c in meta]
     meta = meta[["source", "title", "category", *facts]].drop_duplicates("source").set_index("source")
     out = frame.copy()

@@ -23,6 +23,7 @@ from tests.app.fixtures import (
     METHODS,
     assay_table,
     binary_outputs,
+    data_dir,
     toxcast_assays,
     write_chem_run,
     write_lm_budget_run,
@@ -811,6 +812,10 @@ def _table(at):
 
 def test_assays_work_for_pcba_with_the_pcba128_metadata(home):
     write_chem_run(home, dataset="pcba128", run_id="pcba-fixture", n_sources=30, n_targets=2, n_trials=1)
+    sources = layout.sources_path(RunStore(home).run_dir("pcba-fixture"))  # as a PCBA run writes it: a summary of
+    shipped = pd.read_csv(data_dir() / "chem" / "pcba128_assays.csv").set_index("task")  # each assay, not ToxCast's
+    frame = pd.read_csv(sources)                                                          # `description`
+    frame.assign(description_summary=frame["source"].map(shipped["description_summary"])).to_csv(sources, index=False)
     at = open_app()
     at.sidebar.selectbox(key="w:app.run_id").set_value("pcba-fixture").run()
     at.switch_page("pages/assays.py").run()
@@ -820,6 +825,7 @@ def test_assays_work_for_pcba_with_the_pcba128_metadata(home):
     assert table["source"].str.startswith("PCBA-").all()
     assert (table["title"] == meta.loc[table["source"], "title"].to_numpy()).all()
     assert set(table["group"]) <= {"cytotoxicity", "phenotypic", "protein", "other"}
+    assert (table["description"] == shipped.loc[table["source"], "description_summary"].to_numpy()).all()
 
 
 def _write_topk(run_dir, problem, rows: list) -> None:
