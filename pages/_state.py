@@ -173,8 +173,13 @@ def keep(key: str) -> str:
 
 
 def save(key: str) -> None:
-    st.session_state[key] = st.session_state["w:" + key]
-    st.session_state.get(_AUTO, {}).pop(key, None)  # the user's choice now
+    choose(key, st.session_state["w:" + key])
+
+
+def choose(key: str, value) -> None:
+    """Set ``key`` as a choice of the user's (a widget, a button, a link), which :func:`select_kept` keeps."""
+    st.session_state[key] = value
+    st.session_state.get(_AUTO, {}).pop(key, None)
 
 
 #: ``{key: value}`` a page chose itself (:func:`fallback`) and the user has not changed since.
@@ -328,7 +333,7 @@ def read_url(page: str) -> list[str]:
             notices.append(f"The link's {_link_value('run', raw)} is not in this run store (deleted, or from another "
                            f"machine); showing {other} instead.")
             continue
-        st.session_state[key] = value
+        choose(key, value)
         st.session_state.pop("w:" + key, None)
         from_url[key] = raw
     st.session_state["app._from_url"] = from_url

@@ -261,10 +261,10 @@ else:
     by_id = {r["run_id"]: r for r in runs}
     sidebar = st.session_state.get("app.run_id")
     if sidebar in ids and st.session_state.get("beyond.run") != sidebar:  # the sidebar's (or the link's) run
-        st.session_state["beyond.run"] = sidebar
+        state.choose("beyond.run", sidebar)
         st.session_state.pop("w:beyond.run", None)
     labels = state.run_labels(runs, "pipeline")
-    run_id = state.select_kept("Run", ids, "beyond.run", on_change=pick_run, format_func=labels.get)
+    run_id = state.select_kept("Run", ids, "beyond.run", on_change=pick_run, format_func=labels.get, follow=False)
     if sidebar is not None and sidebar not in ids:
         st.info(f"The run picked in the sidebar ({state.code(sidebar)}) is no evolving-sources or ladder run: this "
                 "page shows the run picked above.", icon=":material/info:")

@@ -266,7 +266,8 @@ def page() -> None:
         default = [b for b in ("natural", "target_only", "balanced") if b in baselines] or baselines
         if st.session_state["compare.baseline"] not in baselines:
             state.fallback("compare.baseline", default[0])
-        baseline = state.select_kept("Improvement over", baselines, "compare.baseline", container=c3)
+        baseline = state.select_kept("Improvement over", baselines, "compare.baseline", container=c3,
+                                     follow=False)  # its default is natural's, not the first
     else:  # an improvement of a method over itself is 0 by construction: show none
         baseline = None
         c3.caption(f"Only `{methods[0]}` ran for this metric: no improvement to show.")

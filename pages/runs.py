@@ -31,7 +31,7 @@ def get_started() -> None:
         st.write("A small built-in problem with six sources and known true weights: watch the solver "
                  "recover them and play with the step size.")
         if st.button("Open the example in the Solver", type="primary", key="runs.open_example"):
-            st.session_state["solve.problem"] = data.EXAMPLE
+            state.choose("solve.problem", data.EXAMPLE)
             st.switch_page("pages/solver.py")
     with right:
         st.subheader("Run the ToxCast demo")

@@ -99,7 +99,7 @@ def page() -> None:
         ids = [getattr(f, "file_id", f.name) for f in uploaded]  # a new upload action, not a rerun of the page
         problem_id = save_upload(outputs, files, again=ids != st.session_state["upload.saved_ids"])
         st.session_state["upload.saved_ids"] = ids
-        st.session_state["solve.problem"] = problem_id
+        state.choose("solve.problem", problem_id)
         st.success(f"Read {outputs.n_sources} sources × {outputs.n_samples} samples (objective `{outputs.kind}`).")
         result = data.solve(problem_id, data.problem_stamp(problem_id), 1.0, 100, "uniform")
         st.plotly_chart(figs.weights_figure(result.source_names, result.weights, k=15,

@@ -264,6 +264,14 @@ def test_the_solver_follows_the_run_after_one_without_outputs_unless_the_example
     assert solver_after_picking(CHEM_RUN) == first  # it stayed at the example
     at.selectbox(key="w:solve.problem").set_value("example").run()  # the user's own choice sticks
     assert solver_after_picking(CHEM_RUN) == "example"
+    # a button's choice sticks too, also where it equals a value the page once chose itself (a diff reviewer's case)
+    at = open_app()
+    assert solver_after_picking(CHEM_RUN) == first and solver_after_picking("no-outputs") == "example"
+    at.session_state["app.run_id"] = CHEM_RUN
+    at.switch_page("pages/runs.py").run()
+    at.button(key="runs.open_example").click().run()
+    at.switch_page("pages/solver.py").run()
+    assert at.selectbox(key="w:solve.problem").value == "example"
 
 
 def test_a_run_without_results_csv_says_no_results_yet(home):

@@ -755,6 +755,23 @@ def test_compare_and_runs_give_a_language_models_loss_its_unit(home):
     assert "generative_loss (nats per token)" in axes, axes
 
 
+def test_compare_measures_improvement_over_its_default_baseline_not_the_first(home):
+    """With mixmin, balanced and target_only the page meant target_only as the baseline and showed balanced: a
+    default it chose itself was taken for one to replace with the first option."""
+    from mixmin_core.engine.report import write_report
+
+    run_dir = RunStore(home).create_run("three-methods", name="three-methods", pipeline="synthetic",
+                                        config={"pipeline": "synthetic"})
+    write_report(run_dir, [{"target": "a", "method": m, "trial": k, "metric": "loss", "variant": "",
+                            "value": 0.5 + 0.01 * k + 0.1 * i}
+                           for i, m in enumerate(("mixmin", "balanced", "target_only")) for k in range(3)])
+    at = open_app()
+    at.sidebar.selectbox(key="w:app.run_id").set_value("three-methods").run()
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    assert at.selectbox(key="w:compare.baseline").value == "target_only"
+
+
 def test_compare_says_what_a_single_trial_run_and_a_run_without_mixmin_lack(home):
     """The caption promised CIs and p-values against MixMin on a one-trial run and on run tables without MixMin."""
     from mixmin_core.engine.report import write_report
