@@ -126,8 +126,9 @@ def check_config(config) -> None:
     hints = typing.get_type_hints(type(config))
     for f in dataclasses.fields(config):
         value, hint, meta = getattr(config, f.name), hints.get(f.name, object), dict(f.metadata)
-        if "also" in meta:  # the names a sibling field of mappings declares are choices too
-            named = getattr(config, meta.pop("also"))
+        also = meta.pop("also", None)
+        if also:  # the names a sibling field of mappings declares are choices too
+            named = getattr(config, also)
             extra = tuple(m["name"] for m in (named if isinstance(named, list) else [])
                           if isinstance(m, dict) and isinstance(m.get("name"), str))
             if "items" in meta:
@@ -141,6 +142,8 @@ def check_config(config) -> None:
             object.__setattr__(config, f.name, value)
         typed = _matches(value, hint)
         rule = _rule_error(value, meta) if typed else f"must be {_type_name(hint)}"
+        if also and rule and rule.startswith("must be one of"):  # the way to a name of one's own
+            rule += f", or a name declared under `{also}:` (see the README)"
         if not typed and typing.get_origin(hint) is list and _matches([value], hint):  # one item, not in a list
             rule += f", e.g. [{value}]"
         items = meta.get("items")

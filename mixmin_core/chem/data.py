@@ -114,6 +114,8 @@ def sniff_format(path) -> str:
     import pandas as pd
 
     path = Path(path)
+    if not path.is_file():  # a device such as /dev/zero reads forever (its reader refuses it)
+        return "moleculenet"
     try:
         with open(path, "rb") as f:
             magic = f.read(4)
@@ -125,8 +127,9 @@ def sniff_format(path) -> str:
             columns = pd.read_csv(path, nrows=0, compression="gzip" if magic[:2] == b"\x1f\x8b" else "infer").columns
     except Exception:  # noqa: BLE001 - reading it for real says what is wrong
         return "moleculenet"
-    for fmt, prefix in (("pcba1328", "assayID-"), ("pcba128", "PCBA-")):
-        if any(str(c).startswith(prefix) for c in columns):
+    layouts = (("pcba1328", "assayID-", {"SMILES", "CID", "SID", "Unnamed: 0"}), ("pcba128", "PCBA-", {"mol_id", "smiles"}))
+    for fmt, prefix, ids in layouts:  # every column the layout's: a table of one's own may hold one PCBA-<AID> assay
+        if any(str(c).startswith(prefix) for c in columns) and all(str(c).startswith(prefix) or c in ids for c in columns):
             return fmt
     return "moleculenet"
 

@@ -71,8 +71,10 @@ def test_a_pcba_file_given_by_path_alone_is_read_in_its_layout(pcba128_file, pcb
         assert load_table(given).n_assays == 5
         assert load_metadata(given)["title"].str.startswith("qHTS Assay for Inhibitors of Aldehyde").any()
     own = tmp_path / "own.csv"
-    pd.DataFrame({"smiles": ["C", "CC"], "my_assay": [0, 1]}).to_csv(own, index=False)
-    assert ChemData(path=str(own)).table_format == "moleculenet"
+    pd.DataFrame({"smiles": ["C", "CC"], "my_assay": [0, 1], "PCBA-1030": [1, 0]}).to_csv(own, index=False)
+    assert ChemData(path=str(own)).table_format == "moleculenet"  # a table of one's own with one PCBA assay
+    assert load_table(ChemData(path=str(own))).assays == ("my_assay", "PCBA-1030")
+    assert ChemData(path="/dev/zero").table_format == "moleculenet"  # not read: it never ends (the run ran out of memory)
     assert ChemData(path=str(tmp_path / "missing.csv")).table_format == "moleculenet"  # its reader says it is missing
 
 

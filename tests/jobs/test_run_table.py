@@ -309,7 +309,7 @@ def test_regmix_bo_config_scores_every_method_on_a_yardstick_none_was_fit_on():
     (["methods=[grid]"], "methods: items must be one of"),
     (["methods=[]"], "methods: must list at least one entry"),
     (["random_search_trials=600"], "random_search_trials: must be at most the 512 training runs"),
-    (["train_table=pile"], "train_table: must be one of"),
+    (["train_table=pile"], r"train_table: must be one of .*, or a name declared under `tables:` \(see the README\)"),
     (["test_tables=[olmix_dclm]"],
      r"test_tables: table 'olmix_dclm' has other sources than 'regmix_1m_train': only it has \['adult_content'"),
     (["test_fraction=0.95"], r"test_fraction: must be < 0.9"),
