@@ -75,7 +75,7 @@ class ProxyOutputs:
         if not isinstance(kind, str) or kind not in KINDS:  # ProxyOutputs(values, labels) passes an array here
             hint = "" if isinstance(kind, str) else " (the second argument is the kind; pass labels as labels=...)"
             raise InputError(f"kind must be one of {KINDS}; got {describe(kind)}{hint}.")
-        frame_names = _frame_sources(values)
+        frame_names = _frame_sources(values, named=source_names is not None)
         if source_names is None:
             source_names = frame_names
         elif frame_names is not None and list(check_names("source_names", source_names)) != frame_names:
@@ -419,18 +419,18 @@ def _paths(path) -> tuple[Path, Path]:
     return base.with_name(base.name + ".npz"), base.with_name(base.name + ".json")
 
 
-def _frame_sources(values) -> list | None:
+def _frame_sources(values, named: bool = False) -> list | None:
     """A pandas DataFrame's source names (its row labels), or None for other values or numbered rows.
 
-    Named columns over numbered rows read as samples x sources (a table's usual layout): that is an error
-    naming ``df.T``, not 300 sources called ``source_0``..."""
+    Named columns over numbered rows read as samples x sources (a table's usual layout): without source names
+    (``named``) that is an error naming ``df.T``, not 300 sources called ``source_0``..."""
     index, columns = getattr(values, "index", None), getattr(values, "columns", None)
     if index is None or columns is None:
         return None
     import pandas as pd
 
     numbered = isinstance(index, pd.RangeIndex)
-    if numbered and not isinstance(columns, pd.RangeIndex):
+    if numbered and not named and not isinstance(columns, pd.RangeIndex):
         raise InputError(f"values is a DataFrame with named columns ({', '.join(map(str, columns[:3]))}, ...) and numbered "
                          "rows; ProxyOutputs takes one row per source (sources x samples). Pass df.T if its columns "
                          "are your sources, or source_names=... if its rows are.")
@@ -440,20 +440,23 @@ def _frame_sources(values) -> list | None:
 def _by_sample(name: str, given, values):
     """``given`` per sample in the order of a values DataFrame's named columns, where both are labelled (a
     Series keyed by sample id); anything else as it is. Ids that differ are an error, not a silent shuffle."""
-    columns, index = getattr(values, "columns", None), getattr(given, "index", None)
-    if columns is None or getattr(index, "dtype", None) is None or not hasattr(given, "reindex"):
-        return given
     import pandas as pd
 
-    if isinstance(columns, pd.RangeIndex) or isinstance(index, pd.RangeIndex):
+    columns = getattr(values, "columns", None)
+    if columns is None or not isinstance(given, pd.Series) or isinstance(columns, pd.RangeIndex):
         return given
-    ids, keys = [str(c) for c in columns], [str(k) for k in index]
-    if sorted(ids) != sorted(keys):
-        missing = sorted(set(ids) - set(keys))[:3]
+    if given.index.dtype.kind in "iu" and np.array_equal(given.index, np.arange(len(given))):
+        return given  # numbered 0, 1, ...: in column order, as by_source reads such a Series
+    ids, keys = [str(c) for c in columns], [str(k) for k in given.index]
+    if len(set(ids)) < len(ids) or len(set(keys)) < len(keys):
+        return given  # repeated ids name no one sample: in column order, as before
+    if set(ids) != set(keys):
+        unmatched = sorted(set(ids) - set(keys))[:3] or sorted(set(keys) - set(ids))[:3]
+        which = "no entry for column(s)" if set(ids) - set(keys) else "entries for no column, e.g."
         raise InputError(f"{name} is a Series keyed by sample id, but its ids differ from the values DataFrame's "
-                         f"columns (e.g. no {name} for {missing}); give one per column, or pass {name}.to_numpy() "
-                         "to take them in column order.")
-    return pd.Series(np.asarray(given), index=keys)[ids].to_numpy()
+                         f"columns ({which} {unmatched}); give one per column, or pass {name}.to_numpy() to take "
+                         "them in column order.")
+    return pd.Series(given.to_numpy(), index=keys)[ids].to_numpy()
 
 
 def _as_matrix(values) -> np.ndarray:

@@ -126,8 +126,9 @@ def check_names(name: str, values) -> tuple:
         ndim = -1
     if isinstance(values, (str, bytes)) or ndim != 1:
         raise InputError(f"{name} must be a list of names, one per source; got {describe(values)}.")
-    if any(v is None for v in values):  # it would be a source called 'None'
-        raise InputError(f"{name}: every name must be given; found None at position {list(values).index(None)}.")
+    gaps = [i for i, v in enumerate(values) if _no_name(v)]
+    if gaps:  # it would be a source called 'None' or 'nan'
+        raise InputError(f"{name}: every name must be given; found {values[gaps[0]]!r} at position {gaps[0]}.")
     names = tuple(str(v) for v in values)
     bad = [n for n in names if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in n)]
     if bad:  # a line break in a name would end a comment in an exported Python or shell snippet
@@ -135,6 +136,16 @@ def check_names(name: str, values) -> tuple:
     if len(set(names)) != len(names):
         raise InputError(f"{name} must be unique; duplicated: {sorted({n for n in names if names.count(n) > 1})[:5]}.")
     return names
+
+
+def _no_name(v) -> bool:
+    """None, NaN or pandas' NA, where a name should be."""
+    if v is None:
+        return True
+    try:
+        return bool(v != v)
+    except (TypeError, ValueError):  # pd.NA != pd.NA is NA, whose truth is undefined
+        return True
 
 
 def check_finite(name: str, arr: np.ndarray) -> None:

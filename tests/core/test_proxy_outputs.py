@@ -411,10 +411,21 @@ def test_labels_keyed_by_sample_id_follow_the_dataframe_columns():
     np.testing.assert_array_equal(outputs.labels, [0, 1, 1, 0, 0, 1])
     loglik = ProxyOutputs(np.log(frame), "loglik", token_counts=tokens.iloc[::-1])
     np.testing.assert_array_equal(loglik.token_counts, np.arange(1, 7))
-    with pytest.raises(InputError, match=r"labels is a Series keyed by sample id, but its ids differ .*to_numpy"):
+    with pytest.raises(InputError, match=r"labels is a Series keyed by sample id, but its ids differ .*no entry for column.*to_numpy"):
         ProxyOutputs(frame, "binary", labels=pd.Series(labels.to_numpy(), index=[f"q{i}" for i in range(6)]))
     by_position = ProxyOutputs(frame, "binary", labels=pd.Series([1, 0, 0, 1, 1, 0]))  # numbered: in column order
     np.testing.assert_array_equal(by_position.labels, [1, 0, 0, 1, 1, 0])
+    # a diff reviewer's cases: each worked before, or gave a clear error
+    for numbered in (pd.Series([1, 0, 0, 1, 1, 0], index=np.arange(6)), pd.Series([1, 0, 0, 1, 1, 0]).loc[lambda x: x >= 0]):
+        np.testing.assert_array_equal(ProxyOutputs(frame, "binary", labels=numbered).labels, [1, 0, 0, 1, 1, 0])
+    with pytest.raises(InputError, match="labels"):  # a one-column frame: one error, not pandas' ValueError
+        ProxyOutputs(frame, "binary", labels=labels.to_frame())
+    twice = frame.set_axis(["a", "a", "b", "b", "c", "c"], axis=1)  # repeated ids name no one sample: by position
+    np.testing.assert_array_equal(ProxyOutputs(twice, "binary", labels=labels.set_axis(twice.columns)).labels, labels)
+    with pytest.raises(InputError, match=r"entries for no column, e.g. \['m6'\]"):
+        ProxyOutputs(frame, "binary", labels=pd.concat([labels, pd.Series([1], index=["m6"])]))
+    table = pd.DataFrame(np.full((2, 4), 0.5), columns=list("wxyz"))  # numbered rows: source_names names them
+    assert ProxyOutputs(table, "binary", labels=[0, 1, 0, 1], source_names=["a", "b"]).source_names == ("a", "b")
 
 
 def test_an_altered_sidecar_is_caught(tmp_path):
