@@ -140,12 +140,9 @@ def check_names(name: str, values) -> tuple:
 
 def _no_name(v) -> bool:
     """None, NaN or pandas' NA, where a name should be."""
-    if v is None:
+    if v is None or (isinstance(v, (float, np.floating)) and np.isnan(v)):
         return True
-    try:
-        return bool(v != v)
-    except (TypeError, ValueError):  # pd.NA != pd.NA is NA, whose truth is undefined
-        return True
+    return type(v).__name__ == "NAType"  # pandas' NA, without importing pandas
 
 
 def check_finite(name: str, arr: np.ndarray) -> None:
