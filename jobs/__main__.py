@@ -230,8 +230,7 @@ def _record_failure(store, run_id: str, job_id: int, exc: BaseException, log_pat
     if trouble:  # the machine, not the code: one line, no traceback
         reason = (f"{trouble}; free space or fix its folder's permissions, then resume with "
                   f"`python -m jobs resume {run_id}` (finished units are kept).")
-        try:
-            _log_failure(reason)
+        try:  # not in the job's log: it sits on the full or read-only disk (logging would print its own traceback)
             store.finish_job(job_id, "failed", reason)
             store.set_run_status(run_id, "failed")
         except (OSError, sqlite3.Error):  # the catalog sits on the same full or read-only disk
@@ -249,6 +248,7 @@ def _record_failure(store, run_id: str, job_id: int, exc: BaseException, log_pat
         store.set_run_status(run_id, "failed")
         print(f"error: {summary}", file=sys.stderr)
         return 1
+    _log_failure(detail)
     store.finish_job(job_id, "failed", detail[-4000:])
     store.set_run_status(run_id, "failed")
     raise exc

@@ -34,6 +34,7 @@ import numpy as np
 from mixmin_core.engine.experiment import Plan, Variant
 from mixmin_core.errors import ConfigError, InputError
 from mixmin_core.lm import data as lmdata
+from mixmin_core.lm import scoring
 from mixmin_core.lm.models import get_preset, model_vocab_size, n_params
 from mixmin_core.lm.overlap import (
     document_hashes,
@@ -526,7 +527,8 @@ class LMDomain:
 
     def score_unit(self, model: Unit, target: str, indices=None, choices: bool = False) -> Unit:
         idx = None if indices is None else sorted(int(i) for i in indices)
-        tag = f"{layout.safe_name(target)}-{'all' if idx is None else _digest(idx)}{'-mc' if choices else ''}"
+        tag = (f"{layout.safe_name(target)}-{'all' if idx is None else _digest(idx)}{'-mc' if choices else ''}"
+               f"-{scoring.SCHEME}")
         model_key = model.unit_id.split("/", 1)[1]
         out = self.ctx.path("scores", model_key, f"{tag}.npz")
         return Unit(f"score/{model_key}/{tag}", score_model, {

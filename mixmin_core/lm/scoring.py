@@ -21,6 +21,10 @@ import numpy as np
 from .data import TargetExample
 from .tokenizer import encode, eos_id, pad_id
 
+#: How text longer than the context is scored, in every score unit's id: a run resumed after a change of scheme
+#: scores its models again, rather than comparing models scored one way with models scored another.
+SCHEME = "windows"
+
 
 @dataclass
 class SequenceScores:

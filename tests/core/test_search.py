@@ -213,7 +213,11 @@ def test_early_stopping_holds_out_whole_mixtures():
     seeds = np.repeat(W, 3, axis=0)
     order, n_val = _split_order(seeds, 38, seed=42)
     held, fit = {tuple(r) for r in seeds[order[:n_val]]}, {tuple(r) for r in seeds[order[n_val:]]}
-    assert n_val == 39 and not held & fit and len(held) == 13
+    assert n_val == 36 and not held & fit and len(held) == 12 and sorted(order) == list(range(300))
+    baseline = np.vstack([np.repeat(np.full((1, 5), 0.2), 40, axis=0), W[:20]])  # a diff reviewer's: one mixture's
+    for seed in range(6):                                                        # 40 seeds took 45 of 60 rows
+        order, n_val = _split_order(baseline, 8, seed=seed)
+        assert n_val == 8 and not (baseline[order[:n_val]] == 0.2).all(axis=1).any()
     order, n_val = _split_order(W, 13, seed=42)
     assert n_val == 13 and (order == np.random.default_rng(42).permutation(100)).all()
 

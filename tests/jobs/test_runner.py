@@ -324,8 +324,6 @@ def test_a_full_or_read_only_disk_is_one_error_line_with_the_resume(monkeypatch,
     assert f"p.npz: {text}; free space or fix its folder's permissions" in err[1]
     assert f"resume with `python -m jobs resume {job['run_id']}`" in err[1]
     assert job["status"] == "failed" and text in job["error"]
-    logs = "".join(p.read_text() for p in (RunStore().run_dir(job["run_id"]) / "logs").glob("*.log"))
-    assert f"ERROR mixmin.jobs: failed: {job['error']}" in logs  # the job's log was empty beside the error
 
 
 def test_a_full_disk_under_the_catalog_is_one_error_line_with_the_resume(monkeypatch, capsys):
