@@ -82,7 +82,12 @@ class ChemData:
             return self.format
         if self.dataset in ("pcba128", "pcba1328"):
             return self.dataset
-        return chemdata.sniff_format(self.path) if self.path else "moleculenet"
+        if not self.path:
+            return "moleculenet"
+        from mixmin_core.runs.datasets import resolve
+
+        return chemdata.sniff_format(resolve("your assay table", self.path))  # checked as read: a confined job's
+                                                                               # path stays in the data directory
 
 
 def load_table(data: ChemData) -> chemdata.AssayTable:

@@ -74,8 +74,14 @@ def test_a_pcba_file_given_by_path_alone_is_read_in_its_layout(pcba128_file, pcb
     pd.DataFrame({"smiles": ["C", "CC"], "my_assay": [0, 1], "PCBA-1030": [1, 0]}).to_csv(own, index=False)
     assert ChemData(path=str(own)).table_format == "moleculenet"  # a table of one's own with one PCBA assay
     assert load_table(ChemData(path=str(own))).assays == ("my_assay", "PCBA-1030")
-    assert ChemData(path="/dev/zero").table_format == "moleculenet"  # not read: it never ends (the run ran out of memory)
-    assert ChemData(path=str(tmp_path / "missing.csv")).table_format == "moleculenet"  # its reader says it is missing
+    with pytest.raises(InputError, match="/dev/zero: not a regular file"):  # not read: it never ends (a run ran
+        _ = ChemData(path="/dev/zero").table_format                         # out of memory)
+    with pytest.raises(InputError, match="missing.csv: file not found"):
+        _ = ChemData(path=str(tmp_path / "missing.csv")).table_format
+    from mixmin_core.runs import datasets
+
+    with datasets.confinement(), pytest.raises(InputError, match="outside"):  # a visitor's job: nothing read outside
+        _ = ChemData(path="/etc/hostname").table_format                      # the data directory, not even a header
 
 
 @pytest.mark.parametrize("name", ["toxcast", "tox21", "muv", "pcba128"])
