@@ -313,6 +313,11 @@ def _load_joined(name: str, mix_file, met_file, scale: str, *, higher_is_better:
         row, col = np.argwhere(unread)[0]
         raise InputError(f"{met_file}: the run with index {joined['index'].iloc[row]}, column {met_cols[col]!r} holds "
                          f"{str(raw.iloc[row, col])!r}, not a number; write metrics as plain numbers (empty: not measured).")
+    infinite = np.isinf(M.to_numpy(dtype=np.float64))
+    if infinite.any():  # a diverged run: no method may pick it, and it is said
+        _warn_once("%s: %d value(s) are infinite (diverged runs?), e.g. column %r; they are read as not measured",
+                   met_file, int(infinite.sum()), met_cols[int(np.argwhere(infinite)[0][1])])
+        M = M.mask(np.isinf(M))
     ids = joined["run"] if "run" in joined.columns else joined["index"]
     sources = check_new_names(f"{mix_file}: domains", [_short_source(c) for c in src_cols])  # they reach downloads
     natural = None
@@ -361,13 +366,19 @@ def _read_csv(path):
 
     try:
         check_csv_header(str(path), path)  # pandas would rename a second `a` to `a.1`: a made-up source or metric
-        return pd.read_csv(path)
+        frame = pd.read_csv(path)
     except InputError:
         raise
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
         fix = "save it as UTF-8" if isinstance(exc, UnicodeDecodeError) else \
             "write one row per run, comma-separated, with a header row"
         raise InputError(f"{path}: cannot be read as a CSV table ({str(exc).splitlines()[0][:200]}); {fix}.") from None
+    names = [c.strip() if isinstance(c, str) else c for c in frame.columns]  # "books " (a spreadsheet's) is books
+    if len(set(names)) < len(names):
+        twice = sorted({str(n) for n in names if names.count(n) > 1})[:3]
+        raise InputError(f"{path}: column names repeat once their surrounding spaces are dropped: {twice}; each "
+                         "source and metric needs a name of its own.")
+    return frame.set_axis(names, axis=1)
 
 
 def _mixture_matrix(frame, columns: list, path) -> np.ndarray:

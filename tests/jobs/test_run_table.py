@@ -587,6 +587,21 @@ def test_a_setting_column_and_checkpoints_as_rows_are_said(tmp_path, caplog):
     assert "its 200 runs hold 100 distinct mixtures" in caplog.text
 
 
+def test_spaces_around_a_column_name_and_a_diverged_run_are_handled_and_said(tmp_path, caplog):
+    """A reviewer's "books " kept its space as a source name, and a loss of inf was read as not measured unsaid."""
+    files = _own_tables(tmp_path)
+    first = load_run_table("my_swarm", own=tuple(OwnTable(**t) for t in files.values())).source_names[0]
+    _rewrite(files["my_swarm"]["mixtures"], lambda f: f.rename(columns={first: f" {first} "}))
+    _rewrite(files["my_swarm"]["metrics"], lambda f: f.assign(arc_easy_bpb=f["arc_easy_bpb"].where(f["index"] != 3, np.inf)))
+    with caplog.at_level("WARNING", logger="mixmin.search"):
+        table = load_run_table("my_swarm", own=tuple(OwnTable(**t) for t in files.values()))
+    assert table.source_names[0] == first and np.isnan(table.target("arc_easy_bpb")[3])
+    assert "1 value(s) are infinite (diverged runs?), e.g. column 'arc_easy_bpb'" in caplog.text
+    _rewrite(files["my_swarm"]["mixtures"], lambda f: f.assign(**{f"{first}  ": 0.0}))
+    with pytest.raises(InputError, match=rf"column names repeat once their surrounding spaces are dropped: \['{first}'\]"):
+        load_run_table("my_swarm", own=tuple(OwnTable(**t) for t in files.values()))
+
+
 def test_run_ids_beyond_int64_are_checked_for_an_offset_without_a_crash(tmp_path):
     """Ids above 2**63 (read as uint64) ended the shift check in an OverflowError traceback."""
     files = _own_tables(tmp_path)
