@@ -273,7 +273,7 @@ def _solve_mean(targets: Targets, w, a, caps, *, step_size, max_iter, tol, callb
     return MixtureResult(
         weights=traj[pick], source_names=targets.source_names, loss=float(losses[pick]), n_iter=len(losses) - 1,
         success=status == Status.CONVERGED, status=status.value, message=message, trajectory=np.stack(traj),
-        losses=losses, gaps=np.asarray(gaps), gap=float(gaps[pick]), method="mixmin_mean",
+        losses=losses, gaps=np.asarray(gaps), gap=float(gaps[pick]), method="mixmin_joint_mean",
         meta={"iterate": pick}, target_losses=targets.raw_losses(targets.evaluate(traj[pick])[0]),
     )
 
@@ -370,7 +370,7 @@ def _solve_worst(targets: Targets, w, a, caps, *, step_size, max_iter, tol, call
     return MixtureResult(
         weights=cert.weights, source_names=targets.source_names, loss=float(cert.upper), n_iter=len(losses) - 1,
         success=status == Status.CONVERGED, status=status.value, message=message, trajectory=np.stack(traj),
-        losses=np.asarray(losses), gaps=np.asarray(gaps), gap=float(cert.gap), method="mixmin_worst",
+        losses=np.asarray(losses), gaps=np.asarray(gaps), gap=float(cert.gap), method="mixmin_joint_worst",
         meta={"lower_bound": float(cert.lower), "multipliers": dict(zip(targets.names, map(float, lam_avg))),
               "final_step_size": float(eta), "n_evaluations": n_evals + 2 * len(losses)},
         target_losses=targets.raw_losses(cert.scaled),

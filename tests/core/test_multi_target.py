@@ -115,7 +115,7 @@ def test_mean_matches_slsqp_and_gap_bounds_suboptimality(kind, normalise):
     scales = np.array(result.meta["target_scales"])
     opt = _slsqp_sum(outs, a / a.sum(), scales)
     ours = sum(ai * reference_loss(o, result.weights) / s for ai, o, s in zip(a / a.sum(), outs, scales))
-    assert result.success and result.method == "mixmin_mean"
+    assert result.success and result.method == "mixmin_joint_mean"  # as the pipelines and `jobs export` name it
     assert ours <= opt + 1e-6
     assert ours - opt <= result.gap + FLOAT_SLACK
     assert result.meta["target_weights"] == pytest.approx([0.2, 0.5, 0.3])
@@ -224,7 +224,7 @@ def test_target_losses_round_trip_through_dict():
     result = mixmin_multi(_targets("binary", 0), mode="worst", max_iter=50)
     back = MixtureResult.from_dict(json.loads(json.dumps(result.to_dict())))
     assert back.target_losses == pytest.approx(result.target_losses)
-    assert back.method == "mixmin_worst"
+    assert back.method == "mixmin_joint_worst"
     plain = MixtureResult.from_dict(mixmin(_binary(0), max_iter=10).to_dict())
     assert plain.target_losses is None and "target_losses" not in mixmin(_binary(0), max_iter=10).to_dict()
 
