@@ -14,6 +14,7 @@ from mixmin_core.solver.results import (
     lower_is_better,
     mean_over_targets,
     metric_ci,
+    metric_range,
     summarize,
 )
 from pages import _data as data
@@ -274,7 +275,8 @@ def page() -> None:
     shown = sub[sub["variant"] == variant]
     direction = "lower is better" if lower_is_better(metric) else "higher is better"
     n_targets, n_trials = shown["target"].nunique(), shown["trial"].nunique()
-    spread = ("95% CIs over trials (AP and accuracy: within [0, 1])" + (
+    bounded = " (kept within [0, 1])" if metric_range(metric) == (0, 1) else ""  # said only of a proportion
+    spread = (f"95% CIs over trials{bounded}" + (
         " · p-values: Welch t-test against MixMin (none where neither side varies over trials, 1 where both score the "
         "same in every trial)" if "mixmin" in methods else "") if n_trials > 1 else
         "one trial: no intervals or p-values (set `trials` to 3 or more)")
@@ -282,7 +284,7 @@ def page() -> None:
                f"{n_trials} trial{'s' * (n_trials != 1)} · {spread}"
                + (" · overall: per trial, the mean over the targets every method has" if n_targets > 1 else ""))
     if data.is_surrogate(metric):
-        st.warning("This metric is a surrogate estimate (a regression model's prediction of the target loss), "
+        st.warning("This metric is a surrogate estimate (a regression model's prediction of the target metric), "
                    "not measured on a trained final model.", icon=":material/model_training:")
     overlap_note(data.dataset_info(run_id), data.run_config(run_id).get("max_source_chars"))
     stopped = data.unconverged(run_id, variant)

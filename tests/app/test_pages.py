@@ -275,6 +275,7 @@ def test_compare_every_method_with_cis_pvalues_and_sweep(home):
     assert compute["yaxis"]["title"]["text"] == "proxy compute (trees x rows)"  # it had no unit
     assert compute["title"]["text"] == "Proxy compute per method (XGBoost trees x training rows)"  # the axis is short
     assert any("Weights each method found" in t for t in titles)
+    assert any("95% CIs over trials (kept within [0, 1])" in c.value for c in at.caption)  # average precision
     at.selectbox(key="w:compare.baseline").set_value("target_only").run()
     assert "vs target_only" in at.dataframe[0].value.columns
     at.selectbox(key="w:compare.variant").set_value("sources-10").run()
@@ -790,6 +791,7 @@ def test_compare_says_what_a_single_trial_run_and_a_run_without_mixmin_lack(home
     assert not at.exception
     caption = next(c.value for c in at.caption if "95% CIs over trials" in c.value)
     assert "against MixMin" not in caption
+    assert "[0, 1]" not in caption  # said of AP and accuracy also beside a loss
 
 
 def test_compare_shows_the_compute_budget_sweep_of_a_run(home):
