@@ -184,7 +184,7 @@ LOWER_IS_BETTER = ("nll", "loss", "error", "mse", "perplexity", "l1", "beyond", 
 
 
 #: Words in a metric's name that make it a proportion in [0, 1] (its confidence interval is clipped there).
-PROPORTIONS = ("ap", "auc", "accuracy")
+PROPORTIONS = ("ap", "auc", "accuracy", "precision", "recall", "f1")  # average_precision too
 #: Words in a metric's name that make it a correlation in [-1, 1].
 CORRELATIONS = ("spearman", "pearson", "correlation")
 #: Words in a metric's name that make it a size, never negative (an error's root mean square, a distance).

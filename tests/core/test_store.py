@@ -293,6 +293,8 @@ def test_metric_ranges_and_directions_by_name():
     assert metric_range("mixture_l1_change") == (0.0, np.inf) and metric_range("ap") == (0.0, 1.0)
     assert metric_range("spearman/heldout_mse") == (-1.0, 1.0) and metric_range("val_loss") == (-np.inf, np.inf)
     assert metric_ci([0.0, 0.0, 0.02], "yardstick_beyond_runs")[1] == 0.0
+    assert metric_range("average_precision") == metric_range("f1") == (0.0, 1.0)  # it was unbounded
+    assert metric_ci([0.98, 0.99, 1.0], "average_precision")[2] == 1.0
     assert lower_is_better("proxy_compute_spent") and not lower_is_better("proxy_compute_saved_fraction")
     assert lower_is_better("surrogate:own_prediction_loss") and not lower_is_better("surrogate:own_prediction_score")
 
