@@ -81,6 +81,9 @@ def key_result(summary: pd.DataFrame, headline: str | None = None) -> str:
     far = extrapolated(summary[summary["variant"] == variant]) if "yardstick" in metric else set()
     parts = [f"{m} {means[m]:.3g}" + (" (extrapolated)" if m in far else "") for m in shown]
     setting = f" ({data.setting_label(variant)})" if variant else ""
+    transfer = sorted(v for v in summary["variant"].unique() if str(v).startswith("transfer:"))
+    if transfer and not variant.startswith("transfer:"):  # an lm_transfer run's question is its larger models'
+        setting = f" (proxy-size models; {', '.join(transfer)} on the Compare page)"
     return f"{data.metric_label(metric)}: " + ", ".join(parts) + setting
 
 

@@ -744,11 +744,13 @@ def test_compare_and_runs_give_a_language_models_loss_its_unit(home):
     from mixmin_core.engine.report import write_report
 
     run_dir = RunStore(home).create_run("lm-units", name="lm-units", pipeline="lm", config={"pipeline": "lm"})
-    write_report(run_dir, [{"target": "piqa", "method": m, "trial": k, "metric": "generative_loss", "variant": "",
-                            "value": 5.0 + 0.01 * k + 0.1 * i} for i, m in enumerate(("mixmin", "natural")) for k in range(3)])
+    write_report(run_dir, [{"target": "piqa", "method": m, "trial": k, "metric": "generative_loss", "variant": v,
+                            "value": 5.0 + 0.01 * k + 0.1 * i - 0.5 * bool(v)}
+                           for v in ("", "transfer:small") for i, m in enumerate(("mixmin", "natural")) for k in range(3)])
     at = open_app()
     key = at.dataframe[0].value.set_index("name").loc["lm-units", "key result"]
     assert key.startswith("generative_loss (nats per token): mixmin 5.01"), key
+    assert key.endswith("(proxy-size models; transfer:small on the Compare page)"), key  # lm_transfer's question
     at.sidebar.selectbox(key="w:app.run_id").set_value("lm-units").run()
     at.switch_page("pages/compare.py").run()
     assert not at.exception
