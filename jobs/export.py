@@ -13,6 +13,7 @@ with availability caps that keep every source within the limit (it needs the run
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -150,10 +151,11 @@ def cmd_export(args) -> int:
     except InputError as exc:  # a bad weight is the file's; a budget or a sizes file is not
         raise InputError(f"{args.weights}: {exc}" if args.weights and str(exc).startswith("result.weights")
                          else str(exc)) from None
-    if args.respect_limit and result.method != "mixmin":  # solving again is MixMin's: it would swap the mixture
+    if args.respect_limit and not _resolvable(result):  # solving again is MixMin's: it would swap the mixture
         raise InputError(f"--respect-limit solves MixMin again under the repeat limit, so it applies to --method mixmin "
-                         f"only; the {result.method!r} mixture would be replaced by a MixMin one. Drop --respect-limit "
-                         "(the warnings name the sources over the limit), or export --method mixmin.")
+                         f"(or a joint mixmin_joint_<mode>) only; the {result.method!r} mixture would be replaced by a "
+                         "MixMin one. Drop --respect-limit (the warnings name the sources over the limit), or export "
+                         "--method mixmin.")
     if args.respect_limit and not given:  # chem-table's table holds every row: no draws, no limit to respect
         raise InputError("--respect-limit solves again so no source is drawn more than --max-epochs times in a "
                          "budget; give the budget (--budget-rows).")
@@ -292,16 +294,30 @@ def _sizes(args, run_dir, variant: str) -> tuple[dict, str, dict | None, str | N
     return found.sizes, found.unit, found.documents, found.tokenizer, note
 
 
+def _resolvable(result: MixtureResult) -> bool:
+    """Whether --respect-limit can solve ``result`` again: MixMin's own, or a joint one whose record says how."""
+    meta = result.meta if isinstance(result.meta, dict) else {}
+    return result.method == "mixmin" or (result.method.startswith("mixmin_joint_") and isinstance(meta.get("targets"), list)
+                                         and meta.get("mode") in ("mean", "worst"))
+
+
 def _solve_again(plan, result, run_dir, problem, sizes):
     from mixmin_core.solver.proxy_outputs import ProxyOutputs
 
     if problem is None:
         raise InputError("--respect-limit solves again on the run's proxy outputs: give --run RUN_ID --problem KEY.")
-    outputs = ProxyOutputs.load(outputs_path(run_dir, problem))
     # the mixture's own solver settings (the app's export panel does the same); older files lack max_iter
     meta = result.meta if isinstance(result.meta, dict) else {}
     step, iters = float(meta.get("step_size", 1.0)), int(meta.get("max_iter", 100))
-    again = export.solve_within_limit(outputs, plan, step_size=step, max_iter=iters, tol=1e-6)
+    if result.method == "mixmin":
+        again = export.solve_within_limit(ProxyOutputs.load(outputs_path(run_dir, problem)), plan, step_size=step,
+                                          max_iter=iters, tol=1e-6)
+    else:  # a joint mixture: every target's outputs of its trial and setting, in its mode
+        outputs = {t: ProxyOutputs.load(outputs_path(run_dir, Problem(t, problem.trial, problem.variant)))
+                   for t in meta["targets"]}
+        again = export.solve_within_limit(outputs, plan, step_size=step, max_iter=iters, tol=1e-6, mode=meta["mode"],
+                                          normalise=bool(meta.get("normalise")), target_weights=meta.get("target_weights"))
+        again = dataclasses.replace(again, method=result.method)
     print(f"solved again with caps max_epochs * size / budget (step size {step:g}, {iters} iterations, as the "
           f"mixture was): loss {again.loss:.6g} (was {result.loss:.6g}), {again.status}", file=sys.stderr)
     return export.plan_training(again, sizes, budget=plan.budget, max_epochs=plan.max_epochs, unit=plan.unit,

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from jobs.__main__ import main
-from mixmin_core import MixtureResult, mixmin, natural
+from mixmin_core import MixtureResult, ProxyOutputs, mixmin, natural
 from mixmin_core.engine.export import plan_training, round_weights, training_mixture
 from mixmin_core.runs.fileio import write_json
 from mixmin_core.runs.layout import Problem, mixture_path, outputs_path, write_sources
@@ -106,6 +106,32 @@ def test_repeat_limit_warns_and_respect_limit_solves_again(capsys, tmp_path, lm_
     epochs = {r["source"]: r["epochs"] for r in again["sources"]}
     assert epochs[top] == pytest.approx(4.0, rel=1e-3)  # the cap binds at the limit
     assert again["meta"]["resolved_within_limit"] is True
+
+
+def test_respect_limit_solves_a_joint_mixture_again_over_every_target(capsys, tmp_path, lm_run):
+    """`--respect-limit --method mixmin_joint_mean` was refused, though the Targets page solves joint mixtures again
+    within the limit: the mixture's record names its targets and mode."""
+    from mixmin_core.solver.multi_target import mixmin_multi
+
+    run_id, run_dir, _, tokens = lm_run
+    other = Problem("piqa", 0)
+    second, _ = example_problem(n_sources=4, n_samples=1500, seed=4)
+    second.save(outputs_path(run_dir, other))
+    outputs = {p.target: ProxyOutputs.load(outputs_path(run_dir, p)) for p in (PROBLEM, other)}
+    joint = mixmin_multi(outputs, mode="mean", max_iter=500)
+    for p in (PROBLEM, other):
+        write_json(mixture_path(run_dir, p, "mixmin_joint_mean"), joint.to_dict())
+    top = joint.source_names[int(np.argmax(joint.weights))]
+    assert joint.weights.max() * 1e8 / tokens[top] > 4
+    code, _, err = _export(capsys, *_base(run_id, "json", tmp_path / "j.json"), "--max-epochs", "4", "--respect-limit",
+                           "--method", "mixmin_joint_mean")
+    assert code == 0, err
+    again = json.loads((tmp_path / "j.json").read_text())
+    assert again["method"] == "mixmin_joint_mean" and again["meta"]["resolved_within_limit"] is True
+    assert not any(r["over_limit"] for r in again["sources"])
+    capped = mixmin_multi(outputs, mode="mean", max_iter=500, tol=1e-6,
+                          caps=[min(1.0, 4 * tokens[n] / 1e8) for n in joint.source_names])
+    np.testing.assert_allclose([r["weight"] for r in again["sources"]], round_weights(capped.weights), atol=1e-5)
 
 
 def test_other_method_and_weights_file_with_sizes_csv(capsys, tmp_path, lm_run):
@@ -246,7 +272,8 @@ def test_chem_table_of_the_rows_the_final_models_trained_on(capsys, tmp_path):
     (["--budget-tokens", "1e6", "--unit", "rows"], "--unit rows: this run's source sizes (its sources.csv) are in tokens"),
     (["--budget-tokens", "1e9", "--max-epochs", "1", "--respect-limit"], "cannot be filled within max_epochs=1"),
     (["--budget-tokens", "1e8", "--method", "natural", "--respect-limit"],
-     "--respect-limit solves MixMin again under the repeat limit, so it applies to --method mixmin only"),
+     "--respect-limit solves MixMin again under the repeat limit, so it applies to --method mixmin (or a joint "
+     "mixmin_joint_<mode>) only"),
 ])
 def test_bad_input_is_one_error_line(capsys, lm_run, args, message):
     run_id, *_ = lm_run
