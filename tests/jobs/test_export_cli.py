@@ -272,8 +272,8 @@ def test_chem_table_of_the_rows_the_final_models_trained_on(capsys, tmp_path):
     (["--budget-tokens", "1e6", "--unit", "rows"], "--unit rows: this run's source sizes (its sources.csv) are in tokens"),
     (["--budget-tokens", "1e9", "--max-epochs", "1", "--respect-limit"], "cannot be filled within max_epochs=1"),
     (["--budget-tokens", "1e8", "--method", "natural", "--respect-limit"],
-     "--respect-limit solves MixMin again under the repeat limit, so it applies to --method mixmin (or a joint "
-     "mixmin_joint_<mode>) only"),
+     ("--respect-limit solves MixMin again under the repeat limit, so it applies to --method mixmin (or a joint "
+      "mixmin_joint_<mode>) only")),
 ])
 def test_bad_input_is_one_error_line(capsys, lm_run, args, message):
     run_id, *_ = lm_run
