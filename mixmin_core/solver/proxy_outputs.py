@@ -438,25 +438,30 @@ def _frame_sources(values, named: bool = False) -> list | None:
 
 
 def _by_sample(name: str, given, values):
-    """``given`` per sample in the order of a values DataFrame's named columns, where both are labelled (a
-    Series keyed by sample id); anything else as it is. Ids that differ are an error, not a silent shuffle."""
+    """``given`` per sample in the order of a values DataFrame's named columns, where it is a Series keyed by those
+    ids (in any order); a Series numbered 0, 1, ... otherwise, or anything else, as it is. Ids that differ are an
+    error, not a silent shuffle."""
     import pandas as pd
 
     columns = getattr(values, "columns", None)
     if columns is None or not isinstance(given, pd.Series) or isinstance(columns, pd.RangeIndex):
         return given
+    ids, keys = [str(c) for c in columns], [str(k) for k in given.index]
+    if len(set(ids)) < len(ids):
+        return given  # repeated column ids name no one sample: in column order, as before
+    if len(set(keys)) == len(keys) and set(keys) == set(ids):  # integer ids too: [2, 1, 4, 0, 3, 5] is no position
+        return pd.Series(given.to_numpy(), index=keys)[ids].to_numpy()
     if given.index.dtype.kind in "iu" and np.array_equal(given.index, np.arange(len(given))):
         return given  # numbered 0, 1, ...: in column order, as by_source reads such a Series
-    ids, keys = [str(c) for c in columns], [str(k) for k in given.index]
-    if len(set(ids)) < len(ids) or len(set(keys)) < len(keys):
-        return given  # repeated ids name no one sample: in column order, as before
-    if set(ids) != set(keys):
-        unmatched = sorted(set(ids) - set(keys))[:3] or sorted(set(keys) - set(ids))[:3]
-        which = "no entry for column(s)" if set(ids) - set(keys) else "entries for no column, e.g."
-        raise InputError(f"{name} is a Series keyed by sample id, but its ids differ from the values DataFrame's "
-                         f"columns ({which} {unmatched}); give one per column, or pass {name}.to_numpy() to take "
-                         "them in column order.")
-    return pd.Series(given.to_numpy(), index=keys)[ids].to_numpy()
+    if len(set(keys)) < len(keys):
+        twice = sorted({k for k in keys if keys.count(k) > 1})[:3]
+        raise InputError(f"{name} is a Series keyed by sample id, but it repeats ids {twice}; give one per column of "
+                         f"the values DataFrame, or pass {name}.to_numpy() to take them in column order.")
+    unmatched = sorted(set(ids) - set(keys))[:3] or sorted(set(keys) - set(ids))[:3]
+    which = "no entry for column(s)" if set(ids) - set(keys) else "entries for no column, e.g."
+    raise InputError(f"{name} is a Series keyed by sample id, but its ids differ from the values DataFrame's "
+                     f"columns ({which} {unmatched}); give one per column, or pass {name}.to_numpy() to take "
+                     "them in column order.")
 
 
 def _as_matrix(values) -> np.ndarray:

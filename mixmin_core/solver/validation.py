@@ -126,9 +126,11 @@ def check_names(name: str, values) -> tuple:
         ndim = -1
     if isinstance(values, (str, bytes)) or ndim != 1:
         raise InputError(f"{name} must be a list of names, one per source; got {describe(values)}.")
-    gaps = [i for i, v in enumerate(values) if _no_name(v)]
+    listed = list(values)  # by position (a Series' [] looks up labels)
+    gaps = [i for i, v in enumerate(listed) if _no_name(v)]
     if gaps:  # it would be a source called 'None' or 'nan'
-        raise InputError(f"{name}: every name must be given; found {values[gaps[0]]!r} at position {gaps[0]}.")
+        gap = "None" if listed[gaps[0]] is None else "NaN" if type(listed[gaps[0]]).__name__ != "NAType" else "NA"
+        raise InputError(f"{name}: every name must be given; found {gap} at position {gaps[0]}.")
     names = tuple(str(v) for v in values)
     bad = [n for n in names if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in n)]
     if bad:  # a line break in a name would end a comment in an exported Python or shell snippet

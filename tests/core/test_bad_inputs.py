@@ -210,7 +210,7 @@ BAD_LIBRARY_INPUTS: list[BadInput] = [
     BadInput("source_name_none", lambda: ProxyOutputs(_MATRIX, "binary", labels=_O.labels, source_names=[None, "b", "c"]),
              InputError, r"source_names: every name must be given; found None at position 0"),
     BadInput("source_name_nan", lambda: ProxyOutputs(_MATRIX, "binary", labels=_O.labels, source_names=pd.Index(["a", None, "c"])),
-             InputError, r"source_names: every name must be given; found nan at position 1"),
+             InputError, r"source_names: every name must be given; found NaN at position 1"),
     BadInput("mixture_json_text_weight", lambda: MixtureResult.from_dict({"weights": {"x": "a"}}), InputError,
              r"weights must be numbers; got 'a' for 'x'"),
 ]

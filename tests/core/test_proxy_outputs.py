@@ -424,6 +424,11 @@ def test_labels_keyed_by_sample_id_follow_the_dataframe_columns():
     np.testing.assert_array_equal(ProxyOutputs(twice, "binary", labels=labels.set_axis(twice.columns)).labels, labels)
     with pytest.raises(InputError, match=r"entries for no column, e.g. \['m6'\]"):
         ProxyOutputs(frame, "binary", labels=pd.concat([labels, pd.Series([1], index=["m6"])]))
+    shuffled = frame.set_axis([2, 1, 4, 0, 3, 5], axis=1)  # integer sample ids (read_csv(index_col="id")): by id
+    np.testing.assert_array_equal(ProxyOutputs(shuffled, "binary", labels=pd.Series([0, 1, 1, 0, 0, 1])).labels,
+                                  [1, 1, 0, 0, 0, 1])
+    with pytest.raises(InputError, match=r"it repeats ids \['m1'\]"):  # a mistake in the labels, not a position
+        ProxyOutputs(frame, "binary", labels=labels.set_axis(["m5", "m4", "m3", "m2", "m1", "m1"]))
     table = pd.DataFrame(np.full((2, 4), 0.5), columns=list("wxyz"))  # numbered rows: source_names names them
     assert ProxyOutputs(table, "binary", labels=[0, 1, 0, 1], source_names=["a", "b"]).source_names == ("a", "b")
 
