@@ -193,9 +193,8 @@ def select_kept(label: str, options: list, key: str, container=st, notices=st, f
     if not options:
         return None
     current = st.session_state.get(key)
-    chosen_by_page = follow and key in st.session_state.get(_AUTO, {}) and st.session_state[_AUTO][key] == current
     # only the user's choice sticks: the example, picked for a run without outputs, stayed for every run after
-    if current not in options or (chosen_by_page and current != options[0]):
+    if current not in options or (follow and chosen_by_page(key) and current != options[0]):
         fallback(key, options[0], notices, shown=kwargs.get("format_func", str)(options[0]))
     else:
         _checked(key)
@@ -204,6 +203,12 @@ def select_kept(label: str, options: list, key: str, container=st, notices=st, f
         st.session_state[wkey] = st.session_state[key]
     on_change = kwargs.pop("on_change", save)  # another callback saves the value itself: save(key)
     return container.selectbox(label, options, key=wkey, on_change=on_change, args=(key,), **kwargs)
+
+
+def chosen_by_page(key: str) -> bool:
+    """Whether ``key``'s value is one a page chose itself (:func:`fallback`), not the user."""
+    auto = st.session_state.get(_AUTO, {})
+    return key in auto and auto[key] == st.session_state.get(key)
 
 
 def run_labels(runs: list[dict], *fields: str) -> dict[str, str]:

@@ -265,7 +265,8 @@ def page() -> None:
     baselines = [m for m in methods if m != "mixmin"] or methods
     if len(methods) > 1:
         default = [b for b in ("natural", "target_only", "balanced") if b in baselines] or baselines
-        if st.session_state["compare.baseline"] not in baselines:
+        current = st.session_state["compare.baseline"]  # the page's own default follows the run, a user's stays
+        if current not in baselines or (state.chosen_by_page("compare.baseline") and current != default[0]):
             state.fallback("compare.baseline", default[0])
         baseline = state.select_kept("Improvement over", baselines, "compare.baseline", container=c3,
                                      follow=False)  # its default is natural's, not the first

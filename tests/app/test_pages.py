@@ -773,6 +773,13 @@ def test_compare_measures_improvement_over_its_default_baseline_not_the_first(ho
     at.switch_page("pages/compare.py").run()
     assert not at.exception
     assert at.selectbox(key="w:compare.baseline").value == "target_only"
+    at.session_state["app.run_id"] = CHEM_RUN  # a run with natural: the page's own default follows it
+    at.switch_page("pages/compare.py").run()
+    assert at.selectbox(key="w:compare.baseline").value == "natural"
+    at.selectbox(key="w:compare.baseline").set_value("balanced").run()  # the user's choice stays
+    at.session_state["app.run_id"] = "three-methods"
+    at.switch_page("pages/compare.py").run()
+    assert at.selectbox(key="w:compare.baseline").value == "balanced"
 
 
 def test_compare_says_what_a_single_trial_run_and_a_run_without_mixmin_lack(home):
