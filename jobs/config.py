@@ -142,8 +142,6 @@ def check_config(config) -> None:
             object.__setattr__(config, f.name, value)
         typed = _matches(value, hint)
         rule = _rule_error(value, meta) if typed else f"must be {_type_name(hint)}"
-        if also and rule and rule.startswith("must be one of"):  # the way to a name of one's own
-            rule += f", or a name declared under `{also}:` (see the README)"
         if not typed and typing.get_origin(hint) is list and _matches([value], hint):  # one item, not in a list
             rule += f", e.g. [{value}]"
         items = meta.get("items")
@@ -155,6 +153,8 @@ def check_config(config) -> None:
             rule = f"must not repeat an item (repeated: {repeated})" if repeated else None
         if rule is None and "keys" in meta:
             _check_keys(f.name, value, meta["keys"])
+        if rule is not None and also and "must be one of" in rule:  # the way to a name of one's own
+            rule += f", or a name declared under `{also}:` (see the README)"
         if rule is not None:
             bounds = {k: v for k, v in meta.items() if k in ("min", "max", "gt", "lt")}
             if not typed and bounds:

@@ -127,11 +127,17 @@ def sniff_format(path) -> str:
             columns = pd.read_csv(path, nrows=0, compression="gzip" if magic[:2] == b"\x1f\x8b" else "infer").columns
     except Exception:  # noqa: BLE001 - reading it for real says what is wrong
         return "moleculenet"
-    layouts = (("pcba1328", "assayID-", {"SMILES", "CID", "SID", "Unnamed: 0"}), ("pcba128", "PCBA-", {"mol_id", "smiles"}))
-    for fmt, prefix, ids in layouts:  # every column the layout's: a table of one's own may hold one PCBA-<AID> assay
-        if any(str(c).startswith(prefix) for c in columns) and all(str(c).startswith(prefix) or c in ids for c in columns):
+    for fmt, prefix in (("pcba1328", "assayID-"), ("pcba128", "PCBA-")):
+        # every column the layout's (its assays, and ids such as a saved index): a table of one's own that holds
+        # one PCBA-<AID> assay beside its own keeps them all
+        if any(str(c).startswith(prefix) for c in columns) and all(
+                str(c).startswith(prefix) or str(c).lower() in _PCBA_IDS for c in columns):
             return fmt
     return "moleculenet"
+
+
+#: Columns of PCBA files that are no assay (lower case): MoleculeNet's and Graphium's ids, a saved pandas index.
+_PCBA_IDS = {"smiles", "mol_id", "cid", "sid", "unnamed: 0", "__index_level_0__", "index"}
 
 
 def _read_parquet_head(path: Path, max_molecules: int):

@@ -422,6 +422,8 @@ def _split_order(W: np.ndarray, n_val: int, seed: int) -> tuple[np.ndarray, int]
         if total + counts[g] <= n_val:                               # baseline's 40 seeds would take the table)
             held.append(g)
             total += counts[g]
+    if not held and counts.min() <= len(W) - 2:  # every mixture has more repeats than n_val: hold out the smallest
+        held, total = [int(np.argmin(counts))], int(counts.min())  # rather than stop early on nothing
     val = np.isin(groups, held)
     return np.concatenate([np.flatnonzero(val), np.flatnonzero(~val)]), total
 
@@ -433,8 +435,8 @@ def fit_regressor(W: np.ndarray, y: np.ndarray, *, preset: str = "faithful", see
     Early stopping (3 rounds on l1/l2) uses ``val = (W_val, y_val)`` if given, else a seeded random
     ``val_fraction`` of the rows (default: the preset's, 1/8 for ``faithful`` as RegMix held out 128
     of 1,000 runs, 1/3 for ``mixmin-paper``; at least one row; none when ``val_fraction=0`` or fewer
-    than 4 rows, and then all boosting iterations are used). Repeats of a mixture are held out whole, so
-    fewer rows may be. Rows with a
+    than 4 rows, and then all boosting iterations are used). Repeats of a mixture are held out whole: as
+    many whole mixtures as fit in that many rows, else the one with fewest repeats. Rows with a
     non-finite loss are dropped. If LightGBM cannot split (too few rows for its minimum leaf size,
     or constant losses), every tree is one leaf and the model predicts a constant: this is logged
     with ``logging.warning`` and listed in ``model.warnings``.

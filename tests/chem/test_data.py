@@ -70,6 +70,9 @@ def test_a_pcba_file_given_by_path_alone_is_read_in_its_layout(pcba128_file, pcb
         assert given.table_format == fmt
         assert load_table(given).n_assays == 5
         assert load_metadata(given)["title"].str.startswith("qHTS Assay for Inhibitors of Aldehyde").any()
+    variant = tmp_path / "pcba_saved.csv"  # a diff reviewer's: SMILES in capitals, a saved index, a CID column
+    pd.read_csv(pcba128_file).rename(columns={"smiles": "SMILES"}).assign(CID=1).to_csv(variant)
+    assert ChemData(path=str(variant)).table_format == "pcba128" and load_table(ChemData(path=str(variant))).n_assays == 5
     own = tmp_path / "own.csv"
     pd.DataFrame({"smiles": ["C", "CC"], "my_assay": [0, 1], "PCBA-1030": [1, 0]}).to_csv(own, index=False)
     assert ChemData(path=str(own)).table_format == "moleculenet"  # a table of one's own with one PCBA assay

@@ -218,6 +218,8 @@ def test_early_stopping_holds_out_whole_mixtures():
     for seed in range(6):                                                        # 40 seeds took 45 of 60 rows
         order, n_val = _split_order(baseline, 8, seed=seed)
         assert n_val == 8 and not (baseline[order[:n_val]] == 0.2).all(axis=1).any()
+    order, n_val = _split_order(np.repeat(W[:5], 4, axis=0), 3, seed=42)  # 4 seeds each, 3 rows asked: one mixture
+    assert n_val == 4 and len({tuple(r) for r in np.repeat(W[:5], 4, axis=0)[order[:4]]}) == 1
     order, n_val = _split_order(W, 13, seed=42)
     assert n_val == 13 and (order == np.random.default_rng(42).permutation(100)).all()
 

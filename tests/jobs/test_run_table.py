@@ -316,7 +316,7 @@ def test_regmix_bo_config_scores_every_method_on_a_yardstick_none_was_fit_on():
     (["top_k=200", "n_candidates=100"], "top_k: must be at most n_candidates"),
     (["preset=fast"], "preset: must be one of"),
     (["trials=0"], "trials: must be >= 1"),
-    (["bo_fidelity_tables=[pile_1m]"], "bo_fidelity_tables: items must be one of"),
+    (["bo_fidelity_tables=[pile_1m]"], r"bo_fidelity_tables: items must be one of .*, or a name declared under `tables:`"),
     (["bo_fidelity_tables=[olmix_dclm]"], "bo_fidelity_tables: table 'olmix_dclm' has other sources"),
     (["bo_fidelity_tables=[regmix_60m_test]"], "bo_fidelity_tables: 'regmix_60m_test' .* must be smaller-scale"),
     (["bo_fidelity_tables=[regmix_1m_test]", "train_table=regmix_60m_test", "test_tables=[]",
