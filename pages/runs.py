@@ -108,13 +108,14 @@ def step_text(job: dict, store_root=None) -> str:
 
 def runs_table(store, runs: list[dict]) -> pd.DataFrame:
     jobs = latest_jobs(store)
+    names = state.run_names(runs)  # two runs of one config told apart
     rows = []
     for run in runs:
         job = jobs.get(run["run_id"], {})
         total = job.get("n_total") or 0
         gone = not store.run_dir(run["run_id"]).is_dir()  # deleted by hand: it read "done", "no results yet"
         rows.append({
-            "name": run["name"], "pipeline": run["pipeline"], "dataset": shown(run.get("dataset") or ""),
+            "name": names[run["run_id"]], "pipeline": run["pipeline"], "dataset": shown(run.get("dataset") or ""),
             "status": "folder gone" if gone else
             job.get("status", run["status"]) if job.get("status") == "died" else run["status"],
             "progress": (job.get("n_done", 0) / total) if total else None,
@@ -154,6 +155,11 @@ def show_runs(store, fast: bool) -> None:
         st.caption(f"Refreshing every 2 s while jobs run · last update {time.strftime('%H:%M:%S')}")
 
 
+def first_run(store) -> None:
+    if store.list_runs():
+        st.rerun()
+
+
 store = data.store()
 st.title("Runs")
 if not store.list_runs():
@@ -161,6 +167,8 @@ if not store.list_runs():
     get_started()
     if st.session_state["jobs.last_launch"]:
         st.page_link("pages/jobs.py", label="Watch the job on the Jobs page", icon=":material/play_circle:")
+    # the demo started here (or a job started elsewhere) is shown once it writes its run (it took a reload)
+    st.fragment(first_run, run_every=REFRESH_BUSY if jobs_control.busy(store) else REFRESH_IDLE)(store)
 else:
     fast = jobs_control.busy(store)
     st.fragment(show_runs, run_every=REFRESH_BUSY if fast else REFRESH_IDLE)(store, fast)

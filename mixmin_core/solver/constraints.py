@@ -21,7 +21,8 @@ def check_caps(caps, n_sources: int, source_names=None, *, what: str = "caps",
                fix: str = "raise some caps (availability caps: allow more repetitions)") -> np.ndarray:
     """Validate caps ``(n_sources,)`` (or one number for every source) in (0, 1] summing to at least 1; return
     float64. With
-    ``source_names``, caps keyed by name (a dict or pandas Series) are matched by name. ``what`` names the caps
+    ``source_names``, caps keyed by name (a dict or pandas Series) are matched by name, and a source they do
+    not name is not capped. ``what`` names the caps
     and ``fix`` says how to make them feasible, in the message when they sum below one.
 
     Raises
@@ -29,7 +30,7 @@ def check_caps(caps, n_sources: int, source_names=None, *, what: str = "caps",
     InputError
         For a wrong shape, a cap outside (0, 1], or caps summing below 1 (infeasible).
     """
-    u = as_float_array("caps", caps if source_names is None else by_source("caps", caps, source_names))
+    u = as_float_array("caps", caps if source_names is None else by_source("caps", caps, source_names, missing=1.0))
     if u.shape == ():  # one cap for every source, as the Solver page's "max weight per source"
         u = np.full(n_sources, float(u))
     if u.shape != (n_sources,):

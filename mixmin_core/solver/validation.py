@@ -55,17 +55,24 @@ def is_keyed(values) -> bool:
 
 
 def by_source(name: str, values, source_names, *, of: str = "source",
-              fix: str = "give one value per source (or an array in source order)"):
+              fix: str = "give one value per source (or an array in source order)", missing=None):
     """Per-source ``values`` in ``source_names`` order: keyed values (:func:`is_keyed`) are matched by
     name (extra names ignored); anything else is taken in order as it is. ``of`` and ``fix`` word the error
-    for a missing name (what the names name, and what to give)."""
+    for a missing name (what the names name, and what to give). With ``missing``, a source not named gets that
+    value (caps: uncapped), and then a name of no source is an error (a typo would cap nothing)."""
     if not is_keyed(values):
         return values  # an array, a list, or a Series by position
     keyed = dict(values.items())
     if all(isinstance(n, str) for n in source_names):  # names are text: {1: w} names source '1'
         keyed = {str(k) if isinstance(k, (int, np.integer)) and not isinstance(k, bool) else k: v
                  for k, v in keyed.items()}
-    missing = [n for n in source_names if n not in keyed]
+    absent = [n for n in source_names if n not in keyed]
+    if absent and missing is not None:
+        unknown = [k for k in keyed if k not in set(source_names)]
+        if unknown:
+            raise InputError(f"{name} names no {of} {unknown[:5]!r}; the {of}s are e.g. {list(source_names)[:5]}.")
+        return [keyed.get(n, missing) for n in source_names]
+    missing = absent
     if missing:
         raise InputError(f"{name} is keyed by {of} name but has no entry for {len(missing)} {of}(s), e.g. "
                          f"{missing[:5]}; {fix}.")

@@ -113,8 +113,9 @@ BAD_LIBRARY_INPUTS: list[BadInput] = [
     BadInput("prior-unknown", _solve(prior="bogus", prior_strength=1.0), InputError, "prior must be 'uniform', 'natural' or an array"),
     BadInput("prior-off-simplex", _solve(prior=[0.2, 0.2, 0.2], prior_strength=1.0), InputError, "prior must sum to 1; got sum 0.6"),
     BadInput("prior-without-strength", _solve(prior=_W), InputError, r"prior is used only with prior_strength > 0"),
-    BadInput("caps-keyed-missing", _solve(caps={"source_0": 1.0}), InputError,
-             r"caps is keyed by source name but has no entry for 2 source\(s\), e.g. \['source_1', 'source_2'\]"),
+    # caps keyed by name cap the sources they name (the configs' form): a name of no source would cap nothing
+    BadInput("caps-keyed-typo", _solve(caps={"source_0": 0.5, "source_9": 0.5}), InputError,
+             r"caps names no source \['source_9'\]; the sources are e.g. \['source_0', 'source_1', 'source_2'\]"),
     # bootstrap_weights
     BadInput("bootstrap-ndarray", lambda: bootstrap_weights(_MATRIX), InputError, _NOT_OUTPUTS + "array"),
     BadInput("n_boot-one", _boot(n_boot=1), InputError, "n_boot must be an integer >= 2; got 1"),
@@ -267,6 +268,7 @@ def test_per_source_values_keyed_by_name_are_matched_by_name():
     by_name = mixmin(keyed, caps={"c": 0.1, "a": 1.0, "b": 1.0, "other": 0.5}, init=pd.Series({"b": 0.2, "c": 0.1, "a": 0.7}))
     by_order = mixmin(keyed, caps=[1.0, 1.0, 0.1], init=[0.7, 0.2, 0.1])
     np.testing.assert_array_equal(by_name.weights, by_order.weights)
+    np.testing.assert_array_equal(mixmin(keyed, caps={"c": 0.1}).weights, mixmin(keyed, caps=[1.0, 1.0, 0.1]).weights)
     # numeric names (PubChem AIDs) key a Series too; only an index of its own positions 0, 1, ... is positional
     aids = pd.DataFrame(values, index=[1030, 743, 588])
     sizes = ProxyOutputs(aids, "binary", labels=labels, natural_weights=pd.Series({588: 7, 743: 2, 1030: 1}))
