@@ -8,7 +8,8 @@ Source sizes come from the run's sources.csv (``tokens`` for language-model runs
 rows for chemistry) or from ``--sizes`` (a CSV with columns ``source,size`` and, for the ``hf``
 format's per-example probabilities, ``documents``). Every source the
 budget would repeat more than ``--max-epochs`` times is reported; ``--respect-limit`` solves again
-with availability caps that keep every source within the limit (it needs the run's proxy outputs).
+with availability caps that keep every source within the limit (it needs the run's proxy outputs; a joint
+mixture is solved again over all its targets' outputs).
 """
 from __future__ import annotations
 
@@ -52,7 +53,8 @@ def add_parser(sub) -> None:
                    help="chem-table: only the rows the run's final models of --problem trained on (each source's fit "
                         "split in its trial), not every labelled row")
     p.add_argument("--respect-limit", action="store_true",
-                   help="solve MixMin again with availability caps so no source exceeds --max-epochs (--method mixmin only)")
+                   help="solve MixMin again with availability caps so no source exceeds --max-epochs (--method mixmin, "
+                        "or a joint mixmin_joint_<mode> over its targets)")
     p.add_argument("--format", dest="fmt", help=f"one of {', '.join(export.FORMATS)} (default json)")
     p.add_argument("--data-prefix", default="{source}", help="megatron: data prefix per source, e.g. /data/{source}_text_document")
     p.add_argument("--seed", default="0", help="hf: interleaving seed (default 0)")
@@ -308,8 +310,9 @@ def _solve_again(plan, result, run_dir, problem, sizes):
         raise InputError("--respect-limit solves again on the run's proxy outputs: give --run RUN_ID --problem KEY.")
     # the mixture's own solver settings (the app's export panel does the same); older files lack max_iter
     meta = result.meta if isinstance(result.meta, dict) else {}
-    step, iters = float(meta.get("step_size", 1.0)), int(meta.get("max_iter", 100))
-    if result.method == "mixmin":
+    joint = result.method != "mixmin"  # a joint file from before max_iter was recorded: mixmin_multi's default
+    step, iters = float(meta.get("step_size", 1.0)), int(meta.get("max_iter", 1000 if joint else 100))
+    if not joint:
         again = export.solve_within_limit(ProxyOutputs.load(outputs_path(run_dir, problem)), plan, step_size=step,
                                           max_iter=iters, tol=1e-6)
     else:  # a joint mixture: every target's outputs of its trial and setting, in its mode

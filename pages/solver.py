@@ -167,7 +167,8 @@ def page() -> None:
     options = problem_options()
     run_id = st.session_state["app.run_id"]
     if run_id and not any(o.startswith("run:") for o in options):  # the list holds only uploads and the example
-        st.info(f"The sidebar's run, {state.code(run_id, 60)}: " + data.no_outputs_note(run_id)
+        name = state.run_names(data.store().list_runs()).get(run_id, run_id)
+        st.info(f"The sidebar's run, {state.code(name, 60)}: " + data.no_outputs_note(run_id)
                 + " Pick an upload or the built-in example below.")
     problem_id = state.select_kept("Problem", options, "solve.problem", format_func=data.problem_label,
                                    help="A target of the run picked in the sidebar, an upload, or the example.")

@@ -235,7 +235,8 @@ def mixmin_multi(outputs_list, *, mode: str = "mean", target_weights=None, norma
     scale = 1.0 / float((a if mode == "mean" else np.full(targets.n_targets, 1 / targets.n_targets)) @ (1 / targets.scales))
     result = solve(targets, w, a, caps, step_size=step_size * scale, max_iter=max_iter, tol=tol, callback=callback)
     result.meta.update(mode=mode, normalise=bool(normalise), targets=list(targets.names),
-                       target_scales=targets.scales.tolist(), step_size=float(step_size), step_scale=scale,
+                       target_scales=targets.scales.tolist(), step_size=float(step_size), max_iter=int(max_iter),
+                       step_scale=scale,
                        caps=None if caps is None else caps.tolist())
     if mode == "mean":
         result.meta["target_weights"] = a.tolist()

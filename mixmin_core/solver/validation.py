@@ -59,7 +59,8 @@ def by_source(name: str, values, source_names, *, of: str = "source",
     """Per-source ``values`` in ``source_names`` order: keyed values (:func:`is_keyed`) are matched by
     name (extra names ignored); anything else is taken in order as it is. ``of`` and ``fix`` word the error
     for a missing name (what the names name, and what to give). With ``missing``, a source not named gets that
-    value (caps: uncapped), and then a name of no source is an error (a typo would cap nothing)."""
+    value (caps: uncapped); values that leave sources out must then name no other (a typo would cap nothing),
+    while values for every source still ignore extra names."""
     if not is_keyed(values):
         return values  # an array, a list, or a Series by position
     keyed = dict(values.items())
@@ -68,7 +69,8 @@ def by_source(name: str, values, source_names, *, of: str = "source",
                  for k, v in keyed.items()}
     absent = [n for n in source_names if n not in keyed]
     if absent and missing is not None:
-        unknown = [k for k in keyed if k not in set(source_names)]
+        known = set(source_names)
+        unknown = [k for k in keyed if k not in known]
         if unknown:
             raise InputError(f"{name} names no {of} {unknown[:5]!r}; the {of}s are e.g. {list(source_names)[:5]}.")
         return [keyed.get(n, missing) for n in source_names]
