@@ -210,6 +210,16 @@ def list_uploads() -> list[str]:
             if all(f.resolve().parent == real and not f.is_symlink() for f in (p, p.with_suffix(".json")))]
 
 
+def delete_upload(problem_id: str) -> None:
+    """Remove an upload the store keeps (its ``.npz`` and ``.json``): only one :func:`list_uploads` lists, so
+    nothing outside the store's uploads folder."""
+    if problem_id not in list_uploads():
+        raise InputError("that upload is no longer in the run store (deleted already?); reload the page.")
+    base = Path(parse_problem(problem_id).path)
+    for path in (base.with_name(base.name + ".npz"), base.with_name(base.name + ".json")):
+        path.unlink(missing_ok=True)
+
+
 def run_settings(problem_id: str) -> dict | None:
     """How the run solved its own MixMin mixture of a run problem (``step_size``, ``max_iter``, ``warm_start``),
     else None (the example, uploads, a run without that mixture)."""

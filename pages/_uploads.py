@@ -194,7 +194,8 @@ def _check_room(used: int, size: int, limit: int | None = None) -> None:
     limit = MAX_STORED_UPLOADS_BYTES if limit is None else limit
     if used + size > limit:
         raise InputError(f"the run store's uploads take {used / 2**20:,.0f} MB and this one {size / 2**20:,.1f} MB, over "
-                         f"the {limit / 2**20:,.0f} MB they may use; delete old uploads from the store's uploads folder.")
+                         f"the {limit / 2**20:,.0f} MB they may use; delete old uploads (on this page, under \"Uploads kept "
+                         "in the run store\").")
 
 
 def save_compressed(outputs: ProxyOutputs, path: str | Path) -> Path:

@@ -63,6 +63,20 @@ def save_upload(outputs, files, *, again: bool = False) -> str:
     return data.upload_problem_id(path)
 
 
+def manage_uploads() -> None:
+    """The uploads kept in the store, one of which can be deleted (they counted against the store's budget with no
+    way out but its folder)."""
+    saved = data.list_uploads()
+    if not saved:
+        return
+    with st.expander(f"Uploads kept in the run store ({len(saved)})"):
+        pick = st.selectbox("Upload", saved, format_func=data.problem_label, key="upload.manage")
+        if st.button("Delete this upload", key="upload.delete", icon=":material/delete:"):
+            with state.shows_errors():
+                data.delete_upload(pick)
+                st.rerun()
+
+
 def solve_in_memory(outputs) -> None:
     """Read-only mode: solve the upload here without storing it."""
     result = mixmin(outputs, step_size=1.0, max_iter=100)
@@ -87,6 +101,8 @@ def page() -> None:
                          "with other outputs are refused: pick mse for them); loglik without labels")
     uploaded = st.file_uploader("Proxy outputs", type=["csv", "parquet", "pq", "npz", "json"],
                                 accept_multiple_files=True, key="upload.files")
+    if not read_only():
+        manage_uploads()
     if not uploaded:
         return
     files = [(f.name, f.getvalue()) for f in uploaded]

@@ -670,6 +670,24 @@ def test_upload_bad_file_gets_a_clear_message(home):
     assert "source columns must be numeric" in shown(at.error[0])
 
 
+def test_an_upload_kept_in_the_store_can_be_deleted_there(home):
+    """Uploads counted against the store's budget with no way out but its folder (the error said to delete files
+    there by hand)."""
+    from mixmin_core.solver.synthetic import example_problem
+
+    outputs, _ = example_problem(n_sources=3, n_samples=50)
+    for name in ("first-aaa", "second-bbb"):
+        outputs.save(home / "uploads" / name, compress=True)
+    os.utime(home / "uploads" / "first-aaa.npz", (time.time() - 100,) * 2)  # the older one
+    at = open_app("upload")
+    assert at.selectbox(key="upload.manage").value.endswith("second-bbb")  # newest first
+    at.button(key="upload.delete").click().run()
+    assert not at.exception
+    assert sorted(p.name for p in (home / "uploads").iterdir()) == ["first-aaa.json", "first-aaa.npz"]
+    assert [p.rsplit("/", 1)[-1] for p in data.list_uploads()] == ["first-aaa"]
+    assert at.selectbox(key="upload.manage").options == ["upload: first-aaa"]
+
+
 def test_upload_a_csv_and_solve_it(home):
     rng = np.random.default_rng(0)
     labels = (rng.random(100) < 0.3).astype(int)

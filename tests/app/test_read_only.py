@@ -157,14 +157,18 @@ def test_read_only_jobs_page_has_no_start_or_cancel(home, read_only, monkeypatch
 
 
 def test_read_only_upload_solves_in_memory_and_stores_nothing(home, read_only):
+    from mixmin_core.solver.synthetic import example_problem
+
+    example_problem(n_sources=3, n_samples=50)[0].save(home / "uploads" / "owners-aaa", compress=True)
     before = _files(home)
     at = _open("upload")
+    assert not [b for b in at.button if b.key == "upload.delete"]  # a visitor deletes no upload of the owner's
     at.file_uploader(key="upload.files").set_value(("mine.csv", _csv(), "text/csv")).run()
     assert not at.exception
     assert "2 sources × 100 samples" in at.success[0].value
     assert any("not saved" in c.value for c in at.caption)
     assert at.session_state["solve.problem"] is None
-    assert not (home / "uploads").exists() and _files(home) == before
+    assert _files(home) == before  # the owner's upload is all the uploads folder holds
     assert not [b for b in at.button if b.label == "Explore in the Solver"]
 
 
