@@ -221,8 +221,10 @@ def run_labels(runs: list[dict], *fields: str) -> dict[str, str]:
 
 def run_names(runs: list[dict]) -> dict[str, str]:
     """``{run id: name}``, with the id's part after the name beside a name runs share ("chem_ci · b577023c")."""
-    names = [r["name"] for r in runs]
-    return {r["run_id"]: r["name"] if names.count(r["name"]) < 2 else
+    from collections import Counter
+
+    names = Counter(r["name"] for r in runs)
+    return {r["run_id"]: r["name"] if names[r["name"]] < 2 else
             f"{r['name']} · {r['run_id'].removeprefix(r['name'] + '-') or r['run_id']}" for r in runs}
 
 

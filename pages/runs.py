@@ -113,7 +113,7 @@ def runs_table(store, runs: list[dict]) -> pd.DataFrame:
     for run in runs:
         job = jobs.get(run["run_id"], {})
         total = job.get("n_total") or 0
-        gone = not store.run_dir(run["run_id"]).is_dir()  # deleted by hand: it read "done", "no results yet"
+        gone = data.folder_gone(run["run_id"])  # deleted by hand: it read "done", "no results yet"
         rows.append({
             "name": names[run["run_id"]], "pipeline": run["pipeline"], "dataset": shown(run.get("dataset") or ""),
             "status": "folder gone" if gone else
