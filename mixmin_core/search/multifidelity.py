@@ -178,6 +178,11 @@ def trace_metrics(trace: SearchTrace, pool: ScalePool, *, within: float = 0.01) 
 def _check_budget(pool: ScalePool, budget) -> float:
     if isinstance(budget, bool) or not np.isfinite(budget) or budget <= 0:
         raise InputError(f"budget must be a positive number of largest-scale runs; got {budget!r}.")
+    cheapest = float(np.nanmin(np.where(np.isfinite(pool.losses[-1]), pool.costs[-1], np.nan)))
+    if float(budget) * pool.top_cost < cheapest * (1 - 1e-9):  # no search could recommend a measured run
+        raise InputError(f"budget {budget!r} (in largest-scale runs of mean cost {pool.top_cost:.4g}) buys no "
+                         f"largest-scale run: the cheapest costs {cheapest:.4g}; raise the budget to at least "
+                         f"{cheapest / pool.top_cost:.3g}.")
     return float(budget) * pool.top_cost
 
 
@@ -185,15 +190,15 @@ def _check_budget(pool: ScalePool, budget) -> float:
 
 
 def search_random(pool: ScalePool, *, budget: float, rng: np.random.Generator) -> SearchTrace:
-    """Largest-scale runs of random pool mixtures until ``budget`` (largest-scale runs) is spent."""
+    """Largest-scale runs of random pool mixtures, in a random order, each that still fits ``budget``
+    (largest-scale runs)."""
     rng = _check_rng(rng)
     money = _check_budget(pool, budget)
     trace = SearchTrace("random_search")
     top = pool.n_levels - 1
     for i in rng.permutation(np.flatnonzero(np.isfinite(pool.losses[top]))):
-        if trace.spent + pool.costs[top, i] > money * (1 + 1e-9):
-            break
-        trace.buy(pool, top, i)
+        if trace.spent + pool.costs[top, i] <= money * (1 + 1e-9):  # a dearer run than is left is passed over
+            trace.buy(pool, top, i)
     return trace
 
 
@@ -374,8 +379,10 @@ def search_bo(pool: ScalePool, *, budget: float, rng: np.random.Generator, level
         raise InputError(f"levels must be scale indices in [0, {top}] including the largest ({top}); got {levels!r}.")
     trace = SearchTrace("bo_multi" if len(allowed) > 1 else "bo_single")
     fits = lambda level, i: trace.spent + pool.costs[level, i] <= money * (1 + 1e-9)
-    for i in rng.permutation(np.flatnonzero(np.isfinite(pool.losses[top])))[:n_init]:
-        if fits(top, i):
+    for i in rng.permutation(np.flatnonzero(np.isfinite(pool.losses[top]))):
+        if len(trace.levels) == n_init:
+            break
+        if fits(top, i):  # a first pick dearer than the budget (costs vary about their mean) must not end the search
             trace.buy(pool, top, i)
     gp = ScaleGP(pool.weights, np.log(pool.scales))
     level_cost = np.nanmean(pool.costs, axis=1)

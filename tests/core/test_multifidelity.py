@@ -138,3 +138,19 @@ def test_real_pools_start_empty_and_stay_within_budget():
 def test_documented_errors(call, match):
     with pytest.raises(InputError, match=match):
         call()
+
+
+def test_a_first_pick_dearer_than_the_budget_is_passed_over():
+    """Costs vary about their mean (ADMIRE's train_time): a budget of one mean-cost run must still buy a run
+    (the first random pick cost more than the mean, so BO bought nothing and recommended the pool's last row)."""
+    pool = synthetic_pool(n=12)
+    pool = ScalePool(weights=pool.weights, losses=pool.losses, scales=pool.scales, level_names=pool.level_names,
+                     source_names=NAMES, costs=np.stack([np.full(12, 0.02), np.r_[np.full(6, 0.9), np.full(6, 1.1)]]))
+    for seed in range(8):
+        for search in (search_bo, search_random):
+            trace = search(pool, budget=1, rng=np.random.default_rng(seed))
+            assert trace.recommendation >= 0 and pool.costs[1, trace.recommendation] == pytest.approx(0.9)
+            assert trace.spent <= pool.top_cost * (1 + 1e-9)
+    with pytest.raises(InputError, match="buys no largest-scale run: the cheapest costs 0.9; raise the budget to at "
+                                         "least 0.9"):
+        search_bo(pool, budget=0.5, rng=0)
