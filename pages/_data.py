@@ -365,6 +365,18 @@ def underspent(run_id: str, variant: str, below: float = 0.9) -> dict[str, float
     return {m: spent[m] / planned[m] for m in planned if planned[m] > 0 and spent[m] < below * planned[m]}
 
 
+def unmatched(total: pd.DataFrame, compute: str, ratio: float = 1.5) -> str:
+    """The methods that spent over ``ratio`` times the proxy compute of the thriftiest method that spent any, said
+    with their multiples ("" if none): RegMix on every pool run beside searches of one run per source (11x)."""
+    spent = total.groupby("method")[compute].max()
+    spent = spent[spent > 0]
+    if spent.empty or spent.max() <= ratio * spent.min():
+        return ""
+    low = spent.idxmin()
+    return ", ".join(f"`{m}` spent {v / spent[low]:.3g}x the proxy compute of `{low}`"
+                     for m, v in spent.sort_values(ascending=False).items() if v > ratio * spent[low])
+
+
 def read_mixtures(run_id: str, problem: layout.Problem) -> dict[str, dict]:
     """``{method: MixtureResult.to_dict()}`` saved for ``problem``."""
     paths = layout.list_mixtures(store().run_dir(run_id), problem)

@@ -356,6 +356,10 @@ def page() -> None:
                      format="%.3g", help="Welch t-test p-value of this method's mean against MixMin's, over trials "
                                          "(none for MixMin itself)")})
     compute = next((c for c in ("proxy_compute", "compute") if c in total and total[c].notna().any()), None)
+    unequal = compute and data.unmatched(total, compute)
+    if unequal:
+        st.warning(f"Not an equal-compute comparison: {unequal}. Read their differences with that in mind (on a "
+                   "run table, `regmix_runs` with `preset: auto` matches RegMix to the others).", icon=":material/balance:")
     if compute:
         unit, whole = compute_unit(str(data.run_config(run_id).get("pipeline", "")))
         fig = px.bar(total, x="method", y=compute, color="method", color_discrete_map=figs.METHOD_COLOURS,

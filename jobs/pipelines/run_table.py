@@ -39,7 +39,7 @@ from mixmin_core.search.run_tables import (
     own_tables,
     scale_params,
 )
-from mixmin_core.search.swarm import PRESETS
+from mixmin_core.search.swarm import FAITHFUL_MIN_RUNS, PRESETS
 from mixmin_core.search.table_methods import (
     METHODS,
     TEST_SPLIT,
@@ -171,6 +171,10 @@ def validate(config: RunTableConfig) -> None:
     if config.regmix_runs == 1 and "regmix" in config.methods:
         raise ConfigError("regmix_runs: RegMix fits a regression model on its runs, so it needs at least 2 "
                           "(0: every pool run); got 1.")
+    n_regmix = config.regmix_runs or n_finite
+    if "regmix" in config.methods and config.preset == "faithful" and n_regmix < FAITHFUL_MIN_RUNS:
+        raise ConfigError(f"preset: 'faithful' cannot fit RegMix's regressor on {n_regmix} runs (its LightGBM needs at "
+                          f"least {FAITHFUL_MIN_RUNS} to split, and would choose arbitrarily); use preset: auto.")
     bo_budget = config.bo_budget or n_random
     if "bo" in config.methods and config.bo_init > bo_budget:
         raise ConfigError(f"bo_init: BO's {config.bo_init} random first runs exceed its budget of {bo_budget} "

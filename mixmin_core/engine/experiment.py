@@ -170,14 +170,16 @@ class Experiment:
 
     def search(self, method: str, problem: Problem, outputs: ProxyOutputs, budget: float) -> MixtureResult:
         """``method`` with as many search runs as fit ``budget`` (MixMin's measured proxy compute);
-        its ``compute`` is what those runs recorded."""
+        its ``compute`` is what those runs recorded. Random search draws its mixtures uniformly on the simplex;
+        RegMix (as published) and BO draw theirs from ``Dirichlet(natural weights)``, which with concentrations
+        summing to 1 puts most of a draw on few sources."""
         from mixmin_core.search import swarm
         from mixmin_core.search.bayesopt import bayesopt
 
         s, names = self.settings, outputs.source_names
         cost = float(self.domain.search_cost(problem, method))
         n = swarm.matched_trials(budget, cost)
-        if method != "random_search":  # a regressor or a GP needs two runs to fit (at most one run over budget)
+        if method != "random_search":  # a regressor or a GP needs two runs to fit (one over budget where one fits)
             n = max(n, 2)
         rng = M.search_rng(s.seed, problem.trial, method, names)
         spent: list[float] = []

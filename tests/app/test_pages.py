@@ -440,6 +440,34 @@ def test_compare_flags_yardstick_predictions_beyond_every_run_it_was_fitted_on(h
     assert key.endswith(": natural 5.3, random_search 5.1, regmix 4.91 (extrapolated), bo 5"), key
 
 
+def test_compare_says_when_methods_did_not_spend_equal_proxy_compute(home):
+    """RegMix on every pool run (192 runs) beside searches of 17 runs read as a normal comparison."""
+    from mixmin_core.engine.report import write_report
+
+    run_dir = RunStore(home).create_run("table-run", name="table-run", pipeline="run_table",
+                                        config={"pipeline": "run_table"})
+    spent = {"natural": 0.0, "random_search": 17.0, "regmix": 192.0, "bo": 16.8}
+    rows = [{"target": "pile_cc", "method": m, "trial": k, "metric": "surrogate:yardstick_loss", "value": 5 + 0.01 * k,
+             "proxy_compute": c, "final_compute": 0.0} for k in range(3) for m, c in spent.items()]
+    write_report(run_dir, rows, reference="natural")
+    at = open_app()
+    at.sidebar.selectbox(key="w:app.run_id").set_value("table-run").run()
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    warning = [w.value for w in at.warning if "Not an equal-compute comparison" in w.value]
+    assert warning and "`regmix` spent 11.4x the proxy compute of `bo`" in warning[0], [w.value for w in at.warning]
+    assert "random_search" not in warning[0]
+
+
+def test_equal_compute_within_a_few_percent_is_not_flagged():
+    import pandas as pd
+
+    chem = pd.DataFrame({"method": ["natural", "mixmin", "random_search", "regmix", "target_only"],
+                         "proxy_compute": [0.0, 5470.0, 5460.0, 5465.0, 0.0]})
+    assert data.unmatched(chem, "proxy_compute") == ""
+    assert data.unmatched(chem.assign(proxy_compute=0.0), "proxy_compute") == ""
+
+
 def test_compare_opens_on_a_score_not_on_the_yardsticks_diagnostics():
     """Every run-table run opened on yardstick_beyond_runs (every method near 0.0), not on a score."""
     import pandas as pd
