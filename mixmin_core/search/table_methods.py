@@ -232,7 +232,10 @@ def choose_mixture(method: str, runs: TrialRuns, target: str, *, rng: np.random.
         return result
     if method == "regmix":
         keep = np.sort(rng.choice(len(W), size=regmix_runs, replace=False)) if regmix_runs else np.arange(len(W))
+        # LightGBM's seed (which runs early stopping holds out) is drawn per trial like the candidates: with it fixed,
+        # every trial on one pool fitted the same regressor, and its Spearman intervals had zero width
         result = regmix_fit_choose(W[keep], y[keep], source_names=names, prior=prior_for(pool, prior), rng=rng,
+                                   seed=int(rng.integers(2**31 - 1)),
                                    preset=preset, n_candidates=n_candidates, top_k=top_k, tests=tests,
                                    compute=_spent(pool, rows[keep]), meta={"table": pool.name, "prior": prior})
         metrics = {"surrogate:own_prediction_loss": result.loss}  # "_score" in a score table (see orient)

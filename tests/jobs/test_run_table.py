@@ -631,3 +631,14 @@ def test_files_whose_index_pairs_different_run_ids_are_refused(tmp_path):
     _rewrite(mix, lambda f: f.assign(run=[None] + list(range(1, 100))))
     _rewrite(met, lambda f: f.assign(run=list(range(100))))
     assert load_run_table("my_swarm", own=own).n_runs == 100
+
+
+def test_regmix_on_one_pool_fits_a_regressor_of_its_own_per_trial():
+    """With a fixed yardstick table every trial searches the same pool: LightGBM's seed was 42 in every trial, so
+    the regressor (and its Spearman, with an interval of zero width) was the same three times."""
+    from mixmin_core.search.table_methods import choose_mixture, trial_runs
+
+    runs = trial_runs("regmix_1m_train", ["regmix_1m_test"], test_fraction=0.0, yardstick="regmix_1m_test")
+    rhos = {choose_mixture("regmix", runs, "pile_cc", rng=np.random.default_rng([0, trial, 2]), n_candidates=2000,
+                           top_k=16).meta["metrics"]["spearman/regmix_1m_test"] for trial in range(3)}
+    assert len(rhos) == 3 and min(rhos) > 0.95
