@@ -12,10 +12,11 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
+from mixmin_core.errors import ConfigError
 from pages import _data as data
 from pages import _state as state
 from pages._access import NOTE as READ_ONLY_NOTE
-from pages._access import read_only
+from pages._access import check_settings, read_only
 
 PAGES = [
     # The default page is served at "/"; its url_path only has to be unique. The hidden twin serves
@@ -65,6 +66,11 @@ def sidebar() -> None:
 
 
 st.set_page_config(page_title="mixmin", page_icon=favicon(), layout="wide")
+try:
+    check_settings()
+except ConfigError as exc:  # a shared app with a broken read-only switch stays closed
+    st.error(f"mixmin does not start: {exc}", icon=":material/block:")
+    st.stop()
 init_state()
 page = st.navigation(PAGES)
 top = st.container()  # notices about the link, above the page

@@ -38,6 +38,7 @@ from mixmin_core.runs import datasets
 from mixmin_core.runs.fileio import read_json, write_json, write_text
 from mixmin_core.runs.runner import BACKENDS, JobCancelled, RunContext
 from mixmin_core.runs.store import RunLock, RunStore, default_home
+from mixmin_core.solver.validation import FORMULA_STARTS
 
 #: In a run folder: the backend, ``--workers`` and working directory its last job was started with (``resume``
 #: starts the same way, where relative paths in the config mean the same files).
@@ -94,9 +95,12 @@ def resolve_config(config_path: str, overrides: list[str]) -> tuple:
         name = str(name)
     if not isinstance(name, str) or not name.strip() or len(name) > 200:
         raise ConfigError(f"name must be a non-empty text of at most 200 characters; got {str(name)[:60]!r}.")
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in name):  # as source names: U+202E reverses
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp") for c in name):  # as source names: U+202E
         raise ConfigError(f"name must not hold line breaks, control, invisible or direction-changing characters; got "
                           f"{name[:60]!r}.")
+    if unicodedata.normalize("NFKC", name).lstrip()[:1] in FORMULA_STARTS:  # the Runs table downloads as CSV
+        raise ConfigError(f"name must not start with {', '.join(FORMULA_STARTS)} (a spreadsheet reads such a name as "
+                          f"a formula); got {name[:60]!r}.")
     pipeline = load_pipeline(pipeline_name)
     try:
         config = build_dataclass(pipeline.CONFIG, raw)

@@ -311,7 +311,7 @@ def read_config_file(path: str | Path) -> dict:
     if "pipeline" not in data:
         raise ConfigError(f"{path}: a config is a mapping with a 'pipeline' key; the 'pipeline' key is missing: "
                           f"add one naming a pipeline out of {sorted(PIPELINES)}, e.g. 'pipeline: synthetic'.")
-    return data
+    return {str(k): _plain(f"{path}: {k}", v) for k, v in data.items()}
 
 
 #: Deepest nesting of lists and mappings a config value may have (configs use 3; 50,000 hit Python's recursion limit).
@@ -379,20 +379,21 @@ def parse_override_value(key: str, raw: str):
                           "quote text, and close lists, e.g. --set assays=[A, B].") from None
     except yaml.YAMLError:
         raise ConfigError(f"--set {key}: cannot parse the value {raw[:60]!r} as YAML.") from None
-    return _plain(key, value)
+    return _plain(f"--set {key}", value)
 
 
-def _plain(key: str, value):
-    """``value`` if it is plain data (str, int, float, bool, None, lists and mappings of them)."""
+def _plain(where: str, value):
+    """``value`` if it is plain data (str, int, float, bool, None, lists and mappings of them); ``where``: the
+    override or the file's key, for the message (``!!binary`` or ``!!set`` would run as a Python repr)."""
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     if isinstance(value, list):
-        return [_plain(key, v) for v in value]
+        return [_plain(where, v) for v in value]
     if isinstance(value, dict):
-        return {str(k): _plain(key, v) for k, v in value.items()}
+        return {str(k): _plain(where, v) for k, v in value.items()}
     if isinstance(value, datetime.date):  # YAML reads 2024-01-01 as a date: keep it as text
         return str(value)
-    raise ConfigError(f"--set {key}: unsupported value type {type(value).__name__}; use a number, text, true/false or a list.")
+    raise ConfigError(f"{where}: unsupported value type {type(value).__name__}; use a number, text, true/false or a list.")
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:

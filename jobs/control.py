@@ -82,14 +82,39 @@ class Launch:
 
 
 def read_only() -> bool:
-    """True when the app runs read-only (``MIXMIN_READ_ONLY`` set to 1/true/yes/on): no job may start or be cancelled."""
-    return os.environ.get(READ_ONLY_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    """True when the app runs read-only (``MIXMIN_READ_ONLY`` set to 1/true/yes/on): no job may start or be cancelled.
+
+    Raises
+    ------
+    ConfigError
+        For any other value than those and 0/false/no/off/empty: the switch that makes a shared app safe must not
+        read a typo (``y``, ``enabled``) as "off".
+    """
+    raw = os.environ.get(READ_ONLY_ENV, "").strip().lower()
+    if raw not in _TRUE + _FALSE:
+        raise ConfigError(f"{READ_ONLY_ENV}={raw[:40]!r} is neither on ({'/'.join(_TRUE)}) nor off "
+                          f"({'/'.join(_FALSE[1:])}, or unset); set one of those.")
+    return raw in _TRUE
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 
 
 def max_running_jobs() -> int:
-    """How many jobs the app may have running at once (``MIXMIN_MAX_JOBS``, default 2)."""
-    raw = os.environ.get(MAX_JOBS_ENV, "")
-    return int(raw) if raw.strip().isdigit() and int(raw) > 0 else DEFAULT_MAX_JOBS
+    """How many jobs the app may have running at once (``MIXMIN_MAX_JOBS``, default 2).
+
+    Raises
+    ------
+    ConfigError
+        For a value that is not a whole number >= 1.
+    """
+    raw = os.environ.get(MAX_JOBS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_JOBS
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"{MAX_JOBS_ENV}={raw[:40]!r} must be a whole number of jobs >= 1 (unset: "
+                          f"{DEFAULT_MAX_JOBS}).")
+    return int(raw)
 
 
 def page_config_path(config_path: str | os.PathLike) -> Path:

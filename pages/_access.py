@@ -14,6 +14,7 @@ from pathlib import Path
 import streamlit as st
 
 from jobs import control
+from mixmin_core.errors import ConfigError
 from mixmin_core.runs import datasets
 
 NOTE = ("Read-only mode: browse runs and solve live; starting jobs, cancelling them and saving uploads "
@@ -29,12 +30,32 @@ def read_only() -> bool:
         return True
     try:
         section = st.secrets.get("mixmin", {})
-        on = bool(section.get("read_only", False)) if hasattr(section, "get") else False
-    except Exception:  # noqa: BLE001 - no secrets file (the usual case) or an unreadable one: not read-only
-        on = False
+    except Exception as exc:  # noqa: BLE001 - no secrets file (the usual case), or one Streamlit could not read
+        from streamlit import config
+
+        if any(Path(p).expanduser().is_file() for p in config.get_option("secrets.files")):  # it may say read_only
+            raise ConfigError("the app's .streamlit/secrets.toml could not be read "
+                              f"({str(exc).rsplit(': ', 1)[-1][:200]}); fix it, or remove it.") from None
+        return False
+    on = section.get("read_only", False) if hasattr(section, "get") else False
+    if not isinstance(on, bool):  # "yes" or 1 read as true by bool(), "false" as true too
+        raise ConfigError(f"read_only under [mixmin] in .streamlit/secrets.toml must be true or false; got {on!r:.40}.")
     if on:
         os.environ[control.READ_ONLY_ENV] = "1"
     return on
+
+
+def check_settings() -> None:
+    """The app's settings (read-only mode, the running-jobs limit), read once before any page: one bad value is
+    one error, never a shared app left writable.
+
+    Raises
+    ------
+    ConfigError
+        Naming the setting and what it must be.
+    """
+    read_only()
+    control.max_running_jobs()
 
 
 def shown(text: str, store_root=None) -> str:

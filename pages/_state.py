@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
+import unicodedata
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -129,7 +130,13 @@ def plain(text) -> str:
     """``text`` as written, for a Markdown element: every active character escaped, so a value from a link,
     an upload or a job (carried by an error message) cannot become a link, an image or formatting. A web or
     e-mail address gets an invisible word joiner (U+2060), which stops it from being linked."""
-    return _ACTIVE.sub(r"\\\1", unlinked(text))
+    return _ACTIVE.sub(r"\\\1", unlinked(visible(text)))
+
+
+def visible(text) -> str:
+    """``text`` with invisible and direction-changing characters written as escapes (``\\u202e``): a link's
+    "\\u202egnp.exe" must not mirror the rest of the notice that quotes it."""
+    return "".join(f"\\u{ord(c):04x}" if unicodedata.category(c) in ("Cf", "Cs", "Co") else c for c in str(text))
 
 
 def unlinked(text) -> str:
@@ -140,7 +147,7 @@ def unlinked(text) -> str:
 def code(text, limit: int | None = None) -> str:
     """``text`` as inline code (on one line, cut to ``limit`` characters): nothing in a code span becomes a
     link or formatting, once the text's own backticks, which would close the span, are replaced."""
-    text = " ".join(str(text).replace("`", "'").split())
+    text = " ".join(visible(text).replace("`", "'").split())
     if limit is not None and len(text) > limit:
         text = text[: limit - 1] + "…"
     return f"`{text}`"

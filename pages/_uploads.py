@@ -230,7 +230,7 @@ def parse_table(name: str, data: bytes, *, kind: str = "auto", max_expanded: int
     token_col = _special_column(name, frame, TOKEN_COLUMNS, "token counts")
     id_col = _special_column(name, frame, ID_COLUMNS, "sample ids")
     source_cols = [c for c in frame.columns if c not in (label_col, token_col, id_col)]
-    non_numeric = [str(c) for c in source_cols if not is_numeric_dtype(frame[c].dtype)]
+    non_numeric = [str(c)[:60] for c in source_cols if not is_numeric_dtype(frame[c].dtype)]
     if non_numeric:
         raise InputError(f"{name}: source columns must be numeric; non-numeric: {non_numeric[:5]}. "
                          f"Other columns may only be {LABEL_COLUMNS[0]!r}, {TOKEN_COLUMNS[0]!r} or {ID_COLUMNS[0]!r}."
@@ -243,9 +243,12 @@ def parse_table(name: str, data: bytes, *, kind: str = "auto", max_expanded: int
         raise InputError(f"{name}: its first column {str(first)!r} " + ("has no name in the header" if unnamed else
                          "holds the row numbers") + " (a saved row index, as pandas' to_csv writes by default), not a "
                          f"source's outputs: drop it (to_csv(..., index=False)), or name it {ID_COLUMNS[0]!r}.")
+    blank = [i for i, c in enumerate(frame.columns) if str(c).startswith("Unnamed:") and c != first]
+    if blank:  # "a,,label": the empty header read as a source called "Unnamed: 1"
+        raise InputError(f"{name}: column {blank[0] + 1} has no name in the header; name it (or drop it).")
     if len(source_cols) < 2:
         raise InputError(f"{name}: need at least two source columns besides label/token_count/sample_id; "
-                         f"got {[str(c) for c in source_cols]}.")
+                         f"got {[str(c)[:60] for c in source_cols]}.")
     for col, what in ((label_col, "labels (0/1 for binary, numbers for mse)"), (token_col, "token counts")):
         if col is not None and not is_numeric_dtype(frame[col].dtype):
             examples = [str(v)[:20] for v in frame[col].dropna().unique()[:3]]
@@ -264,6 +267,9 @@ def parse_table(name: str, data: bytes, *, kind: str = "auto", max_expanded: int
     if len(frame) * longest * 4 > max_expanded:  # ids are kept as fixed-width text
         raise InputError(f"{name}: its {len(ids):,} sample ids, up to {longest:,} characters "
                          f"long, would take over the {max_expanded / 2**20:,.0f} MB limit; use short ids.")
+    if ids is not None and ids.duplicated().any():  # one id, two samples: which one would a result name?
+        raise InputError(f"{name}: column {str(id_col)!r} names each sample once; {ids[ids.duplicated()].iloc[0][:60]!r} "
+                         "is repeated.")
     try:
         if kind == "auto":
             kind = _guess_kind(values, None if label_col is None else frame[label_col].to_numpy())
@@ -274,7 +280,7 @@ def parse_table(name: str, data: bytes, *, kind: str = "auto", max_expanded: int
         return ProxyOutputs(
             values, kind, source_names=[str(c) for c in source_cols],
             labels=None if label_col is None else frame[label_col].to_numpy(),
-            token_counts=None if token_col is None or kind != "loglik" else frame[token_col].to_numpy(),
+            token_counts=None if token_col is None else frame[token_col].to_numpy(),  # for loglik only: said
             sample_ids=None if ids is None else ids.to_numpy(),
             meta={"dataset": f"upload {name}"},
         )

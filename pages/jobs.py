@@ -7,6 +7,7 @@ Read-only mode shows jobs and their logs but no start or cancel controls.
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from pathlib import Path
 
@@ -90,7 +91,8 @@ def start_form(configs: list[Path]) -> None:
         launch = jobs_control.start_job(path, overrides, home=data.store().root)
         st.session_state["jobs.last_launch"] = str(launch.record_path)
         st.session_state["jobs.follow_pid"] = launch.pid  # show its job below once it has written its row
-        st.success(f"Started {state.code(' '.join(['python', *launch.argv[1:]]))} as process {launch.pid}.")
+        st.success(f"Started process {launch.pid}, the same as this command line:")
+        st.code(shlex.join(["python", *launch.argv[1:]]), language="bash", wrap_lines=True)  # quoted, as a shell reads it
 
 
 def jobs_table(store) -> pd.DataFrame:
@@ -165,7 +167,8 @@ def launches() -> None:
     with st.expander("Recent launches (process output, including errors before a job starts)"):
         for rec in recs:
             status = "running" if rec["alive"] else ("exit " + str(rec["returncode"]) if rec["returncode"] is not None else "ended")
-            st.markdown(f"{state.code(_shown(data.store(), ' '.join(rec['argv'][2:])))} · pid {rec['pid']} · {status}")
+            st.markdown(f"pid {rec['pid']} · {status}")
+            st.code(_shown(data.store(), shlex.join(rec["argv"][2:])), language="bash", wrap_lines=True)
             st.code(_shown(data.store(), jobs_control.read_log_tail(rec["log_path"], 4000)) or "(no output yet)",
                     language=None)
 

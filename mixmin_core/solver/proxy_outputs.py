@@ -540,6 +540,9 @@ def _check_token_counts(counts, kind, n_samples):
     check_finite("token_counts", arr)
     if (arr <= 0).any():
         raise InputError(f"token_counts must be positive; got minimum {arr.min():g}.")
+    if (arr != np.round(arr)).any():  # a per-token loss divides by counts; 0.5 is a rate or a column mix-up
+        at = int(np.flatnonzero(arr != np.round(arr))[0])
+        raise InputError(f"token_counts must be whole numbers (tokens per sample); got {arr[at]:g} at sample {at}.")
     return arr
 
 

@@ -28,6 +28,8 @@ def as_float_array(name: str, values, dtype=np.float64) -> np.ndarray:
     if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
         of = f"a {type(values).__name__}; pass its .weights" if hasattr(values, "weights") else describe(arr)
         raise InputError(f"{name} must be an array of numbers; got {of}.")
+    if np.iscomplexobj(arr):  # numpy would drop the imaginary parts with a warning
+        raise InputError(f"{name} must be real numbers; got {describe(arr)}.")
     return to_float32(name, arr).copy() if np.dtype(dtype) == np.float32 else arr.astype(dtype)
 
 
@@ -107,8 +109,6 @@ def check_new_names(name: str, values) -> tuple:
     """:func:`check_names`, and none starting as a spreadsheet formula does (:data:`FORMULA_STARTS`): for names
     entering the tool (an upload's columns, a table's assays, text file names), which end up in downloaded tables.
     Saved outputs and runs are not checked again, so what was stored before this rule still opens."""
-    import unicodedata
-
     names = check_names(name, values)
     long = [n for n in names if len(n) > MAX_NAME_CHARS]
     if long:  # a 1 MB column name froze the browser tab that drew it
@@ -119,11 +119,20 @@ def check_new_names(name: str, values) -> tuple:
     if bad:  # a spreadsheet opening a downloaded table would run the name as a formula
         raise InputError(f"{name}: names must not start with {', '.join(FORMULA_STARTS)} (a spreadsheet reads such a "
                          f"name as a formula); got {bad[0]!r}. Rename the source.")
-    hidden = [n for n in names if any(unicodedata.category(c) == "Cf" for c in n)]
+    blank = [n for n in names if not n.strip()]
+    if blank:  # a source called " " is no name a table, a chart or an export can show
+        raise InputError(f"{name}: every name must have a visible character; got {blank[0]!r}. Name the source.")
+    hidden = [n for n in names if any(unicodedata.category(c) == "Cf" or c in _IGNORABLE for c in n)]
     if hidden:  # right-to-left overrides and zero-width characters: "\u202egnp.exe" reads as "exe.png"
         raise InputError(f"{name}: names must not hold invisible or direction-changing characters (such as U+202E "
                          f"or U+200B); got {hidden[0]!r}. Rename the source.")
     return names
+
+
+#: Characters drawn as nothing that are not format characters (Cf): Hangul fillers, a combining grapheme joiner,
+#: variation selectors. "web" and "web\u3164" would look like one source.
+_IGNORABLE = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u3164\uffa0" + "".join(map(chr, range(0x180B, 0x1810)))
+                       + "".join(map(chr, range(0xFE00, 0xFE10))) + "".join(map(chr, range(0xE0100, 0xE01F0))))
 
 
 def check_names(name: str, values) -> tuple:
@@ -144,6 +153,9 @@ def check_names(name: str, values) -> tuple:
     bad = [n for n in names if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in n)]
     if bad:  # a line break in a name would end a comment in an exported Python or shell snippet
         raise InputError(f"{name}: names must not hold line breaks or control characters; got {bad[0]!r}.")
+    broken = [n for n in names if any(unicodedata.category(c) == "Cs" for c in n)]
+    if broken:  # half of a UTF-16 pair: no file, table or page can encode it
+        raise InputError(f"{name}: names must be valid Unicode text; got {broken[0]!r} (a lone surrogate).")
     if len(set(names)) != len(names):
         raise InputError(f"{name} must be unique; duplicated: {sorted({n for n in names if names.count(n) > 1})[:5]}.")
     return names

@@ -5,6 +5,7 @@ import io
 import json
 import os
 import re
+import shlex
 import signal
 import time
 
@@ -619,8 +620,10 @@ def test_jobs_page_starts_a_job_from_the_form_and_shows_its_progress(home):
     at.text_input(key="jobs.field.synthetic_demo.n_sources").input("4")
     at.button[0].click().run()  # the form's submit button
     assert not at.exception
-    assert "--set trials=1" in at.success[0].value and "--set n_sources=4" in at.success[0].value
-    assert "`python -m jobs run " in at.success[0].value  # a command one can paste
+    assert "Started process" in at.success[0].value
+    # a command one can paste, quoted as a shell reads it (it was shown unquoted, its backticks as ')
+    command = next(c.value for c in at.code if c.value.startswith("python -m jobs run "))
+    assert shlex.split(command)[-4:] == ["--set", "n_sources=4", "--set", "trials=1"]
     store = RunStore()
     deadline = time.time() + 90
     while time.time() < deadline and not any(j["status"] == "done" and "synthetic" in j["run_id"]

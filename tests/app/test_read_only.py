@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -204,6 +205,37 @@ def test_secrets_turn_read_only_on(home, tmp_path, monkeypatch):
     finally:
         secrets_singleton._secrets = None
         os.environ.pop("MIXMIN_READ_ONLY", None)
+
+
+@pytest.mark.parametrize("secrets_text,env,match", [
+    # a syntax error elsewhere in the file left a shared app writable, said in one console line
+    ('[mixmin]\nread_only = true\n\n[other]\nkey = "unterminated\n', {}, r"secrets.toml could not be read \(Illegal"),
+    ('[mixmin]\nread_only = "false"\n', {}, "must be true or false; got 'false'"),  # bool("false") is True
+    (None, {"MIXMIN_READ_ONLY": "y"}, r"MIXMIN_READ_ONLY='y' is neither on"),  # "y", "2", "enabled": off
+    (None, {"MIXMIN_MAX_JOBS": "abc"}, r"MIXMIN_MAX_JOBS='abc' must be a whole number"),  # silently 2
+])
+def test_a_broken_read_only_setting_keeps_the_app_closed(home, tmp_path, monkeypatch, secrets_text, env, match):
+    monkeypatch.delenv("MIXMIN_READ_ONLY", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    secrets = tmp_path / "secrets.toml"
+    if secrets_text is not None:
+        secrets.write_text(secrets_text)
+    from streamlit import config as st_config
+
+    monkeypatch.setattr(st_config, "get_option",
+                        lambda key, _orig=st_config.get_option: [str(secrets)] if key == "secrets.files" else _orig(key))
+    from streamlit.runtime.secrets import secrets_singleton
+
+    secrets_singleton._secrets = None
+    try:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90).run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert [e.value for e in at.error] and "mixmin does not start" in at.error[0].value
+        assert re.search(match, at.error[0].value), at.error[0].value
+        assert "Start job" not in [b.label for b in at.button] and not at.sidebar.selectbox
+    finally:
+        secrets_singleton._secrets = None
 
 
 # ---- the Jobs page: only what a user should set --------------------------------------------------

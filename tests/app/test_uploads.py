@@ -146,6 +146,16 @@ def test_auto_reads_labels_that_are_not_0_or_1_as_regression_targets():
     ([("x.csv", b"a,b\n3.2,5\n4,1\n")], {}, r"Every value is >= 0: negative log-likelihoods\? Negate them"),
     ([("x.csv", b"a,b,target\n0.5,0.2,1\n")], {"kind": "binary"},
      r"objective binary needs the labels in a column named one of 'label', 'labels', 'y'; the columns are \['a', 'b', 'target'\]"),
+    # silent defaults a reviewer found: an empty header became a source "Unnamed: 1", a blank or an invisible name
+    # passed, token counts beside labels were dropped, 0.5 tokens passed, one id named two samples
+    ([("x.csv", b"a,,b,label\n0.5,0.2,0.1,1\n")], {}, r"x.csv: column 2 has no name in the header"),
+    ([("x.csv", b"a, ,label\n0.5,0.2,1\n")], {}, r"every name must have a visible character; got ' '"),
+    ([("x.csv", "a,a\u3164,label\n0.5,0.2,1\n".encode())], {}, r"names must not hold invisible"),
+    ([("x.csv", b"a,b,label,token_count\n0.5,0.2,1,7\n")], {}, r"token_counts apply only to kind 'loglik'"),
+    ([("x.csv", b"a,b,token_count\n-5,-2,0.5\n")], {}, r"token_counts must be whole numbers .* got 0.5 at sample 0"),
+    ([("x.csv", b"a,b,label,sample_id\n0.5,0.2,1,m1\n0.4,0.3,0,m1\n")], {}, r"'sample_id' names each sample once; 'm1'"),
+    # a name of 5 million characters came back whole in the message
+    ([("x.csv", b"label," + b"A" * 100_000 + b",b\n1,x,0.2\n")], {}, r"non-numeric: \['A{60}'\]"),
 ])
 def test_bad_uploads_raise_clear_errors(files, kwargs, match):
     with pytest.raises(InputError, match=match):
@@ -308,3 +318,22 @@ def test_a_source_counting_up_is_no_row_index_after_the_first_column():
     """Only the first column can be a saved index: an mse source whose outputs were 1, 2, 3, ... was refused."""
     outputs = parse_upload([("x.csv", b"a,b,label\n0.5,1,1\n1.5,2,2\n2.0,3,3\n4.1,4,4\n")], kind="mse")
     assert outputs.source_names == ("a", "b")
+
+
+@pytest.mark.parametrize("field,value,match", [
+    # half a UTF-16 pair passed every check, was saved, and then crashed the page on every visit
+    ("source_names", ["\ud800x", "b", "c"], r"names must be valid Unicode text; got '\\ud800x' \(a lone surrogate\)"),
+    ("source_names", ["", "b", "c"], r"every name must have a visible character"),
+])
+def test_bad_names_in_an_npz_sidecar_are_refused(field, value, match):
+    buf = io.BytesIO()
+    rng = np.random.default_rng(0)
+    np.savez(buf, values=rng.uniform(0.05, 0.95, (3, 20)).astype(np.float32), labels=(np.arange(20) % 2).astype(np.float32))
+    npz = buf.getvalue()
+    with pytest.raises(InputError, match=match):
+        parse_upload([("x.npz", npz), ("x.json", _sidecar(npz, **{field: value}))])
+
+
+def test_complex_labels_are_refused_not_cast():
+    with pytest.raises(InputError, match=r"labels must be real numbers"):
+        ProxyOutputs(np.full((2, 3), 0.5, np.float32), "binary", labels=np.array([1, 0, 1], dtype=complex))

@@ -114,6 +114,8 @@ CLI = [
      r"target 'a': file configs is a folder, not a file"),  # said "not found"
     ("lm-sources-dir-file", LM, ["sources_dir=README.md"], r"sources folder README.md is a file; expected a folder"),
     ("name-bidi", SYN, ["name=run\u202egnp.exe"], r"name must not hold line breaks, control, invisible or direction"),
+    # the Runs table downloads as CSV, and the Jobs page lets a visitor name a run
+    ("name-formula", SYN, ['name==HYPERLINK("http://x")'], r"name must not start with =, \+, -, @ .*HYPERLINK"),
     ("chem-methods-repeated", CHEM, ["methods=[mixmin,natural,natural]"], r"--set methods: must not repeat an item"),
     ("lm-joint-modes-repeated", LM, ["joint_modes=[mean,mean]"], r"--set joint_modes: must not repeat an item"),
     # a repeated target or method counted each trial twice in summary.csv (n_trials 4 of 2 trials)
@@ -275,6 +277,10 @@ FILES = [  # (id, file name, content, match): the config file itself is bad
      r"tag.yaml: a value cannot be read \(ValueError"),  # a ValueError traceback
     ("file-tag-bool", "tagb.yaml", "pipeline: synthetic\nseed: !!bool maybe\n", r"tagb.yaml: a value cannot be read \(KeyError"),
     ("file-tag-empty-int", "tagi.yaml", "pipeline: synthetic\nseed: !!int ''\n", r"tagi.yaml: a value cannot be read \(IndexError"),
+    # a file's tags ran as Python reprs: name b'hello', name "{'a', 'b'}" (--set refused tags already)
+    ("file-tag-binary", "bin.yaml", "pipeline: synthetic\nname: !!binary aGVsbG8=\n",
+     r"bin.yaml: name: unsupported value type bytes; use a number, text"),
+    ("file-tag-set", "set.yaml", "pipeline: synthetic\nname: !!set {a, b}\n", r"set.yaml: name: unsupported value type set"),
     ("file-deep", "deep.yaml", "pipeline: synthetic\nx: " + "[" * 50_000 + "]" * 50_000 + "\n",
      r"deep.yaml: values are nested too deeply \(at most 32 levels"),  # a RecursionError traceback
     ("file-deep-toml", "deep.toml", "pipeline = 'synthetic'\nx = " + "[" * 500 + "]" * 500 + "\n",
