@@ -420,6 +420,20 @@ def run_config(run_id: str) -> dict:
     return _run_config(run_id, catalog_stamp(store()))
 
 
+def max_trials(run_id: str) -> int | None:
+    """The most trials the run's pipeline allows (chem_evolve and chem_ladder: 1), or None when it sets no bound
+    below the schema's own."""
+    from dataclasses import fields
+
+    from jobs.pipelines import PIPELINES, load_pipeline
+
+    name = run_config(run_id).get("pipeline")
+    if name not in PIPELINES:
+        return None
+    bound = next((f.metadata.get("max") for f in fields(load_pipeline(name).CONFIG) if f.name == "trials"), None)
+    return bound if bound is not None and bound < 3 else None
+
+
 def is_surrogate(metric: str) -> bool:
     """Metrics named ``surrogate:...`` are estimates from a surrogate model, not measured on a final model."""
     return str(metric).startswith("surrogate:")

@@ -16,6 +16,7 @@ import streamlit as st
 from pages import _data as data
 from pages import _figures as figs
 from pages import _state as state
+from pages._access import shown
 
 state.open_page("beyond")
 
@@ -120,11 +121,26 @@ def versions_table(versions: list) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def not_ready(run_dir, what: str) -> None:
+    """Why the run has no ``what`` to show: its last job failed (its error, as `jobs status` gives it; resuming would
+    fail again), still runs, or stopped (resume it)."""
+    jobs = data.store().list_jobs(run_dir.name)
+    job = jobs[0] if jobs else {}
+    if job.get("status") == "failed":
+        lines = shown(job.get("error") or "", data.store().root).strip().splitlines()
+        st.error(f"This run failed before writing {what}: {state.plain(lines[-1] if lines else 'no error recorded')}. "
+                 "Resuming would repeat an error of its config: fix the config and run it again.",
+                 icon=":material/error:")
+    elif job.get("status") == "running":
+        st.info(f"This run is still running: {what} is written once it has finished (the Jobs page shows its progress).")
+    else:
+        st.info(f"This run has not written {what}. If it stopped, `python -m jobs resume {run_dir.name}` continues it.")
+
+
 def show_evolve(run_dir) -> None:
     path = run_dir / "evolve.json"
     if not path.exists():
-        st.info(f"This run has not written evolve.json yet: it is written once every version's final model is "
-                f"trained. If the run stopped, `python -m jobs resume {run_dir.name}` continues it.")
+        not_ready(run_dir, "evolve.json (once every version's final model is trained)")
         return
     info = _json(path)
     versions = info["versions"]
@@ -163,6 +179,12 @@ def show_evolve(run_dir) -> None:
         st.caption(f"{len(after['trained']) - len(in_job)} of the {len(after['trained'])} proxies this version needed "
                    f"trained were already in the store's proxy cache (an earlier job of this run, or another run, "
                    f"trained them): the last job trained {len(in_job)}. Compute saved counts within this run.")
+    short = [v for v in (before, after) if v.get("status") not in (None, "converged")]
+    if short:  # the warm start carried on converging: the update did not move those weights
+        st.warning("The solve of " + " and ".join(f"{v['variant']} stopped short ({v['status']}, gap {v['gap']:.2g})"
+                                                  for v in short)
+                   + ": part of this move is the solve converging further from its warm start, not the update. "
+                   "Raise `max_iter` to tell them apart.", icon=":material/warning:")
     st.plotly_chart(figs.safe(before_after_figure(before["weights"], after["weights"],
                                                   title=f"Weights before ({before['variant']}) and after "
                                                         f"({after['variant']})")), key="beyond.before_after")
@@ -210,7 +232,7 @@ def rungs_table(info: dict) -> pd.DataFrame:
 def show_ladder(run_dir) -> None:
     files = ladder_files(run_dir)
     if not files:
-        st.info("This run has not finished a ladder yet.")
+        not_ready(run_dir, "a ladder")
         return
     target = state.select_kept("Target", list(files), "beyond.target")
     info = _json(files[target])

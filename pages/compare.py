@@ -280,7 +280,8 @@ def page() -> None:
     spread = (f"95% CIs over trials{bounded}" + (
         " · p-values: Welch t-test against MixMin (none where neither side varies over trials, 1 where both score the "
         "same in every trial)" if "mixmin" in methods else "") if n_trials > 1 else
-        "one trial: no intervals or p-values (set `trials` to 3 or more)")
+        "one trial: no intervals or p-values " + ("(set `trials` to 3 or more)" if data.max_trials(run_id) is None else
+                                                   "(this pipeline runs one trial)"))
     st.caption(f"`{metric}` ({direction}) · {n_targets} target{'s' * (n_targets != 1)} · "
                f"{n_trials} trial{'s' * (n_trials != 1)} · {spread}"
                + (" · overall: per trial, the mean over the targets every method has" if n_targets > 1 else ""))

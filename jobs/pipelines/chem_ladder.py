@@ -50,10 +50,10 @@ class ChemLadderConfig(ChemBeyondConfig):
         super().__post_init__()
         check_assays("targets", self.targets, count=False)
         check_assays("sources", self.sources)
-        if not self.rungs or len(self.rungs) > 50 or not all(
+        if not 2 <= len(self.rungs) <= 50 or not all(
                 len(r) == 2 and 0 < r[0] <= 1 and 1 <= r[1] <= MAX_TREES and float(r[1]).is_integer() for r in self.rungs):
-            raise ConfigError(f"rungs: must be a list of 1 to 50 [row_fraction in (0, 1], trees in 1..{MAX_TREES}]; "
-                              f"got {str(self.rungs)[:200]}.")
+            raise ConfigError(f"rungs: must be a list of 2 to 50 [row_fraction in (0, 1], trees in 1..{MAX_TREES}] (a "
+                              f"ladder compares each rung with the one before); got {str(self.rungs)[:200]}.")
         self.rungs = [[float(f), int(t)] for f, t in self.rungs]
         sizes = [f * t for f, t in self.rungs]
         if any(b <= a for a, b in itertools.pairwise(sizes)):

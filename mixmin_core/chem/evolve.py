@@ -104,25 +104,51 @@ def build_versions(table: chemdata.AssayTable, informative: list, *, target: str
                              "are unused.")
         return free[:count]
 
-    current = {a: whole(a, "initial") for a in (take(initial, "initial") if isinstance(initial, int) else initial)}
+    first = take(initial, "initial") if isinstance(initial, int) else _once(initial, "initial")
+    current = {a: whole(a, "initial") for a in first}
+    if len(current) < 2:  # it failed after the proxies had trained ("values must hold at least two sources")
+        raise InputError(f"initial: version 0 has {len(current)} source(s); a mixture needs at least 2.")
     versions = [Version(0, None, dict(current))]
     for k, upd in enumerate(updates, 1):
         kind, value = next(iter(upd.items()))
         where = f"updates[{k - 1}] ({kind})"
         current = dict(current)
         if kind == "add":
-            for a in (take(value, where) if isinstance(value, int) else _as_list(value)):
+            for a in (take(value, where) if isinstance(value, int) else _once(_as_list(value), where)):
                 if a in current:
                     raise InputError(f"{where}: {a!r} is already a source of version {k - 1}.")
                 current[a] = whole(a, where)
         else:
-            for name in _as_list(value):
+            for name in _once(_as_list(value), where):  # a name twice was revised twice
+                if name == target:
+                    raise InputError(f"{where}: {name!r} is the target, not a source.")
                 current = _apply(kind, name, current, table, where=where, version=k, seed=seed,
                                  revise_fraction=revise_fraction)
+                _check_classes(current, name, table, where)
         if len(current) < 2:
             raise InputError(f"{where}: leaves {len(current)} source(s); a mixture needs at least 2.")
         versions.append(Version(k, dict(upd), current))
     return versions
+
+
+def _once(names: list, where: str) -> list:
+    """``names`` if none repeats."""
+    twice = sorted({str(n) for n in names if list(names).count(n) > 1})
+    if twice:
+        raise InputError(f"{where}: names {twice[0]!r} more than once; list each source once.")
+    return list(names)
+
+
+def _check_classes(current: dict, name: str, table, where: str) -> None:
+    """A split half or a revised release keeps a positive and a negative molecule, as an added assay must: one that
+    kept 1 of 60 molecules trained no proxy ("trained" at zero compute) and weighed nothing."""
+    for n, src in current.items():
+        if n == name or n.startswith(f"{name}#"):
+            labels = table.labels[src.members, table.index(src.assay)]
+            if not ((labels == 1).any() and (labels == 0).any()):
+                raise InputError(f"{where}: leaves {n!r} with {src.members.size} molecule(s) and no "
+                                 f"{'positive' if not (labels == 1).any() else 'negative'} label; a source needs "
+                                 "both (lower revise_fraction, or leave this assay whole).")
 
 
 def _apply(kind: str, name: str, current: dict, table, *, where: str, version: int, seed: int,
@@ -271,7 +297,8 @@ def _solve(outputs, previous, solve: dict):
 
 
 def _solve_record(result, cold) -> dict:
-    return {"n_iter_warm": result.n_iter, "n_iter_cold": cold.n_iter, "loss": result.loss,
+    return {"n_iter_warm": result.n_iter, "n_iter_cold": cold.n_iter, "loss": result.loss, "status": result.status,
+            "gap": float(result.gap),  # a move after a solve stopped short is partly the warm start converging
             "iters_to_loss_warm": iterations_to_loss(result, cold), "iters_to_loss_cold": iterations_to_loss(cold, result)}
 
 

@@ -6,6 +6,7 @@ previous rung falls under ``threshold``.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -45,8 +46,8 @@ class LadderResult:
         return np.stack([r.weights for r in self.results])
 
     def to_dict(self) -> dict:
-        return {"budgets": list(self.budgets), "l1_changes": list(self.l1_changes), "threshold": self.threshold,
-                "stable_at": self.stable_at, "rule": self.rule, "measures": list(self.measures or []),
+        return {"budgets": list(self.budgets), "l1_changes": _nulls(self.l1_changes), "threshold": self.threshold,
+                "stable_at": self.stable_at, "rule": self.rule, "measures": _nulls(self.measures or []),
                 "moved_again": self.moved_again, "results": [r.to_dict() for r in self.results]}
 
 
@@ -112,3 +113,8 @@ def loss_regret(outputs, previous: MixtureResult | None, result: MixtureResult) 
     if previous is None:
         return None
     return float(mixture_loss(outputs, previous.weights)) - float(result.loss)
+
+
+def _nulls(values) -> list:
+    """``values`` with NaN as None: the first rung has no change, and a bare NaN is no JSON strict readers take."""
+    return [None if isinstance(v, float) and math.isnan(v) else v for v in values]

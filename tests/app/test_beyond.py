@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from jobs.__main__ import main
 from mixmin_core.runs.store import RunStore
+from tests.app.conftest import shown
 from tests.app.fixtures import ROOT, data_dir
 
 PAGE = str(ROOT / "pages" / "beyond.py")
@@ -86,7 +87,8 @@ def test_ladder_run_plots_weights_against_budget_with_the_stop_marked(beyond_hom
     rungs = at.dataframe[0].value
     assert list(rungs["rung"]) == [0, 1, 2] and list(rungs["stable"]) == [False, True, True]
 
-    info = json.loads((run_dir / "ladder" / f"{ASSAYS[0]}.json").read_text())
+    text = (run_dir / "ladder" / f"{ASSAYS[0]}.json").read_text()
+    info = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} is no JSON"))  # strict readers refused NaN
     fig = json.loads(at.get("plotly_chart")[0].proto.spec)  # weights against budget
     names = [t["name"] for t in fig["data"]]
     assert sorted(names) == sorted(info["source_names"])  # three sources: all in colour, no grey "other" trace
@@ -179,3 +181,49 @@ def test_runs_of_one_config_are_told_apart_in_the_run_picker():
     assert labels == {"chem_ladder-10464a3a": "chem_ladder · 10464a3a · chem_ladder · done",  # the id where the
                       "chem_ladder-bdc2fba7": "chem_ladder · bdc2fba7 · chem_ladder · done",  # sidebar cuts no label
                       "e-1": "e · chem_evolve · died"}
+
+
+@pytest.mark.parametrize("pipeline", ["chem_evolve", "chem_ladder"])
+def test_compare_does_not_ask_one_trial_pipelines_for_more_trials(beyond_home, monkeypatch, pipeline):
+    """It said "set `trials` to 3 or more", which these pipelines refuse ("trials: must be <= 1")."""
+    monkeypatch.setenv("MIXMIN_HOME", str(beyond_home))
+    monkeypatch.chdir(ROOT)
+    run = next(r for r in RunStore(beyond_home).list_runs() if r["pipeline"] == pipeline)
+    at = AppTest.from_file(str(ROOT / "pages" / "compare.py"), default_timeout=90)
+    at.session_state["app.run_id"] = run["run_id"]
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    captions = [c.value for c in at.caption if "one trial: no intervals" in c.value]
+    assert captions and "(this pipeline runs one trial)" in captions[0] and "3 or more" not in captions[0]
+
+
+def test_a_move_after_a_solve_that_stopped_short_is_said_to_be_partly_the_solve(beyond_home, tmp_path, monkeypatch):
+    """A revise that kept a source's weight at 1e-18 showed an L1 change of 0.040: v0 had stopped at max_iter and
+    v1's warm start carried on converging. The page now says so; a run of converged solves gets no such note."""
+    home = tmp_path / "home"
+    shutil.copytree(beyond_home, home)
+    at, run_dir = _open(home, monkeypatch, "chem_evolve")
+    evolve = json.loads((run_dir / "evolve.json").read_text())
+    assert not any("stopped short" in w.value for w in at.warning) or any(
+        v["status"] != "converged" for v in evolve["versions"][:2])
+    evolve["versions"][0].update(status="max_iter", gap=3.8e-4)
+    evolve["versions"][1].update(status="converged")
+    (run_dir / "evolve.json").write_text(json.dumps(evolve))
+    at, _ = _open(home, monkeypatch, "chem_evolve")
+    note = next(w.value for w in at.warning if "stopped short" in w.value)
+    assert "v0 stopped short (max_iter, gap 0.00038)" in note and "v1" not in note and "max_iter` to tell" in note
+
+
+def test_a_failed_run_shows_its_error_not_a_resume_hint(beyond_home, tmp_path, monkeypatch):
+    """A config error that struck after work had started read as an unfinished run to resume."""
+    home = tmp_path / "home"
+    shutil.copytree(beyond_home, home)
+    store = RunStore(home)
+    run = next(r for r in store.list_runs() if r["pipeline"] == "chem_ladder")
+    shutil.rmtree(store.run_dir(run["run_id"]) / "ladder")
+    job = store.list_jobs(run["run_id"])[0]["job_id"]
+    store.finish_job(job, "failed", error="Traceback...\nInputError: the rungs' proxy compute does not grow")
+    at, _ = _open(home, monkeypatch, "chem_ladder")
+    error = shown(at.error[0])
+    assert "This run failed before writing a ladder: InputError: the rungs' proxy compute does not grow" in error
+    assert "jobs resume" not in error

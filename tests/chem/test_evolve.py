@@ -200,6 +200,14 @@ def test_bad_config_fields_raise_config_errors(fields, match):
     ({"initial": [TARGET, "ATG_ERa_TRANS_up"]}, "is the target"),
     ({"target": "ATG_nope"}, "assay 'ATG_nope' does not exist"),
     ({"updates": [{"remove": ["ATG_ERa_TRANS_up", "ATG_NRF2_ARE_CIS_up"]}]}, "leaves 1 source"),
+    # these passed validation, then failed (or ran) after proxies had trained
+    ({"initial": ["ATG_ERa_TRANS_up"]}, r"initial: version 0 has 1 source\(s\); a mixture needs at least 2"),
+    ({"initial": ["ATG_ERa_TRANS_up", "ATG_ERa_TRANS_up"]}, r"initial: names 'ATG_ERa_TRANS_up' more than once"),
+    ({"updates": [{"revise": ["ATG_ERa_TRANS_up", "ATG_ERa_TRANS_up"]}]}, r"\(revise\): names 'ATG_ERa_TRANS_up' more than"),
+    ({"updates": [{"add": ["ATG_PXRE_CIS_up", "ATG_PXRE_CIS_up"]}]}, r"\(add\): names 'ATG_PXRE_CIS_up' more than once"),
+    ({"updates": [{"revise": "ATG_ERa_TRANS_up"}], "revise_fraction": 0.999},
+     r"\(revise\): leaves 'ATG_ERa_TRANS_up' with \d+ molecule\(s\) and no (positive|negative) label"),
+    ({"updates": [{"remove": TARGET}]}, r"updates\[0\] \(remove\): 'ATG_ERE_CIS_up' is the target, not a source"),
 ])
 def test_bad_updates_fail_in_validate(fields, match):
     with pytest.raises(InputError, match=match):
