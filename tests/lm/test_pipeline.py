@@ -349,3 +349,5 @@ def test_error_bad_config_fields(capsys):
     assert "joint_modes: a joint mixture needs at least two targets" in capsys.readouterr().err
     assert main(["run", CI, "--set", "transfer_preset=pythia-160m"]) == 2
     assert "set tokenizer explicitly" in capsys.readouterr().err
+    assert main(["run", CI, "--set", "transfer_preset=tiny"]) == 2  # the final models' own size: trained twice
+    assert "transfer_preset: 'tiny' is the final models' own preset" in capsys.readouterr().err
