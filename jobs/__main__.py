@@ -107,7 +107,8 @@ def resolve_config(config_path: str, overrides: list[str]) -> tuple:
     except ConfigError as exc:  # "field: ..." -- say where the value came from: an override or the file
         fields = set(str(exc).split(":", 1)[0].split("[", 1)[0].split(" or "))  # "dataset or path: ..." names two
         overridden = {o.split("=", 1)[0].strip().split(".")[0] for o in overrides or []}
-        unknown = str(exc).startswith("unknown field(s)") and any(f"'{k}'" in str(exc).split(";")[0] for k in overridden)
+        unknown = str(exc).startswith("unknown field(s)") and (  # the override's own key, or another pipeline's
+            "pipeline" in overridden or any(f"'{k}'" in str(exc).split(";")[0] for k in overridden))
         raise ConfigError(f"--set {exc}" if fields & overridden or unknown else f"{config_path}: {exc}") from None
     resolved = {"pipeline": pipeline_name, "name": name, **dataclasses.asdict(config)}
     datasets.check_config_paths(resolved)

@@ -162,7 +162,8 @@ def check_page_request(config_path: str | os.PathLike, overrides) -> None:
     for key, value in pairs:
         key = str(key).strip()
         if not _KEY.match(key):
-            raise InputError(f"override key must be a dotted identifier such as 'trials' or 'caps.TOX21_AR'; got {key[:60]!r}.")
+            raise InputError(f"override key must be a field name such as 'trials'; got {key[:60]!r}. Fields you can "
+                             f"set: {', '.join(sorted(allowed))}.")  # (no dotted key is among them)
         if key not in allowed:
             raise InputError(f"override {key!r} cannot be set from the app for pipeline {pipeline!r}; "
                              f"fields you can set: {', '.join(sorted(allowed))}. "

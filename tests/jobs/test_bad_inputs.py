@@ -152,6 +152,8 @@ CLI = [
     ("set-too-long", SYN, ["name=" + "x" * 10_001], r"--set name: the value has 10,001 characters"),
     ("pipeline-unknown", SYN, ["pipeline=nope"], r"pipeline must be one of .*got 'nope'"),
     ("pipeline-list", SYN, ["pipeline=[1]"], r"pipeline must be a pipeline name"),
+    # the other pipeline's fields are the override's doing, not the file's
+    ("pipeline-other", SYN, ["pipeline=lm"], r"^error: --set unknown field\(s\) \['n_categories'.* in LMConfig"),
     ("name-list", SYN, ["name=[a, b]"], r"name must be a non-empty text"),
     ("name-empty", SYN, ["name=''"], r"name must be a non-empty text"),
     ("name-no-value", SYN, ["name="], r"--set name: no value after '='"),
