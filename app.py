@@ -69,6 +69,7 @@ st.set_page_config(page_title="mixmin", page_icon=favicon(), layout="wide")
 try:
     check_settings()
 except ConfigError as exc:  # a shared app with a broken read-only switch stays closed
+    st.navigation(PAGES[:1], position="hidden")  # else Streamlit would list every file in pages/ as a page
     st.error(f"mixmin does not start: {exc}", icon=":material/block:")
     st.stop()
 init_state()

@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         return 128 + signal.SIGINT
 
 
-def resolve_config(config_path: str, overrides: list[str]) -> tuple:
+def resolve_config(config_path: str, overrides: list[str], resuming: bool = False) -> tuple:
     """``(pipeline module, name, config, resolved dict)`` for a config file and ``--set`` overrides,
     fully validated: the schema, the pipeline's own ``validate`` and, for jobs the app started,
     the page's allow-list and the data-path confinement. Creates nothing.
@@ -98,7 +98,8 @@ def resolve_config(config_path: str, overrides: list[str]) -> tuple:
     if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp") for c in name):  # as source names: U+202E
         raise ConfigError(f"name must not hold line breaks, control, invisible or direction-changing characters; got "
                           f"{name[:60]!r}.")
-    if unicodedata.normalize("NFKC", name).lstrip()[:1] in FORMULA_STARTS:  # the Runs table downloads as CSV
+    if not resuming and unicodedata.normalize("NFKC", name).lstrip()[:1] in FORMULA_STARTS:  # the Runs table
+        # downloads as CSV; a run named so before this rule still resumes
         raise ConfigError(f"name must not start with {', '.join(FORMULA_STARTS)} (a spreadsheet reads such a name as "
                           f"a formula); got {name[:60]!r}.")
     pipeline = load_pipeline(pipeline_name)
@@ -130,7 +131,7 @@ def check_device(config, backend: str | None = None) -> str:
 
 
 def cmd_run(args) -> int:
-    pipeline, name, config, resolved = resolve_config(args.config, args.set)
+    pipeline, name, config, resolved = resolve_config(args.config, args.set, bool(getattr(args, "resuming", None)))
     backend = check_device(config, args.backend)
     if args.dry_run:  # as the job would run: --backend, RAY_ADDRESS and --workers included
         shown = {**resolved, "backend": backend, **({"n_workers": args.workers} if args.workers else {})}

@@ -111,7 +111,7 @@ def max_running_jobs() -> int:
     raw = os.environ.get(MAX_JOBS_ENV, "").strip()
     if not raw:
         return DEFAULT_MAX_JOBS
-    if not raw.isdigit() or int(raw) < 1:
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:  # "²" is a digit int() refuses
         raise ConfigError(f"{MAX_JOBS_ENV}={raw[:40]!r} must be a whole number of jobs >= 1 (unset: "
                           f"{DEFAULT_MAX_JOBS}).")
     return int(raw)

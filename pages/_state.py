@@ -21,6 +21,7 @@ import streamlit as st
 
 from mixmin_core.errors import MixminError
 from mixmin_core.runs.store import default_home
+from mixmin_core.solver.validation import IGNORABLE
 from pages import _data as data
 
 #: Every session-state key the pages use, namespaced by page, with its default (app.py sets them).
@@ -136,7 +137,8 @@ def plain(text) -> str:
 def visible(text) -> str:
     """``text`` with invisible and direction-changing characters written as escapes (``\\u202e``): a link's
     "\\u202egnp.exe" must not mirror the rest of the notice that quotes it."""
-    return "".join(f"\\u{ord(c):04x}" if unicodedata.category(c) in ("Cf", "Cs", "Co") else c for c in str(text))
+    return "".join(f"\\u{ord(c):04x}" if unicodedata.category(c) in ("Cf", "Cs", "Co") or c in IGNORABLE else c
+                   for c in str(text))
 
 
 def unlinked(text) -> str:

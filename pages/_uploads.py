@@ -100,9 +100,19 @@ def parse_upload(files: list[tuple[str, bytes]], *, kind: str = "auto", max_byte
     try:  # the Solver would show loss inf and stop: say why here
         proxy_outputs.check_mse_scale(outputs)
         check_new_names("source names", outputs.source_names)
+        _check_unique_ids(outputs.sample_ids)
     except InputError as exc:
         raise InputError(f"{names[0]}: {exc}") from None
     return outputs
+
+
+def _check_unique_ids(ids) -> None:
+    """An upload names each sample once (one id, two samples: which would a result name?). Not a rule of
+    ProxyOutputs itself: a bootstrap resample repeats samples, ids and all."""
+    if ids is not None:
+        values, counts = np.unique(np.asarray(ids), return_counts=True)
+        if (counts > 1).any():
+            raise InputError(f"sample ids must name each sample once; {str(values[counts > 1][0])[:60]!r} is repeated.")
 
 
 def _parse_npz_pair(by_suffix: dict, max_expanded: int) -> ProxyOutputs:
@@ -262,14 +272,15 @@ def parse_table(name: str, data: bytes, *, kind: str = "auto", max_expanded: int
                          f"cell(s), the first in data row {row + 1} ({block[row, col]}); every source needs a number "
                          "for every sample.")
     values = block.T  # float64: ProxyOutputs says so if a value does not fit in float32 (cast, it read "inf")
+    if id_col is not None and frame[id_col].isna().any():  # read as 'nan' (or a float that broke the checks below)
+        row = int(np.flatnonzero(frame[id_col].isna().to_numpy())[0])
+        raise InputError(f"{name}: column {str(id_col)!r} has {int(frame[id_col].isna().sum())} empty cell(s), the first "
+                         f"in data row {row + 1}; give every sample an id, or drop the column.")
     ids = None if id_col is None else frame[id_col].astype(str)
     longest = 0 if ids is None else int(ids.str.len().max())
     if len(frame) * longest * 4 > max_expanded:  # ids are kept as fixed-width text
         raise InputError(f"{name}: its {len(ids):,} sample ids, up to {longest:,} characters "
                          f"long, would take over the {max_expanded / 2**20:,.0f} MB limit; use short ids.")
-    if ids is not None and ids.duplicated().any():  # one id, two samples: which one would a result name?
-        raise InputError(f"{name}: column {str(id_col)!r} names each sample once; {ids[ids.duplicated()].iloc[0][:60]!r} "
-                         "is repeated.")
     try:
         if kind == "auto":
             kind = _guess_kind(values, None if label_col is None else frame[label_col].to_numpy())

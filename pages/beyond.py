@@ -122,15 +122,15 @@ def versions_table(versions: list) -> pd.DataFrame:
 
 
 def not_ready(run_dir, what: str) -> None:
-    """Why the run has no ``what`` to show: its last job failed (its error, as `jobs status` gives it; resuming would
-    fail again), still runs, or stopped (resume it)."""
+    """Why the run has no ``what`` to show: its last job failed (its error, as `jobs status` gives it), still runs, or
+    stopped (resume it)."""
     jobs = data.store().list_jobs(run_dir.name)
     job = jobs[0] if jobs else {}
     if job.get("status") == "failed":
         lines = shown(job.get("error") or "", data.store().root).strip().splitlines()
         st.error(f"This run failed before writing {what}: {state.plain(lines[-1] if lines else 'no error recorded')}. "
-                 "Resuming would repeat an error of its config: fix the config and run it again.",
-                 icon=":material/error:")
+                 f"Once the cause is fixed, `python -m jobs resume {run_dir.name}` continues it (an error in its config "
+                 "comes back: fix the config and run that instead).", icon=":material/error:")
     elif job.get("status") == "running":
         st.info(f"This run is still running: {what} is written once it has finished (the Jobs page shows its progress).")
     else:
@@ -179,7 +179,7 @@ def show_evolve(run_dir) -> None:
         st.caption(f"{len(after['trained']) - len(in_job)} of the {len(after['trained'])} proxies this version needed "
                    f"trained were already in the store's proxy cache (an earlier job of this run, or another run, "
                    f"trained them): the last job trained {len(in_job)}. Compute saved counts within this run.")
-    short = [v for v in (before, after) if v.get("status") not in (None, "converged")]
+    short = [v for v in (before, after) if v.get("status") == "max_iter"]
     if short:  # the warm start carried on converging: the update did not move those weights
         st.warning("The solve of " + " and ".join(f"{v['variant']} stopped short ({v['status']}, gap {v['gap']:.2g})"
                                                   for v in short)

@@ -89,8 +89,8 @@ class LMConfig(ExecutionConfig):
         if "mixmin" not in self.methods:
             raise ConfigError(f"methods: must include 'mixmin'; got {self.methods!r}.")
         if self.transfer_preset and self.transfer_preset == self.preset:  # it trained the final models twice
-            raise ConfigError(f"transfer_preset: {self.transfer_preset!r} is the final models' own preset; name a "
-                              "larger one (or leave it empty).")
+            raise ConfigError(f"transfer_preset: {self.transfer_preset!r} is the final models' own preset; name "
+                              "another size (or leave it empty).")
         if self.proxy_budgets and self.transfer_preset:
             raise ConfigError("proxy_budgets (a compute sweep) and transfer_preset cannot be combined; run them as two configs.")
         if self.joint_modes and len(self.targets) < 2:

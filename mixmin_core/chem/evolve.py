@@ -298,7 +298,8 @@ def _solve(outputs, previous, solve: dict):
 
 def _solve_record(result, cold) -> dict:
     return {"n_iter_warm": result.n_iter, "n_iter_cold": cold.n_iter, "loss": result.loss, "status": result.status,
-            "gap": float(result.gap),  # a move after a solve stopped short is partly the warm start converging
+            # a move after a solve stopped short is partly the warm start converging (null: no finite gap, as JSON has)
+            "gap": float(result.gap) if np.isfinite(result.gap) else None,
             "iters_to_loss_warm": iterations_to_loss(result, cold), "iters_to_loss_cold": iterations_to_loss(cold, result)}
 
 

@@ -41,7 +41,12 @@ from scipy.optimize import minimize
 from mixmin_core.errors import InputError
 from mixmin_core.search.bayesopt import expected_improvement, pick_best
 from mixmin_core.search.run_tables import RunTable, match_mixtures, scale_params
-from mixmin_core.search.swarm import _check_positive_int, _check_rng, fit_regressor
+from mixmin_core.search.swarm import (
+    FAITHFUL_MIN_RUNS,
+    _check_positive_int,
+    _check_rng,
+    fit_regressor,
+)
 
 # ----------------------------------------------------------------------------- pool
 
@@ -433,11 +438,10 @@ def search_regmix(pool: ScalePool, *, budget: float, rng: np.random.Generator, t
     top = pool.n_levels - 1
     low_money = money - pool.top_cost
     for i in rng.permutation(np.flatnonzero(np.isfinite(pool.losses[0]))):
-        if trace.spent + pool.costs[0, i] > low_money * (1 + 1e-9):
-            break
-        trace.buy(pool, 0, i)
+        if trace.spent + pool.costs[0, i] <= low_money * (1 + 1e-9):  # as random search: a dearer run is passed over
+            trace.buy(pool, 0, i)
     if len(trace.indices) >= 2:
-        preset = "faithful" if len(trace.indices) >= 40 else "mixmin-paper"
+        preset = "faithful" if len(trace.indices) >= FAITHFUL_MIN_RUNS else "mixmin-paper"
         model = fit_regressor(pool.weights[trace.indices], np.asarray(trace.losses), preset=preset, seed=seed)
         pred = model.predict(pool.weights)
         trace.notes["preset"] = preset

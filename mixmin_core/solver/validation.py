@@ -122,7 +122,7 @@ def check_new_names(name: str, values) -> tuple:
     blank = [n for n in names if not n.strip()]
     if blank:  # a source called " " is no name a table, a chart or an export can show
         raise InputError(f"{name}: every name must have a visible character; got {blank[0]!r}. Name the source.")
-    hidden = [n for n in names if any(unicodedata.category(c) == "Cf" or c in _IGNORABLE for c in n)]
+    hidden = [n for n in names if any(unicodedata.category(c) == "Cf" or c in IGNORABLE for c in n)]
     if hidden:  # right-to-left overrides and zero-width characters: "\u202egnp.exe" reads as "exe.png"
         raise InputError(f"{name}: names must not hold invisible or direction-changing characters (such as U+202E "
                          f"or U+200B); got {hidden[0]!r}. Rename the source.")
@@ -131,7 +131,7 @@ def check_new_names(name: str, values) -> tuple:
 
 #: Characters drawn as nothing that are not format characters (Cf): Hangul fillers, a combining grapheme joiner,
 #: variation selectors. "web" and "web\u3164" would look like one source.
-_IGNORABLE = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u3164\uffa0" + "".join(map(chr, range(0x180B, 0x1810)))
+IGNORABLE = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u3164\uffa0" + "".join(map(chr, range(0x180B, 0x1810)))
                        + "".join(map(chr, range(0xFE00, 0xFE10))) + "".join(map(chr, range(0xE0100, 0xE01F0))))
 
 

@@ -214,8 +214,8 @@ def test_a_move_after_a_solve_that_stopped_short_is_said_to_be_partly_the_solve(
     assert "v0 stopped short (max_iter, gap 0.00038)" in note and "v1" not in note and "max_iter` to tell" in note
 
 
-def test_a_failed_run_shows_its_error_not_a_resume_hint(beyond_home, tmp_path, monkeypatch):
-    """A config error that struck after work had started read as an unfinished run to resume."""
+def test_a_failed_run_shows_its_error(beyond_home, tmp_path, monkeypatch):
+    """A config error that struck after work had started read as an unfinished run, with no word of the error."""
     home = tmp_path / "home"
     shutil.copytree(beyond_home, home)
     store = RunStore(home)
@@ -226,4 +226,4 @@ def test_a_failed_run_shows_its_error_not_a_resume_hint(beyond_home, tmp_path, m
     at, _ = _open(home, monkeypatch, "chem_ladder")
     error = shown(at.error[0])
     assert "This run failed before writing a ladder: InputError: the rungs' proxy compute does not grow" in error
-    assert "jobs resume" not in error
+    assert "an error in its config comes back: fix the config and run that instead" in error

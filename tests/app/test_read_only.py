@@ -234,6 +234,8 @@ def test_a_broken_read_only_setting_keeps_the_app_closed(home, tmp_path, monkeyp
         assert [e.value for e in at.error] and "mixmin does not start" in at.error[0].value
         assert re.search(match, at.error[0].value), at.error[0].value
         assert "Start job" not in [b.label for b in at.button] and not at.sidebar.selectbox
+        # stopped before st.navigation, Streamlit listed every file of pages/ (_access, _data...) as a page
+        assert [p.get("page_name") for p in at._registered_pages.values()] == ["Runs"], at._registered_pages
     finally:
         secrets_singleton._secrets = None
 

@@ -416,6 +416,19 @@ def test_cancel_given_a_run_id_names_its_job(capsys):
         assert err[0].endswith(hint), err
 
 
+def test_a_run_named_before_the_formula_rule_still_resumes(monkeypatch, capsys):
+    """`-v2` was a fine run name until names could not start as a formula: such a run must still resume."""
+    from mixmin_core.runs.store import RunStore
+
+    with monkeypatch.context() as before_the_rule:
+        before_the_rule.setattr("jobs.__main__.FORMULA_STARTS", ())
+        assert main(["run", SYN, "--set", "name=-v2", "--set", "trials=1", "--set", "source_samples=500", "--quiet"]) == 0
+    (run,) = RunStore().list_runs()
+    assert main(["run", SYN, "--set", "name=-v2", "--dry-run"]) == 2  # a new run may not take such a name
+    assert "name must not start with =, +, -, @" in capsys.readouterr().err
+    assert main(["resume", run["run_id"], "--quiet"]) == 0, capsys.readouterr().err
+
+
 def test_unknown_run_and_job_ids_are_named(capsys):
     assert main(["cancel", "999"]) == 2
     assert "no job 999" in capsys.readouterr().err

@@ -350,4 +350,4 @@ def test_error_bad_config_fields(capsys):
     assert main(["run", CI, "--set", "transfer_preset=pythia-160m"]) == 2
     assert "set tokenizer explicitly" in capsys.readouterr().err
     assert main(["run", CI, "--set", "transfer_preset=tiny"]) == 2  # the final models' own size: trained twice
-    assert "transfer_preset: 'tiny' is the final models' own preset" in capsys.readouterr().err
+    assert "transfer_preset: 'tiny' is the final models' own preset; name another" in capsys.readouterr().err
