@@ -36,7 +36,7 @@ from jobs.pipelines import load_pipeline
 from mixmin_core.errors import ConfigError, MixminError
 from mixmin_core.runs import datasets
 from mixmin_core.runs.fileio import read_json, write_json, write_text
-from mixmin_core.runs.runner import BACKENDS, JobCancelled, RunContext
+from mixmin_core.runs.runner import BACKENDS, JobCancelled, RunContext, close_pools
 from mixmin_core.runs.store import RunLock, RunStore, default_home
 from mixmin_core.solver.validation import FORMULA_STARTS
 
@@ -188,6 +188,7 @@ def _run_locked(args, store, run_id, lock, pipeline, name, config, resolved, bac
     except BaseException as exc:  # noqa: BLE001 - every ending is recorded, then reported in one line
         return _record_failure(store, run_id, job_id, exc, log_path)
     finally:
+        close_pools()  # the job's worker processes end with it
         _restore_handlers(previous)
     print(f"done: run {run_id}; results in {store.run_dir(run_id) / 'summary.csv'} (and the app: streamlit run app.py)",
           file=sys.stderr)

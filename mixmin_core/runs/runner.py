@@ -111,37 +111,56 @@ def run_tasks(units: list[Unit], *, backend: str = "local", n_workers: int | Non
         elif min(n_workers, os.cpu_count() or 1) <= 1 or len(todo) == 1:
             for unit in todo:
                 finish(unit, *_execute(unit.fn, unit.kwargs))
-        else:  # more worker processes than cores or units only cost memory (about 200 MB each)
-            _run_pool(todo, min(n_workers, len(todo), os.cpu_count() or 1), finish)
+        else:  # more worker processes than cores only cost memory (about 200 MB each)
+            _run_pool(todo, min(n_workers, os.cpu_count() or 1), finish)
     finally:
         bar.close()
     return done
 
 
 def _run_pool(todo, n_workers, finish):
-    # spawn, not fork: XGBoost/torch threads in the parent would deadlock forked children
-    ctx = multiprocessing.get_context("spawn")
     pending = {}
     try:
-        with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=_die_with_parent,
-                                 initargs=(os.getpid(),)) as pool:
-            pending = {pool.submit(_execute, u.fn, u.kwargs): u for u in todo}
-            try:
-                while pending:
-                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in finished:  # kept pending until recorded: a stop inside finish records it below
-                        finish(pending[fut], *fut.result())
-                        del pending[fut]
-            except BaseException:
-                for fut in pending:
-                    fut.cancel()
-                raise  # leaving the pool waits for the units the workers had started
+        pool = _pool(n_workers)
+        pending = {pool.submit(_execute, u.fn, u.kwargs): u for u in todo}
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:  # kept pending until recorded: a stop inside finish records it below
+                finish(pending[fut], *fut.result())
+                del pending[fut]
     except BaseException:
         # a stop (cancel, SIGTERM) lets started units finish: record them, or a resume would run them again
+        for fut in pending:
+            fut.cancel()
+        close_pools()  # waits for the units the workers had started
         for fut, unit in pending.items():
             if fut.done() and not fut.cancelled() and fut.exception() is None:
                 finish(unit, *fut.result(), check_stop=False)
         raise
+
+
+#: The worker pool of this process, kept between ``run_units`` calls: a job's stages (splits, proxies, each
+#: search's runs, finals) each started a pool of their own, and its workers' imports (XGBoost, torch) took seconds
+#: for units of 0.1 s (chem_ci took 8x longer with 2 workers than with 1). ``(key, pool)``; the key holds the
+#: environment, so workers never run a unit under settings of an earlier one (tests change MIXMIN_HOME).
+_POOL: list = []
+
+
+def _pool(n_workers: int) -> ProcessPoolExecutor:
+    key = (n_workers, os.getcwd(), tuple(sorted(os.environ.items())))
+    if _POOL and _POOL[0][0] != key:
+        close_pools()
+    if not _POOL:
+        # spawn, not fork: XGBoost/torch threads in the parent would deadlock forked children
+        _POOL.append((key, ProcessPoolExecutor(max_workers=n_workers, mp_context=multiprocessing.get_context("spawn"),
+                                               initializer=_die_with_parent, initargs=(os.getpid(),))))
+    return _POOL[0][1]
+
+
+def close_pools() -> None:
+    """End this process's worker pool (after the units its workers run now): a job calls it when it ends."""
+    while _POOL:
+        _POOL.pop()[1].shutdown(wait=True, cancel_futures=True)
 
 
 def _die_with_parent(parent: int) -> None:

@@ -269,7 +269,7 @@ def test_local_workers_never_exceed_the_cores_or_the_units(tmp_path, monkeypatch
     """n_workers=256 from the Jobs page started 256 processes of ~200 MB on a 2-core machine."""
     from mixmin_core.runs import runner
 
-    sizes = []
+    sizes, real_pool = [], runner._run_pool
 
     def pool(todo, n, finish):
         sizes.append(n)
@@ -284,7 +284,42 @@ def test_local_workers_never_exceed_the_cores_or_the_units(tmp_path, monkeypatch
     more = [Unit(f"v{i}", _write_value, {"value": i, "output": str(tmp_path / f"v{i}.json")}, tmp_path / f"v{i}.json")
             for i in range(9)]
     run_tasks(more, n_workers=256, progress=False)
-    assert sizes == [3, 4]
+    assert sizes == [4, 4]  # the cores: one pool serves every stage of a job
+    # ... whose worker processes start as units need them: no more processes than units
+    monkeypatch.setattr(runner, "_run_pool", real_pool)
+    few = [Unit(f"w{i}", _write_value, {"value": i, "output": str(tmp_path / f"w{i}.json")}, tmp_path / f"w{i}.json")
+           for i in range(2)]
+    try:
+        assert sorted(run_tasks(few, n_workers=256, progress=False)) == ["w0", "w1"]
+        assert 1 <= len(runner._POOL[0][1]._processes) <= 2
+    finally:
+        runner.close_pools()
+
+
+def test_one_worker_pool_serves_every_stage_of_a_job(tmp_path):
+    """Each run_units call started a pool of its own, whose workers imported XGBoost again: chem_ci took 8x longer
+    with 2 workers than with 1. The pool now lives until the job ends (or the environment changes)."""
+    from mixmin_core.runs import runner
+
+    try:
+        for stage in range(3):
+            units = [Unit(f"{stage}-{i}", _write_value, {"value": i, "output": str(tmp_path / f"{stage}-{i}.json")},
+                          tmp_path / f"{stage}-{i}.json") for i in range(2)]
+            run_tasks(units, n_workers=2, progress=False)
+            pool = runner._POOL[0][1]
+            assert stage == 0 or pool is first
+            first = pool
+        os.environ["MIXMIN_TEST_POOL_KEY"] = "1"  # another environment: workers started under the old one go
+        try:
+            run_tasks([Unit("x", _write_value, {"value": 0, "output": str(tmp_path / "x.json")}, tmp_path / "x.json"),
+                       Unit("y", _write_value, {"value": 1, "output": str(tmp_path / "y.json")}, tmp_path / "y.json")],
+                      n_workers=2, progress=False)
+            assert runner._POOL[0][1] is not first
+        finally:
+            del os.environ["MIXMIN_TEST_POOL_KEY"]
+    finally:
+        runner.close_pools()
+    assert not runner._POOL
 
 
 def test_an_app_started_job_reports_an_internal_error_in_one_line_without_a_traceback(monkeypatch, capsys):
