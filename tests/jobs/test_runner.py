@@ -301,14 +301,15 @@ def test_one_worker_pool_serves_every_stage_of_a_job(tmp_path):
     with 2 workers than with 1. The pool now lives until the job ends (or the environment changes)."""
     from mixmin_core.runs import runner
 
+    pools = []
     try:
         for stage in range(3):
             units = [Unit(f"{stage}-{i}", _write_value, {"value": i, "output": str(tmp_path / f"{stage}-{i}.json")},
                           tmp_path / f"{stage}-{i}.json") for i in range(2)]
             run_tasks(units, n_workers=2, progress=False)
-            pool = runner._POOL[0][1]
-            assert stage == 0 or pool is first
-            first = pool
+            pools.append(runner._POOL[0][1])
+        first = pools[0]
+        assert pools == [first] * 3
         os.environ["MIXMIN_TEST_POOL_KEY"] = "1"  # another environment: workers started under the old one go
         try:
             run_tasks([Unit("x", _write_value, {"value": 0, "output": str(tmp_path / "x.json")}, tmp_path / "x.json"),
