@@ -314,9 +314,10 @@ def cmd_status(args) -> int:
         if job and job["status"] == "died":
             print(f"    job {job['job_id']} (pid {job['pid']}) died at: {job['message'] or 'start'}; "
                   f"resume with `python -m jobs resume {run['run_id']}`")
-        elif job and job.get("error"):
+        elif job and job.get("error"):  # a cancelled run resumes too (a failed one once its cause is fixed)
             print(f"    {'cancelled' if job['status'] == 'cancelled' else 'error'}: "
-                  f"{job['error'].strip().splitlines()[-1]}")
+                  f"{job['error'].strip().splitlines()[-1]}"
+                  + (f"; resume with `python -m jobs resume {run['run_id']}`" if job["status"] == "cancelled" else ""))
     return 0
 
 

@@ -95,7 +95,9 @@ def parse_upload(files: list[tuple[str, bytes]], *, kind: str = "auto", max_byte
         tables = [(n, d) for n, d in files if PurePath(n).suffix.lower() in TABLE_SUFFIXES]
         if len(files) != 1 or not tables:
             raise InputError(f"unsupported upload {names}; expected one .csv or .parquet table, "
-                             "or an .npz file together with its .json sidecar.")
+                             "or an .npz file together with its .json sidecar"
+                             + (" (remove the others from the uploader: it keeps every file dropped on it)."
+                                if len(files) > 1 else "."))
         outputs = parse_table(*tables[0], kind=kind, max_expanded=max_expanded)
     try:  # the Solver would show loss inf and stop: say why here
         proxy_outputs.check_mse_scale(outputs)

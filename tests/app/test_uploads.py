@@ -91,7 +91,7 @@ def test_auto_reads_labels_that_are_not_0_or_1_as_regression_targets():
     ([], {}, "no file uploaded"),
     ([("x.csv", b"a,b\n0.1,0.2\n")], {"max_bytes": 5}, "over the 0 MB upload limit"),
     ([("x.txt", b"hello")], {}, "unsupported upload"),
-    ([("x.csv", b"a,b\n"), ("y.csv", b"a,b\n")], {}, "unsupported upload"),
+    ([("x.csv", b"a,b\n"), ("y.csv", b"a,b\n")], {}, r"unsupported upload .* \(remove the others from the uploader"),
     ([("x.npz", b"PK")], {}, "needs both files"),
     ([("x.npz", b"PK"), ("x.json", b"{not json")], {}, "not valid JSON"),
     ([("x.npz", b"PK"), ("x.json", b"[" * 100_000 + b"]" * 100_000)], {}, "not a sidecar written by ProxyOutputs.save"),

@@ -103,6 +103,7 @@ def test_sigterm_and_sigint_record_cancelled_without_a_traceback(tmp_path, sig):
     assert store.get_run(job["run_id"])["status"] == "cancelled"
     status = cli("status")
     assert "cancelled" in status.stdout and "running" not in status.stdout, status.stdout
+    assert f"resume with `python -m jobs resume {job['run_id']}`" in status.stdout  # as a died job's line says
     assert not any(Path(store.run_dir(job["run_id"])).rglob(".*.tmp"))  # no half-written file left
     # the units the workers finished after the stop are recorded: a resume does not run them again
     resumed = cli("resume", job["run_id"], "--quiet")
