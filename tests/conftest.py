@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,10 @@ def _isolated_store(tmp_path, monkeypatch):
     """Every test gets its own MIXMIN_HOME so runs never leak between tests or into ./data."""
     monkeypatch.setenv("MIXMIN_HOME", str(tmp_path / "mixmin_home"))
     monkeypatch.setenv("MIXMIN_CACHE", str(tmp_path / "cache"))
+    yield
+    runner = sys.modules.get("mixmin_core.runs.runner")
+    if runner is not None:  # a test that ran units itself leaves no worker processes behind
+        runner.close_pools()
 
 
 @pytest.fixture

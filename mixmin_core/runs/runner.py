@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,8 +122,11 @@ def run_tasks(units: list[Unit], *, backend: str = "local", n_workers: int | Non
 def _run_pool(todo, n_workers, finish):
     pending = {}
     try:
-        pool = _pool(n_workers)
-        pending = {pool.submit(_execute, u.fn, u.kwargs): u for u in todo}
+        try:
+            pending = {_pool(n_workers).submit(_execute, u.fn, u.kwargs): u for u in todo}
+        except BrokenProcessPool:  # a worker died while idle (out of memory, a stray kill): start afresh, once
+            close_pools()
+            pending = {_pool(n_workers).submit(_execute, u.fn, u.kwargs): u for u in todo}
         while pending:
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in finished:  # kept pending until recorded: a stop inside finish records it below
@@ -142,13 +146,18 @@ def _run_pool(todo, n_workers, finish):
 #: The worker pool of this process, kept between ``run_units`` calls: a job's stages (splits, proxies, each
 #: search's runs, finals) each started a pool of their own, and its workers' imports (XGBoost, torch) took seconds
 #: for units of 0.1 s (chem_ci took 8x longer with 2 workers than with 1). ``(key, pool)``; the key holds the
-#: environment, so workers never run a unit under settings of an earlier one (tests change MIXMIN_HOME).
+#: settings workers read from the environment, so none runs a unit under an earlier one's (tests change
+#: MIXMIN_HOME); not all of it, which libraries write to as they load (torch: a pool per import).
 _POOL: list = []
+_ENV_PREFIXES = ("MIXMIN_", "CUDA_", "OMP_", "MKL_", "HF_", "TRANSFORMERS_", "TOKENIZERS_", "PYTHON", "RAY_")
 
 
 def _pool(n_workers: int) -> ProcessPoolExecutor:
-    key = (n_workers, os.getcwd(), tuple(sorted(os.environ.items())))
-    if _POOL and _POOL[0][0] != key:
+    key = (os.getpid(), n_workers, os.getcwd(), tuple(sorted((k, v) for k, v in os.environ.items()
+                                                              if k.startswith(_ENV_PREFIXES))))
+    if _POOL and _POOL[0][0][0] != os.getpid():  # a forked child: the parent's pool is not this process's to use
+        _POOL.clear()
+    if _POOL and (_POOL[0][0] != key or _POOL[0][1]._broken):  # a worker died: the pool takes no more units
         close_pools()
     if not _POOL:
         # spawn, not fork: XGBoost/torch threads in the parent would deadlock forked children
@@ -165,7 +174,10 @@ def close_pools() -> None:
 
 def _die_with_parent(parent: int) -> None:
     """Worker start: end with the job. A job killed with SIGKILL cannot stop its workers, which lived on (about
-    550 MB each) and finished units no one recorded; Linux sends them SIGTERM when the job's process ends."""
+    550 MB each) and finished units no one recorded; Linux sends them SIGTERM when the job's process ends. A
+    terminal's Ctrl-C reaches the whole process group: the job stops, letting started units finish (workers that
+    took it printed tracebacks and dropped their units)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
         import ctypes
 

@@ -154,3 +154,18 @@ def test_a_first_pick_dearer_than_the_budget_is_passed_over():
     with pytest.raises(InputError, match="buys no largest-scale run: the cheapest costs 0.9; raise the budget to at "
                                          "least 0.9"):
         search_bo(pool, budget=0.5, rng=0)
+
+
+def test_regmix_at_equal_cost_passes_over_a_dear_small_run_and_buys_the_cheap_ones():
+    """It stopped buying small runs at the first one dearer than what was left, with cheap ones still affordable."""
+    pool = synthetic_pool(n=40)
+    low = np.full(40, 0.02)
+    low[:2] = 0.6  # two dear small runs: the second no longer fits after the first
+    pool = ScalePool(weights=pool.weights, losses=pool.losses, scales=pool.scales, level_names=pool.level_names,
+                     source_names=NAMES, costs=np.stack([low, np.ones(40)]))
+    for seed in range(6):
+        trace = search_regmix(pool, budget=2, rng=np.random.default_rng(seed))
+        small = [i for lv, i in zip(trace.levels, trace.indices) if lv == 0]
+        spent = float(pool.costs[0, small].sum())
+        left = [i for i in range(40) if i not in small]
+        assert all(spent + pool.costs[0, i] > 1.0 + 1e-9 for i in left), (seed, spent)  # nothing affordable left

@@ -576,3 +576,23 @@ def test_a_job_failing_on_bad_input_says_why_in_its_log(monkeypatch, capsys):
     (job,) = RunStore().list_jobs()
     logs = "".join(p.read_text() for p in (RunStore().run_dir(job["run_id"]) / "logs").glob("*.log"))
     assert job["status"] == "failed" and "ERROR mixmin.jobs: failed: mydata/vanish.csv: file not found" in logs
+
+
+def test_a_worker_that_died_between_stages_does_not_fail_the_next(tmp_path):
+    """The pool outlives a stage: a worker killed while idle (out of memory) broke it, and the next stage failed."""
+    import signal
+
+    from mixmin_core.runs import runner
+
+    def stage(name):
+        units = [Unit(f"{name}{i}", _write_value, {"value": i, "output": str(tmp_path / f"{name}{i}.json")},
+                      tmp_path / f"{name}{i}.json") for i in range(2)]
+        return sorted(run_tasks(units, n_workers=2, progress=False))
+
+    assert stage("a") == ["a0", "a1"]
+    for pid in list(runner._POOL[0][1]._processes):
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.time() + 30
+    while time.time() < deadline and not runner._POOL[0][1]._broken:  # the pool notices on its own thread
+        time.sleep(0.05)
+    assert stage("b") == ["b0", "b1"]
