@@ -167,6 +167,9 @@ def test_kill_9_reads_died_in_the_cli_and_the_app_with_a_resume_hint(tmp_path):
     from pages.jobs import jobs_table
 
     assert list(jobs_table(store)["status"]) == ["died"]
+    from pages.runs import step_text  # and the Runs page's step says where, and how to go on (it said "died")
+
+    assert step_text(store.list_jobs()[0]) == f"died at: {job['message']}; resume with `python -m jobs resume {run_id}`"
     resumed = cli("resume", run_id, "--quiet")
     assert resumed.returncode == 0, resumed.stderr
     assert store.get_run(run_id)["status"] == "done"
