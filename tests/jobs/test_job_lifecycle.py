@@ -163,12 +163,11 @@ def test_kill_9_reads_died_in_the_cli_and_the_app_with_a_resume_hint(tmp_path):
     assert line.split()[2] == "died", status.stdout
     assert f"resume with `python -m jobs resume {run_id}`" in status.stdout
     assert f"died at: {job['message']}" in status.stdout
-    # the app's Jobs page reads the same catalog
+    # the app's Jobs page reads the same catalog; the Runs page's step says where, and how to go on (it said "died")
     from pages.jobs import jobs_table
+    from pages.runs import step_text
 
     assert list(jobs_table(store)["status"]) == ["died"]
-    from pages.runs import step_text  # and the Runs page's step says where, and how to go on (it said "died")
-
     assert step_text(store.list_jobs()[0]) == f"died at: {job['message']}; resume with `python -m jobs resume {run_id}`"
     resumed = cli("resume", run_id, "--quiet")
     assert resumed.returncode == 0, resumed.stderr
