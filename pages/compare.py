@@ -237,7 +237,9 @@ def sweep_figure(frame: pd.DataFrame, kind: str) -> go.Figure | None:
 def weights_side_by_side(run_id: str, variant: str) -> None:
     """The mixtures each method found for one problem of the chosen setting (of any, if it saved none)."""
     withmix = sorted(data.mixture_problems(run_id), key=lambda p: (data.main_first(p.variant), p.target, p.trial))
-    withmix = [p for p in withmix if p.variant == variant] or withmix
+    own = variant.removeprefix("cross:") if variant.startswith("cross:") else None  # a model trained on that target's
+    withmix = ([p for p in withmix if p.variant == variant]  # mixture (it showed the scored targets' own)
+               or [p for p in withmix if own and p.target == own and not p.variant.startswith("cross:")] or withmix)
     if not withmix:
         st.caption("This run saved no mixtures.")
         return

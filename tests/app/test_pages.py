@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from jobs import control as jobs_control
-from mixmin_core import mixture_loss
+from mixmin_core import MixtureResult, mixture_loss
 from mixmin_core.runs import layout
 from mixmin_core.runs.store import RunStore
 from pages import _data as data
@@ -471,6 +471,12 @@ def test_compare_says_what_a_cross_setting_is_instead_of_a_config_limit(home):
     rows += [{"target": "arc_easy", "variant": "cross:piqa", "method": "mixmin", "trial": k,
               "metric": "generative_loss", "value": 5.2} for k in range(2)]
     write_report(run_dir, rows, reference="natural")
+    for target in ("piqa", "arc_easy"):
+        for method in ("mixmin", "natural"):
+            path = layout.mixture_path(run_dir, layout.Problem(target, 0), method)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(MixtureResult(weights=np.array([0.5, 0.5], np.float32), source_names=("a", "b"),
+                                                     method=method).to_dict()))
     at = open_app()
     at.sidebar.selectbox(key="w:app.run_id").set_value("lm-run").run()
     at.switch_page("pages/compare.py").run()
@@ -481,6 +487,8 @@ def test_compare_says_what_a_cross_setting_is_instead_of_a_config_limit(home):
     assert not at.exception
     notes = [i.value for i in at.info if "cross:piqa" in i.value]
     assert notes and "scores the MixMin model of `piqa`" in notes[0] and "config may limit" not in notes[0]
+    # the weights shown are those of the model scored here: piqa's mixtures (it showed arc_easy's own)
+    assert {o.split(" · ")[0] for o in at.selectbox(key="w:compare.problem").options} == {"piqa"}
 
 
 def test_equal_compute_within_a_few_percent_is_not_flagged():
