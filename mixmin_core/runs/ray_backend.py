@@ -222,7 +222,11 @@ def run_units(todo, n_workers, finish, *, root) -> None:
                 ray.cancel(ref)
             _clean_nodes(nodes, token)
         else:  # the local instance ends with this process; cancelling a task just as it finished crashed Ray's
-            _remove_cache(token)  # core worker ("Tried to complete task that was not pending"), exit 1 on SIGTERM
+            # core worker ("Tried to complete task that was not pending"), exit 1 on SIGTERM. Stopped mid-stage, its
+            # tasks still running wrote the cache again after it was removed: the instance goes first
+            if refs:
+                ray.shutdown()
+            _remove_cache(token)
 
 
 def _check_gpus(todo, n_gpus: float) -> None:

@@ -4,6 +4,7 @@ import os
 import shutil
 import socket
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -241,7 +242,9 @@ def test_sigterm_stops_a_ray_job_as_cancelled(tmp_path):
     from tests.jobs.test_job_lifecycle import SLOW, running_with_units, wait_for
 
     ray_tmp = Path(tempfile.mkdtemp(prefix="mmray", dir="/tmp"))  # Ray's socket paths must fit 107 bytes
-    env = {**os.environ, "RAY_TMPDIR": str(ray_tmp), "PYTHONPATH": str(ROOT)}
+    temp = tmp_path / "temp"  # the job's batch cache goes under TMPDIR/mixmin-ray
+    temp.mkdir()
+    env = {**os.environ, "RAY_TMPDIR": str(ray_tmp), "PYTHONPATH": str(ROOT), "TMPDIR": str(temp)}
     env.pop("RAY_ADDRESS", None)
     log = tmp_path / "job.log"
     try:
@@ -257,6 +260,9 @@ def test_sigterm_stops_a_ray_job_as_cancelled(tmp_path):
         assert "cancelled: stopped by SIGTERM" in out, out
         (job,) = store.list_jobs()
         assert job["status"] == "cancelled" and job["error"] == "stopped by SIGTERM"
+        # tasks still running wrote the batch's input cache again after the driver removed it (a folder per stop)
+        time.sleep(2)
+        assert not list(temp.glob("mixmin-ray/*")), list(temp.glob("mixmin-ray/*"))
     finally:
         if proc.poll() is None:
             proc.kill()
