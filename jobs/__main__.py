@@ -36,7 +36,13 @@ from jobs.pipelines import load_pipeline
 from mixmin_core.errors import ConfigError, MixminError
 from mixmin_core.runs import datasets
 from mixmin_core.runs.fileio import read_json, write_json, write_text
-from mixmin_core.runs.runner import BACKENDS, JobCancelled, RunContext, close_pools
+from mixmin_core.runs.runner import (
+    BACKENDS,
+    JobCancelled,
+    RunContext,
+    close_pools,
+    kill_pools,
+)
 from mixmin_core.runs.store import RunLock, RunStore, default_home
 from mixmin_core.solver.validation import FORMULA_STARTS
 
@@ -271,10 +277,12 @@ def _install_stop_handlers() -> dict:
     """SIGTERM and SIGINT raise :class:`Stopped` in the main thread.
 
     The exception unwinds through the runner, which lets units already handed to workers finish
-    (their outputs are written atomically), so the job stops with everything finished kept.
+    (their outputs are written atomically), so the job stops with everything finished kept. A second signal
+    ends the workers at once (their units run again on resume).
     """
     def stop(signum, _frame):
-        if _STOPPING:  # a second signal while stopping: let the first finish its cleanup
+        if _STOPPING:  # a second signal while stopping: the first finishes its cleanup, without the started units
+            kill_pools()
             return
         _STOPPING["signal"] = signum
         raise Stopped(f"stopped by {signal.Signals(signum).name}")

@@ -277,8 +277,9 @@ def parse_table(name: str, data: bytes, *, kind: str = "auto", max_expanded: int
     if id_col is not None and frame[id_col].isna().any():  # read as 'nan' (or a float that broke the checks below)
         row = int(np.flatnonzero(frame[id_col].isna().to_numpy())[0])
         raise InputError(f"{name}: column {str(id_col)!r} has {int(frame[id_col].isna().sum())} empty cell(s), the first "
-                         f"in data row {row + 1}; give every sample an id, or drop the column (a table reader takes an "
-                         "id written NA, None or null for an empty cell: rename such ids).")
+                         f"in data row {row + 1}; give every sample an id, or drop the column"
+                         + (" (a CSV reader takes ids such as NA, N/A, NULL, None or nan for empty cells: rename such "
+                            "ids)." if name.lower().endswith(".csv") else "."))
     ids = None if id_col is None else frame[id_col].astype(str)
     longest = 0 if ids is None else int(ids.str.len().max())
     if len(frame) * longest * 4 > max_expanded:  # ids are kept as fixed-width text

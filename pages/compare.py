@@ -238,8 +238,9 @@ def weights_side_by_side(run_id: str, variant: str) -> None:
     """The mixtures each method found for one problem of the chosen setting (of any, if it saved none)."""
     withmix = sorted(data.mixture_problems(run_id), key=lambda p: (data.main_first(p.variant), p.target, p.trial))
     own = variant.removeprefix("cross:") if variant.startswith("cross:") else None  # a model trained on that target's
-    withmix = ([p for p in withmix if p.variant == variant]  # mixture (it showed the scored targets' own)
-               or [p for p in withmix if own and p.target == own and not p.variant.startswith("cross:")] or withmix)
+    trained = [p for p in withmix if own and p.target == own and not p.variant.startswith("cross:")]
+    withmix = ([p for p in withmix if p.variant == variant]  # mixture (it showed the scored targets' own): the main
+               or [p for p in trained if p.variant == trained[0].variant] or withmix)  # setting's, sorted first
     if not withmix:
         st.caption("This run saved no mixtures.")
         return

@@ -100,10 +100,13 @@ def step_text(job: dict, store_root=None) -> str:
     (:func:`pages._access.shown`: the owner's paths are not shown)."""
     if job.get("status") == "running":
         return shown(job.get("message", ""), store_root)
+    resume = f"resume with `python -m jobs resume {job.get('run_id')}`"
     if job.get("status") == "died":  # where it stopped, as `jobs status` says it (it read only "died")
-        return shown(f"died at: {job.get('message') or 'start'}; resume with `python -m jobs resume {job['run_id']}`",
-                     store_root)
-    if job.get("status") in ("failed", "cancelled"):
+        return shown(f"died at: {job.get('message') or 'start'}; {resume}", store_root)
+    if job.get("status") == "cancelled":
+        lines = shown(job.get("error") or "cancelled", store_root).strip().splitlines()
+        return f"{lines[-1] if lines else 'cancelled'}; {resume}"
+    if job.get("status") == "failed":
         lines = shown(job.get("error") or job["status"], store_root).strip().splitlines()
         return lines[-1] if lines else job["status"]
     return ""

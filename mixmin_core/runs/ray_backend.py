@@ -141,6 +141,7 @@ def _init(ray, n_workers: int, env_vars: dict | None) -> None:
             with _no_cloud_probes():
                 ray.init(address="local", num_cpus=n_workers,
                          **{**common, "runtime_env": runtime_env({**own, **(env_vars or {})})})
+            _OWN_INSTANCE.add(ray.get_runtime_context().gcs_address)
             return
         try:
             ray.init(address=address, **common)
@@ -224,9 +225,17 @@ def run_units(todo, n_workers, finish, *, root) -> None:
         else:  # the local instance ends with this process; cancelling a task just as it finished crashed Ray's
             # core worker ("Tried to complete task that was not pending"), exit 1 on SIGTERM. Stopped mid-stage, its
             # tasks still running wrote the cache again after it was removed: the instance goes first
-            if refs:
+            if refs and _started_here(ray):  # (never a session the caller started: its objects would go)
                 ray.shutdown()
             _remove_cache(token)
+
+
+#: The local instance this process started (start_ray), which it may shut down: one the caller started is theirs.
+_OWN_INSTANCE: set = set()
+
+
+def _started_here(ray) -> bool:
+    return ray.is_initialized() and ray.get_runtime_context().gcs_address in _OWN_INSTANCE
 
 
 def _check_gpus(todo, n_gpus: float) -> None:

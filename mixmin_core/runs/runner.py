@@ -8,11 +8,13 @@ the driver alone writes its files into the run store.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -122,11 +124,12 @@ def run_tasks(units: list[Unit], *, backend: str = "local", n_workers: int | Non
 def _run_pool(todo, n_workers, finish):
     pending = {}
     try:
-        try:
-            pending = {_pool(n_workers).submit(_execute, u.fn, u.kwargs): u for u in todo}
-        except BrokenProcessPool:  # a worker died while idle (out of memory, a stray kill): start afresh, once
-            close_pools()
-            pending = {_pool(n_workers).submit(_execute, u.fn, u.kwargs): u for u in todo}
+        with _spawning():
+            try:
+                pending = {_pool(n_workers).submit(_execute, u.fn, u.kwargs): u for u in todo}
+            except BrokenProcessPool:  # a worker died while idle (out of memory, a stray kill): start afresh, once
+                close_pools()
+                pending = {_pool(n_workers).submit(_execute, u.fn, u.kwargs): u for u in todo}
         while pending:
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in finished:  # kept pending until recorded: a stop inside finish records it below
@@ -136,6 +139,10 @@ def _run_pool(todo, n_workers, finish):
         # a stop (cancel, SIGTERM) lets started units finish: record them, or a resume would run them again
         for fut in pending:
             fut.cancel()
+        started = sum(fut.running() for fut in pending)
+        if started:
+            log.warning("stopping: waiting for the %d unit(s) the workers started (a second Ctrl-C or SIGTERM drops "
+                        "them; a resume runs them again)", started)
         close_pools()  # waits for the units the workers had started
         for fut, unit in pending.items():
             if fut.done() and not fut.cancelled() and fut.exception() is None:
@@ -164,6 +171,28 @@ def _pool(n_workers: int) -> ProcessPoolExecutor:
         _POOL.append((key, ProcessPoolExecutor(max_workers=n_workers, mp_context=multiprocessing.get_context("spawn"),
                                                initializer=_die_with_parent, initargs=(os.getpid(),))))
     return _POOL[0][1]
+
+
+@contextlib.contextmanager
+def _spawning():
+    """Workers (started as units are submitted) are born ignoring SIGINT, which a new interpreter inherits: one still
+    importing when a terminal's Ctrl-C came printed a traceback and broke the pool. (A Ctrl-C in these milliseconds
+    is lost; signal dispositions belong to the main thread.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
+
+
+def kill_pools() -> None:
+    """End the workers at once, dropping the units they run (a second stop signal: the user will not wait)."""
+    for _, pool in _POOL:
+        for process in list((pool._processes or {}).values()):
+            process.kill()
 
 
 def close_pools() -> None:

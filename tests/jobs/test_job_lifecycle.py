@@ -104,6 +104,9 @@ def test_sigterm_and_sigint_record_cancelled_without_a_traceback(tmp_path, sig):
     status = cli("status")
     assert "cancelled" in status.stdout and "running" not in status.stdout, status.stdout
     assert f"resume with `python -m jobs resume {job['run_id']}`" in status.stdout  # as a died job's line says
+    from pages.runs import step_text  # and the Runs page's step
+
+    assert step_text(job).endswith(f"; resume with `python -m jobs resume {job['run_id']}`"), step_text(job)
     assert not any(Path(store.run_dir(job["run_id"])).rglob(".*.tmp"))  # no half-written file left
     # the units the workers finished after the stop are recorded: a resume does not run them again
     resumed = cli("resume", job["run_id"], "--quiet")
@@ -144,6 +147,28 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "gone"
+
+
+def test_ctrl_c_in_a_terminal_twice_stops_without_tracebacks_and_resumes(tmp_path):
+    """A terminal's Ctrl-C reaches the whole process group: workers printed KeyboardInterrupt tracebacks and dropped
+    their units. Now they ignore it and the job stops; a second Ctrl-C ends the workers at once (no wait for the
+    units they had started, which a resume runs again)."""
+    store = RunStore()
+    with open(tmp_path / "a.log", "wb") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "jobs", "run", CONFIG, *SLOW, "--set", "n_workers=2"], cwd=ROOT,
+                                env=os.environ.copy(), stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+    assert wait_for(lambda: running_with_units(store, 3)), (tmp_path / "a.log").read_text()
+    os.killpg(proc.pid, signal.SIGINT)
+    time.sleep(0.3)
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+    code = proc.wait(timeout=120)
+    out = (tmp_path / "a.log").read_text()
+    assert code == 128 + signal.SIGINT and "Traceback" not in out and "KeyboardInterrupt" not in out, out
+    (job,) = store.list_jobs()
+    assert job["status"] == "cancelled"
+    assert cli("resume", job["run_id"], "--quiet").returncode == 0
+    assert store.get_run(job["run_id"])["status"] == "done"
 
 
 def test_kill_9_reads_died_in_the_cli_and_the_app_with_a_resume_hint(tmp_path):

@@ -398,3 +398,25 @@ def test_folders_a_killed_job_left_are_removed_a_day_later(tmp_path, monkeypatch
         os.utime(folder, (day_ago, day_ago))
     assert sorted(remove_stale_folders()) == sorted([old, unit])
     assert fresh.exists() and not old.exists() and not unit.exists()  # a running batch's cache stays
+
+
+def _fail(*, output: str) -> dict:
+    raise ValueError("this unit fails")
+
+
+def _slow(*, output: str) -> dict:
+    time.sleep(5)
+    return _write_value(value=1, output=output)
+
+
+def test_a_failed_stage_leaves_a_session_the_caller_started_alone(worker_home, tmp_path, monkeypatch):
+    """A stage that ends with tasks in flight shuts down the instance mixmin started (its tasks would write their
+    input cache again), never one the caller started: their objects would go, and the next call start another."""
+    from mixmin_core.runs import ray_backend
+
+    monkeypatch.setattr(ray_backend, "_OWN_INSTANCE", set())  # as if the caller had called ray.init
+    units = [Unit("fail", _fail, {"output": str(tmp_path / "f.json")}, tmp_path / "f.json"),
+             Unit("slow", _slow, {"output": str(tmp_path / "s.json")}, tmp_path / "s.json")]
+    with pytest.raises(Exception, match="this unit fails"):
+        run_tasks(units, backend="ray", n_workers=2, progress=False)
+    assert ray.is_initialized() and ray.cluster_resources()["CPU"] == 2  # the module's instance, still up
