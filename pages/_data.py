@@ -450,6 +450,18 @@ def metric_label(metric: str) -> str:
     return f"{metric} ({METRIC_UNITS[metric]})" if metric in METRIC_UNITS else str(metric)
 
 
+def true_weights(problem_id: str, outputs) -> list | None:
+    """The weights that made the problem, where it has them: the built-in example's, or a synthetic run's (kept in
+    its summary, by source name); None elsewhere."""
+    if problem_id == EXAMPLE:
+        return outputs.meta.get("true_weights")
+    ref = parse_problem(problem_id)
+    known = ((store().get_run(ref.run_id) or {}).get("summary") or {}).get("true_weights") if ref.kind == "run" else None
+    if not isinstance(known, dict) or not all(n in known for n in outputs.source_names):
+        return None
+    return [float(known[n]) for n in outputs.source_names]
+
+
 def headline_metric(run_id: str) -> str | None:
     """The metric the run's pipeline reports first (its domain's ``headline_metric``, kept in the catalog)."""
     run = store().get_run(run_id) or {}

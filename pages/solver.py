@@ -203,7 +203,7 @@ def show_result(problem_id, outputs, result, step, iters, init, cap, prior) -> N
     c1.markdown(traj_fig, unsafe_allow_html=True)
     c2.markdown(loss_fig, unsafe_allow_html=True)
     lower, upper = intervals(problem_id, outputs, step, iters, init, cap, prior)
-    true_w = outputs.meta.get("true_weights") if problem_id == data.EXAMPLE else None
+    true_w = data.true_weights(problem_id, outputs)  # the example's, or a synthetic run's
     c1, c2 = st.columns([3, 2])
     c1.markdown(figs.weights_chart(result.source_names, result.weights, lower, upper, true_weights=true_w),
                 unsafe_allow_html=True)

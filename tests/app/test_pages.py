@@ -583,6 +583,13 @@ def test_compare_and_assays_work_on_the_synthetic_run(home):
     assert set(at.dataframe[0].value["method"]) == {"mixmin", "natural", "balanced"}
     at.switch_page("pages/assays.py").run()
     assert not at.exception
+    # the Solver draws the weights that made the problem, as for the built-in example (the README's "known true
+    # weights" showed nowhere for the run): its distance is the run's own weight_l1_error at the run's settings
+    at.switch_page("pages/solver.py").run()
+    assert not at.exception and at.session_state["solve.problem"] == f"run:{synthetic}:target__trial0"
+    note = next(m.value for m in at.markdown if "Known true weights" in m.value)
+    results = RunStore().results(synthetic).set_index(["trial", "method", "metric"])["value"]
+    assert f"**{results[0, 'mixmin', 'weight_l1_error']:.3f}**" in note, note
 
 
 # ---- Assays ---------------------------------------------------------------------------------------
