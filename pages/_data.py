@@ -410,14 +410,15 @@ def source_table(run_id: str) -> pd.DataFrame:
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def _run_config(run_id: str, stamp: tuple) -> dict:
+def _run_part(run_id: str, stamp: tuple, part: str = "config") -> dict:
+    """A part of the run's catalog record (its config or its summary), read once per catalog version."""
     run = store().get_run(run_id)
-    return (run or {}).get("config") or {}
+    return (run or {}).get(part) or {}
 
 
 def run_config(run_id: str) -> dict:
     """The run's resolved config (from the catalog; ``{}`` for an unknown run)."""
-    return _run_config(run_id, catalog_stamp(store()))
+    return _run_part(run_id, catalog_stamp(store()))
 
 
 def max_trials(run_id: str) -> int | None:
@@ -456,7 +457,7 @@ def true_weights(problem_id: str, outputs) -> list | None:
     if problem_id == EXAMPLE:
         return outputs.meta.get("true_weights")
     ref = parse_problem(problem_id)
-    known = ((store().get_run(ref.run_id) or {}).get("summary") or {}).get("true_weights") if ref.kind == "run" else None
+    known = _run_part(ref.run_id, catalog_stamp(store()), "summary").get("true_weights") if ref.kind == "run" else None
     if not isinstance(known, dict) or not all(n in known for n in outputs.source_names):
         return None
     return [float(known[n]) for n in outputs.source_names]
