@@ -44,7 +44,7 @@ from mixmin_core.runs.runner import (
     kill_pools,
 )
 from mixmin_core.runs.store import RunLock, RunStore, default_home
-from mixmin_core.solver.validation import FORMULA_STARTS
+from mixmin_core.solver.validation import FORMULA_STARTS, starts_as_formula
 
 #: In a run folder: the backend, ``--workers`` and working directory its last job was started with (``resume``
 #: starts the same way, where relative paths in the config mean the same files).
@@ -104,7 +104,7 @@ def resolve_config(config_path: str, overrides: list[str], resuming: bool = Fals
     if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp") for c in name):  # as source names: U+202E
         raise ConfigError(f"name must not hold line breaks, control, invisible or direction-changing characters; got "
                           f"{name[:60]!r}.")
-    if not resuming and unicodedata.normalize("NFKC", name).lstrip()[:1] in FORMULA_STARTS:  # the Runs table
+    if not resuming and starts_as_formula(name):  # the Runs table
         # downloads as CSV; a run named so before this rule still resumes
         raise ConfigError(f"name must not start with {', '.join(FORMULA_STARTS)} (a spreadsheet reads such a name as "
                           f"a formula); got {name[:60]!r}.")

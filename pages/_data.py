@@ -28,7 +28,7 @@ from mixmin_core.search.swarm import WEAK_SPEARMAN
 from mixmin_core.solver.kernels import HALF_SUPPORTED
 from mixmin_core.solver.results import is_diagnostic
 from mixmin_core.solver.synthetic import example_problem
-from pages._access import read_only
+from pages._access import read_only, shown
 
 EXAMPLE = "example"
 
@@ -449,6 +449,22 @@ def metric_label(metric: str) -> str:
     if is_surrogate(metric):
         return f"{metric} (surrogate estimate)"
     return f"{metric} ({METRIC_UNITS[metric]})" if metric in METRIC_UNITS else str(metric)
+
+
+def step_text(job: dict, store_root=None) -> str:
+    """What a running job is doing, or why a job stopped and how to go on (nothing for finished jobs), as a visitor
+    may see it (:func:`pages._access.shown`: the owner's paths are not shown)."""
+    status = job.get("status")
+    if status == "running":
+        return shown(job.get("message", ""), store_root)
+    resume = f"resume with `python -m jobs resume {job.get('run_id')}`"
+    if status == "died":  # where it stopped, as `jobs status` says it (it read only "died")
+        return shown(f"died at: {job.get('message') or 'start'}; {resume}", store_root)
+    if status in ("failed", "cancelled"):
+        lines = shown(job.get("error") or status, store_root).strip().splitlines()
+        last = lines[-1] if lines else status
+        return f"{last}; {resume}" if status == "cancelled" else last
+    return ""
 
 
 def true_weights(problem_id: str, outputs) -> list | None:

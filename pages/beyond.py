@@ -16,7 +16,6 @@ import streamlit as st
 from pages import _data as data
 from pages import _figures as figs
 from pages import _state as state
-from pages._access import shown
 
 state.open_page("beyond")
 
@@ -127,8 +126,7 @@ def not_ready(run_dir, what: str) -> None:
     jobs = data.store().list_jobs(run_dir.name)
     job = jobs[0] if jobs else {}
     if job.get("status") == "failed":
-        lines = shown(job.get("error") or "", data.store().root).strip().splitlines()
-        st.error(f"This run failed before writing {what}: {state.plain(lines[-1] if lines else 'no error recorded')}. "
+        st.error(f"This run failed before writing {what}: {state.plain(data.step_text(job, data.store().root))}. "
                  f"Once the cause is fixed, `python -m jobs resume {run_dir.name}` continues it (an error in its config "
                  "comes back: fix the config and run that instead).", icon=":material/error:")
     elif job.get("status") == "running":

@@ -95,23 +95,6 @@ def extrapolated(summary: pd.DataFrame) -> set:
     return set(beyond.loc[beyond["mean"] > rmse, "method"]) if rmse > 0 else set()
 
 
-def step_text(job: dict, store_root=None) -> str:
-    """What a running job is doing, or why a job failed (nothing for finished jobs), as a visitor may see it
-    (:func:`pages._access.shown`: the owner's paths are not shown)."""
-    if job.get("status") == "running":
-        return shown(job.get("message", ""), store_root)
-    resume = f"resume with `python -m jobs resume {job.get('run_id')}`"
-    if job.get("status") == "died":  # where it stopped, as `jobs status` says it (it read only "died")
-        return shown(f"died at: {job.get('message') or 'start'}; {resume}", store_root)
-    if job.get("status") == "cancelled":
-        lines = shown(job.get("error") or "cancelled", store_root).strip().splitlines()
-        return f"{lines[-1] if lines else 'cancelled'}; {resume}"
-    if job.get("status") == "failed":
-        lines = shown(job.get("error") or job["status"], store_root).strip().splitlines()
-        return lines[-1] if lines else job["status"]
-    return ""
-
-
 def runs_table(store, runs: list[dict]) -> pd.DataFrame:
     jobs = latest_jobs(store)
     names = state.run_names(runs)  # two runs of one config told apart
@@ -125,7 +108,7 @@ def runs_table(store, runs: list[dict]) -> pd.DataFrame:
             "status": "folder gone" if gone else
             job.get("status", run["status"]) if job.get("status") == "died" else run["status"],
             "progress": (job.get("n_done", 0) / total) if total else None,
-            "step": step_text(job, store.root),
+            "step": data.step_text(job, store.root),
             "key result": "its folder was deleted" if gone else
             run_key_result(run["run_id"], (run.get("summary") or {}).get("metric")),
             "created": pd.Timestamp(run["created_at"], unit="s").strftime("%Y-%m-%d %H:%M"),

@@ -105,6 +105,11 @@ FORMULA_STARTS = ("=", "+", "-", "@")
 MAX_NAME_CHARS = 256
 
 
+def starts_as_formula(text: str) -> bool:
+    """Whether a spreadsheet would read ``text`` as a formula: leading spaces skipped, a full-width ＝ an equals sign."""
+    return unicodedata.normalize("NFKC", text).lstrip()[:1] in FORMULA_STARTS
+
+
 def check_new_names(name: str, values) -> tuple:
     """:func:`check_names`, and none starting as a spreadsheet formula does (:data:`FORMULA_STARTS`): for names
     entering the tool (an upload's columns, a table's assays, text file names), which end up in downloaded tables.
@@ -114,8 +119,7 @@ def check_new_names(name: str, values) -> tuple:
     if long:  # a 1 MB column name froze the browser tab that drew it
         raise InputError(f"{name}: names must be at most {MAX_NAME_CHARS} characters; got one of {len(long[0]):,} "
                          f"({long[0][:40]!r}...). Rename the source.")
-    # as a spreadsheet reads it: leading spaces skipped, a full-width ＝ an equals sign
-    bad = [n for n in names if unicodedata.normalize("NFKC", n).lstrip()[:1] in FORMULA_STARTS]
+    bad = [n for n in names if starts_as_formula(n)]
     if bad:  # a spreadsheet opening a downloaded table would run the name as a formula
         raise InputError(f"{name}: names must not start with {', '.join(FORMULA_STARTS)} (a spreadsheet reads such a "
                          f"name as a formula); got {bad[0]!r}. Rename the source.")

@@ -421,7 +421,7 @@ def test_a_run_named_before_the_formula_rule_still_resumes(monkeypatch, capsys):
     from mixmin_core.runs.store import RunStore
 
     with monkeypatch.context() as before_the_rule:
-        before_the_rule.setattr("jobs.__main__.FORMULA_STARTS", ())
+        before_the_rule.setattr("jobs.__main__.starts_as_formula", lambda name: False)
         assert main(["run", SYN, "--set", "name=-v2", "--set", "trials=1", "--set", "source_samples=500", "--quiet"]) == 0
     (run,) = RunStore().list_runs()
     assert main(["run", SYN, "--set", "name=-v2", "--dry-run"]) == 2  # a new run may not take such a name
