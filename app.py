@@ -2,7 +2,7 @@
 
 The router: lists the pages explicitly (``st.navigation`` also turns off the legacy automatic
 ``pages/`` discovery), applies a link's query string, draws the shared sidebar and initialises every
-session-state key (``pages._state.DEFAULTS``).
+session-state key (``pages.common.state.DEFAULTS``).
 """
 from __future__ import annotations
 
@@ -13,10 +13,9 @@ import streamlit as st
 from PIL import Image
 
 from mixmin_core.errors import ConfigError
-from pages import _data as data
-from pages import _state as state
-from pages._access import NOTE as READ_ONLY_NOTE
-from pages._access import check_settings, read_only
+from pages.common import data, state
+from pages.common.access import NOTE as READ_ONLY_NOTE
+from pages.common.access import check_settings, read_only
 
 PAGES = [
     # The default page is served at "/"; its url_path only has to be unique. The hidden twin serves

@@ -2,7 +2,7 @@
 
 One "slider change" is what the page does when the step size moves to a value it has not solved
 yet: a fresh MixMin solve (100 iterations) plus building its figures (weight trajectories,
-loss/gap, final-weight bars: inline SVG, see pages/_svg.py) and the weights table.
+loss/gap, final-weight bars: inline SVG, see pages/common/svg.py) and the weights table.
 
     python -m benchmarks.app                 # 600 sources x 3,000 samples, 100 iterations
     python -m benchmarks.app --samples 6000
@@ -36,7 +36,7 @@ def _floor(values: np.ndarray, n_iter: int) -> float:
 
 def _time_once(outputs, step: float, n_iter: int) -> tuple[float, float]:
     from mixmin_core import mixmin
-    from pages import _figures as figs
+    from pages.common import figures as figs
 
     t0 = time.perf_counter()
     result = mixmin(outputs, step_size=step, max_iter=n_iter)

@@ -26,7 +26,7 @@ import numpy as np
 MEDIAN_GOAL, WORST_GOAL = 0.3, 0.6
 START_STEP = "0.03"  # then 10 moves right: 0.1, 0.3, 0.5, 1, 2, 3, 5, 10, 30, 100
 
-#: Changes when the trajectory figure (inline SVG, pages/_svg.py) is redrawn with new data: its last
+#: Changes when the trajectory figure (inline SVG, pages/common/svg.py) is redrawn with new data: its last
 #: three lines (highlighted sources; the grey ones below them move with them).
 STATE_JS = """() => {
   const p = document.querySelector('svg[data-chart="Weight trajectories"]');
@@ -57,7 +57,7 @@ def save_synthetic(home: Path, n_sources: int, n_samples: int) -> str:
 def solve_alone(problem_path: Path, steps: list[float]) -> list[float]:
     """Seconds per MixMin solve (100 iterations) in-process, one per step size, stored as the page stores it."""
     from mixmin_core import ProxyOutputs, mixmin
-    from pages._data import live_storage
+    from pages.common.data import live_storage
 
     outputs = ProxyOutputs.load(problem_path)
     storage = live_storage(outputs)

@@ -6,9 +6,8 @@ import plotly.express as px
 import streamlit as st
 
 from mixmin_core.runs import layout
-from pages import _data as data
-from pages import _figures as figs
-from pages import _state as state
+from pages.common import data, state
+from pages.common import figures as figs
 
 state.open_page("assays")
 

@@ -13,9 +13,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages import _data as data
-from pages import _figures as figs
-from pages import _state as state
+from pages.common import data, state
+from pages.common import figures as figs
 
 state.open_page("beyond")
 

@@ -18,9 +18,8 @@ from mixmin_core.solver.results import (
     metric_range,
     summarize,
 )
-from pages import _data as data
-from pages import _figures as figs
-from pages import _state as state
+from pages.common import data, state
+from pages.common import figures as figs
 
 state.open_page("compare")
 

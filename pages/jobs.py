@@ -18,9 +18,8 @@ import yaml
 from jobs import control as jobs_control
 from jobs.config import read_config_file
 from mixmin_core.errors import InputError
-from pages import _data as data
-from pages import _state as state
-from pages._access import read_only, shown
+from pages.common import data, state
+from pages.common.access import read_only, shown
 
 state.open_page("jobs")
 
@@ -138,7 +137,7 @@ def job_details(store, jobs: list[dict]) -> None:
 
 
 def _shown(store, text: str) -> str:
-    """A log or error as a visitor may see it (:func:`pages._access.shown`)."""
+    """A log or error as a visitor may see it (:func:`pages.common.access.shown`)."""
     return shown(text, store.root)
 
 

@@ -10,10 +10,9 @@ import streamlit as st
 from jobs import control as jobs_control
 from mixmin_core.errors import MixminError
 from mixmin_core.solver.results import OVERALL
-from pages import _data as data
-from pages import _figures as figs
-from pages import _state as state
-from pages._access import read_only, shown
+from pages.common import data, state
+from pages.common import figures as figs
+from pages.common.access import read_only, shown
 
 state.open_page("runs")
 

@@ -13,10 +13,9 @@ import numpy as np
 import streamlit as st
 
 from mixmin_core import mixture_loss
-from pages import _data as data
-from pages import _export as export_panel
-from pages import _figures as figs
-from pages import _state as state
+from pages.common import data, state
+from pages.common import export as export_panel
+from pages.common import figures as figs
 
 state.open_page("solver")
 
@@ -199,7 +198,7 @@ def show_result(problem_id, outputs, result, step, iters, init, cap, prior) -> N
     result = dataclasses.replace(result, source_names=data.shown_names(problem_id, result.source_names))
     traj_fig, loss_fig = figs.solver_figures(result, k)
     c1, c2 = st.columns(2)
-    # inline SVG, not Plotly: a changed Plotly figure is remounted from scratch on every move (see pages/_svg.py)
+    # inline SVG, not Plotly: a changed Plotly figure is remounted from scratch on every move (see pages/common/svg.py)
     c1.markdown(traj_fig, unsafe_allow_html=True)
     c2.markdown(loss_fig, unsafe_allow_html=True)
     lower, upper = intervals(problem_id, outputs, step, iters, init, cap, prior)

@@ -10,11 +10,9 @@ import streamlit as st
 from mixmin_core.runs import layout
 from mixmin_core.solver.multi_target import MODES
 from mixmin_core.solver.pareto import dominated
-from pages import _data as data
-from pages import _export as export_panel
-from pages import _figures as figs
-from pages import _multi as multi
-from pages import _state as state
+from pages.common import data, multi, state
+from pages.common import export as export_panel
+from pages.common import figures as figs
 
 state.open_page("targets")
 

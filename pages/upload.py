@@ -10,11 +10,10 @@ import streamlit as st
 
 from mixmin_core import mixmin
 from mixmin_core.solver.proxy_outputs import KINDS
-from pages import _data as data
-from pages import _figures as figs
-from pages import _state as state
-from pages._access import read_only
-from pages._uploads import (
+from pages.common import data, state
+from pages.common import figures as figs
+from pages.common.access import read_only
+from pages.common.uploads import (
     MAX_EXPANDED_BYTES,
     MAX_UPLOAD_BYTES,
     parse_upload,

@@ -24,7 +24,7 @@ BUSY = ('[data-testid="stStatusWidgetRunningIcon"], [data-testid="stStatusWidget
 
 #: ``{title: [{name, x, y}]}`` of every drawn Plotly chart (titles without the theme's <b> tags; x and y
 #: as JSON text: arrays may be typed-array objects), and ``{title: elements}`` of every inline SVG chart
-#: (pages/_svg.py): each element's tag, sorted attributes and text (the DOM's attribute order may vary).
+#: (pages/common/svg.py): each element's tag, sorted attributes and text (the DOM's attribute order may vary).
 CHARTS_JS = """() => Object.fromEntries(Array.from(document.querySelectorAll('.js-plotly-plot'))
   .filter(el => el.layout && el.layout.title)
   .map(el => [String(el.layout.title.text).replace(/<[^>]+>/g, ''), el.data.map(t => ({name: t.name, x: JSON.stringify(t.x),

@@ -45,5 +45,5 @@ def open_app(page: str | None = None) -> AppTest:
 
 
 def shown(element) -> str:
-    """An element's Markdown as the reader sees it: pages escape the text of errors (see pages._state.plain)."""
+    """An element's Markdown as the reader sees it: pages escape the text of errors (see pages.common.state.plain)."""
     return re.sub(r"\\(.)", r"\1", element.value)

@@ -172,7 +172,7 @@ def test_a_loss_regret_ladder_shows_the_measure_its_rule_compares():
 def test_runs_of_one_config_are_told_apart_in_the_run_picker():
     """Two ladder runs of one config were both "chem_ladder · chem_ladder · done": the browser sends a pick back by
     its label, so changing the target jumped to the other run, unseen."""
-    from pages._state import run_labels
+    from pages.common.state import run_labels
 
     runs = [{"run_id": f"chem_ladder-{i}", "name": "chem_ladder", "pipeline": "chem_ladder", "status": "done"}
             for i in ("10464a3a", "bdc2fba7")] + [{"run_id": "e-1", "name": "e", "pipeline": "chem_evolve", "status": "died"}]

@@ -299,7 +299,7 @@ def test_jobs_link_opens_the_same_config_and_a_bad_one_falls_back_with_a_notice(
 
 def test_the_main_setting_of_a_ladder_or_an_evolving_run_is_its_last_stage():
     """rung0 (a 4% budget) and v0 (the initial sources) were picked, sorted as plain text."""
-    from pages._data import main_first
+    from pages.common.data import main_first
 
     assert sorted(["rung0", "rung2", "rung1"], key=main_first) == ["rung2", "rung1", "rung0"]
     assert sorted(["v0", "v10", "v4"], key=main_first) == ["v10", "v4", "v0"]

@@ -17,7 +17,7 @@ from jobs import control as jobs_control
 from mixmin_core import MixtureResult, mixture_loss
 from mixmin_core.runs import layout
 from mixmin_core.runs.store import RunStore
-from pages import _data as data
+from pages.common import data
 from tests.app.conftest import open_app, shown
 from tests.app.fixtures import (
     CHEM_RUN,
@@ -44,7 +44,7 @@ def chart_titles(at) -> list[str]:
 
 
 def svg_titles(at) -> list[str]:
-    """Titles of the inline SVG charts (pages/_svg.py), in page order."""
+    """Titles of the inline SVG charts (pages/common/svg.py), in page order."""
     import html
     import re
 
@@ -504,7 +504,7 @@ def test_compare_opens_on_a_score_not_on_the_yardsticks_diagnostics():
     """Every run-table run opened on yardstick_beyond_runs (every method near 0.0), not on a score."""
     import pandas as pd
 
-    from pages._data import metrics_by_default
+    from pages.common.data import metrics_by_default
 
     every = [{"metric": m, "method": meth} for m in ("yardstick_beyond_runs", "yardstick_spearman", "best_run_loss",
                                                      "surrogate:yardstick_loss") for meth in ("natural", "regmix", "bo")]

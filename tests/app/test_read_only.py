@@ -380,7 +380,7 @@ def test_read_only_visitors_see_no_paths_a_config_names_nor_a_stored_traceback(h
     assert "Traceback" not in text and "pyenv" not in text and "/private" not in text
     assert "(traceback frames shown to the owner only)" in text
     assert "AssertionError: Torch not compiled with CUDA enabled" in text
-    from pages._access import shown
+    from pages.common.access import shown
 
     # a log keeps its other lines (a traceback's frames go, its error line stays); a URL is no run folder
     log = ("step 1\nTraceback (most recent call last):\n  File \"/x/y.py\", line 1, in f\nValueError: retried\n"

@@ -1,4 +1,4 @@
-"""The Solver page's inline SVG charts (pages/_svg.py): escaped text, axes that cover the data, one line per series."""
+"""The Solver page's inline SVG charts (pages/common/svg.py): escaped text, axes that cover the data, one line per series."""
 import html
 import re
 import xml.etree.ElementTree as ET
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from mixmin_core import mixmin
-from pages import _figures as figs
-from pages import _svg as svg
+from pages.common import figures as figs
+from pages.common import svg
 from tests.app.fixtures import binary_outputs
 
 NS = "{http://www.w3.org/2000/svg}"

@@ -16,7 +16,7 @@ from mixmin_core.runs.store import RunStore
 from mixmin_core.solver.multi_target import mixmin_multi
 from mixmin_core.solver.objectives import make_objective
 from mixmin_core.solver.pareto import cross_target_table
-from pages import _multi as multi
+from pages.common import multi
 from tests.app.conftest import open_app, shown
 from tests.app.fixtures import CHEM_RUN, binary_outputs
 from tests.app.test_links import open_link

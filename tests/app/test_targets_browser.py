@@ -17,7 +17,7 @@ from mixmin_core import ProxyOutputs
 from mixmin_core.runs import layout
 from mixmin_core.runs.store import RunStore
 from mixmin_core.solver.multi_target import common_sources, mixmin_multi
-from pages import _multi as multi
+from pages.common import multi
 from tests.app.browser import (
     CHROMIUM,
     charts,

@@ -1,4 +1,4 @@
-"""pages._uploads: every accepted format round-trips, every documented error is raised."""
+"""pages.common.uploads: every accepted format round-trips, every documented error is raised."""
 from __future__ import annotations
 
 import hashlib
@@ -14,7 +14,7 @@ import pytest
 
 from mixmin_core import ProxyOutputs
 from mixmin_core.errors import InputError
-from pages._uploads import parse_upload, save_compressed
+from pages.common.uploads import parse_upload, save_compressed
 
 
 def _sidecar(npz: bytes, kind: str = "binary", **fields) -> bytes:
@@ -265,9 +265,9 @@ def test_upload_shape_errors(files, match):
 
 
 def test_total_upload_size_is_capped(monkeypatch):
-    from pages import _uploads
+    from pages.common import uploads
 
-    monkeypatch.setattr(_uploads, "MAX_TOTAL_BYTES", 100)
+    monkeypatch.setattr(uploads, "MAX_TOTAL_BYTES", 100)
     npz = b"x" * 60
     with pytest.raises(InputError, match="together is over the 0 MB limit of one upload"):
         parse_upload([("x.npz", npz), ("x.json", b"y" * 60)])
@@ -275,7 +275,7 @@ def test_total_upload_size_is_capped(monkeypatch):
 
 def test_the_same_file_read_as_another_objective_is_stored_as_another_problem():
     """The stored name came from the bytes alone: a CSV read as mse reopened the binary reading saved before."""
-    from pages._uploads import upload_name
+    from pages.common.uploads import upload_name
 
     files = [("my data.csv", b"a,b,label\n0.1,0.9,0\n0.5,0.4,1\n")]
     assert upload_name(files, "binary") != upload_name(files, "mse")
@@ -286,7 +286,7 @@ def test_the_same_file_read_as_another_objective_is_stored_as_another_problem():
 
 
 def test_stored_uploads_have_a_disk_budget(tmp_path, monkeypatch):
-    import pages._uploads as uploads
+    from pages.common import uploads
 
     outputs = parse_upload([("x.csv", b"a,b,label\n0.1,0.9,0\n0.5,0.4,1\n")])
     folder = tmp_path / "uploads"
@@ -302,7 +302,7 @@ def test_stored_uploads_have_a_disk_budget(tmp_path, monkeypatch):
 
 def test_an_uploads_names_are_text_in_the_plotly_chart():
     """A column named <a href=...>Session expired</a> became a clickable link in the Upload page's chart."""
-    from pages._figures import weights_figure
+    from pages.common.figures import weights_figure
 
     evil = '<a href="https://evil.example/login">Session expired</a>'
     fig = weights_figure([evil, "b"], np.array([0.7, 0.3]))
@@ -312,7 +312,7 @@ def test_an_uploads_names_are_text_in_the_plotly_chart():
 
 def test_numeric_looking_names_keep_a_bar_each():
     """Columns "1", "1.0" and "2" were placed on a numeric axis: "1" and "1.0" shared a row, ticks read 1 and 2."""
-    from pages._figures import weights_figure
+    from pages.common.figures import weights_figure
 
     fig = weights_figure(["1", "1.0", "2"], np.array([0.5, 0.3, 0.2]))
     assert fig.layout.yaxis.type == "category" and sorted(fig.data[0].y) == ["1", "1.0", "2"]

@@ -25,7 +25,7 @@ import pytest
 from jobs.__main__ import main
 from mixmin_core.errors import InputError
 from mixmin_core.runs import datasets
-from pages._uploads import parse_upload
+from pages.common.uploads import parse_upload
 from tests.core.test_bad_inputs import BAD_LIBRARY_INPUTS
 
 ROOT = Path(__file__).resolve().parents[2]

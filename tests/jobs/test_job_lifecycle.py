@@ -104,7 +104,7 @@ def test_sigterm_and_sigint_record_cancelled_without_a_traceback(tmp_path, sig):
     status = cli("status")
     assert "cancelled" in status.stdout and "running" not in status.stdout, status.stdout
     assert f"resume with `python -m jobs resume {job['run_id']}`" in status.stdout  # as a died job's line says
-    from pages._data import step_text  # and the Runs page's step
+    from pages.common.data import step_text  # and the Runs page's step
 
     assert step_text(job).endswith(f"; resume with `python -m jobs resume {job['run_id']}`"), step_text(job)
     assert not any(Path(store.run_dir(job["run_id"])).rglob(".*.tmp"))  # no half-written file left
@@ -191,7 +191,7 @@ def test_kill_9_reads_died_in_the_cli_and_the_app_with_a_resume_hint(tmp_path):
     assert f"resume with `python -m jobs resume {run_id}`" in status.stdout
     assert f"died at: {job['message']}" in status.stdout
     # the app's Jobs page reads the same catalog; the Runs page's step says where, and how to go on (it said "died")
-    from pages._data import step_text
+    from pages.common.data import step_text
     from pages.jobs import jobs_table
 
     assert list(jobs_table(store)["status"]) == ["died"]

@@ -28,7 +28,7 @@ from mixmin_core.search.swarm import WEAK_SPEARMAN
 from mixmin_core.solver.kernels import HALF_SUPPORTED
 from mixmin_core.solver.results import is_diagnostic
 from mixmin_core.solver.synthetic import example_problem
-from pages._access import read_only, shown
+from pages.common.access import read_only, shown
 
 EXAMPLE = "example"
 
@@ -453,7 +453,7 @@ def metric_label(metric: str) -> str:
 
 def step_text(job: dict, store_root=None) -> str:
     """What a running job is doing, or why a job stopped and how to go on (nothing for finished jobs), as a visitor
-    may see it (:func:`pages._access.shown`: the owner's paths are not shown)."""
+    may see it (:func:`pages.common.access.shown`: the owner's paths are not shown)."""
     status = job.get("status")
     if status == "running":
         return shown(job.get("message", ""), store_root)

@@ -1,7 +1,7 @@
 """Cached multi-target solves shared by the Targets page and the export panel (not a page itself).
 
 A set of targets is named by the ids of their problems (``run:<run_id>:<problem key>``, see
-``pages/_data.py``) and keyed on those files' modification times, so a rewritten problem is solved
+``pages/common/data.py``) and keyed on those files' modification times, so a rewritten problem is solved
 again and an unchanged one never is.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from mixmin_core.solver.pareto import (
     pareto_front,
     target_weight_grid,
 )
-from pages import _data as data
+from pages.common import data
 
 #: Grid points per edge of the target-weight simplex: 11 mixtures for two targets, 28 for three (steps of 1/6, so
 #: equal weights are one of them).

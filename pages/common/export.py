@@ -17,9 +17,7 @@ import streamlit as st
 from mixmin_core.engine import export
 from mixmin_core.errors import InputError
 from mixmin_core.runs import layout
-from pages import _data as data
-from pages import _multi as multi
-from pages import _state as state
+from pages.common import data, multi, state
 
 FORMAT_LABELS = {
     "json": "JSON (plan with tokens/rows and epochs per source)",

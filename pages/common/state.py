@@ -22,14 +22,14 @@ import streamlit as st
 from mixmin_core.errors import MixminError
 from mixmin_core.runs.store import default_home
 from mixmin_core.solver.validation import IGNORABLE
-from pages import _data as data
+from pages.common import data
 
 #: Every session-state key the pages use, namespaced by page, with its default (app.py sets them).
 DEFAULTS = {
     "app.run_id": None,          # the run the pages show (sidebar)
     "app._url_written": {},      # the query string this session last wrote (see read_url)
     "app._from_url": {},         # keys set from the link this run, not yet checked against the options
-    "solve.problem": None,       # problem id (see pages/_data.py)
+    "solve.problem": None,       # problem id (see pages/common/data.py)
     "solve.step_size": 1.0,
     "solve.max_iter": 100,
     "solve.init": "uniform",
@@ -66,7 +66,7 @@ DEFAULTS = {
     "targets._point_for": None,  # the targets that index was picked for (a new set starts in the middle)
     "targets.front": True,       # trace the Pareto front (off by default where it is slow, see pages/targets.py)
     "targets._front_for": None,  # the targets and scale that toggle's default was last set for
-    "export.budget": None,       # export panel (pages/_export.py): None = one pass over the sources
+    "export.budget": None,       # export panel (pages/common/export.py): None = one pass over the sources
     "export._budget_for": None,  # the (run, unit) that budget was set for (another run starts at its default)
     "export.max_epochs": 4.0,
     "export.format": "json",
@@ -163,7 +163,9 @@ def shows_errors():
     try:
         yield
     except MixminError as exc:
-        from pages._access import shown  # read-only: no paths of the owner's machine
+        from pages.common.access import (
+            shown,  # read-only: no paths of the owner's machine
+        )
 
         st.error(plain(shown(str(exc))))
 
@@ -357,7 +359,7 @@ def read_url(page: str) -> list[str]:
 
 
 def _run_ids() -> set[str]:
-    from pages._data import store
+    from pages.common.data import store
 
     return {r["run_id"] for r in store().list_runs()}
 

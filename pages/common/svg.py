@@ -37,8 +37,8 @@ class Line:
 def text(value) -> str:
     """``value`` as character references except letters, digits and spaces: safe inside SVG and Markdown.
     Markdown decodes the references and then links what reads as a web or e-mail address, so an address
-    gets an invisible word joiner first (as :func:`pages._state.plain` does)."""
-    from pages._state import unlinked
+    gets an invisible word joiner first (as :func:`pages.common.state.plain` does)."""
+    from pages.common.state import unlinked
 
     return "".join(c if c.isascii() and (c.isalnum() or c == " ") else f"&#{ord(c)};" for c in unlinked(str(value)))
 

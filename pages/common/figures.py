@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from pages import _svg as svg
+from pages.common import svg
 
 #: The paper's Table 1 colours: cytotoxicity red, phenotypic green, protein binding/inhibition blue, other orange.
 CATEGORY_COLOURS = {"cytotoxicity": "#d62728", "phenotypic": "#2ca02c", "protein": "#1f77b4", "other": "#ff7f0e"}
@@ -86,7 +86,7 @@ def _grey_lines(traj: np.ndarray, rest: np.ndarray) -> np.ndarray:
 
 
 def trajectory_figure(result, k: int = 8) -> str:
-    """Weights per iteration (SVG, see :mod:`pages._svg`): the ``k`` largest final weights in colour, the
+    """Weights per iteration (SVG, see :mod:`pages.common.svg`): the ``k`` largest final weights in colour, the
     rest in grey with one legend entry (see :func:`_grey_lines`)."""
     traj = np.asarray(result.trajectory, dtype=np.float32)
     n_steps, n_sources = traj.shape
