@@ -201,7 +201,7 @@ class Experiment:
         else:
             n_init = min(n, s.bo_init or max(1, n // 2))
             result = bayesopt(evaluate, source_names=names, prior=prior, budget=n, rng=rng, n_init=n_init,
-                              compute_per_run=cost)
+                              compute_per_run=cost, seed=s.seed + problem.trial)  # the GP's restarts, per trial
         weak = swarm.weak_ranking(result) if method == "regmix" else None
         if weak:
             log.warning("%s: %s", problem.key, weak)

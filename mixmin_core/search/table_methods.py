@@ -254,7 +254,7 @@ def choose_mixture(method: str, runs: TrialRuns, target: str, *, rng: np.random.
 
         n_init = min(bo_init or max(1, min(len(names), budget // 2)), budget)
         result = bo_table(W, y, source_names=names, budget=budget, n_init=n_init, rng=rng, run_ids=ids,
-                          tests=tests)
+                          tests=tests, seed=int(rng.integers(2**31 - 1)))  # the GP's restarts, per trial like RegMix's
         result.meta["compute"] = _spent(pool, rows[result.meta["evaluated"]])
         return result
     raise InputError(f"method must be one of {list(METHODS)}; got {method!r}.")

@@ -642,3 +642,21 @@ def test_regmix_on_one_pool_fits_a_regressor_of_its_own_per_trial():
     rhos = {choose_mixture("regmix", runs, "pile_cc", rng=np.random.default_rng([0, trial, 2]), n_candidates=2000,
                            top_k=16).meta["metrics"]["spearman/regmix_1m_test"] for trial in range(3)}
     assert len(rhos) == 3 and min(rhos) > 0.95
+
+
+def test_bo_on_one_pool_fits_its_gp_with_a_seed_of_its_own_per_trial(monkeypatch):
+    """The GP's optimiser restarts drew from random_state 0 in every trial (its candidates and first runs did not)."""
+    from mixmin_core.search import bayesopt
+    from mixmin_core.search.table_methods import choose_mixture, trial_runs
+
+    seeds, fit = [], bayesopt.fit_gp
+
+    def spy(*args, seed=0, kernel=None, **kwargs):  # a fixed kernel (no optimiser) takes no seed
+        seeds.extend([seed] if kernel is None else [])
+        return fit(*args, seed=seed, kernel=kernel, **kwargs)
+
+    monkeypatch.setattr(bayesopt, "fit_gp", spy)
+    runs = trial_runs("regmix_1m_train", [], test_fraction=0.0, yardstick="regmix_1m_test")
+    for trial in range(3):
+        choose_mixture("bo", runs, "pile_cc", rng=np.random.default_rng([0, trial, 3]), bo_budget=8, bo_init=4)
+    assert len(set(seeds)) == 3
