@@ -1,5 +1,6 @@
 """``python -m jobs run CONFIG [--set key=value ...] [--dry-run] [--backend local|ray]``,
-``python -m jobs status [--run RUN_ID]``, ``python -m jobs resume RUN_ID``, ``python -m jobs cancel JOB_ID`` and
+``python -m jobs status [--run RUN_ID]``, ``python -m jobs resume RUN_ID``, ``python -m jobs cancel JOB_ID``,
+``python -m jobs delete RUN_ID ... [--yes]`` and
 ``python -m jobs export (--run RUN_ID | --weights FILE --sizes CSV) [--format ...]``.
 
 Bad input (a config, an override, a dataset) is one ``error: ...`` line and exit status 2,
@@ -388,6 +389,22 @@ def cmd_cancel(args) -> int:
     return 0
 
 
+def cmd_delete(args) -> int:
+    """Remove runs (catalog rows and folders; the shared proxy cache stays), after a confirmation."""
+    store = RunStore()
+    runs = [store.deletable(run_id) for run_id in dict.fromkeys(args.run_ids)]  # every id checked before any goes
+    listing = ", ".join(f"{r['run_id']} ({r['status']})" for r in runs)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise ConfigError(f"delete {listing}? Nothing was removed: add --yes to confirm without a terminal.")
+        if input(f"delete {listing}, with every file in its folder? [y/N] ").strip().lower() not in ("y", "yes"):
+            print("nothing removed")
+            return 0
+    for run in runs:
+        print(f"removed {store.delete_run(run['run_id'])}")
+    return 0
+
+
 def _setup_logging(log_path: Path) -> None:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     handlers = [logging.FileHandler(log_path), logging.StreamHandler(sys.stderr)]
@@ -429,6 +446,10 @@ def _parser() -> argparse.ArgumentParser:
     cancel = sub.add_parser("cancel", help="ask a running job to stop after its current unit")
     cancel.add_argument("job_id", help="the number in the job column of `python -m jobs status`")
     cancel.set_defaults(func=cmd_cancel)
+    delete = sub.add_parser("delete", help="remove runs: their catalog rows and folders (not the shared proxy cache)")
+    delete.add_argument("run_ids", nargs="+", metavar="run_id")
+    delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    delete.set_defaults(func=cmd_delete)
     add_export_parser(sub)
     return parser
 

@@ -267,7 +267,7 @@ def page() -> None:
         return
     frame = data.results(run_id)
     if frame.empty:
-        st.info(data.FOLDER_GONE if data.folder_gone(run_id) else
+        st.info(data.gone_note(run_id) if data.folder_gone(run_id) else
                 "No results yet: this run has not written its results.csv (it does when its job finishes).")
         return
     c1, c2, c3, c4 = st.columns([3, 2, 2, 2], vertical_alignment="bottom")

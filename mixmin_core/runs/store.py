@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -255,6 +256,37 @@ class RunStore:
         if jobs and not any(job_alive(j["pid"], j["started_at"]) for j in jobs):
             run["status"], run["last_step"] = "died", jobs[0]["message"]
         return run
+
+    def deletable(self, run_id: str) -> dict:
+        """The run :meth:`delete_run` would remove (status ``unlisted``: a folder without a catalog row), or
+        an :class:`InputError` for an id that names no run folder of this store."""
+        folder = self.run_dir(run_id)
+        if not run_id or run_id in (".", "..") or "\0" in run_id or folder.parent.resolve() != self.run_dir("").resolve():
+            raise InputError(f"{run_id[:80]!r} is no run id; `python -m jobs status` lists them.")
+        if folder.is_symlink():  # never follow a link out of the store
+            raise InputError(f"run folder {folder} is a link; remove the link itself if you mean to.")
+        run = self.get_run(run_id)
+        if run is None and not folder.is_dir():
+            raise InputError(f"no run {run_id[:80]!r} in {self.root}; `python -m jobs status` lists them.")
+        return run or {"run_id": run_id, "status": "unlisted"}
+
+    def delete_run(self, run_id: str) -> Path:
+        """Remove a run: its catalog rows (runs, jobs, units) and its folder. The proxy cache, which other
+        runs share, stays. Refused while a job holds the run's lock (:class:`RunLocked` names it).
+        The rows go first, in one transaction, so a delete killed half-way leaves at worst a folder the
+        catalog no longer lists (deleting the id again removes it), never a listed run without its files.
+        Returns the folder that was removed."""
+        self.deletable(run_id)
+        folder = self.run_dir(run_id)
+        with RunLock(folder):
+            with self._connect() as con:
+                for table in ("units", "jobs", "runs"):
+                    con.execute(f"DELETE FROM {table} WHERE run_id=?", (run_id,))
+            trash = folder.with_name(f".deleting-{run_id}-{os.getpid()}")
+            folder.rename(trash)  # a job started now makes a fresh folder, never half of this one
+        for left in folder.parent.glob(".deleting-*"):  # this one, and any a killed delete left
+            shutil.rmtree(left, ignore_errors=True)
+        return folder
 
     # ---- jobs ---------------------------------------------------------------------------
     def start_job(self, run_id: str, *, pid: int | None = None, log_path: str | None = None) -> int:

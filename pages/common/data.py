@@ -507,19 +507,23 @@ def layout_problems(run_id: str) -> list:
     return layout.list_problems(store().run_dir(run_id))
 
 
-#: What pages say of a run whose folder was deleted while the catalog still lists it.
-FOLDER_GONE = ("This run's folder is gone from the run store (deleted by hand?): the catalog still lists it, but "
-               "its files are not there. Run its config again to make it anew.")
-
-
 def folder_gone(run_id: str) -> bool:
     return not store().run_dir(run_id).is_dir()
+
+
+def gone_note(run_id: str) -> str:
+    """What pages say of a run whose folder is gone: deleted (``jobs delete``) while the page was open, or by
+    hand while the catalog still lists it."""
+    if store().get_run(run_id) is None:
+        return "This run was deleted from the run store (`python -m jobs delete`): pick another run in the sidebar."
+    return ("This run's folder is gone from the run store (deleted by hand?): the catalog still lists it, but its "
+            "files are not there. Run its config again to make it anew, or remove it with `python -m jobs delete`.")
 
 
 def no_outputs_note(run_id: str) -> str:
     """Why a page that reads proxy outputs has nothing to show for ``run_id``."""
     if folder_gone(run_id):
-        return FOLDER_GONE
+        return gone_note(run_id)
     if (store().get_run(run_id) or {}).get("pipeline") == "run_table":
         return ("A run on run tables trains no proxies, so it has no proxy outputs: its methods' mixtures and scores "
                 "are on the Compare page.")

@@ -77,6 +77,18 @@ def test_a_run_whose_folder_was_deleted_says_so(home):
         assert not at.exception and any("This run's folder is gone from the run store" in i.value for i in at.info), page
 
 
+def test_a_run_deleted_while_the_app_shows_it_gives_way_to_another(home):
+    at = open_app()
+    at.sidebar.selectbox(key="w:app.run_id").set_value(CHEM_RUN).run()
+    RunStore(home).delete_run(CHEM_RUN)  # as `python -m jobs delete` does, while the page is open
+    at.run()
+    assert not at.exception and at.session_state["app.run_id"] not in (CHEM_RUN, None)
+    assert not any("chem-fixture" in label for label in at.sidebar.selectbox(key="w:app.run_id").options)
+    at.session_state["app.run_id"] = CHEM_RUN  # a page that still holds the id (AppTest renders no sidebar here)
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception and any("was deleted from the run store" in i.value for i in at.info)
+
+
 def test_one_unreadable_summary_leaves_the_other_runs_listed(home):
     run_dir = RunStore(home).run_dir(CHEM_RUN)
     layout.summary_path(run_dir).write_bytes(b"garbage\x00\xff,,\n")  # a UnicodeDecodeError took the page down

@@ -257,3 +257,31 @@ def test_a_stop_signal_that_lands_inside_a_log_handler_still_stops_the_job():
         jobs_main._restore_handlers(previous)
         jobs_main._STOPPING.clear()
         logger.removeHandler(handler)
+
+
+def test_delete_removes_a_run_but_not_a_running_one_nor_anything_outside_the_store(tmp_path):
+    store = RunStore()
+    job = start(*SLOW, log=tmp_path / "a.log")
+    assert wait_for(lambda: running_with_units(store)), (tmp_path / "a.log").read_text()
+    (run,) = store.list_runs()
+    busy = cli("delete", run["run_id"], "--yes")
+    assert busy.returncode == 2 and "already running as job" in busy.stderr and "jobs cancel" in busy.stderr
+    assert store.run_dir(run["run_id"]).is_dir() and store.get_run(run["run_id"])  # nothing removed
+    os.kill(job.pid, signal.SIGTERM)
+    job.wait(timeout=120)
+    outside = store.root.parent / "keep"
+    outside.mkdir(exist_ok=True)
+    for bad in ("..", "../keep", "", "no-such-run"):
+        refused = cli("delete", run["run_id"], bad, "--yes")  # checked before any id is removed
+        assert refused.returncode == 2 and refused.stderr.startswith("error: ") and "Traceback" not in refused.stderr
+    unconfirmed = subprocess.run([sys.executable, "-m", "jobs", "delete", run["run_id"]], cwd=ROOT, stdin=subprocess.DEVNULL,
+                                 capture_output=True, text=True, timeout=120, check=False)
+    assert unconfirmed.returncode == 2 and "add --yes" in unconfirmed.stderr
+    assert outside.is_dir() and store.run_dir(run["run_id"]).is_dir() and store.get_run(run["run_id"])
+    done = cli("delete", run["run_id"], "--yes")
+    assert done.returncode == 0, done.stderr
+    assert store.get_run(run["run_id"]) is None and not store.list_jobs(run["run_id"]) and not store.units(run["run_id"])
+    assert not store.run_dir(run["run_id"]).exists() and not list(store.run_dir("").glob(".deleting-*"))
+    assert outside.is_dir() and cli("status").stdout.strip() == "no runs yet"
+    store.run_dir("unlisted").mkdir()  # a folder a killed run left before its catalog row: removable too
+    assert cli("delete", "unlisted", "--yes").returncode == 0 and not store.run_dir("unlisted").exists()
