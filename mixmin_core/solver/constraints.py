@@ -37,7 +37,9 @@ def check_caps(caps, n_sources: int, source_names=None, *, what: str = "caps",
         raise InputError(f"caps must have shape ({n_sources},), one per source; got shape {u.shape}.")
     check_finite("caps", u)
     if (u <= 0).any() or (u > 1).any():
-        raise InputError(f"caps must lie in (0, 1]; got range [{u.min():.3g}, {u.max():.3g}].")
+        zero = ("; a cap of 0 (a source with no data, as availability_caps gives it) cannot be met on the simplex's "
+                "interior: leave that source out first with outputs.select(sources=[...])" if (u == 0).any() else "")
+        raise InputError(f"caps must lie in (0, 1]; got range [{u.min():.3g}, {u.max():.3g}]{zero}.")
     if u.sum() < 1 - 1e-9:
         raise InputError(f"{what} sum to {u.sum():.4g} < 1, so no mixture satisfies them (the weights must sum to 1); "
                          f"{fix}.")

@@ -34,7 +34,7 @@ from mixmin_core.solver.solvers import (
     descend,
     start_weights,
 )
-from mixmin_core.solver.validation import as_float_array, by_source
+from mixmin_core.solver.validation import as_float_array, by_source, check_callback
 
 MODES = ("mean", "worst")
 
@@ -222,6 +222,7 @@ def mixmin_multi(outputs_list, *, mode: str = "mean", target_weights=None, norma
         raise InputError("target_weights apply to mode='mean' only; the worst case weighs no target above another. "
                          "Use normalise=True to put targets on a common scale.")
     step_size, max_iter, tol = _check_params(step_size, max_iter, tol)
+    check_callback("callback", callback)
     targets = check_targets(outputs_list, normalise=normalise)
     a = check_target_weights(target_weights, targets.n_targets, targets.names)
     caps = None if caps is None else check_caps(caps, len(targets.source_names), targets.source_names)

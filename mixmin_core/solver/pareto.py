@@ -18,6 +18,7 @@ from mixmin_core.solver.multi_target import check_targets, mixmin_multi
 from mixmin_core.solver.objectives import make_objective
 from mixmin_core.solver.results import MixtureResult
 from mixmin_core.solver.solvers import mixmin
+from mixmin_core.solver.validation import check_simplex
 
 
 def target_weight_grid(n_targets: int, n_points: int) -> np.ndarray:
@@ -169,11 +170,16 @@ def _labelled(results) -> dict:
 
 
 def _reorder(result: MixtureResult, source_names: tuple, label: str) -> np.ndarray:
+    """``result``'s weights in ``source_names``' order; all NaN for a result without a mixture (a failed
+    search), which scores NaN. Weights off the simplex are an error (they scored a cross-entropy below 0)."""
+    weights = np.asarray(result.weights, dtype=np.float32)
+    if not (weights.shape == (len(result.source_names),) and np.isnan(weights).all()):
+        check_simplex(f"results[{label!r}].weights", weights, len(result.source_names))  # scored as they are
     if tuple(result.source_names) == tuple(source_names):
-        return np.asarray(result.weights, dtype=np.float32)
+        return weights
     index = {n: i for i, n in enumerate(result.source_names)}
     missing = [s for s in source_names if s not in index]
     if missing or len(index) != len(source_names):
         raise InputError(f"results[{label!r}] has weights for other sources than the targets' "
                          f"(missing {missing[:5]}); solve it on the same sources.")
-    return np.asarray(result.weights, dtype=np.float32)[[index[s] for s in source_names]]
+    return weights[[index[s] for s in source_names]]

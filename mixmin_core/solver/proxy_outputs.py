@@ -28,6 +28,7 @@ from mixmin_core.solver.validation import (
     check_finite,
     check_names,
     check_shape,
+    check_unmasked,
     describe,
     to_float32,
 )
@@ -411,11 +412,13 @@ def _positions(name: str, chosen, n: int, names: tuple | None = None) -> np.ndar
 def _paths(path) -> tuple[Path, Path]:
     if not isinstance(path, (str, os.PathLike)) or not str(path):
         raise InputError(f"path must be a file path such as 'outputs/target' (.npz and .json beside it); got {path!r}.")
+    raw = str(os.fspath(path))
+    folder = raw.endswith(("/", os.sep))  # Path() drops the slash: "out/" wrote out.npz beside out/
     path = Path(path)
-    base = path.with_suffix("") if path.suffix in (".npz", ".json") else path
-    if base.name in ("", ".", ".."):  # a folder, not a file name
+    base = path.with_suffix("") if path.suffix.lower() in (".npz", ".json") else path
+    if folder or base.name in ("", ".", ".."):  # a folder, not a file name
         raise InputError(f"path must name a file such as 'outputs/target' (.npz and .json beside it), not a folder; "
-                         f"got {str(path)!r}.")
+                         f"got {raw!r}.")
     return base.with_name(base.name + ".npz"), base.with_name(base.name + ".json")
 
 
@@ -468,6 +471,7 @@ def _as_matrix(values) -> np.ndarray:
     """``values`` as a read-only float32 matrix that no one else can change: a writable array the caller
     passed is copied (a later edit of theirs would otherwise change these outputs under the solver's caches);
     a read-only array (such as a map opened with mode 'r') is used as it is."""
+    check_unmasked("values", values)
     try:
         arr = np.asarray(values)
     except Exception as exc:  # ragged input and the like

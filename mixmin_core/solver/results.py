@@ -91,6 +91,13 @@ class MixtureResult:
         bad = [n for n in names if d["weights"][n] is not None and not _is_number(d["weights"][n])]
         if bad:
             raise InputError(f"not a mixture: weights must be numbers; got {d['weights'][bad[0]]!r} for {bad[0]!r}.")
+        negative = [n for n in names if d["weights"][n] is not None and d["weights"][n] < 0]
+        if negative:
+            raise InputError(f"not a mixture: weights must be non-negative; got {d['weights'][negative[0]]!r} for "
+                             f"{negative[0]!r}.")
+        for key in ("loss", "gap"):
+            if d.get(key) is not None and not _is_number(d[key]):
+                raise InputError(f"not a mixture: {key} must be a number or null; got {str(d[key])[:40]!r}.")
         return cls(
             weights=np.array([nan if d["weights"][n] is None else d["weights"][n] for n in names], dtype=np.float32),
             source_names=names, loss=nan if d.get("loss") is None else d["loss"], n_iter=d.get("n_iter", 0),
@@ -118,7 +125,8 @@ def _finite_or_none(x) -> float | None:
 def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
     """Mean and Student-t confidence interval ``(mean, low, high)`` of independent trials.
 
-    With one value the interval is ``(mean, nan, nan)``.
+    NaN and infinite values (a trial not measured, a diverged one) are left out; with one value left the
+    interval is ``(mean, nan, nan)``.
     """
     if isinstance(level, bool) or not isinstance(level, numbers.Real) or not 0 < level < 1:
         raise InputError(f"level must be a fraction in (0, 1), e.g. 0.95 for a 95% interval; got {level!r}.")
@@ -274,7 +282,7 @@ def summarize(frame, *, by=("target", "method", "metric"), reference: str | None
                 row[col] = float(grp[col].mean())
         rows.append(row)
     out = pd.DataFrame(rows)
-    if out.empty:
+    if out.empty or "method" not in by:  # no methods to compare: means and intervals only
         return out
     group_cols = [c for c in by if c != "method"]
     pivot = frame.pivot_table(index=group_cols + ["trial"], columns="method", values="value", aggfunc="mean")
@@ -303,6 +311,8 @@ def _trials_of(pivot, row, group_cols: list):
     """``pivot``'s rows (trials x methods) for ``row``'s group, or None where the group or the method has no value
     (a constant target's yardstick Spearman is NaN in every trial)."""
     key = tuple(row[c] for c in group_cols)
+    if not key:  # by="method" alone: every trial is the group's
+        return pivot if row["method"] in pivot.columns else None
     try:
         sel = pivot.xs(key if len(key) > 1 else key[0], level=group_cols if len(key) > 1 else group_cols[0])
     except KeyError:

@@ -21,6 +21,7 @@ def describe(x) -> str:
 def as_float_array(name: str, values, dtype=np.float64) -> np.ndarray:
     """``values`` as a ``dtype`` array, or an InputError naming ``name`` (text, ragged lists, objects:
     ``"1"`` is text, not a number)."""
+    check_unmasked(name, values)
     try:
         arr = np.asarray(values)
     except (TypeError, ValueError):  # ragged input and the like
@@ -31,6 +32,13 @@ def as_float_array(name: str, values, dtype=np.float64) -> np.ndarray:
     if np.iscomplexobj(arr):  # numpy would drop the imaginary parts with a warning
         raise InputError(f"{name} must be real numbers; got {describe(arr)}.")
     return to_float32(name, arr).copy() if np.dtype(dtype) == np.float32 else arr.astype(dtype)
+
+
+def check_unmasked(name: str, values) -> None:
+    """Refuse a numpy masked array with masked entries: ``np.asarray`` drops the mask and keeps what lies under it."""
+    if np.ma.isMaskedArray(values) and np.ma.getmaskarray(values).any():
+        raise InputError(f"{name} has {int(np.ma.getmaskarray(values).sum())} masked value(s), which would be read as "
+                         "they are; fill them (values.filled(...)) or leave those samples out first.")
 
 
 def to_float32(name: str, arr: np.ndarray) -> np.ndarray:
@@ -153,7 +161,13 @@ def check_names(name: str, values) -> tuple:
     if gaps:  # it would be a source called 'None' or 'nan'
         gap = "None" if listed[gaps[0]] is None else "NaN" if type(listed[gaps[0]]).__name__ != "NAType" else "NA"
         raise InputError(f"{name}: every name must be given; found {gap} at position {gaps[0]}.")
+    raw = [v for v in listed if isinstance(v, (bytes, bytearray))]
+    if raw:  # str() made b'web' the name "b'web'"
+        raise InputError(f"{name}: names must be text; got the bytes {raw[0][:40]!r}. Decode them first "
+                         "(e.g. name.decode('utf-8')).")
     names = tuple(str(v) for v in values)
+    if "" in names:  # no table, chart or export can show a source without a name
+        raise InputError(f"{name}: every name must be given; found an empty name at position {names.index('')}.")
     bad = [n for n in names if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in n)]
     if bad:  # a line break in a name would end a comment in an exported Python or shell snippet
         raise InputError(f"{name}: names must not hold line breaks or control characters; got {bad[0]!r}.")

@@ -27,6 +27,8 @@ from mixmin_core import (
     natural,
 )
 from mixmin_core.solver.constraints import availability_caps
+from mixmin_core.solver.multi_target import mixmin_multi
+from mixmin_core.solver.pareto import cross_target_table
 from mixmin_core.solver.results import MixtureResult, mean_ci, summarize, welch_pvalue
 from mixmin_core.solver.validation import check_new_names
 
@@ -214,6 +216,31 @@ BAD_LIBRARY_INPUTS: list[BadInput] = [
              InputError, r"source_names: every name must be given; found NaN at position 1"),
     BadInput("mixture_json_text_weight", lambda: MixtureResult.from_dict({"weights": {"x": "a"}}), InputError,
              r"weights must be numbers; got 'a' for 'x'"),
+    # a library user's review: each was read silently as something else, or failed deep inside
+    BadInput("mixture_json_negative_weight", lambda: MixtureResult.from_dict({"weights": {"a": -1, "b": 2}}), InputError,
+             r"weights must be non-negative; got -1 for 'a'"),
+    BadInput("mixture_json_text_loss", lambda: MixtureResult.from_dict({"weights": {"a": 1}, "loss": "low"}), InputError,
+             r"loss must be a number or null; got 'low'"),
+    BadInput("cross_table_off_simplex", lambda: cross_target_table({"x": _O, "y": _O}, results={"n": MixtureResult(
+        weights=np.full(3, 5, np.float32), source_names=_O.source_names)}), InputError,
+             r"results\['n'\]\.weights must sum to 1; got sum 15"),
+    BadInput("cross_table_too_few_weights", lambda: cross_target_table({"x": _O, "y": _O}, results={"n": MixtureResult(
+        weights=np.ones(1, np.float32), source_names=_O.source_names)}), InputError,
+             r"results\['n'\]\.weights must have shape \(3,\)"),
+    BadInput("multi_callback_text", lambda: mixmin_multi([_O, _O], callback="x"), InputError,
+             r"callback must be None or a function"),
+    BadInput("source_name_bytes", lambda: ProxyOutputs(_MATRIX, "binary", labels=_O.labels, source_names=[b"a", "b", "c"]),
+             InputError, r"source_names: names must be text; got the bytes b'a'"),
+    BadInput("source_name_empty", lambda: ProxyOutputs(_MATRIX, "binary", labels=_O.labels, source_names=["a", "", "c"]),
+             InputError, r"source_names: every name must be given; found an empty name at position 1"),
+    BadInput("values_masked", lambda: ProxyOutputs(np.ma.masked_less(_MATRIX, 0.1), "binary", labels=_O.labels),
+             InputError, r"values has \d+ masked value\(s\).*filled"),
+    BadInput("labels_masked", lambda: ProxyOutputs(_MATRIX, "binary", labels=np.ma.masked_equal(_O.labels, 1)),
+             InputError, r"labels has \d+ masked value\(s\)"),
+    BadInput("caps_zero_from_availability", lambda: mixmin(_O, caps=availability_caps([10, 20, 0], 30, 2)), InputError,
+             r"a cap of 0 .* outputs\.select\(sources="),
+    BadInput("save_into_folder", lambda: _O.save(str(Path(tempfile.mkdtemp())) + "/"), InputError,
+             r"path must name a file .*not a folder; got '.*/'"),
 ]
 
 

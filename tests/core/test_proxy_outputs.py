@@ -61,6 +61,7 @@ def test_save_load_round_trip_is_exact(tmp_path):
     assert back.source_names == o.source_names and back.meta == o.meta and back.kind == o.kind
     assert ProxyOutputs.load(path).source_names == o.source_names  # the .npz path works too
     assert not list((tmp_path / "sub").glob("*.tmp"))
+    assert o.save(tmp_path / "upper.NPZ").name == "upper.npz"  # it wrote upper.NPZ.npz
 
 
 def test_truncated_file_fails_naming_the_file(tmp_path):

@@ -156,6 +156,10 @@ def test_summarize_improvement_and_pvalues():
     assert out.loc["natural", "p_vs_mixmin"] < 0.05 and np.isnan(out.loc["mixmin", "p_vs_mixmin"])
     with pytest.raises(InputError, match=r"frame must be a DataFrame with columns .*; missing \['trial'\]"):
         summarize(pd.DataFrame(rows).drop(columns="trial"))
+    by_method = summarize(pd.DataFrame(rows), by="method", reference="target_only").set_index("method")  # IndexError
+    assert by_method.loc["mixmin", "improvement"] == pytest.approx(0.2) and by_method.loc["natural", "p_vs_mixmin"] < 0.05
+    no_methods = summarize(pd.DataFrame(rows).drop(columns="method"), by=("target", "metric"))  # KeyError: 'method'
+    assert no_methods.loc[0, "n_trials"] == 9 and "improvement" not in no_methods
 
 
 def test_intervals_of_proportions_stay_in_0_1():
