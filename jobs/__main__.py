@@ -61,7 +61,7 @@ class Stopped(BaseException):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(_joined(sys.argv[1:] if argv is None else list(argv)))
     try:
         code = args.func(args)
         sys.stdout.flush()  # a reader that went away shows here, not as a message at exit
@@ -135,6 +135,18 @@ def check_device(config, backend: str | None = None) -> str:
                           "device: auto (CUDA when present) or cpu, or run on a Ray cluster with GPUs "
                           "(RAY_ADDRESS=HOST:PORT ... --backend ray).")
     return backend
+
+
+def _joined(argv: list[str]) -> list[str]:
+    """``--problem KEY`` as ``--problem=KEY``: a target named from a letter outside ASCII ("Östrogen") has a key that
+    starts with '-', which argparse took for an option ("expected one argument")."""
+    out = []
+    for arg in argv:
+        if out and out[-1] == "--problem" and arg.startswith("-") and "__trial" in arg:  # every key ends __trialN
+            out[-1] = f"--problem={arg}"
+        else:
+            out.append(arg)
+    return out
 
 
 def cmd_run(args) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,8 +76,11 @@ class AssayTable:
 def unknown_assay_message(assay, assays, path="") -> str:
     import difflib
 
+    same = [a for a in assays if unicodedata.normalize("NFC", str(a)) == unicodedata.normalize("NFC", str(assay))]
     close = difflib.get_close_matches(str(assay), list(assays), n=5, cutoff=0.6)
-    hint = f" Similar names: {close}." if close else f" First assays: {list(assays[:5])}."
+    hint = (f" The table's {same[0]!r} looks the same but encodes its accented letters otherwise (Unicode NFC and "
+            "NFD, as some editors save them): copy the name from the table, or save both files the same way."
+            if same else f" Similar names: {close}." if close else f" First assays: {list(assays[:5])}.")
     where = f" in {path}" if path else ""
     return f"assay {assay!r} does not exist{where} ({len(assays)} assays).{hint}"
 

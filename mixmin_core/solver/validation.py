@@ -134,6 +134,12 @@ def check_new_names(name: str, values) -> tuple:
     blank = [n for n in names if not n.strip()]
     if blank:  # a source called " " is no name a table, a chart or an export can show
         raise InputError(f"{name}: every name must have a visible character; got {blank[0]!r}. Name the source.")
+    alike = {}
+    for n in names:  # "Ö" as one character and as O plus a combining mark: two sources that look like one
+        other = alike.setdefault(unicodedata.normalize("NFC", n), n)
+        if other != n:
+            raise InputError(f"{name}: {other!r} and {n!r} look the same but encode their letters otherwise (Unicode "
+                             "NFC and NFD); rename one of them.")
     hidden = [n for n in names if any(unicodedata.category(c) == "Cf" or c in IGNORABLE for c in n)]
     if hidden:  # right-to-left overrides and zero-width characters: "\u202egnp.exe" reads as "exe.png"
         raise InputError(f"{name}: names must not hold invisible or direction-changing characters (such as U+202E "

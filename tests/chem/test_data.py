@@ -159,6 +159,10 @@ def test_unknown_assay_is_named(tmp_path, toxcast_head):
         validate(ChemConfig(dataset="", path=str(path), targets=["ATG_ERE_CIS_dn"]))
     with pytest.raises(InputError, match=r"assay 'nope' does not exist"):
         validate(ChemConfig(dataset="", path=str(path), assays=["nope", "ATG_ERE_CIS_up"]))
+    decomposed = tmp_path / "nfd.csv"  # a header saved with "Ö" as O plus a combining mark (as macOS tools may)
+    toxcast_head.rename(columns={"ATG_ERE_CIS_up": "O\u0308strogen"}).to_csv(decomposed, index=False)
+    with pytest.raises(InputError, match=r"assay 'Östrogen' does not exist .* looks the same but encodes its accented "):
+        validate(ChemConfig(dataset="", path=str(decomposed), targets=["\u00d6strogen"]))
 
 
 def test_target_without_both_classes(tmp_path, toxcast_head):

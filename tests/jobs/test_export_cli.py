@@ -268,6 +268,8 @@ def test_chem_table_of_the_rows_the_final_models_trained_on(capsys, tmp_path):
     (["--budget-tokens", "1e6", "--method", "regmix"], "no 'regmix' mixture for problem 'hellaswag__trial0'; --method can be one of ['mixmin', 'natural']"),
     (["--budget-tokens", "1e6", "--problem", "nonsense"], "--problem 'nonsense' is not a problem key"),
     (["--budget-tokens", "1e6", "--problem", "arc__trial0"], "run has no mixtures for problem 'arc__trial0'"),
+    # a target named from a letter outside ASCII ("Östrogen") has a key starting '-': argparse took it for an option
+    (["--budget-tokens", "1e6", "--problem", "-strogen__trial0"], "run has no mixtures for problem '-strogen__trial0'"),
     (["--budget-tokens", "1e6", "--format", "megatron", "--data-prefix", "/x"], "the data prefix (path_template; --data-prefix on the command line) must contain '{source}'"),
     (["--budget-tokens", "1e6", "--unit", "bytes"], "unit must be one of"),
     (["--budget-tokens", "1e6", "--unit", "rows"], "--unit rows: this run's source sizes (its sources.csv) are in tokens"),
