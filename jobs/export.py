@@ -282,9 +282,13 @@ def _read_weights(path) -> MixtureResult:
 def _sizes(args, run_dir, variant: str) -> tuple[dict, str, dict | None, str | None, str | None]:
     """``(sizes, unit, documents per source or None, what counted the tokens or None, what the sizes are or None)``
     from --sizes, else from the run (its setting ``variant``'s sources)."""
-    default_unit = "rows" if args.fmt == "chem-table" else "tokens"
-    if args.sizes:
-        return export.read_sizes_csv(args.sizes), default_unit, export.read_documents_csv(args.sizes), None, None
+    if args.sizes:  # in the run's unit (a chemistry run's are rows), else in the budget's
+        try:
+            unit = export.run_source_sizes(run_dir, variant).unit if run_dir is not None else None
+        except (InputError, OSError):
+            unit = None
+        unit = unit or ("rows" if args.fmt == "chem-table" or args.budget_rows is not None else "tokens")
+        return export.read_sizes_csv(args.sizes), unit, export.read_documents_csv(args.sizes), None, None
     if run_dir is None:
         raise InputError("--weights needs the source sizes: --sizes FILE.csv (columns source,size) or --run RUN_ID.")
     found = export.run_source_sizes(run_dir, variant)

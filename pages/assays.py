@@ -122,15 +122,16 @@ def few_labels_note(top: pd.DataFrame, noun: str) -> None:
 
 def colour_rows(table: pd.DataFrame):
     colours = table["group"].map(figs.CATEGORY_COLOURS)
-    return table.style.apply(lambda col: [f"background-color: {c}; color: white" for c in colours]
+    return table.style.apply(lambda col: [f"background-color: {c}; color: {figs.text_on(c)}" for c in colours]
                              if col.name == "category" else [""] * len(col), axis=0).format(
         {"weight": "{:.4f}", "lower": "{:.4f}", "upper": "{:.4f}",
          **{c: "{:,.0f}" for c in ("labelled", "positives") if c in table}}, na_rep="")
 
 
 def legend() -> None:
-    chips = " ".join(f"<span style='background:{figs.CATEGORY_COLOURS[g]};color:white;padding:2px 8px;"
-                     f"border-radius:4px;margin-right:6px'>{label}</span>" for g, label in GROUP_LABELS.items())
+    colours = {g: figs.CATEGORY_COLOURS[g] for g in GROUP_LABELS}
+    chips = " ".join(f"<span style='background:{c};color:{figs.text_on(c)};padding:2px 8px;border-radius:4px;"
+                     f"margin-right:6px'>{GROUP_LABELS[g]}</span>" for g, c in colours.items())
     st.markdown(chips + " &nbsp;(colours as in the paper's Table 1)", unsafe_allow_html=True)
 
 

@@ -79,8 +79,9 @@ def target_bars(table: pd.DataFrame, names: list, mode: str, normalise: bool) ->
     fig = go.Figure()
     for label, index, colour in rows:
         values = [float(table.loc[i, t]) for i, t in zip(index, names)]
-        fig.add_trace(go.Bar(x=names, y=values, name=label, marker_color=colour,
-                             text=[f"{v:.6g}" for v in values], textposition="outside"))
+        fig.add_trace(go.Bar(x=names, y=values, name=label, marker_color=colour,  # 6 digits ran into the next bar's
+                             text=[f"{v:.4g}" for v in values], textposition="outside",
+                             hovertemplate="%{x}: %{y:.6g}<extra>" + label + "</extra>"))
     low = float(np.nanmin(table[names].to_numpy()))
     high = float(np.nanmax(table[names].to_numpy()))
     pad = 0.15 * (high - low) or 0.05 * abs(high) or 0.1
@@ -232,7 +233,7 @@ def front_view(ids: tuple, names: list, table: pd.DataFrame, normalise: bool, so
     result = front[picked]
     with right:
         row = frame.iloc[picked]
-        cols = st.columns(len(names))
+        cols = [c for _ in range(0, len(names), 2) for c in st.columns(2)]  # two a row: three cut their numbers short
         for col, t in zip(cols, names):
             own = float(table.loc[f"{t} (own)", t])
             near = abs(row[t] - own) <= solver["tol"]  # solver noise either way: a joint solve "beat" the own optimum by 8e-6

@@ -225,6 +225,8 @@ def plan_training(result: MixtureResult, sizes, *, budget: float, max_epochs: fl
     budget, max_epochs = _positive("budget", budget), _positive("max_epochs", max_epochs)
     if budget > MAX_BUDGET:  # amounts are whole numbers of tokens or rows (int64): 1e30 printed as negative
         raise InputError(f"budget must be at most {MAX_BUDGET:.0e} {unit}; got {budget:g}.")
+    if budget != int(budget):  # the amounts are whole: 10.5 planned 10 rows and said 10.5
+        raise InputError(f"budget must be a whole number of {unit}; got {budget:g}.")
     names = check_names("the mixture's source names", result.source_names)  # a line break would end a comment
     w = np.asarray(result.weights, dtype=np.float64)
     if w.shape != (len(names),):
@@ -452,10 +454,17 @@ def olmix_yaml(plan: TrainingPlan) -> str:
     """
     import yaml
 
+    class Name(str):
+        """A source name, always double-quoted: YAML 1.2 readers take a bare 1e3 or no for a number or a boolean."""
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    Dumper.add_representer(Name, lambda dumper, name: dumper.represent_scalar("tag:yaml.org,2002:str", name, style='"'))
     body = {"max_tokens" if plan.unit == "tokens" else "max_rows": int(round(plan.budget)),
-            "mix": {n: {"weight": float(w), "repetition_factor": float(plan.max_epochs)}
+            "mix": {Name(n): {"weight": float(w), "repetition_factor": float(plan.max_epochs)}
                     for n, w in zip(plan.source_names, plan.weights)}}
-    return "\n".join(_header(plan)) + "\n" + yaml.safe_dump(body, sort_keys=False)
+    return "\n".join(_header(plan)) + "\n" + yaml.dump(body, Dumper=Dumper, sort_keys=False, allow_unicode=True)
 
 
 def megatron_data_path(plan: TrainingPlan, *, path_template: str = "{source}") -> str:

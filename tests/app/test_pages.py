@@ -1088,3 +1088,11 @@ def test_every_page_is_routed_and_runs_on_the_fixture_store(home):
     for page in ("solver", "compare", "assays", "jobs", "upload", "beyond"):
         at.switch_page(f"pages/{page}.py").run()
         assert not at.exception, (page, [e.value for e in at.exception])
+
+
+def test_category_chips_and_cells_use_the_text_colour_that_reads_on_them():
+    """White on the paper's orange and green was 2.5:1 and 3.4:1 (text needs 4.5:1)."""
+    from pages.common.figures import CATEGORY_COLOURS, text_on
+
+    assert [text_on(CATEGORY_COLOURS[g]) for g in ("other", "phenotypic", "protein")] == ["black", "black", "white"]
+    assert text_on(float("nan")) == "inherit"  # a source without a category

@@ -113,6 +113,20 @@ def test_olmix_yaml_parses_back(plan):
     assert "# WARNING: source 'code'" in text  # the warning travels with the file
 
 
+
+def test_olmix_yaml_quotes_names_a_yaml_1_2_reader_would_take_for_numbers():
+    names = ("1e3", "no", "caf\u00e9")
+    plan = plan_training(MixtureResult(weights=np.array([0.5, 0.3, 0.2], np.float32), source_names=names),
+                         dict.fromkeys(names, 100.0), budget=100)
+    text = olmix_yaml(plan)
+    assert '"1e3":' in text and '"no":' in text and '"caf\u00e9":' in text  # raw UTF-8, not \xE9 escapes
+    assert list(yaml.safe_load(text)["mix"]) == list(names)
+    one = MixtureResult(weights=np.array([1.0, 0, 0], np.float32), source_names=names)
+    with pytest.raises(InputError, match=r"budget must be a whole number of tokens; got 10.5"):  # it planned 10
+        plan_training(one, dict.fromkeys(names, 100.0), budget=10.5)
+    assert plan_training(one, dict.fromkeys(names, 100.0), budget=1e3).whole_amounts.sum() == 1000
+
+
 def test_megatron_data_path_parses_back(plan):
     text = megatron_data_path(plan, path_template="/data/{source}_text_document")
     tokens = text.split()

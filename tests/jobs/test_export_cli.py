@@ -169,6 +169,19 @@ def _chem_run():
     return run_id, problem
 
 
+def test_a_chemistry_run_sized_by_a_file_keeps_its_rows(capsys, tmp_path):
+    """--sizes made a chemistry run's plan one of tokens: --budget-rows was refused, and --budget wrote max_tokens."""
+    run_id, problem = _chem_run()
+    sizes = tmp_path / "sizes.csv"
+    sizes.write_text("source,size\nA1,40\nA2,40\nA3,40\n")
+    code, out, err = _export(capsys, "--run", run_id, "--problem", problem.key, "--sizes", str(sizes), "--budget-rows",
+                             "100", "--format", "olmix")
+    assert code == 0, err
+    assert "max_rows: 100" in out and "rows" in err
+    code, _, err = _export(capsys, "--run", run_id, "--problem", problem.key, "--budget-rows", "10.5")
+    assert code == 2 and "budget must be a whole number of rows; got 10.5" in err  # it planned 10 and said 10.5
+
+
 def test_chem_table_leaves_out_molecules_rdkit_cannot_parse(capsys, tmp_path):
     """The table listed a molecule the run left out (in no split), and its row count disagreed with the budget."""
     run_id, problem = _chem_run()
