@@ -253,7 +253,7 @@ def page() -> None:
                                      colours=list(top["group"].map(figs.CATEGORY_COLOURS)),
                                      title=f"Top {noun} for {target}")
         st.plotly_chart(figs.safe(fig), key="assays.bars")
-    st.subheader("All targets")
+    st.header("All targets")
     long = heatmap(run_id, [p for p in in_variant if p.trial == trial], int(k), meta, noun)
     if not long.empty:
         st.download_button(f"Export top {noun} of every target (CSV)", long.drop(columns="group").to_csv(index=False),

@@ -141,7 +141,7 @@ def show_evolve(run_dir) -> None:
         return
     info = _json(path)
     versions = info["versions"]
-    st.subheader(f"Evolving sources · target {info['target']}")
+    st.header(f"Evolving sources · target {info['target']}")
     st.caption("Proxies are cached by content: an update trains only new or changed sources. Compute saved is "
                "against recomputing every proxy of the version; each solve starts warm from the previous weights "
                "('iterations warm / cold': iterations to reach the final loss).")
@@ -234,7 +234,7 @@ def show_ladder(run_dir) -> None:
     target = state.select_kept("Target", list(files), "beyond.target")
     info = _json(files[target])
     stop = info["stable_at"]
-    st.subheader(f"Proxy-compute ladder · target {info['target']}")
+    st.header(f"Proxy-compute ladder · target {info['target']}")
     st.caption("Budgets are shares of one final model's compute on every source's fit rows (`final_trees` x rows, "
                "as in the paper's compute sweeps, with `max_final_rows` if set). The final models a mixture trains "
                "use only its weighted sources' rows, so they cost less (`final_compute` on the Compare page).")

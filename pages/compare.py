@@ -365,7 +365,7 @@ def page() -> None:
                 "there (e.g. no AP without a test positive).")
     else:  # one target: the overall rows would repeat it
         st.plotly_chart(figs.safe(bars(per_target, "target", "Per target")), key="compare.per_target")
-    st.subheader("Summary")
+    st.header("Summary")
     st.dataframe(summary_table(per_target if n_targets == 1 else pd.concat([total, per_target]), baseline),
                  hide_index=True, placeholder="—", width="stretch",
                  column_config={"p_vs_mixmin": st.column_config.NumberColumn(
@@ -388,7 +388,7 @@ def page() -> None:
         fig = sweep_figure(sub, kind)
         if fig is not None:
             st.plotly_chart(figs.safe(fig), key=f"compare.sweep_{kind}")
-    st.subheader("Weights side by side")
+    st.header("Weights side by side")
     weights_side_by_side(run_id, variant)
     state.share_link("compare", c4)
 

@@ -176,7 +176,7 @@ def page() -> None:
     st.title("Jobs")
     configs = sorted([*CONFIG_DIR.glob("*.yaml"), *CONFIG_DIR.glob("*.toml")],
                      key=lambda p: (not p.stem.endswith("_demo"), p.name))  # the demos first
-    st.subheader("Start an experiment")
+    st.header("Start an experiment")
     if read_only():  # the sidebar says what read-only mode is; here, what it means for this page
         st.info("Read-only mode: no job can be started or cancelled here.")
     elif configs:
@@ -184,7 +184,7 @@ def page() -> None:
             start_form(configs)
     else:
         st.info(f"No configs found in {CONFIG_DIR}.")
-    st.subheader("Jobs")
+    st.header("Jobs")
     store = data.store()
     st.fragment(show_jobs, run_every=2.0 if jobs_control.busy(store) else None)(store)
     launches()

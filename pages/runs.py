@@ -26,14 +26,14 @@ def get_started() -> None:
     )
     left, right = st.columns(2, border=True)
     with left:
-        st.subheader("Explore an example now")
+        st.header("Explore an example now")
         st.write("A small built-in problem with six sources and known true weights: watch the solver "
                  "recover them and play with the step size.")
         if st.button("Open the example in the Solver", type="primary", key="runs.open_example"):
             state.choose("solve.problem", data.EXAMPLE)
             st.switch_page("pages/solver.py")
     with right:
-        st.subheader("Run the ToxCast demo")
+        st.header("Run the ToxCast demo")
         st.write("Offline chemistry experiment: 617 ToxCast assays as sources, XGBoost proxies, "
                  "MixMin against the baselines on 10 target assays. Runs in the background; "
                  "progress shows up here.")

@@ -266,7 +266,7 @@ def trace_front(ids: tuple, normalise: bool, solver: dict) -> bool:
 
 
 def export_view(ids, names, mode, normalise, joint, picked, solver: dict) -> None:
-    st.subheader("Export for training")
+    st.header("Export for training")
     options = ["joint"] + (["picked"] if picked else [])
     which = st.radio("Mixture", options, horizontal=True, key="targets.export_of",
                      format_func={"joint": f"joint ({mode})", "picked": "picked on the Pareto front"}.get)
@@ -302,7 +302,7 @@ def page() -> None:
     view = multi.solve_targets(ids, multi.stamps(ids), mode, normalise, tuple(solver.items()))
     joint_view(view, names, mode, normalise, solver)
     picked = None
-    st.subheader("Pareto front")
+    st.header("Pareto front")
     if len(names) in multi.FRONT_POINTS:
         if trace_front(ids, normalise, solver):
             picked = front_view(ids, names, view["table"], normalise, solver)

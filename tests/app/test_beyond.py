@@ -58,7 +58,7 @@ def _open(home: Path, monkeypatch, pipeline: str | None) -> tuple[AppTest, Path 
 def test_evolve_run_shows_each_update_before_and_after(beyond_home, monkeypatch):
     at, run_dir = _open(beyond_home, monkeypatch, "chem_evolve")
     evolve = json.loads((run_dir / "evolve.json").read_text())
-    assert at.subheader[0].value == f"Evolving sources · target {ASSAYS[0]}"
+    assert at.header[0].value == f"Evolving sources · target {ASSAYS[0]}"
     table = at.dataframe[0].value
     assert list(table["version"]) == ["v0", "v1", "v2", "v3"]
     assert list(table["trained"]) == [3, 1, 2, 0] and table["compute saved"].iloc[-1] == 1.0
@@ -81,7 +81,7 @@ def test_evolve_run_shows_each_update_before_and_after(beyond_home, monkeypatch)
 
 def test_ladder_run_plots_weights_against_budget_with_the_stop_marked(beyond_home, monkeypatch):
     at, run_dir = _open(beyond_home, monkeypatch, "chem_ladder")
-    assert at.subheader[0].value == f"Proxy-compute ladder · target {ASSAYS[0]}"
+    assert at.header[0].value == f"Proxy-compute ladder · target {ASSAYS[0]}"
     assert len(at.success) == 1 and "Stable at" in at.success[0].value
     assert len(at.get("plotly_chart")) == 2
     rungs = at.dataframe[0].value
@@ -99,7 +99,7 @@ def test_ladder_run_plots_weights_against_budget_with_the_stop_marked(beyond_hom
     assert fig["layout"]["shapes"][0]["x0"] == pytest.approx(100 * info["stable_at"])
     assert fig["layout"]["annotations"][0]["x"] == pytest.approx(np.log10(100 * info["stable_at"]))
     at.selectbox(key="w:beyond.target").select(ASSAYS[1]).run()
-    assert not at.exception and at.subheader[0].value.endswith(ASSAYS[1])
+    assert not at.exception and at.header[0].value.endswith(ASSAYS[1])
 
 
 def test_a_ladder_that_moved_again_after_its_stop_says_so(beyond_home, monkeypatch):
@@ -136,7 +136,7 @@ def test_the_pages_link_holds_its_run_update_and_target(beyond_home, monkeypatch
     at.selectbox(key="w:beyond.target").select(ASSAYS[1]).run()
     assert at.session_state["app.run_id"] == runs["chem_ladder"]
     assert at.query_params["target"] in (ASSAYS[1], [ASSAYS[1]])
-    assert at.subheader[0].value.endswith(ASSAYS[1])
+    assert at.header[0].value.endswith(ASSAYS[1])
 
 
 def test_a_sidebar_run_of_another_pipeline_is_named_not_silently_replaced(beyond_home, tmp_path, monkeypatch):
