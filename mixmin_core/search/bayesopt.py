@@ -23,16 +23,21 @@ from scipy.stats import norm
 
 from mixmin_core.errors import InputError
 from mixmin_core.search.swarm import (
+    MAX_MIXTURES,
     _best_of,
+    _best_run,
     _check_losses,
     _check_positive_int,
     _check_prior,
     _check_rng,
+    _check_run_ids,
+    _check_seed,
+    _check_tests,
     _check_weights_table,
     spearman,
 )
 from mixmin_core.solver.results import MixtureResult
-from mixmin_core.solver.validation import check_names
+from mixmin_core.solver.validation import check_names, check_number
 
 
 def expected_improvement(mu, sigma, best: float, xi: float = 0.0) -> np.ndarray:
@@ -145,19 +150,24 @@ def bo_table(W, y, *, source_names, budget: int, rng: np.random.Generator, n_ini
     Raises
     ------
     InputError
-        If shapes disagree, ``budget`` exceeds the number of runs, or ``n_init`` exceeds ``budget``.
+        If shapes disagree, ``budget`` exceeds the number of runs, ``n_init`` exceeds ``budget``, or another
+        argument is bad (all checked before the search).
     """
     names = check_names("source_names", source_names)
-    W = _check_weights_table("W", W, len(names))
+    W = _check_weights_table("W", W, names=names)
     y = _check_losses("y", y, len(W))
     budget = _check_positive_int("budget", budget)
     finite = np.flatnonzero(np.isfinite(y))
     if budget > finite.size:
         raise InputError(f"budget must be at most the number of runs with a finite loss ({finite.size}); got {budget}.")
-    n_init = min(budget, max(2, budget // 2)) if n_init is None else _check_positive_int("n_init", n_init)
-    if n_init > budget:
-        raise InputError(f"n_init must be at most budget ({budget}); got {n_init}.")
+    n_init = _check_n_init(n_init, budget)
     rng = _check_rng(rng)
+    run_ids = _check_run_ids(run_ids, len(W))
+    tests = _check_tests(tests, names)
+    xi = check_number("xi", xi, minimum=0)
+    seed = _check_seed("seed", seed)
+    refit_every = _check_positive_int("refit_every", refit_every)
+    max_fit_rows = _check_positive_int("max_fit_rows", max_fit_rows, 2)  # a GP's hyperparameters need two runs
     seen = list(rng.choice(finite, size=n_init, replace=False))
     gp, kernel = None, None
     for step in range(budget - n_init):
@@ -173,15 +183,22 @@ def bo_table(W, y, *, source_names, budget: int, rng: np.random.Generator, n_ini
                       meta={"budget": budget, "n_init": n_init, "evaluated": seen.tolist(),
                             "best_so_far": np.minimum.accumulate(y[seen]).tolist()})
     result.meta.pop("candidates")
-    result.meta["best_run"] = int(seen[result.meta["best_index"]]) if run_ids is None else run_ids[seen[result.meta["best_index"]]]
+    result.meta["best_run"] = _best_run(seen, result.meta["best_index"], run_ids)
     if tests and len(seen) >= 2:  # a GP needs two runs (a budget of one has none to fit)
         gp = _fit_and_pool(W, y, list(seen), finite, seed, kernel, rng, max_fit_rows)[0]
-    rho = {name: spearman(gp.predict(_check_weights_table(name, Wt, len(names))), yt) if gp is not None else float("nan")
-           for name, (Wt, yt) in (tests or {}).items()}
+    rho = {name: spearman(gp.predict(Wt), yt) if gp is not None else float("nan") for name, (Wt, yt) in tests.items()}
     result.meta["spearman_tests"] = {k: (None if np.isnan(v) else v) for k, v in rho.items()}
     result.meta["metrics"] = {"measured_loss": result.loss, "best_run_loss": float(y[finite].min()),
                               **{f"spearman/{k}": v for k, v in rho.items() if not np.isnan(v)}}
     return result
+
+
+def _check_n_init(n_init, budget: int) -> int:
+    """``n_init`` random runs before the GP (None: half the budget, at least 2, at most the budget)."""
+    n_init = min(budget, max(2, budget // 2)) if n_init is None else _check_positive_int("n_init", n_init)
+    if n_init > budget:
+        raise InputError(f"n_init must be at most budget ({budget}); got {n_init}.")
+    return n_init
 
 
 def _fit_and_pool(W, y, seen, finite, seed, kernel, rng, max_fit_rows):
@@ -213,15 +230,17 @@ def bayesopt(evaluate, *, source_names, prior, budget: int, rng: np.random.Gener
     Raises
     ------
     InputError
-        For bad arguments or if ``evaluate`` returns the wrong number of losses.
+        For bad arguments (all checked before the first run) or if ``evaluate`` returns the wrong number of losses.
     """
     names = check_names("source_names", source_names)
-    p = _check_prior("prior", prior, len(names))
+    p = _check_prior("prior", prior, names=names)
     budget = _check_positive_int("budget", budget)
-    n_init = min(budget, max(2, budget // 2)) if n_init is None else _check_positive_int("n_init", n_init)
-    if n_init > budget:
-        raise InputError(f"n_init must be at most budget ({budget}); got {n_init}.")
+    n_init = _check_n_init(n_init, budget)
     rng = _check_rng(rng)
+    n_candidates = _check_positive_int("n_candidates", n_candidates, maximum=MAX_MIXTURES)
+    compute_per_run = check_number("compute_per_run", compute_per_run, minimum=0)
+    xi = check_number("xi", xi, minimum=0)
+    seed = _check_seed("seed", seed)
     W = rng.dirichlet(p, size=n_init)
     y = _check_losses("evaluate", evaluate(W.astype(np.float32)), n_init)
     while len(W) < budget:
@@ -237,6 +256,6 @@ def bayesopt(evaluate, *, source_names, prior, budget: int, rng: np.random.Gener
         W = np.r_[W, pick]
         y = np.r_[y, _check_losses("evaluate", evaluate(pick.astype(np.float32)), 1)]
     result = _best_of((W / W.sum(axis=1, keepdims=True)).astype(np.float32), y, names, method="bo",
-                      compute=budget * float(compute_per_run), meta={"budget": budget, "n_init": n_init})
+                      compute=budget * compute_per_run, meta={"budget": budget, "n_init": n_init})
     result.meta["best_so_far"] = np.minimum.accumulate(np.where(np.isfinite(y), y, np.inf)).tolist()
     return result

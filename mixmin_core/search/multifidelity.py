@@ -45,8 +45,11 @@ from mixmin_core.search.swarm import (
     FAITHFUL_MIN_RUNS,
     _check_positive_int,
     _check_rng,
+    _check_seed,
+    _check_weights_table,
     fit_regressor,
 )
+from mixmin_core.solver.validation import check_number, describe
 
 # ----------------------------------------------------------------------------- pool
 
@@ -92,8 +95,12 @@ class ScalePool:
         InputError
             If fewer than 2 tables are given, sources differ, or the scales do not increase.
         """
-        if len(tables) < 1:
-            raise InputError("tables must list at least one run table (smallest scale first).")
+        listed = [] if isinstance(tables, (str, bytes)) or not hasattr(tables, "__len__") else list(tables)
+        if len(listed) < 2 or not all(isinstance(t, RunTable) for t in listed):
+            got = [t.name for t in listed] if all(isinstance(t, RunTable) for t in listed) else describe(tables)
+            raise InputError(f"tables must list at least 2 run tables (load_run_table(name)), smallest scale first; "
+                             f"got {got}.")
+        low_cost = None if low_cost is None else check_number("low_cost", low_cost, minimum=0, strict=True)
         top = tables[-1]
         params = np.array([scale_params(t.scale) for t in tables])
         if np.any(np.diff(params) <= 0):
@@ -102,7 +109,7 @@ class ScalePool:
             if t.source_names != top.source_names:
                 raise InputError(f"table {t.name!r} has other sources than {top.name!r}; pick tables of one family.")
         y_top = top.loss(metric)
-        rows = np.flatnonzero(np.isfinite(y_top)) if rows is None else np.asarray(rows)
+        rows = np.flatnonzero(np.isfinite(y_top)) if rows is None else _check_rows(rows, top)
         W = top.weights[rows]
         use_table_costs = all(t.costs is not None for t in tables)
         losses, costs = np.full((len(tables), len(W)), np.nan), np.full((len(tables), len(W)), np.nan)
@@ -118,6 +125,19 @@ class ScalePool:
         return cls(weights=W.astype(np.float32), losses=losses, costs=costs, scales=params,
                    level_names=tuple(t.scale for t in tables), source_names=top.source_names,
                    run_ids=tuple(np.asarray(top.run_ids, dtype=object)[rows].tolist()))
+
+
+def _check_rows(rows, top: RunTable) -> np.ndarray:
+    """``rows`` as distinct row indices of ``top`` (a negative index would wrap to the end)."""
+    try:
+        r = np.asarray(rows) if np.ndim(rows) == 1 else None
+    except ValueError:  # ragged
+        r = None
+    if r is None or r.size == 0 or r.dtype.kind not in "iu" or (r < 0).any() or (r >= top.n_runs).any() \
+            or len(np.unique(r)) != r.size:
+        raise InputError(f"rows must be distinct row indices of table {top.name!r}, in [0, {top.n_runs}) (at least "
+                         f"one); got {describe(rows)}.")
+    return r
 
 
 # ----------------------------------------------------------------------------- trace
@@ -164,6 +184,7 @@ def trace_metrics(trace: SearchTrace, pool: ScalePool, *, within: float = 0.01) 
     spent (in largest-scale runs), runs bought per scale, and the cost (same unit) at which the
     incumbent first came within ``within`` (relative) of the best and first was the best (NaN:
     never). ``regret`` is NaN if no largest-scale run was bought."""
+    within = check_number("within", within, minimum=0)
     top, unit = pool.n_levels - 1, pool.top_cost
     best = pool.best
     cum = np.cumsum(trace.costs) / unit
@@ -181,8 +202,12 @@ def trace_metrics(trace: SearchTrace, pool: ScalePool, *, within: float = 0.01) 
 
 
 def _check_budget(pool: ScalePool, budget) -> float:
-    if isinstance(budget, bool) or not np.isfinite(budget) or budget <= 0:
-        raise InputError(f"budget must be a positive number of largest-scale runs; got {budget!r}.")
+    if not isinstance(pool, ScalePool):
+        raise InputError(f"pool must be a ScalePool (ScalePool.from_tables(tables, metric)); got {describe(pool)}.")
+    try:
+        check_number("budget", budget, minimum=0, strict=True)
+    except InputError:
+        raise InputError(f"budget must be a positive number of largest-scale runs; got {describe(budget)}.") from None
     cheapest = float(np.nanmin(np.where(np.isfinite(pool.losses[-1]), pool.costs[-1], np.nan)))
     if float(budget) * pool.top_cost < cheapest * (1 - 1e-9):  # no search could recommend a measured run
         raise InputError(f"budget {budget!r} (in largest-scale runs of mean cost {pool.top_cost:.4g}) buys no "
@@ -373,15 +398,15 @@ def search_bo(pool: ScalePool, *, budget: float, rng: np.random.Generator, level
     Raises
     ------
     InputError
-        For a bad budget, ``levels`` or ``n_init``.
+        For a bad budget, ``levels``, ``n_init``, ``refit_growth`` or ``transfer_W`` (all checked before the search).
     """
     rng = _check_rng(rng)
     money = _check_budget(pool, budget)
     n_init = _check_positive_int("n_init", n_init)
     top = pool.n_levels - 1
-    allowed = list(range(pool.n_levels)) if levels is None else sorted({int(v) for v in levels})
-    if not allowed or allowed[-1] != top or allowed[0] < 0:
-        raise InputError(f"levels must be scale indices in [0, {top}] including the largest ({top}); got {levels!r}.")
+    allowed = list(range(pool.n_levels)) if levels is None else _check_levels(levels, top)
+    refit_growth = check_number("refit_growth", refit_growth, minimum=1)  # below 1 it would re-learn every round
+    transfer_W = _check_transfer(pool, transfer_W)
     trace = SearchTrace("bo_multi" if len(allowed) > 1 else "bo_single")
     fits = lambda level, i: trace.spent + pool.costs[level, i] <= money * (1 + 1e-9)
     for i in rng.permutation(np.flatnonzero(np.isfinite(pool.losses[top]))):
@@ -424,6 +449,29 @@ def search_bo(pool: ScalePool, *, budget: float, rng: np.random.Generator, level
     return trace
 
 
+def _check_levels(levels, top: int) -> list:
+    """``levels`` as sorted distinct scale indices in [0, top] that include ``top`` (1.7 is no index, not 1)."""
+    try:
+        values = list(levels)
+    except TypeError:  # a single number
+        values = None
+    if isinstance(levels, (str, bytes)) or values is None or not all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values) \
+            or not values or max(values) != top or min(values) < 0:
+        raise InputError(f"levels must be scale indices in [0, {top}] including the largest ({top}); "
+                         f"got {describe(levels)}.")
+    return sorted({int(v) for v in values})
+
+
+def _check_transfer(pool: ScalePool, transfer_W):
+    """``transfer_W`` (None, or mixtures ``(m, P)`` over the pool's sources) checked before the search uses it."""
+    if transfer_W is None:
+        return None
+    if np.shape(transfer_W) == (0, len(pool.source_names)):  # no held-out runs to predict (none finite at the target)
+        return np.empty((0, len(pool.source_names)))
+    return _check_weights_table("transfer_W", transfer_W, names=pool.source_names)
+
+
 # ----------------------------------------------------------------------------- RegMix at equal cost
 
 
@@ -434,6 +482,8 @@ def search_regmix(pool: ScalePool, *, budget: float, rng: np.random.Generator, t
     cannot split)."""
     rng = _check_rng(rng)
     money = _check_budget(pool, budget)
+    transfer_W = _check_transfer(pool, transfer_W)
+    seed = _check_seed("seed", seed)
     trace = SearchTrace("regmix")
     top = pool.n_levels - 1
     low_money = money - pool.top_cost
@@ -445,8 +495,8 @@ def search_regmix(pool: ScalePool, *, budget: float, rng: np.random.Generator, t
         model = fit_regressor(pool.weights[trace.indices], np.asarray(trace.losses), preset=preset, seed=seed)
         pred = model.predict(pool.weights)
         trace.notes["preset"] = preset
-        if transfer_W is not None:
-            trace.transfer_pred = model.predict(transfer_W)
+        if transfer_W is not None:  # LightGBM refuses zero rows
+            trace.transfer_pred = model.predict(transfer_W) if len(transfer_W) else np.empty(0)
     else:  # too little budget for a swarm: the order is random
         pred = rng.random(len(pool.weights))
     for i in np.argsort(pred, kind="stable"):

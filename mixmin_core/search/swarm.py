@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,6 +34,8 @@ from mixmin_core.errors import InputError
 from mixmin_core.solver.constraints import project_capped
 from mixmin_core.solver.results import MixtureResult
 from mixmin_core.solver.validation import (
+    as_float_array,
+    by_source,
     check_finite,
     check_names,
     check_number,
@@ -53,12 +57,18 @@ PRESETS: dict[str, dict] = {
 EARLY_STOPPING_ROUNDS = 3
 _CHUNK_VALUES = 4_000_000  # candidates are drawn and scored in chunks of about this many values
 MAX_USAGE = 15.0  # RegMix: a source may be repeated at most 15 times -> weight <= 15 * natural
+#: Most mixtures drawn at once (random search's trials, a swarm, BO's candidates), as the jobs' regmix_candidates
+#: cap: they are held in memory, and 10**12 asked numpy for 36 TiB.
+MAX_MIXTURES = 10_000_000
 
 
 # ----------------------------------------------------------------------------- input checks
 
-def _check_prior(name: str, prior, n_sources: int | None = None) -> np.ndarray:
-    p = np.asarray(prior, dtype=np.float64)
+def _check_prior(name: str, prior, n_sources: int | None = None, *, names: tuple | None = None) -> np.ndarray:
+    """``prior`` normalised; with ``names``, a dict or Series keyed by source name is put in their order."""
+    if names is not None:
+        prior, n_sources = by_source(name, prior, names), len(names)
+    p = as_float_array(name, prior)
     if p.ndim != 1 or p.size < 2 or (n_sources is not None and p.size != n_sources):
         want = f"({n_sources},)" if n_sources is not None else "(n_sources,) with n_sources >= 2"
         raise InputError(f"{name} must have shape {want}; got {describe(p)}.")
@@ -71,10 +81,42 @@ def _check_prior(name: str, prior, n_sources: int | None = None) -> np.ndarray:
     return p / p.sum()
 
 
-def _check_positive_int(name: str, value, minimum: int = 1) -> int:
+def _check_positive_int(name: str, value, minimum: int = 1, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise InputError(f"{name} must be an integer >= {minimum}; got {value!r}.")
+        raise InputError(f"{name} must be an integer >= {minimum}; got {describe(value)}.")
+    if maximum is not None and value > maximum:
+        raise InputError(f"{name} must be at most {maximum:,}; got {int(value):,}.")
     return int(value)
+
+
+def _check_seed(name: str, value) -> int:
+    """A seed numpy, scikit-learn (``random_state``) and LightGBM all take: an integer in [0, 2**32)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or not 0 <= value < 2**32:
+        raise InputError(f"{name} must be an integer seed in [0, 2**32); got {describe(value)}.")
+    return int(value)
+
+
+def _check_choice(n_candidates, top_k) -> tuple[int, int]:
+    """RegMix's choice: ``top_k`` of ``n_candidates`` draws, both positive and ``top_k <= n_candidates``."""
+    n_candidates = _check_positive_int("n_candidates", n_candidates)
+    top_k = _check_positive_int("top_k", top_k)
+    if top_k > n_candidates:
+        raise InputError(f"top_k must be at most n_candidates ({n_candidates}); got {top_k}.")
+    return n_candidates, top_k
+
+
+def _check_run_ids(run_ids, n: int) -> list | None:
+    """``run_ids`` as a list, one per run of the table (None stays None: rows are named by index)."""
+    if run_ids is None:
+        return None
+    try:
+        ndim = np.ndim(run_ids)
+    except ValueError:  # ragged
+        ndim = -1
+    if ndim != 1 or len(run_ids) != n:  # a string has ndim 0
+        shown = f"{len(run_ids)}" if ndim == 1 else describe(run_ids)
+        raise InputError(f"run_ids must name every run of the table ({n}); got {shown}. Pass one id per row of W.")
+    return list(run_ids)  # by position (a Series' [] looks up labels)
 
 
 def _check_rng(rng) -> np.random.Generator:
@@ -94,17 +136,35 @@ def _check_preset(preset: str) -> dict:
 
 
 def _check_losses(name: str, losses, n: int) -> np.ndarray:
+    verb = "return" if name == "evaluate" else "hold"  # a function returns them, a table holds them
     try:
-        y = np.asarray(losses, dtype=np.float64).reshape(-1) if np.ndim(losses) else np.asarray([losses], float)
+        y = np.asarray(losses, dtype=np.float64)
     except (TypeError, ValueError):  # text, ragged lists
-        raise InputError(f"{name} must return one loss (a number) per mixture; got {describe(losses)}.") from None
-    if y.shape != (n,):
-        raise InputError(f"{name} must return one loss per mixture, shape ({n},); got {describe(np.asarray(losses))}.")
-    return y
+        raise InputError(f"{name} must {verb} one loss (a number) per mixture; got {describe(losses)}.") from None
+    if y.ndim == 2 and y.shape[1] == 1:  # a 1-column table; a wider one is not flattened into more losses
+        y = y[:, 0]
+    if y.reshape(-1).shape != (n,) or y.ndim > 1:
+        raise InputError(f"{name} must {verb} one loss per mixture, shape ({n},) (1-D, or a 1-column table); "
+                         f"got {describe(y)}.")
+    return y.reshape(-1)
 
 
-def _check_weights_table(name: str, W, n_sources: int | None = None) -> np.ndarray:
-    W = np.asarray(W, dtype=np.float64)
+def _check_weights_table(name: str, W, n_sources: int | None = None, *, names: tuple | None = None) -> np.ndarray:
+    """``W`` ``(n, P)`` as float64. With ``names``, a DataFrame whose columns are names (not 0, 1, ...) is put
+    in their order: read by position, a reordered table gave the sources each other's weights."""
+    columns = getattr(W, "columns", None) if hasattr(W, "iloc") else None  # a pandas DataFrame's
+    if names is not None:
+        n_sources = len(names)
+        positional = columns is None or (columns.dtype.kind in "iu" and np.array_equal(columns, range(len(columns))))
+        if not positional:  # columns 0, 1, ... (a DataFrame of an array) are read by position
+            have = [str(c) for c in columns]  # as check_names makes the names text
+            missing, extra = [n for n in names if n not in have], [c for c in have if c not in names]
+            if missing or extra or len(set(have)) != len(have):
+                raise InputError(f"{name}'s columns must be the sources in any order; missing {missing[:5]}, extra "
+                                 f"{extra[:5]}" + ("" if len(set(have)) == len(have) else ", some repeated")
+                                 + ". Name its columns as source_names, or pass an array in source order.")
+            W = W.iloc[:, [have.index(n) for n in names]]
+    W = as_float_array(name, W)
     if W.ndim != 2 or W.shape[0] < 1 or (n_sources is not None and W.shape[1] != n_sources):
         raise InputError(f"{name} must have shape (n_mixtures, {n_sources or 'n_sources'}); got {describe(W)}.")
     check_finite(name, W)
@@ -114,6 +174,25 @@ def _check_weights_table(name: str, W, n_sources: int | None = None) -> np.ndarr
     if empty.size:  # normalising would make it uniform, a mixture the run never had
         raise InputError(f"{name} row(s) {empty[:5].tolist()} are all zero: each row is a run's mixture; drop them.")
     return W
+
+
+def _check_runs(name: str, runs, n_sources: int | None = None, *, names: tuple | None = None):
+    """Measured runs ``(W (m, P), y (m,))`` as checked arrays (``names``: as :func:`_check_weights_table`)."""
+    if isinstance(runs, (str, bytes, Mapping, np.ndarray)) or not hasattr(runs, "__len__") or len(runs) != 2:
+        raise InputError(f"{name} must be a pair (W, y): mixtures (m, {len(names) if names else n_sources or 'P'}) "
+                         f"and their m losses; got {describe(runs)}.")
+    W = _check_weights_table(f"{name}[0]", runs[0], n_sources, names=names)
+    return W, _check_losses(f"{name}[1]", runs[1], len(W))
+
+
+def _check_tests(tests, names: tuple) -> dict:
+    """``tests`` ``{name: (W_test, y_test)}`` of held-out runs, checked (None: none)."""
+    if tests is None:
+        return {}
+    if not isinstance(tests, Mapping):
+        raise InputError(f"tests must be a dict of name -> (W_test, y_test) held-out runs; "
+                         f"got a {type(tests).__name__}.")
+    return {key: _check_runs(f"tests[{key!r}]", runs, names=names) for key, runs in tests.items()}
 
 
 def mixture_groups(W) -> np.ndarray:
@@ -154,7 +233,7 @@ def sample_random_mixtures(n: int, n_sources: int, rng: np.random.Generator, *,
         If ``n`` or ``n_sources`` is not a positive integer (``n_sources >= 2``), ``prior`` is not a
         positive vector of length ``n_sources``, or ``concentration`` is not positive.
     """
-    n = _check_positive_int("n", n)
+    n = _check_positive_int("n", n, maximum=MAX_MIXTURES)
     n_sources = _check_positive_int("n_sources", n_sources, 2)
     concentration = check_number("concentration", concentration, minimum=0, strict=True)
     rng = _check_rng(rng)
@@ -211,7 +290,7 @@ def regmix_swarm(n_runs: int, prior: np.ndarray, rng: np.random.Generator, *,
         For bad arguments, or if fewer than ``n_runs`` distinct mixtures satisfy the bounds within
         ``max_draws * n_runs`` draws (loosen ``upper_bounds`` or lower ``n_runs``).
     """
-    n_runs = _check_positive_int("n_runs", n_runs)
+    n_runs = _check_positive_int("n_runs", n_runs, maximum=MAX_MIXTURES)
     p = _check_prior("prior", prior)
     n_sources = p.size
     n_concentrations = _check_positive_int("n_concentrations", n_concentrations)
@@ -275,11 +354,15 @@ def matched_trials(total_compute: float, compute_per_trial: float) -> int:
     Raises
     ------
     InputError
-        If either argument is not a positive finite number.
+        If either argument is not a positive finite number, or they allow more than :data:`MAX_MIXTURES` trials.
     """
     total_compute = check_number("total_compute", total_compute, minimum=0, strict=True)
     compute_per_trial = check_number("compute_per_trial", compute_per_trial, minimum=0, strict=True)
-    return max(1, int(np.floor(total_compute / compute_per_trial * (1 + 1e-9))))
+    trials = total_compute / compute_per_trial * (1 + 1e-9)
+    if not trials <= MAX_MIXTURES:  # inf for 1e300 / 1e-300: int() overflowed
+        raise InputError(f"total_compute / compute_per_trial must be at most {MAX_MIXTURES:,} trials; got "
+                         f"{total_compute:.3g} / {compute_per_trial:.3g}. Give both in the same compute unit.")
+    return max(1, int(np.floor(trials)))
 
 
 # ----------------------------------------------------------------------------- random search
@@ -309,6 +392,7 @@ def random_search(evaluate, *, source_names, n_trials: int, rng: np.random.Gener
     names = check_names("source_names", source_names)
     compute_per_trial = check_number("compute_per_trial", compute_per_trial, minimum=0, strict=True)
     n_trials = _check_positive_int("n_trials", n_trials)
+    prior = None if prior is None else by_source("prior", prior, names)  # checked by sample_random_mixtures
     W = sample_random_mixtures(n_trials, len(names), rng, prior=prior, concentration=concentration)
     losses = _check_losses("evaluate", evaluate(W), len(W))
     return _best_of(W, losses, names, method="random_search", compute=n_trials * compute_per_trial,
@@ -335,21 +419,26 @@ def random_search_table(W, losses, *, source_names, n_trials: int, rng: np.rando
         If shapes disagree or ``n_trials`` exceeds the number of runs.
     """
     names = check_names("source_names", source_names)
-    W = _check_weights_table("W", W, len(names))
+    W = _check_weights_table("W", W, names=names)
     y = _check_losses("losses", losses, len(W))
     n_trials = _check_positive_int("n_trials", n_trials)
     if n_trials > len(W):
         raise InputError(f"n_trials must be at most the number of runs in the table ({len(W)}); got {n_trials}.")
     compute_per_trial = check_number("compute_per_trial", compute_per_trial, minimum=0, strict=True)
-    if run_ids is not None and len(run_ids) != len(W):
-        raise InputError(f"run_ids must name every run of the table ({len(W)}); got {len(run_ids)}.")
+    run_ids = _check_run_ids(run_ids, len(W))
     idx = np.sort(_check_rng(rng).choice(len(W), size=n_trials, replace=False))
     result = _best_of(_normalise_rows(W[idx].copy()).astype(np.float32), y[idx], names, method="random_search",
                       compute=n_trials * compute_per_trial,
                       meta={"n_trials": n_trials, "run_indices": idx.tolist(), "source": "table lookup"})
-    best = idx[result.meta["best_index"]]
-    result.meta["best_run"] = int(best) if run_ids is None else run_ids[best]
+    result.meta["best_run"] = _best_run(idx, result.meta["best_index"], run_ids)
     return result
+
+
+def _best_run(rows: np.ndarray, best_index: int | None, run_ids: list | None):
+    """The table row (or run id) of the best looked-up run; None when none had a finite loss (non_finite)."""
+    if best_index is None:
+        return None
+    return int(rows[best_index]) if run_ids is None else run_ids[rows[best_index]]
 
 
 def _best_of(W: np.ndarray, losses: np.ndarray, names: tuple, *, method: str, compute: float, meta: dict) -> MixtureResult:
@@ -449,6 +538,7 @@ def fit_regressor(W: np.ndarray, y: np.ndarray, *, preset: str = "faithful", see
     import lightgbm as lgb
 
     settings = _check_preset(preset)
+    seed = _check_seed("seed", seed)
     W = _check_weights_table("W", W)
     y = _check_losses("y", y, len(W))
     keep = np.isfinite(y)
@@ -464,8 +554,7 @@ def fit_regressor(W: np.ndarray, y: np.ndarray, *, preset: str = "faithful", see
         W_val, y_val = W[order[:n_val]], y[order[:n_val]]
         W, y = W[order[n_val:]], y[order[n_val:]]
     else:
-        W_val = _check_weights_table("val[0]", val[0], W.shape[1])
-        y_val = _check_losses("val[1]", val[1], len(W_val))
+        W_val, y_val = _check_runs("val", val, W.shape[1])
         ok = np.isfinite(y_val)
         W_val, y_val = W_val[ok], y_val[ok]
     params = {"boosting_type": "gbdt", "objective": "regression", "n_estimators": settings["n_estimators"],
@@ -510,11 +599,8 @@ def regmix_choose(model, prior, rng: np.random.Generator, *, n_candidates: int =
         If ``prior`` is not a positive vector or ``top_k`` is not in ``[1, n_candidates]``.
     """
     p = _check_prior("prior", prior)
-    n_candidates = _check_positive_int("n_candidates", n_candidates)
-    top_k = _check_positive_int("top_k", top_k)
+    n_candidates, top_k = _check_choice(n_candidates, top_k)
     rng = _check_rng(rng)
-    if top_k > n_candidates:
-        raise InputError(f"top_k must be at most n_candidates ({n_candidates}); got {top_k}.")
     top, top_pred = np.empty((0, p.size)), np.empty(0)
     chunk = max(1000, _CHUNK_VALUES // p.size)  # bounded memory with many sources
     for start in range(0, n_candidates, chunk):
@@ -582,13 +668,24 @@ def regmix_fit_choose(W, y, *, source_names, prior, rng: np.random.Generator, pr
     ``spearman_tests``, ``best_iteration``, ``warnings``, ``top_k``, ``n_candidates``.
     """
     names = check_names("source_names", source_names)
-    W = _check_weights_table("W", W, len(names))
+    W = _check_weights_table("W", W, names=names)
+    y = _check_losses("y", y, len(W))
+    # everything is checked before the regressor is fitted
+    if preset != "auto":
+        _check_preset(preset)
+    p = _check_prior("prior", prior, names=names)
+    rng = _check_rng(rng)
+    n_candidates, top_k = _check_choice(n_candidates, top_k)
+    seed = _check_seed("seed", seed)
+    compute = None if compute is None else check_number("compute", compute, minimum=0)
+    val = None if val is None else _check_runs("val", val, names=names)
+    tests = _check_tests(tests, names)
+    if meta is not None and not isinstance(meta, Mapping):
+        raise InputError(f"meta must be a dict (copied into the result's meta) or None; got {describe(meta)}.")
     model, preset = _fit_auto(W, y, preset=preset, seed=seed, val=val)
-    w = regmix_choose(model, _check_prior("prior", prior, len(names)), rng, n_candidates=n_candidates, top_k=top_k)
+    w = regmix_choose(model, p, rng, n_candidates=n_candidates, top_k=top_k)
     rho_tests, top1 = {}, {}
-    for name, (W_t, y_t) in (tests or {}).items():
-        W_t = _check_weights_table(f"tests[{name!r}][0]", W_t, len(names))
-        y_t = _check_losses(f"tests[{name!r}][1]", y_t, len(W_t))
+    for name, (W_t, y_t) in tests.items():
         pred = model.predict(W_t)
         rho_tests[name] = spearman(pred, y_t)
         ok = np.isfinite(y_t)
@@ -640,9 +737,14 @@ def regmix(evaluate, *, source_names, prior, n_runs: int, rng: np.random.Generat
     names = check_names("source_names", source_names)
     if preset != "auto":
         _check_preset(preset)
-    p = _check_prior("prior", prior, len(names))
+    p = _check_prior("prior", prior, names=names)
     if max_usage is not None:  # each source up to max_usage x its prior weight: below 1, no mixture sums to 1
         check_number("max_usage", max_usage, minimum=1)
+    # what is used after the runs is checked before them: each run is a trained proxy
+    n_candidates, top_k = _check_choice(n_candidates, top_k)
+    seed = _check_seed("seed", seed)
+    compute_per_run = check_number("compute_per_run", compute_per_run, minimum=0)
+    min_weight = check_number("min_weight", min_weight, minimum=0)
     bounds = None if max_usage is None else np.minimum(float(max_usage) * p, 1.0)
     swarm_prior = dirichlet_prior(p, temperature)
     notes = []
@@ -657,7 +759,7 @@ def regmix(evaluate, *, source_names, prior, n_runs: int, rng: np.random.Generat
                          bounds_mode="project")
     y = _check_losses("evaluate", evaluate(W), len(W))
     result = regmix_fit_choose(W, y, source_names=names, prior=p, rng=rng, preset=preset, n_candidates=n_candidates,
-                               top_k=top_k, compute=n_runs * float(compute_per_run), seed=seed)
+                               top_k=top_k, compute=n_runs * compute_per_run, seed=seed)
     result.meta.update(swarm=W.tolist(), swarm_losses=[float(v) if np.isfinite(v) else None for v in y])
     result.meta["warnings"] = notes + result.meta["warnings"]
     return result
