@@ -9,7 +9,7 @@ import streamlit as st
 
 from jobs import control as jobs_control
 from mixmin_core.errors import MixminError
-from mixmin_core.solver.results import OVERALL
+from mixmin_core.solver.results import OVERALL, lower_is_better
 from pages.common import data, state
 from pages.common import figures as figs
 from pages.common.access import read_only, shown
@@ -77,6 +77,10 @@ def key_result(summary: pd.DataFrame, headline: str | None = None) -> str:
     means = rows.set_index("method")["mean"]
     ordered = sorted(means.index, key=figs.method_sort_key)  # the first three, and a method of the run's own (BO)
     shown = ordered[:3] + [m for m in ordered[3:] if m not in figs.METHOD_ORDER]
+    finite = means.dropna()
+    if len(finite):  # a method that beat them all is part of the opening numbers (target_only did, unsaid)
+        best = finite.idxmin() if lower_is_better(metric) else finite.idxmax()
+        shown += [best] if best not in shown else []
     far = extrapolated(summary[summary["variant"] == variant]) if "yardstick" in metric else set()
     parts = [f"{m} {means[m]:.3g}" + (" (extrapolated)" if m in far else "") for m in shown]
     setting = f" ({data.setting_label(variant)})" if variant else ""
