@@ -409,6 +409,10 @@ def make_variants(names: list, proxy_budget: float, proxy_budgets) -> list[Varia
     return [Variant(budget_variant(b), tuple(names), float(b)) for b in sorted(proxy_budgets)]
 
 
+#: A proxy that repeats its source more often than this many times is said (export's default repeat limit).
+PROXY_REPEATS_SAID = 4.0
+
+
 class LMDomain:
     headline_metric = "generative_loss"
     lower_is_better = True
@@ -422,6 +426,7 @@ class LMDomain:
         self._prepare(data)
         self._find_overlap(data.max_source_chars)
         self.plan = Plan(list(self.specs), make_variants(self.names, models.proxy_budget, models.proxy_budgets), trials)
+        self._warn_thin_sources()
         self.splits = {(t, k): lmdata.split_indices(len(ex), seed=models.seed, trial=k, fit_fraction=models.fit_fraction)
                        for t, ex in self.examples.items() for k in range(trials)}
         self.n_threads = int(models.torch_threads) or max(1, (os.cpu_count() or 1) // max(1, int(ctx.n_workers or 1)))
@@ -466,7 +471,22 @@ class LMDomain:
         sizes = source_sizes(self.names, [{**infos[u.unit_id], "tokens": np.load(u.output, mmap_mode="r").size}
                                           for u in units])
         self.natural = sizes["natural_weight"].to_numpy()
+        self.source_tokens = dict(zip(self.names, sizes["tokens"].astype(int)))
         layout.write_sources(self.ctx.run_dir, sizes)
+
+    def _warn_thin_sources(self) -> None:
+        """Say which sources a proxy repeats more than :data:`PROXY_REPEATS_SAID` times: a proxy that memorised a
+        few sentences scores the target like no model trained on that kind of text would (a one-line file was
+        repeated 230 times, unsaid, and its weight then hung on how far MixMin had converged)."""
+        for variant in self.plan.variants:
+            need = self.proxy_tokens(variant.name)
+            thin = {n: need / t for n, t in self.source_tokens.items() if t and need / t > PROXY_REPEATS_SAID}
+            if thin:
+                where = f" ({variant.name})" if variant.name else ""
+                log.warning("proxies%s train on %s tokens each, which repeats %s; their proxies learn those few "
+                            "documents by heart, so read their weights with care: give them more text, or leave them "
+                            "out", where, f"{need:,}", ", ".join(f"{n!r} {r:.0f} times ({self.source_tokens[n]:,} "
+                                                                 "tokens)" for n, r in thin.items()))
 
     def _find_overlap(self, max_chars: int) -> None:
         """Which targets' examples the sources' text holds, and which sources hold the same documents

@@ -3,6 +3,7 @@ FLOPs, fresh search mixtures per trial, a user's own files, joint multi-target m
 import gzip
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -277,6 +278,17 @@ def test_sources_holding_the_same_documents_are_recorded_and_said(tmp_path):
     assert info["documents_shared_by_sources"] == [{"sources": ["animals", "copy"], "shared": 24, "documents": [30, 25]}]
     log = "".join(p.read_text() for p in (run_dir / "logs").glob("*.log"))
     assert "sources 'animals' and 'copy' hold 24 of the same documents (30 of 'animals''s, 25 of 'copy''s)" in log
+
+
+def test_a_source_its_proxy_repeats_many_times_is_said(tmp_path):
+    """A one-line file's proxy repeated its 14 tokens about 230 times, unsaid."""
+    folder, target = _user_files(tmp_path)
+    _write_jsonl(folder / "thin.jsonl", [{"text": "just five words here ok"}])
+    assert main(["run", CI, "--quiet", *_user_overrides(folder, target, trials=1, final_tokens=4096)]) == 0
+    _, run_dir = only_run(RunStore())
+    log = "".join(p.read_text() for p in (run_dir / "logs").glob("*.log"))
+    said = re.search(r"proxies train on [\d,]+ tokens each, which repeats (.*?); their proxies learn", log)
+    assert said and said.group(1).startswith("'thin' ") and "animals" not in said.group(1), log[-2000:]
 
 
 def _assert_fails_before_run(args, capsys, match):
