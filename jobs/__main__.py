@@ -154,7 +154,7 @@ def cmd_run(args) -> int:
     backend = check_device(config, args.backend)
     if args.dry_run:  # as the job would run: --backend, RAY_ADDRESS and --workers included
         shown = {**resolved, "backend": backend, **({"n_workers": args.workers} if args.workers else {})}
-        print(yaml.safe_dump(shown, sort_keys=False), end="")
+        print(yaml.safe_dump(shown, sort_keys=False, allow_unicode=True), end="")
         return 0
     if backend == "ray" and os.environ.get("RAY_ADDRESS"):
         from mixmin_core.runs.ray_backend import check_address, start_ray

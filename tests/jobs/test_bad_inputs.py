@@ -657,3 +657,9 @@ def test_numpy_float32_step_size_is_accepted():
     outputs = ProxyOutputs(np.array([[0.2, 0.8, 0.4], [0.6, 0.3, 0.5]]), "binary", labels=[0, 1, 0])
     assert mixmin(outputs, step_size=np.float32(0.5), max_iter=5).weights.shape == (2,)
 
+
+
+def test_dry_run_prints_names_as_they_are(capsys):
+    r"""It printed "\xD6strogen \u03B1-Agonist" for a target written Östrogen α-Agonist."""
+    assert main(["run", CHEM, "--set", "name=Östrogen-α", "--dry-run"]) == 0
+    assert "name: Östrogen-α" in capsys.readouterr().out
