@@ -173,7 +173,8 @@ def check_names(name: str, values) -> tuple:
                          "(e.g. name.decode('utf-8')).")
     names = tuple(str(v) for v in values)
     if "" in names:  # no table, chart or export can show a source without a name
-        raise InputError(f"{name}: every name must be given; found an empty name at position {names.index('')}.")
+        raise InputError(f"{name}: every name must have a visible character; got '' at position {names.index('')}. "
+                         "Name the source.")
     bad = [n for n in names if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in n)]
     if bad:  # a line break in a name would end a comment in an exported Python or shell snippet
         raise InputError(f"{name}: names must not hold line breaks or control characters; got {bad[0]!r}.")

@@ -275,11 +275,23 @@ def problem_label(problem_id: str) -> str:
     if problem_id == EXAMPLE:
         return "built-in example (known true weights)"
     ref = parse_problem(problem_id)
-    if ref.kind == "upload":
-        return f"upload: {Path(ref.path).name}"
+    if ref.kind == "upload":  # with its objective: one file uploaded as binary and as mse differed by digest only
+        sidecar = store().root / "uploads" / f"{Path(ref.path).name}.json"  # only the store's uploads are read
+        kind = _upload_kind(str(sidecar), mtime(sidecar))
+        return f"upload: {Path(ref.path).name}" + (f" ({kind})" if kind else "")
     prob = run_problem(ref.run_id, ref.key)
     variant = f" [{prob.variant}]" if prob.variant else ""
     return f"{prob.target}{variant} · trial {prob.trial}"
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _upload_kind(sidecar: str, _mtime: float) -> str:
+    """The objective an upload's sidecar names ('' where it cannot be read: the Solver says why when it is opened)."""
+    try:
+        kind = read_json(sidecar).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return kind if kind in ("binary", "loglik", "mse") else ""
 
 
 def run_problem(run_id: str, key: str) -> layout.Problem:

@@ -766,7 +766,7 @@ def test_an_upload_kept_in_the_store_can_be_deleted_there(home):
     assert not at.exception
     assert sorted(p.name for p in (home / "uploads").iterdir()) == ["first-aaa.json", "first-aaa.npz"]
     assert [p.rsplit("/", 1)[-1] for p in data.list_uploads()] == ["first-aaa"]
-    assert at.selectbox(key="upload.manage").options == ["upload: first-aaa"]
+    assert at.selectbox(key="upload.manage").options == ["upload: first-aaa (loglik)"]  # its objective named
 
 
 def test_upload_a_csv_and_solve_it(home):

@@ -232,7 +232,7 @@ BAD_LIBRARY_INPUTS: list[BadInput] = [
     BadInput("source_name_bytes", lambda: ProxyOutputs(_MATRIX, "binary", labels=_O.labels, source_names=[b"a", "b", "c"]),
              InputError, r"source_names: names must be text; got the bytes b'a'"),
     BadInput("source_name_empty", lambda: ProxyOutputs(_MATRIX, "binary", labels=_O.labels, source_names=["a", "", "c"]),
-             InputError, r"source_names: every name must be given; found an empty name at position 1"),
+             InputError, r"source_names: every name must have a visible character; got '' at position 1"),
     BadInput("values_masked", lambda: ProxyOutputs(np.ma.masked_less(_MATRIX, 0.1), "binary", labels=_O.labels),
              InputError, r"values has \d+ masked value\(s\).*filled"),
     BadInput("labels_masked", lambda: ProxyOutputs(_MATRIX, "binary", labels=np.ma.masked_equal(_O.labels, 1)),
