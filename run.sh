@@ -23,7 +23,7 @@ setup_browser() {
 case "${1:-app}" in
     app)  setup; exec python3 -m streamlit run app.py --server.address "$ADDRESS" ;;
     demo) setup
-          echo "Running the ToxCast demo: about 15 minutes on 2 cores, then the app starts (Ctrl-C stops it; running" \
+          echo "Running the ToxCast demo: about 11 minutes on 2 cores, then the app starts (Ctrl-C stops it; running" \
                "this again resumes it). Or run 'bash run.sh' and start the demo from the app's Runs page." >&2
           python3 -m jobs run configs/chem_demo.yaml; exec python3 -m streamlit run app.py --server.address "$ADDRESS" ;;
     test) setup; setup_browser; python3 -m pytest "${@:2}" ;;

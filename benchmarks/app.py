@@ -10,7 +10,6 @@ loss/gap, final-weight bars: inline SVG, see pages/common/svg.py) and the weight
 from __future__ import annotations
 
 import argparse
-import logging
 import statistics
 import time
 
@@ -53,7 +52,9 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    logging.getLogger("streamlit").setLevel(logging.ERROR)
+    from streamlit.logger import set_log_level
+
+    set_log_level("error")  # the pages' caches say "No runtime found" once per cached function, outside an app
     from tests.app.fixtures import binary_outputs
 
     outputs = binary_outputs(args.sources, args.samples, np.random.default_rng(0), n_informative=20)

@@ -4,7 +4,7 @@ Serves the app on 127.0.0.1 over a run store, opens each page through a link (th
 "Copy link to this view" buttons give) and saves the top of the page as a small PNG under docs/.
 
     MIXMIN_HOME=data python docs/make_screenshots.py --run RUN_ID     # e.g. the ToxCast demo run
-    python docs/make_screenshots.py                                   # runs configs/chem_ci.yaml first (~15 s)
+    python docs/make_screenshots.py                                   # runs configs/chem_ci.yaml first (~10 s)
 
 Options: ``--solver "step_size=3&max_iter=200"`` etc. add query-string selections per page.
 """

@@ -15,6 +15,7 @@ data directory and the run store (the job runs with ``MIXMIN_CONFINE_PATHS=1``).
 """
 from __future__ import annotations
 
+import difflib
 import fcntl
 import json
 import os
@@ -165,6 +166,10 @@ def check_page_request(config_path: str | os.PathLike, overrides) -> None:
             raise InputError(f"override key must be a field name such as 'trials'; got {key[:60]!r}. Fields you can "
                              f"set: {', '.join(sorted(allowed))}.")  # (no dotted key is among them)
         if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)  # a typo (trails for trials), not a field kept off
+            if close and key not in _config_fields(pipeline):
+                raise InputError(f"override {key!r} is no field the app can set for pipeline {pipeline!r}; did you "
+                                 f"mean {close[0]!r}?")
             raise InputError(f"override {key!r} cannot be set from the app for pipeline {pipeline!r}; "
                              f"fields you can set: {', '.join(sorted(allowed))}. "
                              "Other fields (data paths among them) are set in a config file run with `python -m jobs run`.")
@@ -183,6 +188,15 @@ def check_page_request(config_path: str | os.PathLike, overrides) -> None:
         if key in PER_CORE and isinstance(value, (int, float)) and value > cores:  # 256 workers were accepted
             raise InputError(f"override {key}: {value:g} is more than this machine's {cores} cores; a job started from "
                              f"the app takes at most one per core (set more with `python -m jobs run`).")
+
+
+def _config_fields(pipeline: str) -> set:
+    """Every field of ``pipeline``'s config (those the app keeps off included)."""
+    import dataclasses
+
+    from jobs.pipelines import load_pipeline
+
+    return {f.name for f in dataclasses.fields(load_pipeline(pipeline).CONFIG)}
 
 
 def _as_override_text(value) -> str:

@@ -36,7 +36,7 @@ from mixmin_core.solver.results import MixtureResult
 def add_parser(sub) -> None:
     """Register ``export`` on the CLI's subparsers; its own usage errors are one ``error:`` line too."""
     p = sub.add_parser("export", help="write a mixture as a training plan (JSON, CSV, datasets, Olmix, Megatron, chemistry table)",
-                       description=__doc__)
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", help="run id (see `python -m jobs status`)")
     p.add_argument("--problem", help="problem key within the run, e.g. TOX21_AR__sources-all__trial0 or piqa__budget-0.1__trial0 (the names of the run's mixtures/ files)")
     p.add_argument("--method", help="whose mixture to export (default: mixmin)")

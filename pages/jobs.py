@@ -27,11 +27,13 @@ CONFIG_DIR = jobs_control.CONFIG_DIR
 
 
 def header_comment(path: Path) -> str:
+    """A config's opening comment as prose, without the command line it shows (the page shows the command)."""
     lines = []
     for line in path.read_text(encoding="utf-8").splitlines():
         if not line.startswith("#"):
             break
-        lines.append(line.lstrip("# "))
+        if "python -m jobs" not in line:  # read into the prose, it ran on from the last sentence
+            lines.append(line.lstrip("# "))
     return " ".join(lines)
 
 

@@ -139,10 +139,10 @@ def _run_pool(todo, n_workers, finish):
         # a stop (cancel, SIGTERM) lets started units finish: record them, or a resume would run them again
         for fut in pending:
             fut.cancel()
-        started = sum(fut.running() for fut in pending)
+        started = sum(fut.running() for fut in pending)  # the pool hands out a few more than it has workers
         if started:
-            log.warning("stopping: waiting for the %d unit(s) the workers started (a second Ctrl-C or SIGTERM drops "
-                        "them; a resume runs them again)", started)
+            log.warning("stopping: waiting for the %d unit(s) already handed to the workers (a second Ctrl-C or "
+                        "SIGTERM drops them; a resume runs them again)", started)
         close_pools()  # waits for the units the workers had started
         for fut, unit in pending.items():
             if fut.done() and not fut.cancelled() and fut.exception() is None:

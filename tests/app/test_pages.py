@@ -663,6 +663,14 @@ def test_assays_show_toxcast_titles_categories_and_filter(home):
 
 
 # ---- Jobs -------------------------------------------------------------------------------------------
+def test_jobs_page_describes_a_config_without_its_command_line(home):
+    """chem_demo's description ended "...100-source variants). MIXMIN_DATA_DIR=../shared/data python -m jobs run"."""
+    at = open_app("jobs")
+    at.selectbox(key="w:jobs.config").set_value("configs/chem_demo.yaml").run()
+    note = next(c.value for c in at.caption if c.value.startswith("Offline chemistry demo"))
+    assert note.endswith("variants).") and "python -m" not in note
+
+
 def test_jobs_page_starts_a_job_from_the_form_and_shows_its_progress(home):
     at = open_app("jobs")
     at.selectbox(key="w:jobs.config").set_value("configs/synthetic_demo.yaml").run()
