@@ -26,9 +26,10 @@ state.open_page("compare")
 def bars(summary: pd.DataFrame, x: str, title: str) -> go.Figure:
     summary = summary.assign(err_plus=summary["ci_high"] - summary["mean"], err_minus=summary["mean"] - summary["ci_low"])
     methods = sorted(summary["method"].unique(), key=figs.method_sort_key)
+    patterns = {"pattern_shape": "method", "pattern_shape_map": figs.METHOD_PATTERNS} if x != "method" else {}
     fig = px.bar(summary, x=x, y="mean", color="method", barmode="group" if x != "method" else "relative",
                  error_y="err_plus", error_y_minus="err_minus", category_orders={"method": methods}, title=title,
-                 color_discrete_map=figs.METHOD_COLOURS)
+                 color_discrete_map=figs.METHOD_COLOURS, **patterns)  # grouped bars: a pattern per method too
     metric = summary["metric"].iloc[0]
     fig.update_layout(height=420, showlegend=x != "method", margin=dict(l=10, r=10, t=40, b=10),
                       yaxis_title=data.metric_label(metric))
@@ -68,8 +69,10 @@ def method_lines(table: pd.DataFrame, x: str) -> go.Figure:
     fig = go.Figure()
     for method in sorted(table["method"].unique(), key=figs.method_sort_key):
         t = table[table["method"] == method]
-        fig.add_trace(go.Scatter(x=t[x], y=t["mean"], mode="lines+markers", name=method,
-                                 line=dict(width=3 if method == "mixmin" else 1.5, color=figs.METHOD_COLOURS.get(method)),
+        fig.add_trace(go.Scatter(x=t[x], y=t["mean"], mode="lines+markers", name=method,  # dash and symbol: not colour alone
+                                 line=dict(width=3 if method == "mixmin" else 1.5, color=figs.METHOD_COLOURS.get(method),
+                                           dash=figs.METHOD_DASHES.get(method, "dot")),
+                                 marker={"symbol": figs.METHOD_SYMBOLS.get(method, "star"), "size": 8},
                                  error_y=dict(type="data", symmetric=False, array=t["hi"] - t["mean"],
                                               arrayminus=t["mean"] - t["lo"])))
     return fig
@@ -206,7 +209,9 @@ def capped_rows(frame: pd.DataFrame) -> tuple[int, int, int]:
     return int(caps.max()), int(((finals["cap"] > 0) & (rows >= finals["cap"])).sum()), int(rows.notna().sum())
 
 
-def sweep_figure(frame: pd.DataFrame, kind: str) -> go.Figure | None:
+def sweep_table(frame: pd.DataFrame, kind: str) -> pd.DataFrame | None:
+    """Per method and sweep point (``kind``: sources or compute), the mean over targets and its 95% CI over trials;
+    None without two points of that kind."""
     points = frame.assign(point=frame["variant"].map(layout.sweep_point)).dropna(subset=["point"])
     if points.empty:
         return None
@@ -218,7 +223,10 @@ def sweep_figure(frame: pd.DataFrame, kind: str) -> go.Figure | None:
     for (method, variant), grp in mean_over_targets(points, keep=("variant",)).groupby(["method", "variant"]):
         mean, lo, hi = metric_ci(grp["value"], grp["metric"].iloc[0] if "metric" in grp else None)
         rows.append({"method": method, "variant": variant, "x": x_of[variant], "mean": mean, "lo": lo, "hi": hi})
-    table = pd.DataFrame(rows).sort_values("x")
+    return pd.DataFrame(rows).sort_values("x")
+
+
+def sweep_figure(table: pd.DataFrame, kind: str, metric: str) -> go.Figure:
     if kind == "compute":  # budgets are numbers: a log axis
         fig = method_lines(table, "x")
         label = "proxy compute budget"
@@ -229,7 +237,7 @@ def sweep_figure(frame: pd.DataFrame, kind: str) -> go.Figure | None:
         xaxis = {"title": "assays in the source pool (a target in the pool is not its own source)",
                  "categoryorder": "array", "categoryarray": list(dict.fromkeys(table["variant"]))}
     fig.update_layout(title=f"Sweep over the {label} (mean over targets, 95% CI over trials)", xaxis=xaxis,
-                      yaxis_title=data.metric_label(frame["metric"].iloc[0]), height=380, margin=dict(l=10, r=10, t=40, b=10))
+                      yaxis_title=data.metric_label(metric), height=380, margin=dict(l=10, r=10, t=40, b=10))
     return fig
 
 
@@ -385,9 +393,14 @@ def page() -> None:
                           yaxis_title=f"proxy compute ({unit})" if unit else "proxy compute")
         st.plotly_chart(figs.safe(fig), key="compare.compute")
     for kind in ("sources", "compute"):
-        fig = sweep_figure(sub, kind)
-        if fig is not None:
-            st.plotly_chart(figs.safe(fig), key=f"compare.sweep_{kind}")
+        table = sweep_table(sub, kind)
+        if table is not None:
+            st.plotly_chart(figs.safe(sweep_figure(table, kind, metric)), key=f"compare.sweep_{kind}")
+            with st.expander("The sweep's numbers"):  # what the lines show, for a reader who cannot see them
+                st.dataframe(table.drop(columns="x").rename(columns={"variant": "setting", "lo": "ci_low",
+                                                                     "hi": "ci_high"}),
+                             hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.4g")
+                                                             for c in ("mean", "ci_low", "ci_high")})
     st.header("Weights side by side")
     weights_side_by_side(run_id, variant)
     state.share_link("compare", c4)

@@ -27,6 +27,11 @@ HIGHLIGHT = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "
 METHOD_ORDER = ["mixmin", "natural", "balanced", "target_only", "ensemble", "random_search", "regmix"]
 METHOD_COLOURS = {"mixmin": "#d62728", "natural": "#1f77b4", "balanced": "#aec7e8", "target_only": "#7f7f7f",
                   "ensemble": "#9467bd", "random_search": "#2ca02c", "regmix": "#ff7f0e"}
+#: What tells methods apart besides colour (for readers who do not see the colours apart): bar fill patterns,
+#: line dashes and marker symbols, one per method in METHOD_ORDER, and the last for any other method.
+METHOD_PATTERNS = dict(zip(METHOD_ORDER, ["", "/", "\\", "x", "-", "|", "+"]))
+METHOD_DASHES = dict(zip(METHOD_ORDER, ["solid", "dot", "dash", "longdash", "dashdot", "longdashdot", "dot"]))
+METHOD_SYMBOLS = dict(zip(METHOD_ORDER, ["circle", "square", "diamond", "triangle-up", "cross", "x", "star"]))
 
 
 def category_group(category: str) -> str:

@@ -289,6 +289,15 @@ def test_compare_every_method_with_cis_pvalues_and_sweep(home):
     assert compute["title"]["text"] == "Proxy compute per method (XGBoost trees x training rows)"  # the axis is short
     assert any("Weights each method found" in t for t in titles)
     assert any("95% CIs over trials (kept within [0, 1])" in c.value for c in at.caption)  # average precision
+    # methods differ by more than colour: a bar pattern and a line dash and symbol each
+    specs = {json.loads(c.proto.spec)["layout"]["title"]["text"]: json.loads(c.proto.spec)["data"]
+             for c in at.get("plotly_chart")}
+    per_target = next(d for t, d in specs.items() if t.startswith("Per target"))
+    assert len({tr["marker"]["pattern"]["shape"] for tr in per_target}) == len(per_target) == len(METHODS)
+    sweep = next(d for t, d in specs.items() if t.startswith("Sweep over the source pool size"))
+    assert len({(tr["line"]["dash"], tr["marker"]["symbol"]) for tr in sweep}) == len(sweep) > 2
+    numbers = next(e for e in at.expander if e.label == "The sweep's numbers").dataframe[0].value  # the lines as a table
+    assert set(numbers["method"]) == {tr["name"] for tr in sweep} and {"setting", "mean", "ci_low"} <= set(numbers)
     at.selectbox(key="w:compare.baseline").set_value("target_only").run()
     assert "vs target_only" in at.dataframe[0].value.columns
     at.selectbox(key="w:compare.variant").set_value("sources-10").run()
