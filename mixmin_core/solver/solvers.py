@@ -63,7 +63,9 @@ def mixmin(outputs: ProxyOutputs, *, step_size: float = 1.0, max_iter: int = 100
     prior, prior_strength : add ``prior_strength * KL(w || prior)`` to the objective (a pull
         towards ``prior``: "natural", "uniform" or an array; default natural if available). A ``prior``
         needs ``prior_strength > 0``. ``loss`` then includes that term (``mixture_loss`` gives the target
-        loss alone, comparable with other methods').
+        loss alone, comparable with other methods'). The term's gradient grows with ``prior_strength``, so
+        a strong pull needs a smaller step (about ``step_size=1 / (1 + prior_strength)``; a ``max_iter``
+        result with a large gap says the step is too big).
     storage : "float32" (default) or "float16": keep the solver's copy of a large many-source matrix in
         float16 (half the memory and the bytes read per iteration, float32 arithmetic; weights within
         ~1e-3 L1 of float32's on the benchmark problems). Used only where that copy is made (see
