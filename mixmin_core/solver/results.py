@@ -143,6 +143,8 @@ def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
 
 def _numbers(name: str, values) -> np.ndarray:
     """``values`` as a flat float64 array, or an InputError naming ``name`` (text, None, nested lists)."""
+    if values is None or isinstance(values, (str, bytes)):  # None read as one NaN; "12" as the number 12
+        raise InputError(f"{name} must be numbers (one per trial); got {values!r}.")
     try:
         return np.asarray(values, dtype=np.float64).ravel()
     except (TypeError, ValueError):

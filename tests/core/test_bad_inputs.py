@@ -239,6 +239,7 @@ BAD_LIBRARY_INPUTS: list[BadInput] = [
              InputError, r"labels has \d+ masked value\(s\)"),
     BadInput("caps_zero_from_availability", lambda: mixmin(_O, caps=availability_caps([10, 20, 0], 30, 2)), InputError,
              r"a cap of 0 .* outputs\.select\(sources="),
+    BadInput("mean_ci-none", lambda: mean_ci(None), InputError, r"values must be numbers \(one per trial\); got None"),
     BadInput("new_names_alike_in_nfd", lambda: check_new_names("columns", ["\u00d6strogen", "O\u0308strogen"]), InputError,
              r"columns: '.strogen' and 'O.strogen' look the same but encode their letters otherwise"),
     BadInput("save_into_folder", lambda: _O.save(str(Path(tempfile.mkdtemp())) + "/"), InputError,
