@@ -409,7 +409,11 @@ def cmd_delete(args) -> int:
     if not args.yes:
         if not sys.stdin.isatty():
             raise ConfigError(f"delete {listing}? Nothing was removed: add --yes to confirm without a terminal.")
-        if input(f"delete {listing}, with every file in its folder? [y/N] ").strip().lower() not in ("y", "yes"):
+        try:
+            answer = input(f"delete {listing}, with every file in its folder? [y/N] ")
+        except EOFError:  # Ctrl-D: no
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
             print("nothing removed")
             return 0
     for run in runs:

@@ -138,7 +138,8 @@ def cmd_export(args) -> int:
         raise InputError(f"{budget_flag}: this plan's sizes are in {unit}, so its budget is too; give "
                          f"--budget-{unit} (or --budget).")
     if budget is None:  # chem-table: every row of the weighted sources, as the pipeline's final models train on
-        budget = float(sum(float(sizes[n]) for n, w in zip(result.source_names, result.weights) if w > 0 and n in sizes))
+        budget = float(round(sum(float(sizes[n]) for n, w in zip(result.source_names, result.weights)
+                                 if w > 0 and n in sizes)))  # whole rows (a sizes file may hold 1710.5)
     if budget < 1:
         raise InputError(f"{budget_flag or '--budget-rows'}: a budget is at least one {unit[:-1]}; got {budget:g}"
                          + ("" if budget_flag else " (the weighted sources' sizes add up to that)") + ".")

@@ -485,7 +485,7 @@ class LMDomain:
                 where = f" ({variant.name})" if variant.name else ""
                 log.warning("proxies%s train on %s tokens each, which repeats %s; their proxies learn those few "
                             "documents by heart, so read their weights with care: give them more text, or leave them "
-                            "out", where, f"{need:,}", ", ".join(f"{n!r} {r:.0f} times ({self.source_tokens[n]:,} "
+                            "out", where, f"{need:,}", ", ".join(f"{n!r} {r:.1f} times ({self.source_tokens[n]:,} "
                                                                  "tokens)" for n, r in thin.items()))
 
     def _find_overlap(self, max_chars: int) -> None:

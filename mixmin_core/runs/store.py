@@ -258,34 +258,51 @@ class RunStore:
         return run
 
     def deletable(self, run_id: str) -> dict:
-        """The run :meth:`delete_run` would remove (status ``unlisted``: a folder without a catalog row), or
-        an :class:`InputError` for an id that names no run folder of this store."""
+        """The run :meth:`delete_run` would remove (status ``unlisted``: a folder without a catalog row), or an
+        :class:`InputError` for an id that names no run folder of this store (or :class:`RunLocked` for a run a
+        job is working on), so that a list of ids is checked whole before any is removed."""
         folder = self.run_dir(run_id)
-        if not run_id or run_id in (".", "..") or "\0" in run_id or folder.parent.resolve() != self.run_dir("").resolve():
+        try:  # the folder's own name, exactly: "run/" and "./run" resolve to the run, but are no id
+            plain = bool(run_id) and "\0" not in run_id and folder.name == run_id and run_id not in (".", "..") \
+                and folder.parent.resolve() == self.run_dir("").resolve()
+            linked, exists, is_dir = folder.is_symlink(), folder.exists(), folder.is_dir()
+        except (OSError, ValueError):  # a name too long for the file system
+            plain = False
+        if not plain:
             raise InputError(f"{run_id[:80]!r} is no run id; `python -m jobs status` lists them.")
-        if folder.is_symlink():  # never follow a link out of the store
+        if linked:  # never follow a link out of the store
             raise InputError(f"run folder {folder} is a link; remove the link itself if you mean to.")
+        if exists and not is_dir:
+            raise InputError(f"{folder} is a file, not a run folder; remove it by hand if it is no longer needed.")
         run = self.get_run(run_id)
-        if run is None and not folder.is_dir():
+        if run is None and not is_dir:
             raise InputError(f"no run {run_id[:80]!r} in {self.root}; `python -m jobs status` lists them.")
+        if is_dir:
+            RunLock(folder).acquire(wait_for_holder=0.5).release()  # RunLocked names the job working on it
         return run or {"run_id": run_id, "status": "unlisted"}
 
     def delete_run(self, run_id: str) -> Path:
         """Remove a run: its catalog rows (runs, jobs, units) and its folder. The proxy cache, which other
         runs share, stays. Refused while a job holds the run's lock (:class:`RunLocked` names it).
-        The rows go first, in one transaction, so a delete killed half-way leaves at worst a folder the
-        catalog no longer lists (deleting the id again removes it), never a listed run without its files.
-        Returns the folder that was removed."""
+        The folder is renamed aside inside the transaction that deletes the rows, so a folder that cannot be moved
+        leaves the rows as they were; then it is removed. Returns the folder that was removed."""
         self.deletable(run_id)
         folder = self.run_dir(run_id)
+        trash = folder.with_name(f".deleting-{run_id}-{os.getpid()}")
         with RunLock(folder):
-            with self._connect() as con:
-                for table in ("units", "jobs", "runs"):
-                    con.execute(f"DELETE FROM {table} WHERE run_id=?", (run_id,))
-            trash = folder.with_name(f".deleting-{run_id}-{os.getpid()}")
-            folder.rename(trash)  # a job started now makes a fresh folder, never half of this one
+            try:
+                with self._connect() as con:  # rolled back if the rename fails
+                    for table in ("units", "jobs", "runs"):
+                        con.execute(f"DELETE FROM {table} WHERE run_id=?", (run_id,))
+                    folder.rename(trash)  # a job started now makes a fresh folder, never half of this one
+            except OSError as exc:
+                raise InputError(f"cannot move the run folder {folder} aside to remove it ({exc.strerror or exc}); "
+                                 "nothing was removed: make the store's runs/ folder writable.") from None
         for left in folder.parent.glob(".deleting-*"):  # this one, and any a killed delete left
             shutil.rmtree(left, ignore_errors=True)
+        if trash.exists():
+            raise InputError(f"run {run_id} is deleted from the catalog, but some of its files could not be removed: "
+                             f"remove {trash} by hand.")
         return folder
 
     # ---- jobs ---------------------------------------------------------------------------

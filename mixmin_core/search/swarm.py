@@ -391,7 +391,7 @@ def random_search(evaluate, *, source_names, n_trials: int, rng: np.random.Gener
     """
     names = check_names("source_names", source_names)
     compute_per_trial = check_number("compute_per_trial", compute_per_trial, minimum=0, strict=True)
-    n_trials = _check_positive_int("n_trials", n_trials)
+    n_trials = _check_positive_int("n_trials", n_trials, maximum=MAX_MIXTURES)
     prior = None if prior is None else by_source("prior", prior, names)  # checked by sample_random_mixtures
     W = sample_random_mixtures(n_trials, len(names), rng, prior=prior, concentration=concentration)
     losses = _check_losses("evaluate", evaluate(W), len(W))

@@ -38,7 +38,7 @@ def check_unmasked(name: str, values) -> None:
     """Refuse a numpy masked array with masked entries: ``np.asarray`` drops the mask and keeps what lies under it."""
     if np.ma.isMaskedArray(values) and np.ma.getmaskarray(values).any():
         raise InputError(f"{name} has {int(np.ma.getmaskarray(values).sum())} masked value(s), which would be read as "
-                         "they are; fill them (values.filled(...)) or leave those samples out first.")
+                         f"they are; fill them ({name}.filled(...)) or leave those samples out first.")
 
 
 def to_float32(name: str, arr: np.ndarray) -> np.ndarray:

@@ -1,4 +1,5 @@
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -324,3 +325,21 @@ def test_a_damaged_catalog_says_how_to_recover_and_an_empty_home_is_the_default(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MIXMIN_HOME", "")
     assert default_home() == tmp_path / "data"
+
+
+def test_a_run_whose_folder_cannot_be_moved_keeps_its_catalog_rows(tmp_path, monkeypatch):
+    """A runs/ folder it could not write lost the catalog rows, then failed with a traceback."""
+    store = RunStore(tmp_path / "store")
+    store.create_run("r-1", name="r", pipeline="synthetic", config={})
+    store.record_unit("r-1", "u", kind="proxy", path=None, info={}, seconds=1.0)
+
+    def refuse(self, target):
+        raise PermissionError(1, "Operation not permitted")
+
+    with monkeypatch.context() as m:
+        m.setattr(Path, "rename", refuse)
+        with pytest.raises(InputError, match=r"cannot move the run folder .* nothing was removed"):
+            store.delete_run("r-1")
+    assert store.get_run("r-1") and store.units("r-1") and store.run_dir("r-1").is_dir()
+    store.delete_run("r-1")
+    assert store.get_run("r-1") is None and not store.units("r-1") and not store.run_dir("r-1").exists()

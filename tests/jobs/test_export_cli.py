@@ -180,6 +180,10 @@ def test_a_chemistry_run_sized_by_a_file_keeps_its_rows(capsys, tmp_path):
     assert "max_rows: 100" in out and "rows" in err
     code, _, err = _export(capsys, "--run", run_id, "--problem", problem.key, "--budget-rows", "10.5")
     assert code == 2 and "budget must be a whole number of rows; got 10.5" in err  # it planned 10 and said 10.5
+    sizes.write_text("source,size\nA1,40.5\nA2,40\nA3,40\n")  # the table's default budget is their sum, rounded
+    code, _, err = _export(capsys, "--run", run_id, "--problem", problem.key, "--sizes", str(sizes), "--format",
+                           "chem-table", "--out", str(tmp_path / "t.csv"))
+    assert code == 0, err
 
 
 def test_chem_table_leaves_out_molecules_rdkit_cannot_parse(capsys, tmp_path):
@@ -329,7 +333,7 @@ def test_bad_input_without_a_run(capsys, tmp_path):
         # /dev/zero was read until memory ran out; flags the file makes meaningless were ignored
         (["--weights", "/dev/zero", "--sizes", str(tmp_path / "s.csv")], "/dev/zero: not a regular file"),
         (["--weights", str(bad.with_name("neg.json")), "--sizes", str(tmp_path / "s.csv")],
-         "neg.json: result.weights must be non-negative numbers summing to 1; negative or not a number for ['a']"),
+         "neg.json: not a mixture: weights must be non-negative; got -0.5 for 'a'"),
         (["--weights", str(bad.with_name("ok.json")), "--sizes", str(tmp_path / "s.csv"), "--method", "regmix"],
          "--method picks a run's mixture; --weights"),
         (["--weights", str(bad.with_name("ok.json")), "--sizes", str(tmp_path / "s.csv"), "--problem", "a__trial0"],

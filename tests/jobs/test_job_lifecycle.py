@@ -261,17 +261,21 @@ def test_a_stop_signal_that_lands_inside_a_log_handler_still_stops_the_job():
 
 def test_delete_removes_a_run_but_not_a_running_one_nor_anything_outside_the_store(tmp_path):
     store = RunStore()
+    assert cli("run", CONFIG, "--set", "n_sources=3", "--set", "trials=1", "--set", "name=quick", "--quiet").returncode == 0
+    (quick,) = store.list_runs()
     job = start(*SLOW, log=tmp_path / "a.log")
     assert wait_for(lambda: running_with_units(store)), (tmp_path / "a.log").read_text()
-    (run,) = store.list_runs()
-    busy = cli("delete", run["run_id"], "--yes")
+    (run,) = [r for r in store.list_runs() if r["run_id"] != quick["run_id"]]
+    busy = cli("delete", quick["run_id"], run["run_id"], "--yes")  # every id checked before any goes
     assert busy.returncode == 2 and "already running as job" in busy.stderr and "jobs cancel" in busy.stderr
-    assert store.run_dir(run["run_id"]).is_dir() and store.get_run(run["run_id"])  # nothing removed
+    for kept in (quick, run):
+        assert store.run_dir(kept["run_id"]).is_dir() and store.get_run(kept["run_id"])  # nothing removed
+    assert cli("delete", quick["run_id"], "--yes").returncode == 0
     os.kill(job.pid, signal.SIGTERM)
     job.wait(timeout=120)
     outside = store.root.parent / "keep"
     outside.mkdir(exist_ok=True)
-    for bad in ("..", "../keep", "", "no-such-run"):
+    for bad in ("..", "../keep", "", "no-such-run", run["run_id"] + "/", "./" + run["run_id"], "x" * 300):
         refused = cli("delete", run["run_id"], bad, "--yes")  # checked before any id is removed
         assert refused.returncode == 2 and refused.stderr.startswith("error: ") and "Traceback" not in refused.stderr
     unconfirmed = subprocess.run([sys.executable, "-m", "jobs", "delete", run["run_id"]], cwd=ROOT, stdin=subprocess.DEVNULL,
