@@ -30,7 +30,8 @@ def check_caps(caps, n_sources: int, source_names=None, *, what: str = "caps",
     InputError
         For a wrong shape, a cap outside (0, 1], or caps summing below 1 (infeasible).
     """
-    u = as_float_array("caps", caps if source_names is None else by_source("caps", caps, source_names, missing=1.0))
+    u = as_float_array("caps", caps if source_names is None else by_source("caps", caps, source_names, missing=1.0),
+                       booleans=False)
     if u.shape == ():  # one cap for every source, as the Solver page's "max weight per source"
         u = np.full(n_sources, float(u))
     if u.shape != (n_sources,):

@@ -553,7 +553,7 @@ def _check_token_counts(counts, kind, n_samples):
 def _check_natural(natural, n_sources):
     if natural is None:
         return None
-    arr = as_float_array("natural_weights", natural)
+    arr = as_float_array("natural_weights", natural, booleans=False)
     check_shape("natural_weights", arr, (n_sources,))
     check_finite("natural_weights", arr)
     with np.errstate(over="ignore"):

@@ -18,14 +18,16 @@ def describe(x) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def as_float_array(name: str, values, dtype=np.float64) -> np.ndarray:
+def as_float_array(name: str, values, dtype=np.float64, *, booleans: bool = True) -> np.ndarray:
     """``values`` as a ``dtype`` array, or an InputError naming ``name`` (text, ragged lists, objects:
-    ``"1"`` is text, not a number)."""
+    ``"1"`` is text, not a number; with ``booleans=False`` also True/False, which read as 1/0: ``caps=True``)."""
     check_unmasked(name, values)
     try:
         arr = np.asarray(values)
     except (TypeError, ValueError):  # ragged input and the like
         raise InputError(f"{name} must be an array of numbers; got {describe(values)}.") from None
+    if arr.dtype == np.bool_ and not booleans:
+        raise InputError(f"{name} must be numbers, not True/False (they would read as 1 and 0); got {describe(values)}.")
     if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
         of = f"a {type(values).__name__}; pass its .weights" if hasattr(values, "weights") else describe(arr)
         raise InputError(f"{name} must be an array of numbers; got {of}.")
