@@ -50,6 +50,11 @@ def sidebar() -> None:
     store = data.store()
     runs = store.list_runs()
     with st.sidebar:
+        shown = st.session_state.get("app.run_id")
+        if shown and shown not in {r["run_id"] for r in runs} and "app.run_id" not in st.session_state["app._from_url"]:
+            # deleted (`jobs delete`) while a page showed it: the pages moved to another run without a word
+            st.info(f"Run `{shown}` is no longer in the run store (deleted?)"
+                    + (": the pages show another run." if runs else "."), icon=":material/delete:")
         if runs:
             labels = state.run_labels(runs)
             # follow=False: a run that appears (a job started elsewhere) must not take the reader's view

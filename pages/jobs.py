@@ -7,6 +7,7 @@ Read-only mode shows jobs and their logs but no start or cancel controls.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import time
 from pathlib import Path
@@ -26,14 +27,22 @@ state.open_page("jobs")
 CONFIG_DIR = jobs_control.CONFIG_DIR
 
 
+#: A command line in a config's comment ("(python -m jobs run configs/x.yaml)", with environment variables).
+_COMMAND = re.compile(r"\s*\(?(?:[A-Z_]+=\S+\s+)*python -m jobs run [^\s)]+\)?")
+
+
 def header_comment(path: Path) -> str:
-    """A config's opening comment as prose, without the command line it shows (the page shows the command)."""
+    """A config's opening comment as prose, without the command lines it shows (the page shows the command: read
+    into the prose, it ran on from the last sentence)."""
     lines = []
     for line in path.read_text(encoding="utf-8").splitlines():
         if not line.startswith("#"):
             break
-        if "python -m jobs" not in line:  # read into the prose, it ran on from the last sentence
-            lines.append(line.lstrip("# "))
+        text = _COMMAND.sub("", line.lstrip("# "))
+        if text.strip():
+            lines.append(text)
+        elif lines and lines[-1].endswith(":"):  # "...as follows:" and then only the command
+            lines[-1] = lines[-1][:-1] + "."
     return " ".join(lines)
 
 

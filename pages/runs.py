@@ -78,9 +78,11 @@ def key_result(summary: pd.DataFrame, headline: str | None = None) -> str:
     ordered = sorted(means.index, key=figs.method_sort_key)  # the first three, and a method of the run's own (BO)
     shown = ordered[:3] + [m for m in ordered[3:] if m not in figs.METHOD_ORDER]
     finite = means.dropna()
-    if len(finite):  # a method that beat them all is part of the opening numbers (target_only did, unsaid)
-        best = finite.idxmin() if lower_is_better(metric) else finite.idxmax()
-        shown += [best] if best not in shown else []
+    if len(finite) and finite.index.isin(shown).any():  # a method that beat them all is named (target_only was not)
+        sign = -1 if lower_is_better(metric) else 1
+        best, lead = (sign * finite).idxmax(), (sign * finite[finite.index.isin(shown)]).max()
+        if sign * finite[best] > lead and f"{finite[best]:.3g}" != f"{sign * lead:.3g}":  # not a tie, as shown
+            shown.append(best)
     far = extrapolated(summary[summary["variant"] == variant]) if "yardstick" in metric else set()
     parts = [f"{m} {means[m]:.3g}" + (" (extrapolated)" if m in far else "") for m in shown]
     setting = f" ({data.setting_label(variant)})" if variant else ""

@@ -172,27 +172,26 @@ def _panel(result, problem_ids, mount, solver, max_weight, meta) -> None:
 def settings(result, sizes: dict, unit: str, has_chem: bool, run_id) -> tuple[float, float, str]:
     """Budget, repeat limit and format (kept across pages in ``export.*``; the budget per run and unit)."""
     ss = st.session_state
-    budget = ss["export.budget"]
-    if ss["export._budget_for"] != (run_id, unit) or not (isinstance(budget, int) and 0 < budget <= export.MAX_BUDGET):
+    if ss["export._budget_for"] != (run_id, unit) or not 0 < (ss["export.budget"] or 0) <= export.MAX_BUDGET:
         ss["export._budget_for"] = (run_id, unit)
         total = sum(float(sizes.get(n, 0.0)) for n in result.source_names)
         total = min(total, export.MAX_BUDGET) if math.isfinite(total) else 1.0
-        state.fallback("export.budget", int(max(1, round(total))))  # one pass over every source
+        state.fallback("export.budget", float(max(1, round(total))))  # one pass over every source
     state.ensure("export.max_epochs", isinstance(ss["export.max_epochs"], (int, float)) and ss["export.max_epochs"] > 0)
     formats = [f for f in export.FORMATS if f != "chem-table" or has_chem]
     state.ensure("export.format", ss["export.format"] in formats)
     restore("export.budget", "export.max_epochs", "export.format")
     c1, c2, c3 = st.columns([2, 2, 3], vertical_alignment="bottom")
-    # whole tokens or rows: 10.5 showed as 11 and planned 10
-    budget = c1.number_input(f"Training budget ({unit})", min_value=1, max_value=int(export.MAX_BUDGET), step=1000,
-                             key=state.keep("export.budget"), on_change=state.save, args=("export.budget",),
+    # a float field, so 2.5e9 reads as typed (an integer field took its first digit, 2), shown and planned whole
+    budget = c1.number_input(f"Training budget ({unit})", min_value=1.0, max_value=export.MAX_BUDGET, step=1000.0,
+                             format="%.0f", key=state.keep("export.budget"), on_change=state.save, args=("export.budget",),
                              help=f"How many {unit} the final model trains on in all; by default one pass over "
                                   "the sources.")
     max_epochs = c2.number_input("Repeat limit (epochs per source)", min_value=0.1, step=0.5,
                                  key=state.keep("export.max_epochs"), on_change=state.save, args=("export.max_epochs",),
                                  help="Warn about sources the budget would repeat more often than this.")
     fmt = state.select_kept("Format", formats, "export.format", container=c3, format_func=FORMAT_LABELS.get)
-    return float(budget), float(max_epochs), fmt
+    return float(math.floor(budget + 0.5)), float(max_epochs), fmt  # 10.5 shows as 11 (half up): plan 11, not 10
 
 
 def restore(*keys: str) -> None:

@@ -83,6 +83,9 @@ def test_a_run_deleted_while_the_app_shows_it_gives_way_to_another(home):
     RunStore(home).delete_run(CHEM_RUN)  # as `python -m jobs delete` does, while the page is open
     at.run()
     assert not at.exception and at.session_state["app.run_id"] not in (CHEM_RUN, None)
+    assert any(f"Run `{CHEM_RUN}` is no longer in the run store" in i.value for i in at.sidebar.info)  # not unsaid
+    at.run()
+    assert not any("no longer in the run store" in i.value for i in at.sidebar.info)  # said once
     assert not any("chem-fixture" in label for label in at.sidebar.selectbox(key="w:app.run_id").options)
     at.session_state["app.run_id"] = CHEM_RUN  # a page that still holds the id (AppTest renders no sidebar here)
     at.switch_page("pages/compare.py").run()
@@ -678,6 +681,8 @@ def test_jobs_page_describes_a_config_without_its_command_line(home):
     at.selectbox(key="w:jobs.config").set_value("configs/chem_demo.yaml").run()
     note = next(c.value for c in at.caption if c.value.startswith("Offline chemistry demo"))
     assert note.endswith("variants).") and "python -m" not in note
+    at.selectbox(key="w:jobs.config").set_value("configs/lm_demo.yaml").run()  # a command inside a sentence
+    assert any(c.value.startswith("The paper's first experiment offline on CPU: seven source domains") for c in at.caption)
 
 
 def test_jobs_page_starts_a_job_from_the_form_and_shows_its_progress(home):

@@ -290,6 +290,8 @@ def test_targets_page_exports_the_joint_mixture_and_solves_again_within_the_limi
     assert not at.exception
     assert at.number_input(key="w:export.budget").value == pytest.approx(3 * sum(sizes.values()))
     assert at.selectbox(key="w:export.format").value == "megatron"
+    at.number_input(key="w:export.budget").set_value(10.5).run()  # shown as 11 (half up): planned as shown
+    assert not at.exception and plan_table(at)["rows"].sum() == 11
 
 
 def test_targets_page_exports_the_picked_front_mixture(home):
