@@ -56,7 +56,11 @@ def save_synthetic(home: Path, n_sources: int, n_samples: int) -> str:
 
 def solve_alone(problem_path: Path, steps: list[float]) -> list[float]:
     """Seconds per MixMin solve (100 iterations) in-process, one per step size, stored as the page stores it."""
+    from streamlit.logger import set_log_level
+
     from mixmin_core import ProxyOutputs, mixmin
+
+    set_log_level("error")  # the pages' caches say "No runtime found" once per cached function, outside an app
     from pages.common.data import live_storage
 
     outputs = ProxyOutputs.load(problem_path)
