@@ -1,6 +1,7 @@
 """Assays: per target, the source assays MixMin weights most, with titles and categories."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import plotly.express as px
 import streamlit as st
@@ -151,6 +152,8 @@ def heatmap(run_id: str, problems: list, k: int, meta: pd.DataFrame, noun: str) 
     if long.empty:
         return long
     grid = long.pivot_table(index="target", columns="source", values="weight", aggfunc="mean").fillna(0.0)
+    for target in grid.index.intersection(grid.columns):  # a target that is another's source is none of its own:
+        grid.loc[target, target] = np.nan  # blank, not a weight of 0
     grid = grid[grid.max().sort_values(ascending=False).index[:30]]
     if (grid.max() >= 0.01).any():  # leave out sources no target gives even 1%
         grid = grid.loc[:, grid.max() >= 0.01]

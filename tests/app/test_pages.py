@@ -1,6 +1,7 @@
 """AppTest tests of every page on fixture runs, with interactions."""
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -975,6 +976,28 @@ def test_assays_work_for_pcba_with_the_pcba128_metadata(home):
     assert (table["title"] == meta.loc[table["source"], "title"].to_numpy()).all()
     assert set(table["group"]) <= {"cytotoxicity", "phenotypic", "protein", "other"}
     assert (table["description"] == shipped.loc[table["source"], "description_summary"].to_numpy()).all()
+
+
+def test_assays_heatmap_leaves_a_target_blank_in_its_own_column(home):
+    """A target that is another target's source (every target among ToxCast's first 10 is) drew a weight of 0 in
+    its own column, as if MixMin had given itself none."""
+    run_dir = RunStore(home).run_dir(CHEM_RUN)
+    problems = [p for p in layout.list_problems(run_dir) if p.variant == "sources-all" and p.trial == 0]
+    first, second = problems[0], problems[1]
+    path = layout.mixture_path(run_dir, first, "mixmin")
+    mixture = json.loads(path.read_text())
+    top = max(mixture["weights"], key=mixture["weights"].get)  # the first target's top source: the second's assay
+    mixture["weights"] = {second.target if s == top else s: w for s, w in mixture["weights"].items()}
+    path.write_text(json.dumps(mixture))
+    heat = next(json.loads(c.proto.spec) for c in _open_assays(CHEM_RUN).get("plotly_chart")
+                if json.loads(c.proto.spec)["layout"]["title"]["text"].startswith("Targets ×"))["data"][0]
+    z = heat["z"]
+    if isinstance(z, dict):  # a typed array: base64 bytes and their shape
+        z = np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"]).reshape(
+            [int(n) for n in str(z["shape"]).split(",")])
+    grid = pd.DataFrame(np.asarray(z, dtype=float), index=heat["y"], columns=heat["x"])
+    assert np.isnan(grid.loc[second.target, second.target])  # blank, beside the first target's weight on it
+    assert grid.loc[first.target, second.target] == pytest.approx(mixture["weights"][second.target])
 
 
 def _write_topk(run_dir, problem, rows: list) -> None:
