@@ -230,10 +230,6 @@ def front_view(ids: tuple, names: list, table: pd.DataFrame, normalise: bool, so
                          format_func=lambda i: weights_text(frame.iloc[i], names), key=state.keep("targets.point"),
                          on_change=state.save, args=("targets.point",),
                          help="Moves along the front, as clicking its points does.")
-        with st.expander("The front's points"):  # a third target's loss is a colour in the figure: here, a number
-            shown = frame.rename(columns={f"a:{t}": f"weight of {t}" for t in names})
-            st.dataframe(shown.rename_axis("point"), column_config={c: st.column_config.NumberColumn(format="%.4g")
-                                                                    for c in shown.columns if c in names})
     result = front[picked]
     with right:
         row = frame.iloc[picked]
