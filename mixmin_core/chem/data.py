@@ -182,6 +182,10 @@ def _label_matrix(frame, columns: list[str], path: Path) -> np.ndarray:
     return out
 
 
+#: Id columns the loaders skip by default; a table without them is fine (any other ignored name must exist).
+LOADER_IGNORED = frozenset({"mol_id", "cid", "sid"})
+
+
 def load_assay_table(path, *, smiles_column: str = "smiles", ignore_columns: Sequence[str] = ("mol_id",),
                      assay_prefix: str = "", max_molecules: int = 0) -> AssayTable:
     """Read a multi-assay table in the MoleculeNet layout.
@@ -220,6 +224,12 @@ def load_assay_table(path, *, smiles_column: str = "smiles", ignore_columns: Seq
             f"{'...' if len(frame.columns) > 8 else ''}. A table needs a SMILES column plus one 0/1 column per assay."
             + hint
         )
+    have = {str(c).lower() for c in frame.columns}
+    absent = [c for c in ignore_columns if c.lower() not in have and c.lower() not in LOADER_IGNORED]
+    if absent:  # a misspelt name leaves its column in, read as an assay (a 0/1 in_stock column became a source)
+        raise InputError(f"{path}: ignore_columns names {absent[:5]}, which the table does not have (its columns: "
+                         f"{list(map(str, frame.columns[:8]))}{'...' if len(frame.columns) > 8 else ''}); check the "
+                         "spelling: a column that is not ignored is read as an assay.")
     skip = {c.lower() for c in ignore_columns} | {smiles_col.lower(), "unnamed: 0"}
     columns = [str(c) for c in frame.columns if str(c).lower() not in skip
                and (not assay_prefix or str(c).startswith(assay_prefix))]

@@ -152,6 +152,16 @@ def test_a_gzip_or_parquet_table_under_another_name_reads_by_its_content(tmp_pat
         assert table.assays == tuple(ASSAYS) and table.n_molecules == len(head)
 
 
+def test_a_misspelt_ignored_column_is_an_error(tmp_path, toxcast_head):
+    """ignore_columns: [in_stok] left the 0/1 in_stock column in, read as an assay and trained on as a source."""
+    path = tmp_path / "t.csv"
+    toxcast_head.assign(in_stock=(np.arange(len(toxcast_head)) % 2)).to_csv(path, index=False)
+    with pytest.raises(InputError, match=r"ignore_columns names \['in_stok'\], which the table does not have .* read as "
+                                         r"an assay"):
+        data.load_assay_table(path, ignore_columns=["mol_id", "in_stok"])
+    assert "in_stock" not in data.load_assay_table(path, ignore_columns=["in_stock"]).assays  # mol_id may be absent
+
+
 def test_unknown_assay_is_named(tmp_path, toxcast_head):
     path = tmp_path / "t.csv"
     toxcast_head.to_csv(path, index=False)
