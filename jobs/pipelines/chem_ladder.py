@@ -54,6 +54,9 @@ class ChemLadderConfig(ChemBeyondConfig):
                 len(r) == 2 and 0 < r[0] <= 1 and 1 <= r[1] <= MAX_TREES and float(r[1]).is_integer() for r in self.rungs):
             raise ConfigError(f"rungs: must be a list of 2 to 50 [row_fraction in (0, 1], trees in 1..{MAX_TREES}] (a "
                               f"ladder compares each rung with the one before); got {str(self.rungs)[:200]}.")
+        if self.rule == "l1" and self.threshold >= 2:  # an L1 change between mixtures is at most 2
+            raise ConfigError(f"threshold: {self.threshold:g} with rule l1 stops at the second rung whatever the weights "
+                              "do (an L1 change between two mixtures is at most 2); give one under 2, e.g. 0.05.")
         self.rungs = [[float(f), int(t)] for f, t in self.rungs]
         sizes = [f * t for f, t in self.rungs]
         if any(b <= a for a, b in itertools.pairwise(sizes)):

@@ -155,10 +155,14 @@ def report(ladder: Ladder, target: str, result: LadderResult, finals: list[Unit]
         if k:
             rows.append({**base, "metric": "ladder_l1_change", "value": result.l1_changes[k]})
             rows.append({**base, "metric": "ladder_loss_regret", "value": regrets[k]})
+            if result.rule == "loss_regret":  # what the rule compares with the threshold (0.0073 read as under 0.01)
+                rows.append({**base, "metric": "ladder_relative_loss_regret", "value": result.measures[k]})
         if aps[k] is not None:
             rows.append({**base, "metric": "ap", "value": aps[k], "test_positives": fins[k].get("test_positives")})
     summary = {"rungs_climbed": len(result.results), "stable_at_rung": stop, "stable_at_budget": result.stable_at,
                "l1_changes": [None if math.isnan(c) else round(c, 4) for c in result.l1_changes],
                "loss_regret": [None if g is None else round(g, 5) for g in regrets],
+               **({"relative_loss_regret": [None if math.isnan(m) else round(m, 5) for m in result.measures]}
+                  if result.rule == "loss_regret" else {}),
                "ap": [None if a is None else round(a, 4) for a in aps]}
     return info, rows, summary

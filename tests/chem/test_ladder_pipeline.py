@@ -41,7 +41,7 @@ def _run(tmp_path, **fields):
 
 
 def test_the_ladder_stops_at_the_first_stable_rung_and_trains_nothing_above(tmp_path):
-    store, run_id, run_dir, cfg = _run(tmp_path, threshold=10.0)  # any change counts as stable: stop at rung 1
+    store, run_id, run_dir, cfg = _run(tmp_path, threshold=1.99)  # nearly any change counts as stable: rung 1
     for target in TARGETS:
         info = json.loads((run_dir / "ladder" / f"{target}.json").read_text())
         assert len(info["results"]) == 2 and info["stable_at"] == info["budgets"][1] == info["rungs"][1]["budget"]
@@ -88,6 +88,19 @@ def test_run_all_climbs_every_rung_and_the_changes_match_the_saved_mixtures(tmp_
     assert summary["summary"][TARGETS[0]]["rungs_climbed"] == 3 and summary["summary"][TARGETS[0]]["stable_at_rung"] is None
 
 
+def test_the_loss_regret_rule_writes_the_measure_it_compares(tmp_path):
+    """results.csv and ladder.json gave the absolute regret (0.0073, read as under a 0.01 threshold) while the rule
+    compared the relative one (0.015)."""
+    store, run_id, run_dir, _ = _run(tmp_path, rule="loss_regret", threshold=1e-9, run_all=True, score_rungs=False)
+    info = json.loads((run_dir / "ladder" / f"{TARGETS[0]}.json").read_text())
+    res = store.results(run_id)
+    rel = res[(res.metric == "ladder_relative_loss_regret") & (res.target == TARGETS[0])].sort_values("variant")
+    assert rel["value"].tolist() == pytest.approx(info["measures"][1:], rel=1e-9)
+    assert set(rel["stable"]) == {False}  # none under 1e-9
+    summary = json.loads((run_dir / "ladder.json").read_text())["summary"][TARGETS[0]]
+    assert summary["relative_loss_regret"][1:] == pytest.approx(info["measures"][1:], abs=1e-5)
+
+
 def test_row_subsets_are_nested_and_seeded():
     fit = np.arange(100, 300)
     small, big = (row_subset(fit, f, seed=0, assay="A") for f in (0.1, 0.5))
@@ -105,6 +118,7 @@ def test_row_subsets_are_nested_and_seeded():
     ({"rungs": [[0.5, "x"]]}, r"rungs: must be a list of lists of numbers; got \[\[0.5, 'x'\]\]"),
     ({"threshold": 0}, r"threshold: must be > 0; got 0"),
     ({"rule": "kl"}, r"rule: must be one of \['l1', 'loss_regret'\]; got 'kl'"),
+    ({"threshold": 3}, r"threshold: 3 with rule l1 stops at the second rung whatever the weights do"),
     ({"targets": []}, r"targets: must be a non-empty list"),
     ({"sources": 0}, r"sources: must be >= 2; got 0"),
     ({"sources": 1}, r"sources: must be >= 2; got 1"),  # one source is no mixture: it failed after the first rung
