@@ -195,8 +195,18 @@ def show_evolve(run_dir) -> None:
 
 # ---- ladder ------------------------------------------------------------------------------------
 def ladder_files(run_dir) -> dict:
+    """``{target: its ladder file}``, by the target's own name (the file's is a file-safe form: ß read as -)."""
     folder = run_dir / "ladder"
-    return {p.stem: p for p in sorted(folder.glob("*.json"))} if folder.exists() else {}
+    files = sorted(folder.glob("*.json")) if folder.exists() else []
+    return {_ladder_target(p): p for p in files}
+
+
+def _ladder_target(path) -> str:
+    try:
+        info = _json(path)
+    except (OSError, ValueError):  # a damaged file is said where it is opened
+        return path.stem
+    return str(info.get("target") or path.stem) if isinstance(info, dict) else path.stem
 
 
 def rule_text(info: dict) -> str:

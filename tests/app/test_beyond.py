@@ -33,7 +33,7 @@ def beyond_home(tmp_path_factory) -> Path:
         "evolve": {"pipeline": "chem_evolve", "target": ASSAYS[0], "initial": ASSAYS[1:4], "proxy_trees": 10,
                    "updates": [{"add": [ASSAYS[4]]}, {"split": ASSAYS[2]}, {"remove": [ASSAYS[3]]}]},
         "ladder": {"pipeline": "chem_ladder", "targets": ASSAYS[:2], "sources": ASSAYS[2:],
-                   "rungs": [[0.2, 2], [0.5, 5], [1.0, 10]], "threshold": 10.0, "run_all": True, "score_rungs": False},
+                   "rungs": [[0.2, 2], [0.5, 5], [1.0, 10]], "threshold": 1.99, "run_all": True, "score_rungs": False},
     }
     with mock.patch.dict(os.environ, {"MIXMIN_HOME": str(home), "MIXMIN_CACHE": str(home / "cache")}):
         for name, cfg in configs.items():
@@ -100,6 +100,24 @@ def test_ladder_run_plots_weights_against_budget_with_the_stop_marked(beyond_hom
     assert fig["layout"]["annotations"][0]["x"] == pytest.approx(np.log10(100 * info["stable_at"]))
     at.selectbox(key="w:beyond.target").select(ASSAYS[1]).run()
     assert not at.exception and at.header[0].value.endswith(ASSAYS[1])
+
+
+def test_a_ladder_target_is_listed_by_its_own_name_not_its_file_name(beyond_home, monkeypatch):
+    """A target named Rezeptor_α_Hemmung_ß was listed (and linked) as its file's Rezeptor_-_Hemmung_-."""
+    ladder = next(p for p in (beyond_home / "runs").glob("*/ladder") if p.is_dir())
+    original = ladder / f"{ASSAYS[1]}.json"
+    renamed = ladder / "Rezeptor_-_Hemmung_-.json"
+    info = json.loads(original.read_text())
+    original.rename(renamed)
+    try:  # the store is the module's: put the file back after
+        renamed.write_text(json.dumps({**info, "target": "Rezeptor_α_Hemmung_ß"}))
+        at, _ = _open(beyond_home, monkeypatch, "chem_ladder")
+        assert "Rezeptor_α_Hemmung_ß" in at.selectbox(key="w:beyond.target").options
+        at.selectbox(key="w:beyond.target").select("Rezeptor_α_Hemmung_ß").run()
+        assert not at.exception and at.header[0].value.endswith("Rezeptor_α_Hemmung_ß")
+    finally:
+        renamed.unlink()
+        original.write_text(json.dumps(info))
 
 
 def test_a_ladder_that_moved_again_after_its_stop_says_so(beyond_home, monkeypatch):
