@@ -9,6 +9,7 @@ import streamlit as st
 
 from jobs import control as jobs_control
 from mixmin_core.errors import MixminError
+from mixmin_core.runs import layout
 from mixmin_core.solver.results import OVERALL, lower_is_better
 from pages.common import data, state
 from pages.common import figures as figs
@@ -57,6 +58,14 @@ def latest_jobs(store) -> dict[str, dict]:
 def run_key_result(run_id: str, headline: str | None = None) -> str:
     """:func:`key_result` of the run's summary, or what is wrong with that file: one bad file must not
     hide every other run."""
+    path = layout.summary_path(data.store().run_dir(run_id))
+    return _key_result(run_id, data.mtime(path), headline)
+
+
+@st.cache_data(max_entries=100_000, show_spinner=False)  # a line of text per run and summary version
+def _key_result(run_id: str, modified: float, headline: str | None) -> str:
+    """Cached on the summary's modification time: with 300 runs the table reread every summary.csv (the file
+    cache keeps 32) and redid this on each refresh, most of a core every 2 s while a job ran."""
     try:
         return key_result(data.summary(run_id), headline)
     except MixminError as exc:
