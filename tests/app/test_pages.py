@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from jobs import control as jobs_control
-from mixmin_core import MixtureResult, mixture_loss
+from mixmin_core import MixtureResult, mixmin, mixture_loss
 from mixmin_core.runs import layout
 from mixmin_core.runs.store import RunStore
 from pages.common import data
@@ -219,7 +219,6 @@ def test_solver_settings_survive_a_page_switch(home):
 def test_solver_solves_a_large_binary_problem_on_a_float16_copy_and_says_so(home):
     """Live solves of a matrix larger than cache read a float16 copy (half the bytes per move); the page says so
     and the weights stay within 1e-3 (L1) of the library's float32 solve."""
-    from mixmin_core import mixmin
     from mixmin_core.solver.kernels import HALF_SUPPORTED
 
     if not HALF_SUPPORTED:
@@ -792,7 +791,7 @@ def test_an_upload_kept_in_the_store_can_be_deleted_there(home):
     assert at.selectbox(key="upload.manage").options == ["upload: first-aaa (loglik)"]  # its objective named
 
 
-def test_upload_a_csv_and_solve_it(home):
+def test_upload_a_csv_and_solve_it(home, monkeypatch):
     rng = np.random.default_rng(0)
     labels = (rng.random(100) < 0.3).astype(int)
     frame = pd.DataFrame({"good": np.where(labels == 1, 0.8, 0.2), "noise": rng.uniform(0.1, 0.9, 100),
@@ -800,13 +799,17 @@ def test_upload_a_csv_and_solve_it(home):
     buf = io.StringIO()
     frame.to_csv(buf, index=False)
     at = open_app("upload")
-    at.file_uploader(key="upload.files").set_value(("mine.csv", buf.getvalue().encode(), "text/csv")).run()
-    assert not at.exception
-    assert "2 sources × 100 samples" in at.success[0].value
-    problem = at.session_state["solve.problem"]
-    assert problem.startswith("upload:")
-    at.switch_page("pages/solver.py").run()
-    assert not at.exception
+    solves = []
+    with monkeypatch.context() as m:  # a spy: the real solver still runs
+        m.setattr(data, "mixmin", lambda *a, **k: solves.append(1) or mixmin(*a, **k))
+        at.file_uploader(key="upload.files").set_value(("mine.csv", buf.getvalue().encode(), "text/csv")).run()
+        assert not at.exception
+        assert "2 sources × 100 samples" in at.success[0].value
+        problem = at.session_state["solve.problem"]
+        assert problem.startswith("upload:")
+        at.switch_page("pages/solver.py").run()
+        assert not at.exception
+    assert len(solves) == 1  # the Solver's first solve is the Upload page's, cached (it solved it again)
     weights = at.dataframe[0].value.set_index("source")["weight"]
     assert weights["good"] > 0.9
     # another upload, then the first file again: it is the newest upload (it stayed last in the list, unwritten)
