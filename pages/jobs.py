@@ -144,7 +144,16 @@ def job_details(store, jobs: list[dict]) -> None:
         st.caption(f"Finished units are kept: once the cause is fixed, {resume} continues the run.")
     log = jobs_control.read_log_tail(job.get("log_path"))
     st.caption(f"Log: {state.code(_shown(store, _in_store(store, job.get('log_path'))))}")
-    st.code(_shown(store, log) or "(empty log)", language=None, height=300)
+    lines = _shown(store, log).splitlines()
+    # the newest lines in full view: a scrolling box opened on its oldest, half a line cut at its top
+    st.code("\n".join(lines[-LOG_LINES:]) or "(empty log)", language=None)
+    if len(lines) > LOG_LINES:
+        with st.expander(f"Earlier lines ({len(lines) - LOG_LINES} more, from the log's last 20 KB)"):
+            st.code("\n".join(lines[:-LOG_LINES]), language=None, height=300)
+
+
+#: Log lines shown in full under a job; the rest of its tail is in an expander.
+LOG_LINES = 15
 
 
 def _shown(store, text: str) -> str:

@@ -675,6 +675,21 @@ def test_assays_show_toxcast_titles_categories_and_filter(home):
 
 
 # ---- Jobs -------------------------------------------------------------------------------------------
+def test_a_jobs_newest_log_lines_are_in_full_view(home):
+    """The log box opened at the oldest line of its 20 KB tail (half a progress bar), the newest out of view."""
+    store = RunStore(home)
+    log = home / "long.log"
+    log.write_text("".join(f"line {k}\n" for k in range(1, 101)))
+    job = store.start_job(CHEM_RUN, log_path=str(log))
+    store.finish_job(job, "done")
+    at = open_app("jobs")
+    at.selectbox(key="jobs.job_widget").set_value(job).run()
+    shown = next(c.value for c in at.code if "line 100" in c.value)
+    assert shown.splitlines()[0] == "line 86" and shown.splitlines()[-1] == "line 100"
+    earlier = next(e for e in at.expander if e.label.startswith("Earlier lines (85 more"))
+    assert earlier.code[0].value.splitlines()[-1] == "line 85"
+
+
 def test_jobs_page_describes_a_config_without_its_command_line(home):
     """chem_demo's description ended "...100-source variants). MIXMIN_DATA_DIR=../shared/data python -m jobs run"."""
     at = open_app("jobs")
