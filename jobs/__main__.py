@@ -405,7 +405,8 @@ def cmd_delete(args) -> int:
     """Remove runs (catalog rows and folders; the shared proxy cache stays), after a confirmation."""
     store = RunStore()
     runs = [store.deletable(run_id) for run_id in dict.fromkeys(args.run_ids)]  # every id checked before any goes
-    listing = ", ".join(f"{r['run_id']} ({r['status']})" for r in runs)
+    listing = ", ".join(f"{r['run_id']} ({r['status']})" for r in runs[:5])  # 50 ids made one 2,600-character line
+    listing = listing if len(runs) <= 5 else f"{len(runs)} runs: {listing} and {len(runs) - 5} more"
     if not args.yes:
         if not sys.stdin.isatty():
             raise ConfigError(f"delete {listing}? Nothing was removed: add --yes to confirm without a terminal.")

@@ -100,8 +100,17 @@ def page() -> None:
                          "with other outputs are refused: pick mse for them); loglik without labels")
     uploaded = st.file_uploader("Proxy outputs", type=["csv", "parquet", "pq", "npz", "json"],
                                 accept_multiple_files=True, key="upload.files")
-    if not read_only():
-        manage_uploads()
+    kept = None if read_only() else st.container()  # filled last, so it counts an upload this run saves
+    try:
+        read_upload(uploaded, kind)
+    finally:
+        if kept is not None:
+            with kept:
+                manage_uploads()
+
+
+def read_upload(uploaded, kind: str) -> None:
+    """Read, save (unless read-only) and solve the uploaded files."""
     if not uploaded:
         return
     files = [(f.name, f.getvalue()) for f in uploaded]

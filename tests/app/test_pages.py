@@ -820,6 +820,8 @@ def test_upload_a_csv_and_solve_it(home, monkeypatch):
         at.file_uploader(key="upload.files").set_value(("mine.csv", buf.getvalue().encode(), "text/csv")).run()
         assert not at.exception
         assert "2 sources × 100 samples" in at.success[0].value
+        kept = f"Uploads kept in the run store ({len(data.list_uploads())})"  # this upload counted in this run
+        assert any(e.label == kept for e in at.expander), [e.label for e in at.expander]
         problem = at.session_state["solve.problem"]
         assert problem.startswith("upload:")
         at.switch_page("pages/solver.py").run()
