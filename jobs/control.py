@@ -160,16 +160,20 @@ def check_page_request(config_path: str | os.PathLike, overrides) -> None:
     except MixminError as exc:
         raise InputError(str(exc)) from None
     allowed = PAGE_FIELDS.get(pipeline, frozenset())
+    typos = {}  # every misspelt key at once, as the command line names them (the page said only the first)
+    for key in (str(k).strip() for k, _ in pairs):
+        close = difflib.get_close_matches(key, allowed, n=1) if _KEY.match(key) and key not in allowed else []
+        if close and key not in _config_fields(pipeline):
+            typos[key] = close[0]
+    if typos:
+        raise InputError(f"{', '.join(map(repr, typos))}: no field{'s' * (len(typos) > 1)} the app can set for pipeline "
+                         f"{pipeline!r}; did you mean {', '.join(map(repr, typos.values()))}?")
     for key, value in pairs:
         key = str(key).strip()
         if not _KEY.match(key):
             raise InputError(f"override key must be a field name such as 'trials'; got {key[:60]!r}. Fields you can "
                              f"set: {', '.join(sorted(allowed))}.")  # (no dotted key is among them)
-        if key not in allowed:
-            close = difflib.get_close_matches(key, allowed, n=1)  # a typo (trails for trials), not a field kept off
-            if close and key not in _config_fields(pipeline):
-                raise InputError(f"override {key!r} is no field the app can set for pipeline {pipeline!r}; did you "
-                                 f"mean {close[0]!r}?")
+        if key not in allowed:  # a field kept off the page, or no field at all
             raise InputError(f"override {key!r} cannot be set from the app for pipeline {pipeline!r}; "
                              f"fields you can set: {', '.join(sorted(allowed))}. "
                              "Other fields (data paths among them) are set in a config file run with `python -m jobs run`.")

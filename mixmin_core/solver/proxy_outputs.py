@@ -203,6 +203,10 @@ class ProxyOutputs:
         if not isinstance(mmap, bool):
             raise InputError(f"mmap must be True or False; got {mmap!r}.")
         npz_path, json_path = _paths(path)
+        legacy = Path(os.fspath(path))  # "x.NPZ" was saved as x.NPZ.npz before its suffix was read in any case
+        if not npz_path.is_file() and legacy.suffix in (".NPZ", ".JSON") and (
+                legacy.with_name(legacy.name + ".npz").is_file()):
+            npz_path, json_path = legacy.with_name(legacy.name + ".npz"), legacy.with_name(legacy.name + ".json")
         for p in (npz_path, json_path):
             if not p.is_file():
                 what = "not a file" if p.exists() else "file not found"

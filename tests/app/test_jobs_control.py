@@ -136,7 +136,9 @@ def test_page_fields_are_real_fields_and_never_paths():
 
 @pytest.mark.parametrize("overrides,match", [
     ({"path": "/etc/passwd"}, "'path' cannot be set from the app for pipeline 'synthetic'"),
-    ({"trails": 2}, "override 'trails' is no field the app can set for pipeline 'synthetic'; did you mean 'trials'"),
+    ({"trails": 2}, "'trails': no field the app can set for pipeline 'synthetic'; did you mean 'trials'"),
+    ({"trails": 2, "n_source": 3}, ("'trails', 'n_source': no fields the app can set for pipeline 'synthetic'; did you "
+                                    "mean 'trials', 'n_sources'")),
     ({"trials": "&a [1, *a]"}, "trials: YAML anchors"),
     ({"trials": "x" * 10_001}, "the value has 10,001 characters"),
 ])

@@ -62,6 +62,8 @@ def test_save_load_round_trip_is_exact(tmp_path):
     assert ProxyOutputs.load(path).source_names == o.source_names  # the .npz path works too
     assert not list((tmp_path / "sub").glob("*.tmp"))
     assert o.save(tmp_path / "upper.NPZ").name == "upper.npz"  # it wrote upper.NPZ.npz
+    o.save(tmp_path / "old.NPZ.npz")  # as that was saved: it still loads by the name it was saved under
+    assert ProxyOutputs.load(tmp_path / "old.NPZ").source_names == o.source_names
 
 
 def test_truncated_file_fails_naming_the_file(tmp_path):
