@@ -79,8 +79,11 @@ def method_lines(table: pd.DataFrame, x: str) -> go.Figure:
 
 
 def missing_methods(frame: pd.DataFrame, variant: str, config: dict) -> str | None:
-    """Which methods of the metric's other settings have no results in ``variant``, and why."""
-    missing = sorted(set(frame["method"]) - set(frame.loc[frame["variant"] == variant, "method"]),
+    """Which methods of the metric's other settings, or search methods the config asked for, have no results in
+    ``variant``, and why (PCBA-128's 127 sources exceed search_max_sources in its only setting: no other setting had
+    them, and nothing was said)."""
+    asked = set(config.get("methods") or ()) & set(SEARCH_METHODS)
+    missing = sorted((set(frame["method"]) | asked) - set(frame.loc[frame["variant"] == variant, "method"]),
                      key=figs.method_sort_key)
     if not missing:
         return None
@@ -96,8 +99,9 @@ def missing_methods(frame: pd.DataFrame, variant: str, config: dict) -> str | No
         return (f"Not run in this setting: {names}. The run's config limits random search and RegMix to settings "
                 f"with at most `search_max_sources={limit}` sources (this one has {n}); the paper ran them at every "
                 "source count. Pick another setting to compare them.")
-    return (f"Not run in this setting: {names} (the run has results for them in other settings only). Its "
-            "config may limit them; see the run's config on the Jobs page.")
+    elsewhere = "in other settings only" if set(missing) <= set(frame["method"]) else "in no setting of this metric"
+    return (f"Not run in this setting: {names} (the run has results for them {elsewhere}). Its "
+            "config may limit them; see the run's config and log on the Jobs page.")
 
 
 def overlap_note(info: dict, sample_chars=None) -> None:

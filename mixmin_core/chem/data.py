@@ -77,7 +77,8 @@ def unknown_assay_message(assay, assays, path="") -> str:
     import difflib
 
     same = [a for a in assays if unicodedata.normalize("NFC", str(a)) == unicodedata.normalize("NFC", str(assay))]
-    close = difflib.get_close_matches(str(assay), list(assays), n=5, cutoff=0.6)
+    by_case = {str(a).casefold(): str(a) for a in assays}  # pcba-1030 finds PCBA-1030
+    close = [by_case[c] for c in difflib.get_close_matches(str(assay).casefold(), list(by_case), n=5, cutoff=0.6)]
     hint = (f" The table's {same[0]!r} looks the same but encodes its accented letters otherwise (Unicode NFC and "
             "NFD, as some editors save them): copy the name from the table, or save both files the same way."
             if same else f" Similar names: {close}." if close else f" First assays: {list(assays[:5])}.")
@@ -93,28 +94,40 @@ def _read_frame(path: Path, max_molecules: int = 0):
 
     if not path.exists():
         raise InputError(f"{path}: file not found; expected a CSV, CSV.gz or Parquet table in the MoleculeNet layout.")
+    magic = b""
     try:
         with open(path, "rb") as f:  # by content, so a gzip or Parquet file under another name reads too
             magic = f.read(4)
         if path.suffix.lower() in PARQUET_SUFFIXES or magic == b"PAR1":
             frame = _read_parquet_head(path, max_molecules)
         else:
-            compression = "gzip" if magic[:2] == b"\x1f\x8b" else "infer"
+            compression = _compression(path, magic)
             frame = pd.read_csv(path, nrows=max_molecules or None, low_memory=False, compression=compression)
             check_csv_header(str(path), path, compression)
         return frame
     except InputError:
         raise
     except Exception as exc:  # pandas/pyarrow raise many types for corrupt or non-table files
+        utf16 = " It is UTF-16 text (Excel's \"Unicode Text\"): save it as \"CSV UTF-8\"." if magic[:2] in (
+            b"\xff\xfe", b"\xfe\xff") else ""
         raise InputError(
             f"{path}: cannot read the table ({type(exc).__name__}: {str(exc)[:200]}); expected a CSV, CSV.gz "
-            "or Parquet file with a 'smiles' column and one 0/1 column per assay."
+            f"or Parquet file with a 'smiles' column and one 0/1 column per assay.{utf16}"
         ) from None
 
 
-def sniff_format(path) -> str:
+def _compression(path: Path, magic: bytes) -> str | None:
+    """How a CSV is compressed, by its first bytes where they tell: a plain CSV saved as ``tox21.csv.gz`` (the
+    registry's name for chemprop's plain ``tox21.csv``) is read as it is, a gzip under any name unzipped."""
+    if magic[:2] == b"\x1f\x8b":
+        return "gzip"
+    return None if path.suffix.lower() == ".gz" else "infer"
+
+
+def sniff_format(path, ignore_columns=()) -> str:
     """The layout a table file's header says it has: ``pcba128`` (``PCBA-<AID>`` columns), ``pcba1328``
-    (``assayID-<AID>``) or ``moleculenet``; a file that cannot be read is left to the reader's error."""
+    (``assayID-<AID>``) or ``moleculenet``; a file that cannot be read is left to the reader's error.
+    ``ignore_columns`` are ids of one's own beside the layout's (an ``inchikey``)."""
     import pandas as pd
 
     path = Path(path)
@@ -128,16 +141,23 @@ def sniff_format(path) -> str:
 
             columns = pq.read_schema(path).names
         else:
-            columns = pd.read_csv(path, nrows=0, compression="gzip" if magic[:2] == b"\x1f\x8b" else "infer").columns
+            columns = pd.read_csv(path, nrows=0, compression=_compression(path, magic)).columns
     except Exception:  # noqa: BLE001 - reading it for real says what is wrong
         return "moleculenet"
+    ids = _PCBA_IDS | {str(c).lower() for c in ignore_columns}
     for fmt, prefix in (("pcba1328", "assayID-"), ("pcba128", "PCBA-")):
         # every column the layout's (its assays, and ids such as a saved index): a table of one's own that holds
         # one PCBA-<AID> assay beside its own keeps them all
         if any(str(c).startswith(prefix) for c in columns) and all(
-                str(c).startswith(prefix) or str(c).lower() in _PCBA_IDS for c in columns):
+                str(c).startswith(prefix) or str(c).lower() in ids for c in columns):
             return fmt
     return "moleculenet"
+
+
+def _some_columns(columns) -> str:
+    """The first 8 column names for a message, each cut to 40 characters (a header of semicolons is one long name)."""
+    names = [c if len(c) <= 40 else c[:37] + "..." for c in map(str, columns[:8])]
+    return f"{names}{'...' if len(columns) > 8 else ''}"
 
 
 #: Columns of PCBA files that are no assay (lower case): MoleculeNet's and Graphium's ids, a saved pandas index.
@@ -220,15 +240,14 @@ def load_assay_table(path, *, smiles_column: str = "smiles", ignore_columns: Seq
                 len(frame.columns) == 1 else f" The header has {padded!r}: remove the spaces around its name."
                 if padded else " (Set smiles_column if it has another name.)")
         raise InputError(
-            f"{path}: no {smiles_column!r} column; found columns {list(map(str, frame.columns[:8]))}"
-            f"{'...' if len(frame.columns) > 8 else ''}. A table needs a SMILES column plus one 0/1 column per assay."
+            f"{path}: no {smiles_column!r} column; found columns {_some_columns(frame.columns)}. A table needs a SMILES column plus one 0/1 column per assay."
             + hint
         )
     have = {str(c).lower() for c in frame.columns}
     absent = [c for c in ignore_columns if c.lower() not in have and c.lower() not in LOADER_IGNORED]
     if absent:  # a misspelt name leaves its column in, read as an assay (a 0/1 in_stock column became a source)
         raise InputError(f"{path}: ignore_columns names {absent[:5]}, which the table does not have (its columns: "
-                         f"{list(map(str, frame.columns[:8]))}{'...' if len(frame.columns) > 8 else ''}); check the "
+                         f"{_some_columns(frame.columns)}); check the "
                          "spelling: a column that is not ignored is read as an assay.")
     skip = {c.lower() for c in ignore_columns} | {smiles_col.lower(), "unnamed: 0"}
     columns = [str(c) for c in frame.columns if str(c).lower() not in skip

@@ -86,8 +86,8 @@ class ChemData:
             return "moleculenet"
         from mixmin_core.runs.datasets import resolve
 
-        return chemdata.sniff_format(resolve("your assay table", self.path))  # checked as read: a confined job's
-                                                                               # path stays in the data directory
+        # (resolved as read: a confined job's path stays in the data directory)
+        return chemdata.sniff_format(resolve("your assay table", self.path), self.ignore_columns)
 
 
 def load_table(data: ChemData) -> chemdata.AssayTable:

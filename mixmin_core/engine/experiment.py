@@ -164,7 +164,10 @@ class Experiment:
         for method, result in results.items():
             write_json(layout.mixture_path(self.ctx.run_dir, problem, method), result.to_dict())
         for method, reason in skipped.items():
-            self.not_run.setdefault(problem.variant, {})[method] = reason
+            said = self.not_run.setdefault(problem.variant, {})
+            if method not in said:  # once per setting, in the log as well as the job's result
+                log.warning("%s: %s %s", problem.variant, method, reason)
+            said[method] = reason
         self._write_topk(problem, outputs, results["mixmin"])
         return results
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
 import os
 import urllib.error
 import urllib.request
@@ -18,6 +19,8 @@ from pathlib import Path
 
 from mixmin_core.errors import InputError
 from mixmin_core.runs import fileio
+
+log = logging.getLogger(__name__)
 
 _CHEMPROP = "https://raw.githubusercontent.com/chemprop/chemprop/b83635bcddaddcdb91d453128edec9f2be0d25cf/data/"
 _DEEPCHEM = "https://deepchemdata.s3-us-west-1.amazonaws.com/datasets/"
@@ -238,6 +241,8 @@ def resolve(name: str, path: str | os.PathLike | None = None, *, download: bool 
     candidates = ([data_dir() / ds.relpath] if data_dir() else []) + [cache_dir() / ds.relpath]
     for candidate in candidates:
         if candidate.exists():
+            if ds.sha256:
+                _check_local(ds, candidate)
             return candidate
     reason = "no public direct download" if not ds.url else "downloads are disabled (MIXMIN_OFFLINE=1)"
     if confined() and ds.url:  # a visitor's job does not reach the network
@@ -248,26 +253,73 @@ def resolve(name: str, path: str | os.PathLike | None = None, *, download: bool 
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
             reason = f"download from {ds.url} failed ({exc})"
     where = " or ".join(str(c) for c in candidates)
+    no_dir = (f" (MIXMIN_DATA_DIR is {data_dir()}, which does not exist: a typo?)"
+              if data_dir() and not data_dir().is_dir() else "")
     raise InputError(
         f"dataset {name!r} ({ds.description}) is not available locally and {reason}. "
-        f"Put the file at {where}, or set MIXMIN_DATA_DIR to a folder holding {ds.relpath}."
+        f"Put the file at {where}, or set MIXMIN_DATA_DIR to a folder holding {ds.relpath}.{no_dir}"
     )
 
 
 def _download(ds: Dataset, dest: Path) -> Path:
+    """Fetch ``ds`` into ``dest`` (atomically: a failed or refused download leaves nothing to be reused)."""
     from tqdm.auto import tqdm
 
     with urllib.request.urlopen(ds.url, timeout=30) as resp:
         total = int(resp.headers.get("Content-Length") or 0) or None
         with fileio.atomic_path(dest) as tmp, open(tmp, "wb") as fh, \
                 tqdm(total=total, unit="B", unit_scale=True, desc=f"download {ds.name}") as bar:
+            got = 0
             for block in iter(lambda: resp.read(1 << 20), b""):
                 fh.write(block)
+                got += len(block)
                 bar.update(len(block))
             fh.flush()
+            if total is not None and got != total:  # a cut connection ends the body early without an error
+                raise OSError(f"the download ended after {got:,} of {total:,} bytes; try again")
             if ds.sha256 and fileio.sha256_file(tmp) != ds.sha256:
                 raise InputError(f"{ds.url}: checksum mismatch after download; expected sha256 {ds.sha256[:12]}....")
+            _check_kind(tmp, ds)
     return dest
+
+
+#: First bytes of the binary kinds a registered file may be (an error page served in its place has none of them).
+_MAGIC = {".gz": b"\x1f\x8b", ".parquet": b"PAR1"}
+
+
+def _check_kind(path: Path, ds: Dataset) -> None:
+    """An OSError if a download without a pinned checksum is not the kind of file its name says (a proxy's or a
+    bucket's HTML error page saved as ``pcba.csv.gz``, which every later run would reuse from the cache)."""
+    with open(path, "rb") as fh:
+        head = fh.read(64)
+    magic = next((m for suffix, m in _MAGIC.items() if ds.relpath.endswith(suffix)), None)
+    if magic:
+        bad = not head.startswith(magic)
+    else:
+        bad = ds.relpath.endswith(".json") and head.lstrip()[:1] not in (b"{", b"[")
+    if bad:
+        raise OSError(f"the server sent something other than {Path(ds.relpath).name} (it starts with {head[:20]!r}); "
+                      "nothing was saved")
+
+
+#: Local copies already compared with their registered checksum in this process: (path, size, mtime) -> matched.
+_CHECKED: dict[tuple, bool] = {}
+
+
+def _check_local(ds: Dataset, path: Path) -> None:
+    """Warn (once per file version and process) when a local copy differs from the registered public file:
+    results on a subset or another release are not comparable with runs on the published data."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _CHECKED:
+        _CHECKED[key] = fileio.sha256_file(path) == ds.sha256
+        if not _CHECKED[key]:
+            log.warning("%s: differs from the registered %s (%s; sha256 %s...): results will not match runs on the "
+                        "published file. Fine for a copy you changed on purpose; otherwise replace it.",
+                        path, ds.name, ds.description, ds.sha256[:12])
 
 
 def verify(name: str, path: Path) -> bool:

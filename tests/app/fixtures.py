@@ -87,7 +87,7 @@ def write_chem_run(home: Path, *, n_sources: int = 40, n_targets: int = 3, n_tri
     store = RunStore(home)
     name = "chem-fixture" if dataset == "toxcast" else f"chem-fixture-{dataset}"
     config = {"pipeline": "chem", "name": name, "dataset": dataset, "n_sources": n_sources,
-              "max_final_rows": max_final_rows}
+              "max_final_rows": max_final_rows, "methods": list(METHODS)}
     if search_max_sources is not None:
         config["search_max_sources"] = search_max_sources
     run_dir = store.create_run(run_id, name=name, pipeline="chem", config=config, dataset=dataset)

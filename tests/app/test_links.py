@@ -203,6 +203,10 @@ def test_compare_says_which_methods_were_not_run_in_a_setting_and_why(home):
     at.selectbox(key="w:compare.variant").set_value("sources-10").run()
     assert not any("Not run in this setting" in i.value for i in at.info)
     assert {"random_search", "regmix"} <= set(at.dataframe[0].value["method"])
+    write_chem_run(home, run_id="chem-none", n_sources=30, n_targets=2, n_trials=2, search_max_sources=5)
+    at = open_link("compare", {"run": "chem-none"})  # (PCBA-128 at [all]: no setting ran them, and nothing was said)
+    note = next(i.value for i in at.info if "Not run in this setting" in i.value)
+    assert "random_search, regmix" in note and "search_max_sources=5" in note, note
 
 
 def test_compare_says_the_final_models_were_capped(home):

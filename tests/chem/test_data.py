@@ -73,6 +73,10 @@ def test_a_pcba_file_given_by_path_alone_is_read_in_its_layout(pcba128_file, pcb
     variant = tmp_path / "pcba_saved.csv"  # a diff reviewer's: SMILES in capitals, a saved index, a CID column
     pd.read_csv(pcba128_file).rename(columns={"smiles": "SMILES"}).assign(CID=1).to_csv(variant)
     assert ChemData(path=str(variant)).table_format == "pcba128" and load_table(ChemData(path=str(variant))).n_assays == 5
+    inchi = tmp_path / "pcba_inchikey.csv"  # an id column of one's own, ignored: read as PCBA-128, with its titles
+    pd.read_csv(pcba128_file).assign(inchikey="X").to_csv(inchi, index=False)
+    given = ChemData(path=str(inchi), ignore_columns=("mol_id", "inchikey"))
+    assert given.table_format == "pcba128" and load_metadata(given) is not None
     own = tmp_path / "own.csv"
     pd.DataFrame({"smiles": ["C", "CC"], "my_assay": [0, 1], "PCBA-1030": [1, 0]}).to_csv(own, index=False)
     assert ChemData(path=str(own)).table_format == "moleculenet"  # a table of one's own with one PCBA assay
@@ -152,6 +156,28 @@ def test_a_gzip_or_parquet_table_under_another_name_reads_by_its_content(tmp_pat
         assert table.assays == tuple(ASSAYS) and table.n_molecules == len(head)
 
 
+def test_a_plain_csv_under_a_gz_name_reads_and_utf16_is_named(tmp_path, toxcast_head):
+    """chemprop's tox21.csv is plain text, and the registry's name for it is tox21.csv.gz: saved under that name it
+    failed with "BadGzipFile: Not a gzipped file (b'sm')". A UTF-16 file (Excel's Unicode Text) gave no hint."""
+    head = toxcast_head[["smiles", *ASSAYS]]
+    plain = tmp_path / "tox21.csv.gz"
+    head.to_csv(plain, index=False, compression=None)
+    table = data.load_assay_table(plain)
+    assert table.assays == tuple(ASSAYS) and table.n_molecules == len(head)
+    wide = tmp_path / "utf16.csv"
+    wide.write_bytes(head.to_csv(index=False).encode("utf-16"))
+    with pytest.raises(InputError, match=r'utf16\.csv: cannot read the table .* It is UTF-16 text .* save it as "CSV UTF-8"'):
+        data.load_assay_table(wide)
+
+
+def test_a_header_of_one_long_name_is_cut_in_the_message(tmp_path, toxcast_head):
+    path = tmp_path / "t.csv"
+    toxcast_head.to_csv(path, index=False, sep=";")
+    with pytest.raises(InputError) as err:
+        data.load_assay_table(path)
+    assert len(str(err.value)) < 600 and "...'" in str(err.value)  # the 1.5 KB header, cut to 40 characters
+
+
 def test_a_misspelt_ignored_column_is_an_error(tmp_path, toxcast_head):
     """ignore_columns: [in_stok] left the 0/1 in_stock column in, read as an assay and trained on as a source."""
     path = tmp_path / "t.csv"
@@ -169,6 +195,8 @@ def test_unknown_assay_is_named(tmp_path, toxcast_head):
         validate(ChemConfig(dataset="", path=str(path), targets=["ATG_ERE_CIS_dn"]))
     with pytest.raises(InputError, match=r"assay 'nope' does not exist"):
         validate(ChemConfig(dataset="", path=str(path), assays=["nope", "ATG_ERE_CIS_up"]))
+    with pytest.raises(InputError, match=r"assay 'atg_ere_cis_up' does not exist .* Similar names: \['ATG_ERE_CIS_up'"):
+        validate(ChemConfig(dataset="", path=str(path), targets=["atg_ere_cis_up"]))  # (case: difflib suggested none)
     decomposed = tmp_path / "nfd.csv"  # a header saved with "Ö" as O plus a combining mark (as macOS tools may)
     toxcast_head.rename(columns={"ATG_ERE_CIS_up": "O\u0308strogen"}).to_csv(decomposed, index=False)
     with pytest.raises(InputError, match=r"assay 'Östrogen' does not exist .* looks the same but encodes its accented "):

@@ -29,6 +29,9 @@ def test_missing_offline_file_says_where_to_put_it(monkeypatch):
         datasets.resolve("pcba128")
     with pytest.raises(InputError, match="no public direct download"):
         datasets.resolve("pcba1328")
+    monkeypatch.setenv("MIXMIN_DATA_DIR", "/nonexistent/shared/dat")
+    with pytest.raises(InputError, match=r"MIXMIN_DATA_DIR is /nonexistent/shared/dat, which does not exist: a typo\?"):
+        datasets.resolve("pcba128")
 
 
 #: Registered datasets that ../shared/data does not hold (large or hub-only downloads).
@@ -50,3 +53,69 @@ def test_without_the_variable_the_shared_data_beside_the_checkout_is_used(monkey
     assert datasets.data_dir() == (beside if beside.is_dir() else None)
     if beside.is_dir():  # as in development and CI here
         assert datasets.resolve("toxcast").is_file()
+
+
+@pytest.fixture
+def http_server():
+    """A loopback server whose responses the test sets: ``serve(body, length=None)`` -> URL."""
+    import http.server
+    import threading
+
+    reply = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(reply.get("length") or len(reply["body"])))
+            self.end_headers()
+            self.wfile.write(reply["body"])  # then the connection closes, however long the header said it was
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def serve(body: bytes, length: int | None = None) -> str:
+        reply.update(body=body, length=length)
+        return f"http://127.0.0.1:{server.server_address[1]}/pcba.csv.gz"
+
+    yield serve
+    server.shutdown()
+
+
+def test_a_cut_or_wrong_download_is_not_cached(http_server, tmp_path, monkeypatch):
+    """pcba128 has no pinned checksum: a body cut short, or an HTML error page, was cached and reused by every run."""
+    import gzip
+
+    monkeypatch.setenv("MIXMIN_DATA_DIR", str(tmp_path / "empty"))
+    monkeypatch.setenv("MIXMIN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("MIXMIN_OFFLINE", raising=False)
+    good = gzip.compress(b"smiles,PCBA-1,mol_id\n" + b"".join(b"C%d,1,m%d\n" % (i * 7919 % 1000, i) for i in range(500)))
+    assert len(good) > 1000
+    cached = tmp_path / "cache" / "chem" / "pcba.csv.gz"
+    for body, length, said in [(good[:100], len(good), "ended after 100 of"),
+                               (b"<html>Access denied</html>", None, "something other than pcba.csv.gz")]:
+        ds = datasets.Dataset("pcba128", "chem/pcba.csv.gz", http_server(body, length), None, "PCBA")
+        monkeypatch.setitem(datasets.REGISTRY, "pcba128", ds)
+        with pytest.raises(InputError, match=said):
+            datasets.resolve("pcba128")
+        assert not cached.exists() and list(cached.parent.glob("*")) == []
+    ds = datasets.Dataset("pcba128", "chem/pcba.csv.gz", http_server(good), None, "PCBA")
+    monkeypatch.setitem(datasets.REGISTRY, "pcba128", ds)
+    assert datasets.resolve("pcba128") == cached and cached.read_bytes() == good
+
+
+def test_a_local_copy_that_differs_from_the_registered_file_is_said(tmp_path, monkeypatch, caplog):
+    """A subset of MUV under its registered name ran without a word (the registry pins its checksum)."""
+    import shutil
+
+    shutil.copytree(datasets.data_dir() / "chem", tmp_path / "chem")
+    monkeypatch.setenv("MIXMIN_DATA_DIR", str(tmp_path))
+    with caplog.at_level("WARNING", logger="mixmin_core.runs.datasets"):
+        datasets.resolve("muv")
+        assert caplog.text == ""
+        (tmp_path / "chem" / "muv.csv.gz").write_bytes(b"changed")
+        datasets.resolve("muv")
+        datasets.resolve("muv")
+    assert caplog.text.count("differs from the registered muv") == 1
