@@ -90,23 +90,16 @@ def key_result(summary: pd.DataFrame, headline: str | None = None) -> str:
     if len(finite) and finite.index.isin(shown).any():  # a method that beat them all is named (target_only was not)
         sign = -1 if lower_is_better(metric) else 1
         best, lead = (sign * finite).idxmax(), (sign * finite[finite.index.isin(shown)]).max()
-        if sign * finite[best] > lead and f"{finite[best]:.3g}" != f"{sign * lead:.3g}":  # not a tie, as shown
+        if sign * finite[best] > lead and f"{finite[best]:#.3g}" != f"{sign * lead:#.3g}":  # not a tie, as shown
             shown.append(best)
-    far = extrapolated(summary[summary["variant"] == variant]) if "yardstick" in metric else set()
-    parts = [f"{m} {means[m]:.3g}" + (" (extrapolated)" if m in far else "") for m in shown]
+    far = ({m for m, _ in data.extrapolations(summary[summary["variant"] == variant], "mean").index}
+           if "yardstick" in metric else set())  # the Compare page says where
+    parts = [f"{m} {means[m]:#.3g}" + (" (extrapolated)" if m in far else "") for m in shown]  # 5.40 beside 5.55
     setting = f" ({data.setting_label(variant)})" if variant else ""
     transfer = sorted(v for v in summary["variant"].unique() if str(v).startswith("transfer:"))
     if transfer and not variant.startswith("transfer:"):  # an lm_transfer run's question is its larger models'
         setting = f" (proxy-size models; {', '.join(transfer)} on the Compare page)"
     return f"{data.metric_label(metric)}: " + ", ".join(parts) + setting
-
-
-def extrapolated(summary: pd.DataFrame) -> set:
-    """Methods whose mixture a run-table yardstick predicts beyond the best run it was fitted on by more than its
-    cross-validated error, on some target (the Compare page says where)."""
-    rmse = summary.loc[summary["metric"] == "yardstick_rmse", "mean"].mean()
-    beyond = summary[(summary["metric"] == "yardstick_beyond_runs") & (summary["target"] != OVERALL)]
-    return set(beyond.loc[beyond["mean"] > rmse, "method"]) if rmse > 0 else set()
 
 
 def runs_table(store, runs: list[dict]) -> pd.DataFrame:

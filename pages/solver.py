@@ -129,6 +129,9 @@ def outcome(result, outputs) -> None:
 
 
 def intervals(problem_id, outputs, step, iters, init, cap, prior):
+    if outputs.n_samples < 2:  # every resample would be that sample: no spread to show
+        st.caption("No bootstrap intervals: the target has one sample, and resampling it changes nothing.")
+        return None, None
     work = outputs.n_sources * outputs.n_samples * st.session_state["solve.n_boot"] * iters
     if st.session_state["solve.problem"] != st.session_state.get("solve._boot_for"):
         st.session_state["solve._boot_for"] = st.session_state["solve.problem"]

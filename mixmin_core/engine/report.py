@@ -2,7 +2,7 @@
 
 A result row is ``trial, target, variant, method, metric, value, proxy_compute, final_compute`` (extra
 scalar columns are kept). The summary has one row per (target, variant, method, metric) with the mean
-and 95% CI over trials, the Welch p-value against MixMin and the mean compute, plus an ``overall``
+and 95% CI over trials, the paired p-value against MixMin and the mean compute, plus an ``overall``
 target: per trial the mean over targets, then the same statistics (how sweeps and the app compare
 methods). ``reference`` (e.g. ``natural``) adds the improvement over that method, trial by trial.
 """

@@ -52,6 +52,11 @@ def bootstrap_weights(outputs: ProxyOutputs, n_boot: int = 200, seed: int = 0, *
     falls to ``tol`` or its loss turns non-finite, and if the loss rose at the end, the lowest-loss iterate is
     kept (so intervals describe the weights the Solver shows, also at a step size too large to converge).
 
+    The intervals say how the weights move when the target's samples are resampled, every resample solved from
+    the same start. They do not show mixtures that fit the target equally well: where two sources are (near)
+    copies of each other, any split of their joint weight has the same loss, and a narrow interval on each says
+    only where the descent from that start put it (compare ``mixmin`` from another ``init``).
+
     Parameters
     ----------
     outputs : ProxyOutputs.
@@ -69,6 +74,8 @@ def bootstrap_weights(outputs: ProxyOutputs, n_boot: int = 200, seed: int = 0, *
         that is not a non-negative integer, ``level`` outside (0, 1) or bad solver arguments.
     """
     check_outputs(outputs)
+    if outputs.n_samples < 2:  # every resample is that one sample: an interval of width 0 that means nothing
+        raise InputError(f"bootstrap intervals need at least 2 target samples to resample; got {outputs.n_samples}.")
     n_boot = check_number("n_boot", n_boot, minimum=2, integer=True)
     if n_boot > MAX_BOOT:  # samples are kept: n_boot x n_sources floats, and each resample is a solve
         raise InputError(f"n_boot must be at most {MAX_BOOT:,} (an interval's ends settle within a few thousand "

@@ -167,6 +167,43 @@ def welch_pvalue(a, b) -> float:
     return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
+def paired_pvalue(a, b) -> float:
+    """Two-sided paired t-test p-value of ``mean(a - b) != 0`` over the pairs where both are finite (trial ``i`` of
+    ``a`` and of ``b`` share their splits, as every method of a run does).
+
+    Agrees with the paired interval of the difference (:func:`mean_ci` of ``a - b``): p < 0.05 exactly when the
+    95% interval leaves out 0. NaN with fewer than two pairs, or where the differences do not vary beyond float32
+    rounding (1e-6 of the means) but their mean does (the t statistic is infinite); 1 where both are 0.
+    """
+    a, b = _numbers("a", a), _numbers("b", b)
+    if a.size != b.size:
+        raise InputError(f"a and b must pair up trial by trial; got {a.size} and {b.size} values.")
+    keep = np.isfinite(a) & np.isfinite(b)
+    d = a[keep] - b[keep]
+    if d.size < 2:
+        return float("nan")
+    noise = 1e-6 * max(abs(a[keep].mean()), abs(b[keep].mean()), 1e-30)
+    if d.std(ddof=1) <= noise:
+        return 1.0 if abs(d.mean()) <= noise else float("nan")
+    return float(stats.ttest_1samp(d, 0.0).pvalue)
+
+
+#: Columns that tell a run's settings apart: trials of two settings are no repeats of one experiment.
+SETTING_COLUMNS = ("variant",)
+
+
+def _check_one_setting(frame, grouped, name: str) -> None:
+    """An InputError where ``frame`` holds several settings that ``grouped`` would pool as extra trials (a run's
+    results.csv through ``summarize`` with its defaults: 6 "trials" of two settings, intervals too narrow)."""
+    for col in SETTING_COLUMNS:
+        if col in frame and col not in grouped and frame[col].nunique(dropna=False) > 1:
+            values = sorted(map(str, frame[col].dropna().unique()))
+            raise InputError(f"frame holds {len(values)} settings in its {col!r} column ({', '.join(values[:4])}"
+                             f"{', ...' if len(values) > 4 else ''}), which {name} would pool as extra trials; "
+                             f"group by it too (e.g. {name}(..., {'keep' if name == 'mean_over_targets' else 'by'}="
+                             f"(\"{col}\", ...))) or select one setting first.")
+
+
 def mean_over_targets(frame, keep=()):
     """Per ``(*keep, method, metric, trial)``, the mean value and compute over targets: one ``"overall"``
     pseudo-target whose trials can go through :func:`summarize` (e.g. a compute-budget sweep table).
@@ -176,6 +213,8 @@ def mean_over_targets(frame, keep=()):
     ``n_targets`` says how many counted: fewer than the run's targets in some trial means that trial's mean
     covers fewer targets than the others' (a target's AP is undefined without a test positive).
     """
+    keep = [keep] if isinstance(keep, str) else list(keep)
+    _check_one_setting(frame, keep, "mean_over_targets")
     keys = [*keep, "method", "metric", "trial"]
     cols = ["value"] + [c for c in COMPUTE_COLUMNS if c in frame]
     scored = frame[frame["value"].notna()]
@@ -246,7 +285,7 @@ def lower_is_better(metric: str) -> bool:
 
 def summarize(frame, *, by=("target", "method", "metric"), reference: str | None = None,
               focus: str = "mixmin", level: float = 0.95):
-    """Per-group mean and CI over trials, improvement over ``reference`` and Welch p-values.
+    """Per-group mean and CI over trials, improvement over ``reference`` and paired p-values.
 
     Intervals are clipped to the values the metric can take (:func:`metric_range`): [0, 1] for AP, AUC and
     accuracy, [-1, 1] for correlations, [0, inf) for sizes; improvements to the values a difference of two can take ([-1, 1], [-2, 2]).
@@ -258,7 +297,12 @@ def summarize(frame, *, by=("target", "method", "metric"), reference: str | None
         ``improvement``/``improvement_low``/``improvement_high``: positive is better, so ``value - reference``,
         or ``reference - value`` for a metric where lower is better (:func:`lower_is_better`).
     focus : method whose p-value against every other method (same target and metric) is reported
-        in ``p_vs_<focus>``.
+        in ``p_vs_<focus>``: a paired t-test over the trials both have (:func:`paired_pvalue`; trials pair the
+        methods), so it agrees with the improvement's paired interval. The MixMin paper's Appendix B used Welch's
+        test (:func:`welch_pvalue`), which ignores the pairing and can call a gap significant whose paired
+        interval holds 0.
+
+    A frame with several settings (``variant``) must group by them: their trials are no repeats.
 
     Diagnostic metrics (:func:`is_diagnostic`) get neither: they are facts about the yardstick or the table.
     """
@@ -273,12 +317,14 @@ def summarize(frame, *, by=("target", "method", "metric"), reference: str | None
     if (values.isna() & frame["value"].notna()).any():  # "0.5x": a t-test on text was a pandas TypeError
         bad = frame["value"][values.isna() & frame["value"].notna()].iloc[0]
         raise InputError(f"frame's 'value' column must hold numbers (empty: not measured); got {bad!r}.")
+    _check_one_setting(frame, by, "summarize")
     frame = frame.assign(value=values)
     rows = []
     for key, grp in frame.groupby(by, sort=False, dropna=False):
         row = dict(zip(by, key if isinstance(key, tuple) else (key,)))
         mean, lo, hi = metric_ci(grp["value"], row.get("metric"), level)
-        row.update(mean=mean, ci_low=lo, ci_high=hi, n_trials=int(grp["value"].notna().sum()))
+        # the trials the mean is over: a diverged (infinite) trial is left out of both, and counted in neither
+        row.update(mean=mean, ci_low=lo, ci_high=hi, n_trials=int(np.isfinite(grp["value"]).sum()))
         for col in COMPUTE_COLUMNS:
             if col in grp:
                 row[col] = float(grp[col].mean())
@@ -304,7 +350,7 @@ def summarize(frame, *, by=("target", "method", "metric"), reference: str | None
             sel = None if is_diagnostic(row.get("metric", "")) else _trials_of(pivot, row, group_cols)
             out.loc[i, f"p_vs_{focus}"] = (
                 float("nan") if row["method"] == focus or sel is None
-                else welch_pvalue(sel[focus].dropna(), sel[row["method"]].dropna())
+                else paired_pvalue(sel[focus], sel[row["method"]])
             )
     return out
 

@@ -169,7 +169,7 @@ def test_runs_key_result_is_the_main_setting_the_compare_page_opens_on(home):
     assert compare.selectbox(key="w:compare.variant").value == "sources-all"
     summary = compare.dataframe[0].value
     overall = summary[summary["target"] == "overall"].set_index("method")["mean"]
-    assert f"mixmin {overall['mixmin']:.3g}" in chem and f"natural {overall['natural']:.3g}" in chem
+    assert f"mixmin {overall['mixmin']:#.3g}" in chem and f"natural {overall['natural']:#.3g}" in chem
     # and both agree with the run's summary.csv
     written = layout.read_summary(RunStore().run_dir(CHEM_RUN))
     row = written[(written["target"] == "overall") & (written["variant"] == "sources-all")

@@ -102,3 +102,9 @@ def test_a_resample_whose_gap_of_zero_the_clip_made_is_not_counted_converged():
     assert flat.converged < 0.5
     good = bootstrap_weights(outputs, n_boot=8, max_iter=3000)
     assert good.converged == 1.0 and abs(float(good.median[0]) - 0.875) < 0.05
+
+
+def test_one_target_sample_has_nothing_to_resample():
+    one = ProxyOutputs(np.array([[0.9], [0.2]], dtype=np.float32), "binary", labels=np.array([1.0], dtype=np.float32))
+    with pytest.raises(InputError, match="need at least 2 target samples to resample; got 1"):
+        bootstrap_weights(one)

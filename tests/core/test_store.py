@@ -17,7 +17,14 @@ from mixmin_core.runs.layout import (
     outputs_path,
 )
 from mixmin_core.runs.store import RunStore, default_home
-from mixmin_core.solver.results import MixtureResult, mean_ci, summarize, welch_pvalue
+from mixmin_core.solver.results import (
+    MixtureResult,
+    mean_ci,
+    mean_over_targets,
+    paired_pvalue,
+    summarize,
+    welch_pvalue,
+)
 
 
 def test_default_home_follows_env(tmp_path, monkeypatch):
@@ -161,6 +168,49 @@ def test_summarize_improvement_and_pvalues():
     assert by_method.loc["mixmin", "improvement"] == pytest.approx(0.2) and by_method.loc["natural", "p_vs_mixmin"] < 0.05
     no_methods = summarize(pd.DataFrame(rows).drop(columns="method"), by=("target", "metric"))  # KeyError: 'method'
     assert no_methods.loc[0, "n_trials"] == 9 and "improvement" not in no_methods
+
+
+def test_p_values_are_paired_and_agree_with_the_improvements_interval():
+    """Welch's test ignored that trials pair the methods: on chem_ci it gave p = 0.0097 beside a paired improvement
+    interval of [-0.012, 0.236] (paired p = 0.060). Here Welch says 0.042 where the paired interval holds 0."""
+    mixmin, natural = [0.515, 0.476, 0.571], [0.414, 0.432, 0.322]
+    assert welch_pvalue(mixmin, natural) < 0.05 and paired_pvalue(mixmin, natural) == pytest.approx(0.1646, abs=1e-4)
+    rows = [{"target": "t", "method": m, "trial": k, "metric": "ap", "value": v}
+            for m, values in (("mixmin", mixmin), ("natural", natural)) for k, v in enumerate(values)]
+    out = summarize(pd.DataFrame(rows), reference="natural").set_index("method")
+    assert out.loc["mixmin", "improvement_low"] < 0 < out.loc["mixmin", "improvement_high"]
+    assert out.loc["natural", "p_vs_mixmin"] == pytest.approx(0.1646, abs=1e-4)
+    rng = np.random.default_rng(0)
+    for _ in range(200):  # p < 0.05 exactly when the paired 95% interval leaves out 0
+        shared = rng.normal(0, 0.1, 3)
+        a, b = 0.5 + shared + rng.normal(0, 0.03, 3), 0.45 - shared + rng.normal(0, 0.03, 3)
+        _, lo, hi = mean_ci(a - b)
+        assert (paired_pvalue(a, b) < 0.05) == (lo > 0 or hi < 0)
+    assert np.isnan(paired_pvalue([0.5, 0.5], [0.4, 0.4])) and paired_pvalue([0.5, 0.6], [0.5, 0.6]) == 1.0
+    assert paired_pvalue([0.5, np.inf, 0.6, 0.7], [0.4, 0.4, 0.45, 0.62]) == pytest.approx(
+        paired_pvalue([0.5, 0.6, 0.7], [0.4, 0.45, 0.62]))  # a diverged trial's pair is left out
+    with pytest.raises(InputError, match="must pair up trial by trial; got 2 and 3"):
+        paired_pvalue([1, 2], [1, 2, 3])
+
+
+def test_a_diverged_trial_is_not_counted_and_settings_are_not_pooled():
+    """n_trials counted an infinite loss the mean left out; a run's results.csv through summarize with its
+    defaults pooled two settings as 6 trials (intervals too narrow)."""
+    rows = [{"target": "t", "variant": v, "method": m, "trial": k, "metric": "loss", "value": x}
+            for v in ("sources-3", "sources-all") for m, values in (("mixmin", [0.5, np.inf, 0.6]),
+                                                                    ("natural", [0.7, 0.72, 0.75]))
+            for k, x in enumerate(values)]
+    frame = pd.DataFrame(rows)
+    one = summarize(frame[frame.variant == "sources-3"], reference="natural").set_index("method")
+    assert one.loc["mixmin", "n_trials"] == 2 and one.loc["mixmin", "mean"] == pytest.approx(0.55)
+    assert np.isfinite(one.loc["natural", "p_vs_mixmin"])
+    for call in (lambda: summarize(frame), lambda: mean_over_targets(frame)):
+        with pytest.raises(InputError, match=r"frame holds 2 settings in its 'variant' column \(sources-3, "
+                                             r"sources-all\), which \w+ would pool as extra trials"):
+            call()
+    both = summarize(frame, by=("variant", "target", "method", "metric"))
+    assert len(both) == 4 and (both.n_trials[both.method == "natural"] == 3).all()
+    assert len(mean_over_targets(frame, keep=("variant",))) == 12
 
 
 def test_intervals_of_proportions_stay_in_0_1():
