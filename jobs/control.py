@@ -31,6 +31,7 @@ from jobs.config import MAX_OVERRIDE_CHARS, parse_override_value
 from mixmin_core.errors import ConfigError, InputError, MixminError
 from mixmin_core.runs import fileio
 from mixmin_core.runs.datasets import CONFINE_ENV, confinement
+from mixmin_core.runs.runner import check_free_disk
 from mixmin_core.runs.store import RunStore, default_home, job_alive
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -252,6 +253,7 @@ def start_job(config_path: str | os.PathLike, overrides: dict | None = None, *, 
     argv = job_argv(config_path, overrides)
     root = RunStore(home).root
     _check_room(root)  # first: it is cheap, and repeated clicks should not each read a dataset
+    check_free_disk(root)
     # the job's own checks, run here as the confined job will (no download, no cache outside the store): a bad
     # value is an error on the page, not in a launch log
     with confinement():

@@ -187,19 +187,19 @@ def solve_view(problem_id: str) -> None:
         step, iters, init = controls(outputs)
         run_settings_note(problem_id, step, iters)
         cap, prior = constraints(outputs)
-        result = data.solve(problem_id, data.problem_stamp(problem_id), step, iters, init, cap, prior)
+        result, trajectory = data.solve(problem_id, data.problem_stamp(problem_id), step, iters, init, cap, prior)
         outcome(result, outputs)
-        show_result(problem_id, outputs, result, step, iters, init, cap, prior)
+        show_result(problem_id, outputs, result, trajectory, step, iters, init, cap, prior)
         export_panel.panel(result, problem_ids=(problem_id,), mount="solver", max_weight=cap, solver=dict(
             step_size=step, max_iter=iters, init=init, prior_strength=prior), meta=data.problem_meta(problem_id))
     state.write_url("solver")
 
 
-def show_result(problem_id, outputs, result, step, iters, init, cap, prior) -> None:
+def show_result(problem_id, outputs, result, trajectory, step, iters, init, cap, prior) -> None:
     k = min(st.session_state["solve.top_k"], outputs.n_sources)
     json_record = result  # downloads keep the sources' real names; the page names the target's own data as such
     result = dataclasses.replace(result, source_names=data.shown_names(problem_id, result.source_names))
-    traj_fig, loss_fig = figs.solver_figures(result, k)
+    traj_fig, loss_fig = figs.solver_figures(result, k, trajectory)
     c1, c2 = st.columns(2)
     # inline SVG, not Plotly: a changed Plotly figure is remounted from scratch on every move (see pages/common/svg.py)
     c1.markdown(traj_fig, unsafe_allow_html=True)

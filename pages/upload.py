@@ -127,7 +127,7 @@ def read_upload(uploaded, kind: str) -> None:
         st.success(f"Read {outputs.n_sources} sources × {outputs.n_samples} samples (objective `{outputs.kind}`).")
         # every argument given, as the Solver gives them: its first solve is then this one, cached (a default left
         # out is another cache key: "Explore in the Solver" solved a 1000 x 40000 upload again, 4 s)
-        result = data.solve(problem_id, data.problem_stamp(problem_id), 1.0, 100, "uniform", 1.0, 0.0)
+        result, _ = data.solve(problem_id, data.problem_stamp(problem_id), 1.0, 100, "uniform", 1.0, 0.0)
         st.plotly_chart(figs.weights_figure(result.source_names, result.weights, k=15,
                                                title="MixMin weights (step size 1, 100 iterations)"),
                         key="upload.weights")

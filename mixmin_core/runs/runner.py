@@ -25,6 +25,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from mixmin_core.errors import ConfigError, MixminError
+from mixmin_core.runs.datasets import confined
 from mixmin_core.runs.fileio import readable_npz, sha256_file
 
 log = logging.getLogger("mixmin.runner")
@@ -38,6 +39,27 @@ OUTPUT_BYTES = "output_bytes"
 #: ... and its SHA-256 (outputs up to :data:`HASHED_BYTES`): an edit that keeps the size changes it.
 OUTPUT_SHA = "output_sha256"
 HASHED_BYTES = 64 << 20
+
+
+#: Free disk an app-started job keeps on its run store's file system (GB), unless this variable says otherwise.
+MIN_FREE_ENV = "MIXMIN_MIN_FREE_GB"
+
+
+def check_free_disk(root: str | os.PathLike) -> None:
+    """A MixminError when the run store's file system has less free space than :data:`MIN_FREE_ENV` says (2 GB by
+    default): a job started from a shared app stops there, between units, rather than fill the owner's disk (a
+    visitor's synthetic job within every bound of its schema wrote 310 MB a trial, 100 trials allowed)."""
+    import shutil
+
+    try:
+        floor = float(os.environ.get(MIN_FREE_ENV) or 2) * 2**30
+    except ValueError:
+        raise ConfigError(f"{MIN_FREE_ENV} must be a number of GB; got {os.environ[MIN_FREE_ENV]!r}.") from None
+    free = shutil.disk_usage(root).free
+    if free < floor:
+        raise MixminError(f"the run store's disk has {free / 2**30:.1f} GB free, under the {floor / 2**30:g} GB a job "
+                          f"started from the app leaves free ({MIN_FREE_ENV}); free some space (python -m jobs delete "
+                          "RUN_ID) and resume the run.")
 
 
 class JobCancelled(MixminError):
@@ -277,6 +299,8 @@ class RunContext:
                                    path=None if unit.output is None else str(unit.output),
                                    info={**info, "seconds": seconds, **size}, seconds=seconds)
             self.report(counter["n"], total, f"{desc}: {unit.unit_id}")
+            if confined():  # a job a visitor started: it stops before the disk fills (the unit is kept)
+                check_free_disk(self.store.root)
 
         self.report(n_before, total, f"{desc}: {n_before}/{total} already done")
         stop = (lambda: self.store.cancel_requested(self.job_id)) if self.job_id is not None else None

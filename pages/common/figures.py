@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -83,37 +84,69 @@ def _thin(n_steps: int) -> np.ndarray:
     return np.unique(np.linspace(0, n_steps - 1, min(n_steps, MAX_POINTS)).round().astype(np.int64))
 
 
-def _grey_lines(traj: np.ndarray, rest: np.ndarray) -> np.ndarray:
-    """Lines (one per row) for the sources in ``rest``: those that rise visibly above the plot's floor
-    (up to MAX_GREY_LINES, largest first), plus the upper envelope of all the others, which lie below it.
+def _grey_lines(traj: np.ndarray, rest: np.ndarray, others: np.ndarray | None = None) -> np.ndarray:
+    """Lines (one per row) for the sources in ``rest`` (and those whose envelope is ``others``): those that rise
+    visibly above the plot's floor (up to MAX_GREY_LINES, largest first), plus the upper envelope of all the
+    others, which lie below it.
 
     Hundreds of near-zero lines cost the browser a second to draw and show as one smear at the bottom;
     the envelope draws that smear with one line.
     """
+    floor = 0.01 * max(float(traj.max()), float(others.max()) if others is not None else 0.0)
     peak = traj[:, rest].max(axis=0)
     order = np.argsort(-peak, kind="stable")
-    shown = order[: MAX_GREY_LINES][peak[order[:MAX_GREY_LINES]] >= 0.01 * float(traj.max())]
+    shown = order[: MAX_GREY_LINES][peak[order[:MAX_GREY_LINES]] >= floor]
     hidden = np.setdiff1d(np.arange(rest.size), shown)
     lines = [traj[:, rest[shown]].T]
-    if hidden.size:
-        lines.append(traj[:, rest[hidden]].max(axis=1)[None, :])
+    envelope = [traj[:, rest[hidden]].max(axis=1)] if hidden.size else []
+    if others is not None:
+        envelope.append(others)
+    if envelope:
+        lines.append(np.max(envelope, axis=0)[None, :])
     return np.vstack(lines)
 
 
-def trajectory_figure(result, k: int = 8) -> str:
+@dataclass(frozen=True)
+class Trajectory:
+    """What the trajectory figure can draw of a solve, whatever ``k`` (up to ``len(HIGHLIGHT)``): the thinned
+    iterations, the sources it may colour or draw in grey, and the envelope of all the others. A few hundred KB
+    however many sources (the whole trajectory of a 100,000-source upload at 1,000 iterations is 400 MB, and the
+    Solver caches every setting's solve)."""
+
+    steps: np.ndarray  # (n_kept_steps,) iterations
+    columns: np.ndarray  # (n_kept,) source indices, ascending
+    lines: np.ndarray  # (n_kept_steps, n_kept) their weights
+    others: np.ndarray | None  # (n_kept_steps,) the largest weight of the sources not kept; None if all are kept
+    n_sources: int
+
+    @classmethod
+    def of(cls, result) -> Trajectory:
+        traj = np.asarray(result.trajectory, dtype=np.float32)
+        steps = _thin(traj.shape[0])
+        traj = traj[steps]
+        n_sources = traj.shape[1]
+        # the colours' candidates (largest final weights) and the grey lines' (largest peaks beyond the coloured)
+        by_peak = np.argsort(-traj.max(axis=0), kind="stable")[: len(HIGHLIGHT) + MAX_GREY_LINES]
+        columns = np.union1d(top_indices(result.weights, len(HIGHLIGHT)), by_peak)
+        rest = np.setdiff1d(np.arange(n_sources), columns)
+        others = traj[:, rest].max(axis=1) if rest.size else None
+        return cls(steps, columns, np.ascontiguousarray(traj[:, columns]), others, n_sources)
+
+
+def trajectory_figure(result, k: int = 8, trajectory: Trajectory | None = None) -> str:
     """Weights per iteration (SVG, see :mod:`pages.common.svg`): the ``k`` largest final weights in colour, the
-    rest in grey with one legend entry (see :func:`_grey_lines`)."""
-    traj = np.asarray(result.trajectory, dtype=np.float32)
-    n_steps, n_sources = traj.shape
-    steps = _thin(n_steps)
-    traj = traj[steps]
-    top = top_indices(result.weights, k)
-    rest = np.setdiff1d(np.arange(n_sources), top)
-    lines = [svg.Line(f"other {rest.size} sources", y, SVG_GREY, width=1, legend=not i)
-             for i, y in enumerate(_grey_lines(traj, rest) if rest.size else [])]
-    lines += [svg.Line(str(result.source_names[i]), traj[:, i], HIGHLIGHT[rank % len(HIGHLIGHT)], width=2.5)
-              for rank, i in enumerate(top)]
-    return svg.line_chart("Weight trajectories", steps, lines, x_label="iteration", y_label="weight", height=460)
+    rest in grey with one legend entry (see :func:`_grey_lines`). ``trajectory``: :meth:`Trajectory.of` the
+    result, when the result no longer holds its own."""
+    t = trajectory or Trajectory.of(result)
+    top = top_indices(result.weights, min(k, len(HIGHLIGHT)))
+    where = {int(c): j for j, c in enumerate(t.columns)}
+    rest = np.setdiff1d(np.arange(len(t.columns)), [where[int(i)] for i in top])  # kept columns not coloured
+    grey = _grey_lines(t.lines, rest, t.others) if rest.size or t.others is not None else []
+    n_rest = t.n_sources - top.size
+    lines = [svg.Line(f"other {n_rest} sources", y, SVG_GREY, width=1, legend=not i) for i, y in enumerate(grey)]
+    lines += [svg.Line(str(result.source_names[i]), t.lines[:, where[int(i)]], HIGHLIGHT[rank % len(HIGHLIGHT)],
+                       width=2.5) for rank, i in enumerate(top)]
+    return svg.line_chart("Weight trajectories", t.steps, lines, x_label="iteration", y_label="weight", height=460)
 
 
 def loss_gap_figure(result) -> str:
@@ -199,9 +232,9 @@ def weights_figure(names, weights, lower=None, upper=None, k: int = 20, colours=
     return safe(fig)
 
 
-def solver_figures(result, k: int = 8):
+def solver_figures(result, k: int = 8, trajectory: Trajectory | None = None):
     """The Solver page's figures for ``result`` (the app benchmark times this too)."""
-    return trajectory_figure(result, k), loss_gap_figure(result)
+    return trajectory_figure(result, k, trajectory), loss_gap_figure(result)
 
 
 def weights_table(result, lower=None, upper=None, true_weights=None) -> pd.DataFrame:

@@ -135,10 +135,10 @@ def plain(text) -> str:
 
 
 def visible(text) -> str:
-    """``text`` with invisible and direction-changing characters written as escapes (``\\u202e``): a link's
-    "\\u202egnp.exe" must not mirror the rest of the notice that quotes it."""
-    return "".join(f"\\u{ord(c):04x}" if unicodedata.category(c) in ("Cf", "Cs", "Co") or c in IGNORABLE else c
-                   for c in str(text))
+    """``text`` with invisible, control and direction-changing characters written as escapes (``\\u202e``): a
+    link's "\\u202egnp.exe" must not mirror the rest of the notice that quotes it, nor its NUL show as "\ufffd"."""
+    return "".join(f"\\u{ord(c):04x}" if (unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co") and c not in "\t\n\r")
+                   or c in IGNORABLE else c for c in str(text))
 
 
 def unlinked(text) -> str:

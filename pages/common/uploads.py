@@ -148,6 +148,10 @@ def _parse_npz_pair(by_suffix: dict, max_expanded: int) -> ProxyOutputs:
         raise InputError(f"{npz_name}: checksum mismatch with {json_name} (the .npz is truncated or altered, or the "
                          f"sidecar belongs to another file); expected sha256 {expected[:12]}..., got {actual[:12]}....")
     check_npz_size(npz_name, npz_bytes, max_expanded)
+    names = sidecar.get("source_names")
+    if isinstance(names, list) and len(names) > MAX_COLUMNS:  # each Solver setting's solve is kept per source
+        raise InputError(f"{npz_name}: {len(names):,} sources is over the {MAX_COLUMNS:,} the upload page takes; "
+                         "solve larger problems with the Python API.")
     return ProxyOutputs.from_npz_bytes(npz_bytes, sidecar, source=npz_name)
 
 
@@ -346,20 +350,52 @@ def _read_table(name: str, data: bytes, max_expanded: int = MAX_EXPANDED_BYTES):
 def _check_parquet_size(name: str, data: bytes, max_expanded: int) -> None:
     """Refuse a Parquet file whose columns would expand past ``max_expanded``, from its footer,
     before reading: 8 bytes per cell (dictionary/RLE encoding makes repeated values tiny on disk
-    whatever the compression), plus the encoded pages."""
+    whatever the compression), plus the encoded pages; a column of lists (60 M zeros in one 1 KB cell), and
+    text longer than a sample id (one 1 MB string in a dictionary, written out for each of 3,000 rows: 3 GB
+    from a 1.4 KB file), are refused before they are expanded."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    meta = pq.ParquetFile(io.BytesIO(data)).metadata
+    file = pq.ParquetFile(io.BytesIO(data))
+    meta = file.metadata
     _check_columns(name, meta.num_columns)
+    nested = [f.name for f in file.schema_arrow if pa.types.is_nested(f.type)]
+    if nested:
+        raise InputError(f"{name}: column {nested[0][:60]!r} holds lists or records; an upload's columns hold one "
+                         "number (or one sample id) per row.")
     encoded = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
     # a text column (sample ids) at the longest id ProxyOutputs takes: a dictionary holds one long id in a
     # few bytes on disk, and reading it writes it out for every row
-    texts = sum(meta.schema.column(j).physical_type == "BYTE_ARRAY" for j in range(meta.num_columns))
+    columns = [meta.schema.column(j) for j in range(meta.num_columns)]
+    wide = next((c for c in columns if c.physical_type == "FIXED_LEN_BYTE_ARRAY" and c.length > 8), None)
+    if wide is not None:  # a fixed-size binary cell of any length: no column of an upload holds one
+        raise InputError(f"{name}: column {wide.path[:60]!r} holds binary values of {wide.length:,} bytes; an upload's "
+                         "columns hold one number (or one sample id) per row.")
+    texts = sum(c.physical_type == "BYTE_ARRAY" for c in columns)
     total = meta.num_rows * (meta.num_columns * 8 + texts * proxy_outputs.MAX_ID_CHARS) + encoded
     if total > max_expanded:
         raise InputError(f"{name}: its {meta.num_rows:,} rows x {meta.num_columns} columns would take "
                          f"{total / 2**20:,.0f} MB in memory, over the {max_expanded / 2**20:,.0f} MB limit; "
                          "upload fewer sources or samples.")
+    if texts:
+        _check_parquet_texts(name, data, [c.path for c in columns if c.physical_type == "BYTE_ARRAY"])
+
+
+def _check_parquet_texts(name: str, data: bytes, columns: list[str]) -> None:
+    """Refuse text cells longer than a sample id, reading the text columns as dictionaries (each distinct value
+    once: no larger in memory than the pages the footer counted)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(io.BytesIO(data), columns=columns, read_dictionary=columns)
+    for column in columns:
+        for chunk in table.column(column).chunks:
+            values = chunk.dictionary if pa.types.is_dictionary(chunk.type) else chunk
+            longest = pc.max(pc.binary_length(values)).as_py() or 0
+            if longest > 4 * proxy_outputs.MAX_ID_CHARS:  # UTF-8: up to 4 bytes a character
+                raise InputError(f"{name}: column {column[:60]!r} holds a text of {longest:,} bytes; sample ids are at "
+                                 f"most {proxy_outputs.MAX_ID_CHARS} characters, and other columns hold numbers.")
 
 
 def _check_columns(name: str, columns: int) -> None:

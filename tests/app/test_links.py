@@ -105,6 +105,8 @@ def test_a_link_to_a_run_that_does_not_exist_opens_with_a_notice(home):
         at = open_link(page, {"run": "deleted-run-0001", "target": "nope", "metric": "nope"})
         assert any("`run=deleted-run-0001`" in n for n in notices(at)), page
         assert at.session_state["app.run_id"] in {r["run_id"] for r in RunStore().list_runs()}
+    at = open_link("solver", {"run": "chem_ci-8ec3dd53\x00\x07"})  # a NUL showed as "\ufffd", a bell as nothing
+    assert any("`run=chem_ci-8ec3dd53\\u0000\\u0007`" in n for n in notices(at)), notices(at)
 
 
 def test_a_long_link_value_is_cut_short_and_an_empty_store_says_so(empty_home):

@@ -230,6 +230,44 @@ def test_a_parquet_of_one_long_id_per_row_is_refused_from_its_footer():
         parse_upload([("z.parquet", out.getvalue())])
 
 
+def test_a_parquet_of_one_huge_id_or_a_list_column_is_refused_before_it_expands():
+    """A 1.4 KB file of one 1 MB id in a dictionary, for 3,000 rows, took the server past 6 GB (std::bad_alloc, the
+    app gone for every visitor); a list column of 60 M zeros in one 1.2 KB cell, past 1.2 GB."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def parquet(table) -> bytes:
+        buf = io.BytesIO()
+        pq.write_table(table, buf, compression="zstd")
+        return buf.getvalue()
+
+    n = 3000
+    bomb = parquet(pa.table({"a": np.full(n, 0.5), "b": np.full(n, 0.2), "label": np.zeros(n),
+                             "sample_id": pa.array(["x" * (1 << 20)] * n).dictionary_encode()}))
+    assert len(bomb) < 10_000
+    with pytest.raises(InputError, match=r"z.parquet: column 'sample_id' holds a text of 1,048,576 bytes; sample ids "
+                                         r"are at most 256 characters"):
+        parse_upload([("z.parquet", bomb)])
+    lists = parquet(pa.table({"a": [0.5], "b": [0.2], "label": [1.0],
+                              "c": pa.array([np.zeros(1_000_000, dtype=np.int64)], type=pa.list_(pa.int64()))}))
+    with pytest.raises(InputError, match=r"z.parquet: column 'c' holds lists or records; an upload's columns hold one "
+                                         r"number"):
+        parse_upload([("z.parquet", lists)])
+    fine = parquet(pa.table({"a": [0.5, 0.4], "b": [0.2, 0.3], "label": [1.0, 0.0], "sample_id": ["é" * 256, "m2"]}))
+    assert list(parse_upload([("z.parquet", fine)]).sample_ids) == ["é" * 256, "m2"]  # ids at the limit still read
+
+
+def test_an_npz_of_more_sources_than_the_upload_page_takes_is_refused(tmp_path):
+    """A 2.8 MB .npz of 100,000 sources x 4 samples: each Solver setting kept a 400 MB trajectory (tables were capped)."""
+    from pages.common.uploads import MAX_COLUMNS
+
+    outputs = ProxyOutputs(np.full((MAX_COLUMNS + 1, 2), 0.5, dtype=np.float32), "binary", labels=[0, 1])
+    outputs.save(tmp_path / "wide")
+    files = [("wide.npz", (tmp_path / "wide.npz").read_bytes()), ("wide.json", (tmp_path / "wide.json").read_bytes())]
+    with pytest.raises(InputError, match=r"wide.npz: 20,001 sources is over the 20,000 the upload page takes"):
+        parse_upload(files)
+
+
 def test_an_altered_npz_with_its_old_sidecar_is_refused(tmp_path):
     saved = ProxyOutputs(np.full((2, 5), 0.5), "binary", labels=[0, 1, 0, 1, 1])
     saved.save(tmp_path / "o")

@@ -166,6 +166,39 @@ def test_kill_mid_run_then_resume_loses_nothing(tmp_path):
     assert run["status"] == "done"
 
 
+def test_an_app_started_job_stops_before_the_disk_fills(tmp_path, monkeypatch):
+    """A visitor's synthetic job within every bound of its schema wrote 310 MB a trial (100 trials allowed): a job
+    started from the app stops between units once the store's disk has less than MIXMIN_MIN_FREE_GB free; the
+    units it finished are kept. A job started on the command line is not bounded."""
+    from mixmin_core.errors import MixminError
+    from mixmin_core.runs.datasets import CONFINE_ENV
+    from mixmin_core.runs.runner import RunContext
+
+    store = RunStore(tmp_path / "home")
+    store.create_run("r", name="r", pipeline="test", config={})
+    ctx = RunContext(store, "r", progress=False)
+    units = [Unit(f"u{i}", _write_value, {"value": i, "output": str(ctx.path(f"u{i}.json"))}, ctx.path(f"u{i}.json"))
+             for i in range(3)]
+    monkeypatch.setenv("MIXMIN_MIN_FREE_GB", "1e9")  # more than any disk has
+    assert len(ctx.run_units(units[:1], "command line")) == 1
+    monkeypatch.setenv(CONFINE_ENV, "1")
+    with pytest.raises(MixminError, match=r"the run store's disk has [\d.]+ GB free, under the 1e\+09 GB a job started "
+                                          r"from the app leaves free \(MIXMIN_MIN_FREE_GB\)"):
+        ctx.run_units(units, "app")
+    assert store.unit_info("r", "u1")["rows"] == 1  # stopped after the next unit (those the workers held, kept)
+    from jobs import control
+
+    with pytest.raises(MixminError, match="GB free"):  # and the page's start refuses at once
+        control.start_job(CONFIG_FOR_DISK, {"trials": 1}, home=tmp_path / "home2")
+    assert control.list_launches(tmp_path / "home2") == []
+    monkeypatch.setenv("MIXMIN_MIN_FREE_GB", "lots")
+    with pytest.raises(MixminError, match="MIXMIN_MIN_FREE_GB must be a number of GB; got 'lots'"):
+        control.start_job(CONFIG_FOR_DISK, {"trials": 1}, home=tmp_path / "home2")
+
+
+CONFIG_FOR_DISK = "configs/synthetic_demo.yaml"
+
+
 def test_an_output_without_its_catalog_record_runs_again(tmp_path):
     """Killed between writing a unit's file and recording it: the file alone does not count as done, since what
     the unit reported (an LM proxy's compute) lives only in the catalog. (An LM run could never resume.)"""
