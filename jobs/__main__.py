@@ -333,7 +333,7 @@ def cmd_status(args) -> int:
         job_id = job["job_id"] if job else "-"
         print(f"{run['run_id']:<40} {run['pipeline']:<10} {run['status']:<10} {job_id:<6} {progress}")
         if job and job["status"] == "died":
-            print(f"    job {job['job_id']} (pid {job['pid']}) died at: {job['message'] or 'start'}; "
+            print(f"    job {job['job_id']} (pid {job['pid']}) died; last progress: {job['message'] or 'started'}; "
                   f"resume with `python -m jobs resume {run['run_id']}`")
         elif job and job.get("error"):  # a cancelled run resumes too (a failed one once its cause is fixed)
             print(f"    {'cancelled' if job['status'] == 'cancelled' else 'error'}: "

@@ -82,7 +82,7 @@ def start_form(configs: list[Path]) -> None:
     allowed = jobs_control.PAGE_FIELDS.get(config["pipeline"], frozenset())
     fields = {k: v for k, v in config.items() if k in allowed}
     fixed = {k: v for k, v in config.items() if k not in allowed and k != "pipeline"}
-    with st.form("jobs.start_form"):
+    with st.form("jobs.start_form", enter_to_submit=False):  # Enter in a field started a 40-minute job
         st.markdown(f"Pipeline **{config['pipeline']}** · edit a field to override it (`--set key=value`)")
         cols = st.columns(3)
         edited = {}
@@ -126,7 +126,7 @@ def job_details(store, jobs: list[dict]) -> None:
     job_id = st.selectbox("Job", ids, key="jobs.job_widget", format_func=labels.get)
     job = next(j for j in jobs if j["job_id"] == job_id)
     if job["status"] == "died":
-        st.warning(f"Job {job_id} (pid {job['pid']}) died at: {state.plain(_shown(store, job['message']) or 'start')}. Finished units are kept; "
+        st.warning(f"Job {job_id} (pid {job['pid']}) died; last progress: {state.plain(_shown(store, job['message']) or 'started')}. Finished units are kept; "
                    f"resume with `python -m jobs resume {job['run_id']}`.")
     if job["status"] == "running" and not read_only():
         c1, c2 = st.columns(2)

@@ -91,6 +91,9 @@ class LMConfig(ExecutionConfig):
         if self.transfer_preset and self.transfer_preset == self.preset:  # it trained the final models twice
             raise ConfigError(f"transfer_preset: {self.transfer_preset!r} is the final models' own preset; name "
                               "another size (or leave it empty).")
+        if self.proxy_budgets and self.proxy_budget != 1.0:  # the sweep's budgets replace it: it was silently unused
+            raise ConfigError(f"proxy_budget: {self.proxy_budget:g} is not used when proxy_budgets sets a compute "
+                              f"sweep ({list(self.proxy_budgets)}); give one of the two.")
         if self.proxy_budgets and self.transfer_preset:
             raise ConfigError("proxy_budgets (a compute sweep) and transfer_preset cannot be combined; run them as two configs.")
         if self.joint_modes and len(self.targets) < 2:

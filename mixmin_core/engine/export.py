@@ -131,9 +131,11 @@ class TrainingPlan:
             try:
                 repeat_caps(self.sizes, self.budget, self.max_epochs)
                 out.append("solve again with availability caps that respect the limit (solve_within_limit, "
-                           "or --respect-limit on the command line)" if self.method == "mixmin" else
-                           f"this {self.method} mixture is exported as it was chosen (only MixMin's is solved again "
-                           "within a limit): lower the budget, or give those sources more data")
+                           "or --respect-limit on the command line)"
+                           if self.method == "mixmin" or self.method.startswith("mixmin_joint_") else
+                           f"this {self.method} mixture is exported as it was chosen (only MixMin's, and a joint "
+                           "MixMin's, are solved again within a limit): lower the budget, or give those sources more "
+                           "data")
             except InputError as exc:
                 out.append(str(exc))
         return out

@@ -7,6 +7,7 @@ separator when packing and as the start token when scoring.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -88,26 +89,71 @@ def pad_id(tok) -> int:
     return eos_id(tok) if found is None else int(found)
 
 
+#: Longest piece of a document the tokenizer sees at once, and most characters it encodes per call: its Encoding
+#: objects take about 165 bytes a character (a one-line 30 MB document took a job to 5.9 GB, and aborted it under a
+#: memory limit).
+PIECE_CHARS = 100_000
+BATCH_CHARS = 2_000_000
+_BETWEEN_WORDS = re.compile(r"\S\s\S")
+
+
+def _pieces(text: str) -> list[str]:
+    """``text`` cut into pieces of at most :data:`PIECE_CHARS`, each cut before a single space between two words:
+    a byte-level BPE splits words there anyway, so the pieces' tokens are the whole text's."""
+    pieces, start = [], 0
+    while len(text) - start > PIECE_CHARS:
+        end = start + PIECE_CHARS
+        cut = None
+        for m in _BETWEEN_WORDS.finditer(text, max(start, end - 10_000), end + 1):
+            cut = m.start() + 1
+        cut = cut if cut and cut > start else end  # one word of 100,000 characters: cut it
+        pieces.append(text[start:cut])
+        start = cut
+    pieces.append(text[start:])
+    return pieces
+
+
+def _batches(texts: list[str]):
+    """``(index, piece)`` lists of about :data:`BATCH_CHARS` characters, every text's pieces in order."""
+    batch, size = [], 0
+    for i, text in enumerate(texts):
+        for piece in _pieces(text):
+            if batch and size + len(piece) > BATCH_CHARS:
+                yield batch
+                batch, size = [], 0
+            batch.append((i, piece))
+            size += len(piece)
+    if batch:
+        yield batch
+
+
 def encode(tok, texts: list[str]) -> list[np.ndarray]:
-    """Token ids of each text (no special tokens added), as int32 arrays."""
-    if not texts:
-        return []
-    return [np.asarray(e.ids, dtype=np.int32) for e in tok.encode_batch(list(texts), add_special_tokens=False)]
+    """Token ids of each text (no special tokens added), as int32 arrays; long texts in pieces (:func:`_pieces`)."""
+    parts: list[list[np.ndarray]] = [[] for _ in texts]
+    for batch in _batches(list(texts)):
+        encoded = tok.encode_batch([piece for _, piece in batch], add_special_tokens=False)
+        for (i, _), e in zip(batch, encoded):
+            parts[i].append(np.asarray(e.ids, dtype=np.int32))
+    return [np.concatenate(p) if len(p) > 1 else p[0] if p else np.zeros(0, np.int32) for p in parts]
 
 
-def token_stream(tok, texts: list[str], *, max_tokens: int | None = None, batch: int = 256) -> np.ndarray:
+def token_stream(tok, texts: list[str], *, max_tokens: int | None = None) -> np.ndarray:
     """Documents encoded and packed into one stream, each followed by ``<|endoftext|>``.
 
-    Returned as uint16 when the vocabulary fits (it does for Pythia's 50,277), else int32.
+    Returned as uint16 when the vocabulary fits (it does for Pythia's 50,277), else int32. Documents are encoded
+    about :data:`BATCH_CHARS` characters at a time, so memory does not grow with a document's length.
     """
     eos = eos_id(tok)
     dtype = np.uint16 if tok.get_vocab_size() <= np.iinfo(np.uint16).max else np.int32
-    parts, total = [], 0
-    for start in range(0, len(texts), batch):
-        for ids in encode(tok, texts[start:start + batch]):
+    parts, total, start = [], 0, 0
+    while start < len(texts) and (max_tokens is None or total < max_tokens):
+        end, chars = start, 0  # the next documents up to BATCH_CHARS (at least one)
+        while end < len(texts) and (end == start or chars + len(texts[end]) <= BATCH_CHARS):
+            chars += len(texts[end])
+            end += 1
+        for ids in encode(tok, texts[start:end]):
             parts.append(np.append(ids, eos).astype(dtype))
             total += parts[-1].size
-        if max_tokens is not None and total >= max_tokens:
-            break
+        start = end
     stream = np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
     return stream[:max_tokens] if max_tokens is not None else stream

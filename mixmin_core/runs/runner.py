@@ -298,7 +298,7 @@ class RunContext:
             self.store.record_unit(self.run_id, unit.unit_id, kind=unit.kind,
                                    path=None if unit.output is None else str(unit.output),
                                    info={**info, "seconds": seconds, **size}, seconds=seconds)
-            self.report(counter["n"], total, f"{desc}: {unit.unit_id}")
+            self.report(counter["n"], total, f"{desc}: finished {unit.unit_id}")  # (a job that dies names the last)
             if confined():  # a job a visitor started: it stops before the disk fills (the unit is kept)
                 check_free_disk(self.store.root)
 

@@ -488,7 +488,7 @@ def step_text(job: dict, store_root=None) -> str:
         return shown(job.get("message", ""), store_root)
     resume = f"resume with `python -m jobs resume {job.get('run_id')}`"
     if status == "died":  # where it stopped, as `jobs status` says it (it read only "died")
-        return shown(f"died at: {job.get('message') or 'start'}; {resume}", store_root)
+        return shown(f"died; last progress: {job.get('message') or 'started'}; {resume}", store_root)
     if status in ("failed", "cancelled"):
         lines = shown(job.get("error") or status, store_root).strip().splitlines()
         last = lines[-1] if lines else status

@@ -65,6 +65,11 @@ def test_plan_amounts_epochs_and_limit(plan):
     warnings = plan.warnings()
     assert "source 'code' would be repeated 5.75 times" in warnings[0] and "max_epochs=4" in warnings[0]
     assert "solve again with availability caps" in warnings[1]
+    for method, said in (("mixmin_joint_worst", "solve again with availability caps"),  # it said "only MixMin's"
+                         ("regmix", "this regmix mixture is exported as it was chosen")):
+        other = plan_training(MixtureResult(weights=WEIGHTS.astype(np.float32), source_names=NAMES, method=method),
+                              SIZES, budget=1e9, max_epochs=4)
+        assert said in other.warnings()[1], other.warnings()
     frame = plan.to_frame()
     assert list(frame.columns) == ["source", "weight", "size", "tokens", "epochs", "over_limit"]
     assert frame.loc[frame.source == "web", "tokens"].item() == round(w[0] * 1e9)  # whole tokens

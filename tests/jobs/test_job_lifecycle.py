@@ -62,7 +62,7 @@ def test_same_config_started_twice_at_once_runs_every_unit_once(tmp_path):
     assert job["status"] == "done" and job["n_done"] == job["n_total"] == 150
     run_dir = store.run_dir(job["run_id"])
     (log,) = (run_dir / "logs").glob("job-*.log")  # one job log: no unit ran in a second process
-    ran = [line.split("proxies: ")[1] for line in log.read_text().splitlines() if "proxies: proxy/" in line]
+    ran = [line.split("proxies: finished ")[1] for line in log.read_text().splitlines() if "proxies: finished proxy/" in line]
     assert len(ran) == len(set(ran)) == 150
 
 
@@ -183,19 +183,19 @@ def test_kill_9_reads_died_in_the_cli_and_the_app_with_a_resume_hint(tmp_path):
     run_id = job["run_id"]
     assert job["status"] == "died"
     run = store.get_run(run_id)
-    assert run["status"] == "died" and run["last_step"].startswith("proxies: proxy/")
+    assert run["status"] == "died" and run["last_step"].startswith("proxies: finished proxy/")
     assert [r["status"] for r in store.list_runs()] == ["died"]
     status = cli("status")
     line = next(ln for ln in status.stdout.splitlines() if ln.startswith(run_id))
     assert line.split()[2] == "died", status.stdout
     assert f"resume with `python -m jobs resume {run_id}`" in status.stdout
-    assert f"died at: {job['message']}" in status.stdout
+    assert f"died; last progress: {job['message']}" in status.stdout
     # the app's Jobs page reads the same catalog; the Runs page's step says where, and how to go on (it said "died")
     from pages.common.data import step_text
     from pages.jobs import jobs_table
 
     assert list(jobs_table(store)["status"]) == ["died"]
-    assert step_text(store.list_jobs()[0]) == f"died at: {job['message']}; resume with `python -m jobs resume {run_id}`"
+    assert step_text(store.list_jobs()[0]) == f"died; last progress: {job['message']}; resume with `python -m jobs resume {run_id}`"
     resumed = cli("resume", run_id, "--quiet")
     assert resumed.returncode == 0, resumed.stderr
     assert store.get_run(run_id)["status"] == "done"

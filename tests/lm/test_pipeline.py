@@ -210,6 +210,8 @@ def test_compute_budget_sweep_in_one_run(tmp_path, capsys):
     assert "proxy_budgets: must not repeat an item" in capsys.readouterr().err
     assert main(["run", CI, "--set", "proxy_budgets=[0.1, 1]", "--set", "transfer_preset=small"]) == 2
     assert "cannot be combined" in capsys.readouterr().err
+    assert main(["run", CI, "--set", "proxy_budgets=[0.1, 1]", "--set", "proxy_budget=0.5", "--dry-run"]) == 2
+    assert "proxy_budget: 0.5 is not used when proxy_budgets sets a compute sweep" in capsys.readouterr().err
 
 
 def test_joint_mixture_for_two_targets_is_evaluated_on_both(tmp_path, capsys):
