@@ -130,7 +130,8 @@ def check_device(config, backend: str | None = None) -> str:
     refusing ``device: cuda`` where it runs locally on a machine without CUDA: LM training failed with a long
     traceback, XGBoost fell back to the CPU (a Ray cluster's nodes may have GPUs)."""
     backend = backend or ("ray" if os.environ.get("RAY_ADDRESS") else config.backend)
-    if backend == "local" and config.device == "cuda" and not config.cuda_available():
+    here = backend == "local" or not os.environ.get("RAY_ADDRESS")  # a fresh local Ray instance is this machine
+    if here and config.device == "cuda" and not config.cuda_available():
         raise ConfigError(f"device: 'cuda', but this machine has no CUDA GPU that {config.gpu_library} can use; set "
                           "device: auto (CUDA when present) or cpu, or run on a Ray cluster with GPUs "
                           "(RAY_ADDRESS=HOST:PORT ... --backend ray).")
@@ -247,10 +248,12 @@ def _record_failure(store, run_id: str, job_id: int, exc: BaseException, log_pat
         log.warning("cancelled: %s; finished units are kept", reason)
         print(f"cancelled: {reason}; resume with `python -m jobs resume {run_id}`", file=sys.stderr)
         return 128 + signum if signum else 3
+    # the catalog first, then the log: a job whose Ray cluster went away was ended by Ray's core worker while it
+    # logged, and stayed "running" in the catalog ("died", with no reason)
     if isinstance(exc, MixminError):
-        _log_failure(exc)
         store.finish_job(job_id, "failed", str(exc))
         store.set_run_status(run_id, "failed")
+        _log_failure(exc)
         raise exc
     trouble = _store_trouble(exc, store)
     if trouble:  # the machine, not the code: one line, no traceback
@@ -269,14 +272,14 @@ def _record_failure(store, run_id: str, job_id: int, exc: BaseException, log_pat
         write_text(trace, detail)
         summary = (f"internal error ({type(exc).__name__}: {' '.join(str(exc).split())[:300]}); its traceback is in "
                    f"the run folder, logs/{trace.name}")
-        _log_failure(summary)
         store.finish_job(job_id, "failed", summary)
         store.set_run_status(run_id, "failed")
+        _log_failure(summary)
         print(f"error: {summary}", file=sys.stderr)
         return 1
-    _log_failure(detail)
     store.finish_job(job_id, "failed", detail[-4000:])
     store.set_run_status(run_id, "failed")
+    _log_failure(detail)
     raise exc
 
 

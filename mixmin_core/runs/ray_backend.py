@@ -95,7 +95,12 @@ def check_address(address: str, timeout: float = 5.0) -> None:
     answers: ``ray.init`` would retry for minutes, printing connection errors, then end the job as failed.
     ``auto`` is refused too: Ray resolves it from a file that a crashed cluster leaves behind, and to the
     machine's network address rather than loopback."""
+    if address.startswith(("http://", "https://")):
+        raise ConfigError(f"RAY_ADDRESS={address!r}: an http address is Ray's Jobs API (`ray job submit`), not a "
+                          "cluster a driver joins; give host:port of the head's GCS as `ray start --head` prints it "
+                          "(e.g. 10.0.0.5:6379), or unset RAY_ADDRESS to run on a fresh local instance.")
     host, _, port = address.removeprefix("ray://").rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")  # [::1]:6379
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(f"RAY_ADDRESS={address!r}: expected host:port of a running Ray head (e.g. 10.0.0.5:6379, "
                           "or ray://host:10001 for Ray Client), as `ray start --head` prints it; unset RAY_ADDRESS "
@@ -213,7 +218,13 @@ def run_units(todo, n_workers, finish, *, root) -> None:
             ready, _ = ray.wait(list(refs), num_returns=1)
             for ref in ready:
                 unit = refs.pop(ref)
-                info, seconds, files, node = ray.get(ref)
+                try:
+                    info, seconds, files, node = ray.get(ref)
+                except ray.exceptions.RayTaskError as exc:  # the unit's own error, as the local backend gives it
+                    cause = exc.cause if isinstance(getattr(exc, "cause", None), BaseException) else None
+                    if cause is None:  # (its text: the worker's traceback, in colour, with Ray's paths)
+                        raise
+                    raise cause from None
                 nodes.add(node)
                 shipper.write_back(unit, files)
                 finish(unit, info, seconds)
@@ -328,7 +339,7 @@ def _run_on_worker(fn, kwargs, manifest, token):
     """Worker side: materialise the shipped files, run ``fn``, return what it wrote."""
     import ray
 
-    work = Path(tempfile.mkdtemp(prefix="mixmin-unit-"))
+    work = Path(tempfile.mkdtemp(prefix=f"mixmin-unit-{os.getpid()}-"))  # the pid: a running unit's is kept
     mirror = work / "fs"
     try:
         before = _materialise(manifest, mirror, _node_cache(token))
@@ -431,6 +442,20 @@ def _remove_cache(token: str) -> None:
 STALE_SECONDS = 24 * 3600
 
 
+def _unit_running(name: str) -> bool:
+    """Whether ``mixmin-unit-<pid>-...`` names a worker process that is alive on this node."""
+    pid = name.removeprefix("mixmin-unit-").split("-", 1)[0]
+    if not name.startswith("mixmin-unit-") or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
 def remove_stale_folders(now: float | None = None) -> list[Path]:
     """Delete this node's batch caches (``mixmin-ray/<token>``) and unit folders (``mixmin-unit-*``) that a
     job killed with ``kill -9`` left behind (untouched for :data:`STALE_SECONDS`); return what went."""
@@ -439,6 +464,8 @@ def remove_stale_folders(now: float | None = None) -> list[Path]:
     gone = []
     for folder in [*(temp / "mixmin-ray").glob("*"), *temp.glob("mixmin-unit-*")]:
         try:
+            if _unit_running(folder.name):  # a unit of more than a day (an LM final) never touches its folder
+                continue
             if folder.is_dir() and now - folder.stat().st_mtime > STALE_SECONDS:
                 shutil.rmtree(folder, ignore_errors=True)
                 gone.append(folder)

@@ -240,9 +240,11 @@ def test_cuda_on_a_machine_without_one_is_one_error_line(capsys, monkeypatch, co
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")  # every GPU hidden, as people hide them (it read as a GPU)
     if torch.cuda.is_available() or resolve_device("auto") == "cuda":
         pytest.skip("this machine has CUDA")
-    code = main(["run", config, "--set", "device=cuda", "--dry-run"])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and f"device: 'cuda', but this machine has no CUDA GPU that {library}" in err[0]
+    for backend in ("local", "ray"):  # a fresh local Ray instance is this machine: it failed after fingerprints
+        monkeypatch.delenv("RAY_ADDRESS", raising=False)
+        code = main(["run", config, "--set", "device=cuda", "--dry-run", "--backend", backend])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and f"device: 'cuda', but this machine has no CUDA GPU that {library}" in err[0]
 
 
 def _write(tmp_path: Path, name: str, content: bytes | str) -> str:

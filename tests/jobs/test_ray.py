@@ -201,6 +201,22 @@ def test_files_written_outside_the_store_are_refused(worker_home):
     assert not out.exists()
 
 
+def _refuse(*, output: str) -> dict:
+    from mixmin_core.errors import InputError
+
+    raise InputError("source 'x' has no rows in its fit split (probe)")
+
+
+def test_a_units_error_on_ray_is_its_own_one_line_error(worker_home, tmp_path):
+    """Ray wrapped it: RayTaskError(InputError), 7 lines of the worker's traceback in colour, in the catalog too."""
+    from mixmin_core.errors import InputError
+
+    unit = Unit("u", _refuse, {"output": str(tmp_path / "u.json")}, tmp_path / "u.json")
+    with pytest.raises(InputError) as err:
+        run_tasks([unit], backend="ray", n_workers=1, progress=False)
+    assert type(err.value) is InputError and str(err.value) == "source 'x' has no rows in its fit split (probe)"
+
+
 def test_gpu_unit_on_a_cpu_cluster_is_a_config_error(worker_home, tmp_path):
     out = tmp_path / "u.json"
     unit = Unit("gpu-unit", _escape, {"output": str(out)}, out, num_gpus=1)
@@ -284,7 +300,8 @@ def test_an_unreachable_ray_address_is_one_error_at_once(tmp_path):
     assert time.monotonic() - start < 60
 
 
-@pytest.mark.parametrize("address", ["auto", "foo", "127.0.0.1:", "127.0.0.1:99999", "127.0.0.1:1"])
+@pytest.mark.parametrize("address", ["auto", "foo", "127.0.0.1:", "127.0.0.1:99999", "127.0.0.1:1", "[::1]:1",
+                                     "http://127.0.0.1:8265"])
 def test_a_bad_ray_address_is_one_error_before_any_run_exists(capsys, monkeypatch, address):
     """'auto' joined a crashed cluster's leftover (and the machine's network address, not loopback) for minutes;
     'foo' and '127.0.0.1:' were Ray tracebacks; every bad address left a failed run behind."""
@@ -292,7 +309,9 @@ def test_a_bad_ray_address_is_one_error_before_any_run_exists(capsys, monkeypatc
     assert main(["run", DEMO, "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and err.startswith((f"error: RAY_ADDRESS={address}: no Ray cluster answers there",
-                                                f"error: RAY_ADDRESS='{address}': expected host:port")), err
+                                                f"error: RAY_ADDRESS='{address}': expected host:port",
+                                                f"error: RAY_ADDRESS='{address}': an http address is Ray's Jobs API")), err
+    assert "Name or service not known" not in err  # ([::1] was looked up as a host name, http://... too)
     assert RunStore().list_runs() == []
 
 
@@ -398,6 +417,18 @@ def test_folders_a_killed_job_left_are_removed_a_day_later(tmp_path, monkeypatch
         os.utime(folder, (day_ago, day_ago))
     assert sorted(remove_stale_folders()) == sorted([old, unit])
     assert fresh.exists() and not old.exists() and not unit.exists()  # a running batch's cache stays
+    # a unit running for over a day (an LM final writes only at its end) never touches its folder: its worker's
+    # pid, alive, keeps it; a dead worker's goes
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    running, killed = tmp_path / f"mixmin-unit-{os.getpid()}-ab", tmp_path / f"mixmin-unit-{dead.stdout.strip()}-cd"
+    for folder in (running, killed):
+        folder.mkdir()
+        os.utime(folder, (day_ago, day_ago))
+    assert remove_stale_folders() == [killed] and running.exists()
 
 
 def _fail(*, output: str) -> dict:
