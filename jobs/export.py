@@ -155,10 +155,11 @@ def cmd_export(args) -> int:
         raise InputError(f"{args.weights}: {exc}" if args.weights and str(exc).startswith("result.weights")
                          else str(exc)) from None
     if args.respect_limit and not _resolvable(result):  # solving again is MixMin's: it would swap the mixture
+        instead = ("a run's MixMin mixture (--run RUN_ID --method mixmin)" if args.weights else "--method mixmin")
         raise InputError(f"--respect-limit solves MixMin again under the repeat limit, so it applies to --method mixmin "
                          f"(or a joint mixmin_joint_<mode>) only; the {result.method!r} mixture would be replaced by a "
-                         "MixMin one. Drop --respect-limit (the warnings name the sources over the limit), or export "
-                         "--method mixmin.")
+                         f"MixMin one. Drop --respect-limit (the warnings name the sources over the limit), or export "
+                         f"{instead}.")
     if args.respect_limit and not given:  # chem-table's table holds every row: no draws, no limit to respect
         raise InputError("--respect-limit solves again so no source is drawn more than --max-epochs times in a "
                          "budget; give the budget (--budget-rows).")

@@ -252,7 +252,9 @@ def sweep_figure(table: pd.DataFrame, kind: str, metric: str) -> go.Figure:
     if kind == "compute":  # budgets are numbers: a log axis
         fig = method_lines(table, "x")
         label = "proxy compute budget"
-        xaxis = {"title": "proxy compute budget (fraction of one final run)", "type": "log"}
+        budgets = sorted(table["x"].unique())  # ticks at the budgets (a log axis labelled its minor ticks "2" ... "9")
+        xaxis = {"title": "proxy compute budget (fraction of one final run)", "type": "log", "tickvals": budgets,
+                 "ticktext": [f"{b:g}" for b in budgets]}
     else:  # source counts end in "all"
         fig = method_lines(table, "variant")
         label = "source pool size"  # sources-3 is the first 3 assays; a target among them is not its own source
@@ -286,7 +288,8 @@ def weights_side_by_side(run_id: str, variant: str) -> None:
     fig.update_layout(height=max(320, 26 * len(top) + 120), margin=dict(l=10, r=10, t=70, b=10))
     fig.update_xaxes(side="top", title="method")
     st.plotly_chart(figs.safe(fig), key="compare.weights_heatmap")
-    st.dataframe(top.reset_index(names="source"), hide_index=True, placeholder="—", width="stretch")
+    st.dataframe(top.reset_index(names="source"), hide_index=True, placeholder="—", width="stretch",  # 0.00000000000000004
+                 column_config={m: st.column_config.NumberColumn(format="%.4g") for m in top.columns})
 
 
 def page() -> None:
