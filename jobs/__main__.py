@@ -193,6 +193,8 @@ def _run_locked(args, store, run_id, lock, pipeline, name, config, resolved, bac
         previous = _install_stop_handlers()
         lock.set_job(job_id)
         _setup_logging(log_path)
+        for said in datasets.differing_local_copies():  # said on the console as the config was checked; the run's
+            log.warning("%s", said, extra={"file_only": True})  # log keeps it (a visitor's job has no console)
         if lock.previous[1] is not None:
             log.info("took over the lock of job %s (pid %s), which is no longer running", *lock.previous)
             for stale in store.run_dir(run_id).rglob(".*.tmp"):  # its half-written files (fileio.atomic_path)

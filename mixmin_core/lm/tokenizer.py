@@ -99,7 +99,8 @@ _BETWEEN_WORDS = re.compile(r"\S\s\S")
 
 def _pieces(text: str) -> list[str]:
     """``text`` cut into pieces of at most :data:`PIECE_CHARS`, each cut before a single space between two words:
-    a byte-level BPE splits words there anyway, so the pieces' tokens are the whole text's."""
+    a byte-level BPE splits words there anyway, so the pieces' tokens are the whole text's (but where one "word"
+    runs past 100,000 characters, a URL or a base64 blob, cut inside it: a token or two there differ)."""
     pieces, start = [], 0
     while len(text) - start > PIECE_CHARS:
         end = start + PIECE_CHARS
@@ -129,8 +130,9 @@ def _batches(texts: list[str]):
 
 def encode(tok, texts: list[str]) -> list[np.ndarray]:
     """Token ids of each text (no special tokens added), as int32 arrays; long texts in pieces (:func:`_pieces`)."""
+    texts = list(texts)  # (a generator, read once)
     parts: list[list[np.ndarray]] = [[] for _ in texts]
-    for batch in _batches(list(texts)):
+    for batch in _batches(texts):
         encoded = tok.encode_batch([piece for _, piece in batch], add_special_tokens=False)
         for (i, _), e in zip(batch, encoded):
             parts[i].append(np.asarray(e.ids, dtype=np.int32))

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import http.client
 import logging
 import os
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -250,11 +252,13 @@ def resolve(name: str, path: str | os.PathLike | None = None, *, download: bool 
     elif download and ds.url and os.environ.get("MIXMIN_OFFLINE") != "1":
         try:
             return _download(ds, cache_dir() / ds.relpath)
-        except (urllib.error.URLError, OSError, TimeoutError) as exc:
-            reason = f"download from {ds.url} failed ({exc})"
+        except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as exc:
+            reason = f"download from {ds.url} failed ({exc!r})" if isinstance(exc, http.client.HTTPException) else \
+                f"download from {ds.url} failed ({exc})"
     where = " or ".join(str(c) for c in candidates)
-    no_dir = (f" (MIXMIN_DATA_DIR is {data_dir()}, which does not exist: a typo?)"
-              if data_dir() and not data_dir().is_dir() else "")
+    no_dir = "" if not data_dir() or data_dir().is_dir() else (
+        f" (MIXMIN_DATA_DIR is {data_dir()}, which is a file: name the folder that holds chem/ and text/)"
+        if data_dir().exists() else f" (MIXMIN_DATA_DIR is {data_dir()}, which does not exist: a typo?)")
     raise InputError(
         f"dataset {name!r} ({ds.description}) is not available locally and {reason}. "
         f"Put the file at {where}, or set MIXMIN_DATA_DIR to a folder holding {ds.relpath}.{no_dir}"
@@ -266,7 +270,8 @@ def _download(ds: Dataset, dest: Path) -> Path:
     from tqdm.auto import tqdm
 
     with urllib.request.urlopen(ds.url, timeout=30) as resp:
-        total = int(resp.headers.get("Content-Length") or 0) or None
+        length = (resp.headers.get("Content-Length") or "").strip()
+        total = int(length) if length.isdigit() and int(length) > 0 else None
         with fileio.atomic_path(dest) as tmp, open(tmp, "wb") as fh, \
                 tqdm(total=total, unit="B", unit_scale=True, desc=f"download {ds.name}") as bar:
             got = 0
@@ -296,14 +301,25 @@ def _check_kind(path: Path, ds: Dataset) -> None:
     if magic:
         bad = not head.startswith(magic)
     else:
-        bad = ds.relpath.endswith(".json") and head.lstrip()[:1] not in (b"{", b"[")
+        bad = ds.relpath.endswith(".json") and head.removeprefix(b"\xef\xbb\xbf").lstrip()[:1] not in (b"{", b"[")
     if bad:
         raise OSError(f"the server sent something other than {Path(ds.relpath).name} (it starts with {head[:20]!r}); "
                       "nothing was saved")
+    if ds.relpath.endswith(".gz"):  # read to its end: a body cut short without a Content-Length ends early
+        import gzip
+
+        try:
+            with gzip.open(path, "rb") as fh:
+                while fh.read(1 << 24):
+                    pass
+        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            raise OSError(f"the download of {Path(ds.relpath).name} is incomplete or corrupt ({exc}); nothing was "
+                          "saved, try again") from None
 
 
-#: Local copies already compared with their registered checksum in this process: (path, size, mtime) -> matched.
-_CHECKED: dict[tuple, bool] = {}
+#: Local copies compared with their registered checksum in this process: (path, size, mtime) -> "" where it matched,
+#: else what was said.
+_CHECKED: dict[tuple, str] = {}
 
 
 def _check_local(ds: Dataset, path: Path) -> None:
@@ -315,11 +331,18 @@ def _check_local(ds: Dataset, path: Path) -> None:
         return
     key = (str(path), stat.st_size, stat.st_mtime_ns)
     if key not in _CHECKED:
-        _CHECKED[key] = fileio.sha256_file(path) == ds.sha256
-        if not _CHECKED[key]:
-            log.warning("%s: differs from the registered %s (%s; sha256 %s...): results will not match runs on the "
-                        "published file. Fine for a copy you changed on purpose; otherwise replace it.",
-                        path, ds.name, ds.description, ds.sha256[:12])
+        same = fileio.sha256_file(path) == ds.sha256
+        _CHECKED[key] = "" if same else (
+            f"{path}: differs from the registered {ds.name} ({ds.description}; sha256 {ds.sha256[:12]}...): results "
+            "will not match runs on the published file. Fine for a copy you changed on purpose; otherwise replace it.")
+        if not same:
+            log.warning("%s", _CHECKED[key])
+
+
+def differing_local_copies() -> list[str]:
+    """What :func:`resolve` said in this process of local copies that differ from their registered files (a job
+    logs them again once its log exists: they were said while its config was checked, before)."""
+    return [said for said in _CHECKED.values() if said]
 
 
 def verify(name: str, path: Path) -> bool:

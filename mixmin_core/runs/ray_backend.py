@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -95,11 +96,11 @@ def check_address(address: str, timeout: float = 5.0) -> None:
     answers: ``ray.init`` would retry for minutes, printing connection errors, then end the job as failed.
     ``auto`` is refused too: Ray resolves it from a file that a crashed cluster leaves behind, and to the
     machine's network address rather than loopback."""
-    if address.startswith(("http://", "https://")):
+    if address.lower().startswith(("http://", "https://")):
         raise ConfigError(f"RAY_ADDRESS={address!r}: an http address is Ray's Jobs API (`ray job submit`), not a "
                           "cluster a driver joins; give host:port of the head's GCS as `ray start --head` prints it "
                           "(e.g. 10.0.0.5:6379), or unset RAY_ADDRESS to run on a fresh local instance.")
-    host, _, port = address.removeprefix("ray://").rpartition(":")
+    host, _, port = (address[6:] if address.lower().startswith("ray://") else address).rpartition(":")
     host = host.removeprefix("[").removesuffix("]")  # [::1]:6379
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(f"RAY_ADDRESS={address!r}: expected host:port of a running Ray head (e.g. 10.0.0.5:6379, "
@@ -224,7 +225,9 @@ def run_units(todo, n_workers, finish, *, root) -> None:
                     cause = exc.cause if isinstance(getattr(exc, "cause", None), BaseException) else None
                     if cause is None:  # (its text: the worker's traceback, in colour, with Ray's paths)
                         raise
-                    raise cause from None
+                    worker = re.sub(r"\x1b\[[0-9;]*m", "", getattr(exc, "traceback_str", None) or str(exc))
+                    cause.add_note(f"on the Ray worker:\n{worker}")  # where in the unit (for the job's .traceback
+                    raise cause from None                              # file; its one error line stays as it was)
                 nodes.add(node)
                 shipper.write_back(unit, files)
                 finish(unit, info, seconds)

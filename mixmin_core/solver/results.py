@@ -171,9 +171,11 @@ def paired_pvalue(a, b) -> float:
     """Two-sided paired t-test p-value of ``mean(a - b) != 0`` over the pairs where both are finite (trial ``i`` of
     ``a`` and of ``b`` share their splits, as every method of a run does).
 
-    Agrees with the paired interval of the difference (:func:`mean_ci` of ``a - b``): p < 0.05 exactly when the
-    95% interval leaves out 0. NaN with fewer than two pairs, or where the differences do not vary beyond float32
-    rounding (1e-6 of the means) but their mean does (the t statistic is infinite); 1 where both are 0.
+    Agrees with the paired interval of the difference (:func:`mean_ci` of ``a - b``): where the differences vary,
+    p < 0.05 exactly when the 95% interval leaves out 0. Differences within float32 rounding of the scores (1e-6 of
+    the means) count as not varying: then NaN where their mean is beyond that too (the same gain in every trial, e.g.
+    one test example on a small test set: the t statistic is infinite, and 3 such trials are no evidence of a
+    spread), 1 where it is not; NaN with fewer than two pairs.
     """
     a, b = _numbers("a", a), _numbers("b", b)
     if a.size != b.size:
@@ -197,7 +199,7 @@ def _check_one_setting(frame, grouped, name: str) -> None:
     results.csv through ``summarize`` with its defaults: 6 "trials" of two settings, intervals too narrow)."""
     for col in SETTING_COLUMNS:
         if col in frame and col not in grouped and frame[col].nunique(dropna=False) > 1:
-            values = sorted(map(str, frame[col].dropna().unique()))
+            values = sorted(map(str, frame[col].unique()))  # an empty (NaN) setting is one too
             raise InputError(f"frame holds {len(values)} settings in its {col!r} column ({', '.join(values[:4])}"
                              f"{', ...' if len(values) > 4 else ''}), which {name} would pool as extra trials; "
                              f"group by it too (e.g. {name}(..., {'keep' if name == 'mean_over_targets' else 'by'}="

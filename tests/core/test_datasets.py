@@ -66,7 +66,8 @@ def http_server():
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
             self.send_response(200)
-            self.send_header("Content-Length", str(reply.get("length") or len(reply["body"])))
+            if reply.get("length") != "none":  # none: the body ends when the connection closes
+                self.send_header("Content-Length", str(reply.get("length") or len(reply["body"])))
             self.end_headers()
             self.wfile.write(reply["body"])  # then the connection closes, however long the header said it was
 
@@ -76,7 +77,7 @@ def http_server():
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
-    def serve(body: bytes, length: int | None = None) -> str:
+    def serve(body: bytes, length: int | str | None = None) -> str:
         reply.update(body=body, length=length)
         return f"http://127.0.0.1:{server.server_address[1]}/pcba.csv.gz"
 
@@ -95,7 +96,8 @@ def test_a_cut_or_wrong_download_is_not_cached(http_server, tmp_path, monkeypatc
     assert len(good) > 1000
     cached = tmp_path / "cache" / "chem" / "pcba.csv.gz"
     for body, length, said in [(good[:100], len(good), "ended after 100 of"),
-                               (b"<html>Access denied</html>", None, "something other than pcba.csv.gz")]:
+                               (b"<html>Access denied</html>", None, "something other than pcba.csv.gz"),
+                               (good[:len(good) // 2], "none", "the download of pcba.csv.gz is incomplete or corrupt")]:
         ds = datasets.Dataset("pcba128", "chem/pcba.csv.gz", http_server(body, length), None, "PCBA")
         monkeypatch.setitem(datasets.REGISTRY, "pcba128", ds)
         with pytest.raises(InputError, match=said):
@@ -103,6 +105,10 @@ def test_a_cut_or_wrong_download_is_not_cached(http_server, tmp_path, monkeypatc
         assert not cached.exists() and list(cached.parent.glob("*")) == []
     ds = datasets.Dataset("pcba128", "chem/pcba.csv.gz", http_server(good), None, "PCBA")
     monkeypatch.setitem(datasets.REGISTRY, "pcba128", ds)
+    assert datasets.resolve("pcba128") == cached and cached.read_bytes() == good
+    cached.unlink()  # a Content-Length that is no number was a ValueError: read to the end instead
+    monkeypatch.setitem(datasets.REGISTRY, "pcba128", datasets.Dataset("pcba128", "chem/pcba.csv.gz",
+                                                                       http_server(good, "abc"), None, "PCBA"))
     assert datasets.resolve("pcba128") == cached and cached.read_bytes() == good
 
 
@@ -119,3 +125,8 @@ def test_a_local_copy_that_differs_from_the_registered_file_is_said(tmp_path, mo
         datasets.resolve("muv")
         datasets.resolve("muv")
     assert caplog.text.count("differs from the registered muv") == 1
+    assert any("differs from the registered muv" in said for said in datasets.differing_local_copies())
+    monkeypatch.setenv("MIXMIN_DATA_DIR", str(tmp_path / "chem" / "muv.csv.gz"))  # a file, not the folder
+    monkeypatch.setenv("MIXMIN_OFFLINE", "1")
+    with pytest.raises(InputError, match=r"muv.csv.gz, which is a file: name the folder that holds chem/ and text/"):
+        datasets.resolve("muv")

@@ -208,6 +208,9 @@ def test_a_diverged_trial_is_not_counted_and_settings_are_not_pooled():
         with pytest.raises(InputError, match=r"frame holds 2 settings in its 'variant' column \(sources-3, "
                                              r"sources-all\), which \w+ would pool as extra trials"):
             call()
+    empty = frame.assign(variant=[None] * 6 + ["sources-3"] * 6)  # an empty setting is one too ("1 settings")
+    with pytest.raises(InputError, match=r"frame holds 2 settings in its 'variant' column \(nan, sources-3\)"):
+        summarize(empty)
     both = summarize(frame, by=("variant", "target", "method", "metric"))
     assert len(both) == 4 and (both.n_trials[both.method == "natural"] == 3).all()
     assert len(mean_over_targets(frame, keep=("variant",))) == 12

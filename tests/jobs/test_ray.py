@@ -215,6 +215,7 @@ def test_a_units_error_on_ray_is_its_own_one_line_error(worker_home, tmp_path):
     with pytest.raises(InputError) as err:
         run_tasks([unit], backend="ray", n_workers=1, progress=False)
     assert type(err.value) is InputError and str(err.value) == "source 'x' has no rows in its fit split (probe)"
+    assert "in _refuse" in "".join(err.value.__notes__)  # where in the unit, for the job's .traceback file
 
 
 def test_gpu_unit_on_a_cpu_cluster_is_a_config_error(worker_home, tmp_path):

@@ -191,9 +191,10 @@ def test_an_app_started_job_stops_before_the_disk_fills(tmp_path, monkeypatch):
     with pytest.raises(MixminError, match="GB free"):  # and the page's start refuses at once
         control.start_job(CONFIG_FOR_DISK, {"trials": 1}, home=tmp_path / "home2")
     assert control.list_launches(tmp_path / "home2") == []
-    monkeypatch.setenv("MIXMIN_MIN_FREE_GB", "lots")
-    with pytest.raises(MixminError, match="MIXMIN_MIN_FREE_GB must be a number of GB; got 'lots'"):
-        control.start_job(CONFIG_FOR_DISK, {"trials": 1}, home=tmp_path / "home2")
+    for bad in ("lots", "nan", "-5", "inf"):  # nan and -5 switched the floor off, inf refused every job
+        monkeypatch.setenv("MIXMIN_MIN_FREE_GB", bad)
+        with pytest.raises(MixminError, match=rf"MIXMIN_MIN_FREE_GB must be a number of GB >= 0 \(0: no floor\); got '{bad}'"):
+            control.start_job(CONFIG_FOR_DISK, {"trials": 1}, home=tmp_path / "home2")
 
 
 CONFIG_FOR_DISK = "configs/synthetic_demo.yaml"

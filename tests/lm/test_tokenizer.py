@@ -45,6 +45,8 @@ def test_a_long_document_is_encoded_in_pieces_to_the_same_tokens(monkeypatch):
     assert len(pieces) > 100 and max(map(len, pieces)) <= 1000 and "".join(pieces) == long
     (ids,) = T.encode(tok, [long])
     np.testing.assert_array_equal(ids[:whole.size], whole)  # cut between words: the same tokens
+    assert [a.tolist() for a in T.encode(tok, (t for t in ["hello world", "abc"]))] == [  # a generator: it gave
+        a.tolist() for a in T.encode(tok, ["hello world", "abc"])]                    # empty arrays
     stream = T.token_stream(tok, ["short one", long, "short two"])
     sizes = [a.size for a in T.encode(tok, ["short one", long, "short two"])]
     assert stream.size == sum(sizes) + 3 and (stream == T.eos_id(tok)).sum() == 3
