@@ -239,9 +239,9 @@ def page() -> None:
     n_boot, converged = boot_info(run_id, layout.Problem(target, trial, variant))
     st.caption(f"lower / upper: 95% bootstrap interval over the {n_boot} resamples the run stored: the target's "
                "samples resampled, this trial's proxies fixed, so they leave out what another trial changes (each "
-               f"{trial_varies(run_id)}; compare the trials), and equally good mixtures: assays that are near copies "
-               "of each other can share their weight in any split at the same loss, and each interval shows only "
-               "the split the solver reached. The Solver page draws its own resamples, live (as many as you "
+               f"{trial_varies(run_id)}; compare the trials). They also leave out other mixtures that fit as well: "
+               "assays that are near copies of each other can split their weight in any way at the same loss, and "
+               "an interval shows only the split the solver reached. The Solver page draws its own resamples, live (as many as you "
                "set there), so its intervals differ, the more so the fewer resamples either has"
                f"{' (a few dozen are rough)' if n_boot < 100 else ''}." if n_boot else
                "lower / upper: this run stored no bootstrap intervals (`n_boot` in its config); the Solver page "

@@ -82,7 +82,11 @@ def missing_methods(frame: pd.DataFrame, variant: str, config: dict) -> str | No
     """Which methods of the metric's other settings, or search methods the config asked for, have no results in
     ``variant``, and why (PCBA-128's 127 sources exceed search_max_sources in its only setting: no other setting had
     them, and nothing was said)."""
-    asked = set(config.get("methods") or ()) & set(SEARCH_METHODS)
+    point = layout.sweep_point(variant)
+    limit = config.get("search_max_sources")
+    over = bool(limit and point and point[0] == "sources" and point[1] > limit)
+    # searches the config asked for, where its limit left them out (no setting may have them: PCBA-128 at [all])
+    asked = set(config.get("methods") or ()) & set(SEARCH_METHODS) if over else set()
     missing = sorted((set(frame["method"]) | asked) - set(frame.loc[frame["variant"] == variant, "method"]),
                      key=figs.method_sort_key)
     if not missing:
@@ -91,17 +95,16 @@ def missing_methods(frame: pd.DataFrame, variant: str, config: dict) -> str | No
         return (f"`{variant}` scores the MixMin model of `{variant.removeprefix('cross:')}` (trained on its mixture) on "
                 "the run's other targets: how far one target's mixture carries. Only MixMin is scored here; the other "
                 "methods are in each target's own setting.")
-    point = layout.sweep_point(variant)
-    limit = config.get("search_max_sources")
     names = ", ".join(missing)
-    if set(missing) <= set(SEARCH_METHODS) and limit and point and point[0] == "sources" and point[1] > limit:
-        n = "all" if point[1] == float("inf") else f"{point[1]:g}"
-        return (f"Not run in this setting: {names}. The run's config limits random search and RegMix to settings "
-                f"with at most `search_max_sources={limit}` sources (this one has {n}); the paper ran them at every "
-                "source count. Pick another setting to compare them.")
-    elsewhere = "in other settings only" if set(missing) <= set(frame["method"]) else "in no setting of this metric"
-    return (f"Not run in this setting: {names} (the run has results for them {elsewhere}). Its "
-            "config may limit them; see the run's config and log on the Jobs page.")
+    if set(missing) <= set(SEARCH_METHODS) and over:
+        pool = "every assay of the table" if point[1] == float("inf") else f"{point[1]:g} assays"
+        elsewhere = ("Pick another setting to compare them." if set(missing) & set(frame["method"]) else
+                     "No setting of this run is that small: set search_max_sources higher (or 0) to run them.")
+        return (f"Not run in this setting: {names}. The run's config limits random search and RegMix to problems "
+                f"with at most `search_max_sources={limit}` sources (this setting's pool holds {pool}; a target is not "
+                f"its own source); the paper ran them at every source count. {elsewhere}")
+    return (f"Not run in this setting: {names} (the run has results for {'them' if len(missing) > 1 else 'it'} in "
+            "other settings only). Its config may limit them; see the run's config and log on the Jobs page.")
 
 
 def overlap_note(info: dict, sample_chars=None) -> None:
@@ -170,7 +173,8 @@ def yardstick_note(frame: pd.DataFrame, metric: str) -> None:
     errors = (f"error is {rmse.iloc[0]:.3g}" if len(rmse) == 1 else "errors are " + ", ".join(
         f"{state.code(t, 40)} {v:.3g}" for t, v in rmse.head(6).items()) + ("..." if len(rmse) > 6 else ""))
     text = (f"The yardstick's cross-validated {errors} (RMSE): differences between methods smaller than "
-            "that are within its error.")
+            + ("that are within its error." if len(rmse) == 1 else
+               f"a target's error are within it (for the overall rows, the largest: {rmse.max():.3g})."))
     # per target, as the extrapolations: a mean over targets (0.50 and 0.70) hid the weak one
     by_target = frame[frame["metric"] == "yardstick_spearman"].groupby("target")["value"].mean()
     weak = by_target[by_target < 0.5].sort_values()
@@ -300,7 +304,11 @@ def page() -> None:
         return
     frame = data.results(run_id)
     if frame.empty:
+        status = (data.store().get_run(run_id) or {}).get("status")
+        ended = status in ("failed", "cancelled", "died")  # "when its job finishes" read as if it still ran
         st.info(data.gone_note(run_id) if data.folder_gone(run_id) else
+                f"No results: this run's job {status} before it wrote results.csv; the Jobs page says why, and "
+                f"`python -m jobs resume {run_id}` goes on from its finished units." if ended else
                 "No results yet: this run has not written its results.csv (it does when its job finishes).")
         return
     c1, c2, c3, c4 = st.columns([3, 2, 2, 2], vertical_alignment="bottom")
@@ -326,8 +334,8 @@ def page() -> None:
     n_targets, n_trials = shown["target"].nunique(), shown["trial"].nunique()
     bounded = " (kept within [0, 1])" if metric_range(metric) == (0, 1) else ""  # said only of a proportion
     spread = (f"95% CIs over trials{bounded}" + (
-        " · p-values: paired t-test against MixMin over trials (none where neither side varies over trials, 1 where both score the "
-        "same in every trial)" if "mixmin" in methods else "") if n_trials > 1 else
+        " · p-values: paired t-test against MixMin over trials (none where the difference is the same in every "
+        "trial, 1 where both score the same in every trial)" if "mixmin" in methods else "") if n_trials > 1 else
         "one trial: no intervals or p-values " + ("(set `trials` to 3 or more)" if data.max_trials(run_id) is None else
                                                    "(this pipeline runs one trial)"))
     st.caption(f"`{metric}` ({direction}) · {n_targets} target{'s' * (n_targets != 1)} · "
@@ -406,7 +414,8 @@ def page() -> None:
                                          "trials share their splits; none for MixMin itself)"),
                                 # 4 significant digits: a difference of 1.85e-17 read as "000000000001"
                                 **{c: st.column_config.NumberColumn(format="%.4g") for c in (
-                                    "mean", "ci_low", "ci_high", f"vs {baseline}", "vs low", "vs high")}})
+                                    "mean", "ci_low", "ci_high", f"vs {baseline}", "vs low", "vs high",
+                                    "proxy_compute", "final_compute", "compute")}})
     compute = next((c for c in ("proxy_compute", "compute") if c in total and total[c].notna().any()), None)
     unequal = compute and data.unmatched(total, compute)
     if unequal:

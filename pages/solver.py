@@ -175,7 +175,7 @@ def page() -> None:
     problem_id = state.select_kept("Problem", options, "solve.problem", format_func=data.problem_label,
                                    help="A target of the run picked in the sidebar, an upload, or the example.")
     outputs = data.load_problem(problem_id)
-    st.caption(f"{outputs.n_sources} sources × {outputs.n_samples} target samples · objective `{outputs.kind}`")
+    st.caption(f"{data.shape_text(outputs, 'target sample')} · objective `{outputs.kind}`")
     check_link_values()
     st.fragment(solve_view)(problem_id)
 

@@ -117,14 +117,14 @@ def read_upload(uploaded, kind: str) -> None:
     with state.shows_errors():
         outputs = parse_upload(files, kind=kind)
         if read_only():
-            st.success(f"Read {outputs.n_sources} sources × {outputs.n_samples} samples (objective `{outputs.kind}`).")
+            st.success(f"Read {data.shape_text(outputs)} (objective `{outputs.kind}`).")
             solve_in_memory(outputs)
             return
         ids = [getattr(f, "file_id", f.name) for f in uploaded]  # a new upload action, not a rerun of the page
         problem_id = save_upload(outputs, files, again=ids != st.session_state["upload.saved_ids"])
         st.session_state["upload.saved_ids"] = ids
         state.choose("solve.problem", problem_id)
-        st.success(f"Read {outputs.n_sources} sources × {outputs.n_samples} samples (objective `{outputs.kind}`).")
+        st.success(f"Read {data.shape_text(outputs)} (objective `{outputs.kind}`).")
         # every argument given, as the Solver gives them: its first solve is then this one, cached (a default left
         # out is another cache key: "Explore in the Solver" solved a 1000 x 40000 upload again, 4 s)
         result, _ = data.solve(problem_id, data.problem_stamp(problem_id), 1.0, 100, "uniform", 1.0, 0.0)

@@ -54,7 +54,7 @@ class ChemConfig(ChemDataConfig):
     search_max_sources: int = setting(100, min=0, max=1_000_000, doc="search methods only where a problem has <= this many sources")
     search_trees: int = setting(0, min=0, max=MAX_TREES, doc="trees per search proxy (0 = the proxies')")
     search_rows: int = setting(0, min=0, max=100_000_000, doc="rows per search proxy (0 = a mean source's: one costs one proxy)")
-    regmix_preset: str = setting("auto", choices=REGMIX_PRESETS, doc="auto: faithful at 40+ runs")
+    regmix_preset: str = setting("auto", choices=REGMIX_PRESETS, doc="auto: faithful at 47+ runs")
     regmix_candidates: int = setting(100_000, min=128, max=10_000_000,
                                      doc="mixtures RegMix draws and ranks by its regressor; it takes the mean of the best 128")
     bo_init: int = setting(0, min=0, max=10_000, doc="BO's initial random mixtures (0 = half its runs)")

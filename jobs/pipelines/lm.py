@@ -61,7 +61,7 @@ class LMConfig(ExecutionConfig):
     joint_normalise: bool = setting(False, doc="joint: divide each target's loss by its loss at the natural mixture")
     regmix_runs_per_source: int = setting(0, min=0, max=10_000, doc="RegMix runs per proxy of compute; 0 = the paper's "
                                                         "(runs the size of a 1%-budget proxy)")
-    regmix_preset: str = setting("auto", choices=REGMIX_PRESETS, doc="auto: faithful at 40+ runs (LightGBM "
+    regmix_preset: str = setting("auto", choices=REGMIX_PRESETS, doc="auto: faithful at 47+ runs (LightGBM "
                                                                      "cannot split fewer)")
     regmix_candidates: int = setting(100_000, min=128, max=10_000_000,
                                      doc="mixtures RegMix draws and ranks by its regressor; it takes the mean of the best 128")

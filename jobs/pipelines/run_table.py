@@ -32,12 +32,12 @@ from mixmin_core.runs import layout
 from mixmin_core.runs.fileio import read_json, write_json
 from mixmin_core.runs.layout import Problem, mixture_path
 from mixmin_core.runs.runner import RunContext, Unit
+from mixmin_core.search.multifidelity import check_fidelity_tables
 from mixmin_core.search.run_tables import (
     PRIORS,
     TABLES,
     load_run_table,
     own_tables,
-    scale_params,
 )
 from mixmin_core.search.swarm import FAITHFUL_MIN_RUNS, PRESETS
 from mixmin_core.search.table_methods import (
@@ -57,7 +57,7 @@ _METHOD_IDS = {m: i for i, m in enumerate(METHODS)}
 PUBLISHED_TESTS = ["regmix_1m_test", "regmix_60m_test", "regmix_1b_test"]
 OWN_TABLE_KEYS = {"name": str, "mixtures": str, "metrics": str, "scale": str, "higher_is_better": bool}
 _TABLES = tuple(TABLES)
-_PRESETS = (*PRESETS, "auto")  # auto: RegMix's regressor where it can split (40+ runs), else the paper's
+_PRESETS = (*PRESETS, "auto")  # auto: RegMix's regressor where it can split (47+ runs), else the paper's
 
 
 @dataclass
@@ -134,7 +134,6 @@ def validate(config: RunTableConfig) -> None:
                           "name another yardstick or use test_split.")
     layout.check_target_names(config.targets, "targets")  # each target's files are its own
     runs = _runs(config, 0)
-    top = scale_params(runs.pool.scale)
     for table in [runs.pool, runs.yardstick, *runs.tests.values(), *runs.fidelity]:
         for target in config.targets:
             table.target(target)
@@ -158,16 +157,18 @@ def validate(config: RunTableConfig) -> None:
                 raise ConfigError(f"yardstick: {what} hold {measured} distinct mixtures with a measured {target!r} in "
                                   f"trial {trial}; the yardstick needs at least {MIN_YARDSTICK_RUNS}. Hold out more runs "
                                   "(test_fraction) or name a bigger yardstick table.")
-    for table in runs.fidelity:
-        if scale_params(table.scale) >= top:
-            raise InputError(f"bo_fidelity_tables: {table.name!r} (scale {table.scale}) must be smaller-scale than "
-                             f"train_table {runs.pool.name!r} ({runs.pool.scale}).")
+    check_fidelity_tables(runs.pool, runs.fidelity)
     n_finite = min(n_finite)  # over every trial: a held-out split of repeated mixtures leaves pools of other sizes
     n_random = config.random_search_trials or len(runs.pool.source_names)
-    for name, value in (("random_search_trials", n_random), ("regmix_runs", config.regmix_runs),
-                        ("bo_budget", config.bo_budget)):
+    spends = {"random_search_trials": n_random if config.random_search_trials or "random_search" in config.methods or (
+        "bo" in config.methods and not config.bo_budget) else 0,  # (a default no method spends is no error)
+              "regmix_runs": config.regmix_runs, "bo_budget": config.bo_budget}
+    for name, value in spends.items():
         if value > n_finite:
-            raise ConfigError(f"{name}: must be at most the {n_finite} training runs with a measured target; got {value}.")
+            default = (f" (its default: one per source, {n_random})"
+                       if name == "random_search_trials" and not config.random_search_trials else "")
+            raise ConfigError(f"{name}: must be at most the {n_finite} training runs with a measured target; got "
+                              f"{value}{default}.")
     if config.regmix_runs == 1 and "regmix" in config.methods:
         raise ConfigError("regmix_runs: RegMix fits a regression model on its runs, so it needs at least 2 "
                           "(0: every pool run); got 1.")

@@ -32,6 +32,7 @@ within 1% of the pool's best off a trace.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -51,7 +52,33 @@ from mixmin_core.search.swarm import (
 )
 from mixmin_core.solver.validation import check_number, describe
 
+log = logging.getLogger("mixmin.search")
+
 # ----------------------------------------------------------------------------- pool
+
+
+def check_fidelity_tables(pool: RunTable, tables: list[RunTable]) -> None:
+    """Before any run: an InputError where multi-fidelity BO could not use ``tables`` (runs of ``pool``'s mixtures at
+    smaller scales, smallest first): a table at ``pool``'s scale or above, two at one scale (it failed in the run,
+    after the other methods), or one sharing none of ``pool``'s mixtures (weights rounded to 3 digits matched none,
+    and BO silently bought none of its runs); a warning where it shares under half of them."""
+    sizes = [scale_params(t.scale) for t in tables]
+    for table, size in zip(tables, sizes):
+        if size >= scale_params(pool.scale):
+            raise InputError(f"bo_fidelity_tables: {table.name!r} (scale {table.scale}) must be smaller-scale than "
+                             f"train_table {pool.name!r} ({pool.scale}).")
+        shared = int((match_mixtures(pool.weights, table.weights) >= 0).sum())
+        if not shared:
+            raise InputError(f"bo_fidelity_tables: {table.name!r} holds none of train_table {pool.name!r}'s mixtures "
+                             "(matched by their weights, within an L1 distance of 0.001), so BO could buy none of its "
+                             "runs; weights rounded to fewer digits than the pool's do not match: write both tables' "
+                             "weights with the same digits.")
+        if shared < len(pool.weights) // 2:
+            log.warning("bo_fidelity_tables: %r holds %d of train_table %r's %d mixtures; BO can buy cheaper runs of "
+                        "those only", table.name, shared, pool.name, len(pool.weights))
+    if any(b <= a for a, b in zip(sizes, sizes[1:])):
+        raise InputError("bo_fidelity_tables: list them smallest scale first, each at a scale of its own; got "
+                         f"{[t.scale for t in tables]}.")
 
 
 @dataclass(frozen=True)
@@ -478,7 +505,7 @@ def _check_transfer(pool: ScalePool, transfer_W):
 def search_regmix(pool: ScalePool, *, budget: float, rng: np.random.Generator, transfer_W=None,
                   seed: int = 42) -> SearchTrace:
     """RegMix at equal cost (module docstring). Its LightGBM uses RegMix's ``faithful`` settings
-    from 40 runs up and the MixMin paper's small-swarm settings below (where the faithful trees
+    from 47 runs up and the MixMin paper's small-swarm settings below (where the faithful trees
     cannot split)."""
     rng = _check_rng(rng)
     money = _check_budget(pool, budget)

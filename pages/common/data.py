@@ -464,6 +464,12 @@ def extrapolations(frame: pd.DataFrame, column: str = "value") -> pd.Series:
     return beyond[beyond.to_numpy(dtype=float) > limit].sort_values(ascending=False)
 
 
+def shape_text(outputs, samples: str = "sample") -> str:
+    """``5 sources × 1 sample``: the problem's size, each count with its own plural."""
+    return (f"{outputs.n_sources} source{'s' * (outputs.n_sources != 1)} × {outputs.n_samples} "
+            f"{samples}{'s' * (outputs.n_samples != 1)}")
+
+
 def is_surrogate(metric: str) -> bool:
     """Metrics named ``surrogate:...`` are estimates from a surrogate model, not measured on a final model."""
     return str(metric).startswith("surrogate:")

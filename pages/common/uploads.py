@@ -367,12 +367,14 @@ def _check_parquet_size(name: str, data: bytes, max_expanded: int) -> None:
     # a text column (sample ids) at the longest id ProxyOutputs takes: a dictionary holds one long id in a
     # few bytes on disk, and reading it writes it out for every row
     columns = [meta.schema.column(j) for j in range(meta.num_columns)]
-    wide = next((c for c in columns if c.physical_type == "FIXED_LEN_BYTE_ARRAY" and c.length > 8), None)
-    if wide is not None:  # a fixed-size binary cell of any length: no column of an upload holds one
+    fixed = [c for c in columns if c.physical_type == "FIXED_LEN_BYTE_ARRAY"]  # a UUID id: 16 bytes a cell
+    wide = next((c for c in fixed if c.length > 4 * proxy_outputs.MAX_ID_CHARS), None)
+    if wide is not None:  # a fixed-size binary cell of any length (100 KB): longer than any sample id
         raise InputError(f"{name}: column {wide.path[:60]!r} holds binary values of {wide.length:,} bytes; an upload's "
                          "columns hold one number (or one sample id) per row.")
     texts = sum(c.physical_type == "BYTE_ARRAY" for c in columns)
-    total = meta.num_rows * (meta.num_columns * 8 + texts * proxy_outputs.MAX_ID_CHARS) + encoded
+    total = meta.num_rows * (meta.num_columns * 8 + texts * proxy_outputs.MAX_ID_CHARS + sum(c.length for c in fixed)) \
+        + encoded
     if total > max_expanded:
         raise InputError(f"{name}: its {meta.num_rows:,} rows x {meta.num_columns} columns would take "
                          f"{total / 2**20:,.0f} MB in memory, over the {max_expanded / 2**20:,.0f} MB limit; "

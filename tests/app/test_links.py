@@ -209,6 +209,16 @@ def test_compare_says_which_methods_were_not_run_in_a_setting_and_why(home):
     at = open_link("compare", {"run": "chem-none"})  # (PCBA-128 at [all]: no setting ran them, and nothing was said)
     note = next(i.value for i in at.info if "Not run in this setting" in i.value)
     assert "random_search, regmix" in note and "search_max_sources=5" in note, note
+    assert "No setting of this run is that small" in note and "pool holds every assay" in note
+    from mixmin_core.engine.report import write_report  # a run-table run: RegMix's Spearman is RegMix's alone
+
+    run_dir = RunStore().create_run("table-run", name="table-run", pipeline="run_table", config={
+        "pipeline": "run_table", "methods": ["natural", "random_search", "regmix"]})
+    write_report(run_dir, [{"target": "t", "method": m, "trial": k, "metric": metric, "value": 0.5 + 0.01 * k}
+                           for k in range(2) for m, metric in (("natural", "loss"), ("random_search", "loss"),
+                                                               ("regmix", "loss"), ("regmix", "spearman/held"))])
+    at = open_link("compare", {"run": "table-run", "metric": "spearman/held"})
+    assert not any("Not run in this setting" in i.value for i in at.info)  # it said random_search did not run
 
 
 def test_compare_says_the_final_models_were_capped(home):
@@ -304,6 +314,9 @@ def test_a_run_without_results_csv_says_no_results_yet(home):
     assert "No results yet" in at.info[0].value
     at.switch_page("pages/assays.py").run()
     assert not at.exception
+    RunStore().set_run_status("fresh-run", "failed")  # it said "it does when its job finishes" of a failed run
+    note = open_link("compare", {"run": "fresh-run"}).info[0].value
+    assert "this run's job failed before it wrote results.csv" in note and "jobs resume fresh-run" in note
 
 
 # ---- Jobs --------------------------------------------------------------------------------------------

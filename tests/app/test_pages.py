@@ -880,7 +880,8 @@ def test_compare_of_a_single_method_shows_no_improvement_over_itself(home):
     table = at.dataframe[0].value
     assert not any(c.startswith(("vs ", "improvement")) for c in table.columns), list(table.columns)
     assert any("Only `mixmin` ran for this metric" in c.value for c in at.caption)
-    assert any("p-values: paired t-test against MixMin" in c.value for c in at.caption)
+    assert any("p-values: paired t-test against MixMin over trials (none where the difference is the same in every "
+               "trial" in c.value for c in at.caption)
 
 
 def test_compare_and_runs_give_a_language_models_loss_its_unit(home):
@@ -1132,6 +1133,7 @@ def test_solver_on_a_problem_of_one_target_sample_shows_no_intervals_and_no_trac
     at = open_link("solver", {"run": "one-sample", "problem": problem.key})
     assert not at.exception and at.dataframe[0].value["source"].tolist()
     assert any("the target has one sample" in c.value for c in at.caption)
+    assert at.caption[0].value.startswith("2 sources × 1 target sample ·")  # "1 target samples"
 
 
 def test_assays_speak_of_text_domains_on_a_language_model_run_and_of_the_top_k_it_kept(home):

@@ -255,6 +255,9 @@ def test_a_parquet_of_one_huge_id_or_a_list_column_is_refused_before_it_expands(
         parse_upload([("z.parquet", lists)])
     fine = parquet(pa.table({"a": [0.5, 0.4], "b": [0.2, 0.3], "label": [1.0, 0.0], "sample_id": ["é" * 256, "m2"]}))
     assert list(parse_upload([("z.parquet", fine)]).sample_ids) == ["é" * 256, "m2"]  # ids at the limit still read
+    uuids = parquet(pa.table({"a": [0.5, 0.4], "b": [0.2, 0.3], "label": [1.0, 0.0],  # 16-byte fixed-size cells
+                              "sample_id": pa.array([b"\x00" * 15 + b"\x01", b"\x00" * 15 + b"\x02"], pa.uuid())}))
+    assert len(parse_upload([("z.parquet", uuids)]).sample_ids) == 2  # (refused for a moment as "binary values")
 
 
 def test_an_npz_of_more_sources_than_the_upload_page_takes_is_refused(tmp_path):

@@ -329,6 +329,11 @@ def test_regmix_bo_config_scores_every_method_on_a_yardstick_none_was_fit_on():
     # (that one was fit_regressor's error at run time)
     # it ran, and chose the mean of arbitrary candidates
     (["regmix_runs=17", "preset=faithful"], r"preset: 'faithful' cannot fit RegMix's regressor on 17 runs .*use preset"),
+    # 40 to 46 runs passed, and its early stopping left it 35 to 40 rows: a constant regressor
+    (["regmix_runs=46", "preset=faithful"], r"cannot fit RegMix's regressor on 46 runs \(its LightGBM needs at least 47"),
+    # two tables at one scale failed in the run, after natural and random search
+    (["bo_fidelity_tables=[regmix_1m_test, regmix_1m_test]", "train_table=regmix_60m_test", "test_tables=[]",
+      "yardstick=test_split", "test_fraction=0.25", "methods=[bo]"], "must not repeat an item|each at a scale of its own"),
     (["bo_init=20", "methods=[bo]"], r"bo_init: BO's 20 random first runs exceed its budget of 17"),  # silently capped
 ])
 def test_config_errors_leave_no_run(overrides, match, capsys):
@@ -397,6 +402,28 @@ def test_a_run_table_of_your_own_runs_every_method(tmp_path):
     (tmp_path / "my_swarm_metrics.csv").write_text((tmp_path / "my_swarm_metrics.csv").read_text() + "\n")
     assert main(["run", str(tmp_path / "own0.yaml"), "--quiet"]) == 0
     assert len(RunStore().list_runs()) == 2
+
+
+def test_own_tables_checks_only_what_its_methods_spend_and_fidelity_tables_must_share_mixtures(tmp_path, capsys):
+    """random_search_trials' default (one per source, 24) refused a pool of 20 runs for a config without random
+    search; a fidelity table sharing none of the pool's mixtures (a reviewer's: rounded to 3 digits) left BO to run
+    without it, and said nothing."""
+    files = _own_tables(tmp_path)
+    small = _own_config(tmp_path, files, methods=["natural", "regmix"], test_fraction=0.8, trials=1)
+    assert main(["run", small, "--dry-run"]) == 0
+    capsys.readouterr()
+    assert main(["run", _own_config(tmp_path, files, test_fraction=0.8, trials=1), "--dry-run"]) == 2
+    assert "random_search_trials: must be at most the 20 training runs with a measured target; got 24 (its default: " \
+           "one per source, 24)" in capsys.readouterr().err
+    mixtures = pd.read_csv(files["my_swarm"]["mixtures"])
+    sources = [c for c in mixtures.columns if c != "index"]
+    other = mixtures.assign(**dict(zip(sources, mixtures[sources[::-1]].to_numpy().T)))  # other mixtures, same runs
+    other.to_csv(tmp_path / "other_mix.csv", index=False)
+    files["small"] = {**files["my_swarm"], "name": "small", "mixtures": str(tmp_path / "other_mix.csv"), "scale": "1M"}
+    config = _own_config(tmp_path, files, methods=["natural", "bo"], bo_fidelity_tables=["small"], bo_budget=10)
+    assert main(["run", config, "--dry-run"]) == 2
+    assert "bo_fidelity_tables: 'small' holds none of train_table 'my_swarm''s mixtures" in capsys.readouterr().err
+    assert RunStore().list_runs() == []
 
 
 def test_a_score_table_of_your_own_is_maximised(tmp_path):
