@@ -32,6 +32,7 @@ within 1% of the pool's best off a trace.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass, field
 
@@ -76,7 +77,7 @@ def check_fidelity_tables(pool: RunTable, tables: list[RunTable]) -> None:
         if shared < len(pool.weights) // 2:
             log.warning("bo_fidelity_tables: %r holds %d of train_table %r's %d mixtures; BO can buy cheaper runs of "
                         "those only", table.name, shared, pool.name, len(pool.weights))
-    if any(b <= a for a, b in zip(sizes, sizes[1:])):
+    if any(b <= a for a, b in itertools.pairwise(sizes)):
         raise InputError("bo_fidelity_tables: list them smallest scale first, each at a scale of its own; got "
                          f"{[t.scale for t in tables]}.")
 

@@ -210,8 +210,9 @@ def test_compare_says_which_methods_were_not_run_in_a_setting_and_why(home):
     note = next(i.value for i in at.info if "Not run in this setting" in i.value)
     assert "random_search, regmix" in note and "search_max_sources=5" in note, note
     assert "No setting of this run is that small" in note and "pool holds every assay" in note
-    from mixmin_core.engine.report import write_report  # a run-table run: RegMix's Spearman is RegMix's alone
+    from mixmin_core.engine.report import write_report
 
+    # a run-table run: RegMix's Spearman is RegMix's alone
     run_dir = RunStore().create_run("table-run", name="table-run", pipeline="run_table", config={
         "pipeline": "run_table", "methods": ["natural", "random_search", "regmix"]})
     write_report(run_dir, [{"target": "t", "method": m, "trial": k, "metric": metric, "value": 0.5 + 0.01 * k}
