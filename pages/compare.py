@@ -414,7 +414,9 @@ def page() -> None:
                                          "trials share their splits; none for MixMin itself)"),
                                 # 4 significant digits: a difference of 1.85e-17 read as "000000000001"
                                 **{c: st.column_config.NumberColumn(format="%.4g") for c in (
-                                    "mean", "ci_low", "ci_high", f"vs {baseline}", "vs low", "vs high",
+                                    "mean", "ci_low", "ci_high", f"vs {baseline}", "vs low", "vs high")},
+                                # compute in full (4 digits read 123456 and 123499 both as 123500)
+                                **{c: st.column_config.NumberColumn(format="localized") for c in (
                                     "proxy_compute", "final_compute", "compute")}})
     compute = next((c for c in ("proxy_compute", "compute") if c in total and total[c].notna().any()), None)
     unequal = compute and data.unmatched(total, compute)

@@ -157,7 +157,7 @@ def validate(config: RunTableConfig) -> None:
                 raise ConfigError(f"yardstick: {what} hold {measured} distinct mixtures with a measured {target!r} in "
                                   f"trial {trial}; the yardstick needs at least {MIN_YARDSTICK_RUNS}. Hold out more runs "
                                   "(test_fraction) or name a bigger yardstick table.")
-    check_fidelity_tables(runs.pool, runs.fidelity)
+    check_fidelity_tables(runs.pool, runs.fidelity, config.targets)
     n_finite = min(n_finite)  # over every trial: a held-out split of repeated mixtures leaves pools of other sizes
     n_random = config.random_search_trials or len(runs.pool.source_names)
     spends = {"random_search_trials": n_random if config.random_search_trials or "random_search" in config.methods or (
@@ -165,7 +165,8 @@ def validate(config: RunTableConfig) -> None:
               "regmix_runs": config.regmix_runs, "bo_budget": config.bo_budget}
     for name, value in spends.items():
         if value > n_finite:
-            default = (f" (its default: one per source, {n_random})"
+            bo = ", and BO's budget defaults to it: set bo_budget" if "bo" in config.methods and not config.bo_budget else ""
+            default = (f" (its default: one per source, {n_random}{bo})"
                        if name == "random_search_trials" and not config.random_search_trials else "")
             raise ConfigError(f"{name}: must be at most the {n_finite} training runs with a measured target; got "
                               f"{value}{default}.")

@@ -118,6 +118,7 @@ class Experiment:
     settings: Settings
     proxy_infos: dict = field(default_factory=dict)
     not_run: dict = field(default_factory=dict)  # variant -> {method: why it was not run}
+    _said: set = field(default_factory=set)  # (variant, target, method) whose skip is in the log
 
     # ---- stages ---------------------------------------------------------------------------------
     def run(self) -> dict:
@@ -164,10 +165,10 @@ class Experiment:
         for method, result in results.items():
             write_json(layout.mixture_path(self.ctx.run_dir, problem, method), result.to_dict())
         for method, reason in skipped.items():
-            said = self.not_run.setdefault(problem.variant, {})
-            if method not in said:  # once per setting, in the log as well as the job's result
-                log.warning("%s: %s %s", problem.variant, method, reason)
-            said[method] = reason
+            if (problem.variant, problem.target, method) not in self._said:  # once per setting and target (a
+                self._said.add((problem.variant, problem.target, method))   # setting's targets have other pools)
+                log.warning("%s: %s for target %s %s", problem.variant, method, problem.target, reason)
+            self.not_run.setdefault(problem.variant, {})[method] = reason
         self._write_topk(problem, outputs, results["mixmin"])
         return results
 

@@ -52,14 +52,14 @@ def check_free_disk(root: str | os.PathLike) -> None:
     import shutil
 
     try:
-        floor = float(os.environ.get(MIN_FREE_ENV) or 2) * 2**30
+        floor = float(os.environ.get(MIN_FREE_ENV) or 2)  # GB
     except ValueError:
         floor = float("nan")
     if not 0 <= floor < float("inf"):  # nan or -5 switched the floor off; inf refused every job
         raise ConfigError(f"{MIN_FREE_ENV} must be a number of GB >= 0 (0: no floor); got {os.environ[MIN_FREE_ENV]!r}.")
-    free = shutil.disk_usage(root).free
+    free = shutil.disk_usage(root).free / 2**30
     if free < floor:
-        raise MixminError(f"the run store's disk has {free / 2**30:.1f} GB free, under the {floor / 2**30:g} GB a job "
+        raise MixminError(f"the run store's disk has {free:.1f} GB free, under the {floor:g} GB a job "
                           f"started from the app leaves free ({MIN_FREE_ENV}); free some space (python -m jobs delete "
                           "RUN_ID), then start (or resume) the job.")
 

@@ -58,27 +58,32 @@ log = logging.getLogger("mixmin.search")
 # ----------------------------------------------------------------------------- pool
 
 
-def check_fidelity_tables(pool: RunTable, tables: list[RunTable]) -> None:
+def check_fidelity_tables(pool: RunTable, tables: list[RunTable], targets=()) -> None:
     """Before any run: an InputError where multi-fidelity BO could not use ``tables`` (runs of ``pool``'s mixtures at
     smaller scales, smallest first): a table at ``pool``'s scale or above, two at one scale (it failed in the run,
     after the other methods), or one sharing none of ``pool``'s mixtures (weights rounded to 3 digits matched none,
-    and BO silently bought none of its runs); a warning where it shares under half of them."""
+    and BO silently bought none of its runs), counting for each of ``targets`` only runs that measured it; a warning
+    where it shares under half of them."""
     sizes = [scale_params(t.scale) for t in tables]
     for table, size in zip(tables, sizes):
         if size >= scale_params(pool.scale):
             raise InputError(f"bo_fidelity_tables: {table.name!r} (scale {table.scale}) must be smaller-scale than "
                              f"train_table {pool.name!r} ({pool.scale}).")
-        shared = int((match_mixtures(pool.weights, table.weights) >= 0).sum())
-        if not shared:
-            raise InputError(f"bo_fidelity_tables: {table.name!r} holds none of train_table {pool.name!r}'s mixtures "
-                             "(matched by their weights, within an L1 distance of 0.001), so BO could buy none of its "
-                             "runs; weights rounded to fewer digits than the pool's do not match: write both tables' "
-                             "weights with the same digits.")
-        if shared < len(pool.weights) // 2:
-            log.warning("bo_fidelity_tables: %r holds %d of train_table %r's %d mixtures; BO can buy cheaper runs of "
-                        "those only", table.name, shared, pool.name, len(pool.weights))
+        hits = match_mixtures(pool.weights, table.weights)
+        hits = hits[hits >= 0]  # the table's rows that hold a pool mixture
+        for target in targets or (None,):
+            shared = hits.size if target is None else int(np.isfinite(table.target(target))[hits].sum())
+            what = "" if target is None else f" with a measured {target!r}"
+            if not shared:
+                raise InputError(f"bo_fidelity_tables: {table.name!r} holds none of train_table {pool.name!r}'s "
+                                 f"mixtures{what} (mixtures matched by their weights, within an L1 distance of 0.001), "
+                                 "so BO could buy none of its runs. (If they are the same runs, their weights may be "
+                                 "rounded to other digits: write both tables' weights alike.)")
+            if shared < len(pool.weights) // 2:
+                log.warning("bo_fidelity_tables: %r holds %d of train_table %r's %d mixtures%s; BO can buy cheaper "
+                            "runs of those only", table.name, shared, pool.name, len(pool.weights), what)
     if any(b <= a for a, b in itertools.pairwise(sizes)):
-        raise InputError("bo_fidelity_tables: list them smallest scale first, each at a scale of its own; got "
+        raise InputError("bo_fidelity_tables: each must be at a scale of its own (smallest first); got "
                          f"{[t.scale for t in tables]}.")
 
 

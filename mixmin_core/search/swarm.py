@@ -571,7 +571,7 @@ def fit_regressor(W: np.ndarray, y: np.ndarray, *, preset: str = "faithful", see
     if constant:
         min_leaf = settings["extra"].get("min_child_samples", 20)
         warnings.append(
-            f"RegMix regressor cannot split: {len(W)} training runs (LightGBM needs at least 2 x "
+            f"RegMix regressor cannot split: {len(W)} training runs (LightGBM needs more than 2 x "
             f"min_data_in_leaf = {2 * min_leaf} and non-constant losses); it predicts a constant, so the "
             f"chosen mixture is the mean of arbitrary candidates. Use more runs or preset 'mixmin-paper'."
         )

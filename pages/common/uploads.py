@@ -284,7 +284,11 @@ def parse_table(name: str, data: bytes, *, kind: str = "auto", max_expanded: int
                          f"in data row {row + 1}; give every sample an id, or drop the column"
                          + (" (a CSV reader takes ids such as NA, N/A, NULL, None or nan for empty cells: rename such "
                             "ids)." if name.lower().endswith(".csv") else "."))
-    ids = None if id_col is None else frame[id_col].astype(str)
+    try:
+        ids = None if id_col is None else frame[id_col].astype(str)
+    except UnicodeDecodeError:  # bytes that are no text (raw UUID bytes): it was a traceback
+        raise InputError(f"{name}: column {str(id_col)!r} holds binary values that are not text; write the sample "
+                         "ids as text (a UUID as a UUID type or as its 36-character string).") from None
     longest = 0 if ids is None else int(ids.str.len().max())
     if len(frame) * longest * 4 > max_expanded:  # ids are kept as fixed-width text
         raise InputError(f"{name}: its {len(ids):,} sample ids, up to {longest:,} characters "

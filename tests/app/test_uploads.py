@@ -258,6 +258,10 @@ def test_a_parquet_of_one_huge_id_or_a_list_column_is_refused_before_it_expands(
     uuids = parquet(pa.table({"a": [0.5, 0.4], "b": [0.2, 0.3], "label": [1.0, 0.0],  # 16-byte fixed-size cells
                               "sample_id": pa.array([b"\x00" * 15 + b"\x01", b"\x00" * 15 + b"\x02"], pa.uuid())}))
     assert len(parse_upload([("z.parquet", uuids)]).sample_ids) == 2  # (refused for a moment as "binary values")
+    raw = parquet(pa.table({"a": [0.5, 0.4], "b": [0.2, 0.3], "label": [1.0, 0.0],  # UUID bytes that are no text
+                            "sample_id": pa.array([b"\xc7" * 16, b"\xc8" * 16], pa.binary(16))}))
+    with pytest.raises(InputError, match="z.parquet: column 'sample_id' holds binary values that are not text"):
+        parse_upload([("z.parquet", raw)])  # (a UnicodeDecodeError traceback)
 
 
 def test_an_npz_of_more_sources_than_the_upload_page_takes_is_refused(tmp_path):

@@ -219,8 +219,9 @@ def test_search_methods_left_out_by_search_max_sources_are_said(capsys):
                  "--set", "methods=[mixmin, natural, random_search]"]) == 0
     said = [line for line in capsys.readouterr().err.splitlines()  # (a warning elsewhere may quote this test's lines)
             if "mixmin.engine:" in line and "search_max_sources=2" in line]
-    assert len(said) == 1 and said[0].endswith(  # once per setting, not per problem
-        "mixmin.engine: sources-all: random_search not run: 5 sources > search_max_sources=2"), said
+    assert len(said) == 2 and said[0].endswith(  # once per setting and target, not per problem
+        "mixmin.engine: sources-all: random_search for target ATG_ERE_CIS_up not run: 5 sources > search_max_sources=2"
+    ), said
     res = RunStore().results(only_run(RunStore())[0]["run_id"])
     assert set(res[res.variant == "sources-3"].method) == {"mixmin", "natural", "random_search"}
     assert set(res[res.variant == "sources-all"].method) == {"mixmin", "natural"}

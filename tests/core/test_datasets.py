@@ -106,6 +106,10 @@ def test_a_cut_or_wrong_download_is_not_cached(http_server, tmp_path, monkeypatc
     ds = datasets.Dataset("pcba128", "chem/pcba.csv.gz", http_server(good), None, "PCBA")
     monkeypatch.setitem(datasets.REGISTRY, "pcba128", ds)
     assert datasets.resolve("pcba128") == cached and cached.read_bytes() == good
+    tokenizer = datasets.Dataset("tok", "text/tokenizer.json", http_server(b'\xef\xbb\xbf{"model": {}}'), None, "tok")
+    monkeypatch.setitem(datasets.REGISTRY, "tok", tokenizer)  # a BOM: the tokenizers library cannot read it
+    with pytest.raises(InputError, match="something other than tokenizer.json"):
+        datasets.resolve("tok")
     cached.unlink()  # a Content-Length that is no number was a ValueError: read to the end instead
     monkeypatch.setitem(datasets.REGISTRY, "pcba128", datasets.Dataset("pcba128", "chem/pcba.csv.gz",
                                                                        http_server(good, "abc"), None, "PCBA"))

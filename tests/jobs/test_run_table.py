@@ -333,7 +333,7 @@ def test_regmix_bo_config_scores_every_method_on_a_yardstick_none_was_fit_on():
     (["regmix_runs=46", "preset=faithful"], r"cannot fit RegMix's regressor on 46 runs \(its LightGBM needs at least 47"),
     # two tables at one scale failed in the run, after natural and random search
     (["bo_fidelity_tables=[regmix_1m_test, regmix_1m_test]", "train_table=regmix_60m_test", "test_tables=[]",
-      "yardstick=test_split", "test_fraction=0.25", "methods=[bo]"], "must not repeat an item|each at a scale of its own"),
+      "yardstick=test_split", "test_fraction=0.25", "methods=[bo]"], "must not repeat an item|each must be at a scale of its own"),
     (["bo_init=20", "methods=[bo]"], r"bo_init: BO's 20 random first runs exceed its budget of 17"),  # silently capped
 ])
 def test_config_errors_leave_no_run(overrides, match, capsys):
@@ -423,6 +423,12 @@ def test_own_tables_checks_only_what_its_methods_spend_and_fidelity_tables_must_
     config = _own_config(tmp_path, files, methods=["natural", "bo"], bo_fidelity_tables=["small"], bo_budget=10)
     assert main(["run", config, "--dry-run"]) == 2
     assert "bo_fidelity_tables: 'small' holds none of train_table 'my_swarm''s mixtures" in capsys.readouterr().err
+    unmeasured = pd.read_csv(files["my_swarm"]["metrics"]).assign(arc_easy_bpb=float("nan"))  # the same mixtures,
+    unmeasured.to_csv(tmp_path / "unmeasured.csv", index=False)                           # no measured target
+    files["small"] = {**files["my_swarm"], "name": "small", "metrics": str(tmp_path / "unmeasured.csv"), "scale": "1M"}
+    config = _own_config(tmp_path, files, methods=["natural", "bo"], bo_fidelity_tables=["small"], bo_budget=10)
+    assert main(["run", config, "--dry-run"]) == 2
+    assert "holds none of train_table 'my_swarm''s mixtures with a measured 'arc_easy_bpb'" in capsys.readouterr().err
     assert RunStore().list_runs() == []
 
 
