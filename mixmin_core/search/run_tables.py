@@ -58,6 +58,19 @@ TABLES = {
     "admire_7b": ("admire_ift_runs", "admire_ift_runs", "7B"),
 }
 log = logging.getLogger("mixmin.search")
+#: (table, metric) pairs whose name read as a score in a lower-is-better table, already said.
+_SAID_SCORE: set = set()
+
+
+def _reads_as_score(metric: str) -> bool:
+    """Whether a metric's name reads as higher-is-better (``acc``, ``accuracy``, ``score``, ``f1``, ``auc``, and no
+    word of a loss)."""
+    import re
+
+    from mixmin_core.solver.results import lower_is_better
+
+    words = set(re.split(r"[^a-z0-9]+", str(metric).lower()))
+    return bool(words & {"acc", "accuracy", "score", "f1", "auc"}) and not lower_is_better(metric)
 _ADMIRE_MODELS = {"0.5B": "Qwen2.5-0.5B", "3B": "Qwen2.5-3B", "7B": "Qwen2.5-7B"}
 #: Columns of a mixtures or metrics file that are no source and no metric (``seed``: runs repeated with other seeds).
 _META_COLUMNS = ("Unnamed: 0", "index", "run", "name", "seed")
@@ -110,6 +123,11 @@ class RunTable:
     def loss(self, metric: str) -> np.ndarray:
         """The ``(n_runs,)`` values of one metric oriented so that lower is better (scores negated)."""
         values = self.target(metric)
+        if not self.higher_is_better and (self.name, metric) not in _SAID_SCORE and _reads_as_score(metric):
+            _SAID_SCORE.add((self.name, metric))  # an accuracy minimised, said nowhere
+            log.warning("run table %r: %r is minimised (lower is better), as every metric of a table without "
+                        "higher_is_better: true; if it is a score such as an accuracy, set higher_is_better: true",
+                        self.name, metric)
         return -values if self.higher_is_better else values
 
     def subset(self, rows) -> RunTable:

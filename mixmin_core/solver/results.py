@@ -239,7 +239,7 @@ PROPORTIONS = ("ap", "auc", "accuracy", "precision", "recall", "f1")  # average_
 #: Words in a metric's name that make it a correlation in [-1, 1].
 CORRELATIONS = ("spearman", "pearson", "correlation")
 #: Words in a metric's name that make it a size, never negative (an error's root mean square, a distance).
-NON_NEGATIVE = ("rmse", "mse", "l1", "beyond", "perplexity", "error")
+NON_NEGATIVE = ("rmse", "mse", "l1", "beyond", "perplexity", "error", "bought")  # runs_bought/1M: a count
 
 
 #: Prefixes of metrics that describe the yardstick or the run table, not a method's mixture (``yardstick_rmse``,

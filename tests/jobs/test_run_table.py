@@ -15,6 +15,7 @@ from mixmin_core.search.run_tables import (
     OwnTable,
     load_run_table,
     match_mixtures,
+    own_tables,
     prior_for,
     scale_params,
 )
@@ -430,6 +431,27 @@ def test_own_tables_checks_only_what_its_methods_spend_and_fidelity_tables_must_
     assert main(["run", config, "--dry-run"]) == 2
     assert "holds none of train_table 'my_swarm''s mixtures with a measured 'arc_easy_bpb'" in capsys.readouterr().err
     assert RunStore().list_runs() == []
+
+
+def test_a_metric_named_like_a_score_in_a_loss_table_is_said_and_counts_are_never_negative(tmp_path, caplog):
+    """A table of your own with an `acc` metric and no higher_is_better was minimised without a word; runs_bought's
+    interval reached -182 runs."""
+    from mixmin_core.solver.results import metric_range
+
+    files = _own_tables(tmp_path)
+    metrics = pd.read_csv(files["my_swarm"]["metrics"]).rename(columns={"arc_easy_bpb": "acc"})  # named as a score
+    metrics.to_csv(files["my_swarm"]["metrics"], index=False)
+    table = load_run_table("my_swarm", own=own_tables(list(files.values())))
+    with caplog.at_level("WARNING", logger="mixmin.search"):
+        table.loss("acc")
+        table.loss("acc")
+    said = [r.getMessage() for r in caplog.records if "higher_is_better: true" in r.getMessage()]
+    assert len(said) == 1 and "'acc' is minimised" in said[0]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="mixmin.search"):
+        load_run_table("olmix_dclm").loss("arc_easy:rc::olmes")  # bits per byte: a loss, nothing said
+    assert not [r for r in caplog.records if "higher_is_better" in r.getMessage()]
+    assert metric_range("runs_bought/1M") == (0.0, np.inf)
 
 
 def test_a_score_table_of_your_own_is_maximised(tmp_path):
