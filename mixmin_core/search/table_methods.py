@@ -172,19 +172,27 @@ def _held_out(W: np.ndarray, fraction: float, rng: np.random.Generator) -> np.nd
 
 
 def _in_order(table: RunTable, train: RunTable, role: str) -> RunTable:
-    """``table`` with its sources in ``train``'s order (the same sources in other columns are the same mixtures),
-    or an InputError naming the sources one has and the other lacks."""
+    """``table`` with its sources in ``train``'s order (the same sources in other columns are the same mixtures), a
+    source only one of them names left at 0 where it is 0 in every run of the one that names it (the same mixtures,
+    written with one column more), or an InputError naming the sources one has and the other lacks."""
     if table.source_names == train.source_names:
         return table
-    if set(table.source_names) != set(train.source_names):
-        only = sorted(set(table.source_names) - set(train.source_names))
-        lacks = sorted(set(train.source_names) - set(table.source_names))
+    only = sorted(set(table.source_names) - set(train.source_names))
+    lacks = sorted(set(train.source_names) - set(table.source_names))
+    unused = [n for n in only if not table.weights[:, table.source_names.index(n)].any()] + [
+        n for n in lacks if not train.weights[:, train.source_names.index(n)].any()]
+    if set(only) | set(lacks) != set(unused):
         raise InputError(f"{role}: table {table.name!r} has other sources than {train.name!r}: only it has "
-                         f"{only[:5]}, and it lacks {lacks[:5]}; pick tables of one family.")
-    order = [table.source_names.index(n) for n in train.source_names]
-    natural = None if table.natural_weights is None else table.natural_weights[order]
-    return dataclasses.replace(table, weights=np.ascontiguousarray(table.weights[:, order]),
-                               source_names=train.source_names, natural_weights=natural)
+                         f"{only[:5]}, and it lacks {lacks[:5]}; pick tables of one family (a source at 0 in every "
+                         "run of the table that names it may be left out of the other).")
+    columns = np.zeros((len(table.weights), len(train.source_names)), dtype=table.weights.dtype)
+    natural = None if table.natural_weights is None else np.zeros(len(train.source_names))
+    for j, name in enumerate(train.source_names):
+        if name in table.source_names:
+            columns[:, j] = table.weights[:, table.source_names.index(name)]
+            if natural is not None:
+                natural[j] = table.natural_weights[table.source_names.index(name)]
+    return dataclasses.replace(table, weights=columns, source_names=train.source_names, natural_weights=natural)
 
 
 def _finite(table: RunTable, target: str):

@@ -454,6 +454,24 @@ def test_a_metric_named_like_a_score_in_a_loss_table_is_said_and_counts_are_neve
     assert metric_range("runs_bought/1M") == (0.0, np.inf)
 
 
+def test_a_held_out_table_with_an_extra_source_at_0_in_every_run_is_the_same_family(tmp_path):
+    """A held-out table written with one more column, 0 in every run, was refused as "other sources"."""
+    files = _own_tables(tmp_path)
+    held = pd.read_csv(files["my_heldout"]["mixtures"]).assign(extra=0.0)
+    held.to_csv(files["my_heldout"]["mixtures"], index=False)
+    assert main(["run", _own_config(tmp_path, files, trials=1, methods=["natural", "regmix"]), "--quiet"]) == 0
+    summary = read_summary(RunStore().run_dir(RunStore().list_runs()[0]["run_id"]))
+    assert np.isfinite(summary.loc[summary.metric == "surrogate:yardstick_loss", "mean"]).all()
+
+
+def test_a_held_out_table_with_an_extra_source_a_run_used_is_another_family(tmp_path, capsys):
+    files = _own_tables(tmp_path)
+    held = pd.read_csv(files["my_heldout"]["mixtures"])
+    held.assign(extra=[0.005] + [0.0] * (len(held) - 1)).to_csv(files["my_heldout"]["mixtures"], index=False)
+    assert main(["run", _own_config(tmp_path, files, trials=1), "--dry-run"]) == 2
+    assert "has other sources than 'my_swarm': only it has ['extra']" in capsys.readouterr().err
+
+
 def test_a_score_table_of_your_own_is_maximised(tmp_path):
     """higher_is_better: true (accuracy): the same runs, the metric negated, give the same choices and the scores
     negated, reported as *_score."""
