@@ -253,8 +253,8 @@ def resolve(name: str, path: str | os.PathLike | None = None, *, download: bool 
         try:
             return _download(ds, cache_dir() / ds.relpath)
         except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as exc:
-            reason = f"download from {ds.url} failed ({exc!r})" if isinstance(exc, http.client.HTTPException) else \
-                f"download from {ds.url} failed ({exc})"
+            why = repr(exc) if isinstance(exc, http.client.HTTPException) else str(exc)  # IncompleteRead's str is ""
+            reason = f"download from {ds.url} failed ({why})"
     where = " or ".join(str(c) for c in candidates)
     no_dir = "" if not data_dir() or data_dir().is_dir() else (
         f" (MIXMIN_DATA_DIR is {data_dir()}, which is a file: name the folder that holds chem/ and text/)"

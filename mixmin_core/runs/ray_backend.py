@@ -455,7 +455,7 @@ def _unit_running(name: str) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's process: alive
-        return True
+        pass
     return True
 
 
