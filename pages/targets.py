@@ -191,6 +191,18 @@ def front_figure(frame: pd.DataFrame, names: list, table: pd.DataFrame, picked: 
     return fig
 
 
+def points_table(frame: pd.DataFrame, names: list, picked: int, normalise: bool) -> None:
+    """The front's points as numbers: what the chart shows on hover, to read, sort or download."""
+    unit = " / natural" if normalise else ""
+    table = pd.DataFrame({"point": range(len(frame)), "picked": np.arange(len(frame)) == picked}
+                         | {f"weight of {t}": frame[f"a:{t}"] for t in names}
+                         | {f"{t} loss{unit}": frame[t] for t in names}
+                         | {"on the front": ~frame["dominated"], "converged": frame["converged"]})
+    st.dataframe(table, hide_index=True, width="stretch", height=min(36 * (len(table) + 1) + 2, 260),
+                 column_config={f"{t} loss{unit}": st.column_config.NumberColumn(format="%.6g") for t in names}
+                 | {f"weight of {t}": st.column_config.NumberColumn(format="%.3g") for t in names})
+
+
 def pick_from_chart() -> None:
     """The chart's selection callback: the clicked front point (its customdata) becomes the picked mixture."""
     event = st.session_state.get(FRONT_CHART)
@@ -243,6 +255,7 @@ def front_view(ids: tuple, names: list, table: pd.DataFrame, normalise: bool, so
         st.plotly_chart(figs.weights_figure(result.source_names, result.weights, k=12,
                                             title=f"Picked mixture (target weights {weights_text(row, names)})"),
                         key="targets.picked_weights")
+    points_table(frame, names, picked, normalise)
     return result, tuple(float(a) for a in result.meta["target_weights"])
 
 

@@ -150,8 +150,18 @@ def charts_settled(pages, *prefixes: str, timeout: float = 60.0) -> list[dict]:
 
 
 def select_option(page, label: str, option: str) -> None:
-    """Pick ``option`` (its shown text) in the selectbox labelled ``label``, as a user does."""
-    page.get_by_role("combobox", name=label, exact=True).click()
+    """Pick ``option`` (its shown text) in the selectbox labelled ``label``, as a user does: a click that
+    lands while the page below still settles (a table drawn after a rerun) leaves the list closed, so the
+    user clicks again."""
+    from playwright.sync_api import TimeoutError as Timeout
+
+    box = page.get_by_role("combobox", name=label, exact=True)
+    for _ in range(3):
+        box.click()
+        with contextlib.suppress(Timeout):
+            page.wait_for_function("b => b.getAttribute('aria-expanded') === 'true'", arg=box.element_handle(),
+                                   timeout=2_000)
+            break
     page.get_by_role("option", name=option, exact=True).click()
     wait_idle(page)
 
