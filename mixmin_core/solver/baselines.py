@@ -15,7 +15,7 @@ def mixture_loss(outputs: ProxyOutputs, weights) -> float:
     """The MixMin objective of ``outputs`` at ``weights`` (shape ``(n_sources,)`` in source order, or a dict /
     Series keyed by source name; on the simplex)."""
     check_outputs(outputs)
-    w = check_simplex("weights", by_source("weights", weights, outputs.source_names), outputs.n_sources)
+    w = check_simplex("weights", by_source("weights", weights, outputs.source_names, mixture=True), outputs.n_sources)
     return float(make_objective(outputs).loss(w))
 
 
@@ -27,7 +27,7 @@ def fixed_mixture(outputs: ProxyOutputs, weights, method: str, meta: dict | None
         raise InputError(f"method must be a non-empty string naming the mixture; got {method!r}.")
     if meta is not None and not isinstance(meta, dict):
         raise InputError(f"meta must be a dict or None; got {type(meta).__name__}.")
-    w = check_simplex("weights", by_source("weights", weights, outputs.source_names), outputs.n_sources)
+    w = check_simplex("weights", by_source("weights", weights, outputs.source_names, mixture=True), outputs.n_sources)
     loss, grad = make_objective(outputs).loss_grad(w)
     return MixtureResult(
         weights=w, source_names=outputs.source_names, loss=float(loss),

@@ -176,7 +176,7 @@ def check_target_weights(target_weights, n_targets: int, names=None) -> np.ndarr
         return np.full(n_targets, 1.0 / n_targets)
     if names is not None:
         target_weights = by_source("target_weights", target_weights, names, of="target",
-                                   fix=f"give one weight per target ({list(names)[:5]})")
+                                   fix=f"give one weight per target ({list(names)[:5]})", mixture=True)
     a = as_float_array("target_weights", target_weights) if np.ndim(target_weights) == 1 else None
     if a is None or a.shape != (n_targets,):
         raise InputError(f"target_weights must hold {n_targets} numbers (one per target); got {target_weights!r}.")

@@ -112,6 +112,17 @@ class ProxyOutputs:
                           ("natural_weights", natural), ("sample_ids", ids), ("meta", meta)]:
             object.__setattr__(self, name, val)
 
+    def __getstate__(self) -> dict:
+        """For pickle and copy: the fields, without what solvers cached on the object (an objective holds a
+        derived copy of the matrix, rebuilt on the next solve)."""
+        return {name: value for name, value in self.__dict__.items() if not name.startswith("_")}
+
+    def __setstate__(self, state: dict) -> None:
+        for value in state.values():  # unpickled arrays are fresh and writable: read-only again, as made
+            if isinstance(value, np.ndarray):
+                value.flags.writeable = False
+        self.__dict__.update(state)
+
     def __repr__(self) -> str:  # the arrays are large: their shapes, a few names and the meta's keys
         names = ", ".join(self.source_names[:5]) + (", ..." if self.n_sources > 5 else "")
         return (f"ProxyOutputs(kind={self.kind!r}, n_sources={self.n_sources}, n_samples={self.n_samples}, "

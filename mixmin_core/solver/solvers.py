@@ -226,7 +226,7 @@ def start_weights(outputs: ProxyOutputs, init, name: str = "init") -> np.ndarray
         if outputs.natural_weights is None:
             raise InputError(f"{name}='natural' needs outputs.natural_weights; the proxy outputs have none.")
         init = outputs.natural_weights
-    init = by_source(name, init, outputs.source_names)
+    init = by_source(name, init, outputs.source_names, mixture=True)
     if not isinstance(init, (np.ndarray, list, tuple)):
         raise InputError(f"{name} must be 'uniform', 'natural' or an array of weights; got {init!r}.")
     w = check_simplex(name, init, outputs.n_sources)

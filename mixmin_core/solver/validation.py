@@ -67,18 +67,28 @@ def is_keyed(values) -> bool:
 
 
 def by_source(name: str, values, source_names, *, of: str = "source",
-              fix: str = "give one value per source (or an array in source order)", missing=None):
+              fix: str = "give one value per source (or an array in source order)", missing=None,
+              mixture: bool = False):
     """Per-source ``values`` in ``source_names`` order: keyed values (:func:`is_keyed`) are matched by
-    name (extra names ignored); anything else is taken in order as it is. ``of`` and ``fix`` word the error
-    for a missing name (what the names name, and what to give). With ``missing``, a source not named gets that
-    value (caps: uncapped); values that leave sources out must then name no other (a typo would cap nothing),
-    while values for every source still ignore extra names."""
+    name (extra names ignored, as sizes of a larger set); anything else is taken in order as it is. ``of``
+    and ``fix`` word the error for a missing name (what the names name, and what to give). With ``missing``,
+    a source not named gets that value (caps: uncapped); values that leave sources out must then name no
+    other (a typo would cap nothing), while values for every source still ignore extra names. A
+    ``mixture`` (weights) may name other sources only at weight 0: weight on a source that is not there
+    would silently leave the mixture."""
     if not is_keyed(values):
         return values  # an array, a list, or a Series by position
     keyed = dict(values.items())
     if all(isinstance(n, str) for n in source_names):  # names are text: {1: w} names source '1'
         keyed = {str(k) if isinstance(k, (int, np.integer)) and not isinstance(k, bool) else k: v
                  for k, v in keyed.items()}
+    if mixture:
+        known = set(source_names)
+        weighted = [k for k, v in keyed.items() if k not in known and not _is_zero(v)]
+        if weighted:
+            raise InputError(f"{name} gives weight to {len(weighted)} {of}(s) that are not among these {of}s, e.g. "
+                             f"{weighted[:5]!r}; the {of}s are e.g. {list(source_names)[:5]}. Drop them (or give them "
+                             "weight 0) and renormalise.")
     absent = [n for n in source_names if n not in keyed]
     if absent and missing is not None:
         known = set(source_names)
@@ -91,6 +101,13 @@ def by_source(name: str, values, source_names, *, of: str = "source",
         raise InputError(f"{name} is keyed by {of} name but has no entry for {len(missing)} {of}(s), e.g. "
                          f"{missing[:5]}; {fix}.")
     return [keyed[n] for n in source_names]
+
+
+def _is_zero(value) -> bool:
+    try:
+        return float(value) == 0.0
+    except (TypeError, ValueError):
+        return False  # not a number: the weights' own check says so
 
 
 def check_csv_header(name: str, source, compression: str = "infer") -> None:

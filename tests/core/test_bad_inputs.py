@@ -118,6 +118,12 @@ BAD_LIBRARY_INPUTS: list[BadInput] = [
     # caps keyed by name cap the sources they name (the configs' form): a name of no source would cap nothing
     BadInput("caps-keyed-typo", _solve(caps={"source_0": 0.5, "source_9": 0.5}), InputError,
              r"caps names no source \['source_9'\]; the sources are e.g. \['source_0', 'source_1', 'source_2'\]"),
+    # a mixture keyed by name may name another source only at weight 0: its weight would leave the mixture
+    BadInput("init-keyed-weight-elsewhere", _solve(init={"source_0": 0.3, "source_1": 0.3, "source_2": 0.4, "zz": 0.1}),
+             InputError, r"init gives weight to 1 source\(s\) that are not among these sources, e.g. \['zz'\]"),
+    BadInput("mixture_loss-keyed-weight-elsewhere",
+             lambda: mixture_loss(_O, {"source_0": 0.5, "source_1": 0.25, "source_2": 0.25, "zz": 0.5}), InputError,
+             r"weights gives weight to 1 source\(s\) that are not among these sources, e.g. \['zz'\]"),
     # bootstrap_weights
     BadInput("bootstrap-ndarray", lambda: bootstrap_weights(_MATRIX), InputError, _NOT_OUTPUTS + "array"),
     BadInput("n_boot-one", _boot(n_boot=1), InputError, "n_boot must be an integer >= 2; got 1"),

@@ -1,5 +1,7 @@
 """ProxyOutputs: validation errors, exact save/load round trip, tamper detection, no pickle."""
+import copy
 import json
+import pickle
 
 import numpy as np
 import pytest
@@ -454,3 +456,23 @@ def test_an_altered_sidecar_is_caught(tmp_path):
     del sidecar["sidecar_sha256"]  # saved before the sidecar had its own checksum: read as before
     (tmp_path / "t.json").write_text(json.dumps(sidecar))
     assert ProxyOutputs.load(tmp_path / "t").source_names == ("wiki", "code")
+
+
+@pytest.mark.parametrize("clone", [lambda o: pickle.loads(pickle.dumps(o)), copy.deepcopy, copy.copy])
+def test_a_copy_is_read_only_and_leaves_the_solvers_cache_behind(clone):
+    """Unpickled arrays came back writable, so an edit after a solve was not seen by the cached objective
+    (stale weights); and the cache (a derived copy of the matrix) was pickled with the object."""
+    from mixmin_core import mixmin
+
+    rng = np.random.default_rng(0)
+    outputs = ProxyOutputs(-rng.gamma(2, 10, (4, 1000)), "loglik", natural_weights=[1, 2, 3, 4])
+    before = len(pickle.dumps(outputs))
+    solved = mixmin(outputs).weights
+    assert len(pickle.dumps(outputs)) == before
+    copied = clone(outputs)
+    assert not any(name.startswith("_") for name in copied.__dict__)
+    for array in (copied.values, copied.natural_weights):
+        assert not array.flags.writeable
+        with pytest.raises(ValueError, match="read-only"):
+            array[0] = 0.0
+    np.testing.assert_array_equal(mixmin(copied).weights, solved)
