@@ -34,6 +34,7 @@ import numpy as np
 from mixmin_core.errors import ConfigError, InputError
 from mixmin_core.runs.datasets import resolve
 from mixmin_core.runs.fileio import not_a_file
+from mixmin_core.search.swarm import ROW_SUM_TOL
 from mixmin_core.solver.validation import check_csv_header, check_new_names
 
 #: RegMix's Pile token distribution (17 sources, in the column order of its tables).
@@ -416,10 +417,10 @@ def _mixture_matrix(frame, columns: list, path) -> np.ndarray:
         raise InputError(f"{path}: data row {row + 1}, column {columns[col]!r} "
                          f"{'is empty' if pd.isna(cell) else f'holds {str(cell)!r}'}; mixture weights are numbers >= 0.")
     sums = W.sum(axis=1)
-    off = np.flatnonzero(np.abs(sums - 1) > 0.01)
+    off = np.flatnonzero(np.abs(sums - 1) > ROW_SUM_TOL)
     if off.size:
         raise InputError(f"{path}: data row {off[0] + 1} sums to {sums[off[0]]:.6g} ({off.size} of {len(W)} rows are off); "
-                         "mixture weights sum to 1 (+-0.01). If the rows hold percentages or token counts, divide each "
+                         f"mixture weights sum to 1 (+-{ROW_SUM_TOL:g}). If the rows hold percentages or token counts, divide each "
                          f"row by its sum; a column that is no source ({', '.join(_META_COLUMNS[1:])} are skipped) should "
                          "go.")
     return W

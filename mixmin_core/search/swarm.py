@@ -149,6 +149,10 @@ def _check_losses(name: str, losses, n: int) -> np.ndarray:
     return y.reshape(-1)
 
 
+#: How far a run's mixture (a row of a run table) may sum from 1: published rows are rounded to a few digits.
+ROW_SUM_TOL = 0.01
+
+
 def _check_weights_table(name: str, W, n_sources: int | None = None, *, names: tuple | None = None) -> np.ndarray:
     """``W`` ``(n, P)`` as float64. With ``names``, a DataFrame whose columns are names (not 0, 1, ...) is put
     in their order: read by position, a reordered table gave the sources each other's weights."""
@@ -170,10 +174,16 @@ def _check_weights_table(name: str, W, n_sources: int | None = None, *, names: t
     check_finite(name, W)
     if (W < 0).any():
         raise InputError(f"{name} must be non-negative; got minimum {W.min():.3g}.")
-    empty = np.flatnonzero(W.sum(axis=1) <= 0)
+    sums = W.sum(axis=1)
+    empty = np.flatnonzero(sums <= 0)
     if empty.size:  # normalising would make it uniform, a mixture the run never had
         raise InputError(f"{name} row(s) {empty[:5].tolist()} are all zero: each row is a run's mixture; drop them.")
-    return W
+    off = np.flatnonzero(np.abs(sums - 1) > ROW_SUM_TOL)
+    if off.size:  # percentages or token counts: a regressor fitted on them predicts nonsense for mixtures
+        raise InputError(f"{name} row {off[0]} sums to {sums[off[0]]:.6g} ({off.size} of {len(W)} rows are off); each "
+                         f"row is a run's mixture, summing to 1 (+-{ROW_SUM_TOL:g}). If the rows hold percentages or "
+                         "token counts, divide each row by its sum.")
+    return W / sums[:, None]  # published rows are rounded (they sum to 1 +- 0.003)
 
 
 def _check_runs(name: str, runs, n_sources: int | None = None, *, names: tuple | None = None):

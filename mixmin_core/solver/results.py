@@ -229,9 +229,13 @@ def mean_over_targets(frame, keep=()):
     return out
 
 
-#: Words in a metric's name that make lower values better (losses, errors, a prediction's distance beyond the
-#: runs it was fitted on, compute spent); every other metric is higher-better.
-LOWER_IS_BETTER = ("nll", "loss", "error", "mse", "perplexity", "l1", "beyond", "spent")
+#: Parts of a metric's name that make lower values better (losses, errors, a prediction's distance beyond the
+#: runs it was fitted on, compute spent); every other metric is higher-better (``summarize(lower_is_better=)``
+#: says otherwise for a name these miss).
+LOWER_IS_BETTER = ("nll", "loss", "error", "mse", "perplexity", "beyond", "spent", "entropy", "brier",
+                   "bits_per", "regret")
+#: The same, as whole words only (short: ``l1`` is in ``model1``, ``wer`` in ``power``).
+LOWER_IS_BETTER_WORDS = ("l1", "mae", "bpb", "ppl", "wer", "cer", "kl")
 
 
 #: Words in a metric's name that make it a proportion in [0, 1] (its confidence interval is clipped there).
@@ -275,18 +279,18 @@ def metric_ci(values, metric: str | None, level: float = 0.95) -> tuple[float, f
 
 
 def lower_is_better(metric: str) -> bool:
-    """Whether lower values of ``metric`` are better (by its name: see :data:`LOWER_IS_BETTER`). Only the part
-    before a ``/`` counts (after it a run-table metric names a table: ``spearman/heldout_loss`` is a Spearman), and
-    ``l1`` only as a whole word (``model1`` holds none)."""
+    """Whether lower values of ``metric`` are better (by its name: see :data:`LOWER_IS_BETTER` and
+    :data:`LOWER_IS_BETTER_WORDS`). Only the part before a ``/`` counts (after it a run-table metric names a
+    table: ``spearman/heldout_loss`` is a Spearman)."""
     import re
 
     name = str(metric).lower().split("/", 1)[0]
     words = set(re.split(r"[^a-z0-9]+", name))
-    return any(w in words if w == "l1" else w in name for w in LOWER_IS_BETTER)
+    return any(w in name for w in LOWER_IS_BETTER) or not words.isdisjoint(LOWER_IS_BETTER_WORDS)
 
 
 def summarize(frame, *, by=("target", "method", "metric"), reference: str | None = None,
-              focus: str = "mixmin", level: float = 0.95):
+              focus: str = "mixmin", level: float = 0.95, lower_is_better=None):
     """Per-group mean and CI over trials, improvement over ``reference`` and paired p-values.
 
     Intervals are clipped to the values the metric can take (:func:`metric_range`): [0, 1] for AP, AUC and
@@ -304,7 +308,13 @@ def summarize(frame, *, by=("target", "method", "metric"), reference: str | None
         test (:func:`welch_pvalue`), which ignores the pairing and can call a gap significant whose paired
         interval holds 0.
 
-    A frame with several settings (``variant``) must group by them: their trials are no repeats.
+    lower_is_better : None (the default: by the metric's name, :func:`lower_is_better`), True or False for every
+        metric, or a dict ``{metric: bool}`` (metrics it leaves out: by name). It sets the improvement's sign.
+
+    Each group holds one row per trial: a frame with several settings (``variant``) or targets must group by them
+    (or average over targets first, :func:`mean_over_targets`), and a repeated row is an error, never an extra
+    trial. A ``reference`` or ``focus`` the frame lacks adds nothing, but one that differs from a method of the
+    frame only in case or by a typo is an error.
 
     Diagnostic metrics (:func:`is_diagnostic`) get neither: they are facts about the yardstick or the table.
     """
@@ -320,6 +330,12 @@ def summarize(frame, *, by=("target", "method", "metric"), reference: str | None
         bad = frame["value"][values.isna() & frame["value"].notna()].iloc[0]
         raise InputError(f"frame's 'value' column must hold numbers (empty: not measured); got {bad!r}.")
     _check_one_setting(frame, by, "summarize")
+    _check_one_row_per_trial(frame, by)
+    lower = _lower_is_better_of(lower_is_better)
+    if "method" in by:
+        methods = [str(m) for m in frame["method"].dropna().unique()]
+        for name, method in (("reference", reference), ("focus", focus)):
+            _check_method_named(name, method, methods)
     frame = frame.assign(value=values)
     rows = []
     for key, grp in frame.groupby(by, sort=False, dropna=False):
@@ -342,7 +358,7 @@ def summarize(frame, *, by=("target", "method", "metric"), reference: str | None
             sel = None if is_diagnostic(row.get("metric", "")) else _trials_of(diffs, row, group_cols)
             if sel is None:  # no finite value in any trial (pivot_table drops such groups): nothing to compare
                 continue
-            sign = -1.0 if lower_is_better(row.get("metric", "")) else 1.0
+            sign = -1.0 if lower(row.get("metric", "")) else 1.0
             m, lo, hi = mean_ci(sign * sel[row["method"]], level)
             low, high = metric_range(row.get("metric", ""))  # a difference of two such values
             width = high - low
@@ -355,6 +371,49 @@ def summarize(frame, *, by=("target", "method", "metric"), reference: str | None
                 else paired_pvalue(sel[focus], sel[row["method"]])
             )
     return out
+
+
+def _check_one_row_per_trial(frame, by: list) -> None:
+    """An InputError where a group repeats a trial: a target left out of ``by`` or a duplicated row would be
+    counted as more trials (narrower intervals) by the means, and averaged by the paired comparisons."""
+    keys = [*by, "trial"]
+    repeated = frame.duplicated(keys, keep=False)
+    if not repeated.any():
+        return
+    if "target" not in by and "target" in frame and frame["target"].nunique(dropna=False) > 1:
+        raise InputError(f"frame holds {frame['target'].nunique(dropna=False)} targets, which summarize would pool "
+                         "as extra trials; group by target too (by=(\"target\", ...)), or average over targets first "
+                         "(mean_over_targets(frame)).")
+    first = frame[repeated].iloc[0]
+    raise InputError(f"frame repeats {int(repeated.sum())} rows of one group and trial, e.g. "
+                     f"{', '.join(f'{k}={first[k]}' for k in keys)}: each group holds one row per trial (a repeat would count as "
+                     f"one more trial). Drop the repeats (frame.drop_duplicates({keys}), if they are copies) or add "
+                     "the column that tells them apart to by.")
+
+
+def _lower_is_better_of(given):
+    """``metric -> bool`` for :func:`summarize`'s ``lower_is_better`` argument."""
+    if given is None:
+        return lower_is_better
+    if isinstance(given, bool):
+        return lambda metric: given
+    if isinstance(given, dict) and all(isinstance(v, bool) for v in given.values()):
+        return lambda metric: given[metric] if metric in given else lower_is_better(metric)
+    raise InputError(f"lower_is_better must be None, True, False or a dict {{metric: True/False}}; got {given!r}.")
+
+
+def _check_method_named(name: str, method, methods: list) -> None:
+    """An InputError where ``method`` is absent but one of ``methods`` differs from it only in case or by a
+    typo (``"natral"``, ``"MixMin"``): it would silently add no improvement or p-value columns."""
+    import difflib
+
+    if method is None or method in methods:
+        return
+    close = [m for m in methods if m.lower() == str(method).lower()] or difflib.get_close_matches(
+        str(method), methods, n=1, cutoff=0.8)
+    if close:
+        raise InputError(f"{name}={method!r} is not a method of the frame; did you mean {close[0]!r}? Its methods: "
+                         f"{', '.join(sorted(methods)[:10])}.")
 
 
 def _trials_of(pivot, row, group_cols: list):

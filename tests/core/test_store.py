@@ -166,8 +166,45 @@ def test_summarize_improvement_and_pvalues():
         summarize(pd.DataFrame(rows).drop(columns="trial"))
     by_method = summarize(pd.DataFrame(rows), by="method", reference="target_only").set_index("method")  # IndexError
     assert by_method.loc["mixmin", "improvement"] == pytest.approx(0.2) and by_method.loc["natural", "p_vs_mixmin"] < 0.05
-    no_methods = summarize(pd.DataFrame(rows).drop(columns="method"), by=("target", "metric"))  # KeyError: 'method'
-    assert no_methods.loc[0, "n_trials"] == 9 and "improvement" not in no_methods
+    one_method = pd.DataFrame(rows).query("method == 'mixmin'").drop(columns="method")
+    no_methods = summarize(one_method, by=("target", "metric"))  # KeyError: 'method'
+    assert no_methods.loc[0, "n_trials"] == 3 and "improvement" not in no_methods
+    # three methods' values under one group were "9 trials"; a duplicated row was one trial more
+    with pytest.raises(InputError, match=r"frame repeats 9 rows of one group and trial, e.g. target=t, metric=ap, "
+                                         r"trial=0: each group holds one row per trial .* add the column that tells "
+                                         r"them apart to by"):
+        summarize(pd.DataFrame(rows).drop(columns="method"), by=("target", "metric"))
+    with pytest.raises(InputError, match=r"frame repeats 2 rows .*drop_duplicates\(\['target', 'method', 'metric', "
+                                         r"'trial'\]\)"):
+        summarize(pd.concat([pd.DataFrame(rows), pd.DataFrame(rows[:1])]))
+
+
+def test_summarize_refuses_pooled_targets_and_misspelt_methods_and_takes_a_direction():
+    """Two targets grouped by method alone were 'ten trials'; reference='natral' and focus='MixMin' silently added
+    nothing; bits_per_byte (Olmix's metric) was read as higher-is-better, with no way to say otherwise."""
+    rng = np.random.default_rng(0)
+    rows = [{"target": t, "method": m, "trial": k, "metric": "bits_per_byte", "value": base + rng.normal(0, 0.01)}
+            for t in ("a", "b") for k in range(5) for m, base in (("natural", 1.0), ("mixmin", 0.9))]
+    frame = pd.DataFrame(rows)
+    with pytest.raises(InputError, match=r"frame holds 2 targets, which summarize would pool as extra trials; group "
+                                         r"by target too .* or average over targets first \(mean_over_targets"):
+        summarize(frame, by=("method", "metric"), reference="natural")
+    overall = summarize(mean_over_targets(frame), reference="natural").set_index("method")
+    assert overall.loc["mixmin", "n_trials"] == 5 and overall.loc["mixmin", "improvement"] > 0.05  # lower is better
+    for kw, match in (({"reference": "natral"}, r"reference='natral' is not a method of the frame; did you mean "
+                                                r"'natural'\? Its methods: mixmin, natural"),
+                      ({"focus": "MixMin"}, r"focus='MixMin' is not a method of the frame; did you mean 'mixmin'")):
+        with pytest.raises(InputError, match=match):
+            summarize(frame, **kw)
+    assert "improvement" not in summarize(frame, reference="target_only")  # a method the frame lacks: nothing added
+    renamed = frame.assign(metric="val_quality")  # a name that says nothing: the caller says which way is better
+    worse = summarize(renamed, reference="natural").set_index(["target", "method"])
+    better = summarize(renamed, reference="natural", lower_is_better=True).set_index(["target", "method"])
+    by_metric = summarize(renamed, reference="natural", lower_is_better={"val_quality": True})
+    assert worse.loc[("a", "mixmin"), "improvement"] < 0 < better.loc[("a", "mixmin"), "improvement"]
+    assert by_metric["improvement"].tolist() == better.reset_index()["improvement"].tolist()
+    with pytest.raises(InputError, match=r"lower_is_better must be None, True, False or a dict"):
+        summarize(frame, lower_is_better="yes")
 
 
 def test_p_values_are_paired_and_agree_with_the_improvements_interval():
@@ -354,6 +391,9 @@ def test_metric_ranges_and_directions_by_name():
     assert metric_range("average_precision") == metric_range("f1") == (0.0, 1.0)  # it was unbounded
     assert metric_ci([0.98, 0.99, 1.0], "average_precision")[2] == 1.0
     assert lower_is_better("proxy_compute_spent") and not lower_is_better("proxy_compute_saved_fraction")
+    for name in ("mae", "bpb", "bits_per_byte", "cross_entropy", "brier", "ppl", "wer", "kl", "val_mae"):
+        assert lower_is_better(name), name  # read as higher-is-better, with no way to say otherwise
+    assert not any(lower_is_better(m) for m in ("power", "weekly_score", "apple_acc", "cancer_auc"))
     assert lower_is_better("surrogate:own_prediction_loss") and not lower_is_better("surrogate:own_prediction_score")
 
 
