@@ -152,7 +152,12 @@ class ProxyOutputs:
             raise InputError("samples must keep at least one sample; got none.")
         pick = lambda a: None if a is None else a[smp]
         natural = None if self.natural_weights is None else self.natural_weights[src]
-        if natural is not None and natural.sum() > 0:
+        if natural is not None and natural.sum() <= 0:
+            kept = [self.source_names[i] for i in src[:3]]
+            raise InputError(f"select keeps only sources of natural weight 0 ({', '.join(kept)}"
+                             f"{', ...' if src.size > 3 else ''}): their natural mixture is undefined. Keep a source "
+                             "of positive natural weight, or select from ProxyOutputs made without natural_weights.")
+        if natural is not None:
             natural = natural / natural.sum()
         values = self.values[src][:, smp]
         values.flags.writeable = False  # a fresh copy, shared with no one: ProxyOutputs need not copy it again
@@ -538,6 +543,9 @@ def _check_labels(labels, kind, n_samples):
         if kind in ("binary", "mse"):
             raise InputError(f"labels are required for kind {kind!r}; got None.")
         return None
+    if kind == "loglik":  # a loglik objective has no labels: given ones would be silently unused
+        raise InputError("labels apply only to kinds 'binary' and 'mse'; kind 'loglik' scores each sample's own "
+                         "log-probability. Drop labels (or pick the kind your outputs are).")
     arr = as_float_array("labels", labels, np.float32)
     if arr.ndim != 1:
         raise InputError(f"labels must be a 1-D array (one per sample); got {describe(labels)}.")

@@ -476,3 +476,15 @@ def test_a_copy_is_read_only_and_leaves_the_solvers_cache_behind(clone):
         with pytest.raises(ValueError, match="read-only"):
             array[0] = 0.0
     np.testing.assert_array_equal(mixmin(copied).weights, solved)
+
+
+def test_labels_of_loglik_and_a_selection_without_natural_weight_are_one_clear_error():
+    """labels for loglik were accepted and unused; select() of sources of natural weight 0 said to divide by the sum."""
+    with pytest.raises(InputError, match="labels apply only to kinds 'binary' and 'mse'; kind 'loglik'"):
+        ProxyOutputs(-np.ones((2, 3)), "loglik", labels=[0, 1, 1])
+    outputs = ProxyOutputs(np.full((4, 3), 0.5), "binary", labels=[0, 1, 1], source_names=list("abcd"),
+                           natural_weights=[0, 0, 1, 1])
+    with pytest.raises(InputError, match=r"select keeps only sources of natural weight 0 \(a, b\): their natural "
+                                         "mixture is undefined"):
+        outputs.select(["a", "b"])
+    np.testing.assert_allclose(outputs.select(["a", "c"]).natural_weights, [0, 1])
