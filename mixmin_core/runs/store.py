@@ -65,8 +65,9 @@ class RunLock:
         self._fd: int | None = None
         self.previous: tuple[int | None, int | None] = (None, None)  # (job_id, pid) found in a free lock
 
-    def acquire(self, *, wait_for_holder: float = 2.0) -> Self:
-        """Take the lock now or raise :class:`RunLocked` naming the job and pid that hold it."""
+    def acquire(self, *, wait_for_holder: float = 2.0, then: str = "start again (it resumes)") -> Self:
+        """Take the lock now or raise :class:`RunLocked` naming the job and pid that hold it, and what to do
+        ``then``, once it is stopped."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -81,7 +82,7 @@ class RunLock:
             who = f"job {job_id} (pid {pid})" if job_id is not None else f"a job that is starting (pid {pid})"
             stop = f"`python -m jobs cancel {job_id}`" if job_id is not None else f"`kill {pid}`"
             raise RunLocked(f"run {self.path.parent.name} is already running as {who}; wait for it to finish, "
-                            f"or stop it with {stop} and start again (it resumes).") from None
+                            f"or stop it with {stop} and {then}.") from None
         self._fd = fd
         self.previous = _parse_holder(os.pread(fd, 100, 0))
         self._write(None)
@@ -278,7 +279,8 @@ class RunStore:
         if run is None and not is_dir:
             raise InputError(f"no run {run_id[:80]!r} in {self.root}; `python -m jobs status` lists them.")
         if is_dir:
-            RunLock(folder).acquire(wait_for_holder=0.5).release()  # RunLocked names the job working on it
+            # RunLocked names the job working on it
+            RunLock(folder).acquire(wait_for_holder=0.5, then="delete the run then").release()
         return run or {"run_id": run_id, "status": "unlisted"}
 
     def delete_run(self, run_id: str) -> Path:

@@ -204,7 +204,8 @@ def test_kill_9_reads_died_in_the_cli_and_the_app_with_a_resume_hint(tmp_path):
 def test_the_lock_names_its_holder_and_frees_on_release(tmp_path):
     lock = RunLock(tmp_path / "run").acquire()
     lock.set_job(7)
-    with pytest.raises(RunLocked, match=rf"already running as job 7 \(pid {os.getpid()}\)"):
+    with pytest.raises(RunLocked, match=rf"already running as job 7 \(pid {os.getpid()}\); .* and start again "
+                                        r"\(it resumes\)\.$"):
         RunLock(tmp_path / "run").acquire(wait_for_holder=0.1)
     lock.release()
     again = RunLock(tmp_path / "run").acquire()
@@ -268,6 +269,7 @@ def test_delete_removes_a_run_but_not_a_running_one_nor_anything_outside_the_sto
     (run,) = [r for r in store.list_runs() if r["run_id"] != quick["run_id"]]
     busy = cli("delete", quick["run_id"], run["run_id"], "--yes")  # every id checked before any goes
     assert busy.returncode == 2 and "already running as job" in busy.stderr and "jobs cancel" in busy.stderr
+    assert "and delete the run then" in busy.stderr and "resumes" not in busy.stderr  # advice for `jobs run`
     for kept in (quick, run):
         assert store.run_dir(kept["run_id"]).is_dir() and store.get_run(kept["run_id"])  # nothing removed
     assert cli("delete", quick["run_id"], "--yes").returncode == 0
