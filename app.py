@@ -13,9 +13,8 @@ import streamlit as st
 from PIL import Image
 
 from mixmin_core.errors import ConfigError
-from pages.common import data, state
-from pages.common.access import NOTE as READ_ONLY_NOTE
-from pages.common.access import check_settings, read_only
+from pages.common import access, data, state
+
 
 PAGES = [
     # The default page is served at "/"; its url_path only has to be unique. The hidden twin serves
@@ -63,15 +62,15 @@ def sidebar() -> None:
         else:
             st.session_state["app.run_id"] = None
             st.caption("No runs yet: start one from the Runs page.")
-        if read_only():  # visitors see no paths of the owner's machine
-            st.info(READ_ONLY_NOTE, icon=":material/lock:")
+        if access.read_only():  # visitors see no paths of the owner's machine
+            st.info(access.note(), icon=":material/lock:")
         else:
             st.caption(f"Run store: `{store.root}`")
 
 
 st.set_page_config(page_title="mixmin", page_icon=favicon(), layout="wide")
 try:
-    check_settings()
+    access.check_settings()
 except ConfigError as exc:  # a shared app with a broken read-only switch stays closed
     st.navigation(PAGES[:1], position="hidden")  # else Streamlit would list every file in pages/ as a page
     st.error(f"mixmin does not start: {exc}", icon=":material/block:")

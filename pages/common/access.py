@@ -17,8 +17,11 @@ from jobs import control
 from mixmin_core.errors import ConfigError
 from mixmin_core.runs import datasets
 
-NOTE = ("Read-only mode: browse runs and solve live; starting jobs, cancelling them and saving uploads "
-        f"are off ({control.READ_ONLY_ENV}=1).")
+def note() -> str:
+    """The sidebar's line on read-only mode, naming the switch that turned it on (the secrets file's setting is
+    copied into the environment, which then no longer tells)."""
+    switch = "read_only = true in .streamlit/secrets.toml" if _in_secrets() else f"{control.READ_ONLY_ENV}=1"
+    return f"Read-only mode: browse runs and solve live; starting jobs, cancelling them and saving uploads are off ({switch})."
 
 
 def read_only() -> bool:
@@ -28,6 +31,15 @@ def read_only() -> bool:
     """
     if control.read_only():
         return True
+    on = _in_secrets()
+    if on:
+        os.environ[control.READ_ONLY_ENV] = "1"
+    return on
+
+
+def _in_secrets() -> bool:
+    """Whether ``read_only = true`` under ``[mixmin]`` in the app's secrets (a ConfigError for a value that is no
+    boolean, or a secrets file Streamlit could not read)."""
     try:
         section = st.secrets.get("mixmin", {})
     except Exception as exc:  # noqa: BLE001 - no secrets file (the usual case), or one Streamlit could not read
@@ -40,8 +52,6 @@ def read_only() -> bool:
     on = section.get("read_only", False) if hasattr(section, "get") else False
     if not isinstance(on, bool):  # "yes" or 1 read as true by bool(), "false" as true too
         raise ConfigError(f"read_only under [mixmin] in .streamlit/secrets.toml must be true or false; got {on!r:.40}.")
-    if on:
-        os.environ[control.READ_ONLY_ENV] = "1"
     return on
 
 

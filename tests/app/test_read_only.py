@@ -110,10 +110,10 @@ def _csv() -> bytes:
     return buf.getvalue().encode()
 
 
-def _open(page: str | None = None) -> AppTest:
-    """The app, checking the sidebar's read-only note on the first page, then ``page``."""
+def _open(page: str | None = None, switch: str = "(MIXMIN_READ_ONLY=1).") -> AppTest:
+    """The app, checking the sidebar's read-only note (naming its ``switch``) on the first page, then ``page``."""
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90).run()
-    assert any("Read-only mode" in i.value for i in at.sidebar.info), [e for e in at.sidebar]
+    assert any("Read-only mode" in i.value and i.value.endswith(switch) for i in at.sidebar.info), [e for e in at.sidebar]
     assert not any("Run store:" in c.value for c in at.sidebar.caption)  # no paths of the owner's machine
     if page:
         at.switch_page(f"pages/{page}.py").run()
@@ -203,7 +203,7 @@ def test_secrets_turn_read_only_on(home, tmp_path, monkeypatch):
 
     secrets_singleton._secrets = None  # re-read from the patched path
     try:
-        at = _open("jobs")
+        at = _open("jobs", switch="(read_only = true in .streamlit/secrets.toml).")  # it named MIXMIN_READ_ONLY=1
         assert "Start job" not in [b.label for b in at.button]
         assert os.environ.get("MIXMIN_READ_ONLY") == "1"  # so jobs.control refuses too
     finally:
