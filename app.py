@@ -15,7 +15,6 @@ from PIL import Image
 from mixmin_core.errors import ConfigError
 from pages.common import access, data, state
 
-
 PAGES = [
     # The default page is served at "/"; its url_path only has to be unique. The hidden twin serves
     # the same page at /runs, so every page has its own path.
