@@ -228,7 +228,7 @@ def plan_training(result: MixtureResult, sizes, *, budget: float, max_epochs: fl
     if budget > MAX_BUDGET:  # amounts are whole numbers of tokens or rows (int64): 1e30 printed as negative
         raise InputError(f"budget must be at most {MAX_BUDGET:.0e} {unit}; got {budget:g}.")
     if budget != int(budget):  # the amounts are whole: 10.5 planned 10 rows and said 10.5
-        raise InputError(f"budget must be a whole number of {unit}; got {budget:g}.")
+        raise InputError(f"budget must be a whole number of {unit}; got {budget!r}.")  # :g read 1.23457e+07
     names = check_names("the mixture's source names", result.source_names)  # a line break would end a comment
     w = np.asarray(result.weights, dtype=np.float64)
     if w.shape != (len(names),):

@@ -129,6 +129,8 @@ def test_olmix_yaml_quotes_names_a_yaml_1_2_reader_would_take_for_numbers():
     one = MixtureResult(weights=np.array([1.0, 0, 0], np.float32), source_names=names)
     with pytest.raises(InputError, match=r"budget must be a whole number of tokens; got 10.5"):  # it planned 10
         plan_training(one, dict.fromkeys(names, 100.0), budget=10.5)
+    with pytest.raises(InputError, match=r"budget must be a whole number of tokens; got 12345677.6\."):  # 1.23457e+07
+        plan_training(one, dict.fromkeys(names, 100.0), budget=12345677.6)
     assert plan_training(one, dict.fromkeys(names, 100.0), budget=1e3).whole_amounts.sum() == 1000
 
 
