@@ -12,6 +12,7 @@ from mixmin_core.solver.results import (
     MixtureResult,
     Status,
     mean_ci,
+    mean_over_targets,
     paired_pvalue,
     summarize,
     welch_pvalue,
@@ -21,6 +22,6 @@ from mixmin_core.solver.solvers import Iterate, mixmin
 __all__ = [
     "BootstrapResult", "ConfigError", "InputError", "Iterate", "MixminError", "MixtureResult",
     "ProxyOutputs", "Status", "balanced", "bootstrap_weights", "fixed_mixture", "mean_ci",
-    "mixmin", "mixture_loss", "natural", "paired_pvalue", "summarize", "welch_pvalue",
+    "mean_over_targets", "mixmin", "mixture_loss", "natural", "paired_pvalue", "summarize", "welch_pvalue",
     "cross_target_table", "mixmin_multi", "pareto_front",
 ]

@@ -66,6 +66,9 @@ MAX_MIXTURES = 10_000_000
 
 def _check_prior(name: str, prior, n_sources: int | None = None, *, names: tuple | None = None) -> np.ndarray:
     """``prior`` normalised; with ``names``, a dict or Series keyed by source name is put in their order."""
+    if prior is None:  # a table of your own publishes no natural weights (RunTable.natural_weights is None)
+        raise InputError(f"{name} is required: the weights RegMix draws its candidates around (for a run table, "
+                         "prior_for(table): its natural weights, or the mean of its runs).")
     if names is not None:
         prior, n_sources = by_source(name, prior, names), len(names)
     p = as_float_array(name, prior)

@@ -128,9 +128,12 @@ BAD_SEARCH_INPUTS = [
     ("random-table-losses-frame-2-columns", _rs_table(losses=pd.DataFrame({"x": _Y, "y": _Y})),
      r"losses must hold one loss per mixture, shape \(30,\).*got array of shape \(30, 2\)"),
     ("random-table-W-text", _rs_table(W=[["x"] * 5] * 30), "W must be an array of numbers"),
+    # a table of your own has no natural weights: its None said "got array of shape () and dtype object"
+    ("regmix-fit-choose-prior-none", _fit_choose(prior=None), r"prior is required: .* prior_for\(table\)"),
     # percentages: bo_table returned weights summing to 100, RegMix fitted on them and predicted for mixtures
-    *[(f"{name}-W-percent", call(W=_W * 100), r"W row 0 sums to 100 \(30 of 30 rows are off\); each row is a run's "
-       r"mixture, summing to 1 \(\+-0.01\). If the rows hold percentages or token counts, divide each row by its sum")
+    *[(f"{name}-W-percent", call(W=_W * 100), (r"W row 0 sums to 100 \(30 of 30 rows are off\); each row is a run's "
+                                                r"mixture, summing to 1 \(\+-0.01\). If the rows hold percentages or "
+                                                r"token counts, divide each row by its sum"))
       for name, call in (("random-table", _rs_table), ("bo-table", _bo_table), ("regmix-fit-choose", _fit_choose))],
     # bo_table: everything before the first GP fit
     ("bo-table-refit-every-zero", _bo_table(refit_every=0), "refit_every must be an integer >= 1; got 0"),
