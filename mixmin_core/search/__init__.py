@@ -2,9 +2,8 @@
 
 >>> from mixmin_core.search import load_run_table, prior_for, regmix_fit_choose
 """
-from mixmin_core.search.bayesopt import (
-           bo_table,  # not bayesopt(): that name is the module
-)
+# not bayesopt() itself: ``mixmin_core.search.bayesopt`` names its module
+from mixmin_core.search.bayesopt import bo_table
 from mixmin_core.search.run_tables import OwnTable, RunTable, load_run_table, prior_for
 from mixmin_core.search.swarm import (
            random_search,
