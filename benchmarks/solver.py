@@ -13,8 +13,9 @@ Goal: one-pass at most 0.6x at both binary sizes and 1.2x for loglik at 7 x 20,0
 float32 arithmetic), where it applies, with the L1 distance of its weights to float32's (goal < 1e-3).
 The objective's one-off setup per ProxyOutputs (cached with it, e.g. ``1 - f`` for negative
 labels) is printed separately: it is paid once, not per solve or iteration.
-Then the batched bootstrap, and a memory-mapped (larger than memory) solve with its peak
-resident memory (see ``benchmarks/solver_mmap.py``; ``--mmap-samples 0`` skips it).
+Then the batched bootstrap (and, with few sources, each resample's compiled solve against a batch), and a
+memory-mapped (larger than memory) solve with its peak resident memory (see ``benchmarks/solver_mmap.py``;
+``--mmap-samples 0`` skips it).
 
     python -m benchmarks.solver            # all sizes (needs ~2 GB for 1,328 x 100,000)
     python -m benchmarks.solver --quick    # smaller sizes, for a smoke run
@@ -138,6 +139,24 @@ def bootstrap_row(rng: np.random.Generator, n_boot: int = 200, repeats: int = 2)
           f"{n_boot} separate solves ~{single * n_boot:.2f} s; ratio {best['one'] / (single * n_boot):.2f}", flush=True)
 
 
+def few_sources_bootstrap_row(rng: np.random.Generator, n_boot: int = 200, repeats: int = 2) -> None:
+    """Few sources (20 x 20,000): each resample through the compiled descent against one batched solve."""
+    from mixmin_core.solver import objectives
+
+    outputs = make_outputs("binary", 20, 20_000, rng)
+    compiled = objectives.Objective.compiled
+    best = {"each": np.inf, "batched": np.inf}
+    try:
+        for _ in range(repeats):
+            for name, prop in (("each", compiled), ("batched", property(lambda self: False))):
+                objectives.Objective.compiled = prop
+                best[name] = min(best[name], timed(lambda: bootstrap_weights(outputs, n_boot=n_boot)))
+    finally:
+        objectives.Objective.compiled = compiled
+    print(f"bootstrap {n_boot} x (20 x 20,000): each resample compiled {best['each']:.2f} s, batched "
+          f"{best['batched']:.2f} s; ratio {best['each'] / best['batched']:.2f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
@@ -153,6 +172,7 @@ def main() -> None:
     for kind, n_sources, n_samples in (QUICK if args.quick else SIZES):
         solver_row(kind, n_sources, n_samples, rng, args.repeats)
     bootstrap_row(rng)
+    few_sources_bootstrap_row(rng)
     if args.mmap_samples and not args.quick:
         print("\nmemory-mapped solve (python -m benchmarks.solver_mmap):", flush=True)
         subprocess.run([sys.executable, "-m", "benchmarks.solver_mmap", "--samples", str(args.mmap_samples)],

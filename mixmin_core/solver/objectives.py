@@ -258,17 +258,25 @@ class Objective:
             job.result()
         return (self._loss(mixed, s) if need_loss else None), (parts[0] if threads == 1 else parts.sum(axis=0))
 
-    def descend(self, w: np.ndarray, step_size: float, max_iter: int, tol: float):
+    @property
+    def compiled(self) -> bool:
+        """Whether :meth:`descend` applies: few sources, in memory, small enough for one thread."""
+        return self.columns and self.matrix.nbytes < COLUMNS_THREAD_BYTES
+
+    def descend(self, w: np.ndarray, step_size: float, max_iter: int, tol: float, sample_weights=None):
         """Mirror descent from ``w`` compiled whole (:func:`~mixmin_core.solver.kernels.descend_columns`)
-        where it applies: few sources, in memory, one thread. Returns ``(trajectory, losses, gaps, how)``,
-        cut to the iterates made, or None where it does not apply (``solvers.descend`` runs instead)."""
-        if not self.columns or self.matrix.nbytes >= COLUMNS_THREAD_BYTES:
+        where it applies (:attr:`compiled`), with ``sample_weights`` ``(N,)`` as :meth:`loss_grad` (a bootstrap
+        resample). Returns ``(trajectory, losses, gaps, how)``, cut to the iterates made, or None where it does not
+        apply (``solvers.descend`` runs instead)."""
+        if not self.compiled:
             return None
         traj = np.empty((max_iter + 1, self.n_sources), np.float32)
         traj[0] = w
         losses, gaps = np.empty(max_iter + 1), np.empty(max_iter + 1)
-        s = self._scale(None)
-        n, how = kernels.descend_columns(self.matrix, self.kind_code, self.constant, self._uniform_scales()[1],
+        s = self._scale(sample_weights)
+        scale = (self._uniform_scales()[1] if sample_weights is None
+                 else _vector(self._factor_scale(s), self.n_samples))
+        n, how = kernels.descend_columns(self.matrix, self.kind_code, self.constant, scale,
                                          _vector(s, self.n_samples), *self._loss_terms(s), float(step_size),
                                          float(tol), traj, losses, gaps)
         return traj[:n], losses[:n], gaps[:n], how

@@ -259,13 +259,18 @@ def _check_params(step_size, max_iter, tol) -> tuple[float, int, float]:
     return check_number("step_size", step_size, minimum=0, strict=True), max_iter, check_number("tol", tol, minimum=0)
 
 
+def rose(last_loss, best_loss):
+    """Whether a descent's loss rose from its best iterate to its last (arrays: per row), so that a run that did not
+    converge returns its best iterate. float32 losses carry ~1e-7 relative noise: only a real rise counts."""
+    return np.isfinite(best_loss) & (last_loss - best_loss > 1e-6 * np.maximum(1.0, np.abs(best_loss)))
+
+
 def _result(outputs, traj, losses, gaps, status, message, step_size) -> MixtureResult:
     losses = np.asarray(losses, dtype=np.float64)
     gaps = np.asarray(gaps, dtype=np.float64)
     pick = len(losses) - 1
     best = int(np.argmin(losses))
-    # float32 losses carry ~1e-7 relative noise: only fall back to an earlier iterate for a real rise
-    if status != Status.CONVERGED and np.isfinite(losses[best]) and losses[pick] - losses[best] > 1e-6 * max(1.0, abs(losses[best])):
+    if status != Status.CONVERGED and rose(losses[pick], losses[best]):
         pick = best
         message += f"; returning iteration {best}, whose loss was lowest (the loss rose afterwards: try a smaller step_size)"
     return MixtureResult(

@@ -21,7 +21,7 @@ def test_intervals_cover_the_point_estimate_and_are_reproducible():
     assert (c.upper - c.lower).mean() < (a.upper - a.lower).mean()
 
 
-def test_batched_bootstrap_equals_solving_each_resample():
+def test_batched_bootstrap_equals_solving_each_resample(path):
     outputs, _ = example_problem(n_sources=3, n_samples=300, seed=2)
     res = bootstrap_weights(outputs, n_boot=3, seed=5, max_iter=50)
     rng = np.random.default_rng(5)
@@ -43,13 +43,25 @@ def test_bootstrap_errors(kwargs, match):
         bootstrap_weights(outputs, **kwargs)
 
 
+@pytest.fixture(params=["compiled", "batched"])
+def path(request, monkeypatch):
+    """Few sources in memory solve each resample through the compiled descent; others (or any, here) in one batch."""
+    from mixmin_core.solver import objectives
+
+    if request.param == "batched":
+        monkeypatch.setattr(objectives.Objective, "compiled", property(lambda self: False))
+    return request.param
+
+
 @pytest.mark.parametrize("step_size,max_iter", [(1.0, 200), (10.0, 100)])
-def test_each_resample_gets_what_mixmin_returns_for_it(step_size, max_iter):
+def test_each_resample_gets_what_mixmin_returns_for_it(step_size, max_iter, path):
     """The batch stops each resample on its gap and keeps the lowest-loss iterate when the loss rose, as mixmin
     does: at step 10 the Solver showed the start's weights beside intervals of the 100th iterate."""
+    from mixmin_core.solver.objectives import make_objective
     from mixmin_core.solver.synthetic import example_problem
 
     outputs = example_problem()[0]
+    assert make_objective(outputs).compiled == (path == "compiled")
     boot = bootstrap_weights(outputs, n_boot=4, seed=3, step_size=step_size, max_iter=max_iter)
     n = outputs.n_samples
     counts = np.random.default_rng(3).multinomial(n, np.full(n, 1.0 / n), size=4)  # the resamples it drew
@@ -80,7 +92,7 @@ def test_resamples_are_solved_under_the_same_caps_and_prior_as_the_mixture(const
         bootstrap_weights(outputs, caps=[0.1] * 4)
 
 
-def test_the_share_of_resamples_that_converged_is_reported():
+def test_the_share_of_resamples_that_converged_is_reported(path):
     """At the default 100 steps the intervals excluded the optimum (c in [0.57, 0.71] against 0.84), and nothing
     said the resamples had stopped at the iteration limit."""
     outputs, _ = example_problem(n_sources=4, n_samples=2000, seed=1)
@@ -89,7 +101,7 @@ def test_the_share_of_resamples_that_converged_is_reported():
     assert short.converged == 0.0 and settled.converged == 1.0
 
 
-def test_a_resample_whose_gap_of_zero_the_clip_made_is_not_counted_converged():
+def test_a_resample_whose_gap_of_zero_the_clip_made_is_not_counted_converged(path):
     """A reviewer's case: mixmin said "clipped" at step 10 (one source alone gives some samples their label),
     while the bootstrap of the same problem and settings counted every resample converged."""
     rng = np.random.default_rng(0)
