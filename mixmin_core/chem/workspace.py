@@ -50,7 +50,7 @@ def check_target(table: chemdata.AssayTable, target: str, informative: list, val
                          f"{int((labels[:, column] == 0).sum())} negatives among {among} of {table.path}; "
                          "a target needs both.")
     # the workspace's splits: 80/20 per class, as the pipeline's
-    chemsplits.check_test_labels(table, [target], valid, fraction_field=False)
+    chemsplits.check_test_labels(table, [target], valid, fraction_field=False, one_trial=True)
 
 
 class ChemWorkspace:

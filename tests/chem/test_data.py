@@ -255,6 +255,22 @@ def test_a_target_with_few_test_positives_is_warned_about(tmp_path, toxcast_head
     assert "positive(s)" not in caplog.text  # 64 positives: about 13 in its test split
 
 
+def test_a_one_trial_pipelines_few_positives_advice_asks_for_no_intervals(tmp_path, toxcast_head, caplog):
+    """chem_evolve and chem_ladder (one trial) were told to "weigh the intervals across trials": they have none."""
+    frame = toxcast_head.copy()
+    frame["rare"] = 0
+    frame.loc[frame.index[:8], "rare"] = 1
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    from mixmin_core.chem.workspace import check_target
+
+    table = data.load_assay_table(path)
+    with caplog.at_level("WARNING", logger="mixmin.chem"):
+        check_target(table, "rare", data.informative_assays(table)[0])
+    assert "about 2 positive(s)" in caplog.text and "this pipeline runs one trial" in caplog.text
+    assert "intervals across trials" not in caplog.text
+
+
 def test_validation_parses_every_molecule_before_any_work(tmp_path, toxcast_head):
     """--dry-run passed a target whose positives were all unparsable SMILES (the run then failed)."""
     frame = toxcast_head.copy()
