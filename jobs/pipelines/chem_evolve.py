@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from jobs.config import MAX_TREES, setting
 from mixmin_core.chem import data as chemdata
 from mixmin_core.chem.evolve import (
+    SOLVE_TOL,
     UPDATE_KINDS,
     build_versions,
     check_caps,
@@ -102,7 +103,7 @@ def run(config: ChemEvolveConfig, ctx: RunContext) -> dict:
                      max_iter=config.max_iter, prior_strength=config.prior_strength)
     write_json(ctx.path("evolve.json"), {
         "target": config.target, "dataset": config.path or config.dataset, "proxy_trees": config.proxy_trees,
-        "caps": config.caps, "prior_strength": config.prior_strength, "versions": records})
+        "caps": config.caps, "prior_strength": config.prior_strength, "tol": SOLVE_TOL, "versions": records})
     write_report(ctx.run_dir, result_rows(config.target, records))
     return {"versions": [{"variant": r["variant"], "n_sources": r["n_sources"], "ap": r["ap"],
                           "trained": len(r["trained"]), "reused": len(r["reused"]),

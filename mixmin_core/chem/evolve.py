@@ -44,6 +44,9 @@ from mixmin_core.solver.solvers import mixmin
 
 log = logging.getLogger("mixmin.chem.evolve")
 UPDATE_KINDS = ("add", "remove", "split", "revise")
+#: The solves' tolerance on the Frank-Wolfe gap (evolve.json records it: the Beyond page calls a solve that stopped
+#: at max_iter short only where its gap is well above it).
+SOLVE_TOL = 1e-6
 
 
 @dataclass
@@ -224,7 +227,7 @@ def evolve(ws: ChemWorkspace, versions: list[Version], *, target: str, proxy_tre
            final_depth: int, max_final_rows: int, caps=None, step_size: float = 1.0, max_iter: int = 100,
            prior_strength: float = 0.0) -> list[dict]:
     """Run every version (proxies, warm and cold MixMin, final model); return one record per version."""
-    solve = {"step_size": step_size, "max_iter": max_iter, "prior_strength": prior_strength}
+    solve = {"step_size": step_size, "max_iter": max_iter, "prior_strength": prior_strength, "tol": SOLVE_TOL}
     seen: set = set()
     previous, records, finals = None, [], []
     for k, v in enumerate(versions):

@@ -50,6 +50,7 @@ def test_the_ladder_stops_at_the_first_stable_rung_and_trains_nothing_above(tmp_
         assert info["final_compute"] == 10 * min(1000, fit_rows)
         assert info["rungs"][1]["budget"] == pytest.approx(info["rungs"][1]["compute"] / info["final_compute"])
         assert all(0 <= a <= 1 for a in info["ap"]) and len(info["ap"]) == 2
+        assert info["test_positives"] >= 1  # the Beyond page warns when the rungs' AP rests on few
     proxies = [u["unit_id"] for u in store.units(run_id) if u["kind"] == "proxy"]
     assert sorted(proxies) == sorted(f"proxy/rung{k}/{a}" for k in (0, 1) for a in SOURCES)  # shared by both targets
     cached = [json.loads(p.read_text()) for p in (store.root / "proxy_cache").glob("*.json")]
