@@ -33,7 +33,7 @@ from mixmin_core.errors import ConfigError
 from mixmin_core.runs.fileio import write_json
 from mixmin_core.runs.runner import RunContext
 
-from ._chem_base import ChemBeyondConfig, check_assays
+from ._chem_base import ChemBeyondConfig, check_assays, default_said
 
 
 @dataclass
@@ -81,7 +81,8 @@ def _checked_versions(config: ChemEvolveConfig, table, limit: int | None = None)
     """The versions, without molecules RDKit cannot parse; the target checked among the parsed ones."""
     valid = parsed_molecules(table, limit=limit)
     informative, _ = chemdata.informative_assays(table, valid)
-    check_target(table, config.target, informative, valid)
+    with default_said(config, "target"):
+        check_target(table, config.target, informative, valid)
     versions = build_versions(table, informative, target=config.target, initial=config.initial,
                               updates=config.updates, revise_fraction=config.revise_fraction, seed=config.seed,
                               valid=valid)
