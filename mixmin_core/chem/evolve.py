@@ -5,6 +5,7 @@ Version 0 is the ``initial`` source list; each update makes the next version:
   {add: [assays] | N}     new sources (N: the next N informative assays of the table)
   {remove: [sources]}     sources dropped
   {split: source(s)}      a source's molecules split in two by a seeded hash of the SMILES -> "<s>#1", "<s>#2"
+                          (a half split again: the hash salted by its name, "<s>#1#1", "<s>#1#2")
   {revise: source(s)}     a new data release: a seeded ``revise_fraction`` of its labelled molecules dropped
                           (the source keeps its name; its content, so its proxy, changes)
 
