@@ -1,6 +1,8 @@
 """Assays: per target, the source assays MixMin weights most, with titles and categories."""
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pandas as pd
 import plotly.express as px
@@ -14,6 +16,7 @@ state.open_page("assays")
 
 GROUP_LABELS = {"cytotoxicity": "cytotoxicity", "phenotypic": "phenotypic screen",
                 "protein": "protein binding / inhibition", "other": "other"}
+COLOUR_NAMES = {"cytotoxicity": "red", "phenotypic": "green", "protein": "blue", "other": "orange"}  # figs.CATEGORY_COLOURS
 
 
 def boot_info(run_id: str, problem: layout.Problem) -> tuple[int, float | None]:
@@ -129,11 +132,15 @@ def colour_rows(table: pd.DataFrame):
          **{c: "{:,.0f}" for c in ("labelled", "positives") if c in table}}, na_rep="")
 
 
-def legend() -> None:
-    colours = {g: figs.CATEGORY_COLOURS[g] for g in GROUP_LABELS}
-    chips = " ".join(f"<span style='background:{c};color:{figs.text_on(c)};padding:2px 8px;border-radius:4px;"
-                     f"margin-right:6px'>{GROUP_LABELS[g]}</span>" for g, c in colours.items())
-    st.markdown(chips + " &nbsp;(colours as in the paper's Table 1)", unsafe_allow_html=True)
+def legend(categories) -> None:
+    """Every category the table shows, each in its colour as the table draws it (the paper's Table 1 groups: a
+    legend of the four groups alone left 'cell-based reporter (receptor/pathway)' in orange unexplained)."""
+    by_group = {g: sorted({str(c) for c in categories if c and figs.category_group(c) == g}) for g in GROUP_LABELS}
+    chips = " ".join(f"<span style='background:{figs.CATEGORY_COLOURS[g]};color:{figs.text_on(figs.CATEGORY_COLOURS[g])};"
+                     f"padding:2px 8px;border-radius:4px;margin-right:6px'>{html.escape(c)}</span>"
+                     for g, names in by_group.items() for c in names)
+    groups = ", ".join(f"{COLOUR_NAMES[g]} {GROUP_LABELS[g]}" for g in GROUP_LABELS)
+    st.markdown(chips + f" &nbsp;(colours as in the paper's Table 1: {groups})", unsafe_allow_html=True)
 
 
 def source_noun(run_id: str) -> str:
@@ -226,7 +233,7 @@ def page() -> None:
         if not chosen:
             st.info("No category is selected: pick one or more above to list their sources.")
     if categories and noun == "source assays":  # the paper's assay categories; an LM run's sources are 'text'
-        legend()
+        legend(top["category"].unique())
     facts = [c for c in (*FACTS.values(), "trials") if c in top]
     shown = top[["source", "title", "category", "weight", "lower", "upper", "group", *facts]]
     st.dataframe(colour_rows(shown), hide_index=True, placeholder="—", width="stretch",

@@ -13,12 +13,18 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages.common import data, state
+from pages.common import data, notes, state
 from pages.common import figures as figs
 
 state.open_page("beyond")
 
 PIPELINES = ("chem_evolve", "chem_ladder")
+#: An L1 change of the weights below this shows as 0.000: the update left the mixture as it was.
+NO_MOVE = 5e-4
+#: A solve that stopped at max_iter with a Frank-Wolfe gap within this many times its tol all but converged.
+MATERIAL_GAP = 10
+#: Weights are shown to 4 decimals: a move below half the last digit shows as 0.0000.
+SHOWN_MOVE = 5e-5
 
 
 def _json(path):
@@ -115,8 +121,37 @@ def versions_table(versions: list) -> pd.DataFrame:
                      "compute spent": v["compute"]["spent"], "compute saved": v["compute"]["saved_fraction"],
                      "L1 change": change.get("l1"), "L1 per assay": change.get("l1_by_assay"),
                      "iterations warm / cold": f"{v.get('iters_to_loss_warm', '')} / {v.get('iters_to_loss_cold', '')}",
-                     "AP": v.get("ap")})
+                     "AP": v.get("ap"), "test positives": v.get("test_positives")})
     return pd.DataFrame(rows)
+
+
+def l1_moved(change: dict | None) -> float | None:
+    """The L1 change of an update (per assay where a split renamed one: the halves summed), or None for v0."""
+    if not change:
+        return None
+    return change["l1_by_assay"] if change.get("l1_by_assay") is not None else change["l1"]
+
+
+def stopped_short(version: dict, tol: float) -> bool:
+    """The solve hit max_iter with a gap well above the run's tol (one a few times tol is converged for the page's
+    purpose: 2.6e-6 at tol 1e-6 warned on nearly every update)."""
+    gap = version.get("gap")
+    return version.get("status") == "max_iter" and (gap is None or gap > MATERIAL_GAP * tol)
+
+
+def caps_text(caps) -> str:
+    """The run's ``caps`` as a sentence fragment."""
+    if isinstance(caps, dict):
+        return ", ".join(f"{state.code(n, 40)} {c:g}" for n, c in caps.items())
+    return f"{caps:g} on every source"
+
+
+def weights_table(version: dict) -> pd.DataFrame:
+    """A capped version's weights, its caps and whether each weight sits at its cap, largest first."""
+    caps = version.get("caps") or {}
+    rows = [{"source": n, "weight": w, "cap": caps.get(n), "at cap": n in caps and w >= caps[n] - 1e-6}
+            for n, w in version["weights"].items()]
+    return pd.DataFrame(rows).sort_values("weight", ascending=False, kind="stable")
 
 
 def not_ready(run_dir, what: str) -> None:
@@ -151,7 +186,16 @@ def show_evolve(run_dir) -> None:
         "compute spent": st.column_config.NumberColumn(format="%d"),  # exact, as results.csv (%.3g showed 30700)
         "L1 change": st.column_config.NumberColumn(format="%.3f"),
         "L1 per assay": st.column_config.NumberColumn(format="%.3f"),
-        "AP": st.column_config.NumberColumn(format="%.3f")})
+        "AP": st.column_config.NumberColumn(format="%.3f"),
+        "test positives": st.column_config.NumberColumn(format="%d", help="positives in the target's test split: "
+                                                        "the molecules the AP rests on (the same in every version)")})
+    positives = [v.get("test_positives") for v in versions if v.get("test_positives") is not None]
+    if positives:
+        notes.few_positives({info["target"]: min(positives)}, one_trial=True,
+                            compared="AP changes between versions")
+    if info.get("caps") is not None:
+        st.caption(f"Caps (max weight per source): {caps_text(info['caps'])}. A split assay's halves each get its "
+                   "cap (together they may reach twice it; cap a half by its name, `ASSAY#1`).")
     st.plotly_chart(figs.safe(compute_figure(versions)), key="beyond.compute")
     if len(versions) < 2:
         return
@@ -170,13 +214,22 @@ def show_evolve(run_dir) -> None:
                   help=f"split halves summed; per source (a split's renaming counted as a move): {change['l1']:.3f}")
     else:
         c3.metric("L1 change", f"{change['l1']:.3f}")
-    c4.metric("AP", f"{after['ap']:.3f}", delta=f"{after['ap'] - before['ap']:+.3f}")
+    moved = l1_moved(change)
+    still = moved is not None and moved < NO_MOVE  # no move: the AP change is the final model's own noise
+    n_pos = after.get("test_positives")
+    c4.metric("AP", f"{after['ap']:.3f}", delta=f"{after['ap'] - before['ap']:+.3f}",
+              delta_color="off" if still else "normal",
+              help=None if n_pos is None else f"over {n_pos} positives in the target's test split (one trial)")
+    if still:
+        st.caption(f"The update left the weights as they were (L1 change {moved:.3f}): the AP change "
+                   f"({after['ap'] - before['ap']:+.3f}) is final-model noise (its own training draw), not the update's "
+                   "effect.")
     in_job = after.get("trained_in_this_job")
     if in_job is not None and len(in_job) < len(after["trained"]):  # an earlier job or run (release) trained them
         st.caption(f"{len(after['trained']) - len(in_job)} of the {len(after['trained'])} proxies this version needed "
                    f"trained were already in the store's proxy cache (an earlier job of this run, or another run, "
                    f"trained them): the last job trained {len(in_job)}. Compute saved counts within this run.")
-    short = [v for v in (before, after) if v.get("status") == "max_iter"]
+    short = [v for v in (before, after) if stopped_short(v, info.get("tol", 1e-6))]
     if short:  # the warm start carried on converging: the update did not move those weights
         st.warning("The solve of " + " and ".join(f"{v['variant']} stopped short ({v['status']}, gap {v['gap']:.2g})"
                                                   for v in short)
@@ -185,8 +238,15 @@ def show_evolve(run_dir) -> None:
     st.plotly_chart(figs.safe(before_after_figure(before["weights"], after["weights"],
                                                   title=f"Weights before ({before['variant']}) and after "
                                                         f"({after['variant']})")), key="beyond.before_after")
+    if after.get("caps"):
+        table = weights_table(after)
+        st.caption(f"Weights of {after['variant']} and their caps: {int(table['at cap'].sum())} of {len(table)} "
+                   "sit at their cap (a split assay's halves each get its cap).")
+        st.dataframe(table, hide_index=True, placeholder="—", width="stretch", key="beyond.weights",
+                     column_config={"weight": st.column_config.NumberColumn(format="%.4f"),
+                                    "cap": st.column_config.NumberColumn(format="%.4g")})
     moves = pd.DataFrame(after["mixture_change"]["largest_moves"], columns=["source", "before", "after", "delta"])
-    moves = moves[moves["delta"].abs() >= 1e-6]  # below it a weight did not move (1e-22 was listed)
+    moves = moves[moves["delta"].abs() >= SHOWN_MOVE]  # below it the move shows as 0.0000 (1e-22 was listed)
     if not moves.empty:
         st.caption("Largest moves")
         st.dataframe(moves, hide_index=True, placeholder="—", width="stretch",
@@ -195,10 +255,12 @@ def show_evolve(run_dir) -> None:
 
 # ---- ladder ------------------------------------------------------------------------------------
 def ladder_files(run_dir) -> dict:
-    """``{target: its ladder file}``, by the target's own name (the file's is a file-safe form: ß read as -)."""
+    """``{target: its ladder file}``, by the target's own name (the file's is a file-safe form: ß read as -), in the
+    config's order of targets (others after, by name)."""
     folder = run_dir / "ladder"
-    files = sorted(folder.glob("*.json")) if folder.exists() else []
-    return {_ladder_target(p): p for p in files}
+    files = {_ladder_target(p): p for p in sorted(folder.glob("*.json"))} if folder.exists() else {}
+    order = [str(t) for t in data.run_config(run_dir.name).get("targets") or []]
+    return dict(sorted(files.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else len(order), kv[0])))
 
 
 def _ladder_target(path) -> str:
@@ -258,6 +320,9 @@ def show_ladder(run_dir) -> None:
         st.warning(f"Climbing on, the mixture moved again ({rule_text(info)} at or above {info['threshold']:g}) at "
                    + ", ".join(f"{100 * b:.3g}%" for b in info["moved_again"])
                    + " of the final model's compute: the stopping rule stopped early for this target.")
+    if info.get("test_positives") is not None and any(a is not None for a in info.get("ap") or []):
+        notes.few_positives({info["target"]: info["test_positives"]}, one_trial=True,
+                            compared="AP changes between rungs")
     st.plotly_chart(figs.safe(ladder_figure(info)), key="beyond.ladder")
     st.plotly_chart(figs.safe(l1_figure(info)), key="beyond.l1")
     st.dataframe(rungs_table(info), hide_index=True, placeholder="—", width="stretch", column_config={

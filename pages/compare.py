@@ -7,7 +7,6 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from mixmin_core.chem.splits import FEW_TEST_POSITIVES
 from mixmin_core.lm.overlap import warned
 from mixmin_core.runs import layout
 from mixmin_core.solver.results import (
@@ -18,7 +17,7 @@ from mixmin_core.solver.results import (
     metric_range,
     summarize,
 )
-from pages.common import data, state
+from pages.common import data, notes, state
 from pages.common import figures as figs
 
 state.open_page("compare")
@@ -144,19 +143,11 @@ def overlap_note(info: dict, sample_chars=None) -> None:
 
 def few_positives(frame: pd.DataFrame) -> None:
     """For chemistry finals that recorded their test split's positives: the targets whose average precision rests on
-    a handful of molecules (MUV: one of five actives ranked first decided a method's mean)."""
+    a handful of molecules (the fewest over trials)."""
     if "test_positives" not in frame:
         return
     counts = pd.to_numeric(frame["test_positives"], errors="coerce").groupby(frame["target"]).min().dropna()
-    few = counts[counts < FEW_TEST_POSITIVES]
-    if few.empty:
-        return
-    listed = ", ".join(f"{state.code(t, 40)} {int(n)}" for t, n in few.sort_values().head(8).items())
-    more = f" and {len(few) - 8} more" if len(few) > 8 else ""
-    st.warning(f"Few positives in the test split (fewest over trials): {listed}{more}. An average precision over so "
-               "few rests on single molecules: a method's mean can move by one active ranked first, and an interval "
-               "over a few trials says little. Read gaps between methods as noise unless they hold over many targets.",
-               icon=":material/scatter_plot:")
+    notes.few_positives(counts.to_dict(), one_trial=frame["trial"].nunique() == 1)
 
 
 def yardstick_note(frame: pd.DataFrame, metric: str) -> None:

@@ -2,11 +2,13 @@
 "beyond the paper" pipelines (``chem_evolve``, ``chem_ladder``)."""
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 from dataclasses import dataclass
 
 from jobs.config import MAX_TREES, ExecutionConfig, setting
 from mixmin_core.chem.experiment import ChemData
-from mixmin_core.errors import ConfigError
+from mixmin_core.errors import ConfigError, InputError
 from mixmin_core.runs.datasets import assay_tables
 
 FORMATS = ("auto", "moleculenet", "pcba128", "pcba1328")
@@ -22,7 +24,8 @@ class ChemDataConfig(ExecutionConfig):
     format: str = setting("auto", choices=FORMATS)
     smiles_column: str = "smiles"
     ignore_columns: list[str] = setting(["mol_id"], doc="non-assay columns of a user table")  # noqa: RUF009 - setting() returns a dataclasses.field
-    metadata: str = setting("auto", doc="assay titles/categories: auto | registry name | path | ''")
+    metadata: str = setting("auto", doc="assay titles/categories: auto | registered metadata name (e.g. "
+                                        "toxcast_assays) | path | ''")
     max_molecules: int = setting(0, min=0, max=100_000_000, doc="first N molecules (0 = all; PCBA-1328: 100,000 as in the paper)")
 
     gpu_library = "XGBoost"
@@ -72,3 +75,18 @@ def check_assays(key: str, value, *, count: bool = True) -> None:
         return
     what = "a positive count or " if count else ""
     raise ConfigError(f"{key}: must be {what}a non-empty list of assay names; got {value!r}.")
+
+
+@contextlib.contextmanager
+def default_said(config, key: str):
+    """An InputError raised inside, while ``key`` is at its default (ToxCast assay names), says it is the default:
+    ``assay 'ACEA_T47D_80hr_Negative' does not exist in my_assays.csv`` read as a typo in a config without it."""
+    try:
+        yield
+    except InputError as exc:
+        f = next(f for f in dataclasses.fields(config) if f.name == key)
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        if getattr(config, key) != default:
+            raise
+        raise InputError(f"{key}: not given, so the default {default!r} (ToxCast assays) is used, and {exc} Give "
+                         f"`{key}:` with assays of your table.") from None

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from jobs.config import MAX_TREES, setting
 from mixmin_core.chem import data as chemdata
 from mixmin_core.chem.evolve import (
+    SOLVE_TOL,
     UPDATE_KINDS,
     build_versions,
     check_caps,
@@ -32,7 +33,7 @@ from mixmin_core.errors import ConfigError
 from mixmin_core.runs.fileio import write_json
 from mixmin_core.runs.runner import RunContext
 
-from ._chem_base import ChemBeyondConfig, check_assays
+from ._chem_base import ChemBeyondConfig, check_assays, default_said
 
 
 @dataclass
@@ -80,7 +81,8 @@ def _checked_versions(config: ChemEvolveConfig, table, limit: int | None = None)
     """The versions, without molecules RDKit cannot parse; the target checked among the parsed ones."""
     valid = parsed_molecules(table, limit=limit)
     informative, _ = chemdata.informative_assays(table, valid)
-    check_target(table, config.target, informative, valid)
+    with default_said(config, "target"):
+        check_target(table, config.target, informative, valid)
     versions = build_versions(table, informative, target=config.target, initial=config.initial,
                               updates=config.updates, revise_fraction=config.revise_fraction, seed=config.seed,
                               valid=valid)
@@ -102,7 +104,7 @@ def run(config: ChemEvolveConfig, ctx: RunContext) -> dict:
                      max_iter=config.max_iter, prior_strength=config.prior_strength)
     write_json(ctx.path("evolve.json"), {
         "target": config.target, "dataset": config.path or config.dataset, "proxy_trees": config.proxy_trees,
-        "caps": config.caps, "prior_strength": config.prior_strength, "versions": records})
+        "caps": config.caps, "prior_strength": config.prior_strength, "tol": SOLVE_TOL, "versions": records})
     write_report(ctx.run_dir, result_rows(config.target, records))
     return {"versions": [{"variant": r["variant"], "n_sources": r["n_sources"], "ap": r["ap"],
                           "trained": len(r["trained"]), "reused": len(r["reused"]),

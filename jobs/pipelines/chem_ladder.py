@@ -21,7 +21,7 @@ from mixmin_core.chem.experiment import (
     parsed_molecules,
 )
 from mixmin_core.chem.ladder import climb, final_units, plan_ladder, report
-from mixmin_core.chem.workspace import ChemWorkspace, check_target
+from mixmin_core.chem.workspace import ChemWorkspace, check_source, check_target
 from mixmin_core.engine.ladder import RULES
 from mixmin_core.engine.report import write_report
 from mixmin_core.errors import ConfigError, InputError
@@ -29,7 +29,7 @@ from mixmin_core.runs.fileio import write_json
 from mixmin_core.runs.layout import safe_name
 from mixmin_core.runs.runner import RunContext
 
-from ._chem_base import ChemBeyondConfig, check_assays
+from ._chem_base import ChemBeyondConfig, check_assays, default_said
 
 
 @dataclass
@@ -77,8 +77,9 @@ def pick_sources(config: ChemLadderConfig, table: chemdata.AssayTable, limit: in
     table up to ``limit`` molecules; all when None)."""
     valid = parsed_molecules(table, limit=limit)
     informative = chemdata.informative_assays(table, valid)[0]
-    for t in config.targets:
-        check_target(table, t, informative, valid)
+    with default_said(config, "targets"):
+        for t in config.targets:
+            check_target(table, t, informative, valid)
     if isinstance(config.sources, int):
         pool = [a for a in informative if a not in config.targets]
         if len(pool) < 2:
@@ -93,8 +94,7 @@ def pick_sources(config: ChemLadderConfig, table: chemdata.AssayTable, limit: in
         table.index(a)
         if a in config.targets:
             raise InputError(f"sources: {a!r} is also a target; a target's data cannot be a source.")
-        if a not in informative:
-            raise InputError(f"sources: assay {a!r} has no positive or no negative label in {table.path}.")
+        check_source(table, a, informative, valid, where="sources")
     return list(config.sources)
 
 

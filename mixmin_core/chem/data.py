@@ -52,6 +52,7 @@ class AssayTable:
     labels: np.ndarray
     assays: tuple
     path: str = ""
+    ignored: tuple = ()  # the table's columns left out by ignore_columns (a target named there is said to be)
 
     @property
     def n_molecules(self) -> int:
@@ -65,12 +66,16 @@ class AssayTable:
         try:
             return self.assays.index(assay)
         except ValueError:
+            if str(assay).lower() in {str(c).lower() for c in self.ignored}:
+                raise InputError(f"assay {assay!r} is a column of {self.path} listed in ignore_columns, so it is not "
+                                 "read as an assay; remove it from ignore_columns to use it.") from None
             raise InputError(unknown_assay_message(assay, self.assays, self.path)) from None
 
     def select(self, assays: Sequence[str]) -> AssayTable:
         """The same molecules with only ``assays`` (in that order)."""
         idx = [self.index(a) for a in assays]
-        return AssayTable(self.smiles, np.ascontiguousarray(self.labels[:, idx]), tuple(assays), self.path)
+        return AssayTable(self.smiles, np.ascontiguousarray(self.labels[:, idx]), tuple(assays), self.path,
+                          self.ignored)
 
 
 def unknown_assay_message(assay, assays, path="") -> str:
@@ -185,20 +190,32 @@ def _label_matrix(frame, columns: list[str], path: Path) -> np.ndarray:
     import pandas as pd
 
     out = np.full((len(frame), len(columns)), MISSING, dtype=np.int8)
+    wrong = []  # every such column, in one error (compound_id, then plate, then mw_est were refused one at a time)
     for j, col in enumerate(columns):
         raw = frame[col]
         values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         present = raw.notna().to_numpy() & (raw.astype(str).str.strip() != "").to_numpy()
         bad = present & ~np.isin(values, (0.0, 1.0))
         if bad.any():
-            examples = raw[bad].astype(str).unique()[:3].tolist()
-            raise InputError(
-                f"{path}: column {col!r} has label values other than 0, 1 or empty, e.g. {examples} "
-                f"({int(bad.sum())} cells). Every assay column must hold 1 (active), 0 (inactive) or nothing "
-                "(not tested); if this is not an assay, list it in ignore_columns."
-            )
-        ok = present
-        out[ok, j] = values[ok].astype(np.int8)
+            wrong.append((col, raw[bad].astype(str).unique()[:3].tolist(), int(bad.sum())))
+            continue
+        out[present, j] = values[present].astype(np.int8)
+    if len(wrong) == 1:
+        col, examples, n = wrong[0]
+        raise InputError(
+            f"{path}: column {col!r} has label values other than 0, 1 or empty, e.g. {examples} "
+            f"({n} cells). Every assay column must hold 1 (active), 0 (inactive) or nothing "
+            "(not tested); if this is not an assay, list it in ignore_columns."
+        )
+    if wrong:
+        listed = "; ".join(f"{c!r}: e.g. {ex} ({n} cells)" for c, ex, n in wrong[:8])
+        more = f"; and {len(wrong) - 8} more" if len(wrong) > 8 else ""
+        names = [c for c, _, _ in wrong]
+        raise InputError(
+            f"{path}: {len(wrong)} column(s) have label values other than 0, 1 or empty: {listed}{more}. Every assay "
+            "column must hold 1 (active), 0 (inactive) or nothing (not tested); if these are not assays, list them "
+            f"in ignore_columns (e.g. ignore_columns: {names[:8]})."
+        )
     return out
 
 
@@ -269,7 +286,8 @@ def load_assay_table(path, *, smiles_column: str = "smiles", ignore_columns: Seq
     smiles = frame[smiles_col].fillna("").astype(str).to_numpy(dtype=object)
     _check_one_row_per_molecule(path, smiles)
     log.info("%s: %d molecules x %d assays", path, len(smiles), len(columns))
-    return AssayTable(smiles, labels, tuple(columns), str(path))
+    ignored = tuple(str(c) for c in frame.columns if str(c).lower() in {i.lower() for i in ignore_columns})
+    return AssayTable(smiles, labels, tuple(columns), str(path), ignored)
 
 
 def _check_one_row_per_molecule(path, smiles) -> None:
@@ -353,7 +371,8 @@ def load_assay_metadata(path) -> object:
         raise InputError(f"{path}: cannot read assay metadata ({type(exc).__name__}: {str(exc)[:200]}).") from None
     key = _find_column(meta.columns, "task") or _find_column(meta.columns, "source")
     if key is None:
-        raise InputError(f"{path}: assay metadata needs a 'task' (or 'source') column; found {list(meta.columns)[:8]}.")
+        raise InputError(f"{path}: assay metadata needs a 'task' (or 'source') column; found {len(meta.columns)} "
+                         f"columns, {_some_columns(meta.columns)}.")
     meta = meta.rename(columns={key: "source"})
     for col in meta.columns:  # one line per cell: some descriptions carry Excel line-break escapes
         meta[col] = meta[col].str.replace("_x000D_", " ", regex=False).str.replace(r"\s+", " ", regex=True).str.strip()

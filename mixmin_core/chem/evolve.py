@@ -5,6 +5,7 @@ Version 0 is the ``initial`` source list; each update makes the next version:
   {add: [assays] | N}     new sources (N: the next N informative assays of the table)
   {remove: [sources]}     sources dropped
   {split: source(s)}      a source's molecules split in two by a seeded hash of the SMILES -> "<s>#1", "<s>#2"
+                          (a half split again: the hash salted by its name, "<s>#1#1", "<s>#1#2")
   {revise: source(s)}     a new data release: a seeded ``revise_fraction`` of its labelled molecules dropped
                           (the source keeps its name; its content, so its proxy, changes)
 
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mixmin_core.chem import data as chemdata
-from mixmin_core.chem.workspace import ChemWorkspace
+from mixmin_core.chem.workspace import ChemWorkspace, check_source
 from mixmin_core.engine.evolving import (
     compute_saved,
     iterations_to_loss,
@@ -44,6 +45,9 @@ from mixmin_core.solver.solvers import mixmin
 
 log = logging.getLogger("mixmin.chem.evolve")
 UPDATE_KINDS = ("add", "remove", "split", "revise")
+#: The solves' tolerance on the Frank-Wolfe gap (evolve.json records it: the Beyond page calls a solve that stopped
+#: at max_iter short only where its gap is well above it).
+SOLVE_TOL = 1e-6
 
 
 @dataclass
@@ -68,7 +72,7 @@ def _as_list(value) -> list:
     return [value] if isinstance(value, str) else list(value)
 
 
-def _smiles_half(smiles: str, seed: int) -> int:
+def _smiles_half(smiles: str, seed: int | str) -> int:
     return zlib.crc32(f"{seed}:{smiles}".encode()) % 2
 
 
@@ -92,13 +96,15 @@ def build_versions(table: chemdata.AssayTable, informative: list, *, target: str
         table.index(assay)
         if assay == target:
             raise InputError(f"{where}: {assay!r} is the target; the target's data cannot be a source.")
-        if assay not in informative:
-            raise InputError(f"{where}: assay {assay!r} has no positive or no negative label in {table.path}.")
+        check_source(table, assay, informative, valid, where=where)
         used.add(assay)
         return Source(assay, assay, np.flatnonzero(usable[:, table.index(assay)]))
 
     def take(count: int, where: str) -> list:
         free = [a for a in pool if a not in used]
+        if count > len(free) and where == "initial":  # the first version: nothing is used yet
+            raise InputError(f"initial: asks for the first {count} informative assays besides the target, but "
+                             f"{table.path} has {len(free)}; ask for at most {len(free)}, or list them.")
         if count > len(free):
             raise InputError(f"{where}: asks for {count} more assays but only {len(free)} informative assays "
                              "are unused.")
@@ -124,7 +130,7 @@ def build_versions(table: chemdata.AssayTable, informative: list, *, target: str
                     raise InputError(f"{where}: {name!r} is the target, not a source.")
                 current = _apply(kind, name, current, table, where=where, version=k, seed=seed,
                                  revise_fraction=revise_fraction)
-                _check_classes(current, name, table, where)
+                _check_classes(current, name, table, where, kind)
         if len(current) < 2:
             raise InputError(f"{where}: leaves {len(current)} source(s); a mixture needs at least 2.")
         versions.append(Version(k, dict(upd), current))
@@ -139,16 +145,17 @@ def _once(names: list, where: str) -> list:
     return list(names)
 
 
-def _check_classes(current: dict, name: str, table, where: str) -> None:
+def _check_classes(current: dict, name: str, table, where: str, kind: str) -> None:
     """A split half or a revised release keeps a positive and a negative molecule, as an added assay must: one that
     kept 1 of 60 molecules trained no proxy ("trained" at zero compute) and weighed nothing."""
     for n, src in current.items():
         if n == name or n.startswith(f"{name}#"):
             labels = table.labels[src.members, table.index(src.assay)]
             if not ((labels == 1).any() and (labels == 0).any()):
+                fix = "lower revise_fraction, or leave this assay whole" if kind == "revise" else "leave it whole"
                 raise InputError(f"{where}: leaves {n!r} with {src.members.size} molecule(s) and no "
                                  f"{'positive' if not (labels == 1).any() else 'negative'} label; a source needs "
-                                 "both (lower revise_fraction, or leave this assay whole).")
+                                 f"both ({fix}).")
 
 
 def _apply(kind: str, name: str, current: dict, table, *, where: str, version: int, seed: int,
@@ -162,7 +169,9 @@ def _apply(kind: str, name: str, current: dict, table, *, where: str, version: i
     if kind == "remove":
         return {n: s for n, s in current.items() if n != name}
     if kind == "split":
-        halves = np.array([_smiles_half(table.smiles[i], seed) for i in src.members], dtype=np.int64)
+        # a split half again: the same hash put every molecule of the half on one side, so its name salts it
+        salt = seed if name == src.assay else f"{seed}:{name}"
+        halves = np.array([_smiles_half(table.smiles[i], salt) for i in src.members], dtype=np.int64)
         parts = {f"{name}#{h + 1}": Source(f"{name}#{h + 1}", src.assay, src.members[halves == h]) for h in (0, 1)}
         out = {}
         for n, s in current.items():
@@ -224,7 +233,7 @@ def evolve(ws: ChemWorkspace, versions: list[Version], *, target: str, proxy_tre
            final_depth: int, max_final_rows: int, caps=None, step_size: float = 1.0, max_iter: int = 100,
            prior_strength: float = 0.0) -> list[dict]:
     """Run every version (proxies, warm and cold MixMin, final model); return one record per version."""
-    solve = {"step_size": step_size, "max_iter": max_iter, "prior_strength": prior_strength}
+    solve = {"step_size": step_size, "max_iter": max_iter, "prior_strength": prior_strength, "tol": SOLVE_TOL}
     seen: set = set()
     previous, records, finals = None, [], []
     for k, v in enumerate(versions):

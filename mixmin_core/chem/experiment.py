@@ -120,6 +120,18 @@ def parsed_molecules(table: chemdata.AssayTable, *, radius: int = 2, n_bits: int
     return cached_fingerprints(list(table.smiles), radius=radius, n_bits=n_bits)[0].valid
 
 
+def check_metadata_name(name: str) -> None:
+    """A registered ``metadata`` name must be assay metadata: ``toxcast`` read ToxCast's label table and failed
+    listing its columns."""
+    from mixmin_core.runs.datasets import REGISTRY
+
+    known = [n for n, d in REGISTRY.items() if d.parser.endswith(".load_assay_metadata")]
+    if name in REGISTRY and name not in known:
+        hint = f"did you mean {name}_assays? " if f"{name}_assays" in known else ""
+        raise InputError(f"{name!r} is a registered assay table, not assay metadata; {hint}The registered metadata: "
+                         f"{known} (or a CSV path, 'auto' or '' for none).")
+
+
 def load_metadata(data: ChemData):
     """Assay metadata (titles, categories), or None when there is none."""
     from mixmin_core.runs.datasets import REGISTRY, resolve
@@ -140,6 +152,7 @@ def load_metadata(data: ChemData):
     path = Path(spec).expanduser()
     try:
         if not (path.suffix or path.exists() or "/" in spec):  # a registered name
+            check_metadata_name(spec)
             path = resolve(spec)
         elif not path.is_file():
             raise InputError(f"{path} {not_a_file(path)}: give an assay "

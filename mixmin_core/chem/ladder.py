@@ -141,6 +141,8 @@ def report(ladder: Ladder, target: str, result: LadderResult, finals: list[Unit]
     regrets = [r.meta["loss_regret"] for r in result.results]
     info = {"target": target, "source_names": ladder.sources, "final_compute": ladder.final_compute,
             "final_rows": ladder.final_rows, "run_all": run_all, "ap": aps, "loss_regret": regrets,
+            # the target's test split is the same on every rung: the Beyond page says when its AP rests on few
+            "test_positives": next((f.get("test_positives") for f in fins if f), None),
             "rungs": [r.describe() for r in ladder.rungs], "sources_file": ladder.sources_file, **result.to_dict()}
     stop = None if result.stable_at is None else ladder.budgets.index(result.stable_at)
     rows = []

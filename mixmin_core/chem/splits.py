@@ -79,10 +79,11 @@ FEW_TEST_POSITIVES = 10
 
 
 def check_test_labels(table, targets: list, valid=None, test_fraction: float = 0.2, *,
-                      fraction_field: bool = True) -> None:
+                      fraction_field: bool = True, one_trial: bool = False) -> None:
     """Every target of ``table`` (an ``AssayTable``) must get a positive and a negative in its test split
     (:func:`assay_split` splits per class, rounding), or its score is undefined: a MUV target with one active
-    ran to 'done' with every score blank. ``fraction_field``: the config has a ``test_fraction`` to raise."""
+    ran to 'done' with every score blank. ``fraction_field``: the config has a ``test_fraction`` to raise;
+    ``one_trial``: the pipeline runs one trial (no intervals across trials to weigh)."""
     labels, among = usable_labels(table, valid)
     for t in targets:
         column = labels[:, table.index(t)]
@@ -91,8 +92,10 @@ def check_test_labels(table, targets: list, valid=None, test_fraction: float = 0
         if 1 <= n_pos < FEW_TEST_POSITIVES:  # MUV: one active in 300 test molecules, and methods were still ranked
             log.warning("target %r: its test split holds about %d positive(s) among %d labelled test molecules (chance "
                         "average precision %.2g), so its average precision rests on them and gaps between methods are "
-                        "mostly noise; raise max_molecules if it caps the table (0 reads all) or weigh the intervals "
-                        "across trials", t, n_pos, n_test, n_pos / max(n_test, 1))
+                        "mostly noise; raise max_molecules if it caps the table (0 reads all) or %s", t, n_pos, n_test,
+                        n_pos / max(n_test, 1), "read its AP as indicative only: this pipeline runs one trial, so no "
+                        "interval shows the noise (pick a target with more positives to compare)" if one_trial else
+                        "weigh the intervals across trials")
         for cls, what in ((1, "positives"), (0, "negatives")):
             n = int((column == cls).sum())
             if int(round(test_fraction * n)) < 1:

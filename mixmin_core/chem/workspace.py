@@ -50,7 +50,18 @@ def check_target(table: chemdata.AssayTable, target: str, informative: list, val
                          f"{int((labels[:, column] == 0).sum())} negatives among {among} of {table.path}; "
                          "a target needs both.")
     # the workspace's splits: 80/20 per class, as the pipeline's
-    chemsplits.check_test_labels(table, [target], valid, fraction_field=False)
+    chemsplits.check_test_labels(table, [target], valid, fraction_field=False, one_trial=True)
+
+
+def check_source(table: chemdata.AssayTable, assay: str, informative: list, valid=None, *, where: str) -> None:
+    """``assay`` exists (else "does not exist" with close matches) and has both label classes among the molecules
+    RDKit parses (``valid``, when known); the error gives the counts."""
+    column = table.index(assay)
+    if assay not in informative:
+        labels, among = chemsplits.usable_labels(table, valid)
+        raise InputError(f"{where}: assay {assay!r} has {int((labels[:, column] == 1).sum())} positives and "
+                         f"{int((labels[:, column] == 0).sum())} negatives among {among} of {table.path}; a source "
+                         "needs both.")
 
 
 class ChemWorkspace:

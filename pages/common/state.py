@@ -347,7 +347,13 @@ def read_url(page: str) -> list[str]:
                            "showing the default instead.")
             continue
         if key == "app.run_id" and value not in _run_ids():
-            other = "another run" if _run_ids() else "no run (the store is empty)"
+            fit = _newest_shown(page)
+            if fit is not None:  # the newest run would do on most pages: the Solver cannot show a run-table run
+                st.session_state[key] = fit
+                st.session_state.pop("w:" + key, None)
+                st.session_state.setdefault(_AUTO, {})[key] = fit
+            other = (f"the newest run this page can show, {code(fit, 60)}," if fit is not None else "another run"
+                     if _run_ids() else "no run (the store is empty)")
             notices.append(f"The link's {_link_value('run', raw)} is not in this run store (deleted, or from another "
                            f"machine); showing {other} instead.")
             continue
@@ -356,6 +362,19 @@ def read_url(page: str) -> list[str]:
         from_url[key] = raw
     st.session_state["app._from_url"] = from_url
     return notices
+
+
+#: Per page, which runs it can show (others: any run): a link to a missing run falls back to the newest of them.
+_SHOWS = {"solver": lambda run: bool(data.list_problem_ids(run["run_id"])),  # proxy outputs to solve on
+          "beyond": lambda run: run["pipeline"] in ("chem_evolve", "chem_ladder")}
+
+
+def _newest_shown(page: str) -> str | None:
+    """The newest run ``page`` can show (None: the page shows any run, or none fits)."""
+    from pages.common.data import store
+
+    shows = _SHOWS.get(page)
+    return None if shows is None else next((r["run_id"] for r in store().list_runs() if shows(r)), None)
 
 
 def _run_ids() -> set[str]:

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from streamlit.proto.Metric_pb2 import Metric
 from streamlit.testing.v1 import AppTest
 
 from jobs.__main__ import main
@@ -20,6 +21,7 @@ from tests.app.fixtures import ROOT, data_dir
 
 PAGE = str(ROOT / "pages" / "beyond.py")
 ASSAYS = ["ATG_ERE_CIS_up", "ATG_ERa_TRANS_up", "ATG_NRF2_ARE_CIS_up", "ATG_PPARg_TRANS_up", "ATG_PXRE_CIS_up"]
+GRAY = Metric.MetricColor.GRAY  # a metric's delta in grey: delta_color "off"
 COMMON = {"dataset": "", "final_trees": 10, "max_final_rows": 1000, "n_workers": 1}
 
 
@@ -245,3 +247,99 @@ def test_a_failed_run_shows_its_error(beyond_home, tmp_path, monkeypatch):
     error = shown(at.error[0])
     assert "This run failed before writing a ladder: InputError: the rungs' proxy compute does not grow" in error
     assert "an error in its config comes back: fix the config and run that instead" in error
+
+
+def _edited(beyond_home, tmp_path, monkeypatch, edit) -> tuple[AppTest, dict]:
+    """The evolve run's page after ``edit(evolve)`` changed its evolve.json (in a copy of the store)."""
+    home = tmp_path / "home"
+    shutil.copytree(beyond_home, home)
+    run_dir = RunStore(home).run_dir(next(r["run_id"] for r in RunStore(home).list_runs()
+                                          if r["pipeline"] == "chem_evolve"))
+    evolve = json.loads((run_dir / "evolve.json").read_text())
+    edit(evolve)
+    (run_dir / "evolve.json").write_text(json.dumps(evolve))
+    at, _ = _open(home, monkeypatch, "chem_evolve")
+    return at, evolve
+
+
+def test_an_ap_change_of_an_update_that_moved_no_weight_is_not_coloured(beyond_home, tmp_path, monkeypatch):
+    """A version whose update moved the weights by L1 0.000 showed AP -0.046 in red: final-model noise over a
+    one-trial test split of few positives, read as the update's effect. The count is shown and warned about."""
+    def edit(evolve):
+        for v in evolve["versions"]:
+            v["test_positives"] = 4
+        evolve["versions"][1]["mixture_change"].update(l1=0.0, l1_by_assay=0.0)
+        evolve["versions"][1]["ap"] = evolve["versions"][0]["ap"] - 0.046
+
+    at, _ = _edited(beyond_home, tmp_path, monkeypatch, edit)
+    assert list(at.dataframe[0].value["test positives"]) == [4] * 4
+    warned = [w.value for w in at.warning if "Few positives in the test split" in w.value]
+    assert warned and f"{ASSAYS[0]}` 4" in warned[0] and "with one trial no interval" in warned[0]
+    assert "AP changes between versions" in warned[0] and "over trials" not in warned[0]
+    ap = next(m for m in at.metric if m.label == "AP")
+    assert ap.delta == "-0.046" and ap.proto.color == GRAY  # delta_color "off" (it was red)
+    assert "over 4 positives" in ap.help
+    assert any("final-model noise" in c.value and "L1 change 0.000" in c.value for c in at.caption)
+    at.selectbox(key="w:beyond.version").select("v3").run()  # an update that moved the weights: coloured
+    ap = next(m for m in at.metric if m.label == "AP")
+    assert ap.proto.color != GRAY and not any("final-model noise" in c.value for c in at.caption)
+
+
+def test_a_solve_a_few_tols_from_converged_is_not_said_to_stop_short(beyond_home, tmp_path, monkeypatch):
+    """"Stopped short" fired at gaps of 2.6e-6 (tol 1e-6), on nearly every update; "Largest moves" listed 0.0000."""
+    def edit(evolve):
+        evolve["versions"][0].update(status="max_iter", gap=2.6e-6)
+        evolve["versions"][1].update(status="max_iter", gap=3.8e-4)
+        moves = evolve["versions"][1]["mixture_change"]["largest_moves"]
+        moves += [{"source": "tiny", "before": 0.1, "after": 0.1 + 3e-5, "delta": 3e-5},
+                  {"source": "tiny2", "before": 0.1, "after": 0.1 - 4e-5, "delta": -4e-5}]
+
+    at, _ = _edited(beyond_home, tmp_path, monkeypatch, edit)
+    note = next(w.value for w in at.warning if "stopped short" in w.value)
+    assert "v1 stopped short (max_iter, gap 0.00038)" in note and "v0" not in note
+    moves = at.dataframe[-1].value
+    assert "tiny" not in set(moves["source"]) and "tiny2" not in set(moves["source"])
+    assert (moves["delta"].abs().round(4) > 0).all()
+
+
+def test_caps_are_shown_with_the_weights_at_their_cap(beyond_home, tmp_path, monkeypatch):
+    """evolve.json recorded the run's caps and each version's, and the page showed neither."""
+    def edit(evolve):
+        evolve["caps"] = {ASSAYS[1]: 0.3}
+        for v in evolve["versions"]:
+            v["caps"] = {n: 0.3 if n == ASSAYS[1] else 1.0 for n in v["weights"]}
+        v1 = evolve["versions"][1]
+        v1["weights"] = {n: 0.3 if n == ASSAYS[1] else 0.7 / (len(v1["weights"]) - 1) for n in v1["weights"]}
+
+    at, _ = _edited(beyond_home, tmp_path, monkeypatch, edit)
+    assert any(f"Caps (max weight per source): `{ASSAYS[1]}` 0.3" in c.value and "halves each get" in c.value
+               for c in at.caption)
+    table = next(d.value for d in at.dataframe if "at cap" in d.value.columns)
+    assert table.set_index("source").loc[ASSAYS[1], "at cap"] and table["at cap"].sum() == 1
+    assert any("1 of 4 sit at their cap" in c.value for c in at.caption)
+
+
+def test_the_ladder_lists_its_targets_in_the_configs_order(beyond_home, tmp_path, monkeypatch):
+    """The Target selector opened on the alphabetically first target file, not the config's first target."""
+    home = tmp_path / "home"
+    shutil.copytree(beyond_home, home)
+    store = RunStore(home)
+    run = next(r for r in store.list_runs() if r["pipeline"] == "chem_ladder")
+    ladder = store.run_dir(run["run_id"]) / "ladder"
+    info = json.loads((ladder / f"{ASSAYS[1]}.json").read_text())
+    (ladder / "AAA_first_by_name.json").write_text(json.dumps({**info, "target": "AAA_first_by_name"}))
+    at, _ = _open(home, monkeypatch, "chem_ladder")
+    assert at.selectbox(key="w:beyond.target").options == [ASSAYS[0], ASSAYS[1], "AAA_first_by_name"]
+    assert at.header[0].value.endswith(ASSAYS[0])
+
+
+def test_a_ladder_whose_ap_rests_on_few_test_positives_says_so(beyond_home, tmp_path, monkeypatch):
+    """The rungs' AP (one trial, one test split) was shown without a word of the positives it rests on."""
+    home = tmp_path / "home"
+    shutil.copytree(beyond_home, home)
+    ladder = next(p for p in (home / "runs").glob("*/ladder") if p.is_dir()) / f"{ASSAYS[0]}.json"
+    info = json.loads(ladder.read_text())
+    ladder.write_text(json.dumps({**info, "ap": [0.5] * len(info["results"]), "test_positives": 3}))
+    at, _ = _open(home, monkeypatch, "chem_ladder")
+    warned = [w.value for w in at.warning if "Few positives in the test split" in w.value]
+    assert warned and f"{ASSAYS[0]}` 3" in warned[0] and "AP changes between rungs" in warned[0]

@@ -109,6 +109,20 @@ def test_a_link_to_a_run_that_does_not_exist_opens_with_a_notice(home):
     assert any("`run=chem_ci-8ec3dd53\\u0000\\u0007`" in n for n in notices(at)), notices(at)
 
 
+def test_a_solver_link_to_a_missing_run_falls_back_to_the_newest_run_it_can_show(home):
+    """/solver?run=<deleted> fell back to the newest run, a run-table run the Solver cannot show ("A run on run
+    tables trains no proxies"), after the first notice."""
+    RunStore().create_run("table-run-0001", name="table", pipeline="run_table", config={})  # the newest, no outputs
+    at = open_link("solver", {"run": "deleted-run-0001"})
+    run_id = at.session_state["app.run_id"]
+    assert run_id != "table-run-0001" and at.selectbox(key="w:solve.problem").value.startswith(f"run:{run_id}:")
+    notice = next(n for n in notices(at) if "`run=deleted-run-0001`" in n)
+    assert f"showing the newest run this page can show, `{run_id}`, instead" in notice
+    assert not any("trains no proxies" in i.value or "Pick an upload" in i.value for i in at.info)
+    at = open_link("compare", {"run": "deleted-run-0001"})  # a page that shows any run: the newest
+    assert at.session_state["app.run_id"] == "table-run-0001"
+
+
 def test_a_long_link_value_is_cut_short_and_an_empty_store_says_so(empty_home):
     at = open_link("compare", {"run": "x" * 5000})
     (notice,) = [i.value for i in at.info if "link" in i.value]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import io
 import json
 import os
@@ -666,6 +667,15 @@ def test_assays_show_toxcast_titles_categories_and_filter(home):
     assert (table["category"] == meta.loc[table["source"], "category"].to_numpy()).all()
     assert table["title"].str.len().gt(0).all()
     assert (table["lower"] <= table["weight"] + 1e-6).all()
+    # the legend names every category the table shows in the colour the table draws it (it listed the four groups
+    # only: 'cell-based reporter (receptor/pathway)' was drawn in orange and named nowhere)
+    from pages.common import figures as figs
+
+    legend = next(m.value for m in at.markdown if "paper's Table 1" in m.value and "<span" in m.value)
+    for category in table["category"].unique():
+        colour = figs.CATEGORY_COLOURS[figs.category_group(category)]
+        assert f"background:{colour};" in legend.split(f">{html.escape(category)}</span>")[0].rsplit("<span", 1)[-1]
+    assert "orange other" in legend and "red cytotoxicity" in legend
     keep = at.multiselect(key="w:assays.categories").value[:1]
     at.multiselect(key="w:assays.categories").set_value(keep).run()
     filtered = at.dataframe[0].value

@@ -255,6 +255,22 @@ def test_a_target_with_few_test_positives_is_warned_about(tmp_path, toxcast_head
     assert "positive(s)" not in caplog.text  # 64 positives: about 13 in its test split
 
 
+def test_a_one_trial_pipelines_few_positives_advice_asks_for_no_intervals(tmp_path, toxcast_head, caplog):
+    """chem_evolve and chem_ladder (one trial) were told to "weigh the intervals across trials": they have none."""
+    frame = toxcast_head.copy()
+    frame["rare"] = 0
+    frame.loc[frame.index[:8], "rare"] = 1
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    from mixmin_core.chem.workspace import check_target
+
+    table = data.load_assay_table(path)
+    with caplog.at_level("WARNING", logger="mixmin.chem"):
+        check_target(table, "rare", data.informative_assays(table)[0])
+    assert "about 2 positive(s)" in caplog.text and "this pipeline runs one trial" in caplog.text
+    assert "intervals across trials" not in caplog.text
+
+
 def test_validation_parses_every_molecule_before_any_work(tmp_path, toxcast_head):
     """--dry-run passed a target whose positives were all unparsable SMILES (the run then failed)."""
     frame = toxcast_head.copy()
@@ -360,3 +376,26 @@ def test_a_header_without_molecules_and_odd_arguments(tmp_path):
         data.load_assay_table(TOXCAST, max_molecules=-1)
     one = data.load_assay_table(TOXCAST, ignore_columns="mol_id", max_molecules=20)  # one name, not 'm','o',...
     assert one.labels.shape[0] == 20
+
+
+def test_every_non_assay_column_is_named_in_one_error(tmp_path, toxcast_head):
+    """compound_id, then plate, then mw_est were refused one at a time, a fix and a rerun each."""
+    path = tmp_path / "t.csv"
+    toxcast_head.assign(compound_id=[f"C{i}" for i in range(len(toxcast_head))], plate=3,
+                        mw_est=250.5).to_csv(path, index=False)
+    with pytest.raises(InputError, match=r"3 column\(s\) have label values other than 0, 1 or empty: 'compound_id': "
+                                         r".*; 'plate': e.g. \['3'\] \(400 cells\); 'mw_est': .* list them in "
+                                         r"ignore_columns \(e.g. ignore_columns: \['compound_id', 'plate', 'mw_est'\]\)"):
+        data.load_assay_table(path)
+
+
+def test_a_registered_table_given_as_metadata_asks_for_its_metadata(data_dir):
+    """`metadata: toxcast` read ToxCast's label table and failed listing its columns."""
+    from mixmin_core.chem.experiment import ChemData, load_metadata
+
+    with pytest.raises(InputError, match=r"metadata: 'toxcast' is a registered assay table, not assay metadata; did "
+                                         r"you mean toxcast_assays\?"):
+        load_metadata(ChemData(metadata="toxcast"))
+    assert load_metadata(ChemData(metadata="toxcast_assays")) is not None
+    with pytest.raises(InputError, match=r"found 618 columns, \['smiles', .*\]\.\.\."):  # a file by path: cut short
+        data.load_assay_metadata(data_dir / "chem" / "toxcast.csv.gz")

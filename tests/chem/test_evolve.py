@@ -208,6 +208,13 @@ def test_bad_config_fields_raise_config_errors(fields, match):
     ({"updates": [{"revise": "ATG_ERa_TRANS_up"}], "revise_fraction": 0.999},
      r"\(revise\): leaves 'ATG_ERa_TRANS_up' with \d+ molecule\(s\) and no (positive|negative) label"),
     ({"updates": [{"remove": TARGET}]}, r"updates\[0\] \(remove\): 'ATG_ERE_CIS_up' is the target, not a source"),
+    # it read ToxCast's label table as metadata and listed its columns
+    ({"metadata": "toxcast"}, (r"metadata: 'toxcast' is a registered assay table, not assay metadata; did you mean "
+                               r"toxcast_assays\?")),
+    ({"initial": 5}, (r"^initial: asks for the first 5 informative assays besides the target, but .* has 4; ask for "
+                      r"at most 4")),  # it said "asks for 5 more assays", of the first version
+    ({"target": "ATG_PXRE_CIS_up", "ignore_columns": ["ATG_PXRE_CIS_up"]},  # it said "does not exist"
+     r"assay 'ATG_PXRE_CIS_up' is a column of .* listed in ignore_columns, so it is not read as an assay; remove it"),
 ])
 def test_bad_updates_fail_in_validate(fields, match):
     with pytest.raises(InputError, match=match):
@@ -244,3 +251,27 @@ def test_proxies_are_shared_with_the_chemistry_pipeline(tmp_path):
     store, run_id, run_dir = _run(tmp_path, "after_chem", updates=[])
     assert _proxy_units(store, run_id) == [] and _cache(store) == before
     assert json.loads((run_dir / "evolve.json").read_text())["versions"][0]["trained_in_this_job"] == []
+
+
+def test_a_split_half_splits_again_and_a_missing_target_names_its_default(tmp_path, toxcast_head):
+    """Splitting ASSAY#1 again put every molecule of the half on one side (the same seeded hash made the half) and
+    failed advising revise_fraction; without `target:` a user table's error did not say the target was a default."""
+    from mixmin_core.chem.experiment import load_table
+
+    config = build_dataclass(chem_evolve.CONFIG, _fields(updates=[{"split": "ATG_ERa_TRANS_up"},
+                                                                 {"split": "ATG_ERa_TRANS_up#1"}]))
+    versions = chem_evolve._checked_versions(config, load_table(config.data))
+    half = versions[1].sources["ATG_ERa_TRANS_up#1"].members
+    quarters = [versions[2].sources[f"ATG_ERa_TRANS_up#1#{k}"].members for k in (1, 2)]
+    assert all(q.size > half.size // 4 for q in quarters)  # about half each, not all on one side
+    assert np.array_equal(np.sort(np.concatenate(quarters)), half)
+    assert versions[2].sources["ATG_ERa_TRANS_up#2"].members.tolist() == versions[1].sources["ATG_ERa_TRANS_up#2"].members.tolist()
+    with pytest.raises(InputError, match=r"^target: not given, so the default 'APR_HepG2_CellLoss_72h_dn' \(ToxCast "
+                                         r"assays\) is used, and assay 'APR_HepG2_CellLoss_72h_dn' does not exist"):
+        chem_evolve.validate(build_dataclass(chem_evolve.CONFIG, {k: v for k, v in _fields().items() if k != "target"}))
+    path = tmp_path / "one_positive.csv"
+    toxcast_head.assign(rare=[1] + [0] * (len(toxcast_head) - 1)).to_csv(path, index=False)
+    with pytest.raises(InputError, match=r"\(split\): leaves 'rare#\d' with \d+ molecule\(s\) and no positive label; a "
+                                         r"source needs both \(leave it whole\)"):  # no word of revise_fraction
+        chem_evolve.validate(build_dataclass(chem_evolve.CONFIG, _fields(path=str(path), initial=[*INITIAL, "rare"],
+                                                                         updates=[{"split": "rare"}])))

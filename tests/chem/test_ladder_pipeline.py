@@ -50,6 +50,7 @@ def test_the_ladder_stops_at_the_first_stable_rung_and_trains_nothing_above(tmp_
         assert info["final_compute"] == 10 * min(1000, fit_rows)
         assert info["rungs"][1]["budget"] == pytest.approx(info["rungs"][1]["compute"] / info["final_compute"])
         assert all(0 <= a <= 1 for a in info["ap"]) and len(info["ap"]) == 2
+        assert info["test_positives"] >= 1  # the Beyond page warns when the rungs' AP rests on few
     proxies = [u["unit_id"] for u in store.units(run_id) if u["kind"] == "proxy"]
     assert sorted(proxies) == sorted(f"proxy/rung{k}/{a}" for k in (0, 1) for a in SOURCES)  # shared by both targets
     cached = [json.loads(p.read_text()) for p in (store.root / "proxy_cache").glob("*.json")]
@@ -152,3 +153,21 @@ def test_ladder_and_evolve_read_a_table_with_another_smiles_column_and_id_column
     evolve = build_dataclass(chem_evolve.CONFIG, {"dataset": "", **fields, "target": TARGETS[0], "initial": SOURCES})
     chem_evolve.validate(evolve)
     assert evolve.data.smiles_column == "Canonical_SMILES" and evolve.data.ignore_columns == ("CAS",)
+
+
+def test_errors_of_ones_own_table_name_the_default_targets_and_the_label_counts(tmp_path, toxcast_head):
+    """Without `targets:` a user table failed with "assay 'ACEA_T47D_80hr_Negative' does not exist" (the default
+    ToxCast targets, unsaid); a source without positives "has no positive or no negative label", without counts."""
+    fields = {k: v for k, v in SMALL.items() if k != "targets"}
+    with pytest.raises(InputError, match=r"targets: not given, so the default \['ACEA_T47D_80hr_Negative', .*\] "
+                                         r"\(ToxCast assays\) is used, and assay 'ACEA_T47D_80hr_Negative' does not "
+                                         r"exist .* Give `targets:` with assays of your table"):
+        chem_ladder.validate(build_dataclass(chem_ladder.CONFIG, fields))
+    with pytest.raises(InputError, match=r"^assay 'ATG_nope' does not exist"):  # given: no word of a default
+        chem_ladder.validate(build_dataclass(chem_ladder.CONFIG, {**SMALL, "targets": ["ATG_nope"]}))
+    path = tmp_path / "none.csv"
+    toxcast_head.assign(inactive=0).to_csv(path, index=False)
+    with pytest.raises(InputError, match=r"sources: assay 'inactive' has 0 positives and 400 negatives among the 400 "
+                                         r"molecules read of .*none.csv; a source needs both"):
+        chem_ladder.validate(build_dataclass(chem_ladder.CONFIG, {**SMALL, "path": str(path),
+                                                                  "sources": [*SOURCES, "inactive"]}))

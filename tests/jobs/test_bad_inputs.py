@@ -108,6 +108,8 @@ CLI = [
     ("ladder-metadata-folder", "configs/chem_ladder.yaml", ["metadata=configs"],
      r"metadata: configs is a folder, not a file: give an assay metadata CSV"),
     ("chem-metadata-missing", CHEM, ["metadata=nosuch/meta"], r"metadata: nosuch/meta not found"),
+    ("chem-metadata-a-table", CHEM, ["metadata=toxcast"],  # read ToxCast's labels as metadata, listing columns
+     r"metadata: 'toxcast' is a registered assay table, not assay metadata; did you mean toxcast_assays\?"),
     ("lm-target-path-and-dataset", LM, ["targets=[{name: a, kind: jsonl, path: x.jsonl, dataset: text/piqa_validation}]"],
      r"targets\[0\]: give a 'path' or a registry 'dataset', not both"),
     ("lm-target-folder", LM, ["targets=[{name: a, kind: jsonl, path: configs}]"],
