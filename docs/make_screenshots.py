@@ -68,7 +68,8 @@ def main() -> None:
                 page = context.new_page()
                 extra = getattr(args, path)
                 open_page(page, url, f"{path}?run={run_id}" + (f"&{extra}" if extra else ""), title)
-                page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=180_000)  # every page has charts
+                # every page has charts: Plotly's, or the Solver's inline SVG (pages/common/svg.py)
+                page.locator(".js-plotly-plot .main-svg, svg[data-chart]").first.wait_for(timeout=180_000)
                 wait_idle(page)
                 page.add_style_tag(content='[data-testid="stSidebar"] {display: none;}')  # the page, not the chrome
                 page.wait_for_timeout(500)
