@@ -43,12 +43,7 @@ from mixmin_core.solver.proxy_outputs import ProxyOutputs
 def check_target(table: chemdata.AssayTable, target: str, informative: list, valid=None) -> None:
     """``target`` exists (else "assay ... does not exist" with close matches) and has both label classes, in its
     test split too, among the molecules RDKit parses (``valid``, when known)."""
-    column = table.index(target)
-    if target not in informative:
-        labels, among = chemsplits.usable_labels(table, valid)
-        raise InputError(f"target {target!r} has {int((labels[:, column] == 1).sum())} positives and "
-                         f"{int((labels[:, column] == 0).sum())} negatives among {among} of {table.path}; "
-                         "a target needs both.")
+    _both_classes(table, target, informative, valid, what=f"target {target!r}", role="a target")
     # the workspace's splits: 80/20 per class, as the pipeline's
     chemsplits.check_test_labels(table, [target], valid, fraction_field=False, one_trial=True)
 
@@ -56,11 +51,16 @@ def check_target(table: chemdata.AssayTable, target: str, informative: list, val
 def check_source(table: chemdata.AssayTable, assay: str, informative: list, valid=None, *, where: str) -> None:
     """``assay`` exists (else "does not exist" with close matches) and has both label classes among the molecules
     RDKit parses (``valid``, when known); the error gives the counts."""
+    _both_classes(table, assay, informative, valid, what=f"{where}: assay {assay!r}", role="a source")
+
+
+def _both_classes(table: chemdata.AssayTable, assay: str, informative: list, valid, *, what: str, role: str) -> None:
+    """An InputError, with the counts, where ``assay`` (which must exist) lacks a label class."""
     column = table.index(assay)
     if assay not in informative:
         labels, among = chemsplits.usable_labels(table, valid)
-        raise InputError(f"{where}: assay {assay!r} has {int((labels[:, column] == 1).sum())} positives and "
-                         f"{int((labels[:, column] == 0).sum())} negatives among {among} of {table.path}; a source "
+        raise InputError(f"{what} has {int((labels[:, column] == 1).sum())} positives and "
+                         f"{int((labels[:, column] == 0).sum())} negatives among {among} of {table.path}; {role} "
                          "needs both.")
 
 
