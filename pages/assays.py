@@ -140,7 +140,19 @@ def legend(categories) -> None:
                      f"padding:2px 8px;border-radius:4px;margin-right:6px'>{html.escape(c)}</span>"
                      for g, names in by_group.items() for c in names)
     groups = ", ".join(f"{COLOUR_NAMES[g]} {GROUP_LABELS[g]}" for g in GROUP_LABELS)
-    st.markdown(chips + f" &nbsp;(colours as in the paper's Table 1: {groups})", unsafe_allow_html=True)
+    st.markdown(chips + f" &nbsp;(colours as in the paper's Table 1: {groups}; the categories come from the assay "
+                "metadata's labels, a guide and not ground truth: an assay's description can say more, e.g. a "
+                "viability readout filed as phenotypic)", unsafe_allow_html=True)
+
+
+def by_category(kept: pd.DataFrame) -> None:
+    """The mixture's weight summed by category, over every source: a family of related assays (23 ER assays) holds
+    its share from trial to trial where the single assay that leads it does not."""
+    shares = kept.assign(category=kept["category"].replace("", "uncategorised")).groupby("category")["weight"].sum()
+    shares = shares[shares >= 0.0005].sort_values(ascending=False)
+    if len(shares) > 1:
+        st.caption("Weight by category, over all sources: " + ", ".join(f"{html.escape(c)} {w:.3f}"
+                                                                        for c, w in shares.items()) + ".")
 
 
 def source_noun(run_id: str) -> str:
@@ -149,28 +161,42 @@ def source_noun(run_id: str) -> str:
     return "source assays" if pipeline.startswith("chem") else "source domains" if pipeline == "lm" else "sources"
 
 
+#: Most sources (columns) the all-targets map draws.
+MAP_COLUMNS = 30
+
+
 def heatmap(run_id: str, problems: list, k: int, meta: pd.DataFrame, noun: str) -> pd.DataFrame:
     """Targets x union of their top-``k`` sources; returns the long table for export."""
     long = []
     for prob in problems:
         top = own_data(annotate(read_topk(run_id, prob).head(k), meta), run_id, prob.target)
-        long.append(top.assign(target=prob.target, trial=prob.trial, variant=prob.variant, rank=range(1, len(top) + 1)))
+        mixture = data.read_mixtures(run_id, prob).get("mixmin") or {}
+        # how far to trust the weights and intervals travels with them: the solve's status and gap, the share of
+        # bootstrap resamples that converged
+        long.append(top.assign(target=prob.target, trial=prob.trial, variant=prob.variant, rank=range(1, len(top) + 1),
+                               mixmin_status=mixture.get("status"), mixmin_gap=mixture.get("gap"),
+                               boot_converged=boot_info(run_id, prob)[1]))
     long = pd.concat(long, ignore_index=True) if long else pd.DataFrame()
     if long.empty:
         return long
-    grid = long.pivot_table(index="target", columns="source", values="weight", aggfunc="mean").fillna(0.0)
-    for target in grid.index.intersection(grid.columns):  # a target that is another's source is none of its own:
-        grid.loc[target, target] = np.nan  # blank, not a weight of 0
-    grid = grid[grid.max().sort_values(ascending=False).index[:30]]
+    # a source outside a target's top k is blank, not 0 (its weight may be 0.02); a target that is another's source
+    # is none of its own: blank too
+    grid = long.pivot_table(index="target", columns="source", values="weight", aggfunc="mean")
+    union = grid.shape[1]
+    grid = grid[grid.max().sort_values(ascending=False).index[:MAP_COLUMNS]]
     if (grid.max() >= 0.01).any():  # leave out sources no target gives even 1%
         grid = grid.loc[:, grid.max() >= 0.01]
     shown = int(long["rank"].max())  # a run's topk file may keep fewer than k
+    top = float(np.nanmax(grid.to_numpy())) if grid.size else 1.0
     fig = px.imshow(grid.to_numpy(), x=list(grid.columns), y=list(grid.index), color_continuous_scale="Reds",
-                    zmin=0, zmax=1, aspect="auto",  # a weight's colour, not its rank: 0.998 drew white beside 1.0
+                    zmin=0, zmax=max(top, 0.01), aspect="auto",  # from 0: a weight's colour, not its rank
                     title=f"Targets × their top-{min(k, shown)} {noun} (weight, trial {problems[0].trial})")
     fig.update_layout(height=max(420, 40 * len(grid) + 300), margin=dict(l=10, r=10, t=40, b=10),
                       xaxis=dict(tickangle=-45))
     st.plotly_chart(figs.safe(fig), key="assays.heatmap")
+    st.caption(f"{grid.shape[1]} of the {union} {noun} in some target's top {min(k, shown)}: those with the largest "
+               f"weight (at most {MAP_COLUMNS}, and only those some target gives 1% or more). A blank cell is a source "
+               "outside that target's top k (its weight is in the export below), or the target itself.")
     return long
 
 
@@ -217,8 +243,9 @@ def page() -> None:
     mixture = data.read_mixtures(run_id, layout.Problem(target, trial, variant)).get("mixmin") or {}
     if mixture.get("status") == "max_iter":  # the Compare page says so for the setting; here it is one ranking
         st.caption(f"MixMin stopped at its iteration limit (Frank–Wolfe gap {float(mixture.get('gap') if mixture.get('gap') is not None else 'nan'):.2g}), "
-                   "not converged: the smaller weights, and so the order after the first few, may still move. See "
-                   "them converge on the Solver page.")
+                   "not converged: the weights may still move, the top ones and their order too (on the ToxCast demo "
+                   "the converged top assay was another), and so may the intervals. See them converge on the Solver "
+                   "page (at its most iterations, with a larger step size).")
     without = int(top["lower"].isna().sum())
     if 0 < without < len(top):
         st.caption(f"The run stored bootstrap intervals for its top {len(top) - without} {noun} (`top_k`); the "
@@ -229,11 +256,15 @@ def page() -> None:
         state.ensure("assays.categories", picked is not None and set(picked) <= set(categories), categories)
         chosen = st.multiselect("Categories", categories, key=state.keep("assays.categories"),
                                 on_change=state.save, args=("assays.categories",))
+        before = len(top)
         top = top[top["category"].isin(chosen) | (top["category"] == "")]
         if not chosen:
             st.info("No category is selected: pick one or more above to list their sources.")
+        elif len(top) < before:
+            st.caption(f"{before - len(top)} of the top {before} {noun} are hidden by the category filter.")
     if categories and noun == "source assays":  # the paper's assay categories; an LM run's sources are 'text'
         legend(top["category"].unique())
+        by_category(kept)
     facts = [c for c in (*FACTS.values(), "trials") if c in top]
     shown = top[["source", "title", "category", "weight", "lower", "upper", "group", *facts]]
     st.dataframe(colour_rows(shown), hide_index=True, placeholder="—", width="stretch",

@@ -20,6 +20,8 @@ from pages.common import figures as figs
 state.open_page("solver")
 
 STEP_SIZES = [0.01, 0.03, 0.1, 0.3, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 100.0]
+#: The Iterations slider's end.
+MOST_ITERATIONS = 1000
 #: Bootstrap by default only when it is quick: sources x samples x resamples x iterations below this.
 AUTO_BOOTSTRAP_WORK = 2e9
 
@@ -46,7 +48,7 @@ def run_settings_note(problem_id: str, step: float, iters: int) -> None:
     c1.caption(f"The run solved this problem with step size {own['step_size']:g} and {own['max_iter']} iterations"
                + (", warm from the previous version's weights" if own["warm_start"] else "")
                + ": its stored mixture (Compare, Assays) is that solve's, and this page's differs from it.")
-    if own["step_size"] in STEP_SIZES and 10 <= own["max_iter"] <= 1000 and own["max_iter"] % 10 == 0:
+    if own["step_size"] in STEP_SIZES and 10 <= own["max_iter"] <= MOST_ITERATIONS and own["max_iter"] % 10 == 0:
         c2.button("Use the run's settings", on_click=use_settings, args=(own["step_size"], own["max_iter"]),
                   key="solve.use_run_settings")
 
@@ -61,7 +63,7 @@ def check_link_values() -> None:
     """Values a link may have put in the session that the widgets below cannot show: back to defaults."""
     ss = st.session_state
     state.ensure("solve.step_size", ss["solve.step_size"] in STEP_SIZES)
-    state.ensure("solve.max_iter", 10 <= ss["solve.max_iter"] <= 1000 and ss["solve.max_iter"] % 10 == 0)
+    state.ensure("solve.max_iter", 10 <= ss["solve.max_iter"] <= MOST_ITERATIONS and ss["solve.max_iter"] % 10 == 0)
     state.ensure("solve.max_weight", 0.01 <= ss["solve.max_weight"] <= 1.0)
     state.ensure("solve.prior_strength", 0.0 <= ss["solve.prior_strength"] <= 10.0)
     state.ensure("solve.top_k", 1 <= ss["solve.top_k"] <= len(figs.HIGHLIGHT))
@@ -71,7 +73,7 @@ def controls(outputs) -> tuple[float, int, str]:
     c1, c2, c3, c4, c5 = st.columns([3, 2, 2, 1, 2], vertical_alignment="bottom")
     step = c1.select_slider("Step size η", STEP_SIZES, key=state.keep("solve.step_size"), on_change=state.save,
                             args=("solve.step_size",), help="Entropic mirror descent step; the paper uses 1.")
-    iters = c2.slider("Iterations", 10, 1000, step=10, key=state.keep("solve.max_iter"), on_change=state.save,
+    iters = c2.slider("Iterations", 10, MOST_ITERATIONS, step=10, key=state.keep("solve.max_iter"), on_change=state.save,
                       args=("solve.max_iter",))
     inits = ["uniform", "natural"] if outputs.natural_weights is not None else ["uniform"]
     state.ensure("solve.init", st.session_state["solve.init"] in inits, "uniform")
@@ -105,7 +107,10 @@ def constraints(outputs) -> tuple[float, float]:
             cap = lowest
         prior = c2.number_input("KL pull towards the natural weights", 0.0, 10.0, step=0.01,
                                 key=state.keep("solve.prior_strength"), on_change=state.save, args=("solve.prior_strength",),
-                                help="Adds strength x KL(w || natural) to the objective (uniform if sizes are unknown).")
+                                help="Adds strength x KL(w || natural) to the objective (uniform if sizes are unknown). "
+                                     "Its scale is the loss's: at 1 the weights usually sit near the natural ones, at "
+                                     "0.01 to 0.1 they lean towards them; the caption under the metrics gives the "
+                                     "target loss without the pull, to see what it costs.")
     return float(cap), float(prior)
 
 
@@ -120,12 +125,23 @@ def outcome(result, outputs) -> None:
     c2.metric("Frank–Wolfe gap", f"{result.gap:.2g}")
     c3.metric("Iterations", result.n_iter)
     c4.metric("Status", result.status.replace("_", " "))
-    warning = figs.step_warning(result.losses)
-    if warning:
+    warning = figs.step_warning(result.losses, converged=result.success)
+    if warning and not result.success:
         st.warning(warning, icon=":material/warning:")
     else:
-        st.caption(result.message)
+        st.caption(f"{result.message}{further(result)}" + (f". {warning}" if warning else ""))
     data.storage_note(result)
+
+
+def further(result) -> str:
+    """What gets a solve that ran out of iterations further: more of them, or, at the most the slider allows,
+    a larger step (it then converges in fewer)."""
+    if result.status != "max_iter":
+        return ""
+    if result.n_iter < MOST_ITERATIONS:
+        return "; more iterations take it further"
+    return ("; at the most iterations, a larger step size gets there in fewer (as long as the loss does not rise: "
+            "the chart shows it)")
 
 
 def intervals(problem_id, outputs, step, iters, init, cap, prior):
@@ -147,9 +163,10 @@ def intervals(problem_id, outputs, step, iters, init, cap, prior):
     lower, upper, converged = data.bootstrap(problem_id, data.problem_stamp(problem_id), step, iters, init,
                                              st.session_state["solve.n_boot"], cap, prior)
     if converged < 0.9:  # the intervals then show where 100 steps from the start stopped, not the optimum's spread
+        more = ("Raise the iterations to see them settle" if iters < MOST_ITERATIONS
+                else "At the most iterations, a larger step size lets them settle")
         st.caption(f"{1 - converged:.0%} of the resamples stopped at the iteration limit before converging: the "
-                   "intervals show where their iterations stopped more than where the weights would settle. Raise "
-                   "the iterations to see them settle.")
+                   f"intervals show where their iterations stopped more than where the weights would settle. {more}.")
     return lower, upper
 
 

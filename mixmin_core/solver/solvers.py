@@ -273,8 +273,9 @@ def _result(outputs, traj, losses, gaps, status, message, step_size) -> MixtureR
     if status != Status.CONVERGED and rose(losses[pick], losses[best]):
         pick = best
         message += f"; returning iteration {best}, whose loss was lowest (the loss rose afterwards: try a smaller step_size)"
+    weights = np.where(traj[pick] < np.finfo(np.float32).tiny, np.float32(0), traj[pick])  # as bootstrap_weights'
     return MixtureResult(
-        weights=traj[pick], source_names=outputs.source_names, loss=float(losses[pick]),
+        weights=weights, source_names=outputs.source_names, loss=float(losses[pick]),
         n_iter=len(losses) - 1, success=status == Status.CONVERGED, status=status.value,
         message=message, trajectory=np.stack(traj), losses=losses, gaps=gaps,
         gap=float(gaps[pick]), method="mixmin", meta={"step_size": float(step_size), "iterate": pick},

@@ -51,8 +51,9 @@ def method_sort_key(method: str):
     return (METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER), method)
 
 
-def step_warning(losses: np.ndarray) -> str | None:
-    """A warning when the loss rises or oscillates over the iterations (step size too large)."""
+def step_warning(losses: np.ndarray, converged: bool = False) -> str | None:
+    """A warning when the loss rises or oscillates over the iterations (step size too large); for a solve that
+    converged all the same, a note that the step is large but got there (no advice to shrink it)."""
     losses = np.asarray(losses, dtype=np.float64)
     losses = losses[np.isfinite(losses)]
     if losses.size < 3:
@@ -65,6 +66,9 @@ def step_warning(losses: np.ndarray) -> str | None:
     signs = np.sign(diffs[np.abs(diffs) > tol])
     flips = int((signs[1:] != signs[:-1]).sum())
     shape = "oscillates" if flips >= 3 else "rises"
+    if converged:
+        return (f"The loss went up at {rises} of {diffs.size} iterations on the way: a large step, which converged "
+                "all the same")
     return (f"The loss {shape}: it went up at {rises} of {diffs.size} iterations. "
             "The step size is too large for this problem; try a smaller one.")
 

@@ -9,6 +9,7 @@ import shutil
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tests.app.browser import (
@@ -72,7 +73,7 @@ def fresh(browser):
     contexts = []
 
     def new_page():
-        context = browser.new_context(viewport={"width": 1400, "height": 2400})
+        context = browser.new_context(viewport={"width": 1400, "height": 2400}, accept_downloads=True)
         contexts.append(context)
         return context.new_page()
 
@@ -205,6 +206,15 @@ def test_an_assays_link_opens_the_same_view(server, fresh):
     title = next(t for t in drawn[1] if t.startswith(prefix))
     assert drawn[0][title] == drawn[1][title]
     assert drawn[0][title][0]["y"].count(",") == 4  # five sources
+    # the export of every target's top sources carries how far to trust them: the solve's status and gap, and the
+    # share of the stored resamples that converged (the CSV lost the page's warnings)
+    with hand.expect_download(timeout=60_000) as info:
+        hand.get_by_role("button", name="Export top source assays of every target (CSV)").click()
+    exported = pd.read_csv(info.value.path())
+    assert {"mixmin_status", "mixmin_gap", "boot_converged"} <= set(exported.columns)
+    assert (exported.groupby("target")["rank"].max() == 5).all()
+    assert set(exported["mixmin_status"]) <= {"converged", "max_iter"} and exported["mixmin_gap"].ge(0).all()
+    assert exported["boot_converged"].isna().all()  # this store's topk files record no share (older runs): blank
 
 
 def test_runs_has_its_own_path_and_a_stale_run_link_gets_a_notice(server, fresh):

@@ -163,6 +163,29 @@ def test_solver_warns_when_the_step_size_makes_the_loss_rise(home):
     assert "step size is too large" in at.warning[0].value
 
 
+def test_solver_says_what_gets_an_unfinished_solve_further_and_a_large_step_that_converged_is_no_warning(home):
+    """At the slider's most iterations the page still said to raise them (a dead end: a larger step converges);
+    a step whose loss rose on the way but converged was told to shrink."""
+    from mixmin_core.solver.synthetic import example_problem
+    from pages.common.figures import step_warning
+
+    at = open_app("solver")
+    at.selectbox(key="w:solve.problem").set_value("example").run()
+    at.select_slider(key="w:solve.step_size").set_value(0.01).run()
+    captions = " ".join(c.value for c in at.caption)
+    assert "reached max_iter=100 before the gap fell to tol=1e-06; more iterations take it further" in captions
+    assert "Raise the iterations to see them settle." in captions
+    at.slider(key="w:solve.max_iter").set_value(1000).run()
+    captions = " ".join(c.value for c in at.caption)
+    assert "reached max_iter=1000 before the gap fell to tol=1e-06; at the most iterations, a larger step size gets " \
+           "there in fewer" in captions
+    assert "At the most iterations, a larger step size lets them settle." in captions and not at.warning
+    converged = mixmin(example_problem()[0], step_size=4.0, max_iter=1000)
+    assert converged.success and step_warning(converged.losses) is not None  # it rose on the way
+    assert step_warning(converged.losses, converged=True) == ("The loss went up at 4 of 50 iterations on the way: a "
+                                                              "large step, which converged all the same")
+
+
 def test_solver_caps_and_prior_pull(home):
     at = open_app("solver")
     at.selectbox(key="w:solve.problem").set_value("example").run()
@@ -681,6 +704,15 @@ def test_assays_show_toxcast_titles_categories_and_filter(home):
     filtered = at.dataframe[0].value
     filtered = filtered.data if hasattr(filtered, "data") else filtered
     assert set(filtered["category"]) == set(keep) and len(filtered) < 10
+    # the filter said nothing of the rows it hid; a category's summed weight holds where single assays change places
+    assert f"{10 - len(filtered)} of the top 10 source assays are hidden by the category filter." in [
+        c.value for c in at.caption]
+    shares = next(c.value for c in at.caption if c.value.startswith("Weight by category, over all sources: "))
+    mixture = json.loads(layout.mixture_path(RunStore(home).run_dir(CHEM_RUN), layout.Problem(
+        at.selectbox(key="w:assays.target").value, 0, "sources-all"), "mixmin").read_text())["weights"]
+    total = sum(w for s, w in mixture.items() if meta["category"].get(s) == keep[0])
+    assert f"{html.escape(keep[0])} {total:.3f}" in shares
+    assert "a guide and not ground truth" in legend
     targets = at.selectbox(key="w:assays.target").options
     at.selectbox(key="w:assays.target").set_value(targets[-1]).run()
     assert not at.exception
@@ -1034,6 +1066,20 @@ def test_assays_heatmap_leaves_a_target_blank_in_its_own_column(home):
     grid = pd.DataFrame(np.asarray(z, dtype=float), index=heat["y"], columns=heat["x"])
     assert np.isnan(grid.loc[second.target, second.target])  # blank, beside the first target's weight on it
     assert grid.loc[first.target, second.target] == pytest.approx(mixture["weights"][second.target])
+    # a source outside a target's top 10 was drawn as 0 beside its real weight, and the scale ran to 1 (near white)
+    outside = [(t, c) for t in grid.index for c in grid.columns if t != c and np.isnan(grid.loc[t, c])]
+    assert outside and not (grid.fillna(1.0).to_numpy() == 0).any()
+    for t, c in outside[:5]:
+        weights = json.loads(layout.mixture_path(run_dir, layout.Problem(t, 0, "sources-all"), "mixmin").read_text())
+        ranked = sorted(weights["weights"], key=weights["weights"].get, reverse=True)
+        assert c not in ranked[:10]
+    at = _open_assays(CHEM_RUN)
+    heat_layout = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                       if json.loads(c.proto.spec)["layout"]["title"]["text"].startswith("Targets ×"))["layout"]
+    assert heat_layout["coloraxis"]["cmax"] == pytest.approx(np.nanmax(grid.to_numpy()), rel=1e-6)
+    assert any(re.fullmatch(r"\d+ of the \d+ source assays in some target's top 10: those with the largest weight "
+                            r"\(at most 30, and only those some target gives 1% or more\)\. A blank cell is .*",
+                            c.value) for c in at.caption)
 
 
 def _write_topk(run_dir, problem, rows: list) -> None:
@@ -1085,7 +1131,9 @@ def test_assays_rank_every_source_and_name_the_targets_own_data(home):
     assert "Targets × their top-4 source assays (weight, trial 0)" in chart_titles(at)
     heat = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
                 if json.loads(c.proto.spec)["layout"]["title"]["text"].startswith("Targets ×"))
-    assert (heat["layout"]["coloraxis"]["cmin"], heat["layout"]["coloraxis"]["cmax"]) == (0, 1)  # 0.998 drew white
+    # from 0 to the largest weight drawn (0.998 drew white on a scale from its own minimum; 0 to 1 left a map of
+    # weights under 0.3 nearly white)
+    assert (heat["layout"]["coloraxis"]["cmin"], heat["layout"]["coloraxis"]["cmax"]) == (0, 0.6)
 
 
 def test_a_target_named_with_spaces_is_shown_by_its_name_and_its_own_data_as_such(home):
