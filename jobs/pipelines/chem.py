@@ -101,7 +101,7 @@ def validate(config: ChemConfig) -> None:
     valid = parsed_molecules(table, radius=config.radius, n_bits=config.n_bits, limit=VALIDATE_PARSE_MOLECULES)
     make_plan(table, targets=config.targets, n_targets=config.n_targets, source_counts=config.source_counts,
               proxy_budgets=config.proxy_budgets, trials=config.trials, include_target=config.include_target,
-              test_fraction=config.test_fraction, valid=valid)
+              test_fraction=config.test_fraction, val_fraction=config.val_fraction, valid=valid)
     load_metadata(config.data)
 
 

@@ -151,7 +151,7 @@ def load_metadata(data: ChemData):
 
 def make_plan(table: chemdata.AssayTable, *, targets: list, n_targets: int, source_counts: list,
               proxy_budgets: list, trials: int, valid: np.ndarray | None = None,
-              include_target: bool = False, test_fraction: float = 0.2) -> tuple[Plan, list]:
+              include_target: bool = False, test_fraction: float = 0.2, val_fraction: float = 0.2) -> tuple[Plan, list]:
     """Targets x variants x trials; returns the plan and the dropped assays (no positives or negatives).
 
     Variants are the paper's source-count sweep (``sources-<k>``: the first k informative assays,
@@ -161,8 +161,8 @@ def make_plan(table: chemdata.AssayTable, *, targets: list, n_targets: int, sour
     Raises
     ------
     InputError
-        If a target does not exist or has one class only, a source count exceeds the informative
-        assays, or fewer than two assays (or no valid SMILES) are left.
+        If a target does not exist, has one class only (in its test or fit split too), a source count
+        exceeds the informative assays, or fewer than two assays (or no valid SMILES) are left.
     ConfigError
         If ``n_targets`` exceeds the informative assays, or a source count leaves a target fewer
         than two sources.
@@ -190,7 +190,7 @@ def make_plan(table: chemdata.AssayTable, *, targets: list, n_targets: int, sour
         raise ConfigError(f"n_targets: {n_targets} targets asked for, but {table.path} has {len(assays)} informative "
                           f"assays (both labels present); use n_targets up to {len(assays)}, or list the targets.")
     targets = list(targets) or assays[:n_targets]
-    chemsplits.check_test_labels(table, targets, valid, test_fraction)
+    chemsplits.check_test_labels(table, targets, valid, test_fraction, val_fraction=val_fraction)
     variants = [Variant(f"sources-{c}", tuple(assays if c == "all" else assays[: int(c)])) for c in source_counts]
     for c, variant in zip(source_counts, variants):
         _check_sources_left(c, variant.sources, targets, include_target, n_assays=len(assays))
@@ -335,7 +335,8 @@ class ChemDomain:
                                                                features.valid, features.table_key)
         self.plan, dropped = make_plan(table, targets=targets, n_targets=n_targets, source_counts=source_counts,
                                        proxy_budgets=proxy_budgets, trials=trials, valid=self.valid,
-                                       include_target=include_target, test_fraction=models.test_fraction)
+                                       include_target=include_target, test_fraction=models.test_fraction,
+                                       val_fraction=models.val_fraction)
         if dropped:
             log.warning("%d assay(s) without both classes among the parsed molecules are left out: %s",
                         len(dropped), ", ".join(d["assay"] for d in dropped[:5]) + (", ..." if len(dropped) > 5 else ""))

@@ -177,6 +177,12 @@ CLI = [
     ("chem-max_molecules-negative", CHEM, ["max_molecules=-5"], r"max_molecules"),
     ("chem-n_targets-zero", CHEM, ["n_targets=0"], r"n_targets"),
     ("chem-test_fraction", CHEM, ["test_fraction=1.5"], r"test_fraction"),
+    # passed validation, then failed after every proxy (bootstrap on 1 fit molecule); with n_boot 0 it "succeeded"
+    ("chem-test_fraction-leaves-no-fit", CHEM, ["test_fraction=0.99", "trials=1"],
+     (r"target 'ATG_ERE_CIS_up': with test_fraction 0.99 and val_fraction 0.2 its fit split holds 0 positive\(s\) and 1 "
+      r"negative\(s\) .*Lower test_fraction or val_fraction")),
+    ("chem-val_fraction-leaves-no-fit", CHEM, ["val_fraction=0.99", "n_boot=0", "trials=1"],
+     r"with test_fraction 0.2 and val_fraction 0.99 its fit split holds 0 positive"),
     ("chem-methods-unknown", CHEM, ["methods=[bogus]"], r"methods"),
     ("chem-assay-unknown", CHEM, ["assays=[NOT_AN_ASSAY, ATG_ERE_CIS_up]"], r"NOT_AN_ASSAY"),
     # a count k is "the first k assays minus the target": k=2 leaves a target among them one source
