@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +50,7 @@ from mixmin_core.chem.trainers import (
 )
 from mixmin_core.engine.evolving import content_hash
 from mixmin_core.engine.experiment import Plan, Variant
+from mixmin_core.engine.sweeps import budget_share_note, check_distinct_points
 from mixmin_core.errors import ConfigError, InputError
 from mixmin_core.runs import layout
 from mixmin_core.runs.fileio import atomic_path, not_a_file, read_json, write_json
@@ -200,6 +202,53 @@ def make_plan(table: chemdata.AssayTable, *, targets: list, n_targets: int, sour
     return Plan(targets, variants, trials, include_target=include_target), dropped
 
 
+def budget_proxies(budgets, fit_rows: dict, *, final_trees: int, max_final_rows: int) -> dict:
+    """Per budget of a compute sweep: ``((trees, rows per source), share)``: what its proxies train on (as
+    :meth:`ChemDomain.scale` and :func:`chemsplits.row_subset` pick it from each source's ``fit_rows``) and the share
+    of one final model's compute (``final_trees`` x rows) they cost."""
+    total = int(sum(fit_rows.values()))
+    final = float(final_trees * (min(total, max_final_rows) if max_final_rows else total))
+    out = {}
+    for b in budgets:
+        trees, fraction = proxy_scale(b, final, total)
+        rows = tuple(n if fraction >= 1 else min(n, max(chemsplits.MIN_ROWS, math.ceil(fraction * n)))
+                     for n in fit_rows.values())
+        out[b] = ((trees, rows), trees * sum(rows) / final)
+    return out
+
+
+def check_budget_sweep(budgets, fit_rows: dict, *, final_trees: int, max_final_rows: int) -> list[str]:
+    """Refuse budgets whose proxies coincide (the row floor and one tree at least: [0.0001, 0.0005] trained one
+    set twice); return the log lines of budgets whose proxies cost far from their label.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``proxy_budgets``, the budgets that coincide and the proxies they share.
+    """
+    planned = budget_proxies(budgets, fit_rows, final_trees=final_trees, max_final_rows=max_final_rows)
+    check_distinct_points(
+        "proxy_budgets", {b: key for b, (key, _) in planned.items()},
+        lambda key: (f"proxies ({key[0]} tree(s) on {sum(key[1]):,} rows over {len(fit_rows)} sources: at least "
+                     f"{chemsplits.MIN_ROWS} rows of each source and one tree)"),
+        "Space the budgets further apart, or keep one of them.")
+    notes = (budget_share_note(b, share, f"at least {chemsplits.MIN_ROWS} rows of each source and one tree")
+             for b, (_, share) in planned.items())
+    return [n for n in notes if n]
+
+
+def plan_fit_rows(table: chemdata.AssayTable, plan: Plan, valid=None, *, test_fraction: float,
+                  val_fraction: float) -> dict:
+    """Each source of ``plan``'s (one) budget variant: its fit rows as the splits will size them (per class,
+    :func:`chemsplits.split_sizes`), to check a sweep before any split exists."""
+    labels, _ = chemsplits.usable_labels(table, valid)
+    out = {}
+    for a in plan.variants[0].sources:
+        column = labels[:, table.index(a)]
+        out[a] = sum(chemsplits.split_sizes(int((column == c).sum()), test_fraction, val_fraction)[0] for c in (0, 1))
+    return out
+
+
 def _check_sources_left(count, pool: tuple, targets: list, include_target: bool, *, n_assays: int) -> None:
     """Every target keeps at least two sources at source count ``count`` (``pool``: the first
     ``count`` informative assays), as :meth:`Plan.sources` builds them: the pool minus the target,
@@ -346,6 +395,11 @@ class ChemDomain:
             "labels_path": self.lab_p, "valid": self.valid.tolist(), "seed": models.seed, "trial": k,
             "test_fraction": models.test_fraction, "val_fraction": models.val_fraction, "output": p},
             output=Path(p), kind="splits") for k, p in self.splits_p.items()], "splits")
+        if proxy_budgets:  # the splits' own rows: exact where drop_target_test_molecules thins them
+            fit = {a: self.source_rows(0)[a].size for a in self.plan.variants[0].sources}
+            for note in check_budget_sweep(proxy_budgets, fit, final_trees=models.final_trees,
+                                           max_final_rows=models.max_final_rows):
+                log.warning("%s", note)
         write_json(ctx.path("dataset.json"), {
             "path": table.path, "n_molecules": table.n_molecules, "n_assays": table.n_assays,
             "n_invalid_smiles": int((~self.valid).sum()), "invalid_examples": features.invalid_examples,

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from mixmin_core.engine.experiment import Plan, Variant
+from mixmin_core.engine.sweeps import budget_share_note, check_distinct_points
 from mixmin_core.errors import ConfigError, InputError
 from mixmin_core.lm import data as lmdata
 from mixmin_core.lm import scoring
@@ -181,15 +182,18 @@ def whole_steps(tokens: float, preset: str) -> int:
 def check_proxy_budgets(budgets, *, final_tokens: int, preset: str, n_sources: int) -> None:
     """A compute sweep whose budgets round to the same proxies (whole steps) would draw one point as many:
     refuse it, naming the budgets and what would make them differ."""
-    by_tokens: dict[int, list] = {}
-    for b in budgets:
-        by_tokens.setdefault(whole_steps(final_tokens * b / n_sources, preset), []).append(b)
-    same = [(tokens, bs) for tokens, bs in by_tokens.items() if len(bs) > 1]
-    if same:
-        tokens, bs = same[0]
-        raise ConfigError(f"proxy_budgets: {bs} all give the same proxies ({tokens:,} training tokens each, whole "
-                          f"steps of the {preset!r} preset, for {n_sources} sources at final_tokens={final_tokens:,}); "
-                          "the sweep would repeat one point. Raise final_tokens, or keep one of them.")
+    check_distinct_points(
+        "proxy_budgets", {b: whole_steps(final_tokens * b / n_sources, preset) for b in budgets},
+        lambda tokens: (f"proxies ({tokens:,} training tokens each, whole steps of the {preset!r} preset, for "
+                        f"{n_sources} sources at final_tokens={final_tokens:,})"),
+        "Raise final_tokens, or keep one of them.")
+
+
+def proxy_budget_note(budget: float, *, final_tokens: int, preset: str, n_sources: int) -> str | None:
+    """The log line where ``budget``'s proxies, rounded to whole steps, cost far from their label (proxy_budgets
+    [0.01] spent 87% of a final model); else None. Proxies and final models share ``preset``: tokens are compute."""
+    share = whole_steps(final_tokens * budget / n_sources, preset) * n_sources / final_tokens
+    return budget_share_note(budget, share, f"whole training steps of the {preset!r} preset, at least one per source")
 
 
 # ---- unit functions (top level: they run in worker processes) ------------------------------------
@@ -427,6 +431,11 @@ class LMDomain:
         self._find_overlap(data.max_source_chars)
         self.plan = Plan(list(self.specs), make_variants(self.names, models.proxy_budget, models.proxy_budgets), trials)
         self._warn_thin_sources()
+        for v in self.plan.variants:  # a budget rounded up to whole steps costs more than its label
+            note = proxy_budget_note(v.budget, final_tokens=models.final_tokens, preset=models.preset,
+                                     n_sources=len(self.names))
+            if note:
+                log.warning("%s", note)
         self.splits = {(t, k): lmdata.split_indices(len(ex), seed=models.seed, trial=k, fit_fraction=models.fit_fraction)
                        for t, ex in self.examples.items() for k in range(trials)}
         self.n_threads = int(models.torch_threads) or max(1, (os.cpu_count() or 1) // max(1, int(ctx.n_workers or 1)))

@@ -201,6 +201,10 @@ CLI = [
      r"assays: must not repeat an item \(repeated: \['ATG_ERE_CIS_up'\]\)"),
     ("chem-n_targets-too-many", CHEM, ["n_targets=7"],
      r"n_targets: 7 targets asked for, but \S+toxcast.csv.gz has 6 informative assays .*use n_targets up to 6"),
+    # the row floor (20 rows a source, one tree) made both budgets one set of proxies: the sweep ran it twice
+    ("chem-budgets-same-proxies", CHEM, ["source_counts=[all]", "proxy_budgets=[0.0001, 0.0005]", "trials=1"],
+     (r"proxy_budgets: \[0.0001, 0.0005\] all give the same proxies \(1 tree\(s\) on 120 rows over 6 sources: at "
+      r"least 20 rows of each source")),
     ("lm-budgets-same-proxies", LM, ["proxy_budgets=[0.01, 0.05, 1.0]", "final_tokens=16384"],
      r"proxy_budgets: \[0.01, 0.05, 1.0\] all give the same proxies \(2,048 training tokens each"),
     ("lm-trials-text", LM, ["trials=abc"], r"trials: must be an integer"),

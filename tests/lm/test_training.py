@@ -88,3 +88,13 @@ def test_save_load_round_trip(micro_model, tmp_path):
     with torch.no_grad():
         assert torch.allclose(model(input_ids=x).logits, micro_model.model(input_ids=x).logits)
     assert meta["preset"] == "micro"
+
+
+def test_a_budget_rounded_up_to_whole_steps_is_said():
+    """proxy_budgets [0.01] spent most of a final model (one whole step per source) with no word in the log."""
+    from mixmin_core.lm.experiment import proxy_budget_note, whole_steps
+
+    one_step = whole_steps(1, "tiny")
+    note = proxy_budget_note(0.01, final_tokens=16384, preset="tiny", n_sources=8)
+    assert note is not None and f"{8 * one_step / 16384 / 0.01:.3g}x the label" in note and "whole training steps" in note
+    assert proxy_budget_note(1.0, final_tokens=16384, preset="tiny", n_sources=8) is None
