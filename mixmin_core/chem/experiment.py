@@ -166,8 +166,8 @@ def make_plan(table: chemdata.AssayTable, *, targets: list, n_targets: int, sour
         If a target does not exist, has one class only (in its test or fit split too), a source count
         exceeds the informative assays, or fewer than two assays (or no valid SMILES) are left.
     ConfigError
-        If ``n_targets`` exceeds the informative assays, or a source count leaves a target fewer
-        than two sources.
+        If ``n_targets`` exceeds the informative assays, a source count leaves a target fewer
+        than two sources, or two counts give every target the same sources.
     """
     if valid is not None and not np.asarray(valid).any():
         raise InputError(f"{table.path}: none of the {table.n_molecules} SMILES could be parsed by RDKit; "
@@ -196,6 +196,13 @@ def make_plan(table: chemdata.AssayTable, *, targets: list, n_targets: int, sour
     variants = [Variant(f"sources-{c}", tuple(assays if c == "all" else assays[: int(c)])) for c in source_counts]
     for c, variant in zip(source_counts, variants):
         _check_sources_left(c, variant.sources, targets, include_target, n_assays=len(assays))
+    # [6, all] of 6 informative assays: two settings, one set of sources each target mixes
+    check_distinct_points(
+        "source_counts", {c: tuple(tuple(a for a in v.sources if a != t) for t in targets)
+                          for c, v in zip(source_counts, variants)},
+        lambda key: (f"sources to every target ({max(map(len, key))} each, of the {len(assays)} informative assays of "
+                     f"{table.path})"),
+        "Keep one of them" + (f" ('all' is {len(assays)} here)." if "all" in source_counts else "."))
     if proxy_budgets:
         (only,) = variants
         variants = [Variant(budget_variant(b), only.sources, float(b)) for b in sorted(proxy_budgets)]

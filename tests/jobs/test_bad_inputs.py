@@ -195,6 +195,10 @@ CLI = [
     ("chem-source_counts-budgets-leaves-one", CHEM, ["source_counts=[2]", "proxy_budgets=[0.5]"],
      r"source_counts: 2 leaves 1 source"),
     ("chem-source_counts-repeated", CHEM, ["source_counts=[3, 3]"], r"source_counts: must not repeat an item \(repeated: \[3\]\)"),
+    # 'all' of 6 informative assays is 6: both settings ran with the same sources
+    ("chem-source_counts-same-sources", CHEM, ["source_counts=[6, all]", "trials=1"],
+     (r"source_counts: \[6, 'all'\] all give the same sources to every target \(5 each, of the 6 informative assays of "
+      r"\S+toxcast.csv.gz\); the sweep would repeat one point. Keep one of them \('all' is 6 here\)")),
     ("chem-targets-repeated", CHEM, ["targets=[ATG_ERE_CIS_up, ATG_ERE_CIS_up]"],
      r"targets: must not repeat an item \(repeated: \['ATG_ERE_CIS_up'\]\)"),
     ("chem-assays-repeated", CHEM, ["assays=[ATG_ERE_CIS_up, ATG_ERa_TRANS_up, ATG_ERE_CIS_up]"],
