@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from mixmin_core.engine.experiment import Plan, Variant
+from mixmin_core.engine.report import convergence_warning
 from mixmin_core.engine.sweeps import budget_share_note, check_distinct_points
 from mixmin_core.errors import ConfigError, InputError
 from mixmin_core.lm import data as lmdata
@@ -688,13 +689,10 @@ class LMDomain:
                     iters = self.m.joint_max_iter or self.m.max_iter
                     r = mixmin_multi({p.target: self._outputs[p] for p in problems}, mode=mode,
                                      normalise=self.m.joint_normalise, step_size=self.m.step_size, max_iter=iters)
-                    if r.status == "max_iter":  # as MixMin's own: its weights are where the iterations ran out
-                        log.warning("trial %d%s: the joint (%s) mixture stopped at max_iter=%d with Frank-Wolfe gap "
-                                    "%.2g (not converged); raise joint_max_iter", k, f" {v.name}" if v.name else "",
-                                    mode, iters, r.gap)
-                    elif r.status == "clipped":  # the gap certifies nothing there
-                        log.warning("trial %d%s: the joint (%s) mixture: %s", k, f" {v.name}" if v.name else "", mode,
-                                    r.message)
+                    unconverged = convergence_warning(r, max_iter_field="joint_max_iter")  # as MixMin's own
+                    if unconverged:
+                        log.warning("trial %d%s: the joint (%s) mixture %s", k, f" {v.name}" if v.name else "",
+                                    mode, unconverged)
                     r = dataclasses.replace(r, method=JOINT + mode, meta={
                         **r.meta, "compute": float(mixtures[problems[0], "mixmin"].meta["compute"])})
                     for p in problems:
