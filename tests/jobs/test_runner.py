@@ -671,3 +671,32 @@ def test_a_run_whose_config_wrote_a_float_as_an_integer_still_resumes(tmp_path, 
             db.execute(f"UPDATE {table} SET run_id = ? WHERE run_id = ?", (old_id, run["run_id"]))
     assert main(["resume", old_id, "--quiet"]) == 0
     assert [r["run_id"] for r in RunStore().list_runs()] == [old_id]
+
+
+@pytest.mark.parametrize("overrides,said", [
+    (["step_size=1e4"], "returning iteration 0, whose loss was lowest (the loss rose afterwards: try a smaller step_size)"),
+    (["max_iter=1", "n_sources=3", "source_samples=200", "target_samples=200"],
+     ("reached max_iter=1 before the gap fell to tol=1e-06; a larger max_iter helps where the gap falls steadily; "
+      "where it swings or rises, a smaller step_size")),
+])
+def test_the_synthetic_log_says_when_mixmin_did_not_converge(tmp_path, monkeypatch, overrides, said):
+    """step_size 1e4 or max_iter 1: the job log never said MixMin had not converged (the chem and LM engines do)."""
+    monkeypatch.setenv("MIXMIN_HOME", str(tmp_path / "home"))
+    sets = [a for o in ["trials=1", *overrides]
+            for a in ("--set", o)]
+    assert main(["run", DEMO, *sets, "--quiet"]) == 0
+    (run,) = RunStore().list_runs()
+    log = "".join(p.read_text() for p in (RunStore().run_dir(run["run_id"]) / "logs").glob("*.log"))
+    assert "trial 0: MixMin stopped at its iteration limit, not converged (Frank-Wolfe gap" in log and said in log
+    if "step_size=1e4" in overrides:  # the loss rose: more iterations would not help
+        assert "a larger max_iter" not in log
+
+
+def test_one_sample_per_source_gives_every_source_a_sample():
+    """source_samples 1 drew sizes from [0, 1]: a source could get no sample at all."""
+    from jobs.pipelines.synthetic import SyntheticConfig, _world
+
+    for seed in range(5):
+        sizes = _world(SyntheticConfig(n_sources=20, source_samples=1, seed=seed))[2]
+        assert (sizes == 1).all()
+    assert (_world(SyntheticConfig(n_sources=50, source_samples=3))[2] >= 1).all()
