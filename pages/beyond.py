@@ -255,7 +255,7 @@ def show_ladder(run_dir) -> None:
         st.warning(f"Stable at {100 * stop:.3g}% of the final model's compute ({rule_text(info)} < "
                    f"{info['threshold']:g}), but between solves that did not converge: their weights are where the "
                    "iterations ran out, so the small change may be the solver's stop, not the proxies' agreement. "
-                   "Raise `max_iter` before trusting it.")
+                   "Raise `max_iter` (where the loss rose instead, lower `step_size`) before trusting it.")
     else:
         st.success(f"Stable at {100 * stop:.3g}% of the final model's compute ({rule_text(info)} < "
                    f"{info['threshold']:g}).")

@@ -21,6 +21,7 @@ from pathlib import Path
 from mixmin_core.chem.splits import MIN_ROWS, row_subset
 from mixmin_core.chem.workspace import ChemWorkspace
 from mixmin_core.engine.ladder import LadderResult, loss_regret, proxy_ladder
+from mixmin_core.engine.report import convergence_warning
 from mixmin_core.errors import InputError
 from mixmin_core.runs import layout
 from mixmin_core.runs.fileio import read_json, write_json
@@ -117,15 +118,15 @@ def climb(ws: ChemWorkspace, ladder: Ladder, target: str, *, threshold: float, r
 
     ladder_result = proxy_ladder(solve_at, ladder.budgets, threshold=threshold, run_all=run_all, rule=rule)
     stable, stopped = ladder_result.stable_at, ladder_result.unconverged
-    if stopped:  # their weights are where the iterations ran out: a small change between them says little
-        log.warning("%s: MixMin did not converge at %d of %d rungs (%s of the final model's compute; e.g. %s): their "
-                    "weights are where the iterations ran out, and a small change between them may be the solver's "
-                    "stop, not the proxies' agreement; raise max_iter", target, len(stopped),
-                    len(ladder_result.results), ", ".join(f"{100 * b:.3g}%" for b in stopped),
-                    ladder_result.results[ladder_result.budgets.index(stopped[0])].message)
+    if stopped:  # their weights are not the optimum: a small change between them says little
+        first = ladder_result.results[ladder_result.budgets.index(stopped[0])]
+        log.warning("%s: MixMin did not converge at %d of %d rungs (%s of the final model's compute), and a small "
+                    "change between such weights may be the solver's stop, not the proxies' agreement; at %.3g%%, MixMin "
+                    "%s", target, len(stopped), len(ladder_result.results),
+                    ", ".join(f"{100 * b:.3g}%" for b in stopped), 100 * stopped[0], convergence_warning(first))
     log.info("%s: %d rungs climbed, %s", target, len(ladder_result.results),
              "never stable" if stable is None else f"stable at {100 * stable:.3g}% of the final model's compute"
-             + (" between solves that did not converge (not to be trusted: raise max_iter)"
+             + (" between solves that did not converge (not to be trusted: see the warning above)"
                 if ladder_result.stable_unconverged else ""))
     return ladder_result
 
