@@ -190,6 +190,23 @@ def check_proxy_budgets(budgets, *, final_tokens: int, preset: str, n_sources: i
         "Raise final_tokens, or keep one of them.")
 
 
+#: Fewer examples than this in a target's fit or held-out split get a warning (a 1-example test split scores 0 or 1).
+FEW_SPLIT_EXAMPLES = 10
+
+
+def small_split_note(target: str, n: int, fit_fraction: float) -> str | None:
+    """The log line where ``target``'s ``n`` examples split (:func:`lmdata.split_indices`) into a fit or held-out part
+    of fewer than :data:`FEW_SPLIT_EXAMPLES`; else None."""
+    n_fit = len(lmdata.split_indices(n, seed=0, trial=0, fit_fraction=fit_fraction)[0])  # the size: any seed
+    if min(n_fit, n - n_fit) >= FEW_SPLIT_EXAMPLES:
+        return None
+    return (f"target {target!r}: its {n} examples split into {n_fit} to fit MixMin on and {n - n_fit} held out "
+            f"(fit_fraction {fit_fraction:g}), so " + ((f"its held-out scores rest on {n - n_fit} example(s)"
+            + (" (an accuracy of 0 or 1 per trial)" if n - n_fit == 1 else "") + " and gaps between methods are mostly "
+            "noise") if n - n_fit < FEW_SPLIT_EXAMPLES else "its mixture is fitted on those few")
+            + "; raise max_target_samples (or the target's max_samples) or bring fit_fraction nearer 0.8")
+
+
 def proxy_budget_note(budget: float, *, final_tokens: int, preset: str, n_sources: int) -> str | None:
     """The log line where ``budget``'s proxies, rounded to whole steps, cost far from their label (proxy_budgets
     [0.01] spent 87% of a final model); else None. Proxies and final models share ``preset``: tokens are compute."""
@@ -439,6 +456,10 @@ class LMDomain:
                 log.warning("%s", note)
         self.splits = {(t, k): lmdata.split_indices(len(ex), seed=models.seed, trial=k, fit_fraction=models.fit_fraction)
                        for t, ex in self.examples.items() for k in range(trials)}
+        for t, ex in self.examples.items():
+            note = small_split_note(t, len(ex), models.fit_fraction)
+            if note:
+                log.warning("%s", note)
         self.n_threads = int(models.torch_threads) or max(1, (os.cpu_count() or 1) // max(1, int(ctx.n_workers or 1)))
         self._scores: dict[str, dict] = {}  # score unit id -> arrays
         self._outputs: dict[Problem, ProxyOutputs] = {}  # fit-split outputs, for the joint mixtures
@@ -667,7 +688,8 @@ class LMDomain:
                     rows.append({"trial": p.trial, "target": b, "variant": variant, "method": method, "metric": metric,
                                  "value": value, "proxy_compute": float(r.meta.get("compute", 0.0)),
                                  "final_compute": float(info[unit.unit_id]["compute"]), "model": unit.unit_id,
-                                 "preset": unit.kwargs["preset"], "proxy_budget": self.plan.variant(p.variant).budget})
+                                 "preset": unit.kwargs["preset"], "proxy_budget": self.plan.variant(p.variant).budget,
+                                 "test_examples": len(positions)})  # a score over a handful says little
         if m.cross_task and len(self.specs) > 1:
             write_json(layout.cross_task_path(self.ctx.run_dir), cross_matrix(rows, list(self.specs), main))
         return rows

@@ -366,3 +366,14 @@ def test_error_bad_config_fields(capsys):
     assert "set tokenizer explicitly" in capsys.readouterr().err
     assert main(["run", CI, "--set", "transfer_preset=tiny"]) == 2  # the final models' own size: trained twice
     assert "transfer_preset: 'tiny' is the final models' own preset; name another" in capsys.readouterr().err
+
+
+def test_a_one_example_test_split_is_warned_about_and_recorded():
+    """max_target_samples 5: one held-out example per target (accuracy 0 or 1 per trial), and nothing said so."""
+    assert main(["run", CI, "--quiet", "--set", "max_target_samples=5", "--set", "trials=1", "--set",
+                 "methods=[mixmin, natural]"]) == 0
+    store = RunStore()
+    run, run_dir = only_run(store)
+    log = "".join(p.read_text() for p in (run_dir / "logs").glob("*.log"))
+    assert "target 'piqa': its 5 examples split into 4 to fit MixMin on and 1 held out" in log
+    assert set(store.results(run["run_id"]).test_examples) == {1}
