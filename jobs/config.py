@@ -170,8 +170,8 @@ def _floats(value, hint):
     """``value`` with the integers a ``float`` field (or a list's ``float`` items) holds as floats; ``value`` itself
     when nothing changes. A field that takes integers too (``int | float``) keeps them."""
     args = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
-    if float in args and int not in args and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+    if float in args and int not in args and isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**53:
+        return float(value)  # (a larger one is left to the field's range rule, which names it)
     if typing.get_origin(hint) is list and isinstance(value, list) and typing.get_args(hint):
         items = [_floats(v, typing.get_args(hint)[0]) for v in value]
         return items if any(a is not b for a, b in zip(items, value)) else value

@@ -637,6 +637,7 @@ def test_a_float_written_as_an_integer_is_the_same_run(tmp_path):
     field (and of a list's float items) are floats in the resolved config now."""
     from jobs.__main__ import resolve_config
     from jobs.config import run_id_for
+    from mixmin_core.errors import ConfigError
 
     def run_id(config, *overrides):
         _, name, _, resolved = resolve_config(str(ROOT / "configs" / config), list(overrides))
@@ -648,6 +649,8 @@ def test_a_float_written_as_an_integer_is_the_same_run(tmp_path):
         "chem_ci.yaml", "proxy_budgets=[1.0, 2.0]", "source_counts=[3]")
     resolved = resolve_config(str(ROOT / "configs" / "chem_ladder.yaml"), ["rungs=[[1, 1], [1, 3]]"])[3]
     assert resolved["rungs"] == [[1.0, 1], [1.0, 3]] and type(resolved["rungs"][0][1]) is int  # trees stay counts
+    with pytest.raises(ConfigError, match=r"step_size: must be <= 1000000.0"):  # too large for a float: still named
+        resolve_config(DEMO, ["step_size=1" + "0" * 400])
 
 
 def test_a_run_whose_config_wrote_a_float_as_an_integer_still_resumes(tmp_path, monkeypatch):
