@@ -31,6 +31,7 @@ from jobs.config import (
     build_dataclass,
     read_config_file,
     run_id_for,
+    whole_floats_as_ints,
 )
 from jobs.export import add_parser as add_export_parser
 from jobs.pipelines import load_pipeline
@@ -168,7 +169,10 @@ def cmd_run(args) -> int:
     resuming = getattr(args, "resuming", None)
     if resuming and run_id != resuming:  # ids a run got before: without registered datasets (or implicit inputs),
         # or with the leading "-" names now lose; its inputs are unchanged
-        earlier = (run_id, run_id_for(name, resolved, registered=False), run_id_for(name, resolved))
+        # (or with the integers of float fields as written, before 1 and 1.0 gave one id)
+        earlier = (run_id, run_id_for(name, resolved, registered=False), run_id_for(name, resolved),
+                   run_id_for(name, whole_floats_as_ints(resolved), implicit=implicit),
+                   run_id_for(name, whole_floats_as_ints(resolved), registered=False))
         if resuming in earlier or resuming.lstrip("-") in earlier:
             run_id = resuming
     if resuming and run_id != resuming:  # it would start another run, and leave the one asked for as it was

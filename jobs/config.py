@@ -140,6 +140,10 @@ def check_config(config) -> None:
         if counts and isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
             value = int(value)  # YAML reads 6e5 as a float; as a count it is the whole number it names
             object.__setattr__(config, f.name, value)
+        as_float = _floats(value, hint)
+        if as_float is not value:  # 1 and 1.0 name one number: the resolved config, and so the run id, agree
+            value = as_float
+            object.__setattr__(config, f.name, value)
         typed = _matches(value, hint)
         rule = _rule_error(value, meta) if typed else f"must be {_type_name(hint)}"
         if not typed and typing.get_origin(hint) is list and _matches([value], hint):  # one item, not in a list
@@ -160,6 +164,18 @@ def check_config(config) -> None:
             if not typed and bounds:
                 rule += " " + ", ".join(f"{dict(min='>=', max='<=', gt='>', lt='<')[k]} {v}" for k, v in bounds.items())
             raise ConfigError(f"{f.name}: {rule}; got {value!r}.")
+
+
+def _floats(value, hint):
+    """``value`` with the integers a ``float`` field (or a list's ``float`` items) holds as floats; ``value`` itself
+    when nothing changes. A field that takes integers too (``int | float``) keeps them."""
+    args = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    if float in args and int not in args and isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**53:
+        return float(value)  # (a larger one is left to the field's range rule, which names it)
+    if typing.get_origin(hint) is list and isinstance(value, list) and typing.get_args(hint):
+        items = [_floats(v, typing.get_args(hint)[0]) for v in value]
+        return items if any(a is not b for a, b in zip(items, value)) else value
+    return value
 
 
 def _check_keys(name: str, value, keys: dict) -> None:
@@ -496,6 +512,16 @@ def _registered_files(name: str) -> list[Path]:
         except InputError:
             continue
     return files
+
+
+def whole_floats_as_ints(value):
+    """``value`` (a resolved config) with every whole float written as an integer: the form a config written with
+    integers had in its run id before float fields were normalised (``step_size: 1``), so such a run resumes."""
+    if isinstance(value, dict):
+        return {k: whole_floats_as_ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [whole_floats_as_ints(v) for v in value]
+    return int(value) if isinstance(value, float) and value.is_integer() and abs(value) < 2**53 else value
 
 
 def run_id_for(name: str, resolved: dict, registered: bool = True, implicit: list | tuple = ()) -> str:

@@ -313,9 +313,18 @@ def show_ladder(run_dir) -> None:
     if stop is None:
         st.warning(f"The mixture never moved less than {info['threshold']:g} ({rule_text(info)}) between rungs: more "
                    "proxy compute might still change it.")
+    elif info.get("stable_unconverged"):
+        st.warning(f"Stable at {100 * stop:.3g}% of the final model's compute ({rule_text(info)} < "
+                   f"{info['threshold']:g}), but between solves that did not converge: their weights are where the "
+                   "iterations ran out, so the small change may be the solver's stop, not the proxies' agreement. "
+                   "Raise `max_iter` (where the loss rose instead, lower `step_size`) before trusting it.")
     else:
         st.success(f"Stable at {100 * stop:.3g}% of the final model's compute ({rule_text(info)} < "
                    f"{info['threshold']:g}).")
+    if info.get("unconverged"):
+        st.caption("MixMin did not converge (it stopped at `max_iter`) at " + ", ".join(
+            f"{100 * b:.3g}%" for b in info["unconverged"]) + " of the final model's compute: the Solver page shows "
+            "how far those solves got.")
     if info.get("moved_again"):
         st.warning(f"Climbing on, the mixture moved again ({rule_text(info)} at or above {info['threshold']:g}) at "
                    + ", ".join(f"{100 * b:.3g}%" for b in info["moved_again"])

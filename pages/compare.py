@@ -7,6 +7,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from mixmin_core.engine.report import MAX_ITER_ADVICE
 from mixmin_core.lm.overlap import warned
 from mixmin_core.runs import layout
 from mixmin_core.solver.results import (
@@ -341,8 +342,7 @@ def page() -> None:
         worst = max(stopped, key=lambda kv: kv[1])
         st.warning(f"MixMin stopped at its iteration limit, not converged, on {len(stopped)} of this setting's problems "
                    f"(largest Frank–Wolfe gap {worst[1]:.2g}, {state.code(worst[0])}): its weights are where the "
-                   "iterations ran out. See how they converge on the Solver page: a larger `max_iter` helps where "
-                   "the gap falls steadily; where it swings or rises, a smaller `step_size`."
+                   f"iterations ran out. See how they converge on the Solver page: {MAX_ITER_ADVICE}."
                    + (" Joint mixtures have their own `joint_max_iter`." if any("joint" in w for w, _ in stopped)
                       else ""),
                    icon=":material/hourglass_bottom:")

@@ -15,10 +15,12 @@ from mixmin_core.chem.experiment import (
     ChemData,
     ChemDomain,
     ChemModels,
+    check_budget_sweep,
     load_metadata,
     load_table,
     make_plan,
     parsed_molecules,
+    plan_fit_rows,
 )
 from mixmin_core.chem.fingerprints import check_smiles
 from mixmin_core.engine.experiment import Settings, run_experiment
@@ -99,9 +101,13 @@ def validate(config: ChemConfig) -> None:
     # a table of modest size has every molecule parsed now (seconds; the run reads them from the cache), so a target
     # whose positives do not parse fails here; a larger one (minutes) is parsed when the run starts
     valid = parsed_molecules(table, radius=config.radius, n_bits=config.n_bits, limit=VALIDATE_PARSE_MOLECULES)
-    make_plan(table, targets=config.targets, n_targets=config.n_targets, source_counts=config.source_counts,
-              proxy_budgets=config.proxy_budgets, trials=config.trials, include_target=config.include_target,
-              test_fraction=config.test_fraction, valid=valid)
+    plan, _ = make_plan(table, targets=config.targets, n_targets=config.n_targets, source_counts=config.source_counts,
+                        proxy_budgets=config.proxy_budgets, trials=config.trials, include_target=config.include_target,
+                        test_fraction=config.test_fraction, val_fraction=config.val_fraction, valid=valid)
+    if config.proxy_budgets:  # budgets the row floor makes one set of proxies (the run checks its own splits again)
+        check_budget_sweep(config.proxy_budgets, plan_fit_rows(table, plan, valid, test_fraction=config.test_fraction,
+                                                               val_fraction=config.val_fraction),
+                           final_trees=config.final_trees, max_final_rows=config.max_final_rows)
     load_metadata(config.data)
 
 

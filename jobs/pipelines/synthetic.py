@@ -6,13 +6,14 @@ per trial, a seeded 80/20 split of the target: MixMin, natural and balanced weig
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from jobs.config import ExecutionConfig, no_device, setting
 from mixmin_core import balanced, mixmin, mixture_loss, natural
-from mixmin_core.engine.report import write_report
+from mixmin_core.engine.report import convergence_warning, write_report
 from mixmin_core.errors import ConfigError
 from mixmin_core.runs.fileio import atomic_path, write_json
 from mixmin_core.runs.layout import Problem, mixture_path, outputs_path
@@ -38,6 +39,7 @@ class SyntheticConfig(ExecutionConfig):
 
 
 CONFIG = SyntheticConfig
+log = logging.getLogger("mixmin.synthetic")
 #: Largest proxy-output matrix (sources x categories, sources x target samples) a run may build.
 MAX_CELLS = 100_000_000
 
@@ -59,7 +61,8 @@ def _world(config):
     rng = np.random.default_rng(config.seed)
     dists = categorical_sources(config.n_sources, config.n_categories, rng)
     true_w = rng.dirichlet(np.ones(config.n_sources))
-    sizes = rng.integers(config.source_samples // 2, config.source_samples + 1, config.n_sources)
+    # at least one sample each: source_samples 1 drew from [0, 1], and a source of 0 samples has no density
+    sizes = rng.integers(max(1, config.source_samples // 2), config.source_samples + 1, config.n_sources)
     return dists, true_w, sizes
 
 
@@ -94,8 +97,10 @@ def run(config: SyntheticConfig, ctx: RunContext) -> dict:
         problem = Problem("target", trial)
         outputs.save(outputs_path(ctx.run_dir, problem))
         test_outputs = categorical_outputs(densities, test, source_names=names)
-        for result in (mixmin(outputs, step_size=config.step_size, max_iter=config.max_iter),
-                       natural(outputs), balanced(outputs)):
+        solved = mixmin(outputs, step_size=config.step_size, max_iter=config.max_iter)
+        if convergence_warning(solved):  # as the chem and LM engines log it
+            log.warning("trial %d: MixMin %s", trial, convergence_warning(solved))
+        for result in (solved, natural(outputs), balanced(outputs)):
             write_json(mixture_path(ctx.run_dir, problem, result.method), result.to_dict())
             heldout = mixture_loss(test_outputs, result.weights)
             spent = float(sizes.sum()) if result.method == "mixmin" else 0.0  # natural and balanced train no proxy

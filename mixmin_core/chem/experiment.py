@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +50,7 @@ from mixmin_core.chem.trainers import (
 )
 from mixmin_core.engine.evolving import content_hash
 from mixmin_core.engine.experiment import Plan, Variant
+from mixmin_core.engine.sweeps import budget_share_note, check_distinct_points
 from mixmin_core.errors import ConfigError, InputError
 from mixmin_core.runs import layout
 from mixmin_core.runs.fileio import atomic_path, not_a_file, read_json, write_json
@@ -164,7 +166,7 @@ def load_metadata(data: ChemData):
 
 def make_plan(table: chemdata.AssayTable, *, targets: list, n_targets: int, source_counts: list,
               proxy_budgets: list, trials: int, valid: np.ndarray | None = None,
-              include_target: bool = False, test_fraction: float = 0.2) -> tuple[Plan, list]:
+              include_target: bool = False, test_fraction: float = 0.2, val_fraction: float = 0.2) -> tuple[Plan, list]:
     """Targets x variants x trials; returns the plan and the dropped assays (no positives or negatives).
 
     Variants are the paper's source-count sweep (``sources-<k>``: the first k informative assays,
@@ -174,11 +176,11 @@ def make_plan(table: chemdata.AssayTable, *, targets: list, n_targets: int, sour
     Raises
     ------
     InputError
-        If a target does not exist or has one class only, a source count exceeds the informative
-        assays, or fewer than two assays (or no valid SMILES) are left.
+        If a target does not exist, has one class only (in its test or fit split too), a source count
+        exceeds the informative assays, or fewer than two assays (or no valid SMILES) are left.
     ConfigError
-        If ``n_targets`` exceeds the informative assays, or a source count leaves a target fewer
-        than two sources.
+        If ``n_targets`` exceeds the informative assays, a source count leaves a target fewer
+        than two sources, or two counts give every target the same sources.
     """
     if valid is not None and not np.asarray(valid).any():
         raise InputError(f"{table.path}: none of the {table.n_molecules} SMILES could be parsed by RDKit; "
@@ -203,14 +205,68 @@ def make_plan(table: chemdata.AssayTable, *, targets: list, n_targets: int, sour
         raise ConfigError(f"n_targets: {n_targets} targets asked for, but {table.path} has {len(assays)} informative "
                           f"assays (both labels present); use n_targets up to {len(assays)}, or list the targets.")
     targets = list(targets) or assays[:n_targets]
-    chemsplits.check_test_labels(table, targets, valid, test_fraction)
+    chemsplits.check_test_labels(table, targets, valid, test_fraction, val_fraction=val_fraction)
     variants = [Variant(f"sources-{c}", tuple(assays if c == "all" else assays[: int(c)])) for c in source_counts]
     for c, variant in zip(source_counts, variants):
         _check_sources_left(c, variant.sources, targets, include_target, n_assays=len(assays))
+    # [6, all] of 6 informative assays: two settings, one set of sources each target mixes
+    check_distinct_points(
+        "source_counts", {c: tuple(tuple(a for a in v.sources if a != t) for t in targets)
+                          for c, v in zip(source_counts, variants)},
+        lambda key: (f"sources to every target ({max(map(len, key))} each, of the {len(assays)} informative assays of "
+                     f"{table.path})"),
+        "Keep one of them" + (f" ('all' is {len(assays)} here)." if "all" in source_counts else "."))
     if proxy_budgets:
         (only,) = variants
         variants = [Variant(budget_variant(b), only.sources, float(b)) for b in sorted(proxy_budgets)]
     return Plan(targets, variants, trials, include_target=include_target), dropped
+
+
+def budget_proxies(budgets, fit_rows: dict, *, final_trees: int, max_final_rows: int) -> dict:
+    """Per budget of a compute sweep: ``((trees, rows per source), share)``: what its proxies train on (as
+    :meth:`ChemDomain.scale` and :func:`chemsplits.row_subset` pick it from each source's ``fit_rows``) and the share
+    of one final model's compute (``final_trees`` x rows) they cost."""
+    total = int(sum(fit_rows.values()))
+    final = float(final_trees * (min(total, max_final_rows) if max_final_rows else total))
+    out = {}
+    for b in budgets:
+        trees, fraction = proxy_scale(b, final, total)
+        rows = tuple(n if fraction >= 1 else min(n, max(chemsplits.MIN_ROWS, math.ceil(fraction * n)))
+                     for n in fit_rows.values())
+        out[b] = ((trees, rows), trees * sum(rows) / final)
+    return out
+
+
+def check_budget_sweep(budgets, fit_rows: dict, *, final_trees: int, max_final_rows: int) -> list[str]:
+    """Refuse budgets whose proxies coincide (the row floor and one tree at least: [0.0001, 0.0005] trained one
+    set twice); return the log lines of budgets whose proxies cost far from their label.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``proxy_budgets``, the budgets that coincide and the proxies they share.
+    """
+    planned = budget_proxies(budgets, fit_rows, final_trees=final_trees, max_final_rows=max_final_rows)
+    check_distinct_points(
+        "proxy_budgets", {b: key for b, (key, _) in planned.items()},
+        lambda key: (f"proxies ({key[0]} tree(s) on {sum(key[1]):,} rows over {len(fit_rows)} sources: at least "
+                     f"{chemsplits.MIN_ROWS} rows of each source and one tree)"),
+        "Space the budgets further apart, or keep one of them.")
+    notes = (budget_share_note(b, share, f"at least {chemsplits.MIN_ROWS} rows of each source and one tree")
+             for b, (_, share) in planned.items())
+    return [n for n in notes if n]
+
+
+def plan_fit_rows(table: chemdata.AssayTable, plan: Plan, valid=None, *, test_fraction: float,
+                  val_fraction: float) -> dict:
+    """Each source of ``plan``'s (one) budget variant: its fit rows as the splits will size them (per class,
+    :func:`chemsplits.split_sizes`), to check a sweep before any split exists."""
+    labels, _ = chemsplits.usable_labels(table, valid)
+    out = {}
+    for a in plan.variants[0].sources:
+        column = labels[:, table.index(a)]
+        out[a] = sum(chemsplits.split_sizes(int((column == c).sum()), test_fraction, val_fraction)[0] for c in (0, 1))
+    return out
 
 
 def _check_sources_left(count, pool: tuple, targets: list, include_target: bool, *, n_assays: int) -> None:
@@ -348,7 +404,8 @@ class ChemDomain:
                                                                features.valid, features.table_key)
         self.plan, dropped = make_plan(table, targets=targets, n_targets=n_targets, source_counts=source_counts,
                                        proxy_budgets=proxy_budgets, trials=trials, valid=self.valid,
-                                       include_target=include_target, test_fraction=models.test_fraction)
+                                       include_target=include_target, test_fraction=models.test_fraction,
+                                       val_fraction=models.val_fraction)
         if dropped:
             log.warning("%d assay(s) without both classes among the parsed molecules are left out: %s",
                         len(dropped), ", ".join(d["assay"] for d in dropped[:5]) + (", ..." if len(dropped) > 5 else ""))
@@ -358,6 +415,11 @@ class ChemDomain:
             "labels_path": self.lab_p, "valid": self.valid.tolist(), "seed": models.seed, "trial": k,
             "test_fraction": models.test_fraction, "val_fraction": models.val_fraction, "output": p},
             output=Path(p), kind="splits") for k, p in self.splits_p.items()], "splits")
+        if proxy_budgets:  # the splits' own rows: exact where drop_target_test_molecules thins them
+            fit = {a: self.source_rows(0)[a].size for a in self.plan.variants[0].sources}
+            for note in check_budget_sweep(proxy_budgets, fit, final_trees=models.final_trees,
+                                           max_final_rows=models.max_final_rows):
+                log.warning("%s", note)
         write_json(ctx.path("dataset.json"), {
             "path": table.path, "n_molecules": table.n_molecules, "n_assays": table.n_assays,
             "n_invalid_smiles": int((~self.valid).sum()), "invalid_examples": features.invalid_examples,

@@ -21,6 +21,7 @@ from pathlib import Path
 from mixmin_core.chem.splits import MIN_ROWS, row_subset
 from mixmin_core.chem.workspace import ChemWorkspace
 from mixmin_core.engine.ladder import LadderResult, loss_regret, proxy_ladder
+from mixmin_core.engine.report import convergence_warning
 from mixmin_core.errors import InputError
 from mixmin_core.runs import layout
 from mixmin_core.runs.fileio import read_json, write_json
@@ -116,9 +117,17 @@ def climb(ws: ChemWorkspace, ladder: Ladder, target: str, *, threshold: float, r
         return result
 
     ladder_result = proxy_ladder(solve_at, ladder.budgets, threshold=threshold, run_all=run_all, rule=rule)
-    stable = ladder_result.stable_at
+    stable, stopped = ladder_result.stable_at, ladder_result.unconverged
+    if stopped:  # their weights are not the optimum: a small change between them says little
+        first = ladder_result.results[ladder_result.budgets.index(stopped[0])]
+        log.warning("%s: MixMin did not converge at %d of %d rungs (%s of the final model's compute), and a small "
+                    "change between such weights may be the solver's stop, not the proxies' agreement; at %.3g%%, MixMin "
+                    "%s", target, len(stopped), len(ladder_result.results),
+                    ", ".join(f"{100 * b:.3g}%" for b in stopped), 100 * stopped[0], convergence_warning(first))
     log.info("%s: %d rungs climbed, %s", target, len(ladder_result.results),
-             "never stable" if stable is None else f"stable at {100 * stable:.3g}% of the final model's compute")
+             "never stable" if stable is None else f"stable at {100 * stable:.3g}% of the final model's compute"
+             + (" between solves that did not converge (not to be trusted: see the warning above)"
+                if ladder_result.stable_unconverged else ""))
     return ladder_result
 
 
@@ -152,7 +161,8 @@ def report(ladder: Ladder, target: str, result: LadderResult, finals: list[Unit]
                 "proxy_compute": r.meta["compute"],
                 "final_compute": 0.0 if fins[k] is None else fins[k]["final_compute"],
                 "budget": rung.budget, "row_fraction": rung.row_fraction, "trees": rung.trees,
-                "stable": bool(k and result.measures[k] < result.threshold)}  # this rung moved less than it
+                "stable": bool(k and result.measures[k] < result.threshold),  # this rung moved less than it
+                "converged": bool(r.success)}
         rows.append({**base, "metric": "proxy_budget_fraction", "value": rung.budget})
         if k:
             rows.append({**base, "metric": "ladder_l1_change", "value": result.l1_changes[k]})
@@ -162,6 +172,8 @@ def report(ladder: Ladder, target: str, result: LadderResult, finals: list[Unit]
         if aps[k] is not None:
             rows.append({**base, "metric": "ap", "value": aps[k], "test_positives": fins[k].get("test_positives")})
     summary = {"rungs_climbed": len(result.results), "stable_at_rung": stop, "stable_at_budget": result.stable_at,
+               "stable_unconverged": result.stable_unconverged,
+               "unconverged_rungs": [k for k, r in enumerate(result.results) if not r.success],
                "l1_changes": [None if math.isnan(c) else round(c, 4) for c in result.l1_changes],
                "loss_regret": [None if g is None else round(g, 5) for g in regrets],
                **({"relative_loss_regret": [None if math.isnan(m) else round(m, 5) for m in result.measures]}

@@ -78,15 +78,32 @@ def usable_labels(table, valid=None) -> tuple[np.ndarray, str]:
 FEW_TEST_POSITIVES = 10
 
 
+def split_sizes(n: int, test_fraction: float = 0.2, val_fraction: float = 0.2) -> tuple[int, int, int]:
+    """``(fit, val, test)`` sizes :func:`assay_split` gives ``n`` molecules of one class (the same rounding)."""
+    test = round(test_fraction * n)
+    val = round(val_fraction * (n - test))
+    return n - test - val, val, test
+
+
 def check_test_labels(table, targets: list, valid=None, test_fraction: float = 0.2, *,
-                      fraction_field: bool = True, one_trial: bool = False) -> None:
+                      fraction_field: bool = True, val_fraction: float = 0.2, one_trial: bool = False) -> None:
     """Every target of ``table`` (an ``AssayTable``) must get a positive and a negative in its test split
     (:func:`assay_split` splits per class, rounding), or its score is undefined: a MUV target with one active
-    ran to 'done' with every score blank. ``fraction_field``: the config has a ``test_fraction`` to raise;
-    ``one_trial``: the pipeline runs one trial (no intervals across trials to weigh)."""
+    ran to 'done' with every score blank. Its fit split (what MixMin fits and bootstraps) needs both classes too:
+    test_fraction 0.99 left one fit molecule, and the run failed after every proxy. ``fraction_field``: the config
+    has ``test_fraction`` and ``val_fraction`` to lower; ``one_trial``: the pipeline runs one trial (no intervals
+    across trials to weigh)."""
     labels, among = usable_labels(table, valid)
     for t in targets:
         column = labels[:, table.index(t)]
+        fit = {cls: split_sizes(int((column == cls).sum()), test_fraction, val_fraction)[0] for cls in (0, 1)}
+        if min(fit.values()) < 1:
+            raise InputError(f"target {t!r}: with test_fraction {test_fraction:g} and val_fraction {val_fraction:g} "
+                             f"its fit split holds {fit[1]} positive(s) and {fit[0]} negative(s) (of "
+                             f"{int((column == 1).sum())} and {int((column == 0).sum())} among {among}); MixMin fits "
+                             "the mixture on it and needs both classes. " + (
+                                 "Lower test_fraction or val_fraction (the paper's: 0.2 and 0.2)." if fraction_field
+                                 else "Pick another target or raise max_molecules if it caps the table (0 reads all)."))
         n_pos = round(test_fraction * int((column == 1).sum()))
         n_test = round(test_fraction * int((column >= 0).sum()))
         if 1 <= n_pos < FEW_TEST_POSITIVES:  # MUV: one active in 300 test molecules, and methods were still ranked

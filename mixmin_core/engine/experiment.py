@@ -24,7 +24,7 @@ from typing import Protocol
 import numpy as np
 
 from mixmin_core.engine import methods as M
-from mixmin_core.engine.report import write_report
+from mixmin_core.engine.report import convergence_warning, write_report
 from mixmin_core.errors import MixminError
 from mixmin_core.runs import layout
 from mixmin_core.runs.fileio import write_json
@@ -147,11 +147,9 @@ class Experiment:
         start = time.perf_counter()
         results = {"mixmin": _with_meta(mixmin(outputs, step_size=s.step_size, max_iter=s.max_iter),
                                         compute=spent, seconds=time.perf_counter() - start)}
-        if results["mixmin"].status == "max_iter":  # its weights are where the iterations ran out, not the optimum
-            log.warning("%s: MixMin stopped at max_iter=%d with Frank-Wolfe gap %.2g (not converged); raise "
-                        "max_iter or step_size", problem.key, s.max_iter, results["mixmin"].gap)
-        elif results["mixmin"].status == "clipped":  # the gap certifies nothing there
-            log.warning("%s: MixMin: %s", problem.key, results["mixmin"].message)
+        unconverged = convergence_warning(results["mixmin"])  # its weights are not the optimum
+        if unconverged:
+            log.warning("%s: MixMin %s", problem.key, unconverged)
         for method, fn in (("natural", natural), ("balanced", balanced)):
             if method in s.methods:
                 results[method] = _with_meta(fn(outputs), compute=0.0)

@@ -23,6 +23,9 @@ class LadderResult:
 
     ``stable_at`` is the budget at which the measure first fell under the threshold (None if never): where
     the procedure stops. With ``run_all`` a later rung can move again; :attr:`moved_again` lists those.
+    :attr:`unconverged` lists the budgets whose solve did not converge (stopped at ``max_iter``): weights where the
+    iterations ran out can move little between rungs because the solver stopped, not because the proxies agree, so
+    :attr:`stable_unconverged` says when the stop compared such a solve.
     """
 
     budgets: list
@@ -41,6 +44,19 @@ class LadderResult:
         return [b for b, m in zip(self.budgets, self.measures) if b > self.stable_at and not m < self.threshold]
 
     @property
+    def unconverged(self) -> list:
+        """Budgets whose solve did not converge (``success`` False: ``max_iter``, ``clipped``, ``non_finite``)."""
+        return [b for b, r in zip(self.budgets, self.results) if not r.success]
+
+    @property
+    def stable_unconverged(self) -> bool:
+        """Whether either solve the stop compared (the stable rung's and the one before) did not converge."""
+        if self.stable_at is None:
+            return False
+        k = self.budgets.index(self.stable_at)
+        return not (self.results[k].success and self.results[k - 1].success)
+
+    @property
     def weights(self) -> np.ndarray:
         """(n_rungs, n_sources) weights per rung, for a weights-against-budget plot."""
         return np.stack([r.weights for r in self.results])
@@ -48,7 +64,8 @@ class LadderResult:
     def to_dict(self) -> dict:
         return {"budgets": list(self.budgets), "l1_changes": _nulls(self.l1_changes), "threshold": self.threshold,
                 "stable_at": self.stable_at, "rule": self.rule, "measures": _nulls(self.measures or []),
-                "moved_again": self.moved_again, "results": [r.to_dict() for r in self.results]}
+                "moved_again": self.moved_again, "unconverged": self.unconverged,
+                "stable_unconverged": self.stable_unconverged, "results": [r.to_dict() for r in self.results]}
 
 
 RULES = ("l1", "loss_regret")

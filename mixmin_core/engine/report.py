@@ -13,6 +13,23 @@ import warnings
 from mixmin_core.runs import layout
 from mixmin_core.solver.results import mean_over_targets, summarize
 
+#: What to do about a MixMin solve that ran out of iterations: the job log and the Compare page say it alike.
+MAX_ITER_ADVICE = ("a larger `max_iter` helps where the gap falls steadily; where it swings or rises, a smaller "
+                   "`step_size`")
+
+
+def convergence_warning(result, *, max_iter_field: str = "max_iter") -> str | None:
+    """What a job's log says of a MixMin ``result`` that did not converge (None where it did), after "MixMin ":
+    its own message, which says when the loss rose and an earlier iterate is returned (try a smaller step_size),
+    and for one that ran out of iterations otherwise, :data:`MAX_ITER_ADVICE` (naming ``max_iter_field``)."""
+    if result.status == "max_iter":
+        rose = result.meta.get("iterate", result.n_iter) < result.n_iter  # an earlier iterate: the loss rose after it
+        advice = "" if rose else "; " + MAX_ITER_ADVICE.replace("`max_iter`", max_iter_field).replace("`", "")
+        return f"stopped at its iteration limit, not converged (Frank-Wolfe gap {result.gap:.2g}): {result.message}{advice}"
+    if result.status in ("clipped", "non_finite"):  # the message says why and what to try
+        return f"did not converge: {result.message}"
+    return None
+
 
 def results_frame(rows: list[dict]):
     """Result rows as a DataFrame with the contract's columns (missing compute is 0)."""

@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from mixmin_core.engine.experiment import Plan, Variant
+from mixmin_core.engine.report import convergence_warning
+from mixmin_core.engine.sweeps import budget_share_note, check_distinct_points
 from mixmin_core.errors import ConfigError, InputError
 from mixmin_core.lm import data as lmdata
 from mixmin_core.lm import scoring
@@ -181,15 +183,35 @@ def whole_steps(tokens: float, preset: str) -> int:
 def check_proxy_budgets(budgets, *, final_tokens: int, preset: str, n_sources: int) -> None:
     """A compute sweep whose budgets round to the same proxies (whole steps) would draw one point as many:
     refuse it, naming the budgets and what would make them differ."""
-    by_tokens: dict[int, list] = {}
-    for b in budgets:
-        by_tokens.setdefault(whole_steps(final_tokens * b / n_sources, preset), []).append(b)
-    same = [(tokens, bs) for tokens, bs in by_tokens.items() if len(bs) > 1]
-    if same:
-        tokens, bs = same[0]
-        raise ConfigError(f"proxy_budgets: {bs} all give the same proxies ({tokens:,} training tokens each, whole "
-                          f"steps of the {preset!r} preset, for {n_sources} sources at final_tokens={final_tokens:,}); "
-                          "the sweep would repeat one point. Raise final_tokens, or keep one of them.")
+    check_distinct_points(
+        "proxy_budgets", {b: whole_steps(final_tokens * b / n_sources, preset) for b in budgets},
+        lambda tokens: (f"proxies ({tokens:,} training tokens each, whole steps of the {preset!r} preset, for "
+                        f"{n_sources} sources at final_tokens={final_tokens:,})"),
+        "Raise final_tokens, or keep one of them.")
+
+
+#: Fewer examples than this in a target's fit or held-out split get a warning (a 1-example test split scores 0 or 1).
+FEW_SPLIT_EXAMPLES = 10
+
+
+def small_split_note(target: str, n: int, fit_fraction: float) -> str | None:
+    """The log line where ``target``'s ``n`` examples split (:func:`lmdata.split_indices`) into a fit or held-out part
+    of fewer than :data:`FEW_SPLIT_EXAMPLES`; else None."""
+    n_fit = len(lmdata.split_indices(n, seed=0, trial=0, fit_fraction=fit_fraction)[0])  # the size: any seed
+    if min(n_fit, n - n_fit) >= FEW_SPLIT_EXAMPLES:
+        return None
+    return (f"target {target!r}: its {n} examples split into {n_fit} to fit MixMin on and {n - n_fit} held out "
+            f"(fit_fraction {fit_fraction:g}), so " + ((f"its held-out scores rest on {n - n_fit} example(s)"
+            + (" (an accuracy of 0 or 1 per trial)" if n - n_fit == 1 else "") + " and gaps between methods are mostly "
+            "noise") if n - n_fit < FEW_SPLIT_EXAMPLES else "its mixture is fitted on those few")
+            + "; raise max_target_samples (or the target's max_samples) or bring fit_fraction nearer 0.8")
+
+
+def proxy_budget_note(budget: float, *, final_tokens: int, preset: str, n_sources: int) -> str | None:
+    """The log line where ``budget``'s proxies, rounded to whole steps, cost far from their label (proxy_budgets
+    [0.01] spent 87% of a final model); else None. Proxies and final models share ``preset``: tokens are compute."""
+    share = whole_steps(final_tokens * budget / n_sources, preset) * n_sources / final_tokens
+    return budget_share_note(budget, share, f"whole training steps of the {preset!r} preset, at least one per source")
 
 
 # ---- unit functions (top level: they run in worker processes) ------------------------------------
@@ -427,8 +449,17 @@ class LMDomain:
         self._find_overlap(data.max_source_chars)
         self.plan = Plan(list(self.specs), make_variants(self.names, models.proxy_budget, models.proxy_budgets), trials)
         self._warn_thin_sources()
+        for v in self.plan.variants:  # a budget rounded up to whole steps costs more than its label
+            note = proxy_budget_note(v.budget, final_tokens=models.final_tokens, preset=models.preset,
+                                     n_sources=len(self.names))
+            if note:
+                log.warning("%s", note)
         self.splits = {(t, k): lmdata.split_indices(len(ex), seed=models.seed, trial=k, fit_fraction=models.fit_fraction)
                        for t, ex in self.examples.items() for k in range(trials)}
+        for t, ex in self.examples.items():
+            note = small_split_note(t, len(ex), models.fit_fraction)
+            if note:
+                log.warning("%s", note)
         self.n_threads = int(models.torch_threads) or max(1, (os.cpu_count() or 1) // max(1, int(ctx.n_workers or 1)))
         self._scores: dict[str, dict] = {}  # score unit id -> arrays
         self._outputs: dict[Problem, ProxyOutputs] = {}  # fit-split outputs, for the joint mixtures
@@ -657,7 +688,8 @@ class LMDomain:
                     rows.append({"trial": p.trial, "target": b, "variant": variant, "method": method, "metric": metric,
                                  "value": value, "proxy_compute": float(r.meta.get("compute", 0.0)),
                                  "final_compute": float(info[unit.unit_id]["compute"]), "model": unit.unit_id,
-                                 "preset": unit.kwargs["preset"], "proxy_budget": self.plan.variant(p.variant).budget})
+                                 "preset": unit.kwargs["preset"], "proxy_budget": self.plan.variant(p.variant).budget,
+                                 "test_examples": len(positions)})  # a score over a handful says little
         if m.cross_task and len(self.specs) > 1:
             write_json(layout.cross_task_path(self.ctx.run_dir), cross_matrix(rows, list(self.specs), main))
         return rows
@@ -679,13 +711,10 @@ class LMDomain:
                     iters = self.m.joint_max_iter or self.m.max_iter
                     r = mixmin_multi({p.target: self._outputs[p] for p in problems}, mode=mode,
                                      normalise=self.m.joint_normalise, step_size=self.m.step_size, max_iter=iters)
-                    if r.status == "max_iter":  # as MixMin's own: its weights are where the iterations ran out
-                        log.warning("trial %d%s: the joint (%s) mixture stopped at max_iter=%d with Frank-Wolfe gap "
-                                    "%.2g (not converged); raise joint_max_iter", k, f" {v.name}" if v.name else "",
-                                    mode, iters, r.gap)
-                    elif r.status == "clipped":  # the gap certifies nothing there
-                        log.warning("trial %d%s: the joint (%s) mixture: %s", k, f" {v.name}" if v.name else "", mode,
-                                    r.message)
+                    unconverged = convergence_warning(r, max_iter_field="joint_max_iter")  # as MixMin's own
+                    if unconverged:
+                        log.warning("trial %d%s: the joint (%s) mixture %s", k, f" {v.name}" if v.name else "",
+                                    mode, unconverged)
                     r = dataclasses.replace(r, method=JOINT + mode, meta={
                         **r.meta, "compute": float(mixtures[problems[0], "mixmin"].meta["compute"])})
                     for p in problems:

@@ -35,7 +35,8 @@ def beyond_home(tmp_path_factory) -> Path:
         "evolve": {"pipeline": "chem_evolve", "target": ASSAYS[0], "initial": ASSAYS[1:4], "proxy_trees": 10,
                    "updates": [{"add": [ASSAYS[4]]}, {"split": ASSAYS[2]}, {"remove": [ASSAYS[3]]}]},
         "ladder": {"pipeline": "chem_ladder", "targets": ASSAYS[:2], "sources": ASSAYS[2:],
-                   "rungs": [[0.2, 2], [0.5, 5], [1.0, 10]], "threshold": 1.99, "run_all": True, "score_rungs": False},
+                   "rungs": [[0.2, 2], [0.5, 5], [1.0, 10]], "threshold": 1.99, "run_all": True, "score_rungs": False,
+                   "max_iter": 5000, "step_size": 5.0},  # converged solves: a stop between unconverged ones is a warning
     }
     with mock.patch.dict(os.environ, {"MIXMIN_HOME": str(home), "MIXMIN_CACHE": str(home / "cache")}):
         for name, cfg in configs.items():
@@ -132,6 +133,20 @@ def test_a_ladder_that_moved_again_after_its_stop_says_so(beyond_home, monkeypat
     at, _ = _open(beyond_home, monkeypatch, "chem_ladder")
     assert list(at.dataframe[0].value["stable"]) == [False, True, False]
     assert any("moved again" in w.value and "stopped early" in w.value for w in at.warning)
+
+
+def test_a_ladder_stable_between_unconverged_solves_says_so(beyond_home, tmp_path, monkeypatch):
+    """max_iter=1: the solves barely left the start, the weights moved little, and the page said "Stable at 10%"."""
+    home = tmp_path / "home"
+    shutil.copytree(beyond_home, home)
+    ladder = next(p for p in (home / "runs").glob("*/ladder") if p.is_dir()) / f"{ASSAYS[0]}.json"
+    info = json.loads(ladder.read_text())
+    info.update(unconverged=info["budgets"][:2], stable_unconverged=True)
+    ladder.write_text(json.dumps(info))
+    at, _ = _open(home, monkeypatch, "chem_ladder")
+    assert not at.success
+    assert any("between solves that did not converge" in w.value and "Raise `max_iter`" in w.value for w in at.warning)
+    assert any("MixMin did not converge" in c.value for c in at.caption)
 
 
 def test_page_without_beyond_runs_says_how_to_start_one(tmp_path, monkeypatch):

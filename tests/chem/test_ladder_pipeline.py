@@ -102,6 +102,22 @@ def test_the_loss_regret_rule_writes_the_measure_it_compares(tmp_path):
     assert summary["relative_loss_regret"][1:] == pytest.approx(info["measures"][1:], abs=1e-5)
 
 
+def test_a_stop_between_solves_stopped_at_max_iter_says_so(tmp_path):
+    """max_iter=1: the weights barely left the start at every rung, moved little, and the ladder said "stable at
+    10%" with nothing to tell the solves had stopped at max_iter."""
+    store, run_id, run_dir, _ = _run(tmp_path, threshold=1.99, max_iter=1, score_rungs=False)
+    log = "".join(p.read_text() for p in (run_dir / "logs").glob("*.log"))
+    info = json.loads((run_dir / "ladder" / f"{TARGETS[0]}.json").read_text())
+    assert info["stable_at"] == info["budgets"][1] and info["unconverged"] == info["budgets"]
+    assert info["stable_unconverged"] is True
+    summary = json.loads((run_dir / "ladder.json").read_text())["summary"][TARGETS[0]]
+    assert summary["stable_unconverged"] is True and summary["unconverged_rungs"] == [0, 1]
+    assert set(store.results(run_id)["converged"]) == {False}
+    assert "MixMin did not converge at 2 of 2 rungs" in log
+    assert "MixMin stopped at its iteration limit, not converged (Frank-Wolfe gap" in log and "a larger max_iter" in log
+    assert "stable at" in log and "between solves that did not converge (not to be trusted: see the warning" in log
+
+
 def test_row_subsets_are_nested_and_seeded():
     fit = np.arange(100, 300)
     small, big = (row_subset(fit, f, seed=0, assay="A") for f in (0.1, 0.5))

@@ -182,6 +182,18 @@ def assert_search_spent_mixmins_compute(run_dir, res):
                 assert meta["runs"] >= n_sources, (row, meta["runs"], n_sources)
 
 
+def test_a_budget_the_row_floor_lifts_is_said_in_the_log():
+    """proxy_budgets [0.0001] spent about 91x its label (20 rows of each source at least) with no log line."""
+    assert main(["run", CI, "--quiet", "--set", "source_counts=[all]", "--set", "proxy_budgets=[0.0001]", "--set",
+                 "trials=1", "--set", "methods=[mixmin]", "--set", "n_boot=0", "--set", "n_targets=1"]) == 0
+    store = RunStore()
+    run, run_dir = only_run(store)
+    log = "".join(p.read_text() for p in (run_dir / "logs").glob("*.log"))
+    assert "proxy budget 0.0001: its proxies cost" in log and "x the label (at least 20 rows of each source" in log
+    spent = store.results(run["run_id"]).proxy_compute.max()
+    assert spent > 10 * 0.0001 * 20 * json.loads((run_dir / "config.json").read_text())["final_trees"]  # the floor
+
+
 def test_compute_budget_sweep(capsys):
     assert main(["run", CI, "--quiet", "--set", "source_counts=[all]", "--set", "proxy_budgets=[0.01, 1.0]",
                  "--set", "trials=2"]) == 0

@@ -51,3 +51,12 @@ def test_split_table_save_load(tmp_path, labels):
 def test_bad_fraction(labels):
     with pytest.raises(InputError, match="test_fraction must be a fraction in"):
         S.assay_split(labels, seed=0, trial=0, assay="a", test_fraction=1.5)
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 7, 44, 127])
+@pytest.mark.parametrize("test_fraction,val_fraction", [(0.2, 0.2), (0.99, 0.2), (0.5, 0.9), (0.05, 0.99)])
+def test_split_sizes_are_what_assay_split_gives(n, test_fraction, val_fraction):
+    """The check before any work reads the fit size from split_sizes: it must be the split's own."""
+    code = S.assay_split(np.ones(n, dtype=np.int8), seed=0, trial=0, assay="a", test_fraction=test_fraction,
+                         val_fraction=val_fraction)
+    assert S.split_sizes(n, test_fraction, val_fraction) == tuple(int((code == c).sum()) for c in (S.FIT, S.VAL, S.TEST))

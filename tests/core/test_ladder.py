@@ -87,3 +87,26 @@ def test_climbing_on_reports_rungs_where_the_mixture_moved_again():
     assert [m < 0.01 for m in ladder.measures[1:]] == [True, False, True]
     assert ladder.to_dict()["moved_again"] == [3]
     assert proxy_ladder(solve_at, [1, 2, 3, 4], threshold=0.01).moved_again == []  # stopped at 2: nothing seen after
+
+
+
+def test_a_stop_between_solves_stopped_at_max_iter_says_so():
+    """With max_iter=1 the weights barely leave the start at every rung, so they change little between rungs, and
+    the ladder said "stable" with nothing to tell that the solves had not converged."""
+    path = [np.array([0.5, 0.5]), np.array([0.501, 0.499]), np.array([0.8, 0.2]), np.array([0.801, 0.199])]
+    converged = [False, False, True, True]
+
+    def solve_at(budget):
+        k = int(budget) - 1
+        return MixtureResult(path[k].astype(np.float32), ("a", "b"), success=converged[k],
+                             status="converged" if converged[k] else "max_iter")
+
+    ladder = proxy_ladder(solve_at, [1, 2, 3, 4], threshold=0.01, run_all=True)
+    assert ladder.stable_at == 2 and ladder.unconverged == [1, 2] and ladder.stable_unconverged
+    info = ladder.to_dict()
+    assert info["unconverged"] == [1, 2] and info["stable_unconverged"] is True
+    converged[:2] = [True, True]
+    ladder = proxy_ladder(solve_at, [1, 2, 3, 4], threshold=0.01)
+    assert ladder.stable_at == 2 and ladder.unconverged == [] and not ladder.to_dict()["stable_unconverged"]
+    converged[0] = False  # one of the two compared is enough
+    assert proxy_ladder(solve_at, [1, 2, 3, 4], threshold=0.01).stable_unconverged

@@ -342,3 +342,21 @@ def test_clipped_samples_are_counted_alike_on_every_path(tmp_path):
     assert [n for n, _ in found] == [300] * 4
     for k, (_, hidden) in enumerate(found[1:], 1):  # float16 rounds the values themselves
         np.testing.assert_allclose(hidden, found[0][1], rtol=1e-4, atol=1e-4 * np.abs(found[0][1]).max() if k == 2 else 0)
+
+
+def test_the_log_says_of_an_unconverged_solve_what_its_result_says(well_specified):
+    """A step so large the loss rose returned iteration 0, and the engine's log still advised "raise max_iter or
+    step_size"; the log now words it as the result (and, where the gap fell steadily, as the Compare page)."""
+    from mixmin_core.engine.report import MAX_ITER_ADVICE, convergence_warning
+
+    outputs, _ = well_specified
+    rose = mixmin(outputs, step_size=1e4, max_iter=100)
+    assert rose.status == "max_iter" and rose.meta["iterate"] < rose.n_iter
+    said = convergence_warning(rose)
+    assert said.startswith("stopped at its iteration limit, not converged (Frank-Wolfe gap") and rose.message in said
+    assert "try a smaller step_size" in said and "larger max_iter" not in said
+    short = mixmin(outputs, step_size=1.0, max_iter=2)
+    said = convergence_warning(short)
+    assert short.message in said and said.endswith("; " + MAX_ITER_ADVICE.replace("`", ""))
+    assert "a larger joint_max_iter helps" in convergence_warning(short, max_iter_field="joint_max_iter")
+    assert convergence_warning(mixmin(outputs, max_iter=5000)) is None

@@ -179,6 +179,12 @@ CLI = [
     ("chem-max_molecules-negative", CHEM, ["max_molecules=-5"], r"max_molecules"),
     ("chem-n_targets-zero", CHEM, ["n_targets=0"], r"n_targets"),
     ("chem-test_fraction", CHEM, ["test_fraction=1.5"], r"test_fraction"),
+    # passed validation, then failed after every proxy (bootstrap on 1 fit molecule); with n_boot 0 it "succeeded"
+    ("chem-test_fraction-leaves-no-fit", CHEM, ["test_fraction=0.99", "trials=1"],
+     (r"target 'ATG_ERE_CIS_up': with test_fraction 0.99 and val_fraction 0.2 its fit split holds 0 positive\(s\) and 1 "
+      r"negative\(s\) .*Lower test_fraction or val_fraction")),
+    ("chem-val_fraction-leaves-no-fit", CHEM, ["val_fraction=0.99", "n_boot=0", "trials=1"],
+     r"with test_fraction 0.2 and val_fraction 0.99 its fit split holds 0 positive"),
     ("chem-methods-unknown", CHEM, ["methods=[bogus]"], r"methods"),
     ("chem-assay-unknown", CHEM, ["assays=[NOT_AN_ASSAY, ATG_ERE_CIS_up]"], r"NOT_AN_ASSAY"),
     # a count k is "the first k assays minus the target": k=2 leaves a target among them one source
@@ -191,12 +197,20 @@ CLI = [
     ("chem-source_counts-budgets-leaves-one", CHEM, ["source_counts=[2]", "proxy_budgets=[0.5]"],
      r"source_counts: 2 leaves 1 source"),
     ("chem-source_counts-repeated", CHEM, ["source_counts=[3, 3]"], r"source_counts: must not repeat an item \(repeated: \[3\]\)"),
+    # 'all' of 6 informative assays is 6: both settings ran with the same sources
+    ("chem-source_counts-same-sources", CHEM, ["source_counts=[6, all]", "trials=1"],
+     (r"source_counts: \[6, 'all'\] all give the same sources to every target \(5 each, of the 6 informative assays of "
+      r"\S+toxcast.csv.gz\); the sweep would repeat one point. Keep one of them \('all' is 6 here\)")),
     ("chem-targets-repeated", CHEM, ["targets=[ATG_ERE_CIS_up, ATG_ERE_CIS_up]"],
      r"targets: must not repeat an item \(repeated: \['ATG_ERE_CIS_up'\]\)"),
     ("chem-assays-repeated", CHEM, ["assays=[ATG_ERE_CIS_up, ATG_ERa_TRANS_up, ATG_ERE_CIS_up]"],
      r"assays: must not repeat an item \(repeated: \['ATG_ERE_CIS_up'\]\)"),
     ("chem-n_targets-too-many", CHEM, ["n_targets=7"],
      r"n_targets: 7 targets asked for, but \S+toxcast.csv.gz has 6 informative assays .*use n_targets up to 6"),
+    # the row floor (20 rows a source, one tree) made both budgets one set of proxies: the sweep ran it twice
+    ("chem-budgets-same-proxies", CHEM, ["source_counts=[all]", "proxy_budgets=[0.0001, 0.0005]", "trials=1"],
+     (r"proxy_budgets: \[0.0001, 0.0005\] all give the same proxies \(1 tree\(s\) on 120 rows over 6 sources: at "
+      r"least 20 rows of each source")),
     ("lm-budgets-same-proxies", LM, ["proxy_budgets=[0.01, 0.05, 1.0]", "final_tokens=16384"],
      r"proxy_budgets: \[0.01, 0.05, 1.0\] all give the same proxies \(2,048 training tokens each"),
     ("lm-trials-text", LM, ["trials=abc"], r"trials: must be an integer"),

@@ -630,3 +630,76 @@ def test_a_worker_that_died_between_stages_does_not_fail_the_next(tmp_path):
     while time.time() < deadline and not runner._POOL[0][1]._broken:  # the pool notices on its own thread
         time.sleep(0.05)
     assert stage("b") == ["b0", "b1"]
+
+
+def test_a_float_written_as_an_integer_is_the_same_run(tmp_path):
+    """`--set step_size=1` and `step_size: 1.0` in the config gave two run ids (no resume); the integers of a float
+    field (and of a list's float items) are floats in the resolved config now."""
+    from jobs.__main__ import resolve_config
+    from jobs.config import run_id_for
+    from mixmin_core.errors import ConfigError
+
+    def run_id(config, *overrides):
+        _, name, _, resolved = resolve_config(str(ROOT / "configs" / config), list(overrides))
+        assert all(type(resolved[k]) is float for k in ("step_size",) if k in resolved)
+        return run_id_for(name, resolved)
+
+    assert run_id("synthetic_demo.yaml", "step_size=1") == run_id("synthetic_demo.yaml", "step_size=1.0")
+    assert run_id("chem_ci.yaml", "proxy_budgets=[1, 2]", "source_counts=[3]") == run_id(
+        "chem_ci.yaml", "proxy_budgets=[1.0, 2.0]", "source_counts=[3]")
+    resolved = resolve_config(str(ROOT / "configs" / "chem_ladder.yaml"), ["rungs=[[1, 1], [1, 3]]"])[3]
+    assert resolved["rungs"] == [[1.0, 1], [1.0, 3]] and type(resolved["rungs"][0][1]) is int  # trees stay counts
+    with pytest.raises(ConfigError, match=r"step_size: must be <= 1000000.0"):  # too large for a float: still named
+        resolve_config(DEMO, ["step_size=1" + "0" * 400])
+
+
+def test_a_run_whose_config_wrote_a_float_as_an_integer_still_resumes(tmp_path, monkeypatch):
+    """A run started before floats were normalised hashed `step_size: 1` as written; `jobs resume` must find it."""
+    from jobs.__main__ import resolve_config
+    from jobs.config import run_id_for, whole_floats_as_ints
+
+    monkeypatch.setenv("MIXMIN_HOME", str(tmp_path / "home"))
+    config = tmp_path / "old.yaml"
+    config.write_text("pipeline: synthetic\nname: old\nn_sources: 3\nsource_samples: 200\ntarget_samples: 200\ntrials: 1\nstep_size: 1\n")
+    assert main(["run", str(config), "--quiet"]) == 0
+    store = RunStore()
+    (run,) = store.list_runs()
+    _, name, _, resolved = resolve_config(str(config), [])
+    old_id = run_id_for(name, whole_floats_as_ints(resolved))
+    store.run_dir(run["run_id"]).rename(store.run_dir(old_id))  # the folder and catalog row an older version made
+    saved = store.run_dir(old_id) / "config.json"
+    saved.write_text(saved.read_text().replace('"step_size": 1.0', '"step_size": 1'))  # as it was written then
+    with store._connect() as db:
+        for table in ("runs", "jobs", "units"):
+            db.execute(f"UPDATE {table} SET run_id = ? WHERE run_id = ?", (old_id, run["run_id"]))
+    assert main(["resume", old_id, "--quiet"]) == 0
+    assert [r["run_id"] for r in RunStore().list_runs()] == [old_id]
+
+
+@pytest.mark.parametrize("overrides,said", [
+    (["step_size=1e4"], "returning iteration 0, whose loss was lowest (the loss rose afterwards: try a smaller step_size)"),
+    (["max_iter=1", "n_sources=3", "source_samples=200", "target_samples=200"],
+     ("reached max_iter=1 before the gap fell to tol=1e-06; a larger max_iter helps where the gap falls steadily; "
+      "where it swings or rises, a smaller step_size")),
+])
+def test_the_synthetic_log_says_when_mixmin_did_not_converge(tmp_path, monkeypatch, overrides, said):
+    """step_size 1e4 or max_iter 1: the job log never said MixMin had not converged (the chem and LM engines do)."""
+    monkeypatch.setenv("MIXMIN_HOME", str(tmp_path / "home"))
+    sets = [a for o in ["trials=1", *overrides]
+            for a in ("--set", o)]
+    assert main(["run", DEMO, *sets, "--quiet"]) == 0
+    (run,) = RunStore().list_runs()
+    log = "".join(p.read_text() for p in (RunStore().run_dir(run["run_id"]) / "logs").glob("*.log"))
+    assert "trial 0: MixMin stopped at its iteration limit, not converged (Frank-Wolfe gap" in log and said in log
+    if "step_size=1e4" in overrides:  # the loss rose: more iterations would not help
+        assert "a larger max_iter" not in log
+
+
+def test_one_sample_per_source_gives_every_source_a_sample():
+    """source_samples 1 drew sizes from [0, 1]: a source could get no sample at all."""
+    from jobs.pipelines.synthetic import SyntheticConfig, _world
+
+    for seed in range(5):
+        sizes = _world(SyntheticConfig(n_sources=20, source_samples=1, seed=seed))[2]
+        assert (sizes == 1).all()
+    assert (_world(SyntheticConfig(n_sources=50, source_samples=3))[2] >= 1).all()

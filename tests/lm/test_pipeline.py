@@ -245,7 +245,8 @@ def test_joint_mixture_for_two_targets_is_evaluated_on_both(tmp_path, capsys):
     mean = _mixture(run_dir, "nums__trial0", "mixmin_joint_mean")  # joint_max_iter, not MixMin's max_iter
     assert mean.n_iter == 3 and mean.status == "max_iter"
     log = "".join(p.read_text() for p in (run_dir / "logs").glob("*.log"))
-    assert "the joint (mean) mixture stopped at max_iter=3" in log and "raise joint_max_iter" in log
+    assert "the joint (mean) mixture stopped at its iteration limit, not converged" in log
+    assert "reached max_iter=3 before" in log and "a larger joint_max_iter helps" in log
     summary = __import__("pandas").read_csv(run_dir / "summary.csv")
     sel = summary[summary.method.str.startswith("mixmin_joint_") & (summary.target != "overall")]
     assert len(sel) == 4 and (sel.n_trials == 2).all() and sel.ci_low.notna().all()
@@ -365,3 +366,14 @@ def test_error_bad_config_fields(capsys):
     assert "set tokenizer explicitly" in capsys.readouterr().err
     assert main(["run", CI, "--set", "transfer_preset=tiny"]) == 2  # the final models' own size: trained twice
     assert "transfer_preset: 'tiny' is the final models' own preset; name another" in capsys.readouterr().err
+
+
+def test_a_one_example_test_split_is_warned_about_and_recorded():
+    """max_target_samples 5: one held-out example per target (accuracy 0 or 1 per trial), and nothing said so."""
+    assert main(["run", CI, "--quiet", "--set", "max_target_samples=5", "--set", "trials=1", "--set",
+                 "methods=[mixmin, natural]"]) == 0
+    store = RunStore()
+    run, run_dir = only_run(store)
+    log = "".join(p.read_text() for p in (run_dir / "logs").glob("*.log"))
+    assert "target 'piqa': its 5 examples split into 4 to fit MixMin on and 1 held out" in log
+    assert set(store.results(run["run_id"]).test_examples) == {1}

@@ -88,3 +88,27 @@ def test_save_load_round_trip(micro_model, tmp_path):
     with torch.no_grad():
         assert torch.allclose(model(input_ids=x).logits, micro_model.model(input_ids=x).logits)
     assert meta["preset"] == "micro"
+
+
+def test_a_budget_rounded_up_to_whole_steps_is_said():
+    """proxy_budgets [0.01] spent most of a final model (one whole step per source) with no word in the log."""
+    from mixmin_core.lm.experiment import proxy_budget_note, whole_steps
+
+    one_step = whole_steps(1, "tiny")
+    note = proxy_budget_note(0.01, final_tokens=16384, preset="tiny", n_sources=8)
+    assert note is not None and f"{8 * one_step / 16384 / 0.01:.3g}x the label" in note and "whole training steps" in note
+    assert proxy_budget_note(1.0, final_tokens=16384, preset="tiny", n_sources=8) is None
+
+
+@pytest.mark.parametrize("n,fit_fraction,said", [
+    (5, 0.8, ("split into 4 to fit MixMin on and 1 held out (fit_fraction 0.8), so its held-out scores rest on 1 "
+              "example(s) (an accuracy of 0 or 1 per trial)")),
+    (60, 0.01, "split into 1 to fit MixMin on and 59 held out (fit_fraction 0.01), so its mixture is fitted on those few"),
+    (60, 0.8, None),
+])
+def test_a_target_split_of_a_handful_of_examples_is_said(n, fit_fraction, said):
+    """max_target_samples 5 (one held-out example: accuracy 0 or 1 per trial) or fit_fraction 0.01 ran silently."""
+    from mixmin_core.lm.experiment import small_split_note
+
+    note = small_split_note("piqa", n, fit_fraction)
+    assert note is None if said is None else (note.startswith(f"target 'piqa': its {n} examples ") and said in note)
