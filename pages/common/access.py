@@ -17,6 +17,7 @@ from jobs import control
 from mixmin_core.errors import ConfigError
 from mixmin_core.runs import datasets
 
+
 def note() -> str:
     """The sidebar's line on read-only mode, naming the switch that turned it on (the secrets file's setting is
     copied into the environment, which then no longer tells)."""

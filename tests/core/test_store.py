@@ -191,8 +191,8 @@ def test_summarize_refuses_pooled_targets_and_misspelt_methods_and_takes_a_direc
         summarize(frame, by=("method", "metric"), reference="natural")
     overall = summarize(mean_over_targets(frame), reference="natural").set_index("method")
     assert overall.loc["mixmin", "n_trials"] == 5 and overall.loc["mixmin", "improvement"] > 0.05  # lower is better
-    for kw, match in (({"reference": "natral"}, r"reference='natral' is not a method of the frame; did you mean "
-                                                r"'natural'\? Its methods: mixmin, natural"),
+    for kw, match in (({"reference": "natral"}, (r"reference='natral' is not a method of the frame; did you mean "
+                                                 r"'natural'\? Its methods: mixmin, natural")),
                       ({"focus": "MixMin"}, r"focus='MixMin' is not a method of the frame; did you mean 'mixmin'")):
         with pytest.raises(InputError, match=match):
             summarize(frame, **kw)
