@@ -358,5 +358,7 @@ def test_the_log_says_of_an_unconverged_solve_what_its_result_says(well_specifie
     short = mixmin(outputs, step_size=1.0, max_iter=2)
     said = convergence_warning(short)
     assert short.message in said and said.endswith("; " + MAX_ITER_ADVICE.replace("`", ""))
+    assert f"(Frank-Wolfe gap {short.gap:.2g}: its loss is within that of the optimum, while its weights may still " \
+           "move)" in said
     assert "a larger joint_max_iter helps" in convergence_warning(short, max_iter_field="joint_max_iter")
     assert convergence_warning(mixmin(outputs, max_iter=5000)) is None
