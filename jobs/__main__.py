@@ -31,7 +31,6 @@ from jobs.config import (
     build_dataclass,
     read_config_file,
     run_id_for,
-    whole_floats_as_ints,
 )
 from jobs.export import add_parser as add_export_parser
 from jobs.pipelines import load_pipeline
@@ -169,10 +168,11 @@ def cmd_run(args) -> int:
     resuming = getattr(args, "resuming", None)
     if resuming and run_id != resuming:  # ids a run got before: without registered datasets (or implicit inputs),
         # or with the leading "-" names now lose; its inputs are unchanged
-        # (or with the integers of float fields as written, before 1 and 1.0 gave one id)
+        # (or with its values as it stored them: the integers of float fields as written, before 1 and 1.0 gave
+        # one id, some fields as 1 and others as 1.0)
+        stored = as_stored(resolved, args.config)
         earlier = (run_id, run_id_for(name, resolved, registered=False), run_id_for(name, resolved),
-                   run_id_for(name, whole_floats_as_ints(resolved), implicit=implicit),
-                   run_id_for(name, whole_floats_as_ints(resolved), registered=False))
+                   run_id_for(name, stored, implicit=implicit), run_id_for(name, stored, registered=False))
         if resuming in earlier or resuming.lstrip("-") in earlier:
             run_id = resuming
     if resuming and run_id != resuming:  # it would start another run, and leave the one asked for as it was
@@ -183,6 +183,18 @@ def cmd_run(args) -> int:
                           "where its relative paths lead).")
     with RunLock(store.run_dir(run_id)) as lock:  # a second start of this run refuses here
         return _run_locked(args, store, run_id, lock, pipeline, name, config, resolved, backend)
+
+
+def as_stored(resolved: dict, config_path) -> dict:
+    """``resolved`` with each value the run's stored config (its ``config.json``) holds in an equal but other form
+    (``1`` for ``1.0``), as its id was hashed before float fields were normalised."""
+    try:
+        stored = read_json(config_path)
+    except (OSError, ValueError):
+        return resolved
+    if not isinstance(stored, dict):
+        return resolved
+    return {k: stored[k] if k in stored and stored[k] == v else v for k, v in resolved.items()}
 
 
 def _run_locked(args, store, run_id, lock, pipeline, name, config, resolved, backend: str) -> int:

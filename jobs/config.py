@@ -514,16 +514,6 @@ def _registered_files(name: str) -> list[Path]:
     return files
 
 
-def whole_floats_as_ints(value):
-    """``value`` (a resolved config) with every whole float written as an integer: the form a config written with
-    integers had in its run id before float fields were normalised (``step_size: 1``), so such a run resumes."""
-    if isinstance(value, dict):
-        return {k: whole_floats_as_ints(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [whole_floats_as_ints(v) for v in value]
-    return int(value) if isinstance(value, float) and value.is_integer() and abs(value) < 2**53 else value
-
-
 def run_id_for(name: str, resolved: dict, registered: bool = True, implicit: list | tuple = ()) -> str:
     """``<name>-<hash>``: the same config, naming the same files unchanged (:func:`input_stamp`), maps to the
     same run, so a re-run resumes it. ``implicit``: files the run reads without the config naming them (a

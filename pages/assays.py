@@ -194,9 +194,14 @@ def heatmap(run_id: str, problems: list, k: int, meta: pd.DataFrame, noun: str) 
     fig.update_layout(height=max(420, 40 * len(grid) + 300), margin=dict(l=10, r=10, t=40, b=10),
                       xaxis=dict(tickangle=-45))
     st.plotly_chart(figs.safe(fig), key="assays.heatmap")
+    drawn = grid.notna().sum(axis=1)
+    fewest = drawn.idxmin()
+    kept = int((long["target"] == fewest).sum())
     st.caption(f"{grid.shape[1]} of the {union} {noun} in some target's top {min(k, shown)}: those with the largest "
-               f"weight (at most {MAP_COLUMNS}, and only those some target gives 1% or more). A blank cell is a source "
-               "outside that target's top k (its weight is in the export below), or the target itself.")
+               f"weight (at most {MAP_COLUMNS}, and only those some target gives 1% or more), so a row may draw only "
+               f"part of its target's top {min(k, shown)} (fewest: {fewest}, {int(drawn[fewest])} of {kept}). A blank "
+               "cell is a source outside the drawn part of that target's top k (every weight is in the export below), "
+               "or the target itself.")
     return long
 
 

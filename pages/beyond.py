@@ -13,6 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from mixmin_core.solver.results import DEFAULT_TOL, stopped_short
 from pages.common import data, notes, state
 from pages.common import figures as figs
 
@@ -21,8 +22,6 @@ state.open_page("beyond")
 PIPELINES = ("chem_evolve", "chem_ladder")
 #: An L1 change of the weights below this shows as 0.000: the update left the mixture as it was.
 NO_MOVE = 5e-4
-#: A solve that stopped at max_iter with a Frank-Wolfe gap within this many times its tol all but converged.
-MATERIAL_GAP = 10
 #: Weights are shown to 4 decimals: a move below half the last digit shows as 0.0000.
 SHOWN_MOVE = 5e-5
 
@@ -116,12 +115,12 @@ def versions_table(versions: list) -> pd.DataFrame:
     rows = []
     for v in versions:
         change = v.get("mixture_change") or {}
-        rows.append({"version": v["variant"], "update": _update_text(v.get("update")), "sources": v["n_sources"],
+        rows.append({"version": v["variant"], "update": _update_text(v.get("update")),  # the result first: in view
+                     "AP": v.get("ap"), "test positives": v.get("test_positives"), "sources": v["n_sources"],
                      "trained": len(v["trained"]), "reused": len(v["reused"]),
                      "compute spent": v["compute"]["spent"], "compute saved": v["compute"]["saved_fraction"],
                      "L1 change": change.get("l1"), "L1 per assay": change.get("l1_by_assay"),
-                     "iterations warm / cold": f"{v.get('iters_to_loss_warm', '')} / {v.get('iters_to_loss_cold', '')}",
-                     "AP": v.get("ap"), "test positives": v.get("test_positives")})
+                     "iterations warm / cold": f"{v.get('iters_to_loss_warm', '')} / {v.get('iters_to_loss_cold', '')}"})
     return pd.DataFrame(rows)
 
 
@@ -132,11 +131,10 @@ def l1_moved(change: dict | None) -> float | None:
     return change["l1_by_assay"] if change.get("l1_by_assay") is not None else change["l1"]
 
 
-def stopped_short(version: dict, tol: float) -> bool:
-    """The solve hit max_iter with a gap well above the run's tol (one a few times tol is converged for the page's
-    purpose: 2.6e-6 at tol 1e-6 warned on nearly every update)."""
-    gap = version.get("gap")
-    return version.get("status") == "max_iter" and (gap is None or gap > MATERIAL_GAP * tol)
+def short(version: dict, tol: float) -> bool:
+    """The version's solve stopped short of its optimum by enough to matter (a gap of a few times tol is converged
+    for the page's purpose: 2.6e-6 at tol 1e-6 warned on nearly every update), as a ladder's rungs are judged."""
+    return stopped_short(str(version.get("status")), version.get("gap"), tol)
 
 
 def caps_text(caps) -> str:
@@ -148,7 +146,7 @@ def caps_text(caps) -> str:
 
 def weights_table(version: dict) -> pd.DataFrame:
     """A capped version's weights, its caps and whether each weight sits at its cap, largest first."""
-    caps = version.get("caps") or {}
+    caps = {n: c for n, c in (version.get("caps") or {}).items() if c < 1}  # 1: no cap (a source the config left out)
     rows = [{"source": n, "weight": w, "cap": caps.get(n), "at cap": n in caps and w >= caps[n] - 1e-6}
             for n, w in version["weights"].items()]
     return pd.DataFrame(rows).sort_values("weight", ascending=False, kind="stable")
@@ -229,10 +227,10 @@ def show_evolve(run_dir) -> None:
         st.caption(f"{len(after['trained']) - len(in_job)} of the {len(after['trained'])} proxies this version needed "
                    f"trained were already in the store's proxy cache (an earlier job of this run, or another run, "
                    f"trained them): the last job trained {len(in_job)}. Compute saved counts within this run.")
-    short = [v for v in (before, after) if stopped_short(v, info.get("tol", 1e-6))]
-    if short:  # the warm start carried on converging: the update did not move those weights
+    short_ones = [v for v in (before, after) if short(v, info.get("tol", DEFAULT_TOL))]
+    if short_ones:  # the warm start carried on converging: the update did not move those weights
         st.warning("The solve of " + " and ".join(f"{v['variant']} stopped short ({v['status']}, gap {v['gap']:.2g})"
-                                                  for v in short)
+                                                  for v in short_ones)
                    + ": part of this move is the solve converging further from its warm start, not the update. "
                    "Raise `max_iter` to tell them apart.", icon=":material/warning:")
     st.plotly_chart(figs.safe(before_after_figure(before["weights"], after["weights"],
@@ -322,7 +320,7 @@ def show_ladder(run_dir) -> None:
         st.success(f"Stable at {100 * stop:.3g}% of the final model's compute ({rule_text(info)} < "
                    f"{info['threshold']:g}).")
     if info.get("unconverged"):
-        st.caption("MixMin did not converge (it stopped at `max_iter`) at " + ", ".join(
+        st.caption("MixMin stopped short of converging (at `max_iter`, with a gap above ten times its `tol`) at " + ", ".join(
             f"{100 * b:.3g}%" for b in info["unconverged"]) + " of the final model's compute: the Solver page shows "
             "how far those solves got.")
     if info.get("moved_again"):

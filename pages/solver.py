@@ -129,22 +129,26 @@ def outcome(result, outputs) -> None:
     if warning and not result.success:
         st.warning(warning, icon=":material/warning:")
     else:
-        st.caption(f"{result.message}{further(result)}" + (f". {warning}" if warning else ""))
+        st.caption(f"{result.message}{further(result)}" + (f". {warning}." if warning else "."))
     data.storage_note(result)
 
 
 def further(result) -> str:
-    """What gets a solve that ran out of iterations further: more of them, or, at the most the slider allows,
-    a larger step (it then converges in fewer)."""
+    """What gets a solve that ran out of iterations further (after "; "): more of them; at the most the slider
+    allows, a larger step (it then converges in fewer), unless the loss rises at this one or it is the largest."""
     if result.status != "max_iter":
         return ""
     if result.n_iter < MOST_ITERATIONS:
         return "; more iterations take it further"
+    if figs.step_warning(result.losses) is not None:  # the warning above says to take a smaller step
+        return "; at the most iterations, a smaller step size (the loss rises at this one)"
+    if result.meta.get("step_size", 0) >= STEP_SIZES[-1]:
+        return ""
     return ("; at the most iterations, a larger step size gets there in fewer (as long as the loss does not rise: "
             "the chart shows it)")
 
 
-def intervals(problem_id, outputs, step, iters, init, cap, prior):
+def intervals(problem_id, outputs, step, iters, init, cap, prior, result):
     if outputs.n_samples < 2:  # every resample would be that sample: no spread to show
         st.caption("No bootstrap intervals: the target has one sample, and resampling it changes nothing.")
         return None, None
@@ -163,10 +167,10 @@ def intervals(problem_id, outputs, step, iters, init, cap, prior):
     lower, upper, converged = data.bootstrap(problem_id, data.problem_stamp(problem_id), step, iters, init,
                                              st.session_state["solve.n_boot"], cap, prior)
     if converged < 0.9:  # the intervals then show where 100 steps from the start stopped, not the optimum's spread
-        more = ("Raise the iterations to see them settle" if iters < MOST_ITERATIONS
-                else "At the most iterations, a larger step size lets them settle")
+        more = further(result).removeprefix("; ")  # as for the solve itself
         st.caption(f"{1 - converged:.0%} of the resamples stopped at the iteration limit before converging: the "
-                   f"intervals show where their iterations stopped more than where the weights would settle. {more}.")
+                   "intervals show where their iterations stopped more than where the weights would settle"
+                   + (f"; {more}." if more else "."))
     return lower, upper
 
 
@@ -221,7 +225,7 @@ def show_result(problem_id, outputs, result, trajectory, step, iters, init, cap,
     # inline SVG, not Plotly: a changed Plotly figure is remounted from scratch on every move (see pages/common/svg.py)
     c1.markdown(traj_fig, unsafe_allow_html=True)
     c2.markdown(loss_fig, unsafe_allow_html=True)
-    lower, upper = intervals(problem_id, outputs, step, iters, init, cap, prior)
+    lower, upper = intervals(problem_id, outputs, step, iters, init, cap, prior, result)
     true_w = data.true_weights(problem_id, outputs)  # the example's, or a synthetic run's
     c1, c2 = st.columns([3, 2])
     c1.markdown(figs.weights_chart(result.source_names, result.weights, lower, upper, true_weights=true_w),

@@ -192,12 +192,14 @@ def front_figure(frame: pd.DataFrame, names: list, table: pd.DataFrame, picked: 
 
 
 def points_table(frame: pd.DataFrame, names: list, picked: int, normalise: bool) -> None:
-    """The front's points as numbers: what the chart shows on hover, to read, sort or download."""
+    """The front's points as numbers: what the chart shows on hover, to read, sort or download (the picked one
+    first: a 28-point table showed rows 0-7 and no pick)."""
     unit = " / natural" if normalise else ""
     table = pd.DataFrame({"point": range(len(frame)), "picked": np.arange(len(frame)) == picked}
                          | {f"weight of {t}": frame[f"a:{t}"] for t in names}
                          | {f"{t} loss{unit}": frame[t] for t in names}
                          | {"on the front": ~frame["dominated"], "converged": frame["converged"]})
+    table = pd.concat([table.iloc[[picked]], table.drop(index=picked)])  # the picked point first: always in view
     st.dataframe(table, hide_index=True, width="stretch", height=min(36 * (len(table) + 1) + 2, 260),
                  column_config={f"{t} loss{unit}": st.column_config.NumberColumn(format="%.6g") for t in names}
                  | {f"weight of {t}": st.column_config.NumberColumn(format="%.3g") for t in names})

@@ -186,7 +186,9 @@ def _read_parquet_head(path: Path, max_molecules: int):
     return pd.concat(frames, ignore_index=True).iloc[:max_molecules] if frames else pf.schema_arrow.empty_table().to_pandas()
 
 
-def _label_matrix(frame, columns: list[str], path: Path) -> np.ndarray:
+def _label_matrix(frame, columns: list[str], path: Path, ignored=()) -> np.ndarray:
+    """The 0/1/missing labels of ``columns``; one error names every column that holds other values (``ignored``: the
+    ignore_columns already given, kept in the list it suggests)."""
     import pandas as pd
 
     out = np.full((len(frame), len(columns)), MISSING, dtype=np.int8)
@@ -214,7 +216,7 @@ def _label_matrix(frame, columns: list[str], path: Path) -> np.ndarray:
         raise InputError(
             f"{path}: {len(wrong)} column(s) have label values other than 0, 1 or empty: {listed}{more}. Every assay "
             "column must hold 1 (active), 0 (inactive) or nothing (not tested); if these are not assays, list them "
-            f"in ignore_columns (e.g. ignore_columns: {names[:8]})."
+            f"in ignore_columns (e.g. ignore_columns: {[*ignored, *names[:8]]})."
         )
     return out
 
@@ -282,7 +284,7 @@ def load_assay_table(path, *, smiles_column: str = "smiles", ignore_columns: Seq
     if suffixed:  # the suffix names a target's own training rows as a source
         raise InputError(f"{path}: assay column {suffixed[0]!r} ends in {TRAIN_SUFFIX!r}, which names a target's own "
                          "training rows; rename it.")
-    labels = _label_matrix(frame, columns, path)
+    labels = _label_matrix(frame, columns, path, [c for c in ignore_columns if c.lower() in have])
     smiles = frame[smiles_col].fillna("").astype(str).to_numpy(dtype=object)
     _check_one_row_per_molecule(path, smiles)
     log.info("%s: %d molecules x %d assays", path, len(smiles), len(columns))

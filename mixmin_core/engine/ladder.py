@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mixmin_core.errors import InputError
-from mixmin_core.solver.results import MixtureResult
+from mixmin_core.solver.results import DEFAULT_TOL, MixtureResult, stopped_short
 
 
 @dataclass(frozen=True)
@@ -45,16 +45,17 @@ class LadderResult:
 
     @property
     def unconverged(self) -> list:
-        """Budgets whose solve did not converge (``success`` False: ``max_iter``, ``clipped``, ``non_finite``)."""
-        return [b for b, r in zip(self.budgets, self.results) if not r.success]
+        """Budgets whose solve stopped short (:func:`~mixmin_core.solver.results.stopped_short`: clipped,
+        non-finite, or out of iterations with a gap above ten times its tol), as the evolving view's versions."""
+        return [b for b, r in zip(self.budgets, self.results) if _short(r)]
 
     @property
     def stable_unconverged(self) -> bool:
-        """Whether either solve the stop compared (the stable rung's and the one before) did not converge."""
+        """Whether either solve the stop compared (the stable rung's and the one before) stopped short."""
         if self.stable_at is None:
             return False
         k = self.budgets.index(self.stable_at)
-        return not (self.results[k].success and self.results[k - 1].success)
+        return _short(self.results[k]) or _short(self.results[k - 1])
 
     @property
     def weights(self) -> np.ndarray:
@@ -66,6 +67,10 @@ class LadderResult:
                 "stable_at": self.stable_at, "rule": self.rule, "measures": _nulls(self.measures or []),
                 "moved_again": self.moved_again, "unconverged": self.unconverged,
                 "stable_unconverged": self.stable_unconverged, "results": [r.to_dict() for r in self.results]}
+
+
+def _short(result: MixtureResult) -> bool:
+    return stopped_short(result.status, result.gap, result.meta.get("tol", DEFAULT_TOL))
 
 
 RULES = ("l1", "loss_regret")

@@ -27,8 +27,8 @@ def convergence_warning(result, *, max_iter_field: str = "max_iter") -> str | No
         advice = "" if rose else "; " + MAX_ITER_ADVICE.replace("`max_iter`", max_iter_field).replace("`", "")
         # the gap bounds how far the loss is from its optimum, not how far the weights are: say both (a newcomer's
         # first run warned of gaps of 1.6e-6 as if the run had failed)
-        return (f"stopped at its iteration limit, not converged (Frank-Wolfe gap {result.gap:.2g}: its loss is within "
-                f"that of the optimum, while its weights may still move): {result.message}{advice}")
+        return (f"stopped at its iteration limit, not converged (gap {result.gap:.2g}: its loss is at most that much "
+                f"above the optimum's, while its weights may still move): {result.message}{advice}")
     if result.status in ("clipped", "non_finite"):  # the message says why and what to try
         return f"did not converge: {result.message}"
     return None

@@ -204,7 +204,16 @@ def small_split_note(target: str, n: int, fit_fraction: float) -> str | None:
             f"(fit_fraction {fit_fraction:g}), so " + ((f"its held-out scores rest on {n - n_fit} example(s)"
             + (" (an accuracy of 0 or 1 per trial)" if n - n_fit == 1 else "") + " and gaps between methods are mostly "
             "noise") if n - n_fit < FEW_SPLIT_EXAMPLES else "its mixture is fitted on those few")
-            + "; raise max_target_samples (or the target's max_samples) or bring fit_fraction nearer 0.8")
+            + "; raise max_target_samples (or the target's max_samples)" + _fraction_advice(n_fit, n - n_fit, fit_fraction))
+
+
+def _fraction_advice(n_fit: int, n_held: int, fit_fraction: float) -> str:
+    """The fit_fraction that would help a small split, where one would (never the value already set)."""
+    if n_held < FEW_SPLIT_EXAMPLES and n_held <= n_fit and fit_fraction > 0.5:
+        return ", or lower fit_fraction to hold out more"
+    if n_fit < FEW_SPLIT_EXAMPLES and n_fit < n_held and fit_fraction < 0.8:
+        return ", or raise fit_fraction (up to 0.8) to fit on more"
+    return ""
 
 
 def proxy_budget_note(budget: float, *, final_tokens: int, preset: str, n_sources: int) -> str | None:

@@ -70,7 +70,7 @@ def _check_prior(name: str, prior, n_sources: int | None = None, *, names: tuple
         raise InputError(f"{name} is required: the weights RegMix draws its candidates around (for a run table, "
                          "prior_for(table): its natural weights, or the mean of its runs).")
     if names is not None:
-        prior, n_sources = by_source(name, prior, names), len(names)
+        prior, n_sources = by_source(name, prior, names, mixture=True), len(names)
     p = as_float_array(name, prior)
     if p.ndim != 1 or p.size < 2 or (n_sources is not None and p.size != n_sources):
         want = f"({n_sources},)" if n_sources is not None else "(n_sources,) with n_sources >= 2"
@@ -186,7 +186,10 @@ def _check_weights_table(name: str, W, n_sources: int | None = None, *, names: t
         raise InputError(f"{name} row {off[0]} sums to {sums[off[0]]:.6g} ({off.size} of {len(W)} rows are off); each "
                          f"row is a run's mixture, summing to 1 (+-{ROW_SUM_TOL:g}). If the rows hold percentages or "
                          "token counts, divide each row by its sum.")
-    return W / sums[:, None]  # published rows are rounded (they sum to 1 +- 0.003)
+    # rows rounded as published (1 +- 0.003) sum to 1 again; rows at 1 up to float32 noise stay as they are (a change
+    # of 3e-8 moved RegMix's LightGBM pick)
+    off = np.abs(sums - 1) > 1e-6
+    return np.where(off[:, None], W / sums[:, None], W) if off.any() else W
 
 
 def _check_runs(name: str, runs, n_sources: int | None = None, *, names: tuple | None = None):
@@ -405,7 +408,7 @@ def random_search(evaluate, *, source_names, n_trials: int, rng: np.random.Gener
     names = check_names("source_names", source_names)
     compute_per_trial = check_number("compute_per_trial", compute_per_trial, minimum=0, strict=True)
     n_trials = _check_positive_int("n_trials", n_trials, maximum=MAX_MIXTURES)
-    prior = None if prior is None else by_source("prior", prior, names)  # checked by sample_random_mixtures
+    prior = None if prior is None else by_source("prior", prior, names, mixture=True)  # checked by sample_random_mixtures
     W = sample_random_mixtures(n_trials, len(names), rng, prior=prior, concentration=concentration)
     losses = _check_losses("evaluate", evaluate(W), len(W))
     return _best_of(W, losses, names, method="random_search", compute=n_trials * compute_per_trial,

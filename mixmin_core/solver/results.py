@@ -109,6 +109,24 @@ class MixtureResult:
         )
 
 
+#: A solve that ran out of iterations with a Frank-Wolfe gap within this many times its ``tol`` has converged for
+#: reading its weights (a gap of 2.6e-6 at tol 1e-6 is no reason to distrust them); above it, it stopped short.
+MATERIAL_GAP = 10
+#: :func:`~mixmin_core.solver.solvers.mixmin`'s ``tol``, for a result saved before it recorded its own.
+DEFAULT_TOL = 1e-6
+
+
+def stopped_short(status: str, gap, tol: float) -> bool:
+    """Whether a solve (its ``status``, ``gap`` and ``tol``) stopped short of its optimum by enough to matter: one
+    that did not converge (clipped, non-finite), or ran out of iterations with a gap above ``MATERIAL_GAP x tol``.
+    The views that compare weights between solves (evolving versions, ladder rungs) flag only these."""
+    if status in (Status.CONVERGED.value, Status.NOT_ITERATIVE.value):
+        return False
+    if status != Status.MAX_ITER.value:
+        return True
+    return gap is None or not gap <= MATERIAL_GAP * tol
+
+
 #: Compute columns a results frame may carry; summaries report their mean per group.
 COMPUTE_COLUMNS = ("proxy_compute", "final_compute", "compute")
 
@@ -232,8 +250,10 @@ def mean_over_targets(frame, keep=()):
 #: Parts of a metric's name that make lower values better (losses, errors, a prediction's distance beyond the
 #: runs it was fitted on, compute spent); every other metric is higher-better (``summarize(lower_is_better=)``
 #: says otherwise for a name these miss).
-LOWER_IS_BETTER = ("nll", "loss", "error", "mse", "perplexity", "beyond", "spent", "entropy", "brier",
+LOWER_IS_BETTER = ("nll", "loss", "error", "mse", "perplexity", "beyond", "spent", "cross_entropy", "brier",
                    "bits_per", "regret")
+#: Parts of a name that make it higher-is-better whatever else it holds (``brier_skill_score``).
+HIGHER_IS_BETTER = ("score", "skill")
 #: The same, as whole words only (short: ``l1`` is in ``model1``, ``wer`` in ``power``).
 LOWER_IS_BETTER_WORDS = ("l1", "mae", "bpb", "ppl", "wer", "cer", "kl")
 
@@ -280,12 +300,15 @@ def metric_ci(values, metric: str | None, level: float = 0.95) -> tuple[float, f
 
 def lower_is_better(metric: str) -> bool:
     """Whether lower values of ``metric`` are better (by its name: see :data:`LOWER_IS_BETTER` and
-    :data:`LOWER_IS_BETTER_WORDS`). Only the part before a ``/`` counts (after it a run-table metric names a
+    :data:`LOWER_IS_BETTER_WORDS`; a name with a part of :data:`HIGHER_IS_BETTER` is higher-is-better). Only the
+    part before a ``/`` counts (after it a run-table metric names a
     table: ``spearman/heldout_loss`` is a Spearman)."""
     import re
 
     name = str(metric).lower().split("/", 1)[0]
     words = set(re.split(r"[^a-z0-9]+", name))
+    if any(w in name for w in HIGHER_IS_BETTER):
+        return False
     return any(w in name for w in LOWER_IS_BETTER) or not words.isdisjoint(LOWER_IS_BETTER_WORDS)
 
 
@@ -331,9 +354,9 @@ def summarize(frame, *, by=("target", "method", "metric"), reference: str | None
         raise InputError(f"frame's 'value' column must hold numbers (empty: not measured); got {bad!r}.")
     _check_one_setting(frame, by, "summarize")
     _check_one_row_per_trial(frame, by)
-    lower = _lower_is_better_of(lower_is_better)
+    lower = _lower_is_better_of(lower_is_better, list(frame["metric"].dropna().unique()) if "metric" in frame else [])
     if "method" in by:
-        methods = [str(m) for m in frame["method"].dropna().unique()]
+        methods = list(frame["method"].dropna().unique())
         for name, method in (("reference", reference), ("focus", focus)):
             _check_method_named(name, method, methods)
     frame = frame.assign(value=values)
@@ -391,29 +414,45 @@ def _check_one_row_per_trial(frame, by: list) -> None:
                      "the column that tells them apart to by.")
 
 
-def _lower_is_better_of(given):
-    """``metric -> bool`` for :func:`summarize`'s ``lower_is_better`` argument."""
+def _lower_is_better_of(given, metrics: list):
+    """``metric -> bool`` for :func:`summarize`'s ``lower_is_better`` argument (a dict's keys must be ``metrics``)."""
+    is_bool = lambda v: isinstance(v, (bool, np.bool_))
     if given is None:
         return lower_is_better
-    if isinstance(given, bool):
-        return lambda metric: given
-    if isinstance(given, dict) and all(isinstance(v, bool) for v in given.values()):
-        return lambda metric: given[metric] if metric in given else lower_is_better(metric)
+    if is_bool(given):
+        return lambda metric: bool(given)
+    if isinstance(given, dict) and all(is_bool(v) for v in given.values()):
+        unknown = [k for k in given if k not in metrics]
+        if unknown:  # a misspelt key would leave its metric to the name rule, silently
+            raise InputError(f"lower_is_better names {unknown[:3]}, which are not metrics of the frame; its metrics: "
+                             f"{', '.join(map(str, metrics[:10]))}.")
+        return lambda metric: bool(given[metric]) if metric in given else lower_is_better(metric)
     raise InputError(f"lower_is_better must be None, True, False or a dict {{metric: True/False}}; got {given!r}.")
 
 
 def _check_method_named(name: str, method, methods: list) -> None:
-    """An InputError where ``method`` is absent but one of ``methods`` differs from it only in case or by a
-    typo (``"natral"``, ``"MixMin"``): it would silently add no improvement or p-value columns."""
-    import difflib
-
-    if method is None or method in methods:
+    """An InputError where ``method`` is absent but one of ``methods`` differs from it only in case or by a typo of
+    a letter or two (``"natral"``, ``"MixMin"``): it would silently add no improvement or p-value columns. A method
+    that extends another (``random_search_bo`` beside ``random_search``) is no typo."""
+    if method is None or method in methods or not isinstance(method, str):
         return
-    close = [m for m in methods if m.lower() == str(method).lower()] or difflib.get_close_matches(
-        str(method), methods, n=1, cutoff=0.8)
+    text = [m for m in methods if isinstance(m, str)]
+    close = [m for m in text if m.lower() == method.lower()] or [
+        m for m in text if len(method) > 3 and not (m.startswith(method) or method.startswith(m))
+        and _edits(m, method) <= 2]
     if close:
         raise InputError(f"{name}={method!r} is not a method of the frame; did you mean {close[0]!r}? Its methods: "
-                         f"{', '.join(sorted(methods)[:10])}.")
+                         f"{', '.join(sorted(map(str, methods))[:10])}.")
+
+
+def _edits(a: str, b: str) -> int:
+    """Levenshtein distance (method names are short)."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
 
 
 def _trials_of(pivot, row, group_cols: list):

@@ -118,7 +118,7 @@ def mixmin(outputs: ProxyOutputs, *, step_size: float = 1.0, max_iter: int = 100
         status, message = clip_verdict(n, lambda: _gap(traj[-1], loss_grad(traj[-1])[1] + hidden, caps), tol, gaps,
                                        (status, message))
     result = _result(outputs, traj, losses, gaps, status, message, step_size)
-    result.meta["max_iter"] = max_iter  # with step_size, what solving it again the same way needs
+    result.meta.update(max_iter=max_iter, tol=tol)  # with step_size, what solving it again the same way needs
     if storage != "float32":  # what was asked for may not apply (see make_objective): say what was used
         result.meta["storage"] = objective.storage
     if caps is not None or prior_strength:

@@ -300,6 +300,10 @@ def parse_table(name: str, data: bytes, *, kind: str = "auto", max_expanded: int
             raise InputError(f"objective {kind} needs the labels in a column named one of "
                              f"{', '.join(repr(c) for c in LABEL_COLUMNS)}; the columns are "
                              f"{[str(c) for c in frame.columns][:8]}.")
+        if kind == "loglik" and label_col is not None:  # the library's "drop labels" named no column
+            raise InputError(f"objective loglik scores each sample's own log-likelihood and takes no labels, but the "
+                             f"table has a label column, {str(label_col)!r}: pick binary or mse for labelled outputs, "
+                             "or remove that column.")
         return ProxyOutputs(
             values, kind, source_names=[str(c) for c in source_cols],
             labels=None if label_col is None else frame[label_col].to_numpy(),

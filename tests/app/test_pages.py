@@ -173,17 +173,25 @@ def test_solver_says_what_gets_an_unfinished_solve_further_and_a_large_step_that
     at.selectbox(key="w:solve.problem").set_value("example").run()
     at.select_slider(key="w:solve.step_size").set_value(0.01).run()
     captions = " ".join(c.value for c in at.caption)
-    assert "reached max_iter=100 before the gap fell to tol=1e-06; more iterations take it further" in captions
-    assert "Raise the iterations to see them settle." in captions
+    assert "reached max_iter=100 before the gap fell to tol=1e-06; more iterations take it further." in captions
+    assert "more than where the weights would settle; more iterations take it further." in captions  # resamples
     at.slider(key="w:solve.max_iter").set_value(1000).run()
     captions = " ".join(c.value for c in at.caption)
-    assert "reached max_iter=1000 before the gap fell to tol=1e-06; at the most iterations, a larger step size gets " \
-           "there in fewer" in captions
-    assert "At the most iterations, a larger step size lets them settle." in captions and not at.warning
+    larger = "at the most iterations, a larger step size gets there in fewer"
+    assert f"reached max_iter=1000 before the gap fell to tol=1e-06; {larger}" in captions
+    assert f"would settle; {larger}" in captions and not at.warning
+    # where the loss rises (or at the largest step) a larger step is no advice: the warning says to take a smaller one
+    at.select_slider(key="w:solve.step_size").set_value(100.0).run()
+    assert "step size is too large" in at.warning[0].value
+    captions = " ".join(c.value for c in at.caption)
+    assert larger not in captions and "would settle; at the most iterations, a smaller step size (the loss rises at " \
+                                       "this one)." in captions
     converged = mixmin(example_problem()[0], step_size=4.0, max_iter=1000)
     assert converged.success and step_warning(converged.losses) is not None  # it rose on the way
     assert step_warning(converged.losses, converged=True) == ("The loss went up at 4 of 50 iterations on the way: a "
                                                               "large step, which converged all the same")
+    at.select_slider(key="w:solve.step_size").set_value(3.0).run()  # converged: its message ends the sentence
+    assert any(c.value.startswith("Frank-Wolfe gap ") and c.value.endswith("at iteration 27.") for c in at.caption)
 
 
 def test_solver_caps_and_prior_pull(home):
@@ -1077,9 +1085,12 @@ def test_assays_heatmap_leaves_a_target_blank_in_its_own_column(home):
     heat_layout = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
                        if json.loads(c.proto.spec)["layout"]["title"]["text"].startswith("Targets ×"))["layout"]
     assert heat_layout["coloraxis"]["cmax"] == pytest.approx(np.nanmax(grid.to_numpy()), rel=1e-6)
-    assert any(re.fullmatch(r"\d+ of the \d+ source assays in some target's top 10: those with the largest weight "
-                            r"\(at most 30, and only those some target gives 1% or more\)\. A blank cell is .*",
-                            c.value) for c in at.caption)
+    caption = next(c.value for c in at.caption if "in some target's top 10" in c.value)
+    fewest = grid.notna().sum(axis=1).idxmin()
+    assert re.fullmatch(r"\d+ of the \d+ source assays in some target's top 10: those with the largest weight "
+                        r"\(at most 30, and only those some target gives 1% or more\), so a row may draw only part of "
+                        rf"its target's top 10 \(fewest: {fewest}, {grid.loc[fewest].notna().sum()} of 10\)\. A blank "
+                        r"cell is .*", caption), caption
 
 
 def _write_topk(run_dir, problem, rows: list) -> None:

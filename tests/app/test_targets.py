@@ -148,11 +148,16 @@ def test_two_targets_the_slider_walks_the_front_from_one_targets_optimum_to_the_
     assert dict(at.query_params)["point"] == "0"
     # the same points as a table (the chart's hover text, to read without a mouse): point 0 picked
     points = frame(at, "point")
+    assert points["point"].tolist() == list(range(11))  # point 0 picked: first anyway
     np.testing.assert_allclose(points[f"{first} loss"], xs, rtol=1e-6)
     np.testing.assert_allclose(points[f"{second} loss"], ys, rtol=1e-6)
     assert points["picked"].tolist() == [True] + [False] * 10
     assert points[f"weight of {first}"].iloc[0] == 1.0 and points[f"weight of {second}"].iloc[0] == 0.0
     assert points["on the front"].all()
+    at.select_slider(key="w:targets.point").set_value(7).run()
+    points = frame(at, "point")
+    assert points["point"].tolist() == [7, *range(7), 8, 9, 10] and points["picked"].tolist() == [True] + [False] * 10
+    assert points[f"{first} loss"].iloc[0] == pytest.approx(float(xs[7]), rel=1e-6)
 
 
 def test_worst_mode_and_losses_relative_to_natural(home):

@@ -152,6 +152,10 @@ def test_auto_reads_labels_that_are_not_0_or_1_as_regression_targets():
     ([("x.csv", b"a, ,label\n0.5,0.2,1\n")], {}, r"every name must have a visible character; got ' '"),
     ([("x.csv", "a,a\u3164,label\n0.5,0.2,1\n".encode())], {}, r"names must not hold invisible"),
     ([("x.csv", b"a,b,label,token_count\n0.5,0.2,1,7\n")], {}, r"token_counts apply only to kind 'loglik'"),
+    # a label column on a loglik upload was dropped without a word, then refused by the library naming no column
+    ([("x.csv", b"a,b,label\n-5,-2,1\n")], {"kind": "loglik"},
+     (r"x.csv: objective loglik scores each sample's own log-likelihood and takes no labels, but the table has a "
+      r"label column, 'label': pick binary or mse")),
     ([("x.csv", b"a,b,token_count\n-5,-2,0.5\n")], {}, r"token_counts must be whole numbers .* got 0.5 at sample 0"),
     ([("x.csv", b"a,b,label,sample_id\n0.5,0.2,1,m1\n0.4,0.3,0,m1\n")], {}, r"x.csv: sample ids must name each sample once; 'm1'"),
     # blank ids read as 'nan' (two of them a repeat), or as floats that broke the checks with a TypeError

@@ -387,6 +387,13 @@ def test_every_non_assay_column_is_named_in_one_error(tmp_path, toxcast_head):
                                          r".*; 'plate': e.g. \['3'\] \(400 cells\); 'mw_est': .* list them in "
                                          r"ignore_columns \(e.g. ignore_columns: \['compound_id', 'plate', 'mw_est'\]\)"):
         data.load_assay_table(path)
+    # the columns already ignored stay in the list it suggests (following it dropped the default mol_id, then
+    # mol_id was refused as an assay)
+    toxcast_head.assign(mol_id=[f"M{i}" for i in range(len(toxcast_head))], plate=3,
+                        mw_est=250.5).to_csv(path, index=False)
+    with pytest.raises(InputError, match=r"\(e.g. ignore_columns: \['mol_id', 'plate', 'mw_est'\]\)"):
+        data.load_assay_table(path)
+    assert data.load_assay_table(path, ignore_columns=["mol_id", "plate", "mw_est"]).labels.shape[0] == len(toxcast_head)
 
 
 def test_a_registered_table_given_as_metadata_asks_for_its_metadata(data_dir):

@@ -110,3 +110,19 @@ def test_a_stop_between_solves_stopped_at_max_iter_says_so():
     assert ladder.stable_at == 2 and ladder.unconverged == [] and not ladder.to_dict()["stable_unconverged"]
     converged[0] = False  # one of the two compared is enough
     assert proxy_ladder(solve_at, [1, 2, 3, 4], threshold=0.01).stable_unconverged
+
+
+@pytest.mark.parametrize("gap,short", [(6.8e-6, False), (9e-6, False), (2e-5, True), (None, True)])
+def test_a_rung_out_of_iterations_within_ten_times_its_tol_counts_as_converged(gap, short):
+    """The ladder flagged rungs at gaps of 6.8e-6 (tol 1e-6) that the evolving view let pass: one rule for both."""
+    from mixmin_core.solver.results import stopped_short
+
+    def solve_at(budget):
+        status = "converged" if budget > 1 else "max_iter"
+        return MixtureResult(np.array([0.5, 0.5], np.float32), ("a", "b"), success=budget > 1, status=status,
+                             gap=np.nan if gap is None else gap, meta={"tol": 1e-6})
+
+    ladder = proxy_ladder(solve_at, [1, 2], threshold=0.01)
+    assert (ladder.unconverged == [1]) == short and ladder.stable_unconverged == short
+    assert stopped_short("max_iter", gap, 1e-6) == short  # as the Beyond page judges an evolving version
+    assert not stopped_short("converged", 1.0, 1e-6) and stopped_short("clipped", 0.0, 1e-6)

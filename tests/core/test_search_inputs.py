@@ -130,6 +130,9 @@ BAD_SEARCH_INPUTS = [
     ("random-table-W-text", _rs_table(W=[["x"] * 5] * 30), "W must be an array of numbers"),
     # a table of your own has no natural weights: its None said "got array of shape () and dtype object"
     ("regmix-fit-choose-prior-none", _fit_choose(prior=None), r"prior is required: .* prior_for\(table\)"),
+    # as mixmin's prior: weight on a source that is not there is refused (it was dropped and the rest renormalised)
+    ("regmix-fit-choose-prior-elsewhere", _fit_choose(prior={**dict.fromkeys(NAMES, 0.1), "zz": 0.5}),
+     r"prior gives weight to 1 source\(s\) that are not among these sources, e.g. \['zz'\]"),
     # percentages: bo_table returned weights summing to 100, RegMix fitted on them and predicted for mixtures
     *[(f"{name}-W-percent", call(W=_W * 100), (r"W row 0 sums to 100 \(30 of 30 rows are off\); each row is a run's "
                                                 r"mixture, summing to 1 \(\+-0.01\). If the rows hold percentages or "
@@ -275,3 +278,12 @@ def test_no_transfer_mixtures_are_predicted_as_none():
     for search in (search_bo, search_regmix):
         trace = search(_synthetic_pool(), budget=2, rng=0, transfer_W=np.empty((0, 4)))
         assert trace.transfer_pred.shape == (0,)
+
+
+def test_table_rows_at_one_stay_as_they_are_and_rounded_rows_sum_to_one():
+    """Renormalising rows that summed to 1 up to float32 noise (3e-8) moved RegMix's pick on RegMix's own table."""
+    W = _W.astype(np.float32).astype(np.float64)
+    assert np.abs(W.sum(1) - 1).max() > 0  # float32 noise
+    np.testing.assert_array_equal(swarm._check_weights_table("W", W), W)
+    rounded = np.round(_W, 3)  # as published: rows sum to 1 +- 0.003
+    np.testing.assert_allclose(swarm._check_weights_table("W", rounded).sum(1), 1.0, atol=1e-12)

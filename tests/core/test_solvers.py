@@ -353,12 +353,12 @@ def test_the_log_says_of_an_unconverged_solve_what_its_result_says(well_specifie
     rose = mixmin(outputs, step_size=1e4, max_iter=100)
     assert rose.status == "max_iter" and rose.meta["iterate"] < rose.n_iter
     said = convergence_warning(rose)
-    assert said.startswith("stopped at its iteration limit, not converged (Frank-Wolfe gap") and rose.message in said
+    assert said.startswith("stopped at its iteration limit, not converged (gap ") and rose.message in said
     assert "try a smaller step_size" in said and "larger max_iter" not in said
     short = mixmin(outputs, step_size=1.0, max_iter=2)
     said = convergence_warning(short)
     assert short.message in said and said.endswith("; " + MAX_ITER_ADVICE.replace("`", ""))
-    assert f"(Frank-Wolfe gap {short.gap:.2g}: its loss is within that of the optimum, while its weights may still " \
+    assert f"(gap {short.gap:.2g}: its loss is at most that much above the optimum's, while its weights may still " \
            "move)" in said
     assert "a larger joint_max_iter helps" in convergence_warning(short, max_iter_field="joint_max_iter")
     assert convergence_warning(mixmin(outputs, max_iter=5000)) is None

@@ -205,6 +205,26 @@ def test_summarize_refuses_pooled_targets_and_misspelt_methods_and_takes_a_direc
     assert by_metric["improvement"].tolist() == better.reset_index()["improvement"].tolist()
     with pytest.raises(InputError, match=r"lower_is_better must be None, True, False or a dict"):
         summarize(frame, lower_is_better="yes")
+    with pytest.raises(InputError, match=r"lower_is_better names \['val_qualty'\], which are not metrics of the "
+                                         r"frame; its metrics: val_quality"):
+        summarize(renamed, reference="natural", lower_is_better={"val_qualty": True})
+    assert summarize(renamed, reference="natural", lower_is_better=np.True_)["improvement"].tolist() == \
+        better.reset_index()["improvement"].tolist()
+    # no typo: a method that extends another, absent ones beside such, numbers as method names
+    variants = frame.assign(method=frame["method"].map({"natural": "random_search_bo", "mixmin": "mixmin_kl"}))
+    assert "improvement" not in summarize(variants, reference="random_search")  # nothing to compare with: nothing
+    assert "p_vs_mixmin" not in summarize(variants)  # the default focus, absent beside mixmin_kl
+    numbered = frame.assign(method=frame["method"].map({"natural": 3, "mixmin": 1}))
+    out = summarize(numbered, reference=3, focus=1).set_index(["target", "method"])
+    assert out.loc[("a", 1), "improvement"] > 0.05 and "p_vs_1" in out
+
+
+def test_higher_is_better_names_win_over_loss_words():
+    """brier_skill_score (higher is better) and a weight entropy read as losses once 'brier' and 'entropy' did."""
+    from mixmin_core.solver.results import lower_is_better
+
+    assert not any(lower_is_better(m) for m in ("brier_skill_score", "weight_entropy", "normalized_entropy"))
+    assert lower_is_better("cross_entropy") and lower_is_better("brier")
 
 
 def test_p_values_are_paired_and_agree_with_the_improvements_interval():

@@ -102,8 +102,12 @@ def test_a_budget_rounded_up_to_whole_steps_is_said():
 
 @pytest.mark.parametrize("n,fit_fraction,said", [
     (5, 0.8, ("split into 4 to fit MixMin on and 1 held out (fit_fraction 0.8), so its held-out scores rest on 1 "
-              "example(s) (an accuracy of 0 or 1 per trial)")),
-    (60, 0.01, "split into 1 to fit MixMin on and 59 held out (fit_fraction 0.01), so its mixture is fitted on those few"),
+              "example(s) (an accuracy of 0 or 1 per trial) and gaps between methods are mostly noise; raise "
+              "max_target_samples (or the target's max_samples), or lower fit_fraction to hold out more")),
+    (60, 0.01, ("split into 1 to fit MixMin on and 59 held out (fit_fraction 0.01), so its mixture is fitted on those "
+                "few; raise max_target_samples (or the target's max_samples), or raise fit_fraction (up to 0.8) to "
+                "fit on more")),
+    (4, 0.5, "raise max_target_samples (or the target's max_samples)"),  # no fraction helps: none advised
     (60, 0.8, None),
 ])
 def test_a_target_split_of_a_handful_of_examples_is_said(n, fit_fraction, said):
@@ -112,3 +116,6 @@ def test_a_target_split_of_a_handful_of_examples_is_said(n, fit_fraction, said):
 
     note = small_split_note("piqa", n, fit_fraction)
     assert note is None if said is None else (note.startswith(f"target 'piqa': its {n} examples ") and said in note)
+    assert note is None or "nearer 0.8" not in note  # advised the fit_fraction already set
+    if n == 4:
+        assert note.endswith("(or the target's max_samples)")
