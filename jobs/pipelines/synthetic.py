@@ -98,8 +98,9 @@ def run(config: SyntheticConfig, ctx: RunContext) -> dict:
         outputs.save(outputs_path(ctx.run_dir, problem))
         test_outputs = categorical_outputs(densities, test, source_names=names)
         solved = mixmin(outputs, step_size=config.step_size, max_iter=config.max_iter)
-        if convergence_warning(solved):  # as the chem and LM engines log it
-            log.warning("trial %d: MixMin %s", trial, convergence_warning(solved))
+        unconverged = convergence_warning(solved)
+        if unconverged:  # as the chem and LM engines log it
+            log.warning("trial %d: MixMin %s", trial, unconverged)
         for result in (solved, natural(outputs), balanced(outputs)):
             write_json(mixture_path(ctx.run_dir, problem, result.method), result.to_dict())
             heldout = mixture_loss(test_outputs, result.weights)

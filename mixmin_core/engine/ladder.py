@@ -23,8 +23,8 @@ class LadderResult:
 
     ``stable_at`` is the budget at which the measure first fell under the threshold (None if never): where
     the procedure stops. With ``run_all`` a later rung can move again; :attr:`moved_again` lists those.
-    :attr:`unconverged` lists the budgets whose solve did not converge (stopped at ``max_iter``): weights where the
-    iterations ran out can move little between rungs because the solver stopped, not because the proxies agree, so
+    :attr:`unconverged` lists the budgets whose solve stopped short of converging: weights where the iterations ran
+    out can move little between rungs because the solver stopped, not because the proxies agree, so
     :attr:`stable_unconverged` says when the stop compared such a solve.
     """
 
