@@ -52,6 +52,7 @@ class TwoPass:
         self.objective = make_objective(outputs, block_bytes=1 << 62)
         self.objective.columns = False  # numpy's two products, never a kernel
         self.streamed = False
+        self.compiled = False  # the bootstrap batches its resamples through loss_grad
 
     def loss_grad(self, weights, sample_weights=None, need_grad=True, need_loss=True):
         return self.objective.loss_grad(weights, sample_weights, need_grad)
