@@ -229,7 +229,8 @@ def show_evolve(run_dir) -> None:
                    f"trained them): the last job trained {len(in_job)}. Compute saved counts within this run.")
     short_ones = [v for v in (before, after) if short(v, info.get("tol", DEFAULT_TOL))]
     if short_ones:  # the warm start carried on converging: the update did not move those weights
-        st.warning("The solve of " + " and ".join(f"{v['variant']} stopped short ({v['status']}, gap {v['gap']:.2g})"
+        st.warning("The solve of " + " and ".join(f"{v['variant']} stopped short ({v['status']}, gap "
+                                                  f"{'unknown' if v.get('gap') is None else format(v['gap'], '.2g')})"
                                                   for v in short_ones)
                    + ": part of this move is the solve converging further from its warm start, not the update. "
                    "Raise `max_iter` to tell them apart.", icon=":material/warning:")
@@ -320,7 +321,8 @@ def show_ladder(run_dir) -> None:
         st.success(f"Stable at {100 * stop:.3g}% of the final model's compute ({rule_text(info)} < "
                    f"{info['threshold']:g}).")
     if info.get("unconverged"):
-        st.caption("MixMin stopped short of converging (at `max_iter`, with a gap above ten times its `tol`) at " + ", ".join(
+        st.caption("MixMin stopped short of converging (out of iterations with a gap above ten times its `tol`, or "
+                   "it did not converge) at " + ", ".join(
             f"{100 * b:.3g}%" for b in info["unconverged"]) + " of the final model's compute: the Solver page shows "
             "how far those solves got.")
     if info.get("moved_again"):

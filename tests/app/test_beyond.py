@@ -146,7 +146,7 @@ def test_a_ladder_stable_between_unconverged_solves_says_so(beyond_home, tmp_pat
     at, _ = _open(home, monkeypatch, "chem_ladder")
     assert not at.success
     assert any("between solves that did not converge" in w.value and "Raise `max_iter`" in w.value for w in at.warning)
-    assert any("MixMin stopped short of converging (at `max_iter`, with a gap above ten times its `tol`)" in c.value
+    assert any("MixMin stopped short of converging (out of iterations with a gap above ten times its `tol`" in c.value
                for c in at.caption)
 
 
@@ -248,6 +248,12 @@ def test_a_move_after_a_solve_that_stopped_short_is_said_to_be_partly_the_solve(
     at, _ = _open(home, monkeypatch, "chem_evolve")
     note = next(w.value for w in at.warning if "stopped short" in w.value)
     assert "v0 stopped short (max_iter, gap 0.00038)" in note and "v1" not in note and "max_iter` to tell" in note
+    evolve["versions"][1].update(status="non_finite", gap=None)  # a non-finite solve's gap is saved as null
+    (run_dir / "evolve.json").write_text(json.dumps(evolve))
+    at, _ = _open(home, monkeypatch, "chem_evolve")
+    assert not at.exception
+    note = next(w.value for w in at.warning if "stopped short" in w.value)
+    assert "v1 stopped short (non_finite, gap unknown)" in note
 
 
 def test_a_failed_run_shows_its_error(beyond_home, tmp_path, monkeypatch):
